@@ -1,0 +1,1 @@
+"""globesms: the shared package of the SMS gateway (lives in the Lambda layer under /opt/python)."""

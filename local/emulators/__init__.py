@@ -1,0 +1,1 @@
+"""Local stand-ins for the three SMS providers, faithful to their wire formats (see each module)."""

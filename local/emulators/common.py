@@ -1,0 +1,206 @@
+"""What every provider emulator shares: fault knobs, the request ledger, rate gates and the receipt pusher.
+
+Each emulator is a Flask app built by its module's `create_app(knobs)`; `register_admin_routes` adds
+`GET /_emulator/stats`, `POST /_emulator/knobs` and `POST /_emulator/reset` so tests and `make soak` can turn
+knobs at run time and read what the emulator received (per-second call counts, per-recipient send counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+from flask import Flask, jsonify, request
+
+log = logging.getLogger("globesms.emulator")
+
+
+@dataclass
+class Knobs:
+    """Fault and behaviour settings. `error_rates` maps a provider error code to the probability that a call
+    fails with it (checked before the call is accepted); `timeout_rate` is the probability that the emulator
+    accepts the call and then holds the answer for `timeout_seconds` (a client read timeout: unknown outcome)."""
+
+    error_rates: dict[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_seconds: float = 30.0
+    rate_limits: dict[str, float] = field(default_factory=dict)  # operation -> calls per second (0 = none)
+    receipt_callback_url: str | None = None
+    receipt_delay_seconds: float = 1.0
+    receipt_mix: dict[str, float] = field(default_factory=lambda: {"DELIVERED": 1.0})
+    receipt_duplicate_rate: float = 0.0
+    seed: int | None = None
+
+    def update(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if not hasattr(self, key):
+                raise ValueError(f"unknown knob {key!r}")
+            setattr(self, key, value)
+
+
+class Ledger:
+    """What the emulator saw: calls per operation per wall-clock second, and how often each recipient was
+    accepted for sending (the duplicate counter of the reliability tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls_per_second: dict[str, Counter[int]] = defaultdict(Counter)
+        self.throttled: Counter[str] = Counter()
+        self.sent_to: Counter[str] = Counter()  # our message id (echo field) or number -> accepted sends
+        self.rejected_signatures = 0
+
+    def record_call(self, operation: str, second: int) -> int:
+        with self._lock:
+            self.calls_per_second[operation][second] += 1
+            return self.calls_per_second[operation][second]
+
+    def record_sent(self, key: str) -> None:
+        with self._lock:
+            self.sent_to[key] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls_per_second": {op: {str(s): n for s, n in c.items()} for op, c in self.calls_per_second.items()},
+                "max_calls_in_a_second": {op: max(c.values(), default=0) for op, c in self.calls_per_second.items()},
+                "throttled": dict(self.throttled),
+                "sent": dict(self.sent_to),
+                "duplicates": {k: n for k, n in self.sent_to.items() if n > 1},
+                "rejected_signatures": self.rejected_signatures,
+            }
+
+
+class RateGate:
+    """Counts calls per operation in each whole second; a call past the configured limit is throttled.
+    Calls that are throttled still count as arrivals (the ledger shows what the provider saw)."""
+
+    def __init__(self, knobs: Knobs, ledger: Ledger) -> None:
+        self._knobs = knobs
+        self._ledger = ledger
+
+    def admit(self, operation: str) -> bool:
+        second = int(time.time())
+        seen = self._ledger.record_call(operation, second)
+        limit = self._knobs.rate_limits.get(operation, 0)
+        if limit and seen > limit:
+            with self._ledger._lock:
+                self._ledger.throttled[operation] += 1
+            return False
+        return True
+
+
+class Faults:
+    def __init__(self, knobs: Knobs) -> None:
+        self._knobs = knobs
+        self._random = random.Random(knobs.seed)
+
+    def injected_error(self) -> str | None:
+        """A provider error code to answer with instead of processing the call, or None."""
+        for code, rate in self._knobs.error_rates.items():
+            if rate and self._random.random() < rate:
+                return code
+        return None
+
+    def delay(self) -> None:
+        if self._knobs.latency_ms:
+            time.sleep(self._knobs.latency_ms / 1000)
+
+    def hold_after_accept(self) -> None:
+        """Simulates a response that never arrives in time, after the provider accepted the call."""
+        if self._knobs.timeout_rate and self._random.random() < self._knobs.timeout_rate:
+            time.sleep(self._knobs.timeout_seconds)
+
+    def receipt_outcome(self) -> str:
+        mix = self._knobs.receipt_mix or {"DELIVERED": 1.0}
+        return self._random.choices(list(mix), weights=list(mix.values()))[0]
+
+    def duplicate_receipt(self) -> bool:
+        return bool(self._knobs.receipt_duplicate_rate) and self._random.random() < self._knobs.receipt_duplicate_rate
+
+
+class ReceiptPusher:
+    """Pushes receipts to the configured callback after the configured delay, from one background thread.
+    A push that is not answered 2xx is retried a few times, as the providers do."""
+
+    def __init__(self, knobs: Knobs, attempts: int = 5) -> None:
+        self._knobs = knobs
+        self._attempts = attempts
+        self._lock = threading.Condition()
+        self._due: list[tuple[float, Callable[[httpx.Client], None]]] = []
+        self._thread = threading.Thread(target=self._run, name="receipt-pusher", daemon=True)
+        self._thread.start()
+
+    def schedule(self, push: Callable[[httpx.Client], None], delay: float | None = None) -> None:
+        when = time.monotonic() + (self._knobs.receipt_delay_seconds if delay is None else delay)
+        with self._lock:
+            self._due.append((when, push))
+            self._due.sort(key=lambda item: item[0])
+            self._lock.notify()
+
+    def post(self, client: httpx.Client, url: str, **kwargs: Any) -> None:
+        for attempt in range(self._attempts):
+            try:
+                if client.post(url, **kwargs).is_success:
+                    return
+            except httpx.HTTPError as exc:
+                log.warning("receipt push to %s failed: %s", url, exc)
+            time.sleep(min(2**attempt * 0.2, 5))
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                with self._lock:
+                    while not self._due or self._due[0][0] > time.monotonic():
+                        timeout = (self._due[0][0] - time.monotonic()) if self._due else None
+                        self._lock.wait(timeout)
+                    _, push = self._due.pop(0)
+                try:
+                    push(client)
+                except Exception:  # a broken push must not stop the pusher
+                    log.exception("receipt push failed")
+
+
+@dataclass
+class EmulatorState:
+    knobs: Knobs
+    ledger: Ledger = field(default_factory=Ledger)
+
+    def __post_init__(self) -> None:
+        self.gate = RateGate(self.knobs, self.ledger)
+        self.faults = Faults(self.knobs)
+        self.pusher = ReceiptPusher(self.knobs)
+
+
+def register_admin_routes(app: Flask, state: EmulatorState) -> None:
+    @app.get("/_emulator/stats")
+    def stats() -> Any:
+        return jsonify(state.ledger.snapshot())
+
+    @app.post("/_emulator/knobs")
+    def set_knobs() -> Any:
+        try:
+            state.knobs.update(request.get_json(force=True) or {})
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify(asdict(state.knobs))
+
+    @app.post("/_emulator/reset")
+    def reset() -> Any:
+        state.ledger.__init__()  # type: ignore[misc]
+        return jsonify({"ok": True})
+
+
+def knobs_from_json(text: str | None) -> Knobs:
+    knobs = Knobs()
+    if text:
+        knobs.update(json.loads(text))
+    return knobs
