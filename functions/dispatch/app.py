@@ -1,0 +1,67 @@
+"""A provider queue's consumer: one deployment per provider (GLOBESMS_PROVIDER), same code."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.clock import utc_now
+from globesms.config import settings
+from globesms.dispatch import RetryPack, dispatch_pack
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.observability import logger, metrics, tracer
+from globesms.ports import Provider
+from globesms.providers import build_provider
+
+PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
+processor = BatchProcessor(event_type=EventType.SQS)
+metrics.set_default_dimensions(provider=PROVIDER.value)
+
+
+@cache
+def _store() -> DynamoDBMessageStore:
+    return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def _provider() -> Provider:
+    return build_provider(PROVIDER)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    pack = DispatchPack.model_validate_json(record.body)
+    if pack.provider is not PROVIDER:
+        raise ValueError(f"pack {pack.pack_id} is for {pack.provider}, this dispatcher sends through {PROVIDER}")
+    receives = int(record.attributes.approximate_receive_count or 1)
+    logger.append_keys(batch_id=pack.batch_id, pack_id=pack.pack_id)
+    try:
+        summary = dispatch_pack(
+            pack,
+            provider=_provider(),
+            store=_store(),
+            now=utc_now(),
+            last_attempt=receives >= settings().max_receive_count,
+        )
+    except RetryPack as exc:
+        metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("pack will be retried", extra={"category": exc.error.category, "code": exc.error.code})
+        raise
+    metrics.add_metric(name="RecipientsSubmitted", unit=MetricUnit.Count, value=summary.submitted)
+    metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=summary.failed)
+    metrics.add_metric(name="RecipientsUnknownOutcome", unit=MetricUnit.Count, value=summary.unknown)
+    logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

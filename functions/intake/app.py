@@ -1,0 +1,56 @@
+"""The SQS intake queue's consumer: each record is a send request, accepted as through the API."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.sqs_queues import SqsPackQueues
+from globesms.clock import utc_now
+from globesms.config import settings
+from globesms.intake import IntakeRefused, accept_intake_body
+from globesms.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _store() -> DynamoDBMessageStore:
+    return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def _queues() -> SqsPackQueues:
+    return SqsPackQueues(settings().queue_urls)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    try:
+        result = accept_intake_body(
+            record.body,
+            sqs_message_id=record.message_id,
+            now=utc_now(),
+            retention_days=settings().retention_days,
+            store=_store(),
+            queues=_queues(),
+        )
+    except IntakeRefused as exc:
+        metrics.add_metric(name="IntakeBodiesRefused", unit=MetricUnit.Count, value=1)
+        logger.warning("intake body refused", extra={"batch_id": exc.batch_id, "code": exc.refusal.code})
+        raise
+    metrics.add_metric(name="RecipientsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+    logger.info("batch accepted", extra={"batch_id": result.batch_id, "accepted": result.accepted})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,89 @@
+"""POST /v1/messages, GET /v1/messages/{id}, GET /v1/batches/{id} behind API Gateway (REST API, API key)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from globesms import accept, queries
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.sqs_queues import SqsPackQueues
+from globesms.clock import utc_now
+from globesms.config import settings
+from globesms.http_errors import error_response, validation_error_response
+from globesms.ids import new_batch_id
+from globesms.models.api import AcceptResponse, BatchView, MessageView, SendBody, specs_of
+from globesms.observability import logger, metrics, tracer
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+@cache
+def _store() -> DynamoDBMessageStore:
+    return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def _queues() -> SqsPackQueues:
+    return SqsPackQueues(settings().queue_urls)
+
+
+@app.post("/v1/messages", responses={202: {"description": "Accepted"}})
+@tracer.capture_method
+def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[AcceptResponse]:
+    batch_id = new_batch_id()
+    logger.append_keys(batch_id=batch_id)
+    result = accept.accept(
+        specs_of(body),
+        batch_id=batch_id,
+        source="api",
+        now=utc_now(),
+        retention_days=settings().retention_days,
+        store=_store(),
+        queues=_queues(),
+    )
+    metrics.add_metric(name="RecipientsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+    logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
+
+
+@app.get("/v1/messages/<message_id>")
+@tracer.capture_method
+def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView | Response[Any]:
+    view = queries.get_message(_store(), message_id)
+    return view if view is not None else error_response(404, "NOT_FOUND", f"no message {message_id}")
+
+
+@app.get("/v1/batches/<batch_id>")
+@tracer.capture_method
+def get_batch(
+    batch_id: Annotated[str, Path(max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+    after: Annotated[str | None, Query(max_length=128)] = None,
+) -> BatchView | Response[Any]:
+    view = queries.get_batch(_store(), batch_id, limit=limit, after=after)
+    return view if view is not None else error_response(404, "NOT_FOUND", f"no batch {batch_id}")
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    return validation_error_response(exc.errors())
+
+
+@app.exception_handler(accept.TooManyRecipients)
+def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
+    return error_response(413, "TOO_MANY_RECIPIENTS", str(exc))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

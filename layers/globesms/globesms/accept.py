@@ -1,0 +1,158 @@
+"""Accepting a send request: validate every recipient, route it, persist it, pack it onto provider queues.
+
+Order of writes, chosen so that nothing accepted is lost and a repeated delivery of the same request (an SQS
+redelivery, a retried invocation) neither duplicates nor regresses anything:
+1. the batch header, conditionally, in state ACCEPTING (an existing QUEUED header means "already done");
+2. every accepted recipient's record (ACCEPTED), skipping records a crashed earlier attempt already wrote;
+3. the packs on the provider queues (pack ids are deterministic; dispatch skips a pack it has seen);
+4. the header again, now QUEUED: from then on the API reports ACCEPTED records as QUEUED without rewriting them.
+Validation happens before step 1, so a refused request writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from globesms.clock import iso
+from globesms.models.api import (
+    MAX_RECIPIENTS_PER_REQUEST,
+    AcceptedMessage,
+    AcceptResponse,
+    MessageSpec,
+    RecipientError,
+)
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
+from globesms.packing import pack_records
+from globesms.phone import InvalidNumber, parse_mobile
+from globesms.ports import MessageStore, PackQueues
+from globesms.routing import RouteRefusal, choose_provider
+from globesms.segments import count_segments
+from globesms.status import Status
+
+
+class TooManyRecipients(ValueError):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} recipients; at most {MAX_RECIPIENTS_PER_REQUEST} per request")
+        self.count = count
+
+
+@dataclass
+class AcceptPlan:
+    records: list[MessageRecord] = field(default_factory=list)
+    errors: list[RecipientError] = field(default_factory=list)
+    packs: dict[ProviderName, list[DispatchPack]] = field(default_factory=dict)
+
+
+def count_recipients(specs: Sequence[MessageSpec]) -> int:
+    return sum(1 if isinstance(s.to, str) else len(s.to) for s in specs)
+
+
+def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, retention_days: int) -> AcceptPlan:
+    """Everything accept decides, without I/O. Recipient indexes (and message ids) count across all specs."""
+    total = count_recipients(specs)
+    if total > MAX_RECIPIENTS_PER_REQUEST:
+        raise TooManyRecipients(total)
+    created_at = iso(now)
+    expires_at = int((now + timedelta(days=retention_days)).timestamp())
+    plan = AcceptPlan()
+    index = 0
+    for spec in specs:
+        is_template = spec.template is not None
+        segments = count_segments(spec.text) if spec.text is not None else None
+        params = {k: str(v) for k, v in spec.template.params.items()} if spec.template else None
+        seen: set[str] = set()
+        for raw in spec.recipients:
+            this = index
+            index += 1
+            try:
+                number = parse_mobile(raw)
+            except InvalidNumber as exc:
+                plan.errors.append(RecipientError(index=this, to=raw, code=exc.code, message=str(exc)))
+                continue
+            if number.e164 in seen:
+                # The same content twice to one number in one request is nearly always a client bug; sending
+                # it would text somebody twice.
+                plan.errors.append(
+                    RecipientError(
+                        index=this, to=raw, code="DUPLICATE_RECIPIENT", message="number repeated in this message"
+                    )
+                )
+                continue
+            seen.add(number.e164)
+            route = choose_provider(is_template=is_template, country_code=number.country_code, pin=spec.provider)
+            if isinstance(route, RouteRefusal):
+                plan.errors.append(RecipientError(index=this, to=raw, code=route.code, message=route.message))
+                continue
+            plan.records.append(
+                MessageRecord(
+                    id=message_id(batch_id, this),
+                    batch_id=batch_id,
+                    to=number.e164,
+                    provider=route,
+                    type=spec.type,
+                    status=Status.ACCEPTED,
+                    text=spec.text,
+                    template_id=spec.template.id if spec.template else None,
+                    template_params=params,
+                    sender_id=spec.sender_id,
+                    validity_seconds=spec.validity_seconds,
+                    client_ref=spec.client_ref,
+                    segments=segments,
+                    created_at=created_at,
+                    updated_at=created_at,
+                    expires_at=expires_at,
+                )
+            )
+    plan.packs = pack_records(plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
+    return plan
+
+
+def accept(
+    specs: Sequence[MessageSpec],
+    *,
+    batch_id: str,
+    source: str,
+    now: datetime,
+    retention_days: int,
+    store: MessageStore,
+    queues: PackQueues,
+) -> AcceptResponse:
+    plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days)
+    header = BatchRecord(
+        batch_id=batch_id,
+        source="sqs" if source == "sqs" else "api",
+        state="ACCEPTING",
+        created_at=iso(now),
+        accepted=len(plan.records),
+        rejected=len(plan.errors),
+        errors=plan.errors[:MAX_STORED_ERRORS],
+        expires_at=plan.records[0].expires_at if plan.records else None,
+    )
+    existing = store.begin_batch(header)
+    if existing is not None and existing.state != "ACCEPTING":
+        return _response(batch_id, plan, Status.QUEUED)  # done before: nothing to write or send again
+    records = plan.records
+    if existing is not None:
+        written = store.existing_message_ids(batch_id)
+        records = [r for r in records if r.id not in written]
+    store.put_messages(records)
+    for provider, packs in plan.packs.items():
+        queues.send_packs(provider, packs)
+    header.state = "QUEUED" if plan.records else "REJECTED"
+    header.queued_at = iso(now)
+    store.finish_batch(header)
+    return _response(batch_id, plan, Status.QUEUED)
+
+
+def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
+    return AcceptResponse(
+        batch_id=batch_id,
+        accepted=len(plan.records),
+        rejected=len(plan.errors),
+        messages=[AcceptedMessage(id=r.id, to=r.to, status=status) for r in plan.records],
+        errors=plan.errors,
+    )

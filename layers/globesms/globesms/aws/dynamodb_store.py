@@ -1,0 +1,200 @@
+"""`MessageStore` on one DynamoDB table.
+
+Keys: a batch is one partition `B#<batch_id>`; its header is sort key `#`, its messages `M#<seq>` (so messages
+sort by id and a page is one Query). Submitted messages carry `provider_ref = <provider>#<provider message id>`,
+the key of the sparse, keys-only `ProviderRef` index that receipts use to find a message.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from globesms.aws import clients
+from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+
+HEADER_SK = "#"
+WRITE_BATCH = 25  # BatchWriteItem's limit
+WRITE_THREADS = 4
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def batch_pk(batch_id: str) -> str:
+    return f"B#{batch_id}"
+
+
+def message_sk(seq: int) -> str:
+    return f"M#{seq:05d}"
+
+
+def _to_item(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def message_item(record: MessageRecord) -> dict[str, Any]:
+    parts = split_message_id(record.id)
+    assert parts is not None
+    data = record.model_dump(mode="json", exclude_none=True)
+    data["pk"], data["sk"] = batch_pk(record.batch_id), message_sk(parts[1])
+    if record.provider_message_id:
+        data["provider_ref"] = f"{record.provider}#{record.provider_message_id}"
+    return _to_item(data)
+
+
+def _header_item(batch: BatchRecord) -> dict[str, Any]:
+    data = batch.model_dump(mode="json", exclude_none=True)
+    data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
+    return _to_item(data)
+
+
+def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
+    for key in ("pk", "sk", "provider_ref"):
+        data.pop(key, None)
+    return data
+
+
+def _message(item: dict[str, Any]) -> MessageRecord:
+    return MessageRecord.model_validate(_strip_keys(_from_item(item)))
+
+
+def _batch(item: dict[str, Any]) -> BatchRecord:
+    return BatchRecord.model_validate(_strip_keys(_from_item(item)))
+
+
+class DynamoDBMessageStore:
+    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+        self._table = table_name
+        self._client = client_factory
+
+    # ---- batches ----
+
+    def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
+        try:
+            self._client().put_item(
+                TableName=self._table,
+                Item=_header_item(batch),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            return _batch(old) if old else self.get_batch(batch.batch_id)
+        return None
+
+    def finish_batch(self, batch: BatchRecord) -> None:
+        self._client().put_item(TableName=self._table, Item=_header_item(batch))
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        item = self._client().get_item(
+            TableName=self._table,
+            Key={"pk": {"S": batch_pk(batch_id)}, "sk": {"S": HEADER_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _batch(item) if item else None
+
+    def existing_message_ids(self, batch_id: str) -> set[str]:
+        ids: set[str] = set()
+        for item in self._query_messages(batch_id, projection="#i", names={"#i": "id"}):
+            ids.add(item["id"]["S"])
+        return ids
+
+    # ---- messages ----
+
+    def put_messages(self, messages: Sequence[MessageRecord]) -> None:
+        items = [message_item(m) for m in messages]
+        chunks = [items[i : i + WRITE_BATCH] for i in range(0, len(items), WRITE_BATCH)]
+        if len(chunks) <= 2:
+            for chunk in chunks:
+                self._write_chunk(chunk)
+            return
+        # A 10,000-recipient request is 400 requests: in parallel it fits comfortably in API Gateway's 29 s.
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            for _ in pool.map(self._write_chunk, chunks):
+                pass
+
+    def _write_chunk(self, items: list[dict[str, Any]]) -> None:
+        requests: dict[str, Any] = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(8):
+            unprocessed = self._client().batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
+            if not unprocessed:
+                return
+            requests = unprocessed
+            time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+        raise RuntimeError(f"DynamoDB left {len(requests[self._table])} writes unprocessed after retries")
+
+    def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None:
+        parts = split_message_id(message_id)
+        if parts is None:
+            return None
+        batch_id, seq = parts
+        pk = {"S": batch_pk(batch_id)}
+        response = self._client().batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [{"pk": pk, "sk": {"S": message_sk(seq)}}, {"pk": pk, "sk": {"S": HEADER_SK}}],
+                    "ConsistentRead": True,
+                }
+            }
+        )
+        items = response["Responses"].get(self._table, [])
+        message = next((i for i in items if i["sk"]["S"] != HEADER_SK), None)
+        header = next((i for i in items if i["sk"]["S"] == HEADER_SK), None)
+        if message is None:
+            return None
+        return _message(message), _batch(header) if header else None
+
+    def list_batch_messages(
+        self, batch_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[MessageRecord], str | None]:
+        start = None
+        if after is not None:
+            parts = split_message_id(after)
+            if parts is None or parts[0] != batch_id:
+                return [], None
+            start = {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": message_sk(parts[1])}}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+            "ExpressionAttributeValues": {":pk": {"S": batch_pk(batch_id)}, ":m": {"S": "M#"}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = self._client().query(**kwargs)
+        records = [_message(i) for i in response.get("Items", [])]
+        more = "LastEvaluatedKey" in response and len(records) == limit
+        return records, (records[-1].id if more and records else None)
+
+    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self._query_messages(batch_id, projection="#s", names={"#s": "status"}):
+            status = item["status"]["S"]
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def _query_messages(self, batch_id: str, *, projection: str, names: dict[str, str]) -> list[dict[str, Any]]:
+        paginator = self._client().get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+            ExpressionAttributeValues={":pk": {"S": batch_pk(batch_id)}, ":m": {"S": "M#"}},
+            ProjectionExpression=projection,
+            ExpressionAttributeNames=names,
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page.get("Items", [])]

@@ -1,0 +1,38 @@
+"""Settings from the environment, validated once per process."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+from globesms.models.outbound import ProviderName
+
+
+class Settings(BaseModel):
+    table_name: str = Field(min_length=1)
+    queue_urls: dict[ProviderName, str]
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
+    # left to go to the dead-letter queue, so its records say so.
+    max_receive_count: int = Field(default=5, ge=1)
+
+    @classmethod
+    def from_environment(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            table_name=env.get("GLOBESMS_TABLE_NAME", ""),
+            queue_urls={
+                p: env[f"GLOBESMS_{p.upper()}_QUEUE_URL"]
+                for p in ProviderName
+                if env.get(f"GLOBESMS_{p.upper()}_QUEUE_URL")
+            },
+            retention_days=int(env.get("GLOBESMS_RETENTION_DAYS", "90")),
+            max_receive_count=int(env.get("GLOBESMS_MAX_RECEIVE_COUNT", "5")),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_environment()

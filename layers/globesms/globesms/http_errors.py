@@ -1,0 +1,43 @@
+"""How refusals look on the API: `{"error": {"code", "message", "fields": [{"field", "rule"}]}}`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from globesms.models.api import ErrorBody, ErrorDetail, ErrorResponse
+
+# Parts of a pydantic error location that name a type, not a field of the client's body.
+_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "list[str]", "int", "function-after[_text_or_template()]"})
+
+
+def error_response(status: int, code: str, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, fields=list(fields)))
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json(exclude_none=True)
+    )
+
+
+def field_path(location: Sequence[Any]) -> str:
+    parts = [str(p) for p in location if str(p) not in _NOT_FIELDS and not str(p).startswith("function-")]
+    return ".".join(parts) or "body"
+
+
+def describe_errors(errors: Sequence[dict[str, Any]]) -> list[ErrorDetail]:
+    details: list[ErrorDetail] = []
+    seen: set[tuple[str, str]] = set()
+    for error in errors:
+        key = (field_path(error.get("loc", ())), str(error.get("msg", "invalid")))
+        if key not in seen:
+            seen.add(key)
+            details.append(ErrorDetail(field=key[0], rule=key[1]))
+    return details
+
+
+def validation_error_response(errors: Sequence[dict[str, Any]]) -> Response[Any]:
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "MALFORMED_JSON", "the body is not valid JSON")
+    details = describe_errors(errors)
+    return error_response(422, "VALIDATION_ERROR", f"{len(details)} field(s) break the schema", details)

@@ -1,0 +1,18 @@
+"""Documented per-call limits of the providers (see the seeds and shared/reference/providers.md)."""
+
+from __future__ import annotations
+
+from globesms.models.outbound import ProviderName
+
+#: Recipients per provider call: Alibaba BatchSendMessageToGlobe 1,000; Tencent SendMultiGlobalSms 200;
+#: Huawei batchSendDiffSms 500 numbers in all (more fails the whole call).
+RECIPIENTS_PER_CALL: dict[ProviderName, int] = {
+    ProviderName.ALIYUN: 1_000,
+    ProviderName.TENCENT: 200,
+    ProviderName.HUAWEI: 500,
+}
+
+#: SQS accepts 262,144 bytes per message (and per SendMessageBatch call); packs stay well under it so the
+#: envelope and attributes always fit.
+SQS_MESSAGE_BYTES = 262_144
+PACK_BYTES_BUDGET = 200_000

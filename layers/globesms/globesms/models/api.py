@@ -1,0 +1,174 @@
+"""The public HTTP/SQS contract: what clients send (`SendRequest`) and what they get back."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from globesms.models.outbound import MessageType, ProviderName
+from globesms.status import Status
+
+MAX_RECIPIENTS_PER_REQUEST = 10_000
+MAX_TEXT_CHARS = 1_600  # ten concatenated UCS-2 parts; longer texts are refused, not silently cut
+BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+_SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TemplateRef(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="Logical template id")
+    params: dict[Annotated[str, Field(min_length=1, max_length=64)], str | int] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Template parameters; providers receive them in the order given",
+    )
+
+    def ordered_values(self) -> tuple[str, ...]:
+        return tuple(str(v) for v in self.params.values())
+
+
+class MessageSpec(_Strict):
+    """One content sent to one or more recipients."""
+
+    to: str | Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)] = Field(
+        description="E.164 number(s), e.g. +85212345678"
+    )
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    template: TemplateRef | None = None
+    type: MessageType = MessageType.NOTIFY
+    sender_id: str | None = Field(default=None, min_length=1, max_length=15)
+    provider: ProviderName | None = Field(default=None, description="Pin a provider instead of routing")
+    validity_seconds: int | None = Field(default=None, ge=60, le=259_200)
+    client_ref: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _text_or_template(self) -> MessageSpec:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("exactly one of 'text' or 'template' is required")
+        return self
+
+    @field_validator("sender_id")
+    @classmethod
+    def _sender_rules(cls, value: str | None) -> str | None:
+        # Alibaba's documented rule, the strictest of the three providers: letters and digits only; at most 11
+        # characters when it contains a letter, at most 15 when it is all digits.
+        if value is None:
+            return value
+        if not _SENDER_ALNUM.match(value):
+            raise ValueError("sender_id may contain only letters and digits")
+        if not value.isdigit() and len(value) > 11:
+            raise ValueError("an alphanumeric sender_id is at most 11 characters")
+        return value
+
+    @property
+    def recipients(self) -> list[str]:
+        return [self.to] if isinstance(self.to, str) else self.to
+
+
+class MessageBatchSpec(_Strict):
+    """Different content per recipient group."""
+
+    messages: list[MessageSpec] = Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)
+
+
+def _body_shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "batch" if "messages" in value else "single"
+    return "batch" if hasattr(value, "messages") else "single"
+
+
+SendBody = Annotated[
+    Annotated[MessageSpec, Tag("single")] | Annotated[MessageBatchSpec, Tag("batch")],
+    Discriminator(_body_shape),
+]
+
+
+class SqsIntakeEnvelope(_Strict):
+    """Extra fields an SQS intake body may carry beside the spec(s)."""
+
+    batch_id: str | None = Field(default=None, pattern=BATCH_ID_PATTERN)
+
+
+def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:
+    return body.messages if isinstance(body, MessageBatchSpec) else [body]
+
+
+# ---- responses ----
+
+
+class AcceptedMessage(BaseModel):
+    id: str
+    to: str
+    status: Status
+
+
+class RecipientError(BaseModel):
+    index: int = Field(description="Position of the recipient in the request, counting across all specs")
+    to: str
+    code: str
+    message: str
+
+
+class AcceptResponse(BaseModel):
+    batch_id: str
+    accepted: int
+    rejected: int
+    messages: list[AcceptedMessage]
+    errors: list[RecipientError]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    rule: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class MessageError(BaseModel):
+    category: str | None = None
+    code: str
+    message: str = ""
+
+
+class MessageView(BaseModel):
+    id: str
+    batch_id: str
+    to: str
+    status: Status
+    type: MessageType
+    provider: ProviderName
+    provider_message_id: str | None = None
+    segments: int | None = None
+    client_ref: str | None = None
+    error: MessageError | None = None
+    created_at: str
+    updated_at: str
+    submitted_at: str | None = None
+
+
+class BatchView(BaseModel):
+    batch_id: str
+    state: Literal["ACCEPTING", "QUEUED", "REJECTED"]
+    source: str
+    created_at: str
+    accepted: int
+    rejected: int
+    counts: dict[str, int]
+    errors: list[RecipientError]
+    refusal: ErrorBody | None = None
+    messages: list[MessageView]
+    next: str | None = Field(default=None, description="Cursor for the next page of messages (?after=)")

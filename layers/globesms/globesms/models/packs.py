@@ -1,0 +1,53 @@
+"""The body of a message on a provider queue: up to one provider call's worth of recipients.
+
+Contents shared by many recipients are stored once (`contents[i]`), so 1,000 Alibaba recipients of one text fit
+well within the SQS message size limit.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from globesms.models.outbound import MessageType, ProviderName
+
+
+class PackContent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: MessageType
+    text: str | None = None
+    template_id: str | None = None
+    template_params: dict[str, str] | None = None
+    sender_id: str | None = None
+    validity_seconds: int | None = None
+    client_ref: str | None = None
+
+
+class PackRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    to: str
+    c: int = Field(ge=0, description="index into contents")
+    segments: int | None = None
+
+
+class DispatchPack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    pack_id: str
+    batch_id: str
+    provider: ProviderName
+    created_at: str
+    expires_at: int | None = None
+    contents: list[PackContent]
+    recipients: list[PackRecipient] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _content_indexes_exist(self) -> DispatchPack:
+        if any(r.c >= len(self.contents) for r in self.recipients):
+            raise ValueError("a recipient's content index is out of range")
+        return self

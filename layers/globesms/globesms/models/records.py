@@ -1,0 +1,66 @@
+"""What the table stores: one header per batch, one record per recipient.
+
+Message ids are `<batch_id>.<seq>` so one key lookup finds a message and its batch header together, and a batch's
+messages are one partition in id order (no index needed to list or count them).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from globesms.models.api import ErrorBody, RecipientError
+from globesms.models.outbound import MessageType, ProviderName
+from globesms.status import Status
+
+BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED"]
+MAX_STORED_ERRORS = 100  # a batch header is one item (< 400 KB); the API answer itself lists every error
+
+
+def message_id(batch_id: str, seq: int) -> str:
+    return f"{batch_id}.{seq:05d}"
+
+
+def split_message_id(value: str) -> tuple[str, int] | None:
+    batch_id, sep, seq = value.rpartition(".")
+    if not sep or not batch_id or not seq.isdigit():
+        return None
+    return batch_id, int(seq)
+
+
+class MessageRecord(BaseModel):
+    id: str
+    batch_id: str
+    to: str
+    provider: ProviderName
+    type: MessageType
+    status: Status
+    text: str | None = None
+    template_id: str | None = None
+    template_params: dict[str, str] | None = None
+    sender_id: str | None = None
+    validity_seconds: int | None = None
+    client_ref: str | None = None
+    segments: int | None = None
+    provider_message_id: str | None = None
+    error_category: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: str
+    updated_at: str
+    submitted_at: str | None = None
+    expires_at: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
+
+
+class BatchRecord(BaseModel):
+    batch_id: str
+    source: Literal["api", "sqs"]
+    state: BatchState
+    created_at: str
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[RecipientError] = Field(default_factory=list)
+    refusal: ErrorBody | None = Field(default=None, description="why a whole SQS intake body was refused")
+    queued_at: str | None = None
+    expires_at: int | None = None

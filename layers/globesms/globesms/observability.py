@@ -1,0 +1,36 @@
+"""Logger, Metrics and Tracer shared by every handler, and the guard that keeps phone numbers out of logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "globesms"
+NAMESPACE = "globesms"
+
+_NUMBER = re.compile(r"\+?\d[\d \-]{6,18}\d")
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    return digits[:4] + "*" * max(len(digits) - 6, 0) + digits[-2:]
+
+
+class PhoneNumberMask(logging.Filter):
+    """Defence in depth: the code never logs a full number on purpose (it logs `phone.mask(...)`), and this filter
+    masks anything that looks like one in a log line's message before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _NUMBER.sub(_mask_match, record.msg)
+        if record.args:
+            record.args = tuple(_NUMBER.sub(_mask_match, a) if isinstance(a, str) else a for a in record.args)  # type: ignore[assignment]
+        return True
+
+
+logger = Logger(service=SERVICE)
+logger.addFilter(PhoneNumberMask())
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)

@@ -1,0 +1,102 @@
+"""Packing accepted recipients into provider-sized queue messages (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from globesms.limits import PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack, PackContent, PackRecipient
+from globesms.models.records import MessageRecord
+
+_RECIPIENT_OVERHEAD = 40  # '{"id":"","to":"","c":0,"segments":null},' around the values
+
+
+def content_of(record: MessageRecord) -> PackContent:
+    return PackContent(
+        type=record.type,
+        text=record.text,
+        template_id=record.template_id,
+        template_params=record.template_params,
+        sender_id=record.sender_id,
+        validity_seconds=record.validity_seconds,
+        client_ref=record.client_ref,
+    )
+
+
+def _content_key(record: MessageRecord) -> tuple[object, ...]:
+    params = tuple(record.template_params.items()) if record.template_params else None
+    return (record.type, record.text, record.template_id, params, record.sender_id, record.validity_seconds,
+            record.client_ref)
+
+
+def _content_bytes(content: PackContent) -> int:
+    return len(json.dumps(content.model_dump(exclude_none=True), ensure_ascii=False).encode())
+
+
+def pack_records(
+    records: Iterable[MessageRecord], *, batch_id: str, created_at: str, expires_at: int | None
+) -> dict[ProviderName, list[DispatchPack]]:
+    """Group records by provider, in order, into packs of at most one provider call and at most
+    PACK_BYTES_BUDGET bytes of JSON. Pack ids are deterministic, so a repeated accept repeats the same packs."""
+    by_provider: dict[ProviderName, list[MessageRecord]] = {}
+    for record in records:
+        by_provider.setdefault(record.provider, []).append(record)
+    return {
+        provider: _packs_for(provider, group, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
+        for provider, group in by_provider.items()
+    }
+
+
+def _packs_for(
+    provider: ProviderName,
+    records: Sequence[MessageRecord],
+    *,
+    batch_id: str,
+    created_at: str,
+    expires_at: int | None,
+) -> list[DispatchPack]:
+    cap = RECIPIENTS_PER_CALL[provider]
+    packs: list[DispatchPack] = []
+    contents: list[PackContent] = []
+    content_index: dict[tuple[object, ...], int] = {}
+    recipients: list[PackRecipient] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal contents, content_index, recipients, size
+        if recipients:
+            packs.append(
+                DispatchPack(
+                    pack_id=f"{batch_id}:{provider}:{len(packs)}",
+                    batch_id=batch_id,
+                    provider=provider,
+                    created_at=created_at,
+                    expires_at=expires_at,
+                    contents=contents,
+                    recipients=recipients,
+                )
+            )
+        contents, content_index, recipients, size = [], {}, [], 0
+
+    for record in records:
+        key = _content_key(record)
+        new_content = content_of(record) if key not in content_index else None
+        extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
+        if new_content is not None:
+            extra += _content_bytes(new_content)
+        if recipients and (len(recipients) >= cap or size + extra > PACK_BYTES_BUDGET):
+            flush()
+            if new_content is None:
+                new_content = content_of(record)
+                extra += _content_bytes(new_content)
+        index = content_index.get(key)
+        if index is None:
+            assert new_content is not None
+            index = content_index[key] = len(contents)
+            contents.append(new_content)
+        recipients.append(PackRecipient(id=record.id, to=record.to, c=index, segments=record.segments))
+        size += extra
+    flush()
+    return packs

@@ -1,0 +1,70 @@
+"""The read side of the API: a message, a batch with its counts and a page of its messages."""
+
+from __future__ import annotations
+
+from globesms.models.api import BatchView, MessageError, MessageView
+from globesms.models.records import BatchRecord, MessageRecord
+from globesms.ports import MessageStore
+from globesms.status import Status
+
+MAX_PAGE = 1_000
+
+
+def effective_status(record: MessageRecord, batch: BatchRecord | None) -> Status:
+    # Accept writes records once, as ACCEPTED, and marks the batch header QUEUED after its packs are on the
+    # queues, instead of rewriting every record (one write unit per recipient saved).
+    if record.status is Status.ACCEPTED and batch is not None and batch.state == "QUEUED":
+        return Status.QUEUED
+    return record.status
+
+
+def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageView:
+    error = None
+    if record.error_code:
+        error = MessageError(category=record.error_category, code=record.error_code, message=record.error_message or "")
+    return MessageView(
+        id=record.id,
+        batch_id=record.batch_id,
+        to=record.to,
+        status=effective_status(record, batch),
+        type=record.type,
+        provider=record.provider,
+        provider_message_id=record.provider_message_id,
+        segments=record.segments,
+        client_ref=record.client_ref,
+        error=error,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        submitted_at=record.submitted_at,
+    )
+
+
+def get_message(store: MessageStore, message_id: str) -> MessageView | None:
+    found = store.get_message(message_id)
+    if found is None:
+        return None
+    record, batch = found
+    return message_view(record, batch)
+
+
+def get_batch(store: MessageStore, batch_id: str, *, limit: int, after: str | None) -> BatchView | None:
+    batch = store.get_batch(batch_id)
+    if batch is None:
+        return None
+    records, cursor = store.list_batch_messages(batch_id, limit=min(max(limit, 1), MAX_PAGE), after=after)
+    counts = store.count_batch_statuses(batch_id)
+    if batch.state == "QUEUED" and Status.ACCEPTED in counts:
+        counts[Status.QUEUED] = counts.get(Status.QUEUED, 0) + counts.pop(Status.ACCEPTED)
+    return BatchView(
+        batch_id=batch.batch_id,
+        state=batch.state,
+        source=batch.source,
+        created_at=batch.created_at,
+        accepted=batch.accepted,
+        rejected=batch.rejected,
+        counts=counts,
+        errors=batch.errors,
+        refusal=batch.refusal,
+        messages=[message_view(r, batch) for r in records],
+        next=cursor,
+    )

@@ -1,0 +1,27 @@
+"""How many SMS parts a text takes: GSM-7 (160, or 153 per part when concatenated) or UCS-2 (70, or 67)."""
+
+from __future__ import annotations
+
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")  # each takes two septets (escape + char)
+
+
+def count_segments(text: str) -> int:
+    septets = 0
+    for char in text:
+        if char in _GSM7_BASIC:
+            septets += 1
+        elif char in _GSM7_EXTENDED:
+            septets += 2
+        else:
+            return _ucs2_segments(text)
+    return 1 if septets <= 160 else -(-septets // 153)
+
+
+def _ucs2_segments(text: str) -> int:
+    # Characters outside the BMP take two UTF-16 code units.
+    units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+    return 1 if units <= 70 else -(-units // 67)
