@@ -1,6 +1,8 @@
-"""POST /v1/messages, GET /v1/messages/{id}, GET /v1/batches/{id} behind API Gateway (REST API, API key)."""
+"""POST /v1/messages, GET /v1/messages/{id}, GET /v1/batches/{id} behind API Gateway (REST API, API key).
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the resolver reads the route signatures at run time.
+"""
+
 
 from functools import cache
 from typing import Annotated, Any
@@ -22,6 +24,10 @@ from globesms.models.api import AcceptResponse, BatchView, MessageView, SendBody
 from globesms.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
+
+
+class NotFound(LookupError):
+    pass
 
 
 @cache
@@ -56,9 +62,11 @@ def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[Acce
 
 @app.get("/v1/messages/<message_id>")
 @tracer.capture_method
-def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView | Response[Any]:
+def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
     view = queries.get_message(_store(), message_id)
-    return view if view is not None else error_response(404, "NOT_FOUND", f"no message {message_id}")
+    if view is None:
+        raise NotFound(f"no message {message_id}")
+    return view
 
 
 @app.get("/v1/batches/<batch_id>")
@@ -67,18 +75,28 @@ def get_batch(
     batch_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
     after: Annotated[str | None, Query(max_length=128)] = None,
-) -> BatchView | Response[Any]:
+) -> BatchView:
     view = queries.get_batch(_store(), batch_id, limit=limit, after=after)
-    return view if view is not None else error_response(404, "NOT_FOUND", f"no batch {batch_id}")
+    if view is None:
+        raise NotFound(f"no batch {batch_id}")
+    return view
+
+
+@app.exception_handler(NotFound)
+def _not_found(exc: NotFound) -> Response[Any]:
+    metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
+    return error_response(404, "NOT_FOUND", str(exc))
 
 
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return validation_error_response(exc.errors())
 
 
 @app.exception_handler(accept.TooManyRecipients)
 def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return error_response(413, "TOO_MANY_RECIPIENTS", str(exc))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,8 +10,9 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from globesms.models.api import ErrorBody, ErrorDetail, ErrorResponse
 
-# Parts of a pydantic error location that name a type, not a field of the client's body.
-_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "list[str]", "int", "function-after[_text_or_template()]"})
+# Parts of a pydantic error location that name a type or a union branch, not a field of the client's body.
+_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "int", "float", "bool"})
+_TYPE_TAG = re.compile(r"^[a-z-]+\[.*\]$|^constrained-")
 
 
 def error_response(status: int, code: str, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
@@ -21,7 +23,7 @@ def error_response(status: int, code: str, message: str, fields: Sequence[ErrorD
 
 
 def field_path(location: Sequence[Any]) -> str:
-    parts = [str(p) for p in location if str(p) not in _NOT_FIELDS and not str(p).startswith("function-")]
+    parts = [str(p) for p in location if str(p) not in _NOT_FIELDS and not _TYPE_TAG.match(str(p))]
     return ".".join(parts) or "body"
 
 

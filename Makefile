@@ -1,0 +1,58 @@
+# globesms - the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt 2>/dev/null | sha1sum | cut -c1-12)
+
+.PHONY: run test lint typecheck unit integration e2e build validate invoke-% clean
+
+## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators)
+run: $(STAMP)
+	$(BIN)/python -m local.run
+
+## test: install everything, lint, type-check and run every test
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest
+
+$(STAMP): pyproject.toml $(wildcard requirements/*.txt)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]' $(foreach f,$(wildcard requirements/*.txt),-r $(f))
+	@rm -f $(VENV)/.installed-* && touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+## The SAM CLI lives in its own virtualenv: its pins clash with the project's.
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+
+validate: $(SAM_VENV)/bin/sam
+	$(SAM_VENV)/bin/sam validate --lint
+
+build: $(SAM_VENV)/bin/sam
+	$(SAM_VENV)/bin/sam build
+
+## invoke-<Function>: e.g. make invoke-SendApiFunction EVENT=events/send_api_post_messages.json (needs `make build`)
+invoke-%: $(SAM_VENV)/bin/sam
+	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT) --env-vars env.json --skip-pull-image --docker-network host
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,63 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from globesms.intake import IntakeRefused, accept_intake_body
+from tests.fakes import MemoryQueues, MemoryStore
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def intake(body: str, store: MemoryStore, queues: MemoryQueues | None = None):  # type: ignore[no-untyped-def]
+    return accept_intake_body(
+        body, sqs_message_id="m-1", now=NOW, retention_days=90, store=store, queues=queues or MemoryQueues()
+    )
+
+
+def test_a_good_body_is_accepted_under_the_batch_id_it_names() -> None:
+    store = MemoryStore()
+    result = intake(json.dumps({"batch_id": "order-42", "to": "+85251234567", "text": "hi"}), store)
+    assert result.batch_id == "order-42"
+    assert store.batches["order-42"].source == "sqs"
+
+
+def test_without_a_batch_id_the_sqs_message_id_names_the_batch() -> None:
+    store = MemoryStore()
+    assert intake(json.dumps({"to": "+85251234567", "text": "hi"}), store).batch_id == "sqs-m-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"to": ', "MALFORMED_JSON"),
+        ("[1, 2]", "VALIDATION_ERROR"),
+        ('{"to": "+85251234567"}', "VALIDATION_ERROR"),
+        ('{"batch_id": "has space", "to": "+85251234567", "text": "x"}', "VALIDATION_ERROR"),
+    ],
+)
+def test_a_bad_body_is_recorded_as_a_rejected_batch_and_raises(body: str, code: str) -> None:
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(body, store)
+    assert info.value.refusal.code == code
+    batch = store.batches[info.value.batch_id]
+    assert batch.state == "REJECTED"
+    assert batch.refusal is not None and batch.refusal.code == code
+    assert not store.messages
+
+
+def test_a_bad_body_never_overwrites_a_good_batch_with_the_same_id() -> None:
+    store = MemoryStore()
+    intake(json.dumps({"batch_id": "b-1", "to": "+85251234567", "text": "hi"}), store)
+    with pytest.raises(IntakeRefused):
+        intake(json.dumps({"batch_id": "b-1", "to": "+85251234567"}), store)
+    assert store.batches["b-1"].state == "QUEUED"
+
+
+def test_schema_errors_name_the_field_and_rule() -> None:
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps({"to": "+85251234567", "text": "x", "sender_id": "Has Space"}), MemoryStore())
+    fields = {d.field: d.rule for d in info.value.refusal.fields}
+    assert "sender_id" in fields
+    assert "letters and digits" in fields["sender_id"]

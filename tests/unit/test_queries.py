@@ -1,0 +1,47 @@
+from datetime import UTC, datetime
+
+from globesms import queries
+from globesms.accept import accept
+from globesms.models.api import MessageSpec
+from globesms.status import Status
+from tests.fakes import MemoryQueues, MemoryStore
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def accepted_store() -> MemoryStore:
+    store = MemoryStore()
+    spec = MessageSpec.model_validate({"to": ["+85251234567", "+6591234567", "+447911123456"], "text": "hi"})
+    accept([spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    return store
+
+
+def test_accepted_records_of_a_queued_batch_read_as_queued() -> None:
+    store = accepted_store()
+    view = queries.get_message(store, "B.00000")
+    assert view is not None and view.status is Status.QUEUED
+    batch = queries.get_batch(store, "B", limit=10, after=None)
+    assert batch is not None and batch.counts == {"QUEUED": 3}
+
+
+def test_records_of_an_unfinished_accept_read_as_accepted() -> None:
+    store = accepted_store()
+    store.batches["B"] = store.batches["B"].model_copy(update={"state": "ACCEPTING"})
+    view = queries.get_message(store, "B.00001")
+    assert view is not None and view.status is Status.ACCEPTED
+
+
+def test_batch_messages_are_paginated_in_id_order() -> None:
+    store = accepted_store()
+    first = queries.get_batch(store, "B", limit=2, after=None)
+    assert first is not None and [m.id for m in first.messages] == ["B.00000", "B.00001"]
+    assert first.next == "B.00001"
+    second = queries.get_batch(store, "B", limit=2, after=first.next)
+    assert second is not None and [m.id for m in second.messages] == ["B.00002"] and second.next is None
+
+
+def test_unknown_ids_are_none() -> None:
+    store = accepted_store()
+    assert queries.get_message(store, "B.00009") is None
+    assert queries.get_message(store, "nonsense") is None
+    assert queries.get_batch(store, "nope", limit=10, after=None) is None
