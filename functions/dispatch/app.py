@@ -21,8 +21,10 @@ from globesms.ports import Provider
 from globesms.providers import build_provider
 
 PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
-processor = BatchProcessor(event_type=EventType.SQS)
-metrics.set_default_dimensions(provider=PROVIDER.value)
+# Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
+# same (each failure is retried, then dead-lettered) and the function does not count as erroring.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+metrics.set_default_dimensions(provider=PROVIDER.value)  # one deployment per provider
 
 
 @cache

@@ -16,7 +16,9 @@ from globesms.config import settings
 from globesms.intake import IntakeRefused, accept_intake_body
 from globesms.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
+# same (each failure is retried, then dead-lettered) and the function does not count as erroring.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @cache

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test folder."""
+
+import os
+
+import pytest
+
+# No test may reach real AWS: fake credentials and a fixed region before anything creates a client.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="globesms",
+    POWERTOOLS_DEV="false",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture
+def lambda_context() -> object:
+    class Context:
+        function_name = "globesms-test"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:globesms-test"
+        aws_request_id = "test-request"
+
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 30_000
+
+    return Context()

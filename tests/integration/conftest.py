@@ -1,0 +1,79 @@
+"""moto with the tables and queues of template.yaml, and the real handlers loaded with their template environment."""
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from globesms.aws import clients
+from globesms.config import settings
+from globesms.models.outbound import ProviderName
+from local.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class MotoStack:
+    deployed: LocalStack
+    table_name: str
+    queue_urls: dict[ProviderName, str]
+    dynamodb: Any
+    sqs: Any
+
+    def receive(self, provider: ProviderName) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue_urls[provider], MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+@pytest.fixture
+def stack() -> Iterator[MotoStack]:
+    with mock_aws():
+        deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"})
+        refs = deployed.context.refs
+        clients.reset()
+        settings.cache_clear()
+        yield MotoStack(
+            deployed=deployed,
+            table_name=refs["MessagesTable"],
+            queue_urls={p: refs[f"{p.value.capitalize()}Queue"] for p in ProviderName},
+            dynamodb=boto3.client("dynamodb"),
+            sqs=boto3.client("sqs"),
+        )
+        clients.reset()
+        settings.cache_clear()
+
+
+@pytest.fixture
+def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+    """Imports functions/<folder>/app.py afresh with the environment the template gives that function."""
+
+    def load(folder: str, **overrides: str) -> ModuleType:
+        candidates = [
+            f for f in stack.deployed.template.functions.values() if Path(f.code_uri).resolve() == ROOT / "functions" / folder
+        ]
+        environments = [stack.deployed.function_environment(f) for f in candidates]
+        environment = next(
+            e for e in environments if all(e.get(k, v) == v for k, v in overrides.items())
+        )
+        for name, value in {**environment, **overrides}.items():
+            if name != "AWS_ENDPOINT_URL":
+                monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        settings.cache_clear()
+        spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

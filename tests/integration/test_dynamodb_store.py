@@ -1,0 +1,64 @@
+"""The DynamoDB adapter against moto, with the table exactly as template.yaml declares it."""
+
+from datetime import UTC, datetime
+
+from globesms.accept import accept
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.models.api import MessageSpec
+from globesms.models.records import BatchRecord
+from globesms.status import Status
+from tests.fakes import MemoryQueues
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def header(batch_id: str = "B", state: str = "ACCEPTING") -> BatchRecord:
+    return BatchRecord(batch_id=batch_id, source="api", state=state, created_at="2026-11-26T10:00:00Z")  # type: ignore[arg-type]
+
+
+def test_begin_batch_is_conditional_and_returns_the_existing_header(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    assert store.begin_batch(header()) is None
+    store.finish_batch(header(state="QUEUED"))
+    existing = store.begin_batch(header())
+    assert existing is not None and existing.state == "QUEUED"
+
+
+def test_accepted_batch_round_trips_with_pagination_counts_and_lookup(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    numbers = [f"+8525123{i:04d}" for i in range(60)]
+    spec = MessageSpec.model_validate({"to": numbers, "text": "hello", "client_ref": "r-1"})
+    result = accept([spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    assert result.accepted == 60
+
+    assert store.get_batch("B").state == "QUEUED"  # type: ignore[union-attr]
+    assert store.count_batch_statuses("B") == {Status.ACCEPTED: 60}
+    assert len(store.existing_message_ids("B")) == 60
+
+    page, cursor = store.list_batch_messages("B", limit=25, after=None)
+    assert [m.id for m in page] == [f"B.{i:05d}" for i in range(25)]
+    page2, _ = store.list_batch_messages("B", limit=25, after=cursor)
+    assert page2[0].id == "B.00025"
+
+    found = store.get_message("B.00007")
+    assert found is not None
+    record, batch = found
+    assert (record.to, record.client_ref, record.expires_at is not None) == ("+85251230007", "r-1", True)
+    assert batch is not None and batch.batch_id == "B"
+    assert store.get_message("B.00099") is None
+    assert store.get_message("not-an-id") is None
+
+
+def test_submitted_records_are_found_through_the_provider_ref_index(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    spec = MessageSpec.model_validate({"to": "+85251234567", "text": "hello"})
+    accept([spec], batch_id="C", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    record, _ = store.get_message("C.00000")  # type: ignore[misc]
+    store.put_messages([record.model_copy(update={"status": Status.SUBMITTED, "provider_message_id": "m-1"})])
+    items = stack.dynamodb.query(
+        TableName=stack.table_name,
+        IndexName="ProviderRef",
+        KeyConditionExpression="provider_ref = :r",
+        ExpressionAttributeValues={":r": {"S": "aliyun#m-1"}},
+    )["Items"]
+    assert [(i["pk"]["S"], i["sk"]["S"]) for i in items] == [("B#C", "M#00000")]
