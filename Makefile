@@ -52,7 +52,7 @@ build: $(SAM_VENV)/bin/sam
 
 ## invoke-<Function>: e.g. make invoke-SendApiFunction EVENT=events/send_api_post_messages.json (needs `make build`)
 invoke-%: $(SAM_VENV)/bin/sam
-	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT) --env-vars env.json --skip-pull-image --docker-network host
+	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT) --env-vars env.json --skip-pull-image --add-host host.docker.internal:host-gateway
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

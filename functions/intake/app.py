@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.clock import utc_now

@@ -3,7 +3,6 @@
 No `from __future__ import annotations` here: the resolver reads the route signatures at run time.
 """
 
-
 from functools import cache
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from globesms import accept, queries
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues

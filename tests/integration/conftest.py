@@ -58,12 +58,12 @@ def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
     def load(folder: str, **overrides: str) -> ModuleType:
         candidates = [
-            f for f in stack.deployed.template.functions.values() if Path(f.code_uri).resolve() == ROOT / "functions" / folder
+            f
+            for f in stack.deployed.template.functions.values()
+            if Path(f.code_uri).resolve() == ROOT / "functions" / folder
         ]
         environments = [stack.deployed.function_environment(f) for f in candidates]
-        environment = next(
-            e for e in environments if all(e.get(k, v) == v for k, v in overrides.items())
-        )
+        environment = next(e for e in environments if all(e.get(k, v) == v for k, v in overrides.items()))
         for name, value in {**environment, **overrides}.items():
             if name != "AWS_ENDPOINT_URL":
                 monkeypatch.setenv(name, value)

@@ -25,7 +25,9 @@ def post(api: Any, lambda_context: Any, body: Any) -> dict[str, Any]:
     return response
 
 
-def get(api: Any, lambda_context: Any, resource: str, value: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+def get(
+    api: Any, lambda_context: Any, resource: str, value: str, query: dict[str, str] | None = None
+) -> dict[str, Any]:
     request = event("send_api_get_message" if resource == "messages" else "send_api_get_batch")
     request["path"] = f"/v1/{resource}/{value}"
     request["pathParameters"] = {"id": value}
@@ -74,7 +76,10 @@ def test_refused_requests_write_nothing(stack, load_handler, lambda_context, nam
 
 def test_too_many_recipients_is_413(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
-    specs = [{"to": [f"+8525{i:07d}" for i in range(5_001)], "text": "x"}, {"to": [f"+6591{i:06d}" for i in range(5_000)], "text": "y"}]
+    specs = [
+        {"to": [f"+8525{i:07d}" for i in range(5_001)], "text": "x"},
+        {"to": [f"+6591{i:06d}" for i in range(5_000)], "text": "y"},
+    ]
     response = post(api, lambda_context, {"messages": specs})
     assert response["statusCode"] == 413
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0

@@ -61,7 +61,11 @@ def test_templates_route_to_tencent_and_mainland_to_huawei() -> None:
 def test_too_many_recipients_writes_nothing() -> None:
     store, queues = MemoryStore(), MemoryQueues()
     with pytest.raises(TooManyRecipients):
-        run([spec(to=[f"+8525{i:07d}" for i in range(6_000)]), spec(to=[f"+6591{i:06d}" for i in range(4_001)])], store, queues)
+        run(
+            [spec(to=[f"+8525{i:07d}" for i in range(6_000)]), spec(to=[f"+6591{i:06d}" for i in range(4_001)])],
+            store,
+            queues,
+        )
     assert not store.batches and not store.messages and not queues.sent
 
 

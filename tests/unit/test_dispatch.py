@@ -32,7 +32,11 @@ def test_every_recipient_is_recorded_submitted_with_its_provider_id() -> None:
     assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
     assert store.messages["B.00001"].provider_message_id == "pm-B.00001"
     assert provider.calls[0][0] == OutboundSms(
-        message_id="B.00000", to="+85251234560", type="OTP", text="code 1", sender_id="Acme"  # type: ignore[arg-type]
+        message_id="B.00000",
+        to="+85251234560",
+        type="OTP",
+        text="code 1",
+        sender_id="Acme",  # type: ignore[arg-type]
     )
 
 
@@ -51,7 +55,9 @@ def test_a_call_that_failed_transiently_as_a_whole_is_retried_and_writes_nothing
     busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "slow down", 400)
     store = MemoryStore()
     with pytest.raises(RetryPack):
-        dispatch_pack(pack(), provider=ScriptedProvider(answer=lambda m: busy), store=store, now=NOW, last_attempt=False)
+        dispatch_pack(
+            pack(), provider=ScriptedProvider(answer=lambda m: busy), store=store, now=NOW, last_attempt=False
+        )
     assert not store.messages
 
 

@@ -39,7 +39,9 @@ def test_packs_respect_each_providers_per_call_cap() -> None:
 
 
 def test_shared_content_is_stored_once_per_pack() -> None:
-    packs = pack_records([record(i, ProviderName.ALIYUN) for i in range(1000)], batch_id="B", created_at=NOW, expires_at=None)
+    packs = pack_records(
+        [record(i, ProviderName.ALIYUN) for i in range(1000)], batch_id="B", created_at=NOW, expires_at=None
+    )
     (pack,) = packs[ProviderName.ALIYUN]
     assert len(pack.contents) == 1
     assert {r.c for r in pack.recipients} == {0}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -27,7 +27,7 @@ def field_path(location: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def describe_errors(errors: Sequence[dict[str, Any]]) -> list[ErrorDetail]:
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> list[ErrorDetail]:
     details: list[ErrorDetail] = []
     seen: set[tuple[str, str]] = set()
     for error in errors:
@@ -38,7 +38,7 @@ def describe_errors(errors: Sequence[dict[str, Any]]) -> list[ErrorDetail]:
     return details
 
 
-def validation_error_response(errors: Sequence[dict[str, Any]]) -> Response[Any]:
+def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response[Any]:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "MALFORMED_JSON", "the body is not valid JSON")
     details = describe_errors(errors)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -74,10 +74,10 @@ def accept_intake_body(
             queues=queues,
         )
     except TooManyRecipients as exc:
-        return _refuse(store, batch_id, now, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
+        _refuse(store, batch_id, now, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
 
 
-def _refuse(store: MessageStore, batch_id: str, now: datetime, refusal: ErrorBody) -> Any:
+def _refuse(store: MessageStore, batch_id: str, now: datetime, refusal: ErrorBody) -> NoReturn:
     # Conditional: a redelivered bad body writes nothing new, and a bad body that reuses the batch_id of a good
     # batch never overwrites it.
     store.begin_batch(

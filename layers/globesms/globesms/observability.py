@@ -26,7 +26,7 @@ class PhoneNumberMask(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _NUMBER.sub(_mask_match, record.msg)
         if record.args:
-            record.args = tuple(_NUMBER.sub(_mask_match, a) if isinstance(a, str) else a for a in record.args)  # type: ignore[assignment]
+            record.args = tuple(_NUMBER.sub(_mask_match, a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -27,8 +27,15 @@ def content_of(record: MessageRecord) -> PackContent:
 
 def _content_key(record: MessageRecord) -> tuple[object, ...]:
     params = tuple(record.template_params.items()) if record.template_params else None
-    return (record.type, record.text, record.template_id, params, record.sender_id, record.validity_seconds,
-            record.client_ref)
+    return (
+        record.type,
+        record.text,
+        record.template_id,
+        params,
+        record.sender_id,
+        record.validity_seconds,
+        record.client_ref,
+    )
 
 
 def _content_bytes(content: PackContent) -> int:

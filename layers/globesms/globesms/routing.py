@@ -51,9 +51,7 @@ def _why_not(provider: ProviderName, is_template: bool, country_code: int) -> st
     return None
 
 
-def choose_provider(
-    *, is_template: bool, country_code: int, pin: ProviderName | None
-) -> ProviderName | RouteRefusal:
+def choose_provider(*, is_template: bool, country_code: int, pin: ProviderName | None) -> ProviderName | RouteRefusal:
     if pin is not None:
         reason = _why_not(pin, is_template, country_code)
         return RouteRefusal("PROVIDER_CANNOT_CARRY", reason) if reason else pin

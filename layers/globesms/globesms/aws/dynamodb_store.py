@@ -91,7 +91,7 @@ class DynamoDBMessageStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            old = exc.response.get("Item")
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             return _batch(old) if old else self.get_batch(batch.batch_id)
         return None
 
@@ -99,11 +99,15 @@ class DynamoDBMessageStore:
         self._client().put_item(TableName=self._table, Item=_header_item(batch))
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
-        item = self._client().get_item(
-            TableName=self._table,
-            Key={"pk": {"S": batch_pk(batch_id)}, "sk": {"S": HEADER_SK}},
-            ConsistentRead=True,
-        ).get("Item")
+        item = (
+            self._client()
+            .get_item(
+                TableName=self._table,
+                Key={"pk": {"S": batch_pk(batch_id)}, "sk": {"S": HEADER_SK}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
         return _batch(item) if item else None
 
     def existing_message_ids(self, batch_id: str) -> set[str]:
