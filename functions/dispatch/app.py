@@ -44,7 +44,8 @@ def record_handler(record: SQSRecord) -> None:
     if pack.provider is not PROVIDER:
         raise ValueError(f"pack {pack.pack_id} is for {pack.provider}, this dispatcher sends through {PROVIDER}")
     receives = int(record.attributes.approximate_receive_count or 1)
-    logger.append_keys(batch_id=pack.batch_id, pack_id=pack.pack_id)
+    logger.set_correlation_id(pack.batch_id)
+    logger.append_keys(pack_id=pack.pack_id)
     try:
         summary = dispatch_pack(
             pack,

@@ -15,7 +15,7 @@ from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.clock import utc_now
 from globesms.config import settings
 from globesms.intake import IntakeRefused, accept_intake_body
-from globesms.observability import logger, metrics, tracer
+from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
@@ -34,6 +34,7 @@ def _queues() -> SqsPackQueues:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
+    logger.set_correlation_id(record.message_id)
     try:
         result = accept_intake_body(
             record.body,
@@ -47,8 +48,7 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="IntakeBodiesRefused", unit=MetricUnit.Count, value=1)
         logger.warning("intake body refused", extra={"batch_id": exc.batch_id, "code": exc.refusal.code})
         raise
-    metrics.add_metric(name="RecipientsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+    emit_accept_metrics(result)
     logger.info("batch accepted", extra={"batch_id": result.batch_id, "accepted": result.accepted})
 
 

@@ -21,7 +21,7 @@ from globesms.config import settings
 from globesms.http_errors import error_response, validation_error_response
 from globesms.ids import new_batch_id
 from globesms.models.api import AcceptResponse, BatchView, MessageView, SendBody, specs_of
-from globesms.observability import logger, metrics, tracer
+from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -54,8 +54,7 @@ def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[Acce
         store=_store(),
         queues=_queues(),
     )
-    metrics.add_metric(name="RecipientsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+    emit_accept_metrics(result)
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
 

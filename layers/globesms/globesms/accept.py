@@ -153,6 +153,6 @@ def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse
         batch_id=batch_id,
         accepted=len(plan.records),
         rejected=len(plan.errors),
-        messages=[AcceptedMessage(id=r.id, to=r.to, status=status) for r in plan.records],
+        messages=[AcceptedMessage(id=r.id, to=r.to, status=status, provider=r.provider) for r in plan.records],
         errors=plan.errors,
     )

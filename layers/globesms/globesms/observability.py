@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from globesms.models.api import AcceptResponse
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"
@@ -34,3 +38,18 @@ logger = Logger(service=SERVICE)
 logger.addFilter(PhoneNumberMask())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
+
+
+def emit_accept_metrics(result: AcceptResponse) -> None:
+    """RecipientsAccepted per provider (one EMF line each: a metric set shares its dimensions) and
+    RecipientsRejected."""
+    for provider, count in Counter(m.provider for m in result.messages).items():
+        with single_metric(
+            name="RecipientsAccepted",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "provider": provider.value},
+        ):
+            pass
+    metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)

@@ -106,6 +106,7 @@ class AcceptedMessage(BaseModel):
     id: str
     to: str
     status: Status
+    provider: ProviderName
 
 
 class RecipientError(BaseModel):
