@@ -1,0 +1,257 @@
+"""The Tencent Cloud SMS client: SendMultiGlobalSms (API 3.0, version 2021-01-11) over a signed httpx POST.
+
+One call carries up to 200 recipients, each with its own template, parameters, sender id and SessionContext (our
+message id, echoed in the results and in delivery receipts as `ext`). Results come per recipient in
+SendMultiStatusSet; a top-level `Response.Error` (with HTTP 200) fails every recipient of the call.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.providers.tencent import wire
+from globesms.providers.tencent.errors import OK_CODE, category_for_unreadable_response, classify
+from globesms.providers.tencent.signer import JSON_CONTENT_TYPE, Tc3Signer
+
+DEFAULT_ENDPOINT = "https://sms.intl.tencentcloudapi.com"
+DEFAULT_REGION = "ap-singapore"
+
+#: X-TC-Language picks the language of error messages; English reads best in our records.
+MESSAGE_LANGUAGE = "en-US"
+
+
+class TencentSettings(BaseModel):
+    # hide_input_in_errors: a "missing field" error would otherwise print every other value, the secret included.
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    endpoint: str = DEFAULT_ENDPOINT
+    secret_id: str = Field(min_length=1)
+    secret_key: SecretStr = Field(min_length=1)
+    sdk_app_id: str = Field(pattern=r"^[0-9]+$")
+    region: str = DEFAULT_REGION
+    connect_timeout: float = Field(default=3.0, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_a_base_url(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL with a host")
+        if url.path not in ("", "/") or url.query:
+            raise ValueError("must be a base URL: API 3.0 always posts to '/'")
+        return value
+
+    @field_validator("secret_id", "secret_key")
+    @classmethod
+    def _no_surrounding_whitespace(cls, value: str | SecretStr) -> str | SecretStr:
+        # A pasted key with a stray space or newline would sign "correctly" and be refused as a bad signature.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text.strip() != text:
+            raise ValueError("must not start or end with whitespace")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_is_served(cls, value: str) -> str:
+        if value not in wire.REGIONS:
+            raise ValueError(f"SendMultiGlobalSms is served in {sorted(wire.REGIONS)} only")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The Host header and the signed host: the endpoint's host, with its port only when it is not the
+        scheme's default (httpx drops a default port, so `https://h:443` signs as `h`, as the SDK does)."""
+        url = httpx.URL(self.endpoint)
+        host = f"[{url.host}]" if ":" in url.host else url.host  # an IPv6 literal keeps its brackets
+        return host if url.port is None else f"{host}:{url.port}"
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> TencentSettings:
+        """Unset or empty variables fall back to the defaults; pydantic converts and checks the rest."""
+        values: dict[str, object] = {
+            field: env[variable] for field, variable in ENVIRONMENT_VARIABLES.items() if env.get(variable)
+        }
+        if "secret_key" in values:
+            # Wrapped before validation, so even ValidationError.errors() (which keeps inputs) shows it masked.
+            values["secret_key"] = SecretStr(str(values["secret_key"]))
+        return cls.model_validate(values)
+
+
+#: Settings field -> the environment variable it is read from.
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "endpoint": "GLOBESMS_TENCENT_ENDPOINT",
+    "secret_id": "GLOBESMS_TENCENT_SECRET_ID",
+    "secret_key": "GLOBESMS_TENCENT_SECRET_KEY",
+    "sdk_app_id": "GLOBESMS_TENCENT_SDK_APP_ID",
+    "region": "GLOBESMS_TENCENT_REGION",
+    "connect_timeout": "GLOBESMS_HTTP_CONNECT_TIMEOUT",
+    "read_timeout": "GLOBESMS_HTTP_READ_TIMEOUT",
+}
+
+
+def _trace_id() -> str:
+    return str(uuid.uuid4())
+
+
+class TencentSmsClient:
+    """`Provider` for Tencent Cloud. `clock` gives unix seconds for X-TC-Timestamp; `nonce` gives the per-call
+    X-TC-TraceId (TC3 signs no nonce; the trace id only helps Tencent support find a call)."""
+
+    name = ProviderName.TENCENT
+    max_recipients_per_call = wire.MAX_RECIPIENTS_PER_CALL
+
+    def __init__(
+        self,
+        settings: TencentSettings,
+        *,
+        http: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = _trace_id,
+    ) -> None:
+        self.settings = settings
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client()
+        self._clock = clock
+        self._nonce = nonce
+        self._url = httpx.URL(settings.endpoint).join("/")
+        self._signer = Tc3Signer(
+            secret_id=settings.secret_id, secret_key=settings.secret_key, service=wire.SERVICE, host=settings.host
+        )
+        # Explicit on every request, so an injected client's own defaults never leave a call without timeouts.
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.connect_timeout,
+        ).as_dict()
+        self._static_headers = {
+            "Content-Type": JSON_CONTENT_TYPE,
+            "Host": settings.host,
+            "X-TC-Action": wire.ACTION,
+            "X-TC-Version": wire.API_VERSION,
+            "X-TC-Region": settings.region,
+            "X-TC-Language": MESSAGE_LANGUAGE,
+        }
+
+    def __repr__(self) -> str:
+        return f"TencentSmsClient(endpoint={self.settings.endpoint!r}, region={self.settings.region!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> TencentSmsClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def build_request(self, messages: Sequence[OutboundSms]) -> httpx.Request:
+        """Validate, serialise and sign one call; raises InvalidProviderRequest before anything is sent."""
+        wire.check_batch(messages)
+        body = wire.request_body(self.settings.sdk_app_id, messages)
+        timestamp = int(self._clock())
+        headers = dict(self._static_headers)
+        headers["X-TC-Timestamp"] = str(timestamp)
+        headers["X-TC-TraceId"] = self._nonce()
+        headers["Authorization"] = self._signer.authorization(body, timestamp)
+        return httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout})
+
+    def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
+        if not messages:
+            return []
+        request = self.build_request(messages)
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            return _fail_all(messages, transport_error(exc))
+        return outcomes_from_response(messages, response.status_code, response.content)
+
+
+def transport_error(exc: httpx.HTTPError) -> ProviderError:
+    """Only failures that prove nothing was sent are retryable; after the request started, the outcome is unknown
+    (a resend could deliver twice)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ProviderError(ErrorCategory.RETRYABLE, "CONNECT_TIMEOUT", "no connection within the connect timeout")
+    if isinstance(exc, httpx.PoolTimeout):
+        return ProviderError(ErrorCategory.RETRYABLE, "POOL_TIMEOUT", "no free connection in the pool")
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderError(ErrorCategory.RETRYABLE, "CONNECT_ERROR", "could not connect to the provider")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ProviderError(ErrorCategory.CONFIG, "UNSUPPORTED_PROTOCOL", "the endpoint URL cannot be used")
+    if isinstance(exc, httpx.ReadTimeout):
+        return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "no answer within the read timeout")
+    if isinstance(exc, httpx.WriteTimeout):
+        return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT", "the request could not be written in time")
+    return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, type(exc).__name__.upper(), "the exchange broke off mid-way")
+
+
+def outcomes_from_response(messages: Sequence[OutboundSms], http_status: int, body: bytes) -> list[SendOutcome]:
+    try:
+        result = wire.ResponseEnvelope.model_validate_json(body).response
+    except ValidationError:
+        error = ProviderError(
+            category_for_unreadable_response(http_status),
+            "MALFORMED_RESPONSE",
+            f"HTTP {http_status}: not a SendMultiGlobalSms response",
+            http_status,
+        )
+        return _fail_all(messages, error)
+    if result.error is not None:
+        error = ProviderError(
+            classify(result.error.code, http_status), result.error.code, result.error.message, http_status
+        )
+        return _fail_all(messages, error)
+    return outcomes_from_statuses(messages, result.send_multi_status_set or [], result.request_id, http_status)
+
+
+def outcomes_from_statuses(
+    messages: Sequence[OutboundSms], statuses: Sequence[wire.SendMultiStatus], request_id: str, http_status: int
+) -> list[SendOutcome]:
+    """Match each recipient to its status by the echoed SessionContext (our message id); a status without one is
+    taken by position if it names the same number. A recipient left without a status may have been sent."""
+    by_context = {s.session_context: s for s in statuses if s.session_context}
+    outcomes = []
+    for index, message in enumerate(messages):
+        status = by_context.get(message.message_id)
+        if status is None and index < len(statuses):
+            positional = statuses[index]
+            if not positional.session_context and positional.phone_number == message.to:
+                status = positional
+        if status is None:
+            error = ProviderError(
+                ErrorCategory.UNKNOWN_OUTCOME, "MISSING_RESULT", "no status for this recipient", http_status
+            )
+            outcomes.append(SendOutcome(message.message_id, error=error))
+        else:
+            outcomes.append(_outcome(message, status, request_id, http_status))
+    return outcomes
+
+
+def _outcome(message: OutboundSms, status: wire.SendMultiStatus, request_id: str, http_status: int) -> SendOutcome:
+    extra = {"request_id": request_id, "fee": str(status.fee), "iso_code": status.iso_code}
+    if status.code != OK_CODE:
+        error = ProviderError(classify(status.code, http_status), status.code, status.message, http_status)
+        return SendOutcome(message.message_id, error=error, extra=extra)
+    if not status.serial_no:
+        # Sent, but without the id receipts are keyed on: record it as unknown rather than pretend either way.
+        error = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MISSING_SERIAL_NO", "Ok without a SerialNo", http_status)
+        return SendOutcome(message.message_id, error=error, extra=extra)
+    return SendOutcome(
+        message.message_id, provider_message_id=status.serial_no, segments=status.fee or None, extra=extra
+    )
+
+
+def _fail_all(messages: Sequence[OutboundSms], error: ProviderError) -> list[SendOutcome]:
+    return [SendOutcome(m.message_id, error=error) for m in messages]

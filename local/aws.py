@@ -1,0 +1,162 @@
+"""The AWS side of the local stack: a moto server, and the tables and queues template.yaml declares.
+
+Provisioning is idempotent (existing tables and queues are reused), so every process of the stack can call it to
+learn the physical names and URLs, and `make run` can be restarted against a moto server that is still running.
+
+What moto does and does not do, checked against moto 5.2.5:
+- RedrivePolicy IS enforced: a ReceiveMessage that finds a visible message already received maxReceiveCount times
+  moves it to the dead-letter queue instead of returning it (so, as in SQS, on the receive after the last one).
+- Visibility timeouts, ChangeMessageVisibility, ApproximateReceiveCount and long polling behave as in SQS.
+- TTL is stored but never expires items; SSE and point-in-time recovery are accepted and mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from local.template import QueueSpec, ResolveContext, TableSpec, Template, resolve
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+log = logging.getLogger("local.aws")
+
+
+def apply_local_credentials(environ: MutableMapping[str, str]) -> None:
+    """Fake credentials and a region, unless the user set their own (moto accepts anything)."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        environ.setdefault(name, value)
+    environ.setdefault("AWS_REGION", environ["AWS_DEFAULT_REGION"])
+
+
+def region(environ: MutableMapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
+
+
+def start_moto(port: int) -> Any:
+    """moto's server in a thread of this process, on loopback only. Returns the server (call `.stop()`)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server
+
+
+@dataclass
+class Provisioned:
+    """Physical names of what the template declares, by logical id."""
+
+    table_names: dict[str, str] = field(default_factory=dict)
+    table_arns: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    queue_arns: dict[str, str] = field(default_factory=dict)
+
+
+def physical_name(logical_id: str, stack_name: str, declared: Any, context: ResolveContext) -> str:
+    """The template's own name when it sets one, else `<stack>-<LogicalId>` (CloudFormation adds a random
+    suffix; locally a stable name lets a restarted stack find its resources again)."""
+    return str(resolve(declared, context)) if declared is not None else f"{stack_name}-{logical_id}"
+
+
+def provision(template: Template, context: ResolveContext, endpoint_url: str | None = None) -> Provisioned:
+    """Create (or find) every table and queue of the template. `context` needs only parameters and pseudo
+    parameters: names may use them, nothing else."""
+    session = boto3.session.Session(region_name=context.region)
+    dynamodb: Any = session.client("dynamodb", endpoint_url=endpoint_url)
+    sqs: Any = session.client("sqs", endpoint_url=endpoint_url)
+    provisioned = Provisioned()
+    for table in template.tables.values():
+        name = physical_name(table.logical_id, context.stack_name, table.table_name, context)
+        provisioned.table_names[table.logical_id] = name
+        provisioned.table_arns[table.logical_id] = _ensure_table(dynamodb, name, table)
+    # Dead-letter queues must exist before a RedrivePolicy can name them: create every queue plain, then set
+    # each queue's attributes (SetQueueAttributes is idempotent, CreateQueue with changed attributes is not).
+    for queue in template.queues.values():
+        name = physical_name(queue.logical_id, context.stack_name, queue.queue_name, context)
+        if queue.fifo and not name.endswith(".fifo"):
+            name += ".fifo"
+        url = _ensure_queue(sqs, name, queue)
+        provisioned.queue_urls[queue.logical_id] = url
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        provisioned.queue_arns[queue.logical_id] = arn
+    for queue in template.queues.values():
+        sqs.set_queue_attributes(
+            QueueUrl=provisioned.queue_urls[queue.logical_id], Attributes=_queue_attributes(queue, provisioned)
+        )
+    return provisioned
+
+
+def _ensure_table(dynamodb: Any, name: str, table: TableSpec) -> str:
+    try:
+        return str(dynamodb.describe_table(TableName=name)["Table"]["TableArn"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    arguments: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": k.attribute_name, "KeyType": k.key_type} for k in table.key_schema],
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in table.attribute_definitions.items()
+        ],
+    }
+    if table.global_secondary_indexes:
+        arguments["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": k.attribute_name, "KeyType": k.key_type} for k in index.key_schema],
+                "Projection": {"ProjectionType": index.projection_type}
+                | ({"NonKeyAttributes": list(index.non_key_attributes)} if index.non_key_attributes else {}),
+            }
+            for index in table.global_secondary_indexes
+        ]
+    try:
+        arn = str(dynamodb.create_table(**arguments)["TableDescription"]["TableArn"])
+    except ClientError as exc:  # another process of the stack created it a moment ago
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        return str(dynamodb.describe_table(TableName=name)["Table"]["TableArn"])
+    if table.ttl_attribute:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True}
+        )
+    log.info("created table %s", name)
+    return arn
+
+
+def _ensure_queue(sqs: Any, name: str, queue: QueueSpec) -> str:
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+    attributes = {"FifoQueue": "true"} if queue.fifo else {}
+    log.info("creating queue %s", name)
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def _queue_attributes(queue: QueueSpec, provisioned: Provisioned) -> dict[str, str]:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout),
+        "MessageRetentionPeriod": str(queue.message_retention_period),
+    }
+    if queue.redrive:
+        attributes["RedrivePolicy"] = json.dumps(
+            {
+                "deadLetterTargetArn": provisioned.queue_arns[queue.redrive.dead_letter_queue_id],
+                "maxReceiveCount": queue.redrive.max_receive_count,
+            }
+        )
+    return attributes

@@ -1,0 +1,180 @@
+"""One Lambda function in its own process, the way Lambda runs it: `python -m local.lambda_host <LogicalId>`.
+
+Why a process per function: the functions differ only in their environment (the three dispatchers share code and
+differ in GLOBESMS_PROVIDER), read it once per process (`settings()` is cached) and all call their module `app`.
+
+The process takes the function's environment from template.yaml, puts its layers and CodeUri on sys.path, imports
+the real handler and then
+- runs a poller for each of its SQS event sources (local/pollers.py), and
+- serves Lambda's Invoke API on 127.0.0.1:<port> (`POST /2015-03-31/functions/<name>/invocations`), which the
+  API server calls for API events (and `aws lambda invoke --endpoint-url` can call too).
+Invocations are serialised, as in one Lambda execution environment: handlers keep per-invocation state in module
+globals (the API resolver's current event, the batch processor's records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.httpd import QuietHandler, serve_in_background
+from local.pollers import SqsPoller, start_pollers
+from local.processes import configure_logging
+from local.stack import LocalStack, function_arn, function_name
+from local.template import FunctionSpec
+
+# Powertools outside AWS: no X-Ray daemon to send traces to; metrics (EMF lines on stdout) are off unless asked
+# for with POWERTOOLS_METRICS_DISABLED=false.
+POWERTOOLS_LOCAL_DEFAULTS = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
+
+log = logging.getLogger("local.lambda_host")
+
+
+@dataclass
+class LocalLambdaContext:
+    """The context object the Lambda runtime passes to a handler (the attributes Powertools and handlers read)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    identity: Any = None
+    client_context: Any = None
+    tenant_id: str | None = None
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/[{self.function_version}]{os.getpid()}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        elapsed = time.monotonic() - self._started
+        return max(int((self.timeout_seconds - elapsed) * 1000), 0)
+
+
+class FunctionRuntime:
+    """The imported handler and how to call it."""
+
+    def __init__(self, function: FunctionSpec, stack: LocalStack) -> None:
+        self.function = function
+        self.name = function_name(function.logical_id)
+        self.arn = function_arn(function.logical_id, stack.context)
+        self._lock = threading.Lock()
+        for name, value in POWERTOOLS_LOCAL_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        os.environ.update(stack.function_environment(function))
+        # Lambda's sys.path: the function's code first, then the layers' content (/opt/python).
+        for path in reversed([function.code_uri, *function.layer_dirs]):
+            sys.path.insert(0, str(path))
+        module_name, handler_name = function.handler.rsplit(".", 1)
+        self.handler = getattr(importlib.import_module(module_name), handler_name)
+
+    def invoke(self, event: Any) -> Any:
+        with self._lock:
+            context = LocalLambdaContext(
+                function_name=self.name,
+                invoked_function_arn=self.arn,
+                memory_limit_in_mb=self.function.memory_size,
+                timeout_seconds=self.function.timeout,
+            )
+            result = self.handler(event, context)
+            if context.get_remaining_time_in_millis() == 0:  # Lambda would have stopped it; locally we only say so
+                log.warning("%s ran past its %d s timeout", self.name, self.function.timeout)
+            return result
+
+
+def invoke_handler_class(runtime: FunctionRuntime) -> type[QuietHandler]:
+    invoke_path = INVOKE_PATH.format(name=runtime.name)
+
+    class InvokeHandler(QuietHandler):
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != invoke_path:
+                self.respond(404, json.dumps({"Message": f"Function not found: {self.path}"}).encode())
+                return
+            try:
+                event = json.loads(self.read_body() or b"{}")
+            except ValueError:
+                self.respond(400, b'{"Type": "User", "message": "Could not parse request body into json"}')
+                return
+            try:
+                result = runtime.invoke(event)
+            except Exception as exc:
+                # Lambda answers 200 and marks the payload as an error; the caller (API Gateway) decides.
+                log.exception("invocation of %s failed", runtime.name)
+                error = {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+                self.respond(200, json.dumps(error).encode(), {"X-Amz-Function-Error": "Unhandled"})
+                return
+            self.respond(200, json.dumps(result, default=str).encode(), {"Content-Type": "application/json"})
+
+    return InvokeHandler
+
+
+def pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[SqsPoller]:
+    import boto3
+
+    template = stack.template
+    sources = [s for s in template.event_sources_of(runtime.function.logical_id) if s.enabled]
+    sqs = boto3.session.Session(region_name=stack.context.region).client("sqs")
+    return [
+        SqsPoller(
+            source,
+            queue_url=stack.resources.queue_urls[source.queue_id],
+            queue_arn=stack.resources.queue_arns[source.queue_id],
+            region=stack.context.region,
+            invoke=runtime.invoke,
+            sqs=sqs,
+        )
+        for source in sources
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("function", help="the function's logical id in template.yaml")
+    parser.add_argument("--port", type=int, required=True, help="port of the Invoke API (127.0.0.1)")
+    args = parser.parse_args(argv)
+    configure_logging()
+
+    stack = LocalStack.deploy()
+    if args.function not in stack.template.functions:
+        parser.error(f"no function {args.function} in template.yaml ({', '.join(stack.template.functions)})")
+    runtime = FunctionRuntime(stack.template.functions[args.function], stack)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    pollers = start_pollers(pollers_for(runtime, stack), stop)
+    # Listening last: a caller that can connect finds the handler imported and the pollers running.
+    server = serve_in_background(invoke_handler_class(runtime), args.port)
+    while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly
+        pass
+    server.shutdown()
+    for thread in pollers:  # let a batch in progress settle, as Lambda finishes an invocation
+        thread.join(timeout=5)
+
+
+if __name__ == "__main__":
+    main()

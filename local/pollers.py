@@ -1,0 +1,192 @@
+"""Lambda's SQS event source mapping, locally: long-poll a queue, hand the function a real SQS event, and settle
+the batch the way Lambda does.
+
+Settling, as Lambda does it:
+- the handler returns: every record is deleted, except (with ReportBatchItemFailures) those it lists in
+  `batchItemFailures`; a list naming an unknown or empty id fails the whole batch;
+- the handler raises: nothing is deleted.
+Records that are not deleted become visible again and, after the queue's maxReceiveCount receives, go to its
+dead-letter queue (moto enforces the RedrivePolicy on receive, see local/aws.py).
+
+One local difference, for speed: a failed record would stay invisible for the rest of the queue's visibility
+timeout (180 s here); the poller makes it visible again after LOCAL_SQS_RETRY_VISIBILITY_SECONDS (default 2 s)
+instead, so retries and dead-lettering happen in seconds. Set it to the queue's timeout to see the real pace.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from local.template import SqsEventSource
+
+RETRY_VISIBILITY_ENV = "LOCAL_SQS_RETRY_VISIBILITY_SECONDS"
+DEFAULT_RETRY_VISIBILITY_SECONDS = 2
+LONG_POLL_SECONDS = 1  # short, so a stop request is noticed within a second
+SQS_MAX_MESSAGES_PER_CALL = 10  # ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch limits
+
+log = logging.getLogger("local.pollers")
+
+Invoke = Callable[[dict[str, Any]], Any]  # raises when the function fails
+
+
+def sqs_event(messages: Iterable[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda builds from ReceiveMessage results."""
+    return {"Records": [_record(message, queue_arn, region) for message in messages]}
+
+
+def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """SQS API shape (`StringValue`, bytes) to Lambda event shape (`stringValue`, base64 text)."""
+
+    def text(binary: bytes) -> str:
+        return base64.b64encode(binary).decode()
+
+    attribute: dict[str, Any] = {
+        "dataType": value["DataType"],
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": [text(b) for b in value.get("BinaryListValues", [])],
+    }
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = text(value["BinaryValue"])
+    return attribute
+
+
+def failed_message_ids(response: Any, message_ids: list[str], report_batch_item_failures: bool) -> set[str]:
+    """Which records of a batch whose handler returned `response` count as failed."""
+    if not report_batch_item_failures or not isinstance(response, dict) or not response.get("batchItemFailures"):
+        return set()
+    failures = {str(item.get("itemIdentifier") or "") for item in response["batchItemFailures"]}
+    if not failures <= set(message_ids):
+        log.warning("batchItemFailures names ids not in the batch (%s): the whole batch fails", failures)
+        return set(message_ids)
+    return failures
+
+
+def retry_visibility_seconds() -> int:
+    return int(os.environ.get(RETRY_VISIBILITY_ENV, DEFAULT_RETRY_VISIBILITY_SECONDS))
+
+
+def _chunks(items: list[Any], size: int = SQS_MAX_MESSAGES_PER_CALL) -> Iterable[list[Any]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+class SqsPoller:
+    """One event source mapping: polls `queue_url` and invokes the function with batches of its messages."""
+
+    def __init__(
+        self,
+        source: SqsEventSource,
+        *,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        invoke: Invoke,
+        sqs: Any,
+    ) -> None:
+        self.source = source
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.region = region
+        self._invoke = invoke
+        self._sqs = sqs
+        self._retry_visibility = retry_visibility_seconds()
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("polling %s for %s (batch size %d)", self.queue_url, self.source.function_id, self.source.batch_size)
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # e.g. the AWS endpoint going away on shutdown; keep polling until told to stop
+                log.exception("polling %s failed", self.queue_url)
+                stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch, invoke the function with it, settle it. Returns how many records it carried."""
+        messages = self._receive_batch()
+        if not messages:
+            return 0
+        ids = [m["MessageId"] for m in messages]
+        try:
+            response = self._invoke(sqs_event(messages, self.queue_arn, self.region))
+            failed = failed_message_ids(response, ids, self.source.report_batch_item_failures)
+        except Exception:
+            log.exception("%s failed on a batch of %d: every record will be retried", self.source.function_id, len(ids))
+            failed = set(ids)
+        self._delete([m for m in messages if m["MessageId"] not in failed])
+        self._retry_soon([m for m in messages if m["MessageId"] in failed])
+        return len(messages)
+
+    def _receive_batch(self) -> list[dict[str, Any]]:
+        """Up to BatchSize messages: after the first arrives, keep receiving until the batch is full or the
+        MaximumBatchingWindowInSeconds has passed (no window: what one ReceiveMessage returned)."""
+        batch: list[dict[str, Any]] = []
+        window_ends: float | None = None
+        while len(batch) < self.source.batch_size:
+            remaining = LONG_POLL_SECONDS if window_ends is None else window_ends - time.monotonic()
+            if remaining <= 0:
+                break
+            batch += self._sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(self.source.batch_size - len(batch), SQS_MAX_MESSAGES_PER_CALL),
+                WaitTimeSeconds=math.ceil(remaining),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                return []
+            if window_ends is None:
+                window_ends = time.monotonic() + self.source.maximum_batching_window_seconds
+        return batch
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(messages):
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+
+    def _retry_soon(self, messages: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(messages):
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._retry_visibility}
+                    for i, m in enumerate(chunk)
+                ],
+            )
+
+
+def start_pollers(pollers: Iterable[SqsPoller], stop: threading.Event) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(target=p.run, args=(stop,), name=f"poll-{p.source.queue_id}", daemon=True) for p in pollers
+    ]
+    for thread in threads:
+        thread.start()
+    return threads

@@ -1,0 +1,169 @@
+"""`make run`: the whole stack on this machine, wired from template.yaml.
+
+    python -m local.run [--api-port 3000] [--moto-port 5000] [--emulator-port aliyun=9101 ...] [--no-emulators]
+
+Starts moto in this process (unless AWS_ENDPOINT_URL points elsewhere), creates the template's tables and queues,
+then starts as child processes: the provider emulators (unless GLOBESMS_<P>_ENDPOINT points elsewhere), one
+process per function (local/lambda_host.py: its SQS pollers and its Invoke API) and the API server. Ctrl-C or
+SIGTERM stops them all; so does any child exiting on its own (a stack with a piece missing is worse than none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import MutableMapping
+
+from local.api_server import api_key
+from local.aws import apply_local_credentials, start_moto
+from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
+from local.processes import ProcessGroup, configure_logging, free_port
+from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT
+from local.stack import LocalStack
+from local.template import REPO_ROOT
+
+READY_LINE = "globesms local stack is ready"
+STARTUP_TIMEOUT_SECONDS = 60
+
+log = logging.getLogger("local.run")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run globesms locally, wired from template.yaml")
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", API_PORT)))
+    parser.add_argument("--moto-port", type=int, default=MOTO_PORT, help="ignored when AWS_ENDPOINT_URL is set")
+    parser.add_argument(
+        "--emulator-port", action="append", default=[], metavar="PROVIDER=PORT", help="move an emulator"
+    )
+    parser.add_argument("--no-emulators", action="store_true", help="start no provider emulator")
+    args = parser.parse_args(argv)
+    args.emulator_ports = dict(EMULATOR_PORTS)
+    for item in args.emulator_port:
+        provider, _, port = item.partition("=")
+        if provider not in EMULATOR_PORTS or not port.isdigit():
+            parser.error(f"--emulator-port wants one of {', '.join(EMULATOR_PORTS)}=PORT, got {item!r}")
+        args.emulator_ports[provider] = int(port)
+    return args
+
+
+def apply_local_defaults(environ: MutableMapping[str, str]) -> None:
+    """What the stack's processes inherit, never overriding what the user set."""
+    for name, value in {**LOCAL_ENV_DEFAULTS, **POWERTOOLS_LOCAL_DEFAULTS}.items():
+        environ.setdefault(name, value)
+    apply_local_credentials(environ)
+    environ.setdefault("GLOBESMS_API_KEY", api_key(environ))
+
+
+def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool) -> None:
+    """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set; point the functions at it."""
+    for provider, port in ports.items():
+        endpoint_variable = f"GLOBESMS_{provider.upper()}_ENDPOINT"
+        if os.environ.get(endpoint_variable):
+            print(f"{provider}: using {os.environ[endpoint_variable]} ({endpoint_variable})")
+            continue
+        os.environ[endpoint_variable] = f"http://127.0.0.1:{port}"
+        if not enabled:
+            print(f"{provider}: not started (--no-emulators); expected at {os.environ[endpoint_variable]}")
+            continue
+        module = f"local.emulators.{provider}"
+        if importlib.util.find_spec(module) is None:
+            print(f"WARNING: {module} does not exist yet: nothing answers for {provider}; its sends will fail")
+            continue
+        children.start(f"{provider}-emulator", [sys.executable, "-m", module, "--port", str(port)], os.environ, port)
+
+
+def start_functions(children: ProcessGroup, stack: LocalStack) -> dict[str, str]:
+    """One process per function; returns each one's Invoke API URL."""
+    urls: dict[str, str] = {}
+    for logical_id in stack.template.functions:
+        port = free_port()
+        argv = [sys.executable, "-m", "local.lambda_host", logical_id, "--port", str(port)]
+        children.start(logical_id, argv, os.environ, port)
+        urls[logical_id] = f"http://127.0.0.1:{port}"
+    return urls
+
+
+def start_api(children: ProcessGroup, stack: LocalStack, function_urls: dict[str, str], port: int) -> None:
+    api_functions = sorted({route.function_id for route in stack.template.routes})
+    argv = [sys.executable, "-m", "local.api_server", "--port", str(port)]
+    for logical_id in api_functions:
+        argv += ["--function", f"{logical_id}={function_urls[logical_id]}"]
+    children.start("api", argv, os.environ, port)
+
+
+def print_banner(stack: LocalStack, api_port: int) -> None:
+    outputs = stack.outputs()
+    api_url = f"http://127.0.0.1:{api_port}"
+    key = api_key()
+    body = '{"to":["+85251234567","+6591234567","+447911123456"],"text":"hello"}'
+    intake_body = '{"batch_id":"demo-1","to":"+85251234567","text":"hello from SQS"}'
+    print(
+        f"""
+API            {api_url}   (routes: {", ".join(f"{r.method} {r.path}" for r in stack.template.routes)})
+API key        {key}
+AWS endpoint   {os.environ["AWS_ENDPOINT_URL"]}
+Intake queue   {outputs.get("IntakeQueueUrl", "-")}
+Table          {outputs.get("TableName", "-")}
+
+Try:
+  curl -s -X POST {api_url}/v1/messages -H "x-api-key: {key}" -H 'content-type: application/json' \\
+       -d '{body}'
+  curl -s {api_url}/v1/batches/<batch_id> -H "x-api-key: {key}"
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={stack.context.region} \\
+  aws --endpoint-url {os.environ["AWS_ENDPOINT_URL"]} sqs send-message \\
+       --queue-url {outputs.get("IntakeQueueUrl", "<IntakeQueueUrl>")} --message-body '{intake_body}'
+  curl -s {api_url}/v1/batches/demo-1 -H "x-api-key: {key}"
+
+{READY_LINE} (Ctrl-C stops it)
+""",
+        flush=True,
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    apply_local_defaults(os.environ)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a shell may start us with SIGINT ignored
+        signal.signal(signum, _interrupt)
+
+    moto = None
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        moto = start_moto(args.moto_port)
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{args.moto_port}"
+    children = ProcessGroup(cwd=REPO_ROOT)
+    try:
+        start_emulators(children, args.emulator_ports, enabled=not args.no_emulators)
+        stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
+        start_api(children, stack, start_functions(children, stack), args.api_port)
+        children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)
+        print_banner(stack, args.api_port)
+        while (exited := children.first_exited()) is None:
+            time.sleep(0.5)
+        print(f"{exited.name} exited with code {exited.process.returncode}: stopping the stack", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(signum, signal.SIG_IGN)
+        print("stopping the local stack", flush=True)
+        children.stop_all()
+        if moto is not None:
+            moto.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

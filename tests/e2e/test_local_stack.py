@@ -1,0 +1,221 @@
+"""End to end through the local stack: HTTP or the SQS intake queue in, provider emulators out, status API back.
+
+The fixture runs the whole stack (`python -m local.run`) on free ports, once for the module, and always stops it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+import pytest
+
+from local.processes import free_port, is_listening
+from local.run import READY_LINE
+from local.settings import EMULATOR_PORTS
+from local.stack import LocalStack
+from local.template import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 15
+API_KEY = "e2e-api-key"
+MOBILES = ["+85251234567", "+6591234567", "+447911123456"]  # Hong Kong, Singapore, UK: all valid mobiles
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunningStack:
+    api: httpx.Client  # base URL set, API key sent
+    outputs: dict[str, str]  # the template's Outputs, resolved locally
+    sqs: Any
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], deadline_seconds: float = 60) -> T:
+        """Call `probe` until it returns something other than None; fail with the stack's log when time runs out."""
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            result = probe()
+            if result is not None:
+                return result
+            time.sleep(0.3)
+        pytest.fail(f"timed out waiting for {what}\n--- stack log ---\n{self.log_tail()}")
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while READY_LINE not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # the runner stops every process it started
+    try:
+        process.wait(timeout=STOP_DEADLINE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    ports = {"api": free_port(), "moto": free_port(), **{p: free_port() for p in EMULATOR_PORTS}}
+    env = {
+        **os.environ,
+        "GLOBESMS_API_KEY": API_KEY,
+        "LOCAL_SQS_RETRY_VISIBILITY_SECONDS": "1",  # failed records come back after 1 s: the DLQ case is quick
+    }
+    for name in ["AWS_ENDPOINT_URL", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS)]:
+        env.pop(name, None)  # this stack starts its own moto and emulators
+    argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
+    argv += [arg for p in EMULATOR_PORTS for arg in ("--emulator-port", f"{p}={ports[p]}")]
+    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _wait_until_ready(process, log_path)
+        aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
+        stack = LocalStack.deploy(environ={**env, "AWS_ENDPOINT_URL": aws_endpoint})  # finds what the runner made
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=30
+        ) as api:
+            yield RunningStack(
+                api=api,
+                outputs=stack.outputs(),
+                sqs=boto3.client("sqs", endpoint_url=aws_endpoint, region_name=stack.context.region),
+                log_path=log_path,
+            )
+    finally:
+        _stop(process)
+    still_listening = [name for name, port in ports.items() if is_listening(port)]
+    assert not still_listening, f"still listening after the stack stopped: {still_listening}"
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def batch_where(stack: RunningStack, batch_id: str, done: Any) -> dict[str, Any]:
+    """Poll GET /v1/batches/{id} until `done(batch)` holds."""
+
+    def probe() -> dict[str, Any] | None:
+        response = stack.api.get(f"/v1/batches/{batch_id}")
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        batch: dict[str, Any] = response.json()
+        return batch if done(batch) else None
+
+    return stack.wait_for(f"batch {batch_id}", probe)
+
+
+def all_submitted(count: int) -> Any:
+    return lambda batch: batch["counts"] == {"SUBMITTED": count}
+
+
+def assert_each_message_submitted(stack: RunningStack, batch: dict[str, Any], provider: str) -> None:
+    for message in batch["messages"]:
+        response = stack.api.get(f"/v1/messages/{message['id']}")
+        assert response.status_code == 200, response.text
+        view = response.json()
+        assert (view["status"], view["provider"], view["batch_id"]) == ("SUBMITTED", provider, batch["batch_id"])
+        assert view["provider_message_id"]
+
+
+def test_free_text_request_through_the_api_ends_submitted(local_stack: RunningStack) -> None:
+    response = local_stack.api.post("/v1/messages", json={"to": MOBILES, "text": "hello from e2e"})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["accepted"] == len(MOBILES) and accepted["rejected"] == 0
+
+    batch = batch_where(local_stack, accepted["batch_id"], all_submitted(len(MOBILES)))
+    assert sorted(m["to"] for m in batch["messages"]) == sorted(MOBILES)
+    assert_each_message_submitted(local_stack, batch, "aliyun")
+
+
+def test_requests_without_the_api_key_are_forbidden_like_api_gateway(local_stack: RunningStack) -> None:
+    body = {"to": MOBILES[0], "text": "hello"}
+    without_key = httpx.post(f"{local_stack.api.base_url}/v1/messages", json=body)
+    wrong_key = local_stack.api.post("/v1/messages", json=body, headers={"x-api-key": "not-the-key"})
+    for response in (without_key, wrong_key):
+        assert (response.status_code, response.json()) == (403, {"message": "Forbidden"})
+    unknown = local_stack.api.get("/v1/nothing-here")
+    assert (unknown.status_code, unknown.json()) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_intake_queue_message_ends_submitted(local_stack: RunningStack) -> None:
+    batch_id = f"e2e-intake-{uuid.uuid4().hex[:12]}"
+    body = {"batch_id": batch_id, "to": MOBILES[:2], "text": "hello through SQS"}
+    local_stack.sqs.send_message(QueueUrl=local_stack.outputs["IntakeQueueUrl"], MessageBody=json.dumps(body))
+
+    batch = batch_where(local_stack, batch_id, all_submitted(2))
+    assert batch["source"] == "sqs"
+    assert_each_message_submitted(local_stack, batch, "aliyun")
+
+
+def test_malformed_intake_body_is_rejected_and_dead_lettered_while_its_neighbour_is_sent(
+    local_stack: RunningStack,
+) -> None:
+    # Sent together so they usually share one Lambda batch: only the bad record may fail (ReportBatchItemFailures).
+    good_batch_id = f"e2e-neighbour-{uuid.uuid4().hex[:12]}"
+    good = {"batch_id": good_batch_id, "to": MOBILES[2], "text": "hello"}
+    sent = local_stack.sqs.send_message_batch(
+        QueueUrl=local_stack.outputs["IntakeQueueUrl"],
+        Entries=[{"Id": "good", "MessageBody": json.dumps(good)}, {"Id": "bad", "MessageBody": "{not json"}],
+    )
+    message_ids = {entry["Id"]: entry["MessageId"] for entry in sent["Successful"]}
+
+    rejected = batch_where(local_stack, f"sqs-{message_ids['bad']}", lambda b: b["state"] == "REJECTED")
+    assert rejected["refusal"]["code"] == "MALFORMED_JSON"
+    batch_where(local_stack, good_batch_id, all_submitted(1))
+
+    dead_lettered: set[str] = set()
+
+    def bad_body_dead_lettered() -> bool | None:
+        received = local_stack.sqs.receive_message(
+            QueueUrl=local_stack.outputs["IntakeDeadLetterQueueUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        dead_lettered.update(m["MessageId"] for m in received.get("Messages", []))
+        return True if message_ids["bad"] in dead_lettered else None
+
+    local_stack.wait_for("the malformed body in the intake dead-letter queue", bad_body_dead_lettered)
+    assert message_ids["good"] not in dead_lettered
+
+
+# Tencent wants the numeric id of an approved template; Huawei a template id of up to 32 characters.
+PINNED_TEMPLATES = [("tencent", "1234567"), ("huawei", "8ff55eac1d0b478ab3c06c3c6a492300")]
+
+
+@pytest.mark.parametrize(("provider", "template_id"), PINNED_TEMPLATES, ids=[p for p, _ in PINNED_TEMPLATES])
+def test_template_message_pinned_to_a_provider_ends_submitted(
+    local_stack: RunningStack, provider: str, template_id: str
+) -> None:
+    if importlib.util.find_spec(f"local.emulators.{provider}") is None:
+        pytest.skip(f"local/emulators/{provider}.py does not exist yet: nothing would answer for {provider}")
+    body = {"to": MOBILES[0], "template": {"id": template_id, "params": {"code": "123456"}}, "provider": provider}
+    response = local_stack.api.post("/v1/messages", json=body)
+    assert response.status_code == 202, response.text
+
+    batch = batch_where(local_stack, response.json()["batch_id"], all_submitted(1))
+    assert_each_message_submitted(local_stack, batch, provider)
