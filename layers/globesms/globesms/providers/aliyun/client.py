@@ -1,0 +1,555 @@
+"""The Alibaba Cloud SMS client: SendMessageToGlobe and BatchSendMessageToGlobe (dysmsapi 2018-05-01) over httpx.
+
+One `send` may become several provider calls. `plan_calls` (pure) decides which: OTP messages, and groups too
+small to be worth a batch, go one number per SendMessageToGlobe call (2,000 calls/s); the rest are grouped into
+BatchSendMessageToGlobe calls (1,000 numbers, 1 call/s) of messages that can share a call: same Type, sender id and
+validity (the channel id is per client), never the same number twice in one call.
+
+Our message id travels in `TaskId`, which Alibaba echoes in receipts. A batch call has one TaskId for all its
+numbers, so a batch call's TaskId is `<first message id>+<count>` (`batch_task_id`), and each recipient is matched to
+its result by position: `MessageIdList` lists the ids of the accepted numbers in the order of `To`, leaving out the
+numbers in `FailedList`. The pages do not state that order; the client checks the counts (SuccessCount, the list
+lengths) and, when they do not add up, reports the accepted numbers as unknown outcomes rather than guess.
+
+Wire format: RPC style, `POST /` with the parameters in the query string and an empty body, as the official SDK
+sends them, signed with ACS3-HMAC-SHA256. A query string longer than `max_query_length` goes in an
+`application/x-www-form-urlencoded` body instead (the V3 signature covers it through x-acs-content-sha256): a full
+batch is far longer than any URL a server accepts (httpx itself refuses URLs over 64 KB), which the SDK's choice
+ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from globesms.clock import utc_now
+from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
+from globesms.providers.aliyun import errors, rules
+from globesms.providers.aliyun.responses import (
+    BatchSendMessageToGlobeResponse,
+    GatewayError,
+    SendMessageToGlobeResponse,
+)
+from globesms.providers.aliyun.signer import Acs3Signer, acs_date, join_encoded_query, payload_hash, percent_encode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT: Final = "https://dysmsapi.ap-southeast-1.aliyuncs.com"
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+# The longest message id whose batch TaskId ("<id>+1000") still fits Alibaba's 255 characters.
+MAX_MESSAGE_ID_LENGTH: Final = rules.MAX_TASK_ID_LENGTH - len(f"+{rules.MAX_BATCH_RECIPIENTS}")
+
+
+class AliyunSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str = DEFAULT_ENDPOINT
+    access_key_id: str = Field(min_length=1)
+    access_key_secret: SecretStr
+    channel_id: str | None = None
+    connect_timeout: float = Field(default=3.0, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+    # Groups smaller than this go as single calls. 2 = batch whenever two messages can share a call; a rate
+    # limiter short of batch capacity (1 call/s) can raise it per send.
+    min_batch_size: int = Field(default=2, ge=1)
+    # nginx's default limit on a request line is 8 KB; Alibaba documents none. Longer parameter sets go in the body.
+    max_query_length: int = Field(default=8192, ge=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) base URL without query or fragment")
+        return value.rstrip("/")
+
+
+def from_environment(env: Mapping[str, str]) -> AliyunClient:
+    """The client configured from GLOBESMS_* variables (README, "Configuration")."""
+    return AliyunClient(settings_from_environment(env))
+
+
+def settings_from_environment(env: Mapping[str, str]) -> AliyunSettings:
+    def required(name: str) -> str:
+        value = env.get(name, "").strip()
+        if not value:
+            raise ValueError(f"{name} is not set")
+        return value
+
+    def seconds(name: str, default: float) -> float:
+        raw = env.get(name, "").strip()
+        try:
+            return float(raw) if raw else default
+        except ValueError:
+            raise ValueError(f"{name} must be a number of seconds") from None
+
+    return AliyunSettings(
+        endpoint=env.get("GLOBESMS_ALIYUN_ENDPOINT", "").strip() or DEFAULT_ENDPOINT,
+        access_key_id=required("GLOBESMS_ALIYUN_ACCESS_KEY_ID"),
+        access_key_secret=SecretStr(required("GLOBESMS_ALIYUN_ACCESS_KEY_SECRET")),
+        channel_id=env.get("GLOBESMS_ALIYUN_CHANNEL_ID", "").strip() or None,
+        connect_timeout=seconds("GLOBESMS_HTTP_CONNECT_TIMEOUT", 3.0),
+        read_timeout=seconds("GLOBESMS_HTTP_READ_TIMEOUT", 10.0),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning: which messages share a provider call (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    operation: str  # rules.SEND_ONE or rules.SEND_BATCH
+    indexes: tuple[int, ...]  # positions in the `send` input, in input order
+
+
+def plan_calls(
+    messages: Sequence[OutboundSms],
+    *,
+    min_batch_size: int = 2,
+    max_batch_size: int = rules.MAX_BATCH_RECIPIENTS,
+) -> list[PlannedCall]:
+    """Split messages into provider calls, ordered by their first message.
+
+    A batch call shares Type, From and ValidityPeriod, so messages are grouped by those; OTP is not a batch Type.
+    A number already in the open group starts a new group: a repeated number would make FailedList ambiguous.
+    Groups smaller than `min_batch_size` become single calls."""
+    min_batch_size = max(1, min_batch_size)
+    if _one_batch(messages, min_batch_size, max_batch_size):
+        return [PlannedCall(rules.SEND_BATCH, tuple(range(len(messages))))]
+    groups: list[list[int]] = []
+    open_groups: dict[tuple[MessageType, str | None, int | None], tuple[list[int], set[str]]] = {}
+    for index, message in enumerate(messages):
+        if message.type is MessageType.OTP:
+            groups.append([index])
+            continue
+        key = (message.type, message.sender_id, message.validity_seconds)
+        group = open_groups.get(key)
+        if group is None or len(group[0]) >= max_batch_size or message.to in group[1]:
+            group = ([], set())
+            open_groups[key] = group
+            groups.append(group[0])
+        group[0].append(index)
+        group[1].add(message.to)
+
+    calls: list[PlannedCall] = []
+    for indexes in groups:
+        batchable = messages[indexes[0]].type is not MessageType.OTP
+        if batchable and len(indexes) >= min_batch_size:
+            calls.append(PlannedCall(rules.SEND_BATCH, tuple(indexes)))
+        else:
+            calls.extend(PlannedCall(rules.SEND_ONE, (index,)) for index in indexes)
+    calls.sort(key=lambda call: call.indexes[0])
+    return calls
+
+
+_GROUP_KEY = attrgetter("type", "sender_id", "validity_seconds")
+
+
+def _one_batch(messages: Sequence[OutboundSms], min_batch_size: int, max_batch_size: int) -> bool:
+    """The common case, checked in bulk: the whole send fits one batch call."""
+    return (
+        min_batch_size <= len(messages) <= max_batch_size
+        and messages[0].type is not MessageType.OTP
+        and len(set(map(_GROUP_KEY, messages))) == 1
+        and len(set(map(_TO, messages))) == len(messages)
+    )
+
+
+def batch_task_id(first_message_id: str, count: int) -> str:
+    """The TaskId of a batch call: its first message id and its size (`b1.00001+250`). With the receipt's `To` it
+    names one recipient, as a batch call never repeats a number."""
+    return f"{first_message_id}+{count}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation (before anything is sent)
+
+
+def validate_message(message: OutboundSms) -> None:
+    """Raise InvalidProviderRequest(field, rule) when the message breaks a rule Alibaba documents."""
+
+    def broken(field: str, rule: str) -> InvalidProviderRequest:
+        return InvalidProviderRequest(field, f"{rule} (message {message.message_id!r})")
+
+    if message.template_id is not None or message.template_params:
+        raise broken("template_id", "Alibaba's global SMS API carries free text only; send text, not a template")
+    if not message.text:
+        raise broken("text", "required: Alibaba sends the free text of the message")
+    if not message.text.isascii() and not _is_valid_unicode(message.text):
+        raise broken("text", "must be valid Unicode text (no lone surrogates)")
+    if not message.to.startswith("+"):
+        raise broken("to", "must be E.164 with the leading '+'")
+    number_rule = rules.wire_number_violation(rules.to_wire_number(message.to))
+    if number_rule:
+        raise broken("to", number_rule)
+    if message.sender_id is not None:
+        sender_rule = rules.sender_id_violation(message.sender_id)
+        if sender_rule:
+            raise broken("sender_id", sender_rule)
+    if not 1 <= len(message.message_id) <= MAX_MESSAGE_ID_LENGTH:
+        raise broken(
+            "message_id",
+            f"must be 1-{MAX_MESSAGE_ID_LENGTH} characters: it is sent as TaskId (at most "
+            f"{rules.MAX_TASK_ID_LENGTH}), with '+<count>' appended in a batch call",
+        )
+    if message.validity_seconds is not None and message.validity_seconds < 1:
+        raise broken("validity_seconds", "must be a positive number of seconds")
+
+
+def _is_valid_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate_messages(messages: Sequence[OutboundSms]) -> None:
+    """`validate_message` for every message. A full batch is checked in bulk first (a few C-level passes instead
+    of a dozen attribute checks per message); only when that finds something is each message checked on its own,
+    which raises with the field and rule."""
+    if not _all_valid(messages):
+        for message in messages:
+            validate_message(message)
+
+
+_MESSAGE_ID = attrgetter("message_id")
+_TO = attrgetter("to")
+_TEXT = attrgetter("text")
+_SENDER_ID = attrgetter("sender_id")
+_VALIDITY = attrgetter("validity_seconds")
+_TEMPLATE_ID = attrgetter("template_id")
+_TEMPLATE_PARAMS = attrgetter("template_params")
+# E.164 outside the Chinese mainland, one number per line (the same rule as rules.wire_number_violation).
+_GLOBAL_NUMBER_LINES = re.compile(r"(?:\+(?!86)[1-9][0-9]{5,14}\n)*")
+
+
+def _all_valid(messages: Sequence[OutboundSms]) -> bool:
+    """True when `validate_message` would accept every message; False when at least one may break a rule."""
+    if not messages:
+        return True
+    texts = list(map(_TEXT, messages))
+    if not all(texts):
+        return False
+    joined = "".join(texts)
+    if not joined.isascii() and not _is_valid_unicode(joined):
+        return False
+    if not _GLOBAL_NUMBER_LINES.fullmatch("\n".join(map(_TO, messages)) + "\n"):
+        return False
+    id_lengths = list(map(len, map(_MESSAGE_ID, messages)))
+    if min(id_lengths) < 1 or max(id_lengths) > MAX_MESSAGE_ID_LENGTH:
+        return False
+    if any(map(_TEMPLATE_PARAMS, messages)) or set(map(_TEMPLATE_ID, messages)) != {None}:
+        return False
+    senders = set(map(_SENDER_ID, messages)) - {None}
+    if any(rules.sender_id_violation(sender) for sender in senders if sender is not None):
+        return False
+    validities = set(map(_VALIDITY, messages)) - {None}
+    return all(seconds >= 1 for seconds in validities if seconds is not None)
+
+
+def encoded_json_array(texts: Sequence[str]) -> str:
+    """`percent_encode(json.dumps(texts, separators=(",", ":")))`, without encoding a repeated text twice.
+
+    The JSON is ASCII (non-ASCII as \\uXXXX escapes, which Alibaba's JSON parser reads like any other): that keeps
+    percent-encoding on its fast path, and the wire is no longer for it (`%5Cu4F60` is 8 bytes, the UTF-8
+    `%E4%BD%A0` is 9). A batch often repeats one text (a pack stores shared contents once), so when texts repeat
+    each distinct one is encoded once and the array is joined from the pieces; percent-encoding maps character
+    by character, so the pieces join to exactly the encoding of the whole."""
+    distinct = dict.fromkeys(texts)
+    if len(distinct) * 4 > len(texts):
+        return percent_encode(json.dumps(texts, separators=(",", ":")))
+    pieces = {text: percent_encode(json.dumps(text)) for text in distinct}
+    return "%5B" + "%2C".join([pieces[text] for text in texts]) + "%5D"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The client
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """One signed provider call, ready to send."""
+
+    operation: str
+    indexes: tuple[int, ...]
+    task_id: str
+    numbers: tuple[str, ...]  # `To` as sent, in call order
+    request: httpx.Request
+
+
+def _random_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+# Which transport failures can have reached Alibaba. Checked in order (subclasses before their bases).
+_TRANSPORT_FAILURES: tuple[tuple[type[httpx.TransportError], ErrorCategory, str], ...] = (
+    # Nothing was sent: safe to send again.
+    (httpx.ConnectTimeout, ErrorCategory.RETRYABLE, "CONNECT_TIMEOUT"),
+    (httpx.ConnectError, ErrorCategory.RETRYABLE, "CONNECT_ERROR"),
+    (httpx.PoolTimeout, ErrorCategory.RETRYABLE, "POOL_TIMEOUT"),
+    (httpx.ProxyError, ErrorCategory.RETRYABLE, "PROXY_ERROR"),
+    (httpx.UnsupportedProtocol, ErrorCategory.CONFIG, "UNSUPPORTED_PROTOCOL"),
+    (httpx.LocalProtocolError, ErrorCategory.REQUEST, "LOCAL_PROTOCOL_ERROR"),
+    # The request started: Alibaba may have taken it. Never sent again as it is.
+    (httpx.ReadTimeout, ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT"),
+    (httpx.WriteTimeout, ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT"),
+    (httpx.RemoteProtocolError, ErrorCategory.UNKNOWN_OUTCOME, "REMOTE_PROTOCOL_ERROR"),
+    (httpx.WriteError, ErrorCategory.UNKNOWN_OUTCOME, "WRITE_ERROR"),
+    (httpx.ReadError, ErrorCategory.UNKNOWN_OUTCOME, "READ_ERROR"),
+)
+
+
+def transport_failure(exc: httpx.TransportError) -> ProviderError:
+    for kind, category, code in _TRANSPORT_FAILURES:
+        if isinstance(exc, kind):
+            return ProviderError(category, code, type(exc).__name__)
+    return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "TRANSPORT_ERROR", type(exc).__name__)
+
+
+class AliyunClient:
+    """`Provider` for Alibaba Cloud. One httpx.Client per instance, reused; `close()` (or `with`) releases it."""
+
+    name: ProviderName = ProviderName.ALIYUN
+    max_recipients_per_call: int = rules.MAX_BATCH_RECIPIENTS
+
+    def __init__(
+        self,
+        settings: AliyunSettings,
+        *,
+        http: httpx.Client | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        nonce: Callable[[], str] = _random_nonce,
+    ) -> None:
+        self.settings = settings
+        self._signer = Acs3Signer(settings.access_key_id, settings.access_key_secret.get_secret_value())
+        self._clock = clock
+        self._nonce = nonce
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.connect_timeout,
+        )
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        endpoint = urlsplit(settings.endpoint)
+        self._host = endpoint.netloc
+        self._path = endpoint.path or "/"
+        self._url = f"{endpoint.scheme}://{endpoint.netloc}{self._path}"
+        # Parameters every call carries, encoded once here rather than per call.
+        self._fixed_params = {"ChannelId": percent_encode(settings.channel_id)} if settings.channel_id else {}
+
+    def __repr__(self) -> str:
+        return f"AliyunClient(endpoint={self.settings.endpoint!r}, access_key_id={self.settings.access_key_id!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- Provider ---------------------------------------------------------------------------------------------
+
+    def send(self, messages: Sequence[OutboundSms], *, min_batch_size: int | None = None) -> list[SendOutcome]:
+        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything."""
+        prepared = self.prepare(messages, min_batch_size=min_batch_size)
+        by_index: dict[int, SendOutcome] = {}
+        for call in prepared:
+            by_index.update(zip(call.indexes, self._transmit(call, messages), strict=True))
+        return [by_index[index] for index in range(len(messages))]
+
+    def prepare(self, messages: Sequence[OutboundSms], *, min_batch_size: int | None = None) -> list[PreparedCall]:
+        """Validate every message, plan the calls and sign them (no I/O)."""
+        if len(messages) > self.max_recipients_per_call:
+            raise InvalidProviderRequest(
+                "messages", f"at most {self.max_recipients_per_call} recipients per send, got {len(messages)}"
+            )
+        validate_messages(messages)
+        plan = plan_calls(messages, min_batch_size=min_batch_size or self.settings.min_batch_size)
+        return [self._prepare_call(call, messages) for call in plan]
+
+    # -- building and signing ---------------------------------------------------------------------------------
+
+    def _prepare_call(self, call: PlannedCall, messages: Sequence[OutboundSms]) -> PreparedCall:
+        first = messages[call.indexes[0]]
+        # Validated E.164: the wire number is the same without its "+".
+        numbers = tuple([messages[index].to[1:] for index in call.indexes])
+        encoded: dict[str, str]
+        if call.operation == rules.SEND_ONE:
+            task_id = first.message_id
+            encoded = {"To": numbers[0], "Message": percent_encode(first.text or "")}
+        else:
+            task_id = batch_task_id(first.message_id, len(call.indexes))
+            encoded = {
+                # Numbers are digits only, so their JSON array encodes without looking at each character.
+                "To": "%5B%22" + "%22%2C%22".join(numbers) + "%22%5D",
+                "Message": encoded_json_array([messages[index].text or "" for index in call.indexes]),
+            }
+        encoded["Type"] = first.type.value
+        encoded["TaskId"] = percent_encode(task_id)
+        if first.sender_id:
+            encoded["From"] = first.sender_id  # letters and digits: nothing to encode
+        if first.validity_seconds is not None:
+            encoded["ValidityPeriod"] = str(first.validity_seconds)
+        encoded.update(self._fixed_params)
+        request = self._signed_request(call.operation, join_encoded_query(encoded))
+        return PreparedCall(call.operation, call.indexes, task_id, numbers, request)
+
+    def _signed_request(self, operation: str, query: str) -> httpx.Request:
+        """`query` is the canonical query string of the call's parameters."""
+        headers = {
+            "host": self._host,
+            "x-acs-action": operation,
+            "x-acs-version": rules.API_VERSION,
+            "x-acs-date": acs_date(self._clock()),
+            "x-acs-signature-nonce": self._nonce(),
+        }
+        if len(query) <= self.settings.max_query_length:
+            url, body, signed_query = f"{self._url}?{query}", b"", query
+        else:
+            url, body, signed_query = self._url, query.encode("ascii"), ""
+            headers["content-type"] = FORM_CONTENT_TYPE
+        body_sha256 = payload_hash(body)
+        headers["x-acs-content-sha256"] = body_sha256
+        headers["authorization"] = self._signer.authorization("POST", self._path, signed_query, headers, body_sha256)
+        return self._http.build_request("POST", url, headers=headers, content=body, timeout=self._timeout)
+
+    # -- sending and reading the answer -----------------------------------------------------------------------
+
+    def _transmit(self, call: PreparedCall, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
+        ids = [messages[index].message_id for index in call.indexes]
+        try:
+            response = self._http.send(call.request)
+        except httpx.TransportError as exc:
+            error = transport_failure(exc)
+            log.warning("aliyun %s (%d numbers) failed: %s", call.operation, len(ids), error.code)
+            return _all_failed(ids, error, call.task_id)
+        outcomes = self._read_answer(call, ids, response)
+        log.debug("aliyun %s (%d numbers): HTTP %d", call.operation, len(ids), response.status_code)
+        return outcomes
+
+    def _read_answer(self, call: PreparedCall, ids: list[str], response: httpx.Response) -> list[SendOutcome]:
+        status = response.status_code
+        try:
+            payload: Any = json.loads(response.content)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            if status == 200:
+                return _all_failed(ids, _malformed("the answer is not a JSON object", status), call.task_id)
+            return _all_failed(ids, _http_error(response), call.task_id)
+        if "ResponseCode" in payload:
+            if call.operation == rules.SEND_ONE:
+                return [self._read_single(call, ids[0], payload, status)]
+            return self._read_batch(call, ids, payload, status)
+        if "Code" in payload:
+            try:
+                gateway = GatewayError.model_validate(payload)
+            except ValidationError as exc:
+                return _all_failed(ids, _malformed(_describe(exc), status), call.task_id)
+            extra = _extra(call.task_id, gateway.request_id)
+            error = errors.provider_error(gateway.code, gateway.message, status)
+            return [SendOutcome(message_id, error=error, extra=dict(extra)) for message_id in ids]
+        if status == 200:
+            return _all_failed(ids, _malformed("no ResponseCode in the answer", status), call.task_id)
+        return _all_failed(ids, _http_error(response), call.task_id)
+
+    def _read_single(self, call: PreparedCall, message_id: str, payload: dict[str, Any], status: int) -> SendOutcome:
+        try:
+            answer = SendMessageToGlobeResponse.model_validate(payload)
+        except ValidationError as exc:
+            return SendOutcome(message_id, error=_malformed(_describe(exc), status), extra=_extra(call.task_id, None))
+        extra = _extra(call.task_id, answer.request_id)
+        if answer.response_code != errors.OK:
+            error = errors.provider_error(answer.response_code, answer.response_description, status)
+            return SendOutcome(message_id, error=error, extra=extra)
+        detail = answer.number_detail
+        if detail is not None:
+            for key, value in (("carrier", detail.carrier), ("country", detail.country), ("region", detail.region)):
+                if value:
+                    extra[key] = value
+        return SendOutcome(message_id, provider_message_id=answer.message_id, segments=answer.segments, extra=extra)
+
+    def _read_batch(
+        self, call: PreparedCall, ids: list[str], payload: dict[str, Any], status: int
+    ) -> list[SendOutcome]:
+        try:
+            answer = BatchSendMessageToGlobeResponse.model_validate(payload)
+        except ValidationError as exc:
+            return _all_failed(ids, _malformed(_describe(exc), status), call.task_id)
+        extra = _extra(call.task_id, answer.request_id)
+        if answer.response_code != errors.OK:
+            error = errors.provider_error(answer.response_code, answer.response_description, status)
+            return _all_failed(ids, error, call.task_id, extra)
+
+        failed = {rules.to_wire_number(number.strip()) for number in answer.failed_numbers}
+        if not failed <= set(call.numbers):
+            return _all_failed(ids, _malformed("FailedList names a number that was not sent", status), call.task_id)
+        accepted = [position for position, number in enumerate(call.numbers) if number not in failed]
+        counts_agree = len(answer.message_ids) == len(accepted) and answer.success_count in (None, len(accepted))
+        failed_error = errors.provider_error(errors.FAILED_LIST, "listed in FailedList", status)
+        if not counts_agree:
+            # Without matching counts the ids cannot be paired with numbers; the accepted ones may well be sent.
+            mismatch = errors.provider_error(
+                errors.MESSAGE_ID_LIST_MISMATCH,
+                f"{len(answer.message_ids)} ids (SuccessCount {answer.success_count}) for {len(accepted)} numbers",
+                status,
+            )
+            return [
+                SendOutcome(message_id, error=failed_error if number in failed else mismatch, extra=dict(extra))
+                for message_id, number in zip(ids, call.numbers, strict=True)
+            ]
+        outcomes = [SendOutcome(message_id, error=failed_error, extra=dict(extra)) for message_id in ids]
+        for position, provider_id in zip(accepted, answer.message_ids, strict=True):
+            outcomes[position] = SendOutcome(ids[position], provider_message_id=provider_id, extra=dict(extra))
+        return outcomes
+
+
+def _extra(task_id: str, request_id: str | None) -> dict[str, str]:
+    return {"task_id": task_id, "request_id": request_id} if request_id else {"task_id": task_id}
+
+
+def _all_failed(
+    ids: list[str], error: ProviderError, task_id: str, extra: dict[str, str] | None = None
+) -> list[SendOutcome]:
+    base = extra if extra is not None else {"task_id": task_id}
+    return [SendOutcome(message_id, error=error, extra=dict(base)) for message_id in ids]
+
+
+def _http_error(response: httpx.Response) -> ProviderError:
+    # An error status without Alibaba's error body (a proxy or load balancer answered): the status decides.
+    return errors.provider_error(f"HTTP_{response.status_code}", response.reason_phrase, response.status_code)
+
+
+def _malformed(detail: str, status: int) -> ProviderError:
+    # The call reached Alibaba and got an answer we cannot read: it may have been accepted.
+    return errors.provider_error(errors.MALFORMED_RESPONSE, detail, status)
+
+
+def _describe(exc: ValidationError) -> str:
+    # Field locations and reasons only: pydantic's full text would echo the input (numbers, texts).
+    first = exc.errors(include_input=False, include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"]) or "answer"
+    return f"{exc.title}: {location}: {first['msg']}"
