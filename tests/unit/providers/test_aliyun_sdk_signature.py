@@ -12,6 +12,7 @@ messages:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -28,13 +29,13 @@ from globesms.models.outbound import MessageType, OutboundSms
 from globesms.providers.aliyun import AliyunClient, AliyunSettings, batch_task_id
 from globesms.providers.aliyun.signer import Acs3Signer, canonical_headers, canonical_query
 
-sdk_client_module = pytest.importorskip("alibabacloud_dysmsapi20180501.client")
-sdk_models = pytest.importorskip("alibabacloud_dysmsapi20180501.models")
-openapi_client = pytest.importorskip("alibabacloud_tea_openapi.client")
-openapi_models = pytest.importorskip("alibabacloud_tea_openapi.models")
-openapi_utils = pytest.importorskip("alibabacloud_tea_openapi.utils")
-darabonba_runtime = pytest.importorskip("darabonba.runtime")
-darabonba_exceptions = pytest.importorskip("darabonba.exceptions")
+sdk_client_module = importlib.import_module("alibabacloud_dysmsapi20180501.client")
+sdk_models = importlib.import_module("alibabacloud_dysmsapi20180501.models")
+openapi_client = importlib.import_module("alibabacloud_tea_openapi.client")
+openapi_models = importlib.import_module("alibabacloud_tea_openapi.models")
+openapi_utils = importlib.import_module("alibabacloud_tea_openapi.utils")
+darabonba_runtime = importlib.import_module("darabonba.runtime")
+darabonba_exceptions = importlib.import_module("darabonba.exceptions")
 
 pytestmark = pytest.mark.sdk
 

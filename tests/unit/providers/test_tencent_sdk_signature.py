@@ -7,6 +7,7 @@ Authorization and every signed or action header must be identical. Pins: require
 
 from __future__ import annotations
 
+import importlib
 import json
 import types
 from dataclasses import replace
@@ -24,13 +25,13 @@ from globesms.providers.tencent import TencentSettings, TencentSmsClient
 
 pytestmark = pytest.mark.sdk
 
-requests = pytest.importorskip("requests")
-abstract_client = pytest.importorskip("tencentcloud.common.abstract_client")
-credential = pytest.importorskip("tencentcloud.common.credential")
-client_profile = pytest.importorskip("tencentcloud.common.profile.client_profile")
-http_profile = pytest.importorskip("tencentcloud.common.profile.http_profile")
-sms_client = pytest.importorskip("tencentcloud.sms.v20210111.sms_client")
-sms_models = pytest.importorskip("tencentcloud.sms.v20210111.models")
+requests = importlib.import_module("requests")
+abstract_client = importlib.import_module("tencentcloud.common.abstract_client")
+credential = importlib.import_module("tencentcloud.common.credential")
+client_profile = importlib.import_module("tencentcloud.common.profile.client_profile")
+http_profile = importlib.import_module("tencentcloud.common.profile.http_profile")
+sms_client = importlib.import_module("tencentcloud.sms.v20210111.sms_client")
+sms_models = importlib.import_module("tencentcloud.sms.v20210111.models")
 
 COMPARED_HEADERS = (
     "Authorization",
