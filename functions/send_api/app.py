@@ -18,7 +18,7 @@ from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.http_errors import error_response, validation_error_response
+from globesms.http_errors import error_response, refuse_non_json_body, validation_error_response
 from globesms.ids import new_batch_id
 from globesms.models.api import AcceptResponse, BatchView, MessageView, SendBody, specs_of
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
@@ -103,4 +103,8 @@ def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    refusal = refuse_non_json_body(event)
+    if refusal is not None:
+        metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+        return refusal
     return app.resolve(event, context)

@@ -134,3 +134,13 @@ def test_dispatch_refuses_a_pack_for_another_provider(stack, load_handler, lambd
     request = event("dispatch_aliyun")
     response = dispatch.lambda_handler(request, lambda_context)
     assert response["batchItemFailures"] == [{"itemIdentifier": request["Records"][0]["messageId"]}]
+
+
+def test_a_body_sent_as_a_form_is_refused_as_unsupported_media_type(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    api = load_handler("send_api")
+    request = event("send_api_post_messages")
+    request["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    response = api.lambda_handler(request, lambda_context)
+    assert response["statusCode"] == 415
+    assert json.loads(response["body"])["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0

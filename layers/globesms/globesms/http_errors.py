@@ -43,3 +43,27 @@ def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response[A
         return error_response(400, "MALFORMED_JSON", "the body is not valid JSON")
     details = describe_errors(errors)
     return error_response(422, "VALIDATION_ERROR", f"{len(details)} field(s) break the schema", details)
+
+
+def refuse_non_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A proxy response 415 for a body sent as anything but JSON, else None.
+
+    Checked before the resolver sees the event: Powertools would parse a form-encoded body as a form (curl's
+    default without `-H content-type`), and the client would get field errors about a body it wrote as JSON.
+    """
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if not event.get("body") or content_type in ("", "application/json") or content_type.endswith("+json"):
+        return None
+    body = ErrorResponse(
+        error=ErrorBody(
+            code="UNSUPPORTED_MEDIA_TYPE",
+            message=f"the body must be JSON (Content-Type: application/json), not {content_type}",
+        )
+    )
+    return {
+        "statusCode": 415,
+        "headers": {"Content-Type": "application/json"},
+        "body": body.model_dump_json(),
+        "isBase64Encoded": False,
+    }
