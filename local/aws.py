@@ -45,11 +45,11 @@ def region(environ: MutableMapping[str, str] | None = None) -> str:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 
 
-def start_moto(port: int) -> Any:
-    """moto's server in a thread of this process, on loopback only. Returns the server (call `.stop()`)."""
+def start_moto(port: int, host: str = "127.0.0.1") -> Any:
+    """moto's server in a thread of this process, on loopback unless told otherwise. Returns the server."""
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server
 

@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--emulator-port", action="append", default=[], metavar="PROVIDER=PORT", help="move an emulator"
     )
     parser.add_argument("--no-emulators", action="store_true", help="start no provider emulator")
+    parser.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address moto and the emulators listen on; 0.0.0.0 lets `sam local invoke` containers reach them",
+    )
     args = parser.parse_args(argv)
     args.emulator_ports = dict(EMULATOR_PORTS)
     for item in args.emulator_port:
@@ -59,7 +64,7 @@ def apply_local_defaults(environ: MutableMapping[str, str]) -> None:
     environ.setdefault("GLOBESMS_API_KEY", api_key(environ))
 
 
-def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool) -> None:
+def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool, bind: str) -> None:
     """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set; point the functions at it."""
     for provider, port in ports.items():
         endpoint_variable = f"GLOBESMS_{provider.upper()}_ENDPOINT"
@@ -74,7 +79,8 @@ def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: b
         if importlib.util.find_spec(module) is None:
             print(f"WARNING: {module} does not exist yet: nothing answers for {provider}; its sends will fail")
             continue
-        children.start(f"{provider}-emulator", [sys.executable, "-m", module, "--port", str(port)], os.environ, port)
+        argv = [sys.executable, "-m", module, "--host", bind, "--port", str(port)]
+        children.start(f"{provider}-emulator", argv, os.environ, port)
 
 
 def start_functions(children: ProcessGroup, stack: LocalStack) -> dict[str, str]:
@@ -138,11 +144,11 @@ def main(argv: list[str] | None = None) -> int:
 
     moto = None
     if not os.environ.get("AWS_ENDPOINT_URL"):
-        moto = start_moto(args.moto_port)
+        moto = start_moto(args.moto_port, args.bind)
         os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{args.moto_port}"
     children = ProcessGroup(cwd=REPO_ROOT)
     try:
-        start_emulators(children, args.emulator_ports, enabled=not args.no_emulators)
+        start_emulators(children, args.emulator_ports, enabled=not args.no_emulators, bind=args.bind)
         stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
         start_api(children, stack, start_functions(children, stack), args.api_port)
         children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)

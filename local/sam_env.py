@@ -4,6 +4,9 @@ container talks to the same resources as `make run`.
 
     python -m local.sam_env            # AWS_ENDPOINT_URL defaults to the moto server `make run` starts
 
+Provider credentials take the deployed path: each dispatcher reads its Secrets Manager secret (created here in the
+local AWS emulator from the local credentials), since env.json can only set variables the template declares.
+
 Inside the container 127.0.0.1 is the container itself: URLs on 127.0.0.1 are rewritten to `host.docker.internal`,
 which `sam local invoke --add-host host.docker.internal:host-gateway` maps to this machine.
 """
@@ -23,6 +26,27 @@ from local.stack import LocalStack
 _RUNTIME_OWNED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_", "_HANDLER", "LAMBDA_TASK_ROOT")
 
 
+def store_provider_secrets(stack: LocalStack) -> dict[str, str]:
+    """Creates (or updates) each provider's secret under the template's default name; returns the variables
+    naming them, e.g. GLOBESMS_ALIYUN_SECRET_NAME -> globesms/aliyun."""
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=stack.context.region
+    )
+    names: dict[str, str] = {}
+    for provider in ("aliyun", "tencent", "huawei"):
+        name = stack.template.raw["Parameters"][f"{provider.capitalize()}SecretName"]["Default"]
+        prefix = f"GLOBESMS_{provider.upper()}_"
+        value = json.dumps({k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix)})
+        try:
+            client.create_secret(Name=name, SecretString=value)
+        except client.exceptions.ResourceExistsException:
+            client.put_secret_value(SecretId=name, SecretString=value)
+        names[f"{prefix}SECRET_NAME"] = name
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("env.json"))
@@ -33,6 +57,7 @@ def main() -> None:
     for name, value in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     stack = LocalStack.deploy()
+    secret_names = store_provider_secrets(stack)
     environments = {}
     for function in stack.template.functions.values():
         variables = stack.function_environment(function)
@@ -41,6 +66,9 @@ def main() -> None:
             for name, value in variables.items()
             if not name.startswith(_RUNTIME_OWNED)
         }
+        environments[function.logical_id].update(
+            {name: secret for name, secret in secret_names.items() if name in variables}
+        )
     args.output.write_text(json.dumps(environments, indent=2) + "\n")
     print(f"wrote {args.output} for {', '.join(environments)}")
 
