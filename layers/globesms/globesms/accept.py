@@ -101,6 +101,8 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
                     sender_id=spec.sender_id,
                     validity_seconds=spec.validity_seconds,
                     client_ref=spec.client_ref,
+                    status_callback=spec.status_callback,
+                    status_callback_on_submitted=spec.status_callback_on_submitted or None,
                     segments=segments,
                     created_at=created_at,
                     updated_at=created_at,

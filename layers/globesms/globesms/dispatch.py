@@ -128,6 +128,8 @@ def _record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime)
         sender_id=content.sender_id,
         validity_seconds=content.validity_seconds,
         client_ref=content.client_ref,
+        status_callback=content.status_callback,
+        status_callback_on_submitted=content.status_callback_on_submitted,
         segments=outcome.segments or recipient.segments,
         provider_message_id=outcome.provider_message_id,
         error_category=str(error.category) if error else None,

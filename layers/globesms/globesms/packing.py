@@ -22,6 +22,8 @@ def content_of(record: MessageRecord) -> PackContent:
         sender_id=record.sender_id,
         validity_seconds=record.validity_seconds,
         client_ref=record.client_ref,
+        status_callback=record.status_callback,
+        status_callback_on_submitted=record.status_callback_on_submitted,
     )
 
 
@@ -35,6 +37,8 @@ def _content_key(record: MessageRecord) -> tuple[object, ...]:
         record.sender_id,
         record.validity_seconds,
         record.client_ref,
+        record.status_callback,
+        record.status_callback_on_submitted,
     )
 
 

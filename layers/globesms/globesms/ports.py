@@ -14,6 +14,7 @@ from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 if TYPE_CHECKING:
     from globesms.models.packs import DispatchPack
     from globesms.models.records import BatchRecord, MessageRecord
+    from globesms.models.webhooks import WebhookDelivery
 
 
 class Provider(Protocol):
@@ -51,6 +52,12 @@ class MessageStore(Protocol):
         ...
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...
+
+
+class WebhookQueue(Protocol):
+    def send_webhooks(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        """Queue each delivery for the webhook sender, or raise."""
+        ...
 
 
 class PackQueues(Protocol):

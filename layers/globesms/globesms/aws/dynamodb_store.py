@@ -48,6 +48,8 @@ def message_item(record: MessageRecord) -> dict[str, Any]:
     assert parts is not None
     data = record.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(record.batch_id), message_sk(parts[1])
+    if record.receipt_ids:
+        data["receipt_ids"] = set(record.receipt_ids)  # a string set, so conditions can test `contains`
     if record.provider_message_id:
         data["provider_ref"] = f"{record.provider}#{record.provider_message_id}"
     return _to_item(data)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -46,6 +48,15 @@ class MessageSpec(_Strict):
     provider: ProviderName | None = Field(default=None, description="Pin a provider instead of routing")
     validity_seconds: int | None = Field(default=None, ge=60, le=259_200)
     client_ref: str | None = Field(default=None, min_length=1, max_length=128)
+    status_callback: str | None = Field(
+        default=None, max_length=2048, description="https URL that receives a signed event on each final status"
+    )
+    status_callback_on_submitted: bool = Field(default=False, description="also send an event on SUBMITTED")
+
+    @field_validator("status_callback")
+    @classmethod
+    def _callback_rules(cls, value: str | None) -> str | None:
+        return None if value is None else check_callback_url(value)
 
     @model_validator(mode="after")
     def _text_or_template(self) -> MessageSpec:
@@ -69,6 +80,18 @@ class MessageSpec(_Strict):
     @property
     def recipients(self) -> list[str]:
         return [self.to] if isinstance(self.to, str) else self.to
+
+
+def check_callback_url(value: str) -> str:
+    """Only https, so events (message content, numbers) never travel in clear; plain http to a loopback host is
+    allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it)."""
+    url = urlsplit(value)
+    if url.scheme == "https" and url.hostname:
+        return value
+    loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+    if url.scheme == "http" and loopback and os.environ.get("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS") == "true":
+        return value
+    raise ValueError("status_callback must be an https URL")
 
 
 class MessageBatchSpec(_Strict):

@@ -23,6 +23,8 @@ class PackContent(BaseModel):
     sender_id: str | None = None
     validity_seconds: int | None = None
     client_ref: str | None = None
+    status_callback: str | None = None
+    status_callback_on_submitted: bool | None = None
 
 
 class PackRecipient(BaseModel):

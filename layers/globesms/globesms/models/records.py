@@ -6,7 +6,7 @@ messages are one partition in id order (no index needed to list or count them).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,6 +42,8 @@ class MessageRecord(BaseModel):
     sender_id: str | None = None
     validity_seconds: int | None = None
     client_ref: str | None = None
+    status_callback: str | None = None
+    status_callback_on_submitted: bool | None = None
     segments: int | None = None
     provider_message_id: str | None = None
     error_category: str | None = None
@@ -51,6 +53,8 @@ class MessageRecord(BaseModel):
     updated_at: str
     submitted_at: str | None = None
     expires_at: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
+    events: list[dict[str, Any]] | None = Field(default=None, description="receipts applied, oldest first")
+    receipt_ids: set[str] | None = Field(default=None, description="ids of the receipts in `events` (dedupe)")
 
 
 class BatchRecord(BaseModel):

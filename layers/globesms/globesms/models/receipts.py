@@ -1,0 +1,73 @@
+"""A delivery receipt as every provider's parser hands it to the logic: one normalised shape, raw values kept."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from globesms.models.outbound import ProviderName
+from globesms.status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRange:
+    """Where our echo field says the recipient is: messages `first_seq..last_seq` of `batch_id` (one message for
+    a per-recipient echo; a call's range for Alibaba's batch TaskId or Huawei's per-call `extend`), told apart by
+    the number."""
+
+    batch_id: str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    provider: ProviderName
+    provider_message_id: str  # Alibaba MessageId, Tencent sid (= SerialNo), Huawei smsMsgId
+    status: Status | None  # DELIVERED / UNDELIVERED / EXPIRED / REJECTED; None for an intermediate report
+    raw_status: str  # exactly as the provider sent it ("1", "SUCCESS", "DELIVRD", ...)
+    error_code: str | None = None  # the carrier's code (Alibaba ErrorCode, Tencent errmsg, Huawei status/orgCode)
+    description: str | None = None
+    to: str | None = None  # E.164 when the provider's number could be normalised, else as sent
+    echo: EchoRange | None = None
+    provider_time: str | None = None  # the provider's own timestamp of the outcome, as sent
+    part: int | None = None  # Huawei long messages: `sequence` of `total`
+    parts: int | None = None
+
+    @property
+    def receipt_id(self) -> str:
+        """Stable across repeated pushes of the same report, different for different reports."""
+        key = "\x1f".join(
+            str(v)
+            for v in (self.provider, self.provider_message_id, self.raw_status, self.provider_time, self.part)
+        )
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+    def event(self, received_at: str) -> dict[str, Any]:
+        """The entry kept in the message's history."""
+        entry: dict[str, Any] = {
+            "id": self.receipt_id,
+            "type": "receipt",
+            "status": self.status.value if self.status else None,
+            "raw_status": self.raw_status,
+            "error_code": self.error_code,
+            "description": self.description,
+            "provider_time": self.provider_time,
+            "part": self.part,
+            "parts": self.parts,
+            "received_at": received_at,
+        }
+        return {k: v for k, v in entry.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPush:
+    """One push body: the reports that parsed, and a reason for each item that did not (the rest still count)."""
+
+    reports: list[DeliveryReport]
+    refused_items: list[str]
+
+
+class ReceiptBodyInvalid(ValueError):
+    """The push body as a whole cannot be read (not JSON / not the provider's shape): answered 400."""

@@ -1,0 +1,23 @@
+"""Status events for the customer's `status_callback`, and how they travel on the webhook queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class WebhookEvent(BaseModel):
+    """What the customer receives. `id` is stable (`<message id>.<status>`), so a receiver can deduplicate."""
+
+    id: str
+    type: str = Field(description="message.<status in lower case>, e.g. message.delivered")
+    message: dict[str, Any] = Field(description="the message as GET /v1/messages/{id} shows it")
+    created_at: str
+
+
+class WebhookDelivery(BaseModel):
+    """The body of a webhook queue message."""
+
+    url: str
+    event: WebhookEvent
