@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -64,8 +65,16 @@ def apply_local_defaults(environ: MutableMapping[str, str]) -> None:
     environ.setdefault("GLOBESMS_API_KEY", api_key(environ))
 
 
-def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool, bind: str) -> None:
+def receipt_url(provider: str, api_port: int) -> str:
+    """Where a provider pushes receipts: the real ones are told in their consoles (Alibaba, Tencent) or by the
+    `statusCallback` of each request (Huawei); the emulators are told here."""
+    token = os.environ[f"GLOBESMS_{provider.upper()}_RECEIPT_TOKEN"]
+    return f"http://127.0.0.1:{api_port}/v1/receipts/{provider}/{token}"
+
+
+def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool, bind: str, api_port: int) -> None:
     """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set; point the functions at it."""
+    os.environ.setdefault("GLOBESMS_HUAWEI_STATUS_CALLBACK", receipt_url("huawei", api_port))
     for provider, port in ports.items():
         endpoint_variable = f"GLOBESMS_{provider.upper()}_ENDPOINT"
         if os.environ.get(endpoint_variable):
@@ -79,7 +88,8 @@ def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: b
         if importlib.util.find_spec(module) is None:
             print(f"WARNING: {module} does not exist yet: nothing answers for {provider}; its sends will fail")
             continue
-        argv = [sys.executable, "-m", module, "--host", bind, "--port", str(port)]
+        knobs = json.dumps({"receipt_callback_url": receipt_url(provider, api_port), "receipt_delay_seconds": 1.0})
+        argv = [sys.executable, "-m", module, "--host", bind, "--port", str(port), "--knobs", knobs]
         children.start(f"{provider}-emulator", argv, os.environ, port)
 
 
@@ -148,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{args.moto_port}"
     children = ProcessGroup(cwd=REPO_ROOT)
     try:
-        start_emulators(children, args.emulator_ports, enabled=not args.no_emulators, bind=args.bind)
+        start_emulators(
+            children, args.emulator_ports, enabled=not args.no_emulators, bind=args.bind, api_port=args.api_port
+        )
         stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
         start_api(children, stack, start_functions(children, stack), args.api_port)
         children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)

@@ -26,18 +26,18 @@ from local.stack import LocalStack
 _RUNTIME_OWNED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_", "_HANDLER", "LAMBDA_TASK_ROOT")
 
 
-def store_provider_secrets(stack: LocalStack) -> dict[str, str]:
-    """Creates (or updates) each provider's secret under the template's default name; returns the variables
-    naming them, e.g. GLOBESMS_ALIYUN_SECRET_NAME -> globesms/aliyun."""
+def store_secrets(stack: LocalStack) -> dict[str, str]:
+    """Creates (or updates) each provider's secret, and the webhook signing secret, under the template's default
+    names; returns the variables naming them, e.g. GLOBESMS_ALIYUN_SECRET_NAME -> globesms/aliyun."""
     import boto3
 
     client = boto3.client(
         "secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=stack.context.region
     )
     names: dict[str, str] = {}
-    for provider in ("aliyun", "tencent", "huawei"):
-        name = stack.template.raw["Parameters"][f"{provider.capitalize()}SecretName"]["Default"]
-        prefix = f"GLOBESMS_{provider.upper()}_"
+    for owner in ("aliyun", "tencent", "huawei", "webhook"):
+        name = stack.template.raw["Parameters"][f"{owner.capitalize()}SecretName"]["Default"]
+        prefix = f"GLOBESMS_{owner.upper()}_"
         value = json.dumps({k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix)})
         try:
             client.create_secret(Name=name, SecretString=value)
@@ -57,7 +57,7 @@ def main() -> None:
     for name, value in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     stack = LocalStack.deploy()
-    secret_names = store_provider_secrets(stack)
+    secret_names = store_secrets(stack)
     environments = {}
     for function in stack.template.functions.values():
         variables = stack.function_environment(function)

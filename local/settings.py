@@ -15,8 +15,17 @@ LOCAL_ENV_DEFAULTS: dict[str, str] = {
     "GLOBESMS_HUAWEI_APP_KEY": "localHuaweiAppKey",
     "GLOBESMS_HUAWEI_APP_SECRET": "local-huawei-app-secret",
     "GLOBESMS_HUAWEI_SENDER": "isms0000000001",
+    # The secret part of each provider's receipt URL (/v1/receipts/<provider>/<token>).
+    "GLOBESMS_ALIYUN_RECEIPT_TOKEN": "local-aliyun-receipts-0001",
+    "GLOBESMS_TENCENT_RECEIPT_TOKEN": "local-tencent-receipts-0001",
+    "GLOBESMS_HUAWEI_RECEIPT_TOKEN": "local-huawei-receipts-0001",
+    # Signs the events sent to customers' status_callback URLs.
+    "GLOBESMS_WEBHOOK_SECRET": "local-webhook-secret",
+    # Locally a status_callback may be plain http to 127.0.0.1 (local.webhook_receiver).
+    "GLOBESMS_ALLOW_LOOPBACK_CALLBACKS": "true",
 }
 
 EMULATOR_PORTS: dict[str, int] = {"aliyun": 9101, "tencent": 9102, "huawei": 9103}
+WEBHOOK_RECEIVER_PORT = 9200
 MOTO_PORT = 5000
 API_PORT = 3000

@@ -193,7 +193,11 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
             for name, spec in raw.get("Parameters", {}).items()
         },
         tables={lid: _table(lid, r.get("Properties", {})) for lid, r in resources.items() if r["Type"] == TABLE_TYPE},
-        queues={lid: _queue(lid, r.get("Properties", {})) for lid, r in resources.items() if r["Type"] == QUEUE_TYPE},
+        queues={
+            lid: _queue(lid, r.get("Properties", {}), raw.get("Parameters", {}))
+            for lid, r in resources.items()
+            if r["Type"] == QUEUE_TYPE
+        },
         functions=functions,
         routes=tuple(routes),
         sqs_event_sources=tuple(sources),
@@ -233,14 +237,25 @@ def _target_id(reference: Any) -> str:
     raise ValueError(f"expected !GetAtt <Resource>.Arn or !Ref <Resource>, got {reference!r}")
 
 
-def _queue(logical_id: str, properties: dict[str, Any]) -> QueueSpec:
+def _parameter_default(value: Any, parameters: dict[str, Any]) -> Any:
+    """A literal, or a `!Ref` to a template parameter read as its default (the local stack deploys defaults)."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+        return parameters[value["Ref"]].get("Default")
+    return value
+
+
+def _queue(logical_id: str, properties: dict[str, Any], parameters: dict[str, Any]) -> QueueSpec:
     policy = properties.get("RedrivePolicy")
     return QueueSpec(
         logical_id=logical_id,
         visibility_timeout=int(properties.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT)),
         message_retention_period=int(properties.get("MessageRetentionPeriod", DEFAULT_RETENTION_PERIOD)),
         fifo=bool(properties.get("FifoQueue", False)),
-        redrive=Redrive(_target_id(policy["deadLetterTargetArn"]), int(policy["maxReceiveCount"])) if policy else None,
+        redrive=Redrive(
+            _target_id(policy["deadLetterTargetArn"]), int(_parameter_default(policy["maxReceiveCount"], parameters))
+        )
+        if policy
+        else None,
         queue_name=properties.get("QueueName"),
     )
 

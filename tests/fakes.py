@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from globesms.errors import ProviderError
+from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.models.records import BatchRecord, MessageRecord
+from globesms.models.receipts import EchoRange
+from globesms.models.records import BatchRecord, MessageRecord, message_id
+from globesms.models.webhooks import WebhookDelivery
+from globesms.ports import Claim
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self.batches: dict[str, BatchRecord] = {}
         self.messages: dict[str, MessageRecord] = {}
+        self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
         self.put_calls = 0
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
@@ -50,6 +56,51 @@ class MemoryStore:
         page = ids[:limit]
         return [self.messages[i] for i in page], (page[-1] if len(ids) > limit else None)
 
+    # ---- ReceiptStore ----
+
+    def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        return next(
+            (
+                m
+                for m in self.messages.values()
+                if m.provider == provider and m.provider_message_id == provider_message_id
+            ),
+            None,
+        )
+
+    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+        last = echo.last_seq if echo.first_seq == echo.last_seq else 99_999
+        for seq in range(echo.first_seq, last + 1):
+            record = self.messages.get(message_id(echo.batch_id, seq))
+            if record is not None and (to is None or record.to == to):
+                return record
+        return None
+
+    def reload(self, message_id: str) -> MessageRecord | None:
+        record = self.messages.get(message_id)
+        return None if record is None else record.model_copy(deep=True)
+
+    def save_delivery(self, record: MessageRecord, *, expected_version: int) -> bool:
+        stored = self.messages.get(record.id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self.messages[record.id] = record.model_copy(deep=True)
+        return True
+
+    def hold_receipt(
+        self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
+    ) -> bool:
+        held = self.held.setdefault((provider, provider_message_id), [])
+        if any(e["id"] == event["id"] for e in held):
+            return False
+        held.append(event)
+        return True
+
+    def held_receipts(
+        self, provider: ProviderName, provider_message_ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        return {p: list(self.held[(provider, p)]) for p in provider_message_ids if (provider, p) in self.held}
+
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
         for m in self.messages.values():
@@ -61,12 +112,14 @@ class MemoryStore:
 class MemoryQueues:
     def __init__(self) -> None:
         self.sent: dict[ProviderName, list[DispatchPack]] = defaultdict(list)
+        self.delays: list[int] = []
         self.fail_for: set[ProviderName] = set()
 
-    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack]) -> None:
+    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:
         if provider in self.fail_for:
             raise RuntimeError("queue unavailable")
         self.sent[provider].extend(packs)
+        self.delays.extend([delay_seconds] * len(packs))
 
 
 class ScriptedProvider:
@@ -83,6 +136,9 @@ class ScriptedProvider:
         self.calls: list[list[OutboundSms]] = []
         self._answer = answer or (lambda _m: None)
 
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        return None
+
     def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
         self.calls.append(list(messages))
         outcomes = []
@@ -94,3 +150,41 @@ class ScriptedProvider:
                 else SendOutcome(message_id=m.message_id, provider_message_id=f"pm-{m.message_id}")
             )
         return outcomes
+
+
+class MemoryWebhooks:
+    def __init__(self) -> None:
+        self.sent: list[WebhookDelivery] = []
+        self.failing = False
+
+    def send_webhooks(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        if self.failing:
+            raise RuntimeError("queue unavailable")
+        self.sent.extend(deliveries)
+
+
+class MemoryClaims:
+    """PackClaims with a clock the test controls through `now`."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+        self.lease_until: dict[str, float] = {}
+
+    def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
+        state = self.state.get(pack_id)
+        moment = now.timestamp()
+        if state is None or state == "OPEN":
+            self.state[pack_id], self.lease_until[pack_id] = "CLAIMED", moment + lease_seconds
+            return Claim.CLAIMED
+        if state == "DONE":
+            return Claim.DONE
+        if self.lease_until[pack_id] > moment:
+            return Claim.BUSY
+        self.lease_until[pack_id] = moment + lease_seconds
+        return Claim.STALE
+
+    def release(self, pack_id: str) -> None:
+        self.state[pack_id] = "OPEN"
+
+    def finish(self, pack_id: str) -> None:
+        self.state[pack_id] = "DONE"

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.dispatch import RetryPack, dispatch_pack
+from globesms.dispatch import PackBusy, RetryPack, dispatch_pack
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger, metrics, tracer
@@ -26,11 +26,6 @@ PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 metrics.set_default_dimensions(provider=PROVIDER.value)  # one deployment per provider
-
-
-@cache
-def _store() -> DynamoDBMessageStore:
-    return DynamoDBMessageStore(settings().table_name)
 
 
 @cache
@@ -50,7 +45,11 @@ def record_handler(record: SQSRecord) -> None:
         summary = dispatch_pack(
             pack,
             provider=_provider(),
-            store=_store(),
+            store=wiring.message_store(),
+            claims=wiring.pack_claims(),
+            queues=wiring.pack_queues(),
+            receipts=wiring.receipt_store(),
+            webhooks=wiring.webhook_queue(),
             now=utc_now(),
             last_attempt=receives >= settings().max_receive_count,
         )
@@ -58,9 +57,16 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
         logger.warning("pack will be retried", extra={"category": exc.error.category, "code": exc.error.code})
         raise
+    except PackBusy:
+        metrics.add_metric(name="PacksBusy", unit=MetricUnit.Count, value=1)
+        logger.info("pack claimed by another dispatcher; SQS will deliver it again")
+        raise
     metrics.add_metric(name="RecipientsSubmitted", unit=MetricUnit.Count, value=summary.submitted)
     metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="RecipientsUnknownOutcome", unit=MetricUnit.Count, value=summary.unknown)
+    metrics.add_metric(name="WebhooksNotQueued", unit=MetricUnit.Count, value=summary.webhooks_not_queued)
+    metrics.add_metric(name="RecipientsRetried", unit=MetricUnit.Count, value=summary.retried)
+    metrics.add_metric(name="RecipientsSkippedAsDuplicate", unit=MetricUnit.Count, value=summary.skipped)
     logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -10,8 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.aws.sqs_queues import SqsPackQueues
+from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
 from globesms.intake import IntakeRefused, accept_intake_body
@@ -22,34 +20,26 @@ from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-@cache
-def _store() -> DynamoDBMessageStore:
-    return DynamoDBMessageStore(settings().table_name)
-
-
-@cache
-def _queues() -> SqsPackQueues:
-    return SqsPackQueues(settings().queue_urls)
-
-
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)
+    logger.append_keys(sqs_message_id=record.message_id)
     try:
         result = accept_intake_body(
             record.body,
             sqs_message_id=record.message_id,
             now=utc_now(),
             retention_days=settings().retention_days,
-            store=_store(),
-            queues=_queues(),
+            store=wiring.message_store(),
+            queues=wiring.pack_queues(),
         )
     except IntakeRefused as exc:
+        logger.set_correlation_id(exc.batch_id)
         metrics.add_metric(name="IntakeBodiesRefused", unit=MetricUnit.Count, value=1)
         logger.warning("intake body refused", extra={"batch_id": exc.batch_id, "code": exc.refusal.code})
         raise
+    logger.set_correlation_id(result.batch_id)
     emit_accept_metrics(result)
-    logger.info("batch accepted", extra={"batch_id": result.batch_id, "accepted": result.accepted})
+    logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
 
 
 @logger.inject_lambda_context(clear_state=True)

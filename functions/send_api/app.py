@@ -3,7 +3,6 @@
 No `from __future__ import annotations` here: the resolver reads the route signatures at run time.
 """
 
-from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -14,8 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms import accept, queries
-from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.aws.sqs_queues import SqsPackQueues
+from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
 from globesms.http_errors import error_response, refuse_non_json_body, validation_error_response
@@ -30,16 +28,6 @@ class NotFound(LookupError):
     pass
 
 
-@cache
-def _store() -> DynamoDBMessageStore:
-    return DynamoDBMessageStore(settings().table_name)
-
-
-@cache
-def _queues() -> SqsPackQueues:
-    return SqsPackQueues(settings().queue_urls)
-
-
 @app.post("/v1/messages", responses={202: {"description": "Accepted"}})
 @tracer.capture_method
 def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[AcceptResponse]:
@@ -51,8 +39,8 @@ def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[Acce
         source="api",
         now=utc_now(),
         retention_days=settings().retention_days,
-        store=_store(),
-        queues=_queues(),
+        store=wiring.message_store(),
+        queues=wiring.pack_queues(),
     )
     emit_accept_metrics(result)
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
@@ -62,7 +50,7 @@ def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[Acce
 @app.get("/v1/messages/<message_id>")
 @tracer.capture_method
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
-    view = queries.get_message(_store(), message_id)
+    view = queries.get_message(wiring.message_store(), message_id)
     if view is None:
         raise NotFound(f"no message {message_id}")
     return view
@@ -75,7 +63,7 @@ def get_batch(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
     after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> BatchView:
-    view = queries.get_batch(_store(), batch_id, limit=limit, after=after)
+    view = queries.get_batch(wiring.message_store(), batch_id, limit=limit, after=after)
     if view is None:
         raise NotFound(f"no batch {batch_id}")
     return view

@@ -2,9 +2,10 @@
 
 It checks both authentication modes with its OWN implementation (deliberately not importing the client's signer,
 so one misunderstanding of the scheme cannot pass both sides), answers in Huawei's real shapes and codes, and
-pushes status reports to `knobs.receipt_callback_url` (the local stand-in for the request's `statusCallback`, which
-a test must never reach) form-urlencoded one per request, or as `{"statusReportList": [...]}` (up to 50) when
-started with `--receipt-format batch`.
+pushes a call's status reports to the request's `statusCallback`, as Huawei does (locally that is `make run`'s
+receipt URL), or to `knobs.receipt_callback_url` when the request had none: form-urlencoded one per request, or as
+`{"statusReportList": [...]}` (up to 50) when started with `--receipt-format batch`. A test whose client sends a
+`statusCallback` it must not reach sends none instead, and sets the knob.
 
 Not emulated: a nonce replay check (Huawei documents no such check and no error code for it).
 
@@ -310,9 +311,13 @@ def _status_report(result: dict[str, Any], extend: str | None, outcome: str) -> 
 
 
 def _schedule_receipts(
-    state: EmulatorState, accepted: list[dict[str, Any]], extend: str | None, receipt_format: ReceiptFormat
+    state: EmulatorState,
+    accepted: list[dict[str, Any]],
+    extend: str | None,
+    receipt_format: ReceiptFormat,
+    status_callback: str | None = None,
 ) -> None:
-    url = state.knobs.receipt_callback_url
+    url = status_callback or state.knobs.receipt_callback_url
     if not url:
         return
     reports = []
@@ -374,7 +379,7 @@ def create_app(
         for result in accepted:
             state.ledger.record_sent(f"{body.extend}/{result['originTo']}" if body.extend else result["originTo"])
         state.faults.hold_after_accept()
-        _schedule_receipts(state, accepted, body.extend, receipt_format)
+        _schedule_receipts(state, accepted, body.extend, receipt_format, body.status_callback)
         if not accepted:
             description = RESULT_CODES[ALL_NUMBERS_FAILED_CODE].description
             return _json({"code": ALL_NUMBERS_FAILED_CODE, "description": description, "result": results}, 400)

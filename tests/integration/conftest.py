@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from globesms.aws import clients
+from globesms.aws import clients, wiring
 from globesms.config import settings
 from globesms.models.outbound import ProviderName
 from local.stack import LocalStack
@@ -40,6 +40,7 @@ def stack() -> Iterator[MotoStack]:
         deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"})
         refs = deployed.context.refs
         clients.reset()
+        wiring.reset()
         settings.cache_clear()
         yield MotoStack(
             deployed=deployed,
@@ -69,6 +70,7 @@ def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[
                 monkeypatch.setenv(name, value)
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         settings.cache_clear()
+        wiring.reset()
         spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

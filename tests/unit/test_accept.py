@@ -52,7 +52,7 @@ def test_a_number_repeated_in_one_spec_is_sent_once() -> None:
 
 def test_templates_route_to_tencent_and_mainland_to_huawei() -> None:
     store, queues = MemoryStore(), MemoryQueues()
-    template = {"id": "otp", "params": {"code": "123456"}}
+    template = {"id": "1234567", "params": {"code": "123456"}}
     run([MessageSpec.model_validate({"to": ["+85251234567", "+8613800138000"], "template": template})], store, queues)
     assert [r.to for p in queues.sent[ProviderName.TENCENT] for r in p.recipients] == ["+85251234567"]
     assert [r.to for p in queues.sent[ProviderName.HUAWEI] for r in p.recipients] == ["+8613800138000"]

@@ -1,17 +1,43 @@
+import io
+import json
 import logging
 
 import pytest
 
-from globesms.observability import PhoneNumberMask, logger
+from globesms.observability import PhoneNumberMask, logger, mask_numbers
 
 
-def test_numbers_in_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="globesms"):
-        logger.info("sending to +85251234567 and +65 9123 4567")
-    message = caplog.records[-1].getMessage()
-    assert "51234567" not in message
-    assert "9123 4567" not in message
-    assert "+852" in message
+@pytest.fixture
+def log_lines() -> io.StringIO:
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.stream  # type: ignore[attr-defined]
+    handler.stream = stream  # type: ignore[attr-defined]
+    yield stream
+    handler.stream = previous  # type: ignore[attr-defined]
+
+
+def written(stream: io.StringIO) -> dict[str, object]:
+    line: dict[str, object] = json.loads(stream.getvalue().strip().splitlines()[-1])
+    return line
+
+
+def test_numbers_in_messages_and_extras_are_masked(log_lines: io.StringIO) -> None:
+    logger.info("sending to +85251234567 and +65 9123 4567", extra={"to": "+447911123456", "count": 3})
+    line = written(log_lines)
+    assert "51234567" not in str(line["message"]) and "9123 4567" not in str(line["message"])
+    assert line["to"] == "+447*******56"
+    assert line["count"] == 3
+
+
+def test_child_loggers_write_through_the_same_mask(log_lines: io.StringIO) -> None:
+    logging.getLogger("globesms.providers.example").warning("failed for 85251234567")
+    assert "85251234567" not in log_lines.getvalue()
+
+
+@pytest.mark.parametrize("text", ["2026-11-26 10:00:00", "2026-11-26T10:00:00.123456Z", "batch 01M8BN2E.00001"])
+def test_dates_times_and_ids_are_left_alone(text: str) -> None:
+    assert mask_numbers(text) == text
 
 
 def test_filter_masks_arguments_too() -> None:

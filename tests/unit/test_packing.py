@@ -87,3 +87,11 @@ def test_pack_ids_are_deterministic() -> None:
     first = pack_records(records, batch_id="B", created_at=NOW, expires_at=None)
     second = pack_records(records, batch_id="B", created_at=NOW, expires_at=None)
     assert [p.pack_id for p in first[ProviderName.ALIYUN]] == [p.pack_id for p in second[ProviderName.ALIYUN]]
+
+
+def test_alibaba_otp_packs_stay_small_because_each_recipient_is_one_call() -> None:
+    otp = [record(i, ProviderName.ALIYUN).model_copy(update={"type": MessageType.OTP}) for i in range(120)]
+    notify = [record(i, ProviderName.ALIYUN) for i in range(120, 1120)]
+    packs = pack_records(otp + notify, batch_id="B", created_at=NOW, expires_at=None)[ProviderName.ALIYUN]
+    assert sorted(len(p.recipients) for p in packs) == [20, 50, 50, 1000]
+    assert len({p.pack_id for p in packs}) == 4

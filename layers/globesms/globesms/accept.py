@@ -11,6 +11,7 @@ Validation happens before step 1, so a refused request writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +33,23 @@ from globesms.ports import MessageStore, PackQueues
 from globesms.routing import RouteRefusal, choose_provider
 from globesms.segments import count_segments
 from globesms.status import Status
+
+
+class BatchIdConflict(ValueError):
+    """The batch id names a different body already (a batch id is an idempotency key, not a label)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id} exists with a different body")
+        self.batch_id = batch_id
+
+
+def body_hash(specs: Sequence[MessageSpec]) -> str:
+    canonical = "\n".join(spec.model_dump_json() for spec in specs)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def expiry(now: datetime, retention_days: int) -> int:
+    return int((now + timedelta(days=retention_days)).timestamp())
 
 
 class TooManyRecipients(ValueError):
@@ -57,11 +75,11 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
     if total > MAX_RECIPIENTS_PER_REQUEST:
         raise TooManyRecipients(total)
     created_at = iso(now)
-    expires_at = int((now + timedelta(days=retention_days)).timestamp())
+    expires_at = expiry(now, retention_days)
     plan = AcceptPlan()
     index = 0
     for spec in specs:
-        is_template = spec.template is not None
+        template_id = spec.template.id if spec.template else None
         segments = count_segments(spec.text) if spec.text is not None else None
         params = {k: str(v) for k, v in spec.template.params.items()} if spec.template else None
         seen: set[str] = set()
@@ -83,7 +101,7 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
                 )
                 continue
             seen.add(number.e164)
-            route = choose_provider(is_template=is_template, country_code=number.country_code, pin=spec.provider)
+            route = choose_provider(template_id=template_id, country_code=number.country_code, pin=spec.provider)
             if isinstance(route, RouteRefusal):
                 plan.errors.append(RecipientError(index=this, to=raw, code=route.code, message=route.message))
                 continue
@@ -96,7 +114,7 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
                     type=spec.type,
                     status=Status.ACCEPTED,
                     text=spec.text,
-                    template_id=spec.template.id if spec.template else None,
+                    template_id=template_id,
                     template_params=params,
                     sender_id=spec.sender_id,
                     validity_seconds=spec.validity_seconds,
@@ -132,9 +150,12 @@ def accept(
         accepted=len(plan.records),
         rejected=len(plan.errors),
         errors=plan.errors[:MAX_STORED_ERRORS],
-        expires_at=plan.records[0].expires_at if plan.records else None,
+        body_hash=body_hash(specs),
+        expires_at=expiry(now, retention_days),
     )
     existing = store.begin_batch(header)
+    if existing is not None and existing.body_hash != header.body_hash:
+        raise BatchIdConflict(batch_id)
     if existing is not None and existing.state != "ACCEPTING":
         return _response(batch_id, plan, Status.QUEUED)  # done before: nothing to write or send again
     records = plan.records

@@ -13,6 +13,7 @@ from globesms.models.outbound import ProviderName
 class Settings(BaseModel):
     table_name: str = Field(min_length=1)
     queue_urls: dict[ProviderName, str]
+    webhook_queue_url: str = ""
     retention_days: int = Field(default=90, ge=1, le=3650)
     # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
     # left to go to the dead-letter queue, so its records say so.
@@ -28,6 +29,7 @@ class Settings(BaseModel):
                 for p in ProviderName
                 if env.get(f"GLOBESMS_{p.upper()}_QUEUE_URL")
             },
+            webhook_queue_url=env.get("GLOBESMS_WEBHOOK_QUEUE_URL", ""),
             retention_days=int(env.get("GLOBESMS_RETENTION_DAYS", "90")),
             max_receive_count=int(env.get("GLOBESMS_MAX_RECEIVE_COUNT", "5")),
         )

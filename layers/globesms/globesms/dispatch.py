@@ -1,16 +1,24 @@
 """Sending one pack from a provider queue and recording every recipient's outcome.
 
+A pack is sent at most once. Before calling the provider a dispatcher *claims* the pack (a conditional write with
+a lease); a repeated SQS delivery of a pack that is done is skipped, one whose claim is still held by another
+dispatcher is left for later, and one whose earlier attempt died after claiming (lease expired, no outcome
+recorded) is not sent again: its recipients are marked SENDING with an unknown outcome, for their receipts to settle.
+
 Outcomes, per recipient: a provider message id -> SUBMITTED; a provider error -> FAILED with the normalised
-category and the raw code. Two exceptions keep a message out of a final state it may not deserve:
-- a call that failed as a whole with a transient error (retryable/throttled, nothing accepted) raises
-  `RetryPack`, so SQS delivers the pack again after its visibility timeout; on the last receive the records are
-  first marked FAILED with that error, so a pack in the dead-letter queue always has records that say so;
-- an unknown outcome (the request may have reached the provider) leaves the record in SENDING with the error
-  kept: sending again could text somebody twice, so the delivery receipt decides.
+category and the raw code; an unknown outcome (the request may have reached the provider) -> SENDING with the error
+kept, never resent blindly. Transient errors (retryable, throttled) are retried:
+- when they failed the whole pack (nothing was accepted), the claim is released and `RetryPack` raised, so SQS
+  delivers the pack again after its visibility timeout;
+- when they failed only some recipients, the others are recorded and those few go back on the queue as a new pack
+  with a backoff delay;
+- on the last attempt they are recorded FAILED with the last error (and a whole pack then goes to the DLQ), so a
+  pack in a dead-letter queue always has records that say so.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +28,18 @@ from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.ports import MessageStore, Provider
+from globesms.notifications import status_event
+from globesms.observability import logger
+from globesms.ports import Claim, MessageStore, PackClaims, PackQueues, Provider, ReceiptStore, WebhookQueue
+from globesms.receipts import apply_held_receipts
 from globesms.status import Status
 
 _TRANSIENT = frozenset({ErrorCategory.RETRYABLE, ErrorCategory.THROTTLED})
+INVALID_REQUEST = "INVALID_REQUEST"
+#: A claim outlives the dispatcher's 30 s timeout: a dispatcher still inside it is alive; past it, it died.
+CLAIM_LEASE_SECONDS = 120
+#: Retry packs carry their attempt number; the last one records transient failures as FAILED.
+MAX_PACK_ATTEMPTS = 5
 
 
 class RetryPack(RuntimeError):
@@ -32,11 +48,18 @@ class RetryPack(RuntimeError):
         self.error = error
 
 
+class PackBusy(RuntimeError):
+    """Another dispatcher holds this pack's claim: SQS delivers it again later, when it is done or abandoned."""
+
+
 @dataclass(frozen=True)
 class DispatchSummary:
     submitted: int
     failed: int
     unknown: int
+    retried: int = 0  # recipients put back on the queue in a retry pack
+    skipped: int = 0  # recipients of a pack already done (a repeated delivery)
+    webhooks_not_queued: int = 0
 
 
 def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
@@ -59,18 +82,34 @@ def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
 
 
 def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-    """Calls the provider in chunks of its per-call cap; a request the client refuses before sending fails
-    its own chunk with category `request` and the field and rule it broke."""
-    outcomes: list[SendOutcome] = []
+    """One outcome per message, in input order. Each message is checked first (`Provider.check`): one that breaks
+    a provider rule fails on its own with category `request` and the field and rule it broke, and only the others
+    are sent, in calls of the provider's per-call cap. A call the client still refuses as a whole (a call-level
+    rule, such as a message id used twice in one call) fails its own messages the same way."""
+
+    def invalid_request(problem: InvalidProviderRequest) -> ProviderError:
+        return ProviderError(ErrorCategory.REQUEST, INVALID_REQUEST, f"{problem.field}: {problem.rule}")
+
+    outcomes: list[SendOutcome | None] = [None] * len(messages)
+    sendable: list[int] = []
+    for index, message in enumerate(messages):
+        problem = provider.check(message)
+        if problem is None:
+            sendable.append(index)
+        else:
+            outcomes[index] = SendOutcome(message_id=message.message_id, error=invalid_request(problem))
     step = provider.max_recipients_per_call
-    for start in range(0, len(messages), step):
-        chunk = messages[start : start + step]
+    for start in range(0, len(sendable), step):
+        positions = sendable[start : start + step]
+        chunk = [messages[index] for index in positions]
         try:
-            outcomes.extend(provider.send(chunk))
+            results = provider.send(chunk)
         except InvalidProviderRequest as exc:
-            error = ProviderError(ErrorCategory.REQUEST, "INVALID_REQUEST", f"{exc.field}: {exc.rule}")
-            outcomes.extend(SendOutcome(message_id=m.message_id, error=error) for m in chunk)
-    return outcomes
+            error = invalid_request(exc)
+            results = [SendOutcome(message_id=m.message_id, error=error) for m in chunk]
+        for index, outcome in zip(positions, results, strict=True):
+            outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def dispatch_pack(
@@ -78,27 +117,101 @@ def dispatch_pack(
     *,
     provider: Provider,
     store: MessageStore,
+    claims: PackClaims,
+    queues: PackQueues,
+    receipts: ReceiptStore,
+    webhooks: WebhookQueue,
     now: datetime,
     last_attempt: bool,
 ) -> DispatchSummary:
+    last_attempt = last_attempt or pack.attempt + 1 >= MAX_PACK_ATTEMPTS
+    claim = claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
+    if claim is Claim.DONE:
+        return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
+    if claim is Claim.BUSY:
+        raise PackBusy(pack.pack_id)
+    if claim is Claim.STALE:
+        return _settle_interrupted(pack, store=store, claims=claims, now=now)
+
     outcomes = send_all(provider, outbound_messages(pack))
-    whole_call_error = _shared_transient_error(outcomes)
-    if whole_call_error is not None and not last_attempt:
-        raise RetryPack(whole_call_error)
-    records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes)]
+    whole_pack_error = _shared_transient_error(outcomes)
+    if whole_pack_error is not None and not last_attempt:
+        claims.release(pack.pack_id)
+        raise RetryPack(whole_pack_error)
+    retry_indexes = [] if last_attempt else _transient_indexes(outcomes)
+    if retry_indexes:
+        queues.send_packs(pack.provider, [retry_pack(pack, retry_indexes)], delay_seconds=retry_delay(pack.attempt))
+    retried = set(retry_indexes)
+    records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes) if i not in retried]
     store.put_messages(records)
+    claims.finish(pack.pack_id)
+    changed = apply_held_receipts(receipts, [r for r in records if r.status is Status.SUBMITTED], now)
+    records = [changed.get(r.id, r) for r in records]
     summary = DispatchSummary(
         submitted=sum(r.status is Status.SUBMITTED for r in records),
         failed=sum(r.status is Status.FAILED for r in records),
         unknown=sum(r.status is Status.SENDING for r in records),
+        retried=len(retry_indexes),
+        webhooks_not_queued=_notify(webhooks, records, now),
     )
-    if whole_call_error is not None:
-        raise RetryPack(whole_call_error)  # recorded as FAILED above; now let SQS move it to the DLQ
+    if whole_pack_error is not None:
+        raise RetryPack(whole_pack_error)  # recorded as FAILED above; now let SQS move it to the DLQ
     return summary
 
 
+def retry_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
+    """The recipients at `indexes` as a pack of their own, one attempt further on."""
+    return pack.model_copy(
+        update={
+            "pack_id": f"{pack.pack_id}.r{pack.attempt + 1}",
+            "attempt": pack.attempt + 1,
+            "recipients": [pack.recipients[i] for i in indexes],
+        }
+    )
+
+
+def retry_delay(attempt: int) -> int:
+    """Seconds before a partly throttled pack's remainder is tried again: exponential with full jitter, within
+    SQS's 15-minute DelaySeconds limit."""
+    return random.randint(1, min(900, 10 * 2**attempt))
+
+
+def _settle_interrupted(
+    pack: DispatchPack, *, store: MessageStore, claims: PackClaims, now: datetime
+) -> DispatchSummary:
+    error = ProviderError(
+        ErrorCategory.UNKNOWN_OUTCOME,
+        "DISPATCH_INTERRUPTED",
+        "an earlier attempt stopped after claiming this pack; the provider may have sent it",
+    )
+    outcomes = [SendOutcome(message_id=r.id, error=error) for r in pack.recipients]
+    records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes)]
+    store.put_messages(records)
+    claims.finish(pack.pack_id)
+    return DispatchSummary(submitted=0, failed=0, unknown=len(records))
+
+
+def _transient_indexes(outcomes: Sequence[SendOutcome]) -> list[int]:
+    return [i for i, o in enumerate(outcomes) if o.error is not None and o.error.category in _TRANSIENT]
+
+
+def _notify(webhooks: WebhookQueue, records: Sequence[MessageRecord], now: datetime) -> int:
+    deliveries = [d for d in (status_event(r, now) for r in records) if d is not None]
+    if not deliveries:
+        return 0
+    try:
+        webhooks.send_webhooks(deliveries)
+    except Exception:
+        # The SMS are sent and recorded: failing the pack now would make SQS deliver it again and text everybody
+        # twice. The events are lost instead (final ones are queued again by any repeated receipt push).
+        logger.exception("status events not queued", extra={"events": len(deliveries)})
+        return len(deliveries)
+    return 0
+
+
 def _shared_transient_error(outcomes: Sequence[SendOutcome]) -> ProviderError | None:
-    errors = [o.error for o in outcomes]
+    # Messages refused before sending are final whatever happened to the call that carried the others.
+    errors = [o.error for o in outcomes if o.error is None or o.error.code != INVALID_REQUEST]
     if not errors or any(e is None or e.category not in _TRANSIENT for e in errors):
         return None
     return errors[-1]

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
-from globesms.accept import TooManyRecipients, accept
+from globesms.accept import BatchIdConflict, TooManyRecipients, accept, expiry
 from globesms.clock import iso
 from globesms.http_errors import describe_errors
 from globesms.ids import sqs_batch_id
@@ -46,9 +46,17 @@ def accept_intake_body(
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        _refuse(store, batch_id, now, ErrorBody(code="MALFORMED_JSON", message="the body is not valid JSON"))
+        _refuse(
+            store, batch_id, now, retention_days, ErrorBody(code="MALFORMED_JSON", message="the body is not valid JSON")
+        )
     if not isinstance(data, dict):
-        _refuse(store, batch_id, now, ErrorBody(code="VALIDATION_ERROR", message="the body must be a JSON object"))
+        _refuse(
+            store,
+            batch_id,
+            now,
+            retention_days,
+            ErrorBody(code="VALIDATION_ERROR", message="the body must be a JSON object"),
+        )
     claimed = data.pop("batch_id", None)
     if isinstance(claimed, str) and _BATCH_ID.match(claimed):
         batch_id = claimed
@@ -61,6 +69,7 @@ def accept_intake_body(
             store,
             batch_id,
             now,
+            retention_days,
             ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
         )
     try:
@@ -74,13 +83,23 @@ def accept_intake_body(
             queues=queues,
         )
     except TooManyRecipients as exc:
-        _refuse(store, batch_id, now, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
+        _refuse(store, batch_id, now, retention_days, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
+    except BatchIdConflict as exc:
+        # Refused without writing: the header belongs to the other body.
+        raise IntakeRefused(batch_id, ErrorBody(code="BATCH_ID_CONFLICT", message=str(exc))) from None
 
 
-def _refuse(store: MessageStore, batch_id: str, now: datetime, refusal: ErrorBody) -> NoReturn:
+def _refuse(store: MessageStore, batch_id: str, now: datetime, retention_days: int, refusal: ErrorBody) -> NoReturn:
     # Conditional: a redelivered bad body writes nothing new, and a bad body that reuses the batch_id of a good
     # batch never overwrites it.
     store.begin_batch(
-        BatchRecord(batch_id=batch_id, source="sqs", state="REJECTED", created_at=iso(now), refusal=refusal)
+        BatchRecord(
+            batch_id=batch_id,
+            source="sqs",
+            state="REJECTED",
+            created_at=iso(now),
+            refusal=refusal,
+            expires_at=expiry(now, retention_days),
+        )
     )
     raise IntakeRefused(batch_id, refusal)

@@ -16,3 +16,7 @@ RECIPIENTS_PER_CALL: dict[ProviderName, int] = {
 #: envelope and attributes always fit.
 SQS_MESSAGE_BYTES = 262_144
 PACK_BYTES_BUDGET = 200_000
+
+#: Alibaba OTP messages go one number per call (BatchSendMessageToGlobe takes NOTIFY and MKT only), so a pack of them
+#: is that many sequential calls: 50 keep a dispatcher well inside its 30 s timeout even at slow provider latency.
+ALIYUN_SINGLE_SENDS_PER_PACK = 50

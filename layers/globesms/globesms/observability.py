@@ -10,32 +10,38 @@ from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.models.api import AcceptResponse
+from globesms.phone import mask
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"
 
-_NUMBER = re.compile(r"\+?\d[\d \-]{6,18}\d")
+# A number written with "+" (spaces and dashes allowed), or a bare run of 9 to 15 digits (national numbers, as
+# Tencent's receipts carry them). Dates and times have separators every few digits and are left alone.
+_NUMBER = re.compile(r"\+\d[\d \-]{6,18}\d|(?<![\w.])\d{9,15}(?![\w.])")
+_STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
-def _mask_match(match: re.Match[str]) -> str:
-    digits = match.group(0)
-    return digits[:4] + "*" * max(len(digits) - 6, 0) + digits[-2:]
+def mask_numbers(text: str) -> str:
+    return _NUMBER.sub(lambda match: mask(match.group(0)), text)
 
 
 class PhoneNumberMask(logging.Filter):
-    """Defence in depth: the code never logs a full number on purpose (it logs `phone.mask(...)`), and this filter
-    masks anything that looks like one in a log line's message before it is written."""
+    """Defence in depth: no log call passes a full number on purpose, and this filter, on the handler every
+    globesms logger writes through, masks anything that looks like one in the message, its arguments and extras."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = _NUMBER.sub(_mask_match, record.msg)
-        if record.args:
-            record.args = tuple(_NUMBER.sub(_mask_match, a) if isinstance(a, str) else a for a in record.args)
+            record.msg = mask_numbers(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_numbers(a) if isinstance(a, str) else a for a in record.args)
+        for name, value in list(record.__dict__.items()):
+            if name not in _STANDARD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, mask_numbers(value))
         return True
 
 
 logger = Logger(service=SERVICE)
-logger.addFilter(PhoneNumberMask())
+logger.registered_handler.addFilter(PhoneNumberMask())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from globesms.limits import PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
-from globesms.models.outbound import ProviderName
+from globesms.limits import ALIYUN_SINGLE_SENDS_PER_PACK, PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
+from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
 from globesms.models.records import MessageRecord
 
@@ -51,24 +51,40 @@ def pack_records(
 ) -> dict[ProviderName, list[DispatchPack]]:
     """Group records by provider, in order, into packs of at most one provider call and at most
     PACK_BYTES_BUDGET bytes of JSON. Pack ids are deterministic, so a repeated accept repeats the same packs."""
-    by_provider: dict[ProviderName, list[MessageRecord]] = {}
+    groups: dict[tuple[ProviderName, int], list[MessageRecord]] = {}
     for record in records:
-        by_provider.setdefault(record.provider, []).append(record)
-    return {
-        provider: _packs_for(provider, group, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
-        for provider, group in by_provider.items()
-    }
+        groups.setdefault((record.provider, _recipients_per_pack(record)), []).append(record)
+    packs: dict[ProviderName, list[DispatchPack]] = {}
+    for (provider, cap), group in groups.items():
+        provider_packs = packs.setdefault(provider, [])
+        provider_packs += _packs_for(
+            provider,
+            group,
+            cap=cap,
+            first_number=len(provider_packs),
+            batch_id=batch_id,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    return packs
+
+
+def _recipients_per_pack(record: MessageRecord) -> int:
+    if record.provider is ProviderName.ALIYUN and record.type is MessageType.OTP:
+        return ALIYUN_SINGLE_SENDS_PER_PACK
+    return RECIPIENTS_PER_CALL[record.provider]
 
 
 def _packs_for(
     provider: ProviderName,
     records: Sequence[MessageRecord],
     *,
+    cap: int,
+    first_number: int,
     batch_id: str,
     created_at: str,
     expires_at: int | None,
 ) -> list[DispatchPack]:
-    cap = RECIPIENTS_PER_CALL[provider]
     packs: list[DispatchPack] = []
     contents: list[PackContent] = []
     content_index: dict[tuple[object, ...], int] = {}
@@ -80,7 +96,7 @@ def _packs_for(
         if recipients:
             packs.append(
                 DispatchPack(
-                    pack_id=f"{batch_id}:{provider}:{len(packs)}",
+                    pack_id=f"{batch_id}:{provider}:{first_number + len(packs)}",
                     batch_id=batch_id,
                     provider=provider,
                     created_at=created_at,

@@ -7,23 +7,33 @@ against in-memory fakes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
 
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 
 if TYPE_CHECKING:
+    from globesms.errors import InvalidProviderRequest
     from globesms.models.packs import DispatchPack
+    from globesms.models.receipts import EchoRange
     from globesms.models.records import BatchRecord, MessageRecord
     from globesms.models.webhooks import WebhookDelivery
 
 
 class Provider(Protocol):
     """A provider client. `send` takes up to `max_recipients_per_call` recipients and returns one outcome each,
-    in the same order. It raises `errors.InvalidProviderRequest` (before sending anything) when a field breaks the
-    provider's rules; every provider-side failure comes back as an outcome with an `error`."""
+    in the same order. It raises `errors.InvalidProviderRequest` (before sending anything) when the call breaks
+    the provider's rules: too many recipients, or a message `check` refuses; every provider-side failure comes
+    back as an outcome with an `error`."""
 
     name: ProviderName
     max_recipients_per_call: int
+
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        """The provider rule this one message breaks (field and rule), or None; pure, nothing is sent. The same
+        rules `send` applies, so a caller can set refused messages aside and send the rest."""
+        ...
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]: ...
 
@@ -54,13 +64,59 @@ class MessageStore(Protocol):
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...
 
 
+class ReceiptStore(Protocol):
+    def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        """The message a provider id was recorded on at SUBMITTED (through the ProviderRef index)."""
+        ...
+
+    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+        """The message in the echo's range of a batch sent to `to` (or the only one, for a one-message range)."""
+        ...
+
+    def reload(self, message_id: str) -> MessageRecord | None: ...
+
+    def save_delivery(self, record: MessageRecord, *, expected_version: int) -> bool:
+        """Write the receipt fields (status, events, receipt_ids, version, provider id, error) if the stored
+        version is still `expected_version`; False when another writer got there first."""
+        ...
+
+    def hold_receipt(
+        self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
+    ) -> bool:
+        """Keep a receipt no submitted message takes yet; False when this receipt was already held."""
+        ...
+
+    def held_receipts(
+        self, provider: ProviderName, provider_message_ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Receipts held for these provider ids (consistent read), by provider id."""
+        ...
+
+
 class WebhookQueue(Protocol):
     def send_webhooks(self, deliveries: Sequence[WebhookDelivery]) -> None:
         """Queue each delivery for the webhook sender, or raise."""
         ...
 
 
+class Claim(Enum):
+    CLAIMED = "claimed"  # ours: send it
+    DONE = "done"  # sent before: skip
+    BUSY = "busy"  # another dispatcher holds an unexpired claim
+    STALE = "stale"  # ours now, but an earlier attempt claimed it and vanished: it may have sent
+
+
+class PackClaims(Protocol):
+    def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim: ...
+
+    def release(self, pack_id: str) -> None:
+        """Nothing was sent: the pack may be claimed again."""
+        ...
+
+    def finish(self, pack_id: str) -> None: ...
+
+
 class PackQueues(Protocol):
-    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack]) -> None:
+    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:
         """Put every pack on the provider's queue, or raise; packs may repeat on retry (consumers dedupe)."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from globesms.models.api import BatchView, MessageError, MessageView
+from globesms.models.api import BatchView, MessageError, MessageEvent, MessageView
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import MessageStore
 from globesms.status import Status
@@ -16,6 +16,29 @@ def effective_status(record: MessageRecord, batch: BatchRecord | None) -> Status
     if record.status is Status.ACCEPTED and batch is not None and batch.state == "QUEUED":
         return Status.QUEUED
     return record.status
+
+
+def history(record: MessageRecord) -> list[MessageEvent]:
+    events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
+    if record.submitted_at:
+        events.append(MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at))
+    elif record.status in (Status.FAILED, Status.SENDING):
+        events.append(MessageEvent(type="status", status=record.status, at=record.updated_at))
+    for event in record.events or ():
+        events.append(
+            MessageEvent(
+                type="receipt",
+                at=event["received_at"],
+                status=event.get("status"),
+                raw_status=event.get("raw_status"),
+                error_code=event.get("error_code"),
+                description=event.get("description"),
+                provider_time=event.get("provider_time"),
+                part=event.get("part"),
+                parts=event.get("parts"),
+            )
+        )
+    return events
 
 
 def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageView:
@@ -36,6 +59,7 @@ def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageVie
         created_at=record.created_at,
         updated_at=record.updated_at,
         submitted_at=record.submitted_at,
+        events=history(record),
     )
 
 

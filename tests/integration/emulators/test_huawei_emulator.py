@@ -19,7 +19,9 @@ from werkzeug.serving import make_server
 
 from globesms.errors import ErrorCategory
 from globesms.models.outbound import OutboundSms
+from globesms.models.receipts import EchoRange
 from globesms.providers.huawei import AuthMode, HuaweiClient, settings_from_environment
+from globesms.providers.huawei.receipts import parse_push
 from globesms.providers.huawei.wire import BatchStatusReports, StatusReport
 from local.emulators.common import Knobs
 from local.emulators.huawei import create_app
@@ -29,7 +31,8 @@ ENV = {
     **LOCAL_ENV_DEFAULTS,
     "GLOBESMS_HUAWEI_MAINLAND_SENDER": "csms0000000001",
     "GLOBESMS_HUAWEI_SIGNATURE": "GlobeSMS",
-    "GLOBESMS_HUAWEI_STATUS_CALLBACK": "https://hooks.example.com/huawei",
+    # No statusCallback: the emulator pushes receipts to the request's statusCallback when it has one (as Huawei
+    # does), and a test must not reach out. Receipt tests set the knob, or a statusCallback on 127.0.0.1.
 }
 SEND_URL = "https://smsapi.ap-southeast-1.myhuaweicloud.com:443/sms/batchSendDiffSms/v1"
 BOTH_MODES = pytest.mark.parametrize("auth", [AuthMode.WSSE, AuthMode.AKSK])
@@ -413,6 +416,26 @@ def test_batch_status_reports_variant(callback: CallbackServer) -> None:
     batches = [BatchStatusReports.model_validate_json(body) for _, body in received]
     assert sorted(len(batch.status_report_list) for batch in batches) == [10, 50]
     assert {report.status for batch in batches for report in batch.status_report_list} == {"EXPIRED"}
+
+
+@pytest.mark.parametrize("receipt_format", ["form", "batch"])
+def test_receipts_go_to_the_requests_status_callback(callback: CallbackServer, receipt_format: str) -> None:
+    knob_target = CallbackServer()
+    try:
+        knobs = Knobs(receipt_callback_url=knob_target.url, receipt_delay_seconds=0.0)
+        app = create_app(knobs, ENV, receipt_format="batch" if receipt_format == "batch" else "form")
+        client = client_for(app, GLOBESMS_HUAWEI_STATUS_CALLBACK=callback.url)
+        outcomes = client.send([sms("b1.00001", "+6591000001"), sms("b1.00002", "+6591000002")])
+        received = callback.wait_for(1 if receipt_format == "batch" else 2)
+        assert knob_target.wait_for(1, timeout=0.3) == []  # the knob is only the fallback
+    finally:
+        knob_target.close()
+    parsed = [parse_push(body, content_type) for content_type, body in received]
+    reports = [report for push in parsed for report in push.reports]
+    assert [push.refused_items for push in parsed] == [[]] * len(parsed)
+    assert {r.provider_message_id for r in reports} == {o.provider_message_id for o in outcomes}
+    assert {r.to for r in reports} == {"+6591000001", "+6591000002"}
+    assert {r.echo for r in reports} == {EchoRange("b1", 1, 500)}
 
 
 def test_no_receipts_without_a_callback_knob(callback: CallbackServer) -> None:

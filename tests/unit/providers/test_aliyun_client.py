@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName
 from globesms.ports import Provider
@@ -303,29 +304,29 @@ def test_plan_properties(messages: list[OutboundSms], min_batch: int, max_batch:
 # Validation before sending
 
 
-@pytest.mark.parametrize(
-    ("bad", "field", "rule_part"),
-    [
-        ({"template_id": "T1", "text": None}, "template_id", "free text only"),
-        ({"template_params": ("a",)}, "template_id", "free text only"),
-        ({"text": None}, "text", "required"),
-        ({"text": ""}, "text", "required"),
-        ({"text": "bad \ud800"}, "text", "valid Unicode"),
-        ({"to": "85251230001"}, "to", "leading '+'"),
-        ({"to": "+8613800138000"}, "to", "Chinese mainland"),
-        ({"to": "+85212ab"}, "to", "6-15 digits"),
-        ({"to": "+0123456789"}, "to", "6-15 digits"),
-        ({"to": "+1234567890123456"}, "to", "6-15 digits"),
-        ({"sender_id": "Ali-Cloud"}, "sender_id", "letters and digits"),
-        ({"sender_id": "Alicloud1234"}, "sender_id", "at most 11"),
-        ({"sender_id": "1234567890123456"}, "sender_id", "at most 15"),
-        ({"sender_id": "Ålicloud"}, "sender_id", "letters and digits"),
-        ({"sender_id": ""}, "sender_id", "letters and digits"),
-        ({"message_id": ""}, "message_id", "1-250"),
-        ({"message_id": "x" * 251}, "message_id", "1-250"),
-        ({"validity_seconds": 0}, "validity_seconds", "positive"),
-    ],
-)
+INVALID = [
+    ({"template_id": "T1", "text": None}, "template_id", "free text only"),
+    ({"template_params": ("a",)}, "template_id", "free text only"),
+    ({"text": None}, "text", "required"),
+    ({"text": ""}, "text", "required"),
+    ({"text": "bad \ud800"}, "text", "valid Unicode"),
+    ({"to": "85251230001"}, "to", "leading '+'"),
+    ({"to": "+8613800138000"}, "to", "Chinese mainland"),
+    ({"to": "+85212ab"}, "to", "6-15 digits"),
+    ({"to": "+0123456789"}, "to", "6-15 digits"),
+    ({"to": "+1234567890123456"}, "to", "6-15 digits"),
+    ({"sender_id": "Ali-Cloud"}, "sender_id", "letters and digits"),
+    ({"sender_id": "Alicloud1234"}, "sender_id", "at most 11"),
+    ({"sender_id": "1234567890123456"}, "sender_id", "at most 15"),
+    ({"sender_id": "Ålicloud"}, "sender_id", "letters and digits"),
+    ({"sender_id": ""}, "sender_id", "letters and digits"),
+    ({"message_id": ""}, "message_id", "1-250"),
+    ({"message_id": "x" * 251}, "message_id", "1-250"),
+    ({"validity_seconds": 0}, "validity_seconds", "positive"),
+]
+
+
+@pytest.mark.parametrize(("bad", "field", "rule_part"), INVALID)
 def test_invalid_messages_are_refused_before_anything_is_sent(
     bad: dict[str, object], field: str, rule_part: str
 ) -> None:
@@ -335,7 +336,33 @@ def test_invalid_messages_are_refused_before_anything_is_sent(
         client.send(messages)
     assert caught.value.field == field
     assert rule_part in caught.value.rule
+    assert caught.value.rule.endswith("(message 3 of 3)")  # which message of the call
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize(("bad", "field", "rule_part"), INVALID)
+def test_check_names_the_same_rule_for_one_message(bad: dict[str, object], field: str, rule_part: str) -> None:
+    client, recorder = make_client()
+    problem = client.check(sms(3, **bad))
+    assert problem is not None
+    assert problem.field == field
+    assert rule_part in problem.rule
+    assert client.check(sms(3)) is None
+    assert recorder.requests == []
+
+
+def test_one_invalid_message_does_not_fail_the_others_of_its_call() -> None:
+    client, recorder = make_client()
+    messages = [sms(1), sms(2, sender_id="Ali-Cloud"), sms(3), sms(4, to="+8613800138000")]
+    outcomes = send_all(client, messages)
+    assert [o.message_id for o in outcomes] == ["b1.00001", "b1.00002", "b1.00003", "b1.00004"]
+    assert [o.provider_message_id for o in outcomes] == ["id-85251230001", None, "id-85251230003", None]
+    assert outcomes[1].error is not None and outcomes[3].error is not None
+    assert (outcomes[1].error.category, outcomes[1].error.code) == (ErrorCategory.REQUEST, "INVALID_REQUEST")
+    assert outcomes[1].error.message.startswith("sender_id: ")
+    assert outcomes[3].error.message.startswith("to: numbers in the Chinese mainland")
+    [request] = recorder.requests  # the two valid ones, in one batch call
+    assert json.loads(wire_params(request)["To"]) == ["85251230001", "85251230003"]
 
 
 @pytest.mark.parametrize(
@@ -521,7 +548,14 @@ def test_malformed_messages_do_not_echo_the_answer() -> None:
 
 @pytest.mark.parametrize(
     ("status", "category"),
-    [(502, ErrorCategory.RETRYABLE), (503, ErrorCategory.RETRYABLE), (504, ErrorCategory.UNKNOWN_OUTCOME)],
+    [
+        # A bare 500 may come after the backend acted: never resent blindly. 502/503: nobody took the call.
+        (500, ErrorCategory.UNKNOWN_OUTCOME),
+        (501, ErrorCategory.UNKNOWN_OUTCOME),
+        (502, ErrorCategory.RETRYABLE),
+        (503, ErrorCategory.RETRYABLE),
+        (504, ErrorCategory.UNKNOWN_OUTCOME),
+    ],
 )
 def test_error_status_without_alibaba_body(status: int, category: ErrorCategory) -> None:
     client, _ = make_client(answer_with(status, b"<html>Bad Gateway</html>"))
@@ -643,15 +677,34 @@ def test_settings_from_environment_overrides() -> None:
     [
         ({"GLOBESMS_ALIYUN_ACCESS_KEY_SECRET": SECRET}, "GLOBESMS_ALIYUN_ACCESS_KEY_ID is not set"),
         ({"GLOBESMS_ALIYUN_ACCESS_KEY_ID": KEY_ID}, "GLOBESMS_ALIYUN_ACCESS_KEY_SECRET is not set"),
-        ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "soon"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a number"),
-        ({**ENV, "GLOBESMS_ALIYUN_ENDPOINT": "ftp://x"}, "endpoint"),
-        ({**ENV, "GLOBESMS_HTTP_CONNECT_TIMEOUT": "0"}, "connect_timeout"),
+        ({}, "GLOBESMS_ALIYUN_ACCESS_KEY_ID is not set; GLOBESMS_ALIYUN_ACCESS_KEY_SECRET is not set"),
+        ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "soon"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number"),
+        ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "inf"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number"),
+        ({**ENV, "GLOBESMS_HTTP_CONNECT_TIMEOUT": "0"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT must be a positive number"),
+        ({**ENV, "GLOBESMS_ALIYUN_ENDPOINT": "ftp://x"}, "GLOBESMS_ALIYUN_ENDPOINT: .*http"),
     ],
 )
 def test_bad_environment_is_reported_without_secrets(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         settings_from_environment(env)
     assert SECRET not in str(caught.value)
+    assert "ftp://x" not in str(caught.value)  # a variable's value is never shown: it may be a secret
+    # Nothing chained that a traceback would print (pydantic's error holds the inputs).
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
+
+
+def test_blank_variables_are_unset_and_values_are_stripped() -> None:
+    settings = settings_from_environment(
+        {
+            "GLOBESMS_ALIYUN_ACCESS_KEY_ID": f" {KEY_ID}\n",
+            "GLOBESMS_ALIYUN_ACCESS_KEY_SECRET": f"{SECRET}\n",
+            "GLOBESMS_ALIYUN_CHANNEL_ID": "  ",
+            "GLOBESMS_ALIYUN_ENDPOINT": "",
+        }
+    )
+    assert (settings.access_key_id, settings.access_key_secret.get_secret_value()) == (KEY_ID, SECRET)
+    assert (settings.channel_id, settings.endpoint) == (None, "https://dysmsapi.ap-southeast-1.aliyuncs.com")
 
 
 def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
@@ -661,6 +714,7 @@ def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
     client_b, recorder_b = make_client(answer_with(400, {"Code": "SignatureDoesNotMatch", "Message": "no"}))
     outcomes += client_b.send([sms(3)])
     shown = [repr(client), str(client), repr(client.settings), str(client.settings), caplog.text]
+    shown += [repr(client._signer), str(client._signer)]
     shown += [repr(o) for o in outcomes]
     for request in recorder.requests + recorder_b.requests:
         shown += [str(request.url), repr(dict(request.headers)), request.content.decode()]

@@ -105,10 +105,14 @@ def test_the_mapping_has_nothing_this_table_does_not_check() -> None:
         ("WeirdGatewayCode", 403, C),
         ("WeirdGatewayCode", 404, C),
         ("WeirdGatewayCode", 400, Q),
-        ("WeirdGatewayCode", 500, R),
+        # 5xx: only 502/503 say nobody took the call; after a 500, 504 (or any other 5xx) the backend may have
+        # acted, so the outcome is unknown (as for Tencent and Huawei).
+        ("WeirdGatewayCode", 500, U),
+        ("WeirdGatewayCode", 501, U),
         ("WeirdGatewayCode", 502, R),
         ("WeirdGatewayCode", 503, R),
         ("WeirdGatewayCode", 504, U),
+        ("WeirdGatewayCode", 599, U),
         ("WeirdGatewayCode", None, Q),
     ],
 )
@@ -117,6 +121,13 @@ def test_unknown_codes_fall_back_to_their_family_then_status(
 ) -> None:
     assert code not in errors.CODE_CATEGORIES
     assert errors.category_for(code, status) is category
+
+
+@pytest.mark.parametrize(("status", "category"), [(500, U), (502, R), (503, R), (504, U), (429, T), (403, C), (400, Q)])
+def test_a_bare_http_status_decides_by_itself(status: int, category: ErrorCategory) -> None:
+    # What the client records for an error status without Alibaba's body (a proxy's or load balancer's page).
+    assert errors.provider_error(f"HTTP_{status}", "", status).category is category
+    assert errors.category_for_status(status) is category
 
 
 def test_provider_error_keeps_the_raw_code_message_and_status() -> None:

@@ -17,10 +17,11 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings, from_environment, signer
-from globesms.providers.huawei.client import MAX_BODY_BYTES
+from globesms.providers.huawei.client import MAX_BODY_BYTES, is_channel_number
 
 SECRET = "s3cr3t-app-secret-value"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -240,6 +241,72 @@ def test_sender_id_selects_another_channel_number() -> None:
     assert sorted(body["from"] for body in recorder.bodies()) == ["isms100000001", "isms200000002"]
 
 
+def with_sender(message: OutboundSms, sender_id: str) -> OutboundSms:
+    return replace(message, sender_id=sender_id)
+
+
+@pytest.mark.parametrize(
+    "sender_id",
+    [
+        "Acme",  # an Alibaba-style sender name: the API takes it for any provider
+        "Alicloud321",
+        "123456789012345",  # a numeric sender id
+        "1069031221280012",  # looks like the docs' older mainland channel, but is as likely a numeric sender id
+        "csms200000002",  # a mainland channel number cannot send abroad
+        "ISMS200000002",
+        "isms",
+        "isms20000000x",
+        "isms" + "1" * 18,  # 22 characters: longer than `from` may be
+        "x" * 40,
+    ],
+)
+def test_a_sender_id_that_is_no_international_channel_number_is_ignored(sender_id: str) -> None:
+    recorder = Recorder()
+    outcomes = make_client(recorder).send([with_sender(sms("m1", "+6591000001"), sender_id), sms("m2", "+6591000002")])
+    [body] = recorder.bodies()  # one call: both on the configured channel
+    assert body["from"] == "isms100000001"
+    assert all(o.ok for o in outcomes)
+
+
+def test_a_mainland_recipient_takes_only_a_mainland_channel_number() -> None:
+    recorder = Recorder()
+    make_client(recorder).send(
+        [
+            with_sender(sms("m1", "+8613800000001"), "csms200000002"),
+            with_sender(sms("m2", "+8613800000002"), "isms200000002"),  # an international channel: ignored
+            with_sender(sms("m3", "+8613800000003"), "Acme"),
+        ]
+    )
+    by_sender = {body["from"]: (numbers_of(body), body["smsContent"][0]["signature"]) for body in recorder.bodies()}
+    assert by_sender == {
+        "csms200000002": (["+8613800000001"], "华为云短信测试"),
+        "csms100000001": (["+8613800000002", "+8613800000003"], "华为云短信测试"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("sender_id", "kind", "expected"),
+    [
+        ("isms100000001", "isms", True),
+        ("csms100000001", "csms", True),
+        ("isms1", "isms", True),
+        ("isms" + "9" * 17, "isms", True),  # 21 characters, the most `from` takes
+        ("isms" + "9" * 18, "isms", False),
+        ("csms100000001", "isms", False),
+        ("isms100000001", "csms", False),
+        ("isms", "isms", False),
+        ("isms 100", "isms", False),
+        ("isms\uff11\uff10\uff10", "isms", False),  # full-width digits: digits to str.isdigit, not to Huawei
+        ("Isms100", "isms", False),
+        ("Acme", "isms", False),
+        ("100000001", "isms", False),
+        ("", "isms", False),
+    ],
+)
+def test_channel_number_rule(sender_id: str, kind: str, expected: bool) -> None:
+    assert is_channel_number(sender_id, kind) is expected
+
+
 def test_full_batch_of_500_is_one_call() -> None:
     recorder = Recorder()
     messages = [sms(f"m{i}", f"+65910{i:05d}", params=(str(i),)) for i in range(500)]
@@ -284,8 +351,9 @@ def _too_big_param() -> tuple[str, ...]:
         (sms("", "+6591000001"), "message_id", "1-128"),
         (sms("m" * 129, "+6591000001"), "message_id", "1-128"),
         (sms("m", "+6591000001", params=("ok", "")), "template_params", "non-empty"),
-        (replace(sms("m", "+6591000001"), sender_id="x" * 22), "sender_id", "1-21"),
         (sms("m", "+6591000001", params=_too_big_param()), "template_params", "at most 65536"),
+        (sms("m", "+6591000001", params=("验" * 11000,)), "template_params", "at most 65536"),
+        (sms("m", "+6591000001", params=("🎉" * 5500,)), "template_params", "at most 65536"),
     ],
 )
 def test_invalid_input_is_refused_before_anything_is_sent(message: OutboundSms, field: str, rule: str) -> None:
@@ -295,6 +363,75 @@ def test_invalid_input_is_refused_before_anything_is_sent(message: OutboundSms, 
     assert raised.value.field == field
     assert rule in raised.value.rule
     assert recorder.requests == []
+    problem = make_client(recorder).check(message)  # the same rule, for one message
+    assert problem is not None
+    assert (problem.field, rule in problem.rule) == (field, True)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        ("x" * (MAX_BODY_BYTES - 400),),  # near the limit, but the whole one-recipient body fits
+        ("验" * 5000,),  # 30,000 bytes escaped
+        ("🎉" * 2500,),  # 30,000 bytes escaped
+        ("a",) * 8000,
+    ],
+)
+def test_large_parameters_that_fit_are_accepted(params: tuple[str, ...]) -> None:
+    recorder = Recorder()
+    client = make_client(recorder)
+    message = sms("m1", "+6591000001", params=params)
+    assert client.check(message) is None
+    [outcome] = client.send([message])
+    assert outcome.ok
+    assert len(recorder.requests[0].content) <= MAX_BODY_BYTES
+
+
+def test_the_cheap_size_bound_holds_for_the_worst_message() -> None:
+    """`check` skips encoding below its bound, so the bound must hold for the longest fields, every character
+    escaped to 12 bytes: the largest parameter the bound lets through must give a body that fits."""
+    recorder = Recorder()
+    astral = "🎉"
+    client = make_client(recorder, signature=astral * 32, status_callback="https://hooks.example.com/" + astral * 900)
+    largest = (MAX_BODY_BYTES - client._fixed_body_bound - 3) // 12
+    message = OutboundSms(
+        message_id=astral * 128,
+        to="+86" + "1" * 18,
+        template_id=astral * 32,
+        template_params=(astral * largest,),
+        sender_id="csms" + "1" * 17,
+    )
+    assert client.check(message) is None
+    [outcome] = client.send([message])
+    assert outcome.ok
+    assert len(recorder.requests[0].content) <= MAX_BODY_BYTES
+
+
+def test_check_accepts_what_send_sends() -> None:
+    client = make_client(Recorder())
+    assert client.check(sms("m1", "+6591000001")) is None
+    assert client.check(sms("m2", "+8613800000001")) is None
+    assert client.check(with_sender(sms("m3", "+6591000001"), "Acme")) is None
+
+
+def test_one_invalid_message_does_not_fail_the_others_of_its_call() -> None:
+    recorder = Recorder()
+    client = make_client(recorder, mainland_sender=None, signature=None)
+    messages = [
+        sms("m1", "+6591000001"),
+        sms("m2", "+8613800000001"),  # no mainland channel configured
+        sms("m3", "+6591000003", params=("",)),
+        sms("m4", "+6591000004"),
+    ]
+    outcomes = send_all(client, messages)
+    assert [o.message_id for o in outcomes] == ["m1", "m2", "m3", "m4"]
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert outcomes[1].error is not None and outcomes[2].error is not None
+    assert (outcomes[1].error.category, outcomes[1].error.code) == (ErrorCategory.REQUEST, "INVALID_REQUEST")
+    assert outcomes[1].error.message.startswith("to: a Chinese mainland number (+86) needs")
+    assert outcomes[2].error.message == "template_params: every template variable must have a non-empty value"
+    [body] = recorder.bodies()
+    assert numbers_of(body) == ["+6591000001", "+6591000004"]
 
 
 def test_mainland_number_without_mainland_configuration() -> None:
@@ -460,7 +597,9 @@ def test_origin_to_is_matched_without_the_plus() -> None:
         (httpx.PoolTimeout("busy"), "POOL_TIMEOUT", ErrorCategory.RETRYABLE),
         (httpx.ReadTimeout("late"), "READ_TIMEOUT", ErrorCategory.UNKNOWN_OUTCOME),
         (httpx.WriteTimeout("late"), "WRITE_TIMEOUT", ErrorCategory.UNKNOWN_OUTCOME),
-        (httpx.RemoteProtocolError("cut"), "PROTOCOL_ERROR", ErrorCategory.UNKNOWN_OUTCOME),
+        (httpx.RemoteProtocolError("cut"), "REMOTE_PROTOCOL_ERROR", ErrorCategory.UNKNOWN_OUTCOME),
+        (httpx.LocalProtocolError("bad header"), "LOCAL_PROTOCOL_ERROR", ErrorCategory.REQUEST),
+        (httpx.DecodingError("bad gzip"), "DECODING_ERROR", ErrorCategory.UNKNOWN_OUTCOME),
         (httpx.ReadError("reset"), "READ_ERROR", ErrorCategory.UNKNOWN_OUTCOME),
         (httpx.WriteError("reset"), "WRITE_ERROR", ErrorCategory.UNKNOWN_OUTCOME),
     ],
@@ -547,18 +686,20 @@ def test_from_environment_reads_every_variable() -> None:
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        ({"GLOBESMS_HUAWEI_APP_SECRET": ""}, "GLOBESMS_HUAWEI_APP_SECRET"),
-        ({"GLOBESMS_HUAWEI_APP_KEY": ""}, "GLOBESMS_HUAWEI_APP_KEY"),
-        ({"GLOBESMS_HUAWEI_SENDER": ""}, "GLOBESMS_HUAWEI_SENDER"),
-        ({"GLOBESMS_HUAWEI_AUTH": "basic"}, "basic"),
+        ({"GLOBESMS_HUAWEI_APP_SECRET": ""}, "GLOBESMS_HUAWEI_APP_SECRET is not set"),
+        ({"GLOBESMS_HUAWEI_APP_KEY": ""}, "GLOBESMS_HUAWEI_APP_KEY is not set"),
+        ({"GLOBESMS_HUAWEI_SENDER": ""}, "GLOBESMS_HUAWEI_SENDER is not set"),
+        ({"GLOBESMS_HUAWEI_AUTH": "basic"}, "GLOBESMS_HUAWEI_AUTH: "),
         ({"GLOBESMS_HUAWEI_MAINLAND_SENDER": "csms1"}, "both"),
         ({"GLOBESMS_HUAWEI_SIGNATURE": "Sig"}, "both"),
-        ({"GLOBESMS_HUAWEI_ENDPOINT": "ftp://x"}, "endpoint"),
-        ({"GLOBESMS_HUAWEI_ENDPOINT": "https://user:pw@smsapi.example.com"}, "endpoint"),
-        ({"GLOBESMS_HUAWEI_ENDPOINT": "https://smsapi.example.com/?a=1"}, "endpoint"),
-        ({"GLOBESMS_HUAWEI_STATUS_CALLBACK": "not a url"}, "status_callback"),
-        ({"GLOBESMS_HUAWEI_SENDER": "x" * 22}, "sender"),
-        ({"GLOBESMS_HTTP_READ_TIMEOUT": "0"}, "read_timeout"),
+        ({"GLOBESMS_HUAWEI_ENDPOINT": "ftp://x"}, "GLOBESMS_HUAWEI_ENDPOINT: "),
+        ({"GLOBESMS_HUAWEI_ENDPOINT": "https://user:pw@smsapi.example.com"}, "GLOBESMS_HUAWEI_ENDPOINT: "),
+        ({"GLOBESMS_HUAWEI_ENDPOINT": "https://smsapi.example.com/?a=1"}, "GLOBESMS_HUAWEI_ENDPOINT: "),
+        ({"GLOBESMS_HUAWEI_STATUS_CALLBACK": "not a url"}, "GLOBESMS_HUAWEI_STATUS_CALLBACK: "),
+        ({"GLOBESMS_HUAWEI_SENDER": "x" * 22}, "GLOBESMS_HUAWEI_SENDER: "),
+        ({"GLOBESMS_HTTP_READ_TIMEOUT": "0"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number of seconds"),
+        ({"GLOBESMS_HTTP_CONNECT_TIMEOUT": "nan"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT must be a positive number"),
+        ({"GLOBESMS_HTTP_CONNECT_TIMEOUT": "fast"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT must be a positive number"),
     ],
 )
 def test_bad_configuration_is_refused_without_showing_the_secret(changes: dict[str, str], needle: str) -> None:
@@ -566,6 +707,11 @@ def test_bad_configuration_is_refused_without_showing_the_secret(changes: dict[s
         from_environment({**ENV, **changes})
     assert needle in str(raised.value)
     assert SECRET not in str(raised.value)
+    for value in changes.values():  # no value is shown, secret or not
+        assert not value or value not in str(raised.value)
+    assert not isinstance(raised.value, ValidationError)
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None or raised.value.__suppress_context__
 
 
 def test_secret_never_shows(caplog: pytest.LogCaptureFixture) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.ports import Provider
@@ -233,7 +234,7 @@ free_text = st.text(st.characters(codec="utf-8"), max_size=30)
 )
 def test_hand_built_body_equals_json_dumps(messages: list[OutboundSms]) -> None:
     for m in messages:
-        wire.check_message(m)  # request_body is only ever given messages that pass the rules
+        assert wire.message_violation(m) is None  # request_body is only ever given messages that pass the rules
     assert wire.request_body("1400006666", messages) == reference_body("1400006666", messages)
 
 
@@ -284,23 +285,23 @@ def test_one_http_client_is_reused_across_calls() -> None:
 # --- input rules: raised before anything is sent ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("fields", "field", "rule"),
-    [
-        ({"text": "free text", "template_id": None}, "text", "templates only"),
-        ({"template_id": None}, "template_id", "approved Global SMS template"),
-        ({"template_id": "SMS_123"}, "template_id", "numeric id"),
-        ({"to": "+8613800138000"}, "to", "+86"),
-        ({"to": "60198890000"}, "to", "E.164"),
-        ({"to": "+60 19889"}, "to", "E.164"),
-        ({"sender_id": "TooLongSender"}, "sender_id", "at most 11"),
-        ({"sender_id": "Bad-Id"}, "sender_id", "letters and digits"),
-        ({"sender_id": "1234567890123456"}, "sender_id", "at most 15"),
-        ({"sender_id": ""}, "sender_id", "letters and digits"),
-        ({"message_id": ""}, "message_id", "SessionContext"),
-        ({"message_id": "é" * 256}, "message_id", "512 bytes"),
-    ],
-)
+INVALID = [
+    ({"text": "free text", "template_id": None}, "text", "templates only"),
+    ({"template_id": None}, "template_id", "approved Global SMS template"),
+    ({"template_id": "SMS_123"}, "template_id", "numeric id"),
+    ({"to": "+8613800138000"}, "to", "+86"),
+    ({"to": "60198890000"}, "to", "E.164"),
+    ({"to": "+60 19889"}, "to", "E.164"),
+    ({"sender_id": "TooLongSender"}, "sender_id", "at most 11"),
+    ({"sender_id": "Bad-Id"}, "sender_id", "letters and digits"),
+    ({"sender_id": "1234567890123456"}, "sender_id", "at most 15"),
+    ({"sender_id": ""}, "sender_id", "letters and digits"),
+    ({"message_id": ""}, "message_id", "SessionContext"),
+    ({"message_id": "é" * 256}, "message_id", "512 bytes"),
+]
+
+
+@pytest.mark.parametrize(("fields", "field", "rule"), INVALID)
 def test_invalid_input_is_refused_before_sending(fields: dict[str, Any], field: str, rule: str) -> None:
     recorder = Recorder(ok_for)
     with pytest.raises(InvalidProviderRequest) as raised:
@@ -308,6 +309,29 @@ def test_invalid_input_is_refused_before_sending(fields: dict[str, Any], field: 
     assert raised.value.field == field
     assert rule in raised.value.rule
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize(("fields", "field", "rule"), INVALID)
+def test_check_names_the_same_rule_for_one_message(fields: dict[str, Any], field: str, rule: str) -> None:
+    client = client_with(Recorder(ok_for))
+    problem = client.check(message(**fields))
+    assert problem is not None
+    assert (problem.field, rule in problem.rule) == (field, True)
+    assert client.check(message()) is None
+
+
+def test_one_invalid_message_does_not_fail_the_others_of_its_call() -> None:
+    recorder = Recorder(ok_for)
+    messages = [message(0), message(1, template_id="SMS_123"), message(2), message(3, to="+8613800138000")]
+    outcomes = send_all(client_with(recorder), messages)
+    assert [o.message_id for o in outcomes] == ["m0", "m1", "m2", "m3"]
+    assert [o.ok for o in outcomes] == [True, False, True, False]
+    assert outcomes[1].error is not None and outcomes[3].error is not None
+    assert (outcomes[1].error.category, outcomes[1].error.code) == (ErrorCategory.REQUEST, "INVALID_REQUEST")
+    assert outcomes[1].error.message.startswith("template_id: ")
+    assert outcomes[3].error.message == "to: Chinese mainland numbers (+86) are not served by SendMultiGlobalSms"
+    [request] = recorder.requests
+    assert [i["SessionContext"] for i in json.loads(request.content)["MultiSmsInfoSet"]] == ["m0", "m2"]
 
 
 def test_edge_values_that_are_allowed() -> None:
@@ -479,9 +503,10 @@ def test_error_body_behind_a_gateway_status_is_still_read() -> None:
         (httpx.PoolTimeout("busy"), ErrorCategory.RETRYABLE, "POOL_TIMEOUT"),
         (httpx.ReadTimeout("late"), ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT"),
         (httpx.WriteTimeout("late"), ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT"),
-        (httpx.RemoteProtocolError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "REMOTEPROTOCOLERROR"),
-        (httpx.WriteError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "WRITEERROR"),
-        (httpx.ReadError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "READERROR"),
+        (httpx.RemoteProtocolError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "REMOTE_PROTOCOL_ERROR"),
+        (httpx.WriteError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "WRITE_ERROR"),
+        (httpx.ReadError("cut"), ErrorCategory.UNKNOWN_OUTCOME, "READ_ERROR"),
+        (httpx.LocalProtocolError("bad header"), ErrorCategory.REQUEST, "LOCAL_PROTOCOL_ERROR"),
     ],
 )
 def test_transport_failures(exception: Exception, category: ErrorCategory, code: str) -> None:
@@ -541,28 +566,50 @@ def test_from_environment_reads_every_variable() -> None:
 
 
 @pytest.mark.parametrize(
-    "override",
+    ("override", "named"),
     [
-        {"GLOBESMS_TENCENT_REGION": "ap-guangzhou"},
-        {"GLOBESMS_TENCENT_ENDPOINT": "ftp://x"},
-        {"GLOBESMS_TENCENT_ENDPOINT": "https://x/v2/index.php"},
-        {"GLOBESMS_TENCENT_SDK_APP_ID": "app-1"},
-        {"GLOBESMS_TENCENT_SECRET_ID": ""},
-        {"GLOBESMS_HTTP_READ_TIMEOUT": "0"},
-        {"GLOBESMS_TENCENT_SDK_APP_ID": ""},
+        ({"GLOBESMS_TENCENT_REGION": "ap-guangzhou"}, "GLOBESMS_TENCENT_REGION: "),
+        ({"GLOBESMS_TENCENT_ENDPOINT": "ftp://x"}, "GLOBESMS_TENCENT_ENDPOINT: "),
+        ({"GLOBESMS_TENCENT_ENDPOINT": "https://x/v2/index.php"}, "GLOBESMS_TENCENT_ENDPOINT: "),
+        ({"GLOBESMS_TENCENT_SDK_APP_ID": "app-1"}, "GLOBESMS_TENCENT_SDK_APP_ID: "),
+        ({"GLOBESMS_TENCENT_SECRET_ID": ""}, "GLOBESMS_TENCENT_SECRET_ID is not set"),
+        ({"GLOBESMS_TENCENT_SECRET_KEY": " "}, "GLOBESMS_TENCENT_SECRET_KEY is not set"),
+        ({"GLOBESMS_HTTP_READ_TIMEOUT": "0"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number of seconds"),
+        ({"GLOBESMS_HTTP_CONNECT_TIMEOUT": "3s"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT must be a positive number"),
+        ({"GLOBESMS_TENCENT_SDK_APP_ID": ""}, "GLOBESMS_TENCENT_SDK_APP_ID is not set"),
     ],
 )
-def test_bad_settings_are_refused_without_showing_the_secret(override: dict[str, str]) -> None:
-    with pytest.raises(ValidationError) as raised:
+def test_bad_settings_name_the_variable_without_showing_values(override: dict[str, str], named: str) -> None:
+    with pytest.raises(ValueError) as raised:
         TencentSettings.from_environment(ENV | override)
+    assert named in str(raised.value)
     assert SECRET_KEY not in str(raised.value)
-    assert SECRET_KEY not in repr(raised.value.errors())
+    for value in override.values():
+        assert not value.strip() or value not in str(raised.value)
+    assert not isinstance(raised.value, ValidationError)  # whose details would hold the inputs
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None or raised.value.__suppress_context__
+
+
+def test_values_from_the_environment_are_stripped() -> None:
+    loaded = TencentSettings.from_environment(
+        ENV | {"GLOBESMS_TENCENT_SECRET_KEY": f"{SECRET_KEY}\n", "GLOBESMS_TENCENT_REGION": " "}
+    )
+    assert loaded.secret_key.get_secret_value() == SECRET_KEY
+    assert loaded.region == "ap-singapore"
 
 
 def test_secret_never_shows_in_reprs() -> None:
-    client = from_environment(ENV)
-    for text in (repr(client), str(client), repr(client.settings), str(client.settings), repr(client._signer)):
+    recorder = Recorder(ok_for)
+    client = client_with(recorder)
+    client.send([message()])  # derives and caches the day's signing key
+    day_key = client._signer._day_key
+    assert day_key is not None
+    shown = [repr(client), str(client), repr(client.settings), str(client.settings)]
+    shown += [repr(client._signer), str(client._signer), repr(day_key), str(day_key)]
+    for text in shown:
         assert SECRET_KEY not in text
+        assert day_key.key.hex() not in text and repr(day_key.key) not in text
     client.close()
 
 

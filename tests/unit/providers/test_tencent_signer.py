@@ -120,10 +120,18 @@ def test_cached_day_key_is_renewed_at_utc_midnight() -> None:
         assert reused.authorization(b"{}", timestamp) == fresh().authorization(b"{}", timestamp)
 
 
-def test_signer_repr_hides_the_secret() -> None:
+def test_signer_repr_hides_the_secret_and_the_derived_key() -> None:
     tc3 = signer.Tc3Signer(secret_id="id", secret_key=SecretStr("top-secret-key"), service="sms", host="h")
-    tc3.authorization(b"{}", DOC_TIMESTAMP)
-    assert "top-secret-key" not in repr(tc3)
+    tc3.authorization(b"{}", DOC_TIMESTAMP)  # derives and caches the day's key
+    day_key = tc3._day_key
+    assert day_key is not None
+    derived = signer.signing_key("top-secret-key", signer.utc_date(DOC_TIMESTAMP), "sms")
+    assert day_key.key == derived
+    for text in (repr(tc3), str(tc3), repr(day_key), str(day_key)):
+        assert "top-secret-key" not in text
+        # The day's key signs any request of that day: as good as the secret until midnight UTC.
+        assert repr(derived) not in text and derived.hex() not in text
+    assert "2019-02-25" in repr(day_key)  # the date is no secret
 
 
 @given(body=st.binary(min_size=1, max_size=200), flip=st.integers(min_value=0, max_value=199))

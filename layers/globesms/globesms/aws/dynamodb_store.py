@@ -23,8 +23,8 @@ HEADER_SK = "#"
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+serializer = TypeSerializer()
+deserializer = TypeDeserializer()
 
 
 def batch_pk(batch_id: str) -> str:
@@ -35,12 +35,12 @@ def message_sk(seq: int) -> str:
     return f"M#{seq:05d}"
 
 
-def _to_item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: serializer.serialize(v) for k, v in data.items() if v is not None}
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
 def message_item(record: MessageRecord) -> dict[str, Any]:
@@ -52,13 +52,13 @@ def message_item(record: MessageRecord) -> dict[str, Any]:
         data["receipt_ids"] = set(record.receipt_ids)  # a string set, so conditions can test `contains`
     if record.provider_message_id:
         data["provider_ref"] = f"{record.provider}#{record.provider_message_id}"
-    return _to_item(data)
+    return to_item(data)
 
 
 def _header_item(batch: BatchRecord) -> dict[str, Any]:
     data = batch.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
-    return _to_item(data)
+    return to_item(data)
 
 
 def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
@@ -67,12 +67,12 @@ def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _message(item: dict[str, Any]) -> MessageRecord:
-    return MessageRecord.model_validate(_strip_keys(_from_item(item)))
+def message_from_item(item: dict[str, Any]) -> MessageRecord:
+    return MessageRecord.model_validate(_strip_keys(from_item(item)))
 
 
-def _batch(item: dict[str, Any]) -> BatchRecord:
-    return BatchRecord.model_validate(_strip_keys(_from_item(item)))
+def batch_from_item(item: dict[str, Any]) -> BatchRecord:
+    return BatchRecord.model_validate(_strip_keys(from_item(item)))
 
 
 class DynamoDBMessageStore:
@@ -94,7 +94,7 @@ class DynamoDBMessageStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-            return _batch(old) if old else self.get_batch(batch.batch_id)
+            return batch_from_item(old) if old else self.get_batch(batch.batch_id)
         return None
 
     def finish_batch(self, batch: BatchRecord) -> None:
@@ -110,7 +110,7 @@ class DynamoDBMessageStore:
             )
             .get("Item")
         )
-        return _batch(item) if item else None
+        return batch_from_item(item) if item else None
 
     def existing_message_ids(self, batch_id: str) -> set[str]:
         ids: set[str] = set()
@@ -161,7 +161,7 @@ class DynamoDBMessageStore:
         header = next((i for i in items if i["sk"]["S"] == HEADER_SK), None)
         if message is None:
             return None
-        return _message(message), _batch(header) if header else None
+        return message_from_item(message), batch_from_item(header) if header else None
 
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
@@ -182,7 +182,7 @@ class DynamoDBMessageStore:
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self._client().query(**kwargs)
-        records = [_message(i) for i in response.get("Items", [])]
+        records = [message_from_item(i) for i in response.get("Items", [])]
         more = "LastEvaluatedKey" in response and len(records) == limit
         return records, (records[-1].id if more and records else None)
 

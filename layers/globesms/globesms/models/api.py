@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -19,26 +19,29 @@ BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
 
+# Room for an E.164 number written with spaces, dashes and brackets; anything longer is not a number.
+PhoneText = Annotated[str, Field(max_length=32)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class TemplateRef(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="Logical template id")
-    params: dict[Annotated[str, Field(min_length=1, max_length=64)], str | int] = Field(
-        default_factory=dict,
-        max_length=20,
-        description="Template parameters; providers receive them in the order given",
+    params: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=500)] | int] = (
+        Field(
+            default_factory=dict,
+            max_length=20,
+            description="Template parameters; providers receive them in the order given",
+        )
     )
-
-    def ordered_values(self) -> tuple[str, ...]:
-        return tuple(str(v) for v in self.params.values())
 
 
 class MessageSpec(_Strict):
     """One content sent to one or more recipients."""
 
-    to: str | Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)] = Field(
+    to: PhoneText | Annotated[list[PhoneText], Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)] = Field(
         description="E.164 number(s), e.g. +85212345678"
     )
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
@@ -168,6 +171,18 @@ class MessageError(BaseModel):
     message: str = ""
 
 
+class MessageEvent(BaseModel):
+    type: Literal["status", "receipt"]
+    at: str = Field(description="when globesms recorded it")
+    status: Status | None = None
+    raw_status: str | None = Field(default=None, description="the provider's own status value")
+    error_code: str | None = None
+    description: str | None = None
+    provider_time: str | None = Field(default=None, description="the provider's timestamp, as sent")
+    part: int | None = None
+    parts: int | None = None
+
+
 class MessageView(BaseModel):
     id: str
     batch_id: str
@@ -182,6 +197,7 @@ class MessageView(BaseModel):
     created_at: str
     updated_at: str
     submitted_at: str | None = None
+    events: list[MessageEvent] = Field(default_factory=list, description="history, oldest first")
 
 
 class BatchView(BaseModel):

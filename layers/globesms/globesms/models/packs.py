@@ -45,6 +45,7 @@ class DispatchPack(BaseModel):
     provider: ProviderName
     created_at: str
     expires_at: int | None = None
+    attempt: int = Field(default=0, ge=0, description="0 for a pack from accept; n for its n-th retry pack")
     contents: list[PackContent]
     recipients: list[PackRecipient] = Field(min_length=1)
 

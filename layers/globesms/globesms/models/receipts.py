@@ -12,9 +12,10 @@ from globesms.status import Status
 
 @dataclass(frozen=True, slots=True)
 class EchoRange:
-    """Where our echo field says the recipient is: messages `first_seq..last_seq` of `batch_id` (one message for
-    a per-recipient echo; a call's range for Alibaba's batch TaskId or Huawei's per-call `extend`), told apart by
-    the number."""
+    """Where our echo field says the recipient is: message `first_seq` of `batch_id` when `last_seq` is the same
+    (a per-recipient echo), else a later message of that batch sent to the report's number (Alibaba's batch TaskId,
+    Huawei's per-call `extend` name a call's first message; the call's others have later, not always consecutive,
+    ids)."""
 
     batch_id: str
     first_seq: int
@@ -39,8 +40,7 @@ class DeliveryReport:
     def receipt_id(self) -> str:
         """Stable across repeated pushes of the same report, different for different reports."""
         key = "\x1f".join(
-            str(v)
-            for v in (self.provider, self.provider_message_id, self.raw_status, self.provider_time, self.part)
+            str(v) for v in (self.provider, self.provider_message_id, self.raw_status, self.provider_time, self.part)
         )
         return hashlib.sha256(key.encode()).hexdigest()[:20]
 

@@ -24,7 +24,7 @@ def message_id(batch_id: str, seq: int) -> str:
 
 def split_message_id(value: str) -> tuple[str, int] | None:
     batch_id, sep, seq = value.rpartition(".")
-    if not sep or not batch_id or not seq.isdigit():
+    if not sep or not batch_id or not (seq.isascii() and seq.isdigit()):
         return None
     return batch_id, int(seq)
 
@@ -55,6 +55,7 @@ class MessageRecord(BaseModel):
     expires_at: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
     events: list[dict[str, Any]] | None = Field(default=None, description="receipts applied, oldest first")
     receipt_ids: set[str] | None = Field(default=None, description="ids of the receipts in `events` (dedupe)")
+    version: int = Field(default=0, description="bumped by every receipt applied (optimistic concurrency)")
 
 
 class BatchRecord(BaseModel):
@@ -66,5 +67,6 @@ class BatchRecord(BaseModel):
     rejected: int = 0
     errors: list[RecipientError] = Field(default_factory=list)
     refusal: ErrorBody | None = Field(default=None, description="why a whole SQS intake body was refused")
+    body_hash: str | None = Field(default=None, description="SHA-256 of the accepted specs: a batch id names one body")
     queued_at: str | None = None
     expires_at: int | None = None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.clock import utc_now
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.providers.aliyun import errors, rules
 from globesms.providers.aliyun.responses import (
@@ -45,6 +44,13 @@ from globesms.providers.aliyun.responses import (
     SendMessageToGlobeResponse,
 )
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, join_encoded_query, payload_hash, percent_encode
+from globesms.providers.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    HTTP_TIMEOUT_VARIABLES,
+    load_settings,
+)
+from globesms.providers.transport import transport_error
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +61,15 @@ MAX_MESSAGE_ID_LENGTH: Final = rules.MAX_TASK_ID_LENGTH - len(f"+{rules.MAX_BATC
 
 
 class AliyunSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a validation error would otherwise print the values it was given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     endpoint: str = DEFAULT_ENDPOINT
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr
     channel_id: str | None = None
-    connect_timeout: float = Field(default=3.0, gt=0)
-    read_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
     # Groups smaller than this go as single calls. 2 = batch whenever two messages can share a call; a rate
     # limiter short of batch capacity (1 call/s) can raise it per send.
     min_batch_size: int = Field(default=2, ge=1)
@@ -83,27 +90,24 @@ def from_environment(env: Mapping[str, str]) -> AliyunClient:
     return AliyunClient(settings_from_environment(env))
 
 
+#: Settings field -> the variable it is read from (README, "Configuration").
+ENVIRONMENT_VARIABLES: Final[Mapping[str, str]] = {
+    "endpoint": "GLOBESMS_ALIYUN_ENDPOINT",
+    "access_key_id": "GLOBESMS_ALIYUN_ACCESS_KEY_ID",
+    "access_key_secret": "GLOBESMS_ALIYUN_ACCESS_KEY_SECRET",
+    "channel_id": "GLOBESMS_ALIYUN_CHANNEL_ID",
+    **HTTP_TIMEOUT_VARIABLES,
+}
+
+
 def settings_from_environment(env: Mapping[str, str]) -> AliyunSettings:
-    def required(name: str) -> str:
-        value = env.get(name, "").strip()
-        if not value:
-            raise ValueError(f"{name} is not set")
-        return value
-
-    def seconds(name: str, default: float) -> float:
-        raw = env.get(name, "").strip()
-        try:
-            return float(raw) if raw else default
-        except ValueError:
-            raise ValueError(f"{name} must be a number of seconds") from None
-
-    return AliyunSettings(
-        endpoint=env.get("GLOBESMS_ALIYUN_ENDPOINT", "").strip() or DEFAULT_ENDPOINT,
-        access_key_id=required("GLOBESMS_ALIYUN_ACCESS_KEY_ID"),
-        access_key_secret=SecretStr(required("GLOBESMS_ALIYUN_ACCESS_KEY_SECRET")),
-        channel_id=env.get("GLOBESMS_ALIYUN_CHANNEL_ID", "").strip() or None,
-        connect_timeout=seconds("GLOBESMS_HTTP_CONNECT_TIMEOUT", 3.0),
-        read_timeout=seconds("GLOBESMS_HTTP_READ_TIMEOUT", 10.0),
+    """Raises ValueError naming each variable that is missing or invalid (never showing a value)."""
+    return load_settings(
+        AliyunSettings,
+        env,
+        ENVIRONMENT_VARIABLES,
+        required_fields={"access_key_id", "access_key_secret"},
+        secret_fields={"access_key_secret"},
     )
 
 
@@ -158,6 +162,7 @@ def plan_calls(
 
 
 _GROUP_KEY = attrgetter("type", "sender_id", "validity_seconds")
+_TO = attrgetter("to")
 
 
 def _one_batch(messages: Sequence[OutboundSms], min_batch_size: int, max_batch_size: int) -> bool:
@@ -177,38 +182,42 @@ def batch_task_id(first_message_id: str, count: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Validation (before anything is sent)
+# Validation (before anything is sent): one rule set, used by `AliyunClient.check` and by `send`
 
 
-def validate_message(message: OutboundSms) -> None:
-    """Raise InvalidProviderRequest(field, rule) when the message breaks a rule Alibaba documents."""
-
-    def broken(field: str, rule: str) -> InvalidProviderRequest:
-        return InvalidProviderRequest(field, f"{rule} (message {message.message_id!r})")
-
+def message_violation(message: OutboundSms) -> InvalidProviderRequest | None:
+    """The first rule Alibaba documents that the message breaks, or None. Built from the checks in `rules` (which
+    the emulator shares); nothing here raises, so checking a whole batch costs no exception in the common case."""
     if message.template_id is not None or message.template_params:
-        raise broken("template_id", "Alibaba's global SMS API carries free text only; send text, not a template")
-    if not message.text:
-        raise broken("text", "required: Alibaba sends the free text of the message")
-    if not message.text.isascii() and not _is_valid_unicode(message.text):
-        raise broken("text", "must be valid Unicode text (no lone surrogates)")
-    if not message.to.startswith("+"):
-        raise broken("to", "must be E.164 with the leading '+'")
-    number_rule = rules.wire_number_violation(rules.to_wire_number(message.to))
-    if number_rule:
-        raise broken("to", number_rule)
-    if message.sender_id is not None:
-        sender_rule = rules.sender_id_violation(message.sender_id)
-        if sender_rule:
-            raise broken("sender_id", sender_rule)
-    if not 1 <= len(message.message_id) <= MAX_MESSAGE_ID_LENGTH:
-        raise broken(
+        return InvalidProviderRequest(
+            "template_id", "Alibaba's global SMS API carries free text only; send text, not a template"
+        )
+    text = message.text
+    if not text:
+        return InvalidProviderRequest("text", "required: Alibaba sends the free text of the message")
+    if not text.isascii() and not _is_valid_unicode(text):
+        return InvalidProviderRequest("text", "must be valid Unicode text (no lone surrogates)")
+    to = message.to
+    if to[:1] != "+":
+        return InvalidProviderRequest("to", "must be E.164 with the leading '+'")
+    rule = rules.wire_number_violation(to[1:])
+    if rule is not None:
+        return InvalidProviderRequest("to", rule)
+    sender_id = message.sender_id
+    if sender_id is not None:
+        rule = rules.sender_id_violation(sender_id)
+        if rule is not None:
+            return InvalidProviderRequest("sender_id", rule)
+    if not 0 < len(message.message_id) <= MAX_MESSAGE_ID_LENGTH:
+        return InvalidProviderRequest(
             "message_id",
             f"must be 1-{MAX_MESSAGE_ID_LENGTH} characters: it is sent as TaskId (at most "
             f"{rules.MAX_TASK_ID_LENGTH}), with '+<count>' appended in a batch call",
         )
-    if message.validity_seconds is not None and message.validity_seconds < 1:
-        raise broken("validity_seconds", "must be a positive number of seconds")
+    validity = message.validity_seconds
+    if validity is not None and validity < 1:
+        return InvalidProviderRequest("validity_seconds", "must be a positive number of seconds")
+    return None
 
 
 def _is_valid_unicode(text: str) -> bool:
@@ -220,47 +229,12 @@ def _is_valid_unicode(text: str) -> bool:
 
 
 def validate_messages(messages: Sequence[OutboundSms]) -> None:
-    """`validate_message` for every message. A full batch is checked in bulk first (a few C-level passes instead
-    of a dozen attribute checks per message); only when that finds something is each message checked on its own,
-    which raises with the field and rule."""
-    if not _all_valid(messages):
-        for message in messages:
-            validate_message(message)
-
-
-_MESSAGE_ID = attrgetter("message_id")
-_TO = attrgetter("to")
-_TEXT = attrgetter("text")
-_SENDER_ID = attrgetter("sender_id")
-_VALIDITY = attrgetter("validity_seconds")
-_TEMPLATE_ID = attrgetter("template_id")
-_TEMPLATE_PARAMS = attrgetter("template_params")
-# E.164 outside the Chinese mainland, one number per line (the same rule as rules.wire_number_violation).
-_GLOBAL_NUMBER_LINES = re.compile(r"(?:\+(?!86)[1-9][0-9]{5,14}\n)*")
-
-
-def _all_valid(messages: Sequence[OutboundSms]) -> bool:
-    """True when `validate_message` would accept every message; False when at least one may break a rule."""
-    if not messages:
-        return True
-    texts = list(map(_TEXT, messages))
-    if not all(texts):
-        return False
-    joined = "".join(texts)
-    if not joined.isascii() and not _is_valid_unicode(joined):
-        return False
-    if not _GLOBAL_NUMBER_LINES.fullmatch("\n".join(map(_TO, messages)) + "\n"):
-        return False
-    id_lengths = list(map(len, map(_MESSAGE_ID, messages)))
-    if min(id_lengths) < 1 or max(id_lengths) > MAX_MESSAGE_ID_LENGTH:
-        return False
-    if any(map(_TEMPLATE_PARAMS, messages)) or set(map(_TEMPLATE_ID, messages)) != {None}:
-        return False
-    senders = set(map(_SENDER_ID, messages)) - {None}
-    if any(rules.sender_id_violation(sender) for sender in senders if sender is not None):
-        return False
-    validities = set(map(_VALIDITY, messages)) - {None}
-    return all(seconds >= 1 for seconds in validities if seconds is not None)
+    """Raise InvalidProviderRequest for the first message that breaks a rule, with its place in the call (not its
+    id, which may be the very thing that is wrong)."""
+    for position, message in enumerate(messages, start=1):
+        problem = message_violation(message)
+        if problem is not None:
+            raise InvalidProviderRequest(problem.field, f"{problem.rule} (message {position} of {len(messages)})")
 
 
 def encoded_json_array(texts: Sequence[str]) -> str:
@@ -295,31 +269,6 @@ class PreparedCall:
 
 def _random_nonce() -> str:
     return uuid.uuid4().hex
-
-
-# Which transport failures can have reached Alibaba. Checked in order (subclasses before their bases).
-_TRANSPORT_FAILURES: tuple[tuple[type[httpx.TransportError], ErrorCategory, str], ...] = (
-    # Nothing was sent: safe to send again.
-    (httpx.ConnectTimeout, ErrorCategory.RETRYABLE, "CONNECT_TIMEOUT"),
-    (httpx.ConnectError, ErrorCategory.RETRYABLE, "CONNECT_ERROR"),
-    (httpx.PoolTimeout, ErrorCategory.RETRYABLE, "POOL_TIMEOUT"),
-    (httpx.ProxyError, ErrorCategory.RETRYABLE, "PROXY_ERROR"),
-    (httpx.UnsupportedProtocol, ErrorCategory.CONFIG, "UNSUPPORTED_PROTOCOL"),
-    (httpx.LocalProtocolError, ErrorCategory.REQUEST, "LOCAL_PROTOCOL_ERROR"),
-    # The request started: Alibaba may have taken it. Never sent again as it is.
-    (httpx.ReadTimeout, ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT"),
-    (httpx.WriteTimeout, ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT"),
-    (httpx.RemoteProtocolError, ErrorCategory.UNKNOWN_OUTCOME, "REMOTE_PROTOCOL_ERROR"),
-    (httpx.WriteError, ErrorCategory.UNKNOWN_OUTCOME, "WRITE_ERROR"),
-    (httpx.ReadError, ErrorCategory.UNKNOWN_OUTCOME, "READ_ERROR"),
-)
-
-
-def transport_failure(exc: httpx.TransportError) -> ProviderError:
-    for kind, category, code in _TRANSPORT_FAILURES:
-        if isinstance(exc, kind):
-            return ProviderError(category, code, type(exc).__name__)
-    return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "TRANSPORT_ERROR", type(exc).__name__)
 
 
 class AliyunClient:
@@ -372,8 +321,13 @@ class AliyunClient:
 
     # -- Provider ---------------------------------------------------------------------------------------------
 
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        """The rule this message breaks, if any: the same rules `send` refuses a call for."""
+        return message_violation(message)
+
     def send(self, messages: Sequence[OutboundSms], *, min_batch_size: int | None = None) -> list[SendOutcome]:
-        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything."""
+        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything: for
+        more than `max_recipients_per_call` messages, or for the first message that `check` refuses."""
         prepared = self.prepare(messages, min_batch_size=min_batch_size)
         by_index: dict[int, SendOutcome] = {}
         for call in prepared:
@@ -442,8 +396,8 @@ class AliyunClient:
         ids = [messages[index].message_id for index in call.indexes]
         try:
             response = self._http.send(call.request)
-        except httpx.TransportError as exc:
-            error = transport_failure(exc)
+        except httpx.HTTPError as exc:
+            error = transport_error(exc)
             log.warning("aliyun %s (%d numbers) failed: %s", call.operation, len(ids), error.code)
             return _all_failed(ids, error, call.task_id)
         outcomes = self._read_answer(call, ids, response)

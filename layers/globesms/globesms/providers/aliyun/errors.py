@@ -101,11 +101,13 @@ def category_for_status(http_status: int | None) -> ErrorCategory:
         return THROTTLED
     if http_status in (401, 403, 404):
         return CONFIG
-    if http_status == 504:
-        # A gateway timeout comes after the call was passed on: it may have been sent.
-        return UNKNOWN_OUTCOME
-    if http_status is not None and http_status >= 500:
+    if http_status in (502, 503):
+        # A gateway or load balancer found no backend to hand the call to: nothing reached the SMS service.
         return RETRYABLE
+    if http_status is not None and http_status >= 500:
+        # 500 (without a code we know, e.g. a bare error page), 504 and the rest: the backend may have taken the
+        # call before failing or timing out, so it may have been sent. Sending it again could text twice.
+        return UNKNOWN_OUTCOME
     # 200 with a ResponseCode we do not know, or any other 4xx: treated as a final problem with the request
     # rather than retried blindly; the raw code stays on the record.
     return REQUEST

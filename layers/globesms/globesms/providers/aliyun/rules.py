@@ -8,8 +8,6 @@ implements on its own, so that a signing bug cannot hide behind shared code).
 
 from __future__ import annotations
 
-import re
-
 API_VERSION = "2018-05-01"
 SEND_ONE = "SendMessageToGlobe"
 SEND_BATCH = "BatchSendMessageToGlobe"
@@ -21,9 +19,9 @@ SINGLE_TYPES = frozenset({"OTP", "NOTIFY", "MKT"})
 
 MAINLAND_DIALING_CODE = "86"  # both global operations refuse the Chinese mainland
 
-_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]+")
-# Dialing code + subscriber number, digits only, as Alibaba's `To` wants it (E.164 without the "+": at most 15).
-_WIRE_NUMBER = re.compile(r"[1-9][0-9]{5,14}")
+# These checks run for every recipient of every send, so they use str methods rather than regexes: `isascii()`
+# first, as `isdigit`/`isalnum` alone also accept non-ASCII digits and letters (for ASCII text they are exactly
+# [0-9] and [A-Za-z0-9]).
 
 
 def sender_id_violation(sender_id: str) -> str | None:
@@ -31,7 +29,7 @@ def sender_id_violation(sender_id: str) -> str | None:
 
     The pages word it differently ("contains letters and digits" on the older SendMessageToGlobe page, "contains
     letters" on the batch page, "alphanumeric" vs "numeric-only" on the newer one); all agree on this reading."""
-    if not sender_id or not sender_id.isascii() or not _ALPHANUMERIC_SENDER.fullmatch(sender_id):
+    if not (sender_id.isascii() and sender_id.isalnum()):  # "".isalnum() is False
         return "must be 1-15 ASCII letters and digits only"
     if sender_id.isdigit():
         return None if len(sender_id) <= 15 else "a numeric sender id is at most 15 digits"
@@ -46,8 +44,9 @@ def task_id_violation(task_id: str) -> str | None:
 
 
 def wire_number_violation(number: str) -> str | None:
-    """`To` as sent: the dialing code and number, digits only (our E.164 without its "+")."""
-    if not number.isascii() or not _WIRE_NUMBER.fullmatch(number):
+    """`To` as sent: the dialing code and number, digits only (our E.164 without its "+"): 6-15 digits, no
+    leading zero (a dialing code never starts with 0)."""
+    if not (5 < len(number) < 16 and number.isascii() and number.isdigit() and number[0] != "0"):
         return "must be the dialing code and number, 6-15 digits"
     if is_mainland(number):
         return "numbers in the Chinese mainland (+86) cannot be sent through Alibaba's global SMS API"

@@ -41,6 +41,13 @@ from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.errors import ALL_NUMBERS_FAILED_CODE, SUCCESS_CODE, provider_error
 from globesms.providers.huawei.wire import BatchSendDiffSmsResponse, GatewayError, SmsId
+from globesms.providers.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    HTTP_TIMEOUT_VARIABLES,
+    load_settings,
+)
+from globesms.providers.transport import transport_error
 
 log = logging.getLogger("globesms.providers.huawei")
 
@@ -52,7 +59,26 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_TEMPLATE_ID_LENGTH = 32
 MAX_EXTEND_LENGTH = 128
 MAINLAND_PREFIX = "+86"
+INTERNATIONAL_CHANNEL_PREFIX = "isms"
+MAINLAND_CHANNEL_PREFIX = "csms"
 _CONTENT_TYPE = "application/json"
+_MAX_ESCAPED_CHAR_BYTES = 12  # the most `_json_string` writes for one character: an astral one as two \uXXXX
+# A channel number as Huawei's docs show them: the kind ("isms" international, allocated to the application;
+# "csms" Chinese mainland, allocated to a signature) then digits, 21 characters at most (the limit of `from`).
+_CHANNEL_NUMBER_DIGITS = re.compile(rf"[0-9]{{1,{MAX_NUMBER_LENGTH - len(INTERNATIONAL_CHANNEL_PREFIX)}}}")
+
+
+def is_channel_number(sender_id: str, kind: str) -> bool:
+    """Whether a message's `sender_id` is a Huawei channel number of `kind` (`isms` or `csms`), to be sent as
+    `from`.
+
+    The API's `sender_id` is a sender *name* in Alibaba's sense ("Acme", or a numeric id up to 15 digits); Huawei's
+    `from` must be a channel number the platform allocated, so an arbitrary sender id would be refused, or worse
+    sent from the wrong channel. Only the documented shape counts (`isms100000001`, `csms100000001`): the prefix
+    is unambiguous, while a bare number (the docs' older mainland example, `1069...`) could just as well be a
+    numeric Alibaba sender id, so such a channel is configured (GLOBESMS_HUAWEI_MAINLAND_SENDER) instead.
+    The kind must match the recipient: a `csms` number cannot send abroad nor an `isms` one to the mainland."""
+    return sender_id.startswith(kind) and _CHANNEL_NUMBER_DIGITS.fullmatch(sender_id, len(kind)) is not None
 
 
 class AuthMode(StrEnum):
@@ -80,8 +106,13 @@ class HuaweiSettings(BaseModel):
     signature: str | None = Field(default=None, min_length=1, max_length=32)  # approved mainland signature name
     status_callback: str | None = Field(default=None, min_length=1, max_length=1024)
     auth: AuthMode = AuthMode.WSSE
-    connect_timeout: float = Field(default=3.0, gt=0)
-    read_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("endpoint")
     @classmethod
@@ -116,30 +147,28 @@ class HuaweiSettings(BaseModel):
         return urlsplit(self.endpoint).netloc
 
 
-def _optional(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = _optional(env, name)
-    if value is None:
-        raise ValueError(f"{name} is not set")
-    return value
+#: Settings field -> the variable it is read from (README, "Configuration").
+ENVIRONMENT_VARIABLES: Mapping[str, str] = {
+    "endpoint": "GLOBESMS_HUAWEI_ENDPOINT",
+    "app_key": "GLOBESMS_HUAWEI_APP_KEY",
+    "app_secret": "GLOBESMS_HUAWEI_APP_SECRET",
+    "sender": "GLOBESMS_HUAWEI_SENDER",
+    "mainland_sender": "GLOBESMS_HUAWEI_MAINLAND_SENDER",
+    "signature": "GLOBESMS_HUAWEI_SIGNATURE",
+    "status_callback": "GLOBESMS_HUAWEI_STATUS_CALLBACK",
+    "auth": "GLOBESMS_HUAWEI_AUTH",
+    **HTTP_TIMEOUT_VARIABLES,
+}
 
 
 def settings_from_environment(env: Mapping[str, str]) -> HuaweiSettings:
-    return HuaweiSettings(
-        endpoint=_optional(env, "GLOBESMS_HUAWEI_ENDPOINT") or DEFAULT_ENDPOINT,
-        app_key=_required(env, "GLOBESMS_HUAWEI_APP_KEY"),
-        app_secret=SecretStr(_required(env, "GLOBESMS_HUAWEI_APP_SECRET")),
-        sender=_required(env, "GLOBESMS_HUAWEI_SENDER"),
-        mainland_sender=_optional(env, "GLOBESMS_HUAWEI_MAINLAND_SENDER"),
-        signature=_optional(env, "GLOBESMS_HUAWEI_SIGNATURE"),
-        status_callback=_optional(env, "GLOBESMS_HUAWEI_STATUS_CALLBACK"),
-        auth=AuthMode((_optional(env, "GLOBESMS_HUAWEI_AUTH") or AuthMode.WSSE.value).lower()),
-        connect_timeout=float(_optional(env, "GLOBESMS_HTTP_CONNECT_TIMEOUT") or 3.0),
-        read_timeout=float(_optional(env, "GLOBESMS_HTTP_READ_TIMEOUT") or 10.0),
+    """Raises ValueError naming each variable that is missing or invalid (never showing a value)."""
+    return load_settings(
+        HuaweiSettings,
+        env,
+        ENVIRONMENT_VARIABLES,
+        required_fields={"app_key", "app_secret", "sender"},
+        secret_fields={"app_secret"},
     )
 
 
@@ -203,6 +232,16 @@ class HuaweiClient:
         self._mainland = (
             _Channel(settings.mainland_sender, settings.signature) if settings.mainland_sender is not None else None
         )
+        # The most a one-recipient body can hold besides its template parameters, for a message that passed
+        # `_message_violation`: the JSON frame (under 128 bytes), the callback, and at their longest the channel
+        # number, the signature, the number, the echo value and the template id, escaped at most 12 bytes a
+        # character by `_json_string` (an astral character is two \uXXXX escapes).
+        self._fixed_body_bound = (
+            len(self._callback_member)
+            + _MAX_ESCAPED_CHAR_BYTES * (2 * MAX_NUMBER_LENGTH + len(settings.signature or ""))
+            + _MAX_ESCAPED_CHAR_BYTES * (MAX_EXTEND_LENGTH + MAX_TEMPLATE_ID_LENGTH)
+            + 128
+        )
 
     def __repr__(self) -> str:
         return (
@@ -238,14 +277,12 @@ class HuaweiClient:
             )
         # channel -> calls, each call a list of input indices with distinct numbers
         waves: dict[_Channel, list[tuple[list[int], set[str]]]] = {}
-        check, international = _check_message, self._international
+        checked_channel = self._checked_channel
         for index, message in enumerate(messages):
-            check(message)
+            channel = checked_channel(message)
+            if isinstance(channel, InvalidProviderRequest):
+                raise channel
             to = message.to  # validated "+digits": compared as is
-            if message.sender_id is None and not to.startswith(MAINLAND_PREFIX):
-                channel = international  # the common case, decided without a call
-            else:
-                channel = self._channel_for(message)
             channel_waves = waves.get(channel)
             if channel_waves is None:
                 waves[channel] = [([index], {to})]
@@ -264,30 +301,61 @@ class HuaweiClient:
             for call in self._build_calls(channel, indices, messages)
         ]
 
-    def _channel_for(self, message: OutboundSms) -> _Channel:
-        mainland = message.to.startswith(MAINLAND_PREFIX)
-        if mainland and self._mainland is None:
-            raise InvalidProviderRequest(
-                "to",
-                "a Chinese mainland number (+86) needs the mainland channel number and signature "
-                "(GLOBESMS_HUAWEI_MAINLAND_SENDER and GLOBESMS_HUAWEI_SIGNATURE), which are not configured",
-            )
-        channel = self._mainland if mainland and self._mainland is not None else self._international
-        if message.sender_id is None or message.sender_id == channel.sender:
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        """The rule this message breaks, if any: the same rules `send` refuses a call for."""
+        checked = self._checked_channel(message)
+        return checked if isinstance(checked, InvalidProviderRequest) else None
+
+    def _checked_channel(self, message: OutboundSms) -> _Channel | InvalidProviderRequest:
+        """The one rule set behind `check` and `send`: the message's own fields, then its channel (a mainland
+        number needs the mainland channel configured), then the size of a call carrying it alone. Returns the
+        channel it goes out on, or the rule it breaks (returned, not raised: `check` runs for every message)."""
+        problem = _message_violation(message)
+        if problem is not None:
+            return problem
+        if message.sender_id is None and not message.to.startswith(MAINLAND_PREFIX):
+            channel = self._international  # the common case, decided without a call
+        else:
+            routed = self._channel_for(message)
+            if isinstance(routed, InvalidProviderRequest):
+                return routed
+            channel = routed
+        # A cheap bound first, so the exact size (encoding the body) is only worked out near the limit.
+        params = message.template_params  # each: its characters escaped, its quotes and comma
+        if self._fixed_body_bound + _MAX_ESCAPED_CHAR_BYTES * sum(map(len, params)) + 3 * len(params) > MAX_BODY_BYTES:
+            size = len(self._encode(channel, message.message_id, [message]))
+            if size > MAX_BODY_BYTES:
+                return InvalidProviderRequest(
+                    "template_params",
+                    f"the request for this one recipient is {size} bytes; Huawei accepts at most {MAX_BODY_BYTES}",
+                )
+        return channel
+
+    def _channel_for(self, message: OutboundSms) -> _Channel | InvalidProviderRequest:
+        if message.to.startswith(MAINLAND_PREFIX):
+            if self._mainland is None:
+                return InvalidProviderRequest(
+                    "to",
+                    "a Chinese mainland number (+86) needs the mainland channel number and signature "
+                    "(GLOBESMS_HUAWEI_MAINLAND_SENDER and GLOBESMS_HUAWEI_SIGNATURE), which are not configured",
+                )
+            channel, kind = self._mainland, MAINLAND_CHANNEL_PREFIX
+        else:
+            channel, kind = self._international, INTERNATIONAL_CHANNEL_PREFIX
+        sender_id = message.sender_id
+        if sender_id is None or sender_id == channel.sender or not is_channel_number(sender_id, kind):
+            # Not one of Huawei's channel numbers (an Alibaba-style sender name such as "Acme", which the API
+            # accepts for every provider): Huawei has no use for it, so the configured channel sends.
             return channel
-        if len(message.sender_id) > MAX_NUMBER_LENGTH:
-            raise InvalidProviderRequest(
-                "sender_id", f"a Huawei channel number (`from`) is 1-{MAX_NUMBER_LENGTH} characters"
-            )
-        # Another channel number of the same application (each mainland signature has its own).
-        return _Channel(message.sender_id, channel.signature)
+        # Another channel number of the same application, of the kind this number needs.
+        return _Channel(sender_id, channel.signature)
 
     def _build_calls(self, channel: _Channel, indices: list[int], messages: Sequence[OutboundSms]) -> list[PlannedCall]:
         extend = messages[indices[0]].message_id
         body = self._encode(channel, extend, [messages[i] for i in indices])
         if len(body) <= MAX_BODY_BYTES:
             return [PlannedCall(tuple(indices), extend, body)]
-        if len(indices) == 1:
+        if len(indices) == 1:  # `_checked_channel` refuses such a message first; a guard, not a path
             raise InvalidProviderRequest(
                 "template_params",
                 f"the request for this one recipient is {len(body)} bytes; Huawei accepts at most {MAX_BODY_BYTES}",
@@ -357,8 +425,8 @@ class HuaweiClient:
     def _send_call(self, call: PlannedCall, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
         try:
             response = self._http.post(self._url, content=call.body, headers=self.auth_headers(call.body))
-        except httpx.TransportError as exc:
-            error = _transport_error(exc)
+        except httpx.HTTPError as exc:
+            error = transport_error(exc)
             log.warning("huawei call of %d recipients failed: %s", len(call.indices), error.code)
             return _fail_all(call, messages, error)
         return _outcomes(call, messages, response)
@@ -371,52 +439,29 @@ _EXTEND_VALUE = re.compile(rf"[^\s{{}}]{{1,{MAX_EXTEND_LENGTH}}}")
 _NUMBER = re.compile(rf"\+[0-9]{{1,{MAX_NUMBER_LENGTH - 1}}}")
 
 
-def _check_message(message: OutboundSms) -> None:
+def _message_violation(message: OutboundSms) -> InvalidProviderRequest | None:
     # Compiled patterns, not per-character loops: this runs for every recipient of every batch.
     if _EXTEND_VALUE.fullmatch(message.message_id) is None:
-        raise InvalidProviderRequest(
+        return InvalidProviderRequest(
             "message_id",
             f"travels in Huawei's `extend`: 1-{MAX_EXTEND_LENGTH} characters, no spaces or braces",
         )
     if message.text is not None:
-        raise InvalidProviderRequest("text", "Huawei batchSendDiffSms sends templates only: set template_id instead")
+        return InvalidProviderRequest("text", "Huawei batchSendDiffSms sends templates only: set template_id instead")
     if not message.template_id or len(message.template_id) > MAX_TEMPLATE_ID_LENGTH:
-        raise InvalidProviderRequest(
+        return InvalidProviderRequest(
             "template_id", f"Huawei sends templates only: template_id is 1-{MAX_TEMPLATE_ID_LENGTH} characters"
         )
     if _NUMBER.fullmatch(message.to) is None:
-        raise InvalidProviderRequest(
+        return InvalidProviderRequest(
             "to", f"a Huawei recipient is +<country code><number>, at most {MAX_NUMBER_LENGTH} characters"
         )
     if "" in message.template_params:
-        raise InvalidProviderRequest("template_params", "every template variable must have a non-empty value")
+        return InvalidProviderRequest("template_params", "every template variable must have a non-empty value")
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------ answers
-
-
-def _transport_error(exc: httpx.TransportError) -> ProviderError:
-    # Only failures before any byte left are safe to resend; from the first written byte on, Huawei may have
-    # accepted the call, so the outcome is unknown and the message must not be sent again blindly.
-    if isinstance(exc, httpx.ConnectTimeout):
-        category, code = ErrorCategory.RETRYABLE, "CONNECT_TIMEOUT"
-    elif isinstance(exc, httpx.ConnectError):
-        category, code = ErrorCategory.RETRYABLE, "CONNECT_ERROR"
-    elif isinstance(exc, httpx.PoolTimeout):
-        category, code = ErrorCategory.RETRYABLE, "POOL_TIMEOUT"
-    elif isinstance(exc, httpx.ReadTimeout):
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT"
-    elif isinstance(exc, httpx.WriteTimeout):
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "PROTOCOL_ERROR"
-    elif isinstance(exc, httpx.ReadError):
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "READ_ERROR"
-    elif isinstance(exc, httpx.WriteError):
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "WRITE_ERROR"
-    else:
-        category, code = ErrorCategory.UNKNOWN_OUTCOME, "TRANSPORT_ERROR"
-    return ProviderError(category, code=code, message=type(exc).__name__)
 
 
 def _fail_all(call: PlannedCall, messages: Sequence[OutboundSms], error: ProviderError) -> list[SendOutcome]:

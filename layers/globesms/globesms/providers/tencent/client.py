@@ -15,11 +15,18 @@ from types import TracebackType
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.providers.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    HTTP_TIMEOUT_VARIABLES,
+    load_settings,
+)
 from globesms.providers.tencent import wire
 from globesms.providers.tencent.errors import OK_CODE, category_for_unreadable_response, classify
 from globesms.providers.tencent.signer import JSON_CONTENT_TYPE, Tc3Signer
+from globesms.providers.transport import transport_error
 
 DEFAULT_ENDPOINT = "https://sms.intl.tencentcloudapi.com"
 DEFAULT_REGION = "ap-singapore"
@@ -37,8 +44,8 @@ class TencentSettings(BaseModel):
     secret_key: SecretStr = Field(min_length=1)
     sdk_app_id: str = Field(pattern=r"^[0-9]+$")
     region: str = DEFAULT_REGION
-    connect_timeout: float = Field(default=3.0, gt=0)
-    read_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
 
     @field_validator("endpoint")
     @classmethod
@@ -76,25 +83,25 @@ class TencentSettings(BaseModel):
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> TencentSettings:
-        """Unset or empty variables fall back to the defaults; pydantic converts and checks the rest."""
-        values: dict[str, object] = {
-            field: env[variable] for field, variable in ENVIRONMENT_VARIABLES.items() if env.get(variable)
-        }
-        if "secret_key" in values:
-            # Wrapped before validation, so even ValidationError.errors() (which keeps inputs) shows it masked.
-            values["secret_key"] = SecretStr(str(values["secret_key"]))
-        return cls.model_validate(values)
+        """Unset or blank variables fall back to the defaults; raises ValueError naming each variable that is
+        missing or invalid (never showing a value)."""
+        return load_settings(
+            cls,
+            env,
+            ENVIRONMENT_VARIABLES,
+            required_fields={"secret_id", "secret_key", "sdk_app_id"},
+            secret_fields={"secret_key"},
+        )
 
 
 #: Settings field -> the environment variable it is read from.
-ENVIRONMENT_VARIABLES: dict[str, str] = {
+ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "endpoint": "GLOBESMS_TENCENT_ENDPOINT",
     "secret_id": "GLOBESMS_TENCENT_SECRET_ID",
     "secret_key": "GLOBESMS_TENCENT_SECRET_KEY",
     "sdk_app_id": "GLOBESMS_TENCENT_SDK_APP_ID",
     "region": "GLOBESMS_TENCENT_REGION",
-    "connect_timeout": "GLOBESMS_HTTP_CONNECT_TIMEOUT",
-    "read_timeout": "GLOBESMS_HTTP_READ_TIMEOUT",
+    **HTTP_TIMEOUT_VARIABLES,
 }
 
 
@@ -157,6 +164,10 @@ class TencentSmsClient:
     ) -> None:
         self.close()
 
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        """The rule this message breaks, if any: the same rules `send` refuses a call for."""
+        return wire.message_violation(message)
+
     def build_request(self, messages: Sequence[OutboundSms]) -> httpx.Request:
         """Validate, serialise and sign one call; raises InvalidProviderRequest before anything is sent."""
         wire.check_batch(messages)
@@ -169,6 +180,8 @@ class TencentSmsClient:
         return httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout})
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
+        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything: for more
+        than 200 messages, a message id used twice, or the first message that `check` refuses."""
         if not messages:
             return []
         request = self.build_request(messages)
@@ -177,24 +190,6 @@ class TencentSmsClient:
         except httpx.HTTPError as exc:
             return _fail_all(messages, transport_error(exc))
         return outcomes_from_response(messages, response.status_code, response.content)
-
-
-def transport_error(exc: httpx.HTTPError) -> ProviderError:
-    """Only failures that prove nothing was sent are retryable; after the request started, the outcome is unknown
-    (a resend could deliver twice)."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ProviderError(ErrorCategory.RETRYABLE, "CONNECT_TIMEOUT", "no connection within the connect timeout")
-    if isinstance(exc, httpx.PoolTimeout):
-        return ProviderError(ErrorCategory.RETRYABLE, "POOL_TIMEOUT", "no free connection in the pool")
-    if isinstance(exc, httpx.ConnectError):
-        return ProviderError(ErrorCategory.RETRYABLE, "CONNECT_ERROR", "could not connect to the provider")
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return ProviderError(ErrorCategory.CONFIG, "UNSUPPORTED_PROTOCOL", "the endpoint URL cannot be used")
-    if isinstance(exc, httpx.ReadTimeout):
-        return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "no answer within the read timeout")
-    if isinstance(exc, httpx.WriteTimeout):
-        return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "WRITE_TIMEOUT", "the request could not be written in time")
-    return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, type(exc).__name__.upper(), "the exchange broke off mid-way")
 
 
 def outcomes_from_response(messages: Sequence[OutboundSms], http_status: int, body: bytes) -> list[SendOutcome]:

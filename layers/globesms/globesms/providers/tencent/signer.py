@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -65,7 +65,7 @@ def authorization(secret_id: str, scope: str, signature_hex: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _DayKey:
     date: str
-    key: bytes
+    key: bytes = field(repr=False)  # derived from the secret key: it signs any request of that day
 
 
 class Tc3Signer:

@@ -42,45 +42,50 @@ def check_batch(messages: Sequence[OutboundSms]) -> None:
             "messages", f"SendMultiGlobalSms takes at most {MAX_RECIPIENTS_PER_CALL} recipients per call"
         )
     for message in messages:
-        check_message(message)
+        problem = message_violation(message)
+        if problem is not None:
+            raise problem
     if len({m.message_id for m in messages}) != len(messages):
         raise InvalidProviderRequest(
             "message_id", "must be unique within one call: it is the SessionContext results are matched by"
         )
 
 
-def check_message(message: OutboundSms) -> None:
+def message_violation(message: OutboundSms) -> InvalidProviderRequest | None:
+    """The first documented rule the message breaks, or None: the one rule set behind both `check_batch` and the
+    client's per-message `check`."""
     if message.text is not None:
-        raise InvalidProviderRequest("text", "Tencent sends approved templates only: free text is not supported")
+        return InvalidProviderRequest("text", "Tencent sends approved templates only: free text is not supported")
     template_id = message.template_id
     if not (
         template_id and template_id.isdigit() and template_id.isascii() and len(template_id) <= TEMPLATE_ID_MAX_DIGITS
     ):
-        raise InvalidProviderRequest("template_id", "required: the numeric id of an approved Global SMS template")
+        return InvalidProviderRequest("template_id", "required: the numeric id of an approved Global SMS template")
     digits = message.to[1:]
     if not (
         message.to[:1] == "+" and digits.isdigit() and digits.isascii() and 7 <= len(digits) <= 15 and digits[0] != "0"
     ):
-        raise InvalidProviderRequest("to", "must be an E.164 number: '+', country code and subscriber number")
+        return InvalidProviderRequest("to", "must be an E.164 number: '+', country code and subscriber number")
     if digits[:2] == "86":
         # Country codes are prefix-free, so "86" is the Chinese mainland and nothing else (+852/+853/+886 differ).
-        raise InvalidProviderRequest("to", "Chinese mainland numbers (+86) are not served by SendMultiGlobalSms")
+        return InvalidProviderRequest("to", "Chinese mainland numbers (+86) are not served by SendMultiGlobalSms")
     sender_id = message.sender_id
     if sender_id is not None and not (
         sender_id.isalnum()
         and sender_id.isascii()
         and len(sender_id) <= (SENDER_ID_MAX_NUMERIC if sender_id.isdigit() else SENDER_ID_MAX_ALPHANUMERIC)
     ):
-        raise InvalidProviderRequest(
+        return InvalidProviderRequest(
             "sender_id", "letters and digits only: at most 11 with a letter, at most 15 if all digits"
         )
     message_id = message.message_id
     if not message_id:
-        raise InvalidProviderRequest("message_id", "required: it travels as SessionContext")
+        return InvalidProviderRequest("message_id", "required: it travels as SessionContext")
     # A character is at most 4 UTF-8 bytes, so short ids skip the encoding.
     if len(message_id) * 4 > SESSION_CONTEXT_MAX_BYTES and len(message_id.encode("utf-8")) > SESSION_CONTEXT_MAX_BYTES:
-        raise InvalidProviderRequest("message_id", "must be shorter than 512 bytes (SessionContext limit)")
+        return InvalidProviderRequest("message_id", "must be shorter than 512 bytes (SessionContext limit)")
     # validity_seconds has no SendMultiGlobalSms field: the provider's default validity applies.
+    return None
 
 
 def request_body(sdk_app_id: str, messages: Sequence[OutboundSms]) -> bytes:

@@ -1,0 +1,82 @@
+"""POST /v1/receipts/{provider}/{token}: delivery receipts pushed by Alibaba, Tencent and Huawei (no API key)."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from globesms.aws import wiring
+from globesms.clock import utc_now
+from globesms.http_errors import error_response
+from globesms.models.outbound import ProviderName
+from globesms.models.receipts import ReceiptBodyInvalid
+from globesms.observability import logger, metrics, tracer
+from globesms.providers import provider_environment
+from globesms.receipt_auth import token_accepted
+from globesms.receipts import record_push
+
+app = APIGatewayRestResolver()
+
+
+@cache
+def _receipt_format(provider: ProviderName) -> ModuleType:
+    return importlib.import_module(f"globesms.providers.{provider}.receipts")
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.body or ""
+    return base64.b64decode(body) if event.is_base64_encoded else body.encode()
+
+
+@app.post("/v1/receipts/<provider>/<token>")
+@tracer.capture_method
+def receive_receipts(provider: str, token: str) -> Response[Any]:
+    try:
+        name = ProviderName(provider)
+    except ValueError:
+        return error_response(404, "NOT_FOUND", f"no receipts endpoint for {provider!r}")
+    logger.append_keys(provider=name.value)
+    if not token_accepted(name, token, provider_environment(name)):
+        metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with a wrong token refused")
+        return error_response(403, "FORBIDDEN", "wrong receipt token")
+    receipt_format = _receipt_format(name)
+    body = _raw_body()
+    try:
+        push = receipt_format.parse_push(body, app.current_event.headers.get("content-type", ""))
+    except ReceiptBodyInvalid as exc:
+        metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push unreadable", extra={"reason": str(exc), "bytes": len(body)})
+        return error_response(400, "UNREADABLE_RECEIPTS", str(exc))
+    result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
+    if result.webhooks:
+        wiring.webhook_queue().send_webhooks(
+            result.webhooks
+        )  # before the answer: a failure here makes the provider push again
+    for metric, value in (
+        ("ReceiptsApplied", result.applied),
+        ("ReceiptsDuplicate", result.duplicates),
+        ("ReceiptsHeld", result.held),
+        ("ReceiptsUnmatched", result.unmatched),
+        ("ReceiptItemsRefused", len(push.refused_items)),
+    ):
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+    if push.refused_items:
+        logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

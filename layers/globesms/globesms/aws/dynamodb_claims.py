@@ -1,0 +1,87 @@
+"""`PackClaims` on the messages table: one item per pack, `pk = P#<pack id>`, `sk = #`, with its state
+(CLAIMED / OPEN / DONE) and, while CLAIMED, the lease's end (epoch seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from globesms.aws import clients
+from globesms.ports import Claim
+
+CLAIM_SK = "#"
+RETENTION_SECONDS = 14 * 24 * 3600  # longer than any SQS message (or its DLQ copy) can live
+
+
+def claim_key(pack_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"P#{pack_id}"}, "sk": {"S": CLAIM_SK}}
+
+
+class DynamoDBPackClaims:
+    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+        self._table = table_name
+        self._client = client_factory
+
+    def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
+        moment = int(now.timestamp())
+        lease = {"N": str(moment + lease_seconds)}
+        try:
+            self._client().put_item(
+                TableName=self._table,
+                Item={
+                    **claim_key(pack_id),
+                    "state": {"S": "CLAIMED"},
+                    "lease_until": lease,
+                    "expires_at": {"N": str(moment + RETENTION_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #state = :open",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":open": {"S": "OPEN"}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return Claim.CLAIMED
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+        if old.get("state", {}).get("S") == "DONE":
+            return Claim.DONE
+        held_until = old.get("lease_until", {"N": "0"})
+        if int(held_until["N"]) > moment:
+            return Claim.BUSY
+        return self._take_over(pack_id, held_until, lease)
+
+    def _take_over(self, pack_id: str, held_until: dict[str, str], lease: dict[str, str]) -> Claim:
+        """Only one of several dispatchers finding the same expired claim wins it."""
+        try:
+            self._client().update_item(
+                TableName=self._table,
+                Key=claim_key(pack_id),
+                UpdateExpression="SET lease_until = :lease",
+                ConditionExpression="#state = :claimed AND lease_until = :held",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":lease": lease, ":held": held_until, ":claimed": {"S": "CLAIMED"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return Claim.BUSY
+        return Claim.STALE
+
+    def release(self, pack_id: str) -> None:
+        self._set_state(pack_id, "OPEN")
+
+    def finish(self, pack_id: str) -> None:
+        self._set_state(pack_id, "DONE")
+
+    def _set_state(self, pack_id: str, state: str) -> None:
+        self._client().update_item(
+            TableName=self._table,
+            Key=claim_key(pack_id),
+            UpdateExpression="SET #state = :state REMOVE lease_until",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": {"S": state}},
+        )

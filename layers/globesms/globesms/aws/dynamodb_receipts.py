@@ -1,0 +1,199 @@
+"""`ReceiptStore` on the messages table.
+
+Held receipts (no submitted message takes them yet) live in their own items: `pk = R#<provider>#<provider id>`,
+`sk = #`, with the events, the set of receipt ids (dedupe) and, when the echo named one, our message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from globesms.aws import clients
+from globesms.aws.dynamodb_store import (
+    batch_pk,
+    from_item,
+    message_from_item,
+    message_sk,
+    serializer,
+)
+from globesms.models.outbound import ProviderName
+from globesms.models.receipts import EchoRange
+from globesms.models.records import MessageRecord, split_message_id
+
+HELD_SK = "#"
+LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
+READ_BATCH = 100  # BatchGetItem's limit
+
+
+def held_pk(provider: ProviderName, provider_message_id: str) -> str:
+    return f"R#{provider}#{provider_message_id}"
+
+
+def _value(value: Any) -> Any:
+    return serializer.serialize(value)
+
+
+def _conditional_check_failed(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class DynamoDBReceiptStore:
+    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+        self._table = table_name
+        self._client = client_factory
+
+    def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        keys = (
+            self._client()
+            .query(
+                TableName=self._table,
+                IndexName="ProviderRef",
+                KeyConditionExpression="provider_ref = :r",
+                ExpressionAttributeValues={":r": {"S": f"{provider}#{provider_message_id}"}},
+                Limit=1,
+            )
+            .get("Items", [])
+        )
+        if not keys:
+            return None
+        return self._get(keys[0]["pk"]["S"], keys[0]["sk"]["S"])
+
+    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+        if echo.first_seq == echo.last_seq:
+            record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
+            return record if record is not None and (to is None or record.to == to) else None
+        if to is None:
+            return None
+        # A call's recipients are not consecutive message ids (a batch mixes providers, a pack is split into calls
+        # by content): look from the echoed first id to the end of the batch. This is the rare path (the
+        # ProviderRef index missed), so paging through one batch partition is acceptable.
+        pages = (
+            self._client()
+            .get_paginator("query")
+            .paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+                FilterExpression="#to = :to",
+                ExpressionAttributeNames={"#to": "to"},
+                ExpressionAttributeValues={
+                    ":pk": {"S": batch_pk(echo.batch_id)},
+                    ":first": {"S": message_sk(echo.first_seq)},
+                    ":last": {"S": message_sk(LAST_SEQ)},
+                    ":to": {"S": to},
+                },
+                ConsistentRead=True,
+            )
+        )
+        for page in pages:
+            if page.get("Items"):
+                return message_from_item(page["Items"][0])
+        return None
+
+    def reload(self, message_id: str) -> MessageRecord | None:
+        parts = split_message_id(message_id)
+        return None if parts is None else self._get(batch_pk(parts[0]), message_sk(parts[1]))
+
+    def save_delivery(self, record: MessageRecord, *, expected_version: int) -> bool:
+        values: dict[str, Any] = {
+            ":status": record.status.value,
+            ":events": record.events or [],
+            ":ids": set(record.receipt_ids or ()),
+            ":version": record.version,
+            ":updated": record.updated_at,
+            ":expected": expected_version,
+        }
+        sets = [
+            "#status = :status",
+            "events = :events",
+            "receipt_ids = :ids",
+            "version = :version",
+            "updated_at = :updated",
+        ]
+        optional = {
+            "provider_message_id": record.provider_message_id,
+            "provider_ref": f"{record.provider}#{record.provider_message_id}" if record.provider_message_id else None,
+            "error_category": record.error_category,
+            "error_code": record.error_code,
+            "error_message": record.error_message,
+        }
+        for name, value in optional.items():
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+        parts = split_message_id(record.id)
+        assert parts is not None
+        try:
+            self._client().update_item(
+                TableName=self._table,
+                Key={"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="version = :expected OR (attribute_not_exists(version) AND :expected = :zero)"
+                if expected_version == 0
+                else "version = :expected",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={k: _value(v) for k, v in values.items()}
+                | ({":zero": {"N": "0"}} if expected_version == 0 else {}),
+            )
+        except ClientError as exc:
+            if _conditional_check_failed(exc):
+                return False
+            raise
+        return True
+
+    def hold_receipt(
+        self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
+    ) -> bool:
+        sets = ["events = list_append(if_not_exists(events, :empty), :event)", "provider = :provider"]
+        values: dict[str, Any] = {
+            ":empty": [],
+            ":event": [event],
+            ":provider": provider.value,
+            ":id": {event["id"]},
+            ":rid": event["id"],
+        }
+        if message_id is not None:
+            sets.append("message_id = :message")
+            values[":message"] = message_id
+        try:
+            self._client().update_item(
+                TableName=self._table,
+                Key={"pk": {"S": held_pk(provider, provider_message_id)}, "sk": {"S": HELD_SK}},
+                UpdateExpression="SET " + ", ".join(sets) + " ADD receipt_ids :id",
+                ConditionExpression="NOT contains(receipt_ids, :rid)",
+                ExpressionAttributeValues={k: _value(v) for k, v in values.items()},
+            )
+        except ClientError as exc:
+            if _conditional_check_failed(exc):
+                return False
+            raise
+        return True
+
+    def held_receipts(
+        self, provider: ProviderName, provider_message_ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        held: dict[str, list[dict[str, Any]]] = {}
+        prefix = len(held_pk(provider, ""))
+        for start in range(0, len(provider_message_ids), READ_BATCH):
+            keys = [
+                {"pk": {"S": held_pk(provider, pmid)}, "sk": {"S": HELD_SK}}
+                for pmid in provider_message_ids[start : start + READ_BATCH]
+            ]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self._client().batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    data = from_item(item)
+                    held[data["pk"][prefix:]] = list(data.get("events", []))
+                request = response.get("UnprocessedKeys") or {}
+        return held
+
+    def _get(self, pk: str, sk: str) -> MessageRecord | None:
+        item = (
+            self._client()
+            .get_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
+            .get("Item")
+        )
+        return message_from_item(item) if item else None

@@ -1,0 +1,42 @@
+"""The adapters each handler uses, built once per process from the settings (handlers share this, not copies)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
+from globesms.config import settings
+
+
+@cache
+def message_store() -> DynamoDBMessageStore:
+    return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def receipt_store() -> DynamoDBReceiptStore:
+    return DynamoDBReceiptStore(settings().table_name)
+
+
+@cache
+def pack_claims() -> DynamoDBPackClaims:
+    return DynamoDBPackClaims(settings().table_name)
+
+
+@cache
+def pack_queues() -> SqsPackQueues:
+    return SqsPackQueues(settings().queue_urls)
+
+
+@cache
+def webhook_queue() -> SqsWebhookQueue:
+    return SqsWebhookQueue(settings().webhook_queue_url)
+
+
+def reset() -> None:
+    """Forget the adapters (tests change settings between cases)."""
+    for factory in (message_store, receipt_store, pack_claims, pack_queues, webhook_queue):
+        factory.cache_clear()

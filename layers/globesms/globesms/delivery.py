@@ -1,0 +1,41 @@
+"""What receipts do to a message's status (pure).
+
+A message's receipts are kept as events on its record. The status they imply: the first final outcome reported
+(final statuses never change afterwards); for a long Huawei message sent in `parts` parts, DELIVERED only when every
+part is reported delivered, and the failure of any part fails the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from globesms.status import Status, forward
+
+_FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
+
+
+def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
+    reported = [(Status(e["status"]), e) for e in events if e.get("status")]
+    if not reported:
+        return None
+    parts = max((int(e.get("parts") or 1) for _, e in reported), default=1)
+    if parts <= 1:
+        return reported[0][0]
+    failure = next((status for status, _ in reported if status in _FAILURES), None)
+    if failure is not None:
+        return failure
+    delivered_parts = {int(e.get("part") or 1) for status, e in reported if status is Status.DELIVERED}
+    return Status.DELIVERED if len(delivered_parts) >= parts else None
+
+
+def status_after(current: Status, events: Sequence[Mapping[str, Any]]) -> Status:
+    implied = implied_status(events)
+    return current if implied is None else forward(current, implied)
+
+
+def carrier_error(events: Sequence[Mapping[str, Any]], status: Status) -> Mapping[str, Any] | None:
+    """The receipt that explains a failed delivery (its raw code and description go on the record)."""
+    if status not in _FAILURES:
+        return None
+    return next((e for e in events if e.get("status") == status.value), None)

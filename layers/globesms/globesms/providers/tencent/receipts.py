@@ -1,0 +1,187 @@
+"""Tencent Cloud SMS delivery receipts ("SMS Sending Status Notification", pushed to the console's callback URL).
+
+The push is a JSON *array* of up to 100 reports, each:
+`{"user_receive_time": "2015-10-17 08:03:04", "nationcode": "86", "mobile": "13xxxxxxxxx", "report_status":
+"SUCCESS", "errmsg": "DELIVRD", "description": "...", "sid": "<SerialNo>", "ext": "<SessionContext>"}` (`ext` only
+when the application enables the SessionContext echo). Answer `{"result":0,"errmsg":"OK"}` (`ACK`). Pushes are
+unsigned, and may repeat.
+
+Correlation: `sid` is the `SerialNo` the send returned (the provider message id); `ext` echoes our message id,
+which the client sends as `SessionContext`, one per recipient.
+
+Only `sid` and `report_status` are required of a report; a report that breaks a rule is refused on its own, with a
+reason naming its index and field (never the number), and the others still count. A body that is not a JSON array
+raises `ReceiptBodyInvalid`.
+
+Status mapping: `report_status` SUCCESS -> DELIVERED; FAIL -> UNDELIVERED, refined by the carrier's code in `errmsg`
+(kept as `error_code`). Tencent has no expired or rejected report_status of its own, so an expired message comes as
+FAIL with the SMPP stat `EXPIRED` in `errmsg` (or a description saying it expired): EXPIRED, because the other two
+providers report that outcome as EXPIRED and a customer should see one meaning across providers. For the same
+reason FAIL with the SMPP stat `REJECTD` is REJECTED. Any other report_status is kept as `raw_status` with no
+status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from globesms.models.outbound import ProviderName
+from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush, ReceiptBodyInvalid
+from globesms.status import Status
+
+ACK: Final = {"result": 0, "errmsg": "OK"}
+MAX_REPORTS_PER_PUSH: Final = 100  # documented; a longer array is still read (refusing it would lose receipts)
+MAX_DESCRIPTION_CHARS: Final = 512
+
+_EXPIRED_DESCRIPTION = re.compile(r"expire|过期", re.IGNORECASE)
+
+
+def outcome(report_status: str, errmsg: str | None, description: str | None) -> Status | None:
+    verdict = report_status.upper()
+    if verdict == "SUCCESS":
+        return Status.DELIVERED
+    if verdict != "FAIL":
+        return None
+    code = (errmsg or "").upper()
+    if code == "EXPIRED" or (description and _EXPIRED_DESCRIPTION.search(description)):
+        return Status.EXPIRED
+    if code == "REJECTD":
+        return Status.REJECTED
+    return Status.UNDELIVERED
+
+
+class TencentReceipt(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+    user_receive_time: str | None = Field(default=None, max_length=64)
+    nationcode: str | None = Field(default=None, max_length=8)
+    mobile: str | None = Field(default=None, max_length=32)
+    report_status: str = Field(min_length=1, max_length=32)
+    errmsg: str | None = Field(default=None, max_length=128)
+    description: str | None = None
+    sid: str = Field(min_length=1, max_length=128)
+    ext: str | None = None  # an echo: anything unreadable is just no echo
+
+    @field_validator("user_receive_time", "nationcode", "mobile", "errmsg", "description", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ext", mode="before")
+    @classmethod
+    def _echo_text(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        return value
+
+    def report(self) -> DeliveryReport:
+        return DeliveryReport(
+            provider=ProviderName.TENCENT,
+            provider_message_id=self.sid,
+            status=outcome(self.report_status, self.errmsg, self.description),
+            raw_status=self.report_status,
+            error_code=self.errmsg,
+            description=self.description[:MAX_DESCRIPTION_CHARS] if self.description else None,
+            to=normalised_number(self.nationcode, self.mobile),
+            echo=echo_of(self.ext),
+            provider_time=self.user_receive_time,
+        )
+
+
+def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
+    """One push body -> its reports, and a reason for every item that is refused (Tencent always posts JSON)."""
+    items = _json_array(body)
+    reports: list[DeliveryReport] = []
+    refused: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            refused.append(f"item {index}: not a JSON object")
+            continue
+        try:
+            receipt = TencentReceipt.model_validate(item)
+        except ValidationError as exc:
+            refused.append(_refusal(index, exc))
+            continue
+        reports.append(receipt.report())
+    return ParsedPush(reports=reports, refused_items=refused)
+
+
+# ------------------------------------------------------------------------------------------------------- echo
+
+
+_SEQ = re.compile(r"[0-9]{5,}")  # message_id() pads to 5 digits
+_BATCH = re.compile(r"[^\s]{1,128}")
+
+
+def echo_of(ext: str | None) -> EchoRange | None:
+    """`ext` is the SessionContext we sent: one recipient's message id. Anything else (another system's context,
+    or none) is no echo."""
+    if not ext:
+        return None
+    batch_id, dot, seq = ext.rpartition(".")
+    if not dot or not _BATCH.fullmatch(batch_id) or not _SEQ.fullmatch(seq):
+        return None
+    return EchoRange(batch_id, int(seq), int(seq))
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+_DIGITS = re.compile(r"\+?[0-9]{1,4}")
+_DIALLABLE = re.compile(r"\+?[0-9][0-9 \-]{3,30}")
+
+
+def normalised_number(nationcode: str | None, mobile: str | None) -> str | None:
+    """`+<nationcode><mobile>` in E.164, or `+<mobile>` when the mobile number already carries its country code:
+    the first reading phonenumbers finds valid, else the first it finds possible; else the mobile number as sent."""
+    if not mobile:
+        return None
+    if not _DIALLABLE.fullmatch(mobile):
+        return mobile
+    candidates = []
+    if mobile.startswith("+"):
+        candidates.append(mobile)
+    else:
+        if nationcode and _DIGITS.fullmatch(nationcode):
+            candidates.append("+" + nationcode.lstrip("+") + mobile)
+        candidates.append("+" + mobile)
+    numbers = []
+    for candidate in candidates:
+        try:
+            numbers.append(phonenumbers.parse(candidate, None))
+        except phonenumbers.NumberParseException:
+            continue
+    chosen = next((n for n in numbers if phonenumbers.is_valid_number(n)), None) or next(
+        (n for n in numbers if phonenumbers.is_possible_number(n)), None
+    )
+    if chosen is None:
+        return mobile
+    return str(phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _json_array(body: bytes) -> list[Any]:
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ReceiptBodyInvalid("the body is not JSON") from None
+    if not isinstance(payload, list):
+        raise ReceiptBodyInvalid("the body is not a JSON array of reports")
+    return payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _refusal(index: int, error: ValidationError) -> str:
+    """`item <i>: <field>: <rule>` for each broken rule; pydantic's messages never quote the input."""
+    rules = []
+    for detail in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in detail["loc"]) or "(item)"
+        rules.append(f"{field}: {detail['msg']}")
+    return f"item {index}: " + "; ".join(rules)

@@ -1,0 +1,156 @@
+"""Applying delivery receipts to messages.
+
+A receipt is matched to its message by the provider's message id (the ProviderRef index), else by our id echoed
+through the provider (a range of one call's messages, told apart by the number). It is applied to the message as an
+event — deduplicated by receipt id, with optimistic concurrency on the record's version — once the message carries
+that provider id (or, after an unknown outcome, carries none and is SENDING). A receipt that arrives before the
+message's SUBMITTED write, or for an id we never sent, is *held* under its provider id; dispatch applies held
+receipts right after it writes SUBMITTED. Holding first and re-reading the message after closes the race between
+the two: whichever writes second sees the other's write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from globesms.clock import iso
+from globesms.delivery import carrier_error, status_after
+from globesms.models.receipts import DeliveryReport
+from globesms.models.records import MessageRecord
+from globesms.models.webhooks import WebhookDelivery
+from globesms.notifications import status_event
+from globesms.ports import ReceiptStore
+from globesms.status import Status
+
+MAX_WRITE_ATTEMPTS = 8
+
+
+class ConcurrentUpdates(RuntimeError):
+    pass
+
+
+@dataclass
+class Applied:
+    record: MessageRecord
+    changed: bool  # the status moved
+    duplicate: bool  # every event was already on the record
+
+
+@dataclass
+class PushResult:
+    applied: int = 0
+    duplicates: int = 0
+    held: int = 0  # matched a message that is not submitted yet
+    unmatched: int = 0  # matched no message (stored for reconciliation)
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
+
+
+def takes_receipts_for(record: MessageRecord, provider_message_id: str) -> bool:
+    if record.provider_message_id == provider_message_id:
+        return True
+    # After an unknown outcome the record has no provider id; its receipt (found through our echoed id) settles it.
+    return record.provider_message_id is None and record.status is Status.SENDING
+
+
+def apply_events(
+    store: ReceiptStore,
+    record: MessageRecord,
+    events: Sequence[dict[str, Any]],
+    provider_message_id: str,
+    now: datetime,
+) -> Applied:
+    original = record.status
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        seen = record.receipt_ids or set()
+        fresh = [e for e in events if e["id"] not in seen]
+        if not fresh:
+            return Applied(record, changed=record.status is not original, duplicate=True)
+        history = [*(record.events or []), *fresh]
+        status = status_after(record.status, history)
+        update: dict[str, Any] = {
+            "events": history,
+            "receipt_ids": seen | {e["id"] for e in fresh},
+            "status": status,
+            "version": record.version + 1,
+            "updated_at": iso(now),
+            "provider_message_id": record.provider_message_id or provider_message_id,
+        }
+        failure = carrier_error(history, status) if status is not record.status else None
+        if failure is not None:
+            update |= {
+                "error_category": "recipient",
+                "error_code": failure.get("error_code") or failure.get("raw_status"),
+                "error_message": failure.get("description") or "",
+            }
+        updated = record.model_copy(update=update)
+        if store.save_delivery(updated, expected_version=record.version):
+            return Applied(updated, changed=updated.status is not original, duplicate=False)
+        reloaded = store.reload(record.id)
+        if reloaded is None:
+            raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
+        record = reloaded
+    raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def record_push(reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime) -> PushResult:
+    """Stores and applies every report; the caller queues `result.webhooks` and only then acknowledges the push."""
+    result = PushResult()
+    for report in reports:
+        _record(report, store, now, result)
+    return result
+
+
+def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: PushResult) -> None:
+    event = report.event(iso(now))
+    pmid = report.provider_message_id
+    message = store.message_for_provider_ref(report.provider, pmid)
+    if message is None and report.echo is not None:
+        message = store.find_recipient(report.echo, report.to)
+    if message is not None and takes_receipts_for(message, pmid):
+        _count(apply_events(store, message, [event], pmid, now), now, result)
+        return
+    newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
+    if message is not None:
+        again = store.reload(message.id)
+        if again is not None and takes_receipts_for(again, pmid):
+            _count(apply_events(store, again, [event], pmid, now), now, result)
+            return
+    if not newly_held:
+        result.duplicates += 1
+    elif message is not None:
+        result.held += 1
+    else:
+        result.unmatched += 1
+
+
+def _count(applied: Applied, now: datetime, result: PushResult) -> None:
+    if applied.duplicate:
+        result.duplicates += 1
+    else:
+        result.applied += 1
+    # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
+    # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
+    if applied.changed or (applied.duplicate and applied.record.status.is_final):
+        delivery = status_event(applied.record, now)
+        if delivery is not None:
+            result.webhooks.append(delivery)
+
+
+def apply_held_receipts(
+    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime
+) -> dict[str, MessageRecord]:
+    """After dispatch wrote SUBMITTED: receipts that arrived first are applied now. Returns the records whose
+    status changed, by id."""
+    by_pmid = {r.provider_message_id: r for r in records if r.provider_message_id}
+    if not by_pmid:
+        return {}
+    provider = records[0].provider
+    changed: dict[str, MessageRecord] = {}
+    for pmid, events in store.held_receipts(provider, list(by_pmid)).items():
+        applied = apply_events(store, by_pmid[pmid], events, pmid, now)
+        if applied.changed:
+            changed[applied.record.id] = applied.record
+    return changed

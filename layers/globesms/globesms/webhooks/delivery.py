@@ -1,0 +1,185 @@
+"""Sending one webhook: the queue body checked, the event signed and POSTed once, the answer judged.
+
+One attempt per call; retries belong to the queue (functions/webhooks/app.py): a failed delivery raises
+`WebhookFailed`, the sender makes the queue message invisible for `backoff_seconds(receives)` and reports it failed,
+and after the queue's maxReceiveCount the message moves to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ValidationError
+
+from globesms.models.api import check_callback_url
+from globesms.models.webhooks import WebhookDelivery
+from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
+
+#: Short: a slow customer endpoint holds one delivery (and one sender thread), never the pipeline.
+CONNECT_TIMEOUT_SECONDS = 2.0
+READ_TIMEOUT_SECONDS = 5.0
+TIMEOUT = httpx.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS, write=5.0, pool=2.0)
+USER_AGENT = "globesms-webhooks/1"
+DRAIN_LIMIT_BYTES = 64 * 1024
+DRAIN_SECONDS = 1.0
+
+#: Backoff between attempts, "full jitter": uniform in [0, min(cap, base * 2^(receives - 1))], at least 1 s.
+#: Ceilings 30, 60, 120, 240, 480, 900, 900 s between the 8 receives of the webhook queue: ~25 min on average
+#: (at most ~45 min) before an event reaches the dead-letter queue.
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 900  # SQS allows up to 12 h of visibility; 15 min keeps retries meaningful
+BACKOFF_MIN_SECONDS = 1
+
+SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
+SECRET_NAME_VARIABLE = "GLOBESMS_WEBHOOK_SECRET_NAME"  # noqa: S105 - the variable's name, not a secret
+SECRET_MAX_AGE_SECONDS = 300  # Powertools Parameters cache: a rotated secret is picked up within 5 minutes
+
+
+class WebhookFailed(Exception):
+    """A delivery that did not succeed. `reason` is safe to log: a status code or an error class, never a body,
+    a URL or a secret. `permanent` means trying again cannot help (the queue body or its URL is refused)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class WebhookSecretUnavailable(WebhookFailed):
+    """No signing secret: nothing is sent unsigned. Not permanent: fixing the configuration fixes it."""
+
+
+def parse_delivery(body: str) -> WebhookDelivery:
+    """The queue body as a `WebhookDelivery` (a queue body is external input too). The reason names the fields
+    that broke the model, never their values."""
+    try:
+        return WebhookDelivery.model_validate_json(body)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(part) for part in error["loc"]) or "body" for error in exc.errors()})
+        raise WebhookFailed(f"invalid queue body: {', '.join(fields[:5])}", permanent=True) from None
+
+
+def url_host(url: str) -> str | None:
+    """What a log line may show of a callback URL: its host (paths and queries may hold the customer's tokens)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def signed_request(delivery: WebhookDelivery, *, secret: Secrets, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The exact body (compact JSON of the event) and the headers that go with it."""
+    body = delivery.event.model_dump_json().encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body),
+        EVENT_ID_HEADER: delivery.event.id,
+    }
+    return body, headers
+
+
+def deliver(delivery: WebhookDelivery, *, http: httpx.Client, secret: Secrets, now: datetime) -> None:
+    """POST the signed event once. Returns on a 2xx answer; raises `WebhookFailed` on anything else: another
+    status (redirects are not followed), a timeout, a connection error, or a URL `check_callback_url` refuses."""
+    try:
+        url = check_callback_url(delivery.url)
+    except ValueError:
+        raise WebhookFailed("callback URL refused: not https", permanent=True) from None
+    body, headers = signed_request(delivery, secret=secret, now=now)
+    try:
+        # Streamed: only the status matters; a short answer is read so the connection can be reused, a long one is
+        # cut off (a receiver cannot make us read a large body).
+        with http.stream(
+            "POST", url, content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False
+        ) as response:
+            status = response.status_code
+            _drain(response)
+    except httpx.TimeoutException as exc:
+        raise WebhookFailed(f"timeout ({type(exc).__name__})") from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise WebhookFailed("callback URL refused: unsupported protocol", permanent=True) from exc
+    except httpx.TransportError as exc:
+        raise WebhookFailed(f"connection error ({type(exc).__name__})") from exc
+    except httpx.InvalidURL as exc:
+        raise WebhookFailed("callback URL refused: invalid", permanent=True) from exc
+    if 200 <= status < 300:
+        return
+    if 300 <= status < 400:
+        raise WebhookFailed(f"HTTP {status} (redirects are not followed)")
+    raise WebhookFailed(f"HTTP {status}")
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read what is left of a short answer; give up (the connection is then closed, not reused) past
+    DRAIN_LIMIT_BYTES or DRAIN_SECONDS, or on any error: the status is already known."""
+    if response.is_stream_consumed:  # an answer already in memory (e.g. a mock transport's)
+        return
+    deadline = time.monotonic() + DRAIN_SECONDS
+    read = 0
+    try:
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read > DRAIN_LIMIT_BYTES or time.monotonic() > deadline:
+                return
+    except (httpx.HTTPError, httpx.StreamError):
+        return
+
+
+def backoff_seconds(receives: int, *, uniform: Callable[[float, float], float] = random.uniform) -> int:
+    """How long a failed delivery waits before its next attempt, given how often the queue delivered it
+    (ApproximateReceiveCount, from 1): full jitter under an exponential ceiling."""
+    ceiling = backoff_ceiling(receives)
+    return max(BACKOFF_MIN_SECONDS, min(ceiling, round(uniform(0, ceiling))))
+
+
+def backoff_ceiling(receives: int) -> int:
+    exponent = min(max(receives, 1) - 1, 16)  # 30 * 2^16 is far past the cap already
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (1 << exponent))
+
+
+def new_http_client() -> httpx.Client:
+    """One per process (connections are reused across deliveries to the same host); thread-safe."""
+    return httpx.Client(
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def webhook_secrets(env: Mapping[str, str] | None = None, fetch: Callable[[str], Any] | None = None) -> tuple[str, ...]:
+    """The signing secret(s). GLOBESMS_WEBHOOK_SECRET when set (the local stack); otherwise the Secrets Manager
+    secret named by GLOBESMS_WEBHOOK_SECRET_NAME, a JSON object `{"GLOBESMS_WEBHOOK_SECRET": "…"}` read through
+    Powertools Parameters (cached). The value may hold several secrets separated by spaces (`new old`) while one
+    is being rotated: each event is then signed with each. Raises `WebhookSecretUnavailable`."""
+    environment = os.environ if env is None else env
+    value = environment.get(SECRET_VARIABLE, "")
+    if not value.strip():
+        name = environment.get(SECRET_NAME_VARIABLE, "")
+        if not name:
+            raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
+        try:
+            stored = (fetch or _fetch_secret)(name)
+        except Exception as exc:  # the reason is logged: only the error's class, never its text
+            raise WebhookSecretUnavailable(f"webhook secret unreadable ({type(exc).__name__})") from exc
+        if not isinstance(stored, dict) or not isinstance(stored.get(SECRET_VARIABLE), str):
+            raise WebhookSecretUnavailable(f"webhook secret must be a JSON object with {SECRET_VARIABLE}")
+        value = stored[SECRET_VARIABLE]
+    secrets = tuple(value.split())
+    if not secrets:
+        raise WebhookSecretUnavailable("webhook secret is empty")
+    return secrets
+
+
+def _fetch_secret(name: str) -> Any:
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)

@@ -1,0 +1,148 @@
+"""A customer's webhook endpoint, locally: verifies each event's signature and prints it.
+
+    python -m local.webhook_receiver --port 9200 [--fail-first N]
+
+Send messages with `"status_callback": "http://127.0.0.1:9200/hooks"` (plain http is allowed to loopback only,
+with GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true, which `make run` sets). It verifies `Globesms-Signature` with
+GLOBESMS_WEBHOOK_SECRET (default: the local stack's), answers
+- 401 to a request whose signature does not verify (wrong secret, altered body, stale timestamp),
+- 500 to the first N deliveries of each event id with --fail-first N (to watch the sender's backoff and retries),
+- 200 otherwise; a repeated event id is acknowledged again and marked as a duplicate (receivers dedupe by id).
+`GET /_receiver/events` lists what arrived: id, type, status, attempts, and whether it was acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from globesms.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from local.httpd import QuietHandler, serve_in_background
+from local.settings import LOCAL_ENV_DEFAULTS, WEBHOOK_RECEIVER_PORT
+
+SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"
+EVENTS_PATH = "/_receiver/events"
+
+
+@dataclass
+class Received:
+    id: str
+    type: str
+    status: str | None
+    attempts: int = 0
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    line: str | None  # what to print, if anything
+
+
+class WebhookReceiver:
+    """The receiver's logic, without HTTP: one call per delivery."""
+
+    def __init__(self, secrets: Sequence[str], *, fail_first: int = 0, clock: Callable[[], float] = time.time):
+        self.secrets = list(secrets)
+        self.fail_first = fail_first
+        self.clock = clock
+        self.events: dict[str, Received] = {}
+        self._lock = threading.Lock()
+
+    def receive(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        headers = {name.lower(): value for name, value in headers.items()}
+        signature = headers.get(SIGNATURE_HEADER.lower(), "")
+        if not verify(self.secrets, signature, body, self.clock()):
+            return Answer(401, {"error": "invalid signature"}, "REFUSED  bad or stale signature (401)")
+        try:
+            event = json.loads(body)
+            event_id, event_type = str(event["id"]), str(event["type"])
+            message = event.get("message") or {}
+        except (ValueError, KeyError, TypeError):
+            return Answer(400, {"error": "not an event"}, "REFUSED  signed, but not an event (400)")
+        status = message.get("status") if isinstance(message, dict) else None
+        with self._lock:
+            received = self.events.setdefault(event_id, Received(event_id, event_type, status))
+            received.attempts += 1
+            attempt, duplicate = received.attempts, received.acknowledged
+            fail = attempt <= self.fail_first
+            received.acknowledged = received.acknowledged or not fail
+        note = " (header id differs!)" if headers.get(EVENT_ID_HEADER.lower(), event_id) != event_id else ""
+        summary = f"{event_id} {event_type} status={status} attempt={attempt}{note}"
+        if fail:
+            return Answer(500, {"error": "failing on purpose"}, f"FAILING  {summary} -> 500 (--fail-first)")
+        if duplicate:
+            return Answer(200, {"ok": True, "duplicate": True}, f"DUPLICATE {summary} -> 200 (already had it)")
+        return Answer(200, {"ok": True}, f"VERIFIED {summary} -> 200")
+
+    def listing(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(r) for r in self.events.values()]
+
+
+def handler_class(receiver: WebhookReceiver, out: Callable[[str], None] = print) -> type[QuietHandler]:
+    class ReceiverHandler(QuietHandler):
+        def do_POST(self) -> None:
+            answer = receiver.receive({k: v for k, v in self.headers.items()}, self.read_body())
+            if answer.line:
+                out(answer.line)
+            self._json(answer.status, answer.body)
+
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != EVENTS_PATH:
+                self._json(404, {"error": f"POST events here; GET {EVENTS_PATH} lists them"})
+                return
+            self._json(200, {"events": receiver.listing()})
+
+        def _json(self, status: int, body: Any) -> None:
+            self.respond(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    return ReceiverHandler
+
+
+def serve(receiver: WebhookReceiver, port: int, out: Callable[[str], None] = print) -> ThreadingHTTPServer:
+    """Listen on 127.0.0.1:port (0: any free port, see `.server_address`) in the background."""
+    return serve_in_background(handler_class(receiver, out), port)
+
+
+def secrets_from_environment(environ: Mapping[str, str]) -> list[str]:
+    value = environ.get(SECRET_VARIABLE) or LOCAL_ENV_DEFAULTS.get(SECRET_VARIABLE, "")
+    return value.split()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--port", type=int, default=WEBHOOK_RECEIVER_PORT, help="port on 127.0.0.1 (default %(default)s)"
+    )
+    parser.add_argument("--fail-first", type=int, default=0, metavar="N", help="answer 500 to N tries of each event")
+    args = parser.parse_args(argv)
+    secrets = secrets_from_environment(os.environ)
+    if not secrets:
+        parser.error(f"set {SECRET_VARIABLE} to the secret the sender signs with")
+    server = serve(
+        WebhookReceiver(secrets, fail_first=args.fail_first), args.port, lambda line: print(line, flush=True)
+    )
+    print(
+        f"webhook receiver on http://127.0.0.1:{server.server_address[1]}/ (fail first {args.fail_first})", flush=True
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

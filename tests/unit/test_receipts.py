@@ -1,0 +1,212 @@
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from globesms.delivery import implied_status, status_after
+from globesms.dispatch import dispatch_pack
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.receipts import DeliveryReport, EchoRange
+from globesms.models.records import MessageRecord
+from globesms.receipts import record_push
+from globesms.status import Status
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+CALLBACK = "https://hooks.example.com/sms"
+
+
+def message(status: Status = Status.SUBMITTED, pmid: str | None = "pm-B.00000", **extra: object) -> MessageRecord:
+    return MessageRecord.model_validate(
+        {
+            "id": "B.00000",
+            "batch_id": "B",
+            "to": "+85251234567",
+            "provider": "huawei",
+            "type": "NOTIFY",
+            "status": status,
+            "template_id": "1",
+            "provider_message_id": pmid,
+            "status_callback": CALLBACK,
+            "created_at": "2026-11-26T09:59:00Z",
+            "updated_at": "2026-11-26T09:59:00Z",
+            "submitted_at": "2026-11-26T09:59:01Z" if status is Status.SUBMITTED else None,
+            **extra,
+        }
+    )
+
+
+def report(
+    status: Status | None = Status.DELIVERED,
+    raw: str = "DELIVRD",
+    pmid: str = "pm-B.00000",
+    echo: EchoRange | None = None,
+    part: int | None = None,
+    parts: int | None = None,
+    time: str = "2026-11-26T10:00:00Z",
+) -> DeliveryReport:
+    return DeliveryReport(
+        provider=ProviderName.HUAWEI,
+        provider_message_id=pmid,
+        status=status,
+        raw_status=raw,
+        error_code=None if status is Status.DELIVERED else raw,
+        to="+85251234567",
+        echo=echo,
+        provider_time=time,
+        part=part,
+        parts=parts,
+    )
+
+
+def store_with(record: MessageRecord) -> MemoryStore:
+    store = MemoryStore()
+    store.messages[record.id] = record
+    return store
+
+
+def test_a_receipt_moves_a_submitted_message_to_its_final_status_and_keeps_the_raw_values() -> None:
+    store = store_with(message())
+    result = record_push([report(Status.UNDELIVERED, "UNDELIV")], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    assert (result.applied, record.status, record.error_code) == (1, Status.UNDELIVERED, "UNDELIV")
+    assert record.events is not None and record.events[0]["raw_status"] == "UNDELIV"
+    assert [d.event.id for d in result.webhooks] == ["B.00000.undelivered"]
+    assert result.webhooks[0].event.type == "message.undelivered"
+    assert result.webhooks[0].url == CALLBACK
+
+
+def test_a_repeated_receipt_changes_nothing_but_is_acknowledged_and_its_event_requeued() -> None:
+    store = store_with(message())
+    record_push([report()], store=store, now=NOW)
+    again = record_push([report()], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    assert (again.applied, again.duplicates, record.version) == (0, 1, 1)
+    assert len(record.events or []) == 1
+    assert [d.event.id for d in again.webhooks] == ["B.00000.delivered"]  # same id: the receiver dedupes
+
+
+def test_a_final_status_is_never_overwritten_by_a_later_receipt() -> None:
+    store = store_with(message())
+    record_push([report(Status.DELIVERED, "DELIVRD")], store=store, now=NOW)
+    later = record_push([report(Status.UNDELIVERED, "UNDELIV", time="2026-11-26T10:05:00Z")], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    assert record.status is Status.DELIVERED
+    assert len(record.events or []) == 2  # still kept in the history
+    assert later.webhooks == []
+
+
+def test_an_intermediate_report_is_history_only() -> None:
+    store = store_with(message())
+    result = record_push([report(None, "ACCEPTD")], store=store, now=NOW)
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert result.applied == 1 and result.webhooks == []
+
+
+def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() -> None:
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    early = record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert (early.held, store.messages["B.00000"].status) == (1, Status.ACCEPTED)
+
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:huawei:0",
+            "batch_id": "B",
+            "provider": "huawei",
+            "created_at": "2026-11-26T09:59:00Z",
+            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
+            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
+        }
+    )
+    webhooks = MemoryWebhooks()
+    provider = ScriptedProvider(name=ProviderName.HUAWEI)
+    dispatch_pack(
+        pack,
+        provider=provider,
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=webhooks,
+        now=NOW,
+        last_attempt=False,
+    )
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
+
+
+def test_a_receipt_for_an_unknown_id_is_kept_for_reconciliation() -> None:
+    store = MemoryStore()
+    result = record_push([report(pmid="somebody-else")], store=store, now=NOW)
+    assert result.unmatched == 1
+    assert store.held[(ProviderName.HUAWEI, "somebody-else")][0]["raw_status"] == "DELIVRD"
+    assert record_push([report(pmid="somebody-else")], store=store, now=NOW).duplicates == 1
+
+
+def test_an_unknown_outcome_is_settled_by_its_receipt_through_the_echo() -> None:
+    store = store_with(message(status=Status.SENDING, pmid=None))
+    result = record_push([report(pmid="pm-late", echo=EchoRange("B", 0, 499))], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    assert (result.applied, record.status, record.provider_message_id) == (1, Status.DELIVERED, "pm-late")
+
+
+def test_a_long_message_is_delivered_when_all_its_parts_are() -> None:
+    store = store_with(message())
+    record_push([report(part=2, parts=2)], store=store, now=NOW)
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    record_push([report(part=1, parts=2)], store=store, now=NOW)
+    assert store.messages["B.00000"].status is Status.DELIVERED
+
+
+class ConflictingStore(MemoryStore):
+    """Another writer bumps the version once, between our read and our write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 1
+
+    def save_delivery(self, record: MessageRecord, *, expected_version: int) -> bool:
+        if self.conflicts:
+            self.conflicts -= 1
+            stored = self.messages[record.id]
+            self.messages[record.id] = stored.model_copy(update={"version": stored.version + 1})
+            return False
+        return super().save_delivery(record, expected_version=expected_version)
+
+
+def test_a_concurrent_write_is_retried_on_the_fresh_record() -> None:
+    store = ConflictingStore()
+    store.messages["B.00000"] = message()
+    record_push([report()], store=store, now=NOW)
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert store.messages["B.00000"].version == 2
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([], None),
+        ([{"status": None}], None),
+        ([{"status": "DELIVERED"}], Status.DELIVERED),
+        ([{"status": "EXPIRED"}, {"status": "DELIVERED"}], Status.EXPIRED),
+        ([{"status": "DELIVERED", "part": 1, "parts": 3}], None),
+        ([{"status": "DELIVERED", "part": p, "parts": 3} for p in (1, 2, 3)], Status.DELIVERED),
+        (
+            [{"status": "DELIVERED", "part": 1, "parts": 2}, {"status": "UNDELIVERED", "part": 2, "parts": 2}],
+            Status.UNDELIVERED,
+        ),
+    ],
+)
+def test_implied_status(events: list[dict[str, object]], expected: Status | None) -> None:
+    assert implied_status(events) is expected
+
+
+@given(st.permutations([{"status": "DELIVERED", "part": p, "parts": 3} for p in (1, 2, 3)] + [{"status": None}]))
+def test_all_parts_in_any_order_deliver_and_never_regress(events: list[dict[str, object]]) -> None:
+    statuses = [status_after(Status.SUBMITTED, events[: i + 1]) for i in range(len(events))]
+    assert statuses[-1] is Status.DELIVERED
+    for before, after in itertools.pairwise(statuses):
+        assert after.rank >= before.rank
