@@ -144,3 +144,94 @@ def test_a_body_sent_as_a_form_is_refused_as_unsupported_media_type(stack, load_
     assert response["statusCode"] == 415
     assert json.loads(response["body"])["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+RECEIPT_TOKENS = {
+    "GLOBESMS_ALIYUN_RECEIPT_TOKEN": "local-aliyun-receipts-0001",
+    "GLOBESMS_TENCENT_RECEIPT_TOKEN": "local-tencent-receipts-0001",
+    "GLOBESMS_HUAWEI_RECEIPT_TOKEN": "local-huawei-receipts-0001",
+}
+
+
+@pytest.mark.parametrize("provider", list(ProviderName))
+def test_a_receipt_push_in_each_providers_format_delivers_the_dispatched_message(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, provider
+) -> None:
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER=provider.value)
+    dispatch._provider = lambda: ScriptedProvider(name=provider)
+    dispatch.lambda_handler(event(f"dispatch_{provider.value}"), lambda_context)
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    push = event(f"receipts_{provider.value}")
+    response = receipts.lambda_handler(push, lambda_context)
+    assert response["statusCode"] == 200, response["body"]
+    again = receipts.lambda_handler(push, lambda_context)  # providers repeat pushes: acknowledged, no change
+    assert again["statusCode"] == 200
+
+    message_id = json.loads(event(f"dispatch_{provider.value}")["Records"][0]["body"])["recipients"][0]["id"]
+    view = json.loads(get(load_handler("send_api"), lambda_context, "messages", message_id)["body"])
+    assert view["status"] == "DELIVERED"
+    receipts_seen = [e for e in view["events"] if e["type"] == "receipt"]
+    assert len(receipts_seen) == 1 and receipts_seen[0]["status"] == "DELIVERED"
+
+
+def test_a_forged_receipt_token_is_refused_and_nothing_is_read(
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    response = load_handler("receipts").lambda_handler(event("receipts_forged_token"), lambda_context)
+    assert response["statusCode"] == 403
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_an_unreadable_receipt_body_is_400_not_a_retry_loop(stack, load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    push = event("receipts_tencent")
+    push["body"] = "this is not json"
+    response = load_handler("receipts").lambda_handler(push, lambda_context)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "UNREADABLE_RECEIPTS"
+
+
+def test_a_receipt_for_an_unknown_message_is_acknowledged_and_kept(
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    response = load_handler("receipts").lambda_handler(event("receipts_huawei"), lambda_context)
+    assert response["statusCode"] == 200
+    held = stack.dynamodb.get_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": "R#huawei#pm-01JDEXAMPLEBATCH0000000002.00000"}, "sk": {"S": "#"}},
+    )
+    assert held["Item"]["events"]["L"][0]["M"]["raw_status"]["S"] == "DELIVRD"
+
+
+def test_final_statuses_queue_a_webhook_for_specs_that_ask(stack, load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    api = load_handler("send_api")
+    accepted = json.loads(
+        post(
+            api, lambda_context, {"to": "+85251234567", "text": "hi", "status_callback": "https://hooks.example.com/x"}
+        )["body"]
+    )
+    pack = stack.receive(ProviderName.ALIYUN)[0]
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)
+    request = event("dispatch_aliyun")
+    request["Records"][0]["body"] = json.dumps(pack)
+    assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    push = event("receipts_aliyun")
+    message_id = accepted["messages"][0]["id"]
+    body = json.loads(push["body"])
+    body[0].update(MessageId=f"pm-{message_id}", TaskId=message_id)
+    push["body"] = json.dumps(body)
+    assert load_handler("receipts").lambda_handler(push, lambda_context)["statusCode"] == 200
+    queued = stack.sqs.receive_message(QueueUrl=stack.deployed.context.refs["WebhookQueue"], MaxNumberOfMessages=10)
+    deliveries = [json.loads(m["Body"]) for m in queued.get("Messages", [])]
+    assert [d["event"]["id"] for d in deliveries] == [f"{message_id}.delivered"]
+    assert deliveries[0]["url"] == "https://hooks.example.com/x"

@@ -100,7 +100,6 @@ class DynamoDBReceiptStore:
         values: dict[str, Any] = {
             ":status": record.status.value,
             ":events": record.events or [],
-            ":ids": set(record.receipt_ids or ()),
             ":version": record.version,
             ":updated": record.updated_at,
             ":expected": expected_version,
@@ -108,11 +107,11 @@ class DynamoDBReceiptStore:
         sets = [
             "#status = :status",
             "events = :events",
-            "receipt_ids = :ids",
             "version = :version",
             "updated_at = :updated",
         ]
         optional = {
+            "receipt_ids": set(record.receipt_ids) if record.receipt_ids else None,  # DynamoDB has no empty sets
             "provider_message_id": record.provider_message_id,
             "provider_ref": f"{record.provider}#{record.provider_message_id}" if record.provider_message_id else None,
             "error_category": record.error_category,

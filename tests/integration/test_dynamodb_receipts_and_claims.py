@@ -1,0 +1,83 @@
+"""The receipt store and pack claims against moto, with the table as template.yaml declares it."""
+
+from datetime import UTC, datetime, timedelta
+
+from globesms.accept import accept
+from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.models.api import MessageSpec
+from globesms.models.outbound import ProviderName
+from globesms.models.receipts import EchoRange
+from globesms.ports import Claim
+from globesms.status import Status
+from tests.fakes import MemoryQueues
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def accepted(stack, numbers: list[str]) -> DynamoDBMessageStore:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    spec = MessageSpec.model_validate({"to": numbers, "text": "hello"})
+    accept([spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    return store
+
+
+def test_delivery_writes_are_versioned(stack) -> None:  # type: ignore[no-untyped-def]
+    accepted(stack, ["+85251234567"])
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    record = receipts.reload("B.00000")
+    assert record is not None and record.version == 0
+    first = record.model_copy(
+        update={"status": Status.DELIVERED, "version": 1, "events": [{"id": "r1"}], "receipt_ids": {"r1"}}
+    )
+    assert receipts.save_delivery(first, expected_version=0) is True
+    assert receipts.save_delivery(first, expected_version=0) is False  # somebody else's write got there first
+    stored = receipts.reload("B.00000")
+    assert stored is not None and (stored.status, stored.version, stored.receipt_ids) == (Status.DELIVERED, 1, {"r1"})
+
+
+def test_provider_ids_set_by_a_receipt_are_found_through_the_index(stack) -> None:  # type: ignore[no-untyped-def]
+    accepted(stack, ["+85251234567"])
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    record = receipts.reload("B.00000")
+    assert record is not None
+    receipts.save_delivery(record.model_copy(update={"provider_message_id": "pm-9", "version": 1}), expected_version=0)
+    found = receipts.message_for_provider_ref(ProviderName.ALIYUN, "pm-9")
+    assert found is not None and found.id == "B.00000"
+    assert receipts.message_for_provider_ref(ProviderName.ALIYUN, "pm-unknown") is None
+
+
+def test_echo_ranges_find_the_recipient_by_number_past_the_first_page(stack) -> None:  # type: ignore[no-untyped-def]
+    numbers = [f"+8525123{i:04d}" for i in range(300)]
+    accepted(stack, numbers)
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    found = receipts.find_recipient(EchoRange("B", 10, 509), "+85251230299")
+    assert found is not None and found.id == "B.00299"
+    assert receipts.find_recipient(EchoRange("B", 10, 509), "+85251230005") is None  # before the call's first id
+    single = receipts.find_recipient(EchoRange("B", 7, 7), None)
+    assert single is not None and single.id == "B.00007"
+
+
+def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> None:  # type: ignore[no-untyped-def]
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    event = {"id": "r1", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is True
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is False
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", {**event, "id": "r2"}, "B.00000") is True
+    held = receipts.held_receipts(ProviderName.ALIYUN, ["pm-1", "pm-2"] + [f"pm-x{i}" for i in range(150)])
+    assert list(held) == ["pm-1"]
+    assert [e["id"] for e in held["pm-1"]] == ["r1", "r2"]
+
+
+def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[no-untyped-def]
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.BUSY
+    claims.release("P1")
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    later = NOW + timedelta(minutes=5)
+    assert claims.claim("P1", now=later, lease_seconds=120) is Claim.STALE
+    assert claims.claim("P1", now=later, lease_seconds=120) is Claim.BUSY  # the taker holds a fresh lease
+    claims.finish("P1")
+    assert claims.claim("P1", now=later, lease_seconds=120) is Claim.DONE
