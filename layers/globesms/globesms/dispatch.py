@@ -229,20 +229,12 @@ def _record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime)
         status = Status.FAILED
     stamp = iso(now)
     return MessageRecord(
+        **dict(content),
         id=recipient.id,
         batch_id=pack.batch_id,
         to=recipient.to,
         provider=pack.provider,
-        type=content.type,
         status=status,
-        text=content.text,
-        template_id=content.template_id,
-        template_params=content.template_params,
-        sender_id=content.sender_id,
-        validity_seconds=content.validity_seconds,
-        client_ref=content.client_ref,
-        status_callback=content.status_callback,
-        status_callback_on_submitted=content.status_callback_on_submitted,
         segments=outcome.segments or recipient.segments,
         provider_message_id=outcome.provider_message_id,
         error_category=str(error.category) if error else None,

@@ -14,32 +14,7 @@ _RECIPIENT_OVERHEAD = 40  # '{"id":"","to":"","c":0,"segments":null},' around th
 
 
 def content_of(record: MessageRecord) -> PackContent:
-    return PackContent(
-        type=record.type,
-        text=record.text,
-        template_id=record.template_id,
-        template_params=record.template_params,
-        sender_id=record.sender_id,
-        validity_seconds=record.validity_seconds,
-        client_ref=record.client_ref,
-        status_callback=record.status_callback,
-        status_callback_on_submitted=record.status_callback_on_submitted,
-    )
-
-
-def _content_key(record: MessageRecord) -> tuple[object, ...]:
-    params = tuple(record.template_params.items()) if record.template_params else None
-    return (
-        record.type,
-        record.text,
-        record.template_id,
-        params,
-        record.sender_id,
-        record.validity_seconds,
-        record.client_ref,
-        record.status_callback,
-        record.status_callback_on_submitted,
-    )
+    return PackContent.model_construct(**dict(record.content()))
 
 
 def _content_bytes(content: PackContent) -> int:
@@ -108,7 +83,7 @@ def _packs_for(
         contents, content_index, recipients, size = [], {}, [], 0
 
     for record in records:
-        key = _content_key(record)
+        key = record.content_key()
         new_content = content_of(record) if key not in content_index else None
         extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
         if new_content is not None:

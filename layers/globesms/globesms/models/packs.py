@@ -10,21 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from globesms.models.outbound import MessageType, ProviderName
+from globesms.models.content import MessageContent
+from globesms.models.outbound import ProviderName
 
 
-class PackContent(BaseModel):
+class PackContent(MessageContent):
     model_config = ConfigDict(extra="forbid")
-
-    type: MessageType
-    text: str | None = None
-    template_id: str | None = None
-    template_params: dict[str, str] | None = None
-    sender_id: str | None = None
-    validity_seconds: int | None = None
-    client_ref: str | None = None
-    status_callback: str | None = None
-    status_callback_on_submitted: bool | None = None
 
 
 class PackRecipient(BaseModel):

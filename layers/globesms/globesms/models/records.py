@@ -11,7 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from globesms.models.api import ErrorBody, RecipientError
-from globesms.models.outbound import MessageType, ProviderName
+from globesms.models.content import MessageContent
+from globesms.models.outbound import ProviderName
 from globesms.status import Status
 
 BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED"]
@@ -29,21 +30,12 @@ def split_message_id(value: str) -> tuple[str, int] | None:
     return batch_id, int(seq)
 
 
-class MessageRecord(BaseModel):
+class MessageRecord(MessageContent):
     id: str
     batch_id: str
     to: str
     provider: ProviderName
-    type: MessageType
     status: Status
-    text: str | None = None
-    template_id: str | None = None
-    template_params: dict[str, str] | None = None
-    sender_id: str | None = None
-    validity_seconds: int | None = None
-    client_ref: str | None = None
-    status_callback: str | None = None
-    status_callback_on_submitted: bool | None = None
     segments: int | None = None
     provider_message_id: str | None = None
     error_category: str | None = None
