@@ -20,12 +20,20 @@ class ErrorCategory(StrEnum):
     UNKNOWN_OUTCOME = "unknown_outcome"  # the request may have reached the provider (e.g. read timeout)
 
 
+#: Categories after which the same request must not be sent again as it is.
+FINAL_CATEGORIES = frozenset({ErrorCategory.RECIPIENT, ErrorCategory.REQUEST})
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderError:
     category: ErrorCategory
     code: str  # the provider's raw code, e.g. "MOBILE_NUMBER_ILLEGAL", "FailedOperation.TemplateIncorrectOrUnapproved"
     message: str = ""  # the provider's raw message (never contains our secrets)
     http_status: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.category in FINAL_CATEGORIES
 
 
 class InvalidProviderRequest(ValueError):
