@@ -211,7 +211,8 @@ def test_sub_resolves_pseudo_parameters_and_parameters(raw: dict[str, Any], temp
         account_id="111122223333",
         stack_name="s",
     )
-    statement = template.raw["Resources"]["AliyunDispatchFunction"]["Properties"]["Policies"][0]["Statement"][1]
+    role = template.raw["Resources"]["AliyunDispatchFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statement = template.raw["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][1]
     assert resolve(statement["Resource"], context) == (
         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:globesms/aliyun-??????"
     )

@@ -1,0 +1,300 @@
+"""Least privilege, on what CloudFormation receives: template.yaml translated by the SAM translator.
+
+SAM's generated function roles attach managed policies on "*" (AWSLambdaBasicExecutionRole, AWSXrayWriteOnlyAccess,
+AWSLambdaSQSQueueExecutionRole); every function therefore has its own explicit role. These tests hold the translated
+template to that: no managed policies, no "*" resource but X-Ray's, SQS consumers reading their own queue only, each
+function logging to its own log group only, and exactly the actions each function's code uses.
+
+The translator (aws-sam-translator) comes with the SAM CLI in .venv-sam, not with the test environment: the
+translation runs in whichever interpreter has it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+
+# Packaged templates point CodeUri/ContentUri at S3; the translator wants that form, the code itself is not read.
+_TRANSLATE = r"""
+import json, re, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+text = re.sub(r"(CodeUri|ContentUri): \S+", r"\1: s3://bucket/key", open(sys.argv[1]).read())
+
+class NoManagedPolicies:  # asked only for managed policy names in Policies: there must be none
+    def load(self):
+        return {}
+
+translated = transform(yaml_parse(text), {}, NoManagedPolicies())
+json.dump({"template": yaml_parse(text), "translated": translated}, sys.stdout)
+"""
+
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}  # no resource-level permissions: "*" only
+CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+# What each function's code calls (functions/*/app.py, layers/globesms/globesms/aws/*.py), besides logs and X-Ray.
+# A new permission is a change here as well as in the template.
+TABLE = {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+EXPECTED_ACTIONS = {
+    "SendApiFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "sqs:SendMessage",
+    },
+    "IntakeFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    },
+    **{
+        f"{provider}DispatchFunction": {
+            "dynamodb:BatchWriteItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "secretsmanager:GetSecretValue",
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        }
+        for provider in ("Aliyun", "Tencent", "Huawei")
+    },
+    "ReceiptsFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
+        "sqs:SendMessage",
+    },
+    "WebhookSenderFunction": {
+        "secretsmanager:GetSecretValue",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    },
+}
+
+
+def _translator_python() -> str:
+    # aws-sam-translator is a dev dependency (pyproject.toml): never skip, a missing translator is a failure.
+    return sys.executable
+
+
+@pytest.fixture(scope="module")
+def translation() -> dict[str, Any]:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [_translator_python(), "-c", _TRANSLATE, str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    translation: dict[str, Any] = json.loads(result.stdout)
+    return translation
+
+
+@pytest.fixture(scope="module")
+def source(translation: dict[str, Any]) -> dict[str, Any]:
+    """template.yaml's resources as written."""
+    resources: dict[str, Any] = translation["template"]["Resources"]
+    return resources
+
+
+@pytest.fixture(scope="module")
+def resources(translation: dict[str, Any]) -> dict[str, Any]:
+    """The resources CloudFormation deploys."""
+    translated: dict[str, Any] = translation["translated"]["Resources"]
+    return translated
+
+
+def of_type(resources: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {lid: r.get("Properties", {}) for lid, r in resources.items() if r["Type"] == resource_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    return set(as_list(statement["Action"]))
+
+
+def grants(statement: dict[str, Any], action: str) -> bool:
+    """Whether the statement's actions (wildcards included) cover `action`."""
+    return any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in actions(statement))
+
+
+def get_att_arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def role_of(resources: dict[str, Any], function_id: str) -> str:
+    role = resources[function_id]["Properties"]["Role"]
+    assert isinstance(role, dict) and set(role) == {"Fn::GetAtt"}, f"{function_id}: Role is {role!r}"
+    logical_id, attribute = role["Fn::GetAtt"]
+    assert attribute == "Arn" and resources[logical_id]["Type"] == "AWS::IAM::Role", function_id
+    return str(logical_id)
+
+
+def statements_of(resources: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """The role's inline policies and any policy resource attached to it."""
+    documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
+    for properties in [
+        *of_type(resources, "AWS::IAM::Policy").values(),
+        *of_type(resources, "AWS::IAM::RolePolicy").values(),
+        *of_type(resources, "AWS::IAM::ManagedPolicy").values(),
+    ]:
+        roles = [*as_list(properties.get("Roles", [])), properties.get("RoleName")]
+        if {"Ref": role_id} in roles:
+            documents.append(properties["PolicyDocument"])
+    return [statement for document in documents for statement in as_list(document["Statement"])]
+
+
+def function_ids(resources: dict[str, Any]) -> list[str]:
+    ids = list(of_type(resources, "AWS::Lambda::Function"))
+    assert ids
+    return ids
+
+
+def consumed_queues(source: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    """The queues of the function's SQS event sources, as the template names them (!GetAtt <Queue>.Arn)."""
+    events = source[function_id]["Properties"].get("Events", {})
+    return [event["Properties"]["Queue"] for event in events.values() if event["Type"] == "SQS"]
+
+
+# ---------------------------------------------------------------- roles
+
+
+def test_every_function_has_its_own_explicit_role(source: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert set(function_ids(resources)) == set(of_type(source, "AWS::Serverless::Function"))
+    roles = {function_id: role_of(resources, function_id) for function_id in function_ids(resources)}
+    assert len(set(roles.values())) == len(roles), roles  # no role shared by two functions
+    for function_id, role_id in roles.items():
+        assert role_id in source, f"{function_id} runs as a role SAM generated ({role_id})"
+        trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ], role_id
+    assert set(of_type(resources, "AWS::IAM::Role")) == set(roles.values())  # no role left over either
+
+
+def test_no_managed_policies(resources: dict[str, Any]) -> None:
+    for role_id, properties in of_type(resources, "AWS::IAM::Role").items():
+        assert not properties.get("ManagedPolicyArns"), role_id
+    assert not of_type(resources, "AWS::IAM::ManagedPolicy")
+
+
+def test_no_star_resources_but_x_ray(resources: dict[str, Any]) -> None:
+    for role_id in of_type(resources, "AWS::IAM::Role"):
+        for statement in statements_of(resources, role_id):
+            assert statement["Effect"] == "Allow", (role_id, statement)
+            assert "NotAction" not in statement and "NotResource" not in statement, (role_id, statement)
+            if actions(statement) <= XRAY_ACTIONS:
+                assert statement["Resource"] == "*", (role_id, statement)
+                continue
+            for resource in as_list(statement["Resource"]):
+                text = resource if isinstance(resource, str) else json.dumps(resource)
+                assert "*" not in text, (role_id, statement)  # neither "*" nor an ARN with a wildcard
+            assert not any("*" in action for action in actions(statement)), (role_id, statement)
+
+
+def test_each_function_has_exactly_the_actions_its_code_uses(resources: dict[str, Any]) -> None:
+    assert set(function_ids(resources)) == set(EXPECTED_ACTIONS)
+    for function_id in function_ids(resources):
+        granted = set().union(*(actions(s) for s in statements_of(resources, role_of(resources, function_id))))
+        assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id], function_id
+
+
+def test_dynamodb_actions_name_the_messages_table_or_its_index(resources: dict[str, Any]) -> None:
+    index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
+    for function_id in function_ids(resources):
+        for statement in statements_of(resources, role_of(resources, function_id)):
+            if any(action.startswith("dynamodb:") for action in actions(statement)):
+                assert as_list(statement["Resource"]) in ([TABLE], [index]), (function_id, statement)
+
+
+# ---------------------------------------------------------------- SQS consumers
+
+
+def test_sqs_consumers_read_only_their_own_queue(source: dict[str, Any], resources: dict[str, Any]) -> None:
+    consumers = 0
+    for function_id in function_ids(resources):
+        own = consumed_queues(source, function_id)
+        consumers += bool(own)
+        statements = statements_of(resources, role_of(resources, function_id))
+        for action in CONSUMER_ACTIONS:
+            granting = [s for s in statements if grants(s, action)]
+            for statement in granting:
+                assert as_list(statement["Resource"]) == own, (function_id, action, statement)
+            if own and action != "sqs:ChangeMessageVisibility":  # what the event source mapping itself needs
+                assert granting, (function_id, action)
+            if not own:
+                assert not granting, (function_id, action)
+    assert consumers == 5  # intake, three dispatchers, webhook sender
+
+
+def test_event_source_mappings_poll_the_queue_the_role_allows(
+    source: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    for properties in of_type(resources, "AWS::Lambda::EventSourceMapping").values():
+        function_id = properties["FunctionName"]["Ref"]
+        assert properties["EventSourceArn"] in consumed_queues(source, function_id), function_id
+
+
+# ---------------------------------------------------------------- logs and tracing
+
+
+def test_each_function_logs_to_its_own_log_group_only(resources: dict[str, Any]) -> None:
+    log_groups = of_type(resources, "AWS::Logs::LogGroup")
+    used = set()
+    for function_id in function_ids(resources):
+        group = resources[function_id]["Properties"]["LoggingConfig"]["LogGroup"]
+        assert set(group) == {"Ref"} and group["Ref"] in log_groups, function_id
+        used.add(group["Ref"])
+        assert log_groups[group["Ref"]].get("RetentionInDays"), group["Ref"]
+        logging = [
+            s
+            for s in statements_of(resources, role_of(resources, function_id))
+            if any(a.startswith("logs:") for a in actions(s))
+        ]
+        assert logging, function_id
+        for statement in logging:
+            assert actions(statement) <= LOG_ACTIONS, (function_id, statement)  # never logs:CreateLogGroup
+            assert as_list(statement["Resource"]) == [get_att_arn(group["Ref"])], (function_id, statement)
+        assert set().union(*(actions(s) for s in logging)) == LOG_ACTIONS, function_id
+    assert len(used) == len(function_ids(resources))  # one group per function
+
+
+def test_tracing_stays_active_with_the_x_ray_write_actions(resources: dict[str, Any]) -> None:
+    for function_id in function_ids(resources):
+        assert resources[function_id]["Properties"]["TracingConfig"] == {"Mode": "Active"}, function_id
+        statements = statements_of(resources, role_of(resources, function_id))
+        xray = set().union(*(actions(s) for s in statements if actions(s) & XRAY_ACTIONS))
+        assert xray == XRAY_ACTIONS, function_id
