@@ -21,7 +21,6 @@ The documented rates are in `DOCUMENTED_RATE_LIMITS`; like every emulator it app
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import itertools
@@ -43,14 +42,12 @@ import httpx
 import phonenumbers
 from flask import Flask, Response, request
 from phonenumbers import carrier, geocoder
-from werkzeug.serving import make_server
 
 from globesms.providers.aliyun import rules
 from globesms.segments import count_segments
+from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
-from local.settings import EMULATOR_PORTS, LOCAL_ENV_DEFAULTS
-
-log = logging.getLogger("globesms.emulator.aliyun")
+from local.settings import LOCAL_ENV_DEFAULTS
 
 STATE_KEY = "globesms_emulator"  # app.extensions[STATE_KEY] is the EmulatorState
 # SendMessageToGlobe: the newer page says 2,000 calls/s per account (the older one 30, a Chinese page 1,000); we
@@ -219,8 +216,7 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
         try:
             verifier.verify(request.method, request.path, request.query_string.decode("latin-1"), headers, body)
         except GatewayRejection as rejection:
-            with state.ledger._lock:
-                state.ledger.rejected_signatures += 1
+            state.ledger.record_rejected_signature()
             return _gateway_error(rejection, request_id, headers.get("host", ""))
 
         operation = headers.get("x-acs-action", "")
@@ -450,16 +446,9 @@ def _gateway_error(rejection: GatewayRejection, request_id: str, host: str) -> R
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Alibaba Cloud SMS (dysmsapi) emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=EMULATOR_PORTS["aliyun"])
-    parser.add_argument("--knobs", default=None, help="JSON object of Knobs fields")
-    args = parser.parse_args(argv)
+    args = common.emulator_arguments("aliyun", "Alibaba Cloud SMS (dysmsapi) emulator").parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    app = create_app(knobs_from_json(args.knobs), {**LOCAL_ENV_DEFAULTS, **os.environ})
-    server = make_server(args.host, args.port, app, threaded=True)
-    log.info("aliyun emulator on http://%s:%d", args.host, args.port)
-    server.serve_forever()
+    common.serve(create_app(knobs_from_json(args.knobs), dict(os.environ)), args.host, args.port, "aliyun")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,15 @@
 Each emulator is a Flask app built by its module's `create_app(knobs)`; `register_admin_routes` adds
 `GET /_emulator/stats`, `POST /_emulator/knobs` and `POST /_emulator/reset` so tests and `make soak` can turn
 knobs at run time and read what the emulator received (per-second call counts, per-recipient send counts).
+Each module's `main` reads the command line with `emulator_arguments` and runs the app with `serve`.
+
+What is *not* shared, on purpose: each emulator checks its provider's signature with its own code, independent of
+the client's signer and of the other emulators.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import random
@@ -19,6 +24,9 @@ from typing import Any
 
 import httpx
 from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+from local.settings import EMULATOR_PORTS
 
 log = logging.getLogger("globesms.emulator")
 
@@ -66,6 +74,10 @@ class Ledger:
     def record_sent(self, key: str) -> None:
         with self._lock:
             self.sent_to[key] += 1
+
+    def record_rejected_signature(self) -> None:
+        with self._lock:
+            self.rejected_signatures += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -204,3 +216,23 @@ def knobs_from_json(text: str | None) -> Knobs:
     if text:
         knobs.update(json.loads(text))
     return knobs
+
+
+def emulator_arguments(provider: str, description: str) -> argparse.ArgumentParser:
+    """The command line every emulator takes (`--host`, `--port`, default the provider's local port, and
+    `--knobs`); an emulator adds its own options to it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=EMULATOR_PORTS[provider])
+    parser.add_argument("--knobs", default=None, help="JSON object of Knobs fields")
+    return parser
+
+
+def serve(app: Flask, host: str, port: int, provider: str) -> None:
+    """Serve `app` (a thread per request) until the process is stopped."""
+    server = make_server(host, port, app, threaded=True)
+    print(f"{provider} emulator on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

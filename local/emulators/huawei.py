@@ -14,7 +14,6 @@ Run: python -m local.emulators.huawei --port 9103 --knobs '{"rate_limits": {"bat
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -31,7 +30,6 @@ from urllib.parse import quote, unquote
 import phonenumbers
 from flask import Flask, Request, Response, request
 from pydantic import ValidationError
-from werkzeug.serving import make_server
 
 from globesms.providers.huawei.errors import (
     ALL_NUMBERS_FAILED_CODE,
@@ -40,8 +38,9 @@ from globesms.providers.huawei.errors import (
     SUCCESS_CODE,
 )
 from globesms.providers.huawei.wire import BatchSendDiffSmsBody, StatusReport
+from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
-from local.settings import EMULATOR_PORTS, LOCAL_ENV_DEFAULTS
+from local.settings import LOCAL_ENV_DEFAULTS
 
 OPERATION = "batchSendDiffSms"
 SEND_PATH = "/sms/batchSendDiffSms/v1"
@@ -353,17 +352,13 @@ def create_app(
     app = Flask("globesms-huawei-emulator")
     app.extensions["globesms_emulator_state"] = state
 
-    def count_rejected_signature() -> None:
-        with state.ledger._lock:
-            state.ledger.rejected_signatures += 1
-
     @app.post(SEND_PATH)
     def batch_send_diff_sms() -> Response:
         state.faults.delay()
         try:
             _authenticate(request, application)
         except _Refused as refused:
-            count_rejected_signature()
+            state.ledger.record_rejected_signature()
             return _refusal(refused.code)
         if not state.gate.admit(OPERATION):
             return _refusal(GATEWAY_THROTTLED_CODE)
@@ -390,19 +385,11 @@ def create_app(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Huawei Cloud Message & SMS emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=EMULATOR_PORTS["huawei"])
-    parser.add_argument("--knobs", default=None, help="JSON object of Knobs fields")
+    parser = common.emulator_arguments("huawei", "Huawei Cloud Message & SMS emulator")
     parser.add_argument("--receipt-format", choices=["form", "batch"], default="form")
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), receipt_format=args.receipt_format)
-    server = make_server(args.host, args.port, app, threaded=True)
-    print(f"huawei emulator on http://{args.host}:{args.port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    common.serve(app, args.host, args.port, "huawei")
 
 
 if __name__ == "__main__":

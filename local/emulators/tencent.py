@@ -18,7 +18,6 @@ Run: python -m local.emulators.tencent --port 9102 --knobs '{"rate_limits": {"Se
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
@@ -38,10 +37,10 @@ import phonenumbers
 from flask import Flask, Request, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_pascal
-from werkzeug.serving import make_server
 
+from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
-from local.settings import EMULATOR_PORTS, LOCAL_ENV_DEFAULTS
+from local.settings import LOCAL_ENV_DEFAULTS
 
 OPERATION = "SendMultiGlobalSms"
 VERSION = "2021-01-11"
@@ -478,8 +477,7 @@ def create_app(
             try:
                 authenticate(request, body, credentials, clock())
             except TencentRefusal:
-                with state.ledger._lock:
-                    state.ledger.rejected_signatures += 1
+                state.ledger.record_rejected_signature()
                 raise
             if not state.gate.admit(OPERATION):
                 limit = state.knobs.rate_limits.get(OPERATION, 0)
@@ -532,19 +530,11 @@ def _push(state: EmulatorState, url: str, reports: list[dict[str, str]]) -> Call
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Tencent Cloud SMS (SendMultiGlobalSms) emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=EMULATOR_PORTS["tencent"])
-    parser.add_argument("--knobs", default=None, help="JSON object of Knobs fields")
+    parser = common.emulator_arguments("tencent", "Tencent Cloud SMS (SendMultiGlobalSms) emulator")
     parser.add_argument("--options", default=None, help="JSON object of TencentOptions fields")
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), options=options_from_json(args.options))
-    server = make_server(args.host, args.port, app, threaded=True)
-    print(f"tencent emulator on http://{args.host}:{args.port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    common.serve(app, args.host, args.port, "tencent")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from globesms.errors import ErrorCategory
 from globesms.models.outbound import OutboundSms
 from globesms.providers.tencent import TencentSettings, TencentSmsClient
 from globesms.providers.tencent.signer import Tc3Signer
+from local.emulators import common
 from local.emulators import tencent as emulator
 from local.emulators.common import Knobs
 from local.settings import LOCAL_ENV_DEFAULTS
@@ -528,7 +529,7 @@ def test_main_serves_the_app_with_knobs_and_options() -> None:
         served.update(host=host, port=port, app=app, threaded=threaded)
         return FakeServer()
 
-    with mock.patch.object(emulator, "make_server", fake_make_server):
+    with mock.patch.object(common, "make_server", fake_make_server):
         emulator.main(["--knobs", '{"latency_ms": 5}', "--options", '{"enforce_marketing_window": true}'])
     assert (served["host"], served["port"], served["threaded"]) == ("127.0.0.1", 9102, True)
     assert served["serving"] and served["closed"]

@@ -18,6 +18,7 @@ from globesms.providers.aliyun import batch_task_id
 from globesms.providers.aliyun.receipts import ACK, RECEIPT_ACK, echo_of, normalised_number, parse_push
 from globesms.status import Status
 from local.emulators import aliyun as emulator
+from tests.unit.providers.receipt_cases import JSON_VALUES
 
 # The documented report, field for field (providers.md "Delivery receipts"; dates in UTC+8).
 DOC_REPORT: dict[str, Any] = {
@@ -264,14 +265,6 @@ def test_the_emulators_reports_round_trip(outcome: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ hypothesis
 
-JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
 FIELDS = st.sampled_from(sorted(DOC_REPORT))
 
 

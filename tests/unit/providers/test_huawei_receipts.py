@@ -30,6 +30,7 @@ from globesms.providers.huawei.receipts import (
 from globesms.status import Status
 from local.emulators import huawei as emulator
 from local.settings import LOCAL_ENV_DEFAULTS
+from tests.unit.providers.receipt_cases import JSON_VALUES
 
 # The documented example push ("SMS Status Error Codes"), byte for byte.
 DOC_FORM = (
@@ -418,14 +419,6 @@ def test_arbitrary_headers_never_raise(headers: dict[str, str], body: bytes) -> 
 
 # ------------------------------------------------------------------------------------------------ hypothesis
 
-JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
 FIELDS = st.sampled_from(sorted(FULL))
 CONTENT_TYPES = st.sampled_from(["", FORM_CONTENT_TYPE, JSON_TYPE, "text/plain"])
 

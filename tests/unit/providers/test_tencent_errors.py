@@ -5,19 +5,13 @@ from __future__ import annotations
 import pytest
 
 from globesms.errors import ErrorCategory
+from globesms.providers.categories import CONFIG, RECIPIENT, REQUEST, RETRYABLE, THROTTLED, UNKNOWN_OUTCOME
 from globesms.providers.tencent.errors import (
     CODE_CATEGORIES,
     category_for_status,
     category_for_unreadable_response,
     classify,
 )
-
-RETRYABLE = ErrorCategory.RETRYABLE
-THROTTLED = ErrorCategory.THROTTLED
-RECIPIENT = ErrorCategory.RECIPIENT
-REQUEST = ErrorCategory.REQUEST
-CONFIG = ErrorCategory.CONFIG
-UNKNOWN_OUTCOME = ErrorCategory.UNKNOWN_OUTCOME
 
 # The error-code table of seed 003 (SendMultiGlobalSms), in its order.
 SEED_CODES: list[tuple[str, ErrorCategory]] = [

@@ -18,6 +18,7 @@ from globesms.models.records import message_id
 from globesms.providers.tencent.receipts import ACK, echo_of, normalised_number, outcome, parse_push
 from globesms.status import Status
 from local.emulators import tencent as emulator
+from tests.unit.providers.receipt_cases import JSON_VALUES
 
 # The documented sample ("SMS Sending Status Notification"), with the SessionContext echo the client enables.
 DOC_REPORT: dict[str, Any] = {
@@ -228,14 +229,6 @@ def test_the_emulators_reports_round_trip(outcome_name: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ hypothesis
 
-JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
 FIELDS = st.sampled_from(sorted(DOC_REPORT))
 
 

@@ -2,8 +2,9 @@
 
 - A variable that is unset, empty or only whitespace is absent: the settings model's default applies. Values are
   used stripped (a secret pasted with a trailing newline would otherwise sign "correctly" and be refused).
-- A required variable that is absent is an error naming it.
-- Secrets are wrapped in `SecretStr` before validation, so not even pydantic's error details hold them in clear.
+- A required variable (its settings field has no default) that is absent is an error naming it.
+- Secrets (the settings fields typed `SecretStr`) are wrapped before validation, so not even pydantic's error
+  details hold them in clear.
 - `GLOBESMS_HTTP_CONNECT_TIMEOUT` / `GLOBESMS_HTTP_READ_TIMEOUT` are positive, finite seconds (`2`, `0.5`).
 - Every problem is reported in one `ValueError` that names the variable and the rule it breaks, never its value
   (some values are secrets; the rule is enough to fix it).
@@ -12,8 +13,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
-from typing import Final, TypeVar
+from collections.abc import Mapping
+from typing import Final, TypeVar, get_args
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -48,24 +49,18 @@ def _seconds(name: str, raw: str) -> float:
     return value
 
 
-def load_settings(
-    model: type[SettingsModel],
-    env: Mapping[str, str],
-    variables: Mapping[str, str],
-    *,
-    required_fields: Collection[str] = (),
-    secret_fields: Collection[str] = (),
-) -> SettingsModel:
+def load_settings(model: type[SettingsModel], env: Mapping[str, str], variables: Mapping[str, str]) -> SettingsModel:
     """`model` from the variables in `variables` (settings field -> variable name).
 
     Raises ValueError naming every variable that is missing or breaks a rule (the model's own validation
     included), with pydantic's reason but never a value."""
+    fields = model.model_fields
     values: dict[str, object] = {}
     problems: list[str] = []
     for field, variable in variables.items():
         raw = optional(env, variable)
         if raw is None:
-            if field in required_fields:
+            if fields[field].is_required():
                 problems.append(f"{variable} is not set")
             continue
         if variable in _SECONDS_VARIABLES:
@@ -74,7 +69,7 @@ def load_settings(
             except ValueError as exc:
                 problems.append(str(exc))
         else:
-            values[field] = SecretStr(raw) if field in secret_fields else raw
+            values[field] = SecretStr(raw) if _is_secret(fields[field].annotation) else raw
     if problems:
         raise ValueError("; ".join(problems))
     try:
@@ -83,6 +78,11 @@ def load_settings(
         details = exc.errors(include_input=False, include_url=False, include_context=False)
         # `from None`: the ValidationError (which may hold inputs) must not ride along in a traceback.
         raise ValueError("; ".join(_describe(d["loc"], d["msg"], variables) for d in details)) from None
+
+
+def _is_secret(annotation: object) -> bool:
+    """`SecretStr`, or `SecretStr | None`."""
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def _describe(location: tuple[int | str, ...], reason: str, variables: Mapping[str, str]) -> str:

@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +43,7 @@ from globesms.providers.aliyun.responses import (
     SendMessageToGlobeResponse,
 )
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, join_encoded_query, payload_hash, percent_encode
+from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -102,13 +102,7 @@ ENVIRONMENT_VARIABLES: Final[Mapping[str, str]] = {
 
 def settings_from_environment(env: Mapping[str, str]) -> AliyunSettings:
     """Raises ValueError naming each variable that is missing or invalid (never showing a value)."""
-    return load_settings(
-        AliyunSettings,
-        env,
-        ENVIRONMENT_VARIABLES,
-        required_fields={"access_key_id", "access_key_secret"},
-        secret_fields={"access_key_secret"},
-    )
+    return load_settings(AliyunSettings, env, ENVIRONMENT_VARIABLES)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -271,7 +265,7 @@ def _random_nonce() -> str:
     return uuid.uuid4().hex
 
 
-class AliyunClient:
+class AliyunClient(HttpClientOwner):
     """`Provider` for Alibaba Cloud. One httpx.Client per instance, reused; `close()` (or `with`) releases it."""
 
     name: ProviderName = ProviderName.ALIYUN
@@ -289,12 +283,7 @@ class AliyunClient:
         self._signer = Acs3Signer(settings.access_key_id, settings.access_key_secret.get_secret_value())
         self._clock = clock
         self._nonce = nonce
-        self._timeout = httpx.Timeout(
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-            write=settings.read_timeout,
-            pool=settings.connect_timeout,
-        )
+        self._timeout = call_timeout(settings.connect_timeout, settings.read_timeout)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self._timeout)
         endpoint = urlsplit(settings.endpoint)
@@ -306,18 +295,6 @@ class AliyunClient:
 
     def __repr__(self) -> str:
         return f"AliyunClient(endpoint={self.settings.endpoint!r}, access_key_id={self.settings.access_key_id!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- Provider ---------------------------------------------------------------------------------------------
 

@@ -14,13 +14,7 @@ to the HTTP status (`category_for_status`).
 from __future__ import annotations
 
 from globesms.errors import ErrorCategory, ProviderError
-
-RETRYABLE = ErrorCategory.RETRYABLE
-THROTTLED = ErrorCategory.THROTTLED
-RECIPIENT = ErrorCategory.RECIPIENT
-REQUEST = ErrorCategory.REQUEST
-CONFIG = ErrorCategory.CONFIG
-UNKNOWN_OUTCOME = ErrorCategory.UNKNOWN_OUTCOME
+from globesms.providers.categories import CONFIG, RECIPIENT, REQUEST, RETRYABLE, THROTTLED, UNKNOWN_OUTCOME
 
 OK = "OK"
 

@@ -22,22 +22,21 @@ Status mapping: Alibaba already normalises the carrier's outcome into its own `S
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Final
+from typing import Final
 
-import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush, ReceiptBodyInvalid
+from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
+from globesms.providers import receipt_parsing as parsing
 from globesms.providers.aliyun.rules import MAX_BATCH_RECIPIENTS
+from globesms.providers.receipt_parsing import normalised_number as normalised_number
 from globesms.status import Status
 
 RECEIPT_STATUS: dict[str, Status] = {"1": Status.DELIVERED, "2": Status.UNDELIVERED, "6": Status.EXPIRED}
 ACK: Final = {"code": 0, "msg": "success"}
 RECEIPT_ACK: Final = ACK  # the name the emulator tests use
-MAX_DESCRIPTION_CHARS: Final = 512  # a description is free text kept in every event: bounded, never refused
 
 
 class AliyunReceipt(BaseModel):
@@ -55,18 +54,10 @@ class AliyunReceipt(BaseModel):
     error_code: str | None = Field(default=None, alias="ErrorCode", max_length=128)
     error_description: str | None = Field(default=None, alias="ErrorDescription")
 
-    @field_validator("to", "sms_size", "send_date", "receive_date", "error_code", "error_description", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("task_id", mode="before")
-    @classmethod
-    def _echo_text(cls, value: Any) -> Any:
-        # Only a string (or a number) can be our id; any other shape means "no echo", never a refused receipt.
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            return None
-        return value
+    _blank_is_absent = field_validator(
+        "to", "sms_size", "send_date", "receive_date", "error_code", "error_description", mode="before"
+    )(parsing.blank_is_absent)
+    _echo_text = field_validator("task_id", mode="before")(parsing.echo_text)
 
     @property
     def outcome(self) -> Status | None:
@@ -80,8 +71,8 @@ class AliyunReceipt(BaseModel):
             status=self.outcome,
             raw_status=self.status,
             error_code=self.error_code,
-            description=self.error_description[:MAX_DESCRIPTION_CHARS] if self.error_description else None,
-            to=normalised_number(self.to),
+            description=parsing.bounded_description(self.error_description),
+            to=normalised_number(self.to),  # Alibaba writes it as digits without the "+" (`85251230001`)
             echo=echo_of(self.task_id),
             provider_time=self.receive_date,
         )
@@ -99,36 +90,19 @@ def parse_receipts(body: bytes | str) -> list[AliyunReceipt]:
 def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
     """One push body -> its reports, and a reason for every item that is refused. The content type is not
     needed: Alibaba always posts a JSON array."""
-    items = _json_array(body)
-    reports: list[DeliveryReport] = []
-    refused: list[str] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            refused.append(f"item {index}: not a JSON object")
-            continue
-        try:
-            receipt = AliyunReceipt.model_validate(item)
-        except ValidationError as exc:
-            refused.append(_refusal(index, exc))
-            continue
-        reports.append(receipt.report())
-    return ParsedPush(reports=reports, refused_items=refused)
+    return parsing.read_reports(parsing.read_json_array(body), AliyunReceipt.model_validate)
 
 
 # ------------------------------------------------------------------------------------------------------- echo
 
 
-_SEQ = re.compile(r"[0-9]{5,}")  # message_id() pads to 5 digits
 _BATCH = re.compile(r"[^\s+]{1,128}")
 _COUNT = re.compile(r"[1-9][0-9]{0,3}")
 
 
 def our_message_id(text: str) -> tuple[str, int] | None:
     """(batch_id, seq) when `text` has the shape of our message id (`<batch_id>.<seq:05d>`), else None."""
-    batch_id, dot, seq = text.rpartition(".")
-    if not dot or not _BATCH.fullmatch(batch_id) or not _SEQ.fullmatch(seq):
-        return None
-    return batch_id, int(seq)
+    return parsing.our_message_id(text, _BATCH)
 
 
 def echo_of(task_id: str | None) -> EchoRange | None:
@@ -148,48 +122,3 @@ def echo_of(task_id: str | None) -> EchoRange | None:
         return None
     batch_id, seq = parts
     return EchoRange(batch_id, seq, seq + int(count_text) - 1)
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-_DIALLABLE = re.compile(r"\+?[0-9][0-9 \-]{3,30}")
-
-
-def normalised_number(raw: str | None) -> str | None:
-    """`To` in E.164: Alibaba writes it as digits without the "+" (`85251230001`). A value phonenumbers cannot
-    read as a possible number is kept as sent."""
-    if not raw:
-        return None
-    if not _DIALLABLE.fullmatch(raw):
-        return raw
-    try:
-        number = phonenumbers.parse(raw if raw.startswith("+") else "+" + raw, None)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(number):
-        return raw
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
-def _json_array(body: bytes) -> list[Any]:
-    try:
-        payload = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ReceiptBodyInvalid("the body is not JSON") from None
-    if not isinstance(payload, list):
-        raise ReceiptBodyInvalid("the body is not a JSON array of reports")
-    return payload
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _refusal(index: int, error: ValidationError) -> str:
-    """`item <i>: <field>: <rule>` for each broken rule; pydantic's messages never quote the input."""
-    rules = []
-    for detail in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in detail["loc"]) or "(item)"
-        rules.append(f"{field}: {detail['msg']}")
-    return f"item {index}: " + "; ".join(rules)

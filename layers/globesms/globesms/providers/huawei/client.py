@@ -27,7 +27,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import NamedTuple
@@ -36,8 +36,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from globesms.clock import utc_now
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.providers.http_client import HttpClientOwner
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.errors import ALL_NUMBERS_FAILED_CODE, SUCCESS_CODE, provider_error
 from globesms.providers.huawei.wire import BatchSendDiffSmsResponse, GatewayError, SmsId
@@ -163,13 +165,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
 
 def settings_from_environment(env: Mapping[str, str]) -> HuaweiSettings:
     """Raises ValueError naming each variable that is missing or invalid (never showing a value)."""
-    return load_settings(
-        HuaweiSettings,
-        env,
-        ENVIRONMENT_VARIABLES,
-        required_fields={"app_key", "app_secret", "sender"},
-        secret_fields={"app_secret"},
-    )
+    return load_settings(HuaweiSettings, env, ENVIRONMENT_VARIABLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +182,6 @@ class _Channel(NamedTuple):  # a tuple: hashed in C, once per recipient
     signature: str | None  # set on the mainland channel only
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _random_nonce() -> str:
     return uuid.uuid4().hex
 
@@ -199,8 +191,9 @@ def _number_key(number: str) -> str:
     return number.lstrip("+")
 
 
-class HuaweiClient:
-    """The `Provider` for Huawei Cloud Message & SMS. One reused httpx.Client per instance; never resends."""
+class HuaweiClient(HttpClientOwner):
+    """The `Provider` for Huawei Cloud Message & SMS. One reused httpx.Client per instance, closed by `close()`
+    even when it was handed in; never resends."""
 
     name = ProviderName.HUAWEI
     max_recipients_per_call = MAX_NUMBERS_PER_CALL
@@ -210,7 +203,7 @@ class HuaweiClient:
         settings: HuaweiSettings,
         *,
         http: httpx.Client | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         nonce: Callable[[], str] = _random_nonce,
     ) -> None:
         self.settings = settings
@@ -247,15 +240,6 @@ class HuaweiClient:
         return (
             f"HuaweiClient(endpoint={self.settings.endpoint!r}, app_key={self._app_key!r}, auth={self.settings.auth})"
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> HuaweiClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------------------------------- sending
 

@@ -38,18 +38,17 @@ same AK/SK "SDK-HMAC-SHA256" header scheme as API calls; the receipt handler can
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl
 
-import phonenumbers
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush, ReceiptBodyInvalid
+from globesms.providers import receipt_parsing as parsing
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.client import MAX_NUMBERS_PER_CALL
 from globesms.providers.huawei.wire import StatusReport
@@ -59,7 +58,6 @@ ACK: Final = {"result": "ok"}  # Huawei needs an HTTP 200 and ignores the body
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 MAX_RECIPIENTS_PER_CALL: Final = MAX_NUMBERS_PER_CALL  # more fails the whole call
 MAX_FORM_FIELDS: Final = 64
-MAX_DESCRIPTION_CHARS: Final = 512
 PUSH_SIGNATURE_WINDOW: Final = timedelta(minutes=15)  # the seed's AK/SK window for X-Sdk-Date
 
 RECEIPT_STATUS: dict[str, Status] = {
@@ -99,17 +97,10 @@ class HuaweiReceipt(StatusReport):
     to: str | None = Field(default=None, max_length=32)
     org_code: str | None = Field(default=None, alias="orgCode", max_length=128)
 
-    @field_validator("total", "sequence", "status_desc", "source", "update_time", "to", "org_code", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("extend", mode="before")
-    @classmethod
-    def _echo_text(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            return None
-        return value
+    _blank_is_absent = field_validator(
+        "total", "sequence", "status_desc", "source", "update_time", "to", "org_code", mode="before"
+    )(parsing.blank_is_absent)
+    _echo_text = field_validator("extend", mode="before")(parsing.echo_text)
 
     @field_validator("sequence")
     @classmethod
@@ -126,8 +117,8 @@ class HuaweiReceipt(StatusReport):
             status=outcome(self.status),
             raw_status=self.status,
             error_code=self.org_code or self.status,
-            description=self.status_desc[:MAX_DESCRIPTION_CHARS] if self.status_desc else None,
-            to=normalised_number(self.to),
+            description=parsing.bounded_description(self.status_desc),
+            to=parsing.normalised_number(self.to),  # Huawei sends `+<country code><number>` already
             echo=echo_of(self.extend),
             provider_time=self.update_time,
             part=int(self.sequence) if self.sequence is not None else None,
@@ -170,49 +161,31 @@ def _parse_form(body: bytes) -> ParsedPush:
     try:
         receipt = HuaweiReceipt.model_validate(fields)
     except ValidationError as exc:
-        return ParsedPush(reports=[], refused_items=[_refusal(0, exc)])
+        return ParsedPush(reports=[], refused_items=[parsing.refusal(0, exc)])
     return ParsedPush(reports=[receipt.report()], refused_items=[])
 
 
 def _parse_batch(body: bytes) -> ParsedPush:
-    try:
-        payload = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ReceiptBodyInvalid("the body is not JSON") from None
+    payload = parsing.read_json(body)
     items = payload.get("statusReportList") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         raise ReceiptBodyInvalid('the body is not {"statusReportList": [...]}')
-    reports: list[DeliveryReport] = []
-    refused: list[str] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            refused.append(f"item {index}: not a JSON object")
-            continue
-        try:
-            receipt = HuaweiReceipt.model_validate(item)
-        except ValidationError as exc:
-            refused.append(_refusal(index, exc))
-            continue
-        reports.append(receipt.report())
-    return ParsedPush(reports=reports, refused_items=refused)
+    return parsing.read_reports(items, HuaweiReceipt.model_validate)
 
 
 # ------------------------------------------------------------------------------------------------------- echo
 
 
-_SEQ = re.compile(r"[0-9]{5,}")  # message_id() pads to 5 digits
 _BATCH = re.compile(r"[^\s{}]{1,128}")
 
 
 def echo_of(extend: str | None) -> EchoRange | None:
     """`extend` is the message id of the call's first recipient: the call covers that message and later ones of the
     same batch, at most MAX_RECIPIENTS_PER_CALL of them. Anything else is no echo."""
-    if not extend:
+    parts = parsing.our_message_id(extend, _BATCH)
+    if parts is None:
         return None
-    batch_id, dot, seq = extend.rpartition(".")
-    if not dot or not _BATCH.fullmatch(batch_id) or not _SEQ.fullmatch(seq):
-        return None
-    first = int(seq)
+    batch_id, first = parts
     return EchoRange(batch_id, first, first + MAX_RECIPIENTS_PER_CALL - 1)
 
 
@@ -271,38 +244,3 @@ def verify_push_signature(
     key_ok = hmac.compare_digest(match["access"].encode("utf-8"), app_key.encode("utf-8"))
     signature_ok = hmac.compare_digest(match["signature"].lower().encode("ascii"), expected.encode("ascii"))
     return key_ok and signature_ok
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-_DIALLABLE = re.compile(r"\+?[0-9][0-9 \-]{3,30}")
-
-
-def normalised_number(raw: str | None) -> str | None:
-    """`to` in E.164 (Huawei sends it as `+<country code><number>` already); kept as sent when phonenumbers cannot
-    read it as a possible number."""
-    if not raw:
-        return None
-    if not _DIALLABLE.fullmatch(raw):
-        return raw
-    try:
-        number = phonenumbers.parse(raw if raw.startswith("+") else "+" + raw, None)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(number):
-        return raw
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _refusal(index: int, error: ValidationError) -> str:
-    """`item <i>: <field>: <rule>` for each broken rule; pydantic's messages never quote the input."""
-    rules = []
-    for detail in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in detail["loc"]) or "(item)"
-        rules.append(f"{field}: {detail['msg']}")
-    return f"item {index}: " + "; ".join(rules)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -85,13 +85,7 @@ class TencentSettings(BaseModel):
     def from_environment(cls, env: Mapping[str, str]) -> TencentSettings:
         """Unset or blank variables fall back to the defaults; raises ValueError naming each variable that is
         missing or invalid (never showing a value)."""
-        return load_settings(
-            cls,
-            env,
-            ENVIRONMENT_VARIABLES,
-            required_fields={"secret_id", "secret_key", "sdk_app_id"},
-            secret_fields={"secret_key"},
-        )
+        return load_settings(cls, env, ENVIRONMENT_VARIABLES)
 
 
 #: Settings field -> the environment variable it is read from.
@@ -109,7 +103,7 @@ def _trace_id() -> str:
     return str(uuid.uuid4())
 
 
-class TencentSmsClient:
+class TencentSmsClient(HttpClientOwner):
     """`Provider` for Tencent Cloud. `clock` gives unix seconds for X-TC-Timestamp; `nonce` gives the per-call
     X-TC-TraceId (TC3 signs no nonce; the trace id only helps Tencent support find a call)."""
 
@@ -134,12 +128,7 @@ class TencentSmsClient:
             secret_id=settings.secret_id, secret_key=settings.secret_key, service=wire.SERVICE, host=settings.host
         )
         # Explicit on every request, so an injected client's own defaults never leave a call without timeouts.
-        self._timeout = httpx.Timeout(
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-            write=settings.read_timeout,
-            pool=settings.connect_timeout,
-        ).as_dict()
+        self._timeout = call_timeout(settings.connect_timeout, settings.read_timeout).as_dict()
         self._static_headers = {
             "Content-Type": JSON_CONTENT_TYPE,
             "Host": settings.host,
@@ -151,18 +140,6 @@ class TencentSmsClient:
 
     def __repr__(self) -> str:
         return f"TencentSmsClient(endpoint={self.settings.endpoint!r}, region={self.settings.region!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> TencentSmsClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
         """The rule this message breaks, if any: the same rules `send` refuses a call for."""

@@ -11,13 +11,7 @@ Lookup order: the exact code, then its family (the part before the first "."), t
 from __future__ import annotations
 
 from globesms.errors import ErrorCategory
-
-RETRYABLE = ErrorCategory.RETRYABLE
-THROTTLED = ErrorCategory.THROTTLED
-RECIPIENT = ErrorCategory.RECIPIENT
-REQUEST = ErrorCategory.REQUEST
-CONFIG = ErrorCategory.CONFIG
-UNKNOWN_OUTCOME = ErrorCategory.UNKNOWN_OUTCOME
+from globesms.providers.categories import CONFIG, RECIPIENT, REQUEST, RETRYABLE, THROTTLED, UNKNOWN_OUTCOME
 
 #: The per-recipient success code in SendMultiStatusSet.
 OK_CODE = "Ok"

@@ -23,20 +23,19 @@ status.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Final
+from typing import Final
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush, ReceiptBodyInvalid
+from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
+from globesms.providers import receipt_parsing as parsing
 from globesms.status import Status
 
 ACK: Final = {"result": 0, "errmsg": "OK"}
 MAX_REPORTS_PER_PUSH: Final = 100  # documented; a longer array is still read (refusing it would lose receipts)
-MAX_DESCRIPTION_CHARS: Final = 512
 
 _EXPIRED_DESCRIPTION = re.compile(r"expire|过期", re.IGNORECASE)
 
@@ -67,17 +66,10 @@ class TencentReceipt(BaseModel):
     sid: str = Field(min_length=1, max_length=128)
     ext: str | None = None  # an echo: anything unreadable is just no echo
 
-    @field_validator("user_receive_time", "nationcode", "mobile", "errmsg", "description", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("ext", mode="before")
-    @classmethod
-    def _echo_text(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            return None
-        return value
+    _blank_is_absent = field_validator(
+        "user_receive_time", "nationcode", "mobile", "errmsg", "description", mode="before"
+    )(parsing.blank_is_absent)
+    _echo_text = field_validator("ext", mode="before")(parsing.echo_text)
 
     def report(self) -> DeliveryReport:
         return DeliveryReport(
@@ -86,7 +78,7 @@ class TencentReceipt(BaseModel):
             status=outcome(self.report_status, self.errmsg, self.description),
             raw_status=self.report_status,
             error_code=self.errmsg,
-            description=self.description[:MAX_DESCRIPTION_CHARS] if self.description else None,
+            description=parsing.bounded_description(self.description),
             to=normalised_number(self.nationcode, self.mobile),
             echo=echo_of(self.ext),
             provider_time=self.user_receive_time,
@@ -95,45 +87,26 @@ class TencentReceipt(BaseModel):
 
 def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
     """One push body -> its reports, and a reason for every item that is refused (Tencent always posts JSON)."""
-    items = _json_array(body)
-    reports: list[DeliveryReport] = []
-    refused: list[str] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            refused.append(f"item {index}: not a JSON object")
-            continue
-        try:
-            receipt = TencentReceipt.model_validate(item)
-        except ValidationError as exc:
-            refused.append(_refusal(index, exc))
-            continue
-        reports.append(receipt.report())
-    return ParsedPush(reports=reports, refused_items=refused)
+    return parsing.read_reports(parsing.read_json_array(body), TencentReceipt.model_validate)
 
 
 # ------------------------------------------------------------------------------------------------------- echo
 
 
-_SEQ = re.compile(r"[0-9]{5,}")  # message_id() pads to 5 digits
 _BATCH = re.compile(r"[^\s]{1,128}")
 
 
 def echo_of(ext: str | None) -> EchoRange | None:
     """`ext` is the SessionContext we sent: one recipient's message id. Anything else (another system's context,
     or none) is no echo."""
-    if not ext:
-        return None
-    batch_id, dot, seq = ext.rpartition(".")
-    if not dot or not _BATCH.fullmatch(batch_id) or not _SEQ.fullmatch(seq):
-        return None
-    return EchoRange(batch_id, int(seq), int(seq))
+    parts = parsing.our_message_id(ext, _BATCH)
+    return None if parts is None else EchoRange(parts[0], parts[1], parts[1])
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------------------------------- numbers
 
 
 _DIGITS = re.compile(r"\+?[0-9]{1,4}")
-_DIALLABLE = re.compile(r"\+?[0-9][0-9 \-]{3,30}")
 
 
 def normalised_number(nationcode: str | None, mobile: str | None) -> str | None:
@@ -141,7 +114,7 @@ def normalised_number(nationcode: str | None, mobile: str | None) -> str | None:
     the first reading phonenumbers finds valid, else the first it finds possible; else the mobile number as sent."""
     if not mobile:
         return None
-    if not _DIALLABLE.fullmatch(mobile):
+    if not parsing.is_diallable(mobile):
         return mobile
     candidates = []
     if mobile.startswith("+"):
@@ -150,38 +123,10 @@ def normalised_number(nationcode: str | None, mobile: str | None) -> str | None:
         if nationcode and _DIGITS.fullmatch(nationcode):
             candidates.append("+" + nationcode.lstrip("+") + mobile)
         candidates.append("+" + mobile)
-    numbers = []
-    for candidate in candidates:
-        try:
-            numbers.append(phonenumbers.parse(candidate, None))
-        except phonenumbers.NumberParseException:
-            continue
+    numbers = [number for number in map(parsing.parsed_number, candidates) if number is not None]
     chosen = next((n for n in numbers if phonenumbers.is_valid_number(n)), None) or next(
         (n for n in numbers if phonenumbers.is_possible_number(n)), None
     )
     if chosen is None:
         return mobile
-    return str(phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164))
-
-
-def _json_array(body: bytes) -> list[Any]:
-    try:
-        payload = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ReceiptBodyInvalid("the body is not JSON") from None
-    if not isinstance(payload, list):
-        raise ReceiptBodyInvalid("the body is not a JSON array of reports")
-    return payload
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _refusal(index: int, error: ValidationError) -> str:
-    """`item <i>: <field>: <rule>` for each broken rule; pydantic's messages never quote the input."""
-    rules = []
-    for detail in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in detail["loc"]) or "(item)"
-        rules.append(f"{field}: {detail['msg']}")
-    return f"item {index}: " + "; ".join(rules)
+    return parsing.e164(chosen)
