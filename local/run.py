@@ -1,11 +1,13 @@
 """`make run`: the whole stack on this machine, wired from template.yaml.
 
     python -m local.run [--api-port 3000] [--moto-port 5000] [--emulator-port aliyun=9101 ...] [--no-emulators]
+                        [--webhook-receiver-port 9200] [--no-webhook-receiver]
 
 Starts moto in this process (unless AWS_ENDPOINT_URL points elsewhere), creates the template's tables and queues,
-then starts as child processes: the provider emulators (unless GLOBESMS_<P>_ENDPOINT points elsewhere), one
-process per function (local/lambda_host.py: its SQS pollers and its Invoke API) and the API server. Ctrl-C or
-SIGTERM stops them all; so does any child exiting on its own (a stack with a piece missing is worse than none).
+then starts as child processes: the provider emulators (unless GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's
+webhook endpoint (local/webhook_receiver.py), one process per function (local/lambda_host.py: its SQS pollers and
+its Invoke API) and the API server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack
+with a piece missing is worse than none).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from local.api_server import api_key
 from local.aws import apply_local_credentials, start_moto
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
 from local.processes import ProcessGroup, configure_logging, free_port
-from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT
+from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT, WEBHOOK_RECEIVER_PORT
 from local.stack import LocalStack
 from local.template import REPO_ROOT
 
@@ -42,6 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--emulator-port", action="append", default=[], metavar="PROVIDER=PORT", help="move an emulator"
     )
     parser.add_argument("--no-emulators", action="store_true", help="start no provider emulator")
+    parser.add_argument(
+        "--webhook-receiver-port",
+        type=int,
+        default=WEBHOOK_RECEIVER_PORT,
+        help="where local.webhook_receiver listens on 127.0.0.1 (a status_callback target; default %(default)s)",
+    )
+    parser.add_argument("--no-webhook-receiver", action="store_true", help="start no local webhook receiver")
     parser.add_argument(
         "--bind",
         default="127.0.0.1",
@@ -93,6 +102,15 @@ def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: b
         children.start(f"{provider}-emulator", argv, os.environ, port)
 
 
+def start_webhook_receiver(children: ProcessGroup, port: int, *, enabled: bool) -> None:
+    """A customer's endpoint for `status_callback`: verifies each event's signature with GLOBESMS_WEBHOOK_SECRET
+    (the same variable the sender signs with) and prints it. Loopback only, whatever --bind says."""
+    if not enabled:
+        return
+    argv = [sys.executable, "-m", "local.webhook_receiver", "--port", str(port)]
+    children.start("webhook-receiver", argv, os.environ, port)
+
+
 def start_functions(children: ProcessGroup, stack: LocalStack) -> dict[str, str]:
     """One process per function; returns each one's Invoke API URL."""
     urls: dict[str, str] = {}
@@ -112,7 +130,20 @@ def start_api(children: ProcessGroup, stack: LocalStack, function_urls: dict[str
     children.start("api", argv, os.environ, port)
 
 
-def print_banner(stack: LocalStack, api_port: int) -> None:
+def webhook_lines(api_url: str, key: str, receiver_port: int | None) -> str:
+    """The banner's webhook example: a message whose status events go to the local receiver."""
+    if receiver_port is None:
+        return "Webhooks       no receiver (--no-webhook-receiver): python -m local.webhook_receiver --port N\n"
+    receiver = f"http://127.0.0.1:{receiver_port}"
+    body = f'{{"to":"+85251234567","text":"hello","status_callback":"{receiver}/hooks"}}'
+    return f"""Webhooks       {receiver}/hooks   (checks each event's signature; see the webhook-receiver lines)
+  curl -s -X POST {api_url}/v1/messages -H "x-api-key: {key}" -H 'content-type: application/json' \\
+       -d '{body}'
+  curl -s {receiver}/_receiver/events      # what arrived: id, type, status, attempts, acknowledged
+"""
+
+
+def print_banner(stack: LocalStack, api_port: int, receiver_port: int | None = None) -> None:
     outputs = stack.outputs()
     api_url = f"http://127.0.0.1:{api_port}"
     key = api_key()
@@ -135,6 +166,7 @@ Try:
        --queue-url {outputs.get("IntakeQueueUrl", "<IntakeQueueUrl>")} --message-body '{intake_body}'
   curl -s {api_url}/v1/batches/demo-1 -H "x-api-key: {key}"
 
+{webhook_lines(api_url, key, receiver_port)}
 {READY_LINE} (Ctrl-C stops it)
 """,
         flush=True,
@@ -161,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         start_emulators(
             children, args.emulator_ports, enabled=not args.no_emulators, bind=args.bind, api_port=args.api_port
         )
+        start_webhook_receiver(children, args.webhook_receiver_port, enabled=not args.no_webhook_receiver)
         stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
         start_api(children, stack, start_functions(children, stack), args.api_port)
         children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)
-        print_banner(stack, args.api_port)
+        print_banner(stack, args.api_port, None if args.no_webhook_receiver else args.webhook_receiver_port)
         while (exited := children.first_exited()) is None:
             time.sleep(0.5)
         print(f"{exited.name} exited with code {exited.process.returncode}: stopping the stack", flush=True)

@@ -1,116 +1,24 @@
 """End to end through the local stack: HTTP or the SQS intake queue in, provider emulators out, status API back.
 
-The fixture runs the whole stack (`python -m local.run`) on free ports, once for the module, and always stops it.
+The `local_stack` fixture (conftest.py) runs the whole stack (`python -m local.run`) on free ports, once for the
+module, and always stops it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import boto3
 import httpx
 import pytest
 
-from local.processes import free_port, is_listening
-from local.run import READY_LINE
-from local.settings import EMULATOR_PORTS
-from local.stack import LocalStack
-from local.template import REPO_ROOT
+from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
 
-STARTUP_DEADLINE_SECONDS = 60
-STOP_DEADLINE_SECONDS = 15
-API_KEY = "e2e-api-key"
 MOBILES = ["+85251234567", "+6591234567", "+447911123456"]  # Hong Kong, Singapore, UK: all valid mobiles
-
-T = TypeVar("T")
-
-
-@dataclass
-class RunningStack:
-    api: httpx.Client  # base URL set, API key sent
-    outputs: dict[str, str]  # the template's Outputs, resolved locally
-    sqs: Any
-    log_path: Path
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_for(self, what: str, probe: Callable[[], T | None], deadline_seconds: float = 60) -> T:
-        """Call `probe` until it returns something other than None; fail with the stack's log when time runs out."""
-        deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            result = probe()
-            if result is not None:
-                return result
-            time.sleep(0.3)
-        pytest.fail(f"timed out waiting for {what}\n--- stack log ---\n{self.log_tail()}")
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while READY_LINE not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
-        time.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # the runner stops every process it started
-    try:
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
-        process.wait()
-
-
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    ports = {"api": free_port(), "moto": free_port(), **{p: free_port() for p in EMULATOR_PORTS}}
-    env = {
-        **os.environ,
-        "GLOBESMS_API_KEY": API_KEY,
-        "LOCAL_SQS_RETRY_VISIBILITY_SECONDS": "1",  # failed records come back after 1 s: the DLQ case is quick
-    }
-    for name in ["AWS_ENDPOINT_URL", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS)]:
-        env.pop(name, None)  # this stack starts its own moto and emulators
-    argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
-    argv += [arg for p in EMULATOR_PORTS for arg in ("--emulator-port", f"{p}={ports[p]}")]
-    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        _wait_until_ready(process, log_path)
-        aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
-        stack = LocalStack.deploy(environ={**env, "AWS_ENDPOINT_URL": aws_endpoint})  # finds what the runner made
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=30
-        ) as api:
-            yield RunningStack(
-                api=api,
-                outputs=stack.outputs(),
-                sqs=boto3.client("sqs", endpoint_url=aws_endpoint, region_name=stack.context.region),
-                log_path=log_path,
-            )
-    finally:
-        _stop(process)
-    still_listening = [name for name, port in ports.items() if is_listening(port)]
-    assert not still_listening, f"still listening after the stack stopped: {still_listening}"
 
 
 # ---------------------------------------------------------------- scenarios
@@ -130,8 +38,13 @@ def batch_where(stack: RunningStack, batch_id: str, done: Any) -> dict[str, Any]
     return stack.wait_for(f"batch {batch_id}", probe)
 
 
+# The emulators push a receipt about a second after each send, so a message may be past SUBMITTED by the time the
+# batch is read: "submitted" here means the provider accepted it (SUBMITTED or a delivery outcome after it).
+SENT = {"SUBMITTED", "DELIVERED", "UNDELIVERED", "EXPIRED", "REJECTED"}
+
+
 def all_submitted(count: int) -> Any:
-    return lambda batch: batch["counts"] == {"SUBMITTED": count}
+    return lambda batch: sum(n for status, n in batch["counts"].items() if status in SENT) == count
 
 
 def assert_each_message_submitted(stack: RunningStack, batch: dict[str, Any], provider: str) -> None:
@@ -139,7 +52,8 @@ def assert_each_message_submitted(stack: RunningStack, batch: dict[str, Any], pr
         response = stack.api.get(f"/v1/messages/{message['id']}")
         assert response.status_code == 200, response.text
         view = response.json()
-        assert (view["status"], view["provider"], view["batch_id"]) == ("SUBMITTED", provider, batch["batch_id"])
+        assert view["status"] in SENT
+        assert (view["provider"], view["batch_id"]) == (provider, batch["batch_id"])
         assert view["provider_message_id"]
 
 

@@ -1,0 +1,137 @@
+"""The local stack for end-to-end tests: `python -m local.run` on free ports, once per test module, always stopped.
+
+Each module that asks for `local_stack` gets its own stack (module scope): its own moto, emulators, webhook
+receiver, function hosts and API server, none of them on the default ports, so a `make run` in another shell is
+never in the way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import httpx
+import pytest
+
+from local.processes import free_port, is_listening
+from local.run import READY_LINE
+from local.settings import EMULATOR_PORTS
+from local.stack import LocalStack
+from local.template import REPO_ROOT
+
+STARTUP_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 15
+API_KEY = "e2e-api-key"
+RETRY_VISIBILITY_SECONDS = "1"  # failed SQS records come back after 1 s: DLQ and webhook-retry cases are quick
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunningStack:
+    api: httpx.Client  # base URL set, API key sent
+    outputs: dict[str, str]  # the template's Outputs, resolved locally
+    sqs: Any
+    log_path: Path
+    ports: dict[str, int]  # "api", "moto", "webhook-receiver" and each provider's emulator
+    aws_endpoint: str
+    region: str
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def webhook_receiver_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['webhook-receiver']}"
+
+    def emulator_url(self, provider: str) -> str:
+        return f"http://127.0.0.1:{self.ports[provider]}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_for(
+        self, what: str, probe: Callable[[], T | None], deadline_seconds: float = 60, interval: float = 0.3
+    ) -> T:
+        """Call `probe` until it returns something other than None; fail with the stack's log when time runs out."""
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            result = probe()
+            if result is not None:
+                return result
+            time.sleep(interval)
+        pytest.fail(f"timed out waiting for {what}\n--- stack log ---\n{self.log_tail()}")
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while READY_LINE not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # the runner stops every process it started
+    try:
+        process.wait(timeout=STOP_DEADLINE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def local_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The stack for the requesting module; a module's `LOCAL_STACK_ENV` (a dict) adds to the stack's environment."""
+    ports = {
+        "api": free_port(),
+        "moto": free_port(),
+        "webhook-receiver": free_port(),
+        **{p: free_port() for p in EMULATOR_PORTS},
+    }
+    env = {
+        **os.environ,
+        "GLOBESMS_API_KEY": API_KEY,
+        "LOCAL_SQS_RETRY_VISIBILITY_SECONDS": RETRY_VISIBILITY_SECONDS,
+        **getattr(request.module, "LOCAL_STACK_ENV", {}),
+    }
+    for name in ["AWS_ENDPOINT_URL", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS)]:
+        env.pop(name, None)  # this stack starts its own moto and emulators
+    argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
+    argv += [arg for p in EMULATOR_PORTS for arg in ("--emulator-port", f"{p}={ports[p]}")]
+    argv += ["--webhook-receiver-port", str(ports["webhook-receiver"])]
+    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _wait_until_ready(process, log_path)
+        aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
+        stack = LocalStack.deploy(environ={**env, "AWS_ENDPOINT_URL": aws_endpoint})  # finds what the runner made
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=30
+        ) as api:
+            yield RunningStack(
+                api=api,
+                outputs=stack.outputs(),
+                sqs=boto3.client("sqs", endpoint_url=aws_endpoint, region_name=stack.context.region),
+                log_path=log_path,
+                ports=ports,
+                aws_endpoint=aws_endpoint,
+                region=stack.context.region,
+            )
+    finally:
+        _stop(process)
+    still_listening = [name for name, port in ports.items() if is_listening(port)]
+    assert not still_listening, f"still listening after the stack stopped: {still_listening}"
