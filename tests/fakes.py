@@ -90,16 +90,15 @@ class MemoryStore:
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        held = self.held.setdefault((provider, provider_message_id), [])
+        key = f"msg:{message_id}" if message_id is not None else provider_message_id
+        held = self.held.setdefault((provider, key), [])
         if any(e["id"] == event["id"] for e in held):
             return False
         held.append(event)
         return True
 
-    def held_receipts(
-        self, provider: ProviderName, provider_message_ids: Sequence[str]
-    ) -> dict[str, list[dict[str, Any]]]:
-        return {p: list(self.held[(provider, p)]) for p in provider_message_ids if (provider, p) in self.held}
+    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        return {k: list(self.held[(provider, k)]) for k in keys if (provider, k) in self.held}
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)

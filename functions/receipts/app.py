@@ -20,7 +20,7 @@ from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
 from globesms.observability import logger, metrics, tracer
 from globesms.providers import provider_environment
-from globesms.receipt_auth import token_accepted
+from globesms.receipt_auth import push_signature_accepted, token_accepted
 from globesms.receipts import record_push
 
 app = APIGatewayRestResolver()
@@ -45,12 +45,27 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     except ValueError:
         return error_response(404, "NOT_FOUND", f"no receipts endpoint for {provider!r}")
     logger.append_keys(provider=name.value)
-    if not token_accepted(name, token, provider_environment(name)):
+    env = provider_environment(name)
+    if not token_accepted(name, token, env):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a wrong token refused")
         return error_response(403, "FORBIDDEN", "wrong receipt token")
-    receipt_format = _receipt_format(name)
     body = _raw_body()
+    event = app.current_event
+    if not push_signature_accepted(
+        name,
+        env,
+        method=event.http_method,
+        path=event.request_context.path or event.path,  # as the pusher addressed it: with the API stage
+        query=event.query_string_parameters or {},
+        headers=event.headers,
+        body=body,
+        now=utc_now(),
+    ):
+        metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with a missing or wrong signature refused")
+        return error_response(401, "UNAUTHORIZED", "missing or wrong push signature")
+    receipt_format = _receipt_format(name)
     try:
         push = receipt_format.parse_push(body, app.current_event.headers.get("content-type", ""))
     except ReceiptBodyInvalid as exc:

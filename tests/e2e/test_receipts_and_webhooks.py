@@ -341,12 +341,6 @@ def test_unknown_outcome_is_settled_by_the_receipt(local_stack: RunningStack, un
     assert [e["status"] for e in receipts(view)] == ["DELIVERED"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a message settled by its receipt after an unknown outcome still shows the unknown outcome as its "
-    "`error` (receipts.apply_events sets the error fields on failures only, never clears them) and its history "
-    "loses the SENDING step (queries.history shows SENDING only while the status is SENDING)",
-)
 def test_message_settled_after_an_unknown_outcome_shows_no_error_and_keeps_the_sending_step(
     local_stack: RunningStack, unknown_outcomes: dict[str, str]
 ) -> None:
@@ -357,12 +351,6 @@ def test_message_settled_after_an_unknown_outcome_shows_no_error_and_keeps_the_s
     assert view["error"] is None, view["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a receipt that arrives before dispatch records an unknown outcome (SENDING) stays held forever: "
-    "dispatch applies held receipts only to SUBMITTED records, by provider id (dispatch.py:148, "
-    "receipts.apply_held_receipts), and a SENDING record has none",
-)
 def test_unknown_outcome_is_settled_by_a_receipt_that_came_before_the_timeout(
     local_stack: RunningStack, unknown_outcomes: dict[str, str]
 ) -> None:

@@ -64,10 +64,15 @@ def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> N
     event = {"id": "r1", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is True
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is False
-    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", {**event, "id": "r2"}, "B.00000") is True
-    held = receipts.held_receipts(ProviderName.ALIYUN, ["pm-1", "pm-2"] + [f"pm-x{i}" for i in range(150)])
-    assert list(held) == ["pm-1"]
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", {**event, "id": "r2"}, None) is True
+    # A receipt whose message is known is held under the message's id (an unknown outcome has no provider id).
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-3", {**event, "id": "r3"}, "B.00000") is True
+    held = receipts.held_receipts(
+        ProviderName.ALIYUN, ["pm-1", "pm-2", "msg:B.00000"] + [f"pm-x{i}" for i in range(150)]
+    )
+    assert sorted(held) == ["msg:B.00000", "pm-1"]
     assert [e["id"] for e in held["pm-1"]] == ["r1", "r2"]
+    assert [e["id"] for e in held["msg:B.00000"]] == ["r3"]
 
 
 def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[no-untyped-def]

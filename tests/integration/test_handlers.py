@@ -235,3 +235,37 @@ def test_final_statuses_queue_a_webhook_for_specs_that_ask(stack, load_handler, 
     deliveries = [json.loads(m["Body"]) for m in queued.get("Messages", [])]
     assert [d["event"]["id"] for d in deliveries] == [f"{message_id}.delivered"]
     assert deliveries[0]["url"] == "https://hooks.example.com/x"
+
+
+def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from globesms.providers.huawei import signer
+
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_APP_KEY", "push-key")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_APP_SECRET", "push-secret")
+    receipts = load_handler("receipts")
+    unsigned = event("receipts_huawei")
+    assert receipts.lambda_handler(unsigned, lambda_context)["statusCode"] == 401
+
+    signed = event("receipts_huawei")
+    now = datetime.now(UTC)
+    headers = {"content-type": "application/x-www-form-urlencoded", "host": "127.0.0.1:3000"}
+    headers["X-Sdk-Date"] = signer.sdk_date(now)
+    headers["Authorization"] = signer.aksk_authorization(
+        app_key="push-key",
+        app_secret=b"push-secret",
+        method="POST",
+        path=signed["requestContext"]["path"],
+        query=[],
+        headers=headers,
+        body=signed["body"].encode(),
+    )
+    signed["headers"] = headers
+    signed["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    assert receipts.lambda_handler(signed, lambda_context)["statusCode"] == 200

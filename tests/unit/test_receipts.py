@@ -7,10 +7,12 @@ from hypothesis import strategies as st
 
 from globesms.delivery import implied_status, status_after
 from globesms.dispatch import dispatch_pack
+from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange
 from globesms.models.records import MessageRecord
+from globesms.queries import message_view
 from globesms.receipts import record_push
 from globesms.status import Status
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
@@ -210,3 +212,41 @@ def test_all_parts_in_any_order_deliver_and_never_regress(events: list[dict[str,
     assert statuses[-1] is Status.DELIVERED
     for before, after in itertools.pairwise(statuses):
         assert after.rank >= before.rank
+
+
+def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error() -> None:
+    store = store_with(message(status=Status.QUEUED, pmid=None))
+    early = record_push([report(pmid="pm-late", echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert early.held == 1
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:huawei:0",
+            "batch_id": "B",
+            "provider": "huawei",
+            "created_at": "2026-11-26T09:59:00Z",
+            "contents": [{"type": "NOTIFY", "template_id": "1"}],
+            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
+        }
+    )
+    timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
+    provider = ScriptedProvider(name=ProviderName.HUAWEI, answer=lambda m: timeout)
+    dispatch_pack(
+        pack,
+        provider=provider,
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        now=NOW,
+        last_attempt=False,
+    )
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id, record.error_code) == (Status.DELIVERED, "pm-late", None)
+    view = message_view(record, None)
+    assert [(e.type, e.status) for e in view.events] == [
+        ("status", Status.ACCEPTED),
+        ("status", Status.SENDING),
+        ("receipt", Status.DELIVERED),
+    ]
+    assert view.error is None

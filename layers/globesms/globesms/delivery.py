@@ -16,7 +16,8 @@ _FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 
 def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
-    reported = [(Status(e["status"]), e) for e in events if e.get("status")]
+    # Only receipts report outcomes; "status" entries record our own steps (e.g. SENDING after an unknown outcome).
+    reported = [(Status(e["status"]), e) for e in events if e.get("status") and e.get("type") != "status"]
     if not reported:
         return None
     parts = max((int(e.get("parts") or 1) for _, e in reported), default=1)

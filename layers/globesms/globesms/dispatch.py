@@ -145,7 +145,7 @@ def dispatch_pack(
     records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes) if i not in retried]
     store.put_messages(records)
     claims.finish(pack.pack_id)
-    changed = apply_held_receipts(receipts, [r for r in records if r.status is Status.SUBMITTED], now)
+    changed = apply_held_receipts(receipts, records, now)
     records = [changed.get(r.id, r) for r in records]
     summary = DispatchSummary(
         submitted=sum(r.status is Status.SUBMITTED for r in records),
@@ -228,8 +228,15 @@ def _record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime)
     else:
         status = Status.FAILED
     stamp = iso(now)
+    steps = None
+    if status is Status.SENDING and error is not None:
+        # Kept in the history even after a receipt settles the message and clears the error.
+        steps = [
+            {"id": "sending", "type": "status", "status": "SENDING", "error_code": error.code, "received_at": stamp}
+        ]
     return MessageRecord(
         **dict(content),
+        events=steps,
         id=recipient.id,
         batch_id=pack.batch_id,
         to=recipient.to,

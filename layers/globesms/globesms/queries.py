@@ -22,12 +22,12 @@ def history(record: MessageRecord) -> list[MessageEvent]:
     events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
     if record.submitted_at:
         events.append(MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at))
-    elif record.status in (Status.FAILED, Status.SENDING):
+    elif record.status is Status.FAILED:
         events.append(MessageEvent(type="status", status=record.status, at=record.updated_at))
     for event in record.events or ():
         events.append(
             MessageEvent(
-                type="receipt",
+                type="status" if event.get("type") == "status" else "receipt",
                 at=event["received_at"],
                 status=event.get("status"),
                 raw_status=event.get("raw_status"),

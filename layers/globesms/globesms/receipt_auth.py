@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from datetime import datetime
 
 from globesms.models.outbound import ProviderName
 
@@ -23,3 +24,33 @@ def token_accepted(provider: ProviderName, given: str, env: Mapping[str, str]) -
     if len(expected) < MIN_TOKEN_LENGTH:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def push_signature_accepted(
+    provider: ProviderName,
+    env: Mapping[str, str],
+    *,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+) -> bool:
+    """Huawei can sign its pushes with the application's AK/SK (SDK-HMAC-SHA256); with
+    GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk an unsigned or wrongly signed push is refused. The other providers do not
+    sign pushes: the token alone authenticates them."""
+    if provider is not ProviderName.HUAWEI or env.get("GLOBESMS_HUAWEI_RECEIPT_AUTH", "").strip().lower() != "aksk":
+        return True
+    from globesms.providers.huawei.receipts import verify_push_signature
+
+    return verify_push_signature(
+        method,
+        path,
+        query,
+        headers,
+        body,
+        env.get("GLOBESMS_HUAWEI_APP_KEY", ""),
+        env.get("GLOBESMS_HUAWEI_APP_SECRET", ""),
+        now,
+    )

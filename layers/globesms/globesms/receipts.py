@@ -85,6 +85,10 @@ def apply_events(
                 "error_code": failure.get("error_code") or failure.get("raw_status"),
                 "error_message": failure.get("description") or "",
             }
+        elif status is Status.DELIVERED:
+            # A delivery settles an earlier unknown outcome: its error no longer describes the message (the
+            # SENDING step stays in the history).
+            update |= {"error_category": None, "error_code": None, "error_message": None}
         updated = record.model_copy(update=update)
         if store.save_delivery(updated, expected_version=record.version):
             return Applied(updated, changed=updated.status is not original, duplicate=False)
@@ -139,18 +143,32 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
             result.webhooks.append(delivery)
 
 
+def held_key(message_id: str) -> str:
+    """Receipts held for a known message are kept under its id: a message whose send had an unknown outcome has no
+    provider id to look them up by."""
+    return f"msg:{message_id}"
+
+
 def apply_held_receipts(
     store: ReceiptStore, records: Sequence[MessageRecord], now: datetime
 ) -> dict[str, MessageRecord]:
-    """After dispatch wrote SUBMITTED: receipts that arrived first are applied now. Returns the records whose
-    status changed, by id."""
-    by_pmid = {r.provider_message_id: r for r in records if r.provider_message_id}
-    if not by_pmid:
+    """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
+    whose status changed, by id."""
+    waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
+    if not waiting:
         return {}
-    provider = records[0].provider
+    keys = {held_key(r.id): r for r in waiting} | {r.provider_message_id: r for r in waiting if r.provider_message_id}
+    held = store.held_receipts(waiting[0].provider, list(keys))
+    events_by_record: dict[str, list[dict[str, Any]]] = {}
+    for key, events in held.items():
+        events_by_record.setdefault(keys[key].id, []).extend(events)
     changed: dict[str, MessageRecord] = {}
-    for pmid, events in store.held_receipts(provider, list(by_pmid)).items():
-        applied = apply_events(store, by_pmid[pmid], events, pmid, now)
+    for record in waiting:
+        events = list({e["id"]: e for e in events_by_record.get(record.id, [])}.values())
+        pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
+        if not events or pmid is None or not takes_receipts_for(record, pmid):
+            continue
+        applied = apply_events(store, record, events, pmid, now)
         if applied.changed:
             changed[applied.record.id] = applied.record
     return changed

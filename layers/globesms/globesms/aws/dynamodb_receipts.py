@@ -22,6 +22,7 @@ from globesms.aws.dynamodb_store import (
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange
 from globesms.models.records import MessageRecord, split_message_id
+from globesms.receipts import held_key
 
 HELD_SK = "#"
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
@@ -118,6 +119,7 @@ class DynamoDBReceiptStore:
             "error_code": record.error_code,
             "error_message": record.error_message,
         }
+        removes = [name for name in ("error_category", "error_code", "error_message") if optional[name] is None]
         for name, value in optional.items():
             if value is not None:
                 sets.append(f"{name} = :{name}")
@@ -128,7 +130,7 @@ class DynamoDBReceiptStore:
             self._client().update_item(
                 TableName=self._table,
                 Key={"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
                 ConditionExpression="version = :expected OR (attribute_not_exists(version) AND :expected = :zero)"
                 if expected_version == 0
                 else "version = :expected",
@@ -156,10 +158,11 @@ class DynamoDBReceiptStore:
         if message_id is not None:
             sets.append("message_id = :message")
             values[":message"] = message_id
+        key = held_key(message_id) if message_id is not None else provider_message_id
         try:
             self._client().update_item(
                 TableName=self._table,
-                Key={"pk": {"S": held_pk(provider, provider_message_id)}, "sk": {"S": HELD_SK}},
+                Key={"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}},
                 UpdateExpression="SET " + ", ".join(sets) + " ADD receipt_ids :id",
                 ConditionExpression="NOT contains(receipt_ids, :rid)",
                 ExpressionAttributeValues={k: _value(v) for k, v in values.items()},
@@ -170,17 +173,14 @@ class DynamoDBReceiptStore:
             raise
         return True
 
-    def held_receipts(
-        self, provider: ProviderName, provider_message_ids: Sequence[str]
-    ) -> dict[str, list[dict[str, Any]]]:
+    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         held: dict[str, list[dict[str, Any]]] = {}
         prefix = len(held_pk(provider, ""))
-        for start in range(0, len(provider_message_ids), READ_BATCH):
-            keys = [
-                {"pk": {"S": held_pk(provider, pmid)}, "sk": {"S": HELD_SK}}
-                for pmid in provider_message_ids[start : start + READ_BATCH]
+        for start in range(0, len(keys), READ_BATCH):
+            batch = [
+                {"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}} for key in keys[start : start + READ_BATCH]
             ]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": True}}
             while request:
                 response = self._client().batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self._table, []):

@@ -49,6 +49,7 @@ class DeliveryReport:
         entry: dict[str, Any] = {
             "id": self.receipt_id,
             "type": "receipt",
+            "provider_message_id": self.provider_message_id,
             "status": self.status.value if self.status else None,
             "raw_status": self.raw_status,
             "error_code": self.error_code,
