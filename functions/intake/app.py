@@ -9,10 +9,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from globesms import idempotency
 from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.intake import IntakeRefused, accept_intake_body
+from globesms.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
@@ -24,20 +25,34 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def record_handler(record: SQSRecord) -> None:
     logger.append_keys(sqs_message_id=record.message_id)
     try:
-        result = accept_intake_body(
+        # Idempotent per record: on the body's idempotency_key when it has one (Powertools idempotency, 24 h),
+        # and always on its batch id (accept's conditional header).
+        outcome = accept_intake(
             record.body,
             sqs_message_id=record.message_id,
             now=utc_now(),
             retention_days=settings().retention_days,
             store=wiring.message_store(),
             queues=wiring.pack_queues(),
+            run_once=idempotency.run_once,
         )
     except IntakeRefused as exc:
         logger.set_correlation_id(exc.batch_id)
         metrics.add_metric(name="IntakeBodiesRefused", unit=MetricUnit.Count, value=1)
         logger.warning("intake body refused", extra={"batch_id": exc.batch_id, "code": exc.refusal.code})
         raise
+    except IntakeDeferred as exc:
+        # Left on the queue: SQS delivers it again after the visibility timeout, and it gets the first answer.
+        logger.set_correlation_id(exc.batch_id)
+        metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
+        logger.info("idempotency key in progress: record left for a later receive", extra={"reason": str(exc)})
+        raise
+    result = outcome.answer
     logger.set_correlation_id(result.batch_id)
+    if outcome.replayed:
+        metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
+        logger.info("idempotency key seen before: first answer kept, nothing sent", extra={"batch_id": result.batch_id})
+        return
     emit_accept_metrics(result)
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
 
@@ -46,4 +61,5 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -7,34 +7,88 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms import accept, queries
+from globesms import accept, idempotency, queries
 from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
 from globesms.http_errors import error_response, refuse_non_json_body, validation_error_response
 from globesms.ids import new_batch_id
-from globesms.models.api import AcceptResponse, BatchView, MessageView, SendBody, specs_of
+from globesms.models.api import (
+    IDEMPOTENCY_KEY_PATTERN,
+    IDEMPOTENCY_KEY_RULE,
+    AcceptResponse,
+    BatchView,
+    MessageSpec,
+    MessageView,
+    SendBody,
+    specs_of,
+)
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer given again for a repeated Idempotency-Key
 
 
 class NotFound(LookupError):
     pass
 
 
-@app.post("/v1/messages", responses={202: {"description": "Accepted"}})
+@app.post(
+    "/v1/messages",
+    responses={202: {"description": "Accepted"}, 409: {"description": "Idempotency-Key reused or in progress"}},
+)
 @tracer.capture_method
-def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[AcceptResponse]:
+def send_messages(
+    body: Annotated[SendBody, Body(embed=False)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description=f"The same key within 24 h returns the first answer and sends nothing: {IDEMPOTENCY_KEY_RULE}",
+        ),
+    ] = None,
+) -> Response[AcceptResponse]:
+    specs = specs_of(body)
+    if idempotency_key is None:
+        result, replayed = _accept(specs), False
+    else:
+        # Idempotent on the key alone (per API key), validated against the body: the same key with another body
+        # is refused, and a refusal (413) is not kept as the key's answer.
+        outcome = idempotency.run_once(
+            scope=f"api:{app.current_event.request_context.identity.api_key_id or ''}",
+            key=idempotency_key,
+            payload=[spec.model_dump(mode="json") for spec in specs],
+            work=lambda: _accept(specs),
+        )
+        result, replayed = outcome.answer, outcome.replayed
+    logger.append_keys(batch_id=result.batch_id)
+    if replayed:
+        metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
+        logger.info("idempotency key seen before: first answer given again, nothing sent")
+    else:
+        emit_accept_metrics(result)
+        logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=result,
+        headers={REPLAYED_HEADER: "true"} if replayed else None,
+    )
+
+
+def _accept(specs: list[MessageSpec]) -> AcceptResponse:
     batch_id = new_batch_id()
     logger.append_keys(batch_id=batch_id)
-    result = accept.accept(
-        specs_of(body),
+    return accept.accept(
+        specs,
         batch_id=batch_id,
         source="api",
         now=utc_now(),
@@ -42,9 +96,6 @@ def send_messages(body: Annotated[SendBody, Body(embed=False)]) -> Response[Acce
         store=wiring.message_store(),
         queues=wiring.pack_queues(),
     )
-    emit_accept_metrics(result)
-    logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
 
 
 @app.get("/v1/messages/<message_id>")
@@ -78,7 +129,29 @@ def _not_found(exc: NotFound) -> Response[Any]:
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return validation_error_response(exc.errors())
+    return validation_error_response([_name_the_header(error) for error in exc.errors()])
+
+
+def _name_the_header(error: dict[str, Any]) -> dict[str, Any]:
+    """A bad Idempotency-Key is reported as the header the client wrote, with the rule in words."""
+    location = [str(part).lower() for part in error.get("loc", ())]
+    if location[:2] == ["header", IDEMPOTENCY_HEADER.lower()]:
+        return {**error, "loc": (IDEMPOTENCY_HEADER,), "msg": f"must be {IDEMPOTENCY_KEY_RULE}, given once"}
+    return error
+
+
+@app.exception_handler(idempotency.KeyReused)
+def _key_reused(exc: idempotency.KeyReused) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return error_response(409, "IDEMPOTENCY_KEY_REUSED", str(exc))
+
+
+@app.exception_handler(idempotency.KeyInProgress)
+def _key_in_progress(exc: idempotency.KeyInProgress) -> Response[Any]:
+    metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
+    response = error_response(409, "IDEMPOTENCY_KEY_IN_PROGRESS", str(exc))
+    response.headers["Retry-After"] = "2"
+    return response
 
 
 @app.exception_handler(accept.TooManyRecipients)
@@ -91,6 +164,7 @@ def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
     refusal = refuse_non_json_body(event)
     if refusal is not None:
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)

@@ -48,6 +48,11 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # What each function's code calls (functions/*/app.py, layers/globesms/globesms/aws/*.py), besides logs and X-Ray.
 # A new permission is a change here as well as in the template.
 TABLE = {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+IDEMPOTENCY_TABLE = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+# Powertools idempotency (globesms/idempotency.py): PutItem claims a key, GetItem reads a claim, UpdateItem stores the
+# answer, DeleteItem releases the key after a refusal. Only the functions that accept take Idempotency-Key.
+IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+EXPECTED_IDEMPOTENCY_ACTIONS = {"SendApiFunction": IDEMPOTENCY_ACTIONS, "IntakeFunction": IDEMPOTENCY_ACTIONS}
 EXPECTED_ACTIONS = {
     "SendApiFunction": {
         "dynamodb:PutItem",
@@ -55,6 +60,8 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",  # idempotency table only
+        "dynamodb:DeleteItem",  # idempotency table only
         "sqs:SendMessage",
     },
     "IntakeFunction": {
@@ -62,6 +69,8 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchWriteItem",
         "dynamodb:GetItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",  # idempotency table only
+        "dynamodb:DeleteItem",  # idempotency table only
         "sqs:SendMessage",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -232,12 +241,41 @@ def test_each_function_has_exactly_the_actions_its_code_uses(resources: dict[str
         assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id], function_id
 
 
-def test_dynamodb_actions_name_the_messages_table_or_its_index(resources: dict[str, Any]) -> None:
+def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_table(resources: dict[str, Any]) -> None:
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE])
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
-                assert as_list(statement["Resource"]) in ([TABLE], [index]), (function_id, statement)
+                assert as_list(statement["Resource"]) in allowed, (function_id, statement)
+
+
+def test_the_idempotency_table_has_exactly_the_powertools_actions_of_the_accepting_functions(
+    resources: dict[str, Any],
+) -> None:
+    for function_id in function_ids(resources):
+        granted = set().union(
+            *(
+                actions(statement)
+                for statement in statements_of(resources, role_of(resources, function_id))
+                if IDEMPOTENCY_TABLE in as_list(statement["Resource"])
+            ),
+        )
+        assert granted == EXPECTED_IDEMPOTENCY_ACTIONS.get(function_id, set()), function_id
+
+
+def test_the_messages_table_gains_no_idempotency_actions(resources: dict[str, Any]) -> None:
+    """UpdateItem/DeleteItem were added for the idempotency table: the messages table of the API and the intake
+    still has only what accept and the queries use."""
+    for function_id in EXPECTED_IDEMPOTENCY_ACTIONS:
+        on_messages = set().union(
+            *(
+                actions(statement)
+                for statement in statements_of(resources, role_of(resources, function_id))
+                if TABLE in as_list(statement["Resource"])
+            )
+        )
+        assert not on_messages & {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}, function_id
 
 
 # ---------------------------------------------------------------- SQS consumers

@@ -2,10 +2,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from globesms.accept import TooManyRecipients, accept
+from globesms.accept import AcceptPlan, TooManyRecipients, accept, plan_batch
+from globesms.dispatch import outbound_messages
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.providers.aliyun.client import message_violation
+from globesms.route_table import parse_route_table
 from globesms.status import Status
+from globesms.templates import parse_registry
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -98,3 +103,141 @@ def test_a_batch_with_nothing_accepted_is_recorded_as_rejected() -> None:
     assert result.accepted == 0
     assert store.batches["B1"].state == "REJECTED"
     assert not queues.sent
+
+
+# ---- routing and templates ----
+
+REGISTRY = parse_registry(
+    {
+        "version": 1,
+        "templates": {
+            "login": {
+                "aliyun": {"text": "Acme: your code is {code} ({minutes} min)"},
+                "tencent": {"id": "1800308", "params": ["code", "minutes"]},
+                "huawei": {"id": "tplLogin", "params": ["minutes", "code"]},
+            },
+            "promo": {"tencent": {"id": "1800309", "params": []}},
+        },
+    },
+    "test",
+)
+ROUTES = parse_route_table(
+    {
+        "version": 1,
+        "default": {"text": [{"provider": "aliyun"}], "template": [{"provider": "tencent"}, {"provider": "huawei"}]},
+        "countries": {
+            "SG": {"template": [{"provider": "aliyun"}, {"provider": "tencent"}]},
+            "GB": {"template": [{"provider": "tencent", "weight": 1}, {"provider": "huawei", "weight": 1}]},
+        },
+    },
+    "test",
+)
+LOGIN = {"id": "login", "params": {"minutes": 5, "code": "123456"}}
+
+
+def plan(*specs: dict[str, object], batch_id: str = "B1") -> AcceptPlan:
+    return plan_batch(
+        [MessageSpec.model_validate(s) for s in specs],
+        batch_id=batch_id,
+        now=NOW,
+        retention_days=90,
+        routes=ROUTES,
+        templates=REGISTRY,
+    )
+
+
+def test_a_registered_template_is_rendered_for_each_provider_it_goes_to() -> None:
+    result = plan({"to": ["+85251234567", "+6591234567", "+8613800138000"], "template": LOGIN})
+    hk, sg, cn = result.records
+    assert (hk.provider, hk.template_id, hk.template_params, hk.text) == (
+        ProviderName.TENCENT,
+        "1800308",
+        {"code": "123456", "minutes": "5"},
+        None,
+    )
+    assert list(cn.template_params or {}) == ["minutes", "code"]  # Huawei's order
+    assert (cn.provider, cn.template_id) == (ProviderName.HUAWEI, "tplLogin")
+    assert (sg.provider, sg.text, sg.template_id, sg.template_params, sg.segments) == (
+        ProviderName.ALIYUN,
+        "Acme: your code is 123456 (5 min)",
+        None,
+        None,
+        1,
+    )
+    assert {r.template_ref for r in result.records} == {"login"}
+    assert [r.route for r in result.records] == [
+        (ProviderName.TENCENT, ProviderName.HUAWEI),
+        (ProviderName.ALIYUN, ProviderName.TENCENT),
+        (ProviderName.HUAWEI,),
+    ]
+
+
+def test_the_route_and_logical_id_travel_in_the_packs() -> None:
+    result = plan({"to": "+85251234567", "template": LOGIN})
+    (pack,) = result.packs[ProviderName.TENCENT]
+    assert pack.contents[0].route == (ProviderName.TENCENT, ProviderName.HUAWEI)
+    assert pack.contents[0].template_ref == "login"
+    assert DispatchPack.model_validate_json(pack.model_dump_json()) == pack
+
+
+def test_an_alibaba_rendering_is_free_text_to_the_alibaba_client() -> None:
+    result = plan({"to": "+6591234567", "template": LOGIN})
+    (message,) = outbound_messages(result.packs[ProviderName.ALIYUN][0])
+    assert message_violation(message) is None
+    assert message.text == "Acme: your code is 123456 (5 min)"
+
+
+def test_a_provider_own_template_id_is_sent_as_it_is() -> None:
+    result = plan({"to": ["+85251234567", "+8613800138000"], "template": {"id": "1234567", "params": {"b": 2, "a": 1}}})
+    assert [(r.provider, r.template_id, r.template_params, r.template_ref, r.route) for r in result.records] == [
+        (ProviderName.TENCENT, "1234567", {"b": "2", "a": "1"}, None, (ProviderName.TENCENT,)),
+        (ProviderName.HUAWEI, "1234567", {"b": "2", "a": "1"}, None, (ProviderName.HUAWEI,)),
+    ]
+
+
+def test_free_text_records_its_route() -> None:
+    (record,) = plan({"to": "+85251234567", "text": "hello"}).records
+    assert (record.route, record.template_ref, record.segments) == ((ProviderName.ALIYUN,), None, 1)
+
+
+def test_recipients_no_provider_can_carry_are_rejected_with_a_code() -> None:
+    result = plan(
+        {"to": ["+85251234567", "+8613800138000"], "template": {"id": "login", "params": {"code": "1"}}},
+        {"to": "+8613800138000", "template": {"id": "promo"}},  # only Tencent has it; +86 goes through Huawei
+        {"to": "+85251234567", "template": {"id": "promo"}, "provider": "huawei"},
+        {"to": "+8613800138000", "text": "hi"},
+        {"to": "+6591234567", "template": LOGIN},
+    )
+    assert [(e.index, e.code) for e in result.errors] == [
+        (0, "TEMPLATE_PARAMS"),
+        (1, "TEMPLATE_PARAMS"),
+        (2, "TEMPLATE_UNKNOWN_FOR_PROVIDER"),
+        (3, "TEMPLATE_UNKNOWN_FOR_PROVIDER"),
+        (4, "NO_ROUTE"),
+    ]
+    assert "minutes" in result.errors[0].message
+    assert [r.id for r in result.records] == ["B1.00005"]
+
+
+def test_a_weighted_route_splits_a_batch_and_a_repeat_routes_everyone_the_same_way() -> None:
+    to = [f"+447400123{n:03d}" for n in range(400)]
+    first = plan({"to": to, "template": LOGIN})
+    again = plan({"to": to, "template": LOGIN})
+    providers = [r.provider for r in first.records]
+    assert providers == [r.provider for r in again.records]
+    share = providers.count(ProviderName.TENCENT) / len(providers)
+    assert 0.4 < share < 0.6
+    assert set(first.packs) == {ProviderName.TENCENT, ProviderName.HUAWEI}
+    assert next(r.route for r in first.records if r.provider is ProviderName.HUAWEI) == (
+        ProviderName.HUAWEI,
+        ProviderName.TENCENT,
+    )
+
+
+def test_the_shipped_example_template_goes_through_accept() -> None:
+    store, queues = MemoryStore(), MemoryQueues()
+    template = {"id": "example-otp", "params": {"code": "123456", "minutes": "5"}}
+    result = run([MessageSpec.model_validate({"to": GOOD, "template": template})], store, queues)
+    assert result.accepted == 3
+    assert {m.provider for m in result.messages} == {ProviderName.TENCENT}
+    assert store.messages["B1.00000"].route == (ProviderName.TENCENT, ProviderName.HUAWEI, ProviderName.ALIYUN)

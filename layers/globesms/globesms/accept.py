@@ -12,7 +12,7 @@ Validation happens before step 1, so a refused request writes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,9 +30,12 @@ from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecor
 from globesms.packing import pack_records
 from globesms.phone import InvalidNumber, parse_mobile
 from globesms.ports import MessageStore, PackQueues
-from globesms.routing import RouteRefusal, choose_provider
+from globesms.route_table import RouteTable, current_table
+from globesms.routing import RouteRefusal, SpecRouter
 from globesms.segments import count_segments
 from globesms.status import Status
+from globesms.templates import ParamsProblem, Rendered, TemplateRegistry, render
+from globesms.templates import registry as template_registry
 
 
 class BatchIdConflict(ValueError):
@@ -69,19 +72,28 @@ def count_recipients(specs: Sequence[MessageSpec]) -> int:
     return sum(1 if isinstance(s.to, str) else len(s.to) for s in specs)
 
 
-def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, retention_days: int) -> AcceptPlan:
-    """Everything accept decides, without I/O. Recipient indexes (and message ids) count across all specs."""
+def plan_batch(
+    specs: Sequence[MessageSpec],
+    *,
+    batch_id: str,
+    now: datetime,
+    retention_days: int,
+    routes: RouteTable | None = None,
+    templates: TemplateRegistry | None = None,
+) -> AcceptPlan:
+    """Everything accept decides, without I/O (but for the route table's SSM override, read through a 5-minute
+    cache). Recipient indexes (and message ids) count across all specs."""
     total = count_recipients(specs)
     if total > MAX_RECIPIENTS_PER_REQUEST:
         raise TooManyRecipients(total)
+    routes = current_table() if routes is None else routes
+    templates = template_registry() if templates is None else templates
     created_at = iso(now)
     expires_at = expiry(now, retention_days)
     plan = AcceptPlan()
     index = 0
     for spec in specs:
-        template_id = spec.template.id if spec.template else None
-        segments = count_segments(spec.text) if spec.text is not None else None
-        params = {k: str(v) for k, v in spec.template.params.items()} if spec.template else None
+        router, contents = _spec_routing(spec, routes, templates)
         seen: set[str] = set()
         for raw in spec.recipients:
             this = index
@@ -101,27 +113,34 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
                 )
                 continue
             seen.add(number.e164)
-            route = choose_provider(template_id=template_id, country_code=number.country_code, pin=spec.provider)
-            if isinstance(route, RouteRefusal):
-                plan.errors.append(RecipientError(index=this, to=raw, code=route.code, message=route.message))
+            record_id = message_id(batch_id, this)
+            routed = router.route(number.region, number.country_code, record_id)
+            if isinstance(routed, RouteRefusal):
+                plan.errors.append(RecipientError(index=this, to=raw, code=routed.code, message=routed.message))
+                continue
+            content = contents(routed.provider)
+            if isinstance(content, ParamsProblem):
+                plan.errors.append(RecipientError(index=this, to=raw, code=content.code, message=content.message))
                 continue
             plan.records.append(
                 MessageRecord(
-                    id=message_id(batch_id, this),
+                    id=record_id,
                     batch_id=batch_id,
                     to=number.e164,
-                    provider=route,
+                    provider=routed.provider,
                     type=spec.type,
                     status=Status.ACCEPTED,
-                    text=spec.text,
-                    template_id=template_id,
-                    template_params=params,
+                    text=content.text,
+                    template_id=content.template_id,
+                    template_params=content.template_params,
+                    template_ref=router.template_id if router.registered is not None else None,
+                    route=routed.route,
                     sender_id=spec.sender_id,
                     validity_seconds=spec.validity_seconds,
                     client_ref=spec.client_ref,
                     status_callback=spec.status_callback,
                     status_callback_on_submitted=spec.status_callback_on_submitted or None,
-                    segments=segments,
+                    segments=content.segments,
                     created_at=created_at,
                     updated_at=created_at,
                     expires_at=expires_at,
@@ -129,6 +148,33 @@ def plan_batch(specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, re
             )
     plan.packs = pack_records(plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
     return plan
+
+
+def _spec_routing(
+    spec: MessageSpec, routes: RouteTable, templates: TemplateRegistry
+) -> tuple[SpecRouter, Callable[[ProviderName], Rendered | ParamsProblem]]:
+    """The spec's router, and its content as each provider gets it (worked out once per provider)."""
+    if spec.template is None:
+        assert spec.text is not None
+        text = Rendered(text=spec.text, segments=count_segments(spec.text))
+        return SpecRouter(routes, "text", spec.type, pin=spec.provider), lambda _provider: text
+    template_id = spec.template.id
+    params = {k: str(v) for k, v in spec.template.params.items()}
+    versions = templates.get(template_id)
+    router = SpecRouter(routes, "template", spec.type, spec.provider, template_id, versions)
+    if versions is None:
+        # Not in the registry: the provider's own template id, the params in the order given.
+        own = Rendered(template_id=template_id, template_params=params)
+        return router, lambda _provider: own
+    rendered: dict[ProviderName, Rendered | ParamsProblem] = {}
+
+    def content(provider: ProviderName) -> Rendered | ParamsProblem:
+        found = rendered.get(provider)
+        if found is None:
+            found = rendered[provider] = render(versions[provider], params)
+        return found
+
+    return router, content
 
 
 def accept(

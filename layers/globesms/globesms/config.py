@@ -14,6 +14,8 @@ class Settings(BaseModel):
     table_name: str = Field(min_length=1)
     queue_urls: dict[ProviderName, str]
     webhook_queue_url: str = ""
+    # Powertools idempotency records of `Idempotency-Key` / `idempotency_key` (API and SQS intake only).
+    idempotency_table: str = ""
     retention_days: int = Field(default=90, ge=1, le=3650)
     # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
     # left to go to the dead-letter queue, so its records say so.
@@ -30,6 +32,7 @@ class Settings(BaseModel):
                 if env.get(f"GLOBESMS_{p.upper()}_QUEUE_URL")
             },
             webhook_queue_url=env.get("GLOBESMS_WEBHOOK_QUEUE_URL", ""),
+            idempotency_table=env.get("GLOBESMS_IDEMPOTENCY_TABLE", ""),
             retention_days=int(env.get("GLOBESMS_RETENTION_DAYS", "90")),
             max_receive_count=int(env.get("GLOBESMS_MAX_RECEIVE_COUNT", "5")),
         )

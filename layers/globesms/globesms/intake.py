@@ -3,20 +3,30 @@
 A body that is not JSON or breaks the schema is refused as a whole: a REJECTED batch header records why (under
 the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`), and `IntakeRefused` is raised so the
 record fails alone (partial batch response) and reaches the dead-letter queue after the queue's maxReceiveCount.
+
+A body's `batch_id` (else `sqs-<MessageId>`) is an idempotency key of its own: accept writes the batch header
+conditionally. A body with an `idempotency_key` is also accepted once per key within 24 h through `run_once`
+(Powertools idempotency): a repeat with the same body (`batch_id` included) is answered with the first batch and
+writes and sends nothing, even under another MessageId; one with another body is refused as
+`IDEMPOTENCY_KEY_REUSED`; one that arrives while the first is still running raises `IntakeDeferred`, so SQS
+delivers it again after the visibility timeout.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept import BatchIdConflict, TooManyRecipients, accept, expiry
 from globesms.clock import iso
 from globesms.http_errors import describe_errors
+from globesms.idempotency import KeyInProgress, KeyReused, Outcome
 from globesms.ids import sqs_batch_id
 from globesms.models.api import BATCH_ID_PATTERN, AcceptResponse, ErrorBody, SendBody, SqsIntakeEnvelope, specs_of
 from globesms.models.records import BatchRecord
@@ -26,11 +36,34 @@ _body_adapter: TypeAdapter[Any] = TypeAdapter(SendBody)
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
 
 
+IDEMPOTENCY_SCOPE = "sqs"
+
+
 class IntakeRefused(ValueError):
     def __init__(self, batch_id: str, refusal: ErrorBody) -> None:
         super().__init__(f"{refusal.code}: {refusal.message}")
         self.batch_id = batch_id
         self.refusal = refusal
+
+
+class IntakeDeferred(RuntimeError):
+    """Not now: the body's idempotency key is in use by a run still in progress (nothing written)."""
+
+    def __init__(self, batch_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.batch_id = batch_id
+
+
+class RunOnce(Protocol):
+    """`globesms.idempotency.run_once`, or a stand-in."""
+
+    def __call__(self, *, scope: str, key: str, payload: Any, work: Callable[[], AcceptResponse]) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    answer: AcceptResponse
+    replayed: bool  # an idempotency key's first answer, given again: nothing was written or sent
 
 
 def accept_intake_body(
@@ -41,7 +74,32 @@ def accept_intake_body(
     retention_days: int,
     store: MessageStore,
     queues: PackQueues,
+    run_once: RunOnce | None = None,
 ) -> AcceptResponse:
+    """The body's answer; see `accept_intake`."""
+    return accept_intake(
+        body,
+        sqs_message_id=sqs_message_id,
+        now=now,
+        retention_days=retention_days,
+        store=store,
+        queues=queues,
+        run_once=run_once,
+    ).answer
+
+
+def accept_intake(
+    body: str,
+    *,
+    sqs_message_id: str,
+    now: datetime,
+    retention_days: int,
+    store: MessageStore,
+    queues: PackQueues,
+    run_once: RunOnce | None = None,
+) -> IntakeOutcome:
+    """Accepts one intake body. Without `run_once` an `idempotency_key` is checked but not enforced (the batch id
+    still is): the Lambda always passes `globesms.idempotency.run_once`."""
     batch_id = sqs_batch_id(sqs_message_id)
     try:
         data = json.loads(body)
@@ -61,7 +119,7 @@ def accept_intake_body(
     if isinstance(claimed, str) and _BATCH_ID.match(claimed):
         batch_id = claimed
     try:
-        SqsIntakeEnvelope(batch_id=claimed)
+        envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
         parsed = _body_adapter.validate_python(data)
     except ValidationError as exc:
         details = describe_errors(exc.errors())
@@ -72,9 +130,11 @@ def accept_intake_body(
             retention_days,
             ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
         )
-    try:
+    specs = specs_of(parsed)
+
+    def work() -> AcceptResponse:
         return accept(
-            specs_of(parsed),
+            specs,
             batch_id=batch_id,
             source="sqs",
             now=now,
@@ -82,6 +142,18 @@ def accept_intake_body(
             store=store,
             queues=queues,
         )
+
+    try:
+        if envelope.idempotency_key is None or run_once is None:
+            return IntakeOutcome(work(), replayed=False)
+        # What the key stands for: the batch id the body names (or none) and the specs, as validated.
+        payload = {"batch_id": envelope.batch_id, "specs": [spec.model_dump(mode="json") for spec in specs]}
+        outcome = run_once(scope=IDEMPOTENCY_SCOPE, key=envelope.idempotency_key, payload=payload, work=work)
+        return IntakeOutcome(outcome.answer, outcome.replayed)
+    except KeyReused as exc:
+        _refuse(store, batch_id, now, retention_days, ErrorBody(code="IDEMPOTENCY_KEY_REUSED", message=str(exc)))
+    except KeyInProgress as exc:
+        raise IntakeDeferred(batch_id, str(exc)) from None
     except TooManyRecipients as exc:
         _refuse(store, batch_id, now, retention_days, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
     except BatchIdConflict as exc:

@@ -1,24 +1,49 @@
-"""Which provider carries a recipient.
+"""Which provider carries a recipient, and which providers could carry it after that one (its route).
 
-The rules, until route tables arrive as data: a `provider` pin wins if that provider can carry the message;
-free text goes to Alibaba; templates to Tencent; the Chinese mainland (+86) only through Huawei, which carries
-templates only. What no provider can carry is refused with a code that says why.
+The preferences are data (`route_table`: per country, kind of message and message type, an ordered list of
+providers with optional weights); what each provider *can* carry stays here, in code:
+- Alibaba carries free text only (a registered template reaches it as the template's text, rendered at accept);
+- Tencent and Huawei carry templates only, by their own template ids (Tencent's are numeric);
+- the Chinese mainland (+86) is reached only through Huawei.
+
+For one recipient the table's list is filtered by those capabilities (and, for a registered template, by which
+providers the registry has it for). The first provider is drawn by weight, deterministically from the message id
+(the same request sends each recipient through the same provider however often it is repeated); the route is the
+drawn provider followed by the other eligible ones in the table's order, the order a failover would try them in.
+A `provider` pin bypasses the table: it wins if it can carry the message, and is then the whole route.
+
+What no provider can carry is refused with a code that says why (see README, "Routing and templates").
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Literal
 
-from globesms.models.outbound import ProviderName
+from globesms.models.outbound import MessageType, ProviderName
+
+if TYPE_CHECKING:
+    from globesms.route_table import RouteTable
+    from globesms.templates import ProviderTemplates
 
 MAINLAND_CHINA = 86
+MAINLAND_REGION = "CN"
+
+Kind = Literal["text", "template"]
+KINDS: tuple[Kind, ...] = ("text", "template")
+
+NO_ROUTE = "NO_ROUTE"
+PROVIDER_CANNOT_CARRY = "PROVIDER_CANNOT_CARRY"
+TEMPLATE_UNKNOWN_FOR_PROVIDER = "TEMPLATE_UNKNOWN_FOR_PROVIDER"
 
 
 @dataclass(frozen=True, slots=True)
 class Capability:
     free_text: bool
-    templates: bool
+    templates: bool  # the provider's own template ids
     mainland_china: bool
     template_ids: re.Pattern[str] | None = None  # the provider's own template id format, when it has one
 
@@ -32,11 +57,27 @@ CAPABILITIES: dict[ProviderName, Capability] = {
     ProviderName.HUAWEI: Capability(free_text=False, templates=True, mainland_china=True),
 }
 
-#: Preference order per content kind; the first provider able to carry the recipient wins.
-DEFAULT_ORDER: dict[bool, tuple[ProviderName, ...]] = {
-    True: (ProviderName.TENCENT, ProviderName.HUAWEI),  # templates
-    False: (ProviderName.ALIYUN,),  # free text
-}
+
+def kind_refusal(provider: ProviderName, kind: Kind) -> str | None:
+    """Why `provider` can never appear in a route list of `kind` (checked when a route table loads)."""
+    if kind == "text" and not CAPABILITIES[provider].free_text:
+        return f"{provider} carries template messages only"
+    # Any provider can carry a *registered* template: Alibaba as the registry's text, the others by their id.
+    return None
+
+
+def mainland_refusal(provider: ProviderName) -> str | None:
+    if not CAPABILITIES[provider].mainland_china:
+        return f"{provider} does not deliver to the Chinese mainland (+86)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One list of the route table: providers in preference order, with weights when the list has any."""
+
+    providers: tuple[ProviderName, ...]
+    weights: tuple[int, ...] | None = None  # aligned with `providers`; 0 = failover only
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,29 +86,115 @@ class RouteRefusal:
     message: str
 
 
-def _why_not(provider: ProviderName, is_template: bool, country_code: int, template_id: str | None) -> str | None:
-    capability = CAPABILITIES[provider]
-    if is_template and not capability.templates:
-        return f"{provider} does not carry template messages"
-    if not is_template and not capability.free_text:
-        return f"{provider} carries template messages only"
-    if country_code == MAINLAND_CHINA and not capability.mainland_china:
-        return f"{provider} does not deliver to the Chinese mainland (+86)"
-    if template_id is not None and capability.template_ids and not capability.template_ids.fullmatch(template_id):
-        return f"{provider} template ids look like {capability.template_ids.pattern!r}"
-    return None
+@dataclass(frozen=True, slots=True)
+class Routed:
+    provider: ProviderName
+    route: tuple[ProviderName, ...]  # `provider` first, then the others a failover may try, in order
 
 
-def choose_provider(
-    *, template_id: str | None, country_code: int, pin: ProviderName | None
-) -> ProviderName | RouteRefusal:
-    is_template = template_id is not None
-    if pin is not None:
-        reason = _why_not(pin, is_template, country_code, template_id)
-        return RouteRefusal("PROVIDER_CANNOT_CARRY", reason) if reason else pin
-    for provider in DEFAULT_ORDER[is_template]:
-        if _why_not(provider, is_template, country_code, template_id) is None:
-            return provider
-    kind = "template" if is_template else "free-text"
-    where = "the Chinese mainland (+86)" if country_code == MAINLAND_CHINA else f"+{country_code}"
-    return RouteRefusal("NO_ROUTE", f"no provider carries {kind} messages to {where}")
+def draw(message_id: str, cumulative: tuple[int, ...]) -> int:
+    """Index of the weighted choice for this message id: uniform over ids, the same every time for one id (and in
+    every process: blake2b of the id, not Python's salted `hash`)."""
+    digest = blake2b(message_id.encode(), digest_size=8).digest()
+    return bisect_right(cumulative, int.from_bytes(digest, "big") % cumulative[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    options: tuple[Routed, ...]  # one per provider that can be drawn first
+    cumulative: tuple[int, ...] | None = None  # running sums of their weights; None: always options[0]
+
+    def pick(self, message_id: str) -> Routed:
+        cumulative = self.cumulative
+        if cumulative is None:
+            return self.options[0]
+        return self.options[draw(message_id, cumulative)]
+
+
+def _choice(eligible: list[tuple[ProviderName, int | None]]) -> _Choice:
+    providers = tuple(p for p, _ in eligible)
+
+    def routed(first: ProviderName) -> Routed:
+        return Routed(first, (first, *(p for p in providers if p is not first)))
+
+    weighted = [(p, w) for p, w in eligible if w]
+    if not weighted or len(weighted) == 1:
+        first = weighted[0][0] if weighted else providers[0]
+        return _Choice((routed(first),))
+    cumulative: list[int] = []
+    total = 0
+    for _, weight in weighted:
+        total += weight
+        cumulative.append(total)
+    return _Choice(tuple(routed(p) for p, _ in weighted), tuple(cumulative))
+
+
+@dataclass(slots=True)
+class SpecRouter:
+    """Routes the recipients of one message spec. What depends only on the spec and the recipient's country is
+    worked out once per country (a dict lookup per recipient after that)."""
+
+    table: RouteTable
+    kind: Kind
+    message_type: MessageType
+    pin: ProviderName | None = None
+    template_id: str | None = None
+    registered: ProviderTemplates | None = None  # the registry's versions of template_id, when it has it
+    _cache: dict[tuple[str | None, bool], _Choice | RouteRefusal] = field(default_factory=dict)
+
+    def route(self, region: str | None, country_code: int, message_id: str) -> Routed | RouteRefusal:
+        key = (region, country_code == MAINLAND_CHINA)
+        choice = self._cache.get(key)
+        if choice is None:
+            choice = self._cache[key] = self._choose(region, country_code)
+        return choice if isinstance(choice, RouteRefusal) else choice.pick(message_id)
+
+    def _why_not(self, provider: ProviderName, mainland: bool) -> str | None:
+        capability = CAPABILITIES[provider]
+        if self.kind == "text" and not capability.free_text:
+            return f"{provider} carries template messages only"
+        if self.kind == "template" and self.registered is None:
+            if not capability.templates:
+                return f"{provider} does not carry template messages"
+            pattern = capability.template_ids
+            if pattern is not None and self.template_id is not None and not pattern.fullmatch(self.template_id):
+                return f"{provider} template ids look like {pattern.pattern!r}"
+        if mainland and not capability.mainland_china:
+            return f"{provider} does not deliver to the Chinese mainland (+86)"
+        return None
+
+    def _unregistered(self, provider: ProviderName) -> RouteRefusal:
+        return RouteRefusal(
+            TEMPLATE_UNKNOWN_FOR_PROVIDER, f"template {self.template_id!r} has no {provider} version in the registry"
+        )
+
+    def _choose(self, region: str | None, country_code: int) -> _Choice | RouteRefusal:
+        mainland = country_code == MAINLAND_CHINA
+        if self.pin is not None:
+            reason = self._why_not(self.pin, mainland)
+            if reason:
+                return RouteRefusal(PROVIDER_CANNOT_CARRY, reason)
+            if self.registered is not None and self.pin not in self.registered:
+                return self._unregistered(self.pin)
+            return _Choice((Routed(self.pin, (self.pin,)),))
+        listed = self.table.lookup(region, self.kind, self.message_type)
+        weights = listed.weights or (None,) * len(listed.providers)
+        able = [(p, w) for p, w in zip(listed.providers, weights, strict=True) if self._why_not(p, mainland) is None]
+        if not able:
+            what = "free-text" if self.kind == "text" else "template"
+            where = "the Chinese mainland (+86)" if mainland else f"+{country_code}"
+            return RouteRefusal(NO_ROUTE, f"no provider carries {what} messages to {where}")
+        if self.kind == "template" and self.registered is None:
+            # A provider's own template id means something to one provider only: the first that takes its format.
+            first = able[0][0]
+            return _Choice((Routed(first, (first,)),))
+        if self.registered is not None:
+            having = [(p, w) for p, w in able if p in self.registered]
+            if not having:
+                names = ", ".join(p for p, _ in able)
+                return RouteRefusal(
+                    TEMPLATE_UNKNOWN_FOR_PROVIDER,
+                    f"template {self.template_id!r} has no version for any provider routing it here ({names})",
+                )
+            able = having
+        return _choice(able)

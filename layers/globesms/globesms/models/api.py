@@ -28,12 +28,18 @@ class _Strict(BaseModel):
 
 
 class TemplateRef(_Strict):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="Logical template id")
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="A logical template id from the registry, or else a provider's own (Tencent numeric, Huawei)",
+    )
     params: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=500)] | int] = (
         Field(
             default_factory=dict,
             max_length=20,
-            description="Template parameters; providers receive them in the order given",
+            description="Template parameters by name: a registered template puts them in each provider's order "
+            "(and into Alibaba's text); a provider's own template id gets them in the order given",
         )
     )
 
@@ -115,10 +121,28 @@ SendBody = Annotated[
 ]
 
 
+# An idempotency key (the API's `Idempotency-Key` header, an SQS intake body's `idempotency_key`): 1 to 128
+# printable ASCII characters, spaces allowed only inside (an HTTP header value loses its outer spaces anyway).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$"
+IDEMPOTENCY_KEY_RULE = "1 to 128 printable ASCII characters (spaces only inside)"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
 class SqsIntakeEnvelope(_Strict):
     """Extra fields an SQS intake body may carry beside the spec(s)."""
 
     batch_id: str | None = Field(default=None, pattern=BATCH_ID_PATTERN)
+    idempotency_key: str | None = Field(
+        default=None, description="The same key within 24 h is accepted once: " + IDEMPOTENCY_KEY_RULE
+    )
+
+    @field_validator("idempotency_key", mode="before")
+    @classmethod
+    def _idempotency_key_rules(cls, value: Any) -> Any:
+        # Checked before stripping: " key" and "key" must not silently become one key.
+        if value is not None and not (isinstance(value, str) and _IDEMPOTENCY_KEY.fullmatch(value)):
+            raise ValueError(f"idempotency_key must be {IDEMPOTENCY_KEY_RULE}")
+        return value
 
 
 def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:

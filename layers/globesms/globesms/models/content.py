@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from operator import attrgetter
+from typing import get_args, get_origin
 
-from globesms.models.outbound import MessageType
+from pydantic import BaseModel, Field
+
+from globesms.models.outbound import MessageType, ProviderName
 
 
 class MessageContent(BaseModel):
     type: MessageType
-    text: str | None = None
-    template_id: str | None = None
-    template_params: dict[str, str] | None = None
+    text: str | None = None  # for a registered template sent through Alibaba: its text, params filled in
+    template_id: str | None = None  # the provider's own template id
+    template_params: dict[str, str] | None = None  # in the provider's template order
+    template_ref: str | None = Field(default=None, description="the logical template id, when the registry has it")
+    route: tuple[ProviderName, ...] | None = Field(
+        default=None, description="the providers that can carry it, the one it was routed to first (for failover)"
+    )
     sender_id: str | None = None
     validity_seconds: int | None = None
     client_ref: str | None = None
@@ -23,11 +30,22 @@ class MessageContent(BaseModel):
         return MessageContent.model_construct(**{name: getattr(self, name) for name in CONTENT_FIELDS})
 
     def content_key(self) -> tuple[object, ...]:
-        """Equal for equal contents; hashable (template params as pairs)."""
-        return tuple(
-            tuple(value.items()) if isinstance(value, dict) else value
-            for value in (getattr(self, name) for name in CONTENT_FIELDS)
-        )
+        """Equal for equal contents; hashable (template params as pairs). Once per recipient when packing: the
+        fields are read in one C call and only the dict-valued ones converted."""
+        values: tuple[object, ...] = _content_values(self)
+        dicts = [(i, value) for i in _DICT_FIELDS if isinstance(value := values[i], dict)]
+        if not dicts:
+            return values
+        pairs = list(values)
+        for i, value in dicts:
+            pairs[i] = tuple(value.items())
+        return tuple(pairs)
 
 
 CONTENT_FIELDS = tuple(MessageContent.model_fields)
+_content_values = attrgetter(*CONTENT_FIELDS)
+_DICT_FIELDS = tuple(
+    index
+    for index, info in enumerate(MessageContent.model_fields.values())
+    if any(get_origin(arg) is dict for arg in (info.annotation, *get_args(info.annotation)))
+)
