@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange
 from globesms.models.records import BatchRecord, MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
-from globesms.ports import Claim
+from globesms.ports import Claim, PlannedCall
 
 
 class MemoryStore:
@@ -121,25 +122,59 @@ class MemoryQueues:
         self.delays.extend([delay_seconds] * len(packs))
 
 
+#: The operation each provider's scripted calls count against (real names: the default rate limits know them).
+SCRIPTED_OPERATIONS = {
+    ProviderName.ALIYUN: "SendMessageToGlobe",
+    ProviderName.TENCENT: "SendMultiGlobalSms",
+    ProviderName.HUAWEI: "batchSendDiffSms",
+}
+
+
 class ScriptedProvider:
-    """Accepts everything, unless `answer` says otherwise for a message."""
+    """Accepts everything, unless `answer` says otherwise for a message.
+
+    `plan`: one call of `operation` per send, or one call per message with `one_call_per_message`; `singles`
+    makes those calls splittable (as Alibaba's batch calls are). Each call made is recorded in `calls` (its
+    messages) and `operations`."""
 
     def __init__(
         self,
         name: ProviderName = ProviderName.ALIYUN,
         max_recipients_per_call: int = 1000,
         answer: Callable[[OutboundSms], ProviderError | None] | None = None,
+        operation: str | None = None,
+        singles: str | None = None,
+        one_call_per_message: bool = False,
     ) -> None:
         self.name = name
         self.max_recipients_per_call = max_recipients_per_call
+        self.operation = operation or SCRIPTED_OPERATIONS[name]
+        self.singles = singles
+        self.one_call_per_message = one_call_per_message
         self.calls: list[list[OutboundSms]] = []
+        self.operations: list[str] = []
         self._answer = answer or (lambda _m: None)
 
     def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
         return None
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-        self.calls.append(list(messages))
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        if not messages:
+            return []
+        if self.one_call_per_message:
+            return [PlannedCall(self.operation, (i,), self.singles) for i in range(len(messages))]
+        return [PlannedCall(self.operation, tuple(range(len(messages))), self.singles)]
+
+    def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
+        by_index: dict[int, SendOutcome] = {}
+        for call in plan if plan is not None else self.plan(messages):
+            chunk = [messages[i] for i in call.indexes]
+            self.calls.append(chunk)
+            self.operations.append(call.operation)
+            by_index.update(zip(call.indexes, self._outcomes(chunk), strict=True))
+        return [by_index[i] for i in range(len(messages))]
+
+    def _outcomes(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
         outcomes = []
         for m in messages:
             error = self._answer(m)
@@ -149,6 +184,35 @@ class ScriptedProvider:
                 else SendOutcome(message_id=m.message_id, provider_message_id=f"pm-{m.message_id}")
             )
         return outcomes
+
+
+class MemoryRateLimiter:
+    """`RateLimiter` in memory: `limits` calls per operation per second, all-or-nothing, thread-safe. Records each
+    grant (`granted`: second, permits) and each refusal (`refused`)."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self.limits = dict(limits)
+        self.used: Counter[tuple[str, int]] = Counter()
+        self.granted: list[tuple[int, dict[str, int]]] = []
+        self.refused: list[tuple[int, dict[str, int]]] = []
+        self._lock = threading.Lock()
+
+    def limit(self, operation: str) -> int:
+        return self.limits[operation]
+
+    def free(self, operations: Collection[str], *, second: int) -> dict[str, int]:
+        with self._lock:
+            return {op: max(0, self.limits[op] - self.used[(op, second)]) for op in operations}
+
+    def acquire(self, permits: Mapping[str, int], *, second: int) -> bool:
+        with self._lock:
+            if any(self.used[(op, second)] + n > self.limits[op] for op, n in permits.items()):
+                self.refused.append((second, dict(permits)))
+                return False
+            for op, n in permits.items():
+                self.used[(op, second)] += n
+            self.granted.append((second, dict(permits)))
+            return True
 
 
 class MemoryWebhooks:

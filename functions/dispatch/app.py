@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.dispatch import PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch import PackBusy, RateLimiterUnavailable, RetryPack, dispatch_pack
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger, metrics, tracer
@@ -52,6 +52,7 @@ def record_handler(record: SQSRecord) -> None:
             webhooks=wiring.webhook_queue(),
             now=utc_now(),
             last_attempt=receives >= settings().max_receive_count,
+            limiter=wiring.rate_limiter(),
         )
     except RetryPack as exc:
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
@@ -61,12 +62,20 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="PacksBusy", unit=MetricUnit.Count, value=1)
         logger.info("pack claimed by another dispatcher; SQS will deliver it again")
         raise
+    except RateLimiterUnavailable:
+        metrics.add_metric(name="RateLimiterFailures", unit=MetricUnit.Count, value=1)
+        logger.exception("rate limiter failed before anything was sent; SQS will deliver the pack again")
+        raise
     metrics.add_metric(name="RecipientsSubmitted", unit=MetricUnit.Count, value=summary.submitted)
     metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="RecipientsUnknownOutcome", unit=MetricUnit.Count, value=summary.unknown)
     metrics.add_metric(name="WebhooksNotQueued", unit=MetricUnit.Count, value=summary.webhooks_not_queued)
     metrics.add_metric(name="RecipientsRetried", unit=MetricUnit.Count, value=summary.retried)
     metrics.add_metric(name="RecipientsSkippedAsDuplicate", unit=MetricUnit.Count, value=summary.skipped)
+    # Recipients put back on the queue (with a short delay) for want of a provider rate-limit permit.
+    metrics.add_metric(name="RecipientsRateLimited", unit=MetricUnit.Count, value=summary.deferred)
+    if summary.deferred:
+        logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
     logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})
 
 

@@ -4,12 +4,23 @@ from typing import Any
 
 import pytest
 
-from globesms.dispatch import PackBusy, RetryPack, dispatch_pack, outbound_messages, send_all
+from globesms.dispatch import (
+    PackBusy,
+    RateLimiterUnavailable,
+    RetryPack,
+    deferred_pack,
+    dispatch_pack,
+    outbound_messages,
+    send_all,
+    send_within_limits,
+)
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
+from globesms.ports import PlannedCall
+from globesms.rate_limits import SECOND_MARGIN
 from globesms.status import Status
-from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryRateLimiter, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -338,3 +349,203 @@ def test_the_last_retry_pack_records_transient_failures_as_failed() -> None:
     run(last, provider, store, MemoryClaims(), queues=queues)
     assert store.messages["B.00001"].status is Status.FAILED
     assert not queues.sent
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rate limits: permits per operation per second, shared by every dispatcher (fake: MemoryRateLimiter)
+
+SINGLE, BATCH = "SendMessageToGlobe", "BatchSendMessageToGlobe"
+T0 = 1_800_000_000.25  # a quarter into a wall-clock second
+
+
+def limited(pack_: DispatchPack, provider: ScriptedProvider, limiter: MemoryRateLimiter, **kw: Any):  # type: ignore[no-untyped-def]
+    store, claims, queues = kw.pop("store", MemoryStore()), kw.pop("claims", MemoryClaims()), kw.pop("queues", None)
+    queues = queues if queues is not None else MemoryQueues()
+    summary = dispatch_pack(
+        pack_,
+        provider=provider,
+        store=store,
+        claims=claims,
+        queues=queues,
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        now=NOW,
+        last_attempt=kw.pop("last_attempt", False),
+        limiter=limiter,
+        clock=kw.pop("clock", lambda: T0),
+    )
+    return summary, store, claims, queues
+
+
+def test_within_the_limits_every_recipient_is_sent_and_its_permits_taken() -> None:
+    provider = ScriptedProvider(one_call_per_message=True)
+    limiter = MemoryRateLimiter({SINGLE: 2000})
+    summary, _, _, queues = limited(pack(3), provider, limiter)
+    assert (summary.submitted, summary.deferred) == (3, 0)
+    assert limiter.granted == [(int(T0), {SINGLE: 3})]
+    assert provider.operations == [SINGLE] * 3
+    assert not queues.sent
+
+
+def test_a_pack_larger_than_a_seconds_permits_sends_what_they_allow_and_requeues_the_rest() -> None:
+    provider = ScriptedProvider(one_call_per_message=True)
+    limiter = MemoryRateLimiter({SINGLE: 2})
+    summary, store, claims, queues = limited(pack(5), provider, limiter)
+    assert (summary.submitted, summary.deferred, summary.retried) == (2, 3, 0)
+    assert sorted(store.messages) == ["B.00000", "B.00001"]  # the others are still as accept wrote them
+    (rest,) = queues.sent[ProviderName.ALIYUN]
+    assert (rest.pack_id, rest.attempt) == ("B:aliyun:0.w1", 0)  # waiting for a permit is not an attempt
+    assert [r.id for r in rest.recipients] == ["B.00002", "B.00003", "B.00004"]
+    assert 1 <= queues.delays[0] <= 2  # 3 calls at 2/s
+    assert claims.state["B:aliyun:0"] == "DONE"
+    assert limiter.used[(SINGLE, int(T0))] == 2
+
+    # A repeated delivery of the original sends nothing; the remainder goes in a later second, 2 at a time.
+    assert limited(pack(5), provider, limiter, store=store, claims=claims)[0].skipped == 5
+    summary, _, _, later = limited(rest, provider, limiter, store=store, claims=claims, clock=lambda: T0 + 1)
+    assert (summary.submitted, summary.deferred) == (2, 1)
+    assert [(p.pack_id, [r.id for r in p.recipients]) for p in later.sent[ProviderName.ALIYUN]] == [
+        ("B:aliyun:0.w2", ["B.00004"])
+    ]
+    assert len(provider.calls) == 4
+
+
+def test_a_pack_without_any_permit_goes_back_whole_and_writes_nothing() -> None:
+    provider = ScriptedProvider(one_call_per_message=True)
+    limiter = MemoryRateLimiter({SINGLE: 2})
+    assert limiter.acquire({SINGLE: 2}, second=int(T0))  # other dispatchers took this second's permits
+    summary, store, claims, queues = limited(pack(3), provider, limiter)
+    assert (summary.submitted, summary.failed, summary.unknown, summary.deferred) == (0, 0, 0, 3)
+    assert provider.calls == [] and store.put_calls == 0
+    (rest,) = queues.sent[ProviderName.ALIYUN]
+    assert (rest.pack_id, len(rest.recipients)) == ("B:aliyun:0.w1", 3)
+    assert claims.state["B:aliyun:0"] == "DONE"
+
+
+def notify_pack(n: int) -> DispatchPack:
+    return pack(n).model_copy(update={"contents": [pack(n).contents[0].model_copy(update={"type": "NOTIFY"})]})
+
+
+def test_an_alibaba_batch_without_a_batch_permit_goes_as_single_calls() -> None:
+    provider = ScriptedProvider(operation=BATCH, singles=SINGLE)
+    limiter = MemoryRateLimiter({BATCH: 1, SINGLE: 2000})
+    assert limited(notify_pack(3), provider, limiter)[0].submitted == 3
+    assert provider.operations == [BATCH]  # the batch permit was free: one call
+    assert limiter.acquire({BATCH: 0}, second=int(T0) + 1)
+    provider.operations.clear()
+    summary, *_ = limited(notify_pack(3).model_copy(update={"pack_id": "other"}), provider, limiter)
+    assert summary.submitted == 3
+    assert provider.operations == [SINGLE] * 3  # this second's batch permit is spent: single calls instead
+
+
+def test_a_whole_pack_retry_takes_its_unsent_recipients_with_it() -> None:
+    busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+    provider = ScriptedProvider(one_call_per_message=True, answer=lambda m: busy)
+    limiter = MemoryRateLimiter({SINGLE: 2})
+    queues, claims = MemoryQueues(), MemoryClaims()
+    with pytest.raises(RetryPack):
+        limited(pack(4), provider, limiter, queues=queues, claims=claims)
+    assert not queues.sent  # SQS delivers the whole pack again, the 2 unsent recipients included
+    assert claims.state["B:aliyun:0"] == "OPEN"
+
+
+def test_deferred_packs_are_numbered_in_a_row_and_keep_their_attempt() -> None:
+    first = deferred_pack(pack(3), [1, 2])
+    assert (first.pack_id, [r.id for r in first.recipients]) == ("B:aliyun:0.w1", ["B.00001", "B.00002"])
+    assert deferred_pack(first, [1]).pack_id == "B:aliyun:0.w2"
+    retried = pack(3).model_copy(update={"pack_id": "B:aliyun:0.w2.r1", "attempt": 1})
+    assert (deferred_pack(retried, [0]).pack_id, deferred_pack(retried, [0]).attempt) == ("B:aliyun:0.w2.r1.w1", 1)
+
+
+class Clock:
+    """Wall-clock time the test moves: each provider call takes `per_call` seconds, `sleep` moves it on."""
+
+    def __init__(self, start: float, per_call: float = 0.0) -> None:
+        self.now, self.per_call = start, per_call
+        self.slept: list[float] = []
+        self.call_times: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def answer(self, message: OutboundSms) -> None:
+        self.call_times.append(self.now)
+        self.now += self.per_call
+
+
+def test_no_call_starts_after_the_usable_part_of_the_second_its_permit_is_for() -> None:
+    clock = Clock(1000.0, per_call=0.3)
+    provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]
+    limiter = MemoryRateLimiter({SINGLE: 10})
+    sent = send_within_limits(provider, outbound_messages(pack(6)), limiter, clock=clock, sleep=clock.sleep)
+    assert all(o is not None and o.ok for o in sent.outcomes)
+    assert [int(t) for t in clock.call_times] == [1000, 1000, 1000, 1001, 1001, 1001]
+    assert all(t - int(t) < 1 - SECOND_MARGIN for t in clock.call_times)
+    assert [second for second, _ in limiter.granted] == [1000, 1001]
+    assert clock.slept == [pytest.approx(0.1)]  # from 1000.9 to the start of 1001: never longer than the margin
+
+
+def test_after_its_time_budget_a_dispatcher_puts_the_rest_back() -> None:
+    clock = Clock(1000.0, per_call=0.5)
+    provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]
+    limiter = MemoryRateLimiter({SINGLE: 10})
+    sent = send_within_limits(
+        provider, outbound_messages(pack(6)), limiter, clock=clock, sleep=clock.sleep, budget_seconds=2.0
+    )
+    assert [int(t) for t in clock.call_times] == [1000, 1000, 1001, 1001]  # then 2 s have gone by
+    assert sent.unsent == [4, 5]
+    assert sent.delay_seconds == 1  # 2 calls at 10/s
+
+
+def test_a_dispatcher_does_not_wait_for_the_next_second_when_this_ones_permits_are_gone() -> None:
+    clock = Clock(1000.0, per_call=0.1)
+    provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]
+    sent = send_within_limits(
+        provider, outbound_messages(pack(4)), MemoryRateLimiter({SINGLE: 1}), clock=clock, sleep=clock.sleep
+    )
+    assert sent.unsent == [1, 2, 3]
+    assert clock.now == pytest.approx(1000.1) and clock.slept == []
+
+
+def test_a_chunk_the_provider_refuses_to_plan_fails_alone() -> None:
+    class RefusesToPlanBigChunks(ScriptedProvider):
+        def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+            if len(messages) > 1:
+                raise InvalidProviderRequest("message_id", "must be unique within one call")
+            return super().plan(messages)
+
+    provider = RefusesToPlanBigChunks(max_recipients_per_call=2)
+    sent = send_within_limits(provider, outbound_messages(pack(3)), MemoryRateLimiter({SINGLE: 10}))
+    assert [o.error.code if o and o.error else None for o in sent.outcomes] == ["INVALID_REQUEST"] * 2 + [None]
+    assert [len(call) for call in provider.calls] == [1]
+
+
+def test_a_limiter_that_fails_before_any_call_releases_the_claim_so_the_pack_is_sent_later() -> None:
+    class Broken(MemoryRateLimiter):
+        def acquire(self, permits: Any, *, second: int) -> bool:
+            raise ConnectionError("DynamoDB unreachable")
+
+    provider = ScriptedProvider(one_call_per_message=True)
+    claims = MemoryClaims()
+    with pytest.raises(RateLimiterUnavailable, match="ConnectionError: DynamoDB unreachable"):
+        limited(pack(2), provider, Broken({SINGLE: 10}), claims=claims)
+    assert provider.calls == [] and claims.state["B:aliyun:0"] == "OPEN"
+
+
+def test_a_limiter_that_fails_after_some_calls_leaves_the_rest_unsent() -> None:
+    class FailsSecondTime(MemoryRateLimiter):
+        def acquire(self, permits: Any, *, second: int) -> bool:
+            if self.granted:
+                raise ConnectionError("DynamoDB unreachable")
+            return super().acquire(permits, second=second)
+
+    clock = Clock(1000.0, per_call=0.5)
+    provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]
+    sent = send_within_limits(
+        provider, outbound_messages(pack(4)), FailsSecondTime({SINGLE: 10}), clock=clock, sleep=clock.sleep
+    )
+    assert sent.unsent == [2, 3] and sent.delay_seconds == 1

@@ -14,12 +14,18 @@ kept, never resent blindly. Transient errors (retryable, throttled) are retried:
   with a backoff delay;
 - on the last attempt they are recorded FAILED with the last error (and a whole pack then goes to the DLQ), so a
   pack in a dead-letter queue always has records that say so.
+
+With a `RateLimiter` the send step keeps every provider operation within its configured calls per second, summed
+over all dispatchers (`rate_limits`): recipients whose calls find no permit in time go back on the queue as a new
+pack with a short delay (`deferred_pack`), and the original pack is finished like any other; nobody waits.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +36,18 @@ from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.notifications import status_event
 from globesms.observability import logger
-from globesms.ports import Claim, MessageStore, PackClaims, PackQueues, Provider, ReceiptStore, WebhookQueue
+from globesms.ports import (
+    Claim,
+    MessageStore,
+    PackClaims,
+    PackQueues,
+    PlannedCall,
+    Provider,
+    RateLimiter,
+    ReceiptStore,
+    WebhookQueue,
+)
+from globesms.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
 from globesms.receipts import apply_held_receipts
 from globesms.status import Status
 
@@ -52,6 +69,10 @@ class PackBusy(RuntimeError):
     """Another dispatcher holds this pack's claim: SQS delivers it again later, when it is done or abandoned."""
 
 
+class RateLimiterUnavailable(RuntimeError):
+    """The rate limiter failed before any call was made: the pack's claim is released and SQS delivers it again."""
+
+
 @dataclass(frozen=True)
 class DispatchSummary:
     submitted: int
@@ -60,6 +81,7 @@ class DispatchSummary:
     retried: int = 0  # recipients put back on the queue in a retry pack
     skipped: int = 0  # recipients of a pack already done (a repeated delivery)
     webhooks_not_queued: int = 0
+    deferred: int = 0  # recipients put back on the queue for want of a rate-limit permit (not an attempt)
 
 
 def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
@@ -86,18 +108,8 @@ def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOu
     a provider rule fails on its own with category `request` and the field and rule it broke, and only the others
     are sent, in calls of the provider's per-call cap. A call the client still refuses as a whole (a call-level
     rule, such as a message id used twice in one call) fails its own messages the same way."""
-
-    def invalid_request(problem: InvalidProviderRequest) -> ProviderError:
-        return ProviderError(ErrorCategory.REQUEST, INVALID_REQUEST, f"{problem.field}: {problem.rule}")
-
     outcomes: list[SendOutcome | None] = [None] * len(messages)
-    sendable: list[int] = []
-    for index, message in enumerate(messages):
-        problem = provider.check(message)
-        if problem is None:
-            sendable.append(index)
-        else:
-            outcomes[index] = SendOutcome(message_id=message.message_id, error=invalid_request(problem))
+    sendable = _checked(provider, messages, outcomes)
     step = provider.max_recipients_per_call
     for start in range(0, len(sendable), step):
         positions = sendable[start : start + step]
@@ -105,11 +117,143 @@ def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOu
         try:
             results = provider.send(chunk)
         except InvalidProviderRequest as exc:
-            error = invalid_request(exc)
-            results = [SendOutcome(message_id=m.message_id, error=error) for m in chunk]
+            results = _refused(chunk, exc)
         for index, outcome in zip(positions, results, strict=True):
             outcomes[index] = outcome
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass(frozen=True)
+class LimitedSend:
+    """What `send_within_limits` did: an outcome per message, None for a message it did not send (no permit in
+    time: it goes back on the queue after `delay_seconds`)."""
+
+    outcomes: list[SendOutcome | None]
+    delay_seconds: int = 0
+
+    @property
+    def unsent(self) -> list[int]:
+        return [index for index, outcome in enumerate(self.outcomes) if outcome is None]
+
+
+def send_within_limits(
+    provider: Provider,
+    messages: Sequence[OutboundSms],
+    limiter: RateLimiter,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    budget_seconds: float = SEND_BUDGET_SECONDS,
+    max_calls_per_round: int = MAX_CALLS_PER_ROUND,
+) -> LimitedSend:
+    """`send_all` within the provider's rate limits, shared with every other dispatcher through `limiter`.
+
+    Messages are checked as in `send_all`. Then, in rounds: the provider plans the calls the unsent messages
+    need (`Provider.plan`, per call of at most `max_recipients_per_call`); `rate_limits.acquire_calls` picks the
+    calls the free permits of the current wall-clock second allow (Alibaba: batch or single calls) and takes
+    their permits; each call is made while that second lasts (`rate_limits.window`), the ones it did not reach
+    are planned again in the next round. The rounds stop when no permit is free (never waiting for one: at most
+    the last `SECOND_MARGIN` of a second, to start in the next), or after `budget_seconds`; the messages left
+    unsent come back as None, with the delay after which to try them again. A limiter that fails before the first
+    call raises `RateLimiterUnavailable` (nothing was sent); after it, the rest is left unsent the same way."""
+    outcomes: list[SendOutcome | None] = [None] * len(messages)
+    remaining = _checked(provider, messages, outcomes)
+    started = clock()
+    calls: list[PlannedCall] = []
+    made_a_call = False
+    while remaining:
+        calls = _plan(provider, messages, remaining, outcomes)
+        if not calls or clock() - started >= budget_seconds:
+            break
+        slot = window(clock())
+        if slot.starts_in > 0:
+            sleep(slot.starts_in)
+        try:
+            choice = acquire_calls(limiter, calls, slot.second, max_calls=max_calls_per_round)
+        except Exception as exc:
+            if not made_a_call:
+                raise RateLimiterUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            logger.exception("rate limiter failed: the unsent recipients go back on the queue")
+            break
+        if not choice.now:
+            break
+        for call in choice.now:
+            if clock() >= slot.deadline:
+                break  # this second's permit is not used: its messages are planned again for the next second
+            made_a_call = True
+            _make_call(provider, messages, call, outcomes)
+        remaining = [index for index in remaining if outcomes[index] is None]
+    if not remaining:
+        return LimitedSend(outcomes)
+    waiting = [call for call in calls if any(outcomes[index] is None for index in call.indexes)]
+    return LimitedSend(outcomes, defer_delay(waiting, _limits(limiter, waiting)))
+
+
+def _limits(limiter: RateLimiter, calls: Sequence[PlannedCall]) -> dict[str, int]:
+    limits = {}
+    for operation in {call.operation for call in calls}:
+        try:
+            limits[operation] = limiter.limit(operation)
+        except KeyError:
+            limits[operation] = 1
+    return limits
+
+
+def _checked(provider: Provider, messages: Sequence[OutboundSms], outcomes: list[SendOutcome | None]) -> list[int]:
+    """The positions of the messages `provider.check` accepts; the others get their refusal in `outcomes`."""
+    sendable: list[int] = []
+    for index, message in enumerate(messages):
+        problem = provider.check(message)
+        if problem is None:
+            sendable.append(index)
+        else:
+            outcomes[index] = SendOutcome(message_id=message.message_id, error=_invalid_request(problem))
+    return sendable
+
+
+def _plan(
+    provider: Provider, messages: Sequence[OutboundSms], positions: Sequence[int], outcomes: list[SendOutcome | None]
+) -> list[PlannedCall]:
+    """The provider's calls for the messages at `positions`, with positions in `messages`. A chunk the provider
+    refuses as a whole (a call-level rule) fails its own messages, as in `send_all`."""
+    calls: list[PlannedCall] = []
+    step = provider.max_recipients_per_call
+    for start in range(0, len(positions), step):
+        chunk = positions[start : start + step]
+        chunk_messages = [messages[index] for index in chunk]
+        try:
+            planned = provider.plan(chunk_messages)
+        except InvalidProviderRequest as exc:
+            for index, outcome in zip(chunk, _refused(chunk_messages, exc), strict=True):
+                outcomes[index] = outcome
+            continue
+        calls.extend(
+            PlannedCall(call.operation, tuple(chunk[i] for i in call.indexes), call.singles) for call in planned
+        )
+    return calls
+
+
+def _make_call(
+    provider: Provider, messages: Sequence[OutboundSms], call: PlannedCall, outcomes: list[SendOutcome | None]
+) -> None:
+    """One HTTP call: the provider sends exactly `call`, its messages given on their own."""
+    chunk = [messages[index] for index in call.indexes]
+    own = PlannedCall(call.operation, tuple(range(len(chunk))), call.singles)
+    try:
+        results = provider.send(chunk, plan=[own])
+    except InvalidProviderRequest as exc:
+        results = _refused(chunk, exc)
+    for index, outcome in zip(call.indexes, results, strict=True):
+        outcomes[index] = outcome
+
+
+def _invalid_request(problem: InvalidProviderRequest) -> ProviderError:
+    return ProviderError(ErrorCategory.REQUEST, INVALID_REQUEST, f"{problem.field}: {problem.rule}")
+
+
+def _refused(messages: Sequence[OutboundSms], problem: InvalidProviderRequest) -> list[SendOutcome]:
+    error = _invalid_request(problem)
+    return [SendOutcome(message_id=m.message_id, error=error) for m in messages]
 
 
 def dispatch_pack(
@@ -123,7 +267,11 @@ def dispatch_pack(
     webhooks: WebhookQueue,
     now: datetime,
     last_attempt: bool,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> DispatchSummary:
+    """Claim, send, record. With a `limiter`, calls stay within the providers' rate limits and recipients without
+    a permit go back on the queue (`DispatchSummary.deferred`); without one, everything is sent at once."""
     last_attempt = last_attempt or pack.attempt + 1 >= MAX_PACK_ATTEMPTS
     claim = claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
     if claim is Claim.DONE:
@@ -133,17 +281,31 @@ def dispatch_pack(
     if claim is Claim.STALE:
         return _settle_interrupted(pack, store=store, claims=claims, now=now)
 
-    outcomes = send_all(provider, outbound_messages(pack))
-    whole_pack_error = _shared_transient_error(outcomes)
+    messages = outbound_messages(pack)
+    if limiter is None:
+        everything: list[SendOutcome | None] = [*send_all(provider, messages)]
+        sent = LimitedSend(everything)
+    else:
+        try:
+            sent = send_within_limits(provider, messages, limiter, clock=clock)
+        except RateLimiterUnavailable:
+            claims.release(pack.pack_id)  # nothing was sent: the next delivery may send it all
+            raise
+    outcomes = [(i, outcome) for i, outcome in enumerate(sent.outcomes) if outcome is not None]
+    whole_pack_error = _shared_transient_error([outcome for _, outcome in outcomes])
     if whole_pack_error is not None and not last_attempt:
         claims.release(pack.pack_id)
-        raise RetryPack(whole_pack_error)
+        raise RetryPack(whole_pack_error)  # the unsent recipients come back with the whole pack
     retry_indexes = [] if last_attempt else _transient_indexes(outcomes)
     if retry_indexes:
         queues.send_packs(pack.provider, [retry_pack(pack, retry_indexes)], delay_seconds=retry_delay(pack.attempt))
+    deferred = sent.unsent
+    if deferred:
+        queues.send_packs(pack.provider, [deferred_pack(pack, deferred)], delay_seconds=sent.delay_seconds)
     retried = set(retry_indexes)
-    records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes) if i not in retried]
-    store.put_messages(records)
+    records = [_record(pack, i, outcome, now) for i, outcome in outcomes if i not in retried]
+    if records:
+        store.put_messages(records)
     claims.finish(pack.pack_id)
     changed = apply_held_receipts(receipts, records, now)
     records = [changed.get(r.id, r) for r in records]
@@ -153,6 +315,7 @@ def dispatch_pack(
         unknown=sum(r.status is Status.SENDING for r in records),
         retried=len(retry_indexes),
         webhooks_not_queued=_notify(webhooks, records, now),
+        deferred=len(deferred),
     )
     if whole_pack_error is not None:
         raise RetryPack(whole_pack_error)  # recorded as FAILED above; now let SQS move it to the DLQ
@@ -167,6 +330,20 @@ def retry_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
             "attempt": pack.attempt + 1,
             "recipients": [pack.recipients[i] for i in indexes],
         }
+    )
+
+
+_DEFERRAL = re.compile(r"\.w([0-9]+)$")
+
+
+def deferred_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
+    """The recipients at `indexes`, which found no rate-limit permit, as a pack of their own: the same attempt
+    (waiting for a permit is no failure) under a new id, `<pack id>.w<n>` for the n-th deferral in a row, so
+    that a repeated delivery of the original, now finished, sends nothing and the new pack is claimed afresh."""
+    found = _DEFERRAL.search(pack.pack_id)
+    base, count = (pack.pack_id[: found.start()], int(found.group(1))) if found else (pack.pack_id, 0)
+    return pack.model_copy(
+        update={"pack_id": f"{base}.w{count + 1}", "recipients": [pack.recipients[i] for i in indexes]}
     )
 
 
@@ -191,8 +368,8 @@ def _settle_interrupted(
     return DispatchSummary(submitted=0, failed=0, unknown=len(records))
 
 
-def _transient_indexes(outcomes: Sequence[SendOutcome]) -> list[int]:
-    return [i for i, o in enumerate(outcomes) if o.error is not None and o.error.category in _TRANSIENT]
+def _transient_indexes(outcomes: Sequence[tuple[int, SendOutcome]]) -> list[int]:
+    return [i for i, o in outcomes if o.error is not None and o.error.category in _TRANSIENT]
 
 
 def _notify(webhooks: WebhookQueue, records: Sequence[MessageRecord], now: datetime) -> int:

@@ -6,7 +6,8 @@ against in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,11 +22,34 @@ if TYPE_CHECKING:
     from globesms.models.webhooks import WebhookDelivery
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """One HTTP call a provider client will make: the operation it counts against in the provider's rate limits,
+    and the positions (in the messages handed to `plan` / `send`) of the messages it carries, in input order.
+
+    `singles`: the operation that can carry these same messages one per call instead (Alibaba's batch call, whose
+    messages may each go through SendMessageToGlobe), or None when the call cannot be split that way."""
+
+    operation: str
+    indexes: tuple[int, ...]
+    singles: str | None = None
+
+    def as_singles(self) -> list[PlannedCall]:
+        """This call's messages as one call each through `singles`."""
+        if self.singles is None:
+            raise ValueError(f"a {self.operation} call cannot be split into single calls")
+        return [PlannedCall(self.singles, (index,)) for index in self.indexes]
+
+
 class Provider(Protocol):
     """A provider client. `send` takes up to `max_recipients_per_call` recipients and returns one outcome each,
     in the same order. It raises `errors.InvalidProviderRequest` (before sending anything) when the call breaks
     the provider's rules: too many recipients, or a message `check` refuses; every provider-side failure comes
-    back as an outcome with an `error`."""
+    back as an outcome with an `error`.
+
+    `plan` says, before anything is sent, which HTTP calls `send` would make (so a rate limiter can count them);
+    `send(messages, plan=...)` makes exactly the calls it is given: those of `plan(messages)`, where a call with
+    `singles` may be replaced by its `as_singles()`; the requests are the ones `send(messages)` would make."""
 
     name: ProviderName
     max_recipients_per_call: int
@@ -35,7 +59,14 @@ class Provider(Protocol):
         rules `send` applies, so a caller can set refused messages aside and send the rest."""
         ...
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]: ...
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        """The calls `send(messages)` would make, in order, each message in exactly one; pure. Raises
+        `InvalidProviderRequest` when `send` would."""
+        ...
+
+    def send(
+        self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None
+    ) -> list[SendOutcome]: ...
 
 
 class MessageStore(Protocol):
@@ -83,13 +114,12 @@ class ReceiptStore(Protocol):
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        """Keep a receipt no submitted message takes yet; False when this receipt was already held."""
+        """Keep a receipt no submitted message takes yet — under `receipts.held_key(message_id)` when the message is
+        known, else under the provider id; False when this receipt was already held."""
         ...
 
-    def held_receipts(
-        self, provider: ProviderName, provider_message_ids: Sequence[str]
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Receipts held for these provider ids (consistent read), by provider id."""
+    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Receipts held under these keys (provider ids or `held_key`s; consistent read), by key."""
         ...
 
 
@@ -119,4 +149,21 @@ class PackClaims(Protocol):
 class PackQueues(Protocol):
     def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:
         """Put every pack on the provider's queue, or raise; packs may repeat on retry (consumers dedupe)."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Provider calls per operation per wall-clock second (epoch seconds, as the providers count them), shared by
+    every dispatcher: what one takes, the others cannot."""
+
+    def limit(self, operation: str) -> int:
+        """The configured calls per second; raises `KeyError` for an operation without a configured rate."""
+        ...
+
+    def free(self, operations: Collection[str], *, second: int) -> dict[str, int]:
+        """Permits still free in `second`, per operation (a snapshot: another dispatcher may take them next)."""
+        ...
+
+    def acquire(self, permits: Mapping[str, int], *, second: int) -> bool:
+        """Take all these permits (operation -> calls) in `second`, or none: False when any operation is short."""
         ...

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName
-from globesms.ports import Provider
+from globesms.ports import PlannedCall, Provider
 from globesms.providers.aliyun import (
     AliyunClient,
     AliyunSettings,
@@ -720,3 +720,80 @@ def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
         shown += [str(request.url), repr(dict(request.headers)), request.content.decode()]
     assert all(SECRET not in text for text in shown)
     assert "LTAItestkey" in repr(client)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning for the rate limiter: `plan` before sending, `send(plan=...)` makes exactly those calls
+
+
+def request_bytes(request: httpx.Request) -> tuple[str, dict[str, str], bytes]:
+    return str(request.url), dict(request.headers), request.content
+
+
+def test_plan_is_what_send_makes_and_batch_calls_may_go_as_singles() -> None:
+    client, recorder = make_client()
+    messages = [sms(1), sms(2, type=MessageType.OTP), sms(3)]
+    plan = client.plan(messages)
+    assert [(c.operation, c.indexes, c.singles) for c in plan] == [
+        ("BatchSendMessageToGlobe", (0, 2), "SendMessageToGlobe"),
+        ("SendMessageToGlobe", (1,), None),
+    ]
+    client.send(messages)
+    assert [r.headers["x-acs-action"] for r in recorder.requests] == [c.operation for c in plan]
+
+
+def test_send_with_its_own_plan_makes_byte_identical_requests() -> None:
+    messages = [sms(1), sms(2, type=MessageType.OTP), sms(3), sms(4, sender_id="Shop"), sms(5, sender_id="Shop")]
+    planned_client, planned = make_client()
+    plain_client, plain = make_client()
+    outcomes = planned_client.send(messages, plan=planned_client.plan(messages))
+    assert outcomes == plain_client.send(messages)
+    assert [request_bytes(r) for r in planned.requests] == [request_bytes(r) for r in plain.requests]
+
+
+def test_a_batch_call_split_into_singles_sends_the_single_requests() -> None:
+    messages = [sms(1), sms(2), sms(3)]
+    split_client, split = make_client()
+    [batch] = split_client.plan(messages)
+    outcomes = split_client.send(messages, plan=batch.as_singles())
+    singles_client, singles = make_client()
+    assert outcomes == singles_client.send(messages, min_batch_size=4)
+    assert [r.headers["x-acs-action"] for r in split.requests] == ["SendMessageToGlobe"] * 3
+    assert [request_bytes(r) for r in split.requests] == [request_bytes(r) for r in singles.requests]
+
+
+@pytest.mark.parametrize(
+    ("plan", "rule"),
+    [
+        ([PlannedCall("SendMessageToGlobe", (0,))], "every message exactly once"),
+        ([PlannedCall("SendMessageToGlobe", (0, 1))], "carries one message"),
+        ([PlannedCall("BatchSendMessageToGlobe", (0, 1)), PlannedCall("SendMessageToGlobe", (1,))], "exactly once"),
+        ([PlannedCall("SendSomethingElse", (0, 1))], "unknown operation"),
+    ],
+)
+def test_a_plan_alibaba_would_not_take_is_refused_before_sending(plan: list[PlannedCall], rule: str) -> None:
+    client, recorder = make_client()
+    with pytest.raises(InvalidProviderRequest) as refused:
+        client.send([sms(1), sms(2)], plan=plan)
+    assert refused.value.field == "plan" and rule in refused.value.rule
+    assert recorder.requests == []
+
+
+def test_a_batch_call_of_messages_that_cannot_share_one_is_refused() -> None:
+    client, recorder = make_client()
+    for messages in (
+        [sms(1, type=MessageType.OTP), sms(2, type=MessageType.OTP)],  # OTP is no batch Type
+        [sms(1), sms(2, sender_id="Shop")],  # different From
+        [sms(1), sms(2, to=sms(1).to)],  # the same number twice
+    ):
+        with pytest.raises(InvalidProviderRequest, match="BatchSendMessageToGlobe"):
+            client.send(messages, plan=[PlannedCall("BatchSendMessageToGlobe", (0, 1))])
+    assert recorder.requests == []
+
+
+def test_plan_refuses_what_send_refuses() -> None:
+    client, _ = make_client()
+    with pytest.raises(InvalidProviderRequest):
+        client.plan([sms(1, text=None, template_id="T1")])
+    with pytest.raises(InvalidProviderRequest):
+        client.plan([sms(i) for i in range(1001)])

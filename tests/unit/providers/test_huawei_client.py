@@ -20,8 +20,9 @@ from pydantic import SecretStr, ValidationError
 from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
+from globesms.ports import PlannedCall
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings, from_environment, signer
-from globesms.providers.huawei.client import MAX_BODY_BYTES, is_channel_number
+from globesms.providers.huawei.client import MAX_BODY_BYTES, OPERATION, is_channel_number
 
 SECRET = "s3cr3t-app-secret-value"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -728,3 +729,54 @@ def test_secret_never_shows(caplog: pytest.LogCaptureFixture) -> None:
         HuaweiSettings(app_key="k", app_secret=SecretStr(SECRET), sender="x" * 40)
     shown.append(str(raised.value))
     assert all(SECRET not in text for text in shown)
+
+
+# ------------------------------------------------------------------------------------ planning for the rate limiter
+
+
+def test_plan_counts_the_calls_send_makes() -> None:
+    recorder = Recorder()
+    client = make_client(recorder)
+    messages = [
+        sms("m1", "+6591000001"),
+        sms("m2", "+8613800000001"),  # mainland: its own channel, so its own call
+        sms("m3", "+6591000001"),  # a repeated number: a later call
+        sms("m4", "+6591000002"),
+    ]
+    plan = client.plan(messages)
+    assert OPERATION == "batchSendDiffSms"
+    assert [(c.operation, c.indexes, c.singles) for c in plan] == [
+        (OPERATION, (0, 3), None),
+        (OPERATION, (2,), None),
+        (OPERATION, (1,), None),
+    ]
+    client.send(messages)
+    assert len(recorder.requests) == len(plan)
+    assert [sorted(numbers_of(body)) for body in recorder.bodies()] == [
+        sorted(messages[i].to for i in call.indexes) for call in plan
+    ]
+
+
+def test_send_with_its_plan_makes_byte_identical_requests() -> None:
+    messages = [sms(f"m{i}", f"+659100000{i}") for i in range(4)] + [sms("m9", "+8613800000009")]
+    planned, plain = Recorder(), Recorder()
+    client = make_client(planned)
+    outcomes = client.send(messages, plan=client.plan(messages))
+    assert outcomes == make_client(plain).send(messages)
+    assert [(str(r.url), dict(r.headers), r.content) for r in planned.requests] == [
+        (str(r.url), dict(r.headers), r.content) for r in plain.requests
+    ]
+
+
+def test_a_plan_huawei_would_cut_differently_is_refused_before_sending() -> None:
+    recorder = Recorder()
+    client = make_client(recorder)
+    messages = [sms("m1", "+6591000001"), sms("m2", "+6591000002")]
+    for plan in (
+        [PlannedCall(OPERATION, (0,)), PlannedCall(OPERATION, (1,))],
+        [PlannedCall("sendSms", (0, 1))],
+    ):
+        with pytest.raises(InvalidProviderRequest) as refused:
+            client.send(messages, plan=plan)
+        assert refused.value.field == "plan"
+    assert recorder.requests == []

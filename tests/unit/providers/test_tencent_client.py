@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from globesms.dispatch import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
-from globesms.ports import Provider
+from globesms.ports import PlannedCall, Provider
 from globesms.providers.tencent import TencentSettings, TencentSmsClient, from_environment, signer, wire
 
 SECRET_KEY = "unit-test-secret-key-1234"
@@ -619,3 +619,37 @@ def test_secret_never_shows_in_reprs() -> None:
 def test_credentials_with_stray_whitespace_or_empty_are_refused(override: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         settings(**override)
+
+
+# --- planning for the rate limiter ------------------------------------------------------------------------------
+
+
+def test_plan_is_one_send_multi_global_sms_call_for_the_whole_send() -> None:
+    client = client_with(Recorder(ok_for))
+    assert client.plan([message(i) for i in range(3)]) == [PlannedCall("SendMultiGlobalSms", (0, 1, 2))]
+    assert client.plan([]) == []
+    with pytest.raises(InvalidProviderRequest):
+        client.plan([message(0), message(1, message_id="m0")])  # a message id used twice: what send refuses
+
+
+def test_send_with_its_plan_makes_the_same_request() -> None:
+    messages = [message(i) for i in range(3)]
+    planned, plain = Recorder(ok_for), Recorder(ok_for)
+    client = client_with(planned)
+    outcomes = client.send(messages, plan=client.plan(messages))
+    assert outcomes == client_with(plain).send(messages)
+    [a], [b] = planned.requests, plain.requests
+    assert (str(a.url), dict(a.headers), a.content) == (str(b.url), dict(b.headers), b.content)
+
+
+def test_a_plan_other_than_the_one_call_is_refused_before_sending() -> None:
+    recorder = Recorder(ok_for)
+    client = client_with(recorder)
+    for plan in (
+        [PlannedCall("SendMultiGlobalSms", (0,)), PlannedCall("SendMultiGlobalSms", (1,))],
+        [PlannedCall("SendSms", (0, 1))],
+    ):
+        with pytest.raises(InvalidProviderRequest) as refused:
+            client.send([message(0), message(1)], plan=plan)
+        assert refused.value.field == "plan"
+    assert recorder.requests == []

@@ -5,10 +5,12 @@ from __future__ import annotations
 from functools import cache
 
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import settings
+from globesms.rate_limits import configured_rate_limits
 
 
 @cache
@@ -27,6 +29,12 @@ def pack_claims() -> DynamoDBPackClaims:
 
 
 @cache
+def rate_limiter() -> DynamoDBRateLimiter:
+    """Provider call permits shared by every dispatcher; rates from GLOBESMS_RATE_LIMITS over the defaults."""
+    return DynamoDBRateLimiter(settings().table_name, configured_rate_limits())
+
+
+@cache
 def pack_queues() -> SqsPackQueues:
     return SqsPackQueues(settings().queue_urls)
 
@@ -38,5 +46,5 @@ def webhook_queue() -> SqsWebhookQueue:
 
 def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
-    for factory in (message_store, receipt_store, pack_claims, pack_queues, webhook_queue):
+    for factory in (message_store, receipt_store, pack_claims, rate_limiter, pack_queues, webhook_queue):
         factory.cache_clear()

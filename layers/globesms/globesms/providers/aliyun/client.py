@@ -3,7 +3,9 @@
 One `send` may become several provider calls. `plan_calls` (pure) decides which: OTP messages, and groups too
 small to be worth a batch, go one number per SendMessageToGlobe call (2,000 calls/s); the rest are grouped into
 BatchSendMessageToGlobe calls (1,000 numbers, 1 call/s) of messages that can share a call: same Type, sender id and
-validity (the channel id is per client), never the same number twice in one call.
+validity (the channel id is per client), never the same number twice in one call. A batch call's messages may
+instead go one per SendMessageToGlobe call (`PlannedCall.singles`): a rate limiter short of batch permits sends
+`plan` with such calls split (`send(messages, plan=...)`).
 
 Our message id travels in `TaskId`, which Alibaba echoes in receipts. A batch call has one TaskId for all its
 numbers, so a batch call's TaskId is `<first message id>+<count>` (`batch_task_id`), and each recipient is matched to
@@ -36,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from globesms.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
+from globesms.ports import PlannedCall as PlannedCall  # re-exported: the planning types are the ports'
 from globesms.providers.aliyun import errors, rules
 from globesms.providers.aliyun.responses import (
     BatchSendMessageToGlobeResponse,
@@ -109,12 +112,6 @@ def settings_from_environment(env: Mapping[str, str]) -> AliyunSettings:
 # Planning: which messages share a provider call (pure)
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedCall:
-    operation: str  # rules.SEND_ONE or rules.SEND_BATCH
-    indexes: tuple[int, ...]  # positions in the `send` input, in input order
-
-
 def plan_calls(
     messages: Sequence[OutboundSms],
     *,
@@ -125,10 +122,11 @@ def plan_calls(
 
     A batch call shares Type, From and ValidityPeriod, so messages are grouped by those; OTP is not a batch Type.
     A number already in the open group starts a new group: a repeated number would make FailedList ambiguous.
-    Groups smaller than `min_batch_size` become single calls."""
+    Groups smaller than `min_batch_size` become single calls. A batch call's `singles` is SEND_ONE: its messages
+    may go one per call instead."""
     min_batch_size = max(1, min_batch_size)
     if _one_batch(messages, min_batch_size, max_batch_size):
-        return [PlannedCall(rules.SEND_BATCH, tuple(range(len(messages))))]
+        return [PlannedCall(rules.SEND_BATCH, tuple(range(len(messages))), rules.SEND_ONE)]
     groups: list[list[int]] = []
     open_groups: dict[tuple[MessageType, str | None, int | None], tuple[list[int], set[str]]] = {}
     for index, message in enumerate(messages):
@@ -148,7 +146,7 @@ def plan_calls(
     for indexes in groups:
         batchable = messages[indexes[0]].type is not MessageType.OTP
         if batchable and len(indexes) >= min_batch_size:
-            calls.append(PlannedCall(rules.SEND_BATCH, tuple(indexes)))
+            calls.append(PlannedCall(rules.SEND_BATCH, tuple(indexes), rules.SEND_ONE))
         else:
             calls.extend(PlannedCall(rules.SEND_ONE, (index,)) for index in indexes)
     calls.sort(key=lambda call: call.indexes[0])
@@ -167,6 +165,34 @@ def _one_batch(messages: Sequence[OutboundSms], min_batch_size: int, max_batch_s
         and len(set(map(_GROUP_KEY, messages))) == 1
         and len(set(map(_TO, messages))) == len(messages)
     )
+
+
+def plan_violation(plan: Sequence[PlannedCall], messages: Sequence[OutboundSms]) -> InvalidProviderRequest | None:
+    """Why `plan` is not a set of calls Alibaba takes for `messages`, or None: each message in exactly one call, a
+    single call of one message, a batch call of at most 1,000 messages that may share one (see `plan_calls`)."""
+    covered = sorted(index for call in plan for index in call.indexes)
+    if covered != list(range(len(messages))):
+        return InvalidProviderRequest("plan", "must carry every message exactly once")
+    for call in plan:
+        if call.operation == rules.SEND_ONE:
+            if len(call.indexes) != 1:
+                return InvalidProviderRequest("plan", f"{rules.SEND_ONE} carries one message")
+            continue
+        if call.operation != rules.SEND_BATCH:
+            return InvalidProviderRequest("plan", f"unknown operation {call.operation!r}")
+        group = [messages[index] for index in call.indexes]
+        if not (
+            len(group) <= rules.MAX_BATCH_RECIPIENTS
+            and group[0].type is not MessageType.OTP
+            and len(set(map(_GROUP_KEY, group))) == 1
+            and len(set(map(_TO, group))) == len(group)
+        ):
+            return InvalidProviderRequest(
+                "plan",
+                f"a {rules.SEND_BATCH} call carries up to {rules.MAX_BATCH_RECIPIENTS} non-OTP messages of one "
+                "Type, sender id and validity, each number once",
+            )
+    return None
 
 
 def batch_task_id(first_message_id: str, count: int) -> str:
@@ -302,24 +328,50 @@ class AliyunClient(HttpClientOwner):
         """The rule this message breaks, if any: the same rules `send` refuses a call for."""
         return message_violation(message)
 
-    def send(self, messages: Sequence[OutboundSms], *, min_batch_size: int | None = None) -> list[SendOutcome]:
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        """The calls `send(messages)` makes (no I/O); raises InvalidProviderRequest as `send` does."""
+        self._validate(messages)
+        return plan_calls(messages, min_batch_size=self.settings.min_batch_size)
+
+    def send(
+        self,
+        messages: Sequence[OutboundSms],
+        *,
+        min_batch_size: int | None = None,
+        plan: Sequence[PlannedCall] | None = None,
+    ) -> list[SendOutcome]:
         """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything: for
-        more than `max_recipients_per_call` messages, or for the first message that `check` refuses."""
-        prepared = self.prepare(messages, min_batch_size=min_batch_size)
+        more than `max_recipients_per_call` messages, for the first message that `check` refuses, or for a `plan`
+        Alibaba would not take (`plan_violation`). With `plan`, exactly those calls are made."""
+        prepared = self.prepare(messages, min_batch_size=min_batch_size, plan=plan)
         by_index: dict[int, SendOutcome] = {}
         for call in prepared:
             by_index.update(zip(call.indexes, self._transmit(call, messages), strict=True))
         return [by_index[index] for index in range(len(messages))]
 
-    def prepare(self, messages: Sequence[OutboundSms], *, min_batch_size: int | None = None) -> list[PreparedCall]:
-        """Validate every message, plan the calls and sign them (no I/O)."""
+    def prepare(
+        self,
+        messages: Sequence[OutboundSms],
+        *,
+        min_batch_size: int | None = None,
+        plan: Sequence[PlannedCall] | None = None,
+    ) -> list[PreparedCall]:
+        """Validate every message, plan the calls (or check the `plan` given) and sign them (no I/O)."""
+        self._validate(messages)
+        if plan is None:
+            plan = plan_calls(messages, min_batch_size=min_batch_size or self.settings.min_batch_size)
+        else:
+            problem = plan_violation(plan, messages)
+            if problem is not None:
+                raise problem
+        return [self._prepare_call(call, messages) for call in plan]
+
+    def _validate(self, messages: Sequence[OutboundSms]) -> None:
         if len(messages) > self.max_recipients_per_call:
             raise InvalidProviderRequest(
                 "messages", f"at most {self.max_recipients_per_call} recipients per send, got {len(messages)}"
             )
         validate_messages(messages)
-        plan = plan_calls(messages, min_batch_size=min_batch_size or self.settings.min_batch_size)
-        return [self._prepare_call(call, messages) for call in plan]
 
     # -- building and signing ---------------------------------------------------------------------------------
 

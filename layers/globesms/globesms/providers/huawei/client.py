@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from globesms.clock import utc_now
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.errors import ALL_NUMBERS_FAILED_CODE, SUCCESS_CODE, provider_error
@@ -55,6 +56,7 @@ log = logging.getLogger("globesms.providers.huawei")
 
 DEFAULT_ENDPOINT = "https://smsapi.ap-southeast-1.myhuaweicloud.com:443"
 SEND_PATH = "/sms/batchSendDiffSms/v1"
+OPERATION = "batchSendDiffSms"  # what Huawei's flow control (and our rate limiter) counts calls under
 MAX_NUMBERS_PER_CALL = 500  # more fails the whole call
 MAX_NUMBER_LENGTH = 21
 MAX_BODY_BYTES = 64 * 1024
@@ -169,8 +171,8 @@ def settings_from_environment(env: Mapping[str, str]) -> HuaweiSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class PlannedCall:
-    """One planned HTTP call: which inputs it carries (by index), its echo value and its finished body."""
+class PreparedCall:
+    """One prepared HTTP call: which inputs it carries (by index), its echo value and its finished body."""
 
     indices: tuple[int, ...]
     extend: str
@@ -243,8 +245,13 @@ class HuaweiClient(HttpClientOwner):
 
     # ------------------------------------------------------------------------------------------------- sending
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-        calls = self.plan(messages)  # every input is checked before anything is sent
+    def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
+        """One outcome per input, in input order. Raises InvalidProviderRequest before sending anything, for the
+        first input that breaks a rule or for a `plan` other than `plan(messages)` (the calls are Huawei's to cut:
+        by channel, repeated numbers and body size, with no alternative)."""
+        calls = self.prepare(messages)  # every input is checked before anything is sent
+        if plan is not None and [(c.operation, c.indexes) for c in plan] != [(OPERATION, c.indices) for c in calls]:
+            raise InvalidProviderRequest("plan", "must be the calls `plan` gives for these messages")
         outcomes: list[SendOutcome | None] = [None] * len(messages)
         for call in calls:
             for index, outcome in zip(call.indices, self._send_call(call, messages), strict=True):
@@ -254,6 +261,11 @@ class HuaweiClient(HttpClientOwner):
         return done
 
     def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        """The calls `send` would make, as operation and inputs; raises InvalidProviderRequest on the first bad
+        input."""
+        return [PlannedCall(OPERATION, call.indices) for call in self.prepare(messages)]
+
+    def prepare(self, messages: Sequence[OutboundSms]) -> list[PreparedCall]:
         """The calls `send` would make, bodies included; raises InvalidProviderRequest on the first bad input."""
         if len(messages) > MAX_NUMBERS_PER_CALL:
             raise InvalidProviderRequest(
@@ -334,11 +346,13 @@ class HuaweiClient(HttpClientOwner):
         # Another channel number of the same application, of the kind this number needs.
         return _Channel(sender_id, channel.signature)
 
-    def _build_calls(self, channel: _Channel, indices: list[int], messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+    def _build_calls(
+        self, channel: _Channel, indices: list[int], messages: Sequence[OutboundSms]
+    ) -> list[PreparedCall]:
         extend = messages[indices[0]].message_id
         body = self._encode(channel, extend, [messages[i] for i in indices])
         if len(body) <= MAX_BODY_BYTES:
-            return [PlannedCall(tuple(indices), extend, body)]
+            return [PreparedCall(tuple(indices), extend, body)]
         if len(indices) == 1:  # `_checked_channel` refuses such a message first; a guard, not a path
             raise InvalidProviderRequest(
                 "template_params",
@@ -406,7 +420,7 @@ class HuaweiClient(HttpClientOwner):
         )
         return headers
 
-    def _send_call(self, call: PlannedCall, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
+    def _send_call(self, call: PreparedCall, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
         try:
             response = self._http.post(self._url, content=call.body, headers=self.auth_headers(call.body))
         except httpx.HTTPError as exc:
@@ -448,7 +462,7 @@ def _message_violation(message: OutboundSms) -> InvalidProviderRequest | None:
 # ------------------------------------------------------------------------------------------------------ answers
 
 
-def _fail_all(call: PlannedCall, messages: Sequence[OutboundSms], error: ProviderError) -> list[SendOutcome]:
+def _fail_all(call: PreparedCall, messages: Sequence[OutboundSms], error: ProviderError) -> list[SendOutcome]:
     extra = {"extend": call.extend}
     return [SendOutcome(messages[i].message_id, error=error, extra=extra) for i in call.indices]
 
@@ -460,7 +474,7 @@ def _malformed(http_status: int) -> ProviderError:
     return provider_error(f"HTTP_{http_status}", "unreadable error answer", http_status)
 
 
-def _outcomes(call: PlannedCall, messages: Sequence[OutboundSms], response: httpx.Response) -> list[SendOutcome]:
+def _outcomes(call: PreparedCall, messages: Sequence[OutboundSms], response: httpx.Response) -> list[SendOutcome]:
     status = response.status_code
     try:
         answer = BatchSendDiffSmsResponse.model_validate_json(response.content)
@@ -482,7 +496,7 @@ def _outcomes(call: PlannedCall, messages: Sequence[OutboundSms], response: http
 
 
 def _per_number_outcomes(
-    call: PlannedCall, messages: Sequence[OutboundSms], answer: BatchSendDiffSmsResponse, http_status: int
+    call: PreparedCall, messages: Sequence[OutboundSms], answer: BatchSendDiffSmsResponse, http_status: int
 ) -> list[SendOutcome]:
     by_number: dict[str, SmsId] = {_number_key(item.origin_to): item for item in answer.result or ()}
     if answer.code == SUCCESS_CODE:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -156,11 +157,22 @@ class TencentSmsClient(HttpClientOwner):
         headers["Authorization"] = self._signer.authorization(body, timestamp)
         return httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout})
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything: for more
-        than 200 messages, a message id used twice, or the first message that `check` refuses."""
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        """`send` makes one SendMultiGlobalSms call for all its messages (none for none); raises
+        InvalidProviderRequest as `send` does."""
         if not messages:
             return []
+        wire.check_batch(messages)
+        return [PlannedCall(wire.ACTION, tuple(range(len(messages))))]
+
+    def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
+        """One outcome per message, in input order. Raises InvalidProviderRequest before sending anything: for more
+        than 200 messages, a message id used twice, the first message that `check` refuses, or a `plan` that is
+        not `plan(messages)` (the one call there is)."""
+        if not messages:
+            return []
+        if plan is not None and list(plan) != [PlannedCall(wire.ACTION, tuple(range(len(messages))))]:
+            raise InvalidProviderRequest("plan", f"one {wire.ACTION} call carries all the messages of a send")
         request = self.build_request(messages)
         try:
             response = self._http.send(request)
