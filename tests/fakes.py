@@ -45,6 +45,9 @@ class MemoryStore:
         record = self.messages.get(message_id)
         return None if record is None else (record, self.batches.get(record.batch_id))
 
+    def get_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        return {i: self.messages[i].model_copy(deep=True) for i in message_ids if i in self.messages}
+
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         return self.batches.get(batch_id)
 

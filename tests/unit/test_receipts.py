@@ -1,5 +1,5 @@
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -250,3 +250,58 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
         ("receipt", Status.DELIVERED),
     ]
     assert view.error is None
+
+
+def interrupted_dispatch(store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks) -> None:
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:huawei:0",
+            "batch_id": "B",
+            "provider": "huawei",
+            "created_at": "2026-11-26T09:59:00Z",
+            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
+            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
+        }
+    )
+    provider = ScriptedProvider(name=ProviderName.HUAWEI)
+    dispatch_pack(
+        pack,
+        provider=provider,
+        store=store,
+        claims=claims,
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=webhooks,
+        now=NOW,
+        last_attempt=False,
+    )
+    assert provider.calls == []  # never sent again
+
+
+def test_an_interrupted_pack_never_overwrites_what_receipts_already_moved_on() -> None:
+    store = store_with(message())  # SUBMITTED by the attempt that then died before finishing its claim
+    record_push([report()], store=store, now=NOW)
+    claims = MemoryClaims()
+    claims.claim("B:huawei:0", now=NOW - timedelta(minutes=5), lease_seconds=120)
+    interrupted_dispatch(store, claims, MemoryWebhooks())
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id) == (Status.DELIVERED, "pm-B.00000")
+
+
+def test_a_receipt_held_for_an_interrupted_pack_settles_it() -> None:
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    assert record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW).held == 1
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    claims.claim("B:huawei:0", now=NOW - timedelta(minutes=5), lease_seconds=120)
+    interrupted_dispatch(store, claims, webhooks)
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id) == (Status.DELIVERED, "pm-B.00000")
+    assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
+
+
+@pytest.mark.parametrize(("status", "raw"), [(Status.REJECTED, "REJECTD"), (Status.EXPIRED, "EXPIRED")])
+def test_every_final_receipt_status_queues_its_event(status: Status, raw: str) -> None:
+    store = store_with(message())
+    result = record_push([report(status, raw)], store=store, now=NOW)
+    assert store.messages["B.00000"].status is status
+    assert [d.event.type for d in result.webhooks] == [f"message.{status.value.lower()}"]

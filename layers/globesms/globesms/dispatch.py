@@ -279,7 +279,7 @@ def dispatch_pack(
     if claim is Claim.BUSY:
         raise PackBusy(pack.pack_id)
     if claim is Claim.STALE:
-        return _settle_interrupted(pack, store=store, claims=claims, now=now)
+        return _settle_interrupted(pack, store=store, claims=claims, receipts=receipts, webhooks=webhooks, now=now)
 
     messages = outbound_messages(pack)
     if limiter is None:
@@ -306,15 +306,18 @@ def dispatch_pack(
     records = [_record(pack, i, outcome, now) for i, outcome in outcomes if i not in retried]
     if records:
         store.put_messages(records)
-    claims.finish(pack.pack_id)
     changed = apply_held_receipts(receipts, records, now)
     records = [changed.get(r.id, r) for r in records]
+    # Events before `finish`: a dispatcher that dies in between leaves the claim to expire, and the next delivery
+    # settles only what was never recorded (event ids are stable, so a repeat is harmless).
+    not_queued = _notify(webhooks, records, now)
+    claims.finish(pack.pack_id)
     summary = DispatchSummary(
         submitted=sum(r.status is Status.SUBMITTED for r in records),
         failed=sum(r.status is Status.FAILED for r in records),
         unknown=sum(r.status is Status.SENDING for r in records),
         retried=len(retry_indexes),
-        webhooks_not_queued=_notify(webhooks, records, now),
+        webhooks_not_queued=not_queued,
         deferred=len(deferred),
     )
     if whole_pack_error is not None:
@@ -354,18 +357,41 @@ def retry_delay(attempt: int) -> int:
 
 
 def _settle_interrupted(
-    pack: DispatchPack, *, store: MessageStore, claims: PackClaims, now: datetime
+    pack: DispatchPack,
+    *,
+    store: MessageStore,
+    claims: PackClaims,
+    receipts: ReceiptStore,
+    webhooks: WebhookQueue,
+    now: datetime,
 ) -> DispatchSummary:
+    """The earlier attempt may have sent the pack and even recorded some outcomes (which receipts may since have
+    moved on): only recipients still as accept wrote them become SENDING; nothing recorded is overwritten."""
     error = ProviderError(
         ErrorCategory.UNKNOWN_OUTCOME,
         "DISPATCH_INTERRUPTED",
         "an earlier attempt stopped after claiming this pack; the provider may have sent it",
     )
-    outcomes = [SendOutcome(message_id=r.id, error=error) for r in pack.recipients]
-    records = [_record(pack, i, outcome, now) for i, outcome in enumerate(outcomes)]
-    store.put_messages(records)
+    current = store.get_messages([r.id for r in pack.recipients])
+    unrecorded = [
+        i
+        for i, r in enumerate(pack.recipients)
+        if r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED)
+    ]
+    records = [_record(pack, i, SendOutcome(message_id=pack.recipients[i].id, error=error), now) for i in unrecorded]
+    if records:
+        store.put_messages(records)
+    changed = apply_held_receipts(receipts, records, now)  # receipts that came while the record was not written
+    records = [changed.get(r.id, r) for r in records]
+    not_queued = _notify(webhooks, records, now)
     claims.finish(pack.pack_id)
-    return DispatchSummary(submitted=0, failed=0, unknown=len(records))
+    return DispatchSummary(
+        submitted=0,
+        failed=0,
+        unknown=sum(r.status is Status.SENDING for r in records),
+        skipped=len(pack.recipients) - len(records),
+        webhooks_not_queued=not_queued,
+    )
 
 
 def _transient_indexes(outcomes: Sequence[tuple[int, SendOutcome]]) -> list[int]:

@@ -84,6 +84,10 @@ class MessageStore(Protocol):
 
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None: ...
 
+    def get_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        """The stored records of these ids (consistent read), by id; ids with no record are left out."""
+        ...
+
     def get_batch(self, batch_id: str) -> BatchRecord | None: ...
 
     def list_batch_messages(

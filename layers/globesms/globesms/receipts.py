@@ -117,6 +117,14 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         _count(apply_events(store, message, [event], pmid, now), now, result)
         return
     newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
+    if message is None:
+        # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
+        # One more look after holding narrows that window; what still slips through stays held for reconciliation.
+        message = store.message_for_provider_ref(report.provider, pmid)
+        if message is not None and takes_receipts_for(message, pmid):
+            _count(apply_events(store, message, [event], pmid, now), now, result)
+            return
+        message = None
     if message is not None:
         again = store.reload(message.id)
         if again is not None and takes_receipts_for(again, pmid):

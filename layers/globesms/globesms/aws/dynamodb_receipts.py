@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.dynamodb_store import (
+    READ_BATCH,
     batch_pk,
     from_item,
     message_from_item,
@@ -26,7 +27,6 @@ from globesms.receipts import held_key
 
 HELD_SK = "#"
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
-READ_BATCH = 100  # BatchGetItem's limit
 
 
 def held_pk(provider: ProviderName, provider_message_id: str) -> str:

@@ -22,6 +22,7 @@ from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 HEADER_SK = "#"
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
+READ_BATCH = 100  # BatchGetItem's limit
 
 serializer = TypeSerializer()
 deserializer = TypeDeserializer()
@@ -162,6 +163,23 @@ class DynamoDBMessageStore:
         if message is None:
             return None
         return message_from_item(message), batch_from_item(header) if header else None
+
+    def get_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        keys = []
+        for message_id in message_ids:
+            parts = split_message_id(message_id)
+            if parts is not None:
+                keys.append({"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}})
+        found: dict[str, MessageRecord] = {}
+        for start in range(0, len(keys), READ_BATCH):
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + READ_BATCH], "ConsistentRead": True}}
+            while request:
+                response = self._client().batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    record = message_from_item(item)
+                    found[record.id] = record
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
