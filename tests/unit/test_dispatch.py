@@ -38,19 +38,25 @@ def pack(n: int = 3, provider: ProviderName = ProviderName.ALIYUN) -> DispatchPa
     )
 
 
-def test_every_recipient_is_recorded_submitted_with_its_provider_id() -> None:
-    store, provider = MemoryStore(), ScriptedProvider()
-    summary = dispatch_pack(
-        pack(),
+def run(pack_: DispatchPack, provider: ScriptedProvider, store: MemoryStore, claims: MemoryClaims | None = None, **kw):  # type: ignore[no-untyped-def]
+    """dispatch_pack with in-memory ports; keyword overrides for queues, webhooks, now, last_attempt."""
+    return dispatch_pack(
+        pack_,
         provider=provider,
         store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
+        claims=claims or MemoryClaims(),
+        queues=kw.pop("queues", MemoryQueues()),
         receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
+        webhooks=kw.pop("webhooks", MemoryWebhooks()),
+        now=kw.pop("now", NOW),
+        last_attempt=kw.pop("last_attempt", False),
+        **kw,
     )
+
+
+def test_every_recipient_is_recorded_submitted_with_its_provider_id() -> None:
+    store, provider = MemoryStore(), ScriptedProvider()
+    summary = run(pack(), provider, store)
     assert summary.submitted == 3
     assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
     assert store.messages["B.00001"].provider_message_id == "pm-B.00001"
@@ -67,17 +73,7 @@ def test_per_recipient_errors_are_failed_with_raw_and_normalised_codes() -> None
     bad = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
     provider = ScriptedProvider(answer=lambda m: bad if m.message_id == "B.00001" else None)
     store = MemoryStore()
-    summary = dispatch_pack(
-        pack(),
-        provider=provider,
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    summary = run(pack(), provider, store)
     assert (summary.submitted, summary.failed) == (2, 1)
     failed = store.messages["B.00001"]
     assert failed.status is Status.FAILED
@@ -88,17 +84,7 @@ def test_a_call_that_failed_transiently_as_a_whole_is_retried_and_writes_nothing
     busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "slow down", 400)
     store = MemoryStore()
     with pytest.raises(RetryPack):
-        dispatch_pack(
-            pack(),
-            provider=ScriptedProvider(answer=lambda m: busy),
-            store=store,
-            claims=MemoryClaims(),
-            queues=MemoryQueues(),
-            receipts=store,
-            webhooks=MemoryWebhooks(),
-            now=NOW,
-            last_attempt=False,
-        )
+        run(pack(), ScriptedProvider(answer=lambda m: busy), store)
     assert not store.messages
 
 
@@ -106,17 +92,7 @@ def test_on_the_last_attempt_a_transient_failure_is_recorded_before_the_dead_let
     down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
     store = MemoryStore()
     with pytest.raises(RetryPack):
-        dispatch_pack(
-            pack(),
-            provider=ScriptedProvider(answer=lambda m: down),
-            store=store,
-            claims=MemoryClaims(),
-            queues=MemoryQueues(),
-            receipts=store,
-            webhooks=MemoryWebhooks(),
-            now=NOW,
-            last_attempt=True,
-        )
+        run(pack(), ScriptedProvider(answer=lambda m: down), store, last_attempt=True)
     assert {m.status for m in store.messages.values()} == {Status.FAILED}
     assert {m.error_code for m in store.messages.values()} == {"ServiceUnavailable"}
 
@@ -124,34 +100,14 @@ def test_on_the_last_attempt_a_transient_failure_is_recorded_before_the_dead_let
 def test_an_unknown_outcome_is_not_marked_failed() -> None:
     timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
     store = MemoryStore()
-    summary = dispatch_pack(
-        pack(1),
-        provider=ScriptedProvider(answer=lambda m: timeout),
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    summary = run(pack(1), ScriptedProvider(answer=lambda m: timeout), store)
     assert summary.unknown == 1
     assert store.messages["B.00000"].status is Status.SENDING
 
 
 def test_packs_larger_than_a_provider_call_are_sent_in_chunks() -> None:
     provider = ScriptedProvider(max_recipients_per_call=2)
-    dispatch_pack(
-        pack(5),
-        provider=provider,
-        store=(m := MemoryStore()),
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=m,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    run(pack(5), provider, MemoryStore())
     assert [len(c) for c in provider.calls] == [2, 2, 1]
 
 
@@ -162,17 +118,7 @@ class RefusingProvider(ScriptedProvider):
 
 def test_a_request_the_client_refuses_fails_with_field_and_rule() -> None:
     store = MemoryStore()
-    dispatch_pack(
-        pack(2),
-        provider=RefusingProvider(),
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    run(pack(2), RefusingProvider(), store)
     record = store.messages["B.00000"]
     assert record.status is Status.FAILED
     assert record.error_category == "request"
@@ -185,17 +131,7 @@ def test_outcomes_keep_provider_segments_when_given() -> None:
             return [SendOutcome(message_id=m.message_id, provider_message_id="x", segments=2) for m in messages]
 
     store = MemoryStore()
-    dispatch_pack(
-        pack(1),
-        provider=Billing(),
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    run(pack(1), Billing(), store)
     assert store.messages["B.00000"].segments == 2
 
 
@@ -218,17 +154,7 @@ def test_a_message_the_provider_refuses_fails_alone_and_the_others_are_sent() ->
     store = MemoryStore()
     bad = pack(4).recipients[1].to
     provider = CheckingProvider({bad})
-    summary = dispatch_pack(
-        pack(4),
-        provider=provider,
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
-    )
+    summary = run(pack(4), provider, store)
     assert (summary.submitted, summary.failed) == (3, 1)
     assert [[m.message_id for m in call] for call in provider.calls] == [["B.00000", "B.00002", "B.00003"]]
     refused = store.messages["B.00001"]
@@ -273,21 +199,6 @@ def test_a_call_level_refusal_still_fails_only_its_own_chunk() -> None:
     assert [o.error.message if o.error else None for o in outcomes][3:] == [
         "message_id: must be unique within one call"
     ] * 2
-
-
-def run(pack_: DispatchPack, provider: ScriptedProvider, store: MemoryStore, claims: MemoryClaims, **kw):  # type: ignore[no-untyped-def]
-    queues = kw.pop("queues", MemoryQueues())
-    return dispatch_pack(
-        pack_,
-        provider=provider,
-        store=store,
-        claims=claims,
-        queues=queues,
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        now=kw.pop("now", NOW),
-        last_attempt=kw.pop("last_attempt", False),
-    )
 
 
 def test_a_repeated_delivery_of_a_sent_pack_sends_nothing() -> None:

@@ -64,6 +64,20 @@ def report(
     )
 
 
+def huawei_pack() -> DispatchPack:
+    """One Huawei template message to B.00000, with a status callback."""
+    return DispatchPack.model_validate(
+        {
+            "pack_id": "B:huawei:0",
+            "batch_id": "B",
+            "provider": "huawei",
+            "created_at": "2026-11-26T09:59:00Z",
+            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
+            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
+        }
+    )
+
+
 def store_with(record: MessageRecord) -> MemoryStore:
     store = MemoryStore()
     store.messages[record.id] = record
@@ -113,16 +127,7 @@ def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() 
     early = record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
     assert (early.held, store.messages["B.00000"].status) == (1, Status.ACCEPTED)
 
-    pack = DispatchPack.model_validate(
-        {
-            "pack_id": "B:huawei:0",
-            "batch_id": "B",
-            "provider": "huawei",
-            "created_at": "2026-11-26T09:59:00Z",
-            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
-            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
-        }
-    )
+    pack = huawei_pack()
     webhooks = MemoryWebhooks()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
     dispatch_pack(
@@ -218,16 +223,7 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
     store = store_with(message(status=Status.QUEUED, pmid=None))
     early = record_push([report(pmid="pm-late", echo=EchoRange("B", 0, 0))], store=store, now=NOW)
     assert early.held == 1
-    pack = DispatchPack.model_validate(
-        {
-            "pack_id": "B:huawei:0",
-            "batch_id": "B",
-            "provider": "huawei",
-            "created_at": "2026-11-26T09:59:00Z",
-            "contents": [{"type": "NOTIFY", "template_id": "1"}],
-            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
-        }
-    )
+    pack = huawei_pack()
     timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
     provider = ScriptedProvider(name=ProviderName.HUAWEI, answer=lambda m: timeout)
     dispatch_pack(
@@ -253,16 +249,7 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
 
 
 def interrupted_dispatch(store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks) -> None:
-    pack = DispatchPack.model_validate(
-        {
-            "pack_id": "B:huawei:0",
-            "batch_id": "B",
-            "provider": "huawei",
-            "created_at": "2026-11-26T09:59:00Z",
-            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
-            "recipients": [{"id": "B.00000", "to": "+85251234567", "c": 0}],
-        }
-    )
+    pack = huawei_pack()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
     dispatch_pack(
         pack,
