@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit integration e2e build validate invoke-% clean
+.PHONY: run test lint typecheck unit integration e2e build validate invoke-% redrive clean
 
 ## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators)
 run: $(STAMP)
@@ -53,6 +53,13 @@ build: $(SAM_VENV)/bin/sam
 ## invoke-<Function>: e.g. make invoke-SendApiFunction EVENT=events/send_api_post_messages.json (needs `make build`)
 invoke-%: $(SAM_VENV)/bin/sam
 	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT) --env-vars env.json --skip-pull-image --add-host host.docker.internal:host-gateway
+
+## redrive: move a DLQ's messages back to their queue, e.g. make redrive QUEUE=AliyunDeadLetterQueue STACK=globesms-prod
+##   QUEUE is a logical id (AliyunDeadLetterQueue, Aliyun, AliyunQueue) or a queue URL; MAX=<n> moves at most n,
+##   DRY_RUN=1 lists without moving. STACK defaults to globesms-dev (globesms-local when AWS_ENDPOINT_URL is set).
+redrive: $(STAMP)
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<logical id or URL> [STACK=<name>] [MAX=<n>] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/python -m tools.redrive '$(QUEUE)' $(if $(STACK),--stack '$(STACK)') $(if $(MAX),--max $(MAX)) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -108,6 +108,14 @@ EXPECTED_ACTIONS = {
 }
 
 
+# RoutesParameterName (the route table override in SSM): only when it is set do the functions that accept get
+# ssm:GetParameter, on that one parameter (a statement under the HasRoutesParameter condition).
+ROUTES_PARAMETER_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${RoutesParameterName}"
+}
+EXPECTED_WITH_ROUTES_PARAMETER = {"SendApiFunction": {"ssm:GetParameter"}, "IntakeFunction": {"ssm:GetParameter"}}
+
+
 def _translator_python() -> str:
     # aws-sam-translator is a dev dependency (pyproject.toml): never skip, a missing translator is a failure.
     return sys.executable
@@ -172,8 +180,24 @@ def role_of(resources: dict[str, Any], function_id: str) -> str:
     return str(logical_id)
 
 
-def statements_of(resources: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
-    """The role's inline policies and any policy resource attached to it."""
+def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
+    """`value` as CloudFormation sees it when the conditions have these values: each Fn::If replaced by the branch
+    taken, AWS::NoValue dropped."""
+    if isinstance(value, list):
+        resolved = [with_conditions(v, conditions) for v in value]
+        return [v for v in resolved if v != {"Ref": "AWS::NoValue"}]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, if_true, if_false = value["Fn::If"]
+            return with_conditions(if_true if conditions[name] else if_false, conditions)
+        return {k: with_conditions(v, conditions) for k, v in value.items()}
+    return value
+
+
+def statements_of(resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False) -> list[dict[str, Any]]:
+    """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
+    for the default parameters (RoutesParameterName empty) or, with `routes_parameter`, for that parameter set."""
+    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter})
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
     for properties in [
         *of_type(resources, "AWS::IAM::Policy").values(),
@@ -239,6 +263,44 @@ def test_each_function_has_exactly_the_actions_its_code_uses(resources: dict[str
     for function_id in function_ids(resources):
         granted = set().union(*(actions(s) for s in statements_of(resources, role_of(resources, function_id))))
         assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id], function_id
+
+
+def test_the_routes_parameter_condition_is_set_when_the_parameter_is_not_empty(translation: dict[str, Any]) -> None:
+    """What with_conditions assumes: HasRoutesParameter is true exactly when RoutesParameterName is not empty, and
+    RoutesParameterName is empty by default."""
+    template = translation["translated"]
+    assert template["Parameters"]["RoutesParameterName"]["Default"] == ""
+    assert template["Conditions"] == {
+        "HasRoutesParameter": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RoutesParameterName"}, ""]}]}
+    }
+
+
+def test_with_the_routes_parameter_the_accepting_functions_may_read_that_parameter_only(
+    resources: dict[str, Any],
+) -> None:
+    for function_id in function_ids(resources):
+        role_id = role_of(resources, function_id)
+        granted = set().union(*(actions(s) for s in statements_of(resources, role_id, routes_parameter=True)))
+        added = EXPECTED_WITH_ROUTES_PARAMETER.get(function_id, set())
+        assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id] | added, function_id
+        ssm = [
+            s
+            for s in statements_of(resources, role_id, routes_parameter=True)
+            if any(a.startswith("ssm:") for a in actions(s))
+        ]
+        if added:
+            assert ssm == [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": ROUTES_PARAMETER_ARN}]
+        else:
+            assert not ssm, function_id
+
+
+def test_the_accepting_functions_are_told_the_routes_parameter(resources: dict[str, Any]) -> None:
+    for function_id in function_ids(resources):
+        variables = resources[function_id]["Properties"]["Environment"]["Variables"]
+        if function_id in EXPECTED_WITH_ROUTES_PARAMETER:
+            assert variables["GLOBESMS_ROUTES_PARAMETER"] == {"Ref": "RoutesParameterName"}, function_id
+        else:
+            assert "GLOBESMS_ROUTES_PARAMETER" not in variables, function_id
 
 
 def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_table(resources: dict[str, Any]) -> None:

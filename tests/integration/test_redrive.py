@@ -1,0 +1,139 @@
+"""tools/redrive.py against moto: the local stack's queues (named `globesms-local-<LogicalId>`, no CloudFormation
+stack) and, for the lookup by stack outputs, a CloudFormation stub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MotoStack
+from tools import redrive
+
+STACK = ["--stack", "globesms-local", "--wait-seconds", "0"]
+
+
+def _urls(stack: MotoStack) -> tuple[str, str]:
+    refs = stack.deployed.context.refs
+    return refs["AliyunDeadLetterQueue"], refs["AliyunQueue"]
+
+
+def _fill(stack: MotoStack, dlq: str, count: int) -> list[str]:
+    bodies = [f'{{"pack_id": "p{i}", "n": {i}}}' for i in range(count)]
+    for start in range(0, count, 10):
+        stack.sqs.send_message_batch(
+            QueueUrl=dlq,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        "origin": {"DataType": "String", "StringValue": f"test-{start + i}"},
+                        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+                    },
+                }
+                for i, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+    return bodies
+
+
+def _drain(stack: MotoStack, url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        got = stack.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=300
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+
+
+def test_moves_every_message_back_exactly_once_with_bodies_and_attributes(
+    stack: MotoStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlq, source = _urls(stack)
+    bodies = _fill(stack, dlq, 23)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0
+    assert "moved 23, failed 0" in capsys.readouterr().out
+    moved = _drain(stack, source)
+    assert sorted(m["Body"] for m in moved) == sorted(bodies)  # each once: no duplicates, none lost
+    by_body = {m["Body"]: m for m in moved}
+    attributes = by_body[bodies[7]]["MessageAttributes"]
+    assert attributes["origin"]["StringValue"] == "test-7"
+    assert attributes["blob"]["BinaryValue"] == b"\x00\x01"
+    assert _drain(stack, dlq) == []
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0  # a second run finds nothing
+    assert "moved 0" in capsys.readouterr().out
+    assert _drain(stack, source) == []
+
+
+def test_max_is_honoured(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
+    dlq, source = _urls(stack)
+    _fill(stack, dlq, 15)
+    assert redrive.main(["Aliyun", *STACK, "--max", "12"], environ={}) == 0
+    assert "moved 12," in capsys.readouterr().out
+    assert len(_drain(stack, source)) == 12
+    assert len(_drain(stack, dlq)) == 3
+
+
+def test_dry_run_lists_and_moves_nothing(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
+    dlq, source = _urls(stack)
+    bodies = _fill(stack, dlq, 12)
+    assert redrive.main([dlq, *STACK, "--dry-run"], environ={}) == 0
+    out = capsys.readouterr().out
+    assert "would move 12 message(s); moved 0" in out
+    assert all(body[:100] in out for body in bodies)
+    assert _drain(stack, source) == []
+    assert sorted(m["Body"] for m in _drain(stack, dlq)) == sorted(bodies)  # visible again, all there
+
+
+def test_the_source_queue_names_its_dead_letter_queue(stack: MotoStack) -> None:
+    dlq, source = _urls(stack)
+    plan = redrive.plan("AliyunQueue", to=None, stack="globesms-local", sqs=stack.sqs, cloudformation=_NoStacks())
+    assert plan == (dlq, source)
+    assert redrive.plan(dlq, to=None, stack="x", sqs=stack.sqs, cloudformation=_NoStacks()) == (dlq, source)
+
+
+def test_to_overrides_the_destination(stack: MotoStack) -> None:
+    dlq, _ = _urls(stack)
+    _fill(stack, dlq, 3)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK, "--to", "TencentQueue"], environ={}) == 0
+    assert len(_drain(stack, stack.deployed.context.refs["TencentQueue"])) == 3
+
+
+@pytest.mark.parametrize("queue", ["NoSuchDeadLetterQueue", "https://sqs.us-east-1.amazonaws.com/123456789012/nope"])
+def test_an_unknown_queue_is_a_clear_error(stack: MotoStack, capsys: pytest.CaptureFixture[str], queue: str) -> None:
+    assert redrive.main([queue, *STACK], environ={}) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("redrive: ") and ("not found" in err or "no queue" in err), err
+
+
+def test_a_dlq_with_no_source_needs_to(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
+    orphan = stack.sqs.create_queue(QueueName="orphan-dlq")["QueueUrl"]
+    assert redrive.main([orphan, *STACK], environ={}) == 2
+    assert "pass --to" in capsys.readouterr().err
+
+
+class _NoStacks:
+    def describe_stacks(self, StackName: str) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "ValidationError", "Message": "does not exist"}}, "DescribeStacks")
+
+
+class _Outputs:
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, StackName: str) -> Any:
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
+
+
+def test_a_deployed_stack_is_resolved_through_its_outputs(stack: MotoStack) -> None:
+    dlq, source = _urls(stack)
+    outputs = _Outputs({"AliyunDeadLetterQueueUrl": dlq, "AliyunQueueUrl": source, "ApiUrl": "https://x"})
+    assert redrive.resolve_queue("AliyunDeadLetterQueue", stack="s", sqs=stack.sqs, cloudformation=outputs) == dlq
+    assert redrive.resolve_queue("Aliyun", stack="s", sqs=stack.sqs, cloudformation=outputs) == dlq
+    with pytest.raises(redrive.RedriveError, match="no queue 'Tencent' in the outputs of stack s; known: Aliyun"):
+        redrive.resolve_queue("Tencent", stack="s", sqs=stack.sqs, cloudformation=outputs)

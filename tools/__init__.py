@@ -1,0 +1,1 @@
+"""Operator tools for a deployed (or the local) globesms stack."""

@@ -1,0 +1,272 @@
+"""Move the messages of a dead-letter queue back to the queue they came from, after the cause is fixed.
+
+    python -m tools.redrive QUEUE [--stack NAME] [--to QUEUE] [--max N] [--dry-run]
+    make redrive QUEUE=AliyunDeadLetterQueue [STACK=globesms-prod] [MAX=100] [DRY_RUN=1]
+
+QUEUE (and --to) is a queue URL or a logical id of template.yaml: `AliyunDeadLetterQueue`, `Aliyun` (its DLQ) or
+`AliyunQueue` (a queue with a RedrivePolicy: its DLQ is redriven into it). A logical id is looked up in the stack's
+outputs (`<Name>DeadLetterQueueUrl`, `<Name>QueueUrl`); a stack that CloudFormation does not know, like the local
+stack (`make run`, `AWS_ENDPOINT_URL` set), names its queues `<stack>-<LogicalId>`. Without --to the destination
+is the one queue whose RedrivePolicy names the DLQ.
+
+The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement
+that, and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends
+them with SendMessageBatch (body and message attributes as they were) and deletes from the DLQ only those the
+destination accepted: a message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
+A delete that fails after a successful send leaves a copy in the DLQ (reported; the consumers tolerate duplicates).
+--dry-run lists the messages and makes them visible again; nothing moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+DEFAULT_STACK = "globesms-dev"  # samconfig.toml's stack_name
+LOCAL_STACK = "globesms-local"  # local/stack.py's STACK_NAME
+BATCH = 10  # the most SQS receives, sends or deletes in one call
+VISIBILITY_SECONDS = 120  # long enough for a round; a message whose send failed stays hidden till the run ends
+
+
+class RedriveError(Exception):
+    """A queue that cannot be found or a destination that cannot be told; the message says which and why."""
+
+
+@dataclass
+class RedriveResult:
+    source: str  # the dead-letter queue
+    destination: str
+    moved: int = 0
+    failed: int = 0  # sends the destination refused: still in the DLQ
+    not_deleted: int = 0  # sent, but the delete failed: also still in the DLQ
+    listed: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would move
+
+
+def is_url(queue: str) -> bool:
+    return queue.startswith(("http://", "https://"))
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str] | None:
+    """The stack's outputs, or None when CloudFormation does not know the stack."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        if _error_code(exc) == "ValidationError":  # "Stack with id ... does not exist"
+            return None
+        raise
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def _candidates(name: str) -> list[str]:
+    """Logical ids a name may mean, most specific first: `Aliyun` is the Aliyun DLQ (this is a redrive tool)."""
+    if name.endswith("Queue"):
+        return [name]
+    return [f"{name}DeadLetterQueue", f"{name}Queue"]
+
+
+def resolve_queue(name: str, *, stack: str, sqs: Any, cloudformation: Any) -> str:
+    """A queue's URL from a URL or a logical id (see the module's docstring)."""
+    if is_url(name):
+        try:
+            sqs.get_queue_attributes(QueueUrl=name, AttributeNames=["QueueArn"])
+        except ClientError as exc:
+            raise RedriveError(f"queue {name} not found ({_error_code(exc)})") from exc
+        return name
+    outputs = stack_outputs(cloudformation, stack)
+    for logical_id in _candidates(name):
+        if outputs is not None:
+            if f"{logical_id}Url" in outputs:
+                return outputs[f"{logical_id}Url"]
+            continue
+        try:
+            return str(sqs.get_queue_url(QueueName=f"{stack}-{logical_id}")["QueueUrl"])
+        except ClientError as exc:
+            if _error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                raise
+    if outputs is not None:
+        known = sorted(k.removesuffix("Url") for k in outputs if k.endswith("QueueUrl"))
+        raise RedriveError(f"no queue {name!r} in the outputs of stack {stack}; known: {', '.join(known)}")
+    names = " or ".join(f"{stack}-{logical_id}" for logical_id in _candidates(name))
+    raise RedriveError(f"no queue {name!r}: stack {stack} does not exist and there is no queue named {names}")
+
+
+def _attributes(sqs: Any, url: str, *names: str) -> dict[str, str]:
+    return dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(names)).get("Attributes", {}))
+
+
+def dead_letter_queue_of(sqs: Any, url: str) -> str | None:
+    """The URL of the DLQ named by the queue's RedrivePolicy, None when it has none."""
+    policy = _attributes(sqs, url, "RedrivePolicy").get("RedrivePolicy")
+    if not policy:
+        return None
+    arn = json.loads(policy)["deadLetterTargetArn"]
+    account, name = arn.split(":")[4], arn.split(":")[5]
+    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def source_queues_of(sqs: Any, dlq_url: str) -> list[str]:
+    """The queues whose RedrivePolicy names this dead-letter queue."""
+    urls: list[str] = []
+    for page in sqs.get_paginator("list_dead_letter_source_queues").paginate(QueueUrl=dlq_url):
+        urls.extend(page.get("queueUrls", []))
+    return urls
+
+
+def plan(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: Any) -> tuple[str, str]:
+    """(dead-letter queue, destination) for QUEUE and --to."""
+    url = resolve_queue(queue, stack=stack, sqs=sqs, cloudformation=cloudformation)
+    if to is None:
+        dlq = dead_letter_queue_of(sqs, url)
+        if dlq is not None:  # QUEUE is a source queue: redrive its DLQ into it
+            return dlq, url
+        sources = source_queues_of(sqs, url)
+        if len(sources) != 1:
+            found = ", ".join(sources) if sources else "none"
+            raise RedriveError(
+                f"cannot tell where {url} redrives to: queues whose RedrivePolicy names it: {found}; pass --to"
+            )
+        return url, sources[0]
+    return url, resolve_queue(to, stack=stack, sqs=sqs, cloudformation=cloudformation)
+
+
+def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+    attributes = {
+        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    system = message.get("Attributes", {})
+    if fifo:
+        entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
+        entry["MessageDeduplicationId"] = system.get("MessageDeduplicationId", message["MessageId"])
+    return entry
+
+
+def redrive(
+    sqs: Any,
+    source: str,
+    destination: str,
+    *,
+    maximum: int | None = None,
+    dry_run: bool = False,
+    wait_seconds: int = 2,
+    log: Callable[[str], None] = lambda line: None,
+) -> RedriveResult:
+    """Move up to `maximum` messages (all when None) from `source` to `destination`; see the module's docstring."""
+    result = RedriveResult(source=source, destination=destination)
+    fifo = destination.endswith(".fifo")
+    hidden: list[str] = []  # dry run: receipt handles to make visible again
+    seen: set[str] = set()
+    try:
+        while maximum is None or result.moved + len(result.listed) < maximum:
+            want = BATCH if maximum is None else min(BATCH, maximum - result.moved - len(result.listed))
+            messages = sqs.receive_message(
+                QueueUrl=source,
+                MaxNumberOfMessages=want,
+                VisibilityTimeout=VISIBILITY_SECONDS,
+                WaitTimeSeconds=wait_seconds,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            messages = [m for m in messages if m["MessageId"] not in seen]
+            if not messages:
+                break
+            seen.update(m["MessageId"] for m in messages)
+            if dry_run:
+                hidden.extend(m["ReceiptHandle"] for m in messages)
+                for m in messages:
+                    receives = m.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    result.listed.append(m)
+                    log(f"{m['MessageId']}  receives={receives}  {m['Body'][:100]}")
+                continue
+            sent = sqs.send_message_batch(
+                QueueUrl=destination, Entries=[_send_entry(i, m, fifo) for i, m in enumerate(messages)]
+            )
+            for failure in sent.get("Failed", []):
+                message_id = messages[int(failure["Id"])]["MessageId"]
+                log(f"not moved: {message_id}: {failure.get('Code')} {failure.get('Message', '')}")
+            result.failed += len(sent.get("Failed", []))
+            done = [messages[int(s["Id"])] for s in sent.get("Successful", [])]
+            if not done:
+                break  # the destination refuses everything: stop rather than spin
+            deleted = sqs.delete_message_batch(
+                QueueUrl=source,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+            for failure in deleted.get("Failed", []):
+                log(f"moved but still in the DLQ (delete failed): {done[int(failure['Id'])]['MessageId']}")
+            result.not_deleted += len(deleted.get("Failed", []))
+            result.moved += len(done)
+    finally:
+        for start in range(0, len(hidden), BATCH):
+            chunk = hidden[start : start + BATCH]
+            sqs.change_message_visibility_batch(
+                QueueUrl=source,
+                Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(chunk)],
+            )
+    return result
+
+
+def parse_arguments(argv: Sequence[str] | None, environ: dict[str, str]) -> argparse.Namespace:
+    default_stack = LOCAL_STACK if environ.get("AWS_ENDPOINT_URL") else DEFAULT_STACK
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.redrive", description="Move a dead-letter queue's messages back to their queue."
+    )
+    parser.add_argument("queue", help="the DLQ or its source queue: a URL or a logical id (AliyunDeadLetterQueue)")
+    parser.add_argument("--to", help="the destination (URL or logical id); default: the DLQ's source queue")
+    parser.add_argument("--stack", default=default_stack, help=f"stack name (default: {default_stack})")
+    parser.add_argument("--max", type=int, default=None, help="move at most this many messages")
+    parser.add_argument("--dry-run", action="store_true", help="list the messages, move nothing")
+    parser.add_argument("--wait-seconds", type=int, default=2, help="long-poll time of each receive (default 2)")
+    arguments = parser.parse_args(argv)
+    if arguments.max is not None and arguments.max < 1:
+        parser.error("--max must be at least 1")
+    return arguments
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    env = dict(os.environ if environ is None else environ)
+    arguments = parse_arguments(argv, env)
+    endpoint = env.get("AWS_ENDPOINT_URL") or None  # boto3 reads it as well; explicit for older botocore
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    cloudformation = boto3.client("cloudformation", endpoint_url=endpoint)
+    try:
+        source, destination = plan(
+            arguments.queue, to=arguments.to, stack=arguments.stack, sqs=sqs, cloudformation=cloudformation
+        )
+    except RedriveError as exc:
+        print(f"redrive: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'dry run: ' if arguments.dry_run else ''}from {source}\n  to {destination}")
+    result = redrive(
+        sqs,
+        source,
+        destination,
+        maximum=arguments.max,
+        dry_run=arguments.dry_run,
+        wait_seconds=arguments.wait_seconds,
+        log=print,
+    )
+    if arguments.dry_run:
+        print(f"would move {len(result.listed)} message(s); moved 0")
+        return 0
+    print(f"moved {result.moved}, failed {result.failed}, moved but not deleted {result.not_deleted}")
+    return 1 if result.failed or result.not_deleted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
