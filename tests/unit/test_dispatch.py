@@ -460,3 +460,15 @@ def test_a_limiter_that_fails_after_some_calls_leaves_the_rest_unsent() -> None:
         provider, outbound_messages(pack(4)), FailsSecondTime({SINGLE: 10}), clock=clock, sleep=clock.sleep
     )
     assert sent.unsent == [2, 3] and sent.delay_seconds == 1
+
+
+def test_a_pack_dead_lettered_after_its_last_attempt_is_sent_when_redriven() -> None:
+    down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
+    store, claims = MemoryStore(), MemoryClaims()
+    with pytest.raises(RetryPack):
+        run(pack(), ScriptedProvider(answer=lambda m: down), store, claims, last_attempt=True)
+    assert {m.status for m in store.messages.values()} == {Status.FAILED}
+    provider = ScriptedProvider()  # the fix: the provider is back
+    run(pack(), provider, store, claims)
+    assert len(provider.calls) == 1
+    assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}

@@ -311,7 +311,12 @@ def dispatch_pack(
     # Events before `finish`: a dispatcher that dies in between leaves the claim to expire, and the next delivery
     # settles only what was never recorded (event ids are stable, so a repeat is harmless).
     not_queued = _notify(webhooks, records, now)
-    claims.finish(pack.pack_id)
+    if whole_pack_error is None:
+        claims.finish(pack.pack_id)
+    else:
+        # Nothing was accepted: the pack goes to the DLQ re-claimable, so an operator's redrive after a fix sends it
+        # (the one way a FAILED record changes again: by an explicit resend, never by a retry).
+        claims.release(pack.pack_id)
     summary = DispatchSummary(
         submitted=sum(r.status is Status.SUBMITTED for r in records),
         failed=sum(r.status is Status.FAILED for r in records),
