@@ -1,0 +1,442 @@
+"""An in-process reliability harness: moto (tables and queues of template.yaml), the real adapters, the real provider
+clients talking to the provider emulators (through httpx.WSGITransport, or a loopback server where a read timeout
+must really happen), and a loop that plays Lambda's SQS event source for the provider queues.
+
+Time: the event source runs in rounds on a fake clock (`now`, passed to `dispatch_pack` for claim leases). A
+message that failed is made visible again at once (ChangeMessageVisibility 0) and the clock moves on by the
+queue's visibility timeout before the next round, which is when SQS would deliver it again. Delays on retry and
+deferred packs are dropped (the packs are sent with DelaySeconds 0): they only spread load in time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import httpx
+from flask import Flask
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from globesms.accept import accept
+from globesms.aws import clients, wiring
+from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
+from globesms.config import settings
+from globesms.dispatch import DispatchSummary, dispatch_pack
+from globesms.models.api import MessageSpec
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.ports import Provider
+from globesms.providers.aliyun.client import AliyunClient
+from globesms.providers.aliyun.client import settings_from_environment as aliyun_settings
+from globesms.providers.huawei.client import HuaweiClient
+from globesms.providers.huawei.client import settings_from_environment as huawei_settings
+from globesms.providers.tencent.client import TencentSettings, TencentSmsClient
+from globesms.rate_limits import configured_rate_limits
+from globesms.status import Status
+from local.emulators import aliyun as aliyun_emulator
+from local.emulators import huawei as huawei_emulator
+from local.emulators import tencent as tencent_emulator
+from local.emulators.common import Knobs
+from local.settings import LOCAL_ENV_DEFAULTS
+from local.stack import LocalStack
+
+PROVIDERS = (ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI)
+EMULATOR_MODULES = {
+    ProviderName.ALIYUN: aliyun_emulator,
+    ProviderName.TENCENT: tencent_emulator,
+    ProviderName.HUAWEI: huawei_emulator,
+}
+#: One spec body per provider (Alibaba free text by routing; Tencent and Huawei pinned with a template).
+SPEC_BODIES: dict[ProviderName, dict[str, Any]] = {
+    ProviderName.ALIYUN: {"text": "reliability harness", "provider": "aliyun"},
+    ProviderName.TENCENT: {"template": {"id": "1234567", "params": {"code": "123456"}}, "provider": "tencent"},
+    ProviderName.HUAWEI: {
+        "template": {"id": "8ff55eac1d0b478ab3c06c3c6a492300", "params": {"code": "123456"}},
+        "provider": "huawei",
+    },
+}
+#: Statuses a dispatch may leave a recipient in for good (SUBMITTED waits only for its receipt).
+SETTLED = frozenset(
+    {Status.SUBMITTED, Status.DELIVERED, Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
+)
+_DIGITS = re.compile(r"\D")
+
+
+def numbers(count: int, start: int = 0) -> list[str]:
+    """Distinct Hong Kong mobile numbers (every provider carries them): a number names one recipient."""
+    return [f"+85251{start + i:06d}" for i in range(count)]
+
+
+def mixed_specs(per_provider: int, batch: int = 0) -> list[MessageSpec]:
+    """`per_provider` recipients for each provider, every number distinct across batches 0-99 and providers."""
+    specs = []
+    for offset, provider in enumerate(PROVIDERS):
+        start = offset * 100_000 + batch * 1_000
+        specs.append(MessageSpec(to=numbers(per_provider, start), **SPEC_BODIES[provider]))
+    return specs
+
+
+class ImmediateQueues(SqsPackQueues):
+    """`SqsPackQueues` without DelaySeconds (time is compressed into rounds); optionally every pack sent twice
+    (a duplicate SQS delivery of every pack)."""
+
+    def __init__(self, queue_urls: dict[ProviderName, str], *, copies: int = 1) -> None:
+        super().__init__(queue_urls)
+        self.copies = copies
+
+    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:
+        for _ in range(self.copies):
+            super().send_packs(provider, packs, delay_seconds=0)
+
+
+@dataclass
+class Emulator:
+    provider: ProviderName
+    app: Flask
+    knobs: Knobs
+    base_url: str
+    server: Any = None
+    thread: threading.Thread | None = None
+
+    def stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.app.test_client().get("/_emulator/stats").get_json()
+        return answer
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class Delivery:
+    provider: ProviderName
+    receipt_handle: str
+    receive_count: int
+    pack: DispatchPack
+
+
+@dataclass
+class Outcome:
+    """What one delivery did: a summary, or the exception the dispatcher raised (the message is then retried)."""
+
+    delivery: Delivery
+    summary: DispatchSummary | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Harness:
+    stack: LocalStack
+    table_name: str
+    queue_urls: dict[ProviderName, str]
+    dlq_urls: dict[ProviderName, str]
+    max_receive_count: int
+    visibility_timeout: int
+    webhook_queue_url: str
+    emulators: dict[ProviderName, Emulator]
+    providers: dict[ProviderName, Provider]
+    rate_limits: dict[str, int]
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
+    sqs: Any = field(default_factory=lambda: boto3.client("sqs"))
+    accepted: list[MessageRecord] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    _dead_letters: list[DispatchPack] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = DynamoDBMessageStore(self.table_name)
+        self.claims = DynamoDBPackClaims(self.table_name)
+        self.receipts = DynamoDBReceiptStore(self.table_name)
+        self.limiter = DynamoDBRateLimiter(self.table_name, self.rate_limits)
+        self.queues = ImmediateQueues(self.queue_urls)
+        self.webhooks = SqsWebhookQueue(self.webhook_queue_url)
+
+    # --- intake ----------------------------------------------------------------------------------------------
+
+    def accept_batches(self, batches: int, per_provider: int, *, copies: int = 1) -> None:
+        """`batches` mixed batches (so as many packs per provider), every recipient's number distinct."""
+        for batch in range(batches):
+            self.accept(mixed_specs(per_provider, batch), batch_id=f"rel-batch-{batch:04d}", copies=copies)
+
+    def accept(self, specs: Sequence[MessageSpec], *, batch_id: str = "rel-batch-0001", copies: int = 1) -> None:
+        """Accept a batch; with copies=2 every pack lands on its queue twice (a duplicate delivery of each)."""
+        response = accept(
+            specs,
+            batch_id=batch_id,
+            source="api",
+            now=self.now,
+            retention_days=30,
+            store=self.store,
+            queues=ImmediateQueues(self.queue_urls, copies=copies),
+        )
+        assert response.rejected == 0, response.errors
+        found = self.store.get_messages([m.id for m in response.messages])
+        self.accepted.extend(found[m.id] for m in response.messages)
+
+    # --- the event source ------------------------------------------------------------------------------------
+
+    def receive(self, provider: ProviderName, max_messages: int = 10) -> list[Delivery]:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_urls[provider],
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        return [
+            Delivery(
+                provider=provider,
+                receipt_handle=m["ReceiptHandle"],
+                receive_count=int(m["Attributes"]["ApproximateReceiveCount"]),
+                pack=DispatchPack.model_validate_json(m["Body"]),
+            )
+            for m in answer.get("Messages", [])
+        ]
+
+    def dispatch(self, delivery: Delivery) -> Outcome:
+        """What the dispatch function's record handler does with one SQS record, then what Lambda's event source
+        does with the result: delete on success, visible again on failure."""
+        outcome = Outcome(delivery)
+        try:
+            outcome.summary = dispatch_pack(
+                delivery.pack,
+                provider=self.providers[delivery.provider],
+                store=self.store,
+                claims=self.claims,
+                queues=self.queues,
+                receipts=self.receipts,
+                webhooks=self.webhooks,
+                now=self.now,
+                last_attempt=delivery.receive_count >= self.max_receive_count,
+                limiter=self.limiter,
+            )
+        except Exception as exc:  # any failure: SQS delivers it again (or moves it to the DLQ)
+            outcome.error = exc
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_urls[delivery.provider], ReceiptHandle=delivery.receipt_handle, VisibilityTimeout=0
+            )
+        else:
+            self.sqs.delete_message(QueueUrl=self.queue_urls[delivery.provider], ReceiptHandle=delivery.receipt_handle)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def run(
+        self, *, dispatchers: int = 1, max_rounds: int = 40, before_round: Callable[[int], None] | None = None
+    ) -> int:
+        """Rounds until every provider queue is empty (returns the number of rounds). In each round, for each
+        queue, each of `dispatchers` receives a batch in turn, then the dispatchers handle their records
+        alternately (one record each in turn), as concurrent consumers of one queue would interleave.
+        `before_round(n)` runs before round n (1-based), e.g. to turn the emulators' knobs."""
+        for round_number in range(1, max_rounds + 1):
+            if before_round is not None:
+                before_round(round_number)
+            busy = False
+            first = len(self.outcomes)
+            for provider in PROVIDERS:
+                batches = [self.receive(provider) for _ in range(dispatchers)]
+                busy = busy or any(batches)
+                for position in range(max((len(b) for b in batches), default=0)):
+                    for batch in batches:
+                        if position < len(batch):
+                            self.dispatch(batch[position])
+            if not busy:
+                return round_number
+            self.now += timedelta(seconds=self.visibility_timeout)
+            if any(o.summary and o.summary.deferred for o in self.outcomes[first:]):
+                time.sleep(1 - time.time() % 1)  # the rate limiter's seconds are real ones: wait for the next
+        raise AssertionError(f"queues not drained after {max_rounds} rounds: {self.queue_depths()}")
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {}
+        for name, url in [*self.queue_urls.items(), *((f"{p}-dlq", u) for p, u in self.dlq_urls.items())]:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            depths[str(name)] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return depths
+
+    def dead_letters(self) -> list[DispatchPack]:
+        """Every pack in the provider DLQs so far (read once: received messages are kept here, not put back)."""
+        packs = self._dead_letters
+        for url in self.dlq_urls.values():
+            while True:
+                answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)
+                messages = answer.get("Messages", [])
+                if not messages:
+                    break
+                packs.extend(DispatchPack.model_validate_json(m["Body"]) for m in messages)
+        return list(packs)
+
+    # --- what the providers saw ------------------------------------------------------------------------------
+
+    def sends_per_recipient(self) -> tuple[Counter[str], dict[str, int]]:
+        """How often each emulator accepted each recipient (by our message id), from the ledgers' echo keys:
+        Alibaba `TaskId` (single) or `TaskId/number` (batch), Tencent `SessionContext` (our id), Huawei
+        `extend/number`, or a bare number when no echo was sent. Numbers are distinct per recipient, so a number
+        names one. Also returns the ledger keys that name no accepted recipient."""
+        by_id = {r.id: r.id for r in self.accepted}
+        by_number = {_DIGITS.sub("", r.to): r.id for r in self.accepted}
+        counts: Counter[str] = Counter()
+        unknown: dict[str, int] = {}
+        for emulator in self.emulators.values():
+            for key, sent in emulator.stats()["sent"].items():
+                if key in by_id:
+                    counts[by_id[key]] += sent
+                    continue
+                number = _DIGITS.sub("", key.rsplit("/", 1)[-1])
+                if number in by_number:
+                    counts[by_number[number]] += sent
+                else:
+                    unknown[key] = sent
+        return counts, unknown
+
+    def max_calls_in_a_second(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for emulator in self.emulators.values():
+            found.update(emulator.stats()["max_calls_in_a_second"])
+        return found
+
+    # --- the invariants --------------------------------------------------------------------------------------
+
+    def violations(self, *, unknown_outcome_allowed: bool) -> list[str]:
+        """Every accepted recipient sent at most once, and settled: a final status, SENDING with an unknown
+        outcome (only where allowed), or dead-lettered with a FAILED record. Empty when all hold."""
+        problems: list[str] = []
+        counts, strangers = self.sends_per_recipient()
+        if strangers:
+            problems.append(f"ledger keys naming no accepted recipient: {strangers}")
+        for message_id, sent in counts.items():
+            if sent > 1:
+                problems.append(f"{message_id}: sent {sent} times")
+        depths = {name: n for name, n in self.queue_depths().items() if n and not name.endswith("-dlq")}
+        if depths:
+            problems.append(f"provider queues not drained: {depths}")
+        dead = {r.id for pack in self.dead_letters() for r in pack.recipients}
+        records = self.store.get_messages([r.id for r in self.accepted])
+        for accepted in self.accepted:
+            record = records.get(accepted.id)
+            if record is None:
+                problems.append(f"{accepted.id}: record lost")
+                continue
+            if accepted.id in dead:
+                if record.status is not Status.FAILED:  # a dead-lettered pack's records must say so
+                    problems.append(f"{accepted.id}: dead-lettered but {record.status} ({record.error_code})")
+            elif not (record.status in SETTLED or (record.status is Status.SENDING and unknown_outcome_allowed)):
+                problems.append(
+                    f"{accepted.id} ({accepted.provider}): left {record.status} ({record.error_code}), sent "
+                    f"{counts.get(accepted.id, 0)}x"
+                )
+        return problems
+
+    def statuses(self) -> Counter[str]:
+        records = self.store.get_messages([r.id for r in self.accepted])
+        return Counter(str(r.status) for r in records.values())
+
+
+def _provider_client(provider: ProviderName, env: dict[str, str], http: httpx.Client | None) -> Provider:
+    if provider is ProviderName.ALIYUN:
+        return AliyunClient(aliyun_settings(env), http=http)
+    if provider is ProviderName.TENCENT:
+        return TencentSmsClient(TencentSettings.from_environment(env), http=http)
+    return HuaweiClient(huawei_settings(env), http=http)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _emulator(provider: ProviderName, knobs: Knobs, *, served: bool) -> Emulator:
+    app = EMULATOR_MODULES[provider].create_app(knobs, dict(LOCAL_ENV_DEFAULTS))
+    if not served:
+        return Emulator(provider, app, knobs, f"http://{provider.value}.emulator.test")
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name=f"{provider}-emulator", daemon=True)
+    thread.start()
+    return Emulator(provider, app, knobs, f"http://127.0.0.1:{server.server_port}", server, thread)
+
+
+@contextmanager
+def harness(
+    knobs: dict[ProviderName, Knobs] | None = None,
+    *,
+    served: bool = False,
+    client_env: dict[str, str] | None = None,
+    rate_limits: dict[str, int] | None = None,
+) -> Iterator[Harness]:
+    """A harness inside the caller's `mock_aws()`. `served`: the emulators answer on loopback sockets (needed for
+    real read timeouts; WSGITransport ignores timeouts). `client_env`: extra variables for the provider clients
+    (e.g. GLOBESMS_HTTP_READ_TIMEOUT). `rate_limits`: calls per second over the configured ones, for the
+    dispatchers' limiter and for the emulators, which throttle any call past them."""
+    limits = {**configured_rate_limits(), **(rate_limits or {})}
+    deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"})
+    clients.reset()
+    wiring.reset()
+    settings.cache_clear()
+    refs = deployed.context.refs
+    sqs = boto3.client("sqs")
+    queue_urls = {p: refs[f"{p.value.capitalize()}Queue"] for p in ProviderName}
+    dlq_urls = {p: refs[f"{p.value.capitalize()}DeadLetterQueue"] for p in PROVIDERS}
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_urls[ProviderName.ALIYUN], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+    )["Attributes"]
+    emulators = {}
+    for provider in PROVIDERS:
+        provider_knobs = (knobs or {}).get(provider) or Knobs(seed=7)
+        provider_knobs.rate_limits = {**limits, **provider_knobs.rate_limits}
+        emulators[provider] = _emulator(provider, provider_knobs, served=served)
+    providers: dict[ProviderName, Provider] = {}
+    for provider, emulator in emulators.items():
+        env = {
+            **LOCAL_ENV_DEFAULTS,
+            f"GLOBESMS_{provider.upper()}_ENDPOINT": emulator.base_url,
+            **(client_env or {}),
+        }
+        http = None if served else httpx.Client(transport=httpx.WSGITransport(app=emulator.app))
+        providers[provider] = _provider_client(provider, env, http)
+    try:
+        yield Harness(
+            stack=deployed,
+            table_name=refs["MessagesTable"],
+            queue_urls=queue_urls,
+            dlq_urls=dlq_urls,
+            max_receive_count=int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"]),
+            visibility_timeout=int(attributes["VisibilityTimeout"]),
+            webhook_queue_url=refs["WebhookQueue"],
+            emulators=emulators,
+            providers=providers,
+            rate_limits=limits,
+        )
+    finally:
+        for emulator in emulators.values():
+            emulator.close()
+        clients.reset()
+        wiring.reset()
+        settings.cache_clear()
+
+
+def fail_once(target: Callable[..., Any], exception: BaseException) -> Callable[..., Any]:
+    """`target`, except that its first call raises `exception` (after nothing), later calls go through."""
+    calls = {"n": 0}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise exception
+        return target(*args, **kwargs)
+
+    return wrapper
