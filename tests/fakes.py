@@ -235,6 +235,7 @@ class MemoryClaims:
     def __init__(self) -> None:
         self.state: dict[str, str] = {}
         self.lease_until: dict[str, float] = {}
+        self.requeues: dict[str, tuple[list[int], list[int]]] = {}
 
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         state = self.state.get(pack_id)
@@ -254,3 +255,9 @@ class MemoryClaims:
 
     def finish(self, pack_id: str) -> None:
         self.state[pack_id] = "DONE"
+
+    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
+        self.requeues[pack_id] = (list(retried), list(deferred))
+
+    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
+        return self.requeues.get(pack_id)

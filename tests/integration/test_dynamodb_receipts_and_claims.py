@@ -86,3 +86,14 @@ def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[n
     assert claims.claim("P1", now=later, lease_seconds=120) is Claim.BUSY  # the taker holds a fresh lease
     claims.finish("P1")
     assert claims.claim("P1", now=later, lease_seconds=120) is Claim.DONE
+
+
+def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # type: ignore[no-untyped-def]
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    assert claims.requeued("P2") is None
+    claims.record_requeued("P2", retried=[1, 4], deferred=[])
+    assert claims.requeued("P2") == ([1, 4], [])
+    later = NOW + timedelta(minutes=5)
+    assert claims.claim("P2", now=later, lease_seconds=120) is Claim.STALE
+    assert claims.requeued("P2") == ([1, 4], [])  # still there for the dispatcher settling the pack

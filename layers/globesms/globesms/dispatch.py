@@ -279,7 +279,9 @@ def dispatch_pack(
     if claim is Claim.BUSY:
         raise PackBusy(pack.pack_id)
     if claim is Claim.STALE:
-        return _settle_interrupted(pack, store=store, claims=claims, receipts=receipts, webhooks=webhooks, now=now)
+        return _settle_interrupted(
+            pack, store=store, claims=claims, queues=queues, receipts=receipts, webhooks=webhooks, now=now
+        )
 
     messages = outbound_messages(pack)
     if limiter is None:
@@ -297,11 +299,12 @@ def dispatch_pack(
         claims.release(pack.pack_id)
         raise RetryPack(whole_pack_error)  # the unsent recipients come back with the whole pack
     retry_indexes = [] if last_attempt else _transient_indexes(outcomes)
-    if retry_indexes:
-        queues.send_packs(pack.provider, [retry_pack(pack, retry_indexes)], delay_seconds=retry_delay(pack.attempt))
     deferred = sent.unsent
-    if deferred:
-        queues.send_packs(pack.provider, [deferred_pack(pack, deferred)], delay_seconds=sent.delay_seconds)
+    if retry_indexes or deferred:
+        # Kept on the claim first: if this dispatcher dies before recording, the next delivery knows these were
+        # never sent (and queues them again, under the same pack ids) instead of taking them for unknown outcomes.
+        claims.record_requeued(pack.pack_id, retried=retry_indexes, deferred=deferred)
+        _requeue(queues, pack, retry_indexes, deferred, deferred_delay=sent.delay_seconds)
     retried = set(retry_indexes)
     records = [_record(pack, i, outcome, now) for i, outcome in outcomes if i not in retried]
     if records:
@@ -328,6 +331,15 @@ def dispatch_pack(
     if whole_pack_error is not None:
         raise RetryPack(whole_pack_error)  # recorded as FAILED above; now let SQS move it to the DLQ
     return summary
+
+
+def _requeue(
+    queues: PackQueues, pack: DispatchPack, retried: Sequence[int], deferred: Sequence[int], *, deferred_delay: int
+) -> None:
+    if retried:
+        queues.send_packs(pack.provider, [retry_pack(pack, retried)], delay_seconds=retry_delay(pack.attempt))
+    if deferred:
+        queues.send_packs(pack.provider, [deferred_pack(pack, deferred)], delay_seconds=deferred_delay)
 
 
 def retry_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
@@ -366,22 +378,31 @@ def _settle_interrupted(
     *,
     store: MessageStore,
     claims: PackClaims,
+    queues: PackQueues,
     receipts: ReceiptStore,
     webhooks: WebhookQueue,
     now: datetime,
 ) -> DispatchSummary:
     """The earlier attempt may have sent the pack and even recorded some outcomes (which receipts may since have
-    moved on): only recipients still as accept wrote them become SENDING; nothing recorded is overwritten."""
+    moved on): recipients it noted as never sent go back on the queue; the others still as accept wrote them become
+    SENDING; nothing recorded is overwritten."""
     error = ProviderError(
         ErrorCategory.UNKNOWN_OUTCOME,
         "DISPATCH_INTERRUPTED",
         "an earlier attempt stopped after claiming this pack; the provider may have sent it",
     )
+    requeued = claims.requeued(pack.pack_id)
+    never_sent: set[int] = set()
+    if requeued is not None:
+        retried, deferred = requeued
+        never_sent = {*retried, *deferred}
+        # The same pack ids as before: a copy that did reach the queue is claimed once, whichever comes first.
+        _requeue(queues, pack, retried, deferred, deferred_delay=1)
     current = store.get_messages([r.id for r in pack.recipients])
     unrecorded = [
         i
         for i, r in enumerate(pack.recipients)
-        if r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED)
+        if i not in never_sent and (r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED))
     ]
     records = [_record(pack, i, SendOutcome(message_id=pack.recipients[i].id, error=error), now) for i in unrecorded]
     if records:

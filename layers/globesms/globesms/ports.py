@@ -149,6 +149,14 @@ class PackClaims(Protocol):
 
     def finish(self, pack_id: str) -> None: ...
 
+    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
+        """Before a dispatcher puts recipients back on the queue: which it never sent (by position in the pack)."""
+        ...
+
+    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
+        """What `record_requeued` kept (retried, deferred), or None."""
+        ...
+
 
 class PackQueues(Protocol):
     def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:

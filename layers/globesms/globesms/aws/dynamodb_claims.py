@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,4 +84,25 @@ class DynamoDBPackClaims:
             UpdateExpression="SET #state = :state REMOVE lease_until",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":state": {"S": state}},
+        )
+
+    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
+        self._client().update_item(
+            TableName=self._table,
+            Key=claim_key(pack_id),
+            UpdateExpression="SET #retried = :retried, #deferred = :deferred",  # DEFERRED is a reserved word
+            ExpressionAttributeNames={"#retried": "retried", "#deferred": "deferred"},
+            ExpressionAttributeValues={
+                ":retried": {"L": [{"N": str(i)} for i in retried]},
+                ":deferred": {"L": [{"N": str(i)} for i in deferred]},
+            },
+        )
+
+    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
+        item = self._client().get_item(TableName=self._table, Key=claim_key(pack_id), ConsistentRead=True).get("Item")
+        if not item or "retried" not in item:
+            return None
+        return (
+            [int(v["N"]) for v in item["retried"]["L"]],
+            [int(v["N"]) for v in item.get("deferred", {"L": []})["L"]],
         )
