@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from globesms.clock import iso
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
-from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.notifications import status_event
@@ -41,18 +41,23 @@ from globesms.ports import (
     MessageStore,
     PackClaims,
     PackQueues,
-    PlannedCall,
     Provider,
     RateLimiter,
     ReceiptStore,
     WebhookQueue,
 )
-from globesms.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
 from globesms.receipts import apply_held_receipts
+from globesms.sending import (
+    INVALID_REQUEST,
+    LimitedSend,
+    RateLimiterUnavailable,
+    outbound_messages,
+    send_all,
+    send_within_limits,
+)
 from globesms.status import Status
 
 _TRANSIENT = frozenset({ErrorCategory.RETRYABLE, ErrorCategory.THROTTLED})
-INVALID_REQUEST = "INVALID_REQUEST"
 #: A claim outlives the dispatcher's 30 s timeout: a dispatcher still inside it is alive; past it, it died.
 CLAIM_LEASE_SECONDS = 120
 #: Retry packs carry their attempt number; the last one records transient failures as FAILED.
@@ -69,10 +74,6 @@ class PackBusy(RuntimeError):
     """Another dispatcher holds this pack's claim: SQS delivers it again later, when it is done or abandoned."""
 
 
-class RateLimiterUnavailable(RuntimeError):
-    """The rate limiter failed before any call was made: the pack's claim is released and SQS delivers it again."""
-
-
 @dataclass(frozen=True)
 class DispatchSummary:
     submitted: int
@@ -82,178 +83,6 @@ class DispatchSummary:
     skipped: int = 0  # recipients of a pack already done (a repeated delivery)
     webhooks_not_queued: int = 0
     deferred: int = 0  # recipients put back on the queue for want of a rate-limit permit (not an attempt)
-
-
-def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
-    messages = []
-    for recipient in pack.recipients:
-        content = pack.contents[recipient.c]
-        messages.append(
-            OutboundSms(
-                message_id=recipient.id,
-                to=recipient.to,
-                type=MessageType(content.type),
-                text=content.text,
-                template_id=content.template_id,
-                template_params=tuple(content.template_params.values()) if content.template_params else (),
-                sender_id=content.sender_id,
-                validity_seconds=content.validity_seconds,
-            )
-        )
-    return messages
-
-
-def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-    """One outcome per message, in input order. Each message is checked first (`Provider.check`): one that breaks
-    a provider rule fails on its own with category `request` and the field and rule it broke, and only the others
-    are sent, in calls of the provider's per-call cap. A call the client still refuses as a whole (a call-level
-    rule, such as a message id used twice in one call) fails its own messages the same way."""
-    outcomes: list[SendOutcome | None] = [None] * len(messages)
-    sendable = _checked(provider, messages, outcomes)
-    step = provider.max_recipients_per_call
-    for start in range(0, len(sendable), step):
-        positions = sendable[start : start + step]
-        chunk = [messages[index] for index in positions]
-        try:
-            results = provider.send(chunk)
-        except InvalidProviderRequest as exc:
-            results = _refused(chunk, exc)
-        for index, outcome in zip(positions, results, strict=True):
-            outcomes[index] = outcome
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-@dataclass(frozen=True)
-class LimitedSend:
-    """What `send_within_limits` did: an outcome per message, None for a message it did not send (no permit in
-    time: it goes back on the queue after `delay_seconds`)."""
-
-    outcomes: list[SendOutcome | None]
-    delay_seconds: int = 0
-
-    @property
-    def unsent(self) -> list[int]:
-        return [index for index, outcome in enumerate(self.outcomes) if outcome is None]
-
-
-def send_within_limits(
-    provider: Provider,
-    messages: Sequence[OutboundSms],
-    limiter: RateLimiter,
-    *,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-    budget_seconds: float = SEND_BUDGET_SECONDS,
-    max_calls_per_round: int = MAX_CALLS_PER_ROUND,
-) -> LimitedSend:
-    """`send_all` within the provider's rate limits, shared with every other dispatcher through `limiter`.
-
-    Messages are checked as in `send_all`. Then, in rounds: the provider plans the calls the unsent messages
-    need (`Provider.plan`, per call of at most `max_recipients_per_call`); `rate_limits.acquire_calls` picks the
-    calls the free permits of the current wall-clock second allow (Alibaba: batch or single calls) and takes
-    their permits; each call is made while that second lasts (`rate_limits.window`), the ones it did not reach
-    are planned again in the next round. The rounds stop when no permit is free (never waiting for one: at most
-    the last `SECOND_MARGIN` of a second, to start in the next), or after `budget_seconds`; the messages left
-    unsent come back as None, with the delay after which to try them again. A limiter that fails before the first
-    call raises `RateLimiterUnavailable` (nothing was sent); after it, the rest is left unsent the same way."""
-    outcomes: list[SendOutcome | None] = [None] * len(messages)
-    remaining = _checked(provider, messages, outcomes)
-    started = clock()
-    calls: list[PlannedCall] = []
-    made_a_call = False
-    while remaining:
-        calls = _plan(provider, messages, remaining, outcomes)
-        if not calls or clock() - started >= budget_seconds:
-            break
-        slot = window(clock())
-        if slot.starts_in > 0:
-            sleep(slot.starts_in)
-        try:
-            choice = acquire_calls(limiter, calls, slot.second, max_calls=max_calls_per_round)
-        except Exception as exc:
-            if not made_a_call:
-                raise RateLimiterUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            logger.exception("rate limiter failed: the unsent recipients go back on the queue")
-            break
-        if not choice.now:
-            break
-        for call in choice.now:
-            if clock() >= slot.deadline:
-                break  # this second's permit is not used: its messages are planned again for the next second
-            made_a_call = True
-            _make_call(provider, messages, call, outcomes)
-        remaining = [index for index in remaining if outcomes[index] is None]
-    if not remaining:
-        return LimitedSend(outcomes)
-    waiting = [call for call in calls if any(outcomes[index] is None for index in call.indexes)]
-    return LimitedSend(outcomes, defer_delay(waiting, _limits(limiter, waiting)))
-
-
-def _limits(limiter: RateLimiter, calls: Sequence[PlannedCall]) -> dict[str, int]:
-    limits = {}
-    for operation in {call.operation for call in calls}:
-        try:
-            limits[operation] = limiter.limit(operation)
-        except KeyError:
-            limits[operation] = 1
-    return limits
-
-
-def _checked(provider: Provider, messages: Sequence[OutboundSms], outcomes: list[SendOutcome | None]) -> list[int]:
-    """The positions of the messages `provider.check` accepts; the others get their refusal in `outcomes`."""
-    sendable: list[int] = []
-    for index, message in enumerate(messages):
-        problem = provider.check(message)
-        if problem is None:
-            sendable.append(index)
-        else:
-            outcomes[index] = SendOutcome(message_id=message.message_id, error=_invalid_request(problem))
-    return sendable
-
-
-def _plan(
-    provider: Provider, messages: Sequence[OutboundSms], positions: Sequence[int], outcomes: list[SendOutcome | None]
-) -> list[PlannedCall]:
-    """The provider's calls for the messages at `positions`, with positions in `messages`. A chunk the provider
-    refuses as a whole (a call-level rule) fails its own messages, as in `send_all`."""
-    calls: list[PlannedCall] = []
-    step = provider.max_recipients_per_call
-    for start in range(0, len(positions), step):
-        chunk = positions[start : start + step]
-        chunk_messages = [messages[index] for index in chunk]
-        try:
-            planned = provider.plan(chunk_messages)
-        except InvalidProviderRequest as exc:
-            for index, outcome in zip(chunk, _refused(chunk_messages, exc), strict=True):
-                outcomes[index] = outcome
-            continue
-        calls.extend(
-            PlannedCall(call.operation, tuple(chunk[i] for i in call.indexes), call.singles) for call in planned
-        )
-    return calls
-
-
-def _make_call(
-    provider: Provider, messages: Sequence[OutboundSms], call: PlannedCall, outcomes: list[SendOutcome | None]
-) -> None:
-    """One HTTP call: the provider sends exactly `call`, its messages given on their own."""
-    chunk = [messages[index] for index in call.indexes]
-    own = PlannedCall(call.operation, tuple(range(len(chunk))), call.singles)
-    try:
-        results = provider.send(chunk, plan=[own])
-    except InvalidProviderRequest as exc:
-        results = _refused(chunk, exc)
-    for index, outcome in zip(call.indexes, results, strict=True):
-        outcomes[index] = outcome
-
-
-def _invalid_request(problem: InvalidProviderRequest) -> ProviderError:
-    return ProviderError(ErrorCategory.REQUEST, INVALID_REQUEST, f"{problem.field}: {problem.rule}")
-
-
-def _refused(messages: Sequence[OutboundSms], problem: InvalidProviderRequest) -> list[SendOutcome]:
-    error = _invalid_request(problem)
-    return [SendOutcome(message_id=m.message_id, error=error) for m in messages]
 
 
 def dispatch_pack(
