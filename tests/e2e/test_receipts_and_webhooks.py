@@ -25,7 +25,7 @@ import pytest
 
 from globesms.aws.dynamodb_receipts import HELD_SK, held_pk
 from globesms.models.outbound import ProviderName
-from globesms.receipts import held_key
+from globesms.models.receipts import held_key
 from local.emulators.common import Knobs
 from local.settings import EMULATOR_PORTS
 from local.webhook_receiver import Answer, WebhookReceiver, secrets_from_environment, serve

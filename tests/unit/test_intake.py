@@ -3,16 +3,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from globesms.intake import IntakeRefused, accept_intake_body
+from globesms.intake import IntakeRefused, accept_intake
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
 def intake(body: str, store: MemoryStore, queues: MemoryQueues | None = None):  # type: ignore[no-untyped-def]
-    return accept_intake_body(
+    return accept_intake(
         body, sqs_message_id="m-1", now=NOW, retention_days=90, store=store, queues=queues or MemoryQueues()
-    )
+    ).answer
 
 
 def test_a_good_body_is_accepted_under_the_batch_id_it_names() -> None:

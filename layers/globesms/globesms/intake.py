@@ -66,28 +66,6 @@ class IntakeOutcome:
     replayed: bool  # an idempotency key's first answer, given again: nothing was written or sent
 
 
-def accept_intake_body(
-    body: str,
-    *,
-    sqs_message_id: str,
-    now: datetime,
-    retention_days: int,
-    store: MessageStore,
-    queues: PackQueues,
-    run_once: RunOnce | None = None,
-) -> AcceptResponse:
-    """The body's answer; see `accept_intake`."""
-    return accept_intake(
-        body,
-        sqs_message_id=sqs_message_id,
-        now=now,
-        retention_days=retention_days,
-        store=store,
-        queues=queues,
-        run_once=run_once,
-    ).answer
-
-
 def accept_intake(
     body: str,
     *,

@@ -118,8 +118,8 @@ class ReceiptStore(Protocol):
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        """Keep a receipt no submitted message takes yet — under `receipts.held_key(message_id)` when the message is
-        known, else under the provider id; False when this receipt was already held."""
+        """Keep a receipt no submitted message takes yet — under `models.receipts.held_key(message_id)` when the
+        message is known, else under the provider id; False when this receipt was already held."""
         ...
 
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from globesms.clock import iso
 from globesms.delivery import carrier_error, status_after
-from globesms.models.receipts import DeliveryReport
+from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.notifications import status_event
@@ -149,12 +149,6 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         delivery = status_event(applied.record, now)
         if delivery is not None:
             result.webhooks.append(delivery)
-
-
-def held_key(message_id: str) -> str:
-    """Receipts held for a known message are kept under its id: a message whose send had an unknown outcome has no
-    provider id to look them up by."""
-    return f"msg:{message_id}"
 
 
 def apply_held_receipts(

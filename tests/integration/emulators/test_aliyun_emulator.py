@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from globesms.errors import ErrorCategory
 from globesms.models.outbound import MessageType, OutboundSms
 from globesms.providers.aliyun import AliyunClient, AliyunSettings
-from globesms.providers.aliyun.receipts import RECEIPT_ACK, parse_receipts
+from globesms.providers.aliyun.receipts import ACK, parse_receipts
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, canonical_query
 from globesms.status import Status
 from local.emulators.aliyun import STATE_KEY, create_app
@@ -379,7 +379,7 @@ class ReceiptSink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                answer = json.dumps(RECEIPT_ACK).encode()
+                answer = json.dumps(ACK).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

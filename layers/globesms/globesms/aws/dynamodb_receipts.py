@@ -21,9 +21,8 @@ from globesms.aws.dynamodb_store import (
     serializer,
 )
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import EchoRange
+from globesms.models.receipts import EchoRange, held_key
 from globesms.models.records import MessageRecord, split_message_id
-from globesms.receipts import held_key
 
 HELD_SK = "#"
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000

@@ -72,3 +72,9 @@ class ParsedPush:
 
 class ReceiptBodyInvalid(ValueError):
     """The push body as a whole cannot be read (not JSON / not the provider's shape): answered 400."""
+
+
+def held_key(message_id: str) -> str:
+    """Receipts held for a known message are kept under its id: a message whose send had an unknown outcome has no
+    provider id to look them up by."""
+    return f"msg:{message_id}"

@@ -36,7 +36,6 @@ from globesms.status import Status
 
 RECEIPT_STATUS: dict[str, Status] = {"1": Status.DELIVERED, "2": Status.UNDELIVERED, "6": Status.EXPIRED}
 ACK: Final = {"code": 0, "msg": "success"}
-RECEIPT_ACK: Final = ACK  # the name the emulator tests use
 
 
 class AliyunReceipt(BaseModel):
