@@ -14,7 +14,7 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange
 from globesms.models.records import BatchRecord, MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
-from globesms.ports import Claim, PlannedCall
+from globesms.ports import BreakerState, Claim, PlannedCall, Requeued
 
 
 class MemoryStore:
@@ -235,7 +235,7 @@ class MemoryClaims:
     def __init__(self) -> None:
         self.state: dict[str, str] = {}
         self.lease_until: dict[str, float] = {}
-        self.requeues: dict[str, tuple[list[int], list[int]]] = {}
+        self.requeues: dict[str, Requeued] = {}
 
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         state = self.state.get(pack_id)
@@ -256,8 +256,31 @@ class MemoryClaims:
     def finish(self, pack_id: str) -> None:
         self.state[pack_id] = "DONE"
 
-    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
-        self.requeues[pack_id] = (list(retried), list(deferred))
+    def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
+        self.requeues[pack_id] = requeued
 
-    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
+    def requeued(self, pack_id: str) -> Requeued | None:
         return self.requeues.get(pack_id)
+
+
+class MemoryBreakers:
+    """CircuitBreakers in memory."""
+
+    def __init__(self) -> None:
+        self.states: dict[ProviderName, BreakerState] = {}
+
+    def state(self, provider: ProviderName) -> BreakerState:
+        return self.states.get(provider, BreakerState())
+
+    def record_failure(
+        self, provider: ProviderName, *, now: datetime, failures_to_open: int, cooldown_seconds: int
+    ) -> BreakerState:
+        failures = self.state(provider).failures + 1
+        open_until = self.state(provider).open_until
+        if failures >= failures_to_open:
+            open_until = int(now.timestamp()) + cooldown_seconds
+        self.states[provider] = BreakerState(failures, open_until)
+        return self.states[provider]
+
+    def record_success(self, provider: ProviderName) -> None:
+        self.states[provider] = BreakerState()

@@ -54,6 +54,9 @@ def record_handler(record: SQSRecord) -> None:
             now=utc_now(),
             last_attempt=receives >= settings().max_receive_count,
             limiter=wiring.rate_limiter(),
+            breakers=wiring.circuit_breakers(),
+            breaker_policy=settings().breaker_policy(),
+            unknown_policy=settings().unknown_outcomes(),
         )
     except RetryPack as exc:
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
@@ -75,8 +78,12 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric(name="RecipientsSkippedAsDuplicate", unit=MetricUnit.Count, value=summary.skipped)
     # Recipients put back on the queue (with a short delay) for want of a provider rate-limit permit.
     metrics.add_metric(name="RecipientsRateLimited", unit=MetricUnit.Count, value=summary.deferred)
+    metrics.add_metric(name="RecipientsFailedOver", unit=MetricUnit.Count, value=summary.failed_over)
+    metrics.add_metric(name="UnknownOutcomesExpired", unit=MetricUnit.Count, value=summary.expired)
     if summary.deferred:
         logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
+    if summary.failed_over:
+        logger.warning("recipients moved to the next provider of their route", extra={"moved": summary.failed_over})
     logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})
 
 

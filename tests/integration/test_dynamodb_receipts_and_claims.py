@@ -9,7 +9,7 @@ from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange
-from globesms.ports import Claim
+from globesms.ports import Claim, Requeued
 from globesms.status import Status
 from tests.fakes import MemoryQueues
 
@@ -92,8 +92,10 @@ def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # 
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED
     assert claims.requeued("P2") is None
-    claims.record_requeued("P2", retried=[1, 4], deferred=[])
-    assert claims.requeued("P2") == ([1, 4], [])
+    claims.record_requeued("P2", Requeued(retried=(1, 4), failed_over=(2,)))
+    assert claims.requeued("P2") == Requeued(retried=(1, 4), failed_over=(2,))
     later = NOW + timedelta(minutes=5)
     assert claims.claim("P2", now=later, lease_seconds=120) is Claim.STALE
-    assert claims.requeued("P2") == ([1, 4], [])  # still there for the dispatcher settling the pack
+    assert claims.requeued("P2") == Requeued(
+        retried=(1, 4), failed_over=(2,)
+    )  # still there for the dispatcher settling the pack

@@ -161,7 +161,7 @@ def test_a_registered_template_is_rendered_for_each_provider_it_goes_to() -> Non
         ProviderName.ALIYUN,
         "Acme: your code is 123456 (5 min)",
         None,
-        None,
+        {"code": "123456", "minutes": "5"},  # kept beside the text (not sent to Alibaba) for a failover to render
         1,
     )
     assert {r.template_ref for r in result.records} == {"login"}

@@ -7,7 +7,9 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
+from globesms.circuit_breaker import BreakerPolicy
 from globesms.models.outbound import ProviderName
+from globesms.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 
 
 class Settings(BaseModel):
@@ -20,6 +22,17 @@ class Settings(BaseModel):
     # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
     # left to go to the dead-letter queue, so its records say so.
     max_receive_count: int = Field(default=5, ge=1)
+    # README, "Failure cases": what happens to a message whose outcome stays unknown, and when a provider is down.
+    unknown_outcome_policy: UnknownOutcomeAction = UnknownOutcomeAction.FAIL
+    unknown_outcome_window_seconds: int = Field(default=900, ge=60, le=86_400)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: int = Field(default=60, ge=1, le=3600)
+
+    def unknown_outcomes(self) -> UnknownOutcomePolicy:
+        return UnknownOutcomePolicy(self.unknown_outcome_window_seconds, self.unknown_outcome_policy)
+
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(self.breaker_failures, self.breaker_cooldown_seconds)
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,6 +48,10 @@ class Settings(BaseModel):
             idempotency_table=env.get("GLOBESMS_IDEMPOTENCY_TABLE", ""),
             retention_days=int(env.get("GLOBESMS_RETENTION_DAYS", "90")),
             max_receive_count=int(env.get("GLOBESMS_MAX_RECEIVE_COUNT", "5")),
+            unknown_outcome_policy=env.get("GLOBESMS_UNKNOWN_OUTCOME_POLICY", "fail"),
+            unknown_outcome_window_seconds=int(env.get("GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS", "900")),
+            breaker_failures=int(env.get("GLOBESMS_BREAKER_FAILURES", "5")),
+            breaker_cooldown_seconds=int(env.get("GLOBESMS_BREAKER_COOLDOWN_SECONDS", "60")),
         )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from globesms.clock import iso
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
+from globesms.observability import logger
+from globesms.ports import WebhookQueue
 from globesms.queries import message_view
 from globesms.status import Status
 
@@ -29,3 +32,18 @@ def status_event(record: MessageRecord, now: datetime) -> WebhookDelivery | None
             created_at=iso(now),
         ),
     )
+
+
+def queue_status_events(webhooks: WebhookQueue, records: Sequence[MessageRecord], now: datetime) -> int:
+    """Queue the events of these just-written records; returns how many could not be queued."""
+    deliveries = [d for d in (status_event(r, now) for r in records) if d is not None]
+    if not deliveries:
+        return 0
+    try:
+        webhooks.send_webhooks(deliveries)
+    except Exception:
+        # The SMS are sent and recorded: failing the pack now would make SQS deliver it again and text everybody
+        # twice. The events are lost instead (final ones are queued again by any repeated receipt push).
+        logger.exception("status events not queued", extra={"events": len(deliveries)})
+        return len(deliveries)
+    return 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from globesms.limits import ALIYUN_SINGLE_SENDS_PER_PACK, PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
 from globesms.models.outbound import MessageType, ProviderName
@@ -22,10 +23,18 @@ def _content_bytes(content: PackContent) -> int:
 
 
 def pack_records(
-    records: Iterable[MessageRecord], *, batch_id: str, created_at: str, expires_at: int | None
+    records: Iterable[MessageRecord],
+    *,
+    batch_id: str,
+    created_at: str,
+    expires_at: int | None,
+    pack_id_prefix: str | None = None,
+    history: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> dict[ProviderName, list[DispatchPack]]:
     """Group records by provider, in order, into packs of at most one provider call and at most
-    PACK_BYTES_BUDGET bytes of JSON. Pack ids are deterministic, so a repeated accept repeats the same packs."""
+    PACK_BYTES_BUDGET bytes of JSON. Pack ids (`<prefix>:<provider>:<n>`, the prefix being the batch id unless
+    given) are deterministic, so a repeated accept (or failover) repeats the same packs. `history`: steps to carry
+    to the dispatcher for some recipients (by id), e.g. the provider they failed over from."""
     groups: dict[tuple[ProviderName, int], list[MessageRecord]] = {}
     for record in records:
         groups.setdefault((record.provider, _recipients_per_pack(record)), []).append(record)
@@ -38,8 +47,10 @@ def pack_records(
             cap=cap,
             first_number=len(provider_packs),
             batch_id=batch_id,
+            pack_id_prefix=pack_id_prefix or batch_id,
             created_at=created_at,
             expires_at=expires_at,
+            history=history or {},
         )
     return packs
 
@@ -57,8 +68,10 @@ def _packs_for(
     cap: int,
     first_number: int,
     batch_id: str,
+    pack_id_prefix: str,
     created_at: str,
     expires_at: int | None,
+    history: Mapping[str, list[dict[str, Any]]],
 ) -> list[DispatchPack]:
     packs: list[DispatchPack] = []
     contents: list[PackContent] = []
@@ -71,7 +84,7 @@ def _packs_for(
         if recipients:
             packs.append(
                 DispatchPack(
-                    pack_id=f"{batch_id}:{provider}:{first_number + len(packs)}",
+                    pack_id=f"{pack_id_prefix}:{provider}:{first_number + len(packs)}",
                     batch_id=batch_id,
                     provider=provider,
                     created_at=created_at,
@@ -85,7 +98,10 @@ def _packs_for(
     for record in records:
         key = record.content_key()
         new_content = content_of(record) if key not in content_index else None
+        steps = history.get(record.id)
         extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
+        if steps:
+            extra += len(json.dumps(steps))
         if new_content is not None:
             extra += _content_bytes(new_content)
         if recipients and (len(recipients) >= cap or size + extra > PACK_BYTES_BUDGET):
@@ -98,7 +114,9 @@ def _packs_for(
             assert new_content is not None
             index = content_index[key] = len(contents)
             contents.append(new_content)
-        recipients.append(PackRecipient(id=record.id, to=record.to, c=index, segments=record.segments))
+        recipients.append(
+            PackRecipient(id=record.id, to=record.to, c=index, segments=record.segments, history=steps or None)
+        )
         size += extra
     flush()
     return packs

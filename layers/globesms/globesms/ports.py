@@ -149,12 +149,58 @@ class PackClaims(Protocol):
 
     def finish(self, pack_id: str) -> None: ...
 
-    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
-        """Before a dispatcher puts recipients back on the queue: which it never sent (by position in the pack)."""
+    def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
+        """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""
         ...
 
-    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
-        """What `record_requeued` kept (retried, deferred), or None."""
+    def requeued(self, pack_id: str) -> Requeued | None:
+        """What `record_requeued` kept, or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """Recipients of a pack (by position) that its dispatcher never sent and put back on a queue: for a retry
+    (`retried`), for want of a rate-limit permit (`deferred`), or onto the next provider of their route
+    (`failed_over`)."""
+
+    retried: tuple[int, ...] = ()
+    deferred: tuple[int, ...] = ()
+    failed_over: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.retried or self.deferred or self.failed_over)
+
+    @property
+    def never_sent(self) -> set[int]:
+        return {*self.retried, *self.deferred, *self.failed_over}
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    """A provider's circuit breaker as stored: consecutive failed packs, and until when (epoch seconds) it is open."""
+
+    failures: int = 0
+    open_until: int = 0
+
+    def is_open(self, now: datetime) -> bool:
+        return self.open_until > now.timestamp()
+
+
+class CircuitBreakers(Protocol):
+    """One breaker per provider, shared by every dispatcher (`globesms.circuit_breaker` says when it opens)."""
+
+    def state(self, provider: ProviderName) -> BreakerState: ...
+
+    def record_failure(
+        self, provider: ProviderName, *, now: datetime, failures_to_open: int, cooldown_seconds: int
+    ) -> BreakerState:
+        """One more failed pack in a row; opens the breaker for `cooldown_seconds` once there are
+        `failures_to_open` of them (again at every further failure). Returns the state after."""
+        ...
+
+    def record_success(self, provider: ProviderName) -> None:
+        """The provider answered: the count starts again from zero and the breaker closes."""
         ...
 
 

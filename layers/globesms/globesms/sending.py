@@ -33,7 +33,10 @@ def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
                 type=MessageType(content.type),
                 text=content.text,
                 template_id=content.template_id,
-                template_params=tuple(content.template_params.values()) if content.template_params else (),
+                # Only a provider template takes params; a rendered text keeps them for failover alone.
+                template_params=tuple(content.template_params.values())
+                if content.template_params and content.template_id
+                else (),
                 sender_id=content.sender_id,
                 validity_seconds=content.validity_seconds,
             )

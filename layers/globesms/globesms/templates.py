@@ -115,7 +115,8 @@ class RegistryDoc(_Doc):
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A template as one provider gets it: a text (Alibaba), or its template id and ordered parameters."""
+    """A template as one provider gets it: a text (Alibaba), or its template id and ordered parameters. A text
+    keeps the parameters it was made from (by name), so that it can be rendered again for another provider."""
 
     text: str | None = None
     template_id: str | None = None
@@ -140,7 +141,10 @@ def render(version: TextVersion | IdVersion, params: Mapping[str, str]) -> Rende
         return ParamsProblem(
             TEMPLATE_PARAMS, f"the text with its params is {len(text)} characters; at most {MAX_TEXT_CHARS}"
         )
-    return Rendered(text=text, segments=count_segments(text))
+    # The params are kept beside the text (they are not sent to Alibaba): a failover renders them for the next provider.
+    return Rendered(
+        text=text, template_params={name: params[name] for name in version.params}, segments=count_segments(text)
+    )
 
 
 # ---- the registry ----

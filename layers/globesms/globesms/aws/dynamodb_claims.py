@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.ports import Claim
+from globesms.ports import Claim, Requeued
 
 CLAIM_SK = "#"
 RETENTION_SECONDS = 14 * 24 * 3600  # longer than any SQS message (or its DLQ copy) can live
@@ -86,23 +86,34 @@ class DynamoDBPackClaims:
             ExpressionAttributeValues={":state": {"S": state}},
         )
 
-    def record_requeued(self, pack_id: str, *, retried: Sequence[int], deferred: Sequence[int]) -> None:
+    def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         self._client().update_item(
             TableName=self._table,
             Key=claim_key(pack_id),
-            UpdateExpression="SET #retried = :retried, #deferred = :deferred",  # DEFERRED is a reserved word
-            ExpressionAttributeNames={"#retried": "retried", "#deferred": "deferred"},
+            UpdateExpression="SET #retried = :retried, #deferred = :deferred, #failed_over = :failed_over",
+            # DEFERRED is a reserved word
+            ExpressionAttributeNames={"#retried": "retried", "#deferred": "deferred", "#failed_over": "failed_over"},
             ExpressionAttributeValues={
-                ":retried": {"L": [{"N": str(i)} for i in retried]},
-                ":deferred": {"L": [{"N": str(i)} for i in deferred]},
+                ":retried": _numbers(requeued.retried),
+                ":deferred": _numbers(requeued.deferred),
+                ":failed_over": _numbers(requeued.failed_over),
             },
         )
 
-    def requeued(self, pack_id: str) -> tuple[list[int], list[int]] | None:
+    def requeued(self, pack_id: str) -> Requeued | None:
         item = self._client().get_item(TableName=self._table, Key=claim_key(pack_id), ConsistentRead=True).get("Item")
         if not item or "retried" not in item:
             return None
-        return (
-            [int(v["N"]) for v in item["retried"]["L"]],
-            [int(v["N"]) for v in item.get("deferred", {"L": []})["L"]],
+        return Requeued(
+            retried=_positions(item, "retried"),
+            deferred=_positions(item, "deferred"),
+            failed_over=_positions(item, "failed_over"),
         )
+
+
+def _numbers(positions: tuple[int, ...]) -> dict[str, Any]:
+    return {"L": [{"N": str(i)} for i in positions]}
+
+
+def _positions(item: dict[str, Any], name: str) -> tuple[int, ...]:
+    return tuple(int(v["N"]) for v in item.get(name, {"L": []})["L"])

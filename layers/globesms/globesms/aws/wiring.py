@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
@@ -29,6 +30,11 @@ def pack_claims() -> DynamoDBPackClaims:
 
 
 @cache
+def circuit_breakers() -> DynamoDBCircuitBreakers:
+    return DynamoDBCircuitBreakers(settings().table_name)
+
+
+@cache
 def rate_limiter() -> DynamoDBRateLimiter:
     """Provider call permits shared by every dispatcher; rates from GLOBESMS_RATE_LIMITS over the defaults."""
     return DynamoDBRateLimiter(settings().table_name, configured_rate_limits())
@@ -46,5 +52,13 @@ def webhook_queue() -> SqsWebhookQueue:
 
 def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
-    for factory in (message_store, receipt_store, pack_claims, rate_limiter, pack_queues, webhook_queue):
+    for factory in (
+        message_store,
+        receipt_store,
+        pack_claims,
+        circuit_breakers,
+        rate_limiter,
+        pack_queues,
+        webhook_queue,
+    ):
         factory.cache_clear()

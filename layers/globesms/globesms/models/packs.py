@@ -6,7 +6,7 @@ well within the SQS message size limit.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +25,9 @@ class PackRecipient(BaseModel):
     to: str
     c: int = Field(ge=0, description="index into contents")
     segments: int | None = None
+    history: list[dict[str, Any]] | None = Field(
+        default=None, description="our earlier steps for this recipient (a failover), kept in its record's events"
+    )
 
 
 class DispatchPack(BaseModel):
@@ -37,6 +40,10 @@ class DispatchPack(BaseModel):
     created_at: str
     expires_at: int | None = None
     attempt: int = Field(default=0, ge=0, description="0 for a pack from accept; n for its n-th retry pack")
+    purpose: Literal["send", "settle"] = Field(
+        default="send", description="settle: decide recipients whose outcome is still unknown (`unknown_outcomes`)"
+    )
+    settle_after: int | None = Field(default=None, description="epoch seconds; a settle pack acts only after it")
     contents: list[PackContent]
     recipients: list[PackRecipient] = Field(min_length=1)
 

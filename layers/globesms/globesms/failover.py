@@ -1,0 +1,130 @@
+"""Moving recipients a provider did not take to the next provider of their route (pure).
+
+Which recipients (`dispatch` decides): those a provider refused for its own configuration (category `config`: a
+sender id or template not approved there, a suspended account, a wrong key), and — when the provider is down (its
+circuit breaker is open, or transient errors outlasted the pack's attempts) — those it never accepted. Never one
+the provider may have accepted (SUBMITTED, or an unknown outcome): moving that one could text somebody twice.
+
+Where to: the provider after the current one in the recipient's `route`, worked out at accept (the providers that
+can carry this message to this number, in the route table's order). Free text moves as it is; a registered
+template is rendered again for the new provider from its params (a rendered Alibaba text keeps them). A recipient
+with no provider left, or whose template cannot be rendered for the next one, is not moved: it keeps its error.
+
+The new packs' ids derive from the old pack's (`<pack id>.f:<provider>:<n>`), so a dispatcher that repeats a
+failover after a crash queues the same packs again, and the claims send each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from globesms.clock import iso
+from globesms.models.content import MessageContent
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.packing import pack_records
+from globesms.segments import count_segments
+from globesms.status import Status
+from globesms.templates import ParamsProblem, Rendered, TemplateRegistry, render
+from globesms.templates import registry as template_registry
+
+
+def next_provider(content: MessageContent, current: ProviderName) -> ProviderName | None:
+    route = content.route or ()
+    if current not in route:
+        return None
+    position = route.index(current)
+    return route[position + 1] if position + 1 < len(route) else None
+
+
+def content_for(content: MessageContent, provider: ProviderName, templates: TemplateRegistry) -> MessageContent | None:
+    """The content as `provider` takes it, or None when it cannot (template no longer registered for it, or its
+    params no longer render)."""
+    if content.template_ref is None:
+        return content if content.template_id is None else None  # a provider's own template id moves nowhere
+    versions = templates.get(content.template_ref)
+    if versions is None or provider not in versions:
+        return None
+    rendered = render(versions[provider], content.template_params or {})
+    if isinstance(rendered, ParamsProblem):
+        return None
+    return _with(content, rendered)
+
+
+def _with(content: MessageContent, rendered: Rendered) -> MessageContent:
+    return content.model_copy(
+        update={"text": rendered.text, "template_id": rendered.template_id, "template_params": rendered.template_params}
+    )
+
+
+@dataclass
+class Rerouted:
+    packs: dict[ProviderName, list[DispatchPack]] = field(default_factory=dict)
+    moved: list[int] = field(default_factory=list)  # positions in the old pack
+
+
+def reroute(
+    pack: DispatchPack,
+    positions: Sequence[int],
+    *,
+    reasons: Mapping[int, str],
+    now: datetime,
+    templates: TemplateRegistry | None = None,
+) -> Rerouted:
+    """Packs for the next provider of each recipient at `positions` that has one. `reasons`: the error code that
+    made each one move, kept in its history."""
+    templates = template_registry() if templates is None else templates
+    stamp = iso(now)
+    records: list[MessageRecord] = []
+    history: dict[str, list[dict[str, Any]]] = {}
+    moved: list[int] = []
+    for position in positions:
+        recipient = pack.recipients[position]
+        content = pack.contents[recipient.c]
+        target = next_provider(content, pack.provider)
+        moved_content = content_for(content, target, templates) if target is not None else None
+        if target is None or moved_content is None:
+            continue
+        moved.append(position)
+        step = {
+            "id": f"failover-{pack.provider}",
+            "type": "status",
+            "status": Status.QUEUED.value,
+            "provider": pack.provider.value,
+            "error_code": reasons.get(position, "FAILOVER"),
+            "received_at": stamp,
+        }
+        history[recipient.id] = [*(recipient.history or []), step]
+        records.append(
+            MessageRecord(
+                **dict(moved_content),
+                id=recipient.id,
+                batch_id=pack.batch_id,
+                to=recipient.to,
+                provider=target,
+                status=Status.QUEUED,
+                segments=_segments(moved_content, recipient.segments),
+                created_at=pack.created_at,
+                updated_at=stamp,
+                expires_at=pack.expires_at,
+            )
+        )
+    packs = pack_records(
+        records,
+        batch_id=pack.batch_id,
+        created_at=pack.created_at,
+        expires_at=pack.expires_at,
+        pack_id_prefix=f"{pack.pack_id}.f",
+        history=history,
+    )
+    return Rerouted(packs, moved)
+
+
+def _segments(content: MessageContent, before: int | None) -> int | None:
+    if content.text is None:
+        return None  # a provider template: the provider reports its parts
+    return count_segments(content.text) if content.template_ref is not None else before

@@ -1,0 +1,162 @@
+"""What becomes of a message whose outcome stayed unknown: the request may have reached the provider (a read
+timeout, a dispatcher that died after the call), so it is SENDING until its receipt says what happened.
+
+When a dispatcher records such messages it also queues a *settle pack* for them, delayed by the window
+(`GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS`, default 900 s, the longest SQS delay; a longer window is waited for in
+hops of 900 s). When it comes back, each of its messages that is still SENDING through the same provider (no
+receipt came) is settled by the policy (`GLOBESMS_UNKNOWN_OUTCOME_POLICY`):
+- `fail` (the default): FAILED with category `unknown_outcome` and code `UNKNOWN_OUTCOME_EXPIRED`. Nothing is sent
+  twice; the customer hears a final status and may send again knowingly. A receipt that comes later is still
+  kept in the message's history, but does not change its final status.
+- `resend`: sent once more through the same provider (a new pack, its history saying why); if that outcome is
+  unknown again, the message fails as above. This may text somebody twice — for traffic where a missing message
+  is worse than a repeated one.
+Messages that a receipt moved on in the meantime are left alone, and every write is conditional on the version the
+settling dispatcher read, so a receipt that arrives at the same moment wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from globesms.clock import iso
+from globesms.errors import ErrorCategory
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.notifications import queue_status_events
+from globesms.ports import MessageStore, PackQueues, ReceiptStore, WebhookQueue
+from globesms.status import Status
+
+EXPIRED_CODE = "UNKNOWN_OUTCOME_EXPIRED"
+#: SQS's longest DelaySeconds.
+MAX_DELAY_SECONDS = 900
+_RESEND_STEP = "resend-after-unknown-outcome"
+_SAVE_TRIES = 3
+
+
+class UnknownOutcomeAction(StrEnum):
+    FAIL = "fail"
+    RESEND = "resend"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOutcomePolicy:
+    window_seconds: int = MAX_DELAY_SECONDS
+    action: UnknownOutcomeAction = UnknownOutcomeAction.FAIL
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    failed: list[MessageRecord]
+    resent: int
+    left: int  # already moved on by a receipt (or never recorded SENDING here)
+
+
+def settle_pack(pack: DispatchPack, positions: Sequence[int], *, now: datetime, window_seconds: int) -> DispatchPack:
+    """The recipients at `positions` (SENDING) as a pack to settle after the window. Its id is fixed by the pack's,
+    so a dispatcher that queues it again after a crash queues the same one (claimed once)."""
+    return pack.model_copy(
+        update={
+            "pack_id": f"{pack.pack_id}.u",
+            "purpose": "settle",
+            "settle_after": int(now.timestamp()) + window_seconds,
+            "recipients": [pack.recipients[i] for i in positions],
+        }
+    )
+
+
+def queue_settle_pack(
+    queues: PackQueues, pack: DispatchPack, positions: Sequence[int], *, now: datetime, policy: UnknownOutcomePolicy
+) -> None:
+    if positions:
+        settle = settle_pack(pack, positions, now=now, window_seconds=policy.window_seconds)
+        queues.send_packs(pack.provider, [settle], delay_seconds=min(MAX_DELAY_SECONDS, policy.window_seconds))
+
+
+def wait_left(pack: DispatchPack, now: datetime) -> int:
+    """Seconds until a settle pack may act (0: now)."""
+    return max(0, (pack.settle_after or 0) - int(now.timestamp()))
+
+
+def settle(
+    pack: DispatchPack,
+    *,
+    store: MessageStore,
+    receipts: ReceiptStore,
+    queues: PackQueues,
+    webhooks: WebhookQueue,
+    now: datetime,
+    policy: UnknownOutcomePolicy,
+) -> Settled:
+    current = store.get_messages([r.id for r in pack.recipients])
+    waiting = [
+        r
+        for r in pack.recipients
+        if (record := current.get(r.id)) is not None
+        and record.status is Status.SENDING
+        and record.provider is pack.provider
+    ]
+    resend = [r for r in waiting if policy.action is UnknownOutcomeAction.RESEND and not _was_resent(r.history)]
+    to_fail = [current[r.id] for r in waiting if r not in resend]
+    if resend:
+        stamp = iso(now)
+        step = {
+            "id": _RESEND_STEP,
+            "type": "status",
+            "status": "SENDING",
+            "error_code": EXPIRED_CODE,
+            "received_at": stamp,
+        }
+        again = pack.model_copy(
+            update={
+                "pack_id": f"{pack.pack_id}.s",
+                "purpose": "send",
+                "settle_after": None,
+                "recipients": [r.model_copy(update={"history": [*(r.history or []), step]}) for r in resend],
+            }
+        )
+        queues.send_packs(pack.provider, [again])
+    failed = [done for record in to_fail if (done := _expire(receipts, record, now, policy)) is not None]
+    queue_status_events(webhooks, failed, now)
+    return Settled(failed=failed, resent=len(resend), left=len(pack.recipients) - len(waiting))
+
+
+def _was_resent(history: Sequence[dict[str, object]] | None) -> bool:
+    return any(step.get("id") == _RESEND_STEP for step in history or ())
+
+
+def _expire(
+    receipts: ReceiptStore, record: MessageRecord, now: datetime, policy: UnknownOutcomePolicy
+) -> MessageRecord | None:
+    """FAILED, unless a receipt gets there first (versioned write; re-read and try again on a conflict)."""
+    stamp = iso(now)
+    for _ in range(_SAVE_TRIES):
+        step = {
+            "id": "unknown-outcome-expired",
+            "type": "status",
+            "status": "FAILED",
+            "error_code": EXPIRED_CODE,
+            "received_at": stamp,
+        }
+        failed = record.model_copy(
+            update={
+                "status": Status.FAILED,
+                "error_category": str(ErrorCategory.UNKNOWN_OUTCOME),
+                "error_code": EXPIRED_CODE,
+                "error_message": f"no receipt within {policy.window_seconds} s of an unknown outcome; "
+                f"not sent again (policy {policy.action})",
+                "events": [*(record.events or []), step],
+                "version": record.version + 1,
+                "updated_at": stamp,
+            }
+        )
+        if receipts.save_delivery(failed, expected_version=record.version):
+            return failed
+        reloaded = receipts.reload(record.id)
+        if reloaded is None or reloaded.status is not Status.SENDING:
+            return None
+        record = reloaded
+    return None

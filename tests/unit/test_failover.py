@@ -1,0 +1,220 @@
+"""Failover (issue 5): recipients a provider did not take move to the next provider of their route, rendered for
+it; recipients it may have taken never move; a circuit breaker moves whoever can go elsewhere without a call."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from globesms.circuit_breaker import BreakerPolicy, PackHealth, pack_health
+from globesms.dispatch import RetryPack, dispatch_pack
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.failover import content_for, next_provider
+from globesms.models.content import MessageContent
+from globesms.models.outbound import ProviderName, SendOutcome
+from globesms.models.packs import DispatchPack
+from globesms.sending import INVALID_REQUEST
+from globesms.status import Status
+from globesms.templates import parse_registry
+from tests.fakes import MemoryBreakers, MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+REGISTRY = parse_registry(
+    {
+        "version": 1,
+        "templates": {
+            "login": {
+                "aliyun": {"text": "Acme: your code is {code} ({minutes} min)"},
+                "tencent": {"id": "1800308", "params": ["code", "minutes"]},
+                "huawei": {"id": "tplLogin", "params": ["minutes", "code"]},
+            }
+        },
+    },
+    "test",
+)
+CONFIG = ProviderError(ErrorCategory.CONFIG, "AuthFailure.SignatureFailure", "bad signature", 200)
+DOWN = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
+
+
+def template_pack(provider: ProviderName = T, route: tuple[ProviderName, ...] = (T, H, A), n: int = 3) -> DispatchPack:
+    content = {
+        "type": "OTP",
+        "template_id": "1800308",
+        "template_params": {"code": "123456", "minutes": "5"},
+        "template_ref": "login",
+        "route": list(route),
+    }
+    return DispatchPack.model_validate(
+        {
+            "pack_id": f"B:{provider}:0",
+            "batch_id": "B",
+            "provider": provider,
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": [content],
+            "recipients": [{"id": f"B.{i:05d}", "to": f"+8525123456{i}", "c": 0} for i in range(n)],
+        }
+    )
+
+
+def run(pack: DispatchPack, provider: ScriptedProvider, **kw):  # type: ignore[no-untyped-def]
+    store = kw.pop("store", MemoryStore())
+    return dispatch_pack(
+        pack,
+        provider=provider,
+        store=store,
+        claims=kw.pop("claims", MemoryClaims()),
+        queues=kw.pop("queues", MemoryQueues()),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        now=kw.pop("now", NOW),
+        last_attempt=kw.pop("last_attempt", False),
+        templates=REGISTRY,
+        **kw,
+    )
+
+
+def test_the_next_provider_is_the_one_after_the_current_in_the_route() -> None:
+    content = MessageContent(type="OTP", route=(T, H, A))  # type: ignore[arg-type]
+    assert [next_provider(content, p) for p in (T, H, A)] == [H, A, None]
+    assert next_provider(MessageContent(type="OTP"), T) is None  # type: ignore[arg-type]
+
+
+def test_a_registered_template_is_rendered_again_for_the_next_provider() -> None:
+    content = template_pack().contents[0]
+    huawei = content_for(content, H, REGISTRY)
+    assert huawei is not None
+    assert (huawei.template_id, list((huawei.template_params or {}).items())) == (
+        "tplLogin",
+        [("minutes", "5"), ("code", "123456")],
+    )
+    aliyun = content_for(content, A, REGISTRY)
+    assert aliyun is not None and (aliyun.text, aliyun.template_id) == ("Acme: your code is 123456 (5 min)", None)
+    # ...and back from Alibaba's text, whose params it kept.
+    assert content_for(aliyun, T, REGISTRY) == content_for(content, T, REGISTRY)
+
+
+def test_a_providers_own_template_id_moves_nowhere() -> None:
+    own = MessageContent(type="OTP", template_id="1800308", template_params={"1": "x"}, route=(T,))  # type: ignore[arg-type]
+    assert content_for(own, H, REGISTRY) is None
+
+
+def test_config_errors_move_to_the_next_provider_with_their_history() -> None:
+    queues, store = MemoryQueues(), MemoryStore()
+    summary = run(template_pack(), ScriptedProvider(T, answer=lambda m: CONFIG), queues=queues, store=store)
+    assert summary.failed_over == 3 and not store.messages  # nothing recorded for Tencent
+    [moved] = queues.sent[H]
+    assert moved.pack_id == "B:tencent:0.f:huawei:0" and moved.provider is H and moved.attempt == 0
+    assert moved.contents[0].template_id == "tplLogin" and moved.contents[0].route == (T, H, A)
+    step = moved.recipients[0].history[0]  # type: ignore[index]
+    assert (step["id"], step["provider"], step["error_code"]) == ("failover-tencent", "tencent", CONFIG.code)
+    # Huawei sends it; the record says where it went and why it moved.
+    run(moved, ScriptedProvider(H), store=store)
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider, record.template_id) == (Status.SUBMITTED, H, "tplLogin")
+    assert record.events is not None and record.events[0]["id"] == "failover-tencent"
+
+
+def test_a_config_error_with_no_provider_left_is_final() -> None:
+    store = MemoryStore()
+    summary = run(template_pack(route=(T,)), ScriptedProvider(T, answer=lambda m: CONFIG), store=store)
+    assert (summary.failed, summary.failed_over) == (3, 0)
+    assert {(m.status, m.error_code) for m in store.messages.values()} == {(Status.FAILED, CONFIG.code)}
+
+
+def test_only_recipients_the_provider_did_not_take_move() -> None:
+    refused = {"B.00001": CONFIG}
+    unknown = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT")
+    answers = {**refused, "B.00002": unknown}
+    queues, store = MemoryQueues(), MemoryStore()
+    summary = run(
+        template_pack(), ScriptedProvider(T, answer=lambda m: answers.get(m.message_id)), queues=queues, store=store
+    )
+    assert summary.failed_over == 1
+    assert [r.id for p in queues.sent[H] for r in p.recipients] == ["B.00001"]
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert store.messages["B.00002"].status is Status.SENDING  # may have been sent: waits for its receipt
+
+
+def test_transient_errors_move_on_the_last_attempt_instead_of_failing() -> None:
+    queues = MemoryQueues()
+    summary = run(template_pack(), ScriptedProvider(T, answer=lambda m: DOWN), queues=queues, last_attempt=True)
+    assert summary.failed_over == 3
+    assert len(queues.sent[H]) == 1
+
+
+def test_transient_errors_before_the_last_attempt_are_retried_where_they_are() -> None:
+    with pytest.raises(RetryPack):
+        run(template_pack(), ScriptedProvider(T, answer=lambda m: DOWN))
+
+
+def test_failed_packs_in_a_row_open_the_breaker_and_the_pack_that_opens_it_moves() -> None:
+    breakers, policy = MemoryBreakers(), BreakerPolicy(failures_to_open=3, cooldown_seconds=60)
+    provider = ScriptedProvider(T, answer=lambda m: DOWN)
+    for _ in range(2):
+        with pytest.raises(RetryPack):
+            run(template_pack(), provider, breakers=breakers, breaker_policy=policy)
+    queues = MemoryQueues()
+    summary = run(template_pack(), provider, breakers=breakers, breaker_policy=policy, queues=queues)
+    assert summary.failed_over == 3 and breakers.state(T).is_open(NOW)
+    # While it is open nobody calls Tencent for recipients that can go elsewhere.
+    calls = len(provider.calls)
+    queues = MemoryQueues()
+    summary = run(template_pack(), provider, breakers=breakers, breaker_policy=policy, queues=queues)
+    assert len(provider.calls) == calls and summary.failed_over == 3
+    assert {r.history[0]["error_code"] for p in queues.sent[H] for r in p.recipients} == {"CIRCUIT_OPEN"}  # type: ignore[index]
+
+
+def test_an_open_breaker_still_sends_recipients_with_nowhere_else_to_go() -> None:
+    breakers = MemoryBreakers()
+    breakers.record_failure(T, now=NOW, failures_to_open=1, cooldown_seconds=60)
+    provider, store = ScriptedProvider(T), MemoryStore()
+    summary = run(template_pack(route=(T,)), provider, breakers=breakers, store=store)
+    assert summary.submitted == 3 and len(provider.calls) == 1
+    assert breakers.state(T).failures == 0  # it answered: closed again
+
+
+def test_after_the_cooldown_the_provider_is_tried_again() -> None:
+    breakers = MemoryBreakers()
+    breakers.record_failure(T, now=NOW, failures_to_open=1, cooldown_seconds=60)
+    later = NOW + timedelta(seconds=61)
+    summary = run(template_pack(), ScriptedProvider(T), breakers=breakers, now=later)
+    assert summary.submitted == 3 and breakers.state(T).failures == 0
+
+
+def test_pack_health_counts_only_calls_the_provider_did_not_answer() -> None:
+    def outcome(error: ProviderError | None) -> SendOutcome:
+        return SendOutcome(message_id="m", error=error)
+
+    local = ProviderError(ErrorCategory.REQUEST, INVALID_REQUEST)
+    throttled = ProviderError(ErrorCategory.THROTTLED, "LimitExceeded")
+    timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT")
+    health = lambda *errors: pack_health([outcome(e) for e in errors], local_refusal_code=INVALID_REQUEST)  # noqa: E731
+    assert health(DOWN, timeout) is PackHealth.FAILED
+    assert health(DOWN, None) is PackHealth.ANSWERED
+    assert health(throttled) is PackHealth.ANSWERED  # a provider that throttles is up
+    assert health(local) is PackHealth.NOT_CALLED
+    assert health(local, DOWN) is PackHealth.FAILED
+
+
+def test_a_crash_after_queueing_a_failover_queues_the_same_packs_again() -> None:
+    """The failover is noted on the claim before the packs are queued: the delivery that finds the claim stale
+    queues them again under the same ids (claimed once downstream) and does not take them for unknown outcomes."""
+    claims, store = MemoryClaims(), MemoryStore()
+    queues = MemoryQueues()
+    original = queues.send_packs
+    calls = {"n": 0}
+
+    def dies_after_queueing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        original(*args, **kwargs)
+        calls["n"] += 1
+        raise RuntimeError("killed")
+
+    queues.send_packs = dies_after_queueing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        run(template_pack(), ScriptedProvider(T, answer=lambda m: CONFIG), claims=claims, queues=queues, store=store)
+    queues.send_packs = original  # type: ignore[method-assign]
+    summary = run(
+        template_pack(), ScriptedProvider(T), claims=claims, queues=queues, store=store, now=NOW + timedelta(minutes=5)
+    )
+    assert summary.unknown == 0 and not store.messages
+    assert [p.pack_id for p in queues.sent[H]] == ["B:tencent:0.f:huawei:0"] * 2

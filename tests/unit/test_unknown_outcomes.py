@@ -1,0 +1,131 @@
+"""The unknown-outcome window (issue 5): a message whose outcome stayed unknown is settled after the window by
+the policy — FAILED by default, or sent once more — unless its receipt came first."""
+
+from datetime import UTC, datetime, timedelta
+
+from globesms.dispatch import dispatch_pack
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.packs import DispatchPack
+from globesms.status import Status
+from globesms.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+TIMEOUT = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "no answer in time")
+
+
+def pack() -> DispatchPack:
+    return DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": [{"type": "OTP", "text": "code 1", "status_callback": "https://example.com/hook"}],
+            "recipients": [{"id": f"B.{i:05d}", "to": f"+8525123456{i}", "c": 0} for i in range(3)],
+        }
+    )
+
+
+class World:
+    def __init__(self, policy: UnknownOutcomePolicy) -> None:
+        self.store, self.claims, self.queues, self.webhooks = (
+            MemoryStore(),
+            MemoryClaims(),
+            MemoryQueues(),
+            MemoryWebhooks(),
+        )
+        self.policy = policy
+
+    def dispatch(self, p: DispatchPack, provider: ScriptedProvider, now: datetime):  # type: ignore[no-untyped-def]
+        return dispatch_pack(
+            p,
+            provider=provider,
+            store=self.store,
+            claims=self.claims,
+            queues=self.queues,
+            receipts=self.store,
+            webhooks=self.webhooks,
+            now=now,
+            last_attempt=False,
+            unknown_policy=self.policy,
+        )
+
+    def take(self) -> DispatchPack:
+        return self.queues.sent["aliyun"].pop(0)  # type: ignore[index]
+
+
+def timed_out(world: World) -> DispatchPack:
+    """Send the pack with one recipient timing out; returns its settle pack."""
+    provider = ScriptedProvider(answer=lambda m: TIMEOUT if m.message_id == "B.00001" else None)
+    summary = world.dispatch(pack(), provider, NOW)
+    assert summary.unknown == 1
+    settle = world.take()
+    assert (settle.purpose, settle.pack_id, [r.id for r in settle.recipients]) == (
+        "settle",
+        "B:aliyun:0.u",
+        ["B.00001"],
+    )
+    assert world.queues.delays[-1] == min(900, world.policy.window_seconds)
+    return settle
+
+
+def test_no_receipt_in_the_window_fails_the_message_and_sends_nothing() -> None:
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    settle = timed_out(world)
+    provider = ScriptedProvider()
+    summary = world.dispatch(settle, provider, NOW + timedelta(seconds=600))
+    assert summary.expired == 1 and not provider.calls
+    record = world.store.messages["B.00001"]
+    assert (record.status, record.error_category, record.error_code) == (Status.FAILED, "unknown_outcome", EXPIRED_CODE)
+    assert [e["id"] for e in record.events or []] == ["sending", "unknown-outcome-expired"]
+    assert [d.event.type for d in world.webhooks.sent] == ["message.failed"]
+
+
+def test_a_receipt_within_the_window_wins() -> None:
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    settle = timed_out(world)
+    delivered = world.store.messages["B.00001"].model_copy(update={"status": Status.DELIVERED, "version": 1})
+    world.store.messages["B.00001"] = delivered
+    summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=600))
+    assert summary.expired == 0 and summary.skipped == 1
+    assert world.store.messages["B.00001"].status is Status.DELIVERED
+
+
+def test_a_settle_pack_that_comes_early_waits_again_for_the_rest_of_the_window() -> None:
+    world = World(UnknownOutcomePolicy(window_seconds=3600))
+    settle = timed_out(world)
+    assert world.queues.delays[-1] == 900  # SQS's longest delay: the rest is waited in further hops
+    summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=900))
+    assert summary.expired == 0
+    again = world.take()
+    assert again.pack_id == settle.pack_id and world.queues.delays[-1] == 900
+    assert world.store.messages["B.00001"].status is Status.SENDING
+    world.dispatch(again, ScriptedProvider(), NOW + timedelta(seconds=3600))
+    assert world.store.messages["B.00001"].status is Status.FAILED
+
+
+def test_the_resend_policy_sends_once_more_and_then_fails() -> None:
+    world = World(UnknownOutcomePolicy(window_seconds=600, action=UnknownOutcomeAction.RESEND))
+    settle = timed_out(world)
+    world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=600))
+    resend = world.take()
+    assert (resend.purpose, resend.pack_id) == ("send", "B:aliyun:0.u.s")
+    # The resend times out too: after its own window the message fails; it is never sent a third time.
+    still = ScriptedProvider(answer=lambda m: TIMEOUT)
+    world.dispatch(resend, still, NOW + timedelta(seconds=700))
+    assert len(still.calls) == 1
+    second_settle = world.take()
+    summary = world.dispatch(second_settle, ScriptedProvider(), NOW + timedelta(seconds=1300))
+    assert summary.expired == 1 and not world.queues.sent["aliyun"]  # type: ignore[index]
+    record = world.store.messages["B.00001"]
+    assert record.status is Status.FAILED
+    assert "resend-after-unknown-outcome" in [e["id"] for e in record.events or []]
+
+
+def test_a_repeated_settle_pack_is_skipped() -> None:
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    settle = timed_out(world)
+    world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=600))
+    summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=700))
+    assert summary.skipped == 1 and summary.expired == 0
