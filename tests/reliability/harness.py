@@ -10,6 +10,7 @@ deferred packs are dropped (the packs are sent with DelaySeconds 0): they only s
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import threading
@@ -28,11 +29,13 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from globesms.accept import accept
 from globesms.aws import clients, wiring
+from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
+from globesms.circuit_breaker import BreakerPolicy
 from globesms.config import settings
 from globesms.dispatch import DispatchSummary, dispatch_pack
 from globesms.models.api import MessageSpec
@@ -46,7 +49,9 @@ from globesms.providers.huawei.client import HuaweiClient
 from globesms.providers.huawei.client import settings_from_environment as huawei_settings
 from globesms.providers.tencent.client import TencentSettings, TencentSmsClient
 from globesms.rate_limits import configured_rate_limits
+from globesms.receipts import record_push
 from globesms.status import Status
+from globesms.unknown_outcomes import UnknownOutcomePolicy
 from local.emulators import aliyun as aliyun_emulator
 from local.emulators import huawei as huawei_emulator
 from local.emulators import tencent as tencent_emulator
@@ -122,6 +127,40 @@ class Emulator:
             self.server.server_close()
 
 
+class ReceiptInbox:
+    """Where the emulators push their delivery receipts (a loopback server, as the real providers push over the
+    network). Pushes are kept as they arrive and applied by the harness between rounds, in its own thread: moto's
+    conditional writes are not safe from several threads at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pushes: list[tuple[ProviderName, bytes, str]] = []
+        self.last_push = 0.0
+        self.server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="receipt-inbox", daemon=True)
+        self.thread.start()
+
+    def url(self, provider: ProviderName) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/{provider.value}"
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        with self._lock:
+            self._pushes.append((ProviderName(environ["PATH_INFO"].strip("/")), body, environ.get("CONTENT_TYPE", "")))
+            self.last_push = time.monotonic()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"result": 0}']
+
+    def take(self) -> list[tuple[ProviderName, bytes, str]]:
+        with self._lock:
+            pushes, self._pushes = self._pushes, []
+        return pushes
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Delivery:
     provider: ProviderName
@@ -151,6 +190,10 @@ class Harness:
     emulators: dict[ProviderName, Emulator]
     providers: dict[ProviderName, Provider]
     rate_limits: dict[str, int]
+    inbox: ReceiptInbox
+    breaker_policy: BreakerPolicy = field(default_factory=BreakerPolicy)
+    unknown_policy: UnknownOutcomePolicy = field(default_factory=UnknownOutcomePolicy)
+    receipts_applied: int = 0
     now: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
     sqs: Any = field(default_factory=lambda: boto3.client("sqs"))
     accepted: list[MessageRecord] = field(default_factory=list)
@@ -162,6 +205,7 @@ class Harness:
         self.claims = DynamoDBPackClaims(self.table_name)
         self.receipts = DynamoDBReceiptStore(self.table_name)
         self.limiter = DynamoDBRateLimiter(self.table_name, self.rate_limits)
+        self.breakers = DynamoDBCircuitBreakers(self.table_name)
         self.queues = ImmediateQueues(self.queue_urls)
         self.webhooks = SqsWebhookQueue(self.webhook_queue_url)
 
@@ -221,6 +265,9 @@ class Harness:
                 now=self.now,
                 last_attempt=delivery.receive_count >= self.max_receive_count,
                 limiter=self.limiter,
+                breakers=self.breakers,
+                breaker_policy=self.breaker_policy,
+                unknown_policy=self.unknown_policy,
             )
         except Exception as exc:  # any failure: SQS delivers it again (or moves it to the DLQ)
             outcome.error = exc
@@ -251,12 +298,33 @@ class Harness:
                     for batch in batches:
                         if position < len(batch):
                             self.dispatch(batch[position])
+            self.apply_receipts()
             if not busy:
+                self.apply_receipts(quiet_seconds=0.5)  # the last pushes of the last round
                 return round_number
             self.now += timedelta(seconds=self.visibility_timeout)
             if any(o.summary and o.summary.deferred for o in self.outcomes[first:]):
                 time.sleep(1 - time.time() % 1)  # the rate limiter's seconds are real ones: wait for the next
         raise AssertionError(f"queues not drained after {max_rounds} rounds: {self.queue_depths()}")
+
+    def apply_receipts(self, *, quiet_seconds: float = 0.05) -> int:
+        """Apply the receipts pushed so far, once no push has come for `quiet_seconds`, until none comes (what the
+        receipts function does with each push: parse it in the provider's format, store and apply each report)."""
+        applied = 0
+        while True:
+            time.sleep(quiet_seconds)  # a push of the last calls may still be on its way
+            while time.monotonic() - self.inbox.last_push < quiet_seconds:
+                time.sleep(quiet_seconds / 2)
+            pushes = self.inbox.take()
+            if not pushes:
+                return applied
+            for provider, body, content_type in pushes:
+                parsed = importlib.import_module(f"globesms.providers.{provider}.receipts").parse_push(
+                    body, content_type
+                )
+                record_push(parsed.reports, store=self.receipts, now=self.now)
+                applied += len(parsed.reports)
+            self.receipts_applied += applied
 
     def queue_depths(self) -> dict[str, int]:
         depths = {}
@@ -377,11 +445,13 @@ def harness(
     served: bool = False,
     client_env: dict[str, str] | None = None,
     rate_limits: dict[str, int] | None = None,
+    receipts: bool = True,
 ) -> Iterator[Harness]:
     """A harness inside the caller's `mock_aws()`. `served`: the emulators answer on loopback sockets (needed for
     real read timeouts; WSGITransport ignores timeouts). `client_env`: extra variables for the provider clients
     (e.g. GLOBESMS_HTTP_READ_TIMEOUT). `rate_limits`: calls per second over the configured ones, for the
-    dispatchers' limiter and for the emulators, which throttle any call past them."""
+    dispatchers' limiter and for the emulators, which throttle any call past them. `receipts`: the emulators push
+    a delivery receipt for every message they accept (applied between rounds)."""
     limits = {**configured_rate_limits(), **(rate_limits or {})}
     deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"})
     clients.reset()
@@ -395,9 +465,13 @@ def harness(
         QueueUrl=queue_urls[ProviderName.ALIYUN], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
     )["Attributes"]
     emulators = {}
+    inbox = ReceiptInbox()
     for provider in PROVIDERS:
         provider_knobs = (knobs or {}).get(provider) or Knobs(seed=7)
         provider_knobs.rate_limits = {**limits, **provider_knobs.rate_limits}
+        if receipts:
+            provider_knobs.receipt_callback_url = inbox.url(provider)
+            provider_knobs.receipt_delay_seconds = 0.0
         emulators[provider] = _emulator(provider, provider_knobs, served=served)
     providers: dict[ProviderName, Provider] = {}
     for provider, emulator in emulators.items():
@@ -420,10 +494,12 @@ def harness(
             emulators=emulators,
             providers=providers,
             rate_limits=limits,
+            inbox=inbox,
         )
     finally:
         for emulator in emulators.values():
             emulator.close()
+        inbox.close()
         clients.reset()
         wiring.reset()
         settings.cache_clear()

@@ -1,15 +1,18 @@
 """No recipient is lost and none is sent twice, whatever SQS and the providers do (issue 5, "Proof").
 
 Each scenario accepts a mixed batch (Alibaba, Tencent, Huawei), plays Lambda's SQS event source over the provider
-queues with the real dispatcher, adapters (moto) and provider clients (against the emulators), then checks, per
-accepted recipient: the emulators accepted it at most once, and its record is settled (a final status or
-SUBMITTED; SENDING with an unknown outcome only where the scenario makes outcomes unknown; or its pack is in the
-DLQ and the record says FAILED). Also: no second over a provider's rate limit.
+queues with the real dispatcher, adapters (moto), circuit breakers and provider clients (against the emulators,
+which push a delivery receipt for every message they accept), then checks, per accepted recipient: the emulators
+accepted it at most once (an unknown outcome that its receipt resolved counts once), and its record is settled (a
+final status or SUBMITTED; or its pack is in the DLQ and the record says FAILED). Nothing is left SENDING: an
+unknown outcome is settled by its receipt, or by the unknown-outcome policy after its window. Also: no second over a
+provider's rate limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from moto import mock_aws
@@ -17,7 +20,8 @@ from moto import mock_aws
 from globesms.dispatch import PackBusy
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
-from globesms.ports import Claim
+from globesms.models.records import MessageRecord
+from globesms.ports import BreakerState, Claim
 from globesms.status import Status
 from local.emulators.common import Knobs
 from tests.reliability.harness import Harness, fail_once, harness, mixed_specs, numbers
@@ -31,8 +35,13 @@ def aws() -> Iterator[None]:
         yield
 
 
-def assert_invariants(h: Harness, *, unknown_outcome_allowed: bool = False) -> None:
-    problems = h.violations(unknown_outcome_allowed=unknown_outcome_allowed)
+def unknown_step(record: MessageRecord) -> str | None:
+    """The error code of the unknown outcome the record went through, if it did (kept in its history)."""
+    return next((e["error_code"] for e in record.events or () if e.get("id") == "sending"), None)
+
+
+def assert_invariants(h: Harness) -> None:
+    problems = h.violations(unknown_outcome_allowed=False)
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} problems; statuses {h.statuses()})"
     limits = h.rate_limits
     over = {op: n for op, n in h.max_calls_in_a_second().items() if op in limits and n > limits[op]}
@@ -46,7 +55,7 @@ def test_baseline_every_recipient_sent_once(aws: None) -> None:
         assert_invariants(h)
         counts, _ = h.sends_per_recipient()
         assert len(counts) == len(h.accepted) == 90  # every recipient reached its provider
-        assert h.statuses() == {"SUBMITTED": 90}
+        assert h.statuses() == {"DELIVERED": 90}  # every receipt applied
 
 
 def test_duplicate_delivery_of_every_pack(aws: None) -> None:
@@ -54,7 +63,7 @@ def test_duplicate_delivery_of_every_pack(aws: None) -> None:
         h.accept(mixed_specs(40), copies=2)
         h.run()
         assert_invariants(h)
-        assert h.statuses() == {"SUBMITTED": 120}
+        assert h.statuses() == {"DELIVERED": 120}
         assert sum(o.summary.skipped for o in h.outcomes if o.summary) == 120  # each second copy skipped
 
 
@@ -65,13 +74,14 @@ def test_dispatcher_killed_after_the_provider_call_before_the_status_write(
         h.accept(mixed_specs(20))
         monkeypatch.setattr(h.store, "put_messages", fail_once(h.store.put_messages, RuntimeError("killed")))
         h.run()
-        assert_invariants(h, unknown_outcome_allowed=True)
+        assert_invariants(h)
         crashed = [o for o in h.outcomes if isinstance(o.error, RuntimeError) and str(o.error) == "killed"]
         assert len(crashed) == 1
         pack = crashed[0].delivery.pack
         records = h.store.get_messages([r.id for r in pack.recipients])
-        # Sent once, outcome unknown: SENDING with DISPATCH_INTERRUPTED, for receipts to settle; never resent.
-        assert {(r.status, r.error_code) for r in records.values()} == {(Status.SENDING, "DISPATCH_INTERRUPTED")}
+        # Sent once, outcome unknown (SENDING with DISPATCH_INTERRUPTED), never resent; settled by its receipt.
+        assert {r.status for r in records.values()} == {Status.DELIVERED}
+        assert all(unknown_step(r) == "DISPATCH_INTERRUPTED" for r in records.values())
         counts, _ = h.sends_per_recipient()
         assert all(counts[r.id] == 1 for r in pack.recipients)
 
@@ -84,7 +94,7 @@ def test_redelivery_while_the_claim_is_held_is_left_for_later(aws: None, monkeyp
         h.accept(mixed_specs(10))
         monkeypatch.setattr(h.store, "put_messages", fail_once(h.store.put_messages, RuntimeError("killed")))
         h.run()
-        assert_invariants(h, unknown_outcome_allowed=True)
+        assert_invariants(h)
         assert any(isinstance(o.error, PackBusy) for o in h.outcomes)
 
 
@@ -118,10 +128,12 @@ def test_timeouts_at_20_percent(aws: None) -> None:
     with harness(knobs, served=True, client_env={"GLOBESMS_HTTP_READ_TIMEOUT": "0.2"}) as h:
         h.accept(mixed_specs(25))
         h.run()
-        assert_invariants(h, unknown_outcome_allowed=True)
-        unknown = [r for r in h.store.get_messages([m.id for m in h.accepted]).values() if r.status is Status.SENDING]
+        assert_invariants(h)
+        records = h.store.get_messages([m.id for m in h.accepted]).values()
+        unknown = [r for r in records if unknown_step(r) is not None]
         assert unknown, "no read timeout happened: the scenario tested nothing"
-        assert {r.error_code for r in unknown} == {"READ_TIMEOUT"}
+        assert {unknown_step(r) for r in unknown} == {"READ_TIMEOUT"}
+        assert {r.status for r in unknown} == {Status.DELIVERED}  # each resolved by its receipt, sent once
 
 
 def test_two_dispatchers_interleaving_on_one_queue(aws: None) -> None:
@@ -149,7 +161,7 @@ def test_a_provider_down_for_good_dead_letters_its_packs_with_failed_records(aws
         assert {(r.status, r.error_code) for r in aliyun} == {(Status.FAILED, "ServiceUnavailable")}
         counts, _ = h.sends_per_recipient()
         assert not any(counts[r.id] for r in aliyun)
-        assert {r.status for r in records.values() if r.provider is not A} == {Status.SUBMITTED}
+        assert {r.status for r in records.values() if r.provider is not A} == {Status.DELIVERED}
 
 
 def test_a_provider_down_for_a_minute(aws: None) -> None:
@@ -171,7 +183,7 @@ def test_a_provider_down_for_a_minute(aws: None) -> None:
         h.run(before_round=recover)
         assert_invariants(h)
         assert not h.dead_letters()
-        assert h.statuses() == {"SUBMITTED": 45}
+        assert h.statuses() == {"DELIVERED": 45}
         assert_faults_happened(h)
 
 
@@ -197,7 +209,7 @@ def test_everything_at_once(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
         h.accept_batches(6, 5, copies=2)
         monkeypatch.setattr(h.store, "put_messages", fail_once(h.store.put_messages, RuntimeError("killed")))
         h.run(dispatchers=2, max_rounds=60)
-        assert_invariants(h, unknown_outcome_allowed=True)
+        assert_invariants(h)
         assert_faults_happened(h)
 
 
@@ -212,7 +224,7 @@ def test_dispatcher_killed_while_queueing_the_recipients_it_deferred(
         h.accept([MessageSpec(to=numbers(6), text="otp 123456", type="OTP", provider="aliyun")])
         monkeypatch.setattr(h.queues, "send_packs", fail_once(h.queues.send_packs, RuntimeError("killed")))
         h.run()
-        assert_invariants(h, unknown_outcome_allowed=True)
+        assert_invariants(h)
         counts, _ = h.sends_per_recipient()
         records = h.store.get_messages([m.id for m in h.accepted])
         assert any(str(o.error) == "killed" for o in h.outcomes)
@@ -220,7 +232,96 @@ def test_dispatcher_killed_while_queueing_the_recipients_it_deferred(
         # again instead of taking them for unknown outcomes, and each was sent once. Those the killed attempt did
         # send (and never recorded) are unknown outcomes, for their receipts to settle.
         assert all(counts[m.id] == 1 for m in h.accepted), counts
-        sending = [r for r in records.values() if r.status is Status.SENDING]
-        assert {r.status for r in records.values()} <= {Status.SUBMITTED, Status.SENDING}
-        assert sending and all(r.error_code == "DISPATCH_INTERRUPTED" for r in sending)
-        assert len(sending) < len(records)  # the deferred ones were sent by their own pack and recorded
+        unknown = [r for r in records.values() if unknown_step(r) is not None]
+        assert {r.status for r in records.values()} == {Status.DELIVERED}
+        assert unknown and all(unknown_step(r) == "DISPATCH_INTERRUPTED" for r in unknown)
+        assert len(unknown) < len(records)  # the deferred ones were sent by their own pack and recorded
+
+
+# --- failover, circuit breakers and the unknown-outcome window ---------------------------------------------------
+
+#: A registered template: routed Tencent first, then Huawei, then Alibaba (the route table's default for templates).
+OTP = {"template": {"id": "example-otp", "params": {"code": "424242", "minutes": "5"}}, "type": "OTP"}
+
+
+def test_config_errors_fail_over_to_the_next_provider_of_the_route(aws: None) -> None:
+    """Tencent refuses every call for its configuration (a bad signature): each recipient moves to Huawei, the
+    next provider of its route, with the template rendered for Huawei, and is delivered there once."""
+    knobs = {T: Knobs(seed=51, error_rates={"AuthFailure.SignatureFailure": 1.0})}
+    with harness(knobs, rate_limits=FAST_LIMITS) as h:
+        h.accept([MessageSpec(to=numbers(30, 400_000), **OTP)])
+        assert {r.provider for r in h.accepted} == {T}
+        h.run()
+        assert_invariants(h)
+        records = h.store.get_messages([m.id for m in h.accepted]).values()
+        assert {(r.status, r.provider) for r in records} == {(Status.DELIVERED, H)}
+        assert all(r.template_params == {"code": "424242", "minutes": "5"} for r in records)
+        assert all(
+            any(
+                e.get("id") == "failover-tencent" and e["error_code"] == "AuthFailure.SignatureFailure"
+                for e in r.events or ()
+            )
+            for r in records
+        )
+        counts, _ = h.sends_per_recipient()
+        assert all(counts[r.id] == 1 for r in records)
+        assert not h.dead_letters()
+
+
+def test_a_provider_down_opens_its_breaker_and_its_recipients_go_elsewhere(aws: None) -> None:
+    """Tencent answers every call 5xx. Its packs fail and are retried until five failures in a row open its
+    breaker; from then on its recipients move to Huawei without a call (and those whose pack reached its last
+    attempt move too). None is lost, none is sent twice, no pack reaches a DLQ."""
+    knobs = {T: Knobs(seed=52, error_rates={"InternalError": 1.0})}
+    with harness(knobs, rate_limits=FAST_LIMITS) as h:
+        for batch in range(8):
+            h.accept([MessageSpec(to=numbers(10, 600_000 + batch * 100), **OTP)], batch_id=f"down-{batch}")
+        h.run(max_rounds=60)
+        assert_invariants(h)
+        records = h.store.get_messages([m.id for m in h.accepted]).values()
+        assert {(r.status, r.provider) for r in records} == {(Status.DELIVERED, H)}
+        assert h.breakers.state(T).failures >= h.breaker_policy.failures_to_open
+        moved_without_a_call = [
+            r for r in records if any(e.get("error_code") == "CIRCUIT_OPEN" for e in r.events or ())
+        ]
+        assert moved_without_a_call, "the breaker never opened: the scenario tested nothing"
+        assert not h.dead_letters()
+
+
+def test_a_provider_that_recovers_closes_its_breaker(aws: None) -> None:
+    """Tencent down: its breaker opens and its recipients go to Huawei. Once it is back and the cooldown is over,
+    the next pack is sent to Tencent again, and its answer closes the breaker."""
+    knobs = {T: Knobs(seed=53, error_rates={"InternalError": 1.0})}
+    with harness(knobs, rate_limits=FAST_LIMITS) as h:
+        for batch in range(6):
+            h.accept([MessageSpec(to=numbers(5, 700_000 + batch * 100), **OTP)], batch_id=f"flaky-{batch}")
+        h.run()
+        assert h.breakers.state(T).failures >= h.breaker_policy.failures_to_open
+        knobs[T].error_rates = {}
+        h.now += timedelta(seconds=h.breaker_policy.cooldown_seconds + 1)
+        h.accept([MessageSpec(to=numbers(5, 790_000), **OTP)], batch_id="after")
+        h.run()
+        assert_invariants(h)
+        after = h.store.get_messages([m.id for m in h.accepted if m.batch_id == "after"]).values()
+        assert {(r.status, r.provider) for r in after} == {(Status.DELIVERED, T)}  # Tencent again
+        assert h.breakers.state(T) == BreakerState()
+
+
+def test_an_unknown_outcome_without_a_receipt_fails_after_the_window_and_is_not_resent(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No receipts at all: the recipients of a pack whose dispatcher died after the provider call stay SENDING
+    for the window (900 s), then the default policy marks them FAILED (UNKNOWN_OUTCOME_EXPIRED). Sent once."""
+    with harness(receipts=False) as h:
+        h.accept(mixed_specs(10))
+        monkeypatch.setattr(h.store, "put_messages", fail_once(h.store.put_messages, RuntimeError("killed")))
+        h.run()
+        assert_invariants(h)
+        crashed = next(o for o in h.outcomes if str(o.error) == "killed").delivery.pack
+        records = h.store.get_messages([r.id for r in crashed.recipients]).values()
+        assert {(r.status, r.error_category, r.error_code) for r in records} == {
+            (Status.FAILED, "unknown_outcome", "UNKNOWN_OUTCOME_EXPIRED")
+        }
+        counts, _ = h.sends_per_recipient()
+        assert all(counts[r.id] == 1 for r in records)
+        assert sum(o.summary.expired for o in h.outcomes if o.summary) == len(crashed.recipients)
