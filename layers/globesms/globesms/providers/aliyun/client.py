@@ -504,10 +504,14 @@ class AliyunClient(HttpClientOwner):
                 SendOutcome(message_id, error=failed_error if number in failed else mismatch, extra=dict(extra))
                 for message_id, number in zip(ids, call.numbers, strict=True)
             ]
-        outcomes = [SendOutcome(message_id, error=failed_error, extra=dict(extra)) for message_id in ids]
-        for position, provider_id in zip(accepted, answer.message_ids, strict=True):
-            outcomes[position] = SendOutcome(ids[position], provider_message_id=provider_id, extra=dict(extra))
-        return outcomes
+        # MessageIdList lists the accepted numbers' ids in the order they were sent: pair them in one pass.
+        provider_ids = iter(answer.message_ids)
+        return [
+            SendOutcome(message_id, error=failed_error, extra=dict(extra))
+            if number in failed
+            else SendOutcome(message_id, provider_message_id=next(provider_ids), extra=dict(extra))
+            for message_id, number in zip(ids, call.numbers, strict=True)
+        ]
 
 
 def _extra(task_id: str, request_id: str | None) -> dict[str, str]:
