@@ -6,8 +6,12 @@ No `from __future__ import annotations` here: the resolver reads the route signa
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,13 +20,22 @@ from globesms import accept, idempotency, queries
 from globesms.aws import wiring
 from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.http_errors import error_response, refuse_non_json_body, validation_error_response
+from globesms.http_errors import (
+    error_response,
+    not_json_message,
+    refuse_non_json_body,
+    refuse_undecodable_body,
+    validation_error_response,
+    with_plain_json_content_type,
+)
 from globesms.ids import new_batch_id
 from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
+    MAX_RECIPIENTS_PER_REQUEST,
     AcceptResponse,
     BatchView,
+    ErrorResponse,
     MessageSpec,
     MessageView,
     SendBody,
@@ -40,9 +53,37 @@ class NotFound(LookupError):
     pass
 
 
+# The OpenAPI document names every answer a route gives, with its real shape: Powertools would otherwise document
+# its own 422 shape, and the route's return type for every other status it is told about.
+def _answer(description: str, model: Any = ErrorResponse, **extra: Any) -> OpenAPIResponse:
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}, **extra}
+
+
+_INVALID = _answer("VALIDATION_ERROR: the fields (body, path, query or header) that break the schema, with the rule")
+
+
 @app.post(
     "/v1/messages",
-    responses={202: {"description": "Accepted"}, 409: {"description": "Idempotency-Key reused or in progress"}},
+    responses={
+        202: _answer(
+            "Accepted: every recipient queued or rejected",
+            AcceptResponse,
+            headers={
+                REPLAYED_HEADER: {
+                    "description": "the first answer to this Idempotency-Key, given again: nothing was sent",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        ),
+        400: _answer("MALFORMED_JSON: the body is not JSON"),
+        409: _answer(
+            "IDEMPOTENCY_KEY_REUSED (another body), or IDEMPOTENCY_KEY_IN_PROGRESS (retry after Retry-After seconds)",
+            headers={"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+        ),
+        413: _answer(f"TOO_MANY_RECIPIENTS: more than {MAX_RECIPIENTS_PER_REQUEST} recipients"),
+        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
+        422: _INVALID,
+    },
 )
 @tracer.capture_method
 def send_messages(
@@ -98,7 +139,10 @@ def _accept(specs: list[MessageSpec]) -> AcceptResponse:
     )
 
 
-@app.get("/v1/messages/<message_id>")
+@app.get(
+    "/v1/messages/<message_id>",
+    responses={200: _answer("The message", MessageView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+)
 @tracer.capture_method
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
     view = queries.get_message(wiring.message_store(), message_id)
@@ -107,7 +151,14 @@ def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView
     return view
 
 
-@app.get("/v1/batches/<batch_id>")
+@app.get(
+    "/v1/batches/<batch_id>",
+    responses={
+        200: _answer("The batch and a page of its messages", BatchView),
+        404: _answer("NOT_FOUND"),
+        422: _INVALID,
+    },
+)
 @tracer.capture_method
 def get_batch(
     batch_id: Annotated[str, Path(max_length=64)],
@@ -140,6 +191,14 @@ def _name_the_header(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+    # Reached only by what refuse_non_json_body lets through, e.g. an empty body under a type that is not JSON.
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    media_type = app.current_event.headers.get("content-type", "").split(";")[0].strip().lower()
+    return error_response(415, "UNSUPPORTED_MEDIA_TYPE", not_json_message(media_type))
+
+
 @app.exception_handler(idempotency.KeyReused)
 def _key_reused(exc: idempotency.KeyReused) -> Response[Any]:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
@@ -165,8 +224,8 @@ def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    refusal = refuse_non_json_body(event)
+    refusal = refuse_non_json_body(event) or refuse_undecodable_body(event)
     if refusal is not None:
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         return refusal
-    return app.resolve(event, context)
+    return app.resolve(with_plain_json_content_type(event), context)

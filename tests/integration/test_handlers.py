@@ -1,5 +1,6 @@
 """Each handler driven by its events/*.json file, against moto built from template.yaml."""
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,56 @@ def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: i
     signed["headers"] = headers
     signed["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
     assert receipts.lambda_handler(signed, lambda_context)["statusCode"] == 200
+
+
+# ---- found by tests/fuzz ----
+
+
+@pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "application/problem+json"])
+def test_json_under_another_spelling_of_its_media_type_is_accepted(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, content_type
+) -> None:
+    # Powertools parses JSON only under "application/json…" and answered these with a 415 of its own shape.
+    request = event("send_api_post_messages")
+    request["headers"]["content-type"] = content_type
+    response = load_handler("send_api").lambda_handler(request, lambda_context)
+    assert response["statusCode"] == 202, response["body"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "base64_encoded", "status", "code"),
+    [
+        # An empty body under a type that is not JSON: Powertools' own 415, without a reason, before.
+        ("text/plain", "", False, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        # Bytes that are not UTF-8: Powertools raised UnicodeDecodeError decoding them (a 502), before.
+        ("application/json", base64.b64encode(b'{"to": "\x80"}').decode(), True, 400, "MALFORMED_JSON"),
+        ("application/json", "not base64!", True, 400, "MALFORMED_JSON"),
+    ],
+)
+def test_bodies_powertools_cannot_read_are_refused_with_a_reason_and_write_nothing(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, content_type, body, base64_encoded, status, code
+) -> None:
+    request = event("send_api_post_messages")
+    request["headers"]["content-type"] = content_type
+    request["body"], request["isBase64Encoded"] = body, base64_encoded
+    response = load_handler("send_api").lambda_handler(request, lambda_context)
+    assert response["statusCode"] == status
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == code and error["message"]
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_the_openapi_document_describes_every_answer_with_its_real_shape(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
+    # It documented 422 in Powertools' own shape, 409 as an AcceptResponse, and neither 400, 413, 415 nor 404.
+    document = json.loads(load_handler("send_api").app.get_openapi_json_schema())
+    expected = {
+        ("/v1/messages", "post"): {"202", "400", "409", "413", "415", "422"},
+        ("/v1/messages/{message_id}", "get"): {"200", "404", "422"},
+        ("/v1/batches/{batch_id}", "get"): {"200", "404", "422"},
+    }
+    for (path, method), statuses in expected.items():
+        responses = document["paths"][path][method]["responses"]
+        assert set(responses) == statuses
+        for status in statuses - {"200", "202"}:
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, status)

@@ -61,3 +61,11 @@ def test_schema_errors_name_the_field_and_rule() -> None:
     fields = {d.field: d.rule for d in info.value.refusal.fields}
     assert "sender_id" in fields
     assert "letters and digits" in fields["sender_id"]
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", "null", '"text"', "42"])
+def test_a_body_that_is_not_an_object_is_refused_naming_the_body_and_the_rule(body: str) -> None:
+    # Found by tests/fuzz: this refusal was the one VALIDATION_ERROR that named no field.
+    with pytest.raises(IntakeRefused) as info:
+        intake(body, MemoryStore())
+    assert [(d.field, d.rule) for d in info.value.refusal.fields] == [("body", "must be a JSON object")]

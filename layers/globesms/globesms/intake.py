@@ -28,7 +28,15 @@ from globesms.clock import iso
 from globesms.http_errors import describe_errors
 from globesms.idempotency import KeyInProgress, KeyReused, Outcome
 from globesms.ids import sqs_batch_id
-from globesms.models.api import BATCH_ID_PATTERN, AcceptResponse, ErrorBody, SendBody, SqsIntakeEnvelope, specs_of
+from globesms.models.api import (
+    BATCH_ID_PATTERN,
+    AcceptResponse,
+    ErrorBody,
+    ErrorDetail,
+    SendBody,
+    SqsIntakeEnvelope,
+    specs_of,
+)
 from globesms.models.records import BatchRecord
 from globesms.ports import MessageStore, PackQueues
 
@@ -91,7 +99,11 @@ def accept_intake(
             batch_id,
             now,
             retention_days,
-            ErrorBody(code="VALIDATION_ERROR", message="the body must be a JSON object"),
+            ErrorBody(
+                code="VALIDATION_ERROR",
+                message="the body must be a JSON object",
+                fields=[ErrorDetail(field="body", rule="must be a JSON object")],
+            ),
         )
     claimed = data.pop("batch_id", None)
     if isinstance(claimed, str) and _BATCH_ID.match(claimed):
