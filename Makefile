@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit integration e2e build validate invoke-% redrive clean
+.PHONY: run test lint typecheck unit integration e2e bench soak build validate invoke-% redrive clean
 
 ## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators)
 run: $(STAMP)
@@ -38,6 +38,16 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e
+
+## bench: speed, cost and memory beside their references (official SDKs, import boto3, phonenumbers, list prices);
+##   writes bench/results/latest.json and prints the table (README, "Performance"). ONLY=signing,cold_start,... picks.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
+
+## soak: the local stack under faults with 100,000 recipients (RECIPIENTS=<n> for another size); writes
+##   bench/results/soak.json and fails on any duplicate, lost recipient or second over a provider's limit.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(if $(RECIPIENTS),--recipients $(RECIPIENTS))
 
 ## The SAM CLI lives in its own virtualenv: its pins clash with the project's.
 $(SAM_VENV)/bin/sam:

@@ -1,0 +1,186 @@
+"""The Lambda handlers a benchmark runs in fresh processes: where each lives, the event it serves, its environment.
+
+The environment is the template's (Globals and the function's own variables), with two local substitutions: the
+provider credentials, receipt tokens and webhook secret are plain variables (deployed they come from Secrets
+Manager, whose client a cold start would also create), and X-Ray tracing is off (there is no daemon here; the
+X-Ray SDK is still imported, as deployed). Nothing inherited from the calling shell reaches a handler's AWS or
+Powertools settings.
+
+The packages are the deployed ones too: `layer_modules` names what a function can import in Lambda (the layer's
+requirements and theirs, and the runtime's boto3), and a benchmark child refuses anything else this virtualenv
+happens to hold. It matters: httpx imports its command-line module when click and rich are installed (dev
+tools bring them here), which the layer, without httpx's `cli` extra, never does.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from local.settings import LOCAL_ENV_DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+QUEUES = "https://sqs.us-east-1.amazonaws.com/123456789012/globesms-bench"
+
+BASE_ENV: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "globesms",
+    "POWERTOOLS_METRICS_NAMESPACE": "globesms",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "GLOBESMS_STAGE": "bench",
+    "GLOBESMS_TABLE_NAME": "globesms-bench-messages",
+    "GLOBESMS_RETENTION_DAYS": "90",
+    "GLOBESMS_MAX_RECEIVE_COUNT": "5",
+    "GLOBESMS_WEBHOOK_QUEUE_URL": f"{QUEUES}-webhooks",
+}
+ACCEPT_ENV = {
+    "GLOBESMS_IDEMPOTENCY_TABLE": "globesms-bench-idempotency",
+    "GLOBESMS_ALIYUN_QUEUE_URL": f"{QUEUES}-aliyun",
+    "GLOBESMS_TENCENT_QUEUE_URL": f"{QUEUES}-tencent",
+    "GLOBESMS_HUAWEI_QUEUE_URL": f"{QUEUES}-huawei",
+    "GLOBESMS_ROUTES_PARAMETER": "",
+}
+SECRETS = {name: value for name, value in LOCAL_ENV_DEFAULTS.items() if name != "GLOBESMS_ALLOW_LOOPBACK_CALLBACKS"}
+
+
+def dispatch_env(provider: str) -> dict[str, str]:
+    return {
+        "GLOBESMS_PROVIDER": provider,
+        f"GLOBESMS_{provider.upper()}_QUEUE_URL": f"{QUEUES}-{provider}",
+        **{name: value for name, value in SECRETS.items() if name.startswith(f"GLOBESMS_{provider.upper()}_")},
+    }
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One handler serving one event. `expect`: what its answer must say for the run to count (a handler that
+    failed early would look fast): `statusCode`, or `failures` (the SQS batch items it reported failed)."""
+
+    name: str
+    folder: str
+    event_file: str
+    env: dict[str, str] = field(default_factory=dict)
+    expect: dict[str, int] = field(default_factory=dict)
+    #: Changes to the event's first SQS record body (JSON), when the shipped event cannot be served as deployed.
+    body_changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return ROOT / "functions" / self.folder / "app.py"
+
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads((EVENTS / self.event_file).read_text())
+        if self.body_changes:
+            record = event["Records"][0]
+            body = json.loads(record["body"])
+            for content in body.get("contents", []):
+                content.update(self.body_changes)
+            record["body"] = json.dumps(body)
+        return event
+
+
+HANDLERS: tuple[Handler, ...] = (
+    Handler("send_api", "send_api", "send_api_post_messages.json", ACCEPT_ENV, {"statusCode": 202}),
+    # One good record, one malformed (reported failed).
+    Handler("intake", "intake", "intake_batch.json", ACCEPT_ENV, {"failures": 1}),
+    Handler("dispatch_aliyun", "dispatch", "dispatch_aliyun.json", dispatch_env("aliyun"), {"failures": 0}),
+    # The shipped event's template id "otp" is not a Tencent id (numeric): the client would refuse it and send
+    # nothing. The registry's Tencent id for example-otp makes it a send.
+    Handler(
+        "dispatch_tencent",
+        "dispatch",
+        "dispatch_tencent.json",
+        dispatch_env("tencent"),
+        {"failures": 0},
+        body_changes={"template_id": "1234567"},
+    ),
+    Handler("dispatch_huawei", "dispatch", "dispatch_huawei.json", dispatch_env("huawei"), {"failures": 0}),
+    Handler("receipts", "receipts", "receipts_aliyun.json", SECRETS, {"statusCode": 200}),
+    Handler(
+        "webhooks",
+        "webhooks",
+        "webhooks_batch.json",
+        {"GLOBESMS_WEBHOOK_SECRET": SECRETS["GLOBESMS_WEBHOOK_SECRET"], "GLOBESMS_WEBHOOK_MAX_RECEIVE_COUNT": "8"},
+        {"failures": 0},
+    ),
+)
+
+
+def child_env(handler_env: dict[str, str]) -> dict[str, str]:
+    """The calling environment without any AWS, Powertools or globesms setting, plus the handler's."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "POWERTOOLS_", "GLOBESMS_", "_X_AMZN", "PYTHON"))
+    }
+    return {**inherited, **BASE_ENV, **handler_env}
+
+
+#: Lambda's Python runtime ships boto3 (and what it requires); the layer brings the rest.
+RUNTIME_PACKAGES = ("boto3",)
+
+
+@cache
+def layer_modules() -> tuple[str, ...]:
+    """The top-level modules a deployed function can import besides the standard library: those of the layer's
+    requirements (`layers/globesms/requirements.txt`, with the extras it asks for), of everything they require in
+    turn, and of the runtime's boto3; plus globesms itself."""
+    wanted = [Requirement(line) for line in _requirement_lines()] + [Requirement(p) for p in RUNTIME_PACKAGES]
+    seen: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        for extra in sorted(requirement.extras) or [""]:
+            key = f"{canonicalize_name(requirement.name)}[{extra}]"
+            if key in seen:
+                continue
+            seen.add(key)
+            for line in importlib.metadata.requires(requirement.name) or []:
+                needed = Requirement(line)
+                if needed.marker is None or needed.marker.evaluate({"extra": extra}):
+                    wanted.append(needed)
+    distributions = {key.partition("[")[0] for key in seen}
+    modules = {"globesms"}
+    for module, owners in importlib.metadata.packages_distributions().items():
+        if any(canonicalize_name(owner) in distributions for owner in owners):
+            modules.add(module)
+    return tuple(sorted(modules))
+
+
+def _requirement_lines() -> list[str]:
+    text = (ROOT / "layers" / "globesms" / "requirements.txt").read_text()
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+
+def run_script(script: Path, config: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """Run a benchmark child script (`_cold_child.py`, `_cpu_child.py`) in a fresh interpreter, limited to the
+    deployed packages, and return the JSON result it writes. Its stdout (the handler's logs) is dropped."""
+    result_path = workdir / "result.json"
+    result_path.unlink(missing_ok=True)
+    completed = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, str(script), json.dumps({**config, "modules": layer_modules(), "result": str(result_path)})],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0 or not result_path.exists():
+        raise RuntimeError(f"{script.name} {config} failed:\n{completed.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    return result

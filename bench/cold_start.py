@@ -1,0 +1,153 @@
+"""Figure 2 (cold start of each handler) and its part of figure 6 (peak RSS of each handler's process).
+
+Each sample is a fresh Python process (`_cold_child.py`): for a handler, importing its module and serving one event
+from `events/` (the time Lambda's init and first invoke would take); for the reference, `import boto3` alone.
+Handlers run against in-process fakes (`_cold_fakes`): AWS clients that accept everything, HTTP transports that
+answer at once; installing the AWS fakes happens between import and first event and is not timed. The rounds
+interleave the reference with every handler, so noise falls on all alike; the figure is the median of the
+handler's import + first event over the median `import boto3`, both timed inside their processes (the
+interpreter's own start, the same for all, is left out: it would only pull every ratio toward 1) in CPU time of
+the process. Importing is nearly all CPU (files come from the page cache), and CPU time does not stretch when the
+other processes of this shared 2-core machine take the cores; wall times are in each figure's detail.
+
+Peak RSS is the process's own peak (`VmHWM`) after its first event: a Lambda function's memory size must hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench._cold_env import HANDLERS, ROOT, Handler, child_env, run_script
+from bench.figures import Figure
+
+GOAL = 1.5
+MEMORY_GOAL_MB = 128.0
+CHILD = ROOT / "bench" / "_cold_child.py"
+
+
+def run_child(config: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = run_script(CHILD, config, env, workdir)
+    result["process_wall_s"] = time.perf_counter() - started
+    return result
+
+
+def check_answer(handler: Handler, result: dict[str, Any]) -> None:
+    """A handler that did not serve its event as expected would look fast: its sample does not count."""
+    answer = result["answer"]
+    for key, expected in handler.expect.items():
+        if answer.get(key) != expected:
+            raise RuntimeError(f"{handler.name}: answered {answer}, expected {key}={expected}")
+    if handler.folder in ("dispatch", "webhooks") and not result["http_requests"]:
+        raise RuntimeError(f"{handler.name}: served without the HTTP request it exists to make")
+
+
+def sample(
+    handlers: Sequence[Handler], rounds: int, workdir: Path
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    events: dict[str, Path] = {}
+    for handler in handlers:
+        events[handler.name] = workdir / f"{handler.name}.json"
+        events[handler.name].write_text(json.dumps(handler.event()))
+    reference: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = {handler.name: [] for handler in handlers}
+    for _ in range(rounds):
+        reference.append(run_child({"mode": "boto3"}, child_env({}), workdir))
+        for handler in handlers:
+            config = {"mode": "handler", "handler": str(handler.path), "event": str(events[handler.name])}
+            result = run_child(config, child_env(handler.env), workdir)
+            check_answer(handler, result)
+            results[handler.name].append(result)
+    return reference, results
+
+
+def _median_ms(results: Sequence[dict[str, Any]], *keys: str) -> float:
+    return float(statistics.median(sum(r[k] for k in keys) for r in results)) * 1000
+
+
+def _median_mb(results: Sequence[dict[str, Any]], key: str = "peak_rss_kb") -> float:
+    return float(statistics.median(r[key] for r in results)) / 1024
+
+
+def memory_figure(name: str, title: str, rss_mb: float, reference_mb: float, detail: dict[str, object]) -> Figure:
+    return Figure(
+        id=f"memory.{name}",
+        title=f"Peak RSS: {title}",
+        value=rss_mb,
+        unit="MB",
+        reference=reference_mb,
+        reference_label="a process that only imports boto3, for scale",
+        ratio=None,  # the goal is the size itself: Lambda's 128 MB
+        goal=f"<= {MEMORY_GOAL_MB:g} MB (Lambda's smallest useful size)",
+        goal_op="<=",
+        goal_value=MEMORY_GOAL_MB,
+        detail=detail,
+    )
+
+
+def measure(quick: bool) -> list[Figure]:
+    rounds = 1 if quick else 9
+    with tempfile.TemporaryDirectory(prefix="globesms-cold-") as tmp:
+        reference, results = sample(HANDLERS, rounds, Path(tmp))
+    boto3_ms = _median_ms(reference, "import_cpu_s")
+    boto3_mb = _median_mb(reference, "rss_after_import_kb")
+    common = {
+        "samples": rounds,
+        "clock": "CPU time of the fresh process (time.process_time), medians; wall times beside",
+        "fakes": "AWS clients and HTTP transports in-process (bench/_cold_fakes.py); AWS fakes installed untimed",
+        "boto3_import_wall_ms": round(_median_ms(reference, "import_s"), 1),
+        "boto3_two_clients_cpu_ms": round(_median_ms(reference, "two_clients_cpu_s"), 1),
+    }
+    speed: list[Figure] = []
+    memory: list[Figure] = []
+    for handler in HANDLERS:
+        runs = results[handler.name]
+        cold_ms = _median_ms(runs, "import_cpu_s", "first_event_cpu_s")
+        detail = {
+            **common,
+            "event": f"events/{handler.event_file}",
+            "import_cpu_ms": round(_median_ms(runs, "import_cpu_s"), 1),
+            "first_event_cpu_ms": round(_median_ms(runs, "first_event_cpu_s"), 1),
+            "import_and_first_event_wall_ms": round(_median_ms(runs, "import_s", "first_event_s"), 1),
+            "process_wall_ms": round(_median_ms(runs, "process_wall_s"), 1),
+            "boto3_process_wall_ms": round(_median_ms(reference, "process_wall_s"), 1),
+            "aws_calls": runs[0]["aws_calls"],
+            "http_requests": runs[0]["http_requests"],
+        }
+        if handler.body_changes:
+            detail["event_changes"] = handler.body_changes
+        speed.append(
+            Figure(
+                id=f"cold_start.{handler.name}",
+                title=f"Cold start: {handler.name} (import + first event)",
+                value=cold_ms,
+                unit="ms",
+                reference=boto3_ms,
+                reference_label="import boto3 in a fresh process",
+                ratio=cold_ms / boto3_ms,
+                goal=f"<= {GOAL:g}x import boto3",
+                goal_op="<=",
+                goal_value=GOAL,
+                detail=detail,
+            )
+        )
+        memory.append(
+            memory_figure(
+                handler.name,
+                f"{handler.name} after a cold start",
+                _median_mb(runs),
+                boto3_mb,
+                {
+                    "samples": rounds,
+                    "event": f"events/{handler.event_file}",
+                    "measure": "peak RSS (VmHWM) of the process",
+                },
+            )
+        )
+    return speed + memory

@@ -1,0 +1,77 @@
+"""`make bench`'s figures 1, 2, 3 and 6 in their quick form: each is really measured and well formed.
+
+Smoke tests of the benchmark code, never of speed: nothing here asserts a time, a ratio or a goal (this machine
+is too noisy for that, and `make bench` reports the goals). They do fail when a figure could not be measured:
+the benchmarks check on the way that every handler served its event and every client and SDK read every
+recipient's result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import cold_start, cpu, signing
+from bench._cold_env import HANDLERS
+from bench.figures import Figure, table, write_results
+from globesms.models.outbound import ProviderName
+
+
+def check_well_formed(figures: list[Figure], expected_ids: set[str], tmp_path: Path) -> None:
+    assert {f.id for f in figures} == expected_ids
+    assert len(figures) == len(expected_ids)
+    for figure in figures:
+        assert math.isfinite(figure.value) and figure.value > 0, figure.id
+        assert figure.unit and figure.title and figure.goal
+        assert figure.goal_op in ("<=", ">=", "==") and figure.goal_value > 0
+        assert isinstance(figure.goal_met, bool)
+        if figure.reference is not None:
+            assert math.isfinite(figure.reference) and figure.reference > 0, figure.id
+            assert figure.reference_label
+        if figure.ratio is not None:
+            assert figure.reference is not None
+            assert figure.ratio == pytest.approx(figure.value / figure.reference), figure.id
+    out = tmp_path / "figures.json"
+    write_results(figures, out, extra={"quick": True})
+    written = json.loads(out.read_text())["figures"]
+    assert [entry["id"] for entry in written] == [f.id for f in figures]
+    assert all({"value", "reference", "ratio", "goal", "goal_met"} <= entry.keys() for entry in written)
+    assert len(table(figures).splitlines()) == len(figures) + 2
+
+
+@pytest.mark.sdk
+def test_signing_compares_every_provider_with_its_sdk(tmp_path: Path) -> None:
+    figures = signing.measure(quick=True)
+    ids = {"signing.tencent", "signing.huawei", "signing.aliyun_batch", "signing.aliyun_single"}
+    check_well_formed(figures, ids, tmp_path)
+    for figure in figures:
+        assert figure.ratio is not None and figure.unit == "req/s"
+        assert figure.detail["sdk_call"] in figure.detail["seconds_per_request"]
+        whole = figure.detail["whole_call"]
+        assert isinstance(whole, dict)
+        assert whole["sdk_call"] in whole["seconds_per_request"]
+        assert whole["ours_req_per_s"] > 0 and whole["sdk_req_per_s"] > 0 and whole["ratio"] > 0
+
+
+def test_cold_start_and_memory_of_every_handler(tmp_path: Path) -> None:
+    figures = cold_start.measure(quick=True)
+    names = [handler.name for handler in HANDLERS]
+    check_well_formed(figures, {f"cold_start.{n}" for n in names} | {f"memory.{n}" for n in names}, tmp_path)
+    by_id = {f.id: f for f in figures}
+    for name in names:
+        assert by_id[f"cold_start.{name}"].unit == "ms"
+        assert by_id[f"memory.{name}"].ratio is None  # judged on the size itself
+    for provider in ProviderName:
+        assert by_id[f"cold_start.dispatch_{provider.value}"].detail["http_requests"]
+
+
+def test_cpu_per_recipient_of_accept_and_dispatch(tmp_path: Path) -> None:
+    figures = cpu.measure(quick=True)
+    paths = ["accept_1k"] + [f"dispatch_{p.value}" for p in ProviderName]
+    check_well_formed(figures, {f"cpu.{p}" for p in paths} | {f"memory.cpu_{p}" for p in paths}, tmp_path)
+    for figure in figures:
+        if figure.id.startswith("cpu."):
+            assert figure.detail["recipients"] in (1000, 200, 500)
