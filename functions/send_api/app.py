@@ -28,7 +28,7 @@ from globesms.http_errors import (
     validation_error_response,
     with_plain_json_content_type,
 )
-from globesms.ids import new_batch_id
+from globesms.ids import keyed_batch_id, new_batch_id
 from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
@@ -103,11 +103,13 @@ def send_messages(
     else:
         # Idempotent on the key alone (per API key), validated against the body: the same key with another body
         # is refused, and a refusal (413) is not kept as the key's answer.
+        scope = f"api:{app.current_event.request_context.identity.api_key_id or ''}"
+        payload = [spec.model_dump(mode="json") for spec in specs]
+        # The batch id follows from the key and body: an attempt that died after queueing, before its answer was
+        # kept, is resumed by the next one (same records, same packs), not sent again as a new batch.
+        batch_id = keyed_batch_id(scope, idempotency_key, accept.body_hash(specs))
         outcome = idempotency.run_once(
-            scope=f"api:{app.current_event.request_context.identity.api_key_id or ''}",
-            key=idempotency_key,
-            payload=[spec.model_dump(mode="json") for spec in specs],
-            work=lambda: _accept(specs),
+            scope=scope, key=idempotency_key, payload=payload, work=lambda: _accept(specs, batch_id)
         )
         result, replayed = outcome.answer, outcome.replayed
     logger.append_keys(batch_id=result.batch_id)
@@ -125,8 +127,8 @@ def send_messages(
     )
 
 
-def _accept(specs: list[MessageSpec]) -> AcceptResponse:
-    batch_id = new_batch_id()
+def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResponse:
+    batch_id = batch_id or new_batch_id()
     logger.append_keys(batch_id=batch_id)
     return accept.accept(
         specs,

@@ -107,6 +107,37 @@ def make_in_progress(stack: Any, *, expires_in_ms: int) -> None:
 # ---------------------------------------------------------------- POST /v1/messages
 
 
+def test_an_attempt_that_failed_after_queueing_is_resumed_by_the_retry_not_sent_again(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """The first attempt queues its packs, then fails before its answer is kept (its idempotency record is
+    released): the client's retry with the same key resumes the same batch — the same records and pack ids, which
+    the dispatchers' claims send once — instead of accepting a second batch."""
+    from globesms.aws.dynamodb_store import DynamoDBMessageStore
+
+    api = load_handler("send_api")
+    finish = DynamoDBMessageStore.finish_batch
+    calls = {"n": 0}
+
+    def fails_once(self, batch):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("throttled after queueing")
+        return finish(self, batch)
+
+    monkeypatch.setattr(DynamoDBMessageStore, "finish_batch", fails_once)
+    with pytest.raises(RuntimeError):
+        post(api, lambda_context, BODY, "order-42-retry")
+    first_packs = drain_packs(stack)
+    response = post(api, lambda_context, BODY, "order-42-retry")
+    assert response["statusCode"] == 202
+    [batch] = batch_ids(stack)
+    assert json.loads(response["body"])["batch_id"] == batch
+    assert header(stack, batch)["state"]["S"] == "QUEUED"
+    again = drain_packs(stack)
+    assert sorted(p["pack_id"] for p in again) == sorted(p["pack_id"] for p in first_packs)  # the same packs
+
+
 def test_the_same_key_twice_is_one_batch_one_set_of_packs_and_the_first_answer(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context
 ) -> None:
@@ -282,13 +313,14 @@ def test_intake_the_same_key_under_another_message_id_succeeds_and_sends_nothing
     intake = load_handler("intake")
     body = {**BODY, "idempotency_key": "order-42-sqs"}
     assert intake.lambda_handler(sqs_event(body, first_id=1), lambda_context) == {"batchItemFailures": []}
-    assert batch_ids(stack) == ["sqs-00000000-0000-0000-0000-000000000001"]
+    [first] = batch_ids(stack)
+    assert first.startswith("k")  # named by the key and body, not by the SQS message
     assert recipients(drain_packs(stack)) == ["+6591234567", "+85251234567"]
 
     # the client sent it again (a new SQS message), and SQS delivered that one twice in one batch
     again = sqs_event(body, body, first_id=2)
     assert intake.lambda_handler(again, lambda_context) == {"batchItemFailures": []}
-    assert batch_ids(stack) == ["sqs-00000000-0000-0000-0000-000000000001"]
+    assert batch_ids(stack) == [first]
     assert drain_packs(stack) == []
 
 
@@ -334,11 +366,12 @@ def test_intake_a_key_in_progress_leaves_the_record_for_later_and_writes_nothing
     body = {**BODY, "idempotency_key": "k-6"}
     intake.lambda_handler(sqs_event(body, first_id=1), lambda_context)
     drain_packs(stack)
+    before = batch_ids(stack)
     make_in_progress(stack, expires_in_ms=60_000)
     request = sqs_event(body, first_id=2)
     response = intake.lambda_handler(request, lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
-    assert batch_ids(stack) == ["sqs-00000000-0000-0000-0000-000000000001"]  # no REJECTED header for a retry
+    assert batch_ids(stack) == before  # no REJECTED header for a retry
     assert drain_packs(stack) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -22,3 +23,16 @@ def sqs_batch_id(sqs_message_id: str) -> str:
     """The batch id of an SQS intake message that names none: derived from the SQS MessageId (which the client
     got back from SendMessage), so a redelivery maps to the same batch and the client can look it up."""
     return f"sqs-{sqs_message_id}"
+
+
+def keyed_batch_id(scope: str, key: str, body: str) -> str:
+    """The batch id of a request sent with an idempotency key: derived from the key (in its scope) and the body,
+    so an attempt that died after queueing its packs but before its answer was kept, and is run again once its
+    in-progress record expires, resumes the same batch (same records, same packs, claimed once) instead of
+    sending a second one. `k` and 25 Crockford base-32 characters (125 bits of SHA-256)."""
+    digest = int.from_bytes(hashlib.sha256(f"{scope}\n{key}\n{body}".encode()).digest()[:16], "big") >> 3
+    chars = []
+    for _ in range(25):
+        chars.append(_CROCKFORD[digest & 31])
+        digest >>= 5
+    return "k" + "".join(reversed(chars))

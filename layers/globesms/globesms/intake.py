@@ -23,11 +23,11 @@ from typing import Any, NoReturn, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from globesms.accept import BatchIdConflict, TooManyRecipients, accept, expiry
+from globesms.accept import BatchIdConflict, TooManyRecipients, accept, body_hash, expiry
 from globesms.clock import iso
 from globesms.http_errors import describe_errors
 from globesms.idempotency import KeyInProgress, KeyReused, Outcome
-from globesms.ids import sqs_batch_id
+from globesms.ids import keyed_batch_id, sqs_batch_id
 from globesms.models.api import (
     BATCH_ID_PATTERN,
     AcceptResponse,
@@ -121,11 +121,17 @@ def accept_intake(
             ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
         )
     specs = specs_of(parsed)
+    accepted_as = batch_id
+    if envelope.idempotency_key is not None and envelope.batch_id is None:
+        # As the API does: a body that names no batch gets one from its key, so a receive that died after queueing
+        # is resumed by a later one under the same key (even from another SQS message), not sent as a new batch.
+        # Refusals stay under this message's own `sqs-<MessageId>`.
+        accepted_as = keyed_batch_id(IDEMPOTENCY_SCOPE, envelope.idempotency_key, body_hash(specs))
 
     def work() -> AcceptResponse:
         return accept(
             specs,
-            batch_id=batch_id,
+            batch_id=accepted_as,
             source="sqs",
             now=now,
             retention_days=retention_days,
