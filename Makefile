@@ -45,9 +45,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
 ## soak: the local stack under faults with 100,000 recipients (RECIPIENTS=<n> for another size); writes
-##   bench/results/soak.json and fails on any duplicate, lost recipient or second over a provider's limit.
+##   bench/results/soak.json and fails on any duplicate, lost recipient or second over a provider's limit. Then the
+##   fuzz tests with FUZZ_EXAMPLES (default 200) examples each, new random ones every run.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(if $(RECIPIENTS),--recipients $(RECIPIENTS))
+	GLOBESMS_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(BIN)/pytest tests/fuzz
 
 ## The SAM CLI lives in its own virtualenv: its pins clash with the project's.
 $(SAM_VENV)/bin/sam:
