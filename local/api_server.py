@@ -17,6 +17,7 @@ import base64
 import json
 import logging
 import os
+import queue
 import re
 import time
 import urllib.error
@@ -99,10 +100,21 @@ def compile_route(route: ApiRoute, stage: str) -> CompiledRoute:
 
 class Gateway:
     def __init__(
-        self, routes: Sequence[CompiledRoute], function_urls: Mapping[str, str], key: str, context: ResolveContext
+        self,
+        routes: Sequence[CompiledRoute],
+        function_urls: Mapping[str, Sequence[str]],
+        key: str,
+        context: ResolveContext,
     ):
         self.routes = sorted(routes, key=lambda r: r.precedence)
-        self.function_urls = dict(function_urls)
+        self.function_urls = {function_id: list(urls) for function_id, urls in function_urls.items()}
+        # One invocation at a time per execution environment (a function host), as Lambda runs them: a request
+        # takes a free host of its function, waiting for one when all are busy.
+        self._free: dict[str, queue.Queue[str]] = {}
+        for function_id, urls in self.function_urls.items():
+            self._free[function_id] = queue.Queue()
+            for url in urls:
+                self._free[function_id].put(url)
         self.key = key
         self.context = context
 
@@ -131,7 +143,18 @@ class Gateway:
         return response
 
     def _integrate(self, route: ApiRoute, event: dict[str, Any]) -> Response:
-        url = self.function_urls[route.function_id] + INVOKE_PATH.format(name=function_name(route.function_id))
+        free = self._free[route.function_id]
+        try:
+            host = free.get(timeout=INTEGRATION_TIMEOUT_SECONDS)
+        except queue.Empty:
+            return gateway_error(504, "Endpoint request timed out", "IntegrationTimeoutException")
+        try:
+            return self._invoke(host, route, event)
+        finally:
+            free.put(host)
+
+    def _invoke(self, host: str, route: ApiRoute, event: dict[str, Any]) -> Response:
+        url = host + INVOKE_PATH.format(name=function_name(route.function_id))
         call = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")  # noqa: S310 - http://127.0.0.1 only
         try:
             with urllib.request.urlopen(call, timeout=INTEGRATION_TIMEOUT_SECONDS) as answer:  # noqa: S310
@@ -254,7 +277,7 @@ def handler_class(gateway: Gateway) -> type[QuietHandler]:
     return ApiHandler
 
 
-def build_gateway(function_urls: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Gateway:
+def build_gateway(function_urls: Mapping[str, Sequence[str]], environ: Mapping[str, str] | None = None) -> Gateway:
     env = os.environ if environ is None else environ
     template = load_template()
     context = parameter_context(template, env)
@@ -273,12 +296,17 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="LOGICAL_ID=URL",
-        help="where a function's Invoke API listens (one per function with API events)",
+        help="where a function's Invoke API listens (each function with API events; repeated for a function that "
+        "runs in several hosts: requests go to a free one)",
     )
     args = parser.parse_args(argv)
     configure_logging()
+    function_urls: dict[str, list[str]] = {}
+    for item in args.function:
+        function_id, _, url = item.partition("=")
+        function_urls.setdefault(function_id, []).append(url)
     try:
-        gateway = build_gateway(dict(item.split("=", 1) for item in args.function))
+        gateway = build_gateway(function_urls)
     except ValueError as exc:
         parser.error(str(exc))
     server = serve_in_background(handler_class(gateway), args.port)

@@ -46,9 +46,13 @@ def region(environ: MutableMapping[str, str] | None = None) -> str:
 
 
 def start_moto(port: int, host: str = "127.0.0.1") -> Any:
-    """moto's server in a thread of this process, on loopback unless told otherwise. Returns the server."""
+    """moto's server in a thread of this process, on loopback unless told otherwise, with the speed-ups of
+    local/moto_speedups.py. Returns the server."""
     from moto.server import ThreadedMotoServer
 
+    from local import moto_speedups
+
+    moto_speedups.apply()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server

@@ -10,6 +10,12 @@ the real handler and then
   API server calls for API events (and `aws lambda invoke --endpoint-url` can call too).
 Invocations are serialised, as in one Lambda execution environment: handlers keep per-invocation state in module
 globals (the API resolver's current event, the batch processor's records).
+
+A fault for `make soak`: SIGUSR1 arms a crash. The invocation running then, or else the next one, is ended by a
+SIGKILL of this process a random 0.05 s to LOCAL_CRASH_MAX_DELAY_SECONDS (default 1) after it started (after the
+signal, if it was already running then); one that finishes first passes the crash on to the next. So the host dies
+mid-batch — after claiming a pack, between provider calls, or while recording — as a Lambda environment does
+when it runs out of time or memory (`local.run --restart-functions` starts it again).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import importlib
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -71,6 +78,51 @@ class LocalLambdaContext:
         return max(int((self.timeout_seconds - elapsed) * 1000), 0)
 
 
+CRASH_MAX_DELAY_ENV = "LOCAL_CRASH_MAX_DELAY_SECONDS"
+CRASH_MIN_DELAY_SECONDS = 0.05
+
+
+class CrashFault:
+    """Armed by SIGUSR1: SIGKILL this process partway through an invocation (see the module's docstring)."""
+
+    def __init__(self, max_delay: float | None = None) -> None:
+        self.max_delay = max_delay if max_delay is not None else float(os.environ.get(CRASH_MAX_DELAY_ENV, "1"))
+        self._lock = threading.Lock()
+        self._armed = False
+        self._invocation = 0  # the invocation running, numbered; 0 when none runs
+        self._count = 0
+
+    def arm(self) -> None:
+        with self._lock:
+            self._armed = True
+            if self._invocation:
+                self._schedule(self._invocation)
+
+    def started(self) -> None:
+        with self._lock:
+            self._count += 1
+            self._invocation = self._count
+            if self._armed:
+                self._schedule(self._invocation)
+
+    def finished(self) -> None:
+        with self._lock:
+            self._invocation = 0
+
+    def _schedule(self, invocation: int) -> None:
+        delay = random.uniform(CRASH_MIN_DELAY_SECONDS, max(self.max_delay, CRASH_MIN_DELAY_SECONDS))
+        timer = threading.Timer(delay, self._fire, args=(invocation,))
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self, invocation: int) -> None:
+        with self._lock:
+            if self._invocation != invocation:
+                return  # that invocation finished first: the next one (or the running one) carries the crash
+            log.warning("crash fault: killing this function host (pid %d) during an invocation", os.getpid())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 class FunctionRuntime:
     """The imported handler and how to call it."""
 
@@ -87,6 +139,7 @@ class FunctionRuntime:
             sys.path.insert(0, str(path))
         module_name, handler_name = function.handler.rsplit(".", 1)
         self.handler = getattr(importlib.import_module(module_name), handler_name)
+        self.crash = CrashFault()
 
     def invoke(self, event: Any) -> Any:
         with self._lock:
@@ -96,7 +149,11 @@ class FunctionRuntime:
                 memory_limit_in_mb=self.function.memory_size,
                 timeout_seconds=self.function.timeout,
             )
-            result = self.handler(event, context)
+            self.crash.started()
+            try:
+                result = self.handler(event, context)
+            finally:
+                self.crash.finished()
             if context.get_remaining_time_in_millis() == 0:  # Lambda would have stopped it; locally we only say so
                 log.warning("%s ran past its %d s timeout", self.name, self.function.timeout)
             return result
@@ -166,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: runtime.crash.arm())
     pollers = start_pollers(pollers_for(runtime, stack), stop)
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
     server = serve_in_background(invoke_handler_class(runtime), args.port)

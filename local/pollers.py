@@ -11,6 +11,10 @@ dead-letter queue (moto enforces the RedrivePolicy on receive, see local/aws.py)
 One local difference, for speed: a failed record would stay invisible for the rest of the queue's visibility
 timeout (180 s here); the poller makes it visible again after LOCAL_SQS_RETRY_VISIBILITY_SECONDS (default 2 s)
 instead, so retries and dead-lettering happen in seconds. Set it to the queue's timeout to see the real pace.
+
+A fault for `make soak`: LOCAL_SQS_DUPLICATE_RATE (default 0) is the share of records the function handled that
+are not deleted but made visible again the same way, as if the DeleteMessage had been lost: SQS delivers them
+again, with the same MessageId and a higher receive count (SQS's at-least-once delivery).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import base64
 import logging
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +32,7 @@ from typing import Any
 from local.template import SqsEventSource
 
 RETRY_VISIBILITY_ENV = "LOCAL_SQS_RETRY_VISIBILITY_SECONDS"
+DUPLICATE_RATE_ENV = "LOCAL_SQS_DUPLICATE_RATE"
 DEFAULT_RETRY_VISIBILITY_SECONDS = 2
 LONG_POLL_SECONDS = 1  # short, so a stop request is noticed within a second
 SQS_MAX_MESSAGES_PER_CALL = 10  # ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch limits
@@ -93,6 +99,10 @@ def retry_visibility_seconds() -> int:
     return int(os.environ.get(RETRY_VISIBILITY_ENV, DEFAULT_RETRY_VISIBILITY_SECONDS))
 
 
+def duplicate_rate() -> float:
+    return float(os.environ.get(DUPLICATE_RATE_ENV, "0"))
+
+
 def _chunks(items: list[Any], size: int = SQS_MAX_MESSAGES_PER_CALL) -> Iterable[list[Any]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
@@ -117,6 +127,8 @@ class SqsPoller:
         self._invoke = invoke
         self._sqs = sqs
         self._retry_visibility = retry_visibility_seconds()
+        self._duplicate_rate = duplicate_rate()
+        self.duplicated = 0  # records left undeleted on purpose (LOCAL_SQS_DUPLICATE_RATE)
 
     def run(self, stop: threading.Event) -> None:
         log.info("polling %s for %s (batch size %d)", self.queue_url, self.source.function_id, self.source.batch_size)
@@ -139,8 +151,17 @@ class SqsPoller:
         except Exception:
             log.exception("%s failed on a batch of %d: every record will be retried", self.source.function_id, len(ids))
             failed = set(ids)
-        self._delete([m for m in messages if m["MessageId"] not in failed])
-        self._retry_soon([m for m in messages if m["MessageId"] in failed])
+        done = [m for m in messages if m["MessageId"] not in failed]
+        again = [m for m in messages if m["MessageId"] in failed]
+        if self._duplicate_rate:
+            duplicates = [m for m in done if random.random() < self._duplicate_rate]
+            if duplicates:
+                log.info("delivering %d handled record(s) again (%s)", len(duplicates), DUPLICATE_RATE_ENV)
+                self.duplicated += len(duplicates)
+                done = [m for m in done if all(m is not d for d in duplicates)]
+                again += duplicates
+        self._delete(done)
+        self._retry_soon(again)
         return len(messages)
 
     def _receive_batch(self) -> list[dict[str, Any]]:

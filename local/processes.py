@@ -49,6 +49,9 @@ class Child:
     name: str
     process: subprocess.Popen[str]
     port: int | None  # what it listens on once ready; None when it has no port
+    argv: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    restarts: int = 0
 
     @property
     def running(self) -> bool:
@@ -64,8 +67,21 @@ class ProcessGroup:
     _label_width: int = 24
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str], port: int | None = None) -> Child:
+        child = Child(name, self._spawn(argv, env), port, tuple(argv), dict(env))
+        self.children.append(child)
+        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{name}", daemon=True).start()
+        return child
+
+    def restart(self, child: Child) -> None:
+        """Start an exited child again with its command line, environment and port (a function host that was
+        killed comes back as Lambda starts a new execution environment)."""
+        child.process = self._spawn(child.argv, child.env)
+        child.restarts += 1
+        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{child.name}", daemon=True).start()
+
+    def _spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
         guarded = [sys.executable, "-m", "local.processes", str(os.getpid()), *argv]
-        process = subprocess.Popen(
+        return subprocess.Popen(
             guarded,
             cwd=self.cwd,
             env={**env, "PYTHONUNBUFFERED": "1"},
@@ -76,15 +92,12 @@ class ProcessGroup:
             errors="replace",
             start_new_session=True,
         )
-        child = Child(name, process, port)
-        self.children.append(child)
-        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{name}", daemon=True).start()
-        return child
 
     def _copy_output(self, child: Child) -> None:
-        assert child.process.stdout is not None
+        process = child.process  # this run of the child: a restart copies the next one's output in a new thread
+        assert process.stdout is not None
         label = child.name.ljust(self._label_width)
-        for line in child.process.stdout:
+        for line in process.stdout:
             sys.stdout.write(f"{label}| {line}")
             sys.stdout.flush()
 

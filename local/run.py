@@ -1,13 +1,15 @@
 """`make run`: the whole stack on this machine, wired from template.yaml.
 
     python -m local.run [--api-port 3000] [--moto-port 5000] [--emulator-port aliyun=9101 ...] [--no-emulators]
-                        [--webhook-receiver-port 9200] [--no-webhook-receiver]
+                        [--webhook-receiver-port 9200] [--no-webhook-receiver] [--function-concurrency N]
+                        [--restart-functions] [--huawei-receipt-format form|batch]
 
 Starts moto in this process (unless AWS_ENDPOINT_URL points elsewhere), creates the template's tables and queues,
 then starts as child processes: the provider emulators (unless GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's
 webhook endpoint (local/webhook_receiver.py), one process per function (local/lambda_host.py: its SQS pollers and
-its Invoke API) and the API server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack
-with a piece missing is worse than none).
+its Invoke API; `--function-concurrency N`: up to N per function, as Lambda runs several execution environments)
+and the API server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack with a piece
+missing is worse than none), except a function host with `--restart-functions`, which is started again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import MutableMapping
 from local.api_server import api_key
 from local.aws import apply_local_credentials, start_moto
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
-from local.processes import ProcessGroup, configure_logging, free_port
+from local.processes import Child, ProcessGroup, configure_logging, free_port
 from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT, WEBHOOK_RECEIVER_PORT
 from local.stack import LocalStack
 from local.template import REPO_ROOT
@@ -52,11 +54,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-webhook-receiver", action="store_true", help="start no local webhook receiver")
     parser.add_argument(
+        "--function-concurrency",
+        type=int,
+        default=int(os.environ.get("LOCAL_FUNCTION_CONCURRENCY", "1")),
+        metavar="N",
+        help="execution environments (host processes) per function, at most the MaximumConcurrency of its SQS "
+        "event sources; the API server sends each request to a free one (default %(default)s)",
+    )
+    parser.add_argument(
+        "--restart-functions",
+        action="store_true",
+        help="start a function host that exits (e.g. killed by `make soak`) again instead of stopping the stack",
+    )
+    parser.add_argument(
+        "--huawei-receipt-format",
+        choices=["form", "batch"],
+        default="form",
+        help="how the Huawei emulator pushes receipts: one form-encoded report per request, or statusReportList",
+    )
+    parser.add_argument(
         "--bind",
         default="127.0.0.1",
         help="address moto and the emulators listen on; 0.0.0.0 lets `sam local invoke` containers reach them",
     )
     args = parser.parse_args(argv)
+    if args.function_concurrency < 1:
+        parser.error("--function-concurrency must be at least 1")
     args.emulator_ports = dict(EMULATOR_PORTS)
     for item in args.emulator_port:
         provider, _, port = item.partition("=")
@@ -81,7 +104,15 @@ def receipt_url(provider: str, api_port: int) -> str:
     return f"http://127.0.0.1:{api_port}/v1/receipts/{provider}/{token}"
 
 
-def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: bool, bind: str, api_port: int) -> None:
+def start_emulators(
+    children: ProcessGroup,
+    ports: dict[str, int],
+    *,
+    enabled: bool,
+    bind: str,
+    api_port: int,
+    huawei_receipt_format: str = "form",
+) -> None:
     """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set; point the functions at it."""
     os.environ.setdefault("GLOBESMS_HUAWEI_STATUS_CALLBACK", receipt_url("huawei", api_port))
     for provider, port in ports.items():
@@ -99,6 +130,8 @@ def start_emulators(children: ProcessGroup, ports: dict[str, int], *, enabled: b
             continue
         knobs = json.dumps({"receipt_callback_url": receipt_url(provider, api_port), "receipt_delay_seconds": 1.0})
         argv = [sys.executable, "-m", module, "--host", bind, "--port", str(port), "--knobs", knobs]
+        if provider == "huawei":
+            argv += ["--receipt-format", huawei_receipt_format]
         children.start(f"{provider}-emulator", argv, os.environ, port)
 
 
@@ -111,22 +144,31 @@ def start_webhook_receiver(children: ProcessGroup, port: int, *, enabled: bool) 
     children.start("webhook-receiver", argv, os.environ, port)
 
 
-def start_functions(children: ProcessGroup, stack: LocalStack) -> dict[str, str]:
-    """One process per function; returns each one's Invoke API URL."""
-    urls: dict[str, str] = {}
+def host_count(stack: LocalStack, logical_id: str, concurrency: int) -> int:
+    """How many execution environments a function gets: `concurrency`, but never more than the MaximumConcurrency
+    of any of its SQS event sources (Lambda never runs more for that source)."""
+    caps = [s.maximum_concurrency for s in stack.template.event_sources_of(logical_id) if s.maximum_concurrency]
+    return max(1, min([concurrency, *caps]))
+
+
+def start_functions(children: ProcessGroup, stack: LocalStack, concurrency: int = 1) -> dict[str, list[Child]]:
+    """`host_count` processes per function, named `<LogicalId>`, `<LogicalId>#2`, ...; each polls the function's
+    queues and serves its Invoke API on a port of its own."""
+    hosts: dict[str, list[Child]] = {}
     for logical_id in stack.template.functions:
-        port = free_port()
-        argv = [sys.executable, "-m", "local.lambda_host", logical_id, "--port", str(port)]
-        children.start(logical_id, argv, os.environ, port)
-        urls[logical_id] = f"http://127.0.0.1:{port}"
-    return urls
+        for n in range(1, host_count(stack, logical_id, concurrency) + 1):
+            port = free_port()
+            argv = [sys.executable, "-m", "local.lambda_host", logical_id, "--port", str(port)]
+            name = logical_id if n == 1 else f"{logical_id}#{n}"
+            hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, port))
+    return hosts
 
 
-def start_api(children: ProcessGroup, stack: LocalStack, function_urls: dict[str, str], port: int) -> None:
+def start_api(children: ProcessGroup, stack: LocalStack, hosts: dict[str, list[Child]], port: int) -> None:
     api_functions = sorted({route.function_id for route in stack.template.routes})
     argv = [sys.executable, "-m", "local.api_server", "--port", str(port)]
     for logical_id in api_functions:
-        argv += ["--function", f"{logical_id}={function_urls[logical_id]}"]
+        argv += [f"--function={logical_id}=http://127.0.0.1:{host.port}" for host in hosts[logical_id]]
     children.start("api", argv, os.environ, port)
 
 
@@ -191,17 +233,32 @@ def main(argv: list[str] | None = None) -> int:
     children = ProcessGroup(cwd=REPO_ROOT)
     try:
         start_emulators(
-            children, args.emulator_ports, enabled=not args.no_emulators, bind=args.bind, api_port=args.api_port
+            children,
+            args.emulator_ports,
+            enabled=not args.no_emulators,
+            bind=args.bind,
+            api_port=args.api_port,
+            huawei_receipt_format=args.huawei_receipt_format,
         )
         start_webhook_receiver(children, args.webhook_receiver_port, enabled=not args.no_webhook_receiver)
         stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
-        start_api(children, stack, start_functions(children, stack), args.api_port)
+        hosts = start_functions(children, stack, args.function_concurrency)
+        start_api(children, stack, hosts, args.api_port)
         children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)
         print_banner(stack, args.api_port, None if args.no_webhook_receiver else args.webhook_receiver_port)
-        while (exited := children.first_exited()) is None:
-            time.sleep(0.5)
-        print(f"{exited.name} exited with code {exited.process.returncode}: stopping the stack", flush=True)
-        return 1
+        restartable = [host for group in hosts.values() for host in group] if args.restart_functions else []
+        while True:
+            exited = children.first_exited()
+            if exited is None:
+                time.sleep(0.2)
+                continue
+            code = exited.process.returncode
+            if any(exited is host for host in restartable):
+                print(f"{exited.name} exited with code {code}: starting it again", flush=True)
+                children.restart(exited)
+                continue
+            print(f"{exited.name} exited with code {code}: stopping the stack", flush=True)
+            return 1
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:

@@ -8,6 +8,7 @@ written down twice.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,13 +37,23 @@ def emulator_url(provider: str, environ: Mapping[str, str]) -> str:
     return environ.get(f"GLOBESMS_{provider.upper()}_ENDPOINT") or f"http://127.0.0.1:{EMULATOR_PORTS[provider]}"
 
 
+PARAMETERS_ENV = "LOCAL_PARAMETERS"
+
+
 def local_parameter_values(template: Template, environ: Mapping[str, str]) -> dict[str, Any]:
     """Parameter defaults, except where running locally means something else:
     - `AwsEndpointUrl`: the moto server, so every boto3 client of every function talks to it;
     - `<Provider>Endpoint`: that provider's emulator (or `GLOBESMS_<P>_ENDPOINT`);
-    - `<Provider>SecretName`: blank, so credentials come from the GLOBESMS_<P>_* variables, not Secrets Manager.
+    - `<Provider>SecretName`: blank, so credentials come from the GLOBESMS_<P>_* variables, not Secrets Manager;
+    and any parameter named in `LOCAL_PARAMETERS`, a JSON object of parameter -> value (as `sam deploy
+    --parameter-overrides`, e.g. `{"UnknownOutcomeWindowSeconds": "60"}` for `make soak`).
     """
     values = {name: parameter.default for name, parameter in template.parameters.items()}
+    overrides = json.loads(environ.get(PARAMETERS_ENV) or "{}")
+    unknown = set(overrides) - set(values)
+    if unknown:
+        raise ValueError(f"{PARAMETERS_ENV} names parameters the template does not have: {', '.join(sorted(unknown))}")
+    values.update(overrides)
     if "AwsEndpointUrl" in values:
         values["AwsEndpointUrl"] = environ.get("AWS_ENDPOINT_URL", "")
     for provider in EMULATOR_PORTS:

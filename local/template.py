@@ -142,6 +142,7 @@ class SqsEventSource:
     maximum_batching_window_seconds: int
     report_batch_item_failures: bool
     enabled: bool = True
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: the most invocations at once
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,13 @@ def _sqs_event_source(function_id: str, event_name: str, properties: dict[str, A
         maximum_batching_window_seconds=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
         report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", ()),
         enabled=bool(properties.get("Enabled", True)),
+        maximum_concurrency=_maximum_concurrency(properties),
     )
+
+
+def _maximum_concurrency(properties: dict[str, Any]) -> int | None:
+    value = properties.get("ScalingConfig", {}).get("MaximumConcurrency")
+    return None if value is None else int(value)
 
 
 # ---------------------------------------------------------------- intrinsics

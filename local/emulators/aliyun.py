@@ -12,8 +12,8 @@ injected faults, the documented field rules and caps, and answers in Alibaba's s
 Parameters are read from the query string and from an `application/x-www-form-urlencoded` body (the body is
 covered by x-acs-content-sha256), like the real RPC gateway. Accepted sends are recorded in the ledger under the
 echo field: `TaskId` for a single send, `<TaskId>/<number>` for each number of a batch call (one TaskId covers the
-whole call), the number when there is no TaskId. Receipts are pushed as a JSON array of reports in Alibaba's
-global format (see globesms.providers.aliyun.receipts).
+whole call), the number when there is no TaskId. Receipts are pushed as JSON arrays (up to 100 reports each) in
+Alibaba's global format (see globesms.providers.aliyun.receipts).
 
 Run: `python -m local.emulators.aliyun --port 9101 --knobs '{"rate_limits": {"BatchSendMessageToGlobe": 1}}'`.
 The documented rates are in `DOCUMENTED_RATE_LIMITS`; like every emulator it applies only the limits given in knobs.
@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -54,6 +54,7 @@ STATE_KEY = "globesms_emulator"  # app.extensions[STATE_KEY] is the EmulatorStat
 # follow the newest. BatchSendMessageToGlobe: 1 call/s.
 DOCUMENTED_RATE_LIMITS = {rules.SEND_ONE: 2000.0, rules.SEND_BATCH: 1.0}
 SIGNATURE_WINDOW_SECONDS = 15 * 60  # Alibaba's window for x-acs-date and for remembering nonces
+RECEIPTS_PER_PUSH = 100  # a batch call's receipts come in several pushes, as Tencent's emulator pushes them
 
 # Gateway error codes: HTTP status and Alibaba's message.
 GATEWAY_ERRORS: dict[str, tuple[int, str]] = {
@@ -229,7 +230,10 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
             if not state.gate.admit(operation):
                 raise GatewayRejection("Throttling.User")
             injected = state.faults.injected_error()
-            if injected:
+            bare = common.bare_status(injected)
+            if bare is not None and bare in common.BARE_STATUSES_BEFORE:
+                return common.bare_response(bare)
+            if injected and bare is None:
                 if injected in GATEWAY_ERRORS:
                     raise GatewayRejection(injected)
                 raise BusinessRejection(injected)
@@ -242,6 +246,8 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
             description = BUSINESS_DESCRIPTIONS.get(rejection.code, rejection.code)
             return _json({"RequestId": request_id, "ResponseCode": rejection.code, "ResponseDescription": description})
         state.faults.hold_after_accept()
+        if bare is not None:
+            return common.bare_response(bare)  # sent, but the answer is lost
         return _json({"RequestId": request_id, **answer})
 
     register_admin_routes(app, state)
@@ -305,7 +311,7 @@ def _send_one(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str])
         raise BusinessRejection(number_code)
     message_id = ids.next()
     task_id = params.get("TaskId")
-    state.ledger.record_sent(task_id or number)
+    state.ledger.record_sent(task_id or number, rules.SEND_ONE)
     _schedule_receipts(state, [(number, message_id, text)], task_id)
     answer: dict[str, Any] = {
         "ResponseCode": "OK",
@@ -339,7 +345,7 @@ def _send_batch(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str
             continue
         message_id = ids.next()
         accepted.append((number, message_id, text))
-        state.ledger.record_sent(f"{task_id}/{number}" if task_id else number)
+        state.ledger.record_sent(f"{task_id}/{number}" if task_id else number, rules.SEND_BATCH)
     _schedule_receipts(state, accepted, task_id)
     answer: dict[str, Any] = {
         "ResponseCode": "OK",
@@ -390,12 +396,23 @@ def _schedule_receipts(state: EmulatorState, accepted: list[tuple[str, str, str]
         for number, message_id, text in accepted
     ]
 
+    if state.knobs.receipts_across_calls:
+        for report in reports:
+            for _ in range(2 if state.faults.duplicate_receipt() else 1):
+                state.pusher.schedule_report(url, report, per_push=RECEIPTS_PER_PUSH)
+        return
+    for start in range(0, len(reports), RECEIPTS_PER_PUSH):
+        push = _push(state, url, reports[start : start + RECEIPTS_PER_PUSH])
+        state.pusher.schedule(push)
+        if state.faults.duplicate_receipt():
+            state.pusher.schedule(push)
+
+
+def _push(state: EmulatorState, url: str, reports: list[dict[str, str]]) -> Callable[[httpx.Client], None]:
     def push(client: httpx.Client) -> None:
         state.pusher.post(client, url, json=reports)
 
-    state.pusher.schedule(push)
-    if state.faults.duplicate_receipt():
-        state.pusher.schedule(push)
+    return push
 
 
 def _receipt(

@@ -1,8 +1,9 @@
 """What every provider emulator shares: fault knobs, the request ledger, rate gates and the receipt pusher.
 
 Each emulator is a Flask app built by its module's `create_app(knobs)`; `register_admin_routes` adds
-`GET /_emulator/stats`, `POST /_emulator/knobs` and `POST /_emulator/reset` so tests and `make soak` can turn
-knobs at run time and read what the emulator received (per-second call counts, per-recipient send counts).
+`GET /_emulator/stats` (`?sent=false`: without the per-recipient counts), `POST /_emulator/knobs` and
+`POST /_emulator/reset` so tests and `make soak` can turn knobs at run time and read what the emulator received
+(per-second call counts, per-recipient send counts).
 Each module's `main` reads the command line with `emulator_arguments` and runs the app with `serve`.
 
 What is *not* shared, on purpose: each emulator checks its provider's signature with its own code, independent of
@@ -12,6 +13,8 @@ the client's signer and of the other emulators.
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
 import json
 import logging
 import random
@@ -23,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from local.settings import EMULATOR_PORTS
@@ -34,8 +37,13 @@ log = logging.getLogger("globesms.emulator")
 @dataclass
 class Knobs:
     """Fault and behaviour settings. `error_rates` maps a provider error code to the probability that a call
-    fails with it (checked before the call is accepted); `timeout_rate` is the probability that the emulator
-    accepts the call and then holds the answer for `timeout_seconds` (a client read timeout: unknown outcome)."""
+    fails with it (checked before the call is accepted); a code `HTTP_<status>` answers that bare HTTP status
+    instead, as a proxy or load balancer in front of the provider would (`bare_status`): 502 and 503 before the
+    call is processed (nothing sent), any other status after it was (sent, receipts pushed, the answer lost).
+    `timeout_rate` is the probability that the emulator accepts the call and then holds the answer for
+    `timeout_seconds` (a client read timeout: unknown outcome). Receipts are pushed (`push_receipts`) after
+    `receipt_delay_seconds` plus a random share of `receipt_delay_jitter_seconds`, so with a jitter they (and
+    their duplicates) arrive in any order, some before the send is recorded."""
 
     error_rates: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
@@ -46,6 +54,9 @@ class Knobs:
     receipt_delay_seconds: float = 1.0
     receipt_mix: dict[str, float] = field(default_factory=lambda: {"DELIVERED": 1.0})
     receipt_duplicate_rate: float = 0.0
+    receipt_delay_jitter_seconds: float = 0.0
+    receipts_across_calls: bool = False  # Alibaba: one push carries the due receipts of many calls (up to 100)
+    push_receipts: bool = True
     seed: int | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -57,13 +68,15 @@ class Knobs:
 
 class Ledger:
     """What the emulator saw: calls per operation per wall-clock second, and how often each recipient was
-    accepted for sending (the duplicate counter of the reliability tests)."""
+    accepted for sending (the duplicate counter of the reliability tests) and in which second, per operation
+    (the utilisation figure of `make bench`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls_per_second: dict[str, Counter[int]] = defaultdict(Counter)
         self.throttled: Counter[str] = Counter()
         self.sent_to: Counter[str] = Counter()  # our message id (echo field) or number -> accepted sends
+        self.recipients_per_second: dict[str, Counter[int]] = defaultdict(Counter)  # accepted, per operation
         self.rejected_signatures = 0
 
     def record_call(self, operation: str, second: int) -> int:
@@ -71,24 +84,34 @@ class Ledger:
             self.calls_per_second[operation][second] += 1
             return self.calls_per_second[operation][second]
 
-    def record_sent(self, key: str) -> None:
+    def record_sent(self, key: str, operation: str | None = None) -> None:
         with self._lock:
             self.sent_to[key] += 1
+            if operation is not None:
+                self.recipients_per_second[operation][int(time.time())] += 1
 
     def record_rejected_signature(self) -> None:
         with self._lock:
             self.rejected_signatures += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, per_recipient: bool = True) -> dict[str, Any]:
+        """Everything, or without the per-recipient counts (`sent`, `duplicates`: large after a long run), which
+        leaves what a caller polling during a run needs."""
         with self._lock:
-            return {
+            answer: dict[str, Any] = {
                 "calls_per_second": {op: {str(s): n for s, n in c.items()} for op, c in self.calls_per_second.items()},
                 "max_calls_in_a_second": {op: max(c.values(), default=0) for op, c in self.calls_per_second.items()},
                 "throttled": dict(self.throttled),
-                "sent": dict(self.sent_to),
-                "duplicates": {k: n for k, n in self.sent_to.items() if n > 1},
+                "recipients_sent": sum(self.sent_to.values()),
+                "recipients_per_second": {
+                    op: {str(s): n for s, n in c.items()} for op, c in self.recipients_per_second.items()
+                },
                 "rejected_signatures": self.rejected_signatures,
             }
+            if per_recipient:
+                answer["sent"] = dict(self.sent_to)
+                answer["duplicates"] = {k: n for k, n in self.sent_to.items() if n > 1}
+            return answer
 
 
 class RateGate:
@@ -114,11 +137,13 @@ class Faults:
     def __init__(self, knobs: Knobs) -> None:
         self._knobs = knobs
         self._random = random.Random(knobs.seed)
+        self.injected: Counter[str] = Counter()  # what was injected so far: error codes, "timeout"
 
     def injected_error(self) -> str | None:
         """A provider error code to answer with instead of processing the call, or None."""
         for code, rate in self._knobs.error_rates.items():
             if rate and self._random.random() < rate:
+                self.injected[code] += 1
                 return code
         return None
 
@@ -129,6 +154,7 @@ class Faults:
     def hold_after_accept(self) -> None:
         """Simulates a response that never arrives in time, after the provider accepted the call."""
         if self._knobs.timeout_rate and self._random.random() < self._knobs.timeout_rate:
+            self.injected["timeout"] += 1
             time.sleep(self._knobs.timeout_seconds)
 
     def receipt_outcome(self) -> str:
@@ -138,25 +164,84 @@ class Faults:
     def duplicate_receipt(self) -> bool:
         return bool(self._knobs.receipt_duplicate_rate) and self._random.random() < self._knobs.receipt_duplicate_rate
 
+    def receipt_jitter(self) -> float:
+        jitter = self._knobs.receipt_delay_jitter_seconds
+        return self._random.uniform(0, jitter) if jitter > 0 else 0.0
+
+
+BARE_STATUS_PREFIX = "HTTP_"
+#: Bare statuses answered instead of processing the call (a gateway with no backend to take it).
+BARE_STATUSES_BEFORE = frozenset({502, 503})
+
+
+def bare_status(code: str | None) -> int | None:
+    """The HTTP status an injected `HTTP_<status>` code stands for, or None for a provider code."""
+    if code is None or not code.startswith(BARE_STATUS_PREFIX) or not code[len(BARE_STATUS_PREFIX) :].isdigit():
+        return None
+    return int(code[len(BARE_STATUS_PREFIX) :])
+
+
+def bare_response(status: int) -> Response:
+    """What a proxy answers: its own HTML page, none of the provider's JSON."""
+    body = f"<html><body><h1>{status}</h1>An error occurred.</body></html>"
+    return Response(body, status=status, content_type="text/html")
+
 
 class ReceiptPusher:
-    """Pushes receipts to the configured callback after the configured delay, from one background thread.
-    A push that is not answered 2xx is retried a few times, as the providers do."""
+    """Pushes receipts to the configured callback after the configured delay, from `threads` background threads
+    (a provider pushes several at once). A push that is not answered 2xx is retried a few times, as the
+    providers do.
 
-    def __init__(self, knobs: Knobs, attempts: int = 5) -> None:
+    `schedule` pushes what one closure sends (the receipts of one call, say). `schedule_report` puts a single
+    report in an outbox per URL instead: when it is due, every due report of that URL goes out together, up to
+    `per_push` in one JSON array (how Alibaba batches receipts of many calls, e.g. one-number OTP calls)."""
+
+    def __init__(
+        self, knobs: Knobs, attempts: int = 5, jitter: Callable[[], float] | None = None, threads: int = 2
+    ) -> None:
         self._knobs = knobs
+        self._jitter = jitter or (lambda: 0.0)
         self._attempts = attempts
         self._lock = threading.Condition()
-        self._due: list[tuple[float, Callable[[httpx.Client], None]]] = []
-        self._thread = threading.Thread(target=self._run, name="receipt-pusher", daemon=True)
-        self._thread.start()
+        self._due: list[tuple[float, int, Callable[[httpx.Client], None]]] = []  # a heap
+        self._sequence = itertools.count()  # ties in time keep their order, and closures are never compared
+        self._outboxes: dict[str, list[tuple[float, int, Any]]] = {}  # url -> heap of (due, n, report)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"receipt-pusher-{n}", daemon=True) for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def schedule(self, push: Callable[[httpx.Client], None], delay: float | None = None) -> None:
-        when = time.monotonic() + (self._knobs.receipt_delay_seconds if delay is None else delay)
+        if not self._knobs.push_receipts:
+            return
         with self._lock:
-            self._due.append((when, push))
-            self._due.sort(key=lambda item: item[0])
+            heapq.heappush(self._due, (self._when(delay), next(self._sequence), push))
             self._lock.notify()
+
+    def schedule_report(self, url: str, report: Any, *, per_push: int, delay: float | None = None) -> None:
+        if not self._knobs.push_receipts:
+            return
+        with self._lock:
+            when = self._when(delay)
+            heapq.heappush(self._outboxes.setdefault(url, []), (when, next(self._sequence), report))
+            heapq.heappush(self._due, (when, next(self._sequence), lambda client: self._drain(client, url, per_push)))
+            self._lock.notify()
+
+    def _when(self, delay: float | None) -> float:
+        return time.monotonic() + (self._knobs.receipt_delay_seconds if delay is None else delay) + self._jitter()
+
+    def _drain(self, client: httpx.Client, url: str, per_push: int) -> None:
+        """Push every report of `url` that is due, `per_push` at a time (an earlier drain may have left none)."""
+        while True:
+            with self._lock:
+                outbox = self._outboxes.get(url, [])
+                reports: list[Any] = []
+                while outbox and outbox[0][0] <= time.monotonic() and len(reports) < per_push:
+                    reports.append(heapq.heappop(outbox)[2])
+            if not reports:
+                return
+            self.post(client, url, json=reports)
 
     def post(self, client: httpx.Client, url: str, **kwargs: Any) -> None:
         for attempt in range(self._attempts):
@@ -167,14 +252,21 @@ class ReceiptPusher:
                 log.warning("receipt push to %s failed: %s", url, exc)
             time.sleep(min(2**attempt * 0.2, 5))
 
+    def pending(self) -> int:
+        """Pushes scheduled and not started yet."""
+        with self._lock:
+            return len(self._due)
+
     def _run(self) -> None:
-        with httpx.Client(timeout=5.0) as client:
+        # The API's own limit (API Gateway's 29 s) bounds a push; a shorter wait would make a busy local stack
+        # get every slow push twice, which only repeats work (duplicates are a knob of their own).
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
             while True:
                 with self._lock:
                     while not self._due or self._due[0][0] > time.monotonic():
                         timeout = (self._due[0][0] - time.monotonic()) if self._due else None
                         self._lock.wait(timeout)
-                    _, push = self._due.pop(0)
+                    _, _, push = heapq.heappop(self._due)
                 try:
                     push(client)
                 except Exception:  # a broken push must not stop the pusher
@@ -189,13 +281,17 @@ class EmulatorState:
     def __post_init__(self) -> None:
         self.gate = RateGate(self.knobs, self.ledger)
         self.faults = Faults(self.knobs)
-        self.pusher = ReceiptPusher(self.knobs)
+        self.pusher = ReceiptPusher(self.knobs, jitter=self.faults.receipt_jitter)
 
 
 def register_admin_routes(app: Flask, state: EmulatorState) -> None:
     @app.get("/_emulator/stats")
     def stats() -> Any:
-        return jsonify(state.ledger.snapshot())
+        per_recipient = request.args.get("sent", "true").lower() not in ("0", "false", "no")
+        answer = state.ledger.snapshot(per_recipient=per_recipient)
+        answer["faults_injected"] = dict(state.faults.injected)
+        answer["receipt_pushes_pending"] = state.pusher.pending()
+        return jsonify(answer)
 
     @app.post("/_emulator/knobs")
     def set_knobs() -> Any:
@@ -208,6 +304,7 @@ def register_admin_routes(app: Flask, state: EmulatorState) -> None:
     @app.post("/_emulator/reset")
     def reset() -> Any:
         state.ledger.__init__()  # type: ignore[misc]
+        state.faults.injected.clear()
         return jsonify({"ok": True})
 
 

@@ -367,14 +367,22 @@ def create_app(
         except _Refused as refused:
             return _refusal(refused.code)
         injected = state.faults.injected_error()
+        bare = common.bare_status(injected)
+        if bare is not None and bare in common.BARE_STATUSES_BEFORE:
+            return common.bare_response(bare)
+        if bare is not None:
+            injected = None  # processed as usual; only the answer is replaced
         if injected is not None and not _is_number_status(injected):
             return _refusal(injected)
         results = _results(body, body.from_ == application.mainland_sender, injected)
         accepted = [result for result in results if result["status"] == SUCCESS_CODE]
         for result in accepted:
-            state.ledger.record_sent(f"{body.extend}/{result['originTo']}" if body.extend else result["originTo"])
+            key = f"{body.extend}/{result['originTo']}" if body.extend else result["originTo"]
+            state.ledger.record_sent(key, OPERATION)
         state.faults.hold_after_accept()
         _schedule_receipts(state, accepted, body.extend, receipt_format, body.status_callback)
+        if bare is not None:
+            return common.bare_response(bare)  # sent, but the answer is lost
         if not accepted:
             description = RESULT_CODES[ALL_NUMBERS_FAILED_CODE].description
             return _json({"code": ALL_NUMBERS_FAILED_CODE, "description": description, "result": results}, 400)

@@ -487,6 +487,11 @@ def create_app(
                     "Please reduce the frequency of calls.",
                 )
             injected = state.faults.injected_error()
+            bare = common.bare_status(injected)
+            if bare is not None and bare in common.BARE_STATUSES_BEFORE:
+                return common.bare_response(bare)
+            if bare is not None:
+                injected = None  # processed as usual; only the answer is replaced
             if injected is not None and injected not in PER_NUMBER_CODES:
                 raise TencentRefusal(injected)
             parsed = parse_body(body, sdk_app_id)
@@ -501,9 +506,11 @@ def create_app(
                 judge_recipient(recipient, options, now)
         accepted = [r for r in recipients if r.code is None]
         for recipient in accepted:
-            state.ledger.record_sent(recipient.info.session_context or recipient.info.phone_number)
+            state.ledger.record_sent(recipient.info.session_context or recipient.info.phone_number, OPERATION)
         schedule_receipts(state, accepted)
         state.faults.hold_after_accept()
+        if bare is not None:
+            return common.bare_response(bare)  # sent, but the answer is lost
         return _response({"SendMultiStatusSet": [status_entry(r) for r in recipients]})
 
     return app

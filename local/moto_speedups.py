@@ -1,0 +1,176 @@
+"""Make the moto server the runner starts keep up with long local runs (`make soak`, `make bench`), and make its
+conditional writes atomic, as DynamoDB's are.
+
+Three of moto's costs grow with traffic or with the size of a table, and against a table of 100,000 messages they
+made every delivery receipt take a tenth of a second of the one core moto's server can use (checked against
+moto 5.2.5, with a sampling profile of its server threads):
+
+1. every request lists moto's package directory (`backends.list_of_moto_modules`, an `os.listdir` and an
+   `os.path.isdir` per service) to find the backend for the request's host: the list is cached (it cannot change
+   while the process runs);
+2. a Query on a table's own key sorts *every* item of the table to pick one partition: it is given that partition
+   only;
+3. a Query on a global secondary index does the same to find the items with one hash value (the receipts' lookup
+   by provider message id): it is given the items whose index hash attribute has that value, from a map kept on
+   every write (PutItem, BatchWriteItem, UpdateItem, and the same inside TransactWriteItems) and checked against
+   the item when read, so an entry left behind by a later write or a delete never shows.
+
+What a Query answers is unchanged: moto's own code still sorts, filters, limits and pages, on the candidates
+instead of the whole table (`all_items` is what it reads them from; it is overridden for that one call in that
+one thread). Anything these patches do not recognise (an index with a composite hash key, a query without an
+equality on the hash key) goes through moto untouched.
+
+4. A conditional write is not atomic in moto's threaded server (see `_atomic`), so writes are made one at a time.
+
+Only the runner's own moto server is patched (`local.aws.start_moto`), not moto used as a library by the tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from typing import Any
+
+_applied = False
+_override = threading.local()  # .table, .items: the candidates `Table.all_items` returns during one query
+
+
+def apply() -> None:
+    """Patch moto's server code in this process (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    from moto import backends
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    listed = backends.list_of_moto_modules
+    backends.list_of_moto_modules = functools.cache(lambda: tuple(listed()))
+    _patch_table(Table)
+    _patch_backend(DynamoDBBackend)
+    _applied = True
+
+
+def _patch_table(table_class: Any) -> None:
+    original_all_items = table_class.all_items
+    original_put_item = table_class.put_item
+    original_query = table_class.query
+    query_signature = inspect.signature(original_query)
+
+    def all_items(self: Any) -> Any:
+        if getattr(_override, "table", None) is self:
+            return list(_override.items)
+        return original_all_items(self)
+
+    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = original_put_item(self, *args, **kwargs)
+        _index(self, item)
+        return item
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = query_signature.bind(self, *args, **kwargs)
+        candidates = _candidates(self, bound.arguments)
+        if candidates is None:
+            return original_query(self, *args, **kwargs)
+        _override.table, _override.items = self, candidates
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            _override.table = _override.items = None
+
+    table_class.all_items = all_items
+    table_class.put_item = put_item
+    table_class.query = query
+
+
+def _patch_backend(backend_class: Any) -> None:
+    original_update_item = backend_class.update_item
+
+    def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+        item = original_update_item(self, table_name, *args, **kwargs)
+        _index(self.get_table(table_name), item)
+        return item
+
+    backend_class.update_item = update_item
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(backend_class, name, _atomic(getattr(backend_class, name)))
+
+
+#: One write at a time (BatchWriteItem is a put or delete per item, so each item's write is atomic too).
+_writes = threading.RLock()
+
+
+def _atomic(write: Any) -> Any:
+    """DynamoDB checks a write's condition and applies it atomically; moto's server does not (it checks, then
+    validates the update expression, then writes, while other request threads run), so two conditional ADDs on one
+    rate-limit counter could both pass: `make soak` saw two calls in a second of a 1-call/s limit."""
+
+    @functools.wraps(write)
+    def atomic(*args: Any, **kwargs: Any) -> Any:
+        with _writes:
+            return write(*args, **kwargs)
+
+    return atomic
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The index hash-value map of each table: index name -> hash value -> keys of the items that had it when written
+
+
+def _single_hash_attributes(table: Any) -> dict[str, str]:
+    """Index name -> its hash attribute, for the table's indexes with a hash key of one attribute (kept on the
+    table, computed again only if its indexes change)."""
+    indexes = table.all_indexes()
+    names = tuple(index.name for index in indexes)
+    cached = table.__dict__.get("_local_hash_attributes")
+    if cached is not None and cached[0] == names:
+        return cached[1]  # type: ignore[no-any-return]
+    found = {}
+    for index in indexes:
+        hashes = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"]
+        if len(hashes) == 1:
+            found[index.name] = hashes[0]
+    table.__dict__["_local_hash_attributes"] = (names, found)
+    return found
+
+
+def _maps(table: Any) -> dict[str, dict[Any, set[tuple[Any, Any]]]]:
+    """Index name -> hash value -> keys of the items written with it. No lock: each dict and set operation is atomic
+    under the GIL, and readers copy a set (also atomic) before iterating it."""
+    return table.__dict__.setdefault("_local_index_map", {})  # type: ignore[no-any-return]
+
+
+def _index(table: Any, item: Any) -> None:
+    if item is None:
+        return
+    maps = _maps(table)
+    for index_name, attribute in _single_hash_attributes(table).items():
+        value = item.attrs.get(attribute)
+        if value is not None:
+            maps.setdefault(index_name, {}).setdefault(value, set()).add((item.hash_key, item.range_key))
+
+
+def _candidates(table: Any, arguments: dict[str, Any]) -> list[Any] | None:
+    """The items a query can only match, or None to let moto look at every item."""
+    index_name = arguments.get("index_name")
+    if not index_name:
+        hash_key = arguments.get("hash_key")
+        if hash_key is None:
+            return None
+        partition = table.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if table.range_key_attr else [partition]
+    attribute = _single_hash_attributes(table).get(index_name)
+    conditions = dict(arguments.get("hash_key_conditions") or [])
+    if attribute is None or set(conditions) != {attribute}:
+        return None
+    value = conditions[attribute]
+    keys = _maps(table).get(index_name, {}).get(value, set()).copy()
+    items = []
+    for hash_key, range_key in keys:
+        item = table.get_item(hash_key, range_key) if table.range_key_attr else table.items.get(hash_key)
+        if item is not None and item.attrs.get(attribute) == value:  # a later write or delete leaves stale keys
+            items.append(item)
+    return items

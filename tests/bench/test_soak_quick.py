@@ -1,0 +1,35 @@
+"""`make soak` in its quick form: ~2,000 recipients through the local stack with the emulators' faults on (every
+error category that leaves no outcome unknown, duplicate SQS deliveries, duplicated and reordered receipts), then
+the account of every recipient. The quick form leaves out what needs minutes of waiting (a dispatcher killed
+mid-batch, timeouts), which the full `make soak` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import soak
+
+pytestmark = pytest.mark.e2e
+
+
+def test_quick_soak_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    result = soak.run(
+        soak.QUICK_RECIPIENTS,
+        quick=True,
+        deadline_seconds=soak.QUICK_DEADLINE_SECONDS,
+        log_path=tmp_path / "stack.log",
+        seed=7,
+    )
+
+    assert result["settled"], result
+    assert soak.failed_goals(result) == []
+    assert result["accepted"] == result["records"] == soak.QUICK_RECIPIENTS
+    assert sum(result["final_by_status"].values()) == result["accepted"]
+    assert result["duplicates_per_provider"] == {"aliyun": 0, "tencent": 0, "huawei": 0}
+    assert result["lost"] == 0 and result["seconds_over_limit"] == 0
+    assert result["ledger_keys_naming_nobody"] == {"aliyun": 0, "tencent": 0, "huawei": 0}
+    for provider, taken in result["recipients_taken_per_provider"].items():
+        assert taken > 0, provider
+    assert any(result["faults_injected"].values()), "no fault was injected"

@@ -1,0 +1,190 @@
+"""local/moto_speedups.py: queries answer exactly what unpatched moto answers, and conditional writes are atomic.
+
+The patches change moto's classes for the whole process, so each check runs in a child Python (this file run as a
+script): the same data queried before and after `apply()` must give the same pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _child(check: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
+    completed = subprocess.run(
+        [sys.executable, __file__, check], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(completed.stdout.splitlines()[-1])
+    return answer
+
+
+def test_queries_answer_the_same_pages_with_and_without_the_patches() -> None:
+    unpatched, patched = _child("unpatched"), _child("patched")
+    assert patched["queries"] > 10
+    assert patched["pages"] == unpatched["pages"]
+    assert any(page["items"] for page in patched["pages"])
+
+
+def test_concurrent_conditional_adds_never_pass_the_limit() -> None:
+    answer = _child("race")
+    assert answer["granted_twice"] == 0, answer
+
+
+# --------------------------------------------------------------------------------------------- the child's side
+
+
+def _queries(client: Any, table: str) -> list[Any]:
+    """Every page of a set of queries: partitions with range conditions, filters, limits, both directions, and the
+    ProviderRef index (a value several items share, a moved value, a deleted item's value, a value nobody has)."""
+    asks: list[dict[str, Any]] = [
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "B#b1"}}},
+        {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :m)",
+            "ExpressionAttributeValues": {":p": {"S": "B#b2"}, ":m": {"S": "M#"}},
+            "Limit": 7,
+        },
+        {
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+            "FilterExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":p": {"S": "B#b3"},
+                ":a": {"S": "M#00005"},
+                ":b": {"S": "M#00030"},
+                ":s": {"S": "SUBMITTED"},
+            },
+            "ScanIndexForward": False,
+            "Limit": 4,
+        },
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "B#nobody"}}},
+    ]
+    for value in ("aliyun#shared", "aliyun#moved-to", "aliyun#moved-from", "aliyun#deleted", "aliyun#none", "x#3"):
+        asks.append(
+            {
+                "IndexName": "ProviderRef",
+                "KeyConditionExpression": "provider_ref = :r",
+                "ExpressionAttributeValues": {":r": {"S": value}},
+                "Limit": 2,
+            }
+        )
+    pages = []
+    for ask in asks:
+        start = None
+        while True:
+            page = client.query(TableName=table, **ask, **({"ExclusiveStartKey": start} if start else {}))
+            pages.append({"items": page["Items"], "last": page.get("LastEvaluatedKey")})
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+    return pages
+
+
+def _answers(*, patched: bool) -> dict[str, Any]:
+    """The same writes and queries, with the patches applied first (as the runner does) or not at all."""
+    import boto3
+    from moto import mock_aws
+
+    from local import moto_speedups
+    from local.stack import LocalStack
+
+    if patched:
+        moto_speedups.apply()
+    with mock_aws():
+        table = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"}).context.refs["MessagesTable"]
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        for batch in range(1, 4):
+            for seq in range(40):
+                item = {
+                    "pk": {"S": f"B#b{batch}"},
+                    "sk": {"S": f"M#{seq:05d}"},
+                    "status": {"S": "SUBMITTED" if seq % 3 else "FAILED"},
+                    "provider_ref": {"S": "aliyun#shared" if seq % 10 == 0 else f"x#{batch * 100 + seq}"},
+                }
+                client.put_item(TableName=table, Item=item)
+        # The index map must follow a value that moves twice, an item replaced whole, and forget a deleted item.
+        moved = {"pk": {"S": "B#b1"}, "sk": {"S": "M#00001"}}
+        for value in ("aliyun#moved-from", "aliyun#moved-to"):
+            client.update_item(
+                TableName=table,
+                Key=moved,
+                UpdateExpression="SET provider_ref = :r",
+                ExpressionAttributeValues={":r": {"S": value}},
+            )
+        deleted = {"pk": {"S": "B#b1"}, "sk": {"S": "M#00002"}}
+        client.put_item(TableName=table, Item={**deleted, "provider_ref": {"S": "aliyun#deleted"}})
+        client.delete_item(TableName=table, Key=deleted)
+        client.put_item(TableName=table, Item={"pk": {"S": "B#b2"}, "sk": {"S": "M#00003"}, "status": {"S": "X"}})
+        pages = _queries(client, table)
+    return {"queries": len(pages), "pages": pages}
+
+
+def _check_race(trials: int = 150, racers: int = 6) -> dict[str, Any]:
+    import boto3
+
+    from local.aws import start_moto
+    from local.processes import free_port
+
+    port = free_port()
+    server = start_moto(port)  # patched, as the runner's
+    try:
+        url = f"http://127.0.0.1:{port}"
+        admin = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
+        admin.create_table(
+            TableName="limits",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+        clients = [boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1") for _ in range(racers)]
+        granted_twice = 0
+        for trial in range(trials):
+            wins: list[int] = []
+            barrier = threading.Barrier(racers)
+
+            def take(client: Any, key: str = f"L#{trial}", wins: list[int] = wins, barrier: Any = barrier) -> None:
+                barrier.wait()
+                try:
+                    # The rate limiter's own write (globesms.aws.dynamodb_rate_limiter): 1 permit, limit 1.
+                    client.update_item(
+                        TableName="limits",
+                        Key={"pk": {"S": key}},
+                        UpdateExpression="ADD used :n SET expires_at = if_not_exists(expires_at, :ttl)",
+                        ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                        ExpressionAttributeValues={":n": {"N": "1"}, ":room": {"N": "0"}, ":ttl": {"N": "1"}},
+                    )
+                    wins.append(1)
+                except client.exceptions.ConditionalCheckFailedException:
+                    pass
+
+            threads = [threading.Thread(target=take, args=(c,)) for c in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            granted_twice += len(wins) > 1
+        return {"trials": trials, "granted_twice": granted_twice}
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    checks = {
+        "unpatched": lambda: _answers(patched=False),
+        "patched": lambda: _answers(patched=True),
+        "race": _check_race,
+    }
+    print(json.dumps(checks[sys.argv[1]](), default=str))
