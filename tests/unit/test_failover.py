@@ -218,3 +218,24 @@ def test_a_crash_after_queueing_a_failover_queues_the_same_packs_again() -> None
     )
     assert summary.unknown == 0 and not store.messages
     assert [p.pack_id for p in queues.sent[H]] == ["B:tencent:0.f:huawei:0"] * 2
+
+
+def test_a_crash_after_moving_recipients_away_from_an_open_breaker_queues_the_same_packs_again() -> None:
+    breakers = MemoryBreakers()
+    breakers.record_failure(T, now=NOW, failures_to_open=1, cooldown_seconds=600)
+    claims, store, queues = MemoryClaims(), MemoryStore(), MemoryQueues()
+    original = queues.send_packs
+
+    def dies_after_queueing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        original(*args, **kwargs)
+        raise RuntimeError("killed")
+
+    queues.send_packs = dies_after_queueing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        run(template_pack(), ScriptedProvider(T), claims=claims, queues=queues, store=store, breakers=breakers)
+    queues.send_packs = original  # type: ignore[method-assign]
+    provider = ScriptedProvider(T)
+    run(template_pack(), provider, claims=claims, queues=queues, store=store, now=NOW + timedelta(minutes=5))
+    assert not provider.calls and not store.messages
+    first, again = queues.sent[H]
+    assert first.pack_id == again.pack_id and [r.id for r in first.recipients] == [r.id for r in again.recipients]

@@ -143,12 +143,11 @@ def dispatch_pack(
         )  # fmt: skip
 
     health = BreakerState() if breakers is None else breakers.state(pack.provider)
-    early = Rerouted()
+    skipped: set[int] = set()
     if health.is_open(now):
         # The provider is down: whoever can go elsewhere goes without a call; the others are sent regardless.
-        everyone = range(len(pack.recipients))
-        early = reroute(pack, everyone, reasons=dict.fromkeys(everyone, CIRCUIT_OPEN), now=now, templates=templates)
-    sending = [i for i in range(len(pack.recipients)) if i not in set(early.moved)]
+        skipped = set(reroute(pack, range(len(pack.recipients)), reasons={}, now=now, templates=templates).moved)
+    sending = [i for i in range(len(pack.recipients)) if i not in skipped]
     messages = outbound_messages(pack)
     try:
         sent = _send([messages[i] for i in sending], provider=provider, limiter=limiter, clock=clock)
@@ -162,10 +161,14 @@ def dispatch_pack(
     provider_down = health.is_open(now)
 
     plan = _plan_outcomes(outcome_at, last_attempt=last_attempt, provider_down=provider_down)
-    moved = reroute(pack, plan.move, reasons=plan.move_reasons, now=now, templates=templates) if plan.move else None
-    unmoved = [i for i in plan.move if moved is None or i not in moved.moved]
+    # One reroute of every position that moves, in order: a dispatcher settling this pack after a crash reroutes the
+    # same positions (`Requeued.failed_over`) into the same pack ids.
+    reasons = {**dict.fromkeys(skipped, CIRCUIT_OPEN), **plan.move_reasons}
+    to_move = sorted(reasons)
+    moved = reroute(pack, to_move, reasons=reasons, now=now, templates=templates) if to_move else Rerouted()
+    failed_over = moved.moved
+    unmoved = sorted(set(plan.move) - set(failed_over))
     retry_indexes = sorted([*plan.retry, *(i for i in unmoved if not last_attempt and _is_transient(outcome_at[i]))])
-    failed_over = sorted([*early.moved, *(moved.moved if moved else [])])
     whole_pack_error = _shared_transient_error(list(outcome_at.values()))
     if whole_pack_error is not None and not failed_over and not last_attempt:
         claims.release(pack.pack_id)
@@ -175,9 +178,7 @@ def dispatch_pack(
         # never sent (and queues them again, under the same pack ids) instead of taking them for unknown outcomes.
         claims.record_requeued(pack.pack_id, Requeued(tuple(retry_indexes), tuple(deferred), tuple(failed_over)))
         _requeue(queues, pack, retry_indexes, deferred, deferred_delay=sent.delay_seconds)
-        for rerouted in (early, moved):
-            if rerouted is not None:
-                _queue_moved(queues, rerouted)
+        _queue_moved(queues, moved)
     recorded = sorted([*plan.record, *(i for i in unmoved if i not in retry_indexes)])
     records = [_record(pack, i, outcome_at[i], now) for i in recorded]
     if records:
