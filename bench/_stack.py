@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import boto3
 import httpx
 
 from local.aws import apply_local_credentials
-from local.processes import free_port
+from local.processes import free_port, stop_runner, wait_for_line
 from local.run import READY_LINE
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -261,23 +260,13 @@ def running_stack(
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, deadline_seconds: float) -> None:
-    deadline = time.monotonic() + deadline_seconds
-    while READY_LINE not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            raise StackFailed(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
-        time.sleep(0.2)
+    if not wait_for_line(process, log_path, READY_LINE, deadline_seconds):
+        _stop(process)
+        raise StackFailed(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # the runner stops every process it started
-    try:
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
-        process.wait()
+    stop_runner(process, STOP_DEADLINE_SECONDS)
 
 
 def wait_until(what: str, probe: Any, deadline_seconds: float, interval: float = 0.5) -> Any:

@@ -38,6 +38,29 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_for_line(process: subprocess.Popen[bytes], log_path: Path, line: str, deadline_seconds: float) -> bool:
+    """Wait until a started process writes `line` to its log; False when it exits first or time runs out."""
+    deadline = time.monotonic() + deadline_seconds
+    while line not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def stop_runner(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGTERM a runner started in its own session (it stops every process it started), SIGKILL its group after
+    `grace_seconds` (its children die with it: PR_SET_PDEATHSIG)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def is_listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)

@@ -8,7 +8,6 @@ never in the way.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from local.processes import free_port, is_listening
+from local.processes import free_port, is_listening, stop_runner, wait_for_line
 from local.run import READY_LINE
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -73,21 +72,12 @@ class RunningStack:
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while READY_LINE not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
-        time.sleep(0.2)
+    if not wait_for_line(process, log_path, READY_LINE, STARTUP_DEADLINE_SECONDS):
+        pytest.fail(f"the local stack did not start\n{log_path.read_text(errors='replace')[-6000:]}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # the runner stops every process it started
-    try:
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
-        process.wait()
+    stop_runner(process, STOP_DEADLINE_SECONDS)
 
 
 @pytest.fixture(scope="module")
