@@ -279,7 +279,7 @@ class Pipeline:
         )
 
         modules = {ProviderName.ALIYUN: aliyun, ProviderName.TENCENT: tencent, ProviderName.HUAWEI: huawei}
-        from globesms.rate_limits import configured_rate_limits
+        from globesms.dispatch.rate_limits import configured_rate_limits
 
         limits = {op: float(n) for op, n in configured_rate_limits().items()}
         self.emulators = {

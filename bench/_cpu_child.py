@@ -69,10 +69,10 @@ def accept_runs(event: dict[str, Any], handler: ModuleType) -> tuple[dict[str, C
 
 def dispatch_runs(event: dict[str, Any], handler: ModuleType) -> tuple[dict[str, Callable[[], object]], int]:
     from bench._sig_build import build_and_sign
+    from globesms.dispatch.sending import outbound_messages
     from globesms.models.outbound import ProviderName
     from globesms.models.packs import DispatchPack
     from globesms.providers import build_provider
-    from globesms.sending import outbound_messages
 
     pack = DispatchPack.model_validate_json(event["Records"][0]["body"])
     messages = outbound_messages(pack)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from globesms.phone import InvalidNumber, parse_mobile
+from globesms.domain.phone import InvalidNumber, parse_mobile
 
 #: Where Alibaba carries free text (not the Chinese mainland); the US and Canada share +1.
 REGIONS = (

@@ -81,9 +81,9 @@ from bench._stack import (
 from bench._stack_load import SPECS, Numbers
 from bench.figures import RESULTS_DIR, machine
 from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, batch_pk, message_from_item
+from globesms.dispatch.rate_limits import DEFAULT_RATE_LIMITS
 from globesms.models.packs import DispatchPack
 from globesms.models.records import BatchRecord, MessageRecord
-from globesms.rate_limits import DEFAULT_RATE_LIMITS
 from local.template import load_template
 
 FULL_RECIPIENTS = 100_000

@@ -40,7 +40,7 @@ from typing import Any
 from bench._stack import DISPATCH_FUNCTIONS, PROVIDER_QUEUES, PROVIDERS, Stack, running_stack
 from bench._stack_load import Numbers, bodies_for, post_all
 from bench.figures import Figure
-from globesms.limits import RECIPIENTS_PER_CALL
+from globesms.domain.provider_limits import RECIPIENTS_PER_CALL
 from globesms.models.outbound import ProviderName
 
 #: Calls per second of every operation, for the dispatchers and the emulators alike.

@@ -12,15 +12,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
-from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.dispatch import PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch.sending import RateLimiterUnavailable
+from globesms.dispatch.service import PackBusy, RetryPack, dispatch_pack
+from globesms.domain.clock import utc_now
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import build_provider
-from globesms.sending import RateLimiterUnavailable
 
 PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the

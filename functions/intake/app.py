@@ -9,11 +9,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms import idempotency
+from globesms.accept import idempotency
+from globesms.accept.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.aws import wiring
-from globesms.clock import utc_now
 from globesms.config import settings
-from globesms.intake import IntakeDeferred, IntakeRefused, accept_intake
+from globesms.domain.clock import utc_now
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the

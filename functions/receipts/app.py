@@ -14,14 +14,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
-from globesms.clock import utc_now
+from globesms.domain.clock import utc_now
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
 from globesms.observability import logger, metrics, tracer
 from globesms.providers import provider_environment
-from globesms.receipt_auth import push_signature_accepted, token_accepted
-from globesms.receipts import record_push
+from globesms.receipts.apply import record_push
+from globesms.receipts.auth import push_signature_accepted, token_accepted
 
 app = APIGatewayRestResolver()
 

@@ -16,10 +16,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms import accept, idempotency, queries
+from globesms.accept import idempotency, queries
+from globesms.accept.service import TooManyRecipients, accept, body_hash
 from globesms.aws import wiring
-from globesms.clock import utc_now
 from globesms.config import settings
+from globesms.domain.clock import utc_now
+from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.http_errors import (
     error_response,
     not_json_message,
@@ -28,7 +30,6 @@ from globesms.http_errors import (
     validation_error_response,
     with_plain_json_content_type,
 )
-from globesms.ids import keyed_batch_id, new_batch_id
 from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
@@ -107,7 +108,7 @@ def send_messages(
         payload = [spec.model_dump(mode="json") for spec in specs]
         # The batch id follows from the key and body: an attempt that died after queueing, before its answer was
         # kept, is resumed by the next one (same records, same packs), not sent again as a new batch.
-        batch_id = keyed_batch_id(scope, idempotency_key, accept.body_hash(specs))
+        batch_id = keyed_batch_id(scope, idempotency_key, body_hash(specs))
         outcome = idempotency.run_once(
             scope=scope, key=idempotency_key, payload=payload, work=lambda: _accept(specs, batch_id)
         )
@@ -130,7 +131,7 @@ def send_messages(
 def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResponse:
     batch_id = batch_id or new_batch_id()
     logger.append_keys(batch_id=batch_id)
-    return accept.accept(
+    return accept(
         specs,
         batch_id=batch_id,
         source="api",
@@ -215,8 +216,8 @@ def _key_in_progress(exc: idempotency.KeyInProgress) -> Response[Any]:
     return response
 
 
-@app.exception_handler(accept.TooManyRecipients)
-def _too_many(exc: accept.TooManyRecipients) -> Response[Any]:
+@app.exception_handler(TooManyRecipients)
+def _too_many(exc: TooManyRecipients) -> Response[Any]:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return error_response(413, "TOO_MANY_RECIPIENTS", str(exc))
 

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import clients
-from globesms.clock import utc_now
+from globesms.domain.clock import utc_now
 from globesms.models.webhooks import WebhookDelivery
 from globesms.observability import logger, metrics, tracer
 from globesms.webhooks import (

@@ -43,8 +43,8 @@ import phonenumbers
 from flask import Flask, Response, request
 from phonenumbers import carrier, geocoder
 
+from globesms.domain.segments import count_segments
 from globesms.providers.aliyun import rules
-from globesms.segments import count_segments
 from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
 from local.settings import LOCAL_ENV_DEFAULTS

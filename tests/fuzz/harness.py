@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, settings
 from pydantic import ValidationError
 
 from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, from_item, message_from_item
+from globesms.domain.status import Status
 from globesms.models.api import ErrorBody
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, split_message_id
 from globesms.models.webhooks import WebhookDelivery
-from globesms.status import Status
 from tests.integration.conftest import MotoStack
 
 EXAMPLES_ENV = "GLOBESMS_FUZZ_EXAMPLES"

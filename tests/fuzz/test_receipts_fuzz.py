@@ -21,12 +21,12 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.providers.aliyun import receipts as aliyun_receipts
 from globesms.providers.huawei import receipts as huawei_receipts
 from globesms.providers.tencent import receipts as tencent_receipts
-from globesms.status import Status
 from tests.fuzz.harness import (
     RECEIPT_TOKENS,
     FuzzStack,

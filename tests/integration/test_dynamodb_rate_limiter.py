@@ -14,11 +14,11 @@ from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_rate_limiter import COUNTER_TTL_SECONDS, DynamoDBRateLimiter, counter_key
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.clock import utc_now
-from globesms.dispatch import dispatch_pack
+from globesms.dispatch.service import dispatch_pack
+from globesms.domain.clock import utc_now
+from globesms.domain.status import Status
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.status import Status
 from tests.fakes import MemoryQueues, MemoryWebhooks, ScriptedProvider
 
 SECOND = 1_800_000_000

@@ -2,15 +2,15 @@
 
 from datetime import UTC, datetime, timedelta
 
-from globesms.accept import accept
+from globesms.accept.service import accept
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange
 from globesms.ports import Claim, Requeued
-from globesms.status import Status
 from tests.fakes import MemoryQueues
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -2,11 +2,11 @@
 
 from datetime import UTC, datetime
 
-from globesms.accept import accept
+from globesms.accept.service import accept
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.records import BatchRecord
-from globesms.status import Status
 from tests.fakes import MemoryQueues
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
-from globesms.status import Status
 from tests.fakes import ScriptedProvider
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

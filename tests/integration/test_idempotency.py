@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from globesms.idempotency import MAX_REPLAYED_ERRORS, AnswerSerializer
+from globesms.accept.idempotency import MAX_REPLAYED_ERRORS, AnswerSerializer
 from globesms.models.api import AcceptResponse, RecipientError
 from globesms.models.outbound import ProviderName
 

@@ -290,7 +290,7 @@ def receiver_url() -> Iterator[Callable[..., tuple[str, WebhookReceiver, list[st
 
 
 def test_the_receiver_verifies_real_signed_requests(receiver_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from globesms.clock import utc_now
+    from globesms.domain.clock import utc_now
 
     monkeypatch.setenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", "true")
     url, _, printed = receiver_url(fail_first=1)

@@ -27,7 +27,7 @@ import httpx
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from globesms.accept import accept
+from globesms.accept.service import accept
 from globesms.aws import clients, wiring
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
@@ -35,9 +35,12 @@ from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
-from globesms.circuit_breaker import BreakerPolicy
 from globesms.config import settings
-from globesms.dispatch import DispatchSummary, dispatch_pack
+from globesms.dispatch.circuit_breaker import BreakerPolicy
+from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.dispatch.service import DispatchSummary, dispatch_pack
+from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
@@ -48,10 +51,7 @@ from globesms.providers.aliyun.client import settings_from_environment as aliyun
 from globesms.providers.huawei.client import HuaweiClient
 from globesms.providers.huawei.client import settings_from_environment as huawei_settings
 from globesms.providers.tencent.client import TencentSettings, TencentSmsClient
-from globesms.rate_limits import configured_rate_limits
-from globesms.receipts import record_push
-from globesms.status import Status
-from globesms.unknown_outcomes import UnknownOutcomePolicy
+from globesms.receipts.apply import record_push
 from local.emulators import aliyun as aliyun_emulator
 from local.emulators import huawei as huawei_emulator
 from local.emulators import tencent as tencent_emulator

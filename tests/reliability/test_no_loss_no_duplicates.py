@@ -17,12 +17,12 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from globesms.dispatch import PackBusy
+from globesms.dispatch.service import PackBusy
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.records import MessageRecord
 from globesms.ports import BreakerState, Claim
-from globesms.status import Status
 from local.emulators.common import Knobs
 from tests.reliability.harness import Harness, fail_once, harness, mixed_specs, numbers
 

@@ -2,15 +2,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from globesms.accept import AcceptPlan, TooManyRecipients, accept, plan_batch
+from globesms.accept.service import AcceptPlan, TooManyRecipients, accept, plan_batch
+from globesms.dispatch.sending import outbound_messages
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.providers.aliyun.client import message_violation
-from globesms.route_table import parse_route_table
-from globesms.sending import outbound_messages
-from globesms.status import Status
-from globesms.templates import parse_registry
+from globesms.routing.route_table import parse_route_table
+from globesms.routing.templates import parse_registry
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -4,14 +4,14 @@ from typing import Any
 
 import pytest
 
-from globesms.dispatch import PackBusy, RetryPack, deferred_pack, dispatch_pack
+from globesms.dispatch.rate_limits import SECOND_MARGIN
+from globesms.dispatch.sending import RateLimiterUnavailable, outbound_messages, send_all, send_within_limits
+from globesms.dispatch.service import PackBusy, RetryPack, deferred_pack, dispatch_pack
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import PlannedCall
-from globesms.rate_limits import SECOND_MARGIN
-from globesms.sending import RateLimiterUnavailable, outbound_messages, send_all, send_within_limits
-from globesms.status import Status
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryRateLimiter, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

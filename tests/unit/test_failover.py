@@ -5,16 +5,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from globesms.circuit_breaker import BreakerPolicy, PackHealth, pack_health
-from globesms.dispatch import RetryPack, dispatch_pack
+from globesms.dispatch.circuit_breaker import BreakerPolicy, PackHealth, pack_health
+from globesms.dispatch.failover import content_for, next_provider
+from globesms.dispatch.sending import INVALID_REQUEST
+from globesms.dispatch.service import RetryPack, dispatch_pack
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
-from globesms.failover import content_for, next_provider
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.sending import INVALID_REQUEST
-from globesms.status import Status
-from globesms.templates import parse_registry
+from globesms.routing.templates import parse_registry
 from tests.fakes import MemoryBreakers, MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI

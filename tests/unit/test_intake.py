@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from globesms.intake import IntakeRefused, accept_intake
+from globesms.accept.intake import IntakeRefused, accept_intake
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -2,10 +2,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from globesms.domain.status import FINAL_STATUSES, Status
 from globesms.models.records import MessageRecord
-from globesms.notifications import status_event
-from globesms.status import FINAL_STATUSES, Status
 from globesms.webhooks import sign, verify
+from globesms.webhooks.events import status_event
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

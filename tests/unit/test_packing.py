@@ -3,11 +3,11 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from globesms.limits import PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
+from globesms.accept.packing import pack_records
+from globesms.domain.provider_limits import PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
+from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord, message_id
-from globesms.packing import pack_records
-from globesms.status import Status
 
 NOW = "2026-11-26T10:00:00.000000Z"
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.phone import InvalidNumber, mask, parse_mobile
+from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 
 
 @pytest.mark.parametrize(

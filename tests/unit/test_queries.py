@@ -1,9 +1,9 @@
 from datetime import UTC, datetime
 
-from globesms import queries
-from globesms.accept import accept
+from globesms.accept import queries
+from globesms.accept.service import accept
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
-from globesms.status import Status
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

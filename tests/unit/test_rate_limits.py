@@ -9,11 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.ports import PlannedCall
-from globesms.providers.aliyun import rules
-from globesms.providers.huawei.client import OPERATION as HUAWEI_OPERATION
-from globesms.providers.tencent import wire
-from globesms.rate_limits import (
+from globesms.dispatch.rate_limits import (
     DEFAULT_RATE_LIMITS,
     MAX_DEFER_SECONDS,
     SECOND_MARGIN,
@@ -25,6 +21,10 @@ from globesms.rate_limits import (
     parse_rate_limits,
     window,
 )
+from globesms.ports import PlannedCall
+from globesms.providers.aliyun import rules
+from globesms.providers.huawei.client import OPERATION as HUAWEI_OPERATION
+from globesms.providers.tencent import wire
 from tests.fakes import MemoryRateLimiter
 
 SINGLE, BATCH = rules.SEND_ONE, rules.SEND_BATCH

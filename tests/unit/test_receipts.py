@@ -5,16 +5,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.delivery import implied_status, status_after
-from globesms.dispatch import dispatch_pack
+from globesms.accept.queries import message_view
+from globesms.dispatch.service import dispatch_pack
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange
 from globesms.models.records import MessageRecord
-from globesms.queries import message_view
-from globesms.receipts import record_push
-from globesms.status import Status
+from globesms.receipts.apply import record_push
+from globesms.receipts.implied_status import implied_status, status_after
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
-from globesms import route_table
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.route_table import (
+from globesms.routing import route_table
+from globesms.routing.route_table import (
     PARAMETER_MAX_AGE_SECONDS,
     READ_RETRY_SECONDS,
     ROUTES_PARAMETER_ENV,
@@ -84,10 +84,10 @@ def with_(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        (with_("countries.HK.template.0.provider", "twilio"), "countries.HK.template[0].provider: Input should be"),
-        (with_("countries.HK.template.0.weight", -1), "countries.HK.template[0].weight: Input should be greater"),
-        (with_("countries.HK.template.0.weight", 2.5), "countries.HK.template[0].weight: Input should be a valid int"),
-        (with_("countries.HK.template.0.weight", "3"), "countries.HK.template[0].weight: Input should be a valid int"),
+        (with_("countries.HK.template.0.provider", "twilio"), "countries.HK.template.0.provider: Input should be"),
+        (with_("countries.HK.template.0.weight", -1), "countries.HK.template.0.weight: Input should be greater"),
+        (with_("countries.HK.template.0.weight", 2.5), "countries.HK.template.0.weight: Input should be a valid int"),
+        (with_("countries.HK.template.0.weight", "3"), "countries.HK.template.0.weight: Input should be a valid int"),
         (with_("countries.HK.template", []), "countries.HK.template: List should have at least 1 item"),
         (with_("default.template", ...), "default.template: Field required"),
         (with_("version", ...), "version: Field required"),
@@ -97,16 +97,19 @@ def with_(path: str, value: Any) -> dict[str, Any]:
         (with_("default.types.PROMO", {}), "default.types.PROMO[key]: Input should be 'OTP', 'NOTIFY' or 'MKT'"),
         (
             with_("countries.HK.template", [{"provider": "huawei"}, {"provider": "huawei"}]),
-            "countries.HK.template: [1] huawei is listed twice",
+            "countries.HK.template: entry 1: huawei is listed twice",
         ),
-        (with_("default.text", [{"provider": "tencent"}]), "default.text: [0] tencent carries template messages only"),
+        (
+            with_("default.text", [{"provider": "tencent"}]),
+            "default.text: entry 0: tencent carries template messages only",
+        ),
         (
             with_("countries.HK.template", [{"provider": "tencent", "weight": 0}, {"provider": "huawei"}]),
             "countries.HK.template: at least one weight must be positive",
         ),
         (
             with_("countries.CN", {"types": {"OTP": {"template": [{"provider": "huawei"}, {"provider": "tencent"}]}}}),
-            "countries.CN.types.OTP.template[1]: tencent does not deliver to the Chinese mainland (+86)",
+            "countries.CN.types.OTP.template.1: tencent does not deliver to the Chinese mainland (+86)",
         ),
         ("{not json", "not JSON"),
         ([], "Input should be a valid dictionary"),
@@ -124,8 +127,8 @@ def test_every_problem_is_named_at_once() -> None:
     doc["default"]["text"] = [{"provider": "nexmo"}]
     with pytest.raises(RouteTableError) as caught:
         parse_route_table(doc, "x")
-    assert "countries.HK.template[1].weight" in str(caught.value)
-    assert "default.text[0].provider" in str(caught.value)
+    assert "countries.HK.template.1.weight" in str(caught.value)
+    assert "default.text.0.provider" in str(caught.value)
 
 
 # ---- the SSM override ----
@@ -161,7 +164,7 @@ def test_an_invalid_parameter_is_logged_once_and_the_file_routes(mocker: MockerF
     assert current_table(env=ENV) is file_table()
     assert current_table(env=ENV) is file_table()
     error.assert_called_once()
-    assert "countries.HK.template[0].provider" in str(error.call_args.args[1])
+    assert "countries.HK.template.0.provider" in str(error.call_args.args[1])
 
 
 def test_an_unreadable_parameter_keeps_the_table_in_use_and_is_retried_later(mocker: MockerFixture) -> None:

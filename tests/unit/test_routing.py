@@ -4,9 +4,9 @@ from typing import Any
 import pytest
 
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.route_table import RouteTable, file_table, parse_route_table
-from globesms.routing import Routed, RouteRefusal, SpecRouter
-from globesms.templates import IdVersion, ProviderTemplates, TextVersion
+from globesms.routing.route_table import RouteTable, file_table, parse_route_table
+from globesms.routing.router import Routed, RouteRefusal, SpecRouter
+from globesms.routing.templates import IdVersion, ProviderTemplates, TextVersion
 
 A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
 COUNTRY_CODES = {"HK": 852, "SG": 65, "GB": 44, "CN": 86, "US": 1}

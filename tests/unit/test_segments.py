@@ -1,6 +1,6 @@
 import pytest
 
-from globesms.segments import count_segments
+from globesms.domain.segments import count_segments
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.status import FINAL_STATUSES, Status, forward
+from globesms.domain.status import FINAL_STATUSES, Status, forward
 
 
 def test_forward_moves_are_taken_and_backward_ones_ignored() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from globesms.models.api import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
-from globesms.templates import (
+from globesms.routing.templates import (
     IdVersion,
     ParamsProblem,
     Rendered,
@@ -117,7 +117,7 @@ def test_a_rendered_text_over_the_limit_is_refused() -> None:
         (doc(login={}), "templates.login: no provider version"),
         (doc(login={"aliyun": {"id": "SMS_1"}}), "templates.login.aliyun.id: Extra inputs are not permitted"),
         (doc(login={"twilio": {"id": "1"}}), "templates.login.twilio: Extra inputs are not permitted"),
-        (doc(login={"huawei": {"id": "h1", "params": ["a b"]}}), "templates.login.huawei.params[0]: String should"),
+        (doc(login={"huawei": {"id": "h1", "params": ["a b"]}}), "templates.login.huawei.params.0: String should"),
         (doc(**{"1800308": {"tencent": {"id": "1800308"}}}), "templates.1800308[key]: String should match pattern"),
         ({"templates": {}}, "version: Field required"),
         ("{", "Invalid JSON"),

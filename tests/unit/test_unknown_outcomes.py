@@ -3,11 +3,11 @@ the policy — FAILED by default, or sent once more — unless its receipt came 
 
 from datetime import UTC, datetime, timedelta
 
-from globesms.dispatch import dispatch_pack
+from globesms.dispatch.service import dispatch_pack
+from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.packs import DispatchPack
-from globesms.status import Status
-from globesms.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
-from globesms.circuit_breaker import BreakerPolicy
+from globesms.dispatch.circuit_breaker import BreakerPolicy
+from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.models.outbound import ProviderName
-from globesms.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 
 
 class Settings(BaseModel):

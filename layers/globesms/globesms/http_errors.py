@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from globesms.models.api import ErrorBody, ErrorDetail, ErrorResponse
-
-# Parts of a pydantic error location that name a type or a union branch, not a field of the client's body.
-_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "int", "float", "bool"})
-_TYPE_TAG = re.compile(r"^[a-z-]+\[.*\]$|^constrained-")
+from globesms.validation import problems
 
 
 def error_response(status: int, code: str, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
@@ -23,20 +19,8 @@ def error_response(status: int, code: str, message: str, fields: Sequence[ErrorD
     )
 
 
-def field_path(location: Sequence[Any]) -> str:
-    parts = [str(p) for p in location if str(p) not in _NOT_FIELDS and not _TYPE_TAG.match(str(p))]
-    return ".".join(parts) or "body"
-
-
 def describe_errors(errors: Sequence[Mapping[str, Any]]) -> list[ErrorDetail]:
-    details: list[ErrorDetail] = []
-    seen: set[tuple[str, str]] = set()
-    for error in errors:
-        key = (field_path(error.get("loc", ())), str(error.get("msg", "invalid")))
-        if key not in seen:
-            seen.add(key)
-            details.append(ErrorDetail(field=key[0], rule=key[1]))
-    return details
+    return [ErrorDetail(field=field, rule=rule) for field, rule in problems(errors)]
 
 
 def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response[Any]:

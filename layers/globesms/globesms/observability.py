@@ -9,8 +9,8 @@ from collections import Counter
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
+from globesms.domain.phone import mask
 from globesms.models.api import AcceptResponse
-from globesms.phone import mask
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"

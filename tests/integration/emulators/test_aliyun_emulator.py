@@ -19,12 +19,12 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory
 from globesms.models.outbound import MessageType, OutboundSms
 from globesms.providers.aliyun import AliyunClient, AliyunSettings
 from globesms.providers.aliyun.receipts import ACK, parse_receipts
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, canonical_query
-from globesms.status import Status
 from local.emulators.aliyun import STATE_KEY, create_app
 from local.emulators.common import EmulatorState, Knobs
 from local.settings import LOCAL_ENV_DEFAULTS

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from globesms.dispatch.sending import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName
 from globesms.ports import PlannedCall, Provider
@@ -28,7 +29,6 @@ from globesms.providers.aliyun import (
 )
 from globesms.providers.aliyun.client import encoded_json_array
 from globesms.providers.aliyun.signer import Acs3Signer, canonical_query, percent_encode
-from globesms.sending import send_all
 
 SECRET = "test-secret-never-shown"
 KEY_ID = "LTAItestkey"

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from globesms.dispatch.sending import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.ports import PlannedCall
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings, from_environment, signer
 from globesms.providers.huawei.client import MAX_BODY_BYTES, OPERATION, is_channel_number
-from globesms.sending import send_all
 
 SECRET = "s3cr3t-app-secret-value"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange, ReceiptBodyInvalid
 from globesms.models.records import message_id
@@ -27,7 +28,6 @@ from globesms.providers.huawei.receipts import (
     parse_push,
     verify_push_signature,
 )
-from globesms.status import Status
 from local.emulators import huawei as emulator
 from local.settings import LOCAL_ENV_DEFAULTS
 from tests.unit.providers.receipt_cases import JSON_VALUES

@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from globesms.dispatch.sending import send_all
 from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.ports import PlannedCall, Provider
 from globesms.providers.tencent import TencentSettings, TencentSmsClient, from_environment, signer, wire
-from globesms.sending import send_all
 
 SECRET_KEY = "unit-test-secret-key-1234"
 NOW = 1776313405.7

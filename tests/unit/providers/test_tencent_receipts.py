@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange, ReceiptBodyInvalid
 from globesms.models.records import message_id
 from globesms.providers.tencent.receipts import ACK, echo_of, normalised_number, outcome, parse_push
-from globesms.status import Status
 from local.emulators import tencent as emulator
 from tests.unit.providers.receipt_cases import JSON_VALUES
 

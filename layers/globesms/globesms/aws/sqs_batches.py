@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from globesms.limits import SQS_MESSAGE_BYTES
+from globesms.domain.provider_limits import SQS_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

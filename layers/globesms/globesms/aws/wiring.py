@@ -11,7 +11,7 @@ from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import settings
-from globesms.rate_limits import configured_rate_limits
+from globesms.dispatch.rate_limits import configured_rate_limits
 
 
 @cache

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.status import Status
 
 MAX_RECIPIENTS_PER_REQUEST = 10_000
 MAX_TEXT_CHARS = 1_600  # ten concatenated UCS-2 parts; longer texts are refused, not silently cut

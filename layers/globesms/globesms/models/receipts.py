@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
-from globesms.status import Status
 
 
 @dataclass(frozen=True, slots=True)

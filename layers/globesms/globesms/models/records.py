@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from globesms.domain.status import Status
 from globesms.models.api import ErrorBody, RecipientError
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
-from globesms.status import Status
 
 BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED"]
 MAX_STORED_ERRORS = 100  # a batch header is one item (< 400 KB); the API answer itself lists every error

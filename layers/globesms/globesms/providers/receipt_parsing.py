@@ -17,6 +17,7 @@ import phonenumbers
 from pydantic import ValidationError
 
 from globesms.models.receipts import DeliveryReport, ParsedPush, ReceiptBodyInvalid
+from globesms.validation import describe
 
 MAX_DESCRIPTION_CHARS: Final = 512  # a description is free text kept in every event: bounded, never refused
 
@@ -70,11 +71,7 @@ def read_reports(items: Sequence[Any], validate: Callable[[Any], Receipt]) -> Pa
 
 def refusal(index: int, error: ValidationError) -> str:
     """`item <i>: <field>: <rule>` for each broken rule; pydantic's messages never quote the input."""
-    rules = []
-    for detail in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in detail["loc"]) or "(item)"
-        rules.append(f"{field}: {detail['msg']}")
-    return f"item {index}: " + "; ".join(rules)
+    return f"item {index}: " + describe(error, default="(item)")
 
 
 # ------------------------------------------------------------------------------------------------------- fields

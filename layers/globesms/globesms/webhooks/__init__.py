@@ -5,7 +5,7 @@ event and POSTs it once with short timeouts (httpx: an adapter, like the provide
 and dead-lettering are the webhook queue's (functions/webhooks/app.py, template.yaml).
 """
 
-from globesms.webhooks.delivery import (
+from globesms.webhooks.sender import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     WebhookFailed,

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from globesms.clock import utc_now
+from globesms.domain.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall as PlannedCall  # re-exported: the planning types are the ports'
@@ -54,6 +54,7 @@ from globesms.providers.settings import (
     load_settings,
 )
 from globesms.providers.transport import transport_error
+from globesms.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -537,6 +538,4 @@ def _malformed(detail: str, status: int) -> ProviderError:
 
 def _describe(exc: ValidationError) -> str:
     # Field locations and reasons only: pydantic's full text would echo the input (numbers, texts).
-    first = exc.errors(include_input=False, include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"]) or "answer"
-    return f"{exc.title}: {location}: {first['msg']}"
+    return f"{exc.title}: {describe(exc, default='answer', most=1)}"

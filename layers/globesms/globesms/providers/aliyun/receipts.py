@@ -27,12 +27,12 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
 from globesms.providers import receipt_parsing as parsing
 from globesms.providers.aliyun.rules import MAX_BATCH_RECIPIENTS
 from globesms.providers.receipt_parsing import normalised_number as normalised_number
-from globesms.status import Status
 
 RECEIPT_STATUS: dict[str, Status] = {"1": Status.DELIVERED, "2": Status.UNDELIVERED, "6": Status.EXPIRED}
 ACK: Final = {"code": 0, "msg": "success"}

@@ -29,10 +29,10 @@ from typing import Final
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
 from globesms.providers import receipt_parsing as parsing
-from globesms.status import Status
 
 ACK: Final = {"result": 0, "errmsg": "OK"}
 MAX_REPORTS_PER_PUSH: Final = 100  # documented; a longer array is still read (refusing it would lose receipts)

@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from globesms.clock import iso
+from globesms.accept.packing import pack_records
+from globesms.domain.clock import iso
+from globesms.domain.phone import InvalidNumber, parse_mobile
+from globesms.domain.segments import count_segments
+from globesms.domain.status import Status
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
     AcceptedMessage,
@@ -27,15 +31,11 @@ from globesms.models.api import (
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
-from globesms.packing import pack_records
-from globesms.phone import InvalidNumber, parse_mobile
 from globesms.ports import MessageStore, PackQueues
-from globesms.route_table import RouteTable, current_table
-from globesms.routing import RouteRefusal, SpecRouter
-from globesms.segments import count_segments
-from globesms.status import Status
-from globesms.templates import ParamsProblem, Rendered, TemplateRegistry, render
-from globesms.templates import registry as template_registry
+from globesms.routing.route_table import RouteTable, current_table
+from globesms.routing.router import RouteRefusal, SpecRouter
+from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
+from globesms.routing.templates import registry as template_registry
 
 
 class BatchIdConflict(ValueError):

@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.routing import KINDS, MAINLAND_REGION, Kind, Route, kind_refusal, mainland_refusal
+from globesms.routing.capabilities import KINDS, MAINLAND_REGION, Kind, Route, kind_refusal, mainland_refusal
+from globesms.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ def _check_list(entries: list[RouteEntry] | None, kind: Kind) -> list[RouteEntry
     seen: set[ProviderName] = set()
     for index, entry in enumerate(entries):
         if entry.provider in seen:
-            problems.append(f"[{index}] {entry.provider} is listed twice")
+            problems.append(f"entry {index}: {entry.provider} is listed twice")
         seen.add(entry.provider)
         reason = kind_refusal(entry.provider, kind)
         if reason:
-            problems.append(f"[{index}] {reason}")
+            problems.append(f"entry {index}: {reason}")
     weights = [e.weight for e in entries if e.weight is not None]
     if weights and not any(weights):
         problems.append("at least one weight must be positive (0 means failover only)")
@@ -128,7 +129,7 @@ class RouteTableDoc(_Doc):
                 for index, entry in enumerate(entries or ()):
                     reason = mainland_refusal(entry.provider)
                     if reason:
-                        problems.append(f"{path}.{kind}[{index}]: {reason}")
+                        problems.append(f"{path}.{kind}.{index}: {reason}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -174,27 +175,6 @@ class RouteTable:
         return cls(source, routes)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part == "[key]":  # pydantic's marker for a dict key that is itself invalid
-            text += part
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
-def describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        message = item["msg"].removeprefix("Value error, ")
-        path = _path(tuple(item["loc"]))
-        lines.append(f"{path}: {message}" if path else message)
-    return "; ".join(lines)
-
-
 def parse_route_table(raw: Any, source: str) -> RouteTable:
     """`raw`: the JSON document, as text or already parsed. Raises RouteTableError naming every bad path."""
     try:
@@ -204,7 +184,7 @@ def parse_route_table(raw: Any, source: str) -> RouteTable:
     try:
         doc = RouteTableDoc.model_validate(data)
     except ValidationError as exc:
-        raise RouteTableError(f"route table {source}: {describe(exc)}") from None
+        raise RouteTableError(f"route table {source}: {describe(exc, default='')}") from None
     return RouteTable.from_doc(doc, source)
 
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from globesms.clock import iso
+from globesms.domain.clock import iso
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.notifications import queue_status_events
 from globesms.ports import MessageStore, PackQueues, ReceiptStore, WebhookQueue
-from globesms.status import Status
+from globesms.webhooks.events import queue_status_events
 
 EXPIRED_CODE = "UNKNOWN_OUTCOME_EXPIRED"
 #: SQS's longest DelaySeconds.

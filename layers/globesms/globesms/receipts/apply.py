@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from globesms.clock import iso
-from globesms.delivery import carrier_error, status_after
+from globesms.domain.clock import iso
+from globesms.domain.status import Status
 from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
-from globesms.notifications import status_event
 from globesms.ports import ReceiptStore
-from globesms.status import Status
+from globesms.receipts.implied_status import carrier_error, status_after
+from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
 

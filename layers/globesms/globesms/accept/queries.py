@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from globesms.domain.status import Status
 from globesms.models.api import BatchView, MessageError, MessageEvent, MessageView
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import MessageStore
-from globesms.status import Status
 
 MAX_PAGE = 1_000
 

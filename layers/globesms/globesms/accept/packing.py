@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from globesms.limits import ALIYUN_SINGLE_SENDS_PER_PACK, PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
+from globesms.domain.provider_limits import ALIYUN_SINGLE_SENDS_PER_PACK, PACK_BYTES_BUDGET, RECIPIENTS_PER_CALL
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
 from globesms.models.records import MessageRecord

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from globesms.clock import iso
+from globesms.accept.packing import pack_records
+from globesms.domain.clock import iso
+from globesms.domain.segments import count_segments
+from globesms.domain.status import Status
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.packing import pack_records
-from globesms.segments import count_segments
-from globesms.status import Status
-from globesms.templates import ParamsProblem, Rendered, TemplateRegistry, render
-from globesms.templates import registry as template_registry
+from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
+from globesms.routing.templates import registry as template_registry
 
 
 def next_provider(content: MessageContent, current: ProviderName) -> ProviderName | None:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from globesms.models.api import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
+from globesms.validation import fields
 from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
 
 #: Short: a slow customer endpoint holds one delivery (and one sender thread), never the pipeline.
@@ -62,8 +63,7 @@ def parse_delivery(body: str) -> WebhookDelivery:
     try:
         return WebhookDelivery.model_validate_json(body)
     except ValidationError as exc:
-        fields = sorted({".".join(str(part) for part in error["loc"]) or "body" for error in exc.errors()})
-        raise WebhookFailed(f"invalid queue body: {', '.join(fields[:5])}", permanent=True) from None
+        raise WebhookFailed(f"invalid queue body: {', '.join(fields(exc)[:5])}", permanent=True) from None
 
 
 def url_host(url: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from globesms.status import Status, forward
+from globesms.domain.status import Status, forward
 
 _FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger
 from globesms.ports import PlannedCall, Provider, RateLimiter
-from globesms.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
 
 INVALID_REQUEST = "INVALID_REQUEST"
 

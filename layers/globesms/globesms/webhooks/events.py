@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from globesms.clock import iso
+from globesms.accept.queries import message_view
+from globesms.domain.clock import iso
+from globesms.domain.status import Status
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
 from globesms.observability import logger
 from globesms.ports import WebhookQueue
-from globesms.queries import message_view
-from globesms.status import Status
 
 
 def status_event(record: MessageRecord, now: datetime) -> WebhookDelivery | None:

@@ -23,11 +23,11 @@ from typing import Any, NoReturn, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from globesms.accept import BatchIdConflict, TooManyRecipients, accept, body_hash, expiry
-from globesms.clock import iso
+from globesms.accept.idempotency import KeyInProgress, KeyReused, Outcome
+from globesms.accept.service import BatchIdConflict, TooManyRecipients, accept, body_hash, expiry
+from globesms.domain.clock import iso
+from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.http_errors import describe_errors
-from globesms.idempotency import KeyInProgress, KeyReused, Outcome
-from globesms.ids import keyed_batch_id, sqs_batch_id
 from globesms.models.api import (
     BATCH_ID_PATTERN,
     AcceptResponse,

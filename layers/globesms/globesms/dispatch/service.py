@@ -29,14 +29,29 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from globesms.circuit_breaker import BreakerPolicy, PackHealth, pack_health
-from globesms.clock import iso
+from globesms.dispatch.circuit_breaker import BreakerPolicy, PackHealth, pack_health
+from globesms.dispatch.failover import Rerouted, reroute
+from globesms.dispatch.sending import (
+    INVALID_REQUEST,
+    LimitedSend,
+    RateLimiterUnavailable,
+    outbound_messages,
+    send_all,
+    send_within_limits,
+)
+from globesms.dispatch.unknown_outcomes import (
+    MAX_DELAY_SECONDS,
+    UnknownOutcomePolicy,
+    queue_settle_pack,
+    settle,
+    wait_left,
+)
+from globesms.domain.clock import iso
+from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
-from globesms.failover import Rerouted, reroute
 from globesms.models.outbound import OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.notifications import queue_status_events
 from globesms.ports import (
     BreakerState,
     CircuitBreakers,
@@ -50,24 +65,9 @@ from globesms.ports import (
     Requeued,
     WebhookQueue,
 )
-from globesms.receipts import apply_held_receipts
-from globesms.sending import (
-    INVALID_REQUEST,
-    LimitedSend,
-    RateLimiterUnavailable,
-    outbound_messages,
-    send_all,
-    send_within_limits,
-)
-from globesms.status import Status
-from globesms.templates import TemplateRegistry
-from globesms.unknown_outcomes import (
-    MAX_DELAY_SECONDS,
-    UnknownOutcomePolicy,
-    queue_settle_pack,
-    settle,
-    wait_left,
-)
+from globesms.receipts.apply import apply_held_receipts
+from globesms.routing.templates import TemplateRegistry
+from globesms.webhooks.events import queue_status_events
 
 _TRANSIENT = frozenset({ErrorCategory.RETRYABLE, ErrorCategory.THROTTLED})
 #: A claim outlives the dispatcher's 30 s timeout: a dispatcher still inside it is alive; past it, it died.

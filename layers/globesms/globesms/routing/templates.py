@@ -26,11 +26,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from globesms.domain.segments import count_segments
 from globesms.models.api import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
-from globesms.route_table import describe
-from globesms.routing import CAPABILITIES
-from globesms.segments import count_segments
+from globesms.routing.capabilities import CAPABILITIES
+from globesms.validation import describe
 
 TEMPLATE_PARAMS = "TEMPLATE_PARAMS"
 
@@ -167,7 +167,7 @@ def parse_registry(raw: Any, source: str) -> TemplateRegistry:
     try:
         doc = RegistryDoc.model_validate_json(raw) if isinstance(raw, str | bytes) else RegistryDoc.model_validate(raw)
     except ValidationError as exc:
-        raise TemplateRegistryError(f"template registry {source}: {describe(exc)}") from None
+        raise TemplateRegistryError(f"template registry {source}: {describe(exc, default='')}") from None
     templates = {name: versions.versions() for name, versions in doc.templates.items()}
     return TemplateRegistry(source, templates)
 

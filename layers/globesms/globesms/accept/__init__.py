@@ -1,0 +1,1 @@
+"""A request becomes records and packs: validation at the door, idempotency, packing, and reading them back."""

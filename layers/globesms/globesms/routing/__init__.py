@@ -1,0 +1,1 @@
+"""Which provider carries a recipient, with which template: capabilities, the route table, templates, the router."""

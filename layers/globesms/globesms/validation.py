@@ -1,0 +1,59 @@
+"""The one way a pydantic validation error is put into words: `field.path: rule`, never the input.
+
+Every boundary (API bodies, SQS bodies, provider answers, receipts, settings and data files) reports a refusal with
+these paths, so a field is named the same way wherever it was refused. Pydantic's own messages never quote the input
+when asked with `include_input=False`, which keeps numbers and texts out of the reasons (and so out of logs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+# Parts of a pydantic error location that name a type or a union branch, not a field of the client's document.
+_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "int", "float", "bool"})
+_TYPE_TAG = re.compile(r"^[a-z-]+\[.*\]$|^constrained-")
+_KEY_MARKER = "[key]"  # pydantic's marker for a dict key that is itself invalid
+
+
+def field_path(location: Sequence[Any], *, default: str = "body") -> str:
+    """`messages.0.to` for ("body", "messages", 0, "to"); `rates[key]` for a bad key of `rates`."""
+    path = ""
+    for part in (str(p) for p in location):
+        if part in _NOT_FIELDS or _TYPE_TAG.match(part):
+            continue
+        if part == _KEY_MARKER:
+            path += part
+        else:
+            path = f"{path}.{part}" if path else part
+    return path or default
+
+
+def error_list(errors: ValidationError | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    if isinstance(errors, ValidationError):
+        return list(errors.errors(include_input=False, include_url=False, include_context=False))
+    return list(errors)
+
+
+def problems(errors: ValidationError | Iterable[Mapping[str, Any]], *, default: str = "body") -> list[tuple[str, str]]:
+    """(field path, rule) for every broken rule, in order, each pair once."""
+    seen: dict[tuple[str, str], None] = {}
+    for error in error_list(errors):
+        rule = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        seen.setdefault((field_path(error.get("loc", ()), default=default), rule), None)
+    return list(seen)
+
+
+def describe(errors: ValidationError | Iterable[Mapping[str, Any]], *, default: str = "body", most: int = 0) -> str:
+    """`path: rule; path: rule` (the first `most` only, when given); a rule of the whole document (no path, and
+    `default=""`) stands alone."""
+    found = problems(errors, default=default)
+    return "; ".join(f"{path}: {rule}" if path else rule for path, rule in (found[:most] if most else found))
+
+
+def fields(errors: ValidationError | Iterable[Mapping[str, Any]], *, default: str = "body") -> list[str]:
+    """The broken fields' paths, sorted, each once."""
+    return sorted({path for path, _ in problems(errors, default=default)})
