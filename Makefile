@@ -19,7 +19,7 @@ test: $(STAMP) lint typecheck
 $(STAMP): pyproject.toml $(wildcard requirements/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' $(foreach f,$(wildcard requirements/*.txt),-r $(f))
+	$(BIN)/pip install -q -e '.[dev,cli]' $(foreach f,$(wildcard requirements/*.txt),-r $(f))
 	@rm -f $(VENV)/.installed-* && touch $@
 
 lint: $(STAMP)

@@ -32,12 +32,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.httpd import QuietHandler, serve_in_background
 from local.lambda_host import INVOKE_PATH
 from local.processes import configure_logging
-from local.settings import API_PORT
+from local.settings import API_PORT, DEFAULT_API_KEY
 from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
 
 API_KEY_ENV = "GLOBESMS_API_KEY"
-DEFAULT_API_KEY = "local-dev-key"
 INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway's maximum for REST APIs
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

@@ -29,3 +29,5 @@ EMULATOR_PORTS: dict[str, int] = {"aliyun": 9101, "tencent": 9102, "huawei": 910
 WEBHOOK_RECEIVER_PORT = 9200
 MOTO_PORT = 5000
 API_PORT = 3000
+# The local API key (API Gateway's `x-api-key`) unless GLOBESMS_API_KEY sets another; the command line uses it too.
+DEFAULT_API_KEY = "local-dev-key"

@@ -23,7 +23,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,14 +221,25 @@ def redrive(
     return result
 
 
+def default_stack(environ: Mapping[str, str]) -> str:
+    return LOCAL_STACK if environ.get("AWS_ENDPOINT_URL") else DEFAULT_STACK
+
+
+def aws_clients(environ: Mapping[str, str] | None = None) -> tuple[Any, Any]:
+    """(sqs, cloudformation) clients, on AWS_ENDPOINT_URL when it is set (the local stack)."""
+    env = os.environ if environ is None else environ
+    endpoint = env.get("AWS_ENDPOINT_URL") or None  # boto3 reads it as well; explicit for older botocore
+    return boto3.client("sqs", endpoint_url=endpoint), boto3.client("cloudformation", endpoint_url=endpoint)
+
+
 def parse_arguments(argv: Sequence[str] | None, environ: dict[str, str]) -> argparse.Namespace:
-    default_stack = LOCAL_STACK if environ.get("AWS_ENDPOINT_URL") else DEFAULT_STACK
+    default = default_stack(environ)
     parser = argparse.ArgumentParser(
         prog="python -m tools.redrive", description="Move a dead-letter queue's messages back to their queue."
     )
     parser.add_argument("queue", help="the DLQ or its source queue: a URL or a logical id (AliyunDeadLetterQueue)")
     parser.add_argument("--to", help="the destination (URL or logical id); default: the DLQ's source queue")
-    parser.add_argument("--stack", default=default_stack, help=f"stack name (default: {default_stack})")
+    parser.add_argument("--stack", default=default, help=f"stack name (default: {default})")
     parser.add_argument("--max", type=int, default=None, help="move at most this many messages")
     parser.add_argument("--dry-run", action="store_true", help="list the messages, move nothing")
     parser.add_argument("--wait-seconds", type=int, default=2, help="long-poll time of each receive (default 2)")
@@ -241,9 +252,7 @@ def parse_arguments(argv: Sequence[str] | None, environ: dict[str, str]) -> argp
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
     arguments = parse_arguments(argv, env)
-    endpoint = env.get("AWS_ENDPOINT_URL") or None  # boto3 reads it as well; explicit for older botocore
-    sqs = boto3.client("sqs", endpoint_url=endpoint)
-    cloudformation = boto3.client("cloudformation", endpoint_url=endpoint)
+    sqs, cloudformation = aws_clients(env)
     try:
         source, destination = plan(
             arguments.queue, to=arguments.to, stack=arguments.stack, sqs=sqs, cloudformation=cloudformation
