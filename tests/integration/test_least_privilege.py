@@ -270,8 +270,8 @@ def test_the_routes_parameter_condition_is_set_when_the_parameter_is_not_empty(t
     RoutesParameterName is empty by default."""
     template = translation["translated"]
     assert template["Parameters"]["RoutesParameterName"]["Default"] == ""
-    assert template["Conditions"] == {
-        "HasRoutesParameter": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RoutesParameterName"}, ""]}]}
+    assert template["Conditions"]["HasRoutesParameter"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RoutesParameterName"}, ""]}]
     }
 
 
