@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from globesms.status import FINAL_STATUSES
+from globesms.domain.status import FINAL_STATUSES
 from local.processes import free_port
 from local.template import REPO_ROOT
 from tests.e2e.conftest import API_KEY, RunningStack

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from globesms.domain.status import FINAL_STATUSES, Status
 from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST
-from globesms.status import FINAL_STATUSES, Status
 from local import settings as local_settings
 from tools.cli import batches
 from tools.cli.api import RetryPolicy

@@ -1,6 +1,6 @@
 """`globesms batch BATCH_ID [--watch] [--messages]`: a batch's counts by status, its rejections, its messages.
 
-Which statuses are final comes from the layer package (globesms.status), so this command and the API never
+Which statuses are final comes from the layer package (globesms.domain.status), so this command and the API never
 disagree on when a batch is done.
 """
 
@@ -13,8 +13,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from globesms.queries import MAX_PAGE
-from globesms.status import FINAL_STATUSES, Status
+from globesms.accept.queries import MAX_PAGE
+from globesms.domain.status import FINAL_STATUSES, Status
 from tools.cli.api import DEFAULT_API_KEY, DEFAULT_API_URL, ApiClient, Connection
 from tools.cli.common import ApiKey, ApiUrl, Deps, JsonOutput, deps, print_json, reported_failures
 
