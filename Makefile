@@ -40,7 +40,7 @@ e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e
 
 ## bench: speed, cost and memory beside their references (official SDKs, import boto3, phonenumbers, list prices);
-##   writes bench/results/latest.json and prints the table (README, "Performance"). ONLY=signing,cold_start,... picks.
+##   writes bench/results/latest.json and prints the table (docs/performance.md). ONLY=signing,cold_start,... picks.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 

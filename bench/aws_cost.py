@@ -214,8 +214,8 @@ def measure(quick: bool) -> list[Figure]:
             f"{WEBHOOK_LATENCY_MS:g} ms (emulator and mock endpoint latency, inside the measured wall time)",
             "receipt pushes as the emulators make them (receipt_pushes, receipts): Alibaba and Tencent JSON arrays "
             "of up to 100 reports, Huawei one form-encoded report per request (the Status Report API, to the "
-            "statusCallback each send carries, as the README deploys it); every receipt arrives after the SUBMITTED "
-            "write (none held)",
+            "statusCallback each send carries, as docs/providers.md configures it); every receipt arrives after the "
+            "SUBMITTED write (none held)",
             "the webhook sender's event source takes each full batch (BatchSize 10) as soon as it is queued, as at a "
             "steady high volume; at a trickle its batches, without a batching window, would be smaller",
             "SQS event sources as local/pollers.py plays them: one ReceiveMessage of up to BatchSize per invocation, "

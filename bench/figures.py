@@ -113,7 +113,7 @@ def write_results(figures: Sequence[Figure], path: Path, *, extra: dict[str, obj
 
 
 def table(figures: Sequence[Figure]) -> str:
-    """A Markdown table (the README's Performance section pastes it)."""
+    """A Markdown table (docs/performance.md pastes it)."""
     lines = [
         "| figure | ours | reference | ratio | goal | met |",
         "|---|---|---|---|---|---|",

@@ -8,7 +8,8 @@ What it does, all on loopback (bench/_stack.py starts `python -m local.run` on f
    compete for packs, claims and rate-limit permits), killed function hosts restarted (`--restart-functions`),
    Huawei receipts pushed in batches, the unknown-outcome window at its minimum (template parameter
    `UnknownOutcomeWindowSeconds` = 60, via `LOCAL_PARAMETERS`) so that outcomes no receipt settles are decided
-   within the run, provider read timeout 2 s, the default rate limits (README "Rate limits") on the dispatchers and
+   within the run, provider read timeout 2 s, the default rate limits (docs/pipeline.md, "Rate limits") on the
+   dispatchers and
    on the emulators alike, SQS handled records delivered again at `DUPLICATE_DELIVERY_RATE`
    (`LOCAL_SQS_DUPLICATE_RATE`, local/pollers.py).
 2. **Faults** (each emulator's knobs): `ERROR_SHARE` of the provider calls fail, the share split evenly over a code

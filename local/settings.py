@@ -1,7 +1,7 @@
 """Defaults of the local stack: ports and the credentials the emulators accept and the clients sign with.
 
 These are local-only stand-ins, not secrets: the emulators accept exactly these unless the GLOBESMS_* variables
-override them (README, "Configuration"). `make run` exports them to every process it starts.
+override them (docs/configuration.md). `make run` exports them to every process it starts.
 """
 
 from __future__ import annotations

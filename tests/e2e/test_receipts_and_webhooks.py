@@ -207,7 +207,7 @@ def seconds_between(earlier: str, later: str) -> float:
 
 
 def readme_verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
-    """README's "how a receiver verifies it", verbatim: an implementation independent of globesms.webhooks."""
+    """docs/webhooks.md's "how a receiver verifies it", verbatim: an implementation independent of globesms.webhooks."""
     pairs = [item.strip().partition("=")[::2] for item in header.split(",")]
     t = next((value for key, value in pairs if key == "t"), "")
     if not t.isdigit() or abs(time.time() - int(t)) > tolerance:

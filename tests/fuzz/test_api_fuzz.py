@@ -28,7 +28,7 @@ from tests.fuzz.harness import (
 from tests.fuzz.strategies import API_BODY, IDEMPOTENCY_KEYS, mutated, send_body
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-REFUSALS = {  # the README's refusals of a whole request: status -> the codes it may carry
+REFUSALS = {  # docs/api.md's refusals of a whole request: status -> the codes it may carry
     400: {"MALFORMED_JSON"},
     409: {"IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_PROGRESS"},
     413: {"TOO_MANY_RECIPIENTS"},

@@ -28,7 +28,7 @@ from tests.fuzz.strategies import intake_bodies
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 _TEMPLATE = json.loads((EVENTS / "intake_batch.json").read_text())["Records"][0]
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
-REFUSALS = {"MALFORMED_JSON", "VALIDATION_ERROR", "TOO_MANY_RECIPIENTS", "IDEMPOTENCY_KEY_REUSED"}  # README
+REFUSALS = {"MALFORMED_JSON", "VALIDATION_ERROR", "TOO_MANY_RECIPIENTS", "IDEMPOTENCY_KEY_REUSED"}  # docs/api.md
 
 
 def sqs_event(bodies: list[str]) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
 
 
 def named(body: str) -> tuple[str | None, Any]:
-    """The batch id a body names (when it is usable) and its idempotency key, as the README documents them."""
+    """The batch id a body names (when it is usable) and its idempotency key, as docs/api.md documents them."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -53,7 +53,7 @@ def named(body: str) -> tuple[str | None, Any]:
 
 
 def accepted_batch_id(body: str, message_id: str) -> str:
-    """Where an accepted body's batch is, as the README documents it: the batch id it names; else, with an
+    """Where an accepted body's batch is, as docs/api.md documents it: the batch id it names; else, with an
     idempotency key, the id derived from the key and the body; else `sqs-<MessageId>`."""
     claimed, key = named(body)
     if claimed is not None:

@@ -5,7 +5,7 @@
   Idempotency-Key still in progress) after the retries: running the same command again later is safe.
 
 Only GETs and POSTs that carry an Idempotency-Key are ever sent twice: the API answers a repeated key with the first
-answer and sends nobody anything again (README, "Idempotency-Key").
+answer and sends nobody anything again (docs/api.md, "Idempotency-Key").
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ class Settings(BaseModel):
     # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
     # left to go to the dead-letter queue, so its records say so.
     max_receive_count: int = Field(default=5, ge=1)
-    # README, "Failure cases": what happens to a message whose outcome stays unknown, and when a provider is down.
+    # What happens to a message whose outcome stays unknown, and when a provider is down: docs/pipeline.md,
+    # "What happens to a message in each failure case".
     unknown_outcome_policy: UnknownOutcomeAction = UnknownOutcomeAction.FAIL
     unknown_outcome_window_seconds: int = Field(default=900, ge=60, le=86_400)
     breaker_failures: int = Field(default=5, ge=1)

@@ -84,7 +84,8 @@ def parse_rate_limits(text: str | None) -> dict[str, int]:
 
 
 def configured_rate_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
-    """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (README, "Rate limits")."""
+    """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md, "Rate
+    limits")."""
     return parse_rate_limits((os.environ if env is None else env).get(RATE_LIMITS_VARIABLE))
 
 

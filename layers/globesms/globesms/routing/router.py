@@ -12,7 +12,7 @@ providers the registry has it for). The first provider is drawn by weight, deter
 drawn provider followed by the other eligible ones in the table's order, the order a failover would try them in.
 A `provider` pin bypasses the table: it wins if it can carry the message, and is then the whole route.
 
-What no provider can carry is refused with a code that says why (see README, "Routing and templates").
+What no provider can carry is refused with a code that says why (docs/pipeline.md, "Routing and templates").
 """
 
 from __future__ import annotations

@@ -90,11 +90,11 @@ class AliyunSettings(BaseModel):
 
 
 def from_environment(env: Mapping[str, str]) -> AliyunClient:
-    """The client configured from GLOBESMS_* variables (README, "Configuration")."""
+    """The client configured from GLOBESMS_* variables (docs/configuration.md)."""
     return AliyunClient(settings_from_environment(env))
 
 
-#: Settings field -> the variable it is read from (README, "Configuration").
+#: Settings field -> the variable it is read from (docs/configuration.md).
 ENVIRONMENT_VARIABLES: Final[Mapping[str, str]] = {
     "endpoint": "GLOBESMS_ALIYUN_ENDPOINT",
     "access_key_id": "GLOBESMS_ALIYUN_ACCESS_KEY_ID",

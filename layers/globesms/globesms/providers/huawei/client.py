@@ -151,7 +151,7 @@ class HuaweiSettings(BaseModel):
         return urlsplit(self.endpoint).netloc
 
 
-#: Settings field -> the variable it is read from (README, "Configuration").
+#: Settings field -> the variable it is read from (docs/configuration.md).
 ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "endpoint": "GLOBESMS_HUAWEI_ENDPOINT",
     "app_key": "GLOBESMS_HUAWEI_APP_KEY",
