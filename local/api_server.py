@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import logging
 import os
 import queue
 import re
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
@@ -163,7 +163,9 @@ class Gateway:
                 payload = json.loads(answer.read() or b"null")
         except TimeoutError:
             return gateway_error(504, "Endpoint request timed out", "IntegrationTimeoutException")
-        except (urllib.error.URLError, ValueError) as exc:  # the function's process is down, or answered garbage
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # The function's process is down (URLError), died during the invocation (the connection closed without
+            # an answer: RemoteDisconnected, reset) or answered garbage: API Gateway's answer to a failed Lambda.
             log.error("invoking %s failed: %s", route.function_id, exc)
             return gateway_error(502, "Internal server error", "InternalServerErrorException")
         if failed:
