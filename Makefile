@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit integration e2e bench soak build validate invoke-% redrive clean
+.PHONY: run test lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
+	lambda-base-image redrive clean
 
-## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators)
+## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators);
+##   ARGS='...' passes flags to python -m local.run, e.g. ARGS='--bind 0.0.0.0' for sam local (docs/local.md)
 run: $(STAMP)
-	$(BIN)/python -m local.run
+	$(BIN)/python -m local.run $(ARGS)
 
 ## test: install everything, lint, type-check and run every test
 test: $(STAMP) lint typecheck
@@ -63,9 +65,25 @@ validate: $(SAM_VENV)/bin/sam
 build: $(SAM_VENV)/bin/sam
 	$(SAM_VENV)/bin/sam build
 
+## sam local, step by step in docs/local.md. Its settings (env.json, --add-host host.docker.internal:host-gateway,
+##   --skip-pull-image, start-api's port) live in samconfig.toml, so a plain `sam local ...` behaves as these targets.
+## sam-env: write env.json for the stack `make run ARGS='--bind 0.0.0.0'` runs (and its secrets into its moto)
+sam-env: $(STAMP)
+	$(BIN)/python -m local.sam_env
+
 ## invoke-<Function>: e.g. make invoke-SendApiFunction EVENT=events/send_api_post_messages.json (needs `make build`)
 invoke-%: $(SAM_VENV)/bin/sam
-	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT) --env-vars env.json --skip-pull-image --add-host host.docker.internal:host-gateway
+	@test -n "$(EVENT)" || { echo "usage: make invoke-<Function> EVENT=events/<file>.json"; exit 2; }
+	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT)
+
+## start-api: the API in Lambda containers on 127.0.0.1:3001 (samconfig.toml; make run's API keeps 3000)
+start-api: $(SAM_VENV)/bin/sam
+	$(SAM_VENV)/bin/sam local start-api
+
+## lambda-base-image: only where public.ecr.aws cannot be reached: build a stand-in for the Lambda Python base image
+##   (as root; PYTHON_VERSION=3.13 overrides the template's Runtime). With internet access sam pulls the real one.
+lambda-base-image:
+	tools/lambda-base-image.sh $(PYTHON_VERSION)
 
 ## redrive: move a DLQ's messages back to their queue, e.g. make redrive QUEUE=AliyunDeadLetterQueue STACK=globesms-prod
 ##   QUEUE is a logical id (AliyunDeadLetterQueue, Aliyun, AliyunQueue) or a queue URL; MAX=<n> moves at most n,

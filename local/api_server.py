@@ -2,6 +2,7 @@
 (v1) event and sent to its function's process through Lambda's Invoke API (local/lambda_host.py).
 
     python -m local.api_server --port 3000 --function SendApiFunction=http://127.0.0.1:<invoke port>
+    (local.run passes --listen-fd N instead of --port: a socket it bound, see local/processes.py)
 
 What it does as API Gateway does: `x-api-key` must equal the API key on routes with ApiKeyRequired
 (`GLOBESMS_API_KEY`, default `local-dev-key`), else 403 `{"message": "Forbidden"}`; an unknown path or method is
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import logging
 import os
 import queue
 import re
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.httpd import QuietHandler, serve_in_background
 from local.lambda_host import INVOKE_PATH
-from local.processes import configure_logging
+from local.processes import add_listen_fd_argument, configure_logging
 from local.settings import API_PORT, DEFAULT_API_KEY
 from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
@@ -161,7 +162,9 @@ class Gateway:
                 payload = json.loads(answer.read() or b"null")
         except TimeoutError:
             return gateway_error(504, "Endpoint request timed out", "IntegrationTimeoutException")
-        except (urllib.error.URLError, ValueError) as exc:  # the function's process is down, or answered garbage
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # The function's process is down (URLError), died during the invocation (the connection closed without
+            # an answer: RemoteDisconnected, reset) or answered garbage: API Gateway's answer to a failed Lambda.
             log.error("invoking %s failed: %s", route.function_id, exc)
             return gateway_error(502, "Internal server error", "InternalServerErrorException")
         if failed:
@@ -298,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         help="where a function's Invoke API listens (each function with API events; repeated for a function that "
         "runs in several hosts: requests go to a free one)",
     )
+    add_listen_fd_argument(parser)
     args = parser.parse_args(argv)
     configure_logging()
     function_urls: dict[str, list[str]] = {}
@@ -308,8 +312,10 @@ def main(argv: list[str] | None = None) -> None:
         gateway = build_gateway(function_urls)
     except ValueError as exc:
         parser.error(str(exc))
-    server = serve_in_background(handler_class(gateway), args.port)
-    log.info("API on http://127.0.0.1:%d (%d routes)", args.port, len(gateway.routes))
+    # Listening last: a caller that can connect finds the routes and the function hosts' URLs in place (local.run
+    # starts this server once the function hosts listen, so every part behind it can serve).
+    server = serve_in_background(handler_class(gateway), args.port, listen_fd=args.listen_fd)
+    log.info("API on http://127.0.0.1:%d (%d routes)", server.server_address[1], len(gateway.routes))
     try:
         while True:
             time.sleep(3600)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from local.processes import listen_on, reserve_port
 from local.template import QueueSpec, ResolveContext, TableSpec, Template, resolve
 
 LOCAL_CREDENTIALS = {
@@ -45,17 +47,43 @@ def region(environ: MutableMapping[str, str] | None = None) -> str:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 
 
-def start_moto(port: int, host: str = "127.0.0.1") -> Any:
-    """moto's server in a thread of this process, on loopback unless told otherwise, with the speed-ups of
-    local/moto_speedups.py. Returns the server."""
-    from moto.server import ThreadedMotoServer
+@dataclass
+class MotoServer:
+    """moto's server, serving from a thread of this process."""
+
+    server: Any  # werkzeug's BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.socket.getsockname()[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join()
+        self.server.server_close()
+
+
+def start_moto(port: int, host: str = "127.0.0.1") -> MotoServer:
+    """moto's server in a thread of this process, on loopback unless told otherwise (port 0: any free port, see
+    `.port`), with the speed-ups of local/moto_speedups.py. What moto's ThreadedMotoServer does, except that a
+    port in use raises OSError here (ThreadedMotoServer's thread exits and its start() waits forever)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     from local import moto_speedups
 
     moto_speedups.apply()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    return server
+    reserved = reserve_port(host, port)
+    try:
+        app = DomainDispatcherApplication(create_backend_app)
+        server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler, fd=reserved.fileno())
+    finally:
+        reserved.close()  # werkzeug uses a duplicate of it
+    listen_on(server.socket, server.request_queue_size)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    return MotoServer(server, thread)
 
 
 @dataclass

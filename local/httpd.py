@@ -8,6 +8,8 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from local.processes import adopt_socket, listen_on
+
 log = logging.getLogger("local.httpd")
 
 
@@ -36,9 +38,22 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def serve_in_background(handler: type[BaseHTTPRequestHandler], port: int) -> ThreadingHTTPServer:
-    """Listen on 127.0.0.1:port (loopback only) and serve from a daemon thread; `.shutdown()` stops it."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+def serve_in_background(
+    handler: type[BaseHTTPRequestHandler], port: int, *, listen_fd: int | None = None, host: str = "127.0.0.1"
+) -> ThreadingHTTPServer:
+    """Listen on host:port (loopback unless told otherwise), or on the socket the runner reserved (`listen_fd`,
+    then `port` and `host` are ignored), and serve from a daemon thread; `.shutdown()` stops it. Call it last, when
+    the process can serve: connections are accepted from here on."""
+    if listen_fd is None:
+        server = ThreadingHTTPServer((host, port), handler)
+    else:
+        server = ThreadingHTTPServer(("", 0), handler, bind_and_activate=False)
+        server.socket.close()  # the unbound socket the constructor made
+        server.socket = adopt_socket(listen_fd)
+        host, port = server.socket.getsockname()[:2]
+        server.server_address = (host, port)
+        server.server_name, server.server_port = str(host), int(port)  # what server_bind() would have set
+        listen_on(server.socket, server.request_queue_size)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name=f"http-{server.server_address[1]}", daemon=True).start()
     return server

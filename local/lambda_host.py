@@ -37,7 +37,7 @@ from typing import Any
 
 from local.httpd import QuietHandler, serve_in_background
 from local.pollers import SqsPoller, start_pollers
-from local.processes import configure_logging
+from local.processes import add_listen_fd_argument, configure_logging
 from local.stack import LocalStack, function_arn, function_name
 from local.template import FunctionSpec
 
@@ -211,8 +211,11 @@ def pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[SqsPoller]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("function", help="the function's logical id in template.yaml")
-    parser.add_argument("--port", type=int, required=True, help="port of the Invoke API (127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port of the Invoke API (127.0.0.1)")
+    add_listen_fd_argument(parser)
     args = parser.parse_args(argv)
+    if (args.port is None) == (args.listen_fd is None):
+        parser.error("give one of --port and --listen-fd")
     configure_logging()
 
     stack = LocalStack.deploy()
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGUSR1, lambda *_: runtime.crash.arm())
     pollers = start_pollers(pollers_for(runtime, stack), stop)
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
-    server = serve_in_background(invoke_handler_class(runtime), args.port)
+    server = serve_in_background(invoke_handler_class(runtime), args.port or 0, listen_fd=args.listen_fd)
     while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly
         pass
     server.shutdown()

@@ -1,4 +1,5 @@
-"""Child processes of the local stack: start them, label their output, wait until they listen, stop them all.
+"""Child processes of the local stack: start them, hand them their ports, label their output, wait until they
+listen, stop them all.
 
 Each child runs in its own session (its own process group), so a Ctrl-C in the terminal reaches only the runner,
 which then stops every group it started. Children are also started through this module's `__main__`, which asks
@@ -7,6 +8,7 @@ Linux to SIGTERM the child if the runner dies without cleaning up (SIGKILL, a cr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -32,10 +34,65 @@ def configure_logging() -> None:
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now (the OS picks it; tiny race until the caller binds it)."""
+    """A loopback port nobody listens on right now. Racy: another process may take it before the caller binds it;
+    the runner does not use it (`reserve_port`, and `python -m local.run --api-port 0 ...` for tests)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# How a server of the stack gets its port. The runner binds every port itself, first (`reserve_port`), and hands
+# each bound socket to the server that will use it (`--listen-fd`); the server calls listen() on it only once it
+# can serve (`listen_on`). Until then a connection to the port is refused, never accepted and left unanswered, and
+# no other process can take the port meanwhile (no free_port() race). The runner keeps its copy of each socket
+# until the stack stops, so a function host that is restarted gets the same socket: connections made while it is
+# down wait in the socket's queue and are served by the new process.
+LISTEN_FD_OPTION = "--listen-fd"
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind host:port (0: any free port; see `.getsockname()`) without listening. SO_REUSEADDR is on for the
+    bind, so a port whose last connections are still in TIME_WAIT (a stack stopped a moment ago) can be bound, and
+    off afterwards: while it is on and the socket is not listening, Linux lets another SO_REUSEADDR socket bind the
+    same port. Raises OSError (EADDRINUSE) when something else has the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def add_listen_fd_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        LISTEN_FD_OPTION,
+        type=int,
+        default=None,
+        metavar="N",
+        help="a socket local.run bound for this server: listen on it once ready, instead of binding --port",
+    )
+
+
+def adopt_socket(fd: int) -> socket.socket:
+    """The socket the runner reserved for this process (`--listen-fd N`), not passed on to its own children."""
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)
+    return sock
+
+
+def listen_on(sock: socket.socket, backlog: int) -> None:
+    """Start accepting connections on a reserved socket. SO_REUSEADDR goes back on first: listen() checks the
+    port again, and connections of an earlier run in TIME_WAIT would make it fail without."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.listen(backlog)
+
+
+def is_accepting(sock: socket.socket) -> bool:
+    """Whether some process called listen() on this (shared) socket: no connection made to find out."""
+    return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
 
 
 def wait_for_line(process: subprocess.Popen[bytes], log_path: Path, line: str, deadline_seconds: float) -> bool:
@@ -67,11 +124,43 @@ def is_listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def descendants(root: int) -> dict[int, int]:
+    """Every process below `root` (Linux: read from /proc), as pid -> start time in clock ticks since boot: a pid
+    with the same start time later is the same process, not a new one that got the number."""
+    parents: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat_fields(int(entry.name))
+            if stat is not None:
+                parents.setdefault(int(stat[1]), []).append((int(entry.name), int(stat[19])))
+    found: dict[int, int] = {}
+    todo = [root]
+    while todo:
+        for pid, started in parents.get(todo.pop(), []):
+            found[pid] = started
+            todo.append(pid)
+    return found
+
+
+def is_alive(pid: int, started: int) -> bool:
+    """Whether the process `descendants` listed still exists (a zombie, already ended, does not count)."""
+    stat = _stat_fields(pid)
+    return stat is not None and int(stat[19]) == started and stat[0] != "Z"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: state, ppid, ... (field 3 onwards); None when it is gone."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen[str]
-    port: int | None  # what it listens on once ready; None when it has no port
+    listen_socket: socket.socket | None  # the port it serves, reserved by the runner; None when it serves none
     argv: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     restarts: int = 0
@@ -79,6 +168,10 @@ class Child:
     @property
     def running(self) -> bool:
         return self.process.poll() is None
+
+    @property
+    def port(self) -> int | None:
+        return None if self.listen_socket is None else int(self.listen_socket.getsockname()[1])
 
 
 @dataclass
@@ -89,20 +182,27 @@ class ProcessGroup:
     children: list[Child] = field(default_factory=list)
     _label_width: int = 24
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str], port: int | None = None) -> Child:
-        child = Child(name, self._spawn(argv, env), port, tuple(argv), dict(env))
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None = None
+    ) -> Child:
+        """Start `argv`; with `listen_socket` (from `reserve_port`), it is passed on and `--listen-fd N` added."""
+        if listen_socket is not None:
+            argv = [*argv, LISTEN_FD_OPTION, str(listen_socket.fileno())]
+        child = Child(name, self._spawn(argv, env, listen_socket), listen_socket, tuple(argv), dict(env))
         self.children.append(child)
         threading.Thread(target=self._copy_output, args=(child,), name=f"output-{name}", daemon=True).start()
         return child
 
     def restart(self, child: Child) -> None:
-        """Start an exited child again with its command line, environment and port (a function host that was
+        """Start an exited child again with its command line, environment and socket (a function host that was
         killed comes back as Lambda starts a new execution environment)."""
-        child.process = self._spawn(child.argv, child.env)
+        child.process = self._spawn(child.argv, child.env, child.listen_socket)
         child.restarts += 1
         threading.Thread(target=self._copy_output, args=(child,), name=f"output-{child.name}", daemon=True).start()
 
-    def _spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    def _spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None
+    ) -> subprocess.Popen[str]:
         guarded = [sys.executable, "-m", "local.processes", str(os.getpid()), *argv]
         return subprocess.Popen(
             guarded,
@@ -114,6 +214,7 @@ class ProcessGroup:
             text=True,
             errors="replace",
             start_new_session=True,
+            pass_fds=() if listen_socket is None else (listen_socket.fileno(),),
         )
 
     def _copy_output(self, child: Child) -> None:
@@ -124,26 +225,28 @@ class ProcessGroup:
             sys.stdout.write(f"{label}| {line}")
             sys.stdout.flush()
 
-    def wait_until_listening(self, timeout: float) -> None:
-        """Block until every child with a port accepts connections; raise if one exits or time runs out."""
+    def wait_until_listening(self, timeout: float, children: Sequence[Child] | None = None) -> None:
+        """Block until every child (of `children`, default all) with a port listens on it, which each does only
+        once it can serve; raise if one exits or time runs out."""
         deadline = time.monotonic() + timeout
-        pending = [c for c in self.children if c.port is not None]
+        pending = [c for c in (self.children if children is None else children) if c.listen_socket is not None]
         while pending:
             for child in list(pending):
                 if not child.running:
                     raise RuntimeError(f"{child.name} exited with code {child.process.returncode} while starting")
-                if child.port is not None and is_listening(child.port):
+                if child.listen_socket is not None and is_accepting(child.listen_socket):
                     pending.remove(child)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(f"{c.name} (port {c.port})" for c in pending)
                 raise TimeoutError(f"not listening after {timeout:.0f} s: {names}")
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def first_exited(self) -> Child | None:
         return next((c for c in self.children if not c.running), None)
 
     def stop_all(self) -> None:
-        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period."""
+        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period; then close
+        the reserved sockets, which frees the ports."""
         for child in self.children:
             _signal_group(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
@@ -153,6 +256,9 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 _signal_group(child.process.pid, signal.SIGKILL)
                 child.process.wait()
+        for child in self.children:
+            if child.listen_socket is not None:
+                child.listen_socket.close()
         self.children.clear()
 
 

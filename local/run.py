@@ -10,16 +10,21 @@ webhook endpoint (local/webhook_receiver.py), one process per function (local/la
 its Invoke API; `--function-concurrency N`: up to N per function, as Lambda runs several execution environments)
 and the API server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack with a piece
 missing is worse than none), except a function host with `--restart-functions`, which is started again.
+
+The first minute: every port is bound by this runner first (any port given as 0 gets a free one; the line
+`globesms local ports: {...}` says which) and handed to the process that serves it, which listens only once it
+can serve. The API server is started last, once every process behind it listens. So a connection to any port is
+refused until it can be served, and a request sent the moment it connects gets its real answer, never a 5xx.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import MutableMapping
@@ -27,12 +32,13 @@ from collections.abc import MutableMapping
 from local.api_server import api_key
 from local.aws import apply_local_credentials, start_moto
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
-from local.processes import Child, ProcessGroup, configure_logging, free_port
+from local.processes import Child, ProcessGroup, configure_logging, reserve_port
 from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT, WEBHOOK_RECEIVER_PORT
 from local.stack import LocalStack
 from local.template import REPO_ROOT
 
 READY_LINE = "globesms local stack is ready"
+PORTS_LINE = "globesms local ports:"  # + a JSON object, printed before any of them listens
 STARTUP_TIMEOUT_SECONDS = 60
 
 log = logging.getLogger("local.run")
@@ -75,7 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--bind",
         default="127.0.0.1",
-        help="address moto and the emulators listen on; 0.0.0.0 lets `sam local invoke` containers reach them",
+        help="address moto, the emulators and the webhook receiver listen on; 0.0.0.0 lets `sam local` "
+        "containers reach them (the API server and the function hosts stay on loopback)",
     )
     args = parser.parse_args(argv)
     if args.function_concurrency < 1:
@@ -104,44 +111,73 @@ def receipt_url(provider: str, api_port: int) -> str:
     return f"http://127.0.0.1:{api_port}/v1/receipts/{provider}/{token}"
 
 
+def reserve_ports(args: argparse.Namespace) -> dict[str, socket.socket]:
+    """Bind the API's port, and those of the emulators and the webhook receiver this run starts, before anything
+    else (see `reserve_port`); raises OSError naming the port something else has."""
+    wanted = {"api": ("127.0.0.1", args.api_port)}
+    if not args.no_webhook_receiver:
+        wanted["webhook-receiver"] = (args.bind, args.webhook_receiver_port)
+    if not args.no_emulators:
+        for provider, port in args.emulator_ports.items():
+            if not os.environ.get(f"GLOBESMS_{provider.upper()}_ENDPOINT"):
+                wanted[provider] = (args.bind, port)
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, (host, port) in wanted.items():
+            try:
+                sockets[name] = reserve_port(host, port)
+            except OSError as exc:
+                raise OSError(exc.errno, f"{name} port {host}:{port}: {exc.strerror}") from exc
+    except OSError:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
 def start_emulators(
     children: ProcessGroup,
-    ports: dict[str, int],
+    sockets: dict[str, socket.socket],
     *,
     enabled: bool,
     bind: str,
     api_port: int,
+    emulator_ports: dict[str, int],
     huawei_receipt_format: str = "form",
 ) -> None:
-    """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set; point the functions at it."""
+    """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set, on the socket reserved for it;
+    point the functions at it."""
     os.environ.setdefault("GLOBESMS_HUAWEI_STATUS_CALLBACK", receipt_url("huawei", api_port))
-    for provider, port in ports.items():
+    for provider, configured_port in emulator_ports.items():
         endpoint_variable = f"GLOBESMS_{provider.upper()}_ENDPOINT"
         if os.environ.get(endpoint_variable):
             print(f"{provider}: using {os.environ[endpoint_variable]} ({endpoint_variable})")
             continue
-        os.environ[endpoint_variable] = f"http://127.0.0.1:{port}"
         if not enabled:
+            os.environ[endpoint_variable] = f"http://127.0.0.1:{configured_port}"
             print(f"{provider}: not started (--no-emulators); expected at {os.environ[endpoint_variable]}")
             continue
+        listen_socket = sockets[provider]
+        os.environ[endpoint_variable] = f"http://127.0.0.1:{port_of(listen_socket)}"
         module = f"local.emulators.{provider}"
-        if importlib.util.find_spec(module) is None:
-            print(f"WARNING: {module} does not exist yet: nothing answers for {provider}; its sends will fail")
-            continue
         knobs = json.dumps({"receipt_callback_url": receipt_url(provider, api_port), "receipt_delay_seconds": 1.0})
-        argv = [sys.executable, "-m", module, "--host", bind, "--port", str(port), "--knobs", knobs]
+        argv = [sys.executable, "-m", module, "--host", bind, "--knobs", knobs]
         if provider == "huawei":
             argv += ["--receipt-format", huawei_receipt_format]
-        children.start(f"{provider}-emulator", argv, os.environ, port)
+        children.start(f"{provider}-emulator", argv, os.environ, listen_socket)
 
 
-def start_webhook_receiver(children: ProcessGroup, port: int, *, enabled: bool) -> None:
+def start_webhook_receiver(children: ProcessGroup, listen_socket: socket.socket | None, bind: str) -> None:
     """A customer's endpoint for `status_callback`: verifies each event's signature with GLOBESMS_WEBHOOK_SECRET
-    (the same variable the sender signs with) and prints it. Loopback only, whatever --bind says."""
-    if not enabled:
+    (the same variable the sender signs with) and prints it. None: not started (--no-webhook-receiver)."""
+    if listen_socket is None:
         return
-    argv = [sys.executable, "-m", "local.webhook_receiver", "--port", str(port)]
-    children.start("webhook-receiver", argv, os.environ, port)
+    argv = [sys.executable, "-m", "local.webhook_receiver", "--host", bind]
+    children.start("webhook-receiver", argv, os.environ, listen_socket)
 
 
 def host_count(stack: LocalStack, logical_id: str, concurrency: int) -> int:
@@ -157,19 +193,22 @@ def start_functions(children: ProcessGroup, stack: LocalStack, concurrency: int 
     hosts: dict[str, list[Child]] = {}
     for logical_id in stack.template.functions:
         for n in range(1, host_count(stack, logical_id, concurrency) + 1):
-            port = free_port()
-            argv = [sys.executable, "-m", "local.lambda_host", logical_id, "--port", str(port)]
+            argv = [sys.executable, "-m", "local.lambda_host", logical_id]
             name = logical_id if n == 1 else f"{logical_id}#{n}"
-            hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, port))
+            invoke_socket = reserve_port("127.0.0.1", 0)
+            hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, invoke_socket))
     return hosts
 
 
-def start_api(children: ProcessGroup, stack: LocalStack, hosts: dict[str, list[Child]], port: int) -> None:
+def start_api(
+    children: ProcessGroup, stack: LocalStack, hosts: dict[str, list[Child]], listen_socket: socket.socket
+) -> Child:
+    """The API server, in front of the function hosts with API events (start it once they listen)."""
     api_functions = sorted({route.function_id for route in stack.template.routes})
-    argv = [sys.executable, "-m", "local.api_server", "--port", str(port)]
+    argv = [sys.executable, "-m", "local.api_server"]
     for logical_id in api_functions:
         argv += [f"--function={logical_id}=http://127.0.0.1:{host.port}" for host in hosts[logical_id]]
-    children.start("api", argv, os.environ, port)
+    return children.start("api", argv, os.environ, listen_socket)
 
 
 def webhook_lines(api_url: str, key: str, receiver_port: int | None) -> str:
@@ -219,6 +258,47 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[str, socket.socket]) -> list[Child]:
+    """Start every child, the API server last, once all the others listen; wait until it listens too. Returns
+    the function hosts (the children `--restart-functions` starts again)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    api_port = port_of(sockets["api"])
+    start_emulators(
+        children,
+        sockets,
+        enabled=not args.no_emulators,
+        bind=args.bind,
+        api_port=api_port,
+        emulator_ports=args.emulator_ports,
+        huawei_receipt_format=args.huawei_receipt_format,
+    )
+    start_webhook_receiver(children, sockets.get("webhook-receiver"), args.bind)
+    stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
+    hosts = start_functions(children, stack, args.function_concurrency)
+    children.wait_until_listening(deadline - time.monotonic())
+    api = start_api(children, stack, hosts, sockets["api"])
+    children.wait_until_listening(deadline - time.monotonic(), [api])
+    receiver = sockets.get("webhook-receiver")
+    print_banner(stack, api_port, None if receiver is None else port_of(receiver))
+    return [host for group in hosts.values() for host in group]
+
+
+def supervise(children: ProcessGroup, restartable: list[Child]) -> int:
+    """Until a child exits: a restartable one is started again, any other stops the stack (returns 1)."""
+    while True:
+        exited = children.first_exited()
+        if exited is None:
+            time.sleep(0.2)
+            continue
+        code = exited.process.returncode
+        if any(exited is host for host in restartable):
+            print(f"{exited.name} exited with code {code}: starting it again", flush=True)
+            children.restart(exited)
+            continue
+        print(f"{exited.name} exited with code {code}: stopping the stack", flush=True)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
@@ -227,50 +307,41 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _interrupt)
 
     moto = None
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        moto = start_moto(args.moto_port, args.bind)
-        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{args.moto_port}"
+    sockets: dict[str, socket.socket] = {}
     children = ProcessGroup(cwd=REPO_ROOT)
     try:
-        start_emulators(
-            children,
-            args.emulator_ports,
-            enabled=not args.no_emulators,
-            bind=args.bind,
-            api_port=args.api_port,
-            huawei_receipt_format=args.huawei_receipt_format,
-        )
-        start_webhook_receiver(children, args.webhook_receiver_port, enabled=not args.no_webhook_receiver)
-        stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
-        hosts = start_functions(children, stack, args.function_concurrency)
-        start_api(children, stack, hosts, args.api_port)
-        children.wait_until_listening(STARTUP_TIMEOUT_SECONDS)
-        print_banner(stack, args.api_port, None if args.no_webhook_receiver else args.webhook_receiver_port)
-        restartable = [host for group in hosts.values() for host in group] if args.restart_functions else []
-        while True:
-            exited = children.first_exited()
-            if exited is None:
-                time.sleep(0.2)
-                continue
-            code = exited.process.returncode
-            if any(exited is host for host in restartable):
-                print(f"{exited.name} exited with code {code}: starting it again", flush=True)
-                children.restart(exited)
-                continue
-            print(f"{exited.name} exited with code {code}: stopping the stack", flush=True)
+        try:
+            sockets = reserve_ports(args)  # the API's among them: taken, refusing connections until it serves
+            if not os.environ.get("AWS_ENDPOINT_URL"):
+                moto = start_moto(args.moto_port, args.bind)
+                os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto.port}"
+            ports = {name: port_of(sock) for name, sock in sockets.items()}
+            print(f"{PORTS_LINE} {json.dumps(ports | ({'moto': moto.port} if moto else {}))}", flush=True)
+            hosts = start_stack(args, children, sockets)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
             return 1
+        return supervise(children, hosts if args.restart_functions else [])
     except KeyboardInterrupt:
         return 0
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
-        return 1
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
             signal.signal(signum, signal.SIG_IGN)
         print("stopping the local stack", flush=True)
         children.stop_all()
+        for sock in sockets.values():  # those no child took (a start that failed half way)
+            sock.close()
         if moto is not None:
             moto.stop()
+
+
+def ports_from_output(text: str) -> dict[str, int] | None:
+    """The ports a runner reserved, from its output (`PORTS_LINE`); None until it printed them."""
+    for line in text.splitlines():
+        if line.startswith(PORTS_LINE):
+            ports: dict[str, int] = json.loads(line[len(PORTS_LINE) :])
+            return ports
+    return None
 
 
 if __name__ == "__main__":

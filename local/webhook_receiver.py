@@ -1,6 +1,6 @@
 """A customer's webhook endpoint, locally: verifies each event's signature and prints it.
 
-    python -m local.webhook_receiver --port 9200 [--fail-first N]
+    python -m local.webhook_receiver [--host 127.0.0.1] [--port 9200] [--fail-first N]
 
 Send messages with `"status_callback": "http://127.0.0.1:9200/hooks"` (plain http is allowed to loopback only,
 with GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true, which `make run` sets). It verifies `Globesms-Signature` with
@@ -26,6 +26,7 @@ from typing import Any
 
 from globesms.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from local.httpd import QuietHandler, serve_in_background
+from local.processes import add_listen_fd_argument
 from local.settings import LOCAL_ENV_DEFAULTS, WEBHOOK_RECEIVER_PORT
 
 SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"
@@ -109,9 +110,17 @@ def handler_class(receiver: WebhookReceiver, out: Callable[[str], None] = print)
     return ReceiverHandler
 
 
-def serve(receiver: WebhookReceiver, port: int, out: Callable[[str], None] = print) -> ThreadingHTTPServer:
-    """Listen on 127.0.0.1:port (0: any free port, see `.server_address`) in the background."""
-    return serve_in_background(handler_class(receiver, out), port)
+def serve(
+    receiver: WebhookReceiver,
+    port: int,
+    out: Callable[[str], None] = print,
+    *,
+    host: str = "127.0.0.1",
+    listen_fd: int | None = None,
+) -> ThreadingHTTPServer:
+    """Listen on host:port (0: any free port, see `.server_address`), or on the socket local.run reserved
+    (`listen_fd`), in the background."""
+    return serve_in_background(handler_class(receiver, out), port, listen_fd=listen_fd, host=host)
 
 
 def secrets_from_environment(environ: Mapping[str, str]) -> list[str]:
@@ -121,20 +130,23 @@ def secrets_from_environment(environ: Mapping[str, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--port", type=int, default=WEBHOOK_RECEIVER_PORT, help="port on 127.0.0.1 (default %(default)s)"
-    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=WEBHOOK_RECEIVER_PORT, help="port (default %(default)s)")
+    add_listen_fd_argument(parser)
     parser.add_argument("--fail-first", type=int, default=0, metavar="N", help="answer 500 to N tries of each event")
     args = parser.parse_args(argv)
     secrets = secrets_from_environment(os.environ)
     if not secrets:
         parser.error(f"set {SECRET_VARIABLE} to the secret the sender signs with")
     server = serve(
-        WebhookReceiver(secrets, fail_first=args.fail_first), args.port, lambda line: print(line, flush=True)
+        WebhookReceiver(secrets, fail_first=args.fail_first),
+        args.port,
+        lambda line: print(line, flush=True),
+        host=args.host,
+        listen_fd=args.listen_fd,
     )
-    print(
-        f"webhook receiver on http://127.0.0.1:{server.server_address[1]}/ (fail first {args.fail_first})", flush=True
-    )
+    host, port = server.server_address[:2]
+    print(f"webhook receiver on http://{host!s}:{port}/ (fail first {args.fail_first})", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

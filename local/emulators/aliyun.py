@@ -465,7 +465,7 @@ def _gateway_error(rejection: GatewayRejection, request_id: str, host: str) -> R
 def main(argv: list[str] | None = None) -> None:
     args = common.emulator_arguments("aliyun", "Alibaba Cloud SMS (dysmsapi) emulator").parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    common.serve(create_app(knobs_from_json(args.knobs), dict(os.environ)), args.host, args.port, "aliyun")
+    common.serve(create_app(knobs_from_json(args.knobs), dict(os.environ)), args, "aliyun")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import httpx
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
+from local.processes import add_listen_fd_argument, adopt_socket, listen_on
 from local.settings import EMULATOR_PORTS
 
 log = logging.getLogger("globesms.emulator")
@@ -322,12 +323,23 @@ def emulator_arguments(provider: str, description: str) -> argparse.ArgumentPars
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=EMULATOR_PORTS[provider])
     parser.add_argument("--knobs", default=None, help="JSON object of Knobs fields")
+    add_listen_fd_argument(parser)
     return parser
 
 
-def serve(app: Flask, host: str, port: int, provider: str) -> None:
-    """Serve `app` (a thread per request) until the process is stopped."""
-    server = make_server(host, port, app, threaded=True)
+def serve(app: Flask, args: argparse.Namespace, provider: str) -> None:
+    """Serve `app` (a thread per request) on `--host`/`--port`, or on the socket local.run reserved
+    (`--listen-fd`), until the process is stopped. The app is built first: a connection is accepted only once it
+    can be served."""
+    if args.listen_fd is None:
+        server = make_server(args.host, args.port, app, threaded=True)
+        host, port = args.host, args.port
+    else:
+        reserved = adopt_socket(args.listen_fd)
+        host, port = reserved.getsockname()[:2]
+        server = make_server(host, 0, app, threaded=True, fd=reserved.fileno())  # werkzeug uses a duplicate
+        reserved.close()
+        listen_on(server.socket, server.request_queue_size)
     print(f"{provider} emulator on http://{host}:{port}", flush=True)
     try:
         server.serve_forever()

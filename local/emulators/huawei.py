@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--receipt-format", choices=["form", "batch"], default="form")
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), receipt_format=args.receipt_format)
-    common.serve(app, args.host, args.port, "huawei")
+    common.serve(app, args, "huawei")
 
 
 if __name__ == "__main__":

@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--options", default=None, help="JSON object of TencentOptions fields")
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), options=options_from_json(args.options))
-    common.serve(app, args.host, args.port, "tencent")
+    common.serve(app, args, "tencent")
 
 
 if __name__ == "__main__":

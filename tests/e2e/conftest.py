@@ -2,7 +2,8 @@
 
 Each module that asks for `local_stack` gets its own stack (module scope): its own moto, emulators, webhook
 receiver, function hosts and API server, none of them on the default ports, so a `make run` in another shell is
-never in the way.
+never in the way. Every port is given as 0: the runner binds a free one itself and prints which (`PORTS_LINE`), so
+no other process can take a port between its choice and its use.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import boto3
 import httpx
 import pytest
 
-from local.processes import free_port, is_listening, stop_runner, wait_for_line
-from local.run import READY_LINE
+from local.processes import is_listening, stop_runner, wait_for_line
+from local.run import PORTS_LINE, READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
 from local.template import REPO_ROOT
@@ -80,32 +81,50 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     stop_runner(process, STOP_DEADLINE_SECONDS)
 
 
-@pytest.fixture(scope="module")
-def local_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The stack for the requesting module; a module's `LOCAL_STACK_ENV` (a dict) adds to the stack's environment."""
-    ports = {
-        "api": free_port(),
-        "moto": free_port(),
-        "webhook-receiver": free_port(),
-        **{p: free_port() for p in EMULATOR_PORTS},
-    }
+def stack_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Ours, with the e2e API key, quick SQS retries, `extra`, and none of the variables that would make the runner
+    use another moto or other emulators."""
     env = {
         **os.environ,
         "GLOBESMS_API_KEY": API_KEY,
         "LOCAL_SQS_RETRY_VISIBILITY_SECONDS": RETRY_VISIBILITY_SECONDS,
-        **getattr(request.module, "LOCAL_STACK_ENV", {}),
+        **(extra or {}),
     }
     for name in ["AWS_ENDPOINT_URL", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS)]:
         env.pop(name, None)  # this stack starts its own moto and emulators
-    argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
-    argv += [arg for p in EMULATOR_PORTS for arg in ("--emulator-port", f"{p}={ports[p]}")]
-    argv += ["--webhook-receiver-port", str(ports["webhook-receiver"])]
-    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+    return env
+
+
+def start_runner(log_path: Path, env: dict[str, str], *extra_args: str) -> subprocess.Popen[bytes]:
+    """`python -m local.run` with every port 0 (the runner picks free ones), in its own session, output to
+    `log_path`. Stop it with `stop_runner`."""
+    argv = [sys.executable, "-m", "local.run", "--api-port", "0", "--moto-port", "0", "--webhook-receiver-port", "0"]
+    argv += [arg for p in EMULATOR_PORTS for arg in ("--emulator-port", f"{p}=0")]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        return subprocess.Popen(
+            [*argv, *extra_args], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def runner_ports(process: subprocess.Popen[bytes], log_path: Path) -> dict[str, int]:
+    """The ports the runner bound ("api", "moto", "webhook-receiver", each provider), printed before any listens."""
+    ports = None
+    if wait_for_line(process, log_path, PORTS_LINE, STARTUP_DEADLINE_SECONDS):
+        ports = ports_from_output(log_path.read_text(errors="replace"))
+    if ports is None:
+        pytest.fail(f"the runner printed no ports\n{log_path.read_text(errors='replace')[-6000:]}")
+    return ports
+
+
+@pytest.fixture(scope="module")
+def local_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The stack for the requesting module; a module's `LOCAL_STACK_ENV` (a dict) adds to the stack's environment."""
+    env = stack_environment(getattr(request.module, "LOCAL_STACK_ENV", {}))
+    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+    process = start_runner(log_path, env)
+    ports: dict[str, int] = {}
     try:
+        ports = runner_ports(process, log_path)
         _wait_until_ready(process, log_path)
         aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
         stack = LocalStack.deploy(environ={**env, "AWS_ENDPOINT_URL": aws_endpoint})  # finds what the runner made

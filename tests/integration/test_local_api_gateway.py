@@ -1,0 +1,60 @@
+"""The local API server when the function host behind it fails: API Gateway's 502 JSON, never a dropped
+connection (local/api_server.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from local.api_server import Request, build_gateway
+from local.processes import reserve_port
+
+API_KEY = "local-dev-key"  # the gateway's default key
+
+
+def post_messages() -> Request:
+    return Request("POST", "/v1/messages", "", [("x-api-key", API_KEY)], b'{"to": "+85251234567"}', "127.0.0.1")
+
+
+def serve_hanging_up(server: socket.socket) -> None:
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:  # closed: the test is over
+            return
+        with connection:
+            connection.recv(65536)  # the invocation arrives; the host dies before answering
+
+
+@pytest.fixture
+def host_dying_mid_invocation() -> Iterator[str]:
+    """An Invoke API that takes the request and closes the connection without an answer, as a function host
+    killed during an invocation."""
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=serve_hanging_up, args=(server,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def host_not_listening() -> Iterator[str]:
+    reserved = reserve_port("127.0.0.1", 0)  # bound, never listening: connections are refused
+    try:
+        yield f"http://127.0.0.1:{reserved.getsockname()[1]}"
+    finally:
+        reserved.close()
+
+
+@pytest.mark.parametrize("host", ["host_dying_mid_invocation", "host_not_listening"])
+def test_a_failed_invocation_is_api_gateways_502(host: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(host)
+    gateway = build_gateway({"SendApiFunction": [url], "ReceiptsFunction": [url]}, environ={})
+    response = gateway.handle(post_messages())
+    assert (response.status, json.loads(response.body)) == (502, {"message": "Internal server error"})
+    assert response.headers["x-amzn-ErrorType"] == ["InternalServerErrorException"]
