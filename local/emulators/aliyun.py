@@ -13,7 +13,12 @@ Parameters are read from the query string and from an `application/x-www-form-ur
 covered by x-acs-content-sha256), like the real RPC gateway. Accepted sends are recorded in the ledger under the
 echo field: `TaskId` for a single send, `<TaskId>/<number>` for each number of a batch call (one TaskId covers the
 whole call), the number when there is no TaskId. Receipts are pushed as JSON arrays (up to 100 reports each) in
-Alibaba's global format (see globesms.providers.aliyun.receipts).
+Alibaba's global receipt format (`To`, `Status`, `MessageId`, `TaskId`, `SmsSize`, `SendDate`, ...).
+
+The field rules and caps below are this module's own, written from Alibaba's public API pages ("Short Message
+Service: SendMessageToGlobe" and "BatchSendMessageToGlobe", https://www.alibabacloud.com/help/en/sms/), not
+imported from the client: a rule the client gets wrong then shows up as a refusal in the emulator tests (the
+import test in tests/integration/emulators/test_emulators_are_independent.py keeps it that way).
 
 Run: `python -m local.emulators.aliyun --port 9101 --knobs '{"rate_limits": {"BatchSendMessageToGlobe": 1}}'`.
 The documented rates are in `DOCUMENTED_RATE_LIMITS`; like every emulator it applies only the limits given in knobs.
@@ -43,16 +48,27 @@ import phonenumbers
 from flask import Flask, Response, request
 from phonenumbers import carrier, geocoder
 
-from globesms.domain.segments import count_segments
-from globesms.providers.aliyun import rules
 from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
 from local.settings import LOCAL_ENV_DEFAULTS
 
 STATE_KEY = "globesms_emulator"  # app.extensions[STATE_KEY] is the EmulatorState
-# SendMessageToGlobe: the newer page says 2,000 calls/s per account (the older one 30, a Chinese page 1,000); we
-# follow the newest. BatchSendMessageToGlobe: 1 call/s.
-DOCUMENTED_RATE_LIMITS = {rules.SEND_ONE: 2000.0, rules.SEND_BATCH: 1.0}
+
+API_VERSION = "2018-05-01"
+SEND_ONE = "SendMessageToGlobe"
+SEND_BATCH = "BatchSendMessageToGlobe"
+# SendMessageToGlobe: the newer page (Dec 2025) says 2,000 calls/s per account (the older one 30, a Chinese page
+# 1,000); we follow the newest. BatchSendMessageToGlobe: "only once per second".
+DOCUMENTED_RATE_LIMITS = {SEND_ONE: 2000.0, SEND_BATCH: 1.0}
+MAX_BATCH_NUMBERS = 1000  # batch page: "you can send messages to up to 1,000 mobile phone numbers" per request
+SINGLE_TYPES = frozenset({"OTP", "NOTIFY", "MKT"})  # newer SendMessageToGlobe page; `Type` optional there
+BATCH_TYPES = frozenset({"NOTIFY", "MKT"})  # the batch page lists only these two, and `Type` is required
+TASK_ID_MAX_LENGTH = 255  # "It must be 1 to 255 characters in length"
+# `From`: "can contain only letters and digits"; "a maximum of 11 characters" with letters, "a maximum of 15" when it
+# is digits only. The pages word the letter case three ways ("digits and letters", "contains letters",
+# "alphanumeric"); all agree on this reading.
+_SENDER_ID = re.compile(r"[0-9]{1,15}|(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,11}")
+MAINLAND_COUNTRY_CODE = 86  # "This API does not support sending text messages to the Chinese mainland."
 SIGNATURE_WINDOW_SECONDS = 15 * 60  # Alibaba's window for x-acs-date and for remembering nonces
 RECEIPTS_PER_PUSH = 100  # a batch call's receipts come in several pushes, as Tencent's emulator pushes them
 
@@ -222,9 +238,9 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
 
         operation = headers.get("x-acs-action", "")
         try:
-            if operation not in (rules.SEND_ONE, rules.SEND_BATCH):
+            if operation not in (SEND_ONE, SEND_BATCH):
                 raise GatewayRejection("InvalidAction.NotFound")
-            if headers.get("x-acs-version") != rules.API_VERSION:
+            if headers.get("x-acs-version") != API_VERSION:
                 raise GatewayRejection("InvalidVersion")
             state.faults.delay()
             if not state.gate.admit(operation):
@@ -238,7 +254,7 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
                     raise GatewayRejection(injected)
                 raise BusinessRejection(injected)
             params = _params(request.query_string, body, headers.get("content-type", ""))
-            send = _send_one if operation == rules.SEND_ONE else _send_batch
+            send = _send_one if operation == SEND_ONE else _send_batch
             answer = send(state, ids, params)
         except GatewayRejection as rejection:
             return _gateway_error(rejection, request_id, headers.get("host", ""))
@@ -280,10 +296,10 @@ def _required(params: Mapping[str, str], name: str) -> str:
 
 def _common_checks(params: Mapping[str, str]) -> None:
     sender = params.get("From")
-    if sender is not None and rules.sender_id_violation(sender):
+    if sender is not None and not _SENDER_ID.fullmatch(sender):
         raise BusinessRejection("INVALID_SENDERID")
     task_id = params.get("TaskId")
-    if task_id is not None and rules.task_id_violation(task_id):
+    if task_id is not None and not 1 <= len(task_id) <= TASK_ID_MAX_LENGTH:
         raise BusinessRejection("INVALID_PARAMETERS")
     validity = params.get("ValidityPeriod")
     if validity is not None and not (validity.isdigit() and int(validity) > 0):
@@ -291,19 +307,26 @@ def _common_checks(params: Mapping[str, str]) -> None:
 
 
 def _number_code(number: str) -> str | None:
-    """The business code Alibaba gives a number it will not send to, or None."""
-    if rules.wire_number_violation(number) is None:
-        return None
-    # The global API refuses the Chinese mainland; we answer it as an unsupported country.
-    if number.isdigit() and rules.is_mainland(number):
+    """The business code Alibaba gives a number it will not send to, or None.
+
+    `To` is "Dialing code+Phone number", digits only (the pages' example: 8521245567****). A number is judged as a
+    carrier would, by the numbering plan of its country (libphonenumber's possible lengths), not by a fixed digit
+    range. The global API refuses the Chinese mainland; we answer that as an unsupported country."""
+    if not (number.isascii() and number.isdigit()):
+        return "MOBILE_NUMBER_ILLEGAL"
+    try:
+        parsed = phonenumbers.parse("+" + number, None)
+    except phonenumbers.NumberParseException:
+        return "MOBILE_NUMBER_ILLEGAL"
+    if parsed.country_code == MAINLAND_COUNTRY_CODE:
         return "NOT_SUPPORTED_COUNTRY"
-    return "MOBILE_NUMBER_ILLEGAL"
+    return None if phonenumbers.is_possible_number(parsed) else "MOBILE_NUMBER_ILLEGAL"
 
 
 def _send_one(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str]) -> dict[str, Any]:
     number = _required(params, "To")
     text = _required(params, "Message")
-    if params.get("Type", "NOTIFY") not in rules.SINGLE_TYPES:
+    if params.get("Type", "NOTIFY") not in SINGLE_TYPES:
         raise BusinessRejection("INVALID_PARAMETERS")
     _common_checks(params)
     number_code = _number_code(number)
@@ -311,13 +334,13 @@ def _send_one(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str])
         raise BusinessRejection(number_code)
     message_id = ids.next()
     task_id = params.get("TaskId")
-    state.ledger.record_sent(task_id or number, rules.SEND_ONE)
+    state.ledger.record_sent(task_id or number, SEND_ONE)
     _schedule_receipts(state, [(number, message_id, text)], task_id)
     answer: dict[str, Any] = {
         "ResponseCode": "OK",
         "ResponseDescription": BUSINESS_DESCRIPTIONS["OK"],
         "MessageId": message_id,
-        "Segments": str(count_segments(text)),
+        "Segments": str(billed_segments(text)),
         "To": number,
         "NumberDetail": _number_detail(number),
     }
@@ -329,9 +352,9 @@ def _send_one(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str])
 def _send_batch(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str]) -> dict[str, Any]:
     numbers = _json_string_list(_required(params, "To"))
     texts = _json_string_list(_required(params, "Message"))
-    if _required(params, "Type") not in rules.BATCH_TYPES:
+    if _required(params, "Type") not in BATCH_TYPES:
         raise BusinessRejection("INVALID_PARAMETERS")
-    if len(numbers) > rules.MAX_BATCH_RECIPIENTS:
+    if len(numbers) > MAX_BATCH_NUMBERS:
         raise BusinessRejection("MOBILE_COUNT_OVER_LIMIT")
     if not numbers or len(numbers) != len(texts):
         raise BusinessRejection("INVALID_PARAMETERS")
@@ -345,7 +368,7 @@ def _send_batch(state: EmulatorState, ids: _MessageIds, params: Mapping[str, str
             continue
         message_id = ids.next()
         accepted.append((number, message_id, text))
-        state.ledger.record_sent(f"{task_id}/{number}" if task_id else number, rules.SEND_BATCH)
+        state.ledger.record_sent(f"{task_id}/{number}" if task_id else number, SEND_BATCH)
     _schedule_receipts(state, accepted, task_id)
     answer: dict[str, Any] = {
         "ResponseCode": "OK",
@@ -367,6 +390,30 @@ def _json_string_list(raw: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise BusinessRejection("INVALID_JSON_PARAM")
     return value
+
+
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def billed_segments(text: str) -> int:
+    """The billed parts (`Segments`, `SmsSize`) by the GSM rule carriers bill by (3GPP TS 23.038/23.040): 160 GSM-7
+    characters in one message, 153 per part of a longer one (the rest is the concatenation header); with any other
+    character UCS-2, 70 and 67. Written out here rather than taken from the client's segment counter, which it is
+    meant to check."""
+    septets = 0
+    for char in text:
+        if char in _GSM7_BASIC:
+            septets += 1
+        elif char in _GSM7_EXTENSION:
+            septets += 2  # the escape character and the character
+        else:
+            units = len(text.encode("utf-16-le")) // 2
+            return 1 if units <= 70 else -(-units // 67)
+    return 1 if septets <= 160 else -(-septets // 153)
 
 
 def _number_detail(number: str) -> dict[str, str]:
@@ -429,7 +476,7 @@ def _receipt(
         "To": number,
         "Status": status,
         "MessageId": message_id,
-        "SmsSize": str(count_segments(text)),
+        "SmsSize": str(billed_segments(text)),
         "SendDate": sent_at.strftime("%a, %d %b %Y %H:%M:%S +0800"),
         "ReceiveDate": received_at.strftime("%a, %d %b %Y %H:%M:%S +0800"),
         "ErrorCode": error_code,

@@ -6,8 +6,9 @@ Each emulator is a Flask app built by its module's `create_app(knobs)`; `registe
 (per-second call counts, per-recipient send counts).
 Each module's `main` reads the command line with `emulator_arguments` and runs the app with `serve`.
 
-What is *not* shared, on purpose: each emulator checks its provider's signature with its own code, independent of
-the client's signer and of the other emulators.
+What is *not* shared, on purpose: each emulator checks its provider's signature, field rules and limits with its own
+code, written from the provider's documents, independent of the client package (which no emulator imports: see
+tests/integration/emulators/test_emulators_are_independent.py) and of the other emulators.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ receipt URL), or to `knobs.receipt_callback_url` when the request had none: form
 `{"statusReportList": [...]}` (up to 50) when started with `--receipt-format batch`. A test whose client sends a
 `statusCallback` it must not reach sends none instead, and sets the knob.
 
+The request rules, result codes and report fields are this module's own, written from Huawei's public page "Batch
+SMS Sending API" (Message & SMS, `POST /sms/batchSendDiffSms/v1`, https://support.huaweicloud.com/intl/en-us/api-msgsms/)
+and its "Status Report Receiving API", not imported from the client: a rule the client gets wrong then shows up as a
+refusal in the emulator tests (tests/integration/emulators/test_emulators_are_independent.py keeps it that way).
+
 Not emulated: a nonce replay check (Huawei documents no such check and no error code for it).
 
 Run: python -m local.emulators.huawei --port 9103 --knobs '{"rate_limits": {"batchSendDiffSms": 10}}'
@@ -29,15 +34,8 @@ from urllib.parse import quote, unquote
 
 import phonenumbers
 from flask import Flask, Request, Response, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from globesms.providers.huawei.errors import (
-    ALL_NUMBERS_FAILED_CODE,
-    GATEWAY_THROTTLED_CODE,
-    RESULT_CODES,
-    SUCCESS_CODE,
-)
-from globesms.providers.huawei.wire import BatchSendDiffSmsBody, StatusReport
 from local.emulators import common
 from local.emulators.common import EmulatorState, Knobs, knobs_from_json, register_admin_routes
 from local.settings import LOCAL_ENV_DEFAULTS
@@ -47,10 +45,120 @@ SEND_PATH = "/sms/batchSendDiffSms/v1"
 MAX_BODY_BYTES = 64 * 1024
 MAX_NUMBERS = 500
 MAX_NUMBER_LENGTH = 21
-WSSE_WINDOW = timedelta(hours=24)  # seed: nonce time vs. send time may differ by at most 24 hours
-AKSK_WINDOW = timedelta(minutes=15)  # seed: X-Sdk-Date may differ by at most 15 minutes
+WSSE_WINDOW = timedelta(hours=24)  # the page: nonce time vs. send time may differ by at most 24 hours
+AKSK_WINDOW = timedelta(minutes=15)  # the page: X-Sdk-Date may differ by at most 15 minutes
 RECEIPT_BATCH_SIZE = 50
+#: Table 5, `to`: "+{Country code}{Area code}{Terminal number}"; abroad "all recipient numbers must be in the
+#: standard format", while a mainland number without "+{Country code}" gets +86.
+_STANDARD_NUMBER = re.compile(r"\+[0-9]+")
+_MAINLAND_CHANNEL_NUMBER = re.compile(r"\+?[0-9]+")
 ReceiptFormat = Literal["form", "batch"]
+
+SUCCESS_CODE = "000000"
+ALL_NUMBERS_FAILED_CODE = "E000510"  # "The SMS fails to be sent. For details, see Status."
+#: Huawei Cloud's API gateway (in front of the SMS service) answers flow control with HTTP 429 and its own body,
+#: `{"error_code": "APIG.0308", "error_msg": "The throttling threshold has been reached: ...", "request_id"}` (API
+#: Gateway "Error Codes" page); the SMS page names no rate-limit code of its own.
+GATEWAY_THROTTLED_CODE = "APIG.0308"
+
+#: The SMS page's "Result Codes" table (Table 8): code -> (HTTP status, message), in Huawei's words.
+CALL_RESULT_CODES: dict[str, tuple[int, str]] = {
+    "E000000": (400, "System error."),
+    "E000001": (400, "Authorization not contained in the HTTP header."),
+    "E000002": (400, "realm not contained in Authorization."),
+    "E000003": (400, "profile not contained in Authorization."),
+    "E000004": (400, "The value of realm in Authorization must be SDP."),
+    "E000005": (400, "The value of profile in Authorization must be UsernameToken."),
+    "E000006": (400, "The value of type in Authorization must be app_key."),
+    "E000007": (400, "type not contained in Authorization."),
+    "E000008": (400, "WSSE not contained in Authorization."),
+    "E000020": (400, "X-WSSE not contained in the HTTP header."),
+    "E000021": (400, "UserName not contained in X-WSSE."),
+    "E000022": (400, "Nonce not contained in X-WSSE."),
+    "E000023": (400, "Created not contained in X-WSSE."),
+    "E000024": (400, "PasswordDigest not contained in X-WSSE."),
+    "E000025": (400, "The format of Created is incorrect."),
+    "E000026": (400, "UsernameToken not contained in X-WSSE."),
+    "E000027": (400, "Invalid request."),
+    "E000041": (400, "X-Sdk-Date header is empty."),
+    "E000042": (400, "The format of X-Sdk-Date header is invalid."),
+    "E000043": (400, "The format of Authorization header is incorrect."),
+    "E000044": (400, "X-Sdk-Date is expired."),
+    "E000045": (400, "Authorization verify failed."),
+    "E000503": (400, "The parameter format is incorrect."),
+    ALL_NUMBERS_FAILED_CODE: (400, "The SMS fails to be sent. For details, see Status."),
+    "E000101": (401, "Authentication failed."),
+    "E000102": (401, "Invalid app_key."),
+    "E000103": (401, "The status of the app_key is unavailable."),
+    "E000104": (401, "Invalid app_secret."),
+    "E000105": (401, "Invalid digest."),
+    "E000106": (401, "The app_key is not allowed to invoke this API."),
+    "E000109": (401, "The user status is deactivated."),
+    "E000110": (401, "Time out limit."),
+    "E000111": (401, "Incorrect username or password."),
+    "E000112": (401, "The subscriber status is frozen."),
+    "E000620": (403, "The app client ip is not in ip white list."),
+    "E000623": (403, "Number of SMSs sent by the SP reached the limit."),
+    "E000630": (403, "Number of SMSs sent by the SP reached the country/region limit."),
+    GATEWAY_THROTTLED_CODE: (429, "The throttling threshold has been reached: policy user over ratelimit"),
+}
+
+#: The per-number `status` values the page lists (Table 7, SmsID.status): they come back inside `result`.
+NUMBER_STATUSES: dict[str, str] = {
+    "E200015": "Too many SMSs are waiting to be sent.",
+    "E200028": "Failed to verify the template.",
+    "E200029": "Failed to verify the template type.",
+    "E200030": "The template is not activated.",
+    "E200031": "Failed to verify the protocol.",
+    "E200033": "The template type is incorrect.",
+    "E200041": "The recipient numbers of the same SMS are duplicate.",
+}
+
+
+# ------------------------------------------------------------------------------------------------ request shape
+
+
+class _Wire(BaseModel):
+    # Unknown fields are refused: a misspelt field name ("templateParams") would be silently ignored by a lenient
+    # server, and a test should see it.
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+
+
+class SmsContent(_Wire):
+    """Table 5, SmsContent."""
+
+    to: list[str] = Field(min_length=1)
+    template_id: str = Field(alias="templateId", min_length=1, max_length=32)
+    template_paras: list[str] | None = Field(default=None, alias="templateParas")  # "JSONArray format"
+    signature: str | None = Field(default=None, max_length=32)  # "0 to 32 characters", mainland only
+
+
+class BatchSendDiffSmsBody(_Wire):
+    """Table 4, the request body."""
+
+    from_: str = Field(alias="from", min_length=1, max_length=21)
+    status_callback: str | None = Field(default=None, alias="statusCallback", min_length=1, max_length=1024)
+    # "String (1 to 128 characters) ... Spaces and braces {} are not allowed." (any whitespace is refused here)
+    extend: str | None = Field(default=None, pattern=r"^[^\s{}]{1,128}$")
+    sms_content: list[SmsContent] = Field(alias="smsContent", min_length=1)
+
+
+class StatusReport(BaseModel):
+    """One status report as the "Status Report Receiving API" page lists its fields; every value a string."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    sms_msg_id: str = Field(alias="smsMsgId")
+    total: str
+    sequence: str  # which part of a long message
+    status: str
+    status_desc: str = Field(alias="statusDesc")
+    source: str  # "1" the SMS platform, "2" the carrier's SMSC
+    update_time: str = Field(alias="updateTime")  # UTC, yyyy-MM-dd'T'HH:mm:ss'Z'
+    extend: str | None = None
+    to: str | None = None  # sent together with `extend`
+    org_code: str | None = Field(default=None, alias="orgCode")  # appears in the page's samples
+
 
 # Our normalised receipt outcomes -> Huawei's status value, description and source ("2": the carrier's SMSC).
 _RECEIPT_STATUSES: dict[str, tuple[str, str, str]] = {
@@ -210,24 +318,23 @@ def _json(payload: dict[str, Any], status: int) -> Response:
 
 
 def _refusal(code: str) -> Response:
-    known = RESULT_CODES.get(code)
-    description = known.description if known else "Emulated failure."
+    status, description = CALL_RESULT_CODES.get(code, (0, "Emulated failure."))
     if code.startswith("APIG."):
         if code == GATEWAY_THROTTLED_CODE:
             description += ",limit:configured,time:1 second"
         payload = {"error_code": code, "error_msg": description, "request_id": uuid.uuid4().hex}
-        return _json(payload, known.http_status if known else 429)
-    status = known.http_status if known and known.http_status != 200 else 400
-    return _json({"code": code, "description": description}, status)
+        return _json(payload, status or 429)
+    return _json({"code": code, "description": description}, status or 400)
 
 
 def _is_number_status(code: str) -> bool:
     """Per-number statuses (E200xxx) come back inside `result`, not as the call's own answer."""
-    known = RESULT_CODES.get(code)
-    return known.http_status == 200 if known else code.startswith("E2")
+    return code in NUMBER_STATUSES or (code not in CALL_RESULT_CODES and code.startswith("E2"))
 
 
 def _country_id(number: str) -> str:
+    if _is_mainland(number):
+        return "CN"
     digits = number.lstrip("+")
     for length in (1, 2, 3):
         region = phonenumbers.region_code_for_country_code(int(digits[:length] or 0))
@@ -247,14 +354,25 @@ def _validated_body(raw: bytes, application: _Application) -> BatchSendDiffSmsBo
         body = BatchSendDiffSmsBody.model_validate_json(raw)
     except ValidationError:
         raise _Refused("E000503") from None
-    numbers = [number for entry in body.sms_content for number in entry.to]
-    if len(numbers) > MAX_NUMBERS or any(not 1 <= len(number) <= MAX_NUMBER_LENGTH for number in numbers):
-        raise _Refused("E000503")
     if body.from_ not in (application.international_sender, application.mainland_sender):
         raise _Refused("E000503")  # not a channel number of this application
-    if body.from_ == application.mainland_sender and any(not entry.signature for entry in body.sms_content):
+    mainland_channel = body.from_ == application.mainland_sender
+    numbers = [number for entry in body.sms_content for number in entry.to]
+    # "a maximum of 500 numbers ... If there are more than 500 numbers, the SMS fails to be sent to any of them."
+    if len(numbers) > MAX_NUMBERS:
+        raise _Refused("E000503")
+    number_format = _MAINLAND_CHANNEL_NUMBER if mainland_channel else _STANDARD_NUMBER
+    if any(len(number) > MAX_NUMBER_LENGTH or not number_format.fullmatch(number) for number in numbers):
+        raise _Refused("E000503")
+    if mainland_channel and any(not entry.signature for entry in body.sms_content):
         raise _Refused("E000503")  # a mainland channel sends under an approved signature
     return body
+
+
+def _is_mainland(number: str) -> bool:
+    # Without "+{Country code}" a mainland channel's number is +86 (Table 5); calling codes are prefix-free, so
+    # "+86" is the mainland and nothing else (+852, +853 and +886 differ in their second digit).
+    return number.startswith("+86") or not number.startswith("+")
 
 
 def _number_status(number: str, mainland_channel: bool, seen: set[str], injected: str | None) -> str:
@@ -262,7 +380,7 @@ def _number_status(number: str, mainland_channel: bool, seen: set[str], injected
         return injected
     if number in seen:
         return "E200041"
-    if number.startswith("+86") != mainland_channel:
+    if _is_mainland(number) != mainland_channel:
         # +86 on the international channel, or a foreign number on a mainland channel: the channel's
         # template type does not fit the destination.
         return "E200029"
@@ -384,7 +502,7 @@ def create_app(
         if bare is not None:
             return common.bare_response(bare)  # sent, but the answer is lost
         if not accepted:
-            description = RESULT_CODES[ALL_NUMBERS_FAILED_CODE].description
+            description = CALL_RESULT_CODES[ALL_NUMBERS_FAILED_CODE][1]
             return _json({"code": ALL_NUMBERS_FAILED_CODE, "description": description, "result": results}, 400)
         return _json({"code": SUCCESS_CODE, "description": "Success", "result": results}, 200)
 

@@ -394,7 +394,7 @@ def billed_segments(text: str) -> int:
 
 
 def status_entry(recipient: Recipient) -> dict[str, Any]:
-    # Field order and values as in the seed's examples; a refused number still gets a SerialNo there.
+    # Field order and values as in the SendMultiGlobalSms page's examples; a refused number still gets a SerialNo there.
     code = recipient.code or "Ok"
     return {
         "Code": code,

@@ -255,6 +255,9 @@ def test_mainland_numbers_are_refused() -> None:
         ({"From": "Alicloud1234"}, "INVALID_SENDERID"),
         ({"From": "1234567890123456"}, "INVALID_SENDERID"),
         ({"To": "85212ab"}, "MOBILE_NUMBER_ILLEGAL"),
+        ({"To": "+85251230001"}, "MOBILE_NUMBER_ILLEGAL"),  # dialing code and number, digits only
+        ({"To": "8525123"}, "MOBILE_NUMBER_ILLEGAL"),  # too short for a Hong Kong number
+        ({"To": "0085251230001"}, "MOBILE_NUMBER_ILLEGAL"),
         ({"Type": "PROMO"}, "INVALID_PARAMETERS"),
         ({"TaskId": "x" * 256}, "INVALID_PARAMETERS"),
         ({"ValidityPeriod": "soon"}, "INVALID_PARAMETERS"),
@@ -282,6 +285,24 @@ def test_batch_field_rules(params: dict[str, str], code: str) -> None:
     app = create_app(Knobs())
     base = {"To": '["85251230001","85251230002"]', "Message": '["a","b"]', "Type": "NOTIFY"}
     assert business(raw_call(app, "BatchSendMessageToGlobe", {**base, **params})) == code
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        ("x" * 160, "1"),
+        ("x" * 161, "2"),  # 153 characters per part of a long message
+        ("[" * 80, "1"),  # GSM-7 extension characters take two septets
+        ("[" * 81, "2"),
+        ("é" * 160, "1"),  # in the GSM-7 alphabet
+        ("你" * 70, "1"),  # UCS-2: 70 in one message, 67 per part
+        ("你" * 71, "2"),
+        ("你" * 135, "3"),
+    ],
+)
+def test_billed_segments(text: str, segments: str) -> None:
+    answer = raw_call(create_app(Knobs()), "SendMessageToGlobe", {"To": "85251230001", "Message": text}).json()
+    assert (answer["ResponseCode"], answer["Segments"]) == ("OK", segments)
 
 
 def test_missing_parameters_and_unknown_actions_are_gateway_errors() -> None:

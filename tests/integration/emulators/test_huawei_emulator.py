@@ -214,6 +214,9 @@ def _body(numbers: list[str], sender: str = "isms0000000001", **extra: Any) -> d
     [
         _body([f"+65910{i:05d}" for i in range(501)]),  # more than 500 numbers fails the whole call
         _body(["+" + "1" * 21]),  # a number longer than 21 characters
+        _body(["6591000001"]),  # abroad, every number in the standard format "+{country code}..."
+        _body(["+65 9100 0001"]),
+        _body(["+6591000001"], templateParams=["123456"]),  # a misspelt field is refused, not ignored
         _body(["+6591000001"], sender="isms9999999999"),  # not a channel number of this application
         _body(["+8613800000001"], sender="csms0000000001"),  # mainland channel without a signature
         {**_body(["+6591000001"]), "extend": "has space"},
@@ -245,6 +248,19 @@ def test_all_numbers_refused_is_e000510_with_statuses() -> None:
     response = _authenticated(app, _body(["+8613800000001"]))
     assert (response.status_code, response.json()["code"]) == (400, "E000510")
     assert response.json()["result"][0]["status"] == "E200029"
+
+
+def test_a_mainland_channel_number_without_country_code_is_plus86() -> None:
+    app = create_app(Knobs(), ENV)
+    numbers = ["13800000001", "+8613800000002", "+6591000001"]
+    response = _authenticated(app, _body(numbers, sender="csms0000000001", signature="GlobeSMS"))
+    payload = response.json()
+    assert (response.status_code, payload["code"]) == (200, "000000")
+    assert [(item["status"], item["countryId"]) for item in payload["result"]] == [
+        ("000000", "CN"),
+        ("000000", "CN"),
+        ("E200029", "SG"),  # a foreign number does not fit a mainland channel's template type
+    ]
 
 
 def test_duplicate_number_in_one_call() -> None:
