@@ -1,13 +1,23 @@
 # globesms - the two commands a newcomer needs are `make run` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The Lambda runtime's Python (template.yaml: python3.13); .python-version names it for pyenv.
+PYTHON_VERSION := 3.13
+PYTHON ?= python$(PYTHON_VERSION)
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/*.txt 2>/dev/null | sha1sum | cut -c1-12)
+SAM_CLI := $(SAM_VENV)/.aws-sam-cli-1.170.0-python$(PYTHON_VERSION)
+# Lock files with hashes, written by `make lock`: everything `make test` installs, and the layer's install set.
+DEV_LOCK := requirements/lock-dev.txt
+LAYER_LOCK := layers/globesms/requirements.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: run test lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
-	lambda-base-image redrive clean
+	lambda-base-image redrive lock clean
+
+# (Re)creates the virtualenv $(1) when it is missing or runs another Python than $(PYTHON_VERSION).
+ensure_venv = $(1)/bin/python -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PYTHON_VERSION)")' \
+	2>/dev/null || { rm -rf $(1) && $(PYTHON) -m venv $(1); }
 
 ## run: start the whole system on this machine (moto, API on 127.0.0.1:$${API_PORT:-3000}, pollers, provider emulators);
 ##   ARGS='...' passes flags to python -m local.run, e.g. ARGS='--bind 0.0.0.0' for sam local (docs/local.md)
@@ -18,11 +28,22 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
-$(STAMP): pyproject.toml $(wildcard requirements/*.txt)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cli]' $(foreach f,$(wildcard requirements/*.txt),-r $(f))
+$(STAMP): pyproject.toml $(DEV_LOCK)
+	@$(call ensure_venv,$(VENV))
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
+
+## lock: resolve pyproject.toml and requirements/sdk-*.txt into the lock files, with hashes, after changing a pin;
+##   a version already locked stays unless UPGRADE=1. The layer's lock leaves out what the Lambda runtime provides
+##   (boto3 and what it requires) and takes its versions from the dev lock, so the tests run what the layer ships.
+RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath urllib3 python-dateutil six
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --generate-hashes \
+	--python-version $(PYTHON_VERSION) $(if $(filter 1 yes true,$(UPGRADE)),--upgrade)
+lock: $(STAMP)
+	$(UV_COMPILE) --universal pyproject.toml --extra dev --extra cli $(wildcard requirements/sdk-*.txt) -o $(DEV_LOCK)
+	$(UV_COMPILE) --python-platform x86_64-manylinux_2_34 pyproject.toml -c $(DEV_LOCK) \
+		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) -o $(LAYER_LOCK)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -55,15 +76,18 @@ soak: $(STAMP)
 	GLOBESMS_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(BIN)/pytest tests/fuzz
 
 ## The SAM CLI lives in its own virtualenv: its pins clash with the project's.
-$(SAM_VENV)/bin/sam:
-	$(PYTHON) -m venv $(SAM_VENV)
+$(SAM_CLI):
+	@$(call ensure_venv,$(SAM_VENV))
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+	@touch $@
 
-validate: $(SAM_VENV)/bin/sam
+validate: $(SAM_CLI)
 	$(SAM_VENV)/bin/sam validate --lint
 
-build: $(SAM_VENV)/bin/sam
-	$(SAM_VENV)/bin/sam build
+## build: sam build into .aws-sam/build; the functions' builder needs python3.13 on PATH (the SAM virtualenv's),
+##   the layer is built by layers/globesms/Makefile from its lock
+build: $(SAM_CLI)
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build
 
 ## sam local, step by step in docs/local.md. Its settings (env.json, --add-host host.docker.internal:host-gateway,
 ##   --skip-pull-image, start-api's port) live in samconfig.toml, so a plain `sam local ...` behaves as these targets.
@@ -72,12 +96,12 @@ sam-env: $(STAMP)
 	$(BIN)/python -m local.sam_env
 
 ## invoke-<Function>: e.g. make invoke-SendApiFunction EVENT=events/send_api_post_messages.json (needs `make build`)
-invoke-%: $(SAM_VENV)/bin/sam
+invoke-%: $(SAM_CLI)
 	@test -n "$(EVENT)" || { echo "usage: make invoke-<Function> EVENT=events/<file>.json"; exit 2; }
 	$(SAM_VENV)/bin/sam local invoke $* -e $(EVENT)
 
 ## start-api: the API in Lambda containers on 127.0.0.1:3001 (samconfig.toml; make run's API keeps 3000)
-start-api: $(SAM_VENV)/bin/sam
+start-api: $(SAM_CLI)
 	$(SAM_VENV)/bin/sam local start-api
 
 ## lambda-base-image: only where public.ecr.aws cannot be reached: build a stand-in for the Lambda Python base image

@@ -137,9 +137,9 @@ RUNTIME_PACKAGES = ("boto3",)
 
 @cache
 def layer_modules() -> tuple[str, ...]:
-    """The top-level modules a deployed function can import besides the standard library: those of the layer's
-    requirements (`layers/globesms/requirements.txt`, with the extras it asks for), of everything they require in
-    turn, and of the runtime's boto3; plus globesms itself."""
+    """The top-level modules a deployed function can import besides the standard library: those of the packages in
+    the layer's lock (`layers/globesms/requirements.txt`, everything the layer installs), of what they require in
+    turn, and of the runtime's boto3 (and what it requires); plus globesms itself."""
     wanted = [Requirement(line) for line in _requirement_lines()] + [Requirement(p) for p in RUNTIME_PACKAGES]
     seen: set[str] = set()
     while wanted:
@@ -162,8 +162,10 @@ def layer_modules() -> tuple[str, ...]:
 
 
 def _requirement_lines() -> list[str]:
+    """The lock's requirements (`name==version`, perhaps with a marker): the lines that start with a name; their
+    `--hash` options and `# via` comments follow on indented lines."""
     text = (ROOT / "layers" / "globesms" / "requirements.txt").read_text()
-    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+    return [line.removesuffix("\\").strip() for line in text.splitlines() if line[:1].isalnum()]
 
 
 def run_script(script: Path, config: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str, Any]:
