@@ -1,4 +1,4 @@
-"""Documented per-call limits of the providers (see the seeds and shared/reference/providers.md)."""
+"""Documented per-call limits of the providers (their API references; docs/providers.md has the table)."""
 
 from __future__ import annotations
 

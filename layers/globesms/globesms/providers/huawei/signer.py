@@ -38,7 +38,7 @@ def wsse_password_digest(nonce: str, created: str, app_secret: str) -> str:
     (some Java demos do that). We encode the hex string because the docs' own example header does (its
     PasswordDigest decodes to 64 hex characters, 88 Base64 characters; raw bytes would give 44) and so does
     Huawei's Python demo (`base64.b64encode(hashlib.sha256(...).hexdigest().encode())`). Decision recorded in
-    shared/reference/providers.md.
+    docs/providers.md.
     """
     hex_digest = hashlib.sha256((nonce + created + app_secret).encode("utf-8")).hexdigest()
     return base64.b64encode(hex_digest.encode("ascii")).decode("ascii")
