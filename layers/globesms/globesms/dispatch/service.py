@@ -47,6 +47,7 @@ from globesms.dispatch.unknown_outcomes import (
     wait_left,
 )
 from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import OutboundSms, SendOutcome
@@ -213,6 +214,7 @@ def dispatch_pack(
 
 
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
+SENDING_STEP = "sending"
 
 
 def _send(
@@ -431,9 +433,7 @@ def _record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime)
     steps = list(recipient.history or [])  # e.g. the provider it failed over from
     if status is Status.SENDING and error is not None:
         # Kept in the history even after a receipt settles the message and clears the error.
-        steps.append(
-            {"id": "sending", "type": "status", "status": "SENDING", "error_code": error.code, "received_at": stamp}
-        )
+        steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
     return MessageRecord(
         **dict(content),
         events=steps or None,
