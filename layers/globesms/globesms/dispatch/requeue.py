@@ -1,4 +1,5 @@
-"""Putting recipients back on a queue: which pack id they come back under, and after how long.
+"""Putting recipients back on a queue: which pack id they come back under, and after how long. (Named for what
+it does rather than `pack_ids`: the ids are the means by which putting something back twice stays harmless.)
 
 Every pack id derives from the id of the pack it came from, so a dispatcher that redoes its work after a crash
 queues the very same packs again, and the claims send each of them once:
