@@ -6,6 +6,7 @@ import os
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -14,11 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.aws import wiring
 from globesms.config import settings
 from globesms.dispatch.sending import RateLimiterUnavailable
-from globesms.dispatch.service import PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, DispatchPolicies, PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.observability import logger, metrics, tracer
+from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import build_provider
 
@@ -34,31 +36,32 @@ def _provider() -> Provider:
     return build_provider(PROVIDER)
 
 
+def _deps() -> DispatchDeps:
+    return DispatchDeps(
+        provider=_provider(),
+        store=wiring.message_store(),
+        claims=wiring.pack_claims(),
+        queues=wiring.pack_queues(),
+        receipts=wiring.receipt_store(),
+        webhooks=wiring.webhook_queue(),
+        limiter=wiring.rate_limiter(),
+        breakers=wiring.circuit_breakers(),
+        policies=DispatchPolicies(breaker=settings().breaker_policy(), unknown_outcomes=settings().unknown_outcomes()),
+    )
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     pack = DispatchPack.model_validate_json(record.body)
     if pack.provider is not PROVIDER:
         raise ValueError(f"pack {pack.pack_id} is for {pack.provider}, this dispatcher sends through {PROVIDER}")
-    receives = int(record.attributes.approximate_receive_count or 1)
+    last_attempt = int(record.attributes.approximate_receive_count or 1) >= settings().max_receive_count
     logger.set_correlation_id(pack.batch_id)
     logger.append_keys(pack_id=pack.pack_id)
     try:
-        summary = dispatch_pack(
-            pack,
-            provider=_provider(),
-            store=wiring.message_store(),
-            claims=wiring.pack_claims(),
-            queues=wiring.pack_queues(),
-            receipts=wiring.receipt_store(),
-            webhooks=wiring.webhook_queue(),
-            now=utc_now(),
-            last_attempt=receives >= settings().max_receive_count,
-            limiter=wiring.rate_limiter(),
-            breakers=wiring.circuit_breakers(),
-            breaker_policy=settings().breaker_policy(),
-            unknown_policy=settings().unknown_outcomes(),
-        )
+        summary = dispatch_pack(pack, _deps(), now=utc_now(), last_attempt=last_attempt)
     except RetryPack as exc:
+        _emit_provider_calls(exc.calls)
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
         logger.warning("pack will be retried", extra={"category": exc.error.category, "code": exc.error.code})
         raise
@@ -70,6 +73,27 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="RateLimiterFailures", unit=MetricUnit.Count, value=1)
         logger.exception("rate limiter failed before anything was sent; SQS will deliver the pack again")
         raise
+    _emit_provider_calls(summary.calls)
+    _emit_summary(summary)
+
+
+def _emit_provider_calls(calls: ProviderCalls) -> None:
+    """What the provider's calls said (its alarms: error rates per category, the breaker opening)."""
+    metrics.add_metric(name="RecipientsAttempted", unit=MetricUnit.Count, value=calls.attempted)
+    metrics.add_metric(name="CircuitBreakerOpened", unit=MetricUnit.Count, value=int(calls.breaker_opened))
+    for category, count in calls.errors.items():
+        # One EMF line per category: a metric set shares its dimensions, and `category` is this metric's alone.
+        with single_metric(
+            name="ProviderErrors",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "provider": PROVIDER.value, "category": category.value},
+        ):
+            pass
+
+
+def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="RecipientsSubmitted", unit=MetricUnit.Count, value=summary.submitted)
     metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="RecipientsUnknownOutcome", unit=MetricUnit.Count, value=summary.unknown)

@@ -14,7 +14,7 @@ from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_rate_limiter import COUNTER_TTL_SECONDS, DynamoDBRateLimiter, counter_key
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.dispatch.service import dispatch_pack
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.clock import utc_now
 from globesms.domain.status import Status
 from globesms.models.outbound import OutboundSms, ProviderName
@@ -134,18 +134,16 @@ def test_the_limit_holds_across_concurrent_dispatchers_and_no_recipient_is_lost(
         try:
             while queue and time.monotonic() < deadline:
                 queues = MemoryQueues()
-                summary = dispatch_pack(
-                    queue.pop(0),
+                deps = DispatchDeps(
                     provider=provider,
                     store=store,
                     claims=claims,
                     queues=queues,
                     receipts=receipts,
                     webhooks=MemoryWebhooks(),
-                    now=utc_now(),
-                    last_attempt=False,
                     limiter=limiter,
                 )
+                summary = dispatch_pack(queue.pop(0), deps, now=utc_now(), last_attempt=False)
                 queue.extend(queues.sent[ProviderName.ALIYUN])
                 if summary.deferred:
                     deferrals[n] += 1

@@ -38,7 +38,7 @@ from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import settings
 from globesms.dispatch.circuit_breaker import BreakerPolicy
 from globesms.dispatch.rate_limits import configured_rate_limits
-from globesms.dispatch.service import DispatchSummary, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, DispatchPolicies, DispatchSummary, dispatch_pack
 from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
@@ -254,21 +254,19 @@ class Harness:
         does with the result: delete on success, visible again on failure."""
         outcome = Outcome(delivery)
         try:
-            outcome.summary = dispatch_pack(
-                delivery.pack,
+            deps = DispatchDeps(
                 provider=self.providers[delivery.provider],
                 store=self.store,
                 claims=self.claims,
                 queues=self.queues,
                 receipts=self.receipts,
                 webhooks=self.webhooks,
-                now=self.now,
-                last_attempt=delivery.receive_count >= self.max_receive_count,
                 limiter=self.limiter,
                 breakers=self.breakers,
-                breaker_policy=self.breaker_policy,
-                unknown_policy=self.unknown_policy,
+                policies=DispatchPolicies(breaker=self.breaker_policy, unknown_outcomes=self.unknown_policy),
             )
+            last_attempt = delivery.receive_count >= self.max_receive_count
+            outcome.summary = dispatch_pack(delivery.pack, deps, now=self.now, last_attempt=last_attempt)
         except Exception as exc:  # any failure: SQS delivers it again (or moves it to the DLQ)
             outcome.error = exc
             self.sqs.change_message_visibility(

@@ -5,8 +5,9 @@ from typing import Any
 import pytest
 
 from globesms.dispatch.rate_limits import SECOND_MARGIN
+from globesms.dispatch.requeue import deferred_pack
 from globesms.dispatch.sending import RateLimiterUnavailable, outbound_messages, send_all, send_within_limits
-from globesms.dispatch.service import PackBusy, RetryPack, deferred_pack, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, PackBusy, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
@@ -31,19 +32,19 @@ def pack(n: int = 3, provider: ProviderName = ProviderName.ALIYUN) -> DispatchPa
 
 
 def run(pack_: DispatchPack, provider: ScriptedProvider, store: MemoryStore, claims: MemoryClaims | None = None, **kw):  # type: ignore[no-untyped-def]
-    """dispatch_pack with in-memory ports; keyword overrides for queues, webhooks, now, last_attempt."""
-    return dispatch_pack(
-        pack_,
+    """dispatch_pack with in-memory ports; keyword overrides for queues, webhooks, now, last_attempt and any other
+    field of `DispatchDeps`."""
+    now, last_attempt = kw.pop("now", NOW), kw.pop("last_attempt", False)
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=claims or MemoryClaims(),
         queues=kw.pop("queues", MemoryQueues()),
         receipts=store,
         webhooks=kw.pop("webhooks", MemoryWebhooks()),
-        now=kw.pop("now", NOW),
-        last_attempt=kw.pop("last_attempt", False),
         **kw,
     )
+    return dispatch_pack(pack_, deps, now=now, last_attempt=last_attempt)
 
 
 def test_every_recipient_is_recorded_submitted_with_its_provider_id() -> None:
@@ -264,19 +265,17 @@ T0 = 1_800_000_000.25  # a quarter into a wall-clock second
 def limited(pack_: DispatchPack, provider: ScriptedProvider, limiter: MemoryRateLimiter, **kw: Any):  # type: ignore[no-untyped-def]
     store, claims, queues = kw.pop("store", MemoryStore()), kw.pop("claims", MemoryClaims()), kw.pop("queues", None)
     queues = queues if queues is not None else MemoryQueues()
-    summary = dispatch_pack(
-        pack_,
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=claims,
         queues=queues,
         receipts=store,
         webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=kw.pop("last_attempt", False),
         limiter=limiter,
         clock=kw.pop("clock", lambda: T0),
     )
+    summary = dispatch_pack(pack_, deps, now=NOW, last_attempt=kw.pop("last_attempt", False))
     return summary, store, claims, queues
 
 

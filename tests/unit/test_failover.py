@@ -8,7 +8,7 @@ import pytest
 from globesms.dispatch.circuit_breaker import BreakerPolicy, PackHealth, pack_health
 from globesms.dispatch.failover import content_for, next_provider
 from globesms.dispatch.sending import INVALID_REQUEST
-from globesms.dispatch.service import RetryPack, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, DispatchPolicies, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.content import MessageContent
@@ -58,19 +58,18 @@ def template_pack(provider: ProviderName = T, route: tuple[ProviderName, ...] = 
 
 def run(pack: DispatchPack, provider: ScriptedProvider, **kw):  # type: ignore[no-untyped-def]
     store = kw.pop("store", MemoryStore())
-    return dispatch_pack(
-        pack,
+    now, last_attempt = kw.pop("now", NOW), kw.pop("last_attempt", False)
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=kw.pop("claims", MemoryClaims()),
         queues=kw.pop("queues", MemoryQueues()),
         receipts=store,
         webhooks=MemoryWebhooks(),
-        now=kw.pop("now", NOW),
-        last_attempt=kw.pop("last_attempt", False),
         templates=REGISTRY,
         **kw,
     )
+    return dispatch_pack(pack, deps, now=now, last_attempt=last_attempt)
 
 
 def test_the_next_provider_is_the_one_after_the_current_in_the_route() -> None:
@@ -148,18 +147,21 @@ def test_transient_errors_before_the_last_attempt_are_retried_where_they_are() -
 
 
 def test_failed_packs_in_a_row_open_the_breaker_and_the_pack_that_opens_it_moves() -> None:
-    breakers, policy = MemoryBreakers(), BreakerPolicy(failures_to_open=3, cooldown_seconds=60)
+    breakers, policy = (
+        MemoryBreakers(),
+        DispatchPolicies(breaker=BreakerPolicy(failures_to_open=3, cooldown_seconds=60)),
+    )
     provider = ScriptedProvider(T, answer=lambda m: DOWN)
     for _ in range(2):
         with pytest.raises(RetryPack):
-            run(template_pack(), provider, breakers=breakers, breaker_policy=policy)
+            run(template_pack(), provider, breakers=breakers, policies=policy)
     queues = MemoryQueues()
-    summary = run(template_pack(), provider, breakers=breakers, breaker_policy=policy, queues=queues)
+    summary = run(template_pack(), provider, breakers=breakers, policies=policy, queues=queues)
     assert summary.failed_over == 3 and breakers.state(T).is_open(NOW)
     # While it is open nobody calls Tencent for recipients that can go elsewhere.
     calls = len(provider.calls)
     queues = MemoryQueues()
-    summary = run(template_pack(), provider, breakers=breakers, breaker_policy=policy, queues=queues)
+    summary = run(template_pack(), provider, breakers=breakers, policies=policy, queues=queues)
     assert len(provider.calls) == calls and summary.failed_over == 3
     assert {r.history[0]["error_code"] for p in queues.sent[H] for r in p.recipients} == {"CIRCUIT_OPEN"}  # type: ignore[index]
 

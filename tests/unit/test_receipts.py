@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globesms.accept.queries import message_view
-from globesms.dispatch.service import dispatch_pack
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
@@ -130,17 +130,15 @@ def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() 
     pack = huawei_pack()
     webhooks = MemoryWebhooks()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
-    dispatch_pack(
-        pack,
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=MemoryClaims(),
         queues=MemoryQueues(),
         receipts=store,
         webhooks=webhooks,
-        now=NOW,
-        last_attempt=False,
     )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     assert store.messages["B.00000"].status is Status.DELIVERED
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
 
@@ -226,17 +224,15 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
     pack = huawei_pack()
     timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
     provider = ScriptedProvider(name=ProviderName.HUAWEI, answer=lambda m: timeout)
-    dispatch_pack(
-        pack,
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=MemoryClaims(),
         queues=MemoryQueues(),
         receipts=store,
         webhooks=MemoryWebhooks(),
-        now=NOW,
-        last_attempt=False,
     )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     record = store.messages["B.00000"]
     assert (record.status, record.provider_message_id, record.error_code) == (Status.DELIVERED, "pm-late", None)
     view = message_view(record, None)
@@ -251,17 +247,15 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
 def interrupted_dispatch(store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks) -> None:
     pack = huawei_pack()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
-    dispatch_pack(
-        pack,
+    deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=claims,
         queues=MemoryQueues(),
         receipts=store,
         webhooks=webhooks,
-        now=NOW,
-        last_attempt=False,
     )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     assert provider.calls == []  # never sent again
 
 

@@ -3,7 +3,7 @@ the policy — FAILED by default, or sent once more — unless its receipt came 
 
 from datetime import UTC, datetime, timedelta
 
-from globesms.dispatch.service import dispatch_pack
+from globesms.dispatch.service import DispatchDeps, DispatchPolicies, dispatch_pack
 from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
@@ -38,18 +38,16 @@ class World:
         self.policy = policy
 
     def dispatch(self, p: DispatchPack, provider: ScriptedProvider, now: datetime):  # type: ignore[no-untyped-def]
-        return dispatch_pack(
-            p,
+        deps = DispatchDeps(
             provider=provider,
             store=self.store,
             claims=self.claims,
             queues=self.queues,
             receipts=self.store,
             webhooks=self.webhooks,
-            now=now,
-            last_attempt=False,
-            unknown_policy=self.policy,
+            policies=DispatchPolicies(unknown_outcomes=self.policy),
         )
+        return dispatch_pack(p, deps, now=now, last_attempt=False)
 
     def take(self) -> DispatchPack:
         return self.queues.sent["aliyun"].pop(0)  # type: ignore[index]

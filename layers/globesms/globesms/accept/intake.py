@@ -33,6 +33,7 @@ from globesms.models.api import (
     AcceptResponse,
     ErrorBody,
     ErrorDetail,
+    MessageSpec,
     SendBody,
     SqsIntakeEnvelope,
     specs_of,
@@ -86,41 +87,9 @@ def accept_intake(
 ) -> IntakeOutcome:
     """Accepts one intake body. Without `run_once` an `idempotency_key` is checked but not enforced (the batch id
     still is): the Lambda always passes `globesms.idempotency.run_once`."""
-    batch_id = sqs_batch_id(sqs_message_id)
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        _refuse(
-            store, batch_id, now, retention_days, ErrorBody(code="MALFORMED_JSON", message="the body is not valid JSON")
-        )
-    if not isinstance(data, dict):
-        _refuse(
-            store,
-            batch_id,
-            now,
-            retention_days,
-            ErrorBody(
-                code="VALIDATION_ERROR",
-                message="the body must be a JSON object",
-                fields=[ErrorDetail(field="body", rule="must be a JSON object")],
-            ),
-        )
-    claimed = data.pop("batch_id", None)
-    if isinstance(claimed, str) and _BATCH_ID.match(claimed):
-        batch_id = claimed
-    try:
-        envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
-        parsed = _body_adapter.validate_python(data)
-    except ValidationError as exc:
-        details = describe_errors(exc.errors())
-        _refuse(
-            store,
-            batch_id,
-            now,
-            retention_days,
-            ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
-        )
-    specs = specs_of(parsed)
+    batch_id, envelope, specs = _parse(
+        body, sqs_batch_id(sqs_message_id), store=store, now=now, retention_days=retention_days
+    )
     accepted_as = batch_id
     if envelope.idempotency_key is not None and envelope.batch_id is None:
         # As the API does: a body that names no batch gets one from its key, so a receive that died after queueing
@@ -155,6 +124,47 @@ def accept_intake(
     except BatchIdConflict as exc:
         # Refused without writing: the header belongs to the other body.
         raise IntakeRefused(batch_id, ErrorBody(code="BATCH_ID_CONFLICT", message=str(exc))) from None
+
+
+def _parse(
+    body: str, batch_id: str, *, store: MessageStore, now: datetime, retention_days: int
+) -> tuple[str, SqsIntakeEnvelope, list[MessageSpec]]:
+    """The body's batch id (the one it names, if well formed, else `batch_id`), envelope and specs; a body that
+    cannot be read is refused (`_refuse`) under that batch id."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        _refuse(
+            store, batch_id, now, retention_days, ErrorBody(code="MALFORMED_JSON", message="the body is not valid JSON")
+        )
+    if not isinstance(data, dict):
+        _refuse(
+            store,
+            batch_id,
+            now,
+            retention_days,
+            ErrorBody(
+                code="VALIDATION_ERROR",
+                message="the body must be a JSON object",
+                fields=[ErrorDetail(field="body", rule="must be a JSON object")],
+            ),
+        )
+    claimed = data.pop("batch_id", None)
+    if isinstance(claimed, str) and _BATCH_ID.match(claimed):
+        batch_id = claimed
+    try:
+        envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
+        parsed = _body_adapter.validate_python(data)
+    except ValidationError as exc:
+        details = describe_errors(exc.errors())
+        _refuse(
+            store,
+            batch_id,
+            now,
+            retention_days,
+            ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
+        )
+    return batch_id, envelope, specs_of(parsed)
 
 
 def _refuse(store: MessageStore, batch_id: str, now: datetime, retention_days: int, refusal: ErrorBody) -> NoReturn:

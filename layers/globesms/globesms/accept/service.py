@@ -88,66 +88,82 @@ def plan_batch(
         raise TooManyRecipients(total)
     routes = current_table() if routes is None else routes
     templates = template_registry() if templates is None else templates
-    created_at = iso(now)
-    expires_at = expiry(now, retention_days)
+    stamps = _BatchStamps(batch_id, created_at=iso(now), expires_at=expiry(now, retention_days))
     plan = AcceptPlan()
     index = 0
     for spec in specs:
         router, contents = _spec_routing(spec, routes, templates)
         seen: set[str] = set()
         for raw in spec.recipients:
-            this = index
+            planned = _plan_recipient(spec, raw, index, seen=seen, router=router, contents=contents, stamps=stamps)
             index += 1
-            try:
-                number = parse_mobile(raw)
-            except InvalidNumber as exc:
-                plan.errors.append(RecipientError(index=this, to=raw, code=exc.code, message=str(exc)))
-                continue
-            if number.e164 in seen:
-                # The same content twice to one number in one request is nearly always a client bug; sending
-                # it would text somebody twice.
-                plan.errors.append(
-                    RecipientError(
-                        index=this, to=raw, code="DUPLICATE_RECIPIENT", message="number repeated in this message"
-                    )
-                )
-                continue
-            seen.add(number.e164)
-            record_id = message_id(batch_id, this)
-            routed = router.route(number.region, number.country_code, record_id)
-            if isinstance(routed, RouteRefusal):
-                plan.errors.append(RecipientError(index=this, to=raw, code=routed.code, message=routed.message))
-                continue
-            content = contents(routed.provider)
-            if isinstance(content, ParamsProblem):
-                plan.errors.append(RecipientError(index=this, to=raw, code=content.code, message=content.message))
-                continue
-            plan.records.append(
-                MessageRecord(
-                    id=record_id,
-                    batch_id=batch_id,
-                    to=number.e164,
-                    provider=routed.provider,
-                    type=spec.type,
-                    status=Status.ACCEPTED,
-                    text=content.text,
-                    template_id=content.template_id,
-                    template_params=content.template_params,
-                    template_ref=router.template_id if router.registered is not None else None,
-                    route=routed.route,
-                    sender_id=spec.sender_id,
-                    validity_seconds=spec.validity_seconds,
-                    client_ref=spec.client_ref,
-                    status_callback=spec.status_callback,
-                    status_callback_on_submitted=spec.status_callback_on_submitted or None,
-                    segments=content.segments,
-                    created_at=created_at,
-                    updated_at=created_at,
-                    expires_at=expires_at,
-                )
-            )
-    plan.packs = pack_records(plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
+            if isinstance(planned, RecipientError):
+                plan.errors.append(planned)
+            else:
+                plan.records.append(planned)
+    plan.packs = pack_records(
+        plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
+    )
     return plan
+
+
+@dataclass(frozen=True)
+class _BatchStamps:
+    batch_id: str
+    created_at: str
+    expires_at: int
+
+
+def _plan_recipient(
+    spec: MessageSpec,
+    raw: str,
+    this: int,
+    *,
+    seen: set[str],
+    router: SpecRouter,
+    contents: Callable[[ProviderName], Rendered | ParamsProblem],
+    stamps: _BatchStamps,
+) -> MessageRecord | RecipientError:
+    """Recipient `this` of the request (`raw` as given): its record, or why it is refused. `seen`: the numbers of
+    this spec so far (this one is added)."""
+    try:
+        number = parse_mobile(raw)
+    except InvalidNumber as exc:
+        return RecipientError(index=this, to=raw, code=exc.code, message=str(exc))
+    if number.e164 in seen:
+        # The same content twice to one number in one request is nearly always a client bug; sending
+        # it would text somebody twice.
+        return RecipientError(index=this, to=raw, code="DUPLICATE_RECIPIENT", message="number repeated in this message")
+    seen.add(number.e164)
+    record_id = message_id(stamps.batch_id, this)
+    routed = router.route(number.region, number.country_code, record_id)
+    if isinstance(routed, RouteRefusal):
+        return RecipientError(index=this, to=raw, code=routed.code, message=routed.message)
+    content = contents(routed.provider)
+    if isinstance(content, ParamsProblem):
+        return RecipientError(index=this, to=raw, code=content.code, message=content.message)
+    return MessageRecord(
+        id=record_id,
+        batch_id=stamps.batch_id,
+        to=number.e164,
+        provider=routed.provider,
+        type=spec.type,
+        status=Status.ACCEPTED,
+        text=content.text,
+        template_id=content.template_id,
+        template_params=content.template_params,
+        template_ref=router.template_id if router.registered is not None else None,
+        route=routed.route,
+        sender_id=spec.sender_id,
+        validity_seconds=spec.validity_seconds,
+        client_ref=spec.client_ref,
+        status_callback=spec.status_callback,
+        status_callback_on_submitted=spec.status_callback_on_submitted or None,
+        segments=content.segments,
+        created_at=stamps.created_at,
+        updated_at=stamps.created_at,
+        expires_at=stamps.expires_at,
+    )
 
 
 def _spec_routing(

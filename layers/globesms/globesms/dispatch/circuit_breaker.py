@@ -1,4 +1,5 @@
-"""When a provider counts as down, from what its packs got back (pure; the state lives in `ports.CircuitBreakers`).
+"""When a provider counts as down, from what its packs got back (the state lives in `ports.CircuitBreakers`;
+`record_pack` counts a pack there, the rest is pure).
 
 A pack *failed* when the provider answered none of the calls it made: every outcome of a call is a transient error
 (`retryable`: 5xx, connection refused) or an unknown outcome (a timeout). It *answered* when at least one call
@@ -9,16 +10,21 @@ that throttles is up). Messages refused before any call (`INVALID_REQUEST`) say 
 meanwhile dispatchers move the recipients that have another provider in their route without calling this one,
 and still send those that have none (so each of them reaches a final status through its own attempts). After the
 cooldown packs are sent again; one failure re-opens the breaker at once, one answer closes it.
+
+What an open breaker does to a pack (the recipients moved without a call) is decided in `outcomes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+from globesms.dispatch.sending import INVALID_REQUEST
 from globesms.errors import ErrorCategory
-from globesms.models.outbound import SendOutcome
+from globesms.models.outbound import ProviderName, SendOutcome
+from globesms.ports import BreakerState, CircuitBreakers
 
 #: Outcomes that say the provider did not answer (anything else, error or not, is an answer).
 NO_ANSWER = frozenset({ErrorCategory.RETRYABLE, ErrorCategory.UNKNOWN_OUTCOME})
@@ -43,3 +49,33 @@ def pack_health(outcomes: Iterable[SendOutcome], *, local_refusal_code: str) -> 
     if all(o.error is not None and o.error.category in NO_ANSWER for o in called):
         return PackHealth.FAILED
     return PackHealth.ANSWERED
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerUpdate:
+    state: BreakerState  # after this pack
+    #: This pack's failure turned the breaker open: it was not open when the pack started, and is now (the first
+    #: opening, or a re-opening after a cooldown). Two dispatchers that fail at the same moment may both say so.
+    opened: bool = False
+
+
+def record_pack(
+    breakers: CircuitBreakers,
+    provider: ProviderName,
+    outcomes: Iterable[SendOutcome],
+    *,
+    before: BreakerState,
+    policy: BreakerPolicy,
+    now: datetime,
+) -> BreakerUpdate:
+    """Counts one sent pack in the provider's breaker (`before`: its state when the pack started)."""
+    health = pack_health(outcomes, local_refusal_code=INVALID_REQUEST)
+    if health is PackHealth.FAILED:
+        after = breakers.record_failure(
+            provider, now=now, failures_to_open=policy.failures_to_open, cooldown_seconds=policy.cooldown_seconds
+        )
+        return BreakerUpdate(after, opened=after.is_open(now) and not before.is_open(now))
+    if health is PackHealth.ANSWERED and (before.failures or before.open_until):
+        breakers.record_success(provider)  # written only on a change: the common case costs no write
+        return BreakerUpdate(BreakerState())
+    return BreakerUpdate(before)

@@ -23,6 +23,7 @@ from typing import Any
 
 from globesms.accept.packing import pack_records
 from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.models.content import MessageContent
@@ -90,15 +91,9 @@ def reroute(
         if target is None or moved_content is None:
             continue
         moved.append(position)
-        step = {
-            "id": f"failover-{pack.provider}",
-            "type": "status",
-            "status": Status.QUEUED.value,
-            "provider": pack.provider.value,
-            "error_code": reasons.get(position, "FAILOVER"),
-            "received_at": stamp,
-        }
-        history[recipient.id] = [*(recipient.history or []), step]
+        reason = reasons.get(position, "FAILOVER")
+        step = HistoryStep(f"failover-{pack.provider}", Status.QUEUED, reason, stamp, provider=pack.provider)
+        history[recipient.id] = [*(recipient.history or []), step.to_item()]
         records.append(
             MessageRecord(
                 **dict(moved_content),

@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory
 from globesms.models.packs import DispatchPack
@@ -34,6 +35,7 @@ EXPIRED_CODE = "UNKNOWN_OUTCOME_EXPIRED"
 #: SQS's longest DelaySeconds.
 MAX_DELAY_SECONDS = 900
 _RESEND_STEP = "resend-after-unknown-outcome"
+EXPIRED_STEP = "unknown-outcome-expired"
 _SAVE_TRIES = 3
 
 
@@ -103,13 +105,7 @@ def settle(
     to_fail = [current[r.id] for r in waiting if r not in resend]
     if resend:
         stamp = iso(now)
-        step = {
-            "id": _RESEND_STEP,
-            "type": "status",
-            "status": "SENDING",
-            "error_code": EXPIRED_CODE,
-            "received_at": stamp,
-        }
+        step = HistoryStep(_RESEND_STEP, Status.SENDING, EXPIRED_CODE, stamp).to_item()
         again = pack.model_copy(
             update={
                 "pack_id": f"{pack.pack_id}.s",
@@ -134,13 +130,7 @@ def _expire(
     """FAILED, unless a receipt gets there first (versioned write; re-read and try again on a conflict)."""
     stamp = iso(now)
     for _ in range(_SAVE_TRIES):
-        step = {
-            "id": "unknown-outcome-expired",
-            "type": "status",
-            "status": "FAILED",
-            "error_code": EXPIRED_CODE,
-            "received_at": stamp,
-        }
+        step = HistoryStep(EXPIRED_STEP, Status.FAILED, EXPIRED_CODE, stamp).to_item()
         failed = record.model_copy(
             update={
                 "status": Status.FAILED,

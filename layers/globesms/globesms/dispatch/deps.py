@@ -1,0 +1,53 @@
+"""What a dispatcher works with, as one frozen object: the ports it reads and writes, the policies it follows and
+the clock its rate limits count on.
+
+One object instead of fifteen keyword parameters: `dispatch_pack` and every mode it hands a pack to
+(`recovery`) take the same `DispatchDeps`, the handler builds it once per pack from its wiring, and a test builds
+one from in-memory fakes and overrides a field with `dataclasses.replace`. What changes from one pack to the next
+(the pack, `now`, whether this is its last attempt) stays a parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from globesms.dispatch.circuit_breaker import BreakerPolicy
+from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
+from globesms.ports import (
+    CircuitBreakers,
+    MessageStore,
+    PackClaims,
+    PackQueues,
+    Provider,
+    RateLimiter,
+    ReceiptStore,
+    WebhookQueue,
+)
+from globesms.routing.templates import TemplateRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicies:
+    """The operator's settings (`config.Settings.breaker_policy`, `.unknown_outcomes`)."""
+
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    unknown_outcomes: UnknownOutcomePolicy = field(default_factory=UnknownOutcomePolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchDeps:
+    provider: Provider  # the one provider this dispatcher sends through
+    store: MessageStore
+    claims: PackClaims
+    queues: PackQueues
+    receipts: ReceiptStore
+    webhooks: WebhookQueue
+    #: Without one every call is made at once; with one, calls stay within the providers' rate limits.
+    limiter: RateLimiter | None = None
+    #: Without them no provider is ever taken for down (no circuit-breaker skip, no failover for being down).
+    breakers: CircuitBreakers | None = None
+    policies: DispatchPolicies = field(default_factory=DispatchPolicies)
+    templates: TemplateRegistry | None = None  # None: the packaged registry (failover renders templates again)
+    clock: Callable[[], float] = time.time  # wall-clock seconds, for the rate limits' per-second windows

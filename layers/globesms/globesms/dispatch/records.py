@@ -1,0 +1,67 @@
+"""A recipient's outcome as its message record, and writing those records.
+
+The status follows the outcome: a provider message id -> SUBMITTED; an unknown outcome -> SENDING, with a
+`sending` step in its history (kept there even after a receipt settles the message and clears the error); any
+other error -> FAILED with the normalised category and the provider's raw code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory
+from globesms.models.outbound import SendOutcome
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.ports import MessageStore, ReceiptStore
+from globesms.receipts.apply import apply_held_receipts
+
+SENDING_STEP = "sending"
+
+
+def outcome_record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime) -> MessageRecord:
+    recipient = pack.recipients[index]
+    content = pack.contents[recipient.c]
+    error = outcome.error
+    if error is None:
+        status = Status.SUBMITTED
+    elif error.category is ErrorCategory.UNKNOWN_OUTCOME:
+        status = Status.SENDING
+    else:
+        status = Status.FAILED
+    stamp = iso(now)
+    steps = list(recipient.history or [])  # e.g. the provider it failed over from
+    if status is Status.SENDING and error is not None:
+        steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
+    return MessageRecord(
+        **dict(content),
+        events=steps or None,
+        id=recipient.id,
+        batch_id=pack.batch_id,
+        to=recipient.to,
+        provider=pack.provider,
+        status=status,
+        segments=outcome.segments or recipient.segments,
+        provider_message_id=outcome.provider_message_id,
+        error_category=str(error.category) if error else None,
+        error_code=error.code if error else None,
+        error_message=error.message if error else None,
+        created_at=pack.created_at,
+        updated_at=stamp,
+        submitted_at=stamp if status is Status.SUBMITTED else None,
+        expires_at=pack.expires_at,
+    )
+
+
+def save_outcomes(
+    store: MessageStore, receipts: ReceiptStore, records: Sequence[MessageRecord], now: datetime
+) -> list[MessageRecord]:
+    """Writes the records, then applies the receipts that arrived before them; returns them as they now are."""
+    if records:
+        store.put_messages(records)
+    changed = apply_held_receipts(receipts, records, now)
+    return [changed.get(r.id, r) for r in records]

@@ -1,0 +1,99 @@
+"""The two kinds of pack that are not sent: a pack whose earlier attempt was interrupted, and a settle pack.
+
+- *Interrupted* (`settle_interrupted`): the claim had expired, with no outcome recorded, so the dispatcher that
+  claimed it died, maybe after the provider took it. Nothing is sent again: what it had noted on the claim as put
+  back on a queue is queued again (same pack ids), the others become SENDING (unknown outcome) and get their
+  settle pack.
+- *Settle* (`settle_unknown`): unknown outcomes whose window has passed; `unknown_outcomes` settles them by its
+  policy (FAILED, or sent once more).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from globesms.dispatch.deps import DispatchDeps
+from globesms.dispatch.failover import reroute
+from globesms.dispatch.records import outcome_record, save_outcomes
+from globesms.dispatch.requeue import queue_moved, requeue
+from globesms.dispatch.summary import DispatchSummary
+from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import SendOutcome
+from globesms.models.packs import DispatchPack
+from globesms.ports import Requeued
+from globesms.webhooks.events import queue_status_events
+
+INTERRUPTED = ProviderError(
+    ErrorCategory.UNKNOWN_OUTCOME,
+    "DISPATCH_INTERRUPTED",
+    "an earlier attempt stopped after claiming this pack; the provider may have sent it",
+)
+
+
+def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
+    """The earlier attempt may have sent the pack and even recorded some outcomes (which receipts may since have
+    moved on): recipients it noted as never sent go back on their queues; the others still as accept wrote them
+    become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack."""
+    requeued = deps.claims.requeued(pack.pack_id) or Requeued()
+    # The same pack ids as before: a copy that did reach a queue is claimed once, whichever comes first.
+    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1)
+    if requeued.failed_over:
+        queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
+    current = deps.store.get_messages([r.id for r in pack.recipients])
+    unrecorded = [
+        i
+        for i, r in enumerate(pack.recipients)
+        if i not in requeued.never_sent
+        and (r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED))
+    ]
+    records = [
+        outcome_record(pack, i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED), now)
+        for i in unrecorded
+    ]
+    # Receipts that came while the record was not written are applied.
+    records = save_outcomes(deps.store, deps.receipts, records, now)
+    latest = {**current, **{r.id: r for r in records}}
+    sending = [
+        i
+        for i, r in enumerate(pack.recipients)
+        if r.id in latest and latest[r.id].status is Status.SENDING and latest[r.id].provider is pack.provider
+    ]
+    queue_settle_pack(deps.queues, pack, sending, now=now, policy=deps.policies.unknown_outcomes)
+    not_queued = queue_status_events(deps.webhooks, records, now)
+    deps.claims.finish(pack.pack_id)
+    return DispatchSummary(
+        submitted=0,
+        failed=0,
+        unknown=sum(r.status is Status.SENDING for r in records),
+        skipped=len(pack.recipients) - len(records),
+        webhooks_not_queued=not_queued,
+    )
+
+
+def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
+    wait = wait_left(pack, now)
+    if wait:
+        # Early (a window longer than SQS's longest delay, or a redelivery): back on the queue for the rest of it.
+        deps.queues.send_packs(pack.provider, [pack], delay_seconds=min(MAX_DELAY_SECONDS, wait))
+        deps.claims.release(pack.pack_id)
+        return DispatchSummary(submitted=0, failed=0, unknown=len(pack.recipients))
+    settled = settle(
+        pack,
+        store=deps.store,
+        receipts=deps.receipts,
+        queues=deps.queues,
+        webhooks=deps.webhooks,
+        now=now,
+        policy=deps.policies.unknown_outcomes,
+    )
+    deps.claims.finish(pack.pack_id)
+    return DispatchSummary(
+        submitted=0,
+        failed=len(settled.failed),
+        unknown=0,
+        retried=settled.resent,
+        skipped=settled.left,
+        expired=len(settled.failed),
+    )

@@ -1,0 +1,40 @@
+"""One step of our own in a message's history (pure).
+
+A message's history (`MessageRecord.events`, and `PackRecipient.history` while a pack carries it to its next
+dispatcher) holds two kinds of entries: the receipts a provider pushed (`DeliveryReport.event`, `"type": "receipt"`)
+and the steps the gateway itself took (`"type": "status"`): SENDING after an unknown outcome, QUEUED on the next
+provider of the route after a failover, SENDING again for a resend, FAILED when an unknown outcome expired.
+
+`HistoryStep` is such a step. It is stored as the plain dict of `to_item()`: records in DynamoDB and packs on SQS
+keep exactly the shape they had when these were written by hand, and the readers (`receipts.implied_status`, which
+skips `"type": "status"` entries; the API's `accept.queries.history`) read it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from globesms.domain.status import Status
+from globesms.models.outbound import ProviderName
+
+#: The `type` of our own steps; receipts are `"receipt"`.
+STEP_TYPE = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStep:
+    id: str  # stable for the step, so a repeated step (a dispatcher redoing its work) is recognisable
+    status: Status  # what the step made of the message
+    error_code: str  # why: the provider's code, or one of ours (CIRCUIT_OPEN, UNKNOWN_OUTCOME_EXPIRED, ...)
+    received_at: str  # ISO-8601 UTC, as every history entry's time
+    provider: ProviderName | None = None  # the provider the step left (failover)
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored entry; `provider` only when there is one (the key order is the one written before)."""
+        item: dict[str, Any] = {"id": self.id, "type": STEP_TYPE, "status": self.status.value}
+        if self.provider is not None:
+            item["provider"] = self.provider.value
+        item["error_code"] = self.error_code
+        item["received_at"] = self.received_at
+        return item

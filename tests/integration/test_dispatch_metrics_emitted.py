@@ -1,0 +1,96 @@
+"""The dispatch handler writes what the provider alarms read (template.yaml): `RecipientsAttempted` and
+`CircuitBreakerOpened` on the dispatcher's metric set {service, provider}, and `ProviderErrors` once per error
+category on a line of its own {service, provider, category} — for a pack sent and for a pack retried as a whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import OutboundSms, ProviderName
+from tests.fakes import ScriptedProvider
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def tencent_event(recipients: int) -> dict[str, Any]:
+    request: dict[str, Any] = json.loads((EVENTS / "dispatch_tencent.json").read_text())
+    body = json.loads(request["Records"][0]["body"])
+    first = body["recipients"][0]
+    body["recipients"] = [{**first, "id": f"{first['id'][:-1]}{i}", "to": f"+8525123456{i}"} for i in range(recipients)]
+    request["Records"][0]["body"] = json.dumps(body)
+    return request
+
+
+def emitted(out: str) -> list[dict[str, Any]]:
+    """Each EMF line as {dimension: value} plus {metric: value}."""
+    lines = []
+    for line in out.splitlines():
+        if not line.startswith("{") or "_aws" not in line:
+            continue
+        document = json.loads(line)
+        directive = document["_aws"]["CloudWatchMetrics"][0]
+        (dimensions,) = directive["Dimensions"]
+        # A metric added more than once in an invocation is a list of its values.
+        values = {m["Name"]: _total(document[m["Name"]]) for m in directive["Metrics"]}
+        lines.append({"dimensions": {d: document[d] for d in dimensions}, "values": values})
+    return lines
+
+
+def _total(written: float | list[float]) -> float:
+    return sum(written) if isinstance(written, list) else written
+
+
+def value(lines: list[dict[str, Any]], name: str, dimensions: dict[str, str]) -> Any:
+    found = [line["values"][name] for line in lines if name in line["values"] and line["dimensions"] == dimensions]
+    assert len(found) == 1, (name, dimensions, lines)
+    return found[0]
+
+
+TENCENT = {"service": "globesms", "provider": "tencent"}
+
+
+def test_a_sent_pack_reports_attempts_and_errors_by_category(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = {
+        "0": ProviderError(ErrorCategory.CONFIG, "AuthFailure.SignatureFailure"),
+        "1": ProviderError(ErrorCategory.RECIPIENT, "InvalidNumber"),
+        "2": ProviderError(ErrorCategory.RECIPIENT, "InvalidNumber"),
+    }
+
+    def answer(message: OutboundSms) -> ProviderError | None:
+        return answers.get(message.message_id[-1])
+
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=answer)
+    capsys.readouterr()
+    assert dispatch.lambda_handler(tencent_event(4), lambda_context) == {"batchItemFailures": []}
+    lines = emitted(capsys.readouterr().out)
+    assert value(lines, "RecipientsAttempted", TENCENT) == 4
+    assert value(lines, "RecipientsSubmitted", TENCENT) == 1
+    assert value(lines, "CircuitBreakerOpened", TENCENT) == 0
+    assert value(lines, "ProviderErrors", {**TENCENT, "category": "config"}) == 1
+    assert value(lines, "ProviderErrors", {**TENCENT, "category": "recipient"}) == 2
+    assert not [line for line in lines if line["dimensions"].get("category") == "retryable"]
+
+
+def test_a_pack_retried_as_a_whole_reports_them_too_and_the_breaker_it_opened(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent", GLOBESMS_BREAKER_FAILURES="1")
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=lambda m: down)
+    capsys.readouterr()
+    request = tencent_event(2)
+    response = dispatch.lambda_handler(request, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
+    lines = emitted(capsys.readouterr().out)
+    assert value(lines, "PacksRetried", TENCENT) == 1
+    assert value(lines, "RecipientsAttempted", TENCENT) == 2
+    assert value(lines, "CircuitBreakerOpened", TENCENT) == 1
+    assert value(lines, "ProviderErrors", {**TENCENT, "category": "retryable"}) == 2
