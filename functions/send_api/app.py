@@ -6,10 +6,12 @@ No `from __future__ import annotations` here: the resolver reads the route signa
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
@@ -172,6 +174,65 @@ def get_batch(
     if view is None:
         raise NotFound(f"no batch {batch_id}")
     return view
+
+
+# ======== API surface: the document and its docs page, run-time templates, finding messages ========
+# (one block, kept apart from the send/read routes above and the error handling below)
+
+API_TITLE = "globesms"
+API_VERSION = "1"
+DOCS_PATH = "/v1/docs"
+OPENAPI_PATH = "/v1/openapi.json"
+_SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header, description="the API key of the usage plan")
+}
+# Relative to where the document is served (<base>/v1/openapi.json, <base>/v1/docs): ".." is <base>, the stage
+# prefix of an execute-api URL, a custom domain's base path, or nothing locally, without the function knowing which.
+_SERVERS = [Server(url="..", description="this API")]
+_DESCRIPTION = "A serverless SMS gateway over Alibaba Cloud, Tencent Cloud and Huawei Cloud."
+_SECURITY: list[dict[str, list[str]]] = [{"api_key": []}]
+
+
+def openapi_json() -> str:
+    """The OpenAPI document Powertools builds from these routes: what /v1/openapi.json serves and /v1/docs shows."""
+    return app.get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description=_DESCRIPTION,
+        servers=_SERVERS,
+        security_schemes=_SECURITY_SCHEMES,
+        security=_SECURITY,
+    )
+
+
+def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    # API Gateway itself refuses a docs request without a key when DocsRequireApiKey is true; the function applies
+    # the same setting, so a stage not redeployed yet, or a gateway that does not check, cannot serve them keyless.
+    if settings().docs_require_api_key and not resolver.current_event.request_context.identity.api_key_id:
+        return error_response(403, "API_KEY_REQUIRED", "the API documentation needs the x-api-key header")
+    return next_middleware(resolver)
+
+
+# Swagger UI from Powertools: its JS and CSS ship in the package (in the layer) and are inlined into the page, so
+# the page needs no internet access (no CDN).
+app.enable_swagger(
+    path=DOCS_PATH,
+    title=API_TITLE,
+    version=API_VERSION,
+    description=_DESCRIPTION,
+    servers=_SERVERS,
+    security_schemes=_SECURITY_SCHEMES,
+    security=_SECURITY,
+    middlewares=[_docs_key_check],
+)
+
+
+@app.get(OPENAPI_PATH, include_in_schema=False, middlewares=[_docs_key_check])
+def get_openapi_document() -> Response[str]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+# ======== end of the API surface block ========
 
 
 @app.exception_handler(NotFound)
