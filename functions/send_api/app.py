@@ -24,6 +24,7 @@ from globesms.aws import wiring
 from globesms.config import settings
 from globesms.domain.clock import utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
+from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 from globesms.http_errors import (
     error_response,
     not_json_message,
@@ -39,12 +40,14 @@ from globesms.models.api import (
     AcceptResponse,
     BatchView,
     ErrorResponse,
+    MessageList,
     MessageSpec,
     MessageView,
     SendBody,
     specs_of,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
+from globesms.ports import InvalidCursor, MessageLookup
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -230,6 +233,47 @@ app.enable_swagger(
 @app.get(OPENAPI_PATH, include_in_schema=False, middlewares=[_docs_key_check])
 def get_openapi_document() -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+@app.get(
+    "/v1/messages",
+    summary="Find messages by client_ref or by number",
+    responses={
+        200: _answer("A page of the messages found, newest first", MessageList),
+        422: _answer("VALIDATION_ERROR: not exactly one of client_ref and to, a bad number, or a cursor not given"),
+    },
+)
+@tracer.capture_method
+def find_messages(
+    client_ref: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="the client_ref given when sending")
+    ] = None,
+    to: Annotated[str | None, Query(min_length=1, max_length=32, description="the number, E.164")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_FOUND_PAGE)] = 50,
+    after: Annotated[str | None, Query(max_length=1024, description="the `next` of the previous page")] = None,
+) -> Response[Any]:
+    if (client_ref is None) == (to is None):
+        return _query_refusal("client_ref", "give exactly one of client_ref or to")
+    if to is not None:
+        try:
+            lookup = MessageLookup("to", parse_mobile(to).e164)
+        except InvalidNumber as exc:
+            return _query_refusal("to", str(exc))
+    else:
+        assert client_ref is not None
+        lookup = MessageLookup("client_ref", client_ref)
+    try:
+        found = queries.find_messages(wiring.message_finder(), lookup, limit=limit, after=after)
+    except InvalidCursor as exc:
+        return _query_refusal("after", str(exc))
+    shown = mask(lookup.value) if lookup.field == "to" else lookup.value
+    logger.info("messages found", extra={"by": lookup.field, "value": shown, "found": len(found.messages)})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=found)
+
+
+def _query_refusal(name: str, rule: str) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return validation_error_response([{"loc": ("query", name), "msg": rule}])
 
 
 # ======== end of the API surface block ========

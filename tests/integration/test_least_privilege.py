@@ -197,7 +197,8 @@ def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
 def statements_of(resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False) -> list[dict[str, Any]]:
     """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
     for the default parameters (RoutesParameterName empty) or, with `routes_parameter`, for that parameter set."""
-    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter})
+    # DocsNeedApiKey only chooses the docs routes' security in the API's body: no role depends on it.
+    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter, "DocsNeedApiKey": False})
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
     for properties in [
         *of_type(resources, "AWS::IAM::Policy").values(),
@@ -305,7 +306,9 @@ def test_the_accepting_functions_are_told_the_routes_parameter(resources: dict[s
 
 def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_table(resources: dict[str, Any]) -> None:
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE])
+    # GET /v1/messages?client_ref= / ?to= (the API only).
+    lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups)
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 
@@ -97,6 +97,27 @@ class MessageStore(Protocol):
         ...
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that this query did not give (malformed, or the `next` of another query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLookup:
+    """Messages as callers think of them: by the `client_ref` they gave, or by the number (E.164) sent to."""
+
+    field: Literal["client_ref", "to"]
+    value: str
+
+
+class MessageFinder(Protocol):
+    def find_messages(
+        self, lookup: MessageLookup, *, limit: int, cursor: str | None
+    ) -> tuple[list[MessageRecord], dict[str, BatchRecord], str | None]:
+        """A page of the messages `lookup` names, newest first, read through an index (never a scan); the headers
+        of their batches, by id; and the cursor of the next page (None at the end). Raises InvalidCursor."""
+        ...
 
 
 class ReceiptStore(Protocol):

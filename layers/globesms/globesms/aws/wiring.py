@@ -6,6 +6,7 @@ from functools import cache
 
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
@@ -17,6 +18,11 @@ from globesms.dispatch.rate_limits import configured_rate_limits
 @cache
 def message_store() -> DynamoDBMessageStore:
     return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def message_finder() -> DynamoDBMessageFinder:
+    return DynamoDBMessageFinder(settings().table_name)
 
 
 @cache
@@ -54,6 +60,7 @@ def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
     for factory in (
         message_store,
+        message_finder,
         receipt_store,
         pack_claims,
         circuit_breakers,

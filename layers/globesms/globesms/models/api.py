@@ -245,3 +245,8 @@ class BatchView(BaseModel):
     refusal: ErrorBody | None = None
     messages: list[MessageView]
     next: str | None = Field(default=None, description="Cursor for the next page of messages (?after=)")
+
+
+class MessageList(BaseModel):
+    messages: list[MessageView] = Field(description="newest first")
+    next: str | None = Field(default=None, description="Cursor for the next page (?after=); null on the last page")
