@@ -14,7 +14,16 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange
 from globesms.models.records import BatchRecord, MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
-from globesms.ports import BreakerState, Claim, InvalidCursor, MessageLookup, PlannedCall, Requeued
+from globesms.ports import (
+    BreakerState,
+    Claim,
+    InvalidCursor,
+    MessageLookup,
+    PlannedCall,
+    Requeued,
+    StoredTemplate,
+    StoredTemplates,
+)
 
 
 class MemoryStore:
@@ -309,3 +318,32 @@ class MemoryBreakers:
 
     def record_success(self, provider: ProviderName) -> None:
         self.states[provider] = BreakerState()
+
+
+class MemoryTemplateStore:
+    """`TemplateStore` in memory; `fail` makes every load raise (an unreadable table)."""
+
+    def __init__(self) -> None:
+        self.seeded = False
+        self.items: dict[str, StoredTemplate] = {}
+        self.loads = 0
+        self.fail = False
+
+    def load(self) -> StoredTemplates:
+        self.loads += 1
+        if self.fail:
+            raise ConnectionError("table unreachable")
+        return StoredTemplates(self.seeded, tuple(self.items[k] for k in sorted(self.items)))
+
+    def seed(self, templates: Sequence[StoredTemplate]) -> None:
+        if not self.seeded:
+            self.items.update({t.template_id: t for t in templates})
+            self.seeded = True
+
+    def put(self, template: StoredTemplate) -> bool:
+        created = template.template_id not in self.items
+        self.items[template.template_id] = template
+        return created
+
+    def delete(self, template_id: str) -> bool:
+        return self.items.pop(template_id, None) is not None

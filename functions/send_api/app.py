@@ -3,16 +3,21 @@
 No `from __future__ import annotations` here: the resolver reads the route signatures at run time.
 """
 
+import json
+import pathlib
+from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,7 +27,7 @@ from globesms.accept import idempotency, queries
 from globesms.accept.service import TooManyRecipients, accept, body_hash
 from globesms.aws import wiring
 from globesms.config import settings
-from globesms.domain.clock import utc_now
+from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 from globesms.http_errors import (
@@ -47,7 +52,8 @@ from globesms.models.api import (
     specs_of,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
-from globesms.ports import InvalidCursor, MessageLookup
+from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
+from globesms.routing import templates
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -196,16 +202,39 @@ _DESCRIPTION = "A serverless SMS gateway over Alibaba Cloud, Tencent Cloud and H
 _SECURITY: list[dict[str, list[str]]] = [{"api_key": []}]
 
 
+# Every route of the document needs the key: without it API Gateway itself answers 403, which the routes' own
+# declarations (the function's answers) cannot say.
+_FORBIDDEN = {
+    "description": "Forbidden: the x-api-key header is missing or wrong (API Gateway's own answer)",
+    "content": {content_types.APPLICATION_JSON: {"schema": {"$ref": "#/components/schemas/GatewayError"}}},
+}
+_GATEWAY_ERROR = {
+    "title": "GatewayError",
+    "type": "object",
+    "properties": {"message": {"type": "string", "title": "Message"}},
+    "required": ["message"],
+}
+
+
+@cache
 def openapi_json() -> str:
-    """The OpenAPI document Powertools builds from these routes: what /v1/openapi.json serves and /v1/docs shows."""
-    return app.get_openapi_json_schema(
-        title=API_TITLE,
-        version=API_VERSION,
-        description=_DESCRIPTION,
-        servers=_SERVERS,
-        security_schemes=_SECURITY_SCHEMES,
-        security=_SECURITY,
+    """The OpenAPI document Powertools builds from these routes, with API Gateway's 403: what /v1/openapi.json
+    serves and /v1/docs shows."""
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=API_VERSION,
+            description=_DESCRIPTION,
+            servers=_SERVERS,
+            security_schemes=_SECURITY_SCHEMES,
+            security=_SECURITY,
+        )
     )
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("403", _FORBIDDEN)
+    document["components"]["schemas"]["GatewayError"] = _GATEWAY_ERROR
+    return json.dumps(document)
 
 
 def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -216,18 +245,26 @@ def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddl
     return next_middleware(resolver)
 
 
-# Swagger UI from Powertools: its JS and CSS ship in the package (in the layer) and are inlined into the page, so
-# the page needs no internet access (no CDN).
-app.enable_swagger(
-    path=DOCS_PATH,
-    title=API_TITLE,
-    version=API_VERSION,
-    description=_DESCRIPTION,
-    servers=_SERVERS,
-    security_schemes=_SECURITY_SCHEMES,
-    security=_SECURITY,
-    middlewares=[_docs_key_check],
-)
+@app.get(DOCS_PATH, include_in_schema=False, middlewares=[_docs_key_check])
+def get_docs_page() -> Response[str]:
+    if app.current_event.get_query_string_value("format") == "json":  # the page links its document this way
+        return get_openapi_document()
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=_docs_page())
+
+
+@cache
+def _docs_page() -> str:
+    # Powertools' Swagger UI page, its JS and CSS read from the package (in the layer) and inlined: the page needs
+    # no internet access (no CDN). Built here rather than by app.enable_swagger so that it shows the document
+    # /v1/openapi.json serves (with the 403 above). "</" is escaped so the JSON cannot end the <script> it is in.
+    assets = pathlib.Path(swagger_ui.__file__).parent
+    return generate_swagger_html(
+        openapi_json().replace("</", "<\\/"),
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        swagger_base_url="",
+        oauth2_config=None,
+    ).replace("<title>Swagger UI</title>", f"<title>{API_TITLE} API</title>", 1)
 
 
 @app.get(OPENAPI_PATH, include_in_schema=False, middlewares=[_docs_key_check])
@@ -274,6 +311,91 @@ def find_messages(
 def _query_refusal(name: str, rule: str) -> Response[Any]:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return validation_error_response([{"loc": ("query", name), "msg": rule}])
+
+
+_TEMPLATE_ID = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=templates.LOGICAL_ID_PATTERN,
+        description="A logical template id: letters, digits, _ . - and at least one letter",
+    ),
+]
+
+
+class TemplatesNotManaged(RuntimeError):
+    """The function has no template table (GLOBESMS_TEMPLATES_TABLE): a deployment without TemplatesTable."""
+
+
+def _template_store() -> TemplateStore:
+    store = wiring.template_store()
+    if store is None:
+        raise TemplatesNotManaged("this deployment has no template table: the shipped templates.json is the registry")
+    return store
+
+
+@app.get(
+    "/v1/templates",
+    summary="The template registry",
+    responses={200: _answer("Every template, by id, and where the registry is kept", templates.TemplateList)},
+)
+@tracer.capture_method
+def list_templates() -> templates.TemplateList:
+    return templates.list_templates(_template_store())
+
+
+@app.get(
+    "/v1/templates/<template_id>",
+    summary="One template of the registry",
+    responses={200: _answer("The template", templates.TemplateView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+)
+@tracer.capture_method
+def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
+    view = templates.get_template(_template_store(), template_id)
+    if view is None:
+        raise NotFound(f"no template {template_id}")
+    return view
+
+
+@app.put(
+    "/v1/templates/<template_id>",
+    summary="Store a template (each provider's version); sends use it within a minute",
+    responses={
+        200: _answer("Replaced", templates.TemplateView),
+        201: _answer("Created", templates.TemplateView),
+        400: _answer("MALFORMED_JSON: the body is not JSON"),
+        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
+        422: _answer(
+            "VALIDATION_ERROR: a provider's template id or parameter names break its rules, or versions differ"
+        ),
+    },
+)
+@tracer.capture_method
+def put_template(
+    template_id: _TEMPLATE_ID, versions: Annotated[templates.TemplateVersions, Body(embed=False)]
+) -> Response[templates.TemplateView]:
+    view, created = templates.put_template(_template_store(), template_id, versions, iso(utc_now()))
+    logger.info("template stored", extra={"template": template_id, "new": created})
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=view)
+
+
+@app.delete(
+    "/v1/templates/<template_id>",
+    summary="Remove a template; sends stop using it within a minute",
+    responses={204: {"description": "Removed"}, 404: _answer("NOT_FOUND"), 422: _INVALID},
+)
+@tracer.capture_method
+def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
+    if not templates.delete_template(_template_store(), template_id, iso(utc_now())):
+        raise NotFound(f"no template {template_id}")
+    logger.info("template removed", extra={"template": template_id})
+    return Response(status_code=204)
+
+
+@app.exception_handler(TemplatesNotManaged)
+def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
+    return error_response(501, "TEMPLATES_NOT_MANAGED", str(exc))
 
 
 # ======== end of the API surface block ========

@@ -46,9 +46,16 @@ def test_the_document_is_served_without_a_key_by_default(load_handler, lambda_co
     }
     # The docs routes document the API, not themselves.
     assert not {"/v1/docs", "/v1/openapi.json"} & set(document["paths"])
+    # Every route needs the key, and says what API Gateway answers without it.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert operation["responses"]["403"]["description"].startswith("Forbidden"), operation
     page = gateway.call("GET", "/v1/docs", key=None)
-    assert page.status == 200 and page.header("content-type") == "text/html"
+    assert page.status == 200 and page.header("content-type") == "text/html; charset=utf-8"
     assert_self_contained(page.body.decode())
+    # The page shows (and links, as ?format=json) the document /v1/openapi.json serves.
+    assert gateway.call("GET", "/v1/docs", query="format=json", key=None).json() == document
+    assert "<title>globesms API</title>" in page.body.decode()
 
 
 def test_with_docs_require_api_key_the_gateway_and_the_function_both_ask_for_the_key(  # type: ignore[no-untyped-def]

@@ -90,7 +90,7 @@ def test_tables(raw: dict[str, Any], template: Template) -> None:
             (i["IndexName"], [k["AttributeName"] for k in i["KeySchema"]], i["Projection"]["ProjectionType"])
             for i in properties.get("GlobalSecondaryIndexes", [])
         ]
-        assert table.ttl_attribute == properties["TimeToLiveSpecification"]["AttributeName"]
+        assert table.ttl_attribute == properties.get("TimeToLiveSpecification", {}).get("AttributeName")
 
 
 def parameter_value(raw: dict[str, Any], value: Any) -> Any:
@@ -288,7 +288,7 @@ def test_provisioning_creates_what_the_template_declares_and_is_idempotent(
                 i["IndexName"] for i in properties.get("GlobalSecondaryIndexes", [])
             ]
             ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            assert ttl["AttributeName"] == properties["TimeToLiveSpecification"]["AttributeName"]
+            assert ttl.get("AttributeName") == properties.get("TimeToLiveSpecification", {}).get("AttributeName")
 
 
 def test_every_route_path_matches_with_its_path_parameters(template: Template) -> None:

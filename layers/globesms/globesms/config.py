@@ -29,8 +29,6 @@ class Settings(BaseModel):
     breaker_cooldown_seconds: int = Field(default=60, ge=1, le=3600)
     # GET /v1/docs and /v1/openapi.json answer only requests that came with an API key (template DocsRequireApiKey).
     docs_require_api_key: bool = False
-    # The run-time template registry (PUT /v1/templates/{id}); empty: the shipped templates.json alone.
-    templates_table: str = ""
 
     def unknown_outcomes(self) -> UnknownOutcomePolicy:
         return UnknownOutcomePolicy(self.unknown_outcome_window_seconds, self.unknown_outcome_policy)
@@ -57,7 +55,6 @@ class Settings(BaseModel):
             breaker_failures=int(env.get("GLOBESMS_BREAKER_FAILURES", "5")),
             breaker_cooldown_seconds=int(env.get("GLOBESMS_BREAKER_COOLDOWN_SECONDS", "60")),
             docs_require_api_key=env.get("GLOBESMS_DOCS_REQUIRE_API_KEY") or "false",
-            templates_table=env.get("GLOBESMS_TEMPLATES_TABLE", ""),
         )
 
 

@@ -120,6 +120,44 @@ class MessageFinder(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    """One template as the store keeps it: its versions as a JSON document (`routing.templates.TemplateVersions`)."""
+
+    template_id: str
+    document: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplates:
+    """The store's whole registry. `seeded` is False until the first change through the API, which first copies the
+    shipped templates.json into the store: until then the shipped file is the registry."""
+
+    seeded: bool
+    templates: tuple[StoredTemplate, ...] = ()
+
+
+class TemplateStore(Protocol):
+    """The template registry managed at run time (PUT/DELETE /v1/templates/{id})."""
+
+    def load(self) -> StoredTemplates:
+        """Every stored template, strongly consistent (a change is seen by the next load)."""
+        ...
+
+    def seed(self, templates: Sequence[StoredTemplate]) -> None:
+        """Store these and mark the store seeded, all or nothing, unless it is seeded already (then nothing)."""
+        ...
+
+    def put(self, template: StoredTemplate) -> bool:
+        """Store (or replace) one template; True when it is new."""
+        ...
+
+    def delete(self, template_id: str) -> bool:
+        """Remove one template; False when there was none."""
+        ...
+
+
 class ReceiptStore(Protocol):
     def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
         """The message a provider id was recorded on at SUBMITTED (through the ProviderRef index)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
@@ -10,9 +11,11 @@ from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import settings
 from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.routing import templates
 
 
 @cache
@@ -23,6 +26,22 @@ def message_store() -> DynamoDBMessageStore:
 @cache
 def message_finder() -> DynamoDBMessageFinder:
     return DynamoDBMessageFinder(settings().table_name)
+
+
+TEMPLATES_TABLE_ENV = "GLOBESMS_TEMPLATES_TABLE"
+
+
+@cache
+def template_store() -> DynamoDBTemplateStore | None:
+    """The run-time template registry, when the stack has the table (the API changes it; senders read it)."""
+    # Read from the environment, not settings(): the functions that only read templates need no table settings.
+    table = os.environ.get(TEMPLATES_TABLE_ENV)
+    return DynamoDBTemplateStore(table) if table else None
+
+
+# Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
+# default) reads the table when there is one, instead of the shipped file.
+templates.use_store(template_store)
 
 
 @cache
@@ -67,5 +86,7 @@ def reset() -> None:
         rate_limiter,
         pack_queues,
         webhook_queue,
+        template_store,
     ):
         factory.cache_clear()
+    templates.reset_cache()
