@@ -98,3 +98,13 @@ def test_a_send_uses_a_stored_template_within_a_minute_without_a_redeploy(
     assert api.call("DELETE", "/v1/templates/login").status == 204
     clock[0] += 60
     assert send_login(api)["messages"][0]["provider"] == "huawei"
+
+
+def test_without_a_template_table_the_routes_say_the_registry_is_not_managed(  # type: ignore[no-untyped-def]
+    load_handler, lambda_context, monkeypatch
+) -> None:
+    api = InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+    monkeypatch.delenv("GLOBESMS_TEMPLATES_TABLE")  # a stack deployed before TemplatesTable
+    answer = api.call("GET", "/v1/templates")
+    assert (answer.status, answer.json()["error"]["code"]) == (501, "TEMPLATES_NOT_MANAGED")
+    assert templates.registry() is templates.file_registry()

@@ -31,12 +31,17 @@ def message_finder() -> DynamoDBMessageFinder:
 TEMPLATES_TABLE_ENV = "GLOBESMS_TEMPLATES_TABLE"
 
 
-@cache
 def template_store() -> DynamoDBTemplateStore | None:
     """The run-time template registry, when the stack has the table (the API changes it; senders read it)."""
-    # Read from the environment, not settings(): the functions that only read templates need no table settings.
+    # Read from the environment at each call, not settings(): the functions that only read templates need no
+    # other setting, and a process (a test run) whose environment loses the table goes back to the file.
     table = os.environ.get(TEMPLATES_TABLE_ENV)
-    return DynamoDBTemplateStore(table) if table else None
+    return _template_store_of(table) if table else None
+
+
+@cache
+def _template_store_of(table: str) -> DynamoDBTemplateStore:
+    return DynamoDBTemplateStore(table)
 
 
 # Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
@@ -86,7 +91,7 @@ def reset() -> None:
         rate_limiter,
         pack_queues,
         webhook_queue,
-        template_store,
+        _template_store_of,
     ):
         factory.cache_clear()
     templates.reset_cache()
