@@ -25,7 +25,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -286,7 +286,12 @@ def build_gateway(function_urls: Mapping[str, Sequence[str]], environ: Mapping[s
     missing = {r.function_id for r in template.routes} - set(function_urls)
     if missing:
         raise ValueError(f"no Invoke URL given for {', '.join(sorted(missing))}")
-    routes = [compile_route(r, str(resolve(r.stage_name, context))) for r in template.routes]
+    routes = [
+        compile_route(
+            replace(r, api_key_required=bool(resolve(r.api_key_required, context))), str(resolve(r.stage_name, context))
+        )
+        for r in template.routes
+    ]
     return Gateway(routes, function_urls, api_key(env), context)
 
 

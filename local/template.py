@@ -129,7 +129,9 @@ class ApiRoute:
     api_id: str
     path: str  # as in the template, with `{id}` placeholders
     method: str  # upper case; ANY matches every method
-    api_key_required: bool
+    # A bool, or for a route written in the API's DefinitionBody as an Fn::If between two methods, the Fn::If of
+    # their two answers: `resolve` it against the stack's parameters (local.api_server does).
+    api_key_required: Any
     stage_name: Any  # the API's StageName (may be an intrinsic)
 
 
@@ -187,6 +189,9 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
                 routes.append(_route(function_id, event_name, properties, resources, globals_.get("Api", {})))
             elif event["Type"] == "SQS":
                 sources.append(_sqs_event_source(function_id, event_name, properties))
+    for api_id, resource in resources.items():
+        if resource["Type"] == API_TYPE:
+            routes.extend(_body_routes(api_id, resource.get("Properties", {}), globals_.get("Api", {})))
     return Template(
         raw=raw,
         parameters={
@@ -315,6 +320,56 @@ def _route(
         api_key_required=bool(key_required),
         stage_name=api_properties.get("StageName", "Prod"),
     )
+
+
+_INTEGRATED_FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")
+
+
+def _body_routes(api_id: str, properties: dict[str, Any], api_globals: dict[str, Any]) -> list[ApiRoute]:
+    """The routes written in an API's DefinitionBody (SAM merges the events' routes into it, MergeDefinitions):
+    each method an aws_proxy integration with a function, or an Fn::If between two such methods."""
+    api_properties = {**api_globals, **properties}
+    default_key = bool(api_properties.get("Auth", {}).get("ApiKeyRequired", False))
+    routes = []
+    for path, methods in (api_properties.get("DefinitionBody") or {}).get("paths", {}).items():
+        for method, definition in methods.items():
+            if set(definition) == {"Fn::If"}:
+                condition, when_true, when_false = definition["Fn::If"]
+                branches = [when_true, when_false]
+                key_required: Any = {
+                    "Fn::If": [condition, _needs_key(when_true, default_key), _needs_key(when_false, default_key)]
+                }
+            else:
+                branches, key_required = [definition], _needs_key(definition, default_key)
+            routes.append(
+                ApiRoute(
+                    function_id=_integrated_function(branches[0], path),
+                    event_name=f"{method.upper()} {path}",
+                    api_id=api_id,
+                    path=path,
+                    method=method.upper(),
+                    api_key_required=key_required,
+                    stage_name=api_properties.get("StageName", "Prod"),
+                )
+            )
+    return routes
+
+
+def _needs_key(method: dict[str, Any], default: bool) -> bool:
+    """As SAM reads a method's security: `api_key_false` means no key; otherwise the API's default adds one."""
+    security = method.get("security", [])
+    if any("api_key_false" in entry for entry in security):
+        return False
+    return default or any("api_key" in entry for entry in security)
+
+
+def _integrated_function(method: dict[str, Any], path: str) -> str:
+    uri = method.get("x-amazon-apigateway-integration", {}).get("uri", {})
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+    found = _INTEGRATED_FUNCTION.search(text if isinstance(text, str) else "")
+    if found is None:
+        raise ValueError(f"{path}: expected an aws_proxy integration with !Sub ...${{<Function>.Arn}}...")
+    return found.group(1)
 
 
 def _sqs_event_source(function_id: str, event_name: str, properties: dict[str, Any]) -> SqsEventSource:

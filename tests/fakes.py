@@ -14,7 +14,16 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange
 from globesms.models.records import BatchRecord, MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
-from globesms.ports import BreakerState, Claim, PlannedCall, Requeued
+from globesms.ports import (
+    BreakerState,
+    Claim,
+    InvalidCursor,
+    MessageLookup,
+    PlannedCall,
+    Requeued,
+    StoredTemplate,
+    StoredTemplates,
+)
 
 
 class MemoryStore:
@@ -59,6 +68,31 @@ class MemoryStore:
             ids = [i for i in ids if i > after]
         page = ids[:limit]
         return [self.messages[i] for i in page], (page[-1] if len(ids) > limit else None)
+
+    # ---- MessageFinder ----
+
+    def find_messages(
+        self, lookup: MessageLookup, *, limit: int, cursor: str | None
+    ) -> tuple[list[MessageRecord], dict[str, BatchRecord], str | None]:
+        """As the indexes order them: newest first (created_at), then by key; the cursor is the last message's id,
+        prefixed with the lookup so a cursor of another lookup is refused as the adapter refuses it."""
+        prefix = f"{lookup.field}={lookup.value}|"
+        found = sorted(
+            (m for m in self.messages.values() if getattr(m, lookup.field) == lookup.value),
+            key=lambda m: (m.created_at, m.id),
+            reverse=True,
+        )
+        if cursor is not None:
+            if not cursor.startswith(prefix):
+                raise InvalidCursor("the cursor belongs to another query")
+            last = cursor.removeprefix(prefix)
+            ids = [m.id for m in found]
+            if last not in ids:
+                raise InvalidCursor("not a cursor this API gave")
+            found = found[ids.index(last) + 1 :]
+        page = found[:limit]
+        batches = {m.batch_id: self.batches[m.batch_id] for m in page if m.batch_id in self.batches}
+        return page, batches, (prefix + page[-1].id if len(found) > limit else None)
 
     # ---- ReceiptStore ----
 
@@ -284,3 +318,32 @@ class MemoryBreakers:
 
     def record_success(self, provider: ProviderName) -> None:
         self.states[provider] = BreakerState()
+
+
+class MemoryTemplateStore:
+    """`TemplateStore` in memory; `fail` makes every load raise (an unreadable table)."""
+
+    def __init__(self) -> None:
+        self.seeded = False
+        self.items: dict[str, StoredTemplate] = {}
+        self.loads = 0
+        self.fail = False
+
+    def load(self) -> StoredTemplates:
+        self.loads += 1
+        if self.fail:
+            raise ConnectionError("table unreachable")
+        return StoredTemplates(self.seeded, tuple(self.items[k] for k in sorted(self.items)))
+
+    def seed(self, templates: Sequence[StoredTemplate]) -> None:
+        if not self.seeded:
+            self.items.update({t.template_id: t for t in templates})
+            self.seeded = True
+
+    def put(self, template: StoredTemplate) -> bool:
+        created = template.template_id not in self.items
+        self.items[template.template_id] = template
+        return created
+
+    def delete(self, template_id: str) -> bool:
+        return self.items.pop(template_id, None) is not None

@@ -3,14 +3,21 @@
 No `from __future__ import annotations` here: the resolver reads the route signatures at run time.
 """
 
+import json
+import pathlib
+from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,8 +27,9 @@ from globesms.accept import idempotency, queries
 from globesms.accept.service import TooManyRecipients, accept, body_hash
 from globesms.aws import wiring
 from globesms.config import settings
-from globesms.domain.clock import utc_now
+from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
+from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 from globesms.http_errors import (
     error_response,
     not_json_message,
@@ -37,12 +45,15 @@ from globesms.models.api import (
     AcceptResponse,
     BatchView,
     ErrorResponse,
+    MessageList,
     MessageSpec,
     MessageView,
     SendBody,
     specs_of,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
+from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
+from globesms.routing import templates
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -172,6 +183,222 @@ def get_batch(
     if view is None:
         raise NotFound(f"no batch {batch_id}")
     return view
+
+
+# ======== API surface: the document and its docs page, run-time templates, finding messages ========
+# (one block, kept apart from the send/read routes above and the error handling below)
+
+API_TITLE = "globesms"
+API_VERSION = "1"
+DOCS_PATH = "/v1/docs"
+OPENAPI_PATH = "/v1/openapi.json"
+_SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header, description="the API key of the usage plan")
+}
+# Relative to where the document is served (<base>/v1/openapi.json, <base>/v1/docs): ".." is <base>, the stage
+# prefix of an execute-api URL, a custom domain's base path, or nothing locally, without the function knowing which.
+_SERVERS = [Server(url="..", description="this API")]
+_DESCRIPTION = "A serverless SMS gateway over Alibaba Cloud, Tencent Cloud and Huawei Cloud."
+_SECURITY: list[dict[str, list[str]]] = [{"api_key": []}]
+
+
+# Every route of the document needs the key: without it API Gateway itself answers 403, which the routes' own
+# declarations (the function's answers) cannot say.
+_FORBIDDEN = {
+    "description": "Forbidden: the x-api-key header is missing or wrong (API Gateway's own answer)",
+    "content": {content_types.APPLICATION_JSON: {"schema": {"$ref": "#/components/schemas/GatewayError"}}},
+}
+_GATEWAY_ERROR = {
+    "title": "GatewayError",
+    "type": "object",
+    "properties": {"message": {"type": "string", "title": "Message"}},
+    "required": ["message"],
+}
+
+
+@cache
+def openapi_json() -> str:
+    """The OpenAPI document Powertools builds from these routes, with API Gateway's 403: what /v1/openapi.json
+    serves and /v1/docs shows."""
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=API_VERSION,
+            description=_DESCRIPTION,
+            servers=_SERVERS,
+            security_schemes=_SECURITY_SCHEMES,
+            security=_SECURITY,
+        )
+    )
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("403", _FORBIDDEN)
+    document["components"]["schemas"]["GatewayError"] = _GATEWAY_ERROR
+    return json.dumps(document)
+
+
+def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    # API Gateway itself refuses a docs request without a key when DocsRequireApiKey is true; the function applies
+    # the same setting, so a stage not redeployed yet, or a gateway that does not check, cannot serve them keyless.
+    if settings().docs_require_api_key and not resolver.current_event.request_context.identity.api_key_id:
+        return error_response(403, "API_KEY_REQUIRED", "the API documentation needs the x-api-key header")
+    return next_middleware(resolver)
+
+
+@app.get(DOCS_PATH, include_in_schema=False, middlewares=[_docs_key_check])
+def get_docs_page() -> Response[str]:
+    if app.current_event.get_query_string_value("format") == "json":  # the page links its document this way
+        return get_openapi_document()
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=_docs_page())
+
+
+@cache
+def _docs_page() -> str:
+    # Powertools' Swagger UI page, its JS and CSS read from the package (in the layer) and inlined: the page needs
+    # no internet access (no CDN). Built here rather than by app.enable_swagger so that it shows the document
+    # /v1/openapi.json serves (with the 403 above). "</" is escaped so the JSON cannot end the <script> it is in.
+    assets = pathlib.Path(swagger_ui.__file__).parent
+    return generate_swagger_html(
+        openapi_json().replace("</", "<\\/"),
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        swagger_base_url="",
+        oauth2_config=None,
+    ).replace("<title>Swagger UI</title>", f"<title>{API_TITLE} API</title>", 1)
+
+
+@app.get(OPENAPI_PATH, include_in_schema=False, middlewares=[_docs_key_check])
+def get_openapi_document() -> Response[str]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+@app.get(
+    "/v1/messages",
+    summary="Find messages by client_ref or by number",
+    responses={
+        200: _answer("A page of the messages found, newest first", MessageList),
+        422: _answer("VALIDATION_ERROR: not exactly one of client_ref and to, a bad number, or a cursor not given"),
+    },
+)
+@tracer.capture_method
+def find_messages(
+    client_ref: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="the client_ref given when sending")
+    ] = None,
+    to: Annotated[str | None, Query(min_length=1, max_length=32, description="the number, E.164")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_FOUND_PAGE)] = 50,
+    after: Annotated[str | None, Query(max_length=1024, description="the `next` of the previous page")] = None,
+) -> Response[Any]:
+    if (client_ref is None) == (to is None):
+        return _query_refusal("client_ref", "give exactly one of client_ref or to")
+    if to is not None:
+        try:
+            lookup = MessageLookup("to", parse_mobile(to).e164)
+        except InvalidNumber as exc:
+            return _query_refusal("to", str(exc))
+    else:
+        assert client_ref is not None
+        lookup = MessageLookup("client_ref", client_ref)
+    try:
+        found = queries.find_messages(wiring.message_finder(), lookup, limit=limit, after=after)
+    except InvalidCursor as exc:
+        return _query_refusal("after", str(exc))
+    shown = mask(lookup.value) if lookup.field == "to" else lookup.value
+    logger.info("messages found", extra={"by": lookup.field, "value": shown, "found": len(found.messages)})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=found)
+
+
+def _query_refusal(name: str, rule: str) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return validation_error_response([{"loc": ("query", name), "msg": rule}])
+
+
+_TEMPLATE_ID = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=templates.LOGICAL_ID_PATTERN,
+        description="A logical template id: letters, digits, _ . - and at least one letter",
+    ),
+]
+
+
+class TemplatesNotManaged(RuntimeError):
+    """The function has no template table (GLOBESMS_TEMPLATES_TABLE): a deployment without TemplatesTable."""
+
+
+def _template_store() -> TemplateStore:
+    store = wiring.template_store()
+    if store is None:
+        raise TemplatesNotManaged("this deployment has no template table: the shipped templates.json is the registry")
+    return store
+
+
+@app.get(
+    "/v1/templates",
+    summary="The template registry",
+    responses={200: _answer("Every template, by id, and where the registry is kept", templates.TemplateList)},
+)
+@tracer.capture_method
+def list_templates() -> templates.TemplateList:
+    return templates.list_templates(_template_store())
+
+
+@app.get(
+    "/v1/templates/<template_id>",
+    summary="One template of the registry",
+    responses={200: _answer("The template", templates.TemplateView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+)
+@tracer.capture_method
+def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
+    view = templates.get_template(_template_store(), template_id)
+    if view is None:
+        raise NotFound(f"no template {template_id}")
+    return view
+
+
+@app.put(
+    "/v1/templates/<template_id>",
+    summary="Store a template (each provider's version); sends use it within a minute",
+    responses={
+        200: _answer("Replaced", templates.TemplateView),
+        201: _answer("Created", templates.TemplateView),
+        400: _answer("MALFORMED_JSON: the body is not JSON"),
+        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
+        422: _answer(
+            "VALIDATION_ERROR: a provider's template id or parameter names break its rules, or versions differ"
+        ),
+    },
+)
+@tracer.capture_method
+def put_template(
+    template_id: _TEMPLATE_ID, versions: Annotated[templates.TemplateVersions, Body(embed=False)]
+) -> Response[templates.TemplateView]:
+    view, created = templates.put_template(_template_store(), template_id, versions, iso(utc_now()))
+    logger.info("template stored", extra={"template": template_id, "new": created})
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=view)
+
+
+@app.delete(
+    "/v1/templates/<template_id>",
+    summary="Remove a template; sends stop using it within a minute",
+    responses={204: {"description": "Removed"}, 404: _answer("NOT_FOUND"), 422: _INVALID},
+)
+@tracer.capture_method
+def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
+    if not templates.delete_template(_template_store(), template_id, iso(utc_now())):
+        raise NotFound(f"no template {template_id}")
+    logger.info("template removed", extra={"template": template_id})
+    return Response(status_code=204)
+
+
+@app.exception_handler(TemplatesNotManaged)
+def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
+    return error_response(501, "TEMPLATES_NOT_MANAGED", str(exc))
+
+
+# ======== end of the API surface block ========
 
 
 @app.exception_handler(NotFound)

@@ -61,7 +61,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",  # idempotency table only
-        "dynamodb:DeleteItem",  # idempotency table only
+        "dynamodb:DeleteItem",  # idempotency and template tables only
         "sqs:SendMessage",
     },
     "IntakeFunction": {
@@ -78,6 +78,7 @@ EXPECTED_ACTIONS = {
     },
     **{
         f"{provider}DispatchFunction": {
+            "dynamodb:Query",  # template table only (a failover renders a registered template again)
             "dynamodb:BatchWriteItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
@@ -113,6 +114,16 @@ EXPECTED_ACTIONS = {
 ROUTES_PARAMETER_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${RoutesParameterName}"
 }
+# The run-time template registry (routing/templates.py, aws/dynamodb_templates.py): the API reads, stores and removes
+# templates (the first change seeds the shipped ones with PutItems in one transaction); every other function that
+# sends reads it, and nothing else touches it.
+TEMPLATES_TABLE = {"Fn::GetAtt": ["TemplatesTable", "Arn"]}
+EXPECTED_TEMPLATE_ACTIONS = {
+    "SendApiFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "IntakeFunction": {"dynamodb:Query"},
+    **{f"{provider}DispatchFunction": {"dynamodb:Query"} for provider in ("Aliyun", "Tencent", "Huawei")},
+}
+
 EXPECTED_WITH_ROUTES_PARAMETER = {"SendApiFunction": {"ssm:GetParameter"}, "IntakeFunction": {"ssm:GetParameter"}}
 
 
@@ -197,7 +208,8 @@ def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
 def statements_of(resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False) -> list[dict[str, Any]]:
     """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
     for the default parameters (RoutesParameterName empty) or, with `routes_parameter`, for that parameter set."""
-    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter})
+    # DocsNeedApiKey only chooses the docs routes' security in the API's body: no role depends on it.
+    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter, "DocsNeedApiKey": False})
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
     for properties in [
         *of_type(resources, "AWS::IAM::Policy").values(),
@@ -305,7 +317,9 @@ def test_the_accepting_functions_are_told_the_routes_parameter(resources: dict[s
 
 def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_table(resources: dict[str, Any]) -> None:
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE])
+    # GET /v1/messages?client_ref= / ?to= (the API only).
+    lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE])
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
@@ -324,6 +338,20 @@ def test_the_idempotency_table_has_exactly_the_powertools_actions_of_the_accepti
             ),
         )
         assert granted == EXPECTED_IDEMPOTENCY_ACTIONS.get(function_id, set()), function_id
+
+
+def test_the_template_table_is_written_by_the_api_and_read_by_the_functions_that_send(
+    resources: dict[str, Any],
+) -> None:
+    for function_id in function_ids(resources):
+        granted = set().union(
+            *(
+                actions(statement)
+                for statement in statements_of(resources, role_of(resources, function_id))
+                if TEMPLATES_TABLE in as_list(statement["Resource"])
+            ),
+        )
+        assert granted == EXPECTED_TEMPLATE_ACTIONS.get(function_id, set()), function_id
 
 
 def test_the_messages_table_gains_no_idempotency_actions(resources: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
 
-from local.api_server import compile_route
+from local.api_server import build_gateway, compile_route
 from local.aws import provision
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack, local_parameter_values, parameter_context
@@ -90,7 +90,7 @@ def test_tables(raw: dict[str, Any], template: Template) -> None:
             (i["IndexName"], [k["AttributeName"] for k in i["KeySchema"]], i["Projection"]["ProjectionType"])
             for i in properties.get("GlobalSecondaryIndexes", [])
         ]
-        assert table.ttl_attribute == properties["TimeToLiveSpecification"]["AttributeName"]
+        assert table.ttl_attribute == properties.get("TimeToLiveSpecification", {}).get("AttributeName")
 
 
 def parameter_value(raw: dict[str, Any], value: Any) -> Any:
@@ -137,7 +137,7 @@ def test_functions(raw: dict[str, Any], template: Template) -> None:
 def test_routes(raw: dict[str, Any], template: Template) -> None:
     expected = events_of(raw, "Api")
     assert expected
-    found = {(r.function_id, r.event_name): r for r in template.routes}
+    found = {(r.function_id, r.event_name): r for r in template.routes if r.event_name in events_of_function(raw)}
     assert set(found) == {(f, e) for f, e, _ in expected}
     for function_id, event_name, properties in expected:
         route = found[(function_id, event_name)]
@@ -147,6 +147,26 @@ def test_routes(raw: dict[str, Any], template: Template) -> None:
         expected_key = properties.get("Auth", {}).get("ApiKeyRequired", api["Auth"]["ApiKeyRequired"])
         assert route.api_key_required is expected_key
         assert expected_key is True or route.path.startswith("/v1/receipts/")
+
+
+def events_of_function(raw: dict[str, Any]) -> set[str]:
+    return {event for _, event, _ in events_of(raw, "Api")}
+
+
+@pytest.mark.parametrize(("setting", "key_required"), [(None, False), ("false", False), ("true", True)])
+def test_the_docs_routes_need_a_key_as_the_parameter_says(
+    template: Template, setting: str | None, key_required: bool
+) -> None:
+    """The docs routes are written in the API's DefinitionBody, each method an Fn::If on DocsRequireApiKey (SAM
+    takes an event's ApiKeyRequired only as a literal): the local gateway resolves it as CloudFormation would."""
+    environ = {} if setting is None else {"LOCAL_PARAMETERS": json.dumps({"DocsRequireApiKey": setting})}
+    gateway = build_gateway({"SendApiFunction": ["in-process"], "ReceiptsFunction": ["in-process"]}, environ)
+    for path in ("/v1/docs", "/v1/openapi.json"):
+        matched = gateway.match("GET", path)
+        assert matched is not None, path
+        assert (matched[0].route.function_id, matched[0].route.api_key_required) == ("SendApiFunction", key_required)
+    # Every other route of the API keeps its own setting.
+    assert gateway.match("POST", "/v1/messages")[0].route.api_key_required is True  # type: ignore[index]
 
 
 def test_sqs_event_sources(raw: dict[str, Any], template: Template) -> None:
@@ -268,7 +288,7 @@ def test_provisioning_creates_what_the_template_declares_and_is_idempotent(
                 i["IndexName"] for i in properties.get("GlobalSecondaryIndexes", [])
             ]
             ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            assert ttl["AttributeName"] == properties["TimeToLiveSpecification"]["AttributeName"]
+            assert ttl.get("AttributeName") == properties.get("TimeToLiveSpecification", {}).get("AttributeName")
 
 
 def test_every_route_path_matches_with_its_path_parameters(template: Template) -> None:

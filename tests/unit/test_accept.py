@@ -241,3 +241,20 @@ def test_the_shipped_example_template_goes_through_accept() -> None:
     assert result.accepted == 3
     assert {m.provider for m in result.messages} == {ProviderName.TENCENT}
     assert store.messages["B1.00000"].route == (ProviderName.TENCENT, ProviderName.HUAWEI, ProviderName.ALIYUN)
+
+
+def test_the_answer_gives_each_recipients_segments_and_encoding() -> None:
+    store, queues = MemoryStore(), MemoryQueues()
+    template = {"id": "1234567", "params": {"code": "123456"}}
+    result = run(
+        [
+            spec(to="+85251234567", text="a" * 161),
+            spec(to="+6591234567", text="你好"),
+            MessageSpec.model_validate({"to": "+447911123456", "template": template}),
+        ],
+        store,
+        queues,
+    )
+    assert [(m.segments, m.encoding) for m in result.messages] == [(2, "GSM-7"), (1, "UCS-2"), (None, None)]
+    # What the answer says is what the record keeps (and what dispatch sends).
+    assert [store.messages[m.id].segments for m in result.messages] == [2, 1, None]

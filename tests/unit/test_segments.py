@@ -1,6 +1,6 @@
 import pytest
 
-from globesms.domain.segments import count_segments
+from globesms.domain.segments import count_segments, text_encoding
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,18 @@ from globesms.domain.segments import count_segments
 )
 def test_segments_follow_gsm7_and_ucs2_limits(text: str, segments: int) -> None:
     assert count_segments(text) == segments
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Your code is 123456", "GSM-7"),
+        ("Prix: 10€ [promo] ~ {x}", "GSM-7"),  # the extended table is GSM-7 too (two septets each)
+        ("Ñandù à Ø", "GSM-7"),
+        ("你好", "UCS-2"),
+        ("code 123456 😀", "UCS-2"),
+        ("naïve", "UCS-2"),  # ï is not in the GSM 03.38 alphabet
+    ],
+)
+def test_encoding_is_gsm7_only_when_every_character_is_in_its_alphabet(text: str, encoding: str) -> None:
+    assert text_encoding(text) == encoding

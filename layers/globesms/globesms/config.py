@@ -28,6 +28,8 @@ class Settings(BaseModel):
     unknown_outcome_window_seconds: int = Field(default=900, ge=60, le=86_400)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: int = Field(default=60, ge=1, le=3600)
+    # GET /v1/docs and /v1/openapi.json answer only requests that came with an API key (template DocsRequireApiKey).
+    docs_require_api_key: bool = False
 
     def unknown_outcomes(self) -> UnknownOutcomePolicy:
         return UnknownOutcomePolicy(self.unknown_outcome_window_seconds, self.unknown_outcome_policy)
@@ -53,6 +55,7 @@ class Settings(BaseModel):
             unknown_outcome_window_seconds=int(env.get("GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS", "900")),
             breaker_failures=int(env.get("GLOBESMS_BREAKER_FAILURES", "5")),
             breaker_cooldown_seconds=int(env.get("GLOBESMS_BREAKER_COOLDOWN_SECONDS", "60")),
+            docs_require_api_key=env.get("GLOBESMS_DOCS_REQUIRE_API_KEY") or "false",
         )
 
 

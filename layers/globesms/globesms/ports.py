@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 
@@ -97,6 +97,65 @@ class MessageStore(Protocol):
         ...
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that this query did not give (malformed, or the `next` of another query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLookup:
+    """Messages as callers think of them: by the `client_ref` they gave, or by the number (E.164) sent to."""
+
+    field: Literal["client_ref", "to"]
+    value: str
+
+
+class MessageFinder(Protocol):
+    def find_messages(
+        self, lookup: MessageLookup, *, limit: int, cursor: str | None
+    ) -> tuple[list[MessageRecord], dict[str, BatchRecord], str | None]:
+        """A page of the messages `lookup` names, newest first, read through an index (never a scan); the headers
+        of their batches, by id; and the cursor of the next page (None at the end). Raises InvalidCursor."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    """One template as the store keeps it: its versions as a JSON document (`routing.templates.TemplateVersions`)."""
+
+    template_id: str
+    document: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplates:
+    """The store's whole registry. `seeded` is False until the first change through the API, which first copies the
+    shipped templates.json into the store: until then the shipped file is the registry."""
+
+    seeded: bool
+    templates: tuple[StoredTemplate, ...] = ()
+
+
+class TemplateStore(Protocol):
+    """The template registry managed at run time (PUT/DELETE /v1/templates/{id})."""
+
+    def load(self) -> StoredTemplates:
+        """Every stored template, strongly consistent (a change is seen by the next load)."""
+        ...
+
+    def seed(self, templates: Sequence[StoredTemplate]) -> None:
+        """Store these and mark the store seeded, all or nothing, unless it is seeded already (then nothing)."""
+        ...
+
+    def put(self, template: StoredTemplate) -> bool:
+        """Store (or replace) one template; True when it is new."""
+        ...
+
+    def delete(self, template_id: str) -> bool:
+        """Remove one template; False when there was none."""
+        ...
 
 
 class ReceiptStore(Protocol):

@@ -1,13 +1,15 @@
-"""The read side of the API: a message, a batch with its counts and a page of its messages."""
+"""The read side of the API: a message, a batch with its counts and a page of its messages, and messages found by
+client_ref or number."""
 
 from __future__ import annotations
 
 from globesms.domain.status import Status
-from globesms.models.api import BatchView, MessageError, MessageEvent, MessageView
+from globesms.models.api import BatchView, MessageError, MessageEvent, MessageList, MessageView
 from globesms.models.records import BatchRecord, MessageRecord
-from globesms.ports import MessageStore
+from globesms.ports import MessageFinder, MessageLookup, MessageStore
 
 MAX_PAGE = 1_000
+MAX_FOUND_PAGE = 100  # found messages are read back whole (with their batch headers): one BatchGetItem per page
 
 
 def effective_status(record: MessageRecord, batch: BatchRecord | None) -> Status:
@@ -92,3 +94,9 @@ def get_batch(store: MessageStore, batch_id: str, *, limit: int, after: str | No
         messages=[message_view(r, batch) for r in records],
         next=cursor,
     )
+
+
+def find_messages(finder: MessageFinder, lookup: MessageLookup, *, limit: int, after: str | None) -> MessageList:
+    """Raises ports.InvalidCursor for an `after` this lookup did not give."""
+    records, batches, cursor = finder.find_messages(lookup, limit=min(max(limit, 1), MAX_FOUND_PAGE), cursor=after)
+    return MessageList(messages=[message_view(r, batches.get(r.batch_id)) for r in records], next=cursor)

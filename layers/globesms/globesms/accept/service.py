@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from globesms.accept.packing import pack_records
 from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
-from globesms.domain.segments import count_segments
+from globesms.domain.segments import Encoding, count_segments, text_encoding
 from globesms.domain.status import Status
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -234,10 +234,25 @@ def accept(
 
 
 def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
+    encodings: dict[str, Encoding] = {}  # by text: most requests send one text to many recipients
+
+    def encoding_of(text: str | None) -> Encoding | None:
+        if text is None:
+            return None
+        found = encodings.get(text)
+        if found is None:
+            found = encodings[text] = text_encoding(text)
+        return found
+
     return AcceptResponse(
         batch_id=batch_id,
         accepted=len(plan.records),
         rejected=len(plan.errors),
-        messages=[AcceptedMessage(id=r.id, to=r.to, status=status, provider=r.provider) for r in plan.records],
+        messages=[
+            AcceptedMessage(
+                id=r.id, to=r.to, status=status, provider=r.provider, segments=r.segments, encoding=encoding_of(r.text)
+            )
+            for r in plan.records
+        ],
         errors=plan.errors,
     )

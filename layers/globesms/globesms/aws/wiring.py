@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import settings
 from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.routing import templates
 
 
 @cache
 def message_store() -> DynamoDBMessageStore:
     return DynamoDBMessageStore(settings().table_name)
+
+
+@cache
+def message_finder() -> DynamoDBMessageFinder:
+    return DynamoDBMessageFinder(settings().table_name)
+
+
+TEMPLATES_TABLE_ENV = "GLOBESMS_TEMPLATES_TABLE"
+
+
+def template_store() -> DynamoDBTemplateStore | None:
+    """The run-time template registry, when the stack has the table (the API changes it; senders read it)."""
+    # Read from the environment at each call, not settings(): the functions that only read templates need no
+    # other setting, and a process (a test run) whose environment loses the table goes back to the file.
+    table = os.environ.get(TEMPLATES_TABLE_ENV)
+    return _template_store_of(table) if table else None
+
+
+@cache
+def _template_store_of(table: str) -> DynamoDBTemplateStore:
+    return DynamoDBTemplateStore(table)
+
+
+# Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
+# default) reads the table when there is one, instead of the shipped file.
+templates.use_store(template_store)
 
 
 @cache
@@ -54,11 +84,14 @@ def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
     for factory in (
         message_store,
+        message_finder,
         receipt_store,
         pack_claims,
         circuit_breakers,
         rate_limiter,
         pack_queues,
         webhook_queue,
+        _template_store_of,
     ):
         factory.cache_clear()
+    templates.reset_cache()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+Encoding = Literal["GSM-7", "UCS-2"]
+
 _GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -19,6 +23,11 @@ def count_segments(text: str) -> int:
         else:
             return _ucs2_segments(text)
     return 1 if septets <= 160 else -(-septets // 153)
+
+
+def text_encoding(text: str) -> Encoding:
+    """GSM-7 when every character is in the GSM 03.38 alphabet (basic or extended table), else UCS-2."""
+    return "GSM-7" if all(char in _GSM7_BASIC or char in _GSM7_EXTENDED for char in text) else "UCS-2"
 
 
 def _ucs2_segments(text: str) -> int:

@@ -157,6 +157,15 @@ class AcceptedMessage(BaseModel):
     to: str
     status: Status
     provider: ProviderName
+    segments: int | None = Field(
+        default=None,
+        description="SMS parts the text takes (what the provider bills); null for a provider's own template, "
+        "whose text only the provider holds",
+    )
+    encoding: Literal["GSM-7", "UCS-2"] | None = Field(
+        default=None,
+        description="GSM-7 (160 characters, 153 per part) or UCS-2 (70, 67 per part); null as segments",
+    )
 
 
 class RecipientError(BaseModel):
@@ -236,3 +245,8 @@ class BatchView(BaseModel):
     refusal: ErrorBody | None = None
     messages: list[MessageView]
     next: str | None = Field(default=None, description="Cursor for the next page of messages (?after=)")
+
+
+class MessageList(BaseModel):
+    messages: list[MessageView] = Field(description="newest first")
+    next: str | None = Field(default=None, description="Cursor for the next page (?after=); null on the last page")

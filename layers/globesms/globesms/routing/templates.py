@@ -13,12 +13,19 @@ of that name. Tencent and Huawei get their own template id and the parameters in
 are positional). Every version of one template takes the same parameters, so a message can move between
 providers; parameters a message sends beyond those are ignored. A template id that is not in the registry is taken
 as a provider's own id (see `routing`).
+
+Managed at run time: when the stack has a template table (`GLOBESMS_TEMPLATES_TABLE`), PUT/DELETE
+/v1/templates/{id} change it, and every function that sends reads it through `registry()`, at most 60 s old. The
+shipped file is the seed: the table is the registry from its first change on (that change copies the file's
+templates into it first), and until then the file is.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -29,10 +36,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from globesms.domain.segments import count_segments
 from globesms.models.api import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
+from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
 from globesms.validation import describe
 
+log = logging.getLogger(__name__)
+
 TEMPLATE_PARAMS = "TEMPLATE_PARAMS"
+REGISTRY_MAX_AGE_SECONDS = 60.0  # a change through the API reaches every sending function within this
+FILE_SOURCE = "globesms/data/templates.json"
+TABLE_SOURCE = "the template table"
 
 ParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]{1,64})\}")
@@ -94,15 +107,9 @@ class TemplateVersions(_Doc):
         return {p: v for p, v in found.items() if v is not None}
 
 
-LogicalId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        # As TemplateRef.id, with a letter somewhere: an all-digit id is a Tencent template id, never a logical one.
-        pattern=r"^[A-Za-z0-9_.\-]*[A-Za-z][A-Za-z0-9_.\-]*$",
-    ),
-]
+# As TemplateRef.id, with a letter somewhere: an all-digit id is a Tencent template id, never a logical one.
+LOGICAL_ID_PATTERN = r"^[A-Za-z0-9_.\-]*[A-Za-z][A-Za-z0-9_.\-]*$"
+LogicalId = Annotated[str, Field(min_length=1, max_length=64, pattern=LOGICAL_ID_PATTERN)]
 
 
 class RegistryDoc(_Doc):
@@ -173,6 +180,155 @@ def parse_registry(raw: Any, source: str) -> TemplateRegistry:
 
 
 @lru_cache(maxsize=1)
-def registry() -> TemplateRegistry:
+def file_registry() -> TemplateRegistry:
     text = resources.files("globesms").joinpath("data", "templates.json").read_text(encoding="utf-8")
-    return parse_registry(text, "globesms/data/templates.json")
+    return parse_registry(text, FILE_SOURCE)
+
+
+def registry_of(stored: StoredTemplates) -> TemplateRegistry:
+    """The registry a store holds: the shipped file's until the store is seeded. A stored template that does not
+    validate (written around the API) is logged and left out: nothing is sent with it."""
+    if not stored.seeded:
+        return file_registry()
+    templates: dict[str, ProviderTemplates] = {}
+    for item in stored.templates:
+        try:
+            versions = TemplateVersions.model_validate_json(item.document)
+        except ValidationError as exc:
+            log.error(
+                "stored template invalid, left out: %s", describe(exc, default=""), extra={"template": item.template_id}
+            )
+            continue
+        templates[item.template_id] = versions.versions()
+    return TemplateRegistry(TABLE_SOURCE, templates)
+
+
+registry_clock: Callable[[], float] = time.monotonic  # what ages the cache of registry() (tests move it)
+
+
+@dataclass
+class RegistryLoader:
+    """The store's registry, read again once it is `max_age` seconds old. A failed read keeps the registry in use
+    (the file's before any read succeeded) and is retried `max_age` seconds later: sends go on meanwhile."""
+
+    store: TemplateStore
+    clock: Callable[[], float] | None = None  # default: `registry_clock`, looked up at each call
+    max_age: float = REGISTRY_MAX_AGE_SECONDS
+    _registry: TemplateRegistry | None = None
+    _fresh_until: float = float("-inf")
+
+    def current(self) -> TemplateRegistry:
+        now = (self.clock or registry_clock)()
+        if self._registry is not None and now < self._fresh_until:
+            return self._registry
+        try:
+            loaded = registry_of(self.store.load())
+        except Exception as exc:  # the error's class only: never a template's text
+            loaded = self._registry or file_registry()
+            log.error(
+                "template registry unreadable; sending with %s", loaded.source, extra={"error": type(exc).__name__}
+            )
+        self._registry, self._fresh_until = loaded, now + self.max_age
+        return loaded
+
+
+def _no_store() -> TemplateStore | None:
+    return None
+
+
+_store_of_process: Callable[[], TemplateStore | None] = _no_store
+_loader: RegistryLoader | None = None
+
+
+def use_store(factory: Callable[[], TemplateStore | None]) -> Callable[[], TemplateStore | None]:
+    """Where `registry()` reads: set by the adapters' wiring (`globesms.aws.wiring`), which every function that
+    sends imports; the factory answers None when the stack has no template table (the file alone then). Returns
+    the factory it replaces."""
+    global _store_of_process
+    previous, _store_of_process = _store_of_process, factory
+    reset_cache()
+    return previous
+
+
+def reset_cache() -> None:
+    """Forget the registry read from the store (tests; a process keeps it up to 60 s)."""
+    global _loader
+    _loader = None
+
+
+def registry() -> TemplateRegistry:
+    """The registry to send with now: the store's, at most 60 s old, when there is a store; else the file's."""
+    global _loader
+    store = _store_of_process()
+    if store is None:
+        return file_registry()
+    if _loader is None or _loader.store is not store:
+        _loader = RegistryLoader(store)
+    return _loader.current()
+
+
+# ---- managing the registry (the API's /v1/templates routes) ----
+
+
+class TemplateView(BaseModel):
+    id: str
+    versions: TemplateVersions
+    updated_at: str | None = Field(default=None, description="when it was last stored; null for the shipped file's")
+
+
+class TemplateList(BaseModel):
+    source: Literal["file", "table"] = Field(
+        description="file: the shipped templates.json (nothing changed through the API yet); table: the stored registry"
+    )
+    templates: list[TemplateView] = Field(description="by id")
+
+
+def _as_versions(versions: ProviderTemplates) -> TemplateVersions:
+    return TemplateVersions.model_validate({provider.value: version for provider, version in versions.items()})
+
+
+def list_templates(store: TemplateStore) -> TemplateList:
+    stored = store.load()
+    if not stored.seeded:
+        shipped = file_registry().templates
+        views = [TemplateView(id=name, versions=_as_versions(shipped[name])) for name in sorted(shipped)]
+        return TemplateList(source="file", templates=views)
+    current = registry_of(stored)  # the valid ones only, as sends see them
+    updated = {item.template_id: item.updated_at for item in stored.templates}
+    views = [
+        TemplateView(id=name, versions=_as_versions(current.templates[name]), updated_at=updated[name])
+        for name in sorted(current.templates)
+    ]
+    return TemplateList(source="table", templates=views)
+
+
+def get_template(store: TemplateStore, template_id: str) -> TemplateView | None:
+    return next((view for view in list_templates(store).templates if view.id == template_id), None)
+
+
+def _seeded(store: TemplateStore, now: str) -> None:
+    """Copy the shipped templates into the store before its first change, so the change applies to them."""
+    if store.load().seeded:
+        return
+    shipped = file_registry().templates
+    store.seed([StoredTemplate(name, _document(_as_versions(shipped[name])), now) for name in sorted(shipped)])
+
+
+def _document(versions: TemplateVersions) -> str:
+    return versions.model_dump_json(exclude_none=True)
+
+
+def put_template(
+    store: TemplateStore, template_id: str, versions: TemplateVersions, now: str
+) -> tuple[TemplateView, bool]:
+    """Store a template (validated by its model: ids and parameters per provider); True when it is new."""
+    _seeded(store, now)
+    created = store.put(StoredTemplate(template_id, _document(versions), now))
+    return TemplateView(id=template_id, versions=versions, updated_at=now), created
+
+
+def delete_template(store: TemplateStore, template_id: str, now: str) -> bool:
+    """False when there was no such template. Recipients already queued keep the content they were accepted with;
+    only a failover to another provider needs the template again, and without it they cannot move."""
+    _seeded(store, now)
+    return store.delete(template_id)
