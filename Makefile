@@ -12,7 +12,7 @@ DEV_LOCK := requirements/lock-dev.txt
 LAYER_LOCK := layers/globesms/requirements.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
+.PHONY: run test browser lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
 	lambda-base-image redrive lock clean
 
 # (Re)creates the virtualenv $(1) when it is missing or runs another Python than $(PYTHON_VERSION).
@@ -25,8 +25,15 @@ run: $(STAMP)
 	$(BIN)/python -m local.run $(ARGS)
 
 ## test: install everything, lint, type-check and run every test
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck browser
 	$(BIN)/pytest
+
+## browser: the docs page test (tests/integration/test_api_docs.py) renders /v1/docs in a headless Chromium and
+##   skips without one; in CI (CI=true), as root, Debian's chromium is installed when it is missing
+browser:
+	@if [[ "$${CI:-}" == "true" && "$$(id -u)" == 0 ]] && ! command -v chromium >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	@$(call ensure_venv,$(VENV))
