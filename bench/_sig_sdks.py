@@ -28,6 +28,22 @@ ALIYUN_HOST = "dysmsapi.ap-southeast-1.aliyuncs.com"
 HUAWEI_ENDPOINT = "https://smsapi.ap-southeast-1.myhuaweicloud.com:443"
 
 
+def rpc_form_call(openapi_models: Any, action: str) -> Any:
+    """The Alibaba SDK's description of an SMS API (2018-05-01) RPC call with its parameters in a form body: how
+    the SDK signs an operation documented `in: formData` (the tests' signature proof builds the same call)."""
+    return openapi_models.Params(
+        action=action,
+        version="2018-05-01",
+        protocol="HTTPS",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+
+
 @dataclass
 class CutTransport:
     """What the SDKs' transport received (the last prepared request) and what it does with it: `cut(request)`
@@ -205,17 +221,7 @@ class AliyunSdk:
             params["From"] = first.sender_id
         if first.validity_seconds is not None:
             params["ValidityPeriod"] = str(first.validity_seconds)
-        call = self._openapi_models.Params(
-            action="BatchSendMessageToGlobe",
-            version="2018-05-01",
-            protocol="HTTPS",
-            pathname="/",
-            method="POST",
-            auth_type="AK",
-            style="RPC",
-            req_body_type="formData",
-            body_type="json",
-        )
+        call = rpc_form_call(self._openapi_models, "BatchSendMessageToGlobe")
         answer = self.client.call_api(
             call, self._openapi_models.OpenApiRequest(body=params), self._runtime.RuntimeOptions()
         )

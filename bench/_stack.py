@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import boto3
 import httpx
 
 from local.aws import apply_local_credentials
-from local.processes import free_port, stop_runner, wait_for_line
+from local.processes import free_port, poll_until, stop_runner, wait_for_line
 from local.run import READY_LINE
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -271,10 +270,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def wait_until(what: str, probe: Any, deadline_seconds: float, interval: float = 0.5) -> Any:
     """Call `probe` until it returns something other than None; raise StackFailed when time runs out."""
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        result = probe()
-        if result is not None:
-            return result
-        time.sleep(interval)
-    raise StackFailed(f"timed out after {deadline_seconds:.0f} s waiting for {what}")
+    result = poll_until(probe, deadline_seconds, interval)
+    if result is None:
+        raise StackFailed(f"timed out after {deadline_seconds:.0f} s waiting for {what}")
+    return result

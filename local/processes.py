@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +93,18 @@ def listen_on(sock: socket.socket, backlog: int) -> None:
 def is_accepting(sock: socket.socket) -> bool:
     """Whether some process called listen() on this (shared) socket: no connection made to find out."""
     return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+
+def poll_until[T](probe: Callable[[], T | None], deadline_seconds: float, interval: float = 0.3) -> T | None:
+    """Call `probe` until it returns something other than None, and return that; None when time runs out (the
+    caller says what it was waiting for, in its own kind of failure)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        result = probe()
+        if result is not None:
+            return result
+        time.sleep(interval)
+    return None
 
 
 def wait_for_line(process: subprocess.Popen[bytes], log_path: Path, line: str, deadline_seconds: float) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from local.processes import is_listening, stop_runner, wait_for_line
+from local.processes import is_listening, poll_until, stop_runner, wait_for_line
 from local.run import PORTS_LINE, READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -63,13 +62,10 @@ class RunningStack:
         self, what: str, probe: Callable[[], T | None], deadline_seconds: float = 60, interval: float = 0.3
     ) -> T:
         """Call `probe` until it returns something other than None; fail with the stack's log when time runs out."""
-        deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            result = probe()
-            if result is not None:
-                return result
-            time.sleep(interval)
-        pytest.fail(f"timed out waiting for {what}\n--- stack log ---\n{self.log_tail()}")
+        result = poll_until(probe, deadline_seconds, interval)
+        if result is None:
+            pytest.fail(f"timed out waiting for {what}\n--- stack log ---\n{self.log_tail()}")
+        return result
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -10,8 +10,8 @@ from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.providers.aliyun.client import message_violation
 from globesms.routing.route_table import parse_route_table
-from globesms.routing.templates import parse_registry
 from tests.fakes import MemoryQueues, MemoryStore
+from tests.samples import REGISTRY
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 GOOD = ["+85251234567", "+6591234567", "+447911123456"]
@@ -107,20 +107,6 @@ def test_a_batch_with_nothing_accepted_is_recorded_as_rejected() -> None:
 
 # ---- routing and templates ----
 
-REGISTRY = parse_registry(
-    {
-        "version": 1,
-        "templates": {
-            "login": {
-                "aliyun": {"text": "Acme: your code is {code} ({minutes} min)"},
-                "tencent": {"id": "1800308", "params": ["code", "minutes"]},
-                "huawei": {"id": "tplLogin", "params": ["minutes", "code"]},
-            },
-            "promo": {"tencent": {"id": "1800309", "params": []}},
-        },
-    },
-    "test",
-)
 ROUTES = parse_route_table(
     {
         "version": 1,

@@ -14,24 +14,11 @@ from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.routing.templates import parse_registry
 from tests.fakes import MemoryBreakers, MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.samples import REGISTRY
 
 A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-REGISTRY = parse_registry(
-    {
-        "version": 1,
-        "templates": {
-            "login": {
-                "aliyun": {"text": "Acme: your code is {code} ({minutes} min)"},
-                "tencent": {"id": "1800308", "params": ["code", "minutes"]},
-                "huawei": {"id": "tplLogin", "params": ["minutes", "code"]},
-            }
-        },
-    },
-    "test",
-)
 CONFIG = ProviderError(ErrorCategory.CONFIG, "AuthFailure.SignatureFailure", "bad signature", 200)
 DOWN = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
 

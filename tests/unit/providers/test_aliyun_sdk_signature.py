@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench._sig_sdks import rpc_form_call
 from globesms.models.outbound import MessageType, OutboundSms
 from globesms.providers.aliyun import AliyunClient, AliyunSettings, batch_task_id
 from globesms.providers.aliyun.signer import Acs3Signer, canonical_headers, canonical_query
@@ -96,17 +97,7 @@ class Sdk:
 
     def form_body(self, action: str, params: dict[str, str]) -> Any:
         """The SDK's generic RPC call with the parameters in a form body (how it signs `in: formData`)."""
-        call_params = openapi_models.Params(
-            action=action,
-            version="2018-05-01",
-            protocol="HTTPS",
-            pathname="/",
-            method="POST",
-            auth_type="AK",
-            style="RPC",
-            req_body_type="formData",
-            body_type="json",
-        )
+        call_params = rpc_form_call(openapi_models, action)
         runtime = darabonba_runtime.RuntimeOptions()
         request = openapi_models.OpenApiRequest(body=params)
         return self.request_of(lambda: self.client.call_api(call_params, request, runtime))
