@@ -62,11 +62,11 @@ class DynamoDBReceiptStore:
         return self._get(keys[0]["pk"]["S"], keys[0]["sk"]["S"])
 
     def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+        if to is None:  # an echo alone is guessable: the number must match too
+            return None
         if echo.first_seq == echo.last_seq:
             record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
-            return record if record is not None and (to is None or record.to == to) else None
-        if to is None:
-            return None
+            return record if record is not None and record.to == to else None
         # A call's recipients are not consecutive message ids (a batch mixes providers, a pack is split into calls
         # by content): look from the echoed first id to the end of the batch. This is the rare path (the
         # ProviderRef index missed), so paging through one batch partition is acceptable.

@@ -18,6 +18,7 @@ from typing import Any
 
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
+from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
@@ -48,7 +49,11 @@ class PushResult:
     webhooks: list[WebhookDelivery] = field(default_factory=list)
 
 
-def takes_receipts_for(record: MessageRecord, provider_message_id: str) -> bool:
+def takes_receipts_for(record: MessageRecord, provider: ProviderName, provider_message_id: str) -> bool:
+    # A receipt pushed by one provider never touches a message sent through another, whatever ids it carries: each
+    # provider's token authenticates only that provider's pushes.
+    if record.provider is not provider:
+        return False
     if record.provider_message_id == provider_message_id:
         return True
     # After an unknown outcome the record has no provider id; its receipt (found through our echoed id) settles it.
@@ -111,9 +116,13 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
     event = report.event(iso(now))
     pmid = report.provider_message_id
     message = store.message_for_provider_ref(report.provider, pmid)
-    if message is None and report.echo is not None:
+    if message is None and report.echo is not None and report.to is not None:
+        # An echo names a range of one call's messages: only the number tells which one is meant (and a guessed
+        # echo without the right number names nobody).
         message = store.find_recipient(report.echo, report.to)
-    if message is not None and takes_receipts_for(message, pmid):
+        if message is not None and message.provider is not report.provider:
+            message = None
+    if message is not None and takes_receipts_for(message, report.provider, pmid):
         _count(apply_events(store, message, [event], pmid, now), now, result)
         return
     newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
@@ -121,13 +130,13 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
-        if message is not None and takes_receipts_for(message, pmid):
+        if message is not None and takes_receipts_for(message, report.provider, pmid):
             _count(apply_events(store, message, [event], pmid, now), now, result)
             return
         message = None
     if message is not None:
         again = store.reload(message.id)
-        if again is not None and takes_receipts_for(again, pmid):
+        if again is not None and takes_receipts_for(again, report.provider, pmid):
             _count(apply_events(store, again, [event], pmid, now), now, result)
             return
     if not newly_held:
@@ -168,7 +177,7 @@ def apply_held_receipts(
     for record in waiting:
         events = list({e["id"]: e for e in events_by_record.get(record.id, [])}.values())
         pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
-        if not events or pmid is None or not takes_receipts_for(record, pmid):
+        if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
         applied = apply_events(store, record, events, pmid, now)
         if applied.changed:
