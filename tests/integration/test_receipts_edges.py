@@ -5,8 +5,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
 from tests.fakes import ScriptedProvider
@@ -38,6 +36,8 @@ def push(load_handler: Any, lambda_context: Any, monkeypatch: Any, provider: str
         monkeypatch.setenv(name, value)
     request = event(f"receipts_{provider}")
     request["body"] = body if isinstance(body, str) else json.dumps(body)
+    if not isinstance(body, str):
+        request["headers"]["content-type"] = "application/json"
     response: dict[str, Any] = load_handler("receipts").lambda_handler(request, lambda_context)
     return response
 
@@ -97,3 +97,89 @@ def test_the_messages_own_provider_with_echo_and_number_still_settles_an_unknown
     item = stored(stack, FIRST["id"])
     assert item["status"]["S"] == "DELIVERED"
     assert item["provider_ref"]["S"] == "aliyun#real-1"
+
+
+# ---- finding 2: bounded history, bounded pushes, held receipts expire ----
+
+TENCENT_PACK = json.loads(json.loads((EVENTS / "dispatch_tencent.json").read_text())["Records"][0]["body"])
+TENCENT_FIRST = TENCENT_PACK["recipients"][0]
+
+
+def distinct_tencent_reports(start: int, count: int) -> list[dict[str, str]]:
+    """Distinct reports (each its own receipt id) for one message."""
+    return [
+        {
+            "sid": f"pm-{TENCENT_FIRST['id']}",
+            "report_status": "FAIL",
+            "errmsg": "UNDELIV",
+            "user_receive_time": f"2026-11-26 10:00:00.{n:06d}",
+        }
+        for n in range(start, start + count)
+    ]
+
+
+def test_a_message_keeps_a_bounded_history_however_many_distinct_receipts_arrive(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    from globesms.receipts.apply import MAX_EVENTS_KEPT
+
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT)
+    assert dispatch.lambda_handler(event("dispatch_tencent"), lambda_context) == {"batchItemFailures": []}
+    # Without a bound, ~240 receipts of the largest size the parsers keep passed DynamoDB's 400 KB item limit (and
+    # the push failed forever); small ones show the bound faster (unit tests size the largest history).
+    total = MAX_EVENTS_KEPT + 50
+    for start in range(0, total, 100):
+        reports = distinct_tencent_reports(start, min(100, total - start))
+        response = push(load_handler, lambda_context, monkeypatch, "tencent", reports)
+        assert response["statusCode"] == 200, response["body"]
+    item = stored(stack, TENCENT_FIRST["id"])
+    events = item["events"]["L"]
+    assert len(events) == MAX_EVENTS_KEPT
+    assert int(item["events_omitted"]["N"]) == total - MAX_EVENTS_KEPT
+    times = [e["M"]["provider_time"]["S"] for e in events]
+    assert times[0] == "2026-11-26 10:00:00.000000"  # the first receipt is kept ...
+    assert times[-1] == f"2026-11-26 10:00:00.{total - 1:06d}"  # ... and the latest
+    assert item["status"]["S"] == "UNDELIVERED"
+
+
+def test_a_push_with_more_reports_than_the_provider_ever_sends_is_refused_in_its_own_format(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    from globesms.receipts.push_limits import MAX_REPORTS_PER_PUSH
+
+    cap = MAX_REPORTS_PER_PUSH[ProviderName.TENCENT]
+    response = push(load_handler, lambda_context, monkeypatch, "tencent", distinct_tencent_reports(0, cap + 1))
+    assert response["statusCode"] == 413
+    body = json.loads(response["body"])
+    assert body["result"] != 0 and str(cap) in body["errmsg"]  # Tencent's acknowledgement shape, not ours
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+    huawei = {"statusReportList": [{"smsMsgId": f"m{n}", "status": "DELIVRD"} for n in range(51)]}
+    response = push(load_handler, lambda_context, monkeypatch, "huawei", huawei)
+    assert response["statusCode"] == 413
+    aliyun = [{"Status": "1", "MessageId": f"m{n}"} for n in range(MAX_REPORTS_PER_PUSH[ProviderName.ALIYUN] + 1)]
+    response = push(load_handler, lambda_context, monkeypatch, "aliyun", aliyun)
+    assert response["statusCode"] == 413 and json.loads(response["body"])["code"] != 0
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_held_and_unmatched_receipts_expire_and_stay_bounded(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    import time
+
+    from globesms.aws.dynamodb_receipts import MAX_HELD_EVENTS
+
+    reports = [
+        tencent_report(sid="never-sent", user_receive_time=f"2026-11-26 10:{n // 60:02d}:{n % 60:02d}")
+        for n in range(100)
+    ]
+    for start in range(0, MAX_HELD_EVENTS + 100, 100):
+        batch = [{**r, "errmsg": f"{start}-{i}"} for i, r in enumerate(reports)]
+        assert push(load_handler, lambda_context, monkeypatch, "tencent", batch)["statusCode"] == 200
+    item = stack.dynamodb.get_item(
+        TableName=stack.table_name, Key={"pk": {"S": "R#tencent#never-sent"}, "sk": {"S": "#"}}
+    )["Item"]
+    assert len(item["events"]["L"]) == MAX_HELD_EVENTS
+    retention_days = 90  # the template's RetentionDays default
+    assert int(item["expires_at"]["N"]) >= time.time() + (retention_days - 1) * 86_400

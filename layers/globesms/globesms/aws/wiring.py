@@ -21,7 +21,7 @@ def message_store() -> DynamoDBMessageStore:
 
 @cache
 def receipt_store() -> DynamoDBReceiptStore:
-    return DynamoDBReceiptStore(settings().table_name)
+    return DynamoDBReceiptStore(settings().table_name, retention_days=settings().retention_days)
 
 
 @cache

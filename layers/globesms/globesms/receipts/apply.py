@@ -28,6 +28,17 @@ from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
 
+#: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
+#: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
+#: the latest MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT, and counts the ones left out in `events_omitted`. An event is
+#: under 1 KB (the parsers bound every field), so 100 of them stay far below the item limit; a long message's part
+#: reports (24 parts at most, two reports each) fit in the latest 80.
+MAX_EVENTS_KEPT = 100
+FIRST_EVENTS_KEPT = 20
+#: Receipt ids remembered for dedupe; past this only the ids of the events kept are (a repeat of an omitted report
+#: is then appended again: it cannot change a status, statuses only move forward).
+MAX_RECEIPT_IDS = 1_000
+
 
 class ConcurrentUpdates(RuntimeError):
     pass
@@ -46,6 +57,8 @@ class PushResult:
     duplicates: int = 0
     held: int = 0  # matched a message that is not submitted yet
     unmatched: int = 0  # matched no message (stored for reconciliation)
+    delivered: int = 0  # messages this push moved to DELIVERED
+    undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
     webhooks: list[WebhookDelivery] = field(default_factory=list)
 
 
@@ -74,10 +87,15 @@ def apply_events(
         if not fresh:
             return Applied(record, changed=record.status is not original, duplicate=True)
         history = [*(record.events or []), *fresh]
-        status = status_after(record.status, history)
+        status = status_after(record.status, history)  # on every event, before any is left out
+        kept, omitted = bounded_history(history)
+        receipt_ids = seen | {e["id"] for e in fresh}
+        if len(receipt_ids) > MAX_RECEIPT_IDS:
+            receipt_ids = {e["id"] for e in kept if "id" in e}
         update: dict[str, Any] = {
-            "events": history,
-            "receipt_ids": seen | {e["id"] for e in fresh},
+            "events": kept,
+            "events_omitted": (record.events_omitted or 0) + omitted or None,
+            "receipt_ids": receipt_ids,
             "status": status,
             "version": record.version + 1,
             "updated_at": iso(now),
@@ -102,6 +120,15 @@ def apply_events(
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
         record = reloaded
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The events kept (the first FIRST_EVENTS_KEPT and the latest, MAX_EVENTS_KEPT in all) and how many were left
+    out of the middle."""
+    if len(history) <= MAX_EVENTS_KEPT:
+        return history, 0
+    latest = MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT
+    return [*history[:FIRST_EVENTS_KEPT], *history[-latest:]], len(history) - MAX_EVENTS_KEPT
 
 
 def record_push(reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime) -> PushResult:
@@ -152,6 +179,10 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         result.duplicates += 1
     else:
         result.applied += 1
+    if applied.changed and applied.record.status is Status.DELIVERED:
+        result.delivered += 1
+    elif applied.changed and applied.record.status in (Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED):
+        result.undelivered += 1
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):
