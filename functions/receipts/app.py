@@ -20,7 +20,7 @@ from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
 from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
-from globesms.providers import provider_environment
+from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
 from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
@@ -47,7 +47,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     except ValueError:
         return error_response(404, "NOT_FOUND", f"no receipts endpoint for {provider!r}")
     logger.append_keys(provider=name.value)
-    env = provider_environment(name)
+    env = receipt_environment(name)
     if not token_accepted(name, token, env):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a wrong token refused")

@@ -183,3 +183,34 @@ def test_held_and_unmatched_receipts_expire_and_stay_bounded(  # type: ignore[no
     assert len(item["events"]["L"]) == MAX_HELD_EVENTS
     retention_days = 90  # the template's RetentionDays default
     assert int(item["expires_at"]["N"]) >= time.time() + (retention_days - 1) * 86_400
+
+
+# ---- finding 3: the receipts function reads the receipt-token secrets, not the providers' credentials ----
+
+
+def test_the_token_comes_from_its_own_secret_and_no_credentials_secret_is_read(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    token = "tencent-receipt-token-from-its-own-secret"
+    boto3.client("secretsmanager").create_secret(
+        Name="globesms/tencent-receipts",
+        SecretString=json.dumps({"GLOBESMS_TENCENT_RECEIPT_TOKEN": f"{token} local-tencent-receipts-0001"}),
+    )
+    parameters.clear_caches()
+    receipts = load_handler("receipts")
+    monkeypatch.delenv("GLOBESMS_TENCENT_RECEIPT_TOKEN", raising=False)
+    monkeypatch.setenv("GLOBESMS_TENCENT_RECEIPT_SECRET_NAME", "globesms/tencent-receipts")
+    # A credentials secret that does not exist: reading it would fail the push.
+    monkeypatch.setenv("GLOBESMS_TENCENT_SECRET_NAME", "globesms/tencent-credentials-not-there")
+    request = event("receipts_tencent")
+    request["path"] = request["path"].replace("local-tencent-receipts-0001", token)
+    assert receipts.lambda_handler(request, lambda_context)["statusCode"] == 200
+    # While the URL is being changed, the old token (second in the value) is accepted too.
+    assert receipts.lambda_handler(event("receipts_tencent"), lambda_context)["statusCode"] == 200
+    forged = event("receipts_tencent")
+    forged["path"] = forged["path"].replace("local-tencent-receipts-0001", "x" * 40)
+    assert receipts.lambda_handler(forged, lambda_context)["statusCode"] == 403
+    parameters.clear_caches()
