@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from local.aws import apply_local_credentials
 from local.settings import LOCAL_ENV_DEFAULTS, MOTO_PORT
@@ -27,24 +28,35 @@ _RUNTIME_OWNED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_", "_HANDLER",
 
 
 def store_secrets(stack: LocalStack) -> dict[str, str]:
-    """Creates (or updates) each provider's secret, and the webhook signing secret, under the template's default
-    names; returns the variables naming them, e.g. GLOBESMS_ALIYUN_SECRET_NAME -> globesms/aliyun."""
+    """Creates (or updates) each provider's credentials secret and receipt-token secret, and the webhook signing
+    secret, under the template's default names; returns the variables naming them, e.g.
+    GLOBESMS_ALIYUN_SECRET_NAME -> globesms/aliyun, GLOBESMS_ALIYUN_RECEIPT_SECRET_NAME -> globesms/aliyun-receipts."""
     import boto3
 
     client = boto3.client(
         "secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=stack.context.region
     )
     names: dict[str, str] = {}
+    parameters = stack.template.raw["Parameters"]
     for owner in ("aliyun", "tencent", "huawei", "webhook"):
-        name = stack.template.raw["Parameters"][f"{owner.capitalize()}SecretName"]["Default"]
         prefix = f"GLOBESMS_{owner.upper()}_"
-        value = json.dumps({k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix)})
-        try:
-            client.create_secret(Name=name, SecretString=value)
-        except client.exceptions.ResourceExistsException:
-            client.put_secret_value(SecretId=name, SecretString=value)
-        names[f"{prefix}SECRET_NAME"] = name
+        token = f"{prefix}RECEIPT_TOKEN"
+        # The receipt token has a secret of its own (ReceiptsFunction reads no credentials).
+        credentials = {k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix) and k != token}
+        _put_secret(client, parameters[f"{owner.capitalize()}SecretName"]["Default"], credentials)
+        names[f"{prefix}SECRET_NAME"] = parameters[f"{owner.capitalize()}SecretName"]["Default"]
+        if token in LOCAL_ENV_DEFAULTS:
+            receipt_secret = parameters[f"{owner.capitalize()}ReceiptTokenSecretName"]["Default"]
+            _put_secret(client, receipt_secret, {token: os.environ[token]})
+            names[f"{prefix}RECEIPT_SECRET_NAME"] = receipt_secret
     return names
+
+
+def _put_secret(client: Any, name: str, value: dict[str, str]) -> None:
+    try:
+        client.create_secret(Name=name, SecretString=json.dumps(value))
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ def local_parameter_values(template: Template, environ: Mapping[str, str]) -> di
     """Parameter defaults, except where running locally means something else:
     - `AwsEndpointUrl`: the moto server, so every boto3 client of every function talks to it;
     - `<Provider>Endpoint`: that provider's emulator (or `GLOBESMS_<P>_ENDPOINT`);
-    - `<Provider>SecretName`: blank, so credentials come from the GLOBESMS_<P>_* variables, not Secrets Manager;
+    - `<Provider>SecretName`, `<Provider>ReceiptTokenSecretName`: blank, so credentials and receipt tokens come from
+      the GLOBESMS_<P>_* variables, not Secrets Manager;
     and any parameter named in `LOCAL_PARAMETERS`, a JSON object of parameter -> value (as `sam deploy
     --parameter-overrides`, e.g. `{"UnknownOutcomeWindowSeconds": "60"}` for `make soak`).
     """
@@ -59,8 +60,9 @@ def local_parameter_values(template: Template, environ: Mapping[str, str]) -> di
     for provider in EMULATOR_PORTS:
         if f"{provider.capitalize()}Endpoint" in values:
             values[f"{provider.capitalize()}Endpoint"] = emulator_url(provider, environ)
-        if f"{provider.capitalize()}SecretName" in values:
-            values[f"{provider.capitalize()}SecretName"] = ""
+        for secret in (f"{provider.capitalize()}SecretName", f"{provider.capitalize()}ReceiptTokenSecretName"):
+            if secret in values:
+                values[secret] = ""
     return values
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import single_metric
@@ -22,7 +21,7 @@ from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from globesms.ports import Provider
-from globesms.providers import build_provider
+from globesms.providers import ProviderClients
 
 PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
@@ -31,9 +30,11 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 metrics.set_default_dimensions(provider=PROVIDER.value)  # one deployment per provider
 
 
-@cache
+_clients = ProviderClients(PROVIDER)  # rebuilt when the provider's secret changes (README: within 5 minutes)
+
+
 def _provider() -> Provider:
-    return build_provider(PROVIDER)
+    return _clients.current()
 
 
 def _deps() -> DispatchDeps:

@@ -9,6 +9,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,10 +19,11 @@ from globesms.domain.clock import utc_now
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
-from globesms.observability import logger, metrics, tracer
-from globesms.providers import provider_environment
-from globesms.receipts.apply import record_push
+from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+from globesms.providers import receipt_environment
+from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
+from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
 
 app = APIGatewayRestResolver()
 
@@ -45,7 +47,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     except ValueError:
         return error_response(404, "NOT_FOUND", f"no receipts endpoint for {provider!r}")
     logger.append_keys(provider=name.value)
-    env = provider_environment(name)
+    env = receipt_environment(name)
     if not token_accepted(name, token, env):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a wrong token refused")
@@ -72,6 +74,15 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push unreadable", extra={"reason": str(exc), "bytes": len(body)})
         return error_response(400, "UNREADABLE_RECEIPTS", str(exc))
+    reports = len(push.reports) + len(push.refused_items)
+    if push_too_large(name, reports):
+        metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with too many reports refused", extra={"reports": reports})
+        return Response(
+            status_code=TOO_LARGE_STATUS,
+            content_type=content_types.APPLICATION_JSON,
+            body=json.dumps(too_large_acknowledgement(name)),
+        )
     result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
     if result.webhooks:
         wiring.webhook_queue().send_webhooks(
@@ -85,9 +96,24 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         ("ReceiptItemsRefused", len(push.refused_items)),
     ):
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+    _emit_outcomes(name, result)
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _emit_outcomes(name: ProviderName, result: PushResult) -> None:
+    """Final outcomes by provider (the delivery-rate alarms), each its own EMF line: the handler's other metrics
+    keep the {service} dimension set alone."""
+    for metric, value in (("RecipientsDelivered", result.delivered), ("RecipientsUndelivered", result.undelivered)):
+        with single_metric(
+            name=metric,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "provider": name.value},
+        ):
+            pass
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,9 +5,11 @@ Retries go through SQS: a failed delivery's message is made invisible for an exp
 queue's maxReceiveCount receives SQS moves it to the dead-letter queue. A body or URL that can never be delivered
 is not backed off: it comes back after the queue's visibility timeout and reaches the DLQ sooner.
 
-The records of a batch are delivered concurrently (one thread each), so a batch takes as long as its slowest
-delivery, not the sum of them, and a delivery still running when the invocation is about to time out is counted as
-failed rather than letting the whole batch time out. Logs carry the event id, the URL's host and the reason only.
+The records of a batch are delivered concurrently (one thread each, from a pool made for this invocation alone),
+so a batch takes as long as its slowest delivery, not the sum of them. Each delivery has its own client and ends by
+its deadline (`DELIVERY_DEADLINE_SECONDS`, connection closed); one still running when the invocation is about to
+time out is counted as failed rather than letting the whole batch time out, and its thread never holds a worker
+of the next invocation. Logs carry the event id, the URL's host and the reason only.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from typing import Any
 
-import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -34,7 +34,6 @@ from globesms.webhooks import (
     WebhookFailed,
     backoff_seconds,
     deliver,
-    new_http_client,
     parse_delivery,
     url_host,
     webhook_secrets,
@@ -52,17 +51,17 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 # Report every failed record, even when all of a batch failed, instead of raising: each failure is retried on its
 # own schedule, then dead-lettered, and the function does not count as erroring.
 processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_threads = ThreadPoolExecutor(max_workers=BATCH_SIZE, thread_name_prefix="webhook")
 
 
-@cache
-def _http() -> httpx.Client:
-    return new_http_client()
+class _Invocation:
+    """The worker threads of the invocation being served (one invocation at a time per process)."""
+
+    threads: ThreadPoolExecutor | None = None
 
 
 def _send(delivery: WebhookDelivery) -> None:
     """One attempt, in a worker thread."""
-    deliver(delivery, http=_http(), secret=webhook_secrets(), now=utc_now())
+    deliver(delivery, secret=webhook_secrets(), now=utc_now())
 
 
 def _retry_later(record: SQSRecord, seconds: int) -> bool:
@@ -81,7 +80,7 @@ async def record_handler(record: SQSRecord, lambda_context: LambdaContext | None
     try:
         delivery = parse_delivery(record.body)
         fields.update(event_id=delivery.event.id, host=url_host(delivery.url))
-        worker = asyncio.get_running_loop().run_in_executor(_threads, _send, delivery)
+        worker = asyncio.get_running_loop().run_in_executor(_Invocation.threads, _send, delivery)
         try:
             await asyncio.wait_for(worker, timeout=_time_budget(lambda_context))
         except TimeoutError:
@@ -121,6 +120,12 @@ def _time_budget(context: LambdaContext | None) -> float:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    _Invocation.threads = ThreadPoolExecutor(max_workers=BATCH_SIZE, thread_name_prefix="webhook")
+    try:
+        return async_process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        # Nothing waits for a thread past the invocation (a delivery ends by its own deadline; a name that takes
+        # long to resolve ends with the resolver's timeout), and the next invocation gets fresh workers.
+        _Invocation.threads.shutdown(wait=False, cancel_futures=True)

@@ -55,8 +55,11 @@ def test_echo_ranges_find_the_recipient_by_number_past_the_first_page(stack) -> 
     found = receipts.find_recipient(EchoRange("B", 10, 509), "+85251230299")
     assert found is not None and found.id == "B.00299"
     assert receipts.find_recipient(EchoRange("B", 10, 509), "+85251230005") is None  # before the call's first id
-    single = receipts.find_recipient(EchoRange("B", 7, 7), None)
+    single = receipts.find_recipient(EchoRange("B", 7, 7), "+85251230007")
     assert single is not None and single.id == "B.00007"
+    # An echo alone is guessable (ids are in every event a customer receives): without the number it names nobody.
+    assert receipts.find_recipient(EchoRange("B", 7, 7), None) is None
+    assert receipts.find_recipient(EchoRange("B", 7, 7), "+85251230008") is None
 
 
 def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> None:  # type: ignore[no-untyped-def]

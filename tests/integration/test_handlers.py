@@ -247,10 +247,10 @@ def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: i
 
     for name, value in RECEIPT_TOKENS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")
+    receipts = load_handler("receipts")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")  # the template's HuaweiReceiptAuth=aksk
     monkeypatch.setenv("GLOBESMS_HUAWEI_APP_KEY", "push-key")
     monkeypatch.setenv("GLOBESMS_HUAWEI_APP_SECRET", "push-secret")
-    receipts = load_handler("receipts")
     unsigned = event("receipts_huawei")
     assert receipts.lambda_handler(unsigned, lambda_context)["statusCode"] == 401
 

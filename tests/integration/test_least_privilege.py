@@ -205,11 +205,18 @@ def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
     return value
 
 
-def statements_of(resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False) -> list[dict[str, Any]]:
+def statements_of(
+    resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False, huawei_push_signed: bool = False
+) -> list[dict[str, Any]]:
     """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
-    for the default parameters (RoutesParameterName empty) or, with `routes_parameter`, for that parameter set."""
+    for the default parameters (RoutesParameterName empty, HuaweiReceiptAuth none) or for those set."""
     # DocsNeedApiKey only chooses the docs routes' security in the API's body: no role depends on it.
-    resources = with_conditions(resources, {"HasRoutesParameter": routes_parameter, "DocsNeedApiKey": False})
+    conditions = {
+        "HasRoutesParameter": routes_parameter,
+        "HuaweiPushSigned": huawei_push_signed,
+        "DocsNeedApiKey": False,
+    }
+    resources = with_conditions(resources, conditions)
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
     for properties in [
         *of_type(resources, "AWS::IAM::Policy").values(),
@@ -426,3 +433,45 @@ def test_tracing_stays_active_with_the_x_ray_write_actions(resources: dict[str, 
         statements = statements_of(resources, role_of(resources, function_id))
         xray = set().union(*(actions(s) for s in statements if actions(s) & XRAY_ACTIONS))
         assert xray == XRAY_ACTIONS, function_id
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def readable_secrets(resources: dict[str, Any], function_id: str, **conditions: bool) -> set[str]:
+    """The template parameters naming the secrets the function's role may read."""
+    names: set[str] = set()
+    for statement in statements_of(resources, role_of(resources, function_id), **conditions):
+        if "secretsmanager:GetSecretValue" in actions(statement):
+            for resource in as_list(statement["Resource"]):
+                arn = resource["Fn::Sub"]
+                assert arn.startswith("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:")
+                assert arn.endswith("}-??????"), arn  # one secret by its name (and Secrets Manager's suffix)
+                names.add(arn.rsplit("${", 1)[1].removesuffix("}-??????"))
+    return names
+
+
+RECEIPT_TOKEN_SECRETS = {
+    "AliyunReceiptTokenSecretName",
+    "TencentReceiptTokenSecretName",
+    "HuaweiReceiptTokenSecretName",
+}
+
+
+def test_the_receipts_function_reads_the_receipt_token_secrets_and_no_credentials(resources: dict[str, Any]) -> None:
+    assert readable_secrets(resources, "ReceiptsFunction") == RECEIPT_TOKEN_SECRETS
+    # Only when Huawei signs its pushes (HuaweiReceiptAuth=aksk): its AK/SK, to check the signatures.
+    assert readable_secrets(resources, "ReceiptsFunction", huawei_push_signed=True) == RECEIPT_TOKEN_SECRETS | {
+        "HuaweiSecretName"
+    }
+    variables = resources["ReceiptsFunction"]["Properties"]["Environment"]["Variables"]
+    assert {k: v for k, v in variables.items() if k.endswith("_RECEIPT_SECRET_NAME")} == {
+        f"GLOBESMS_{p.upper()}_RECEIPT_SECRET_NAME": {"Ref": f"{p}ReceiptTokenSecretName"}
+        for p in ("Aliyun", "Tencent", "Huawei")
+    }
+    assert "GLOBESMS_ALIYUN_SECRET_NAME" not in variables and "GLOBESMS_TENCENT_SECRET_NAME" not in variables
+
+
+def test_each_dispatcher_reads_its_own_providers_credentials_only(resources: dict[str, Any]) -> None:
+    for provider in ("Aliyun", "Tencent", "Huawei"):
+        assert readable_secrets(resources, f"{provider}DispatchFunction") == {f"{provider}SecretName"}

@@ -286,3 +286,54 @@ def test_every_final_receipt_status_queues_its_event(status: Status, raw: str) -
     result = record_push([report(status, raw)], store=store, now=NOW)
     assert store.messages["B.00000"].status is status
     assert [d.event.type for d in result.webhooks] == [f"message.{status.value.lower()}"]
+
+
+# ---- a message's history is bounded (one DynamoDB item: 400 KB) ----
+
+
+def _largest_report(n: int) -> DeliveryReport:
+    """A report with every field as long as the parsers keep it (distinct receipt ids through `provider_time`)."""
+    return DeliveryReport(
+        provider=ProviderName.HUAWEI,
+        provider_message_id="pm-B.00000",
+        status=Status.UNDELIVERED,
+        raw_status="U" * 32,
+        error_code="E" * 128,
+        description="d" * 512,
+        to="+85251234567",
+        provider_time=f"{n:064d}",
+    )
+
+
+def test_a_history_keeps_the_first_and_the_latest_events_and_counts_the_rest() -> None:
+    from globesms.receipts.apply import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT
+
+    store = MemoryStore()
+    store.put_messages([message()])
+    total = MAX_EVENTS_KEPT + 150
+    for start in range(0, total, 100):
+        record_push([_largest_report(n) for n in range(start, min(start + 100, total))], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    events = record.events or []
+    assert len(events) == MAX_EVENTS_KEPT
+    assert record.events_omitted == total - MAX_EVENTS_KEPT
+    times = [int(e["provider_time"]) for e in events]
+    assert times == [*range(FIRST_EVENTS_KEPT), *range(total - (MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT), total)]
+    assert record.status is Status.UNDELIVERED
+    assert record.receipt_ids is not None and len(record.receipt_ids) <= 1_000
+
+
+def test_the_largest_history_kept_fits_one_dynamodb_item_with_room_to_spare() -> None:
+    import json
+
+    from globesms.aws.dynamodb_store import message_item
+    from globesms.receipts.apply import MAX_EVENTS_KEPT, MAX_RECEIPT_IDS
+
+    store = MemoryStore()
+    store.put_messages([message(text="x" * 1_600)])
+    for start in range(0, MAX_EVENTS_KEPT * 3, 100):
+        record_push([_largest_report(n) for n in range(start, start + 100)], store=store, now=NOW)
+    record = store.messages["B.00000"]
+    record = record.model_copy(update={"receipt_ids": {f"{n:020d}" for n in range(MAX_RECEIPT_IDS)}})
+    # DynamoDB counts attribute names and values; the JSON of the typed item is larger than that, never smaller.
+    assert len(json.dumps(message_item(record))) < 300_000

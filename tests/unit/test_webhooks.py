@@ -487,3 +487,51 @@ def test_the_readme_snippet_verifies_what_the_sender_signs() -> None:
     assert not snippet("whsec_new", sign("whsec_new", now - 301, BODY), BODY)
     assert not snippet("whsec_new", "garbage", BODY)
     assert not snippet("whsec_new", f"t={now},v1=ünï", BODY)
+
+
+# ---- which addresses a status_callback may name (accept: literals; delivery: tests/integration) ----
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "169.254.169.254",
+        "10.1.2.3",
+        "127.0.0.1",
+        "[::1]",
+        "[::ffff:169.254.169.254]",
+        "[fd00::1]",
+        "localhost",
+        "0x7f000001",
+        "2130706433",
+        "127.1",
+        "[64:ff9b::a9fe:a9fe]",
+        "0.0.0.0",  # noqa: S104 - an address refused, not bound
+    ],
+)
+def test_a_callback_to_an_address_that_is_not_public_is_refused_at_accept(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    from globesms.models.api import MessageSpec
+
+    monkeypatch.delenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        MessageSpec.model_validate({"to": "+85251234567", "text": "x", "status_callback": f"https://{host}/hook"})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("status_callback",) and "address" in error["msg"]
+
+
+def test_public_addresses_and_names_pass_accept_and_loopback_only_in_the_local_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from globesms.models.api import check_callback_url
+
+    monkeypatch.delenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", raising=False)
+    for url in ("https://hooks.example.com/x", "https://93.184.216.34/x", "https://[2606:4700::1111]/x"):
+        assert check_callback_url(url) == url
+    monkeypatch.setenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", "true")
+    assert check_callback_url("https://127.0.0.1:9200/x") == "https://127.0.0.1:9200/x"
+    with pytest.raises(ValueError, match="not a public"):
+        check_callback_url("https://10.0.0.1/x")  # the local setting allows loopback, never private ranges

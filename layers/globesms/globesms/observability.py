@@ -43,7 +43,10 @@ class PhoneNumberMask(logging.Filter):
 logger = Logger(service=SERVICE)
 logger.registered_handler.addFilter(PhoneNumberMask())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only AWS calls become subsegments: X-Ray's httpx patch records the URL of every request, and a customer's
+# status_callback path may hold the customer's own secret. Responses and errors are never captured as metadata
+# (POWERTOOLS_TRACER_CAPTURE_RESPONSE / _ERROR=false in template.yaml's Globals: the API's answers hold numbers).
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 
 def emit_accept_metrics(result: AcceptResponse) -> None:

@@ -1,11 +1,14 @@
 """`ReceiptStore` on the messages table.
 
 Held receipts (no submitted message takes them yet) live in their own items: `pk = R#<provider>#<provider id>`,
-`sk = #`, with the events, the set of receipt ids (dedupe) and, when the echo named one, our message id.
+`sk = #`, with the events, the set of receipt ids (dedupe) and, when the echo named one, our message id. A held item
+keeps at most MAX_HELD_EVENTS events (a later receipt is acknowledged but not kept) and expires with the records
+(the table's TTL attribute `expires_at`, `retention_days` after its latest receipt).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +28,7 @@ from globesms.models.receipts import EchoRange, held_key
 from globesms.models.records import MessageRecord, split_message_id
 
 HELD_SK = "#"
+MAX_HELD_EVENTS = 100  # as receipts.apply.MAX_EVENTS_KEPT: one item stays far below DynamoDB's 400 KB
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
 
 
@@ -41,9 +45,12 @@ def _conditional_check_failed(exc: ClientError) -> bool:
 
 
 class DynamoDBReceiptStore:
-    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+    def __init__(
+        self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb, *, retention_days: int = 90
+    ) -> None:
         self._table = table_name
         self._client = client_factory
+        self._retention_seconds = retention_days * 86_400
 
     def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
         keys = (
@@ -62,11 +69,11 @@ class DynamoDBReceiptStore:
         return self._get(keys[0]["pk"]["S"], keys[0]["sk"]["S"])
 
     def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+        if to is None:  # an echo alone is guessable: the number must match too
+            return None
         if echo.first_seq == echo.last_seq:
             record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
-            return record if record is not None and (to is None or record.to == to) else None
-        if to is None:
-            return None
+            return record if record is not None and record.to == to else None
         # A call's recipients are not consecutive message ids (a batch mixes providers, a pack is split into calls
         # by content): look from the echoed first id to the end of the batch. This is the rare path (the
         # ProviderRef index missed), so paging through one batch partition is acceptable.
@@ -112,6 +119,7 @@ class DynamoDBReceiptStore:
         ]
         optional = {
             "receipt_ids": set(record.receipt_ids) if record.receipt_ids else None,  # DynamoDB has no empty sets
+            "events_omitted": record.events_omitted,
             "provider_message_id": record.provider_message_id,
             "provider_ref": f"{record.provider}#{record.provider_message_id}" if record.provider_message_id else None,
             "error_category": record.error_category,
@@ -146,13 +154,19 @@ class DynamoDBReceiptStore:
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        sets = ["events = list_append(if_not_exists(events, :empty), :event)", "provider = :provider"]
+        sets = [
+            "events = list_append(if_not_exists(events, :empty), :event)",
+            "provider = :provider",
+            "expires_at = :expires",
+        ]
         values: dict[str, Any] = {
             ":empty": [],
             ":event": [event],
             ":provider": provider.value,
             ":id": {event["id"]},
             ":rid": event["id"],
+            ":expires": int(time.time()) + self._retention_seconds,
+            ":max": MAX_HELD_EVENTS,
         }
         if message_id is not None:
             sets.append("message_id = :message")
@@ -163,7 +177,9 @@ class DynamoDBReceiptStore:
                 TableName=self._table,
                 Key={"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}},
                 UpdateExpression="SET " + ", ".join(sets) + " ADD receipt_ids :id",
-                ConditionExpression="NOT contains(receipt_ids, :rid)",
+                # A repeat, or an item already full: nothing is kept (the push is still acknowledged).
+                ConditionExpression="NOT contains(receipt_ids, :rid) AND "
+                "(attribute_not_exists(events) OR size(events) < :max)",
                 ExpressionAttributeValues={k: _value(v) for k, v in values.items()},
             )
         except ClientError as exc:

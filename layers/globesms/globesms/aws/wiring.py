@@ -51,7 +51,7 @@ templates.use_store(template_store)
 
 @cache
 def receipt_store() -> DynamoDBReceiptStore:
-    return DynamoDBReceiptStore(settings().table_name)
+    return DynamoDBReceiptStore(settings().table_name, retention_days=settings().retention_days)
 
 
 @cache

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from globesms.domain.addresses import check_literal_host
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 
@@ -93,12 +94,15 @@ class MessageSpec(_Strict):
 
 def check_callback_url(value: str) -> str:
     """Only https, so events (message content, numbers) never travel in clear; plain http to a loopback host is
-    allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it)."""
+    allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it). A host written as an address
+    (or `localhost`) must be a public one (domain/addresses.py); a name is resolved and vetted at each delivery."""
     url = urlsplit(value)
+    allow_loopback = os.environ.get("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS") == "true"
     if url.scheme == "https" and url.hostname:
+        check_literal_host(url.hostname, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
         return value
     loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
-    if url.scheme == "http" and loopback and os.environ.get("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS") == "true":
+    if url.scheme == "http" and loopback and allow_loopback:
         return value
     raise ValueError("status_callback must be an https URL")
 

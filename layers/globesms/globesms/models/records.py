@@ -47,6 +47,7 @@ class MessageRecord(MessageContent):
     expires_at: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
     events: list[dict[str, Any]] | None = Field(default=None, description="receipts applied, oldest first")
     receipt_ids: set[str] | None = Field(default=None, description="ids of the receipts in `events` (dedupe)")
+    events_omitted: int | None = Field(default=None, description="events left out of a long history (receipts.apply)")
     version: int = Field(default=0, description="bumped by every receipt applied (optimistic concurrency)")
 
 

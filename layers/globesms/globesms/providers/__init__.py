@@ -3,35 +3,180 @@
 Credentials: locally from the GLOBESMS_<PROVIDER>_* variables; in the deployed stack from one Secrets Manager
 secret per provider (`GLOBESMS_<PROVIDER>_SECRET_NAME`), a JSON object whose keys are those same variable names,
 read through Powertools Parameters (cached for 5 minutes, so a rotated secret is picked up without a deploy).
+Receipt tokens have secrets of their own (`receipt_environment`): the receipts function never reads credentials
+it does not need.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
-from collections.abc import Mapping
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from globesms.models.outbound import ProviderName
-from globesms.ports import Provider
+from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.ports import PlannedCall, Provider
 
 SECRET_MAX_AGE_SECONDS = 300
 
 
-def provider_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
+def _read_secret(secret_name: str, *, force: bool = False) -> Any:
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force)
+
+
+def provider_environment(
+    name: ProviderName, env: Mapping[str, str] | None = None, *, force: bool = False
+) -> dict[str, str]:
+    """The provider's GLOBESMS_* settings: the environment, with its credentials secret over it when one is named.
+    `force` reads the secret again now instead of from the 5-minute cache (after an authentication error)."""
     merged = dict(os.environ if env is None else env)
     secret_name = merged.get(f"GLOBESMS_{name.upper()}_SECRET_NAME")
     if secret_name:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret: Any = parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+        secret = _read_secret(secret_name, force=force)
         if not isinstance(secret, dict):
             raise ValueError(f"secret for {name} must be a JSON object of GLOBESMS_{name.upper()}_* values")
         merged.update({str(k): str(v) for k, v in secret.items()})
     return merged
 
 
+def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the receipts function needs for one provider: its receipt token, from the secret named by
+    GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME (JSON `{"GLOBESMS_<PROVIDER>_RECEIPT_TOKEN": "<token>"}`; only that
+    key is read) or, locally, the variable itself; and for Huawei with GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk the
+    application's AK/SK from its credentials secret, to check signed pushes. Never a provider's other credentials."""
+    merged = dict(os.environ if env is None else env)
+    if name is ProviderName.HUAWEI and merged.get("GLOBESMS_HUAWEI_RECEIPT_AUTH", "").strip().lower() == "aksk":
+        merged = provider_environment(name, merged)
+    token_variable = f"GLOBESMS_{name.upper()}_RECEIPT_TOKEN"
+    secret_name = merged.get(f"GLOBESMS_{name.upper()}_RECEIPT_SECRET_NAME")
+    if secret_name:
+        secret = _read_secret(secret_name)
+        if not isinstance(secret, dict) or not isinstance(secret.get(token_variable), str):
+            raise ValueError(f"receipt secret for {name} must be a JSON object with {token_variable}")
+        merged[token_variable] = secret[token_variable]
+    return merged
+
+
 def build_provider(name: ProviderName, env: Mapping[str, str] | None = None) -> Provider:
-    module = importlib.import_module(f"globesms.providers.{name}")
-    provider: Provider = module.from_environment(provider_environment(name, env))
+    return _build(name, provider_environment(name, env))
+
+
+# ---------------------------------------------------------------------------------------- clients that follow keys
+
+#: Authentication refusals (a `config` error with one of these codes, or HTTP 401/403): the key the client signs
+#: with may have been rotated or revoked since the secret was last read. Alibaba's gateway codes, Tencent's
+#: AuthFailure family, Huawei's E0001xx authentication codes and its SDK-HMAC verification failure.
+_AUTH_CODE = re.compile(
+    r"(AuthFailure(\..+)?|InvalidAccessKeyId(\..+)?|SignatureDoesNotMatch|IncompleteSignature"
+    r"|Forbidden\.AccessKeyDisabled|E00010[1-6]|E000111|E000045)"
+)
+
+
+def is_authentication_error(error: ProviderError | None) -> bool:
+    if error is None or error.category is not ErrorCategory.CONFIG:
+        return False
+    return error.http_status in (401, 403) or _AUTH_CODE.fullmatch(error.code) is not None
+
+
+def _fingerprint(env: Mapping[str, str]) -> str:
+    """A digest of the settings a client is built from (never kept or logged in clear)."""
+    relevant = sorted((k, v) for k, v in env.items() if k.startswith("GLOBESMS_"))
+    return hashlib.sha256(json.dumps(relevant).encode()).hexdigest()
+
+
+def _build(name: ProviderName, env: Mapping[str, str]) -> Provider:
+    provider: Provider = importlib.import_module(f"globesms.providers.{name}").from_environment(env)
     return provider
+
+
+class ProviderClients:
+    """The dispatcher's client for one provider, rebuilt whenever the settings it was built from change: the
+    provider's secret is re-read at most every SECRET_MAX_AGE_SECONDS (Powertools' cache), so a rotated or revoked
+    key is followed within 5 minutes without a deploy, and at once when the provider refuses the key (`refreshed`).
+    Thread-safe; the replaced client is closed."""
+
+    def __init__(
+        self,
+        name: ProviderName,
+        *,
+        environment: Callable[..., Mapping[str, str]] = provider_environment,
+        build: Callable[[ProviderName, Mapping[str, str]], Provider] = _build,
+    ) -> None:
+        self.name = name
+        self._environment = environment
+        self._build = build
+        self._lock = threading.Lock()
+        self._client: Provider | None = None
+        self._fingerprint = ""
+
+    def current(self) -> RefreshingProvider:
+        return RefreshingProvider(self._client_for(self._environment(self.name)), self)
+
+    def refreshed(self, stale: Provider) -> Provider | None:
+        """After `stale` was refused authentication: the secret read again now; a new client when the settings
+        changed, None when they did not (the same key would be refused again)."""
+        client = self._client_for(self._environment(self.name, force=True))
+        return None if client is stale else client
+
+    def _client_for(self, env: Mapping[str, str]) -> Provider:
+        fingerprint = _fingerprint(env)
+        with self._lock:
+            if self._client is None or fingerprint != self._fingerprint:
+                old, self._client, self._fingerprint = self._client, self._build(self.name, env), fingerprint
+                close = getattr(old, "close", None)
+                if callable(close):
+                    close()
+            return self._client
+
+
+class RefreshingProvider:
+    """A `Provider` for one pack: its client's calls, and once, for the recipients the provider refused for
+    authentication, the same calls again with the client rebuilt from the secret read anew — only when the
+    secret changed. A refused call sent nothing, so sending it again texts nobody twice; it goes out within the
+    rate-limit permits already taken for it (the same calls, a moment later)."""
+
+    def __init__(self, client: Provider, clients: ProviderClients) -> None:
+        self.client = client
+        self._clients = clients
+        self.name = client.name
+        self.max_recipients_per_call = client.max_recipients_per_call
+
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        return self.client.check(message)
+
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        return self.client.plan(messages)
+
+    def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
+        outcomes = self.client.send(messages, plan=plan)
+        refused = [i for i, outcome in enumerate(outcomes) if is_authentication_error(outcome.error)]
+        if not refused:
+            return outcomes
+        fresh = self._clients.refreshed(self.client)
+        if fresh is None:
+            return outcomes
+        self.client = fresh
+        again = fresh.send([messages[i] for i in refused], plan=_plan_of(refused, plan))
+        merged = list(outcomes)
+        for index, outcome in zip(refused, again, strict=True):
+            merged[index] = outcome
+        return merged
+
+
+def _plan_of(indexes: Sequence[int], plan: Sequence[PlannedCall] | None) -> list[PlannedCall] | None:
+    """The calls of `plan` that carried exactly these messages, renumbered for them; None (the client plans)
+    when the refused messages are not whole calls of it."""
+    if plan is None:
+        return None
+    position = {index: n for n, index in enumerate(indexes)}
+    calls = [call for call in plan if call.indexes and all(i in position for i in call.indexes)]
+    if sum(len(call.indexes) for call in calls) != len(indexes):
+        return None
+    return [PlannedCall(call.operation, tuple(position[i] for i in call.indexes), call.singles) for call in calls]

@@ -18,6 +18,7 @@ from typing import Any
 
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
+from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
@@ -26,6 +27,17 @@ from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
+
+#: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
+#: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
+#: the latest MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT, and counts the ones left out in `events_omitted`. An event is
+#: under 1 KB (the parsers bound every field), so 100 of them stay far below the item limit; a long message's part
+#: reports (24 parts at most, two reports each) fit in the latest 80.
+MAX_EVENTS_KEPT = 100
+FIRST_EVENTS_KEPT = 20
+#: Receipt ids remembered for dedupe; past this only the ids of the events kept are (a repeat of an omitted report
+#: is then appended again: it cannot change a status, statuses only move forward).
+MAX_RECEIPT_IDS = 1_000
 
 
 class ConcurrentUpdates(RuntimeError):
@@ -45,10 +57,16 @@ class PushResult:
     duplicates: int = 0
     held: int = 0  # matched a message that is not submitted yet
     unmatched: int = 0  # matched no message (stored for reconciliation)
+    delivered: int = 0  # messages this push moved to DELIVERED
+    undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
     webhooks: list[WebhookDelivery] = field(default_factory=list)
 
 
-def takes_receipts_for(record: MessageRecord, provider_message_id: str) -> bool:
+def takes_receipts_for(record: MessageRecord, provider: ProviderName, provider_message_id: str) -> bool:
+    # A receipt pushed by one provider never touches a message sent through another, whatever ids it carries: each
+    # provider's token authenticates only that provider's pushes.
+    if record.provider is not provider:
+        return False
     if record.provider_message_id == provider_message_id:
         return True
     # After an unknown outcome the record has no provider id; its receipt (found through our echoed id) settles it.
@@ -69,10 +87,15 @@ def apply_events(
         if not fresh:
             return Applied(record, changed=record.status is not original, duplicate=True)
         history = [*(record.events or []), *fresh]
-        status = status_after(record.status, history)
+        status = status_after(record.status, history)  # on every event, before any is left out
+        kept, omitted = bounded_history(history)
+        receipt_ids = seen | {e["id"] for e in fresh}
+        if len(receipt_ids) > MAX_RECEIPT_IDS:
+            receipt_ids = {e["id"] for e in kept if "id" in e}
         update: dict[str, Any] = {
-            "events": history,
-            "receipt_ids": seen | {e["id"] for e in fresh},
+            "events": kept,
+            "events_omitted": (record.events_omitted or 0) + omitted or None,
+            "receipt_ids": receipt_ids,
             "status": status,
             "version": record.version + 1,
             "updated_at": iso(now),
@@ -99,6 +122,15 @@ def apply_events(
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
 
 
+def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The events kept (the first FIRST_EVENTS_KEPT and the latest, MAX_EVENTS_KEPT in all) and how many were left
+    out of the middle."""
+    if len(history) <= MAX_EVENTS_KEPT:
+        return history, 0
+    latest = MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT
+    return [*history[:FIRST_EVENTS_KEPT], *history[-latest:]], len(history) - MAX_EVENTS_KEPT
+
+
 def record_push(reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime) -> PushResult:
     """Stores and applies every report; the caller queues `result.webhooks` and only then acknowledges the push."""
     result = PushResult()
@@ -111,9 +143,13 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
     event = report.event(iso(now))
     pmid = report.provider_message_id
     message = store.message_for_provider_ref(report.provider, pmid)
-    if message is None and report.echo is not None:
+    if message is None and report.echo is not None and report.to is not None:
+        # An echo names a range of one call's messages: only the number tells which one is meant (and a guessed
+        # echo without the right number names nobody).
         message = store.find_recipient(report.echo, report.to)
-    if message is not None and takes_receipts_for(message, pmid):
+        if message is not None and message.provider is not report.provider:
+            message = None
+    if message is not None and takes_receipts_for(message, report.provider, pmid):
         _count(apply_events(store, message, [event], pmid, now), now, result)
         return
     newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
@@ -121,13 +157,13 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
-        if message is not None and takes_receipts_for(message, pmid):
+        if message is not None and takes_receipts_for(message, report.provider, pmid):
             _count(apply_events(store, message, [event], pmid, now), now, result)
             return
         message = None
     if message is not None:
         again = store.reload(message.id)
-        if again is not None and takes_receipts_for(again, pmid):
+        if again is not None and takes_receipts_for(again, report.provider, pmid):
             _count(apply_events(store, again, [event], pmid, now), now, result)
             return
     if not newly_held:
@@ -143,6 +179,10 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         result.duplicates += 1
     else:
         result.applied += 1
+    if applied.changed and applied.record.status is Status.DELIVERED:
+        result.delivered += 1
+    elif applied.changed and applied.record.status in (Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED):
+        result.undelivered += 1
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):
@@ -168,7 +208,7 @@ def apply_held_receipts(
     for record in waiting:
         events = list({e["id"]: e for e in events_by_record.get(record.id, [])}.values())
         pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
-        if not events or pmid is None or not takes_receipts_for(record, pmid):
+        if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
         applied = apply_events(store, record, events, pmid, now)
         if applied.changed:

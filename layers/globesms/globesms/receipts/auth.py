@@ -1,7 +1,9 @@
 """Who may push receipts: the per-provider token in the callback URL (`/v1/receipts/{provider}/{token}`).
 
-Providers cannot send our API key, so the URL itself carries a secret. It lives in the provider's secret as
-GLOBESMS_<PROVIDER>_RECEIPT_TOKEN (an environment variable locally). No token configured means no push is accepted.
+Providers cannot send our API key, so the URL itself carries a secret. It lives in a secret of its own per provider
+as GLOBESMS_<PROVIDER>_RECEIPT_TOKEN (an environment variable locally). No token configured means no push is
+accepted. While a provider's URL is being changed the value may hold the new and the old token, separated by a
+space: either is accepted (each at least MIN_TOKEN_LENGTH characters; shorter ones are ignored).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ def token_variable(provider: ProviderName) -> str:
 
 
 def token_accepted(provider: ProviderName, given: str, env: Mapping[str, str]) -> bool:
-    expected = env.get(token_variable(provider), "")
-    if len(expected) < MIN_TOKEN_LENGTH:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
+    tokens = [t for t in env.get(token_variable(provider), "").split() if len(t) >= MIN_TOKEN_LENGTH]
+    matched = False
+    for expected in tokens:
+        matched |= hmac.compare_digest(expected.encode(), given.encode())  # every token compared
+    return matched
 
 
 def push_signature_accepted(

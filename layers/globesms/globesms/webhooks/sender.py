@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -18,18 +19,25 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError
 
+from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
 from globesms.models.api import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
 from globesms.validation import fields
+from globesms.webhooks.pinned import DeadlineExceeded, pinned_client
 from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
 
 #: Short: a slow customer endpoint holds one delivery (and one sender thread), never the pipeline.
 CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = 5.0
 TIMEOUT = httpx.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS, write=5.0, pool=2.0)
+#: All of one delivery — resolving the host, connecting, TLS, sending, the answer's status and what is drained of
+#: its body — ends within this: httpx's timeouts are per phase (per read), so an endpoint sending its headers a
+#: byte at a time would otherwise hold a delivery indefinitely. Each network operation gets at most what is left.
+DELIVERY_DEADLINE_SECONDS = 5.0
 USER_AGENT = "globesms-webhooks/1"
 DRAIN_LIMIT_BYTES = 64 * 1024
 DRAIN_SECONDS = 1.0
+LOOPBACK_VARIABLE = "GLOBESMS_ALLOW_LOOPBACK_CALLBACKS"
 
 #: Backoff between attempts, "full jitter": uniform in [0, min(cap, base * 2^(receives - 1))], at least 1 s.
 #: Ceilings 30, 60, 120, 240, 480, 900, 900 s between the 8 receives of the webhook queue: ~25 min on average
@@ -86,14 +94,54 @@ def signed_request(delivery: WebhookDelivery, *, secret: Secrets, now: datetime)
     return body, headers
 
 
-def deliver(delivery: WebhookDelivery, *, http: httpx.Client, secret: Secrets, now: datetime) -> None:
+def deliver(
+    delivery: WebhookDelivery,
+    *,
+    secret: Secrets,
+    now: datetime,
+    http: httpx.Client | None = None,
+    resolve: Resolver = system_resolver,
+    ssl_context: ssl.SSLContext | None = None,
+    deadline_seconds: float = DELIVERY_DEADLINE_SECONDS,
+) -> None:
     """POST the signed event once. Returns on a 2xx answer; raises `WebhookFailed` on anything else: another
-    status (redirects are not followed), a timeout, a connection error, or a URL `check_callback_url` refuses."""
+    status (redirects are not followed), a timeout, the delivery deadline, a connection error, or a URL refused
+    (`check_callback_url`, or a host that is or resolves to an address a callback may not reach).
+
+    The host is resolved once, every address it resolves to is vetted, and the request goes to the vetted address
+    through a client of its own (no pool shared with other deliveries or invocations), with the URL's host name
+    for the Host header, SNI and certificate check. `http` replaces that client (tests with a mock transport)."""
     try:
         url = check_callback_url(delivery.url)
+    except AddressRefused as refused:
+        raise WebhookFailed(f"callback URL refused: {refused}", permanent=True) from None
     except ValueError:
         raise WebhookFailed("callback URL refused: not https", permanent=True) from None
     body, headers = signed_request(delivery, secret=secret, now=now)
+    if http is not None:
+        _post(http, url, body, headers)
+        return
+    deadline = time.monotonic() + deadline_seconds
+    target = httpx.URL(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        address = vetted_address(target.host, port, allow_loopback=loopback_allowed(), resolve=resolve)
+    except AddressRefused as refused:
+        raise WebhookFailed(f"callback URL refused: {refused}", permanent=True) from None
+    except (OSError, UnicodeError) as exc:
+        raise WebhookFailed(f"host does not resolve ({type(exc).__name__})") from None
+    with pinned_client(
+        target.host, address, deadline, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, ssl_context=ssl_context
+    ) as client:
+        _post(client, url, body, headers)
+
+
+def loopback_allowed() -> bool:
+    """Only the local stack sets GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true (local/settings.py)."""
+    return os.environ.get(LOOPBACK_VARIABLE) == "true"
+
+
+def _post(http: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
     try:
         # Streamed: only the status matters; a short answer is read so the connection can be reused, a long one is
         # cut off (a receiver cannot make us read a large body).
@@ -102,6 +150,8 @@ def deliver(delivery: WebhookDelivery, *, http: httpx.Client, secret: Secrets, n
         ) as response:
             status = response.status_code
             _drain(response)
+    except DeadlineExceeded:
+        raise WebhookFailed(f"deadline ({DELIVERY_DEADLINE_SECONDS:g} s for the whole delivery)") from None
     except httpx.TimeoutException as exc:
         raise WebhookFailed(f"timeout ({type(exc).__name__})") from exc
     except httpx.UnsupportedProtocol as exc:
@@ -129,7 +179,7 @@ def _drain(response: httpx.Response) -> None:
             read += len(chunk)
             if read > DRAIN_LIMIT_BYTES or time.monotonic() > deadline:
                 return
-    except (httpx.HTTPError, httpx.StreamError):
+    except (httpx.HTTPError, httpx.StreamError, DeadlineExceeded):
         return
 
 
@@ -146,13 +196,8 @@ def backoff_ceiling(receives: int) -> int:
 
 
 def new_http_client() -> httpx.Client:
-    """One per process (connections are reused across deliveries to the same host); thread-safe."""
-    return httpx.Client(
-        timeout=TIMEOUT,
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-        headers={"User-Agent": USER_AGENT},
-    )
+    """A plain client with the sender's timeouts (the local receiver's tests). Deliveries use `pinned_client`."""
+    return httpx.Client(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
 def webhook_secrets(env: Mapping[str, str] | None = None, fetch: Callable[[str], Any] | None = None) -> tuple[str, ...]:
