@@ -235,4 +235,8 @@ class BatchView(BaseModel):
     errors: list[RecipientError]
     refusal: ErrorBody | None = None
     messages: list[MessageView]
-    next: str | None = Field(default=None, description="Cursor for the next page of messages (?after=)")
+    next: str | None = Field(
+        default=None,
+        description="Cursor for the next page of messages (?after=); null only at the end. A page may be shorter "
+        "than `limit` and still have one",
+    )
