@@ -11,21 +11,25 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.accept import idempotency, queries
-from globesms.accept.service import TooManyRecipients, accept, body_hash
+from globesms.accept.bodies import read_json
+from globesms.accept.refusals import REFUSED, refusal_of
+from globesms.accept.service import accept, body_hash
 from globesms.aws import wiring
 from globesms.config import settings
 from globesms.domain.clock import utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
+from globesms.errors import RefusalCode
 from globesms.http_errors import (
     error_response,
     not_json_message,
+    refusal_response,
     refuse_non_json_body,
+    refuse_oversized_body,
     refuse_undecodable_body,
     validation_error_response,
     with_plain_json_content_type,
@@ -33,18 +37,19 @@ from globesms.http_errors import (
 from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
-    MAX_RECIPIENTS_PER_REQUEST,
     AcceptResponse,
     BatchView,
-    ErrorResponse,
     MessageSpec,
     MessageView,
     SendBody,
+    refusal_answers,
     specs_of,
+    success_answer,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
+# Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer given again for a repeated Idempotency-Key
@@ -54,20 +59,12 @@ class NotFound(LookupError):
     pass
 
 
-# The OpenAPI document names every answer a route gives, with its real shape: Powertools would otherwise document
-# its own 422 shape, and the route's return type for every other status it is told about.
-def _answer(description: str, model: Any = ErrorResponse, **extra: Any) -> OpenAPIResponse:
-    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}, **extra}
-
-
-_INVALID = _answer("VALIDATION_ERROR: the fields (body, path, query or header) that break the schema, with the rule")
-
-
+# The OpenAPI document names every answer a route gives, with its real shape (descriptions from the models and the
+# codes): Powertools would otherwise document its own 422 shape, and the route's return type for every other status.
 @app.post(
     "/v1/messages",
     responses={
-        202: _answer(
-            "Accepted: every recipient queued or rejected",
+        202: success_answer(
             AcceptResponse,
             headers={
                 REPLAYED_HEADER: {
@@ -76,14 +73,15 @@ _INVALID = _answer("VALIDATION_ERROR: the fields (body, path, query or header) t
                 }
             },
         ),
-        400: _answer("MALFORMED_JSON: the body is not JSON"),
-        409: _answer(
-            "IDEMPOTENCY_KEY_REUSED (another body), or IDEMPOTENCY_KEY_IN_PROGRESS (retry after Retry-After seconds)",
-            headers={"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+        **refusal_answers(
+            RefusalCode.MALFORMED_JSON,
+            RefusalCode.IDEMPOTENCY_KEY_REUSED,
+            RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS,
+            RefusalCode.BODY_TOO_LARGE,
+            RefusalCode.TOO_MANY_RECIPIENTS,
+            RefusalCode.UNSUPPORTED_MEDIA_TYPE,
+            RefusalCode.VALIDATION_ERROR,
         ),
-        413: _answer(f"TOO_MANY_RECIPIENTS: more than {MAX_RECIPIENTS_PER_REQUEST} recipients"),
-        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
-        422: _INVALID,
     },
 )
 @tracer.capture_method
@@ -144,7 +142,10 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
 
 @app.get(
     "/v1/messages/<message_id>",
-    responses={200: _answer("The message", MessageView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+    responses={
+        200: success_answer(MessageView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+    },
 )
 @tracer.capture_method
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
@@ -157,9 +158,8 @@ def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView
 @app.get(
     "/v1/batches/<batch_id>",
     responses={
-        200: _answer("The batch and a page of its messages", BatchView),
-        404: _answer("NOT_FOUND"),
-        422: _INVALID,
+        200: success_answer(BatchView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
     },
 )
 @tracer.capture_method
@@ -177,7 +177,7 @@ def get_batch(
 @app.exception_handler(NotFound)
 def _not_found(exc: NotFound) -> Response[Any]:
     metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
-    return error_response(404, "NOT_FOUND", str(exc))
+    return error_response(RefusalCode.NOT_FOUND, str(exc))
 
 
 @app.exception_handler(RequestValidationError)
@@ -199,27 +199,19 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[An
     # Reached only by what refuse_non_json_body lets through, e.g. an empty body under a type that is not JSON.
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     media_type = app.current_event.headers.get("content-type", "").split(";")[0].strip().lower()
-    return error_response(415, "UNSUPPORTED_MEDIA_TYPE", not_json_message(media_type))
+    return error_response(RefusalCode.UNSUPPORTED_MEDIA_TYPE, not_json_message(media_type))
 
 
-@app.exception_handler(idempotency.KeyReused)
-def _key_reused(exc: idempotency.KeyReused) -> Response[Any]:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(409, "IDEMPOTENCY_KEY_REUSED", str(exc))
-
-
-@app.exception_handler(idempotency.KeyInProgress)
-def _key_in_progress(exc: idempotency.KeyInProgress) -> Response[Any]:
-    metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
-    response = error_response(409, "IDEMPOTENCY_KEY_IN_PROGRESS", str(exc))
-    response.headers["Retry-After"] = "2"
+@app.exception_handler(list(REFUSED))
+def _refused(exc: Exception) -> Response[Any]:
+    refusal = refusal_of(exc)  # the table the SQS intake reads too
+    response = refusal_response(refusal)
+    if refusal.code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
+        metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
+        response.headers["Retry-After"] = "2"
+    else:
+        metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return response
-
-
-@app.exception_handler(TooManyRecipients)
-def _too_many(exc: TooManyRecipients) -> Response[Any]:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(413, "TOO_MANY_RECIPIENTS", str(exc))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -227,7 +219,7 @@ def _too_many(exc: TooManyRecipients) -> Response[Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    refusal = refuse_non_json_body(event) or refuse_undecodable_body(event)
+    refusal = refuse_oversized_body(event) or refuse_non_json_body(event) or refuse_undecodable_body(event)
     if refusal is not None:
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         return refusal

@@ -17,7 +17,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.models.records import BatchRecord, MessageRecord, message_id, split_message_id
+from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.models.records import message_id as id_of_message
 
 HEADER_SK = "#"
 WRITE_BATCH = 25  # BatchWriteItem's limit
@@ -227,7 +228,7 @@ class DynamoDBMessageStore:
         last = response.get("LastEvaluatedKey")
         if last is None:
             return records, None
-        return records, message_id(batch_id, int(last["sk"]["S"].removeprefix("M#")))
+        return records, id_of_message(batch_id, int(last["sk"]["S"].removeprefix("M#")))
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}

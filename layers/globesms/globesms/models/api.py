@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from globesms.domain.status import Status
+from globesms.errors import RecipientCode, RefusalCode
 from globesms.models.outbound import MessageType, ProviderName
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
 MAX_RECIPIENTS_PER_REQUEST = 10_000
+# The largest body read, in bytes (UTF-8), for the API and the SQS intake alike; larger is 413 BODY_TOO_LARGE before
+# any parsing. 10,000 recipients in one spec take under 0.4 MB (at most 36 bytes a number); 10,000 recipients each
+# with content of their own (the CLI's per-row template parameters, or a short text with a client_ref and a
+# status_callback) take about 200-400 bytes each, so 4 MiB holds the largest request the recipient cap allows in
+# practice. It stays under Lambda's 6 MB synchronous payload limit with room for the event around the body (a body
+# larger than that never reaches the function: AWS refuses it with its own answer), and well under API Gateway's
+# 10 MB; it bounds what one call can make a 256 MB function parse. (SQS caps an intake message lower by itself: its
+# MaximumMessageSize, at most 1 MiB.)
+MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 1_600  # ten concatenated UCS-2 parts; longer texts are refused, not silently cut
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -162,11 +175,13 @@ class AcceptedMessage(BaseModel):
 class RecipientError(BaseModel):
     index: int = Field(description="Position of the recipient in the request, counting across all specs")
     to: str
-    code: str
+    code: RecipientCode
     message: str
 
 
 class AcceptResponse(BaseModel):
+    """Accepted: every recipient queued or rejected"""
+
     batch_id: str
     accepted: int
     rejected: int
@@ -180,7 +195,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: RefusalCode
     message: str
     fields: list[ErrorDetail] = Field(default_factory=list)
 
@@ -208,6 +223,8 @@ class MessageEvent(BaseModel):
 
 
 class MessageView(BaseModel):
+    """The message: its status, provider, error and history"""
+
     id: str
     batch_id: str
     to: str
@@ -225,6 +242,8 @@ class MessageView(BaseModel):
 
 
 class BatchView(BaseModel):
+    """The batch: counts by status, per-recipient errors and a page of its messages"""
+
     batch_id: str
     state: Literal["ACCEPTING", "QUEUED", "REJECTED"]
     source: str
@@ -240,3 +259,36 @@ class BatchView(BaseModel):
         description="Cursor for the next page of messages (?after=); null only at the end. A page may be shorter "
         "than `limit` and still have one",
     )
+
+
+# ---- the answers, as the OpenAPI document describes them: from the models and the codes, never from a handler ----
+
+_LIMITS: dict[RefusalCode, str] = {
+    RefusalCode.BODY_TOO_LARGE: f"more than {MAX_BODY_BYTES:,} bytes",
+    RefusalCode.TOO_MANY_RECIPIENTS: f"more than {MAX_RECIPIENTS_PER_REQUEST:,} recipients",
+}
+
+
+def success_answer(model: type[BaseModel], headers: dict[str, Any] | None = None) -> OpenAPIResponse:
+    """A 2xx answer: the model, described by its docstring."""
+    answer: OpenAPIResponse = {
+        "description": (model.__doc__ or model.__name__).strip(),
+        "content": {"application/json": {"model": model}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def refusal_answers(*codes: RefusalCode) -> dict[int, OpenAPIResponse]:
+    """The refusals a route gives, grouped by HTTP status, each code with its meaning (and its limit)."""
+    answers: dict[int, OpenAPIResponse] = {}
+    for code in codes:
+        meaning = f"{code.meaning} ({_LIMITS[code]})" if code in _LIMITS else code.meaning
+        answer = answers.setdefault(
+            code.status, {"description": "", "content": {"application/json": {"model": ErrorResponse}}}
+        )
+        answer["description"] = "; ".join(filter(None, (answer["description"], f"{code}: {meaning}")))
+        if code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
+            answer["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
+    return answers
