@@ -360,3 +360,20 @@ def test_a_body_above_the_cap_is_413_body_too_large_and_writes_nothing(stack, lo
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
     # At the cap exactly it is read (and here accepted).
     assert post(load_handler("send_api"), lambda_context, padded[:-2] + "}")["statusCode"] == 202
+
+
+def test_the_openapi_answers_are_described_from_the_codes_and_models(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
+    from globesms.errors import RefusalCode
+    from globesms.models.api import MAX_BODY_BYTES, AcceptResponse
+
+    document = json.loads(load_handler("send_api").app.get_openapi_json_schema())
+    responses = document["paths"]["/v1/messages"]["post"]["responses"]
+    assert responses["202"]["description"] == AcceptResponse.__doc__
+    too_large = responses["413"]["description"]
+    assert f"BODY_TOO_LARGE: {RefusalCode.BODY_TOO_LARGE.meaning} (more than {MAX_BODY_BYTES:,} bytes)" in too_large
+    assert "TOO_MANY_RECIPIENTS: " in too_large
+    assert "Retry-After" in responses["409"]["headers"]
+    for code in (RefusalCode.MALFORMED_JSON, RefusalCode.VALIDATION_ERROR, RefusalCode.UNSUPPORTED_MEDIA_TYPE):
+        assert f"{code}: {code.meaning}" in responses[str(code.status)]["description"]
+    codes = document["components"]["schemas"]["RefusalCode"]["enum"]
+    assert set(codes) == {c.value for c in RefusalCode}

@@ -21,6 +21,7 @@ from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
+from globesms.errors import RecipientCode
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
     AcceptedMessage,
@@ -108,7 +109,10 @@ def plan_batch(
                 # it would text somebody twice.
                 plan.errors.append(
                     RecipientError(
-                        index=this, to=raw, code="DUPLICATE_RECIPIENT", message="number repeated in this message"
+                        index=this,
+                        to=raw,
+                        code=RecipientCode.DUPLICATE_RECIPIENT,
+                        message="number repeated in this message",
                     )
                 )
                 continue

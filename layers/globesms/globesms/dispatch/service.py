@@ -48,7 +48,7 @@ from globesms.dispatch.unknown_outcomes import (
 )
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.models.outbound import OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
@@ -212,7 +212,7 @@ def dispatch_pack(
     return summary
 
 
-CIRCUIT_OPEN = "CIRCUIT_OPEN"
+CIRCUIT_OPEN = DispatchCode.CIRCUIT_OPEN
 
 
 def _send(
@@ -342,7 +342,7 @@ def _settle_interrupted(
     become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack."""
     error = ProviderError(
         ErrorCategory.UNKNOWN_OUTCOME,
-        "DISPATCH_INTERRUPTED",
+        DispatchCode.DISPATCH_INTERRUPTED,
         "an earlier attempt stopped after claiming this pack; the provider may have sent it",
     )
     requeued = claims.requeued(pack.pack_id) or Requeued()

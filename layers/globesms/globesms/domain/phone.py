@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from globesms.errors import RecipientCode
+
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
@@ -18,7 +20,7 @@ class ParsedNumber:
 
 
 class InvalidNumber(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: RecipientCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -31,15 +33,15 @@ def parse_mobile(raw: str) -> ParsedNumber:
     """
     text = raw.strip()
     if not text.startswith("+"):
-        raise InvalidNumber("INVALID_NUMBER", "must be in international format starting with '+' (E.164)")
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, "must be in international format starting with '+' (E.164)")
     try:
         number = phonenumbers.parse(text, None)
     except NumberParseException as exc:
-        raise InvalidNumber("INVALID_NUMBER", f"not a phone number ({exc._msg})") from None
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, f"not a phone number ({exc._msg})") from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidNumber("INVALID_NUMBER", "not a valid number for its country")
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, "not a valid number for its country")
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise InvalidNumber("NOT_MOBILE", "not a mobile number")
+        raise InvalidNumber(RecipientCode.NOT_MOBILE, "not a mobile number")
     return ParsedNumber(
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         country_code=number.country_code or 0,

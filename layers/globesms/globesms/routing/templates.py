@@ -27,12 +27,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from globesms.domain.segments import count_segments
+from globesms.errors import RecipientCode
 from globesms.models.api import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
 from globesms.routing.capabilities import CAPABILITIES
 from globesms.validation import describe
 
-TEMPLATE_PARAMS = "TEMPLATE_PARAMS"
+TEMPLATE_PARAMS = RecipientCode.TEMPLATE_PARAMS
 
 ParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]{1,64})\}")
