@@ -377,3 +377,11 @@ def test_the_openapi_answers_are_described_from_the_codes_and_models(stack, load
         assert f"{code}: {code.meaning}" in responses[str(code.status)]["description"]
     codes = document["components"]["schemas"]["RefusalCode"]["enum"]
     assert set(codes) == {c.value for c in RefusalCode}
+
+
+def test_a_text_over_ten_parts_is_refused_before_anything_is_written(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    response = post(load_handler("send_api"), lambda_context, {"to": "+85251234567", "text": "😀" * 1_600})
+    assert response["statusCode"] == 422
+    (field,) = json.loads(response["body"])["error"]["fields"]
+    assert field["field"] == "text" and "this text is 48" in field["rule"]
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0

@@ -67,3 +67,30 @@ json_values = st.recursive(
 def test_any_json_body_either_parses_or_raises_a_validation_error(candidate: dict[str, object]) -> None:
     with contextlib.suppress(ValidationError):
         body.validate_python(candidate)
+
+
+# A text is limited in SMS parts (what a recipient's phone joins, and what a provider bills), not in characters:
+# 1,600 emoji passed the old 1,600-character limit as 48 parts.
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("😀" * 1_600, 48),  # outside the BMP: two UTF-16 units each
+        ("😀" * 336, 11),  # 672 units: 11 parts of 67
+        ("验" * 671, 11),  # UCS-2: 67 units a part
+        ("x" * 1_531, 11),  # GSM-7: 153 septets a part
+        ("{" * 766, 11),  # GSM-7 extension characters take two septets
+    ],
+)
+def test_a_text_over_the_parts_limit_is_refused_naming_the_parts(text: str, parts: int) -> None:
+    from globesms.models.api import MAX_TEXT_SEGMENTS
+
+    with pytest.raises(ValidationError) as info:
+        MessageSpec.model_validate({"to": "+85251234567", "text": text})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("text",)
+    assert f"at most {MAX_TEXT_SEGMENTS} SMS parts" in error["msg"] and f"this text is {parts}" in error["msg"]
+
+
+@pytest.mark.parametrize("text", ["😀" * 335, "验" * 670, "x" * 1_530, "{" * 765, "x" * 160])
+def test_a_text_of_ten_parts_or_fewer_passes(text: str) -> None:
+    assert MessageSpec.model_validate({"to": "+85251234567", "text": text}).text == text

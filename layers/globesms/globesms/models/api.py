@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode, RefusalCode
 from globesms.models.outbound import MessageType, ProviderName
@@ -26,7 +27,10 @@ MAX_RECIPIENTS_PER_REQUEST = 10_000
 # 10 MB; it bounds what one call can make a 256 MB function parse. (SQS caps an intake message lower by itself: its
 # MaximumMessageSize, at most 1 MiB.)
 MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_TEXT_CHARS = 1_600  # ten concatenated UCS-2 parts; longer texts are refused, not silently cut
+# A text is limited in SMS parts, the unit a phone joins and a provider bills: at most 10 (1,530 GSM-7 characters,
+# or 670 UCS-2 units: 335 emoji, which take two units each). Counted by domain/segments.py; refused, never cut.
+MAX_TEXT_SEGMENTS = 10
+MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are counted
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
@@ -80,6 +84,11 @@ class MessageSpec(_Strict):
     def _callback_rules(cls, value: str | None) -> str | None:
         return None if value is None else check_callback_url(value)
 
+    @field_validator("text")
+    @classmethod
+    def _text_rules(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
+
     @model_validator(mode="after")
     def _text_or_template(self) -> MessageSpec:
         if (self.text is None) == (self.template is None):
@@ -102,6 +111,23 @@ class MessageSpec(_Strict):
     @property
     def recipients(self) -> list[str]:
         return [self.to] if isinstance(self.to, str) else self.to
+
+
+def text_parts_problem(text: str) -> str | None:
+    parts = count_segments(text)
+    if parts > MAX_TEXT_SEGMENTS:
+        return (
+            f"at most {MAX_TEXT_SEGMENTS} SMS parts (153 GSM-7 characters, or 67 UCS-2 units, a part); "
+            f"this text is {parts}"
+        )
+    return None
+
+
+def check_text(value: str) -> str:
+    problem = text_parts_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def check_callback_url(value: str) -> str:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from globesms.domain.segments import count_segments
 from globesms.errors import RecipientCode
-from globesms.models.api import MAX_TEXT_CHARS
+from globesms.models.api import MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.outbound import ProviderName
 from globesms.routing.capabilities import CAPABILITIES
 from globesms.validation import describe
@@ -142,6 +142,9 @@ def render(version: TextVersion | IdVersion, params: Mapping[str, str]) -> Rende
         return ParamsProblem(
             TEMPLATE_PARAMS, f"the text with its params is {len(text)} characters; at most {MAX_TEXT_CHARS}"
         )
+    too_long = text_parts_problem(text)
+    if too_long:
+        return ParamsProblem(TEMPLATE_PARAMS, f"the text with its params: {too_long}")
     # The params are kept beside the text (they are not sent to Alibaba): a failover renders them for the next provider.
     return Rendered(
         text=text, template_params={name: params[name] for name in version.params}, segments=count_segments(text)
