@@ -100,7 +100,7 @@ class RecipientCode(_Code):
 
     INVALID_NUMBER = (
         "INVALID_NUMBER",
-        "not an international (E.164) number valid for its country, or it has an extension",
+        "not an E.164 number valid for its country, or written with an extension or invisible characters",
     )
     NOT_MOBILE = "NOT_MOBILE", "a valid number that is not a mobile: it would never receive an SMS"
     DUPLICATE_RECIPIENT = "DUPLICATE_RECIPIENT", "the same number twice in one spec: sent once, the repeat refused"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -32,12 +33,22 @@ def parse_mobile(raw: str) -> ParsedNumber:
     countries, the US among them, do not tell them apart); an SMS to a landline is never delivered.
     """
     text = raw.strip()
+    # phonenumbers drops these silently: a number written with them is not the number the client saw.
+    hidden = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if hidden is not None:
+        raise InvalidNumber(
+            RecipientCode.INVALID_NUMBER, f"contains a control or invisible character (U+{ord(hidden):04X})"
+        )
     if not text.startswith("+"):
         raise InvalidNumber(RecipientCode.INVALID_NUMBER, "must be in international format starting with '+' (E.164)")
     try:
         number = phonenumbers.parse(text, None)
     except NumberParseException as exc:
         raise InvalidNumber(RecipientCode.INVALID_NUMBER, f"not a phone number ({exc._msg})") from None
+    if number.extension:
+        # "+85251234567 ext 9" parses as the number and an extension: sending to the number alone reaches somebody
+        # the client did not mean (an SMS cannot dial an extension).
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, "has an extension: an SMS cannot be sent to one")
     if not phonenumbers.is_valid_number(number):
         raise InvalidNumber(RecipientCode.INVALID_NUMBER, "not a valid number for its country")
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
