@@ -207,6 +207,100 @@ TOO_MANY_RECIPIENTS: list[dict[str, Json]] = [
 ]
 
 
+# ------------------------------------------------------------------------- bodies at and past the read limits
+
+#: Characters that are refused where they could deceive (text: controls but tab/newline/CR, bidi embeddings,
+#: overrides and isolates, U+FEFF; names and client_ref: anything not printable), and characters that are legitimate
+#: in a text and must pass (ZWJ, ZWNJ, LRM/RLM, ZWSP, tab, newline).
+CONTROL_CHARACTERS = (
+    *"\x00\x01\x07\x08\x0b\x0c\x1b\x1f\x7f\x80\x85\x9f",
+    *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff",
+    *"\t\n\r\u200b\u200c\u200d\u200e\u200f\u061c\u2028\u2029\u2060\u00ad",
+)
+
+
+@st.composite
+def with_characters(draw: st.DrawFn, text: str) -> str:
+    """`text` with a few control, invisible or bidi characters put anywhere in it."""
+    chars = list(text)
+    for _ in range(draw(st.integers(1, 3))):
+        chars.insert(draw(st.integers(0, len(chars))), draw(st.sampled_from(CONTROL_CHARACTERS)))
+    return "".join(chars)
+
+
+#: Texts at the 10-part limit and one past it, in each encoding (GSM-7, its two-septet extension, UCS-2, astral
+#: characters of two UTF-16 units), and far past it.
+LONG_TEXTS = (
+    "x" * 1_530,
+    "x" * 1_531,
+    "{" * 765,
+    "{" * 766,
+    "字" * 670,
+    "字" * 671,
+    "😀" * 335,
+    "😀" * 336,
+    "😀" * 1_600,
+    "👩\u200d💻" * 200,
+    "x" * 1_600,
+    "x" * 100_000,
+)
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> str:
+    """JSON nested past the 32 levels read: around the limit, past the parser's own recursion limit, and far past
+    it; bare, or as the value of a field of an otherwise good body."""
+    depth = draw(st.sampled_from([50_000, 33, 1_001, 32, 5_000, 31, 999, 100]))
+    opening, closing = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+    inner = opening * depth + ("1" if opening == '{"a":' else "") + closing * depth
+    if draw(st.booleans()):
+        return inner
+    field = draw(st.sampled_from(["to", "text", "template", "client_ref", "messages", "extra"]))
+    return '{"to": "+85251234567", "text": "x", "' + field + '": ' + inner + "}"
+
+
+@st.composite
+def huge_number(draw: st.DrawFn) -> str:
+    """Integers of 20, 21, 4,300 and more digits (Python refuses to convert past 4,300), and floats past a double's
+    range, bare or as a field's value."""
+    digits = draw(st.sampled_from([5_000, 21, 4_301, 20, 100_000, 4_300]))
+    number = draw(st.sampled_from(["", "-"])) + "9" * digits
+    number = draw(st.sampled_from([number, number, "1e400", "-1e400", "1" + "0" * 400 + ".5"]))
+    if draw(st.booleans()):
+        return number
+    field = draw(st.sampled_from(["validity_seconds", "to", "text", "type", "status_callback_on_submitted"]))
+    if draw(st.booleans()):
+        return '{"to": "+85251234567", "template": {"id": "example-otp", "params": {"code": ' + number + "}}}"
+    return '{"to": "+85251234567", "text": "x", "' + field + '": ' + number + "}"
+
+
+@st.composite
+def with_hidden_characters(draw: st.DrawFn, body: dict[str, Json]) -> dict[str, Json]:
+    """`body` with control, invisible or bidi characters in a text, a client_ref, a template parameter's name or
+    value, or a number; or a text at or past the 10-part limit."""
+    spec = draw(st.sampled_from(body["messages"])) if "messages" in body else body
+    where = draw(st.sampled_from(["text", "client_ref", "param name", "param value", "to", "long text"]))
+    if where == "long text":
+        spec.pop("template", None)
+        spec["text"] = draw(st.sampled_from(LONG_TEXTS))
+    elif where == "text":
+        spec.pop("template", None)
+        spec["text"] = draw(with_characters(draw(st.sampled_from(["Your code is 123456", "字字", "😀 ok"]))))
+    elif where == "client_ref":
+        spec["client_ref"] = draw(with_characters("order-42"))
+    elif where == "to":
+        spec["to"] = [draw(with_characters("+85251234567")), "+6591234567"]
+    else:
+        spec.pop("text", None)
+        name, value = ("code", "123456")
+        if where == "param name":
+            name = draw(with_characters(name))
+        else:
+            value = draw(with_characters(value))
+        spec["template"] = {"id": "example-otp", "params": {name: value}}
+    return body
+
+
 @st.composite
 def with_mistake(draw: st.DrawFn, body: dict[str, Json]) -> dict[str, Json]:
     """`body` with one field of one spec set to a value that breaks its rule."""
@@ -326,6 +420,10 @@ API_BODY: st.SearchStrategy[str | bytes] = st.one_of(
     st.builds(lambda: {"messages": TOO_MANY_RECIPIENTS}).flatmap(json_text),
     send_body().flatmap(mutated).flatmap(json_text),
     send_body().flatmap(mutated).flatmap(json_text),
+    send_body().flatmap(with_hidden_characters).flatmap(json_text),
+    send_body().flatmap(with_hidden_characters).flatmap(json_text),
+    nested(),
+    huge_number(),
     JSON_VALUES.flatmap(json_text),
     st.text(max_size=200),
     st.binary(max_size=200),
@@ -350,9 +448,14 @@ BATCH_IDS: st.SearchStrategy[Json] = st.one_of(
 def intake_body(draw: st.DrawFn) -> str:
     """An SQS intake body: a send body with, sometimes, `batch_id` and `idempotency_key`; near-valid, arbitrary
     JSON, or any text."""
-    kind = draw(st.sampled_from(["valid", "valid", "mistake", "too many", "mutated", "mutated", "json", "text"]))
+    kinds = ["valid", "valid", "mistake", "too many", "mutated", "mutated", "json", "text"]
+    kind = draw(st.sampled_from([*kinds, "hidden characters", "nested", "huge number"]))
     if kind == "text":
         return draw(st.text(max_size=200))
+    if kind == "nested":
+        return draw(nested())
+    if kind == "huge number":
+        return draw(huge_number())
     if kind == "json":
         return draw(JSON_VALUES.flatmap(json_text))
     body = draw(send_body())
@@ -369,6 +472,8 @@ def intake_body(draw: st.DrawFn) -> str:
         }
     elif kind == "mistake":
         body = draw(with_mistake(body))
+    elif kind == "hidden characters":
+        body = draw(with_hidden_characters(body))
     return draw(json_text(body))
 
 
