@@ -48,6 +48,8 @@ from globesms.models.api import (
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
+# Every traced function here has capture_response=False: its answer holds full numbers and texts, and the Tracer
+# would record it as trace metadata.
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
 
@@ -84,7 +86,7 @@ class NotFound(LookupError):
         ),
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def send_messages(
     body: Annotated[SendBody, Body(embed=False)],
     idempotency_key: Annotated[
@@ -147,7 +149,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
     view = queries.get_message(wiring.message_store(), message_id)
     if view is None:
@@ -162,7 +164,7 @@ def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView
         **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def get_batch(
     batch_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
@@ -215,7 +217,7 @@ def _refused(exc: Exception) -> Response[Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
