@@ -1,7 +1,8 @@
 """Accepting a body from the SQS intake queue exactly as the API accepts it.
 
 A body that is not JSON or breaks the schema is refused as a whole: a REJECTED batch header records why (under
-the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`), and `IntakeRefused` is raised so the
+the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`; a body past the read limits of
+`accept/bodies.py` is not read, so always the latter), and `IntakeRefused` is raised so the
 record fails alone (partial batch response) and reaches the dead-letter queue after the queue's maxReceiveCount.
 
 A body's `batch_id` (else `sqs-<MessageId>`) is an idempotency key of its own: accept writes the batch header
