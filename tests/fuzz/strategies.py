@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from globesms.models.api import identifier_character_problem, text_character_problem
+
 Json = Any
 
 # ------------------------------------------------------------------------------------------------------ values
@@ -122,7 +124,8 @@ def _template() -> st.SearchStrategy[dict[str, Json]]:
     params = st.fixed_dictionaries(
         {},
         optional={
-            "code": st.sampled_from(["123456", "0", ""]) | st.text(max_size=40),
+            "code": st.sampled_from(["123456", "0", ""])
+            | st.text(max_size=40).filter(lambda value: text_character_problem(value) is None),
             "minutes": st.integers(-5, 60),
         },
     )
@@ -139,9 +142,18 @@ def _template() -> st.SearchStrategy[dict[str, Json]]:
 
 
 def _some_text(max_size: int) -> st.SearchStrategy[str]:
-    """Text that is not blank (the API strips it first), NUL and bidi controls included."""
-    return st.text(min_size=1, max_size=max_size).filter(str.strip) | st.sampled_from(
-        ["nul \x00 inside", "\u202eevil", "💬🇭🇰"]
+    """Text within the documented rules: not blank (the API strips it first), no character refused in a text
+    (docs/security.md: controls but tab/newline/CR, bidi overrides and isolates, U+FEFF); the legitimate invisible
+    ones included. Refused characters are drawn by `with_hidden_characters`."""
+    return st.text(min_size=1, max_size=max_size).filter(
+        lambda text: bool(text.strip()) and text_character_problem(text) is None
+    ) | st.sampled_from(["tab\tand\nnewline", "👩\u200d💻", "\u200fשלום", "💬🇭🇰"])  # noqa: RUF001
+
+
+def _some_reference(max_size: int) -> st.SearchStrategy[str]:
+    """A client_ref within the rules: printable characters and the space only."""
+    return st.text(min_size=1, max_size=max_size).filter(
+        lambda text: bool(text.strip()) and identifier_character_problem(text) is None
     )
 
 
@@ -151,7 +163,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Json]] = {
     "sender_id": st.sampled_from(["Acme", "AcmeCorpLtd", "123456789012345", "A1"]),
     "provider": st.sampled_from(["aliyun", "tencent", "huawei"]),
     "validity_seconds": st.sampled_from([60, 600, 259_200]) | st.integers(60, 259_200),
-    "client_ref": st.sampled_from(["order-42", "x" * 128]) | _some_text(128),
+    "client_ref": st.sampled_from(["order-42", "x" * 128]) | _some_reference(128),
     "status_callback": st.sampled_from(["https://hooks.example.com/sms", "https://hooks.example.com:8443/a?b=c#d"]),
     "status_callback_on_submitted": st.booleans(),
 }
@@ -182,7 +194,7 @@ def message_spec(draw: st.DrawFn) -> dict[str, Json]:
     spec: dict[str, Json] = {"to": recipients[0] if len(recipients) == 1 and draw(st.booleans()) else recipients}
     if draw(st.booleans()):
         spec["text"] = draw(
-            st.sampled_from(["Your code is 123456", "x" * 1_600, "字" * 1_600, "Ünïcödé ✓"]) | _some_text(200)
+            st.sampled_from(["Your code is 123456", "x" * 1_530, "字" * 670, "😀" * 335, "Ünïcödé ✓"]) | _some_text(200)
         )
     else:
         spec["template"] = draw(_template())
