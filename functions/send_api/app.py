@@ -48,10 +48,11 @@ from globesms.models.api import (
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
-# Every traced function here has capture_response=False: its answer holds full numbers and texts, and the Tracer
-# would record it as trace metadata.
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
+
+# Every traced function here has capture_response=False: its answer holds full numbers and texts, which the Tracer
+# would otherwise record as trace metadata.
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer given again for a repeated Idempotency-Key
