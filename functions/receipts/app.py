@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
 from globesms.domain.clock import utc_now
+from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
@@ -45,13 +46,13 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     try:
         name = ProviderName(provider)
     except ValueError:
-        return error_response(404, "NOT_FOUND", f"no receipts endpoint for {provider!r}")
+        return error_response(RefusalCode.NOT_FOUND, f"no receipts endpoint for {provider!r}")
     logger.append_keys(provider=name.value)
     env = receipt_environment(name)
     if not token_accepted(name, token, env):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a wrong token refused")
-        return error_response(403, "FORBIDDEN", "wrong receipt token")
+        return error_response(RefusalCode.FORBIDDEN, "wrong receipt token")
     body = _raw_body()
     event = app.current_event
     if not push_signature_accepted(
@@ -66,14 +67,14 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     ):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a missing or wrong signature refused")
-        return error_response(401, "UNAUTHORIZED", "missing or wrong push signature")
+        return error_response(RefusalCode.UNAUTHORIZED, "missing or wrong push signature")
     receipt_format = _receipt_format(name)
     try:
         push = receipt_format.parse_push(body, app.current_event.headers.get("content-type", ""))
     except ReceiptBodyInvalid as exc:
         metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push unreadable", extra={"reason": str(exc), "bytes": len(body)})
-        return error_response(400, "UNREADABLE_RECEIPTS", str(exc))
+        return error_response(RefusalCode.UNREADABLE_RECEIPTS, str(exc))
     reports = len(push.reports) + len(push.refused_items)
     if push_too_large(name, reports):
         metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)

@@ -18,22 +18,26 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.accept import idempotency, queries
-from globesms.accept.service import TooManyRecipients, accept, body_hash
+from globesms.accept.bodies import read_json
+from globesms.accept.refusals import REFUSED, refusal_of
+from globesms.accept.service import accept, body_hash
 from globesms.aws import wiring
 from globesms.config import settings
 from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
+from globesms.errors import RefusalCode
 from globesms.http_errors import (
     error_response,
     not_json_message,
+    refusal_response,
     refuse_non_json_body,
+    refuse_oversized_body,
     refuse_undecodable_body,
     validation_error_response,
     with_plain_json_content_type,
@@ -41,21 +45,25 @@ from globesms.http_errors import (
 from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
-    MAX_RECIPIENTS_PER_REQUEST,
     AcceptResponse,
     BatchView,
-    ErrorResponse,
     MessageList,
     MessageSpec,
     MessageView,
     SendBody,
+    refusal_answers,
     specs_of,
+    success_answer,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
 from globesms.routing import templates
 
-app = APIGatewayRestResolver(enable_validation=True)
+# Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
+
+# Every traced function here has capture_response=False: its answer holds full numbers and texts, which the Tracer
+# would otherwise record as trace metadata.
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer given again for a repeated Idempotency-Key
@@ -65,20 +73,12 @@ class NotFound(LookupError):
     pass
 
 
-# The OpenAPI document names every answer a route gives, with its real shape: Powertools would otherwise document
-# its own 422 shape, and the route's return type for every other status it is told about.
-def _answer(description: str, model: Any = ErrorResponse, **extra: Any) -> OpenAPIResponse:
-    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}, **extra}
-
-
-_INVALID = _answer("VALIDATION_ERROR: the fields (body, path, query or header) that break the schema, with the rule")
-
-
+# The OpenAPI document names every answer a route gives, with its real shape (descriptions from the models and the
+# codes): Powertools would otherwise document its own 422 shape, and the route's return type for every other status.
 @app.post(
     "/v1/messages",
     responses={
-        202: _answer(
-            "Accepted: every recipient queued or rejected",
+        202: success_answer(
             AcceptResponse,
             headers={
                 REPLAYED_HEADER: {
@@ -87,17 +87,18 @@ _INVALID = _answer("VALIDATION_ERROR: the fields (body, path, query or header) t
                 }
             },
         ),
-        400: _answer("MALFORMED_JSON: the body is not JSON"),
-        409: _answer(
-            "IDEMPOTENCY_KEY_REUSED (another body), or IDEMPOTENCY_KEY_IN_PROGRESS (retry after Retry-After seconds)",
-            headers={"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+        **refusal_answers(
+            RefusalCode.MALFORMED_JSON,
+            RefusalCode.IDEMPOTENCY_KEY_REUSED,
+            RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS,
+            RefusalCode.BODY_TOO_LARGE,
+            RefusalCode.TOO_MANY_RECIPIENTS,
+            RefusalCode.UNSUPPORTED_MEDIA_TYPE,
+            RefusalCode.VALIDATION_ERROR,
         ),
-        413: _answer(f"TOO_MANY_RECIPIENTS: more than {MAX_RECIPIENTS_PER_REQUEST} recipients"),
-        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
-        422: _INVALID,
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def send_messages(
     body: Annotated[SendBody, Body(embed=False)],
     idempotency_key: Annotated[
@@ -155,9 +156,12 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
 
 @app.get(
     "/v1/messages/<message_id>",
-    responses={200: _answer("The message", MessageView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+    responses={
+        200: success_answer(MessageView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+    },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
     view = queries.get_message(wiring.message_store(), message_id)
     if view is None:
@@ -168,12 +172,11 @@ def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView
 @app.get(
     "/v1/batches/<batch_id>",
     responses={
-        200: _answer("The batch and a page of its messages", BatchView),
-        404: _answer("NOT_FOUND"),
-        422: _INVALID,
+        200: success_answer(BatchView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def get_batch(
     batch_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
@@ -241,7 +244,7 @@ def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddl
     # API Gateway itself refuses a docs request without a key when DocsRequireApiKey is true; the function applies
     # the same setting, so a stage not redeployed yet, or a gateway that does not check, cannot serve them keyless.
     if settings().docs_require_api_key and not resolver.current_event.request_context.identity.api_key_id:
-        return error_response(403, "API_KEY_REQUIRED", "the API documentation needs the x-api-key header")
+        return error_response(RefusalCode.API_KEY_REQUIRED, "the API documentation needs the x-api-key header")
     return next_middleware(resolver)
 
 
@@ -275,12 +278,9 @@ def get_openapi_document() -> Response[str]:
 @app.get(
     "/v1/messages",
     summary="Find messages by client_ref or by number",
-    responses={
-        200: _answer("A page of the messages found, newest first", MessageList),
-        422: _answer("VALIDATION_ERROR: not exactly one of client_ref and to, a bad number, or a cursor not given"),
-    },
+    responses={200: success_answer(MessageList), **refusal_answers(RefusalCode.VALIDATION_ERROR)},
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def find_messages(
     client_ref: Annotated[
         str | None, Query(min_length=1, max_length=128, description="the client_ref given when sending")
@@ -338,9 +338,12 @@ def _template_store() -> TemplateStore:
 @app.get(
     "/v1/templates",
     summary="The template registry",
-    responses={200: _answer("Every template, by id, and where the registry is kept", templates.TemplateList)},
+    responses={
+        200: success_answer(templates.TemplateList),
+        **refusal_answers(RefusalCode.TEMPLATES_NOT_MANAGED),
+    },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def list_templates() -> templates.TemplateList:
     return templates.list_templates(_template_store())
 
@@ -348,9 +351,12 @@ def list_templates() -> templates.TemplateList:
 @app.get(
     "/v1/templates/<template_id>",
     summary="One template of the registry",
-    responses={200: _answer("The template", templates.TemplateView), 404: _answer("NOT_FOUND"), 422: _INVALID},
+    responses={
+        200: success_answer(templates.TemplateView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR, RefusalCode.TEMPLATES_NOT_MANAGED),
+    },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
     view = templates.get_template(_template_store(), template_id)
     if view is None:
@@ -362,16 +368,18 @@ def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
     "/v1/templates/<template_id>",
     summary="Store a template (each provider's version); sends use it within a minute",
     responses={
-        200: _answer("Replaced", templates.TemplateView),
-        201: _answer("Created", templates.TemplateView),
-        400: _answer("MALFORMED_JSON: the body is not JSON"),
-        415: _answer("UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON"),
-        422: _answer(
-            "VALIDATION_ERROR: a provider's template id or parameter names break its rules, or versions differ"
+        200: success_answer(templates.TemplateView),
+        201: success_answer(templates.TemplateView),
+        **refusal_answers(
+            RefusalCode.MALFORMED_JSON,
+            RefusalCode.BODY_TOO_LARGE,
+            RefusalCode.UNSUPPORTED_MEDIA_TYPE,
+            RefusalCode.VALIDATION_ERROR,
+            RefusalCode.TEMPLATES_NOT_MANAGED,
         ),
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def put_template(
     template_id: _TEMPLATE_ID, versions: Annotated[templates.TemplateVersions, Body(embed=False)]
 ) -> Response[templates.TemplateView]:
@@ -383,9 +391,12 @@ def put_template(
 @app.delete(
     "/v1/templates/<template_id>",
     summary="Remove a template; sends stop using it within a minute",
-    responses={204: {"description": "Removed"}, 404: _answer("NOT_FOUND"), 422: _INVALID},
+    responses={
+        204: {"description": "Removed"},
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR, RefusalCode.TEMPLATES_NOT_MANAGED),
+    },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
     if not templates.delete_template(_template_store(), template_id, iso(utc_now())):
         raise NotFound(f"no template {template_id}")
@@ -395,7 +406,7 @@ def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
 
 @app.exception_handler(TemplatesNotManaged)
 def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
-    return error_response(501, "TEMPLATES_NOT_MANAGED", str(exc))
+    return error_response(RefusalCode.TEMPLATES_NOT_MANAGED, str(exc))
 
 
 # ======== end of the API surface block ========
@@ -404,7 +415,7 @@ def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
 @app.exception_handler(NotFound)
 def _not_found(exc: NotFound) -> Response[Any]:
     metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
-    return error_response(404, "NOT_FOUND", str(exc))
+    return error_response(RefusalCode.NOT_FOUND, str(exc))
 
 
 @app.exception_handler(RequestValidationError)
@@ -426,35 +437,27 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[An
     # Reached only by what refuse_non_json_body lets through, e.g. an empty body under a type that is not JSON.
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     media_type = app.current_event.headers.get("content-type", "").split(";")[0].strip().lower()
-    return error_response(415, "UNSUPPORTED_MEDIA_TYPE", not_json_message(media_type))
+    return error_response(RefusalCode.UNSUPPORTED_MEDIA_TYPE, not_json_message(media_type))
 
 
-@app.exception_handler(idempotency.KeyReused)
-def _key_reused(exc: idempotency.KeyReused) -> Response[Any]:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(409, "IDEMPOTENCY_KEY_REUSED", str(exc))
-
-
-@app.exception_handler(idempotency.KeyInProgress)
-def _key_in_progress(exc: idempotency.KeyInProgress) -> Response[Any]:
-    metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
-    response = error_response(409, "IDEMPOTENCY_KEY_IN_PROGRESS", str(exc))
-    response.headers["Retry-After"] = "2"
+@app.exception_handler(list(REFUSED))
+def _refused(exc: Exception) -> Response[Any]:
+    refusal = refusal_of(exc)  # the table the SQS intake reads too
+    response = refusal_response(refusal)
+    if refusal.code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
+        metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
+        response.headers["Retry-After"] = "2"
+    else:
+        metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return response
 
 
-@app.exception_handler(TooManyRecipients)
-def _too_many(exc: TooManyRecipients) -> Response[Any]:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
-    return error_response(413, "TOO_MANY_RECIPIENTS", str(exc))
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    refusal = refuse_non_json_body(event) or refuse_undecodable_body(event)
+    refusal = refuse_oversized_body(event) or refuse_non_json_body(event) or refuse_undecodable_body(event)
     if refusal is not None:
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         return refusal

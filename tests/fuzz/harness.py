@@ -205,6 +205,7 @@ def refusal_of(response: dict[str, Any]) -> ErrorBody:
     body = json.loads(response["body"])
     assert set(body) == {"error"}, f"a refusal not shaped {{'error': ...}}: {body}"
     try:
-        return ErrorBody.model_validate(body["error"], strict=True)
+        # Validated as the JSON it is: strict, yet a code may be the string of a RefusalCode.
+        return ErrorBody.model_validate_json(json.dumps(body["error"]), strict=True)
     except ValidationError as exc:
         raise AssertionError(f"malformed refusal {body}: {exc}") from None

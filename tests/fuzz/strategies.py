@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from globesms.models.api import identifier_character_problem, text_character_problem
+
 Json = Any
 
 # ------------------------------------------------------------------------------------------------------ values
@@ -122,7 +124,8 @@ def _template() -> st.SearchStrategy[dict[str, Json]]:
     params = st.fixed_dictionaries(
         {},
         optional={
-            "code": st.sampled_from(["123456", "0", ""]) | st.text(max_size=40),
+            "code": st.sampled_from(["123456", "0", ""])
+            | st.text(max_size=40).filter(lambda value: text_character_problem(value) is None),
             "minutes": st.integers(-5, 60),
         },
     )
@@ -139,9 +142,18 @@ def _template() -> st.SearchStrategy[dict[str, Json]]:
 
 
 def _some_text(max_size: int) -> st.SearchStrategy[str]:
-    """Text that is not blank (the API strips it first), NUL and bidi controls included."""
-    return st.text(min_size=1, max_size=max_size).filter(str.strip) | st.sampled_from(
-        ["nul \x00 inside", "\u202eevil", "💬🇭🇰"]
+    """Text within the documented rules: not blank (the API strips it first), no character refused in a text
+    (docs/security.md: controls but tab/newline/CR, bidi overrides and isolates, U+FEFF); the legitimate invisible
+    ones included. Refused characters are drawn by `with_hidden_characters`."""
+    return st.text(min_size=1, max_size=max_size).filter(
+        lambda text: bool(text.strip()) and text_character_problem(text) is None
+    ) | st.sampled_from(["tab\tand\nnewline", "👩\u200d💻", "\u200fשלום", "💬🇭🇰"])  # noqa: RUF001
+
+
+def _some_reference(max_size: int) -> st.SearchStrategy[str]:
+    """A client_ref within the rules: printable characters and the space only."""
+    return st.text(min_size=1, max_size=max_size).filter(
+        lambda text: bool(text.strip()) and identifier_character_problem(text) is None
     )
 
 
@@ -151,7 +163,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Json]] = {
     "sender_id": st.sampled_from(["Acme", "AcmeCorpLtd", "123456789012345", "A1"]),
     "provider": st.sampled_from(["aliyun", "tencent", "huawei"]),
     "validity_seconds": st.sampled_from([60, 600, 259_200]) | st.integers(60, 259_200),
-    "client_ref": st.sampled_from(["order-42", "x" * 128]) | _some_text(128),
+    "client_ref": st.sampled_from(["order-42", "x" * 128]) | _some_reference(128),
     "status_callback": st.sampled_from(["https://hooks.example.com/sms", "https://hooks.example.com:8443/a?b=c#d"]),
     "status_callback_on_submitted": st.booleans(),
 }
@@ -182,7 +194,7 @@ def message_spec(draw: st.DrawFn) -> dict[str, Json]:
     spec: dict[str, Json] = {"to": recipients[0] if len(recipients) == 1 and draw(st.booleans()) else recipients}
     if draw(st.booleans()):
         spec["text"] = draw(
-            st.sampled_from(["Your code is 123456", "x" * 1_600, "字" * 1_600, "Ünïcödé ✓"]) | _some_text(200)
+            st.sampled_from(["Your code is 123456", "x" * 1_530, "字" * 670, "😀" * 335, "Ünïcödé ✓"]) | _some_text(200)
         )
     else:
         spec["template"] = draw(_template())
@@ -205,6 +217,100 @@ TOO_MANY_RECIPIENTS: list[dict[str, Json]] = [
     {"to": [f"+8525{i:07d}" for i in range(5_001)], "text": "x"},
     {"to": [f"+6591{i:06d}" for i in range(5_000)], "text": "y"},
 ]
+
+
+# ------------------------------------------------------------------------- bodies at and past the read limits
+
+#: Characters that are refused where they could deceive (text: controls but tab/newline/CR, bidi embeddings,
+#: overrides and isolates, U+FEFF; names and client_ref: anything not printable), and characters that are legitimate
+#: in a text and must pass (ZWJ, ZWNJ, LRM/RLM, ZWSP, tab, newline).
+CONTROL_CHARACTERS = (
+    *"\x00\x01\x07\x08\x0b\x0c\x1b\x1f\x7f\x80\x85\x9f",
+    *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff",
+    *"\t\n\r\u200b\u200c\u200d\u200e\u200f\u061c\u2028\u2029\u2060\u00ad",
+)
+
+
+@st.composite
+def with_characters(draw: st.DrawFn, text: str) -> str:
+    """`text` with a few control, invisible or bidi characters put anywhere in it."""
+    chars = list(text)
+    for _ in range(draw(st.integers(1, 3))):
+        chars.insert(draw(st.integers(0, len(chars))), draw(st.sampled_from(CONTROL_CHARACTERS)))
+    return "".join(chars)
+
+
+#: Texts at the 10-part limit and one past it, in each encoding (GSM-7, its two-septet extension, UCS-2, astral
+#: characters of two UTF-16 units), and far past it.
+LONG_TEXTS = (
+    "x" * 1_530,
+    "x" * 1_531,
+    "{" * 765,
+    "{" * 766,
+    "字" * 670,
+    "字" * 671,
+    "😀" * 335,
+    "😀" * 336,
+    "😀" * 1_600,
+    "👩\u200d💻" * 200,
+    "x" * 1_600,
+    "x" * 100_000,
+)
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> str:
+    """JSON nested past the 32 levels read: around the limit, past the parser's own recursion limit, and far past
+    it; bare, or as the value of a field of an otherwise good body."""
+    depth = draw(st.sampled_from([50_000, 33, 1_001, 32, 5_000, 31, 999, 100]))
+    opening, closing = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+    inner = opening * depth + ("1" if opening == '{"a":' else "") + closing * depth
+    if draw(st.booleans()):
+        return inner
+    field = draw(st.sampled_from(["to", "text", "template", "client_ref", "messages", "extra"]))
+    return '{"to": "+85251234567", "text": "x", "' + field + '": ' + inner + "}"
+
+
+@st.composite
+def huge_number(draw: st.DrawFn) -> str:
+    """Integers of 20, 21, 4,300 and more digits (Python refuses to convert past 4,300), and floats past a double's
+    range, bare or as a field's value."""
+    digits = draw(st.sampled_from([5_000, 21, 4_301, 20, 100_000, 4_300]))
+    number = draw(st.sampled_from(["", "-"])) + "9" * digits
+    number = draw(st.sampled_from([number, number, "1e400", "-1e400", "1" + "0" * 400 + ".5"]))
+    if draw(st.booleans()):
+        return number
+    field = draw(st.sampled_from(["validity_seconds", "to", "text", "type", "status_callback_on_submitted"]))
+    if draw(st.booleans()):
+        return '{"to": "+85251234567", "template": {"id": "example-otp", "params": {"code": ' + number + "}}}"
+    return '{"to": "+85251234567", "text": "x", "' + field + '": ' + number + "}"
+
+
+@st.composite
+def with_hidden_characters(draw: st.DrawFn, body: dict[str, Json]) -> dict[str, Json]:
+    """`body` with control, invisible or bidi characters in a text, a client_ref, a template parameter's name or
+    value, or a number; or a text at or past the 10-part limit."""
+    spec = draw(st.sampled_from(body["messages"])) if "messages" in body else body
+    where = draw(st.sampled_from(["text", "client_ref", "param name", "param value", "to", "long text"]))
+    if where == "long text":
+        spec.pop("template", None)
+        spec["text"] = draw(st.sampled_from(LONG_TEXTS))
+    elif where == "text":
+        spec.pop("template", None)
+        spec["text"] = draw(with_characters(draw(st.sampled_from(["Your code is 123456", "字字", "😀 ok"]))))
+    elif where == "client_ref":
+        spec["client_ref"] = draw(with_characters("order-42"))
+    elif where == "to":
+        spec["to"] = [draw(with_characters("+85251234567")), "+6591234567"]
+    else:
+        spec.pop("text", None)
+        name, value = ("code", "123456")
+        if where == "param name":
+            name = draw(with_characters(name))
+        else:
+            value = draw(with_characters(value))
+        spec["template"] = {"id": "example-otp", "params": {name: value}}
+    return body
 
 
 @st.composite
@@ -326,6 +432,10 @@ API_BODY: st.SearchStrategy[str | bytes] = st.one_of(
     st.builds(lambda: {"messages": TOO_MANY_RECIPIENTS}).flatmap(json_text),
     send_body().flatmap(mutated).flatmap(json_text),
     send_body().flatmap(mutated).flatmap(json_text),
+    send_body().flatmap(with_hidden_characters).flatmap(json_text),
+    send_body().flatmap(with_hidden_characters).flatmap(json_text),
+    nested(),
+    huge_number(),
     JSON_VALUES.flatmap(json_text),
     st.text(max_size=200),
     st.binary(max_size=200),
@@ -350,9 +460,14 @@ BATCH_IDS: st.SearchStrategy[Json] = st.one_of(
 def intake_body(draw: st.DrawFn) -> str:
     """An SQS intake body: a send body with, sometimes, `batch_id` and `idempotency_key`; near-valid, arbitrary
     JSON, or any text."""
-    kind = draw(st.sampled_from(["valid", "valid", "mistake", "too many", "mutated", "mutated", "json", "text"]))
+    kinds = ["valid", "valid", "mistake", "too many", "mutated", "mutated", "json", "text"]
+    kind = draw(st.sampled_from([*kinds, "hidden characters", "nested", "huge number"]))
     if kind == "text":
         return draw(st.text(max_size=200))
+    if kind == "nested":
+        return draw(nested())
+    if kind == "huge number":
+        return draw(huge_number())
     if kind == "json":
         return draw(JSON_VALUES.flatmap(json_text))
     body = draw(send_body())
@@ -369,6 +484,8 @@ def intake_body(draw: st.DrawFn) -> str:
         }
     elif kind == "mistake":
         body = draw(with_mistake(body))
+    elif kind == "hidden characters":
+        body = draw(with_hidden_characters(body))
     return draw(json_text(body))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from hypothesis import event, given
 from pydantic import TypeAdapter, ValidationError
 
+from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
 from globesms.accept.intake import IDEMPOTENCY_SCOPE
 from globesms.accept.service import body_hash
 from globesms.domain.ids import keyed_batch_id
@@ -28,7 +29,7 @@ from tests.fuzz.strategies import intake_bodies
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 _TEMPLATE = json.loads((EVENTS / "intake_batch.json").read_text())["Records"][0]
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
-REFUSALS = {"MALFORMED_JSON", "VALIDATION_ERROR", "TOO_MANY_RECIPIENTS", "IDEMPOTENCY_KEY_REUSED"}  # docs/api.md
+REFUSALS = {"MALFORMED_JSON", "VALIDATION_ERROR", "TOO_MANY_RECIPIENTS", "IDEMPOTENCY_KEY_REUSED", "BODY_TOO_LARGE"}
 
 
 def sqs_event(bodies: list[str]) -> dict[str, Any]:
@@ -41,10 +42,11 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
 
 
 def named(body: str) -> tuple[str | None, Any]:
-    """The batch id a body names (when it is usable) and its idempotency key, as docs/api.md documents them."""
+    """The batch id a body names (when it is usable) and its idempotency key, as docs/api.md documents them. A body
+    past the read limits (nesting, integer size, bytes: docs/security.md) names nothing: it is not read."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = read_json(body)
+    except (MalformedJson, BodyTooLarge):
         return None, None
     if not isinstance(data, dict):
         return None, None

@@ -62,3 +62,21 @@ def test_submitted_records_are_found_through_the_provider_ref_index(stack) -> No
         ExpressionAttributeValues={":r": {"S": "aliyun#m-1"}},
     )["Items"]
     assert [(i["pk"]["S"], i["sk"]["S"]) for i in items] == [("B#C", "M#00000")]
+
+
+def test_a_page_cut_by_dynamodbs_one_megabyte_limit_still_has_a_cursor(stack) -> None:  # type: ignore[no-untyped-def]
+    # 1,100 messages of 1,500-character texts (about 3 KB stored each): a page of 1,000 is more than the 1 MB a
+    # Query returns at once, so DynamoDB stops early with a LastEvaluatedKey. That page used to end the listing
+    # (`next` None after a few hundred messages); every message must be reachable by following the cursors.
+    store = DynamoDBMessageStore(stack.table_name)
+    numbers = [f"+85251{i:06d}" for i in range(1_100)]
+    spec = MessageSpec.model_validate({"to": numbers, "text": "é" * 1_500})
+    accept([spec], batch_id="L", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+
+    first, cursor = store.list_batch_messages("L", limit=1_000, after=None)
+    assert len(first) < 1_000 and cursor == first[-1].id
+    seen = [m.id for m in first]
+    while cursor is not None:
+        page, cursor = store.list_batch_messages("L", limit=1_000, after=cursor)
+        seen += [m.id for m in page]
+    assert seen == [f"L.{i:05d}" for i in range(1_100)]

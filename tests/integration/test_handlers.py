@@ -323,3 +323,65 @@ def test_the_openapi_document_describes_every_answer_with_its_real_shape(stack, 
         for status in statuses - {"200", "202"}:
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, status)
+
+
+DEEP_ARRAY = "[" * 50_000 + "]" * 50_000  # json.loads raised RecursionError: a 502
+HUGE_INTEGER = '{"to": "+85251234567", "text": "x", "validity_seconds": ' + "9" * 5_000 + "}"  # ValueError: a 502
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP_ARRAY,
+        '{"to": ' + "[" * 50_000 + "]" * 50_000 + ', "text": "x"}',
+        HUGE_INTEGER,
+        "9" * 5_000,
+        '{"to": ' + "[" * 900 + '"+85251234567"' + "]" * 900 + ', "text": "x"}',  # deep, yet within json's reach
+    ],
+    ids=["deep-array", "deep-field", "huge-integer-field", "huge-integer", "deep-900"],
+)
+def test_bodies_json_cannot_hold_are_malformed_json_not_a_crash(stack, load_handler, lambda_context, body) -> None:  # type: ignore[no-untyped-def]
+    response = post(load_handler("send_api"), lambda_context, body)
+    assert response["statusCode"] == 400, response["body"]
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "MALFORMED_JSON" and error["message"]
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_a_body_above_the_cap_is_413_body_too_large_and_writes_nothing(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    from globesms.models.api import MAX_BODY_BYTES
+
+    body = json.dumps({"to": "+85251234567", "text": "x", "client_ref": "r"})
+    padded = body[:-1] + " " * (MAX_BODY_BYTES - len(body) + 1) + "}"  # valid JSON, one byte over the cap
+    response = post(load_handler("send_api"), lambda_context, padded)
+    assert response["statusCode"] == 413
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "BODY_TOO_LARGE" and str(MAX_BODY_BYTES) in error["message"].replace(",", "")
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+    # At the cap exactly it is read (and here accepted).
+    assert post(load_handler("send_api"), lambda_context, padded[:-2] + "}")["statusCode"] == 202
+
+
+def test_the_openapi_answers_are_described_from_the_codes_and_models(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
+    from globesms.errors import RefusalCode
+    from globesms.models.api import MAX_BODY_BYTES, AcceptResponse
+
+    document = json.loads(load_handler("send_api").app.get_openapi_json_schema())
+    responses = document["paths"]["/v1/messages"]["post"]["responses"]
+    assert responses["202"]["description"] == AcceptResponse.__doc__
+    too_large = responses["413"]["description"]
+    assert f"BODY_TOO_LARGE: {RefusalCode.BODY_TOO_LARGE.meaning} (more than {MAX_BODY_BYTES:,} bytes)" in too_large
+    assert "TOO_MANY_RECIPIENTS: " in too_large
+    assert "Retry-After" in responses["409"]["headers"]
+    for code in (RefusalCode.MALFORMED_JSON, RefusalCode.VALIDATION_ERROR, RefusalCode.UNSUPPORTED_MEDIA_TYPE):
+        assert f"{code}: {code.meaning}" in responses[str(code.status)]["description"]
+    codes = document["components"]["schemas"]["RefusalCode"]["enum"]
+    assert set(codes) == {c.value for c in RefusalCode}
+
+
+def test_a_text_over_ten_parts_is_refused_before_anything_is_written(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    response = post(load_handler("send_api"), lambda_context, {"to": "+85251234567", "text": "😀" * 1_600})
+    assert response["statusCode"] == 422
+    (field,) = json.loads(response["body"])["error"]["fields"]
+    assert field["field"] == "text" and "this text is 48" in field["rule"]
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0

@@ -69,3 +69,31 @@ def test_a_body_that_is_not_an_object_is_refused_naming_the_body_and_the_rule(bo
     with pytest.raises(IntakeRefused) as info:
         intake(body, MemoryStore())
     assert [(d.field, d.rule) for d in info.value.refusal.fields] == [("body", "must be a JSON object")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 50_000 + "]" * 50_000,
+        '{"to": "+85251234567", "text": "x", "validity_seconds": ' + "9" * 5_000 + "}",
+        "9" * 5_000,
+    ],
+    ids=["deep-array", "huge-integer-field", "huge-integer"],
+)
+def test_bodies_json_cannot_hold_are_refused_as_malformed_json_not_a_crash(body: str) -> None:
+    # RecursionError and ValueError escaped: the record failed as a crash, retried, with no REJECTED batch.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(body, store)
+    assert info.value.refusal.code == "MALFORMED_JSON"
+    assert store.batches[info.value.batch_id].state == "REJECTED"
+
+
+def test_an_intake_body_above_the_cap_is_refused_as_too_large() -> None:
+    from globesms.models.api import MAX_BODY_BYTES
+
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake('{"to": "+85251234567", "text": "x"' + " " * MAX_BODY_BYTES + "}", store)
+    assert info.value.refusal.code == "BODY_TOO_LARGE"
+    assert store.batches[info.value.batch_id].state == "REJECTED"

@@ -67,3 +67,92 @@ json_values = st.recursive(
 def test_any_json_body_either_parses_or_raises_a_validation_error(candidate: dict[str, object]) -> None:
     with contextlib.suppress(ValidationError):
         body.validate_python(candidate)
+
+
+# A text is limited in SMS parts (what a recipient's phone joins, and what a provider bills), not in characters:
+# 1,600 emoji passed the old 1,600-character limit as 48 parts.
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("😀" * 1_600, 48),  # outside the BMP: two UTF-16 units each
+        ("😀" * 336, 11),  # 672 units: 11 parts of 67
+        ("验" * 671, 11),  # UCS-2: 67 units a part
+        ("x" * 1_531, 11),  # GSM-7: 153 septets a part
+        ("{" * 766, 11),  # GSM-7 extension characters take two septets
+    ],
+)
+def test_a_text_over_the_parts_limit_is_refused_naming_the_parts(text: str, parts: int) -> None:
+    from globesms.models.api import MAX_TEXT_SEGMENTS
+
+    with pytest.raises(ValidationError) as info:
+        MessageSpec.model_validate({"to": "+85251234567", "text": text})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("text",)
+    assert f"at most {MAX_TEXT_SEGMENTS} SMS parts" in error["msg"] and f"this text is {parts}" in error["msg"]
+
+
+@pytest.mark.parametrize("text", ["😀" * 335, "验" * 670, "x" * 1_530, "{" * 765, "x" * 160])
+def test_a_text_of_ten_parts_or_fewer_passes(text: str) -> None:
+    assert MessageSpec.model_validate({"to": "+85251234567", "text": text}).text == text
+
+
+def _refusal(fields: dict[str, object]) -> tuple[tuple[str | int, ...], str]:
+    with pytest.raises(ValidationError) as info:
+        MessageSpec.model_validate({"to": "+85251234567", **fields})
+    (error,) = info.value.errors()
+    return error["loc"], error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("code\x00 1234", "U+0000"),
+        ("pay \u202eRSU 001\u202c now", "U+202E"),  # right-to-left override: shows the amount reversed
+        ("\u2067isolate\u2069", "U+2067"),
+        ("esc\x1b[31m", "U+001B"),
+        ("bom\ufeffinside", "U+FEFF"),
+        ("c1\x85control", "U+0085"),
+        ("lone \ud800 surrogate", "unicode"),  # pydantic's own rule: no provider's encoding can carry one
+    ],
+)
+def test_control_and_bidi_override_characters_in_text_are_refused_by_name(text: str, named: str) -> None:
+    location, rule = _refusal({"text": text})
+    assert location == ("text",) and named in rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "line one\nline two\r\n\tindented",  # newline, carriage return and tab are what multi-line texts are made of
+        "👩\u200d💻 team",  # ZWJ joins emoji sequences
+        "می\u200cخواهم",  # noqa: RUF001 - ZWNJ is spelling in Persian (and Indic scripts)
+        "\u200fשלום 123",  # noqa: RUF001 - RLM/LRM mark direction without overriding it
+        "สวัสดี\u200bครับ",  # ZWSP separates words in Thai, Khmer, Lao and Burmese
+        "café ünïcode 😀",
+    ],
+)
+def test_characters_legitimate_in_sms_text_pass(text: str) -> None:
+    assert MessageSpec.model_validate({"to": "+85251234567", "text": text}).text == text.strip()
+
+
+@pytest.mark.parametrize("ref", ["order\x00-42", "order-\u202e24", "order\u200b-42", "order\n42", "ref\u2028x"])
+def test_client_ref_must_be_printable_without_invisible_characters(ref: str) -> None:
+    location, rule = _refusal({"text": "x", "client_ref": ref})
+    assert location == ("client_ref",) and "U+" in rule
+
+
+def test_an_ordinary_client_ref_passes() -> None:
+    spec = MessageSpec.model_validate({"to": "+85251234567", "text": "x", "client_ref": "order-42 / Zürich #7"})
+    assert spec.client_ref == "order-42 / Zürich #7"
+
+
+@pytest.mark.parametrize("name", ["co\u200bde", "code\x00", "\u202ecode", "co\tde"])
+def test_template_parameter_names_must_be_printable(name: str) -> None:
+    location, rule = _refusal({"template": {"id": "otp", "params": {name: "1234"}}})
+    assert location == ("template", "params") and "U+" in rule
+
+
+@pytest.mark.parametrize("value", ["12\x0034", "\u202e4321"])
+def test_template_parameter_values_follow_the_text_rules(value: str) -> None:
+    location, rule = _refusal({"template": {"id": "otp", "params": {"code": value}}})
+    assert location == ("template", "params") and "U+" in rule

@@ -52,3 +52,21 @@ def test_mask_keeps_prefix_and_last_two_digits_only() -> None:
     assert mask("+85251234567") == "+852******67"
     assert "5123" not in mask("+85251234567")
     assert mask("+1234") == "*****"
+
+
+@pytest.mark.parametrize(
+    "raw", ["+85251234567 ext 9", "+85251234567;ext=9", "+85251234567 x9", "+85251234567#9", "+85251234567 ext. 9"]
+)
+def test_a_number_with_an_extension_is_refused_not_sent_without_it(raw: str) -> None:
+    # phonenumbers parses the extension apart, and the number alone used to be sent: to the switchboard's mobile, or
+    # to nobody the client meant.
+    with pytest.raises(InvalidNumber) as info:
+        parse_mobile(raw)
+    assert info.value.code == "INVALID_NUMBER" and "extension" in str(info.value)
+
+
+@pytest.mark.parametrize("raw", ["+852\u200b51234567", "+85251234567\x00", "+852\u202e51234567", "+852\u206651234567"])
+def test_a_number_with_control_or_invisible_characters_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidNumber) as info:
+        parse_mobile(raw)
+    assert info.value.code == "INVALID_NUMBER" and "invisible" in str(info.value)

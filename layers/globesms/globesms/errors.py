@@ -43,3 +43,97 @@ class InvalidProviderRequest(ValueError):
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
+
+
+# ---- globesms's own codes: one vocabulary, by where a client meets them ----
+# A code's string value is part of the public contract (clients match on it): never change one. Each member
+# carries its one-line meaning, which the OpenAPI document and docs/errors are written from;
+# tests/unit/test_error_codes.py checks that no module spells a code as a bare string and that README.md and
+# docs/ name every member.
+
+
+class _Code(StrEnum):
+    """A code with its meaning: `NAME = "NAME", "meaning"`. The value stays the bare string clients see."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> _Code:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+
+class RefusalCode(_Code):
+    """Why a whole request (an API call, an SQS intake body, a receipt push) was refused: nothing was written.
+    `NAME = "NAME", <HTTP status>, "meaning"`."""
+
+    status: int
+
+    def __new__(cls, value: str, status: int, meaning: str) -> RefusalCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.status = status
+        member.meaning = meaning
+        return member
+
+    MALFORMED_JSON = "MALFORMED_JSON", 400, "the body is not JSON globesms reads (syntax, nesting, number size, UTF-8)"
+    VALIDATION_ERROR = "VALIDATION_ERROR", 422, "fields break the schema; `fields` names each one and its rule"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE", 413, "the body is larger than the documented cap in bytes"
+    TOO_MANY_RECIPIENTS = "TOO_MANY_RECIPIENTS", 413, "more recipients than one request may carry"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE", 415, "the body is not sent as JSON (Content-Type)"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED", 409, "the idempotency key was used with another body"
+    IDEMPOTENCY_KEY_IN_PROGRESS = (
+        "IDEMPOTENCY_KEY_IN_PROGRESS",
+        409,
+        "the first request with this idempotency key is still running: retry after Retry-After seconds",
+    )
+    BATCH_ID_CONFLICT = "BATCH_ID_CONFLICT", 409, "an SQS intake body names a batch_id that holds another body"
+    NOT_FOUND = "NOT_FOUND", 404, "no message, batch or receipts endpoint by that id"
+    FORBIDDEN = "FORBIDDEN", 403, "a receipt push with a wrong token"
+    UNAUTHORIZED = "UNAUTHORIZED", 401, "a receipt push without a valid signature, where one is required"
+    UNREADABLE_RECEIPTS = "UNREADABLE_RECEIPTS", 400, "a receipt push body not in the provider's format"
+    API_KEY_REQUIRED = "API_KEY_REQUIRED", 403, "the API documentation asked for without x-api-key, where it needs one"
+    TEMPLATES_NOT_MANAGED = (
+        "TEMPLATES_NOT_MANAGED",
+        501,
+        "this deployment has no template table: the shipped templates.json is the registry",
+    )
+
+
+class RecipientCode(_Code):
+    """Why one recipient of an accepted request was rejected (`errors[].code`); the others proceed."""
+
+    INVALID_NUMBER = (
+        "INVALID_NUMBER",
+        "not an E.164 number valid for its country, or written with an extension or invisible characters",
+    )
+    NOT_MOBILE = "NOT_MOBILE", "a valid number that is not a mobile: it would never receive an SMS"
+    DUPLICATE_RECIPIENT = "DUPLICATE_RECIPIENT", "the same number twice in one spec: sent once, the repeat refused"
+    NO_ROUTE = "NO_ROUTE", "no provider carries this kind of message to this destination"
+    PROVIDER_CANNOT_CARRY = "PROVIDER_CANNOT_CARRY", "the pinned provider cannot carry this message"
+    TEMPLATE_UNKNOWN_FOR_PROVIDER = (
+        "TEMPLATE_UNKNOWN_FOR_PROVIDER",
+        "a registered template that no provider in the route has a version of",
+    )
+    TEMPLATE_PARAMS = "TEMPLATE_PARAMS", "template parameters missing, or the rendered text too long"
+
+
+class DispatchCode(_Code):
+    """A message's `error.code` when globesms itself, not the provider, settled or held its send."""
+
+    INVALID_REQUEST = "INVALID_REQUEST", "refused before sending: a field breaks the provider's documented rules"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN", "moved to another provider: this one's circuit breaker was open"
+    DISPATCH_INTERRUPTED = (
+        "DISPATCH_INTERRUPTED",
+        "an earlier dispatch attempt stopped mid-send: the outcome is unknown until a receipt comes",
+    )
+    UNKNOWN_OUTCOME_EXPIRED = (
+        "UNKNOWN_OUTCOME_EXPIRED",
+        "no receipt settled an unknown outcome within its window: settled by the policy",
+    )
+
+
+#: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).
+ErrorCode = RefusalCode | RecipientCode | DispatchCode
+ERROR_CODES: tuple[ErrorCode, ...] = (*RefusalCode, *RecipientCode, *DispatchCode)

@@ -8,14 +8,23 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from globesms.accept.bodies import BodyTooLarge, check_size, utf8_size
+from globesms.errors import RefusalCode
 from globesms.models.api import ErrorBody, ErrorDetail, ErrorResponse
 from globesms.validation import problems
 
 
-def error_response(status: int, code: str, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
-    body = ErrorResponse(error=ErrorBody(code=code, message=message, fields=list(fields)))
+def error_response(code: RefusalCode, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
+    """The refusal as an answer, with its code's HTTP status."""
+    return refusal_response(ErrorBody(code=code, message=message, fields=list(fields)))
+
+
+def refusal_response(refusal: ErrorBody) -> Response[Any]:
+    body = ErrorResponse(error=refusal)
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json(exclude_none=True)
+        status_code=refusal.code.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(exclude_none=True),
     )
 
 
@@ -25,9 +34,9 @@ def describe_errors(errors: Sequence[Mapping[str, Any]]) -> list[ErrorDetail]:
 
 def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response[Any]:
     if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "MALFORMED_JSON", "the body is not valid JSON")
+        return error_response(RefusalCode.MALFORMED_JSON, "the body is not valid JSON")
     details = describe_errors(errors)
-    return error_response(422, "VALIDATION_ERROR", f"{len(details)} field(s) break the schema", details)
+    return error_response(RefusalCode.VALIDATION_ERROR, f"{len(details)} field(s) break the schema", details)
 
 
 def _content_type(event: Mapping[str, Any]) -> str:
@@ -48,7 +57,7 @@ def refuse_non_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
     content_type = _content_type(event).split(";")[0].strip().lower()
     if not event.get("body") or _is_json(content_type):
         return None
-    return _proxy_refusal(415, "UNSUPPORTED_MEDIA_TYPE", not_json_message(content_type))
+    return _proxy_refusal(RefusalCode.UNSUPPORTED_MEDIA_TYPE, not_json_message(content_type))
 
 
 def refuse_undecodable_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -62,14 +71,27 @@ def refuse_undecodable_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
     try:
         base64.b64decode(str(body), validate=True).decode("utf-8")
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return _proxy_refusal(400, "MALFORMED_JSON", "the body is not valid JSON: it is not UTF-8 text")
+        return _proxy_refusal(RefusalCode.MALFORMED_JSON, "the body is not valid JSON: it is not UTF-8 text")
     return None
 
 
-def _proxy_refusal(status: int, code: str, message: str) -> dict[str, Any]:
+def refuse_oversized_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A proxy response 413 BODY_TOO_LARGE for a body over MAX_BODY_BYTES, else None: checked first, so that no
+    larger body is decoded or parsed (whatever its Content-Type)."""
+    body = str(event.get("body") or "")
+    # A base64 body's bytes are 3 for every 4 characters, less its padding.
+    size = len(body) * 3 // 4 - body[-2:].count("=") if event.get("isBase64Encoded") else utf8_size(body)
+    try:
+        check_size(size)
+    except BodyTooLarge as exc:
+        return _proxy_refusal(RefusalCode.BODY_TOO_LARGE, str(exc))
+    return None
+
+
+def _proxy_refusal(code: RefusalCode, message: str) -> dict[str, Any]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message))
     return {
-        "statusCode": status,
+        "statusCode": code.status,
         "headers": {"Content-Type": "application/json"},
         "body": body.model_dump_json(),
         "isBase64Encoded": False,

@@ -93,7 +93,8 @@ class MessageStore(Protocol):
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
     ) -> tuple[list[MessageRecord], str | None]:
-        """A page of a batch's messages in id order, and the cursor of the next page (None at the end)."""
+        """A page of a batch's messages in id order, and the cursor of the next page (None at the end). A page may
+        hold fewer than `limit` messages and still have a cursor (DynamoDB reads at most 1 MB at once)."""
         ...
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...

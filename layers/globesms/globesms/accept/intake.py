@@ -1,7 +1,8 @@
 """Accepting a body from the SQS intake queue exactly as the API accepts it.
 
 A body that is not JSON or breaks the schema is refused as a whole: a REJECTED batch header records why (under
-the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`), and `IntakeRefused` is raised so the
+the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`; a body past the read limits of
+`accept/bodies.py` is not read, so always the latter), and `IntakeRefused` is raised so the
 record fails alone (partial batch response) and reaches the dead-letter queue after the queue's maxReceiveCount.
 
 A body's `batch_id` (else `sqs-<MessageId>`) is an idempotency key of its own: accept writes the batch header
@@ -14,7 +15,6 @@ delivers it again after the visibility timeout.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +23,13 @@ from typing import Any, NoReturn, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from globesms.accept.idempotency import KeyInProgress, KeyReused, Outcome
-from globesms.accept.service import BatchIdConflict, TooManyRecipients, accept, body_hash, expiry
+from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
+from globesms.accept.idempotency import KeyInProgress, Outcome
+from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
+from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
-from globesms.http_errors import describe_errors
+from globesms.errors import RefusalCode
 from globesms.models.api import (
     BATCH_ID_PATTERN,
     AcceptResponse,
@@ -115,15 +117,13 @@ def accept_intake(
         payload = {"batch_id": envelope.batch_id, "specs": [spec.model_dump(mode="json") for spec in specs]}
         outcome = run_once(scope=IDEMPOTENCY_SCOPE, key=envelope.idempotency_key, payload=payload, work=work)
         return IntakeOutcome(outcome.answer, outcome.replayed)
-    except KeyReused as exc:
-        _refuse(store, batch_id, now, retention_days, ErrorBody(code="IDEMPOTENCY_KEY_REUSED", message=str(exc)))
     except KeyInProgress as exc:
         raise IntakeDeferred(batch_id, str(exc)) from None
-    except TooManyRecipients as exc:
-        _refuse(store, batch_id, now, retention_days, ErrorBody(code="TOO_MANY_RECIPIENTS", message=str(exc)))
     except BatchIdConflict as exc:
         # Refused without writing: the header belongs to the other body.
-        raise IntakeRefused(batch_id, ErrorBody(code="BATCH_ID_CONFLICT", message=str(exc))) from None
+        raise IntakeRefused(batch_id, refusal_of(exc)) from None
+    except REFUSED as exc:
+        _refuse(store, batch_id, now, retention_days, refusal_of(exc))
 
 
 def _parse(
@@ -132,23 +132,15 @@ def _parse(
     """The body's batch id (the one it names, if well formed, else `batch_id`), envelope and specs; a body that
     cannot be read is refused (`_refuse`) under that batch id."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        _refuse(
-            store, batch_id, now, retention_days, ErrorBody(code="MALFORMED_JSON", message="the body is not valid JSON")
-        )
+        data = read_json(body)
+    except (MalformedJson, BodyTooLarge) as exc:
+        _refuse(store, batch_id, now, retention_days, refusal_of(exc))
     if not isinstance(data, dict):
-        _refuse(
-            store,
-            batch_id,
-            now,
-            retention_days,
-            ErrorBody(
-                code="VALIDATION_ERROR",
-                message="the body must be a JSON object",
-                fields=[ErrorDetail(field="body", rule="must be a JSON object")],
-            ),
+        not_an_object = [ErrorDetail(field="body", rule="must be a JSON object")]
+        refusal = ErrorBody(
+            code=RefusalCode.VALIDATION_ERROR, message="the body must be a JSON object", fields=not_an_object
         )
+        _refuse(store, batch_id, now, retention_days, refusal)
     claimed = data.pop("batch_id", None)
     if isinstance(claimed, str) and _BATCH_ID.match(claimed):
         batch_id = claimed
@@ -156,14 +148,7 @@ def _parse(
         envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
         parsed = _body_adapter.validate_python(data)
     except ValidationError as exc:
-        details = describe_errors(exc.errors())
-        _refuse(
-            store,
-            batch_id,
-            now,
-            retention_days,
-            ErrorBody(code="VALIDATION_ERROR", message=f"{len(details)} field(s) break the schema", fields=details),
-        )
+        _refuse(store, batch_id, now, retention_days, schema_refusal(exc))
     return batch_id, envelope, specs_of(parsed)
 
 

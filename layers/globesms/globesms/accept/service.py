@@ -21,6 +21,7 @@ from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.domain.segments import Encoding, count_segments, text_encoding
 from globesms.domain.status import Status
+from globesms.errors import RecipientCode
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
     AcceptedMessage,
@@ -133,7 +134,9 @@ def _plan_recipient(
     if number.e164 in seen:
         # The same content twice to one number in one request is nearly always a client bug; sending
         # it would text somebody twice.
-        return RecipientError(index=this, to=raw, code="DUPLICATE_RECIPIENT", message="number repeated in this message")
+        return RecipientError(
+            index=this, to=raw, code=RecipientCode.DUPLICATE_RECIPIENT, message="number repeated in this message"
+        )
     seen.add(number.e164)
     record_id = message_id(stamps.batch_id, this)
     routed = router.route(number.region, number.country_code, record_id)

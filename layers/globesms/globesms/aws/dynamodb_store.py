@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.models.records import message_id as id_of_message
 
 HEADER_SK = "#"
 WRITE_BATCH = 25  # BatchWriteItem's limit
@@ -222,8 +223,12 @@ class DynamoDBMessageStore:
             kwargs["ExclusiveStartKey"] = start
         response = self._client().query(**kwargs)
         records = [message_from_item(i) for i in response.get("Items", [])]
-        more = "LastEvaluatedKey" in response and len(records) == limit
-        return records, (records[-1].id if more and records else None)
+        # A LastEvaluatedKey means "there may be more", whether the page stopped at `limit` or at the 1 MB a Query
+        # returns at once (about 300 messages of long texts): the page is then shorter than asked, never the last.
+        last = response.get("LastEvaluatedKey")
+        if last is None:
+            return records, None
+        return records, id_of_message(batch_id, int(last["sk"]["S"].removeprefix("M#")))
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}

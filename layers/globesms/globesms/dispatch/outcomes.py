@@ -26,7 +26,7 @@ from datetime import datetime
 
 from globesms.dispatch.failover import Rerouted, reroute
 from globesms.dispatch.sending import INVALID_REQUEST
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState
@@ -34,7 +34,7 @@ from globesms.routing.templates import TemplateRegistry
 
 TRANSIENT = frozenset({ErrorCategory.RETRYABLE, ErrorCategory.THROTTLED})
 #: The reason kept in the history of a recipient moved because the breaker was open.
-CIRCUIT_OPEN = "CIRCUIT_OPEN"
+CIRCUIT_OPEN = DispatchCode.CIRCUIT_OPEN
 
 
 def skipped_for_open_breaker(

@@ -19,7 +19,7 @@ from globesms.dispatch.requeue import queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
 from globesms.domain.status import Status
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import Requeued
@@ -27,7 +27,7 @@ from globesms.webhooks.events import queue_status_events
 
 INTERRUPTED = ProviderError(
     ErrorCategory.UNKNOWN_OUTCOME,
-    "DISPATCH_INTERRUPTED",
+    DispatchCode.DISPATCH_INTERRUPTED,
     "an earlier attempt stopped after claiming this pack; the provider may have sent it",
 )
 

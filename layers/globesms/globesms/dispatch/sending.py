@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger
 from globesms.ports import PlannedCall, Provider, RateLimiter
 
-INVALID_REQUEST = "INVALID_REQUEST"
+INVALID_REQUEST = DispatchCode.INVALID_REQUEST
 
 
 class RateLimiterUnavailable(RuntimeError):

@@ -25,13 +25,13 @@ from enum import StrEnum
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
-from globesms.errors import ErrorCategory
+from globesms.errors import DispatchCode, ErrorCategory
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, PackQueues, ReceiptStore, WebhookQueue
 from globesms.webhooks.events import queue_status_events
 
-EXPIRED_CODE = "UNKNOWN_OUTCOME_EXPIRED"
+EXPIRED_CODE = DispatchCode.UNKNOWN_OUTCOME_EXPIRED
 #: SQS's longest DelaySeconds.
 MAX_DELAY_SECONDS = 900
 _RESEND_STEP = "resend-after-unknown-outcome"

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Literal
+import unicodedata
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from globesms.domain.addresses import check_literal_host
+from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
+from globesms.errors import RecipientCode, RefusalCode
 from globesms.models.outbound import MessageType, ProviderName
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
 MAX_RECIPIENTS_PER_REQUEST = 10_000
-MAX_TEXT_CHARS = 1_600  # ten concatenated UCS-2 parts; longer texts are refused, not silently cut
+# The largest body read, in bytes (UTF-8), for the API and the SQS intake alike; larger is 413 BODY_TOO_LARGE before
+# any parsing. 10,000 recipients in one spec take under 0.4 MB (at most 36 bytes a number); 10,000 recipients each
+# with content of their own (the CLI's per-row template parameters, or a short text with a client_ref and a
+# status_callback) take about 200-400 bytes each, so 4 MiB holds the largest request the recipient cap allows in
+# practice. It stays under Lambda's 6 MB synchronous payload limit with room for the event around the body (a body
+# larger than that never reaches the function: AWS refuses it with its own answer), and well under API Gateway's
+# 10 MB; it bounds what one call can make a 256 MB function parse. (SQS caps an intake message lower by itself: its
+# MaximumMessageSize, at most 1 MiB.)
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# A text is limited in SMS parts, the unit a phone joins and a provider bills: at most 10 (1,530 GSM-7 characters,
+# or 670 UCS-2 units: 335 emoji, which take two units each). Counted by domain/segments.py; refused, never cut.
+MAX_TEXT_SEGMENTS = 10
+MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are counted
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
@@ -44,6 +62,19 @@ class TemplateRef(_Strict):
         )
     )
 
+    @field_validator("params")
+    @classmethod
+    def _params_rules(cls, params: dict[str, str | int]) -> dict[str, str | int]:
+        # Reported under `template.params` with the parameter's position, never its name: the name is what is bad.
+        for position, (name, value) in enumerate(params.items(), start=1):
+            problem = identifier_character_problem(name)
+            if problem:
+                raise ValueError(f"parameter name {position} {problem}")
+            problem = text_character_problem(value) if isinstance(value, str) else None
+            if problem:
+                raise ValueError(f"the value of parameter {position} {problem}")
+        return params
+
 
 class MessageSpec(_Strict):
     """One content sent to one or more recipients."""
@@ -63,10 +94,23 @@ class MessageSpec(_Strict):
     )
     status_callback_on_submitted: bool = Field(default=False, description="also send an event on SUBMITTED")
 
+    @field_validator("client_ref")
+    @classmethod
+    def _client_ref_rules(cls, value: str | None) -> str | None:
+        problem = None if value is None else identifier_character_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("status_callback")
     @classmethod
     def _callback_rules(cls, value: str | None) -> str | None:
         return None if value is None else check_callback_url(value)
+
+    @field_validator("text")
+    @classmethod
+    def _text_rules(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
 
     @model_validator(mode="after")
     def _text_or_template(self) -> MessageSpec:
@@ -90,6 +134,61 @@ class MessageSpec(_Strict):
     @property
     def recipients(self) -> list[str]:
         return [self.to] if isinstance(self.to, str) else self.to
+
+
+# ---- characters: refused where they can only deceive or break something (docs/security.md) ----
+# In a text: C0 controls but tab, newline and carriage return (which multi-line texts are made of), DEL and the C1
+# controls; the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which reorder what
+# the reader sees (an amount or a link shown reversed); and U+FEFF (a byte-order mark, invisible inside a text).
+# Kept: ZWJ (emoji sequences, Indic scripts), ZWNJ (Persian and Indic spelling), LRM/RLM/ALM (they mark a direction
+# without overriding it), ZWSP (the word separator of Thai, Khmer, Lao and Burmese). Lone surrogates, which no
+# provider's encoding can carry, pydantic refuses in any string. A regular expression: 10,000 texts at C speed.
+_TEXT_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+_TEXT_RULE = (
+    "control characters (other than tab, newline and carriage return), bidirectional overrides and isolates, "
+    "and U+FEFF are refused"
+)
+# In an identifier (client_ref, a template parameter's name): printable characters and the space only. Every
+# control, format (zero-width, bidirectional), surrogate, private-use, unassigned or line/paragraph separator
+# character is refused: none belongs in a name, and each can make two names look alike.
+_NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_IDENTIFIER_RULE = "only printable characters: control, invisible and bidirectional formatting characters are refused"
+
+
+def _character(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
+def text_character_problem(text: str) -> str | None:
+    found = _TEXT_REFUSED.search(text)
+    if found is None:
+        return None
+    return f"must not contain {_character(found.group())} at position {found.start()}: {_TEXT_RULE}"
+
+
+def identifier_character_problem(value: str) -> str | None:
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in _NOT_PRINTABLE:
+            return f"must not contain {_character(char)} at position {position}: {_IDENTIFIER_RULE}"
+    return None
+
+
+def text_parts_problem(text: str) -> str | None:
+    parts = count_segments(text)
+    if parts > MAX_TEXT_SEGMENTS:
+        return (
+            f"at most {MAX_TEXT_SEGMENTS} SMS parts (153 GSM-7 characters, or 67 UCS-2 units, a part); "
+            f"this text is {parts}"
+        )
+    return None
+
+
+def check_text(value: str) -> str:
+    problem = text_character_problem(value) or text_parts_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def check_callback_url(value: str) -> str:
@@ -175,11 +274,13 @@ class AcceptedMessage(BaseModel):
 class RecipientError(BaseModel):
     index: int = Field(description="Position of the recipient in the request, counting across all specs")
     to: str
-    code: str
+    code: RecipientCode
     message: str
 
 
 class AcceptResponse(BaseModel):
+    """Accepted: every recipient queued or rejected"""
+
     batch_id: str
     accepted: int
     rejected: int
@@ -193,7 +294,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: RefusalCode
     message: str
     fields: list[ErrorDetail] = Field(default_factory=list)
 
@@ -221,6 +322,8 @@ class MessageEvent(BaseModel):
 
 
 class MessageView(BaseModel):
+    """The message: its status, provider, error and history"""
+
     id: str
     batch_id: str
     to: str
@@ -238,6 +341,8 @@ class MessageView(BaseModel):
 
 
 class BatchView(BaseModel):
+    """The batch: counts by status, per-recipient errors and a page of its messages"""
+
     batch_id: str
     state: Literal["ACCEPTING", "QUEUED", "REJECTED"]
     source: str
@@ -248,9 +353,46 @@ class BatchView(BaseModel):
     errors: list[RecipientError]
     refusal: ErrorBody | None = None
     messages: list[MessageView]
-    next: str | None = Field(default=None, description="Cursor for the next page of messages (?after=)")
+    next: str | None = Field(
+        default=None,
+        description="Cursor for the next page of messages (?after=); null only at the end. A page may be shorter "
+        "than `limit` and still have one",
+    )
 
 
 class MessageList(BaseModel):
     messages: list[MessageView] = Field(description="newest first")
     next: str | None = Field(default=None, description="Cursor for the next page (?after=); null on the last page")
+
+
+# ---- the answers, as the OpenAPI document describes them: from the models and the codes, never from a handler ----
+
+_LIMITS: dict[RefusalCode, str] = {
+    RefusalCode.BODY_TOO_LARGE: f"more than {MAX_BODY_BYTES:,} bytes",
+    RefusalCode.TOO_MANY_RECIPIENTS: f"more than {MAX_RECIPIENTS_PER_REQUEST:,} recipients",
+}
+
+
+def success_answer(model: type[BaseModel], headers: dict[str, Any] | None = None) -> OpenAPIResponse:
+    """A 2xx answer: the model, described by its docstring."""
+    answer: OpenAPIResponse = {
+        "description": (model.__doc__ or model.__name__).strip(),
+        "content": {"application/json": {"model": model}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def refusal_answers(*codes: RefusalCode) -> dict[int, OpenAPIResponse]:
+    """The refusals a route gives, grouped by HTTP status, each code with its meaning (and its limit)."""
+    answers: dict[int, OpenAPIResponse] = {}
+    for code in codes:
+        meaning = f"{code.meaning} ({_LIMITS[code]})" if code in _LIMITS else code.meaning
+        answer = answers.setdefault(
+            code.status, {"description": "", "content": {"application/json": {"model": ErrorResponse}}}
+        )
+        answer["description"] = "; ".join(filter(None, (answer["description"], f"{code}: {meaning}")))
+        if code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
+            answer["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
+    return answers

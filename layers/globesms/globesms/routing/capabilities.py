@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from globesms.errors import RecipientCode
 from globesms.models.outbound import ProviderName
 
 MAINLAND_CHINA = 86
@@ -17,9 +18,9 @@ MAINLAND_REGION = "CN"
 Kind = Literal["text", "template"]
 KINDS: tuple[Kind, ...] = ("text", "template")
 
-NO_ROUTE = "NO_ROUTE"
-PROVIDER_CANNOT_CARRY = "PROVIDER_CANNOT_CARRY"
-TEMPLATE_UNKNOWN_FOR_PROVIDER = "TEMPLATE_UNKNOWN_FOR_PROVIDER"
+NO_ROUTE = RecipientCode.NO_ROUTE
+PROVIDER_CANNOT_CARRY = RecipientCode.PROVIDER_CANNOT_CARRY
+TEMPLATE_UNKNOWN_FOR_PROVIDER = RecipientCode.TEMPLATE_UNKNOWN_FOR_PROVIDER
 
 
 @dataclass(frozen=True, slots=True)

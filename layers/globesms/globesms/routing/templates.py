@@ -34,7 +34,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from globesms.domain.segments import count_segments
-from globesms.models.api import MAX_TEXT_CHARS
+from globesms.errors import RecipientCode
+from globesms.models.api import MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.outbound import ProviderName
 from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
@@ -42,7 +43,7 @@ from globesms.validation import describe
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PARAMS = "TEMPLATE_PARAMS"
+TEMPLATE_PARAMS = RecipientCode.TEMPLATE_PARAMS
 REGISTRY_MAX_AGE_SECONDS = 60.0  # a change through the API reaches every sending function within this
 FILE_SOURCE = "globesms/data/templates.json"
 TABLE_SOURCE = "the template table"
@@ -148,6 +149,9 @@ def render(version: TextVersion | IdVersion, params: Mapping[str, str]) -> Rende
         return ParamsProblem(
             TEMPLATE_PARAMS, f"the text with its params is {len(text)} characters; at most {MAX_TEXT_CHARS}"
         )
+    too_long = text_parts_problem(text)
+    if too_long:
+        return ParamsProblem(TEMPLATE_PARAMS, f"the text with its params: {too_long}")
     # The params are kept beside the text (they are not sent to Alibaba): a failover renders them for the next provider.
     return Rendered(
         text=text, template_params={name: params[name] for name in version.params}, segments=count_segments(text)

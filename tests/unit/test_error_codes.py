@@ -1,0 +1,111 @@
+"""One vocabulary of codes: globesms.errors defines each once, every module uses the members, the docs list them."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from globesms.accept.refusals import REFUSALS, refusal_of
+from globesms.errors import ERROR_CODES, DispatchCode, RecipientCode, RefusalCode
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "layers" / "globesms" / "globesms"
+# Where globesms's own codes are used. providers/ is left out: its UPPER_SNAKE strings are the providers' own codes
+# (e.g. Alibaba's "MOBILE_NUMBER_ILLEGAL"), kept as sent.
+SOURCES = sorted(
+    [p for p in PACKAGE.rglob("*.py") if "providers" not in p.relative_to(PACKAGE).parts and p.name != "errors.py"]
+    + list((ROOT / "functions").rglob("*.py"))
+)
+CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+# UPPER_SNAKE strings that are not codes: names of environment variables, and AWS API values.
+NOT_CODES = re.compile(r"^(?:GLOBESMS_|AWS_)|^(?:ALL_NEW|ALL_OLD|UPDATED_NEW|UPDATED_OLD|PAY_PER_REQUEST)$")
+
+
+def code_like_literals(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    exported: set[int] = set()  # string constants inside __all__
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            exported |= {id(c) for c in ast.walk(node.value)}
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and CODE_LIKE.match(node.value)
+        and not NOT_CODES.match(node.value)
+        and id(node) not in exported
+    ]
+
+
+def test_no_module_spells_a_code_as_a_bare_string() -> None:
+    # A code written as a literal is a second definition: it can drift from the vocabulary (and from the docs).
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {value!r}" for path in SOURCES for line, value in code_like_literals(path)
+    ]
+    assert not found, "use the members of globesms.errors instead:\n" + "\n".join(found)
+
+
+def test_the_check_finds_a_bare_code(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('__all__ = ["SOME_NAME"]\nX = "GLOBESMS_TABLE_NAME"\ncode = "NOT_FOUND"\n')
+    assert code_like_literals(sample) == [(3, "NOT_FOUND")]
+
+
+def test_every_code_is_unique_and_has_a_meaning() -> None:
+    values = [str(code) for code in ERROR_CODES]
+    assert len(values) == len(set(values))
+    for code in ERROR_CODES:
+        assert code.value == code.name and code.meaning.strip(), code
+    # Refusals are the client's to fix (4xx), but for one: a deployment without a template table (501).
+    assert all(400 <= code.status < 500 for code in RefusalCode if code is not RefusalCode.TEMPLATES_NOT_MANAGED)
+
+
+def test_the_values_clients_match_on_are_unchanged() -> None:
+    assert {c.value for c in RefusalCode} >= {
+        "MALFORMED_JSON",
+        "VALIDATION_ERROR",
+        "TOO_MANY_RECIPIENTS",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "IDEMPOTENCY_KEY_REUSED",
+        "IDEMPOTENCY_KEY_IN_PROGRESS",
+        "BATCH_ID_CONFLICT",
+        "NOT_FOUND",
+        "FORBIDDEN",
+        "UNAUTHORIZED",
+        "UNREADABLE_RECEIPTS",
+    }
+    assert {c.value for c in RecipientCode} == {
+        "INVALID_NUMBER",
+        "NOT_MOBILE",
+        "DUPLICATE_RECIPIENT",
+        "NO_ROUTE",
+        "PROVIDER_CANNOT_CARRY",
+        "TEMPLATE_UNKNOWN_FOR_PROVIDER",
+        "TEMPLATE_PARAMS",
+    }
+    assert {c.value for c in DispatchCode} == {
+        "INVALID_REQUEST",
+        "CIRCUIT_OPEN",
+        "DISPATCH_INTERRUPTED",
+        "UNKNOWN_OUTCOME_EXPIRED",
+    }
+
+
+def test_docs_errors_lists_every_code_with_its_meaning_and_status() -> None:
+    text = (ROOT / "docs" / "errors.md").read_text()
+    rows = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| `([A-Z_]+)` \| (\d{3}|) *\| (.+?) \|$", text, re.M)}
+    expected = {
+        str(code): (str(code.status) if isinstance(code, RefusalCode) else "", code.meaning) for code in ERROR_CODES
+    }
+    assert rows == expected
+    assert "docs/errors.md" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("kind", list(REFUSALS))
+def test_each_refusal_exception_maps_to_its_code(kind: type[Exception]) -> None:
+    exc = kind.__new__(kind)
+    Exception.__init__(exc, "because")
+    refusal = refusal_of(exc)
+    assert refusal.code is REFUSALS[kind] and refusal.message == "because"

@@ -1,0 +1,87 @@
+"""The API Gateway parts of template.yaml that keep the API's keys, tokens and capacity safe (docs/security.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from local.template import load_raw_template
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return load_raw_template()
+
+
+def api(raw: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = raw["Resources"]["GlobesmsApi"]["Properties"]
+    return properties
+
+
+def receipts_path(raw: dict[str, Any]) -> str:
+    path: str = raw["Resources"]["ReceiptsFunction"]["Properties"]["Events"]["Receipts"]["Properties"]["Path"]
+    return path
+
+
+def test_the_usage_plan_has_a_quota_from_a_parameter(raw: dict[str, Any]) -> None:
+    quota = api(raw)["Auth"]["UsagePlan"]["Quota"]
+    assert quota == {"Limit": {"Ref": "ApiQuotaPerDay"}, "Period": "DAY"}
+    assert raw["Parameters"]["ApiQuotaPerDay"]["Type"] == "Number"
+
+
+def test_access_logs_record_the_resource_path_never_the_raw_path(raw: dict[str, Any]) -> None:
+    setting = api(raw)["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    log_format = setting["Format"]
+    fields = json.loads(log_format)  # one JSON object per request
+    assert fields["resourcePath"] == "$context.resourcePath"
+    # $context.path and the request URL hold the receipt token (/v1/receipts/{provider}/<token>).
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", log_format))
+    assert not variables & {"$context.path", "$context.requestOverride.path", "$context.domainPrefix"}
+    assert all(not v.startswith("$input") for v in variables)
+    group = raw["Resources"]["ApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup" and group["Properties"]["RetentionInDays"] > 0
+
+
+def test_api_gateway_tracing_is_off_so_receipt_tokens_stay_out_of_traces(raw: dict[str, Any]) -> None:
+    # API Gateway's X-Ray segment records the request URL, token included; the functions keep Tracing: Active.
+    assert api(raw).get("TracingEnabled", False) is False
+    assert raw["Globals"]["Function"]["Tracing"] == "Active"
+
+
+def test_the_receipts_route_has_its_own_method_throttle(raw: dict[str, Any]) -> None:
+    settings = api(raw)["MethodSettings"]
+    encoded = receipts_path(raw).replace("/", "~1")  # MethodSettings' spelling of a resource path
+    (receipts,) = [s for s in settings if s["ResourcePath"] == f"/{encoded}"]
+    assert receipts["HttpMethod"] == "POST"
+    assert receipts["ThrottlingRateLimit"] == {"Ref": "ReceiptsThrottleRateLimit"}
+    assert receipts["ThrottlingBurstLimit"] == {"Ref": "ReceiptsThrottleBurstLimit"}
+    (stage_wide,) = [s for s in settings if s["ResourcePath"] == "/*"]
+    assert stage_wide["ThrottlingRateLimit"] != receipts["ThrottlingRateLimit"]
+
+
+def test_an_optional_web_acl_rate_limits_receipt_pushes_per_address(raw: dict[str, Any]) -> None:
+    resources = raw["Resources"]
+    condition = raw["Conditions"]["HasReceiptsWebAcl"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReceiptsWebAclRateLimit"}, 0]}]}
+    assert raw["Parameters"]["ReceiptsWebAclRateLimit"]["Default"] == 0
+    acl = resources["ApiWebAcl"]
+    association = resources["ApiWebAclAssociation"]
+    assert (acl["Type"], association["Type"]) == ("AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation")
+    assert acl["Condition"] == association["Condition"] == "HasReceiptsWebAcl"
+    properties = acl["Properties"]
+    assert properties["Scope"] == "REGIONAL" and properties["DefaultAction"] == {"Allow": {}}
+    (rule,) = properties["Rules"]
+    statement = rule["Statement"]["RateBasedStatement"]
+    assert statement["Limit"] == {"Ref": "ReceiptsWebAclRateLimit"} and statement["AggregateKeyType"] == "IP"
+    match = statement["ScopeDownStatement"]["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"UriPath": {}} and match["SearchString"] == "/v1/receipts/"
+    assert rule["Action"] == {"Block": {}}
+    # Sampled requests keep the URI, receipt token included: off everywhere.
+    for config in (properties["VisibilityConfig"], rule["VisibilityConfig"]):
+        assert config["SampledRequestsEnabled"] is False
+    arn = association["Properties"]["ResourceArn"]["Fn::Sub"]
+    assert "/restapis/${GlobesmsApi}/stages/${GlobesmsApi.Stage}" in arn
