@@ -15,11 +15,17 @@ instead, so retries and dead-lettering happen in seconds. Set it to the queue's 
 A fault for `make soak`: LOCAL_SQS_DUPLICATE_RATE (default 0) is the share of records the function handled that
 are not deleted but made visible again the same way, as if the DeleteMessage had been lost: SQS delivers them
 again, with the same MessageId and a higher receive count (SQS's at-least-once delivery).
+
+For `make bench` (the OTP latency figure): LOCAL_SQS_TRACE_FILE names a file to which each poller appends a JSON
+line per record it handed to the function: when SQS took the message (`sent`, its SentTimestamp), when the
+ReceiveMessage that returned it answered (`received`), when the function was called (`invoked`) and returned
+(`returned`), all epoch seconds, with the queue, the function and the body. Unset (the default), nothing is written.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import os
@@ -33,6 +39,7 @@ from local.template import SqsEventSource
 
 RETRY_VISIBILITY_ENV = "LOCAL_SQS_RETRY_VISIBILITY_SECONDS"
 DUPLICATE_RATE_ENV = "LOCAL_SQS_DUPLICATE_RATE"
+TRACE_FILE_ENV = "LOCAL_SQS_TRACE_FILE"
 DEFAULT_RETRY_VISIBILITY_SECONDS = 2
 LONG_POLL_SECONDS = 1  # short, so a stop request is noticed within a second
 SQS_MAX_MESSAGES_PER_CALL = 10  # ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch limits
@@ -103,6 +110,39 @@ def duplicate_rate() -> float:
     return float(os.environ.get(DUPLICATE_RATE_ENV, "0"))
 
 
+class BatchTrace:
+    """The LOCAL_SQS_TRACE_FILE lines (see the module's docstring); one write per batch, in append mode, so the
+    lines of several pollers and processes sharing the file do not interleave."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> BatchTrace:
+        return cls(os.environ.get(TRACE_FILE_ENV) or None)
+
+    def write(self, source: SqsEventSource, messages: list[dict[str, Any]], times: dict[str, float]) -> None:
+        if not self._path:
+            return
+        lines = "".join(
+            json.dumps(
+                {
+                    "queue": source.queue_id,
+                    "function": source.function_id,
+                    "message_id": m["MessageId"],
+                    "sent": int(m.get("Attributes", {}).get("SentTimestamp", 0)) / 1000,
+                    **times,
+                    "body": m["Body"],
+                }
+            )
+            + "\n"
+            for m in messages
+        )
+        with self._lock, open(self._path, "a", encoding="utf-8") as trace:
+            trace.write(lines)
+
+
 def _chunks(items: list[Any], size: int = SQS_MAX_MESSAGES_PER_CALL) -> Iterable[list[Any]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
@@ -129,6 +169,7 @@ class SqsPoller:
         self._retry_visibility = retry_visibility_seconds()
         self._duplicate_rate = duplicate_rate()
         self.duplicated = 0  # records left undeleted on purpose (LOCAL_SQS_DUPLICATE_RATE)
+        self._trace = BatchTrace.from_environment()
 
     def run(self, stop: threading.Event) -> None:
         log.info("polling %s for %s (batch size %d)", self.queue_url, self.source.function_id, self.source.batch_size)
@@ -145,12 +186,16 @@ class SqsPoller:
         if not messages:
             return 0
         ids = [m["MessageId"] for m in messages]
+        times = {"received": time.time()}
         try:
+            times["invoked"] = time.time()
             response = self._invoke(sqs_event(messages, self.queue_arn, self.region))
             failed = failed_message_ids(response, ids, self.source.report_batch_item_failures)
         except Exception:
             log.exception("%s failed on a batch of %d: every record will be retried", self.source.function_id, len(ids))
             failed = set(ids)
+        times["returned"] = time.time()
+        self._trace.write(self.source, messages, times)
         done = [m for m in messages if m["MessageId"] not in failed]
         again = [m for m in messages if m["MessageId"] in failed]
         if self._duplicate_rate:
