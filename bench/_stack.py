@@ -75,9 +75,11 @@ class Stack:
         knobs: dict[str, Any] = answer.json()
         return knobs
 
-    def stats(self, provider: str, *, per_recipient: bool = True) -> dict[str, Any]:
-        """The emulator's ledger; without `per_recipient`, leaves out the per-recipient send counts."""
-        answer = self._emulators[provider].get("/_emulator/stats", params={"sent": str(per_recipient).lower()})
+    def stats(self, provider: str, *, per_recipient: bool = True, received: bool = False) -> dict[str, Any]:
+        """The emulator's ledger; without `per_recipient`, leaves out the per-recipient send counts; with
+        `received`, adds when each recipient's request arrived (`received_at`)."""
+        params = {"sent": str(per_recipient).lower(), "received": str(received).lower()}
+        answer = self._emulators[provider].get("/_emulator/stats", params=params)
         answer.raise_for_status()
         stats: dict[str, Any] = answer.json()
         return stats

@@ -5,11 +5,12 @@ differ in GLOBESMS_PROVIDER), read it once per process (`settings()` is cached) 
 
 The process takes the function's environment from template.yaml, puts its layers and CodeUri on sys.path, imports
 the real handler and then
-- runs a poller for each of its SQS event sources (local/pollers.py), and
+- runs the pollers of each of its SQS event sources (local/pollers.py: LOCAL_SQS_POLLERS per queue), and
 - serves Lambda's Invoke API on 127.0.0.1:<port> (`POST /2015-03-31/functions/<name>/invocations`), which the
   API server calls for API events (and `aws lambda invoke --endpoint-url` can call too).
 Invocations are serialised, as in one Lambda execution environment: handlers keep per-invocation state in module
-globals (the API resolver's current event, the batch processor's records).
+globals (the API resolver's current event, the batch processor's records). A batch a poller received while the
+environment was busy starts the moment it is free.
 
 A fault for `make soak`: SIGUSR1 arms a crash. The invocation running then, or else the next one, is ended by a
 SIGKILL of this process a random 0.05 s to LOCAL_CRASH_MAX_DELAY_SECONDS (default 1) after it started (after the
@@ -32,11 +33,12 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.httpd import QuietHandler, serve_in_background
-from local.pollers import SqsPoller, start_pollers
+from local.pollers import SqsPoller, join_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
 from local.stack import LocalStack, function_arn, function_name
 from local.template import FunctionSpec
@@ -141,8 +143,11 @@ class FunctionRuntime:
         self.handler = getattr(importlib.import_module(module_name), handler_name)
         self.crash = CrashFault()
 
-    def invoke(self, event: Any) -> Any:
+    def invoke(self, event: Any, started: Callable[[], None] | None = None) -> Any:
+        """Run the handler once the environment is free; `started` is called when it starts."""
         with self._lock:
+            if started is not None:
+                started()
             context = LocalLambdaContext(
                 function_name=self.name,
                 invoked_function_arn=self.arn,
@@ -233,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly
         pass
     server.shutdown()
-    for thread in pollers:  # let a batch in progress settle, as Lambda finishes an invocation
-        thread.join(timeout=5)
+    join_pollers(pollers, timeout=5)  # let a batch in progress settle, as Lambda finishes an invocation
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Each emulator is a Flask app built by its module's `create_app(knobs)`; `register_admin_routes` adds
 `GET /_emulator/stats` (`?sent=false`: without the per-recipient counts), `POST /_emulator/knobs` and
 `POST /_emulator/reset` so tests and `make soak` can turn knobs at run time and read what the emulator received
-(per-second call counts, per-recipient send counts).
+(per-second call counts, per-recipient send counts, and with `?received=true` when each recipient's request
+arrived: the latency figure of `make bench`).
 Each module's `main` reads the command line with `emulator_arguments` and runs the app with `serve`.
 
 What is *not* shared, on purpose: each emulator checks its provider's signature, field rules and limits with its own
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.serving import make_server
 
 from local.processes import add_listen_fd_argument, adopt_socket, listen_on
@@ -68,16 +69,25 @@ class Knobs:
             setattr(self, key, value)
 
 
+def request_arrival_time() -> float:
+    """Epoch seconds at which the request being served arrived (before its signature was checked), else now."""
+    if has_request_context():
+        return float(g.get("arrived_at", time.time()))
+    return time.time()
+
+
 class Ledger:
     """What the emulator saw: calls per operation per wall-clock second, and how often each recipient was
     accepted for sending (the duplicate counter of the reliability tests) and in which second, per operation
-    (the utilisation figure of `make bench`)."""
+    (the utilisation figure of `make bench`), and when the request that first carried each recipient arrived
+    (the latency figure)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls_per_second: dict[str, Counter[int]] = defaultdict(Counter)
         self.throttled: Counter[str] = Counter()
         self.sent_to: Counter[str] = Counter()  # our message id (echo field) or number -> accepted sends
+        self.received_at: dict[str, float] = {}  # the same key -> epoch seconds its first accepted request arrived
         self.recipients_per_second: dict[str, Counter[int]] = defaultdict(Counter)  # accepted, per operation
         self.rejected_signatures = 0
 
@@ -89,6 +99,7 @@ class Ledger:
     def record_sent(self, key: str, operation: str | None = None) -> None:
         with self._lock:
             self.sent_to[key] += 1
+            self.received_at.setdefault(key, request_arrival_time())
             if operation is not None:
                 self.recipients_per_second[operation][int(time.time())] += 1
 
@@ -96,9 +107,10 @@ class Ledger:
         with self._lock:
             self.rejected_signatures += 1
 
-    def snapshot(self, *, per_recipient: bool = True) -> dict[str, Any]:
-        """Everything, or without the per-recipient counts (`sent`, `duplicates`: large after a long run), which
-        leaves what a caller polling during a run needs."""
+    def snapshot(self, *, per_recipient: bool = True, received: bool = False) -> dict[str, Any]:
+        """Everything but the arrival times (`received_at`, only with `received`), or without the per-recipient
+        counts (`sent`, `duplicates`: large after a long run), which leaves what a caller polling during a run
+        needs."""
         with self._lock:
             answer: dict[str, Any] = {
                 "calls_per_second": {op: {str(s): n for s, n in c.items()} for op, c in self.calls_per_second.items()},
@@ -113,6 +125,8 @@ class Ledger:
             if per_recipient:
                 answer["sent"] = dict(self.sent_to)
                 answer["duplicates"] = {k: n for k, n in self.sent_to.items() if n > 1}
+            if received:
+                answer["received_at"] = dict(self.received_at)
             return answer
 
 
@@ -287,10 +301,15 @@ class EmulatorState:
 
 
 def register_admin_routes(app: Flask, state: EmulatorState) -> None:
+    @app.before_request
+    def note_arrival() -> None:
+        g.arrived_at = time.time()
+
     @app.get("/_emulator/stats")
     def stats() -> Any:
         per_recipient = request.args.get("sent", "true").lower() not in ("0", "false", "no")
-        answer = state.ledger.snapshot(per_recipient=per_recipient)
+        received = request.args.get("received", "false").lower() in ("1", "true", "yes")
+        answer = state.ledger.snapshot(per_recipient=per_recipient, received=received)
         answer["faults_injected"] = dict(state.faults.injected)
         answer["receipt_pushes_pending"] = state.pusher.pending()
         return jsonify(answer)
