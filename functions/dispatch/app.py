@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -12,17 +11,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
-from globesms.config import settings
+from globesms.config import DispatchSettings, settings
 from globesms.dispatch.sending import RateLimiterUnavailable
 from globesms.dispatch.service import PackBusy, RetryPack, dispatch_pack
 from globesms.domain.clock import utc_now
-from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import build_provider
 
-PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
+SETTINGS = settings(DispatchSettings)  # read once, at cold start
+PROVIDER = SETTINGS.provider
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -52,11 +51,11 @@ def record_handler(record: SQSRecord) -> None:
             receipts=wiring.receipt_store(),
             webhooks=wiring.webhook_queue(),
             now=utc_now(),
-            last_attempt=receives >= settings().max_receive_count,
+            last_attempt=receives >= SETTINGS.max_receive_count,
             limiter=wiring.rate_limiter(),
             breakers=wiring.circuit_breakers(),
-            breaker_policy=settings().breaker_policy(),
-            unknown_policy=settings().unknown_outcomes(),
+            breaker_policy=SETTINGS.breaker_policy(),
+            unknown_policy=SETTINGS.unknown_outcomes(),
         )
     except RetryPack as exc:
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)

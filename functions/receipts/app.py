@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
+from globesms.config import ReceiptsSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
@@ -23,6 +24,7 @@ from globesms.providers import provider_environment
 from globesms.receipts.apply import record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
 
+settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
 app = APIGatewayRestResolver()
 
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.accept import idempotency, queries
 from globesms.accept.service import TooManyRecipients, accept, body_hash
 from globesms.aws import wiring
-from globesms.config import settings
+from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.http_errors import (
@@ -136,7 +136,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         batch_id=batch_id,
         source="api",
         now=utc_now(),
-        retention_days=settings().retention_days,
+        retention_days=settings(AcceptSettings).retention_days,
         store=wiring.message_store(),
         queues=wiring.pack_queues(),
     )

@@ -19,22 +19,18 @@ from hypothesis import strategies as st
 from globesms.aws.sqs_batches import ENTRIES_PER_CALL, SendFailed, group_calls, send_in_batches
 from globesms.aws.sqs_queues import SqsWebhookQueue
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
-from globesms.webhooks import (
+from globesms.webhooks.sender import (
     BACKOFF_CAP_SECONDS,
-    EVENT_ID_HEADER,
-    SIGNATURE_HEADER,
     WebhookFailed,
     WebhookSecretUnavailable,
     backoff_ceiling,
     backoff_seconds,
     deliver,
     parse_delivery,
-    sign,
-    signature,
     url_host,
-    verify,
     webhook_secrets,
 )
+from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, signature, verify
 from local.webhook_receiver import WebhookReceiver
 
 NOW = datetime(2026, 11, 26, 10, 0, 9, tzinfo=UTC)

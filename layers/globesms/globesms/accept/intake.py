@@ -23,11 +23,10 @@ from typing import Any, NoReturn, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from globesms.accept.idempotency import KeyInProgress, KeyReused, Outcome
+from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused, Outcome
 from globesms.accept.service import BatchIdConflict, TooManyRecipients, accept, body_hash, expiry
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
-from globesms.http_errors import describe_errors
 from globesms.models.api import (
     BATCH_ID_PATTERN,
     AcceptResponse,
@@ -39,6 +38,7 @@ from globesms.models.api import (
 )
 from globesms.models.records import BatchRecord
 from globesms.ports import MessageStore, PackQueues
+from globesms.validation import problems
 
 _body_adapter: TypeAdapter[Any] = TypeAdapter(SendBody)
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
@@ -112,7 +112,8 @@ def accept_intake(
         envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
         parsed = _body_adapter.validate_python(data)
     except ValidationError as exc:
-        details = describe_errors(exc.errors())
+        # The API's field/rule pairs, without its response module (Powertools event handler, for the handlers).
+        details = [ErrorDetail(field=field, rule=rule) for field, rule in problems(exc.errors())]
         _refuse(
             store,
             batch_id,

@@ -10,44 +10,44 @@ from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
-from globesms.config import settings
+from globesms.config import ProviderQueueSettings, TableSettings, WebhookQueueSettings, settings
 from globesms.dispatch.rate_limits import configured_rate_limits
 
 
 @cache
 def message_store() -> DynamoDBMessageStore:
-    return DynamoDBMessageStore(settings().table_name)
+    return DynamoDBMessageStore(_table_name())
 
 
 @cache
 def receipt_store() -> DynamoDBReceiptStore:
-    return DynamoDBReceiptStore(settings().table_name)
+    return DynamoDBReceiptStore(_table_name())
 
 
 @cache
 def pack_claims() -> DynamoDBPackClaims:
-    return DynamoDBPackClaims(settings().table_name)
+    return DynamoDBPackClaims(_table_name())
 
 
 @cache
 def circuit_breakers() -> DynamoDBCircuitBreakers:
-    return DynamoDBCircuitBreakers(settings().table_name)
+    return DynamoDBCircuitBreakers(_table_name())
 
 
 @cache
 def rate_limiter() -> DynamoDBRateLimiter:
     """Provider call permits shared by every dispatcher; rates from GLOBESMS_RATE_LIMITS over the defaults."""
-    return DynamoDBRateLimiter(settings().table_name, configured_rate_limits())
+    return DynamoDBRateLimiter(_table_name(), configured_rate_limits())
 
 
 @cache
 def pack_queues() -> SqsPackQueues:
-    return SqsPackQueues(settings().queue_urls)
+    return SqsPackQueues(settings(ProviderQueueSettings).queue_urls)
 
 
 @cache
 def webhook_queue() -> SqsWebhookQueue:
-    return SqsWebhookQueue(settings().webhook_queue_url)
+    return SqsWebhookQueue(settings(WebhookQueueSettings).webhook_queue_url)
 
 
 def reset() -> None:
@@ -62,3 +62,7 @@ def reset() -> None:
         webhook_queue,
     ):
         factory.cache_clear()
+
+
+def _table_name() -> str:
+    return settings(TableSettings).table_name

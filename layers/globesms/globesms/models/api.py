@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from globesms.config import CallbackSettings, settings
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 
@@ -98,9 +98,16 @@ def check_callback_url(value: str) -> str:
     if url.scheme == "https" and url.hostname:
         return value
     loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
-    if url.scheme == "http" and loopback and os.environ.get("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS") == "true":
+    if url.scheme == "http" and loopback and _loopback_callbacks_allowed():
         return value
     raise ValueError("status_callback must be an https URL")
+
+
+def _loopback_callbacks_allowed() -> bool:
+    try:
+        return settings(CallbackSettings).allow_loopback_callbacks
+    except ValueError as exc:  # our configuration's fault, not the caller's: not a 422 about their URL
+        raise RuntimeError(str(exc)) from None
 
 
 class MessageBatchSpec(_Strict):

@@ -8,10 +8,12 @@ read through Powertools Parameters (cached for 5 minutes, so a rotated secret is
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Mapping
 from typing import Any
 
+# `config.settings`, not `settings`: the submodule `globesms.providers.settings` takes that name in this package.
+from globesms import config
+from globesms.config import ProviderSecretSettings, environment, load_settings
 from globesms.models.outbound import ProviderName
 from globesms.ports import Provider
 
@@ -19,8 +21,11 @@ SECRET_MAX_AGE_SECONDS = 300
 
 
 def provider_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    merged = dict(os.environ if env is None else env)
-    secret_name = merged.get(f"GLOBESMS_{name.upper()}_SECRET_NAME")
+    """The variables the provider's settings are read from (its client's model, `ReceiptAuthSettings`): the
+    environment (or `env`) with its secret's keys over it, when `GLOBESMS_<PROVIDER>_SECRET_NAME` names one."""
+    merged = dict(environment() if env is None else env)
+    names = config.settings(ProviderSecretSettings) if env is None else load_settings(ProviderSecretSettings, env)
+    secret_name = names.secret_name(name)
     if secret_name:
         from aws_lambda_powertools.utilities import parameters
 
