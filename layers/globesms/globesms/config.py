@@ -140,13 +140,13 @@ class _Settings(BaseModel):
 
 
 class TableSettings(_Settings):
-    table_name: str = Field(description="the DynamoDB table of batches, messages, receipts and counters (template)")
+    table_name: str = Field(description="the DynamoDB table of batches, messages, receipts and counters")
 
 
 class ProviderQueueSettings(_Settings):
-    aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue (template)")
-    tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue (template)")
-    huawei_queue_url: str = Field("", description="the Huawei Cloud pack queue (template)")
+    aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
+    tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
+    huawei_queue_url: str = Field("", description="the Huawei Cloud pack queue")
 
     @property
     def queue_urls(self) -> dict[ProviderName, str]:
@@ -156,9 +156,7 @@ class ProviderQueueSettings(_Settings):
 
 
 class WebhookQueueSettings(_Settings):
-    webhook_queue_url: str = Field(
-        "", description="the queue of status events for customers' `status_callback` URLs (template)"
-    )
+    webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
 
 
 class CallbackSettings(_Settings):
@@ -172,7 +170,7 @@ class CallbackSettings(_Settings):
 class IdempotencySettings(_Settings):
     idempotency_table: str = Field(
         "",
-        description="the Powertools idempotency table of `Idempotency-Key` / `idempotency_key` (template); "
+        description="the Powertools idempotency table of `Idempotency-Key` / `idempotency_key`; "
         "without it a request carrying a key is refused",
     )
 
@@ -181,7 +179,7 @@ class RoutesSettings(_Settings):
     routes_parameter: str = Field(
         "",
         description="an SSM parameter whose JSON replaces the shipped route table, re-read every 5 minutes; an "
-        "invalid or unreadable value leaves the last good table in force (template parameter RoutesParameterName)",
+        "invalid or unreadable value leaves the last good table in force",
     )
 
 
@@ -207,13 +205,13 @@ class RateLimitSettings(_Settings):
 
 class ProviderSecretSettings(_Settings):
     aliyun_secret_name: str = Field(
-        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_ALIYUN_* variables (template)"
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_ALIYUN_* variables"
     )
     tencent_secret_name: str = Field(
-        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_TENCENT_* variables (template)"
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_TENCENT_* variables"
     )
     huawei_secret_name: str = Field(
-        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_HUAWEI_* variables (template)"
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_HUAWEI_* variables"
     )
 
     def secret_name(self, provider: ProviderName) -> str:
@@ -229,8 +227,7 @@ class WebhookSecretSettings(_Settings):
     )
     webhook_secret_name: str = Field(
         "",
-        description='Secrets Manager secret `{"GLOBESMS_WEBHOOK_SECRET": "…"}`, re-read within 5 minutes of a '
-        "change (template parameter WebhookSecretName)",
+        description='Secrets Manager secret `{"GLOBESMS_WEBHOOK_SECRET": "…"}`, re-read within 5 minutes of a change',
     )
 
 
@@ -273,7 +270,7 @@ class ReceiptAuthSettings(_Settings):
 class AcceptSettings(TableSettings, ProviderQueueSettings, IdempotencySettings, RoutesSettings, CallbackSettings):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
 
-    retention_days: int = Field(90, ge=1, le=3650, description="days before a record expires (TTL) (template)")
+    retention_days: int = Field(90, ge=1, le=3650, description="days before a record expires (TTL)")
 
 
 class DispatchSettings(
@@ -281,25 +278,22 @@ class DispatchSettings(
 ):
     """The three dispatch functions: claim, send, record. The provider's own settings are its client's model."""
 
-    provider: ProviderName = Field(
-        ProviderName.ALIYUN, description="which provider this dispatcher sends through (template)"
-    )
+    provider: ProviderName = Field(ProviderName.ALIYUN, description="which provider this dispatcher sends through")
     max_receive_count: int = Field(
         5,
         ge=1,
         description="the provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED "
-        "before it goes to the dead-letter queue (template parameter MaxReceiveCount)",
+        "before it goes to the dead-letter queue",
     )
     unknown_outcome_policy: Literal["fail", "resend"] = Field(
         "fail",
-        description="what settles a message whose outcome stayed unknown and got no receipt: `fail` or `resend` "
-        "(template parameter UnknownOutcomePolicy)",
+        description="what settles a message whose outcome stayed unknown and got no receipt: `fail` or `resend`",
     )
     unknown_outcome_window_seconds: int = Field(
         900,
         ge=60,
         le=86_400,
-        description="how long such a message waits for a receipt (template parameter UnknownOutcomeWindowSeconds)",
+        description="how long such a message waits for a receipt",
     )
     breaker_failures: int = Field(5, ge=1, description="failed packs in a row that open a provider's circuit breaker")
     breaker_cooldown_seconds: int = Field(60, ge=1, le=3600, description="how long an open breaker stays open")
