@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
-from globesms.config import DispatchSettings, settings
+from globesms.config import DispatchSettings, environment, load_settings
 from globesms.dispatch.sending import RateLimiterUnavailable
 from globesms.dispatch.service import PackBusy, RetryPack, dispatch_pack
 from globesms.domain.clock import utc_now
@@ -20,7 +20,9 @@ from globesms.observability import logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import build_provider
 
-SETTINGS = settings(DispatchSettings)  # read once, at cold start
+# Read when the module is imported (the cold start), not through the process-wide cache: the three dispatchers
+# differ only in GLOBESMS_PROVIDER, and a process that hosts several of them (the cost bench) imports each anew.
+SETTINGS = load_settings(DispatchSettings, environment())
 PROVIDER = SETTINGS.provider
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.

@@ -150,7 +150,7 @@ def test_each_handler_reads_its_functions_model() -> None:
     }
     for function, models in config.FUNCTION_SETTINGS.items():
         source = (ROOT / "functions" / handlers[function] / "app.py").read_text()
-        assert f"settings({models[0].__name__})" in source, function
+        assert re.search(rf"(settings|load_settings)\({models[0].__name__}\b", source), function
 
 
 def _template_defaults(value: Any, parameters: dict[str, Any]) -> str:
