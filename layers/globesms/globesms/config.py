@@ -135,8 +135,9 @@ settings = _Loaded()
 
 
 class _Settings(BaseModel):
-    # hide_input_in_errors: a validation error would otherwise print the values it was given.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    # hide_input_in_errors: a validation error would otherwise print the values it was given. defer_build: every
+    # function imports all these models and reads two or three; each builds its validator when first used.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
 
 
 class TableSettings(_Settings):
