@@ -1,7 +1,8 @@
 """One Lambda function in its own process, the way Lambda runs it: `python -m local.lambda_host <LogicalId>`.
 
 Why a process per function: the functions differ only in their environment (the three dispatchers share code and
-differ in GLOBESMS_PROVIDER), read it once per process (`settings()` is cached) and all call their module `app`.
+differ in GLOBESMS_PROVIDER), read it once per process (`globesms.config.settings` caches it) and all call their
+module `app`.
 
 The process takes the function's environment from template.yaml, puts its layers and CodeUri on sys.path, imports
 the real handler and then

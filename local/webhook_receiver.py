@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from globesms.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from local.httpd import QuietHandler, serve_in_background
 from local.processes import add_listen_fd_argument
 from local.settings import LOCAL_ENV_DEFAULTS, WEBHOOK_RECEIVER_PORT

@@ -18,6 +18,14 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> None:
+    """Settings are read once per process (as in Lambda); each test reads them again from its own environment."""
+    from globesms.config import settings
+
+    settings.cache_clear()
+
+
 @pytest.fixture
 def lambda_context() -> object:
     class Context:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import single_metric
@@ -12,18 +11,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
-from globesms.config import settings
+from globesms.config import DispatchSettings, environment, load_settings
 from globesms.dispatch.sending import RateLimiterUnavailable
 from globesms.dispatch.service import DispatchDeps, DispatchPolicies, PackBusy, RetryPack, dispatch_pack
 from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
-from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import ProviderClients
 
-PROVIDER = ProviderName(os.environ.get("GLOBESMS_PROVIDER", "aliyun"))
+# Read when the module is imported (the cold start), not through the process-wide cache: the three dispatchers
+# differ only in GLOBESMS_PROVIDER, and a process that hosts several of them (the cost bench) imports each anew.
+SETTINGS = load_settings(DispatchSettings, environment())
+PROVIDER = SETTINGS.provider
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -47,7 +48,7 @@ def _deps() -> DispatchDeps:
         webhooks=wiring.webhook_queue(),
         limiter=wiring.rate_limiter(),
         breakers=wiring.circuit_breakers(),
-        policies=DispatchPolicies(breaker=settings().breaker_policy(), unknown_outcomes=settings().unknown_outcomes()),
+        policies=DispatchPolicies(breaker=SETTINGS.breaker_policy(), unknown_outcomes=SETTINGS.unknown_outcomes()),
     )
 
 
@@ -56,7 +57,7 @@ def record_handler(record: SQSRecord) -> None:
     pack = DispatchPack.model_validate_json(record.body)
     if pack.provider is not PROVIDER:
         raise ValueError(f"pack {pack.pack_id} is for {pack.provider}, this dispatcher sends through {PROVIDER}")
-    last_attempt = int(record.attributes.approximate_receive_count or 1) >= settings().max_receive_count
+    last_attempt = int(record.attributes.approximate_receive_count or 1) >= SETTINGS.max_receive_count
     logger.set_correlation_id(pack.batch_id)
     logger.append_keys(pack_id=pack.pack_id)
     try:

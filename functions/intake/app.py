@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.accept import idempotency
 from globesms.accept.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.aws import wiring
-from globesms.config import settings
+from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
@@ -31,7 +31,7 @@ def record_handler(record: SQSRecord) -> None:
             record.body,
             sqs_message_id=record.message_id,
             now=utc_now(),
-            retention_days=settings().retention_days,
+            retention_days=settings(AcceptSettings).retention_days,
             store=wiring.message_store(),
             queues=wiring.pack_queues(),
             run_once=idempotency.run_once,

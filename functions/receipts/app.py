@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
+from globesms.config import ReceiptsSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
@@ -26,6 +27,7 @@ from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
 from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
 
+settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
 app = APIGatewayRestResolver()
 
 

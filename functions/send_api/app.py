@@ -27,7 +27,7 @@ from globesms.accept.bodies import read_json
 from globesms.accept.refusals import REFUSED, refusal_of
 from globesms.accept.service import accept, body_hash
 from globesms.aws import wiring
-from globesms.config import settings
+from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
@@ -148,7 +148,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         batch_id=batch_id,
         source="api",
         now=utc_now(),
-        retention_days=settings().retention_days,
+        retention_days=settings(AcceptSettings).retention_days,
         store=wiring.message_store(),
         queues=wiring.pack_queues(),
     )
@@ -243,7 +243,7 @@ def openapi_json() -> str:
 def _docs_key_check(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     # API Gateway itself refuses a docs request without a key when DocsRequireApiKey is true; the function applies
     # the same setting, so a stage not redeployed yet, or a gateway that does not check, cannot serve them keyless.
-    if settings().docs_require_api_key and not resolver.current_event.request_context.identity.api_key_id:
+    if settings(AcceptSettings).docs_require_api_key and not resolver.current_event.request_context.identity.api_key_id:
         return error_response(RefusalCode.API_KEY_REQUIRED, "the API documentation needs the x-api-key header")
     return next_middleware(resolver)
 

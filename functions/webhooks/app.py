@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,10 +26,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import clients
+from globesms.config import WebhookSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.models.webhooks import WebhookDelivery
 from globesms.observability import logger, metrics, tracer
-from globesms.webhooks import (
+from globesms.webhooks.sender import (
     WebhookFailed,
     backoff_seconds,
     deliver,
@@ -40,8 +40,9 @@ from globesms.webhooks import (
 )
 
 BATCH_SIZE = 10  # the event source's BatchSize: one thread per record
-QUEUE_URL = os.environ.get("GLOBESMS_WEBHOOK_QUEUE_URL", "")
-MAX_RECEIVE_COUNT = int(os.environ.get("GLOBESMS_WEBHOOK_MAX_RECEIVE_COUNT", "8"))  # the queue's maxReceiveCount
+SETTINGS = settings(WebhookSettings)  # read once, at cold start
+QUEUE_URL = SETTINGS.webhook_queue_url
+MAX_RECEIVE_COUNT = SETTINGS.webhook_max_receive_count  # the queue's maxReceiveCount
 SAFETY_MARGIN_SECONDS = 1.5  # what an invocation keeps to settle its batch before Lambda's timeout
 
 # httpx logs every request's full URL at INFO; a customer's path or query may hold their tokens: only our own lines

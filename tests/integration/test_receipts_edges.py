@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from globesms import config
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
 from tests.fakes import ScriptedProvider
@@ -205,6 +206,7 @@ def test_the_token_comes_from_its_own_secret_and_no_credentials_secret_is_read( 
     monkeypatch.setenv("GLOBESMS_TENCENT_RECEIPT_SECRET_NAME", "globesms/tencent-receipts")
     # A credentials secret that does not exist: reading it would fail the push.
     monkeypatch.setenv("GLOBESMS_TENCENT_SECRET_NAME", "globesms/tencent-credentials-not-there")
+    config.settings.cache_clear()  # settings are read once per process: these are a new cold start's
     request = event("receipts_tencent")
     request["path"] = request["path"].replace("local-tencent-receipts-0001", token)
     assert receipts.lambda_handler(request, lambda_context)["statusCode"] == 200

@@ -21,7 +21,7 @@ import pytest
 
 from globesms.domain.clock import utc_now
 from globesms.models.webhooks import WebhookDelivery
-from globesms.webhooks import WebhookFailed, deliver
+from globesms.webhooks.sender import WebhookFailed, deliver
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SECRET = "whsec_delivery"

@@ -4,8 +4,8 @@ import pytest
 
 from globesms.domain.status import FINAL_STATUSES, Status
 from globesms.models.records import MessageRecord
-from globesms.webhooks import sign, verify
 from globesms.webhooks.events import status_event
+from globesms.webhooks.signing import sign, verify
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

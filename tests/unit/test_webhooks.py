@@ -18,23 +18,20 @@ from hypothesis import strategies as st
 
 from globesms.aws.sqs_batches import ENTRIES_PER_CALL, SendFailed, group_calls, send_in_batches
 from globesms.aws.sqs_queues import SqsWebhookQueue
+from globesms.config import settings
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
-from globesms.webhooks import (
+from globesms.webhooks.sender import (
     BACKOFF_CAP_SECONDS,
-    EVENT_ID_HEADER,
-    SIGNATURE_HEADER,
     WebhookFailed,
     WebhookSecretUnavailable,
     backoff_ceiling,
     backoff_seconds,
     deliver,
     parse_delivery,
-    sign,
-    signature,
     url_host,
-    verify,
     webhook_secrets,
 )
+from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, signature, verify
 from local.webhook_receiver import WebhookReceiver
 
 NOW = datetime(2026, 11, 26, 10, 0, 9, tzinfo=UTC)
@@ -532,6 +529,7 @@ def test_public_addresses_and_names_pass_accept_and_loopback_only_in_the_local_s
     for url in ("https://hooks.example.com/x", "https://93.184.216.34/x", "https://[2606:4700::1111]/x"):
         assert check_callback_url(url) == url
     monkeypatch.setenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", "true")
+    settings.cache_clear()  # settings are read once per process: this one is a new process's environment
     assert check_callback_url("https://127.0.0.1:9200/x") == "https://127.0.0.1:9200/x"
     with pytest.raises(ValueError, match="not a public"):
         check_callback_url("https://10.0.0.1/x")  # the local setting allows loopback, never private ranges

@@ -1,64 +1,387 @@
-"""Settings from the environment, validated once per process."""
+"""Every GLOBESMS_* variable the functions read, as pydantic settings models, read once per process.
+
+One model per function (`AcceptSettings` for the API and the intake, `DispatchSettings`, `ReceiptsSettings`,
+`WebhookSettings`; the provider clients' own models in `globesms.providers`), each built from small parts that
+shared code reads on its own (`TableSettings` for the adapters, `CallbackSettings` for the status_callback check,
+...). A field `name` is the variable `GLOBESMS_<NAME>`; its default and `description` are the documentation:
+docs/configuration.md is generated from these models (`python -m tools.settings_doc`) and a test keeps the two equal.
+
+Reading rules, the same for every model (`load_settings`, the provider clients' included):
+- A variable that is unset, empty or only whitespace is absent: the field's default applies. Values are used
+  stripped (a secret pasted with a trailing newline would otherwise sign "correctly" and be refused).
+- A required variable (a field without a default) that is absent is an error naming it.
+- Secrets (fields typed `SecretStr`) are wrapped before validation, so not even pydantic's error details hold them.
+- Every problem is reported in one `ValueError` that names the variable and the rule it breaks, never its value
+  (some values are secrets; the rule is enough to fix it).
+
+Plain pydantic rather than pydantic-settings: this is one small function, and pydantic-settings would add its own
+import time (and dotenv, and its source machinery) to every cold start for nothing we use.
+
+This module imports nothing of globesms but `models.outbound` (an enum), so that anything (models, validators,
+provider clients) can import it without a cycle and without loading more than pydantic.
+"""
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from globesms.dispatch.circuit_breaker import BreakerPolicy
-from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.models.outbound import ProviderName
 
+if TYPE_CHECKING:
+    from globesms.dispatch.circuit_breaker import BreakerPolicy
+    from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
 
-class Settings(BaseModel):
-    table_name: str = Field(min_length=1)
-    queue_urls: dict[ProviderName, str]
-    webhook_queue_url: str = ""
-    # Powertools idempotency records of `Idempotency-Key` / `idempotency_key` (API and SQS intake only).
-    idempotency_table: str = ""
-    retention_days: int = Field(default=90, ge=1, le=3650)
-    # The provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED before it is
-    # left to go to the dead-letter queue, so its records say so.
-    max_receive_count: int = Field(default=5, ge=1)
-    # What happens to a message whose outcome stays unknown, and when a provider is down: docs/pipeline.md,
-    # "What happens to a message in each failure case".
-    unknown_outcome_policy: UnknownOutcomeAction = UnknownOutcomeAction.FAIL
-    unknown_outcome_window_seconds: int = Field(default=900, ge=60, le=86_400)
-    breaker_failures: int = Field(default=5, ge=1)
-    breaker_cooldown_seconds: int = Field(default=60, ge=1, le=3600)
-    # GET /v1/docs and /v1/openapi.json answer only requests that came with an API key (template DocsRequireApiKey).
-    docs_require_api_key: bool = False
+PREFIX = "GLOBESMS_"
+SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment: the one place the layer looks at it (the settings models read through this)."""
+    return os.environ
+
+
+def variable_names(model: type[BaseModel]) -> dict[str, str]:
+    """Settings field -> the variable it is read from: `GLOBESMS_<FIELD NAME>`."""
+    return {name: PREFIX + name.upper() for name in model.model_fields}
+
+
+def optional(env: Mapping[str, str], name: str) -> str | None:
+    """The stripped value of `name`, or None when it is unset or blank."""
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_settings(
+    model: type[SettingsModel],
+    env: Mapping[str, str],
+    variables: Mapping[str, str] | None = None,
+    parsers: Mapping[str, Callable[[str, str], object]] | None = None,
+) -> SettingsModel:
+    """`model` from the variables in `variables` (settings field -> variable name; by default `variable_names`).
+
+    `parsers` (variable -> parse(name, raw)) turn a raw value into the field's input first; a ValueError they raise
+    is reported as is. Raises ValueError naming every variable that is missing or breaks a rule (the model's own
+    validation included), with pydantic's reason but never a value."""
+    variables = variable_names(model) if variables is None else variables
+    parsers = parsers or {}
+    fields = model.model_fields
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for field, variable in variables.items():
+        raw = optional(env, variable)
+        if raw is None:
+            if fields[field].is_required():
+                problems.append(f"{variable} is not set")
+            continue
+        if variable in parsers:
+            try:
+                values[field] = parsers[variable](variable, raw)
+            except ValueError as exc:
+                problems.append(str(exc))
+        else:
+            values[field] = SecretStr(raw) if _is_secret(fields[field].annotation) else raw
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        details = exc.errors(include_input=False, include_url=False, include_context=False)
+        # `from None`: the ValidationError (which may hold inputs) must not ride along in a traceback.
+        raise ValueError("; ".join(_describe(d["loc"], d["msg"], variables) for d in details)) from None
+
+
+def _is_secret(annotation: object) -> bool:
+    """`SecretStr`, or `SecretStr | None`."""
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _describe(location: tuple[int | str, ...], reason: str, variables: Mapping[str, str]) -> str:
+    field = location[0] if location else None
+    where = variables.get(field, field) if isinstance(field, str) else "settings"
+    return f"{where}: {reason.removeprefix('Value error, ')}"
+
+
+class _Loaded:
+    """`settings(Model)`: the model read from the environment on first use, then the same object for the process
+    (a function's environment does not change while it runs). `settings.cache_clear()` forgets them (tests)."""
+
+    def __init__(self) -> None:
+        self._models: dict[type[BaseModel], BaseModel] = {}
+
+    def __call__(self, model: type[SettingsModel]) -> SettingsModel:
+        loaded = self._models.get(model)
+        if loaded is None:
+            loaded = self._models[model] = load_settings(model, environment())
+        assert isinstance(loaded, model)
+        return loaded
+
+    def cache_clear(self) -> None:
+        self._models.clear()
+
+
+settings = _Loaded()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parts, each read on its own by the shared code that needs it
+
+
+class _Settings(BaseModel):
+    # hide_input_in_errors: a validation error would otherwise print the values it was given. defer_build: every
+    # function imports all these models and reads two or three; each builds its validator when first used.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
+
+
+class TableSettings(_Settings):
+    table_name: str = Field(description="the DynamoDB table of batches, messages, receipts and counters")
+
+
+class RetentionSettings(_Settings):
+    retention_days: int = Field(90, ge=1, le=3650, description="days before a record or held receipt expires (TTL)")
+
+
+class TemplatesSettings(_Settings):
+    templates_table: str = Field(
+        "",
+        description="the run-time template registry (PUT /v1/templates); without it the shipped templates.json "
+        "is the registry",
+    )
+
+
+class ProviderQueueSettings(_Settings):
+    aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
+    tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
+    huawei_queue_url: str = Field("", description="the Huawei Cloud pack queue")
+
+    @property
+    def queue_urls(self) -> dict[ProviderName, str]:
+        """The configured queues; sending to a provider without one fails (`SendFailed`)."""
+        urls = {p: getattr(self, f"{p.value}_queue_url") for p in ProviderName}
+        return {p: url for p, url in urls.items() if url}
+
+
+class WebhookQueueSettings(_Settings):
+    webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
+
+
+class CallbackSettings(_Settings):
+    allow_loopback_callbacks: bool = Field(
+        False,
+        description="`true` lets a `status_callback` be plain http to 127.0.0.1, localhost or [::1] "
+        "(only the local stack sets it); otherwise https only",
+    )
+
+
+class IdempotencySettings(_Settings):
+    idempotency_table: str = Field(
+        "",
+        description="the Powertools idempotency table of `Idempotency-Key` / `idempotency_key`; "
+        "without it a request carrying a key is refused",
+    )
+
+
+class RoutesSettings(_Settings):
+    routes_parameter: str = Field(
+        "",
+        description="an SSM parameter whose JSON replaces the shipped route table, re-read every 5 minutes; an "
+        "invalid or unreadable value leaves the last good table in force",
+    )
+
+
+class RateLimitSettings(_Settings):
+    rate_limits: str = Field(
+        "",
+        description='JSON `{"<operation>": calls per second}` over the defaults (Alibaba SendMessageToGlobe 2000, '
+        "BatchSendMessageToGlobe 1, Tencent SendMultiGlobalSms 10, Huawei batchSendDiffSms 1)",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _known_operations_whole_rates(cls, value: str) -> str:
+        # Checked here, once at cold start, with the rule's own words; the parsing lives with the rates.
+        from globesms.dispatch.rate_limits import RATE_LIMITS_VARIABLE, parse_rate_limits
+
+        try:
+            parse_rate_limits(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix(f"{RATE_LIMITS_VARIABLE}: ")) from None
+        return value
+
+
+class ProviderSecretSettings(_Settings):
+    aliyun_secret_name: str = Field(
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_ALIYUN_* variables"
+    )
+    tencent_secret_name: str = Field(
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_TENCENT_* variables"
+    )
+    huawei_secret_name: str = Field(
+        "", description="Secrets Manager secret: a JSON object of the GLOBESMS_HUAWEI_* variables"
+    )
+
+    def secret_name(self, provider: ProviderName) -> str:
+        name: str = getattr(self, f"{provider.value}_secret_name")
+        return name
+
+
+class WebhookSecretSettings(_Settings):
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="the webhook signing secret; several separated by spaces (`new old`) while rotating; wins "
+        "over the secret named below (the local stack)",
+    )
+    webhook_secret_name: str = Field(
+        "",
+        description='Secrets Manager secret `{"GLOBESMS_WEBHOOK_SECRET": "…"}`, re-read within 5 minutes of a change',
+    )
+
+
+class ReceiptAuthSettings(_Settings):
+    """Read from the environment merged with the providers' secrets (`globesms.providers.provider_environment`)."""
+
+    aliyun_receipt_token: SecretStr | None = Field(
+        None,
+        description="the secret in Alibaba's receipt URL (≥ 16 characters; `new old` while rotating)",
+    )
+    tencent_receipt_token: SecretStr | None = Field(
+        None,
+        description="the secret in Tencent's receipt URL (≥ 16 characters; `new old` while rotating)",
+    )
+    huawei_receipt_token: SecretStr | None = Field(
+        None,
+        description="the secret in Huawei's receipt URL (≥ 16 characters; `new old` while rotating)",
+    )
+    huawei_receipt_auth: Literal["", "none", "aksk"] = Field(
+        "",
+        description="`aksk`: Huawei pushes must carry a valid SDK-HMAC-SHA256 signature by the application's key "
+        "(else `401`); unset or `none`: the token alone (template parameter HuaweiReceiptAuth)",
+    )
+    huawei_app_key: str = Field("", description="Huawei Cloud application key (deployed: in the provider's secret)")
+    huawei_app_secret: SecretStr | None = Field(
+        None, description="Huawei Cloud application secret (deployed: in the provider's secret)"
+    )
+
+    @field_validator("huawei_receipt_auth", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    def receipt_token(self, provider: ProviderName) -> str:
+        token: SecretStr | None = getattr(self, f"{provider.value}_receipt_token")
+        return "" if token is None else token.get_secret_value()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One model per function
+
+
+class AcceptSettings(
+    TableSettings,
+    RetentionSettings,
+    TemplatesSettings,
+    ProviderQueueSettings,
+    IdempotencySettings,
+    RoutesSettings,
+    CallbackSettings,
+):
+    """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
+
+    docs_require_api_key: bool = Field(
+        False,
+        description="GET /v1/docs and /v1/openapi.json answer only requests with an API key (template "
+        "DocsRequireApiKey; the gateway checks it too)",
+    )
+
+
+class DispatchSettings(
+    TableSettings,
+    RetentionSettings,
+    TemplatesSettings,
+    ProviderQueueSettings,
+    WebhookQueueSettings,
+    ProviderSecretSettings,
+    RateLimitSettings,
+):
+    """The three dispatch functions: claim, send, record. The provider's own settings are its client's model."""
+
+    provider: ProviderName = Field(ProviderName.ALIYUN, description="which provider this dispatcher sends through")
+    max_receive_count: int = Field(
+        5,
+        ge=1,
+        description="the provider queues' maxReceiveCount: on the last receive a failing pack is marked FAILED "
+        "before it goes to the dead-letter queue",
+    )
+    unknown_outcome_policy: Literal["fail", "resend"] = Field(
+        "fail",
+        description="what settles a message whose outcome stayed unknown and got no receipt: `fail` or `resend`",
+    )
+    unknown_outcome_window_seconds: int = Field(
+        900,
+        ge=60,
+        le=86_400,
+        description="how long such a message waits for a receipt",
+    )
+    breaker_failures: int = Field(5, ge=1, description="failed packs in a row that open a provider's circuit breaker")
+    breaker_cooldown_seconds: int = Field(60, ge=1, le=3600, description="how long an open breaker stays open")
 
     def unknown_outcomes(self) -> UnknownOutcomePolicy:
-        return UnknownOutcomePolicy(self.unknown_outcome_window_seconds, self.unknown_outcome_policy)
+        # Imported here: this module stays a leaf (dispatch imports the models that import it).
+        from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 
-    def breaker_policy(self) -> BreakerPolicy:
-        return BreakerPolicy(self.breaker_failures, self.breaker_cooldown_seconds)
-
-    @classmethod
-    def from_environment(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        return cls(
-            table_name=env.get("GLOBESMS_TABLE_NAME", ""),
-            queue_urls={
-                p: env[f"GLOBESMS_{p.upper()}_QUEUE_URL"]
-                for p in ProviderName
-                if env.get(f"GLOBESMS_{p.upper()}_QUEUE_URL")
-            },
-            webhook_queue_url=env.get("GLOBESMS_WEBHOOK_QUEUE_URL", ""),
-            idempotency_table=env.get("GLOBESMS_IDEMPOTENCY_TABLE", ""),
-            retention_days=int(env.get("GLOBESMS_RETENTION_DAYS", "90")),
-            max_receive_count=int(env.get("GLOBESMS_MAX_RECEIVE_COUNT", "5")),
-            unknown_outcome_policy=env.get("GLOBESMS_UNKNOWN_OUTCOME_POLICY", "fail"),
-            unknown_outcome_window_seconds=int(env.get("GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS", "900")),
-            breaker_failures=int(env.get("GLOBESMS_BREAKER_FAILURES", "5")),
-            breaker_cooldown_seconds=int(env.get("GLOBESMS_BREAKER_COOLDOWN_SECONDS", "60")),
-            docs_require_api_key=env.get("GLOBESMS_DOCS_REQUIRE_API_KEY") or "false",
+        return UnknownOutcomePolicy(
+            self.unknown_outcome_window_seconds, UnknownOutcomeAction(self.unknown_outcome_policy)
         )
 
+    def breaker_policy(self) -> BreakerPolicy:
+        from globesms.dispatch.circuit_breaker import BreakerPolicy
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.from_environment()
+        return BreakerPolicy(self.breaker_failures, self.breaker_cooldown_seconds)
+
+
+class ReceiptsSettings(
+    TableSettings, RetentionSettings, TemplatesSettings, WebhookQueueSettings, ProviderSecretSettings
+):
+    """ReceiptsFunction: match pushed receipts to messages. Tokens and push signatures: `ReceiptAuthSettings`."""
+
+    aliyun_receipt_secret_name: str = Field(
+        "", description='Secrets Manager secret `{"GLOBESMS_ALIYUN_RECEIPT_TOKEN": "…"}` (docs/security-edges.md)'
+    )
+    tencent_receipt_secret_name: str = Field(
+        "", description='Secrets Manager secret `{"GLOBESMS_TENCENT_RECEIPT_TOKEN": "…"}` (docs/security-edges.md)'
+    )
+    huawei_receipt_secret_name: str = Field(
+        "", description='Secrets Manager secret `{"GLOBESMS_HUAWEI_RECEIPT_TOKEN": "…"}` (docs/security-edges.md)'
+    )
+
+    def receipt_secret_name(self, provider: ProviderName) -> str:
+        name: str = getattr(self, f"{provider.value}_receipt_secret_name")
+        return name
+
+
+class WebhookSettings(WebhookQueueSettings, WebhookSecretSettings, CallbackSettings):
+    """WebhookSenderFunction: sign and POST status events."""
+
+    webhook_max_receive_count: int = Field(
+        8, ge=1, description="the webhook queue's maxReceiveCount: the receive after which an event is given up"
+    )
+
+
+#: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
+#: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
+FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
+    "SendApiFunction": (AcceptSettings,),
+    "IntakeFunction": (AcceptSettings,),
+    "AliyunDispatchFunction": (DispatchSettings,),
+    "TencentDispatchFunction": (DispatchSettings,),
+    "HuaweiDispatchFunction": (DispatchSettings,),
+    "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings),
+    "WebhookSenderFunction": (WebhookSettings,),
+}

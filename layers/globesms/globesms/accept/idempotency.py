@@ -34,9 +34,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
 
+from globesms.accept.idempotency_outcomes import IdempotencyUnavailable, KeyInProgress, KeyReused, Outcome
 from globesms.aws import clients
-from globesms.config import settings
+from globesms.config import IdempotencySettings, settings
 from globesms.models.api import AcceptResponse
+
+__all__ = ["IdempotencyUnavailable", "KeyInProgress", "KeyReused", "Outcome", "register_lambda_context", "run_once"]
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
@@ -63,26 +66,6 @@ config = IdempotencyConfig(
 )
 
 
-class IdempotencyUnavailable(RuntimeError):
-    """A key was given but no idempotency table is configured: refusing beats accepting without the guarantee."""
-
-
-class KeyReused(ValueError):
-    def __init__(self) -> None:
-        super().__init__("this idempotency key was used with a different body within 24 hours")
-
-
-class KeyInProgress(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("a request with this idempotency key is still being processed; retry in a few seconds")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    answer: AcceptResponse
-    replayed: bool  # the first answer to this key, given again (nothing was written or sent)
-
-
 @dataclass(frozen=True)
 class _Replayed:
     answer: AcceptResponse
@@ -100,7 +83,7 @@ def run_once(*, scope: str, key: str, payload: Any, work: Callable[[], AcceptRes
     Raises KeyReused (another payload), KeyInProgress (the first is still running), IdempotencyUnavailable; any
     exception of `work` propagates and leaves no record behind.
     """
-    table = settings().idempotency_table
+    table = settings(IdempotencySettings).idempotency_table
     if not table:
         raise IdempotencyUnavailable("GLOBESMS_IDEMPOTENCY_TABLE is not set")
     once = _once(table, clients.dynamodb())

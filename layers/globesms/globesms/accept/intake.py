@@ -24,7 +24,7 @@ from typing import Any, NoReturn, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
-from globesms.accept.idempotency import KeyInProgress, Outcome
+from globesms.accept.idempotency_outcomes import KeyInProgress, Outcome
 from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
 from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
 from globesms.domain.clock import iso

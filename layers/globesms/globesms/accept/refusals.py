@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson
-from globesms.accept.idempotency import KeyInProgress, KeyReused
+from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.service import BatchIdConflict, TooManyRecipients
 from globesms.errors import RefusalCode
 from globesms.models.api import ErrorBody, ErrorDetail

@@ -37,7 +37,7 @@ def held_pk(provider: ProviderName, provider_message_id: str) -> str:
 
 
 def _value(value: Any) -> Any:
-    return serializer.serialize(value)
+    return serializer().serialize(value)
 
 
 def _conditional_check_failed(exc: ClientError) -> bool:

@@ -11,22 +11,38 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
 
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
 HEADER_SK = "#"
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 READ_BATCH = 100  # BatchGetItem's limit
 
-serializer = TypeSerializer()
-deserializer = TypeDeserializer()
+
+@cache
+def serializer() -> TypeSerializer:
+    # boto3 imported on first use, not with this module: a handler imports its adapters at cold start and
+    # loading boto3 is most of that (clients.py defers it the same way).
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@cache
+def deserializer() -> TypeDeserializer:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 def batch_pk(batch_id: str) -> str:
@@ -55,11 +71,12 @@ def _attribute(value: Any) -> dict[str, Any]:
         return {"M": {k: _attribute(v) for k, v in value.items()}}
     if kind is list:
         return {"L": [_attribute(v) for v in value]}
-    return dict(serializer.serialize(value))
+    return dict(serializer().serialize(value))
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: deserializer.deserialize(v) for k, v in item.items()}
+    deserialize = deserializer().deserialize
+    return {k: deserialize(v) for k, v in item.items()}
 
 
 def message_item(record: MessageRecord) -> dict[str, Any]:

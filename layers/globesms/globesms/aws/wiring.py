@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
@@ -13,29 +12,35 @@ from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
-from globesms.config import settings
+from globesms.config import (
+    ProviderQueueSettings,
+    RetentionSettings,
+    TableSettings,
+    TemplatesSettings,
+    WebhookQueueSettings,
+    environment,
+    load_settings,
+    settings,
+)
 from globesms.dispatch.rate_limits import configured_rate_limits
 from globesms.routing import templates
 
 
 @cache
 def message_store() -> DynamoDBMessageStore:
-    return DynamoDBMessageStore(settings().table_name)
+    return DynamoDBMessageStore(_table_name())
 
 
 @cache
 def message_finder() -> DynamoDBMessageFinder:
-    return DynamoDBMessageFinder(settings().table_name)
-
-
-TEMPLATES_TABLE_ENV = "GLOBESMS_TEMPLATES_TABLE"
+    return DynamoDBMessageFinder(_table_name())
 
 
 def template_store() -> DynamoDBTemplateStore | None:
     """The run-time template registry, when the stack has the table (the API changes it; senders read it)."""
     # Read from the environment at each call, not settings(): the functions that only read templates need no
     # other setting, and a process (a test run) whose environment loses the table goes back to the file.
-    table = os.environ.get(TEMPLATES_TABLE_ENV)
+    table = load_settings(TemplatesSettings, environment()).templates_table
     return _template_store_of(table) if table else None
 
 
@@ -51,33 +56,33 @@ templates.use_store(template_store)
 
 @cache
 def receipt_store() -> DynamoDBReceiptStore:
-    return DynamoDBReceiptStore(settings().table_name, retention_days=settings().retention_days)
+    return DynamoDBReceiptStore(_table_name(), retention_days=settings(RetentionSettings).retention_days)
 
 
 @cache
 def pack_claims() -> DynamoDBPackClaims:
-    return DynamoDBPackClaims(settings().table_name)
+    return DynamoDBPackClaims(_table_name())
 
 
 @cache
 def circuit_breakers() -> DynamoDBCircuitBreakers:
-    return DynamoDBCircuitBreakers(settings().table_name)
+    return DynamoDBCircuitBreakers(_table_name())
 
 
 @cache
 def rate_limiter() -> DynamoDBRateLimiter:
     """Provider call permits shared by every dispatcher; rates from GLOBESMS_RATE_LIMITS over the defaults."""
-    return DynamoDBRateLimiter(settings().table_name, configured_rate_limits())
+    return DynamoDBRateLimiter(_table_name(), configured_rate_limits())
 
 
 @cache
 def pack_queues() -> SqsPackQueues:
-    return SqsPackQueues(settings().queue_urls)
+    return SqsPackQueues(settings(ProviderQueueSettings).queue_urls)
 
 
 @cache
 def webhook_queue() -> SqsWebhookQueue:
-    return SqsWebhookQueue(settings().webhook_queue_url)
+    return SqsWebhookQueue(settings(WebhookQueueSettings).webhook_queue_url)
 
 
 def reset() -> None:
@@ -95,3 +100,7 @@ def reset() -> None:
     ):
         factory.cache_clear()
     templates.reset_cache()
+
+
+def _table_name() -> str:
+    return settings(TableSettings).table_name

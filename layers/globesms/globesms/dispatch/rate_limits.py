@@ -16,7 +16,6 @@ This module is pure except for `acquire_calls`, which talks to a `RateLimiter`.
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
+from globesms.config import RateLimitSettings, load_settings, settings
 from globesms.ports import PlannedCall, RateLimiter
 
 RATE_LIMITS_VARIABLE: Final = "GLOBESMS_RATE_LIMITS"
@@ -84,9 +84,9 @@ def parse_rate_limits(text: str | None) -> dict[str, int]:
 
 
 def configured_rate_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
-    """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md, "Rate
-    limits")."""
-    return parse_rate_limits((os.environ if env is None else env).get(RATE_LIMITS_VARIABLE))
+    """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md)."""
+    configured = settings(RateLimitSettings) if env is None else load_settings(RateLimitSettings, env)
+    return parse_rate_limits(configured.rate_limits)
 
 
 def _describe(exc: ValidationError) -> str:

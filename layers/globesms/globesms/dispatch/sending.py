@@ -4,6 +4,7 @@ dispatchers), what finds no permit in time left unsent for the caller to put bac
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECON
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.observability import logger
 from globesms.ports import PlannedCall, Provider, RateLimiter
 
 INVALID_REQUEST = DispatchCode.INVALID_REQUEST
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+logger = logging.getLogger(__name__)
 
 
 class RateLimiterUnavailable(RuntimeError):

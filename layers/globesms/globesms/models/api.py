@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -10,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from globesms.config import CallbackSettings, settings
 from globesms.domain.addresses import check_literal_host
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
@@ -196,7 +196,7 @@ def check_callback_url(value: str) -> str:
     allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it). A host written as an address
     (or `localhost`) must be a public one (domain/addresses.py); a name is resolved and vetted at each delivery."""
     url = urlsplit(value)
-    allow_loopback = os.environ.get("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS") == "true"
+    allow_loopback = _loopback_callbacks_allowed()
     if url.scheme == "https" and url.hostname:
         check_literal_host(url.hostname, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
         return value
@@ -204,6 +204,13 @@ def check_callback_url(value: str) -> str:
     if url.scheme == "http" and loopback and allow_loopback:
         return value
     raise ValueError("status_callback must be an https URL")
+
+
+def _loopback_callbacks_allowed() -> bool:
+    try:
+        return settings(CallbackSettings).allow_loopback_callbacks
+    except ValueError as exc:  # our configuration's fault, not the caller's: not a 422 about their URL
+        raise RuntimeError(str(exc)) from None
 
 
 class MessageBatchSpec(_Strict):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+# `config.settings`, not `settings`: the submodule `globesms.providers.settings` takes that name in this package.
+from globesms import config
+from globesms.config import ProviderSecretSettings, ReceiptAuthSettings, ReceiptsSettings, environment, load_settings
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
@@ -36,8 +38,9 @@ def provider_environment(
 ) -> dict[str, str]:
     """The provider's GLOBESMS_* settings: the environment, with its credentials secret over it when one is named.
     `force` reads the secret again now instead of from the 5-minute cache (after an authentication error)."""
-    merged = dict(os.environ if env is None else env)
-    secret_name = merged.get(f"GLOBESMS_{name.upper()}_SECRET_NAME")
+    merged = dict(environment() if env is None else env)
+    names = config.settings(ProviderSecretSettings) if env is None else load_settings(ProviderSecretSettings, env)
+    secret_name = names.secret_name(name)
     if secret_name:
         secret = _read_secret(secret_name, force=force)
         if not isinstance(secret, dict):
@@ -51,11 +54,13 @@ def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None
     GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME (JSON `{"GLOBESMS_<PROVIDER>_RECEIPT_TOKEN": "<token>"}`; only that
     key is read) or, locally, the variable itself; and for Huawei with GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk the
     application's AK/SK from its credentials secret, to check signed pushes. Never a provider's other credentials."""
-    merged = dict(os.environ if env is None else env)
-    if name is ProviderName.HUAWEI and merged.get("GLOBESMS_HUAWEI_RECEIPT_AUTH", "").strip().lower() == "aksk":
+    merged = dict(environment() if env is None else env)
+    auth = load_settings(ReceiptAuthSettings, merged)
+    if name is ProviderName.HUAWEI and auth.huawei_receipt_auth == "aksk":
         merged = provider_environment(name, merged)
     token_variable = f"GLOBESMS_{name.upper()}_RECEIPT_TOKEN"
-    secret_name = merged.get(f"GLOBESMS_{name.upper()}_RECEIPT_SECRET_NAME")
+    receipts = config.settings(ReceiptsSettings) if env is None else load_settings(ReceiptsSettings, merged)
+    secret_name = receipts.receipt_secret_name(name)
     if secret_name:
         secret = _read_secret(secret_name)
         if not isinstance(secret, dict) or not isinstance(secret.get(token_variable), str):

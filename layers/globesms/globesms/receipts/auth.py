@@ -12,6 +12,7 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
+from globesms.config import ReceiptAuthSettings, load_settings
 from globesms.models.outbound import ProviderName
 
 MIN_TOKEN_LENGTH = 16
@@ -22,7 +23,9 @@ def token_variable(provider: ProviderName) -> str:
 
 
 def token_accepted(provider: ProviderName, given: str, env: Mapping[str, str]) -> bool:
-    tokens = [t for t in env.get(token_variable(provider), "").split() if len(t) >= MIN_TOKEN_LENGTH]
+    tokens = [
+        t for t in load_settings(ReceiptAuthSettings, env).receipt_token(provider).split() if len(t) >= MIN_TOKEN_LENGTH
+    ]
     matched = False
     for expected in tokens:
         matched |= hmac.compare_digest(expected.encode(), given.encode())  # every token compared
@@ -43,7 +46,10 @@ def push_signature_accepted(
     """Huawei can sign its pushes with the application's AK/SK (SDK-HMAC-SHA256); with
     GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk an unsigned or wrongly signed push is refused. The other providers do not
     sign pushes: the token alone authenticates them."""
-    if provider is not ProviderName.HUAWEI or env.get("GLOBESMS_HUAWEI_RECEIPT_AUTH", "").strip().lower() != "aksk":
+    if provider is not ProviderName.HUAWEI:
+        return True
+    auth = load_settings(ReceiptAuthSettings, env)
+    if auth.huawei_receipt_auth != "aksk":
         return True
     from globesms.providers.huawei.receipts import verify_push_signature
 
@@ -53,7 +59,7 @@ def push_signature_accepted(
         query,
         headers,
         body,
-        env.get("GLOBESMS_HUAWEI_APP_KEY", ""),
-        env.get("GLOBESMS_HUAWEI_APP_SECRET", ""),
+        auth.huawei_app_key,
+        "" if auth.huawei_app_secret is None else auth.huawei_app_secret.get_secret_value(),
         now,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
+from globesms.config import RoutesSettings, load_settings, settings
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.routing.capabilities import KINDS, MAINLAND_REGION, Kind, Route, kind_refusal, mainland_refusal
 from globesms.validation import describe
@@ -225,7 +225,7 @@ def current_table(
     clock: Callable[[], float] = time.monotonic,
 ) -> RouteTable:
     """The table to route with now: the SSM parameter's when one is configured and valid, else the file's."""
-    name = (os.environ if env is None else env).get(ROUTES_PARAMETER_ENV)
+    name = (settings(RoutesSettings) if env is None else load_settings(RoutesSettings, env)).routes_parameter
     if not name:
         return file_table()
     state = _override

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,8 +11,10 @@ from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
-from globesms.observability import logger
 from globesms.ports import WebhookQueue
+
+# A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
+logger = logging.getLogger(__name__)
 
 
 def status_event(record: MessageRecord, now: datetime) -> WebhookDelivery | None:

@@ -7,7 +7,6 @@ and after the queue's maxReceiveCount the message moves to the dead-letter queue
 
 from __future__ import annotations
 
-import os
 import random
 import ssl
 import time
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError
 
+from globesms.config import CallbackSettings, WebhookSecretSettings, load_settings, settings
 from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
 from globesms.models.api import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
@@ -138,7 +138,7 @@ def deliver(
 
 def loopback_allowed() -> bool:
     """Only the local stack sets GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true (local/settings.py)."""
-    return os.environ.get(LOOPBACK_VARIABLE) == "true"
+    return settings(CallbackSettings).allow_loopback_callbacks
 
 
 def _post(http: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
@@ -205,10 +205,10 @@ def webhook_secrets(env: Mapping[str, str] | None = None, fetch: Callable[[str],
     secret named by GLOBESMS_WEBHOOK_SECRET_NAME, a JSON object `{"GLOBESMS_WEBHOOK_SECRET": "…"}` read through
     Powertools Parameters (cached). The value may hold several secrets separated by spaces (`new old`) while one
     is being rotated: each event is then signed with each. Raises `WebhookSecretUnavailable`."""
-    environment = os.environ if env is None else env
-    value = environment.get(SECRET_VARIABLE, "")
-    if not value.strip():
-        name = environment.get(SECRET_NAME_VARIABLE, "")
+    configured = settings(WebhookSecretSettings) if env is None else load_settings(WebhookSecretSettings, env)
+    value = "" if configured.webhook_secret is None else configured.webhook_secret.get_secret_value()
+    if not value:
+        name = configured.webhook_secret_name
         if not name:
             raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
         try:

@@ -48,9 +48,11 @@ from globesms.providers.aliyun.responses import (
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, join_encoded_query, payload_hash, percent_encode
 from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
+    CONNECT_TIMEOUT_MEANING,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    READ_TIMEOUT_MEANING,
     load_settings,
 )
 from globesms.providers.transport import transport_error
@@ -68,12 +70,12 @@ class AliyunSettings(BaseModel):
     # hide_input_in_errors: a validation error would otherwise print the values it was given.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    endpoint: str = DEFAULT_ENDPOINT
-    access_key_id: str = Field(min_length=1)
-    access_key_secret: SecretStr
-    channel_id: str | None = None
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
+    endpoint: str = Field(DEFAULT_ENDPOINT, description="Alibaba Cloud SMS base URL (the local stack: its emulator)")
+    access_key_id: str = Field(min_length=1, description="Alibaba Cloud AccessKey ID")
+    access_key_secret: SecretStr = Field(description="Alibaba Cloud AccessKey secret")
+    channel_id: str | None = Field(None, description="optional: the ChannelId Alibaba assigned for a dedicated channel")
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
     # Groups smaller than this go as single calls. 2 = batch whenever two messages can share a call; a rate
     # limiter short of batch capacity (1 call/s) can raise it per send.
     min_batch_size: int = Field(default=2, ge=1)

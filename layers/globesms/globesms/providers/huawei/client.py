@@ -43,11 +43,13 @@ from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.errors import ALL_NUMBERS_FAILED_CODE, SUCCESS_CODE, provider_error
-from globesms.providers.huawei.wire import BatchSendDiffSmsResponse, GatewayError, SmsId
+from globesms.providers.huawei.wire import MAX_NUMBERS_PER_CALL, BatchSendDiffSmsResponse, GatewayError, SmsId
 from globesms.providers.settings import (
+    CONNECT_TIMEOUT_MEANING,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    READ_TIMEOUT_MEANING,
     load_settings,
 )
 from globesms.providers.transport import transport_error
@@ -57,7 +59,6 @@ log = logging.getLogger("globesms.providers.huawei")
 DEFAULT_ENDPOINT = "https://smsapi.ap-southeast-1.myhuaweicloud.com:443"
 SEND_PATH = "/sms/batchSendDiffSms/v1"
 OPERATION = "batchSendDiffSms"  # what Huawei's flow control (and our rate limiter) counts calls under
-MAX_NUMBERS_PER_CALL = 500  # more fails the whole call
 MAX_NUMBER_LENGTH = 21
 MAX_BODY_BYTES = 64 * 1024
 MAX_TEMPLATE_ID_LENGTH = 32
@@ -102,16 +103,30 @@ class HuaweiSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
-    endpoint: str = DEFAULT_ENDPOINT  # the application's access address (scheme://host[:port])
-    app_key: str = Field(min_length=1)
-    app_secret: SecretStr
-    sender: str = Field(min_length=1, max_length=MAX_NUMBER_LENGTH)  # international channel number, isms...
-    mainland_sender: str | None = Field(default=None, min_length=1, max_length=MAX_NUMBER_LENGTH)  # csms...
-    signature: str | None = Field(default=None, min_length=1, max_length=32)  # approved mainland signature name
-    status_callback: str | None = Field(default=None, min_length=1, max_length=1024)
-    auth: AuthMode = AuthMode.WSSE
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
+    endpoint: str = Field(
+        DEFAULT_ENDPOINT, description="the application's access address, scheme://host[:port] (local: its emulator)"
+    )
+    app_key: str = Field(min_length=1, description="Huawei Cloud application key")
+    app_secret: SecretStr = Field(description="Huawei Cloud application secret")
+    sender: str = Field(
+        min_length=1, max_length=MAX_NUMBER_LENGTH, description="the international channel number (`isms…`)"
+    )
+    mainland_sender: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NUMBER_LENGTH,
+        description="optional: the mainland channel number (`csms…`), with the signature (both or neither); "
+        "without them +86 sends fail as `request` errors",
+    )
+    signature: str | None = Field(
+        default=None, min_length=1, max_length=32, description="optional: the approved mainland signature name"
+    )
+    status_callback: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="the Huawei receipt URL sent as `statusCallback`"
+    )
+    auth: AuthMode = Field(AuthMode.WSSE, description="`wsse` or `aksk` (SDK-HMAC-SHA256)")
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
 
     @field_validator("auth", mode="before")
     @classmethod

@@ -51,8 +51,7 @@ from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush, ReceiptBodyInvalid
 from globesms.providers import receipt_parsing as parsing
 from globesms.providers.huawei import signer
-from globesms.providers.huawei.client import MAX_NUMBERS_PER_CALL
-from globesms.providers.huawei.wire import StatusReport
+from globesms.providers.huawei.wire import MAX_NUMBERS_PER_CALL, StatusReport
 
 ACK: Final = {"result": "ok"}  # Huawei needs an HTTP 200 and ignores the body
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Numbers in one batchSendDiffSms call: more fails the whole call.
+MAX_NUMBERS_PER_CALL = 500
 #: `extend`: 1-128 characters, "Spaces and braces {} are not allowed" (any whitespace is refused here).
 EXTEND_PATTERN = r"^[^\s{}]{1,128}$"
 

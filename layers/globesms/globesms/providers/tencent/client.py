@@ -19,9 +19,11 @@ from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
+    CONNECT_TIMEOUT_MEANING,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    READ_TIMEOUT_MEANING,
     load_settings,
 )
 from globesms.providers.tencent import wire
@@ -40,13 +42,13 @@ class TencentSettings(BaseModel):
     # hide_input_in_errors: a "missing field" error would otherwise print every other value, the secret included.
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
-    endpoint: str = DEFAULT_ENDPOINT
-    secret_id: str = Field(min_length=1)
-    secret_key: SecretStr = Field(min_length=1)
-    sdk_app_id: str = Field(pattern=r"^[0-9]+$")
-    region: str = DEFAULT_REGION
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
+    endpoint: str = Field(DEFAULT_ENDPOINT, description="Tencent Cloud SMS base URL (the local stack: its emulator)")
+    secret_id: str = Field(min_length=1, description="Tencent Cloud SecretId")
+    secret_key: SecretStr = Field(min_length=1, description="Tencent Cloud SecretKey")
+    sdk_app_id: str = Field(pattern=r"^[0-9]+$", description="the SMS application's SdkAppId (digits)")
+    region: str = Field(DEFAULT_REGION, description="the region SendMultiGlobalSms is called in")
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
+    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
 
     @field_validator("endpoint")
     @classmethod

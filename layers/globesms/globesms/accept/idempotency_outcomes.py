@@ -1,0 +1,28 @@
+"""What a client idempotency key's run ends in (`globesms.accept.idempotency.run_once`), apart from its
+Powertools machinery: the intake imports these without loading Powertools idempotency (and boto3 with it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from globesms.models.api import AcceptResponse
+
+
+class IdempotencyUnavailable(RuntimeError):
+    """A key was given but no idempotency table is configured: refusing beats accepting without the guarantee."""
+
+
+class KeyReused(ValueError):
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was used with a different body within 24 hours")
+
+
+class KeyInProgress(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("a request with this idempotency key is still being processed; retry in a few seconds")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    answer: AcceptResponse
+    replayed: bool  # the first answer to this key, given again (nothing was written or sent)

@@ -1,0 +1,121 @@
+"""The import boundary, checked on what is really loaded: importing any logic module of the layer, in a fresh
+interpreter, loads none of boto3, botocore, httpx and the X-Ray SDK (charter: logic modules never import boto3 or
+httpx; adapters do). A static look at import statements misses what comes in through other modules (importing
+`config` once pulled in the X-Ray SDK through `observability`); this test does not.
+
+One interpreter is started for the whole check (starting one per module would take a minute on a busy machine) and
+it imports nothing of globesms itself: for each module it forks a child, so every module is imported into the
+same clean interpreter state, on its own, and the child reports what that import loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "globesms"
+PACKAGE = LAYER / "globesms"
+
+FORBIDDEN = ("boto3", "botocore", "httpx", "aws_xray_sdk")
+
+#: Modules that may load them, and why. Everything else under globesms/ is logic and is checked.
+EXCEPTIONS: dict[str, str] = {
+    "globesms.aws": "the boto3 adapters (package)",
+    "globesms.observability": "Powertools Logger, Metrics and Tracer (X-Ray) for the handlers",
+    "globesms.providers.transport": "the provider clients' httpx transport",
+    "globesms.providers.http_client": "the provider clients' shared httpx client",
+    "globesms.providers.aliyun.client": "Alibaba's httpx client",
+    "globesms.providers.tencent.client": "Tencent's httpx client",
+    "globesms.providers.huawei.client": "Huawei's httpx client",
+    "globesms.webhooks.sender": "POSTs events to customers with httpx (an adapter, like the provider clients)",
+    "globesms.webhooks.pinned": "the httpx client that connects to the vetted address (the sender's adapter)",
+    "globesms.accept.idempotency": "Powertools idempotency on its DynamoDB persistence layer, which imports boto3",
+    "globesms.http_errors": "builds Powertools event-handler responses (handlers only); Powertools imports botocore",
+}
+
+#: Imported by the probe before it forks (they load none of FORBIDDEN, which it checks), so that each child imports
+#: only globesms: these take most of an import's time, and would otherwise be loaded again by every child.
+PRELOADED = ("pydantic", "phonenumbers")
+
+# Run in a fresh interpreter: fork per module (two at a time), import it in the child, report what it loaded.
+_PROBE = """
+import json, os, sys
+forbidden = set(sys.argv[1].split(","))
+for library in sys.argv[2].split(","):
+    __import__(library)
+assert not forbidden & {n.split(".")[0] for n in sys.modules}, "the probe itself loaded a forbidden module"
+
+def probe(module):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            __import__(module)
+            report = {"module": module, "loaded": sorted(forbidden & {n.split(".")[0] for n in sys.modules})}
+        except BaseException as exc:
+            report = {"module": module, "error": f"{type(exc).__name__}: {exc}"}
+        os.write(write, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write)
+    return pid, read
+
+modules = sys.argv[3:]
+for start in range(0, len(modules), 2):
+    running = [probe(module) for module in modules[start:start + 2]]
+    for pid, read in running:
+        with os.fdopen(read) as answer:
+            print(answer.read(), flush=True)
+        os.waitpid(pid, 0)
+"""
+
+
+def run_probe(modules: list[str]) -> list[dict[str, object]]:
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, ",".join(FORBIDDEN), ",".join(PRELOADED), *modules],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(LAYER), "PATH": ""},
+        check=True,
+    )
+    return [json.loads(line) for line in probe.stdout.splitlines() if line.strip()]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(LAYER).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_exception(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in EXCEPTIONS)
+
+
+def logic_modules() -> list[str]:
+    return sorted(m for m in map(module_name, PACKAGE.rglob("*.py")) if not is_exception(m))
+
+
+def test_every_exception_names_a_module_that_exists() -> None:
+    modules = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    assert set(EXCEPTIONS) <= modules
+
+
+def test_importing_a_logic_module_loads_no_aws_sdk_httpx_or_xray() -> None:
+    modules = logic_modules()
+    assert len(modules) > 40  # the walk found the package
+    reports = run_probe(modules)
+    assert [r["module"] for r in reports] == modules
+    assert [r for r in reports if "error" in r] == []
+    assert {r["module"]: r["loaded"] for r in reports if r["loaded"]} == {}
+
+
+def test_the_probe_sees_what_an_import_loads() -> None:
+    """The check can fail: an exception's module, probed the same way, is reported with what it loads."""
+    reports = {r["module"]: r["loaded"] for r in run_probe(["globesms.webhooks.sender", "globesms.observability"])}
+    assert reports == {
+        "globesms.webhooks.sender": ["httpx"],
+        "globesms.observability": ["aws_xray_sdk", "botocore"],
+    }
