@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
 
 PREFIX = "GLOBESMS_"
-SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -59,7 +58,7 @@ def optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def load_settings(
+def load_settings[SettingsModel: BaseModel](
     model: type[SettingsModel],
     env: Mapping[str, str],
     variables: Mapping[str, str] | None = None,
@@ -116,7 +115,7 @@ class _Loaded:
     def __init__(self) -> None:
         self._models: dict[type[BaseModel], BaseModel] = {}
 
-    def __call__(self, model: type[SettingsModel]) -> SettingsModel:
+    def __call__[SettingsModel: BaseModel](self, model: type[SettingsModel]) -> SettingsModel:
         loaded = self._models.get(model)
         if loaded is None:
             loaded = self._models[model] = load_settings(model, environment())

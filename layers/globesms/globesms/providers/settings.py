@@ -12,8 +12,10 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
+from pydantic import BaseModel
+
 from globesms import config
-from globesms.config import SettingsModel, optional
+from globesms.config import optional
 
 CONNECT_TIMEOUT_VARIABLE: Final = "GLOBESMS_HTTP_CONNECT_TIMEOUT"
 READ_TIMEOUT_VARIABLE: Final = "GLOBESMS_HTTP_READ_TIMEOUT"
@@ -54,7 +56,9 @@ def _seconds(name: str, raw: str) -> float:
 _SECONDS = {variable: _seconds for variable in HTTP_TIMEOUT_VARIABLES.values()}
 
 
-def load_settings(model: type[SettingsModel], env: Mapping[str, str], variables: Mapping[str, str]) -> SettingsModel:
+def load_settings[SettingsModel: BaseModel](
+    model: type[SettingsModel], env: Mapping[str, str], variables: Mapping[str, str]
+) -> SettingsModel:
     """`model` from the variables in `variables` (settings field -> variable name), the timeouts read as seconds.
 
     Raises ValueError naming every variable that is missing or breaks a rule, never a value."""
