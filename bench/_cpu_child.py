@@ -25,6 +25,9 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# This checkout's package, not whichever one the interpreter has installed (the child's environment drops
+# PYTHONPATH): the figure is of the code beside this script.
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "layers", "globesms"))
 
 from bench import _cold_fakes, _sig_answers
 from bench._cold_child import Context, peak_rss_kb

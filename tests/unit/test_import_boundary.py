@@ -28,6 +28,7 @@ EXCEPTIONS: dict[str, str] = {
     "globesms.providers.transport": "the provider clients' httpx transport",
     "globesms.providers.http_client": "the provider clients' shared httpx client",
     "globesms.providers.aliyun.client": "Alibaba's httpx client",
+    "globesms.providers.aliyun.endpoint": "builds Alibaba's httpx requests (part of its client)",
     "globesms.providers.tencent.client": "Tencent's httpx client",
     "globesms.providers.huawei.client": "Huawei's httpx client",
     "globesms.webhooks.sender": "POSTs events to customers with httpx (an adapter, like the provider clients)",

@@ -70,3 +70,59 @@ def test_a_number_with_control_or_invisible_characters_is_refused(raw: str) -> N
     with pytest.raises(InvalidNumber) as info:
         parse_mobile(raw)
     assert info.value.code == "INVALID_NUMBER" and "invisible" in str(info.value)
+
+
+def _public_verdict(raw: str) -> tuple[str, str | None, str | None]:
+    """What `parse_mobile` decides, from phonenumbers' public calls alone (as it was written before it classified
+    each number once)."""
+    import phonenumbers
+
+    text = raw.strip()
+    if not text.startswith("+"):
+        return ("INVALID_NUMBER", None, None)
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return ("INVALID_NUMBER", None, None)
+    if not phonenumbers.is_valid_number(number):
+        return ("INVALID_NUMBER", None, None)
+    if phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        return ("NOT_MOBILE", None, None)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return ("OK", e164, phonenumbers.region_code_for_number(number))
+
+
+def _our_verdict(raw: str) -> tuple[str, str | None, str | None]:
+    try:
+        parsed = parse_mobile(raw)
+    except InvalidNumber as exc:
+        return (exc.code, None, None)
+    return ("OK", parsed.e164, parsed.region)
+
+
+def _example_numbers() -> list[str]:
+    """Every region's example numbers of every type, and each with its last digit changed (often invalid)."""
+    import phonenumbers
+
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(12):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                found += [e164, e164[:-1] + str((int(e164[-1]) + 3) % 10), e164 + "1"]
+    return found
+
+
+def test_parse_mobile_decides_as_phonenumbers_public_calls_do() -> None:
+    numbers = _example_numbers()
+    assert len(numbers) > 2000  # every region, landlines and mobiles
+    assert [_our_verdict(raw) for raw in numbers] == [_public_verdict(raw) for raw in numbers]
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{4,15}", fullmatch=True))
+def test_parse_mobile_decides_as_phonenumbers_on_any_digits(raw: str) -> None:
+    assert _our_verdict(raw) == _public_verdict(raw)

@@ -27,7 +27,13 @@ from globesms.providers.aliyun import (
     plan_calls,
     settings_from_environment,
 )
-from globesms.providers.aliyun.client import encoded_json_array
+from globesms.providers.aliyun.client import (
+    Fields,
+    all_valid,
+    encoded_json_array,
+    message_violation,
+    wire_numbers,
+)
 from globesms.providers.aliyun.signer import Acs3Signer, canonical_query, percent_encode
 
 SECRET = "test-secret-never-shown"
@@ -797,3 +803,52 @@ def test_plan_refuses_what_send_refuses() -> None:
         client.plan([sms(1, text=None, template_id="T1")])
     with pytest.raises(InvalidProviderRequest):
         client.plan([sms(i) for i in range(1001)])
+
+
+@pytest.mark.parametrize(("bad", "field", "rule_part"), INVALID)
+def test_a_large_send_names_the_same_rule_and_message(bad: dict[str, object], field: str, rule_part: str) -> None:
+    # More messages than `client.FEW`: checked field by field over the whole send (`all_valid`) before any one
+    # message is looked at; the refusal must still name the first bad message.
+    client, recorder = make_client()
+    messages = [sms(n) for n in range(1, 9)]
+    messages[5] = sms(6, **bad)
+    with pytest.raises(InvalidProviderRequest) as caught:
+        client.send(messages)
+    assert (caught.value.field, caught.value.rule.endswith("(message 6 of 8)")) == (field, True)
+    assert rule_part in caught.value.rule
+    assert recorder.requests == []
+
+
+_NUMBERS = st.one_of(
+    st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True),  # valid
+    st.sampled_from(["+8613800138000", "+0123456789", "+123456", "+1234567890123456", "85251230001", ""]),
+    st.sampled_from(["+85212ab", "+852\n+12345", "+852+1234567", "++85212345678", "+٣٣٣٣٣٣٣", "+85251230001\n"]),
+    st.text(max_size=18),
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "to": _NUMBERS,
+        "text": st.one_of(st.none(), st.just(""), st.just("bad \ud800"), st.text(max_size=20)),
+        "template_id": st.sampled_from([None, "", "T1"]),
+        "template_params": st.sampled_from([(), ("a",)]),
+        "sender_id": st.sampled_from([None, "", "Acme", "Ali-Cloud", "Alicloud1234", "123456789012345", "Ålicloud"]),
+        "message_id": st.sampled_from(["", "x" * 250, "x" * 251]),
+        "validity_seconds": st.sampled_from([None, 0, 1, -5, 3600]),
+    },
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_FIELDS, max_size=12), st.integers(0, 11))
+def test_all_valid_agrees_with_the_rules_message_by_message(changes: list[dict[str, Any]], valid_from: int) -> None:
+    # Mostly-valid sends (the first `valid_from` change nothing) as well as sends with bad values anywhere.
+    messages = [sms(n, **(change if n > valid_from else {})) for n, change in enumerate(changes, start=1)]
+    expected = all(message_violation(message) is None for message in messages)
+    assert all_valid(messages) == expected
+    assert all_valid(messages, Fields.of(messages)) == expected
+
+
+@given(st.lists(st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True), min_size=1, max_size=30))
+def test_wire_numbers_drop_the_plus(numbers: list[str]) -> None:
+    assert wire_numbers(numbers) == tuple(number[1:] for number in numbers)

@@ -73,6 +73,11 @@ def join_encoded_query(encoded: Mapping[str, str]) -> str:
 def canonical_headers(headers: HeaderPairs) -> tuple[str, str]:
     """(`name:value\\n` for every header, the names joined by `;`): names lower-cased and sorted, values trimmed;
     a name sent more than once gets its values sorted and joined by `,`."""
+    if isinstance(headers, Mapping):
+        lowered = {name.lower(): value.strip() for name, value in headers.items()}
+        if len(lowered) == len(headers):  # no name twice: nothing to group (a client's own headers, every call)
+            names = sorted(lowered)
+            return "".join([f"{name}:{lowered[name]}\n" for name in names]), ";".join(names)
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     grouped: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -93,7 +98,7 @@ def string_to_sign(canonical: str) -> str:
 
 
 def signature(secret: bytes, to_sign: str) -> str:
-    return hmac.new(secret, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, to_sign.encode(), "sha256").hex()
 
 
 def authorization_header(access_key_id: str, signed_headers: str, signature_hex: str) -> str:
