@@ -272,6 +272,11 @@ class Pipeline:
                 values["GLOBESMS_HUAWEI_STATUS_CALLBACK"] = receipt_urls[provider]
             secrets.create_secret(Name=name, SecretString=json.dumps(values))
             self.secret_names[f"GLOBESMS_{provider.upper()}_SECRET_NAME"] = name
+            # Each receipt token in a secret of its own, as deployed (docs/security-edges.md).
+            token_name = str(self.template.parameters[f"{provider.value.capitalize()}ReceiptTokenSecretName"].default)
+            token = {f"GLOBESMS_{provider.upper()}_RECEIPT_TOKEN": self.tokens[provider]}
+            secrets.create_secret(Name=token_name, SecretString=json.dumps(token))
+            self.secret_names[f"GLOBESMS_{provider.upper()}_RECEIPT_SECRET_NAME"] = token_name
         webhook_secret = str(self.template.parameters["WebhookSecretName"].default)
         secrets.create_secret(
             Name=webhook_secret,
@@ -333,7 +338,13 @@ class Pipeline:
         os.environ.pop("GLOBESMS_PROVIDER", None)
         transport = httpx.MockTransport(self._customer_endpoint)
         customer = httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, connect=2.0), follow_redirects=False)
-        self.handlers["WebhookSenderFunction"]._http = lambda: customer  # type: ignore[attr-defined]
+        sender = self.handlers["WebhookSenderFunction"]
+
+        def send_to_customer(delivery: Any) -> None:
+            # As the handler's own `_send`, through the mock customer endpoint instead of a connection of its own.
+            sender.deliver(delivery, secret=sender.webhook_secrets(), now=sender.utc_now(), http=customer)
+
+        sender._send = send_to_customer
 
     def _provider_factory(self, provider: ProviderName) -> Callable[[], Any]:
         """As `build_provider` (credentials from the provider's secret), over the emulator's WSGI app."""
