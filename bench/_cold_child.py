@@ -78,6 +78,7 @@ def serve_once(config: dict[str, Any]) -> dict[str, Any]:
         return _cold_fakes.answer_from_request(request)
 
     _cold_fakes.patch_httpx_on_import(respond)
+    _cold_fakes.patch_resolver()
     started, started_cpu = time.perf_counter(), time.process_time()
     spec = importlib.util.spec_from_file_location("app", config["handler"])
     assert spec is not None and spec.loader is not None

@@ -12,6 +12,7 @@ Standard library only at import time: a cold-start child imports this before the
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 
 from bench._sig_answers import answer_request
@@ -105,6 +106,20 @@ def install_fake_aws() -> dict[str, FakeAwsClient]:
 
     clients._client = client  # type: ignore[assignment]
     return fakes
+
+
+#: What every name resolves to here: a public address (the webhook sender vets the address a name resolves to and
+#: connects to it; the patched transport answers before any socket opens).
+PUBLIC_ADDRESS = "93.184.216.34"
+
+
+def patch_resolver() -> None:
+    """Every host name resolves at once to `PUBLIC_ADDRESS`, as a resolver answering from its cache would."""
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (PUBLIC_ADDRESS, int(port or 0)))]
+
+    socket.getaddrinfo = getaddrinfo
 
 
 def patch_httpx(httpx: ModuleType, respond: Responder) -> None:
