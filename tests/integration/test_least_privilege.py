@@ -333,32 +333,26 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
                 assert as_list(statement["Resource"]) in allowed, (function_id, statement)
 
 
+def granted_on(resources: dict[str, Any], function_id: str, table: Any) -> set[str]:
+    """Every action the function's role allows on `table` (a resource reference as the statements write it)."""
+    statements = statements_of(resources, role_of(resources, function_id))
+    return set().union(*(actions(s) for s in statements if table in as_list(s["Resource"])))
+
+
 def test_the_idempotency_table_has_exactly_the_powertools_actions_of_the_accepting_functions(
     resources: dict[str, Any],
 ) -> None:
     for function_id in function_ids(resources):
-        granted = set().union(
-            *(
-                actions(statement)
-                for statement in statements_of(resources, role_of(resources, function_id))
-                if IDEMPOTENCY_TABLE in as_list(statement["Resource"])
-            ),
-        )
-        assert granted == EXPECTED_IDEMPOTENCY_ACTIONS.get(function_id, set()), function_id
+        expected = EXPECTED_IDEMPOTENCY_ACTIONS.get(function_id, set())
+        assert granted_on(resources, function_id, IDEMPOTENCY_TABLE) == expected, function_id
 
 
 def test_the_template_table_is_written_by_the_api_and_read_by_the_functions_that_send(
     resources: dict[str, Any],
 ) -> None:
     for function_id in function_ids(resources):
-        granted = set().union(
-            *(
-                actions(statement)
-                for statement in statements_of(resources, role_of(resources, function_id))
-                if TEMPLATES_TABLE in as_list(statement["Resource"])
-            ),
-        )
-        assert granted == EXPECTED_TEMPLATE_ACTIONS.get(function_id, set()), function_id
+        expected = EXPECTED_TEMPLATE_ACTIONS.get(function_id, set())
+        assert granted_on(resources, function_id, TEMPLATES_TABLE) == expected, function_id
 
 
 def test_the_messages_table_gains_no_idempotency_actions(resources: dict[str, Any]) -> None:
