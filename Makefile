@@ -24,9 +24,10 @@ ensure_venv = $(1)/bin/python -c 'import sys; sys.exit(f"{sys.version_info[0]}.{
 run: $(STAMP)
 	$(BIN)/python -m local.run $(ARGS)
 
-## test: install everything, lint, type-check and run every test
+## test: install everything, lint, type-check and run every test, spread over every core (pytest-xdist; each test
+##   module stays on one worker, so a module's local stack starts once)
 test: $(STAMP) lint typecheck browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadscope
 
 ## browser: the docs page test (tests/integration/test_api_docs.py) renders /v1/docs in a headless Chromium and
 ##   skips without one; in CI (CI=true), as root, Debian's chromium is installed when it is missing

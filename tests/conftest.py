@@ -3,6 +3,8 @@
 import os
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 # No test may reach real AWS: fake credentials and a fixed region before anything creates a client.
 os.environ.update(
@@ -16,6 +18,12 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+
+# `make test` runs the tests on every core beside each other, so one example's wall time says nothing about the code:
+# no per-example deadline and no "too slow" data generation check (speed is measured by `make bench`, never
+# asserted); each test keeps its own example count.
+hypothesis_settings.register_profile("globesms", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("globesms")
 
 
 @pytest.fixture(autouse=True)
