@@ -179,6 +179,19 @@ class CallbackSettings(_Settings):
     )
 
 
+class ConsentSettings(_Settings):
+    consent_table: str = Field(
+        "",
+        description="the consent table (opt-out list, replies); without it there is no opt-out list and no "
+        "recipient is refused as opted out",
+    )
+    opt_out_blocks_otp: bool = Field(
+        False,
+        description="`true`: an opted-out number gets no OTP either; by default OTP still goes (a person who "
+        "opted out of marketing still needs a login code)",
+    )
+
+
 class IdempotencySettings(_Settings):
     idempotency_table: str = Field(
         "",
@@ -290,6 +303,7 @@ class AcceptSettings(
     IdempotencySettings,
     RoutesSettings,
     CallbackSettings,
+    ConsentSettings,
 ):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
 
