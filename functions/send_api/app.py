@@ -28,6 +28,7 @@ from globesms.accept.bodies import read_json
 from globesms.accept.refusals import REFUSED, refusal_of
 from globesms.accept.service import accept, body_hash
 from globesms.aws import wiring
+from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.config import AcceptSettings, settings
 from globesms.consent import optouts
 from globesms.domain.clock import iso, utc_now
@@ -58,7 +59,9 @@ from globesms.models.api import (
     success_answer,
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
-from globesms.ports import InvalidCursor, MessageLookup, OptOutStore, TemplateStore
+from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
+from globesms.replies import record as reply_record
+from globesms.replies.models import ReplyPage
 from globesms.routing import templates
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
@@ -419,7 +422,7 @@ def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
 _NUMBER = Annotated[str, Path(min_length=1, max_length=40, description="the number, E.164 (`+6591234567`)")]
 
 
-def _opt_out_store() -> OptOutStore:
+def _opt_out_store() -> DynamoDBConsentStore:
     store = wiring.consent_store()
     if store is None:
         raise ConsentNotManaged("this deployment has no consent table (GLOBESMS_CONSENT_TABLE): no opt-out list")
@@ -521,6 +524,24 @@ def list_opt_outs(
     limit: Annotated[int, Query(ge=1, le=optouts.MAX_PAGE)] = 100,
 ) -> optouts.OptOutPage:
     return optouts.page(_opt_out_store(), after=after, limit=limit)
+
+
+@app.get(
+    "/v1/replies",
+    summary="Replies people sent (inbound SMS), a page at a time in the order they were sent",
+    responses={
+        200: success_answer(ReplyPage),
+        **refusal_answers(RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def list_replies(
+    after: Annotated[
+        str | None, Query(max_length=128, pattern=r"^[0-9T:.Z-]+#R[0-9a-f]{24}$", description="the previous `next`")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=reply_record.MAX_PAGE)] = 100,
+) -> ReplyPage:
+    return reply_record.page(_opt_out_store(), after=after, limit=limit)
 
 
 @app.exception_handler(ConsentNotManaged)

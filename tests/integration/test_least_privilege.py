@@ -97,6 +97,8 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "dynamodb:PutItem",  # consent table only (replies, reply keywords)
+        "dynamodb:DeleteItem",  # consent table only (an opt-in keyword)
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",
     },
@@ -137,6 +139,7 @@ EXPECTED_CONSENT_ACTIONS = {
         "dynamodb:DeleteItem",
     },
     "IntakeFunction": {"dynamodb:BatchGetItem"},
+    "ReceiptsFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
 }
 
 EXPECTED_WITH_ROUTES_PARAMETER = {"SendApiFunction": {"ssm:GetParameter"}, "IntakeFunction": {"ssm:GetParameter"}}

@@ -90,9 +90,10 @@ class RefusalCode(_Code):
     )
     BATCH_ID_CONFLICT = "BATCH_ID_CONFLICT", 409, "an SQS intake body names a batch_id that holds another body"
     NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
-    FORBIDDEN = "FORBIDDEN", 403, "a receipt push with a wrong token"
+    FORBIDDEN = "FORBIDDEN", 403, "a receipt or reply push with a wrong token (or to an unknown provider)"
     UNAUTHORIZED = "UNAUTHORIZED", 401, "a receipt push without a valid signature, where one is required"
     UNREADABLE_RECEIPTS = "UNREADABLE_RECEIPTS", 400, "a receipt push body not in the provider's format"
+    UNREADABLE_REPLIES = "UNREADABLE_REPLIES", 400, "a reply push body not in the provider's reply format"
     API_KEY_REQUIRED = "API_KEY_REQUIRED", 403, "the API documentation asked for without x-api-key, where it needs one"
     TEMPLATES_NOT_MANAGED = (
         "TEMPLATES_NOT_MANAGED",

@@ -313,3 +313,19 @@ class OptOutStore(Protocol):
     def page_opt_outs(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Entries in number order after `after` (a number), and the last number of the page when more may follow."""
         ...
+
+
+class ReplyStore(Protocol):
+    """Replies per owner, in the order the people sent them (`sk`: `<sent_at>#<reply id>`)."""
+
+    def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Store the reply unless one with this `sk` is stored: None when it was new, else the stored one."""
+        ...
+
+    def mark_reply_handled(self, owner: str, sk: str) -> None:
+        """Its keyword applied and its event queued: a push of it again changes nothing."""
+        ...
+
+    def page_replies(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Replies after `after` (an `sk`), and the last `sk` of the page when more may follow."""
+        ...

@@ -24,6 +24,14 @@ def opt_out_pk(owner: str) -> str:
     return f"OPTOUT#{owner}"
 
 
+def reply_pk(owner: str) -> str:
+    return f"REPLY#{owner}"
+
+
+def _reply_key(owner: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": reply_pk(owner)}, "sk": {"S": sk}}
+
+
 def _key(owner: str, number: str) -> dict[str, Any]:
     return {"pk": {"S": opt_out_pk(owner)}, "sk": {"S": number}}
 
@@ -86,15 +94,44 @@ class DynamoDBConsentStore:
         return None if not old else _entry(old)
 
     def page_opt_outs(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        return self._page(opt_out_pk(owner), after=after, limit=limit)
+
+    def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            self._client().put_item(
+                TableName=self._table,
+                Item={**to_item(item), **_reply_key(owner, sk)},
+                ConditionExpression="attribute_not_exists(sk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                stored: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+                return _entry(stored) or {"handled": False}
+            raise
+        return None
+
+    def mark_reply_handled(self, owner: str, sk: str) -> None:
+        self._client().update_item(
+            TableName=self._table,
+            Key=_reply_key(owner, sk),
+            UpdateExpression="SET handled = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+    def page_replies(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        return self._page(reply_pk(owner), after=after, limit=limit)
+
+    def _page(self, pk: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :p",
-            "ExpressionAttributeValues": {":p": {"S": opt_out_pk(owner)}},
+            "ExpressionAttributeValues": {":p": {"S": pk}},
             "Limit": limit,
             "ConsistentRead": True,
         }
         if after is not None:
-            kwargs["ExclusiveStartKey"] = _key(owner, after)
+            kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after}}
         response = self._client().query(**kwargs)
         entries = [_entry(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")

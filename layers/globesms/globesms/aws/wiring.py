@@ -15,7 +15,9 @@ from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import (
     ConsentSettings,
+    ConsentTableSettings,
     ProviderQueueSettings,
+    RepliesSettings,
     RetentionSettings,
     TableSettings,
     TemplatesSettings,
@@ -26,6 +28,8 @@ from globesms.config import (
 )
 from globesms.consent import screen as consent_screen
 from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.replies.keywords import keyword_sets
+from globesms.replies.record import ReplyDeps
 from globesms.routing import templates
 
 
@@ -60,7 +64,7 @@ templates.use_store(template_store)
 def consent_store() -> DynamoDBConsentStore | None:
     """The opt-out list (and replies), when the stack has the consent table; read from the environment at each
     call, as the template store is."""
-    table = load_settings(ConsentSettings, environment()).consent_table
+    table = load_settings(ConsentTableSettings, environment()).consent_table
     return _consent_store_of(table) if table else None
 
 
@@ -73,6 +77,20 @@ def opt_out_check() -> consent_screen.OptOutCheck | None:
     consent = load_settings(ConsentSettings, environment())
     store = _consent_store_of(consent.consent_table) if consent.consent_table else None
     return None if store is None else consent_screen.OptOutCheck(store, otp_too=consent.opt_out_blocks_otp)
+
+
+def reply_deps() -> ReplyDeps:
+    """What the replies route writes to: the consent table, the webhook queue, the keywords and the callback."""
+    replies = settings(RepliesSettings)
+    store = _consent_store_of(replies.consent_table)
+    return ReplyDeps(
+        replies=store,
+        opt_outs=store,
+        webhooks=webhook_queue(),
+        keywords=keyword_sets(replies.reply_keywords),
+        callback=replies.reply_callback,
+        retention_days=replies.retention_days,
+    )
 
 
 # From here on accept refuses opted-out recipients when the stack has the consent table.
