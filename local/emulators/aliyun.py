@@ -516,10 +516,6 @@ def main(argv: list[str] | None = None) -> None:
     common.serve(create_app(knobs_from_json(args.knobs), dict(os.environ)), args, "aliyun")
 
 
-if __name__ == "__main__":
-    main()
-
-
 _reply_sequence = itertools.count(1)
 
 
@@ -535,3 +531,7 @@ def _sms_up_push(sender: str, text: str, to: str) -> tuple[bytes, str]:
         "sequence_id": next(_reply_sequence),
     }
     return json.dumps([item], ensure_ascii=False).encode(), "application/json"
+
+
+if __name__ == "__main__":
+    main()

@@ -519,10 +519,6 @@ def main(argv: list[str] | None = None) -> None:
     common.serve(app, args, "huawei")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _uplink_push(sender: str, text: str, to: str) -> tuple[bytes, str]:
     """A reply (上行短信) as Huawei pushes it to a mainland application's reply URL: a form of smsMsgId, from, to,
     body, createTime (UTC)."""
@@ -534,3 +530,7 @@ def _uplink_push(sender: str, text: str, to: str) -> tuple[bytes, str]:
         "createTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return urlencode(form).encode(), "application/x-www-form-urlencoded"
+
+
+if __name__ == "__main__":
+    main()

@@ -545,10 +545,6 @@ def main(argv: list[str] | None = None) -> None:
     common.serve(app, args, "tencent")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _reply_callback(sender: str, text: str, to: str) -> tuple[bytes, str]:
     """A reply as Tencent's "SMS reply" callback carries it: one JSON object, the country code apart from the
     national number, the time in Unix seconds."""
@@ -562,3 +558,7 @@ def _reply_callback(sender: str, text: str, to: str) -> tuple[bytes, str]:
         "time": int(time.time()),
     }
     return json.dumps(item, ensure_ascii=False).encode(), "application/json"
+
+
+if __name__ == "__main__":
+    main()
