@@ -34,8 +34,9 @@ from local.aws import apply_local_credentials, start_moto
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
 from local.processes import Child, ProcessGroup, configure_logging, reserve_port
 from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT, WEBHOOK_RECEIVER_PORT
-from local.stack import LocalStack
+from local.stack import PARAMETERS_ENV, LocalStack
 from local.template import REPO_ROOT
+from local.webhook_receiver import EVENTS_PATH
 
 READY_LINE = "globesms local stack is ready"
 PORTS_LINE = "globesms local ports:"  # + a JSON object, printed before any of them listens
@@ -111,6 +112,22 @@ def receipt_url(provider: str, api_port: int) -> str:
     return f"http://127.0.0.1:{api_port}/v1/receipts/{provider}/{token}"
 
 
+def reply_url(provider: str, api_port: int) -> str:
+    """Where a provider pushes replies (its console's reply URL; the emulators' `POST /_emulator/reply`)."""
+    token = os.environ[f"GLOBESMS_{provider.upper()}_REPLY_TOKEN"]
+    return f"http://127.0.0.1:{api_port}/v1/replies/{provider}/{token}"
+
+
+def forward_replies_to_the_receiver(environ: MutableMapping[str, str], receiver_port: int | None) -> None:
+    """message.received events go to the local webhook receiver: the template's ReplyCallbackUrl, set as a local
+    parameter unless LOCAL_PARAMETERS names one already."""
+    if receiver_port is None:
+        return
+    parameters = json.loads(environ.get(PARAMETERS_ENV) or "{}")
+    parameters.setdefault("ReplyCallbackUrl", f"http://127.0.0.1:{receiver_port}{EVENTS_PATH}")
+    environ[PARAMETERS_ENV] = json.dumps(parameters)
+
+
 def reserve_ports(args: argparse.Namespace) -> dict[str, socket.socket]:
     """Bind the API's port, and those of the emulators and the webhook receiver this run starts, before anything
     else (see `reserve_port`); raises OSError naming the port something else has."""
@@ -164,7 +181,13 @@ def start_emulators(
         listen_socket = sockets[provider]
         os.environ[endpoint_variable] = f"http://127.0.0.1:{port_of(listen_socket)}"
         module = f"local.emulators.{provider}"
-        knobs = json.dumps({"receipt_callback_url": receipt_url(provider, api_port), "receipt_delay_seconds": 1.0})
+        knobs = json.dumps(
+            {
+                "receipt_callback_url": receipt_url(provider, api_port),
+                "receipt_delay_seconds": 1.0,
+                "reply_callback_url": reply_url(provider, api_port),
+            }
+        )
         argv = [sys.executable, "-m", module, "--host", bind, "--knobs", knobs]
         if provider == "huawei":
             argv += ["--receipt-format", huawei_receipt_format]
@@ -316,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 moto = start_moto(args.moto_port, args.bind)
                 os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto.port}"
             ports = {name: port_of(sock) for name, sock in sockets.items()}
+            forward_replies_to_the_receiver(os.environ, ports.get("webhook-receiver"))
             print(f"{PORTS_LINE} {json.dumps(ports | ({'moto': moto.port} if moto else {}))}", flush=True)
             hosts = start_stack(args, children, sockets)
         except (RuntimeError, TimeoutError, OSError) as exc:

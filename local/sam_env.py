@@ -42,12 +42,15 @@ def store_secrets(stack: LocalStack) -> dict[str, str]:
         prefix = f"GLOBESMS_{owner.upper()}_"
         token = f"{prefix}RECEIPT_TOKEN"
         # The receipt token has a secret of its own (ReceiptsFunction reads no credentials).
-        credentials = {k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix) and k != token}
+        reply_token = f"{prefix}REPLY_TOKEN"  # kept with the receipt token, in its secret
+        credentials = {
+            k: os.environ[k] for k in LOCAL_ENV_DEFAULTS if k.startswith(prefix) and k not in (token, reply_token)
+        }
         _put_secret(client, parameters[f"{owner.capitalize()}SecretName"]["Default"], credentials)
         names[f"{prefix}SECRET_NAME"] = parameters[f"{owner.capitalize()}SecretName"]["Default"]
         if token in LOCAL_ENV_DEFAULTS:
             receipt_secret = parameters[f"{owner.capitalize()}ReceiptTokenSecretName"]["Default"]
-            _put_secret(client, receipt_secret, {token: os.environ[token]})
+            _put_secret(client, receipt_secret, {token: os.environ[token], reply_token: os.environ[reply_token]})
             names[f"{prefix}RECEIPT_SECRET_NAME"] = receipt_secret
     return names
 

@@ -19,6 +19,10 @@ LOCAL_ENV_DEFAULTS: dict[str, str] = {
     "GLOBESMS_ALIYUN_RECEIPT_TOKEN": "local-aliyun-receipts-0001",
     "GLOBESMS_TENCENT_RECEIPT_TOKEN": "local-tencent-receipts-0001",
     "GLOBESMS_HUAWEI_RECEIPT_TOKEN": "local-huawei-receipts-0001",
+    # The secret part of each provider's reply URL (/v1/replies/<provider>/<token>).
+    "GLOBESMS_ALIYUN_REPLY_TOKEN": "local-aliyun-replies-0001",
+    "GLOBESMS_TENCENT_REPLY_TOKEN": "local-tencent-replies-0001",
+    "GLOBESMS_HUAWEI_REPLY_TOKEN": "local-huawei-replies-0001",
     # Signs the events sent to customers' status_callback URLs.
     "GLOBESMS_WEBHOOK_SECRET": "local-webhook-secret",
     # Locally a status_callback may be plain http to 127.0.0.1 (local.webhook_receiver).

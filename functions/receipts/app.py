@@ -26,6 +26,9 @@ from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
 from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
+from globesms.replies.auth import reply_environment, reply_token_accepted
+from globesms.replies.models import ReplyBodyInvalid
+from globesms.replies.record import record_replies
 
 settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
 app = APIGatewayRestResolver()
@@ -117,6 +120,54 @@ def _emit_outcomes(name: ProviderName, result: PushResult) -> None:
             default_dimensions={"service": SERVICE, "provider": name.value},
         ):
             pass
+
+
+# ======== replies: POST /v1/replies/{provider}/{token} (docs/consent.md) ========
+
+
+@cache
+def _reply_format(provider: ProviderName) -> ModuleType:
+    return importlib.import_module(f"globesms.providers.{provider}.replies")
+
+
+@app.post("/v1/replies/<provider>/<token>")
+@tracer.capture_method(capture_response=False)
+def receive_replies(provider: str, token: str) -> Response[Any]:
+    try:
+        name = ProviderName(provider)
+    except ValueError:
+        name = None
+    # An unknown provider and a wrong token get the same answer, before the body is read.
+    if name is None or not reply_token_accepted(name, token, reply_environment(name)):
+        metrics.add_metric(name="ReplyPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("reply push refused: unknown provider or wrong token")
+        return error_response(RefusalCode.FORBIDDEN, "wrong reply token")
+    logger.append_keys(provider=name.value)
+    reply_format = _reply_format(name)
+    body = _raw_body()
+    try:
+        parsed = reply_format.parse_replies(body, app.current_event.headers.get("content-type", ""))
+    except ReplyBodyInvalid as exc:
+        metrics.add_metric(name="ReplyPushesUnreadable", unit=MetricUnit.Count, value=1)
+        logger.warning("reply push unreadable", extra={"reason": str(exc), "bytes": len(body)})
+        return error_response(RefusalCode.UNREADABLE_REPLIES, str(exc))
+    result = record_replies(parsed.replies, wiring.reply_deps(), utc_now())
+    for metric, value in (
+        ("RepliesStored", result.stored),
+        ("RepliesDuplicate", result.duplicates),
+        ("RepliesOptedOut", result.opted_out),
+        ("RepliesOptedIn", result.opted_in),
+        ("ReplyItemsRefused", len(parsed.refused_items)),
+    ):
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+    if parsed.refused_items:
+        logger.warning("reply items refused", extra={"reasons": parsed.refused_items[:20]})
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(reply_format.REPLY_ACK)
+    )
+
+
+# ======== end of the replies block ========
 
 
 @logger.inject_lambda_context(clear_state=True)

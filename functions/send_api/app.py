@@ -7,6 +7,7 @@ import json
 import pathlib
 from functools import cache
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -27,7 +28,9 @@ from globesms.accept.bodies import read_json
 from globesms.accept.refusals import REFUSED, refusal_of
 from globesms.accept.service import accept, body_hash
 from globesms.aws import wiring
+from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.config import AcceptSettings, settings
+from globesms.consent import optouts
 from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
@@ -57,6 +60,8 @@ from globesms.models.api import (
 )
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
+from globesms.replies import record as reply_record
+from globesms.replies.models import ReplyPage
 from globesms.routing import templates
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
@@ -410,6 +415,147 @@ def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
 
 
 # ======== end of the API surface block ========
+
+
+# ======== consent: the opt-out list (docs/consent.md) ========
+
+_NUMBER = Annotated[str, Path(min_length=1, max_length=40, description="the number, E.164 (`+6591234567`)")]
+
+
+def _opt_out_store() -> DynamoDBConsentStore:
+    store = wiring.consent_store()
+    if store is None:
+        raise ConsentNotManaged("this deployment has no consent table (GLOBESMS_CONSENT_TABLE): no opt-out list")
+    return store
+
+
+class ConsentNotManaged(RuntimeError):
+    """The function has no consent table: a deployment without ConsentTable."""
+
+
+def _listed_number(raw: str) -> str:
+    try:
+        # Decoded here whether or not the gateway did: `%2B65%209123-4567` is `+65 9123-4567`, and no number
+        # holds a `%`.
+        return optouts.normalise(unquote(raw))
+    except optouts.NotANumber as exc:
+        raise FieldRefused("path", "number", str(exc)) from None
+
+
+class FieldRefused(ValueError):
+    def __init__(self, where: str, name: str, rule: str) -> None:
+        super().__init__(rule)
+        self.loc = (where, name)
+
+
+@app.put(
+    "/v1/opt-outs/<number>",
+    summary="Put a number on the opt-out list: no MKT or NOTIFY message reaches it",
+    responses={
+        200: success_answer(optouts.OptOutEntry),
+        201: success_answer(optouts.OptOutEntry),
+        **refusal_answers(RefusalCode.MALFORMED_JSON, RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def put_opt_out(
+    number: _NUMBER, body: Annotated[optouts.OptOutRequest | None, Body(embed=False)] = None
+) -> Response[optouts.OptOutEntry]:
+    listed = _listed_number(number)
+    reason = None if body is None else body.reason
+    entry = optouts.OptOutEntry(number=listed, added_at=iso(utc_now()), source=optouts.OptOutSource.API, reason=reason)
+    stored, created = optouts.add(_opt_out_store(), entry)
+    logger.info("opt-out added" if created else "opt-out already listed", extra={"number": mask(listed)})
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=stored)
+
+
+@app.get(
+    "/v1/opt-outs/<number>",
+    summary="One entry of the opt-out list (404 when the number is not listed)",
+    responses={
+        200: success_answer(optouts.OptOutEntry),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def get_opt_out(number: _NUMBER) -> optouts.OptOutEntry:
+    listed = _listed_number(number)
+    entry = optouts.get(_opt_out_store(), listed)
+    if entry is None:
+        raise NotFound(f"{mask(listed)} is not on the opt-out list")
+    return entry
+
+
+@app.delete(
+    "/v1/opt-outs/<number>",
+    summary="Take a number off the opt-out list",
+    responses={
+        204: {"description": "Removed"},
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def delete_opt_out(number: _NUMBER) -> Response[None]:
+    listed = _listed_number(number)
+    removed = optouts.remove(_opt_out_store(), listed)
+    if removed is None:
+        raise NotFound(f"{mask(listed)} is not on the opt-out list")
+    # Every removal is logged with how the entry had been added: the list's audit trail.
+    logger.info(
+        "opt-out removed",
+        extra={"number": mask(listed), "added_at": removed.added_at, "added_by": removed.source.value},
+    )
+    return Response(status_code=204)
+
+
+@app.get(
+    "/v1/opt-outs",
+    summary="The opt-out list, a page at a time in number order",
+    responses={
+        200: success_answer(optouts.OptOutPage),
+        **refusal_answers(RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def list_opt_outs(
+    after: Annotated[
+        str | None, Query(pattern=optouts.E164_PATTERN, description="the `next` of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=optouts.MAX_PAGE)] = 100,
+) -> optouts.OptOutPage:
+    return optouts.page(_opt_out_store(), after=after, limit=limit)
+
+
+@app.get(
+    "/v1/replies",
+    summary="Replies people sent (inbound SMS), a page at a time in the order they were sent",
+    responses={
+        200: success_answer(ReplyPage),
+        **refusal_answers(RefusalCode.VALIDATION_ERROR, RefusalCode.CONSENT_NOT_MANAGED),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def list_replies(
+    after: Annotated[
+        str | None, Query(max_length=128, pattern=r"^[0-9T:.Z-]+#R[0-9a-f]{24}$", description="the previous `next`")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=reply_record.MAX_PAGE)] = 100,
+) -> ReplyPage:
+    return reply_record.page(_opt_out_store(), after=after, limit=limit)
+
+
+@app.exception_handler(ConsentNotManaged)
+def _consent_not_managed(exc: ConsentNotManaged) -> Response[Any]:
+    return error_response(RefusalCode.CONSENT_NOT_MANAGED, str(exc))
+
+
+@app.exception_handler(FieldRefused)
+def _field_refused(exc: FieldRefused) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    return validation_error_response([{"loc": exc.loc, "msg": str(exc)}])
+
+
+# ======== end of the consent block ========
 
 
 @app.exception_handler(NotFound)

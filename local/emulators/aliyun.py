@@ -267,6 +267,7 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
         return _json({"RequestId": request_id, **answer})
 
     register_admin_routes(app, state)
+    common.register_reply_route(app, state, _sms_up_push)
     return app
 
 
@@ -513,6 +514,23 @@ def main(argv: list[str] | None = None) -> None:
     args = common.emulator_arguments("aliyun", "Alibaba Cloud SMS (dysmsapi) emulator").parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     common.serve(create_app(knobs_from_json(args.knobs), dict(os.environ)), args, "aliyun")
+
+
+_reply_sequence = itertools.count(1)
+
+
+def _sms_up_push(sender: str, text: str, to: str) -> tuple[bytes, str]:
+    """A reply as Alibaba's SmsUp batch push carries it: a JSON array; the number without "+", the time in Beijing
+    time, `sequence_id` a number."""
+    item = {
+        "phone_number": sender.lstrip("+"),
+        "send_time": datetime.now(_BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+        "content": text,
+        "sign_name": "Acme",
+        "dest_code": to or "1234",
+        "sequence_id": next(_reply_sequence),
+    }
+    return json.dumps([item], ensure_ascii=False).encode(), "application/json"
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ class Knobs:
     receipt_delay_jitter_seconds: float = 0.0
     receipts_across_calls: bool = False  # Alibaba: one push carries the due receipts of many calls (up to 100)
     push_receipts: bool = True
+    reply_callback_url: str | None = None  # where POST /_emulator/reply pushes a reply (the provider's reply URL)
     seed: int | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -365,3 +366,20 @@ def serve(app: Flask, args: argparse.Namespace, provider: str) -> None:
         server.serve_forever()
     finally:
         server.server_close()
+
+
+def register_reply_route(app: Flask, state: EmulatorState, build: Callable[[str, str, str], tuple[bytes, str]]) -> None:
+    """`POST /_emulator/reply {"from": "+6591234567", "text": "STOP", "to": "1069..."}`: the emulator pushes that
+    reply now to `reply_callback_url`, in its provider's own format (`build(from, text, to)` -> body, content type,
+    written by each emulator from its provider's document), and answers what the gateway answered."""
+
+    @app.post("/_emulator/reply")
+    def push_reply() -> Any:
+        url = state.knobs.reply_callback_url
+        asked = request.get_json(force=True, silent=True) or {}
+        sender, text = asked.get("from"), asked.get("text")
+        if not url or not isinstance(sender, str) or not isinstance(text, str):
+            return jsonify({"error": "needs the reply_callback_url knob and a JSON body with from and text"}), 400
+        body, content_type = build(sender, text, str(asked.get("to", "")))
+        answer = httpx.post(url, content=body, headers={"content-type": content_type}, timeout=10)
+        return jsonify({"status": answer.status_code, "answer": answer.text})

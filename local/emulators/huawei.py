@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 import phonenumbers
 from flask import Flask, Request, Response, request
@@ -507,6 +507,7 @@ def create_app(
         return _json({"code": SUCCESS_CODE, "description": "Success", "result": results}, 200)
 
     register_admin_routes(app, state)
+    common.register_reply_route(app, state, _uplink_push)
     return app
 
 
@@ -516,6 +517,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), receipt_format=args.receipt_format)
     common.serve(app, args, "huawei")
+
+
+def _uplink_push(sender: str, text: str, to: str) -> tuple[bytes, str]:
+    """A reply (上行短信) as Huawei pushes it to a mainland application's reply URL: a form of smsMsgId, from, to,
+    body, createTime (UTC)."""
+    form = {
+        "smsMsgId": f"{uuid.uuid4()}_0",
+        "from": sender,
+        "to": to or "10690000",
+        "body": text,
+        "createTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return urlencode(form).encode(), "application/x-www-form-urlencoded"
 
 
 if __name__ == "__main__":

@@ -454,6 +454,7 @@ def create_app(
 
     app = Flask("tencent-emulator")
     register_admin_routes(app, state)
+    common.register_reply_route(app, state, _reply_callback)
 
     @app.get("/_emulator/tencent/options")
     def get_options() -> Any:
@@ -542,6 +543,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = create_app(knobs_from_json(args.knobs), dict(os.environ), options=options_from_json(args.options))
     common.serve(app, args, "tencent")
+
+
+def _reply_callback(sender: str, text: str, to: str) -> tuple[bytes, str]:
+    """A reply as Tencent's "SMS reply" callback carries it: one JSON object, the country code apart from the
+    national number, the time in Unix seconds."""
+    number = phonenumbers.parse(sender, None)
+    item = {
+        "extend": to,
+        "mobile": str(number.national_number),
+        "nationcode": str(number.country_code),
+        "sign": "Acme",
+        "text": text,
+        "time": int(time.time()),
+    }
+    return json.dumps(item, ensure_ascii=False).encode(), "application/json"
 
 
 if __name__ == "__main__":

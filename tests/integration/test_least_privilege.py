@@ -68,6 +68,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",  # consent table only (the opt-out list)
         "dynamodb:Query",
         "dynamodb:UpdateItem",  # idempotency table only
         "dynamodb:DeleteItem",  # idempotency table only
@@ -96,6 +97,8 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "dynamodb:PutItem",  # consent table only (replies, reply keywords)
+        "dynamodb:DeleteItem",  # consent table only (an opt-in keyword)
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",
     },
@@ -122,6 +125,21 @@ EXPECTED_TEMPLATE_ACTIONS = {
     "SendApiFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"},
     "IntakeFunction": {"dynamodb:Query"},
     **{f"{provider}DispatchFunction": {"dynamodb:Query"} for provider in ("Aliyun", "Tencent", "Huawei")},
+}
+
+# The consent table (consent/, aws/dynamodb_consent.py): accept reads a request's numbers on the opt-out list; the
+# API's /v1/opt-outs reads, adds and removes entries.
+CONSENT_TABLE = {"Fn::GetAtt": ["ConsentTable", "Arn"]}
+EXPECTED_CONSENT_ACTIONS = {
+    "SendApiFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    },
+    "IntakeFunction": {"dynamodb:BatchGetItem"},
+    "ReceiptsFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
 }
 
 EXPECTED_WITH_ROUTES_PARAMETER = {"SendApiFunction": {"ssm:GetParameter"}, "IntakeFunction": {"ssm:GetParameter"}}
@@ -326,7 +344,7 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
     # GET /v1/messages?client_ref= / ?to= (the API only).
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE])
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE])
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
@@ -469,3 +487,9 @@ def test_the_receipts_function_reads_the_receipt_token_secrets_and_no_credential
 def test_each_dispatcher_reads_its_own_providers_credentials_only(resources: dict[str, Any]) -> None:
     for provider in ("Aliyun", "Tencent", "Huawei"):
         assert readable_secrets(resources, f"{provider}DispatchFunction") == {f"{provider}SecretName"}
+
+
+def test_the_consent_table_is_read_by_accept_and_changed_by_the_api_only(resources: dict[str, Any]) -> None:
+    for function_id in function_ids(resources):
+        expected = EXPECTED_CONSENT_ACTIONS.get(function_id, set())
+        assert granted_on(resources, function_id, CONSENT_TABLE) == expected, function_id

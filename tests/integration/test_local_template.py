@@ -143,10 +143,11 @@ def test_routes(raw: dict[str, Any], template: Template) -> None:
         route = found[(function_id, event_name)]
         api = raw["Resources"][properties["RestApiId"]["Ref"]]["Properties"]
         assert (route.path, route.method) == (properties["Path"], properties["Method"].upper())
-        # The API requires a key unless the event says otherwise (the providers' receipt pushes cannot send one).
+        # The API requires a key unless the event says otherwise (the providers' receipt and reply pushes cannot send
+        # one).
         expected_key = properties.get("Auth", {}).get("ApiKeyRequired", api["Auth"]["ApiKeyRequired"])
         assert route.api_key_required is expected_key
-        assert expected_key is True or route.path.startswith("/v1/receipts/")
+        assert expected_key is True or route.path.startswith(("/v1/receipts/", "/v1/replies/{provider}/"))
 
 
 def events_of_function(raw: dict[str, Any]) -> set[str]:

@@ -58,8 +58,9 @@ def test_every_code_is_unique_and_has_a_meaning() -> None:
     assert len(values) == len(set(values))
     for code in ERROR_CODES:
         assert code.value == code.name and code.meaning.strip(), code
-    # Refusals are the client's to fix (4xx), but for one: a deployment without a template table (501).
-    assert all(400 <= code.status < 500 for code in RefusalCode if code is not RefusalCode.TEMPLATES_NOT_MANAGED)
+    # Refusals are the client's to fix (4xx), but for a deployment without a template or consent table (501).
+    not_managed = {RefusalCode.TEMPLATES_NOT_MANAGED, RefusalCode.CONSENT_NOT_MANAGED}
+    assert all(400 <= code.status < 500 for code in RefusalCode if code not in not_managed)
 
 
 def test_the_values_clients_match_on_are_unchanged() -> None:
@@ -84,6 +85,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "PROVIDER_CANNOT_CARRY",
         "TEMPLATE_UNKNOWN_FOR_PROVIDER",
         "TEMPLATE_PARAMS",
+        "OPTED_OUT",
     }
     assert {c.value for c in DispatchCode} == {
         "INVALID_REQUEST",

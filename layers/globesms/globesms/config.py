@@ -179,6 +179,22 @@ class CallbackSettings(_Settings):
     )
 
 
+class ConsentTableSettings(_Settings):
+    consent_table: str = Field(
+        "",
+        description="the consent table (opt-out list, replies); without it there is no opt-out list and no "
+        "recipient is refused as opted out",
+    )
+
+
+class ConsentSettings(ConsentTableSettings):
+    opt_out_blocks_otp: bool = Field(
+        False,
+        description="`true`: an opted-out number gets no OTP either; by default OTP still goes (a person who "
+        "opted out of marketing still needs a login code)",
+    )
+
+
 class IdempotencySettings(_Settings):
     idempotency_table: str = Field(
         "",
@@ -278,6 +294,43 @@ class ReceiptAuthSettings(_Settings):
         return "" if token is None else token.get_secret_value()
 
 
+class RepliesSettings(ConsentTableSettings, RetentionSettings, WebhookQueueSettings):
+    """The replies route (`POST /v1/replies/{provider}/{token}`, in ReceiptsFunction)."""
+
+    reply_callback: str = Field(
+        "",
+        description="where `message.received` events go (https; signed as status events); without it replies are "
+        "stored and applied but not forwarded",
+    )
+    reply_keywords: str = Field(
+        "",
+        description='JSON `{"opt_out": [...], "opt_in": [...]}` replacing the shipped reply keywords '
+        "(globesms/data/keywords.json)",
+    )
+    aliyun_reply_token: SecretStr | None = Field(
+        None, description="the secret in Alibaba's reply URL (≥ 16 characters; `new old` while rotating)"
+    )
+    tencent_reply_token: SecretStr | None = Field(
+        None, description="the secret in Tencent's reply URL (≥ 16 characters; `new old` while rotating)"
+    )
+    huawei_reply_token: SecretStr | None = Field(
+        None, description="the secret in Huawei's reply URL (≥ 16 characters; `new old` while rotating)"
+    )
+
+    @field_validator("reply_keywords")
+    @classmethod
+    def _keyword_sets(cls, value: str) -> str:
+        from globesms.replies.keywords import parse_keywords
+
+        if value:
+            parse_keywords(value)
+        return value
+
+    def reply_token(self, provider: ProviderName) -> str:
+        token: SecretStr | None = getattr(self, f"{provider.value}_reply_token")
+        return "" if token is None else token.get_secret_value()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One model per function
 
@@ -290,6 +343,7 @@ class AcceptSettings(
     IdempotencySettings,
     RoutesSettings,
     CallbackSettings,
+    ConsentSettings,
 ):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
 
@@ -381,6 +435,6 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
     "AliyunDispatchFunction": (DispatchSettings,),
     "TencentDispatchFunction": (DispatchSettings,),
     "HuaweiDispatchFunction": (DispatchSettings,),
-    "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings),
+    "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
 }

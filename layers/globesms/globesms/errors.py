@@ -89,15 +89,21 @@ class RefusalCode(_Code):
         "the first request with this idempotency key is still running: retry after Retry-After seconds",
     )
     BATCH_ID_CONFLICT = "BATCH_ID_CONFLICT", 409, "an SQS intake body names a batch_id that holds another body"
-    NOT_FOUND = "NOT_FOUND", 404, "no message, batch or receipts endpoint by that id"
-    FORBIDDEN = "FORBIDDEN", 403, "a receipt push with a wrong token"
+    NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
+    FORBIDDEN = "FORBIDDEN", 403, "a receipt or reply push with a wrong token (or to an unknown provider)"
     UNAUTHORIZED = "UNAUTHORIZED", 401, "a receipt push without a valid signature, where one is required"
     UNREADABLE_RECEIPTS = "UNREADABLE_RECEIPTS", 400, "a receipt push body not in the provider's format"
+    UNREADABLE_REPLIES = "UNREADABLE_REPLIES", 400, "a reply push body not in the provider's reply format"
     API_KEY_REQUIRED = "API_KEY_REQUIRED", 403, "the API documentation asked for without x-api-key, where it needs one"
     TEMPLATES_NOT_MANAGED = (
         "TEMPLATES_NOT_MANAGED",
         501,
         "this deployment has no template table: the shipped templates.json is the registry",
+    )
+    CONSENT_NOT_MANAGED = (
+        "CONSENT_NOT_MANAGED",
+        501,
+        "this deployment has no consent table: there is no opt-out list to read or change",
     )
 
 
@@ -117,6 +123,10 @@ class RecipientCode(_Code):
         "a registered template that no provider in the route has a version of",
     )
     TEMPLATE_PARAMS = "TEMPLATE_PARAMS", "template parameters missing, or the rendered text too long"
+    OPTED_OUT = (
+        "OPTED_OUT",
+        "the number is on the opt-out list: MKT and NOTIFY are refused (OTP too when the deployment says so)",
+    )
 
 
 class DispatchCode(_Code):

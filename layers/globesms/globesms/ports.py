@@ -285,3 +285,47 @@ class RateLimiter(Protocol):
     def acquire(self, permits: Mapping[str, int], *, second: int) -> bool:
         """Take all these permits (operation -> calls) in `second`, or none: False when any operation is short."""
         ...
+
+
+# ---- consent: the opt-out list (globesms.consent) ----
+
+
+class OptOutStore(Protocol):
+    """One opt-out list per owner (today one owner, `consent.optouts.DEFAULT_OWNER`), entries keyed by E.164."""
+
+    def listed(self, owner: str, numbers: Collection[str]) -> set[str]:
+        """Which of these numbers are on the owner's list (consistent read)."""
+        ...
+
+    def get_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
+        """The stored entry (`consent.optouts.OptOutEntry` as JSON data), or None."""
+        ...
+
+    def put_opt_out(self, owner: str, number: str, entry: dict[str, Any]) -> bool:
+        """Store the entry unless the number is listed already; True when it was added (an existing entry keeps
+        when and how it was first added)."""
+        ...
+
+    def delete_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
+        """Remove the entry; the removed entry, or None when the number was not listed."""
+        ...
+
+    def page_opt_outs(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Entries in number order after `after` (a number), and the last number of the page when more may follow."""
+        ...
+
+
+class ReplyStore(Protocol):
+    """Replies per owner, in the order the people sent them (`sk`: `<sent_at>#<reply id>`)."""
+
+    def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Store the reply unless one with this `sk` is stored: None when it was new, else the stored one."""
+        ...
+
+    def mark_reply_handled(self, owner: str, sk: str) -> None:
+        """Its keyword applied and its event queued: a push of it again changes nothing."""
+        ...
+
+    def page_replies(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Replies after `after` (an `sk`), and the last `sk` of the page when more may follow."""
+        ...

@@ -15,8 +15,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from globesms.accept.packing import pack_records
+from globesms.consent import screen as consent_screen
 from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.domain.segments import Encoding, count_segments, text_encoding
@@ -81,9 +83,10 @@ def plan_batch(
     retention_days: int,
     routes: RouteTable | None = None,
     templates: TemplateRegistry | None = None,
+    opt_outs: consent_screen.OptOutCheck | Literal["current"] | None = "current",
 ) -> AcceptPlan:
     """Everything accept decides, without I/O (but for the route table's SSM override, read through a 5-minute
-    cache). Recipient indexes (and message ids) count across all specs."""
+    cache, and the opt-out list, `consent.screen`). Recipient indexes (and message ids) count across all specs."""
     total = count_recipients(specs)
     if total > MAX_RECIPIENTS_PER_REQUEST:
         raise TooManyRecipients(total)
@@ -102,6 +105,10 @@ def plan_batch(
                 plan.errors.append(planned)
             else:
                 plan.records.append(planned)
+    check = consent_screen.current() if opt_outs == "current" else opt_outs
+    plan.records, opted_out = consent_screen.refuse_opted_out(plan.records, check)
+    if opted_out:
+        plan.errors = sorted([*plan.errors, *opted_out], key=lambda e: e.index)
     plan.packs = pack_records(
         plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
     )

@@ -6,6 +6,7 @@ from functools import cache
 
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
@@ -13,7 +14,10 @@ from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
 from globesms.config import (
+    ConsentSettings,
+    ConsentTableSettings,
     ProviderQueueSettings,
+    RepliesSettings,
     RetentionSettings,
     TableSettings,
     TemplatesSettings,
@@ -22,7 +26,10 @@ from globesms.config import (
     load_settings,
     settings,
 )
+from globesms.consent import screen as consent_screen
 from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.replies.keywords import keyword_sets
+from globesms.replies.record import ReplyDeps
 from globesms.routing import templates
 
 
@@ -52,6 +59,42 @@ def _template_store_of(table: str) -> DynamoDBTemplateStore:
 # Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
 # default) reads the table when there is one, instead of the shipped file.
 templates.use_store(template_store)
+
+
+def consent_store() -> DynamoDBConsentStore | None:
+    """The opt-out list (and replies), when the stack has the consent table; read from the environment at each
+    call, as the template store is."""
+    table = load_settings(ConsentTableSettings, environment()).consent_table
+    return _consent_store_of(table) if table else None
+
+
+@cache
+def _consent_store_of(table: str) -> DynamoDBConsentStore:
+    return DynamoDBConsentStore(table)
+
+
+def opt_out_check() -> consent_screen.OptOutCheck | None:
+    consent = load_settings(ConsentSettings, environment())
+    store = _consent_store_of(consent.consent_table) if consent.consent_table else None
+    return None if store is None else consent_screen.OptOutCheck(store, otp_too=consent.opt_out_blocks_otp)
+
+
+def reply_deps() -> ReplyDeps:
+    """What the replies route writes to: the consent table, the webhook queue, the keywords and the callback."""
+    replies = settings(RepliesSettings)
+    store = _consent_store_of(replies.consent_table)
+    return ReplyDeps(
+        replies=store,
+        opt_outs=store,
+        webhooks=webhook_queue(),
+        keywords=keyword_sets(replies.reply_keywords),
+        callback=replies.reply_callback,
+        retention_days=replies.retention_days,
+    )
+
+
+# From here on accept refuses opted-out recipients when the stack has the consent table.
+consent_screen.use(opt_out_check)
 
 
 @cache
@@ -97,6 +140,7 @@ def reset() -> None:
         pack_queues,
         webhook_queue,
         _template_store_of,
+        _consent_store_of,
     ):
         factory.cache_clear()
     templates.reset_cache()

@@ -1,0 +1,1 @@
+"""Consent and timing: who may be texted (the opt-out list, reply keywords)."""

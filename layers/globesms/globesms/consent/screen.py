@@ -1,0 +1,76 @@
+"""The accept hook: recipients whose number is on the opt-out list are refused alone (`OPTED_OUT`).
+
+One lookup per accept for every number the rule applies to (the store batches them), after routing, before packing.
+Which store and rule apply comes from `current()`: the adapters' wiring registers its source with `use()` (as it
+does for the template registry), so accept needs no new argument and a process without the consent table (unit
+tests, a deployment without ConsentTable) has no list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from globesms.consent.optouts import DEFAULT_OWNER, blocked_types
+from globesms.errors import RecipientCode
+from globesms.models.api import RecipientError
+from globesms.models.records import MessageRecord, split_message_id
+from globesms.ports import OptOutStore
+
+
+@dataclass(frozen=True)
+class OptOutCheck:
+    store: OptOutStore
+    otp_too: bool = False
+    owner: str = DEFAULT_OWNER
+
+
+def _no_check() -> OptOutCheck | None:
+    return None
+
+
+_source: Callable[[], OptOutCheck | None] = _no_check
+
+
+def use(source: Callable[[], OptOutCheck | None]) -> None:
+    global _source
+    _source = source
+
+
+def current() -> OptOutCheck | None:
+    return _source()
+
+
+def refuse_opted_out(
+    records: Sequence[MessageRecord], check: OptOutCheck | None
+) -> tuple[list[MessageRecord], list[RecipientError]]:
+    """The records that go, and a rejection for each one the opt-out list stops."""
+    if check is None:
+        return list(records), []
+    blocked = blocked_types(otp_too=check.otp_too)
+    numbers = {r.to for r in records if r.type in blocked}
+    listed = check.store.listed(check.owner, numbers) if numbers else set()
+    if not listed:
+        return list(records), []
+    kept: list[MessageRecord] = []
+    refused: list[RecipientError] = []
+    for record in records:
+        if record.type in blocked and record.to in listed:
+            refused.append(
+                RecipientError(
+                    index=_index(record),
+                    to=record.to,
+                    code=RecipientCode.OPTED_OUT,
+                    message=f"the number is on the opt-out list: no {record.type} message is sent to it",
+                )
+            )
+        else:
+            kept.append(record)
+    return kept, refused
+
+
+def _index(record: MessageRecord) -> int:
+    """The recipient's position in the request: accept's message ids are `<batch id>.<position>`."""
+    parts = split_message_id(record.id)
+    assert parts is not None, "accept names every message <batch id>.<position>"
+    return parts[1]

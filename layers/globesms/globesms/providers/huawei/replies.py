@@ -1,0 +1,79 @@
+"""Huawei Cloud SMS replies (上行短信), pushed to the reply URL of a **mainland** SMS application.
+
+Huawei documents the reply URL only for mainland applications; international applications get no replies (say so
+to operators: README, docs/consent.md). One reply per request, `application/x-www-form-urlencoded` (as Huawei's
+status reports) or a JSON object: `smsMsgId`, `from` (the replying number), `to` (our number), `body` (1-160
+characters), `createTime` (ISO 8601, UTC when it names no offset). `smsMsgId` identifies the reply. Huawei reads
+only the HTTP status of the answer: `REPLY_ACK` is a plain JSON acknowledgement.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from globesms.domain.clock import iso
+from globesms.models.outbound import ProviderName
+from globesms.replies.models import (
+    InboundReply,
+    ParsedReplies,
+    ReplyBodyInvalid,
+    bounded_text,
+    read_items,
+    read_json,
+    reply_number,
+)
+
+REPLY_ACK: Final = {"result": "OK"}
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+
+
+class HuaweiReply(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    sms_msg_id: str = Field(alias="smsMsgId", min_length=1, max_length=128)
+    from_number: str = Field(alias="from")
+    to: str | None = Field(default=None, max_length=64)
+    body: str = Field(min_length=1, max_length=10_000)
+    create_time: datetime = Field(alias="createTime")
+
+    @field_validator("from_number", mode="before")
+    @classmethod
+    def _a_valid_number(cls, value: Any) -> Any:
+        return reply_number(value)
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return bounded_text(value)
+
+    @field_validator("create_time", mode="after")
+    @classmethod
+    def _utc_when_unsaid(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    def reply(self) -> InboundReply:
+        return InboundReply(
+            provider=ProviderName.HUAWEI,
+            from_number=self.from_number,
+            to=self.to,
+            text=self.body,
+            sent_at=iso(self.create_time),
+            provider_ref=self.sms_msg_id,
+        )
+
+
+def parse_replies(body: bytes, content_type: str = "") -> ParsedReplies:
+    if content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
+        try:
+            payload: Any = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            raise ReplyBodyInvalid("the body is not a form") from None
+    else:
+        payload = read_json(body)
+    if not isinstance(payload, dict):
+        raise ReplyBodyInvalid("the body is not one reply (a form or a JSON object)")
+    return read_items([payload], lambda item: HuaweiReply.model_validate(item).reply())

@@ -1,0 +1,74 @@
+"""Reply keywords: which replies put a number on the opt-out list and which take it off.
+
+The sets are data: `globesms/data/keywords.json` (the markets served: English STOP words, 退订 and TD/T for the
+Chinese mainland, R as Huawei documents for marketing opt-outs), replaced whole by GLOBESMS_REPLY_KEYWORDS (the same
+JSON shape). A reply matches when its whole text, trimmed, in any case (and in full-width letters, which Chinese
+phones type), is one keyword: "please stop" or "STOP IT" is only stored, since a word inside a sentence is not a
+request to be removed (and "T" alone as a substring would match almost anything).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+
+from pydantic import BaseModel, Field, ValidationError
+
+from globesms.validation import describe
+
+
+class KeywordAction(StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+
+
+class KeywordSets(BaseModel):
+    model_config = {"extra": "forbid", "frozen": True}
+
+    opt_out: frozenset[str] = Field(min_length=1)
+    opt_in: frozenset[str] = Field(default_factory=frozenset)
+
+    def match(self, text: str) -> tuple[str, KeywordAction] | None:
+        """The keyword `text` is (as written in the sets) and what it does, or None."""
+        said = folded(text)
+        for keyword in sorted(self.opt_out):
+            if folded(keyword) == said:
+                return keyword, KeywordAction.OPT_OUT
+        for keyword in sorted(self.opt_in):
+            if folded(keyword) == said:
+                return keyword, KeywordAction.OPT_IN
+        return None
+
+
+def folded(text: str) -> str:
+    """NFKC (full-width letters are plain ones), case folded, whitespace collapsed, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def parse_keywords(document: str) -> KeywordSets:
+    """Keyword sets from JSON; raises ValueError naming the field and the rule."""
+    try:
+        sets = KeywordSets.model_validate_json(document)
+    except ValidationError as exc:
+        raise ValueError(describe(exc, default="keywords")) from None
+    both = {folded(k) for k in sets.opt_out} & {folded(k) for k in sets.opt_in}
+    if both:
+        raise ValueError(f"opt_out and opt_in share keywords: {sorted(both)}")
+    return sets
+
+
+@cache
+def shipped() -> KeywordSets:
+    return parse_keywords(resources.files("globesms").joinpath("data", "keywords.json").read_text(encoding="utf-8"))
+
+
+def keyword_sets(override: str) -> KeywordSets:
+    """The override (GLOBESMS_REPLY_KEYWORDS) when one is set, else the shipped sets."""
+    return _parsed(override) if override else shipped()
+
+
+@cache
+def _parsed(document: str) -> KeywordSets:
+    return parse_keywords(document)

@@ -1,0 +1,109 @@
+"""A reply as every provider's parser hands it on, and how it is shown (GET /v1/replies, `message.received`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from pydantic import BaseModel, Field, ValidationError
+
+from globesms.consent.optouts import NotANumber, normalise
+from globesms.models.outbound import ProviderName
+from globesms.validation import describe
+
+MAX_REPLY_CHARS: Final = 1600  # a long reply is kept whole up to ten SMS parts; beyond, cut (never refused)
+MAX_REPLIES_PER_PUSH: Final = 1000
+
+
+class ReplyBodyInvalid(ValueError):
+    """The push is not in the provider's reply format at all: answered 400, nothing kept."""
+
+
+class InboundReply(BaseModel):
+    """One reply. `provider_ref` is what the provider identifies it by (its own id, or its fields when it has
+    none): a push sent again (Alibaba retries) gives the same `reply_id`, which is how duplicates are recognised."""
+
+    provider: ProviderName
+    from_number: str = Field(description="the person who replied, E.164")
+    to: str | None = Field(default=None, description="what the reply was addressed to: our number, code or extension")
+    text: str
+    sent_at: str = Field(description="when the person sent it, as the provider says (ISO 8601, UTC)")
+    provider_ref: str
+
+    @property
+    def reply_id(self) -> str:
+        digest = hashlib.sha256(f"{self.provider}\n{self.provider_ref}".encode()).hexdigest()
+        return f"R{digest[:24]}"
+
+
+class ParsedReplies(BaseModel):
+    replies: list[InboundReply]
+    refused_items: list[str] = Field(default_factory=list)
+
+
+class ReplyView(BaseModel):
+    """A stored reply (GET /v1/replies, the `message.received` event)."""
+
+    id: str
+    provider: ProviderName
+    from_: str = Field(alias="from", description="the person who replied, E.164")
+    to: str | None
+    text: str
+    sent_at: str
+    received_at: str
+    keyword: str | None = Field(default=None, description="the keyword it matched, when it matched one")
+    action: str | None = Field(default=None, description="opt_out or opt_in, when a keyword matched")
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class ReplyPage(BaseModel):
+    replies: list[ReplyView]
+    next: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+def reply_number(raw: Any) -> str:
+    """A replying number in E.164, written with or without its "+"; raises ValueError (pydantic reports it)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ValueError("must be a phone number")
+    text = str(raw).strip()
+    try:
+        return normalise(text if text.startswith("+") else "+" + text)
+    except NotANumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+def bounded_text(raw: Any) -> Any:
+    return raw[:MAX_REPLY_CHARS] if isinstance(raw, str) else raw
+
+
+def read_items(items: Sequence[Any], validate: Callable[[Any], InboundReply]) -> ParsedReplies:
+    """Each item on its own: the replies that pass, and for each one that does not, a reason naming its index
+    (never quoting the input: pydantic's messages do not)."""
+    if len(items) > MAX_REPLIES_PER_PUSH:
+        raise ReplyBodyInvalid(f"more than {MAX_REPLIES_PER_PUSH} replies in one push")
+    replies: list[InboundReply] = []
+    refused: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            refused.append(f"item {index}: not a JSON object")
+            continue
+        try:
+            replies.append(validate(item))
+        except ValidationError as exc:
+            refused.append(f"item {index}: " + describe(exc, default="(item)"))
+    return ParsedReplies(replies=replies, refused_items=refused)
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON value of `body` (NaN and Infinity are not JSON); raises ReplyBodyInvalid when it is none."""
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ReplyBodyInvalid("the body is not JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

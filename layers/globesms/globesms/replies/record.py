@@ -1,0 +1,129 @@
+"""What a pushed reply does: stored once, its keyword applied to the opt-out list, forwarded as `message.received`.
+
+Order, so that a push acknowledged is fully done and a push repeated (Alibaba retries unacknowledged pushes; any
+provider may repeat one) does nothing twice:
+1. the reply is stored with a conditional put keyed by when it was sent and its provider identity; a stored reply
+   already marked handled is a duplicate: nothing more happens;
+2. its keyword is applied (adding a listed number, or removing an unlisted one, changes nothing: safe to repeat);
+3. its event is queued (its id is the reply's, so a receiver deduplicates a repeat after a crash between 3 and 4);
+4. the reply is marked handled. The provider is acknowledged only after all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from globesms.consent import optouts
+from globesms.domain.clock import iso
+from globesms.domain.phone import mask
+from globesms.models.webhooks import WebhookDelivery, WebhookEvent
+from globesms.ports import OptOutStore, ReplyStore, WebhookQueue
+from globesms.replies.keywords import KeywordAction, KeywordSets
+from globesms.replies.models import InboundReply, ReplyPage, ReplyView
+
+logger = logging.getLogger(__name__)  # a child of the Powertools logger: JSON lines, numbers masked
+MAX_PAGE = 500
+
+
+@dataclass
+class RepliesResult:
+    stored: int = 0
+    duplicates: int = 0
+    opted_out: int = 0
+    opted_in: int = 0
+
+
+@dataclass(frozen=True)
+class ReplyDeps:
+    replies: ReplyStore
+    opt_outs: OptOutStore
+    webhooks: WebhookQueue
+    keywords: KeywordSets
+    callback: str  # "" : replies are not forwarded
+    retention_days: int
+    owner: str = optouts.DEFAULT_OWNER
+
+
+def reply_sk(reply: InboundReply) -> str:
+    return f"{reply.sent_at}#{reply.reply_id}"
+
+
+def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: datetime) -> RepliesResult:
+    result = RepliesResult()
+    for reply in replies:
+        matched = deps.keywords.match(reply.text)
+        view = ReplyView(
+            id=reply.reply_id,
+            provider=reply.provider,
+            from_=reply.from_number,
+            to=reply.to,
+            text=reply.text,
+            sent_at=reply.sent_at,
+            received_at=iso(now),
+            keyword=matched[0] if matched else None,
+            action=matched[1].value if matched else None,
+        )
+        sk = reply_sk(reply)
+        item = {**view.model_dump(mode="json"), "handled": False, "expires_at": _expiry(now, deps.retention_days)}
+        existing = deps.replies.put_reply(deps.owner, sk, item)
+        if existing is not None and existing.get("handled"):
+            result.duplicates += 1
+            continue
+        if existing is not None:  # stored by an attempt that stopped before the end: finish it as it was
+            view = ReplyView.model_validate(existing)
+        result.stored += existing is None
+        _apply_keyword(view, deps, now, result)
+        if deps.callback:
+            deps.webhooks.send_webhooks([_event(view, deps.callback, now)])
+        deps.replies.mark_reply_handled(deps.owner, sk)
+        logger.info(
+            "reply recorded",
+            extra={"provider": reply.provider.value, "from": mask(reply.from_number), "keyword": view.keyword},
+        )
+    return result
+
+
+def _apply_keyword(view: ReplyView, deps: ReplyDeps, now: datetime, result: RepliesResult) -> None:
+    if view.action == KeywordAction.OPT_OUT:
+        entry = optouts.OptOutEntry(
+            number=view.from_,
+            added_at=iso(now),
+            source=optouts.OptOutSource.REPLY,
+            provider=view.provider.value,
+            keyword=view.keyword,
+        )
+        result.opted_out += optouts.add(deps.opt_outs, entry, owner=deps.owner)[1]
+    elif view.action == KeywordAction.OPT_IN:
+        removed = optouts.remove(deps.opt_outs, view.from_, owner=deps.owner)
+        if removed is not None:
+            result.opted_in += 1
+            logger.info(
+                "opt-out removed",
+                extra={
+                    "number": mask(view.from_),
+                    "added_at": removed.added_at,
+                    "added_by": removed.source.value,
+                    "removed_by": f"reply {view.keyword}",
+                },
+            )
+
+
+def _event(view: ReplyView, url: str, now: datetime) -> WebhookDelivery:
+    return WebhookDelivery(
+        url=url,
+        event=WebhookEvent(
+            id=f"{view.id}.received", type="message.received", message=view.model_dump(mode="json"), created_at=iso(now)
+        ),
+    )
+
+
+def _expiry(now: datetime, retention_days: int) -> int:
+    return int((now + timedelta(days=retention_days)).timestamp())
+
+
+def page(store: ReplyStore, *, after: str | None, limit: int, owner: str = optouts.DEFAULT_OWNER) -> ReplyPage:
+    items, last = store.page_replies(owner, after=after, limit=limit)
+    return ReplyPage(replies=[ReplyView.model_validate(i) for i in items], next=last)

@@ -1,0 +1,86 @@
+"""/v1/opt-outs through the local API Gateway against moto with the template's ConsentTable, and accept refusing
+an opted-out recipient of an MKT message while an OTP to the same number goes."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+from tests.integration.conftest import MotoStack
+from tests.integration.gateway import InProcessApi
+
+
+@pytest.fixture
+def api(load_handler, lambda_context) -> InProcessApi:  # type: ignore[no-untyped-def]
+    return InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+
+
+def test_a_number_is_listed_read_paged_and_removed(api: InProcessApi) -> None:
+    added = api.call("PUT", "/v1/opt-outs/%2B65%209123-4567", body={"reason": "asked by phone"})
+    assert added.status == 201, added.body
+    assert added.json() == {
+        "number": "+6591234567",
+        "added_at": added.json()["added_at"],
+        "source": "api",
+        "reason": "asked by phone",
+        "provider": None,
+        "keyword": None,
+    }
+    again = api.call("PUT", "/v1/opt-outs/+6591234567")  # no body: fine; the first entry stays
+    assert (again.status, again.json()["reason"]) == (200, "asked by phone")
+    assert api.call("GET", "/v1/opt-outs/+65%2091234567").json()["number"] == "+6591234567"
+    for number in ("+85251234567", "+447911123456"):
+        assert api.call("PUT", f"/v1/opt-outs/{number}").status == 201
+    first = api.call("GET", "/v1/opt-outs", query="limit=2").json()
+    assert [e["number"] for e in first["opt_outs"]] == ["+447911123456", "+6591234567"]
+    rest = api.call("GET", "/v1/opt-outs", query=f"limit=2&after={quote(first['next'])}").json()
+    assert ([e["number"] for e in rest["opt_outs"]], rest["next"]) == (["+85251234567"], None)
+    assert api.call("DELETE", "/v1/opt-outs/+6591234567").status == 204
+    gone = api.call("GET", "/v1/opt-outs/+6591234567")
+    assert (gone.status, gone.json()["error"]["code"]) == (404, "NOT_FOUND")
+    assert api.call("DELETE", "/v1/opt-outs/+6591234567").status == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "field"),
+    [
+        ("PUT", "/v1/opt-outs/6591234567", "", None, "path.number"),
+        ("GET", "/v1/opt-outs/+6512", "", None, "path.number"),
+        ("DELETE", "/v1/opt-outs/hello", "", None, "path.number"),
+        ("PUT", "/v1/opt-outs/+6591234567", "", {"why": "x"}, "why"),
+        ("PUT", "/v1/opt-outs/+6591234567", "", {"reason": ""}, "reason"),
+        ("GET", "/v1/opt-outs", "after=not-a-number", None, "query.after"),
+        ("GET", "/v1/opt-outs", "limit=0", None, "query.limit"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    api: InProcessApi, method: str, path: str, query: str, body: object, field: str
+) -> None:
+    refused = api.call(method, path, query=query, body=body)
+    assert refused.status == 422, refused.body
+    error = refused.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert [f["field"] for f in error["fields"]] == [field]
+
+
+def test_an_opted_out_number_gets_no_mkt_but_still_gets_an_otp(api: InProcessApi, stack: MotoStack) -> None:
+    assert api.call("PUT", "/v1/opt-outs/+6591234567").status == 201
+    mkt = api.call("POST", "/v1/messages", body={"to": ["+6591234567", "+85251234567"], "text": "Sale", "type": "MKT"})
+    assert mkt.status == 202, mkt.body
+    assert [(e["index"], e["code"]) for e in mkt.json()["errors"]] == [(0, "OPTED_OUT")]
+    assert [m["to"] for m in mkt.json()["messages"]] == ["+85251234567"]
+    otp = api.call("POST", "/v1/messages", body={"to": "+6591234567", "text": "Code 123456", "type": "OTP"})
+    assert (otp.json()["accepted"], otp.json()["errors"]) == (1, [])
+
+
+def test_the_store_answers_many_numbers_at_once(stack: MotoStack) -> None:
+    table = stack.deployed.context.refs["ConsentTable"]
+    store = DynamoDBConsentStore(table)
+    listed = {f"+6591{n:06d}" for n in range(0, 450, 3)}
+    for number in listed:
+        assert store.put_opt_out("default", number, {"number": number, "added_at": "t", "source": "api"})
+    asked = {f"+6591{n:06d}" for n in range(450)}
+    assert store.listed("default", asked) == listed  # 5 BatchGetItem calls of at most 100 keys
+    assert store.listed("other-owner", asked) == set()

@@ -1,0 +1,114 @@
+"""POST /v1/replies/{provider}/{token} through the real receipts handler against moto with the template's tables and
+webhook queue: each provider's format stored once, STOP lists the number (the next MKT is refused, an OTP goes),
+Alibaba's retries deduplicated, message.received queued, and bad input refused before anything is read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from globesms.config import settings
+from tests.integration.conftest import MotoStack
+from tests.integration.gateway import InProcessApi
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+REPLY_TOKENS = {f"GLOBESMS_{p.upper()}_REPLY_TOKEN": f"local-{p}-replies-0001" for p in ("aliyun", "tencent", "huawei")}
+CALLBACK = "https://customer.example.com/replies"
+
+
+def reply_event(provider: str, body: str | None = None, token: str | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = json.loads((EVENTS / f"replies_{provider}.json").read_text())
+    if body is not None:
+        request["body"] = body
+    if token is not None:
+        request["path"] = request["path"].replace(f"local-{provider}-replies-0001", token)
+    return request
+
+
+@pytest.fixture
+def replies(load_handler, lambda_context, monkeypatch):  # type: ignore[no-untyped-def]
+    for name, value in REPLY_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    handler = load_handler("receipts").lambda_handler
+    monkeypatch.setenv("GLOBESMS_REPLY_CALLBACK", CALLBACK)  # the template's ReplyCallbackUrl is empty by default
+    settings.cache_clear()
+    return lambda request: handler(request, lambda_context)
+
+
+def queued_events(stack: MotoStack) -> list[dict[str, Any]]:
+    url = stack.deployed.context.refs["WebhookQueue"]
+    found = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in found]
+
+
+@pytest.mark.parametrize(
+    ("provider", "ack", "number"),
+    [
+        ("aliyun", {"code": 0, "msg": "OK"}, "+6591234567"),
+        ("tencent", {"result": 0, "errmsg": "OK"}, "+6591234568"),
+        ("huawei", {"result": "OK"}, "+8613800138000"),
+    ],
+)
+def test_each_providers_stop_is_stored_acknowledged_in_its_format_and_lists_the_number(  # type: ignore[no-untyped-def]
+    replies, stack, load_handler, lambda_context, provider, ack, number
+) -> None:
+    answer = replies(reply_event(provider))
+    assert (answer["statusCode"], json.loads(answer["body"])) == (200, ack)
+    (delivery,) = queued_events(stack)
+    assert delivery["url"] == CALLBACK
+    assert delivery["event"]["type"] == "message.received"
+    assert delivery["event"]["message"]["from"] == number and delivery["event"]["message"]["action"] == "opt_out"
+    api = InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+    listed = api.call("GET", f"/v1/opt-outs/{number}").json()
+    assert (listed["source"], listed["provider"]) == ("reply", provider)
+    page = api.call("GET", "/v1/replies").json()
+    assert [r["from"] for r in page["replies"]] == [number] and page["next"] is None
+
+
+def test_an_alibaba_retry_is_stored_once_and_forwarded_once(replies, stack) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):  # Alibaba pushes again after 1, 5 and 10 minutes when it missed the answer
+        assert replies(reply_event("aliyun"))["statusCode"] == 200
+    assert len(queued_events(stack)) == 1
+    table = stack.deployed.context.refs["ConsentTable"]
+    stored = stack.dynamodb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "REPLY#default"}}
+    )["Items"]
+    assert len(stored) == 1 and stored[0]["handled"] == {"BOOL": True}
+
+
+def test_a_stop_reply_blocks_the_next_mkt_but_not_an_otp(  # type: ignore[no-untyped-def]
+    replies, load_handler, lambda_context
+) -> None:
+    assert replies(reply_event("aliyun"))["statusCode"] == 200
+    api = InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+    mkt = api.call("POST", "/v1/messages", body={"to": "+6591234567", "text": "Sale", "type": "MKT"}).json()
+    assert [e["code"] for e in mkt["errors"]] == ["OPTED_OUT"]
+    otp = api.call("POST", "/v1/messages", body={"to": "+6591234567", "text": "Code 1", "type": "OTP"}).json()
+    assert otp["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "code"),
+    [
+        (reply_event("aliyun", token="x" * 32), 403, "FORBIDDEN"),
+        ({**reply_event("aliyun"), "path": "/v1/replies/sinch/local-aliyun-replies-0001"}, 403, "FORBIDDEN"),
+        (reply_event("aliyun", body="{not json"), 400, "UNREADABLE_REPLIES"),
+        (reply_event("tencent", body="[]"), 400, "UNREADABLE_REPLIES"),
+    ],
+)
+def test_bad_pushes_are_refused_and_nothing_is_kept(  # type: ignore[no-untyped-def]
+    replies, stack, request_, status, code
+) -> None:
+    answer = replies(request_)
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (status, code)
+    assert queued_events(stack) == []
+
+
+def test_bad_items_are_skipped_and_good_ones_kept(replies, stack) -> None:  # type: ignore[no-untyped-def]
+    good = json.loads(reply_event("aliyun")["body"])[0]
+    body = json.dumps([{**good, "phone_number": "12"}, good, "nope"])
+    assert replies(reply_event("aliyun", body=body))["statusCode"] == 200
+    assert len(queued_events(stack)) == 1

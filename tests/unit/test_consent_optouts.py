@@ -1,0 +1,146 @@
+"""The opt-out list's rules: numbers normalised to E.164, an entry kept as first added, and accept refusing an
+opted-out recipient alone (MKT and NOTIFY; OTP only when the deployment says so)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from globesms.accept.service import accept, plan_batch
+from globesms.consent import optouts, screen
+from globesms.consent.screen import OptOutCheck
+from globesms.models.api import MessageSpec
+from globesms.models.outbound import ProviderName
+from tests.fakes import MemoryQueues, MemoryStore
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+class MemoryOptOuts:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self.asked: list[set[str]] = []
+
+    def listed(self, owner: str, numbers: Collection[str]) -> set[str]:
+        self.asked.append(set(numbers))
+        return {n for n in numbers if (owner, n) in self.entries}
+
+    def get_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
+        return self.entries.get((owner, number))
+
+    def put_opt_out(self, owner: str, number: str, entry: dict[str, Any]) -> bool:
+        if (owner, number) in self.entries:
+            return False
+        self.entries[(owner, number)] = entry
+        return True
+
+    def delete_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
+        return self.entries.pop((owner, number), None)
+
+    def page_opt_outs(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        numbers = sorted(n for o, n in self.entries if o == owner and (after is None or n > after))
+        shown = numbers[:limit]
+        return [self.entries[(owner, n)] for n in shown], (shown[-1] if len(numbers) > limit else None)
+
+
+def entry(number: str, **fields: Any) -> optouts.OptOutEntry:
+    return optouts.OptOutEntry(
+        number=number, added_at="2026-11-26T10:00:00Z", source=optouts.OptOutSource.API, **fields
+    )
+
+
+@pytest.mark.parametrize("raw", ["+6591234567", "+65 9123-4567", " +65 (9123) 4567 ", "+65.9123.4567"])
+def test_every_way_of_writing_a_number_is_one_entry(raw: str) -> None:
+    assert optouts.normalise(raw) == "+6591234567"
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        ("6591234567", "international format"),
+        ("+65", "not a phone number"),
+        ("hello", "international format"),
+        ("+6512", "not a valid number"),
+        ("+85251234567 ext 9", "not a valid number"),
+    ],
+)
+def test_a_bad_number_is_refused_with_its_rule(raw: str, rule: str) -> None:
+    with pytest.raises(optouts.NotANumber, match=rule):
+        optouts.normalise(raw)
+
+
+def test_a_landline_can_be_listed() -> None:
+    # A number is listed as the person gave it; only accept insists on mobiles.
+    assert optouts.normalise("+442079460000") == "+442079460000"
+
+
+def test_adding_a_listed_number_again_keeps_its_first_entry() -> None:
+    store = MemoryOptOuts()
+    first, created = optouts.add(store, entry("+6591234567", reason="asked by phone"))
+    assert created and first.reason == "asked by phone"
+    again, created = optouts.add(store, entry("+6591234567", reason="other"))
+    assert not created and again.reason == "asked by phone"
+    assert optouts.remove(store, "+6591234567") == first
+    assert optouts.remove(store, "+6591234567") is None
+    assert optouts.get(store, "+6591234567") is None
+
+
+def test_pages_follow_number_order_until_the_end() -> None:
+    store = MemoryOptOuts()
+    for number in ["+6591234569", "+6591234567", "+6591234568"]:
+        optouts.add(store, entry(number))
+    first = optouts.page(store, after=None, limit=2)
+    assert [e.number for e in first.opt_outs] == ["+6591234567", "+6591234568"]
+    assert first.next == "+6591234568"
+    last = optouts.page(store, after=first.next, limit=2)
+    assert ([e.number for e in last.opt_outs], last.next) == (["+6591234569"], None)
+
+
+def specs(kind: str) -> list[MessageSpec]:
+    return [MessageSpec.model_validate({"to": ["+85251234567", "+6591234567"], "text": "hello", "type": kind})]
+
+
+@pytest.mark.parametrize("kind", ["MKT", "NOTIFY"])
+def test_an_opted_out_recipient_is_refused_alone(kind: str) -> None:
+    store = MemoryOptOuts()
+    optouts.add(store, entry("+6591234567"))
+    plan = plan_batch(specs(kind), batch_id="B1", now=NOW, retention_days=90, opt_outs=OptOutCheck(store))
+    assert [r.to for r in plan.records] == ["+85251234567"]
+    assert [(e.index, e.to, e.code) for e in plan.errors] == [(1, "+6591234567", "OPTED_OUT")]
+    assert [r.to for pack in plan.packs[ProviderName.ALIYUN] for r in pack.recipients] == ["+85251234567"]
+
+
+def test_an_otp_still_goes_unless_the_deployment_blocks_it_too() -> None:
+    store = MemoryOptOuts()
+    optouts.add(store, entry("+6591234567"))
+    going = plan_batch(specs("OTP"), batch_id="B1", now=NOW, retention_days=90, opt_outs=OptOutCheck(store))
+    assert (len(going.records), going.errors) == (2, [])
+    assert store.asked == []  # nothing to ask: the rule does not apply to OTP
+    blocked = plan_batch(
+        specs("OTP"), batch_id="B1", now=NOW, retention_days=90, opt_outs=OptOutCheck(store, otp_too=True)
+    )
+    assert [e.code for e in blocked.errors] == ["OPTED_OUT"]
+
+
+def test_opt_out_rejections_keep_the_request_order_among_other_rejections() -> None:
+    store = MemoryOptOuts()
+    optouts.add(store, entry("+6591234567"))
+    body = [MessageSpec.model_validate({"to": ["+6591234567", "123", "+85251234567"], "text": "hi", "type": "MKT"})]
+    plan = plan_batch(body, batch_id="B1", now=NOW, retention_days=90, opt_outs=OptOutCheck(store))
+    assert [(e.index, e.code) for e in plan.errors] == [(0, "OPTED_OUT"), (1, "INVALID_NUMBER")]
+
+
+def test_accept_writes_and_queues_nothing_for_an_opted_out_recipient(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryOptOuts()
+    optouts.add(store, entry("+6591234567"))
+    messages, queues = MemoryStore(), MemoryQueues()
+    monkeypatch.setattr(screen, "_source", lambda: OptOutCheck(store))  # what the wiring registers
+    result = accept(
+        specs("MKT"), batch_id="B1", source="api", now=NOW, retention_days=90, store=messages, queues=queues
+    )
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert [m.to for m in messages.messages.values()] == ["+85251234567"]
+    assert messages.batches["B1"].errors[0].code == "OPTED_OUT"

@@ -1,0 +1,235 @@
+"""Replies: keyword matching (case, spacing, languages, data not code), each provider's reply format, and what a
+reply does (stored once, keyword applied, forwarded as message.received)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from globesms.consent import optouts
+from globesms.models.outbound import ProviderName
+from globesms.models.webhooks import WebhookDelivery
+from globesms.providers.aliyun import replies as aliyun
+from globesms.providers.huawei import replies as huawei
+from globesms.providers.tencent import replies as tencent
+from globesms.replies.keywords import KeywordAction, keyword_sets, parse_keywords, shipped
+from globesms.replies.models import ReplyBodyInvalid
+from globesms.replies.record import ReplyDeps, page, record_replies
+from tests.unit.test_consent_optouts import MemoryOptOuts
+
+NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword", "action"),
+    [
+        ("STOP", "STOP", KeywordAction.OPT_OUT),
+        ("stop", "STOP", KeywordAction.OPT_OUT),
+        ("  Stop \n", "STOP", KeywordAction.OPT_OUT),
+        ("\uff33\uff34\uff2f\uff30", "STOP", KeywordAction.OPT_OUT),  # full-width, as Chinese phones type it
+        ("unsubscribe", "UNSUBSCRIBE", KeywordAction.OPT_OUT),
+        ("StopAll", "STOPALL", KeywordAction.OPT_OUT),
+        ("退订", "退订", KeywordAction.OPT_OUT),
+        (" 退订 ", "退订", KeywordAction.OPT_OUT),
+        ("td", "TD", KeywordAction.OPT_OUT),
+        ("t", "T", KeywordAction.OPT_OUT),
+        ("R", "R", KeywordAction.OPT_OUT),  # Huawei's documented marketing opt-out reply
+        ("quit", "QUIT", KeywordAction.OPT_OUT),
+        ("start", "START", KeywordAction.OPT_IN),
+        ("Unstop", "UNSTOP", KeywordAction.OPT_IN),
+        ("yes", "YES", KeywordAction.OPT_IN),
+    ],
+)
+def test_keywords_match_whatever_the_case_and_spacing(text: str, keyword: str, action: KeywordAction) -> None:
+    assert shipped().match(text) == (keyword, action)
+
+
+@pytest.mark.parametrize("text", ["please stop", "STOP IT", "stopp", "the end", "", "   ", "T T", "是"])
+def test_a_keyword_inside_a_sentence_is_not_one(text: str) -> None:
+    assert shipped().match(text) is None
+
+
+def test_the_keyword_sets_are_data_an_override_replaces_them() -> None:
+    custom = keyword_sets(json.dumps({"opt_out": ["ALTO", "arrêter"], "opt_in": ["OUI"]}))
+    assert custom.match("alto") == ("ALTO", KeywordAction.OPT_OUT)
+    assert custom.match("ARRÊTER") == ("arrêter", KeywordAction.OPT_OUT)
+    assert custom.match("STOP") is None
+    assert keyword_sets("") == shipped()
+
+
+@pytest.mark.parametrize(
+    ("document", "rule"),
+    [
+        ('{"opt_out": []}', "opt_out"),
+        ('{"opt_out": ["STOP"], "stop": ["x"]}', "stop"),
+        ('{"opt_out": ["STOP"], "opt_in": ["stop"]}', "share keywords"),
+        ("not json", "keywords"),
+    ],
+)
+def test_a_bad_override_is_refused_naming_its_rule(document: str, rule: str) -> None:
+    with pytest.raises(ValueError, match=rule):
+        parse_keywords(document)
+
+
+# ---------------------------------------------------------------------------- the providers' formats
+
+TENCENT = {"extend": "", "mobile": "91234567", "nationcode": "65", "sign": "Acme", "text": "STOP", "time": 1796460000}
+ALIYUN = [
+    {
+        "phone_number": "6591234567",
+        "send_time": "2026-12-05 17:30:00",
+        "content": "TD",
+        "sign_name": "Acme",
+        "dest_code": "1234",
+        "sequence_id": 1234,
+    },
+    {"phone_number": "+85251234567", "send_time": "2026-12-05 17:31:00", "content": "hello", "sequence_id": "1235"},
+]
+HUAWEI = {
+    "smsMsgId": "2ea20735-f856-4376-afbf-570bd70a46ee_11840135",
+    "from": "+8613800138000",
+    "to": "10690000",
+    "body": "R",
+    "createTime": "2026-12-05T09:30:00Z",
+}
+
+
+def test_tencent_one_object_per_push() -> None:
+    (reply,) = tencent.parse_replies(json.dumps(TENCENT).encode()).replies
+    assert (reply.from_number, reply.text, reply.to) == ("+6591234567", "STOP", "Acme")
+    assert reply.sent_at == "2026-12-05T08:40:00.000000Z"
+    with pytest.raises(ReplyBodyInvalid):
+        tencent.parse_replies(json.dumps([TENCENT]).encode())
+
+
+def test_alibaba_an_array_with_sequence_ids_as_numbers_or_strings_in_beijing_time() -> None:
+    parsed = aliyun.parse_replies(json.dumps(ALIYUN).encode())
+    assert [(r.from_number, r.text, r.sent_at) for r in parsed.replies] == [
+        ("+6591234567", "TD", "2026-12-05T09:30:00.000000Z"),
+        ("+85251234567", "hello", "2026-12-05T09:31:00.000000Z"),
+    ]
+    as_string = aliyun.parse_replies(json.dumps([{**ALIYUN[0], "sequence_id": "1234"}]).encode())
+    assert as_string.replies[0].reply_id == parsed.replies[0].reply_id  # one reply, however the id was written
+
+
+def test_alibaba_bad_items_are_skipped_and_good_ones_kept() -> None:
+    body = [ALIYUN[0], {**ALIYUN[1], "phone_number": "12"}, {**ALIYUN[1], "send_time": "yesterday"}, 7]
+    parsed = aliyun.parse_replies(json.dumps(body).encode())
+    assert len(parsed.replies) == 1
+    assert [r.split(":")[0] for r in parsed.refused_items] == ["item 1", "item 2", "item 3"]
+    assert all("12" not in r.split(":", 1)[1] for r in parsed.refused_items)  # the input is never quoted
+
+
+def test_huawei_as_a_form_or_json() -> None:
+    from urllib.parse import urlencode
+
+    form = huawei.parse_replies(urlencode(HUAWEI).encode(), "application/x-www-form-urlencoded")
+    as_json = huawei.parse_replies(json.dumps(HUAWEI).encode(), "application/json")
+    assert form == as_json
+    (reply,) = form.replies
+    assert (reply.from_number, reply.text, reply.to, reply.provider_ref) == (
+        "+8613800138000",
+        "R",
+        "10690000",
+        HUAWEI["smsMsgId"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("parse", "body"),
+    [
+        (tencent.parse_replies, b"{"),
+        (aliyun.parse_replies, b'{"phone_number": "1"}'),
+        (aliyun.parse_replies, b"NaN"),
+        (huawei.parse_replies, b"\xff\xfe"),
+        (huawei.parse_replies, b"[]"),
+    ],
+)
+def test_a_body_not_in_the_format_is_unreadable(parse: Any, body: bytes) -> None:
+    with pytest.raises(ReplyBodyInvalid):
+        parse(body)
+
+
+# ---------------------------------------------------------------------------- what a reply does
+
+
+class MemoryReplies:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        if (owner, sk) in self.items:
+            return self.items[(owner, sk)]
+        self.items[(owner, sk)] = dict(item)
+        return None
+
+    def mark_reply_handled(self, owner: str, sk: str) -> None:
+        self.items[(owner, sk)]["handled"] = True
+
+    def page_replies(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        keys = sorted(k for o, k in self.items if o == owner and (after is None or k > after))
+        return [self.items[(owner, k)] for k in keys[:limit]], (keys[limit - 1] if len(keys) > limit else None)
+
+
+class MemoryWebhooks:
+    def __init__(self) -> None:
+        self.sent: list[WebhookDelivery] = []
+
+    def send_webhooks(self, deliveries: Any) -> None:
+        self.sent.extend(deliveries)
+
+
+def deps(
+    callback: str = "https://example.com/replies",
+) -> tuple[ReplyDeps, MemoryReplies, MemoryOptOuts, MemoryWebhooks]:
+    replies, opt_outs, webhooks = MemoryReplies(), MemoryOptOuts(), MemoryWebhooks()
+    return ReplyDeps(replies, opt_outs, webhooks, shipped(), callback, 90), replies, opt_outs, webhooks
+
+
+def test_a_stop_reply_lists_the_number_and_is_forwarded_once_however_often_it_is_pushed() -> None:
+    wired, replies, opt_outs, webhooks = deps()
+    parsed = aliyun.parse_replies(json.dumps(ALIYUN).encode()).replies
+    first = record_replies(parsed, wired, NOW)
+    again = record_replies(parsed, wired, NOW)  # Alibaba's retry after a minute
+    assert (first.stored, first.opted_out, first.duplicates) == (2, 1, 0)
+    assert (again.stored, again.opted_out, again.duplicates) == (0, 0, 2)
+    entry = optouts.get(opt_outs, "+6591234567")
+    assert entry is not None
+    assert (entry.source, entry.provider, entry.keyword) == ("reply", "aliyun", "TD")
+    assert [d.event.type for d in webhooks.sent] == ["message.received", "message.received"]
+    event = webhooks.sent[0].event
+    assert event.message["from"] == "+6591234567" and event.message["action"] == "opt_out"
+    assert [r.text for r in page(replies, after=None, limit=10).replies] == ["TD", "hello"]
+
+
+def test_a_reply_stored_by_an_attempt_that_stopped_is_finished_by_the_next() -> None:
+    wired, replies, opt_outs, webhooks = deps()
+    parsed = tencent.parse_replies(json.dumps(TENCENT).encode()).replies
+    key = next(iter(replies.items)) if replies.items else None
+    assert key is None
+    replies.put_reply("default", f"{parsed[0].sent_at}#{parsed[0].reply_id}", {
+        "id": parsed[0].reply_id, "provider": "tencent", "from": "+6591234567", "to": None, "text": "STOP",
+        "sent_at": parsed[0].sent_at, "received_at": "x", "keyword": "STOP", "action": "opt_out", "handled": False,
+    })  # fmt: skip
+    result = record_replies(parsed, wired, NOW)
+    assert (result.stored, result.duplicates, result.opted_out) == (0, 0, 1)
+    assert len(webhooks.sent) == 1 and optouts.get(opt_outs, "+6591234567") is not None
+
+
+def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
+    wired, replies, opt_outs, webhooks = deps(callback="")
+    optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))
+    start = {**TENCENT, "text": " start ", "time": TENCENT["time"] + 60}
+    hello = {**TENCENT, "text": "thanks", "time": TENCENT["time"] + 120}
+    for body in (start, hello):
+        record_replies(tencent.parse_replies(json.dumps(body).encode()).replies, wired, NOW)
+    assert optouts.get(opt_outs, "+6591234567") is None
+    assert webhooks.sent == []  # no callback configured: stored, not forwarded
+    assert [(r.text, r.action) for r in page(replies, after=None, limit=10).replies] == [
+        (" start ", "opt_in"),
+        ("thanks", None),
+    ]
+    assert {r.provider for r in page(replies, after=None, limit=10).replies} == {ProviderName.TENCENT}
