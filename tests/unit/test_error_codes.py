@@ -84,6 +84,9 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "PROVIDER_CANNOT_CARRY",
         "TEMPLATE_UNKNOWN_FOR_PROVIDER",
         "TEMPLATE_PARAMS",
+        "COUNTRY_NOT_ALLOWED",
+        "PRICE_UNKNOWN",
+        "SPEND_LIMIT_REACHED",
     }
     assert {c.value for c in DispatchCode} == {
         "INVALID_REQUEST",

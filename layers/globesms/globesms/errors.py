@@ -117,6 +117,16 @@ class RecipientCode(_Code):
         "a registered template that no provider in the route has a version of",
     )
     TEMPLATE_PARAMS = "TEMPLATE_PARAMS", "template parameters missing, or the rendered text too long"
+    # Guardrails (docs/guardrails.md)
+    COUNTRY_NOT_ALLOWED = (
+        "COUNTRY_NOT_ALLOWED",
+        "the country permissions do not allow this message type to this country (the message names it)",
+    )
+    PRICE_UNKNOWN = "PRICE_UNKNOWN", "no price for this provider and country, and a spend limit needs one to count it"
+    SPEND_LIMIT_REACHED = (
+        "SPEND_LIMIT_REACHED",
+        "its estimated cost would cross this month's spend limit (the deployment's or the API key's)",
+    )
 
 
 class DispatchCode(_Code):
