@@ -14,6 +14,7 @@ from globesms.accept.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import utc_now
+from globesms.guardrails.usage import used_percent
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
@@ -35,6 +36,8 @@ def record_handler(record: SQSRecord) -> None:
             store=wiring.message_store(),
             queues=wiring.pack_queues(),
             run_once=idempotency.run_once,
+            ledger=wiring.spend_ledger(),
+            owner=settings(AcceptSettings).intake_owner,
         )
     except IntakeRefused as exc:
         logger.set_correlation_id(exc.batch_id)
@@ -54,6 +57,9 @@ def record_handler(record: SQSRecord) -> None:
         logger.info("idempotency key seen before: first answer kept, nothing sent", extra={"batch_id": result.batch_id})
         return
     emit_accept_metrics(result)
+    percent = used_percent(wiring.spend_ledger(), now=utc_now())
+    if percent is not None:  # the deployment has a spend limit: the alarm at 80 % reads this
+        metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
 
 

@@ -35,6 +35,8 @@ from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 from globesms.errors import RefusalCode
+from globesms.guardrails.quote import quote
+from globesms.guardrails.usage import usage, used_percent
 from globesms.http_errors import (
     error_response,
     not_json_message,
@@ -58,6 +60,7 @@ from globesms.models.api import (
     specs_of,
     success_answer,
 )
+from globesms.models.guardrails import QuoteResponse, UsageView
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
 from globesms.replies import record as reply_record
@@ -92,6 +95,7 @@ class NotFound(LookupError):
                 }
             },
         ),
+        200: success_answer(QuoteResponse),
         **refusal_answers(
             RefusalCode.MALFORMED_JSON,
             RefusalCode.IDEMPOTENCY_KEY_REUSED,
@@ -114,8 +118,11 @@ def send_messages(
             description=f"The same key within 24 h returns the first answer and sends nothing: {IDEMPOTENCY_KEY_RULE}",
         ),
     ] = None,
-) -> Response[AcceptResponse]:
+    dry_run: Annotated[bool, Query(description="as the body's dry_run: a quote, nothing sent")] = False,
+) -> Response[AcceptResponse | QuoteResponse]:
     specs = specs_of(body)
+    if dry_run or body.dry_run:
+        return _quote(specs)
     if idempotency_key is None:
         result, replayed = _accept(specs), False
     else:
@@ -136,6 +143,9 @@ def send_messages(
         logger.info("idempotency key seen before: first answer given again, nothing sent")
     else:
         emit_accept_metrics(result)
+        percent = used_percent(wiring.spend_ledger(), now=utc_now())
+        if percent is not None:  # the deployment has a spend limit: the alarm at 80 % reads this
+            metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
         logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
     return Response(
         status_code=202,
@@ -156,7 +166,36 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         retention_days=settings(AcceptSettings).retention_days,
         store=wiring.message_store(),
         queues=wiring.pack_queues(),
+        ledger=wiring.spend_ledger(),
+        owner=_owner(),
     )
+
+
+def _owner() -> str | None:
+    """The API key (its id, never the key) the request came with: what its records, spend and reads belong to."""
+    return app.current_event.request_context.identity.api_key_id or None
+
+
+def _quote(specs: list[MessageSpec]) -> Response[AcceptResponse | QuoteResponse]:
+    answer = quote(
+        specs,
+        now=utc_now(),
+        retention_days=settings(AcceptSettings).retention_days,
+        ledger=wiring.spend_ledger(),
+        owner=_owner(),
+    )
+    logger.info("dry run quoted", extra={"accepted": answer.accepted, "rejected": answer.rejected})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=answer)
+
+
+@app.get(
+    "/v1/usage",
+    summary="This month's spend and limits",
+    responses={200: success_answer(UsageView)},
+)
+@tracer.capture_method(capture_response=False)
+def get_usage() -> UsageView:
+    return usage(wiring.spend_ledger(), owner=_owner(), now=utc_now())
 
 
 @app.get(
@@ -168,7 +207,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
 )
 @tracer.capture_method(capture_response=False)
 def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageView:
-    view = queries.get_message(wiring.message_store(), message_id)
+    view = queries.get_message(wiring.message_store(), message_id, owner=_owner())
     if view is None:
         raise NotFound(f"no message {message_id}")
     return view
@@ -187,7 +226,7 @@ def get_batch(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
     after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> BatchView:
-    view = queries.get_batch(wiring.message_store(), batch_id, limit=limit, after=after)
+    view = queries.get_batch(wiring.message_store(), batch_id, limit=limit, after=after, owner=_owner())
     if view is None:
         raise NotFound(f"no batch {batch_id}")
     return view
@@ -305,7 +344,7 @@ def find_messages(
         assert client_ref is not None
         lookup = MessageLookup("client_ref", client_ref)
     try:
-        found = queries.find_messages(wiring.message_finder(), lookup, limit=limit, after=after)
+        found = queries.find_messages(wiring.message_finder(), lookup, limit=limit, after=after, owner=_owner())
     except InvalidCursor as exc:
         return _query_refusal("after", str(exc))
     shown = mask(lookup.value) if lookup.field == "to" else lookup.value

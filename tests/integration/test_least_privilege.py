@@ -60,7 +60,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
-        "dynamodb:UpdateItem",  # idempotency table only
+        "dynamodb:UpdateItem",  # idempotency table, and the spend counters (guardrails)
         "dynamodb:DeleteItem",  # idempotency and template tables only
         "sqs:SendMessage",
     },
@@ -68,9 +68,9 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:GetItem",
-        "dynamodb:BatchGetItem",  # consent table only (the opt-out list)
+        "dynamodb:BatchGetItem",  # the opt-out list (consent table) and the spend counters (guardrails)
         "dynamodb:Query",
-        "dynamodb:UpdateItem",  # idempotency table only
+        "dynamodb:UpdateItem",  # idempotency table, and the spend counters (guardrails)
         "dynamodb:DeleteItem",  # idempotency table only
         "sqs:SendMessage",
         "sqs:ReceiveMessage",
@@ -231,6 +231,7 @@ def statements_of(
     # DocsNeedApiKey only chooses the docs routes' security in the API's body: no role depends on it.
     conditions = {
         "HasRoutesParameter": routes_parameter,
+        "HasGuardrailsParameters": False,
         "HuaweiPushSigned": huawei_push_signed,
         "DocsNeedApiKey": False,
     }
@@ -375,7 +376,8 @@ def test_the_template_table_is_written_by_the_api_and_read_by_the_functions_that
 
 def test_the_messages_table_gains_no_idempotency_actions(resources: dict[str, Any]) -> None:
     """UpdateItem/DeleteItem were added for the idempotency table: the messages table of the API and the intake
-    still has only what accept and the queries use."""
+    still has only what accept and the queries use (UpdateItem: the guardrails' spend counters, in their own
+    policy; never DeleteItem)."""
     for function_id in EXPECTED_IDEMPOTENCY_ACTIONS:
         on_messages = set().union(
             *(
@@ -384,7 +386,15 @@ def test_the_messages_table_gains_no_idempotency_actions(resources: dict[str, An
                 if TABLE in as_list(statement["Resource"])
             )
         )
-        assert not on_messages & {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}, function_id
+        assert not on_messages & {"dynamodb:DeleteItem"}, function_id
+        assert "dynamodb:UpdateItem" not in on_messages - guardrails_actions(resources), function_id
+
+
+def guardrails_actions(resources: dict[str, Any]) -> set[str]:
+    """What the GuardrailsPolicy grants on the messages table (the spend reservation's transaction and reads)."""
+    document = resources["GuardrailsPolicy"]["Properties"]["PolicyDocument"]
+    statements = [s for s in as_list(document["Statement"]) if "Resource" in s]  # not the conditional SSM one
+    return set().union(*(actions(s) for s in statements if TABLE in as_list(s["Resource"])))
 
 
 # ---------------------------------------------------------------- SQS consumers

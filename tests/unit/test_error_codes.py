@@ -86,6 +86,9 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "TEMPLATE_UNKNOWN_FOR_PROVIDER",
         "TEMPLATE_PARAMS",
         "OPTED_OUT",
+        "COUNTRY_NOT_ALLOWED",
+        "PRICE_UNKNOWN",
+        "SPEND_LIMIT_REACHED",
     }
     assert {c.value for c in DispatchCode} == {
         "INVALID_REQUEST",

@@ -50,7 +50,14 @@ def test_the_data_files_are_package_data() -> None:
     root = Path(__file__).resolve().parents[2]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["globesms"]
     data = sorted((root / "layers" / "globesms" / "globesms" / "data").iterdir())
-    assert [p.name for p in data] == ["keywords.json", "routes.json", "templates.json"]
+    assert [p.name for p in data] == [
+        "keywords.json",
+        "limits.json",
+        "permissions.json",
+        "prices.json",
+        "routes.json",
+        "templates.json",
+    ]
     assert all(any(fnmatch(f"data/{p.name}", pattern) for pattern in patterns) for p in data)
 
 

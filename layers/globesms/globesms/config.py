@@ -211,6 +211,19 @@ class RoutesSettings(_Settings):
     )
 
 
+class GuardrailsSettings(_Settings):
+    guardrails_parameters: str = Field(
+        "",
+        description="an SSM path, e.g. `/globesms/guardrails`: its parameters `prices`, `permissions` and `limits` "
+        "(JSON, docs/guardrails.md) replace the shipped documents, each re-read every 5 minutes; an absent, invalid "
+        "or unreadable one leaves the last good document (else the shipped one) in force",
+    )
+
+    def parameter(self, document: str) -> str:
+        """The SSM parameter of `document`, or "" (the shipped file) when no path is configured."""
+        return f"{self.guardrails_parameters.rstrip('/')}/{document}" if self.guardrails_parameters else ""
+
+
 class RateLimitSettings(_Settings):
     rate_limits: str = Field(
         "",
@@ -344,9 +357,18 @@ class AcceptSettings(
     RoutesSettings,
     CallbackSettings,
     ConsentSettings,
+    GuardrailsSettings,
 ):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
 
+    intake_owner: str = Field(
+        "intake",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="who messages dropped on the SQS intake belong to (they carry no API key): their records, spend "
+        "and limits (docs/guardrails.md)",
+    )
     docs_require_api_key: bool = Field(
         False,
         description="GET /v1/docs and /v1/openapi.json answer only requests with an API key (template "

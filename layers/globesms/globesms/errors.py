@@ -127,6 +127,16 @@ class RecipientCode(_Code):
         "OPTED_OUT",
         "the number is on the opt-out list: MKT and NOTIFY are refused (OTP too when the deployment says so)",
     )
+    # Guardrails (docs/guardrails.md)
+    COUNTRY_NOT_ALLOWED = (
+        "COUNTRY_NOT_ALLOWED",
+        "the country permissions do not allow this message type to this country (the message names it)",
+    )
+    PRICE_UNKNOWN = "PRICE_UNKNOWN", "no price for this provider and country, and a spend limit needs one to count it"
+    SPEND_LIMIT_REACHED = (
+        "SPEND_LIMIT_REACHED",
+        "its estimated cost would cross this month's spend limit (the deployment's or the API key's)",
+    )
 
 
 class DispatchCode(_Code):

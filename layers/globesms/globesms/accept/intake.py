@@ -30,6 +30,7 @@ from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
+from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
     BATCH_ID_PATTERN,
     AcceptResponse,
@@ -86,9 +87,12 @@ def accept_intake(
     store: MessageStore,
     queues: PackQueues,
     run_once: RunOnce | None = None,
+    ledger: SpendLedger | None = None,
+    owner: str | None = None,
 ) -> IntakeOutcome:
     """Accepts one intake body. Without `run_once` an `idempotency_key` is checked but not enforced (the batch id
-    still is): the Lambda always passes `globesms.idempotency.run_once`."""
+    still is): the Lambda always passes `globesms.idempotency.run_once`. `owner`: the configured intake owner,
+    whose records, spend and limits these are (docs/guardrails.md)."""
     batch_id, envelope, specs = _parse(
         body, sqs_batch_id(sqs_message_id), store=store, now=now, retention_days=retention_days
     )
@@ -108,6 +112,8 @@ def accept_intake(
             retention_days=retention_days,
             store=store,
             queues=queues,
+            ledger=ledger,
+            owner=owner,
         )
 
     try:
@@ -149,6 +155,13 @@ def _parse(
         parsed = _body_adapter.validate_python(data)
     except ValidationError as exc:
         _refuse(store, batch_id, now, retention_days, schema_refusal(exc))
+    if parsed.dry_run:  # a quote is an API answer: a queue has nobody to give it to
+        refusal = ErrorBody(
+            code=RefusalCode.VALIDATION_ERROR,
+            message="dry_run is for POST /v1/messages only",
+            fields=[ErrorDetail(field="dry_run", rule="a dry run is answered by the API; the intake only sends")],
+        )
+        _refuse(store, batch_id, now, retention_days, refusal)
     return batch_id, envelope, specs_of(parsed)
 
 

@@ -56,6 +56,10 @@ def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageVie
         provider=record.provider,
         provider_message_id=record.provider_message_id,
         segments=record.segments,
+        encoding=record.encoding,
+        price=record.price,
+        cost=record.cost,
+        currency=record.currency,
         client_ref=record.client_ref,
         error=error,
         created_at=record.created_at,
@@ -65,17 +69,25 @@ def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageVie
     )
 
 
-def get_message(store: MessageStore, message_id: str) -> MessageView | None:
+def visible(record_owner: str | None, caller: str | None) -> bool:
+    """Another API key's message or batch is not found (404, not 403: its existence is not told). A caller without
+    a key (none is configured) and a record from before owners were kept see and are seen as before."""
+    return caller is None or record_owner is None or record_owner == caller
+
+
+def get_message(store: MessageStore, message_id: str, owner: str | None = None) -> MessageView | None:
     found = store.get_message(message_id)
-    if found is None:
+    if found is None or not visible(found[0].owner, owner):
         return None
     record, batch = found
     return message_view(record, batch)
 
 
-def get_batch(store: MessageStore, batch_id: str, *, limit: int, after: str | None) -> BatchView | None:
+def get_batch(
+    store: MessageStore, batch_id: str, *, limit: int, after: str | None, owner: str | None = None
+) -> BatchView | None:
     batch = store.get_batch(batch_id)
-    if batch is None:
+    if batch is None or not visible(batch.owner, owner):
         return None
     records, cursor = store.list_batch_messages(batch_id, limit=min(max(limit, 1), MAX_PAGE), after=after)
     counts = store.count_batch_statuses(batch_id)
@@ -88,6 +100,9 @@ def get_batch(store: MessageStore, batch_id: str, *, limit: int, after: str | No
         created_at=batch.created_at,
         accepted=batch.accepted,
         rejected=batch.rejected,
+        segments=batch.segments,
+        cost=batch.cost,
+        currency=batch.currency,
         counts=counts,
         errors=batch.errors,
         refusal=batch.refusal,
@@ -96,7 +111,11 @@ def get_batch(store: MessageStore, batch_id: str, *, limit: int, after: str | No
     )
 
 
-def find_messages(finder: MessageFinder, lookup: MessageLookup, *, limit: int, after: str | None) -> MessageList:
-    """Raises ports.InvalidCursor for an `after` this lookup did not give."""
+def find_messages(
+    finder: MessageFinder, lookup: MessageLookup, *, limit: int, after: str | None, owner: str | None = None
+) -> MessageList:
+    """Raises ports.InvalidCursor for an `after` this lookup did not give. Another API key's messages are left out
+    (a page may then be shorter than `limit`, and still have a next one)."""
     records, batches, cursor = finder.find_messages(lookup, limit=min(max(limit, 1), MAX_FOUND_PAGE), cursor=after)
-    return MessageList(messages=[message_view(r, batches.get(r.batch_id)) for r in records], next=cursor)
+    shown = [message_view(r, batches.get(r.batch_id)) for r in records if visible(r.owner, owner)]
+    return MessageList(messages=shown, next=cursor)

@@ -21,9 +21,11 @@ from globesms.accept.packing import pack_records
 from globesms.consent import screen as consent_screen
 from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
-from globesms.domain.segments import Encoding, count_segments, text_encoding
+from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
+from globesms.guardrails import gate
+from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
     AcceptedMessage,
@@ -84,15 +86,18 @@ def plan_batch(
     routes: RouteTable | None = None,
     templates: TemplateRegistry | None = None,
     opt_outs: consent_screen.OptOutCheck | Literal["current"] | None = "current",
+    rules: gate.Rules | None = None,
+    owner: str | None = None,
 ) -> AcceptPlan:
-    """Everything accept decides, without I/O (but for the route table's SSM override, read through a 5-minute
-    cache, and the opt-out list, `consent.screen`). Recipient indexes (and message ids) count across all specs."""
+    """Everything accept decides, without I/O (but for the route table's and the guardrails' SSM overrides, read
+    through a 5-minute cache, and the opt-out list, `consent.screen`). Recipient indexes (and message ids) count
+    across all specs. `owner`: the API key (or intake owner) the records belong to."""
     total = count_recipients(specs)
     if total > MAX_RECIPIENTS_PER_REQUEST:
         raise TooManyRecipients(total)
     routes = current_table() if routes is None else routes
     templates = template_registry() if templates is None else templates
-    stamps = _BatchStamps(batch_id, created_at=iso(now), expires_at=expiry(now, retention_days))
+    stamps = _BatchStamps(batch_id, created_at=iso(now), expires_at=expiry(now, retention_days), owner=owner)
     plan = AcceptPlan()
     index = 0
     for spec in specs:
@@ -109,6 +114,7 @@ def plan_batch(
     plan.records, opted_out = consent_screen.refuse_opted_out(plan.records, check)
     if opted_out:
         plan.errors = sorted([*plan.errors, *opted_out], key=lambda e: e.index)
+    plan.records, plan.errors = gate.screen(plan.records, plan.errors, rules or gate.current_rules())
     plan.packs = pack_records(
         plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
     )
@@ -120,6 +126,7 @@ class _BatchStamps:
     batch_id: str
     created_at: str
     expires_at: int
+    owner: str | None = None
 
 
 def _plan_recipient(
@@ -170,6 +177,8 @@ def _plan_recipient(
         status_callback=spec.status_callback,
         status_callback_on_submitted=spec.status_callback_on_submitted or None,
         segments=content.segments,
+        country=number.region,
+        owner=stamps.owner,
         created_at=stamps.created_at,
         updated_at=stamps.created_at,
         expires_at=stamps.expires_at,
@@ -212,8 +221,17 @@ def accept(
     retention_days: int,
     store: MessageStore,
     queues: PackQueues,
+    ledger: SpendLedger | None = None,
+    owner: str | None = None,
 ) -> AcceptResponse:
-    plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days)
+    """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved."""
+    rules = gate.current_rules()
+    plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
+    if ledger is not None:
+        held_back = gate.hold_spend(
+            ledger, plan.records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, retention_days)
+        )
+        plan = _without(plan, held_back, batch_id) if held_back else plan
     header = BatchRecord(
         batch_id=batch_id,
         source="sqs" if source == "sqs" else "api",
@@ -224,6 +242,8 @@ def accept(
         errors=plan.errors[:MAX_STORED_ERRORS],
         body_hash=body_hash(specs),
         expires_at=expiry(now, retention_days),
+        owner=owner,
+        **gate.batch_totals(plan.records),
     )
     existing = store.begin_batch(header)
     if existing is not None and existing.body_hash != header.body_hash:
@@ -243,24 +263,37 @@ def accept(
     return _response(batch_id, plan, Status.QUEUED)
 
 
+def _without(plan: AcceptPlan, refused: Sequence[RecipientError], batch_id: str) -> AcceptPlan:
+    """The plan less the recipients refused after planning (their errors added in index order), packed again."""
+    ids = {message_id(batch_id, e.index) for e in refused}
+    records = [r for r in plan.records if r.id not in ids]
+    errors = sorted([*plan.errors, *refused], key=lambda e: e.index)
+    created = records[0] if records else None
+    packs = pack_records(
+        records,
+        batch_id=batch_id,
+        created_at=created.created_at if created else "",
+        expires_at=created.expires_at if created else None,
+    )
+    return AcceptPlan(records=records, errors=errors, packs=packs)
+
+
 def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
-    encodings: dict[str, Encoding] = {}  # by text: most requests send one text to many recipients
-
-    def encoding_of(text: str | None) -> Encoding | None:
-        if text is None:
-            return None
-        found = encodings.get(text)
-        if found is None:
-            found = encodings[text] = text_encoding(text)
-        return found
-
     return AcceptResponse(
         batch_id=batch_id,
         accepted=len(plan.records),
         rejected=len(plan.errors),
         messages=[
             AcceptedMessage(
-                id=r.id, to=r.to, status=status, provider=r.provider, segments=r.segments, encoding=encoding_of(r.text)
+                id=r.id,
+                to=r.to,
+                status=status,
+                provider=r.provider,
+                segments=r.segments,
+                encoding=r.encoding,
+                price=r.price,
+                cost=r.cost,
+                currency=r.currency,
             )
             for r in plan.records
         ],

@@ -10,6 +10,7 @@ from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
@@ -119,6 +120,12 @@ def rate_limiter() -> DynamoDBRateLimiter:
 
 
 @cache
+def spend_ledger() -> DynamoDBSpendLedger:
+    """Spend reservations and this month's counters (docs/guardrails.md)."""
+    return DynamoDBSpendLedger(_table_name())
+
+
+@cache
 def pack_queues() -> SqsPackQueues:
     return SqsPackQueues(settings(ProviderQueueSettings).queue_urls)
 
@@ -137,6 +144,7 @@ def reset() -> None:
         pack_claims,
         circuit_breakers,
         rate_limiter,
+        spend_ledger,
         pack_queues,
         webhook_queue,
         _template_store_of,

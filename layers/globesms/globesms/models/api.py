@@ -93,6 +93,12 @@ class MessageSpec(_Strict):
         default=None, max_length=2048, description="https URL that receives a signed event on each final status"
     )
     status_callback_on_submitted: bool = Field(default=False, description="also send an event on SUBMITTED")
+    # Not part of what is sent (left out of dumps, so of body hashes and idempotency payloads): docs/guardrails.md.
+    dry_run: bool = Field(
+        default=False,
+        exclude=True,
+        description="answer 200 with a quote: every check a send runs, nothing written, reserved or sent",
+    )
 
     @field_validator("client_ref")
     @classmethod
@@ -217,6 +223,14 @@ class MessageBatchSpec(_Strict):
     """Different content per recipient group."""
 
     messages: list[MessageSpec] = Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)
+    dry_run: bool = Field(default=False, exclude=True, description="as in a single message: a quote, nothing sent")
+
+    @model_validator(mode="after")
+    def _dry_run_on_top(self) -> MessageBatchSpec:
+        for index, spec in enumerate(self.messages):
+            if spec.dry_run:
+                raise ValueError(f"messages.{index}.dry_run: dry_run belongs at the top of the body, for all of it")
+        return self
 
 
 def _body_shape(value: Any) -> str:
@@ -276,6 +290,15 @@ class AcceptedMessage(BaseModel):
         default=None,
         description="GSM-7 (160 characters, 153 per part) or UCS-2 (70, 67 per part); null as segments",
     )
+    price: str | None = Field(
+        default=None,
+        description="price per SMS part from the price table, a decimal string in `currency`; null when the table "
+        "has none for this provider and country",
+    )
+    cost: str | None = Field(
+        default=None, description="estimated cost: segments x price (a provider's own template: one part)"
+    )
+    currency: str | None = Field(default=None, description="ISO 4217, the price table's")
 
 
 class RecipientError(BaseModel):
@@ -339,6 +362,10 @@ class MessageView(BaseModel):
     provider: ProviderName
     provider_message_id: str | None = None
     segments: int | None = None
+    encoding: Literal["GSM-7", "UCS-2"] | None = None
+    price: str | None = Field(default=None, description="per SMS part, a decimal string in `currency`")
+    cost: str | None = Field(default=None, description="estimated: segments x price")
+    currency: str | None = None
     client_ref: str | None = None
     error: MessageError | None = None
     created_at: str
@@ -356,6 +383,9 @@ class BatchView(BaseModel):
     created_at: str
     accepted: int
     rejected: int
+    segments: int | None = Field(default=None, description="SMS parts of the accepted recipients (known ones)")
+    cost: str | None = Field(default=None, description="estimated cost of the accepted recipients, in `currency`")
+    currency: str | None = None
     counts: dict[str, int]
     errors: list[RecipientError]
     refusal: ErrorBody | None = None

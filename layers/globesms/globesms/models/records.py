@@ -37,6 +37,14 @@ class MessageRecord(MessageContent):
     provider: ProviderName
     status: Status
     segments: int | None = None
+    # Guardrails (docs/guardrails.md): the destination, the text's encoding, the price per part and the estimated
+    # cost (segments x price, decimal strings in `currency`), and the API key (or intake owner) that sent it.
+    country: str | None = None
+    encoding: Literal["GSM-7", "UCS-2"] | None = None
+    price: str | None = None
+    cost: str | None = None
+    currency: str | None = None
+    owner: str | None = None
     provider_message_id: str | None = None
     error_category: str | None = None
     error_code: str | None = None
@@ -63,3 +71,8 @@ class BatchRecord(BaseModel):
     body_hash: str | None = Field(default=None, description="SHA-256 of the accepted specs: a batch id names one body")
     queued_at: str | None = None
     expires_at: int | None = None
+    # Guardrails: the accepted recipients' SMS parts and estimated cost (decimal string in `currency`).
+    segments: int | None = None
+    cost: str | None = None
+    currency: str | None = None
+    owner: str | None = Field(default=None, description="the API key (or intake owner) that sent it")

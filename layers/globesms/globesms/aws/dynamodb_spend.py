@@ -1,0 +1,131 @@
+"""`SpendLedger` on the messages table: one counter per scope and month, one reservation marker per batch.
+
+Counters: `pk = S#<scope>#<YYYY-MM>`, `sk = $month`, holding `spent` (a decimal number: DynamoDB numbers are exact
+decimals) and `expires_at` (TTL, a year on). A batch's reservation: `pk = B#<batch_id>`, `sk = $spend` (in the
+batch's own partition, beside its header; every query of messages reads `M#...` only), holding `count` and
+`amount`. Reserving is one TransactWriteItems: put the marker if absent, and `ADD spent :amount` to each counter,
+under `spent <= limit - amount` where the scope has a limit. DynamoDB applies it all or nothing, serialised
+against every other writer of those items, so concurrent accepts can never together cross a limit, and a batch
+reserves at most once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from globesms.aws import clients
+from globesms.guardrails.ports import Hold
+
+MARKER_SK = "$spend"
+COUNTER_SK = "$month"  # not "#": tools and tests read items with sk "#" as batch headers
+COUNTER_TTL_SECONDS = 400 * 86_400  # a month's counter is read for GET /v1/usage some time after the month
+CONFLICT_RETRIES = 4  # another transaction on the same counter at the same moment: try again after a short pause
+
+
+def counter_key(scope: str, month: str) -> dict[str, Any]:
+    return {"pk": {"S": f"S#{scope}#{month}"}, "sk": {"S": COUNTER_SK}}
+
+
+def marker_key(batch_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"B#{batch_id}"}, "sk": {"S": MARKER_SK}}
+
+
+def _number(value: Decimal) -> dict[str, str]:
+    return {"N": format(value, "f")}
+
+
+class DynamoDBSpendLedger:
+    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+        self._table = table_name
+        self._client = client_factory
+
+    def try_reserve(self, hold: Hold) -> int | None:
+        items = self._transaction(hold)
+        if items is None:
+            return None
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self._client().transact_write_items(TransactItems=items)
+                return hold.count
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return self._held(hold.batch_id)
+            if "ConditionalCheckFailed" in reasons:
+                return None
+            if attempt < CONFLICT_RETRIES:  # TransactionConflict (or no reasons given): the same items were busy
+                time.sleep(0.01 * 2**attempt * random.uniform(0.5, 1.0))
+        return None
+
+    def _transaction(self, hold: Hold) -> list[dict[str, Any]] | None:
+        """The transaction's items, or None when a limit is smaller than the amount alone."""
+        marker = {
+            **marker_key(hold.batch_id),
+            "count": {"N": str(hold.count)},
+            "amount": _number(hold.amount),
+            "month": {"S": hold.month},
+            "expires_at": {"N": str(hold.expires_at)},
+        }
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
+        ]
+        if not hold.amount:
+            return items
+        ttl = _number(Decimal(int(time.time()) + COUNTER_TTL_SECONDS))
+        for scope in hold.scopes:
+            update: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": counter_key(scope, hold.month),
+                "UpdateExpression": "ADD spent :amount SET expires_at = if_not_exists(expires_at, :ttl)",
+                "ExpressionAttributeValues": {":amount": _number(hold.amount), ":ttl": ttl},
+            }
+            limit = hold.limits.get(scope)
+            if limit is not None:
+                if hold.amount > limit:
+                    return None
+                update["ConditionExpression"] = "attribute_not_exists(spent) OR spent <= :room"
+                update["ExpressionAttributeValues"][":room"] = _number(limit - hold.amount)
+            items.append({"Update": update})
+        return items
+
+    def _held(self, batch_id: str) -> int:
+        item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True)["Item"]
+        return int(item["count"]["N"])
+
+    def spent(self, month: str, scopes: Collection[str]) -> dict[str, Decimal]:
+        wanted = sorted(set(scopes))
+        found = dict.fromkeys(wanted, Decimal(0))
+        if not wanted:
+            return found
+        by_pk = {counter_key(s, month)["pk"]["S"]: s for s in wanted}
+        request: dict[str, Any] = {
+            self._table: {"Keys": [counter_key(s, month) for s in wanted], "ConsistentRead": True}
+        }
+        while request:
+            answer = self._client().batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(self._table, []):
+                found[by_pk[item["pk"]["S"]]] = Decimal(item.get("spent", {"N": "0"})["N"])
+            request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def release(self, month: str, amounts: Mapping[str, Decimal]) -> None:
+        for scope, amount in amounts.items():
+            try:
+                self._client().update_item(
+                    TableName=self._table,
+                    Key=counter_key(scope, month),
+                    UpdateExpression="ADD spent :minus",
+                    ConditionExpression="attribute_exists(spent)",  # never a negative counter of its own
+                    ExpressionAttributeValues={":minus": _number(-amount)},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise

@@ -1,0 +1,1 @@
+"""Guardrails: prices and quotes, country permissions, spend limits (docs/guardrails.md)."""

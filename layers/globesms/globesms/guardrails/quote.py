@@ -1,0 +1,54 @@
+"""A dry run: every check a send runs, answered as a quote, with nothing written, reserved, queued or sent.
+
+The spend check reads the counters as they stand (one read, only when a limit is configured). The recipients are
+planned under a fixed batch id, so a weighted route picks the same provider for the same body every time (a real
+send's batch id differs, so its weighted choice may too)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from globesms.accept.service import plan_batch
+from globesms.guardrails import gate
+from globesms.guardrails.ports import SpendLedger
+from globesms.guardrails.prices import money
+from globesms.models.api import MessageSpec
+from globesms.models.guardrails import QuotedMessage, QuoteResponse, QuoteTotals
+
+DRY_RUN_BATCH = "dry-run"
+
+
+def quote(
+    specs: Sequence[MessageSpec], *, now: datetime, retention_days: int, ledger: SpendLedger, owner: str | None
+) -> QuoteResponse:
+    rules = gate.current_rules()
+    plan = plan_batch(specs, batch_id=DRY_RUN_BATCH, now=now, retention_days=retention_days, rules=rules, owner=owner)
+    refused = gate.hold_spend(
+        ledger, plan.records, rules, batch_id=DRY_RUN_BATCH, owner=owner, now=now, expires_at=0, dry_run=True
+    )
+    records = plan.records[: len(plan.records) - len(refused)]
+    errors = sorted([*plan.errors, *refused], key=lambda e: e.index)
+    costs: dict[str, Decimal] = {}
+    for record in records:
+        if record.cost is not None and record.currency is not None:
+            costs[record.currency] = costs.get(record.currency, Decimal(0)) + Decimal(record.cost)
+    messages = [
+        QuotedMessage(
+            to=r.to,
+            provider=r.provider,
+            segments=r.segments,
+            encoding=r.encoding,
+            price=r.price,
+            cost=r.cost,
+            currency=r.currency,
+        )
+        for r in records
+    ]
+    totals = QuoteTotals(
+        recipients=len(records),
+        segments=sum(r.segments or 0 for r in records),
+        cost={currency: money(amount) for currency, amount in costs.items()},
+    )
+    return QuoteResponse(accepted=len(records), rejected=len(errors), messages=messages, errors=errors, totals=totals)

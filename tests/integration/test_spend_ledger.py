@@ -1,0 +1,134 @@
+"""Spend reservations on the messages table (moto, the table as template.yaml declares it): exact under concurrent
+writers, once per batch, given back on release."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from globesms.aws.dynamodb_spend import DynamoDBSpendLedger, counter_key
+from globesms.guardrails import spend
+from globesms.guardrails.limits import LimitsDoc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+CENT4 = Decimal("0.04")
+
+
+def limits(total: str | None = None, **keys: str) -> LimitsDoc:
+    return LimitsDoc.model_validate(
+        {"version": 1, "monthly_spend": total, "keys": {k: {"monthly_spend": v} for k, v in keys.items()}}
+    )
+
+
+def request(batch_id: str, costs: list[Decimal], owner: str | None = None) -> spend.Request:
+    return spend.Request(batch_id=batch_id, owner=owner, costs=costs, now=NOW, expires_at=1_900_000_000)
+
+
+def test_a_request_keeps_the_prefix_that_fits_and_a_retry_of_the_batch_keeps_the_same(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    costs = [Decimal("3"), Decimal("3"), Decimal("1"), Decimal("3")]
+    assert spend.reserve(ledger, request("b1", costs), limits("8")) == 3  # 3 + 3 + 1 = 7; the fourth would be 10
+    assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: Decimal("7")}
+    assert spend.reserve(ledger, request("b1", costs), limits("8")) == 3  # the same batch: reserved once
+    assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: Decimal("7")}
+    assert spend.reserve(ledger, request("b2", [Decimal("2")]), limits("8")) == 0  # 7 + 2 > 8
+    assert spend.reserve(ledger, request("b3", [Decimal("1")]), limits("8")) == 1  # exactly the limit
+    assert spend.peek(ledger, request("b4", [Decimal("0.01")]), limits("8")) == 0
+
+
+def test_the_key_limit_and_the_deployment_limit_both_hold(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    doc = limits("10", keyA="2")
+    assert spend.reserve(ledger, request("a1", [Decimal(1)] * 5, owner="keyA"), doc) == 2
+    assert spend.reserve(ledger, request("b1", [Decimal(1)] * 20, owner="keyB"), doc) == 8
+    spent = ledger.spent("2026-12", [spend.DEPLOYMENT, "key:keyA", "key:keyB"])
+    assert spent == {spend.DEPLOYMENT: Decimal(10), "key:keyA": Decimal(2), "key:keyB": Decimal(8)}
+
+
+def test_a_release_gives_the_amount_back_to_every_scope(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    assert spend.reserve(ledger, request("r1", [CENT4] * 3, owner="k"), limits("1")) == 3
+    ledger.release("2026-12", {spend.DEPLOYMENT: CENT4, "key:k": CENT4})
+    ledger.release("2027-01", {spend.DEPLOYMENT: CENT4})  # no counter that month: nothing made negative
+    assert ledger.spent("2026-12", [spend.DEPLOYMENT, "key:k"]) == {spend.DEPLOYMENT: CENT4 * 2, "key:k": CENT4 * 2}
+    month_after = stack.dynamodb.get_item(TableName=stack.table_name, Key=counter_key(spend.DEPLOYMENT, "2027-01"))
+    assert "Item" not in month_after
+
+
+def test_concurrent_writers_never_overspend_and_use_the_whole_limit() -> None:
+    # Through the moto server `make run` starts (a child process: its patches change moto for the whole process),
+    # as concurrent Lambdas reach DynamoDB: each writer its own client, all at once.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
+    completed = subprocess.run(
+        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answer = json.loads(completed.stdout.splitlines()[-1])
+    assert answer["spent"] == answer["counted"]  # every recipient kept is counted, nothing else
+    assert answer["spent"] == answer["limit"]  # 0 overspend, and the limit used to the last recipient
+    assert answer["kept"] == 150
+    assert answer["requests"] == 48
+
+
+def _race(writers: int = 8, requests: int = 6, recipients: int = 7) -> dict[str, Any]:
+    import boto3
+
+    from local.aws import start_moto
+    from local.processes import free_port
+
+    port = free_port()
+    server = start_moto(port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        boto3.client("dynamodb", endpoint_url=url).create_table(
+            TableName="messages",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        limit = CENT4 * 150  # room for 150 recipients at 0.04; 8 writers x 6 requests x 7 recipients ask for 336
+        doc = limits(str(limit))
+        kept: list[int] = []
+        start = threading.Barrier(writers)
+
+        def writer(n: int) -> None:
+            client = boto3.client("dynamodb", endpoint_url=url)
+            ledger = DynamoDBSpendLedger("messages", client_factory=lambda: client)
+            start.wait()
+            for i in range(requests):
+                kept.append(spend.reserve(ledger, request(f"w{n}-{i}", [CENT4] * recipients), doc))
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ledger = DynamoDBSpendLedger("messages", client_factory=lambda: boto3.client("dynamodb", endpoint_url=url))
+        spent = ledger.spent("2026-12", [spend.DEPLOYMENT])[spend.DEPLOYMENT]
+        return {
+            "spent": str(spent),
+            "counted": str(CENT4 * sum(kept)),
+            "limit": str(limit),
+            "kept": sum(kept),
+            "requests": len(kept),
+        }
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    print(json.dumps(_race()))
