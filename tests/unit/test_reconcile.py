@@ -162,7 +162,7 @@ class Query:
     """A scripted status query: answers in order; an exception instance is raised."""
 
     def __init__(self, operation: str, *answers: StatusAnswer | Exception) -> None:
-        self.operation = operation
+        self.status_query_operation = operation
         self.answers = list(answers)
         self.asked: list[str] = []
 

@@ -199,7 +199,8 @@ class RateLimitSettings(_Settings):
     rate_limits: str = Field(
         "",
         description='JSON `{"<operation>": calls per second}` over the defaults (Alibaba SendMessageToGlobe 2000, '
-        "BatchSendMessageToGlobe 1, Tencent SendMultiGlobalSms 10, Huawei batchSendDiffSms 1)",
+        "BatchSendMessageToGlobe 1, Tencent SendMultiGlobalSms 10, Huawei batchSendDiffSms 1; status queries: "
+        "Alibaba QueryMessage 300, Tencent PullSmsSendStatusByPhoneNumber 10)",
     )
 
     @field_validator("rate_limits")

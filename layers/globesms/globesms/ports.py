@@ -213,9 +213,9 @@ class ReceiptDeadlines(Protocol):
 
 class StatusQuery(Protocol):
     """A provider's status query for one message (Alibaba QueryMessage, Tencent PullSmsSendStatusByPhoneNumber).
-    `operation` is what its calls count against in the shared rate limits."""
+    `status_query_operation` is what its calls count against in the shared rate limits."""
 
-    operation: str
+    status_query_operation: str
 
     def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
         """Raises `models.receipts.StatusQueryFailed` when the call fails or its answer cannot be read."""

@@ -112,7 +112,7 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, message_id: str, summar
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
     if query is not None:
-        if not deps.limiter.acquire({query.operation: 1}, second=int(now.timestamp())):
+        if not deps.limiter.acquire({query.status_query_operation: 1}, second=int(now.timestamp())):
             summary.throttled += 1
             return False
         try:
