@@ -184,3 +184,15 @@ def _queue_webhooks(webhooks: WebhookQueue, summary: ReconcileSummary) -> None:
     except Exception:
         # The statuses are written; only the events are lost (a repeated final receipt queues its event again).
         summary.webhooks_not_queued = len(summary.webhooks)
+
+
+@dataclass(frozen=True, slots=True)
+class UnavailableQuery:
+    """A provider's status query that cannot be made now (its client could not be built: a missing or unreadable
+    credentials secret). Its messages are asked about again later; they are never expired for it."""
+
+    status_query_operation: str
+    reason: str
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        raise StatusQueryFailed("QUERY_UNAVAILABLE", self.reason)
