@@ -195,4 +195,4 @@ class UnavailableQuery:
     reason: str
 
     def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
-        raise StatusQueryFailed("QUERY_UNAVAILABLE", self.reason)
+        raise StatusQueryFailed(ErrorCategory.CONFIG.value, self.reason)  # credentials: a configuration problem
