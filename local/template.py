@@ -148,6 +148,17 @@ class SqsEventSource:
 
 
 @dataclass(frozen=True)
+class ScheduleEventSource:
+    """An EventBridge schedule (`Type: Schedule`, `rate(...)` expressions only): the function is invoked every
+    `rate_seconds` with a Scheduled Event."""
+
+    function_id: str
+    event_name: str
+    rate_seconds: int
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Parameter:
     name: str
     type: str
@@ -163,6 +174,10 @@ class Template:
     functions: Mapping[str, FunctionSpec]
     routes: tuple[ApiRoute, ...]
     sqs_event_sources: tuple[SqsEventSource, ...]
+    schedules: tuple[ScheduleEventSource, ...] = ()
+
+    def schedules_of(self, function_id: str) -> list[ScheduleEventSource]:
+        return [schedule for schedule in self.schedules if schedule.function_id == function_id]
 
     def event_sources_of(self, function_id: str) -> list[SqsEventSource]:
         return [source for source in self.sqs_event_sources if source.function_id == function_id]
@@ -182,6 +197,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
     }
     routes: list[ApiRoute] = []
     sources: list[SqsEventSource] = []
+    schedules: list[ScheduleEventSource] = []
     for function_id in functions:
         for event_name, event in resources[function_id].get("Properties", {}).get("Events", {}).items():
             properties = event.get("Properties", {})
@@ -189,6 +205,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
                 routes.append(_route(function_id, event_name, properties, resources, globals_.get("Api", {})))
             elif event["Type"] == "SQS":
                 sources.append(_sqs_event_source(function_id, event_name, properties))
+            elif event["Type"] == "Schedule":
+                schedules.append(_schedule(function_id, event_name, properties))
     for api_id, resource in resources.items():
         if resource["Type"] == API_TYPE:
             routes.extend(_body_routes(api_id, resource.get("Properties", {}), globals_.get("Api", {})))
@@ -207,6 +225,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
         functions=functions,
         routes=tuple(routes),
         sqs_event_sources=tuple(sources),
+        schedules=tuple(schedules),
     )
 
 
@@ -383,6 +402,19 @@ def _sqs_event_source(function_id: str, event_name: str, properties: dict[str, A
         enabled=bool(properties.get("Enabled", True)),
         maximum_concurrency=_maximum_concurrency(properties),
     )
+
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def _schedule(function_id: str, event_name: str, properties: dict[str, Any]) -> ScheduleEventSource:
+    expression = str(properties.get("Schedule", ""))
+    match = _RATE.fullmatch(expression.strip())
+    if match is None:
+        raise ValueError(f"{function_id}.{event_name}: the local stack runs rate(...) schedules only: {expression!r}")
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2].removesuffix("s")]
+    return ScheduleEventSource(function_id, event_name, seconds, bool(properties.get("Enabled", True)))
 
 
 def _maximum_concurrency(properties: dict[str, Any]) -> int | None:

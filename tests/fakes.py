@@ -124,7 +124,10 @@ class MemoryStore:
         stored = self.messages.get(record.id)
         if stored is None or stored.version != expected_version:
             return False
-        self.messages[record.id] = record.model_copy(deep=True)
+        saved = record.model_copy(deep=True)
+        if saved.status.is_final:  # as the DynamoDB store: a final message leaves the ReceiptDue index
+            saved.receipt_due = saved.receipt_due_at = None
+        self.messages[record.id] = saved
         return True
 
     def hold_receipt(
@@ -252,6 +255,45 @@ class MemoryRateLimiter:
                 self.used[(op, second)] += n
             self.granted.append((second, dict(permits)))
             return True
+
+
+class MemoryDeadlines:
+    """`ReceiptDeadlines` over a `MemoryStore`'s records (the index is their `receipt_due` attributes)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.mark: str | None = None
+        self.queried: list[str] = []
+
+    def due(self, bucket: str, *, until: int, limit: int) -> list[str]:
+        self.queried.append(bucket)
+        found = [
+            m
+            for m in self.store.messages.values()
+            if m.receipt_due == bucket and m.receipt_due_at is not None and m.receipt_due_at <= until
+        ]
+        found.sort(key=lambda m: (m.receipt_due_at or 0, m.id))
+        return [m.id for m in found[:limit]]
+
+    def reschedule(self, record: MessageRecord, *, due_at: int, bucket: str, tries: int) -> bool:
+        stored = self.store.messages.get(record.id)
+        if stored is None or stored.version != record.version or stored.status.value != "SUBMITTED":
+            return False
+        self.store.messages[record.id] = stored.model_copy(
+            update={"receipt_due_at": due_at, "receipt_due": bucket, "reconcile_tries": tries}
+        )
+        return True
+
+    def clear(self, message_id: str) -> None:
+        stored = self.store.messages.get(message_id)
+        if stored is not None:
+            self.store.messages[message_id] = stored.model_copy(update={"receipt_due": None, "receipt_due_at": None})
+
+    def watermark(self) -> str | None:
+        return self.mark
+
+    def set_watermark(self, minute: str) -> None:
+        self.mark = minute
 
 
 class MemoryWebhooks:

@@ -36,6 +36,9 @@ PROVIDER_SETTINGS: Mapping[ProviderName, tuple[type[BaseModel], Mapping[str, str
     ProviderName.HUAWEI: (huawei.HuaweiSettings, huawei.ENVIRONMENT_VARIABLES),
 }
 
+#: The providers with a status query (reconcile/): ReconcileFunction reads their client settings too.
+QUERIED_PROVIDERS = (ProviderName.ALIYUN, ProviderName.TENCENT)
+
 #: Variables the template sets that no settings model reads: the libraries' own.
 LIBRARY_VARIABLES: Mapping[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "Powertools: the `service` of logs, metrics and traces",
@@ -78,6 +81,8 @@ def function_settings() -> dict[str, list[tuple[type[BaseModel], Mapping[str, st
     }
     for provider, settings in PROVIDER_SETTINGS.items():
         functions[f"{provider.value.capitalize()}DispatchFunction"].append(settings)
+        if provider in QUERIED_PROVIDERS:  # the reconcile run calls their status queries
+            functions["ReconcileFunction"].append(settings)
     return functions
 
 

@@ -48,7 +48,11 @@ def _deps() -> DispatchDeps:
         webhooks=wiring.webhook_queue(),
         limiter=wiring.rate_limiter(),
         breakers=wiring.circuit_breakers(),
-        policies=DispatchPolicies(breaker=SETTINGS.breaker_policy(), unknown_outcomes=SETTINGS.unknown_outcomes()),
+        policies=DispatchPolicies(
+            breaker=SETTINGS.breaker_policy(),
+            unknown_outcomes=SETTINGS.unknown_outcomes(),
+            receipt_deadlines=SETTINGS.deadline_policy(),
+        ),
     )
 
 

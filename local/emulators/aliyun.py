@@ -57,6 +57,7 @@ STATE_KEY = "globesms_emulator"  # app.extensions[STATE_KEY] is the EmulatorStat
 API_VERSION = "2018-05-01"
 SEND_ONE = "SendMessageToGlobe"
 SEND_BATCH = "BatchSendMessageToGlobe"
+QUERY_MESSAGE = "QueryMessage"  # one MessageId per call, 300 calls/s per account (its API page)
 # SendMessageToGlobe: the newer page (Dec 2025) says 2,000 calls/s per account (the older one 30, a Chinese page
 # 1,000); we follow the newest. BatchSendMessageToGlobe: "only once per second".
 DOCUMENTED_RATE_LIMITS = {SEND_ONE: 2000.0, SEND_BATCH: 1.0}
@@ -238,7 +239,7 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
 
         operation = headers.get("x-acs-action", "")
         try:
-            if operation not in (SEND_ONE, SEND_BATCH):
+            if operation not in (SEND_ONE, SEND_BATCH, QUERY_MESSAGE):
                 raise GatewayRejection("InvalidAction.NotFound")
             if headers.get("x-acs-version") != API_VERSION:
                 raise GatewayRejection("InvalidVersion")
@@ -254,6 +255,8 @@ def create_app(knobs: Knobs | None = None, env: Mapping[str, str] | None = None)
                     raise GatewayRejection(injected)
                 raise BusinessRejection(injected)
             params = _params(request.query_string, body, headers.get("content-type", ""))
+            if operation == QUERY_MESSAGE:
+                return _json({"RequestId": request_id, **_query_message(state, params)})
             send = _send_one if operation == SEND_ONE else _send_batch
             answer = send(state, ids, params)
         except GatewayRejection as rejection:
@@ -435,14 +438,21 @@ def _number_detail(number: str) -> dict[str, str]:
 
 def _schedule_receipts(state: EmulatorState, accepted: list[tuple[str, str, str]], task_id: str | None) -> None:
     url = state.knobs.receipt_callback_url
-    if not url or not accepted:
+    if not accepted:
         return
     sent_at = datetime.now(_BEIJING)
     received_at = sent_at + timedelta(seconds=state.knobs.receipt_delay_seconds)
-    reports = [
-        _receipt(number, message_id, text, task_id, state.faults.receipt_outcome(), sent_at, received_at)
-        for number, message_id, text in accepted
-    ]
+    reports = []
+    for number, message_id, text in accepted:
+        report = _receipt(number, message_id, text, task_id, state.faults.receipt_outcome(), sent_at, received_at)
+        if state.knobs.undelivered_code and report["Status"] == "2":
+            report["ErrorCode"] = state.knobs.undelivered_code
+        withheld = state.faults.withhold_receipt()
+        state.remember_status(message_id, report, withheld=withheld)  # what QueryMessage answers
+        if not withheld:
+            reports.append(report)
+    if not url or not reports:
+        return
 
     if state.knobs.receipts_across_calls:
         for report in reports:
@@ -486,6 +496,35 @@ def _receipt(
     if task_id:
         report["TaskId"] = task_id
     return report
+
+
+def _query_message(state: EmulatorState, params: Mapping[str, str]) -> dict[str, Any]:
+    """QueryMessage: the message's delivery report. `ErrorCode` is `DELIVERED` on delivery (the API page's example),
+    `Status` 1 delivered, 2 failed, 3 still delivering (one of Alibaba's two readings; the client decides by
+    ErrorCode). A withheld receipt answers "still delivering" when the knob `status_query_answers` is "pending"."""
+    message_id = _required(params, "MessageId")
+    known = state.status_of(message_id)
+    if known is None:
+        raise BusinessRejection("INVALID_PARAMETERS")
+    report, withheld = known
+    answer: dict[str, Any] = {
+        "ResponseCode": "OK",
+        "ResponseDescription": BUSINESS_DESCRIPTIONS["OK"],
+        "MessageId": message_id,
+        "To": report["To"],
+        "SendDate": report["SendDate"],
+        "NumberDetail": _number_detail(report["To"]),
+    }
+    if withheld and state.knobs.status_query_answers == "pending":
+        return {**answer, "Status": "3", "ErrorCode": "", "ErrorDescription": ""}
+    delivered = report["Status"] == "1"
+    return {
+        **answer,
+        "Status": "1" if delivered else "2",
+        "ErrorCode": "DELIVERED" if delivered else report["ErrorCode"],
+        "ErrorDescription": "success" if delivered else report["ErrorDescription"],
+        "ReceiveDate": report["ReceiveDate"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -61,6 +61,12 @@ class Knobs:
     receipts_across_calls: bool = False  # Alibaba: one push carries the due receipts of many calls (up to 100)
     push_receipts: bool = True
     reply_callback_url: str | None = None  # where POST /_emulator/reply pushes a reply (the provider's reply URL)
+    # Status queries (Alibaba QueryMessage, Tencent PullSmsSendStatus*): a share of receipts that are never pushed
+    # (the status stays queryable); what the query answers for those: "final" (the outcome) or "pending" (still
+    # delivering / nothing to pull); and the carrier code UNDELIVERED receipts carry (None: the emulator's own).
+    receipt_withhold_rate: float = 0.0
+    status_query_answers: str = "final"
+    undelivered_code: str | None = None
     seed: int | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -177,6 +183,10 @@ class Faults:
     def receipt_outcome(self) -> str:
         mix = self._knobs.receipt_mix or {"DELIVERED": 1.0}
         return self._random.choices(list(mix), weights=list(mix.values()))[0]
+
+    def withhold_receipt(self) -> bool:
+        rate = self._knobs.receipt_withhold_rate
+        return bool(rate) and self._random.random() < rate
 
     def duplicate_receipt(self) -> bool:
         return bool(self._knobs.receipt_duplicate_rate) and self._random.random() < self._knobs.receipt_duplicate_rate
@@ -299,6 +309,17 @@ class EmulatorState:
         self.gate = RateGate(self.knobs, self.ledger)
         self.faults = Faults(self.knobs)
         self.pusher = ReceiptPusher(self.knobs, jitter=self.faults.receipt_jitter)
+        # What each accepted message's status query answers: key -> (report, withheld); the emulators choose keys.
+        self.statuses: dict[str, tuple[Any, bool]] = {}
+        self.statuses_lock = threading.Lock()
+
+    def remember_status(self, key: str, report: Any, *, withheld: bool) -> None:
+        with self.statuses_lock:
+            self.statuses[key] = (report, withheld)
+
+    def status_of(self, key: str) -> tuple[Any, bool] | None:
+        with self.statuses_lock:
+            return self.statuses.get(key)
 
 
 def register_admin_routes(app: Flask, state: EmulatorState) -> None:

@@ -440,6 +440,10 @@ def _schedule_receipts(
     reports = []
     for result in accepted:
         report = _status_report(result, extend, state.faults.receipt_outcome())
+        if state.knobs.undelivered_code and report.status == "UNDELIV":
+            report = report.model_copy(update={"org_code": state.knobs.undelivered_code})
+        if state.faults.withhold_receipt():  # Huawei has no status query: a withheld receipt is simply never heard
+            continue
         reports.append(report)
         if state.faults.duplicate_receipt():
             reports.append(report)

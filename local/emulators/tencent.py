@@ -43,6 +43,11 @@ from local.emulators.common import EmulatorState, Knobs, knobs_from_json, regist
 from local.settings import LOCAL_ENV_DEFAULTS
 
 OPERATION = "SendMultiGlobalSms"
+# The status pulls (they return statuses only when the application's pull mode is on; here it always is).
+PULL = "PullSmsSendStatus"
+PULL_BY_PHONE_NUMBER = "PullSmsSendStatusByPhoneNumber"
+ACTIONS = frozenset({OPERATION, PULL, PULL_BY_PHONE_NUMBER})
+MAX_PULL_LIMIT = 100
 VERSION = "2021-01-11"
 SERVICE = "sms"
 REGIONS = frozenset({"ap-singapore", "eu-frankfurt"})
@@ -266,7 +271,7 @@ def authenticate(req: Request, body: bytes, credentials: Mapping[str, str], now:
 
 def check_common_headers(req: Request) -> None:
     action = req.headers.get("X-TC-Action", "")
-    if action != OPERATION:
+    if action not in ACTIONS:
         raise TencentRefusal("InvalidAction", f"The action `{action}` is not supported by this emulator.")
     version = req.headers.get("X-TC-Version", "")
     if version != VERSION:
@@ -480,6 +485,9 @@ def create_app(
             except TencentRefusal:
                 state.ledger.record_rejected_signature()
                 raise
+            action = request.headers.get("X-TC-Action", "")
+            if action != OPERATION:
+                return pull_answer(state, action, body, sdk_app_id)
             if not state.gate.admit(OPERATION):
                 limit = state.knobs.rate_limits.get(OPERATION, 0)
                 raise TencentRefusal(
@@ -519,15 +527,76 @@ def create_app(
 
 def schedule_receipts(state: EmulatorState, accepted: list[Recipient]) -> None:
     url = state.knobs.receipt_callback_url
-    if not url or not accepted:
+    if not accepted:
         return
     received = datetime.now(UTC) + timedelta(seconds=state.knobs.receipt_delay_seconds)
-    reports = [receipt_report(r, state.faults.receipt_outcome(), received) for r in accepted]
+    reports = []
+    for recipient in accepted:
+        report = receipt_report(recipient, state.faults.receipt_outcome(), received)
+        if state.knobs.undelivered_code and report["report_status"] == "FAIL" and report["errmsg"] == "UNDELIV":
+            report["errmsg"] = report["sub_error"] = state.knobs.undelivered_code
+        withheld = state.faults.withhold_receipt()
+        pulled = pulled_status(recipient, report, received)
+        # Pulls find statuses by number (ByPhoneNumber) and in the order they came (PullSmsSendStatus).
+        state.remember_status(f"{recipient.info.phone_number}#{recipient.serial_no}", pulled, withheld=withheld)
+        if not withheld:
+            reports.append(report)
+    if not url or not reports:
+        return
     duplicates = [report for report in reports if state.faults.duplicate_receipt()]
     for batch, delay in ((reports, None), (duplicates, state.knobs.receipt_delay_seconds * 2)):
         for start in range(0, len(batch), RECEIPTS_PER_PUSH):
             chunk = batch[start : start + RECEIPTS_PER_PUSH]
             state.pusher.schedule(_push(state, url, chunk), delay)
+
+
+def pulled_status(recipient: Recipient, report: dict[str, str], received: datetime) -> dict[str, Any]:
+    """A status as the pulls return it (PullSmsSendStatus structure), from the same outcome as the push."""
+    status: dict[str, Any] = {
+        "UserReceiveTime": int(received.timestamp()),
+        "CountryCode": report["nationcode"],
+        "SubscriberNumber": report["mobile"],
+        "PhoneNumber": recipient.info.phone_number,
+        "SerialNo": recipient.serial_no,
+        "ReportStatus": report["report_status"],
+        "Description": report["description"],
+        "SessionContext": recipient.info.session_context or "",
+    }
+    if "sub_error" in report:  # from 2026-12-01: Tencent's finer error code
+        status["SubError"] = report["sub_error"]
+        status["SubErrorDesc"] = report["description"]
+    return status
+
+
+def pull_answer(state: EmulatorState, action: str, body: bytes, sdk_app_id: str) -> Response:
+    """PullSmsSendStatus / PullSmsSendStatusByPhoneNumber. Statuses of withheld receipts are left out when the knob
+    `status_query_answers` is "pending" (as with the application's pull mode off)."""
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return _error_response(TencentRefusal("InvalidParameter", "The body is not JSON."))
+    if not isinstance(fields, dict) or fields.get("SmsSdkAppId") != sdk_app_id:
+        return _error_response(TencentRefusal("InvalidParameterValue.SdkAppIdNotExist", "Unknown SmsSdkAppId."))
+    limit = fields.get("Limit")
+    if not isinstance(limit, int) or not 0 < limit <= MAX_PULL_LIMIT:
+        return _error_response(TencentRefusal("InvalidParameterValue", "Limit must be 1-100."))
+    if not state.gate.admit(action):
+        return _error_response(TencentRefusal("RequestLimitExceeded", "Too many pulls in this second."))
+    with state.statuses_lock:
+        entries = list(state.statuses.items())
+    visible = [
+        (k, v) for k, (v, withheld) in entries if not (withheld and state.knobs.status_query_answers == "pending")
+    ]
+    if action == PULL_BY_PHONE_NUMBER:
+        number, begin, end = fields.get("PhoneNumber"), fields.get("BeginTime", 0), fields.get("EndTime", 2**62)
+        chosen = [v for k, v in visible if k.startswith(f"{number}#") and begin <= v["UserReceiveTime"] <= end]
+        offset = fields.get("Offset", 0) if isinstance(fields.get("Offset", 0), int) else 0
+        statuses = chosen[offset : offset + limit]
+    else:  # each status is pulled once
+        statuses = [v for _, v in visible if not v.get("_pulled")][:limit]
+        for status in statuses:
+            status["_pulled"] = True
+    return _response({"PullSmsSendStatusSet": [{k: v for k, v in s.items() if k != "_pulled"} for s in statuses]})
 
 
 def _push(state: EmulatorState, url: str, reports: list[dict[str, str]]) -> Callable[[httpx.Client], None]:

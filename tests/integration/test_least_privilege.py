@@ -109,6 +109,16 @@ EXPECTED_ACTIONS = {
         "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility",
     },
+    # reconcile/: records and the watermark (Get/Put/Update), rate-limit permits, the ReceiptDue index (Query),
+    # the status queries' credentials (Alibaba, Tencent), status events.
+    "ReconcileFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+        "sqs:SendMessage",
+    },
 }
 
 
@@ -345,7 +355,8 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
     # GET /v1/messages?client_ref= / ?to= (the API only).
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE])
+    due = {"Fn::Sub": "${MessagesTable.Arn}/index/ReceiptDue"}  # the reconcile run only
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE], [due])
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
@@ -503,3 +514,8 @@ def test_the_consent_table_is_read_by_accept_and_changed_by_the_api_only(resourc
     for function_id in function_ids(resources):
         expected = EXPECTED_CONSENT_ACTIONS.get(function_id, set())
         assert granted_on(resources, function_id, CONSENT_TABLE) == expected, function_id
+
+
+def test_the_reconcile_run_reads_the_credentials_of_the_providers_it_queries_only(resources: dict[str, Any]) -> None:
+    # Alibaba QueryMessage and Tencent's pulls; Huawei has no status query, so its credentials are not readable.
+    assert readable_secrets(resources, "ReconcileFunction") == {"AliyunSecretName", "TencentSecretName"}

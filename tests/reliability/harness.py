@@ -31,6 +31,7 @@ from globesms.accept.service import accept
 from globesms.aws import clients, wiring
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
@@ -52,6 +53,8 @@ from globesms.providers.huawei.client import HuaweiClient
 from globesms.providers.huawei.client import settings_from_environment as huawei_settings
 from globesms.providers.tencent.client import TencentSettings, TencentSmsClient
 from globesms.receipts.apply import record_push
+from globesms.reconcile.deadline import DeadlinePolicy
+from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, reconcile_due
 from local.emulators import aliyun as aliyun_emulator
 from local.emulators import huawei as huawei_emulator
 from local.emulators import tencent as tencent_emulator
@@ -323,6 +326,19 @@ class Harness:
                 record_push(parsed.reports, store=self.receipts, now=self.now)
                 applied += len(parsed.reports)
             self.receipts_applied += applied
+
+    def reconcile(self, policy: DeadlinePolicy | None = None) -> ReconcileSummary:
+        """One run of the scheduled reconcile function at the harness's clock: Alibaba and Tencent through their
+        status queries against the emulators, Huawei without one."""
+        deps = ReconcileDeps(
+            receipts=self.receipts,
+            deadlines=DynamoDBReceiptDeadlines(self.table_name),
+            queries={p: self.providers[p] for p in (ProviderName.ALIYUN, ProviderName.TENCENT)},  # type: ignore[misc]
+            limiter=self.limiter,
+            webhooks=self.webhooks,
+            clock=lambda: self.now,
+        )
+        return reconcile_due(deps, policy or DeadlinePolicy(), max_messages=100_000)
 
     def queue_depths(self) -> dict[str, int]:
         depths = {}

@@ -12,7 +12,7 @@ provider's rate limit.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from moto import mock_aws
@@ -325,3 +325,58 @@ def test_an_unknown_outcome_without_a_receipt_fails_after_the_window_and_is_not_
         counts, _ = h.sends_per_recipient()
         assert all(counts[r.id] == 1 for r in records)
         assert sum(o.summary.expired for o in h.outcomes if o.summary) == len(crashed.recipients)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Receipts never come (issue 12): every message is final by its deadline, none is left SUBMITTED.
+
+
+def withheld(answers: str) -> dict[ProviderName, Knobs]:
+    return {p: Knobs(seed=7, receipt_withhold_rate=1.0, status_query_answers=answers) for p in (A, T, H)}
+
+
+def short_validity_specs(per_provider: int) -> list[MessageSpec]:
+    return [spec.model_copy(update={"validity_seconds": 300}) for spec in mixed_specs(per_provider)]
+
+
+def test_receipts_never_come_the_queries_settle_alibaba_and_tencent_and_huawei_expires(aws: None) -> None:
+    with harness(withheld("final")) as h:
+        h.now = datetime.now(UTC)  # the emulators stamp statuses with the real clock; Tencent pulls by time range
+        h.accept(short_validity_specs(10))
+        h.run()
+        assert h.statuses() == {"SUBMITTED": 30}  # no receipt came
+        early = h.reconcile()
+        assert early.examined == 0 and h.statuses() == {"SUBMITTED": 30}  # nothing is due yet
+        h.now += timedelta(seconds=300 + 1800)  # validity + the default grace: every deadline has passed
+        summary = h.reconcile()
+        assert_invariants(h)
+        records = h.store.get_messages([r.id for r in h.accepted]).values()
+        assert {(r.provider, r.status, r.error_code) for r in records} == {
+            (A, Status.DELIVERED, None),
+            (T, Status.DELIVERED, None),
+            (H, Status.EXPIRED, "NO_RECEIPT"),
+        }
+        assert (summary.settled, summary.expired, summary.retried) == (20, 10, 0)
+        counts, _ = h.sends_per_recipient()
+        assert set(counts.values()) == {1}  # reconciling never sends again
+
+
+def test_receipts_never_come_and_the_queries_know_nothing_every_message_expires_after_one_extension(
+    aws: None,
+) -> None:
+    with harness(withheld("pending")) as h:
+        h.now = datetime.now(UTC)
+        h.accept(short_validity_specs(10))
+        h.run()
+        h.now += timedelta(seconds=300 + 1800)
+        first = h.reconcile()
+        assert (first.extended, first.expired) == (20, 10)  # Alibaba and Tencent: "still delivering", once
+        assert h.statuses() == {"SUBMITTED": 20, "EXPIRED": 10}
+        h.now += timedelta(seconds=1800)
+        second = h.reconcile()
+        assert (second.extended, second.expired) == (0, 20)
+        assert_invariants(h)
+        assert h.statuses() == {"EXPIRED": 30}  # none left SUBMITTED
+        records = h.store.get_messages([r.id for r in h.accepted]).values()
+        assert {r.error_code for r in records} == {"NO_RECEIPT"}
+        assert h.reconcile().examined == 0  # all off the index

@@ -95,6 +95,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "CIRCUIT_OPEN",
         "DISPATCH_INTERRUPTED",
         "UNKNOWN_OUTCOME_EXPIRED",
+        "NO_RECEIPT",
     }
 
 

@@ -22,8 +22,10 @@ from globesms.dispatch.rate_limits import (
     window,
 )
 from globesms.ports import PlannedCall
+from globesms.providers.aliyun import queries as aliyun_queries
 from globesms.providers.aliyun import rules
 from globesms.providers.huawei.client import OPERATION as HUAWEI_OPERATION
+from globesms.providers.tencent import queries as tencent_queries
 from globesms.providers.tencent import wire
 from tests.fakes import MemoryRateLimiter
 
@@ -48,6 +50,8 @@ def test_defaults_are_the_documented_rates_under_the_names_the_clients_and_emula
         rules.SEND_BATCH: 1,
         wire.ACTION: 10,
         HUAWEI_OPERATION: 1,
+        aliyun_queries.QUERY_MESSAGE: 300,
+        tencent_queries.PULL_BY_PHONE_NUMBER: 10,
     }
 
 

@@ -34,6 +34,7 @@ from globesms.models.outbound import ProviderName
 if TYPE_CHECKING:
     from globesms.dispatch.circuit_breaker import BreakerPolicy
     from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
+    from globesms.reconcile.deadline import DeadlinePolicy
 
 PREFIX = "GLOBESMS_"
 
@@ -228,7 +229,8 @@ class RateLimitSettings(_Settings):
     rate_limits: str = Field(
         "",
         description='JSON `{"<operation>": calls per second}` over the defaults (Alibaba SendMessageToGlobe 2000, '
-        "BatchSendMessageToGlobe 1, Tencent SendMultiGlobalSms 10, Huawei batchSendDiffSms 1)",
+        "BatchSendMessageToGlobe 1, Tencent SendMultiGlobalSms 10, Huawei batchSendDiffSms 1; status queries: "
+        "Alibaba QueryMessage 300, Tencent PullSmsSendStatusByPhoneNumber 10)",
     )
 
     @field_validator("rate_limits")
@@ -376,7 +378,25 @@ class AcceptSettings(
     )
 
 
+class ReceiptDeadlineSettings(_Settings):
+    receipt_grace_seconds: int = Field(
+        1800,
+        ge=0,
+        le=7 * 86_400,
+        description="added to a message's validity (or its type's default) for its receipt deadline "
+        "(docs/final-status.md)",
+    )
+
+    def deadline_policy(self, pending_extension_seconds: int = 1800) -> DeadlinePolicy:
+        from globesms.reconcile.deadline import DeadlinePolicy
+
+        return DeadlinePolicy(
+            grace_seconds=self.receipt_grace_seconds, pending_extension_seconds=pending_extension_seconds
+        )
+
+
 class DispatchSettings(
+    ReceiptDeadlineSettings,
     TableSettings,
     RetentionSettings,
     TemplatesSettings,
@@ -441,6 +461,24 @@ class ReceiptsSettings(
         return name
 
 
+class ReconcileSettings(
+    ReceiptDeadlineSettings,
+    TableSettings,
+    RetentionSettings,
+    WebhookQueueSettings,
+    ProviderSecretSettings,
+    RateLimitSettings,
+):
+    """ReconcileFunction (scheduled): messages past their receipt deadline get a final status."""
+
+    receipt_pending_extension_seconds: int = Field(
+        1800, ge=60, le=86_400, description="how far a pulled 'still delivering' moves a deadline (once)"
+    )
+    reconcile_max_messages: int = Field(
+        1000, ge=1, le=50_000, description="the most due messages one reconcile run settles (the rest: next run)"
+    )
+
+
 class WebhookSettings(WebhookQueueSettings, WebhookSecretSettings, CallbackSettings):
     """WebhookSenderFunction: sign and POST status events."""
 
@@ -459,4 +497,5 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
     "HuaweiDispatchFunction": (DispatchSettings,),
     "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
+    "ReconcileFunction": (ReconcileSettings,),
 }

@@ -152,6 +152,10 @@ class DispatchCode(_Code):
         "UNKNOWN_OUTCOME_EXPIRED",
         "no receipt settled an unknown outcome within its window: settled by the policy",
     )
+    NO_RECEIPT = (
+        "NO_RECEIPT",
+        "EXPIRED: no final receipt by the receipt deadline, and the provider's status query (if any) said none",
+    )
 
 
 #: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).

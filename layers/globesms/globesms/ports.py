@@ -17,7 +17,7 @@ from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 if TYPE_CHECKING:
     from globesms.errors import InvalidProviderRequest
     from globesms.models.packs import DispatchPack
-    from globesms.models.receipts import EchoRange
+    from globesms.models.receipts import EchoRange, StatusAnswer
     from globesms.models.records import BatchRecord, MessageRecord
     from globesms.models.webhooks import WebhookDelivery
 
@@ -184,6 +184,41 @@ class ReceiptStore(Protocol):
 
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Receipts held under these keys (provider ids or `held_key`s; consistent read), by key."""
+        ...
+
+
+class ReceiptDeadlines(Protocol):
+    """The sparse ReceiptDue index of SUBMITTED messages waiting for a final receipt (reconcile/deadline.py)."""
+
+    def due(self, bucket: str, *, until: int, limit: int) -> list[str]:
+        """Ids of up to `limit` messages of one `receipt_due` bucket due at or before `until` (epoch seconds),
+        earliest first; read through the index (a Query, never a Scan)."""
+        ...
+
+    def reschedule(self, record: MessageRecord, *, due_at: int, bucket: str, tries: int) -> bool:
+        """Move a still-SUBMITTED message's deadline, if its stored version is still `record.version`; False when a
+        receipt got there first."""
+        ...
+
+    def clear(self, message_id: str) -> None:
+        """Take a message off the index (it is final already)."""
+        ...
+
+    def watermark(self) -> str | None:
+        """The oldest minute bucket that may still hold due messages (None before the first run)."""
+        ...
+
+    def set_watermark(self, minute: str) -> None: ...
+
+
+class StatusQuery(Protocol):
+    """A provider's status query for one message (Alibaba QueryMessage, Tencent PullSmsSendStatusByPhoneNumber).
+    `status_query_operation` is what its calls count against in the shared rate limits."""
+
+    status_query_operation: str
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        """Raises `models.receipts.StatusQueryFailed` when the call fails or its answer cannot be read."""
         ...
 
 

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from bench._sig_sdks import rpc_form_call
 from globesms.models.outbound import MessageType, OutboundSms
+from globesms.models.receipts import StatusQueryFailed
 from globesms.providers.aliyun import AliyunClient, AliyunSettings, batch_task_id
 from globesms.providers.aliyun.signer import Acs3Signer, canonical_headers, canonical_query
 
@@ -298,4 +299,27 @@ def test_form_bodies_sign_like_the_sdk(sdk: Sdk, messages: list[OutboundSms], ch
     [ours] = sent
     theirs = sdk.form_body("BatchSendMessageToGlobe", wire_params(ours))
     assert dict(parse_qsl(theirs.body, keep_blank_values=True)) == wire_params(ours)
+    assert_same_signatures(ours, theirs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The status query of the reconcile run: QueryMessage, signed like the sends
+
+provider_ids = st.one_of(
+    st.from_regex(r"[0-9]{10,24}", fullmatch=True),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=60),
+)
+
+
+@SETTINGS
+@given(message_id=provider_ids)
+def test_query_message_signs_like_the_sdk(sdk: Sdk, message_id: str) -> None:
+    client, sent = our_client()
+    with pytest.raises(StatusQueryFailed):  # the stand-in transport answers 503: the request is what counts
+        client.query_message(message_id)
+    [ours] = sent
+    model = sdk_models.QueryMessageRequest(message_id=message_id)
+    theirs = sdk.request_of(lambda: sdk.client.query_message_with_options(model, darabonba_runtime.RuntimeOptions()))
+    assert theirs.headers["x-acs-action"] == ours.headers["x-acs-action"] == "QueryMessage"
+    assert dict(theirs.query) == wire_params(ours) == {"MessageId": message_id}
     assert_same_signatures(ours, theirs)

@@ -236,3 +236,102 @@ def test_the_interception_would_see_a_different_signature() -> None:
     )
     assert ours.headers["Authorization"] != theirs.headers["Authorization"]
     assert ours.content == theirs.body.encode()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The status pulls of the reconcile run, signed like the send
+
+EMPTY_PULL = {"Response": {"PullSmsSendStatusSet": [], "RequestId": "req"}}
+
+
+def sdk_pull_request(host: str, secret_id: str, secret_key: str, region: str, timestamp: int, fill: Any) -> Any:
+    """The SDK's request for a pull: `fill(sdk_client)` makes the call."""
+    profile = client_profile.ClientProfile(httpProfile=http_profile.HttpProfile(endpoint=host))
+    sdk = sms_client.SmsClient(credential.Credential(secret_id, secret_key), region, profile)
+    caught: list[Any] = []
+
+    def send(prepared: Any, **_: Any) -> Any:
+        caught.append(prepared)
+        response = requests.Response()
+        response.status_code = 200
+        response.headers["Content-Type"] = "application/json"
+        response._content = json.dumps(EMPTY_PULL).encode()
+        return response
+
+    frozen_time = types.SimpleNamespace(time=lambda: timestamp)
+    with (
+        mock.patch.object(abstract_client, "time", frozen_time),
+        mock.patch.object(sdk.request.conn._session, "send", send),
+    ):
+        fill(sdk)
+    [prepared] = caught
+    return prepared
+
+
+def our_pull_client(
+    host: str, secret_id: str, secret_key: str, region: str, app_id: str, timestamp: int
+) -> tuple[TencentSmsClient, list[httpx.Request]]:
+    caught: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        caught.append(request)
+        return httpx.Response(200, json=EMPTY_PULL)
+
+    scheme = "http" if host.startswith("127.") else "https"
+    client_settings = TencentSettings(
+        endpoint=f"{scheme}://{host}", secret_id=secret_id, secret_key=SecretStr(secret_key), sdk_app_id=app_id,
+        region=region,
+    )  # fmt: skip
+    client = TencentSmsClient(
+        client_settings, http=httpx.Client(transport=httpx.MockTransport(handler)), clock=lambda: timestamp + 0.999
+    )
+    return client, caught
+
+
+def assert_same_request(ours: httpx.Request, theirs: Any, action: str) -> None:
+    their_body = theirs.body.encode("utf-8") if isinstance(theirs.body, str) else theirs.body
+    assert ours.content == their_body
+    assert ours.headers["X-TC-Action"] == action
+    for name in COMPARED_HEADERS:
+        assert ours.headers[name] == theirs.headers[name], name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    number=phone_numbers,
+    begin=st.integers(min_value=0, max_value=2_000_000_000),
+    span=st.integers(min_value=0, max_value=7 * 86_400),
+    offset=st.integers(min_value=0, max_value=1000),
+    limit=st.integers(min_value=1, max_value=100),
+    **common,
+)
+def test_pull_by_phone_number_matches_the_sdk_byte_for_byte(
+    number: str, begin: int, span: int, offset: int, limit: int, host: str, secret_id: str, secret_key: str,
+    region: str, app_id: str, timestamp: int,
+) -> None:  # fmt: skip
+    def fill(sdk: Any) -> None:
+        request = sms_models.PullSmsSendStatusByPhoneNumberRequest()
+        request.BeginTime, request.Offset, request.Limit = begin, offset, limit
+        request.PhoneNumber, request.SmsSdkAppId, request.EndTime = number, app_id, begin + span
+        sdk.PullSmsSendStatusByPhoneNumber(request)
+
+    theirs = sdk_pull_request(host, secret_id, secret_key, region, timestamp, fill)
+    client, caught = our_pull_client(host, secret_id, secret_key, region, app_id, timestamp)
+    assert client.pull_status_by_phone_number(number, begin, begin + span, offset=offset, limit=limit) == []
+    assert_same_request(caught[0], theirs, "PullSmsSendStatusByPhoneNumber")
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limit=st.integers(min_value=1, max_value=100), **common)
+def test_pull_status_matches_the_sdk_byte_for_byte(
+    limit: int, host: str, secret_id: str, secret_key: str, region: str, app_id: str, timestamp: int
+) -> None:
+    def fill(sdk: Any) -> None:
+        request = sms_models.PullSmsSendStatusRequest()
+        request.Limit, request.SmsSdkAppId = limit, app_id
+        sdk.PullSmsSendStatus(request)
+
+    theirs = sdk_pull_request(host, secret_id, secret_key, region, timestamp, fill)
+    client, caught = our_pull_client(host, secret_id, secret_key, region, app_id, timestamp)
+    assert client.pull_status(limit) == []
+    assert_same_request(caught[0], theirs, "PullSmsSendStatus")

@@ -127,6 +127,8 @@ class DynamoDBReceiptStore:
             "error_message": record.error_message,
         }
         removes = [name for name in ("error_category", "error_code", "error_message") if optional[name] is None]
+        if record.status.is_final:  # off the sparse ReceiptDue index: nothing left to reconcile (reconcile/)
+            removes += ["receipt_due", "receipt_due_at"]
         for name, value in optional.items():
             if value is not None:
                 sets.append(f"{name} = :{name}")

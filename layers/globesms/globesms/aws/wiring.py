@@ -7,6 +7,7 @@ from functools import cache
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
@@ -104,6 +105,11 @@ def receipt_store() -> DynamoDBReceiptStore:
 
 
 @cache
+def receipt_deadlines() -> DynamoDBReceiptDeadlines:
+    return DynamoDBReceiptDeadlines(_table_name())
+
+
+@cache
 def pack_claims() -> DynamoDBPackClaims:
     return DynamoDBPackClaims(_table_name())
 
@@ -141,6 +147,7 @@ def reset() -> None:
         message_store,
         message_finder,
         receipt_store,
+        receipt_deadlines,
         pack_claims,
         circuit_breakers,
         rate_limiter,

@@ -25,6 +25,7 @@ from globesms.ports import (
     ReceiptStore,
     WebhookQueue,
 )
+from globesms.reconcile.deadline import DeadlinePolicy
 from globesms.routing.templates import TemplateRegistry
 
 
@@ -34,6 +35,7 @@ class DispatchPolicies:
 
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     unknown_outcomes: UnknownOutcomePolicy = field(default_factory=UnknownOutcomePolicy)
+    receipt_deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,10 @@ DEFAULT_RATE_LIMITS: Final[Mapping[str, int]] = {
     "BatchSendMessageToGlobe": 1,
     "SendMultiGlobalSms": 10,
     "batchSendDiffSms": 1,
+    # Status queries of the reconcile run (reconcile/): Alibaba QueryMessage 300/s (its API page); Tencent's pages
+    # we read state no rate for PullSmsSendStatusByPhoneNumber: 10/s, as its send, until one is agreed.
+    "QueryMessage": 300,
+    "PullSmsSendStatusByPhoneNumber": 10,
 }
 
 #: A call is started only in the first `1 - SECOND_MARGIN` of the second whose permit it holds, so that it
@@ -63,7 +67,14 @@ MAX_DEFER_SECONDS: Final = 30
 #: `GLOBESMS_RATE_LIMITS`: every key a known operation, every value a whole number of calls per second (>= 1).
 _RateLimitOverrides: TypeAdapter[dict[str, int]] = TypeAdapter(
     dict[
-        Literal["SendMessageToGlobe", "BatchSendMessageToGlobe", "SendMultiGlobalSms", "batchSendDiffSms"],
+        Literal[
+            "SendMessageToGlobe",
+            "BatchSendMessageToGlobe",
+            "SendMultiGlobalSms",
+            "batchSendDiffSms",
+            "QueryMessage",
+            "PullSmsSendStatusByPhoneNumber",
+        ],
         Annotated[StrictInt, Field(ge=1)],
     ]
 )

@@ -19,11 +19,20 @@ from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, ReceiptStore
 from globesms.receipts.apply import apply_held_receipts
+from globesms.reconcile.deadline import DeadlinePolicy, due_bucket, receipt_deadline
+
+DEFAULT_DEADLINES = DeadlinePolicy()
 
 SENDING_STEP = "sending"
 
 
-def outcome_record(pack: DispatchPack, index: int, outcome: SendOutcome, now: datetime) -> MessageRecord:
+def outcome_record(
+    pack: DispatchPack,
+    index: int,
+    outcome: SendOutcome,
+    now: datetime,
+    deadlines: DeadlinePolicy = DEFAULT_DEADLINES,
+) -> MessageRecord:
     recipient = pack.recipients[index]
     content = pack.contents[recipient.c]
     error = outcome.error
@@ -34,6 +43,9 @@ def outcome_record(pack: DispatchPack, index: int, outcome: SendOutcome, now: da
     else:
         status = Status.FAILED
     stamp = iso(now)
+    due_at = None
+    if status is Status.SUBMITTED:  # every submitted message gets a receipt deadline (reconcile/)
+        due_at = receipt_deadline(int(now.timestamp()), content.validity_seconds, content.type, deadlines)
     steps = list(recipient.history or [])  # e.g. the provider it failed over from
     if status is Status.SENDING and error is not None:
         steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
@@ -54,6 +66,8 @@ def outcome_record(pack: DispatchPack, index: int, outcome: SendOutcome, now: da
         updated_at=stamp,
         submitted_at=stamp if status is Status.SUBMITTED else None,
         expires_at=pack.expires_at,
+        receipt_due_at=due_at,
+        receipt_due=due_bucket(due_at, recipient.id) if due_at is not None else None,
     )
 
 

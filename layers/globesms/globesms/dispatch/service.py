@@ -148,7 +148,10 @@ def _record(
     """Writes the outcomes, queues their settle pack and webhook events, and finishes (or releases) the claim."""
     recorded = decision.record
     records = save_outcomes(
-        deps.store, deps.receipts, [outcome_record(pack, i, outcome_at[i], now) for i in recorded], now
+        deps.store,
+        deps.receipts,
+        [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in recorded],
+        now,
     )
     unknown = [i for i, r in zip(recorded, records, strict=True) if r.status is Status.SENDING]
     queue_settle_pack(deps.queues, pack, unknown, now=now, policy=deps.policies.unknown_outcomes)

@@ -35,6 +35,10 @@ class DeliveryReport:
     provider_time: str | None = None  # the provider's own timestamp of the outcome, as sent
     part: int | None = None  # Huawei long messages: `sequence` of `total`
     parts: int | None = None
+    # Tencent's finer error (from 2026-12-01: `sub_error`/`sub_error_desc` pushed, `SubError`/`SubErrorDesc` pulled)
+    sub_error: str | None = None
+    sub_error_desc: str | None = None
+    kind: str = "receipt"  # "receipt" (pushed) or "pulled" (a status query's answer, reconcile/)
 
     @property
     def receipt_id(self) -> str:
@@ -48,7 +52,7 @@ class DeliveryReport:
         """The entry kept in the message's history."""
         entry: dict[str, Any] = {
             "id": self.receipt_id,
-            "type": "receipt",
+            "type": self.kind,
             "provider_message_id": self.provider_message_id,
             "status": self.status.value if self.status else None,
             "raw_status": self.raw_status,
@@ -57,6 +61,8 @@ class DeliveryReport:
             "provider_time": self.provider_time,
             "part": self.part,
             "parts": self.parts,
+            "sub_error": self.sub_error,
+            "sub_error_desc": self.sub_error_desc,
             "received_at": received_at,
         }
         return {k: v for k, v in entry.items() if v is not None}
@@ -78,3 +84,22 @@ def held_key(message_id: str) -> str:
     """Receipts held for a known message are kept under its id: a message whose send had an unknown outcome has no
     provider id to look them up by."""
     return f"msg:{message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    """A provider's answer to a status query about one message (reconcile/): the report it amounts to when the
+    provider knows an outcome (`report.status` final), or `pending` when it says the message is still on its way
+    or knows nothing yet. An unreadable answer or a failed call is not an answer: the client raises
+    `StatusQueryFailed` and the message is asked about again later, never given a final status for it."""
+
+    report: DeliveryReport | None = None
+    pending: bool = False
+
+
+class StatusQueryFailed(RuntimeError):
+    """A status query that could not be made or read (transport, throttling, an answer that fails validation)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code

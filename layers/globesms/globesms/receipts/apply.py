@@ -11,7 +11,7 @@ the two: whichever writes second sees the other's write.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,7 +106,7 @@ def apply_events(
             update |= {
                 "error_category": "recipient",
                 "error_code": failure.get("error_code") or failure.get("raw_status"),
-                "error_message": failure.get("description") or "",
+                "error_message": failure_message(failure),
             }
         elif status is Status.DELIVERED:
             # A delivery settles an earlier unknown outcome: its error no longer describes the message (the
@@ -120,6 +120,15 @@ def apply_events(
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
         record = reloaded
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def failure_message(failure: Mapping[str, Any]) -> str:
+    """The receipt's description, with Tencent's finer sub error when it sent one (kept in the history too)."""
+    text = failure.get("description") or ""
+    if failure.get("sub_error"):
+        detail = f"{failure['sub_error']}: {failure.get('sub_error_desc') or ''}".rstrip(": ")
+        text = f"{text} ({detail})" if text else detail
+    return text
 
 
 def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

@@ -3,6 +3,10 @@
 A message's receipts are kept as events on its record. The status they imply: the first final outcome reported
 (final statuses never change afterwards); for a long Huawei message sent in `parts` parts, DELIVERED only when every
 part is reported delivered, and the failure of any part fails the message.
+
+The one backward-looking exception: a message the gateway itself ended EXPIRED with `NO_RECEIPT` (no final receipt
+by its deadline, reconcile/) takes a real final receipt that comes later. That verdict only said "we never heard";
+the receipt says what happened.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from globesms.domain.status import Status, forward
+from globesms.errors import DispatchCode
+
+NO_RECEIPT = DispatchCode.NO_RECEIPT.value
 
 _FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
@@ -32,7 +39,16 @@ def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
 
 def status_after(current: Status, events: Sequence[Mapping[str, Any]]) -> Status:
     implied = implied_status(events)
-    return current if implied is None else forward(current, implied)
+    if implied is None:
+        return current
+    if current is Status.EXPIRED and implied.is_final and expired_without_receipt(events):
+        return implied
+    return forward(current, implied)
+
+
+def expired_without_receipt(events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the gateway's own NO_RECEIPT step (reconcile/) is in the history."""
+    return any(e.get("type") == "status" and e.get("error_code") == NO_RECEIPT for e in events)
 
 
 def carrier_error(events: Sequence[Mapping[str, Any]], status: Status) -> Mapping[str, Any] | None:

@@ -39,8 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from globesms.domain.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
+from globesms.models.receipts import StatusAnswer, StatusQueryFailed
+from globesms.models.records import MessageRecord
 from globesms.ports import PlannedCall as PlannedCall  # re-exported: the planning types are the ports'
-from globesms.providers.aliyun import errors, rules
+from globesms.providers.aliyun import errors, queries, rules
 from globesms.providers.aliyun.endpoint import Endpoint
 from globesms.providers.aliyun.responses import (
     BatchSendMessageToGlobeResponse,
@@ -536,6 +538,26 @@ class AliyunClient(HttpClientOwner):
         headers["x-acs-content-sha256"] = body_sha256
         headers["authorization"] = self._signer.authorization("POST", self._path, signed_query, headers, body_sha256)
         return self._endpoint.post(signed_query, headers.items(), body)
+
+    # -- the status query (reconcile/) ------------------------------------------------------------------------
+
+    status_query_operation = queries.QUERY_MESSAGE
+
+    def query_message(self, provider_message_id: str) -> StatusAnswer:
+        """QueryMessage for one MessageId, signed like the sends; raises StatusQueryFailed when the call fails or
+        its answer cannot be read (`queries` says what an answer means)."""
+        request = self._signed_request(queries.QUERY_MESSAGE, f"MessageId={percent_encode(provider_message_id)}")
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise StatusQueryFailed(transport_error(exc).code) from None
+        return queries.answer(response.status_code, response.content, provider_message_id)
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        """`ports.StatusQuery`: the message's status by its MessageId."""
+        if not record.provider_message_id:
+            raise StatusQueryFailed("NO_PROVIDER_MESSAGE_ID")
+        return self.query_message(record.provider_message_id)
 
     # -- sending and reading the answer -----------------------------------------------------------------------
 

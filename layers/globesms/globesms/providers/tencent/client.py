@@ -7,15 +7,19 @@ SendMultiStatusSet; a top-level `Response.Error` (with HTTP 200) fails every rec
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.models.receipts import StatusAnswer, StatusQueryFailed
+from globesms.models.records import MessageRecord
 from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
@@ -26,7 +30,7 @@ from globesms.providers.settings import (
     READ_TIMEOUT_MEANING,
     load_settings,
 )
-from globesms.providers.tencent import wire
+from globesms.providers.tencent import queries, wire
 from globesms.providers.tencent.errors import OK_CODE, category_for_unreadable_response, classify
 from globesms.providers.tencent.signer import JSON_CONTENT_TYPE, Tc3Signer
 from globesms.providers.transport import transport_error
@@ -158,6 +162,54 @@ class TencentSmsClient(HttpClientOwner):
         headers["X-TC-TraceId"] = self._nonce()
         headers["Authorization"] = self._signer.authorization(body, timestamp)
         return httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout})
+
+    def _signed_call(self, action: str, body: bytes) -> httpx.Response:
+        """A signed call of another action than the send (the status pulls): the same signer and headers."""
+        timestamp = int(self._clock())
+        headers = dict(self._static_headers)
+        headers["X-TC-Action"] = action
+        headers["X-TC-Timestamp"] = str(timestamp)
+        headers["X-TC-TraceId"] = self._nonce()
+        headers["Authorization"] = self._signer.authorization(body, timestamp)
+        request = httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout})
+        try:
+            return self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise StatusQueryFailed(transport_error(exc).code) from None
+
+    def pull_status(self, limit: int = queries.MAX_PULL_LIMIT) -> list[queries.PulledStatus]:
+        """PullSmsSendStatus: the account's next statuses (each is given once). Raises StatusQueryFailed."""
+        body = json.dumps({"Limit": limit, "SmsSdkAppId": self.settings.sdk_app_id}).encode()
+        response = self._signed_call(queries.PULL, body)
+        return queries.pulled_statuses(response.status_code, response.content)
+
+    def pull_status_by_phone_number(
+        self, phone_number: str, begin: int, end: int, *, offset: int = 0, limit: int = queries.MAX_PULL_LIMIT
+    ) -> list[queries.PulledStatus]:
+        """PullSmsSendStatusByPhoneNumber: one number's statuses from `begin` to `end` (Unix seconds). Raises
+        StatusQueryFailed."""
+        fields = {
+            "BeginTime": begin,
+            "Offset": offset,
+            "Limit": limit,
+            "PhoneNumber": phone_number,
+            "SmsSdkAppId": self.settings.sdk_app_id,
+            "EndTime": end,
+        }
+        response = self._signed_call(queries.PULL_BY_PHONE_NUMBER, json.dumps(fields).encode())
+        return queries.pulled_statuses(response.status_code, response.content)
+
+    status_query_operation = queries.PULL_BY_PHONE_NUMBER
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        """`ports.StatusQuery`: the number's statuses since just before the send, matched by SerialNo."""
+        if not record.provider_message_id:
+            raise StatusQueryFailed("NO_PROVIDER_MESSAGE_ID")
+        end = int(now.timestamp())
+        submitted = datetime.fromisoformat(record.submitted_at or record.created_at).timestamp()
+        begin = max(int(submitted) - 60, end - queries.MAX_LOOKBACK_SECONDS)
+        statuses = self.pull_status_by_phone_number(record.to, begin, end)
+        return queries.answer_for(statuses, record.provider_message_id)
 
     def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
         """`send` makes one SendMultiGlobalSms call for all its messages (none for none); raises

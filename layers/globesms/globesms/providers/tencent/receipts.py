@@ -65,9 +65,19 @@ class TencentReceipt(BaseModel):
     description: str | None = None
     sid: str = Field(min_length=1, max_length=128)
     ext: str | None = None  # an echo: anything unreadable is just no echo
+    # From 2026-12-01 (rolled out gradually): Tencent's finer error code and its text; kept in history and error.
+    sub_error: str | None = Field(default=None, max_length=128)
+    sub_error_desc: str | None = None
 
     _blank_is_absent = field_validator(
-        "user_receive_time", "nationcode", "mobile", "errmsg", "description", mode="before"
+        "user_receive_time",
+        "nationcode",
+        "mobile",
+        "errmsg",
+        "description",
+        "sub_error",
+        "sub_error_desc",
+        mode="before",
     )(parsing.blank_is_absent)
     _echo_text = field_validator("ext", mode="before")(parsing.echo_text)
 
@@ -82,6 +92,8 @@ class TencentReceipt(BaseModel):
             to=normalised_number(self.nationcode, self.mobile),
             echo=echo_of(self.ext),
             provider_time=self.user_receive_time,
+            sub_error=self.sub_error,
+            sub_error_desc=parsing.bounded_description(self.sub_error_desc),
         )
 
 

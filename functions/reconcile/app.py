@@ -1,0 +1,75 @@
+"""ReconcileFunction, run every minute by an EventBridge schedule: messages past their receipt deadline get a final
+status (reconcile/, docs/final-status.md)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from globesms.aws import wiring
+from globesms.config import ReconcileSettings, settings
+from globesms.domain.clock import utc_now
+from globesms.models.outbound import ProviderName
+from globesms.observability import logger, metrics, tracer
+from globesms.ports import StatusQuery
+from globesms.providers import build_provider
+from globesms.providers.aliyun.queries import QUERY_MESSAGE
+from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
+from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, UnavailableQuery, reconcile_due
+
+SETTINGS = settings(ReconcileSettings)
+#: The providers with a status query, and the operation it counts against. Huawei has none: its messages past the
+#: deadline end EXPIRED / NO_RECEIPT.
+QUERIES = {ProviderName.ALIYUN: QUERY_MESSAGE, ProviderName.TENCENT: PULL_BY_PHONE_NUMBER}
+
+
+def _queries() -> dict[ProviderName, StatusQuery]:
+    queries: dict[ProviderName, StatusQuery] = {}
+    for provider, operation in QUERIES.items():
+        try:
+            queries[provider] = cast("StatusQuery", build_provider(provider))
+        except Exception as exc:  # credentials missing or unreadable: ask again next run, never expire for it
+            logger.warning("status query unavailable", extra={"provider": provider.value, "error": type(exc).__name__})
+            queries[provider] = UnavailableQuery(operation, type(exc).__name__)
+    return queries
+
+
+def _emit(summary: ReconcileSummary) -> None:
+    for name, value in (
+        ("ReconcileExamined", summary.examined),
+        ("ReconcileSettledByQuery", summary.settled),
+        ("ReconcileExpiredNoReceipt", summary.expired),
+        ("ReconcileDeadlinesExtended", summary.extended),
+        ("ReconcileQueriesRetried", summary.retried),
+        ("ReconcileQueriesThrottled", summary.throttled),
+        ("WebhooksNotQueued", summary.webhooks_not_queued),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    queries = _queries()
+    deps = ReconcileDeps(
+        receipts=wiring.receipt_store(),
+        deadlines=wiring.receipt_deadlines(),
+        queries=queries,
+        limiter=wiring.rate_limiter(),
+        webhooks=wiring.webhook_queue(),
+        clock=utc_now,
+    )
+    policy = SETTINGS.deadline_policy(SETTINGS.receipt_pending_extension_seconds)
+    try:
+        summary = reconcile_due(deps, policy, max_messages=SETTINGS.reconcile_max_messages)
+    finally:
+        for query in queries.values():
+            close = getattr(query, "close", None)
+            if close is not None:
+                close()
+    _emit(summary)
+    logger.info("reconcile run", extra={"examined": summary.examined, "expired": summary.expired})
+    return {"examined": summary.examined, "settled": summary.settled, "expired": summary.expired}

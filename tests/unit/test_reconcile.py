@@ -1,0 +1,325 @@
+"""Receipt deadlines and the reconcile run (reconcile/): every SUBMITTED message ends final by its deadline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from globesms.dispatch.records import outcome_record
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import MessageType, ProviderName, SendOutcome
+from globesms.models.packs import DispatchPack
+from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
+from globesms.models.records import MessageRecord
+from globesms.receipts.apply import record_push
+from globesms.reconcile.deadline import (
+    DEFAULT_VALIDITY_SECONDS,
+    DUE_SHARDS,
+    DeadlinePolicy,
+    due_bucket,
+    minute_epoch,
+    minute_of,
+    minutes_between,
+    receipt_deadline,
+)
+from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
+from globesms.reconcile.service import ReconcileDeps, reconcile_due
+from tests.fakes import MemoryDeadlines, MemoryRateLimiter, MemoryStore, MemoryWebhooks
+
+SUBMITTED_AT = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+POLICY = DeadlinePolicy(grace_seconds=600, pending_extension_seconds=900, retry_seconds=120)
+CALLBACK = "https://hooks.example.com/sms"
+
+
+# ------------------------------------------------------------------------------------------------ deadlines
+
+
+@pytest.mark.parametrize(
+    ("validity", "kind", "expected"),
+    [
+        (None, MessageType.OTP, 600 + 600),
+        (None, MessageType.NOTIFY, 86_400 + 600),
+        (None, MessageType.MKT, 86_400 + 600),
+        (300, MessageType.OTP, 300 + 600),
+        (7200, MessageType.NOTIFY, 7200 + 600),
+        (0, MessageType.OTP, 600 + 600),  # no usable validity: the type's default
+    ],
+)
+def test_the_deadline_is_validity_or_the_types_default_plus_the_grace(
+    validity: int | None, kind: MessageType, expected: int
+) -> None:
+    assert receipt_deadline(1_000_000, validity, kind, POLICY) == 1_000_000 + expected
+    assert set(DEFAULT_VALIDITY_SECONDS) == set(MessageType)
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800), st.text(min_size=1, max_size=30))
+def test_a_deadline_falls_in_the_bucket_of_its_minute_and_one_of_the_shards(epoch: int, message_id: str) -> None:
+    minute, _, shard = due_bucket(epoch, message_id).partition("#")
+    assert minute == minute_of(epoch)
+    assert minute_epoch(minute) <= epoch < minute_epoch(minute) + 60
+    assert 0 <= int(shard) < DUE_SHARDS
+
+
+def test_the_minutes_between_a_watermark_and_now_are_consecutive_and_include_now() -> None:
+    now = int(datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC).timestamp())
+    assert list(minutes_between("2026-12-31T23:57", now)) == [
+        "2026-12-31T23:57",
+        "2026-12-31T23:58",
+        "2026-12-31T23:59",
+    ]
+    assert list(minutes_between("2027-01-01T00:00", now)) == []
+
+
+# ------------------------------------------------------------------------------------------------ decisions
+
+
+def record(provider: str = "huawei", tries: int | None = None, **extra: object) -> MessageRecord:
+    due_at = int(SUBMITTED_AT.timestamp()) + 1200
+    return MessageRecord.model_validate(
+        {
+            "id": "B.00000",
+            "batch_id": "B",
+            "to": "+6591234567",
+            "provider": provider,
+            "type": "OTP",
+            "status": "SUBMITTED",
+            "text": "code 1",
+            "provider_message_id": "pm-1",
+            "status_callback": CALLBACK,
+            "created_at": "2026-12-02T10:00:00Z",
+            "updated_at": "2026-12-02T10:00:00Z",
+            "submitted_at": "2026-12-02T10:00:00Z",
+            "receipt_due_at": due_at,
+            "receipt_due": due_bucket(due_at, "B.00000"),
+            "reconcile_tries": tries,
+            **extra,
+        }
+    )
+
+
+def pulled(status: Status | None, raw: str = "1", code: str | None = "DELIVERED") -> DeliveryReport:
+    return DeliveryReport(
+        provider=ProviderName.ALIYUN,
+        provider_message_id="pm-1",
+        status=status,
+        raw_status=raw,
+        error_code=code,
+        provider_time="Thu, 02 Dec 2026 18:00:05 +0800",
+        kind="pulled",
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "tries", "expected"),
+    [
+        (None, None, Expire()),  # no status query (Huawei)
+        (StatusAnswer(report=pulled(Status.DELIVERED)), None, ApplyReport(pulled(Status.DELIVERED))),
+        (StatusAnswer(report=pulled(Status.UNDELIVERED, "2", "SMSC_FAIL")), 1, None),
+        (StatusAnswer(pending=True), None, Reschedule(1000 + 900, 1)),
+        (StatusAnswer(pending=True), 1, Expire()),  # moved once already: the last try
+        (StatusAnswer(report=pulled(None, "3", None)), None, Reschedule(1000 + 900, 1)),  # not final: pending
+    ],
+)
+def test_the_decision_past_a_deadline(answer: StatusAnswer | None, tries: int | None, expected: object) -> None:
+    verdict = decide(record(tries=tries), answer, 1000, POLICY)
+    if expected is None:
+        assert isinstance(verdict, ApplyReport) and verdict.report.status is Status.UNDELIVERED
+    else:
+        assert verdict == expected
+
+
+def test_a_failed_query_is_asked_again_later_without_using_up_the_extension() -> None:
+    assert retry(record(tries=0), 1000, POLICY) == Reschedule(1120, 0)
+
+
+def test_a_submitted_outcome_gets_its_deadline_and_bucket() -> None:
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-12-02T10:00:00Z",
+            "contents": [{"type": "OTP", "text": "code 1", "validity_seconds": 300}],
+            "recipients": [{"id": "B.00000", "to": "+6591234567", "c": 0}],
+        }
+    )
+    submitted = outcome_record(pack, 0, SendOutcome("B.00000", provider_message_id="pm-1"), SUBMITTED_AT, POLICY)
+    expected = int(SUBMITTED_AT.timestamp()) + 300 + 600
+    assert (submitted.receipt_due_at, submitted.receipt_due) == (expected, due_bucket(expected, "B.00000"))
+    refused = SendOutcome("B.00000", error=ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL"))
+    failed = outcome_record(pack, 0, refused, SUBMITTED_AT, POLICY)
+    assert (failed.status, failed.receipt_due, failed.receipt_due_at) == (Status.FAILED, None, None)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+class Query:
+    """A scripted status query: answers in order; an exception instance is raised."""
+
+    def __init__(self, operation: str, *answers: StatusAnswer | Exception) -> None:
+        self.status_query_operation = operation
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        self.asked.append(record.id)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def run(
+    store: MemoryStore, clock: Clock, queries: dict[ProviderName, Query] | None = None, limit: int = 300
+) -> tuple[object, MemoryWebhooks, MemoryDeadlines]:
+    webhooks, deadlines = MemoryWebhooks(), MemoryDeadlines(store)
+    deps = ReconcileDeps(
+        receipts=store,
+        deadlines=deadlines,
+        queries=queries or {},
+        limiter=MemoryRateLimiter({"QueryMessage": limit, "PullSmsSendStatusByPhoneNumber": limit}),
+        webhooks=webhooks,
+        clock=clock,
+    )
+    return reconcile_due(deps, POLICY), webhooks, deadlines
+
+
+def store_of(*records: MessageRecord) -> MemoryStore:
+    store = MemoryStore()
+    for r in records:
+        store.messages[r.id] = r
+    return store
+
+
+def test_nothing_happens_before_the_deadline() -> None:
+    store = store_of(record())
+    summary, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1199)))
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert webhooks.sent == []
+    assert summary.examined == 0  # type: ignore[attr-defined]
+
+
+def test_a_huawei_message_without_a_receipt_ends_expired_no_receipt_with_its_webhook() -> None:
+    store = store_of(record("huawei"))
+    run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))
+    message = store.messages["B.00000"]
+    assert (message.status, message.error_code) == (Status.EXPIRED, "NO_RECEIPT")
+    assert message.events and message.events[-1]["error_code"] == "NO_RECEIPT"
+    assert message.receipt_due is None  # off the index
+    _, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1300)))
+    assert webhooks.sent == []  # settled once
+
+
+def test_the_expiry_webhook_is_sent() -> None:
+    store = store_of(record("huawei"))
+    _, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1260)))
+    assert [d.event.type for d in webhooks.sent] == ["message.expired"]
+
+
+def test_a_pulled_final_status_is_applied_like_a_receipt() -> None:
+    query = Query("QueryMessage", StatusAnswer(report=pulled(Status.DELIVERED)))
+    store = store_of(record("aliyun"))
+    _, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)), {ProviderName.ALIYUN: query})
+    message = store.messages["B.00000"]
+    assert message.status is Status.DELIVERED
+    assert message.events and message.events[-1]["type"] == "pulled"
+    assert [d.event.type for d in webhooks.sent] == ["message.delivered"]
+
+
+def test_still_delivering_moves_the_deadline_once_then_the_message_expires() -> None:
+    query = Query("QueryMessage", StatusAnswer(pending=True), StatusAnswer(pending=True))
+    store = store_of(record("aliyun"))
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    run(store, clock, {ProviderName.ALIYUN: query})
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert store.messages["B.00000"].reconcile_tries == 1
+    clock.now += timedelta(seconds=899)
+    run(store, clock, {ProviderName.ALIYUN: query})
+    assert query.asked == ["B.00000"]  # not due again yet
+    clock.now += timedelta(seconds=1)
+    run(store, clock, {ProviderName.ALIYUN: query})
+    assert (store.messages["B.00000"].status, store.messages["B.00000"].error_code) == (Status.EXPIRED, "NO_RECEIPT")
+
+
+def test_an_unreadable_answer_is_never_a_final_status() -> None:
+    query = Query("QueryMessage", *[StatusQueryFailed("MALFORMED_RESPONSE")] * 5)
+    store = store_of(record("aliyun"))
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    for _ in range(5):
+        summary, _, _ = run(store, clock, {ProviderName.ALIYUN: query})
+        assert store.messages["B.00000"].status is Status.SUBMITTED
+        assert summary.retried == 1  # type: ignore[attr-defined]
+        clock.now += timedelta(seconds=POLICY.retry_seconds)
+    assert store.messages["B.00000"].reconcile_tries in (None, 0)
+
+
+def test_queries_take_permits_from_the_shared_limiter_and_what_is_left_waits() -> None:
+    records = [record("aliyun", id=f"B.{i:05d}") for i in range(5)]
+    for r in records:
+        r.receipt_due = due_bucket(r.receipt_due_at or 0, "B.00000")  # one bucket
+    store = store_of(*records)
+    query = Query("QueryMessage", *[StatusAnswer(report=pulled(Status.DELIVERED))] * 5)
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    summary, _, deadlines = run(store, clock, {ProviderName.ALIYUN: query}, limit=2)
+    assert summary.settled == 2 and summary.throttled >= 1  # type: ignore[attr-defined]
+    assert deadlines.mark == minute_of(int(records[0].receipt_due_at or 0))  # the next run starts there
+
+
+def test_a_late_real_receipt_beats_expired_no_receipt_and_sends_its_webhook() -> None:
+    store = store_of(record("huawei"))
+    run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))
+    late = DeliveryReport(
+        provider=ProviderName.HUAWEI,
+        provider_message_id="pm-1",
+        status=Status.DELIVERED,
+        raw_status="DELIVRD",
+        provider_time="2026-12-02T10:30:00Z",
+    )
+    result = record_push([late], store=store, now=SUBMITTED_AT + timedelta(hours=1))
+    message = store.messages["B.00000"]
+    assert message.status is Status.DELIVERED
+    assert message.error_code is None
+    assert [d.event.type for d in result.webhooks] == ["message.delivered"]
+    # ... and once it is a real final status, nothing changes it any more.
+    undelivered = DeliveryReport(
+        provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.UNDELIVERED, raw_status="UNDELIV"
+    )
+    record_push([undelivered], store=store, now=SUBMITTED_AT + timedelta(hours=2))
+    assert store.messages["B.00000"].status is Status.DELIVERED
+
+
+def test_a_real_expired_receipt_is_not_the_exception() -> None:
+    expired = DeliveryReport(
+        provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.EXPIRED, raw_status="EXPIRED"
+    )
+    store = store_of(record("huawei"))
+    record_push([expired], store=store, now=SUBMITTED_AT)
+    late = DeliveryReport(
+        provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.DELIVERED, raw_status="DELIVRD"
+    )
+    record_push([late], store=store, now=SUBMITTED_AT + timedelta(hours=1))
+    assert store.messages["B.00000"].status is Status.EXPIRED
+
+
+def test_a_receipt_that_comes_first_wins_over_the_expiry() -> None:
+    store = store_of(record("huawei"))
+    delivered = DeliveryReport(
+        provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.DELIVERED, raw_status="DELIVRD"
+    )
+    record_push([delivered], store=store, now=SUBMITTED_AT)
+    summary, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert webhooks.sent == [] and summary.expired == 0  # type: ignore[attr-defined]
