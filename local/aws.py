@@ -144,6 +144,8 @@ def _ensure_table(dynamodb: Any, name: str, table: TableSpec) -> str:
             {"AttributeName": n, "AttributeType": t} for n, t in table.attribute_definitions.items()
         ],
     }
+    if table.stream_view_type:
+        arguments["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
     if table.global_secondary_indexes:
         arguments["GlobalSecondaryIndexes"] = [
             {

@@ -45,6 +45,7 @@ from local.httpd import QuietHandler, serve_in_background
 from local.pollers import SqsPoller, join_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
 from local.stack import LocalStack, function_arn, function_name
+from local.streams import StreamPoller, StreamReader, start_stream_pollers
 from local.template import FunctionSpec
 
 # Powertools outside AWS: no X-Ray daemon to send traces to; metrics (EMF lines on stdout) are off unless asked
@@ -259,6 +260,21 @@ def start_schedules(runtime: FunctionRuntime, stack: LocalStack, stop: threading
     return threads
 
 
+def stream_pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[StreamPoller]:
+    import boto3
+
+    session = boto3.session.Session(region_name=stack.context.region)
+    pollers = []
+    for source in stack.template.stream_sources_of(runtime.function.logical_id):
+        if not source.enabled:
+            continue
+        table = stack.context.refs[source.table_id]
+        arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        reader = StreamReader(session.client("dynamodbstreams"), arn, source, runtime.invoke)
+        pollers.append(StreamPoller(reader, source))
+    return pollers
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("function", help="the function's logical id in template.yaml")
@@ -282,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     pollers = start_pollers(pollers_for(runtime, stack), stop)
     if not args.no_schedules:
         start_schedules(runtime, stack, stop)
+    pollers += start_stream_pollers(stream_pollers_for(runtime, stack), stop)
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
     server = serve_in_background(invoke_handler_class(runtime), args.port or 0, listen_fd=args.listen_fd)
     while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly

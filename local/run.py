@@ -205,7 +205,10 @@ def start_webhook_receiver(children: ProcessGroup, listen_socket: socket.socket 
 
 def host_count(stack: LocalStack, logical_id: str, concurrency: int) -> int:
     """How many execution environments a function gets: `concurrency`, but never more than the MaximumConcurrency
-    of any of its SQS event sources (Lambda never runs more for that source)."""
+    of any of its SQS event sources (Lambda never runs more for that source); one for a function that reads a
+    DynamoDB stream (Lambda runs one invocation per shard at a time, and moto's stream has one shard)."""
+    if stack.template.stream_sources_of(logical_id):
+        return 1
     caps = [s.maximum_concurrency for s in stack.template.event_sources_of(logical_id) if s.maximum_concurrency]
     return max(1, min([concurrency, *caps]))
 

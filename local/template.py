@@ -3,7 +3,7 @@
 The loader keeps CloudFormation intrinsics as data (`!Ref X` becomes `{"Ref": "X"}`, the long form); `resolve`
 evaluates them later against a `ResolveContext` that says what each reference means locally (a moto queue URL
 instead of a real one). Only what the local stack uses is described: tables, queues, functions, API routes and
-SQS event sources; anything else stays reachable through `Template.raw`.
+SQS and DynamoDB stream event sources; anything else stays reachable through `Template.raw`.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class TableSpec:
     global_secondary_indexes: tuple[GlobalSecondaryIndex, ...]
     ttl_attribute: str | None
     table_name: Any = None  # Properties.TableName when the template fixes one (may be an intrinsic)
+    stream_view_type: str | None = None  # StreamSpecification.StreamViewType: the table has a stream
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,20 @@ class ScheduleEventSource:
 
 
 @dataclass(frozen=True)
+class StreamEventSource:
+    """A DynamoDB stream event source (`Type: DynamoDB`): the table whose stream it reads, and its filters (each an
+    EventBridge-style pattern, as JSON: a record is handed over when any matches)."""
+
+    function_id: str
+    event_name: str
+    table_id: str
+    batch_size: int
+    maximum_batching_window_seconds: int
+    filter_patterns: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Parameter:
     name: str
     type: str
@@ -175,12 +190,16 @@ class Template:
     routes: tuple[ApiRoute, ...]
     sqs_event_sources: tuple[SqsEventSource, ...]
     schedules: tuple[ScheduleEventSource, ...] = ()
+    stream_event_sources: tuple[StreamEventSource, ...] = ()
 
     def schedules_of(self, function_id: str) -> list[ScheduleEventSource]:
         return [schedule for schedule in self.schedules if schedule.function_id == function_id]
 
     def event_sources_of(self, function_id: str) -> list[SqsEventSource]:
         return [source for source in self.sqs_event_sources if source.function_id == function_id]
+
+    def stream_sources_of(self, function_id: str) -> list[StreamEventSource]:
+        return [source for source in self.stream_event_sources if source.function_id == function_id]
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> Template:
@@ -198,6 +217,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
     routes: list[ApiRoute] = []
     sources: list[SqsEventSource] = []
     schedules: list[ScheduleEventSource] = []
+    streams: list[StreamEventSource] = []
     for function_id in functions:
         for event_name, event in resources[function_id].get("Properties", {}).get("Events", {}).items():
             properties = event.get("Properties", {})
@@ -207,6 +227,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
                 sources.append(_sqs_event_source(function_id, event_name, properties))
             elif event["Type"] == "Schedule":
                 schedules.append(_schedule(function_id, event_name, properties))
+            elif event["Type"] == "DynamoDB":
+                streams.append(_stream_event_source(function_id, event_name, properties))
     for api_id, resource in resources.items():
         if resource["Type"] == API_TYPE:
             routes.extend(_body_routes(api_id, resource.get("Properties", {}), globals_.get("Api", {})))
@@ -226,6 +248,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
         routes=tuple(routes),
         sqs_event_sources=tuple(sources),
         schedules=tuple(schedules),
+        stream_event_sources=tuple(streams),
     )
 
 
@@ -250,6 +273,7 @@ def _table(logical_id: str, properties: dict[str, Any]) -> TableSpec:
         ),
         ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
         table_name=properties.get("TableName"),
+        stream_view_type=(properties.get("StreamSpecification") or {}).get("StreamViewType"),
     )
 
 
@@ -415,6 +439,19 @@ def _schedule(function_id: str, event_name: str, properties: dict[str, Any]) -> 
         raise ValueError(f"{function_id}.{event_name}: the local stack runs rate(...) schedules only: {expression!r}")
     seconds = int(match[1]) * _UNIT_SECONDS[match[2].removesuffix("s")]
     return ScheduleEventSource(function_id, event_name, seconds, bool(properties.get("Enabled", True)))
+
+
+def _stream_event_source(function_id: str, event_name: str, properties: dict[str, Any]) -> StreamEventSource:
+    filters = (properties.get("FilterCriteria") or {}).get("Filters", ())
+    return StreamEventSource(
+        function_id=function_id,
+        event_name=event_name,
+        table_id=_target_id(properties["Stream"]),
+        batch_size=int(properties.get("BatchSize", 100)),  # the DynamoDB event source's default
+        maximum_batching_window_seconds=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
+        filter_patterns=tuple(str(f["Pattern"]) for f in filters),
+        enabled=bool(properties.get("Enabled", True)),
+    )
 
 
 def _maximum_concurrency(properties: dict[str, Any]) -> int | None:

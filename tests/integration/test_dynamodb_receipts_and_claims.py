@@ -62,6 +62,18 @@ def test_echo_ranges_find_the_recipient_by_number_past_the_first_page(stack) -> 
     assert receipts.find_recipient(EchoRange("B", 7, 7), "+85251230008") is None
 
 
+def test_an_echo_range_finds_the_number_in_its_own_batch_through_the_recipient_index(stack) -> None:  # type: ignore[no-untyped-def]
+    store = accepted(stack, [f"+8525123{i:04d}" for i in range(20)])
+    later = MessageSpec.model_validate({"to": ["+85251230001", "+85251230015"], "text": "again"})
+    accept([later], batch_id="C", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    found = receipts.find_recipient(EchoRange("B", 10, 19), "+85251230015")
+    assert found is not None and found.id == "B.00015"  # not C's, though C's is the number's newest message
+    newer = receipts.find_recipient(EchoRange("C", 0, 1), "+85251230015")
+    assert newer is not None and newer.id == "C.00001"
+    assert receipts.find_recipient(EchoRange("C", 0, 1), "+85251230002") is None  # the number was not in C
+
+
 def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> None:  # type: ignore[no-untyped-def]
     receipts = DynamoDBReceiptStore(stack.table_name)
     event = {"id": "r1", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}

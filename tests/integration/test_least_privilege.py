@@ -119,6 +119,16 @@ EXPECTED_ACTIONS = {
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",
     },
+    "StatusCountsFunction": {
+        "dynamodb:PutItem",  # once-only markers (TransactWriteItems)
+        "dynamodb:UpdateItem",  # counts items (TransactWriteItems)
+        "dynamodb:GetItem",  # a marker met by a retried stream batch
+        "dynamodb:DescribeStream",  # the event source reads the table's stream
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "sqs:SendMessage",  # the event source's on-failure destination
+    },
 }
 
 
@@ -270,6 +280,12 @@ def consumed_queues(source: dict[str, Any], function_id: str) -> list[dict[str, 
     return [event["Properties"]["Queue"] for event in events.values() if event["Type"] == "SQS"]
 
 
+def consumed_streams(source: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    """The streams of the function's DynamoDB event sources (!GetAtt <Table>.StreamArn)."""
+    events = source[function_id]["Properties"].get("Events", {})
+    return [event["Properties"]["Stream"] for event in events.values() if event["Type"] == "DynamoDB"]
+
+
 # ---------------------------------------------------------------- roles
 
 
@@ -356,7 +372,8 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     # GET /v1/messages?client_ref= / ?to= (the API only).
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
     due = {"Fn::Sub": "${MessagesTable.Arn}/index/ReceiptDue"}  # the reconcile run only
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE], [due])
+    stream = {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}  # the status counts' event source
+    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE], [due], [stream])
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
@@ -433,7 +450,8 @@ def test_event_source_mappings_poll_the_queue_the_role_allows(
 ) -> None:
     for properties in of_type(resources, "AWS::Lambda::EventSourceMapping").values():
         function_id = properties["FunctionName"]["Ref"]
-        assert properties["EventSourceArn"] in consumed_queues(source, function_id), function_id
+        consumed = consumed_queues(source, function_id) + consumed_streams(source, function_id)
+        assert properties["EventSourceArn"] in consumed, function_id
 
 
 # ---------------------------------------------------------------- logs and tracing

@@ -203,6 +203,12 @@ def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(raw: dict
 def test_every_queue_but_a_dead_letter_queue_has_a_redrive_policy(raw: dict[str, Any]) -> None:
     dead_letter_queues = dead_letter_queue_ids(raw)
     assert dead_letter_queues
+    # A stream event source's on-failure destination is terminal too: what lands there is for an operator.
+    for function in resources_of(raw, "AWS::Serverless::Function").values():
+        for event in function.get("Events", {}).values():
+            destination = event.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure", {})
+            if "Destination" in destination:
+                dead_letter_queues.add(destination["Destination"]["Fn::GetAtt"][0])
     for logical_id, properties in resources_of(raw, "AWS::SQS::Queue").items():
         if logical_id in dead_letter_queues:
             assert "RedrivePolicy" not in properties, f"{logical_id} is a dead-letter queue with its own DLQ"

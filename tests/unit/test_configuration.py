@@ -148,6 +148,7 @@ def test_each_handler_reads_its_functions_model() -> None:
         "ReceiptsFunction": "receipts",
         "WebhookSenderFunction": "webhooks",
         "ReconcileFunction": "reconcile",
+        "StatusCountsFunction": "status_counts",
     }
     for function, models in config.FUNCTION_SETTINGS.items():
         source = (ROOT / "functions" / handlers[function] / "app.py").read_text()

@@ -487,6 +487,10 @@ class WebhookSettings(WebhookQueueSettings, WebhookSecretSettings, CallbackSetti
     )
 
 
+class StatusCountsSettings(TableSettings):
+    """StatusCountsFunction: count each batch's status changes from the messages table's stream."""
+
+
 #: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
 #: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
 FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
@@ -498,4 +502,5 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
     "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
     "ReconcileFunction": (ReconcileSettings,),
+    "StatusCountsFunction": (StatusCountsSettings,),
 }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 
 if TYPE_CHECKING:
+    from globesms.counts.tally import StatusChange
     from globesms.errors import InvalidProviderRequest
     from globesms.models.packs import DispatchPack
     from globesms.models.receipts import EchoRange, StatusAnswer
@@ -97,7 +98,17 @@ class MessageStore(Protocol):
         hold fewer than `limit` messages and still have a cursor (DynamoDB reads at most 1 MB at once)."""
         ...
 
-    def count_batch_statuses(self, batch_id: str) -> dict[str, int]: ...
+    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+        """The batch's status counts as kept by `StatusCounts` (O(1): one item, whatever the batch size); they trail
+        the records by the stream's delay (`counts.tally.batch_counts` fills in the records not counted yet)."""
+        ...
+
+
+class StatusCounts(Protocol):
+    def add(self, changes: Sequence[StatusChange]) -> None:
+        """Count every change (in stream order) into its batch's counts, each exactly once even when the same stream
+        batch is handed over again from its start (the event source retries a batch whose invocation failed)."""
+        ...
 
 
 class InvalidCursor(ValueError):

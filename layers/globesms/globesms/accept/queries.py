@@ -3,6 +3,7 @@ client_ref or number."""
 
 from __future__ import annotations
 
+from globesms.counts.tally import batch_counts
 from globesms.domain.status import Status
 from globesms.models.api import BatchView, MessageError, MessageEvent, MessageList, MessageView
 from globesms.models.records import BatchRecord, MessageRecord
@@ -90,7 +91,7 @@ def get_batch(
     if batch is None or not visible(batch.owner, owner):
         return None
     records, cursor = store.list_batch_messages(batch_id, limit=min(max(limit, 1), MAX_PAGE), after=after)
-    counts = store.count_batch_statuses(batch_id)
+    counts = batch_counts(store.count_batch_statuses(batch_id), batch.accepted)
     if batch.state == "QUEUED" and Status.ACCEPTED in counts:
         counts[Status.QUEUED] = counts.get(Status.QUEUED, 0) + counts.pop(Status.ACCEPTED)
     return BatchView(

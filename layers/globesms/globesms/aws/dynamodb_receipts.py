@@ -30,6 +30,7 @@ from globesms.models.records import MessageRecord, split_message_id
 HELD_SK = "#"
 MAX_HELD_EVENTS = 100  # as receipts.apply.MAX_EVENTS_KEPT: one item stays far below DynamoDB's 400 KB
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
+RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the number's latest messages
 
 
 def held_pk(provider: ProviderName, provider_message_id: str) -> str:
@@ -75,29 +76,28 @@ class DynamoDBReceiptStore:
             record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
             return record if record is not None and record.to == to else None
         # A call's recipients are not consecutive message ids (a batch mixes providers, a pack is split into calls
-        # by content): look from the echoed first id to the end of the batch. This is the rare path (the
-        # ProviderRef index missed), so paging through one batch partition is acceptable.
-        pages = (
-            self._client()
-            .get_paginator("query")
-            .paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
-                FilterExpression="#to = :to",
-                ExpressionAttributeNames={"#to": "to"},
-                ExpressionAttributeValues={
-                    ":pk": {"S": batch_pk(echo.batch_id)},
-                    ":first": {"S": message_sk(echo.first_seq)},
-                    ":last": {"S": message_sk(LAST_SEQ)},
-                    ":to": {"S": to},
-                },
-                ConsistentRead=True,
-            )
+        # by content): the message sent to `to` in this batch from the echoed first id on. Found through the
+        # Recipient index (the number's messages, newest first, keys only) rather than the batch partition, so the
+        # cost does not grow with the batch: a receipt that beats its SUBMITTED write is matched in O(1) reads.
+        response = self._client().query(
+            TableName=self._table,
+            IndexName="Recipient",
+            KeyConditionExpression="#to = :to",
+            FilterExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeNames={"#to": "to"},
+            ExpressionAttributeValues={
+                ":to": {"S": to},
+                ":pk": {"S": batch_pk(echo.batch_id)},
+                ":first": {"S": message_sk(echo.first_seq)},
+                ":last": {"S": message_sk(LAST_SEQ)},
+            },
+            ScanIndexForward=False,
+            Limit=RECIPIENT_LOOKUP_LIMIT,
         )
-        for page in pages:
-            if page.get("Items"):
-                return message_from_item(page["Items"][0])
-        return None
+        items = response.get("Items", [])
+        # Past the number's latest RECIPIENT_LOOKUP_LIMIT messages the receipt stays held under its provider id
+        # (unmatched, for reconciliation): a batch that old has long been submitted and found by ProviderRef.
+        return self._get(items[0]["pk"]["S"], items[0]["sk"]["S"]) if items else None
 
     def reload(self, message_id: str) -> MessageRecord | None:
         parts = split_message_id(message_id)

@@ -7,6 +7,7 @@ from functools import cache
 from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
 from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
@@ -38,6 +39,11 @@ from globesms.routing import templates
 @cache
 def message_store() -> DynamoDBMessageStore:
     return DynamoDBMessageStore(_table_name())
+
+
+@cache
+def status_counts() -> DynamoDBStatusCounts:
+    return DynamoDBStatusCounts(_table_name())
 
 
 @cache
@@ -145,6 +151,7 @@ def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
     for factory in (
         message_store,
+        status_counts,
         message_finder,
         receipt_store,
         receipt_deadlines,

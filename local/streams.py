@@ -1,0 +1,156 @@
+"""DynamoDB stream event sources, played against moto's stream as Lambda's event source mapping does: records of
+each shard in order, in batches of up to BatchSize (after the batching window), filtered by the mapping's
+FilterCriteria, a failed batch handed over again from its same first record (no bisecting).
+
+`StreamReader.read` is one pass over the stream (tests and the cost bench drain it between phases);
+`StreamPoller.run` keeps reading for a function host of the local stack. A reader starts at the stream's end
+unless told otherwise: a host started against a moto that already holds changes does not count them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from local.template import StreamEventSource
+
+log = logging.getLogger("local.streams")
+
+#: moto keeps the stream only in memory; a shard read from its start is where each moto run began.
+IDLE_SLEEP_SECONDS = 0.25
+MAX_ATTEMPTS = 20  # the template's MaximumRetryAttempts, then the batch is set aside (logged here)
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Whether `value` (a stream record, as JSON) matches an event pattern: nested objects, lists of allowed values,
+    and `{"prefix": ...}`; any other operator is refused rather than guessed."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return any(_allowed(option, value) for option in pattern)
+    raise ValueError(f"unsupported event pattern {pattern!r}")
+
+
+def _allowed(option: Any, value: Any) -> bool:
+    if isinstance(option, dict):
+        if set(option) != {"prefix"}:
+            raise ValueError(f"unsupported event pattern operator {option!r}")
+        return isinstance(value, str) and value.startswith(option["prefix"])
+    return bool(option == value)
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it to the function (the same fields, plus the stream's ARN)."""
+    dynamodb = dict(record["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if created is not None and not isinstance(created, int | float):
+        dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+    return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": dynamodb, "eventSourceARN": stream_arn}
+
+
+class StreamReader:
+    def __init__(
+        self,
+        streams: Any,
+        stream_arn: str,
+        source: StreamEventSource,
+        invoke: Callable[[dict[str, Any]], Any],
+        *,
+        from_start: bool = False,
+    ) -> None:
+        self._streams = streams
+        self._arn = stream_arn
+        self._source = source
+        self._invoke = invoke
+        self._patterns = [json.loads(p) for p in source.filter_patterns]
+        self._from_start = from_start
+        self._after: dict[str, str | None] = {}  # shard -> the last sequence number read
+
+    def read(self) -> int:
+        """Hand over every record written since the last read; returns how many were handed over."""
+        handed = 0
+        for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._after and not self._from_start:
+                self._after[shard_id] = None
+                for _ in self._records(shard_id):  # starting at the end: skip what the shard holds now
+                    pass
+                continue
+            for batch in self._batches(self._records(shard_id)):
+                self._hand_over(batch)
+                handed += len(batch)
+        return handed
+
+    def _records(self, shard_id: str) -> Iterable[dict[str, Any]]:
+        """The shard's records after the last one read, each remembered as read once yielded. A new iterator each
+        time, after the last sequence number seen (moto's iterators go stale when a transaction is rolled back)."""
+        after = self._after.get(shard_id)
+        kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after else {}
+        iterator = self._streams.get_shard_iterator(
+            StreamArn=self._arn, ShardId=shard_id, **(kind or {"ShardIteratorType": "TRIM_HORIZON"})
+        )["ShardIterator"]
+        while iterator:
+            response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = response.get("Records", [])
+            if not records:
+                return
+            for record in records:
+                self._after[shard_id] = record["dynamodb"]["SequenceNumber"]
+                yield lambda_record(record, self._arn)
+            iterator = response.get("NextShardIterator")
+
+    def _batches(self, records: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            if self._patterns and not any(matches(p, record) for p in self._patterns):
+                continue
+            batch.append(record)
+            if len(batch) == self._source.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _hand_over(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                self._invoke({"Records": batch})
+                return
+            except Exception:
+                log.exception("%s: stream batch failed (attempt %d)", self._source.function_id, attempt)
+        first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
+        log.error(
+            "%s: stream batch %s..%s set aside after %d attempts", self._source.function_id, first, last, MAX_ATTEMPTS
+        )
+
+
+class StreamPoller:
+    """A thread's loop over `StreamReader.read`, with the source's batching window between empty reads."""
+
+    def __init__(self, reader: StreamReader, source: StreamEventSource) -> None:
+        self.reader = reader
+        self.source = source
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                handed = self.reader.read()
+            except Exception:
+                log.exception("reading the stream for %s failed", self.source.function_id)
+                handed = 0
+            if not handed:
+                stop.wait(max(IDLE_SLEEP_SECONDS, min(self.source.maximum_batching_window_seconds, 1)))
+
+
+def start_stream_pollers(pollers: Iterable[StreamPoller], stop: threading.Event) -> list[threading.Thread]:
+    threads = []
+    for poller in pollers:
+        thread = threading.Thread(
+            target=poller.run, args=(stop,), name=f"stream-{poller.source.event_name}", daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    return threads

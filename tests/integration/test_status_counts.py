@@ -1,0 +1,111 @@
+"""Batch status counts kept from the messages table's stream: moto's stream, read as the event source mapping
+does (local/streams.py), handed to the real StatusCountsFunction handler."""
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from globesms.accept.queries import get_batch
+from globesms.accept.service import accept
+from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.counts.tally import StatusChange
+from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
+from local.streams import StreamReader
+from tests.fakes import MemoryQueues
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+# botocore sends stream calls naming a stream ARN to an account endpoint moto does not serve: name the regional one.
+STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
+
+
+@pytest.fixture
+def counted(stack, load_handler, lambda_context):  # type: ignore[no-untyped-def]
+    """A reader of the table's stream from its start, handing batches to the handler; the batches it handed over."""
+    handler = load_handler("status_counts")
+    source = next(s for s in stack.deployed.template.stream_event_sources if s.function_id == "StatusCountsFunction")
+    arn = stack.dynamodb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
+    handed: list[dict[str, Any]] = []
+
+    def invoke(event: dict[str, Any]) -> None:
+        handed.append(event)
+        handler.lambda_handler(event, lambda_context)
+
+    streams = boto3.client("dynamodbstreams", endpoint_url=STREAMS_ENDPOINT)
+    reader = StreamReader(streams, arn, source, invoke, from_start=True)
+    return reader, handed, handler
+
+
+def actual_counts(stack, batch_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    items = stack.dynamodb.query(
+        TableName=stack.table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+        ExpressionAttributeValues={":pk": {"S": f"B#{batch_id}"}, ":m": {"S": "M#"}},
+    )["Items"]
+    return dict(Counter(i["status"]["S"] for i in items))
+
+
+def test_counts_follow_every_status_change_and_a_poll_reads_them(stack, counted) -> None:  # type: ignore[no-untyped-def]
+    reader, handed, _ = counted
+    store = DynamoDBMessageStore(stack.table_name)
+    spec = MessageSpec.model_validate({"to": [f"+8525123{i:04d}" for i in range(40)], "text": "hello"})
+    accept([spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    reader.read()
+    assert store.count_batch_statuses("B") == {Status.ACCEPTED: 40}
+
+    records = store.get_messages([f"B.{i:05d}" for i in range(30)])
+    submitted = [
+        r.model_copy(update={"status": Status.SUBMITTED, "provider_message_id": f"m-{r.id}"}) for r in records.values()
+    ]
+    store.put_messages(submitted[:25] + [r.model_copy(update={"status": Status.FAILED}) for r in submitted[25:]])
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    for record in submitted[:10]:
+        assert receipts.save_delivery(
+            record.model_copy(update={"status": Status.DELIVERED, "version": 1}), expected_version=0
+        )
+    # A write that keeps the status (an intermediate receipt) changes no count.
+    assert receipts.save_delivery(submitted[10].model_copy(update={"version": 1}), expected_version=0)
+    reader.read()
+
+    expected = {"ACCEPTED": 10, "SUBMITTED": 15, "FAILED": 5, "DELIVERED": 10}
+    assert actual_counts(stack, "B") == expected
+    assert store.count_batch_statuses("B") == expected
+    view = get_batch(store, "B", limit=5, after=None)
+    assert view is not None and view.counts == {"QUEUED": 10, "SUBMITTED": 15, "FAILED": 5, "DELIVERED": 10}
+    # Only message records reached the handler (the filter), whatever else the partition and the table hold.
+    assert all(r["dynamodb"]["Keys"]["sk"]["S"].startswith("M#") for e in handed for r in e["Records"])
+
+
+def test_a_stream_batch_handed_over_again_is_counted_once(stack, counted, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    reader, handed, handler = counted
+    store = DynamoDBMessageStore(stack.table_name)
+    spec = MessageSpec.model_validate({"to": [f"+8525123{i:04d}" for i in range(12)], "text": "hello"})
+    accept([spec], batch_id="R", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    reader.read()
+    assert store.count_batch_statuses("R") == {"ACCEPTED": 12}
+    (first,) = handed
+    handler.lambda_handler(first, lambda_context)  # the same batch again: an invocation that failed after committing
+    assert store.count_batch_statuses("R") == {"ACCEPTED": 12}
+
+    records = list(store.get_messages([f"R.{i:05d}" for i in range(12)]).values())
+    store.put_messages([r.model_copy(update={"status": Status.SUBMITTED}) for r in records])
+    reader.read()
+    # A retry that starts at the same record and holds more than the attempt that committed: only the rest counts.
+    longer = {"Records": first["Records"] + handed[-1]["Records"]}
+    handler.lambda_handler(longer, lambda_context)
+    handler.lambda_handler(handed[-1], lambda_context)
+    assert store.count_batch_statuses("R") == {"SUBMITTED": 12}
+
+
+def test_changes_of_many_batches_commit_in_several_transactions(stack) -> None:  # type: ignore[no-untyped-def]
+    counts = DynamoDBStatusCounts(stack.table_name)
+    changes = [StatusChange(f"{i:021d}", f"b{i % 150}", None, "ACCEPTED") for i in range(300)]
+    counts.add(changes)
+    counts.add(changes)  # the whole stream batch again: every transaction meets its marker
+    store = DynamoDBMessageStore(stack.table_name)
+    assert {store.count_batch_statuses(f"b{n}")["ACCEPTED"] for n in range(150)} == {2}
