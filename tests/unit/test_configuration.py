@@ -147,6 +147,7 @@ def test_each_handler_reads_its_functions_model() -> None:
         "HuaweiDispatchFunction": "dispatch",
         "ReceiptsFunction": "receipts",
         "WebhookSenderFunction": "webhooks",
+        "SchedulerFunction": "scheduler",
     }
     for function, models in config.FUNCTION_SETTINGS.items():
         source = (ROOT / "functions" / handlers[function] / "app.py").read_text()

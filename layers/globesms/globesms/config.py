@@ -171,6 +171,12 @@ class WebhookQueueSettings(_Settings):
     webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
 
 
+class ReleaseQueueSettings(_Settings):
+    release_queue_url: str = Field(
+        "", description="the queue of scheduled sends' releases (`send_at`), each delayed to its time"
+    )
+
+
 class CallbackSettings(_Settings):
     allow_loopback_callbacks: bool = Field(
         False,
@@ -344,8 +350,10 @@ class AcceptSettings(
     RoutesSettings,
     CallbackSettings,
     ConsentSettings,
+    ReleaseQueueSettings,
+    WebhookQueueSettings,
 ):
-    """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
+    """SendApiFunction and IntakeFunction: validate, route, persist, pack; hold scheduled sends, cancel them."""
 
     docs_require_api_key: bool = Field(
         False,
@@ -427,6 +435,10 @@ class WebhookSettings(WebhookQueueSettings, WebhookSecretSettings, CallbackSetti
     )
 
 
+class SchedulerSettings(TableSettings, ProviderQueueSettings, ReleaseQueueSettings):
+    """SchedulerFunction: the minute sweep of the release index, and the releases of held packs."""
+
+
 #: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
 #: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
 FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
@@ -437,4 +449,5 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
     "HuaweiDispatchFunction": (DispatchSettings,),
     "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
+    "SchedulerFunction": (SchedulerSettings,),
 }

@@ -39,6 +39,7 @@ from globesms.routing.route_table import RouteTable, current_table
 from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
+from globesms.scheduling import hold as scheduling
 
 
 class BatchIdConflict(ValueError):
@@ -69,6 +70,7 @@ class AcceptPlan:
     records: list[MessageRecord] = field(default_factory=list)
     errors: list[RecipientError] = field(default_factory=list)
     packs: dict[ProviderName, list[DispatchPack]] = field(default_factory=dict)
+    held: list[scheduling.HeldGroup] = field(default_factory=list)  # SCHEDULED recipients' packs, per send_at
 
 
 def count_recipients(specs: Sequence[MessageSpec]) -> int:
@@ -109,9 +111,14 @@ def plan_batch(
     plan.records, opted_out = consent_screen.refuse_opted_out(plan.records, check)
     if opted_out:
         plan.errors = sorted([*plan.errors, *opted_out], key=lambda e: e.index)
+    now_records = [r for r in plan.records if r.send_at is None]
     plan.packs = pack_records(
-        plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
+        now_records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
     )
+    if len(now_records) < len(plan.records):
+        plan.held = scheduling.held_groups(
+            plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
+        )
     return plan
 
 
@@ -158,7 +165,8 @@ def _plan_recipient(
         to=number.e164,
         provider=routed.provider,
         type=spec.type,
-        status=Status.ACCEPTED,
+        status=Status.ACCEPTED if spec.send_at is None else Status.SCHEDULED,
+        send_at=None if spec.send_at is None else iso(spec.send_at),
         text=content.text,
         template_id=content.template_id,
         template_params=content.template_params,
@@ -237,10 +245,19 @@ def accept(
     store.put_messages(records)
     for provider, packs in plan.packs.items():
         queues.send_packs(provider, packs)
+    if plan.held:
+        _hold(plan.held, now=now, expires_at=header.expires_at)
     header.state = "QUEUED" if plan.records else "REJECTED"
     header.queued_at = iso(now)
     store.finish_batch(header)
     return _response(batch_id, plan, Status.QUEUED)
+
+
+def _hold(groups: list[scheduling.HeldGroup], *, now: datetime, expires_at: int | None) -> None:
+    deps = scheduling.current()
+    if deps is None:
+        raise RuntimeError("scheduled recipients, but no schedule store is configured (GLOBESMS_RELEASE_QUEUE_URL)")
+    scheduling.hold(deps, groups, now=now, expires_at=expires_at or expiry(now, 30))
 
 
 def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
@@ -260,7 +277,13 @@ def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse
         rejected=len(plan.errors),
         messages=[
             AcceptedMessage(
-                id=r.id, to=r.to, status=status, provider=r.provider, segments=r.segments, encoding=encoding_of(r.text)
+                id=r.id,
+                to=r.to,
+                status=status if r.send_at is None else Status.SCHEDULED,
+                provider=r.provider,
+                segments=r.segments,
+                encoding=encoding_of(r.text),
+                send_at=r.send_at,
             )
             for r in plan.records
         ],
