@@ -6,7 +6,8 @@ module `app`.
 
 The process takes the function's environment from template.yaml, puts its layers and CodeUri on sys.path, imports
 the real handler and then
-- runs the pollers of each of its SQS event sources (local/pollers.py: LOCAL_SQS_POLLERS per queue), and
+- runs the pollers of each of its SQS event sources (local/pollers.py: LOCAL_SQS_POLLERS per queue),
+- invokes it on each of its `rate()` schedules (local/schedules.py) unless started with `--no-schedules`, and
 - serves Lambda's Invoke API on 127.0.0.1:<port> (`POST /2015-03-31/functions/<name>/invocations`), which the
   API server calls for API events (and `aws lambda invoke --endpoint-url` can call too).
 Invocations are serialised, as in one Lambda execution environment: handlers keep per-invocation state in module
@@ -41,6 +42,7 @@ from typing import Any
 from local.httpd import QuietHandler, serve_in_background
 from local.pollers import SqsPoller, join_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
+from local.schedules import start_schedules
 from local.stack import LocalStack, function_arn, function_name
 from local.template import FunctionSpec
 
@@ -218,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("function", help="the function's logical id in template.yaml")
     parser.add_argument("--port", type=int, help="port of the Invoke API (127.0.0.1)")
+    parser.add_argument("--no-schedules", action="store_true", help="run none of its schedules (another host does)")
     add_listen_fd_argument(parser)
     args = parser.parse_args(argv)
     if (args.port is None) == (args.listen_fd is None):
@@ -234,6 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: runtime.crash.arm())
     pollers = start_pollers(pollers_for(runtime, stack), stop)
+    if not args.no_schedules:
+        schedules = stack.template.schedules_of(args.function)
+        start_schedules(
+            schedules, runtime.invoke, stop, region=stack.context.region, account_id=stack.context.account_id
+        )
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
     server = serve_in_background(invoke_handler_class(runtime), args.port or 0, listen_fd=args.listen_fd)
     while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly

@@ -217,6 +217,8 @@ def start_functions(children: ProcessGroup, stack: LocalStack, concurrency: int 
     for logical_id in stack.template.functions:
         for n in range(1, host_count(stack, logical_id, concurrency) + 1):
             argv = [sys.executable, "-m", "local.lambda_host", logical_id]
+            if n > 1:
+                argv.append("--no-schedules")  # EventBridge invokes a function once per period, not once per host
             name = logical_id if n == 1 else f"{logical_id}#{n}"
             invoke_socket = reserve_port("127.0.0.1", 0)
             hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, invoke_socket))

@@ -2,8 +2,8 @@
 
 The loader keeps CloudFormation intrinsics as data (`!Ref X` becomes `{"Ref": "X"}`, the long form); `resolve`
 evaluates them later against a `ResolveContext` that says what each reference means locally (a moto queue URL
-instead of a real one). Only what the local stack uses is described: tables, queues, functions, API routes and
-SQS event sources; anything else stays reachable through `Template.raw`.
+instead of a real one). Only what the local stack uses is described: tables, queues, functions, API routes, SQS
+event sources and schedules (`rate(...)`); anything else stays reachable through `Template.raw`.
 """
 
 from __future__ import annotations
@@ -148,6 +148,37 @@ class SqsEventSource:
 
 
 @dataclass(frozen=True)
+class ScheduleEventSource:
+    """A function's `Schedule`/`ScheduleV2` event: EventBridge invokes it every `rate_seconds` (None: an expression
+    the local stack does not run, a cron() one)."""
+
+    function_id: str
+    event_name: str
+    expression: str
+    rate_seconds: int | None
+    enabled: bool = True
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """The period of a `rate(N unit)` expression, in seconds; None for any other (cron) expression."""
+    found = _RATE.match(expression.strip())
+    if found is None:
+        return None
+    return int(found.group(1)) * _UNIT_SECONDS[found.group(2).rstrip("s")]
+
+
+def _schedule_event_source(function_id: str, event_name: str, properties: dict[str, Any]) -> ScheduleEventSource:
+    expression = str(properties.get("Schedule") or properties.get("ScheduleExpression") or "")
+    state = properties.get("State", "ENABLED")
+    enabled = bool(properties.get("Enabled", True)) and state == "ENABLED"
+    return ScheduleEventSource(function_id, event_name, expression, rate_seconds(expression), enabled)
+
+
+@dataclass(frozen=True)
 class Parameter:
     name: str
     type: str
@@ -163,6 +194,10 @@ class Template:
     functions: Mapping[str, FunctionSpec]
     routes: tuple[ApiRoute, ...]
     sqs_event_sources: tuple[SqsEventSource, ...]
+    schedules: tuple[ScheduleEventSource, ...] = ()
+
+    def schedules_of(self, function_id: str) -> list[ScheduleEventSource]:
+        return [schedule for schedule in self.schedules if schedule.function_id == function_id]
 
     def event_sources_of(self, function_id: str) -> list[SqsEventSource]:
         return [source for source in self.sqs_event_sources if source.function_id == function_id]
@@ -182,6 +217,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
     }
     routes: list[ApiRoute] = []
     sources: list[SqsEventSource] = []
+    schedules: list[ScheduleEventSource] = []
     for function_id in functions:
         for event_name, event in resources[function_id].get("Properties", {}).get("Events", {}).items():
             properties = event.get("Properties", {})
@@ -189,6 +225,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
                 routes.append(_route(function_id, event_name, properties, resources, globals_.get("Api", {})))
             elif event["Type"] == "SQS":
                 sources.append(_sqs_event_source(function_id, event_name, properties))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                schedules.append(_schedule_event_source(function_id, event_name, properties))
     for api_id, resource in resources.items():
         if resource["Type"] == API_TYPE:
             routes.extend(_body_routes(api_id, resource.get("Properties", {}), globals_.get("Api", {})))
@@ -207,6 +245,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
         functions=functions,
         routes=tuple(routes),
         sqs_event_sources=tuple(sources),
+        schedules=tuple(schedules),
     )
 
 
