@@ -6,9 +6,10 @@ module `app`.
 
 The process takes the function's environment from template.yaml, puts its layers and CodeUri on sys.path, imports
 the real handler and then
-- runs the pollers of each of its SQS event sources (local/pollers.py: LOCAL_SQS_POLLERS per queue), and
-- invokes it on each of its EventBridge schedules (`rate(...)`; LOCAL_SCHEDULE_SECONDS, when set, replaces every
-  rate, so tests need not wait a minute), unless started with --no-schedules (a second host of the same function:
+- runs the pollers of each of its SQS event sources (local/pollers.py: LOCAL_SQS_POLLERS per queue),
+- reads each of its DynamoDB stream event sources (local/streams.py),
+- invokes it on each of its `rate()` schedules (local/schedules.py; LOCAL_SCHEDULE_SECONDS, when set, replaces every
+  rate, so tests need not wait a minute) unless started with `--no-schedules` (a second host of the same function:
   EventBridge invokes a schedule once), and
 - serves Lambda's Invoke API on 127.0.0.1:<port> (`POST /2015-03-31/functions/<name>/invocations`), which the
   API server calls for API events (and `aws lambda invoke --endpoint-url` can call too).
@@ -44,6 +45,7 @@ from typing import Any
 from local.httpd import QuietHandler, serve_in_background
 from local.pollers import SqsPoller, join_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
+from local.schedules import start_schedules
 from local.stack import LocalStack, function_arn, function_name
 from local.streams import StreamPoller, StreamReader, start_stream_pollers
 from local.template import FunctionSpec
@@ -218,48 +220,6 @@ def pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[SqsPoller]:
     ]
 
 
-SCHEDULE_SECONDS_ENV = "LOCAL_SCHEDULE_SECONDS"
-
-
-def scheduled_event(rule: str, stack: LocalStack) -> dict[str, Any]:
-    """The event EventBridge sends a scheduled target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": stack.context.account_id,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": stack.context.region,
-        "resources": [f"arn:aws:events:{stack.context.region}:{stack.context.account_id}:rule/{rule}"],
-        "detail": {},
-    }
-
-
-def start_schedules(runtime: FunctionRuntime, stack: LocalStack, stop: threading.Event) -> list[threading.Thread]:
-    """One thread per schedule of the function: invoke, then wait the rate (an invocation that fails is logged, as
-    EventBridge's would be in the function's log; the schedule goes on)."""
-    override = os.environ.get(SCHEDULE_SECONDS_ENV)
-    threads = []
-    for schedule in stack.template.schedules_of(runtime.function.logical_id):
-        if not schedule.enabled:
-            continue
-        every = float(override) if override else schedule.rate_seconds
-        rule = f"{runtime.function.logical_id}-{schedule.event_name}"
-
-        def run(rule: str = rule, every: float = every) -> None:
-            while not stop.wait(every):
-                try:
-                    runtime.invoke(scheduled_event(rule, stack))
-                except Exception:
-                    log.exception("scheduled invocation of %s failed", runtime.name)
-
-        thread = threading.Thread(target=run, name=f"schedule-{rule}", daemon=True)
-        thread.start()
-        threads.append(thread)
-    return threads
-
-
 def stream_pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[StreamPoller]:
     import boto3
 
@@ -279,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("function", help="the function's logical id in template.yaml")
     parser.add_argument("--port", type=int, help="port of the Invoke API (127.0.0.1)")
-    parser.add_argument("--no-schedules", action="store_true", help="do not run the function's schedules")
+    parser.add_argument("--no-schedules", action="store_true", help="run none of its schedules (another host does)")
     add_listen_fd_argument(parser)
     args = parser.parse_args(argv)
     if (args.port is None) == (args.listen_fd is None):
@@ -297,7 +257,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGUSR1, lambda *_: runtime.crash.arm())
     pollers = start_pollers(pollers_for(runtime, stack), stop)
     if not args.no_schedules:
-        start_schedules(runtime, stack, stop)
+        schedules = stack.template.schedules_of(args.function)
+        start_schedules(
+            schedules, runtime.invoke, stop, region=stack.context.region, account_id=stack.context.account_id
+        )
     pollers += start_stream_pollers(stream_pollers_for(runtime, stack), stop)
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
     server = serve_in_background(invoke_handler_class(runtime), args.port or 0, listen_fd=args.listen_fd)

@@ -219,8 +219,9 @@ def start_functions(children: ProcessGroup, stack: LocalStack, concurrency: int 
     hosts: dict[str, list[Child]] = {}
     for logical_id in stack.template.functions:
         for n in range(1, host_count(stack, logical_id, concurrency) + 1):
-            # EventBridge invokes a schedule once: only the first host of a function runs its schedules.
-            argv = [sys.executable, "-m", "local.lambda_host", logical_id, *(["--no-schedules"] if n > 1 else [])]
+            argv = [sys.executable, "-m", "local.lambda_host", logical_id]
+            if n > 1:
+                argv.append("--no-schedules")  # EventBridge invokes a function once per period, not once per host
             name = logical_id if n == 1 else f"{logical_id}#{n}"
             invoke_socket = reserve_port("127.0.0.1", 0)
             hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, invoke_socket))

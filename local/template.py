@@ -2,8 +2,8 @@
 
 The loader keeps CloudFormation intrinsics as data (`!Ref X` becomes `{"Ref": "X"}`, the long form); `resolve`
 evaluates them later against a `ResolveContext` that says what each reference means locally (a moto queue URL
-instead of a real one). Only what the local stack uses is described: tables, queues, functions, API routes and
-SQS and DynamoDB stream event sources; anything else stays reachable through `Template.raw`.
+instead of a real one). Only what the local stack uses is described: tables, queues, functions, API routes, SQS
+and DynamoDB stream event sources, and schedules (`rate(...)`); anything else stays reachable through `Template.raw`.
 """
 
 from __future__ import annotations
@@ -150,13 +150,33 @@ class SqsEventSource:
 
 @dataclass(frozen=True)
 class ScheduleEventSource:
-    """An EventBridge schedule (`Type: Schedule`, `rate(...)` expressions only): the function is invoked every
-    `rate_seconds` with a Scheduled Event."""
+    """A function's `Schedule`/`ScheduleV2` event: EventBridge invokes it every `rate_seconds` (None: an expression
+    the local stack does not run, a cron() one)."""
 
     function_id: str
     event_name: str
-    rate_seconds: int
+    expression: str
+    rate_seconds: int | None
     enabled: bool = True
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """The period of a `rate(N unit)` expression, in seconds; None for any other (cron) expression."""
+    found = _RATE.match(expression.strip())
+    if found is None:
+        return None
+    return int(found.group(1)) * _UNIT_SECONDS[found.group(2).rstrip("s")]
+
+
+def _schedule_event_source(function_id: str, event_name: str, properties: dict[str, Any]) -> ScheduleEventSource:
+    expression = str(properties.get("Schedule") or properties.get("ScheduleExpression") or "")
+    state = properties.get("State", "ENABLED")
+    enabled = bool(properties.get("Enabled", True)) and state == "ENABLED"
+    return ScheduleEventSource(function_id, event_name, expression, rate_seconds(expression), enabled)
 
 
 @dataclass(frozen=True)
@@ -225,8 +245,8 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
                 routes.append(_route(function_id, event_name, properties, resources, globals_.get("Api", {})))
             elif event["Type"] == "SQS":
                 sources.append(_sqs_event_source(function_id, event_name, properties))
-            elif event["Type"] == "Schedule":
-                schedules.append(_schedule(function_id, event_name, properties))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                schedules.append(_schedule_event_source(function_id, event_name, properties))
             elif event["Type"] == "DynamoDB":
                 streams.append(_stream_event_source(function_id, event_name, properties))
     for api_id, resource in resources.items():
@@ -426,19 +446,6 @@ def _sqs_event_source(function_id: str, event_name: str, properties: dict[str, A
         enabled=bool(properties.get("Enabled", True)),
         maximum_concurrency=_maximum_concurrency(properties),
     )
-
-
-_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
-
-
-def _schedule(function_id: str, event_name: str, properties: dict[str, Any]) -> ScheduleEventSource:
-    expression = str(properties.get("Schedule", ""))
-    match = _RATE.fullmatch(expression.strip())
-    if match is None:
-        raise ValueError(f"{function_id}.{event_name}: the local stack runs rate(...) schedules only: {expression!r}")
-    seconds = int(match[1]) * _UNIT_SECONDS[match[2].removesuffix("s")]
-    return ScheduleEventSource(function_id, event_name, seconds, bool(properties.get("Enabled", True)))
 
 
 def _stream_event_source(function_id: str, event_name: str, properties: dict[str, Any]) -> StreamEventSource:

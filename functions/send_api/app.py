@@ -66,6 +66,7 @@ from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
 from globesms.replies import record as reply_record
 from globesms.replies.models import ReplyPage
 from globesms.routing import templates
+from globesms.scheduling import cancel as scheduled
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
@@ -595,6 +596,51 @@ def _field_refused(exc: FieldRefused) -> Response[Any]:
 
 
 # ======== end of the consent block ========
+
+
+# ======== scheduling: cancel what has not been handed to a provider (docs/scheduling.md) ========
+
+
+@app.delete(
+    "/v1/messages/<message_id>",
+    summary="Cancel a message that is still SCHEDULED (one already released is answered as not cancelable)",
+    responses={
+        200: success_answer(scheduled.CancelAnswer),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> scheduled.CancelAnswer:
+    answer = scheduled.cancel_message(
+        wiring.message_store(), wiring.schedule_store(), wiring.webhook_queue(), message_id, now=utc_now()
+    )
+    if answer is None:
+        raise NotFound(f"no message {message_id}")
+    logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
+    return answer
+
+
+@app.delete(
+    "/v1/batches/<batch_id>",
+    summary="Cancel every recipient of a batch that is still SCHEDULED; the others are listed as not cancelable",
+    responses={
+        200: success_answer(scheduled.CancelAnswer),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def cancel_batch(batch_id: Annotated[str, Path(max_length=64)]) -> scheduled.CancelAnswer:
+    logger.append_keys(batch_id=batch_id)
+    answer = scheduled.cancel_batch(
+        wiring.message_store(), wiring.schedule_store(), wiring.webhook_queue(), batch_id, now=utc_now()
+    )
+    if answer is None:
+        raise NotFound(f"no batch {batch_id}")
+    logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
+    return answer
+
+
+# ======== end of the scheduling block ========
 
 
 @app.exception_handler(NotFound)

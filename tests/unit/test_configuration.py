@@ -149,6 +149,7 @@ def test_each_handler_reads_its_functions_model() -> None:
         "WebhookSenderFunction": "webhooks",
         "ReconcileFunction": "reconcile",
         "StatusCountsFunction": "status_counts",
+        "SchedulerFunction": "scheduler",
     }
     for function, models in config.FUNCTION_SETTINGS.items():
         source = (ROOT / "functions" / handlers[function] / "app.py").read_text()

@@ -172,6 +172,12 @@ class WebhookQueueSettings(_Settings):
     webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
 
 
+class ReleaseQueueSettings(_Settings):
+    release_queue_url: str = Field(
+        "", description="the queue of scheduled sends' releases (`send_at`), each delayed to its time"
+    )
+
+
 class CallbackSettings(_Settings):
     allow_loopback_callbacks: bool = Field(
         False,
@@ -360,8 +366,10 @@ class AcceptSettings(
     CallbackSettings,
     ConsentSettings,
     GuardrailsSettings,
+    ReleaseQueueSettings,
+    WebhookQueueSettings,
 ):
-    """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
+    """SendApiFunction and IntakeFunction: validate, route, persist, pack; hold scheduled sends, cancel them."""
 
     intake_owner: str = Field(
         "intake",
@@ -491,6 +499,10 @@ class StatusCountsSettings(TableSettings):
     """StatusCountsFunction: count each batch's status changes from the messages table's stream."""
 
 
+class SchedulerSettings(TableSettings, ProviderQueueSettings, ReleaseQueueSettings):
+    """SchedulerFunction: the minute sweep of the release index, and the releases of held packs."""
+
+
 #: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
 #: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
 FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
@@ -503,4 +515,5 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
     "WebhookSenderFunction": (WebhookSettings,),
     "ReconcileFunction": (ReconcileSettings,),
     "StatusCountsFunction": (StatusCountsSettings,),
+    "SchedulerFunction": (SchedulerSettings,),
 }

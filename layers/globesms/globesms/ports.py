@@ -375,3 +375,59 @@ class ReplyStore(Protocol):
     def page_replies(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Replies after `after` (an `sk`), and the last `sk` of the page when more may follow."""
         ...
+
+
+# ---- scheduling: held packs, the release index, cancel (globesms.scheduling) ----
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRef:
+    """One release: the held packs of a batch due at one send_at (ISO-8601 UTC, as stored)."""
+
+    batch_id: str
+    send_at: str
+
+
+class ScheduleStore(Protocol):
+    def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
+        """Keep the packs to release at `ref.send_at` (a repeat of the same packs changes nothing)."""
+        ...
+
+    def held_packs(self, ref: ReleaseRef) -> list[DispatchPack]:
+        """The packs held for `ref`, in pack-id order (consistent read)."""
+        ...
+
+    def index_release(self, bucket: str, ref: ReleaseRef, *, expires_at: int) -> None:
+        """Enter `ref` in the time-bucketed index under `bucket` (`scheduling.timing.bucket_of`)."""
+        ...
+
+    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
+        """Every release entered under `bucket` (one Query of the bucket's partition)."""
+        ...
+
+    def sweep_cursor(self) -> str | None:
+        """The last bucket the sweep finished, or None before the first sweep."""
+        ...
+
+    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
+        """Move the cursor from `old` to `new` unless another sweep moved it first (then False)."""
+        ...
+
+    def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
+        """Move each SCHEDULED record to QUEUED, conditionally (the claim a cancel races). Returns, by id, the
+        status each record has after: QUEUED for those claimed now or by an earlier release, CANCELED for those a
+        cancel claimed first; ids with no record are left out."""
+        ...
+
+    def cancel_scheduled(
+        self, message_ids: Sequence[str], *, now: datetime
+    ) -> tuple[list[MessageRecord], dict[str, str]]:
+        """Move each SCHEDULED record to CANCELED, conditionally. Returns the records canceled now (as stored after),
+        and the status of every other one found (released or final: not cancelable), by id."""
+        ...
+
+
+class ReleaseQueue(Protocol):
+    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+        """Queue a release message per ref, visible after `delay_seconds` (0..900), or raise."""
+        ...

@@ -66,6 +66,7 @@ def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageVie
         created_at=record.created_at,
         updated_at=record.updated_at,
         submitted_at=record.submitted_at,
+        send_at=record.send_at,
         events=history(record),
     )
 

@@ -41,6 +41,7 @@ from globesms.routing.route_table import RouteTable, current_table
 from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
+from globesms.scheduling import hold as scheduling
 
 
 class BatchIdConflict(ValueError):
@@ -71,6 +72,7 @@ class AcceptPlan:
     records: list[MessageRecord] = field(default_factory=list)
     errors: list[RecipientError] = field(default_factory=list)
     packs: dict[ProviderName, list[DispatchPack]] = field(default_factory=dict)
+    held: list[scheduling.HeldGroup] = field(default_factory=list)  # SCHEDULED recipients' packs, per send_at
 
 
 def count_recipients(specs: Sequence[MessageSpec]) -> int:
@@ -115,10 +117,19 @@ def plan_batch(
     if opted_out:
         plan.errors = sorted([*plan.errors, *opted_out], key=lambda e: e.index)
     plan.records, plan.errors = gate.screen(plan.records, plan.errors, rules or gate.current_rules())
-    plan.packs = pack_records(
-        plan.records, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at
-    )
+    _pack(plan, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at)
     return plan
+
+
+def _pack(plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int | None) -> None:
+    """Pack the plan's records: those to send now on provider packs, the SCHEDULED ones held per send_at."""
+    now_records = [r for r in plan.records if r.send_at is None]
+    plan.packs = pack_records(now_records, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
+    plan.held = []
+    if len(now_records) < len(plan.records):
+        plan.held = scheduling.held_groups(
+            plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,8 @@ def _plan_recipient(
         to=number.e164,
         provider=routed.provider,
         type=spec.type,
-        status=Status.ACCEPTED,
+        status=Status.ACCEPTED if spec.send_at is None else Status.SCHEDULED,
+        send_at=None if spec.send_at is None else iso(spec.send_at),
         text=content.text,
         template_id=content.template_id,
         template_params=content.template_params,
@@ -257,6 +269,8 @@ def accept(
     store.put_messages(records)
     for provider, packs in plan.packs.items():
         queues.send_packs(provider, packs)
+    if plan.held:
+        _hold(plan.held, now=now, expires_at=header.expires_at)
     header.state = "QUEUED" if plan.records else "REJECTED"
     header.queued_at = iso(now)
     store.finish_batch(header)
@@ -269,13 +283,21 @@ def _without(plan: AcceptPlan, refused: Sequence[RecipientError], batch_id: str)
     records = [r for r in plan.records if r.id not in ids]
     errors = sorted([*plan.errors, *refused], key=lambda e: e.index)
     created = records[0] if records else None
-    packs = pack_records(
-        records,
+    kept = AcceptPlan(records=records, errors=errors)
+    _pack(
+        kept,
         batch_id=batch_id,
         created_at=created.created_at if created else "",
         expires_at=created.expires_at if created else None,
     )
-    return AcceptPlan(records=records, errors=errors, packs=packs)
+    return kept
+
+
+def _hold(groups: list[scheduling.HeldGroup], *, now: datetime, expires_at: int | None) -> None:
+    deps = scheduling.current()
+    if deps is None:
+        raise RuntimeError("scheduled recipients, but no schedule store is configured (GLOBESMS_RELEASE_QUEUE_URL)")
+    scheduling.hold(deps, groups, now=now, expires_at=expires_at or expiry(now, 30))
 
 
 def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
@@ -287,13 +309,14 @@ def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse
             AcceptedMessage(
                 id=r.id,
                 to=r.to,
-                status=status,
+                status=status if r.send_at is None else Status.SCHEDULED,
                 provider=r.provider,
                 segments=r.segments,
                 encoding=r.encoding,
                 price=r.price,
                 cost=r.cost,
                 currency=r.currency,
+                send_at=r.send_at,
             )
             for r in plan.records
         ],

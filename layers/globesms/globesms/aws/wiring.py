@@ -12,14 +12,17 @@ from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
 from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
+from globesms.aws.sqs_releases import SqsReleaseQueue
 from globesms.config import (
     ConsentSettings,
     ConsentTableSettings,
     ProviderQueueSettings,
+    ReleaseQueueSettings,
     RepliesSettings,
     RetentionSettings,
     TableSettings,
@@ -34,6 +37,7 @@ from globesms.dispatch.rate_limits import configured_rate_limits
 from globesms.replies.keywords import keyword_sets
 from globesms.replies.record import ReplyDeps
 from globesms.routing import templates
+from globesms.scheduling import hold as scheduling
 
 
 @cache
@@ -147,6 +151,27 @@ def webhook_queue() -> SqsWebhookQueue:
     return SqsWebhookQueue(settings(WebhookQueueSettings).webhook_queue_url)
 
 
+@cache
+def schedule_store() -> DynamoDBScheduleStore:
+    return DynamoDBScheduleStore(_table_name())
+
+
+@cache
+def release_queue() -> SqsReleaseQueue:
+    return SqsReleaseQueue(settings(ReleaseQueueSettings).release_queue_url)
+
+
+def schedule_deps() -> scheduling.ScheduleDeps | None:
+    """Where accept holds scheduled sends: the table and the release queue, when the function has the queue."""
+    if not load_settings(ReleaseQueueSettings, environment()).release_queue_url:
+        return None
+    return scheduling.ScheduleDeps(store=schedule_store(), releases=release_queue())
+
+
+# From here on accept holds scheduled recipients (send_at) in the table and queues their releases.
+scheduling.use(schedule_deps)
+
+
 def reset() -> None:
     """Forget the adapters (tests change settings between cases)."""
     for factory in (
@@ -161,6 +186,8 @@ def reset() -> None:
         spend_ledger,
         pack_queues,
         webhook_queue,
+        schedule_store,
+        release_queue,
         _template_store_of,
         _consent_store_of,
     ):

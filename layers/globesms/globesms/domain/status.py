@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class Status(StrEnum):
     ACCEPTED = "ACCEPTED"
+    SCHEDULED = "SCHEDULED"  # waiting for its send_at (globesms.scheduling); released as QUEUED
     QUEUED = "QUEUED"
     SENDING = "SENDING"
     SUBMITTED = "SUBMITTED"
@@ -15,6 +16,7 @@ class Status(StrEnum):
     EXPIRED = "EXPIRED"
     REJECTED = "REJECTED"
     FAILED = "FAILED"
+    CANCELED = "CANCELED"  # canceled while SCHEDULED: never handed to a provider
 
     @property
     def rank(self) -> int:
@@ -34,6 +36,7 @@ class Status(StrEnum):
 # Every final status shares the top rank: once one is reached nothing overwrites it.
 _RANK = {
     Status.ACCEPTED: 0,
+    Status.SCHEDULED: 0,
     Status.QUEUED: 1,
     Status.SENDING: 2,
     Status.SUBMITTED: 3,
@@ -42,6 +45,7 @@ _RANK = {
     Status.EXPIRED: 4,
     Status.REJECTED: 4,
     Status.FAILED: 4,
+    Status.CANCELED: 4,
 }
 FINAL_STATUSES = frozenset(s for s, r in _RANK.items() if r == 4)
 

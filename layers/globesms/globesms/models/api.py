@@ -7,14 +7,26 @@ import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from globesms.config import CallbackSettings, settings
 from globesms.domain.addresses import check_literal_host
+from globesms.domain.clock import utc_now
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode, RefusalCode
 from globesms.models.outbound import MessageType, ProviderName
+from globesms.scheduling.timing import send_at_problem
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -36,6 +48,23 @@ MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are coun
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def _check_send_at(value: AwareDatetime) -> AwareDatetime:
+    problem = send_at_problem(value, utc_now())
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+SendAt = Annotated[
+    AwareDatetime,
+    AfterValidator(_check_send_at),
+    Field(
+        description="When to send (ISO 8601 with a UTC offset, e.g. 2026-12-04T09:00:00+08:00), at most 30 days "
+        "ahead: recipients wait as SCHEDULED until then and can be canceled (DELETE) meanwhile"
+    ),
+]
 
 
 # Room for an E.164 number written with spaces, dashes and brackets; anything longer is not a number.
@@ -99,6 +128,7 @@ class MessageSpec(_Strict):
         exclude=True,
         description="answer 200 with a quote: every check a send runs, nothing written, reserved or sent",
     )
+    send_at: SendAt | None = None
 
     @field_validator("client_ref")
     @classmethod
@@ -224,6 +254,7 @@ class MessageBatchSpec(_Strict):
 
     messages: list[MessageSpec] = Field(min_length=1, max_length=MAX_RECIPIENTS_PER_REQUEST)
     dry_run: bool = Field(default=False, exclude=True, description="as in a single message: a quote, nothing sent")
+    send_at: SendAt | None = None  # for every spec that names none of its own
 
     @model_validator(mode="after")
     def _dry_run_on_top(self) -> MessageBatchSpec:
@@ -270,7 +301,11 @@ class SqsIntakeEnvelope(_Strict):
 
 
 def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:
-    return body.messages if isinstance(body, MessageBatchSpec) else [body]
+    if not isinstance(body, MessageBatchSpec):
+        return [body]
+    if body.send_at is None:
+        return body.messages
+    return [s if s.send_at else s.model_copy(update={"send_at": body.send_at}) for s in body.messages]
 
 
 # ---- responses ----
@@ -299,6 +334,7 @@ class AcceptedMessage(BaseModel):
         default=None, description="estimated cost: segments x price (a provider's own template: one part)"
     )
     currency: str | None = Field(default=None, description="ISO 4217, the price table's")
+    send_at: str | None = Field(default=None, description="SCHEDULED: when it is released to its provider (UTC)")
 
 
 class RecipientError(BaseModel):
@@ -371,6 +407,7 @@ class MessageView(BaseModel):
     created_at: str
     updated_at: str
     submitted_at: str | None = None
+    send_at: str | None = Field(default=None, description="when it was (or is) released to its provider, if scheduled")
     events: list[MessageEvent] = Field(default_factory=list, description="history, oldest first")
 
 

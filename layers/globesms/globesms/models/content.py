@@ -24,6 +24,9 @@ class MessageContent(BaseModel):
     client_ref: str | None = None
     status_callback: str | None = None
     status_callback_on_submitted: bool | None = None
+    send_at: str | None = Field(
+        default=None, description="ISO-8601 UTC: when it is released to its provider (scheduled or quiet hours)"
+    )
 
     def content(self) -> MessageContent:
         """Just the content fields (of a record, say), as a content of its own."""

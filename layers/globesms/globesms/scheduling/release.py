@@ -1,0 +1,69 @@
+"""Releasing a held group at its send_at: claim each recipient, then hand its pack to the provider queue.
+
+The claim is a conditional write on each record (SCHEDULED -> QUEUED, `ScheduleStore.claim_for_release`); a cancel
+is the same kind of write (SCHEDULED -> CANCELED). Whichever comes first wins, so a recipient is never both sent and
+reported canceled. A pack is sent only after all its recipients are claimed, without those a cancel took: a release
+that dies half way and runs again finds its earlier claims (QUEUED) and sends the same pack under the same id, which
+dispatch skips if it was sent already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from globesms.domain.status import Status
+from globesms.models.packs import DispatchPack, PackRecipient
+from globesms.ports import PackQueues, ReleaseQueue, ReleaseRef, ScheduleStore
+from globesms.scheduling.timing import parse_iso, release_delay
+
+
+class ReleaseMessage(BaseModel):
+    """The body of a release queue message (`aws.sqs_releases.release_body`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: str = Field(min_length=1, max_length=64)
+    send_at: str = Field(min_length=1, max_length=40)
+
+    def ref(self) -> ReleaseRef:
+        return ReleaseRef(self.batch_id, self.send_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSummary:
+    packs: int = 0
+    released: int = 0
+    not_released: int = 0  # canceled first (or without a record)
+    requeued: bool = False  # reached before its send_at: queued again
+
+
+def release(
+    ref: ReleaseRef, store: ScheduleStore, queues: PackQueues, releases: ReleaseQueue, *, now: datetime
+) -> ReleaseSummary:
+    """Release the group, or, reached before its send_at (a clock a second apart), queue it again for then."""
+    early = release_delay(parse_iso(ref.send_at), now)
+    if early > 0:
+        releases.send_releases([ref], delay_seconds=early)
+        return ReleaseSummary(requeued=True)
+    packs = released = not_released = 0
+    for pack in store.held_packs(ref):
+        statuses = store.claim_for_release([r.id for r in pack.recipients], now=now)
+        # Claimed: QUEUED now, or moved on since by the dispatch of this same pack (an earlier release that died
+        # before finishing); CANCELED: a cancel came first.
+        going = [r for r in pack.recipients if statuses.get(r.id) not in (None, Status.CANCELED)]
+        not_released += len(pack.recipients) - len(going)
+        if not going:
+            continue
+        queues.send_packs(pack.provider, [_without_canceled(pack, going)])
+        packs += 1
+        released += len(going)
+    return ReleaseSummary(packs=packs, released=released, not_released=not_released)
+
+
+def _without_canceled(pack: DispatchPack, going: list[PackRecipient]) -> DispatchPack:
+    if len(going) == len(pack.recipients):
+        return pack
+    return pack.model_copy(update={"recipients": going})

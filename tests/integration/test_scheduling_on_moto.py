@@ -1,0 +1,125 @@
+"""Scheduled sends against moto built from template.yaml, through the real handlers: the API holds a send_at
+request (SCHEDULED), the sweep turns its index bucket into a release message, SchedulerFunction releases it onto the
+provider queue; a cancel before the release leaves it CANCELED and nothing on any provider queue."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
+from globesms.aws.sqs_releases import SqsReleaseQueue
+from globesms.models.outbound import ProviderName
+from globesms.scheduling.sweep import sweep
+from globesms.scheduling.timing import parse_iso
+from tests.integration.conftest import MotoStack
+from tests.integration.gateway import InProcessApi
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.fixture
+def api(load_handler, lambda_context) -> InProcessApi:  # type: ignore[no-untyped-def]
+    return InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+
+
+def _release_queue(stack: MotoStack) -> str:
+    return stack.deployed.context.refs["ReleaseQueue"]
+
+
+def _releases(stack: MotoStack) -> list[dict[str, Any]]:
+    got = stack.sqs.receive_message(QueueUrl=_release_queue(stack), MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def _release_event(*bodies: dict[str, Any]) -> dict[str, Any]:
+    template = json.loads((EVENTS / "scheduler_release.json").read_text())["Records"][0]
+    return {"Records": [{**template, "messageId": f"m-{i}", "body": json.dumps(b)} for i, b in enumerate(bodies)]}
+
+
+def _all_packs(stack: MotoStack) -> list[dict[str, Any]]:
+    return [pack for provider in ProviderName for pack in stack.receive(provider)]
+
+
+def test_a_far_send_at_is_indexed_swept_and_released(  # type: ignore[no-untyped-def]
+    stack: MotoStack, api: InProcessApi, load_handler, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    send_at = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+    sent = api.call(
+        "POST",
+        "/v1/messages",
+        body={"to": ["+6591234567", "+85251234567"], "text": "sale", "send_at": send_at.isoformat()},
+    )
+    assert sent.status == 202, sent.body
+    answer = sent.json()
+    assert {(m["status"], parse_iso(m["send_at"])) for m in answer["messages"]} == {("SCHEDULED", send_at)}
+    assert _all_packs(stack) == [] and _releases(stack) == []  # held in the table, indexed: nothing queued yet
+    message = api.call("GET", f"/v1/messages/{answer['messages'][0]['id']}").json()
+    assert (message["status"], parse_iso(message["send_at"])) == ("SCHEDULED", send_at)
+
+    store = DynamoDBScheduleStore(stack.table_name)
+    releases = SqsReleaseQueue(_release_queue(stack))
+    assert sweep(store, releases, now=send_at - timedelta(minutes=30)).releases == 0
+    assert sweep(store, releases, now=send_at + timedelta(seconds=1)).releases == 1  # delay 0: due already
+    (body,) = _releases(stack)
+    assert body == {"batch_id": answer["batch_id"], "send_at": answer["messages"][0]["send_at"]}
+
+    scheduler = load_handler("scheduler")
+    monkeypatch.setattr(scheduler, "utc_now", lambda: send_at + timedelta(seconds=1))  # the release is due
+    assert scheduler.lambda_handler(_release_event(body), lambda_context) == {"batchItemFailures": []}
+    (pack,) = _all_packs(stack)
+    assert sorted(r["to"] for r in pack["recipients"]) == ["+6591234567", "+85251234567"]
+    assert pack["pack_id"].startswith(f"{answer['batch_id']}@")
+    batch = api.call("GET", f"/v1/batches/{answer['batch_id']}").json()
+    assert batch["counts"] == {"QUEUED": 2}
+    # Too late to cancel now: answered as not cancelable, with the status.
+    late = api.call("DELETE", f"/v1/batches/{answer['batch_id']}").json()
+    assert late["canceled"] == [] and {n["status"] for n in late["not_cancelable"]} == {"QUEUED"}
+
+
+def test_a_cancel_before_the_release_sends_nothing(  # type: ignore[no-untyped-def]
+    stack: MotoStack, api: InProcessApi, load_handler, lambda_context
+) -> None:
+    send_at = datetime.now(UTC) + timedelta(minutes=5)  # within the direct window: a delayed release message
+    answer = api.call(
+        "POST",
+        "/v1/messages",
+        body={"to": ["+6591234567", "+6591234568"], "text": "hi", "send_at": send_at.isoformat()},
+    ).json()
+    first, second = (m["id"] for m in answer["messages"])
+    one = api.call("DELETE", f"/v1/messages/{first}")
+    assert (one.status, one.json()) == (200, {"canceled": [first], "not_cancelable": []})
+    rest = api.call("DELETE", f"/v1/batches/{answer['batch_id']}").json()
+    assert rest == {"canceled": [first, second], "not_cancelable": []}
+    assert api.call("GET", f"/v1/messages/{first}").json()["status"] == "CANCELED"
+    assert api.call("GET", f"/v1/messages/{first}").json()["events"][-1]["status"] == "CANCELED"
+    # The release, whenever it comes, finds nothing left to send.
+    scheduler = load_handler("scheduler")
+    release = {"batch_id": answer["batch_id"], "send_at": answer["messages"][0]["send_at"]}
+    stamp = parse_iso(release["send_at"])
+    assert stamp > datetime.now(UTC)  # still ahead: the handler queues it again for then
+    scheduler.lambda_handler(_release_event(release), lambda_context)
+    assert _all_packs(stack) == []
+    store = DynamoDBScheduleStore(stack.table_name)
+    assert [r.status for r in store.cancel_scheduled([first], now=stamp)[0]] == []
+
+
+def test_the_cancel_routes_answer_404_and_send_at_422(api: InProcessApi) -> None:
+    assert api.call("DELETE", "/v1/messages/nope.00000").status == 404
+    assert api.call("DELETE", "/v1/batches/nope").status == 404
+    refused = api.call("POST", "/v1/messages", body={"to": "+6591234567", "text": "hi", "send_at": "2001-01-01T00:00Z"})
+    assert refused.status == 422
+    assert [f["field"] for f in refused.json()["error"]["fields"]] == ["send_at"]
+
+
+def test_the_scheduler_handles_its_events_files(stack: MotoStack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    scheduler = load_handler("scheduler")
+    swept = scheduler.lambda_handler(json.loads((EVENTS / "scheduler_sweep.json").read_text()), lambda_context)
+    assert swept["releases"] == 0
+    answer = scheduler.lambda_handler(json.loads((EVENTS / "scheduler_release.json").read_text()), lambda_context)
+    # The first names a batch with nothing held (nothing to do); the second is no release body: it fails alone.
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000002"}]}

@@ -1,0 +1,363 @@
+"""Scheduled sends and cancel, without I/O: send_at's bounds, the release path's timing (direct delay or the
+minute-bucketed index), held packs, the release, the sweep, and a cancel racing a release."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from globesms.accept.service import accept, plan_batch
+from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
+from globesms.domain.status import Status
+from globesms.models.api import MessageBatchSpec, MessageSpec, specs_of
+from globesms.models.outbound import MessageType
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.ports import ReleaseRef
+from globesms.scheduling import cancel, hold
+from globesms.scheduling.release import release
+from globesms.scheduling.sweep import sweep
+from globesms.scheduling.timing import (
+    DIRECT_WINDOW,
+    LOOKAHEAD,
+    MAX_SQS_DELAY_SECONDS,
+    bucket_of,
+    bucket_start,
+    buckets_to_sweep,
+    goes_direct,
+    parse_iso,
+    release_delay,
+    send_at_problem,
+)
+from tests.fakes import MemoryQueues, MemoryStore, MemoryWebhooks
+
+NOW = datetime(2026, 12, 4, 9, 0, 0, tzinfo=UTC)
+
+
+class MemoryScheduleStore:
+    """`ScheduleStore` over a `MemoryStore`'s records; the conditional moves are atomic (one lock)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.held: dict[ReleaseRef, dict[str, DispatchPack]] = {}
+        self.index: dict[str, set[ReleaseRef]] = {}
+        self.cursor: str | None = None
+        self._lock = threading.Lock()
+
+    def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
+        self.held.setdefault(ref, {}).update({p.pack_id: p for p in packs})
+
+    def held_packs(self, ref: ReleaseRef) -> list[DispatchPack]:
+        return [p for _, p in sorted(self.held.get(ref, {}).items())]
+
+    def index_release(self, bucket: str, ref: ReleaseRef, *, expires_at: int) -> None:
+        self.index.setdefault(bucket, set()).add(ref)
+
+    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
+        return sorted(self.index.get(bucket, set()), key=lambda r: (r.send_at, r.batch_id))
+
+    def sweep_cursor(self) -> str | None:
+        return self.cursor
+
+    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
+        if self.cursor != old:
+            return False
+        self.cursor = new
+        return True
+
+    def _move(self, message_id: str, to: Status, now: datetime) -> tuple[str, MessageRecord | None] | None:
+        with self._lock:
+            record = self.store.messages.get(message_id)
+            if record is None:
+                return None
+            if record.status is not Status.SCHEDULED:
+                return record.status.value, None
+            events = list(record.events or [])
+            if to is Status.CANCELED:
+                events.append(HistoryStep("canceled", to, to.value, iso(now)).to_item())
+            moved = record.model_copy(update={"status": to, "updated_at": iso(now), "events": events or None})
+            self.store.messages[message_id] = moved
+            return to.value, moved
+
+    def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
+        found = {i: self._move(i, Status.QUEUED, now) for i in message_ids}
+        return {i: r[0] for i, r in found.items() if r is not None}
+
+    def cancel_scheduled(
+        self, message_ids: Sequence[str], *, now: datetime
+    ) -> tuple[list[MessageRecord], dict[str, str]]:
+        found = {i: r for i in message_ids if (r := self._move(i, Status.CANCELED, now)) is not None}
+        return [r[1] for r in found.values() if r[1] is not None], {i: r[0] for i, r in found.items() if r[1] is None}
+
+
+class MemoryReleases:
+    def __init__(self) -> None:
+        self.sent: list[tuple[ReleaseRef, int]] = []
+
+    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+        assert 0 <= delay_seconds <= MAX_SQS_DELAY_SECONDS
+        self.sent += [(ref, delay_seconds) for ref in refs]
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryStore, MemoryScheduleStore, MemoryReleases, MemoryQueues]:
+    store = MemoryStore()
+    schedule = MemoryScheduleStore(store)
+    releases = MemoryReleases()
+    monkeypatch.setattr(hold, "_current", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    return store, schedule, releases, MemoryQueues()
+
+
+def _accept(store: MemoryStore, queues: MemoryQueues, specs: list[MessageSpec], batch_id: str = "b1") -> None:
+    accept(specs, batch_id=batch_id, source="api", now=NOW, retention_days=90, store=store, queues=queues)
+
+
+def _spec(to: list[str], send_at: datetime | None, **extra: object) -> MessageSpec:
+    # Built without validation: send_at's bounds are checked against the real clock, these use NOW.
+    return MessageSpec.model_construct(
+        to=to,
+        text="hello",
+        type=MessageType(str(extra.get("type", "NOTIFY"))),
+        send_at=send_at,
+        **{k: None for k in _NONE_FIELDS},
+    )
+
+
+_NONE_FIELDS = ("template", "sender_id", "provider", "validity_seconds", "client_ref", "status_callback")
+
+
+# ---------------------------------------------------------------- send_at's bounds
+
+
+def test_send_at_must_have_an_offset_be_ahead_and_within_30_days() -> None:
+    assert send_at_problem(NOW + timedelta(seconds=1), NOW) is None
+    assert send_at_problem(NOW + timedelta(days=30), NOW) is None
+    assert "in the past" in (send_at_problem(NOW, NOW) or "")
+    assert "in the past" in (send_at_problem(NOW - timedelta(minutes=1), NOW) or "")
+    assert "30 days" in (send_at_problem(NOW + timedelta(days=30, seconds=1), NOW) or "")
+    assert "offset" in (send_at_problem(datetime(2026, 12, 5, 9, 0), NOW) or "")
+
+
+@pytest.mark.parametrize(
+    ("send_at", "rule"),
+    [
+        ("2000-01-01T00:00:00+00:00", "in the past"),
+        ("2999-01-01T00:00:00+08:00", "days ahead"),
+        ("2030-01-01T00:00:00", "timezone"),
+        ("tomorrow", "datetime"),
+    ],
+)
+def test_a_bad_send_at_is_refused_naming_the_field(send_at: str, rule: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        MessageSpec.model_validate({"to": "+6591234567", "text": "hi", "send_at": send_at})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("send_at",)
+    assert rule in error["msg"]
+    with pytest.raises(ValidationError) as refused:
+        MessageBatchSpec.model_validate({"messages": [{"to": "+6591234567", "text": "hi"}], "send_at": send_at})
+    assert refused.value.errors()[0]["loc"] == ("send_at",)
+
+
+def test_the_requests_send_at_goes_to_every_spec_without_its_own() -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    body = MessageBatchSpec.model_validate(
+        {
+            "send_at": soon,
+            "messages": [{"to": "+6591234567", "text": "a"}, {"to": "+6591234567", "text": "b", "send_at": later}],
+        }
+    )
+    assert [s.send_at for s in specs_of(body)] == [parse_iso(soon), parse_iso(later)]
+
+
+# ---------------------------------------------------------------- timing
+
+
+def test_the_release_delay_rounds_up_and_stays_within_sqs_limits() -> None:
+    assert release_delay(NOW + timedelta(seconds=10.2), NOW) == 11
+    assert release_delay(NOW + timedelta(seconds=10), NOW) == 10
+    assert release_delay(NOW - timedelta(seconds=5), NOW) == 0
+    assert release_delay(NOW + timedelta(hours=1), NOW) == MAX_SQS_DELAY_SECONDS
+
+
+def test_the_sweep_reads_the_buckets_after_its_cursor_up_to_the_lookahead() -> None:
+    assert buckets_to_sweep("202612040905", NOW, most=100) == [
+        "202612040906",
+        "202612040907",
+        "202612040908",
+        "202612040909",
+    ]
+    assert buckets_to_sweep("202612040909", NOW, most=100) == []
+    assert buckets_to_sweep("202612040800", NOW, most=3) == ["202612040801", "202612040802", "202612040803"]
+    first = buckets_to_sweep(None, NOW, most=1000)
+    assert (first[0], first[-1]) == ("202612040830", "202612040909")
+
+
+@given(
+    accepted=st.integers(min_value=0, max_value=86_400 * 1000),
+    ahead=st.integers(min_value=1, max_value=30 * 86_400 * 1000),
+    swept_before=st.integers(min_value=0, max_value=3_600_000),
+)
+def test_an_indexed_release_is_never_in_a_bucket_an_earlier_sweep_read(
+    accepted: int, ahead: int, swept_before: int
+) -> None:
+    """A send_at too far for a direct delay goes to a bucket no sweep started before the accept has read, and the
+    sweep that reads it needs a delay SQS allows."""
+    at = NOW + timedelta(milliseconds=accepted)
+    send_at = at + timedelta(milliseconds=ahead)
+    if goes_direct(send_at, at):
+        assert (send_at - at).total_seconds() <= MAX_SQS_DELAY_SECONDS
+        return
+    earlier_sweep = at - timedelta(milliseconds=swept_before)
+    read_by_it = bucket_of(earlier_sweep + LOOKAHEAD - timedelta(microseconds=1))
+    assert bucket_of(send_at) > read_by_it
+    first_reader = bucket_start(bucket_of(send_at)) - LOOKAHEAD + timedelta(microseconds=1)
+    assert (send_at - first_reader).total_seconds() <= MAX_SQS_DELAY_SECONDS
+    assert DIRECT_WINDOW > LOOKAHEAD
+
+
+# ---------------------------------------------------------------- accept, release, cancel
+
+
+def test_scheduled_recipients_are_held_not_queued(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(minutes=5)
+    _accept(store, queues, [_spec(["+6591234567", "+85251234567"], send_at), _spec(["+447911123456"], None)])
+    statuses = {r.to: r.status for r in store.messages.values()}
+    assert statuses == {
+        "+6591234567": Status.SCHEDULED,
+        "+85251234567": Status.SCHEDULED,
+        "+447911123456": Status.ACCEPTED,
+    }
+    assert {r.send_at for r in store.messages.values() if r.status is Status.SCHEDULED} == {iso(send_at)}
+    queued = [r.id for packs in queues.sent.values() for p in packs for r in p.recipients]
+    assert queued == ["b1.00002"]  # only the immediate one
+    ref = ReleaseRef("b1", iso(send_at))
+    assert releases.sent == [(ref, 300)]  # five minutes: straight onto the release queue, delayed
+    assert all(p.pack_id.startswith("b1@20261204T090500000:") for p in schedule.held_packs(ref))
+
+
+def test_a_send_at_beyond_the_direct_window_goes_to_its_minute_bucket(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(days=2, seconds=30)
+    _accept(store, queues, [_spec(["+6591234567"], send_at)])
+    assert releases.sent == []
+    ref = ReleaseRef("b1", iso(send_at))
+    assert schedule.index == {"202612060900": {ref}}
+    # Sweeps until the bucket comes within the lookahead queue nothing; then one release, delayed to send_at.
+    assert sweep(schedule, releases, now=send_at - timedelta(minutes=11)).releases == 0
+    done = sweep(schedule, releases, now=send_at - timedelta(minutes=9, seconds=50))
+    assert (done.releases, releases.sent) == (1, [(ref, 590)])
+    assert sweep(schedule, releases, now=send_at - timedelta(minutes=9)).releases == 0  # read once
+
+
+def test_the_release_claims_and_queues_the_held_packs(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], send_at)])
+    ref = ReleaseRef("b1", iso(send_at))
+    early = release(ref, schedule, queues, releases, now=send_at - timedelta(seconds=2))
+    assert early.requeued and releases.sent[-1] == (ref, 2) and not queues.sent
+    done = release(ref, schedule, queues, releases, now=send_at)
+    assert (done.packs, done.released) == (1, 2)
+    assert {r.status for r in store.messages.values()} == {Status.QUEUED}
+    (pack,) = [p for packs in queues.sent.values() for p in packs]
+    # Released again (a repeated message, a retry after a crash): the same pack under the same id, which dispatch
+    # skips; never a new pack.
+    release(ref, schedule, queues, releases, now=send_at)
+    again = [p for packs in queues.sent.values() for p in packs]
+    assert [p.pack_id for p in again] == [pack.pack_id, pack.pack_id] and again[0] == again[1]
+
+
+def test_cancel_before_the_release_leaves_the_recipient_out(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], send_at, client_ref=None)])
+    webhooks = MemoryWebhooks()
+    answer = cancel.cancel_message(store, schedule, webhooks, "b1.00000", now=NOW)
+    assert answer is not None and (answer.canceled, answer.not_cancelable) == (["b1.00000"], [])
+    assert store.messages["b1.00000"].status is Status.CANCELED
+    assert store.messages["b1.00000"].events[-1]["status"] == "CANCELED"  # type: ignore[index]
+    done = release(ReleaseRef("b1", iso(send_at)), schedule, queues, releases, now=send_at)
+    (pack,) = [p for packs in queues.sent.values() for p in packs]
+    assert ([r.id for r in pack.recipients], done.not_released) == (["b1.00001"], 1)
+    # After the release: not cancelable, with its status; the canceled one stays canceled.
+    after = cancel.cancel_batch(store, schedule, webhooks, "b1", now=send_at)
+    assert after is not None
+    assert after.canceled == ["b1.00000"]
+    assert [(n.id, n.status) for n in after.not_cancelable] == [("b1.00001", Status.QUEUED)]
+    assert cancel.cancel_message(store, schedule, webhooks, "b9.00000", now=NOW) is None
+    assert cancel.cancel_batch(store, schedule, webhooks, "b9", now=NOW) is None
+
+
+def test_a_canceled_recipient_with_a_callback_gets_a_canceled_event(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, _releases, queues = world
+    spec = _spec(["+6591234567"], NOW + timedelta(hours=1))
+    spec.status_callback = "https://hooks.example.com/sms"
+    _accept(store, queues, [spec])
+    webhooks = MemoryWebhooks()
+    cancel.cancel_batch(store, schedule, webhooks, "b1", now=NOW)
+    assert [(d.event.id, d.event.type) for d in webhooks.sent] == [("b1.00000.canceled", "message.canceled")]
+    cancel.cancel_batch(store, schedule, webhooks, "b1", now=NOW)  # again: nothing new to tell
+    assert len(webhooks.sent) == 1
+
+
+def test_immediate_recipients_are_not_cancelable(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, _releases, queues = world
+    _accept(store, queues, [_spec(["+6591234567"], None)])
+    answer = cancel.cancel_batch(store, schedule, MemoryWebhooks(), "b1", now=NOW)
+    assert answer is not None
+    assert (answer.canceled, [(n.id, n.status) for n in answer.not_cancelable]) == ([], [("b1.00000", Status.QUEUED)])
+
+
+def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    numbers = [f"+65912345{n:02d}" for n in range(60)]
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, queues, [_spec(numbers, send_at)])
+    webhooks = MemoryWebhooks()
+    answers: list[cancel.CancelAnswer] = []
+    start = threading.Barrier(2)
+
+    def cancel_all() -> None:
+        start.wait()
+        for n in range(len(numbers)):
+            answer = cancel.cancel_message(store, schedule, webhooks, f"b1.{n:05d}", now=send_at)
+            assert answer is not None
+            answers.append(answer)
+
+    def release_all() -> None:
+        start.wait()
+        release(ReleaseRef("b1", iso(send_at)), schedule, queues, releases, now=send_at)
+
+    threads = [threading.Thread(target=cancel_all), threading.Thread(target=release_all)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = {r.id for packs in queues.sent.values() for p in packs for r in p.recipients}
+    canceled = {i for a in answers for i in a.canceled}
+    assert sent.isdisjoint(canceled)
+    assert sent | canceled == {f"b1.{n:05d}" for n in range(len(numbers))}
+    assert {r.id for r in store.messages.values() if r.status is Status.CANCELED} == canceled
+
+
+def test_plan_batch_schedules_per_send_at_group() -> None:
+    first, second = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    plan = plan_batch(
+        [_spec(["+6591234567"], second), _spec(["+6591234568"], first), _spec(["+6591234569"], None)],
+        batch_id="b2",
+        now=NOW,
+        retention_days=90,
+        opt_outs=None,
+    )
+    assert [g.ref.send_at for g in plan.held] == [iso(first), iso(second)]
+    assert [[r.id for p in g.packs for r in p.recipients] for g in plan.held] == [["b2.00001"], ["b2.00000"]]
+    assert [r.id for packs in plan.packs.values() for p in packs for r in p.recipients] == ["b2.00002"]
