@@ -56,3 +56,11 @@ def test_each_key_is_in_the_apis_usage_plan_without_a_value(template: Template) 
             "KeyType": "API_KEY",
             "UsagePlanId": {"Ref": "GlobesmsApiUsagePlan"},  # SAM's plan for the API (Auth.UsagePlan)
         }
+
+
+def test_each_keys_id_is_an_output_of_its_slot(template: Template) -> None:
+    outputs = template.raw["Outputs"]
+    for slot in range(1, SLOTS + 1):
+        output = outputs[f"ClientApiKey{slot}Id"]
+        assert output["Condition"] == f"HasClientApiKey{slot}"
+        assert output["Value"] == {"Ref": f"ClientApiKey{slot}"}
