@@ -112,3 +112,10 @@ def test_an_unusable_key_secret_fails_the_delivery_never_falls_back_to_the_defau
         webhook_secrets(env, (lambda name: stored) if stored is not None else never, owner="billing")
     assert reason in failed.value.reason and not failed.value.permanent
     assert BILLING not in failed.value.reason
+
+
+def test_the_local_receiver_takes_the_default_and_every_keys_own_secret() -> None:
+    from local.webhook_receiver import secrets_from_environment
+
+    assert secrets_from_environment(LOCAL_ENV) == [DEFAULT, BILLING, LOGIN]
+    assert secrets_from_environment({**LOCAL_ENV, "GLOBESMS_WEBHOOK_KEY_SECRETS": "{bad"}) == [DEFAULT]
