@@ -1,7 +1,7 @@
 """End to end through the local stack (`python -m local.run`) with two client-service keys (`GLOBESMS_API_KEYS`)
 and guardrail data overridden in SSM (`GuardrailsParametersPath`): a dry run, a denied country, a per-key spend
-limit reached, and two keys that do not see each other's messages, before and after dispatch (docs/guardrails.md,
-docs/api.md)."""
+limit reached, a refused recipient giving its reservation back, and two keys that do not see each other's messages,
+before and after dispatch (docs/guardrails.md, docs/api.md)."""
 
 from __future__ import annotations
 
@@ -134,3 +134,30 @@ def test_two_keys_do_not_see_each_others_messages_before_or_after_dispatch(
     dispatched = local_stack.wait_for(f"message {message_id} sent", sent_on)
     assert (dispatched["cost"], dispatched["currency"]) == ("0.038", "USD")  # kept through dispatch
     assert_only_billing_sees_it()  # the dispatcher's record keeps its owner
+
+
+def test_a_recipient_the_provider_refuses_gives_its_reservation_back(
+    local_stack: RunningStack, keys: dict[str, httpx.Client]
+) -> None:
+    billing = keys["billing"]
+    spent_before = Decimal(usage(billing)["key"]["spent"])
+    knobs = f"{local_stack.emulator_url('aliyun')}/_emulator/knobs"
+    assert httpx.post(knobs, json={"error_rates": {"MOBILE_NUMBER_ILLEGAL": 1.0}}, timeout=10).status_code == 200
+    try:
+        sent = billing.post("/v1/messages", json={"to": HK, "text": "Your code is 444444", "type": "OTP"})
+        assert sent.status_code == 202 and sent.json()["accepted"] == 1, sent.text
+        message_id = sent.json()["messages"][0]["id"]
+        assert Decimal(usage(billing)["key"]["spent"]) == spent_before + Decimal("0.044")  # reserved at accept
+
+        def failed() -> dict[str, Any] | None:
+            found: dict[str, Any] = billing.get(f"/v1/messages/{message_id}").json()
+            return found if found["status"] == "FAILED" else None
+
+        record = local_stack.wait_for(f"message {message_id} FAILED", failed)
+        assert record["error"]["code"] == "MOBILE_NUMBER_ILLEGAL"
+        local_stack.wait_for(
+            "the reservation given back",
+            lambda: True if Decimal(usage(billing)["key"]["spent"]) == spent_before else None,
+        )
+    finally:
+        httpx.post(knobs, json={"error_rates": {}}, timeout=10)
