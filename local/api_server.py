@@ -4,8 +4,10 @@
     python -m local.api_server --port 3000 --function SendApiFunction=http://127.0.0.1:<invoke port>
     (local.run passes --listen-fd N instead of --port: a socket it bound, see local/processes.py)
 
-What it does as API Gateway does: `x-api-key` must equal the API key on routes with ApiKeyRequired
-(`GLOBESMS_API_KEY`, default `local-dev-key`), else 403 `{"message": "Forbidden"}`; an unknown path or method is
+What it does as API Gateway does: `x-api-key` must be one of the API keys on routes with ApiKeyRequired
+(`GLOBESMS_API_KEY`, default `local-dev-key`, whose id is `local-api-key`; and one key per client service from
+`GLOBESMS_API_KEYS=name=value,name=value`, whose id is its name), else 403 `{"message": "Forbidden"}`; the event's
+`requestContext.identity.apiKeyId` is the id of the key sent, as API Gateway's; an unknown path or method is
 403 `{"message": "Missing Authentication Token"}`; a failed or malformed function response is 502 and a function
 that does not answer within 29 s is 504. Unlike the deployed API, URLs carry no stage prefix (as `sam local
 start-api`); the stage still appears in the event's requestContext. No throttling, usage plans or binary media types.
@@ -38,6 +40,12 @@ from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
 
 API_KEY_ENV = "GLOBESMS_API_KEY"
+API_KEYS_ENV = "GLOBESMS_API_KEYS"
+#: The id of GLOBESMS_API_KEY's key (API Gateway gives each key an id apart from its value; records carry the id).
+DEFAULT_API_KEY_ID = "local-api-key"
+#: A key's name is its id: the owner of its records and its key in limits.json. API Gateway's ids are [a-z0-9].
+KEY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+KEY_VALUE_MIN_LENGTH = 20  # API Gateway's own minimum for an API key's value
 INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway's maximum for REST APIs
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -46,6 +54,32 @@ log = logging.getLogger("local.api_server")
 
 def api_key(environ: Mapping[str, str] | None = None) -> str:
     return (os.environ if environ is None else environ).get(API_KEY_ENV) or DEFAULT_API_KEY
+
+
+def api_keys(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every key the gateway takes: value -> key id. GLOBESMS_API_KEY (id `local-api-key`) and each
+    `name=value` of GLOBESMS_API_KEYS (id: the name). Raises ValueError naming the entry's position and rule,
+    never a key's value."""
+    env = os.environ if environ is None else environ
+    keys = {api_key(env): DEFAULT_API_KEY_ID}
+    listed = (env.get(API_KEYS_ENV) or "").strip()
+    if not listed:
+        return keys
+    names: set[str] = {DEFAULT_API_KEY_ID}
+    for position, entry in enumerate(listed.split(","), start=1):
+        name, separator, value = (part.strip() for part in entry.partition("="))
+        where = f"{API_KEYS_ENV} entry {position}"
+        if not separator or not KEY_NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{where}: want name=value, the name 1-64 of A-Z a-z 0-9 _ - (starting alphanumeric)")
+        if len(value) < KEY_VALUE_MIN_LENGTH:
+            raise ValueError(f"{where} ({name}): the value must be at least {KEY_VALUE_MIN_LENGTH} characters")
+        if name in names:
+            raise ValueError(f"{where}: the name {name} is taken")
+        if value in keys:
+            raise ValueError(f"{where} ({name}): the same value as another key")
+        names.add(name)
+        keys[value] = name
+    return keys
 
 
 @dataclass(frozen=True)
@@ -103,7 +137,7 @@ class Gateway:
         self,
         routes: Sequence[CompiledRoute],
         function_urls: Mapping[str, Sequence[str]],
-        key: str,
+        keys: Mapping[str, str],
         context: ResolveContext,
     ):
         self.routes = sorted(routes, key=lambda r: r.precedence)
@@ -115,7 +149,7 @@ class Gateway:
             self._free[function_id] = queue.Queue()
             for url in urls:
                 self._free[function_id].put(url)
-        self.key = key
+        self.keys = dict(keys)  # value -> key id
         self.context = context
 
     def match(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
@@ -133,11 +167,12 @@ class Gateway:
         matched = self.match(request.method, request.path)
         if matched is None:
             response = gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-        elif matched[0].route.api_key_required and request.header("x-api-key") != self.key:
+        elif matched[0].route.api_key_required and self.keys.get(request.header("x-api-key") or "") is None:
             response = gateway_error(403, "Forbidden", "ForbiddenException")
         else:
             compiled, path_parameters = matched
-            event = proxy_event(request, compiled, path_parameters, request_id, self.context)
+            key_id = self.keys.get(request.header("x-api-key") or "") if compiled.route.api_key_required else None
+            event = proxy_event(request, compiled, path_parameters, request_id, self.context, key_id=key_id)
             response = self._integrate(compiled.route, event)
         response.headers["x-amzn-RequestId"] = [request_id]
         return response
@@ -179,8 +214,10 @@ def proxy_event(
     path_parameters: dict[str, str],
     request_id: str,
     context: ResolveContext,
+    *,
+    key_id: str | None = None,
 ) -> dict[str, Any]:
-    """The REST API proxy integration's event (payload format 1.0)."""
+    """The REST API proxy integration's event (payload format 1.0); `key_id`: the id of the API key sent."""
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers:
@@ -226,7 +263,7 @@ def proxy_event(
                 "sourceIp": request.source_ip,
                 "userAgent": request.header("user-agent"),
                 "apiKey": request.header("x-api-key") if route.api_key_required else None,
-                "apiKeyId": "local-api-key" if route.api_key_required else None,
+                "apiKeyId": key_id,
                 "accountId": None,
                 "caller": None,
                 "user": None,
@@ -292,7 +329,7 @@ def build_gateway(function_urls: Mapping[str, Sequence[str]], environ: Mapping[s
         )
         for r in template.routes
     ]
-    return Gateway(routes, function_urls, api_key(env), context)
+    return Gateway(routes, function_urls, api_keys(env), context)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 
-from local.api_server import api_key
+from local.api_server import DEFAULT_API_KEY_ID, api_key, api_keys
 from local.aws import apply_local_credentials, start_moto
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
 from local.processes import Child, ProcessGroup, configure_logging, reserve_port
@@ -256,12 +256,13 @@ def print_banner(stack: LocalStack, api_port: int, receiver_port: int | None = N
     outputs = stack.outputs()
     api_url = f"http://127.0.0.1:{api_port}"
     key = api_key()
+    named = sorted(n for n in api_keys().values() if n != DEFAULT_API_KEY_ID)  # GLOBESMS_API_KEYS: names only
     body = '{"to":["+85251234567","+6591234567","+447911123456"],"text":"hello"}'
     intake_body = '{"batch_id":"demo-1","to":"+85251234567","text":"hello from SQS"}'
     print(
         f"""
 API            {api_url}   (routes: {", ".join(f"{r.method} {r.path}" for r in stack.template.routes)})
-API key        {key}
+API key        {key}{f"   (and GLOBESMS_API_KEYS: {', '.join(named)})" if named else ""}
 AWS endpoint   {os.environ["AWS_ENDPOINT_URL"]}
 Intake queue   {outputs.get("IntakeQueueUrl", "-")}
 Table          {outputs.get("TableName", "-")}
@@ -331,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     apply_local_defaults(os.environ)
+    try:
+        api_keys()  # a bad GLOBESMS_API_KEYS stops here, before anything starts
+    except ValueError as exc:
+        sys.exit(f"local.run: {exc}")
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a shell may start us with SIGINT ignored
         signal.signal(signum, _interrupt)
 

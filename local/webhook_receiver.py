@@ -4,7 +4,8 @@
 
 Send messages with `"status_callback": "http://127.0.0.1:9200/hooks"` (plain http is allowed to loopback only,
 with GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true, which `make run` sets). It verifies `Globesms-Signature` with
-GLOBESMS_WEBHOOK_SECRET (default: the local stack's), answers
+GLOBESMS_WEBHOOK_SECRET (default: the local stack's) or any API key's own secret in GLOBESMS_WEBHOOK_KEY_SECRETS
+(one receiver stands in for every client service's endpoint), answers
 - 401 to a request whose signature does not verify (wrong secret, altered body, stale timestamp),
 - 500 to the first N deliveries of each event id with --fail-first N (to watch the sender's backoff and retries),
 - 200 otherwise; a repeated event id is acknowledged again and marked as a duplicate (receivers dedupe by id).
@@ -30,6 +31,7 @@ from local.processes import add_listen_fd_argument
 from local.settings import LOCAL_ENV_DEFAULTS, WEBHOOK_RECEIVER_PORT
 
 SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"
+KEY_SECRETS_VARIABLE = "GLOBESMS_WEBHOOK_KEY_SECRETS"
 EVENTS_PATH = "/_receiver/events"
 
 
@@ -125,7 +127,12 @@ def serve(
 
 def secrets_from_environment(environ: Mapping[str, str]) -> list[str]:
     value = environ.get(SECRET_VARIABLE) or LOCAL_ENV_DEFAULTS.get(SECRET_VARIABLE, "")
-    return value.split()
+    try:
+        per_key = json.loads(environ.get(KEY_SECRETS_VARIABLE) or "{}")
+    except ValueError:
+        per_key = {}  # the sender refuses it (and says so); here it only adds nothing
+    own = [v for v in per_key.values() if isinstance(v, str)] if isinstance(per_key, dict) else []
+    return value.split() + [secret for v in own for secret in v.split()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,7 @@ def _deps() -> DispatchDeps:
         webhooks=wiring.webhook_queue(),
         limiter=wiring.rate_limiter(),
         breakers=wiring.circuit_breakers(),
+        spend=wiring.spend_ledger(),
         policies=DispatchPolicies(
             breaker=SETTINGS.breaker_policy(),
             unknown_outcomes=SETTINGS.unknown_outcomes(),

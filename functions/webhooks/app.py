@@ -62,7 +62,8 @@ class _Invocation:
 
 def _send(delivery: WebhookDelivery) -> None:
     """One attempt, in a worker thread."""
-    deliver(delivery, secret=webhook_secrets(), now=utc_now())
+    # The message's API key may have its own secret (docs/api.md): another client service cannot forge its events.
+    deliver(delivery, secret=webhook_secrets(owner=delivery.owner), now=utc_now())
 
 
 def _retry_later(record: SQSRecord, seconds: int) -> bool:

@@ -95,3 +95,19 @@ def test_alibaba_otp_packs_stay_small_because_each_recipient_is_one_call() -> No
     packs = pack_records(otp + notify, batch_id="B", created_at=NOW, expires_at=None)[ProviderName.ALIYUN]
     assert sorted(len(p.recipients) for p in packs) == [20, 50, 50, 1000]
     assert len({p.pack_id for p in packs}) == 4
+
+
+def test_priced_recipients_carry_price_cost_and_owner_and_stay_within_the_byte_budget() -> None:
+    """What a 1,000-recipient Aliyun pack of priced, owned records weighs: within the budget the packer counted."""
+    records = [
+        record(i, ProviderName.ALIYUN, text=f"{i} " + "x" * 200).model_copy(
+            update={"price": "0.0440", "cost": "0.1320", "currency": "USD", "owner": "k1a2b3c4d5"}
+        )
+        for i in range(1000)
+    ]
+    packs = pack_records(records, batch_id="B", created_at=NOW, expires_at=None)[ProviderName.ALIYUN]
+    assert sum(len(p.recipients) for p in packs) == 1000
+    for pack in packs:
+        assert (pack.owner, pack.currency) == ("k1a2b3c4d5", "USD")
+        assert {(r.price, r.cost) for r in pack.recipients} == {("0.0440", "0.1320")}
+        assert len(pack.model_dump_json(exclude_none=True).encode()) <= PACK_BYTES_BUDGET + 2_000

@@ -77,3 +77,15 @@ def test_a_cursor_of_another_lookup_is_refused() -> None:
     assert page.next is not None
     with pytest.raises(InvalidCursor):
         queries.find_messages(store, MessageLookup("client_ref", "o-2"), limit=1, after=page.next)
+
+
+def test_a_record_without_an_owner_belongs_to_its_batchs_owner() -> None:
+    """A record a dispatcher rewrote before packs carried the owner: the batch header still says whose it is."""
+    store = MemoryStore()
+    spec = MessageSpec.model_validate({"to": ["+85251234567"], "text": "hi"})
+    accept(
+        [spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues(), owner="k1"
+    )
+    store.messages["B.00000"] = store.messages["B.00000"].model_copy(update={"owner": None})
+    assert queries.get_message(store, "B.00000", owner="k1") is not None
+    assert queries.get_message(store, "B.00000", owner="k2") is None

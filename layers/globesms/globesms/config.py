@@ -276,7 +276,14 @@ class WebhookSecretSettings(_Settings):
     )
     webhook_secret_name: str = Field(
         "",
-        description='Secrets Manager secret `{"GLOBESMS_WEBHOOK_SECRET": "…"}`, re-read within 5 minutes of a change',
+        description='Secrets Manager secret `{"GLOBESMS_WEBHOOK_SECRET": "…"}` (and optionally '
+        '`"GLOBESMS_WEBHOOK_KEY_SECRETS": {"<API key id>": "…"}`), re-read within 5 minutes of a change',
+    )
+    webhook_key_secrets: SecretStr | None = Field(
+        None,
+        description='a JSON object `{"<API key id>": "<secret>"}`: the events of that key\'s messages are signed '
+        "with its own secret (`new old` while rotating) instead of the default; wins over the secret's (the local "
+        "stack)",
     )
 
 

@@ -12,6 +12,7 @@ from globesms.models.packs import DispatchPack, PackContent, PackRecipient
 from globesms.models.records import MessageRecord
 
 _RECIPIENT_OVERHEAD = 40  # '{"id":"","to":"","c":0,"segments":null},' around the values
+_PRICED_OVERHEAD = 20  # ',"price":"","cost":""'
 
 
 def content_of(record: MessageRecord) -> PackContent:
@@ -91,6 +92,8 @@ def _packs_for(
                     expires_at=expires_at,
                     contents=contents,
                     recipients=recipients,
+                    owner=records[0].owner,  # one batch: one owner
+                    currency=next((r.currency for r in records if r.currency), None),
                 )
             )
         contents, content_index, recipients, size = [], {}, [], 0
@@ -99,9 +102,7 @@ def _packs_for(
         key = record.content_key()
         new_content = content_of(record) if key not in content_index else None
         steps = history.get(record.id)
-        extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
-        if steps:
-            extra += len(json.dumps(steps))
+        extra = _recipient_bytes(record, steps)
         if new_content is not None:
             extra += _content_bytes(new_content)
         if recipients and (len(recipients) >= cap or size + extra > PACK_BYTES_BUDGET):
@@ -114,9 +115,28 @@ def _packs_for(
             assert new_content is not None
             index = content_index[key] = len(contents)
             contents.append(new_content)
-        recipients.append(
-            PackRecipient(id=record.id, to=record.to, c=index, segments=record.segments, history=steps or None)
-        )
+        recipients.append(_pack_recipient(record, index, steps))
         size += extra
     flush()
     return packs
+
+
+def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None) -> int:
+    extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
+    if steps:
+        extra += len(json.dumps(steps))
+    if record.cost is not None:
+        extra += len(record.cost) + len(record.price or "") + _PRICED_OVERHEAD
+    return extra
+
+
+def _pack_recipient(record: MessageRecord, index: int, steps: list[dict[str, Any]] | None) -> PackRecipient:
+    return PackRecipient(
+        id=record.id,
+        to=record.to,
+        c=index,
+        segments=record.segments,
+        history=steps or None,
+        price=record.price,
+        cost=record.cost,
+    )

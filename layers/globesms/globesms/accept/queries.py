@@ -79,7 +79,8 @@ def visible(record_owner: str | None, caller: str | None) -> bool:
 
 def get_message(store: MessageStore, message_id: str, owner: str | None = None) -> MessageView | None:
     found = store.get_message(message_id)
-    if found is None or not visible(found[0].owner, owner):
+    # The batch's owner when the record has none: a record a dispatcher rewrote before packs carried the owner.
+    if found is None or not visible(found[0].owner or (found[1].owner if found[1] else None), owner):
         return None
     record, batch = found
     return message_view(record, batch)
@@ -119,5 +120,9 @@ def find_messages(
     """Raises ports.InvalidCursor for an `after` this lookup did not give. Another API key's messages are left out
     (a page may then be shorter than `limit`, and still have a next one)."""
     records, batches, cursor = finder.find_messages(lookup, limit=min(max(limit, 1), MAX_FOUND_PAGE), cursor=after)
-    shown = [message_view(r, batches.get(r.batch_id)) for r in records if visible(r.owner, owner)]
+    shown = [
+        message_view(r, batches.get(r.batch_id))
+        for r in records
+        if visible(r.owner or getattr(batches.get(r.batch_id), "owner", None), owner)
+    ]
     return MessageList(messages=shown, next=cursor)

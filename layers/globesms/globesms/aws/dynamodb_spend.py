@@ -7,6 +7,11 @@ batch's own partition, beside its header; every query of messages reads `M#...` 
 under `spent <= limit - amount` where the scope has a limit. DynamoDB applies it all or nothing, serialised
 against every other writer of those items, so concurrent accepts can never together cross a limit, and a batch
 reserves at most once.
+
+A release (a recipient that never reached a provider) is one TransactWriteItems per up to RELEASE_CHUNK recipients:
+a marker per message, `pk = B#<batch_id>`, `sk = $release#<seq>`, put only if absent, and `ADD spent -:amount` to
+each counter (only if it exists). A dispatcher retrying the same pack finds its markers: those recipients are left
+out and the rest given back, so each recipient's cost comes back once.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.guardrails.ports import Hold
+from globesms.models.records import split_message_id
 
 MARKER_SK = "$spend"
 COUNTER_SK = "$month"  # not "#": tools and tests read items with sk "#" as batch headers
 COUNTER_TTL_SECONDS = 400 * 86_400  # a month's counter is read for GET /v1/usage some time after the month
 CONFLICT_RETRIES = 4  # another transaction on the same counter at the same moment: try again after a short pause
+RELEASE_SK_PREFIX = "$release#"
+RELEASE_CHUNK = 90  # markers per transaction: TransactWriteItems takes 100 items, the counters among them
 
 
 def counter_key(scope: str, month: str) -> dict[str, Any]:
@@ -34,6 +42,13 @@ def counter_key(scope: str, month: str) -> dict[str, Any]:
 
 def marker_key(batch_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"B#{batch_id}"}, "sk": {"S": MARKER_SK}}
+
+
+def release_key(message_id: str) -> dict[str, Any]:
+    parts = split_message_id(message_id)
+    if parts is None:
+        raise ValueError("not a message id")
+    return {"pk": {"S": f"B#{parts[0]}"}, "sk": {"S": f"{RELEASE_SK_PREFIX}{parts[1]:05d}"}}
 
 
 def _number(value: Decimal) -> dict[str, str]:
@@ -129,3 +144,56 @@ class DynamoDBSpendLedger:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
+
+    def release_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
+    ) -> Decimal:
+        pending = [(message_id, amount) for message_id, amount in amounts.items() if amount > 0]
+        ttl = expires_at or int(time.time()) + COUNTER_TTL_SECONDS
+        released = Decimal(0)
+        for start in range(0, len(pending), RELEASE_CHUNK):
+            released += self._release_chunk(month, list(scopes), pending[start : start + RELEASE_CHUNK], ttl)
+        return released
+
+    def _release_chunk(self, month: str, scopes: list[str], chunk: list[tuple[str, Decimal]], ttl: int) -> Decimal:
+        conflicts = 0
+        while chunk and scopes:
+            total = sum((amount for _, amount in chunk), Decimal(0))
+            items = [self._release_marker(message_id, amount, month, ttl) for message_id, amount in chunk]
+            items += [self._release_update(scope, month, total) for scope in scopes]
+            try:
+                self._client().transact_write_items(TransactItems=items)
+                return total
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            refused = {i for i, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"}
+            if not refused:  # TransactionConflict: the same counters were busy
+                conflicts += 1
+                if conflicts > CONFLICT_RETRIES:
+                    raise RuntimeError("spend release lost to concurrent writers after retries")
+                time.sleep(0.01 * 2**conflicts * random.uniform(0.5, 1.0))
+                continue
+            # A marker already there: released before. A counter missing: nothing was reserved against it.
+            chunk, scopes = (
+                [entry for i, entry in enumerate(chunk) if i not in refused],
+                [scope for j, scope in enumerate(scopes) if len(chunk) + j not in refused],
+            )
+        return Decimal(0)
+
+    def _release_marker(self, message_id: str, amount: Decimal, month: str, ttl: int) -> dict[str, Any]:
+        item = {**release_key(message_id), "amount": _number(amount), "month": {"S": month}}
+        item["expires_at"] = {"N": str(ttl)}
+        return {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+    def _release_update(self, scope: str, month: str, total: Decimal) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": counter_key(scope, month),
+                "UpdateExpression": "ADD spent :minus",
+                "ConditionExpression": "attribute_exists(spent)",  # never a negative counter of its own
+                "ExpressionAttributeValues": {":minus": _number(-total)},
+            }
+        }

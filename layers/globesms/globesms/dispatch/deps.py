@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from globesms.dispatch.circuit_breaker import BreakerPolicy
 from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
+from globesms.guardrails.ports import SpendReleases
 from globesms.ports import (
     CircuitBreakers,
     MessageStore,
@@ -53,3 +54,5 @@ class DispatchDeps:
     policies: DispatchPolicies = field(default_factory=DispatchPolicies)
     templates: TemplateRegistry | None = None  # None: the packaged registry (failover renders templates again)
     clock: Callable[[], float] = time.time  # wall-clock seconds, for the rate limits' per-second windows
+    #: Without it no reservation is given back (guardrails/release.py): the counters keep what accept reserved.
+    spend: SpendReleases | None = None

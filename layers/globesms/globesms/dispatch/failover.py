@@ -106,6 +106,11 @@ def reroute(
                 created_at=pack.created_at,
                 updated_at=stamp,
                 expires_at=pack.expires_at,
+                # What accept priced and reserved stays: the spend was held for it, not for the new provider.
+                price=recipient.price,
+                cost=recipient.cost,
+                currency=pack.currency,
+                owner=pack.owner,
             )
         )
     packs = pack_records(

@@ -68,6 +68,10 @@ def outcome_record(
         expires_at=pack.expires_at,
         receipt_due_at=due_at,
         receipt_due=due_bucket(due_at, recipient.id) if due_at is not None else None,
+        price=recipient.price,
+        cost=recipient.cost,
+        currency=pack.currency,
+        owner=pack.owner,
     )
 
 

@@ -40,6 +40,7 @@ from globesms.dispatch.sending import (
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
 from globesms.dispatch.unknown_outcomes import queue_settle_pack
 from globesms.domain.status import Status
+from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim
@@ -153,6 +154,8 @@ def _record(
         [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in recorded],
         now,
     )
+    if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
+        release_unsent(deps.spend, records)
     unknown = [i for i, r in zip(recorded, records, strict=True) if r.status is Status.SENDING]
     queue_settle_pack(deps.queues, pack, unknown, now=now, policy=deps.policies.unknown_outcomes)
     # Events before `finish`: a dispatcher that dies in between leaves the claim to expire, and the next delivery

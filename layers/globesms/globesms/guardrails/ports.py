@@ -1,4 +1,5 @@
-"""What the guardrails talk to: the spend ledger (DynamoDB in `aws/dynamodb_spend.py`, in memory in the tests)."""
+"""What the guardrails talk to: the spend ledger (DynamoDB in `aws/dynamodb_spend.py`, in memory in the tests), and
+the ledger's once-per-recipient release that dispatch calls."""
 
 from __future__ import annotations
 
@@ -35,4 +36,14 @@ class SpendLedger(Protocol):
 
     def release(self, month: str, amounts: Mapping[str, Decimal]) -> None:
         """Give back reserved amounts (a recipient that ended before reaching a provider)."""
+        ...
+
+
+class SpendReleases(Protocol):
+    def release_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
+    ) -> Decimal:
+        """Give back `amounts` (message id -> its reserved cost) to each scope's counter of `month`, at most once
+        per message id however often it is called (a retried or redelivered dispatch): atomically, a release
+        marker per message put only if absent, with the counters' decrement. Returns what this call gave back."""
         ...

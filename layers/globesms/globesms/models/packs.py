@@ -28,6 +28,9 @@ class PackRecipient(BaseModel):
     history: list[dict[str, Any]] | None = Field(
         default=None, description="our earlier steps for this recipient (a failover), kept in its record's events"
     )
+    # Guardrails: kept in the dispatcher's record, and the cost given back if it fails before reaching a provider.
+    price: str | None = None
+    cost: str | None = Field(default=None, description="the estimated cost accept reserved (decimal string)")
 
 
 class DispatchPack(BaseModel):
@@ -46,6 +49,8 @@ class DispatchPack(BaseModel):
     settle_after: int | None = Field(default=None, description="epoch seconds; a settle pack acts only after it")
     contents: list[PackContent]
     recipients: list[PackRecipient] = Field(min_length=1)
+    owner: str | None = Field(default=None, description="the API key (or intake owner) its batch belongs to")
+    currency: str | None = None  # of the recipients' price and cost
 
     @model_validator(mode="after")
     def _content_indexes_exist(self) -> DispatchPack:

@@ -21,3 +21,4 @@ class WebhookDelivery(BaseModel):
 
     url: str
     event: WebhookEvent
+    owner: str | None = Field(default=None, description="the message's API key id: its own signing secret, if any")

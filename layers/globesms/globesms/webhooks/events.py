@@ -34,6 +34,7 @@ def status_event(record: MessageRecord, now: datetime) -> WebhookDelivery | None
             message=message_view(record, None).model_dump(mode="json"),
             created_at=iso(now),
         ),
+        owner=record.owner,
     )
 
 

@@ -7,6 +7,7 @@ and after the queue's maxReceiveCount the message moves to the dead-letter queue
 
 from __future__ import annotations
 
+import json
 import random
 import ssl
 import time
@@ -48,6 +49,7 @@ BACKOFF_MIN_SECONDS = 1
 
 SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
 SECRET_NAME_VARIABLE = "GLOBESMS_WEBHOOK_SECRET_NAME"  # noqa: S105 - the variable's name, not a secret
+KEY_SECRETS_VARIABLE = "GLOBESMS_WEBHOOK_KEY_SECRETS"  # the variable and the JSON key of the per-key secrets
 SECRET_MAX_AGE_SECONDS = 300  # Powertools Parameters cache: a rotated secret is picked up within 5 minutes
 
 
@@ -200,28 +202,57 @@ def new_http_client() -> httpx.Client:
     return httpx.Client(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
-def webhook_secrets(env: Mapping[str, str] | None = None, fetch: Callable[[str], Any] | None = None) -> tuple[str, ...]:
-    """The signing secret(s). GLOBESMS_WEBHOOK_SECRET when set (the local stack); otherwise the Secrets Manager
-    secret named by GLOBESMS_WEBHOOK_SECRET_NAME, a JSON object `{"GLOBESMS_WEBHOOK_SECRET": "…"}` read through
-    Powertools Parameters (cached). The value may hold several secrets separated by spaces (`new old`) while one
-    is being rotated: each event is then signed with each. Raises `WebhookSecretUnavailable`."""
+def webhook_secrets(
+    env: Mapping[str, str] | None = None, fetch: Callable[[str], Any] | None = None, *, owner: str | None = None
+) -> tuple[str, ...]:
+    """The signing secret(s) for an event of `owner`'s message (an API key id, or the intake owner): its own when
+    one is configured, else the deployment's default. GLOBESMS_WEBHOOK_SECRET (and GLOBESMS_WEBHOOK_KEY_SECRETS)
+    when set (the local stack); otherwise the Secrets Manager secret named by GLOBESMS_WEBHOOK_SECRET_NAME, a JSON
+    object `{"GLOBESMS_WEBHOOK_SECRET": "…", "GLOBESMS_WEBHOOK_KEY_SECRETS": {"<key id>": "…"}}` read through
+    Powertools Parameters (cached). A value may hold several secrets separated by spaces (`new old`) while one is
+    being rotated: each event is then signed with each. Raises `WebhookSecretUnavailable` (never signing with the
+    default for a key whose own secret is configured but unusable)."""
     configured = settings(WebhookSecretSettings) if env is None else load_settings(WebhookSecretSettings, env)
     value = "" if configured.webhook_secret is None else configured.webhook_secret.get_secret_value()
+    own = configured.webhook_key_secrets
+    keys = _key_secrets(_json_object(own.get_secret_value()) if own is not None else {})
     if not value:
-        name = configured.webhook_secret_name
-        if not name:
-            raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
-        try:
-            stored = (fetch or _fetch_secret)(name)
-        except Exception as exc:  # the reason is logged: only the error's class, never its text
-            raise WebhookSecretUnavailable(f"webhook secret unreadable ({type(exc).__name__})") from exc
-        if not isinstance(stored, dict) or not isinstance(stored.get(SECRET_VARIABLE), str):
-            raise WebhookSecretUnavailable(f"webhook secret must be a JSON object with {SECRET_VARIABLE}")
+        stored = _stored_secret(configured.webhook_secret_name, fetch)
         value = stored[SECRET_VARIABLE]
+        keys = {**_key_secrets(stored.get(KEY_SECRETS_VARIABLE, {})), **keys}
+    if owner is not None and owner in keys:
+        value = keys[owner]
     secrets = tuple(value.split())
     if not secrets:
         raise WebhookSecretUnavailable("webhook secret is empty")
     return secrets
+
+
+def _json_object(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise WebhookSecretUnavailable(f"{KEY_SECRETS_VARIABLE} must be a JSON object") from None
+
+
+def _key_secrets(found: Any) -> dict[str, str]:
+    """API key id -> its secret(s); the whole map refused when any entry is not a string (which keys have their own
+    secret is then unknown: no event is signed with the default in their place)."""
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise WebhookSecretUnavailable(f"{KEY_SECRETS_VARIABLE} must be a JSON object of API key id -> secret")
+    return found
+
+
+def _stored_secret(name: str, fetch: Callable[[str], Any] | None) -> dict[str, Any]:
+    if not name:
+        raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
+    try:
+        stored = (fetch or _fetch_secret)(name)
+    except Exception as exc:  # the reason is logged: only the error's class, never its text
+        raise WebhookSecretUnavailable(f"webhook secret unreadable ({type(exc).__name__})") from exc
+    if not isinstance(stored, dict) or not isinstance(stored.get(SECRET_VARIABLE), str):
+        raise WebhookSecretUnavailable(f"webhook secret must be a JSON object with {SECRET_VARIABLE}")
+    return stored
 
 
 def _fetch_secret(name: str) -> Any:

@@ -1,0 +1,53 @@
+"""Giving a reservation back: a recipient that dispatch records FAILED without a provider having taken it (its own
+refusal, a provider's refusal of the number or of the request, a failover with no provider left, a transient error
+on the pack's last attempt) will never be charged, so its estimated cost is subtracted from the month's counters it
+was reserved against. Once per recipient: the ledger keeps a release marker per message (`SpendReleases`).
+
+Not given back: an unknown outcome (the provider may have sent it, even if it later expires FAILED), anything a
+provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged), a recipient with no cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory
+from globesms.guardrails.ports import SpendReleases
+from globesms.guardrails.spend import month_of, scopes_of
+from globesms.models.records import MessageRecord
+
+# A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
+logger = logging.getLogger(__name__)
+
+
+def never_reached_a_provider(record: MessageRecord) -> bool:
+    return (
+        record.status is Status.FAILED
+        and record.provider_message_id is None
+        and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
+        and bool(record.cost)
+        and Decimal(record.cost or 0) > 0
+    )
+
+
+def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> Decimal:
+    """Gives back the reservations of the records that never reached a provider (one ledger call per owner and
+    month: a pack's recipients share both). A ledger error is logged and swallowed: the SMS outcomes are recorded
+    already, and a reservation kept too long only makes the limit stricter, never crossed."""
+    groups: dict[tuple[str, str | None], dict[str, Decimal]] = {}
+    expiry: dict[tuple[str, str | None], int | None] = {}
+    for record in records:
+        if never_reached_a_provider(record):
+            group = (month_of(record.created_at), record.owner)
+            groups.setdefault(group, {})[record.id] = Decimal(record.cost or 0)
+            expiry.setdefault(group, record.expires_at)
+    released = Decimal(0)
+    for (month, owner), amounts in groups.items():
+        try:
+            released += ledger.release_once(month, scopes_of(owner), amounts, expiry[(month, owner)])
+        except Exception:
+            logger.exception("spend not given back", extra={"recipients": len(amounts), "month": month})
+    return released

@@ -1,0 +1,175 @@
+"""Giving a reservation back on the messages table (moto): a recipient dispatch records FAILED before reaching a
+provider gives its cost back to the counters once, however often the release is repeated (a redelivered pack) and
+however many dispatchers repeat it at the same time."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_spend import RELEASE_CHUNK, DynamoDBSpendLedger, release_key
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.guardrails import spend
+from globesms.guardrails.limits import LimitsDoc
+from globesms.guardrails.release import release_unsent
+from globesms.models.packs import DispatchPack
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryWebhooks, ScriptedProvider
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+CENT4 = Decimal("0.04")
+MONTH = "2026-12"
+LIMITS = LimitsDoc.model_validate({"version": 1, "monthly_spend": "100", "keys": {"billing": {"monthly_spend": "50"}}})
+SCOPES = [spend.DEPLOYMENT, spend.key_scope("billing")]
+
+
+def reserve(ledger: DynamoDBSpendLedger, batch_id: str, count: int) -> None:
+    costs = [CENT4] * count
+    request = spend.Request(batch_id=batch_id, owner="billing", costs=costs, now=NOW, expires_at=2_000_000_000)
+    assert spend.reserve(ledger, request, LIMITS) == count
+
+
+def pack(batch_id: str, count: int) -> DispatchPack:
+    return DispatchPack.model_validate(
+        {
+            "pack_id": f"{batch_id}:aliyun:0",
+            "batch_id": batch_id,
+            "provider": "aliyun",
+            "created_at": "2026-12-03T09:00:00.000000Z",
+            "owner": "billing",
+            "currency": "USD",
+            "contents": [{"type": "OTP", "text": "code 1", "sender_id": "Acme"}],
+            "recipients": [
+                {"id": f"{batch_id}.{i:05d}", "to": f"+852512{i:05d}", "c": 0, "segments": 1, "cost": "0.04"}
+                for i in range(count)
+            ],
+        }
+    )
+
+
+def bad_odd_numbers(message):  # type: ignore[no-untyped-def]
+    seq = int(message.message_id.rsplit(".", 1)[1])
+    return ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad", 200) if seq % 2 else None
+
+
+def test_dispatch_gives_back_the_failed_recipients_once(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger, store = DynamoDBSpendLedger(stack.table_name), DynamoDBMessageStore(stack.table_name)
+    reserve(ledger, "B1", 10)
+    deps = DispatchDeps(
+        provider=ScriptedProvider(answer=bad_odd_numbers),
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=DynamoDBReceiptStore(stack.table_name, retention_days=90),
+        webhooks=MemoryWebhooks(),
+        spend=ledger,
+    )
+    summary = dispatch_pack(pack("B1", 10), deps, now=NOW, last_attempt=False)
+    assert (summary.submitted, summary.failed) == (5, 5)
+    after = {spend.DEPLOYMENT: CENT4 * 5, spend.key_scope("billing"): CENT4 * 5}
+    assert ledger.spent(MONTH, SCOPES) == after  # 10 reserved, the 5 refused by the provider given back
+    # A redelivered pack (the dispatcher died after recording) releases the same records again: nothing more.
+    records = list(store.get_messages([f"B1.{i:05d}" for i in range(10)]).values())
+    assert release_unsent(ledger, records) == 0
+    assert ledger.spent(MONTH, SCOPES) == after
+    marker = stack.dynamodb.get_item(TableName=stack.table_name, Key=release_key("B1.00001"))["Item"]
+    assert Decimal(marker["amount"]["N"]) == CENT4
+
+
+def test_a_release_larger_than_one_transaction_and_partly_done_before(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    count = RELEASE_CHUNK * 2 + 5
+    reserve(ledger, "B2", count)
+    amounts = {f"B2.{i:05d}": CENT4 for i in range(count)}
+    first = dict(list(amounts.items())[7:20])  # an earlier, interrupted release gave these back already
+    assert ledger.release_once(MONTH, SCOPES, first, None) == CENT4 * 13
+    assert ledger.release_once(MONTH, SCOPES, amounts, None) == CENT4 * (count - 13)
+    assert ledger.release_once(MONTH, SCOPES, amounts, None) == 0
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, Decimal(0))
+
+
+def test_a_scope_without_a_counter_is_left_alone(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    reserve(ledger, "B3", 2)
+    released = ledger.release_once(MONTH, [*SCOPES, spend.key_scope("never-reserved")], {"B3.00000": CENT4}, None)
+    assert released == CENT4
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4)
+    missing = stack.dynamodb.get_item(
+        TableName=stack.table_name, Key={"pk": {"S": f"S#key:never-reserved#{MONTH}"}, "sk": {"S": "$month"}}
+    )
+    assert "Item" not in missing  # never made negative
+
+
+def test_concurrent_dispatchers_give_each_recipient_back_once() -> None:
+    # Through a moto server (as test_spend_ledger's race): each dispatcher its own client, all at once.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
+    completed = subprocess.run(
+        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answer = json.loads(completed.stdout.splitlines()[-1])
+    assert answer["released"] == answer["expected"]  # the sum over every racer: each recipient once
+    assert Decimal(answer["spent"]) == 0  # reserved, then all given back: never below zero
+
+
+def _race(racers: int = 6, recipients: int = 40) -> dict[str, Any]:
+    import boto3
+
+    from local.aws import start_moto
+    from local.processes import free_port
+
+    port = free_port()
+    server = start_moto(port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        boto3.client("dynamodb", endpoint_url=url).create_table(
+            TableName="messages",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        reserve(DynamoDBSpendLedger("messages", lambda: boto3.client("dynamodb", endpoint_url=url)), "R", recipients)
+        amounts = {f"R.{i:05d}": CENT4 for i in range(recipients)}
+        released: list[Decimal] = []
+        start = threading.Barrier(racers)
+
+        def racer(n: int) -> None:
+            client = boto3.client("dynamodb", endpoint_url=url)
+            ledger = DynamoDBSpendLedger("messages", client_factory=lambda: client)
+            mine = dict(list(amounts.items())[n * 3 :])  # overlapping sets: every racer repeats most of them
+            start.wait()
+            released.append(ledger.release_once(MONTH, SCOPES, mine, None))
+
+        threads = [threading.Thread(target=racer, args=(n,)) for n in range(racers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ledger = DynamoDBSpendLedger("messages", client_factory=lambda: boto3.client("dynamodb", endpoint_url=url))
+        return {
+            "released": str(sum(released, Decimal(0))),
+            "expected": str(CENT4 * recipients),
+            "spent": str(ledger.spent(MONTH, [spend.DEPLOYMENT])[spend.DEPLOYMENT]),
+        }
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    print(json.dumps(_race()))

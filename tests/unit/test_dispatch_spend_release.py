@@ -1,0 +1,158 @@
+"""Dispatch keeps what accept priced and who owns it, and gives back the reservation of a recipient that never
+reached a provider (guardrails/release.py) — only that one, once per recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.guardrails import spend
+from globesms.guardrails.release import never_reached_a_provider, release_unsent
+from globesms.models.packs import DispatchPack
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+
+
+class MemoryReleases:
+    """Once per message id, as the DynamoDB ledger's markers make it."""
+
+    def __init__(self) -> None:
+        self.given_back: dict[tuple[str, str], Decimal] = {}
+        self.released: set[str] = set()
+        self.calls = 0
+
+    def release_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
+    ) -> Decimal:
+        self.calls += 1
+        fresh = {m: a for m, a in amounts.items() if m not in self.released}
+        self.released |= set(fresh)
+        total = sum(fresh.values(), Decimal(0))
+        for scope in scopes:
+            self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) + total
+        return total
+
+
+class BrokenReleases:
+    def release_once(self, *args: object) -> Decimal:
+        raise RuntimeError("DynamoDB unavailable")
+
+
+def priced_pack(n: int = 4) -> DispatchPack:
+    return DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-11-30T23:59:00.000000Z",  # reserved in November; dispatched in December
+            "owner": "billing",
+            "currency": "USD",
+            "contents": [{"type": "OTP", "text": "code 1", "sender_id": "Acme"}],
+            "recipients": [
+                {"id": f"B.{i:05d}", "to": f"+8525123456{i}", "c": 0, "segments": 1, "price": "0.04", "cost": "0.04"}
+                for i in range(n)
+            ],
+        }
+    )
+
+
+def answer(message):  # type: ignore[no-untyped-def]
+    return {
+        "B.00001": ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200),
+        "B.00002": ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", ""),
+        "B.00003": ProviderError(ErrorCategory.REQUEST, "isv.INVALID_PARAMETERS", "bad", 200),
+    }.get(message.message_id)
+
+
+def dispatch(releases: object, store: MemoryStore, webhooks: MemoryWebhooks | None = None) -> None:
+    deps = DispatchDeps(
+        provider=ScriptedProvider(answer=answer),
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=webhooks or MemoryWebhooks(),
+        spend=releases,  # type: ignore[arg-type]
+    )
+    dispatch_pack(priced_pack(), deps, now=NOW, last_attempt=False)
+
+
+def test_the_dispatchers_records_keep_owner_price_and_cost() -> None:
+    store = MemoryStore()
+    dispatch(MemoryReleases(), store)
+    for record in store.messages.values():
+        assert (record.owner, record.price, record.cost, record.currency) == ("billing", "0.04", "0.04", "USD")
+
+
+def test_only_the_recipients_that_never_reached_a_provider_are_given_back_to_their_month() -> None:
+    store, releases = MemoryStore(), MemoryReleases()
+    dispatch(releases, store)
+    statuses = {i: r.status for i, r in store.messages.items()}
+    assert statuses == {
+        "B.00000": Status.SUBMITTED,
+        "B.00001": Status.FAILED,
+        "B.00002": Status.SENDING,  # may have been sent: kept
+        "B.00003": Status.FAILED,
+    }
+    assert releases.released == {"B.00001", "B.00003"}
+    assert releases.given_back == {
+        ("2026-11", spend.DEPLOYMENT): Decimal("0.08"),
+        ("2026-11", spend.key_scope("billing")): Decimal("0.08"),
+    }
+    assert releases.calls == 1  # one ledger call for the pack, not one per recipient
+
+
+def test_a_repeated_release_gives_nothing_more() -> None:
+    store, releases = MemoryStore(), MemoryReleases()
+    dispatch(releases, store)
+    assert release_unsent(releases, list(store.messages.values())) == 0
+    assert releases.given_back[("2026-11", spend.DEPLOYMENT)] == Decimal("0.08")
+
+
+def test_an_unknown_outcome_that_expires_failed_is_not_given_back() -> None:
+    store = MemoryStore()
+    dispatch(MemoryReleases(), store)
+    expired = store.messages["B.00002"].model_copy(
+        update={"status": Status.FAILED, "error_category": str(ErrorCategory.UNKNOWN_OUTCOME)}
+    )
+    assert not never_reached_a_provider(expired)
+    assert not never_reached_a_provider(store.messages["B.00001"].model_copy(update={"cost": None}))
+    assert never_reached_a_provider(store.messages["B.00001"])
+
+
+def test_a_ledger_failure_never_fails_the_pack() -> None:
+    store = MemoryStore()
+    dispatch(BrokenReleases(), store)  # logged; the outcomes are recorded all the same
+    assert store.messages["B.00001"].status is Status.FAILED
+
+
+def test_the_status_event_names_the_owner_for_its_signing_secret() -> None:
+    store, webhooks = MemoryStore(), MemoryWebhooks()
+    pack = priced_pack()
+    pack.contents[0].status_callback = "https://hooks.example.com/x"
+    deps = DispatchDeps(
+        provider=ScriptedProvider(answer=answer),
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=webhooks,
+    )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    assert webhooks.sent and {d.owner for d in webhooks.sent} == {"billing"}
+
+
+def test_a_failover_keeps_the_owner_and_the_reserved_cost() -> None:
+    from globesms.dispatch.failover import reroute
+
+    pack = priced_pack(2)
+    pack.contents[0].route = ("aliyun", "tencent")  # type: ignore[assignment]
+    moved = reroute(pack, [0, 1], reasons={}, now=NOW)
+    (tencent_pack,) = moved.packs["tencent"]  # type: ignore[index]
+    assert (tencent_pack.owner, tencent_pack.currency) == ("billing", "USD")
+    assert [(r.price, r.cost) for r in tencent_pack.recipients] == [("0.04", "0.04")] * 2
