@@ -156,6 +156,14 @@ class TemplatesSettings(_Settings):
     )
 
 
+class RouteStatsSettings(_Settings):
+    route_stats_table: str = Field(
+        "",
+        description="the route statistics table (5-minute delivery counts per country x provider x type, "
+        "docs/routing-scores.md); without it no statistics are kept and scored routes use the table's order",
+    )
+
+
 class ProviderQueueSettings(_Settings):
     aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
     tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
@@ -360,6 +368,7 @@ class AcceptSettings(
     CallbackSettings,
     ConsentSettings,
     GuardrailsSettings,
+    RouteStatsSettings,
 ):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack."""
 
@@ -442,7 +451,12 @@ class DispatchSettings(
 
 
 class ReceiptsSettings(
-    TableSettings, RetentionSettings, TemplatesSettings, WebhookQueueSettings, ProviderSecretSettings
+    TableSettings,
+    RetentionSettings,
+    TemplatesSettings,
+    WebhookQueueSettings,
+    ProviderSecretSettings,
+    RouteStatsSettings,
 ):
     """ReceiptsFunction: match pushed receipts to messages. Tokens and push signatures: `ReceiptAuthSettings`."""
 
@@ -468,6 +482,7 @@ class ReconcileSettings(
     WebhookQueueSettings,
     ProviderSecretSettings,
     RateLimitSettings,
+    RouteStatsSettings,
 ):
     """ReconcileFunction (scheduled): messages past their receipt deadline get a final status."""
 
