@@ -37,8 +37,8 @@ _HASH_RANGE: Final = 1 << 64
 class ScoringPolicy:
     min_samples: int = 30  # outcomes in the window before a provider's numbers are trusted
     exploration_share: float = 0.06  # of message ids sent to another provider than the chosen one
-    hysteresis: float = 0.02  # in delivery-rate points: how far behind the best is still good enough
-    confidence_z: float = 1.0  # the Wilson bound's z (1.0: about one standard error below the observed rate)
+    hysteresis: float = 0.03  # in delivery-rate points: how far behind the best is still good enough
+    confidence_z: float = 1.96  # the Wilson bound's z (1.96: a 97.5 % one-sided bound)
     price_weight: float = 0.1  # a 10 % higher price per delivered message costs 1 point of delivery rate
     latency_weight: float = 0.02  # at most 2 points for a slow median receipt ...
     latency_scale_seconds: float = 120.0  # ... reached at this median
