@@ -65,11 +65,16 @@ def test_a_push_becomes_one_tally_per_bucket_key() -> None:
     assert len(tallies) == 2  # the SUBMITTED one adds nothing
 
 
-def test_no_receipt_expiry_counts_without_a_latency_and_countryless_messages_are_skipped() -> None:
+def test_no_receipt_expiry_counts_without_a_latency() -> None:
     expired = final(1, "EXPIRED", error_code="NO_RECEIPT")
-    tallies = tally_outcomes([expired, final(2, "DELIVERED", country=None)], NOW)
-    (tally,) = tallies.values()
+    (tally,) = tally_outcomes([expired], NOW).values()
     assert tally.expired == 1 and sum(tally.latency) == 0
+
+
+def test_a_record_without_its_country_is_counted_under_its_numbers() -> None:
+    tallies = tally_outcomes([final(1, "DELIVERED", country=None, to="+85251234567")], NOW)
+    assert [k.country for k in tallies] == ["HK"]
+    assert tally_outcomes([final(2, "DELIVERED", country=None, to="+999")], NOW) == {}
 
 
 def test_record_outcomes_makes_one_update_per_key_and_survives_a_failing_store() -> None:

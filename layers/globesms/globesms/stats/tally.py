@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+import phonenumbers
+
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode
 from globesms.models.outbound import MessageType, ProviderName
@@ -89,14 +91,15 @@ def _seconds_since_submitted(record: MessageRecord, now: datetime) -> float | No
 
 def tally_outcomes(records: Iterable[MessageRecord], now: datetime) -> dict[BucketKey, Tally]:
     """The counts these newly final messages add, by bucket key (the bucket of `now`, when the outcome was
-    learned). Messages without a country, or not final, add nothing; an EXPIRED without a receipt adds no
-    latency (there was no receipt)."""
+    learned). Messages not final, or without a country (theirs, else their number's), add nothing; an EXPIRED
+    without a receipt adds no latency (there was no receipt)."""
     bucket = bucket_of(now.timestamp())
     tallies: dict[BucketKey, Tally] = {}
     for record in records:
-        if not record.country or not record.status.is_final:
+        country = record.country or country_of(record.to)
+        if not country or not record.status.is_final:
             continue
-        key = BucketKey(record.country, record.provider, record.type, bucket)
+        key = BucketKey(country, record.provider, record.type, bucket)
         tally = tallies.setdefault(key, Tally())
         if record.status is Status.DELIVERED:
             tally.delivered += 1
@@ -111,6 +114,15 @@ def tally_outcomes(records: Iterable[MessageRecord], now: datetime) -> dict[Buck
         if latency is not None:
             tally.latency[latency_slot(latency)] += 1
     return {k: v for k, v in tallies.items() if v.outcomes}
+
+
+def country_of(number: str) -> str | None:
+    """The number's country, for records that no longer carry theirs (dispatch rewrites a record from its pack,
+    which has no country)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
+    except phonenumbers.NumberParseException:
+        return None
 
 
 def _no_receipt(record: MessageRecord) -> bool:
