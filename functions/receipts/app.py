@@ -29,6 +29,7 @@ from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_
 from globesms.replies.auth import reply_environment, reply_token_accepted
 from globesms.replies.models import ReplyBodyInvalid
 from globesms.replies.record import record_replies
+from globesms.stats.record import record_outcomes
 
 settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
 app = APIGatewayRestResolver()
@@ -94,6 +95,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         wiring.webhook_queue().send_webhooks(
             result.webhooks
         )  # before the answer: a failure here makes the provider push again
+    _record_route_stats(result)
     for metric, value in (
         ("ReceiptsApplied", result.applied),
         ("ReceiptsDuplicate", result.duplicates),
@@ -106,6 +108,12 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _record_route_stats(result: PushResult) -> None:
+    """The push's final outcomes into the route statistics (docs/routing-scores.md): one update per bucket key."""
+    written = record_outcomes(wiring.route_stats(), result.finals, utc_now())
+    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not written))
 
 
 def _emit_outcomes(name: ProviderName, result: PushResult) -> None:

@@ -18,6 +18,7 @@ from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
 from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
 from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, UnavailableQuery, reconcile_due
+from globesms.stats.record import record_outcomes
 
 SETTINGS = settings(ReconcileSettings)
 #: The providers with a status query, and the operation it counts against. Huawei has none: its messages past the
@@ -70,6 +71,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
             close = getattr(query, "close", None)
             if close is not None:
                 close()
+    route_stats_written = record_outcomes(wiring.route_stats(), summary.finals, utc_now())
+    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not route_stats_written))
     _emit(summary)
     logger.info("reconcile run", extra={"examined": summary.examined, "expired": summary.expired})
     return {"examined": summary.examined, "settled": summary.settled, "expired": summary.expired}

@@ -35,6 +35,7 @@ from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.phone import InvalidNumber, mask, parse_mobile
 from globesms.errors import RefusalCode
+from globesms.guardrails.prices import current_prices
 from globesms.guardrails.quote import quote
 from globesms.guardrails.usage import usage, used_percent
 from globesms.http_errors import (
@@ -61,12 +62,15 @@ from globesms.models.api import (
     success_answer,
 )
 from globesms.models.guardrails import QuoteResponse, UsageView
+from globesms.models.outbound import MessageType
+from globesms.models.stats import RouteStatsView
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 from globesms.ports import InvalidCursor, MessageLookup, TemplateStore
 from globesms.replies import record as reply_record
 from globesms.replies.models import ReplyPage
 from globesms.routing import templates
 from globesms.scheduling import cancel as scheduled
+from globesms.stats.summary import InvalidWindow, route_stats, window_seconds
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
@@ -197,6 +201,39 @@ def _quote(specs: list[MessageSpec]) -> Response[AcceptResponse | QuoteResponse]
 @tracer.capture_method(capture_response=False)
 def get_usage() -> UsageView:
     return usage(wiring.spend_ledger(), owner=_owner(), now=utc_now())
+
+
+@app.get(
+    "/v1/stats/routes",
+    summary="Delivery statistics per provider for one country (docs/routing-scores.md)",
+    responses={
+        200: success_answer(RouteStatsView),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def get_route_stats(
+    country: Annotated[str, Query(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2, e.g. SG")],
+    window: Annotated[str, Query(max_length=8, description="15m, 1h, 1d ... (5m to 24h)")] = "1h",
+    type: Annotated[MessageType | None, Query(description="one message type; all when absent")] = None,
+) -> Response[Any]:
+    try:
+        seconds = window_seconds(window)
+    except InvalidWindow as exc:
+        return _query_refusal("window", str(exc))
+    store = wiring.route_stats()
+    if store is None:
+        raise NotFound("route statistics are not kept by this deployment (no GLOBESMS_ROUTE_STATS_TABLE)")
+    view = route_stats(
+        store,
+        country=country,
+        message_type=type,
+        window=window,
+        seconds=seconds,
+        now=utc_now(),
+        prices=current_prices(),
+    )
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=view)
 
 
 @app.get(

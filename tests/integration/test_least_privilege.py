@@ -157,6 +157,16 @@ EXPECTED_TEMPLATE_ACTIONS = {
     **{f"{provider}DispatchFunction": {"dynamodb:Query"} for provider in ("Aliyun", "Tencent", "Huawei")},
 }
 
+# The route statistics (stats/, aws/dynamodb_route_stats.py): receipts and reconcile add to counters; the accepting
+# functions read a country's recent buckets (scored routes, GET /v1/stats/routes); nothing else touches it.
+ROUTE_STATS_TABLE = {"Fn::GetAtt": ["RouteStatsTable", "Arn"]}
+EXPECTED_ROUTE_STATS_ACTIONS = {
+    "SendApiFunction": {"dynamodb:Query"},
+    "IntakeFunction": {"dynamodb:Query"},
+    "ReceiptsFunction": {"dynamodb:UpdateItem"},
+    "ReconcileFunction": {"dynamodb:UpdateItem"},
+}
+
 # The consent table (consent/, aws/dynamodb_consent.py): accept reads a request's numbers on the opt-out list; the
 # API's /v1/opt-outs reads, adds and removes entries.
 CONSENT_TABLE = {"Fn::GetAtt": ["ConsentTable", "Arn"]}
@@ -383,7 +393,17 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
     due = {"Fn::Sub": "${MessagesTable.Arn}/index/ReceiptDue"}  # the reconcile run only
     stream = {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}  # the status counts' event source
-    allowed = ([TABLE], [index], [IDEMPOTENCY_TABLE], lookups, [TEMPLATES_TABLE], [CONSENT_TABLE], [due], [stream])
+    allowed = (
+        [TABLE],
+        [index],
+        [IDEMPOTENCY_TABLE],
+        lookups,
+        [TEMPLATES_TABLE],
+        [CONSENT_TABLE],
+        [due],
+        [stream],
+        [ROUTE_STATS_TABLE],
+    )
     for function_id in function_ids(resources):
         for statement in statements_of(resources, role_of(resources, function_id)):
             if any(action.startswith("dynamodb:") for action in actions(statement)):
@@ -394,6 +414,14 @@ def granted_on(resources: dict[str, Any], function_id: str, table: Any) -> set[s
     """Every action the function's role allows on `table` (a resource reference as the statements write it)."""
     statements = statements_of(resources, role_of(resources, function_id))
     return set().union(*(actions(s) for s in statements if table in as_list(s["Resource"])))
+
+
+def test_the_route_stats_table_is_written_by_receipts_and_reconcile_and_read_by_the_accepting_functions(
+    resources: dict[str, Any],
+) -> None:
+    for function_id in function_ids(resources):
+        expected = EXPECTED_ROUTE_STATS_ACTIONS.get(function_id, set())
+        assert granted_on(resources, function_id, ROUTE_STATS_TABLE) == expected, function_id
 
 
 def test_the_idempotency_table_has_exactly_the_powertools_actions_of_the_accepting_functions(

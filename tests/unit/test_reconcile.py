@@ -28,6 +28,7 @@ from globesms.reconcile.deadline import (
 )
 from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
 from globesms.reconcile.service import ReconcileDeps, reconcile_due
+from globesms.stats.tally import tally_outcomes
 from tests.fakes import MemoryDeadlines, MemoryRateLimiter, MemoryStore, MemoryWebhooks
 
 SUBMITTED_AT = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
@@ -323,3 +324,19 @@ def test_a_receipt_that_comes_first_wins_over_the_expiry() -> None:
     summary, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))
     assert store.messages["B.00000"].status is Status.DELIVERED
     assert webhooks.sent == [] and summary.expired == 0  # type: ignore[attr-defined]
+
+
+def test_a_runs_final_answers_are_handed_to_the_route_statistics_once() -> None:
+    query = Query("QueryMessage", StatusAnswer(report=pulled(Status.DELIVERED)))
+    store = store_of(record("aliyun"), record("huawei", id="B.00001"))
+    at = SUBMITTED_AT + timedelta(seconds=1200)
+    summary, _, _ = run(store, Clock(at), {ProviderName.ALIYUN: query})
+    finals = summary.finals  # type: ignore[attr-defined]
+    assert sorted((m.id, m.status) for m in finals) == [("B.00000", Status.DELIVERED), ("B.00001", Status.EXPIRED)]
+    tallies = tally_outcomes(finals, at)
+    assert sorted((k.provider, t.delivered, t.expired) for k, t in tallies.items()) == [
+        (ProviderName.ALIYUN, 1, 0),
+        (ProviderName.HUAWEI, 0, 1),
+    ]
+    again, _, _ = run(store, Clock(at + timedelta(seconds=60)), {ProviderName.ALIYUN: query})
+    assert again.finals == []  # type: ignore[attr-defined]

@@ -156,6 +156,14 @@ class TemplatesSettings(_Settings):
     )
 
 
+class RouteStatsSettings(_Settings):
+    route_stats_table: str = Field(
+        "",
+        description="the route statistics table (5-minute delivery counts per country x provider x type, "
+        "docs/routing-scores.md); without it no statistics are kept and scored routes use the table's order",
+    )
+
+
 class ProviderQueueSettings(_Settings):
     aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
     tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
@@ -375,6 +383,7 @@ class AcceptSettings(
     GuardrailsSettings,
     ReleaseQueueSettings,
     WebhookQueueSettings,
+    RouteStatsSettings,
 ):
     """SendApiFunction and IntakeFunction: validate, route, persist, pack; hold scheduled sends, cancel them."""
 
@@ -457,7 +466,12 @@ class DispatchSettings(
 
 
 class ReceiptsSettings(
-    TableSettings, RetentionSettings, TemplatesSettings, WebhookQueueSettings, ProviderSecretSettings
+    TableSettings,
+    RetentionSettings,
+    TemplatesSettings,
+    WebhookQueueSettings,
+    ProviderSecretSettings,
+    RouteStatsSettings,
 ):
     """ReceiptsFunction: match pushed receipts to messages. Tokens and push signatures: `ReceiptAuthSettings`."""
 
@@ -483,6 +497,7 @@ class ReconcileSettings(
     WebhookQueueSettings,
     ProviderSecretSettings,
     RateLimitSettings,
+    RouteStatsSettings,
 ):
     """ReconcileFunction (scheduled): messages past their receipt deadline get a final status."""
 

@@ -12,6 +12,7 @@ from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
 from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
@@ -25,6 +26,7 @@ from globesms.config import (
     ReleaseQueueSettings,
     RepliesSettings,
     RetentionSettings,
+    RouteStatsSettings,
     TableSettings,
     TemplatesSettings,
     WebhookQueueSettings,
@@ -36,7 +38,7 @@ from globesms.consent import screen as consent_screen
 from globesms.dispatch.rate_limits import configured_rate_limits
 from globesms.replies.keywords import keyword_sets
 from globesms.replies.record import ReplyDeps
-from globesms.routing import templates
+from globesms.routing import route_scores, templates
 from globesms.scheduling import hold as scheduling
 
 
@@ -71,6 +73,32 @@ def _template_store_of(table: str) -> DynamoDBTemplateStore:
 # Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
 # default) reads the table when there is one, instead of the shipped file.
 templates.use_store(template_store)
+
+
+def route_stats() -> DynamoDBRouteStats | None:
+    """The route statistics (docs/routing-scores.md), when the stack has the table; read from the environment at
+    each call, as the template store is."""
+    table = load_settings(RouteStatsSettings, environment()).route_stats_table
+    return _route_stats_of(table) if table else None
+
+
+@cache
+def _route_stats_of(table: str) -> DynamoDBRouteStats:
+    return DynamoDBRouteStats(table)
+
+
+def score_source() -> route_scores.ScoreSource | None:
+    table = load_settings(RouteStatsSettings, environment()).route_stats_table
+    return _score_source_of(table) if table else None
+
+
+@cache
+def _score_source_of(table: str) -> route_scores.ScoreSource:
+    return route_scores.ScoreSource(_route_stats_of(table))  # its cache lives as long as the process
+
+
+# Scored routes (routing/router.py) read their statistics through this process's source.
+route_scores.use_source(score_source)
 
 
 def consent_store() -> DynamoDBConsentStore | None:
@@ -190,6 +218,8 @@ def reset() -> None:
         release_queue,
         _template_store_of,
         _consent_store_of,
+        _route_stats_of,
+        _score_source_of,
     ):
         factory.cache_clear()
     templates.reset_cache()

@@ -60,6 +60,7 @@ class PushResult:
     delivered: int = 0  # messages this push moved to DELIVERED
     undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
     webhooks: list[WebhookDelivery] = field(default_factory=list)
+    finals: list[MessageRecord] = field(default_factory=list)  # messages this push made final (route statistics)
 
 
 def takes_receipts_for(record: MessageRecord, provider: ProviderName, provider_message_id: str) -> bool:
@@ -192,6 +193,8 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         result.delivered += 1
     elif applied.changed and applied.record.status in (Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED):
         result.undelivered += 1
+    if applied.changed and applied.record.status.is_final:
+        result.finals.append(applied.record)
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):

@@ -55,6 +55,7 @@ class ReconcileSummary:
     already_final: int = 0
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
+    finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
 
 
 def reconcile_due(deps: ReconcileDeps, policy: DeadlinePolicy, *, max_messages: int = 1000) -> ReconcileSummary:
@@ -145,6 +146,8 @@ def _carry_out(
         changed = expire(deps.receipts, record, now)
         summary.expired += 1 if changed is not None else 0
     if changed is not None:
+        if changed.status.is_final:
+            summary.finals.append(changed)
         delivery = status_event(changed, now)
         if delivery is not None:
             summary.webhooks.append(delivery)

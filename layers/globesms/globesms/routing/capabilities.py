@@ -61,3 +61,4 @@ class Route:
 
     providers: tuple[ProviderName, ...]
     weights: tuple[int, ...] | None = None  # aligned with `providers`; 0 = failover only
+    scored: bool = False  # mode "score": chosen from delivery statistics (routing/scoring.py), weights unused

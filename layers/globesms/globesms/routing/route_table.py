@@ -12,7 +12,9 @@ parameter is logged and the file's table (or, after a read failure, the table in
      "countries": {"CN": {"template": [{"provider": "huawei"}]}}}
 
 For a recipient in country C (ISO 3166 alpha-2 from its number), a message of kind K ("text" or "template") and
-type T, the list used is the first of: C.types.T.K, C.K, default.types.T.K, default.K.
+type T, the list used is the first of: C.types.T.K, C.K, default.types.T.K, default.K. A scope's `"mode": "score"`
+(same order: C.types.T, C, default.types.T, default) chooses among the list's providers by delivery statistics
+(routing/scoring.py, docs/routing-scores.md) instead of by weight.
 """
 
 from __future__ import annotations
@@ -81,9 +83,15 @@ def _check_list(entries: list[RouteEntry] | None, kind: Kind) -> list[RouteEntry
     return entries
 
 
+RouteMode = Literal["weighted", "score"]
+
+
 class KindRoutes(_Doc):
     text: RouteList | None = None
     template: RouteList | None = None
+    # "score": the providers of the list are chosen by their delivery statistics (routing/scoring.py); unset: the
+    # next scope's mode, as for the lists (the default: "weighted").
+    mode: RouteMode | None = None
 
     @field_validator("text")
     @classmethod
@@ -138,11 +146,11 @@ class RouteTableDoc(_Doc):
 # ---- the compiled table ----
 
 
-def _compile(entries: list[RouteEntry]) -> Route:
+def _compile(entries: list[RouteEntry], mode: RouteMode) -> Route:
     providers = tuple(e.provider for e in entries)
     if all(e.weight is None for e in entries):
-        return Route(providers)
-    return Route(providers, tuple(e.weight or 0 for e in entries))
+        return Route(providers, scored=mode == "score")
+    return Route(providers, tuple(e.weight or 0 for e in entries), scored=mode == "score")
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,8 @@ class RouteTable:
                     ]
                     entries = next(c.lists()[kind] for c in candidates if c is not None and c.lists()[kind])
                     assert entries is not None
-                    routes[(name, kind, message_type)] = _compile(entries)
+                    mode: RouteMode = next((c.mode for c in candidates if c is not None and c.mode), "weighted")
+                    routes[(name, kind, message_type)] = _compile(entries, mode)
         return cls(source, routes)
 
 

@@ -23,6 +23,7 @@ from hashlib import blake2b
 from typing import TYPE_CHECKING
 
 from globesms.models.outbound import MessageType, ProviderName
+from globesms.routing import route_scores
 from globesms.routing.capabilities import (
     CAPABILITIES,
     MAINLAND_CHINA,
@@ -31,8 +32,10 @@ from globesms.routing.capabilities import (
     TEMPLATE_UNKNOWN_FOR_PROVIDER,
     Kind,
 )
+from globesms.routing.scoring import ScoredRoute, rank
 
 if TYPE_CHECKING:
+    from globesms.routing.route_scores import ScoreSource
     from globesms.routing.route_table import RouteTable
     from globesms.routing.templates import ProviderTemplates
 
@@ -86,6 +89,15 @@ def _choice(eligible: list[tuple[ProviderName, int | None]]) -> _Choice:
     return _Choice(tuple(routed(p) for p, _ in weighted), tuple(cumulative))
 
 
+@dataclass(frozen=True, slots=True)
+class _ScoredChoice:
+    ranked: ScoredRoute
+
+    def pick(self, message_id: str) -> Routed:
+        route = self.ranked.route_for(message_id)
+        return Routed(route[0], route)
+
+
 @dataclass(slots=True)
 class SpecRouter:
     """Routes the recipients of one message spec. What depends only on the spec and the recipient's country is
@@ -97,7 +109,8 @@ class SpecRouter:
     pin: ProviderName | None = None
     template_id: str | None = None
     registered: ProviderTemplates | None = None  # the registry's versions of template_id, when it has it
-    _cache: dict[tuple[str | None, bool], _Choice | RouteRefusal] = field(default_factory=dict)
+    scores: ScoreSource | None = None  # for scored routes; None: the one installed for the process, if any
+    _cache: dict[tuple[str | None, bool], _Choice | _ScoredChoice | RouteRefusal] = field(default_factory=dict)
 
     def route(self, region: str | None, country_code: int, message_id: str) -> Routed | RouteRefusal:
         key = (region, country_code == MAINLAND_CHINA)
@@ -125,7 +138,19 @@ class SpecRouter:
             TEMPLATE_UNKNOWN_FOR_PROVIDER, f"template {self.template_id!r} has no {provider} version in the registry"
         )
 
-    def _choose(self, region: str | None, country_code: int) -> _Choice | RouteRefusal:
+    def _scored(self, able: list[tuple[ProviderName, int | None]], region: str | None) -> _Choice | _ScoredChoice:
+        """A scored route's choice from the country's statistics (routing/scoring.py); without statistics (no
+        source, unreadable, no region), the table's order."""
+        source = self.scores or route_scores.current()
+        found = source.snapshot(region) if source is not None and region else None
+        if source is None or found is None or region is None:
+            return _choice([(p, None) for p, _ in able])
+        providers = [p for p, _ in able]
+        counts = {p: found.of(p, self.message_type) for p in providers}
+        prices = {p: source.price_of(p, region, self.message_type) for p in providers}
+        return _ScoredChoice(rank(providers, counts, prices))
+
+    def _choose(self, region: str | None, country_code: int) -> _Choice | _ScoredChoice | RouteRefusal:
         mainland = country_code == MAINLAND_CHINA
         if self.pin is not None:
             reason = self._why_not(self.pin, mainland)
@@ -154,4 +179,4 @@ class SpecRouter:
                     f"template {self.template_id!r} has no version for any provider routing it here ({names})",
                 )
             able = having
-        return _choice(able)
+        return self._scored(able, region) if listed.scored else _choice(able)

@@ -1,0 +1,144 @@
+"""Scored routes: which provider carries a message, from recent delivery statistics (a pure function).
+
+For one country and message type, each provider that can carry the message gets a score from the stats snapshot:
+
+    score = delivery rate (lower confidence bound) - PRICE_WEIGHT x (its price per delivered message / the lowest - 1)
+            - LATENCY_WEIGHT x min(1, median receipt latency / LATENCY_SCALE)
+
+- The rate is the Wilson lower bound (z = `confidence_z`), not the raw ratio: a provider seen 40 times at 98 % does
+  not outrank one seen 4,000 times at 95 % on luck; and a provider with fewer than `min_samples` outcomes in the
+  window has no score at all (it is ranked after the scored ones, in the table's order). With no scored provider the
+  table's order decides.
+- Hysteresis: every provider whose score is within `hysteresis` of the best is good enough, and of those the one
+  that carried the most messages in the window keeps the traffic. Two near-equal providers therefore do not take
+  turns on noise; a provider that falls clearly behind loses the traffic at once.
+- Exploration: an `exploration_share` of message ids (by a hash of the id, not a random draw) goes to one of the
+  other providers, so their numbers stay fresh and a recovered provider is noticed.
+
+Deterministic: the same snapshot, prices and message id give the same route, in every process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from hashlib import blake2b
+from typing import Final
+
+from globesms.models.outbound import ProviderName
+from globesms.stats.tally import Tally, quantile_seconds
+
+_HASH_RANGE: Final = 1 << 64
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringPolicy:
+    min_samples: int = 30  # outcomes in the window before a provider's numbers are trusted
+    exploration_share: float = 0.06  # of message ids sent to another provider than the chosen one
+    hysteresis: float = 0.03  # in delivery-rate points: how far behind the best is still good enough
+    confidence_z: float = 1.96  # the Wilson bound's z (1.96: a 97.5 % one-sided bound)
+    price_weight: float = 0.1  # a 10 % higher price per delivered message costs 1 point of delivery rate
+    latency_weight: float = 0.02  # at most 2 points for a slow median receipt ...
+    latency_scale_seconds: float = 120.0  # ... reached at this median
+
+
+DEFAULT_POLICY: Final = ScoringPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderScore:
+    provider: ProviderName
+    samples: int
+    score: float | None  # None: fewer than min_samples outcomes
+    rate_bound: float | None = None
+    cost_per_delivered: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRoute:
+    """The ranking for one snapshot: `order[0]` carries the traffic, the others are explored and failed over to."""
+
+    order: tuple[ProviderName, ...]
+    scores: tuple[ProviderScore, ...]
+    exploration_share: float
+
+    def route_for(self, message_id: str) -> tuple[ProviderName, ...]:
+        """The route of one message: its first provider (the chosen one, or an explored one for a share of ids),
+        then the others in rank order."""
+        if len(self.order) < 2:
+            return self.order
+        draw = _unit(message_id, "explore")
+        if draw >= self.exploration_share:
+            return self.order
+        others = self.order[1:]
+        pick = others[int(_unit(message_id, "which") * len(others))]
+        return (pick, *(p for p in self.order if p is not pick))
+
+
+def _unit(message_id: str, purpose: str) -> float:
+    """A number in [0, 1) from the id: uniform over ids, the same in every process (blake2b, not `hash`)."""
+    digest = blake2b(message_id.encode(), digest_size=8, person=purpose.encode()[:16]).digest()
+    return int.from_bytes(digest, "big") / _HASH_RANGE
+
+
+def wilson_lower_bound(successes: int, trials: int, z: float) -> float:
+    if trials == 0:
+        return 0.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = p + z * z / (2 * trials)
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, (centre - margin) / denominator)
+
+
+def rank(
+    candidates: Sequence[ProviderName],
+    counts: Mapping[ProviderName, Tally],
+    prices: Mapping[ProviderName, Decimal | None],
+    policy: ScoringPolicy = DEFAULT_POLICY,
+) -> ScoredRoute:
+    """`candidates`: the providers that can carry the message, in the table's order; `counts`: their outcomes in
+    the scoring window; `prices`: price per SMS part (None: unknown, no price term)."""
+    costs = {p: _cost_per_delivered(counts.get(p), prices.get(p), policy) for p in candidates}
+    known = [c for c in costs.values() if c is not None]
+    cheapest = min(known) if known else None
+    scores = tuple(_score(p, counts.get(p), costs[p], cheapest, policy) for p in candidates)
+    scored = [s for s in scores if s.score is not None]
+    if not scored:
+        return ScoredRoute(tuple(candidates), scores, policy.exploration_share)
+    best = max(s.score for s in scored if s.score is not None)
+    good_enough = [s for s in scored if s.score is not None and s.score >= best - policy.hysteresis]
+    # Of the good enough: the one carrying the traffic now (most outcomes), then the better score, then table order.
+    chosen = max(good_enough, key=lambda s: (s.samples, s.score, -candidates.index(s.provider))).provider
+    by_score = sorted(scored, key=lambda s: (-(s.score or 0.0), candidates.index(s.provider)))
+    rest = [s.provider for s in by_score if s.provider is not chosen]
+    rest += [s.provider for s in scores if s.score is None]
+    return ScoredRoute((chosen, *rest), scores, policy.exploration_share)
+
+
+def _cost_per_delivered(tally: Tally | None, price: Decimal | None, policy: ScoringPolicy) -> float | None:
+    if tally is None or price is None or tally.outcomes < policy.min_samples or not tally.delivered:
+        return None
+    return float(price) * tally.parts / tally.delivered
+
+
+def _score(
+    provider: ProviderName,
+    tally: Tally | None,
+    cost: float | None,
+    cheapest: float | None,
+    policy: ScoringPolicy,
+) -> ProviderScore:
+    samples = tally.outcomes if tally is not None else 0
+    if tally is None or samples < policy.min_samples:
+        return ProviderScore(provider, samples, None)
+    bound = wilson_lower_bound(tally.delivered, samples, policy.confidence_z)
+    score = bound
+    if cost is not None and cheapest:
+        score -= policy.price_weight * (cost / cheapest - 1)
+    median = quantile_seconds(tally.latency, 0.5)
+    if median is not None:
+        score -= policy.latency_weight * min(1.0, median / policy.latency_scale_seconds)
+    return ProviderScore(provider, samples, score, bound, cost)

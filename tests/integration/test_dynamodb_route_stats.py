@@ -1,0 +1,102 @@
+"""Route statistics on moto's RouteStatsTable (created from template.yaml): the adapter's atomic adds and window
+reads, a receipt push counted once, and GET /v1/stats/routes through the API handler."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
+from globesms.models.outbound import MessageType, ProviderName
+from globesms.stats.tally import BucketKey, Tally, bucket_of
+from tests.integration.test_handlers import RECEIPT_TOKENS, ScriptedProvider, event
+
+A, T = ProviderName.ALIYUN, ProviderName.TENCENT
+NOW = datetime(2026, 12, 4, 10, 7, tzinfo=UTC)
+BUCKET = bucket_of(NOW.timestamp())
+
+
+def store_of(stack: Any) -> DynamoDBRouteStats:
+    return DynamoDBRouteStats(stack.deployed.context.refs["RouteStatsTable"])
+
+
+def tally(delivered: int, undelivered: int = 0, slot: int = 1) -> Tally:
+    counted = Tally(delivered=delivered, undelivered=undelivered, parts=delivered + undelivered)
+    counted.latency[slot] = delivered + undelivered
+    return counted
+
+
+def test_adds_are_summed_per_key_and_a_window_reads_one_country(stack) -> None:  # type: ignore[no-untyped-def]
+    store = store_of(stack)
+    key = BucketKey("SG", A, MessageType.OTP, BUCKET)
+    store.add({key: tally(3, 1), BucketKey("SG", T, MessageType.OTP, BUCKET): tally(2)})
+    store.add({key: tally(4)})  # another Lambda, the same bucket: ADD, not overwrite
+    store.add({BucketKey("SG", A, MessageType.OTP, BUCKET - 3600): tally(9)})  # before the window
+    store.add({BucketKey("MY", A, MessageType.OTP, BUCKET): tally(9)})  # another country
+    rows = dict(store.buckets("SG", BUCKET - 900, BUCKET))
+    assert set(rows) == {key, BucketKey("SG", T, MessageType.OTP, BUCKET)}
+    assert (rows[key].delivered, rows[key].undelivered, rows[key].parts, rows[key].latency[1]) == (7, 1, 8, 8)
+    item = stack.dynamodb.get_item(
+        TableName=stack.deployed.context.refs["RouteStatsTable"],
+        Key={"pk": {"S": "SG"}, "sk": {"S": f"{BUCKET:010d}#aliyun#OTP"}},
+    )["Item"]
+    assert int(item["expires_at"]["N"]) == BUCKET + 14 * 86_400
+
+
+def stats_request(query: dict[str, str]) -> dict[str, Any]:
+    request = event("send_api_get_message")
+    request.update(path="/v1/stats/routes", pathParameters=None, resource="/v1/stats/routes")
+    request["queryStringParameters"] = query
+    request["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    return request
+
+
+def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    api = load_handler("send_api")
+    body = {"to": ["+6591234567", "+6591234568"], "text": "Your code is 123456", "type": "OTP"}
+    accepted = api.lambda_handler({**event("send_api_post_messages"), "body": json.dumps(body)}, lambda_context)
+    assert accepted["statusCode"] == 202, accepted["body"]
+    packs = stack.receive(A)
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
+    dispatch._provider = lambda: ScriptedProvider(name=A)
+    request = event("dispatch_aliyun")
+    request["Records"][0]["body"] = json.dumps(packs[0])
+    assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    push = event("receipts_aliyun")
+    reports = json.loads(push["body"])
+    push["body"] = json.dumps(
+        [
+            {**reports[0], "MessageId": f"pm-{r['id']}", "TaskId": r["id"], "To": r["to"][1:]}
+            for r in packs[0]["recipients"]
+        ]
+    )
+    for _ in range(2):  # a repeated push counts nothing more
+        assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 200
+
+    api = load_handler("send_api")
+    answer = api.lambda_handler(stats_request({"country": "SG", "window": "1h"}), lambda_context)
+    assert answer["statusCode"] == 200, answer["body"]
+    shown = json.loads(answer["body"])
+    (aliyun,) = shown["providers"]
+    assert (aliyun["provider"], aliyun["sent"], aliyun["delivered"], aliyun["delivered_rate"]) == ("aliyun", 2, 2, 1.0)
+    assert aliyun["cost_per_delivered"] is not None and shown["currency"] == "USD"
+
+
+def test_bad_query_parameters_are_422_naming_the_field(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    api = load_handler("send_api")
+    for query, field in (
+        ({"country": "SG", "window": "3d"}, "window"),
+        ({"country": "SG", "window": "soon"}, "window"),
+        ({"country": "sg"}, "country"),
+        ({"window": "1h"}, "country"),
+        ({"country": "SG", "type": "SPAM"}, "type"),
+    ):
+        answer = api.lambda_handler(stats_request(query), lambda_context)
+        assert answer["statusCode"] == 422, (query, answer["body"])
+        assert field in answer["body"], (query, answer["body"])
