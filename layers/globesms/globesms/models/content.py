@@ -24,6 +24,7 @@ class MessageContent(BaseModel):
     client_ref: str | None = None
     status_callback: str | None = None
     status_callback_on_submitted: bool | None = None
+    failover_on_undelivered: bool | None = None  # a NOTIFY message may be resent after an UNDELIVERED receipt
 
     def content(self) -> MessageContent:
         """Just the content fields (of a record, say), as a content of its own."""
