@@ -91,12 +91,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
             body=json.dumps(too_large_acknowledgement(name)),
         )
     result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
-    if result.resends:  # before the answer, as the events: a failure here makes the provider push again
-        queue_resends(wiring.pack_queues(), result.resends)
-    if result.webhooks:
-        wiring.webhook_queue().send_webhooks(
-            result.webhooks
-        )  # before the answer: a failure here makes the provider push again
+    _queue_follow_ups(result)
     for metric, value in (
         ("ReceiptsApplied", result.applied),
         ("ReceiptsDuplicate", result.duplicates),
@@ -111,6 +106,15 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _queue_follow_ups(result: PushResult) -> None:
+    """Resends (receipts.failover) and status events, before the answer: a failure here makes the provider push
+    again (the repeat queues them again; pack claims and event ids make repeats harmless)."""
+    if result.resends:
+        queue_resends(wiring.pack_queues(), result.resends)
+    if result.webhooks:
+        wiring.webhook_queue().send_webhooks(result.webhooks)
 
 
 def _emit_outcomes(name: ProviderName, result: PushResult) -> None:

@@ -23,7 +23,13 @@ from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
-from globesms.receipts.failover import failover_event, record_earlier_receipt, resend_for, resend_pending
+from globesms.receipts.failover import (
+    failover_event,
+    record_earlier_receipt,
+    resend_for,
+    resend_pending,
+    resent_before,
+)
 from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
@@ -50,6 +56,7 @@ class Applied:
     record: MessageRecord
     changed: bool  # the status moved
     duplicate: bool  # every event was already on the record
+    duplicate_delivery: bool = False  # a resent message's first attempt was delivered too (receipts.failover)
 
 
 @dataclass
@@ -132,8 +139,23 @@ def apply_events(
         reloaded = store.reload(record.id)
         if reloaded is None:
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
+        if reloaded.provider is not record.provider and resent_before(reloaded):
+            return _earlier_attempt_events(store, reloaded, fresh, now)  # resent meanwhile: these are the first's
         record = reloaded
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def _earlier_attempt_events(
+    store: ReceiptStore, record: MessageRecord, events: Sequence[dict[str, Any]], now: datetime
+) -> Applied:
+    outcomes = [record_earlier_receipt(store, record, event, now) for event in events]
+    latest = store.reload(record.id) or record
+    return Applied(
+        latest,
+        changed=False,
+        duplicate=not any(new for new, _ in outcomes),
+        duplicate_delivery=any(delivered for _, delivered in outcomes),
+    )
 
 
 def failure_message(failure: Mapping[str, Any]) -> str:
@@ -224,8 +246,9 @@ def _add_failover_event(record: MessageRecord, now: datetime, result: PushResult
 
 
 def _count(applied: Applied, now: datetime, result: PushResult) -> None:
+    result.duplicate_deliveries += applied.duplicate_delivery
     if resend_pending(applied.record):
-        result.failovers += not applied.duplicate
+        result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
     if applied.duplicate:
