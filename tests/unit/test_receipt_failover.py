@@ -220,3 +220,41 @@ def _pack(message: MessageRecord) -> DispatchPack:
     pack = resend_pack(message)
     assert pack.pack_id == resend_pack_id(message.id)
     return pack
+
+
+def test_an_early_undelivered_receipt_held_before_the_send_was_recorded_resends_at_dispatch() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record(status="QUEUED", provider_message_id=None, submitted_at=None)
+    held = push(A, "pm-B.00000", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert held.unmatched == 1  # no message carries that provider id yet: held
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-12-04T09:59:00+00:00",
+            "contents": [
+                {
+                    "type": "OTP",
+                    "text": "code 123456",
+                    "route": ["aliyun", "tencent"],
+                    "status_callback": "https://hooks.example.com/sms",
+                }
+            ],
+            "recipients": [{"id": "B.00000", "to": "+6591234567", "c": 0}],
+        }
+    )
+    queues, webhooks = MemoryQueues(), MemoryWebhooks()
+    deps = DispatchDeps(
+        provider=ScriptedProvider(name=A),
+        store=store,
+        claims=MemoryClaims(),
+        queues=queues,
+        receipts=store,
+        webhooks=webhooks,
+    )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    message = store.messages["B.00000"]
+    assert (message.status, message.provider) == (Status.QUEUED, T)
+    assert [p.pack_id for p in queues.sent[T]] == [resend_pack_id("B.00000")]
+    assert [d.event.type for d in webhooks.sent] == [FAILOVER_EVENT]

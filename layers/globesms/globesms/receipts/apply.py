@@ -268,10 +268,10 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
 
 
 def apply_held_receipts(
-    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime
+    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime, *, failover: bool = False
 ) -> dict[str, MessageRecord]:
     """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
-    whose status changed, by id."""
+    whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
     if not waiting:
         return {}
@@ -286,7 +286,7 @@ def apply_held_receipts(
         pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
-        applied = apply_events(store, record, events, pmid, now)
+        applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied.record
     return changed

@@ -21,6 +21,7 @@ history and changes nothing (`record_earlier_receipt`; a DELIVERED one is counte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,7 +35,7 @@ from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
-from globesms.ports import PackQueues, ReceiptStore
+from globesms.ports import PackQueues, ReceiptStore, WebhookQueue
 from globesms.providers.aliyun.errors import RECEIPT_FAILOVER as ALIYUN_CODES
 from globesms.providers.huawei.errors import RECEIPT_FAILOVER as HUAWEI_CODES
 from globesms.providers.tencent.errors import RECEIPT_FAILOVER as TENCENT_CODES
@@ -49,6 +50,7 @@ FAILOVER_CODES: Mapping[ProviderName, Mapping[str, bool]] = {
     ProviderName.HUAWEI: HUAWEI_CODES,
 }
 FAILOVER_EVENT = "message.failover"
+logger = logging.getLogger(__name__)  # a child of the Powertools logger "globesms" (its handler masks numbers)
 MAX_WRITE_ATTEMPTS = 8  # as receipts.apply: conflicting writes before giving up (the provider pushes again)
 
 
@@ -168,6 +170,32 @@ def queue_resends(queues: PackQueues, records: Sequence[MessageRecord]) -> None:
         by_provider.setdefault(record.provider, []).append(resend_pack(record))
     for provider, packs in by_provider.items():
         queues.send_packs(provider, packs)
+
+
+def queue_pending_resends(
+    queues: PackQueues, webhooks: WebhookQueue, records: Sequence[MessageRecord], now: datetime
+) -> None:
+    """A dispatcher's share: receipts held until its SUBMITTED write may resend a message at once. Queued before the
+    pack's claim is finished; a queue that refuses is logged (the records are written and the provider called:
+    failing the pack now would not bring the resend back)."""
+    pending = [r for r in records if resend_pending(r)]
+    if not pending:
+        return
+    try:
+        queue_resends(queues, pending)
+    except Exception:
+        logger.exception("resends after early UNDELIVERED receipts not queued", extra={"messages": len(pending)})
+        return
+    deliveries = [d for d in (failover_event(r, now) for r in pending) if d is not None]
+    if deliveries:
+        queue_status_events_of(webhooks, deliveries)
+
+
+def queue_status_events_of(webhooks: WebhookQueue, deliveries: Sequence[WebhookDelivery]) -> None:
+    try:
+        webhooks.send_webhooks(deliveries)
+    except Exception:  # as webhooks.events: the events are lost, the sends are not repeated
+        logger.exception("failover events not queued", extra={"events": len(deliveries)})
 
 
 def failover_event(record: MessageRecord, now: datetime) -> WebhookDelivery | None:
