@@ -5,13 +5,16 @@ receipts of the first attempt find the message through its alias."""
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from globesms.accept.service import accept
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport
@@ -23,6 +26,7 @@ from tests.fakes import MemoryQueues, MemoryWebhooks, ScriptedProvider
 from tests.integration.test_dynamodb_rate_limiter import Serialized
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 A, T = ProviderName.ALIYUN, ProviderName.TENCENT
 
 
@@ -129,3 +133,55 @@ def _drain(stack, provider: ProviderName) -> list[dict[str, object]]:  # type: i
     ):
         bodies += [json.loads(m["Body"]) for m in batch]
     return bodies
+
+
+def test_the_receipts_function_queues_the_resend_on_the_next_providers_queue(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """Through the handlers with the template's environment: an Alibaba push saying UNDELIVERED / ROUTE_FAILURE puts
+    the resend pack on Huawei's queue (the next provider of the route), and a repeat of the push the same pack."""
+    dispatch_event = json.loads((EVENTS / "dispatch_aliyun.json").read_text())
+    body = json.loads(dispatch_event["Records"][0]["body"])
+    body["contents"][0]["route"] = ["aliyun", "huawei"]
+    dispatch_event["Records"][0]["body"] = json.dumps(body)
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
+    dispatch._provider = lambda: ScriptedProvider(name=A)
+    dispatch.lambda_handler(dispatch_event, lambda_context)
+
+    monkeypatch.setenv("GLOBESMS_ALIYUN_RECEIPT_TOKEN", "local-aliyun-receipts-0001")
+    receipts = load_handler("receipts")
+    push = json.loads((EVENTS / "receipts_aliyun.json").read_text())
+    [report] = json.loads(push["body"])
+    push["body"] = json.dumps([report | {"Status": "2", "ErrorCode": "ROUTE_FAILURE", "ErrorDescription": "route"}])
+    for _ in range(2):  # the provider pushes it again: the same pack again, sent once by its claim
+        assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 200
+    packs = [DispatchPack.model_validate(b) for b in _drain(stack, ProviderName.HUAWEI)]
+    message_id = body["recipients"][0]["id"]
+    assert [p.pack_id for p in packs] == [f"{message_id}.resend"] * 2
+    stored = DynamoDBReceiptStore(stack.table_name).reload(message_id)
+    assert stored is not None and (stored.status, stored.provider) == (Status.QUEUED, ProviderName.HUAWEI)
+
+
+def test_failover_on_undelivered_is_in_the_openapi_document_and_reaches_the_record(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context
+) -> None:
+    api = load_handler("send_api")
+    document = json.loads(api.openapi_json())
+    assert "failover_on_undelivered" in json.dumps(document["components"]["schemas"])
+    spec = MessageSpec.model_validate(
+        {"to": "+6591234567", "text": "hi", "type": "NOTIFY", "failover_on_undelivered": True}
+    )
+    queues = MemoryQueues()
+    accept(
+        [spec],
+        batch_id="B",
+        source="api",
+        now=NOW,
+        retention_days=90,
+        store=DynamoDBMessageStore(stack.table_name),
+        queues=queues,
+    )
+    stored = DynamoDBReceiptStore(stack.table_name).reload("B.00000")
+    assert stored is not None and stored.failover_on_undelivered is True
+    [pack] = [p for packs in queues.sent.values() for p in packs]
+    assert pack.contents[0].failover_on_undelivered is True
