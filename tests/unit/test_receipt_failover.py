@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from globesms.accept.service import body_hash
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport
@@ -258,3 +260,10 @@ def test_an_early_undelivered_receipt_held_before_the_send_was_recorded_resends_
     assert (message.status, message.provider) == (Status.QUEUED, T)
     assert [p.pack_id for p in queues.sent[T]] == [resend_pack_id("B.00000")]
     assert [d.event.type for d in webhooks.sent] == [FAILOVER_EVENT]
+
+
+def test_a_body_without_the_flag_hashes_as_before_and_one_with_it_differently() -> None:
+    plain = MessageSpec.model_validate({"to": "+6591234567", "text": "hi"})
+    assert "failover_on_undelivered" not in plain.model_dump_json()
+    flagged = MessageSpec.model_validate({"to": "+6591234567", "text": "hi", "failover_on_undelivered": True})
+    assert body_hash([plain]) != body_hash([flagged])
