@@ -31,6 +31,7 @@ class MemoryStore:
         self.batches: dict[str, BatchRecord] = {}
         self.messages: dict[str, MessageRecord] = {}
         self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
+        self.earlier_attempts: dict[tuple[ProviderName, str], str] = {}  # first attempt -> message id (resent)
         self.put_calls = 0
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
@@ -129,6 +130,23 @@ class MemoryStore:
             saved.receipt_due = saved.receipt_due_at = None
         self.messages[record.id] = saved
         return True
+
+    def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:
+        stored = self.messages.get(record.id)
+        if (
+            stored is None
+            or stored.version != expected_version
+            or (stored.provider, stored.provider_message_id) != (earlier.provider, earlier.provider_message_id)
+            or earlier.provider_message_id is None
+        ):
+            return False
+        self.messages[record.id] = record.model_copy(deep=True)
+        self.earlier_attempts[(earlier.provider, earlier.provider_message_id)] = record.id
+        return True
+
+    def message_for_earlier_attempt(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        found = self.earlier_attempts.get((provider, provider_message_id))
+        return None if found is None else self.reload(found)
 
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None

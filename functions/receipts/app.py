@@ -25,6 +25,7 @@ from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
+from globesms.receipts.failover import queue_resends
 from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
 from globesms.replies.auth import reply_environment, reply_token_accepted
 from globesms.replies.models import ReplyBodyInvalid
@@ -91,10 +92,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
             body=json.dumps(too_large_acknowledgement(name)),
         )
     result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
-    if result.webhooks:
-        wiring.webhook_queue().send_webhooks(
-            result.webhooks
-        )  # before the answer: a failure here makes the provider push again
+    _queue_follow_ups(result)
     _record_route_stats(result)
     for metric, value in (
         ("ReceiptsApplied", result.applied),
@@ -102,6 +100,8 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         ("ReceiptsHeld", result.held),
         ("ReceiptsUnmatched", result.unmatched),
         ("ReceiptItemsRefused", len(push.refused_items)),
+        ("ReceiptFailovers", result.failovers),  # resent through the next provider after UNDELIVERED
+        ("DuplicateDelivery", result.duplicate_deliveries),  # a resent message's first attempt delivered too
     ):
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
     _emit_outcomes(name, result)
@@ -114,6 +114,15 @@ def _record_route_stats(result: PushResult) -> None:
     """The push's final outcomes into the route statistics (docs/routing-scores.md): one update per bucket key."""
     written = record_outcomes(wiring.route_stats(), result.finals, utc_now())
     metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not written))
+
+
+def _queue_follow_ups(result: PushResult) -> None:
+    """Resends (receipts.failover) and status events, before the answer: a failure here makes the provider push
+    again (the repeat queues them again; pack claims and event ids make repeats harmless)."""
+    if result.resends:
+        queue_resends(wiring.pack_queues(), result.resends)
+    if result.webhooks:
+        wiring.webhook_queue().send_webhooks(result.webhooks)
 
 
 def _emit_outcomes(name: ProviderName, result: PushResult) -> None:

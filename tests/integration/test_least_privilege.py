@@ -97,10 +97,10 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
-        "dynamodb:PutItem",  # consent table only (replies, reply keywords)
+        "dynamodb:PutItem",  # consent table (replies, reply keywords); a resend after UNDELIVERED (TransactWriteItems)
         "dynamodb:DeleteItem",  # consent table only (an opt-in keyword)
         "secretsmanager:GetSecretValue",
-        "sqs:SendMessage",
+        "sqs:SendMessage",  # status events; a resend on the next provider's queue
     },
     "WebhookSenderFunction": {
         "secretsmanager:GetSecretValue",

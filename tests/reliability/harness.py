@@ -53,6 +53,7 @@ from globesms.providers.huawei.client import HuaweiClient
 from globesms.providers.huawei.client import settings_from_environment as huawei_settings
 from globesms.providers.tencent.client import TencentSettings, TencentSmsClient
 from globesms.receipts.apply import record_push
+from globesms.receipts.failover import queue_resends
 from globesms.reconcile.deadline import DeadlinePolicy
 from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, reconcile_due
 from local.emulators import aliyun as aliyun_emulator
@@ -197,6 +198,7 @@ class Harness:
     breaker_policy: BreakerPolicy = field(default_factory=BreakerPolicy)
     unknown_policy: UnknownOutcomePolicy = field(default_factory=UnknownOutcomePolicy)
     receipts_applied: int = 0
+    resends_queued: int = 0  # packs queued by receipt-driven failover (receipts.failover)
     now: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
     sqs: Any = field(default_factory=lambda: boto3.client("sqs"))
     accepted: list[MessageRecord] = field(default_factory=list)
@@ -290,6 +292,7 @@ class Harness:
         for round_number in range(1, max_rounds + 1):
             if before_round is not None:
                 before_round(round_number)
+            resends_before = self.resends_queued
             busy = False
             first = len(self.outcomes)
             for provider in PROVIDERS:
@@ -302,7 +305,8 @@ class Harness:
             self.apply_receipts()
             if not busy:
                 self.apply_receipts(quiet_seconds=0.5)  # the last pushes of the last round
-                return round_number
+                if self.resends_queued == resends_before:  # else the receipts queued resends: one more round
+                    return round_number
             self.now += timedelta(seconds=self.visibility_timeout)
             if any(o.summary and o.summary.deferred for o in self.outcomes[first:]):
                 time.sleep(1 - time.time() % 1)  # the rate limiter's seconds are real ones: wait for the next
@@ -323,7 +327,10 @@ class Harness:
                 parsed = importlib.import_module(f"globesms.providers.{provider}.receipts").parse_push(
                     body, content_type
                 )
-                record_push(parsed.reports, store=self.receipts, now=self.now)
+                result = record_push(parsed.reports, store=self.receipts, now=self.now)
+                if result.resends:  # as the receipts function: resends queued before the push is answered
+                    queue_resends(self.queues, result.resends)
+                    self.resends_queued += len(result.resends)
                 applied += len(parsed.reports)
             self.receipts_applied += applied
 

@@ -380,3 +380,64 @@ def test_receipts_never_come_and_the_queries_know_nothing_every_message_expires_
         records = h.store.get_messages([r.id for r in h.accepted]).values()
         assert {r.error_code for r in records} == {"NO_RECEIPT"}
         assert h.reconcile().examined == 0  # all off the index
+
+
+# --- receipt-driven failover (receipts/failover.py) ---------------------------------------------------------------
+
+
+def sends_by_provider(h: Harness) -> dict[ProviderName, dict[str, int]]:
+    """How often each emulator accepted each accepted recipient (our id: the echo key, or its number)."""
+    by_number = {"".join(c for c in r.to if c.isdigit()): r.id for r in h.accepted}
+    ids = {r.id for r in h.accepted}
+    sends: dict[ProviderName, dict[str, int]] = {}
+    for provider, emulator in h.emulators.items():
+        counts: dict[str, int] = {}
+        for key, sent in emulator.stats()["sent"].items():
+            number = "".join(c for c in key.rsplit("/", 1)[-1] if c.isdigit())
+            message_id = key if key in ids else by_number[number]
+            counts[message_id] = counts.get(message_id, 0) + sent
+        sends[provider] = counts
+    return sends
+
+
+def test_one_providers_receipts_say_undelivered_each_otp_is_resent_once_through_the_next(aws: None) -> None:
+    """Every Tencent receipt says UNDELIVERED for a route failure, half of them pushed twice. Each OTP (routed
+    Tencent, then Huawei, then Alibaba) is resent once, through Huawei, and ends DELIVERED there with the Tencent
+    attempt in its history: none lost, none sent twice by a provider, none sent a third time."""
+    knobs = {
+        T: Knobs(
+            seed=61, receipt_mix={"UNDELIVERED": 1.0}, undelivered_code="ROUTE_FAILURE", receipt_duplicate_rate=0.5
+        )
+    }
+    with harness(knobs, rate_limits=FAST_LIMITS) as h:
+        h.accept([MessageSpec(to=numbers(30, 800_000), **OTP)])
+        assert {r.provider for r in h.accepted} == {T}
+        h.run()
+        records = h.store.get_messages([m.id for m in h.accepted]).values()
+        assert len(records) == 30
+        assert {(r.status, r.provider) for r in records} == {(Status.DELIVERED, H)}
+        assert all([e.get("id") for e in r.events or ()].count("receipt-failover") == 1 for r in records)
+        assert all((r.events or [])[0]["status"] == "UNDELIVERED" for r in records)  # the first attempt, kept
+        sends = sends_by_provider(h)
+        assert all(sends[T].get(r.id) == 1 and sends[H].get(r.id) == 1 for r in records)
+        assert not sends[A]
+        assert h.resends_queued >= 30  # the duplicated receipts queued some again: the pack claims sent each once
+        assert not h.dead_letters()
+        assert not {name: n for name, n in h.queue_depths().items() if n}
+
+
+def test_undelivered_for_the_number_itself_is_not_resent(aws: None) -> None:
+    """Tencent's receipts say the number is on an opt-out list: another route cannot fix that. Each message ends
+    UNDELIVERED on Tencent, sent once."""
+    knobs = {
+        T: Knobs(seed=62, receipt_mix={"UNDELIVERED": 1.0}, undelivered_code="FailedOperation.PhoneNumberInBlacklist")
+    }
+    with harness(knobs, rate_limits=FAST_LIMITS) as h:
+        h.accept([MessageSpec(to=numbers(10, 810_000), **OTP)])
+        h.run()
+        assert_invariants(h)
+        records = h.store.get_messages([m.id for m in h.accepted]).values()
+        assert {(r.status, r.provider, r.error_code) for r in records} == {
+            (Status.UNDELIVERED, T, "FailedOperation.PhoneNumberInBlacklist")
+        }
+        assert h.resends_queued == 0

@@ -472,8 +472,10 @@ class ReceiptsSettings(
     WebhookQueueSettings,
     ProviderSecretSettings,
     RouteStatsSettings,
+    ProviderQueueSettings,
 ):
-    """ReceiptsFunction: match pushed receipts to messages. Tokens and push signatures: `ReceiptAuthSettings`."""
+    """ReceiptsFunction: match pushed receipts to messages (and queue the resends of `receipts.failover` on the
+    provider queues). Tokens and push signatures: `ReceiptAuthSettings`."""
 
     aliyun_receipt_secret_name: str = Field(
         "", description='Secrets Manager secret `{"GLOBESMS_ALIYUN_RECEIPT_TOKEN": "…"}` (docs/security-edges.md)'

@@ -197,6 +197,17 @@ class ReceiptStore(Protocol):
         """Receipts held under these keys (provider ids or `held_key`s; consistent read), by key."""
         ...
 
+    def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:
+        """Write `record` (a message resent through its next provider, `receipts.failover`) over the stored one if
+        that is still version `expected_version` and still on `earlier`'s provider and provider message id, and keep
+        that earlier attempt's id pointing at the message (`message_for_earlier_attempt`); False when another
+        writer got there first (nothing written)."""
+        ...
+
+    def message_for_earlier_attempt(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        """The message whose first attempt had this provider message id, once it was resent (else None)."""
+        ...
+
 
 class ReceiptDeadlines(Protocol):
     """The sparse ReceiptDue index of SUBMITTED messages waiting for a final receipt (reconcile/deadline.py)."""

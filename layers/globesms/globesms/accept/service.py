@@ -188,6 +188,7 @@ def _plan_recipient(
         client_ref=spec.client_ref,
         status_callback=spec.status_callback,
         status_callback_on_submitted=spec.status_callback_on_submitted or None,
+        failover_on_undelivered=spec.failover_on_undelivered or None,
         segments=content.segments,
         country=number.region,
         owner=stamps.owner,

@@ -4,6 +4,10 @@ Held receipts (no submitted message takes them yet) live in their own items: `pk
 `sk = #`, with the events, the set of receipt ids (dedupe) and, when the echo named one, our message id. A held item
 keeps at most MAX_HELD_EVENTS events (a later receipt is acknowledged but not kept) and expires with the records
 (the table's TTL attribute `expires_at`, `retention_days` after its latest receipt).
+
+A message resent after an UNDELIVERED receipt (`receipts.failover`) leaves an alias of its first attempt:
+`pk = A#<provider>#<provider id>`, `sk = #`, naming the message, so late receipts of that attempt still find it
+(its ProviderRef entry now names the second attempt). The resend and the alias are one transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from globesms.aws.dynamodb_store import (
     batch_pk,
     from_item,
     message_from_item,
+    message_item,
     message_sk,
     serializer,
 )
@@ -35,6 +40,10 @@ RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the n
 
 def held_pk(provider: ProviderName, provider_message_id: str) -> str:
     return f"R#{provider}#{provider_message_id}"
+
+
+def earlier_attempt_pk(provider: ProviderName, provider_message_id: str) -> str:
+    return f"A#{provider}#{provider_message_id}"
 
 
 def _value(value: Any) -> Any:
@@ -205,6 +214,60 @@ class DynamoDBReceiptStore:
                     held[data["pk"][prefix:]] = list(data.get("events", []))
                 request = response.get("UnprocessedKeys") or {}
         return held
+
+    def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:
+        if earlier.provider_message_id is None:
+            return False
+        parts = split_message_id(record.id)
+        assert parts is not None
+        # The whole record is put (the next provider, its content, no provider id: off the ProviderRef and
+        # ReceiptDue indexes) only while the stored one is the version read and still on the first attempt.
+        version_matches = (
+            "(version = :expected OR attribute_not_exists(version))" if expected_version == 0 else "version = :expected"
+        )
+        alias: dict[str, Any] = {
+            "pk": {"S": earlier_attempt_pk(earlier.provider, earlier.provider_message_id)},
+            "sk": {"S": HELD_SK},
+            "message_id": {"S": record.id},
+        }
+        if record.expires_at is not None:
+            alias["expires_at"] = {"N": str(record.expires_at)}
+        try:
+            self._client().transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": message_item(record),
+                            "ConditionExpression": f"{version_matches} AND provider = :provider AND "
+                            "provider_message_id = :pmid",
+                            "ExpressionAttributeValues": {
+                                ":expected": {"N": str(expected_version)},
+                                ":provider": {"S": earlier.provider.value},
+                                ":pmid": {"S": earlier.provider_message_id},
+                            },
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": alias}},
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                return False
+            raise
+        return True
+
+    def message_for_earlier_attempt(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        item = (
+            self._client()
+            .get_item(
+                TableName=self._table,
+                Key={"pk": {"S": earlier_attempt_pk(provider, provider_message_id)}, "sk": {"S": HELD_SK}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return self.reload(item["message_id"]["S"]) if item else None
 
     def _get(self, pk: str, sk: str) -> MessageRecord | None:
         item = (

@@ -76,10 +76,16 @@ def outcome_record(
 
 
 def save_outcomes(
-    store: MessageStore, receipts: ReceiptStore, records: Sequence[MessageRecord], now: datetime
+    store: MessageStore,
+    receipts: ReceiptStore,
+    records: Sequence[MessageRecord],
+    now: datetime,
+    *,
+    failover: bool = False,
 ) -> list[MessageRecord]:
-    """Writes the records, then applies the receipts that arrived before them; returns them as they now are."""
+    """Writes the records, then applies the receipts that arrived before them; returns them as they now are.
+    `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it)."""
     if records:
         store.put_messages(records)
-    changed = apply_held_receipts(receipts, records, now)
+    changed = apply_held_receipts(receipts, records, now, failover=failover)
     return [changed.get(r.id, r) for r in records]

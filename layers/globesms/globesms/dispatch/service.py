@@ -44,6 +44,7 @@ from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim
+from globesms.receipts.failover import queue_pending_resends
 from globesms.webhooks.events import queue_status_events
 
 __all__ = [
@@ -153,9 +154,11 @@ def _record(
         deps.receipts,
         [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in recorded],
         now,
+        failover=True,
     )
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
         release_unsent(deps.spend, records)
+    queue_pending_resends(deps.queues, deps.webhooks, records, now)  # an early UNDELIVERED receipt's resend
     unknown = [i for i, r in zip(recorded, records, strict=True) if r.status is Status.SENDING]
     queue_settle_pack(deps.queues, pack, unknown, now=now, policy=deps.policies.unknown_outcomes)
     # Events before `finish`: a dispatcher that dies in between leaves the claim to expire, and the next delivery

@@ -3,7 +3,8 @@
 A message's history (`MessageRecord.events`, and `PackRecipient.history` while a pack carries it to its next
 dispatcher) holds two kinds of entries: the receipts a provider pushed (`DeliveryReport.event`, `"type": "receipt"`)
 and the steps the gateway itself took (`"type": "status"`): SENDING after an unknown outcome, QUEUED on the next
-provider of the route after a failover, SENDING again for a resend, FAILED when an unknown outcome expired.
+provider of the route after a failover (also after an UNDELIVERED receipt, `receipts.failover`), SENDING again for a
+resend, FAILED when an unknown outcome expired.
 
 `HistoryStep` is such a step. It is stored as the plain dict of `to_item()`: records in DynamoDB and packs on SQS
 keep exactly the shape they had when these were written by hand, and the readers (`receipts.implied_status`, which
@@ -29,12 +30,15 @@ class HistoryStep:
     error_code: str  # why: the provider's code, or one of ours (CIRCUIT_OPEN, UNKNOWN_OUTCOME_EXPIRED, ...)
     received_at: str  # ISO-8601 UTC, as every history entry's time
     provider: ProviderName | None = None  # the provider the step left (failover)
+    provider_message_id: str | None = None  # the attempt the step left (a resend after an UNDELIVERED receipt)
 
     def to_item(self) -> dict[str, Any]:
         """The stored entry; `provider` only when there is one (the key order is the one written before)."""
         item: dict[str, Any] = {"id": self.id, "type": STEP_TYPE, "status": self.status.value}
         if self.provider is not None:
             item["provider"] = self.provider.value
+        if self.provider_message_id is not None:
+            item["provider_message_id"] = self.provider_message_id
         item["error_code"] = self.error_code
         item["received_at"] = self.received_at
         return item

@@ -122,6 +122,14 @@ class MessageSpec(_Strict):
         default=None, max_length=2048, description="https URL that receives a signed event on each final status"
     )
     status_callback_on_submitted: bool = Field(default=False, description="also send an event on SUBMITTED")
+    # Left out of dumps while false: a body without it hashes as it did before the field existed (body hashes name
+    # batches and idempotency payloads, so a retry across a deploy stays the same request).
+    failover_on_undelivered: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="NOTIFY: when a receipt says UNDELIVERED for a route failure, send once more through the next "
+        "provider of the route (OTP messages always are; docs/final-status.md)",
+    )
     # Not part of what is sent (left out of dumps, so of body hashes and idempotency payloads): docs/guardrails.md.
     dry_run: bool = Field(
         default=False,

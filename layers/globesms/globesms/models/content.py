@@ -27,6 +27,7 @@ class MessageContent(BaseModel):
     send_at: str | None = Field(
         default=None, description="ISO-8601 UTC: when it is released to its provider (scheduled or quiet hours)"
     )
+    failover_on_undelivered: bool | None = None  # a NOTIFY message may be resent after an UNDELIVERED receipt
 
     def content(self) -> MessageContent:
         """Just the content fields (of a record, say), as a content of its own."""

@@ -23,6 +23,13 @@ from globesms.models.receipts import DeliveryReport, held_key
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
+from globesms.receipts.failover import (
+    failover_event,
+    record_earlier_receipt,
+    resend_for,
+    resend_pending,
+    resent_before,
+)
 from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
@@ -49,6 +56,7 @@ class Applied:
     record: MessageRecord
     changed: bool  # the status moved
     duplicate: bool  # every event was already on the record
+    duplicate_delivery: bool = False  # a resent message's first attempt was delivered too (receipts.failover)
 
 
 @dataclass
@@ -61,6 +69,10 @@ class PushResult:
     undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this push made final (route statistics)
+    # receipts.failover: messages to (re)queue on their next provider, new resends, late first-attempt deliveries
+    resends: list[MessageRecord] = field(default_factory=list)
+    failovers: int = 0
+    duplicate_deliveries: int = 0
 
 
 def takes_receipts_for(record: MessageRecord, provider: ProviderName, provider_message_id: str) -> bool:
@@ -80,7 +92,11 @@ def apply_events(
     events: Sequence[dict[str, Any]],
     provider_message_id: str,
     now: datetime,
+    *,
+    failover: bool = False,
 ) -> Applied:
+    """`failover`: an UNDELIVERED receipt may resend the message through its next provider (`receipts.failover`;
+    only where the resend can be queued)."""
     original = record.status
     for _ in range(MAX_WRITE_ATTEMPTS):
         seen = record.receipt_ids or set()
@@ -114,13 +130,33 @@ def apply_events(
             # SENDING step stays in the history).
             update |= {"error_category": None, "error_code": None, "error_message": None}
         updated = record.model_copy(update=update)
-        if store.save_delivery(updated, expected_version=record.version):
+        resend = resend_for(record, updated, failure or {}, now) if failover else None
+        if resend is not None:
+            updated, saved = resend, store.start_resend(resend, expected_version=record.version, earlier=record)
+        else:
+            saved = store.save_delivery(updated, expected_version=record.version)
+        if saved:
             return Applied(updated, changed=updated.status is not original, duplicate=False)
         reloaded = store.reload(record.id)
         if reloaded is None:
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
+        if reloaded.provider is not record.provider and resent_before(reloaded):
+            return _earlier_attempt_events(store, reloaded, fresh, now)  # resent meanwhile: these are the first's
         record = reloaded
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def _earlier_attempt_events(
+    store: ReceiptStore, record: MessageRecord, events: Sequence[dict[str, Any]], now: datetime
+) -> Applied:
+    outcomes = [record_earlier_receipt(store, record, event, now) for event in events]
+    latest = store.reload(record.id) or record
+    return Applied(
+        latest,
+        changed=False,
+        duplicate=not any(new for new, _ in outcomes),
+        duplicate_delivery=any(delivered for _, delivered in outcomes),
+    )
 
 
 def failure_message(failure: Mapping[str, Any]) -> str:
@@ -160,7 +196,9 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         if message is not None and message.provider is not report.provider:
             message = None
     if message is not None and takes_receipts_for(message, report.provider, pmid):
-        _count(apply_events(store, message, [event], pmid, now), now, result)
+        _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
+        return
+    if message is None and _earlier_attempt(report, event, store, now, result):
         return
     newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
     if message is None:
@@ -168,13 +206,13 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
         if message is not None and takes_receipts_for(message, report.provider, pmid):
-            _count(apply_events(store, message, [event], pmid, now), now, result)
+            _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
             return
         message = None
     if message is not None:
         again = store.reload(message.id)
         if again is not None and takes_receipts_for(again, report.provider, pmid):
-            _count(apply_events(store, again, [event], pmid, now), now, result)
+            _count(apply_events(store, again, [event], pmid, now, failover=True), now, result)
             return
     if not newly_held:
         result.duplicates += 1
@@ -184,7 +222,36 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         result.unmatched += 1
 
 
+def _earlier_attempt(
+    report: DeliveryReport, event: dict[str, Any], store: ReceiptStore, now: datetime, result: PushResult
+) -> bool:
+    """A receipt for the first attempt of a resent message (`receipts.failover`): kept in its history, changing
+    nothing; a repeat of the one that resent it queues the resend again (a crash may have lost it)."""
+    record = store.message_for_earlier_attempt(report.provider, report.provider_message_id)
+    if record is None:
+        return False
+    new, delivered = record_earlier_receipt(store, record, event, now)
+    result.applied += new
+    result.duplicates += not new
+    result.duplicate_deliveries += delivered
+    if resend_pending(record):
+        result.resends.append(record)
+        _add_failover_event(record, now, result)
+    return True
+
+
+def _add_failover_event(record: MessageRecord, now: datetime, result: PushResult) -> None:
+    delivery = failover_event(record, now)
+    if delivery is not None:
+        result.webhooks.append(delivery)
+
+
 def _count(applied: Applied, now: datetime, result: PushResult) -> None:
+    result.duplicate_deliveries += applied.duplicate_delivery
+    if resend_pending(applied.record):
+        result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
+        result.resends.append(applied.record)
+        _add_failover_event(applied.record, now, result)
     if applied.duplicate:
         result.duplicates += 1
     else:
@@ -204,10 +271,10 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
 
 
 def apply_held_receipts(
-    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime
+    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime, *, failover: bool = False
 ) -> dict[str, MessageRecord]:
     """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
-    whose status changed, by id."""
+    whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
     if not waiting:
         return {}
@@ -222,7 +289,7 @@ def apply_held_receipts(
         pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
-        applied = apply_events(store, record, events, pmid, now)
+        applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied.record
     return changed

@@ -7,6 +7,10 @@ part is reported delivered, and the failure of any part fails the message.
 The one backward-looking exception: a message the gateway itself ended EXPIRED with `NO_RECEIPT` (no final receipt
 by its deadline, reconcile/) takes a real final receipt that comes later. That verdict only said "we never heard";
 the receipt says what happened.
+
+After a resend through the next provider (`receipts.failover`, step `RESEND_STEP`) only the second attempt's
+receipts count: those after the step, and never a late one of the first attempt (kept in the history with the mark
+`EARLIER_ATTEMPT`, and changing nothing).
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ from globesms.domain.status import Status, forward
 from globesms.errors import DispatchCode
 
 NO_RECEIPT = DispatchCode.NO_RECEIPT.value
+#: The id of the history step that resent a message through the next provider after an UNDELIVERED receipt.
+RESEND_STEP = "receipt-failover"
+#: The mark on a receipt of a resent message's first attempt that came after the resend (kept, never counted).
+EARLIER_ATTEMPT = "earlier_attempt"
 
 _FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 
 def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
     # Only receipts report outcomes; "status" entries record our own steps (e.g. SENDING after an unknown outcome).
-    reported = [(Status(e["status"]), e) for e in events if e.get("status") and e.get("type") != "status"]
+    reported = [
+        (Status(e["status"]), e) for e in current_attempt(events) if e.get("status") and e.get("type") != "status"
+    ]
     if not reported:
         return None
     parts = max((int(e.get("parts") or 1) for _, e in reported), default=1)
@@ -55,4 +65,13 @@ def carrier_error(events: Sequence[Mapping[str, Any]], status: Status) -> Mappin
     """The receipt that explains a failed delivery (its raw code and description go on the record)."""
     if status not in _FAILURES:
         return None
-    return next((e for e in events if e.get("status") == status.value), None)
+    return next((e for e in current_attempt(events) if e.get("status") == status.value), None)
+
+
+def current_attempt(events: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """The events of the message's latest attempt: after its resend step, when it has one, without the earlier
+    attempt's receipts that came later."""
+    step = next((i for i in range(len(events) - 1, -1, -1) if events[i].get("id") == RESEND_STEP), None)
+    if step is None:
+        return events
+    return [e for e in events[step + 1 :] if not e.get(EARLIER_ATTEMPT)]

@@ -119,3 +119,14 @@ def category_for(code: str, http_status: int | None = None) -> ErrorCategory:
 
 def provider_error(code: str, message: str = "", http_status: int | None = None) -> ProviderError:
     return ProviderError(category_for(code, http_status), code, message, http_status)
+
+
+#: Receipt-driven failover (`receipts.failover`): the `ErrorCode` of an UNDELIVERED receipt, and whether sending
+#: once more through another provider can fix it (a route or operator failure) or not (the number, the person). A
+#: code not listed never resends: an extra send costs money and may text somebody twice for nothing. Alibaba's pages
+#: list no receipt-level carrier codes; `ROUTE_FAILURE` is the route failure the emulators report.
+RECEIPT_FAILOVER: dict[str, bool] = {
+    "ROUTE_FAILURE": True,
+    "UNDELIV": False,  # the bare SMPP stat: no reason given, so no reason to pay twice
+    "MOBILE_NUMBER_ILLEGAL": False,  # the number does not exist
+}

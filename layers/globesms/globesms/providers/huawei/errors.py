@@ -116,3 +116,14 @@ def category_for(code: str, http_status: int | None) -> ErrorCategory:
 
 def provider_error(code: str, message: str, http_status: int | None) -> ProviderError:
     return ProviderError(category_for(code, http_status), code=code, message=message, http_status=http_status)
+
+
+#: Receipt-driven failover (`receipts.failover`): the code of an UNDELIVERED receipt (`orgCode`, the supplier's own
+#: code, else `status`), and whether sending once more through another provider can fix it (a route or operator
+#: failure) or not. A code not listed never resends. E200xxx and MILIMIT/LIMIT are REJECTED, never UNDELIVERED, so
+#: they never come here; `ROUTE_FAILURE` is the route failure the emulators report.
+RECEIPT_FAILOVER: dict[str, bool] = {
+    "DELETED": True,  # the supplier's SMSC deleted the message: this route dropped it
+    "ROUTE_FAILURE": True,
+    "UNDELIV": False,  # the bare SMPP stat: no reason given
+}

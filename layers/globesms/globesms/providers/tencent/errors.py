@@ -168,3 +168,21 @@ def classify(code: str, http_status: int | None = 200) -> ErrorCategory:
     if category is None:
         category = CODE_CATEGORIES.get(code.partition(".")[0])
     return category if category is not None else category_for_status(http_status)
+
+
+#: Receipt-driven failover (`receipts.failover`): the code of an UNDELIVERED receipt (`sub_error` when Tencent sends
+#: one, else `errmsg`), and whether sending once more through another provider can fix it (a route or operator
+#: failure) or not (the number, the person, the customer's own per-number limits). A code not listed never resends.
+#: From the seed's error-code table, plus `ROUTE_FAILURE`, the route failure the emulators report.
+RECEIPT_FAILOVER: dict[str, bool] = {
+    "InternalError.Timeout": True,  # delivering the message timed out on this route
+    "ROUTE_FAILURE": True,
+    "UNDELIV": False,  # the bare SMPP stat: no reason given
+    "InternalError.OtherError": False,  # no reason given
+    "FailedOperation.PhoneNumberInBlacklist": False,  # the person opted out (or the carrier's opt-out list)
+    "InvalidParameterValue.IncorrectPhoneNumber": False,  # the number does not exist
+    "LimitExceeded.PhoneNumberDailyLimit": False,  # the per-number limits: another route would break them
+    "LimitExceeded.PhoneNumberOneHourLimit": False,
+    "LimitExceeded.PhoneNumberThirtySecondLimit": False,
+    "LimitExceeded.PhoneNumberSameContentDailyLimit": False,
+}

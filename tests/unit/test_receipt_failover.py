@@ -1,0 +1,269 @@
+"""Receipt-driven failover (receipts/failover.py): which UNDELIVERED receipts resend a message through the next
+provider of its route, and the life of a resent message (one resend, the second attempt's status, late receipts of
+the first attempt recorded and ignored)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from globesms.accept.service import body_hash
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.receipts import DeliveryReport
+from globesms.models.records import MessageRecord
+from globesms.providers.aliyun.errors import RECEIPT_FAILOVER as ALIYUN_CODES
+from globesms.providers.huawei.errors import RECEIPT_FAILOVER as HUAWEI_CODES
+from globesms.providers.tencent.errors import RECEIPT_FAILOVER as TENCENT_CODES
+from globesms.receipts.apply import record_push
+from globesms.receipts.failover import (
+    FAILOVER_EVENT,
+    another_route_fixes,
+    resend_for,
+    resend_pack,
+    resend_pack_id,
+)
+from globesms.receipts.implied_status import RESEND_STEP, implied_status
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
+
+# What another route can fix, per provider code: every row of the tables, and codes the tables do not list.
+DECISIONS = [
+    *((A, code, fixes) for code, fixes in ALIYUN_CODES.items()),
+    *((T, code, fixes) for code, fixes in TENCENT_CODES.items()),
+    *((H, code, fixes) for code, fixes in HUAWEI_CODES.items()),
+    (A, "SOMETHING_NEW", False),
+    (T, "FailedOperation.SomethingNew", False),
+    (H, "E200015", False),  # a platform refusal: REJECTED, and not listed for UNDELIVERED
+]
+
+
+@pytest.mark.parametrize(("provider", "code", "fixes"), DECISIONS)
+def test_the_table_decides_per_provider_code(provider: ProviderName, code: str, fixes: bool) -> None:
+    assert another_route_fixes(provider, {"error_code": code, "raw_status": "2"}) is fixes
+
+
+@pytest.mark.parametrize(
+    ("provider", "code", "fixes"),
+    [
+        (T, "InternalError.Timeout", True),  # the route timed out delivering
+        (T, "FailedOperation.PhoneNumberInBlacklist", False),  # opted out / blocked by the person
+        (T, "InvalidParameterValue.IncorrectPhoneNumber", False),  # the number does not exist
+        (T, "LimitExceeded.PhoneNumberDailyLimit", False),  # the customer's own limits
+        (A, "MOBILE_NUMBER_ILLEGAL", False),
+        (A, "ROUTE_FAILURE", True),
+        (H, "DELETED", True),
+        (H, "UNDELIV", False),
+    ],
+)
+def test_route_failures_resend_and_the_number_or_the_person_do_not(
+    provider: ProviderName, code: str, fixes: bool
+) -> None:
+    assert another_route_fixes(provider, {"error_code": code}) is fixes
+
+
+def test_tencents_sub_error_is_the_more_specific_code() -> None:
+    receipt = {"error_code": "UNDELIV", "sub_error": "InternalError.Timeout"}
+    assert another_route_fixes(T, receipt)
+    assert not another_route_fixes(
+        T, {"error_code": "InternalError.Timeout", "sub_error": "InvalidParameterValue.IncorrectPhoneNumber"}
+    )
+
+
+def record(**extra: Any) -> MessageRecord:
+    fields: dict[str, Any] = {
+        "id": "B.00000",
+        "batch_id": "B",
+        "to": "+6591234567",
+        "provider": "aliyun",
+        "type": "OTP",
+        "text": "code 123456",
+        "route": ["aliyun", "tencent"],
+        "status": "SUBMITTED",
+        "provider_message_id": "ali-1",
+        "status_callback": "https://hooks.example.com/sms",
+        "created_at": "2026-12-04T09:59:00+00:00",
+        "updated_at": "2026-12-04T09:59:00+00:00",
+        "submitted_at": "2026-12-04T09:59:01+00:00",
+    }
+    return MessageRecord.model_validate(fields | extra)
+
+
+def undelivered(before: MessageRecord) -> MessageRecord:
+    return before.model_copy(update={"status": Status.UNDELIVERED})
+
+
+ROUTE_FAILURE = {"id": "r1", "status": "UNDELIVERED", "error_code": "ROUTE_FAILURE", "provider_message_id": "ali-1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "resends"),
+    [
+        ({}, True),  # OTP
+        ({"type": "NOTIFY"}, False),  # NOTIFY only when the request allowed it
+        ({"type": "NOTIFY", "failover_on_undelivered": True}, True),
+        ({"type": "MKT", "failover_on_undelivered": True}, False),
+        ({"validity_seconds": 60, "submitted_at": "2026-12-04T09:58:59+00:00"}, False),  # over at 09:59:59
+        ({"validity_seconds": 3600}, True),
+        ({"route": ["aliyun"]}, False),  # no next provider
+        ({"route": ["tencent", "aliyun"]}, False),  # aliyun is the last one
+        ({"events": [{"id": RESEND_STEP, "type": "status", "status": "QUEUED"}]}, False),  # resent once already
+        ({"template_id": "SMS_1", "text": None}, False),  # a provider's own template moves nowhere
+    ],
+)
+def test_which_messages_are_resent(changes: dict[str, Any], resends: bool) -> None:
+    before = record(**changes)
+    resent = resend_for(before, undelivered(before), ROUTE_FAILURE, NOW)
+    assert (resent is not None) is resends
+    if resent is not None:
+        assert (resent.provider, resent.status, resent.provider_message_id) == (T, Status.QUEUED, None)
+        step = (resent.events or [])[-1]
+        assert (step["id"], step["provider"], step["provider_message_id"]) == (RESEND_STEP, "aliyun", "ali-1")
+
+
+def test_a_number_that_does_not_exist_is_not_resent() -> None:
+    before = record()
+    receipt = ROUTE_FAILURE | {"error_code": "MOBILE_NUMBER_ILLEGAL"}
+    assert resend_for(before, undelivered(before), receipt, NOW) is None
+
+
+def test_only_the_latest_attempts_receipts_imply_the_status() -> None:
+    events = [
+        {"id": "r1", "type": "receipt", "status": "UNDELIVERED"},
+        {"id": RESEND_STEP, "type": "status", "status": "QUEUED"},
+        {"id": "r2", "type": "receipt", "status": "DELIVERED", "earlier_attempt": True},  # the first, late
+    ]
+    assert implied_status(events) is None
+    assert implied_status([*events, {"id": "r3", "type": "receipt", "status": "UNDELIVERED"}]) is Status.UNDELIVERED
+
+
+# ---- the whole life: receipt -> resend queued -> sent -> second attempt's receipt; duplicates and late ones ----
+
+
+def push(provider: ProviderName, pmid: str, status: Status, code: str, store: MemoryStore, *, at: str) -> Any:
+    report = DeliveryReport(
+        provider=provider,
+        provider_message_id=pmid,
+        status=status,
+        raw_status=code,
+        error_code=code,
+        to="+6591234567",
+        provider_time=at,
+    )
+    return record_push([report], store=store, now=NOW)
+
+
+def send_resends(store: MemoryStore, queues: MemoryQueues, claims: MemoryClaims, provider: ScriptedProvider) -> None:
+    deps = DispatchDeps(
+        provider=provider, store=store, claims=claims, queues=MemoryQueues(), receipts=store, webhooks=MemoryWebhooks()
+    )
+    for pack in queues.sent[provider.name]:
+        dispatch_pack(pack, deps, now=NOW + timedelta(seconds=5), last_attempt=False)
+
+
+def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_status() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record()
+    first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    message = store.messages["B.00000"]
+    assert (message.status, message.provider, first.failovers) == (Status.QUEUED, T, 1)
+    assert [d.event.type for d in first.webhooks] == [FAILOVER_EVENT]
+    assert first.webhooks[0].event.message["failover"] == {"from": "aliyun", "to": "tencent"}
+    assert [r.id for r in first.resends] == ["B.00000"]
+
+    # The provider pushes the same receipt again (say our answer was lost): nothing new, the resend queued again
+    # under the same pack id (the pack claim sends it once).
+    again = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert (again.failovers, again.duplicates, len(again.resends)) == (0, 1, 1)
+
+    queues, claims = MemoryQueues(), MemoryClaims()
+    queues.send_packs(T, [_pack(first.resends[0]), _pack(again.resends[0])])
+    tencent = ScriptedProvider(name=T)
+    send_resends(store, queues, claims, tencent)
+    assert sum(len(call) for call in tencent.calls) == 1  # two packs queued, one send
+    message = store.messages["B.00000"]
+    assert (message.status, message.provider, message.provider_message_id) == (Status.SUBMITTED, T, "pm-B.00000")
+
+    # The second attempt fails the same way: final, never resent twice.
+    second = push(T, "pm-B.00000", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t2")
+    assert (store.messages["B.00000"].status, second.failovers, second.resends) == (Status.UNDELIVERED, 0, [])
+
+    # A late DELIVERED for the first attempt: recorded, counted, changes nothing.
+    late = push(A, "ali-1", Status.DELIVERED, "DELIVERED", store, at="t3")
+    message = store.messages["B.00000"]
+    assert (late.duplicate_deliveries, late.resends, late.webhooks) == (1, [], [])
+    assert message.status is Status.UNDELIVERED
+    assert [e["id"] for e in message.events or []][:2] == [message.events[0]["id"], RESEND_STEP]
+    assert (message.events or [])[-1]["status"] == "DELIVERED"
+    repeat = push(A, "ali-1", Status.DELIVERED, "DELIVERED", store, at="t3")
+    assert (repeat.duplicate_deliveries, repeat.duplicates) == (0, 1)
+
+
+def test_the_second_attempts_delivery_is_the_final_status() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record()
+    first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    queues = MemoryQueues()
+    queues.send_packs(T, [_pack(r) for r in first.resends])
+    send_resends(store, queues, MemoryClaims(), ScriptedProvider(name=T))
+    delivered = push(T, "pm-B.00000", Status.DELIVERED, "DELIVRD", store, at="t2")
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert [d.event.type for d in delivered.webhooks] == ["message.delivered"]
+    # The first attempt's UNDELIVERED stays in the history.
+    assert (store.messages["B.00000"].events or [])[0]["status"] == "UNDELIVERED"
+
+
+def _pack(message: MessageRecord) -> DispatchPack:
+    pack = resend_pack(message)
+    assert pack.pack_id == resend_pack_id(message.id)
+    return pack
+
+
+def test_an_early_undelivered_receipt_held_before_the_send_was_recorded_resends_at_dispatch() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record(status="QUEUED", provider_message_id=None, submitted_at=None)
+    held = push(A, "pm-B.00000", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert held.unmatched == 1  # no message carries that provider id yet: held
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-12-04T09:59:00+00:00",
+            "contents": [
+                {
+                    "type": "OTP",
+                    "text": "code 123456",
+                    "route": ["aliyun", "tencent"],
+                    "status_callback": "https://hooks.example.com/sms",
+                }
+            ],
+            "recipients": [{"id": "B.00000", "to": "+6591234567", "c": 0}],
+        }
+    )
+    queues, webhooks = MemoryQueues(), MemoryWebhooks()
+    deps = DispatchDeps(
+        provider=ScriptedProvider(name=A),
+        store=store,
+        claims=MemoryClaims(),
+        queues=queues,
+        receipts=store,
+        webhooks=webhooks,
+    )
+    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    message = store.messages["B.00000"]
+    assert (message.status, message.provider) == (Status.QUEUED, T)
+    assert [p.pack_id for p in queues.sent[T]] == [resend_pack_id("B.00000")]
+    assert [d.event.type for d in webhooks.sent] == [FAILOVER_EVENT]
+
+
+def test_a_body_without_the_flag_hashes_as_before_and_one_with_it_differently() -> None:
+    plain = MessageSpec.model_validate({"to": "+6591234567", "text": "hi"})
+    assert "failover_on_undelivered" not in plain.model_dump_json()
+    flagged = MessageSpec.model_validate({"to": "+6591234567", "text": "hi", "failover_on_undelivered": True})
+    assert body_hash([plain]) != body_hash([flagged])
