@@ -128,6 +128,15 @@ def forward_replies_to_the_receiver(environ: MutableMapping[str, str], receiver_
     environ[PARAMETERS_ENV] = json.dumps(parameters)
 
 
+def intake_belongs_to_the_default_key(environ: MutableMapping[str, str]) -> None:
+    """SQS intake messages carry no API key; deployed they belong to the template's IntakeOwner (docs/guardrails.md).
+    Locally they belong to GLOBESMS_API_KEY's id, so the key `make run` prints reads the batches it drops on the
+    intake, unless LOCAL_PARAMETERS names another owner."""
+    parameters = json.loads(environ.get(PARAMETERS_ENV) or "{}")
+    parameters.setdefault("IntakeOwner", DEFAULT_API_KEY_ID)
+    environ[PARAMETERS_ENV] = json.dumps(parameters)
+
+
 def reserve_ports(args: argparse.Namespace) -> dict[str, socket.socket]:
     """Bind the API's port, and those of the emulators and the webhook receiver this run starts, before anything
     else (see `reserve_port`); raises OSError naming the port something else has."""
@@ -350,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto.port}"
             ports = {name: port_of(sock) for name, sock in sockets.items()}
             forward_replies_to_the_receiver(os.environ, ports.get("webhook-receiver"))
+            intake_belongs_to_the_default_key(os.environ)
             print(f"{PORTS_LINE} {json.dumps(ports | ({'moto': moto.port} if moto else {}))}", flush=True)
             hosts = start_stack(args, children, sockets)
         except (RuntimeError, TimeoutError, OSError) as exc:
