@@ -24,7 +24,7 @@ from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
-from globesms.guardrails import gate
+from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -223,10 +223,17 @@ def accept(
     queues: PackQueues,
     ledger: SpendLedger | None = None,
     owner: str | None = None,
+    otp: otp_guard.OtpGuard | None = None,
 ) -> AcceptResponse:
-    """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved."""
+    """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
+    velocity and pumping counters; without them OTP is not screened."""
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
+    if otp is not None:  # before spend: a recipient held here reserves nothing
+        stopped = otp_guard.screen(
+            otp, plan.records, rules.limits, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, 2)
+        )
+        plan = _without(plan, stopped, batch_id) if stopped else plan
     if ledger is not None:
         held_back = gate.hold_spend(
             ledger, plan.records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, retention_days)
