@@ -98,6 +98,22 @@ def test_velocity_a_retried_batch_a_dry_run_and_a_release(stack) -> None:  # typ
         f"m{int(NOW.timestamp()) // 60 + 1}", f"h{int(NOW.timestamp()) // 3600}"}  # fmt: skip
 
 
+def test_the_operator_command_shows_and_releases_a_held_country(stack, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tools import pumping
+
+    guard = otp_guard.OtpGuard(DynamoDBOtpCounters(stack.table_name))
+    now = datetime.now(UTC)
+    screen(guard, "burst", [f"+8525123{n:04d}" for n in range(30)], now=now)
+    assert pumping.main(["status", "hk", "--table", stack.table_name]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["country"] == "HK" and shown["recent"] == 30 and shown["held"] is True
+    assert pumping.main(["release", "HK", "--minutes", "30", "--table", stack.table_name]) == 0
+    capsys.readouterr()
+    assert screen(guard, "after", [f"+8525124{n:04d}" for n in range(30)], now=now) == []
+    pumping.main(["status", "HK", "--table", stack.table_name])
+    assert json.loads(capsys.readouterr().out)["held"] is False
+
+
 def test_concurrent_writers_never_let_more_than_the_limit_through() -> None:
     # Through the moto server `make run` starts (a child process: library-mode moto is not safe under concurrent
     # transactions), as concurrent Lambdas reach DynamoDB: each writer its own client, all at once.
