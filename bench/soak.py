@@ -25,6 +25,10 @@ What it does, all on loopback (bench/_stack.py starts `python -m local.run` on f
    template id; twelve countries; a few invalid numbers (rejected, so not accepted). `INTAKE_SHARE` of the requests
    go on the intake queue (with a `batch_id`), the rest through `POST /v1/messages`, paced at `--rate` recipients
    per second (`LOAD_RATE`: about what the local stack settles, see there).
+   In the middle, a **pumping burst**: `BURST_REQUESTS` one-recipient OTP requests to `BURST_COUNTRY`, which the
+   load sends no OTP to; the load's countries are first given a day of steady OTP history at the load's rate
+   (`seed_otp_history`). At most the pumping floor (plus one per concurrent sender) of the burst may pass, the rest
+   must be FRAUD_SUSPECTED, and nothing of the normal load may be refused by the OTP guard (`pumping_burst`).
 4. **A dispatcher killed mid-batch**: while the load is going in, one host of each provider's dispatch function is
    sent SIGUSR1, which SIGKILLs it partway through an invocation (local/lambda_host.py); the runner starts it again.
    Its packs come back after the queue's visibility timeout (180 s). Left out of `--quick` (it would take minutes).

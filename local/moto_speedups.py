@@ -21,6 +21,10 @@ one thread). Anything these patches do not recognise (an index with a composite 
 equality on the hash key) goes through moto untouched.
 
 4. A conditional write is not atomic in moto's threaded server (see `_atomic`), so writes are made one at a time.
+5. TransactWriteItems backs up a table (a deep copy, for its rollback) once per *item* of the transaction: a
+   transaction of 100 items (the OTP guard's counters of 99 numbers and a marker) copied the whole table 100 times
+   and made an accept outlast the API's timeout. The copy is made once per table per transaction (`_one_backup`);
+   what a failed transaction restores is the same.
 
 Only the runner's own moto server is patched (`local.aws.start_moto`), not moto used as a library by the tests.
 """
@@ -93,8 +97,45 @@ def _patch_backend(backend_class: Any) -> None:
         return item
 
     backend_class.update_item = update_item
+    backend_class.transact_write_items = _one_backup(backend_class.transact_write_items)
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(backend_class, name, _atomic(getattr(backend_class, name)))
+
+
+class _CopyOncePerObject:
+    """`copy` as moto's DynamoDB models module sees it during one transaction: `deepcopy` of an object already
+    copied in this transaction returns that copy (the table does not change between the backups moto takes)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real, self._copies = real, {}
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if memo is not None:
+            return self._real.deepcopy(value, memo)
+        key = id(value)
+        if key not in self._copies:
+            self._copies[key] = (value, self._real.deepcopy(value))
+        return self._copies[key][1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _one_backup(transact: Any) -> Any:
+    import copy
+
+    from moto.dynamodb import models
+
+    @functools.wraps(transact)
+    def one_backup(*args: Any, **kwargs: Any) -> Any:
+        # Under `_writes` (applied over this wrapper): no other write runs while the module's `copy` is swapped.
+        models.copy = _CopyOncePerObject(copy)
+        try:
+            return transact(*args, **kwargs)
+        finally:
+            models.copy = copy
+
+    return one_backup
 
 
 #: One write at a time (BatchWriteItem is a put or delete per item, so each item's write is atomic too).
