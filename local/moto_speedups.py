@@ -102,6 +102,9 @@ def _patch_backend(backend_class: Any) -> None:
         setattr(backend_class, name, _atomic(getattr(backend_class, name)))
 
 
+BACKUP_ATTEMPTS = 20
+
+
 class _CopyOncePerObject:
     """`copy` as moto's DynamoDB models module sees it during one transaction: `deepcopy` of an object already
     copied in this transaction returns that copy (the table does not change between the backups moto takes)."""
@@ -114,8 +117,18 @@ class _CopyOncePerObject:
             return self._real.deepcopy(value, memo)
         key = id(value)
         if key not in self._copies:
-            self._copies[key] = (value, self._real.deepcopy(value))
+            self._copies[key] = (value, self._backup(value))
         return self._copies[key][1]
+
+    def _backup(self, value: Any) -> Any:
+        # Reads are not under `_writes`, and moto's item maps are defaultdicts: a read of a partition never written
+        # (a GetItem or BatchGetItem of a counter not made yet) adds an empty entry while the copy walks the map.
+        for _attempt in range(BACKUP_ATTEMPTS - 1):
+            try:
+                return self._real.deepcopy(value)
+            except RuntimeError:  # "dictionary changed size during iteration": copy again
+                continue
+        return self._real.deepcopy(value)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
