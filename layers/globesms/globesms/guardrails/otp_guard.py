@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_COUNTRY = "ZZ"  # a number phonenumbers gives no region (non-geographic): counted as one "country"
 CHUNK_NUMBERS = 99  # with the chunk's marker, DynamoDB's 100 items per TransactWriteItems
 MAX_ATTEMPTS = 10  # transactions lost to concurrent writers of the same numbers before refusing the rest
+MARKER_DAYS = 2  # a batch chunk's marker outlives any retry of the batch (idempotency keys last 24 hours)
 BUSY = "this number's OTP counters stayed busy with concurrent requests: try again"
 
 Refusals = dict[int, tuple[str, str]]
