@@ -231,7 +231,13 @@ def accept(
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing
         stopped = otp_guard.screen(
-            otp, plan.records, rules.limits, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, otp_guard.MARKER_DAYS)
+            otp,
+            plan.records,
+            rules.limits,
+            batch_id=batch_id,
+            owner=owner,
+            now=now,
+            expires_at=expiry(now, otp_guard.MARKER_DAYS),
         )
         plan = _without(plan, stopped, batch_id) if stopped else plan
     if ledger is not None:
