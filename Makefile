@@ -13,7 +13,7 @@ LAYER_LOCK := layers/globesms/requirements.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: run test browser lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
-	lambda-base-image redrive lock clean
+	lambda-base-image redrive pumping-release lock clean
 
 # (Re)creates the virtualenv $(1) when it is missing or runs another Python than $(PYTHON_VERSION).
 ensure_venv = $(1)/bin/python -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PYTHON_VERSION)")' \
@@ -116,6 +116,11 @@ start-api: $(SAM_CLI)
 ##   (as root; PYTHON_VERSION=3.13 overrides the template's Runtime). With internet access sam pulls the real one.
 lambda-base-image:
 	tools/lambda-base-image.sh $(PYTHON_VERSION)
+
+## pumping-release: lift the hold on OTP to a country held as SMS pumping, e.g. make pumping-release COUNTRY=HK MINUTES=60 STACK=globesms-prod
+pumping-release: $(STAMP)
+	@test -n "$(COUNTRY)" || { echo "usage: make pumping-release COUNTRY=<XX> [MINUTES=60] [STACK=<name>]"; exit 2; }
+	$(BIN)/python -m tools.pumping release '$(COUNTRY)' $(if $(MINUTES),--minutes $(MINUTES)) $(if $(STACK),--stack '$(STACK)')
 
 ## redrive: move a DLQ's messages back to their queue, e.g. make redrive QUEUE=AliyunDeadLetterQueue STACK=globesms-prod
 ##   QUEUE is a logical id (AliyunDeadLetterQueue, Aliyun, AliyunQueue) or a queue URL; MAX=<n> moves at most n,

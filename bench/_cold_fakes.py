@@ -1,8 +1,10 @@
 """In-process stand-ins for AWS and the network, for running the real Lambda handlers in a benchmark process.
 
 - AWS: `install_fake_aws` replaces the one place every adapter gets its boto3 client (`globesms.aws.clients`)
-  with fakes that accept every write and find nothing on every read. The handlers' own adapters (item
-  serialisation, batching, retries of what is left unprocessed) run as deployed; only the AWS calls are faked.
+  with fakes that accept every write and find nothing on every read, but for the OTP guard's country counters
+  (`P#<country>`), found with a day of steady OTP history as a running deployment has them (a fresh table would
+  hold a large OTP request as SMS pumping). The handlers' own adapters (item serialisation, batching, retries of
+  what is left unprocessed) run as deployed; only the AWS calls are faked.
 - The network: `patch_httpx` makes every `httpx.HTTPTransport` answer at once (a provider's full acceptance, or a
   webhook receiver's 200), so provider clients and the webhook sender run their whole path but the socket.
 
@@ -31,8 +33,22 @@ def _empty(params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+#: OTP let through per hour in each of the last 24 hours, for every country the OTP guard reads.
+STEADY_OTP_PER_HOUR = 100_000
+
+
 def _batch_get_item(params: dict[str, Any]) -> dict[str, Any]:
-    return {"Responses": {table: [] for table in params.get("RequestItems", {})}, "UnprocessedKeys": {}}
+    import time
+
+    hour = int(time.time()) // 3600
+    history = {f"h{hour - back}": {"N": str(STEADY_OTP_PER_HOUR)} for back in range(1, 25)}
+    return {
+        "Responses": {
+            table: [{**key, **history} for key in request.get("Keys", []) if key["pk"]["S"].startswith("P#")]
+            for table, request in params.get("RequestItems", {}).items()
+        },
+        "UnprocessedKeys": {},
+    }
 
 
 def _send_message_batch(params: dict[str, Any]) -> dict[str, Any]:

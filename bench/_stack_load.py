@@ -8,13 +8,15 @@ id and the number, can be matched to our records without ambiguity.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import phonenumbers
 
 from bench._stack import Stack
+from globesms.aws.dynamodb_otp import country_key
 
 #: API request bodies (without `to`) that reach each provider: Alibaba gets free text by routing; Tencent and Huawei
 #: are pinned with a template id of their own (the local emulators approve these ids).
@@ -86,3 +88,14 @@ def post_all(stack: Stack, bodies: Sequence[dict[str, Any]], *, threads: int = 2
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(post, bodies))
+
+
+def seed_otp_history(stack: Stack, per_hour: Mapping[str, float], hours: int = 24) -> None:
+    """Gives countries the OTP history of a deployment that has been sending for a day: `per_hour` recipients let
+    through in each of the last `hours` full hours. The pumping rule (docs/guardrails.md) then takes a load at that
+    rate as steady traffic, not as a burst to a country never seen (which a fresh local stack would hold)."""
+    hour = int(time.time()) // 3600
+    for country, count in per_hour.items():
+        buckets = {f"h{hour - back}": {"N": str(max(1, round(count)))} for back in range(1, hours + 1)}
+        item = {**country_key(country), **buckets, "expires_at": {"N": str(int(time.time()) + 3 * 86_400)}}
+        stack.dynamodb.put_item(TableName=stack.table_name, Item=item)

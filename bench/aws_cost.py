@@ -28,6 +28,7 @@ from collections import Counter
 from typing import Any
 
 from bench._cost_meter import Usage
+from bench._cost_otp import otp_guard_requests
 from bench._cost_pipeline import PHASES, RECEIPTS, SUBMIT, WEBHOOKS, Invocation, PipelineRun, run_pipeline
 from bench.figures import Figure
 
@@ -36,6 +37,8 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 RECIPIENTS = 10_000  # the most one API request takes
 QUICK_RECIPIENTS = 300
+#: Distinct numbers in the OTP guard's large request (bench/_cost_otp.py): 4 transactions' worth.
+OTP_GUARD_RECIPIENTS = 300
 #: Share of recipients whose spec has a status_callback (final events only, no `status_callback_on_submitted`).
 WEBHOOK_SHARE = 0.5
 #: How long a provider takes to answer a send, and a customer's endpoint a webhook (the emulators answer at once).
@@ -257,6 +260,7 @@ def measure(quick: bool) -> list[Figure]:
             "by_operation_per_recipient": per_recipient(Counter(submit.calls), n),
             "phase": phases[SUBMIT],
             "lambda_invocations": lambda_by_phase[SUBMIT],
+            "otp_guard_extra_requests": otp_guard_requests(OTP_GUARD_RECIPIENTS),
         },
     )
     write_figure = Figure(

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._stack import DISPATCH_FUNCTIONS, PROVIDER_QUEUES, Stack, StackFailed, running_stack, wait_until
-from bench._stack_load import Numbers
+from bench._stack_load import Numbers, seed_otp_history
 from bench.figures import Figure
 from globesms.models.outbound import MessageType, OutboundSms
 from globesms.providers.aliyun.client import AliyunClient, AliyunSettings
@@ -89,6 +89,7 @@ def measure(quick: bool) -> list[Figure]:
 
 def _run(stack: Stack, plan: Plan, trace: Path) -> dict[str, Any]:
     stack.set_knobs(PROVIDER, push_receipts=False)
+    seed_otp_history(stack, {"HK": plan.rate * 3600})  # steady OTP to HK at this rate: not held as a burst
     floor = FloorScript(stack)
     numbers = Numbers()
     pipeline_samples: list[dict[str, Any]] = []

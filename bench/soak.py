@@ -25,6 +25,10 @@ What it does, all on loopback (bench/_stack.py starts `python -m local.run` on f
    template id; twelve countries; a few invalid numbers (rejected, so not accepted). `INTAKE_SHARE` of the requests
    go on the intake queue (with a `batch_id`), the rest through `POST /v1/messages`, paced at `--rate` recipients
    per second (`LOAD_RATE`: about what the local stack settles, see there).
+   In the middle, a **pumping burst**: `BURST_REQUESTS` one-recipient OTP requests to `BURST_COUNTRY`, which the
+   load sends no OTP to; the load's countries are first given a day of steady OTP history at the load's rate
+   (`seed_otp_history`). At most the pumping floor (plus one per concurrent sender) of the burst may pass, the rest
+   must be FRAUD_SUSPECTED, and nothing of the normal load may be refused by the OTP guard (`pumping_burst`).
 4. **A dispatcher killed mid-batch**: while the load is going in, one host of each provider's dispatch function is
    sent SIGUSR1, which SIGKILLs it partway through an invocation (local/lambda_host.py); the runner starts it again.
    Its packs come back after the queue's visibility timeout (180 s). Left out of `--quick` (it would take minutes).
@@ -79,7 +83,7 @@ from bench._stack import (
     StackFailed,
     running_stack,
 )
-from bench._stack_load import SPECS, Numbers
+from bench._stack_load import SPECS, Numbers, seed_otp_history
 from bench.figures import RESULTS_DIR, machine
 from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, batch_pk, message_from_item
 from globesms.dispatch.rate_limits import DEFAULT_RATE_LIMITS
@@ -168,6 +172,15 @@ REQUEST_SIZE_WEIGHTS = (10, 10, 10, 10, 10, 8, 6)
 LOAD_RATE = 40
 QUICK_LOAD_RATE = 500  # --quick: its ~2,000 recipients in a few seconds
 INVALID_NUMBER = "12345"  # rejected (INVALID_NUMBER): in a request, never accepted
+#: The pumping burst in the middle of the load: one-recipient OTP requests (a sign-up form being abused) to a country
+#: the normal load never sends OTP to. The rule (docs/guardrails.md): a country with no OTP history is held past its
+#: floor of 20 in 5 minutes; requests racing in the same instant (the load's 3 senders) may each pass one more.
+BURST_COUNTRY = "DE"
+BURST_REQUESTS = 150
+QUICK_BURST_REQUESTS = 60
+PUMPING_FLOOR = 20
+SENDERS = 3
+OTP_GUARD_CODES = frozenset({"FRAUD_SUSPECTED", "VELOCITY_LIMIT"})
 
 FINAL = frozenset({"DELIVERED", "UNDELIVERED", "EXPIRED", "REJECTED", "FAILED"})
 _DIGITS = re.compile(r"\D")
@@ -182,11 +195,12 @@ class Request:
     via: str  # "api" or "intake"
     body: dict[str, Any]
     batch_id: str | None = None  # intake only: set by us, so the batch can be found
+    burst: bool = False  # part of the pumping burst
 
 
-def plan_load(total: int, rng: random.Random) -> list[Request]:
+def plan_load(total: int, rng: random.Random, numbers: Numbers | None = None) -> list[Request]:
     """Requests carrying `total` valid recipients (plus a few invalid ones) in mixed sizes and kinds."""
-    numbers = Numbers()
+    numbers = numbers or Numbers()
     kinds = list(SPEC_KINDS)
     weights = [SPEC_KINDS[k][0] for k in kinds]
     requests: list[Request] = []
@@ -219,9 +233,39 @@ def plan_load(total: int, rng: random.Random) -> list[Request]:
     return requests
 
 
+def with_burst(requests: list[Request], numbers: Numbers, count: int) -> list[Request]:
+    """The load with `count` one-recipient OTP requests to BURST_COUNTRY in its middle."""
+    burst = [
+        Request("api", {"text": "Your code is 482913", "type": "OTP", "to": numbers.take(1, BURST_COUNTRY)}, burst=True)
+        for _ in range(count)
+    ]
+    middle = len(requests) // 2
+    return [*requests[:middle], *burst, *requests[middle:]]
+
+
+def otp_history(requests: Sequence[Request], rate: float) -> dict[str, float]:
+    """OTP recipients per hour, by country, that the normal load sends at `rate` recipients per second."""
+    otp: Counter[str] = Counter()
+    total = 0
+    for request in requests:
+        total += recipients_of(request)
+        for spec in request.body.get("messages") or [request.body]:
+            if spec.get("type") == "OTP" and not request.burst:
+                otp.update(region(number) for number in spec["to"] if number != INVALID_NUMBER)
+    seconds = max(1.0, total / rate)
+    return {country: n / seconds * 3600 for country, n in otp.items()}
+
+
+def region(number: str) -> str:
+    import phonenumbers
+
+    return str(phonenumbers.region_code_for_number(phonenumbers.parse(number)))
+
+
 @dataclass
 class Sent:
     api_answers: list[dict[str, Any]] = field(default_factory=list)
+    burst_answers: list[dict[str, Any]] = field(default_factory=list)
     intake_batches: list[str] = field(default_factory=list)
     crashes_armed: dict[str, int] = field(default_factory=dict)  # provider -> pid signalled
     seconds: float = 0.0
@@ -265,8 +309,10 @@ def send_load(stack: Stack, requests: Sequence[Request], *, crashes: dict[str, f
             raise StackFailed(f"POST /v1/messages answered {response.status_code}: {response.text[:300]}")
         with sent.lock:
             sent.api_answers.append(response.json())
+            if request.burst:
+                sent.burst_answers.append(response.json())
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for _ in pool.map(one, requests):
             done += 1
             while pending_crashes and done >= pending_crashes[0][1] * len(requests):
@@ -512,7 +558,10 @@ def run(
 ) -> dict[str, Any]:
     rate = rate or (QUICK_LOAD_RATE if quick else LOAD_RATE)
     rng = random.Random(seed)
-    requests = plan_load(recipients, rng)
+    numbers = Numbers()
+    requests = with_burst(
+        plan_load(recipients, rng, numbers), numbers, QUICK_BURST_REQUESTS if quick else BURST_REQUESTS
+    )
     env = {
         "GLOBESMS_HTTP_READ_TIMEOUT": str(READ_TIMEOUT_SECONDS),
         "LOCAL_SQS_DUPLICATE_RATE": str(DUPLICATE_DELIVERY_RATE),
@@ -530,6 +579,9 @@ def run(
     started = time.monotonic()
     with running_stack(log_path, env=env, runner_args=runner_args) as stack:
         knobs = configure_faults(stack, quick=quick)
+        # A day of steady OTP at the load's rate to the load's countries (a fresh stack has none): the load is
+        # normal traffic, the burst's country has no history.
+        seed_otp_history(stack, otp_history(requests, rate))
         print(f"soak: {len(requests)} requests, {recipients} recipients", file=sys.stderr)
         sent = send_load(stack, requests, crashes={} if quick else CRASH_POINTS, rate=rate)
         print(f"soak: load in after {sent.seconds:.0f} s; waiting for it to settle", file=sys.stderr)
@@ -537,6 +589,7 @@ def run(
         settled_after = time.monotonic() - started
         print(f"soak: {'settled' if quiet else 'NOT settled'} after {settled_after:.0f} s; accounting", file=sys.stderr)
         result = account(stack, sent)
+        result["pumping_burst"] = pumping_account(stack, sent)
         result["cpu_seconds"] = stack.cpu_seconds()
         restarts = stack.log_count(r"exited with code -?\d+: starting it again")
         duplicate_deliveries = sum(
@@ -569,8 +622,37 @@ def run(
     return result
 
 
+def pumping_account(stack: Stack, sent: Sent) -> dict[str, Any]:
+    """The burst's answers, and every OTP-guard refusal of the normal load (must be none): the API's answers and
+    the intake batches' headers."""
+    burst_codes = Counter(str(e["code"]) for a in sent.burst_answers for e in a.get("errors", []))
+    burst_ids = {str(a["batch_id"]) for a in sent.burst_answers}
+    normal = Counter(
+        str(e["code"])
+        for a in sent.api_answers
+        if str(a["batch_id"]) not in burst_ids
+        for e in a.get("errors", [])
+        if str(e["code"]) in OTP_GUARD_CODES
+    )
+    for batch_id in sent.intake_batches:
+        key = {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": HEADER_SK}}
+        item = stack.dynamodb.get_item(TableName=stack.table_name, Key=key, ConsistentRead=True).get("Item")
+        header = batch_from_item(item) if item else None
+        normal.update(str(e.code) for e in (header.errors if header else []) if str(e.code) in OTP_GUARD_CODES)
+    accepted = sum(int(a["accepted"]) for a in sent.burst_answers)
+    return {
+        "country": BURST_COUNTRY,
+        "requests": len(sent.burst_answers),
+        "accepted": accepted,
+        "refused_by_code": dict(burst_codes),
+        "accepted_at_most": PUMPING_FLOOR + SENDERS,
+        "normal_load_refused_by_otp_guard": dict(normal),
+    }
+
+
 def summary(result: dict[str, Any]) -> str:
     faults = result["faults"]
+    burst = result["pumping_burst"]
     lost = f"{result['lost']:,}  (must be 0)"
     if result["lost"]:
         lost += f"  {result['lost_detail']}"
@@ -587,6 +669,9 @@ def summary(result: dict[str, Any]) -> str:
         f"SQS redeliveries          {faults['sqs_records_delivered_again']}, host restarts "
         f"{faults['function_host_restarts']} (crashes armed: {faults['dispatchers_armed_to_crash']})",
         f"settled                   {result['settled']} after {result['seconds']['until_settled']:.0f} s",
+        f"pumping burst             {burst['accepted']} of {burst['requests']} OTP to {burst['country']} accepted "
+        f"(at most {burst['accepted_at_most']}), refused {burst['refused_by_code']}; normal load refused by the "
+        f"OTP guard: {burst['normal_load_refused_by_otp_guard'] or 0} (must be 0)",
     ]
     return "\n".join(lines)
 
@@ -601,6 +686,13 @@ def failed_goals(result: dict[str, Any]) -> list[str]:
         problems.append("seconds over a limit")
     if not result["settled"]:
         problems.append("not settled by the deadline")
+    burst = result["pumping_burst"]
+    if burst["accepted"] > burst["accepted_at_most"] or burst["requests"] - burst["accepted"] != sum(
+        burst["refused_by_code"].values()
+    ):
+        problems.append("pumping burst not stopped")
+    if burst["normal_load_refused_by_otp_guard"]:
+        problems.append("normal load refused by the OTP guard")
     return problems
 
 

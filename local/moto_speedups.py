@@ -21,6 +21,12 @@ one thread). Anything these patches do not recognise (an index with a composite 
 equality on the hash key) goes through moto untouched.
 
 4. A conditional write is not atomic in moto's threaded server (see `_atomic`), so writes are made one at a time.
+5. TransactWriteItems backs up a table (a deep copy, for its rollback) once per *item* of the transaction: a
+   transaction of 100 items (the OTP guard's counters of 99 numbers and a marker) copied the whole table 100 times,
+   and even one copy per transaction grows with the table (an accept took 20 s in `make soak --quick`). The backup
+   is the items the transaction names, and a failed transaction puts them back (`_one_backup`): what it restores is
+   the same, since no other write runs during a transaction (`_atomic`). A copy of the table walked its item maps
+   while reads added to them (moto's defaultdict), failing with "dictionary changed size during iteration".
 
 Only the runner's own moto server is patched (`local.aws.start_moto`), not moto used as a library by the tests.
 """
@@ -93,8 +99,90 @@ def _patch_backend(backend_class: Any) -> None:
         return item
 
     backend_class.update_item = update_item
+    backend_class.transact_write_items = _one_backup(backend_class.transact_write_items)
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(backend_class, name, _atomic(getattr(backend_class, name)))
+
+
+class _TablesNotCopied:
+    """`copy` as moto's DynamoDB models module sees it during one transaction: a Table is not copied (its backup is
+    the touched items, `_touched`); anything else (an item, for an update's old image) is copied as usual."""
+
+    def __init__(self, real: Any, table_class: type) -> None:
+        self._real, self._table_class = real, table_class
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if isinstance(value, self._table_class):
+            return value
+        return self._real.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+    """(table, hash key, range key, a copy of the item or None) for every item the transaction names."""
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved = []
+    for entry in transact_items:
+        for op in entry.values():
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+            partition = table.items.get(hash_key)  # never `items[...]`: a defaultdict would add the partition
+            found = partition.get(range_key) if range_key is not None and partition else partition
+            if range_key is not None and not partition:
+                found = None
+            saved.append((table, hash_key, range_key, copy.deepcopy(found) if found is not None else None))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, Any, Any, Any]], streams: list[tuple[Any, int]]) -> None:
+    for table, hash_key, range_key, item in reversed(saved):
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+        elif item is None:
+            table.items.get(hash_key, {}).pop(range_key, None)
+        else:
+            table.items[hash_key][range_key] = item
+    for shard, length in streams:
+        del shard.items[length:]  # the stream records of writes undone
+
+
+def _one_backup(transact: Any) -> Any:
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    @functools.wraps(transact)
+    def one_backup(backend: Any, transact_items: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        # Under `_writes` (applied over this wrapper): no other write runs meanwhile, so undoing the items the
+        # transaction names restores what moto's whole-table copy would.
+        saved = _touched(backend, transact_items)
+        shards = {id(t): t.stream_shard for t, *_ in saved if getattr(t, "stream_shard", None) is not None}
+        streams = [(shard, len(shard.items)) for shard in shards.values()]
+        models.copy = _TablesNotCopied(copy, Table)
+        try:
+            return transact(backend, transact_items, *args, **kwargs)
+        except Exception:
+            _restore(saved, streams)
+            raise
+        finally:
+            models.copy = copy
+
+    return one_backup
 
 
 #: One write at a time (BatchWriteItem is a put or delete per item, so each item's write is atomic too).

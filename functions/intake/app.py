@@ -37,6 +37,7 @@ def record_handler(record: SQSRecord) -> None:
             queues=wiring.pack_queues(),
             run_once=idempotency.run_once,
             ledger=wiring.spend_ledger(),
+            otp=wiring.otp_guard(),
             owner=settings(AcceptSettings).intake_owner,
         )
     except IntakeRefused as exc:

@@ -173,6 +173,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         queues=wiring.pack_queues(),
         ledger=wiring.spend_ledger(),
         owner=_owner(),
+        otp=wiring.otp_guard(),
     )
 
 
@@ -188,6 +189,7 @@ def _quote(specs: list[MessageSpec]) -> Response[AcceptResponse | QuoteResponse]
         retention_days=settings(AcceptSettings).retention_days,
         ledger=wiring.spend_ledger(),
         owner=_owner(),
+        otp=wiring.otp_guard(),
     )
     logger.info("dry run quoted", extra={"accepted": answer.accepted, "rejected": answer.rejected})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=answer)

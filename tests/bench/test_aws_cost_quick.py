@@ -94,3 +94,12 @@ def test_figures_add_up(figures: dict[str, Figure]) -> None:
     dollar_detail: dict[str, Any] = dollars.detail
     assert sum(dollar_detail["dollars_per_million_by_item"].values()) == pytest.approx(dollars.value, abs=1e-2)
     assert dollar_detail["prices_us_east_1"]["as_of"] == aws_cost.PRICES_AS_OF
+
+
+def test_the_otp_guard_costs_requests_per_request_not_per_recipient(figures: dict[str, Figure]) -> None:
+    extra = figures["aws_cost.requests_to_submitted"].detail["otp_guard_extra_requests"]
+    one = extra["one_otp_recipient"]
+    assert one["requests"] == {"batch_get_item": 1, "transact_write_items": 1, "update_item": 1}
+    many = extra["many_otp_recipients"]
+    assert many["recipients"] == aws_cost.OTP_GUARD_RECIPIENTS and many["refused"] == 0
+    assert many["requests"] == {"batch_get_item": 4, "transact_write_items": 4, "update_item": 1}  # 301 keys; 300/99

@@ -29,7 +29,13 @@ def test_quick_soak_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> Non
 
     assert result["settled"], result
     assert soak.failed_goals(result) == []
-    assert result["accepted"] == result["records"] == RECIPIENTS
+    burst = result["pumping_burst"]
+    assert result["accepted"] == result["records"] == RECIPIENTS + burst["accepted"]
+    # The pumping burst in the middle: held past the floor (plus at most one per concurrent sender), every other
+    # burst request refused as FRAUD_SUSPECTED, and nothing of the normal load refused by the OTP guard.
+    assert soak.PUMPING_FLOOR <= burst["accepted"] <= soak.PUMPING_FLOOR + soak.SENDERS
+    assert burst["refused_by_code"] == {"FRAUD_SUSPECTED": burst["requests"] - burst["accepted"]}
+    assert burst["requests"] == soak.QUICK_BURST_REQUESTS and burst["normal_load_refused_by_otp_guard"] == {}
     assert sum(result["final_by_status"].values()) == result["accepted"]
     assert result["duplicates_per_provider"] == {"aliyun": 0, "tencent": 0, "huawei": 0}
     assert result["lost"] == 0 and result["seconds_over_limit"] == 0

@@ -75,3 +75,19 @@ def test_another_keys_message_and_batch_are_404(stack, load_handler, lambda_cont
             request["pathParameters"] = {"id": value}
             answer = call(api, lambda_context, request)
             assert answer["statusCode"] == status, (key, resource, answer["body"])
+
+
+def test_otp_velocity_and_pumping_through_the_api(stack, load_handler, lambda_context, capsys) -> None:  # type: ignore[no-untyped-def]
+    api = load_handler("send_api")
+    one = {"to": ["+85251234567"], "text": "Your code is 123456", "type": "OTP"}
+    answers = [json.loads(post(api, lambda_context, one)["body"]) for _ in range(6)]
+    assert [a["accepted"] for a in answers] == [1, 1, 1, 1, 1, 0]
+    assert answers[5]["errors"][0]["code"] == "VELOCITY_LIMIT"
+    quoted = json.loads(post(api, lambda_context, {**one, "dry_run": True})["body"])
+    assert quoted["accepted"] == 0 and quoted["errors"][0]["code"] == "VELOCITY_LIMIT"
+    burst = {"to": [f"+6591234{n:03d}" for n in range(25)], "text": "Your code is 123456", "type": "OTP"}
+    held = json.loads(post(api, lambda_context, burst)["body"])
+    assert held["accepted"] == 20 and {e["code"] for e in held["errors"]} == {"FRAUD_SUSPECTED"}
+    assert "OTP to SG held as suspected SMS pumping" in held["errors"][0]["message"]
+    logged = capsys.readouterr().out
+    assert '"PumpingSuspected"' in logged and '"country":"SG"' in logged.replace(" ", "")

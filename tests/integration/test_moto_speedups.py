@@ -6,6 +6,7 @@ script): the same data queried before and after `apply()` must give the same pag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -39,7 +40,61 @@ def test_concurrent_conditional_adds_never_pass_the_limit() -> None:
     assert answer["granted_twice"] == 0, answer
 
 
+def test_a_cancelled_transaction_leaves_every_item_as_it_was() -> None:
+    answer = _child("rollback")
+    assert answer["unpatched"] == answer["patched"], answer
+    assert answer["patched"]["new"] is None and answer["patched"]["counter"] == "3"
+    assert answer["patched"]["later"] == "4"  # and the table still takes writes
+
+
 # --------------------------------------------------------------------------------------------- the child's side
+
+
+def _rollback(*, patched: bool) -> dict[str, Any]:
+    """A transaction that puts a new item and updates a counter, cancelled by a failed condition on a third item."""
+    import boto3
+    from moto import mock_aws
+
+    from local import moto_speedups
+
+    if patched:
+        moto_speedups.apply()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        counter = {"pk": {"S": "C"}, "sk": {"S": "$"}}
+        client.put_item(TableName="t", Item={**counter, "n": {"N": "3"}})
+        client.put_item(TableName="t", Item={"pk": {"S": "V"}, "sk": {"S": "$"}, "ver": {"N": "2"}})
+        add = {"TableName": "t", "Key": counter, "UpdateExpression": "ADD n :one"}
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "NEW"}, "sk": {"S": "$"}}}},
+            {"Update": {**add, "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {
+                "Put": {
+                    "TableName": "t",
+                    "Item": {"pk": {"S": "V"}, "sk": {"S": "$"}, "ver": {"N": "3"}},
+                    "ConditionExpression": "ver = :seen",
+                    "ExpressionAttributeValues": {":seen": {"N": "1"}},
+                }
+            },
+        ]
+        with contextlib.suppress(client.exceptions.TransactionCanceledException):
+            client.transact_write_items(TransactItems=items)
+        new = client.get_item(TableName="t", Key={"pk": {"S": "NEW"}, "sk": {"S": "$"}}).get("Item")
+        before = client.get_item(TableName="t", Key=counter)["Item"]["n"]["N"]
+        client.transact_write_items(
+            TransactItems=[{"Update": {**add, "ExpressionAttributeValues": {":one": {"N": "1"}}}}]
+        )
+        later = client.get_item(TableName="t", Key=counter)["Item"]["n"]["N"]
+    return {"new": new, "counter": before, "later": later}
 
 
 def _queries(client: Any, table: str) -> list[Any]:
@@ -186,5 +241,6 @@ if __name__ == "__main__":
         "unpatched": lambda: _answers(patched=False),
         "patched": lambda: _answers(patched=True),
         "race": _check_race,
+        "rollback": lambda: {"unpatched": _rollback(patched=False), "patched": _rollback(patched=True)},
     }
     print(json.dumps(checks[sys.argv[1]](), default=str))

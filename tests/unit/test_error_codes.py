@@ -89,6 +89,8 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "COUNTRY_NOT_ALLOWED",
         "PRICE_UNKNOWN",
         "SPEND_LIMIT_REACHED",
+        "VELOCITY_LIMIT",
+        "FRAUD_SUSPECTED",
     }
     assert {c.value for c in DispatchCode} == {
         "INVALID_REQUEST",

@@ -137,6 +137,14 @@ class RecipientCode(_Code):
         "SPEND_LIMIT_REACHED",
         "its estimated cost would cross this month's spend limit (the deployment's or the API key's)",
     )
+    VELOCITY_LIMIT = (
+        "VELOCITY_LIMIT",
+        "OTP to this number reached its limit per rolling hour or day (the message says which)",
+    )
+    FRAUD_SUSPECTED = (
+        "FRAUD_SUSPECTED",
+        "OTP to this country is held: its recent volume looks like SMS pumping (the message names the country)",
+    )
 
 
 class DispatchCode(_Code):

@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.domain.phone import mask
+from globesms.guardrails.otp_guard import Trip
 from globesms.models.api import AcceptResponse
 
 SERVICE = "globesms"
@@ -62,3 +63,15 @@ def emit_accept_metrics(result: AcceptResponse) -> None:
         ):
             pass
     metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+
+
+def emit_pumping_suspected(trip: Trip) -> None:
+    """PumpingSuspected: OTP recipients held as suspected SMS pumping, by country (guardrails/pumping.py)."""
+    with single_metric(
+        name="PumpingSuspected",
+        unit=MetricUnit.Count,
+        value=trip.held,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, "country": trip.country},
+    ):
+        pass

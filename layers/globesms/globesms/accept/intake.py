@@ -30,6 +30,7 @@ from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
+from globesms.guardrails.otp_guard import OtpGuard
 from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
     BATCH_ID_PATTERN,
@@ -89,6 +90,7 @@ def accept_intake(
     run_once: RunOnce | None = None,
     ledger: SpendLedger | None = None,
     owner: str | None = None,
+    otp: OtpGuard | None = None,
 ) -> IntakeOutcome:
     """Accepts one intake body. Without `run_once` an `idempotency_key` is checked but not enforced (the batch id
     still is): the Lambda always passes `globesms.idempotency.run_once`. `owner`: the configured intake owner,
@@ -114,6 +116,7 @@ def accept_intake(
             queues=queues,
             ledger=ledger,
             owner=owner,
+            otp=otp,
         )
 
     try:

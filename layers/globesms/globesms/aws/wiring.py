@@ -10,6 +10,7 @@ from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
 from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
+from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
 from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
@@ -36,6 +37,8 @@ from globesms.config import (
 )
 from globesms.consent import screen as consent_screen
 from globesms.dispatch.rate_limits import configured_rate_limits
+from globesms.guardrails.otp_guard import OtpGuard
+from globesms.observability import emit_pumping_suspected
 from globesms.replies.keywords import keyword_sets
 from globesms.replies.record import ReplyDeps
 from globesms.routing import route_scores, templates
@@ -170,6 +173,12 @@ def spend_ledger() -> DynamoDBSpendLedger:
 
 
 @cache
+def otp_guard() -> OtpGuard:
+    """OTP velocity per number and pumping detection per country (docs/guardrails.md); a trip is a metric."""
+    return OtpGuard(DynamoDBOtpCounters(_table_name()), on_trip=emit_pumping_suspected)
+
+
+@cache
 def pack_queues() -> SqsPackQueues:
     return SqsPackQueues(settings(ProviderQueueSettings).queue_urls)
 
@@ -212,6 +221,7 @@ def reset() -> None:
         circuit_breakers,
         rate_limiter,
         spend_ledger,
+        otp_guard,
         pack_queues,
         webhook_queue,
         schedule_store,

@@ -1,10 +1,10 @@
-"""What the guardrails talk to: the spend ledger (DynamoDB in `aws/dynamodb_spend.py`, in memory in the tests), and
-the ledger's once-per-recipient release that dispatch calls."""
+"""What the guardrails talk to: the spend ledger (DynamoDB in `aws/dynamodb_spend.py`) and its once-per-recipient
+release that dispatch calls, and the OTP counters (`aws/dynamodb_otp.py`); in memory in the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -46,4 +46,76 @@ class SpendReleases(Protocol):
         """Give back `amounts` (message id -> its reserved cost) to each scope's counter of `month`, at most once
         per message id however often it is called (a retried or redelivered dispatch): atomically, a release
         marker per message put only if absent, with the counters' decrement. Returns what this call gave back."""
+        ...
+
+
+@dataclass(frozen=True)
+class NumberCounts:
+    """One number's OTP counters as read: counts by 5-minute bucket and by hour bucket (bucket = epoch seconds //
+    the bucket's length), and the version a conditional write must find unchanged."""
+
+    version: int = 0
+    five_minutes: Mapping[int, int] = field(default_factory=dict)
+    hours: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CountryCounts:
+    """One country's OTP volume as read: recipients offered by minute bucket, recipients let through by hour
+    bucket, and until when (epoch seconds) an operator released it."""
+
+    minutes: Mapping[int, int] = field(default_factory=dict)
+    hours: Mapping[int, int] = field(default_factory=dict)
+    released_until: int = 0
+
+
+@dataclass(frozen=True)
+class NumberWrite:
+    number: str
+    seen_version: int
+    counts: NumberCounts  # the new counters (pruned to the windows, this request's messages added)
+
+
+@dataclass(frozen=True)
+class CountryAdd:
+    country: str
+    minute: int
+    offered: int  # added to the minute bucket: every OTP recipient to the country, held or not
+    hour: int
+    passed: int  # added to the hour bucket (the baseline): the recipients not held
+    stale: Collection[str] = ()  # bucket attributes read that fell out of every window (removed)
+
+
+@dataclass(frozen=True)
+class OtpCommit:
+    """One chunk of a request's OTP decisions: the new counters of its numbers and the refusals of its recipients
+    (`index -> (code, message)`), written once per batch and chunk."""
+
+    batch_id: str
+    chunk: int
+    writes: Sequence[NumberWrite]
+    refused: Mapping[int, tuple[str, str]]
+    expires_at: int
+
+
+class OtpCounters(Protocol):
+    def read(
+        self, numbers: Collection[str], countries: Collection[str]
+    ) -> tuple[dict[str, NumberCounts], dict[str, CountryCounts]]:
+        """The counters of each number and country (empty ones for those never counted), read consistently."""
+        ...
+
+    def try_commit(self, commit: OtpCommit) -> tuple[Mapping[int, tuple[str, str]], bool] | None:
+        """Atomically: write every number's counters, each only if its version is still `seen_version`, and mark
+        the chunk done with its refusals. Returns the refusals the chunk holds and whether this call wrote them
+        (False: an earlier attempt of the batch did; a batch's chunk commits once), or None when another writer
+        changed a number first (nothing written)."""
+        ...
+
+    def add_country(self, add: CountryAdd, expires_at: int) -> None:
+        """Count a request's OTP recipients to a country (an atomic ADD; no limit is enforced by it)."""
+        ...
+
+    def release_country(self, country: str, until: int) -> None:
+        """An operator's release: the country is not held before `until` (epoch seconds), whatever its volume."""
         ...

@@ -11,25 +11,39 @@ from datetime import datetime
 from decimal import Decimal
 
 from globesms.accept.service import plan_batch
-from globesms.guardrails import gate
+from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import money
-from globesms.models.api import MessageSpec
+from globesms.models.api import MessageSpec, RecipientError
 from globesms.models.guardrails import QuotedMessage, QuoteResponse, QuoteTotals
+from globesms.models.records import message_id
 
 DRY_RUN_BATCH = "dry-run"
 
 
 def quote(
-    specs: Sequence[MessageSpec], *, now: datetime, retention_days: int, ledger: SpendLedger, owner: str | None
+    specs: Sequence[MessageSpec],
+    *,
+    now: datetime,
+    retention_days: int,
+    ledger: SpendLedger,
+    owner: str | None,
+    otp: otp_guard.OtpGuard | None = None,
 ) -> QuoteResponse:
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=DRY_RUN_BATCH, now=now, retention_days=retention_days, rules=rules, owner=owner)
+    stopped: list[RecipientError] = []
+    if otp is not None:
+        stopped = otp_guard.screen(
+            otp, plan.records, rules.limits, batch_id=DRY_RUN_BATCH, owner=owner, now=now, expires_at=0, dry_run=True
+        )
+    held = {message_id(DRY_RUN_BATCH, e.index) for e in stopped}
+    candidates = [r for r in plan.records if r.id not in held]
     refused = gate.hold_spend(
-        ledger, plan.records, rules, batch_id=DRY_RUN_BATCH, owner=owner, now=now, expires_at=0, dry_run=True
+        ledger, candidates, rules, batch_id=DRY_RUN_BATCH, owner=owner, now=now, expires_at=0, dry_run=True
     )
-    records = plan.records[: len(plan.records) - len(refused)]
-    errors = sorted([*plan.errors, *refused], key=lambda e: e.index)
+    records = candidates[: len(candidates) - len(refused)]
+    errors = sorted([*plan.errors, *stopped, *refused], key=lambda e: e.index)
     costs: dict[str, Decimal] = {}
     for record in records:
         if record.cost is not None and record.currency is not None:

@@ -1,0 +1,302 @@
+"""SMS-pumping protection on fixed clocks, with the OtpCounters contract in memory: OTP velocity per number
+(VELOCITY_LIMIT, rolling hour and day as buckets), pumping holds per country (FRAUD_SUSPECTED) against a baseline,
+the operator's release, dry runs that count nothing, and a retried batch that counts nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from globesms.accept.service import accept
+from globesms.errors import RecipientCode
+from globesms.guardrails import gate, otp_guard
+from globesms.guardrails.limits import LimitsDoc
+from globesms.guardrails.permissions import PermissionsDoc
+from globesms.guardrails.ports import CountryAdd, CountryCounts, NumberCounts, OtpCommit
+from globesms.guardrails.prices import current_prices
+from globesms.guardrails.quote import quote
+from globesms.models.api import MessageSpec
+from tests.fakes import MemoryQueues, MemoryStore
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+HK, SG = "+85251234567", "+6591234567"
+
+
+def hk(n: int) -> str:
+    return f"+8525123{n:04d}"
+
+
+class MemoryOtpCounters:
+    """The OtpCounters contract in memory: versioned number counters, a chunk commits once, country ADDs."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, NumberCounts] = {}
+        self.countries: dict[str, dict[str, Any]] = {}
+        self.markers: dict[tuple[str, int], Mapping[int, tuple[str, str]]] = {}
+        self.writes = 0
+        self.meddle: list[str] = []  # numbers a "concurrent writer" bumps before the next commit
+
+    def read(
+        self, numbers: Collection[str], countries: Collection[str]
+    ) -> tuple[dict[str, NumberCounts], dict[str, CountryCounts]]:
+        found = {c: self.countries.get(c, {}) for c in countries}
+        return (
+            {n: self.numbers.get(n, NumberCounts()) for n in numbers},
+            {
+                c: CountryCounts(dict(v.get("m", {})), dict(v.get("h", {})), v.get("released_until", 0))
+                for c, v in found.items()
+            },
+        )
+
+    def try_commit(self, commit: OtpCommit) -> tuple[Mapping[int, tuple[str, str]], bool] | None:
+        for number in self.meddle:  # another Lambda counts one message to this number first
+            had = self.numbers.get(number, NumberCounts())
+            self.numbers[number] = replace(had, version=had.version + 1, five_minutes={0: 0})
+        self.meddle = []
+        key = (commit.batch_id, commit.chunk)
+        if key in self.markers:
+            return self.markers[key], False
+        if any(self.numbers.get(w.number, NumberCounts()).version != w.seen_version for w in commit.writes):
+            return None
+        for write in commit.writes:
+            self.numbers[write.number] = write.counts
+        self.markers[key] = dict(commit.refused)
+        self.writes += 1
+        return commit.refused, True
+
+    def add_country(self, add: CountryAdd, expires_at: int) -> None:
+        item = self.countries.setdefault(add.country, {"m": {}, "h": {}})
+        item["m"][add.minute] = item["m"].get(add.minute, 0) + add.offered
+        item["h"][add.hour] = item["h"].get(add.hour, 0) + add.passed
+        for name in add.stale:
+            item["m" if name[0] == "m" else "h"].pop(int(name[1:]), None)
+
+    def release_country(self, country: str, until: int) -> None:
+        self.countries.setdefault(country, {"m": {}, "h": {}})["released_until"] = until
+
+
+@pytest.fixture
+def counters() -> MemoryOtpCounters:
+    return MemoryOtpCounters()
+
+
+def use_limits(monkeypatch: pytest.MonkeyPatch, **limits: Any) -> None:
+    doc = LimitsDoc.model_validate({"version": 1, **limits})
+    rules = gate.Rules(current_prices(), PermissionsDoc.model_validate({"version": 1}), doc)
+    monkeypatch.setattr(gate, "current_rules", lambda: rules)
+
+
+@pytest.fixture(autouse=True)
+def _default_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_limits(monkeypatch)
+
+
+def otp(*to: str, type: str = "OTP") -> MessageSpec:
+    return MessageSpec.model_validate({"to": list(to), "text": "Your code is 123456", "type": type})
+
+
+class Sender:
+    def __init__(self, counters: MemoryOtpCounters) -> None:
+        self.counters = counters
+        self.trips: list[otp_guard.Trip] = []
+        self.guard = otp_guard.OtpGuard(counters, on_trip=self.trips.append)
+        self.batches = 0
+
+    def send(self, *specs: MessageSpec, at: datetime = NOW, owner: str | None = None, batch_id: str = ""):  # type: ignore[no-untyped-def]
+        self.batches += 1
+        return accept(
+            list(specs),
+            batch_id=batch_id or f"B{self.batches}",
+            source="api",
+            now=at,
+            retention_days=90,
+            store=MemoryStore(),
+            queues=MemoryQueues(),
+            owner=owner,
+            otp=self.guard,
+        )
+
+
+def codes(answer: Any) -> list[str]:
+    return [e.code for e in answer.errors]
+
+
+# ---- velocity per number ----
+
+
+def test_the_sixth_otp_to_a_number_within_the_hour_is_refused(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for minute in range(5):
+        assert sender.send(otp(HK), at=NOW + timedelta(minutes=minute * 10)).accepted == 1
+    sixth = sender.send(otp(HK), at=NOW + timedelta(minutes=59))
+    assert codes(sixth) == [RecipientCode.VELOCITY_LIMIT]
+    assert "5 OTP messages to this number in the last hour: at most 5" in sixth.errors[0].message
+    assert sender.send(otp(SG), at=NOW + timedelta(minutes=59)).accepted == 1  # another number is its own
+
+
+def test_the_hour_window_is_strict_by_at_most_five_minutes(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for _ in range(5):
+        sender.send(otp(HK), at=NOW + timedelta(seconds=299))  # all in the 09:00-09:05 bucket
+    # 10:04:59 is 60 min after the sends: an exact rolling hour would allow it; the buckets still count them.
+    assert codes(sender.send(otp(HK), at=NOW + timedelta(minutes=64, seconds=59))) == [RecipientCode.VELOCITY_LIMIT]
+    assert sender.send(otp(HK), at=NOW + timedelta(minutes=65)).accepted == 1  # the 09:00 bucket left the window
+
+
+@pytest.mark.parametrize(("start", "every"), [(0, 97), (290, 61), (299, 7), (1, 300)])
+def test_no_sixty_minutes_ever_hold_more_than_the_hourly_limit(
+    counters: MemoryOtpCounters, start: int, every: int
+) -> None:
+    sender = Sender(counters)
+    sent: list[datetime] = []
+    for step in range(start, 3 * 3600, every):  # an OTP every few seconds for 3 hours, across the bucket edges
+        at = NOW + timedelta(seconds=step)
+        if sender.send(otp(HK), at=at).accepted:
+            sent.append(at)
+    assert sent
+    for first in sent:
+        assert sum(1 for s in sent if first <= s < first + timedelta(hours=1)) <= 5
+    assert len(sent) <= 10  # and the day limit
+
+
+def test_the_day_limit_counts_across_hours(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for hour in range(10):
+        assert sender.send(otp(HK), at=NOW + timedelta(hours=hour)).accepted == 1
+    eleventh = sender.send(otp(HK), at=NOW + timedelta(hours=10))
+    assert codes(eleventh) == [RecipientCode.VELOCITY_LIMIT]
+    assert "in the last 24 hours: at most 10" in eleventh.errors[0].message
+    assert sender.send(otp(HK), at=NOW + timedelta(hours=25)).accepted == 1  # the first hour's left the window
+
+
+def test_a_number_twice_in_one_request_counts_twice(counters: MemoryOtpCounters) -> None:
+    answer = Sender(counters).send(*[otp(HK) for _ in range(7)])
+    assert answer.accepted == 5 and [e.index for e in answer.errors] == [5, 6]
+
+
+def test_other_types_are_not_counted(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for _ in range(8):
+        assert sender.send(otp(HK, type="NOTIFY")).accepted == 1
+    assert counters.writes == 0 and counters.countries == {}
+
+
+def test_the_limits_are_data_and_an_api_key_has_its_own(
+    monkeypatch: pytest.MonkeyPatch, counters: MemoryOtpCounters
+) -> None:
+    use_limits(monkeypatch, otp_velocity={"per_hour": 2, "per_day": 3}, keys={"big": {"otp_velocity": {"per_hour": 4}}})
+    sender = Sender(counters)
+    assert sender.send(*[otp(HK) for _ in range(3)]).accepted == 2
+    assert sender.send(*[otp(SG) for _ in range(5)], owner="big").accepted == 4  # per_day default 10 for "big"
+    with pytest.raises(ValueError, match="per_hour"):
+        LimitsDoc.model_validate({"version": 1, "otp_velocity": {"per_hour": 0}})
+
+
+def test_a_dry_run_evaluates_and_counts_nothing(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for _ in range(4):
+        sender.send(otp(HK))
+    for _ in range(3):  # the same answer each time: nothing consumed
+        quoted = quote([otp(HK, SG), otp(HK)], now=NOW, retention_days=90, ledger=_NoLedger(), owner=None,
+                       otp=sender.guard)  # fmt: skip
+        assert quoted.accepted == 2 and codes(quoted) == [RecipientCode.VELOCITY_LIMIT]
+    assert sender.send(otp(HK)).accepted == 1  # the fifth is still there
+
+
+def test_a_retried_batch_gives_the_same_answer_and_counts_nothing_twice(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    first = sender.send(*[otp(HK) for _ in range(6)], batch_id="R")
+    again = sender.send(*[otp(HK) for _ in range(6)], batch_id="R")
+    assert first.accepted == again.accepted == 5 and codes(again) == [RecipientCode.VELOCITY_LIMIT]
+    assert sum(counters.numbers[HK].five_minutes.values()) == 5
+    assert sum(counters.countries["HK"]["m"].values()) == 6  # offered once, not twice
+
+
+def test_a_write_lost_to_a_concurrent_one_is_decided_again(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    for _ in range(4):
+        sender.send(otp(HK))
+    counters.meddle = [HK]  # another Lambda's commit lands between this request's read and its write
+    assert sender.send(otp(HK)).accepted == 1  # re-read, decided again on the new version
+
+
+# ---- pumping per country ----
+
+
+def test_a_country_never_seen_trips_at_its_floor(counters: MemoryOtpCounters, caplog: pytest.LogCaptureFixture) -> None:
+    sender = Sender(counters)
+    answer = sender.send(otp(*[hk(n) for n in range(30)]))
+    assert answer.accepted == 20  # the floor: 20 in the window pass, the 21st is held
+    assert set(codes(answer)) == {RecipientCode.FRAUD_SUSPECTED} and len(answer.errors) == 10
+    assert "OTP to HK held as suspected SMS pumping" in answer.errors[0].message
+    assert [(t.country, t.held) for t in sender.trips] == [("HK", 10)]
+    assert any("HK" in r.getMessage() and "baseline of 0" in r.getMessage() for r in caplog.records)
+    later = sender.send(otp(hk(99)), at=NOW + timedelta(minutes=2))  # still within the window: still held
+    assert codes(later) == [RecipientCode.FRAUD_SUSPECTED]
+
+
+def _steady(counters: MemoryOtpCounters, per_hour: int, country: str = "HK") -> None:
+    """A country with `per_hour` OTP let through in each of the last 24 hours."""
+    hour = int(NOW.timestamp()) // 3600
+    counters.countries[country] = {"m": {}, "h": {hour - h: per_hour for h in range(1, 25)}}
+
+
+def test_a_steady_country_doubling_at_nine_is_not_held(counters: MemoryOtpCounters) -> None:
+    _steady(counters, per_hour=300)  # 25 per 5 minutes, all day: threshold max(20, 10 x 25) = 250
+    sender = Sender(counters)
+    answer = sender.send(otp(*[hk(n) for n in range(50)]))  # twice its usual 5 minutes
+    assert answer.accepted == 50 and sender.trips == []
+
+
+def test_a_burst_on_a_busy_country_is_held_past_factor_times_baseline(counters: MemoryOtpCounters) -> None:
+    _steady(counters, per_hour=60)  # 5 per 5 minutes: threshold max(20, 50) = 50
+    answer = Sender(counters).send(otp(*[hk(n) for n in range(80)]))
+    assert answer.accepted == 50 and len(answer.errors) == 30
+    assert "baseline of 5.00 per window (threshold 50.00)" in answer.errors[0].message
+
+
+def test_the_hold_lifts_when_the_rate_falls_back(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    sender.send(otp(*[hk(n) for n in range(40)]))
+    assert codes(sender.send(otp(hk(100)), at=NOW + timedelta(minutes=4))) == [RecipientCode.FRAUD_SUSPECTED]
+    assert sender.send(otp(hk(101)), at=NOW + timedelta(minutes=6)).accepted == 1  # the burst left the window
+
+
+def test_an_operator_release_lifts_the_hold(counters: MemoryOtpCounters) -> None:
+    sender = Sender(counters)
+    sender.send(otp(*[hk(n) for n in range(40)]))
+    counters.release_country("HK", until=int((NOW + timedelta(hours=1)).timestamp()))
+    assert sender.send(otp(*[hk(n) for n in range(200, 230)]), at=NOW + timedelta(minutes=1)).accepted == 30
+    later = sender.send(otp(*[hk(n) for n in range(300, 330)]), at=NOW + timedelta(minutes=61))
+    assert later.accepted < 30  # the release ended; the volume still trips
+
+
+def test_held_recipients_reserve_no_spend_and_other_countries_flow(counters: MemoryOtpCounters) -> None:
+    answer = Sender(counters).send(otp(*[hk(n) for n in range(25)], SG))
+    assert answer.accepted == 21 and {m.to for m in answer.messages} >= {SG}
+    assert len(counters.countries["HK"]["m"]) == 1 and counters.countries["HK"]["h"] == {
+        int(NOW.timestamp()) // 3600: 20
+    }  # the held ones are offered, not counted in the baseline
+
+
+def test_a_per_country_floor_overrides_the_default(
+    monkeypatch: pytest.MonkeyPatch, counters: MemoryOtpCounters
+) -> None:
+    use_limits(monkeypatch, pumping={"floor": 5, "floors": {"HK": 100}})
+    answer = Sender(counters).send(otp(*[hk(n) for n in range(30)], SG))
+    assert answer.accepted == 31
+
+
+class _NoLedger:
+    def try_reserve(self, hold: Any) -> int | None:
+        raise AssertionError("a dry run reserves nothing")
+
+    def spent(self, month: str, scopes: Collection[str]) -> dict[str, Any]:
+        return {}
+
+    def release(self, month: str, amounts: Mapping[str, Any]) -> None:
+        raise AssertionError("a dry run releases nothing")

@@ -1,0 +1,83 @@
+"""An operator's view of and release for OTP held as suspected SMS pumping (docs/guardrails.md).
+
+    python -m tools.pumping status HK [--stack NAME | --table NAME]
+    python -m tools.pumping release HK [--minutes 60] [--stack NAME | --table NAME]
+    make pumping-release COUNTRY=HK [MINUTES=60] [STACK=globesms-prod]
+
+`status` prints the country's volume in the window, its baseline, the threshold and whether it is held, under the
+rule of limits.json as this shell reads it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
+`release` lifts the hold for MINUTES whatever the volume (after that the rule applies again: a burst still going on
+trips it again). The table is the stack's output `TableName` (CloudFormation), or --table; AWS_ENDPOINT_URL
+reaches the local stack of `make run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+
+from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
+from globesms.guardrails import pumping
+from globesms.guardrails.limits import current_limits
+from tools.redrive import DEFAULT_STACK, stack_outputs
+
+
+def status(counters: DynamoDBOtpCounters, country: str, now: int) -> dict[str, Any]:
+    counts = counters.read([], [country])[1][country]
+    verdict = pumping.verdict(country, counts, current_limits().pumping, now)
+    return {
+        "country": country,
+        "recent": verdict.recent,
+        "baseline": str(verdict.baseline),
+        "threshold": str(verdict.threshold),
+        "held": not verdict.released and verdict.recent > verdict.threshold,
+        "released_until": counts.released_until or None,
+    }
+
+
+def release(counters: DynamoDBOtpCounters, country: str, minutes: int, now: int) -> dict[str, Any]:
+    counters.release_country(country, now + minutes * 60)
+    return {"country": country, "released_until": now + minutes * 60}
+
+
+def _table(arguments: argparse.Namespace) -> str:
+    if arguments.table:
+        return str(arguments.table)
+    outputs = stack_outputs(boto3.client("cloudformation"), arguments.stack) or {}
+    if "TableName" not in outputs:
+        raise SystemExit(f"stack {arguments.stack} has no output TableName: give --table")
+    return outputs["TableName"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.pumping", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["status", "release"])
+    parser.add_argument("country", type=str.upper, help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country)")
+    parser.add_argument("--minutes", type=int, default=60, help="release: how long the hold stays lifted")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help=f"stack name (default: {DEFAULT_STACK})")
+    parser.add_argument("--table", help="the messages table, instead of the stack's output")
+    arguments = parser.parse_args(argv)
+    if len(arguments.country) != 2 or not arguments.country.isalpha():
+        parser.error("country: two letters (ISO 3166 alpha-2)")
+    if not 1 <= arguments.minutes <= 7 * 24 * 60:
+        parser.error("--minutes: between 1 and 10080 (a week)")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    counters = DynamoDBOtpCounters(_table(arguments), lambda: boto3.client("dynamodb", endpoint_url=endpoint))
+    now = int(time.time())
+    if arguments.action == "release":
+        answer = release(counters, arguments.country, arguments.minutes, now)
+    else:
+        answer = status(counters, arguments.country, now)
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
