@@ -27,7 +27,7 @@ import math
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -216,12 +216,22 @@ class Usage:
 class Meter:
     """Counts by phase: set `phase` (one at a time; worker threads a handler starts inherit it)."""
 
-    def __init__(self, tables: MotoTables, *, answer_index_queries: bool = False) -> None:
+    def __init__(
+        self,
+        tables: MotoTables,
+        *,
+        answer_index_queries: bool = False,
+        carve_outs: Mapping[str, Callable[[str, Mapping[str, Any]], bool]] | None = None,
+    ) -> None:
         """`answer_index_queries`: answer equality queries on a global secondary index from the entries this meter
         keeps (see `_answer_index_query`) instead of letting moto run them; otherwise moto answers and every
-        answer is checked against those entries (`index_mismatches`)."""
+        answer is checked against those entries (`index_mismatches`). `carve_outs`: phase -> a test of a
+        request (operation, parameters); a request made during a billed phase that passes one is counted under
+        that phase instead (a part of a function's work with a phase of its own, such as the spend ledger's
+        writes inside accept)."""
         self.tables = tables
         self.phase = UNBILLED
+        self.carve_outs = dict(carve_outs or {})
         self.usage: defaultdict[str, Usage] = defaultdict(Usage)
         self.answer_index_queries = answer_index_queries
         self.index_mismatches: list[str] = []
@@ -263,7 +273,7 @@ class Meter:
     # --- botocore events ----------------------------------------------------------------------------------
 
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        context["bench_phase"] = self.phase
+        context["bench_phase"] = self._phase_of(f"{model.service_model.service_name}.{model.name}", params)
         context["bench_params"] = params
         if model.service_model.service_name == "dynamodb":
             context["bench_before"] = self._items_before(model.name, params)
@@ -290,6 +300,13 @@ class Meter:
                 if failed and code == "ConditionalCheckFailedException":
                     usage.failed_conditions[name] += 1
                 self._dynamodb(usage, name, operation, params, parsed, before, failed=failed)
+
+    def _phase_of(self, name: str, params: Mapping[str, Any]) -> str:
+        if self.phase != UNBILLED:
+            for phase, test in self.carve_outs.items():
+                if test(name, params):
+                    return phase
+        return self.phase
 
     # --- SQS ----------------------------------------------------------------------------------------------
 
