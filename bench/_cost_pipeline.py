@@ -48,10 +48,21 @@ PROVIDERS = (ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI)
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 
-SUBMIT = "accept_to_submitted"
+# The phases every AWS request is counted under (the meter's phase at the time of the request).
+ACCEPT = "accept"  # POST /v1/messages: validation, records, packs on the provider queues
+SPEND_LEDGER = "spend_ledger"  # the guardrails' spend reservation and month counters, made inside accept
+DISPATCH = "dispatch"  # the provider queues' event sources and the dispatchers, to SUBMITTED
+COUNTS_TO_SUBMITTED = "status_counts_stream_to_submitted"  # the stream's share for accept and dispatch writes
 RECEIPTS = "receipts_to_delivered"
 WEBHOOKS = "webhooks"
-PHASES = (SUBMIT, RECEIPTS, WEBHOOKS)
+COUNTS_AFTER_SUBMITTED = "status_counts_stream_after_submitted"  # the stream's share for receipts' writes
+RECONCILE = "reconcile"  # one scheduled run of ReconcileFunction once everything is final (a cost per run)
+PHASES = (ACCEPT, SPEND_LEDGER, DISPATCH, COUNTS_TO_SUBMITTED, RECEIPTS, WEBHOOKS, COUNTS_AFTER_SUBMITTED, RECONCILE)
+#: Every request made to take a recipient from the API request to SUBMITTED, the counters it updates included.
+TO_SUBMITTED = (ACCEPT, SPEND_LEDGER, DISPATCH, COUNTS_TO_SUBMITTED)
+STATUS_COUNTS = (COUNTS_TO_SUBMITTED, COUNTS_AFTER_SUBMITTED)
+#: A phase that is a cost per scheduled run, not per recipient: shown, and left out of the per-recipient dollars.
+PER_RUN = (RECONCILE,)
 
 #: One spec per provider and per callback choice; routing (routes.json as shipped) picks the provider: free text
 #: goes to Alibaba, a numeric template id to Tencent, another template id to Huawei. NOTIFY: Alibaba's batch API
@@ -69,6 +80,8 @@ FUNCTION_FOLDERS = {
     "HuaweiDispatchFunction": "dispatch",
     "ReceiptsFunction": "receipts",
     "WebhookSenderFunction": "webhooks",
+    "StatusCountsFunction": "status_counts",
+    "ReconcileFunction": "reconcile",
 }
 DISPATCHERS = {p: f"{p.value.capitalize()}DispatchFunction" for p in PROVIDERS}
 POLL_PAUSE_SECONDS = 0.2  # between empty rounds while deferred packs wait out their DelaySeconds
@@ -104,6 +117,7 @@ class PipelineRun:
     memory_mb: dict[str, int]
     record_bytes: dict[str, int] = field(default_factory=dict)  # message items once DELIVERED (1 WRU per KB)
     wall_seconds: dict[str, float] = field(default_factory=dict)
+    stream_records: dict[str, int] = field(default_factory=dict)  # message changes handed to StatusCountsFunction
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -195,6 +209,24 @@ def send_body(recipients: int, webhook_share: float) -> tuple[dict[str, Any], in
             if group:
                 specs.append({"to": group, "type": "NOTIFY", **SPEC_BODIES[provider], **extra})
     return {"messages": specs}, with_callback
+
+
+def spend_ledger_request(name: str, params: Mapping[str, Any]) -> bool:
+    """Whether a DynamoDB request reads or writes the spend ledger's items (a batch's reservation marker or a
+    month's counter, told apart by their sort keys): the meter counts those under SPEND_LEDGER."""
+    from globesms.aws.dynamodb_spend import COUNTER_SK, MARKER_SK
+
+    if not name.startswith("dynamodb."):
+        return False
+    keys = [params.get("Key"), params.get("Item")]
+    keys += [next(iter(action.values())).get("Key") for action in params.get("TransactItems", [])]
+    keys += [next(iter(action.values())).get("Item") for action in params.get("TransactItems", [])]
+    for requests in params.get("RequestItems", {}).values():
+        if isinstance(requests, Mapping):  # BatchGetItem: {"Keys": [...]}
+            keys += requests.get("Keys", [])
+        else:  # BatchWriteItem: [{"PutRequest": {"Item": ...}} | {"DeleteRequest": {"Key": ...}}]
+            keys += [body.get("Item") or body.get("Key") for r in requests for body in r.values()]
+    return any(isinstance(k, Mapping) and (k.get("sk") or {}).get("S") in (MARKER_SK, COUNTER_SK) for k in keys)
 
 
 # --------------------------------------------------------------------------------------------- receipt pushes
@@ -345,6 +377,54 @@ class Pipeline:
             sender.deliver(delivery, secret=sender.webhook_secrets(), now=sender.utc_now(), http=customer)
 
         sender._send = send_to_customer
+        reconcile = self.handlers["ReconcileFunction"]
+        reconcile.build_provider = lambda provider: self._provider_factory(provider)()  # the emulators' queries
+        self._stream_reader = self._status_counts_reader()
+
+    def _status_counts_reader(self) -> Any:
+        """StatusCountsFunction's event source over moto's stream of the messages table (`local.streams`: batches
+        of up to BatchSize, the template's filter), from the stream's start."""
+        from local.streams import StreamReader
+
+        source = next(s for s in self.template.stream_event_sources if s.function_id == "StatusCountsFunction")
+        with self.meter.phase_of(UNBILLED):
+            arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=self.table_name)["Table"][
+                "LatestStreamArn"
+            ]
+        streams = boto3.client(
+            "dynamodbstreams", region_name=REGION, endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com"
+        )
+
+        def invoke(event: dict[str, Any]) -> None:
+            with self.meter.phase_of(self._stream_phase):
+                self.invoke("StatusCountsFunction", event, records=len(event["Records"]))
+
+        self._stream_phase = UNBILLED
+        return StreamReader(streams, arn, source, invoke, from_start=True)
+
+    def drain_stream(self, phase: str) -> int:
+        """Hand every message change since the last drain to StatusCountsFunction, its requests counted under
+        `phase`. The stream reads themselves are not billed: AWS does not charge the GetRecords calls Lambda makes
+        for a DynamoDB trigger. Returns the records handed over."""
+        self._stream_phase = phase
+        with self.meter.phase_of(UNBILLED):
+            return int(self._stream_reader.read())
+
+    def counts_of(self, batch_id: str) -> dict[str, int]:
+        """The batch's counts item as the stream left it (read from moto directly: the bench's check)."""
+        from globesms.aws.dynamodb_store import COUNTS_SK, batch_pk
+
+        item = self.meter.tables.item(self.table_name, {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": COUNTS_SK}})
+        return {
+            name.removeprefix("n_"): int(value["N"])
+            for name, value in (item or {}).items()
+            if name.startswith("n_") and int(value["N"])
+        }
+
+    def reconcile(self) -> Any:
+        """One scheduled run of ReconcileFunction (the event EventBridge sends)."""
+        event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        return self.invoke("ReconcileFunction", event, records=0)
 
     def _provider_factory(self, provider: ProviderName) -> Callable[[], Any]:
         """As `build_provider` (credentials from the provider's secret), over the emulator's WSGI app."""
@@ -605,7 +685,11 @@ def run_pipeline(
         "POWERTOOLS_DEV": "false",
     }
     with environment(base, drop_prefixes=("GLOBESMS_", "AWS_ENDPOINT_URL", "AWS_PROFILE")), mock_aws():
-        meter = Meter(MotoTables(ACCOUNT_ID, REGION), answer_index_queries=not check_index_queries)
+        meter = Meter(
+            MotoTables(ACCOUNT_ID, REGION),
+            answer_index_queries=not check_index_queries,
+            carve_outs={SPEND_LEDGER: spend_ledger_request},
+        )
         with meter.installed():
             DEFAULT_PROVIDERS.clear()
             clients.reset()
@@ -638,14 +722,19 @@ def _run(pipeline: Pipeline, recipients: int, webhook_share: float) -> PipelineR
     walls: dict[str, float] = {}
 
     started = time.perf_counter()
-    with meter.phase_of(SUBMIT):
+    with meter.phase_of(ACCEPT):
         answer = pipeline.accept(body)
+    with meter.phase_of(DISPATCH):
         pipeline.run_until_empty([(DISPATCHERS[p], pipeline.queue_urls[p]) for p in PROVIDERS])
-    walls[SUBMIT] = time.perf_counter() - started
+    stream_records = {COUNTS_TO_SUBMITTED: pipeline.drain_stream(COUNTS_TO_SUBMITTED)}
+    walls["accept_to_submitted"] = time.perf_counter() - started
     message_ids = [m["id"] for m in answer["messages"]]
     submitted = pipeline.statuses(message_ids)
     if submitted != {"SUBMITTED": len(message_ids)}:
         raise RuntimeError(f"not every recipient SUBMITTED: {submitted}")
+    batch_id = str(answer["batch_id"])
+    if pipeline.counts_of(batch_id) != submitted:
+        raise RuntimeError(f"status counts {pipeline.counts_of(batch_id)} after the stream, records {submitted}")
 
     started = time.perf_counter()
     pushes = pipeline.wait_for_receipts(len(message_ids))
@@ -658,6 +747,13 @@ def _run(pipeline: Pipeline, recipients: int, webhook_share: float) -> PipelineR
     with meter.phase_of(WEBHOOKS):
         pipeline.run_until_empty([("WebhookSenderFunction", pipeline.webhook_queue_url)])
     walls[f"{RECEIPTS}+{WEBHOOKS}"] = time.perf_counter() - started
+    stream_records[COUNTS_AFTER_SUBMITTED] = pipeline.drain_stream(COUNTS_AFTER_SUBMITTED)
+    if pipeline.counts_of(batch_id) != statuses:
+        raise RuntimeError(f"status counts {pipeline.counts_of(batch_id)} after the stream, records {statuses}")
+    with meter.phase_of(RECONCILE):
+        reconciled = pipeline.reconcile()
+    if reconciled.get("examined"):
+        raise RuntimeError(f"reconcile found messages due although every receipt arrived: {reconciled}")
     if meter.index_mismatches:
         raise RuntimeError(f"index queries answered differently from moto: {meter.index_mismatches[:3]}")
     if pipeline.webhooks_delivered != with_callback:
@@ -683,4 +779,5 @@ def _run(pipeline: Pipeline, recipients: int, webhook_share: float) -> PipelineR
         memory_mb={i: pipeline.template.functions[i].memory_size for i in FUNCTION_FOLDERS},
         record_bytes={"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]},
         wall_seconds=walls,
+        stream_records=stream_records,
     )

@@ -7,12 +7,19 @@ the receipts function, DELIVERED for every recipient, and the webhook sender for
 request is counted from botocore's events (`bench._cost_meter`), by phase, service and operation, with the
 DynamoDB write and read units and SQS 64 KB chunks it is billed for.
 
+The counts are kept by phase: accept, the guardrails' spend ledger (carved out of accept by key), dispatch, the
+status counts stream (StatusCountsFunction over the messages table's stream, replayed from moto's stream after
+SUBMITTED and after DELIVERED), receipts, webhooks and one scheduled reconcile run (a cost per run). The dollars
+figure's `by_phase` shows requests, units and dollars per recipient for each, so a counter another feature adds
+shows up under the phase that makes it.
+
 Three figures, each compared with its goal (reference = the goal, ratio = value / goal, met when ratio <= 1):
-- AWS requests per recipient from accept to SUBMITTED (every request of the API function, the provider queues'
-  event sources and the dispatchers; ReceiveMessage calls that return nothing are idle polling, a cost per hour
-  whatever the traffic, and are left out);
+- AWS requests per recipient from accept to SUBMITTED (every request of the API function, the spend ledger, the
+  provider queues' event sources, the dispatchers and the status counts their writes cause; ReceiveMessage calls
+  that return nothing are idle polling, a cost per hour whatever the traffic, and are left out);
 - DynamoDB write request units per recipient, in all (accept, dispatch, receipts);
-- dollars per million recipients at the list prices below, receipts and webhooks included.
+- dollars per million recipients at the list prices below, receipts and webhooks included; its detail also says
+  whether it stays within the performance issue's ceiling (CEILING_DOLLARS_PER_MILLION).
 
 What the dollars leave out, because it is not a cost per recipient: storage (table, PITR backups), the 1 trace per
 second X-Ray reservoir, idle polling of the five event sources, CloudWatch custom metrics (per metric per month),
@@ -29,7 +36,15 @@ from typing import Any
 
 from bench._cost_meter import Usage
 from bench._cost_otp import otp_guard_requests
-from bench._cost_pipeline import PHASES, RECEIPTS, SUBMIT, WEBHOOKS, Invocation, PipelineRun, run_pipeline
+from bench._cost_pipeline import (
+    PER_RUN,
+    PHASES,
+    STATUS_COUNTS,
+    TO_SUBMITTED,
+    Invocation,
+    PipelineRun,
+    run_pipeline,
+)
 from bench.figures import Figure
 
 # No X-Ray daemon in this process: the handlers' tracer must stay off (set before globesms.observability loads).
@@ -48,6 +63,9 @@ WEBHOOK_LATENCY_MS = 100.0
 GOAL_REQUESTS_TO_SUBMITTED = 0.15
 GOAL_WRITE_UNITS = 4.0
 GOAL_DOLLARS_PER_MILLION = 2.0
+#: The ceiling the performance issue sets: the dollars per million measured before it (accept, dispatch, receipts,
+#: webhooks), not to be exceeded as counters (spend, status counts, statistics) are added.
+CEILING_DOLLARS_PER_MILLION = 4.82
 
 #: us-east-1 list prices, as written down on this date: DynamoDB on-demand at the rates in force since 2024-11-01
 #: (standard table class), SQS standard queues, Lambda x86, API Gateway REST (first 333 million a month), Secrets
@@ -69,7 +87,18 @@ PRICES = {
 XRAY_SAMPLED = 0.05
 #: CloudWatch Logs bills each event's message bytes plus 26 bytes.
 LOG_EVENT_OVERHEAD_BYTES = 26
-SQS_TRIGGERED = ("AliyunDispatchFunction", "TencentDispatchFunction", "HuaweiDispatchFunction", "WebhookSenderFunction")
+#: Invocations X-Ray samples on their own (no trace started upstream): SQS-, stream- and schedule-triggered.
+SELF_TRACED = (
+    "AliyunDispatchFunction",
+    "TencentDispatchFunction",
+    "HuaweiDispatchFunction",
+    "WebhookSenderFunction",
+    "StatusCountsFunction",
+    "ReconcileFunction",
+)
+API_FUNCTIONS = ("SendApiFunction", "ReceiptsFunction")  # one API Gateway request per invocation
+#: What a scheduled run costs in a 30-day month (rate(1 minute)).
+RUNS_PER_MONTH = 60 * 24 * 30
 
 
 def platform_log_lines(duration_ms: float, memory_mb: int) -> list[str]:
@@ -100,10 +129,12 @@ def billable_requests(usage: Usage) -> int:
     return usage.requests() - usage.empty_receives
 
 
-def costs(run: PipelineRun) -> tuple[dict[str, float], dict[str, Any]]:
-    """Dollars for the whole run by line item, and the quantities they come from."""
-    usage = run.meter.total()
-    invocations = run.invocations
+def costs(run: PipelineRun, phases: tuple[str, ...] = ()) -> tuple[dict[str, float], dict[str, Any]]:
+    """Dollars by line item, and the quantities they come from, for the requests and invocations of `phases`
+    (all of them when empty). An API request is the invocation it made; a phase carved out of a function's work
+    (the spend ledger) has its requests, its function's time stays with the function's phase."""
+    usage = run.meter.total(*phases)
+    invocations = [i for i in run.invocations if not phases or i.phase in phases]
     gb_seconds = sum(math.ceil(billed_seconds(i) * 1000) / 1000 * run.memory_mb[i.function] / 1024 for i in invocations)
     log_bytes = 0
     log_events = 0
@@ -112,8 +143,8 @@ def costs(run: PipelineRun) -> tuple[dict[str, float], dict[str, Any]]:
         log_bytes += invocation.log_bytes + sum(len(line.encode()) for line in platform)
         log_events += invocation.log_lines + len(platform)
     ingested_bytes = log_bytes + log_events * LOG_EVENT_OVERHEAD_BYTES
-    api_requests = sum(run.api_requests.values())
-    traces = XRAY_SAMPLED * (api_requests + sum(i.function in SQS_TRIGGERED for i in invocations))
+    api_requests = sum(i.function in API_FUNCTIONS for i in invocations)
+    traces = XRAY_SAMPLED * (api_requests + sum(i.function in SELF_TRACED for i in invocations))
     sqs_billed = sum(n for op, n in usage.billed_requests.items() if op.startswith("sqs.")) - usage.empty_receives
     quantities = {
         "dynamodb_write_request_units": sum(usage.write_units.values()),
@@ -155,6 +186,36 @@ def phase_detail(usage: Usage, recipients: int) -> dict[str, Any]:
     }
 
 
+def phase_costs(run: PipelineRun, n: int) -> dict[str, Any]:
+    """Per phase: AWS requests, write and read units and dollars per recipient (per run for a scheduled phase),
+    the dollars by line item. A counter another feature adds shows up here under the phase that makes it."""
+    table: dict[str, Any] = {}
+    for phase in PHASES:
+        usage = run.meter.total(phase)
+        dollars, _ = costs(run, (phase,))
+        per = 1 if phase in PER_RUN else n
+        unit = "run" if phase in PER_RUN else "recipient"
+        table[phase] = {
+            f"requests_per_{unit}": round(billable_requests(usage) / per, 5),
+            f"write_units_per_{unit}": round(sum(usage.write_units.values()) / per, 5),
+            f"read_units_per_{unit}": round(sum(usage.read_units.values()) / per, 5),
+            "lambda_invocations": sum(i.phase == phase for i in run.invocations),
+            **(
+                {
+                    "dollars_per_run": round(sum(dollars.values()), 8),
+                    "dollars_per_month_at_one_run_a_minute": round(sum(dollars.values()) * RUNS_PER_MONTH, 4),
+                }
+                if phase in PER_RUN
+                else {
+                    "dollars_per_million": round(sum(dollars.values()) / n * 1e6, 4),
+                    "dollars_per_million_by_item": {k: round(v / n * 1e6, 4) for k, v in dollars.items() if v},
+                }
+            ),
+            "calls": dict(sorted(usage.calls.items())),
+        }
+    return table
+
+
 def invocation_detail(run: PipelineRun) -> dict[str, Any]:
     by_function: dict[str, dict[str, Any]] = {}
     for invocation in run.invocations:
@@ -189,9 +250,10 @@ def measure(quick: bool) -> list[Figure]:
     )
     elapsed = time.perf_counter() - started
     n = run.accepted
-    submit = run.meter.total(SUBMIT)
-    everything = run.meter.total()
-    dollars, quantities = costs(run)
+    per_recipient_phases = tuple(p for p in PHASES if p not in PER_RUN)
+    submit = run.meter.total(*TO_SUBMITTED)
+    everything = run.meter.total(*per_recipient_phases)
+    dollars, quantities = costs(run, per_recipient_phases)
     per_million = {item: round(value / n * 1e6, 4) for item, value in dollars.items()}
     total_per_million = sum(dollars.values()) / n * 1e6
     requests_to_submitted = billable_requests(submit) / n
@@ -223,6 +285,15 @@ def measure(quick: bool) -> list[Figure]:
             "steady high volume; at a trickle its batches, without a batching window, would be smaller",
             "SQS event sources as local/pollers.py plays them: one ReceiveMessage of up to BatchSize per invocation, "
             "then DeleteMessageBatch; one consumer per queue at a time, real DelaySeconds",
+            "the messages table's stream as the StatusCountsFunction event source reads it (local/streams.py: the "
+            "template's filter, BatchSize records an invocation), drained once after SUBMITTED and once after the "
+            "receipts and webhooks, so its batches are full as at a steady high volume; its invocations and their "
+            "writes are counted, measured like any other (the counts item is checked against the records); "
+            "GetRecords calls Lambda makes for a DynamoDB trigger are free and not counted",
+            "spend_ledger: the requests on the spend reservation marker and month counters (sort keys $spend, "
+            "$month), carved out of accept by key; their Lambda time stays with accept",
+            "reconcile: one scheduled run once every message is final, priced per run and per month at "
+            "rate(1 minute), not per recipient (every receipt arrived before its deadline)",
             "one warm instance per function (no cold starts): secrets are read once per function and cached 5 min",
             "Lambda duration = the CPU time of the handler call in this process (moto's work standing in for the "
             "AWS round trips) plus the provider and customer latencies above, rounded up to 1 ms; wall times are "
@@ -258,8 +329,10 @@ def measure(quick: bool) -> list[Figure]:
         detail={
             **common,
             "by_operation_per_recipient": per_recipient(Counter(submit.calls), n),
-            "phase": phases[SUBMIT],
-            "lambda_invocations": lambda_by_phase[SUBMIT],
+            "phases_counted": list(TO_SUBMITTED),
+            "phase": phase_detail(submit, n),
+            "by_phase": {phase: phases[phase] for phase in TO_SUBMITTED},
+            "lambda_invocations": sum(lambda_by_phase[p] for p in TO_SUBMITTED),
             "otp_guard_extra_requests": otp_guard_requests(OTP_GUARD_RECIPIENTS),
         },
     )
@@ -277,10 +350,10 @@ def measure(quick: bool) -> list[Figure]:
         detail={
             "recipients": n,
             "by_phase_per_recipient": {
-                phase: round(sum(run.meter.total(phase).write_units.values()) / n, 4) for phase in PHASES
+                phase: round(sum(run.meter.total(phase).write_units.values()) / n, 4) for phase in per_recipient_phases
             },
             "by_operation_per_recipient": {
-                phase: per_recipient(run.meter.total(phase).write_units, n) for phase in PHASES
+                phase: per_recipient(run.meter.total(phase).write_units, n) for phase in per_recipient_phases
             },
             "index_write_units_per_recipient": round(sum(everything.index_write_units.values()) / n, 4),
             "message_record_bytes_when_delivered": run.record_bytes,
@@ -309,8 +382,15 @@ def measure(quick: bool) -> list[Figure]:
             "lambda_invocations_by_phase": dict(lambda_by_phase),
             "lambda_by_function": invocation_detail(run),
             "api_gateway_requests": run.api_requests,
+            "ceiling_dollars_per_million": CEILING_DOLLARS_PER_MILLION,
+            "within_ceiling": total_per_million <= CEILING_DOLLARS_PER_MILLION,
+            "by_phase": phase_costs(run, n),
+            "status_counts_stream": {
+                "records_handed_over": run.stream_records,
+                "dollars_per_million": round(sum(costs(run, STATUS_COUNTS)[0].values()) / n * 1e6, 4),
+            },
             "requests_by_phase": {phase: phases[phase]["requests"] for phase in PHASES},
-            "phases": {RECEIPTS: phases[RECEIPTS], WEBHOOKS: phases[WEBHOOKS]},
+            "phases": {phase: phases[phase] for phase in PHASES if phase not in TO_SUBMITTED},
             "prices_us_east_1": common["prices_us_east_1"],
             "assumptions": common["assumptions"],
             "left_out": "storage and PITR, the X-Ray reservoir, idle event-source polling, custom metrics, "

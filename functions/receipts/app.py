@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from globesms.aws import wiring
+from globesms.aws import snapstart, wiring
 from globesms.config import ReceiptsSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
@@ -34,6 +34,7 @@ from globesms.stats.record import record_outcomes
 
 settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
 app = APIGatewayRestResolver()
+snapstart.register()  # with SnapStart on: nothing unique or expiring kept from the snapshot
 
 
 @cache

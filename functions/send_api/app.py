@@ -27,7 +27,7 @@ from globesms.accept import idempotency, queries
 from globesms.accept.bodies import read_json
 from globesms.accept.refusals import REFUSED, refusal_of
 from globesms.accept.service import accept, body_hash
-from globesms.aws import wiring
+from globesms.aws import snapstart, wiring
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.config import AcceptSettings, settings
 from globesms.consent import optouts
@@ -74,6 +74,7 @@ from globesms.stats.summary import InvalidWindow, route_stats, window_seconds
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
+snapstart.register(idempotency.forget_layers)  # with SnapStart on: nothing unique or expiring kept from the snapshot
 
 # Every traced function here has capture_response=False: its answer holds full numbers and texts, which the Tracer
 # would otherwise record as trace metadata.

@@ -103,3 +103,51 @@ def test_the_otp_guard_costs_requests_per_request_not_per_recipient(figures: dic
     many = extra["many_otp_recipients"]
     assert many["recipients"] == aws_cost.OTP_GUARD_RECIPIENTS and many["refused"] == 0
     assert many["requests"] == {"batch_get_item": 4, "transact_write_items": 4, "update_item": 1}  # 301 keys; 300/99
+
+
+def test_spend_ledger_requests_are_told_apart_by_key() -> None:
+    from bench._cost_pipeline import spend_ledger_request
+
+    marker = {"pk": {"S": "B#b1"}, "sk": {"S": "$spend"}}
+    counter = {"pk": {"S": "S#acct#2026-12"}, "sk": {"S": "$month"}}
+    record = {"pk": {"S": "B#b1"}, "sk": {"S": "M#00000"}}
+    reserve = {"TransactItems": [{"Put": {"TableName": "t", "Item": marker}}, {"Update": {"Key": counter}}]}
+    assert spend_ledger_request("dynamodb.TransactWriteItems", reserve)
+    assert spend_ledger_request("dynamodb.GetItem", {"TableName": "t", "Key": counter})
+    assert spend_ledger_request("dynamodb.BatchGetItem", {"RequestItems": {"t": {"Keys": [record, counter]}}})
+    assert not spend_ledger_request(
+        "dynamodb.BatchWriteItem", {"RequestItems": {"t": [{"PutRequest": {"Item": record}}]}}
+    )
+    assert not spend_ledger_request("dynamodb.GetItem", {"TableName": "t", "Key": record})
+    assert not spend_ledger_request("sqs.SendMessage", {"Key": marker})
+
+
+def test_every_phase_is_shown_and_the_phases_add_up(figures: dict[str, Figure]) -> None:
+    from bench._cost_pipeline import PER_RUN, PHASES, STATUS_COUNTS, TO_SUBMITTED
+
+    dollars: dict[str, Any] = figures["aws_cost.dollars_per_million"].detail
+    by_phase = dollars["by_phase"]
+    assert list(by_phase) == list(PHASES)
+    per_recipient = [p for p in PHASES if p not in PER_RUN]
+    total = sum(by_phase[p]["dollars_per_million"] for p in per_recipient)
+    assert total == pytest.approx(figures["aws_cost.dollars_per_million"].value, rel=1e-3)
+
+    requests = figures["aws_cost.requests_to_submitted"]
+    summed = sum(by_phase[p]["requests_per_recipient"] for p in TO_SUBMITTED)
+    assert summed == pytest.approx(requests.value, abs=1e-3)
+
+    # The stream's changes reach StatusCountsFunction, whose invocations and writes are counted: every record is
+    # written at accept, at SUBMITTED and at DELIVERED (the first two drained together, the last on its own).
+    assert dollars["status_counts_stream"]["records_handed_over"] == {
+        STATUS_COUNTS[0]: 2 * aws_cost.QUICK_RECIPIENTS,
+        STATUS_COUNTS[1]: aws_cost.QUICK_RECIPIENTS,
+    }
+    for phase in STATUS_COUNTS:
+        assert by_phase[phase]["lambda_invocations"] >= 1
+        assert by_phase[phase]["write_units_per_recipient"] > 0
+        assert by_phase[phase]["calls"].get("dynamodb.TransactWriteItems", 0) >= 1
+    assert by_phase["spend_ledger"]["calls"] == {"dynamodb.TransactWriteItems": 1}  # one reservation per batch
+    assert by_phase["reconcile"]["lambda_invocations"] == 1 and by_phase["reconcile"]["requests_per_run"] > 0
+    assert dollars["within_ceiling"] == (
+        figures["aws_cost.dollars_per_million"].value <= aws_cost.CEILING_DOLLARS_PER_MILLION
+    )

@@ -119,6 +119,11 @@ def _once(table: str, client: DynamoDBClient) -> Callable[..., Any]:
     return wrapped
 
 
+def forget_layers() -> None:
+    """Drop the persistence layers (and the clients they hold): SnapStart's restore hook (aws/snapstart.py)."""
+    _once.cache_clear()
+
+
 class AnswerSerializer(BaseIdempotencySerializer):
     """AcceptResponse <-> the dict Powertools stores as JSON: plain when small, else zlib + base64."""
 
