@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -59,13 +60,17 @@ def _table(arguments: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.pumping", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["status", "release"])
-    parser.add_argument("country", type=str.upper, help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country)")
+    parser.add_argument(
+        "country",
+        type=str.upper,
+        help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country), or a prefix listed in pumping.prefixes (+4470)",
+    )
     parser.add_argument("--minutes", type=int, default=60, help="release: how long the hold stays lifted")
     parser.add_argument("--stack", default=DEFAULT_STACK, help=f"stack name (default: {DEFAULT_STACK})")
     parser.add_argument("--table", help="the messages table, instead of the stack's output")
     arguments = parser.parse_args(argv)
-    if len(arguments.country) != 2 or not arguments.country.isalpha():
-        parser.error("country: two letters (ISO 3166 alpha-2)")
+    if not re.fullmatch(r"[A-Z]{2}|\+[1-9][0-9]{1,14}", arguments.country):
+        parser.error("country: two letters (ISO 3166 alpha-2), or a number prefix in E.164 (+4470)")
     if not 1 <= arguments.minutes <= 7 * 24 * 60:
         parser.error("--minutes: between 1 and 10080 (a week)")
     endpoint = os.environ.get("AWS_ENDPOINT_URL")

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from globesms.aws.dynamodb_otp import DynamoDBOtpCounters, country_key
 from globesms.errors import RecipientCode
 from globesms.guardrails import otp_guard
@@ -112,6 +114,10 @@ def test_the_operator_command_shows_and_releases_a_held_country(stack, capsys) -
     assert screen(guard, "after", [f"+8525124{n:04d}" for n in range(30)], now=now) == []
     pumping.main(["status", "HK", "--table", stack.table_name])
     assert json.loads(capsys.readouterr().out)["held"] is False
+    assert pumping.main(["release", "+4470", "--minutes", "5", "--table", stack.table_name]) == 0  # a listed prefix
+    assert json.loads(capsys.readouterr().out)["country"] == "+4470"
+    with pytest.raises(SystemExit):
+        pumping.main(["release", "4470", "--table", stack.table_name])  # neither a country nor an E.164 prefix
 
 
 def test_concurrent_writers_never_let_more_than_the_limit_through() -> None:

@@ -291,6 +291,25 @@ def test_a_per_country_floor_overrides_the_default(
     assert answer.accepted == 31
 
 
+def test_a_prefix_too_small_for_its_country_to_notice_is_held_on_its_own(
+    monkeypatch: pytest.MonkeyPatch, counters: MemoryOtpCounters
+) -> None:
+    # HK is busy (a threshold of 250 per window), so a burst of 40 to one range is lost in its volume; listed as a
+    # prefix of its own, the range has no baseline and trips at the floor, while the rest of HK flows.
+    _steady(counters, per_hour=300)
+    use_limits(monkeypatch, pumping={"prefixes": ["+85251239", "+852512399"]})
+    sender = Sender(counters)
+    burst = [f"+852512399{n:02d}" for n in range(40)]  # under both prefixes: the longer one is its unit
+    answer = sender.send(otp(*burst, *[hk(n) for n in range(30)]))  # hk(n): +85251230nnn, under neither
+    assert answer.accepted == 20 + 30
+    assert {e.to for e in answer.errors} <= set(burst) and len(answer.errors) == 20
+    assert [(t.country, t.held) for t in sender.trips] == [("+852512399", 20)]
+    assert "+852512399" in counters.countries and "+85251239" not in counters.countries
+    assert sum(counters.countries["HK"]["m"].values()) == 30  # HK's other numbers still count as HK
+    with pytest.raises(ValueError, match="prefixes"):
+        LimitsDoc.model_validate({"version": 1, "pumping": {"prefixes": ["85251"]}})  # not E.164
+
+
 class _NoLedger:
     def try_reserve(self, hold: Any) -> int | None:
         raise AssertionError("a dry run reserves nothing")

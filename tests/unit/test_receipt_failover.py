@@ -267,3 +267,21 @@ def test_a_body_without_the_flag_hashes_as_before_and_one_with_it_differently() 
     assert "failover_on_undelivered" not in plain.model_dump_json()
     flagged = MessageSpec.model_validate({"to": "+6591234567", "text": "hi", "failover_on_undelivered": True})
     assert body_hash([plain]) != body_hash([flagged])
+
+
+def test_the_first_attempts_failure_counts_for_its_provider_and_the_resend_keeps_owner_and_cost() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record(owner="billing", price="0.05", cost="0.05", currency="USD")
+    first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    # Route statistics: the provider the message left failed it, though the message itself is not final.
+    assert [(r.provider, r.status) for r in first.finals] == [(A, Status.UNDELIVERED)]
+    again = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert again.finals == []  # a repeated receipt counts nothing twice
+
+    tencent = ScriptedProvider(name=T)
+    queues = MemoryQueues()
+    queues.send_packs(T, [_pack(first.resends[0])])
+    send_resends(store, queues, MemoryClaims(), tencent)
+    message = store.messages["B.00000"]
+    assert message.status is Status.SUBMITTED
+    assert (message.owner, message.price, message.cost, message.currency) == ("billing", "0.05", "0.05", "USD")

@@ -34,6 +34,10 @@ class OtpVelocity(_Doc):
 
 
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+# A number prefix watched on its own, in E.164 ("+4470"): a premium or pumped range inside a country too busy (or
+# too coarse) for its whole volume to show a burst.
+Prefix = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{1,14}$")]
+PumpingUnit = Annotated[str, Field(pattern=r"^([A-Z]{2}|\+[1-9][0-9]{1,14})$")]
 
 
 class Pumping(_Doc):
@@ -45,12 +49,23 @@ class Pumping(_Doc):
     factor: Decimal = Field(default=Decimal(10), ge=1, le=1000, allow_inf_nan=False)
     floor: int = Field(default=20, ge=0, le=10**7)
     baseline_hours: int = Field(default=24, ge=1, le=48)
-    floors: dict[Country, Annotated[int, Field(ge=0, le=10**7)]] = Field(
-        default_factory=dict, description="a floor per country, replacing `floor` (a country known to be busy)"
+    floors: dict[PumpingUnit, Annotated[int, Field(ge=0, le=10**7)]] = Field(
+        default_factory=dict,
+        description="a floor per country (or prefix), replacing `floor` (a country known to be busy)",
+    )
+    prefixes: list[Prefix] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="number prefixes counted, held and released as units of their own instead of their country",
     )
 
     def floor_of(self, country: str) -> int:
         return self.floors.get(country, self.floor)
+
+    def prefix_of(self, number: str) -> str | None:
+        """The longest listed prefix the number starts with: its pumping unit instead of its country."""
+        matches = [prefix for prefix in self.prefixes if number.startswith(prefix)]
+        return max(matches, key=len) if matches else None
 
 
 class KeyLimits(_Doc):

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from globesms.errors import RecipientCode
 from globesms.guardrails import pumping
-from globesms.guardrails.limits import LimitsDoc, OtpVelocity
+from globesms.guardrails.limits import LimitsDoc, OtpVelocity, Pumping
 from globesms.guardrails.ports import CountryAdd, CountryCounts, NumberCounts, NumberWrite, OtpCommit, OtpCounters
 from globesms.guardrails.velocity import Window
 from globesms.models.api import RecipientError
@@ -64,6 +64,13 @@ def _country(record: MessageRecord) -> str:
     return record.country or UNKNOWN_COUNTRY
 
 
+def _in_unit(record: MessageRecord, rules: Pumping) -> MessageRecord:
+    """The record as the pumping rule counts it: a number under a listed prefix counts under the prefix (the guard's
+    own copy; the "country" below is then the unit), any other under its country."""
+    prefix = rules.prefix_of(record.to) if rules.prefixes else None
+    return record if prefix is None else record.model_copy(update={"country": prefix})
+
+
 def screen(
     guard: OtpGuard,
     records: Sequence[MessageRecord],
@@ -77,7 +84,7 @@ def screen(
 ) -> list[RecipientError]:
     """The refusals of the OTP recipients held or over their number's limits; the others are counted (`dry_run`:
     decided on the counters as they stand, nothing counted)."""
-    otp = [r for r in records if r.type == MessageType.OTP]
+    otp = [_in_unit(r, limits.pumping) for r in records if r.type == MessageType.OTP]
     if not otp:
         return []
     at = int(now.timestamp())

@@ -25,6 +25,7 @@ from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
 from globesms.receipts.failover import (
     failover_event,
+    first_attempt_outcome,
     record_earlier_receipt,
     resend_for,
     resend_pending,
@@ -252,6 +253,9 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
+        first = first_attempt_outcome(applied.record) if applied.changed else None
+        if first is not None:
+            result.finals.append(first)  # the provider it left failed: the route statistics count that
     if applied.duplicate:
         result.duplicates += 1
     else:

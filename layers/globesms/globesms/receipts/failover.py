@@ -149,17 +149,37 @@ def resend_pack_id(message_id: str) -> str:
 
 
 def resend_pack(record: MessageRecord) -> DispatchPack:
+    """The resend's pack. It carries what the dispatcher's write of the record must keep (the owner, the price and
+    the cost accept reserved), as accept's packs do."""
+    recipient = PackRecipient(
+        id=record.id,
+        to=record.to,
+        c=0,
+        segments=record.segments,
+        history=record.events or None,
+        price=record.price,
+        cost=record.cost,
+    )
     return DispatchPack(
         pack_id=resend_pack_id(record.id),
         batch_id=record.batch_id,
         provider=record.provider,
         created_at=record.created_at,
         expires_at=record.expires_at,
+        owner=record.owner,
+        currency=record.currency,
         contents=[PackContent(**dict(record.content()))],
-        recipients=[
-            PackRecipient(id=record.id, to=record.to, c=0, segments=record.segments, history=record.events or None)
-        ],
+        recipients=[recipient],
     )
+
+
+def first_attempt_outcome(record: MessageRecord) -> MessageRecord | None:
+    """A resent message as its first attempt ended (UNDELIVERED on the provider it left), for the route statistics:
+    the resend takes the message out of the final statuses, but that provider did fail to deliver it."""
+    step = next((e for e in record.events or () if e.get("id") == RESEND_STEP), None)
+    if step is None or not step.get("provider"):
+        return None
+    return record.model_copy(update={"provider": ProviderName(step["provider"]), "status": Status.UNDELIVERED})
 
 
 def queue_resends(queues: PackQueues, records: Sequence[MessageRecord]) -> None:
