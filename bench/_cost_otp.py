@@ -22,6 +22,7 @@ from globesms.guardrails import otp_guard
 from globesms.guardrails.limits import LimitsDoc
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord, message_id
+from local.aws import create_messages_like_table
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -80,15 +81,7 @@ def otp_guard_requests(many: int) -> dict[str, Any]:
     """The guard's requests for a one-recipient OTP request and for one of `many` distinct numbers."""
     with mock_aws():  # its own fake credentials
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="messages",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_messages_like_table(dynamodb)
         client = _Counting(dynamodb)
         # The pumping floor raised so that every recipient of the large request is counted (the costliest case).
         limits = LimitsDoc.model_validate({"version": 1, "pumping": {"floor": many + 1}})

@@ -86,6 +86,20 @@ def start_moto(port: int, host: str = "127.0.0.1") -> MotoServer:
     return MotoServer(server, thread)
 
 
+def create_messages_like_table(dynamodb: Any, name: str = "messages") -> None:
+    """A table keyed as the template's messages table (string `pk` and `sk`, on demand), without the rest of the
+    template: for the tests and benches that race writers on one table through a moto server of their own."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
+
+
 @dataclass
 class Provisioned:
     """Physical names of what the template declares, by logical id."""

@@ -137,22 +137,14 @@ def test_concurrent_writers_never_let_more_than_the_limit_through() -> None:
 def _race(writers: int = 8, requests: int = 6) -> dict[str, Any]:
     import boto3
 
-    from local.aws import start_moto
+    from local.aws import create_messages_like_table, start_moto
     from local.processes import free_port
 
     port = free_port()
     server = start_moto(port)
     try:
         url = f"http://127.0.0.1:{port}"
-        boto3.client("dynamodb", endpoint_url=url).create_table(
-            TableName="messages",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
         # Every request asks for one OTP to each of the same 3 numbers (each number 48 times against a limit of 5);
         # the pumping floor is raised so that only the velocity limit decides.
         numbers = ["+85251234567", "+85251234568", "+85251234569"]

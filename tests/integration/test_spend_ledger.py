@@ -79,22 +79,14 @@ def test_concurrent_writers_never_overspend_and_use_the_whole_limit() -> None:
 def _race(writers: int = 8, requests: int = 6, recipients: int = 7) -> dict[str, Any]:
     import boto3
 
-    from local.aws import start_moto
+    from local.aws import create_messages_like_table, start_moto
     from local.processes import free_port
 
     port = free_port()
     server = start_moto(port)
     try:
         url = f"http://127.0.0.1:{port}"
-        boto3.client("dynamodb", endpoint_url=url).create_table(
-            TableName="messages",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
         limit = CENT4 * 150  # room for 150 recipients at 0.04; 8 writers x 6 requests x 7 recipients ask for 336
         doc = limits(str(limit))
         kept: list[int] = []

@@ -123,22 +123,14 @@ def test_concurrent_dispatchers_give_each_recipient_back_once() -> None:
 def _race(racers: int = 6, recipients: int = 40) -> dict[str, Any]:
     import boto3
 
-    from local.aws import start_moto
+    from local.aws import create_messages_like_table, start_moto
     from local.processes import free_port
 
     port = free_port()
     server = start_moto(port)
     try:
         url = f"http://127.0.0.1:{port}"
-        boto3.client("dynamodb", endpoint_url=url).create_table(
-            TableName="messages",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
         reserve(DynamoDBSpendLedger("messages", lambda: boto3.client("dynamodb", endpoint_url=url)), "R", recipients)
         amounts = {f"R.{i:05d}": CENT4 for i in range(recipients)}
         released: list[Decimal] = []
