@@ -111,6 +111,7 @@ def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="RecipientsRateLimited", unit=MetricUnit.Count, value=summary.deferred)
     metrics.add_metric(name="RecipientsFailedOver", unit=MetricUnit.Count, value=summary.failed_over)
     metrics.add_metric(name="UnknownOutcomesExpired", unit=MetricUnit.Count, value=summary.expired)
+    metrics.add_metric(name="RecipientsValidityLapsed", unit=MetricUnit.Count, value=summary.lapsed)
     if summary.deferred:
         logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
     if summary.failed_over:

@@ -94,3 +94,21 @@ def test_a_pack_retried_as_a_whole_reports_them_too_and_the_breaker_it_opened(  
     assert value(lines, "RecipientsAttempted", TENCENT) == 2
     assert value(lines, "CircuitBreakerOpened", TENCENT) == 1
     assert value(lines, "ProviderErrors", {**TENCENT, "category": "retryable"}) == 2
+
+
+def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = tencent_event(3)
+    body = json.loads(request["Records"][0]["body"])
+    body["contents"][0]["validity_seconds"] = 600  # accepted at the fixture's past time: long lapsed
+    request["Records"][0]["body"] = json.dumps(body)
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    provider = ScriptedProvider(name=ProviderName.TENCENT)
+    dispatch._provider = lambda: provider
+    capsys.readouterr()
+    assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
+    lines = emitted(capsys.readouterr().out)
+    assert value(lines, "RecipientsValidityLapsed", TENCENT) == 3
+    assert value(lines, "RecipientsAttempted", TENCENT) == 0
+    assert provider.calls == []

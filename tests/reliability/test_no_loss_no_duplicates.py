@@ -221,7 +221,9 @@ def test_dispatcher_killed_while_queueing_the_recipients_it_deferred(
     write). The deferred recipients were never sent: they must still be sent - not left SENDING with an "unknown
     outcome" that no receipt will ever settle."""
     with harness(rate_limits={"SendMessageToGlobe": 2}) as h:
-        h.accept([MessageSpec(to=numbers(6), text="otp 123456", type="OTP", provider="aliyun")])
+        # Valid for an hour: the harness's clock jumps a visibility timeout per round, past the OTP default.
+        spec = MessageSpec(to=numbers(6), text="otp 123456", type="OTP", provider="aliyun", validity_seconds=3600)
+        h.accept([spec])
         monkeypatch.setattr(h.queues, "send_packs", fail_once(h.queues.send_packs, RuntimeError("killed")))
         h.run()
         assert_invariants(h)
@@ -241,7 +243,12 @@ def test_dispatcher_killed_while_queueing_the_recipients_it_deferred(
 # --- failover, circuit breakers and the unknown-outcome window ---------------------------------------------------
 
 #: A registered template: routed Tencent first, then Huawei, then Alibaba (the route table's default for templates).
-OTP = {"template": {"id": "example-otp", "params": {"code": "424242", "minutes": "5"}}, "type": "OTP"}
+# Valid for an hour: the harness's clock jumps a visibility timeout (180 s) per round, past the OTP default (600 s).
+OTP = {
+    "template": {"id": "example-otp", "params": {"code": "424242", "minutes": "5"}},
+    "type": "OTP",
+    "validity_seconds": 3600,
+}
 
 
 def test_config_errors_fail_over_to_the_next_provider_of_the_route(aws: None) -> None:
@@ -335,8 +342,13 @@ def withheld(answers: str) -> dict[ProviderName, Knobs]:
     return {p: Knobs(seed=7, receipt_withhold_rate=1.0, status_query_answers=answers) for p in (A, T, H)}
 
 
+#: Short, yet longer than the rounds the harness's clock jumps (a visibility timeout each) before every pack is sent:
+#: a recipient still unsent when its validity lapses is never sent (dispatch/validity.py).
+SHORT_VALIDITY_SECONDS = 1800
+
+
 def short_validity_specs(per_provider: int) -> list[MessageSpec]:
-    return [spec.model_copy(update={"validity_seconds": 300}) for spec in mixed_specs(per_provider)]
+    return [spec.model_copy(update={"validity_seconds": SHORT_VALIDITY_SECONDS}) for spec in mixed_specs(per_provider)]
 
 
 def test_receipts_never_come_the_queries_settle_alibaba_and_tencent_and_huawei_expires(aws: None) -> None:
@@ -347,7 +359,7 @@ def test_receipts_never_come_the_queries_settle_alibaba_and_tencent_and_huawei_e
         assert h.statuses() == {"SUBMITTED": 30}  # no receipt came
         early = h.reconcile()
         assert early.examined == 0 and h.statuses() == {"SUBMITTED": 30}  # nothing is due yet
-        h.now += timedelta(seconds=300 + 1800)  # validity + the default grace: every deadline has passed
+        h.now += timedelta(seconds=SHORT_VALIDITY_SECONDS + 1800)  # validity + the default grace: all deadlines passed
         summary = h.reconcile()
         assert_invariants(h)
         records = h.store.get_messages([r.id for r in h.accepted]).values()
@@ -368,7 +380,7 @@ def test_receipts_never_come_and_the_queries_know_nothing_every_message_expires_
         h.now = datetime.now(UTC)
         h.accept(short_validity_specs(10))
         h.run()
-        h.now += timedelta(seconds=300 + 1800)
+        h.now += timedelta(seconds=SHORT_VALIDITY_SECONDS + 1800)
         first = h.reconcile()
         assert (first.extended, first.expired) == (20, 10)  # Alibaba and Tencent: "still delivering", once
         assert h.statuses() == {"SUBMITTED": 20, "EXPIRED": 10}

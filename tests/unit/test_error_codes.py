@@ -98,6 +98,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "DISPATCH_INTERRUPTED",
         "UNKNOWN_OUTCOME_EXPIRED",
         "NO_RECEIPT",
+        "VALIDITY_LAPSED",
     }
 
 

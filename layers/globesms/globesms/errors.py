@@ -164,6 +164,10 @@ class DispatchCode(_Code):
         "NO_RECEIPT",
         "EXPIRED: no final receipt by the receipt deadline, and the provider's status query (if any) said none",
     )
+    VALIDITY_LAPSED = (
+        "VALIDITY_LAPSED",
+        "EXPIRED, never sent: its validity ran out before it was handed to a provider (queued, deferred, retried)",
+    )
 
 
 #: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).

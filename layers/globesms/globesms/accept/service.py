@@ -37,6 +37,7 @@ from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
 from globesms.ports import MessageStore, PackQueues
+from globesms.reconcile.deadline import with_default_validity
 from globesms.routing.route_table import RouteTable, current_table
 from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
@@ -184,7 +185,7 @@ def _plan_recipient(
         template_ref=router.template_id if router.registered is not None else None,
         route=routed.route,
         sender_id=spec.sender_id,
-        validity_seconds=spec.validity_seconds,
+        validity_seconds=with_default_validity(spec.type, spec.validity_seconds),  # an OTP's 10 minutes
         client_ref=spec.client_ref,
         status_callback=spec.status_callback,
         status_callback_on_submitted=spec.status_callback_on_submitted or None,

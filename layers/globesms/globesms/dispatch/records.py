@@ -13,7 +13,7 @@ from datetime import datetime
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
-from globesms.errors import ErrorCategory
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
@@ -24,6 +24,8 @@ from globesms.reconcile.deadline import DeadlinePolicy, due_bucket, receipt_dead
 DEFAULT_DEADLINES = DeadlinePolicy()
 
 SENDING_STEP = "sending"
+LAPSED_STEP = "validity_lapsed"
+VALIDITY_LAPSED = DispatchCode.VALIDITY_LAPSED
 
 
 def outcome_record(
@@ -73,6 +75,15 @@ def outcome_record(
         currency=pack.currency,
         owner=pack.owner,
     )
+
+
+def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:
+    """A recipient never sent because its validity ran out first (`validity`): EXPIRED, final, with its step."""
+    recipient = pack.recipients[index]
+    error = ProviderError(ErrorCategory.REQUEST, VALIDITY_LAPSED, "validity ran out before it reached a provider")
+    record = outcome_record(pack, index, SendOutcome(message_id=recipient.id, error=error), now)
+    step = HistoryStep(f"{recipient.id}.{LAPSED_STEP}", Status.EXPIRED, VALIDITY_LAPSED.value, iso(now)).to_item()
+    return record.model_copy(update={"status": Status.EXPIRED, "events": [*(record.events or []), step]})
 
 
 def save_outcomes(

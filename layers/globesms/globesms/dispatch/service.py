@@ -27,7 +27,7 @@ from datetime import datetime
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
-from globesms.dispatch.records import outcome_record, save_outcomes
+from globesms.dispatch.records import lapsed_record, outcome_record, save_outcomes
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import (
@@ -39,6 +39,7 @@ from globesms.dispatch.sending import (
 )
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
 from globesms.dispatch.unknown_outcomes import queue_settle_pack
+from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.status import Status
 from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
@@ -79,8 +80,9 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
 
 def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_attempt: bool) -> DispatchSummary:
     before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
-    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates)
-    sending = [i for i in range(len(pack.recipients)) if i not in skipped]
+    lapsed = lapsed_positions(pack, now)  # never sent, nor moved elsewhere: recorded EXPIRED
+    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed
+    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed]
     sent = _send(pack, sending, deps)
     outcome_at = {sending[j]: outcome for j, outcome in enumerate(sent.outcomes) if outcome is not None}
     deferred = [sending[j] for j in sent.unsent]
@@ -108,7 +110,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_at
         moved=decision.moved,
         deferred_delay=sent.delay_seconds,
     )
-    summary = _record(pack, deps, decision, outcome_at, now=now, deferred=len(deferred), calls=calls)
+    summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, deferred=len(deferred), calls=calls)
     if decision.dead_letter:
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ
@@ -142,17 +144,20 @@ def _record(
     deps: DispatchDeps,
     decision: OutcomeDecision,
     outcome_at: dict[int, SendOutcome],
+    lapsed: list[int],
     *,
     now: datetime,
     deferred: int,
     calls: ProviderCalls,
 ) -> DispatchSummary:
-    """Writes the outcomes, queues their settle pack and webhook events, and finishes (or releases) the claim."""
-    recorded = decision.record
+    """Writes the outcomes (and the lapsed recipients' EXPIRED records), queues their settle pack and webhook
+    events, and finishes (or releases) the claim."""
+    recorded = [*decision.record, *lapsed]
     records = save_outcomes(
         deps.store,
         deps.receipts,
-        [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in recorded],
+        [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in decision.record]
+        + [lapsed_record(pack, i, now) for i in lapsed],
         now,
         failover=True,
     )
@@ -178,5 +183,6 @@ def _record(
         webhooks_not_queued=not_queued,
         deferred=deferred,
         failed_over=len(decision.moved.moved),
+        lapsed=len(lapsed),
         calls=calls,
     )

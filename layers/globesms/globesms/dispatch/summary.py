@@ -43,6 +43,7 @@ class DispatchSummary:
     deferred: int = 0  # recipients put back on the queue for want of a rate-limit permit (not an attempt)
     failed_over: int = 0  # recipients moved to the next provider of their route
     expired: int = 0  # unknown outcomes that no receipt settled in the window, now FAILED
+    lapsed: int = 0  # recipients whose validity ran out before they reached a provider: EXPIRED, never sent
     calls: ProviderCalls = field(default_factory=ProviderCalls)
 
 

@@ -1,7 +1,8 @@
 """Giving a reservation back: a recipient that dispatch records FAILED without a provider having taken it (its own
 refusal, a provider's refusal of the number or of the request, a failover with no provider left, a transient error
-on the pack's last attempt) will never be charged, so its estimated cost is subtracted from the month's counters it
-was reserved against. Once per recipient: the ledger keeps a release marker per message (`SpendReleases`).
+on the pack's last attempt), or that it records EXPIRED with `VALIDITY_LAPSED` (never sent), will never be charged,
+so its estimated cost is subtracted from the month's counters it was reserved against. Once per recipient: the
+ledger keeps a release marker per message (`SpendReleases`).
 
 Not given back: an unknown outcome (the provider may have sent it, even if it later expires FAILED), anything a
 provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged), a recipient with no cost.
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from globesms.domain.status import Status
-from globesms.errors import ErrorCategory
+from globesms.errors import DispatchCode, ErrorCategory
 from globesms.guardrails.ports import SpendReleases
 from globesms.guardrails.spend import month_of, scopes_of
 from globesms.models.records import MessageRecord
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 def never_reached_a_provider(record: MessageRecord) -> bool:
+    lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
     return (
-        record.status is Status.FAILED
+        (record.status is Status.FAILED or lapsed)
         and record.provider_message_id is None
         and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
         and bool(record.cost)

@@ -25,9 +25,23 @@ from globesms.models.outbound import MessageType
 #: How long a carrier keeps trying when the request named no validity period. The providers do not state their
 #: defaults in the pages we read; these are the values we assume (an OTP is worthless after minutes, a notification
 #: or a marketing text is tried for about a day by most carriers). A message sent with `validity_seconds` uses that.
-DEFAULT_VALIDITY_SECONDS: Final = {MessageType.OTP: 600, MessageType.NOTIFY: 86_400, MessageType.MKT: 86_400}
+#: An OTP's validity when its request gives none: accept stores it on the message (`with_default_validity`), so the
+#: gateway holds it (dispatch/validity.py) and Alibaba is sent it, as if the request had named it.
+OTP_DEFAULT_VALIDITY_SECONDS: Final = 600
+DEFAULT_VALIDITY_SECONDS: Final = {
+    MessageType.OTP: OTP_DEFAULT_VALIDITY_SECONDS,
+    MessageType.NOTIFY: 86_400,
+    MessageType.MKT: 86_400,
+}
 BUCKET_SECONDS: Final = 60
 DUE_SHARDS: Final = 4
+
+
+def with_default_validity(message_type: MessageType, validity_seconds: int | None) -> int | None:
+    """The validity a message is accepted with: the request's, or for an OTP naming none the OTP default."""
+    if validity_seconds is None and message_type is MessageType.OTP:
+        return OTP_DEFAULT_VALIDITY_SECONDS
+    return validity_seconds
 
 
 @dataclass(frozen=True, slots=True)
