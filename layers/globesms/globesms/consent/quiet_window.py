@@ -9,7 +9,8 @@ from datetime import UTC, datetime, time, timedelta
 
 CLOCK_RULE = "a time of day written HH:MM (00:00 to 23:59)"
 WINDOW_RULE = f"start and end, each {CLOCK_RULE}, and different"
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):([0-5]\d)$"
+_CLOCK = re.compile(CLOCK_PATTERN)
 
 
 def parse_clock(text: str) -> time:

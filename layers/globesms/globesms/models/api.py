@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from globesms.config import CallbackSettings, QuietHoursSettings, settings
-from globesms.consent.quiet_window import Window, parse_clock
+from globesms.consent.quiet_window import CLOCK_PATTERN, Window, parse_clock
 from globesms.domain.addresses import check_literal_host
 from globesms.domain.clock import utc_now
 from globesms.domain.segments import count_segments
@@ -109,8 +109,11 @@ class TemplateRef(_Strict):
 class QuietHours(_Strict):
     """The recipient's local hours in which an MKT message is not delivered (docs/consent.md)."""
 
-    start: str = Field(description="HH:MM, local time of the recipient, e.g. 21:00")
-    end: str = Field(description="HH:MM, local time of the recipient, e.g. 08:00 (before start: crosses midnight)")
+    start: str = Field(pattern=CLOCK_PATTERN, description="HH:MM, local time of the recipient, e.g. 21:00")
+    end: str = Field(
+        pattern=CLOCK_PATTERN,
+        description="HH:MM, local time of the recipient, e.g. 08:00 (before start: crosses midnight)",
+    )
 
     @model_validator(mode="after")
     def _window_rules(self) -> QuietHours:
