@@ -4,10 +4,13 @@ request field and its waiver, the deployment setting."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from globesms.accept.service import plan_batch
@@ -126,6 +129,45 @@ def test_dst_change_days(zones: tuple[ZoneInfo, ...], moment: datetime, expected
 def test_an_end_skipped_by_the_dst_change_lands_after_the_gap_never_before() -> None:
     # 02:30 does not exist in New York on 2026-03-08 (02:00 EST -> 03:00 EDT): the window ends at 03:30 EDT.
     assert first_outside(utc(2026, 3, 8, 6), NY, Window.parse("21:00-02:30")) == utc(2026, 3, 8, 7, 30)
+
+
+def test_an_end_the_fall_back_repeats_is_its_first_pass_or_its_second_when_past_the_first() -> None:
+    # 01:00-02:00 comes twice in New York on 2026-11-01 (EDT, then EST): a 01:45 end is 05:45 UTC, or 06:45 UTC for
+    # a moment in the second pass (01:30 EST); never a time before the moment.
+    window = Window.parse("21:00-01:45")
+    assert first_outside(utc(2026, 11, 1, 5, 30), NY, window) == utc(2026, 11, 1, 5, 45)  # 01:30 EDT
+    assert first_outside(utc(2026, 11, 1, 6, 30), NY, window) == utc(2026, 11, 1, 6, 45)  # 01:30 EST
+
+
+_ZONE_SETS = [zones_of("+61412345678"), zones_of(SINGAPORE), NY, LONDON]
+_CLOCKS = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    zones=st.sampled_from(_ZONE_SETS),
+    start=_CLOCKS,
+    end=_CLOCKS,
+)
+def test_the_deferral_is_never_inside_any_zones_window_and_never_later_than_needed(
+    moment: datetime, zones: tuple[ZoneInfo, ...], start: str, end: str
+) -> None:
+    if start == end:
+        return
+    window = Window.parse(f"{start}-{end}")
+
+    def quiet_somewhere(at: datetime) -> bool:
+        return any(window.quiet_at(at.astimezone(z).time()) for z in zones)
+
+    outside = first_outside(moment, zones, window)
+    if outside is None:  # only when the zones' waking hours never overlap: a day of minutes all quiet somewhere
+        assert all(quiet_somewhere(moment + timedelta(minutes=m)) for m in range(0, 24 * 60, 15))
+        return
+    assert outside >= moment and not quiet_somewhere(outside)
+    assert (outside == moment) == (not quiet_somewhere(moment))
+    if outside > moment:  # the minute before it is still quiet in some zone: no earlier time would do
+        assert quiet_somewhere(outside - timedelta(seconds=1))
 
 
 # ---- the accept hook ----

@@ -28,9 +28,10 @@ from globesms.models.api import RecipientError
 from globesms.models.outbound import MessageType
 from globesms.models.records import MessageRecord, split_message_id
 
-# Deferral steps tried before giving up: each step moves past every zone quiet at the time reached; zones whose
-# waking hours never overlap (a long window over a number placed only at country level) never settle.
-_MAX_STEPS = 6
+# How far to look for a time outside every zone's window: the windows repeat daily (give or take a DST hour), so a
+# time that exists lies within a day and a bit; zones whose waking hours never overlap (a long window over a number
+# placed only at country level) never settle.
+_HORIZON = timedelta(days=2)
 
 
 @cache
@@ -53,7 +54,7 @@ def first_outside(moment: datetime, zones: Sequence[ZoneInfo], window: Window) -
     """The first time at or after `moment` that is outside the window in every zone (`moment` itself when it is);
     None when the zones never agree."""
     at = moment.astimezone(UTC)
-    for _ in range(_MAX_STEPS):
+    while at - moment <= _HORIZON:  # each step moves past the end of a quiet spell: strictly later
         ends = [window.end_after(at.astimezone(z)) for z in zones if window.quiet_at(at.astimezone(z).time())]
         if not ends:
             return at

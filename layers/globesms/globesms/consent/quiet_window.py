@@ -47,8 +47,13 @@ class Window:
 
     def end_after(self, local: datetime) -> datetime:
         """The end of the quiet spell `local` (zone-aware, inside the window) lies in, in UTC. A wall-clock end that a
-        DST change skips reads with the offset before the change, so it lands just after the gap: never early."""
+        DST change skips reads with the offset before the change, so it lands just after the gap: never early; one it
+        repeats is its first pass, or its second when `local` is already past the first."""
         day = local.date()
         if self.start > self.end and local.time() >= self.start:
             day += timedelta(days=1)
-        return datetime.combine(day, self.end, tzinfo=local.tzinfo).astimezone(UTC)
+        end = datetime.combine(day, self.end, tzinfo=local.tzinfo)
+        # Compared in UTC: two datetimes of one tzinfo compare by wall clock, blind to the DST fold.
+        if end.astimezone(UTC) <= local.astimezone(UTC):  # a repeated end, `local` in its second pass
+            end = end.replace(fold=1)
+        return end.astimezone(UTC)
