@@ -86,6 +86,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "TEMPLATE_UNKNOWN_FOR_PROVIDER",
         "TEMPLATE_PARAMS",
         "OPTED_OUT",
+        "QUIET_HOURS_VALIDITY",
         "COUNTRY_NOT_ALLOWED",
         "PRICE_UNKNOWN",
         "SPEND_LIMIT_REACHED",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from globesms.consent.quiet_window import Window
 from globesms.models.outbound import ProviderName
 
 if TYPE_CHECKING:
@@ -210,6 +211,27 @@ class ConsentSettings(ConsentTableSettings):
     )
 
 
+class QuietHoursSettings(_Settings):
+    quiet_hours: str = Field(
+        "21:00-08:00",
+        description="MKT is never delivered inside these local hours of the recipient (`START-END`, HH:MM, may "
+        "cross midnight): a recipient inside them is SCHEDULED to their end (docs/consent.md)",
+    )
+    quiet_hours_waiver: bool = Field(
+        False,
+        description='`true`: a request may waive quiet hours with `"quiet_hours": false`; otherwise that is a 422',
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _window_rules(cls, value: str) -> str:
+        Window.parse(value)  # a ValueError naming the rule
+        return value
+
+    def window(self) -> Window:
+        return Window.parse(self.quiet_hours)
+
+
 class IdempotencySettings(_Settings):
     idempotency_table: str = Field(
         "",
@@ -380,6 +402,7 @@ class AcceptSettings(
     RoutesSettings,
     CallbackSettings,
     ConsentSettings,
+    QuietHoursSettings,
     GuardrailsSettings,
     ReleaseQueueSettings,
     WebhookQueueSettings,

@@ -127,6 +127,10 @@ class RecipientCode(_Code):
         "OPTED_OUT",
         "the number is on the opt-out list: MKT and NOTIFY are refused (OTP too when the deployment says so)",
     )
+    QUIET_HOURS_VALIDITY = (
+        "QUIET_HOURS_VALIDITY",
+        "MKT inside the number's quiet hours, and its validity lapses before they end: never sent",
+    )
     # Guardrails (docs/guardrails.md)
     COUNTRY_NOT_ALLOWED = (
         "COUNTRY_NOT_ALLOWED",

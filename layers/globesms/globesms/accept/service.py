@@ -18,7 +18,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from globesms.accept.packing import pack_records
+from globesms.config import QuietHoursSettings, settings
+from globesms.consent import quiet_hours
 from globesms.consent import screen as consent_screen
+from globesms.consent.quiet_window import Window
 from globesms.domain.clock import iso
 from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.domain.segments import count_segments
@@ -91,10 +94,12 @@ def plan_batch(
     opt_outs: consent_screen.OptOutCheck | Literal["current"] | None = "current",
     rules: gate.Rules | None = None,
     owner: str | None = None,
+    quiet: Window | None = None,
 ) -> AcceptPlan:
     """Everything accept decides, without I/O (but for the route table's and the guardrails' SSM overrides, read
     through a 5-minute cache, and the opt-out list, `consent.screen`). Recipient indexes (and message ids) count
-    across all specs. `owner`: the API key (or intake owner) the records belong to."""
+    across all specs. `owner`: the API key (or intake owner) the records belong to. `quiet`: the default quiet hours
+    of MKT (`consent.quiet_hours`; by default the deployment's GLOBESMS_QUIET_HOURS)."""
     total = count_recipients(specs)
     if total > MAX_RECIPIENTS_PER_REQUEST:
         raise TooManyRecipients(total)
@@ -103,8 +108,11 @@ def plan_batch(
     stamps = _BatchStamps(batch_id, created_at=iso(now), expires_at=expiry(now, retention_days), owner=owner)
     plan = AcceptPlan()
     index = 0
+    quiet_default = settings(QuietHoursSettings).window() if quiet is None else quiet
+    windows: dict[str, Window | None] = {}  # record id -> its quiet hours (None: waived)
     for spec in specs:
         router, contents = _spec_routing(spec, routes, templates)
+        window = _quiet_window(spec, quiet_default)
         seen: set[str] = set()
         for raw in spec.recipients:
             planned = _plan_recipient(spec, raw, index, seen=seen, router=router, contents=contents, stamps=stamps)
@@ -113,13 +121,24 @@ def plan_batch(
                 plan.errors.append(planned)
             else:
                 plan.records.append(planned)
+                windows[planned.id] = window
     check = consent_screen.current() if opt_outs == "current" else opt_outs
     plan.records, opted_out = consent_screen.refuse_opted_out(plan.records, check)
     if opted_out:
         plan.errors = sorted([*plan.errors, *opted_out], key=lambda e: e.index)
     plan.records, plan.errors = gate.screen(plan.records, plan.errors, rules or gate.current_rules())
+    plan.records, quiet_refused = quiet_hours.defer_quiet(plan.records, windows, now)
+    if quiet_refused:
+        plan.errors = sorted([*plan.errors, *quiet_refused], key=lambda e: e.index)
     _pack(plan, batch_id=batch_id, created_at=stamps.created_at, expires_at=stamps.expires_at)
     return plan
+
+
+def _quiet_window(spec: MessageSpec, default: Window) -> Window | None:
+    """The spec's quiet hours: its own, the default, or None when it waives them (only where allowed)."""
+    if spec.quiet_hours is False:
+        return None
+    return default if spec.quiet_hours is None else spec.quiet_hours.window()
 
 
 def _pack(plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int | None) -> None:

@@ -1,0 +1,102 @@
+"""Quiet hours for marketing (pure: no I/O): an MKT recipient inside its quiet hours waits for their end.
+
+Local time comes from the number: `phonenumbers.timezone.time_zones_for_number`, read with `zoneinfo`. A number
+whose prefix spans several zones (an Australian mobile, a US number phonenumbers cannot place) counts as quiet when
+ANY of its zones is quiet, so the deferral goes to the latest end among the quiet zones (and again, should another
+zone be quiet by then). A recipient deferred is not refused: it gets `send_at` = the end of the window (status
+SCHEDULED) and the scheduling machinery releases it; only one whose validity (counted from accept) would lapse first
+is refused, with `QUIET_HOURS_VALIDITY`. A recipient with its own send_at is checked at that time. Why written here:
+no library applies a quiet window across a number's time zones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
+from phonenumbers.tzdata import TIMEZONE_DATA
+
+from globesms.consent.quiet_window import Window
+from globesms.domain.clock import iso
+from globesms.domain.status import Status
+from globesms.errors import RecipientCode
+from globesms.models.api import RecipientError
+from globesms.models.outbound import MessageType
+from globesms.models.records import MessageRecord, split_message_id
+
+# How far to look for a time outside every zone's window: the windows repeat daily (give or take a DST hour), so a
+# time that exists lies within a day and a bit; zones whose waking hours never overlap (a long window over a number
+# placed only at country level) never settle.
+_HORIZON = timedelta(days=2)
+
+
+@cache
+def zones_of(e164: str) -> tuple[ZoneInfo, ...]:
+    """The number's time zones: those of its prefix, else its country's; none when neither is known."""
+    number = phonenumbers.parse(e164)
+    names = [n for n in time_zones_for_number(number) if n != UNKNOWN_TIMEZONE]
+    if not names:
+        names = list(TIMEZONE_DATA.get(str(number.country_code), ()))
+    zones: list[ZoneInfo] = []
+    for name in names:
+        try:
+            zones.append(ZoneInfo(name))
+        except ZoneInfoNotFoundError:  # a name newer than the zone database: the others still count
+            continue
+    return tuple(zones)
+
+
+def first_outside(moment: datetime, zones: Sequence[ZoneInfo], window: Window) -> datetime | None:
+    """The first time at or after `moment` that is outside the window in every zone (`moment` itself when it is);
+    None when the zones never agree."""
+    at = moment.astimezone(UTC)
+    while at - moment <= _HORIZON:  # each step moves past the end of a quiet spell: strictly later
+        ends = [window.end_after(at.astimezone(z)) for z in zones if window.quiet_at(at.astimezone(z).time())]
+        if not ends:
+            return at
+        at = max(ends)
+    return None
+
+
+def defer_quiet(
+    records: Sequence[MessageRecord], windows: Mapping[str, Window | None], now: datetime
+) -> tuple[list[MessageRecord], list[RecipientError]]:
+    """The records that go (MKT ones inside their quiet hours SCHEDULED to the window's end), and a refusal for each
+    one whose validity would lapse first. `windows`: record id -> its window (None or absent: waived)."""
+    kept: list[MessageRecord] = []
+    refused: list[RecipientError] = []
+    for record in records:
+        window = windows.get(record.id)
+        if record.type != MessageType.MKT or window is None:
+            kept.append(record)
+            continue
+        wanted = now if record.send_at is None else datetime.fromisoformat(record.send_at.replace("Z", "+00:00"))
+        outside = first_outside(wanted, zones_of(record.to), window)
+        if outside == wanted.astimezone(UTC):
+            kept.append(record)
+        elif outside is None or _lapses(record, outside, now):
+            refused.append(_refusal(record, outside))
+        else:
+            kept.append(record.model_copy(update={"send_at": iso(outside), "status": Status.SCHEDULED}))
+    return kept, refused
+
+
+def _lapses(record: MessageRecord, send_at: datetime, now: datetime) -> bool:
+    return record.validity_seconds is not None and send_at > now + timedelta(seconds=record.validity_seconds)
+
+
+def _refusal(record: MessageRecord, outside: datetime | None) -> RecipientError:
+    parts = split_message_id(record.id)
+    assert parts is not None, "accept names every message <batch id>.<position>"
+    reason = (
+        "its time zones are never all outside quiet hours"
+        if outside is None
+        else f"its quiet hours end at {iso(outside)}, after its validity lapses"
+    )
+    return RecipientError(
+        index=parts[1], to=record.to, code=RecipientCode.QUIET_HOURS_VALIDITY, message=f"never sent: {reason}"
+    )

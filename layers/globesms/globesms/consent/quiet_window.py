@@ -1,0 +1,59 @@
+"""A quiet-hours window of local wall-clock times (pure, standard library only: config and the request models read it
+without the rest of consent/quiet_hours.py)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+CLOCK_RULE = "a time of day written HH:MM (00:00 to 23:59)"
+WINDOW_RULE = f"start and end, each {CLOCK_RULE}, and different"
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):([0-5]\d)$"
+_CLOCK = re.compile(CLOCK_PATTERN)
+
+
+def parse_clock(text: str) -> time:
+    """`HH:MM` as a time; ValueError naming the rule otherwise."""
+    matched = _CLOCK.fullmatch(text.strip()) if isinstance(text, str) else None
+    if matched is None:
+        raise ValueError(f"must be {CLOCK_RULE}")
+    return time(int(matched[1]), int(matched[2]))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Quiet from `start` (included) to `end` (excluded), local time; crosses midnight when start > end."""
+
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"quiet hours need {WINDOW_RULE}")
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """`"21:00-08:00"` (the deployment setting's form)."""
+        start, dash, end = text.partition("-")
+        if not dash:
+            raise ValueError(f"must be START-END, e.g. 21:00-08:00: {WINDOW_RULE}")
+        return cls(parse_clock(start), parse_clock(end))
+
+    def quiet_at(self, local: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def end_after(self, local: datetime) -> datetime:
+        """The end of the quiet spell `local` (zone-aware, inside the window) lies in, in UTC. A wall-clock end that a
+        DST change skips reads with the offset before the change, so it lands just after the gap: never early; one it
+        repeats is its first pass, or its second when `local` is already past the first."""
+        day = local.date()
+        if self.start > self.end and local.time() >= self.start:
+            day += timedelta(days=1)
+        end = datetime.combine(day, self.end, tzinfo=local.tzinfo)
+        # Compared in UTC: two datetimes of one tzinfo compare by wall clock, blind to the DST fold.
+        if end.astimezone(UTC) <= local.astimezone(UTC):  # a repeated end, `local` in its second pass
+            end = end.replace(fold=1)
+        return end.astimezone(UTC)
