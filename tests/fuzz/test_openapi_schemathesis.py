@@ -127,8 +127,8 @@ CASES = st.one_of(SCHEMA.as_strategy(GenerationMode.POSITIVE), SCHEMA.as_strateg
 EXCLUDED = [positive_data_acceptance]
 
 
-def call_and_validate(case: Case, gateway: InProcessGateway) -> CaseResponse:
-    response = case.call(app=gateway, headers={"x-api-key": API_KEY})
+def call_and_validate(case: Case, gateway: InProcessGateway, *, with_key: bool = True) -> CaseResponse:
+    response = case.call(app=gateway, headers={"x-api-key": API_KEY} if with_key else {})
     case.validate_response(
         response,
         additional_checks=[refusals_name_a_reason],
@@ -145,7 +145,10 @@ def test_every_documented_operation_answers_as_documented(
     fuzz_stack: FuzzStack, gateway: InProcessGateway, case: Case
 ) -> None:
     fuzz_stack.clear()
-    response = call_and_validate(case, gateway)
+    # A generated key is replaced by the gateway's own; a case made negative by leaving the key out goes without one,
+    # and the gateway answers it (403), as API Gateway does deployed.
+    with_key = any(name.lower() == "x-api-key" for name in case.headers or {})
+    response = call_and_validate(case, gateway, with_key=with_key)
     event(f"{case.method} {case.path}: {response.status_code}")
     seen = fuzz_stack.observe()
     if response.status_code >= 400 or case.method != "POST":
