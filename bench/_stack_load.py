@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -75,12 +76,22 @@ def bodies_for(provider: str, numbers: Sequence[str], per_request: int = 10_000)
     ]
 
 
+POST_ATTEMPTS = 10
+
+
 def post_all(stack: Stack, bodies: Sequence[dict[str, Any]], *, threads: int = 2) -> list[dict[str, Any]]:
     """POST every body to /v1/messages, `threads` at a time; returns the answers in order. Anything but 202 is
     an error: a load that was not accepted would make every figure wrong."""
 
     def post(body: dict[str, Any]) -> dict[str, Any]:
-        response = stack.api.post("/v1/messages", json=body)
+        # As a careful client does: an Idempotency-Key on every body, so a request the gateway timed out (504: the
+        # function may still have accepted it) or one still in progress (409) is asked again, never accepted twice.
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        for _attempt in range(POST_ATTEMPTS):
+            response = stack.api.post("/v1/messages", json=body, headers=headers)
+            if response.status_code not in (409, 504) or _attempt == POST_ATTEMPTS - 1:
+                break
+            time.sleep(2)
         if response.status_code != 202:
             raise RuntimeError(f"POST /v1/messages answered {response.status_code}: {response.text[:500]}")
         answer: dict[str, Any] = response.json()
