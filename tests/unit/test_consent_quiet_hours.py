@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -126,9 +126,10 @@ def test_dst_change_days(zones: tuple[ZoneInfo, ...], moment: datetime, expected
     assert first_outside(moment, zones, NIGHT) == expected
 
 
-def test_an_end_skipped_by_the_dst_change_lands_after_the_gap_never_before() -> None:
-    # 02:30 does not exist in New York on 2026-03-08 (02:00 EST -> 03:00 EDT): the window ends at 03:30 EDT.
-    assert first_outside(utc(2026, 3, 8, 6), NY, Window.parse("21:00-02:30")) == utc(2026, 3, 8, 7, 30)
+def test_an_end_skipped_by_the_dst_change_is_the_change_itself() -> None:
+    # 02:30 does not exist in New York on 2026-03-08 (02:00 EST -> 03:00 EDT): the clock jumps past the end at the
+    # change, 03:00 EDT (07:00 UTC), the first instant outside the window; never before it, never later.
+    assert first_outside(utc(2026, 3, 8, 6), NY, Window.parse("21:00-02:30")) == utc(2026, 3, 8, 7)
 
 
 def test_an_end_the_fall_back_repeats_is_its_first_pass_or_its_second_when_past_the_first() -> None:
@@ -144,6 +145,9 @@ _CLOCKS = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.samp
 
 
 @hypothesis_settings(max_examples=300, deadline=None)
+# Found by this test: a window ending at 02:15 on New York's spring-forward day, when 02:15 does not exist; the first
+# instant outside is the change itself (03:00 EDT, 07:00 UTC), not 02:15 read with either offset.
+@example(moment=datetime(2026, 3, 8, tzinfo=UTC), zones=NY, start="04:00", end="02:15")
 @given(
     moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
     zones=st.sampled_from(_ZONE_SETS),

@@ -47,13 +47,34 @@ class Window:
 
     def end_after(self, local: datetime) -> datetime:
         """The end of the quiet spell `local` (zone-aware, inside the window) lies in, in UTC. A wall-clock end that a
-        DST change skips reads with the offset before the change, so it lands just after the gap: never early; one it
-        repeats is its first pass, or its second when `local` is already past the first."""
+        DST change skips is the change itself (the first instant whose wall clock is past the end); one it repeats
+        is its first pass, or its second when `local` is already past the first."""
         day = local.date()
         if self.start > self.end and local.time() >= self.start:
             day += timedelta(days=1)
         end = datetime.combine(day, self.end, tzinfo=local.tzinfo)
+        if _skipped(end):
+            return _change_within(end.replace(fold=0).astimezone(UTC), end.replace(fold=1).astimezone(UTC), end)
         # Compared in UTC: two datetimes of one tzinfo compare by wall clock, blind to the DST fold.
         if end.astimezone(UTC) <= local.astimezone(UTC):  # a repeated end, `local` in its second pass
             end = end.replace(fold=1)
         return end.astimezone(UTC)
+
+
+def _skipped(wall: datetime) -> bool:
+    """True when a DST change skips this wall-clock time (it reads back as another one)."""
+    return wall.astimezone(UTC).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None)
+
+
+def _change_within(a: datetime, b: datetime, wall: datetime) -> datetime:
+    """The instant between `a` and `b` (UTC, the two readings of a skipped wall-clock time) where the zone's offset
+    changes, to the second: a bisection, as the standard library names no transitions."""
+    low, high = int(min(a, b).timestamp()), int(max(a, b).timestamp())
+    after = datetime.fromtimestamp(high, wall.tzinfo).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, wall.tzinfo).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
