@@ -66,6 +66,9 @@ FUNCTION_CONCURRENCY = 2
 WARMUP_SECONDS = 3
 WINDOW_SECONDS = 60
 QUICK_WINDOW_SECONDS = 6
+# The quick form runs beside other tests (make test on every core): dispatchers resumed from a long pause on a busy
+# machine can take longer than 3 s to reach their first call, and the quick form asks only that every provider sends.
+QUICK_WARMUP_SECONDS = 8
 #: Load queued beyond what the window can take at the full ceiling, in seconds of it.
 SLACK_SECONDS = 5
 GOAL_SHARE = 0.9
@@ -78,6 +81,7 @@ def ceiling(limits: dict[str, int] = LIMITS) -> dict[str, int]:
 
 def measure(quick: bool) -> list[Figure]:
     window = QUICK_WINDOW_SECONDS if quick else WINDOW_SECONDS
+    warmup = QUICK_WARMUP_SECONDS if quick else WARMUP_SECONDS
     with tempfile.TemporaryDirectory(prefix="bench-utilisation-") as scratch:
         env = {
             "GLOBESMS_RATE_LIMITS": json.dumps(LIMITS),
@@ -86,18 +90,18 @@ def measure(quick: bool) -> list[Figure]:
         }
         runner_args = ["--function-concurrency", str(FUNCTION_CONCURRENCY)]
         with running_stack(Path(scratch) / "stack.log", env=env, runner_args=runner_args) as stack:
-            run = _run(stack, window)
+            run = _run(stack, window, warmup)
     return _figures(run, window, quick)
 
 
-def _run(stack: Stack, window: int) -> dict[str, Any]:
+def _run(stack: Stack, window: int, warmup: int) -> dict[str, Any]:
     for provider in PROVIDERS:
         stack.set_knobs(provider, rate_limits=LIMITS, push_receipts=False)
     dispatchers = list(DISPATCH_FUNCTIONS.values())
     paused = stack.signal_functions(dispatchers, signal.SIGSTOP)
     try:
         per_provider_ceiling = {p: sum(ceiling()[op] for op in OPERATIONS_OF[p]) for p in PROVIDERS}
-        load_seconds = WARMUP_SECONDS + window + SLACK_SECONDS
+        load_seconds = warmup + window + SLACK_SECONDS
         numbers = Numbers()
         bodies = []
         queued: dict[str, int] = {}
@@ -113,7 +117,7 @@ def _run(stack: Stack, window: int) -> dict[str, Any]:
     finally:
         stack.signal_functions(dispatchers, signal.SIGCONT)
     resumed = time.time()
-    first = math.ceil(resumed + WARMUP_SECONDS)
+    first = math.ceil(resumed + warmup)
     seconds = range(first, first + window)
     while time.time() < first:
         time.sleep(0.05)
@@ -126,6 +130,7 @@ def _run(stack: Stack, window: int) -> dict[str, Any]:
     return {
         "stats": stats,
         "seconds": seconds,
+        "warmup_seconds": warmup,
         "queued": queued,
         "accept_seconds": round(accept_seconds, 1),
         "paused_hosts": len(paused),
@@ -188,7 +193,7 @@ def _figures(run: dict[str, Any], window: int, quick: bool) -> list[Figure]:
     detail: dict[str, Any] = {
         "window_seconds": window,
         "window_epoch_seconds": [seconds.start, seconds.stop - 1],
-        "warmup_seconds": WARMUP_SECONDS,
+        "warmup_seconds": run["warmup_seconds"],
         "limits_calls_per_second": LIMITS,
         "dispatch_hosts_per_provider": FUNCTION_CONCURRENCY,
         "per_operation": per_operation,
