@@ -5,12 +5,8 @@ number of AWS requests per request (not per recipient)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +17,8 @@ from globesms.guardrails import otp_guard
 from globesms.guardrails.limits import LimitsDoc
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord, message_id
+from tests.integration.racing import child_main, moto_messages_table, race_in_child
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 LIMITS = LimitsDoc.model_validate({"version": 1})  # 5 per hour, 10 per day; floor 20 per 5 minutes
 
@@ -123,12 +119,7 @@ def test_the_operator_command_shows_and_releases_a_held_country(stack, capsys) -
 def test_concurrent_writers_never_let_more_than_the_limit_through() -> None:
     # Through the moto server `make run` starts (a child process: library-mode moto is not safe under concurrent
     # transactions), as concurrent Lambdas reach DynamoDB: each writer its own client, all at once.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
-    completed = subprocess.run(
-        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    answer = json.loads(completed.stdout.splitlines()[-1])
+    answer = race_in_child(__file__)
     assert answer["passed"] == {n: 5 for n in answer["numbers"]}  # exactly the hourly limit per number, no more
     assert answer["counted"] == {n: 5 for n in answer["numbers"]}  # the counters agree with what passed
     assert answer["requests"] == 8 * 6
@@ -137,14 +128,7 @@ def test_concurrent_writers_never_let_more_than_the_limit_through() -> None:
 def _race(writers: int = 8, requests: int = 6) -> dict[str, Any]:
     import boto3
 
-    from local.aws import create_messages_like_table, start_moto
-    from local.processes import free_port
-
-    port = free_port()
-    server = start_moto(port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
+    with moto_messages_table() as url:
         # Every request asks for one OTP to each of the same 3 numbers (each number 48 times against a limit of 5);
         # the pumping floor is raised so that only the velocity limit decides.
         numbers = ["+85251234567", "+85251234568", "+85251234569"]
@@ -177,14 +161,7 @@ def _race(writers: int = 8, requests: int = 6) -> dict[str, Any]:
         counts, _ = reader.read(numbers, [])
         counted = {n: sum(counts[n].five_minutes.values()) for n in numbers}
         return {"numbers": numbers, "passed": passed, "counted": counted, "requests": len(done)}
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(_race()))
+    child_main(_race)

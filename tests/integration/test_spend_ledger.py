@@ -1,21 +1,16 @@
 """Spend reservations on the messages table (moto, the table as template.yaml declares it): exact under concurrent
 writers, once per batch, given back on release."""
 
-import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger, counter_key
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
+from tests.integration.racing import child_main, moto_messages_table, race_in_child
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 CENT4 = Decimal("0.04")
 
@@ -64,12 +59,7 @@ def test_a_release_gives_the_amount_back_to_every_scope(stack) -> None:  # type:
 def test_concurrent_writers_never_overspend_and_use_the_whole_limit() -> None:
     # Through the moto server `make run` starts (a child process: its patches change moto for the whole process),
     # as concurrent Lambdas reach DynamoDB: each writer its own client, all at once.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
-    completed = subprocess.run(
-        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    answer = json.loads(completed.stdout.splitlines()[-1])
+    answer = race_in_child(__file__)
     assert answer["spent"] == answer["counted"]  # every recipient kept is counted, nothing else
     assert answer["spent"] == answer["limit"]  # 0 overspend, and the limit used to the last recipient
     assert answer["kept"] == 150
@@ -79,14 +69,7 @@ def test_concurrent_writers_never_overspend_and_use_the_whole_limit() -> None:
 def _race(writers: int = 8, requests: int = 6, recipients: int = 7) -> dict[str, Any]:
     import boto3
 
-    from local.aws import create_messages_like_table, start_moto
-    from local.processes import free_port
-
-    port = free_port()
-    server = start_moto(port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
+    with moto_messages_table() as url:
         limit = CENT4 * 150  # room for 150 recipients at 0.04; 8 writers x 6 requests x 7 recipients ask for 336
         doc = limits(str(limit))
         kept: list[int] = []
@@ -113,14 +96,7 @@ def _race(writers: int = 8, requests: int = 6, recipients: int = 7) -> dict[str,
             "kept": sum(kept),
             "requests": len(kept),
         }
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(_race()))
+    child_main(_race)

@@ -2,14 +2,9 @@
 provider gives its cost back to the counters once, however often the release is repeated (a redelivered pack) and
 however many dispatchers repeat it at the same time."""
 
-import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
@@ -22,8 +17,8 @@ from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.release import release_unsent
 from globesms.models.packs import DispatchPack
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryWebhooks, ScriptedProvider
+from tests.integration.racing import child_main, moto_messages_table, race_in_child
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 CENT4 = Decimal("0.04")
 MONTH = "2026-12"
@@ -110,12 +105,7 @@ def test_a_scope_without_a_counter_is_left_alone(stack) -> None:  # type: ignore
 
 def test_concurrent_dispatchers_give_each_recipient_back_once() -> None:
     # Through a moto server (as test_spend_ledger's race): each dispatcher its own client, all at once.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "globesms")])}
-    completed = subprocess.run(
-        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    answer = json.loads(completed.stdout.splitlines()[-1])
+    answer = race_in_child(__file__)
     assert answer["released"] == answer["expected"]  # the sum over every racer: each recipient once
     assert Decimal(answer["spent"]) == 0  # reserved, then all given back: never below zero
 
@@ -123,14 +113,7 @@ def test_concurrent_dispatchers_give_each_recipient_back_once() -> None:
 def _race(racers: int = 6, recipients: int = 40) -> dict[str, Any]:
     import boto3
 
-    from local.aws import create_messages_like_table, start_moto
-    from local.processes import free_port
-
-    port = free_port()
-    server = start_moto(port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        create_messages_like_table(boto3.client("dynamodb", endpoint_url=url))
+    with moto_messages_table() as url:
         reserve(DynamoDBSpendLedger("messages", lambda: boto3.client("dynamodb", endpoint_url=url)), "R", recipients)
         amounts = {f"R.{i:05d}": CENT4 for i in range(recipients)}
         released: list[Decimal] = []
@@ -154,14 +137,7 @@ def _race(racers: int = 6, recipients: int = 40) -> dict[str, Any]:
             "expected": str(CENT4 * recipients),
             "spent": str(ledger.spent(MONTH, [spend.DEPLOYMENT])[spend.DEPLOYMENT]),
         }
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    print(json.dumps(_race()))
+    child_main(_race)
