@@ -6,6 +6,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from globesms.errors import InvalidProviderRequest, ProviderError
@@ -409,3 +410,23 @@ class MemoryTemplateStore:
 
     def delete(self, template_id: str) -> bool:
         return self.items.pop(template_id, None) is not None
+
+
+class MemorySpendReleases:
+    """Once per message id, as the DynamoDB ledger's markers make it."""
+
+    def __init__(self) -> None:
+        self.given_back: dict[tuple[str, str], Decimal] = {}
+        self.released: set[str] = set()
+        self.calls = 0
+
+    def release_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
+    ) -> Decimal:
+        self.calls += 1
+        fresh = {m: a for m, a in amounts.items() if m not in self.released}
+        self.released |= set(fresh)
+        total = sum(fresh.values(), Decimal(0))
+        for scope in scopes:
+            self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) + total
+        return total

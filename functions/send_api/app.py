@@ -651,9 +651,7 @@ def _field_refused(exc: FieldRefused) -> Response[Any]:
 )
 @tracer.capture_method(capture_response=False)
 def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> scheduled.CancelAnswer:
-    answer = scheduled.cancel_message(
-        wiring.message_store(), wiring.schedule_store(), wiring.webhook_queue(), message_id, now=utc_now()
-    )
+    answer = scheduled.cancel_message(_cancel_deps(), message_id, now=utc_now(), owner=_owner())
     if answer is None:
         raise NotFound(f"no message {message_id}")
     logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
@@ -671,13 +669,20 @@ def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> schedule
 @tracer.capture_method(capture_response=False)
 def cancel_batch(batch_id: Annotated[str, Path(max_length=64)]) -> scheduled.CancelAnswer:
     logger.append_keys(batch_id=batch_id)
-    answer = scheduled.cancel_batch(
-        wiring.message_store(), wiring.schedule_store(), wiring.webhook_queue(), batch_id, now=utc_now()
-    )
+    answer = scheduled.cancel_batch(_cancel_deps(), batch_id, now=utc_now(), owner=_owner())
     if answer is None:
         raise NotFound(f"no batch {batch_id}")
     logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
     return answer
+
+
+def _cancel_deps() -> scheduled.CancelDeps:
+    return scheduled.CancelDeps(
+        store=wiring.message_store(),
+        schedule=wiring.schedule_store(),
+        webhooks=wiring.webhook_queue(),
+        spend=wiring.spend_ledger(),
+    )
 
 
 # ======== end of the scheduling block ========

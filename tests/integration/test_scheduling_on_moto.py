@@ -91,12 +91,14 @@ def test_a_cancel_before_the_release_sends_nothing(  # type: ignore[no-untyped-d
         body={"to": ["+6591234567", "+6591234568"], "text": "hi", "send_at": send_at.isoformat()},
     ).json()
     first, second = (m["id"] for m in answer["messages"])
+    assert api.call("GET", "/v1/usage").json()["deployment"]["spent"] != "0"  # reserved at accept
     one = api.call("DELETE", f"/v1/messages/{first}")
     assert (one.status, one.json()) == (200, {"canceled": [first], "not_cancelable": []})
     rest = api.call("DELETE", f"/v1/batches/{answer['batch_id']}").json()
     assert rest == {"canceled": [first, second], "not_cancelable": []}
     assert api.call("GET", f"/v1/messages/{first}").json()["status"] == "CANCELED"
     assert api.call("GET", f"/v1/messages/{first}").json()["events"][-1]["status"] == "CANCELED"
+    assert api.call("GET", "/v1/usage").json()["deployment"]["spent"] == "0"  # given back: never to be charged
     # The release, whenever it comes, finds nothing left to send.
     scheduler = load_handler("scheduler")
     release = {"batch_id": answer["batch_id"], "send_at": answer["messages"][0]["send_at"]}

@@ -336,7 +336,13 @@ class Harness:
 
     def reconcile(self, policy: DeadlinePolicy | None = None) -> ReconcileSummary:
         """One run of the scheduled reconcile function at the harness's clock: Alibaba and Tencent through their
-        status queries against the emulators, Huawei without one."""
+        status queries against the emulators, Huawei without one.
+
+        It starts at a wall-clock second: the limiter's seconds and the emulators' are real ones, and a run started
+        in the second the previous one ended in would find that second's permits partly spent at the emulator
+        (a call permitted at the end of one second and counted by the emulator in the next) but not in the limiter,
+        so a query could be throttled (and rightly retried) by chance."""
+        time.sleep(1 - time.time() % 1)
         deps = ReconcileDeps(
             receipts=self.receipts,
             deadlines=DynamoDBReceiptDeadlines(self.table_name),

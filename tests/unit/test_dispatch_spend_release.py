@@ -13,29 +13,9 @@ from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.release import never_reached_a_provider, release_unsent
 from globesms.models.packs import DispatchPack
-from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
-
-
-class MemoryReleases:
-    """Once per message id, as the DynamoDB ledger's markers make it."""
-
-    def __init__(self) -> None:
-        self.given_back: dict[tuple[str, str], Decimal] = {}
-        self.released: set[str] = set()
-        self.calls = 0
-
-    def release_once(
-        self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
-    ) -> Decimal:
-        self.calls += 1
-        fresh = {m: a for m, a in amounts.items() if m not in self.released}
-        self.released |= set(fresh)
-        total = sum(fresh.values(), Decimal(0))
-        for scope in scopes:
-            self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) + total
-        return total
 
 
 class BrokenReleases:
@@ -84,13 +64,13 @@ def dispatch(releases: object, store: MemoryStore, webhooks: MemoryWebhooks | No
 
 def test_the_dispatchers_records_keep_owner_price_and_cost() -> None:
     store = MemoryStore()
-    dispatch(MemoryReleases(), store)
+    dispatch(MemorySpendReleases(), store)
     for record in store.messages.values():
         assert (record.owner, record.price, record.cost, record.currency) == ("billing", "0.04", "0.04", "USD")
 
 
 def test_only_the_recipients_that_never_reached_a_provider_are_given_back_to_their_month() -> None:
-    store, releases = MemoryStore(), MemoryReleases()
+    store, releases = MemoryStore(), MemorySpendReleases()
     dispatch(releases, store)
     statuses = {i: r.status for i, r in store.messages.items()}
     assert statuses == {
@@ -108,7 +88,7 @@ def test_only_the_recipients_that_never_reached_a_provider_are_given_back_to_the
 
 
 def test_a_repeated_release_gives_nothing_more() -> None:
-    store, releases = MemoryStore(), MemoryReleases()
+    store, releases = MemoryStore(), MemorySpendReleases()
     dispatch(releases, store)
     assert release_unsent(releases, list(store.messages.values())) == 0
     assert releases.given_back[("2026-11", spend.DEPLOYMENT)] == Decimal("0.08")
@@ -116,7 +96,7 @@ def test_a_repeated_release_gives_nothing_more() -> None:
 
 def test_an_unknown_outcome_that_expires_failed_is_not_given_back() -> None:
     store = MemoryStore()
-    dispatch(MemoryReleases(), store)
+    dispatch(MemorySpendReleases(), store)
     expired = store.messages["B.00002"].model_copy(
         update={"status": Status.FAILED, "error_category": str(ErrorCategory.UNKNOWN_OUTCOME)}
     )

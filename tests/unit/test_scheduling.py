@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -36,7 +37,7 @@ from globesms.scheduling.timing import (
     release_delay,
     send_at_problem,
 )
-from tests.fakes import MemoryQueues, MemoryStore, MemoryWebhooks
+from tests.fakes import MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks
 
 NOW = datetime(2026, 12, 4, 9, 0, 0, tzinfo=UTC)
 
@@ -128,6 +129,15 @@ def _spec(to: list[str], send_at: datetime | None, **extra: object) -> MessageSp
         send_at=send_at,
         **{k: None for k in _NONE_FIELDS},
     )
+
+
+def _deps(
+    store: MemoryStore,
+    schedule: MemoryScheduleStore,
+    webhooks: MemoryWebhooks,
+    spend: MemorySpendReleases | None = None,
+) -> cancel.CancelDeps:
+    return cancel.CancelDeps(store=store, schedule=schedule, webhooks=webhooks, spend=spend or MemorySpendReleases())
 
 
 _NONE_FIELDS = ("template", "sender_id", "provider", "validity_seconds", "client_ref", "status_callback")
@@ -281,7 +291,7 @@ def test_cancel_before_the_release_leaves_the_recipient_out(world) -> None:  # t
     send_at = NOW + timedelta(minutes=1)
     _accept(store, queues, [_spec(["+6591234567", "+6591234568"], send_at, client_ref=None)])
     webhooks = MemoryWebhooks()
-    answer = cancel.cancel_message(store, schedule, webhooks, "b1.00000", now=NOW)
+    answer = cancel.cancel_message(_deps(store, schedule, webhooks), "b1.00000", now=NOW)
     assert answer is not None and (answer.canceled, answer.not_cancelable) == (["b1.00000"], [])
     assert store.messages["b1.00000"].status is Status.CANCELED
     assert store.messages["b1.00000"].events[-1]["status"] == "CANCELED"  # type: ignore[index]
@@ -289,12 +299,12 @@ def test_cancel_before_the_release_leaves_the_recipient_out(world) -> None:  # t
     (pack,) = [p for packs in queues.sent.values() for p in packs]
     assert ([r.id for r in pack.recipients], done.not_released) == (["b1.00001"], 1)
     # After the release: not cancelable, with its status; the canceled one stays canceled.
-    after = cancel.cancel_batch(store, schedule, webhooks, "b1", now=send_at)
+    after = cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=send_at)
     assert after is not None
     assert after.canceled == ["b1.00000"]
     assert [(n.id, n.status) for n in after.not_cancelable] == [("b1.00001", Status.QUEUED)]
-    assert cancel.cancel_message(store, schedule, webhooks, "b9.00000", now=NOW) is None
-    assert cancel.cancel_batch(store, schedule, webhooks, "b9", now=NOW) is None
+    assert cancel.cancel_message(_deps(store, schedule, webhooks), "b9.00000", now=NOW) is None
+    assert cancel.cancel_batch(_deps(store, schedule, webhooks), "b9", now=NOW) is None
 
 
 def test_a_canceled_recipient_with_a_callback_gets_a_canceled_event(world) -> None:  # type: ignore[no-untyped-def]
@@ -303,16 +313,34 @@ def test_a_canceled_recipient_with_a_callback_gets_a_canceled_event(world) -> No
     spec.status_callback = "https://hooks.example.com/sms"
     _accept(store, queues, [spec])
     webhooks = MemoryWebhooks()
-    cancel.cancel_batch(store, schedule, webhooks, "b1", now=NOW)
+    cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=NOW)
     assert [(d.event.id, d.event.type) for d in webhooks.sent] == [("b1.00000.canceled", "message.canceled")]
-    cancel.cancel_batch(store, schedule, webhooks, "b1", now=NOW)  # again: nothing new to tell
+    cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=NOW)  # again: nothing new to tell
     assert len(webhooks.sent) == 1
+
+
+def test_a_canceled_recipient_gives_its_spend_back_once_and_only_its_owner_may_cancel(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, _releases, queues = world
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], NOW + timedelta(hours=1))])
+    for message_id, record in list(store.messages.items()):
+        store.messages[message_id] = record.model_copy(update={"cost": "0.05", "owner": "key-a"})
+    spend = MemorySpendReleases()
+    deps = _deps(store, schedule, MemoryWebhooks(), spend)
+    assert cancel.cancel_message(deps, "b1.00000", now=NOW, owner="key-b") is None  # another key's: not found
+    assert store.messages["b1.00000"].status is Status.SCHEDULED and spend.calls == 0
+    answer = cancel.cancel_message(deps, "b1.00000", now=NOW, owner="key-a")
+    assert answer is not None and answer.canceled == ["b1.00000"]
+    assert spend.released == {"b1.00000"}
+    assert spend.given_back[("2026-12", "key:key-a")] == Decimal("0.05")
+    cancel.cancel_batch(deps, "b1", now=NOW, owner="key-a")  # the other one; the first is not given back twice
+    assert spend.released == {"b1.00000", "b1.00001"}
+    assert spend.given_back[("2026-12", "key:key-a")] == Decimal("0.10")
 
 
 def test_immediate_recipients_are_not_cancelable(world) -> None:  # type: ignore[no-untyped-def]
     store, schedule, _releases, queues = world
     _accept(store, queues, [_spec(["+6591234567"], None)])
-    answer = cancel.cancel_batch(store, schedule, MemoryWebhooks(), "b1", now=NOW)
+    answer = cancel.cancel_batch(_deps(store, schedule, MemoryWebhooks()), "b1", now=NOW)
     assert answer is not None
     assert (answer.canceled, [(n.id, n.status) for n in answer.not_cancelable]) == ([], [("b1.00000", Status.QUEUED)])
 
@@ -329,7 +357,7 @@ def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None
     def cancel_all() -> None:
         start.wait()
         for n in range(len(numbers)):
-            answer = cancel.cancel_message(store, schedule, webhooks, f"b1.{n:05d}", now=send_at)
+            answer = cancel.cancel_message(_deps(store, schedule, webhooks), f"b1.{n:05d}", now=send_at)
             assert answer is not None
             answers.append(answer)
 

@@ -1,6 +1,7 @@
 """Giving a reservation back: a recipient that dispatch records FAILED without a provider having taken it (its own
 refusal, a provider's refusal of the number or of the request, a failover with no provider left, a transient error
-on the pack's last attempt), or that it records EXPIRED with `VALIDITY_LAPSED` (never sent), will never be charged,
+on the pack's last attempt), that it records EXPIRED with `VALIDITY_LAPSED` (never sent), or that a cancel moved to
+CANCELED before its release (scheduling/cancel.py), will never be charged,
 so its estimated cost is subtracted from the month's counters it was reserved against. Once per recipient: the
 ledger keeps a release marker per message (`SpendReleases`).
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 def never_reached_a_provider(record: MessageRecord) -> bool:
     lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
     return (
-        (record.status is Status.FAILED or lapsed)
+        (record.status in (Status.FAILED, Status.CANCELED) or lapsed)
         and record.provider_message_id is None
         and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
         and bool(record.cost)

@@ -4,16 +4,22 @@ Cancelable are the recipients still SCHEDULED (waiting for their send_at, or def
 conditional write moves each to CANCELED (a final status: it never changes again), the same kind of write a release
 claims it with, so one of the two wins and a recipient is never both sent and reported canceled. Everything else is
 answered as not cancelable with its status: released to its provider queue (QUEUED) or later, or final already.
+
+A canceled recipient never reaches a provider, so its spend reservation is given back (guardrails/release.py), once.
+A caller sees and cancels only its own messages (the API key's owner, as for reads): another owner's are not found.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from globesms.accept.queries import effective_status
+from globesms.accept.queries import effective_status, visible
 from globesms.domain.status import Status
+from globesms.guardrails.ports import SpendReleases
+from globesms.guardrails.release import release_unsent
 from globesms.ports import MessageStore, ScheduleStore, WebhookQueue
 from globesms.webhooks.events import queue_status_events
 
@@ -32,12 +38,20 @@ class CancelAnswer(BaseModel):
     not_cancelable: list[NotCancelable] = Field(description="ids already handed on, or final, with their status")
 
 
-def cancel_messages(
-    schedule: ScheduleStore, webhooks: WebhookQueue, message_ids: list[str], *, now: datetime
-) -> CancelAnswer:
-    """Cancel these records (all found to exist); queue a `message.canceled` event for each one canceled now."""
-    canceled_now, others = schedule.cancel_scheduled(message_ids, now=now)
-    queue_status_events(webhooks, canceled_now, now)
+@dataclass(frozen=True)
+class CancelDeps:
+    store: MessageStore
+    schedule: ScheduleStore
+    webhooks: WebhookQueue
+    spend: SpendReleases
+
+
+def cancel_messages(deps: CancelDeps, message_ids: list[str], *, now: datetime) -> CancelAnswer:
+    """Cancel these records (all found to exist); queue a `message.canceled` event for each one canceled now and
+    give its spend reservation back."""
+    canceled_now, others = deps.schedule.cancel_scheduled(message_ids, now=now)
+    queue_status_events(deps.webhooks, canceled_now, now)
+    release_unsent(deps.spend, canceled_now)
     done = {r.id for r in canceled_now} | {i for i, s in others.items() if s == Status.CANCELED}
     return CancelAnswer(
         canceled=[i for i in message_ids if i in done],
@@ -55,15 +69,17 @@ def _as_shown(status: Status) -> Status:
 
 
 def cancel_message(
-    store: MessageStore, schedule: ScheduleStore, webhooks: WebhookQueue, message_id: str, *, now: datetime
+    deps: CancelDeps, message_id: str, *, now: datetime, owner: str | None = None
 ) -> CancelAnswer | None:
-    """Cancel one message; None when there is no such message."""
-    found = store.get_message(message_id)
+    """Cancel one message; None when there is no such message (or it is another owner's)."""
+    found = deps.store.get_message(message_id)
     if found is None:
         return None
     record, batch = found
+    if not visible(record.owner or (batch.owner if batch else None), owner):
+        return None
     if record.status is Status.SCHEDULED:
-        return cancel_messages(schedule, webhooks, [message_id], now=now)
+        return cancel_messages(deps, [message_id], now=now)
     if record.status is Status.CANCELED:
         return CancelAnswer(canceled=[message_id], not_cancelable=[])
     return CancelAnswer(
@@ -72,19 +88,19 @@ def cancel_message(
 
 
 def cancel_batch(
-    store: MessageStore, schedule: ScheduleStore, webhooks: WebhookQueue, batch_id: str, *, now: datetime
+    deps: CancelDeps, batch_id: str, *, now: datetime, owner: str | None = None
 ) -> CancelAnswer | None:
-    """Cancel every SCHEDULED recipient of the batch; None when there is no such batch."""
-    batch = store.get_batch(batch_id)
-    if batch is None:
+    """Cancel every SCHEDULED recipient of the batch; None when there is no such batch (or it is another owner's)."""
+    batch = deps.store.get_batch(batch_id)
+    if batch is None or not visible(batch.owner, owner):
         return None
     answer = CancelAnswer(canceled=[], not_cancelable=[])
     after: str | None = None
     while True:
-        records, after = store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
+        records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         waiting = [r.id for r in records if r.status is Status.SCHEDULED]
         if waiting:
-            part = cancel_messages(schedule, webhooks, waiting, now=now)
+            part = cancel_messages(deps, waiting, now=now)
             answer.canceled += part.canceled
             answer.not_cancelable += part.not_cancelable
         for record in records:
