@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.httpd import QuietHandler, serve_in_background
-from local.pollers import SqsPoller, join_pollers, start_pollers
+from local.pollers import SqsPoller, join_pollers, settle_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
 from local.schedules import start_schedules
 from local.stack import LocalStack, function_arn, function_name
@@ -255,19 +255,21 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: runtime.crash.arm())
-    pollers = start_pollers(pollers_for(runtime, stack), stop)
+    sqs_pollers = pollers_for(runtime, stack)
+    start_pollers(sqs_pollers, stop)
     if not args.no_schedules:
         schedules = stack.template.schedules_of(args.function)
         start_schedules(
             schedules, runtime.invoke, stop, region=stack.context.region, account_id=stack.context.account_id
         )
-    pollers += start_stream_pollers(stream_pollers_for(runtime, stack), stop)
+    stream_threads = start_stream_pollers(stream_pollers_for(runtime, stack), stop)
     # Listening last: a caller that can connect finds the handler imported and the pollers running.
     server = serve_in_background(invoke_handler_class(runtime), args.port or 0, listen_fd=args.listen_fd)
     while not stop.wait(0.5):  # a timed wait, so the signal handlers get to run promptly
         pass
     server.shutdown()
-    join_pollers(pollers, timeout=5)  # let a batch in progress settle, as Lambda finishes an invocation
+    settle_pollers(sqs_pollers, timeout=5)  # let a batch in progress settle, as Lambda finishes an invocation
+    join_pollers(stream_threads, timeout=5)  # between reads they wait on `stop`: they end at once
 
 
 if __name__ == "__main__":

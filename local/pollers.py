@@ -193,6 +193,8 @@ class SqsPoller:
         self.duplicated = 0  # records left undeleted on purpose (LOCAL_SQS_DUPLICATE_RATE)
         self._count_lock = threading.Lock()  # several poller threads share this object
         self._trace = BatchTrace.from_environment()
+        self._in_hand = 0  # batches received and not yet settled, across this poller's threads
+        self._settled = threading.Condition(self._count_lock)
 
     def run(self, stop: threading.Event) -> None:
         log.info("polling %s for %s (batch size %d)", self.queue_url, self.source.function_id, self.source.batch_size)
@@ -208,6 +210,21 @@ class SqsPoller:
         messages = self._receive_batch()
         if not messages:
             return 0
+        with self._count_lock:
+            self._in_hand += 1
+        try:
+            return self._handle(messages, stop)
+        finally:
+            with self._count_lock:
+                self._in_hand -= 1
+                self._settled.notify_all()
+
+    def wait_until_settled(self, deadline: float) -> bool:
+        """Wait (until the `time.monotonic()` deadline) for every batch this poller's threads hold to be settled."""
+        with self._count_lock:
+            return self._settled.wait_for(lambda: self._in_hand == 0, timeout=max(0.0, deadline - time.monotonic()))
+
+    def _handle(self, messages: list[dict[str, Any]], stop: threading.Event | None) -> int:
         times = {"received": time.time()}
         if stop is not None and stop.is_set():  # received during shutdown: visible again now, for the next host
             self._make_visible(messages, 0)
@@ -294,6 +311,16 @@ def start_pollers(
     for thread in threads:
         thread.start()
     return threads
+
+
+def settle_pollers(pollers: Iterable[SqsPoller], timeout: float) -> None:
+    """On shutdown, wait up to `timeout` seconds in all for the batches the pollers hold to be settled, as Lambda
+    finishes an invocation. A thread waiting in a long poll (up to 20 s) holds nothing and is not waited for: the
+    process ends under it (the threads are daemons). A message that poll returns in that moment stays invisible for
+    its visibility timeout and is then delivered again, as when a Lambda poller is stopped."""
+    deadline = time.monotonic() + timeout
+    for poller in pollers:
+        poller.wait_until_settled(deadline)
 
 
 def join_pollers(threads: Iterable[threading.Thread], timeout: float) -> None:

@@ -3,7 +3,6 @@ reached a provider (guardrails/release.py) — only that one, once per recipient
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 

@@ -87,9 +87,7 @@ def cancel_message(
     )
 
 
-def cancel_batch(
-    deps: CancelDeps, batch_id: str, *, now: datetime, owner: str | None = None
-) -> CancelAnswer | None:
+def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str | None = None) -> CancelAnswer | None:
     """Cancel every SCHEDULED recipient of the batch; None when there is no such batch (or it is another owner's)."""
     batch = deps.store.get_batch(batch_id)
     if batch is None or not visible(batch.owner, owner):
