@@ -47,26 +47,3 @@ def lambda_context() -> object:
             return 30_000
 
     return Context()
-
-
-#: The modules that take longest (each a minute or more of one core: local stacks, the quick soak and figures),
-#: started first. `make test` hands whole modules to its workers in collection order (`--dist loadscope`); a long
-#: module started last keeps one core busy after the other has run out of work, so the longest go first and the
-#: many short ones fill the gaps at the end (longest-first scheduling).
-LONGEST_FIRST = (
-    "tests/bench/test_soak_quick.py",
-    "tests/reliability/test_no_loss_no_duplicates.py",
-    "tests/bench/test_utilisation_quick.py",
-    "tests/e2e/test_first_minute.py",
-    "tests/bench/test_latency_quick.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        if path in LONGEST_FIRST:
-            return LONGEST_FIRST.index(path)
-        return len(LONGEST_FIRST) if item.get_closest_marker("e2e") else len(LONGEST_FIRST) + 1
-
-    items.sort(key=rank)  # stable: within a rank, the collection order

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 # Enough recipients for every provider to take some and for faults of each kind to land; `make soak --quick` keeps
 # soak.QUICK_RECIPIENTS, this test only checks that the soak measures and accounts for everyone.
-RECIPIENTS = 600
+RECIPIENTS = 300
 
 
 def test_quick_soak_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
