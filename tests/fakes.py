@@ -9,6 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from globesms.domain.clock import iso
+from globesms.domain.history import HistoryStep
+from globesms.domain.status import Status
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
@@ -34,6 +37,7 @@ class MemoryStore:
         self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
         self.earlier_attempts: dict[tuple[ProviderName, str], str] = {}  # first attempt -> message id (resent)
         self.put_calls = 0
+        self._move_lock = threading.Lock()  # the conditional status moves are atomic, as DynamoDB's are
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
         if batch.batch_id in self.batches:
@@ -51,6 +55,33 @@ class MemoryStore:
         self.put_calls += 1
         for m in messages:
             self.messages[m.id] = m.model_copy(deep=True)
+
+    def move_status(
+        self, message_ids: Sequence[str], *, from_statuses: Collection[Status], to: Status, now: datetime, step: bool
+    ) -> tuple[list[MessageRecord], dict[str, str]]:
+        """As `aws.dynamodb_status_moves.move_each`: the records moved now, and the status of each other one found."""
+        moved: list[MessageRecord] = []
+        others: dict[str, str] = {}
+        with self._move_lock:
+            for message_id in message_ids:
+                record = self.messages.get(message_id)
+                if record is None:
+                    continue
+                if record.status not in from_statuses:
+                    others[message_id] = record.status.value
+                    continue
+                events = list(record.events or [])
+                if step:
+                    events.append(HistoryStep("canceled", to, to.value, iso(now)).to_item())
+                after = record.model_copy(update={"status": to, "updated_at": iso(now), "events": events or None})
+                self.messages[message_id] = after
+                moved.append(after)
+        return moved, others
+
+    def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
+        return self.move_status(
+            message_ids, from_statuses=(Status.ACCEPTED, Status.QUEUED), to=Status.CANCELED, now=now, step=True
+        )
 
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None:
         record = self.messages.get(message_id)
@@ -342,6 +373,8 @@ class MemoryClaims:
             return Claim.CLAIMED
         if state == "DONE":
             return Claim.DONE
+        if state == "CANCELED":
+            return Claim.CANCELED
         if self.lease_until[pack_id] > moment:
             return Claim.BUSY
         self.lease_until[pack_id] = moment + lease_seconds
@@ -349,6 +382,12 @@ class MemoryClaims:
 
     def release(self, pack_id: str) -> None:
         self.state[pack_id] = "OPEN"
+
+    def cancel(self, pack_id: str, *, now: datetime) -> bool:
+        if self.state.get(pack_id) in (None, "OPEN", "CANCELED"):
+            self.state[pack_id] = "CANCELED"
+            return True
+        return False
 
     def finish(self, pack_id: str) -> None:
         self.state[pack_id] = "DONE"

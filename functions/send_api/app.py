@@ -643,7 +643,8 @@ def _field_refused(exc: FieldRefused) -> Response[Any]:
 
 @app.delete(
     "/v1/messages/<message_id>",
-    summary="Cancel a message that is still SCHEDULED (one already released is answered as not cancelable)",
+    summary="Cancel a message no provider has been asked to send yet (SCHEDULED, or QUEUED while no dispatcher "
+    "holds its pack); one already handed on is answered as not cancelable",
     responses={
         200: success_answer(scheduled.CancelAnswer),
         **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
@@ -660,7 +661,8 @@ def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> schedule
 
 @app.delete(
     "/v1/batches/<batch_id>",
-    summary="Cancel every recipient of a batch that is still SCHEDULED; the others are listed as not cancelable",
+    summary="Cancel every recipient of a batch no provider has been asked to send yet; the others are listed as "
+    "not cancelable",
     responses={
         200: success_answer(scheduled.CancelAnswer),
         **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
@@ -680,6 +682,7 @@ def _cancel_deps() -> scheduled.CancelDeps:
     return scheduled.CancelDeps(
         store=wiring.message_store(),
         schedule=wiring.schedule_store(),
+        claims=wiring.pack_claims(),
         webhooks=wiring.webhook_queue(),
         spend=wiring.spend_ledger(),
     )

@@ -103,6 +103,36 @@ def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[n
     assert claims.claim("P1", now=later, lease_seconds=120) is Claim.DONE
 
 
+def test_a_cancel_takes_a_pack_only_where_no_dispatcher_holds_or_finished_it(stack) -> None:  # type: ignore[no-untyped-def]
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.cancel("P1", now=NOW) is True  # nobody had it
+    assert claims.cancel("P1", now=NOW) is True  # a repeated cancel: still canceled
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CANCELED  # the dispatcher sends nothing
+    assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    assert claims.cancel("P2", now=NOW) is False  # being sent
+    claims.release("P2")  # nothing was sent: it may be taken again, by either
+    assert claims.cancel("P2", now=NOW) is True
+    assert claims.claim("P3", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    claims.finish("P3")
+    assert claims.cancel("P3", now=NOW) is False
+    assert claims.claim("P3", now=NOW, lease_seconds=120) is Claim.DONE
+
+
+def test_cancel_unsent_moves_only_accepted_or_queued_records(stack) -> None:  # type: ignore[no-untyped-def]
+    store = accepted(stack, ["+85251234567", "+85251234568"])
+    assert {r.pack_id for r in store.get_messages(["B.00000", "B.00001"]).values()} == {"B:aliyun:0"}
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    sent = receipts.reload("B.00001")
+    assert sent is not None
+    assert receipts.save_delivery(
+        sent.model_copy(update={"status": Status.SUBMITTED, "version": 1}), expected_version=0
+    )
+    moved, others = store.cancel_unsent(["B.00000", "B.00001", "B.00009"], now=NOW)
+    assert [(r.id, r.status, r.events[-1]["status"]) for r in moved] == [("B.00000", Status.CANCELED, "CANCELED")]  # type: ignore[index]
+    assert others == {"B.00001": "SUBMITTED"}  # B.00009: no such record, left out
+    assert store.cancel_unsent(["B.00000"], now=NOW) == ([], {"B.00000": "CANCELED"})
+
+
 def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED

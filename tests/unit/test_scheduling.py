@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from globesms.accept.service import accept, plan_batch
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.clock import iso
-from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.models.api import MessageBatchSpec, MessageSpec, specs_of
-from globesms.models.outbound import MessageType
+from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.ports import ReleaseRef
+from globesms.ports import Claim, ReleaseRef
 from globesms.scheduling import cancel, hold
 from globesms.scheduling.release import release
 from globesms.scheduling.sweep import sweep
@@ -37,7 +37,14 @@ from globesms.scheduling.timing import (
     release_delay,
     send_at_problem,
 )
-from tests.fakes import MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks
+from tests.fakes import (
+    MemoryClaims,
+    MemoryQueues,
+    MemorySpendReleases,
+    MemoryStore,
+    MemoryWebhooks,
+    ScriptedProvider,
+)
 
 NOW = datetime(2026, 12, 4, 9, 0, 0, tzinfo=UTC)
 
@@ -50,7 +57,6 @@ class MemoryScheduleStore:
         self.held: dict[ReleaseRef, dict[str, DispatchPack]] = {}
         self.index: dict[str, set[ReleaseRef]] = {}
         self.cursor: str | None = None
-        self._lock = threading.Lock()
 
     def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
         self.held.setdefault(ref, {}).update({p.pack_id: p for p in packs})
@@ -73,29 +79,18 @@ class MemoryScheduleStore:
         self.cursor = new
         return True
 
-    def _move(self, message_id: str, to: Status, now: datetime) -> tuple[str, MessageRecord | None] | None:
-        with self._lock:
-            record = self.store.messages.get(message_id)
-            if record is None:
-                return None
-            if record.status is not Status.SCHEDULED:
-                return record.status.value, None
-            events = list(record.events or [])
-            if to is Status.CANCELED:
-                events.append(HistoryStep("canceled", to, to.value, iso(now)).to_item())
-            moved = record.model_copy(update={"status": to, "updated_at": iso(now), "events": events or None})
-            self.store.messages[message_id] = moved
-            return to.value, moved
-
     def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
-        found = {i: self._move(i, Status.QUEUED, now) for i in message_ids}
-        return {i: r[0] for i, r in found.items() if r is not None}
+        moved, others = self.store.move_status(
+            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.QUEUED, now=now, step=False
+        )
+        return {**{r.id: r.status.value for r in moved}, **others}
 
     def cancel_scheduled(
         self, message_ids: Sequence[str], *, now: datetime
     ) -> tuple[list[MessageRecord], dict[str, str]]:
-        found = {i: r for i in message_ids if (r := self._move(i, Status.CANCELED, now)) is not None}
-        return [r[1] for r in found.values() if r[1] is not None], {i: r[0] for i, r in found.items() if r[1] is None}
+        return self.store.move_status(
+            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.CANCELED, now=now, step=True
+        )
 
 
 class MemoryReleases:
@@ -136,8 +131,15 @@ def _deps(
     schedule: MemoryScheduleStore,
     webhooks: MemoryWebhooks,
     spend: MemorySpendReleases | None = None,
+    claims: MemoryClaims | None = None,
 ) -> cancel.CancelDeps:
-    return cancel.CancelDeps(store=store, schedule=schedule, webhooks=webhooks, spend=spend or MemorySpendReleases())
+    return cancel.CancelDeps(
+        store=store,
+        schedule=schedule,
+        claims=claims or MemoryClaims(),
+        webhooks=webhooks,
+        spend=spend or MemorySpendReleases(),
+    )
 
 
 _NONE_FIELDS = ("template", "sender_id", "provider", "validity_seconds", "client_ref", "status_callback")
@@ -298,8 +300,11 @@ def test_cancel_before_the_release_leaves_the_recipient_out(world) -> None:  # t
     done = release(ReleaseRef("b1", iso(send_at)), schedule, queues, releases, now=send_at)
     (pack,) = [p for packs in queues.sent.values() for p in packs]
     assert ([r.id for r in pack.recipients], done.not_released) == (["b1.00001"], 1)
-    # After the release: not cancelable, with its status; the canceled one stays canceled.
-    after = cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=send_at)
+    # After the release, once a dispatcher holds its pack: not cancelable, with its status; the canceled one stays
+    # canceled.
+    claims = MemoryClaims()
+    assert claims.claim(pack.pack_id, now=send_at, lease_seconds=120) is Claim.CLAIMED
+    after = cancel.cancel_batch(_deps(store, schedule, webhooks, claims=claims), "b1", now=send_at)
     assert after is not None
     assert after.canceled == ["b1.00000"]
     assert [(n.id, n.status) for n in after.not_cancelable] == [("b1.00001", Status.QUEUED)]
@@ -337,12 +342,67 @@ def test_a_canceled_recipient_gives_its_spend_back_once_and_only_its_owner_may_c
     assert spend.given_back[("2026-12", "key:key-a")] == Decimal("0.10")
 
 
-def test_immediate_recipients_are_not_cancelable(world) -> None:  # type: ignore[no-untyped-def]
+def _dispatch_deps(store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks) -> DispatchDeps:
+    provider = ScriptedProvider(ProviderName.ALIYUN)
+    return DispatchDeps(
+        provider=provider, store=store, claims=claims, queues=MemoryQueues(), receipts=store, webhooks=webhooks
+    )
+
+
+def test_a_queued_recipient_is_canceled_while_no_dispatcher_holds_its_pack(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, _releases, queues = world
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], None)])
+    (pack,) = [p for packs in queues.sent.values() for p in packs]
+    assert {r.pack_id for r in store.messages.values()} == {pack.pack_id}
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    deps = _deps(store, schedule, webhooks, claims=claims)
+    # One recipient of a shared pack cannot be canceled alone (the pack is what a cancel takes): its batch can.
+    alone = cancel.cancel_message(deps, "b1.00000", now=NOW)
+    assert alone is not None and (alone.canceled, [n.id for n in alone.not_cancelable]) == ([], ["b1.00000"])
+    answer = cancel.cancel_batch(deps, "b1", now=NOW)
+    assert answer is not None and (answer.canceled, answer.not_cancelable) == (["b1.00000", "b1.00001"], [])
+    assert {r.status for r in store.messages.values()} == {Status.CANCELED}
+    # The dispatcher that receives the pack sends nothing.
+    dispatch = _dispatch_deps(store, claims, webhooks)
+    summary = dispatch_pack(pack, dispatch, now=NOW, last_attempt=False)
+    assert dispatch.provider.calls == [] and summary.skipped == 2  # type: ignore[attr-defined]
+    assert len(webhooks.sent) == 0  # no callback asked for; and nothing moved twice
+    assert cancel.cancel_message(deps, "b1.00001", now=NOW) == cancel.CancelAnswer(
+        canceled=["b1.00001"], not_cancelable=[]
+    )
+
+
+def test_a_single_recipient_request_is_canceled_by_its_message_id(world) -> None:  # type: ignore[no-untyped-def]
     store, schedule, _releases, queues = world
     _accept(store, queues, [_spec(["+6591234567"], None)])
-    answer = cancel.cancel_batch(_deps(store, schedule, MemoryWebhooks()), "b1", now=NOW)
+    answer = cancel.cancel_message(_deps(store, schedule, MemoryWebhooks()), "b1.00000", now=NOW)
+    assert answer is not None and answer.canceled == ["b1.00000"]
+    assert store.messages["b1.00000"].status is Status.CANCELED
+
+
+def test_a_pack_a_dispatcher_claimed_first_is_not_cancelable(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, _releases, queues = world
+    _accept(store, queues, [_spec(["+6591234567"], None)])
+    (pack,) = [p for packs in queues.sent.values() for p in packs]
+    claims = MemoryClaims()
+    assert claims.claim(pack.pack_id, now=NOW, lease_seconds=120) is Claim.CLAIMED  # being sent
+    answer = cancel.cancel_batch(_deps(store, schedule, MemoryWebhooks(), claims=claims), "b1", now=NOW)
     assert answer is not None
     assert (answer.canceled, [(n.id, n.status) for n in answer.not_cancelable]) == ([], [("b1.00000", Status.QUEUED)])
+    assert store.messages["b1.00000"].status is Status.ACCEPTED
+
+
+def test_a_cancel_interrupted_after_taking_the_pack_is_finished_by_the_dispatcher(world) -> None:  # type: ignore[no-untyped-def]
+    store, _schedule, _releases, queues = world
+    spec = _spec(["+6591234567"], None)
+    spec.status_callback = "https://hooks.example.com/sms"
+    _accept(store, queues, [spec])
+    (pack,) = [p for packs in queues.sent.values() for p in packs]
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    assert claims.cancel(pack.pack_id, now=NOW)  # and then the cancel request died
+    dispatch_pack(pack, _dispatch_deps(store, claims, webhooks), now=NOW, last_attempt=False)
+    assert store.messages["b1.00000"].status is Status.CANCELED
+    assert [(d.event.id, d.event.type) for d in webhooks.sent] == [("b1.00000.canceled", "message.canceled")]
 
 
 def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None:  # type: ignore[no-untyped-def]
@@ -350,14 +410,14 @@ def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None
     numbers = [f"+65912345{n:02d}" for n in range(60)]
     send_at = NOW + timedelta(minutes=1)
     _accept(store, queues, [_spec(numbers, send_at)])
-    webhooks = MemoryWebhooks()
+    webhooks, claims = MemoryWebhooks(), MemoryClaims()
     answers: list[cancel.CancelAnswer] = []
     start = threading.Barrier(2)
 
     def cancel_all() -> None:
         start.wait()
         for n in range(len(numbers)):
-            answer = cancel.cancel_message(_deps(store, schedule, webhooks), f"b1.{n:05d}", now=send_at)
+            answer = cancel.cancel_message(_deps(store, schedule, webhooks, claims=claims), f"b1.{n:05d}", now=send_at)
             assert answer is not None
             answers.append(answer)
 
@@ -370,7 +430,11 @@ def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None
         thread.start()
     for thread in threads:
         thread.join()
-    sent = {r.id for packs in queues.sent.values() for p in packs for r in p.recipients}
+    # Then the dispatchers: whatever a cancel took (a recipient, or a released pack) is never sent.
+    deps = _dispatch_deps(store, claims, webhooks)
+    for pack in [p for packs in queues.sent.values() for p in packs]:
+        dispatch_pack(pack, deps, now=send_at, last_attempt=False)
+    sent = {m.message_id for call in deps.provider.calls for m in call}  # type: ignore[attr-defined]
     canceled = {i for a in answers for i in a.canceled}
     assert sent.isdisjoint(canceled)
     assert sent | canceled == {f"b1.{n:05d}" for n in range(len(numbers))}

@@ -91,6 +91,12 @@ class MessageStore(Protocol):
 
     def get_batch(self, batch_id: str) -> BatchRecord | None: ...
 
+    def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
+        """Move each record still ACCEPTED or QUEUED (its pack canceled before any dispatcher claimed it) to CANCELED,
+        conditionally. Returns the records canceled now (as stored after), and the status of every other one found,
+        by id."""
+        ...
+
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
     ) -> tuple[list[MessageRecord], str | None]:
@@ -255,6 +261,7 @@ class Claim(Enum):
     DONE = "done"  # sent before: skip
     BUSY = "busy"  # another dispatcher holds an unexpired claim
     STALE = "stale"  # ours now, but an earlier attempt claimed it and vanished: it may have sent
+    CANCELED = "canceled"  # a cancel took it before any dispatcher did: never send it (scheduling/cancel.py)
 
 
 class PackClaims(Protocol):
@@ -262,6 +269,11 @@ class PackClaims(Protocol):
 
     def release(self, pack_id: str) -> None:
         """Nothing was sent: the pack may be claimed again."""
+        ...
+
+    def cancel(self, pack_id: str, *, now: datetime) -> bool:
+        """Take the pack for a cancel, if no dispatcher holds or finished it (the same conditional write as a claim):
+        True when it is canceled now or was before, False when a dispatcher claimed it first (it may have sent)."""
         ...
 
     def finish(self, pack_id: str) -> None: ...

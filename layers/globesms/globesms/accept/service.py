@@ -150,6 +150,11 @@ def _pack(plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int |
         plan.held = scheduling.held_groups(
             plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at
         )
+    # Each record names its pack: a cancel takes that pack's claim before any dispatcher does (scheduling/cancel.py).
+    packs = [*(p for ps in plan.packs.values() for p in ps), *(p for group in plan.held for p in group.packs)]
+    pack_of = {recipient.id: pack.pack_id for pack in packs for recipient in pack.recipients}
+    for record in plan.records:
+        record.pack_id = pack_of.get(record.id)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """`PackClaims` on the messages table: one item per pack, `pk = P#<pack id>`, `sk = #`, with its state
-(CLAIMED / OPEN / DONE) and, while CLAIMED, the lease's end (epoch seconds)."""
+(CLAIMED / OPEN / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A dispatcher's claim and a
+cancel are the same conditional write (only on a pack nobody holds: no item yet, or OPEN), so one of them wins."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class DynamoDBPackClaims:
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
         if old.get("state", {}).get("S") == "DONE":
             return Claim.DONE
+        if old.get("state", {}).get("S") == "CANCELED":
+            return Claim.CANCELED
         held_until = old.get("lease_until", {"N": "0"})
         if int(held_until["N"]) > moment:
             return Claim.BUSY
@@ -73,6 +76,25 @@ class DynamoDBPackClaims:
 
     def release(self, pack_id: str) -> None:
         self._set_state(pack_id, "OPEN")
+
+    def cancel(self, pack_id: str, *, now: datetime) -> bool:
+        try:
+            self._client().put_item(
+                TableName=self._table,
+                Item={
+                    **claim_key(pack_id),
+                    "state": {"S": "CANCELED"},
+                    "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :canceled)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":open": {"S": "OPEN"}, ":canceled": {"S": "CANCELED"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def finish(self, pack_id: str) -> None:
         self._set_state(pack_id, "DONE")

@@ -11,24 +11,20 @@ Every item but the cursor carries `expires_at` (TTL).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.aws.dynamodb_store import batch_pk, message_from_item, message_sk
-from globesms.domain.clock import iso
-from globesms.domain.history import HistoryStep
+from globesms.aws.dynamodb_status_moves import Moved, move_each, split_moves
+from globesms.aws.dynamodb_store import CANCEL_STEP
 from globesms.domain.status import Status
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord, split_message_id
+from globesms.models.records import MessageRecord
 from globesms.ports import ReleaseRef
 
 CURSOR_KEY = {"pk": {"S": "SCHED#CURSOR"}, "sk": {"S": "#"}}
-CLAIM_THREADS = 8  # conditional writes in parallel: a 10,000-recipient release in seconds
-CANCEL_STEP = "canceled"
 
 
 def _held_pk(batch_id: str) -> dict[str, str]:
@@ -37,13 +33,6 @@ def _held_pk(batch_id: str) -> dict[str, str]:
 
 def _bucket_pk(bucket: str) -> dict[str, str]:
     return {"S": f"SCHED#{bucket}"}
-
-
-def _record_key(message_id: str) -> dict[str, Any] | None:
-    parts = split_message_id(message_id)
-    if parts is None:
-        return None
-    return {"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}}
 
 
 class DynamoDBScheduleStore:
@@ -120,52 +109,19 @@ class DynamoDBScheduleStore:
     # ---- the claims a release and a cancel race for ----
 
     def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
-        results = self._each(message_ids, lambda key: self._move(key, Status.QUEUED, now, step=None))
+        results = self._move_scheduled(message_ids, Status.QUEUED, now, step=None)
         return {i: status for i, (status, _record) in results.items()}
 
     def cancel_scheduled(
         self, message_ids: Sequence[str], *, now: datetime
     ) -> tuple[list[MessageRecord], dict[str, str]]:
-        results = self._each(message_ids, lambda key: self._move(key, Status.CANCELED, now, step=CANCEL_STEP))
-        canceled = [record for _status, record in results.values() if record is not None]
-        others = {i: status for i, (status, record) in results.items() if record is None}
-        return canceled, others
+        results = self._move_scheduled(message_ids, Status.CANCELED, now, step=CANCEL_STEP)
+        return split_moves(results)
 
-    def _each(
-        self, message_ids: Sequence[str], move: Callable[[dict[str, Any]], tuple[str, MessageRecord | None] | None]
-    ) -> dict[str, tuple[str, MessageRecord | None]]:
-        keyed = [(i, key) for i in message_ids if (key := _record_key(i)) is not None]
-        with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
-            moved = list(pool.map(lambda pair: move(pair[1]), keyed))
-        return {i: result for (i, _key), result in zip(keyed, moved, strict=True) if result is not None}
-
-    def _move(
-        self, key: dict[str, Any], to: Status, now: datetime, *, step: str | None
-    ) -> tuple[str, MessageRecord | None] | None:
-        """SCHEDULED -> `to`, conditionally. (`to`, the record after) when this write moved it; (its status, None)
-        when it was not SCHEDULED; None when there is no record. A claim for release finding QUEUED reports it."""
-        stamp = iso(now)
-        update = "SET #s = :to, updated_at = :now"
-        values: dict[str, Any] = {":to": {"S": to.value}, ":now": {"S": stamp}, ":scheduled": {"S": "SCHEDULED"}}
-        if step is not None:
-            entry = HistoryStep(step, to, to.value, stamp).to_item()
-            update += ", events = list_append(if_not_exists(events, :none), :step)"
-            values[":none"] = {"L": []}
-            values[":step"] = {"L": [{"M": {k: {"S": str(v)} for k, v in entry.items()}}]}
-        try:
-            response = self._client().update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression=update,
-                ConditionExpression="#s = :scheduled",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
-            return (old["status"]["S"], None) if old else None
-        return to.value, message_from_item(response["Attributes"])
+    def _move_scheduled(
+        self, message_ids: Sequence[str], to: Status, now: datetime, *, step: str | None
+    ) -> dict[str, Moved]:
+        """SCHEDULED -> `to`, conditionally. A claim for release finding QUEUED reports it."""
+        return move_each(
+            self._client, self._table, message_ids, from_statuses=(Status.SCHEDULED,), to=to, now=now, step=step
+        )

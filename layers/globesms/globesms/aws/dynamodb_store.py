@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ COUNTS_SK = "#counts"  # the batch's status counts (aws.dynamodb_counts), kept a
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 READ_BATCH = 100  # BatchGetItem's limit
+CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
 
 
 @cache
@@ -249,6 +251,22 @@ class DynamoDBMessageStore:
                     found[record.id] = record
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
+        # Imported here: the moves module builds its keys with this one's helpers.
+        from globesms.aws.dynamodb_status_moves import move_each, split_moves
+        from globesms.domain.status import Status
+
+        results = move_each(
+            self._client,
+            self._table,
+            message_ids,
+            from_statuses=(Status.ACCEPTED, Status.QUEUED),
+            to=Status.CANCELED,
+            now=now,
+            step=CANCEL_STEP,
+        )
+        return split_moves(results)
 
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None

@@ -46,6 +46,7 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim
 from globesms.receipts.failover import queue_pending_resends
+from globesms.scheduling.canceled import settle_canceled
 from globesms.webhooks.events import queue_status_events
 
 __all__ = [
@@ -69,6 +70,8 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     claim = deps.claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
     if claim is Claim.DONE:
         return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
+    if claim is Claim.CANCELED:
+        return _finish_cancel(pack, deps, now=now)
     if claim is Claim.BUSY:
         raise PackBusy(pack.pack_id)
     if pack.purpose == "settle":
@@ -76,6 +79,14 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if claim is Claim.STALE:
         return settle_interrupted(pack, deps, now=now)
     return _send_pack(pack, deps, now=now, last_attempt=last_attempt)
+
+
+def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
+    """A cancel took the pack before any dispatcher: nothing is sent. Its recipients the cancel did not move yet (it
+    was interrupted) are moved to CANCELED here, so every one of them ends final."""
+    moved, _others = deps.store.cancel_unsent([r.id for r in pack.recipients], now=now)
+    settle_canceled(deps.webhooks, deps.spend, moved, now)
+    return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
 
 
 def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_attempt: bool) -> DispatchSummary:

@@ -60,6 +60,9 @@ class MessageRecord(MessageContent):
     receipt_due_at: int | None = Field(default=None, description="epoch seconds: reconciled after (reconcile/)")
     receipt_due: str | None = Field(default=None, description="the ReceiptDue index bucket; removed once final")
     reconcile_tries: int | None = Field(default=None, description="pulled 'still delivering' answers so far")
+    pack_id: str | None = Field(
+        default=None, description="the pack accept put it in: what a cancel takes before any dispatcher claims it"
+    )
 
 
 class BatchRecord(BaseModel):

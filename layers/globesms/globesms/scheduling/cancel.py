@@ -1,9 +1,16 @@
 """Canceling what has not been handed to a provider: `DELETE /v1/messages/{id}` and `DELETE /v1/batches/{id}`.
 
-Cancelable are the recipients still SCHEDULED (waiting for their send_at, or deferred by quiet hours). A
-conditional write moves each to CANCELED (a final status: it never changes again), the same kind of write a release
-claims it with, so one of the two wins and a recipient is never both sent and reported canceled. Everything else is
-answered as not cancelable with its status: released to its provider queue (QUEUED) or later, or final already.
+Cancelable are the recipients no provider has been asked to send:
+- still SCHEDULED (waiting for their send_at, or deferred by quiet hours): a conditional write moves each to CANCELED
+  (a final status: it never changes again), the same kind of write a release claims it with, so one of the two wins;
+- ACCEPTED or QUEUED (on their provider queue, or released there) while no dispatcher has claimed their pack: the
+  cancel takes the pack's claim (`PackClaims.cancel`, the same conditional write a dispatcher claims it with), then
+  moves its recipients to CANCELED. A dispatcher that later receives the pack finds it canceled, sends nothing and
+  finishes any move the cancel did not (a cancel interrupted half way still ends with every recipient CANCELED).
+So a recipient is never both sent and reported canceled. A pack is canceled whole, so `DELETE /v1/messages/{id}`
+cancels an unsent recipient only when no other unsent recipient shares its pack (cancel the batch for those).
+Everything else is answered as not cancelable with its status: a pack a dispatcher claimed first (being sent, or put
+back on a queue after a throttle or a retry under a new pack id), or later, or final already.
 
 A canceled recipient never reaches a provider, so its spend reservation is given back (guardrails/release.py), once.
 A caller sees and cancels only its own messages (the API key's owner, as for reads): another owner's are not found.
@@ -11,6 +18,8 @@ A caller sees and cancels only its own messages (the API key's owner, as for rea
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,16 +28,18 @@ from pydantic import BaseModel, Field
 from globesms.accept.queries import effective_status, visible
 from globesms.domain.status import Status
 from globesms.guardrails.ports import SpendReleases
-from globesms.guardrails.release import release_unsent
-from globesms.ports import MessageStore, ScheduleStore, WebhookQueue
-from globesms.webhooks.events import queue_status_events
+from globesms.models.records import MessageRecord
+from globesms.ports import MessageStore, PackClaims, ScheduleStore, WebhookQueue
+from globesms.scheduling.canceled import settle_canceled
 
 LIST_PAGE = 1_000
 
 
 class NotCancelable(BaseModel):
     id: str
-    status: Status = Field(description="its status now: released to its provider (QUEUED) or later, or final")
+    status: Status = Field(
+        description="its status now: QUEUED when a dispatcher already holds its pack (being sent), or later, or final"
+    )
 
 
 class CancelAnswer(BaseModel):
@@ -42,23 +53,36 @@ class CancelAnswer(BaseModel):
 class CancelDeps:
     store: MessageStore
     schedule: ScheduleStore
+    claims: PackClaims
     webhooks: WebhookQueue
     spend: SpendReleases
 
 
-def cancel_messages(deps: CancelDeps, message_ids: list[str], *, now: datetime) -> CancelAnswer:
-    """Cancel these records (all found to exist); queue a `message.canceled` event for each one canceled now and
-    give its spend reservation back."""
-    canceled_now, others = deps.schedule.cancel_scheduled(message_ids, now=now)
-    queue_status_events(deps.webhooks, canceled_now, now)
-    release_unsent(deps.spend, canceled_now)
+UNSENT = (Status.ACCEPTED, Status.QUEUED)
+
+
+def cancel_records(deps: CancelDeps, records: Sequence[MessageRecord], *, now: datetime) -> CancelAnswer:
+    """Cancel these records (as read: SCHEDULED ones by their own move, unsent ones by their pack); queue a
+    `message.canceled` event for each one canceled now and give its spend reservation back."""
+    scheduled = [r.id for r in records if r.status is Status.SCHEDULED]
+    canceled_now, others = deps.schedule.cancel_scheduled(scheduled, now=now) if scheduled else ([], {})
+    by_pack: dict[str | None, list[MessageRecord]] = defaultdict(list)
+    for record in records:
+        if record.status in UNSENT:
+            by_pack[record.pack_id].append(record)
+    taken = [r.id for pack_id, rs in by_pack.items() if pack_id and deps.claims.cancel(pack_id, now=now) for r in rs]
+    moved, still = deps.store.cancel_unsent(taken, now=now) if taken else ([], {})
+    canceled_now, others = [*canceled_now, *moved], {**others, **still}
+    taken_ids = set(taken)
+    for rs in by_pack.values():
+        others.update({r.id: r.status.value for r in rs if r.id not in taken_ids})  # a dispatcher has the pack
+    settle_canceled(deps.webhooks, deps.spend, canceled_now, now)
     done = {r.id for r in canceled_now} | {i for i, s in others.items() if s == Status.CANCELED}
+    ids = [r.id for r in records]
     return CancelAnswer(
-        canceled=[i for i in message_ids if i in done],
+        canceled=[i for i in ids if i in done],
         not_cancelable=[
-            NotCancelable(id=i, status=_as_shown(Status(others[i])))
-            for i in message_ids
-            if i not in done and i in others
+            NotCancelable(id=i, status=_as_shown(Status(others[i]))) for i in ids if i not in done and i in others
         ],
     )
 
@@ -78,8 +102,8 @@ def cancel_message(
     record, batch = found
     if not visible(record.owner or (batch.owner if batch else None), owner):
         return None
-    if record.status is Status.SCHEDULED:
-        return cancel_messages(deps, [message_id], now=now)
+    if record.status is Status.SCHEDULED or (record.status in UNSENT and not _shares_its_pack(deps.store, record)):
+        return cancel_records(deps, [record], now=now)
     if record.status is Status.CANCELED:
         return CancelAnswer(canceled=[message_id], not_cancelable=[])
     return CancelAnswer(
@@ -87,8 +111,22 @@ def cancel_message(
     )
 
 
+def _shares_its_pack(store: MessageStore, record: MessageRecord) -> bool:
+    """Whether another unsent recipient of the batch is in the record's pack. A pack is canceled whole (its claim is
+    what a cancel takes), so one recipient of a shared pack cannot be canceled alone: its batch can. Reads the batch
+    (a request of one recipient, as most OTP and notification sends are, is one item)."""
+    after: str | None = None
+    while True:
+        records, after = store.list_batch_messages(record.batch_id, limit=LIST_PAGE, after=after)
+        if any(r.pack_id == record.pack_id and r.id != record.id and r.status in UNSENT for r in records):
+            return True
+        if after is None:
+            return False
+
+
 def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str | None = None) -> CancelAnswer | None:
-    """Cancel every SCHEDULED recipient of the batch; None when there is no such batch (or it is another owner's)."""
+    """Cancel every recipient of the batch not handed to a provider; None when there is no such batch (or it is
+    another owner's)."""
     batch = deps.store.get_batch(batch_id)
     if batch is None or not visible(batch.owner, owner):
         return None
@@ -96,15 +134,15 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
     after: str | None = None
     while True:
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
-        waiting = [r.id for r in records if r.status is Status.SCHEDULED]
+        waiting = [r for r in records if r.status is Status.SCHEDULED or r.status in UNSENT]
         if waiting:
-            part = cancel_messages(deps, waiting, now=now)
+            part = cancel_records(deps, waiting, now=now)
             answer.canceled += part.canceled
             answer.not_cancelable += part.not_cancelable
         for record in records:
             if record.status is Status.CANCELED:
                 answer.canceled.append(record.id)
-            elif record.status is not Status.SCHEDULED:
+            elif record.status is not Status.SCHEDULED and record.status not in UNSENT:
                 answer.not_cancelable.append(NotCancelable(id=record.id, status=effective_status(record, batch)))
         if after is None:
             break
