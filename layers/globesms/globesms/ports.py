@@ -290,19 +290,20 @@ class PackClaims(Protocol):
 @dataclass(frozen=True, slots=True)
 class Requeued:
     """Recipients of a pack (by position) that its dispatcher never sent and put back on a queue: for a retry
-    (`retried`), for want of a rate-limit permit (`deferred`), or onto the next provider of their route
-    (`failed_over`)."""
+    (`retried`), for want of a rate-limit permit (`deferred`), onto the next provider of their route
+    (`failed_over`), or to wait out their quiet hours (`quiet`)."""
 
     retried: tuple[int, ...] = ()
     deferred: tuple[int, ...] = ()
     failed_over: tuple[int, ...] = ()
+    quiet: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.retried or self.deferred or self.failed_over)
+        return bool(self.retried or self.deferred or self.failed_over or self.quiet)
 
     @property
     def never_sent(self) -> set[int]:
-        return {*self.retried, *self.deferred, *self.failed_over}
+        return {*self.retried, *self.deferred, *self.failed_over, *self.quiet}
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,13 +112,21 @@ class DynamoDBPackClaims:
         self._client().update_item(
             TableName=self._table,
             Key=claim_key(pack_id),
-            UpdateExpression="SET #retried = :retried, #deferred = :deferred, #failed_over = :failed_over",
+            UpdateExpression=(
+                "SET #retried = :retried, #deferred = :deferred, #failed_over = :failed_over, #quiet = :quiet"
+            ),
             # DEFERRED is a reserved word
-            ExpressionAttributeNames={"#retried": "retried", "#deferred": "deferred", "#failed_over": "failed_over"},
+            ExpressionAttributeNames={
+                "#retried": "retried",
+                "#deferred": "deferred",
+                "#failed_over": "failed_over",
+                "#quiet": "quiet",
+            },
             ExpressionAttributeValues={
                 ":retried": _numbers(requeued.retried),
                 ":deferred": _numbers(requeued.deferred),
                 ":failed_over": _numbers(requeued.failed_over),
+                ":quiet": _numbers(requeued.quiet),
             },
         )
 
@@ -130,6 +138,7 @@ class DynamoDBPackClaims:
             retried=_positions(item, "retried"),
             deferred=_positions(item, "deferred"),
             failed_over=_positions(item, "failed_over"),
+            quiet=_positions(item, "quiet"),
         )
 
 

@@ -74,6 +74,7 @@ def defer_quiet(
         if record.type != MessageType.MKT or window is None:
             kept.append(record)
             continue
+        record.quiet_hours = window.text()  # carried to the dispatcher, which checks it again (`quiet_positions`)
         wanted = now if record.send_at is None else datetime.fromisoformat(record.send_at.replace("Z", "+00:00"))
         outside = first_outside(wanted, zones_of(record.to), window)
         if outside == wanted.astimezone(UTC):
@@ -83,6 +84,20 @@ def defer_quiet(
         else:
             kept.append(record.model_copy(update={"send_at": iso(outside), "status": Status.SCHEDULED}))
     return kept, refused
+
+
+def quiet_until(to: str, window_text: str, now: datetime) -> datetime | None:
+    """When a recipient accepted outside its quiet hours but reached by its dispatcher inside them (a backlog behind a
+    rate limit that ran into the evening) may be sent: the first time outside them, or None when it may go now. A
+    window no longer readable holds nothing (it was read once already, at accept)."""
+    try:
+        window = Window.parse(window_text)
+    except ValueError:
+        return None
+    outside = first_outside(now, zones_of(to), window)
+    if outside is None:
+        return now + _HORIZON  # never all outside: look again later (its validity, if any, ends it meanwhile)
+    return None if outside <= now.astimezone(UTC) else outside
 
 
 def _lapses(record: MessageRecord, send_at: datetime, now: datetime) -> bool:

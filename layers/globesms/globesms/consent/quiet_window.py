@@ -40,6 +40,10 @@ class Window:
             raise ValueError(f"must be START-END, e.g. 21:00-08:00: {WINDOW_RULE}")
         return cls(parse_clock(start), parse_clock(end))
 
+    def text(self) -> str:
+        """The window as `parse` reads it (what a message carries to its dispatcher)."""
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
     def quiet_at(self, local: time) -> bool:
         if self.start < self.end:
             return self.start <= local < self.end

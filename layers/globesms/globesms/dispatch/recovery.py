@@ -38,7 +38,7 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack."""
     requeued = deps.claims.requeued(pack.pack_id) or Requeued()
     # The same pack ids as before: a copy that did reach a queue is claimed once, whichever comes first.
-    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1)
+    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
     if requeued.failed_over:
         queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
     current = deps.store.get_messages([r.id for r in pack.recipients])

@@ -22,11 +22,13 @@ claim, so that SQS's next delivery sends it afresh; on its last attempt it is re
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
+from globesms.dispatch.quiet import quiet_delay, quiet_positions
 from globesms.dispatch.records import lapsed_record, outcome_record, save_outcomes
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
@@ -92,8 +94,9 @@ def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> 
 def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_attempt: bool) -> DispatchSummary:
     before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
     lapsed = lapsed_positions(pack, now)  # never sent, nor moved elsewhere: recorded EXPIRED
-    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed
-    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed]
+    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed}  # back on the queue
+    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed - quiet.keys()
+    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed and i not in quiet]
     sent = _send(pack, sending, deps)
     outcome_at = {sending[j]: outcome for j, outcome in enumerate(sent.outcomes) if outcome is not None}
     deferred = [sending[j] for j in sent.unsent]
@@ -120,8 +123,11 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_at
         deferred=deferred,
         moved=decision.moved,
         deferred_delay=sent.delay_seconds,
+        quiet=sorted(quiet),
+        quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
     summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, deferred=len(deferred), calls=calls)
+    summary = replace(summary, quiet=len(quiet))
     if decision.dead_letter:
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ

@@ -44,6 +44,7 @@ class DispatchSummary:
     failed_over: int = 0  # recipients moved to the next provider of their route
     expired: int = 0  # unknown outcomes that no receipt settled in the window, now FAILED
     lapsed: int = 0  # recipients whose validity ran out before they reached a provider: EXPIRED, never sent
+    quiet: int = 0  # MKT recipients reached inside their quiet hours: back on the queue until they end (quiet.py)
     calls: ProviderCalls = field(default_factory=ProviderCalls)
 
 

@@ -28,6 +28,10 @@ class MessageContent(BaseModel):
         default=None, description="ISO-8601 UTC: when it is released to its provider (scheduled or quiet hours)"
     )
     failover_on_undelivered: bool | None = None  # a NOTIFY message may be resent after an UNDELIVERED receipt
+    quiet_hours: str | None = Field(
+        default=None,
+        description="MKT: the recipient's quiet hours in force (START-END, local time), checked again at dispatch",
+    )
 
     def content(self) -> MessageContent:
         """Just the content fields (of a record, say), as a content of its own."""

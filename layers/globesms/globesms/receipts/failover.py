@@ -28,6 +28,7 @@ from typing import Any
 
 from globesms.accept.queries import message_view
 from globesms.dispatch.failover import content_for, next_provider
+from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
@@ -78,11 +79,11 @@ def earlier_attempt(record: MessageRecord) -> tuple[ProviderName, str] | None:
 
 
 def within_validity(record: MessageRecord, now: datetime) -> bool:
-    """A resend must still arrive within the validity the customer asked for (or the type's default), counted
-    from the first submission: an OTP that reaches the handset after it expired is of no use."""
-    sent_at = record.submitted_at or record.created_at
+    """A resend must still arrive within the validity the customer asked for (or the type's default): an OTP that
+    reaches the handset after it expired is of no use. Counted from where dispatch counts it (`validity_start`: the
+    accept time, or send_at for a scheduled message), so a resend queued here is never one dispatch drops as lapsed."""
     validity = record.validity_seconds or DEFAULT_VALIDITY_SECONDS[record.type]
-    return datetime.fromisoformat(sent_at).timestamp() + validity > now.timestamp()
+    return validity_start(record, record.created_at).timestamp() + validity > now.timestamp()
 
 
 def allows_resend(record: MessageRecord) -> bool:
