@@ -13,6 +13,7 @@ from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
@@ -143,6 +144,8 @@ def test_the_receipts_function_queues_the_resend_on_the_next_providers_queue(  #
     dispatch_event = json.loads((EVENTS / "dispatch_aliyun.json").read_text())
     body = json.loads(dispatch_event["Records"][0]["body"])
     body["contents"][0]["route"] = ["aliyun", "huawei"]
+    # Accepted just now: a resend must still fit in the message's validity, counted from its accept time.
+    body["created_at"] = iso(datetime.now(UTC))
     dispatch_event["Records"][0]["body"] = json.dumps(body)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
     dispatch._provider = lambda: ScriptedProvider(name=A)
