@@ -10,7 +10,7 @@ Cancelable are the recipients no provider has been asked to send:
 So a recipient is never both sent and reported canceled. A pack is canceled whole, so `DELETE /v1/messages/{id}`
 cancels an unsent recipient only when no other unsent recipient shares its pack (cancel the batch for those).
 Everything else is answered as not cancelable with its status: a pack a dispatcher claimed first (being sent, or put
-back on a queue after a throttle or a retry under a new pack id), or later, or final already.
+back on a queue after a throttle, a retry or into its quiet hours under a new pack id), or later, or final already.
 
 A canceled recipient never reaches a provider, so its spend reservation is given back (guardrails/release.py), once.
 A caller sees and cancels only its own messages (the API key's owner, as for reads): another owner's are not found.
