@@ -120,7 +120,7 @@ def test_a_cancel_takes_a_pack_only_where_no_dispatcher_holds_or_finished_it(sta
 
 def test_cancel_unsent_moves_only_accepted_or_queued_records(stack) -> None:  # type: ignore[no-untyped-def]
     store = accepted(stack, ["+85251234567", "+85251234568"])
-    assert {r.pack_id for r in store.get_messages(["B.00000", "B.00001"]).values()} == {"B:aliyun:0"}
+    assert {r.accept_pack_id() for r in store.get_messages(["B.00000", "B.00001"]).values()} == {"B:aliyun:0"}
     receipts = DynamoDBReceiptStore(stack.table_name)
     sent = receipts.reload("B.00001")
     assert sent is not None

@@ -353,7 +353,7 @@ def test_a_queued_recipient_is_canceled_while_no_dispatcher_holds_its_pack(world
     store, schedule, _releases, queues = world
     _accept(store, queues, [_spec(["+6591234567", "+6591234568"], None)])
     (pack,) = [p for packs in queues.sent.values() for p in packs]
-    assert {r.pack_id for r in store.messages.values()} == {pack.pack_id}
+    assert {r.accept_pack_id() for r in store.messages.values()} == {pack.pack_id}
     claims, webhooks = MemoryClaims(), MemoryWebhooks()
     deps = _deps(store, schedule, webhooks, claims=claims)
     # One recipient of a shared pack cannot be canceled alone (the pack is what a cancel takes): its batch can.

@@ -154,7 +154,8 @@ def _pack(plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int |
     packs = [*(p for ps in plan.packs.values() for p in ps), *(p for group in plan.held for p in group.packs)]
     pack_of = {recipient.id: pack.pack_id for pack in packs for recipient in pack.recipients}
     for record in plan.records:
-        record.pack_id = pack_of.get(record.id)
+        found = pack_of.get(record.id)
+        record.pack_key = None if found is None else found.removeprefix(batch_id)
 
 
 @dataclass(frozen=True)

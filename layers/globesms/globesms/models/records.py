@@ -60,9 +60,14 @@ class MessageRecord(MessageContent):
     receipt_due_at: int | None = Field(default=None, description="epoch seconds: reconciled after (reconcile/)")
     receipt_due: str | None = Field(default=None, description="the ReceiptDue index bucket; removed once final")
     reconcile_tries: int | None = Field(default=None, description="pulled 'still delivering' answers so far")
-    pack_id: str | None = Field(
-        default=None, description="the pack accept put it in: what a cancel takes before any dispatcher claims it"
-    )
+    # The pack accept put it in, written as what follows the batch id in its pack id (`:aliyun:3`, or
+    # `@<send time>:aliyun:0` for a scheduled one): a cancel takes that pack before any dispatcher claims it. Kept
+    # short, as every byte of a record is paid on each of its writes.
+    pack_key: str | None = None
+
+    def accept_pack_id(self) -> str | None:
+        """The id of the pack accept put it in (`pack_key`), None for a record accepted before packs were kept."""
+        return None if self.pack_key is None else self.batch_id + self.pack_key
 
 
 class BatchRecord(BaseModel):

@@ -69,7 +69,7 @@ def cancel_records(deps: CancelDeps, records: Sequence[MessageRecord], *, now: d
     by_pack: dict[str | None, list[MessageRecord]] = defaultdict(list)
     for record in records:
         if record.status in UNSENT:
-            by_pack[record.pack_id].append(record)
+            by_pack[record.accept_pack_id()].append(record)
     taken = [r.id for pack_id, rs in by_pack.items() if pack_id and deps.claims.cancel(pack_id, now=now) for r in rs]
     moved, still = deps.store.cancel_unsent(taken, now=now) if taken else ([], {})
     canceled_now, others = [*canceled_now, *moved], {**others, **still}
@@ -118,7 +118,7 @@ def _shares_its_pack(store: MessageStore, record: MessageRecord) -> bool:
     after: str | None = None
     while True:
         records, after = store.list_batch_messages(record.batch_id, limit=LIST_PAGE, after=after)
-        if any(r.pack_id == record.pack_id and r.id != record.id and r.status in UNSENT for r in records):
+        if any(r.pack_key == record.pack_key and r.id != record.id and r.status in UNSENT for r in records):
             return True
         if after is None:
             return False
