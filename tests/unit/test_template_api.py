@@ -85,3 +85,13 @@ def test_an_optional_web_acl_rate_limits_receipt_pushes_per_address(raw: dict[st
         assert config["SampledRequestsEnabled"] is False
     arn = association["Properties"]["ResourceArn"]["Fn::Sub"]
     assert "/restapis/${GlobesmsApi}/stages/${GlobesmsApi.Stage}" in arn
+
+
+def test_snapstart_is_a_parameter_off_by_default_for_the_api_and_receipts_functions(raw: dict[str, Any]) -> None:
+    assert raw["Parameters"]["SnapStart"]["Default"] == "false"
+    assert raw["Conditions"]["SnapStartOn"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "true"]}
+    for function_id in ("SendApiFunction", "ReceiptsFunction"):
+        properties = raw["Resources"][function_id]["Properties"]
+        # SnapStart applies to published versions: the alias the API invokes is there whether it is on or off.
+        assert properties["AutoPublishAlias"] == "live"
+        assert properties["SnapStart"] == {"ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}}
