@@ -47,6 +47,26 @@ class Figure:
     def as_json(self) -> dict[str, object]:
         return {**asdict(self), "goal_met": self.goal_met}
 
+    @classmethod
+    def at_most(
+        cls, *, id: str, title: str, value: float, unit: str, limit: float, goal: str, detail: dict[str, object]
+    ) -> Figure:
+        """A figure whose reference is its goal, a ceiling: the ratio to `limit` must stay <= 1. `goal` says it
+        in words."""
+        return cls(
+            id=id,
+            title=title,
+            value=value,
+            unit=unit,
+            reference=limit,
+            reference_label="goal",
+            ratio=value / limit,
+            goal=goal,
+            goal_op="<=",
+            goal_value=1.0,
+            detail=detail,
+        )
+
 
 def median_seconds(run: Callable[[], object], *, repeat: int, number: int = 1) -> float:
     """The median over `repeat` samples of the time one call takes (each sample times `number` calls)."""

@@ -226,17 +226,13 @@ def early_receipt(meter: Meter, store: Any, table: str, message_id: str, number:
     scan = partition_read_units(meter, table, BATCH_ID, recipients)
     # Before: ProviderRef (half of today's two index queries), the partition from the echoed id, the re-read.
     before = usage.read_units.get("dynamodb.Query", 0) / 2 + scan + read_units_of_record(meter, table, message_id)
-    return Figure(
+    return Figure.at_most(
         id="polls.early_receipt_reads",
         title=f"Early receipt: read units to match and hold one receipt, {recipients:,}-recipient batch",
         value=round(units, 2),
         unit="read units/receipt",
-        reference=GOAL_EARLY_RECEIPT_READS,
-        reference_label="goal",
-        ratio=units / GOAL_EARLY_RECEIPT_READS,
+        limit=GOAL_EARLY_RECEIPT_READS,
         goal=f"<= {GOAL_EARLY_RECEIPT_READS:g} read units per early receipt (ratio <= 1)",
-        goal_op="<=",
-        goal_value=1.0,
         detail={
             "recipients": recipients,
             "read_units_by_operation": {k: round(v, 2) for k, v in sorted(usage.read_units.items())},
@@ -261,17 +257,13 @@ def poll_figure(
     counting: Any,
 ) -> Figure:
     poll_units = sum(poll.read_units.values())
-    return Figure(
+    return Figure.at_most(
         id="polls.read_units",
         title=f"Batch poll: read units of GET /v1/batches/{{id}}?limit={PAGE}, {recipients:,}-recipient batch",
         value=round(poll_units, 2),
         unit="read units/poll",
-        reference=GOAL_POLL_READ_UNITS,
-        reference_label="goal",
-        ratio=poll_units / GOAL_POLL_READ_UNITS,
+        limit=GOAL_POLL_READ_UNITS,
         goal=f"<= {GOAL_POLL_READ_UNITS:g} read units per poll of a 100-message page (ratio <= 1)",
-        goal_op="<=",
-        goal_value=1.0,
         detail={
             "recipients": recipients,
             "page": PAGE,

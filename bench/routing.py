@@ -200,17 +200,13 @@ def measure(quick: bool) -> list[Figure]:
         f"of {REQUEST_SIZE}; seeded draws",
     }
     return [
-        Figure(
+        Figure.at_most(
             id="routing.minutes_to_move",
             title="Scored routing: minutes until >= 90 % of traffic left a provider that fell from 95 % to 60 %",
             value=moved,
             unit="simulated minutes",
-            reference=GOAL_MINUTES,
-            reference_label="goal",
-            ratio=moved / GOAL_MINUTES,
+            limit=GOAL_MINUTES,
             goal="<= 10 minutes",
-            goal_op="<=",
-            goal_value=1.0,
             detail=detail,
         ),
         Figure(

@@ -199,7 +199,9 @@ def assert_accepts_consistent(seen: Observed) -> None:
                 assert_refusal_explained(header.refusal)
     # Each recipient once, to its number, with the content its record says was accepted: the ACCEPTED ones on their
     # provider's queue, the SCHEDULED ones in a held pack of their provider.
-    queued = [pack for provider, packs in seen.packs.items() for pack in packs if _on_its_queue(pack, provider)]
+    for provider, packs in seen.packs.items():
+        assert all(p.provider is provider for p in packs), f"a pack of another provider on the {provider} queue"
+    queued = [pack for packs in seen.packs.values() for pack in packs]
     records = [r for batch in seen.messages.values() for r in batch]
     assert _pack_recipients(queued) == _record_recipients(records, Status.ACCEPTED), (
         "the queued packs do not cover exactly the ACCEPTED recipients"
@@ -207,11 +209,6 @@ def assert_accepts_consistent(seen: Observed) -> None:
     assert _pack_recipients(seen.held_packs) == _record_recipients(records, Status.SCHEDULED), (
         "the held packs do not cover exactly the SCHEDULED recipients"
     )
-
-
-def _on_its_queue(pack: DispatchPack, provider: ProviderName) -> bool:
-    assert pack.provider is provider, f"a {pack.provider} pack on the {provider} queue"
-    return True
 
 
 def _pack_recipients(packs: list[DispatchPack]) -> dict[str, tuple[Any, ...]]:

@@ -86,14 +86,9 @@ def defer_quiet(
     return kept, refused
 
 
-def quiet_until(to: str, window_text: str, now: datetime) -> datetime | None:
+def quiet_until(to: str, window: Window, now: datetime) -> datetime | None:
     """When a recipient accepted outside its quiet hours but reached by its dispatcher inside them (a backlog behind a
-    rate limit that ran into the evening) may be sent: the first time outside them, or None when it may go now. A
-    window no longer readable holds nothing (it was read once already, at accept)."""
-    try:
-        window = Window.parse(window_text)
-    except ValueError:
-        return None
+    rate limit that ran into the evening) may be sent: the first time outside them, or None when it may go now."""
     outside = first_outside(now, zones_of(to), window)
     if outside is None:
         return now + _HORIZON  # never all outside: look again later (its validity, if any, ends it meanwhile)

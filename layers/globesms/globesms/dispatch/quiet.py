@@ -11,24 +11,40 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from globesms.consent.quiet_hours import quiet_until
+from globesms.consent.quiet_window import Window
 from globesms.models.outbound import MessageType
-from globesms.models.packs import DispatchPack
+from globesms.models.packs import DispatchPack, PackContent
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
 
 
 def quiet_positions(pack: DispatchPack, now: datetime) -> dict[int, int]:
     """The positions of the recipients inside their quiet hours at `now`, each with the seconds until it may go."""
+    windows = {c: window for c, content in enumerate(pack.contents) if (window := _window_of(content))}
+    if not windows:
+        return {}
+    # Imported here: the time zones of numbers (phonenumbers, zoneinfo) are loaded by a dispatcher's first marketing
+    # pack, not at every dispatcher's cold start.
+    from globesms.consent.quiet_hours import quiet_until
+
     held: dict[int, int] = {}
     for i, recipient in enumerate(pack.recipients):
-        content = pack.contents[recipient.c]
-        if content.type is not MessageType.MKT or not content.quiet_hours:
-            continue
-        until = quiet_until(recipient.to, content.quiet_hours, now)
+        window = windows.get(recipient.c)
+        until = None if window is None else quiet_until(recipient.to, window, now)
         if until is not None:
             held[i] = max(1, math.ceil((until - now).total_seconds()))
     return held
+
+
+def _window_of(content: PackContent) -> Window | None:
+    """An MKT content's quiet hours; none for other types, a waiver, or a window no longer readable (it was read
+    once already, at accept)."""
+    if content.type is not MessageType.MKT or not content.quiet_hours:
+        return None
+    try:
+        return Window.parse(content.quiet_hours)
+    except ValueError:
+        return None
 
 
 def quiet_delay(held: dict[int, int]) -> int:
