@@ -107,6 +107,7 @@ def _run(stack: Stack, plan: Plan, trace: Path) -> dict[str, Any]:
                 _settle(stack, pipeline_samples)
                 for label, seconds in stack.cpu_seconds().items():
                     cpu[label] = cpu.get(label, 0.0) + seconds - before.get(label, 0.0)
+        _settle_trace(trace, pipeline_samples)
     finally:
         floor.close()
     arrivals: dict[str, float] = stack.stats(PROVIDER, per_recipient=False, received=True)["received_at"]
@@ -164,6 +165,19 @@ def _settle(stack: Stack, samples: list[dict[str, Any]]) -> None:
         wait_until("every request of the block to reach the emulator", arrived, SETTLE_DEADLINE_SECONDS, 0.2)
     except StackFailed as exc:
         raise StackFailed(f"{exc}\n{stack.log_tail()}") from exc
+
+
+def _settle_trace(trace: Path, samples: list[dict[str, Any]]) -> None:
+    """Wait until the poller trace covers every pipeline sample. A poller writes a batch's line after its handler
+    returns, which is after the provider call reached the emulator (what `_settle` waits for): on a loaded machine
+    the last batch's line can still be on its way when the blocks are done."""
+    wanted = {s["id"] for s in samples}
+    wait_until(
+        "the poller trace to cover every request",
+        lambda: True if wanted <= _read_trace(trace).keys() else None,
+        SETTLE_DEADLINE_SECONDS,
+        0.2,
+    )
 
 
 def _post_otp(stack: Stack, number: str) -> dict[str, Any]:

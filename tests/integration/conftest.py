@@ -4,6 +4,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +17,7 @@ from moto import mock_aws
 from globesms.aws import clients, wiring
 from globesms.config import settings
 from globesms.models.outbound import ProviderName
-from local.stack import LocalStack
+from local.stack import PARAMETERS_ENV, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +37,18 @@ class MotoStack:
 
 @pytest.fixture
 def stack() -> Iterator[MotoStack]:
+    with deployed_on_moto() as deployed:
+        yield deployed
+
+
+@contextmanager
+def deployed_on_moto(parameters: dict[str, str] | None = None) -> Iterator[MotoStack]:
+    """template.yaml on moto, with its parameters' defaults or `parameters` (as `sam deploy` would take them)."""
+    environ = {"AWS_DEFAULT_REGION": "us-east-1"}
+    if parameters:
+        environ[PARAMETERS_ENV] = json.dumps(parameters)
     with mock_aws():
-        deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": "us-east-1"})
+        deployed = LocalStack.deploy(environ=environ)
         refs = deployed.context.refs
         clients.reset()
         wiring.reset()

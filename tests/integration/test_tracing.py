@@ -1,5 +1,6 @@
-"""What the handlers would record in X-Ray: run with the template's environment and a recording tracer provider,
-no traced annotation or metadata may hold a full phone number or a receipt token."""
+"""What the handlers would record in X-Ray: run with the template's environment (with TracerSubsegments on, the one
+deployment whose functions record subsegments) and a recording tracer provider, no traced annotation or metadata
+may hold a full phone number or a receipt token. With the parameter's default, no handler builds the Tracer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from globesms.models.outbound import ProviderName
 from globesms.observability import tracer
 from tests.fakes import ScriptedProvider
+from tests.integration.conftest import MotoStack, deployed_on_moto
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NUMBERS = ("+85251234567", "85251234567", "+6591234567", "6591234567", "+447911123456", "447911123456")
@@ -66,9 +68,16 @@ class RecordingProvider:
 
 
 @pytest.fixture
+def stack() -> Iterator[MotoStack]:
+    """This module's handlers are loaded with the environment of a deployment with TracerSubsegments on."""
+    with deployed_on_moto({"TracerSubsegments": "true"}) as deployed:
+        yield deployed
+
+
+@pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> RecordingProvider:
     provider = RecordingProvider()
-    monkeypatch.setattr(tracer, "provider", provider)
+    monkeypatch.setattr(tracer.real, "provider", provider)
     return provider
 
 
@@ -118,4 +127,15 @@ def test_traces_stop_at_the_functions(stack) -> None:  # type: ignore[no-untyped
     raw = stack.deployed.template.raw
     # API Gateway's own segment would record every request URL, receipt tokens included.
     assert raw["Resources"]["GlobesmsApi"]["Properties"]["TracingEnabled"] is False
-    assert tracer._config["patch_modules"] == ("botocore",)  # X-Ray's httpx patch records every URL
+    assert tracer.real._config["patch_modules"] == ("botocore",)  # X-Ray's httpx patch records every URL
+
+
+def test_the_tracer_is_on_with_the_template_parameter(stack) -> None:  # type: ignore[no-untyped-def]
+    environments = [stack.deployed.function_environment(f) for f in stack.deployed.template.functions.values()]
+    assert {env["POWERTOOLS_TRACE_DISABLED"] for env in environments} == {"false"}
+
+
+def test_the_tracer_is_off_by_default() -> None:
+    with deployed_on_moto() as default:
+        environments = [default.deployed.function_environment(f) for f in default.deployed.template.functions.values()]
+    assert {env["POWERTOOLS_TRACE_DISABLED"] for env in environments} == {"true"}

@@ -24,7 +24,8 @@ FORBIDDEN = ("boto3", "botocore", "httpx", "aws_xray_sdk")
 #: Modules that may load them, and why. Everything else under globesms/ is logic and is checked.
 EXCEPTIONS: dict[str, str] = {
     "globesms.aws": "the boto3 adapters (package)",
-    "globesms.observability": "Powertools Logger, Metrics and Tracer (X-Ray) for the handlers",
+    "globesms.observability": "Powertools Logger, Metrics and tracer for the handlers; Powertools imports botocore",
+    "globesms.tracing": "Powertools' Tracer (the X-Ray SDK) when a deployment turns it on",
     "globesms.providers.transport": "the provider clients' httpx transport",
     "globesms.providers.http_client": "the provider clients' shared httpx client",
     "globesms.providers.aliyun.client": "Alibaba's httpx client",
@@ -118,5 +119,6 @@ def test_the_probe_sees_what_an_import_loads() -> None:
     reports = {r["module"]: r["loaded"] for r in run_probe(["globesms.webhooks.sender", "globesms.observability"])}
     assert reports == {
         "globesms.webhooks.sender": ["httpx"],
-        "globesms.observability": ["aws_xray_sdk", "botocore"],
+        # No X-Ray SDK: the Tracer is built by the first decoration with tracing on (globesms/tracing.py).
+        "globesms.observability": ["botocore"],
     }

@@ -1,4 +1,4 @@
-"""Logger, Metrics and Tracer shared by every handler, and the guard that keeps phone numbers out of logs."""
+"""Logger, Metrics and the tracer shared by every handler, and the guard that keeps phone numbers out of logs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import logging
 import re
 from collections import Counter
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.domain.phone import mask
 from globesms.guardrails.otp_guard import Trip
 from globesms.models.api import AcceptResponse
+from globesms.tracing import LazyTracer
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"
@@ -47,7 +48,8 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Only AWS calls become subsegments: X-Ray's httpx patch records the URL of every request, and a customer's
 # status_callback path may hold the customer's own secret. Responses and errors are never captured as metadata
 # (POWERTOOLS_TRACER_CAPTURE_RESPONSE / _ERROR=false in template.yaml's Globals: the API's answers hold numbers).
-tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+# Built only when the deployment turns the Tracer on (globesms/tracing.py: template parameter TracerSubsegments).
+tracer = LazyTracer(service=SERVICE, patch_modules=("botocore",))
 
 
 def emit_accept_metrics(result: AcceptResponse) -> None:
