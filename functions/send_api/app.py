@@ -11,14 +11,11 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -280,12 +277,6 @@ API_TITLE = "globesms"
 API_VERSION = "1"
 DOCS_PATH = "/v1/docs"
 OPENAPI_PATH = "/v1/openapi.json"
-_SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header, description="the API key of the usage plan")
-}
-# Relative to where the document is served (<base>/v1/openapi.json, <base>/v1/docs): ".." is <base>, the stage
-# prefix of an execute-api URL, a custom domain's base path, or nothing locally, without the function knowing which.
-_SERVERS = [Server(url="..", description="this API")]
 _DESCRIPTION = "A serverless SMS gateway over Alibaba Cloud, Tencent Cloud and Huawei Cloud."
 _SECURITY: list[dict[str, list[str]]] = [{"api_key": []}]
 
@@ -307,14 +298,25 @@ _GATEWAY_ERROR = {
 @cache
 def openapi_json() -> str:
     """The OpenAPI document Powertools builds from these routes, with API Gateway's 403: what /v1/openapi.json
-    serves and /v1/docs shows."""
+    serves and /v1/docs shows.
+
+    Powertools' OpenAPI models (and the Swagger UI's module, which imports them) are imported here, by the first
+    request for the document, not at init: they are about a fifth of the function's cold start, and no other
+    request needs them."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+
     document = json.loads(
         app.get_openapi_json_schema(
             title=API_TITLE,
             version=API_VERSION,
             description=_DESCRIPTION,
-            servers=_SERVERS,
-            security_schemes=_SECURITY_SCHEMES,
+            # Relative to where the document is served (<base>/v1/openapi.json, <base>/v1/docs): ".." is <base>,
+            # the stage prefix of an execute-api URL, a custom domain's base path, or nothing locally, without the
+            # function knowing which.
+            servers=[Server(url="..", description="this API")],
+            security_schemes={
+                "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header, description="the API key of the usage plan")
+            },
             security=_SECURITY,
         )
     )
@@ -345,6 +347,9 @@ def _docs_page() -> str:
     # Powertools' Swagger UI page, its JS and CSS read from the package (in the layer) and inlined: the page needs
     # no internet access (no CDN). Built here rather than by app.enable_swagger so that it shows the document
     # /v1/openapi.json serves (with the 403 above). "</" is escaped so the JSON cannot end the <script> it is in.
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
     assets = pathlib.Path(swagger_ui.__file__).parent
     return generate_swagger_html(
         openapi_json().replace("</", "<\\/"),
