@@ -47,6 +47,8 @@ LIBRARY_VARIABLES: Mapping[str, str] = {
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "Powertools: `false`, so no traced response holds personal data "
     "(docs/security-edges.md)",
     "POWERTOOLS_TRACER_CAPTURE_ERROR": "Powertools: `false`, so no traced exception holds personal data",
+    "POWERTOOLS_TRACE_DISABLED": "Powertools: `true` unless the template parameter TracerSubsegments is `true`; "
+    "with `true` the functions never build the Tracer (globesms/tracing.py)",
     "AWS_ENDPOINT_URL": "boto3: every AWS client's endpoint (empty when deployed); `make run` and `sam local`: use "
     "this AWS endpoint instead of starting moto",
 }

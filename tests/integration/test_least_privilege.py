@@ -269,13 +269,14 @@ def statements_of(
     """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
     for the default parameters (RoutesParameterName empty, HuaweiReceiptAuth none) or for those set."""
     # DocsNeedApiKey only chooses the docs routes' security in the API's body, SnapStartOn only a function's
-    # SnapStart setting: no role depends on them.
+    # SnapStart setting, TracerSubsegmentsOn only a variable: no role depends on them.
     conditions = {
         "HasRoutesParameter": routes_parameter,
         "HasGuardrailsParameters": False,
         "HuaweiPushSigned": huawei_push_signed,
         "DocsNeedApiKey": False,
         "SnapStartOn": False,
+        "TracerSubsegmentsOn": False,
     }
     resources = with_conditions(resources, conditions)
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.consent.quiet_window import Window
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 
 if TYPE_CHECKING:
@@ -135,10 +136,10 @@ settings = _Loaded()
 # Parts, each read on its own by the shared code that needs it
 
 
-class _Settings(BaseModel):
-    # hide_input_in_errors: a validation error would otherwise print the values it was given. defer_build: every
-    # function imports all these models and reads two or three; each builds its validator when first used.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
+class _Settings(Model):
+    # hide_input_in_errors: a validation error would otherwise print the values it was given. (Every function imports
+    # all these models and reads two or three: like every Model, each builds its validator when first used.)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class TableSettings(_Settings):

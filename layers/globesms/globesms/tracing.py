@@ -14,11 +14,12 @@ switch, which this module reads when a handler module decorates its functions (i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aws_lambda_powertools.shared.functions import strtobool
+
+from globesms.config import environment
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -31,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def subsegments_on() -> bool:
     """Whether `POWERTOOLS_TRACE_DISABLED` leaves the Tracer on (unset or false: on, as for Powertools itself)."""
     try:
-        return not strtobool(os.environ.get(DISABLED_ENV, "false").strip())
+        return not strtobool(environment().get(DISABLED_ENV, "false").strip())
     except ValueError:
         return True  # Powertools reads a value it does not know as "not disabled" too
 

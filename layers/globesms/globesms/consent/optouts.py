@@ -13,8 +13,9 @@ from enum import StrEnum
 from typing import Final
 
 import phonenumbers
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType
 from globesms.ports import OptOutStore
 
@@ -29,7 +30,7 @@ class OptOutSource(StrEnum):
     PROVIDER = "provider"  # a provider reported the number as opted out
 
 
-class OptOutEntry(BaseModel):
+class OptOutEntry(Model):
     """One listed number."""
 
     number: str = Field(description="E.164")
@@ -40,7 +41,7 @@ class OptOutEntry(BaseModel):
     keyword: str | None = Field(default=None, description="the reply keyword that added it")
 
 
-class OptOutPage(BaseModel):
+class OptOutPage(Model):
     opt_outs: list[OptOutEntry]
     next: str | None = Field(description="pass as `after` for the next page; null at the end")
 
@@ -93,7 +94,7 @@ def blocked_types(*, otp_too: bool) -> Collection[MessageType]:
     return frozenset(MessageType) if otp_too else frozenset({MessageType.MKT, MessageType.NOTIFY})
 
 
-class OptOutRequest(BaseModel):
+class OptOutRequest(Model):
     """The optional body of PUT /v1/opt-outs/{number}."""
 
     model_config = {"extra": "forbid"}

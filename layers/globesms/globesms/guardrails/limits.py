@@ -13,16 +13,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from globesms.config import GuardrailsSettings, settings
 from globesms.guardrails.documents import OverridableDocument
+from globesms.models.base import Model
 
 Amount = Annotated[Decimal, Field(ge=0, le=10**12, decimal_places=6, allow_inf_nan=False)]
 KeyId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
-class _Doc(BaseModel):
+class _Doc(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

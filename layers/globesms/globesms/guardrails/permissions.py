@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from globesms.config import GuardrailsSettings, settings
 from globesms.guardrails.documents import OverridableDocument
 from globesms.guardrails.prices import Country
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType
 
 
-class _Doc(BaseModel):
+class _Doc(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -17,10 +17,11 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from globesms.config import GuardrailsSettings, settings
 from globesms.guardrails.documents import OverridableDocument
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
 
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")]
@@ -28,7 +29,7 @@ Price = Annotated[Decimal, Field(ge=0, le=100, decimal_places=6, allow_inf_nan=F
 TypeKey = MessageType | Literal["*"]
 
 
-class _Doc(BaseModel):
+class _Doc(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

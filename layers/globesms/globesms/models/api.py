@@ -26,6 +26,7 @@ from globesms.domain.clock import utc_now
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode, RefusalCode
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.scheduling.timing import send_at_problem
 
@@ -72,7 +73,7 @@ SendAt = Annotated[
 PhoneText = Annotated[str, Field(max_length=32)]
 
 
-class _Strict(BaseModel):
+class _Strict(Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -370,7 +371,7 @@ def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:
 # ---- responses ----
 
 
-class AcceptedMessage(BaseModel):
+class AcceptedMessage(Model):
     id: str
     to: str
     status: Status
@@ -396,14 +397,14 @@ class AcceptedMessage(BaseModel):
     send_at: str | None = Field(default=None, description="SCHEDULED: when it is released to its provider (UTC)")
 
 
-class RecipientError(BaseModel):
+class RecipientError(Model):
     index: int = Field(description="Position of the recipient in the request, counting across all specs")
     to: str
     code: RecipientCode
     message: str
 
 
-class AcceptResponse(BaseModel):
+class AcceptResponse(Model):
     """Accepted: every recipient queued or rejected"""
 
     batch_id: str
@@ -413,28 +414,28 @@ class AcceptResponse(BaseModel):
     errors: list[RecipientError]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Model):
     field: str
     rule: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: RefusalCode
     message: str
     fields: list[ErrorDetail] = Field(default_factory=list)
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     error: ErrorBody
 
 
-class MessageError(BaseModel):
+class MessageError(Model):
     category: str | None = None
     code: str
     message: str = ""
 
 
-class MessageEvent(BaseModel):
+class MessageEvent(Model):
     type: Literal["status", "receipt"]
     at: str = Field(description="when globesms recorded it")
     status: Status | None = None
@@ -446,7 +447,7 @@ class MessageEvent(BaseModel):
     parts: int | None = None
 
 
-class MessageView(BaseModel):
+class MessageView(Model):
     """The message: its status, provider, error and history"""
 
     id: str
@@ -470,7 +471,7 @@ class MessageView(BaseModel):
     events: list[MessageEvent] = Field(default_factory=list, description="history, oldest first")
 
 
-class BatchView(BaseModel):
+class BatchView(Model):
     """The batch: counts by status, per-recipient errors and a page of its messages"""
 
     batch_id: str
@@ -493,7 +494,7 @@ class BatchView(BaseModel):
     )
 
 
-class MessageList(BaseModel):
+class MessageList(Model):
     messages: list[MessageView] = Field(description="newest first")
     next: str | None = Field(default=None, description="Cursor for the next page (?after=); null on the last page")
 

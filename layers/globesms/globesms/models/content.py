@@ -5,12 +5,13 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import get_args, get_origin
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
 
 
-class MessageContent(BaseModel):
+class MessageContent(Model):
     type: MessageType
     text: str | None = None  # for a registered template sent through Alibaba: its text, params filled in
     template_id: str | None = None  # the provider's own template id

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from globesms.models.api import RecipientError
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 
 
-class QuotedMessage(BaseModel):
+class QuotedMessage(Model):
     to: str
     provider: ProviderName
     segments: int | None = Field(default=None, description="SMS parts; null for a provider's own template")
@@ -20,13 +21,13 @@ class QuotedMessage(BaseModel):
     currency: str | None = None
 
 
-class QuoteTotals(BaseModel):
+class QuoteTotals(Model):
     recipients: int = Field(description="the recipients that would be accepted")
     segments: int = Field(description="their SMS parts (where known)")
     cost: dict[str, str] = Field(description="estimated cost per currency, decimal strings")
 
 
-class QuoteResponse(BaseModel):
+class QuoteResponse(Model):
     """Dry run: what a send of this body would do now. Nothing was written, reserved, queued or sent"""
 
     dry_run: Literal[True] = True
@@ -37,12 +38,12 @@ class QuoteResponse(BaseModel):
     totals: QuoteTotals
 
 
-class SpendView(BaseModel):
+class SpendView(Model):
     spent: str = Field(description="reserved this month (decimal string): accepted recipients' estimated cost")
     limit: str | None = Field(default=None, description="the monthly limit; null when there is none")
 
 
-class UsageView(BaseModel):
+class UsageView(Model):
     """This month's spend and limits: the deployment's, and the calling API key's"""
 
     month: str = Field(description="YYYY-MM, UTC")

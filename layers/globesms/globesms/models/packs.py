@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from globesms.models.base import Model
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 
@@ -18,7 +19,7 @@ class PackContent(MessageContent):
     model_config = ConfigDict(extra="forbid")
 
 
-class PackRecipient(BaseModel):
+class PackRecipient(Model):
     model_config = ConfigDict(extra="forbid")
 
     id: str
@@ -33,7 +34,7 @@ class PackRecipient(BaseModel):
     cost: str | None = Field(default=None, description="the estimated cost accept reserved (decimal string)")
 
 
-class DispatchPack(BaseModel):
+class DispatchPack(Model):
     model_config = ConfigDict(extra="forbid")
 
     v: Literal[1] = 1

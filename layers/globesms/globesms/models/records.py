@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from globesms.domain.status import Status
 from globesms.models.api import ErrorBody, RecipientError
+from globesms.models.base import Model
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 
@@ -70,7 +71,7 @@ class MessageRecord(MessageContent):
         return None if self.pack_key is None else self.batch_id + self.pack_key
 
 
-class BatchRecord(BaseModel):
+class BatchRecord(Model):
     batch_id: str
     source: Literal["api", "sqs"]
     state: BatchState

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
 
 
-class ProviderRouteStats(BaseModel):
+class ProviderRouteStats(Model):
     provider: ProviderName
     sent: int = Field(
         description="messages that reached a final outcome in the window (delivered + undelivered + expired)"
@@ -26,7 +27,7 @@ class ProviderRouteStats(BaseModel):
     )
 
 
-class RouteStatsView(BaseModel):
+class RouteStatsView(Model):
     country: str
     type: MessageType | None = Field(description="the message type counted; null: all types")
     window: str

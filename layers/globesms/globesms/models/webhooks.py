@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from globesms.models.base import Model
 
 
-class WebhookEvent(BaseModel):
+class WebhookEvent(Model):
     """What the customer receives. `id` is stable (`<message id>.<status>`), so a receiver can deduplicate."""
 
     id: str
@@ -16,7 +18,7 @@ class WebhookEvent(BaseModel):
     created_at: str
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(Model):
     """The body of a webhook queue message."""
 
     url: str

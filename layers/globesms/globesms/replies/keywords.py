@@ -14,8 +14,9 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from globesms.models.base import Model
 from globesms.validation import describe
 
 
@@ -24,7 +25,7 @@ class KeywordAction(StrEnum):
     OPT_IN = "opt_in"
 
 
-class KeywordSets(BaseModel):
+class KeywordSets(Model):
     model_config = {"extra": "forbid", "frozen": True}
 
     opt_out: frozenset[str] = Field(min_length=1)

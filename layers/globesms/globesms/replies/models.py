@@ -7,9 +7,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from globesms.consent.optouts import NotANumber, normalise
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.validation import describe
 
@@ -21,7 +22,7 @@ class ReplyBodyInvalid(ValueError):
     """The push is not in the provider's reply format at all: answered 400, nothing kept."""
 
 
-class InboundReply(BaseModel):
+class InboundReply(Model):
     """One reply. `provider_ref` is what the provider identifies it by (its own id, or its fields when it has
     none): a push sent again (Alibaba retries) gives the same `reply_id`, which is how duplicates are recognised."""
 
@@ -38,12 +39,12 @@ class InboundReply(BaseModel):
         return f"R{digest[:24]}"
 
 
-class ParsedReplies(BaseModel):
+class ParsedReplies(Model):
     replies: list[InboundReply]
     refused_items: list[str] = Field(default_factory=list)
 
 
-class ReplyView(BaseModel):
+class ReplyView(Model):
     """A stored reply (GET /v1/replies, the `message.received` event)."""
 
     id: str
@@ -59,7 +60,7 @@ class ReplyView(BaseModel):
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
 
-class ReplyPage(BaseModel):
+class ReplyPage(Model):
     replies: list[ReplyView]
     next: str | None = Field(description="pass as `after` for the next page; null at the end")
 

@@ -28,9 +28,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from globesms.config import RoutesSettings, load_settings, settings
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.routing.capabilities import KINDS, MAINLAND_REGION, Kind, Route, kind_refusal, mainland_refusal
 from globesms.validation import describe
@@ -51,7 +52,7 @@ class RouteTableError(ValueError):
 # ---- the document ----
 
 
-class _Doc(BaseModel):
+class _Doc(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -31,11 +31,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from globesms.domain.segments import count_segments
 from globesms.errors import RecipientCode
 from globesms.models.api import MAX_TEXT_CHARS, text_parts_problem
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
@@ -56,7 +57,7 @@ class TemplateRegistryError(ValueError):
     """The registry document is invalid; the message names every bad path."""
 
 
-class _Doc(BaseModel):
+class _Doc(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -274,13 +275,13 @@ def registry() -> TemplateRegistry:
 # ---- managing the registry (the API's /v1/templates routes) ----
 
 
-class TemplateView(BaseModel):
+class TemplateView(Model):
     id: str
     versions: TemplateVersions
     updated_at: str | None = Field(default=None, description="when it was last stored; null for the shipped file's")
 
 
-class TemplateList(BaseModel):
+class TemplateList(Model):
     source: Literal["file", "table"] = Field(
         description="file: the shipped templates.json (nothing changed through the API yet); table: the stored registry"
     )

@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from globesms.accept.queries import effective_status, visible
 from globesms.domain.status import Status
 from globesms.guardrails.ports import SpendReleases
+from globesms.models.base import Model
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, PackClaims, ScheduleStore, WebhookQueue
 from globesms.scheduling.canceled import settle_canceled
@@ -35,14 +36,14 @@ from globesms.scheduling.canceled import settle_canceled
 LIST_PAGE = 1_000
 
 
-class NotCancelable(BaseModel):
+class NotCancelable(Model):
     id: str
     status: Status = Field(
         description="its status now: QUEUED when a dispatcher already holds its pack (being sent), or later, or final"
     )
 
 
-class CancelAnswer(BaseModel):
+class CancelAnswer(Model):
     """What the cancel did: the recipients now CANCELED, and those it could not cancel"""
 
     canceled: list[str] = Field(description="ids now CANCELED (by this request or an earlier one)")

@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from globesms.domain.status import Status
+from globesms.models.base import Model
 from globesms.models.packs import DispatchPack, PackRecipient
 from globesms.ports import PackQueues, ReleaseQueue, ReleaseRef, ScheduleStore
 from globesms.scheduling.timing import parse_iso, release_delay
 
 
-class ReleaseMessage(BaseModel):
+class ReleaseMessage(Model):
     """The body of a release queue message (`aws.sqs_releases.release_body`)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -34,10 +34,11 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.domain.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
+from globesms.models.base import Model
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
@@ -70,7 +71,7 @@ FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 MAX_MESSAGE_ID_LENGTH: Final = rules.MAX_TASK_ID_LENGTH - len(f"+{rules.MAX_BATCH_RECIPIENTS}")
 
 
-class AliyunSettings(BaseModel):
+class AliyunSettings(Model):
     # hide_input_in_errors: a validation error would otherwise print the values it was given.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from globesms.domain.status import Status
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
 from globesms.providers import receipt_parsing as parsing
@@ -34,7 +35,7 @@ QUERY_MESSAGE: Final = "QueryMessage"
 DELIVERED_CODE: Final = "DELIVERED"
 
 
-class QueryMessageResponse(BaseModel):
+class QueryMessageResponse(Model):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
 
     response_code: str = Field(alias="ResponseCode", min_length=1, max_length=128)

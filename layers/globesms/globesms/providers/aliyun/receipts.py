@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, field_validator
 
 from globesms.domain.status import Status
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
 from globesms.providers import receipt_parsing as parsing
@@ -38,7 +39,7 @@ RECEIPT_STATUS: dict[str, Status] = {"1": Status.DELIVERED, "2": Status.UNDELIVE
 ACK: Final = {"code": 0, "msg": "success"}
 
 
-class AliyunReceipt(BaseModel):
+class AliyunReceipt(Model):
     model_config = ConfigDict(
         extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True, str_strip_whitespace=True
     )

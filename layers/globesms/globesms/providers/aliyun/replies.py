@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from globesms.domain.clock import iso
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.replies.models import (
     InboundReply,
@@ -32,7 +33,7 @@ REPLY_ACK: Final = {"code": 0, "msg": "OK"}
 _BEIJING = timezone(timedelta(hours=8))
 
 
-class AliyunReply(BaseModel):
+class AliyunReply(Model):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     phone_number: str

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
+from globesms.models.base import Model
 from globesms.providers.aliyun.errors import OK
 
 
@@ -22,7 +23,7 @@ def _json_array_string(value: Any) -> Any:
 JsonStringList = Annotated[list[str], BeforeValidator(_json_array_string)]
 
 
-class _AliyunModel(BaseModel):
+class _AliyunModel(Model):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
 
 

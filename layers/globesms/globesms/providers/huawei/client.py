@@ -34,10 +34,11 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from globesms.domain.clock import utc_now
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall
 from globesms.providers.http_client import HttpClientOwner
@@ -98,7 +99,7 @@ def _check_http_url(value: str, name: str) -> str:
     return value
 
 
-class HuaweiSettings(BaseModel):
+class HuaweiSettings(Model):
     """What the client needs; `from_environment` reads it from GLOBESMS_HUAWEI_* variables."""
 
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from globesms.domain.clock import iso
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.replies.models import (
     InboundReply,
@@ -31,7 +32,7 @@ REPLY_ACK: Final = {"result": "OK"}
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 
 
-class HuaweiReply(BaseModel):
+class HuaweiReply(Model):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     sms_msg_id: str = Field(alias="smsMsgId", min_length=1, max_length=128)

@@ -8,7 +8,9 @@ there.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from globesms.models.base import Model
 
 #: Numbers in one batchSendDiffSms call: more fails the whole call.
 MAX_NUMBERS_PER_CALL = 500
@@ -16,7 +18,7 @@ MAX_NUMBERS_PER_CALL = 500
 EXTEND_PATTERN = r"^[^\s{}]{1,128}$"
 
 
-class _Wire(BaseModel):
+class _Wire(Model):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
 

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
@@ -42,7 +43,7 @@ DEFAULT_REGION = "ap-singapore"
 MESSAGE_LANGUAGE = "en-US"
 
 
-class TencentSettings(BaseModel):
+class TencentSettings(Model):
     # hide_input_in_errors: a "missing field" error would otherwise print every other value, the secret included.
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
 from globesms.providers import receipt_parsing as parsing
@@ -31,7 +32,7 @@ MAX_PULL_LIMIT: Final = 100  # "Limit: the maximum number of pulled entries; max
 MAX_LOOKBACK_SECONDS: Final = 7 * 86_400  # "BeginTime: at most 7 days before now"
 
 
-class PulledStatus(BaseModel):
+class PulledStatus(Model):
     model_config = ConfigDict(
         alias_generator=to_pascal, frozen=True, extra="ignore", coerce_numbers_to_str=True, str_strip_whitespace=True
     )
@@ -71,7 +72,7 @@ class PulledStatus(BaseModel):
         )
 
 
-class _PullResult(BaseModel):
+class _PullResult(Model):
     model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
 
     request_id: str = ""
@@ -85,7 +86,7 @@ class _PullResult(BaseModel):
         return self
 
 
-class _Envelope(BaseModel):
+class _Envelope(Model):
     model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
 
     response: _PullResult

@@ -27,9 +27,10 @@ import re
 from typing import Final
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from globesms.domain.status import Status
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
 from globesms.providers import receipt_parsing as parsing
@@ -54,7 +55,7 @@ def outcome(report_status: str, errmsg: str | None, description: str | None) -> 
     return Status.UNDELIVERED
 
 
-class TencentReceipt(BaseModel):
+class TencentReceipt(Model):
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True, str_strip_whitespace=True)
 
     user_receive_time: str | None = Field(default=None, max_length=64)

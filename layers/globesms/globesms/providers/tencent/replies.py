@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from globesms.domain.clock import iso
+from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.replies.models import (
     InboundReply,
@@ -28,7 +29,7 @@ from globesms.replies.models import (
 REPLY_ACK: Final = {"result": 0, "errmsg": "OK"}
 
 
-class TencentReply(BaseModel):
+class TencentReply(Model):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     nationcode: str = Field(pattern=r"^\+?[0-9]{1,4}$")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _json_string
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_pascal
 
 from globesms.errors import InvalidProviderRequest
+from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms
 
 ACTION = "SendMultiGlobalSms"
@@ -111,7 +112,7 @@ def request_body(sdk_app_id: str, messages: Sequence[OutboundSms]) -> bytes:
     return f'{{"SmsSdkAppId": {_json_string(sdk_app_id)}, "MultiSmsInfoSet": [{", ".join(items)}]}}'.encode("ascii")
 
 
-class _TencentModel(BaseModel):
+class _TencentModel(Model):
     model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
 
 
