@@ -15,6 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from globesms.dispatch.sending import send_all
@@ -22,6 +25,7 @@ from globesms.errors import ErrorCategory, InvalidProviderRequest
 from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.ports import PlannedCall
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings, from_environment, signer
+from globesms.providers.huawei import client as huawei_client
 from globesms.providers.huawei.client import MAX_BODY_BYTES, OPERATION, is_channel_number
 
 SECRET = "s3cr3t-app-secret-value"
@@ -780,3 +784,47 @@ def test_a_plan_huawei_would_cut_differently_is_refused_before_sending() -> None
             client.send(messages, plan=plan)
         assert refused.value.field == "plan"
     assert recorder.requests == []
+
+
+# ---------------------------------------------------------------------------------- the batch fast path's agreement
+
+_HUAWEI_NUMBERS = st.one_of(
+    st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True),  # valid
+    st.sampled_from(["+8613800138000", "+6591234567", "+1", "+" + "1" * 20, "+" + "1" * 21, "85251230001", ""]),
+    st.sampled_from(["+85212ab", "+852\n+12345", "+852+1234567", "++85212345678", "+٣٣٣٣٣٣٣", "+85251230001\n"]),
+)
+_HUAWEI_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "to": _HUAWEI_NUMBERS,
+    "message_id": st.sampled_from(["", "a b", "a{b", "x" * 128, "x" * 129, "id\u2003x", "ok.1"]),
+    "text": st.sampled_from([None, "free text"]),
+    "template_id": st.sampled_from([None, "", "tplB", "t" * 33]),
+    "template_params": st.sampled_from([(), ("",), ("1", "2"), ("x" * 3000,), ("é" * 2000,)]),
+    "sender_id": st.sampled_from([None, "isms100000002", "csms100000002", "Acme"]),
+}
+# One field per change, so that a send with a single bad value (the case the fast path must leave alone) is common.
+_HUAWEI_CHANGES = st.one_of(*(st.fixed_dictionaries({name: values}) for name, values in _HUAWEI_VALUES.items()))
+
+
+def _prepared_or_refused(client: HuaweiClient, messages: list[OutboundSms]) -> object:
+    try:
+        return [(call.indices, call.extend, call.body) for call in client.prepare(messages)]
+    except InvalidProviderRequest as refused:
+        return (refused.field, refused.rule)
+
+
+@hypothesis_settings(max_examples=300)
+@given(st.integers(5, 14), st.lists(st.tuples(st.integers(0, 13), _HUAWEI_CHANGES), max_size=3))
+def test_the_batch_fast_path_prepares_what_the_message_by_message_path_does(
+    count: int, changes: list[tuple[int, dict[str, Any]]]
+) -> None:
+    # A valid send with a few messages changed (a field or several, valid values or not): the fast path must
+    # prepare exactly the calls the message-by-message path does, or leave the send to it.
+    messages = [sms(f"m{n}", f"+65912{n:05d}") for n in range(count)]
+    for position, change in changes:
+        messages[position % count] = replace(messages[position % count], **change)
+    client = make_client(Recorder())
+    fast = _prepared_or_refused(client, messages)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(huawei_client, "_FEW", len(messages))  # every send is checked message by message
+        slow = _prepared_or_refused(client, messages)
+    assert fast == slow
