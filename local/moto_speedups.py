@@ -28,6 +28,14 @@ equality on the hash key) goes through moto untouched.
    the same, since no other write runs during a transaction (`_atomic`). A copy of the table walked its item maps
    while reads added to them (moto's defaultdict), failing with "dictionary changed size during iteration".
 
+6. GetRecords on a table's stream goes through moto's generic response serializer, which walks every attribute of
+   every record's old and new images in Python: with the status counts stream on the messages table (every status
+   change of every recipient), that serializer was moto's largest cost in `make bench`'s utilisation run (a
+   sampling profile of the runner: 38% of moto's samples in `moto/core/serialize.py`), and moto's one core was
+   saturated. moto's records are kept as the wire's JSON already (`StreamRecord.to_json`), so the answer is that
+   JSON, written with moto's own DynamoDB encoder, the creation time as epoch seconds as the JSON protocol writes
+   a timestamp (`_records_as_json`; tests/integration/test_moto_speedups.py compares both answers through boto3).
+
 Only the runner's own moto server is patched (`local.aws.start_moto`), not moto used as a library by the tests.
 """
 
@@ -55,7 +63,31 @@ def apply() -> None:
     backends.list_of_moto_modules = functools.cache(lambda: tuple(listed()))
     _patch_table(Table)
     _patch_backend(DynamoDBBackend)
+    _patch_stream_records()
     _applied = True
+
+
+def _patch_stream_records() -> None:
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    def get_records(self: Any) -> str:
+        limit = self._get_param("Limit")
+        return _records_as_json(self.backend.get_records(self._get_param("ShardIterator"), limit or 1000))
+
+    DynamoDBStreamsHandler.get_records = get_records
+
+
+def _records_as_json(result: dict[str, Any]) -> str:
+    """moto's GetRecords result (records as `StreamRecord.to_json` keeps them) as the body of its answer."""
+    from moto.dynamodb.models.utilities import dynamo_json_dump
+
+    records = []
+    for record in result["Records"]:
+        created = record["dynamodb"].get("ApproximateCreationDateTime")
+        if created is not None and not isinstance(created, int | float):
+            record = {**record, "dynamodb": {**record["dynamodb"], "ApproximateCreationDateTime": created.timestamp()}}
+        records.append(record)
+    return str(dynamo_json_dump({**result, "Records": records}))
 
 
 def _patch_table(table_class: Any) -> None:
