@@ -2,9 +2,9 @@
 
 The environment is the template's (Globals and the function's own variables), with two local substitutions: the
 provider credentials, receipt tokens and webhook secret are plain variables (deployed they come from Secrets
-Manager, whose client a cold start would also create), and X-Ray tracing is off (there is no daemon here; the
-X-Ray SDK is still imported, as deployed). Nothing inherited from the calling shell reaches a handler's AWS or
-Powertools settings.
+Manager, whose client a cold start would also create), and `POWERTOOLS_TRACE_DISABLED` is `true`, as the template
+sets it by default (parameter `TracerSubsegments` off: no handler builds Powertools' Tracer or imports the X-Ray
+SDK, globesms/tracing.py). Nothing inherited from the calling shell reaches a handler's AWS or Powertools settings.
 
 The packages are the deployed ones too: `layer_modules` names what a function can import in Lambda (the layer's
 requirements and theirs, and the runtime's boto3), and a benchmark child refuses anything else this virtualenv

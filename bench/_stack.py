@@ -234,6 +234,9 @@ def running_stack(
     argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
     argv += [arg for p in PROVIDERS for arg in ("--emulator-port", f"{p}={ports[p]}")]
     argv += ["--webhook-receiver-port", str(ports["webhook-receiver"]), *runner_args]
+    # Through local.processes: the runner is sent SIGTERM if this process dies before stopping it (a bench killed
+    # mid-figure left its stack running, dispatchers paused, beside the next run); it stops what it started.
+    argv = [sys.executable, "-m", "local.processes", str(os.getpid()), *argv]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and runner

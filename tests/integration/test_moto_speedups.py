@@ -56,6 +56,21 @@ def test_a_streams_records_read_the_same_with_and_without_the_patches() -> None:
 # --------------------------------------------------------------------------------------------- the child's side
 
 
+def _table_t(client: Any, **extra: Any) -> dict[str, Any]:
+    """Table "t", keyed by string `pk` and `sk`, on demand; `extra`: more of CreateTable's parameters."""
+    description: dict[str, Any] = client.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        **extra,
+    )["TableDescription"]
+    return description
+
+
 def _stream_records(*, patched: bool) -> dict[str, Any]:
     """Every record of a table's stream (new and old images) after writes of every attribute type, through boto3:
     the event ids (random), creation times and size estimates (which depend on the time) checked and left out."""
@@ -70,16 +85,9 @@ def _stream_records(*, patched: bool) -> dict[str, Any]:
         moto_speedups.apply()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        arn = client.create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )["TableDescription"]["LatestStreamArn"]
+        arn = _table_t(client, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})[
+            "LatestStreamArn"
+        ]
         every_type = {
             "n": {"N": "12.5"},
             "b": {"B": b"\x00\xff"},
@@ -130,15 +138,7 @@ def _rollback(*, patched: bool) -> dict[str, Any]:
         moto_speedups.apply()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        _table_t(client)
         counter = {"pk": {"S": "C"}, "sk": {"S": "$"}}
         client.put_item(TableName="t", Item={**counter, "n": {"N": "3"}})
         client.put_item(TableName="t", Item={"pk": {"S": "V"}, "sk": {"S": "$"}, "ver": {"N": "2"}})
