@@ -75,7 +75,7 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
-## soak: the local stack under faults, RECIPIENTS (default 30,000: about 14 minutes on 2 cores, where the local
+## soak: the local stack under faults, RECIPIENTS (default 30,000: about 15 minutes on 2 cores, where the local
 ##   AWS emulator is the bottleneck; RECIPIENTS=100000 takes about an hour and 10+ GB); writes bench/results/soak.json
 ##   and fails on any duplicate, lost recipient or second over a provider's limit. Then the fuzz tests with
 ##   FUZZ_EXAMPLES (default 200) examples each, new random ones every run.
