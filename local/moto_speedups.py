@@ -72,7 +72,9 @@ def _patch_stream_records() -> None:
 
     def get_records(self: Any) -> str:
         limit = self._get_param("Limit")
-        return _records_as_json(self.backend.get_records(self._get_param("ShardIterator"), limit or 1000))
+        if limit is None:
+            limit = 1000  # as moto's own handler
+        return _records_as_json(self.backend.get_records(self._get_param("ShardIterator"), limit))
 
     DynamoDBStreamsHandler.get_records = get_records
 
