@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import httpx
 
-from local.aws import apply_local_credentials
+from local.aws import DYNAMODB_ENDPOINT_VARIABLES, apply_local_credentials, aws_endpoint, moto_endpoints
 from local.processes import free_port, poll_until, stop_runner, wait_for_line
 from local.run import READY_LINE
 from local.settings import EMULATOR_PORTS
@@ -47,7 +47,8 @@ class Stack:
     process: subprocess.Popen[bytes]
     log_path: Path
     ports: dict[str, int]
-    aws_endpoint: str
+    aws_endpoint: str  # SQS and the other services
+    dynamodb_endpoint: str
     region: str
     refs: dict[str, str]  # logical id -> physical name (tables) or URL (queues)
     outputs: dict[str, str]
@@ -57,7 +58,7 @@ class Stack:
     def __post_init__(self) -> None:
         session = boto3.session.Session(region_name=self.region)
         self.sqs: Any = session.client("sqs", endpoint_url=self.aws_endpoint)
-        self.dynamodb: Any = session.client("dynamodb", endpoint_url=self.aws_endpoint)
+        self.dynamodb: Any = session.client("dynamodb", endpoint_url=self.dynamodb_endpoint)
         self._emulators = {p: httpx.Client(base_url=f"http://127.0.0.1:{self.ports[p]}", timeout=30) for p in PROVIDERS}
 
     @property
@@ -145,8 +146,8 @@ class Stack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) used so far by the runner (which serves moto) and each process it started,
-        by what it runs (`moto+runner`, `AliyunDispatchFunction`, `aliyun-emulator`, ...; hosts of one function
-        summed)."""
+        by what it runs (`runner`, `moto`, `moto-dynamodb`, `AliyunDispatchFunction`, `aliyun-emulator`, ...;
+        hosts of one function summed)."""
         used: dict[str, float] = {}
         for pid in [self.process.pid, *_descendants(self.process.pid)]:
             seconds = _cpu_seconds(pid)
@@ -198,8 +199,10 @@ def _cpu_seconds(pid: int) -> float | None:
 
 def _label(argv: list[str], *, is_runner: bool) -> str:
     if is_runner:
-        return "moto+runner"
+        return "runner"
     module = argv[2] if len(argv) > 2 and argv[1] == "-m" else " ".join(argv[:2])
+    if module == "local.moto_server":
+        return "moto-dynamodb" if "dynamodb" in argv[argv.index("--serves") + 1] else "moto"
     if module == "local.lambda_host" and len(argv) > 3:
         return argv[3]
     if module.startswith("local.emulators."):
@@ -225,13 +228,19 @@ def running_stack(
     """`python -m local.run` on free ports with `env` added to ours; yields once its banner is printed, stops it
     (and every process it started) on the way out."""
     apply_local_credentials(os.environ)  # this process's boto3 clients talk to the stack's moto too
-    ports = {"api": free_port(), "moto": free_port(), "webhook-receiver": free_port()}
+    ports = {"api": free_port(), "moto": free_port(), "moto-dynamodb": free_port(), "webhook-receiver": free_port()}
     ports.update({p: free_port() for p in PROVIDERS})
     environ = {**os.environ, "GLOBESMS_API_KEY": API_KEY}
-    for name in ["AWS_ENDPOINT_URL", "AWS_PROFILE", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in PROVIDERS)]:
+    for name in [
+        "AWS_ENDPOINT_URL",
+        *DYNAMODB_ENDPOINT_VARIABLES,
+        "AWS_PROFILE",
+        *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in PROVIDERS),
+    ]:
         environ.pop(name, None)  # this stack starts its own moto and emulators, unless `env` says otherwise
     environ.update(env or {})
     argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
+    argv += ["--moto-dynamodb-port", str(ports["moto-dynamodb"])]
     argv += [arg for p in PROVIDERS for arg in ("--emulator-port", f"{p}={ports[p]}")]
     argv += ["--webhook-receiver-port", str(ports["webhook-receiver"]), *runner_args]
     # Through local.processes: the runner is sent SIGTERM if this process dies before stopping it (a bench killed
@@ -244,8 +253,9 @@ def running_stack(
         )
     try:
         _wait_until_ready(process, log_path, startup_deadline)
-        aws_endpoint = environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{ports['moto']}"
-        deployed = LocalStack.deploy(environ={**environ, "AWS_ENDPOINT_URL": aws_endpoint})
+        endpoints = moto_endpoints(ports) if "AWS_ENDPOINT_URL" not in environ else {}  # `env` may name another
+        deployed_env = {**environ, **endpoints}
+        deployed = LocalStack.deploy(environ=deployed_env)
         with httpx.Client(
             base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=60
         ) as api:
@@ -253,7 +263,8 @@ def running_stack(
                 process=process,
                 log_path=log_path,
                 ports=ports,
-                aws_endpoint=aws_endpoint,
+                aws_endpoint=aws_endpoint(deployed_env, "sqs") or "",
+                dynamodb_endpoint=aws_endpoint(deployed_env, "dynamodb") or "",
                 region=deployed.context.region,
                 refs=dict(deployed.context.refs),
                 outputs=deployed.outputs(),

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,15 +69,21 @@ def start_moto(port: int, host: str = "127.0.0.1") -> MotoServer:
     """moto's server in a thread of this process, on loopback unless told otherwise (port 0: any free port, see
     `.port`), with the speed-ups of local/moto_speedups.py. What moto's ThreadedMotoServer does, except that a
     port in use raises OSError here (ThreadedMotoServer's thread exits and its start() waits forever)."""
+    return serve_moto(reserve_port(host, port))
+
+
+def serve_moto(reserved: socket.socket) -> MotoServer:
+    """moto's server (patched by local/moto_speedups.py) in a thread of this process, on a socket bound but not
+    listening yet (`local.processes.reserve_port`): it listens once it can serve. Closes `reserved`."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from local import moto_speedups
 
     moto_speedups.apply()
-    reserved = reserve_port(host, port)
     try:
         app = DomainDispatcherApplication(create_backend_app)
+        host = reserved.getsockname()[0]
         server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler, fd=reserved.fileno())
     finally:
         reserved.close()  # werkzeug uses a duplicate of it
@@ -84,6 +91,29 @@ def start_moto(port: int, host: str = "127.0.0.1") -> MotoServer:
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
     return MotoServer(server, thread)
+
+
+# The local stack runs moto as two processes, so that moto, the busiest process of the stack, can use two cores:
+# DynamoDB (with its streams, which read the same tables) on one, SQS and every other service on the other. boto3
+# finds each through its service's endpoint variable (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`), as
+# it would find any per-service endpoint.
+DYNAMODB_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+SERVICE_IDS = {"dynamodbstreams": "dynamodb_streams"}  # boto3's client name -> its service id, where they differ
+
+
+def moto_endpoints(ports: Mapping[str, int]) -> dict[str, str]:
+    """The endpoint variables for the local stack's moto servers, from the runner's ports ("moto", "moto-dynamodb")."""
+    dynamodb = f"http://127.0.0.1:{ports['moto-dynamodb']}"
+    return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['moto']}"} | dict.fromkeys(
+        DYNAMODB_ENDPOINT_VARIABLES, dynamodb
+    )
+
+
+def aws_endpoint(environ: Mapping[str, str], service: str) -> str | None:
+    """Where `environ` sends `service` ("dynamodb", "sqs", ...) as boto3 would: its own endpoint variable, else
+    AWS_ENDPOINT_URL, else None (AWS itself)."""
+    variable = f"AWS_ENDPOINT_URL_{SERVICE_IDS.get(service, service).upper()}"
+    return environ.get(variable) or environ.get("AWS_ENDPOINT_URL") or None
 
 
 def create_messages_like_table(dynamodb: Any, name: str = "messages") -> None:
@@ -116,12 +146,12 @@ def physical_name(logical_id: str, stack_name: str, declared: Any, context: Reso
     return str(resolve(declared, context)) if declared is not None else f"{stack_name}-{logical_id}"
 
 
-def provision(template: Template, context: ResolveContext, endpoint_url: str | None = None) -> Provisioned:
-    """Create (or find) every table and queue of the template. `context` needs only parameters and pseudo
-    parameters: names may use them, nothing else."""
+def provision(template: Template, context: ResolveContext, environ: Mapping[str, str]) -> Provisioned:
+    """Create (or find) every table and queue of the template, on the endpoints `environ` names (`aws_endpoint`).
+    `context` needs only parameters and pseudo parameters: names may use them, nothing else."""
     session = boto3.session.Session(region_name=context.region)
-    dynamodb: Any = session.client("dynamodb", endpoint_url=endpoint_url)
-    sqs: Any = session.client("sqs", endpoint_url=endpoint_url)
+    dynamodb: Any = session.client("dynamodb", endpoint_url=aws_endpoint(environ, "dynamodb"))
+    sqs: Any = session.client("sqs", endpoint_url=aws_endpoint(environ, "sqs"))
     provisioned = Provisioned()
     for table in template.tables.values():
         name = physical_name(table.logical_id, context.stack_name, table.table_name, context)

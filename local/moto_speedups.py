@@ -36,7 +36,7 @@ equality on the hash key) goes through moto untouched.
    JSON, written with moto's own DynamoDB encoder, the creation time as epoch seconds as the JSON protocol writes
    a timestamp (`_records_as_json`; tests/integration/test_moto_speedups.py compares both answers through boto3).
 
-Only the runner's own moto server is patched (`local.aws.start_moto`), not moto used as a library by the tests.
+Only the local stack's own moto servers are patched (`local.aws.serve_moto`), not moto used as a library by the tests.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """`make run`: the whole stack on this machine, wired from template.yaml.
 
-    python -m local.run [--api-port 3000] [--moto-port 5000] [--emulator-port aliyun=9101 ...] [--no-emulators]
+    python -m local.run [--api-port 3000] [--moto-port 5000] [--moto-dynamodb-port 5001]
+                        [--emulator-port aliyun=9101 ...] [--no-emulators]
                         [--webhook-receiver-port 9200] [--no-webhook-receiver] [--function-concurrency N]
                         [--restart-functions] [--huawei-receipt-format form|batch]
 
-Starts moto in this process (unless AWS_ENDPOINT_URL points elsewhere), creates the template's tables and queues,
-then starts as child processes: the provider emulators (unless GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's
-webhook endpoint (local/webhook_receiver.py), one process per function (local/lambda_host.py: its SQS pollers and
-its Invoke API; `--function-concurrency N`: up to N per function, as Lambda runs several execution environments)
-and the API server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack with a piece
-missing is worse than none), except a function host with `--restart-functions`, which is started again.
+Starts moto as two child processes (unless AWS_ENDPOINT_URL points elsewhere): DynamoDB and its streams on one
+(AWS_ENDPOINT_URL_DYNAMODB), SQS and every other service on the other (AWS_ENDPOINT_URL), so that moto can use two
+cores. It creates the template's tables and queues, then starts as child processes: the provider emulators (unless
+GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's webhook endpoint (local/webhook_receiver.py), one process per
+function (local/lambda_host.py: its SQS pollers and its Invoke API; `--function-concurrency N`: up to N per
+function, as Lambda runs several execution environments) and the API server. Ctrl-C or SIGTERM stops them all; so
+does any child exiting on its own (a stack with a piece missing is worse than none), except a function host with
+`--restart-functions`, which is started again.
 
 The first minute: every port is bound by this runner first (any port given as 0 gets a free one; the line
 `globesms local ports: {...}` says which) and handed to the process that serves it, which listens only once it
@@ -30,10 +33,17 @@ import time
 from collections.abc import MutableMapping
 
 from local.api_server import DEFAULT_API_KEY_ID, api_key, api_keys
-from local.aws import apply_local_credentials, start_moto
+from local.aws import apply_local_credentials, moto_endpoints
 from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
 from local.processes import Child, ProcessGroup, configure_logging, reserve_port
-from local.settings import API_PORT, EMULATOR_PORTS, LOCAL_ENV_DEFAULTS, MOTO_PORT, WEBHOOK_RECEIVER_PORT
+from local.settings import (
+    API_PORT,
+    EMULATOR_PORTS,
+    LOCAL_ENV_DEFAULTS,
+    MOTO_DYNAMODB_PORT,
+    MOTO_PORT,
+    WEBHOOK_RECEIVER_PORT,
+)
 from local.stack import PARAMETERS_ENV, LocalStack
 from local.template import REPO_ROOT
 from local.webhook_receiver import EVENTS_PATH
@@ -48,7 +58,16 @@ log = logging.getLogger("local.run")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run globesms locally, wired from template.yaml")
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", API_PORT)))
-    parser.add_argument("--moto-port", type=int, default=MOTO_PORT, help="ignored when AWS_ENDPOINT_URL is set")
+    parser.add_argument(
+        "--moto-port", type=int, default=MOTO_PORT, help="moto for SQS and the rest; unused with AWS_ENDPOINT_URL"
+    )
+    parser.add_argument(
+        "--moto-dynamodb-port",
+        type=int,
+        default=None,
+        help=f"moto for DynamoDB and its streams (default {MOTO_DYNAMODB_PORT}, or 0 when --moto-port is 0); unused "
+        "with AWS_ENDPOINT_URL",
+    )
     parser.add_argument(
         "--emulator-port", action="append", default=[], metavar="PROVIDER=PORT", help="move an emulator"
     )
@@ -88,6 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.function_concurrency < 1:
         parser.error("--function-concurrency must be at least 1")
+    if args.moto_dynamodb_port is None:  # `--moto-port 0` (tests, benches): every moto port a free one
+        args.moto_dynamodb_port = 0 if args.moto_port == 0 else MOTO_DYNAMODB_PORT
     args.emulator_ports = dict(EMULATOR_PORTS)
     for item in args.emulator_port:
         provider, _, port = item.partition("=")
@@ -138,9 +159,12 @@ def intake_belongs_to_the_default_key(environ: MutableMapping[str, str]) -> None
 
 
 def reserve_ports(args: argparse.Namespace) -> dict[str, socket.socket]:
-    """Bind the API's port, and those of the emulators and the webhook receiver this run starts, before anything
-    else (see `reserve_port`); raises OSError naming the port something else has."""
+    """Bind the API's port, and those of moto, the emulators and the webhook receiver this run starts, before
+    anything else (see `reserve_port`); raises OSError naming the port something else has."""
     wanted = {"api": ("127.0.0.1", args.api_port)}
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        wanted["moto"] = (args.bind, args.moto_port)
+        wanted["moto-dynamodb"] = (args.bind, args.moto_dynamodb_port)
     if not args.no_webhook_receiver:
         wanted["webhook-receiver"] = (args.bind, args.webhook_receiver_port)
     if not args.no_emulators:
@@ -163,6 +187,19 @@ def reserve_ports(args: argparse.Namespace) -> dict[str, socket.socket]:
 
 def port_of(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])
+
+
+def start_moto_servers(children: ProcessGroup, sockets: dict[str, socket.socket]) -> list[Child]:
+    """moto's two processes, when this run has their ports, pointed to by the AWS endpoint variables every process
+    of the stack inherits."""
+    if "moto" not in sockets:
+        return []  # AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_DYNAMODB, if the user set it) say where AWS is
+    servers = [
+        children.start(name, [sys.executable, "-m", "local.moto_server", "--serves", serves], os.environ, sockets[name])
+        for name, serves in (("moto", "sqs,others"), ("moto-dynamodb", "dynamodb,dynamodbstreams"))
+    ]
+    os.environ.update(moto_endpoints({name: port_of(sockets[name]) for name in ("moto", "moto-dynamodb")}))
+    return servers
 
 
 def start_emulators(
@@ -261,6 +298,12 @@ def webhook_lines(api_url: str, key: str, receiver_port: int | None) -> str:
 """
 
 
+def dynamodb_line() -> str:
+    """The banner's line for DynamoDB's own endpoint, when it has one."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    return f"   (DynamoDB: {endpoint}, AWS_ENDPOINT_URL_DYNAMODB)" if endpoint else ""
+
+
 def print_banner(stack: LocalStack, api_port: int, receiver_port: int | None = None) -> None:
     outputs = stack.outputs()
     api_url = f"http://127.0.0.1:{api_port}"
@@ -272,7 +315,7 @@ def print_banner(stack: LocalStack, api_port: int, receiver_port: int | None = N
         f"""
 API            {api_url}   (routes: {", ".join(f"{r.method} {r.path}" for r in stack.template.routes)})
 API key        {key}{f"   (and GLOBESMS_API_KEYS: {', '.join(named)})" if named else ""}
-AWS endpoint   {os.environ["AWS_ENDPOINT_URL"]}
+AWS endpoint   {os.environ["AWS_ENDPOINT_URL"]}{dynamodb_line()}
 Intake queue   {outputs.get("IntakeQueueUrl", "-")}
 Table          {outputs.get("TableName", "-")}
 
@@ -301,6 +344,7 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     the function hosts (the children `--restart-functions` starts again)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     api_port = port_of(sockets["api"])
+    moto = start_moto_servers(children, sockets)  # importing moto takes a while: meanwhile the emulators start
     start_emulators(
         children,
         sockets,
@@ -311,6 +355,7 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
         huawei_receipt_format=args.huawei_receipt_format,
     )
     start_webhook_receiver(children, sockets.get("webhook-receiver"), args.bind)
+    children.wait_until_listening(deadline - time.monotonic(), moto)
     stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
     hosts = start_functions(children, stack, args.function_concurrency)
     children.wait_until_listening(deadline - time.monotonic())
@@ -348,19 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicitly: a shell may start us with SIGINT ignored
         signal.signal(signum, _interrupt)
 
-    moto = None
     sockets: dict[str, socket.socket] = {}
     children = ProcessGroup(cwd=REPO_ROOT)
     try:
         try:
             sockets = reserve_ports(args)  # the API's among them: taken, refusing connections until it serves
-            if not os.environ.get("AWS_ENDPOINT_URL"):
-                moto = start_moto(args.moto_port, args.bind)
-                os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto.port}"
             ports = {name: port_of(sock) for name, sock in sockets.items()}
             forward_replies_to_the_receiver(os.environ, ports.get("webhook-receiver"))
             intake_belongs_to_the_default_key(os.environ)
-            print(f"{PORTS_LINE} {json.dumps(ports | ({'moto': moto.port} if moto else {}))}", flush=True)
+            print(f"{PORTS_LINE} {json.dumps(ports)}", flush=True)
             hosts = start_stack(args, children, sockets)
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
@@ -375,8 +416,6 @@ def main(argv: list[str] | None = None) -> int:
         children.stop_all()
         for sock in sockets.values():  # those no child took (a start that failed half way)
             sock.close()
-        if moto is not None:
-            moto.stop()
 
 
 def ports_from_output(text: str) -> dict[str, int] | None:

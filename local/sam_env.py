@@ -2,7 +2,7 @@
 local stack (moto's table and queue names instead of the logical ids SAM would pass), so a function in the Lambda
 container talks to the same resources as `make run`.
 
-    python -m local.sam_env            # AWS_ENDPOINT_URL defaults to the moto server `make run` starts
+    python -m local.sam_env            # AWS_ENDPOINT_URL(_DYNAMODB) default to the moto servers `make run` starts
 
 Provider credentials take the deployed path: each dispatcher reads its Secrets Manager secret (created here in the
 local AWS emulator from the local credentials), since env.json can only set variables the template declares.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from local.aws import apply_local_credentials
-from local.settings import LOCAL_ENV_DEFAULTS, MOTO_PORT
+from local.settings import LOCAL_ENV_DEFAULTS, MOTO_DYNAMODB_PORT, MOTO_PORT
 from local.stack import LocalStack
 
 # Lambda sets these itself; env.json may only override what the template declares.
@@ -67,7 +67,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("env.json"))
     parser.add_argument("--container-host", default="host.docker.internal")
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{MOTO_PORT}")
+    if not os.environ.get("AWS_ENDPOINT_URL"):  # the moto servers `make run` starts, unless told of others
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{MOTO_PORT}"
+        os.environ.setdefault("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{MOTO_DYNAMODB_PORT}")
     apply_local_credentials(os.environ)
     for name, value in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)

@@ -31,7 +31,8 @@ LOCAL_ENV_DEFAULTS: dict[str, str] = {
 
 EMULATOR_PORTS: dict[str, int] = {"aliyun": 9101, "tencent": 9102, "huawei": 9103}
 WEBHOOK_RECEIVER_PORT = 9200
-MOTO_PORT = 5000
+MOTO_PORT = 5000  # moto for SQS and every service but DynamoDB (AWS_ENDPOINT_URL)
+MOTO_DYNAMODB_PORT = 5001  # moto for DynamoDB and its streams (AWS_ENDPOINT_URL_DYNAMODB), a process of its own
 API_PORT = 3000
 # The local API key (API Gateway's `x-api-key`) unless GLOBESMS_API_KEY sets another; the command line uses it too.
 DEFAULT_API_KEY = "local-dev-key"

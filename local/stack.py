@@ -42,7 +42,8 @@ PARAMETERS_ENV = "LOCAL_PARAMETERS"
 
 def local_parameter_values(template: Template, environ: Mapping[str, str]) -> dict[str, Any]:
     """Parameter defaults, except where running locally means something else:
-    - `AwsEndpointUrl`: the moto server, so every boto3 client of every function talks to it;
+    - `AwsEndpointUrl`, `AwsDynamoDBEndpointUrl`: the moto servers, so every boto3 client of every function talks
+      to them (`local.aws.DYNAMODB_ENDPOINT_VARIABLES`);
     - `<Provider>Endpoint`: that provider's emulator (or `GLOBESMS_<P>_ENDPOINT`);
     - `<Provider>SecretName`, `<Provider>ReceiptTokenSecretName`: blank, so credentials and receipt tokens come from
       the GLOBESMS_<P>_* variables, not Secrets Manager;
@@ -57,6 +58,8 @@ def local_parameter_values(template: Template, environ: Mapping[str, str]) -> di
     values.update(overrides)
     if "AwsEndpointUrl" in values:
         values["AwsEndpointUrl"] = environ.get("AWS_ENDPOINT_URL", "")
+    if "AwsDynamoDBEndpointUrl" in values:
+        values["AwsDynamoDBEndpointUrl"] = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "")
     for provider in EMULATOR_PORTS:
         if f"{provider.capitalize()}Endpoint" in values:
             values[f"{provider.capitalize()}Endpoint"] = emulator_url(provider, environ)
@@ -87,11 +90,12 @@ class LocalStack:
 
     @classmethod
     def deploy(cls, environ: Mapping[str, str] | None = None, template: Template | None = None) -> LocalStack:
-        """Provision (or find) the template's resources on `AWS_ENDPOINT_URL` and resolve against them."""
+        """Provision (or find) the template's resources on the AWS endpoints `environ` names (`AWS_ENDPOINT_URL`,
+        and `AWS_ENDPOINT_URL_DYNAMODB` for the tables) and resolve against them."""
         env = os.environ if environ is None else environ
         template = template or load_template(TEMPLATE_PATH)
         context = parameter_context(template, env)
-        resources = provision(template, context, endpoint_url=env.get("AWS_ENDPOINT_URL") or None)
+        resources = provision(template, context, env)
         for logical_id, name in resources.table_names.items():
             context.refs[logical_id] = name
             context.attributes[(logical_id, "Arn")] = resources.table_arns[logical_id]

@@ -16,7 +16,8 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="globesms",
     POWERTOOLS_DEV="false",
 )
-os.environ.pop("AWS_ENDPOINT_URL", None)
+for _name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:  # and AWS_ENDPOINT_URL_<SERVICE>
+    os.environ.pop(_name)
 os.environ.pop("AWS_PROFILE", None)
 
 # `make test` runs the tests on every core beside each other, so one example's wall time says nothing about the code:

@@ -51,6 +51,8 @@ LIBRARY_VARIABLES: Mapping[str, str] = {
     "with `true` the functions never build the Tracer (globesms/tracing.py)",
     "AWS_ENDPOINT_URL": "boto3: every AWS client's endpoint (empty when deployed); `make run` and `sam local`: use "
     "this AWS endpoint instead of starting moto",
+    "AWS_ENDPOINT_URL_DYNAMODB": "boto3: DynamoDB's own endpoint, read before AWS_ENDPOINT_URL (empty when deployed); "
+    "`make run` runs DynamoDB in a moto process of its own (template parameter AwsDynamoDBEndpointUrl for `sam local`)",
 }
 
 #: Not read by the functions: the local stack's and the command line's.

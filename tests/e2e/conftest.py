@@ -20,6 +20,7 @@ import boto3
 import httpx
 import pytest
 
+from local.aws import DYNAMODB_ENDPOINT_VARIABLES, moto_endpoints
 from local.processes import is_listening, poll_until, stop_runner, wait_for_line
 from local.run import PORTS_LINE, READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
@@ -40,9 +41,14 @@ class RunningStack:
     outputs: dict[str, str]  # the template's Outputs, resolved locally
     sqs: Any
     log_path: Path
-    ports: dict[str, int]  # "api", "moto", "webhook-receiver" and each provider's emulator
-    aws_endpoint: str
+    ports: dict[str, int]  # "api", "moto", "moto-dynamodb", "webhook-receiver" and each provider's emulator
+    aws_endpoint: str  # moto for SQS and the other services
     region: str
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        """moto for DynamoDB, a process of its own (local/aws.py)."""
+        return f"http://127.0.0.1:{self.ports['moto-dynamodb']}"
 
     @property
     def api_url(self) -> str:
@@ -86,7 +92,11 @@ def stack_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
         "LOCAL_SQS_RETRY_VISIBILITY_SECONDS": RETRY_VISIBILITY_SECONDS,
         **(extra or {}),
     }
-    for name in ["AWS_ENDPOINT_URL", *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS)]:
+    for name in [
+        "AWS_ENDPOINT_URL",
+        *DYNAMODB_ENDPOINT_VARIABLES,
+        *(f"GLOBESMS_{p.upper()}_ENDPOINT" for p in EMULATOR_PORTS),
+    ]:
         env.pop(name, None)  # this stack starts its own moto and emulators
     return env
 
@@ -103,7 +113,8 @@ def start_runner(log_path: Path, env: dict[str, str], *extra_args: str) -> subpr
 
 
 def runner_ports(process: subprocess.Popen[bytes], log_path: Path) -> dict[str, int]:
-    """The ports the runner bound ("api", "moto", "webhook-receiver", each provider), printed before any listens."""
+    """The ports the runner bound ("api", "moto", "moto-dynamodb", "webhook-receiver", each provider), printed
+    before any listens."""
     ports = None
     if wait_for_line(process, log_path, PORTS_LINE, STARTUP_DEADLINE_SECONDS):
         ports = ports_from_output(log_path.read_text(errors="replace"))
@@ -123,7 +134,7 @@ def local_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         ports = runner_ports(process, log_path)
         _wait_until_ready(process, log_path)
         aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
-        stack = LocalStack.deploy(environ={**env, "AWS_ENDPOINT_URL": aws_endpoint})  # finds what the runner made
+        stack = LocalStack.deploy(environ={**env, **moto_endpoints(ports)})  # finds what the runner made
         with httpx.Client(
             base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=30
         ) as api:

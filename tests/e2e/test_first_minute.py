@@ -114,7 +114,7 @@ API_REQUESTS = [
     request_json("POST", "/v1/messages", GOOD_MESSAGE, JSON_HEADERS),
     request_json("POST", "/v1/messages", BAD_MESSAGE, JSON_HEADERS),
 ]
-MOTO_REQUESTS = [  # DynamoDB ListTables, as boto3 sends it (moto does not check the signature)
+MOTO_DYNAMODB_REQUESTS = [  # DynamoDB ListTables, as boto3 sends it (moto does not check the signature)
     RawRequest(
         "POST",
         "/",
@@ -123,6 +123,19 @@ MOTO_REQUESTS = [  # DynamoDB ListTables, as boto3 sends it (moto does not check
             "content-type": "application/x-amz-json-1.0",
             "x-amz-target": "DynamoDB_20120810.ListTables",
             "authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+]
+MOTO_SQS_REQUESTS = [  # SQS ListQueues in SQS's JSON protocol, as boto3 sends it
+    RawRequest(
+        "POST",
+        "/",
+        b"{}",
+        {
+            "content-type": "application/x-amz-json-1.0",
+            "x-amz-target": "AmazonSQS.ListQueues",
+            "authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, "
             "SignedHeaders=host, Signature=0",
         },
     )
@@ -145,7 +158,8 @@ def test_every_port_answers_a_request_sent_the_moment_it_opens(tmp_path: Path) -
         ports = runner_ports(process, log_path)
         asked = {
             "api": API_REQUESTS,
-            "moto": MOTO_REQUESTS,
+            "moto": MOTO_SQS_REQUESTS,
+            "moto-dynamodb": MOTO_DYNAMODB_REQUESTS,
             "webhook-receiver": RECEIVER_REQUESTS,
             **{provider: EMULATOR_REQUESTS for provider in EMULATOR_PORTS},
         }
@@ -170,7 +184,9 @@ def test_every_port_answers_a_request_sent_the_moment_it_opens(tmp_path: Path) -
     assert accepted.json()["accepted"] == 1 and accepted.json()["batch_id"]
     assert 400 <= refused.status < 500, refused
     assert refused.json()  # the function's own JSON refusal, naming the fields
-    (tables,) = contacts["moto"].answers
+    (queues,) = contacts["moto"].answers
+    assert queues.status == 200 and isinstance(queues.json(), dict), queues  # no queue yet: provisioning follows
+    (tables,) = contacts["moto-dynamodb"].answers
     assert tables.status == 200 and "TableNames" in tables.json()
     for provider in EMULATOR_PORTS:
         (stats,) = contacts[provider].answers

@@ -452,7 +452,7 @@ def test_receipt_for_an_unknown_message_id_is_acknowledged_and_kept_for_reconcil
     response = push(local_stack, urlsplit(receipt_urls["aliyun"]).path, body)
 
     assert (response.status_code, response.json()) == (200, {"code": 0, "msg": "success"})
-    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.aws_endpoint, region_name=local_stack.region)
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.dynamodb_endpoint, region_name=local_stack.region)
     # A receipt naming none of our provider ids is held under its own id; one whose echo names one of our messages
     # is held under that message's id (where dispatch looks after an unknown outcome).
     for held_under in (unknown, held_key(message_id)):

@@ -17,6 +17,7 @@ from moto import mock_aws
 from globesms.aws import clients, wiring
 from globesms.config import settings
 from globesms.models.outbound import ProviderName
+from local.aws import DYNAMODB_ENDPOINT_VARIABLES
 from local.stack import PARAMETERS_ENV, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +78,10 @@ def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[
         environments = [stack.deployed.function_environment(f) for f in candidates]
         environment = next(e for e in environments if all(e.get(k, v) == v for k, v in overrides.items()))
         for name, value in {**environment, **overrides}.items():
-            if name != "AWS_ENDPOINT_URL":
+            if not name.startswith("AWS_ENDPOINT_URL"):
                 monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        for name in ("AWS_ENDPOINT_URL", *DYNAMODB_ENDPOINT_VARIABLES):
+            monkeypatch.delenv(name, raising=False)
         settings.cache_clear()
         wiring.reset()
         spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")

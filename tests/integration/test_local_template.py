@@ -269,8 +269,8 @@ def test_provisioning_creates_what_the_template_declares_and_is_idempotent(
 ) -> None:
     with mock_aws():
         context = parameter_context(template, {"AWS_DEFAULT_REGION": "us-east-1"})
-        first = provision(template, context)
-        again = provision(template, context)
+        first = provision(template, context, {})
+        again = provision(template, context, {})
         assert again == first
         sqs = boto3.client("sqs", region_name="us-east-1")
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
