@@ -42,12 +42,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.aws import aws_endpoint
 from local.httpd import QuietHandler, serve_in_background
 from local.pollers import SqsPoller, join_pollers, settle_pollers, start_pollers
 from local.processes import add_listen_fd_argument, configure_logging
 from local.schedules import start_schedules
 from local.stack import LocalStack, function_arn, function_name
-from local.streams import StreamPoller, StreamReader, start_stream_pollers
+from local.streams import JsonStreamsClient, StreamPoller, StreamReader, start_stream_pollers
 from local.template import FunctionSpec
 
 # Powertools outside AWS: no X-Ray daemon to send traces to; metrics (EMF lines on stdout) are off unless asked
@@ -230,7 +231,9 @@ def stream_pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[Stre
             continue
         table = stack.context.refs[source.table_id]
         arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        reader = StreamReader(session.client("dynamodbstreams"), arn, source, runtime.invoke)
+        endpoint = aws_endpoint(os.environ, "dynamodbstreams")
+        streams = JsonStreamsClient(endpoint, stack.context.region) if endpoint else session.client("dynamodbstreams")
+        reader = StreamReader(streams, arn, source, runtime.invoke)
         pollers.append(StreamPoller(reader, source))
     return pollers
 

@@ -53,6 +53,13 @@ def test_a_streams_records_read_the_same_with_and_without_the_patches() -> None:
     assert patched == unpatched
 
 
+def test_the_local_stacks_stream_client_hands_over_what_boto3_reads() -> None:
+    answer = _child("stream-json")
+    batches = [[r["eventName"] for r in event["Records"]] for event in answer["json"]]
+    assert batches == [["INSERT", "INSERT"], ["MODIFY", "REMOVE"]]  # BatchSize 2
+    assert answer["json"] == answer["boto3"]
+
+
 # --------------------------------------------------------------------------------------------- the child's side
 
 
@@ -88,24 +95,7 @@ def _stream_records(*, patched: bool) -> dict[str, Any]:
         arn = _table_t(client, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})[
             "LatestStreamArn"
         ]
-        every_type = {
-            "n": {"N": "12.5"},
-            "b": {"B": b"\x00\xff"},
-            "bool": {"BOOL": True},
-            "null": {"NULL": True},
-            "l": {"L": [{"S": "é"}, {"N": "1"}]},
-            "m": {"M": {"k": {"SS": ["a", "b"]}}},
-            "ns": {"NS": ["1", "2"]},
-        }
-        client.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "1"}, **every_type})
-        client.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "2"}, "s": {"S": "x"}})
-        client.update_item(
-            TableName="t",
-            Key={"pk": {"S": "p"}, "sk": {"S": "2"}},
-            UpdateExpression="SET s = :s",
-            ExpressionAttributeValues={":s": {"S": "y"}},
-        )
-        client.delete_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "1"}})
+        _write_every_type(client)
         # moto routes a stream call by its host, which botocore writes differently since its account-based endpoints
         streams = boto3.client(
             "dynamodbstreams", region_name="us-east-1", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
@@ -122,6 +112,71 @@ def _stream_records(*, patched: bool) -> dict[str, Any]:
         assert isinstance(record["dynamodb"].pop("SizeBytes"), int)
         records.append(record)
     return {"records": records, "next": "NextShardIterator" in answer}
+
+
+def _write_every_type(client: Any) -> None:
+    """Two puts, an update and a delete on table "t", between them every attribute type."""
+    every_type = {
+        "n": {"N": "12.5"},
+        "b": {"B": b"\x00\xff"},
+        "bool": {"BOOL": True},
+        "null": {"NULL": True},
+        "l": {"L": [{"S": "é"}, {"N": "1"}]},
+        "m": {"M": {"k": {"SS": ["a", "b"]}}},
+        "ns": {"NS": ["1", "2"]},
+    }
+    client.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "1"}, **every_type})
+    client.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "2"}, "s": {"S": "x"}})
+    client.update_item(
+        TableName="t",
+        Key={"pk": {"S": "p"}, "sk": {"S": "2"}},
+        UpdateExpression="SET s = :s",
+        ExpressionAttributeValues={":s": {"S": "y"}},
+    )
+    client.delete_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "1"}})
+
+
+def _events_by_both_clients() -> dict[str, Any]:
+    """The events a StreamReader hands over from a patched moto server's stream, read through boto3 and through
+    local.streams.JsonStreamsClient (what the local stack's hosts use)."""
+    import base64
+
+    import boto3
+
+    from local.aws import start_moto
+    from local.processes import free_port
+    from local.streams import JsonStreamsClient, StreamReader
+    from local.template import StreamEventSource
+
+    port = free_port()
+    server = start_moto(port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
+        arn = _table_t(client, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})[
+            "LatestStreamArn"
+        ]
+        _write_every_type(client)
+        source = StreamEventSource(
+            function_id="F", event_name="E", table_id="T", batch_size=2, maximum_batching_window_seconds=0
+        )
+        events: dict[str, list[Any]] = {"boto3": [], "json": []}
+        streams = {
+            "boto3": boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1"),
+            "json": JsonStreamsClient(url, "us-east-1"),
+        }
+        for name, reader in streams.items():
+            StreamReader(reader, arn, source, events[name].append, from_start=True).read()
+    finally:
+        server.stop()
+
+    def as_json(value: Any) -> Any:  # botocore decodes B to bytes; Lambda's JSON event (and moto's) has base64
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+
+    for event in events["boto3"] + events["json"]:
+        for record in event["Records"]:
+            record["dynamodb"]["ApproximateCreationDateTime"] = round(record["dynamodb"]["ApproximateCreationDateTime"])
+    return {name: json.loads(json.dumps(found, default=as_json)) for name, found in events.items()}
 
 
 # --------------------------------------------------------------------------------------------- its other checks
@@ -313,5 +368,6 @@ if __name__ == "__main__":
         "rollback": lambda: {"unpatched": _rollback(patched=False), "patched": _rollback(patched=True)},
         "stream-unpatched": lambda: _stream_records(patched=False),
         "stream-patched": lambda: _stream_records(patched=True),
+        "stream-json": _events_by_both_clients,
     }
     print(json.dumps(checks[sys.argv[1]](), default=str))
