@@ -165,10 +165,11 @@ SPEC_KINDS: dict[str, tuple[int, dict[str, Any], tuple[str, ...]]] = {
 #: 0.1 s per 1,000 records; with batches of 8,000 such receipts made moto the bottleneck of the whole run.
 REQUEST_SIZES = (1, 2, 10, 50, 200, 500, 1_000)
 REQUEST_SIZE_WEIGHTS = (10, 10, 10, 10, 10, 8, 6)
-#: Recipients per second the load goes in at: what the local stack settles (accept, send, receipts) on the 2-core
-#: machine, where moto spends about 14 ms of CPU per recipient. Faster only piles work up on moto, whose answers
-#: slow down (its memory grows with every request it serves), receipts then overtake the records they are for
-#: (the expensive path above) and pushes time out: 30,000 recipients settled at 40/s, not at 50/s.
+#: Recipients per second the load goes in at by default: what the local stack settled (accept, send, receipts) on
+#: the 2-core machine with moto in one process, about 14-20 ms of its CPU per recipient (30,000 settled at 40/s, not
+#: at 50/s then). With moto's DynamoDB in a process of its own, 8,000 and 100,000 recipients settled at 70/s
+#: (`--rate 70`); a run still cannot end before moto's DynamoDB process has done its ~20 ms per recipient on its
+#: one core (docs/performance.md, "Soak").
 LOAD_RATE = 40
 QUICK_LOAD_RATE = 500  # --quick: its ~2,000 recipients in a few seconds
 INVALID_NUMBER = "12345"  # rejected (INVALID_NUMBER): in a request, never accepted

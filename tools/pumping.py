@@ -8,14 +8,13 @@
 rule of limits.json as this shell reads it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
 `release` lifts the hold for MINUTES whatever the volume (after that the rule applies again: a burst still going on
 trips it again). The table is the stack's output `TableName` (CloudFormation), or --table; AWS_ENDPOINT_URL
-reaches the local stack of `make run`.
+and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -73,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("country: two letters (ISO 3166 alpha-2), or a number prefix in E.164 (+4470)")
     if not 1 <= arguments.minutes <= 7 * 24 * 60:
         parser.error("--minutes: between 1 and 10080 (a week)")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    counters = DynamoDBOtpCounters(_table(arguments), lambda: boto3.client("dynamodb", endpoint_url=endpoint))
+    # boto3 reads AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, itself (`make run` sets both: its DynamoDB is a
+    # moto process of its own).
+    counters = DynamoDBOtpCounters(_table(arguments), lambda: boto3.client("dynamodb"))
     now = int(time.time())
     if arguments.action == "release":
         answer = release(counters, arguments.country, arguments.minutes, now)
