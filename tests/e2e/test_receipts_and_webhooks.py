@@ -89,6 +89,10 @@ def set_knobs(stack: RunningStack, provider: str, **changes: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def default_knobs(local_stack: RunningStack, receipt_urls: dict[str, str]) -> None:
+    reset_knobs(local_stack, receipt_urls)
+
+
+def reset_knobs(local_stack: RunningStack, receipt_urls: dict[str, str]) -> None:
     """Every emulator back to the default knobs, pushing receipts to the stack after RECEIPT_DELAY_SECONDS."""
     for provider in EMULATOR_PORTS:
         defaults = asdict(
@@ -313,13 +317,17 @@ def test_receipt_that_arrives_before_the_submitted_write_is_kept_and_applied(loc
 
 
 @pytest.fixture(scope="module")
-def unknown_outcomes(local_stack: RunningStack) -> dict[str, str]:
+def unknown_outcomes(local_stack: RunningStack, receipt_urls: dict[str, str]) -> dict[str, str]:
     """Two sends whose answers never come in time (each emulator holds its answer past the client's read timeout),
     though the provider accepted them: Alibaba pushes its receipt at once, before dispatch records the unknown
     outcome ("early"); Tencent a second after it ("late"). Sent together, once for the tests that need them;
-    returns the message ids once dispatch has recorded both outcomes (the next test's `default_knobs` resets the
-    knobs)."""
+    returns the message ids once dispatch has recorded both outcomes (the requesting test's `default_knobs` then
+    resets the knobs)."""
     timing = {"early": ("aliyun", 0.0), "late": ("tencent", READ_TIMEOUT_SECONDS + 1)}
+    # Set up before the requesting test's own `default_knobs`, so the knobs the test before left are still on: with
+    # pytest-xdist's default distribution (not `make test`'s loadscope) that can be the aliyun-UNDELIVERED case of
+    # test_failed_delivery_ends_with_the_carriers_code_and_its_event, and the early receipt came back UNDELIVERED.
+    reset_knobs(local_stack, receipt_urls)
     for provider, delay in timing.values():
         # The test never waits for the held answer: the client gives up first.
         set_knobs(local_stack, provider, receipt_delay_seconds=delay, timeout_rate=1.0, timeout_seconds=30.0)
