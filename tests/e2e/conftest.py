@@ -48,7 +48,7 @@ class RunningStack:
     @property
     def dynamodb_endpoint(self) -> str:
         """moto for DynamoDB, a process of its own (local/aws.py)."""
-        return f"http://127.0.0.1:{self.ports['moto-dynamodb']}"
+        return moto_endpoints(self.ports)["AWS_ENDPOINT_URL_DYNAMODB"]
 
     @property
     def api_url(self) -> str:
@@ -133,8 +133,9 @@ def local_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     try:
         ports = runner_ports(process, log_path)
         _wait_until_ready(process, log_path)
-        aws_endpoint = f"http://127.0.0.1:{ports['moto']}"
-        stack = LocalStack.deploy(environ={**env, **moto_endpoints(ports)})  # finds what the runner made
+        endpoints = moto_endpoints(ports)
+        aws_endpoint = endpoints["AWS_ENDPOINT_URL"]
+        stack = LocalStack.deploy(environ={**env, **endpoints})  # finds what the runner made
         with httpx.Client(
             base_url=f"http://127.0.0.1:{ports['api']}", headers={"x-api-key": API_KEY}, timeout=30
         ) as api:
