@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -57,7 +58,20 @@ RECEIPTS = "receipts_to_delivered"
 WEBHOOKS = "webhooks"
 COUNTS_AFTER_SUBMITTED = "status_counts_stream_after_submitted"  # the stream's share for receipts' writes
 RECONCILE = "reconcile"  # one scheduled run of ReconcileFunction once everything is final (a cost per run)
-PHASES = (ACCEPT, SPEND_LEDGER, DISPATCH, COUNTS_TO_SUBMITTED, RECEIPTS, WEBHOOKS, COUNTS_AFTER_SUBMITTED, RECONCILE)
+#: The reconcile run at the recipients' receipt deadlines: their deadline entries and the records they list, read
+#: once each (every record final by then: nothing to query), a cost per recipient.
+DEADLINES = "reconcile_at_deadlines"
+PHASES = (
+    ACCEPT,
+    SPEND_LEDGER,
+    DISPATCH,
+    COUNTS_TO_SUBMITTED,
+    RECEIPTS,
+    WEBHOOKS,
+    COUNTS_AFTER_SUBMITTED,
+    DEADLINES,
+    RECONCILE,
+)
 #: Every request made to take a recipient from the API request to SUBMITTED, the counters it updates included.
 TO_SUBMITTED = (ACCEPT, SPEND_LEDGER, DISPATCH, COUNTS_TO_SUBMITTED)
 STATUS_COUNTS = (COUNTS_TO_SUBMITTED, COUNTS_AFTER_SUBMITTED)
@@ -426,6 +440,21 @@ class Pipeline:
         event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
         return self.invoke("ReconcileFunction", event, records=0)
 
+    def reconcile_at(self, deadlines: Sequence[int]) -> Any:
+        """The reconcile run when these deadlines have passed, as in a steady state where a run every minute had
+        read everything due before the first of them (the watermark put just before it, unbilled)."""
+        from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
+
+        with self.meter.phase_of(UNBILLED):
+            DynamoDBReceiptDeadlines(self.table_name).set_watermark(min(deadlines) - 1)
+        handler = self.handlers["ReconcileFunction"]
+        clock = handler.utc_now
+        handler.utc_now = lambda: datetime.fromtimestamp(max(deadlines), UTC)
+        try:
+            return self.reconcile()
+        finally:
+            handler.utc_now = clock
+
     def _provider_factory(self, provider: ProviderName) -> Callable[[], Any]:
         """As `build_provider` (credentials from the provider's secret), over the emulator's WSGI app."""
 
@@ -754,6 +783,11 @@ def _run(pipeline: Pipeline, recipients: int, webhook_share: float) -> PipelineR
         reconciled = pipeline.reconcile()
     if reconciled.get("examined"):
         raise RuntimeError(f"reconcile found messages due although every receipt arrived: {reconciled}")
+    deadlines = [int(item["receipt_due_at"]["N"]) for item in pipeline.records(message_ids) if item]
+    with meter.phase_of(DEADLINES):
+        at_deadlines = pipeline.reconcile_at(deadlines)
+    if at_deadlines.get("checked") != len(message_ids) or at_deadlines.get("examined"):
+        raise RuntimeError(f"the run at the deadlines read {at_deadlines}, {len(message_ids)} records expected")
     if meter.index_mismatches:
         raise RuntimeError(f"index queries answered differently from moto: {meter.index_mismatches[:3]}")
     if pipeline.webhooks_delivered != with_callback:

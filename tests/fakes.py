@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from globesms.ports import (
     StoredTemplate,
     StoredTemplates,
 )
+from globesms.reconcile.deadline import DeadlineEntry, is_due
 
 
 class MemoryStore:
@@ -36,6 +37,7 @@ class MemoryStore:
         self.messages: dict[str, MessageRecord] = {}
         self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
         self.earlier_attempts: dict[tuple[ProviderName, str], str] = {}  # first attempt -> message id (resent)
+        self.deadlines: dict[tuple[str, str], DeadlineEntry] = {}  # (bucket, key) -> entry, as the table holds them
         self.put_calls = 0
         self._move_lock = threading.Lock()  # the conditional status moves are atomic, as DynamoDB's are
 
@@ -51,10 +53,12 @@ class MemoryStore:
     def existing_message_ids(self, batch_id: str) -> set[str]:
         return {m.id for m in self.messages.values() if m.batch_id == batch_id}
 
-    def put_messages(self, messages: Sequence[MessageRecord]) -> None:
+    def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:
         self.put_calls += 1
         for m in messages:
             self.messages[m.id] = m.model_copy(deep=True)
+        for entry in deadlines:
+            self.deadlines[entry.bucket, entry.key] = entry
 
     def move_status(
         self, message_ids: Sequence[str], *, from_statuses: Collection[Status], to: Status, now: datetime, step: bool
@@ -157,10 +161,7 @@ class MemoryStore:
         stored = self.messages.get(record.id)
         if stored is None or stored.version != expected_version:
             return False
-        saved = record.model_copy(deep=True)
-        if saved.status.is_final:  # as the DynamoDB store: a final message leaves the ReceiptDue index
-            saved.receipt_due = saved.receipt_due_at = None
-        self.messages[record.id] = saved
+        self.messages[record.id] = record.model_copy(deep=True)
         return True
 
     def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:
@@ -308,42 +309,36 @@ class MemoryRateLimiter:
 
 
 class MemoryDeadlines:
-    """`ReceiptDeadlines` over a `MemoryStore`'s records (the index is their `receipt_due` attributes)."""
+    """`ReceiptDeadlines` over a `MemoryStore`'s deadline entries and records."""
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.mark: str | None = None
+        self.mark: int | None = None
         self.queried: list[str] = []
 
-    def due(self, bucket: str, *, until: int, limit: int) -> list[str]:
+    def due(self, bucket: str, *, after: int, until: int) -> Iterator[DeadlineEntry]:
         self.queried.append(bucket)
-        found = [
-            m
-            for m in self.store.messages.values()
-            if m.receipt_due == bucket and m.receipt_due_at is not None and m.receipt_due_at <= until
-        ]
-        found.sort(key=lambda m: (m.receipt_due_at or 0, m.id))
-        return [m.id for m in found[:limit]]
+        found = [e for (b, _), e in self.store.deadlines.items() if b == bucket and after < e.due_at <= until]
+        yield from sorted(found, key=lambda e: e.key)
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, bucket: str, tries: int) -> bool:
+    def waiting(self, message_ids: Sequence[str], *, until: int) -> list[MessageRecord]:
+        found = (self.store.messages.get(m) for m in message_ids)
+        return [r.model_copy(deep=True) for r in found if r is not None and is_due(r, until)]
+
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
+        entry = DeadlineEntry(due_at, (record.id,))
+        self.store.deadlines[entry.bucket, entry.key] = entry
         stored = self.store.messages.get(record.id)
         if stored is None or stored.version != record.version or stored.status.value != "SUBMITTED":
             return False
-        self.store.messages[record.id] = stored.model_copy(
-            update={"receipt_due_at": due_at, "receipt_due": bucket, "reconcile_tries": tries}
-        )
+        self.store.messages[record.id] = stored.model_copy(update={"receipt_due_at": due_at, "reconcile_tries": tries})
         return True
 
-    def clear(self, message_id: str) -> None:
-        stored = self.store.messages.get(message_id)
-        if stored is not None:
-            self.store.messages[message_id] = stored.model_copy(update={"receipt_due": None, "receipt_due_at": None})
-
-    def watermark(self) -> str | None:
+    def watermark(self) -> int | None:
         return self.mark
 
-    def set_watermark(self, minute: str) -> None:
-        self.mark = minute
+    def set_watermark(self, done_until: int) -> None:
+        self.mark = done_until
 
 
 class MemoryWebhooks:

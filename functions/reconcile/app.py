@@ -39,6 +39,7 @@ def _queries() -> dict[ProviderName, StatusQuery]:
 
 def _emit(summary: ReconcileSummary) -> None:
     for name, value in (
+        ("ReconcileChecked", summary.checked),
         ("ReconcileExamined", summary.examined),
         ("ReconcileSettledByQuery", summary.settled),
         ("ReconcileExpiredNoReceipt", summary.expired),
@@ -74,5 +75,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     route_stats_written = record_outcomes(wiring.route_stats(), summary.finals, utc_now())
     metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not route_stats_written))
     _emit(summary)
-    logger.info("reconcile run", extra={"examined": summary.examined, "expired": summary.expired})
-    return {"examined": summary.examined, "settled": summary.settled, "expired": summary.expired}
+    logger.info(
+        "reconcile run", extra={"checked": summary.checked, "examined": summary.examined, "expired": summary.expired}
+    )
+    return {
+        "checked": summary.checked,
+        "examined": summary.examined,
+        "settled": summary.settled,
+        "expired": summary.expired,
+    }

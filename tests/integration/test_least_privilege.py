@@ -109,9 +109,10 @@ EXPECTED_ACTIONS = {
         "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility",
     },
-    # reconcile/: records and the watermark (Get/Put/Update), rate-limit permits, the ReceiptDue index (Query),
-    # the status queries' credentials (Alibaba, Tencent), status events.
+    # reconcile/: deadline entries (Query, Put), the records they list (BatchGet, Get, Update), the watermark,
+    # rate-limit permits, the status queries' credentials (Alibaba, Tencent), status events.
     "ReconcileFunction": {
+        "dynamodb:BatchGetItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -394,7 +395,6 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
     # GET /v1/messages?client_ref= / ?to= (the API only).
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
-    due = {"Fn::Sub": "${MessagesTable.Arn}/index/ReceiptDue"}  # the reconcile run only
     stream = {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}  # the status counts' event source
     allowed = (
         [TABLE],
@@ -403,7 +403,6 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
         lookups,
         [TEMPLATES_TABLE],
         [CONSENT_TABLE],
-        [due],
         [stream],
         [ROUTE_STATS_TABLE],
     )

@@ -19,8 +19,9 @@ from globesms.receipts.apply import record_push
 from globesms.reconcile.deadline import (
     DEFAULT_VALIDITY_SECONDS,
     DUE_SHARDS,
+    DeadlineEntry,
     DeadlinePolicy,
-    due_bucket,
+    deadline_entries,
     minute_epoch,
     minute_of,
     minutes_between,
@@ -57,12 +58,22 @@ def test_the_deadline_is_validity_or_the_types_default_plus_the_grace(
     assert set(DEFAULT_VALIDITY_SECONDS) == set(MessageType)
 
 
-@given(st.integers(min_value=0, max_value=4_102_444_800), st.text(min_size=1, max_size=30))
-def test_a_deadline_falls_in_the_bucket_of_its_minute_and_one_of_the_shards(epoch: int, message_id: str) -> None:
-    minute, _, shard = due_bucket(epoch, message_id).partition("#")
+@given(st.integers(min_value=0, max_value=4_102_444_800), st.lists(st.text(min_size=1, max_size=30), min_size=1))
+def test_an_entry_falls_in_the_bucket_of_its_minute_and_one_of_the_shards(epoch: int, ids: list[str]) -> None:
+    entry = DeadlineEntry(epoch, tuple(ids))
+    minute, _, shard = entry.bucket.partition("#")
     assert minute == minute_of(epoch)
     assert minute_epoch(minute) <= epoch < minute_epoch(minute) + 60
     assert 0 <= int(shard) < DUE_SHARDS
+    assert entry.key.startswith(f"{epoch:010d}#")  # a bucket's entries sort by deadline
+
+
+def test_an_entrys_key_is_the_same_for_the_same_messages_and_differs_otherwise() -> None:
+    one = DeadlineEntry(1_000, ("B.00000", "B.00001"))
+    assert one.key == DeadlineEntry(1_000, ("B.00000", "B.00001")).key  # a pack written again overwrites its own
+    assert one.key != DeadlineEntry(1_000, ("B.00000", "B.00002")).key
+    assert one.key != DeadlineEntry(1_000, ("B.00000",)).key
+    assert one.key != DeadlineEntry(1_001, ("B.00000", "B.00001")).key
 
 
 def test_the_minutes_between_a_watermark_and_now_are_consecutive_and_include_now() -> None:
@@ -95,7 +106,6 @@ def record(provider: str = "huawei", tries: int | None = None, **extra: object) 
             "updated_at": "2026-12-02T10:00:00Z",
             "submitted_at": "2026-12-02T10:00:00Z",
             "receipt_due_at": due_at,
-            "receipt_due": due_bucket(due_at, "B.00000"),
             "reconcile_tries": tries,
             **extra,
         }
@@ -137,7 +147,7 @@ def test_a_failed_query_is_asked_again_later_without_using_up_the_extension() ->
     assert retry(record(tries=0), 1000, POLICY) == Reschedule(1120, 0)
 
 
-def test_a_submitted_outcome_gets_its_deadline_and_bucket() -> None:
+def test_a_submitted_outcome_gets_its_deadline_and_an_entry() -> None:
     pack = DispatchPack.model_validate(
         {
             "pack_id": "B:aliyun:0",
@@ -150,10 +160,19 @@ def test_a_submitted_outcome_gets_its_deadline_and_bucket() -> None:
     )
     submitted = outcome_record(pack, 0, SendOutcome("B.00000", provider_message_id="pm-1"), SUBMITTED_AT, POLICY)
     expected = int(SUBMITTED_AT.timestamp()) + 300 + 600
-    assert (submitted.receipt_due_at, submitted.receipt_due) == (expected, due_bucket(expected, "B.00000"))
+    assert submitted.receipt_due_at == expected
     refused = SendOutcome("B.00000", error=ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL"))
     failed = outcome_record(pack, 0, refused, SUBMITTED_AT, POLICY)
-    assert (failed.status, failed.receipt_due, failed.receipt_due_at) == (Status.FAILED, None, None)
+    assert (failed.status, failed.receipt_due_at) == (Status.FAILED, None)
+    assert deadline_entries([submitted, failed]) == [DeadlineEntry(expected, ("B.00000",))]
+
+
+def test_a_packs_entries_are_one_per_deadline_in_order() -> None:
+    records = [record(id=f"B.{i:05d}", receipt_due_at=2_000 if i % 2 else 1_000) for i in range(5)]
+    assert deadline_entries(records) == [
+        DeadlineEntry(1_000, ("B.00000", "B.00002", "B.00004")),
+        DeadlineEntry(2_000, ("B.00001", "B.00003")),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -184,9 +203,14 @@ class Clock:
 
 
 def run(
-    store: MemoryStore, clock: Clock, queries: dict[ProviderName, Query] | None = None, limit: int = 300
+    store: MemoryStore,
+    clock: Clock,
+    queries: dict[ProviderName, Query] | None = None,
+    limit: int = 300,
+    deadlines: MemoryDeadlines | None = None,
+    max_checks: int = 100_000,
 ) -> tuple[object, MemoryWebhooks, MemoryDeadlines]:
-    webhooks, deadlines = MemoryWebhooks(), MemoryDeadlines(store)
+    webhooks, deadlines = MemoryWebhooks(), deadlines or MemoryDeadlines(store)
     deps = ReconcileDeps(
         receipts=store,
         deadlines=deadlines,
@@ -195,13 +219,13 @@ def run(
         webhooks=webhooks,
         clock=clock,
     )
-    return reconcile_due(deps, POLICY), webhooks, deadlines
+    return reconcile_due(deps, POLICY, max_checks=max_checks), webhooks, deadlines
 
 
 def store_of(*records: MessageRecord) -> MemoryStore:
+    """The records as the dispatcher writes them: with their deadline entries."""
     store = MemoryStore()
-    for r in records:
-        store.messages[r.id] = r
+    store.put_messages(records, deadline_entries(records))
     return store
 
 
@@ -219,7 +243,6 @@ def test_a_huawei_message_without_a_receipt_ends_expired_no_receipt_with_its_web
     message = store.messages["B.00000"]
     assert (message.status, message.error_code) == (Status.EXPIRED, "NO_RECEIPT")
     assert message.events and message.events[-1]["error_code"] == "NO_RECEIPT"
-    assert message.receipt_due is None  # off the index
     _, webhooks, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1300)))
     assert webhooks.sent == []  # settled once
 
@@ -268,15 +291,34 @@ def test_an_unreadable_answer_is_never_a_final_status() -> None:
 
 
 def test_queries_take_permits_from_the_shared_limiter_and_what_is_left_waits() -> None:
-    records = [record("aliyun", id=f"B.{i:05d}") for i in range(5)]
-    for r in records:
-        r.receipt_due = due_bucket(r.receipt_due_at or 0, "B.00000")  # one bucket
+    records = [record("aliyun", id=f"B.{i:05d}") for i in range(5)]  # one deadline: one entry
     store = store_of(*records)
     query = Query("QueryMessage", *[StatusAnswer(report=pulled(Status.DELIVERED))] * 5)
     clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
     summary, _, deadlines = run(store, clock, {ProviderName.ALIYUN: query}, limit=2)
     assert summary.settled == 2 and summary.throttled >= 1  # type: ignore[attr-defined]
-    assert deadlines.mark == minute_of(int(records[0].receipt_due_at or 0))  # the next run starts there
+    assert deadlines.mark == (records[0].receipt_due_at or 0) - 1  # the next run reads the entry again
+    clock.now += timedelta(seconds=1)
+    again, _, _ = run(store, clock, {ProviderName.ALIYUN: query}, limit=3, deadlines=deadlines)
+    assert again.settled == 3  # type: ignore[attr-defined]
+    assert sorted(query.asked) == [r.id for r in records]  # the two settled first were passed over, not asked again
+    assert deadlines.mark == int(clock.now.timestamp())
+
+
+def test_a_run_that_reads_its_budget_of_records_leaves_the_rest_for_the_next() -> None:
+    first = [record("huawei", id=f"B.{i:05d}") for i in range(3)]
+    later = [
+        record("huawei", id=f"C.{i:05d}", batch_id="C", receipt_due_at=(r.receipt_due_at or 0) + 90)
+        for i, r in enumerate(first)
+    ]
+    store = store_of(*first, *later)
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1400))
+    summary, _, deadlines = run(store, clock, max_checks=3)
+    assert summary.expired == 3  # type: ignore[attr-defined]
+    assert deadlines.mark is not None and deadlines.mark < (later[0].receipt_due_at or 0)
+    again, _, _ = run(store, clock, deadlines=deadlines)
+    assert again.expired == 3  # type: ignore[attr-defined]
+    assert {m.status for m in store.messages.values()} == {Status.EXPIRED}
 
 
 def test_a_late_real_receipt_beats_expired_no_receipt_and_sends_its_webhook() -> None:

@@ -6,7 +6,7 @@ against in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from globesms.models.receipts import EchoRange, StatusAnswer
     from globesms.models.records import BatchRecord, MessageRecord
     from globesms.models.webhooks import WebhookDelivery
+    from globesms.reconcile.deadline import DeadlineEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,8 @@ class MessageStore(Protocol):
 
     def existing_message_ids(self, batch_id: str) -> set[str]: ...
 
-    def put_messages(self, messages: Sequence[MessageRecord]) -> None:
-        """Write whole records, as many per request as the store allows."""
+    def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:
+        """Write whole records and the deadline entries that list them, as many per request as the store allows."""
         ...
 
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None: ...
@@ -216,27 +217,28 @@ class ReceiptStore(Protocol):
 
 
 class ReceiptDeadlines(Protocol):
-    """The sparse ReceiptDue index of SUBMITTED messages waiting for a final receipt (reconcile/deadline.py)."""
+    """Deadline entries of SUBMITTED messages waiting for a final receipt, and the records they list
+    (reconcile/deadline.py)."""
 
-    def due(self, bucket: str, *, until: int, limit: int) -> list[str]:
-        """Ids of up to `limit` messages of one `receipt_due` bucket due at or before `until` (epoch seconds),
-        earliest first; read through the index (a Query, never a Scan)."""
+    def due(self, bucket: str, *, after: int, until: int) -> Iterator[DeadlineEntry]:
+        """The entries of one bucket due after `after` and at or before `until` (epoch seconds), earliest first;
+        read a page at a time as the caller goes on (a Query, never a Scan)."""
         ...
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, bucket: str, tries: int) -> bool:
-        """Move a still-SUBMITTED message's deadline, if its stored version is still `record.version`; False when a
-        receipt got there first."""
+    def waiting(self, message_ids: Sequence[str], *, until: int) -> list[MessageRecord]:
+        """The records of these ids still SUBMITTED whose own deadline is at or before `until` (consistent reads)."""
         ...
 
-    def clear(self, message_id: str) -> None:
-        """Take a message off the index (it is final already)."""
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
+        """Move a still-SUBMITTED message's deadline (and write its entry), if its stored version is still
+        `record.version`; False when a receipt got there first."""
         ...
 
-    def watermark(self) -> str | None:
-        """The oldest minute bucket that may still hold due messages (None before the first run)."""
+    def watermark(self) -> int | None:
+        """Every entry due at or before this epoch second has been settled (None before the first run)."""
         ...
 
-    def set_watermark(self, minute: str) -> None: ...
+    def set_watermark(self, done_until: int) -> None: ...
 
 
 class StatusQuery(Protocol):

@@ -1,20 +1,33 @@
-"""`ReceiptDeadlines` on the messages table: the sparse, keys-only `ReceiptDue` index (hash `receipt_due`, a minute
-bucket and shard; range `receipt_due_at`, epoch seconds) and one watermark item (`pk = RECONCILE#watermark`)."""
+"""`ReceiptDeadlines` on the messages table: the deadline entries (aws/deadline_items.py), the records they list,
+and one watermark item (`pk = RECONCILE#watermark`). reconcile/deadline.py says why entries and not an index."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.aws.dynamodb_store import batch_pk, message_sk
+from globesms.aws.deadline_items import deadline_item, entry_from_item, entry_pk
+from globesms.aws.dynamodb_store import DynamoDBMessageStore, batch_pk, message_sk
 from globesms.domain.status import Status
 from globesms.models.records import MessageRecord, message_id, split_message_id
+from globesms.reconcile.deadline import DeadlineEntry, is_due
 
-INDEX = "ReceiptDue"
-WATERMARK_KEY = {"pk": {"S": "RECONCILE#watermark"}, "sk": {"S": "#"}}
+WATERMARK_KEY: Final = {"pk": {"S": "RECONCILE#watermark"}, "sk": {"S": "#"}}
+DUE_FIELDS: Final = "pk, sk, #status, receipt_due_at"
+ENTRY_PAGE: Final = 25  # entries per Query page (up to ~6 KB each for a pack of 1,000)
+
+
+def _id_of(item: dict[str, Any]) -> str:
+    return message_id(item["pk"]["S"].removeprefix("B#"), int(item["sk"]["S"].removeprefix("M#")))
+
+
+def _due_item(item: dict[str, Any], until: int) -> bool:
+    """`is_due` on an item of `DUE_FIELDS`."""
+    due_at = item.get("receipt_due_at", {}).get("N")
+    return item.get("status", {}).get("S") == Status.SUBMITTED.value and due_at is not None and int(due_at) <= until
 
 
 def _key(message: str) -> dict[str, Any]:
@@ -28,33 +41,54 @@ class DynamoDBReceiptDeadlines:
     def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
         self._table = table_name
         self._client = client_factory
+        self._records = DynamoDBMessageStore(table_name, client_factory)
 
-    def due(self, bucket: str, *, until: int, limit: int) -> list[str]:
-        response = self._client().query(
-            TableName=self._table,
-            IndexName=INDEX,
-            KeyConditionExpression="receipt_due = :b AND receipt_due_at <= :until",
-            ExpressionAttributeValues={":b": {"S": bucket}, ":until": {"N": str(until)}},
-            Limit=limit,
-        )
-        ids = []
-        for item in response.get("Items", []):
-            batch_id = item["pk"]["S"].removeprefix("B#")
-            ids.append(message_id(batch_id, int(item["sk"]["S"].removeprefix("M#"))))
-        return ids
+    def due(self, bucket: str, *, after: int, until: int) -> Iterator[DeadlineEntry]:
+        if after >= until:
+            return  # BETWEEN refuses a range whose start sorts after its end
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
+            # `sk` starts with the zero-padded deadline: "after" is exclusive ("#" sorts after every digit).
+            "ExpressionAttributeValues": {
+                ":pk": {"S": entry_pk(bucket)},
+                ":from": {"S": f"{after:010d}#~"},
+                ":to": {"S": f"{until:010d}#~"},
+            },
+            "Limit": ENTRY_PAGE,
+        }
+        while True:
+            response = self._client().query(**request)
+            for item in response.get("Items", []):
+                yield entry_from_item(item)
+            if not response.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, bucket: str, tries: int) -> bool:
+    def waiting(self, message_ids: Sequence[str], *, until: int) -> list[MessageRecord]:
+        # Most messages an entry lists are final by its deadline: their status and deadline are read first (the
+        # same read units as whole records, a fraction of the bytes), and only those still due are read whole.
+        statuses = self._records.message_items(message_ids, projection=DUE_FIELDS, names={"#status": "status"})
+        due = {_id_of(item) for item in statuses if _due_item(item, until)}
+        if not due:
+            return []
+        found = self._records.get_messages([m for m in message_ids if m in due])
+        return [found[m] for m in message_ids if m in found and is_due(found[m], until)]
+
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
+        # The entry first: if the record's update then fails (a receipt got there first), the entry lists a message
+        # that is no longer due, which the reconciler skips.
+        self._client().put_item(TableName=self._table, Item=deadline_item(DeadlineEntry(due_at, (record.id,))))
         try:
             self._client().update_item(
                 TableName=self._table,
                 Key=_key(record.id),
-                UpdateExpression="SET receipt_due = :b, receipt_due_at = :at, reconcile_tries = :tries",
+                UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries",
                 ConditionExpression="#status = :submitted AND version = :version"
                 if record.version
                 else "#status = :submitted AND (attribute_not_exists(version) OR version = :version)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":b": {"S": bucket},
                     ":at": {"N": str(due_at)},
                     ":tries": {"N": str(tries)},
                     ":submitted": {"S": Status.SUBMITTED.value},
@@ -67,21 +101,10 @@ class DynamoDBReceiptDeadlines:
             raise
         return True
 
-    def clear(self, message: str) -> None:
-        try:
-            self._client().update_item(
-                TableName=self._table,
-                Key=_key(message),
-                UpdateExpression="REMOVE receipt_due, receipt_due_at",
-                ConditionExpression="attribute_exists(pk)",  # never create an item for an id that has none
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-
-    def watermark(self) -> str | None:
+    def watermark(self) -> int | None:
         item = self._client().get_item(TableName=self._table, Key=WATERMARK_KEY, ConsistentRead=True).get("Item")
-        return item["minute"]["S"] if item else None
+        # An item of the earlier design holds a minute ("2026-12-02T10:00") under another name: read as none.
+        return int(item["done_until"]["N"]) if item and "done_until" in item else None
 
-    def set_watermark(self, minute: str) -> None:
-        self._client().put_item(TableName=self._table, Item={**WATERMARK_KEY, "minute": {"S": minute}})
+    def set_watermark(self, done_until: int) -> None:
+        self._client().put_item(TableName=self._table, Item={**WATERMARK_KEY, "done_until": {"N": str(done_until)}})

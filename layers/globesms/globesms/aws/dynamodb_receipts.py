@@ -136,8 +136,6 @@ class DynamoDBReceiptStore:
             "error_message": record.error_message,
         }
         removes = [name for name in ("error_category", "error_code", "error_message") if optional[name] is None]
-        if record.status.is_final:  # off the sparse ReceiptDue index: nothing left to reconcile (reconcile/)
-            removes += ["receipt_due", "receipt_due_at"]
         for name, value in optional.items():
             if value is not None:
                 sets.append(f"{name} = :{name}")
@@ -220,8 +218,9 @@ class DynamoDBReceiptStore:
             return False
         parts = split_message_id(record.id)
         assert parts is not None
-        # The whole record is put (the next provider, its content, no provider id: off the ProviderRef and
-        # ReceiptDue indexes) only while the stored one is the version read and still on the first attempt.
+        # The whole record is put (the next provider, its content, no provider id: off the ProviderRef index, no
+        # receipt deadline until it is submitted again) only while the stored one is the version read and still
+        # on the first attempt.
         version_matches = (
             "(version = :expected OR attribute_not_exists(version))" if expected_version == 0 else "version = :expected"
         )

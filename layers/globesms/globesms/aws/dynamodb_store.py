@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import cache
@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.deadline_items import deadline_item
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
+from globesms.reconcile.deadline import DeadlineEntry
 
 if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -188,8 +190,16 @@ class DynamoDBMessageStore:
 
     # ---- messages ----
 
-    def put_messages(self, messages: Sequence[MessageRecord]) -> None:
-        chunks = [messages[i : i + WRITE_BATCH] for i in range(0, len(messages), WRITE_BATCH)]
+    def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:
+        chunks: list[Sequence[MessageRecord | DeadlineEntry]] = [
+            messages[i : i + WRITE_BATCH] for i in range(0, len(messages), WRITE_BATCH)
+        ]
+        if deadlines:  # in the last request's room if it has some (a pack of one: one request, as before)
+            room = WRITE_BATCH - len(chunks[-1]) if chunks else 0
+            if room:
+                chunks[-1] = [*chunks[-1], *deadlines[:room]]
+            rest = deadlines[room:]
+            chunks += [rest[i : i + WRITE_BATCH] for i in range(0, len(rest), WRITE_BATCH)]
         if len(chunks) <= 2:
             for chunk in chunks:
                 self._write_records(chunk)
@@ -201,8 +211,8 @@ class DynamoDBMessageStore:
             for _ in pool.map(self._write_records, chunks):
                 pass
 
-    def _write_records(self, records: Sequence[MessageRecord]) -> None:
-        self._write_chunk([message_item(m) for m in records])
+    def _write_records(self, records: Sequence[MessageRecord | DeadlineEntry]) -> None:
+        self._write_chunk([deadline_item(r) if isinstance(r, DeadlineEntry) else message_item(r) for r in records])
 
     def _write_chunk(self, items: list[dict[str, Any]]) -> None:
         requests: dict[str, Any] = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
@@ -236,21 +246,30 @@ class DynamoDBMessageStore:
         return message_from_item(message), batch_from_item(header) if header else None
 
     def get_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        records = (message_from_item(item) for item in self.message_items(message_ids))
+        return {record.id: record for record in records}
+
+    def message_items(
+        self, message_ids: Sequence[str], *, projection: str | None = None, names: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The items of these messages (consistent reads, BatchGetItem), with only `projection`'s attributes if
+        given (the same read units, fewer bytes); in no particular order, absent ones left out."""
         keys = []
         for message_id in message_ids:
             parts = split_message_id(message_id)
             if parts is not None:
                 keys.append({"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}})
-        found: dict[str, MessageRecord] = {}
+        shape: dict[str, Any] = {"ConsistentRead": True}
+        if projection:
+            shape["ProjectionExpression"] = projection
+        if names:
+            shape["ExpressionAttributeNames"] = names
         for start in range(0, len(keys), READ_BATCH):
-            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + READ_BATCH], "ConsistentRead": True}}
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + READ_BATCH], **shape}}
             while request:
                 response = self._client().batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    record = message_from_item(item)
-                    found[record.id] = record
+                yield from response["Responses"].get(self._table, [])
                 request = response.get("UnprocessedKeys") or {}
-        return found
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
         # Imported here: the moves module builds its keys with this one's helpers.

@@ -19,7 +19,7 @@ from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, ReceiptStore
 from globesms.receipts.apply import apply_held_receipts
-from globesms.reconcile.deadline import DeadlinePolicy, due_bucket, receipt_deadline
+from globesms.reconcile.deadline import DeadlinePolicy, deadline_entries, receipt_deadline
 
 DEFAULT_DEADLINES = DeadlinePolicy()
 
@@ -69,7 +69,6 @@ def outcome_record(
         submitted_at=stamp if status is Status.SUBMITTED else None,
         expires_at=pack.expires_at,
         receipt_due_at=due_at,
-        receipt_due=due_bucket(due_at, recipient.id) if due_at is not None else None,
         price=recipient.price,
         cost=recipient.cost,
         currency=pack.currency,
@@ -94,9 +93,10 @@ def save_outcomes(
     *,
     failover: bool = False,
 ) -> list[MessageRecord]:
-    """Writes the records, then applies the receipts that arrived before them; returns them as they now are.
+    """Writes the records (and the deadline entries of those SUBMITTED, in the same batch writes: reconcile/), then
+    applies the receipts that arrived before them; returns them as they now are.
     `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it)."""
     if records:
-        store.put_messages(records)
+        store.put_messages(records, deadline_entries(records))
     changed = apply_held_receipts(receipts, records, now, failover=failover)
     return [changed.get(r.id, r) for r in records]

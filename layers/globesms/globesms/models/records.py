@@ -58,8 +58,9 @@ class MessageRecord(MessageContent):
     receipt_ids: set[str] | None = Field(default=None, description="ids of the receipts in `events` (dedupe)")
     events_omitted: int | None = Field(default=None, description="events left out of a long history (receipts.apply)")
     version: int = Field(default=0, description="bumped by every receipt applied (optimistic concurrency)")
-    receipt_due_at: int | None = Field(default=None, description="epoch seconds: reconciled after (reconcile/)")
-    receipt_due: str | None = Field(default=None, description="the ReceiptDue index bucket; removed once final")
+    receipt_due_at: int | None = Field(
+        default=None, description="epoch seconds: reconciled after, if still SUBMITTED (reconcile/deadline.py)"
+    )
     reconcile_tries: int | None = Field(default=None, description="pulled 'still delivering' answers so far")
     # The pack accept put it in, written as what follows the batch id in its pack id (`:aliyun:3`, or
     # `@<send time>:aliyun:0` for a scheduled one): a cancel takes that pack before any dispatcher claims it. Kept

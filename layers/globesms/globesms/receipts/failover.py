@@ -132,7 +132,6 @@ def resend_for(
             "error_category": None,
             "error_code": None,
             "error_message": None,
-            "receipt_due": None,
             "receipt_due_at": None,
             "reconcile_tries": None,
         }

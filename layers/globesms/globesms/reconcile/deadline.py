@@ -2,25 +2,35 @@
 
 A SUBMITTED message is due for reconciliation at `submitted + validity + grace`: its validity period (or its type's
 default, `DEFAULT_VALIDITY_SECONDS`) is how long the carrier keeps trying, and the grace is how late a receipt may
-still come after that. The deadline is written with the SUBMITTED record as two attributes: `receipt_due_at`
-(epoch seconds) and `receipt_due` (`<UTC minute>#<shard>`), the keys of the sparse, keys-only `ReceiptDue` index.
-The reconciler reads that index one minute bucket at a time (a Query per bucket and shard, never a Scan); a message
-leaves the index when its status becomes final (the attributes are removed with that write).
+still come after that. The record keeps its deadline (`receipt_due_at`, epoch seconds, written with SUBMITTED), and
+the dispatcher writes one **deadline entry** per pack and deadline beside the records, in the same batch write: the
+ids of the pack's messages due at that second. The reconciler reads the entries one minute bucket at a time (a
+Query per bucket and shard of the table, never a Scan), reads the listed records, and settles those still
+SUBMITTED whose own `receipt_due_at` has passed (a rescheduled message has a later one, and an entry of its own).
 
-Shards: every message submitted in one minute would otherwise share one index partition (about 1,000 writes per
-second each); `DUE_SHARDS` spreads a minute over that many partitions, chosen from the message id.
+Why entries per pack and not an index entry per message: an index entry costs a write when the message is submitted
+and another when its final status takes it off the index (2 write units per recipient, ~$2.50 per million); an
+entry is one write per pack (~0.01 per recipient for a pack of 1,000), never updated, and left for the table's TTL
+to delete (free) once the reconciler's watermark is past it. Reading each record once at its deadline costs a read
+unit (a fifth of a write). A one-recipient pack (an OTP) still pays one write for its entry, one fewer than before.
+
+Shards: a minute's entries are spread over `DUE_SHARDS` partitions, chosen from the entry's key.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import time
 import zlib
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from globesms.domain.status import Status
 from globesms.models.outbound import MessageType
+from globesms.models.records import MessageRecord
 
 #: How long a carrier keeps trying when the request named no validity period. The providers do not state their
 #: defaults in the pages we read; these are the values we assume (an OTP is worthless after minutes, a notification
@@ -68,13 +78,8 @@ def minute_of(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch - epoch % BUCKET_SECONDS))
 
 
-def shard_of(message_id: str) -> int:
-    return zlib.crc32(message_id.encode()) % DUE_SHARDS
-
-
-def due_bucket(epoch: int, message_id: str) -> str:
-    """The `receipt_due` index key of a message due at `epoch`."""
-    return f"{minute_of(epoch)}#{shard_of(message_id)}"
+def shard_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % DUE_SHARDS
 
 
 def minute_epoch(minute: str) -> int:
@@ -92,3 +97,37 @@ def minutes_between(first: str, now_epoch: int) -> Iterator[str]:
 
 def shard_keys(minute: str) -> list[str]:
     return [f"{minute}#{shard}" for shard in range(DUE_SHARDS)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineEntry:
+    """Messages due for reconciliation at the same second: `due_at` (epoch seconds) and their ids, in order."""
+
+    due_at: int
+    message_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """Unique to this deadline and these messages (sorts by deadline): the same pack written twice, say by a
+        dispatcher that recovers an interrupted pack, writes the same entry, and two different ones never share it."""
+        digest = hashlib.sha256("\n".join(self.message_ids).encode()).hexdigest()[:20]
+        return f"{self.due_at:010d}#{digest}"
+
+    @property
+    def bucket(self) -> str:
+        return f"{minute_of(self.due_at)}#{shard_of(self.key)}"
+
+
+def deadline_entries(records: Iterable[MessageRecord]) -> list[DeadlineEntry]:
+    """The entries of records just written: one per deadline among those SUBMITTED with one."""
+    due: defaultdict[int, list[str]] = defaultdict(list)
+    for record in records:
+        if record.status is Status.SUBMITTED and record.receipt_due_at is not None:
+            due[record.receipt_due_at].append(record.id)
+    return [DeadlineEntry(due_at, tuple(ids)) for due_at, ids in sorted(due.items())]
+
+
+def is_due(record: MessageRecord, until: int) -> bool:
+    """Still waiting for a final status and past its own deadline (an entry may list a message that has since
+    been settled, rescheduled to a later entry, or resent and submitted again with a new deadline)."""
+    return record.status is Status.SUBMITTED and record.receipt_due_at is not None and record.receipt_due_at <= until

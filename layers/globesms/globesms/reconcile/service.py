@@ -1,10 +1,13 @@
-"""The reconcile run (the scheduled ReconcileFunction): read the due buckets, settle each message, queue webhooks.
+"""The reconcile run (the scheduled ReconcileFunction): read the due deadline entries, settle each message still
+waiting, queue webhooks.
 
-Buckets are read from the watermark (the oldest minute that may still hold due messages; an hour back on the first
-run) up to the current minute, `DUE_SHARDS` Queries per minute. A bucket empties as its messages are settled:
-finals leave the index with their final write, the others move to a later bucket. What a run leaves (its message
-budget spent, or a provider's query permits gone for this second) keeps the watermark at that minute, so the next
-run starts there. Query calls take permits from the same shared rate limiter as the sends.
+Entries are read bucket by bucket (`DUE_SHARDS` Queries per minute) from the watermark (every entry due at or before
+it is done; an hour back on the first run) up to now. For each entry the listed records are read in batches and
+those still SUBMITTED past their own deadline are settled; the others (final, rescheduled to a later entry, resent)
+are passed over. An entry the run could not finish (its message or read budget spent, or a provider's query
+permits gone for this second) holds the watermark just before its deadline, so the next run reads it again: what
+that run settled is final or rescheduled by then and is passed over. Query calls take permits from the same shared
+rate limiter as the sends.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Final
 
 from globesms.domain.clock import iso
@@ -24,13 +28,22 @@ from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
 from globesms.receipts.apply import apply_events
-from globesms.reconcile.deadline import DeadlinePolicy, due_bucket, minute_of, minutes_between, shard_keys
+from globesms.reconcile.deadline import (
+    DeadlineEntry,
+    DeadlinePolicy,
+    minute_epoch,
+    minute_of,
+    minutes_between,
+    shard_keys,
+)
 from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
 from globesms.webhooks.events import status_event
 
 FIRST_RUN_LOOKBACK_SECONDS: Final = 3600
 MAX_MINUTES_PER_RUN: Final = 24 * 60
-PAGE: Final = 100
+#: Records read per run at most (the messages the entries list, most of them final already): 1,000 BatchGetItem
+#: calls of 100, about 15 s of the function's 120 s. docs/scale.md says what lifts it.
+MAX_CHECKS_PER_RUN: Final = 100_000
 NO_RECEIPT_MESSAGE: Final = "no final receipt by the receipt deadline"
 
 
@@ -46,32 +59,49 @@ class ReconcileDeps:
 
 @dataclass
 class ReconcileSummary:
-    examined: int = 0
+    checked: int = 0  # records the due entries listed, read
+    examined: int = 0  # of those, still SUBMITTED past their deadline
     settled: int = 0  # a pulled final status applied
     expired: int = 0  # EXPIRED / NO_RECEIPT
     extended: int = 0  # "still delivering": deadline moved
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
     throttled: int = 0  # no query permit this second: left for the next run
-    already_final: int = 0
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
 
 
-def reconcile_due(deps: ReconcileDeps, policy: DeadlinePolicy, *, max_messages: int = 1000) -> ReconcileSummary:
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    max_messages: int
+    max_checks: int
+
+    def spent(self, summary: ReconcileSummary) -> bool:
+        return summary.examined >= self.max_messages or summary.checked >= self.max_checks
+
+
+def reconcile_due(
+    deps: ReconcileDeps, policy: DeadlinePolicy, *, max_messages: int = 1000, max_checks: int = MAX_CHECKS_PER_RUN
+) -> ReconcileSummary:
     """One run: settles up to `max_messages` due messages, then queues their webhook events."""
     now_epoch = int(deps.clock().timestamp())
-    first = deps.deadlines.watermark() or minute_of(now_epoch - FIRST_RUN_LOOKBACK_SECONDS)
+    done_until = deps.deadlines.watermark()
+    if done_until is None:
+        done_until = now_epoch - FIRST_RUN_LOOKBACK_SECONDS
+    budget = _Budget(max_messages, max_checks)
     summary = ReconcileSummary()
-    left_at: str | None = None  # the first minute this run could not finish
-    for count, minute in enumerate(minutes_between(first, now_epoch)):
-        if count >= MAX_MINUTES_PER_RUN or summary.examined >= max_messages:
-            left_at = left_at or minute
+    minutes = list(islice(minutes_between(minute_of(done_until + 1), now_epoch), MAX_MINUTES_PER_RUN + 1))
+    # What this run can vouch for: up to now, or to the end of the last minute it may read.
+    reached = now_epoch if len(minutes) <= MAX_MINUTES_PER_RUN else minute_epoch(minutes.pop()) - 1
+    for minute in minutes:
+        if budget.spent(summary):
+            reached = min(reached, minute_epoch(minute) - 1)
             break
         for bucket in shard_keys(minute):
-            if not _settle_bucket(deps, policy, bucket, now_epoch, max_messages, summary):
-                left_at = left_at or minute
-    deps.deadlines.set_watermark(left_at or minute_of(now_epoch))
+            unfinished = _settle_bucket(deps, policy, bucket, done_until, now_epoch, budget, summary)
+            if unfinished is not None:
+                reached = min(reached, unfinished - 1)
+    deps.deadlines.set_watermark(max(done_until, reached))
     _queue_webhooks(deps.webhooks, summary)
     return summary
 
@@ -80,35 +110,39 @@ def _settle_bucket(
     deps: ReconcileDeps,
     policy: DeadlinePolicy,
     bucket: str,
+    after: int,
     now_epoch: int,
-    max_messages: int,
+    budget: _Budget,
+    summary: ReconcileSummary,
+) -> int | None:
+    """Settles the bucket's due entries; the deadline of the first one it could not finish, else None."""
+    for entry in deps.deadlines.due(bucket, after=after, until=now_epoch):
+        if budget.spent(summary) or not _settle_entry(deps, policy, entry, now_epoch, budget, summary):
+            return entry.due_at
+    return None
+
+
+def _settle_entry(
+    deps: ReconcileDeps,
+    policy: DeadlinePolicy,
+    entry: DeadlineEntry,
+    now_epoch: int,
+    budget: _Budget,
     summary: ReconcileSummary,
 ) -> bool:
-    """Settles the bucket's due messages; False when some are left in it."""
-    while summary.examined < max_messages:
-        limit = min(PAGE, max_messages - summary.examined)
-        ids = deps.deadlines.due(bucket, until=now_epoch, limit=limit)
-        if not ids:
-            return True
-        throttled = 0
-        for message_id in ids:
-            summary.examined += 1
-            if not _settle(deps, policy, message_id, summary):
-                throttled += 1
-        if throttled:
+    """Settles the entry's messages still waiting; False when some were left (budget or query permits)."""
+    summary.checked += len(entry.message_ids)
+    for record in deps.deadlines.waiting(entry.message_ids, until=now_epoch):
+        if summary.examined >= budget.max_messages:
+            return False
+        summary.examined += 1
+        if not _settle(deps, policy, record, summary):
             return False  # what is left waits for permits in the next run
-    return False
+    return True
 
 
-def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, message_id: str, summary: ReconcileSummary) -> bool:
+def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, summary: ReconcileSummary) -> bool:
     """One due message; False when it was left for want of a query permit."""
-    record = deps.receipts.reload(message_id)
-    if record is None:
-        return True
-    if record.status is not Status.SUBMITTED:
-        summary.already_final += 1
-        deps.deadlines.clear(message_id)
-        return True
     now = deps.clock()
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
@@ -155,9 +189,7 @@ def _carry_out(
 
 def _reschedule(deps: ReconcileDeps, record: MessageRecord, verdict: Reschedule) -> None:
     # False means a receipt moved the message meanwhile: nothing left to do for it.
-    deps.deadlines.reschedule(
-        record, due_at=verdict.due_at, bucket=due_bucket(verdict.due_at, record.id), tries=verdict.tries
-    )
+    deps.deadlines.reschedule(record, due_at=verdict.due_at, tries=verdict.tries)
 
 
 def expire(store: ReceiptStore, record: MessageRecord, now: datetime) -> MessageRecord | None:
