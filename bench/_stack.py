@@ -22,8 +22,8 @@ import boto3
 import httpx
 
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES, apply_local_credentials, aws_endpoint, moto_endpoints
-from local.processes import free_port, poll_until, stop_runner, wait_for_line
-from local.run import READY_LINE
+from local.processes import poll_until, stop_runner, wait_for_line
+from local.run import READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
 from local.template import REPO_ROOT
@@ -226,10 +226,9 @@ def running_stack(
     startup_deadline: float = STARTUP_DEADLINE_SECONDS,
 ) -> Iterator[Stack]:
     """`python -m local.run` on free ports with `env` added to ours; yields once its banner is printed, stops it
-    (and every process it started) on the way out."""
+    (and every process it started) on the way out. Every port is given as 0: the runner binds free ones itself and
+    prints which, so no other process (a test running beside this one) can take one between its choice and its use."""
     apply_local_credentials(os.environ)  # this process's boto3 clients talk to the stack's moto too
-    ports = {"api": free_port(), "moto": free_port(), "moto-dynamodb": free_port(), "webhook-receiver": free_port()}
-    ports.update({p: free_port() for p in PROVIDERS})
     environ = {**os.environ, "GLOBESMS_API_KEY": API_KEY}
     for name in [
         "AWS_ENDPOINT_URL",
@@ -239,10 +238,9 @@ def running_stack(
     ]:
         environ.pop(name, None)  # this stack starts its own moto and emulators, unless `env` says otherwise
     environ.update(env or {})
-    argv = [sys.executable, "-m", "local.run", "--api-port", str(ports["api"]), "--moto-port", str(ports["moto"])]
-    argv += ["--moto-dynamodb-port", str(ports["moto-dynamodb"])]
-    argv += [arg for p in PROVIDERS for arg in ("--emulator-port", f"{p}={ports[p]}")]
-    argv += ["--webhook-receiver-port", str(ports["webhook-receiver"]), *runner_args]
+    argv = [sys.executable, "-m", "local.run", "--api-port", "0", "--moto-port", "0", "--moto-dynamodb-port", "0"]
+    argv += [arg for p in PROVIDERS for arg in ("--emulator-port", f"{p}=0")]
+    argv += ["--webhook-receiver-port", "0", *runner_args]
     # Through local.processes: the runner is sent SIGTERM if this process dies before stopping it (a bench killed
     # mid-figure left its stack running, dispatchers paused, beside the next run); it stops what it started.
     argv = [sys.executable, "-m", "local.processes", str(os.getpid()), *argv]
@@ -253,6 +251,7 @@ def running_stack(
         )
     try:
         _wait_until_ready(process, log_path, startup_deadline)
+        ports = ports_from_output(log_path.read_text(errors="replace")) or {}
         endpoints = moto_endpoints(ports) if "AWS_ENDPOINT_URL" not in environ else {}  # `env` may name another
         deployed_env = {**environ, **endpoints}
         deployed = LocalStack.deploy(environ=deployed_env)
