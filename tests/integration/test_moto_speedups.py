@@ -53,6 +53,14 @@ def test_a_streams_records_read_the_same_with_and_without_the_patches() -> None:
     assert patched == unpatched
 
 
+def test_item_answers_read_the_same_with_and_without_the_patches() -> None:
+    unpatched, patched = _child("items-unpatched"), _child("items-patched")
+    assert patched == unpatched
+    assert patched["get_text"]["Item"]["l"] == {"L": [{"S": "é"}, {"N": "1"}]}
+    assert patched["get_binary"]["Item"]["b"] == {"B": "AP8="}  # bytes: the serializer's way, base64 on the wire
+    assert len(patched["batch"]["Responses"]["t"]) == 2 and patched["query"]["Count"] == 2
+
+
 def test_the_local_stacks_stream_client_hands_over_what_boto3_reads() -> None:
     answer = _child("stream-json")
     batches = [[r["eventName"] for r in event["Records"]] for event in answer["json"]]
@@ -134,6 +142,74 @@ def _write_every_type(client: Any) -> None:
         ExpressionAttributeValues={":s": {"S": "y"}},
     )
     client.delete_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "1"}})
+
+
+def _item_answers(*, patched: bool) -> dict[str, Any]:
+    """Every item-returning DynamoDB answer over items of every attribute type, through boto3 (binary values as
+    base64 text, so the answers compare as JSON)."""
+    import base64
+
+    import boto3
+    from moto import mock_aws
+
+    from local import moto_speedups
+
+    if patched:
+        moto_speedups.apply()
+
+    def sets_sorted(value: Any) -> Any:  # a set's order is the process's (hash seed), on either path
+        if isinstance(value, dict):
+            return {k: sorted(v) if k in ("SS", "NS", "BS") else sets_sorted(v) for k, v in value.items()}
+        return [sets_sorted(v) for v in value] if isinstance(value, list) else value
+
+    def plain(answer: dict[str, Any]) -> dict[str, Any]:
+        answer.pop("ResponseMetadata", None)
+        text = json.dumps(answer, default=lambda v: base64.b64encode(bytes(v)).decode())
+        decoded: dict[str, Any] = sets_sorted(json.loads(text))
+        return decoded
+
+    text_types = {
+        "n": {"N": "12.5"},
+        "bool": {"BOOL": False},
+        "null": {"NULL": True},
+        "l": {"L": [{"S": "é"}, {"N": "1"}]},
+        "m": {"M": {"k": {"SS": ["a", "b"]}, "e": {"M": {}}}},
+        "ns": {"NS": ["1", "2"]},
+    }
+    key_1, key_2 = {"pk": {"S": "p"}, "sk": {"S": "1"}}, {"pk": {"S": "p"}, "sk": {"S": "2"}}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _table_t(client)
+        client.put_item(TableName="t", Item={**key_1, **text_types})
+        client.put_item(TableName="t", Item={**key_2, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01"]}})
+        return {
+            "get_text": plain(client.get_item(TableName="t", Key=key_1, ConsistentRead=True)),
+            "get_binary": plain(client.get_item(TableName="t", Key=key_2)),
+            "get_missing": plain(client.get_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "0"}})),
+            "projected": plain(client.get_item(TableName="t", Key=key_1, ProjectionExpression="n, m.k")),
+            "batch": plain(client.batch_get_item(RequestItems={"t": {"Keys": [key_1, key_2]}})),
+            "query": plain(
+                client.query(
+                    TableName="t",
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "p"}},
+                    ReturnConsumedCapacity="TOTAL",
+                )
+            ),
+            "scan": plain(client.scan(TableName="t", Limit=1)),
+            "update": plain(
+                client.update_item(
+                    TableName="t",
+                    Key=key_1,
+                    UpdateExpression="SET n = n + :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                    ReturnValues="ALL_NEW",
+                )
+            ),
+            "put_old": plain(client.put_item(TableName="t", Item={**key_1, "s": {"S": "x"}}, ReturnValues="ALL_OLD")),
+            "transact_get": plain(client.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key_1}}])),
+            "delete_old": plain(client.delete_item(TableName="t", Key=key_2, ReturnValues="ALL_OLD")),
+        }
 
 
 def _events_by_both_clients() -> dict[str, Any]:
@@ -369,5 +445,7 @@ if __name__ == "__main__":
         "stream-unpatched": lambda: _stream_records(patched=False),
         "stream-patched": lambda: _stream_records(patched=True),
         "stream-json": _events_by_both_clients,
+        "items-unpatched": lambda: _item_answers(patched=False),
+        "items-patched": lambda: _item_answers(patched=True),
     }
     print(json.dumps(checks[sys.argv[1]](), default=str))
