@@ -3,6 +3,7 @@ status (reconcile/, docs/final-status.md)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +18,13 @@ from globesms.ports import StatusQuery
 from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
 from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
-from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, UnavailableQuery, reconcile_due
+from globesms.reconcile.service import (
+    TIME_SHARE,
+    ReconcileDeps,
+    ReconcileSummary,
+    UnavailableQuery,
+    reconcile_due,
+)
 from globesms.stats.record import record_outcomes
 
 SETTINGS = settings(ReconcileSettings)
@@ -65,8 +72,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         clock=utc_now,
     )
     policy = SETTINGS.deadline_policy(SETTINGS.receipt_pending_extension_seconds)
+    stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * TIME_SHARE)
     try:
-        summary = reconcile_due(deps, policy, max_messages=SETTINGS.reconcile_max_messages)
+        summary = reconcile_due(deps, policy, max_messages=SETTINGS.reconcile_max_messages, stop_at=stop_at)
     finally:
         for query in queries.values():
             close = getattr(query, "close", None)

@@ -321,6 +321,19 @@ def test_a_run_that_reads_its_budget_of_records_leaves_the_rest_for_the_next() -
     assert {m.status for m in store.messages.values()} == {Status.EXPIRED}
 
 
+def test_a_run_out_of_time_starts_no_entry_and_keeps_its_watermark() -> None:
+    store = store_of(record("huawei"))
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    deadlines = MemoryDeadlines(store)
+    deadlines.mark = int(SUBMITTED_AT.timestamp())
+    webhooks = MemoryWebhooks()
+    deps = ReconcileDeps(store, deadlines, {}, MemoryRateLimiter({}), webhooks, clock)
+    summary = reconcile_due(deps, POLICY, stop_at=clock.now)  # the function's time is up already
+    assert (summary.checked, store.messages["B.00000"].status) == (0, Status.SUBMITTED)
+    assert deadlines.mark == int(SUBMITTED_AT.timestamp())  # the next run starts where this one did
+    assert reconcile_due(deps, POLICY, stop_at=clock.now + timedelta(seconds=60)).expired == 1
+
+
 def test_a_late_real_receipt_beats_expired_no_receipt_and_sends_its_webhook() -> None:
     store = store_of(record("huawei"))
     run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))

@@ -32,6 +32,7 @@ COUNTS_SK = "#counts"  # the batch's status counts (aws.dynamodb_counts), kept a
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 READ_BATCH = 100  # BatchGetItem's limit
+READ_ATTEMPTS = 8
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
 
 
@@ -266,10 +267,16 @@ class DynamoDBMessageStore:
             shape["ExpressionAttributeNames"] = names
         for start in range(0, len(keys), READ_BATCH):
             request: dict[str, Any] = {self._table: {"Keys": keys[start : start + READ_BATCH], **shape}}
-            while request:
+            for attempt in range(READ_ATTEMPTS):
                 response = self._client().batch_get_item(RequestItems=request)
                 yield from response["Responses"].get(self._table, [])
                 request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                # Keys left unprocessed: the partition's read throughput was spent (a big batch read at once).
+                time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+            else:
+                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} reads unprocessed after retries")
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
         # Imported here: the moves module builds its keys with this one's helpers.

@@ -4,7 +4,7 @@ waiting, queue webhooks.
 Entries are read bucket by bucket (`DUE_SHARDS` Queries per minute) from the watermark (every entry due at or before
 it is done; an hour back on the first run) up to now. For each entry the listed records are read in batches and
 those still SUBMITTED past their own deadline are settled; the others (final, rescheduled to a later entry, resent)
-are passed over. An entry the run could not finish (its message or read budget spent, or a provider's query
+are passed over. An entry the run could not finish (its message, read or time budget spent, or a provider's query
 permits gone for this second) holds the watermark just before its deadline, so the next run reads it again: what
 that run settled is final or rescheduled by then and is passed over. Query calls take permits from the same shared
 rate limiter as the sends.
@@ -41,9 +41,12 @@ from globesms.webhooks.events import status_event
 
 FIRST_RUN_LOOKBACK_SECONDS: Final = 3600
 MAX_MINUTES_PER_RUN: Final = 24 * 60
-#: Records read per run at most (the messages the entries list, most of them final already): 1,000 BatchGetItem
-#: calls of 100, about 15 s of the function's 120 s. docs/scale.md says what lifts it.
-MAX_CHECKS_PER_RUN: Final = 100_000
+#: Records read per run at most (the messages the entries list, most of them final already), and the run's time:
+#: it starts no entry once `TIME_SHARE` of the function's remaining time is gone (the handler passes the moment:
+#: 90 s of the template's 120), so a run at 2,000 recipients/s (120,000 deadlines a minute, 1,200 BatchGetItem
+#: calls) ends with its watermark written, never cut off by the timeout with none. docs/scale.md says what binds.
+MAX_CHECKS_PER_RUN: Final = 1_000_000
+TIME_SHARE: Final = 0.75
 NO_RECEIPT_MESSAGE: Final = "no final receipt by the receipt deadline"
 
 
@@ -75,20 +78,32 @@ class ReconcileSummary:
 class _Budget:
     max_messages: int
     max_checks: int
+    stop_at: datetime | None
+    clock: Callable[[], datetime]
 
     def spent(self, summary: ReconcileSummary) -> bool:
-        return summary.examined >= self.max_messages or summary.checked >= self.max_checks
+        return (
+            summary.examined >= self.max_messages
+            or summary.checked >= self.max_checks
+            or (self.stop_at is not None and self.clock() >= self.stop_at)
+        )
 
 
 def reconcile_due(
-    deps: ReconcileDeps, policy: DeadlinePolicy, *, max_messages: int = 1000, max_checks: int = MAX_CHECKS_PER_RUN
+    deps: ReconcileDeps,
+    policy: DeadlinePolicy,
+    *,
+    max_messages: int = 1000,
+    max_checks: int = MAX_CHECKS_PER_RUN,
+    stop_at: datetime | None = None,
 ) -> ReconcileSummary:
-    """One run: settles up to `max_messages` due messages, then queues their webhook events."""
+    """One run: settles up to `max_messages` due messages, then queues their webhook events. `stop_at`: no entry
+    is started after it (the function's timeout, less a margin)."""
     now_epoch = int(deps.clock().timestamp())
     done_until = deps.deadlines.watermark()
     if done_until is None:
         done_until = now_epoch - FIRST_RUN_LOOKBACK_SECONDS
-    budget = _Budget(max_messages, max_checks)
+    budget = _Budget(max_messages, max_checks, stop_at, deps.clock)
     summary = ReconcileSummary()
     minutes = list(islice(minutes_between(minute_of(done_until + 1), now_epoch), MAX_MINUTES_PER_RUN + 1))
     # What this run can vouch for: up to now, or to the end of the last minute it may read.
