@@ -216,15 +216,16 @@ def bare_response(status: int) -> Response:
 
 class ReceiptPusher:
     """Pushes receipts to the configured callback after the configured delay, from `threads` background threads
-    (a provider pushes several at once). A push that is not answered 2xx is retried a few times, as the
-    providers do.
+    (a provider pushes several at once; with 2, a provider pushing one report per call could not keep up with the
+    receipts endpoint's answer time under a 70 recipients/s soak). A push that is not answered 2xx is retried a few
+    times, as the providers do.
 
     `schedule` pushes what one closure sends (the receipts of one call, say). `schedule_report` puts a single
     report in an outbox per URL instead: when it is due, every due report of that URL goes out together, up to
     `per_push` in one JSON array (how Alibaba batches receipts of many calls, e.g. one-number OTP calls)."""
 
     def __init__(
-        self, knobs: Knobs, attempts: int = 5, jitter: Callable[[], float] | None = None, threads: int = 2
+        self, knobs: Knobs, attempts: int = 5, jitter: Callable[[], float] | None = None, threads: int = 4
     ) -> None:
         self._knobs = knobs
         self._jitter = jitter or (lambda: 0.0)
