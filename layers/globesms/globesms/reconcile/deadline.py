@@ -9,7 +9,7 @@ Query per bucket and shard of the table, never a Scan), reads the listed records
 SUBMITTED whose own `receipt_due_at` has passed (a rescheduled message has a later one, and an entry of its own).
 
 Why entries per pack and not an index entry per message: an index entry costs a write when the message is submitted
-and another when its final status takes it off the index (2 write units per recipient, ~$2.50 per million); an
+and another when its final status takes it off the index (2 write units per recipient, ~$1.25 per million); an
 entry is one write per pack (~0.01 per recipient for a pack of 1,000), never updated, and left for the table's TTL
 to delete (free) once the reconciler's watermark is past it. Reading each record once at its deadline costs a read
 unit (a fifth of a write). A one-recipient pack (an OTP) still pays one write for its entry, one fewer than before.
