@@ -13,7 +13,6 @@ from globesms.reconcile.deadline import DeadlineEntry
 #: How long an entry is kept past its deadline before the table's TTL deletes it (free). The reconciler's watermark
 #: passes it within minutes; the days are for a reconciler stopped for a while (it reads from its watermark).
 ENTRY_TTL_SECONDS: Final = 14 * 86_400
-ENTRY_PAGE: Final = 25  # entries per Query page (up to ~6 KB each for a pack of 1,000)
 
 
 def entry_pk(bucket: str) -> str:
