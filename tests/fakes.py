@@ -134,6 +134,9 @@ class MemoryStore:
     # ---- ReceiptStore ----
 
     def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        return self._provider_ref(provider, provider_message_id)
+
+    def _provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
         return next(
             (
                 m
@@ -142,6 +145,13 @@ class MemoryStore:
             ),
             None,
         )
+
+    def message_id_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> str | None:
+        found = self._provider_ref(provider, provider_message_id)
+        return None if found is None else found.id
+
+    def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        return self.get_messages(message_ids)
 
     def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
         if to is None:  # as the DynamoDB store: an echo without the number names nobody

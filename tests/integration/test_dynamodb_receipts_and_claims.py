@@ -46,6 +46,17 @@ def test_provider_ids_set_by_a_receipt_are_found_through_the_index(stack) -> Non
     found = receipts.message_for_provider_ref(ProviderName.ALIYUN, "pm-9")
     assert found is not None and found.id == "B.00000"
     assert receipts.message_for_provider_ref(ProviderName.ALIYUN, "pm-unknown") is None
+    assert receipts.message_id_for_provider_ref(ProviderName.ALIYUN, "pm-9") == "B.00000"
+    assert receipts.message_id_for_provider_ref(ProviderName.TENCENT, "pm-9") is None
+
+
+def test_a_push_s_messages_are_read_together(stack) -> None:  # type: ignore[no-untyped-def]
+    accepted(stack, [f"+852512345{n:02d}" for n in range(30)])
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    wanted = [f"B.{seq:05d}" for seq in range(0, 30, 2)] + ["B.00099", "not-an-id"]
+    found = receipts.read_messages(wanted)
+    assert sorted(found) == wanted[:15]
+    assert all(found[i] == receipts.reload(i) for i in found)
 
 
 def test_echo_ranges_find_the_recipient_by_number_past_the_first_page(stack) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,6 @@
 import itertools
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,6 +166,80 @@ def test_a_long_message_is_delivered_when_all_its_parts_are() -> None:
     assert store.messages["B.00000"].status is Status.SUBMITTED
     record_push([report(part=1, parts=2)], store=store, now=NOW)
     assert store.messages["B.00000"].status is Status.DELIVERED
+
+
+class CountingStore(MemoryStore):
+    """Counts the lookups a push makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def message_id_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> str | None:
+        self.calls.append("index")
+        return super().message_id_for_provider_ref(provider, provider_message_id)
+
+    def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        self.calls.append("index+read")
+        return super().message_for_provider_ref(provider, provider_message_id)
+
+    def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        self.calls.append(f"read {len(message_ids)}")
+        return super().read_messages(message_ids)
+
+    def reload(self, message_id: str) -> MessageRecord | None:
+        self.calls.append("reload")
+        return super().reload(message_id)
+
+
+def ten_messages(store: MemoryStore) -> None:
+    for seq in range(10):
+        store.messages[f"B.{seq:05d}"] = message(
+            pmid=f"pm-{seq}", id=f"B.{seq:05d}", to=f"+852512345{seq:02d}", version=1
+        )
+
+
+def test_a_push_reads_the_messages_it_names_in_one_request() -> None:
+    store = CountingStore()
+    ten_messages(store)
+    reports = [replace(report(pmid=f"pm-{seq}"), to=f"+852512345{seq:02d}") for seq in range(10)]
+    result = record_push(reports, store=store, now=NOW)
+    assert result.applied == 10
+    assert store.calls == ["index"] * 10 + ["read 10"]
+    assert {m.status for m in store.messages.values()} == {Status.DELIVERED}
+
+
+def test_a_report_whose_echo_names_its_message_needs_no_index_lookup() -> None:
+    store = CountingStore()
+    ten_messages(store)
+    reports = [
+        replace(report(pmid=f"pm-{seq}", echo=EchoRange("B", seq, seq)), to=f"+852512345{seq:02d}") for seq in range(10)
+    ]
+    assert record_push(reports, store=store, now=NOW).applied == 10
+    assert store.calls == ["read 10"]
+    assert {m.status for m in store.messages.values()} == {Status.DELIVERED}
+
+
+def test_an_echo_naming_a_message_with_another_provider_id_is_looked_up_by_the_index() -> None:
+    """A guessed (or stale) echo: the message it names does not carry the report's provider id, so the report goes
+    where the index says, as if it had no echo."""
+    store = CountingStore()
+    ten_messages(store)
+    wrong_echo = replace(report(pmid="pm-7", echo=EchoRange("B", 3, 3)), to="+85251234507")
+    assert record_push([wrong_echo], store=store, now=NOW).applied == 1
+    assert store.calls == ["read 1", "index+read"]
+    assert store.messages["B.00007"].status is Status.DELIVERED
+    assert store.messages["B.00003"].status is Status.SUBMITTED
+
+
+def test_reports_for_one_message_in_one_push_each_start_from_the_last_write() -> None:
+    store = CountingStore()
+    store.messages["B.00000"] = message(version=1)
+    parts = [report(part=1, parts=2), report(part=1, parts=2), report(part=2, parts=2)]  # one repeated
+    result = record_push(parts, store=store, now=NOW)
+    record = store.messages["B.00000"]
+    assert (result.applied, result.duplicates, record.status, record.version) == (2, 1, Status.DELIVERED, 3)
+    assert "reload" not in store.calls  # no write conflicted with one of this push's own
 
 
 class ConflictingStore(MemoryStore):

@@ -182,6 +182,14 @@ class ReceiptStore(Protocol):
         """The message a provider id was recorded on at SUBMITTED (through the ProviderRef index)."""
         ...
 
+    def message_id_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> str | None:
+        """`message_for_provider_ref`'s id only: the index lookup, without reading the record."""
+        ...
+
+    def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        """The records of these ids that exist, by id (consistent reads, as `reload`; many in one request)."""
+        ...
+
     def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
         """The message in the echo's range of a batch sent to `to`; None without `to` (an echo alone is guessable)."""
         ...

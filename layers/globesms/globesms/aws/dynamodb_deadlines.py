@@ -10,18 +10,14 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.deadline_items import deadline_item, entry_from_item, entry_pk
-from globesms.aws.dynamodb_store import DynamoDBMessageStore, batch_pk, message_sk
+from globesms.aws.dynamodb_store import DynamoDBMessageStore, batch_pk, message_id_of_keys, message_sk
 from globesms.domain.status import Status
-from globesms.models.records import MessageRecord, message_id, split_message_id
+from globesms.models.records import MessageRecord, split_message_id
 from globesms.reconcile.deadline import DeadlineEntry, is_due
 
 WATERMARK_KEY: Final = {"pk": {"S": "RECONCILE#watermark"}, "sk": {"S": "#"}}
 DUE_FIELDS: Final = "pk, sk, #status, receipt_due_at"
 ENTRY_PAGE: Final = 25  # entries per Query page (up to ~6 KB each for a pack of 1,000)
-
-
-def _id_of(item: dict[str, Any]) -> str:
-    return message_id(item["pk"]["S"].removeprefix("B#"), int(item["sk"]["S"].removeprefix("M#")))
 
 
 def _due_item(item: dict[str, Any], until: int) -> bool:
@@ -69,7 +65,7 @@ class DynamoDBReceiptDeadlines:
         # Most messages an entry lists are final by its deadline: their status and deadline are read first (the
         # same read units as whole records, a fraction of the bytes), and only those still due are read whole.
         statuses = self._records.message_items(message_ids, projection=DUE_FIELDS, names={"#status": "status"})
-        due = {_id_of(item) for item in statuses if _due_item(item, until)}
+        due = {message_id_of_keys(item) for item in statuses if _due_item(item, until)}
         if not due:
             return []
         found = self._records.get_messages([m for m in message_ids if m in due])

@@ -21,9 +21,11 @@ from botocore.exceptions import ClientError
 from globesms.aws import clients
 from globesms.aws.dynamodb_store import (
     READ_BATCH,
+    DynamoDBMessageStore,
     batch_pk,
     from_item,
     message_from_item,
+    message_id_of_keys,
     message_item,
     message_sk,
     serializer,
@@ -60,9 +62,14 @@ class DynamoDBReceiptStore:
     ) -> None:
         self._table = table_name
         self._client = client_factory
+        self._records = DynamoDBMessageStore(table_name, client_factory)
         self._retention_seconds = retention_days * 86_400
 
     def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
+        found = self.message_id_for_provider_ref(provider, provider_message_id)
+        return None if found is None else self.reload(found)
+
+    def message_id_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> str | None:
         keys = (
             self._client()
             .query(
@@ -74,9 +81,10 @@ class DynamoDBReceiptStore:
             )
             .get("Items", [])
         )
-        if not keys:
-            return None
-        return self._get(keys[0]["pk"]["S"], keys[0]["sk"]["S"])
+        return message_id_of_keys(keys[0]) if keys else None
+
+    def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        return self._records.get_messages(message_ids)
 
     def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
         if to is None:  # an echo alone is guessable: the number must match too

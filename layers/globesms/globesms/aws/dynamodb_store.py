@@ -60,6 +60,11 @@ def message_sk(seq: int) -> str:
     return f"M#{seq:05d}"
 
 
+def message_id_of_keys(item: dict[str, Any]) -> str:
+    """Our message id from a message item's table keys (an index's keys-only entry has nothing else)."""
+    return id_of_message(item["pk"]["S"].removeprefix("B#"), int(item["sk"]["S"].removeprefix("M#")))
+
+
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _attribute(v) for k, v in data.items() if v is not None}
 

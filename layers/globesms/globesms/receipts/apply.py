@@ -1,7 +1,9 @@
 """Applying delivery receipts to messages.
 
 A receipt is matched to its message by the provider's message id (the ProviderRef index), else by our id echoed
-through the provider (a range of one call's messages, told apart by the number). It is applied to the message as an
+through the provider (a range of one call's messages, told apart by the number). A push's messages are read in one
+batch read before its reports are applied (`_PushLookups`), and an echo that names one message saves the index
+lookup when that message carries the report's provider id. It is applied to the message as an
 event — deduplicated by receipt id, with optimistic concurrency on the record's version — once the message carries
 that provider id (or, after an unknown outcome, carries none and is SENDING). A receipt that arrives before the
 message's SUBMITTED write, or for an id we never sent, is *held* under its provider id; dispatch applies held
@@ -20,7 +22,7 @@ from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, held_key
-from globesms.models.records import MessageRecord
+from globesms.models.records import MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
 from globesms.receipts.failover import (
@@ -181,15 +183,65 @@ def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
 def record_push(reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime) -> PushResult:
     """Stores and applies every report; the caller queues `result.webhooks` and only then acknowledges the push."""
     result = PushResult()
-    for report in reports:
-        _record(report, store, now, result)
+    lookups = _PushLookups.of(reports, store)
+    for report, found in zip(reports, lookups.found, strict=True):
+        applied = _record(report, lookups.message(report, found, store), store, now, result)
+        if applied is not None:
+            lookups.records[applied.id] = applied  # a later report of this push for it starts from this version
     return result
 
 
-def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: PushResult) -> None:
+@dataclass
+class _PushLookups:
+    """The messages a push's reports name, read together before any report is applied: one batch read for the push
+    rather than a read per report (a push carries up to 100). A report whose echo names one message (Tencent's `ext`,
+    Alibaba's single-send TaskId) is read by that id, with no index lookup; any other by the ProviderRef index. The
+    echo is only a shortcut: the record it names is used when it carries the report's provider and provider id —
+    the very record the index would give — else the report is looked up by the index as if it had no echo.
+
+    `found[i]`: (the id looked up for report i, whether it came from the echo). `records` is kept current as the
+    push applies reports; a record another writer changes meanwhile costs one conditional write and a reload
+    (`apply_events`), as any race does."""
+
+    found: list[tuple[str | None, bool]]
+    records: dict[str, MessageRecord]
+
+    @classmethod
+    def of(cls, reports: Sequence[DeliveryReport], store: ReceiptStore) -> _PushLookups:
+        found: list[tuple[str | None, bool]] = []
+        for report in reports:
+            echo = report.echo
+            if echo is not None and echo.first_seq == echo.last_seq and report.to is not None:
+                found.append((message_id(echo.batch_id, echo.first_seq), True))
+            else:
+                found.append((store.message_id_for_provider_ref(report.provider, report.provider_message_id), False))
+        wanted = list(dict.fromkeys(message for message, _ in found if message is not None))
+        return cls(found, store.read_messages(wanted) if wanted else {})
+
+    def message(
+        self, report: DeliveryReport, found: tuple[str | None, bool], store: ReceiptStore
+    ) -> MessageRecord | None:
+        """What `store.message_for_provider_ref` gives for the report."""
+        message, by_echo = found
+        record = self.records.get(message) if message is not None else None
+        if not by_echo:
+            return record
+        if (
+            record is not None
+            and record.provider is report.provider
+            and record.provider_message_id == report.provider_message_id
+        ):
+            return record
+        return store.message_for_provider_ref(report.provider, report.provider_message_id)
+
+
+def _record(
+    report: DeliveryReport, message: MessageRecord | None, store: ReceiptStore, now: datetime, result: PushResult
+) -> MessageRecord | None:
+    """Applies or holds one report; `message` is what the ProviderRef index gives for it. Returns the message as
+    the report left it when it was applied."""
     event = report.event(iso(now))
     pmid = report.provider_message_id
-    message = store.message_for_provider_ref(report.provider, pmid)
     if message is None and report.echo is not None and report.to is not None:
         # An echo names a range of one call's messages: only the number tells which one is meant (and a guessed
         # echo without the right number names nobody).
@@ -197,30 +249,28 @@ def _record(report: DeliveryReport, store: ReceiptStore, now: datetime, result: 
         if message is not None and message.provider is not report.provider:
             message = None
     if message is not None and takes_receipts_for(message, report.provider, pmid):
-        _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
-        return
+        return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
     if message is None and _earlier_attempt(report, event, store, now, result):
-        return
+        return None
     newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
     if message is None:
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
         if message is not None and takes_receipts_for(message, report.provider, pmid):
-            _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
-            return
+            return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
         message = None
     if message is not None:
         again = store.reload(message.id)
         if again is not None and takes_receipts_for(again, report.provider, pmid):
-            _count(apply_events(store, again, [event], pmid, now, failover=True), now, result)
-            return
+            return _count(apply_events(store, again, [event], pmid, now, failover=True), now, result)
     if not newly_held:
         result.duplicates += 1
     elif message is not None:
         result.held += 1
     else:
         result.unmatched += 1
+    return None
 
 
 def _earlier_attempt(
@@ -247,7 +297,8 @@ def _add_failover_event(record: MessageRecord, now: datetime, result: PushResult
         result.webhooks.append(delivery)
 
 
-def _count(applied: Applied, now: datetime, result: PushResult) -> None:
+def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord:
+    """Adds one applied report to the push's result; returns the message as it left it."""
     result.duplicate_deliveries += applied.duplicate_delivery
     if resend_pending(applied.record):
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
@@ -272,6 +323,7 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> None:
         delivery = status_event(applied.record, now)
         if delivery is not None:
             result.webhooks.append(delivery)
+    return applied.record
 
 
 def apply_held_receipts(
