@@ -76,8 +76,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
 ## soak: the local stack under faults, RECIPIENTS at RATE a second (default 30,000 at 40: about 15 minutes on 2
-##   cores, where moto's DynamoDB process is the bottleneck; RECIPIENTS=100000 RATE=70 settled in 30.4 minutes
-##   here, 32 with start and account, docs/performance.md); writes bench/results/soak.json
+##   cores, where moto's DynamoDB process is the bottleneck; RECIPIENTS=100000 RATE=70 settled in 25.0 minutes
+##   here, 26 with start and account, docs/performance.md); writes bench/results/soak.json
 ##   and fails on any duplicate, lost recipient or second over a provider's limit. Then the fuzz tests with
 ##   FUZZ_EXAMPLES (default 200) examples each, new random ones every run.
 soak: $(STAMP)
