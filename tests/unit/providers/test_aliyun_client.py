@@ -821,7 +821,9 @@ def test_a_large_send_names_the_same_rule_and_message(bad: dict[str, object], fi
 
 _NUMBERS = st.one_of(
     st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True),  # valid
-    st.sampled_from(["+8613800138000", "+0123456789", "+123456", "+1234567890123456", "85251230001", ""]),
+    st.sampled_from(
+        ["+8613800138000", "+0123456789", "+123456", "+1234567890123456", "85251230001", "", "+" + "1" * 300]
+    ),
     st.sampled_from(["+85212ab", "+852\n+12345", "+852+1234567", "++85212345678", "+٣٣٣٣٣٣٣", "+85251230001\n"]),
     st.text(max_size=18),
 )

@@ -51,7 +51,7 @@ from globesms.providers.aliyun.responses import (
     SendMessageToGlobeResponse,
 )
 from globesms.providers.aliyun.signer import Acs3Signer, acs_date, join_encoded_query, payload_hash, percent_encode
-from globesms.providers.bulk_numbers import all_plus_digits, joined_numbers
+from globesms.providers.bulk_numbers import all_plus_digits, joined_numbers, lengths_within
 from globesms.providers.http_client import HttpClientOwner, call_timeout
 from globesms.providers.settings import (
     CONNECT_TIMEOUT_MEANING,
@@ -349,8 +349,7 @@ def all_valid(messages: Sequence[OutboundSms], fields: Fields | None = None) -> 
     all_text = "".join(texts)  # type: ignore[arg-type]  # all(texts): no None
     if not all_text.isascii() and not _is_valid_unicode(all_text):  # a surrogate stays one when joined
         return False
-    id_lengths = list(map(len, fields.ids))
-    if not (min(id_lengths) > 0 and max(id_lengths) <= MAX_MESSAGE_ID_LENGTH):
+    if not lengths_within(fields.ids, 1, MAX_MESSAGE_ID_LENGTH):
         return False
     if any(sender is not None and rules.sender_id_violation(sender) for sender in senders):
         return False

@@ -41,7 +41,7 @@ from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall
-from globesms.providers.bulk_numbers import all_plus_digits, joined_numbers
+from globesms.providers.bulk_numbers import all_plus_digits, joined_numbers, lengths_within
 from globesms.providers.http_client import HttpClientOwner
 from globesms.providers.huawei import signer
 from globesms.providers.huawei.errors import ALL_NUMBERS_FAILED_CODE, SUCCESS_CODE, provider_error
@@ -337,8 +337,7 @@ class HuaweiClient(HttpClientOwner):
         ):
             return None
         ids = [m.message_id for m in messages]
-        lengths = [len(i) for i in ids]
-        if not (min(lengths) >= 1 and max(lengths) <= MAX_EXTEND_LENGTH) or _SPACE_OR_BRACE.search("".join(ids)):
+        if not lengths_within(ids, 1, MAX_EXTEND_LENGTH) or _SPACE_OR_BRACE.search("".join(ids)):
             return None
         template_ids = {m.template_id for m in messages}
         if not all(template_id and len(template_id) <= MAX_TEMPLATE_ID_LENGTH for template_id in template_ids):
