@@ -43,6 +43,21 @@ equality on the hash key) goes through moto untouched.
    binary attribute: moto holds bytes, which the wire writes as base64; a timestamp) goes through the serializer
    as before (tests/integration/test_moto_speedups.py compares both answers through boto3, every type included).
 
+8. Building an item (every PutItem, every item of a BatchWriteItem) checks its size one attribute at a time, and
+   each check re-measures every attribute already in it (`LimitedSizeDict.__setitem__`): quadratic in the item's
+   attributes, and a message record has ~30, some of them lists of maps. That was a quarter of the DynamoDB
+   process's samples in `make bench`'s utilisation run (py-spy, `--gil`). The item is measured once, when built
+   (`_patch_item_init`): the sizes only add up, so the whole is over moto's limit exactly when one of moto's
+   partial sums was. Writes to an existing item's attributes still go through moto's own check.
+
+9. Every DynamoDB request's JSON is walked along the operation's botocore shape in Python (`JSONParser`), a fifth
+   of the DynamoDB process's samples in the same profile (a BatchWriteItem of 25 records is ~750 attributes). For
+   the DynamoDB JSON protocol that walk changes nothing but blobs (base64 text to bytes), timestamps and floats, and
+   no DynamoDB data-plane request has a timestamp or float member; so a body naming no binary value (`"B"` or
+   `"BS"`, found by a regex over the text) is read with `json.loads` as it is (`_patch_request_parsing`), any other
+   body as moto reads it (tests/integration/test_moto_speedups.py holds the two equal on the requests the stack
+   makes).
+
 Only the local stack's own moto servers are patched (`local.aws.serve_moto`), not moto used as a library by the tests.
 """
 
@@ -51,6 +66,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import threading
 from typing import Any
 
@@ -73,7 +89,59 @@ def apply() -> None:
     _patch_backend(DynamoDBBackend)
     _patch_stream_records()
     _patch_item_results()
+    _patch_item_init()
+    _patch_request_parsing()
     _applied = True
+
+
+#: A binary attribute value in a DynamoDB request's JSON (`{"B": "<base64>"}`, `{"BS": [...]}`); also matches an
+#: attribute or placeholder named so, which only sends that request the slow way.
+_BINARY_VALUE = re.compile(rb'"BS?"\s*:')
+
+
+def _patch_request_parsing() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    original_parse = DynamoHandler.parse_parameters
+
+    def parse_parameters(self: Any, request: Any) -> None:
+        body = request.data
+        if not body:
+            self.params = {}
+        elif _BINARY_VALUE.search(body):
+            original_parse(self, request)
+        else:
+            try:
+                params = json.loads(body)
+            except ValueError:
+                params = None
+            if isinstance(params, dict):
+                self.params = params
+            else:
+                original_parse(self, request)  # not a JSON object: moto's answer, whatever it is
+
+    DynamoHandler.parse_parameters = parse_parameters
+
+
+def _patch_item_init() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, ItemSizeTooLarge, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict()
+        dict.update(self.attrs, values)  # the dict's own update: no per-attribute check again
+
+    Item.__init__ = __init__
+
+
+#: moto's item size limit (`LimitedSizeDict.__setitem__`): between DynamoDB's documented 400 KB and the 409-410 KB
+#: moto's authors measured.
+ITEM_SIZE_LIMIT = 405_000
 
 
 def _patch_stream_records() -> None:

@@ -58,7 +58,80 @@ def test_item_answers_read_the_same_with_and_without_the_patches() -> None:
     assert patched == unpatched
     assert patched["get_text"]["Item"]["l"] == {"L": [{"S": "é"}, {"N": "1"}]}
     assert patched["get_binary"]["Item"]["b"] == {"B": "AP8="}  # bytes: the serializer's way, base64 on the wire
-    assert len(patched["batch"]["Responses"]["t"]) == 2 and patched["query"]["Count"] == 2
+    assert len(patched["batch"]["Responses"]["t"]) == 2 and patched["query"]["Count"] == 4
+    assert len(patched["wide"]["Item"]) == 42
+    assert patched["too_large"]["at"] is None and patched["too_large"]["over"]["Code"] == "ValidationException"
+
+
+_ITEM = {
+    "pk": {"S": "B#01J"},
+    "sk": {"S": "M#00001"},
+    "n": {"N": "12.5"},
+    "flag": {"BOOL": True},
+    "none": {"NULL": True},
+    "events": {"L": [{"M": {"id": {"S": "r1"}, "at": {"S": "2026-12-05T00:00:00Z"}}}]},
+    "ids": {"SS": ["r1", "r2"]},
+    "counts": {"NS": ["1", "2"]},
+}
+_REQUESTS = [
+    ("BatchWriteItem", {"RequestItems": {"t": [{"PutRequest": {"Item": _ITEM}}, {"DeleteRequest": {"Key": _ITEM}}]}}),
+    (
+        "UpdateItem",
+        {
+            "TableName": "t",
+            "Key": {"pk": _ITEM["pk"], "sk": _ITEM["sk"]},
+            "UpdateExpression": "SET #status = :s, events = list_append(events, :e) REMOVE x",
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":s": {"S": "DELIVERED"}, ":e": _ITEM["events"], ":v": {"N": "3"}},
+            "ReturnValues": "ALL_NEW",
+        },
+    ),
+    (
+        "Query",
+        {
+            "TableName": "t",
+            "IndexName": "ProviderRef",
+            "KeyConditionExpression": "provider_ref = :r",
+            "ExpressionAttributeValues": {":r": {"S": "aliyun#1"}},
+            "ExclusiveStartKey": {"pk": _ITEM["pk"], "sk": _ITEM["sk"]},
+            "Limit": 1,
+            "ScanIndexForward": False,
+        },
+    ),
+    ("BatchGetItem", {"RequestItems": {"t": {"Keys": [{"pk": _ITEM["pk"]}], "ConsistentRead": True}}}),
+    (
+        "TransactWriteItems",
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "t", "Item": _ITEM, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"ConditionCheck": {"TableName": "t", "Key": {"pk": _ITEM["pk"]}, "ConditionExpression": "a < :b"}},
+            ]
+        },
+    ),
+]
+
+
+def test_requests_without_binary_values_read_as_their_plain_json() -> None:
+    """Patch 9: for every request the stack makes, moto's shape-driven parse gives exactly `json.loads` of the body;
+    a binary value (which that parse decodes to bytes) sends the body the slow way."""
+    import botocore.session
+    from botocore.serialize import create_serializer
+    from moto.core.parse import JSONParser
+
+    from local.moto_speedups import _BINARY_VALUE
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    serializer = create_serializer("json")
+    for operation, params in _REQUESTS:
+        operation_model = model.operation_model(operation)
+        body = serializer.serialize_to_request(params, operation_model)["body"]
+        assert _BINARY_VALUE.search(body) is None, operation
+        parsed = JSONParser(operation_model, map_type=dict).parse({"body": body})
+        assert parsed == json.loads(body), operation
+    binary = {"TableName": "t", "Item": {"pk": {"S": "p"}, "b": {"B": b"\x00"}, "bs": {"BS": [b"\x01"]}}}
+    body = serializer.serialize_to_request(binary, model.operation_model("PutItem"))["body"]
+    assert _BINARY_VALUE.search(body) is not None
 
 
 def test_the_local_stacks_stream_client_hands_over_what_boto3_reads() -> None:
@@ -182,7 +255,19 @@ def _item_answers(*, patched: bool) -> dict[str, Any]:
         _table_t(client)
         client.put_item(TableName="t", Item={**key_1, **text_types})
         client.put_item(TableName="t", Item={**key_2, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01"]}})
+        wide = {f"a{n}": {"M": {"l": {"L": [{"S": "x" * n}]}}} for n in range(40)}  # many attributes, nested
+        client.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "3"}, **wide})
+        refused = {}
+        for name, size in (("over", 405_000), ("at", 404_980)):  # moto's limit: 405,000 bytes in all
+            try:
+                item = {"pk": {"S": "p"}, "sk": {"S": name}, "big": {"S": "x" * (size - 11)}}
+                client.put_item(TableName="t", Item=item)
+                refused[name] = None
+            except client.exceptions.ClientError as exc:
+                refused[name] = exc.response["Error"]
         return {
+            "wide": plain(client.get_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "3"}})),
+            "too_large": refused,
             "get_text": plain(client.get_item(TableName="t", Key=key_1, ConsistentRead=True)),
             "get_binary": plain(client.get_item(TableName="t", Key=key_2)),
             "get_missing": plain(client.get_item(TableName="t", Key={"pk": {"S": "p"}, "sk": {"S": "0"}})),
