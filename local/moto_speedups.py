@@ -179,6 +179,8 @@ def _patch_request_parsing() -> None:
 
     def parse_parameters(self: Any, request: Any) -> None:
         body = request.data
+        if isinstance(body, str):
+            body = body.encode()
         if not body:
             self.params = {}
         elif _BINARY_VALUE.search(body):
