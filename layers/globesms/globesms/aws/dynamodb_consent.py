@@ -14,9 +14,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import READ_BATCH, batch_get
 from globesms.aws.dynamodb_store import from_item, to_item
 
-READ_BATCH = 100  # BatchGetItem's limit
 READ_THREADS = 4
 
 
@@ -57,19 +57,8 @@ class DynamoDBConsentStore:
             return set().union(*pool.map(lambda chunk: self._listed_chunk(owner, chunk), chunks))
 
     def _listed_chunk(self, owner: str, numbers: list[str]) -> set[str]:
-        found: set[str] = set()
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [_key(owner, n) for n in numbers],
-                "ConsistentRead": True,
-                "ProjectionExpression": "sk",
-            }
-        }
-        while request:
-            response = self._client().batch_get_item(RequestItems=request)
-            found.update(item["sk"]["S"] for item in response["Responses"].get(self._table, []))
-            request = response.get("UnprocessedKeys") or {}
-        return found
+        keys = [_key(owner, n) for n in numbers]
+        return {item["sk"]["S"] for item in batch_get(self._client(), self._table, keys, projection="sk")}
 
     def get_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
         item = self._client().get_item(TableName=self._table, Key=_key(owner, number), ConsistentRead=True).get("Item")

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from globesms.aws import clients
-from globesms.aws.dynamodb_store import HEADER_SK, READ_BATCH, batch_from_item, batch_pk, message_from_item
+from globesms.aws.batch_reads import batch_get
+from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, batch_pk, message_from_item
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import InvalidCursor, MessageLookup
 
@@ -57,17 +58,12 @@ class DynamoDBMessageFinder:
         wanted = keys + headers
         records: dict[tuple[str, str], MessageRecord] = {}
         batches: dict[str, BatchRecord] = {}
-        for start in range(0, len(wanted), READ_BATCH):
-            request: dict[str, Any] = {self._table: {"Keys": wanted[start : start + READ_BATCH]}}
-            while request:
-                response = self._client().batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    if item["sk"]["S"] == HEADER_SK:
-                        batch = batch_from_item(item)
-                        batches[batch.batch_id] = batch
-                    else:
-                        records[(item["pk"]["S"], item["sk"]["S"])] = message_from_item(item)
-                request = response.get("UnprocessedKeys") or {}
+        for item in batch_get(self._client(), self._table, wanted, consistent=False):
+            if item["sk"]["S"] == HEADER_SK:
+                batch = batch_from_item(item)
+                batches[batch.batch_id] = batch
+            else:
+                records[(item["pk"]["S"], item["sk"]["S"])] = message_from_item(item)
         return records, batches
 
 

@@ -20,12 +20,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import batch_get
 from globesms.guardrails.ports import CountryAdd, CountryCounts, NumberCounts, OtpCommit
 
 SK = "$otp"
 NUMBER_TTL_SECONDS = 26 * 3600  # the day window reaches 25 hours back
 COUNTRY_TTL_SECONDS = 3 * 86_400  # the baseline reaches 48 hours back at most
-BATCH_GET_KEYS = 100
 CONFLICT_RETRIES = 4
 
 
@@ -70,23 +70,13 @@ class DynamoDBOtpCounters:
         found_numbers = {n: NumberCounts() for n in numbers}
         found_countries = {c: CountryCounts() for c in countries}
         keys = [number_key(n) for n in found_numbers] + [country_key(c) for c in found_countries]
-        for first in range(0, len(keys), BATCH_GET_KEYS):
-            for item in self._batch_get(keys[first : first + BATCH_GET_KEYS]):
-                kind, _, name = item["pk"]["S"].partition("#")
-                if kind == "V":
-                    found_numbers[name] = _number_counts(item)
-                else:
-                    found_countries[name] = _country_counts(item)
+        for item in batch_get(self._client(), self._table, keys):
+            kind, _, name = item["pk"]["S"].partition("#")
+            if kind == "V":
+                found_numbers[name] = _number_counts(item)
+            else:
+                found_countries[name] = _country_counts(item)
         return found_numbers, found_countries
-
-    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            answer = self._client().batch_get_item(RequestItems=request)
-            items.extend(answer.get("Responses", {}).get(self._table, []))
-            request = answer.get("UnprocessedKeys") or {}
-        return items
 
     def try_commit(self, commit: OtpCommit) -> tuple[Mapping[int, tuple[str, str]], bool] | None:
         items = self._transaction(commit)

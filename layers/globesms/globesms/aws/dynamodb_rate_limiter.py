@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import batch_get
 
 COUNTER_SK = "#"
 #: A counter is read and written during its own second only; TTL removes it some time later.
@@ -51,14 +52,9 @@ class DynamoDBRateLimiter:
         if not wanted:
             return {}
         used: dict[str, int] = {}
-        keys = [counter_key(op, second) for op in wanted]
-        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            answer = self._client().batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(self._table, []):
-                operation = item["pk"]["S"][2:].rsplit("#", 1)[0]
-                used[operation] = int(item.get("used", {"N": "0"})["N"])
-            request = answer.get("UnprocessedKeys") or {}
+        for item in batch_get(self._client(), self._table, [counter_key(op, second) for op in wanted]):
+            operation = item["pk"]["S"][2:].rsplit("#", 1)[0]
+            used[operation] = int(item.get("used", {"N": "0"})["N"])
         return {op: max(0, self.limit(op) - used.get(op, 0)) for op in wanted}
 
     def acquire(self, permits: Mapping[str, int], *, second: int) -> bool:

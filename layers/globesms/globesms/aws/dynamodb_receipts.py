@@ -19,8 +19,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import batch_get
 from globesms.aws.dynamodb_store import (
-    READ_BATCH,
     DynamoDBMessageStore,
     batch_pk,
     from_item,
@@ -208,17 +208,10 @@ class DynamoDBReceiptStore:
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         held: dict[str, list[dict[str, Any]]] = {}
         prefix = len(held_pk(provider, ""))
-        for start in range(0, len(keys), READ_BATCH):
-            batch = [
-                {"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}} for key in keys[start : start + READ_BATCH]
-            ]
-            request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": True}}
-            while request:
-                response = self._client().batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    data = from_item(item)
-                    held[data["pk"][prefix:]] = list(data.get("events", []))
-                request = response.get("UnprocessedKeys") or {}
+        wanted = [{"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}} for key in keys]
+        for item in batch_get(self._client(), self._table, wanted):
+            data = from_item(item)
+            held[data["pk"][prefix:]] = list(data.get("events", []))
         return held
 
     def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import batch_get
 from globesms.guardrails.ports import Hold
 from globesms.models.records import split_message_id
 
@@ -121,14 +122,8 @@ class DynamoDBSpendLedger:
         if not wanted:
             return found
         by_pk = {counter_key(s, month)["pk"]["S"]: s for s in wanted}
-        request: dict[str, Any] = {
-            self._table: {"Keys": [counter_key(s, month) for s in wanted], "ConsistentRead": True}
-        }
-        while request:
-            answer = self._client().batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(self._table, []):
-                found[by_pk[item["pk"]["S"]]] = Decimal(item.get("spent", {"N": "0"})["N"])
-            request = answer.get("UnprocessedKeys") or {}
+        for item in batch_get(self._client(), self._table, [counter_key(s, month) for s in wanted]):
+            found[by_pk[item["pk"]["S"]]] = Decimal(item.get("spent", {"N": "0"})["N"])
         return found
 
     def release(self, month: str, amounts: Mapping[str, Decimal]) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.batch_reads import batch_get
 from globesms.aws.deadline_items import deadline_item
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
@@ -31,8 +32,6 @@ HEADER_SK = "#"
 COUNTS_SK = "#counts"  # the batch's status counts (aws.dynamodb_counts), kept apart from the header accept rewrites
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
-READ_BATCH = 100  # BatchGetItem's limit
-READ_ATTEMPTS = 8
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
 
 
@@ -265,23 +264,7 @@ class DynamoDBMessageStore:
             parts = split_message_id(message_id)
             if parts is not None:
                 keys.append({"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}})
-        shape: dict[str, Any] = {"ConsistentRead": True}
-        if projection:
-            shape["ProjectionExpression"] = projection
-        if names:
-            shape["ExpressionAttributeNames"] = names
-        for start in range(0, len(keys), READ_BATCH):
-            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + READ_BATCH], **shape}}
-            for attempt in range(READ_ATTEMPTS):
-                response = self._client().batch_get_item(RequestItems=request)
-                yield from response["Responses"].get(self._table, [])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                # Keys left unprocessed: the partition's read throughput was spent (a big batch read at once).
-                time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
-            else:
-                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} reads unprocessed after retries")
+        yield from batch_get(self._client(), self._table, keys, projection=projection, names=names)
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
         # Imported here: the moves module builds its keys with this one's helpers.
