@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import boto3
@@ -138,6 +138,24 @@ class Provisioned:
     table_arns: dict[str, str] = field(default_factory=dict)
     queue_urls: dict[str, str] = field(default_factory=dict)
     queue_arns: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Provisioned:
+        """What `to_json` wrote; ValueError for anything else (a mapping of four name -> string maps)."""
+        try:
+            data = json.loads(text)
+            names = {f.name for f in fields(cls)}
+            if not isinstance(data, dict) or set(data) != names:
+                raise ValueError(f"expected an object with {sorted(names)}")
+            for key, value in data.items():
+                if not isinstance(value, dict) or not all(isinstance(v, str) for v in [*value, *value.values()]):
+                    raise ValueError(f"{key}: expected an object of strings")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from exc
+        return cls(**data)
 
 
 def physical_name(logical_id: str, stack_name: str, declared: Any, context: ResolveContext) -> str:

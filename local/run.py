@@ -44,7 +44,7 @@ from local.settings import (
     MOTO_PORT,
     WEBHOOK_RECEIVER_PORT,
 )
-from local.stack import PARAMETERS_ENV, LocalStack
+from local.stack import PARAMETERS_ENV, PROVISIONED_ENV, LocalStack
 from local.template import REPO_ROOT
 from local.webhook_receiver import EVENTS_PATH
 
@@ -356,7 +356,9 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     )
     start_webhook_receiver(children, sockets.get("webhook-receiver"), args.bind)
     children.wait_until_listening(deadline - time.monotonic(), moto)
+    os.environ.pop(PROVISIONED_ENV, None)  # one inherited from elsewhere names another stack's resources
     stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
+    os.environ[PROVISIONED_ENV] = stack.resources.to_json()  # the hosts need not provision again (local/stack.py)
     hosts = start_functions(children, stack, args.function_concurrency)
     children.wait_until_listening(deadline - time.monotonic())
     api = start_api(children, stack, hosts, sockets["api"])

@@ -14,11 +14,12 @@ import boto3
 import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
+from pytest_mock import MockerFixture
 
 from local.api_server import build_gateway, compile_route
-from local.aws import provision
+from local.aws import Provisioned, provision
 from local.settings import EMULATOR_PORTS
-from local.stack import LocalStack, local_parameter_values, parameter_context
+from local.stack import PROVISIONED_ENV, LocalStack, local_parameter_values, parameter_context
 from local.template import (
     DEFAULT_FUNCTION_MEMORY,
     DEFAULT_FUNCTION_TIMEOUT,
@@ -259,6 +260,35 @@ def test_function_environment_resolves_against_provisioned_resources(template: T
     assert tencent["GLOBESMS_TENCENT_ENDPOINT"] == f"http://127.0.0.1:{EMULATOR_PORTS['tencent']}"
     assert tencent["AWS_LAMBDA_FUNCTION_TIMEOUT"] == str(template.functions["TencentDispatchFunction"].timeout)
     assert stack.outputs()["IntakeQueueUrl"] == stack.resources.queue_urls["IntakeQueue"]
+
+
+def test_a_host_given_the_runners_resources_resolves_the_same_without_any_aws_call(
+    template: Template, mocker: MockerFixture
+) -> None:
+    environ = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": ""}
+    with mock_aws():
+        runner = LocalStack.deploy(environ=environ, template=template)
+    no_aws = mocker.patch("local.stack.provision", side_effect=AssertionError("an AWS call"))
+    host = LocalStack.deploy(environ={**environ, PROVISIONED_ENV: runner.resources.to_json()}, template=template)
+    no_aws.assert_not_called()
+    assert host.resources == runner.resources
+    function = template.functions["AliyunDispatchFunction"]
+    assert host.function_environment(function) == runner.function_environment(function)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"table_names": {}}',
+        '{"table_names": {}, "table_arns": {}, "queue_urls": {}, "queue_arns": []}',
+        '{"table_names": {"T": 1}, "table_arns": {}, "queue_urls": {}, "queue_arns": {}}',
+    ],
+)
+def test_resources_passed_in_the_environment_are_refused_unless_well_formed(text: str) -> None:
+    with pytest.raises(ValueError, match=r"expected|not JSON"):
+        Provisioned.from_json(text)
 
 
 # ---------------------------------------------------------------- provisioning on moto
