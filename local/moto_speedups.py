@@ -477,6 +477,9 @@ def _candidates(table: Any, arguments: dict[str, Any]) -> list[Any] | None:
     items = []
     for hash_key, range_key in keys:
         item = table.get_item(hash_key, range_key) if table.range_key_attr else table.items.get(hash_key)
-        if item is not None and item.attrs.get(attribute) == value:  # a later write or delete leaves stale keys
+        # A later write or delete leaves stale keys: the item must still have the value (a write that removed the
+        # attribute leaves None, which moto's DynamoType cannot be compared with).
+        current = None if item is None else item.attrs.get(attribute)
+        if current is not None and current == value:
             items.append(item)
     return items

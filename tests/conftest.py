@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from local import moto_speedups
+
 # No test may reach real AWS: fake credentials and a fixed region before anything creates a client.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -19,6 +21,11 @@ os.environ.update(
 for _name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:  # and AWS_ENDPOINT_URL_<SERVICE>
     os.environ.pop(_name)
 os.environ.pop("AWS_PROFILE", None)
+
+# The in-process moto of the integration, reliability and fuzz tests gets the patches the local stack's moto server
+# has (local/moto_speedups.py: the same answers, without sorting a whole table per query or copying it per
+# transaction item). tests/integration/test_moto_speedups.py checks them against unpatched moto in child processes.
+moto_speedups.apply()
 
 # `make test` runs the tests on every core beside each other, so one example's wall time says nothing about the code:
 # no per-example deadline and no "too slow" data generation check (speed is measured by `make bench`, never

@@ -384,7 +384,8 @@ def _rollback(*, patched: bool) -> dict[str, Any]:
 
 def _queries(client: Any, table: str) -> list[Any]:
     """Every page of a set of queries: partitions with range conditions, filters, limits, both directions, and the
-    ProviderRef index (a value several items share, a moved value, a deleted item's value, a value nobody has)."""
+    ProviderRef index (a value several items share, a moved value, a deleted item's value, a removed value, a value
+    nobody has)."""
     asks: list[dict[str, Any]] = [
         {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "B#b1"}}},
         {
@@ -407,7 +408,8 @@ def _queries(client: Any, table: str) -> list[Any]:
         },
         {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "B#nobody"}}},
     ]
-    for value in ("aliyun#shared", "aliyun#moved-to", "aliyun#moved-from", "aliyun#deleted", "aliyun#none", "x#3"):
+    refs = ("aliyun#shared", "aliyun#moved-to", "aliyun#moved-from", "aliyun#deleted", "aliyun#removed", "aliyun#none")
+    for value in (*refs, "x#3"):
         asks.append(
             {
                 "IndexName": "ProviderRef",
@@ -463,6 +465,15 @@ def _answers(*, patched: bool) -> dict[str, Any]:
         client.put_item(TableName=table, Item={**deleted, "provider_ref": {"S": "aliyun#deleted"}})
         client.delete_item(TableName=table, Key=deleted)
         client.put_item(TableName=table, Item={"pk": {"S": "B#b2"}, "sk": {"S": "M#00003"}, "status": {"S": "X"}})
+        # A value taken away by a later write (a failover's resend removes the provider reference).
+        removed = {"pk": {"S": "B#b3"}, "sk": {"S": "M#00004"}}
+        client.update_item(
+            TableName=table,
+            Key=removed,
+            UpdateExpression="SET provider_ref = :r",
+            ExpressionAttributeValues={":r": {"S": "aliyun#removed"}},
+        )
+        client.update_item(TableName=table, Key=removed, UpdateExpression="REMOVE provider_ref")
         pages = _queries(client, table)
     return {"queries": len(pages), "pages": pages}
 
