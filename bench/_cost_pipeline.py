@@ -10,9 +10,10 @@
   DelaySeconds are real (moto honours them), so deferred and retried packs come back when SQS would deliver them.
 - The dispatchers use the deployed DynamoDB rate limiter at the default rates, on the wall clock.
 - Providers are the emulators (`local/emulators/*`) reached through `httpx.WSGITransport`, answering after
-  `provider_latency_ms`; they push delivery receipts in their own formats and batch sizes (Huawei: one
-  form-encoded report per request, to the `statusCallback` every send carries, unless `huawei_receipt_format` is
-  "batch") to a loopback collector, and each push becomes one receipts invocation, after every send is recorded.
+  `provider_latency_ms`; they push delivery receipts in their own formats and batch sizes (Huawei: lists of up to
+  50 to the URL configured on its application when `huawei_receipt_format` is "batch", as docs/deploy.md
+  recommends; one form-encoded report per request to the `statusCallback` every send carries when "form") to a
+  loopback collector, and each push becomes one receipts invocation, after every send is recorded.
 - A share of recipients carries a `status_callback`; the webhook sender's event source takes each full batch of
   their events while receipts come in, and delivers them to a customer endpoint that answers 204 after
   `webhook_latency_ms`.
@@ -314,7 +315,9 @@ class Pipeline:
         for provider in PROVIDERS:
             name = str(self.template.parameters[f"{provider.value.capitalize()}SecretName"].default)
             values = {k: v for k, v in LOCAL_ENV_DEFAULTS.items() if k.startswith(f"GLOBESMS_{provider.upper()}_")}
-            if provider is ProviderName.HUAWEI:
+            if provider is ProviderName.HUAWEI and huawei_receipt_format == "form":
+                # Each send carries the receipt URL; in "batch" none does and Huawei pushes to the URL configured on
+                # the application (the emulator's receipt_callback_url), as docs/deploy.md recommends.
                 values["GLOBESMS_HUAWEI_STATUS_CALLBACK"] = receipt_urls[provider]
             secrets.create_secret(Name=name, SecretString=json.dumps(values))
             self.secret_names[f"GLOBESMS_{provider.upper()}_SECRET_NAME"] = name
@@ -698,8 +701,8 @@ def run_pipeline(
     it has a status_callback), counting every AWS request by phase. `check_index_queries`: moto answers the
     `ProviderRef` queries and the meter's own index is checked against it (slow past a few hundred recipients);
     otherwise the meter answers them (`Meter._answer_index_query`). `huawei_receipt_format`: "form", one report
-    per request (the Status Report API, to each send's statusCallback: as deployed), or "batch", up to 50 per push
-    (the Batch Status Report API, configured on the Huawei application)."""
+    per request (the Status Report API, to each send's statusCallback), or "batch", up to 50 per push (the Batch
+    Status Reports API, to the URL configured on the Huawei application: docs/deploy.md)."""
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
     from moto import mock_aws
 

@@ -67,6 +67,9 @@ def test_quick_run_takes_every_recipient_to_delivered(figures: dict[str, Figure]
     assert detail["statuses"] == {"DELIVERED": aws_cost.QUICK_RECIPIENTS}
     assert detail["webhook_events_delivered"] == detail["with_status_callback"] > 0
     assert sum(detail["receipts"].values()) == aws_cost.QUICK_RECIPIENTS
+    # Huawei's receipts as docs/deploy.md configures them: batch status reports, up to 50 a push.
+    assert aws_cost.HUAWEI_RECEIPT_FORMAT == "batch"
+    assert detail["receipt_pushes"]["huawei"] == math.ceil(detail["receipts"]["huawei"] / 50)
 
 
 def test_figures_are_compared_with_their_goals(figures: dict[str, Figure]) -> None:

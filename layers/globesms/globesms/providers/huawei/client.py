@@ -124,7 +124,11 @@ class HuaweiSettings(Model):
         default=None, min_length=1, max_length=32, description="optional: the approved mainland signature name"
     )
     status_callback: str | None = Field(
-        default=None, min_length=1, max_length=1024, description="the Huawei receipt URL sent as `statusCallback`"
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="the receipt URL every send carries as `statusCallback` (one report per push); unset, Huawei "
+        "pushes batches to the application's batch status report address (recommended, docs/deploy.md)",
     )
     auth: AuthMode = Field(AuthMode.WSSE, description="`wsse` or `aksk` (SDK-HMAC-SHA256)")
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
