@@ -2,9 +2,11 @@
 
 It checks both authentication modes with its OWN implementation (deliberately not importing the client's signer,
 so one misunderstanding of the scheme cannot pass both sides), answers in Huawei's real shapes and codes, and
-pushes a call's status reports to the request's `statusCallback`, as Huawei does (locally that is `make run`'s
-receipt URL), or to `knobs.receipt_callback_url` when the request had none: form-urlencoded one per request, or as
-`{"statusReportList": [...]}` (up to 50) when started with `--receipt-format batch`. A test whose client sends a
+pushes a call's status reports as Huawei's pages say: to the request's `statusCallback`, form-urlencoded, one report
+per request ("Status Report Receiving API"); a request without one, to the address configured on the application
+(`knobs.receipt_callback_url`), as `{"statusReportList": [...]}` of up to 50 when started with `--receipt-format
+batch` ("Batch Status Reports Receiving API": that address is the batch one), one form report per request with
+`--receipt-format form` (a local convenience: Huawei has no such application address). A test whose client sends a
 `statusCallback` it must not reach sends none instead, and sets the knob.
 
 The request rules, result codes and report fields are this module's own, written from Huawei's public page "Batch
@@ -455,7 +457,7 @@ def _schedule_receipts(
     def push_batch(items: list[dict[str, str]]) -> None:
         state.pusher.schedule(lambda client: state.pusher.post(client, url, json={"statusReportList": items}))
 
-    if receipt_format == "batch":
+    if receipt_format == "batch" and not status_callback:  # a statusCallback always gets one report per request
         for start in range(0, len(wire), RECEIPT_BATCH_SIZE):
             push_batch(wire[start : start + RECEIPT_BATCH_SIZE])
     else:
