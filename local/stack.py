@@ -4,7 +4,7 @@ environment of each function and the stack's outputs.
 Every process of the stack (runner, API server, each function) builds its `LocalStack` the same way, from
 template.yaml, the environment and the (idempotent) provisioning. One shortcut: the runner puts what it provisioned
 in `LOCAL_PROVISIONED` for the processes it starts, so each of its ten-odd function hosts finds the tables and
-queues without the ~40 AWS calls of provisioning them again (each start of the stack cost ~4 CPU seconds more
+queues without the ~40 AWS calls of provisioning them again (each start of the stack cost ~2 CPU seconds more
 without it). A host started on its own, without the variable, provisions (finds) them itself.
 """
 
