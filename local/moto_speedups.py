@@ -66,7 +66,8 @@ equality on the hash key) goes through moto untouched.
     moto's own code), and `SizeBytes` is the images' sizes as DynamoDB counts an item (patch 8 measures every new
     item; a stale measure after an update only changes the estimate). Nothing in the stack reads `SizeBytes`.
 
-Only the local stack's own moto servers are patched (`local.aws.serve_moto`), not moto used as a library by the tests.
+The local stack's moto servers are patched (`local.aws.serve_moto`), and so is the tests' in-process moto
+(tests/conftest.py); `make bench`'s cost pipeline uses moto unpatched (its Lambda durations include moto's CPU).
 """
 
 from __future__ import annotations

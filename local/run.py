@@ -211,7 +211,7 @@ def start_emulators(
     bind: str,
     api_port: int,
     emulator_ports: dict[str, int],
-    huawei_receipt_format: str = "batch",
+    huawei_receipt_format: str,
 ) -> None:
     """Start each provider's emulator unless its GLOBESMS_<P>_ENDPOINT is set, on the socket reserved for it;
     point the functions at it."""
