@@ -408,6 +408,9 @@ class PreparedCall:
     task_id: str
     numbers: tuple[str, ...]  # `To` as sent, in call order
     request: httpx.Request
+    # The carried messages' ids, in call order: read when the call is built (a whole send's are in its `Fields`
+    # already), so that sending does not read 1,000 messages again.
+    message_ids: Sequence[str]
 
 
 def _random_nonce() -> str:
@@ -469,7 +472,7 @@ class AliyunClient(HttpClientOwner):
         prepared = self.prepare(messages, min_batch_size=min_batch_size, plan=plan)
         by_index: dict[int, SendOutcome] = {}
         for call in prepared:
-            by_index.update(zip(call.indexes, self._transmit(call, messages), strict=True))
+            by_index.update(zip(call.indexes, self._transmit(call), strict=True))
         return [by_index[index] for index in range(len(messages))]
 
     def prepare(
@@ -506,17 +509,19 @@ class AliyunClient(HttpClientOwner):
     ) -> PreparedCall:
         first = messages[call.indexes[0]]
         encoded: dict[str, str]
+        ids: Sequence[str]
         if call.operation == rules.SEND_ONE:
-            task_id = first.message_id
+            task_id, ids = first.message_id, (first.message_id,)
             numbers: tuple[str, ...] = (first.to[1:],)  # validated E.164: the wire number is it without its "+"
             encoded = {"To": numbers[0], "Message": percent_encode(first.text or "")}
         else:
             task_id = batch_task_id(first.message_id, len(call.indexes))
             if fields is not None and call.indexes == positions(fields.count):  # the whole send, in order
-                tos, texts = fields.to, fields.text
+                tos, texts, ids = fields.to, fields.text, fields.ids
             else:
                 carried = _carried(messages, call.indexes)
                 tos, texts = list(map(_TO, carried)), list(map(_TEXT, carried))
+                ids = [message.message_id for message in carried]
             numbers = wire_numbers(tos)
             encoded = {
                 # Numbers are digits only, so their JSON array encodes without looking at each character.
@@ -531,7 +536,7 @@ class AliyunClient(HttpClientOwner):
             encoded["ValidityPeriod"] = str(first.validity_seconds)
         encoded.update(self._fixed_params)
         request = self._signed_request(call.operation, join_encoded_query(encoded))
-        return PreparedCall(call.operation, call.indexes, task_id, numbers, request)
+        return PreparedCall(call.operation, call.indexes, task_id, numbers, request, ids)
 
     def _signed_request(self, operation: str, query: str) -> httpx.Request:
         """`query` is the canonical query string of the call's parameters."""
@@ -574,8 +579,8 @@ class AliyunClient(HttpClientOwner):
 
     # -- sending and reading the answer -----------------------------------------------------------------------
 
-    def _transmit(self, call: PreparedCall, messages: Sequence[OutboundSms]) -> list[SendOutcome]:
-        ids = [message.message_id for message in _carried(messages, call.indexes)]
+    def _transmit(self, call: PreparedCall) -> list[SendOutcome]:
+        ids = call.message_ids
         try:
             response = self._http.send(call.request)
         except httpx.HTTPError as exc:
@@ -586,7 +591,7 @@ class AliyunClient(HttpClientOwner):
         log.debug("aliyun %s (%d numbers): HTTP %d", call.operation, len(ids), response.status_code)
         return outcomes
 
-    def _read_answer(self, call: PreparedCall, ids: list[str], response: httpx.Response) -> list[SendOutcome]:
+    def _read_answer(self, call: PreparedCall, ids: Sequence[str], response: httpx.Response) -> list[SendOutcome]:
         status = response.status_code
         try:
             payload: Any = json.loads(response.content)
@@ -629,7 +634,7 @@ class AliyunClient(HttpClientOwner):
         return SendOutcome(message_id, provider_message_id=answer.message_id, segments=answer.segments, extra=extra)
 
     def _read_batch(
-        self, call: PreparedCall, ids: list[str], payload: dict[str, Any], status: int
+        self, call: PreparedCall, ids: Sequence[str], payload: dict[str, Any], status: int
     ) -> list[SendOutcome]:
         try:
             answer = BatchSendMessageToGlobeResponse.model_validate(payload)
@@ -680,7 +685,7 @@ def _extra(task_id: str, request_id: str | None) -> dict[str, str]:
 
 
 def _all_failed(
-    ids: list[str], error: ProviderError, task_id: str, extra: dict[str, str] | None = None
+    ids: Sequence[str], error: ProviderError, task_id: str, extra: dict[str, str] | None = None
 ) -> list[SendOutcome]:
     base = extra if extra is not None else {"task_id": task_id}
     return [SendOutcome(message_id, error=error, extra=dict(base)) for message_id in ids]
