@@ -318,6 +318,10 @@ def _figures(run: dict[str, Any], plan: Plan, quick: bool) -> list[Figure]:
         "cpu_ms_per_pipeline_request": {
             label: round(seconds * 1000 / len(pipeline), 1) for label, seconds in sorted(run["cpu_seconds"].items())
         },
+        # What the stack's processes ask of the machine at the figure's rate, beside the cores it has: near or past
+        # the core count, queueing for a core, not any one step, sets the latency (the bench's own senders aside).
+        "stack_cores_busy_at_rate": round(sum(run["cpu_seconds"].values()) / len(pipeline) * plan.rate, 2),
+        "machine_cores": os.cpu_count(),
         "load_average_1_5_15_min": {k: [round(x, 1) for x in v] for k, v in run["load_average"].items()},
         "quick": quick,
     }

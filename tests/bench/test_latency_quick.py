@@ -39,3 +39,8 @@ def test_quick_latency_times_every_request_to_the_emulator_beside_the_floor() ->
     assert set(detail["floor_steps_ms"]) == {"put_item", "send_message", "receive_message", "provider_call"}
     for timings in [*stages.values(), *detail["floor_steps_ms"].values()]:
         assert timings["p50"] <= timings["p99"]
+    # The machine's load beside its cores: the stack's CPU per request at the figure's rate.
+    cpu_per_request = sum(detail["cpu_ms_per_pipeline_request"].values())
+    assert cpu_per_request > 0
+    assert detail["machine_cores"] >= 1
+    assert detail["stack_cores_busy_at_rate"] == pytest.approx(cpu_per_request * latency.QUICK["rate"] / 1000, abs=0.05)
