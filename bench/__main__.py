@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.figures import RESULTS_DIR, Figure, table, write_results
 
 #: Figure modules, in the issue's order; each has `measure(quick: bool) -> list[Figure]`.
-MODULES = ("signing", "cold_start", "cpu", "aws_cost", "utilisation", "latency", "polls", "routing")
+MODULES = ("signing", "cold_start", "layer", "cpu", "aws_cost", "utilisation", "latency", "polls", "routing")
 
 
 def main(argv: list[str] | None = None) -> int:
