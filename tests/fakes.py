@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -16,7 +17,7 @@ from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange
-from globesms.models.records import BatchRecord, MessageRecord, message_id
+from globesms.models.records import BatchRecord, MessageRecord, message_id, split_message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import (
     BreakerState,
@@ -36,6 +37,7 @@ class MemoryStore:
         self.batches: dict[str, BatchRecord] = {}
         self.messages: dict[str, MessageRecord] = {}
         self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
+        self.hold_marks: dict[str, int] = {}  # batch id (or "@<provider>") -> when a receipt was last held for it
         self.earlier_attempts: dict[tuple[ProviderName, str], str] = {}  # first attempt -> message id (resent)
         self.deadlines: dict[tuple[str, str], DeadlineEntry] = {}  # (bucket, key) -> entry, as the table holds them
         self.put_calls = 0
@@ -195,11 +197,17 @@ class MemoryStore:
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
         key = f"msg:{message_id}" if message_id is not None else provider_message_id
+        parts = split_message_id(message_id) if message_id is not None else None
+        mark = parts[0] if parts is not None else f"@{provider}"
+        self.hold_marks[mark] = max(self.hold_marks.get(mark, 0), int(time.time()))
         held = self.held.setdefault((provider, key), [])
         if any(e["id"] == event["id"] for e in held):
             return False
         held.append(event)
         return True
+
+    def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:
+        return any(self.hold_marks.get(mark, -1) >= since for mark in [*batch_ids, f"@{provider}"])
 
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         return {k: list(self.held[(provider, k)]) for k in keys if (provider, k) in self.held}

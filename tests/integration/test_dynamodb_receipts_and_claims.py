@@ -1,10 +1,11 @@
 """The receipt store and pack claims against moto, with the table as template.yaml declares it."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from globesms.accept.service import accept
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
-from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore, hold_mark_key
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
@@ -99,6 +100,34 @@ def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> N
     assert sorted(held) == ["msg:B.00000", "pm-1"]
     assert [e["id"] for e in held["pm-1"]] == ["r1", "r2"]
     assert [e["id"] for e in held["msg:B.00000"]] == ["r3"]
+
+
+def test_holding_a_receipt_raises_its_batch_s_or_its_provider_s_hold_mark(stack) -> None:  # type: ignore[no-untyped-def]
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    event = {"id": "r1", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}
+    before = int(time.time())
+    assert not receipts.holds_since(ProviderName.ALIYUN, {"B"}, 0)  # nothing held yet: no mark at all
+
+    receipts.hold_receipt(ProviderName.ALIYUN, "pm-3", event, "B.00000")  # the echo named the message: B's mark
+    assert receipts.holds_since(ProviderName.ALIYUN, {"B"}, before)
+    assert receipts.holds_since(ProviderName.ALIYUN, {"C", "B"}, before)
+    assert not receipts.holds_since(ProviderName.ALIYUN, {"C"}, before)
+    assert not receipts.holds_since(ProviderName.ALIYUN, {"B"}, int(time.time()) + 60)  # none that recent
+
+    receipts.hold_receipt(ProviderName.TENCENT, "pm-4", {**event, "id": "r2"}, None)  # unknown message: Tencent's
+    assert receipts.holds_since(ProviderName.TENCENT, {"C"}, before)  # any batch's message may be it
+    assert not receipts.holds_since(ProviderName.ALIYUN, {"C"}, before)
+
+    # A mark is never lowered: a hold noted with an earlier clock leaves a later mark as it is.
+    later = int(time.time()) + 3600
+    stack.dynamodb.update_item(
+        TableName=stack.table_name,
+        Key=hold_mark_key(ProviderName.ALIYUN, "B"),
+        UpdateExpression="SET held_at = :later",
+        ExpressionAttributeValues={":later": {"N": str(later)}},
+    )
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-5", {**event, "id": "r3"}, "B.00001") is True
+    assert receipts.holds_since(ProviderName.ALIYUN, {"B"}, later)
 
 
 def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[no-untyped-def]

@@ -145,6 +145,64 @@ def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() 
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
 
 
+class HeldLookupCounter(MemoryStore):
+    """Counts the held receipts dispatch looks for (`held_receipts` calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, object]]]:
+        self.lookups += 1
+        return super().held_receipts(provider, keys)
+
+
+def dispatch_huawei_pack(store: MemoryStore) -> None:
+    deps = DispatchDeps(
+        provider=ScriptedProvider(name=ProviderName.HUAWEI),
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+    )
+    dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False)
+
+
+@pytest.mark.parametrize(
+    ("marks", "looked_for"),
+    [
+        ({}, False),  # nothing was ever held
+        ({"OTHER": 2_000_000_000}, False),  # only another batch's receipts
+        ({"@tencent": 2_000_000_000}, False),  # another provider's unknown receipts
+        ({"B": int(NOW.timestamp()) - 3600}, False),  # B's, but from before its pack could have been sent
+        ({"B": int(NOW.timestamp())}, True),
+        ({"@huawei": int(NOW.timestamp())}, True),  # Huawei's for a message it could not name: maybe B's
+    ],
+)
+def test_dispatch_looks_for_held_receipts_only_when_one_can_be_there(marks: dict[str, int], looked_for: bool) -> None:
+    store = HeldLookupCounter()
+    store.messages["B.00000"] = message(status=Status.ACCEPTED, pmid=None)
+    store.hold_marks.update(marks)
+
+    dispatch_huawei_pack(store)
+
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert store.lookups == int(looked_for)
+
+
+def test_a_receipt_held_before_the_submitted_write_raises_the_mark_dispatch_reads() -> None:
+    store = HeldLookupCounter()
+    store.messages["B.00000"] = message(status=Status.ACCEPTED, pmid=None)
+    record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert set(store.hold_marks) == {"B"}
+
+    dispatch_huawei_pack(store)
+
+    assert store.lookups == 1
+    assert store.messages["B.00000"].status is Status.DELIVERED
+
+
 def test_a_receipt_for_an_unknown_id_is_kept_for_reconciliation() -> None:
     store = MemoryStore()
     result = record_push([report(pmid="somebody-else")], store=store, now=NOW)

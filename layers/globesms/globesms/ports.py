@@ -205,7 +205,14 @@ class ReceiptStore(Protocol):
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
         """Keep a receipt no submitted message takes yet — under `models.receipts.held_key(message_id)` when the
-        message is known, else under the provider id; False when this receipt was already held."""
+        message is known, else under the provider id; False when this receipt was already held. First, it notes the
+        time for `holds_since`: of the message's batch when the message is known, else of the provider."""
+        ...
+
+    def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:
+        """Whether a receipt was held (`hold_receipt`) at `since` (epoch seconds) or later for a message of one of
+        these batches, or for an unknown message of the provider (consistent read). False: none of their messages
+        can have a held receipt newer than `since`, and looking for them can be skipped."""
         ...
 
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

@@ -5,6 +5,11 @@ Held receipts (no submitted message takes them yet) live in their own items: `pk
 keeps at most MAX_HELD_EVENTS events (a later receipt is acknowledged but not kept) and expires with the records
 (the table's TTL attribute `expires_at`, `retention_days` after its latest receipt).
 
+Before a receipt is held, the time is noted in a hold mark: `pk = H#batch#<batch id>` when the echo named the
+message, else `pk = H#provider#<provider>`, `sk = #`, `held_at` only ever raised. Dispatch reads a pack's two marks
+(`holds_since`, one request) and looks for held receipts only when one is newer than the pack: a pack of 1,000
+otherwise asked for 2,000 held items (two keys a recipient) that are nearly never there.
+
 A message resent after an UNDELIVERED receipt (`receipts.failover`) leaves an alias of its first attempt:
 `pk = A#<provider>#<provider id>`, `sk = #`, naming the message, so late receipts of that attempt still find it
 (its ProviderRef entry now names the second attempt). The resend and the alias are one transaction.
@@ -13,7 +18,7 @@ A message resent after an UNDELIVERED receipt (`receipts.failover`) leaves an al
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -42,6 +47,12 @@ RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the n
 
 def held_pk(provider: ProviderName, provider_message_id: str) -> str:
     return f"R#{provider}#{provider_message_id}"
+
+
+def hold_mark_key(provider: ProviderName, batch_id: str | None) -> dict[str, Any]:
+    """The hold mark of a batch, or (None) of the provider's receipts held for messages not known yet."""
+    pk = f"H#batch#{batch_id}" if batch_id is not None else f"H#provider#{provider}"
+    return {"pk": {"S": pk}, "sk": {"S": HELD_SK}}
 
 
 def earlier_attempt_pk(provider: ProviderName, provider_message_id: str) -> str:
@@ -189,6 +200,8 @@ class DynamoDBReceiptStore:
             sets.append("message_id = :message")
             values[":message"] = message_id
         key = held_key(message_id) if message_id is not None else provider_message_id
+        parts = split_message_id(message_id) if message_id is not None else None
+        self._mark_hold(provider, parts[0] if parts is not None else None)
         try:
             self._client().update_item(
                 TableName=self._table,
@@ -204,6 +217,30 @@ class DynamoDBReceiptStore:
                 return False
             raise
         return True
+
+    def _mark_hold(self, provider: ProviderName, batch_id: str | None) -> None:
+        """Raises the hold mark to now: before the receipt is held, so that a dispatcher reading the mark after
+        its SUBMITTED write either sees it or wrote before the receipt handler's check that follows the hold."""
+        now = int(time.time())
+        try:
+            self._client().update_item(
+                TableName=self._table,
+                Key=hold_mark_key(provider, batch_id),
+                UpdateExpression="SET held_at = :now, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(held_at) OR held_at < :now",  # never lowered
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now)},
+                    ":expires": {"N": str(now + self._retention_seconds)},
+                },
+            )
+        except ClientError as exc:
+            if not _conditional_check_failed(exc):  # raised already this second: nothing to do
+                raise
+
+    def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:
+        keys = [hold_mark_key(provider, batch_id) for batch_id in sorted(set(batch_ids))]
+        keys.append(hold_mark_key(provider, None))
+        return any(int(item["held_at"]["N"]) >= since for item in batch_get(self._client(), self._table, keys))
 
     def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         held: dict[str, list[dict[str, Any]]] = {}

@@ -92,11 +92,23 @@ def save_outcomes(
     now: datetime,
     *,
     failover: bool = False,
+    held_since: int | None = None,
 ) -> list[MessageRecord]:
     """Writes the records (and the deadline entries of those SUBMITTED, in the same batch writes: reconcile/), then
     applies the receipts that arrived before them; returns them as they now are.
-    `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it)."""
+    `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it).
+    `held_since`: when the first of them was sent at the earliest (`held_since_pack`), as `apply_held_receipts`."""
     if records:
         store.put_messages(records, deadline_entries(records))
-    changed = apply_held_receipts(receipts, records, now, failover=failover)
+    changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
     return [changed.get(r.id, r) for r in records]
+
+
+#: Margin for the clocks of the Lambdas that stamp a pack and a hold mark (NTP keeps them within milliseconds).
+HOLD_CLOCK_SLACK_SECONDS = 300
+
+
+def held_since_pack(pack: DispatchPack) -> int:
+    """The earliest a receipt for any recipient of `pack` can have been held: its batch was accepted then (every
+    attempt of a pack, retries and failovers included, keeps its batch's `created_at`), less the clocks' slack."""
+    return int(datetime.fromisoformat(pack.created_at).timestamp()) - HOLD_CLOCK_SLACK_SECONDS

@@ -29,7 +29,7 @@ from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
-from globesms.dispatch.records import lapsed_record, outcome_record, save_outcomes
+from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_record, save_outcomes
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import (
@@ -177,6 +177,7 @@ def _record(
         + [lapsed_record(pack, i, now) for i in lapsed],
         now,
         failover=True,
+        held_since=held_since_pack(pack),
     )
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
         release_unsent(deps.spend, records)

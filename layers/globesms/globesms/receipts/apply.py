@@ -327,15 +327,25 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
 
 
 def apply_held_receipts(
-    store: ReceiptStore, records: Sequence[MessageRecord], now: datetime, *, failover: bool = False
+    store: ReceiptStore,
+    records: Sequence[MessageRecord],
+    now: datetime,
+    *,
+    failover: bool = False,
+    held_since: int | None = None,
 ) -> dict[str, MessageRecord]:
     """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
-    whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends)."""
+    whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends). `held_since` (epoch
+    seconds): no receipt of these records can have been held before it, so when the hold marks say nothing was
+    held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked for (two keys a record)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
     if not waiting:
         return {}
+    provider = waiting[0].provider
+    if held_since is not None and not store.holds_since(provider, {r.batch_id for r in waiting}, held_since):
+        return {}
     keys = {held_key(r.id): r for r in waiting} | {r.provider_message_id: r for r in waiting if r.provider_message_id}
-    held = store.held_receipts(waiting[0].provider, list(keys))
+    held = store.held_receipts(provider, list(keys))
     events_by_record: dict[str, list[dict[str, Any]]] = {}
     for key, events in held.items():
         events_by_record.setdefault(keys[key].id, []).extend(events)
