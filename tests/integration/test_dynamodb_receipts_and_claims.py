@@ -2,6 +2,7 @@
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from globesms.accept.service import accept
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
@@ -128,6 +129,32 @@ def test_holding_a_receipt_raises_its_batch_s_or_its_provider_s_hold_mark(stack)
     )
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-5", {**event, "id": "r3"}, "B.00001") is True
     assert receipts.holds_since(ProviderName.ALIYUN, {"B"}, later)
+
+
+def test_a_mark_is_written_once_a_second_per_process_however_many_receipts_it_holds(stack) -> None:  # type: ignore[no-untyped-def]
+    marks: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stack.dynamodb, name)
+
+        def update_item(self, **kwargs: Any) -> Any:
+            if kwargs["Key"]["pk"]["S"].startswith("H#"):
+                marks.append(kwargs["Key"]["pk"]["S"])
+            return stack.dynamodb.update_item(**kwargs)
+
+    second = 2_000_000_000.0
+    receipts = DynamoDBReceiptStore(stack.table_name, client_factory=Counting, clock=lambda: second)
+    event = {"id": "r", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}
+    for n in range(5):  # five unmatched receipts in one second: the provider's mark once
+        receipts.hold_receipt(ProviderName.ALIYUN, f"pm-{n}", {**event, "id": f"r{n}"}, None)
+    receipts.hold_receipt(ProviderName.ALIYUN, "pm-9", {**event, "id": "r9"}, "B.00000")
+    assert marks == ["H#provider#aliyun", "H#batch#B"]
+
+    second += 1
+    receipts.hold_receipt(ProviderName.ALIYUN, "pm-10", {**event, "id": "r10"}, None)
+    assert marks[-1] == "H#provider#aliyun" and len(marks) == 3
+    assert receipts.holds_since(ProviderName.ALIYUN, {"C"}, int(second))
 
 
 def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[no-untyped-def]

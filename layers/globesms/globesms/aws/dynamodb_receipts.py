@@ -69,12 +69,20 @@ def _conditional_check_failed(exc: ClientError) -> bool:
 
 class DynamoDBReceiptStore:
     def __init__(
-        self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb, *, retention_days: int = 90
+        self,
+        table_name: str,
+        client_factory: Callable[[], Any] = clients.dynamodb,
+        *,
+        retention_days: int = 90,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._table = table_name
         self._client = client_factory
         self._records = DynamoDBMessageStore(table_name, client_factory)
         self._retention_seconds = retention_days * 86_400
+        self._clock = clock  # the hold marks' time
+        self._marks_second = 0  # the second of `_marks_raised`: the hold marks this process raised in it
+        self._marks_raised: set[str] = set()
 
     def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> MessageRecord | None:
         found = self.message_id_for_provider_ref(provider, provider_message_id)
@@ -221,11 +229,19 @@ class DynamoDBReceiptStore:
     def _mark_hold(self, provider: ProviderName, batch_id: str | None) -> None:
         """Raises the hold mark to now: before the receipt is held, so that a dispatcher reading the mark after
         its SUBMITTED write either sees it or wrote before the receipt handler's check that follows the hold."""
-        now = int(time.time())
+        now = int(self._clock())
+        key = hold_mark_key(provider, batch_id)
+        pk = key["pk"]["S"]
+        if now != self._marks_second:
+            self._marks_second, self._marks_raised = now, set()
+        if pk in self._marks_raised:
+            # Raised by this process this second already: the provider's mark is one item that every unmatched
+            # receipt raises, so a push of 50 (or a storm of them) writes it at most once a second per process.
+            return
         try:
             self._client().update_item(
                 TableName=self._table,
-                Key=hold_mark_key(provider, batch_id),
+                Key=key,
                 UpdateExpression="SET held_at = :now, expires_at = :expires",
                 ConditionExpression="attribute_not_exists(held_at) OR held_at < :now",  # never lowered
                 ExpressionAttributeValues={
@@ -236,6 +252,7 @@ class DynamoDBReceiptStore:
         except ClientError as exc:
             if not _conditional_check_failed(exc):  # raised already this second: nothing to do
                 raise
+        self._marks_raised.add(pk)
 
     def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:
         keys = [hold_mark_key(provider, batch_id) for batch_id in sorted(set(batch_ids))]
