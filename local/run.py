@@ -3,16 +3,17 @@
     python -m local.run [--api-port 3000] [--moto-port 5000] [--moto-dynamodb-port 5001]
                         [--emulator-port aliyun=9101 ...] [--no-emulators]
                         [--webhook-receiver-port 9200] [--no-webhook-receiver] [--function-concurrency N]
-                        [--restart-functions] [--huawei-receipt-format form|batch]
+                        [--function-hosts LOGICAL_ID=N ...] [--restart-functions]
+                        [--huawei-receipt-format form|batch]
 
 Starts moto as two child processes (unless AWS_ENDPOINT_URL points elsewhere): DynamoDB and its streams on one
 (AWS_ENDPOINT_URL_DYNAMODB), SQS and every other service on the other (AWS_ENDPOINT_URL), so that moto can use two
 cores. It creates the template's tables and queues, then starts as child processes: the provider emulators (unless
 GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's webhook endpoint (local/webhook_receiver.py), one process per
 function (local/lambda_host.py: its SQS pollers and its Invoke API; `--function-concurrency N`: up to N per
-function, as Lambda runs several execution environments) and the API server. Ctrl-C or SIGTERM stops them all; so
-does any child exiting on its own (a stack with a piece missing is worse than none), except a function host with
-`--restart-functions`, which is started again.
+function, as Lambda runs several execution environments; `--function-hosts` sets one function's) and the API
+server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack with a piece missing is
+worse than none), except a function host with `--restart-functions`, which is started again.
 
 The first minute: every port is bound by this runner first (any port given as 0 gets a free one; the line
 `globesms local ports: {...}` says which) and handed to the process that serves it, which listens only once it
@@ -30,7 +31,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 from local.api_server import DEFAULT_API_KEY_ID, api_key, api_keys
 from local.aws import apply_local_credentials, moto_endpoints
@@ -88,6 +89,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "event sources; the API server sends each request to a free one (default %(default)s)",
     )
     parser.add_argument(
+        "--function-hosts",
+        action="append",
+        default=[],
+        metavar="LOGICAL_ID=N",
+        help="execution environments of one function instead of --function-concurrency's, with the same cap "
+        "(repeatable; e.g. AliyunDispatchFunction=3: Lambda scales each queue's pollers with its backlog)",
+    )
+    parser.add_argument(
         "--restart-functions",
         action="store_true",
         help="start a function host that exits (e.g. killed by `make soak`) again instead of stopping the stack",
@@ -110,6 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--function-concurrency must be at least 1")
     if args.moto_dynamodb_port is None:  # `--moto-port 0` (tests, benches): every moto port a free one
         args.moto_dynamodb_port = 0 if args.moto_port == 0 else MOTO_DYNAMODB_PORT
+    args.hosts_of = {}
+    for item in args.function_hosts:
+        logical_id, _, count = item.partition("=")
+        if not logical_id or not count.isdigit() or int(count) < 1:
+            parser.error(f"--function-hosts wants LOGICAL_ID=N with N at least 1, got {item!r}")
+        args.hosts_of[logical_id] = int(count)
     args.emulator_ports = dict(EMULATOR_PORTS)
     for item in args.emulator_port:
         provider, _, port = item.partition("=")
@@ -263,12 +278,19 @@ def host_count(stack: LocalStack, logical_id: str, concurrency: int) -> int:
     return max(1, min([concurrency, *caps]))
 
 
-def start_functions(children: ProcessGroup, stack: LocalStack, concurrency: int = 1) -> dict[str, list[Child]]:
+def start_functions(
+    children: ProcessGroup, stack: LocalStack, concurrency: int = 1, hosts_of: Mapping[str, int] | None = None
+) -> dict[str, list[Child]]:
     """`host_count` processes per function, named `<LogicalId>`, `<LogicalId>#2`, ...; each polls the function's
-    queues and serves its Invoke API on a port of its own."""
+    queues and serves its Invoke API on a port of its own. `hosts_of`: a function's own concurrency, instead of
+    `concurrency` (a name the template does not have is refused)."""
+    hosts_of = hosts_of or {}
+    unknown = sorted(set(hosts_of) - set(stack.template.functions))
+    if unknown:
+        raise ValueError(f"--function-hosts names no function of the template: {', '.join(unknown)}")
     hosts: dict[str, list[Child]] = {}
     for logical_id in stack.template.functions:
-        for n in range(1, host_count(stack, logical_id, concurrency) + 1):
+        for n in range(1, host_count(stack, logical_id, hosts_of.get(logical_id, concurrency)) + 1):
             argv = [sys.executable, "-m", "local.lambda_host", logical_id]
             if n > 1:
                 argv.append("--no-schedules")  # EventBridge invokes a function once per period, not once per host
@@ -363,7 +385,7 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     os.environ.pop(PROVISIONED_ENV, None)  # one inherited from elsewhere names another stack's resources
     stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
     os.environ[PROVISIONED_ENV] = stack.resources.to_json()  # the hosts need not provision again (local/stack.py)
-    hosts = start_functions(children, stack, args.function_concurrency)
+    hosts = start_functions(children, stack, args.function_concurrency, args.hosts_of)
     children.wait_until_listening(deadline - time.monotonic())
     api = start_api(children, stack, hosts, sockets["api"])
     children.wait_until_listening(deadline - time.monotonic(), [api])
