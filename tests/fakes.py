@@ -197,13 +197,13 @@ class MemoryStore:
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
         key = f"msg:{message_id}" if message_id is not None else provider_message_id
-        parts = split_message_id(message_id) if message_id is not None else None
-        mark = parts[0] if parts is not None else f"@{provider}"
-        self.hold_marks[mark] = max(self.hold_marks.get(mark, 0), int(time.time()))
         held = self.held.setdefault((provider, key), [])
         if any(e["id"] == event["id"] for e in held):
             return False
         held.append(event)
+        parts = split_message_id(message_id) if message_id is not None else None
+        mark = parts[0] if parts is not None else f"@{provider}"
+        self.hold_marks[mark] = max(self.hold_marks.get(mark, 0), int(time.time()))
         return True
 
     def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:

@@ -63,6 +63,7 @@ class Observed:
     headers: dict[str, BatchRecord] = field(default_factory=dict)
     messages: dict[str, list[MessageRecord]] = field(default_factory=dict)  # by batch id
     held: dict[str, dict[str, Any]] = field(default_factory=dict)  # held receipts by pk
+    hold_marks: dict[str, int] = field(default_factory=dict)  # when a receipt was last held, by mark pk
     held_packs: list[DispatchPack] = field(default_factory=list)  # packs of scheduled sends, held until send_at
     unknown: list[tuple[str, str]] = field(default_factory=list)  # keys of items of no known kind
 
@@ -110,6 +111,8 @@ class FuzzStack:
                 seen.messages.setdefault(record.batch_id, []).append(record)
             elif pk.startswith("R#") and sk == "#":
                 seen.held[pk] = from_item(item)
+            elif pk.startswith("H#") and sk == "#":
+                seen.hold_marks[pk] = int(item["held_at"]["N"])
             elif pk.startswith("S#") and "pack" in item:
                 seen.held_packs.append(DispatchPack.model_validate_json(item["pack"]["S"]))
             elif not _accept_bookkeeping(pk, sk):

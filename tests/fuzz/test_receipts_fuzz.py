@@ -130,6 +130,9 @@ def check_push(provider: ProviderName, response: dict[str, Any], before: dict[An
         assert all(e.get("type") == "receipt" and e.get("raw_status") for e in held["events"])
     if seen.held:
         event("receipts held")
+    # A hold mark only beside a held receipt: of this batch (the echo named its message), or of the provider.
+    assert set(seen.hold_marks) <= {f"H#batch#{BATCH}", f"H#provider#{provider.value}"}, seen.hold_marks
+    assert not seen.hold_marks or seen.held, "a hold mark without a held receipt"
     for delivery in seen.webhooks:
         message_id = delivery.event.message["id"]
         record = records[message_id]

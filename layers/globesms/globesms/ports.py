@@ -205,8 +205,8 @@ class ReceiptStore(Protocol):
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
         """Keep a receipt no submitted message takes yet — under `models.receipts.held_key(message_id)` when the
-        message is known, else under the provider id; False when this receipt was already held. First, it notes the
-        time for `holds_since`: of the message's batch when the message is known, else of the provider."""
+        message is known, else under the provider id; False when this receipt was already held. A new hold notes its
+        time for `holds_since`: of the message's batch when the message is known, else of the provider's."""
         ...
 
     def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:

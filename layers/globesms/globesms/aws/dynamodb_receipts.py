@@ -5,7 +5,7 @@ Held receipts (no submitted message takes them yet) live in their own items: `pk
 keeps at most MAX_HELD_EVENTS events (a later receipt is acknowledged but not kept) and expires with the records
 (the table's TTL attribute `expires_at`, `retention_days` after its latest receipt).
 
-Before a receipt is held, the time is noted in a hold mark: `pk = H#batch#<batch id>` when the echo named the
+When a receipt is newly held, the time is noted in a hold mark: `pk = H#batch#<batch id>` when the echo named the
 message, else `pk = H#provider#<provider>`, `sk = #`, `held_at` only ever raised. Dispatch reads a pack's two marks
 (`holds_since`, one request) and looks for held receipts only when one is newer than the pack: a pack of 1,000
 otherwise asked for 2,000 held items (two keys a recipient) that are nearly never there.
@@ -208,8 +208,6 @@ class DynamoDBReceiptStore:
             sets.append("message_id = :message")
             values[":message"] = message_id
         key = held_key(message_id) if message_id is not None else provider_message_id
-        parts = split_message_id(message_id) if message_id is not None else None
-        self._mark_hold(provider, parts[0] if parts is not None else None)
         try:
             self._client().update_item(
                 TableName=self._table,
@@ -222,13 +220,19 @@ class DynamoDBReceiptStore:
             )
         except ClientError as exc:
             if _conditional_check_failed(exc):
-                return False
+                return False  # a repeat: nothing written, the mark was raised when it was first held
             raise
+        parts = split_message_id(message_id) if message_id is not None else None
+        self._mark_hold(provider, parts[0] if parts is not None else None)
         return True
 
     def _mark_hold(self, provider: ProviderName, batch_id: str | None) -> None:
-        """Raises the hold mark to now: before the receipt is held, so that a dispatcher reading the mark after
-        its SUBMITTED write either sees it or wrote before the receipt handler's check that follows the hold."""
+        """Raises the hold mark to now, once the receipt is held and before the receipt handler's re-read of the
+        message (`receipts.apply`): a dispatcher that reads the mark after its SUBMITTED write either sees it, and
+        finds the held receipt, or read it before it was raised, so its write came before that re-read, which
+        then finds the record. Only a new hold raises it, so a repeated push writes nothing. Should this write
+        fail after the hold, the push fails and its retry is a repeat: the receipt then waits for the
+        reconciliation of its message if the dispatcher skips it (receipt deadlines: every message ends)."""
         now = int(self._clock())
         key = hold_mark_key(provider, batch_id)
         pk = key["pk"]["S"]
