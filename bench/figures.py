@@ -68,6 +68,23 @@ class Figure:
         )
 
 
+def none_allowed(id: str, title: str, count: int, unit: str, detail: dict[str, object]) -> Figure:
+    """A figure whose goal is a count of 0 (throttled responses, packages that must not ship): no reference."""
+    return Figure(
+        id=id,
+        title=title,
+        value=float(count),
+        unit=unit,
+        reference=None,
+        reference_label="",
+        ratio=None,
+        goal="0",
+        goal_op="==",
+        goal_value=0.0,
+        detail=detail,
+    )
+
+
 def median_seconds(run: Callable[[], object], *, repeat: int, number: int = 1) -> float:
     """The median over `repeat` samples of the time one call takes (each sample times `number` calls)."""
     samples = []

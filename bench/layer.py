@@ -30,7 +30,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bench.figures import Figure
+from bench.figures import Figure, none_allowed
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_SOURCE = ROOT / "layers" / "globesms"
@@ -124,18 +124,12 @@ def measure(quick: bool) -> list[Figure]:
         "quick": quick,
     }
     return [
-        Figure(
-            id="layer.runtime_sdk_packages",
-            title="Layer: packages the Lambda runtime provides (boto3, botocore, ...) shipped in it",
-            value=float(len(stray)),
-            unit="packages",
-            reference=None,
-            reference_label="",
-            ratio=None,
-            goal="0",
-            goal_op="==",
-            goal_value=0.0,
-            detail={**detail, "found": stray},
+        none_allowed(
+            "layer.runtime_sdk_packages",
+            "Layer: packages the Lambda runtime provides (boto3, botocore, ...) shipped in it",
+            len(stray),
+            "packages",
+            {**detail, "found": stray},
         ),
         Figure(
             id="layer.unzipped_mb",

@@ -41,7 +41,7 @@ from typing import Any
 
 from bench._stack import DISPATCH_FUNCTIONS, PROVIDER_QUEUES, PROVIDERS, Stack, running_stack
 from bench._stack_load import Numbers, bodies_for, post_all
-from bench.figures import Figure
+from bench.figures import Figure, none_allowed
 from globesms.domain.provider_limits import RECIPIENTS_PER_CALL
 from globesms.models.outbound import ProviderName
 
@@ -229,31 +229,19 @@ def _figures(run: dict[str, Any], window: int, quick: bool) -> list[Figure]:
             goal_value=GOAL_SHARE,
             **common,
         ),
-        Figure(
-            id="utilisation.throttled",
-            title="Provider utilisation: throttled responses",
-            value=float(throttled),
-            unit="responses",
-            reference=None,
-            reference_label="",
-            ratio=None,
-            goal="0",
-            goal_op="==",
-            goal_value=0,
-            detail={"throttled_by_operation": {p: run["stats"][p]["throttled"] for p in PROVIDERS}},
+        none_allowed(
+            "utilisation.throttled",
+            "Provider utilisation: throttled responses",
+            throttled,
+            "responses",
+            {"throttled_by_operation": {p: run["stats"][p]["throttled"] for p in PROVIDERS}},
         ),
-        Figure(
-            id="utilisation.seconds_over_limit",
-            title="Provider utilisation: seconds over a limit",
-            value=float(len(over)),
-            unit="seconds",
-            reference=None,
-            reference_label="",
-            ratio=None,
-            goal="0",
-            goal_op="==",
-            goal_value=0,
-            detail={"over": over[:50]},
+        none_allowed(
+            "utilisation.seconds_over_limit",
+            "Provider utilisation: seconds over a limit",
+            len(over),
+            "seconds",
+            {"over": over[:50]},
         ),
     ]
 
