@@ -27,11 +27,7 @@ run: $(STAMP)
 ## test: install everything, lint, type-check and run every test, spread over every core (pytest-xdist; each test
 ##   module stays on one worker, so a module's local stack starts once)
 test: $(STAMP) lint typecheck browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
-
-# One worker more than the cores: the end-to-end tests spend much of their time waiting on a local stack, and a third
-# worker on 2 cores fills those waits (pytest alone, the same code: 476 s with 2 workers, 455 s with 3; ~1 GB each).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+	$(BIN)/pytest -n auto --dist loadscope
 
 ## browser: the docs page test (tests/integration/test_api_docs.py) renders /v1/docs in a headless Chromium and
 ##   skips without one; in CI (CI=true), as root, Debian's chromium is installed when it is missing
