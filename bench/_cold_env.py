@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -140,7 +141,14 @@ def layer_modules() -> tuple[str, ...]:
     """The top-level modules a deployed function can import besides the standard library: those of the packages in
     the layer's lock (`layers/globesms/requirements.txt`, everything the layer installs), of what they require in
     turn, and of the runtime's boto3 (and what it requires); plus globesms itself."""
-    wanted = [Requirement(line) for line in _requirement_lines()] + [Requirement(p) for p in RUNTIME_PACKAGES]
+    wanted = [Requirement(line) for line in layer_requirement_lines()] + [Requirement(p) for p in RUNTIME_PACKAGES]
+    return tuple(sorted({"globesms", *modules_of(required_distributions(wanted))}))
+
+
+def required_distributions(requirements: Iterable[Requirement]) -> set[str]:
+    """The distributions of `requirements` and, recursively, of what they require here (extras followed, markers
+    evaluated for this interpreter), by canonical name."""
+    wanted = list(requirements)
     seen: set[str] = set()
     while wanted:
         requirement = wanted.pop()
@@ -153,15 +161,19 @@ def layer_modules() -> tuple[str, ...]:
                 needed = Requirement(line)
                 if needed.marker is None or needed.marker.evaluate({"extra": extra}):
                     wanted.append(needed)
-    distributions = {key.partition("[")[0] for key in seen}
-    modules = {"globesms"}
-    for module, owners in importlib.metadata.packages_distributions().items():
-        if any(canonicalize_name(owner) in distributions for owner in owners):
-            modules.add(module)
-    return tuple(sorted(modules))
+    return {key.partition("[")[0] for key in seen}
 
 
-def _requirement_lines() -> list[str]:
+def modules_of(distributions: Collection[str]) -> set[str]:
+    """The top-level import names these installed distributions (canonical names) provide."""
+    return {
+        module
+        for module, owners in importlib.metadata.packages_distributions().items()
+        if any(canonicalize_name(owner) in distributions for owner in owners)
+    }
+
+
+def layer_requirement_lines() -> list[str]:
     """The lock's requirements (`name==version`, perhaps with a marker): the lines that start with a name; their
     `--hash` options and `# via` comments follow on indented lines."""
     text = (ROOT / "layers" / "globesms" / "requirements.txt").read_text()

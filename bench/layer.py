@@ -18,7 +18,6 @@ The quick form is the same measurement: one build is a few seconds once pip's ca
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -28,8 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 
+from bench._cold_env import RUNTIME_PACKAGES, modules_of, required_distributions
 from bench.figures import Figure, none_allowed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,24 +37,11 @@ LAYER_SOURCE = ROOT / "layers" / "globesms"
 MB = 1024 * 1024
 #: Lambda's quota: a function's deployment package and all its layers, unzipped (Lambda quotas, "250 MB").
 UNZIPPED_QUOTA_BYTES = 250 * MB
-#: What Lambda's Python runtime ships and the layer must leave out: boto3 and everything it requires.
-RUNTIME_SDK = "boto3"
 
 
-def runtime_provided() -> set[NormalizedName]:
-    """boto3 and, recursively, what it requires here (unconditional requirements: those Lambda's runtime has)."""
-    found: set[NormalizedName] = set()
-    wanted = [RUNTIME_SDK]
-    while wanted:
-        name = canonicalize_name(wanted.pop())
-        if name in found:
-            continue
-        found.add(name)
-        for line in importlib.metadata.requires(name) or []:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                wanted.append(requirement.name)
-    return found
+def runtime_provided() -> set[str]:
+    """boto3 and, recursively, what it requires here (the boto3 this virtualenv pins to the runtime's)."""
+    return required_distributions([Requirement(p) for p in RUNTIME_PACKAGES])
 
 
 def build_layer(artifacts: Path) -> None:
@@ -67,7 +54,7 @@ def build_layer(artifacts: Path) -> None:
     subprocess.run([make, *target, f"PYTHON={sys.executable}"], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
 
 
-def distributions(site: Path) -> set[NormalizedName]:
+def distributions(site: Path) -> set[str]:
     """The distributions installed in `site` (a layer's python/), by their `.dist-info` directories."""
     return {
         canonicalize_name(info.name.removesuffix(".dist-info").rsplit("-", 1)[0]) for info in site.glob("*.dist-info")
@@ -78,8 +65,7 @@ def runtime_packages_in(site: Path) -> list[str]:
     """The runtime's packages (`runtime_provided`) found in `site`: by their distribution, or by an import name
     (`botocore/`, `six.py`) for a tree copied in without its `.dist-info`."""
     runtime = runtime_provided()
-    import_names = {top for name in runtime for top in _import_names(name)}
-    return sorted({*(distributions(site) & runtime), *(import_names & set(sizes_by_top_level(site)))})
+    return sorted({*(distributions(site) & runtime), *(modules_of(runtime) & set(sizes_by_top_level(site)))})
 
 
 def sizes_by_top_level(site: Path) -> Counter[str]:
@@ -145,13 +131,3 @@ def measure(quick: bool) -> list[Figure]:
             detail=detail,
         ),
     ]
-
-
-def _import_names(distribution: str) -> set[str]:
-    """The top-level import names of an installed distribution (boto3's requirements, read from this virtualenv)."""
-    try:
-        files = importlib.metadata.files(distribution) or []
-    except importlib.metadata.PackageNotFoundError:
-        return set()
-    tops = {str(f).split("/", 1)[0].removesuffix(".py") for f in files}
-    return {t for t in tops if t and not t.endswith((".dist-info", ".data")) and t not in {"..", "bin", "__pycache__"}}

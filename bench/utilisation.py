@@ -66,6 +66,14 @@ OPERATIONS_OF: dict[str, tuple[str, ...]] = {
 }
 FUNCTION_CONCURRENCY = 2  # every function's hosts but the dispatchers named in DISPATCH_HOSTS
 DISPATCH_HOSTS: dict[str, int] = {"aliyun": 3, "tencent": FUNCTION_CONCURRENCY, "huawei": FUNCTION_CONCURRENCY}
+
+
+def dispatch_hosts(quick: bool) -> dict[str, int]:
+    """Hosts per provider's dispatcher: DISPATCH_HOSTS, or FUNCTION_CONCURRENCY each for the quick form (a smoke run
+    beside other tests, with no host to spare)."""
+    return dict.fromkeys(DISPATCH_HOSTS, FUNCTION_CONCURRENCY) if quick else dict(DISPATCH_HOSTS)
+
+
 WARMUP_SECONDS = 3
 WINDOW_SECONDS = 60
 QUICK_WINDOW_SECONDS = 3
@@ -95,7 +103,7 @@ def measure(quick: bool) -> list[Figure]:
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
         runner_args = ["--function-concurrency", str(FUNCTION_CONCURRENCY)]
-        for provider, count in ({} if quick else DISPATCH_HOSTS).items():  # quick: a smoke run, no host to spare
+        for provider, count in dispatch_hosts(quick).items():
             runner_args += ["--function-hosts", f"{DISPATCH_FUNCTIONS[provider]}={count}"]
         with running_stack(Path(scratch) / "stack.log", env=env, runner_args=runner_args) as stack:
             run = _run(stack, window, warmup, slack=QUICK_SLACK_SECONDS if quick else SLACK_SECONDS)
@@ -206,7 +214,7 @@ def _figures(run: dict[str, Any], window: int, quick: bool) -> list[Figure]:
         "window_epoch_seconds": [seconds.start, seconds.stop - 1],
         "warmup_seconds": run["warmup_seconds"],
         "limits_calls_per_second": LIMITS,
-        "dispatch_hosts_per_provider": dict.fromkeys(DISPATCH_HOSTS, FUNCTION_CONCURRENCY) if quick else DISPATCH_HOSTS,
+        "dispatch_hosts_per_provider": dispatch_hosts(quick),
         "per_operation": per_operation,
         "per_provider": per_provider,
         "load_sustained": sustained,

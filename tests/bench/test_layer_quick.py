@@ -7,20 +7,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench import layer
-
-LAYER_LOCK = layer.LAYER_SOURCE / "requirements.txt"
+from bench._cold_env import layer_requirement_lines
 
 
 def locked_names() -> set[str]:
-    lines = LAYER_LOCK.read_text().splitlines()
-    return {
-        canonicalize_name(line.split("==", 1)[0].split("[", 1)[0].strip())
-        for line in lines
-        if "==" in line and not line.lstrip().startswith("#")
-    }
+    return {canonicalize_name(Requirement(line).name) for line in layer_requirement_lines()}
 
 
 def test_quick_layer_figures_read_the_built_layer() -> None:
