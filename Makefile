@@ -10,7 +10,9 @@ SAM_CLI := $(SAM_VENV)/.aws-sam-cli-1.170.0-python$(PYTHON_VERSION)
 # Lock files with hashes, written by `make lock`: everything `make test` installs, and the layer's install set.
 DEV_LOCK := requirements/lock-dev.txt
 LAYER_LOCK := layers/globesms/requirements.txt
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
+# uv alone, with hashes: pip installs it, and uv installs the dev lock (about 15 s where pip takes 70).
+UV_LOCK := requirements/lock-uv.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) $(UV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: run test browser lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
 	lambda-base-image redrive pumping-release lock clean
@@ -36,10 +38,15 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	fi
 
-$(STAMP): pyproject.toml $(DEV_LOCK)
+## The install: uv from its own hashed lock, then the dev lock by uv (compiled to bytecode, as pip does). uv reads
+##   PyPI, not pip's configuration: where it cannot install (a mirror only pip is set up for), pip does the same.
+UV_INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode
+$(STAMP): pyproject.toml $(DEV_LOCK) $(UV_LOCK)
 	@$(call ensure_venv,$(VENV))
-	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps --require-hashes -r $(UV_LOCK)
+	$(UV_INSTALL) --require-hashes -r $(DEV_LOCK) || { echo "uv could not install $(DEV_LOCK); pip installs it"; \
+		$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK); }
+	$(UV_INSTALL) --no-deps -e . || $(BIN)/pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## lock: resolve pyproject.toml and requirements/sdk-*.txt into the lock files, with hashes, after changing a pin;
@@ -50,6 +57,7 @@ UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet
 	--python-version $(PYTHON_VERSION) $(if $(filter 1 yes true,$(UPGRADE)),--upgrade)
 lock: $(STAMP)
 	$(UV_COMPILE) --universal pyproject.toml --extra dev --extra cli $(wildcard requirements/sdk-*.txt) -o $(DEV_LOCK)
+	grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"' | $(UV_COMPILE) --universal - -c $(DEV_LOCK) -o $(UV_LOCK)
 	$(UV_COMPILE) --python-platform x86_64-manylinux_2_34 pyproject.toml -c $(DEV_LOCK) \
 		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) -o $(LAYER_LOCK)
 

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "globesms" / "globesms"
 LAYER_LOCK = ROOT / "layers" / "globesms" / "requirements.txt"
 DEV_LOCK = ROOT / "requirements" / "lock-dev.txt"
+UV_LOCK = ROOT / "requirements" / "lock-uv.txt"  # what `make` installs first, with pip, to install the dev lock
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME = "python3.13"
 #: Where the layer runs: markers of its requirements are evaluated for this (extra added per requirement).
@@ -77,6 +78,11 @@ def test_every_locked_package_is_pinned_with_hashes() -> None:
         assert pins, lock
         for name, pin in pins.items():
             assert pin.hashes and all(h.startswith("sha256:") for h in pin.hashes), f"{lock.name}: {name}"
+
+
+def test_the_installer_lock_holds_the_dev_locks_uv_alone() -> None:
+    """uv installs the dev lock (Makefile): its own lock pins the same uv, with the same hashes, and nothing else."""
+    assert read_lock(UV_LOCK) == {canonicalize_name("uv"): read_lock(DEV_LOCK)[canonicalize_name("uv")]}
 
 
 def test_layer_lock_pins_the_projects_runtime_dependencies() -> None:
