@@ -22,7 +22,7 @@ import boto3
 import httpx
 
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES, apply_local_credentials, aws_endpoint, moto_endpoints
-from local.processes import poll_until, stop_runner, wait_for_line
+from local.processes import command_line, poll_until, stop_runner, wait_for_line
 from local.run import READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -133,7 +133,7 @@ class Stack:
         """The pids of the function hosts running `logical_id` under this stack's runner (their invoke ports are
         not known outside the runner, so hosts are found by their command lines among the runner's descendants)."""
         return sorted(
-            pid for pid in _descendants(self.process.pid) if _cmdline(pid)[2:4] == ["local.lambda_host", logical_id]
+            pid for pid in _descendants(self.process.pid) if command_line(pid)[2:4] == ["local.lambda_host", logical_id]
         )
 
     def signal_functions(self, logical_ids: Sequence[str], signum: int) -> list[int]:
@@ -152,7 +152,7 @@ class Stack:
         for pid in [self.process.pid, *_descendants(self.process.pid)]:
             seconds = _cpu_seconds(pid)
             if seconds is not None:
-                label = _label(_cmdline(pid), is_runner=pid == self.process.pid)
+                label = _label(command_line(pid), is_runner=pid == self.process.pid)
                 used[label] = round(used.get(label, 0.0) + seconds, 2)
         return used
 
@@ -208,13 +208,6 @@ def _label(argv: list[str], *, is_runner: bool) -> str:
     if module.startswith("local.emulators."):
         return f"{module.rsplit('.', 1)[1]}-emulator"
     return module.removeprefix("local.")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, Protocol
 
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 STOP_GRACE_SECONDS = 5.0
@@ -154,6 +155,18 @@ def descendants(root: int) -> dict[int, int]:
     return found
 
 
+def command_line(pid: int) -> list[str]:
+    """A process's command line, [] when it is gone. A forked function host (local/host_forks.py) shows its own
+    as one title, "python -m local.lambda_host <LogicalId> ...": split into words like any other."""
+    try:
+        words = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+    while words and not words[-1]:
+        words.pop()
+    return words[0].split() if len(words) == 1 else words
+
+
 def is_alive(pid: int, started: int) -> bool:
     """Whether the process `descendants` listed still exists (a zombie, already ended, does not count)."""
     stat = _stat_fields(pid)
@@ -168,14 +181,27 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
 
 
+class ChildProcess(Protocol):
+    """What the runner uses of a child: a `subprocess.Popen`, or a host forked by local.host_forks."""
+
+    pid: int
+    stdout: IO[str] | None
+
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen[str]
+    process: ChildProcess
     listen_socket: socket.socket | None  # the port it serves, reserved by the runner; None when it serves none
     argv: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     restarts: int = 0
+    forked: bool = False  # by local.host_forks (argv without the --listen-fd the server adds)
 
     @property
     def running(self) -> bool:
@@ -188,33 +214,68 @@ class Child:
 
 @dataclass
 class ProcessGroup:
-    """The runner's children. Output of each is copied to ours, every line prefixed with the child's name."""
+    """The runner's children. Output of each is copied to ours, every line prefixed with the child's name.
+    Function hosts can be forked from one prestarted interpreter instead (`start_host_forks`, local/host_forks.py)."""
 
     cwd: Path
     children: list[Child] = field(default_factory=list)
     _label_width: int = 24
+    _forks: Any = None  # local.host_forks.HostForks once started
+    _forks_server: Child | None = None
+
+    def start_host_forks(self, env: Mapping[str, str]) -> None:
+        """Start the server function hosts are forked from (Linux), so its imports overlap the rest of the start."""
+        from local import host_forks  # here: it imports this module
+
+        if not host_forks.SUPPORTED or self._forks is not None:
+            return
+        ours, theirs = host_forks.HostForks.control_pair()
+        argv = [sys.executable, "-m", "local.host_forks", host_forks.CONTROL_FD_OPTION, str(theirs.fileno())]
+        try:
+            self._forks_server = Child("host-forks", self._spawn(argv, env, [theirs.fileno()]), None, tuple(argv))
+        finally:
+            theirs.close()
+        self._copy_output_of(self._forks_server)
+        self._forks = host_forks.HostForks(ours)
 
     def start(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        listen_socket: socket.socket | None = None,
+        *,
+        fork: bool = False,
     ) -> Child:
-        """Start `argv`; with `listen_socket` (from `reserve_port`), it is passed on and `--listen-fd N` added."""
-        if listen_socket is not None:
+        """Start `argv`; with `listen_socket` (from `reserve_port`), it is passed on and `--listen-fd N` added.
+        `fork`: a function host (`python -m local.lambda_host ...` with a socket), forked when `start_host_forks`
+        started the server, started as a process of its own otherwise."""
+        forked = fork and self._forks is not None and listen_socket is not None
+        if listen_socket is not None and not forked:
             argv = [*argv, LISTEN_FD_OPTION, str(listen_socket.fileno())]
-        child = Child(name, self._spawn(argv, env, listen_socket), listen_socket, tuple(argv), dict(env))
+        child = Child(name, self._started(argv, env, listen_socket, forked), listen_socket, tuple(argv), dict(env))
+        child.forked = forked
         self.children.append(child)
-        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{name}", daemon=True).start()
+        self._copy_output_of(child)
         return child
 
     def restart(self, child: Child) -> None:
         """Start an exited child again with its command line, environment and socket (a function host that was
         killed comes back as Lambda starts a new execution environment)."""
-        child.process = self._spawn(child.argv, child.env, child.listen_socket)
+        child.process = self._started(child.argv, child.env, child.listen_socket, child.forked)
         child.restarts += 1
-        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{child.name}", daemon=True).start()
+        self._copy_output_of(child)
 
-    def _spawn(
-        self, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None
-    ) -> subprocess.Popen[str]:
+    def _started(
+        self, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None, forked: bool
+    ) -> ChildProcess:
+        if forked and listen_socket is not None:
+            forked_env = {**env, "PYTHONUNBUFFERED": "1"}
+            process: ChildProcess = self._forks.fork(argv, forked_env, str(self.cwd), listen_socket)
+            return process
+        return self._spawn(argv, env, [] if listen_socket is None else [listen_socket.fileno()])
+
+    def _spawn(self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int]) -> subprocess.Popen[str]:
         guarded = [sys.executable, "-m", "local.processes", str(os.getpid()), *argv]
         return subprocess.Popen(
             guarded,
@@ -226,8 +287,11 @@ class ProcessGroup:
             text=True,
             errors="replace",
             start_new_session=True,
-            pass_fds=() if listen_socket is None else (listen_socket.fileno(),),
+            pass_fds=tuple(pass_fds),
         )
+
+    def _copy_output_of(self, child: Child) -> None:
+        threading.Thread(target=self._copy_output, args=(child,), name=f"output-{child.name}", daemon=True).start()
 
     def _copy_output(self, child: Child) -> None:
         process = child.process  # this run of the child: a restart copies the next one's output in a new thread
@@ -254,24 +318,36 @@ class ProcessGroup:
             time.sleep(0.05)
 
     def first_exited(self) -> Child | None:
-        return next((c for c in self.children if not c.running), None)
+        """A child that exited; the host-forks server counts too (no host could be started again without it)."""
+        servers = [] if self._forks_server is None else [self._forks_server]
+        return next((c for c in [*self.children, *servers] if not c.running), None)
 
     def stop_all(self) -> None:
-        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period; then close
-        the reserved sockets, which frees the ports."""
-        for child in self.children:
-            _signal_group(child.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in self.children:
-            try:
-                child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                _signal_group(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period; then the
+        host-forks server (after the hosts: it reports how they ended); then close the reserved sockets, which
+        frees the ports."""
+        _stop(self.children)
+        if self._forks_server is not None:
+            self._forks.close()  # it ends once it has read that
+            _stop([self._forks_server], signal_first=False)
+            self._forks = self._forks_server = None
         for child in self.children:
             if child.listen_socket is not None:
                 child.listen_socket.close()
         self.children.clear()
+
+
+def _stop(children: Sequence[Child], *, signal_first: bool = True) -> None:
+    if signal_first:
+        for child in children:
+            _signal_group(child.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            _signal_group(child.process.pid, signal.SIGKILL)
+            child.process.wait()
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -296,7 +296,7 @@ def start_functions(
                 argv.append("--no-schedules")  # EventBridge invokes a function once per period, not once per host
             name = logical_id if n == 1 else f"{logical_id}#{n}"
             invoke_socket = reserve_port("127.0.0.1", 0)
-            hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, invoke_socket))
+            hosts.setdefault(logical_id, []).append(children.start(name, argv, os.environ, invoke_socket, fork=True))
     return hosts
 
 
@@ -370,6 +370,7 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     the function hosts (the children `--restart-functions` starts again)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     api_port = port_of(sockets["api"])
+    children.start_host_forks(os.environ)  # its imports overlap moto's: the function hosts are forked from it
     moto = start_moto_servers(children, sockets)  # importing moto takes a while: meanwhile the emulators start
     start_emulators(
         children,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from local.processes import descendants, is_alive, is_listening, stop_runner, wait_for_line
+from local.processes import command_line, descendants, is_alive, is_listening, stop_runner, wait_for_line
 from local.run import READY_LINE
 from local.settings import EMULATOR_PORTS
 from tests.e2e.conftest import (
@@ -204,13 +204,6 @@ def started_ready(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], 
         stop_runner(process, STOP_DEADLINE_SECONDS)
         pytest.fail(f"the local stack did not start\n{log_of(log_path)}")
     return process, log_path, ports
-
-
-def command_line(pid: int) -> list[str]:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def test_a_request_to_a_function_host_being_restarted_waits_for_it(tmp_path: Path) -> None:
