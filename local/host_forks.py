@@ -31,6 +31,7 @@ import json
 import os
 import queue
 import runpy
+import select
 import selectors
 import signal
 import socket
@@ -48,6 +49,7 @@ from local.processes import LISTEN_FD_OPTION, PR_SET_PDEATHSIG
 SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
 CONTROL_FD_OPTION = "--control-fd"
 MESSAGE_BYTES = 1 << 20  # a host's environment fits many times over
+START_ANSWER_SECONDS = 30  # the server answers a fork request at once; only a server gone or stuck takes longer
 #: What every function host imports that reads no environment variable when imported (the Powertools Logger,
 #: Metrics and Tracer read theirs when created, in globesms.observability, which is not here: each host creates
 #: them from its own environment).
@@ -201,6 +203,7 @@ class ForkedProcess:
         self.stdout = stdout
         self.args = list(argv)
         self._forks = forks
+        self._code: int | None = None
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:  # it ended (and was reaped) already
@@ -211,13 +214,21 @@ class ForkedProcess:
         return self.poll()
 
     def poll(self) -> int | None:
-        return self._forks.exit_code(self.pid, self._pidfd, timeout=0)
+        return self._ended(timeout=0)
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._forks.exit_code(self.pid, self._pidfd, timeout=timeout)
+        code = self._ended(timeout=timeout)
         if code is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return code
+
+    def _ended(self, *, timeout: float | None) -> int | None:
+        if self._code is None:
+            self._code = self._forks.exit_code(self.pid, self._pidfd, timeout=timeout)
+            if self._code is not None and self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+        return self._code
 
 
 class HostForks:
@@ -245,7 +256,10 @@ class HostForks:
         try:
             with self._lock:
                 socket.send_fds(self._control, [request], [writer, listen_socket.fileno()])
-                pid = self._started.get(timeout=30)
+                pid = self._started.get(timeout=START_ANSWER_SECONDS)
+        except queue.Empty:
+            command = " ".join(argv[2:])
+            raise RuntimeError(f"the host-forks server did not start {command} in {START_ANSWER_SECONDS} s") from None
         finally:
             os.close(writer)
         return ForkedProcess(self, pid, open(reader, encoding="utf-8", errors="replace"), argv)
@@ -254,11 +268,9 @@ class HostForks:
         """The host's exit code once it has ended (-1 when it ended without a report: the server went first),
         None while it runs or until `timeout` seconds pass."""
         if pidfd is not None:
-            ready = selectors.DefaultSelector()
-            ready.register(pidfd, selectors.EVENT_READ)
-            ended = bool(ready.select(timeout))
-            ready.close()
-            if not ended:
+            ready = select.poll()
+            ready.register(pidfd, select.POLLIN)  # a pidfd is readable once its process has ended
+            if not ready.poll(None if timeout is None else timeout * 1000):
                 return None
         with self._ended:  # the report follows the end by a moment: the server reaps, then writes
             self._ended.wait_for(lambda: pid in self._codes or self._closed, timeout=5)

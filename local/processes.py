@@ -319,8 +319,8 @@ class ProcessGroup:
 
     def first_exited(self) -> Child | None:
         """A child that exited; the host-forks server counts too (no host could be started again without it)."""
-        servers = [] if self._forks_server is None else [self._forks_server]
-        return next((c for c in [*self.children, *servers] if not c.running), None)
+        servers = [] if self._forks_server is None else [self._forks_server]  # first: its hosts end with it
+        return next((c for c in [*servers, *self.children] if not c.running), None)
 
     def stop_all(self) -> None:
         """SIGTERM every child's process group, then SIGKILL what is still there after a grace period; then the
