@@ -21,7 +21,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from local.host_forks import HostForks
 
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 STOP_GRACE_SECONDS = 5.0
@@ -220,7 +223,7 @@ class ProcessGroup:
     cwd: Path
     children: list[Child] = field(default_factory=list)
     _label_width: int = 24
-    _forks: Any = None  # local.host_forks.HostForks once started
+    _forks: HostForks | None = None  # once started
     _forks_server: Child | None = None
 
     def start_host_forks(self, env: Mapping[str, str]) -> None:
@@ -269,10 +272,8 @@ class ProcessGroup:
     def _started(
         self, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None, forked: bool
     ) -> ChildProcess:
-        if forked and listen_socket is not None:
-            forked_env = {**env, "PYTHONUNBUFFERED": "1"}
-            process: ChildProcess = self._forks.fork(argv, forked_env, str(self.cwd), listen_socket)
-            return process
+        if forked and listen_socket is not None and self._forks is not None:
+            return self._forks.fork(argv, {**env, "PYTHONUNBUFFERED": "1"}, str(self.cwd), listen_socket)
         return self._spawn(argv, env, [] if listen_socket is None else [listen_socket.fileno()])
 
     def _spawn(self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int]) -> subprocess.Popen[str]:
@@ -327,7 +328,7 @@ class ProcessGroup:
         host-forks server (after the hosts: it reports how they ended); then close the reserved sockets, which
         frees the ports."""
         _stop(self.children)
-        if self._forks_server is not None:
+        if self._forks_server is not None and self._forks is not None:
             self._forks.close()  # it ends once it has read that
             _stop([self._forks_server], signal_first=False)
             self._forks = self._forks_server = None
