@@ -46,7 +46,19 @@ import setproctitle  # the local stack's own dependency (pyproject's dev extra),
 
 from local.processes import LISTEN_FD_OPTION, PR_SET_PDEATHSIG
 
-SUPPORTED = sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+def _pidfds_work() -> bool:
+    """Linux with pidfd_open (5.3 and later), which `ForkedProcess` learns a host's end from."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an older kernel (ENOSYS), or a sandbox that forbids it
+        return False
+    return True
+
+
+SUPPORTED = _pidfds_work()
 CONTROL_FD_OPTION = "--control-fd"
 MESSAGE_BYTES = 1 << 20  # a host's environment fits many times over
 START_ANSWER_SECONDS = 30  # the server answers a fork request at once; only a server gone or stuck takes longer

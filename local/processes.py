@@ -228,8 +228,10 @@ class ProcessGroup:
 
     def start_host_forks(self, env: Mapping[str, str]) -> None:
         """Start the server function hosts are forked from (Linux), so its imports overlap the rest of the start."""
-        from local import host_forks  # here: it imports this module
-
+        try:
+            from local import host_forks  # here: it imports this module
+        except ImportError:  # setproctitle missing: a virtualenv from before it was added; `make` installs it
+            return
         if not host_forks.SUPPORTED or self._forks is not None:
             return
         ours, theirs = host_forks.HostForks.control_pair()
