@@ -45,6 +45,7 @@ from typing import IO, Any
 import setproctitle  # the local stack's own dependency (pyproject's dev extra), never the layer's
 
 from local.processes import LISTEN_FD_OPTION, PR_SET_PDEATHSIG
+from local.template import REPO_ROOT
 
 
 def _pidfds_work() -> bool:
@@ -60,7 +61,10 @@ def _pidfds_work() -> bool:
 
 SUPPORTED = _pidfds_work()
 CONTROL_FD_OPTION = "--control-fd"
-MESSAGE_BYTES = 1 << 20  # a host's environment fits many times over
+REQUEST_BYTES = 1 << 20  # a fork request: a host's environment fits many times over
+REPORT_BYTES = 256  # a report: {"exited": pid, "code": n}
+#: How long the runner waits, once a host has ended, for the server's report of how (it reaps, then writes).
+REPORT_WAIT_SECONDS = 5
 START_ANSWER_SECONDS = 30  # the server answers a fork request at once; only a server gone or stuck takes longer
 #: What every function host imports that reads no environment variable when imported (the Powertools Logger,
 #: Metrics and Tracer read theirs when created, in globesms.observability, which is not here: each host creates
@@ -83,7 +87,7 @@ PRELOAD = (
     "globesms.models.webhooks",
 )
 #: Where `PRELOAD`'s globesms modules come from: the layer's content, as the template's functions have it.
-LAYER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "layers", "globesms")
+LAYER_DIR = str(REPO_ROOT / "layers" / "globesms")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def serve(control: socket.socket) -> None:
                 wake_reader.recv(4096)
                 _report_ended(control)
                 continue
-            message, fds, _, _ = socket.recv_fds(control, MESSAGE_BYTES, 2)
+            message, fds, _, _ = socket.recv_fds(control, REQUEST_BYTES, 2)
             if not message:
                 return  # the runner is gone, or stopping: the hosts get SIGTERM as this process ends
             pid = _fork_host(json.loads(message), fds, closing=[selector, control, wake_reader, wake_writer])
@@ -284,14 +288,14 @@ class HostForks:
             ready.register(pidfd, select.POLLIN)  # a pidfd is readable once its process has ended
             if not ready.poll(None if timeout is None else timeout * 1000):
                 return None
-        with self._ended:  # the report follows the end by a moment: the server reaps, then writes
-            self._ended.wait_for(lambda: pid in self._codes or self._closed, timeout=5)
+        with self._ended:
+            self._ended.wait_for(lambda: pid in self._codes or self._closed, timeout=REPORT_WAIT_SECONDS)
             return self._codes.get(pid, -1)
 
     def _read_reports(self) -> None:
         while True:
             try:
-                message = self._control.recv(MESSAGE_BYTES)
+                message = self._control.recv(REPORT_BYTES)
             except OSError:
                 message = b""
             if not message:

@@ -432,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             intake_belongs_to_the_default_key(os.environ)
             print(f"{PORTS_LINE} {json.dumps(ports)}", flush=True)
             hosts = start_stack(args, children, sockets)
-        except (RuntimeError, TimeoutError, OSError) as exc:
+        # ValueError: a --function-hosts name the template does not have
+        except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
             return 1
         return supervise(children, hosts if args.restart_functions else [])
