@@ -7,8 +7,9 @@ The real handler serves the event again and again (after one untimed first call:
 against in-process fakes (`_cold_fakes`): AWS calls answered at once, provider calls answered with the provider's
 acceptance of every recipient, built beforehand from the messages so that no request is read on the clock. Its
 samples alternate with the reference's:
-- accept (`send_api`, a request of many recipients): `phonenumbers` parsing each number and telling whether it is
-  a valid mobile number (parse, is_valid_number, number_type), the least any accept must do;
+- accept (`send_api`, a request of many recipients): `phonenumbers` parsing each number, telling whether it is
+  a valid mobile number and writing it in E.164 (parse, is_valid_number, number_type, format_number), the least
+  any accept must do;
 - dispatch (one pack): building and signing the same provider requests alone (`_sig_build`), and, for scale, the
   provider client's whole `send` (build, sign, HTTP client, reading the answer).
 The result (median CPU seconds of each, recipients, peak RSS of the process) is written as JSON to `result`.
@@ -66,6 +67,7 @@ def accept_runs(event: dict[str, Any], handler: ModuleType) -> tuple[dict[str, C
             number = phonenumbers.parse(raw, None)
             phonenumbers.is_valid_number(number)
             phonenumbers.number_type(number)
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     return {"handler": serve, "reference": parse_alone}, len(numbers)
 

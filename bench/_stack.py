@@ -22,7 +22,7 @@ import boto3
 import httpx
 
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES, apply_local_credentials, aws_endpoint, moto_endpoints
-from local.processes import command_line, poll_until, stop_runner, wait_for_line
+from local.processes import command_line, cpu_seconds, descendants, poll_until, stop_runner, wait_for_line
 from local.run import READY_LINE, ports_from_output
 from local.settings import EMULATOR_PORTS
 from local.stack import LocalStack
@@ -133,7 +133,7 @@ class Stack:
         """The pids of the function hosts running `logical_id` under this stack's runner (their invoke ports are
         not known outside the runner, so hosts are found by their command lines among the runner's descendants)."""
         return sorted(
-            pid for pid in _descendants(self.process.pid) if command_line(pid)[2:4] == ["local.lambda_host", logical_id]
+            pid for pid in descendants(self.process.pid) if command_line(pid)[2:4] == ["local.lambda_host", logical_id]
         )
 
     def signal_functions(self, logical_ids: Sequence[str], signum: int) -> list[int]:
@@ -149,8 +149,8 @@ class Stack:
         by what it runs (`runner`, `moto`, `moto-dynamodb`, `AliyunDispatchFunction`, `aliyun-emulator`, ...;
         hosts of one function summed)."""
         used: dict[str, float] = {}
-        for pid in [self.process.pid, *_descendants(self.process.pid)]:
-            seconds = _cpu_seconds(pid)
+        for pid in [self.process.pid, *descendants(self.process.pid)]:
+            seconds = cpu_seconds(pid)
             if seconds is not None:
                 label = _label(command_line(pid), is_runner=pid == self.process.pid)
                 used[label] = round(used.get(label, 0.0) + seconds, 2)
@@ -168,33 +168,6 @@ class Stack:
     def check_running(self) -> None:
         if self.process.poll() is not None:
             raise StackFailed(f"the local stack stopped (exit {self.process.returncode})\n{self.log_tail()}")
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 def _label(argv: list[str], *, is_runner: bool) -> str:

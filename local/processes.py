@@ -158,6 +158,14 @@ def descendants(root: int) -> dict[int, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, None when it is gone."""
+    stat = _stat_fields(pid)
+    if stat is None:
+        return None
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 def command_line(pid: int) -> list[str]:
     """A process's command line, [] when it is gone. A forked function host (local/host_forks.py) shows its own
     as one title, "python -m local.lambda_host <LogicalId> ...": split into words like any other."""
