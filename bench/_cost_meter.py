@@ -37,6 +37,8 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from bench._cost_cpu import CpuSplit
+
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
 SQS_CHUNK_BYTES = 64 * 1024
@@ -222,14 +224,17 @@ class Meter:
         *,
         answer_index_queries: bool = False,
         carve_outs: Mapping[str, Callable[[str, Mapping[str, Any]], bool]] | None = None,
+        cpu: CpuSplit | None = None,
     ) -> None:
         """`answer_index_queries`: answer equality queries on a global secondary index from the entries this meter
         keeps (see `_answer_index_query`) instead of letting moto run them; otherwise moto answers and every
         answer is checked against those entries (`index_mismatches`). `carve_outs`: phase -> a test of a
         request (operation, parameters); a request made during a billed phase that passes one is counted under
         that phase instead (a part of a function's work with a phase of its own, such as the spend ledger's
-        writes inside accept)."""
+        writes inside accept). `cpu`: where the hooks' CPU is told apart from the function's (`bench._cost_cpu`):
+        answering an index query stands in for AWS, counting is nobody's."""
         self.tables = tables
+        self.cpu = cpu
         self.phase = UNBILLED
         self.carve_outs = dict(carve_outs or {})
         self.usage: defaultdict[str, Usage] = defaultdict(Usage)
@@ -241,11 +246,14 @@ class Meter:
 
     @contextmanager
     def installed(self) -> Iterator[Meter]:
-        hooks = [
+        hooks: list[tuple[str, Callable[..., Any]]] = [
             ("before-parameter-build", self._before),
             ("before-call.dynamodb.Query", self._answer_index_query),
             ("after-call", self._after),
         ]
+        if self.cpu is not None:
+            kinds = ("meter", "aws", "meter")
+            hooks = [(event, self.cpu.outside(kind, hook)) for (event, hook), kind in zip(hooks, kinds, strict=True)]
         botocore.handlers.BUILTIN_HANDLERS.extend(hooks)
         boto3.setup_default_session()  # a session made now gets the hooks; the clients it makes copy them
         try:

@@ -42,6 +42,7 @@ from typing import Any
 import boto3
 import httpx
 
+from bench._cost_cpu import CpuSplit
 from bench._cost_meter import UNBILLED, Meter, MotoTables, item_size
 from globesms.models.outbound import ProviderName
 
@@ -109,6 +110,8 @@ class Invocation:
     phase: str
     wall_seconds: float  # the handler call, in this process (shared with other work on a busy machine)
     cpu_seconds: float  # CPU time of this process during the call (moto standing in for AWS included)
+    own_cpu_seconds: float  # of which the function's own work (bench._cost_cpu), at one full core
+    aws_cpu_seconds: float  # of which moto's answers, standing in for the AWS round trips
     waited_seconds: float  # the latency the provider and customer endpoints were told to answer with
     log_bytes: int  # what the handler wrote to stdout/stderr (Powertools logs, EMF metrics)
     log_lines: int
@@ -288,7 +291,13 @@ class PushCollector:
 
 class Pipeline:
     def __init__(
-        self, meter: Meter, *, provider_latency_ms: float, webhook_latency_ms: float, huawei_receipt_format: str
+        self,
+        meter: Meter,
+        *,
+        provider_latency_ms: float,
+        webhook_latency_ms: float,
+        huawei_receipt_format: str,
+        cpu: CpuSplit | None = None,
     ) -> None:
         from local.emulators import aliyun, huawei, tencent
         from local.emulators.common import Knobs
@@ -296,6 +305,7 @@ class Pipeline:
         from local.stack import LocalStack
 
         self.meter = meter
+        self.cpu = cpu or CpuSplit()
         self.deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": REGION})
         self.template = self.deployed.template
         refs = self.deployed.context.refs
@@ -385,7 +395,7 @@ class Pipeline:
             if provider is not None:
                 self.handlers[logical_id]._provider = cache(self._provider_factory(provider))  # type: ignore[attr-defined]
         os.environ.pop("GLOBESMS_PROVIDER", None)
-        transport = httpx.MockTransport(self._customer_endpoint)
+        transport = httpx.MockTransport(self.cpu.outside("endpoints", self._customer_endpoint))
         customer = httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, connect=2.0), follow_redirects=False)
         sender = self.handlers["WebhookSenderFunction"]
 
@@ -474,7 +484,7 @@ class Pipeline:
                 f"GLOBESMS_{provider.upper()}_ENDPOINT": self._emulator_url(provider),
             }
             http = httpx.Client(
-                transport=httpx.WSGITransport(app=self.emulators[provider]),
+                transport=httpx.WSGITransport(app=self.cpu.outside("endpoints", self.emulators[provider])),
                 event_hooks={"request": [self._count_provider_call]},
             )
             if provider is ProviderName.ALIYUN:
@@ -528,7 +538,8 @@ class Pipeline:
         try:
             with redirect_stdout(stream), redirect_stderr(stream):
                 started, cpu_started = time.perf_counter(), time.process_time()
-                result = self.handlers[logical_id].lambda_handler(event, context)
+                with self.cpu.invocation() as split:
+                    result = self.handlers[logical_id].lambda_handler(event, context)
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         finally:
             logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
@@ -538,8 +549,20 @@ class Pipeline:
         waited = (self.provider_http_calls - provider_calls) * self.provider_latency_ms / 1000
         if self.webhooks_delivered > deliveries:
             waited += self.webhook_latency_ms / 1000
+        [used] = split
         self.invocations.append(
-            Invocation(logical_id, self.meter.phase, wall, cpu, waited, stream.bytes, stream.lines, records)
+            Invocation(
+                logical_id,
+                self.meter.phase,
+                wall,
+                cpu,
+                used.own_seconds,
+                used.aws_seconds,
+                waited,
+                stream.bytes,
+                stream.lines,
+                records,
+            )
         )
         return result
 
@@ -722,13 +745,15 @@ def run_pipeline(
         "POWERTOOLS_METRICS_DISABLED": "false",  # EMF lines are log volume, as deployed
         "POWERTOOLS_DEV": "false",
     }
+    cpu = CpuSplit()
     with environment(base, drop_prefixes=("GLOBESMS_", "AWS_ENDPOINT_URL", "AWS_PROFILE")), mock_aws():
         meter = Meter(
             MotoTables(ACCOUNT_ID, REGION),
             answer_index_queries=not check_index_queries,
             carve_outs={SPEND_LEDGER: spend_ledger_request},
+            cpu=cpu,
         )
-        with meter.installed():
+        with meter.installed(), cpu.installed():
             DEFAULT_PROVIDERS.clear()
             clients.reset()
             wiring.reset()
@@ -738,6 +763,7 @@ def run_pipeline(
                 provider_latency_ms=provider_latency_ms,
                 webhook_latency_ms=webhook_latency_ms,
                 huawei_receipt_format=huawei_receipt_format,
+                cpu=cpu,
             )
             try:
                 with environment(pipeline.function_environment()):

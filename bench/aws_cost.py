@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from bench._cost_cpu import VCPU_MEMORY_MB, cpu_stretch
 from bench._cost_meter import Usage
 from bench._cost_otp import otp_guard_requests
 from bench._cost_pipeline import (
@@ -117,10 +118,12 @@ def platform_log_lines(duration_ms: float, memory_mb: int) -> list[str]:
     ]
 
 
-def billed_seconds(invocation: Invocation) -> float:
-    """What Lambda would bill for an invocation: the CPU time it took here (steady on a busy machine, unlike wall
-    time; moto's work stands in for the AWS round trips) plus the time it waited for providers and customers."""
-    return invocation.cpu_seconds + invocation.waited_seconds
+def billed_seconds(invocation: Invocation, memory_mb: int) -> float:
+    """What Lambda would bill for an invocation: the function's own CPU time here, stretched to its memory size's
+    share of a vCPU (`bench._cost_cpu`), plus moto's CPU time answering it (standing in for the AWS round trips)
+    and the time it waited for providers and customers. CPU time, not wall time: steady on a busy machine."""
+    own = invocation.own_cpu_seconds * cpu_stretch(memory_mb)
+    return own + invocation.aws_cpu_seconds + invocation.waited_seconds
 
 
 def per_recipient(counter: Counter[str], recipients: int) -> dict[str, float]:
@@ -138,11 +141,15 @@ def costs(run: PipelineRun, phases: tuple[str, ...] = ()) -> tuple[dict[str, flo
     (the spend ledger) has its requests, its function's time stays with the function's phase."""
     usage = run.meter.total(*phases)
     invocations = [i for i in run.invocations if not phases or i.phase in phases]
-    gb_seconds = sum(math.ceil(billed_seconds(i) * 1000) / 1000 * run.memory_mb[i.function] / 1024 for i in invocations)
+    gb_seconds = sum(
+        math.ceil(billed_seconds(i, run.memory_mb[i.function]) * 1000) / 1000 * run.memory_mb[i.function] / 1024
+        for i in invocations
+    )
     log_bytes = 0
     log_events = 0
     for invocation in invocations:
-        platform = platform_log_lines(billed_seconds(invocation) * 1000, run.memory_mb[invocation.function])
+        memory_mb = run.memory_mb[invocation.function]
+        platform = platform_log_lines(billed_seconds(invocation, memory_mb) * 1000, memory_mb)
         log_bytes += invocation.log_bytes + sum(len(line.encode()) for line in platform)
         log_events += invocation.log_lines + len(platform)
     ingested_bytes = log_bytes + log_events * LOG_EVENT_OVERHEAD_BYTES
@@ -224,11 +231,14 @@ def invocation_detail(run: PipelineRun) -> dict[str, Any]:
     for invocation in run.invocations:
         entry = by_function.setdefault(
             invocation.function,
-            {"invocations": 0, "records": 0, "billed_ms": 0.0, "wall_ms": 0.0, "log_bytes": 0, "memory_mb": 0},
+            dict.fromkeys(("invocations", "records", "log_bytes", "memory_mb"), 0)
+            | dict.fromkeys(("billed_ms", "wall_ms", "own_cpu_ms", "aws_cpu_ms"), 0.0),
         )
         entry["invocations"] += 1
         entry["records"] += invocation.records
-        entry["billed_ms"] += math.ceil(billed_seconds(invocation) * 1000)
+        entry["billed_ms"] += math.ceil(billed_seconds(invocation, run.memory_mb[invocation.function]) * 1000)
+        entry["own_cpu_ms"] += invocation.own_cpu_seconds * 1000
+        entry["aws_cpu_ms"] += invocation.aws_cpu_seconds * 1000
         entry["wall_ms"] += invocation.wall_seconds * 1000
         entry["log_bytes"] += invocation.log_bytes
         entry["memory_mb"] = run.memory_mb[invocation.function]
@@ -237,6 +247,8 @@ def invocation_detail(run: PipelineRun) -> dict[str, Any]:
         entry["invocations"] = count
         entry["mean_billed_ms"] = round(entry.pop("billed_ms") / count, 2)
         entry["mean_wall_ms"] = round(entry.pop("wall_ms") / count, 2)
+        entry["mean_own_cpu_ms"] = round(entry.pop("own_cpu_ms") / count, 2)
+        entry["mean_aws_cpu_ms"] = round(entry.pop("aws_cpu_ms") / count, 2)
         entry["mean_log_bytes"] = round(entry.pop("log_bytes") / count)
     return dict(sorted(by_function.items()))
 
@@ -301,9 +313,11 @@ def measure(quick: bool) -> list[Figure]:
             "reconcile: one scheduled run once every message is final, priced per run and per month at "
             "rate(1 minute), not per recipient (every receipt arrived before its deadline)",
             "one warm instance per function (no cold starts): secrets are read once per function and cached 5 min",
-            "Lambda duration = the CPU time of the handler call in this process (moto's work standing in for the "
-            "AWS round trips) plus the provider and customer latencies above, rounded up to 1 ms; wall times are "
-            "in lambda_by_function for comparison",
+            "Lambda duration = the function's own CPU time in this process, stretched to its memory size's share "
+            f"of a vCPU ({VCPU_MEMORY_MB:,} MB = one vCPU: x{cpu_stretch(256):.2f} at 256 MB, "
+            f"x{cpu_stretch(1024):.2f} at 1,024 MB), plus moto's CPU time answering its AWS calls (standing in for "
+            "the round trips) and the provider and customer latencies above, rounded up to 1 ms; per function in "
+            "lambda_by_function (mean_own_cpu_ms, mean_aws_cpu_ms), beside the wall times here for comparison",
             "CloudWatch Logs = what the handlers wrote (Powertools logs, EMF metrics) + Lambda's START/END/REPORT "
             f"lines, + {LOG_EVENT_OVERHEAD_BYTES} bytes per event",
             f"X-Ray: {XRAY_SAMPLED:.0%} of API requests and SQS-triggered invocations traced (default sampling rule "
