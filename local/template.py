@@ -234,7 +234,12 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
     base_dir = path.resolve().parent
     functions = {
         logical_id: _function(
-            logical_id, resource.get("Properties", {}), globals_.get("Function", {}), resources, base_dir
+            logical_id,
+            resource.get("Properties", {}),
+            globals_.get("Function", {}),
+            resources,
+            base_dir,
+            raw.get("Parameters", {}),
         )
         for logical_id, resource in resources.items()
         if resource["Type"] == FUNCTION_TYPE
@@ -335,10 +340,15 @@ def _queue(logical_id: str, properties: dict[str, Any], parameters: dict[str, An
 
 
 def _function(
-    logical_id: str, properties: dict[str, Any], defaults: dict[str, Any], resources: dict[str, Any], base_dir: Path
+    logical_id: str,
+    properties: dict[str, Any],
+    defaults: dict[str, Any],
+    resources: dict[str, Any],
+    base_dir: Path,
+    parameters: dict[str, Any],
 ) -> FunctionSpec:
     def setting(name: str, fallback: Any = None) -> Any:
-        return properties.get(name, defaults.get(name, fallback))
+        return _parameter_default(properties.get(name, defaults.get(name, fallback)), parameters)
 
     # SAM appends a function's own Layers to the global ones. Layers given as ARNs of layers built elsewhere
     # cannot be mounted locally and are left out.

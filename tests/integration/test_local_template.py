@@ -50,7 +50,10 @@ def resources_of(raw: dict[str, Any], resource_type: str) -> dict[str, dict[str,
 
 def function_setting(raw: dict[str, Any], function_id: str, name: str, default: Any) -> Any:
     own = raw["Resources"][function_id]["Properties"]
-    return own.get(name, raw.get("Globals", {}).get("Function", {}).get(name, default))
+    value = own.get(name, raw.get("Globals", {}).get("Function", {}).get(name, default))
+    if isinstance(value, dict) and set(value) == {"Ref"}:  # a template parameter: the local stack deploys its default
+        return raw["Parameters"][value["Ref"]]["Default"]
+    return value
 
 
 def events_of(raw: dict[str, Any], event_type: str) -> list[tuple[str, str, dict[str, Any]]]:
