@@ -1,8 +1,11 @@
 """Fixtures shared by every test folder."""
 
 import os
+from typing import Any
 
+import botocore.handlers
 import pytest
+from botocore.validate import validate_parameters
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -26,6 +29,18 @@ os.environ.pop("AWS_PROFILE", None)
 # has (local/moto_speedups.py: the same answers, without sorting a whole table per query or copying it per
 # transaction item). tests/integration/test_moto_speedups.py checks them against unpatched moto in child processes.
 moto_speedups.apply()
+
+
+def validate_request(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore's parameter validation, which the deployed clients leave out (globesms/aws/clients.py): here every
+    request of every client is checked against its operation's input shape, so an adapter that builds a malformed
+    request fails a test rather than a deployment (where the service would refuse it)."""
+    if model.input_shape is not None:
+        validate_parameters(params, model.input_shape)
+
+
+# Before anything creates a boto3 session: each session copies the built-in handlers when it is made.
+botocore.handlers.BUILTIN_HANDLERS.append(("before-parameter-build", validate_request))
 
 # `make test` runs the tests on every core beside each other, so one example's wall time says nothing about the code:
 # no per-example deadline and no "too slow" data generation check (speed is measured by `make bench`, never

@@ -16,7 +16,14 @@ def _client(service: str) -> Any:
     from botocore.config import Config
 
     # boto3 honours AWS_ENDPOINT_URL itself, which is how the local stack points every function at moto.
-    config = Config(retries={"mode": "adaptive", "max_attempts": 5}, max_pool_connections=16)
+    # No client-side parameter validation ("You can disable parameter validation for performance reasons", botocore's
+    # Config reference): it walks every attribute of every item against the model, ~half of botocore's CPU per item
+    # of a BatchWriteItem (3.7 -> 1.7 ms a 25-item request, docs/performance.md, "Memory size and CPU"), and the
+    # service validates each request anyway. Our adapters' requests are validated in the tests instead
+    # (tests/conftest.py validates every request any client makes there).
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": 5}, max_pool_connections=16, parameter_validation=False
+    )
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
