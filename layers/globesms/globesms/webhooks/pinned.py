@@ -15,11 +15,12 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
 import httpcore
 import httpx
+
+from globesms.tls import verifying_context
 
 
 class DeadlineExceeded(Exception):
@@ -119,12 +120,6 @@ class PinnedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-@cache
-def default_ssl_context() -> ssl.SSLContext:
-    """httpx's verifying context (certifi's roots), built once: contexts are thread-safe and costly to build."""
-    return httpx.create_ssl_context()
-
-
 class _PinnedTransport(httpx.HTTPTransport):
     def __init__(self, backend: PinnedBackend, ssl_context: ssl.SSLContext) -> None:
         super().__init__(verify=ssl_context, trust_env=False)
@@ -146,5 +141,5 @@ def pinned_client(
     ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.Client:
     """A client for one delivery to `host`, connected to `address` only, within `deadline` (time.monotonic())."""
-    transport = _PinnedTransport(PinnedBackend(host, address, deadline), ssl_context or default_ssl_context())
+    transport = _PinnedTransport(PinnedBackend(host, address, deadline), ssl_context or verifying_context())
     return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers)

@@ -62,6 +62,7 @@ from globesms.providers.settings import (
     load_settings,
 )
 from globesms.providers.transport import transport_error
+from globesms.tls import verifying_context
 from globesms.validation import describe
 
 log = logging.getLogger(__name__)
@@ -437,7 +438,7 @@ class AliyunClient(HttpClientOwner):
         self._nonce = nonce
         self._timeout = call_timeout(settings.connect_timeout, settings.read_timeout)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._http = http if http is not None else httpx.Client(timeout=self._timeout, verify=verifying_context())
         endpoint = urlsplit(settings.endpoint)
         self._host = endpoint.netloc
         self._path = endpoint.path or "/"

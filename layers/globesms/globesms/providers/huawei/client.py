@@ -55,6 +55,7 @@ from globesms.providers.settings import (
     load_settings,
 )
 from globesms.providers.transport import transport_error
+from globesms.tls import verifying_context
 
 log = logging.getLogger("globesms.providers.huawei")
 
@@ -231,7 +232,7 @@ class HuaweiClient(HttpClientOwner):
     ) -> None:
         self.settings = settings
         self._http = http or httpx.Client(
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout), verify=verifying_context()
         )
         self._clock = clock
         self._nonce = nonce

@@ -35,6 +35,7 @@ from globesms.providers.tencent import queries, wire
 from globesms.providers.tencent.errors import OK_CODE, category_for_unreadable_response, classify
 from globesms.providers.tencent.signer import JSON_CONTENT_TYPE, Tc3Signer
 from globesms.providers.transport import transport_error
+from globesms.tls import verifying_context
 
 DEFAULT_ENDPOINT = "https://sms.intl.tencentcloudapi.com"
 DEFAULT_REGION = "ap-singapore"
@@ -128,7 +129,7 @@ class TencentSmsClient(HttpClientOwner):
     ) -> None:
         self.settings = settings
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client()
+        self._http = http if http is not None else httpx.Client(verify=verifying_context())
         self._clock = clock
         self._nonce = nonce
         self._url = httpx.URL(settings.endpoint).join("/")
