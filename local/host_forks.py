@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib
 import json
 import os
@@ -44,7 +43,7 @@ from typing import IO, Any
 
 import setproctitle  # the local stack's own dependency (pyproject's dev extra), never the layer's
 
-from local.processes import LISTEN_FD_OPTION, PR_SET_PDEATHSIG
+from local.parent_link import LISTEN_FD_OPTION, die_with_parent
 from local.template import REPO_ROOT
 
 
@@ -165,8 +164,7 @@ def _fork_host(
 def _run_host(request: Mapping[str, Any], output: int, listen_fd: int, server_pid: int) -> int:
     """In the forked child: become the host `request` describes, run it, return its exit code."""
     os.setsid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != server_pid:  # the server died before prctl took effect
+    if not die_with_parent(server_pid):
         return 1
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

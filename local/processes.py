@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
+from local.parent_link import LISTEN_FD_OPTION, die_with_parent
+
 if TYPE_CHECKING:
     from local.host_forks import HostForks
 
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -50,8 +51,7 @@ def free_port() -> int:
 # can serve (`listen_on`). Until then a connection to the port is refused, never accepted and left unanswered, and
 # no other process can take the port meanwhile (no free_port() race). The runner keeps its copy of each socket
 # until the stack stops, so a function host that is restarted gets the same socket: connections made while it is
-# down wait in the socket's queue and are served by the new process.
-LISTEN_FD_OPTION = "--listen-fd"
+# down wait in the socket's queue and are served by the new process (the option: local/parent_link.py).
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -368,12 +368,8 @@ def _signal_group(pid: int, signum: int) -> None:
 
 def _exec_dying_with_parent(parent_pid: int, argv: list[str]) -> None:
     """Become `argv`, arranged to receive SIGTERM when the runner dies (Linux; elsewhere just exec)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the runner died before prctl took effect
-            sys.exit(1)
+    if not die_with_parent(parent_pid):
+        sys.exit(1)
     os.execv(argv[0], argv)  # noqa: S606 - argv is the runner's own command line, no shell involved
 
 
