@@ -439,7 +439,7 @@ class Pipeline:
 
     def counts_of(self, batch_id: str) -> dict[str, int]:
         """The batch's counts item as the stream left it (read from moto directly: the bench's check)."""
-        from globesms.aws.dynamodb_store import COUNTS_SK, batch_pk
+        from globesms.aws.message_items import COUNTS_SK, batch_pk
 
         item = self.meter.tables.item(self.table_name, {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": COUNTS_SK}})
         return {
@@ -681,7 +681,7 @@ class Pipeline:
     def records(self, message_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """Each message's item, read from moto's table directly: the bench's check, not the pipeline's work
         (through the store, moto would serialise every record of the run twice over, for minutes)."""
-        from globesms.aws.dynamodb_store import batch_pk, message_sk
+        from globesms.aws.message_items import batch_pk, message_sk
         from globesms.models.records import split_message_id
 
         items = []

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from globesms.aws import dynamodb_otp as otp
 from globesms.aws import dynamodb_spend as spend
-from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, from_item, message_from_item
+from globesms.aws.message_items import HEADER_SK, batch_from_item, from_item, message_from_item
 from globesms.domain.status import Status
 from globesms.models.api import ErrorBody
 from globesms.models.outbound import ProviderName

@@ -6,7 +6,7 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.aws.dynamodb_store import from_item, message_item, to_item
+from globesms.aws.message_items import from_item, message_item, to_item
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord

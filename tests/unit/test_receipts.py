@@ -460,7 +460,7 @@ def test_a_history_keeps_the_first_and_the_latest_events_and_counts_the_rest() -
 def test_the_largest_history_kept_fits_one_dynamodb_item_with_room_to_spare() -> None:
     import json
 
-    from globesms.aws.dynamodb_store import message_item
+    from globesms.aws.message_items import message_item
     from globesms.receipts.apply import MAX_EVENTS_KEPT, MAX_RECEIPT_IDS
 
     store = MemoryStore()

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import READ_BATCH, batch_get
-from globesms.aws.dynamodb_store import from_item, to_item
+from globesms.aws.message_items import from_item, to_item
 
 READ_THREADS = 4
 

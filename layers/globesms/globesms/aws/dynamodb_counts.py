@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.aws.dynamodb_store import COUNTS_SK, batch_pk
+from globesms.aws.message_items import COUNTS_SK, batch_pk
 from globesms.counts.tally import StatusChange, deltas
 
 MARKER_SK = "#"

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.deadline_items import deadline_item, entry_from_item, entry_pk
-from globesms.aws.dynamodb_store import DynamoDBMessageStore, batch_pk, message_id_of_keys, message_sk
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.message_items import batch_pk, message_id_of_keys, message_sk
 from globesms.domain.status import Status
 from globesms.models.records import MessageRecord, split_message_id
 from globesms.reconcile.deadline import DeadlineEntry, is_due

@@ -18,7 +18,7 @@ from typing import Any
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
-from globesms.aws.dynamodb_store import HEADER_SK, batch_from_item, batch_pk, message_from_item
+from globesms.aws.message_items import HEADER_SK, batch_from_item, batch_pk, message_from_item
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import InvalidCursor, MessageLookup
 

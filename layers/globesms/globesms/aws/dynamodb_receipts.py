@@ -25,8 +25,8 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
-from globesms.aws.dynamodb_store import (
-    DynamoDBMessageStore,
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.aws.message_items import (
     batch_pk,
     from_item,
     message_from_item,

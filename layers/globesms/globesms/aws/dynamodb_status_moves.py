@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from globesms.aws.dynamodb_store import batch_pk, message_from_item, message_sk
+from globesms.aws.message_items import batch_pk, message_from_item, message_sk
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status

@@ -1,10 +1,4 @@
-"""`MessageStore` on one DynamoDB table.
-
-Keys: a batch is one partition `B#<batch_id>`; its header is sort key `#`, its status counts `#counts`, its messages
-`M#<seq>` (so messages sort by id and a page is one Query). Submitted messages carry
-`provider_ref = <provider>#<provider message id>`, the key of the sparse, keys-only `ProviderRef` index that receipts
-use to find a message.
-"""
+"""`MessageStore` on one DynamoDB table (its keys and items: aws/message_items.py)."""
 
 from __future__ import annotations
 
@@ -13,141 +7,31 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.deadline_items import deadline_item
+from globesms.aws.dynamodb_status_moves import move_each, split_moves
+from globesms.aws.message_items import (
+    COUNTS_SK,
+    HEADER_SK,
+    batch_from_item,
+    batch_pk,
+    header_item,
+    message_from_item,
+    message_item,
+    message_sk,
+)
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
 from globesms.reconcile.deadline import DeadlineEntry
 
-if TYPE_CHECKING:
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-HEADER_SK = "#"
-COUNTS_SK = "#counts"  # the batch's status counts (aws.dynamodb_counts), kept apart from the header accept rewrites
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
-
-
-@cache
-def serializer() -> TypeSerializer:
-    # boto3 imported on first use, not with this module: a handler imports its adapters at cold start and
-    # loading boto3 is most of that (clients.py defers it the same way).
-    from boto3.dynamodb.types import TypeSerializer
-
-    return TypeSerializer()
-
-
-@cache
-def deserializer() -> TypeDeserializer:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    return TypeDeserializer()
-
-
-def batch_pk(batch_id: str) -> str:
-    return f"B#{batch_id}"
-
-
-def message_sk(seq: int) -> str:
-    return f"M#{seq:05d}"
-
-
-def message_id_of_keys(item: dict[str, Any]) -> str:
-    """Our message id from a message item's table keys (an index's keys-only entry has nothing else)."""
-    return id_of_message(item["pk"]["S"].removeprefix("B#"), int(item["sk"]["S"].removeprefix("M#")))
-
-
-def to_item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _attribute(v) for k, v in data.items() if v is not None}
-
-
-def _attribute(value: Any) -> dict[str, Any]:
-    """`TypeSerializer.serialize` with a fast path for the JSON types of `model_dump(mode="json")`: the same items,
-    at a third of the CPU (a 10,000-recipient accept serialises some 200,000 values)."""
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is int:
-        return {"N": str(value)}
-    if kind is bool:
-        return {"BOOL": value}
-    if kind is dict:
-        return {"M": {k: _attribute(v) for k, v in value.items()}}
-    if kind is list:
-        return {"L": [_attribute(v) for v in value]}
-    return dict(serializer().serialize(value))
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    deserialize = deserializer().deserialize
-    return {k: deserialize(v) for k, v in item.items()}
-
-
-def message_item(record: MessageRecord) -> dict[str, Any]:
-    parts = split_message_id(record.id)
-    assert parts is not None
-    if record.events is None and record.receipt_ids is None:
-        return _fresh_message_item(record, parts[1])
-    data = record.model_dump(mode="json", exclude_none=True)
-    data["pk"], data["sk"] = batch_pk(record.batch_id), message_sk(parts[1])
-    if record.receipt_ids:
-        data["receipt_ids"] = set(record.receipt_ids)  # a string set, so conditions can test `contains`
-    if record.provider_message_id:
-        data["provider_ref"] = f"{record.provider}#{record.provider_message_id}"
-    return to_item(data)
-
-
-def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
-    """`message_item` of a record without receipts (every record accept writes: 10,000 in one request), from its
-    field values as they are, without `model_dump`: its values are str, str enums, int, bool, a tuple of enums and a
-    dict of str, whose JSON forms are plain str, int, bool, list and dict. `tests/unit/test_dynamodb_items.py` holds
-    it equal to the `model_dump` way."""
-    item: dict[str, Any] = {}
-    for name, value in record.__dict__.items():
-        kind = type(value)
-        if kind is str:
-            item[name] = {"S": value}
-        elif value is None:
-            continue
-        elif kind is int:
-            item[name] = {"N": str(value)}
-        elif isinstance(value, str):  # a str enum: its value
-            item[name] = {"S": str.__str__(value)}
-        elif kind is tuple:
-            item[name] = {"L": [_attribute(str.__str__(v) if isinstance(v, str) else v) for v in value]}
-        else:
-            item[name] = _attribute(value)
-    item["pk"], item["sk"] = {"S": batch_pk(record.batch_id)}, {"S": message_sk(seq)}
-    if record.provider_message_id:
-        item["provider_ref"] = {"S": f"{record.provider}#{record.provider_message_id}"}
-    return item
-
-
-def _header_item(batch: BatchRecord) -> dict[str, Any]:
-    data = batch.model_dump(mode="json", exclude_none=True)
-    data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
-    return to_item(data)
-
-
-def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("pk", "sk", "provider_ref"):
-        data.pop(key, None)
-    return data
-
-
-def message_from_item(item: dict[str, Any]) -> MessageRecord:
-    return MessageRecord.model_validate(_strip_keys(from_item(item)))
-
-
-def batch_from_item(item: dict[str, Any]) -> BatchRecord:
-    return BatchRecord.model_validate(_strip_keys(from_item(item)))
 
 
 class DynamoDBMessageStore:
@@ -161,7 +45,7 @@ class DynamoDBMessageStore:
         try:
             self._client().put_item(
                 TableName=self._table,
-                Item=_header_item(batch),
+                Item=header_item(batch),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -173,7 +57,7 @@ class DynamoDBMessageStore:
         return None
 
     def finish_batch(self, batch: BatchRecord) -> None:
-        self._client().put_item(TableName=self._table, Item=_header_item(batch))
+        self._client().put_item(TableName=self._table, Item=header_item(batch))
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         item = (
@@ -268,7 +152,6 @@ class DynamoDBMessageStore:
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
         # Imported here: the moves module builds its keys with this one's helpers.
-        from globesms.aws.dynamodb_status_moves import move_each, split_moves
         from globesms.domain.status import Status
 
         results = move_each(

@@ -19,7 +19,7 @@ from typing import Any
 
 from globesms.domain.status import Status
 
-#: The sort key prefix of message records (`aws.dynamodb_store.message_sk`); other items of a batch partition
+#: The sort key prefix of message records (`aws.message_items.message_sk`); other items of a batch partition
 #: (its header, its counts) and of the table (held receipts, claims, limiters) carry no status to count.
 MESSAGE_SK_PREFIX = "M#"
 BATCH_PK_PREFIX = "B#"
