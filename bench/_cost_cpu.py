@@ -84,7 +84,6 @@ class CpuSplit:
 
         stubber_call = BotocoreStubber.__call__
         work_item_run = futures_thread._WorkItem.run
-        split = self
 
         def run(item: Any) -> None:
             started = time.thread_time()
@@ -92,8 +91,8 @@ class CpuSplit:
                 work_item_run(item)
             finally:
                 used = time.thread_time() - started
-                with split._lock:
-                    split._pool_seconds += used
+                with self._lock:
+                    self._pool_seconds += used
 
         BotocoreStubber.__call__ = self.outside("aws", stubber_call)  # type: ignore[method-assign]
         futures_thread._WorkItem.run = run  # type: ignore[method-assign]

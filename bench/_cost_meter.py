@@ -246,14 +246,14 @@ class Meter:
 
     @contextmanager
     def installed(self) -> Iterator[Meter]:
-        hooks: list[tuple[str, Callable[..., Any]]] = [
-            ("before-parameter-build", self._before),
-            ("before-call.dynamodb.Query", self._answer_index_query),
-            ("after-call", self._after),
+        # (event, hook, whose CPU it is for `cpu`): answering an index query stands in for AWS
+        measured: list[tuple[str, Callable[..., Any], str]] = [
+            ("before-parameter-build", self._before, "meter"),
+            ("before-call.dynamodb.Query", self._answer_index_query, "aws"),
+            ("after-call", self._after, "meter"),
         ]
-        if self.cpu is not None:
-            kinds = ("meter", "aws", "meter")
-            hooks = [(event, self.cpu.outside(kind, hook)) for (event, hook), kind in zip(hooks, kinds, strict=True)]
+        cpu = self.cpu
+        hooks = [(event, hook if cpu is None else cpu.outside(kind, hook)) for event, hook, kind in measured]
         botocore.handlers.BUILTIN_HANDLERS.extend(hooks)
         boto3.setup_default_session()  # a session made now gets the hooks; the clients it makes copy them
         try:

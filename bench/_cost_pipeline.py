@@ -297,7 +297,7 @@ class Pipeline:
         provider_latency_ms: float,
         webhook_latency_ms: float,
         huawei_receipt_format: str,
-        cpu: CpuSplit | None = None,
+        cpu: CpuSplit,
     ) -> None:
         from local.emulators import aliyun, huawei, tencent
         from local.emulators.common import Knobs
@@ -305,7 +305,7 @@ class Pipeline:
         from local.stack import LocalStack
 
         self.meter = meter
-        self.cpu = cpu or CpuSplit()
+        self.cpu = cpu  # installed by run_pipeline: moto's answers and pool threads measured
         self.deployed = LocalStack.deploy(environ={"AWS_DEFAULT_REGION": REGION})
         self.template = self.deployed.template
         refs = self.deployed.context.refs

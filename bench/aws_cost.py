@@ -231,8 +231,16 @@ def invocation_detail(run: PipelineRun) -> dict[str, Any]:
     for invocation in run.invocations:
         entry = by_function.setdefault(
             invocation.function,
-            dict.fromkeys(("invocations", "records", "log_bytes", "memory_mb"), 0)
-            | dict.fromkeys(("billed_ms", "wall_ms", "own_cpu_ms", "aws_cpu_ms"), 0.0),
+            {
+                "invocations": 0,
+                "records": 0,
+                "billed_ms": 0.0,
+                "wall_ms": 0.0,
+                "own_cpu_ms": 0.0,
+                "aws_cpu_ms": 0.0,
+                "log_bytes": 0,
+                "memory_mb": 0,
+            },
         )
         entry["invocations"] += 1
         entry["records"] += invocation.records

@@ -282,7 +282,10 @@ class ProcessGroup:
     def _started(
         self, argv: Sequence[str], env: Mapping[str, str], listen_socket: socket.socket | None, forked: bool
     ) -> ChildProcess:
-        if forked and listen_socket is not None and self._forks is not None:
+        if forked:
+            # A forked host's argv lacks the --listen-fd the server adds: it cannot be started on its own instead.
+            if self._forks is None or listen_socket is None:
+                raise RuntimeError("the host-forks server is gone: a forked function host cannot be started again")
             return self._forks.fork(argv, {**env, "PYTHONUNBUFFERED": "1"}, str(self.cwd), listen_socket)
         return self._spawn(argv, env, [] if listen_socket is None else [listen_socket.fileno()])
 
