@@ -86,7 +86,7 @@ from bench._stack import (
 from bench._stack_load import SPECS, Numbers, seed_otp_history
 from bench.figures import RESULTS_DIR, machine
 from globesms.aws.message_items import HEADER_SK, batch_from_item, batch_pk, message_from_item
-from globesms.dispatch.rate_limits import DEFAULT_RATE_LIMITS
+from globesms.dispatch.rate_table import DEFAULT_RATE_LIMITS
 from globesms.models.packs import DispatchPack
 from globesms.models.records import BatchRecord, MessageRecord
 from local.template import load_template

@@ -25,6 +25,7 @@ from globesms.providers import ProviderClients
 # differ only in GLOBESMS_PROVIDER, and a process that hosts several of them (the cost bench) imports each anew.
 SETTINGS = load_settings(DispatchSettings, environment())
 PROVIDER = SETTINGS.provider
+POLICIES = DispatchPolicies.from_settings(SETTINGS)
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -49,11 +50,7 @@ def _deps() -> DispatchDeps:
         limiter=wiring.rate_limiter(),
         breakers=wiring.circuit_breakers(),
         spend=wiring.spend_ledger(),
-        policies=DispatchPolicies(
-            breaker=SETTINGS.breaker_policy(),
-            unknown_outcomes=SETTINGS.unknown_outcomes(),
-            receipt_deadlines=SETTINGS.deadline_policy(),
-        ),
+        policies=POLICIES,
     )
 
 

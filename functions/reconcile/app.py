@@ -18,6 +18,7 @@ from globesms.ports import StatusQuery
 from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
 from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
+from globesms.reconcile.deadline import DeadlinePolicy
 from globesms.reconcile.service import (
     TIME_SHARE,
     ReconcileDeps,
@@ -71,7 +72,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         webhooks=wiring.webhook_queue(),
         clock=utc_now,
     )
-    policy = SETTINGS.deadline_policy(SETTINGS.receipt_pending_extension_seconds)
+    policy = DeadlinePolicy.from_settings(SETTINGS, SETTINGS.receipt_pending_extension_seconds)
     stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * TIME_SHARE)
     try:
         summary = reconcile_due(deps, policy, max_messages=SETTINGS.reconcile_max_messages, stop_at=stop_at)

@@ -18,7 +18,11 @@ from globesms.config import (
     load_settings,
     settings,
 )
+from globesms.dispatch.circuit_breaker import BreakerPolicy
+from globesms.dispatch.deps import DispatchPolicies
+from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.models.outbound import ProviderName
+from globesms.reconcile.deadline import DeadlinePolicy
 from local.settings import LOCAL_ENV_DEFAULTS
 from local.template import load_raw_template, load_template
 from tools import settings_doc
@@ -62,6 +66,25 @@ def test_every_broken_rule_is_named_with_its_variable_and_never_its_value() -> N
     for value in ("-7", "99999", "retry-forever", "acme"):
         assert value not in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_the_dispatch_policies_are_the_variables_a_dispatcher_was_given() -> None:
+    env = {
+        "GLOBESMS_TABLE_NAME": "t",
+        "GLOBESMS_BREAKER_FAILURES": "3",
+        "GLOBESMS_BREAKER_COOLDOWN_SECONDS": "90",
+        "GLOBESMS_UNKNOWN_OUTCOME_POLICY": "resend",
+        "GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS": "600",
+        "GLOBESMS_RECEIPT_GRACE_SECONDS": "120",
+    }
+    policies = DispatchPolicies.from_settings(load_settings(DispatchSettings, env))
+    assert policies.breaker == BreakerPolicy(failures_to_open=3, cooldown_seconds=90)
+    assert policies.unknown_outcomes == UnknownOutcomePolicy(600, UnknownOutcomeAction.RESEND)
+    assert policies.receipt_deadlines == DeadlinePolicy(grace_seconds=120)
+    # Unset, the settings' defaults are the policies' own.
+    assert DispatchPolicies.from_settings(load_settings(DispatchSettings, {"GLOBESMS_TABLE_NAME": "t"})) == (
+        DispatchPolicies()
+    )
 
 
 def test_a_secret_is_never_in_an_error() -> None:

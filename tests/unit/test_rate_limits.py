@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globesms.dispatch.rate_limits import (
-    DEFAULT_RATE_LIMITS,
     MAX_DEFER_SECONDS,
     SECOND_MARGIN,
     Choice,
@@ -18,9 +17,9 @@ from globesms.dispatch.rate_limits import (
     choose_calls,
     configured_rate_limits,
     defer_delay,
-    parse_rate_limits,
     window,
 )
+from globesms.dispatch.rate_table import DEFAULT_RATE_LIMITS, parse_rate_limits
 from globesms.ports import PlannedCall
 from globesms.providers.aliyun import queries as aliyun_queries
 from globesms.providers.aliyun import rules

@@ -25,18 +25,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.consent.quiet_window import Window
 from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
-
-if TYPE_CHECKING:
-    from globesms.dispatch.circuit_breaker import BreakerPolicy
-    from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
-    from globesms.reconcile.deadline import DeadlinePolicy
 
 PREFIX = "GLOBESMS_"
 
@@ -273,8 +268,9 @@ class RateLimitSettings(_Settings):
     @field_validator("rate_limits")
     @classmethod
     def _known_operations_whole_rates(cls, value: str) -> str:
-        # Checked here, once at cold start, with the rule's own words; the parsing lives with the rates.
-        from globesms.dispatch.rate_limits import RATE_LIMITS_VARIABLE, parse_rate_limits
+        # Checked here, once at cold start, with the rule's own words; the parsing lives with the rates (a leaf
+        # module, imported here so that functions without rate limits never build its validator).
+        from globesms.dispatch.rate_table import RATE_LIMITS_VARIABLE, parse_rate_limits
 
         try:
             parse_rate_limits(value)
@@ -435,13 +431,6 @@ class ReceiptDeadlineSettings(_Settings):
         "(docs/final-status.md)",
     )
 
-    def deadline_policy(self, pending_extension_seconds: int = 1800) -> DeadlinePolicy:
-        from globesms.reconcile.deadline import DeadlinePolicy
-
-        return DeadlinePolicy(
-            grace_seconds=self.receipt_grace_seconds, pending_extension_seconds=pending_extension_seconds
-        )
-
 
 class DispatchSettings(
     ReceiptDeadlineSettings,
@@ -474,19 +463,6 @@ class DispatchSettings(
     )
     breaker_failures: int = Field(5, ge=1, description="failed packs in a row that open a provider's circuit breaker")
     breaker_cooldown_seconds: int = Field(60, ge=1, le=3600, description="how long an open breaker stays open")
-
-    def unknown_outcomes(self) -> UnknownOutcomePolicy:
-        # Imported here: this module stays a leaf (dispatch imports the models that import it).
-        from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
-
-        return UnknownOutcomePolicy(
-            self.unknown_outcome_window_seconds, UnknownOutcomeAction(self.unknown_outcome_policy)
-        )
-
-    def breaker_policy(self) -> BreakerPolicy:
-        from globesms.dispatch.circuit_breaker import BreakerPolicy
-
-        return BreakerPolicy(self.breaker_failures, self.breaker_cooldown_seconds)
 
 
 class ReceiptsSettings(

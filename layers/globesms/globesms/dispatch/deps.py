@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from globesms.dispatch.circuit_breaker import BreakerPolicy
-from globesms.dispatch.unknown_outcomes import UnknownOutcomePolicy
+from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.guardrails.ports import SpendReleases
 from globesms.ports import (
     CircuitBreakers,
@@ -29,14 +30,28 @@ from globesms.ports import (
 from globesms.reconcile.deadline import DeadlinePolicy
 from globesms.routing.templates import TemplateRegistry
 
+if TYPE_CHECKING:
+    from globesms.config import DispatchSettings
+
 
 @dataclass(frozen=True, slots=True)
 class DispatchPolicies:
-    """The operator's settings (`config.Settings.breaker_policy`, `.unknown_outcomes`)."""
+    """The operator's choices a dispatcher follows (`from_settings`: the function's GLOBESMS_* variables)."""
 
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     unknown_outcomes: UnknownOutcomePolicy = field(default_factory=UnknownOutcomePolicy)
     receipt_deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
+
+    @classmethod
+    def from_settings(cls, settings: DispatchSettings) -> DispatchPolicies:
+        # Built here rather than by the settings model: config stays below the stages whose policies it configures.
+        return cls(
+            breaker=BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown_seconds),
+            unknown_outcomes=UnknownOutcomePolicy(
+                settings.unknown_outcome_window_seconds, UnknownOutcomeAction(settings.unknown_outcome_policy)
+            ),
+            receipt_deadlines=DeadlinePolicy.from_settings(settings),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """Provider rate limits that hold across every concurrent dispatcher.
 
-Each provider operation has a rate in calls per second (`DEFAULT_RATE_LIMITS`, overridable by the environment
-variable `GLOBESMS_RATE_LIMITS`, a JSON object operation -> calls per second). The providers (and our emulators)
-count calls per operation per wall-clock second, so the permits are too: a shared counter per operation per epoch
-second (`ports.RateLimiter`; on DynamoDB, `aws.dynamodb_rate_limiter`) that no dispatcher may take past the rate.
+Each provider operation has a rate in calls per second (`dispatch.rate_table`: the defaults, overridable by the
+environment variable `GLOBESMS_RATE_LIMITS`, a JSON object operation -> calls per second). The providers (and our
+emulators) count calls per operation per wall-clock second, so the permits are too: a shared counter per operation
+per epoch second (`ports.RateLimiter`; on DynamoDB, `aws.dynamodb_rate_limiter`) that no dispatcher may take
+past the rate.
 
 A dispatcher works in rounds (`dispatch.send_within_limits`): plan the HTTP calls its messages need
 (`Provider.plan`), pick the calls the free permits allow (`choose_calls`), take their permits for the current
@@ -20,32 +21,11 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Final, Literal
-
-from pydantic import Field, StrictInt, TypeAdapter, ValidationError
+from typing import Final
 
 from globesms.config import RateLimitSettings, load_settings, settings
+from globesms.dispatch.rate_table import parse_rate_limits
 from globesms.ports import PlannedCall, RateLimiter
-
-RATE_LIMITS_VARIABLE: Final = "GLOBESMS_RATE_LIMITS"
-
-#: Calls per second per provider operation (the names the providers and our emulators count calls under).
-#: - Alibaba SendMessageToGlobe: 2,000/s and BatchSendMessageToGlobe: 1/s (Alibaba's API rate limits);
-#: - Tencent SendMultiGlobalSms: 10/s (Tencent's documented limit for the API);
-#: - Huawei batchSendDiffSms: Huawei documents no per-API rate, only the advice to send "no more than 500 SMS per
-#:   second" (more depends on the carriers' channels). One call carries up to 500 numbers, so 1 call/s is the
-#:   only call rate that keeps every mix of call sizes within that advice. Raise it for traffic of small calls
-#:   (one-number OTP calls, say) once a rate is agreed with Huawei.
-DEFAULT_RATE_LIMITS: Final[Mapping[str, int]] = {
-    "SendMessageToGlobe": 2000,
-    "BatchSendMessageToGlobe": 1,
-    "SendMultiGlobalSms": 10,
-    "batchSendDiffSms": 1,
-    # Status queries of the reconcile run (reconcile/): Alibaba QueryMessage 300/s (its API page); Tencent's pages
-    # we read state no rate for PullSmsSendStatusByPhoneNumber: 10/s, as its send, until one is agreed.
-    "QueryMessage": 300,
-    "PullSmsSendStatusByPhoneNumber": 10,
-}
 
 #: A call is started only in the first `1 - SECOND_MARGIN` of the second whose permit it holds, so that it
 #: reaches the provider (network latency, a clock a little apart from ours) within that second.
@@ -64,54 +44,10 @@ MAX_DEFER_SECONDS: Final = 30
 # The configured rates
 
 
-#: `GLOBESMS_RATE_LIMITS`: every key a known operation, every value a whole number of calls per second (>= 1).
-_RateLimitOverrides: TypeAdapter[dict[str, int]] = TypeAdapter(
-    dict[
-        Literal[
-            "SendMessageToGlobe",
-            "BatchSendMessageToGlobe",
-            "SendMultiGlobalSms",
-            "batchSendDiffSms",
-            "QueryMessage",
-            "PullSmsSendStatusByPhoneNumber",
-        ],
-        Annotated[StrictInt, Field(ge=1)],
-    ]
-)
-
-
-def parse_rate_limits(text: str | None) -> dict[str, int]:
-    """The defaults with the overrides of `text` (JSON object operation -> calls per second) applied. Raises
-    ValueError naming each operation that is unknown or whose value is not a whole number of at least 1."""
-    limits = dict(DEFAULT_RATE_LIMITS)
-    if text is None or not text.strip():
-        return limits
-    try:
-        overrides = _RateLimitOverrides.validate_json(text)
-    except ValidationError as exc:
-        raise ValueError(f"{RATE_LIMITS_VARIABLE}: {_describe(exc)}") from None
-    limits.update(overrides)
-    return limits
-
-
 def configured_rate_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
     """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md)."""
     configured = settings(RateLimitSettings) if env is None else load_settings(RateLimitSettings, env)
     return parse_rate_limits(configured.rate_limits)
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        location = error["loc"]
-        if not location:
-            problems.append("must be a JSON object of operation -> calls per second")
-        elif location[-1] == "[key]":
-            known = ", ".join(DEFAULT_RATE_LIMITS)
-            problems.append(f"{location[0]}: not a rate-limited provider operation (known: {known})")
-        else:
-            problems.append(f"{location[0]}: must be a whole number of calls per second, at least 1")
-    return "; ".join(problems)
 
 
 # ---------------------------------------------------------------------------------------------------------------

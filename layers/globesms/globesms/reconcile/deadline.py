@@ -26,11 +26,14 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType
 from globesms.models.records import MessageRecord
+
+if TYPE_CHECKING:
+    from globesms.config import ReceiptDeadlineSettings
 
 #: How long a carrier keeps trying when the request named no validity period. The providers do not state their
 #: defaults in the pages we read; these are the values we assume (an OTP is worthless after minutes, a notification
@@ -64,6 +67,10 @@ class DeadlinePolicy:
     pending_extension_seconds: int = 1800
     retry_seconds: int = 120
     max_pending_extensions: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: ReceiptDeadlineSettings, pending_extension_seconds: int = 1800) -> DeadlinePolicy:
+        return cls(grace_seconds=settings.receipt_grace_seconds, pending_extension_seconds=pending_extension_seconds)
 
 
 def receipt_deadline(
