@@ -291,10 +291,37 @@ def _item_answers(*, patched: bool) -> dict[str, Any]:
                     ReturnValues="ALL_NEW",
                 )
             ),
+            # The same expression text again (patch 12 shares its parse): applied anew, to this item's new value.
+            "update_again": plain(
+                client.update_item(
+                    TableName="t",
+                    Key=key_1,
+                    UpdateExpression="SET n = n + :one",
+                    ExpressionAttributeValues={":one": {"N": "2"}},
+                    ReturnValues="UPDATED_NEW",
+                )
+            ),
+            "update_refused": _refusal(
+                lambda: client.update_item(
+                    TableName="t",
+                    Key={"pk": {"S": "p"}, "sk": {"S": "9"}},
+                    UpdateExpression="SET n = n + :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+            ),
             "put_old": plain(client.put_item(TableName="t", Item={**key_1, "s": {"S": "x"}}, ReturnValues="ALL_OLD")),
             "transact_get": plain(client.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key_1}}])),
             "delete_old": plain(client.delete_item(TableName="t", Key=key_2, ReturnValues="ALL_OLD")),
         }
+
+
+def _refusal(call: Any) -> dict[str, Any] | None:
+    try:
+        call()
+    except Exception as exc:  # the answer compared is the error boto3 raised, whatever it is
+        response: dict[str, Any] = getattr(exc, "response", {"type": type(exc).__name__})
+        return response.get("Error", response)
+    return None
 
 
 def _events_by_both_clients() -> dict[str, Any]:
