@@ -180,6 +180,10 @@ def _run_host(request: Mapping[str, Any], output: int, listen_fd: int, server_pi
     if argv[1:2] != ["-m"]:
         raise ValueError(f"a forked host runs a module (python -m ...), not {argv}")
     sys.argv = [argv[2], *argv[3:]]
+    # Run as `python -m` would: the module once, as __main__. Its copy preloaded here (for what it imports) would
+    # make runpy warn at every host's start ("found in sys.modules ... unpredictable behaviour") and leave a second
+    # copy of its globals beside __main__'s.
+    sys.modules.pop(argv[2], None)
     try:
         runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
     except SystemExit as stop:

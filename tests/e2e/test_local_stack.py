@@ -68,6 +68,13 @@ def test_free_text_request_through_the_api_ends_submitted(local_stack: RunningSt
     assert_each_message_submitted(local_stack, batch, "aliyun")
 
 
+def test_every_function_host_starts_without_a_runtime_warning(local_stack: RunningStack) -> None:
+    # A host forked from the preloaded interpreter runs its module as __main__ once, as `python -m` does: runpy
+    # warned at each host's start when the preloaded copy was left in sys.modules (local/host_forks.py).
+    log = local_stack.log_path.read_text(errors="replace")
+    assert "SendApiFunction" in log and "RuntimeWarning" not in log, local_stack.log_tail()
+
+
 def test_requests_without_the_api_key_are_forbidden_like_api_gateway(local_stack: RunningStack) -> None:
     body = {"to": MOBILES[0], "text": "hello"}
     without_key = httpx.post(f"{local_stack.api.base_url}/v1/messages", json=body)
