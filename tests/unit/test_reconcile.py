@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.dispatch.records import outcome_record
+from globesms.dispatch.records import outcome_record, outcome_records
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import MessageType, ProviderName, SendOutcome
@@ -165,6 +165,40 @@ def test_a_submitted_outcome_gets_its_deadline_and_an_entry() -> None:
     failed = outcome_record(pack, 0, refused, SUBMITTED_AT, POLICY)
     assert (failed.status, failed.receipt_due_at) == (Status.FAILED, None)
     assert deadline_entries([submitted, failed]) == [DeadlineEntry(expected, ("B.00000",))]
+
+
+def test_a_packs_records_each_take_their_own_contents_fields_and_deadline() -> None:
+    # outcome_records works out each content once for the whole pack: recipients of two contents, interleaved,
+    # each get their own content's text and validity (and so deadline), whatever the order of the outcomes.
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-12-02T10:00:00Z",
+            "contents": [
+                {"type": "OTP", "text": "code 1", "validity_seconds": 300},
+                {"type": "NOTIFY", "text": "your parcel", "validity_seconds": 7200},
+            ],
+            "recipients": [{"id": f"B.{i:05d}", "to": f"+659123456{i}", "c": i % 2} for i in range(4)],
+        }
+    )
+    unknown = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "TIMEOUT")
+    outcomes = [
+        (3, SendOutcome("B.00003", provider_message_id="pm-3")),
+        (0, SendOutcome("B.00000", provider_message_id="pm-0")),
+        (1, SendOutcome("B.00001", error=unknown)),
+        (2, SendOutcome("B.00002", provider_message_id="pm-2")),
+    ]
+    records = outcome_records(pack, outcomes, SUBMITTED_AT, POLICY)
+    epoch = int(SUBMITTED_AT.timestamp())
+    assert [(r.id, r.text, r.status, r.receipt_due_at) for r in records] == [
+        ("B.00003", "your parcel", Status.SUBMITTED, epoch + 7200 + 600),
+        ("B.00000", "code 1", Status.SUBMITTED, epoch + 300 + 600),
+        ("B.00001", "your parcel", Status.SENDING, None),
+        ("B.00002", "code 1", Status.SUBMITTED, epoch + 300 + 600),
+    ]
+    assert records == [outcome_record(pack, i, outcome, SUBMITTED_AT, POLICY) for i, outcome in outcomes]
 
 
 def test_a_packs_entries_are_one_per_deadline_in_order() -> None:

@@ -7,7 +7,7 @@ other error -> FAILED with the normalised category and the provider's raw code a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from globesms.domain.clock import iso
@@ -35,45 +35,67 @@ def outcome_record(
     now: datetime,
     deadlines: DeadlinePolicy = DEFAULT_DEADLINES,
 ) -> MessageRecord:
-    recipient = pack.recipients[index]
-    content = pack.contents[recipient.c]
-    error = outcome.error
-    if error is None:
-        status = Status.SUBMITTED
-    elif error.category is ErrorCategory.UNKNOWN_OUTCOME:
-        status = Status.SENDING
-    else:
-        status = Status.FAILED
+    """Recipient `index`'s record after `outcome`."""
+    return outcome_records(pack, [(index, outcome)], now, deadlines)[0]
+
+
+def outcome_records(
+    pack: DispatchPack,
+    outcomes: Iterable[tuple[int, SendOutcome]],
+    now: datetime,
+    deadlines: DeadlinePolicy = DEFAULT_DEADLINES,
+) -> list[MessageRecord]:
+    """The records of the recipients `(index, outcome)` of one pack after those outcomes. What the recipients of a
+    pack share (the time stamp, each content's fields and receipt deadline) is worked out once, not per recipient:
+    ~9 of a record's ~20 µs, and a pack is up to 1,000 recipients."""
     stamp = iso(now)
-    due_at = None
-    if status is Status.SUBMITTED:  # every submitted message gets a receipt deadline (reconcile/)
-        due_at = receipt_deadline(int(now.timestamp()), content.validity_seconds, content.type, deadlines)
-    steps = list(recipient.history or [])  # e.g. the provider it failed over from
-    if status is Status.SENDING and error is not None:
-        steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
-    return MessageRecord(
-        **dict(content),
-        events=steps or None,
-        id=recipient.id,
-        batch_id=pack.batch_id,
-        to=recipient.to,
-        provider=pack.provider,
-        status=status,
-        segments=outcome.segments or recipient.segments,
-        provider_message_id=outcome.provider_message_id,
-        error_category=str(error.category) if error else None,
-        error_code=error.code if error else None,
-        error_message=error.message if error else None,
-        created_at=pack.created_at,
-        updated_at=stamp,
-        submitted_at=stamp if status is Status.SUBMITTED else None,
-        expires_at=pack.expires_at,
-        receipt_due_at=due_at,
-        price=recipient.price,
-        cost=recipient.cost,
-        currency=pack.currency,
-        owner=pack.owner,
-    )
+    epoch = int(now.timestamp())
+    fields: dict[int, dict[str, object]] = {}
+    due: dict[int, int | None] = {}
+    records = []
+    for index, outcome in outcomes:
+        recipient = pack.recipients[index]
+        if recipient.c not in fields:
+            content = pack.contents[recipient.c]
+            fields[recipient.c] = dict(content)
+            # Every submitted message gets a receipt deadline (reconcile/).
+            due[recipient.c] = receipt_deadline(epoch, content.validity_seconds, content.type, deadlines)
+        error = outcome.error
+        if error is None:
+            status = Status.SUBMITTED
+        elif error.category is ErrorCategory.UNKNOWN_OUTCOME:
+            status = Status.SENDING
+        else:
+            status = Status.FAILED
+        steps = list(recipient.history or [])  # e.g. the provider it failed over from
+        if status is Status.SENDING and error is not None:
+            steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
+        records.append(
+            MessageRecord(
+                **fields[recipient.c],
+                events=steps or None,
+                id=recipient.id,
+                batch_id=pack.batch_id,
+                to=recipient.to,
+                provider=pack.provider,
+                status=status,
+                segments=outcome.segments or recipient.segments,
+                provider_message_id=outcome.provider_message_id,
+                error_category=str(error.category) if error else None,
+                error_code=error.code if error else None,
+                error_message=error.message if error else None,
+                created_at=pack.created_at,
+                updated_at=stamp,
+                submitted_at=stamp if status is Status.SUBMITTED else None,
+                expires_at=pack.expires_at,
+                receipt_due_at=due[recipient.c] if status is Status.SUBMITTED else None,
+                price=recipient.price,
+                cost=recipient.cost,
+                currency=pack.currency,
+                owner=pack.owner,
+            )
+        )
+    return records
 
 
 def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:

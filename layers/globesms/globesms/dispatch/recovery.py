@@ -14,7 +14,7 @@ from datetime import datetime
 
 from globesms.dispatch.deps import DispatchDeps
 from globesms.dispatch.failover import reroute
-from globesms.dispatch.records import outcome_record, save_outcomes
+from globesms.dispatch.records import outcome_records, save_outcomes
 from globesms.dispatch.requeue import queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
@@ -48,10 +48,9 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         if i not in requeued.never_sent
         and (r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED))
     ]
-    records = [
-        outcome_record(pack, i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED), now)
-        for i in unrecorded
-    ]
+    records = outcome_records(
+        pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
+    )
     # Receipts that came while the record was not written are applied.
     records = save_outcomes(deps.store, deps.receipts, records, now)
     latest = {**current, **{r.id: r for r in records}}

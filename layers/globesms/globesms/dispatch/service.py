@@ -29,7 +29,7 @@ from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
-from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_record, save_outcomes
+from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_records, save_outcomes
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import (
@@ -173,7 +173,7 @@ def _record(
     records = save_outcomes(
         deps.store,
         deps.receipts,
-        [outcome_record(pack, i, outcome_at[i], now, deps.policies.receipt_deadlines) for i in decision.record]
+        outcome_records(pack, [(i, outcome_at[i]) for i in decision.record], now, deps.policies.receipt_deadlines)
         + [lapsed_record(pack, i, now) for i in lapsed],
         now,
         failover=True,
