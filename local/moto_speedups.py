@@ -68,9 +68,10 @@ equality on the hash key) goes through moto untouched.
 
 11. Every request looks up its handler method among the names of the response class's functions, listed anew
     each time with `inspect.getmembers` (`method_names_from_class`): 5% of the DynamoDB process's samples in the
-    OTP latency run (py-spy, `--gil`). The list is cached per class (`_patch_method_names`): a class's functions
-    do not change while the server runs (these patches replace backend and table methods, never a response
-    class's, and all before the first request).
+    OTP latency run (py-spy, `--gil`). The names are cached per class (`_patch_method_names`), and each request
+    still gets its method from the class by name: the patches here that replace a response class's method
+    (`parse_parameters`, `get_records`, `execute_result`) replace one that exists, and all of them are applied
+    before the first request, so the names cannot change after they are cached.
 
 12. Every UpdateItem parses its update expression twice (the request handler, to check the names and values it
     uses; the backend, to apply it), 4% of the same samples. The expressions are few (one per call site of the

@@ -44,8 +44,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings(SchedulerSettings)  # read and checked once per process: a misconfiguration fails the first invocation
     if event.get("detail-type") == "Scheduled Event":
         done = sweep(wiring.schedule_store(), wiring.release_queue(), now=utc_now())
-        # Every sweep, 0 included: the count over time shows the sweep running (and Powertools warns of a flush
-        # with no metric at all, once a minute in this function's log).
+        # Every sweep, 0 included: the count over time shows the sweep running (and a flush with no metric at all
+        # makes Powertools warn in the log, once per execution environment).
         metrics.add_metric(name="ScheduledReleasesQueued", unit=MetricUnit.Count, value=done.releases)
         logger.info("release index swept", extra={"buckets": done.buckets, "releases": done.releases})
         return {"buckets": done.buckets, "releases": done.releases}

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globesms.dispatch.records import outcome_record, outcome_records
+from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import MessageType, ProviderName, SendOutcome
@@ -169,7 +170,9 @@ def test_a_submitted_outcome_gets_its_deadline_and_an_entry() -> None:
 
 def test_a_packs_records_each_take_their_own_contents_fields_and_deadline() -> None:
     # outcome_records works out each content once for the whole pack: recipients of two contents, interleaved,
-    # each get their own content's text and validity (and so deadline), whatever the order of the outcomes.
+    # each get their own content's text and validity (and so deadline), whatever the order of the outcomes; a
+    # recipient's own history, its outcome's status, error and provider id stay its own.
+    failover_step = HistoryStep("B.00002.failover", Status.FAILED, "CIRCUIT_OPEN", "2026-12-02T09:59:00Z").to_item()
     pack = DispatchPack.model_validate(
         {
             "pack_id": "B:aliyun:0",
@@ -180,25 +183,38 @@ def test_a_packs_records_each_take_their_own_contents_fields_and_deadline() -> N
                 {"type": "OTP", "text": "code 1", "validity_seconds": 300},
                 {"type": "NOTIFY", "text": "your parcel", "validity_seconds": 7200},
             ],
-            "recipients": [{"id": f"B.{i:05d}", "to": f"+659123456{i}", "c": i % 2} for i in range(4)],
+            "recipients": [
+                {"id": f"B.{i:05d}", "to": f"+659123456{i}", "c": i % 2, "history": [failover_step] if i == 2 else None}
+                for i in range(5)
+            ],
         }
     )
     unknown = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "TIMEOUT")
+    refused = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number")
     outcomes = [
         (3, SendOutcome("B.00003", provider_message_id="pm-3")),
         (0, SendOutcome("B.00000", provider_message_id="pm-0")),
         (1, SendOutcome("B.00001", error=unknown)),
         (2, SendOutcome("B.00002", provider_message_id="pm-2")),
+        (4, SendOutcome("B.00004", error=refused)),
     ]
     records = outcome_records(pack, outcomes, SUBMITTED_AT, POLICY)
     epoch = int(SUBMITTED_AT.timestamp())
-    assert [(r.id, r.text, r.status, r.receipt_due_at) for r in records] == [
-        ("B.00003", "your parcel", Status.SUBMITTED, epoch + 7200 + 600),
-        ("B.00000", "code 1", Status.SUBMITTED, epoch + 300 + 600),
-        ("B.00001", "your parcel", Status.SENDING, None),
-        ("B.00002", "code 1", Status.SUBMITTED, epoch + 300 + 600),
+    assert [(r.id, r.text, r.type, r.status, r.receipt_due_at, r.provider_message_id) for r in records] == [
+        ("B.00003", "your parcel", MessageType.NOTIFY, Status.SUBMITTED, epoch + 7200 + 600, "pm-3"),
+        ("B.00000", "code 1", MessageType.OTP, Status.SUBMITTED, epoch + 300 + 600, "pm-0"),
+        ("B.00001", "your parcel", MessageType.NOTIFY, Status.SENDING, None, None),
+        ("B.00002", "code 1", MessageType.OTP, Status.SUBMITTED, epoch + 300 + 600, "pm-2"),
+        ("B.00004", "code 1", MessageType.OTP, Status.FAILED, None, None),
     ]
-    assert records == [outcome_record(pack, i, outcome, SUBMITTED_AT, POLICY) for i, outcome in outcomes]
+    by_id = {r.id: r for r in records}
+    assert by_id["B.00002"].events == [failover_step]
+    assert [(e["id"], e["status"], e["error_code"]) for e in by_id["B.00001"].events or []] == [
+        ("sending", "SENDING", "TIMEOUT")
+    ]
+    assert (by_id["B.00004"].error_category, by_id["B.00004"].error_code) == ("recipient", "MOBILE_NUMBER_ILLEGAL")
+    assert all(r.events is None for r in (by_id["B.00000"], by_id["B.00003"], by_id["B.00004"]))
+    assert len({r.updated_at for r in records}) == 1 and by_id["B.00003"].submitted_at == by_id["B.00003"].updated_at
 
 
 def test_a_packs_entries_are_one_per_deadline_in_order() -> None:

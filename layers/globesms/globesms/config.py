@@ -17,8 +17,10 @@ Reading rules, the same for every model (`load_settings`, the provider clients' 
 Plain pydantic rather than pydantic-settings: this is one small function, and pydantic-settings would add its own
 import time (and dotenv, and its source machinery) to every cold start for nothing we use.
 
-This module imports nothing of globesms but `models.outbound` (an enum), so that anything (models, validators,
-provider clients) can import it without a cycle and without loading more than pydantic.
+This module imports nothing of globesms but leaves (`models.base`, `models.outbound`, `consent.quiet_window`;
+`dispatch.rate_table` in the rate check), so that anything (models, validators, provider clients) can import it
+without a cycle and without loading more than pydantic: the policies the settings configure are built beside
+those policies (`DispatchPolicies.from_settings`), not here.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ MAX_DEFER_SECONDS: Final = 30
 
 
 def configured_rate_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
-    """The rates in force: `DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md)."""
+    """The rates in force: `rate_table.DEFAULT_RATE_LIMITS` overridden by `GLOBESMS_RATE_LIMITS` (docs/pipeline.md)."""
     configured = settings(RateLimitSettings) if env is None else load_settings(RateLimitSettings, env)
     return parse_rate_limits(configured.rate_limits)
 
