@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -176,6 +177,21 @@ def test_the_day_limit_counts_across_hours(counters: MemoryOtpCounters) -> None:
 def test_a_number_twice_in_one_request_counts_twice(counters: MemoryOtpCounters) -> None:
     answer = Sender(counters).send(*[otp(HK) for _ in range(7)])
     assert answer.accepted == 5 and [e.index for e in answer.errors] == [5, 6]
+
+
+def test_a_request_past_one_chunk_counts_each_number_once_in_its_own_chunk(
+    monkeypatch: pytest.MonkeyPatch, counters: MemoryOtpCounters
+) -> None:
+    # 250 distinct numbers: chunks of 99, 99 and 52, in first-seen order; the first number again at the end is
+    # decided in the first number's chunk (its window already grown there), not in the last.
+    use_limits(monkeypatch, otp_velocity={"per_hour": 1}, pumping={"floors": {"HK": 1000}})
+    numbers = [hk(n) for n in range(250)]
+    answer = Sender(counters).send(otp(*numbers), otp(numbers[0]))  # two messages: one spec refuses a repeat
+    assert answer.accepted == 250 and [(e.index, e.code) for e in answer.errors] == [(250, "VELOCITY_LIMIT")]
+    assert sorted(counters.markers) == [("B1", 0), ("B1", 1), ("B1", 2)]
+    assert counters.markers[("B1", 0)] == {250: ("VELOCITY_LIMIT", ANY)} and counters.writes == 3
+    assert sorted(counters.numbers) == sorted(numbers)
+    assert {c.version for c in counters.numbers.values()} == {1}
 
 
 def test_other_types_are_not_counted(counters: MemoryOtpCounters) -> None:
