@@ -237,7 +237,7 @@ class ProcessGroup:
     def start_host_forks(self, env: Mapping[str, str]) -> None:
         """Start the server function hosts are forked from (Linux), so its imports overlap the rest of the start."""
         try:
-            from local import host_forks  # here: it imports this module
+            from local import host_forks  # here: it needs setproctitle (below), the runner does not
         except ImportError:  # setproctitle missing: a virtualenv from before it was added; `make` installs it
             return
         if not host_forks.SUPPORTED or self._forks is not None:

@@ -25,6 +25,7 @@ from globesms.aws.message_items import (
     message_item,
     message_sk,
 )
+from globesms.domain.status import Status
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
 from globesms.reconcile.deadline import DeadlineEntry
@@ -151,9 +152,6 @@ class DynamoDBMessageStore:
         yield from batch_get(self._client(), self._table, keys, projection=projection, names=names)
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:
-        # Imported here: the moves module builds its keys with this one's helpers.
-        from globesms.domain.status import Status
-
         results = move_each(
             self._client,
             self._table,
