@@ -1,10 +1,13 @@
 """The Lambda handlers a benchmark runs in fresh processes: where each lives, the event it serves, its environment.
 
-The environment is the template's (Globals and the function's own variables), with two local substitutions: the
-provider credentials, receipt tokens and webhook secret are plain variables (deployed they come from Secrets
-Manager, whose client a cold start would also create), and `POWERTOOLS_TRACE_DISABLED` is `true`, as the template
-sets it by default (parameter `TracerSubsegments` off: no handler builds Powertools' Tracer or imports the X-Ray
-SDK, globesms/tracing.py). Nothing inherited from the calling shell reaches a handler's AWS or Powertools settings.
+The environment is the one Lambda would give the function: template.yaml's (Globals and the function's own
+variables, the parameters at their defaults, every table and queue named as AWS would name it: `local.aws.named`,
+no AWS call) and the runtime's own, with one local substitution: the provider credentials, receipt and reply tokens
+and webhook secret are the local stack's plain variables and the `*_SECRET_NAME` variables are blank (deployed they
+come from Secrets Manager, whose client a cold start would also create). Nothing inherited from the calling shell
+reaches a handler's AWS, Powertools or globesms settings. Tracing is as the template sets it by default
+(parameter `TracerSubsegments` off: no handler builds Powertools' Tracer or imports the X-Ray SDK,
+globesms/tracing.py).
 
 The packages are the deployed ones too: `layer_modules` names what a function can import in Lambda (the layer's
 requirements and theirs, and the runtime's boto3), and a benchmark child refuses anything else this virtualenv
@@ -28,61 +31,81 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from local.settings import LOCAL_ENV_DEFAULTS
+from local.aws import named
+from local.settings import EMULATOR_PORTS, LOCAL_ENV_DEFAULTS
+from local.stack import LocalStack, parameter_context
+from local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-QUEUES = "https://sqs.us-east-1.amazonaws.com/123456789012/globesms-bench"
 
+#: Credentials and a region for every child, the reference's `import boto3` included (a function's region is its
+#: environment's, `function_env`).
 BASE_ENV: dict[str, str] = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_SERVICE_NAME": "globesms",
-    "POWERTOOLS_METRICS_NAMESPACE": "globesms",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "GLOBESMS_STAGE": "bench",
-    "GLOBESMS_TABLE_NAME": "globesms-bench-messages",
-    "GLOBESMS_RETENTION_DAYS": "90",
-    "GLOBESMS_MAX_RECEIVE_COUNT": "5",
-    "GLOBESMS_WEBHOOK_QUEUE_URL": f"{QUEUES}-webhooks",
-}
-ACCEPT_ENV = {
-    "GLOBESMS_IDEMPOTENCY_TABLE": "globesms-bench-idempotency",
-    "GLOBESMS_ALIYUN_QUEUE_URL": f"{QUEUES}-aliyun",
-    "GLOBESMS_TENCENT_QUEUE_URL": f"{QUEUES}-tencent",
-    "GLOBESMS_HUAWEI_QUEUE_URL": f"{QUEUES}-huawei",
-    "GLOBESMS_ROUTES_PARAMETER": "",
+    "AWS_DEFAULT_REGION": "us-east-1",
 }
 SECRETS = {name: value for name, value in LOCAL_ENV_DEFAULTS.items() if name != "GLOBESMS_ALLOW_LOOPBACK_CALLBACKS"}
 
 
-def dispatch_env(provider: str) -> dict[str, str]:
-    return {
-        "GLOBESMS_PROVIDER": provider,
-        f"GLOBESMS_{provider.upper()}_QUEUE_URL": f"{QUEUES}-{provider}",
-        **{name: value for name, value in SECRETS.items() if name.startswith(f"GLOBESMS_{provider.upper()}_")},
-    }
+@cache
+def _stack() -> LocalStack:
+    """template.yaml resolved as deployed with its default parameters, against names rather than resources."""
+    template = load_template()
+    context = parameter_context(template, {})
+    # `parameter_context` points the provider endpoints at the local emulators; deployed, the default (blank)
+    # means each provider's own HTTPS endpoint.
+    for provider in EMULATOR_PORTS:
+        parameter = f"{provider.capitalize()}Endpoint"
+        context.parameters[parameter] = template.parameters[parameter].default
+    return LocalStack.over(template, context, named(template, context))
+
+
+@cache
+def function_env(logical_id: str) -> dict[str, str]:
+    """The environment Lambda would give the function `logical_id`, with the local substitution for secrets."""
+    stack = _stack()
+    env = stack.function_environment(stack.template.functions[logical_id])
+    blanked = {name: "" for name in env if name.endswith("_SECRET_NAME")}
+    return {**env, **blanked, **SECRETS}
+
+
+ACCEPT_FUNCTION = "SendApiFunction"
+
+
+def dispatch_function(provider: str) -> str:
+    return f"{provider.capitalize()}DispatchFunction"
 
 
 @dataclass(frozen=True)
 class Handler:
-    """One handler serving one event. `expect`: what its answer must say for the run to count (a handler that
-    failed early would look fast): `statusCode`, or `failures` (the SQS batch items it reported failed)."""
+    """One handler serving one event. `function`: its template logical id (its environment). `expect`: what its
+    answer must say for the run to count (a handler that failed early would look fast): `statusCode`, or
+    `failures` (the SQS batch items it reported failed)."""
 
     name: str
-    folder: str
+    function: str
     event_file: str
-    env: dict[str, str] = field(default_factory=dict)
     expect: dict[str, int] = field(default_factory=dict)
     #: Changes to the event's first SQS record body (JSON), when the shipped event cannot be served as deployed.
     body_changes: dict[str, Any] = field(default_factory=dict)
+    #: AWS operations the first event must make, for handlers whose answer says little (scheduled runs, a
+    #: stream's consumer): one that made none of them did not do its work.
+    calls: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return function_env(self.function)
 
     @property
     def path(self) -> Path:
-        return ROOT / "functions" / self.folder / "app.py"
+        return _stack().template.functions[self.function].code_uri / "app.py"
+
+    @property
+    def folder(self) -> str:
+        return self.path.parent.name
 
     def event(self) -> dict[str, Any]:
         event: dict[str, Any] = json.loads((EVENTS / self.event_file).read_text())
@@ -96,38 +119,35 @@ class Handler:
 
 
 HANDLERS: tuple[Handler, ...] = (
-    Handler("send_api", "send_api", "send_api_post_messages.json", ACCEPT_ENV, {"statusCode": 202}),
+    Handler("send_api", ACCEPT_FUNCTION, "send_api_post_messages.json", {"statusCode": 202}),
     # One good record, one malformed (reported failed).
-    Handler("intake", "intake", "intake_batch.json", ACCEPT_ENV, {"failures": 1}),
-    Handler("dispatch_aliyun", "dispatch", "dispatch_aliyun.json", dispatch_env("aliyun"), {"failures": 0}),
+    Handler("intake", "IntakeFunction", "intake_batch.json", {"failures": 1}),
+    Handler("dispatch_aliyun", dispatch_function("aliyun"), "dispatch_aliyun.json", {"failures": 0}),
     # The shipped event's template id "otp" is not a Tencent id (numeric): the client would refuse it and send
     # nothing. The registry's Tencent id for example-otp makes it a send.
     Handler(
         "dispatch_tencent",
-        "dispatch",
+        dispatch_function("tencent"),
         "dispatch_tencent.json",
-        dispatch_env("tencent"),
         {"failures": 0},
         body_changes={"template_id": "1234567"},
     ),
-    Handler("dispatch_huawei", "dispatch", "dispatch_huawei.json", dispatch_env("huawei"), {"failures": 0}),
-    Handler("receipts", "receipts", "receipts_aliyun.json", SECRETS, {"statusCode": 200}),
-    Handler(
-        "webhooks",
-        "webhooks",
-        "webhooks_batch.json",
-        {"GLOBESMS_WEBHOOK_SECRET": SECRETS["GLOBESMS_WEBHOOK_SECRET"], "GLOBESMS_WEBHOOK_MAX_RECEIVE_COUNT": "8"},
-        {"failures": 0},
-    ),
+    Handler("dispatch_huawei", dispatch_function("huawei"), "dispatch_huawei.json", {"failures": 0}),
+    Handler("receipts", "ReceiptsFunction", "receipts_aliyun.json", {"statusCode": 200}),
+    Handler("webhooks", "WebhookSenderFunction", "webhooks_batch.json", {"failures": 0}),
+    # The scheduled and stream-fed functions: each reads (or writes) the table whatever it finds.
+    Handler("reconcile", "ReconcileFunction", "reconcile_schedule.json", calls=("query",)),
+    Handler("scheduler", "SchedulerFunction", "scheduler_sweep.json", calls=("query",)),
+    Handler("status_counts", "StatusCountsFunction", "status_counts_stream.json", calls=("transact_write_items",)),
 )
 
 
 def child_env(handler_env: dict[str, str]) -> dict[str, str]:
-    """The calling environment without any AWS, Powertools or globesms setting, plus the handler's."""
+    """The calling environment without any AWS, Powertools, Lambda or globesms setting, plus the handler's."""
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "POWERTOOLS_", "GLOBESMS_", "_X_AMZN", "PYTHON"))
+        if not name.startswith(("AWS_", "POWERTOOLS_", "GLOBESMS_", "_X_AMZN", "PYTHON", "LAMBDA_", "_HANDLER"))
     }
     return {**inherited, **BASE_ENV, **handler_env}
 

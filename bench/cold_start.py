@@ -46,6 +46,22 @@ def check_answer(handler: Handler, result: dict[str, Any]) -> None:
             raise RuntimeError(f"{handler.name}: answered {answer}, expected {key}={expected}")
     if handler.folder in ("dispatch", "webhooks") and not result["http_requests"]:
         raise RuntimeError(f"{handler.name}: served without the HTTP request it exists to make")
+    made = {operation for calls in result["aws_calls"].values() for operation in calls}
+    missing = [operation for operation in handler.calls if operation not in made]
+    if missing:
+        raise RuntimeError(f"{handler.name}: served without {', '.join(missing)} (made {sorted(made)})")
+
+
+def in_runs(calls: Sequence[str]) -> list[str]:
+    """The calls in order, a run of one operation written once with its count ("query x240": a reconcile run
+    queries each deadline bucket)."""
+    runs: list[tuple[str, int]] = []
+    for call in calls:
+        if runs and runs[-1][0] == call:
+            runs[-1] = (call, runs[-1][1] + 1)
+        else:
+            runs.append((call, 1))
+    return [call if count == 1 else f"{call} x{count}" for call, count in runs]
 
 
 def sample(
@@ -117,7 +133,7 @@ def measure(quick: bool) -> list[Figure]:
             "import_and_first_event_wall_ms": round(_median_ms(runs, "import_s", "first_event_s"), 1),
             "process_wall_ms": round(_median_ms(runs, "process_wall_s"), 1),
             "boto3_process_wall_ms": round(_median_ms(reference, "process_wall_s"), 1),
-            "aws_calls": runs[0]["aws_calls"],
+            "aws_calls": {service: in_runs(calls) for service, calls in runs[0]["aws_calls"].items()},
             "http_requests": runs[0]["http_requests"],
         }
         if handler.body_changes:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._cold_env import ACCEPT_ENV, EVENTS, ROOT, child_env, dispatch_env, run_script
+from bench._cold_env import ACCEPT_FUNCTION, EVENTS, ROOT, child_env, dispatch_function, function_env, run_script
 from bench._cpu_numbers import MAINLAND, REGIONS, mobile_numbers
 from bench.cold_start import CHILD as COLD_CHILD
 from bench.cold_start import memory_figure
@@ -116,7 +116,7 @@ def measure(quick: bool) -> list[Figure]:
         event_path = workdir / "accept.json"
         event_path.write_text(json.dumps(accept_event(accept_recipients)))
         config = {"kind": "accept", "handler": str(SEND_API), "event": str(event_path), "repeat": repeat}
-        result = run_script(CHILD, config, child_env(ACCEPT_ENV), workdir)
+        result = run_script(CHILD, config, child_env(function_env(ACCEPT_FUNCTION)), workdir)
         name = f"accept_{accept_recipients // 1000}k"
         speed.append(
             _figure(
@@ -136,7 +136,7 @@ def measure(quick: bool) -> list[Figure]:
             event_path = workdir / f"dispatch_{provider.value}.json"
             event_path.write_text(json.dumps(dispatch_event(provider)))
             config = {"kind": "dispatch", "handler": str(DISPATCH), "event": str(event_path), "repeat": repeat}
-            result = run_script(CHILD, config, child_env(dispatch_env(provider.value)), workdir)
+            result = run_script(CHILD, config, child_env(function_env(dispatch_function(provider.value))), workdir)
             name = f"dispatch_{provider.value}"
             speed.append(
                 _figure(

@@ -164,6 +164,29 @@ def physical_name(logical_id: str, stack_name: str, declared: Any, context: Reso
     return str(resolve(declared, context)) if declared is not None else f"{stack_name}-{logical_id}"
 
 
+def queue_name(queue: QueueSpec, context: ResolveContext) -> str:
+    name = physical_name(queue.logical_id, context.stack_name, queue.queue_name, context)
+    return name + ".fifo" if queue.fifo and not name.endswith(".fifo") else name
+
+
+def named(template: Template, context: ResolveContext) -> Provisioned:
+    """The names, ARNs and URLs AWS would give the template's tables and queues in `context`'s region and account,
+    without an AWS call: for what needs a function's environment and no AWS at all (`bench/_cold_env.py`)."""
+    where = f"{context.region}:{context.account_id}"
+    provisioned = Provisioned()
+    for table in template.tables.values():
+        name = physical_name(table.logical_id, context.stack_name, table.table_name, context)
+        provisioned.table_names[table.logical_id] = name
+        provisioned.table_arns[table.logical_id] = f"arn:aws:dynamodb:{where}:table/{name}"
+    for queue in template.queues.values():
+        name = queue_name(queue, context)
+        provisioned.queue_urls[queue.logical_id] = (
+            f"https://sqs.{context.region}.amazonaws.com/{context.account_id}/{name}"
+        )
+        provisioned.queue_arns[queue.logical_id] = f"arn:aws:sqs:{where}:{name}"
+    return provisioned
+
+
 def provision(template: Template, context: ResolveContext, environ: Mapping[str, str]) -> Provisioned:
     """Create (or find) every table and queue of the template, on the endpoints `environ` names (`aws_endpoint`).
     `context` needs only parameters and pseudo parameters: names may use them, nothing else."""
@@ -178,10 +201,7 @@ def provision(template: Template, context: ResolveContext, environ: Mapping[str,
     # Dead-letter queues must exist before a RedrivePolicy can name them: create every queue plain, then set
     # each queue's attributes (SetQueueAttributes is idempotent, CreateQueue with changed attributes is not).
     for queue in template.queues.values():
-        name = physical_name(queue.logical_id, context.stack_name, queue.queue_name, context)
-        if queue.fifo and not name.endswith(".fifo"):
-            name += ".fifo"
-        url = _ensure_queue(sqs, name, queue)
+        url = _ensure_queue(sqs, queue_name(queue, context), queue)
         provisioned.queue_urls[queue.logical_id] = url
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         provisioned.queue_arns[queue.logical_id] = arn

@@ -101,6 +101,11 @@ class LocalStack:
         context = parameter_context(template, env)
         given = env.get(PROVISIONED_ENV)
         resources = Provisioned.from_json(given) if given else provision(template, context, env)
+        return cls.over(template, context, resources)
+
+    @classmethod
+    def over(cls, template: Template, context: ResolveContext, resources: Provisioned) -> LocalStack:
+        """The stack resolving against `resources` (provisioned, or only named: `local.aws.named`)."""
         for logical_id, name in resources.table_names.items():
             context.refs[logical_id] = name
             context.attributes[(logical_id, "Arn")] = resources.table_arns[logical_id]

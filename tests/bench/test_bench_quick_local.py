@@ -18,6 +18,7 @@ from bench import cold_start, cpu, signing
 from bench._cold_env import HANDLERS
 from bench.figures import Figure, table, write_results
 from globesms.models.outbound import ProviderName
+from local.template import load_template
 
 
 def check_well_formed(figures: list[Figure], expected_ids: set[str], tmp_path: Path) -> None:
@@ -66,6 +67,36 @@ def test_cold_start_and_memory_of_every_handler(tmp_path: Path) -> None:
         assert by_id[f"memory.{name}"].ratio is None  # judged on the size itself
     for provider in ProviderName:
         assert by_id[f"cold_start.dispatch_{provider.value}"].detail["http_requests"]
+
+
+def test_every_function_of_the_template_has_its_cold_start() -> None:
+    assert {handler.function for handler in HANDLERS} == set(load_template().functions)
+
+
+def test_a_handlers_environment_is_its_functions_in_the_template_with_secrets_as_plain_variables() -> None:
+    template = load_template()
+    for handler in HANDLERS:
+        declared = template.functions[handler.function].environment
+        assert set(declared) <= set(handler.env), handler.name
+        assert all(handler.env[name] == "" for name in declared if name.endswith("_SECRET_NAME")), handler.name
+    dispatcher = next(h for h in HANDLERS if h.name == "dispatch_aliyun").env
+    assert dispatcher["GLOBESMS_PROVIDER"] == "aliyun"
+    assert dispatcher["GLOBESMS_ALIYUN_ENDPOINT"] == ""  # the provider's own HTTPS endpoint, as deployed
+    assert dispatcher["GLOBESMS_ALIYUN_ACCESS_KEY_ID"]
+    assert dispatcher["AWS_LAMBDA_FUNCTION_NAME"].endswith("AliyunDispatchFunction")
+
+
+def test_a_handler_that_made_none_of_its_calls_is_not_counted() -> None:
+    handler = next(h for h in HANDLERS if h.name == "status_counts")
+    served = {"answer": {}, "http_requests": [], "aws_calls": {"dynamodb": ["transact_write_items"], "sqs": []}}
+    cold_start.check_answer(handler, served)
+    with pytest.raises(RuntimeError, match="served without transact_write_items"):
+        cold_start.check_answer(handler, {**served, "aws_calls": {"dynamodb": [], "sqs": []}})
+
+
+def test_calls_are_listed_in_order_with_repeats_counted() -> None:
+    calls = ["get_item", "query", "query", "query", "put_item", "query"]
+    assert cold_start.in_runs(calls) == ["get_item", "query x3", "put_item", "query"]
 
 
 def test_cpu_per_recipient_of_accept_and_dispatch(tmp_path: Path) -> None:

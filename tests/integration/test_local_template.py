@@ -17,7 +17,7 @@ from moto import mock_aws
 from pytest_mock import MockerFixture
 
 from local.api_server import build_gateway, compile_route
-from local.aws import Provisioned, provision
+from local.aws import Provisioned, named, provision
 from local.settings import EMULATOR_PORTS
 from local.stack import PROVISIONED_ENV, LocalStack, local_parameter_values, parameter_context
 from local.template import (
@@ -329,6 +329,13 @@ def test_provisioning_creates_what_the_template_declares_and_is_idempotent(
             ]
             ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             assert ttl.get("AttributeName") == properties.get("TimeToLiveSpecification", {}).get("AttributeName")
+
+
+def test_the_names_given_without_aws_are_those_provisioning_gets(template: Template) -> None:
+    """`named` (the benchmarks' environments, no AWS call) names and locates every table and queue as AWS does."""
+    with mock_aws():
+        context = parameter_context(template, {"AWS_DEFAULT_REGION": "us-east-1"})
+        assert named(template, context) == provision(template, context, {})
 
 
 def test_every_route_path_matches_with_its_path_parameters(template: Template) -> None:

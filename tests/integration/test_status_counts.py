@@ -1,8 +1,10 @@
 """Batch status counts kept from the messages table's stream: moto's stream, read as the event source mapping
 does (local/streams.py), handed to the real StatusCountsFunction handler."""
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -109,3 +111,12 @@ def test_changes_of_many_batches_commit_in_several_transactions(stack) -> None: 
     counts.add(changes)  # the whole stream batch again: every transaction meets its marker
     store = DynamoDBMessageStore(stack.table_name)
     assert {store.count_batch_statuses(f"b{n}")["ACCEPTED"] for n in range(150)} == {2}
+
+
+def test_the_shipped_stream_event_counts_its_change(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    """events/status_counts_stream.json (`make invoke-StatusCountsFunction`, the cold start figure): a record
+    created ACCEPTED, then SUBMITTED."""
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "status_counts_stream.json").read_text())
+    load_handler("status_counts").lambda_handler(event, lambda_context)
+    store = DynamoDBMessageStore(stack.table_name)
+    assert store.count_batch_statuses("01JDEXAMPLEBATCH0000000000") == {Status.SUBMITTED: 1}
