@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from bench import _sig_answers as answers
 from bench import _sig_sdks as sdks
 from bench.figures import Figure, interleaved_medians
+from globesms.cookieless import CookielessClient
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.providers.aliyun import AliyunClient, AliyunSettings, batch_task_id
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings
@@ -89,10 +90,12 @@ def text_batch(count: int) -> list[OutboundSms]:
 
 
 def mock_http(answer: bytes) -> httpx.Client:
+    """The client ours send through when deployed (`CookielessClient`), its transport answering `answer` at once."""
+
     def respond(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=answer, headers={"content-type": answers.JSON})
 
-    return httpx.Client(transport=httpx.MockTransport(respond))
+    return CookielessClient(transport=httpx.MockTransport(respond))
 
 
 class _TransportCut(Exception):

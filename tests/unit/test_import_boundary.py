@@ -34,6 +34,7 @@ EXCEPTIONS: dict[str, str] = {
     "globesms.providers.huawei.client": "Huawei's httpx client",
     "globesms.webhooks.sender": "POSTs events to customers with httpx (an adapter, like the provider clients)",
     "globesms.webhooks.pinned": "the httpx client that connects to the vetted address (the sender's adapter)",
+    "globesms.cookieless": "the httpx client (without cookies) the provider and webhook adapters send through",
     "globesms.tls": "the verifying TLS context the provider and webhook httpx clients share (httpx builds it)",
     "globesms.accept.idempotency": "Powertools idempotency on its DynamoDB persistence layer, which imports boto3",
     "globesms.http_errors": "builds Powertools event-handler responses (handlers only); Powertools imports botocore",

@@ -20,6 +20,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from globesms.cookieless import CookielessClient
 from globesms.tls import verifying_context
 
 
@@ -142,4 +143,6 @@ def pinned_client(
 ) -> httpx.Client:
     """A client for one delivery to `host`, connected to `address` only, within `deadline` (time.monotonic())."""
     transport = _PinnedTransport(PinnedBackend(host, address, deadline), ssl_context or verifying_context())
-    return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers)
+    return CookielessClient(
+        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers
+    )

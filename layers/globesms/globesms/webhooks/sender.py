@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from globesms.config import CallbackSettings, WebhookSecretSettings, load_settings, settings
+from globesms.cookieless import CookielessClient
 from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
 from globesms.models.api import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
@@ -199,7 +200,7 @@ def backoff_ceiling(receives: int) -> int:
 
 def new_http_client() -> httpx.Client:
     """A plain client with the sender's timeouts (the local receiver's tests). Deliveries use `pinned_client`."""
-    return httpx.Client(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+    return CookielessClient(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
 def webhook_secrets(

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from globesms.cookieless import CookielessClient
 from globesms.domain.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.base import Model
@@ -438,7 +439,7 @@ class AliyunClient(HttpClientOwner):
         self._nonce = nonce
         self._timeout = call_timeout(settings.connect_timeout, settings.read_timeout)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=self._timeout, verify=verifying_context())
+        self._http = http if http is not None else CookielessClient(timeout=self._timeout, verify=verifying_context())
         endpoint = urlsplit(settings.endpoint)
         self._host = endpoint.netloc
         self._path = endpoint.path or "/"

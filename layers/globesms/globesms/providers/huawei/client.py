@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from globesms.cookieless import CookielessClient
 from globesms.domain.clock import utc_now
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.base import Model
@@ -231,7 +232,7 @@ class HuaweiClient(HttpClientOwner):
         nonce: Callable[[], str] = _random_nonce,
     ) -> None:
         self.settings = settings
-        self._http = http or httpx.Client(
+        self._http = http or CookielessClient(
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout), verify=verifying_context()
         )
         self._clock = clock

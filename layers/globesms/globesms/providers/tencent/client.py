@@ -16,6 +16,7 @@ from datetime import datetime
 import httpx
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from globesms.cookieless import CookielessClient
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
@@ -129,7 +130,7 @@ class TencentSmsClient(HttpClientOwner):
     ) -> None:
         self.settings = settings
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(verify=verifying_context())
+        self._http = http if http is not None else CookielessClient(verify=verifying_context())
         self._clock = clock
         self._nonce = nonce
         self._url = httpx.URL(settings.endpoint).join("/")
