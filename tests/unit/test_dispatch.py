@@ -10,7 +10,7 @@ from globesms.dispatch.sending import RateLimiterUnavailable, outbound_messages,
 from globesms.dispatch.service import DispatchDeps, PackBusy, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
-from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
+from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import PlannedCall
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryRateLimiter, MemoryStore, MemoryWebhooks, ScriptedProvider
@@ -155,6 +155,53 @@ def test_a_message_the_provider_refuses_fails_alone_and_the_others_are_sent() ->
     assert (refused.error_category, refused.error_code) == ("request", "INVALID_REQUEST")
     assert refused.error_message == "to: numbers in the Chinese mainland (+86) cannot be sent"
     assert {store.messages[f"B.0000{i}"].status for i in (0, 2, 3)} == {Status.SUBMITTED}
+
+
+def test_each_recipients_message_carries_its_contents_fields_by_name() -> None:
+    two = DispatchPack.model_validate(
+        {
+            "pack_id": "B:tencent:0",
+            "batch_id": "B",
+            "provider": ProviderName.TENCENT,
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": [
+                {"type": "OTP", "template_id": "1234567", "template_params": {"code": "42", "minutes": "5"}},
+                {
+                    "type": "MKT",
+                    "text": "sale",
+                    "template_params": {"kept": "for failover"},
+                    "sender_id": "Acme",
+                    "validity_seconds": 3600,
+                },
+            ],
+            "recipients": [
+                {"id": "B.00000", "to": "+85251234560", "c": 1},
+                {"id": "B.00001", "to": "+6591234567", "c": 0},
+            ],
+        }
+    )
+    assert outbound_messages(two) == [
+        OutboundSms(
+            message_id="B.00000",
+            to="+85251234560",
+            type=MessageType.MKT,
+            text="sale",
+            template_id=None,
+            template_params=(),
+            sender_id="Acme",
+            validity_seconds=3600,
+        ),
+        OutboundSms(
+            message_id="B.00001",
+            to="+6591234567",
+            type=MessageType.OTP,
+            text=None,
+            template_id="1234567",
+            template_params=("42", "5"),
+            sender_id=None,
+            validity_seconds=None,
+        ),
+    ]
 
 
 def test_send_all_keeps_input_order_and_fills_chunks_with_sendable_messages() -> None:

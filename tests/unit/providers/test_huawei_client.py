@@ -9,7 +9,6 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -242,12 +241,12 @@ def test_repeated_number_goes_into_a_later_call() -> None:
 
 def test_sender_id_selects_another_channel_number() -> None:
     recorder = Recorder()
-    make_client(recorder).send([replace(sms("m1", "+6591000001"), sender_id="isms200000002"), sms("m2", "+6591000002")])
+    make_client(recorder).send([sms("m1", "+6591000001")._replace(sender_id="isms200000002"), sms("m2", "+6591000002")])
     assert sorted(body["from"] for body in recorder.bodies()) == ["isms100000001", "isms200000002"]
 
 
 def with_sender(message: OutboundSms, sender_id: str) -> OutboundSms:
-    return replace(message, sender_id=sender_id)
+    return message._replace(sender_id=sender_id)
 
 
 @pytest.mark.parametrize(
@@ -823,7 +822,7 @@ def test_the_batch_fast_path_prepares_what_the_message_by_message_path_does(
     # prepare exactly the calls the message-by-message path does, or leave the send to it.
     messages = [sms(f"m{n}", f"+65912{n:05d}") for n in range(count)]
     for position, change in changes:
-        messages[position % count] = replace(messages[position % count], **change)
+        messages[position % count] = messages[position % count]._replace(**change)
     client = make_client(Recorder())
     fast = _prepared_or_refused(client, messages)
     with pytest.MonkeyPatch.context() as patch:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import types
-from dataclasses import replace
 from typing import Any
 from unittest import mock
 
@@ -84,8 +83,7 @@ def long_batches(draw: st.DrawFn) -> list[OutboundSms]:
     prototypes = draw(batches())
     size = draw(st.integers(min_value=150, max_value=200))
     return [
-        replace(
-            prototypes[i % len(prototypes)],
+        prototypes[i % len(prototypes)]._replace(
             message_id=f"{prototypes[i % len(prototypes)].message_id}#{i}",
             to=f"{prototypes[i % len(prototypes)].to[:-3]}{i:03d}",
         )

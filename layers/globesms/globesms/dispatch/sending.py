@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
-from globesms.models.packs import DispatchPack
+from globesms.models.packs import DispatchPack, PackContent
 from globesms.ports import PlannedCall, Provider, RateLimiter
 
 INVALID_REQUEST = DispatchCode.INVALID_REQUEST
@@ -26,25 +26,27 @@ class RateLimiterUnavailable(RuntimeError):
 
 
 def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
-    messages = []
-    for recipient in pack.recipients:
-        content = pack.contents[recipient.c]
-        messages.append(
-            OutboundSms(
-                message_id=recipient.id,
-                to=recipient.to,
-                type=MessageType(content.type),
-                text=content.text,
-                template_id=content.template_id,
-                # Only a provider template takes params; a rendered text keeps them for failover alone.
-                template_params=tuple(content.template_params.values())
-                if content.template_params and content.template_id
-                else (),
-                sender_id=content.sender_id,
-                validity_seconds=content.validity_seconds,
-            )
-        )
-    return messages
+    # What a content gives its recipients' messages, worked out once per content (a pack of 1,000 has one or two).
+    shared = [_content_fields(content) for content in pack.contents]
+    return [OutboundSms(recipient.id, recipient.to, *shared[recipient.c]) for recipient in pack.recipients]
+
+
+#: `OutboundSms`'s fields after `message_id` and `to`, in its order (type, text, template_id, template_params,
+#: sender_id, validity_seconds).
+_ContentFields = tuple[MessageType, str | None, str | None, tuple[str, ...], str | None, int | None]
+
+
+def _content_fields(content: PackContent) -> _ContentFields:
+    """What this content sets of each of its recipients' messages."""
+    return (
+        MessageType(content.type),
+        content.text,
+        content.template_id,
+        # Only a provider template takes params; a rendered text keeps them for failover alone.
+        tuple(content.template_params.values()) if content.template_params and content.template_id else (),
+        content.sender_id,
+        content.validity_seconds,
+    )
 
 
 def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOutcome]:

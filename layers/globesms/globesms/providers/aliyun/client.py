@@ -614,7 +614,7 @@ class AliyunClient(HttpClientOwner):
                 return _all_failed(ids, _malformed(_describe(exc), status), call.task_id)
             extra = _extra(call.task_id, gateway.request_id)
             error = errors.provider_error(gateway.code, gateway.message, status)
-            return [SendOutcome(message_id, error=error, extra=dict(extra)) for message_id in ids]
+            return [SendOutcome(message_id, error=error, extra=extra) for message_id in ids]
         if status == 200:
             return _all_failed(ids, _malformed("no ResponseCode in the answer", status), call.task_id)
         return _all_failed(ids, _http_error(response), call.task_id)
@@ -661,15 +661,15 @@ class AliyunClient(HttpClientOwner):
                 status,
             )
             return [
-                SendOutcome(message_id, error=failed_error if number in failed else mismatch, extra=dict(extra))
+                SendOutcome(message_id, error=failed_error if number in failed else mismatch, extra=extra)
                 for message_id, number in zip(ids, call.numbers, strict=True)
             ]
         # MessageIdList lists the accepted numbers' ids in the order they were sent: pair them in one pass.
         provider_ids = iter(answer.message_ids)
         return [
-            SendOutcome(message_id, error=failed_error, extra=dict(extra))
+            SendOutcome(message_id, error=failed_error, extra=extra)
             if number in failed
-            else SendOutcome(message_id, provider_message_id=next(provider_ids), extra=dict(extra))
+            else SendOutcome(message_id, provider_message_id=next(provider_ids), extra=extra)
             for message_id, number in zip(ids, call.numbers, strict=True)
         ]
 
@@ -690,7 +690,7 @@ def _all_failed(
     ids: Sequence[str], error: ProviderError, task_id: str, extra: dict[str, str] | None = None
 ) -> list[SendOutcome]:
     base = extra if extra is not None else {"task_id": task_id}
-    return [SendOutcome(message_id, error=error, extra=dict(base)) for message_id in ids]
+    return [SendOutcome(message_id, error=error, extra=base) for message_id in ids]
 
 
 def _http_error(response: httpx.Response) -> ProviderError:
