@@ -77,6 +77,24 @@ def test_a_request_of_many_recipients_costs_a_few_requests_not_one_each(stack) -
     assert one.calls == ["batch_get_item", "transact_write_items", "update_item"]
 
 
+def test_one_otp_number_in_thousands_of_specs_is_refused_per_recipient(stack) -> None:  # type: ignore[no-untyped-def]
+    # A chunk's marker keeps the chunk's refusals, and every record of a number is in one chunk: 6,000 OTP to one
+    # number would make a marker past DynamoDB's 400 KB item, a failed transaction (a 5xx, a dead-lettered intake
+    # message). Accept refuses the repeats before the guard, so its marker holds one number's refusals at most.
+    from globesms.accept.service import accept
+    from globesms.models.api import MessageSpec
+    from tests.fakes import MemoryQueues, MemoryStore
+
+    guard = otp_guard.OtpGuard(DynamoDBOtpCounters(stack.table_name))
+    body = [MessageSpec.model_validate({"to": "+85251234567", "text": "Your code is 1", "type": "OTP"})] * 6_000
+    store, queues = MemoryStore(), MemoryQueues()
+    answer = accept(
+        body, batch_id="B1", source="api", now=NOW, retention_days=90, store=store, queues=queues, otp=guard
+    )
+    assert (answer.accepted, answer.rejected) == (1, 5_999)
+    assert {e.code for e in answer.errors} == {RecipientCode.DUPLICATE_RECIPIENT}
+
+
 def test_velocity_a_retried_batch_a_dry_run_and_a_release(stack) -> None:  # type: ignore[no-untyped-def]
     counters = DynamoDBOtpCounters(stack.table_name)
     guard = otp_guard.OtpGuard(counters)

@@ -55,6 +55,17 @@ def test_a_number_repeated_in_one_spec_is_sent_once() -> None:
     assert result.errors[0].code == "DUPLICATE_RECIPIENT"
 
 
+def test_an_otp_number_repeated_in_any_spec_is_sent_once() -> None:
+    # One OTP per number per request (a second code voids the first); other types may carry different texts to one
+    # number in different specs.
+    store, queues = MemoryStore(), MemoryQueues()
+    otp = [spec(to="+85251234567", text=f"Your code is {n}", type="OTP") for n in range(3)]
+    notify = [spec(to="+85251234567", text=f"Order {n} shipped") for n in range(2)]
+    result = run([*otp, *notify], store, queues)
+    assert [(e.index, e.code) for e in result.errors] == [(1, "DUPLICATE_RECIPIENT"), (2, "DUPLICATE_RECIPIENT")]
+    assert [m.id for m in result.messages] == ["B1.00000", "B1.00003", "B1.00004"]
+
+
 def test_templates_route_to_tencent_and_mainland_to_huawei() -> None:
     store, queues = MemoryStore(), MemoryQueues()
     template = {"id": "1234567", "params": {"code": "123456"}}

@@ -115,7 +115,10 @@ class RecipientCode(_Code):
         "not an E.164 number valid for its country, or written with an extension or invisible characters",
     )
     NOT_MOBILE = "NOT_MOBILE", "a valid number that is not a mobile: it would never receive an SMS"
-    DUPLICATE_RECIPIENT = "DUPLICATE_RECIPIENT", "the same number twice in one spec: sent once, the repeat refused"
+    DUPLICATE_RECIPIENT = (
+        "DUPLICATE_RECIPIENT",
+        ("the same number twice in one spec (OTP: twice anywhere in the request): sent once, the repeat refused"),
+    )
     NO_ROUTE = "NO_ROUTE", "no provider carries this kind of message to this destination"
     PROVIDER_CANNOT_CARRY = "PROVIDER_CANNOT_CARRY", "the pinned provider cannot carry this message"
     TEMPLATE_UNKNOWN_FOR_PROVIDER = (

@@ -36,7 +36,7 @@ from globesms.models.api import (
     MessageSpec,
     RecipientError,
 )
-from globesms.models.outbound import ProviderName
+from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
 from globesms.ports import MessageStore, PackQueues
@@ -110,10 +110,14 @@ def plan_batch(
     index = 0
     quiet_default = settings(QuietHoursSettings).window() if quiet is None else quiet
     windows: dict[str, Window | None] = {}  # record id -> its quiet hours (None: waived)
+    # OTP: one per number in the whole request, whatever its spec. A second code in the same request is a client
+    # bug (the first is void once the second arrives), and it bounds what the OTP guard keeps per batch: each number
+    # once, so a chunk's marker holds at most 99 refusals (otp_guard.py), whatever the body repeats.
+    otp_numbers: set[str] = set()
     for spec in specs:
         router, contents = _spec_routing(spec, routes, templates)
         window = _quiet_window(spec, quiet_default)
-        seen: set[str] = set()
+        seen: set[str] = otp_numbers if spec.type == MessageType.OTP else set()
         for raw in spec.recipients:
             planned = _plan_recipient(spec, raw, index, seen=seen, router=router, contents=contents, stamps=stamps)
             index += 1
@@ -177,7 +181,7 @@ def _plan_recipient(
     stamps: _BatchStamps,
 ) -> MessageRecord | RecipientError:
     """Recipient `this` of the request (`raw` as given): its record, or why it is refused. `seen`: the numbers of
-    this spec so far (this one is added)."""
+    this spec so far, or for OTP of every OTP spec so far (this one is added)."""
     try:
         number = parse_mobile(raw)
     except InvalidNumber as exc:
@@ -185,8 +189,12 @@ def _plan_recipient(
     if number.e164 in seen:
         # The same content twice to one number in one request is nearly always a client bug; sending
         # it would text somebody twice.
+        repeated = "an OTP to this number is already in this request" if spec.type == MessageType.OTP else None
         return RecipientError(
-            index=this, to=raw, code=RecipientCode.DUPLICATE_RECIPIENT, message="number repeated in this message"
+            index=this,
+            to=raw,
+            code=RecipientCode.DUPLICATE_RECIPIENT,
+            message=repeated or "number repeated in this message",
         )
     seen.add(number.e164)
     record_id = message_id(stamps.batch_id, this)

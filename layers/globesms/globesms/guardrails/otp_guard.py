@@ -9,7 +9,10 @@ writer of the same number means a re-read of the chunk's numbers and a new decis
 A dry run reads and decides, and writes nothing.
 
 A batch's chunk commits once (its marker keeps its refusals): a retried accept of the same batch gives the same
-answer and counts nothing twice.
+answer and counts nothing twice. Accept passes each number at most once (it refuses an OTP number repeated anywhere
+in a request as DUPLICATE_RECIPIENT), so a chunk holds at most 99 records and its marker at most 99 refusals, some
+20 KB: far under DynamoDB's 400 KB item, whatever the body. (Records of one number all go to one chunk: a body that
+repeated a number 5,000 times would make a marker over 400 KB, and a transaction DynamoDB refuses.)
 """
 
 from __future__ import annotations
