@@ -44,8 +44,9 @@ class MemoryStore:
         self._move_lock = threading.Lock()  # the conditional status moves are atomic, as DynamoDB's are
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
-        if batch.batch_id in self.batches:
-            return self.batches[batch.batch_id]
+        found = self.batches.get(batch.batch_id)
+        if found is not None and not (batch.body_hash is not None and found.refused_whole):
+            return found
         self.batches[batch.batch_id] = batch.model_copy(deep=True)
         return None
 

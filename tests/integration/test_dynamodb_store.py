@@ -25,6 +25,17 @@ def test_begin_batch_is_conditional_and_returns_the_existing_header(stack) -> No
     assert existing is not None and existing.state == "QUEUED"
 
 
+def test_only_a_body_refused_as_a_whole_gives_its_batch_id_up(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    refused = header(state="REJECTED")
+    assert store.begin_batch(refused) is None
+    assert store.begin_batch(refused) is not None  # a refused body again: written once
+    assert store.begin_batch(header().model_copy(update={"body_hash": "h1"})) is None  # a corrected body takes it
+    for again in (refused, header().model_copy(update={"body_hash": "h2"})):
+        kept = store.begin_batch(again)
+        assert kept is not None and kept.body_hash == "h1"
+
+
 def test_accepted_batch_round_trips_with_pagination_counts_and_lookup(stack) -> None:  # type: ignore[no-untyped-def]
     store = DynamoDBMessageStore(stack.table_name)
     numbers = [f"+8525123{i:04d}" for i in range(60)]

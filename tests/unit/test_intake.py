@@ -55,6 +55,40 @@ def test_a_bad_body_never_overwrites_a_good_batch_with_the_same_id() -> None:
     assert store.batches["b-1"].state == "QUEUED"
 
 
+def test_a_corrected_body_takes_the_batch_id_of_a_body_refused_as_a_whole() -> None:
+    # Nothing was written, reserved or sent under the refused body's id: it does not hold the id.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused):
+        intake(json.dumps({"batch_id": "order-7", "to": "+85251234567", "text": "hi", "x": 1}), store)
+    result = intake(json.dumps({"batch_id": "order-7", "to": "+85251234567", "text": "hi"}), store)
+    assert result.accepted == 1 and store.batches["order-7"].state == "QUEUED"
+    assert store.batches["order-7"].refusal is None
+
+
+def test_a_batch_id_conflict_counts_no_otp_and_reserves_no_spend() -> None:
+    from datetime import timedelta
+
+    from globesms.guardrails import otp_guard
+    from tests.unit.test_guardrails import MemoryLedger
+    from tests.unit.test_otp_guard import MemoryOtpCounters
+
+    store, ledger, counters = MemoryStore(), MemoryLedger(), MemoryOtpCounters()
+
+    def send(message: str, kind: str, now: datetime):  # type: ignore[no-untyped-def]
+        body = json.dumps({"batch_id": "order-7", "to": "+85251234567", "text": "Your code is 1", "type": kind})
+        return accept_intake(
+            body, sqs_message_id=message, now=now, retention_days=90, store=store, queues=MemoryQueues(),
+            ledger=ledger, otp=otp_guard.OtpGuard(counters), owner="intake",
+        )  # fmt: skip
+
+    send("m-1", "NOTIFY", NOW - timedelta(days=31))  # last month: its header is kept 90 days
+    reserved = dict(ledger.counters)
+    with pytest.raises(IntakeRefused) as info:
+        send("m-2", "OTP", NOW)  # another body under the same batch id
+    assert info.value.refusal.code == "BATCH_ID_CONFLICT"
+    assert (counters.numbers, ledger.counters) == ({}, reserved)  # nothing counted, nothing reserved this month
+
+
 def test_schema_errors_name_the_field_and_rule() -> None:
     with pytest.raises(IntakeRefused) as info:
         intake(json.dumps({"to": "+85251234567", "text": "x", "sender_id": "Has Space"}), MemoryStore())

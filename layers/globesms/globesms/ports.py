@@ -73,7 +73,8 @@ class Provider(Protocol):
 
 class MessageStore(Protocol):
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
-        """Create the batch header unless it exists; returns the existing header when it does."""
+        """Create the batch header unless it exists; returns the existing header when it does. A header with a body
+        hash replaces one `refused_whole` (a corrected body under the batch id of a refused one)."""
         ...
 
     def finish_batch(self, batch: BatchRecord) -> None: ...

@@ -6,8 +6,9 @@ the body's `batch_id` when it has a usable one, else `sqs-<MessageId>`; a body p
 record fails alone (partial batch response) and reaches the dead-letter queue after the queue's maxReceiveCount.
 
 A body's `batch_id` (else `sqs-<MessageId>`) is an idempotency key of its own: accept writes the batch header
-conditionally. A body with an `idempotency_key` is also accepted once per key within 24 h through `run_once`
-(Powertools idempotency): a repeat with the same body (`batch_id` included) is answered with the first batch and
+conditionally. A REJECTED header of a body refused as a whole does not hold its id: a corrected body replaces it.
+A body with an `idempotency_key` is also accepted once per key within 24 h through `run_once` (Powertools
+idempotency): a repeat with the same body (`batch_id` included) is answered with the first batch and
 writes and sends nothing, even under another MessageId; one with another body is refused as
 `IDEMPOTENCY_KEY_REUSED`; one that arrives while the first is still running raises `IntakeDeferred`, so SQS
 delivers it again after the visibility timeout.

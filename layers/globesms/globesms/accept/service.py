@@ -274,6 +274,7 @@ def accept(
 ) -> AcceptResponse:
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
     velocity and pumping counters; without them OTP is not screened."""
+    _existing(store, batch_id, body_hash(specs))  # before counting: BATCH_ID_CONFLICT costs nothing
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing
@@ -296,7 +297,7 @@ def accept(
         owner=owner,
         **gate.batch_totals(plan.records),
     )
-    existing = store.begin_batch(header)
+    existing = store.begin_batch(header)  # conditional: a concurrent accept of the same id may have come first
     if existing is not None and existing.body_hash != header.body_hash:
         raise BatchIdConflict(batch_id)
     if existing is not None and existing.state != "ACCEPTING":
@@ -314,6 +315,18 @@ def accept(
     header.queued_at = iso(now)
     store.finish_batch(header)
     return _response(batch_id, plan, Status.QUEUED)
+
+
+def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | None:
+    """The batch `batch_id` already names for this body, if any. Read before anything is counted or reserved, so a
+    body refused as BATCH_ID_CONFLICT has cost nothing. A header of a body refused as a whole (REJECTED without a
+    body hash: nothing written, reserved or sent under it) does not hold the id: it is replaced (`begin_batch`)."""
+    found = store.get_batch(batch_id)
+    if found is None or found.refused_whole:
+        return None
+    if found.body_hash != digest:
+        raise BatchIdConflict(batch_id)
+    return found
 
 
 def _screen_otp(

@@ -33,6 +33,8 @@ from globesms.reconcile.deadline import DeadlineEntry
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
+# A header that is new, or replaces one refused_whole (REJECTED without a body hash: see BatchRecord).
+_NEW_OR_REFUSED_WHOLE = "attribute_not_exists(pk) OR (#state = :rejected AND attribute_not_exists(#hash))"
 
 
 class DynamoDBMessageStore:
@@ -43,12 +45,19 @@ class DynamoDBMessageStore:
     # ---- batches ----
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if batch.body_hash is not None:  # may replace a header refused_whole
+            condition = {
+                "ConditionExpression": _NEW_OR_REFUSED_WHOLE,
+                "ExpressionAttributeNames": {"#state": "state", "#hash": "body_hash"},
+                "ExpressionAttributeValues": {":rejected": {"S": "REJECTED"}},
+            }
         try:
             self._client().put_item(
                 TableName=self._table,
                 Item=header_item(batch),
-                ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **condition,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

@@ -89,3 +89,9 @@ class BatchRecord(Model):
     cost: str | None = None
     currency: str | None = None
     owner: str | None = Field(default=None, description="the API key (or intake owner) that sent it")
+
+    @property
+    def refused_whole(self) -> bool:
+        """A body refused as a whole (the intake's REJECTED header with its refusal, no body hash): nothing was
+        written, reserved or sent under its id, so a later body may take the id (`MessageStore.begin_batch`)."""
+        return self.state == "REJECTED" and self.body_hash is None
