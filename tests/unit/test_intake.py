@@ -89,6 +89,17 @@ def test_a_batch_id_conflict_counts_no_otp_and_reserves_no_spend() -> None:
     assert (counters.numbers, ledger.counters) == ({}, reserved)  # nothing counted, nothing reserved this month
 
 
+@pytest.mark.parametrize("named", ["order-1 ", " order-1", "order-1\n"])
+def test_a_batch_id_with_anything_around_it_is_refused_not_accepted_under_another_id(named: str) -> None:
+    # It was validated stripped but used as written: "order-1 " became sqs-<MessageId> (a resend: a second batch,
+    # sent twice), "order-1\n" a batch id with a newline in it.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps({"batch_id": named, "to": "+85251234567", "text": "hi"}), store)
+    assert info.value.batch_id == "sqs-m-1" and not store.messages
+    assert [f.field for f in info.value.refusal.fields] == ["batch_id"]
+
+
 def test_schema_errors_name_the_field_and_rule() -> None:
     with pytest.raises(IntakeRefused) as info:
         intake(json.dumps({"to": "+85251234567", "text": "x", "sender_id": "Has Space"}), MemoryStore())

@@ -152,7 +152,7 @@ def _parse(
         )
         _refuse(store, batch_id, now, retention_days, refusal)
     claimed = data.pop("batch_id", None)
-    if isinstance(claimed, str) and _BATCH_ID.match(claimed):
+    if isinstance(claimed, str) and _BATCH_ID.fullmatch(claimed):  # exactly as the envelope validates it
         batch_id = claimed
     try:
         envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))

@@ -48,6 +48,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_TEXT_SEGMENTS = 10
 MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are counted
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+BATCH_ID_RULE = "1 to 64 letters, digits, '_' or '-', nothing around them"
+_BATCH_ID = re.compile(BATCH_ID_PATTERN)
 
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -345,6 +347,15 @@ class SqsIntakeEnvelope(_Strict):
     idempotency_key: str | None = Field(
         default=None, description="The same key within 24 h is accepted once: " + IDEMPOTENCY_KEY_RULE
     )
+
+    @field_validator("batch_id", mode="before")
+    @classmethod
+    def _batch_id_rules(cls, value: Any) -> Any:
+        # Checked before stripping, as a whole (`$` alone would let a final newline through): "order-1 " must be
+        # refused, not validated as "order-1" and then used as written.
+        if isinstance(value, str) and not _BATCH_ID.fullmatch(value):
+            raise ValueError(f"batch_id must be {BATCH_ID_RULE}")
+        return value
 
     @field_validator("idempotency_key", mode="before")
     @classmethod
