@@ -161,6 +161,31 @@ def test_the_same_key_twice_is_one_batch_one_set_of_packs_and_the_first_answer( 
     assert json.loads(item["data"]["S"])["batch_id"] == json.loads(first["body"])["batch_id"]
 
 
+def test_a_retry_after_send_at_passed_gets_the_first_answer_and_new_work_is_refused(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    # "In the future" was a schema rule, checked before the key: a client whose answer was lost, retrying after
+    # send_at, got 422 and might resend under a new key (sent twice). It is checked for new work only now.
+    from datetime import UTC, datetime, timedelta
+
+    import globesms.models.api as api_models
+
+    api = load_handler("send_api")
+    now = datetime.now(UTC)
+    body = {**BODY, "send_at": (now + timedelta(minutes=5)).isoformat()}
+    first = post(api, lambda_context, body, "scheduled-order-9")
+    assert first["statusCode"] == 202, first["body"]
+    later = now + timedelta(minutes=6)
+    monkeypatch.setattr(api_models, "utc_now", lambda: later)
+    monkeypatch.setattr(api, "utc_now", lambda: later)
+    again = post(api, lambda_context, body, "scheduled-order-9")
+    assert again["statusCode"] == 202 and json.loads(again["body"]) == json.loads(first["body"])
+    new = post(api, lambda_context, body, "scheduled-order-10")  # new work: refused, naming the field and the rule
+    assert new["statusCode"] == 422, new["body"]
+    (field,) = json.loads(new["body"])["error"]["fields"]
+    assert field["field"] == "send_at" and "in the future" in field["rule"] and "in the past" in field["rule"]
+
+
 def test_the_shipped_event_carries_a_key_and_is_accepted_once(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
     first = api.lambda_handler(event("send_api_post_idempotent"), lambda_context)

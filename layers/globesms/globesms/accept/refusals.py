@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson
 from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
-from globesms.accept.service import BatchIdConflict, TooManyRecipients
+from globesms.accept.service import BatchIdConflict, SendAtPassed, TooManyRecipients
 from globesms.errors import RefusalCode
 from globesms.models.api import ErrorBody, ErrorDetail
 from globesms.validation import problems
@@ -25,6 +25,7 @@ REFUSALS: dict[type[Exception], RefusalCode] = {
     KeyReused: RefusalCode.IDEMPOTENCY_KEY_REUSED,
     KeyInProgress: RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS,
     BatchIdConflict: RefusalCode.BATCH_ID_CONFLICT,
+    SendAtPassed: RefusalCode.VALIDATION_ERROR,
 }
 #: The exceptions of REFUSALS, for `except` clauses and exception handlers.
 REFUSED = tuple(REFUSALS)
@@ -39,6 +40,9 @@ def code_of(exc: Exception) -> RefusalCode:
 
 def refusal_of(exc: Exception) -> ErrorBody:
     """The refusal `exc` stands for: its code and a message naming the rule it breaks."""
+    if isinstance(exc, SendAtPassed):  # a field's rule, checked after the schema: named as the schema names one
+        detail = ErrorDetail(field=exc.field, rule=exc.rule)
+        return ErrorBody(code=RefusalCode.VALIDATION_ERROR, message=str(exc), fields=[detail])
     return ErrorBody(code=code_of(exc), message=str(exc))
 
 

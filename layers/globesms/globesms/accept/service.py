@@ -46,6 +46,7 @@ from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
+from globesms.scheduling.timing import SEND_AT_RULE, send_at_problem
 
 
 class BatchIdConflict(ValueError):
@@ -54,6 +55,26 @@ class BatchIdConflict(ValueError):
     def __init__(self, batch_id: str) -> None:
         super().__init__(f"batch {batch_id} exists with a different body")
         self.batch_id = batch_id
+
+
+class SendAtPassed(ValueError):
+    """A new request's send_at is not in the future (VALIDATION_ERROR, naming the field and the rule)."""
+
+    field, rule = "send_at", SEND_AT_RULE
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field, self.rule = field, rule
+
+
+def check_send_at(specs: Sequence[MessageSpec], now: datetime) -> None:
+    """Raises SendAtPassed for the first spec whose send_at has passed. Only for new work: the schema cannot check it,
+    since a retry of an accepted request (its idempotency key, its batch id) made after send_at must get its first
+    answer, or resume it. A request-wide send_at is named in the first spec that has it."""
+    for index, spec in enumerate(specs):
+        problem = None if spec.send_at is None else send_at_problem(spec.send_at, now)
+        if problem:
+            raise SendAtPassed("send_at" if len(specs) == 1 else f"messages.{index}.send_at", problem)
 
 
 def body_hash(specs: Sequence[MessageSpec]) -> str:
@@ -274,7 +295,8 @@ def accept(
 ) -> AcceptResponse:
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
     velocity and pumping counters; without them OTP is not screened."""
-    _existing(store, batch_id, body_hash(specs))  # before counting: BATCH_ID_CONFLICT costs nothing
+    if _existing(store, batch_id, body_hash(specs)) is None:  # before counting: BATCH_ID_CONFLICT costs nothing
+        check_send_at(specs, now)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from globesms.accept.service import plan_batch
+from globesms.accept.service import check_send_at, plan_batch
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import money
@@ -30,6 +30,7 @@ def quote(
     owner: str | None,
     otp: otp_guard.OtpGuard | None = None,
 ) -> QuoteResponse:
+    check_send_at(specs, now)  # a quote is always new work
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=DRY_RUN_BATCH, now=now, retention_days=retention_days, rules=rules, owner=owner)
     stopped: list[RecipientError] = []

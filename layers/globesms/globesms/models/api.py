@@ -55,7 +55,9 @@ _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
 
 def _check_send_at(value: AwareDatetime) -> AwareDatetime:
-    problem = send_at_problem(value, utc_now())
+    # Not "in the future": a retry made after send_at has passed must get its first answer, so accept checks that
+    # for new work only (after the idempotency and batch id checks). Time only brings send_at nearer: the 30 days hold.
+    problem = send_at_problem(value, utc_now(), passed=False)
     if problem:
         raise ValueError(problem)
     return value

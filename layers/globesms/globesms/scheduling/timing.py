@@ -26,11 +26,12 @@ FIRST_SWEEP_BACK = timedelta(minutes=30)
 SEND_AT_RULE = "must be an ISO 8601 date-time with a UTC offset, in the future and at most 30 days ahead"
 
 
-def send_at_problem(send_at: datetime, now: datetime) -> str | None:
-    """Why `send_at` cannot be asked for at `now`, or None."""
+def send_at_problem(send_at: datetime, now: datetime, *, passed: bool = True) -> str | None:
+    """Why `send_at` cannot be asked for at `now`, or None. `passed=False`: all but "in the past", the one rule time
+    can break after a request was first accepted (the schema's part; accept checks it for new work only)."""
     if send_at.tzinfo is None or send_at.utcoffset() is None:
         return f"{SEND_AT_RULE}: this one has no offset (write e.g. 2026-12-04T09:00:00+08:00)"
-    if send_at <= now:
+    if passed and send_at <= now:
         return f"{SEND_AT_RULE}: this one is in the past"
     if send_at - now > MAX_AHEAD:
         return f"{SEND_AT_RULE}: this one is {(send_at - now).days} days ahead"
