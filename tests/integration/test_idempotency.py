@@ -186,6 +186,28 @@ def test_a_retry_after_send_at_passed_gets_the_first_answer_and_new_work_is_refu
     assert field["field"] == "send_at" and "in the future" in field["rule"] and "in the past" in field["rule"]
 
 
+def test_a_key_used_again_after_its_window_replays_its_batch_as_it_stands(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context
+) -> None:
+    # The batch id follows from the key and the body, so once the key's record has expired the same key and body
+    # name the finished batch: it was answered 202 as if new (every recipient QUEUED, no replay header), and nothing
+    # was sent. Texting again could text somebody twice: it is a replay of the batch now, with its real statuses.
+    api = load_handler("send_api")
+    first = post(api, lambda_context, BODY, "daily-reminder")
+    assert first["statusCode"] == 202 and drain_packs(stack)
+    (item,) = idempotency_items(stack)
+    stack.dynamodb.update_item(  # 24 h later: Powertools takes the record as expired (the TTL then deletes it)
+        TableName=idempotency_table(stack),
+        Key={"id": item["id"]},
+        UpdateExpression="SET expiration = :e",
+        ExpressionAttributeValues={":e": {"N": str(int(time.time()) - 1)}},
+    )
+    again = post(api, lambda_context, BODY, "daily-reminder")
+    assert again["statusCode"] == 202 and again["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert json.loads(again["body"]) == json.loads(first["body"])
+    assert drain_packs(stack) == []
+
+
 def test_the_shipped_event_carries_a_key_and_is_accepted_once(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
     first = api.lambda_handler(event("send_api_post_idempotent"), lambda_context)
@@ -287,11 +309,12 @@ def test_a_key_still_in_progress_is_409_and_a_dead_runs_key_is_free_again(stack,
     assert busy["multiValueHeaders"]["Retry-After"] == ["2"]
     assert drain_packs(stack) == [] and len(batch_ids(stack)) == 1
 
-    # The run holding the key died (its invocation's time is up): the key runs again.
+    # The run holding the key died (its invocation's time is up): the key runs again. Its batch was finished (by
+    # the first post here), so the answer is that batch, as a replay; the batch, not a key record, keeps it.
     make_in_progress(stack, expires_in_ms=-1)
-    assert post(api, lambda_context, BODY, "k-4")["statusCode"] == 202
-    (item,) = idempotency_items(stack)
-    assert item["status"]["S"] == "COMPLETED"
+    again = post(api, lambda_context, BODY, "k-4")
+    assert again["statusCode"] == 202 and again["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert drain_packs(stack) == [] and idempotency_items(stack) == []
 
 
 def test_a_large_answer_is_stored_compressed_and_given_back_whole(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.service import AcceptPlan, TooManyRecipients, accept, plan_batch
 from globesms.dispatch.sending import outbound_messages
 from globesms.domain.status import Status
@@ -85,13 +86,19 @@ def test_too_many_recipients_writes_nothing() -> None:
     assert not store.batches and not store.messages and not queues.sent
 
 
-def test_a_repeated_accept_of_a_finished_batch_writes_and_sends_nothing() -> None:
+def test_a_repeated_accept_of_a_finished_batch_is_its_answer_again_and_sends_nothing() -> None:
     store, queues = MemoryStore(), MemoryQueues()
-    run([spec(to=GOOD)], store, queues)
+    first = run([spec(to=[*GOOD, "12345"])], store, queues)
     puts = store.put_calls
-    run([spec(to=GOOD)], store, queues)
+    store.messages["B1.00000"] = store.messages["B1.00000"].model_copy(update={"status": Status.DELIVERED})
+    with pytest.raises(BatchDoneBefore) as done:
+        run([spec(to=[*GOOD, "12345"])], store, queues)
     assert store.put_calls == puts
     assert len(queues.sent[ProviderName.ALIYUN]) == 1
+    # The batch as it stands: its real statuses (not "QUEUED" for all), its counts and errors.
+    again = done.value.answer
+    assert [m.status for m in again.messages] == [Status.DELIVERED, Status.QUEUED, Status.QUEUED]
+    assert again.model_copy(update={"messages": first.messages}) == first
 
 
 def test_an_accept_that_crashed_midway_is_completed_without_rewriting_records() -> None:

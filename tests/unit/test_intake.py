@@ -47,6 +47,15 @@ def test_a_bad_body_is_recorded_as_a_rejected_batch_and_raises(body: str, code: 
     assert not store.messages
 
 
+def test_a_body_delivered_again_is_a_replay_of_its_batch_and_sends_nothing() -> None:
+    store, queues = MemoryStore(), MemoryQueues()
+    body = json.dumps({"batch_id": "order-42", "to": "+85251234567", "text": "hi"})
+    first = accept_intake(body, sqs_message_id="m-1", now=NOW, retention_days=90, store=store, queues=queues)
+    again = accept_intake(body, sqs_message_id="m-2", now=NOW, retention_days=90, store=store, queues=queues)
+    assert (first.replayed, again.replayed) == (False, True)  # counted as a replay, not accepted twice
+    assert again.answer == first.answer and sum(len(p) for p in queues.sent.values()) == 1
+
+
 def test_a_bad_body_never_overwrites_a_good_batch_with_the_same_id() -> None:
     store = MemoryStore()
     intake(json.dumps({"batch_id": "b-1", "to": "+85251234567", "text": "hi"}), store)

@@ -34,7 +34,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
 
-from globesms.accept.idempotency_outcomes import IdempotencyUnavailable, KeyInProgress, KeyReused, Outcome
+from globesms.accept.idempotency_outcomes import (
+    BatchDoneBefore,
+    IdempotencyUnavailable,
+    KeyInProgress,
+    KeyReused,
+    Outcome,
+)
 from globesms.aws import clients
 from globesms.config import IdempotencySettings, settings
 from globesms.models.api import AcceptResponse
@@ -81,7 +87,8 @@ def run_once(*, scope: str, key: str, payload: Any, work: Callable[[], AcceptRes
     """`work()` once per (scope, key) within 24 h; `payload` (JSON-able) must be the same for a replay.
 
     Raises KeyReused (another payload), KeyInProgress (the first is still running), IdempotencyUnavailable; any
-    exception of `work` propagates and leaves no record behind.
+    exception of `work` propagates and leaves no record behind, but `BatchDoneBefore` (the batch of this key and body
+    was accepted before the key's 24 h record expired): its answer is given as a replay.
     """
     table = settings(IdempotencySettings).idempotency_table
     if not table:
@@ -89,6 +96,8 @@ def run_once(*, scope: str, key: str, payload: Any, work: Callable[[], AcceptRes
     once = _once(table, clients.dynamodb())
     try:
         result = once(request={"scope": scope, "key": key, "payload": payload}, work=work)
+    except BatchDoneBefore as done:  # the key's record expired, its batch stands: answered as a replay
+        return Outcome(done.answer, replayed=True)
     except IdempotencyValidationError:
         raise KeyReused() from None
     except IdempotencyAlreadyInProgressError:

@@ -26,3 +26,13 @@ class KeyInProgress(RuntimeError):
 class Outcome:
     answer: AcceptResponse
     replayed: bool  # the first answer to this key, given again (nothing was written or sent)
+
+
+class BatchDoneBefore(Exception):
+    """The batch this request names (its batch id, or the one its key and body derive) was accepted before: `answer`
+    is that batch as it stands, given as a replay. Reached when a key's 24 h record has expired, or an intake body
+    is delivered again; nothing is written or sent."""
+
+    def __init__(self, answer: AcceptResponse) -> None:
+        super().__init__(f"batch {answer.batch_id} was accepted before")
+        self.answer = answer

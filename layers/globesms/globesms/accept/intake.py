@@ -25,7 +25,7 @@ from typing import Any, NoReturn, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
-from globesms.accept.idempotency_outcomes import KeyInProgress, Outcome
+from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress, Outcome
 from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
 from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
 from globesms.domain.clock import iso
@@ -127,6 +127,8 @@ def accept_intake(
         payload = {"batch_id": envelope.batch_id, "specs": [spec.model_dump(mode="json") for spec in specs]}
         outcome = run_once(scope=IDEMPOTENCY_SCOPE, key=envelope.idempotency_key, payload=payload, work=work)
         return IntakeOutcome(outcome.answer, outcome.replayed)
+    except BatchDoneBefore as done:  # a body delivered (or sent) again: its batch stands, nothing sent again
+        return IntakeOutcome(done.answer, replayed=True)
     except KeyInProgress as exc:
         raise IntakeDeferred(batch_id, str(exc)) from None
     except BatchIdConflict as exc:

@@ -2,7 +2,8 @@
 
 Order of writes, chosen so that nothing accepted is lost and a repeated delivery of the same request (an SQS
 redelivery, a retried invocation) neither duplicates nor regresses anything:
-1. the batch header, conditionally, in state ACCEPTING (an existing QUEUED header means "already done");
+1. the batch header, conditionally, in state ACCEPTING (an existing finished header means "already done": the
+   batch as it stands is given back as a replay, `BatchDoneBefore`, and nothing is counted, written or sent);
 2. every accepted recipient's record (ACCEPTED), skipping records a crashed earlier attempt already wrote;
 3. the packs on the provider queues (pack ids are deterministic; dispatch skips a pack it has seen);
 4. the header again, now QUEUED: from then on the API reports ACCEPTED records as QUEUED without rewriting them.
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.packing import pack_records
+from globesms.accept.queries import MAX_PAGE, effective_status
 from globesms.config import QuietHoursSettings, settings
 from globesms.consent import quiet_hours
 from globesms.consent import screen as consent_screen
@@ -295,8 +298,11 @@ def accept(
 ) -> AcceptResponse:
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
     velocity and pumping counters; without them OTP is not screened."""
-    if _existing(store, batch_id, body_hash(specs)) is None:  # before counting: BATCH_ID_CONFLICT costs nothing
+    found = _existing(store, batch_id, body_hash(specs))  # before counting: BATCH_ID_CONFLICT costs nothing
+    if found is None:
         check_send_at(specs, now)
+    elif found.state != "ACCEPTING":
+        raise BatchDoneBefore(stored_answer(store, found))  # done before: nothing to write, count or send again
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing
@@ -323,7 +329,7 @@ def accept(
     if existing is not None and existing.body_hash != header.body_hash:
         raise BatchIdConflict(batch_id)
     if existing is not None and existing.state != "ACCEPTING":
-        return _response(batch_id, plan, Status.QUEUED)  # done before: nothing to write or send again
+        raise BatchDoneBefore(stored_answer(store, existing))  # finished by a concurrent accept meanwhile
     records = plan.records
     if existing is not None:
         written = store.existing_message_ids(batch_id)
@@ -349,6 +355,26 @@ def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | 
     if found.body_hash != digest:
         raise BatchIdConflict(batch_id)
     return found
+
+
+def stored_answer(store: MessageStore, batch: BatchRecord) -> AcceptResponse:
+    """A finished batch's answer as it stands: its recipients' statuses now, its counts and its first errors (the
+    header keeps MAX_STORED_ERRORS)."""
+    records: list[MessageRecord] = []
+    after: str | None = None
+    while True:
+        page, after = store.list_batch_messages(batch.batch_id, limit=MAX_PAGE, after=after)
+        records += page
+        if after is None:
+            break
+    messages = [_message(r, effective_status(r, batch)) for r in records]
+    return AcceptResponse(
+        batch_id=batch.batch_id,
+        accepted=batch.accepted,
+        rejected=batch.rejected,
+        messages=messages,
+        errors=batch.errors,
+    )
 
 
 def _screen_otp(
@@ -390,20 +416,21 @@ def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse
         batch_id=batch_id,
         accepted=len(plan.records),
         rejected=len(plan.errors),
-        messages=[
-            AcceptedMessage(
-                id=r.id,
-                to=r.to,
-                status=status if r.send_at is None else Status.SCHEDULED,
-                provider=r.provider,
-                segments=r.segments,
-                encoding=r.encoding,
-                price=r.price,
-                cost=r.cost,
-                currency=r.currency,
-                send_at=r.send_at,
-            )
-            for r in plan.records
-        ],
+        messages=[_message(r, status if r.send_at is None else Status.SCHEDULED) for r in plan.records],
         errors=plan.errors,
+    )
+
+
+def _message(record: MessageRecord, status: Status) -> AcceptedMessage:
+    return AcceptedMessage(
+        id=record.id,
+        to=record.to,
+        status=status,
+        provider=record.provider,
+        segments=record.segments,
+        encoding=record.encoding,
+        price=record.price,
+        cost=record.cost,
+        currency=record.currency,
+        send_at=record.send_at,
     )
