@@ -159,11 +159,13 @@ def send_messages(
 
 
 def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResponse:
+    minted = batch_id is None
     batch_id = batch_id or new_batch_id()
     logger.append_keys(batch_id=batch_id)
     return accept(
         specs,
         batch_id=batch_id,
+        new_batch_id=minted,
         source="api",
         now=utc_now(),
         retention_days=settings(AcceptSettings).retention_days,

@@ -101,6 +101,26 @@ def test_a_repeated_accept_of_a_finished_batch_is_its_answer_again_and_sends_not
     assert again.model_copy(update={"messages": first.messages}) == first
 
 
+def test_a_batch_id_minted_for_the_request_is_not_looked_up_first(mocker) -> None:  # type: ignore[no-untyped-def]
+    """An API request without an Idempotency-Key gets a new id: no header can exist, so no read is spent on it (the
+    conditional header write still catches anything)."""
+    store, queues = MemoryStore(), MemoryQueues()
+    looked_up = mocker.spy(store, "get_batch")
+    accept(
+        [spec(to=["+85251234567"])],
+        batch_id="B1",
+        source="api",
+        now=NOW,
+        retention_days=90,
+        store=store,
+        queues=queues,
+        new_batch_id=True,
+    )
+    assert looked_up.call_count == 0 and store.batches["B1"].state == "QUEUED"
+    run([spec(to=["+85251234567"])], store, queues, batch_id="B2")
+    assert looked_up.call_count == 1
+
+
 def test_an_accept_that_crashed_midway_is_completed_without_rewriting_records() -> None:
     store, queues = MemoryStore(), MemoryQueues()
     queues.fail_for.add(ProviderName.ALIYUN)

@@ -295,10 +295,13 @@ def accept(
     ledger: SpendLedger | None = None,
     owner: str | None = None,
     otp: otp_guard.OtpGuard | None = None,
+    new_batch_id: bool = False,
 ) -> AcceptResponse:
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
-    velocity and pumping counters; without them OTP is not screened."""
-    found = _existing(store, batch_id, body_hash(specs))  # before counting: BATCH_ID_CONFLICT costs nothing
+    velocity and pumping counters; without them OTP is not screened. `new_batch_id`: `batch_id` was minted for this
+    request (an API request without an Idempotency-Key), so no header can exist yet and none is read for it."""
+    # Before counting: BATCH_ID_CONFLICT costs nothing.
+    found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
     if found is None:
         check_send_at(specs, now)
     elif found.state != "ACCEPTING":
