@@ -510,3 +510,18 @@ def test_a_pack_dead_lettered_after_its_last_attempt_is_sent_when_redriven() -> 
     run(pack(), provider, store, claims)
     assert len(provider.calls) == 1
     assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
+
+
+def test_a_last_retry_pack_failed_as_a_whole_with_receives_left_is_finished_not_sent_again() -> None:
+    """`.r4` is the pack's last attempt on SQS receive 1: its records say FAILED (the customer is told), so it must
+    not stay claimable, or SQS's next receive would send it and turn FAILED into SUBMITTED."""
+    down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
+    store, claims = MemoryStore(), MemoryClaims()
+    last = pack().model_copy(update={"pack_id": "B:aliyun:0.r1.r2.r3.r4", "attempt": 4})
+    summary = run(last, ScriptedProvider(answer=lambda m: down), store, claims, last_attempt=False)  # receive 1 of 5
+    assert summary.failed == 3 and claims.state[last.pack_id] == "DONE"
+    assert {m.status for m in store.messages.values()} == {Status.FAILED}
+    provider = ScriptedProvider()
+    assert run(last, provider, store, claims, now=NOW + timedelta(seconds=180)).skipped == 3  # a repeated delivery
+    assert provider.calls == []
+    assert {m.status for m in store.messages.values()} == {Status.FAILED}

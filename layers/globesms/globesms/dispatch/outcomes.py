@@ -15,7 +15,8 @@ provider in their route move there without a call (`skipped_for_open_breaker`, r
 are sent regardless.
 
 A pack whose every call got a transient error, with nothing moved elsewhere, is retried as a whole (`RetryPack`):
-SQS delivers it again; on its last attempt its recipients are recorded FAILED and it goes to the dead-letter queue.
+SQS delivers it again; on its last attempt its recipients are recorded FAILED, and the pack goes to the dead-letter
+queue if this was SQS's last receive too (`service`), else it is finished.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class OutcomeDecision:
 
     @property
     def dead_letter(self) -> bool:
-        """Nothing was accepted on the last attempt: recorded FAILED, then the pack goes to the dead-letter queue."""
+        """Nothing was accepted on the last attempt: recorded FAILED, then (on SQS's last receive) to the DLQ."""
         return self.whole_pack_error is not None and not self.moved.moved
 
 

@@ -16,7 +16,9 @@ outcome recorded) is not sent again (`recovery.settle_interrupted`).
 
 Sending, recipients whose calls find no rate-limit permit in time go back on the queue (`requeue.deferred_pack`)
 and the pack is finished like any other; nobody waits. A pack that failed as a whole (`RetryPack`) releases its
-claim, so that SQS's next delivery sends it afresh; on its last attempt it is recorded FAILED first.
+claim, so that SQS's next delivery sends it afresh. On its last attempt it is recorded FAILED instead; only on SQS's
+last receive does it then go to the dead-letter queue with its claim released (for a redrive to send it): while
+SQS would still deliver it, it is finished, or that delivery would send it again (a FAILED record turned SUBMITTED).
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ CLAIM_LEASE_SECONDS = 120
 
 def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_attempt: bool) -> DispatchSummary:
     """Claim the pack, then send it, settle it (a settle pack) or recover it (an interrupted one). `last_attempt`:
-    SQS will not deliver it again (a pack also knows its own attempts, `MAX_PACK_ATTEMPTS`)."""
-    last_attempt = last_attempt or pack.attempt + 1 >= MAX_PACK_ATTEMPTS
+    SQS will not deliver it again (this is its last receive: the dead-letter queue comes next). A pack also knows
+    its own attempts (`MAX_PACK_ATTEMPTS`): its last one records transient failures FAILED too, but is no last
+    receive."""
     claim = deps.claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
     if claim is Claim.DONE:
         return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
@@ -80,7 +83,7 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         return settle_unknown(pack, deps, now=now)
     if claim is Claim.STALE:
         return settle_interrupted(pack, deps, now=now)
-    return _send_pack(pack, deps, now=now, last_attempt=last_attempt)
+    return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 
 
 def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
@@ -91,7 +94,7 @@ def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> 
     return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
 
 
-def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_attempt: bool) -> DispatchSummary:
+def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_receive: bool) -> DispatchSummary:
     before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
     lapsed = lapsed_positions(pack, now)  # never sent, nor moved elsewhere: recorded EXPIRED
     quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed}  # back on the queue
@@ -106,7 +109,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_at
         pack,
         outcome_at,
         skipped=skipped,
-        last_attempt=last_attempt,
+        last_attempt=last_receive or pack.attempt + 1 >= MAX_PACK_ATTEMPTS,
         provider_down=breaker.state.is_open(now),
         now=now,
         templates=deps.templates,
@@ -126,9 +129,12 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_at
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
-    summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, deferred=len(deferred), calls=calls)
-    summary = replace(summary, quiet=len(quiet))
-    if decision.dead_letter:
+    # Nothing was accepted on the last attempt. Only on the last receive does the pack go to the DLQ: with receives
+    # left (a retry pack's last attempt), SQS would deliver it again, so it is finished like a sent one.
+    dead_letter = decision.dead_letter and last_receive
+    summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, dead_letter=dead_letter)
+    summary = replace(summary, quiet=len(quiet), deferred=len(deferred), calls=calls)
+    if dead_letter:
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ
     return summary
@@ -164,11 +170,10 @@ def _record(
     lapsed: list[int],
     *,
     now: datetime,
-    deferred: int,
-    calls: ProviderCalls,
+    dead_letter: bool,
 ) -> DispatchSummary:
     """Writes the outcomes (and the lapsed recipients' EXPIRED records), queues their settle pack and webhook
-    events, and finishes (or releases) the claim."""
+    events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
     recorded = [*decision.record, *lapsed]
     records = save_outcomes(
         deps.store,
@@ -187,7 +192,7 @@ def _record(
     # Events before `finish`: a dispatcher that dies in between leaves the claim to expire, and the next delivery
     # settles only what was never recorded (event ids are stable, so a repeat is harmless).
     not_queued = queue_status_events(deps.webhooks, records, now)
-    if decision.dead_letter:
+    if dead_letter:
         # Nothing was accepted: the pack goes to the DLQ re-claimable, so an operator's redrive after a fix sends it
         # (the one way a FAILED record changes again: by an explicit resend, never by a retry).
         deps.claims.release(pack.pack_id)
@@ -199,8 +204,6 @@ def _record(
         unknown=len(unknown),
         retried=len(decision.retry),
         webhooks_not_queued=not_queued,
-        deferred=deferred,
         failed_over=len(decision.moved.moved),
         lapsed=len(lapsed),
-        calls=calls,
     )
