@@ -525,3 +525,47 @@ def test_a_last_retry_pack_failed_as_a_whole_with_receives_left_is_finished_not_
     assert run(last, provider, store, claims, now=NOW + timedelta(seconds=180)).skipped == 3  # a repeated delivery
     assert provider.calls == []
     assert {m.status for m in store.messages.values()} == {Status.FAILED}
+
+
+DOWN = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
+
+
+def limited_deps(
+    provider: ScriptedProvider, limiter: MemoryRateLimiter, at: float, store: MemoryStore, **ports: Any
+) -> DispatchDeps:
+    """In-memory ports (`store`, `claims`, `queues` shared by the caller) with a limiter and a fixed clock."""
+    webhooks = MemoryWebhooks()
+    return DispatchDeps(provider, store, receipts=store, webhooks=webhooks, limiter=limiter, clock=lambda: at, **ports)
+
+
+def test_a_dead_lettered_packs_recipient_without_a_permit_comes_back_with_the_pack_only() -> None:
+    """Last receive, 1 permit a second: recipient 0 gets a 503, recipient 1 no permit. Queued on its own (`.w1`)
+    it would be sent there and again by the redrive of the whole pack: it is recorded FAILED with the pack instead."""
+    store, queues = MemoryStore(), MemoryQueues()
+    ports: dict[str, Any] = {"store": store, "claims": MemoryClaims(), "queues": queues}
+    down = ScriptedProvider(one_call_per_message=True, answer=lambda m: DOWN if m.message_id == "B.00000" else None)
+    with pytest.raises(RetryPack):
+        dispatch_pack(
+            pack(2), limited_deps(down, MemoryRateLimiter({SINGLE: 1}), T0, **ports), now=NOW, last_attempt=True
+        )
+    assert queues.sent == {}
+    assert {(m.status, m.error_code) for m in store.messages.values()} == {(Status.FAILED, "ServiceUnavailable")}
+    up = ScriptedProvider(one_call_per_message=True)  # the operator redrives the pack after the fix
+    later = limited_deps(up, MemoryRateLimiter({SINGLE: 10}), T0 + 600, **ports)
+    dispatch_pack(pack(2), later, now=NOW, last_attempt=False)
+    assert [m.message_id for call in up.calls for m in call] == ["B.00000", "B.00001"]  # each once
+
+
+def test_a_last_retry_packs_recipient_without_a_permit_is_sent_once_by_its_deferred_pack() -> None:
+    """`.r4` with SQS receives left: finished, not dead-lettered, so its `.w1` is the one way recipient 1 is sent."""
+    queues = MemoryQueues()
+    ports: dict[str, Any] = {"store": MemoryStore(), "claims": MemoryClaims(), "queues": queues}
+    last = pack(2).model_copy(update={"pack_id": "B:aliyun:0.r1.r2.r3.r4", "attempt": 4})
+    down = ScriptedProvider(one_call_per_message=True, answer=lambda m: DOWN if m.message_id == "B.00000" else None)
+    dispatch_pack(last, limited_deps(down, MemoryRateLimiter({SINGLE: 1}), T0, **ports), now=NOW, last_attempt=False)
+    (deferred,) = queues.sent[ProviderName.ALIYUN]
+    up, later = ScriptedProvider(one_call_per_message=True), MemoryRateLimiter({SINGLE: 10})
+    dispatch_pack(deferred, limited_deps(up, later, T0 + 5, **ports), now=NOW, last_attempt=False)
+    again = NOW + timedelta(seconds=180)  # SQS's next receive of `.r4`
+    dispatch_pack(last, limited_deps(up, later, T0 + 180, **ports), now=again, last_attempt=False)
+    assert [m.message_id for call in up.calls for m in call] == ["B.00001"]

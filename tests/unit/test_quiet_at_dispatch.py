@@ -4,14 +4,18 @@ clocks: Hong Kong is UTC+8 all year, London is UTC+0 in December."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from globesms.accept.service import plan_batch
 from globesms.consent.quiet_window import Window
 from globesms.dispatch.quiet import MAX_DELAY_SECONDS, quiet_delay, quiet_positions
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import MessageType
 from globesms.models.packs import DispatchPack
@@ -86,3 +90,26 @@ def test_the_dispatcher_sends_the_others_and_puts_the_quiet_one_back_until_morni
     dispatch_pack(queues.sent[held_provider][-1], deps, now=HK_MORNING, last_attempt=False)
     assert [m.to for call in provider.calls for m in call] == [LONDON, HK]
     assert store.messages["B.00000"].status is Status.SUBMITTED
+
+
+def test_a_dead_lettered_packs_quiet_recipient_comes_back_with_the_pack_only() -> None:
+    """The last receive, London gets a 503 and Hong Kong is inside its quiet hours: queued on its own (`.q1`) it
+    would be sent there and again by the redrive of the whole pack, so it is recorded FAILED with the pack."""
+    store, claims, queues = MemoryStore(), MemoryClaims(), MemoryQueues()
+    down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
+    deps = DispatchDeps(
+        provider=ScriptedProvider(answer=lambda m: down),
+        store=store,
+        claims=claims,
+        queues=queues,
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+    )
+    with pytest.raises(RetryPack):
+        dispatch_pack(mkt_pack(HK, LONDON), deps, now=HK_EVENING, last_attempt=True)
+    assert queues.sent == {}
+    assert {(m.to, m.status) for m in store.messages.values()} == {(HK, Status.FAILED), (LONDON, Status.FAILED)}
+    up = ScriptedProvider()  # the operator redrives it the next day, outside both windows
+    redriven = HK_EVENING + timedelta(hours=20)  # 18:00 in Hong Kong, 10:00 in London
+    dispatch_pack(mkt_pack(HK, LONDON), replace(deps, provider=up), now=redriven, last_attempt=False)
+    assert sorted(m.to for call in up.calls for m in call) == sorted([HK, LONDON])

@@ -118,6 +118,12 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         deps.claims.release(pack.pack_id)
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # the unsent recipients come back with the whole pack
+    # Nothing was accepted on the last attempt. Only on the last receive does the pack go to the DLQ: with receives
+    # left (a retry pack's last attempt), SQS would deliver it again, so it is finished like a sent one.
+    dead_letter = decision.dead_letter and last_receive
+    if dead_letter:
+        decision, outcome_at = _keep_with_pack(pack, decision, outcome_at, [*deferred, *quiet])
+        deferred, quiet = [], {}
     requeue_after_send(
         deps.claims,
         deps.queues,
@@ -129,15 +135,24 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
-    # Nothing was accepted on the last attempt. Only on the last receive does the pack go to the DLQ: with receives
-    # left (a retry pack's last attempt), SQS would deliver it again, so it is finished like a sent one.
-    dead_letter = decision.dead_letter and last_receive
     summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, dead_letter=dead_letter)
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ
     return summary
+
+
+def _keep_with_pack(
+    pack: DispatchPack, decision: OutcomeDecision, outcome_at: dict[int, SendOutcome], unsent: list[int]
+) -> tuple[OutcomeDecision, dict[int, SendOutcome]]:
+    """A dead-lettered pack's recipients that were not sent (no permit, quiet hours) recorded FAILED with the
+    pack's error instead of queued on their own: they come back only with the whole pack, which a redrive sends
+    all of (the claim keeps no list of them across a re-claim), so queued as well they would be texted twice."""
+    assert decision.whole_pack_error is not None
+    error = decision.whole_pack_error
+    kept = {i: SendOutcome(message_id=pack.recipients[i].id, error=error) for i in unsent}
+    return replace(decision, record=sorted([*decision.record, *kept])), {**outcome_at, **kept}
 
 
 def _send(pack: DispatchPack, positions: list[int], deps: DispatchDeps) -> LimitedSend:
