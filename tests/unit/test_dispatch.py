@@ -12,8 +12,16 @@ from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.ports import PlannedCall
-from tests.fakes import MemoryClaims, MemoryQueues, MemoryRateLimiter, MemoryStore, MemoryWebhooks, ScriptedProvider
+from globesms.ports import BreakerState, PlannedCall
+from tests.fakes import (
+    MemoryBreakers,
+    MemoryClaims,
+    MemoryQueues,
+    MemoryRateLimiter,
+    MemoryStore,
+    MemoryWebhooks,
+    ScriptedProvider,
+)
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -569,3 +577,36 @@ def test_a_last_retry_packs_recipient_without_a_permit_is_sent_once_by_its_defer
     again = NOW + timedelta(seconds=180)  # SQS's next receive of `.r4`
     dispatch_pack(last, limited_deps(up, later, T0 + 180, **ports), now=again, last_attempt=False)
     assert [m.message_id for call in up.calls for m in call] == ["B.00001"]
+
+
+def test_an_error_before_any_provider_call_releases_the_claim_so_the_pack_is_sent_later() -> None:
+    """The breaker's DynamoDB read fails after the claim: kept, the claim would expire and its next delivery would
+    make every recipient an unknown outcome (DISPATCH_INTERRUPTED), though nobody was texted."""
+
+    class Flaky(MemoryBreakers):
+        failed = False
+
+        def state(self, provider: ProviderName) -> BreakerState:
+            if not self.failed:
+                self.failed = True
+                raise ConnectionError("DynamoDB read timed out")
+            return super().state(provider)
+
+    store, claims, breakers, provider = MemoryStore(), MemoryClaims(), Flaky(), ScriptedProvider()
+    with pytest.raises(ConnectionError):
+        run(pack(2), provider, store, claims, breakers=breakers)
+    assert provider.calls == [] and claims.state["B:aliyun:0"] == "OPEN"
+    run(pack(2), provider, store, claims, breakers=breakers, now=NOW + timedelta(seconds=180))  # SQS redelivers
+    assert len(provider.calls) == 1
+    assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
+
+
+def test_an_error_in_a_provider_call_keeps_the_claim_the_call_may_have_gone_out() -> None:
+    class Crashing(ScriptedProvider):
+        def send(self, messages, *, plan=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("connection reset after the request was written")
+
+    claims = MemoryClaims()
+    with pytest.raises(RuntimeError):
+        run(pack(2), Crashing(), MemoryStore(), claims)
+    assert claims.state["B:aliyun:0"] == "CLAIMED"  # its expiry settles the pack as interrupted

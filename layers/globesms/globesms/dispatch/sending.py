@@ -25,6 +25,27 @@ class RateLimiterUnavailable(RuntimeError):
     """The rate limiter failed before any call was made: the pack's claim is released and SQS delivers it again."""
 
 
+class WatchedProvider:
+    """A provider that notes whether a call was started (`send`): until one is, nothing can have reached it, so an
+    error leaves the pack unsent rather than its outcome unknown."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.name = provider.name
+        self.max_recipients_per_call = provider.max_recipients_per_call
+        self.called = False
+        self._provider = provider
+
+    def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
+        return self._provider.check(message)
+
+    def plan(self, messages: Sequence[OutboundSms]) -> list[PlannedCall]:
+        return self._provider.plan(messages)
+
+    def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
+        self.called = True
+        return self._provider.send(messages) if plan is None else self._provider.send(messages, plan=plan)
+
+
 def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
     # What a content gives its recipients' messages, worked out once per content (a pack of 1,000 has one or two).
     shared = [_content_fields(content) for content in pack.contents]

@@ -12,7 +12,8 @@ lives in the module named for it:
 A pack is sent at most once. Before calling the provider a dispatcher *claims* the pack (a conditional write with
 a lease); a repeated SQS delivery of a pack that is done is skipped, one whose claim is still held by another
 dispatcher is left for later (`PackBusy`), and one whose earlier attempt died after claiming (lease expired, no
-outcome recorded) is not sent again (`recovery.settle_interrupted`).
+outcome recorded) is not sent again (`recovery.settle_interrupted`). So a dispatcher that fails before its first
+provider call releases the claim: nothing was sent, and the next delivery sends the pack.
 
 Sending, recipients whose calls find no rate-limit permit in time go back on the queue (`requeue.deferred_pack`)
 and the pack is finished like any other; nobody waits. A pack that failed as a whole (`RetryPack`) releases its
@@ -24,7 +25,7 @@ SQS would still deliver it, it is finished, or that delivery would send it again
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
@@ -34,13 +35,7 @@ from globesms.dispatch.quiet import quiet_delay, quiet_positions
 from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_records, save_outcomes
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
-from globesms.dispatch.sending import (
-    LimitedSend,
-    RateLimiterUnavailable,
-    outbound_messages,
-    send_all,
-    send_within_limits,
-)
+from globesms.dispatch.sending import LimitedSend, WatchedProvider, outbound_messages, send_all, send_within_limits
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
 from globesms.dispatch.unknown_outcomes import queue_settle_pack
 from globesms.dispatch.validity import lapsed_positions
@@ -48,7 +43,7 @@ from globesms.domain.status import Status
 from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.ports import BreakerState, Claim
+from globesms.ports import BreakerState, Claim, Provider
 from globesms.receipts.failover import queue_pending_resends
 from globesms.scheduling.canceled import settle_canceled
 from globesms.webhooks.events import queue_status_events
@@ -94,21 +89,44 @@ def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> 
     return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
 
 
+@dataclass(frozen=True)
+class _Round:
+    """A pack's calls, and the recipients not called and why (by position in the pack)."""
+
+    before: BreakerState  # the provider's breaker when the round started
+    lapsed: set[int]  # never sent, nor moved elsewhere: recorded EXPIRED
+    quiet: dict[int, int]  # inside their quiet hours: back on the queue, with the wait
+    skipped: set[int]  # not called for the open breaker: moved elsewhere
+    sending: list[int]  # the others
+    sent: LimitedSend  # their outcomes, by index in `sending`
+
+    @property
+    def outcome_at(self) -> dict[int, SendOutcome]:
+        return {self.sending[j]: outcome for j, outcome in enumerate(self.sent.outcomes) if outcome is not None}
+
+    @property
+    def deferred(self) -> list[int]:
+        """Called for, but found no rate-limit permit: back on the queue."""
+        return [self.sending[j] for j in self.sent.unsent]
+
+
 def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_receive: bool) -> DispatchSummary:
-    before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
-    lapsed = lapsed_positions(pack, now)  # never sent, nor moved elsewhere: recorded EXPIRED
-    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed}  # back on the queue
-    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed - quiet.keys()
-    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed and i not in quiet]
-    sent = _send(pack, sending, deps)
-    outcome_at = {sending[j]: outcome for j, outcome in enumerate(sent.outcomes) if outcome is not None}
-    deferred = [sending[j] for j in sent.unsent]
-    breaker = _count_in_breaker(pack, deps, outcome_at.values(), before, now)
+    provider = WatchedProvider(deps.provider)
+    try:
+        round_ = _call_provider(pack, deps, provider, now=now)
+    except Exception:
+        if not provider.called:
+            # Nothing reached the provider: the next delivery may send it all. Kept, the claim would expire and make
+            # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
+            deps.claims.release(pack.pack_id)
+        raise
+    outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
+    breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
     calls = ProviderCalls.of(outcome_at.values(), breaker_opened=breaker.opened)
     decision = decide(
         pack,
         outcome_at,
-        skipped=skipped,
+        skipped=round_.skipped,
         last_attempt=last_receive or pack.attempt + 1 >= MAX_PACK_ATTEMPTS,
         provider_down=breaker.state.is_open(now),
         now=now,
@@ -131,11 +149,11 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         retried=decision.retry,
         deferred=deferred,
         moved=decision.moved,
-        deferred_delay=sent.delay_seconds,
+        deferred_delay=round_.sent.delay_seconds,
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
-    summary = _record(pack, deps, decision, outcome_at, sorted(lapsed), now=now, dead_letter=dead_letter)
+    summary = _record(pack, deps, decision, outcome_at, sorted(round_.lapsed), now=now, dead_letter=dead_letter)
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
@@ -155,18 +173,24 @@ def _keep_with_pack(
     return replace(decision, record=sorted([*decision.record, *kept])), {**outcome_at, **kept}
 
 
-def _send(pack: DispatchPack, positions: list[int], deps: DispatchDeps) -> LimitedSend:
+def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *, now: datetime) -> _Round:
+    """Who is called (not those lapsed, in quiet hours or moved for the open breaker), and the calls."""
+    before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
+    lapsed = lapsed_positions(pack, now)
+    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed}
+    skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed - quiet.keys()
+    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed and i not in quiet]
+    return _Round(before, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider))
+
+
+def _send(pack: DispatchPack, positions: list[int], deps: DispatchDeps, provider: Provider) -> LimitedSend:
     """The recipients at `positions` sent: all at once without a limiter, within the rate limits with one."""
     messages = outbound_messages(pack)
     chosen = [messages[i] for i in positions]
     if deps.limiter is None:
-        everything: list[SendOutcome | None] = [*send_all(deps.provider, chosen)]
+        everything: list[SendOutcome | None] = [*send_all(provider, chosen)]
         return LimitedSend(everything)
-    try:
-        return send_within_limits(deps.provider, chosen, deps.limiter, clock=deps.clock)
-    except RateLimiterUnavailable:
-        deps.claims.release(pack.pack_id)  # nothing was sent: the next delivery may send it all
-        raise
+    return send_within_limits(provider, chosen, deps.limiter, clock=deps.clock)
 
 
 def _count_in_breaker(
