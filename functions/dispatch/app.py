@@ -62,6 +62,9 @@ def record_handler(record: SQSRecord) -> None:
     last_attempt = int(record.attributes.approximate_receive_count or 1) >= SETTINGS.max_receive_count
     logger.set_correlation_id(pack.batch_id)
     logger.append_keys(pack_id=pack.pack_id)
+    # Two failures on the last receive send the pack to the DLQ with its records as accept wrote them, nothing
+    # recording otherwise honestly: `_deps()` failing (an invalid GLOBESMS_RATE_LIMITS: no store to write with),
+    # and `PackBusy` (the claim's holder may be sending it right now). docs/operations.md says what to do then.
     try:
         summary = dispatch_pack(pack, _deps(), now=utc_now(), last_attempt=last_attempt)
     except RetryPack as exc:
@@ -75,7 +78,7 @@ def record_handler(record: SQSRecord) -> None:
         raise
     except RateLimiterUnavailable:
         metrics.add_metric(name="RateLimiterFailures", unit=MetricUnit.Count, value=1)
-        logger.exception("rate limiter failed before anything was sent; SQS will deliver the pack again")
+        logger.exception("rate limiter failed before anything was sent; SQS will deliver the pack again (or its DLQ)")
         raise
     _emit_provider_calls(summary.calls)
     _emit_summary(summary)

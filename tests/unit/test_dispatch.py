@@ -610,3 +610,24 @@ def test_an_error_in_a_provider_call_keeps_the_claim_the_call_may_have_gone_out(
     with pytest.raises(RuntimeError):
         run(pack(2), Crashing(), MemoryStore(), claims)
     assert claims.state["B:aliyun:0"] == "CLAIMED"  # its expiry settles the pack as interrupted
+
+
+def test_a_limiter_that_fails_on_the_last_receive_leaves_records_that_say_so_for_the_dead_letter_queue() -> None:
+    """docs/pipeline.md: a pack in a DLQ always has records that say so."""
+
+    class Broken(MemoryRateLimiter):
+        def acquire(self, permits: Any, *, second: int) -> bool:
+            raise ConnectionError("DynamoDB unreachable")
+
+    store, claims = MemoryStore(), MemoryClaims()
+    with pytest.raises(RateLimiterUnavailable):
+        limited(pack(2), ScriptedProvider(), Broken({SINGLE: 10}), store=store, claims=claims, last_attempt=True)
+    failed = {(m.status, m.error_category, m.error_code, m.error_message) for m in store.messages.values()}
+    assert failed == {
+        (Status.FAILED, "retryable", "DISPATCH_FAILED", "RateLimiterUnavailable: ConnectionError: DynamoDB unreachable")
+    }
+    assert len(store.messages) == 2 and claims.state["B:aliyun:0"] == "OPEN"  # a redrive sends it
+    other = MemoryStore()
+    with pytest.raises(RateLimiterUnavailable):  # with receives left nothing is written: the next one may send it
+        limited(pack(2), ScriptedProvider(), Broken({SINGLE: 10}), store=other)
+    assert not other.messages

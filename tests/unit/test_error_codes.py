@@ -100,6 +100,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "UNKNOWN_OUTCOME_EXPIRED",
         "NO_RECEIPT",
         "VALIDITY_LAPSED",
+        "DISPATCH_FAILED",
     }
 
 

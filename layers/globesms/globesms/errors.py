@@ -175,6 +175,11 @@ class DispatchCode(_Code):
         "VALIDITY_LAPSED",
         "EXPIRED, never sent: its validity ran out before it was handed to a provider (queued, deferred, retried)",
     )
+    DISPATCH_FAILED = (
+        "DISPATCH_FAILED",
+        "never sent: its dispatcher failed before any provider call on the pack's last delivery (the rate limiter, "
+        "DynamoDB); the pack is in the dead-letter queue",
+    )
 
 
 #: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).

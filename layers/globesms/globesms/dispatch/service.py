@@ -24,6 +24,7 @@ SQS would still deliver it, it is finished, or that delivery would send it again
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -40,6 +41,7 @@ from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, 
 from globesms.dispatch.unknown_outcomes import queue_settle_pack
 from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.status import Status
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
@@ -57,6 +59,9 @@ __all__ = [
     "RetryPack",
     "dispatch_pack",
 ]
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+logger = logging.getLogger(__name__)
 
 #: A claim outlives the dispatcher's 30 s timeout: a dispatcher still inside it is alive; past it, it died.
 CLAIM_LEASE_SECONDS = 120
@@ -114,11 +119,13 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
     provider = WatchedProvider(deps.provider)
     try:
         round_ = _call_provider(pack, deps, provider, now=now)
-    except Exception:
+    except Exception as exc:
         if not provider.called:
             # Nothing reached the provider: the next delivery may send it all. Kept, the claim would expire and make
             # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
             deps.claims.release(pack.pack_id)
+            if last_receive:
+                _fail_unsent(pack, deps, exc, now=now)
         raise
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
     breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
@@ -171,6 +178,22 @@ def _keep_with_pack(
     error = decision.whole_pack_error
     kept = {i: SendOutcome(message_id=pack.recipients[i].id, error=error) for i in unsent}
     return replace(decision, record=sorted([*decision.record, *kept])), {**outcome_at, **kept}
+
+
+def _fail_unsent(pack: DispatchPack, deps: DispatchDeps, exc: Exception, *, now: datetime) -> None:
+    """The last receive failed before any call: the pack goes to the DLQ next, so its records say FAILED first
+    (retryable, `DISPATCH_FAILED`), as those of a pack dead-lettered for its provider's errors do; a redrive sends
+    it. When this write fails too (the same DynamoDB outage), it is logged and the pack's records stay as they were."""
+    error = ProviderError(ErrorCategory.RETRYABLE, DispatchCode.DISPATCH_FAILED, f"{type(exc).__name__}: {exc}")
+    outcomes = [(i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients)]
+    try:
+        records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
+        records = save_outcomes(deps.store, deps.receipts, records, now, held_since=held_since_pack(pack))
+        if deps.spend is not None:
+            release_unsent(deps.spend, records)
+        queue_status_events(deps.webhooks, records, now)
+    except Exception:
+        logger.exception("could not record the dead-lettered pack's recipients FAILED", extra={"pack": pack.pack_id})
 
 
 def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *, now: datetime) -> _Round:
