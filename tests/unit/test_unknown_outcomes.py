@@ -127,3 +127,33 @@ def test_a_repeated_settle_pack_is_skipped() -> None:
     world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=600))
     summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=700))
     assert summary.skipped == 1 and summary.expired == 0
+
+
+def test_a_resend_is_not_sent_when_a_receipt_settled_the_message_while_it_waited() -> None:
+    """Policy resend: the settle pack reads SENDING and queues `.u.s`; the DELIVERED receipt lands before `.u.s` is
+    dispatched. Sent anyway, the person would be texted twice and DELIVERED overwritten with SUBMITTED."""
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=901))
+    again = world.take()
+    assert again.pack_id.endswith(".u.s")
+    record = world.store.messages["B.00001"]
+    delivered = record.model_copy(update={"status": Status.DELIVERED, "version": record.version + 1})
+    world.store.messages["B.00001"] = delivered  # the receipts function's versioned write
+    provider = ScriptedProvider()
+    summary = world.dispatch(again, provider, NOW + timedelta(seconds=905))
+    assert provider.calls == [] and summary.skipped == 1
+    assert world.store.messages["B.00001"] == delivered
+
+
+def test_a_receipt_failovers_pack_is_sent_though_its_recipient_carries_the_resend_step() -> None:
+    """The resend's SUBMITTED record keeps the step; an early UNDELIVERED receipt then moves it (QUEUED) to the next
+    provider in a `<message id>.resend` pack carrying that history: it is not a resend pack, and goes."""
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=901))
+    again = world.take()
+    record = world.store.messages["B.00001"]
+    world.store.messages["B.00001"] = record.model_copy(update={"status": Status.QUEUED, "version": 5})
+    moved = again.model_copy(update={"pack_id": "B.00001.resend"})
+    provider = ScriptedProvider()
+    world.dispatch(moved, provider, NOW + timedelta(seconds=905))
+    assert [m.message_id for call in provider.calls for m in call] == ["B.00001"]

@@ -38,7 +38,7 @@ from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import LimitedSend, WatchedProvider, outbound_messages, send_all, send_within_limits
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
-from globesms.dispatch.unknown_outcomes import queue_settle_pack
+from globesms.dispatch.unknown_outcomes import queue_settle_pack, settled_resends
 from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
@@ -99,6 +99,7 @@ class _Round:
     """A pack's calls, and the recipients not called and why (by position in the pack)."""
 
     before: BreakerState  # the provider's breaker when the round started
+    settled: set[int]  # resends a receipt settled meanwhile: neither sent nor recorded (`settled_resends`)
     lapsed: set[int]  # never sent, nor moved elsewhere: recorded EXPIRED
     quiet: dict[int, int]  # inside their quiet hours: back on the queue, with the wait
     skipped: set[int]  # not called for the open breaker: moved elsewhere
@@ -161,7 +162,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
     summary = _record(pack, deps, decision, outcome_at, sorted(round_.lapsed), now=now, dead_letter=dead_letter)
-    summary = replace(summary, quiet=len(quiet), deferred=len(deferred), calls=calls)
+    summary = replace(summary, quiet=len(quiet), deferred=len(deferred), skipped=len(round_.settled), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
         raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ
@@ -199,11 +200,14 @@ def _fail_unsent(pack: DispatchPack, deps: DispatchDeps, exc: Exception, *, now:
 def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *, now: datetime) -> _Round:
     """Who is called (not those lapsed, in quiet hours or moved for the open breaker), and the calls."""
     before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
-    lapsed = lapsed_positions(pack, now)
-    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed}
+    settled = settled_resends(pack, deps.store)
+    lapsed = lapsed_positions(pack, now) - settled
+    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed and i not in settled}
     skipped = skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed - quiet.keys()
-    sending = [i for i in range(len(pack.recipients)) if i not in skipped and i not in lapsed and i not in quiet]
-    return _Round(before, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider))
+    skipped -= settled
+    left = settled | lapsed | quiet.keys() | skipped
+    sending = [i for i in range(len(pack.recipients)) if i not in left]
+    return _Round(before, settled, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider))
 
 
 def _send(pack: DispatchPack, positions: list[int], deps: DispatchDeps, provider: Provider) -> LimitedSend:

@@ -12,11 +12,13 @@ receipt came) is settled by the policy (`GLOBESMS_UNKNOWN_OUTCOME_POLICY`):
   unknown again, the message fails as above. This may text somebody twice — for traffic where a missing message
   is worse than a repeated one.
 Messages that a receipt moved on in the meantime are left alone, and every write is conditional on the version the
-settling dispatcher read, so a receipt that arrives at the same moment wins.
+settling dispatcher read, so a receipt that arrives at the same moment wins. The resend pack reads its messages
+again before it is sent (`settled_resends`): one a receipt settled while it waited on the queue is not sent.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +39,9 @@ MAX_DELAY_SECONDS = 900
 _RESEND_STEP = "resend-after-unknown-outcome"
 EXPIRED_STEP = "unknown-outcome-expired"
 _SAVE_TRIES = 3
+#: A resend pack's id (`settle`: `<settle pack id>.s`, the settle pack's `<id>.u`), or one derived from it (batch
+#: ids hold no dots).
+_RESEND_PACK = re.compile(r"\.u\.s(\.|$)")
 
 
 class UnknownOutcomeAction(StrEnum):
@@ -118,6 +123,23 @@ def settle(
     failed = [done for record in to_fail if (done := _expire(receipts, record, now, policy)) is not None]
     queue_status_events(webhooks, failed, now)
     return Settled(failed=failed, resent=len(resend), left=len(pack.recipients) - len(waiting))
+
+
+def settled_resends(pack: DispatchPack, store: MessageStore) -> set[int]:
+    """The positions of a resend pack's recipients (`<id>.u.s`, or a pack it was deferred, retried or failed over
+    into) whose record left SENDING since `settle` queued it: a receipt settled the first send meanwhile (or an
+    early UNDELIVERED one moved it to the next provider). They are neither sent again (that would text the person
+    twice) nor recorded (a receipt's status is never overwritten). One read, for a resend pack only: a receipt
+    failover's own pack (`<message id>.resend`) carries the resend step too, but its record is QUEUED by design."""
+    if not _RESEND_PACK.search(pack.pack_id):
+        return set()
+    resends = [i for i, r in enumerate(pack.recipients) if _was_resent(r.history)]
+    current = store.get_messages([pack.recipients[i].id for i in resends]) if resends else {}
+    return {
+        i
+        for i in resends
+        if (record := current.get(pack.recipients[i].id)) is not None and record.status is not Status.SENDING
+    }
 
 
 def _was_resent(history: Sequence[dict[str, object]] | None) -> bool:
