@@ -185,7 +185,11 @@ def _fail_unsent(pack: DispatchPack, deps: DispatchDeps, exc: Exception, *, now:
     """The last receive failed before any call: the pack goes to the DLQ next, so its records say FAILED first
     (retryable, `DISPATCH_FAILED`), as those of a pack dead-lettered for its provider's errors do; a redrive sends
     it. When this write fails too (the same DynamoDB outage), it is logged and the pack's records stay as they were."""
-    error = ProviderError(ErrorCategory.RETRYABLE, DispatchCode.DISPATCH_FAILED, f"{type(exc).__name__}: {exc}")
+    # The failure's kind only: the record's message reaches the customer (API, webhooks), and an AWS error's text
+    # names tables and accounts. The whole exception is in the dispatcher's log.
+    error = ProviderError(
+        ErrorCategory.RETRYABLE, DispatchCode.DISPATCH_FAILED, f"the dispatcher failed ({type(exc).__name__})"
+    )
     outcomes = [(i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients)]
     try:
         records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
