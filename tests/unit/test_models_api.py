@@ -1,4 +1,5 @@
 import contextlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -156,3 +157,15 @@ def test_template_parameter_names_must_be_printable(name: str) -> None:
 def test_template_parameter_values_follow_the_text_rules(value: str) -> None:
     location, rule = _refusal({"template": {"id": "otp", "params": {"code": value}}})
     assert location == ("template", "params") and "U+" in rule
+
+
+def test_an_otp_cannot_be_scheduled_by_its_own_send_at_or_the_requests() -> None:
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    otp = {"to": "+85251234567", "text": "Your code is 123456", "type": "OTP"}
+    with pytest.raises(ValidationError, match="send_at: an OTP cannot be scheduled"):
+        MessageSpec.model_validate({**otp, "send_at": later})
+    with pytest.raises(ValidationError, match=r"send_at: it would reach messages\.1, an OTP"):
+        MessageBatchSpec.model_validate({"messages": [{**otp, "type": "NOTIFY"}, otp], "send_at": later})
+    # A NOTIFY may be scheduled, by its own send_at or the request's.
+    assert MessageSpec.model_validate({**otp, "type": "NOTIFY", "send_at": later}).send_at is not None
+    assert MessageBatchSpec.model_validate({"messages": [{**otp, "type": "MKT"}], "send_at": later}).send_at

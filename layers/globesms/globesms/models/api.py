@@ -147,6 +147,11 @@ QuietHoursField = Annotated[
 ]
 
 
+#: Why an OTP takes no send_at. A code is wanted when it is asked for, and the OTP guard's per-number limits count a
+#: send when it is accepted: scheduled, five an hour for days could all go out in one minute (docs/guardrails.md).
+OTP_NOT_SCHEDULED = "an OTP cannot be scheduled: it is sent when requested (its per-number limits count it then)"
+
+
 class MessageSpec(_Strict):
     """One content sent to one or more recipients."""
 
@@ -203,6 +208,12 @@ class MessageSpec(_Strict):
     def _text_or_template(self) -> MessageSpec:
         if (self.text is None) == (self.template is None):
             raise ValueError("exactly one of 'text' or 'template' is required")
+        return self
+
+    @model_validator(mode="after")
+    def _otp_is_not_scheduled(self) -> MessageSpec:
+        if self.send_at is not None and self.type == MessageType.OTP:
+            raise ValueError(f"send_at: {OTP_NOT_SCHEDULED}")
         return self
 
     @field_validator("sender_id")
@@ -320,6 +331,14 @@ class MessageBatchSpec(_Strict):
         for index, spec in enumerate(self.messages):
             if spec.dry_run:
                 raise ValueError(f"messages.{index}.dry_run: dry_run belongs at the top of the body, for all of it")
+        return self
+
+    @model_validator(mode="after")
+    def _otp_is_not_scheduled(self) -> MessageBatchSpec:
+        if self.send_at is not None:
+            for index, spec in enumerate(self.messages):
+                if spec.type == MessageType.OTP and spec.send_at is None:
+                    raise ValueError(f"send_at: it would reach messages.{index}, an OTP: {OTP_NOT_SCHEDULED}")
         return self
 
 
