@@ -473,3 +473,34 @@ def test_plan_batch_schedules_per_send_at_group() -> None:
     assert [g.ref.send_at for g in plan.held] == [iso(first), iso(second)]
     assert [[r.id for p in g.packs for r in p.recipients] for g in plan.held] == [["b2.00001"], ["b2.00000"]]
     assert [r.id for packs in plan.packs.values() for p in packs for r in p.recipients] == ["b2.00002"]
+
+
+def test_a_retry_across_the_start_of_quiet_hours_does_not_send_a_recipient_twice(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An accept queued its packs and died before finishing; SQS delivers the body again 40 s later, inside the
+    recipient's quiet hours. Planned again at that time, the recipient queued at once would also be held for 08:00
+    (another pack id: texted twice). The retry plans as of the first attempt."""
+
+    class DiesOnce(MemoryStore):
+        died = False
+
+        def finish_batch(self, batch) -> None:  # type: ignore[no-untyped-def]
+            if not self.died:
+                self.died = True
+                raise RuntimeError("Lambda timed out after queueing its packs")
+            super().finish_batch(batch)
+
+    store, queues = DiesOnce(), MemoryQueues()
+    schedule, releases = MemoryScheduleStore(store), MemoryReleases()
+    monkeypatch.setattr(hold, "_current", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    spec = MessageSpec.model_validate({"to": ["+6591234567"], "text": "Sale tonight", "type": "MKT"})
+    before = datetime(2026, 12, 3, 12, 59, 50, tzinfo=UTC)  # 20:59:50 in Singapore: not quiet yet
+    with pytest.raises(RuntimeError):
+        accept([spec], batch_id="b1", source="sqs", now=before, retention_days=90, store=store, queues=queues)
+    assert [r.id for packs in queues.sent.values() for p in packs for r in p.recipients] == ["b1.00000"]
+    later = before + timedelta(seconds=40)  # 21:00:30: quiet
+    accept([spec], batch_id="b1", source="sqs", now=later, retention_days=90, store=store, queues=queues)
+    assert store.batches["b1"].state == "QUEUED" and not schedule.held
+    queues.sent.clear()
+    for ref in list(schedule.held):
+        release(ref, schedule, queues, releases, now=datetime(2026, 12, 4, 0, 0, 1, tzinfo=UTC))
+    assert not queues.sent

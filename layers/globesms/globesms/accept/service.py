@@ -49,7 +49,7 @@ from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
-from globesms.scheduling.timing import SEND_AT_RULE, send_at_problem
+from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
 
 
 class BatchIdConflict(ValueError):
@@ -306,6 +306,11 @@ def accept(
         check_send_at(specs, now)
     elif found.state != "ACCEPTING":
         raise BatchDoneBefore(stored_answer(store, found))  # done before: nothing to write, count or send again
+    else:
+        # Resuming an accept that died half way: plan as of its first attempt. Planned at a later time, a recipient
+        # queued then could now fall in its quiet hours and be held as well (texted twice at their end), and the
+        # stamps, the spend's month and the OTP guard's buckets would move.
+        now = parse_iso(found.created_at)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing
