@@ -300,17 +300,7 @@ def accept(
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
     velocity and pumping counters; without them OTP is not screened. `new_batch_id`: `batch_id` was minted for this
     request (an API request without an Idempotency-Key), so no header can exist yet and none is read for it."""
-    # Before counting: BATCH_ID_CONFLICT costs nothing.
-    found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
-    if found is None:
-        check_send_at(specs, now)
-    elif found.state != "ACCEPTING":
-        raise BatchDoneBefore(stored_answer(store, found))  # done before: nothing to write, count or send again
-    else:
-        # Resuming an accept that died half way: plan as of its first attempt. Planned at a later time, a recipient
-        # queued then could now fall in its quiet hours and be held as well (texted twice at their end), and the
-        # stamps, the spend's month and the OTP guard's buckets would move.
-        now = parse_iso(found.created_at)
+    now = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if otp is not None:  # before spend: a recipient held here reserves nothing
@@ -351,6 +341,23 @@ def accept(
     header.queued_at = iso(now)
     store.finish_batch(header)
     return _response(batch_id, plan, Status.QUEUED)
+
+
+def _planning_time(
+    store: MessageStore, specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, new_batch_id: bool
+) -> datetime:
+    """When this accept plans as of: `now` for new work (its send_at checked), the first attempt's time when resuming
+    an accept that died half way. Raises before anything is counted: BATCH_ID_CONFLICT, or BatchDoneBefore (done
+    before: nothing to write, count or send again)."""
+    found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
+    if found is None:
+        check_send_at(specs, now)
+        return now
+    if found.state != "ACCEPTING":
+        raise BatchDoneBefore(stored_answer(store, found))
+    # Planned at a later time, a recipient queued then could now fall in its quiet hours and be held as well (texted
+    # twice at their end), and the stamps, the spend's month and the OTP guard's buckets would move.
+    return parse_iso(found.created_at)
 
 
 def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | None:
