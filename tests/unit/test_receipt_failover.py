@@ -285,3 +285,13 @@ def test_the_first_attempts_failure_counts_for_its_provider_and_the_resend_keeps
     message = store.messages["B.00000"]
     assert message.status is Status.SUBMITTED
     assert (message.owner, message.price, message.cost, message.currency) == ("billing", "0.05", "0.05", "USD")
+
+
+def test_the_failover_event_is_signed_for_the_messages_api_key_as_its_status_events() -> None:
+    store = MemoryStore()
+    store.messages["B.00000"] = record(owner="billing-key-id")
+    pushed = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert [d.event.type for d in pushed.webhooks] == [FAILOVER_EVENT]
+    # functions/webhooks/app.py signs with webhook_secrets(owner=delivery.owner): None is the deployment's default,
+    # which the key's own receiver refuses.
+    assert pushed.webhooks[0].owner == "billing-key-id"

@@ -229,6 +229,7 @@ def failover_event(record: MessageRecord, now: datetime) -> WebhookDelivery | No
     return WebhookDelivery(
         url=record.status_callback,
         event=WebhookEvent(id=f"{record.id}.failover", type=FAILOVER_EVENT, message=view, created_at=iso(now)),
+        owner=record.owner,  # as status_event: signed with the API key's own secret, which its receiver checks
     )
 
 
