@@ -113,6 +113,8 @@ def test_alibaba_an_array_with_sequence_ids_as_numbers_or_strings_in_beijing_tim
     ]
     as_string = aliyun.parse_replies(json.dumps([{**ALIYUN[0], "sequence_id": "1234"}]).encode())
     assert as_string.replies[0].reply_id == parsed.replies[0].reply_id  # one reply, however the id was written
+    # The reply's identity names the time as Alibaba sent it (Beijing): the ids of replies stored earlier hold.
+    assert parsed.replies[0].provider_ref == "1234|+6591234567|2026-12-05T17:30:00+08:00"
 
 
 def test_alibaba_bad_items_are_skipped_and_good_ones_kept() -> None:
@@ -136,6 +138,39 @@ def test_huawei_as_a_form_or_json() -> None:
         "10690000",
         HUAWEI["smsMsgId"],
     )
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "content_type"),
+    [
+        (aliyun.parse_replies, json.dumps([{**ALIYUN[0], "send_time": "0001-01-01 00:00:00"}]).encode(), ""),
+        (
+            huawei.parse_replies,
+            b"smsMsgId=m1&from=%2B6591234567&body=STOP&createTime=0001-01-01T00:00:00%2B08:00",
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            huawei.parse_replies,
+            json.dumps({**HUAWEI, "createTime": "9999-12-31T23:59:59-08:00"}).encode(),
+            "application/json",
+        ),
+    ],
+)
+def test_a_time_that_is_no_time_in_utc_refuses_its_item_not_the_push(
+    parse: Any, body: bytes, content_type: str
+) -> None:
+    # Year 0 or 10000 in UTC: converting it raised OverflowError out of the parser, a 500 for every good reply of
+    # the push, and again on each of the provider's retries.
+    parsed = parse(body, content_type)
+    assert parsed.replies == []
+    assert [r.split(":")[0] for r in parsed.refused_items] == ["item 0"]
+    assert "between the years 1 and 9999" in parsed.refused_items[0]
+
+
+def test_alibaba_a_time_out_of_range_skips_only_its_item() -> None:
+    body = [{**ALIYUN[0], "send_time": "0001-01-01 00:00:00"}, ALIYUN[1]]
+    parsed = aliyun.parse_replies(json.dumps(body).encode())
+    assert [r.text for r in parsed.replies] == ["hello"] and len(parsed.refused_items) == 1
 
 
 @pytest.mark.parametrize(

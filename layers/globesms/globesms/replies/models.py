@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import Field, ValidationError
@@ -74,6 +75,16 @@ def reply_number(raw: Any) -> str:
         return normalise(text if text.startswith("+") else "+" + text)
     except NotANumber as exc:
         raise ValueError(str(exc)) from None
+
+
+def in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC, for a field validator: a time near year 1 or 9999 may not be one in UTC (`0001-01-01
+    00:00:00` Beijing time is in year 0), and `iso` would raise OverflowError out of the parser, a 500 for the whole
+    push. Raised as ValueError, pydantic refuses that item alone, naming the field."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be a time between the years 1 and 9999 in UTC") from None
 
 
 def bounded_text(raw: Any) -> Any:

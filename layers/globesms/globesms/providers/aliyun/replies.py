@@ -24,6 +24,7 @@ from globesms.replies.models import (
     ParsedReplies,
     ReplyBodyInvalid,
     bounded_text,
+    in_utc,
     read_items,
     read_json,
     reply_number,
@@ -59,9 +60,10 @@ class AliyunReply(Model):
         if not isinstance(value, str):
             raise ValueError("must be a time written yyyy-MM-dd HH:mm:ss")
         try:
-            return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=_BEIJING)
+            beijing = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=_BEIJING)
         except ValueError:
             raise ValueError("must be a time written yyyy-MM-dd HH:mm:ss") from None
+        return in_utc(beijing)
 
     @field_validator("content", mode="before")
     @classmethod
@@ -75,7 +77,8 @@ class AliyunReply(Model):
             to=self.dest_code or self.sign_name,
             text=self.content,
             sent_at=iso(self.send_time),
-            provider_ref=f"{self.sequence_id}|{self.phone_number}|{self.send_time.isoformat()}",
+            # The time as sent (Beijing), as before it was kept in UTC: a stored reply's id does not change.
+            provider_ref=f"{self.sequence_id}|{self.phone_number}|{self.send_time.astimezone(_BEIJING).isoformat()}",
         )
 
 

@@ -23,6 +23,7 @@ from globesms.replies.models import (
     ParsedReplies,
     ReplyBodyInvalid,
     bounded_text,
+    in_utc,
     read_items,
     read_json,
     reply_number,
@@ -54,7 +55,7 @@ class HuaweiReply(Model):
     @field_validator("create_time", mode="after")
     @classmethod
     def _utc_when_unsaid(cls, value: datetime) -> datetime:
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return in_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
     def reply(self) -> InboundReply:
         return InboundReply(
