@@ -503,6 +503,9 @@ def test_the_readme_snippet_verifies_what_the_sender_signs() -> None:
         "2130706433",
         "127.1",
         "[64:ff9b::a9fe:a9fe]",
+        "[::169.254.169.254]",  # IPv4-compatible: `ipaddress` calls it global
+        "[::ffff:0:169.254.169.254]",  # IPv4-translated: likewise
+        "[::8.8.8.8]",  # refused whatever the IPv4: no public endpoint is reached this way
         "0.0.0.0",  # noqa: S104 - an address refused, not bound
     ],
 )

@@ -4,8 +4,11 @@ A callback URL is the customer's, so it may name anything: the instance metadata
 VPC (10.x), the function itself (127.x), in any spelling the resolver accepts (`0x7f000001`, `2130706433`,
 `[::ffff:169.254.169.254]`, a name that resolves to loopback). Only globally routable addresses are allowed
 (`ipaddress`'s `is_global`, i.e. IANA's special-purpose registries), and an IPv6 address that carries an IPv4 one
-(IPv4-mapped, NAT64, 6to4, Teredo) must be global as both. Loopback is allowed only when the caller says so (the
-local stack, GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true); private and link-local ranges never are.
+(IPv4-mapped, NAT64, 6to4, Teredo) must be global as both. The two older spellings that carry one, IPv4-compatible
+(`::a.b.c.d`, deprecated by RFC 4291) and IPv4-translated (`::ffff:0:a.b.c.d`, RFC 2765), are refused whole:
+`ipaddress` calls them global whatever IPv4 they hold, and no public endpoint is reached through them. Loopback is
+allowed only when the caller says so (the local stack, GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true); private and
+link-local ranges never are.
 
 Written here because no maintained library vets addresses this way for an HTTP client (httpx has no hook for it);
 the sender connects to the address vetted here, never resolving the name a second time.
@@ -22,6 +25,7 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_OLD_IPV4_FORMS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("::ffff:0:0:0/96"))  # ::1 is loopback
 _LOCAL_NAMES = ("localhost", "localhost.")
 
 
@@ -65,7 +69,7 @@ def check_address(address: IpAddress, *, allow_loopback: bool = False) -> None:
             if not allow_loopback:
                 raise AddressRefused("the callback address is a loopback address")
             continue
-        if not candidate.is_global:
+        if not candidate.is_global or any(candidate in old for old in _OLD_IPV4_FORMS):
             raise AddressRefused("the callback address is not a public (global) address")
 
 
