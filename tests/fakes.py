@@ -156,15 +156,12 @@ class MemoryStore:
     def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
         return self.get_messages(message_ids)
 
-    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+    def find_recipients(self, echo: EchoRange, to: str | None) -> list[MessageRecord]:
         if to is None:  # as the DynamoDB store: an echo without the number names nobody
-            return None
+            return []
         last = echo.last_seq if echo.first_seq == echo.last_seq else 99_999
-        for seq in range(echo.first_seq, last + 1):
-            record = self.messages.get(message_id(echo.batch_id, seq))
-            if record is not None and record.to == to:
-                return record
-        return None
+        found = (self.messages.get(message_id(echo.batch_id, seq)) for seq in range(echo.first_seq, last + 1))
+        return [record for record in found if record is not None and record.to == to]
 
     def reload(self, message_id: str) -> MessageRecord | None:
         record = self.messages.get(message_id)

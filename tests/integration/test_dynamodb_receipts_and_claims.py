@@ -1,5 +1,6 @@
 """The receipt store and pack claims against moto, with the table as template.yaml declares it."""
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange
 from globesms.ports import Claim, Requeued
+from globesms.providers.aliyun.receipts import parse_push
+from globesms.receipts.apply import record_push
 from tests.fakes import MemoryQueues
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -61,18 +64,20 @@ def test_a_push_s_messages_are_read_together(stack) -> None:  # type: ignore[no-
     assert all(found[i] == receipts.reload(i) for i in found)
 
 
+def ids(records: list[Any]) -> list[str]:
+    return [r.id for r in records]
+
+
 def test_echo_ranges_find_the_recipient_by_number_past_the_first_page(stack) -> None:  # type: ignore[no-untyped-def]
     numbers = [f"+8525123{i:04d}" for i in range(300)]
     accepted(stack, numbers)
     receipts = DynamoDBReceiptStore(stack.table_name)
-    found = receipts.find_recipient(EchoRange("B", 10, 509), "+85251230299")
-    assert found is not None and found.id == "B.00299"
-    assert receipts.find_recipient(EchoRange("B", 10, 509), "+85251230005") is None  # before the call's first id
-    single = receipts.find_recipient(EchoRange("B", 7, 7), "+85251230007")
-    assert single is not None and single.id == "B.00007"
+    assert ids(receipts.find_recipients(EchoRange("B", 10, 509), "+85251230299")) == ["B.00299"]
+    assert receipts.find_recipients(EchoRange("B", 10, 509), "+85251230005") == []  # before the call's first id
+    assert ids(receipts.find_recipients(EchoRange("B", 7, 7), "+85251230007")) == ["B.00007"]
     # An echo alone is guessable (ids are in every event a customer receives): without the number it names nobody.
-    assert receipts.find_recipient(EchoRange("B", 7, 7), None) is None
-    assert receipts.find_recipient(EchoRange("B", 7, 7), "+85251230008") is None
+    assert receipts.find_recipients(EchoRange("B", 7, 7), None) == []
+    assert receipts.find_recipients(EchoRange("B", 7, 7), "+85251230008") == []
 
 
 def test_an_echo_range_finds_the_number_in_its_own_batch_through_the_recipient_index(stack) -> None:  # type: ignore[no-untyped-def]
@@ -80,11 +85,53 @@ def test_an_echo_range_finds_the_number_in_its_own_batch_through_the_recipient_i
     later = MessageSpec.model_validate({"to": ["+85251230001", "+85251230015"], "text": "again"})
     accept([later], batch_id="C", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
     receipts = DynamoDBReceiptStore(stack.table_name)
-    found = receipts.find_recipient(EchoRange("B", 10, 19), "+85251230015")
-    assert found is not None and found.id == "B.00015"  # not C's, though C's is the number's newest message
-    newer = receipts.find_recipient(EchoRange("C", 0, 1), "+85251230015")
-    assert newer is not None and newer.id == "C.00001"
-    assert receipts.find_recipient(EchoRange("C", 0, 1), "+85251230002") is None  # the number was not in C
+    # Not C's, though C's is the number's newest message.
+    assert ids(receipts.find_recipients(EchoRange("B", 10, 19), "+85251230015")) == ["B.00015"]
+    assert ids(receipts.find_recipients(EchoRange("C", 0, 1), "+85251230015")) == ["C.00001"]
+    assert receipts.find_recipients(EchoRange("C", 0, 1), "+85251230002") == []  # the number was not in C
+
+
+def two_calls_to_one_number(stack) -> DynamoDBReceiptStore:  # type: ignore[no-untyped-def]
+    """Specs [A, C] and [A, D] of one request: two calls (by content) that both text A, B.00000 and B.00002."""
+    store = DynamoDBMessageStore(stack.table_name)
+    first = MessageSpec.model_validate({"to": ["+85251230001", "+85251230002"], "text": "hello"})
+    second = MessageSpec.model_validate({"to": ["+85251230001", "+85251230003"], "text": "second text"})
+    accept([first, second], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    return DynamoDBReceiptStore(stack.table_name)
+
+
+def test_an_echo_range_lists_a_numbers_messages_of_the_batch_by_id(stack) -> None:  # type: ignore[no-untyped-def]
+    receipts = two_calls_to_one_number(stack)
+    # Every message of the batch has the same created_at, the Recipient index's order: its order among them is
+    # arbitrary. By id, the first call's message (TaskId "B.00000+2") comes first.
+    assert ids(receipts.find_recipients(EchoRange("B", 0, 1), "+85251230001")) == ["B.00000", "B.00002"]
+    assert ids(receipts.find_recipients(EchoRange("B", 2, 3), "+85251230001")) == ["B.00002"]
+
+
+def test_a_receipt_after_unknown_outcomes_settles_the_message_of_its_own_call(stack) -> None:  # type: ignore[no-untyped-def]
+    receipts = two_calls_to_one_number(stack)
+    for message in ("B.00000", "B.00002"):  # both calls ended with an unknown outcome: SENDING, no provider id
+        record = receipts.reload(message)
+        assert record is not None
+        assert receipts.save_delivery(
+            record.model_copy(update={"status": Status.SENDING, "version": 1}), expected_version=0
+        )
+    body = json.dumps(
+        [
+            {
+                "MessageId": "pm-call1-a",
+                "Status": "2",
+                "ErrorCode": "DELIVRD?",
+                "TaskId": "B.00000+2",
+                "To": "85251230001",
+            }
+        ]
+    ).encode()
+    record_push(parse_push(body).reports, store=receipts, now=NOW)
+    one, two = receipts.reload("B.00000"), receipts.reload("B.00002")
+    assert one is not None and two is not None
+    assert (one.status, one.provider_message_id) == (Status.UNDELIVERED, "pm-call1-a")
+    assert (two.status, two.provider_message_id) == (Status.SENDING, None)  # the second call's is untouched
 
 
 def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> None:  # type: ignore[no-untyped-def]

@@ -218,6 +218,26 @@ def test_an_unknown_outcome_is_settled_by_its_receipt_through_the_echo() -> None
     assert (result.applied, record.status, record.provider_message_id) == (1, Status.DELIVERED, "pm-late")
 
 
+@pytest.mark.parametrize(
+    "other_call",
+    [
+        {"status": Status.SUBMITTED, "provider_message_id": "pm-other"},  # sent by another call: its own id
+        {"status": Status.SENDING, "provider_message_id": None, "provider": "tencent"},  # another provider's
+    ],
+)
+def test_an_echo_range_skips_the_numbers_messages_that_cannot_be_the_reports(other_call: dict[str, object]) -> None:
+    # Two specs of a request may text one number; Huawei's waves (a repeated number opens a new call) and
+    # Alibaba's groups (type, sender id, validity) interleave calls, so a lower id from the call's first on may
+    # be another call's message.
+    store = MemoryStore()
+    store.messages["B.00001"] = message(id="B.00001", **other_call)
+    store.messages["B.00002"] = message(status=Status.SENDING, pmid=None, id="B.00002")
+    result = record_push([report(pmid="pm-late", echo=EchoRange("B", 0, 499))], store=store, now=NOW)
+    mine, other = store.messages["B.00002"], store.messages["B.00001"]
+    assert (result.applied, mine.status, mine.provider_message_id) == (1, Status.DELIVERED, "pm-late")
+    assert other.status is other_call["status"] and other.events is None
+
+
 def test_a_long_message_is_delivered_when_all_its_parts_are() -> None:
     store = store_with(message())
     record_push([report(part=2, parts=2)], store=store, now=NOW)

@@ -191,8 +191,9 @@ class ReceiptStore(Protocol):
         """The records of these ids that exist, by id (consistent reads, as `reload`; many in one request)."""
         ...
 
-    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
-        """The message in the echo's range of a batch sent to `to`; None without `to` (an echo alone is guessable)."""
+    def find_recipients(self, echo: EchoRange, to: str | None) -> list[MessageRecord]:
+        """The messages in the echo's range of a batch sent to `to`, smallest id first (two specs of one request may
+        text the same number); none without `to` (an echo alone is guessable)."""
         ...
 
     def reload(self, message_id: str) -> MessageRecord | None: ...

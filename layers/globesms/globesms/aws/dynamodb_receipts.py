@@ -105,12 +105,12 @@ class DynamoDBReceiptStore:
     def read_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
         return self._records.get_messages(message_ids)
 
-    def find_recipient(self, echo: EchoRange, to: str | None) -> MessageRecord | None:
+    def find_recipients(self, echo: EchoRange, to: str | None) -> list[MessageRecord]:
         if to is None:  # an echo alone is guessable: the number must match too
-            return None
+            return []
         if echo.first_seq == echo.last_seq:
             record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
-            return record if record is not None and record.to == to else None
+            return [record] if record is not None and record.to == to else []
         # A call's recipients are not consecutive message ids (a batch mixes providers, a pack is split into calls
         # by content): the message sent to `to` in this batch from the echoed first id on. Found through the
         # Recipient index (the number's messages, newest first, keys only) rather than the batch partition, so the
@@ -130,10 +130,13 @@ class DynamoDBReceiptStore:
             ScanIndexForward=False,
             Limit=RECIPIENT_LOOKUP_LIMIT,
         )
-        items = response.get("Items", [])
         # Past the number's latest RECIPIENT_LOOKUP_LIMIT messages the receipt stays held under its provider id
         # (unmatched, for reconciliation): a batch that old has long been submitted and found by ProviderRef.
-        return self._get(items[0]["pk"]["S"], items[0]["sk"]["S"]) if items else None
+        # The index orders by `created_at`, the same for every message of a batch, so which of a number's messages
+        # in it comes first there is arbitrary: they are ordered by id (zero-padded, so as text) and read together.
+        ids = sorted(message_id_of_keys(item) for item in response.get("Items", []))
+        found = self.read_messages(ids) if ids else {}
+        return [found[message] for message in ids if message in found]
 
     def reload(self, message_id: str) -> MessageRecord | None:
         parts = split_message_id(message_id)

@@ -21,7 +21,7 @@ from typing import Any
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import DeliveryReport, held_key
+from globesms.models.receipts import DeliveryReport, EchoRange, held_key
 from globesms.models.records import MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
@@ -243,11 +243,7 @@ def _record(
     event = report.event(iso(now))
     pmid = report.provider_message_id
     if message is None and report.echo is not None and report.to is not None:
-        # An echo names a range of one call's messages: only the number tells which one is meant (and a guessed
-        # echo without the right number names nobody).
-        message = store.find_recipient(report.echo, report.to)
-        if message is not None and message.provider is not report.provider:
-            message = None
+        message = _echoed(store, report.echo, report)
     if message is not None and takes_receipts_for(message, report.provider, pmid):
         return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
     if message is None and _earlier_attempt(report, event, store, now, result):
@@ -271,6 +267,23 @@ def _record(
     else:
         result.unmatched += 1
     return None
+
+
+def _echoed(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
+    """The message an echo and the report's number name. An echo names a range of one call's messages: only the
+    number tells which one is meant (a guessed echo without the right number names nobody). The number may be in
+    several calls of the batch (two specs of one request may both text it, a call never repeats it): the call's own
+    message is the first by id from the call's first id on, leaving out messages that cannot be this report's
+    (another provider's, or one carrying another provider id: sent by another call)."""
+    candidates = store.find_recipients(echo, report.to)
+    return next(
+        (
+            m
+            for m in candidates
+            if m.provider is report.provider and m.provider_message_id in (None, report.provider_message_id)
+        ),
+        None,
+    )
 
 
 def _earlier_attempt(
