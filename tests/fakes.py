@@ -16,7 +16,7 @@ from globesms.domain.status import Status
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.models.receipts import EchoRange
+from globesms.models.receipts import EchoRange, HeldReceipts
 from globesms.models.records import BatchRecord, MessageRecord, message_id, split_message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import (
@@ -36,7 +36,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.batches: dict[str, BatchRecord] = {}
         self.messages: dict[str, MessageRecord] = {}
-        self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}
+        self.held: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}  # under provider ids
+        self.held_for_messages: dict[tuple[ProviderName, str], list[dict[str, Any]]] = {}  # by our message id
         self.hold_marks: dict[str, int] = {}  # batch id (or "@<provider>") -> when a receipt was last held for it
         self.earlier_attempts: dict[tuple[ProviderName, str], str] = {}  # first attempt -> message id (resent)
         self.deadlines: dict[tuple[str, str], DeadlineEntry] = {}  # (bucket, key) -> entry, as the table holds them
@@ -194,8 +195,11 @@ class MemoryStore:
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        key = f"msg:{message_id}" if message_id is not None else provider_message_id
-        held = self.held.setdefault((provider, key), [])
+        held = (
+            self.held_for_messages.setdefault((provider, message_id), [])
+            if message_id is not None
+            else self.held.setdefault((provider, provider_message_id), [])
+        )
         if any(e["id"] == event["id"] for e in held):
             return False
         held.append(event)
@@ -207,8 +211,17 @@ class MemoryStore:
     def holds_since(self, provider: ProviderName, batch_ids: Collection[str], since: int) -> bool:
         return any(self.hold_marks.get(mark, -1) >= since for mark in [*batch_ids, f"@{provider}"])
 
-    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        return {k: list(self.held[(provider, k)]) for k in keys if (provider, k) in self.held}
+    def held_receipts(
+        self, provider: ProviderName, message_ids: Sequence[str], provider_message_ids: Sequence[str]
+    ) -> HeldReceipts:
+        return HeldReceipts(
+            {
+                m: list(self.held_for_messages[(provider, m)])
+                for m in message_ids
+                if (provider, m) in self.held_for_messages
+            },
+            {k: list(self.held[(provider, k)]) for k in provider_message_ids if (provider, k) in self.held},
+        )
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)

@@ -23,9 +23,8 @@ import boto3
 import httpx
 import pytest
 
-from globesms.aws.dynamodb_receipts import HELD_SK, held_pk
+from globesms.aws.dynamodb_receipts import held_item_key
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import held_key
 from local.emulators.common import Knobs
 from local.settings import EMULATOR_PORTS
 from local.webhook_receiver import Answer, WebhookReceiver, secrets_from_environment, serve
@@ -462,11 +461,13 @@ def test_receipt_for_an_unknown_message_id_is_acknowledged_and_kept_for_reconcil
     assert (response.status_code, response.json()) == (200, {"code": 0, "msg": "success"})
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.dynamodb_endpoint, region_name=local_stack.region)
     # A receipt naming none of our provider ids is held under its own id; one whose echo names one of our messages
-    # is held under that message's id (where dispatch looks after an unknown outcome).
-    for held_under in (unknown, held_key(message_id)):
-        key = {"pk": {"S": held_pk(ProviderName.ALIYUN, held_under)}, "sk": {"S": HELD_SK}}
+    # is held for that message (where dispatch looks after an unknown outcome).
+    for key in (
+        held_item_key(ProviderName.ALIYUN, unknown, None),
+        held_item_key(ProviderName.ALIYUN, None, message_id),
+    ):
         stored = dynamodb.get_item(TableName=local_stack.outputs["TableName"], Key=key, ConsistentRead=True)
-        assert "Item" in stored, f"the receipt held under {held_under} was not stored for reconciliation"
+        assert "Item" in stored, f"the receipt held under {key} was not stored for reconciliation"
         assert len(stored["Item"]["events"]["L"]) == 1
     assert message(local_stack, message_id) == before
 

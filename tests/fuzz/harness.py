@@ -62,7 +62,9 @@ class Observed:
     webhooks: list[WebhookDelivery]
     headers: dict[str, BatchRecord] = field(default_factory=dict)
     messages: dict[str, list[MessageRecord]] = field(default_factory=dict)  # by batch id
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # held receipts by pk
+    held: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # held receipts by pk (and sk, when held for a message)
     hold_marks: dict[str, int] = field(default_factory=dict)  # when a receipt was last held, by mark pk
     held_packs: list[DispatchPack] = field(default_factory=list)  # packs of scheduled sends, held until send_at
     unknown: list[tuple[str, str]] = field(default_factory=list)  # keys of items of no known kind
@@ -109,8 +111,8 @@ class FuzzStack:
                 record = message_from_item(item)
                 assert (pk, sk) == (f"B#{record.batch_id}", f"M#{_seq(record.id):05d}"), f"{pk}/{sk} holds {record.id}"
                 seen.messages.setdefault(record.batch_id, []).append(record)
-            elif pk.startswith("R#") and sk == "#":
-                seen.held[pk] = from_item(item)
+            elif pk.startswith("R#") and sk in ("#", "#message"):  # under a provider id, or for a message
+                seen.held[pk if sk == "#" else f"{pk}/{sk}"] = from_item(item)
             elif pk.startswith("H#") and sk == "#":
                 seen.hold_marks[pk] = int(item["held_at"]["N"])
             elif pk.startswith("S#") and "pack" in item:

@@ -140,14 +140,45 @@ def test_held_receipts_are_deduplicated_and_read_back_by_provider_id(stack) -> N
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is True
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", event, None) is False
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-1", {**event, "id": "r2"}, None) is True
-    # A receipt whose message is known is held under the message's id (an unknown outcome has no provider id).
+    # A receipt whose message is known is held for the message (an unknown outcome has no provider id).
     assert receipts.hold_receipt(ProviderName.ALIYUN, "pm-3", {**event, "id": "r3"}, "B.00000") is True
     held = receipts.held_receipts(
-        ProviderName.ALIYUN, ["pm-1", "pm-2", "msg:B.00000"] + [f"pm-x{i}" for i in range(150)]
+        ProviderName.ALIYUN, ["B.00000", "B.00001"], ["pm-1", "pm-2"] + [f"pm-x{i}" for i in range(150)]
     )
-    assert sorted(held) == ["msg:B.00000", "pm-1"]
-    assert [e["id"] for e in held["pm-1"]] == ["r1", "r2"]
-    assert [e["id"] for e in held["msg:B.00000"]] == ["r3"]
+    assert sorted(held.by_provider_id) == ["pm-1"] and sorted(held.for_messages) == ["B.00000"]
+    assert [e["id"] for e in held.by_provider_id["pm-1"]] == ["r1", "r2"]
+    assert [e["id"] for e in held.for_messages["B.00000"]] == ["r3"]
+
+
+def test_no_provider_id_names_the_receipts_held_for_a_message(stack) -> None:  # type: ignore[no-untyped-def]
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    event = {"id": "r1", "status": "DELIVERED", "raw_status": "1", "received_at": "2026-11-26T10:00:00Z"}
+    for spelled in ("B.00000", "msg:B.00000"):  # our id, and the key held receipts had before
+        assert receipts.hold_receipt(ProviderName.ALIYUN, spelled, {**event, "id": spelled}, None) is True
+    held = receipts.held_receipts(ProviderName.ALIYUN, ["B.00000"], [])
+    assert held.for_messages == {} and held.by_provider_id == {}
+
+
+def test_a_receipt_held_for_a_message_under_the_old_key_is_still_found(stack) -> None:  # type: ignore[no-untyped-def]
+    """Before December 2026 receipts held for a message were kept under the provider id `msg:<message id>`: those
+    (which carry the message's id) are read until they expire; a provider id spelled so never joins them."""
+    old = {"id": "r-old", "provider_message_id": "pm-1", "status": "DELIVERED", "raw_status": "1"}
+    stack.dynamodb.put_item(
+        TableName=stack.table_name,
+        Item={
+            "pk": {"S": "R#aliyun#msg:B.00000"},
+            "sk": {"S": "#"},
+            "events": {"L": [{"M": {k: {"S": v} for k, v in old.items()}}]},
+            "receipt_ids": {"SS": ["r-old"]},
+            "message_id": {"S": "B.00000"},
+            "provider": {"S": "aliyun"},
+        },
+    )
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    forged = {**old, "id": "r-forged", "provider_message_id": "msg:B.00000"}
+    assert receipts.hold_receipt(ProviderName.ALIYUN, "msg:B.00000", forged, None) is False  # not kept
+    held = receipts.held_receipts(ProviderName.ALIYUN, ["B.00000"], [])
+    assert held.for_messages == {"B.00000": [old]} and held.by_provider_id == {}
 
 
 def test_holding_a_receipt_raises_its_batch_s_or_its_provider_s_hold_mark(stack) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.models.receipts import DeliveryReport, EchoRange
+from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import record_push
 from globesms.receipts.implied_status import implied_status, status_after
@@ -152,9 +152,11 @@ class HeldLookupCounter(MemoryStore):
         super().__init__()
         self.lookups = 0
 
-    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, object]]]:
+    def held_receipts(
+        self, provider: ProviderName, message_ids: Sequence[str], provider_message_ids: Sequence[str]
+    ) -> HeldReceipts:
         self.lookups += 1
-        return super().held_receipts(provider, keys)
+        return super().held_receipts(provider, message_ids, provider_message_ids)
 
 
 def dispatch_huawei_pack(store: MemoryStore) -> None:
@@ -201,6 +203,30 @@ def test_a_receipt_held_before_the_submitted_write_raises_the_mark_dispatch_read
 
     assert store.lookups == 1
     assert store.messages["B.00000"].status is Status.DELIVERED
+
+
+@pytest.mark.parametrize("spelled", ["msg:B.00000", "B.00000"])  # the key receipts held for a message had; its id
+def test_a_provider_id_spelled_like_our_message_id_does_not_settle_that_message(spelled: str) -> None:
+    # A receipt-token holder knows our message ids (they are in every webhook event), not the provider's.
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))  # accepted (scheduled, say), not sent yet
+    forged = replace(report(Status.DELIVERED, "DELIVRD"), provider_message_id=spelled, to=None)
+    assert record_push([forged], store=store, now=NOW).unmatched == 1  # no echo, no number: it names nobody
+
+    dispatch_huawei_pack(store)  # the real send: SUBMITTED with provider id pm-B.00000
+
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id) == (Status.SUBMITTED, "pm-B.00000")
+
+
+def test_a_receipt_held_for_a_message_with_another_provider_id_is_not_applied_to_its_send() -> None:
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    early = record_push([report(pmid="pm-another-send", echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert early.held == 1  # echo and number name the message: held for it
+
+    dispatch_huawei_pack(store)  # the send got pm-B.00000: the held receipt is about something else
+
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id) == (Status.SUBMITTED, "pm-B.00000")
 
 
 def test_a_receipt_for_an_unknown_id_is_kept_for_reconciliation() -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from globesms.counts.tally import StatusChange
     from globesms.errors import InvalidProviderRequest
     from globesms.models.packs import DispatchPack
-    from globesms.models.receipts import EchoRange, StatusAnswer
+    from globesms.models.receipts import EchoRange, HeldReceipts, StatusAnswer
     from globesms.models.records import BatchRecord, MessageRecord
     from globesms.models.webhooks import WebhookDelivery
     from globesms.reconcile.deadline import DeadlineEntry
@@ -206,8 +206,8 @@ class ReceiptStore(Protocol):
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
     ) -> bool:
-        """Keep a receipt no submitted message takes yet — under `models.receipts.held_key(message_id)` when the
-        message is known, else under the provider id; False when this receipt was already held. A new hold notes its
+        """Keep a receipt no submitted message takes yet — for the message when it is known, else under the provider
+        id (a key space of its own: `HeldReceipts`); False when this receipt was already held. A new hold notes its
         time for `holds_since`: of the message's batch when the message is known, else of the provider's."""
         ...
 
@@ -217,8 +217,10 @@ class ReceiptStore(Protocol):
         can have a held receipt newer than `since`, and looking for them can be skipped."""
         ...
 
-    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Receipts held under these keys (provider ids or `held_key`s; consistent read), by key."""
+    def held_receipts(
+        self, provider: ProviderName, message_ids: Sequence[str], provider_message_ids: Sequence[str]
+    ) -> HeldReceipts:
+        """Receipts held for these messages and under these provider ids (consistent read; one request)."""
         ...
 
     def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:

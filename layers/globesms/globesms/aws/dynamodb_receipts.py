@@ -1,14 +1,22 @@
 """`ReceiptStore` on the messages table.
 
-Held receipts (no submitted message takes them yet) live in their own items: `pk = R#<provider>#<provider id>`,
-`sk = #`, with the events, the set of receipt ids (dedupe) and, when the echo named one, our message id. A held item
-keeps at most MAX_HELD_EVENTS events (a later receipt is acknowledged but not kept) and expires with the records
-(the table's TTL attribute `expires_at`, `retention_days` after its latest receipt).
+Held receipts (no submitted message takes them yet) live in their own items, with the events, the set of receipt
+ids (dedupe) and, when held for a known message, its id: `pk = R#<provider>#<provider id>`, `sk = #` under a
+provider id; `pk = R#<provider>#<message id>`, `sk = #message` for a message the echo named. The sort keys keep the
+two apart: no provider id a push spells names a message's held receipts. A held item keeps at most MAX_HELD_EVENTS
+events (a later receipt is acknowledged but not kept) and expires with the records (the table's TTL attribute
+`expires_at`, `retention_days` after its latest receipt).
+
+Until December 2026 a receipt held for a message was kept under the provider id `msg:<message id>` (`sk = #`), the
+very key a receipt whose provider id is spelled so was held under. Such items (they carry `message_id`) are still
+read for their message until the last of them expires, one retention period after the deploy (LEGACY_HELD_PREFIX:
+remove it then); a receipt held under a provider id never joins one (`hold_receipt`).
 
 When a receipt is newly held, the time is noted in a hold mark: `pk = H#batch#<batch id>` when the echo named the
 message, else `pk = H#provider#<provider>`, `sk = #`, `held_at` only ever raised. Dispatch reads a pack's two marks
 (`holds_since`, one request) and looks for held receipts only when one is newer than the pack: a pack of 1,000
-otherwise asked for 2,000 held items (two keys a recipient) that are nearly never there.
+otherwise asked for 2,000 held items (two keys a recipient, three while LEGACY_HELD_PREFIX items may exist) that
+are nearly never there.
 
 A message resent after an UNDELIVERED receipt (`receipts.failover`) leaves an alias of its first attempt:
 `pk = A#<provider>#<provider id>`, `sk = #`, naming the message, so late receipts of that attempt still find it
@@ -36,10 +44,12 @@ from globesms.aws.message_items import (
     serializer,
 )
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import EchoRange, held_key
+from globesms.models.receipts import EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord, split_message_id
 
 HELD_SK = "#"
+HELD_FOR_MESSAGE_SK = "#message"
+LEGACY_HELD_PREFIX = "msg:"  # the provider id receipts held for a message had before HELD_FOR_MESSAGE_SK
 MAX_HELD_EVENTS = 100  # as receipts.apply.MAX_EVENTS_KEPT: one item stays far below DynamoDB's 400 KB
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
 RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the number's latest messages
@@ -47,6 +57,14 @@ RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the n
 
 def held_pk(provider: ProviderName, provider_message_id: str) -> str:
     return f"R#{provider}#{provider_message_id}"
+
+
+def held_item_key(provider: ProviderName, provider_message_id: str | None, message_id: str | None) -> dict[str, Any]:
+    """The item of receipts held for `message_id` when given, else under `provider_message_id`."""
+    if message_id is not None:
+        return {"pk": {"S": held_pk(provider, message_id)}, "sk": {"S": HELD_FOR_MESSAGE_SK}}
+    assert provider_message_id is not None
+    return {"pk": {"S": held_pk(provider, provider_message_id)}, "sk": {"S": HELD_SK}}
 
 
 def hold_mark_key(provider: ProviderName, batch_id: str | None) -> dict[str, Any]:
@@ -207,18 +225,21 @@ class DynamoDBReceiptStore:
             ":expires": int(time.time()) + self._retention_seconds,
             ":max": MAX_HELD_EVENTS,
         }
+        # A repeat, or an item already full: nothing is kept (the push is still acknowledged).
+        condition = "NOT contains(receipt_ids, :rid) AND (attribute_not_exists(events) OR size(events) < :max)"
         if message_id is not None:
             sets.append("message_id = :message")
             values[":message"] = message_id
-        key = held_key(message_id) if message_id is not None else provider_message_id
+        else:
+            # Nor into a legacy item held for a message (a provider id spelled `msg:<message id>`): it would be
+            # applied to that message (LEGACY_HELD_PREFIX).
+            condition += " AND attribute_not_exists(message_id)"
         try:
             self._client().update_item(
                 TableName=self._table,
-                Key={"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}},
+                Key=held_item_key(provider, provider_message_id, message_id),
                 UpdateExpression="SET " + ", ".join(sets) + " ADD receipt_ids :id",
-                # A repeat, or an item already full: nothing is kept (the push is still acknowledged).
-                ConditionExpression="NOT contains(receipt_ids, :rid) AND "
-                "(attribute_not_exists(events) OR size(events) < :max)",
+                ConditionExpression=condition,
                 ExpressionAttributeValues={k: _value(v) for k, v in values.items()},
             )
         except ClientError as exc:
@@ -266,13 +287,24 @@ class DynamoDBReceiptStore:
         keys.append(hold_mark_key(provider, None))
         return any(int(item["held_at"]["N"]) >= since for item in batch_get(self._client(), self._table, keys))
 
-    def held_receipts(self, provider: ProviderName, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        held: dict[str, list[dict[str, Any]]] = {}
-        prefix = len(held_pk(provider, ""))
-        wanted = [{"pk": {"S": held_pk(provider, key)}, "sk": {"S": HELD_SK}} for key in keys]
+    def held_receipts(
+        self, provider: ProviderName, message_ids: Sequence[str], provider_message_ids: Sequence[str]
+    ) -> HeldReceipts:
+        held = HeldReceipts({}, {})
+        legacy = [LEGACY_HELD_PREFIX + message for message in message_ids]
+        wanted = [held_item_key(provider, None, message) for message in message_ids] + [
+            held_item_key(provider, name, None) for name in dict.fromkeys([*provider_message_ids, *legacy])
+        ]
+        prefix, asked = len(held_pk(provider, "")), set(provider_message_ids)
         for item in batch_get(self._client(), self._table, wanted):
             data = from_item(item)
-            held[data["pk"][prefix:]] = list(data.get("events", []))
+            name, events = data["pk"][prefix:], list(data.get("events", []))
+            if data["sk"] == HELD_FOR_MESSAGE_SK:
+                held.for_messages.setdefault(name, []).extend(events)
+            elif "message_id" in data:  # legacy, held for a message: only such a hold ever wrote the attribute
+                held.for_messages.setdefault(data["message_id"], []).extend(events)
+            elif name in asked:  # not a legacy key read for a message that held nothing there
+                held.by_provider_id[name] = events
         return held
 
     def start_resend(self, record: MessageRecord, *, expected_version: int, earlier: MessageRecord) -> bool:

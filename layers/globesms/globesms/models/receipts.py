@@ -80,10 +80,14 @@ class ReceiptBodyInvalid(ValueError):
     """The push body as a whole cannot be read (not JSON / not the provider's shape): answered 400."""
 
 
-def held_key(message_id: str) -> str:
-    """Receipts held for a known message are kept under its id: a message whose send had an unknown outcome has no
-    provider id to look them up by."""
-    return f"msg:{message_id}"
+@dataclass(frozen=True, slots=True)
+class HeldReceipts:
+    """Receipts held (`ReceiptStore.hold_receipt`) for a known message, by its id, and those held under a provider
+    id, by that id. Two key spaces: a message whose send had an unknown outcome has no provider id to look its
+    receipts up by, and no provider id (whatever a push spells) may name a message's held receipts."""
+
+    for_messages: dict[str, list[dict[str, Any]]]
+    by_provider_id: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import DeliveryReport, EchoRange, held_key
+from globesms.models.receipts import DeliveryReport, EchoRange
 from globesms.models.records import MessageRecord, message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import ReceiptStore
@@ -350,22 +350,26 @@ def apply_held_receipts(
     """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
     whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends). `held_since` (epoch
     seconds): no receipt of these records can have been held before it, so when the hold marks say nothing was
-    held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked for (two keys a record)."""
+    held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked for (two keys a record).
+    A held receipt is applied only with the provider id the record got (held for the message, it was named by our
+    echo and the number; a provider id alone never names a message's held receipts: `HeldReceipts`)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
     if not waiting:
         return {}
     provider = waiting[0].provider
     if held_since is not None and not store.holds_since(provider, {r.batch_id for r in waiting}, held_since):
         return {}
-    keys = {held_key(r.id): r for r in waiting} | {r.provider_message_id: r for r in waiting if r.provider_message_id}
-    held = store.held_receipts(provider, list(keys))
-    events_by_record: dict[str, list[dict[str, Any]]] = {}
-    for key, events in held.items():
-        events_by_record.setdefault(keys[key].id, []).extend(events)
+    pmids = [r.provider_message_id for r in waiting if r.provider_message_id]
+    held = store.held_receipts(provider, [r.id for r in waiting], pmids)
     changed: dict[str, MessageRecord] = {}
     for record in waiting:
-        events = list({e["id"]: e for e in events_by_record.get(record.id, [])}.values())
+        found = [*held.for_messages.get(record.id, []), *held.by_provider_id.get(record.provider_message_id or "", [])]
+        events = list({e["id"]: e for e in found}.values())
         pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
+        # A receipt held for the message names it by our echo and its number; it is about this send only if it
+        # carries the provider id the send got (a message has one; after an unknown outcome, none: the first one
+        # held is taken, as the receipts handler takes one for a SENDING message).
+        events = [e for e in events if e.get("provider_message_id") == pmid]
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
         applied = apply_events(store, record, events, pmid, now, failover=failover)
