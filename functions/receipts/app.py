@@ -175,6 +175,7 @@ def receive_replies(provider: str, token: str) -> Response[Any]:
         ("RepliesDuplicate", result.duplicates),
         ("RepliesOptedOut", result.opted_out),
         ("RepliesOptedIn", result.opted_in),
+        ("ReplyKeywordsStale", result.stale_keywords),
         ("ReplyItemsRefused", len(parsed.refused_items)),
     ):
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)

@@ -99,6 +99,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:UpdateItem",
         "dynamodb:PutItem",  # consent table (replies, reply keywords); a resend after UNDELIVERED (TransactWriteItems)
         "dynamodb:DeleteItem",  # consent table only (an opt-in keyword)
+        "dynamodb:ConditionCheckItem",  # consent table only (a keyword that leaves the list as it is)
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",  # status events; a resend on the next provider's queue
     },
@@ -180,7 +181,13 @@ EXPECTED_CONSENT_ACTIONS = {
         "dynamodb:DeleteItem",
     },
     "IntakeFunction": {"dynamodb:BatchGetItem"},
-    "ReceiptsFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
+    "ReceiptsFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",  # a reply keyword's transaction (aws/dynamodb_consent.py)
+    },
 }
 
 EXPECTED_WITH_ROUTES_PARAMETER = {"SendApiFunction": {"ssm:GetParameter"}, "IntakeFunction": {"ssm:GetParameter"}}

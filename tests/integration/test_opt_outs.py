@@ -3,11 +3,13 @@ an opted-out recipient of an MKT message while an OTP to the same number goes.""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+from globesms.ports import KeywordWrite
 from tests.integration.conftest import MotoStack
 from tests.integration.gateway import InProcessApi
 
@@ -84,3 +86,23 @@ def test_the_store_answers_many_numbers_at_once(stack: MotoStack) -> None:
     asked = {f"+6591{n:06d}" for n in range(450)}
     assert store.listed("default", asked) == listed  # 5 BatchGetItem calls of at most 100 keys
     assert store.listed("other-owner", asked) == set()
+
+
+def test_a_reply_keyword_applies_only_if_no_later_one_was(stack: MotoStack) -> None:
+    store = DynamoDBConsentStore(stack.deployed.context.refs["ConsentTable"])
+    number, entry = "+6591234567", {"number": "+6591234567", "added_at": "t", "source": "reply", "keyword": "STOP"}
+    at = [f"2026-12-05T08:4{m}:00.000000Z" for m in range(5)]
+
+    def keyword(sent_at: str, listing: dict[str, Any] | None) -> KeywordWrite:
+        return store.apply_keyword("default", number, sent_at, listing, expires_at=2_000_000_000)
+
+    assert keyword(at[1], None) == KeywordWrite()  # START while not listed: only its time is kept
+    assert keyword(at[0], entry) == KeywordWrite(stale=True)  # an older STOP, pushed again: not applied
+    assert store.get_opt_out("default", number) is None
+    assert keyword(at[3], entry) == KeywordWrite(added=True)
+    assert keyword(at[3], entry) == KeywordWrite()  # the same, again (a tie applies: listed already)
+    assert keyword(at[2], None) == KeywordWrite(stale=True)  # an older START does not undo the STOP
+    assert store.get_opt_out("default", number) == entry
+    assert keyword(at[4], None) == KeywordWrite(removed=entry)
+    assert store.get_opt_out("default", number) is None
+    assert [e["number"] for e in store.page_opt_outs("default", after=None, limit=10)[0]] == []  # list items only

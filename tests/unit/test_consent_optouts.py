@@ -14,6 +14,7 @@ from globesms.consent import optouts, screen
 from globesms.consent.screen import OptOutCheck
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
+from globesms.ports import KeywordWrite
 from tests.fakes import MemoryQueues, MemoryStore
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -23,6 +24,7 @@ class MemoryOptOuts:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self.asked: list[set[str]] = []
+        self.keywords_sent: dict[tuple[str, str], str] = {}  # when the last keyword applied was sent
 
     def listed(self, owner: str, numbers: Collection[str]) -> set[str]:
         self.asked.append(set(numbers))
@@ -44,6 +46,16 @@ class MemoryOptOuts:
         numbers = sorted(n for o, n in self.entries if o == owner and (after is None or n > after))
         shown = numbers[:limit]
         return [self.entries[(owner, n)] for n in shown], (shown[-1] if len(numbers) > limit else None)
+
+    def apply_keyword(
+        self, owner: str, number: str, sent_at: str, entry: dict[str, Any] | None, *, expires_at: int
+    ) -> KeywordWrite:
+        if self.keywords_sent.get((owner, number), "") > sent_at:  # as the store's condition: a tie is applied
+            return KeywordWrite(stale=True)
+        self.keywords_sent[(owner, number)] = sent_at
+        if entry is None:
+            return KeywordWrite(removed=self.delete_opt_out(owner, number))
+        return KeywordWrite(added=self.put_opt_out(owner, number, entry))
 
 
 def entry(number: str, **fields: Any) -> optouts.OptOutEntry:

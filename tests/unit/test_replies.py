@@ -254,6 +254,27 @@ def test_a_reply_stored_by_an_attempt_that_stopped_is_finished_by_the_next() -> 
     assert len(webhooks.sent) == 1 and optouts.get(opt_outs, "+6591234567") is not None
 
 
+def test_an_older_stop_pushed_again_after_a_newer_start_does_not_opt_the_number_out() -> None:
+    # The person texts STOP, then START a minute later. The STOP push was not acknowledged (a 5xx, a timeout), so
+    # the provider pushes it again (Alibaba: after 1, 5 and 10 minutes) after the START was applied.
+    wired, _replies, opt_outs, _webhooks = deps(callback="")
+    stop = {**TENCENT, "text": "STOP"}
+    start = {**TENCENT, "text": "START", "time": TENCENT["time"] + 60}
+    results = [record_replies(tencent.parse_replies(json.dumps(b).encode()).replies, wired, NOW) for b in (start, stop)]
+    assert optouts.get(opt_outs, "+6591234567") is None  # the person's latest word is START
+    assert [(r.stored, r.opted_out, r.stale_keywords) for r in results] == [(1, 0, 0), (1, 0, 1)]
+
+
+def test_an_older_start_pushed_again_after_a_newer_stop_does_not_opt_the_number_back_in() -> None:
+    wired, _replies, opt_outs, _webhooks = deps(callback="")
+    optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))
+    start = {**TENCENT, "text": "START"}
+    stop = {**TENCENT, "text": "STOP", "time": TENCENT["time"] + 60}
+    for body in (stop, start):  # the newer STOP first; the older START retried after it
+        record_replies(tencent.parse_replies(json.dumps(body).encode()).replies, wired, NOW)
+    assert optouts.get(opt_outs, "+6591234567") is not None  # else marketing would resume
+
+
 def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
     wired, replies, opt_outs, webhooks = deps(callback="")
     optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))

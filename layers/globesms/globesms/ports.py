@@ -381,6 +381,16 @@ class RateLimiter(Protocol):
 # ---- consent: the opt-out list (globesms.consent) ----
 
 
+@dataclass(frozen=True, slots=True)
+class KeywordWrite:
+    """What `OptOutStore.apply_keyword` did: nothing when a keyword the person sent later was applied already
+    (`stale`); else whether the number was newly listed (`added`), or the entry an opt-in removed (`removed`)."""
+
+    stale: bool = False
+    added: bool = False
+    removed: dict[str, Any] | None = None
+
+
 class OptOutStore(Protocol):
     """One opt-out list per owner (today one owner, `consent.optouts.DEFAULT_OWNER`), entries keyed by E.164."""
 
@@ -403,6 +413,14 @@ class OptOutStore(Protocol):
 
     def page_opt_outs(self, owner: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Entries in number order after `after` (a number), and the last number of the page when more may follow."""
+        ...
+
+    def apply_keyword(
+        self, owner: str, number: str, sent_at: str, entry: dict[str, Any] | None, *, expires_at: int
+    ) -> KeywordWrite:
+        """A reply keyword sent at `sent_at` (ISO 8601 UTC, as `domain.clock.iso` writes it): list the number with
+        `entry` (unless listed already), or remove it (`entry` None), unless the last keyword applied for the number
+        was sent later; the time is kept (until `expires_at`, epoch seconds) with the change, atomically."""
         ...
 
 

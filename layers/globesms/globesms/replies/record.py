@@ -4,7 +4,9 @@ Order, so that a push acknowledged is fully done and a push repeated (Alibaba re
 provider may repeat one) does nothing twice:
 1. the reply is stored with a conditional put keyed by when it was sent and its provider identity; a stored reply
    already marked handled is a duplicate: nothing more happens;
-2. its keyword is applied (adding a listed number, or removing an unlisted one, changes nothing: safe to repeat);
+2. its keyword is applied (adding a listed number, or removing an unlisted one, changes nothing: safe to repeat),
+   unless the person sent a later keyword that was applied already: a retried push is not in the order they were
+   sent, so the `sent_at` of the last keyword applied is kept per number (`OptOutStore.apply_keyword`);
 3. its event is queued (its id is the reply's, so a receiver deduplicates a repeat after a crash between 3 and 4);
 4. the reply is marked handled. The provider is acknowledged only after all of them.
 """
@@ -34,6 +36,7 @@ class RepliesResult:
     duplicates: int = 0
     opted_out: int = 0
     opted_in: int = 0
+    stale_keywords: int = 0  # older than the last keyword applied for the number: not applied
 
 
 @dataclass(frozen=True)
@@ -87,28 +90,38 @@ def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: dateti
 
 
 def _apply_keyword(view: ReplyView, deps: ReplyDeps, now: datetime, result: RepliesResult) -> None:
-    if view.action == KeywordAction.OPT_OUT:
-        entry = optouts.OptOutEntry(
-            number=view.from_,
-            added_at=iso(now),
-            source=optouts.OptOutSource.REPLY,
-            provider=view.provider.value,
-            keyword=view.keyword,
+    if view.action not in (KeywordAction.OPT_OUT, KeywordAction.OPT_IN):
+        return
+    entry = optouts.OptOutEntry(
+        number=view.from_,
+        added_at=iso(now),
+        source=optouts.OptOutSource.REPLY,
+        provider=view.provider.value,
+        keyword=view.keyword,
+    )
+    write = deps.opt_outs.apply_keyword(
+        deps.owner,
+        view.from_,
+        view.sent_at,
+        entry.model_dump(mode="json", exclude_none=True) if view.action == KeywordAction.OPT_OUT else None,
+        expires_at=_expiry(now, deps.retention_days),
+    )
+    if write.stale:
+        result.stale_keywords += 1
+        logger.info("keyword older than the number's last one: not applied", extra={"number": mask(view.from_)})
+    result.opted_out += write.added
+    if write.removed is not None:
+        removed = optouts.OptOutEntry.model_validate(write.removed)
+        result.opted_in += 1
+        logger.info(
+            "opt-out removed",
+            extra={
+                "number": mask(view.from_),
+                "added_at": removed.added_at,
+                "added_by": removed.source.value,
+                "removed_by": f"reply {view.keyword}",
+            },
         )
-        result.opted_out += optouts.add(deps.opt_outs, entry, owner=deps.owner)[1]
-    elif view.action == KeywordAction.OPT_IN:
-        removed = optouts.remove(deps.opt_outs, view.from_, owner=deps.owner)
-        if removed is not None:
-            result.opted_in += 1
-            logger.info(
-                "opt-out removed",
-                extra={
-                    "number": mask(view.from_),
-                    "added_at": removed.added_at,
-                    "added_by": removed.source.value,
-                    "removed_by": f"reply {view.keyword}",
-                },
-            )
 
 
 def _event(view: ReplyView, url: str, now: datetime) -> WebhookDelivery:
