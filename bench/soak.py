@@ -163,9 +163,10 @@ SPEC_KINDS: dict[str, tuple[int, dict[str, Any], tuple[str, ...]]] = {
     "tencent-template": (10, SPECS["tencent"], ("HK", "SG", "GB", "DE", "FR")),
     "huawei-template": (30, SPECS["huawei"], ("HK", "SG", "MY", "ID", "AU", "TH")),
 }
-#: Request sizes up to 1,000: a receipt that comes before its send is recorded is looked up by scanning its batch's
-#: partition from the call's first id (globesms.aws.dynamodb_receipts.find_recipient), which on moto costs about
-#: 0.1 s per 1,000 records; with batches of 8,000 such receipts made moto the bottleneck of the whole run.
+#: Request sizes up to 1,000, chosen when a receipt that came before its send was recorded was looked up by scanning
+#: its batch's partition from the call's first id (about 0.1 s per 1,000 records on moto; batches of 8,000 made moto
+#: the bottleneck of the whole run). It is found through the number's `Recipient` index entries now
+#: (`globesms.aws.dynamodb_receipts.find_recipients`), whatever the batch's size; the sizes stayed, so runs compare.
 REQUEST_SIZES = (1, 2, 10, 50, 200, 500, 1_000)
 REQUEST_SIZE_WEIGHTS = (10, 10, 10, 10, 10, 8, 6)
 #: Recipients per second the load goes in at by default: what the local stack settled (accept, send, receipts) on
