@@ -190,39 +190,32 @@ class Fields:
     call of 1,000 messages share these rather than each reading every message's attributes again.
 
     `shared`: the fields a batch call's messages must have alike (type, sender id, validity; and no template, which
-    Alibaba's global API does not take), when every message has the first one's, else None. Read with list
-    comprehensions and compared with `list.count`, which compares the same objects by identity first: on Python
-    3.13 a comprehension reads a slot about 3x faster than `map(attrgetter(...))`, and a set would hash every
-    message's `MessageType` (an Enum's hash is a Python call)."""
+    Alibaba's global API does not take), when every message has the first one's, else None. The messages are named
+    tuples, so `zip(*messages)` reads every field of every message in one C-speed pass (a comprehension per field
+    took 3x as long: 262 -> 80 us for 1,000 messages); the shared ones are compared with `tuple.count`, which
+    compares the same objects by identity first (a set would hash every message's `MessageType`, an Enum's hash
+    being a Python call)."""
 
     count: int
-    to: list[str]
-    text: list[str | None]
-    ids: list[str]
+    to: Sequence[str]
+    text: Sequence[str | None]
+    ids: Sequence[str]
     shared: Shared | None
 
     @classmethod
     def of(cls, messages: Sequence[OutboundSms]) -> Fields:
         count = len(messages)
-        shared: Shared | None = None
-        if messages:
-            first = messages[0]
-            candidate = (first.type, first.sender_id, first.validity_seconds, first.template_id, first.template_params)
-            if (
-                [m.type for m in messages].count(candidate[0]) == count
-                and [m.sender_id for m in messages].count(candidate[1]) == count
-                and [m.validity_seconds for m in messages].count(candidate[2]) == count
-                and [m.template_id for m in messages].count(candidate[3]) == count
-                and [m.template_params for m in messages].count(candidate[4]) == count
-            ):
-                shared = candidate
-        return cls(
-            count,
-            [m.to for m in messages],
-            [m.text for m in messages],
-            [m.message_id for m in messages],
-            shared,
-        )
+        if not count:
+            return cls(0, (), (), (), None)
+        columns = dict(zip(OutboundSms._fields, zip(*messages, strict=True), strict=True))
+        first = messages[0]
+        candidate = (first.type, first.sender_id, first.validity_seconds, first.template_id, first.template_params)
+        alike = all(columns[name].count(value) == count for name, value in zip(_SHARED_FIELDS, candidate, strict=True))
+        return cls(count, columns["to"], columns["text"], columns["message_id"], candidate if alike else None)
+
+
+#: The fields of `Shared`, in its order.
+_SHARED_FIELDS = ("type", "sender_id", "validity_seconds", "template_id", "template_params")
 
 
 def _one_batch(fields: Fields) -> bool:
@@ -360,7 +353,7 @@ def all_valid(messages: Sequence[OutboundSms], fields: Fields | None = None) -> 
     return _all_wire_numbers_valid(fields.to)
 
 
-def _all_wire_numbers_valid(e164s: list[str]) -> bool:
+def _all_wire_numbers_valid(e164s: Sequence[str]) -> bool:
     """Every number is "+" and digits, and `rules.wire_number_violation` is None for it without its "+": 7 to 16
     characters with the "+", no leading 0, not mainland China (checked on the joined numbers: "\n+0" and "\n+86"
     can only be a number's first digits once `all_plus_digits` holds)."""
@@ -372,7 +365,7 @@ def _all_wire_numbers_valid(e164s: list[str]) -> bool:
     )
 
 
-def wire_numbers(e164s: list[str]) -> tuple[str, ...]:
+def wire_numbers(e164s: Sequence[str]) -> tuple[str, ...]:
     """Validated E.164 numbers without their "+" (each has one, first), split apart at C speed."""
     return tuple("".join(e164s).split("+")[1:])
 
