@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
@@ -655,3 +656,31 @@ def test_a_plan_other_than_the_one_call_is_refused_before_sending() -> None:
             client.send([message(0), message(1)], plan=plan)
         assert refused.value.field == "plan"
     assert recorder.requests == []
+
+
+_NUMBERS = st.one_of(
+    st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True),  # valid
+    st.sampled_from(["+8613800138000", "+0123456789", "+123456", "+1234567890123456", "85251230001", "", "+"]),
+    st.sampled_from(["+85212ab", "+852\n+12345", "+852+1234567", "++85212345678", "+٣٣٣٣٣٣٣", "+85251230001\n"]),
+    st.text(max_size=18),
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "to": _NUMBERS,
+        "text": st.sampled_from([None, "", "free text"]),
+        "template_id": st.sampled_from([None, "", "1234567", "12a", "٣٣", "1" * 32, "1" * 33]),
+        "sender_id": st.sampled_from([None, "", "Acme", "Ali-Cloud", "Alicloud1234", "123456789012345", "Ålicloud"]),
+        "message_id": st.sampled_from(["", "x" * 127, "x" * 128, "é" * 127, "😀" * 127, "😀" * 128, "x" * 600]),
+    },
+)
+
+
+@hypothesis_settings(max_examples=300)
+@given(st.lists(_FIELDS, max_size=12), st.integers(0, 11))
+def test_the_whole_call_check_agrees_with_the_rules_message_by_message(
+    changes: list[dict[str, Any]], valid_from: int
+) -> None:
+    # Mostly-valid calls (the first `valid_from` change nothing) as well as calls with bad values anywhere.
+    messages = [message(n, **(change if n > valid_from else {})) for n, change in enumerate(changes, start=1)]
+    assert wire.all_valid(messages) == all(wire.message_violation(m) is None for m in messages)
