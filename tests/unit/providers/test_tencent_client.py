@@ -684,3 +684,12 @@ def test_the_whole_call_check_agrees_with_the_rules_message_by_message(
     # Mostly-valid calls (the first `valid_from` change nothing) as well as calls with bad values anywhere.
     messages = [message(n, **(change if n > valid_from else {})) for n, change in enumerate(changes, start=1)]
     assert wire.all_valid(messages) == all(wire.message_violation(m) is None for m in messages)
+
+
+def test_the_whole_call_check_takes_long_ids_within_sessioncontexts_bytes() -> None:
+    # 128 to 511 ASCII characters fit SessionContext's 511 bytes; past the cheap bound of 127 characters the whole
+    # call check counts their bytes, as the per-message rule does.
+    for message_id, fits in (("x" * 128, True), ("x" * 511, True), ("x" * 512, False), ("é" * 256, False)):
+        messages = [message(0), message(1, message_id=message_id)]
+        assert wire.all_valid(messages) is fits
+        assert (wire.message_violation(messages[1]) is None) is fits
