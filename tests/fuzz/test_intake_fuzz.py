@@ -51,7 +51,7 @@ def named(body: str) -> tuple[str | None, Any]:
     if not isinstance(data, dict):
         return None, None
     claimed = data.get("batch_id")
-    return (claimed if isinstance(claimed, str) and _BATCH_ID.match(claimed) else None), data.get("idempotency_key")
+    return (claimed if isinstance(claimed, str) and _BATCH_ID.fullmatch(claimed) else None), data.get("idempotency_key")
 
 
 def accepted_batch_id(body: str, message_id: str) -> str:

@@ -16,7 +16,6 @@ delivers it again after the visibility timeout.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,20 +33,19 @@ from globesms.errors import RefusalCode
 from globesms.guardrails.otp_guard import OtpGuard
 from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
-    BATCH_ID_PATTERN,
     AcceptResponse,
     ErrorBody,
     ErrorDetail,
     MessageSpec,
     SendBody,
     SqsIntakeEnvelope,
+    is_batch_id,
     specs_of,
 )
 from globesms.models.records import BatchRecord
 from globesms.ports import MessageStore, PackQueues
 
 _body_adapter: TypeAdapter[Any] = TypeAdapter(SendBody)
-_BATCH_ID = re.compile(BATCH_ID_PATTERN)
 
 
 IDEMPOTENCY_SCOPE = "sqs"
@@ -154,7 +152,7 @@ def _parse(
         )
         _refuse(store, batch_id, now, retention_days, refusal)
     claimed = data.pop("batch_id", None)
-    if isinstance(claimed, str) and _BATCH_ID.fullmatch(claimed):  # exactly as the envelope validates it
+    if is_batch_id(claimed):  # exactly as the envelope validates it
         batch_id = claimed
     try:
         envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))

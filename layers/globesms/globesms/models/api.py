@@ -51,6 +51,12 @@ BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 BATCH_ID_RULE = "1 to 64 letters, digits, '_' or '-', nothing around them"
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
 
+
+def is_batch_id(value: object) -> bool:
+    """Whether `value` is a batch id as written, nothing around it (`$` alone would let a final newline through)."""
+    return isinstance(value, str) and _BATCH_ID.fullmatch(value) is not None
+
+
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
 
@@ -374,7 +380,7 @@ class SqsIntakeEnvelope(_Strict):
     def _batch_id_rules(cls, value: Any) -> Any:
         # Checked before stripping, as a whole (`$` alone would let a final newline through): "order-1 " must be
         # refused, not validated as "order-1" and then used as written.
-        if isinstance(value, str) and not _BATCH_ID.fullmatch(value):
+        if isinstance(value, str) and not is_batch_id(value):
             raise ValueError(f"batch_id must be {BATCH_ID_RULE}")
         return value
 

@@ -40,7 +40,7 @@ from globesms.cookieless import CookielessClient
 from globesms.domain.clock import utc_now
 from globesms.errors import InvalidProviderRequest, ProviderError
 from globesms.models.base import Model
-from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
+from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome, by_field
 from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.ports import PlannedCall as PlannedCall  # re-exported: the planning types are the ports'
@@ -207,7 +207,7 @@ class Fields:
         count = len(messages)
         if not count:
             return cls(0, (), (), (), None)
-        columns = dict(zip(OutboundSms._fields, zip(*messages, strict=True), strict=True))
+        columns = by_field(messages)
         first = messages[0]
         candidate = (first.type, first.sender_id, first.validity_seconds, first.template_id, first.template_params)
         alike = all(columns[name].count(value) == count for name, value in zip(_SHARED_FIELDS, candidate, strict=True))
