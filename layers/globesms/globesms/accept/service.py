@@ -49,7 +49,7 @@ from globesms.routing.router import RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
-from globesms.scheduling.timing import parse_iso, send_at_problem
+from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
 
 
 class BatchIdConflict(ValueError):
@@ -62,6 +62,10 @@ class BatchIdConflict(ValueError):
 
 class SendAtPassed(ValueError):
     """A new request's send_at is not in the future (VALIDATION_ERROR, naming the field and the rule)."""
+
+    # What a refusal names when the exception is made without its arguments (tests/unit/test_error_codes.py).
+    field: str = "send_at"
+    rule: str = SEND_AT_RULE
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
