@@ -117,7 +117,8 @@ def _run(stack: Stack, window: int, warmup: int, *, slack: int) -> dict[str, Any
     paused = stack.signal_functions(dispatchers, signal.SIGSTOP)
     try:
         per_provider_ceiling = {p: sum(ceiling()[op] for op in OPERATIONS_OF[p]) for p in PROVIDERS}
-        load_seconds = warmup + window + slack
+        # The window starts on the first whole second after the warm-up: up to a second more of sending before it.
+        load_seconds = warmup + 1 + window + slack
         numbers = Numbers()
         bodies = []
         queued: dict[str, int] = {}
