@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from globesms import hooks
 from globesms.accept.service import accept, plan_batch
-from globesms.consent import optouts, screen
+from globesms.consent import optouts
 from globesms.consent.screen import OptOutCheck
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
@@ -149,7 +150,7 @@ def test_accept_writes_and_queues_nothing_for_an_opted_out_recipient(monkeypatch
     store = MemoryOptOuts()
     optouts.add(store, entry("+6591234567"))
     messages, queues = MemoryStore(), MemoryQueues()
-    monkeypatch.setattr(screen, "_source", lambda: OptOutCheck(store))  # what the wiring registers
+    monkeypatch.setattr(hooks.opt_out_check, "_factory", lambda: OptOutCheck(store))  # what the wiring registers
     result = accept(
         specs("MKT"), batch_id="B1", source="api", now=NOW, retention_days=90, store=messages, queues=queues
     )

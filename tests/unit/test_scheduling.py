@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from globesms import hooks
 from globesms.accept.service import accept, plan_batch
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.clock import iso
@@ -107,7 +108,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryStore, MemoryScheduleS
     store = MemoryStore()
     schedule = MemoryScheduleStore(store)
     releases = MemoryReleases()
-    monkeypatch.setattr(hold, "_current", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    monkeypatch.setattr(hooks.schedule_deps, "_factory", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
     return store, schedule, releases, MemoryQueues()
 
 
@@ -491,7 +492,7 @@ def test_a_retry_across_the_start_of_quiet_hours_does_not_send_a_recipient_twice
 
     store, queues = DiesOnce(), MemoryQueues()
     schedule, releases = MemoryScheduleStore(store), MemoryReleases()
-    monkeypatch.setattr(hold, "_current", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    monkeypatch.setattr(hooks.schedule_deps, "_factory", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
     spec = MessageSpec.model_validate({"to": ["+6591234567"], "text": "Sale tonight", "type": "MKT"})
     before = datetime(2026, 12, 3, 12, 59, 50, tzinfo=UTC)  # 20:59:50 in Singapore: not quiet yet
     with pytest.raises(RuntimeError):

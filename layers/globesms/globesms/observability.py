@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from globesms.domain.phone import mask
-from globesms.guardrails.otp_guard import Trip
-from globesms.models.api import AcceptResponse
+from globesms.domain.masking import mask
 from globesms.tracing import LazyTracer
+
+if TYPE_CHECKING:  # every handler imports this module: its cold start need not build the API models for a hint
+    from globesms.guardrails.otp_guard import Trip
+    from globesms.models.api import AcceptResponse
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
-from globesms.aws.dynamodb_claims import DynamoDBPackClaims
-from globesms.aws.dynamodb_consent import DynamoDBConsentStore
-from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
-from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
-from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
-from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
-from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
-from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
-from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
-from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
-from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
-from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
-from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
-from globesms.aws.sqs_releases import SqsReleaseQueue
+from globesms import hooks
 from globesms.config import (
     ConsentSettings,
     ConsentTableSettings,
@@ -35,28 +21,52 @@ from globesms.config import (
     load_settings,
     settings,
 )
-from globesms.consent import screen as consent_screen
-from globesms.dispatch.rate_limits import configured_rate_limits
-from globesms.guardrails.otp_guard import OtpGuard
 from globesms.observability import emit_pumping_suspected
-from globesms.replies.keywords import keyword_sets
-from globesms.replies.record import ReplyDeps
-from globesms.routing import route_scores, templates
-from globesms.scheduling import hold as scheduling
+
+# Each adapter is imported by the factory that builds it, not here: every handler imports this module, and one
+# that builds two adapters (the status counts, the scheduler) need not import the other fourteen and the models
+# they serialise (the cold start figure in docs/performance.md).
+if TYPE_CHECKING:
+    from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
+    from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+    from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+    from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
+    from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
+    from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
+    from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
+    from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+    from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
+    from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
+    from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
+    from globesms.aws.dynamodb_store import DynamoDBMessageStore
+    from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
+    from globesms.aws.sqs_queues import SqsPackQueues, SqsWebhookQueue
+    from globesms.aws.sqs_releases import SqsReleaseQueue
+    from globesms.consent.screen import OptOutCheck
+    from globesms.guardrails.otp_guard import OtpGuard
+    from globesms.replies.record import ReplyDeps
+    from globesms.routing.route_scores import ScoreSource
+    from globesms.scheduling.hold import ScheduleDeps
 
 
 @cache
 def message_store() -> DynamoDBMessageStore:
+    from globesms.aws.dynamodb_store import DynamoDBMessageStore
+
     return DynamoDBMessageStore(_table_name())
 
 
 @cache
 def status_counts() -> DynamoDBStatusCounts:
+    from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
+
     return DynamoDBStatusCounts(_table_name())
 
 
 @cache
 def message_finder() -> DynamoDBMessageFinder:
+    from globesms.aws.dynamodb_lookup import DynamoDBMessageFinder
+
     return DynamoDBMessageFinder(_table_name())
 
 
@@ -70,12 +80,14 @@ def template_store() -> DynamoDBTemplateStore | None:
 
 @cache
 def _template_store_of(table: str) -> DynamoDBTemplateStore:
+    from globesms.aws.dynamodb_templates import DynamoDBTemplateStore
+
     return DynamoDBTemplateStore(table)
 
 
 # Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
 # default) reads the table when there is one, instead of the shipped file.
-templates.use_store(template_store)
+hooks.template_store.use(template_store)
 
 
 def route_stats() -> DynamoDBRouteStats | None:
@@ -87,21 +99,25 @@ def route_stats() -> DynamoDBRouteStats | None:
 
 @cache
 def _route_stats_of(table: str) -> DynamoDBRouteStats:
+    from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
+
     return DynamoDBRouteStats(table)
 
 
-def score_source() -> route_scores.ScoreSource | None:
+def score_source() -> ScoreSource | None:
     table = load_settings(RouteStatsSettings, environment()).route_stats_table
     return _score_source_of(table) if table else None
 
 
 @cache
-def _score_source_of(table: str) -> route_scores.ScoreSource:
-    return route_scores.ScoreSource(_route_stats_of(table))  # its cache lives as long as the process
+def _score_source_of(table: str) -> ScoreSource:
+    from globesms.routing.route_scores import ScoreSource
+
+    return ScoreSource(_route_stats_of(table))  # its cache lives as long as the process
 
 
 # Scored routes (routing/router.py) read their statistics through this process's source.
-route_scores.use_source(score_source)
+hooks.score_source.use(score_source)
 
 
 def consent_store() -> DynamoDBConsentStore | None:
@@ -113,17 +129,24 @@ def consent_store() -> DynamoDBConsentStore | None:
 
 @cache
 def _consent_store_of(table: str) -> DynamoDBConsentStore:
+    from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+
     return DynamoDBConsentStore(table)
 
 
-def opt_out_check() -> consent_screen.OptOutCheck | None:
+def opt_out_check() -> OptOutCheck | None:
+    from globesms.consent.screen import OptOutCheck
+
     consent = load_settings(ConsentSettings, environment())
     store = _consent_store_of(consent.consent_table) if consent.consent_table else None
-    return None if store is None else consent_screen.OptOutCheck(store, otp_too=consent.opt_out_blocks_otp)
+    return None if store is None else OptOutCheck(store, otp_too=consent.opt_out_blocks_otp)
 
 
 def reply_deps() -> ReplyDeps:
     """What the replies route writes to: the consent table, the webhook queue, the keywords and the callback."""
+    from globesms.replies.keywords import keyword_sets
+    from globesms.replies.record import ReplyDeps
+
     replies = settings(RepliesSettings)
     store = _consent_store_of(replies.consent_table)
     return ReplyDeps(
@@ -137,76 +160,102 @@ def reply_deps() -> ReplyDeps:
 
 
 # From here on accept refuses opted-out recipients when the stack has the consent table.
-consent_screen.use(opt_out_check)
+hooks.opt_out_check.use(opt_out_check)
 
 
 @cache
 def receipt_store() -> DynamoDBReceiptStore:
+    from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
+
     return DynamoDBReceiptStore(_table_name(), retention_days=settings(RetentionSettings).retention_days)
 
 
 @cache
 def receipt_deadlines() -> DynamoDBReceiptDeadlines:
+    from globesms.aws.dynamodb_deadlines import DynamoDBReceiptDeadlines
+
     return DynamoDBReceiptDeadlines(_table_name())
 
 
 @cache
 def pack_claims() -> DynamoDBPackClaims:
+    from globesms.aws.dynamodb_claims import DynamoDBPackClaims
+
     return DynamoDBPackClaims(_table_name())
 
 
 @cache
 def circuit_breakers() -> DynamoDBCircuitBreakers:
+    from globesms.aws.dynamodb_breakers import DynamoDBCircuitBreakers
+
     return DynamoDBCircuitBreakers(_table_name())
 
 
 @cache
 def rate_limiter() -> DynamoDBRateLimiter:
     """Provider call permits shared by every dispatcher; rates from GLOBESMS_RATE_LIMITS over the defaults."""
+    from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
+    from globesms.dispatch.rate_limits import configured_rate_limits
+
     return DynamoDBRateLimiter(_table_name(), configured_rate_limits())
 
 
 @cache
 def spend_ledger() -> DynamoDBSpendLedger:
     """Spend reservations and this month's counters (docs/guardrails.md)."""
+    from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
+
     return DynamoDBSpendLedger(_table_name())
 
 
 @cache
 def otp_guard() -> OtpGuard:
     """OTP velocity per number and pumping detection per country (docs/guardrails.md); a trip is a metric."""
+    from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
+    from globesms.guardrails.otp_guard import OtpGuard
+
     return OtpGuard(DynamoDBOtpCounters(_table_name()), on_trip=emit_pumping_suspected)
 
 
 @cache
 def pack_queues() -> SqsPackQueues:
+    from globesms.aws.sqs_queues import SqsPackQueues
+
     return SqsPackQueues(settings(ProviderQueueSettings).queue_urls)
 
 
 @cache
 def webhook_queue() -> SqsWebhookQueue:
+    from globesms.aws.sqs_queues import SqsWebhookQueue
+
     return SqsWebhookQueue(settings(WebhookQueueSettings).webhook_queue_url)
 
 
 @cache
 def schedule_store() -> DynamoDBScheduleStore:
+    from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
+
     return DynamoDBScheduleStore(_table_name())
 
 
 @cache
 def release_queue() -> SqsReleaseQueue:
+    from globesms.aws.sqs_releases import SqsReleaseQueue
+
     return SqsReleaseQueue(settings(ReleaseQueueSettings).release_queue_url)
 
 
-def schedule_deps() -> scheduling.ScheduleDeps | None:
+def schedule_deps() -> ScheduleDeps | None:
     """Where accept holds scheduled sends: the table and the release queue, when the function has the queue."""
+    from globesms.scheduling.hold import ScheduleDeps
+
     if not load_settings(ReleaseQueueSettings, environment()).release_queue_url:
         return None
-    return scheduling.ScheduleDeps(store=schedule_store(), releases=release_queue())
+    return ScheduleDeps(store=schedule_store(), releases=release_queue())
 
 
 # From here on accept holds scheduled recipients (send_at) in the table and queues their releases.
-scheduling.use(schedule_deps)
+hooks.schedule_deps.use(schedule_deps)
 
 
 def reset() -> None:
@@ -232,6 +281,8 @@ def reset() -> None:
         _score_source_of,
     ):
         factory.cache_clear()
+    from globesms.routing import templates  # tests only: not every handler reads templates
+
     templates.reset_cache()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from globesms import hooks
 from globesms.consent.optouts import DEFAULT_OWNER, blocked_types
 from globesms.errors import RecipientCode
 from globesms.models.api import RecipientError
@@ -25,20 +26,12 @@ class OptOutCheck:
     owner: str = DEFAULT_OWNER
 
 
-def _no_check() -> OptOutCheck | None:
-    return None
-
-
-_source: Callable[[], OptOutCheck | None] = _no_check
-
-
 def use(source: Callable[[], OptOutCheck | None]) -> None:
-    global _source
-    _source = source
+    hooks.opt_out_check.use(source)
 
 
 def current() -> OptOutCheck | None:
-    return _source()
+    return hooks.opt_out_check()
 
 
 def refuse_opted_out(

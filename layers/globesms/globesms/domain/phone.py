@@ -1,4 +1,4 @@
-"""E.164 parsing (with `phonenumbers`) and masking for logs."""
+"""E.164 parsing (with `phonenumbers`); `mask` (domain/masking.py) is re-exported for the callers that parse too."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumber, PhoneNumberType, phonenumberutil
 
+from globesms.domain.masking import mask
 from globesms.errors import RecipientCode
+
+__all__ = ["InvalidNumber", "ParsedNumber", "mask", "parse_mobile"]
 
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 # `phonenumbers`' own classifier of a national number against a region's metadata. `is_valid_number` and
@@ -83,10 +86,3 @@ def _valid_type(number: PhoneNumber, region: str | None) -> int | None:
         return None
     kind: int = _number_type_helper(phonenumbers.national_significant_number(number), metadata)
     return None if kind == PhoneNumberType.UNKNOWN else kind
-
-
-def mask(number: str) -> str:
-    """What a log line may show of a number: the country prefix and the last two digits."""
-    if len(number) <= 6:
-        return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 6) + number[-2:]

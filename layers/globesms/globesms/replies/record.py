@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from globesms.consent import optouts
 from globesms.domain.clock import iso
-from globesms.domain.phone import mask
+from globesms.domain.masking import mask
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
 from globesms.ports import OptOutStore, ReplyStore, WebhookQueue
 from globesms.replies.keywords import KeywordAction, KeywordSets

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
+from globesms import hooks
 from globesms.guardrails.prices import current_prices
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.stats.ports import RouteStatsStore
@@ -58,17 +59,10 @@ class ScoreSource:
         return found
 
 
-def _no_source() -> ScoreSource | None:
-    return None
-
-
-_factory: list[Callable[[], ScoreSource | None]] = [_no_source]
-
-
 def use_source(factory: Callable[[], ScoreSource | None]) -> None:
     """How the routers of this process find their source (its answer None: scored routes use the table's order)."""
-    _factory[0] = factory
+    hooks.score_source.use(factory)
 
 
 def current() -> ScoreSource | None:
-    return _factory[0]()
+    return hooks.score_source()

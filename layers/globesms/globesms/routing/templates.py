@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from globesms import hooks
 from globesms.domain.segments import count_segments
 from globesms.errors import RecipientCode
 from globesms.models.api import MAX_TEXT_CHARS, text_parts_problem
@@ -237,11 +238,6 @@ class RegistryLoader:
         return loaded
 
 
-def _no_store() -> TemplateStore | None:
-    return None
-
-
-_store_of_process: Callable[[], TemplateStore | None] = _no_store
 _loader: RegistryLoader | None = None
 
 
@@ -249,8 +245,7 @@ def use_store(factory: Callable[[], TemplateStore | None]) -> Callable[[], Templ
     """Where `registry()` reads: set by the adapters' wiring (`globesms.aws.wiring`), which every function that
     sends imports; the factory answers None when the stack has no template table (the file alone then). Returns
     the factory it replaces."""
-    global _store_of_process
-    previous, _store_of_process = _store_of_process, factory
+    previous = hooks.template_store.use(factory)
     reset_cache()
     return previous
 
@@ -264,7 +259,7 @@ def reset_cache() -> None:
 def registry() -> TemplateRegistry:
     """The registry to send with now: the store's, at most 60 s old, when there is a store; else the file's."""
     global _loader
-    store = _store_of_process()
+    store = hooks.template_store()
     if store is None:
         return file_registry()
     if _loader is None or _loader.store is not store:

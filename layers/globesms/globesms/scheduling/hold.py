@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from globesms import hooks
 from globesms.accept.packing import pack_records
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
@@ -77,14 +78,10 @@ def hold(deps: ScheduleDeps, groups: Sequence[HeldGroup], *, now: datetime, expi
             deps.store.index_release(bucket_of(send_at), group.ref, expires_at=expires_at)
 
 
-_current: Callable[[], ScheduleDeps | None] = lambda: None  # noqa: E731 - replaced by the AWS wiring
-
-
 def use(factory: Callable[[], ScheduleDeps | None]) -> None:
     """Where accept finds its schedule store and release queue (`aws.wiring` registers the deployed ones)."""
-    global _current
-    _current = factory
+    hooks.schedule_deps.use(factory)
 
 
 def current() -> ScheduleDeps | None:
-    return _current()
+    return hooks.schedule_deps()
