@@ -150,7 +150,7 @@ def test_accept_writes_and_queues_nothing_for_an_opted_out_recipient(monkeypatch
     store = MemoryOptOuts()
     optouts.add(store, entry("+6591234567"))
     messages, queues = MemoryStore(), MemoryQueues()
-    monkeypatch.setattr(hooks.opt_out_check, "_factory", lambda: OptOutCheck(store))  # what the wiring registers
+    monkeypatch.setitem(hooks.installed, hooks.OPT_OUT_CHECK, lambda: OptOutCheck(store))  # what the wiring installs
     result = accept(
         specs("MKT"), batch_id="B1", source="api", now=NOW, retention_days=90, store=messages, queues=queues
     )

@@ -108,7 +108,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryStore, MemoryScheduleS
     store = MemoryStore()
     schedule = MemoryScheduleStore(store)
     releases = MemoryReleases()
-    monkeypatch.setattr(hooks.schedule_deps, "_factory", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    monkeypatch.setitem(
+        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=releases)
+    )
     return store, schedule, releases, MemoryQueues()
 
 
@@ -492,7 +494,9 @@ def test_a_retry_across_the_start_of_quiet_hours_does_not_send_a_recipient_twice
 
     store, queues = DiesOnce(), MemoryQueues()
     schedule, releases = MemoryScheduleStore(store), MemoryReleases()
-    monkeypatch.setattr(hooks.schedule_deps, "_factory", lambda: hold.ScheduleDeps(store=schedule, releases=releases))
+    monkeypatch.setitem(
+        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=releases)
+    )
     spec = MessageSpec.model_validate({"to": ["+6591234567"], "text": "Sale tonight", "type": "MKT"})
     before = datetime(2026, 12, 3, 12, 59, 50, tzinfo=UTC)  # 20:59:50 in Singapore: not quiet yet
     with pytest.raises(RuntimeError):

@@ -8,6 +8,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
+from globesms import hooks
 from globesms.models.outbound import ProviderName
 from globesms.ports import StoredTemplate
 from globesms.routing import templates
@@ -131,13 +132,10 @@ def test_a_stored_template_that_does_not_validate_is_left_out_and_logged(caplog:
     assert "stored template invalid, left out" in caplog.text
 
 
-def test_registry_follows_the_store_the_wiring_names() -> None:
+def test_registry_follows_the_store_the_wiring_names(monkeypatch: pytest.MonkeyPatch) -> None:
     store = MemoryTemplateStore()
     templates.put_template(store, "login", LOGIN, NOW)
-    previous = templates.use_store(lambda: store)
-    try:
-        assert templates.registry().get("login") is not None
-        templates.use_store(lambda: None)
-        assert templates.registry() is templates.file_registry()
-    finally:
-        templates.use_store(previous)
+    monkeypatch.setitem(hooks.installed, hooks.TEMPLATE_STORE, lambda: store)
+    assert templates.registry().get("login") is not None
+    monkeypatch.setitem(hooks.installed, hooks.TEMPLATE_STORE, lambda: None)
+    assert templates.registry() is templates.file_registry()

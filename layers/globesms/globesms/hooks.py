@@ -1,48 +1,48 @@
-"""The deployed adapters four logic modules fall back on, set by the AWS wiring (`aws/wiring.py`).
+"""The deployed adapters four logic modules fall back on, installed by the AWS wiring (`aws/wiring.py`).
 
 Accept and failover read the template registry's store (`routing/templates.py`), scored routes their statistics
 (`routing/route_scores.py`), accept the opt-out list (`consent/screen.py`) and where it holds scheduled sends
-(`scheduling/hold.py`): each through a hook here, which answers None until the wiring sets it (the stack has no
-such table or queue, or a test runs the logic alone). The hooks live apart from both sides, so that setting them
-imports neither: every handler imports the wiring, and one that never routes, screens or schedules (the status
-counts, the scheduler's sweep) would otherwise import those modules and the models they build, about a fifth of
-its cold start (docs/performance.md, figure 2).
+(`scheduling/hold.py`): each through a `Hook` it declares under one of the names below, which answers None until
+the wiring installs a factory under that name (the stack has no such table or queue, or a test runs the logic
+alone). The names meet here, apart from both sides, so that installing a factory imports neither: every handler
+imports the wiring, and one that never routes, screens or schedules (the status counts, the scheduler's sweep)
+would otherwise import those modules and the models they build, about a fifth of its cold start
+(docs/performance.md, figure 2). A name is the only link left untyped; `tests/unit/test_hooks.py` holds the
+wiring's names to the hooks the logic declares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import cast
 
-if TYPE_CHECKING:
-    from globesms.consent.screen import OptOutCheck
-    from globesms.ports import TemplateStore
-    from globesms.routing.route_scores import ScoreSource
-    from globesms.scheduling.hold import ScheduleDeps
+TEMPLATE_STORE = "template_store"
+SCORE_SOURCE = "score_source"
+OPT_OUT_CHECK = "opt_out_check"
+SCHEDULE_DEPS = "schedule_deps"
+
+#: The factory installed under each name (tests replace one with `monkeypatch.setitem`).
+installed: dict[str, Callable[[], object]] = {}
+#: The names some logic module reads (each `Hook` adds its own).
+declared: set[str] = set()
 
 
-def _nothing() -> None:
-    return None
+def install(name: str, factory: Callable[[], object]) -> Callable[[], object] | None:
+    """Answer the hooks named `name` with `factory` from now on; returns the factory it replaces, if any."""
+    previous = installed.get(name)
+    installed[name] = factory
+    return previous
 
 
 class Hook[T]:
-    """One process-wide factory: None until something is set."""
+    """A logic module's fall-back: what the factory installed under `name` answers, None while there is none."""
 
-    __slots__ = ("_factory",)
+    __slots__ = ("name",)
 
-    def __init__(self) -> None:
-        self._factory: Callable[[], T | None] = _nothing
-
-    def use(self, factory: Callable[[], T | None]) -> Callable[[], T | None]:
-        """Read through `factory` from now on; returns the factory it replaces (a test puts it back)."""
-        previous, self._factory = self._factory, factory
-        return previous
+    def __init__(self, name: str) -> None:
+        self.name = name
+        declared.add(name)
 
     def __call__(self) -> T | None:
-        return self._factory()
-
-
-template_store: Hook[TemplateStore] = Hook()
-score_source: Hook[ScoreSource] = Hook()
-opt_out_check: Hook[OptOutCheck] = Hook()
-schedule_deps: Hook[ScheduleDeps] = Hook()
+        factory = installed.get(self.name)
+        return None if factory is None else cast("T | None", factory())

@@ -87,7 +87,7 @@ def _template_store_of(table: str) -> DynamoDBTemplateStore:
 
 # Every function that sends imports this module: from here on `templates.registry()` (accept's and failover's
 # default) reads the table when there is one, instead of the shipped file.
-hooks.template_store.use(template_store)
+hooks.install(hooks.TEMPLATE_STORE, template_store)
 
 
 def route_stats() -> DynamoDBRouteStats | None:
@@ -117,7 +117,7 @@ def _score_source_of(table: str) -> ScoreSource:
 
 
 # Scored routes (routing/router.py) read their statistics through this process's source.
-hooks.score_source.use(score_source)
+hooks.install(hooks.SCORE_SOURCE, score_source)
 
 
 def consent_store() -> DynamoDBConsentStore | None:
@@ -160,7 +160,7 @@ def reply_deps() -> ReplyDeps:
 
 
 # From here on accept refuses opted-out recipients when the stack has the consent table.
-hooks.opt_out_check.use(opt_out_check)
+hooks.install(hooks.OPT_OUT_CHECK, opt_out_check)
 
 
 @cache
@@ -255,7 +255,7 @@ def schedule_deps() -> ScheduleDeps | None:
 
 
 # From here on accept holds scheduled recipients (send_at) in the table and queues their releases.
-hooks.schedule_deps.use(schedule_deps)
+hooks.install(hooks.SCHEDULE_DEPS, schedule_deps)
 
 
 def reset() -> None:

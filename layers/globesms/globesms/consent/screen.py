@@ -8,7 +8,7 @@ tests, a deployment without ConsentTable) has no list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from globesms import hooks
@@ -26,12 +26,11 @@ class OptOutCheck:
     owner: str = DEFAULT_OWNER
 
 
-def use(source: Callable[[], OptOutCheck | None]) -> None:
-    hooks.opt_out_check.use(source)
+_deployed: hooks.Hook[OptOutCheck] = hooks.Hook(hooks.OPT_OUT_CHECK)
 
 
 def current() -> OptOutCheck | None:
-    return hooks.opt_out_check()
+    return _deployed()
 
 
 def refuse_opted_out(

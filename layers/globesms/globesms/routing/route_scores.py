@@ -2,9 +2,9 @@
 
 The accept path routes every recipient of a request from the cache: a request adds at most one read per country
 with a scored route (a Query of that country's recent buckets), and none while the cache is fresh. The handlers that
-route read the source `aws/wiring.py` installs (`use_source`) when the stack has the statistics table; without one, or
-while the statistics cannot be read, scored routes fall back to the table's order (routing never fails for want of
-statistics).
+route read the source `aws/wiring.py` installs (`globesms.hooks`) when the stack has the statistics table; without
+one, or while the statistics cannot be read, scored routes fall back to the table's order (routing never fails for
+want of statistics).
 """
 
 from __future__ import annotations
@@ -59,10 +59,9 @@ class ScoreSource:
         return found
 
 
-def use_source(factory: Callable[[], ScoreSource | None]) -> None:
-    """How the routers of this process find their source (its answer None: scored routes use the table's order)."""
-    hooks.score_source.use(factory)
+#: How the routers of this process find their source (its answer None: scored routes use the table's order).
+_deployed: hooks.Hook[ScoreSource] = hooks.Hook(hooks.SCORE_SOURCE)
 
 
 def current() -> ScoreSource | None:
-    return hooks.score_source()
+    return _deployed()

@@ -239,15 +239,9 @@ class RegistryLoader:
 
 
 _loader: RegistryLoader | None = None
-
-
-def use_store(factory: Callable[[], TemplateStore | None]) -> Callable[[], TemplateStore | None]:
-    """Where `registry()` reads: set by the adapters' wiring (`globesms.aws.wiring`), which every function that
-    sends imports; the factory answers None when the stack has no template table (the file alone then). Returns
-    the factory it replaces."""
-    previous = hooks.template_store.use(factory)
-    reset_cache()
-    return previous
+#: Where `registry()` reads: installed by the adapters' wiring (`globesms.aws.wiring`), which every function that
+#: sends imports; None when the stack has no template table (the file alone then).
+_deployed: hooks.Hook[TemplateStore] = hooks.Hook(hooks.TEMPLATE_STORE)
 
 
 def reset_cache() -> None:
@@ -259,7 +253,7 @@ def reset_cache() -> None:
 def registry() -> TemplateRegistry:
     """The registry to send with now: the store's, at most 60 s old, when there is a store; else the file's."""
     global _loader
-    store = hooks.template_store()
+    store = _deployed()
     if store is None:
         return file_registry()
     if _loader is None or _loader.store is not store:

@@ -10,7 +10,7 @@ and dispatch's pack claim stays the guard against sending twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,10 +78,9 @@ def hold(deps: ScheduleDeps, groups: Sequence[HeldGroup], *, now: datetime, expi
             deps.store.index_release(bucket_of(send_at), group.ref, expires_at=expires_at)
 
 
-def use(factory: Callable[[], ScheduleDeps | None]) -> None:
-    """Where accept finds its schedule store and release queue (`aws.wiring` registers the deployed ones)."""
-    hooks.schedule_deps.use(factory)
+#: Where accept finds its schedule store and release queue (`aws.wiring` installs the deployed ones).
+_deployed: hooks.Hook[ScheduleDeps] = hooks.Hook(hooks.SCHEDULE_DEPS)
 
 
 def current() -> ScheduleDeps | None:
-    return hooks.schedule_deps()
+    return _deployed()
