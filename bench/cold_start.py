@@ -3,7 +3,10 @@
 Each sample is a fresh Python process (`_cold_child.py`): for a handler, importing its module and serving one event
 from `events/` (the time Lambda's init and first invoke would take); for the reference, `import boto3` alone.
 Handlers run against in-process fakes (`_cold_fakes`): AWS clients that accept everything, HTTP transports that
-answer at once; installing the AWS fakes happens between import and first event and is not timed. The rounds
+answer at once; installing the AWS fakes happens between import and first event and is not timed. boto3 itself is
+imported where a deployed handler imports it (at import through Powertools' idempotency and parameters, else when
+the first AWS client is asked for, as `globesms.aws.clients` does): building the clients is faked, importing boto3
+is not, since every handler pays it in Lambda and it is the reference. The rounds
 interleave the reference with every handler, so noise falls on all alike; the figure is the median of the
 handler's import + first event over the median `import boto3`, both timed inside their processes (the
 interpreter's own start, the same for all, is left out: it would only pull every ratio toward 1) in CPU time of
