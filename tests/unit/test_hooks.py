@@ -15,7 +15,7 @@ from globesms.scheduling import hold
 def test_the_wiring_installs_exactly_the_hooks_the_logic_reads() -> None:
     readers = {screen: hooks.OPT_OUT_CHECK, route_scores: hooks.SCORE_SOURCE, templates: hooks.TEMPLATE_STORE}
     readers[hold] = hooks.SCHEDULE_DEPS
-    assert {module._deployed.name for module in readers} == set(readers.values())  # each reads its own name
+    assert {module: module._deployed.name for module in readers} == readers  # each reads its own name
     assert hooks.declared == set(readers.values())
     assert {name: hooks.installed[name] for name in hooks.declared} == {
         hooks.TEMPLATE_STORE: wiring.template_store,
@@ -26,8 +26,8 @@ def test_the_wiring_installs_exactly_the_hooks_the_logic_reads() -> None:
 
 
 def test_a_hook_answers_its_installed_factory_and_none_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    hook: hooks.Hook[str] = hooks.Hook("test_only")
     monkeypatch.setattr(hooks, "declared", set(hooks.declared))  # the declared names stay the logic's
+    hook: hooks.Hook[str] = hooks.Hook("test_only")
     assert hook() is None
     monkeypatch.setitem(hooks.installed, "test_only", lambda: "deployed")
     assert hook() == "deployed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -259,7 +260,7 @@ hooks.install(hooks.SCHEDULE_DEPS, schedule_deps)
 
 
 def reset() -> None:
-    """Forget the adapters (tests change settings between cases)."""
+    """Forget the adapters: tests change settings between cases, SnapStart builds them again (aws/snapstart.py)."""
     for factory in (
         message_store,
         status_counts,
@@ -281,9 +282,11 @@ def reset() -> None:
         _score_source_of,
     ):
         factory.cache_clear()
-    from globesms.routing import templates  # tests only: not every handler reads templates
-
-    templates.reset_cache()
+    # The registry read from the store, if this process has read one: importing the module for it would add it to
+    # a SnapStart restore (aws/snapstart.py calls this) of a function that never reads templates.
+    templates = sys.modules.get("globesms.routing.templates")
+    if templates is not None:
+        templates.reset_cache()
 
 
 def _table_name() -> str:
