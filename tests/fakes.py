@@ -392,9 +392,9 @@ class MemoryClaims:
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         state = self.state.get(pack_id)
         moment = now.timestamp()
-        if state is None or state == "OPEN":
+        if state is None or state in ("OPEN", "DEAD"):
             self.state[pack_id], self.lease_until[pack_id] = "CLAIMED", moment + lease_seconds
-            return Claim.CLAIMED
+            return Claim.REDRIVEN if state == "DEAD" else Claim.CLAIMED
         if state == "DONE":
             return Claim.DONE
         if state == "CANCELED":
@@ -404,11 +404,11 @@ class MemoryClaims:
         self.lease_until[pack_id] = moment + lease_seconds
         return Claim.STALE
 
-    def release(self, pack_id: str) -> None:
-        self.state[pack_id] = "OPEN"
+    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
+        self.state[pack_id] = "DEAD" if dead_lettered else "OPEN"
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
-        if self.state.get(pack_id) in (None, "OPEN", "CANCELED"):
+        if self.state.get(pack_id) in (None, "OPEN", "DEAD", "CANCELED"):
             self.state[pack_id] = "CANCELED"
             return True
         return False
@@ -492,4 +492,13 @@ class MemorySpendReleases:
         total = sum(fresh.values(), Decimal(0))
         for scope in scopes:
             self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) + total
+        return total
+
+    def recharge_once(self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal]) -> Decimal:
+        self.calls += 1
+        back = {m: a for m, a in amounts.items() if m in self.released and a > 0}
+        self.released -= set(back)
+        total = sum(back.values(), Decimal(0))
+        for scope in scopes:
+            self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) - total
         return total

@@ -248,6 +248,19 @@ def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[n
     assert claims.claim("P1", now=later, lease_seconds=120) is Claim.DONE
 
 
+def test_a_pack_released_on_its_way_to_the_dead_letter_queue_is_claimed_back_as_a_redrive(stack) -> None:  # type: ignore[no-untyped-def]
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    claims.release("P1", dead_lettered=True)
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.REDRIVEN  # its spend is charged again first
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.BUSY
+    claims.release("P1")  # the redrive failed before any call, with receives left: an ordinary retry next
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    claims.release("P1", dead_lettered=True)
+    assert claims.cancel("P1", now=NOW) is True  # a dead-lettered pack is nobody's: a cancel may take it
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CANCELED
+
+
 def test_a_cancel_takes_a_pack_only_where_no_dispatcher_holds_or_finished_it(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.cancel("P1", now=NOW) is True  # nobody had it

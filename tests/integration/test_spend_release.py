@@ -91,6 +91,23 @@ def test_a_release_larger_than_one_transaction_and_partly_done_before(stack) -> 
     assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, Decimal(0))
 
 
+def test_a_recharge_takes_back_exactly_what_was_given_back_once(stack) -> None:  # type: ignore[no-untyped-def]
+    """A redrive of a dead-lettered pack charges its given-back recipients again: only those given back, once per
+    release, in transactions of RELEASE_CHUNK; a later release gives them back again."""
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    count = RELEASE_CHUNK + 5
+    reserve(ledger, "B4", count)
+    amounts = {f"B4.{i:05d}": CENT4 for i in range(count)}
+    given_back = dict(list(amounts.items())[3:])  # three were sent: never given back
+    assert ledger.release_once(MONTH, SCOPES, given_back, None) == CENT4 * (count - 3)
+    assert ledger.recharge_once(MONTH, SCOPES, amounts) == CENT4 * (count - 3)
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4 * count)
+    assert ledger.recharge_once(MONTH, SCOPES, amounts) == 0  # a repeated delivery of the redriven pack
+    assert "Item" not in stack.dynamodb.get_item(TableName=stack.table_name, Key=release_key("B4.00004"))
+    assert ledger.release_once(MONTH, SCOPES, given_back, None) == CENT4 * (count - 3)  # failed again
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4 * 3)
+
+
 def test_a_scope_without_a_counter_is_left_alone(stack) -> None:  # type: ignore[no-untyped-def]
     ledger = DynamoDBSpendLedger(stack.table_name)
     reserve(ledger, "B3", 2)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+import pytest
+
+from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
@@ -135,3 +137,66 @@ def test_a_failover_keeps_the_owner_and_the_reserved_cost() -> None:
     (tencent_pack,) = moved.packs["tencent"]  # type: ignore[index]
     assert (tencent_pack.owner, tencent_pack.currency) == ("billing", "USD")
     assert [(r.price, r.cost) for r in tencent_pack.recipients] == [("0.04", "0.04")] * 2
+
+
+def _deps(provider: ScriptedProvider, store: MemoryStore, claims: MemoryClaims, releases: object) -> DispatchDeps:
+    return DispatchDeps(
+        provider=provider,
+        store=store,
+        claims=claims,
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        spend=releases,  # type: ignore[arg-type]
+    )
+
+
+def test_a_redriven_dead_lettered_pack_is_charged_again_once_before_it_is_sent() -> None:
+    """Dead-lettered, its recipients are FAILED and their cost given back; an operator's redrive sends them, so the
+    month's counters must hold that cost again, or the limit would let that much more through."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+    with pytest.raises(RetryPack):  # the last receive: recorded FAILED, then the dead-letter queue
+        dispatch_pack(
+            priced_pack(),
+            _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases),
+            now=NOW,
+            last_attempt=True,
+        )
+    assert {r.status for r in store.messages.values()} == {Status.FAILED}
+    november = ("2026-11", spend.DEPLOYMENT)
+    assert releases.given_back[november] == Decimal("0.16") and claims.state["B:aliyun:0"] == "DEAD"
+
+    provider = ScriptedProvider()
+    summary = dispatch_pack(priced_pack(), _deps(provider, store, claims, releases), now=NOW, last_attempt=False)
+    assert summary.submitted == 4 and len(provider.calls) == 1
+    assert releases.given_back[november] == 0  # charged again: what was given back is spent after all
+    assert {r.status for r in store.messages.values()} == {Status.SUBMITTED}
+    again = dispatch_pack(priced_pack(), _deps(provider, store, claims, releases), now=NOW, last_attempt=False)
+    assert again.skipped == 4 and releases.given_back[november] == 0  # a repeated delivery: sent and charged once
+
+
+def test_a_redrive_that_fails_again_gives_back_again_and_the_next_redrive_charges_again() -> None:
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    refused = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+    november = ("2026-11", spend.DEPLOYMENT)
+    for _redrive in range(2):
+        with pytest.raises(RetryPack):
+            deps = _deps(ScriptedProvider(answer=lambda m: refused), store, claims, releases)
+            dispatch_pack(priced_pack(), deps, now=NOW, last_attempt=True)
+        assert releases.given_back[november] == Decimal("0.16")  # given back once per dead-lettering, never twice
+    dispatch_pack(priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=NOW, last_attempt=False)
+    assert releases.given_back[november] == 0
+
+
+def test_a_redrive_whose_charge_fails_sends_nothing_and_stays_a_redrive() -> None:
+    class Unreachable(MemorySpendReleases):
+        def recharge_once(self, *args: object) -> Decimal:
+            raise RuntimeError("DynamoDB unavailable")
+
+    store, claims = MemoryStore(), MemoryClaims()
+    claims.release("B:aliyun:0", dead_lettered=True)
+    provider = ScriptedProvider()
+    with pytest.raises(RuntimeError):
+        dispatch_pack(priced_pack(), _deps(provider, store, claims, Unreachable()), now=NOW, last_attempt=False)
+    assert provider.calls == [] and claims.state["B:aliyun:0"] == "DEAD"  # the next delivery charges first

@@ -283,13 +283,17 @@ class Claim(Enum):
     BUSY = "busy"  # another dispatcher holds an unexpired claim
     STALE = "stale"  # ours now, but an earlier attempt claimed it and vanished: it may have sent
     CANCELED = "canceled"  # a cancel took it before any dispatcher did: never send it (scheduling/cancel.py)
+    # Ours: send it. It was dead-lettered with its recipients recorded FAILED and their spend given back, and a
+    # redrive brought it back: that spend is charged again before it is sent (guardrails/release.py).
+    REDRIVEN = "redriven"
 
 
 class PackClaims(Protocol):
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim: ...
 
-    def release(self, pack_id: str) -> None:
-        """Nothing was sent: the pack may be claimed again."""
+    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
+        """Nothing was sent: the pack may be claimed again. `dead_lettered`: it goes to the dead-letter queue next
+        with its recipients recorded FAILED, so the claim that takes it again is `Claim.REDRIVEN`."""
         ...
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:

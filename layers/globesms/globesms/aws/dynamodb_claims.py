@@ -1,6 +1,7 @@
 """`PackClaims` on the messages table: one item per pack, `pk = P#<pack id>`, `sk = #`, with its state
-(CLAIMED / OPEN / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A dispatcher's claim and a
-cancel are the same conditional write (only on a pack nobody holds: no item yet, or OPEN), so one of them wins."""
+(CLAIMED / OPEN / DEAD / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A dispatcher's claim
+and a cancel are the same conditional write (only on a pack nobody holds: no item yet, OPEN, or DEAD: released on
+its way to the dead-letter queue), so one of them wins; a claim that takes a DEAD pack is `Claim.REDRIVEN`."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class DynamoDBPackClaims:
         moment = int(now.timestamp())
         lease = {"N": str(moment + lease_seconds)}
         try:
-            self._client().put_item(
+            answer = self._client().put_item(
                 TableName=self._table,
                 Item={
                     **claim_key(pack_id),
@@ -38,12 +39,14 @@ class DynamoDBPackClaims:
                     "lease_until": lease,
                     "expires_at": {"N": str(moment + RETENTION_SECONDS)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR #state = :open",
+                ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead)",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":open": {"S": "OPEN"}},
+                ExpressionAttributeValues={":open": {"S": "OPEN"}, ":dead": {"S": "DEAD"}},
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return Claim.CLAIMED
+            was = answer.get("Attributes", {}).get("state", {}).get("S")
+            return Claim.REDRIVEN if was == "DEAD" else Claim.CLAIMED
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
@@ -74,8 +77,8 @@ class DynamoDBPackClaims:
             return Claim.BUSY
         return Claim.STALE
 
-    def release(self, pack_id: str) -> None:
-        self._set_state(pack_id, "OPEN")
+    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
+        self._set_state(pack_id, "DEAD" if dead_lettered else "OPEN")
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
         try:
@@ -86,9 +89,13 @@ class DynamoDBPackClaims:
                     "state": {"S": "CANCELED"},
                     "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :canceled)",
+                ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead, :canceled)",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":open": {"S": "OPEN"}, ":canceled": {"S": "CANCELED"}},
+                ExpressionAttributeValues={
+                    ":open": {"S": "OPEN"},
+                    ":dead": {"S": "DEAD"},
+                    ":canceled": {"S": "CANCELED"},
+                },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

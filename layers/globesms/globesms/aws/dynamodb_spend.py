@@ -11,7 +11,9 @@ reserves at most once.
 A release (a recipient that never reached a provider) is one TransactWriteItems per up to RELEASE_CHUNK recipients:
 a marker per message, `pk = B#<batch_id>`, `sk = $release#<seq>`, put only if absent, and `ADD spent -:amount` to
 each counter (only if it exists). A dispatcher retrying the same pack finds its markers: those recipients are left
-out and the rest given back, so each recipient's cost comes back once.
+out and the rest given back, so each recipient's cost comes back once. A redrive of a dead-lettered pack charges
+it again before sending (`recharge_once`): each marker deleted only if present, with `ADD spent :amount`, so what
+was given back is charged once more, and a later release gives it back again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -150,12 +153,63 @@ class DynamoDBSpendLedger:
             released += self._release_chunk(month, list(scopes), pending[start : start + RELEASE_CHUNK], ttl)
         return released
 
+    def recharge_once(self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal]) -> Decimal:
+        pending = [(message_id, amount) for message_id, amount in amounts.items() if amount > 0]
+        charged = Decimal(0)
+        for start in range(0, len(pending), RELEASE_CHUNK):
+            chunk = pending[start : start + RELEASE_CHUNK]
+            charged += self._marked_chunk(chunk, list(scopes), partial(self._recharge_items, month))
+        return charged
+
     def _release_chunk(self, month: str, scopes: list[str], chunk: list[tuple[str, Decimal]], ttl: int) -> Decimal:
+        return self._marked_chunk(chunk, scopes, partial(self._release_items, month, ttl))
+
+    def _release_items(
+        self, month: str, ttl: int, chunk: list[tuple[str, Decimal]], scopes: list[str], total: Decimal
+    ) -> list[dict[str, Any]]:
+        items = [self._release_marker(message_id, amount, month, ttl) for message_id, amount in chunk]
+        return items + [self._release_update(scope, month, total) for scope in scopes]
+
+    def _recharge_items(
+        self, month: str, chunk: list[tuple[str, Decimal]], scopes: list[str], total: Decimal
+    ) -> list[dict[str, Any]]:
+        """Each release marker deleted only if there, and the counters given the sum back (no condition: a redrive
+        spends whatever the limit says now, as the release made room for it)."""
+        items: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": release_key(message_id),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            }
+            for message_id, _amount in chunk
+        ]
+        return items + [self._counter_add(scope, month, total) for scope in scopes]
+
+    def _counter_add(self, scope: str, month: str, amount: Decimal) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": counter_key(scope, month),
+                "UpdateExpression": "ADD spent :amount",
+                "ExpressionAttributeValues": {":amount": _number(amount)},
+            }
+        }
+
+    def _marked_chunk(
+        self,
+        chunk: list[tuple[str, Decimal]],
+        scopes: list[str],
+        items_of: Callable[[list[tuple[str, Decimal]], list[str], Decimal], list[dict[str, Any]]],
+    ) -> Decimal:
+        """One transaction of a marker write per message (`items_of`: the markers first, then one write per scope's
+        counter), all or nothing; the messages or counters whose condition refused are left out and the rest tried
+        again. Returns the total of the messages written."""
         conflicts = 0
         while chunk and scopes:
             total = sum((amount for _, amount in chunk), Decimal(0))
-            items = [self._release_marker(message_id, amount, month, ttl) for message_id, amount in chunk]
-            items += [self._release_update(scope, month, total) for scope in scopes]
+            items = items_of(chunk, scopes, total)
             try:
                 self._client().transact_write_items(TransactItems=items)
                 return total
@@ -167,7 +221,7 @@ class DynamoDBSpendLedger:
             if not refused:  # TransactionConflict: the same counters were busy
                 conflicts += 1
                 if conflicts > CONFLICT_RETRIES:
-                    raise RuntimeError("spend release lost to concurrent writers after retries")
+                    raise RuntimeError("spend release or recharge lost to concurrent writers after retries")
                 time.sleep(0.01 * 2**conflicts * random.uniform(0.5, 1.0))
                 continue
             # A marker already there: released before. A counter missing: nothing was reserved against it.

@@ -42,7 +42,7 @@ from globesms.dispatch.unknown_outcomes import queue_settle_pack, settled_resend
 from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
-from globesms.guardrails.release import release_unsent
+from globesms.guardrails.release import recharge_redriven, release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim, Provider
@@ -83,7 +83,23 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         return settle_unknown(pack, deps, now=now)
     if claim is Claim.STALE:
         return settle_interrupted(pack, deps, now=now)
+    if claim is Claim.REDRIVEN:
+        _recharge_redriven(pack, deps)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
+
+
+def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
+    """A redrive brought a dead-lettered pack back: what its FAILED recipients gave back is charged again before
+    they are sent. When that fails, the pack stays dead-lettered-and-released for the next delivery to do it first."""
+    if deps.spend is None:
+        return
+    try:
+        charged = recharge_redriven(deps.spend, pack)
+    except Exception:
+        deps.claims.release(pack.pack_id, dead_lettered=True)
+        raise
+    if charged:
+        logger.info("redriven pack: its spend charged again", extra={"amount": format(charged, "f")})
 
 
 def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
@@ -124,7 +140,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         if not provider.called:
             # Nothing reached the provider: the next delivery may send it all. Kept, the claim would expire and make
             # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
-            deps.claims.release(pack.pack_id)
+            deps.claims.release(pack.pack_id, dead_lettered=last_receive)
             if last_receive:
                 _fail_unsent(pack, deps, exc, now=now)
         raise
@@ -265,8 +281,9 @@ def _record(
     not_queued = queue_status_events(deps.webhooks, records, now)
     if dead_letter:
         # Nothing was accepted: the pack goes to the DLQ re-claimable, so an operator's redrive after a fix sends it
-        # (the one way a FAILED record changes again: by an explicit resend, never by a retry).
-        deps.claims.release(pack.pack_id)
+        # (the one way a FAILED record changes again: by an explicit resend, never by a retry), its spend charged
+        # again first (`Claim.REDRIVEN`).
+        deps.claims.release(pack.pack_id, dead_lettered=True)
     else:
         deps.claims.finish(pack.pack_id)
     return DispatchSummary(

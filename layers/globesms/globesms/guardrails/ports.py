@@ -48,6 +48,13 @@ class SpendReleases(Protocol):
         marker per message put only if absent, with the counters' decrement. Returns what this call gave back."""
         ...
 
+    def recharge_once(self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal]) -> Decimal:
+        """Charge again what `release_once` gave back for these message ids, when a redrive is about to send them:
+        atomically, each one's release marker deleted only if present, with the counters' increment by the sum of
+        those found; a message id without a marker (never given back, or charged again already) adds nothing.
+        Returns what this call charged; a later release of the same id gives it back again."""
+        ...
+
 
 @dataclass(frozen=True)
 class NumberCounts:

@@ -5,6 +5,9 @@ CANCELED before its release (scheduling/cancel.py), will never be charged,
 so its estimated cost is subtracted from the month's counters it was reserved against. Once per recipient: the
 ledger keeps a release marker per message (`SpendReleases`).
 
+A redrive of a dead-lettered pack charges its recipients' given-back cost again before it sends them
+(`recharge_redriven`), once, so the month's counters hold what the redrive spends.
+
 Not given back: an unknown outcome (the provider may have sent it, even if it later expires FAILED), anything a
 provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged), a recipient with no cost.
 """
@@ -19,6 +22,7 @@ from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
 from globesms.guardrails.ports import SpendReleases
 from globesms.guardrails.spend import month_of, scopes_of
+from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 
 # A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
@@ -54,3 +58,14 @@ def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> D
         except Exception:
             logger.exception("spend not given back", extra={"recipients": len(amounts), "month": month})
     return released
+
+
+def recharge_redriven(ledger: SpendReleases, pack: DispatchPack) -> Decimal:
+    """Before a redriven pack is sent: charge again what its dead-lettering gave back (only the recipients given
+    back, each once: `SpendReleases.recharge_once`). Unlike a release, an error propagates: sent without it, the
+    month's counters would stay short of what the redrive spends, and the limit would let more through."""
+    amounts = {r.id: Decimal(r.cost) for r in pack.recipients if r.cost and Decimal(r.cost) > 0}
+    if not amounts:
+        return Decimal(0)
+    # A pack's recipients are its batch's (created_at is the batch's, as their records'), of one owner.
+    return ledger.recharge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts)
