@@ -100,8 +100,13 @@ def test_a_recharge_takes_back_exactly_what_was_given_back_once(stack) -> None: 
     amounts = {f"B4.{i:05d}": CENT4 for i in range(count)}
     given_back = dict(list(amounts.items())[3:])  # three were sent: never given back
     assert ledger.release_once(MONTH, SCOPES, given_back, None) == CENT4 * (count - 3)
-    assert ledger.recharge_once(MONTH, SCOPES, amounts) == CENT4 * (count - 3)
+    never = spend.key_scope("never-reserved")  # no counter: nothing was given back to it, nothing is charged to it
+    assert ledger.recharge_once(MONTH, [*SCOPES, never], amounts) == CENT4 * (count - 3)
     assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4 * count)
+    missing = stack.dynamodb.get_item(
+        TableName=stack.table_name, Key={"pk": {"S": f"S#{never}#{MONTH}"}, "sk": {"S": "$month"}}
+    )
+    assert "Item" not in missing
     assert ledger.recharge_once(MONTH, SCOPES, amounts) == 0  # a repeated delivery of the redriven pack
     assert "Item" not in stack.dynamodb.get_item(TableName=stack.table_name, Key=release_key("B4.00004"))
     assert ledger.release_once(MONTH, SCOPES, given_back, None) == CENT4 * (count - 3)  # failed again

@@ -200,3 +200,25 @@ def test_a_redrive_whose_charge_fails_sends_nothing_and_stays_a_redrive() -> Non
     with pytest.raises(RuntimeError):
         dispatch_pack(priced_pack(), _deps(provider, store, claims, Unreachable()), now=NOW, last_attempt=False)
     assert provider.calls == [] and claims.state["B:aliyun:0"] == "DEAD"  # the next delivery charges first
+
+
+def test_a_redriven_resend_pack_charges_none_of_the_recipients_it_will_not_send() -> None:
+    """A resend pack (`.u.s`) sends nobody whose record left SENDING (`settled_resends`): dead-lettered, every
+    record is FAILED, so its redrive sends nothing, and must charge nothing either."""
+    resend = [{"id": "resend-after-unknown-outcome", "at": "2026-11-30T23:59:30.000000Z"}]
+    base = priced_pack(2).model_dump()
+    base["pack_id"] = "B:aliyun:0.u.s"
+    for recipient in base["recipients"]:
+        recipient["history"] = resend
+    pack = DispatchPack.model_validate(base)
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+    with pytest.raises(RetryPack):
+        deps = _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases)
+        dispatch_pack(pack, deps, now=NOW, last_attempt=True)
+    november = ("2026-11", spend.DEPLOYMENT)
+    assert releases.given_back[november] == Decimal("0.08") and claims.state[pack.pack_id] == "DEAD"
+    provider = ScriptedProvider()
+    summary = dispatch_pack(pack, _deps(provider, store, claims, releases), now=NOW, last_attempt=False)
+    assert summary.skipped == 2 and provider.calls == []
+    assert releases.given_back[november] == Decimal("0.08")  # not sent: still given back

@@ -168,13 +168,13 @@ class DynamoDBSpendLedger:
         self, month: str, ttl: int, chunk: list[tuple[str, Decimal]], scopes: list[str], total: Decimal
     ) -> list[dict[str, Any]]:
         items = [self._release_marker(message_id, amount, month, ttl) for message_id, amount in chunk]
-        return items + [self._release_update(scope, month, total) for scope in scopes]
+        return items + [self._counter_add(scope, month, -total) for scope in scopes]
 
     def _recharge_items(
         self, month: str, chunk: list[tuple[str, Decimal]], scopes: list[str], total: Decimal
     ) -> list[dict[str, Any]]:
-        """Each release marker deleted only if there, and the counters given the sum back (no condition: a redrive
-        spends whatever the limit says now, as the release made room for it)."""
+        """Each release marker deleted only if there, and the sum added back to the counters that exist (a release
+        gave back to those only). No limit: a redrive spends what the release made room for, the operator's call."""
         items: list[dict[str, Any]] = [
             {
                 "Delete": {
@@ -193,6 +193,7 @@ class DynamoDBSpendLedger:
                 "TableName": self._table,
                 "Key": counter_key(scope, month),
                 "UpdateExpression": "ADD spent :amount",
+                "ConditionExpression": "attribute_exists(spent)",  # never a counter of its own: nothing was reserved
                 "ExpressionAttributeValues": {":amount": _number(amount)},
             }
         }
@@ -235,14 +236,3 @@ class DynamoDBSpendLedger:
         item = {**release_key(message_id), "amount": _number(amount), "month": {"S": month}}
         item["expires_at"] = {"N": str(ttl)}
         return {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-
-    def _release_update(self, scope: str, month: str, total: Decimal) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": counter_key(scope, month),
-                "UpdateExpression": "ADD spent :minus",
-                "ConditionExpression": "attribute_exists(spent)",  # never a negative counter of its own
-                "ExpressionAttributeValues": {":minus": _number(-total)},
-            }
-        }

@@ -90,11 +90,12 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
 
 def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
     """A redrive brought a dead-lettered pack back: what its FAILED recipients gave back is charged again before
-    they are sent. When that fails, the pack stays dead-lettered-and-released for the next delivery to do it first."""
+    they are sent, but for those of a resend pack that will not be (`settled_resends`: the round works them out the
+    same way). When that fails, the pack stays dead-lettered-and-released for the next delivery to do it first."""
     if deps.spend is None:
         return
     try:
-        charged = recharge_redriven(deps.spend, pack)
+        charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
     except Exception:
         deps.claims.release(pack.pack_id, dead_lettered=True)
         raise

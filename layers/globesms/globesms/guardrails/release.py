@@ -15,7 +15,7 @@ provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 
 from globesms.domain.status import Status
@@ -60,11 +60,16 @@ def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> D
     return released
 
 
-def recharge_redriven(ledger: SpendReleases, pack: DispatchPack) -> Decimal:
+def recharge_redriven(ledger: SpendReleases, pack: DispatchPack, *, leave_out: Collection[int] = ()) -> Decimal:
     """Before a redriven pack is sent: charge again what its dead-lettering gave back (only the recipients given
-    back, each once: `SpendReleases.recharge_once`). Unlike a release, an error propagates: sent without it, the
-    month's counters would stay short of what the redrive spends, and the limit would let more through."""
-    amounts = {r.id: Decimal(r.cost) for r in pack.recipients if r.cost and Decimal(r.cost) > 0}
+    back, each once: `SpendReleases.recharge_once`), but for the positions in `leave_out` (not sent this time).
+    Unlike a release, an error propagates: sent without it, the month's counters would stay short of what the
+    redrive spends, and the limit would let more through."""
+    amounts = {
+        r.id: Decimal(r.cost)
+        for i, r in enumerate(pack.recipients)
+        if i not in leave_out and r.cost and Decimal(r.cost) > 0
+    }
     if not amounts:
         return Decimal(0)
     # A pack's recipients are its batch's (created_at is the batch's, as their records'), of one owner.
