@@ -13,7 +13,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.aws import wiring
 from globesms.config import DispatchSettings, environment, load_settings
 from globesms.dispatch.sending import RateLimiterUnavailable
-from globesms.dispatch.service import DispatchDeps, DispatchPolicies, PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch.service import (
+    DispatchDeps,
+    DispatchPolicies,
+    PackBusy,
+    Recorders,
+    RetryPack,
+    dead_letter_unbuilt,
+    dispatch_pack,
+)
 from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
 from globesms.models.packs import DispatchPack
@@ -54,6 +62,31 @@ def _deps() -> DispatchDeps:
     )
 
 
+def _recorders() -> Recorders:
+    return Recorders(
+        store=wiring.message_store(),
+        claims=wiring.pack_claims(),
+        receipts=wiring.receipt_store(),
+        webhooks=wiring.webhook_queue(),
+        spend=wiring.spend_ledger(),
+        policies=POLICIES,
+    )
+
+
+def _deps_or_dead_letter(pack: DispatchPack, *, last_attempt: bool) -> DispatchDeps:
+    """The dispatcher's dependencies; when they cannot be built on the pack's last receive, its records are written
+    FAILED first with what can be (`dead_letter_unbuilt`), so the pack reaches its DLQ with records that say so."""
+    try:
+        return _deps()
+    except Exception as exc:
+        if last_attempt:
+            try:
+                dead_letter_unbuilt(pack, _recorders(), exc, now=utc_now())
+            except Exception:
+                logger.exception("could not record the undispatchable pack's recipients FAILED")
+        raise
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     pack = DispatchPack.model_validate_json(record.body)
@@ -62,11 +95,13 @@ def record_handler(record: SQSRecord) -> None:
     last_attempt = int(record.attributes.approximate_receive_count or 1) >= SETTINGS.max_receive_count
     logger.set_correlation_id(pack.batch_id)
     logger.append_keys(pack_id=pack.pack_id)
-    # Two failures on the last receive send the pack to the DLQ with its records as accept wrote them, nothing
-    # recording otherwise honestly: `_deps()` failing (an invalid GLOBESMS_RATE_LIMITS: no store to write with),
-    # and `PackBusy` (the claim's holder may be sending it right now). docs/operations.md says what to do then.
+    # On the last receive a pack goes to the DLQ with its records as accept wrote them only when nothing can record
+    # them honestly: `PackBusy` (the claim's holder may be sending it right now), or not even the store can be built.
+    # docs/operations.md says what to do then.
     try:
-        summary = dispatch_pack(pack, _deps(), now=utc_now(), last_attempt=last_attempt)
+        summary = dispatch_pack(
+            pack, _deps_or_dead_letter(pack, last_attempt=last_attempt), now=utc_now(), last_attempt=last_attempt
+        )
     except RetryPack as exc:
         _emit_provider_calls(exc.calls)
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)

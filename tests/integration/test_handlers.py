@@ -129,6 +129,36 @@ def test_dispatch_event_records_outcomes(stack, load_handler, lambda_context, pr
         assert view["provider_message_id"] == f"pm-{recipient['id']}"
 
 
+def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_receive(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context
+) -> None:
+    """Its provider's credentials unreadable (or an invalid GLOBESMS_RATE_LIMITS): on the last receive the pack goes
+    to the DLQ with records that say so, and a redrive charges and sends it (docs/operations.md)."""
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
+
+    def unreadable() -> ScriptedProvider:
+        raise ValueError("secret globesms/aliyun must be a JSON object")
+
+    dispatch._provider = unreadable
+    request = event("dispatch_aliyun")
+    pack = json.loads(request["Records"][0]["body"])
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"  # receives left: nothing written
+    assert len(dispatch.lambda_handler(request, lambda_context)["batchItemFailures"]) == 1
+    api = load_handler("send_api")
+    first = pack["recipients"][0]["id"]
+    assert get(api, lambda_context, "messages", first)["statusCode"] == 404
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"  # the last one (maxReceiveCount 5)
+    assert len(dispatch.lambda_handler(request, lambda_context)["batchItemFailures"]) == 1
+    for recipient in pack["recipients"]:
+        view = json.loads(get(api, lambda_context, "messages", recipient["id"])["body"])
+        assert (view["status"], view["error"]["code"]) == (Status.FAILED, "DISPATCH_FAILED")
+        assert view["error"]["message"] == "the dispatcher failed (ValueError)"  # the kind only, never the text
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)  # fixed; the operator redrives it
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "1"
+    assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
+    assert json.loads(get(api, lambda_context, "messages", first)["body"])["status"] == Status.SUBMITTED
+
+
 def test_dispatch_refuses_a_pack_for_another_provider(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT)

@@ -71,3 +71,21 @@ class DispatchDeps:
     clock: Callable[[], float] = time.time  # wall-clock seconds, for the rate limits' per-second windows
     #: Without it no reservation is given back (guardrails/release.py): the counters keep what accept reserved.
     spend: SpendReleases | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorders:
+    """What recording a pack's outcomes takes, without what sending it takes (the provider, the rate limiter, the
+    breakers): a dispatcher that cannot be built (its provider's credentials unreadable, an invalid
+    GLOBESMS_RATE_LIMITS) still records the pack it dead-letters (`dispatch.service.dead_letter_unbuilt`)."""
+
+    store: MessageStore
+    claims: PackClaims
+    receipts: ReceiptStore
+    webhooks: WebhookQueue
+    spend: SpendReleases | None
+    policies: DispatchPolicies
+
+    @classmethod
+    def of(cls, deps: DispatchDeps) -> Recorders:
+        return cls(deps.store, deps.claims, deps.receipts, deps.webhooks, deps.spend, deps.policies)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
-from globesms.dispatch.deps import DispatchDeps, DispatchPolicies
+from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
 from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_records, save_outcomes
@@ -56,7 +56,9 @@ __all__ = [
     "DispatchPolicies",
     "DispatchSummary",
     "PackBusy",
+    "Recorders",
     "RetryPack",
+    "dead_letter_unbuilt",
     "dispatch_pack",
 ]
 
@@ -143,7 +145,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
             # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
             deps.claims.release(pack.pack_id, dead_lettered=last_receive)
             if last_receive:
-                _fail_unsent(pack, deps, exc, now=now)
+                _fail_unsent(pack, Recorders.of(deps), exc, now=now)
         raise
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
     breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
@@ -198,7 +200,19 @@ def _keep_with_pack(
     return replace(decision, record=sorted([*decision.record, *kept])), {**outcome_at, **kept}
 
 
-def _fail_unsent(pack: DispatchPack, deps: DispatchDeps, exc: Exception, *, now: datetime) -> None:
+def dead_letter_unbuilt(pack: DispatchPack, recorders: Recorders, exc: Exception, *, now: datetime) -> None:
+    """The dispatcher could not be built (`exc`) on the pack's last receive, so it goes to the DLQ unsent. If this
+    process can claim it, its records say FAILED (`DISPATCH_FAILED`) first and its claim DEAD, as for a failure
+    before the first call (a redrive after the fix charges the spend given back and sends it); a pack another
+    dispatcher sent, holds or took over is left to that one's records."""
+    claim = recorders.claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
+    if claim not in (Claim.CLAIMED, Claim.REDRIVEN):
+        return
+    recorders.claims.release(pack.pack_id, dead_lettered=True)
+    _fail_unsent(pack, recorders, exc, now=now)
+
+
+def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: datetime) -> None:
     """The last receive failed before any call: the pack goes to the DLQ next, so its records say FAILED first
     (retryable, `DISPATCH_FAILED`), as those of a pack dead-lettered for its provider's errors do; a redrive sends
     it. When this write fails too (the same DynamoDB outage), it is logged and the pack's records stay as they were."""
