@@ -2,12 +2,17 @@
 
 import base64
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
 from globesms.domain.status import Status
+from globesms.guardrails import spend
+from globesms.guardrails.limits import LimitsDoc
 from globesms.models.outbound import ProviderName
 from tests.fakes import ScriptedProvider
 
@@ -142,6 +147,21 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
     dispatch._provider = unreadable
     request = event("dispatch_aliyun")
     pack = json.loads(request["Records"][0]["body"])
+    for recipient in pack["recipients"]:
+        recipient["cost"] = "0.04"  # reserved by accept, below
+    request["Records"][0]["body"] = json.dumps(pack)
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    costs, created = [Decimal("0.04")] * len(pack["recipients"]), datetime(2026, 11, 26, 10, tzinfo=UTC)
+    reserved = spend.Request(batch_id=pack["batch_id"], owner=None, costs=costs, now=created, expires_at=2_000_000_000)
+    assert spend.reserve(ledger, reserved, LimitsDoc.model_validate({"version": 1, "monthly_spend": "100"})) == 2
+
+    def spent() -> Decimal:
+        return ledger.spent("2026-11", [spend.DEPLOYMENT])[spend.DEPLOYMENT]
+
+    def claim_state() -> str:
+        key = {"pk": {"S": f"P#{pack['pack_id']}"}, "sk": {"S": "#"}}
+        return str(stack.dynamodb.get_item(TableName=stack.table_name, Key=key)["Item"]["state"]["S"])
+
     request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"  # receives left: nothing written
     assert len(dispatch.lambda_handler(request, lambda_context)["batchItemFailures"]) == 1
     api = load_handler("send_api")
@@ -153,10 +173,12 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
         view = json.loads(get(api, lambda_context, "messages", recipient["id"])["body"])
         assert (view["status"], view["error"]["code"]) == (Status.FAILED, "DISPATCH_FAILED")
         assert view["error"]["message"] == "the dispatcher failed (ValueError)"  # the kind only, never the text
+    assert (claim_state(), spent()) == ("DEAD", Decimal(0))  # given back; a redrive charges it again
     dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)  # fixed; the operator redrives it
     request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "1"
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
     assert json.loads(get(api, lambda_context, "messages", first)["body"])["status"] == Status.SUBMITTED
+    assert (claim_state(), spent()) == ("DONE", Decimal("0.08"))
 
 
 def test_dispatch_refuses_a_pack_for_another_provider(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]

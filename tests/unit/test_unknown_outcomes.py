@@ -3,7 +3,7 @@ the policy — FAILED by default, or sent once more — unless its receipt came 
 
 from datetime import UTC, datetime, timedelta
 
-from globesms.dispatch.service import DispatchDeps, DispatchPolicies, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, DispatchPolicies, Recorders, dead_letter_unbuilt, dispatch_pack
 from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
@@ -157,3 +157,28 @@ def test_a_receipt_failovers_pack_is_sent_though_its_recipient_carries_the_resen
     provider = ScriptedProvider()
     world.dispatch(moved, provider, NOW + timedelta(seconds=905))
     assert [m.message_id for call in provider.calls for m in call] == ["B.00001"]
+
+
+def _recorders(world: World) -> Recorders:
+    return Recorders(world.store, world.claims, world.store, world.webhooks, None, DispatchPolicies())
+
+
+def test_a_dispatcher_that_cannot_be_built_leaves_a_settle_pack_s_sent_recipients_alone() -> None:
+    """Dead-lettered unbuilt, a settle pack's recipients were sent once already: their outcome is unknown, and a
+    receipt may have settled them; FAILED over them would be a lie. The redrive settles them."""
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    settle = timed_out(world)
+    before = dict(world.store.messages)
+    dead_letter_unbuilt(settle, _recorders(world), ValueError("secret unreadable"), now=NOW + timedelta(seconds=600))
+    assert world.store.messages == before and settle.pack_id not in world.claims.state
+
+
+def test_a_dispatcher_that_cannot_be_built_keeps_what_a_receipt_said_of_a_resend_pack_s_recipient() -> None:
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=901))
+    again = world.take()
+    record = world.store.messages["B.00001"]
+    delivered = record.model_copy(update={"status": Status.DELIVERED, "version": record.version + 1})
+    world.store.messages["B.00001"] = delivered
+    dead_letter_unbuilt(again, _recorders(world), ValueError("secret unreadable"), now=NOW + timedelta(seconds=905))
+    assert world.store.messages["B.00001"] == delivered and world.claims.state[again.pack_id] == "DEAD"

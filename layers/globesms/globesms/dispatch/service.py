@@ -143,9 +143,11 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         if not provider.called:
             # Nothing reached the provider: the next delivery may send it all. Kept, the claim would expire and make
             # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
-            deps.claims.release(pack.pack_id, dead_lettered=last_receive)
-            if last_receive:
-                _fail_unsent(pack, Recorders.of(deps), exc, now=now)
+            try:
+                if last_receive:
+                    _fail_unsent(pack, Recorders.of(deps), exc, now=now)
+            finally:  # after the records: until then a duplicate delivery finds the pack busy
+                deps.claims.release(pack.pack_id, dead_lettered=last_receive)
         raise
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
     breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
@@ -204,12 +206,17 @@ def dead_letter_unbuilt(pack: DispatchPack, recorders: Recorders, exc: Exception
     """The dispatcher could not be built (`exc`) on the pack's last receive, so it goes to the DLQ unsent. If this
     process can claim it, its records say FAILED (`DISPATCH_FAILED`) first and its claim DEAD, as for a failure
     before the first call (a redrive after the fix charges the spend given back and sends it); a pack another
-    dispatcher sent, holds or took over is left to that one's records."""
+    dispatcher sent, holds or took over is left to that one's records, and so is a settle pack (its recipients were
+    sent once already: their outcome is unknown, not failed, and the redrive settles them)."""
+    if pack.purpose == "settle":
+        return
     claim = recorders.claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
     if claim not in (Claim.CLAIMED, Claim.REDRIVEN):
         return
-    recorders.claims.release(pack.pack_id, dead_lettered=True)
-    _fail_unsent(pack, recorders, exc, now=now)
+    try:
+        _fail_unsent(pack, recorders, exc, now=now)
+    finally:  # held until the records are written: a duplicate delivery meanwhile finds it busy, not redriven
+        recorders.claims.release(pack.pack_id, dead_lettered=True)
 
 
 def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: datetime) -> None:
@@ -221,8 +228,12 @@ def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: da
     error = ProviderError(
         ErrorCategory.RETRYABLE, DispatchCode.DISPATCH_FAILED, f"the dispatcher failed ({type(exc).__name__})"
     )
-    outcomes = [(i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients)]
     try:
+        # A resend pack's recipients a receipt settled meanwhile keep what the receipt said (`settled_resends`).
+        settled = settled_resends(pack, deps.store)
+        outcomes = [
+            (i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients) if i not in settled
+        ]
         records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
         records = save_outcomes(deps.store, deps.receipts, records, now, held_since=held_since_pack(pack))
         if deps.spend is not None:
