@@ -48,17 +48,8 @@ def _provider() -> Provider:
 
 
 def _deps() -> DispatchDeps:
-    return DispatchDeps(
-        provider=_provider(),
-        store=wiring.message_store(),
-        claims=wiring.pack_claims(),
-        queues=wiring.pack_queues(),
-        receipts=wiring.receipt_store(),
-        webhooks=wiring.webhook_queue(),
-        limiter=wiring.rate_limiter(),
-        breakers=wiring.circuit_breakers(),
-        spend=wiring.spend_ledger(),
-        policies=POLICIES,
+    return _recorders().sending_with(
+        _provider(), wiring.pack_queues(), wiring.rate_limiter(), wiring.circuit_breakers()
     )
 
 

@@ -89,3 +89,20 @@ class Recorders:
     @classmethod
     def of(cls, deps: DispatchDeps) -> Recorders:
         return cls(deps.store, deps.claims, deps.receipts, deps.webhooks, deps.spend, deps.policies)
+
+    def sending_with(
+        self, provider: Provider, queues: PackQueues, limiter: RateLimiter | None, breakers: CircuitBreakers | None
+    ) -> DispatchDeps:
+        """The whole dispatcher: these recorders and what sending takes."""
+        return DispatchDeps(
+            provider=provider,
+            store=self.store,
+            claims=self.claims,
+            queues=queues,
+            receipts=self.receipts,
+            webhooks=self.webhooks,
+            limiter=limiter,
+            breakers=breakers,
+            policies=self.policies,
+            spend=self.spend,
+        )
