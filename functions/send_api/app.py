@@ -30,7 +30,8 @@ from globesms.config import AcceptSettings, settings
 from globesms.consent import optouts
 from globesms.domain.clock import iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
-from globesms.domain.phone import InvalidNumber, mask, parse_mobile
+from globesms.domain.masking import mask
+from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.errors import RefusalCode
 from globesms.guardrails.prices import current_prices
 from globesms.guardrails.quote import quote

@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globesms.domain.phone import InvalidNumber, mask, parse_mobile
+from globesms.domain.masking import mask
+from globesms.domain.phone import InvalidNumber, parse_mobile
 
 
 @pytest.mark.parametrize(

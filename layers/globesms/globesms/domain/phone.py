@@ -1,4 +1,4 @@
-"""E.164 parsing (with `phonenumbers`); `mask` (domain/masking.py) is re-exported for the callers that parse too."""
+"""E.164 parsing (with `phonenumbers`); masking numbers for logs is `domain/masking.py`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumber, PhoneNumberType, phonenumberutil
 
-from globesms.domain.masking import mask
 from globesms.errors import RecipientCode
-
-__all__ = ["InvalidNumber", "ParsedNumber", "mask", "parse_mobile"]
 
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 # `phonenumbers`' own classifier of a national number against a region's metadata. `is_valid_number` and
