@@ -25,11 +25,13 @@ from globesms.ports import (
     InvalidCursor,
     MessageLookup,
     PlannedCall,
+    ReleaseRef,
     Requeued,
     StoredTemplate,
     StoredTemplates,
 )
 from globesms.reconcile.deadline import DeadlineEntry, is_due
+from globesms.scheduling.timing import MAX_SQS_DELAY_SECONDS
 
 
 class MemoryStore:
@@ -54,8 +56,12 @@ class MemoryStore:
     def finish_batch(self, batch: BatchRecord) -> None:
         self.batches[batch.batch_id] = batch.model_copy(deep=True)
 
-    def existing_message_ids(self, batch_id: str) -> set[str]:
-        return {m.id for m in self.messages.values() if m.batch_id == batch_id}
+    def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
+        found = self.batches.get(batch.batch_id)
+        if found is None or found.state != "ACCEPTING" or found.resumes != previous.resumes:
+            return False
+        self.batches[batch.batch_id] = batch.model_copy(deep=True)
+        return True
 
     def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:
         self.put_calls += 1
@@ -502,3 +508,56 @@ class MemorySpendReleases:
         for scope in scopes:
             self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) - total
         return total
+
+
+class MemoryScheduleStore:
+    """`ScheduleStore` over a `MemoryStore`'s records; the conditional moves are atomic (one lock)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.held: dict[ReleaseRef, dict[str, DispatchPack]] = {}
+        self.index: dict[str, set[ReleaseRef]] = {}
+        self.cursor: str | None = None
+
+    def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
+        self.held.setdefault(ref, {}).update({p.pack_id: p for p in packs})
+
+    def held_packs(self, ref: ReleaseRef) -> list[DispatchPack]:
+        return [p for _, p in sorted(self.held.get(ref, {}).items())]
+
+    def index_release(self, bucket: str, ref: ReleaseRef, *, expires_at: int) -> None:
+        self.index.setdefault(bucket, set()).add(ref)
+
+    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
+        return sorted(self.index.get(bucket, set()), key=lambda r: (r.send_at, r.batch_id))
+
+    def sweep_cursor(self) -> str | None:
+        return self.cursor
+
+    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
+        if self.cursor != old:
+            return False
+        self.cursor = new
+        return True
+
+    def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
+        moved, others = self.store.move_status(
+            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.QUEUED, now=now, step=False
+        )
+        return {**{r.id: r.status.value for r in moved}, **others}
+
+    def cancel_scheduled(
+        self, message_ids: Sequence[str], *, now: datetime
+    ) -> tuple[list[MessageRecord], dict[str, str]]:
+        return self.store.move_status(
+            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.CANCELED, now=now, step=True
+        )
+
+
+class MemoryReleases:
+    def __init__(self) -> None:
+        self.sent: list[tuple[ReleaseRef, int]] = []
+
+    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+        assert 0 <= delay_seconds <= MAX_SQS_DELAY_SECONDS  # what SQS allows
+        self.sent += [(ref, delay_seconds) for ref in refs]

@@ -13,7 +13,7 @@ from globesms.accept import idempotency
 from globesms.accept.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
-from globesms.domain.clock import utc_now
+from globesms.domain.clock import deadline, utc_now
 from globesms.guardrails.usage import used_percent
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
@@ -23,7 +23,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     logger.append_keys(sqs_message_id=record.message_id)
     try:
         # Idempotent per record: on the body's idempotency_key when it has one (Powertools idempotency, 24 h),
@@ -39,6 +39,7 @@ def record_handler(record: SQSRecord) -> None:
             ledger=wiring.spend_ledger(),
             otp=wiring.otp_guard(),
             owner=settings(AcceptSettings).intake_owner,
+            accepting_until=deadline(lambda_context),
         )
     except IntakeRefused as exc:
         logger.set_correlation_id(exc.batch_id)

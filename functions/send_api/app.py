@@ -28,7 +28,7 @@ from globesms.aws import snapstart, wiring
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
 from globesms.config import AcceptSettings, settings
 from globesms.consent import optouts
-from globesms.domain.clock import iso, utc_now
+from globesms.domain.clock import deadline, iso, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.domain.masking import mask
 from globesms.domain.phone import InvalidNumber, parse_mobile
@@ -175,6 +175,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
         ledger=wiring.spend_ledger(),
         owner=_owner(),
         otp=wiring.otp_guard(),
+        accepting_until=deadline(app.lambda_context),
     )
 
 

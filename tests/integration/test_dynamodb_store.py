@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from globesms.accept.queries import get_batch
+from globesms.accept import resume
+from globesms.accept.queries import batch_messages, get_batch
 from globesms.accept.service import accept
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.domain.status import Status
@@ -47,7 +48,7 @@ def test_accepted_batch_round_trips_with_pagination_counts_and_lookup(stack) -> 
     # Nothing counted yet (the stream's consumer keeps the counts, tests/integration/test_status_counts.py): a
     # poll shows every accepted record as accepted, QUEUED once its packs are queued.
     assert get_batch(store, "B", limit=1, after=None).counts == {Status.QUEUED: 60}  # type: ignore[union-attr]
-    assert len(store.existing_message_ids("B")) == 60
+    assert len(batch_messages(store, "B")) == 60
 
     page, cursor = store.list_batch_messages("B", limit=25, after=None)
     assert [m.id for m in page] == [f"B.{i:05d}" for i in range(25)]
@@ -94,3 +95,39 @@ def test_a_page_cut_by_dynamodbs_one_megabyte_limit_still_has_a_cursor(stack) ->
         page, cursor = store.list_batch_messages("L", limit=1_000, after=cursor)
         seen += [m.id for m in page]
     assert seen == [f"L.{i:05d}" for i in range(1_100)]
+
+
+def test_the_stored_records_make_again_the_very_packs_accept_queued(stack) -> None:  # type: ignore[no-untyped-def]
+    """What resuming an accept relies on (accept/resume.py): the records as DynamoDB gives them back, each put back
+    into the pack it names, are the packs accept queued, byte for byte."""
+    store, queues = DynamoDBMessageStore(stack.table_name), MemoryQueues()
+    hong_kong = [f"+8525123{i:04d}" for i in range(60)]
+    specs = [
+        MessageSpec.model_validate({"to": hong_kong, "text": "Your code is 123456", "type": "OTP"}),
+        MessageSpec.model_validate({"to": [*hong_kong[:20], "+6591234567"], "text": "Grüße, 你好", "client_ref": "r"}),
+        MessageSpec.model_validate({"to": hong_kong[:3], "template": {"id": "1234567", "params": {"code": "42"}}}),
+    ]
+    accept(specs, batch_id="B", source="sqs", now=NOW, retention_days=90, store=store, queues=queues)
+    assert {provider: len(packs) for provider, packs in queues.sent.items()} == {"aliyun": 3, "tencent": 1}
+
+    packs, held = resume.packs_as_stored(batch_messages(store, "B"), batch=store.get_batch("B"))  # type: ignore[arg-type]
+
+    assert held == []
+    assert all(pack.currency and pack.recipients[0].cost for ps in packs.values() for pack in ps)  # priced
+    assert {p: [pack.model_dump_json() for pack in ps] for p, ps in packs.items()} == {
+        p: [pack.model_dump_json() for pack in ps] for p, ps in queues.sent.items()
+    }
+
+
+def test_a_stopped_accept_is_taken_over_by_one_resume_at_a_time(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    stopped = header()
+    assert store.begin_batch(stopped) is None
+    first = stopped.model_copy(update={"resumes": 1})
+    assert store.take_over_batch(first, stopped)
+    assert not store.take_over_batch(first, stopped)  # another resume that read the same header: too late
+    second = first.model_copy(update={"resumes": 2})
+    assert store.take_over_batch(second, first)
+    store.finish_batch(second.model_copy(update={"state": "QUEUED"}))
+    assert not store.take_over_batch(second.model_copy(update={"resumes": 3}), second)  # finished: never taken
+    assert store.get_batch("B").state == "QUEUED"  # type: ignore[union-attr]

@@ -4,7 +4,6 @@ minute-bucketed index), held packs, the release, the sweep, and a cancel racing 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,8 +19,6 @@ from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.models.api import MessageBatchSpec, MessageSpec, specs_of
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
 from globesms.ports import Claim, ReleaseRef
 from globesms.scheduling import cancel, hold
 from globesms.scheduling.release import release
@@ -41,6 +38,8 @@ from globesms.scheduling.timing import (
 from tests.fakes import (
     MemoryClaims,
     MemoryQueues,
+    MemoryReleases,
+    MemoryScheduleStore,
     MemorySpendReleases,
     MemoryStore,
     MemoryWebhooks,
@@ -48,59 +47,6 @@ from tests.fakes import (
 )
 
 NOW = datetime(2026, 12, 4, 9, 0, 0, tzinfo=UTC)
-
-
-class MemoryScheduleStore:
-    """`ScheduleStore` over a `MemoryStore`'s records; the conditional moves are atomic (one lock)."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self.store = store
-        self.held: dict[ReleaseRef, dict[str, DispatchPack]] = {}
-        self.index: dict[str, set[ReleaseRef]] = {}
-        self.cursor: str | None = None
-
-    def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
-        self.held.setdefault(ref, {}).update({p.pack_id: p for p in packs})
-
-    def held_packs(self, ref: ReleaseRef) -> list[DispatchPack]:
-        return [p for _, p in sorted(self.held.get(ref, {}).items())]
-
-    def index_release(self, bucket: str, ref: ReleaseRef, *, expires_at: int) -> None:
-        self.index.setdefault(bucket, set()).add(ref)
-
-    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
-        return sorted(self.index.get(bucket, set()), key=lambda r: (r.send_at, r.batch_id))
-
-    def sweep_cursor(self) -> str | None:
-        return self.cursor
-
-    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
-        if self.cursor != old:
-            return False
-        self.cursor = new
-        return True
-
-    def claim_for_release(self, message_ids: Sequence[str], *, now: datetime) -> dict[str, str]:
-        moved, others = self.store.move_status(
-            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.QUEUED, now=now, step=False
-        )
-        return {**{r.id: r.status.value for r in moved}, **others}
-
-    def cancel_scheduled(
-        self, message_ids: Sequence[str], *, now: datetime
-    ) -> tuple[list[MessageRecord], dict[str, str]]:
-        return self.store.move_status(
-            message_ids, from_statuses=(Status.SCHEDULED,), to=Status.CANCELED, now=now, step=True
-        )
-
-
-class MemoryReleases:
-    def __init__(self) -> None:
-        self.sent: list[tuple[ReleaseRef, int]] = []
-
-    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
-        assert 0 <= delay_seconds <= MAX_SQS_DELAY_SECONDS
-        self.sent += [(ref, delay_seconds) for ref in refs]
 
 
 @pytest.fixture

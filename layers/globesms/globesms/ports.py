@@ -79,7 +79,10 @@ class MessageStore(Protocol):
 
     def finish_batch(self, batch: BatchRecord) -> None: ...
 
-    def existing_message_ids(self, batch_id: str) -> set[str]: ...
+    def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
+        """Replace the header of an accept that stopped half way (`previous`, as read) with `batch`, only if it is
+        still ACCEPTING and no other attempt resumed it since (its `resumes` unchanged); whether it did."""
+        ...
 
     def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:
         """Write whole records and the deadline entries that list them, as many per request as the store allows."""

@@ -18,8 +18,10 @@ class KeyReused(ValueError):
 
 
 class KeyInProgress(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("a request with this idempotency key is still being processed; retry in a few seconds")
+    def __init__(
+        self, message: str = "a request with this idempotency key is still being processed; retry in a few seconds"
+    ) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -90,10 +90,12 @@ def accept_intake(
     ledger: SpendLedger | None = None,
     owner: str | None = None,
     otp: OtpGuard | None = None,
+    accepting_until: datetime | None = None,
 ) -> IntakeOutcome:
     """Accepts one intake body. Without `run_once` an `idempotency_key` is checked but not enforced (the batch id
     still is): the Lambda always passes `globesms.idempotency.run_once`. `owner`: the configured intake owner,
-    whose records, spend and limits these are (docs/guardrails.md)."""
+    whose records, spend and limits these are (docs/guardrails.md). `accepting_until`: the invocation's deadline
+    (`service.accept`)."""
     batch_id, envelope, specs = _parse(
         body, sqs_batch_id(sqs_message_id), store=store, now=now, retention_days=retention_days
     )
@@ -116,6 +118,7 @@ def accept_intake(
             ledger=ledger,
             owner=owner,
             otp=otp,
+            accepting_until=accepting_until,
         )
 
     try:

@@ -121,6 +121,42 @@ def _packs_for(
     return packs
 
 
+def pack_again(
+    records: Sequence[MessageRecord],
+    *,
+    pack_id: str,
+    provider: ProviderName,
+    batch_id: str,
+    created_at: str,
+    expires_at: int | None,
+    currency: str | None,
+) -> DispatchPack:
+    """The pack `pack_id` of exactly these records, in this order, as `pack_records` made it when they were accepted
+    (an accept resumed: `accept/resume.py`). No size checks: these records made this pack once already. `currency`:
+    as `pack_records` gave it, that of any priced record of the provider's in the batch."""
+    contents: list[PackContent] = []
+    content_index: dict[tuple[object, ...], int] = {}
+    recipients: list[PackRecipient] = []
+    for record in records:
+        key = record.content_key()
+        index = content_index.get(key)
+        if index is None:
+            index = content_index[key] = len(contents)
+            contents.append(content_of(record))
+        recipients.append(_pack_recipient(record, index, None))
+    return DispatchPack(
+        pack_id=pack_id,
+        batch_id=batch_id,
+        provider=provider,
+        created_at=created_at,
+        expires_at=expires_at,
+        contents=contents,
+        recipients=recipients,
+        owner=records[0].owner,
+        currency=currency,
+    )
+
+
 def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None) -> int:
     extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
     if steps:

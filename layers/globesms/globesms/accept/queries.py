@@ -21,6 +21,17 @@ def effective_status(record: MessageRecord, batch: BatchRecord | None) -> Status
     return record.status
 
 
+def batch_messages(store: MessageStore, batch_id: str) -> list[MessageRecord]:
+    """Every message of a batch, in id order (consistent reads, a page of MAX_PAGE at a time)."""
+    records: list[MessageRecord] = []
+    after: str | None = None
+    while True:
+        page, after = store.list_batch_messages(batch_id, limit=MAX_PAGE, after=after)
+        records += page
+        if after is None:
+            return records
+
+
 def history(record: MessageRecord) -> list[MessageEvent]:
     events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
     if record.submitted_at:

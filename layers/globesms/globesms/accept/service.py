@@ -4,23 +4,28 @@ Order of writes, chosen so that nothing accepted is lost and a repeated delivery
 redelivery, a retried invocation) neither duplicates nor regresses anything:
 1. the batch header, conditionally, in state ACCEPTING (an existing finished header means "already done": the
    batch as it stands is given back as a replay, `BatchDoneBefore`, and nothing is counted, written or sent);
-2. every accepted recipient's record (ACCEPTED), skipping records a crashed earlier attempt already wrote;
-3. the packs on the provider queues (pack ids are deterministic; dispatch skips a pack it has seen);
+2. every accepted recipient's record (ACCEPTED, or SCHEDULED), each naming the pack it goes in;
+3. the packs on the provider queues (pack ids are deterministic; dispatch skips a pack it has seen), and the held
+   packs of SCHEDULED records;
 4. the header again, now QUEUED: from then on the API reports ACCEPTED records as QUEUED without rewriting them.
-Validation happens before step 1, so a refused request writes nothing.
+Validation happens before step 1, so a refused request writes nothing. An accept that stopped half way (its header
+still ACCEPTING) is resumed by the next attempt of the same body, the records it wrote standing as written
+(`resume.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from globesms.accept import resume
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.packing import pack_records
-from globesms.accept.queries import MAX_PAGE, effective_status
+from globesms.accept.queries import batch_messages, effective_status
 from globesms.config import QuietHoursSettings, settings
 from globesms.consent import quiet_hours
 from globesms.consent import screen as consent_screen
@@ -171,14 +176,19 @@ def _quiet_window(spec: MessageSpec, default: Window) -> Window | None:
     return default if spec.quiet_hours is None else spec.quiet_hours.window()
 
 
-def _pack(plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int | None) -> None:
-    """Pack the plan's records: those to send now on provider packs, the SCHEDULED ones held per send_at."""
+def _pack(
+    plan: AcceptPlan, *, batch_id: str, created_at: str, expires_at: int | None, prefix: str | None = None
+) -> None:
+    """Pack the plan's records: those to send now on provider packs, the SCHEDULED ones held per send_at. `prefix`:
+    of the pack ids, in place of the batch id (`resume.fresh_prefix`)."""
     now_records = [r for r in plan.records if r.send_at is None]
-    plan.packs = pack_records(now_records, batch_id=batch_id, created_at=created_at, expires_at=expires_at)
+    plan.packs = pack_records(
+        now_records, batch_id=batch_id, created_at=created_at, expires_at=expires_at, pack_id_prefix=prefix
+    )
     plan.held = []
     if len(now_records) < len(plan.records):
         plan.held = scheduling.held_groups(
-            plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at
+            plan.records, batch_id=batch_id, created_at=created_at, expires_at=expires_at, pack_id_prefix=prefix
         )
     # Each record names its pack: a cancel takes that pack's claim before any dispatcher does (scheduling/cancel.py).
     packs = [*(p for ps in plan.packs.values() for p in ps), *(p for group in plan.held for p in group.packs)]
@@ -298,13 +308,22 @@ def accept(
     owner: str | None = None,
     otp: otp_guard.OtpGuard | None = None,
     new_batch_id: bool = False,
+    accepting_until: datetime | None = None,
 ) -> AcceptResponse:
     """`ledger`: where spend is reserved (docs/guardrails.md); without one nothing is reserved. `otp`: the OTP
     velocity and pumping counters; without them OTP is not screened. `new_batch_id`: `batch_id` was minted for this
-    request (an API request without an Idempotency-Key), so no header can exist yet and none is read for it."""
-    now = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
+    request (an API request without an Idempotency-Key), so no header can exist yet and none is read for it.
+    `accepting_until`: when this invocation is stopped at the latest (its deadline); no other accept resumes the
+    batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
+    clock = now
+    now, resumed = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
+    stored = None if resumed is None else batch_messages(store, batch_id)
+    if resumed is not None and stored is not None and resume.all_written(resumed, stored):
+        return _queue_again(resumed, stored, store=store, queues=queues, now=clock)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
+    if stored:  # the guards see the records the stopped attempt screened
+        plan = _with_stored(plan, stored)
     if otp is not None:  # before spend: a recipient held here reserves nothing
         plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
     if ledger is not None:
@@ -317,49 +336,111 @@ def accept(
         source="sqs" if source == "sqs" else "api",
         state="ACCEPTING",
         created_at=iso(now),
-        accepted=len(plan.records),
-        rejected=len(plan.errors),
-        errors=plan.errors[:MAX_STORED_ERRORS],
         body_hash=body_hash(specs),
         expires_at=expiry(now, retention_days),
         owner=owner,
-        **gate.batch_totals(plan.records),
+        accepting_until=None if accepting_until is None else math.ceil(accepting_until.timestamp()),
     )
-    existing = store.begin_batch(header)  # conditional: a concurrent accept of the same id may have come first
-    if existing is not None and existing.body_hash != header.body_hash:
-        raise BatchIdConflict(batch_id)
-    if existing is not None and existing.state != "ACCEPTING":
-        raise BatchDoneBefore(stored_answer(store, existing))  # finished by a concurrent accept meanwhile
-    records = plan.records
-    if existing is not None:
-        written = store.existing_message_ids(batch_id)
-        records = [r for r in records if r.id not in written]
-    store.put_messages(records)
+    if resumed is not None and stored is not None:
+        header.resumes = (resumed.resumes or 0) + 1
+        plan = _with_stored(plan, stored)  # a record the guards refused this time stands as written
+    _count(header, plan)
+    if stored is not None:
+        _pack_resumed(plan, stored, header)
+    if resumed is None:
+        _begin(store, header)
+    elif not store.take_over_batch(header, resumed):
+        raise resume.BatchInProgress(batch_id)  # another attempt resumed it first
+    written = {r.id for r in stored or () if r.pack_key is not None}
+    store.put_messages([r for r in plan.records if r.id not in written])
     for provider, packs in plan.packs.items():
         queues.send_packs(provider, packs)
     if plan.held:
-        _hold(plan.held, now=now, expires_at=header.expires_at)
-    header.state = "QUEUED" if plan.records else "REJECTED"
-    header.queued_at = iso(now)
-    store.finish_batch(header)
+        _hold(plan.held, now=clock, expires_at=header.expires_at)
+    _finish(store, header, now=now)
     return _response(batch_id, plan, Status.QUEUED)
+
+
+def _count(header: BatchRecord, plan: AcceptPlan) -> None:
+    header.accepted, header.rejected = len(plan.records), len(plan.errors)
+    header.errors = plan.errors[:MAX_STORED_ERRORS]
+    for name, value in gate.batch_totals(plan.records).items():
+        setattr(header, name, value)
+
+
+def _begin(store: MessageStore, header: BatchRecord) -> None:
+    """Writes the header of a new batch, conditionally: a concurrent accept of the same id may have come first."""
+    existing = store.begin_batch(header)
+    if existing is None:
+        return
+    if existing.body_hash != header.body_hash:
+        raise BatchIdConflict(header.batch_id)
+    if existing.state != "ACCEPTING":
+        raise BatchDoneBefore(stored_answer(store, existing))  # finished by a concurrent accept meanwhile
+    raise resume.BatchInProgress(header.batch_id)  # begun by another accept since this one looked
+
+
+def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> None:
+    """Every record written, every pack queued or held: from now on ACCEPTED records read as QUEUED."""
+    header.state = "QUEUED" if header.accepted else "REJECTED"
+    header.queued_at = iso(now)
+    header.accepting_until = None
+    store.finish_batch(header)
+
+
+def _with_stored(plan: AcceptPlan, stored: Sequence[MessageRecord]) -> AcceptPlan:
+    records, errors = resume.with_stored(plan.records, plan.errors, stored)
+    return AcceptPlan(records=records, errors=errors, packs=plan.packs, held=plan.held)
+
+
+def _pack_resumed(plan: AcceptPlan, stored: Sequence[MessageRecord], header: BatchRecord) -> None:
+    """A resume's packs (`resume.py`): each stored record in the pack it names, the others packed afresh."""
+    kept = {r.id for r in stored if r.pack_key is not None}  # a record written before pack keys is packed afresh
+    fresh = AcceptPlan(records=[r for r in plan.records if r.id not in kept])
+    assert header.resumes is not None and header.expires_at is not None
+    prefix = resume.fresh_prefix(header.batch_id, header.resumes)
+    _pack(fresh, batch_id=header.batch_id, created_at=header.created_at, expires_at=header.expires_at, prefix=prefix)
+    as_stored = resume.packs_as_stored([r for r in plan.records if r.id in kept], batch=header)
+    plan.packs, plan.held = resume.joined((fresh.packs, fresh.held), as_stored)
+
+
+def _queue_again(
+    header: BatchRecord, stored: list[MessageRecord], *, store: MessageStore, queues: PackQueues, now: datetime
+) -> AcceptResponse:
+    """Completes an accept that stopped after writing every record (`resume.py`): its packs, rebuilt from the stored
+    records, queued (and held) again, and its answer as the batch stands (as a replay's, its first errors)."""
+    if all(r.pack_key is not None for r in stored):
+        packs, held = resume.packs_as_stored(stored, batch=header)
+    else:  # accepted before records named their pack: packed as accept packed them then
+        plan = AcceptPlan(records=stored)
+        _pack(plan, batch_id=header.batch_id, created_at=header.created_at, expires_at=header.expires_at)
+        packs, held = plan.packs, plan.held
+    for provider, provider_packs in packs.items():
+        queues.send_packs(provider, provider_packs)
+    if held:
+        _hold(held, now=now, expires_at=header.expires_at)
+    _finish(store, header, now=parse_iso(header.created_at))
+    return _answer(header, stored)
 
 
 def _planning_time(
     store: MessageStore, specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, new_batch_id: bool
-) -> datetime:
-    """When this accept plans as of: `now` for new work (its send_at checked), the first attempt's time when resuming
-    an accept that died half way. Raises before anything is counted: BATCH_ID_CONFLICT, or BatchDoneBefore (done
-    before: nothing to write, count or send again)."""
+) -> tuple[datetime, BatchRecord | None]:
+    """When this accept plans as of, and the header of the stopped attempt it resumes, if any: `now` for new work
+    (its send_at checked), the first attempt's time when resuming an accept that stopped half way. Raises before
+    anything is counted: BATCH_ID_CONFLICT, BatchDoneBefore (done before: nothing to write, count or send again), or
+    BatchInProgress (the attempt may still be running)."""
     found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
     if found is None:
         check_send_at(specs, now)
-        return now
+        return now, None
     if found.state != "ACCEPTING":
         raise BatchDoneBefore(stored_answer(store, found))
+    if found.accepting_until is not None and now.timestamp() < found.accepting_until:
+        raise resume.BatchInProgress(batch_id)
     # Planned at a later time, a recipient queued then could now fall in its quiet hours and be held as well (texted
     # twice at their end), and the stamps, the spend's month and the OTP guard's buckets would move.
-    return parse_iso(found.created_at)
+    return parse_iso(found.created_at), found
 
 
 def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | None:
@@ -377,19 +458,15 @@ def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | 
 def stored_answer(store: MessageStore, batch: BatchRecord) -> AcceptResponse:
     """A finished batch's answer as it stands: its recipients' statuses now, its counts and its first errors (the
     header keeps MAX_STORED_ERRORS)."""
-    records: list[MessageRecord] = []
-    after: str | None = None
-    while True:
-        page, after = store.list_batch_messages(batch.batch_id, limit=MAX_PAGE, after=after)
-        records += page
-        if after is None:
-            break
-    messages = [_message(r, effective_status(r, batch)) for r in records]
+    return _answer(batch, batch_messages(store, batch.batch_id))
+
+
+def _answer(batch: BatchRecord, records: Sequence[MessageRecord]) -> AcceptResponse:
     return AcceptResponse(
         batch_id=batch.batch_id,
         accepted=batch.accepted,
         rejected=batch.rejected,
-        messages=messages,
+        messages=[_message(r, effective_status(r, batch)) for r in records],
         errors=batch.errors,
     )
 

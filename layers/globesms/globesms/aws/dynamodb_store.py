@@ -69,6 +69,26 @@ class DynamoDBMessageStore:
     def finish_batch(self, batch: BatchRecord) -> None:
         self._client().put_item(TableName=self._table, Item=header_item(batch))
 
+    def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
+        values: dict[str, Any] = {":accepting": {"S": "ACCEPTING"}}
+        if previous.resumes is None:
+            unchanged = "attribute_not_exists(#resumes)"
+        else:
+            unchanged, values[":resumes"] = "#resumes = :resumes", {"N": str(previous.resumes)}
+        try:
+            self._client().put_item(
+                TableName=self._table,
+                Item=header_item(batch),
+                ConditionExpression=f"#state = :accepting AND {unchanged}",
+                ExpressionAttributeNames={"#state": "state", "#resumes": "resumes"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         item = (
             self._client()
@@ -80,12 +100,6 @@ class DynamoDBMessageStore:
             .get("Item")
         )
         return batch_from_item(item) if item else None
-
-    def existing_message_ids(self, batch_id: str) -> set[str]:
-        ids: set[str] = set()
-        for item in self._query_messages(batch_id, projection="#i", names={"#i": "id"}):
-            ids.add(item["id"]["S"])
-        return ids
 
     # ---- messages ----
 
@@ -213,15 +227,3 @@ class DynamoDBMessageStore:
         )
         counts = {name.removeprefix("n_"): int(value["N"]) for name, value in item.items() if name.startswith("n_")}
         return {status: n for status, n in counts.items() if n}
-
-    def _query_messages(self, batch_id: str, *, projection: str, names: dict[str, str]) -> list[dict[str, Any]]:
-        paginator = self._client().get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
-            ExpressionAttributeValues={":pk": {"S": batch_pk(batch_id)}, ":m": {"S": "M#"}},
-            ProjectionExpression=projection,
-            ExpressionAttributeNames=names,
-            ConsistentRead=True,
-        )
-        return [item for page in pages for item in page.get("Items", [])]

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Invocation(Protocol):
+    """What a Lambda context says about the time left (`LambdaContext`, or a stand-in)."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def deadline(context: Invocation) -> datetime:
+    """When the runtime stops this invocation at the latest."""
+    return utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis())
 
 
 def iso(moment: datetime) -> str:

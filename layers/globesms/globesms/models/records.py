@@ -89,6 +89,10 @@ class BatchRecord(Model):
     cost: str | None = None
     currency: str | None = None
     owner: str | None = Field(default=None, description="the API key (or intake owner) that sent it")
+    # While ACCEPTING (accept/resume.py): until when the attempt writing it may run (epoch seconds, its invocation's
+    # deadline), and how many attempts resumed it.
+    accepting_until: int | None = None
+    resumes: int | None = None
 
     @property
     def refused_whole(self) -> bool:

@@ -37,9 +37,15 @@ class ScheduleDeps:
 
 
 def held_groups(
-    records: Iterable[MessageRecord], *, batch_id: str, created_at: str, expires_at: int | None
+    records: Iterable[MessageRecord],
+    *,
+    batch_id: str,
+    created_at: str,
+    expires_at: int | None,
+    pack_id_prefix: str | None = None,
 ) -> list[HeldGroup]:
-    """The scheduled records (those with a send_at) packed per send_at, in send_at order."""
+    """The scheduled records (those with a send_at) packed per send_at, in send_at order. `pack_id_prefix`: in place
+    of the batch id (a resumed accept's fresh packs, `accept/resume.py`)."""
     by_time: dict[str, list[MessageRecord]] = {}
     for record in records:
         if record.send_at is not None:
@@ -51,7 +57,7 @@ def held_groups(
             batch_id=batch_id,
             created_at=created_at,
             expires_at=expires_at,
-            pack_id_prefix=f"{batch_id}@{pack_time(send_at)}",
+            pack_id_prefix=f"{pack_id_prefix or batch_id}@{pack_time(send_at)}",
         )
         groups.append(
             HeldGroup(

@@ -1,0 +1,116 @@
+"""Resuming an accept that stopped half way, its batch header still ACCEPTING (accept's order: `service.py`).
+
+An attempt writes every record before it queues any pack, and its header counts the records it is writing. So the
+next attempt of the same body (an SQS redelivery, an API retry once the key's in-progress record has expired)
+finds one of two things:
+- **Every record written** (`accepted` of them): the attempt may have queued some packs or all of them, and
+  dispatchers may have sent them. Nothing is planned again. Each stored record goes back into the pack its
+  `pack_key` names, so every pack id holds exactly the recipients it held the first time: dispatch's claim skips
+  the packs already sent, and the rest go out once. Planning again could route a recipient elsewhere (a route,
+  score, opt-out or limit changed meanwhile) and so put it into a second pack, or give a pack id it was in to
+  others: texted twice, or never.
+- **Fewer**: the attempt stopped while writing them, so it queued nothing. The request is planned again, but each
+  stored record stands as written (provider, content, price and pack), even where the new plan would refuse it.
+  Only the recipients not written yet are packed afresh, under pack ids no earlier attempt used
+  (`<batch>~<resume number>`), so a pack id never names two sets of recipients.
+
+An attempt is resumed only once it has certainly stopped: its header says until when it may run (`accepting_until`,
+its invocation's deadline). Until then another accept of the batch is told to come back later (`BatchInProgress`),
+as is one that finds a header it did not see when it first looked (two accepts of one batch at once). A resume that
+plans again first takes the header over, numbered (`resumes`) and conditionally, so two resumes at once never both
+pack the unwritten recipients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from globesms.accept.idempotency_outcomes import KeyInProgress
+from globesms.accept.packing import pack_again
+from globesms.models.api import RecipientError
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.ports import ReleaseRef
+from globesms.scheduling.hold import HeldGroup
+
+
+class BatchInProgress(KeyInProgress):
+    """Another accept of this batch may still be running: nothing was written; retry once it has stopped."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id} is still being accepted; retry in a few seconds")
+        self.batch_id = batch_id
+
+
+def all_written(header: BatchRecord, stored: Sequence[MessageRecord]) -> bool:
+    """Whether the attempt that wrote `header` wrote all of its records (and so may have queued packs)."""
+    return len(stored) >= header.accepted
+
+
+def fresh_prefix(batch_id: str, resumes: int) -> str:
+    """The pack id prefix of the recipients resume number `resumes` packs afresh: never one an earlier attempt used
+    (the first used the batch id, and each resume takes its number over the header, conditionally)."""
+    return f"{batch_id}~{resumes}"
+
+
+def with_stored(
+    records: Sequence[MessageRecord], errors: Sequence[RecipientError], stored: Sequence[MessageRecord]
+) -> tuple[list[MessageRecord], list[RecipientError]]:
+    """A new plan's records and refusals with the stored records standing in for (or added beside) the planned
+    ones of their ids, copied (packing sets a record's pack_key), in index order; no refusal for a stored id."""
+    by_id = {r.id: r for r in stored}
+    indexes = {_index(r.id) for r in stored}
+    merged = [*(r.model_copy() for r in stored), *(r for r in records if r.id not in by_id)]
+    return sorted(merged, key=lambda r: _index(r.id)), [e for e in errors if e.index not in indexes]
+
+
+def packs_as_stored(
+    records: Iterable[MessageRecord], *, batch: BatchRecord
+) -> tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]]:
+    """Each record (all with a pack_key) back in the pack its pack_key names: the packs to queue now, by provider,
+    and the held ones, by send_at."""
+    by_key: dict[str, list[MessageRecord]] = {}
+    for record in records:
+        assert record.pack_key is not None
+        by_key.setdefault(record.pack_key, []).append(record)
+    now: dict[ProviderName, list[DispatchPack]] = {}
+    held: dict[str, list[DispatchPack]] = {}
+    for key, group in by_key.items():
+        provider = ProviderName(key.rsplit(":", 2)[-2])  # `:aliyun:3`, `@<send time>:aliyun:0`, `~40:aliyun:0`
+        pack = pack_again(
+            group,
+            pack_id=batch.batch_id + key,
+            provider=provider,
+            batch_id=batch.batch_id,
+            created_at=batch.created_at,
+            expires_at=batch.expires_at,
+            currency=batch.currency,
+        )
+        send_at = group[0].send_at
+        if send_at is None:
+            now.setdefault(provider, []).append(pack)
+        else:
+            held.setdefault(send_at, []).append(pack)
+    return now, [HeldGroup(ReleaseRef(batch.batch_id, at), tuple(packs)) for at, packs in sorted(held.items())]
+
+
+def joined(
+    first: tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]],
+    second: tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]],
+) -> tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]]:
+    """Two sets of packs as one: providers' packs in turn, held packs of one send_at in one group."""
+    now: dict[ProviderName, list[DispatchPack]] = {}
+    held: dict[ReleaseRef, list[DispatchPack]] = {}
+    for packs, groups in (first, second):
+        for provider, provider_packs in packs.items():
+            now.setdefault(provider, []).extend(provider_packs)
+        for group in groups:
+            held.setdefault(group.ref, []).extend(group.packs)
+    return now, [HeldGroup(ref, tuple(packs)) for ref, packs in sorted(held.items(), key=lambda i: i[0].send_at)]
+
+
+def _index(message_id: str) -> int:
+    parts = split_message_id(message_id)
+    assert parts is not None  # ids made by message_id()
+    return parts[1]

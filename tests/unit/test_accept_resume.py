@@ -1,0 +1,249 @@
+"""An accept that stopped half way is resumed by the next attempt of the same body (accept/resume.py): whatever
+changed between the attempts (here the route table), every recipient ends up in exactly one pack id, each pack id
+always holds the same recipients, and every record names the pack it is in."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from globesms import hooks
+from globesms.accept import resume
+from globesms.accept.idempotency_outcomes import KeyInProgress
+from globesms.accept.intake import IntakeDeferred, accept_intake
+from globesms.accept.service import accept
+from globesms.models.api import AcceptResponse, MessageSpec
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.routing.route_table import RouteTable, parse_route_table
+from globesms.routing.templates import parse_registry
+from globesms.scheduling import hold
+from tests.fakes import MemoryQueues, MemoryReleases, MemoryScheduleStore, MemoryStore
+from tests.samples import REGISTRY
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+HK = [f"+8525123{i:04d}" for i in range(120)]  # Alibaba OTP: 50 a pack
+SG = [f"+659123{i:04d}" for i in range(5)]
+LOGIN = {"id": "login", "params": {"minutes": 5, "code": "123456"}}
+
+
+def table(hk: str, sg: str) -> RouteTable:
+    return parse_route_table(
+        {
+            "version": 1,
+            "default": {"text": [{"provider": "aliyun"}], "template": [{"provider": "tencent"}]},
+            "countries": {"HK": {"template": [{"provider": hk}]}, "SG": {"template": [{"provider": sg}]}},
+        },
+        "test",
+    )
+
+
+FIRST = table(hk="aliyun", sg="tencent")
+CHANGED = table(hk="huawei", sg="aliyun")  # every recipient routed elsewhere by the time of the resume
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("globesms.accept.service.template_registry", lambda: REGISTRY)
+
+
+def specs(send_at: datetime | None = None) -> list[MessageSpec]:
+    otp = MessageSpec.model_validate({"to": HK, "template": LOGIN, "type": "OTP"})
+    if send_at is None:
+        return [otp, MessageSpec.model_validate({"to": SG, "template": LOGIN})]
+    # Built without validation: send_at's bounds are checked against the real clock.
+    later = MessageSpec.model_validate({"to": SG, "template": LOGIN}).model_copy(update={"send_at": send_at})
+    return [otp, later]
+
+
+def run(
+    store: MemoryStore,
+    queues: MemoryQueues,
+    routes: RouteTable,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    body: list[MessageSpec] | None = None,
+    now: datetime = NOW,
+    until: datetime | None = None,
+) -> AcceptResponse:
+    monkeypatch.setattr("globesms.accept.service.current_table", lambda: routes)
+    return accept(
+        body or specs(),
+        batch_id="B1",
+        source="sqs",
+        now=now,
+        retention_days=90,
+        store=store,
+        queues=queues,
+        accepting_until=until,
+    )
+
+
+def sent_once_each(packs: Sequence[DispatchPack], records: dict[str, MessageRecord]) -> None:
+    """Every pack id always carries the same recipients; every record is in exactly one pack id, the one it names."""
+    by_id: dict[str, set[str]] = {}
+    for pack in packs:
+        recipients = {r.id for r in pack.recipients}
+        assert by_id.setdefault(pack.pack_id, recipients) == recipients, f"{pack.pack_id} changed its recipients"
+    packs_of: dict[str, list[str]] = defaultdict(list)
+    for pack_id, recipients in by_id.items():
+        for recipient in recipients:
+            packs_of[recipient].append(pack_id)
+    assert set(packs_of) == set(records)
+    for record_id, pack_ids in packs_of.items():
+        assert pack_ids == [records[record_id].accept_pack_id()], record_id
+
+
+def all_sent(queues: MemoryQueues) -> list[DispatchPack]:
+    return [pack for packs in queues.sent.values() for pack in packs]
+
+
+def test_a_resume_after_every_record_was_written_sends_the_first_packs_whatever_changed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = MemoryStore(), MemoryQueues()
+    queues.fail_for.add(ProviderName.TENCENT)  # Alibaba's three packs go, then the queue fails
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch)
+    first_packs = all_sent(queues)
+    assert len(first_packs) == 3 and store.batches["B1"].state == "ACCEPTING"
+    puts = store.put_calls
+
+    queues.fail_for.clear()
+    answer = run(store, queues, CHANGED, monkeypatch)
+
+    assert store.put_calls == puts  # nothing planned or written again
+    assert store.batches["B1"].state == "QUEUED" and answer.accepted == 125
+    assert all_sent(queues)[:3] == first_packs
+    resent = all_sent(queues)[3:]
+    assert [p.pack_id for p in resent] == ["B1:aliyun:0", "B1:aliyun:1", "B1:aliyun:2", "B1:tencent:0"]
+    assert resent[:3] == first_packs  # the same packs, which dispatch's claims skip
+    sent_once_each(all_sent(queues), store.messages)
+    assert {r.provider for r in store.messages.values() if r.to in SG} == {ProviderName.TENCENT}
+
+
+class StopsWriting(MemoryStore):
+    """Writes the first `keep` records of the next put, then stops (an invocation that timed out)."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep: int | None = keep
+
+    def put_messages(self, messages, deadlines=()):  # type: ignore[no-untyped-def]
+        if self.keep is None:
+            return super().put_messages(messages, deadlines)
+        super().put_messages(messages[: self.keep])
+        self.keep = None
+        raise TimeoutError("stopped while writing")
+
+
+def test_a_resume_after_some_records_were_written_keeps_them_and_packs_the_rest_under_new_ids(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=70), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch)
+    assert len(store.messages) == 70 and not queues.sent  # nothing queued before every record is written
+
+    answer = run(store, queues, CHANGED, monkeypatch)
+
+    header = store.batches["B1"]
+    assert (header.state, header.accepted, header.resumes, answer.accepted) == ("QUEUED", 125, 1, 125)
+    records = store.messages
+    # The 70 written stand as written (Alibaba, their packs); the 55 not written follow the new routes, packed anew.
+    assert {records[f"B1.{i:05d}"].provider for i in range(70)} == {ProviderName.ALIYUN}
+    assert {records[f"B1.{i:05d}"].provider for i in range(70, 120)} == {ProviderName.HUAWEI}
+    assert {records[f"B1.{i:05d}"].provider for i in range(120, 125)} == {ProviderName.ALIYUN}
+    assert sorted(p.pack_id for p in all_sent(queues)) == [
+        "B1:aliyun:0",
+        "B1:aliyun:1",  # the 20 of the first attempt's second pack that were written
+        "B1~1:aliyun:0",
+        "B1~1:huawei:0",
+    ]
+    sent_once_each(all_sent(queues), records)
+    assert [m.provider for m in answer.messages] == [records[m.id].provider for m in answer.messages]
+
+
+def test_a_resume_keeps_a_written_record_the_new_plan_would_refuse(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=3), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch)
+    # The template is no longer registered: as a provider's own template id, no route can carry it.
+    unregistered = parse_registry({"version": 1, "templates": {}}, "test")
+    monkeypatch.setattr("globesms.accept.service.template_registry", lambda: unregistered)
+
+    answer = run(store, queues, FIRST, monkeypatch)
+
+    assert answer.accepted == 3 and answer.rejected == 122  # the others refused this time
+    assert [m.id for m in answer.messages] == ["B1.00000", "B1.00001", "B1.00002"]
+    assert not {e.index for e in answer.errors} & {0, 1, 2}
+    sent_once_each(all_sent(queues), store.messages)
+
+
+def test_held_packs_of_a_resumed_accept_are_the_first_ones(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    schedule = MemoryScheduleStore(MemoryStore())
+    monkeypatch.setitem(
+        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=MemoryReleases())
+    )
+    send_at = NOW + timedelta(hours=2)
+    store, queues = MemoryStore(), MemoryQueues()
+    queues.fail_for.add(ProviderName.ALIYUN)
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch, body=specs(send_at))
+    queues.fail_for.clear()
+
+    run(store, queues, CHANGED, monkeypatch, body=specs(send_at))
+
+    (ref,) = schedule.held
+    assert [p.pack_id for p in schedule.held_packs(ref)] == [f"B1@{hold.pack_time(ref.send_at)}:tencent:0"]
+    sent_once_each([*all_sent(queues), *schedule.held_packs(ref)], store.messages)
+
+
+def test_an_accept_is_not_resumed_before_its_deadline(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=10), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
+    with pytest.raises(resume.BatchInProgress) as busy:
+        run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=29))
+    assert isinstance(busy.value, KeyInProgress)  # answered as a key in progress: come back later
+    assert len(store.messages) == 10 and not queues.sent and store.batches["B1"].resumes is None
+
+    run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=31))
+    assert store.batches["B1"].state == "QUEUED" and len(store.messages) == 125
+
+
+def test_an_intake_body_whose_batch_is_being_accepted_is_left_for_a_later_receive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=10), MemoryQueues()
+    monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+    body = '{"batch_id": "B1", "messages": [{"to": "+85251234567", "text": "hello"}]}'
+    with pytest.raises(TimeoutError):
+        accept_intake(
+            body, sqs_message_id="m1", now=NOW, retention_days=90, store=store, queues=queues, accepting_until=NOW
+        )
+    store.batches["B1"].accepting_until = int((NOW + timedelta(minutes=1)).timestamp())
+    with pytest.raises(IntakeDeferred):
+        accept_intake(body, sqs_message_id="m2", now=NOW, retention_days=90, store=store, queues=queues)
+
+
+def test_a_header_begun_by_another_accept_since_this_one_looked_stops_it(monkeypatch, mocker) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=10), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch)
+    mocker.patch.object(store, "get_batch", return_value=None)  # as if it looked just before the other began
+    with pytest.raises(resume.BatchInProgress):
+        run(store, queues, CHANGED, monkeypatch)
+    assert len(store.messages) == 10 and not queues.sent
+
+
+def test_two_resumes_at_once_only_one_packs_the_unwritten_recipients(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=10), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch)
+    read = store.list_batch_messages
+
+    def read_then_lose_the_race(batch_id, *, limit, after):  # type: ignore[no-untyped-def]
+        store.batches["B1"] = store.batches["B1"].model_copy(update={"resumes": 1})  # the other resume took it
+        return read(batch_id, limit=limit, after=after)
+
+    monkeypatch.setattr(store, "list_batch_messages", read_then_lose_the_race)
+    with pytest.raises(resume.BatchInProgress):
+        run(store, queues, CHANGED, monkeypatch)
+    assert len(store.messages) == 10 and not queues.sent
