@@ -122,24 +122,29 @@ def test_a_resume_after_every_record_was_written_sends_the_first_packs_whatever_
     assert {r.provider for r in store.messages.values() if r.to in SG} == {ProviderName.TENCENT}
 
 
-class StopsWriting(MemoryStore):
-    """Writes the first `keep` records of the next put, then stops (an invocation that timed out)."""
+class Stopped(BaseException):
+    """The runtime stopping an invocation at its deadline: no code of it runs after (not even `except Exception`)."""
 
-    def __init__(self, keep: int) -> None:
+
+class StopsWriting(MemoryStore):
+    """Writes the first `keep` records of the next put, then fails (`error`), or is stopped at its deadline."""
+
+    def __init__(self, keep: int, error: BaseException | None = None) -> None:
         super().__init__()
         self.keep: int | None = keep
+        self.error = error or Stopped()
 
     def put_messages(self, messages, deadlines=()):  # type: ignore[no-untyped-def]
         if self.keep is None:
             return super().put_messages(messages, deadlines)
         super().put_messages(messages[: self.keep])
         self.keep = None
-        raise TimeoutError("stopped while writing")
+        raise self.error
 
 
 def test_a_resume_after_some_records_were_written_keeps_them_and_packs_the_rest_under_new_ids(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=70), MemoryQueues()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch)
     assert len(store.messages) == 70 and not queues.sent  # nothing queued before every record is written
 
@@ -164,7 +169,7 @@ def test_a_resume_after_some_records_were_written_keeps_them_and_packs_the_rest_
 
 def test_a_resume_keeps_a_written_record_the_new_plan_would_refuse(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=3), MemoryQueues()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch)
     # The template is no longer registered: as a provider's own template id, no route can carry it.
     unregistered = parse_registry({"version": 1, "templates": {}}, "test")
@@ -199,7 +204,7 @@ def test_held_packs_of_a_resumed_accept_are_the_first_ones(monkeypatch) -> None:
 
 def test_an_accept_is_not_resumed_before_its_deadline(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=10), MemoryQueues()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
     with pytest.raises(resume.BatchInProgress) as busy:
         run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=29))
@@ -210,11 +215,21 @@ def test_an_accept_is_not_resumed_before_its_deadline(monkeypatch) -> None:  # t
     assert store.batches["B1"].state == "QUEUED" and len(store.messages) == 125
 
 
+def test_an_accept_that_failed_with_an_error_may_be_resumed_at_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = StopsWriting(keep=10, error=TimeoutError("DynamoDB timed out")), MemoryQueues()
+    with pytest.raises(TimeoutError):
+        run(store, queues, FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
+    assert store.batches["B1"].accepting_until is None  # it stopped, and said so
+
+    run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=1))
+    assert store.batches["B1"].state == "QUEUED" and len(store.messages) == 125
+
+
 def test_an_intake_body_whose_batch_is_being_accepted_is_left_for_a_later_receive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=10), MemoryQueues()
     monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
     body = '{"batch_id": "B1", "messages": [{"to": "+85251234567", "text": "hello"}]}'
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         accept_intake(
             body, sqs_message_id="m1", now=NOW, retention_days=90, store=store, queues=queues, accepting_until=NOW
         )
@@ -225,7 +240,7 @@ def test_an_intake_body_whose_batch_is_being_accepted_is_left_for_a_later_receiv
 
 def test_a_header_begun_by_another_accept_since_this_one_looked_stops_it(monkeypatch, mocker) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=10), MemoryQueues()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch)
     mocker.patch.object(store, "get_batch", return_value=None)  # as if it looked just before the other began
     with pytest.raises(resume.BatchInProgress):
@@ -235,7 +250,7 @@ def test_a_header_begun_by_another_accept_since_this_one_looked_stops_it(monkeyp
 
 def test_two_resumes_at_once_only_one_packs_the_unwritten_recipients(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=10), MemoryQueues()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch)
     read = store.list_batch_messages
 

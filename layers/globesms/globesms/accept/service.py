@@ -15,6 +15,7 @@ still ACCEPTING) is resumed by the next attempt of the same body, the records it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable, Sequence
@@ -324,13 +325,7 @@ def accept(
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if stored:  # the guards see the records the stopped attempt screened
         plan = _with_stored(plan, stored)
-    if otp is not None:  # before spend: a recipient held here reserves nothing
-        plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
-    if ledger is not None:
-        held_back = gate.hold_spend(
-            ledger, plan.records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, retention_days)
-        )
-        plan = _without(plan, held_back, batch_id) if held_back else plan
+    plan = _guarded(plan, rules, otp=otp, ledger=ledger, batch_id=batch_id, owner=owner, now=now, days=retention_days)
     header = BatchRecord(
         batch_id=batch_id,
         source="sqs" if source == "sqs" else "api",
@@ -352,13 +347,61 @@ def accept(
     elif not store.take_over_batch(header, resumed):
         raise resume.BatchInProgress(batch_id)  # another attempt resumed it first
     written = {r.id for r in stored or () if r.pack_key is not None}
-    store.put_messages([r for r in plan.records if r.id not in written])
+    try:
+        _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
+        _finish(store, header, now=now)
+    except Exception:
+        _give_up(store, header)
+        raise
+    return _response(batch_id, plan, Status.QUEUED)
+
+
+def _guarded(
+    plan: AcceptPlan,
+    rules: gate.Rules,
+    *,
+    otp: otp_guard.OtpGuard | None,
+    ledger: SpendLedger | None,
+    batch_id: str,
+    owner: str | None,
+    now: datetime,
+    days: int,
+) -> AcceptPlan:
+    """The plan less the recipients the OTP guard and the spend limits refuse (docs/guardrails.md)."""
+    if otp is not None:  # before spend: a recipient held here reserves nothing
+        plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
+    if ledger is not None:
+        held_back = gate.hold_spend(
+            ledger, plan.records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days)
+        )
+        plan = _without(plan, held_back, batch_id) if held_back else plan
+    return plan
+
+
+def _write_and_queue(
+    records: Sequence[MessageRecord],
+    plan: AcceptPlan,
+    header: BatchRecord,
+    store: MessageStore,
+    queues: PackQueues,
+    *,
+    now: datetime,
+) -> None:
+    """Steps 2 and 3: the records, then the packs (queued now, or held until their send_at)."""
+    store.put_messages(records)
     for provider, packs in plan.packs.items():
         queues.send_packs(provider, packs)
     if plan.held:
-        _hold(plan.held, now=clock, expires_at=header.expires_at)
-    _finish(store, header, now=now)
-    return _response(batch_id, plan, Status.QUEUED)
+        _hold(plan.held, now=now, expires_at=header.expires_at)
+
+
+def _give_up(store: MessageStore, header: BatchRecord) -> None:
+    """This attempt stops here (an error, not a timeout): the next one may resume the batch at once rather than after
+    this invocation's deadline. Best effort: if the store fails too, the deadline still frees it."""
+    if header.accepting_until is None:
+        return
+    with contextlib.suppress(Exception):
+        store.take_over_batch(header.model_copy(update={"accepting_until": None}), header)
 
 
 def _count(header: BatchRecord, plan: AcceptPlan) -> None:
@@ -380,12 +423,13 @@ def _begin(store: MessageStore, header: BatchRecord) -> None:
     raise resume.BatchInProgress(header.batch_id)  # begun by another accept since this one looked
 
 
-def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> None:
+def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> BatchRecord:
     """Every record written, every pack queued or held: from now on ACCEPTED records read as QUEUED."""
-    header.state = "QUEUED" if header.accepted else "REJECTED"
-    header.queued_at = iso(now)
-    header.accepting_until = None
-    store.finish_batch(header)
+    done = header.model_copy(
+        update={"state": "QUEUED" if header.accepted else "REJECTED", "queued_at": iso(now), "accepting_until": None}
+    )
+    store.finish_batch(done)
+    return done
 
 
 def _with_stored(plan: AcceptPlan, stored: Sequence[MessageRecord]) -> AcceptPlan:
@@ -419,8 +463,7 @@ def _queue_again(
         queues.send_packs(provider, provider_packs)
     if held:
         _hold(held, now=now, expires_at=header.expires_at)
-    _finish(store, header, now=parse_iso(header.created_at))
-    return _answer(header, stored)
+    return _answer(_finish(store, header, now=parse_iso(header.created_at)), stored)
 
 
 def _planning_time(
