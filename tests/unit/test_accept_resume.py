@@ -12,8 +12,10 @@ from globesms import hooks
 from globesms.accept import resume
 from globesms.accept.idempotency_outcomes import KeyInProgress
 from globesms.accept.intake import IntakeDeferred, accept_intake
-from globesms.accept.service import accept
-from globesms.models.api import AcceptResponse, MessageSpec
+from globesms.accept.service import LEASE_MARGIN, accept
+from globesms.consent import screen as consent_screen
+from globesms.domain.status import Status
+from globesms.models.api import AcceptResponse, MessageSpec, RecipientError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
@@ -206,12 +208,14 @@ def test_an_accept_is_not_resumed_before_its_deadline(monkeypatch) -> None:  # t
     store, queues = StopsWriting(keep=10), MemoryQueues()
     with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
+    # The deadline, and a margin for a write sent just before it that lands just after.
+    assert store.batches["B1"].accepting_until == (NOW + timedelta(seconds=30) + LEASE_MARGIN).timestamp()
     with pytest.raises(resume.BatchInProgress) as busy:
-        run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=29))
+        run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=34))
     assert isinstance(busy.value, KeyInProgress)  # answered as a key in progress: come back later
     assert len(store.messages) == 10 and not queues.sent and store.batches["B1"].resumes is None
 
-    run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=31))
+    run(store, queues, FIRST, monkeypatch, now=NOW + timedelta(seconds=36))
     assert store.batches["B1"].state == "QUEUED" and len(store.messages) == 125
 
 
@@ -262,3 +266,137 @@ def test_two_resumes_at_once_only_one_packs_the_unwritten_recipients(monkeypatch
     with pytest.raises(resume.BatchInProgress):
         run(store, queues, CHANGED, monkeypatch)
     assert len(store.messages) == 10 and not queues.sent
+
+
+def refusing_sg(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """SG's numbers opted out (refused at planning) while `on`: the first attempt counts fewer than a resume."""
+    screen_numbers = consent_screen.refuse_opted_out
+    state = {"on": True}
+
+    def refuse(records, check):  # type: ignore[no-untyped-def]
+        if not state["on"]:
+            return screen_numbers(records, None)
+        refused = [r for r in records if r.to in SG]
+        errors = [RecipientError(index=_index(r.id), to=r.to, code="OPTED_OUT", message="opted out") for r in refused]
+        return [r for r in records if r.to not in SG], errors
+
+    monkeypatch.setattr(consent_screen, "refuse_opted_out", refuse)
+    return state
+
+
+def _index(record_id: str) -> int:
+    return int(record_id.rpartition(".")[2])
+
+
+def test_a_resume_that_read_the_header_before_another_took_it_over_stops(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    opted_out = refusing_sg(monkeypatch)
+    store, queues = StopsWriting(keep=70), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch)
+    stale = store.batches["B1"].model_copy(deep=True)
+    assert stale.accepted == 120
+    opted_out["on"] = False
+    late: list[BaseException] = []
+    put = MemoryStore.put_messages
+
+    def put_then_a_late_resume_looks(self, messages, deadlines=()):  # type: ignore[no-untyped-def]
+        # While the first resume writes its 55 records, a second one (which read the header before the first took
+        # it over) lists 50 of them: 120 records, as many as that header counts.
+        put(self, messages[:50])
+        with monkeypatch.context() as patched:
+            patched.setattr(self, "get_batch", lambda batch_id: stale)
+            with pytest.raises(resume.BatchInProgress) as stopped:
+                run(self, queues, CHANGED, monkeypatch)
+        late.append(stopped.value)
+        put(self, messages[50:])
+
+    monkeypatch.setattr(StopsWriting, "put_messages", put_then_a_late_resume_looks)
+    answer = run(store, queues, CHANGED, monkeypatch)
+
+    assert late and answer.accepted == 125 and store.batches["B1"].accepted == 125
+    sent_once_each(all_sent(queues), store.messages)
+
+    # Once the batch is finished, a resume holding the old header stops too, and writes nothing over it.
+    monkeypatch.setattr(store, "get_batch", lambda batch_id: stale)
+    with pytest.raises(resume.BatchInProgress):
+        run(store, queues, CHANGED, monkeypatch)
+    assert (store.batches["B1"].state, store.batches["B1"].accepted) == ("QUEUED", 125)
+
+
+def test_a_partial_resume_sends_no_more_recipients_than_were_reserved(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.test_guardrails import MemoryLedger
+
+    opted_out = refusing_sg(monkeypatch)
+    ledger = MemoryLedger()
+    store, queues = StopsWriting(keep=118), MemoryQueues()
+    body = [MessageSpec.model_validate({"to": [*SG, *HK], "template": LOGIN})]  # SG first: indexes 0-4
+
+    def attempt() -> AcceptResponse:
+        monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+        return accept(
+            body, batch_id="B1", source="sqs", now=NOW, retention_days=90, store=store, queues=queues, ledger=ledger
+        )
+
+    with pytest.raises(Stopped):
+        attempt()
+    assert ledger.held["B1"] == 120
+    opted_out["on"] = False  # SG's five may be texted now: planned first, but the reservation covers 120
+
+    answer = attempt()
+
+    assert answer.accepted == 120 and set(store.messages) >= {f"B1.{i:05d}" for i in range(5, 123)}
+    sent_once_each(all_sent(queues), store.messages)
+
+
+def test_a_record_handed_on_since_is_not_packed_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues = MemoryStore(), MemoryQueues()
+    queues.fail_for.add(ProviderName.TENCENT)
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch)
+    queues.fail_for.clear()
+    # The first pack was sent (its claim expired since, after 14 days); one of the second's was canceled.
+    for i in range(50):
+        store.messages[f"B1.{i:05d}"].status = Status.DELIVERED
+    store.messages["B1.00060"].status = Status.CANCELED
+    queues.sent.clear()
+
+    run(store, queues, FIRST, monkeypatch)
+
+    assert [(p.pack_id, len(p.recipients)) for p in all_sent(queues)] == [
+        ("B1:aliyun:1", 49),
+        ("B1:aliyun:2", 20),
+        ("B1:tencent:0", 5),
+    ]
+
+
+def test_held_packs_of_a_resume_are_released_by_the_clock_not_the_first_attempts_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    releases = MemoryReleases()
+    schedule = MemoryScheduleStore(MemoryStore())
+    monkeypatch.setitem(
+        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=releases)
+    )
+    store, queues = StopsWriting(keep=10), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch, body=specs(NOW + timedelta(minutes=10)))
+
+    run(store, queues, FIRST, monkeypatch, body=specs(NOW + timedelta(minutes=10)), now=NOW + timedelta(minutes=4))
+
+    assert [delay for _ref, delay in releases.sent] == [6 * 60]
+
+
+def test_the_intake_writes_its_invocations_deadline(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = StopsWriting(keep=0)
+    monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+    body = '{"batch_id": "B1", "messages": [{"to": "+85251234567", "text": "hello"}]}'
+    deadline = NOW + timedelta(seconds=40)
+    with pytest.raises(Stopped):
+        accept_intake(
+            body,
+            sqs_message_id="m",
+            now=NOW,
+            retention_days=90,
+            store=store,
+            queues=MemoryQueues(),
+            accepting_until=deadline,
+        )
+    assert store.batches["B1"].accepting_until == (deadline + LEASE_MARGIN).timestamp()

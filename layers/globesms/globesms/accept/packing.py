@@ -38,7 +38,7 @@ def pack_records(
     to the dispatcher for some recipients (by id), e.g. the provider they failed over from."""
     groups: dict[tuple[ProviderName, int], list[MessageRecord]] = {}
     for record in records:
-        groups.setdefault((record.provider, _recipients_per_pack(record)), []).append(record)
+        groups.setdefault((record.provider, recipients_per_pack(record)), []).append(record)
     packs: dict[ProviderName, list[DispatchPack]] = {}
     for (provider, cap), group in groups.items():
         provider_packs = packs.setdefault(provider, [])
@@ -56,7 +56,8 @@ def pack_records(
     return packs
 
 
-def _recipients_per_pack(record: MessageRecord) -> int:
+def recipients_per_pack(record: MessageRecord) -> int:
+    """The most recipients a pack of this record's kind holds: one provider call."""
     if record.provider is ProviderName.ALIYUN and record.type is MessageType.OTP:
         return ALIYUN_SINGLE_SENDS_PER_PACK
     return RECIPIENTS_PER_CALL[record.provider]

@@ -4,35 +4,39 @@ An attempt writes every record before it queues any pack, and its header counts 
 next attempt of the same body (an SQS redelivery, an API retry once the key's in-progress record has expired)
 finds one of two things:
 - **Every record written** (`accepted` of them): the attempt may have queued some packs or all of them, and
-  dispatchers may have sent them. Nothing is planned again. Each stored record goes back into the pack its
-  `pack_key` names, so every pack id holds exactly the recipients it held the first time: dispatch's claim skips
-  the packs already sent, and the rest go out once. Planning again could route a recipient elsewhere (a route,
+  dispatchers may have sent them. Nothing is planned again. Each stored record not handed on since goes back into
+  the pack its `pack_key` names, so every pack id holds the recipients it held the first time: dispatch's claim
+  skips the packs already sent, and the rest go out once. Planning again could route a recipient elsewhere (a route,
   score, opt-out or limit changed meanwhile) and so put it into a second pack, or give a pack id it was in to
   others: texted twice, or never.
 - **Fewer**: the attempt stopped while writing them, so it queued nothing. The request is planned again, but each
   stored record stands as written (provider, content, price and pack), even where the new plan would refuse it.
   Only the recipients not written yet are packed afresh, under pack ids no earlier attempt used
-  (`<batch>~<resume number>`), so a pack id never names two sets of recipients.
+  (`<batch>~<resume number>`), so a pack id never names two sets of recipients. The spend reservation (one per
+  batch: the count the stopped attempt reserved) goes to the written records first.
 
 An attempt is resumed only once it has certainly stopped: its header says until when it may run (`accepting_until`,
 its invocation's deadline). Until then another accept of the batch is told to come back later (`BatchInProgress`),
-as is one that finds a header it did not see when it first looked (two accepts of one batch at once). A resume that
-plans again first takes the header over, numbered (`resumes`) and conditionally, so two resumes at once never both
-pack the unwritten recipients.
+as is one that finds a header it did not see when it first looked (two accepts of one batch at once). Every resume
+first takes the header over, numbered (`resumes`) and conditionally, so of two resumes at once, or one that read the
+header before another took it over, only one goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from globesms.accept.idempotency_outcomes import KeyInProgress
-from globesms.accept.packing import pack_again
+from globesms.accept.packing import pack_again, recipients_per_pack
+from globesms.domain.status import Status
 from globesms.models.api import RecipientError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
 from globesms.ports import ReleaseRef
 from globesms.scheduling.hold import HeldGroup
+
+UNSENT = (Status.ACCEPTED, Status.SCHEDULED)  # never handed on: no pack of theirs was claimed
 
 
 class BatchInProgress(KeyInProgress):
@@ -66,10 +70,12 @@ def with_stored(
 
 
 def packs_as_stored(
-    records: Iterable[MessageRecord], *, batch: BatchRecord
+    records: Sequence[MessageRecord], *, batch: BatchRecord
 ) -> tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]]:
     """Each record (all with a pack_key) back in the pack its pack_key names: the packs to queue now, by provider,
-    and the held ones, by send_at."""
+    and the held ones, by send_at. A record no longer ACCEPTED or SCHEDULED is left out: its pack was claimed (by a
+    dispatcher, a release or a cancel) and sends nothing again, unless the claim has expired since (after 14 days),
+    when it sends only those never handed on."""
     by_key: dict[str, list[MessageRecord]] = {}
     for record in records:
         assert record.pack_key is not None
@@ -77,15 +83,18 @@ def packs_as_stored(
     now: dict[ProviderName, list[DispatchPack]] = {}
     held: dict[str, list[DispatchPack]] = {}
     for key, group in by_key.items():
-        provider = ProviderName(key.rsplit(":", 2)[-2])  # `:aliyun:3`, `@<send time>:aliyun:0`, `~40:aliyun:0`
+        unsent = [r for r in group if r.status in UNSENT]
+        if not unsent:
+            continue
+        provider = ProviderName(key.rsplit(":", 2)[-2])  # `:aliyun:3`, `@<send time>:aliyun:0`, `~1:aliyun:0`
         pack = pack_again(
-            group,
+            unsent,
             pack_id=batch.batch_id + key,
             provider=provider,
             batch_id=batch.batch_id,
             created_at=batch.created_at,
             expires_at=batch.expires_at,
-            currency=batch.currency,
+            currency=_currency(records, group[0], provider),
         )
         send_at = group[0].send_at
         if send_at is None:
@@ -93,6 +102,15 @@ def packs_as_stored(
         else:
             held.setdefault(send_at, []).append(pack)
     return now, [HeldGroup(ReleaseRef(batch.batch_id, at), tuple(packs)) for at, packs in sorted(held.items())]
+
+
+def _currency(records: Sequence[MessageRecord], member: MessageRecord, provider: ProviderName) -> str | None:
+    """A pack's currency as `pack_records` gave it: that of any priced record packed with `member`'s kind (same
+    provider and pack size, same send_at)."""
+    kind = (provider, recipients_per_pack(member), member.send_at)
+    return next(
+        (r.currency for r in records if r.currency and (r.provider, recipients_per_pack(r), r.send_at) == kind), None
+    )
 
 
 def joined(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -56,6 +56,8 @@ from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
 from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
+
+LEASE_MARGIN = timedelta(seconds=5)
 
 
 class BatchIdConflict(ValueError):
@@ -319,13 +321,17 @@ def accept(
     clock = now
     now, resumed = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
     stored = None if resumed is None else batch_messages(store, batch_id)
+    lease = _lease(accepting_until)
     if resumed is not None and stored is not None and resume.all_written(resumed, stored):
-        return _queue_again(resumed, stored, store=store, queues=queues, now=clock)
+        return _queue_again(resumed, stored, store=store, queues=queues, now=clock, lease=lease)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if stored:  # the guards see the records the stopped attempt screened
         plan = _with_stored(plan, stored)
-    plan = _guarded(plan, rules, otp=otp, ledger=ledger, batch_id=batch_id, owner=owner, now=now, days=retention_days)
+    written = {r.id for r in stored or ()}  # first for the spend limits: the stopped attempt reserved them
+    plan = _guarded(
+        plan, rules, otp, ledger, first=written, batch_id=batch_id, owner=owner, now=now, days=retention_days
+    )
     header = BatchRecord(
         batch_id=batch_id,
         source="sqs" if source == "sqs" else "api",
@@ -334,7 +340,7 @@ def accept(
         body_hash=body_hash(specs),
         expires_at=expiry(now, retention_days),
         owner=owner,
-        accepting_until=None if accepting_until is None else math.ceil(accepting_until.timestamp()),
+        accepting_until=lease,
     )
     if resumed is not None and stored is not None:
         header.resumes = (resumed.resumes or 0) + 1
@@ -349,7 +355,7 @@ def accept(
     written = {r.id for r in stored or () if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
-        _finish(store, header, now=now)
+        _finish(store, header, now=clock)
     except Exception:
         _give_up(store, header)
         raise
@@ -359,20 +365,24 @@ def accept(
 def _guarded(
     plan: AcceptPlan,
     rules: gate.Rules,
-    *,
     otp: otp_guard.OtpGuard | None,
     ledger: SpendLedger | None,
+    *,
+    first: Collection[str],
     batch_id: str,
     owner: str | None,
     now: datetime,
     days: int,
 ) -> AcceptPlan:
-    """The plan less the recipients the OTP guard and the spend limits refuse (docs/guardrails.md)."""
+    """The plan less the recipients the OTP guard and the spend limits refuse (docs/guardrails.md). `first`: records
+    the spend limits take before the others, in index order each (a batch reserves once: a resume gets the count the
+    stopped attempt reserved, which then covers the records it wrote before any it did not)."""
     if otp is not None:  # before spend: a recipient held here reserves nothing
         plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
     if ledger is not None:
+        records = sorted(plan.records, key=lambda r: r.id not in first) if first else plan.records
         held_back = gate.hold_spend(
-            ledger, plan.records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days)
+            ledger, records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days)
         )
         plan = _without(plan, held_back, batch_id) if held_back else plan
     return plan
@@ -449,21 +459,42 @@ def _pack_resumed(plan: AcceptPlan, stored: Sequence[MessageRecord], header: Bat
 
 
 def _queue_again(
-    header: BatchRecord, stored: list[MessageRecord], *, store: MessageStore, queues: PackQueues, now: datetime
+    resumed: BatchRecord,
+    stored: list[MessageRecord],
+    *,
+    store: MessageStore,
+    queues: PackQueues,
+    now: datetime,
+    lease: int | None,
 ) -> AcceptResponse:
     """Completes an accept that stopped after writing every record (`resume.py`): its packs, rebuilt from the stored
-    records, queued (and held) again, and its answer as the batch stands (as a replay's, its first errors)."""
+    records, queued (and held) again, and its answer as the batch stands (as a replay's, its first errors). Taken
+    over first, so a resume that read the header before another took it over stops here."""
+    header = resumed.model_copy(update={"resumes": (resumed.resumes or 0) + 1, "accepting_until": lease})
+    if not store.take_over_batch(header, resumed):
+        raise resume.BatchInProgress(header.batch_id)
     if all(r.pack_key is not None for r in stored):
         packs, held = resume.packs_as_stored(stored, batch=header)
     else:  # accepted before records named their pack: packed as accept packed them then
         plan = AcceptPlan(records=stored)
         _pack(plan, batch_id=header.batch_id, created_at=header.created_at, expires_at=header.expires_at)
         packs, held = plan.packs, plan.held
-    for provider, provider_packs in packs.items():
-        queues.send_packs(provider, provider_packs)
-    if held:
-        _hold(held, now=now, expires_at=header.expires_at)
-    return _answer(_finish(store, header, now=parse_iso(header.created_at)), stored)
+    try:
+        for provider, provider_packs in packs.items():
+            queues.send_packs(provider, provider_packs)
+        if held:
+            _hold(held, now=now, expires_at=header.expires_at)
+        done = _finish(store, header, now=now)
+    except Exception:
+        _give_up(store, header)
+        raise
+    return _answer(done, stored)
+
+
+def _lease(accepting_until: datetime | None) -> int | None:
+    """A header's `accepting_until`: the deadline, plus a margin for a write sent just before it that lands just after
+    (and for the hosts' clocks, which differ by milliseconds)."""
+    return None if accepting_until is None else math.ceil((accepting_until + LEASE_MARGIN).timestamp())
 
 
 def _planning_time(
