@@ -14,9 +14,10 @@ from globesms.accept.idempotency_outcomes import KeyInProgress
 from globesms.accept.intake import IntakeDeferred, accept_intake
 from globesms.accept.service import LEASE_MARGIN, accept
 from globesms.consent import screen as consent_screen
+from globesms.dispatch.records import outcome_records
 from globesms.domain.status import Status
 from globesms.models.api import AcceptResponse, MessageSpec, RecipientError
-from globesms.models.outbound import ProviderName
+from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.routing.route_table import RouteTable, parse_route_table
@@ -400,3 +401,89 @@ def test_the_intake_writes_its_invocations_deadline(monkeypatch) -> None:  # typ
             accepting_until=deadline,
         )
     assert store.batches["B1"].accepting_until == (deadline + LEASE_MARGIN).timestamp()
+
+
+def dispatched(store: MemoryStore, pack: DispatchPack, *, failed_over: int | None = None) -> None:
+    """What a dispatcher writes for a pack it sent: each record rewritten whole, without its pack_key
+    (dispatch/records.py); `failed_over`: a position whose recipient went to Tencent instead (dispatch/failover.py)."""
+    outcomes = [
+        (i, SendOutcome(message_id=r.id, provider_message_id=f"p-{r.id}"))
+        for i, r in enumerate(pack.recipients)
+        if i != failed_over
+    ]
+    store.put_messages(outcome_records(pack, outcomes, NOW))
+    if failed_over is not None:
+        moved = store.messages[pack.recipients[failed_over].id]
+        update = {"provider": ProviderName.TENCENT, "status": Status.QUEUED, "pack_key": None}
+        store.put_messages([moved.model_copy(update=update)])
+
+
+class FirstPackOnly(MemoryQueues):
+    """The queue takes Alibaba's first pack, then fails."""
+
+    broken = True
+
+    def send_packs(self, provider, packs, *, delay_seconds=0):  # type: ignore[no-untyped-def]
+        if self.broken:
+            super().send_packs(provider, packs[:1])
+            raise RuntimeError("queue unavailable")
+        return super().send_packs(provider, packs, delay_seconds=delay_seconds)
+
+
+@pytest.mark.parametrize("failed_over", [None, 0])
+def test_a_resume_after_a_pack_was_dispatched_packs_only_those_never_handed_on(monkeypatch, failed_over) -> None:  # type: ignore[no-untyped-def]
+    store, queues = MemoryStore(), FirstPackOnly()
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch)
+    (first,) = all_sent(queues)
+    dispatched(store, first, failed_over=failed_over)
+    queues.broken = False
+    queues.sent.clear()
+
+    run(store, queues, FIRST, monkeypatch)
+
+    # The sent pack (its claim taken: skipped) holds nobody now; the others hold what they held, nobody twice.
+    assert [(p.pack_id, len(p.recipients)) for p in all_sent(queues)] == [
+        ("B1:aliyun:1", 50),
+        ("B1:aliyun:2", 20),
+        ("B1:tencent:0", 5),
+    ]
+    assert not {r.id for r in first.recipients} & {r.id for p in all_sent(queues) for r in p.recipients}
+
+
+def test_a_resume_keeps_in_its_held_pack_a_recipient_a_release_claimed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    schedule = MemoryScheduleStore(MemoryStore())
+    monkeypatch.setitem(
+        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=MemoryReleases())
+    )
+    send_at = NOW + timedelta(minutes=2)
+
+    class StopsFinishing(MemoryStore):
+        def finish_batch(self, batch):  # type: ignore[no-untyped-def]
+            raise Stopped()  # every record written, every pack queued or held
+
+    store, queues = StopsFinishing(), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch, body=specs(send_at))
+    store.__class__ = MemoryStore
+    (ref,) = schedule.held
+    (held,) = schedule.held_packs(ref)
+    schedule.store = store
+    schedule.claim_for_release([r.id for r in held.recipients[:2]], now=send_at)  # then the release died
+
+    run(store, queues, FIRST, monkeypatch, body=specs(send_at), now=send_at)
+
+    assert schedule.held_packs(ref) == [held]  # the release's retry sends all five
+
+
+def test_an_accept_whose_header_write_was_retried_by_the_client_goes_on(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    class RetriedBegin(MemoryStore):
+        """The first try of the conditional put was applied, its answer lost: the retry finds this very header."""
+
+        def begin_batch(self, batch):  # type: ignore[no-untyped-def]
+            assert super().begin_batch(batch) is None
+            return super().begin_batch(batch)
+
+    store = RetriedBegin()
+    answer = run(store, MemoryQueues(), FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
+    assert answer.accepted == 125 and store.batches["B1"].state == "QUEUED"

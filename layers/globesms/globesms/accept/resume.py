@@ -72,10 +72,8 @@ def with_stored(
 def packs_as_stored(
     records: Sequence[MessageRecord], *, batch: BatchRecord
 ) -> tuple[dict[ProviderName, list[DispatchPack]], list[HeldGroup]]:
-    """Each record (all with a pack_key) back in the pack its pack_key names: the packs to queue now, by provider,
-    and the held ones, by send_at. A record no longer ACCEPTED or SCHEDULED is left out: its pack was claimed (by a
-    dispatcher, a release or a cancel) and sends nothing again, unless the claim has expired since (after 14 days),
-    when it sends only those never handed on."""
+    """Each record (all with a pack_key) still `in_its_pack` back in the pack its pack_key names: the packs to queue
+    now, by provider, and the held ones, by send_at."""
     by_key: dict[str, list[MessageRecord]] = {}
     for record in records:
         assert record.pack_key is not None
@@ -83,7 +81,7 @@ def packs_as_stored(
     now: dict[ProviderName, list[DispatchPack]] = {}
     held: dict[str, list[DispatchPack]] = {}
     for key, group in by_key.items():
-        unsent = [r for r in group if r.status in UNSENT]
+        unsent = [r for r in group if in_its_pack(r)]
         if not unsent:
             continue
         provider = ProviderName(key.rsplit(":", 2)[-2])  # `:aliyun:3`, `@<send time>:aliyun:0`, `~1:aliyun:0`
@@ -102,6 +100,17 @@ def packs_as_stored(
         else:
             held.setdefault(send_at, []).append(pack)
     return now, [HeldGroup(ReleaseRef(batch.batch_id, at), tuple(packs)) for at, packs in sorted(held.items())]
+
+
+def in_its_pack(record: MessageRecord) -> bool:
+    """Whether a stored record still goes in the pack accept put it in: never handed on (ACCEPTED, SCHEDULED), or
+    claimed by a release of its held pack (QUEUED, the claim keeps its pack_key), which may yet send that pack again
+    (a release that died half way re-reads it). Not a record sent or failed over (dispatch rewrites it whole, without
+    its pack_key), nor one canceled: its pack was claimed and sends nothing again, unless the claim has expired since
+    (after 14 days), when the pack sends only those never handed on."""
+    if record.status in UNSENT:
+        return True
+    return record.status is Status.QUEUED and record.pack_key is not None and "@" in record.pack_key
 
 
 def _currency(records: Sequence[MessageRecord], member: MessageRecord, provider: ProviderName) -> str | None:

@@ -326,12 +326,10 @@ def accept(
         return _queue_again(resumed, stored, store=store, queues=queues, now=clock, lease=lease)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
-    if stored:  # the guards see the records the stopped attempt screened
+    if stored:  # the guards see the records the stopped attempt screened, first for the spend it reserved
         plan = _with_stored(plan, stored)
-    written = {r.id for r in stored or ()}  # first for the spend limits: the stopped attempt reserved them
-    plan = _guarded(
-        plan, rules, otp, ledger, first=written, batch_id=batch_id, owner=owner, now=now, days=retention_days
-    )
+    first = {r.id for r in stored or ()}
+    plan = _guarded(plan, rules, otp, ledger, first=first, batch_id=batch_id, owner=owner, now=now, days=retention_days)
     header = BatchRecord(
         batch_id=batch_id,
         source="sqs" if source == "sqs" else "api",
@@ -345,13 +343,12 @@ def accept(
     if resumed is not None and stored is not None:
         header.resumes = (resumed.resumes or 0) + 1
         plan = _with_stored(plan, stored)  # a record the guards refused this time stands as written
-    _count(header, plan)
-    if stored is not None:
+        _count(header, plan)
         _pack_resumed(plan, stored, header)
-    if resumed is None:
+        _take_over(store, header, resumed)
+    else:
+        _count(header, plan)
         _begin(store, header)
-    elif not store.take_over_batch(header, resumed):
-        raise resume.BatchInProgress(batch_id)  # another attempt resumed it first
     written = {r.id for r in stored or () if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
@@ -430,7 +427,24 @@ def _begin(store: MessageStore, header: BatchRecord) -> None:
         raise BatchIdConflict(header.batch_id)
     if existing.state != "ACCEPTING":
         raise BatchDoneBefore(stored_answer(store, existing))  # finished by a concurrent accept meanwhile
-    raise resume.BatchInProgress(header.batch_id)  # begun by another accept since this one looked
+    if not _ours(existing, header):
+        raise resume.BatchInProgress(header.batch_id)  # begun by another accept since this one looked
+
+
+def _take_over(store: MessageStore, header: BatchRecord, resumed: BatchRecord) -> None:
+    """Takes the header of a stopped attempt over, or raises BatchInProgress: another attempt resumed it first."""
+    if store.take_over_batch(header, resumed):
+        return
+    found = store.get_batch(header.batch_id)  # a retried write whose first try took it, answered too late
+    if found is None or found.state != "ACCEPTING" or not _ours(found, header):
+        raise resume.BatchInProgress(header.batch_id)
+
+
+def _ours(found: BatchRecord, header: BatchRecord) -> bool:
+    """Whether the stored header is the one this attempt wrote (a write the client retried after its first try took):
+    its planning time, to the microsecond, deadline and resume number. Without a deadline, never."""
+    mine = (header.created_at, header.accepting_until, header.resumes)
+    return header.accepting_until is not None and (found.created_at, found.accepting_until, found.resumes) == mine
 
 
 def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> BatchRecord:
@@ -471,15 +485,13 @@ def _queue_again(
     records, queued (and held) again, and its answer as the batch stands (as a replay's, its first errors). Taken
     over first, so a resume that read the header before another took it over stops here."""
     header = resumed.model_copy(update={"resumes": (resumed.resumes or 0) + 1, "accepting_until": lease})
-    if not store.take_over_batch(header, resumed):
-        raise resume.BatchInProgress(header.batch_id)
-    if all(r.pack_key is not None for r in stored):
-        packs, held = resume.packs_as_stored(stored, batch=header)
-    else:  # accepted before records named their pack: packed as accept packed them then
-        plan = AcceptPlan(records=stored)
-        _pack(plan, batch_id=header.batch_id, created_at=header.created_at, expires_at=header.expires_at)
-        packs, held = plan.packs, plan.held
+    _take_over(store, header, resumed)
     try:
+        packs, held = resume.packs_as_stored([r for r in stored if r.pack_key is not None], batch=header)
+        legacy = AcceptPlan(records=[r for r in stored if r.pack_key is None and r.status in resume.UNSENT])
+        if legacy.records:  # written before records named their pack: packed as accept packed them then
+            _pack(legacy, batch_id=header.batch_id, created_at=header.created_at, expires_at=header.expires_at)
+            packs, held = resume.joined((packs, held), (legacy.packs, legacy.held))
         for provider, provider_packs in packs.items():
             queues.send_packs(provider, provider_packs)
         if held:
