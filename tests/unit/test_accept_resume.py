@@ -52,6 +52,14 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("globesms.accept.service.template_registry", lambda: REGISTRY)
 
 
+@pytest.fixture
+def schedule(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryScheduleStore, MemoryReleases]:
+    """Where accept holds scheduled recipients' packs and sends their releases."""
+    held, releases = MemoryScheduleStore(MemoryStore()), MemoryReleases()
+    monkeypatch.setitem(hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=held, releases=releases))
+    return held, releases
+
+
 def specs(send_at: datetime | None = None) -> list[MessageSpec]:
     otp = MessageSpec.model_validate({"to": HK, "template": LOGIN, "type": "OTP"})
     if send_at is None:
@@ -186,11 +194,8 @@ def test_a_resume_keeps_a_written_record_the_new_plan_would_refuse(monkeypatch) 
     sent_once_each(all_sent(queues), store.messages)
 
 
-def test_held_packs_of_a_resumed_accept_are_the_first_ones(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    schedule = MemoryScheduleStore(MemoryStore())
-    monkeypatch.setitem(
-        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=MemoryReleases())
-    )
+def test_held_packs_of_a_resumed_accept_are_the_first_ones(monkeypatch, schedule) -> None:  # type: ignore[no-untyped-def]
+    schedule, _releases = schedule  # the held packs
     send_at = NOW + timedelta(hours=2)
     store, queues = MemoryStore(), MemoryQueues()
     queues.fail_for.add(ProviderName.ALIYUN)
@@ -370,12 +375,8 @@ def test_a_record_handed_on_since_is_not_packed_again(monkeypatch) -> None:  # t
     ]
 
 
-def test_held_packs_of_a_resume_are_released_by_the_clock_not_the_first_attempts_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    releases = MemoryReleases()
-    schedule = MemoryScheduleStore(MemoryStore())
-    monkeypatch.setitem(
-        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=releases)
-    )
+def test_held_packs_of_a_resume_are_released_by_the_clock_not_the_first_attempts_time(monkeypatch, schedule) -> None:  # type: ignore[no-untyped-def]
+    _held, releases = schedule
     store, queues = StopsWriting(keep=10), MemoryQueues()
     with pytest.raises(Stopped):
         run(store, queues, FIRST, monkeypatch, body=specs(NOW + timedelta(minutes=10)))
@@ -451,11 +452,8 @@ def test_a_resume_after_a_pack_was_dispatched_packs_only_those_never_handed_on(m
     assert not {r.id for r in first.recipients} & {r.id for p in all_sent(queues) for r in p.recipients}
 
 
-def test_a_resume_keeps_in_its_held_pack_a_recipient_a_release_claimed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    schedule = MemoryScheduleStore(MemoryStore())
-    monkeypatch.setitem(
-        hooks.installed, hooks.SCHEDULE_DEPS, lambda: hold.ScheduleDeps(store=schedule, releases=MemoryReleases())
-    )
+def test_a_resume_keeps_in_its_held_pack_a_recipient_a_release_claimed(monkeypatch, schedule) -> None:  # type: ignore[no-untyped-def]
+    schedule, _releases = schedule  # the held packs
     send_at = NOW + timedelta(minutes=2)
 
     class StopsFinishing(MemoryStore):

@@ -134,7 +134,7 @@ def pack_again(
 ) -> DispatchPack:
     """The pack `pack_id` of exactly these records, in this order, as `pack_records` made it when they were accepted
     (an accept resumed: `accept/resume.py`). No size checks: these records made this pack once already. `currency`:
-    as `pack_records` gave it, that of any priced record of the provider's in the batch."""
+    as `pack_records` gave it (from the other records packed with these, which the caller has)."""
     contents: list[PackContent] = []
     content_index: dict[tuple[object, ...], int] = {}
     recipients: list[PackRecipient] = []

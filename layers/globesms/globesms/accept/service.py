@@ -15,8 +15,8 @@ still ACCEPTING) is resumed by the next attempt of the same body, the records it
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import logging
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +56,9 @@ from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
 from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+logger = logging.getLogger(__name__)
 
 LEASE_MARGIN = timedelta(seconds=5)
 
@@ -320,15 +323,15 @@ def accept(
     batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
     clock = now
     now, resumed = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
-    stored = None if resumed is None else batch_messages(store, batch_id)
+    stored = [] if resumed is None else batch_messages(store, batch_id)  # what a stopped attempt wrote
     lease = _lease(accepting_until)
-    if resumed is not None and stored is not None and resume.all_written(resumed, stored):
+    if resumed is not None and resume.all_written(resumed, stored):
         return _queue_again(resumed, stored, store=store, queues=queues, now=clock, lease=lease)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if stored:  # the guards see the records the stopped attempt screened, first for the spend it reserved
         plan = _with_stored(plan, stored)
-    first = {r.id for r in stored or ()}
+    first = {r.id for r in stored}
     plan = _guarded(plan, rules, otp, ledger, first=first, batch_id=batch_id, owner=owner, now=now, days=retention_days)
     header = BatchRecord(
         batch_id=batch_id,
@@ -340,7 +343,7 @@ def accept(
         owner=owner,
         accepting_until=lease,
     )
-    if resumed is not None and stored is not None:
+    if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
         plan = _with_stored(plan, stored)  # a record the guards refused this time stands as written
         _count(header, plan)
@@ -349,7 +352,7 @@ def accept(
     else:
         _count(header, plan)
         _begin(store, header)
-    written = {r.id for r in stored or () if r.pack_key is not None}
+    written = {r.id for r in stored if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
         _finish(store, header, now=clock)
@@ -407,8 +410,10 @@ def _give_up(store: MessageStore, header: BatchRecord) -> None:
     this invocation's deadline. Best effort: if the store fails too, the deadline still frees it."""
     if header.accepting_until is None:
         return
-    with contextlib.suppress(Exception):
+    try:
         store.take_over_batch(header.model_copy(update={"accepting_until": None}), header)
+    except Exception as exc:  # the original error is what the caller sees
+        logger.warning("could not clear the accept's deadline", extra={"error": type(exc).__name__})
 
 
 def _count(header: BatchRecord, plan: AcceptPlan) -> None:
