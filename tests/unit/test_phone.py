@@ -1,5 +1,6 @@
+import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from globesms.domain.masking import mask
@@ -73,57 +74,90 @@ def test_a_number_with_control_or_invisible_characters_is_refused(raw: str) -> N
     assert info.value.code == "INVALID_NUMBER" and "invisible" in str(info.value)
 
 
-def _public_verdict(raw: str) -> tuple[str, str | None, str | None]:
+Verdict = tuple[str, str | None, str | None, int | None]
+
+
+def _public_verdict(raw: str) -> Verdict:
     """What `parse_mobile` decides, from phonenumbers' public calls alone (as it was written before it classified
     each number once)."""
     import phonenumbers
 
     text = raw.strip()
     if not text.startswith("+"):
-        return ("INVALID_NUMBER", None, None)
+        return ("INVALID_NUMBER", None, None, None)
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
-        return ("INVALID_NUMBER", None, None)
+        return ("INVALID_NUMBER", None, None, None)
     if not phonenumbers.is_valid_number(number):
-        return ("INVALID_NUMBER", None, None)
+        return ("INVALID_NUMBER", None, None, None)
     if phonenumbers.number_type(number) not in (
         phonenumbers.PhoneNumberType.MOBILE,
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
-        return ("NOT_MOBILE", None, None)
+        return ("NOT_MOBILE", None, None, None)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return ("OK", e164, phonenumbers.region_code_for_number(number))
+    return ("OK", e164, phonenumbers.region_code_for_number(number), number.country_code)
 
 
-def _our_verdict(raw: str) -> tuple[str, str | None, str | None]:
+def _our_verdict(raw: str) -> Verdict:
     try:
         parsed = parse_mobile(raw)
     except InvalidNumber as exc:
-        return (exc.code, None, None)
-    return ("OK", parsed.e164, parsed.region)
+        return (exc.code, None, None, None)
+    return ("OK", parsed.e164, parsed.region, parsed.country_code)
 
 
 def _example_numbers() -> list[str]:
-    """Every region's example numbers of every type, and each with its last digit changed (often invalid)."""
+    """Every region's and non-geographic code's example numbers of every type, each also with its last digit
+    changed or one more digit (often invalid), with the region's national prefix written after the country code
+    (which parsing drops where what is left is possible), and spaced out (the general path)."""
     import phonenumbers
 
+    examples = [
+        (phonenumbers.example_number_for_type(region, kind), region)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for kind in range(12)
+    ] + [
+        (phonenumbers.example_number_for_non_geo_entity(code), "001")
+        for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
+    ]
     found = []
-    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-        for kind in range(12):
-            example = phonenumbers.example_number_for_type(region, kind)
-            if example is not None:
-                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-                found += [e164, e164[:-1] + str((int(e164[-1]) + 3) % 10), e164 + "1"]
+    for example, region in examples:
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        code = f"+{example.country_code}"
+        national = e164.removeprefix(code)
+        prefix = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(example.country_code, region)
+        trunk = (prefix.national_prefix if prefix is not None else None) or "0"
+        found += [
+            e164,
+            e164[:-1] + str((int(e164[-1]) + 3) % 10),
+            e164 + "1",
+            code + trunk + national,
+            f"{code} {national[:3]} {national[3:]}",
+        ]
     return found
 
 
 def test_parse_mobile_decides_as_phonenumbers_public_calls_do() -> None:
     numbers = _example_numbers()
-    assert len(numbers) > 2000  # every region, landlines and mobiles
+    assert len(numbers) > 4000  # every region, landlines and mobiles
     assert [_our_verdict(raw) for raw in numbers] == [_public_verdict(raw) for raw in numbers]
 
 
-@given(st.from_regex(r"\+[1-9][0-9]{4,15}", fullmatch=True))
+@settings(max_examples=400)
+@given(st.from_regex(r"\+[1-9][0-9]{0,18}", fullmatch=True))
 def test_parse_mobile_decides_as_phonenumbers_on_any_digits(raw: str) -> None:
+    assert _our_verdict(raw) == _public_verdict(raw)
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    st.from_regex(r"0{0,2}[0-9]{3,13}", fullmatch=True),
+)
+def test_parse_mobile_decides_as_phonenumbers_after_any_country_code(code: int, national: str) -> None:
+    raw = f"+{code}{national}"
     assert _our_verdict(raw) == _public_verdict(raw)

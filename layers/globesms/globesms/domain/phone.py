@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumber, PhoneNumberType, phonenumberutil
+from phonenumbers import (
+    COUNTRY_CODE_TO_REGION_CODE,
+    REGION_CODE_FOR_NON_GEO_ENTITY,
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumberType,
+    phonenumberutil,
+)
+from phonenumbers.phonenumberutil import ValidationResult
 
+from globesms.domain.phone_metadata import UNKNOWN, number_type, region_of
 from globesms.errors import RecipientCode
 
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
-# `phonenumbers`' own classifier of a national number against a region's metadata. `is_valid_number` and
-# `number_type` each work out the region (for +1, +44, +7... by trying every region of the code) and run it; one
-# accept classifies 10,000 numbers, so `_valid_type` does both once. None (a phonenumbers without it): the public
-# calls.
-_number_type_helper = getattr(phonenumberutil, "_number_type_helper", None)
+# How nearly every API client writes a number: `+`, then digits only. `phonenumbers.parse` first cleans any text
+# up (punctuation, letters, extensions, RFC 3966), which such a number does not need; `_plain_national` goes
+# straight to the steps that decide it. Any other writing, and anything it cannot settle, takes the general path.
+_PLAIN_INTERNATIONAL = re.compile(r"\+[1-9][0-9]{2,16}")
+# phonenumbers' own steps for a national number after its country code: a national prefix written after the
+# code ("+44 07911...") is dropped when what is left still has a possible length. Private in phonenumbers: None
+# where a version lacks them, and every number takes the general path.
+_strip_national_prefix = getattr(phonenumberutil, "_maybe_strip_national_prefix_carrier_code", None)
+_test_number_length = getattr(phonenumberutil, "_test_number_length", None)
+_KEEP_PREFIX = frozenset(
+    {ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +52,48 @@ def parse_mobile(raw: str) -> ParsedNumber:
     """Parse an international number written with `+` (spaces, dashes, dots and brackets allowed) into E.164.
 
     Only numbers that `phonenumbers` considers valid *mobile* numbers pass (FIXED_LINE_OR_MOBILE too: several
-    countries, the US among them, do not tell them apart); an SMS to a landline is never delivered.
+    countries, the US among them, do not tell them apart); an SMS to a landline is never delivered. The decision
+    is phonenumbers' `parse`, `is_valid_number` and `number_type`, each step done once (`domain/phone_metadata.py`
+    says why by hand; `tests/unit/test_phone.py` holds them equal).
     """
     text = raw.strip()
+    found = _plain_national(text) if _PLAIN_INTERNATIONAL.fullmatch(text) else None
+    country_code, national = found if found is not None else _parsed_national(text)
+    region = region_of(country_code, national)
+    kind = _valid_type(country_code, national, region)
+    if kind is None:
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, "not a valid number for its country")
+    if kind not in _MOBILE_TYPES:
+        raise InvalidNumber(RecipientCode.NOT_MOBILE, "not a mobile number")
+    # E.164 is the code and the national significant number (leading zeros kept, as `format_number` writes it).
+    return ParsedNumber(e164=f"+{country_code}{national}", country_code=country_code, region=region)
+
+
+def _plain_national(text: str) -> tuple[int, str] | None:
+    """The country code and national significant number of `+` and digits, as `phonenumbers.parse` finds them;
+    None where it would refuse the number or this cannot tell (the general path then decides, and says why)."""
+    if _strip_national_prefix is None or _test_number_length is None:
+        return None
+    digits = text[1:]
+    for size in (1, 2, 3):  # country codes are prefix-free: the first known one is the code
+        country_code = int(digits[:size])
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+        if regions:
+            break
+    else:
+        return None
+    national = digits[size:]
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0])
+    if len(national) < 2 or metadata is None:
+        return None
+    _, stripped, _ = _strip_national_prefix(national, metadata)
+    if _test_number_length(stripped, metadata) not in _KEEP_PREFIX:
+        national = stripped
+    return country_code, national
+
+
+def _parsed_national(text: str) -> tuple[int, str]:
+    """The country code and national significant number of any writing `phonenumbers.parse` understands."""
     # phonenumbers drops these silently: a number written with them is not the number the client saw.
     hidden = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf")), None)
     if hidden is not None:
@@ -54,32 +110,18 @@ def parse_mobile(raw: str) -> ParsedNumber:
         # "+85251234567 ext 9" parses as the number and an extension: sending to the number alone reaches somebody
         # the client did not mean (an SMS cannot dial an extension).
         raise InvalidNumber(RecipientCode.INVALID_NUMBER, "has an extension: an SMS cannot be sent to one")
-    region = phonenumbers.region_code_for_number(number)
-    kind = _valid_type(number, region)
-    if kind is None:
-        raise InvalidNumber(RecipientCode.INVALID_NUMBER, "not a valid number for its country")
-    if kind not in _MOBILE_TYPES:
-        raise InvalidNumber(RecipientCode.NOT_MOBILE, "not a mobile number")
-    return ParsedNumber(
-        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        country_code=number.country_code or 0,
-        region=region,
-    )
+    return number.country_code or 0, phonenumbers.national_significant_number(number)
 
 
-def _valid_type(number: PhoneNumber, region: str | None) -> int | None:
-    """`number_type(number)` if `is_valid_number(number)`, else None; `region` is `region_code_for_number(number)`.
-    The same steps as those two (phonenumbers 9), each done once (`tests/unit/test_phone.py` holds them equal)."""
-    if _number_type_helper is None:
-        return phonenumbers.number_type(number) if phonenumbers.is_valid_number(number) else None
-    country_code = number.country_code
-    if region is None or country_code is None:  # no region without a country code
+def _valid_type(country_code: int, national: str, region: str | None) -> int | None:
+    """`number_type` if `is_valid_number`, else None (phonenumbers' `is_valid_number_for_region` with the
+    number's own region)."""
+    if region is None:
         return None
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     if metadata is None or (
-        region != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
-        and country_code != phonenumbers.country_code_for_valid_region(region)
+        region != REGION_CODE_FOR_NON_GEO_ENTITY and country_code != phonenumbers.country_code_for_valid_region(region)
     ):
         return None
-    kind: int = _number_type_helper(phonenumbers.national_significant_number(number), metadata)
-    return None if kind == PhoneNumberType.UNKNOWN else kind
+    kind = number_type(national, metadata)
+    return None if kind == UNKNOWN else kind
