@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.accept import idempotency, queries
-from globesms.accept.bodies import read_json
+from globesms.accept.bodies import read_json, write_json
 from globesms.accept.refusals import REFUSED, refusal_of
 from globesms.accept.service import accept, body_hash
 from globesms.aws import snapstart, wiring
@@ -71,7 +71,7 @@ from globesms.scheduling import cancel as scheduled
 from globesms.stats.summary import InvalidWindow, route_stats, window_seconds
 
 # Bodies are read by read_json: its limits (nesting, integer size) refuse what json.loads would crash on.
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=read_json, serializer=write_json)
 snapstart.register(idempotency.forget_layers)  # with SnapStart on: nothing unique or expiring kept from the snapshot
 
 # Every traced function here has capture_response=False: its answer holds full numbers and texts, which the Tracer

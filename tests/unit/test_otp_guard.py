@@ -5,7 +5,6 @@ the operator's release, dry runs that count nothing, and a retried batch that co
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,7 +54,7 @@ class MemoryOtpCounters:
     def try_commit(self, commit: OtpCommit) -> tuple[Mapping[int, tuple[str, str]], bool] | None:
         for number in self.meddle:  # another Lambda counts one message to this number first
             had = self.numbers.get(number, NumberCounts())
-            self.numbers[number] = replace(had, version=had.version + 1, five_minutes={0: 0})
+            self.numbers[number] = had._replace(version=had.version + 1, five_minutes={0: 0})
         self.meddle = []
         key = (commit.batch_id, commit.chunk)
         if key in self.markers:

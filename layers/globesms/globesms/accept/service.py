@@ -32,7 +32,7 @@ from globesms.consent import quiet_hours
 from globesms.consent import screen as consent_screen
 from globesms.consent.quiet_window import Window
 from globesms.domain.clock import iso
-from globesms.domain.phone import InvalidNumber, parse_mobile
+from globesms.domain.phone import InvalidNumber, ParsedNumber, parse_mobile
 from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
@@ -40,7 +40,6 @@ from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.models.api import (
     MAX_RECIPIENTS_PER_REQUEST,
-    AcceptedMessage,
     AcceptResponse,
     MessageSpec,
     RecipientError,
@@ -51,7 +50,7 @@ from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecor
 from globesms.ports import MessageStore, PackQueues
 from globesms.reconcile.deadline import with_default_validity
 from globesms.routing.route_table import RouteTable, current_table
-from globesms.routing.router import RouteRefusal, SpecRouter
+from globesms.routing.router import Routed, RouteRefusal, SpecRouter
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
 from globesms.scheduling import hold as scheduling
@@ -155,8 +154,11 @@ def plan_batch(
         router, contents = _spec_routing(spec, routes, templates)
         window = _quiet_window(spec, quiet_default)
         seen: set[str] = otp_numbers if spec.type == MessageType.OTP else set()
+        routed_alike: dict[Routed, MessageRecord] = {}
         for raw in spec.recipients:
-            planned = _plan_recipient(spec, raw, index, seen=seen, router=router, contents=contents, stamps=stamps)
+            planned = _plan_recipient(
+                spec, raw, index, seen=seen, router=router, contents=contents, stamps=stamps, alike=routed_alike
+            )
             index += 1
             if isinstance(planned, RecipientError):
                 plan.errors.append(planned)
@@ -198,10 +200,15 @@ def _pack(
         )
     # Each record names its pack: a cancel takes that pack's claim before any dispatcher does (scheduling/cancel.py).
     packs = [*(p for ps in plan.packs.values() for p in ps), *(p for group in plan.held for p in group.packs)]
-    pack_of = {recipient.id: pack.pack_id for pack in packs for recipient in pack.recipients}
+    # One key string per pack, shared by its records (up to 1,000 of them).
+    pack_of = {
+        recipient.id: key
+        for pack in packs
+        for key in (pack.pack_id.removeprefix(batch_id),)
+        for recipient in pack.recipients
+    }
     for record in plan.records:
-        found = pack_of.get(record.id)
-        record.pack_key = None if found is None else found.removeprefix(batch_id)
+        record.pack_key = pack_of.get(record.id)
 
 
 @dataclass(frozen=True)
@@ -221,9 +228,11 @@ def _plan_recipient(
     router: SpecRouter,
     contents: Callable[[ProviderName], Rendered | ParamsProblem],
     stamps: _BatchStamps,
+    alike: dict[Routed, MessageRecord],
 ) -> MessageRecord | RecipientError:
     """Recipient `this` of the request (`raw` as given): its record, or why it is refused. `seen`: the numbers of
-    this spec so far, or for OTP of every OTP spec so far (this one is added)."""
+    this spec so far, or for OTP of every OTP spec so far (this one is added). `alike`: the spec's first record of
+    each route so far (this one is added if it is the first)."""
     try:
         number = parse_mobile(raw)
     except InvalidNumber as exc:
@@ -243,9 +252,28 @@ def _plan_recipient(
     routed = router.route(number.region, number.country_code, record_id)
     if isinstance(routed, RouteRefusal):
         return RecipientError(index=this, to=raw, code=routed.code, message=routed.message)
+    first = alike.get(routed)
+    if first is not None:
+        # The records of one spec routed alike differ only in their id, number and country: a copy of the first
+        # with those three, not validated again (they are this module's own: an id, and the E.164 number and region
+        # `parse_mobile` gave). A third of the CPU of validating each of 10,000 records whole.
+        return first.model_copy(update={"id": record_id, "to": number.e164, "country": number.region})
     content = contents(routed.provider)
     if isinstance(content, ParamsProblem):
         return RecipientError(index=this, to=raw, code=content.code, message=content.message)
+    record = alike[routed] = _new_record(spec, router, routed, content, record_id, number, stamps)
+    return record
+
+
+def _new_record(
+    spec: MessageSpec,
+    router: SpecRouter,
+    routed: Routed,
+    content: Rendered,
+    record_id: str,
+    number: ParsedNumber,
+    stamps: _BatchStamps,
+) -> MessageRecord:
     return MessageRecord(
         id=record_id,
         batch_id=stamps.batch_id,
@@ -553,13 +581,8 @@ def stored_answer(store: MessageStore, batch: BatchRecord) -> AcceptResponse:
 
 
 def _answer(batch: BatchRecord, records: Sequence[MessageRecord]) -> AcceptResponse:
-    return AcceptResponse(
-        batch_id=batch.batch_id,
-        accepted=batch.accepted,
-        rejected=batch.rejected,
-        messages=[_message(r, effective_status(r, batch)) for r in records],
-        errors=batch.errors,
-    )
+    messages = [_message(r, effective_status(r, batch)) for r in records]
+    return _accept_response(batch.batch_id, batch.accepted, batch.rejected, messages, batch.errors)
 
 
 def _screen_otp(
@@ -597,25 +620,30 @@ def _hold(groups: list[scheduling.HeldGroup], *, now: datetime, expires_at: int 
 
 
 def _response(batch_id: str, plan: AcceptPlan, status: Status) -> AcceptResponse:
-    return AcceptResponse(
-        batch_id=batch_id,
-        accepted=len(plan.records),
-        rejected=len(plan.errors),
-        messages=[_message(r, status if r.send_at is None else Status.SCHEDULED) for r in plan.records],
-        errors=plan.errors,
-    )
+    messages = [_message(r, status if r.send_at is None else Status.SCHEDULED) for r in plan.records]
+    return _accept_response(batch_id, len(plan.records), len(plan.errors), messages, plan.errors)
 
 
-def _message(record: MessageRecord, status: Status) -> AcceptedMessage:
-    return AcceptedMessage(
-        id=record.id,
-        to=record.to,
-        status=status,
-        provider=record.provider,
-        segments=record.segments,
-        encoding=record.encoding,
-        price=record.price,
-        cost=record.cost,
-        currency=record.currency,
-        send_at=record.send_at,
-    )
+def _accept_response(
+    batch_id: str, accepted: int, rejected: int, messages: list[dict[str, object]], errors: list[RecipientError]
+) -> AcceptResponse:
+    # The messages validated in one call, as plain data: up to 10,000 of them, a model built for each from Python
+    # cost a third more.
+    answer = {"batch_id": batch_id, "accepted": accepted, "rejected": rejected, "messages": messages, "errors": errors}
+    return AcceptResponse.model_validate(answer)
+
+
+def _message(record: MessageRecord, status: Status) -> dict[str, object]:
+    """A recipient's entry in the answer (`AcceptedMessage`)."""
+    return {
+        "id": record.id,
+        "to": record.to,
+        "status": status,
+        "provider": record.provider,
+        "segments": record.segments,
+        "encoding": record.encoding,
+        "price": record.price,
+        "cost": record.cost,
+        "currency": record.currency,
+        "send_at": record.send_at,
+    }

@@ -67,7 +67,7 @@ class DynamoDBOtpCounters:
     def read(
         self, numbers: Collection[str], countries: Collection[str]
     ) -> tuple[dict[str, NumberCounts], dict[str, CountryCounts]]:
-        found_numbers = {n: NumberCounts() for n in numbers}
+        found_numbers = dict.fromkeys(numbers, NumberCounts())  # immutable: one for every number not found
         found_countries = {c: CountryCounts() for c in countries}
         keys = [number_key(n) for n in found_numbers] + [country_key(c) for c in found_countries]
         for item in batch_get(self._client(), self._table, keys):

@@ -97,11 +97,11 @@ def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
     it equal to the `model_dump` way."""
     item: dict[str, Any] = {}
     for name, value in record.__dict__.items():
+        if value is None:  # half a record's fields, as a rule
+            continue
         kind = type(value)
         if kind is str:
             item[name] = {"S": value}
-        elif value is None:
-            continue
         elif kind is int:
             item[name] = {"N": str(value)}
         elif isinstance(value, str):  # a str enum: its value

@@ -13,6 +13,7 @@ example numbers and on random ones.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberDesc, PhoneNumberType
 
@@ -40,30 +41,71 @@ def _pattern(text: str) -> re.Pattern[str]:
     return pattern
 
 
-def _matches(national: str, desc: PhoneNumberDesc | None) -> bool:
-    """phonenumbers' `_is_number_matching_desc`: the length first (no lengths listed: any), then the pattern."""
-    if desc is None:
-        return False
-    lengths = desc.possible_length
-    if lengths and len(national) not in lengths:
-        return False
-    text = desc.national_number_pattern
-    return text is not None and text != "" and _pattern(text).fullmatch(national) is not None
+class _Desc(NamedTuple):
+    """A `PhoneNumberDesc` as matching needs it: its lengths (empty: any) and its pattern, compiled."""
+
+    lengths: frozenset[int]
+    pattern: re.Pattern[str]
+
+    def matches(self, national: str) -> bool:
+        """phonenumbers' `_is_number_matching_desc`: the length first, then the whole number against the pattern."""
+        return (not self.lengths or len(national) in self.lengths) and self.pattern.fullmatch(national) is not None
+
+
+class _Checks(NamedTuple):
+    """A region's descriptions in the order `number_type` tries them; a description without a pattern matches
+    nothing, so it is left out (None)."""
+
+    general: _Desc | None
+    special: tuple[tuple[_Desc, int], ...]
+    fixed_line: _Desc | None
+    mobile: _Desc | None
+    same_pattern: bool
+
+
+# By region metadata (phonenumbers keeps each region's for the process's life), kept beside it so an id is never
+# read for another object.
+_checks: dict[int, tuple[PhoneMetadata, _Checks]] = {}
+
+
+def _desc(desc: PhoneNumberDesc | None) -> _Desc | None:
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return _Desc(frozenset(desc.possible_length or ()), _pattern(desc.national_number_pattern))
+
+
+def _checks_of(metadata: PhoneMetadata) -> _Checks:
+    found = _checks.get(id(metadata))
+    if found is not None and found[0] is metadata:
+        return found[1]
+    special = tuple(
+        (desc, kind) for field, kind in _SPECIAL_TYPES if (desc := _desc(getattr(metadata, field))) is not None
+    )
+    checks = _Checks(
+        _desc(metadata.general_desc),
+        special,
+        _desc(metadata.fixed_line),
+        _desc(metadata.mobile),
+        bool(metadata.same_mobile_and_fixed_line_pattern),
+    )
+    _checks[id(metadata)] = (metadata, checks)
+    return checks
 
 
 def number_type(national: str, metadata: PhoneMetadata) -> int:
     """The type of a national significant number in a region (UNKNOWN: not a valid number there)."""
-    if not _matches(national, metadata.general_desc):
+    checks = _checks_of(metadata)
+    if checks.general is None or not checks.general.matches(national):
         return UNKNOWN
-    for field, kind in _SPECIAL_TYPES:
-        if _matches(national, getattr(metadata, field)):
+    for desc, kind in checks.special:
+        if desc.matches(national):
             return kind
-    same_pattern = metadata.same_mobile_and_fixed_line_pattern
-    if _matches(national, metadata.fixed_line):
-        if same_pattern or _matches(national, metadata.mobile):
+    mobile = checks.mobile
+    if checks.fixed_line is not None and checks.fixed_line.matches(national):
+        if checks.same_pattern or (mobile is not None and mobile.matches(national)):
             return PhoneNumberType.FIXED_LINE_OR_MOBILE
         return PhoneNumberType.FIXED_LINE
-    if not same_pattern and _matches(national, metadata.mobile):
+    if not checks.same_pattern and mobile is not None and mobile.matches(national):
         return PhoneNumberType.MOBILE
     return UNKNOWN
 

@@ -43,6 +43,7 @@ def screen(
     """The records allowed (with encoding, price and cost set) and the errors, the refused ones added in index
     order. A recipient without a price passes unless a spend limit is configured (then `PRICE_UNKNOWN`)."""
     encodings: dict[str, Encoding] = {}  # by text: most requests send one text to many recipients
+    amounts: dict[tuple[Decimal, int], tuple[str, str]] = {}  # (price, parts) -> as written: few distinct ones
     needs_price = rules.limits.any_spend_limit
     kept: list[MessageRecord] = []
     refused: list[RecipientError] = []
@@ -63,7 +64,11 @@ def screen(
             continue
         if price is not None:
             # A provider's own template: its text (and parts) only the provider knows; estimated as one part.
-            record.price, record.cost = money(price), money(price * (record.segments or 1))
+            parts = record.segments or 1
+            written = amounts.get((price, parts))
+            if written is None:
+                written = amounts[price, parts] = (money(price), money(price * parts))
+            record.price, record.cost = written
             record.currency = rules.prices.currency
         kept.append(record)
     if not refused:

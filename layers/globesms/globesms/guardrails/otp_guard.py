@@ -41,6 +41,7 @@ MARKER_DAYS = 2  # a batch chunk's marker outlives any retry of the batch (idemp
 BUSY = "this number's OTP counters stayed busy with concurrent requests: try again"
 
 Refusals = dict[int, tuple[str, str]]
+_NO_COUNTERS = NumberCounts()
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ def screen(
     fresh = True
     for chunk, mine in enumerate(_chunks(otp, numbers)):
         ctx = _Chunk(guard.counters, batch_id, chunk, expires_at, velocity, at)
-        done, written = ctx.commit(mine, {i: held[i] for i in map(_index, mine) if i in held}, number_counts)
+        done, written = ctx.commit(
+            mine, {i: held[i] for i in map(_index, mine) if i in held} if held else {}, number_counts
+        )
         refused |= done
         fresh = fresh and written
     if fresh:  # a retried batch counted its countries the first time
@@ -142,8 +145,12 @@ def _velocity(
     windows: dict[str, Window] = {}
     grown: set[str] = set()
     refused: Refusals = {}
+    unseen = Window.of(NumberCounts(), at)  # a number without counters yet (most): one window shared
     for record in records:
-        window = windows.get(record.to) or Window.of(counts.get(record.to, NumberCounts()), at)
+        window = windows.get(record.to)
+        if window is None:
+            found = counts.get(record.to)
+            window = unseen if found is None or found == _NO_COUNTERS else Window.of(found, at)
         reason = window.refusal(limits)
         if reason is not None:
             refused[_index(record)] = (RecipientCode.VELOCITY_LIMIT, reason)
@@ -171,7 +178,7 @@ class _Chunk:
         self, records: list[MessageRecord], held: Refusals, counts: Mapping[str, NumberCounts]
     ) -> tuple[Mapping[int, tuple[str, str]], bool]:
         """The chunk's refusals, and whether this attempt wrote them (False: an earlier attempt of the batch did)."""
-        candidates = [r for r in records if _index(r) not in held]
+        candidates = [r for r in records if _index(r) not in held] if held else records
         for _attempt in range(MAX_ATTEMPTS):
             refused, writes = _velocity(candidates, counts, self.limits, self.at)
             answer = self.counters.try_commit(self._of(writes, held | refused))
@@ -197,7 +204,7 @@ def _count_countries(
     expires_at: int,
 ) -> None:
     offered = Counter(_country(r) for r in otp)
-    stopped = Counter(_country(r) for r in otp if _index(r) in held)
+    stopped = Counter(_country(r) for r in otp if _index(r) in held) if held else Counter[str]()
     for country, n in offered.items():
         stale = pumping.stale_buckets(counts[country], limits.pumping, at)
         add = CountryAdd(country, pumping.minute_of(at), n, pumping.hour_of(at), n - stopped[country], stale)
@@ -207,6 +214,8 @@ def _count_countries(
 def _report(
     guard: OtpGuard, otp: Sequence[MessageRecord], held: Refusals, verdicts: Mapping[str, pumping.Verdict]
 ) -> None:
+    if not held:
+        return
     stopped = Counter(_country(r) for r in otp if _index(r) in held)
     offered = Counter(_country(r) for r in otp) if stopped else Counter[str]()
     for country, n in stopped.items():
@@ -216,6 +225,8 @@ def _report(
 
 
 def _errors(otp: Sequence[MessageRecord], refused: Mapping[int, tuple[str, str]]) -> list[RecipientError]:
+    if not refused:
+        return []
     by_index = {_index(r): r for r in otp}
     return [
         RecipientError(index=i, to=by_index[i].to, code=RecipientCode[code], message=message)
