@@ -118,10 +118,24 @@ def _valid_type(country_code: int, national: str, region: str | None) -> int | N
     number's own region)."""
     if region is None:
         return None
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None or (
-        region != REGION_CODE_FOR_NON_GEO_ENTITY and country_code != phonenumbers.country_code_for_valid_region(region)
-    ):
+    metadata = _metadata_of(country_code, region)
+    if metadata is None:
         return None
     kind = number_type(national, metadata)
     return None if kind == UNKNOWN else kind
+
+
+# (country code, region) -> the region's metadata, None where the code is not the region's. Bounded: the regions.
+_metadata: dict[tuple[int, str], PhoneMetadata | None] = {}
+
+
+def _metadata_of(country_code: int, region: str) -> PhoneMetadata | None:
+    key = (country_code, region)
+    if key not in _metadata:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        mismatched = (
+            region != REGION_CODE_FOR_NON_GEO_ENTITY
+            and country_code != phonenumbers.country_code_for_valid_region(region)
+        )
+        _metadata[key] = None if mismatched else metadata
+    return _metadata[key]
