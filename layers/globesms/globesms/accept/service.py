@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from globesms import collector
 from globesms.accept import resume
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.packing import pack_records
@@ -329,6 +330,7 @@ def _spec_routing(
     return router, content
 
 
+@collector.paused_during
 def accept(
     specs: Sequence[MessageSpec],
     *,
