@@ -133,7 +133,7 @@ def _metadata_of(country_code: int, region: str) -> PhoneMetadata | None:
     key = (country_code, region)
     if key not in _metadata:
         metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-        mismatched = (
+        mismatched = metadata is None or (
             region != REGION_CODE_FOR_NON_GEO_ENTITY
             and country_code != phonenumbers.country_code_for_valid_region(region)
         )
