@@ -29,7 +29,7 @@ from bench._cpu_numbers import MAINLAND, REGIONS, mobile_numbers
 from bench.cold_start import CHILD as COLD_CHILD
 from bench.cold_start import memory_figure
 from bench.figures import Figure
-from globesms.accept.service import plan_batch
+from globesms.accept.planning import plan_batch
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 

@@ -3,7 +3,8 @@ from datetime import UTC, datetime
 import pytest
 
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
-from globesms.accept.service import AcceptPlan, TooManyRecipients, accept, plan_batch
+from globesms.accept.planning import AcceptPlan, TooManyRecipients, plan_batch
+from globesms.accept.service import accept
 from globesms.dispatch.sending import outbound_messages
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec

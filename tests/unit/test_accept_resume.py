@@ -49,7 +49,7 @@ CHANGED = table(hk="huawei", sg="aliyun")  # every recipient routed elsewhere by
 
 @pytest.fixture(autouse=True)
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("globesms.accept.service.template_registry", lambda: REGISTRY)
+    monkeypatch.setattr("globesms.accept.planning.template_registry", lambda: REGISTRY)
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def run(
     now: datetime = NOW,
     until: datetime | None = None,
 ) -> AcceptResponse:
-    monkeypatch.setattr("globesms.accept.service.current_table", lambda: routes)
+    monkeypatch.setattr("globesms.accept.planning.current_table", lambda: routes)
     return accept(
         body or specs(),
         batch_id="B1",
@@ -184,7 +184,7 @@ def test_a_resume_keeps_a_written_record_the_new_plan_would_refuse(monkeypatch) 
         run(store, queues, FIRST, monkeypatch)
     # The template is no longer registered: as a provider's own template id, no route can carry it.
     unregistered = parse_registry({"version": 1, "templates": {}}, "test")
-    monkeypatch.setattr("globesms.accept.service.template_registry", lambda: unregistered)
+    monkeypatch.setattr("globesms.accept.planning.template_registry", lambda: unregistered)
 
     answer = run(store, queues, FIRST, monkeypatch)
 
@@ -237,7 +237,7 @@ def test_an_accept_that_failed_with_an_error_may_be_resumed_at_once(monkeypatch)
 
 def test_an_intake_body_whose_batch_is_being_accepted_is_left_for_a_later_receive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store, queues = StopsWriting(keep=10), MemoryQueues()
-    monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+    monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
     body = '{"batch_id": "B1", "messages": [{"to": "+85251234567", "text": "hello"}]}'
     with pytest.raises(Stopped):
         accept_intake(
@@ -338,7 +338,7 @@ def test_a_partial_resume_sends_no_more_recipients_than_were_reserved(monkeypatc
     body = [MessageSpec.model_validate({"to": [*SG, *HK], "template": LOGIN})]  # SG first: indexes 0-4
 
     def attempt() -> AcceptResponse:
-        monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+        monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
         return accept(
             body, batch_id="B1", source="sqs", now=NOW, retention_days=90, store=store, queues=queues, ledger=ledger
         )
@@ -388,7 +388,7 @@ def test_held_packs_of_a_resume_are_released_by_the_clock_not_the_first_attempts
 
 def test_the_intake_writes_its_invocations_deadline(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store = StopsWriting(keep=0)
-    monkeypatch.setattr("globesms.accept.service.current_table", lambda: FIRST)
+    monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
     body = '{"batch_id": "B1", "messages": [{"to": "+85251234567", "text": "hello"}]}'
     deadline = NOW + timedelta(seconds=40)
     with pytest.raises(Stopped):

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from globesms import hooks
-from globesms.accept.service import accept, plan_batch
+from globesms.accept.planning import plan_batch
+from globesms.accept.service import accept
 from globesms.consent import optouts
 from globesms.consent.screen import OptOutCheck
 from globesms.models.api import MessageSpec

@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from globesms.accept.service import plan_batch
+from globesms.accept.planning import plan_batch
 from globesms.config import QuietHoursSettings, load_settings, settings
 from globesms.consent.quiet_hours import first_outside, zones_of
 from globesms.consent.quiet_window import Window

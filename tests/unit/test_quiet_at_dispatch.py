@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from globesms.accept.service import plan_batch
+from globesms.accept.planning import plan_batch
 from globesms.consent.quiet_window import Window
 from globesms.dispatch.quiet import MAX_DELAY_SECONDS, quiet_delay, quiet_positions
 from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack

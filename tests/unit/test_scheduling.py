@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from globesms import hooks
-from globesms.accept.service import accept, plan_batch
+from globesms.accept.planning import plan_batch
+from globesms.accept.service import accept
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.clock import iso
 from globesms.domain.status import Status

@@ -25,8 +25,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
 from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress, Outcome
+from globesms.accept.planning import expiry
 from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
-from globesms.accept.service import BatchIdConflict, accept, body_hash, expiry
+from globesms.accept.service import BatchIdConflict, accept, body_hash
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson
 from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
-from globesms.accept.service import BatchIdConflict, SendAtPassed, TooManyRecipients
+from globesms.accept.planning import TooManyRecipients
+from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
 from globesms.models.api import ErrorBody, ErrorDetail
 from globesms.validation import problems

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from globesms.accept.service import check_send_at, plan_batch
+from globesms.accept.planning import plan_batch
+from globesms.accept.service import check_send_at
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import money
