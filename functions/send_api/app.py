@@ -656,7 +656,7 @@ def _field_refused(exc: FieldRefused) -> Response[Any]:
     "holds its pack); one already handed on is answered as not cancelable",
     responses={
         200: success_answer(scheduled.CancelAnswer),
-        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.BATCH_STILL_ACCEPTING, RefusalCode.VALIDATION_ERROR),
     },
 )
 @tracer.capture_method(capture_response=False)
@@ -674,7 +674,7 @@ def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> schedule
     "not cancelable",
     responses={
         200: success_answer(scheduled.CancelAnswer),
-        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR),
+        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.BATCH_STILL_ACCEPTING, RefusalCode.VALIDATION_ERROR),
     },
 )
 @tracer.capture_method(capture_response=False)
@@ -698,6 +698,14 @@ def _cancel_deps() -> scheduled.CancelDeps:
 
 
 # ======== end of the scheduling block ========
+
+
+@app.exception_handler(scheduled.BatchStillAccepting)
+def _still_accepting(exc: scheduled.BatchStillAccepting) -> Response[Any]:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    response = error_response(RefusalCode.BATCH_STILL_ACCEPTING, str(exc))
+    response.headers["Retry-After"] = str(scheduled.RETRY_SECONDS)
+    return response
 
 
 @app.exception_handler(NotFound)

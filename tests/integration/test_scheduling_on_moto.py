@@ -14,8 +14,10 @@ import pytest
 
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
 from globesms.aws.dynamodb_schedule import DynamoDBScheduleStore
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_releases import SqsReleaseQueue
 from globesms.models.outbound import ProviderName
+from globesms.models.records import BatchRecord
 from globesms.ports import Claim
 from globesms.scheduling.sweep import sweep
 from globesms.scheduling.timing import parse_iso
@@ -113,6 +115,17 @@ def test_a_cancel_before_the_release_sends_nothing(  # type: ignore[no-untyped-d
     assert _all_packs(stack) == []
     store = DynamoDBScheduleStore(stack.table_name)
     assert [r.status for r in store.cancel_scheduled([first], now=stamp)[0]] == []
+
+
+def test_a_cancel_while_the_batch_is_being_accepted_is_answered_409_to_retry(
+    api: InProcessApi, stack: MotoStack
+) -> None:
+    batch_id = "01JDSTILLACCEPTING00000000"
+    header = BatchRecord(batch_id=batch_id, source="api", state="ACCEPTING", created_at="2026-12-06T00:00:00.000000Z")
+    assert DynamoDBMessageStore(stack.table_name).begin_batch(header) is None
+    answer = api.call("DELETE", f"/v1/batches/{batch_id}")
+    assert (answer.status, answer.json()["error"]["code"]) == (409, "BATCH_STILL_ACCEPTING")
+    assert answer.header("Retry-After") == "2"
 
 
 def test_the_cancel_routes_answer_404_and_send_at_422(api: InProcessApi) -> None:

@@ -89,6 +89,11 @@ class RefusalCode(_Code):
         "the first request with this idempotency key is still running: retry after Retry-After seconds",
     )
     BATCH_ID_CONFLICT = "BATCH_ID_CONFLICT", 409, "an SQS intake body names a batch_id that holds another body"
+    BATCH_STILL_ACCEPTING = (
+        "BATCH_STILL_ACCEPTING",
+        409,
+        "a cancel of a batch still being accepted (not all its recipients written): retry after Retry-After seconds",
+    )
     NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
     FORBIDDEN = "FORBIDDEN", 403, "a receipt or reply push with a wrong token (or to an unknown provider)"
     UNAUTHORIZED = "UNAUTHORIZED", 401, "a receipt push without a valid signature, where one is required"

@@ -565,6 +565,6 @@ def refusal_answers(*codes: RefusalCode) -> dict[int, OpenAPIResponse]:
             code.status, {"description": "", "content": {"application/json": {"model": ErrorResponse}}}
         )
         answer["description"] = "; ".join(filter(None, (answer["description"], f"{code}: {meaning}")))
-        if code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
+        if code in (RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS, RefusalCode.BATCH_STILL_ACCEPTING):
             answer["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
     return answers

@@ -7,8 +7,13 @@ Cancelable are the recipients no provider has been asked to send:
   cancel takes the pack's claim (`PackClaims.cancel`, the same conditional write a dispatcher claims it with), then
   moves its recipients to CANCELED. A dispatcher that later receives the pack finds it canceled, sends nothing and
   finishes any move the cancel did not (a cancel interrupted half way still ends with every recipient CANCELED).
-So a recipient is never both sent and reported canceled. A pack is canceled whole, so `DELETE /v1/messages/{id}`
-cancels an unsent recipient only when no other unsent recipient shares its pack (cancel the batch for those).
+So a recipient is never both sent and reported canceled. A batch still being accepted (its header ACCEPTING) is
+not canceled, nor any of its messages: `BatchStillAccepting`. Its records are written before any pack is queued, but
+not all at once, so a cancel then would miss the recipients not written yet (sent after the cancel answered), and a
+pack it took could hold recipients written after it looked (canceled without being asked for). An accept ends in
+seconds; one that stopped half way is finished by the retry of its request, and the cancel is answered after.
+A pack is canceled whole, so `DELETE /v1/messages/{id}` cancels an unsent recipient only when no other unsent
+recipient shares its pack (cancel the batch for those).
 Everything else is answered as not cancelable with its status: a pack a dispatcher claimed first (being sent, or put
 back on a queue after a throttle, a retry or into its quiet hours under a new pack id), or later, or final already.
 
@@ -29,11 +34,27 @@ from globesms.accept.queries import effective_status, visible
 from globesms.domain.status import Status
 from globesms.guardrails.ports import SpendReleases
 from globesms.models.base import Model
-from globesms.models.records import MessageRecord
+from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import MessageStore, PackClaims, ScheduleStore, WebhookQueue
 from globesms.scheduling.canceled import settle_canceled
 
 LIST_PAGE = 1_000
+RETRY_SECONDS = 2  # Retry-After of a cancel refused while its batch is being accepted: an accept takes seconds
+
+
+class BatchStillAccepting(Exception):
+    """A cancel of a batch (or of one of its messages) while the batch is being accepted."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"batch {batch_id} is still being accepted (not all its recipients are written yet): cancel it once its "
+            "accept has finished (an accept that stopped is finished by the retry of its request)"
+        )
+
+
+def _not_accepting(batch: BatchRecord | None) -> None:
+    if batch is not None and batch.state == "ACCEPTING":
+        raise BatchStillAccepting(batch.batch_id)
 
 
 class NotCancelable(Model):
@@ -103,6 +124,7 @@ def cancel_message(
     record, batch = found
     if not visible(record.owner or (batch.owner if batch else None), owner):
         return None
+    _not_accepting(batch)
     if record.status is Status.SCHEDULED or (record.status in UNSENT and not _shares_its_pack(deps.store, record)):
         return cancel_records(deps, [record], now=now)
     if record.status is Status.CANCELED:
@@ -131,6 +153,7 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
     batch = deps.store.get_batch(batch_id)
     if batch is None or not visible(batch.owner, owner):
         return None
+    _not_accepting(batch)
     answer = CancelAnswer(canceled=[], not_cancelable=[])
     after: str | None = None
     while True:
