@@ -121,7 +121,9 @@ def test_a_cancel_while_the_batch_is_being_accepted_is_answered_409_to_retry(
     api: InProcessApi, stack: MotoStack
 ) -> None:
     batch_id = "01JDSTILLACCEPTING00000000"
-    header = BatchRecord(batch_id=batch_id, source="api", state="ACCEPTING", created_at="2026-12-06T00:00:00.000000Z")
+    header = BatchRecord(
+        batch_id=batch_id, source="api", state="ACCEPTING", created_at="2026-12-06T00:00:00.000000Z", accepted=2
+    )  # its accept about to write its two records
     assert DynamoDBMessageStore(stack.table_name).begin_batch(header) is None
     answer = api.call("DELETE", f"/v1/batches/{batch_id}")
     assert (answer.status, answer.json()["error"]["code"]) == (409, "BATCH_STILL_ACCEPTING")

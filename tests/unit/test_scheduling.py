@@ -460,18 +460,21 @@ def test_a_retry_across_the_start_of_quiet_hours_does_not_send_a_recipient_twice
 
 def test_a_batch_still_being_accepted_is_not_canceled_nor_any_of_its_messages(world) -> None:  # type: ignore[no-untyped-def]
     """A cancel while the accept writes its records would miss those not written yet (sent after the cancel
-    answered), and a pack it took could hold recipients written after it looked: refused until the accept ends."""
+    answered), and a pack it took could hold recipients written after it looked: refused until all are written."""
     store, schedule, _releases, queues = world
     _accept(store, queues, [_spec(["+6591234567", "+6591234568"], None)])
-    finished = store.batches["b1"]
-    store.batches["b1"] = finished.model_copy(update={"state": "ACCEPTING"})  # as while its records are written
+    store.batches["b1"] = store.batches["b1"].model_copy(update={"state": "ACCEPTING"})
+    last = store.messages.pop("b1.00001")  # as while its records are written: the second not yet
     claims = MemoryClaims()
     deps = _deps(store, schedule, MemoryWebhooks(), claims=claims)
     with pytest.raises(cancel.BatchStillAccepting, match="b1 is still being accepted"):
         cancel.cancel_batch(deps, "b1", now=NOW)
     with pytest.raises(cancel.BatchStillAccepting):
         cancel.cancel_message(deps, "b1.00000", now=NOW)
-    assert claims.state == {} and {r.status for r in store.messages.values()} == {Status.ACCEPTED}
-    store.batches["b1"] = finished
+    assert claims.state == {} and store.messages["b1.00000"].status is Status.ACCEPTED
+    # Every record written, the header still ACCEPTING (an accept stopped while queueing, never retried): its packs
+    # may be on their queues, and a cancel now misses nobody.
+    store.messages["b1.00001"] = last
     answer = cancel.cancel_batch(deps, "b1", now=NOW)
     assert answer is not None and answer.canceled == ["b1.00000", "b1.00001"]
+    assert {r.status for r in store.messages.values()} == {Status.CANCELED}

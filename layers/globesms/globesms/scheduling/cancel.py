@@ -7,11 +7,13 @@ Cancelable are the recipients no provider has been asked to send:
   cancel takes the pack's claim (`PackClaims.cancel`, the same conditional write a dispatcher claims it with), then
   moves its recipients to CANCELED. A dispatcher that later receives the pack finds it canceled, sends nothing and
   finishes any move the cancel did not (a cancel interrupted half way still ends with every recipient CANCELED).
-So a recipient is never both sent and reported canceled. A batch still being accepted (its header ACCEPTING) is
-not canceled, nor any of its messages: `BatchStillAccepting`. Its records are written before any pack is queued, but
-not all at once, so a cancel then would miss the recipients not written yet (sent after the cancel answered), and a
-pack it took could hold recipients written after it looked (canceled without being asked for). An accept ends in
-seconds; one that stopped half way is finished by the retry of its request, and the cancel is answered after.
+So a recipient is never both sent and reported canceled. A batch whose accept is still writing its records (its
+header ACCEPTING, fewer records stored than it accepted) is not canceled, nor any of its messages:
+`BatchStillAccepting`. A cancel then would miss the recipients not written yet (sent after the cancel answered, by
+the accept or by the retry that resumes it), and a pack it took could hold recipients written after it looked
+(canceled without being asked for). Accept writes every record before it queues any pack, so meanwhile nobody is
+sent anything; once every record is written a cancel misses nobody, even with the header still ACCEPTING (an accept
+that stopped while queueing): the packs it takes are skipped, and a resume leaves CANCELED records out.
 A pack is canceled whole, so `DELETE /v1/messages/{id}` cancels an unsent recipient only when no other unsent
 recipient shares its pack (cancel the batch for those).
 Everything else is answered as not cancelable with its status: a pack a dispatcher claimed first (being sent, or put
@@ -30,7 +32,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from globesms.accept.queries import effective_status, visible
+from globesms.accept.queries import batch_messages, effective_status, visible
 from globesms.domain.status import Status
 from globesms.guardrails.ports import SpendReleases
 from globesms.models.base import Model
@@ -43,17 +45,19 @@ RETRY_SECONDS = 2  # Retry-After of a cancel refused while its batch is being ac
 
 
 class BatchStillAccepting(Exception):
-    """A cancel of a batch (or of one of its messages) while the batch is being accepted."""
+    """A cancel of a batch (or of one of its messages) while its accept is still writing its records."""
 
     def __init__(self, batch_id: str) -> None:
         super().__init__(
-            f"batch {batch_id} is still being accepted (not all its recipients are written yet): cancel it once its "
-            "accept has finished (an accept that stopped is finished by the retry of its request)"
+            f"batch {batch_id} is still being accepted (not all its recipients are written yet, and none is sent "
+            "before they are): cancel it once they are"
         )
 
 
-def _not_accepting(batch: BatchRecord | None) -> None:
-    if batch is not None and batch.state == "ACCEPTING":
+def _not_still_writing(store: MessageStore, batch: BatchRecord | None) -> None:
+    """Refuses while the batch's accept may still write records: its header ACCEPTING with fewer records stored
+    than it accepted (read only then: a finished batch costs no extra read)."""
+    if batch is not None and batch.state == "ACCEPTING" and len(batch_messages(store, batch.batch_id)) < batch.accepted:
         raise BatchStillAccepting(batch.batch_id)
 
 
@@ -124,7 +128,7 @@ def cancel_message(
     record, batch = found
     if not visible(record.owner or (batch.owner if batch else None), owner):
         return None
-    _not_accepting(batch)
+    _not_still_writing(deps.store, batch)
     if record.status is Status.SCHEDULED or (record.status in UNSENT and not _shares_its_pack(deps.store, record)):
         return cancel_records(deps, [record], now=now)
     if record.status is Status.CANCELED:
@@ -153,7 +157,7 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
     batch = deps.store.get_batch(batch_id)
     if batch is None or not visible(batch.owner, owner):
         return None
-    _not_accepting(batch)
+    _not_still_writing(deps.store, batch)
     answer = CancelAnswer(canceled=[], not_cancelable=[])
     after: str | None = None
     while True:
