@@ -30,6 +30,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from globesms.domain.ids import FIRST_MESSAGE_ID
+
 DEFAULT_STACK = "globesms-dev"  # samconfig.toml's stack_name
 LOCAL_STACK = "globesms-local"  # local/stack.py's STACK_NAME
 BATCH = 10  # the most SQS receives, sends or deletes in one call
@@ -147,8 +149,10 @@ def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, An
         name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
         for name, value in message.get("MessageAttributes", {}).items()
     }
-    if attributes:
-        entry["MessageAttributes"] = attributes
+    # Sent again, the message gets a new MessageId: the first one goes with it (kept from an earlier redrive), so
+    # the intake resumes the batch it derived from it instead of accepting the body as a new one.
+    attributes.setdefault(FIRST_MESSAGE_ID, {"DataType": "String", "StringValue": message["MessageId"]})
+    entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})
     if fifo:
         entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")

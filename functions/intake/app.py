@@ -14,6 +14,7 @@ from globesms.accept.intake import IntakeDeferred, IntakeRefused, accept_intake
 from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import deadline, utc_now
+from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
 from globesms.guardrails.usage import used_percent
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
@@ -30,7 +31,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         # and always on its batch id (accept's conditional header).
         outcome = accept_intake(
             record.body,
-            sqs_message_id=record.message_id,
+            sqs_message_id=_first_message_id(record),
             now=utc_now(),
             retention_days=settings(AcceptSettings).retention_days,
             store=wiring.message_store(),
@@ -63,6 +64,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     if percent is not None:  # the deployment has a spend limit: the alarm at 80 % reads this
         metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
+
+
+def _first_message_id(record: SQSRecord) -> str:
+    """The MessageId the body was first sent with: a redriven one carries it (`FIRST_MESSAGE_ID`)."""
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(FIRST_MESSAGE_ID)
+    value = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return first_message_id(record.message_id, value if isinstance(value, str) else None)
 
 
 @logger.inject_lambda_context(clear_state=True)

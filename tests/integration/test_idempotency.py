@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from globesms.accept.idempotency import MAX_REPLAYED_ERRORS, AnswerSerializer
+from globesms.domain.ids import FIRST_MESSAGE_ID
 from globesms.models.api import AcceptResponse, RecipientError
 from globesms.models.outbound import ProviderName
 
@@ -440,3 +441,25 @@ def test_intake_a_refused_body_does_not_use_up_its_key(stack, load_handler, lamb
     fixed = sqs_event({**BODY, "idempotency_key": "k-7"}, first_id=2)
     assert intake.lambda_handler(fixed, lambda_context) == {"batchItemFailures": []}
     assert len(recipients(drain_packs(stack))) == 2
+
+
+def test_a_redriven_intake_body_is_accepted_as_the_batch_of_its_first_message_id(
+    stack, load_handler, lambda_context
+) -> None:  # type: ignore[no-untyped-def]
+    """`make redrive` sends a dead-lettered body again under a new MessageId, with the first one as an attribute: a
+    body naming neither batch_id nor idempotency_key resumes its first batch (nobody texted twice), not a new one."""
+    intake = load_handler("intake")
+    assert intake.lambda_handler(sqs_event(BODY, first_id=1), lambda_context) == {"batchItemFailures": []}
+    [first] = batch_ids(stack)
+    assert first == "sqs-00000000-0000-0000-0000-000000000001"
+    assert len(recipients(drain_packs(stack))) == 2
+    redriven = sqs_event(BODY, first_id=7)
+    redriven["Records"][0]["messageAttributes"] = {
+        FIRST_MESSAGE_ID: {"stringValue": "00000000-0000-0000-0000-000000000001", "dataType": "String"}
+    }
+    assert intake.lambda_handler(redriven, lambda_context) == {"batchItemFailures": []}
+    assert batch_ids(stack) == [first] and drain_packs(stack) == []  # the first batch's answer, nothing sent again
+    forged = sqs_event(BODY, first_id=9)  # an attribute that is no MessageId is the sender's input: ignored
+    forged["Records"][0]["messageAttributes"] = {FIRST_MESSAGE_ID: {"stringValue": "B#x/../y", "dataType": "String"}}
+    assert intake.lambda_handler(forged, lambda_context) == {"batchItemFailures": []}
+    assert batch_ids(stack) == [first, "sqs-00000000-0000-0000-0000-000000000009"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from globesms.domain.ids import FIRST_MESSAGE_ID
 from tests.integration.conftest import MotoStack
 from tools import redrive
 
@@ -66,6 +67,23 @@ def test_moves_every_message_back_exactly_once_with_bodies_and_attributes(
     assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0  # a second run finds nothing
     assert "moved 0" in capsys.readouterr().out
     assert _drain(stack, source) == []
+
+
+def test_a_moved_message_carries_the_message_id_it_was_first_sent_with(stack: MotoStack) -> None:
+    """Sent again, a message gets a new MessageId; the intake derives a body's batch id from the first one."""
+    dlq, source = _urls(stack)
+    first = stack.sqs.send_message(QueueUrl=dlq, MessageBody='{"n": 1}')["MessageId"]
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0
+    [moved] = _drain(stack, source)
+    assert moved["MessageId"] != first and moved["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
+    # dead-lettered again and moved again: still the first one
+    again = {
+        k: {"DataType": v["DataType"], "StringValue": v["StringValue"]} for k, v in moved["MessageAttributes"].items()
+    }
+    stack.sqs.send_message(QueueUrl=dlq, MessageBody=moved["Body"], MessageAttributes=again)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0
+    [twice] = _drain(stack, source)
+    assert twice["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
 
 
 def test_max_is_honoured(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -17,6 +18,20 @@ def new_batch_id(now_ms: int | None = None, entropy: bytes | None = None) -> str
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+# The message attribute `make redrive` (tools/redrive.py) gives a message it moves back from a dead-letter queue:
+# the SQS MessageId it was first sent with, as a redriven message is sent again under a new one. The intake derives
+# a body's batch id from it, so a redriven body resumes its first batch (packs already sent skipped) instead of
+# being accepted as a second one, which would text again whoever the first reached.
+FIRST_MESSAGE_ID = "globesms-first-message-id"
+_SQS_MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
+
+
+def first_message_id(message_id: str, first: str | None) -> str:
+    """The SQS MessageId a body was first sent with: `first` (the FIRST_MESSAGE_ID attribute) when it reads as one,
+    else the message's own (a value that does not is ignored: the attribute is the sender's to set)."""
+    return first if first is not None and _SQS_MESSAGE_ID.fullmatch(first) else message_id
 
 
 def sqs_batch_id(sqs_message_id: str) -> str:
