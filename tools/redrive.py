@@ -143,6 +143,26 @@ def plan(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: An
     return url, resolve_queue(to, stack=stack, sqs=sqs, cloudformation=cloudformation)
 
 
+MAX_ATTRIBUTES = 10  # SQS's limits on a message: attributes, and bytes of body and attributes together
+MAX_MESSAGE_BYTES = 262_144
+
+
+def _attribute_bytes(name: str, value: dict[str, Any]) -> int:
+    data = value.get("StringValue") or value.get("BinaryValue") or b""
+    return (
+        len(name.encode())
+        + len(str(value.get("DataType", "")).encode())
+        + len(data.encode() if isinstance(data, str) else data)
+    )
+
+
+def _room_for(body: str, attributes: dict[str, dict[str, Any]], name: str, value: dict[str, Any]) -> bool:
+    if len(attributes) >= MAX_ATTRIBUTES:
+        return False
+    size = len(body.encode()) + sum(_attribute_bytes(n, v) for n, v in attributes.items())
+    return size + _attribute_bytes(name, value) <= MAX_MESSAGE_BYTES
+
+
 def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     attributes = {
@@ -150,9 +170,13 @@ def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, An
         for name, value in message.get("MessageAttributes", {}).items()
     }
     # Sent again, the message gets a new MessageId: the first one goes with it (kept from an earlier redrive), so
-    # the intake resumes the batch it derived from it instead of accepting the body as a new one.
-    attributes.setdefault(FIRST_MESSAGE_ID, {"DataType": "String", "StringValue": message["MessageId"]})
-    entry["MessageAttributes"] = attributes
+    # the intake resumes the batch it derived from it instead of accepting the body as a new one. Where SQS has no
+    # room for it (10 attributes, or 256 KiB with them), the message moves without it, as before.
+    first = {"DataType": "String", "StringValue": message["MessageId"]}
+    if FIRST_MESSAGE_ID not in attributes and _room_for(message["Body"], attributes, FIRST_MESSAGE_ID, first):
+        attributes[FIRST_MESSAGE_ID] = first
+    if attributes:
+        entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})
     if fifo:
         entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")

@@ -459,7 +459,11 @@ def test_a_redriven_intake_body_is_accepted_as_the_batch_of_its_first_message_id
     }
     assert intake.lambda_handler(redriven, lambda_context) == {"batchItemFailures": []}
     assert batch_ids(stack) == [first] and drain_packs(stack) == []  # the first batch's answer, nothing sent again
-    forged = sqs_event(BODY, first_id=9)  # an attribute that is no MessageId is the sender's input: ignored
-    forged["Records"][0]["messageAttributes"] = {FIRST_MESSAGE_ID: {"stringValue": "B#x/../y", "dataType": "String"}}
-    assert intake.lambda_handler(forged, lambda_context) == {"batchItemFailures": []}
-    assert batch_ids(stack) == [first, "sqs-00000000-0000-0000-0000-000000000009"]
+    # An attribute that is no MessageId (SQS's are UUIDs) is the sender's input: ignored, the record's own id names
+    # the batch (a long one would make a batch id over the 64 characters the API and the release read).
+    for offset, forged_id in enumerate(("B#x/../y", "a" * 100)):
+        forged = sqs_event(BODY, first_id=9 + offset)
+        forged["Records"][0]["messageAttributes"] = {FIRST_MESSAGE_ID: {"stringValue": forged_id, "dataType": "String"}}
+        assert intake.lambda_handler(forged, lambda_context) == {"batchItemFailures": []}
+    own = ["sqs-00000000-0000-0000-0000-000000000009", "sqs-00000000-0000-0000-0000-000000000010"]
+    assert batch_ids(stack) == [first, *own]

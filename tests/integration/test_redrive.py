@@ -155,3 +155,14 @@ def test_a_deployed_stack_is_resolved_through_its_outputs(stack: MotoStack) -> N
     assert redrive.resolve_queue("Aliyun", stack="s", sqs=stack.sqs, cloudformation=outputs) == dlq
     with pytest.raises(redrive.RedriveError, match="no queue 'Tencent' in the outputs of stack s; known: Aliyun"):
         redrive.resolve_queue("Tencent", stack="s", sqs=stack.sqs, cloudformation=outputs)
+
+
+def test_a_message_without_room_for_its_first_message_id_moves_as_before() -> None:
+    """SQS refuses an 11th attribute, or more than 256 KiB of body and attributes: such a message moves without it."""
+    full = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(redrive.MAX_ATTRIBUTES)}
+    entry = redrive._send_entry(0, {"MessageId": "m-1", "Body": "{}", "MessageAttributes": full}, fifo=False)
+    assert FIRST_MESSAGE_ID not in entry["MessageAttributes"] and len(entry["MessageAttributes"]) == 10
+    large = "x" * (redrive.MAX_MESSAGE_BYTES - 10)  # the attribute itself takes some 35 bytes
+    assert "MessageAttributes" not in redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False)
+    room = redrive._send_entry(0, {"MessageId": "m-3", "Body": "{}"}, fifo=False)
+    assert room["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == "m-3"

@@ -25,12 +25,13 @@ def new_batch_id(now_ms: int | None = None, entropy: bytes | None = None) -> str
 # a body's batch id from it, so a redriven body resumes its first batch (packs already sent skipped) instead of
 # being accepted as a second one, which would text again whoever the first reached.
 FIRST_MESSAGE_ID = "globesms-first-message-id"
-_SQS_MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
+_SQS_MESSAGE_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")  # a UUID
 
 
 def first_message_id(message_id: str, first: str | None) -> str:
-    """The SQS MessageId a body was first sent with: `first` (the FIRST_MESSAGE_ID attribute) when it reads as one,
-    else the message's own (a value that does not is ignored: the attribute is the sender's to set)."""
+    """The SQS MessageId a body was first sent with: `first` (the FIRST_MESSAGE_ID attribute) when it reads as one
+    (SQS gives UUIDs: `sqs-<id>` is then 40 characters, as a batch id must be at most 64), else the message's own (a
+    value that does not is ignored: the attribute is the sender's to set)."""
     return first if first is not None and _SQS_MESSAGE_ID.fullmatch(first) else message_id
 
 
