@@ -26,13 +26,14 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     # A redriven body's first MessageId names its batch (`sqs-<id>` when the body names none): logged with it.
-    logger.append_keys(sqs_message_id=record.message_id, first_message_id=_first_message_id(record))
+    first_id = _first_message_id(record)
+    logger.append_keys(sqs_message_id=record.message_id, first_message_id=first_id)
     try:
         # Idempotent per record: on the body's idempotency_key when it has one (Powertools idempotency, 24 h),
         # and always on its batch id (accept's conditional header).
         outcome = accept_intake(
             record.body,
-            sqs_message_id=_first_message_id(record),
+            sqs_message_id=first_id,
             now=utc_now(),
             retention_days=settings(AcceptSettings).retention_days,
             store=wiring.message_store(),

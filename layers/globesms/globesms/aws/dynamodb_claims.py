@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
+from globesms.aws.conditions import condition_failed, written
 from globesms.ports import Claim, Requeued
 
 CLAIM_SK = "#"
@@ -48,7 +49,7 @@ class DynamoDBPackClaims:
             was = answer.get("Attributes", {}).get("state", {}).get("S")
             return Claim.REDRIVEN if was == "DEAD" else Claim.CLAIMED
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
         if old.get("state", {}).get("S") == "DONE":
@@ -72,7 +73,7 @@ class DynamoDBPackClaims:
                 ExpressionAttributeValues={":lease": lease, ":held": held_until, ":claimed": {"S": "CLAIMED"}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             return Claim.BUSY
         return Claim.STALE
@@ -81,27 +82,22 @@ class DynamoDBPackClaims:
         self._set_state(pack_id, "DEAD" if dead_lettered else "OPEN")
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
-        try:
-            self._client().put_item(
-                TableName=self._table,
-                Item={
-                    **claim_key(pack_id),
-                    "state": {"S": "CANCELED"},
-                    "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead, :canceled)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":open": {"S": "OPEN"},
-                    ":dead": {"S": "DEAD"},
-                    ":canceled": {"S": "CANCELED"},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return written(
+            self._client().put_item,
+            TableName=self._table,
+            Item={
+                **claim_key(pack_id),
+                "state": {"S": "CANCELED"},
+                "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead, :canceled)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":open": {"S": "OPEN"},
+                ":dead": {"S": "DEAD"},
+                ":canceled": {"S": "CANCELED"},
+            },
+        )
 
     def finish(self, pack_id: str) -> None:
         self._set_state(pack_id, "DONE")

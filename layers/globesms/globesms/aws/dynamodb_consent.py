@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import READ_BATCH, batch_get
+from globesms.aws.conditions import condition_failed, written
 from globesms.aws.message_items import from_item, to_item
 from globesms.ports import KeywordWrite
 
@@ -80,17 +81,12 @@ class DynamoDBConsentStore:
         return None if item is None else _entry(item)
 
     def put_opt_out(self, owner: str, number: str, entry: dict[str, Any]) -> bool:
-        try:
-            self._client().put_item(
-                TableName=self._table,
-                Item={**to_item(entry), **_key(owner, number)},
-                ConditionExpression="attribute_not_exists(sk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return written(
+            self._client().put_item,
+            TableName=self._table,
+            Item={**to_item(entry), **_key(owner, number)},
+            ConditionExpression="attribute_not_exists(sk)",
+        )
 
     def delete_opt_out(self, owner: str, number: str) -> dict[str, Any] | None:
         response = self._client().delete_item(TableName=self._table, Key=_key(owner, number), ReturnValues="ALL_OLD")
@@ -151,7 +147,7 @@ class DynamoDBConsentStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 stored: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
                 return _entry(stored) or {"handled": False}
             raise

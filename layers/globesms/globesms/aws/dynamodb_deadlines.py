@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from globesms.aws import clients
+from globesms.aws.conditions import written
 from globesms.aws.deadline_items import deadline_item, entry_from_item, entry_pk
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.message_items import batch_pk, message_id_of_keys, message_sk
@@ -76,27 +75,22 @@ class DynamoDBReceiptDeadlines:
         # The entry first: if the record's update then fails (a receipt got there first), the entry lists a message
         # that is no longer due, which the reconciler skips.
         self._client().put_item(TableName=self._table, Item=deadline_item(DeadlineEntry(due_at, (record.id,))))
-        try:
-            self._client().update_item(
-                TableName=self._table,
-                Key=_key(record.id),
-                UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries",
-                ConditionExpression="#status = :submitted AND version = :version"
-                if record.version
-                else "#status = :submitted AND (attribute_not_exists(version) OR version = :version)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":at": {"N": str(due_at)},
-                    ":tries": {"N": str(tries)},
-                    ":submitted": {"S": Status.SUBMITTED.value},
-                    ":version": {"N": str(record.version)},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return written(
+            self._client().update_item,
+            TableName=self._table,
+            Key=_key(record.id),
+            UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries",
+            ConditionExpression="#status = :submitted AND version = :version"
+            if record.version
+            else "#status = :submitted AND (attribute_not_exists(version) OR version = :version)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":at": {"N": str(due_at)},
+                ":tries": {"N": str(tries)},
+                ":submitted": {"S": Status.SUBMITTED.value},
+                ":version": {"N": str(record.version)},
+            },
+        )
 
     def watermark(self) -> int | None:
         item = self._client().get_item(TableName=self._table, Key=WATERMARK_KEY, ConsistentRead=True).get("Item")

@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
+from globesms.aws.conditions import written
 
 COUNTER_SK = "#"
 #: A counter is read and written during its own second only; TTL removes it some time later.
@@ -74,23 +73,18 @@ class DynamoDBRateLimiter:
         room = self.limit(operation) - count
         if room < 0:
             return False
-        try:
-            self._client().update_item(
-                TableName=self._table,
-                Key=counter_key(operation, second),
-                UpdateExpression="ADD used :n SET expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues={
-                    ":n": {"N": str(count)},
-                    ":room": {"N": str(room)},
-                    ":ttl": {"N": str(second + COUNTER_TTL_SECONDS)},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return written(
+            self._client().update_item,
+            TableName=self._table,
+            Key=counter_key(operation, second),
+            UpdateExpression="ADD used :n SET expires_at = if_not_exists(expires_at, :ttl)",
+            ConditionExpression="attribute_not_exists(used) OR used <= :room",
+            ExpressionAttributeValues={
+                ":n": {"N": str(count)},
+                ":room": {"N": str(room)},
+                ":ttl": {"N": str(second + COUNTER_TTL_SECONDS)},
+            },
+        )
 
     def _give_back(self, operation: str, count: int, second: int) -> None:
         self._client().update_item(

@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
+from globesms.aws.conditions import condition_failed, written
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.message_items import (
     batch_pk,
@@ -79,10 +80,6 @@ def earlier_attempt_pk(provider: ProviderName, provider_message_id: str) -> str:
 
 def _value(value: Any) -> Any:
     return serializer().serialize(value)
-
-
-def _conditional_check_failed(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class DynamoDBReceiptStore:
@@ -190,23 +187,18 @@ class DynamoDBReceiptStore:
                 values[f":{name}"] = value
         parts = split_message_id(record.id)
         assert parts is not None
-        try:
-            self._client().update_item(
-                TableName=self._table,
-                Key={"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}},
-                UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
-                ConditionExpression="version = :expected OR (attribute_not_exists(version) AND :expected = :zero)"
-                if expected_version == 0
-                else "version = :expected",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={k: _value(v) for k, v in values.items()}
-                | ({":zero": {"N": "0"}} if expected_version == 0 else {}),
-            )
-        except ClientError as exc:
-            if _conditional_check_failed(exc):
-                return False
-            raise
-        return True
+        return written(
+            self._client().update_item,
+            TableName=self._table,
+            Key={"pk": {"S": batch_pk(parts[0])}, "sk": {"S": message_sk(parts[1])}},
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            ConditionExpression="version = :expected OR (attribute_not_exists(version) AND :expected = :zero)"
+            if expected_version == 0
+            else "version = :expected",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={k: _value(v) for k, v in values.items()}
+            | ({":zero": {"N": "0"}} if expected_version == 0 else {}),
+        )
 
     def hold_receipt(
         self, provider: ProviderName, provider_message_id: str, event: dict[str, Any], message_id: str | None
@@ -243,7 +235,7 @@ class DynamoDBReceiptStore:
                 ExpressionAttributeValues={k: _value(v) for k, v in values.items()},
             )
         except ClientError as exc:
-            if _conditional_check_failed(exc):
+            if condition_failed(exc):
                 return False  # a repeat: nothing written, the mark was raised when it was first held
             raise
         parts = split_message_id(message_id) if message_id is not None else None
@@ -278,7 +270,7 @@ class DynamoDBReceiptStore:
                 },
             )
         except ClientError as exc:
-            if not _conditional_check_failed(exc):  # raised already this second: nothing to do
+            if not condition_failed(exc):  # raised already this second: nothing to do
                 raise
         self._marks_raised.add(pk)
 

@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from globesms.aws import clients
+from globesms.aws.conditions import written
 from globesms.aws.dynamodb_status_moves import Moved, move_each, split_moves
 from globesms.aws.dynamodb_store import CANCEL_STEP
 from globesms.domain.status import Status
@@ -91,20 +90,15 @@ class DynamoDBScheduleStore:
         values: dict[str, Any] = {":new": {"S": new}}
         if old is not None:
             values[":old"] = {"S": old}
-        try:
-            self._client().update_item(
-                TableName=self._table,
-                Key=CURSOR_KEY,
-                UpdateExpression="SET #b = :new",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#b": "bucket"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return written(
+            self._client().update_item,
+            TableName=self._table,
+            Key=CURSOR_KEY,
+            UpdateExpression="SET #b = :new",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#b": "bucket"},
+            ExpressionAttributeValues=values,
+        )
 
     # ---- the claims a release and a cancel race for ----
 

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
+from globesms.aws.conditions import condition_failed
 from globesms.guardrails.ports import Hold
 from globesms.models.records import split_message_id
 
@@ -140,7 +141,7 @@ class DynamoDBSpendLedger:
                     ExpressionAttributeValues={":minus": _number(-amount)},
                 )
             except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
 
     def release_once(

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from globesms.aws.conditions import condition_failed
 from globesms.aws.message_items import batch_pk, message_from_item, message_sk
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
@@ -95,7 +96,7 @@ def _move(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
         old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
         return (old["status"]["S"], None) if old else None

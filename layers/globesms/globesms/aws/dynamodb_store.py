@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
+from globesms.aws.conditions import condition_failed, written
 from globesms.aws.deadline_items import deadline_item
 from globesms.aws.dynamodb_status_moves import move_each, split_moves
 from globesms.aws.message_items import (
@@ -60,7 +61,7 @@ class DynamoDBMessageStore:
                 **condition,
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             return batch_from_item(old) if old else self.get_batch(batch.batch_id)
@@ -75,19 +76,14 @@ class DynamoDBMessageStore:
             unchanged = "attribute_not_exists(#resumes)"
         else:
             unchanged, values[":resumes"] = "#resumes = :resumes", {"N": str(previous.resumes)}
-        try:
-            self._client().put_item(
-                TableName=self._table,
-                Item=header_item(batch),
-                ConditionExpression=f"#state = :accepting AND {unchanged}",
-                ExpressionAttributeNames={"#state": "state", "#resumes": "resumes"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return written(
+            self._client().put_item,
+            TableName=self._table,
+            Item=header_item(batch),
+            ConditionExpression=f"#state = :accepting AND {unchanged}",
+            ExpressionAttributeNames={"#state": "state", "#resumes": "resumes"},
+            ExpressionAttributeValues=values,
+        )
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         item = (
