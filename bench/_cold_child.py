@@ -68,6 +68,18 @@ def gist(answer: Any) -> dict[str, int | None]:
     return {"statusCode": answer.get("statusCode"), "failures": None if failures is None else len(failures)}
 
 
+def compiled_at_load() -> list[str]:
+    """The modules this process compiled from source because no bytecode was there to read (the process writes
+    none): in Lambda, whose code is read-only, that compiling happens again at every cold start."""
+    compiled = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        cached, origin = getattr(spec, "cached", None), getattr(spec, "origin", None)
+        if cached and str(origin).endswith(".py") and not os.path.exists(cached):
+            compiled.append(name)
+    return sorted(compiled)
+
+
 def serve_once(config: dict[str, Any]) -> dict[str, Any]:
     with open(config["event"]) as source:
         event = json.load(source)  # the runtime parses the event before it calls the handler
@@ -98,6 +110,8 @@ def serve_once(config: dict[str, Any]) -> dict[str, Any]:
         "answer": gist(answer),
         "aws_calls": {service: fake.calls for service, fake in fakes.items()},
         "http_requests": requests,
+        "globesms_file": getattr(sys.modules.get("globesms"), "__file__", None),
+        "compiled_at_load": compiled_at_load(),
     }
 
 
