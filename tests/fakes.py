@@ -107,6 +107,13 @@ class MemoryStore:
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         return self.batches.get(batch_id)
 
+    def open_accepts(self, *, due_by: int) -> list[str]:
+        return sorted(
+            b.batch_id
+            for b in self.batches.values()
+            if b.state == "ACCEPTING" and b.settle_after is not None and b.settle_after <= due_by
+        )
+
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
     ) -> tuple[list[MessageRecord], str | None]:

@@ -1,5 +1,5 @@
 """ReconcileFunction, run every minute by an EventBridge schedule: messages past their receipt deadline get a final
-status (reconcile/, docs/final-status.md)."""
+status, and accepts that stopped for good end INTERRUPTED (reconcile/, docs/final-status.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
 from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
 from globesms.reconcile.deadline import DeadlinePolicy
+from globesms.reconcile.interrupted import InterruptedSummary, settle_interrupted
 from globesms.reconcile.service import (
     TIME_SHARE,
     ReconcileDeps,
@@ -26,6 +27,7 @@ from globesms.reconcile.service import (
     UnavailableQuery,
     reconcile_due,
 )
+from globesms.scheduling.cancel import CancelDeps
 from globesms.stats.record import record_outcomes
 
 SETTINGS = settings(ReconcileSettings)
@@ -87,9 +89,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     logger.info(
         "reconcile run", extra={"checked": summary.checked, "examined": summary.examined, "expired": summary.expired}
     )
+    # After the deadlines (their watermark written): a failure here fails the run, and the next run tries again.
+    interrupted = _end_interrupted_accepts()
     return {
         "checked": summary.checked,
         "examined": summary.examined,
         "settled": summary.settled,
         "expired": summary.expired,
+        "interrupted": interrupted.batches,
     }
+
+
+def _end_interrupted_accepts() -> InterruptedSummary:
+    deps = CancelDeps(
+        store=wiring.message_store(),
+        schedule=wiring.schedule_store(),
+        claims=wiring.pack_claims(),
+        webhooks=wiring.webhook_queue(),
+        spend=wiring.spend_ledger(),
+    )
+    done = settle_interrupted(deps, now=utc_now())
+    metrics.add_metric(name="AcceptsInterrupted", unit=MetricUnit.Count, value=done.batches)
+    metrics.add_metric(name="InterruptedRecipientsCanceled", unit=MetricUnit.Count, value=done.canceled)
+    return done

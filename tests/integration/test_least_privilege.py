@@ -402,10 +402,12 @@ def test_dynamodb_actions_name_the_messages_table_its_index_or_the_idempotency_t
     index = {"Fn::Sub": "${MessagesTable.Arn}/index/ProviderRef"}
     # GET /v1/messages?client_ref= / ?to= (the API only).
     lookups = [{"Fn::Sub": "${MessagesTable.Arn}/index/ClientRef"}, {"Fn::Sub": "${MessagesTable.Arn}/index/Recipient"}]
+    open_accepts = {"Fn::Sub": "${MessagesTable.Arn}/index/OpenAccepts"}  # reconcile: interrupted accepts
     stream = {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}  # the status counts' event source
     allowed = (
         [TABLE],
         [index],
+        [open_accepts],
         [IDEMPOTENCY_TABLE],
         lookups,
         [TEMPLATES_TABLE],

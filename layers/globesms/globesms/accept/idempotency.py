@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
 
 from globesms.accept.idempotency_outcomes import (
+    WINDOW_SECONDS,
     BatchDoneBefore,
     IdempotencyUnavailable,
     KeyInProgress,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-WINDOW_SECONDS = 24 * 60 * 60
 KEY_PREFIX = "globesms.accept"  # stable across deployments (the default would contain the function's name)
 
 # Answers are stored as JSON inside one DynamoDB item (400 KB at most). A large answer (10,000 recipients is about

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from globesms.models.api import AcceptResponse
 
+#: How long a client idempotency key's answer is kept: a retry with the key within it gets the first answer again.
+WINDOW_SECONDS = 24 * 60 * 60
+
 
 class IdempotencyUnavailable(RuntimeError):
     """A key was given but no idempotency table is configured: refusing beats accepting without the guarantee."""

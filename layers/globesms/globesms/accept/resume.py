@@ -15,6 +15,14 @@ finds one of two things:
   (`<batch>~<resume number>`), so a pack id never names two sets of recipients. The spend reservation (one per
   batch: the count the stopped attempt reserved) goes to the written records first.
 
+A retry may never come: an API request without an Idempotency-Key has a batch id of its own, which no later
+request names, and a client or an operator may give up. So each header says from when no retry can resume it any
+more (`settle_after`): the attempt's deadline, plus how long a retry can still come (none
+for a keyless API request; the key's window, 24 h, for a keyed one; the dead-letter queue's retention, 14 days,
+for an intake body, which `make redrive` can send again until then). The reconcile run ends a batch still
+ACCEPTING past it INTERRUPTED (reconcile/interrupted.py): its recipients not handed to a provider CANCELED, so
+every message ends in a final status. A retry after that is answered the batch as it stands and sends nobody.
+
 An attempt is resumed only once it has certainly stopped: its header says until when it may run (`accepting_until`,
 its invocation's deadline). Until then another accept of the batch is told to come back later (`BatchInProgress`),
 as is one that finds a header it did not see when it first looked (two accepts of one batch at once). Every resume
@@ -24,9 +32,12 @@ header before another took it over, only one goes on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
 
-from globesms.accept.idempotency_outcomes import KeyInProgress
+from globesms.accept.idempotency_outcomes import WINDOW_SECONDS, KeyInProgress
 from globesms.accept.packing import pack_again, recipients_per_pack
 from globesms.domain.status import Status
 from globesms.models.api import RecipientError
@@ -45,6 +56,28 @@ class BatchInProgress(KeyInProgress):
     def __init__(self, batch_id: str) -> None:
         super().__init__(f"batch {batch_id} is still being accepted; retry in a few seconds")
         self.batch_id = batch_id
+
+
+#: How long after its attempt's deadline a retry can still resume a batch, by how the batch came (`settle_after`).
+KEYLESS_RETRY_WINDOW: Final = timedelta(0)  # nothing names its batch id again
+KEYED_RETRY_WINDOW: Final = timedelta(seconds=WINDOW_SECONDS)  # the Idempotency-Key's window
+#: An intake body can be sent again (make redrive) while the dead-letter queue keeps it: template.yaml's
+#: IntakeDeadLetterQueue MessageRetentionPeriod (a test holds the two equal).
+INTAKE_RETRY_WINDOW: Final = timedelta(days=14)
+#: An attempt given no deadline (a caller without a Lambda context) is presumed stopped after Lambda's longest
+#: timeout, 15 minutes.
+UNLEASED_RUN: Final = timedelta(minutes=15)
+#: Beyond the window, for the hosts' clocks and a reconcile run that reads the index a moment early.
+SETTLE_MARGIN: Final = timedelta(minutes=1)
+
+
+def settle_after(*, source: str, new_batch_id: bool, lease: int | None, now: datetime) -> int:
+    """From when (epoch seconds) no retry can resume the batch this attempt writes: its lease (the deadline, as
+    `accepting_until`) or, without one, `UNLEASED_RUN` from now, plus the retry window of how it came."""
+    windows = {"sqs": INTAKE_RETRY_WINDOW, "keyless": KEYLESS_RETRY_WINDOW, "keyed": KEYED_RETRY_WINDOW}
+    window = windows["sqs" if source == "sqs" else "keyless" if new_batch_id else "keyed"]
+    stopped = lease if lease is not None else math.ceil((now + UNLEASED_RUN).timestamp())
+    return stopped + math.ceil((window + SETTLE_MARGIN).total_seconds())
 
 
 def all_written(header: BatchRecord, stored: Sequence[MessageRecord]) -> bool:

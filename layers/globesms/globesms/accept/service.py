@@ -123,6 +123,7 @@ def accept(
         expires_at=expiry(now, retention_days),
         owner=owner,
         accepting_until=lease,
+        settle_after=resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock),
     )
     if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
@@ -235,8 +236,9 @@ def _ours(found: BatchRecord, header: BatchRecord) -> bool:
 
 def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> BatchRecord:
     """Every record written, every pack queued or held: from now on ACCEPTED records read as QUEUED."""
+    state = "QUEUED" if header.accepted else "REJECTED"
     done = header.model_copy(
-        update={"state": "QUEUED" if header.accepted else "REJECTED", "queued_at": iso(now), "accepting_until": None}
+        update={"state": state, "queued_at": iso(now), "accepting_until": None, "settle_after": None}
     )
     store.finish_batch(done)
     return done
@@ -272,7 +274,10 @@ def _queue_again(
     """Completes an accept that stopped after writing every record (`resume.py`): its packs, rebuilt from the stored
     records, queued (and held) again, and its answer as the batch stands (as a replay's, its first errors). Taken
     over first, so a resume that read the header before another took it over stops here."""
-    header = resumed.model_copy(update={"resumes": (resumed.resumes or 0) + 1, "accepting_until": lease})
+    settle = resume.settle_after(source=resumed.source, new_batch_id=False, lease=lease, now=now)
+    header = resumed.model_copy(
+        update={"resumes": (resumed.resumes or 0) + 1, "accepting_until": lease, "settle_after": settle}
+    )
     _take_over(store, header, resumed)
     try:
         packs, held = resume.packs_as_stored([r for r in stored if r.pack_key is not None], batch=header)

@@ -19,12 +19,15 @@ from globesms.aws.dynamodb_status_moves import move_each, split_moves
 from globesms.aws.message_items import (
     COUNTS_SK,
     HEADER_SK,
+    OPEN_SHARDS,
     batch_from_item,
+    batch_id_of_header_keys,
     batch_pk,
     header_item,
     message_from_item,
     message_item,
     message_sk,
+    open_accept_key,
 )
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id
@@ -34,6 +37,7 @@ from globesms.reconcile.deadline import DeadlineEntry
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
+OPEN_ACCEPTS_INDEX = "OpenAccepts"  # headers still ACCEPTING, by shard and settle_after (template.yaml)
 # A header that is new, or replaces one refused_whole (REJECTED without a body hash: see BatchRecord).
 _NEW_OR_REFUSED_WHOLE = "attribute_not_exists(pk) OR (#state = :rejected AND attribute_not_exists(#hash))"
 
@@ -84,6 +88,24 @@ class DynamoDBMessageStore:
             ExpressionAttributeNames={"#state": "state", "#resumes": "resumes"},
             ExpressionAttributeValues=values,
         )
+
+    def open_accepts(self, *, due_by: int) -> list[str]:
+        # One Query per shard of the index (message_items.OPEN_SHARDS), each nearly always empty: 0.5 read units.
+        return [batch_id for shard in range(OPEN_SHARDS) for batch_id in self._open_accepts_of(shard, due_by)]
+
+    def _open_accepts_of(self, shard: int, due_by: int) -> Iterator[str]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OPEN_ACCEPTS_INDEX,
+            "KeyConditionExpression": "open_accept = :shard AND settle_after <= :due",
+            "ExpressionAttributeValues": {":shard": {"S": open_accept_key(shard)}, ":due": {"N": str(due_by)}},
+        }
+        while True:
+            response = self._client().query(**kwargs)
+            yield from (batch_id_of_header_keys(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         item = (

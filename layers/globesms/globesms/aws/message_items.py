@@ -8,6 +8,7 @@ use to find a message.
 
 from __future__ import annotations
 
+import zlib
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -119,11 +120,33 @@ def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
 def header_item(batch: BatchRecord) -> dict[str, Any]:
     data = batch.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
+    if batch.state == "ACCEPTING" and batch.settle_after is not None:
+        data["open_accept"] = open_accept_key(open_shard(batch.batch_id))  # in the OpenAccepts index until finished
+    else:
+        data.pop("settle_after", None)  # out of the index: a finished batch has nothing to settle
     return to_item(data)
 
 
+#: The `OpenAccepts` index's partition keys: a header's shard is a hash of its batch id, so its index writes spread
+#: over this many partitions (every accept writes one entry and removes it; a keys-only entry, one write unit each).
+OPEN_SHARDS = 16
+
+
+def open_shard(batch_id: str) -> int:
+    return zlib.crc32(batch_id.encode()) % OPEN_SHARDS
+
+
+def open_accept_key(shard: int) -> str:
+    return f"OPEN#{shard}"
+
+
+def batch_id_of_header_keys(item: dict[str, Any]) -> str:
+    """The batch id from a header's table keys (the `OpenAccepts` index's keys-only entry)."""
+    return str(item["pk"]["S"]).removeprefix("B#")
+
+
 def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("pk", "sk", "provider_ref"):
+    for key in ("pk", "sk", "provider_ref", "open_accept"):
         data.pop(key, None)
     return data
 

@@ -513,7 +513,11 @@ class BatchView(Model):
     """The batch: counts by status, per-recipient errors and a page of its messages"""
 
     batch_id: str
-    state: Literal["ACCEPTING", "QUEUED", "REJECTED"]
+    state: Literal["ACCEPTING", "QUEUED", "REJECTED", "INTERRUPTED"] = Field(
+        description="ACCEPTING while its accept runs (or stopped, until retried); QUEUED once every recipient is "
+        "queued or held; REJECTED: no recipient accepted; INTERRUPTED: its accept stopped half way and no retry "
+        "resumed it in time, so its recipients not yet handed to a provider were CANCELED"
+    )
     source: str
     created_at: str
     accepted: int

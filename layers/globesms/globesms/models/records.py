@@ -16,7 +16,9 @@ from globesms.models.base import Model
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 
-BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED"]
+#: INTERRUPTED: an accept that stopped half way and that no retry can resume any more, ended by the reconcile run
+#: (accept/interrupted.py): its recipients not handed to a provider CANCELED.
+BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED", "INTERRUPTED"]
 MAX_STORED_ERRORS = 100  # a batch header is one item (< 400 KB); the API answer itself lists every error
 
 
@@ -93,6 +95,9 @@ class BatchRecord(Model):
     # deadline), and how many attempts resumed it.
     accepting_until: int | None = None
     resumes: int | None = None
+    # While ACCEPTING: from when (epoch seconds) no attempt can resume it any more, so the reconcile run ends it
+    # INTERRUPTED (accept/interrupted.py); the key of the sparse `OpenAccepts` index with the header's shard.
+    settle_after: int | None = None
 
     @property
     def refused_whole(self) -> bool:

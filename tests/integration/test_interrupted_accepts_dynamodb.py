@@ -1,0 +1,82 @@
+"""Interrupted accepts against moto, with the table (and its sparse `OpenAccepts` index) as template.yaml declares
+it: a header is in the index only while ACCEPTING, and the scheduled reconcile run ends a keyless accept that stopped
+INTERRUPTED once its lease is over, its recipients CANCELED (reconcile/interrupted.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from globesms.accept.queries import batch_messages
+from globesms.accept.service import accept
+from globesms.aws.dynamodb_store import DynamoDBMessageStore
+from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
+from globesms.models.outbound import ProviderName
+from tests.fakes import MemoryQueues
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+NUMBERS = [f"+8525123{i:04d}" for i in range(30)]
+
+
+def stopped_accept(store: DynamoDBMessageStore, batch_id: str, *, now: datetime, keyless: bool = True) -> None:
+    """Every record written, then the provider queue fails: the header stays ACCEPTING."""
+    queues = MemoryQueues()
+    queues.fail_for.update(ProviderName)
+    spec = MessageSpec.model_validate({"to": NUMBERS, "text": "hello"})
+    with pytest.raises(RuntimeError):
+        accept(
+            [spec],
+            batch_id=batch_id,
+            source="api",
+            now=now,
+            retention_days=90,
+            store=store,
+            queues=queues,
+            new_batch_id=keyless,
+            accepting_until=now + timedelta(seconds=30),
+        )
+
+
+def test_a_header_is_in_the_index_only_while_accepting_and_once_due(stack: Any) -> None:
+    store = DynamoDBMessageStore(stack.table_name)
+    now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    stopped_accept(store, "stopped", now=now)
+    stopped_accept(store, "keyed", now=now, keyless=False)
+    accept(
+        [MessageSpec.model_validate({"to": NUMBERS, "text": "hello"})],
+        batch_id="done",
+        source="api",
+        now=now,
+        retention_days=90,
+        store=store,
+        queues=MemoryQueues(),
+        new_batch_id=True,
+        accepting_until=now + timedelta(seconds=30),
+    )
+    settle_after = store.get_batch("stopped").settle_after  # type: ignore[union-attr]
+    assert settle_after is not None
+
+    assert store.open_accepts(due_by=settle_after - 1) == []
+    assert store.open_accepts(due_by=settle_after) == ["stopped"]  # not "done" (QUEUED), not "keyed" (24 h on)
+    assert set(store.open_accepts(due_by=settle_after + 2 * 86_400)) == {"stopped", "keyed"}
+
+
+def test_the_scheduled_run_ends_a_stopped_keyless_accept(stack: Any, load_handler: Any, lambda_context: Any) -> None:
+    store = DynamoDBMessageStore(stack.table_name)
+    stopped_accept(store, "stopped", now=datetime.now(UTC) - timedelta(minutes=5))
+    reconcile = load_handler("reconcile")
+    event = json.loads((EVENTS / "reconcile_schedule.json").read_text())
+
+    result = reconcile.lambda_handler(event, lambda_context)
+
+    assert result["interrupted"] == 1
+    header = store.get_batch("stopped")
+    assert header is not None and header.state == "INTERRUPTED" and header.accepted == len(NUMBERS)
+    assert {r.status for r in batch_messages(store, "stopped")} == {Status.CANCELED}
+    assert store.open_accepts(due_by=2**40) == []
+    assert reconcile.lambda_handler(event, lambda_context)["interrupted"] == 0
