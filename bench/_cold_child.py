@@ -68,14 +68,15 @@ def gist(answer: Any) -> dict[str, int | None]:
     return {"statusCode": answer.get("statusCode"), "failures": None if failures is None else len(failures)}
 
 
-def compiled_at_load() -> list[str]:
-    """The modules this process compiled from source because no bytecode was there to read (the process writes
-    none): in Lambda, whose code is read-only, that compiling happens again at every cold start."""
+def compiled_at_load(deployed: list[str]) -> list[str]:
+    """The modules of the deployed code (under one of the `deployed` folders: the layer, the handler's) this process
+    compiled from source because no bytecode was there to read (the process writes none): in Lambda, whose code is
+    read-only, that compiling happens again at every cold start. The benchmark's own modules are left out."""
     compiled = []
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
-        cached, origin = getattr(spec, "cached", None), getattr(spec, "origin", None)
-        if cached and str(origin).endswith(".py") and not os.path.exists(cached):
+        cached, origin = getattr(spec, "cached", None), str(getattr(spec, "origin", None))
+        if cached and origin.endswith(".py") and origin.startswith(tuple(deployed)) and not os.path.exists(cached):
             compiled.append(name)
     return sorted(compiled)
 
@@ -111,7 +112,7 @@ def serve_once(config: dict[str, Any]) -> dict[str, Any]:
         "aws_calls": {service: fake.calls for service, fake in fakes.items()},
         "http_requests": requests,
         "globesms_file": getattr(sys.modules.get("globesms"), "__file__", None),
-        "compiled_at_load": compiled_at_load(),
+        "compiled_at_load": compiled_at_load(config.get("deployed", [])),
     }
 
 

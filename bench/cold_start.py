@@ -26,6 +26,7 @@ Peak RSS is the process's own peak (`VmHWM`) after its first event: a Lambda fun
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -108,7 +109,12 @@ def sample(
     for _ in range(rounds):
         reference.append(run_child({"mode": "boto3"}, deployed_env({}, site), workdir))
         for handler in handlers:
-            config = {"mode": "handler", "handler": str(copies[handler.name]), "event": str(events[handler.name])}
+            config = {
+                "mode": "handler",
+                "handler": str(copies[handler.name]),
+                "event": str(events[handler.name]),
+                "deployed": [str(site) + os.sep, str(copies[handler.name].parent) + os.sep],
+            }
             result = run_child(config, deployed_env(handler.env, site), workdir)
             if not str(result["globesms_file"]).startswith(str(site)):
                 raise RuntimeError(f"{handler.name} loaded globesms from {result['globesms_file']}, not the layer")

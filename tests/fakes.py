@@ -111,7 +111,7 @@ class MemoryStore:
         return sorted(
             b.batch_id
             for b in self.batches.values()
-            if b.state == "ACCEPTING" and b.settle_after is not None and b.settle_after <= due_by
+            if b.state in ("ACCEPTING", "INTERRUPTED") and b.settle_after is not None and b.settle_after <= due_by
         )
 
     def list_batch_messages(

@@ -89,8 +89,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     logger.info(
         "reconcile run", extra={"checked": summary.checked, "examined": summary.examined, "expired": summary.expired}
     )
-    # After the deadlines (their watermark written): a failure here fails the run, and the next run tries again.
-    interrupted = _end_interrupted_accepts()
+    # After the deadlines (their watermark written), in what is left of the same time share: a failure here fails
+    # the run, and the next run goes on where it stopped.
+    interrupted = _end_interrupted_accepts(context)
     return {
         "checked": summary.checked,
         "examined": summary.examined,
@@ -100,7 +101,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     }
 
 
-def _end_interrupted_accepts() -> InterruptedSummary:
+def _end_interrupted_accepts(context: LambdaContext) -> InterruptedSummary:
     deps = CancelDeps(
         store=wiring.message_store(),
         schedule=wiring.schedule_store(),
@@ -108,7 +109,10 @@ def _end_interrupted_accepts() -> InterruptedSummary:
         webhooks=wiring.webhook_queue(),
         spend=wiring.spend_ledger(),
     )
-    done = settle_interrupted(deps, now=utc_now())
+    stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * TIME_SHARE)
+    done = settle_interrupted(deps, now=utc_now(), clock=utc_now, stop_at=stop_at)
     metrics.add_metric(name="AcceptsInterrupted", unit=MetricUnit.Count, value=done.batches)
     metrics.add_metric(name="InterruptedRecipientsCanceled", unit=MetricUnit.Count, value=done.canceled)
+    if done.left_for_next_run:
+        logger.warning("interrupted accepts left for the next run", extra={"batches": done.left_for_next_run})
     return done

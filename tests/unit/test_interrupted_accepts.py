@@ -12,6 +12,7 @@ import yaml
 from globesms import hooks
 from globesms.accept import resume
 from globesms.accept.idempotency_outcomes import WINDOW_SECONDS, BatchDoneBefore
+from globesms.accept.queries import get_batch
 from globesms.accept.service import accept
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
@@ -115,18 +116,15 @@ def test_a_keyless_accept_that_stopped_ends_interrupted_once_its_lease_is_over(w
     stopped_while_queueing(world)
     header = world.store.batches["b1"]
     assert header.state == "ACCEPTING" and header.settle_after is not None
-    # The error path freed the lease for a retry at once; a keyless request has none: settled a minute after its
-    # deadline (and the lease margin), not before.
-    assert header.settle_after == resume.settle_after(
-        source="api", new_batch_id=True, lease=header.settle_after - 60, now=NOW
-    )
+    # A keyless request has no retry: settled a minute after its lease (the deadline and its 5 s margin), not before.
+    assert header.settle_after == int((DEADLINE + timedelta(seconds=5 + 60)).timestamp())
     before = settle_interrupted(world.deps, now=datetime.fromtimestamp(header.settle_after - 1, UTC))
     assert before == InterruptedSummary() and world.store.batches["b1"].state == "ACCEPTING"
 
     done = settle_interrupted(world.deps, now=datetime.fromtimestamp(header.settle_after, UTC))
 
     records = world.records()
-    assert done == InterruptedSummary(batches=1, canceled=len(HK) + len(SG), not_cancelable=0)
+    assert done == InterruptedSummary(batches=1, canceled=len(HK) + len(SG))
     assert statuses(records) == {Status.CANCELED}
     ended = world.store.batches["b1"]
     assert ended.state == "INTERRUPTED" and ended.accepted == len(records) and ended.settle_after is None
@@ -148,10 +146,13 @@ def test_a_pack_a_dispatcher_holds_is_left_to_it(world: World) -> None:
     header = world.store.batches["b1"]
     done = settle_interrupted(world.deps, now=datetime.fromtimestamp(header.settle_after or 0, UTC))
 
-    assert done == InterruptedSummary(batches=1, canceled=len(SG), not_cancelable=len(HK))
+    assert done == InterruptedSummary(batches=1, canceled=len(SG))
     by_provider = {p: statuses([r for r in world.records() if r.provider is p]) for p in ProviderName}
     assert by_provider[ProviderName.ALIYUN] == {Status.ACCEPTED}  # the dispatcher moves them on
     assert by_provider[ProviderName.TENCENT] == {Status.CANCELED}
+    view = get_batch(world.store, "b1", limit=1_000, after=None)  # on their way: shown QUEUED, as a cancel shows them
+    assert view is not None and view.state == "INTERRUPTED"
+    assert {m.status for m in view.messages if m.provider is ProviderName.ALIYUN} == {Status.QUEUED}
 
 
 def test_an_accept_that_stopped_while_writing_its_records_ends_with_those_it_wrote(
@@ -218,6 +219,73 @@ def test_a_resume_that_took_the_header_first_wins(world: World, monkeypatch: pyt
     settle_batch(world.deps, "b1", now=datetime.fromtimestamp(header.settle_after or 0, UTC), summary=summary)
 
     assert summary == InterruptedSummary() and statuses(world.records()) == {Status.ACCEPTED}
+
+
+class Killed(BaseException):
+    """The Lambda runtime stopping the run at its timeout: nothing after it in the run happens."""
+
+
+def test_a_run_stopped_after_its_moves_is_finished_by_the_next_events_and_spend_included(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped_while_queueing(world)
+    at = datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC)
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise Killed  # between the records' moves to CANCELED and their events and spend
+
+    with monkeypatch.context() as patched:
+        patched.setattr("globesms.scheduling.cancel.settle_canceled", stopped)
+        with pytest.raises(Killed):
+            settle_interrupted(world.deps, now=at)
+    assert world.store.batches["b1"].state == "INTERRUPTED" and world.webhooks.sent == []
+    assert world.store.open_accepts(due_by=int(at.timestamp())) == ["b1"]  # still indexed: not ended whole
+
+    done = settle_interrupted(world.deps, now=at + timedelta(minutes=1))  # the next run
+
+    assert done.batches == 1 and world.store.open_accepts(due_by=2**40) == []
+    assert statuses(world.records()) == {Status.CANCELED}
+    assert len(world.webhooks.sent) == len(HK)
+    assert world.spend.released == {r.id for r in world.records() if r.cost and float(r.cost) > 0}
+
+
+def test_a_retry_during_a_stopped_run_sends_nobody(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    stopped_while_queueing(world, keyless=False)
+    at = datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC)
+    cancel = world.claims.cancel
+    calls: list[str] = []
+
+    def stopped_at_the_second(pack_id: str, *, now: datetime) -> bool:
+        calls.append(pack_id)
+        if len(calls) == 2:
+            raise Killed
+        return cancel(pack_id, now=now)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(world.claims, "cancel", stopped_at_the_second)
+        with pytest.raises(Killed):
+            settle_interrupted(world.deps, now=at)
+    queued = sum(len(p) for p in world.queues.sent.values())
+
+    with pytest.raises(BatchDoneBefore):  # the header said INTERRUPTED before the first cancel
+        world.accept(keyless=False)
+
+    assert sum(len(p) for p in world.queues.sent.values()) == queued
+    settle_interrupted(world.deps, now=at + timedelta(minutes=1))
+    assert statuses(world.records()) == {Status.CANCELED}
+
+
+def test_a_run_out_of_time_leaves_the_batch_to_the_next(world: World) -> None:
+    stopped_while_queueing(world)
+    at = datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC)
+    ticks = iter([at, at + timedelta(seconds=90)])  # the check before the batch, then before its first page
+
+    done = settle_interrupted(world.deps, now=at, clock=lambda: next(ticks), stop_at=at + timedelta(seconds=60))
+
+    assert done == InterruptedSummary(left_for_next_run=1)
+    assert world.store.batches["b1"].state == "INTERRUPTED" and statuses(world.records()) == {Status.ACCEPTED}
+    assert settle_interrupted(world.deps, now=at + timedelta(minutes=1)).batches == 1
+    assert statuses(world.records()) == {Status.CANCELED}
 
 
 def test_a_batch_under_a_running_attempts_lease_is_left(world: World) -> None:

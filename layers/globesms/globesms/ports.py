@@ -97,8 +97,9 @@ class MessageStore(Protocol):
     def get_batch(self, batch_id: str) -> BatchRecord | None: ...
 
     def open_accepts(self, *, due_by: int) -> list[str]:
-        """The batches whose header is still ACCEPTING with its `settle_after` at or before `due_by` (epoch seconds),
-        by id; read from an index, so a header finished a moment ago may still be listed."""
+        """The batches whose header is ACCEPTING (or INTERRUPTED, not yet ended whole) with its `settle_after` at or
+        before `due_by` (epoch seconds), by id; read from an index, so a header finished a moment ago may still be
+        listed."""
         ...
 
     def cancel_unsent(self, message_ids: Sequence[str], *, now: datetime) -> tuple[list[MessageRecord], dict[str, str]]:

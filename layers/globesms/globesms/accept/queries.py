@@ -10,13 +10,15 @@ from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import MessageFinder, MessageLookup, MessageStore
 
 MAX_PAGE = 1_000
+HANDED_ON = ("QUEUED", "INTERRUPTED")  # batch states whose ACCEPTED records read as QUEUED
 MAX_FOUND_PAGE = 100  # found messages are read back whole (with their batch headers): one BatchGetItem per page
 
 
 def effective_status(record: MessageRecord, batch: BatchRecord | None) -> Status:
     # Accept writes records once, as ACCEPTED, and marks the batch header QUEUED after its packs are on the
-    # queues, instead of rewriting every record (one write unit per recipient saved).
-    if record.status is Status.ACCEPTED and batch is not None and batch.state == "QUEUED":
+    # queues, instead of rewriting every record (one write unit per recipient saved). In an INTERRUPTED batch an
+    # ACCEPTED record is in a pack a dispatcher holds (the others were canceled): on its way too.
+    if record.status is Status.ACCEPTED and batch is not None and batch.state in HANDED_ON:
         return Status.QUEUED
     return record.status
 
@@ -105,7 +107,7 @@ def get_batch(
         return None
     records, cursor = store.list_batch_messages(batch_id, limit=min(max(limit, 1), MAX_PAGE), after=after)
     counts = batch_counts(store.count_batch_statuses(batch_id), batch.accepted)
-    if batch.state == "QUEUED" and Status.ACCEPTED in counts:
+    if batch.state in HANDED_ON and Status.ACCEPTED in counts:
         counts[Status.QUEUED] = counts.get(Status.QUEUED, 0) + counts.pop(Status.ACCEPTED)
     return BatchView(
         batch_id=batch.batch_id,

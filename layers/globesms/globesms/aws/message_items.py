@@ -120,8 +120,9 @@ def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
 def header_item(batch: BatchRecord) -> dict[str, Any]:
     data = batch.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
-    if batch.state == "ACCEPTING" and batch.settle_after is not None:
-        data["open_accept"] = open_accept_key(open_shard(batch.batch_id))  # in the OpenAccepts index until finished
+    if batch.state in ("ACCEPTING", "INTERRUPTED") and batch.settle_after is not None:
+        # In the OpenAccepts index until finished, or (INTERRUPTED) until the reconcile run has ended it whole.
+        data["open_accept"] = open_accept_key(open_shard(batch.batch_id))
     else:
         data.pop("settle_after", None)  # out of the index: a finished batch has nothing to settle
     return to_item(data)

@@ -5,98 +5,125 @@ An accept that stops (a timeout, a crash, DynamoDB or SQS failing past their ret
 and only a retry of the same body resumes it (accept/resume.py). None comes for an API request without an
 Idempotency-Key, and a client or an operator may give up on the others; the records it wrote would then stay
 ACCEPTED (or SCHEDULED) for ever, with their spend reserved. Each header says from when no retry can resume it
-(`settle_after`: its deadline plus the retry window of how it came), in the sparse `OpenAccepts` index while it is
-ACCEPTING; this run reads the index and, for each batch past that time:
+(`settle_after`: its deadline plus the retry window of how it came), in the sparse `OpenAccepts` index until it is
+settled; this run reads the index and, for each batch past that time:
 
-1. takes the header over, as a resume does (numbered, conditionally, with a lease of its own): a retry that resumed
-   it first wins, and one arriving now is told the batch is in progress;
-2. cancels every recipient no provider has been asked to send, as `DELETE /v1/batches/{id}` does
-   (scheduling/cancel.py): SCHEDULED ones by their own move, the others by taking their pack's claim before any
-   dispatcher does. A pack a dispatcher claimed already is left to it (those recipients are being sent, or were);
-   each canceled recipient gets its `message.canceled` event and its spend reservation back;
-3. writes the header INTERRUPTED, its `accepted` the records it holds (recipients the attempt never wrote are not
-   in the batch; their part of the batch's spend reservation stays reserved, which only makes the limit stricter).
+1. writes the header INTERRUPTED, conditionally on its being ACCEPTING as read (no attempt's lease running): a
+   retry that resumed it first wins; any retry from then on is answered the batch as it stands and sends nobody.
+   It keeps its `settle_after`, so it stays in the index until step 3;
+2. cancels, a page of records at a time, every recipient no provider has been asked to send, as
+   `DELETE /v1/batches/{id}` does (scheduling/cancel.py): SCHEDULED ones by their own move, the others by taking
+   their pack's claim before any dispatcher does. A pack a dispatcher claimed already is left to it (those
+   recipients are being sent, or were); each canceled recipient gets its `message.canceled` event and its spend
+   reservation back;
+3. writes the header without `settle_after` (out of the index), its `accepted` the records it holds (recipients the
+   attempt never wrote are not in the batch; their part of the batch's spend reservation stays reserved, which only
+   makes the limit stricter).
+
+A run that stops before step 3 (its time share spent, a crash) leaves the header INTERRUPTED in the index, and the
+next run goes on with it: it cancels what is still waiting, and queues the events and gives the spend back of the
+records CANCELED already, since the stopped run may have moved them without doing either (the spend is given back
+once per message whatever; a `message.canceled` event may then reach a customer twice, with the same id, which
+receivers drop: docs/webhooks.md).
 
 Cancel rather than send: whoever sent the request saw it fail (an error, a timeout) or gave up retrying, and may
 have sent it again, so finishing it could text a recipient twice; a CANCELED status tells them it was not sent.
-A retry after this run is answered the batch as it stands (a replay) and sends nobody.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import datetime
 
-from globesms.accept.queries import batch_messages
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord
-from globesms.scheduling.cancel import UNSENT, CancelDeps, cancel_records
+from globesms.scheduling.cancel import LIST_PAGE, UNSENT, CancelDeps, cancel_records
+from globesms.scheduling.canceled import settle_canceled
 
 # A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
 logger = logging.getLogger(__name__)
 
-#: The lease this run takes on a header while it cancels: a resume arriving meanwhile waits (in progress) rather
-#: than queueing packs this run is canceling. Far beyond one batch's cancel (10,000 recipients: seconds).
-SETTLE_LEASE: Final = timedelta(minutes=10)
-
 
 @dataclass
 class InterruptedSummary:
-    batches: int = 0  # ended INTERRUPTED by this run
+    batches: int = 0  # ended INTERRUPTED by this run (out of the index)
     canceled: int = 0  # their recipients this run moved to CANCELED
-    not_cancelable: int = 0  # their recipients already handed to a provider (or final) when it looked
+    left_for_next_run: int = 0  # batches this run began and had no time to finish
 
 
-def settle_interrupted(deps: CancelDeps, *, now: datetime) -> InterruptedSummary:
-    """Every batch past its `settle_after` and still ACCEPTING, ended INTERRUPTED."""
+def settle_interrupted(
+    deps: CancelDeps, *, now: datetime, clock: Callable[[], datetime] | None = None, stop_at: datetime | None = None
+) -> InterruptedSummary:
+    """Every batch past its `settle_after` and no longer resumable, ended INTERRUPTED; none begun after `stop_at`
+    (by `clock`), and a batch begun is left between two pages once it passes."""
     summary = InterruptedSummary()
+    clock = clock or (lambda: now)
     for batch_id in deps.store.open_accepts(due_by=math.floor(now.timestamp())):
-        settle_batch(deps, batch_id, now=now, summary=summary)
+        if stop_at is not None and clock() >= stop_at:
+            break
+        settle_batch(deps, batch_id, now=now, summary=summary, out_of_time=_out_of_time(clock, stop_at))
     return summary
 
 
-def settle_batch(deps: CancelDeps, batch_id: str, *, now: datetime, summary: InterruptedSummary) -> None:
+def _out_of_time(clock: Callable[[], datetime], stop_at: datetime | None) -> Callable[[], bool]:
+    return lambda: stop_at is not None and clock() >= stop_at
+
+
+def settle_batch(
+    deps: CancelDeps,
+    batch_id: str,
+    *,
+    now: datetime,
+    summary: InterruptedSummary,
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> None:
     header = deps.store.get_batch(batch_id)  # the index lags: the header may have finished or been resumed since
-    if header is None or not _past_resuming(header, now):
+    if header is None or not _due(header, now):
         return
-    lease = math.ceil((now + SETTLE_LEASE).timestamp())
-    taken = header.model_copy(update={"resumes": (header.resumes or 0) + 1, "accepting_until": lease})
-    if not deps.store.take_over_batch(taken, header):
-        return  # a retry resumed it (or another run took it) since it was read
-    records = batch_messages(deps.store, batch_id)
-    waiting = [r for r in records if r.status is Status.SCHEDULED or r.status in UNSENT]
-    answer = cancel_records(deps, waiting, now=now) if waiting else None
-    ended = taken.model_copy(
-        update={"state": "INTERRUPTED", "accepted": len(records), "accepting_until": None, "settle_after": None}
-    )
-    deps.store.finish_batch(ended)
-    canceled = len(answer.canceled) if answer else 0
-    not_cancelable = len(records) - canceled
+    going_on = header.state == "INTERRUPTED"  # an earlier run began it: its moves may lack their events
+    if not going_on:
+        ended = header.model_copy(update={"state": "INTERRUPTED", "accepting_until": None})
+        if not deps.store.take_over_batch(ended, header):
+            return  # a retry resumed it (or another run took it) since it was read
+        header = ended
+    written, canceled = 0, 0
+    after: str | None = None
+    while True:
+        if out_of_time():
+            summary.left_for_next_run += 1
+            return
+        records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
+        written += len(records)
+        waiting = [r for r in records if r.status is Status.SCHEDULED or r.status in UNSENT]
+        if going_on:
+            settle_canceled(deps.webhooks, deps.spend, [r for r in records if r.status is Status.CANCELED], now)
+        canceled += len(cancel_records(deps, waiting, now=now).canceled) if waiting else 0
+        if after is None:
+            break
+    deps.store.finish_batch(header.model_copy(update={"accepted": written, "settle_after": None}))
     summary.batches += 1
     summary.canceled += canceled
-    summary.not_cancelable += not_cancelable
     logger.warning(
         "interrupted accept ended",
         extra={
             "batch_id": batch_id,
             "source": header.source,
             "planned": header.accepted,
-            "written": len(records),
+            "written": written,
             "canceled": canceled,
-            "not_cancelable": not_cancelable,
         },
     )
 
 
-def _past_resuming(header: BatchRecord, now: datetime) -> bool:
-    """Still ACCEPTING, past its `settle_after`, and no attempt's lease running."""
+def _due(header: BatchRecord, now: datetime) -> bool:
+    """Past its `settle_after` and either begun by an earlier run (INTERRUPTED, still indexed) or still ACCEPTING
+    with no attempt's lease running."""
     at = now.timestamp()
-    return (
-        header.state == "ACCEPTING"
-        and header.settle_after is not None
-        and header.settle_after <= at
-        and (header.accepting_until is None or header.accepting_until <= at)
-    )
+    if header.settle_after is None or header.settle_after > at:
+        return False
+    if header.state == "INTERRUPTED":
+        return True
+    return header.state == "ACCEPTING" and (header.accepting_until is None or header.accepting_until <= at)
