@@ -23,23 +23,29 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 NUMBERS = [f"+8525123{i:04d}" for i in range(30)]
 
 
+def accept_one(
+    store: DynamoDBMessageStore, batch_id: str, queues: MemoryQueues, *, now: datetime, keyless: bool = True
+) -> None:
+    spec = MessageSpec.model_validate({"to": NUMBERS, "text": "hello"})
+    accept(
+        [spec],
+        batch_id=batch_id,
+        source="api",
+        now=now,
+        retention_days=90,
+        store=store,
+        queues=queues,
+        new_batch_id=keyless,
+        accepting_until=now + timedelta(seconds=30),
+    )
+
+
 def stopped_accept(store: DynamoDBMessageStore, batch_id: str, *, now: datetime, keyless: bool = True) -> None:
     """Every record written, then the provider queue fails: the header stays ACCEPTING."""
     queues = MemoryQueues()
     queues.fail_for.update(ProviderName)
-    spec = MessageSpec.model_validate({"to": NUMBERS, "text": "hello"})
     with pytest.raises(RuntimeError):
-        accept(
-            [spec],
-            batch_id=batch_id,
-            source="api",
-            now=now,
-            retention_days=90,
-            store=store,
-            queues=queues,
-            new_batch_id=keyless,
-            accepting_until=now + timedelta(seconds=30),
-        )
+        accept_one(store, batch_id, queues, now=now, keyless=keyless)
 
 
 def test_a_header_is_in_the_index_only_while_accepting_and_once_due(stack: Any) -> None:
@@ -47,17 +53,7 @@ def test_a_header_is_in_the_index_only_while_accepting_and_once_due(stack: Any) 
     now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
     stopped_accept(store, "stopped", now=now)
     stopped_accept(store, "keyed", now=now, keyless=False)
-    accept(
-        [MessageSpec.model_validate({"to": NUMBERS, "text": "hello"})],
-        batch_id="done",
-        source="api",
-        now=now,
-        retention_days=90,
-        store=store,
-        queues=MemoryQueues(),
-        new_batch_id=True,
-        accepting_until=now + timedelta(seconds=30),
-    )
+    accept_one(store, "done", MemoryQueues(), now=now)
     settle_after = store.get_batch("stopped").settle_after  # type: ignore[union-attr]
     assert settle_after is not None
 
