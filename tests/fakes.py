@@ -58,7 +58,7 @@ class MemoryStore:
 
     def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
         found = self.batches.get(batch.batch_id)
-        if found is None or found.state != "ACCEPTING" or found.resumes != previous.resumes:
+        if found is None or found.state != previous.state or found.resumes != previous.resumes:
             return False
         self.batches[batch.batch_id] = batch.model_copy(deep=True)
         return True

@@ -76,3 +76,37 @@ def test_the_scheduled_run_ends_a_stopped_keyless_accept(stack: Any, load_handle
     assert {r.status for r in batch_messages(store, "stopped")} == {Status.CANCELED}
     assert store.open_accepts(due_by=2**40) == []
     assert reconcile.lambda_handler(event, lambda_context)["interrupted"] == 0
+
+
+def test_an_interrupted_header_stays_in_the_index_until_ended_whole(stack: Any) -> None:
+    """A run that stopped half way leaves the header INTERRUPTED with its settle_after: the next run must find it."""
+    store = DynamoDBMessageStore(stack.table_name)
+    stopped_accept(store, "stopped", now=datetime(2026, 12, 6, 10, 0, tzinfo=UTC))
+    header = store.get_batch("stopped")
+    assert header is not None
+
+    begun = header.model_copy(update={"state": "INTERRUPTED", "resumes": 1})
+    assert store.take_over_batch(begun, header)
+    assert not store.take_over_batch(begun, header)  # taken over since it was read: refused
+    assert store.open_accepts(due_by=2**40) == ["stopped"]
+
+    store.finish_batch(begun.model_copy(update={"settle_after": None}))
+    assert store.open_accepts(due_by=2**40) == []
+
+
+def test_the_handler_gives_the_sweep_what_is_left_of_its_time_share(
+    stack: Any, load_handler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile = load_handler("reconcile")
+    given: dict[str, Any] = {}
+
+    def sweep(deps: Any, **kwargs: Any) -> Any:
+        given.update(kwargs)
+        return reconcile.InterruptedSummary()
+
+    monkeypatch.setattr(reconcile, "settle_interrupted", sweep)
+    reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
+
+    # The context has 30 s left: the sweep stops within three quarters of it, by the real clock.
+    assert given["clock"] is not None
+    assert timedelta(0) < given["stop_at"] - datetime.now(UTC) <= timedelta(seconds=30 * reconcile.TIME_SHARE)

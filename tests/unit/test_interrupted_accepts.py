@@ -5,6 +5,7 @@ over, never before; a pack a dispatcher holds is left to it; a retry afterwards 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.records import MessageRecord
-from globesms.reconcile.interrupted import InterruptedSummary, settle_batch, settle_interrupted
+from globesms.reconcile.interrupted import RUN_LEASE, InterruptedSummary, settle_batch, settle_interrupted
 from globesms.routing.route_table import parse_route_table
 from globesms.scheduling import hold
 from globesms.scheduling.cancel import CancelDeps
@@ -241,7 +242,8 @@ def test_a_run_stopped_after_its_moves_is_finished_by_the_next_events_and_spend_
     assert world.store.batches["b1"].state == "INTERRUPTED" and world.webhooks.sent == []
     assert world.store.open_accepts(due_by=int(at.timestamp())) == ["b1"]  # still indexed: not ended whole
 
-    done = settle_interrupted(world.deps, now=at + timedelta(minutes=1))  # the next run
+    assert settle_interrupted(world.deps, now=at + timedelta(minutes=1)).batches == 0  # its lease is not over yet
+    done = settle_interrupted(world.deps, now=at + RUN_LEASE)  # the first run after it
 
     assert done.batches == 1 and world.store.open_accepts(due_by=2**40) == []
     assert statuses(world.records()) == {Status.CANCELED}
@@ -271,8 +273,37 @@ def test_a_retry_during_a_stopped_run_sends_nobody(world: World, monkeypatch: py
         world.accept(keyless=False)
 
     assert sum(len(p) for p in world.queues.sent.values()) == queued
-    settle_interrupted(world.deps, now=at + timedelta(minutes=1))
+    settle_interrupted(world.deps, now=at + RUN_LEASE)
     assert statuses(world.records()) == {Status.CANCELED}
+
+
+def test_a_run_that_begins_while_another_goes_on_leaves_the_batch_to_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs start every minute and may overlap (a 120 s timeout): the second must not finish the batch while the
+    first still moves records it will then never tell anyone about."""
+    stopped_while_queueing(world)
+    at = datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC)
+    second: list[InterruptedSummary] = []
+    cancel = world.claims.cancel
+
+    def meanwhile_another_run(pack_id: str, *, now: datetime) -> bool:
+        if not second:
+            second.append(settle_interrupted(world.deps, now=at + timedelta(seconds=30)))
+        return cancel(pack_id, now=now)
+
+    monkeypatch.setattr(world.claims, "cancel", meanwhile_another_run)
+    first = settle_interrupted(world.deps, now=at)
+
+    assert second == [InterruptedSummary()]  # the first run's lease: left alone
+    assert first.batches == 1 and statuses(world.records()) == {Status.CANCELED}
+    assert len(world.webhooks.sent) == len(HK)
+
+
+def test_the_run_lease_outlasts_the_reconcile_functions_timeout() -> None:
+    template = load_template()
+    timeout = template["Resources"]["ReconcileFunction"]["Properties"]["Timeout"]
+    assert timedelta(seconds=int(timeout)) < RUN_LEASE
 
 
 def test_a_run_out_of_time_leaves_the_batch_to_the_next(world: World) -> None:
@@ -304,12 +335,17 @@ def test_a_finished_accept_leaves_nothing_to_settle(world: World) -> None:
     assert world.store.open_accepts(due_by=2**40) == []
 
 
-def test_the_intake_retry_window_is_the_dead_letter_queues_retention() -> None:
+def load_template() -> dict[str, Any]:
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # intrinsic functions: not read here
+    loaded: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506
+    return loaded
+
+
+def test_the_intake_retry_window_is_the_dead_letter_queues_retention() -> None:
+    template = load_template()
     retention = template["Resources"]["IntakeDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
     assert timedelta(seconds=int(retention)) == resume.INTAKE_RETRY_WINDOW
 

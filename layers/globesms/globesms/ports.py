@@ -80,8 +80,9 @@ class MessageStore(Protocol):
     def finish_batch(self, batch: BatchRecord) -> None: ...
 
     def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
-        """Replace the header of an accept that stopped half way (`previous`, as read) with `batch`, only if it is
-        still ACCEPTING and no other attempt resumed it since (its `resumes` unchanged); whether it did."""
+        """Replace the header of an accept that stopped half way (`previous`, as read: ACCEPTING, or INTERRUPTED while
+        a reconcile run ends it) with `batch`, only if it is still in that state and no other attempt or run took it
+        over since (its `resumes` unchanged); whether it did."""
         ...
 
     def put_messages(self, messages: Sequence[MessageRecord], deadlines: Sequence[DeadlineEntry] = ()) -> None:

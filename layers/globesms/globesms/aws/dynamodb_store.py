@@ -75,7 +75,9 @@ class DynamoDBMessageStore:
         self._client().put_item(TableName=self._table, Item=header_item(batch))
 
     def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
-        values: dict[str, Any] = {":accepting": {"S": "ACCEPTING"}}
+        if previous.state not in ("ACCEPTING", "INTERRUPTED"):
+            raise ValueError(f"a {previous.state} header is finished: nothing takes it over")
+        values: dict[str, Any] = {":state": {"S": previous.state}}
         if previous.resumes is None:
             unchanged = "attribute_not_exists(#resumes)"
         else:
@@ -84,7 +86,7 @@ class DynamoDBMessageStore:
             self._client().put_item,
             TableName=self._table,
             Item=header_item(batch),
-            ConditionExpression=f"#state = :accepting AND {unchanged}",
+            ConditionExpression=f"#state = :state AND {unchanged}",
             ExpressionAttributeNames={"#state": "state", "#resumes": "resumes"},
             ExpressionAttributeValues=values,
         )

@@ -10,7 +10,9 @@ settled; this run reads the index and, for each batch past that time:
 
 1. writes the header INTERRUPTED, conditionally on its being ACCEPTING as read (no attempt's lease running): a
    retry that resumed it first wins; any retry from then on is answered the batch as it stands and sends nobody.
-   It keeps its `settle_after`, so it stays in the index until step 3;
+   It keeps its `settle_after`, so it stays in the index until step 3, and takes a lease for this run
+   (`accepting_until`, `RUN_LEASE`, numbered by `resumes` as a resume's is): a run that begins while this one goes
+   on (the schedule starts one a minute) leaves the batch alone until the lease is over;
 2. cancels, a page of records at a time, every recipient no provider has been asked to send, as
    `DELETE /v1/batches/{id}` does (scheduling/cancel.py): SCHEDULED ones by their own move, the others by taking
    their pack's claim before any dispatcher does. A pack a dispatcher claimed already is left to it (those
@@ -20,8 +22,9 @@ settled; this run reads the index and, for each batch past that time:
    attempt never wrote are not in the batch; their part of the batch's spend reservation stays reserved, which only
    makes the limit stricter).
 
-A run that stops before step 3 (its time share spent, a crash) leaves the header INTERRUPTED in the index, and the
-next run goes on with it: it cancels what is still waiting, and queues the events and gives the spend back of the
+A run that stops before step 3 leaves the header INTERRUPTED in the index: out of time, it gives its lease up and
+the next run goes on with the batch; stopped by a crash or the timeout, the first run after its lease does. That
+run it cancels what is still waiting, and queues the events and gives the spend back of the
 records CANCELED already, since the stopped run may have moved them without doing either (the spend is given back
 once per message whatever; a `message.canceled` event may then reach a customer twice, with the same id, which
 receivers drop: docs/webhooks.md).
@@ -36,7 +39,8 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord
@@ -45,6 +49,11 @@ from globesms.scheduling.canceled import settle_canceled
 
 # A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
 logger = logging.getLogger(__name__)
+
+
+#: How long a run holds a batch it ends: beyond the ReconcileFunction's timeout (120 s in template.yaml, a test holds
+#: the two), so no other run goes on with the batch while this one may still be moving its records.
+RUN_LEASE: Final = timedelta(minutes=3)
 
 
 @dataclass
@@ -84,15 +93,17 @@ def settle_batch(
     if header is None or not _due(header, now):
         return
     going_on = header.state == "INTERRUPTED"  # an earlier run began it: its moves may lack their events
-    if not going_on:
-        ended = header.model_copy(update={"state": "INTERRUPTED", "accepting_until": None})
-        if not deps.store.take_over_batch(ended, header):
-            return  # a retry resumed it (or another run took it) since it was read
-        header = ended
+    lease = math.ceil((now + RUN_LEASE).timestamp())
+    taken = header.model_copy(
+        update={"state": "INTERRUPTED", "resumes": (header.resumes or 0) + 1, "accepting_until": lease}
+    )
+    if not deps.store.take_over_batch(taken, header):
+        return  # a retry resumed it, or another run took it, since it was read
     written, canceled = 0, 0
     after: str | None = None
     while True:
         if out_of_time():
+            deps.store.take_over_batch(taken.model_copy(update={"accepting_until": None}), taken)  # the next run's
             summary.left_for_next_run += 1
             return
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
@@ -103,7 +114,9 @@ def settle_batch(
         canceled += len(cancel_records(deps, waiting, now=now).canceled) if waiting else 0
         if after is None:
             break
-    deps.store.finish_batch(header.model_copy(update={"accepted": written, "settle_after": None}))
+    deps.store.finish_batch(
+        taken.model_copy(update={"accepted": written, "settle_after": None, "accepting_until": None})
+    )
     summary.batches += 1
     summary.canceled += canceled
     logger.warning(
@@ -119,11 +132,9 @@ def settle_batch(
 
 
 def _due(header: BatchRecord, now: datetime) -> bool:
-    """Past its `settle_after` and either begun by an earlier run (INTERRUPTED, still indexed) or still ACCEPTING
-    with no attempt's lease running."""
+    """Past its `settle_after`, still ACCEPTING (or INTERRUPTED: begun by an earlier run, still indexed), and no
+    attempt's or run's lease running."""
     at = now.timestamp()
-    if header.settle_after is None or header.settle_after > at:
+    if header.settle_after is None or header.settle_after > at or header.state not in ("ACCEPTING", "INTERRUPTED"):
         return False
-    if header.state == "INTERRUPTED":
-        return True
-    return header.state == "ACCEPTING" and (header.accepting_until is None or header.accepting_until <= at)
+    return header.accepting_until is None or header.accepting_until <= at
