@@ -37,7 +37,7 @@ from globesms.reconcile.deadline import DeadlineEntry
 WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
-OPEN_ACCEPTS_INDEX = "OpenAccepts"  # headers still ACCEPTING, by shard and settle_after (template.yaml)
+OPEN_ACCEPTS_INDEX = "OpenAccepts"  # headers not settled yet, by shard and settle_after (template.yaml)
 # A header that is new, or replaces one refused_whole (REJECTED without a body hash: see BatchRecord).
 _NEW_OR_REFUSED_WHOLE = "attribute_not_exists(pk) OR (#state = :rejected AND attribute_not_exists(#hash))"
 

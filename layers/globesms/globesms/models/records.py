@@ -17,7 +17,7 @@ from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 
 #: INTERRUPTED: an accept that stopped half way and that no retry can resume any more, ended by the reconcile run
-#: (accept/interrupted.py): its recipients not handed to a provider CANCELED.
+#: (reconcile/interrupted.py): its recipients not handed to a provider CANCELED.
 BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED", "INTERRUPTED"]
 MAX_STORED_ERRORS = 100  # a batch header is one item (< 400 KB); the API answer itself lists every error
 
@@ -96,7 +96,8 @@ class BatchRecord(Model):
     accepting_until: int | None = None
     resumes: int | None = None
     # While ACCEPTING: from when (epoch seconds) no attempt can resume it any more, so the reconcile run ends it
-    # INTERRUPTED (accept/interrupted.py); the key of the sparse `OpenAccepts` index with the header's shard.
+    # INTERRUPTED (reconcile/interrupted.py); with the header's shard, its key in the sparse `OpenAccepts` index
+    # until the run has ended it whole.
     settle_after: int | None = None
 
     @property

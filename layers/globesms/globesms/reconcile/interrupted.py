@@ -24,10 +24,10 @@ settled; this run reads the index and, for each batch past that time:
 
 A run that stops before step 3 leaves the header INTERRUPTED in the index: out of time, it gives its lease up and
 the next run goes on with the batch; stopped by a crash or the timeout, the first run after its lease does. That
-run it cancels what is still waiting, and queues the events and gives the spend back of the
-records CANCELED already, since the stopped run may have moved them without doing either (the spend is given back
-once per message whatever; a `message.canceled` event may then reach a customer twice, with the same id, which
-receivers drop: docs/webhooks.md).
+run cancels what is still waiting, and queues the events and gives the spend back of the records CANCELED already,
+since the stopped run may have moved them without doing either (the spend is given back once per message whatever;
+a `message.canceled` event may then reach a customer twice, with the same id, which receivers drop:
+docs/webhooks.md).
 
 Cancel rather than send: whoever sent the request saw it fail (an error, a timeout) or gave up retrying, and may
 have sent it again, so finishing it could text a recipient twice; a CANCELED status tells them it was not sent.
