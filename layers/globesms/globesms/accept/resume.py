@@ -74,8 +74,12 @@ SETTLE_MARGIN: Final = timedelta(minutes=1)
 def settle_after(*, source: str, new_batch_id: bool, lease: int | None, now: datetime) -> int:
     """From when (epoch seconds) no retry can resume the batch this attempt writes: its lease (the deadline, as
     `accepting_until`) or, without one, `UNLEASED_RUN` from now, plus the retry window of how it came."""
-    windows = {"sqs": INTAKE_RETRY_WINDOW, "keyless": KEYLESS_RETRY_WINDOW, "keyed": KEYED_RETRY_WINDOW}
-    window = windows["sqs" if source == "sqs" else "keyless" if new_batch_id else "keyed"]
+    if source == "sqs":
+        window = INTAKE_RETRY_WINDOW
+    elif new_batch_id:
+        window = KEYLESS_RETRY_WINDOW
+    else:
+        window = KEYED_RETRY_WINDOW
     stopped = lease if lease is not None else math.ceil((now + UNLEASED_RUN).timestamp())
     return stopped + math.ceil((window + SETTLE_MARGIN).total_seconds())
 

@@ -44,7 +44,7 @@ from typing import Final
 
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord
-from globesms.scheduling.cancel import LIST_PAGE, UNSENT, CancelDeps, cancel_records
+from globesms.scheduling.cancel import LIST_PAGE, CancelDeps, cancel_records, cancelable
 from globesms.scheduling.canceled import settle_canceled
 
 # A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
@@ -69,16 +69,16 @@ def settle_interrupted(
     """Every batch past its `settle_after` and no longer resumable, ended INTERRUPTED; none begun after `stop_at`
     (by `clock`), and a batch begun is left between two pages once it passes."""
     summary = InterruptedSummary()
-    clock = clock or (lambda: now)
+    read_clock = clock or (lambda: now)
+
+    def out_of_time() -> bool:
+        return stop_at is not None and read_clock() >= stop_at
+
     for batch_id in deps.store.open_accepts(due_by=math.floor(now.timestamp())):
-        if stop_at is not None and clock() >= stop_at:
+        if out_of_time():
             break
-        settle_batch(deps, batch_id, now=now, summary=summary, out_of_time=_out_of_time(clock, stop_at))
+        settle_batch(deps, batch_id, now=now, summary=summary, out_of_time=out_of_time)
     return summary
-
-
-def _out_of_time(clock: Callable[[], datetime], stop_at: datetime | None) -> Callable[[], bool]:
-    return lambda: stop_at is not None and clock() >= stop_at
 
 
 def settle_batch(
@@ -108,7 +108,7 @@ def settle_batch(
             return
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         written += len(records)
-        waiting = [r for r in records if r.status is Status.SCHEDULED or r.status in UNSENT]
+        waiting = [r for r in records if cancelable(r)]
         if going_on:
             settle_canceled(deps.webhooks, deps.spend, [r for r in records if r.status is Status.CANCELED], now)
         canceled += len(cancel_records(deps, waiting, now=now).canceled) if waiting else 0

@@ -87,6 +87,11 @@ class CancelDeps:
 UNSENT = (Status.ACCEPTED, Status.QUEUED)
 
 
+def cancelable(record: MessageRecord) -> bool:
+    """Waiting for its release (SCHEDULED) or on its way to a provider (`UNSENT`): a cancel may still take it."""
+    return record.status is Status.SCHEDULED or record.status in UNSENT
+
+
 def cancel_records(deps: CancelDeps, records: Sequence[MessageRecord], *, now: datetime) -> CancelAnswer:
     """Cancel these records (as read: SCHEDULED ones by their own move, unsent ones by their pack); queue a
     `message.canceled` event for each one canceled now and give its spend reservation back."""
@@ -162,7 +167,7 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
     after: str | None = None
     while True:
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
-        waiting = [r for r in records if r.status is Status.SCHEDULED or r.status in UNSENT]
+        waiting = [r for r in records if cancelable(r)]
         if waiting:
             part = cancel_records(deps, waiting, now=now)
             answer.canceled += part.canceled
@@ -170,7 +175,7 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
         for record in records:
             if record.status is Status.CANCELED:
                 answer.canceled.append(record.id)
-            elif record.status is not Status.SCHEDULED and record.status not in UNSENT:
+            elif not cancelable(record):
                 answer.not_cancelable.append(NotCancelable(id=record.id, status=effective_status(record, batch)))
         if after is None:
             break
