@@ -121,10 +121,9 @@ def header_item(batch: BatchRecord) -> dict[str, Any]:
     data = batch.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
     if batch.state in ("ACCEPTING", "INTERRUPTED") and batch.settle_after is not None:
-        # In the OpenAccepts index until finished, or (INTERRUPTED) until the reconcile run has ended it whole.
+        # In the OpenAccepts index until finished, or (INTERRUPTED) until the reconcile run has ended it whole. A
+        # header without `open_accept` is not in it: finishing clears `settle_after` too, so none is kept stale.
         data["open_accept"] = open_accept_key(open_shard(batch.batch_id))
-    else:
-        data.pop("settle_after", None)  # out of the index: a finished batch has nothing to settle
     return to_item(data)
 
 
