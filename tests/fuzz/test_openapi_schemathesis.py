@@ -9,10 +9,8 @@ a schema violation); a refused request wrote nothing and an accepted one left it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
@@ -27,6 +25,7 @@ from schemathesis.core.transport import Response as CaseResponse
 from schemathesis.generation.case import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from globesms.api import docs, resolver
 from local.api_server import Request, build_gateway, proxy_response
 from tests.fuzz.harness import (
     FuzzStack,
@@ -37,19 +36,15 @@ from tests.fuzz.harness import (
 )
 from tests.fuzz.strategies import send_body
 
-ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "local-dev-key"  # local.api_server's default key: the gateway, not the function, checks it
 
 
 def openapi_document() -> dict[str, Any]:
-    """The document as the API serves it: built by Powertools from send_api's routes and their models."""
-    spec = importlib.util.spec_from_file_location("send_api_openapi", ROOT / "functions" / "send_api" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    document: dict[str, Any] = json.loads(module.openapi_json())  # what GET /v1/openapi.json serves
+    """The document as the API serves it: built by Powertools from the API's routes (globesms.api) and their
+    models."""
+    document: dict[str, Any] = json.loads(resolver.openapi_document())  # what GET /v1/openapi.json serves
     # Its server URLs are relative to where it is served, as a client resolves them ("..": the API's root).
-    served_at = module.OPENAPI_PATH
+    served_at = docs.OPENAPI_PATH
     document["servers"] = [{**server, "url": urljoin(served_at, server["url"])} for server in document["servers"]]
     return document
 

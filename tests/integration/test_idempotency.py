@@ -169,6 +169,7 @@ def test_a_retry_after_send_at_passed_gets_the_first_answer_and_new_work_is_refu
     # send_at, got 422 and might resend under a new key (sent twice). It is checked for new work only now.
     from datetime import UTC, datetime, timedelta
 
+    import globesms.api.send as send_route
     import globesms.models.api as api_models
 
     api = load_handler("send_api")
@@ -178,7 +179,7 @@ def test_a_retry_after_send_at_passed_gets_the_first_answer_and_new_work_is_refu
     assert first["statusCode"] == 202, first["body"]
     later = now + timedelta(minutes=6)
     monkeypatch.setattr(api_models, "utc_now", lambda: later)
-    monkeypatch.setattr(api, "utc_now", lambda: later)
+    monkeypatch.setattr(send_route, "utc_now", lambda: later)
     again = post(api, lambda_context, body, "scheduled-order-9")
     assert again["statusCode"] == 202 and json.loads(again["body"]) == json.loads(first["body"])
     new = post(api, lambda_context, body, "scheduled-order-10")  # new work: refused, naming the field and the rule

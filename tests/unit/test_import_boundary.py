@@ -37,6 +37,7 @@ EXCEPTIONS: dict[str, str] = {
     "globesms.cookieless": "the httpx client (without cookies) the provider and webhook adapters send through",
     "globesms.tls": "the verifying TLS context the provider and webhook httpx clients share (httpx builds it)",
     "globesms.accept.idempotency": "Powertools idempotency on its DynamoDB persistence layer, which imports boto3",
+    "globesms.api": "the HTTP API's routes (Powertools routers): the API function's edge, which builds the adapters",
     "globesms.http_errors": "builds Powertools event-handler responses (handlers only); Powertools imports botocore",
 }
 

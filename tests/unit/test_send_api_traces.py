@@ -4,7 +4,9 @@ traced function's return value as trace metadata unless told not to (capture_res
 import ast
 from pathlib import Path
 
-SEND_API = Path(__file__).resolve().parents[2] / "functions" / "send_api" / "app.py"
+ROOT = Path(__file__).resolve().parents[2]
+#: The API function's handler and every module of its routes.
+SEND_API = [ROOT / "functions" / "send_api" / "app.py", *sorted((ROOT / "layers/globesms/globesms/api").glob("*.py"))]
 
 
 def tracer_decorators(tree: ast.AST) -> list[tuple[str, ast.expr]]:
@@ -19,7 +21,7 @@ def tracer_decorators(tree: ast.AST) -> list[tuple[str, ast.expr]]:
 
 
 def test_no_traced_function_of_the_api_records_its_answer() -> None:
-    decorators = tracer_decorators(ast.parse(SEND_API.read_text()))
+    decorators = [found for path in SEND_API for found in tracer_decorators(ast.parse(path.read_text()))]
     assert {name for name, _ in decorators} >= {"lambda_handler", "send_messages", "get_message", "get_batch"}
     for name, decorator in decorators:
         keywords = {k.arg: k.value for k in decorator.keywords} if isinstance(decorator, ast.Call) else {}

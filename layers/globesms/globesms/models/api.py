@@ -362,6 +362,8 @@ SendBody = Annotated[
 
 # An idempotency key (the API's `Idempotency-Key` header, an SQS intake body's `idempotency_key`): 1 to 128
 # printable ASCII characters, spaces allowed only inside (an HTTP header value loses its outer spaces anyway).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer given again for a repeated Idempotency-Key
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$"
 IDEMPOTENCY_KEY_RULE = "1 to 128 printable ASCII characters (spaces only inside)"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
