@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from globesms.accept import idempotency
 from globesms.api.resolver import app, handle
 from globesms.aws import snapstart
+from globesms.config import AcceptSettings, settings
 from globesms.observability import logger, metrics, tracer
 
 __all__ = ["app", "lambda_handler"]
@@ -21,5 +22,6 @@ snapstart.register(idempotency.forget_layers)  # with SnapStart on: nothing uniq
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings(AcceptSettings)  # read and checked once per process: a misconfiguration fails the first request, named
     idempotency.register_lambda_context(context)
     return handle(event, context)

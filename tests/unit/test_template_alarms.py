@@ -224,18 +224,32 @@ def _python_files() -> Iterator[Path]:
         yield from sorted(root.rglob("*.py"))
 
 
+#: Layer packages only one function imports (`test_only_its_function_imports_each_edge_package` holds it): their
+#: metrics carry that handler's dimensions, not any handler's.
+EDGE_PACKAGES: dict[str, str] = {"globesms.api": "send_api"}
+LAYER_PACKAGE_ROOT = ROOT / "layers" / "globesms"
+
+
+def _edge_function(path: Path) -> str | None:
+    if not path.is_relative_to(LAYER_PACKAGE_ROOT):
+        return None
+    module = ".".join(path.relative_to(LAYER_PACKAGE_ROOT).with_suffix("").parts)
+    return next((f for package, f in EDGE_PACKAGES.items() if module.startswith(package + ".")), None)
+
+
 def scan_sources() -> dict[str, list[Emission]]:
     """Every metric the code under layers/ and functions/ emits, by name."""
     files = list(_python_files())
     handlers = [p for p in files if p.is_relative_to(HANDLER_ROOT)]
-    handler_dimensions = [module_dimensions(ast.parse(p.read_text())) for p in handlers]
+    handler_dimensions = {p.parent.name: module_dimensions(ast.parse(p.read_text())) for p in handlers}
     emitted: dict[str, list[Emission]] = {}
     for path in files:
+        edge = _edge_function(path)
         for emission in scan_module(
             path.read_text(),
             str(path.relative_to(ROOT)),
             handler=path in handlers,
-            handler_dimensions=handler_dimensions,
+            handler_dimensions=[handler_dimensions[edge]] if edge else handler_dimensions.values(),
         ):
             emitted.setdefault(emission.name, []).append(emission)
     return emitted
@@ -286,6 +300,29 @@ def test_the_scan_finds_the_metrics_of_every_handler(emitted: dict[str, list[Emi
     assert dimension_sets(emitted, "IntakeBodiesRefused") == {frozenset({"service"})}  # intake
     assert dimension_sets(emitted, "ReceiptsUnmatched") == {frozenset({"service"})}  # receipts, a loop over names
     assert dimension_sets(emitted, "WebhooksDelivered") == {frozenset({"service"})}  # webhooks
+
+
+def _imported_modules(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update({node.module, *(f"{node.module}.{alias.name}" for alias in node.names)})
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.add(node.value)  # a name given to importlib.import_module
+    return found
+
+
+def test_only_its_function_imports_each_edge_package() -> None:
+    for package, function in EDGE_PACKAGES.items():
+        importers = {
+            str(path.relative_to(ROOT))
+            for path in _python_files()
+            if _edge_function(path) != function
+            and any(m == package or m.startswith(package + ".") for m in _imported_modules(ast.parse(path.read_text())))
+        }
+        assert importers == {f"functions/{function}/app.py"}, package
 
 
 def dimension_sets(emitted: dict[str, list[Emission]], name: str) -> set[frozenset[str]] | None:
