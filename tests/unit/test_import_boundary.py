@@ -38,6 +38,7 @@ EXCEPTIONS: dict[str, str] = {
     "globesms.tls": "the verifying TLS context the provider and webhook httpx clients share (httpx builds it)",
     "globesms.accept.idempotency": "Powertools idempotency on its DynamoDB persistence layer, which imports boto3",
     "globesms.api": "the HTTP API's routes (Powertools routers): the API function's edge, which builds the adapters",
+    "globesms.callbacks": "the providers' receipt and reply endpoints (Powertools routers): the receipts function",
     "globesms.http_errors": "builds Powertools event-handler responses (handlers only); Powertools imports botocore",
 }
 

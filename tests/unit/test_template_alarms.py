@@ -226,7 +226,7 @@ def _python_files() -> Iterator[Path]:
 
 #: Layer packages only one function imports (`test_only_its_function_imports_each_edge_package` holds it): their
 #: metrics carry that handler's dimensions, not any handler's.
-EDGE_PACKAGES: dict[str, str] = {"globesms.api": "send_api"}
+EDGE_PACKAGES: dict[str, str] = {"globesms.api": "send_api", "globesms.callbacks": "receipts"}
 LAYER_PACKAGE_ROOT = ROOT / "layers" / "globesms"
 
 

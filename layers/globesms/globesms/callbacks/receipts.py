@@ -1,0 +1,143 @@
+"""POST /v1/receipts/{provider}/{token}: delivery receipts pushed by Alibaba, Tencent and Huawei.
+
+In this order, each step before anything is read or written: the provider is one of ours, the token is its own, the
+push is signed where the provider signs it, the body parses in the provider's format, it holds no more reports than
+the provider sends at once. Then the reports are applied (receipts.apply), their follow-ups queued (resends,
+webhook events) and the final outcomes counted for the route statistics, all before the answer: a failure makes the
+provider push again, and a repeat is harmless.
+"""
+
+import importlib
+import json
+from collections.abc import Mapping
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from aws_lambda_powertools import single_metric
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from globesms.aws import wiring
+from globesms.callbacks.bodies import raw_body
+from globesms.domain.clock import utc_now
+from globesms.errors import RefusalCode
+from globesms.http_errors import error_response
+from globesms.models.outbound import ProviderName
+from globesms.models.receipts import ReceiptBodyInvalid
+from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+from globesms.providers import receipt_environment
+from globesms.receipts.apply import PushResult, record_push
+from globesms.receipts.auth import push_signature_accepted, token_accepted
+from globesms.receipts.failover import queue_resends
+from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
+from globesms.stats.record import record_outcomes
+
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ unannotated
+
+
+@cache
+def _receipt_format(provider: ProviderName) -> ModuleType:
+    return importlib.import_module(f"globesms.providers.{provider}.receipts")
+
+
+@router.post("/v1/receipts/<provider>/<token>")
+@tracer.capture_method
+def receive_receipts(provider: str, token: str) -> Response[Any]:
+    try:
+        name = ProviderName(provider)
+    except ValueError:
+        return error_response(RefusalCode.NOT_FOUND, f"no receipts endpoint for {provider!r}")
+    logger.append_keys(provider=name.value)
+    env = receipt_environment(name)
+    if not token_accepted(name, token, env):
+        metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with a wrong token refused")
+        return error_response(RefusalCode.FORBIDDEN, "wrong receipt token")
+    body = raw_body(router.current_event)  # read only once the token is right
+    if not _signed(name, env, body):
+        metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with a missing or wrong signature refused")
+        return error_response(RefusalCode.UNAUTHORIZED, "missing or wrong push signature")
+    receipt_format = _receipt_format(name)
+    try:
+        push = receipt_format.parse_push(body, router.current_event.headers.get("content-type", ""))
+    except ReceiptBodyInvalid as exc:
+        metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push unreadable", extra={"reason": str(exc), "bytes": len(body)})
+        return error_response(RefusalCode.UNREADABLE_RECEIPTS, str(exc))
+    reports = len(push.reports) + len(push.refused_items)
+    if push_too_large(name, reports):
+        metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)
+        logger.warning("receipt push with too many reports refused", extra={"reports": reports})
+        return Response(
+            status_code=TOO_LARGE_STATUS,
+            content_type=content_types.APPLICATION_JSON,
+            body=json.dumps(too_large_acknowledgement(name)),
+        )
+    result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
+    _queue_follow_ups(result)
+    _record_route_stats(result)
+    _emit_push_metrics(name, result, refused_items=len(push.refused_items))
+    if push.refused_items:
+        logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _signed(name: ProviderName, env: Mapping[str, str], body: bytes) -> bool:
+    """The push carries its provider's signature, where the provider signs pushes (receipts.auth)."""
+    event = router.current_event
+    return push_signature_accepted(
+        name,
+        env,
+        method=event.http_method,
+        path=event.request_context.path or event.path,  # as the pusher addressed it: with the API stage
+        query=event.query_string_parameters or {},
+        headers=event.headers,
+        body=body,
+        now=utc_now(),
+    )
+
+
+def _record_route_stats(result: PushResult) -> None:
+    """The push's final outcomes into the route statistics (docs/routing-scores.md): one update per bucket key."""
+    written = record_outcomes(wiring.route_stats(), result.finals, utc_now())
+    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not written))
+
+
+def _queue_follow_ups(result: PushResult) -> None:
+    """Resends (receipts.failover) and status events, before the answer: a failure here makes the provider push
+    again (the repeat queues them again; pack claims and event ids make repeats harmless)."""
+    if result.resends:
+        queue_resends(wiring.pack_queues(), result.resends)
+    if result.webhooks:
+        wiring.webhook_queue().send_webhooks(result.webhooks)
+
+
+def _emit_push_metrics(name: ProviderName, result: PushResult, *, refused_items: int) -> None:
+    for metric, value in (
+        ("ReceiptsApplied", result.applied),
+        ("ReceiptsDuplicate", result.duplicates),
+        ("ReceiptsHeld", result.held),
+        ("ReceiptsUnmatched", result.unmatched),
+        ("ReceiptItemsRefused", refused_items),
+        ("ReceiptFailovers", result.failovers),  # resent through the next provider after UNDELIVERED
+        ("DuplicateDelivery", result.duplicate_deliveries),  # a resent message's first attempt delivered too
+    ):
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+    _emit_outcomes(name, result)
+
+
+def _emit_outcomes(name: ProviderName, result: PushResult) -> None:
+    """Final outcomes by provider (the delivery-rate alarms), each its own EMF line: the handler's other metrics
+    keep the {service} dimension set alone."""
+    for metric, value in (("RecipientsDelivered", result.delivered), ("RecipientsUndelivered", result.undelivered)):
+        with single_metric(
+            name=metric,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "provider": name.value},
+        ):
+            pass
