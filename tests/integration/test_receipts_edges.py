@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from globesms import config
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import ProviderName
@@ -221,3 +223,18 @@ def test_the_token_comes_from_its_own_secret_and_no_credentials_secret_is_read( 
     forged["path"] = forged["path"].replace("local-tencent-receipts-0001", "x" * 40)
     assert receipts.lambda_handler(forged, lambda_context)["statusCode"] == 403
     parameters.clear_caches()
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "code"), [(None, 400, "UNREADABLE_RECEIPTS"), ("x" * 32, 403, "FORBIDDEN")]
+)
+def test_a_body_marked_base64_that_is_not_is_unreadable_not_a_crash_and_decoded_only_after_the_token(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, token, status, code
+) -> None:
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    request = {**event("receipts_tencent"), "body": "abc", "isBase64Encoded": True}
+    if token is not None:
+        request["path"] = request["path"].replace(RECEIPT_TOKENS["GLOBESMS_TENCENT_RECEIPT_TOKEN"], token)
+    response = load_handler("receipts").lambda_handler(request, lambda_context)
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (status, code)

@@ -97,6 +97,10 @@ def test_a_stop_reply_blocks_the_next_mkt_but_not_an_otp(  # type: ignore[no-unt
         ({**reply_event("aliyun"), "path": "/v1/replies/sinch/local-aliyun-replies-0001"}, 403, "FORBIDDEN"),
         (reply_event("aliyun", body="{not json"), 400, "UNREADABLE_REPLIES"),
         (reply_event("tencent", body="[]"), 400, "UNREADABLE_REPLIES"),
+        # Marked base64 but not base64 (API Gateway never sends it; anyone with the token could): 400, not a 5xx.
+        ({**reply_event("aliyun", body="abc"), "isBase64Encoded": True}, 400, "UNREADABLE_REPLIES"),
+        # Without the token the body is never decoded: the same 403 as any wrong token.
+        ({**reply_event("aliyun", body="abc", token="x" * 32), "isBase64Encoded": True}, 403, "FORBIDDEN"),
     ],
 )
 def test_bad_pushes_are_refused_and_nothing_is_kept(  # type: ignore[no-untyped-def]

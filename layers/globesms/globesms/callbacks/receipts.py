@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.aws import wiring
-from globesms.callbacks.bodies import raw_body
+from globesms.callbacks.bodies import UndecodableBody, raw_body
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
@@ -55,7 +55,10 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a wrong token refused")
         return error_response(RefusalCode.FORBIDDEN, "wrong receipt token")
-    body = raw_body(router.current_event)  # read only once the token is right
+    try:
+        body = raw_body(router.current_event)  # read only once the token is right
+    except UndecodableBody as exc:
+        return _unreadable(str(exc), size=len(router.current_event.body or ""))
     if not _signed(name, env, body):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a missing or wrong signature refused")
@@ -64,9 +67,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     try:
         push = receipt_format.parse_push(body, router.current_event.headers.get("content-type", ""))
     except ReceiptBodyInvalid as exc:
-        metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
-        logger.warning("receipt push unreadable", extra={"reason": str(exc), "bytes": len(body)})
-        return error_response(RefusalCode.UNREADABLE_RECEIPTS, str(exc))
+        return _unreadable(str(exc), size=len(body))
     reports = len(push.reports) + len(push.refused_items)
     if push_too_large(name, reports):
         metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)
@@ -83,6 +84,12 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _unreadable(reason: str, *, size: int) -> Response[Any]:
+    metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
+    logger.warning("receipt push unreadable", extra={"reason": reason, "bytes": size})
+    return error_response(RefusalCode.UNREADABLE_RECEIPTS, reason)
 
 
 def _signed(name: ProviderName, env: Mapping[str, str], body: bytes) -> bool:

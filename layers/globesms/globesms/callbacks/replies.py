@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.aws import wiring
-from globesms.callbacks.bodies import raw_body
+from globesms.callbacks.bodies import UndecodableBody, raw_body
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
@@ -44,13 +44,14 @@ def receive_replies(provider: str, token: str) -> Response[Any]:
         return error_response(RefusalCode.FORBIDDEN, "wrong reply token")
     logger.append_keys(provider=name.value)
     reply_format = _reply_format(name)
-    body = raw_body(router.current_event)
+    try:
+        body = raw_body(router.current_event)
+    except UndecodableBody as exc:
+        return _unreadable(str(exc), size=len(router.current_event.body or ""))
     try:
         parsed = reply_format.parse_replies(body, router.current_event.headers.get("content-type", ""))
     except ReplyBodyInvalid as exc:
-        metrics.add_metric(name="ReplyPushesUnreadable", unit=MetricUnit.Count, value=1)
-        logger.warning("reply push unreadable", extra={"reason": str(exc), "bytes": len(body)})
-        return error_response(RefusalCode.UNREADABLE_REPLIES, str(exc))
+        return _unreadable(str(exc), size=len(body))
     result = record_replies(parsed.replies, wiring.reply_deps(), utc_now())
     for metric, value in (
         ("RepliesStored", result.stored),
@@ -66,3 +67,9 @@ def receive_replies(provider: str, token: str) -> Response[Any]:
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(reply_format.REPLY_ACK)
     )
+
+
+def _unreadable(reason: str, *, size: int) -> Response[Any]:
+    metrics.add_metric(name="ReplyPushesUnreadable", unit=MetricUnit.Count, value=1)
+    logger.warning("reply push unreadable", extra={"reason": reason, "bytes": size})
+    return error_response(RefusalCode.UNREADABLE_REPLIES, reason)
