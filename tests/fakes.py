@@ -14,6 +14,7 @@ from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import InvalidProviderRequest, ProviderError
+from globesms.guardrails.ports import Reservation
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange, HeldReceipts
@@ -494,7 +495,11 @@ class MemorySpendReleases:
     def __init__(self) -> None:
         self.given_back: dict[tuple[str, str], Decimal] = {}
         self.released: set[str] = set()
+        self.reservations: dict[str, Reservation] = {}  # batch id -> what it reserved (set by a test)
         self.calls = 0
+
+    def reservation(self, batch_id: str) -> Reservation | None:
+        return self.reservations.get(batch_id)
 
     def release_once(
         self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None

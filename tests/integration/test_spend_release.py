@@ -14,7 +14,8 @@ from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
-from globesms.guardrails.release import release_unsent
+from globesms.guardrails.ports import Reservation
+from globesms.guardrails.release import release_unsent, release_unwritten
 from globesms.models.packs import DispatchPack
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryWebhooks, ScriptedProvider
 from tests.integration.racing import child_main, moto_messages_table, race_in_child
@@ -163,3 +164,19 @@ def _race(racers: int = 6, recipients: int = 40) -> dict[str, Any]:
 
 if __name__ == "__main__":
     child_main(_race)
+
+
+def test_an_interrupted_batch_gives_back_the_rest_of_its_reservation_once(stack) -> None:  # type: ignore[no-untyped-def]
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    assert ledger.reservation("B4") is None
+    reserve(ledger, "B4", 10)
+    assert ledger.reservation("B4") == Reservation(month=MONTH, count=10, amount=CENT4 * 10)
+    written = CENT4 * 7  # the records the stopped accept wrote (their own releases are theirs)
+
+    given_back = release_unwritten(ledger, batch_id="B4", owner="billing", written_cost=written, expires_at=None)
+    again = release_unwritten(ledger, batch_id="B4", owner="billing", written_cost=written, expires_at=None)
+
+    assert (given_back, again) == (CENT4 * 3, 0)
+    assert ledger.spent(MONTH, SCOPES) == {scope: CENT4 * 7 for scope in SCOPES}
+    # Its marker is no recipient's: a recipient's own release stays possible.
+    assert ledger.release_once(MONTH, SCOPES, {"B4.00009": CENT4}, None) == CENT4

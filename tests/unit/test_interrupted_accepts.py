@@ -4,6 +4,7 @@ over, never before; a pack a dispatcher holds is left to it; a retry afterwards 
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from globesms.accept.idempotency_outcomes import WINDOW_SECONDS, BatchDoneBefore
 from globesms.accept.queries import get_batch
 from globesms.accept.service import accept
 from globesms.domain.status import Status
-from globesms.models.api import MessageSpec
+from globesms.guardrails.ports import Reservation
+from globesms.guardrails.release import UNWRITTEN_SEQ
+from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST, MessageSpec
 from globesms.models.outbound import ProviderName
-from globesms.models.records import MessageRecord
+from globesms.models.records import MessageRecord, message_id
 from globesms.reconcile.interrupted import RUN_LEASE, InterruptedSummary, settle_batch, settle_interrupted
 from globesms.routing.route_table import parse_route_table
 from globesms.scheduling import hold
@@ -359,3 +362,42 @@ def test_a_header_listed_before_its_time_is_left(world: World) -> None:
     settle_batch(world.deps, "b1", now=datetime.fromtimestamp((header.settle_after or 0) - 1, UTC), summary=summary)
 
     assert summary == InterruptedSummary() and world.store.batches["b1"].state == "ACCEPTING"
+
+
+def test_the_spend_reserved_for_recipients_never_written_is_given_back_once(world: World) -> None:
+    stopped_while_queueing(world)
+    records = world.records()
+    never_written = records[-5:]  # as if the attempt stopped before writing them
+    for record in never_written:
+        del world.store.messages[record.id]
+    costs = [Decimal(r.cost or 0) for r in records]
+    unwritten_cost = sum(costs[-5:], Decimal(0))
+    assert unwritten_cost > 0
+    world.spend.reservations["b1"] = Reservation(month="2026-11", count=len(records), amount=sum(costs, Decimal(0)))
+    header = world.store.batches["b1"]
+    due = datetime.fromtimestamp(header.settle_after or 0, UTC)
+
+    settle_interrupted(world.deps, now=due)
+
+    unwritten_marker = message_id("b1", UNWRITTEN_SEQ)
+    written_ids = {r.id for r in records[:-5] if r.cost and Decimal(r.cost) > 0}
+    assert world.spend.released == written_ids | {unwritten_marker}  # the canceled ones, and the rest unwritten
+    given_back = sum((Decimal(r.cost or 0) for r in records[:-5]), Decimal(0)) + unwritten_cost
+    assert world.spend.given_back == {("2026-11", "all"): given_back}  # the whole reservation, nothing twice
+    # A run that goes on with the batch (a stopped one's) gives nothing back again.
+    world.store.batches["b1"] = header.model_copy(update={"state": "INTERRUPTED"})
+    settle_batch(world.deps, "b1", now=due, summary=InterruptedSummary())
+    assert world.spend.given_back == {("2026-11", "all"): given_back}
+
+
+def test_a_batch_whose_records_hold_its_whole_reservation_gives_back_no_rest(world: World) -> None:
+    stopped_while_queueing(world)
+    records = world.records()
+    total = sum((Decimal(r.cost or 0) for r in records), Decimal(0))
+    world.spend.reservations["b1"] = Reservation(month="2026-11", count=len(records), amount=total)
+    settle_interrupted(world.deps, now=datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC))
+    assert message_id("b1", UNWRITTEN_SEQ) not in world.spend.released
+
+
+def test_the_unwritten_marker_is_no_recipients_id() -> None:
+    assert UNWRITTEN_SEQ >= MAX_RECIPIENTS_PER_REQUEST  # recipients are numbered 0 .. MAX_RECIPIENTS_PER_REQUEST - 1

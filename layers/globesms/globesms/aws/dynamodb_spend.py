@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed
-from globesms.guardrails.ports import Hold
+from globesms.guardrails.ports import Hold, Reservation
 from globesms.models.records import split_message_id
 
 MARKER_SK = "$spend"
@@ -119,6 +119,12 @@ class DynamoDBSpendLedger:
     def _held(self, batch_id: str) -> int:
         item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True)["Item"]
         return int(item["count"]["N"])
+
+    def reservation(self, batch_id: str) -> Reservation | None:
+        item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return Reservation(item["month"]["S"], int(item["count"]["N"]), Decimal(item["amount"]["N"]))
 
     def spent(self, month: str, scopes: Collection[str]) -> dict[str, Decimal]:
         wanted = sorted(set(scopes))

@@ -40,7 +40,20 @@ class SpendLedger(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What a batch holds of the month's spend (`SpendLedger.try_reserve`): `count` recipients costing `amount`."""
+
+    month: str
+    count: int
+    amount: Decimal
+
+
 class SpendReleases(Protocol):
+    def reservation(self, batch_id: str) -> Reservation | None:
+        """The batch's reservation as it was made (None: the batch reserved nothing)."""
+        ...
+
     def release_once(
         self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal], expires_at: int | None
     ) -> Decimal:

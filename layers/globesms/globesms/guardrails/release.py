@@ -8,6 +8,9 @@ ledger keeps a release marker per message (`SpendReleases`).
 A redrive of a dead-lettered pack charges its recipients' given-back cost again before it sends them
 (`recharge_redriven`), once, so the month's counters hold what the redrive spends.
 
+An accept that stopped for good (reconcile/interrupted.py) gives back the part of its batch's reservation that no
+written record holds (`release_unwritten`): the recipients it reserved for and never wrote, which will never be sent.
+
 Not given back: an unknown outcome (the provider may have sent it, even if it later expires FAILED), anything a
 provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged), a recipient with no cost.
 """
@@ -23,7 +26,7 @@ from globesms.errors import DispatchCode, ErrorCategory
 from globesms.guardrails.ports import SpendReleases
 from globesms.guardrails.spend import month_of, scopes_of
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
+from globesms.models.records import MessageRecord, message_id
 
 # A child of the Powertools logger "globesms": its handler (JSON, the number mask) writes these lines too.
 logger = logging.getLogger(__name__)
@@ -58,6 +61,28 @@ def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> D
         except Exception:
             logger.exception("spend not given back", extra={"recipients": len(amounts), "month": month})
     return released
+
+
+#: The release marker of a batch's unwritten rest: a sequence number no recipient has (a request holds at most
+#: models.api.MAX_RECIPIENTS_PER_REQUEST, numbered from 0; a test holds the two apart), so it is given back once.
+UNWRITTEN_SEQ = 10_000
+
+
+def release_unwritten(
+    ledger: SpendReleases, *, batch_id: str, owner: str | None, written_cost: Decimal, expires_at: int | None
+) -> Decimal:
+    """Gives back what the batch reserved beyond `written_cost` (the cost of every record it wrote: each was
+    reserved for, a batch reserving once), once. A ledger error is logged and swallowed, as `release_unsent`'s."""
+    try:
+        held = ledger.reservation(batch_id)
+        rest = Decimal(0) if held is None else held.amount - written_cost
+        if held is None or rest <= 0:
+            return Decimal(0)
+        unwritten = {message_id(batch_id, UNWRITTEN_SEQ): rest}
+        return ledger.release_once(held.month, scopes_of(owner), unwritten, expires_at)
+    except Exception:
+        logger.exception("unwritten recipients' spend not given back", extra={"batch_id": batch_id})
+        return Decimal(0)
 
 
 def recharge_redriven(ledger: SpendReleases, pack: DispatchPack, *, leave_out: Collection[int] = ()) -> Decimal:

@@ -18,9 +18,10 @@ settled; this run reads the index and, for each batch past that time:
    their pack's claim before any dispatcher does. A pack a dispatcher claimed already is left to it (those
    recipients are being sent, or were); each canceled recipient gets its `message.canceled` event and its spend
    reservation back;
-3. writes the header without `settle_after` (out of the index), its `accepted` the records it holds (recipients the
-   attempt never wrote are not in the batch; their part of the batch's spend reservation stays reserved, which only
-   makes the limit stricter).
+3. gives back the part of the batch's spend reservation no written record holds (recipients the attempt reserved
+   for and never wrote: they are not in the batch and will never be sent; guardrails/release.py
+   `release_unwritten`, once), then writes the header without `settle_after` (out of the index), its `accepted` the
+   records it holds.
 
 A run that stops before step 3 leaves the header INTERRUPTED in the index: out of time, it gives its lease up and
 the next run goes on with the batch; stopped by a crash or the timeout, the first run after its lease does. That
@@ -40,9 +41,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 from globesms.domain.status import Status
+from globesms.guardrails.release import release_unwritten
 from globesms.models.records import BatchRecord
 from globesms.scheduling.cancel import LIST_PAGE, CancelDeps, cancel_records, cancelable
 from globesms.scheduling.canceled import settle_canceled
@@ -99,7 +102,7 @@ def settle_batch(
     )
     if not deps.store.take_over_batch(taken, header):
         return  # a retry resumed it, or another run took it, since it was read
-    written, canceled = 0, 0
+    written, canceled, written_cost = 0, 0, Decimal(0)
     after: str | None = None
     while True:
         if out_of_time():
@@ -108,12 +111,16 @@ def settle_batch(
             return
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         written += len(records)
+        written_cost += sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
         waiting = [r for r in records if cancelable(r)]
         if going_on:
             settle_canceled(deps.webhooks, deps.spend, [r for r in records if r.status is Status.CANCELED], now)
         canceled += len(cancel_records(deps, waiting, now=now).canceled) if waiting else 0
         if after is None:
             break
+    unwritten = release_unwritten(
+        deps.spend, batch_id=batch_id, owner=header.owner, written_cost=written_cost, expires_at=header.expires_at
+    )
     deps.store.finish_batch(
         taken.model_copy(update={"accepted": written, "settle_after": None, "accepting_until": None})
     )
@@ -127,6 +134,7 @@ def settle_batch(
             "planned": header.accepted,
             "written": written,
             "canceled": canceled,
+            "unwritten_spend_given_back": str(unwritten),
         },
     )
 
