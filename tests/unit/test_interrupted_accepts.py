@@ -399,5 +399,18 @@ def test_a_batch_whose_records_hold_its_whole_reservation_gives_back_no_rest(wor
     assert message_id("b1", UNWRITTEN_SEQ) not in world.spend.released
 
 
+def test_a_batch_whose_items_have_expired_gives_nothing_back(world: World) -> None:
+    """RetentionDays shorter than the retry window: the table's TTL may have deleted records that were sent, whose
+    cost would otherwise count as never written."""
+    stopped_while_queueing(world)
+    records = world.records()
+    world.spend.reservations["b1"] = Reservation(month="2026-11", count=len(records) + 5, amount=Decimal(100))
+    header = world.store.batches["b1"]
+    due = datetime.fromtimestamp(header.settle_after or 0, UTC)
+    world.store.batches["b1"] = header.model_copy(update={"expires_at": int(due.timestamp())})
+    settle_interrupted(world.deps, now=due)
+    assert message_id("b1", UNWRITTEN_SEQ) not in world.spend.released
+
+
 def test_the_unwritten_marker_is_no_recipients_id() -> None:
     assert UNWRITTEN_SEQ >= MAX_RECIPIENTS_PER_REQUEST  # recipients are numbered 0 .. MAX_RECIPIENTS_PER_REQUEST - 1

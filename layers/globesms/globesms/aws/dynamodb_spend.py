@@ -94,6 +94,8 @@ class DynamoDBSpendLedger:
             "month": {"S": hold.month},
             "expires_at": {"N": str(hold.expires_at)},
         }
+        if hold.scopes:  # whose counters it was added to: a release of its rest gives back to those (the owner may
+            marker["scopes"] = {"SS": sorted(set(hold.scopes))}  # differ on a resume: GLOBESMS_INTAKE_OWNER)
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
         ]
@@ -124,7 +126,8 @@ class DynamoDBSpendLedger:
         item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True).get("Item")
         if item is None:
             return None
-        return Reservation(item["month"]["S"], int(item["count"]["N"]), Decimal(item["amount"]["N"]))
+        scopes = tuple(sorted(item.get("scopes", {}).get("SS", [])))
+        return Reservation(item["month"]["S"], int(item["count"]["N"]), Decimal(item["amount"]["N"]), scopes)
 
     def spent(self, month: str, scopes: Collection[str]) -> dict[str, Decimal]:
         wanted = sorted(set(scopes))

@@ -42,11 +42,13 @@ class SpendLedger(Protocol):
 
 @dataclass(frozen=True)
 class Reservation:
-    """What a batch holds of the month's spend (`SpendLedger.try_reserve`): `count` recipients costing `amount`."""
+    """What a batch holds of the month's spend (`SpendLedger.try_reserve`): `count` recipients costing `amount`,
+    against each of `scopes`' counters (empty: a reservation written before the scopes were kept with it)."""
 
     month: str
     count: int
     amount: Decimal
+    scopes: tuple[str, ...] = ()
 
 
 class SpendReleases(Protocol):

@@ -69,17 +69,22 @@ UNWRITTEN_SEQ = 10_000
 
 
 def release_unwritten(
-    ledger: SpendReleases, *, batch_id: str, owner: str | None, written_cost: Decimal, expires_at: int | None
+    ledger: SpendReleases, *, batch_id: str, owner: str | None, written_cost: Decimal, expires_at: int | None, now: int
 ) -> Decimal:
     """Gives back what the batch reserved beyond `written_cost` (the cost of every record it wrote: each was
-    reserved for, a batch reserving once), once. A ledger error is logged and swallowed, as `release_unsent`'s."""
+    reserved for, a batch reserving once), once, to the counters it was reserved against. Nothing once the batch's
+    items have expired (`expires_at` <= `now`): the table's TTL may have deleted some of its records already, whose
+    cost would then be given back though they were sent. A ledger error is logged and swallowed, as
+    `release_unsent`'s."""
+    if expires_at is not None and expires_at <= now:
+        return Decimal(0)
     try:
         held = ledger.reservation(batch_id)
         rest = Decimal(0) if held is None else held.amount - written_cost
         if held is None or rest <= 0:
             return Decimal(0)
         unwritten = {message_id(batch_id, UNWRITTEN_SEQ): rest}
-        return ledger.release_once(held.month, scopes_of(owner), unwritten, expires_at)
+        return ledger.release_once(held.month, held.scopes or scopes_of(owner), unwritten, expires_at)
     except Exception:
         logger.exception("unwritten recipients' spend not given back", extra={"batch_id": batch_id})
         return Decimal(0)

@@ -119,7 +119,12 @@ def settle_batch(
         if after is None:
             break
     unwritten = release_unwritten(
-        deps.spend, batch_id=batch_id, owner=header.owner, written_cost=written_cost, expires_at=header.expires_at
+        deps.spend,
+        batch_id=batch_id,
+        owner=header.owner,
+        written_cost=written_cost,
+        expires_at=header.expires_at,
+        now=math.floor(now.timestamp()),
     )
     deps.store.finish_batch(
         taken.model_copy(update={"accepted": written, "settle_after": None, "accepting_until": None})
