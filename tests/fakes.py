@@ -18,7 +18,7 @@ from globesms.guardrails.ports import Reservation
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange, HeldReceipts
-from globesms.models.records import BatchRecord, MessageRecord, message_id, split_message_id
+from globesms.models.records import UNSETTLED_STATES, BatchRecord, MessageRecord, message_id, split_message_id
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import (
     BreakerState,
@@ -112,7 +112,7 @@ class MemoryStore:
         return sorted(
             b.batch_id
             for b in self.batches.values()
-            if b.state in ("ACCEPTING", "INTERRUPTED") and b.settle_after is not None and b.settle_after <= due_by
+            if b.state in UNSETTLED_STATES and b.settle_after is not None and b.settle_after <= due_by
         )
 
     def list_batch_messages(

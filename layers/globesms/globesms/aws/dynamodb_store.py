@@ -30,7 +30,7 @@ from globesms.aws.message_items import (
     open_accept_key,
 )
 from globesms.domain.status import Status
-from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.models.records import UNSETTLED_STATES, BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
 from globesms.reconcile.deadline import DeadlineEntry
 
@@ -75,7 +75,7 @@ class DynamoDBMessageStore:
         self._client().put_item(TableName=self._table, Item=header_item(batch))
 
     def take_over_batch(self, batch: BatchRecord, previous: BatchRecord) -> bool:
-        if previous.state not in ("ACCEPTING", "INTERRUPTED"):
+        if previous.state not in UNSETTLED_STATES:
             raise ValueError(f"a {previous.state} header is finished: nothing takes it over")
         values: dict[str, Any] = {":state": {"S": previous.state}}
         if previous.resumes is None:

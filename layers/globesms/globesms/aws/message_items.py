@@ -12,7 +12,7 @@ import zlib
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.models.records import UNSETTLED_STATES, BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
 def header_item(batch: BatchRecord) -> dict[str, Any]:
     data = batch.model_dump(mode="json", exclude_none=True)
     data["pk"], data["sk"] = batch_pk(batch.batch_id), HEADER_SK
-    if batch.state in ("ACCEPTING", "INTERRUPTED") and batch.settle_after is not None:
+    if batch.state in UNSETTLED_STATES and batch.settle_after is not None:
         # In the OpenAccepts index until finished, or (INTERRUPTED) until the reconcile run has ended it whole. A
         # header without `open_accept` is not in it: finishing clears `settle_after` too, so none is kept stale.
         data["open_accept"] = open_accept_key(open_shard(batch.batch_id))

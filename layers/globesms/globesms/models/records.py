@@ -19,6 +19,9 @@ from globesms.models.outbound import ProviderName
 #: INTERRUPTED: an accept that stopped half way and that no retry can resume any more, ended by the reconcile run
 #: (reconcile/interrupted.py): its recipients not handed to a provider CANCELED.
 BatchState = Literal["ACCEPTING", "QUEUED", "REJECTED", "INTERRUPTED"]
+#: A header not settled yet: an attempt (ACCEPTING) or a reconcile run (INTERRUPTED, until it has ended the batch
+#: whole) may take it over, and with `settle_after` it is in the sparse `OpenAccepts` index.
+UNSETTLED_STATES: tuple[BatchState, ...] = ("ACCEPTING", "INTERRUPTED")
 MAX_STORED_ERRORS = 100  # a batch header is one item (< 400 KB); the API answer itself lists every error
 
 

@@ -46,7 +46,7 @@ from typing import Final
 
 from globesms.domain.status import Status
 from globesms.guardrails.release import release_unwritten
-from globesms.models.records import BatchRecord
+from globesms.models.records import UNSETTLED_STATES, BatchRecord
 from globesms.scheduling.cancel import LIST_PAGE, CancelDeps, cancel_records, cancelable
 from globesms.scheduling.canceled import settle_canceled
 
@@ -148,6 +148,6 @@ def _due(header: BatchRecord, now: datetime) -> bool:
     """Past its `settle_after`, still ACCEPTING (or INTERRUPTED: begun by an earlier run, still indexed), and no
     attempt's or run's lease running."""
     at = now.timestamp()
-    if header.settle_after is None or header.settle_after > at or header.state not in ("ACCEPTING", "INTERRUPTED"):
+    if header.settle_after is None or header.settle_after > at or header.state not in UNSETTLED_STATES:
         return False
     return header.accepting_until is None or header.accepting_until <= at
