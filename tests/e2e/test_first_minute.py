@@ -2,8 +2,9 @@
 
 - A request sent the moment a port of the stack accepts a connection gets that server's real answer, never a 5xx:
   a raw socket connects in a tight loop and sends at once (the API, moto, each emulator, the webhook receiver).
-- With --restart-functions, a request to a function whose host was just killed waits for the new host.
-- Ctrl-C (SIGINT to the runner's process group, as a terminal sends it) stops every process the runner started.
+- With --restart-functions, a request to a function whose host was just killed waits for the new host; then Ctrl-C
+  (SIGINT to the runner's process group, as a terminal sends it) stops every process the runner started, the new
+  host among them.
 """
 
 from __future__ import annotations
@@ -206,13 +207,17 @@ def started_ready(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], 
     return process, log_path, ports
 
 
-def test_a_request_to_a_function_host_being_restarted_waits_for_it(tmp_path: Path) -> None:
+def test_a_killed_host_is_started_again_for_the_waiting_request_and_ctrl_c_then_stops_every_process(
+    tmp_path: Path,
+) -> None:
+    """One stack for both (a stack start is the costliest step of `make test`): the Ctrl-C part then also covers a
+    host the runner started again."""
     process, log_path, ports = started_ready(tmp_path, "--restart-functions")
     try:
-        running = descendants(process.pid)
+        # With --restart-functions, a request to a function whose host was just killed waits for the new host.
         (host, started) = next(
             (pid, started)
-            for pid, started in running.items()
+            for pid, started in descendants(process.pid).items()
             if command_line(pid)[2:4] == ["local.lambda_host", "SendApiFunction"]
         )
         os.kill(host, signal.SIGKILL)
@@ -226,20 +231,15 @@ def test_a_request_to_a_function_host_being_restarted_waits_for_it(tmp_path: Pat
         )
         assert response.status_code == 202, (response.text, log_of(log_path))
         assert "SendApiFunction exited with code -9: starting it again" in log_path.read_text(errors="replace")
-    finally:
-        stop_runner(process, STOP_DEADLINE_SECONDS)
 
-
-def test_ctrl_c_stops_every_process_the_runner_started(tmp_path: Path) -> None:
-    process, log_path, ports = started_ready(tmp_path)
-    try:
-        started = descendants(process.pid)
-        modules = {command_line(pid)[2] for pid in started if len(command_line(pid)) > 2}
+        # Ctrl-C: SIGINT to the runner's process group, as a terminal sends it to `make run`'s.
+        running = descendants(process.pid)
+        modules = {command_line(pid)[2] for pid in running if len(command_line(pid)) > 2}
         assert {"local.api_server", "local.lambda_host", "local.webhook_receiver"} <= modules, modules
         assert {f"local.emulators.{provider}" for provider in EMULATOR_PORTS} <= modules, modules
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does to `make run`'s process group
+        os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=STOP_DEADLINE_SECONDS) == 0, log_of(log_path)
     finally:
         stop_runner(process, STOP_DEADLINE_SECONDS)  # only if it did not stop by itself
-    assert not [pid for pid, since in started.items() if is_alive(pid, since)], log_of(log_path)
+    assert not [pid for pid, since in running.items() if is_alive(pid, since)], log_of(log_path)
     assert not [name for name, port in ports.items() if is_listening(port)]

@@ -18,7 +18,7 @@ from globesms.models.records import message_id
 from globesms.providers.aliyun import batch_task_id
 from globesms.providers.aliyun.receipts import ACK, echo_of, normalised_number, parse_push
 from local.emulators import aliyun as emulator
-from tests.unit.providers.receipt_cases import JSON_VALUES
+from tests.unit.providers.receipt_cases import FIELD_VALUES, JSON_VALUES
 
 # The documented report, field for field (providers.md "Delivery receipts"; dates in UTC+8).
 DOC_REPORT: dict[str, Any] = {
@@ -287,7 +287,7 @@ def test_arbitrary_json_only_ever_raises_receipt_body_invalid(value: Any) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.dictionaries(FIELDS, JSON_VALUES, max_size=9), max_size=5))
+@given(st.lists(st.dictionaries(FIELDS, FIELD_VALUES, max_size=9), max_size=5))
 def test_arbitrary_report_fields_are_read_or_refused_item_by_item(items: list[dict[str, Any]]) -> None:
     push = parse_push(json.dumps(items).encode(), "")
     assert len(push.reports) + len(push.refused_items) == len(items)

@@ -30,7 +30,7 @@ from globesms.providers.huawei.receipts import (
 )
 from local.emulators import huawei as emulator
 from local.settings import LOCAL_ENV_DEFAULTS
-from tests.unit.providers.receipt_cases import JSON_VALUES
+from tests.unit.providers.receipt_cases import FIELD_VALUES, JSON_VALUES
 
 # The documented example push ("SMS Status Error Codes"), byte for byte.
 DOC_FORM = (
@@ -441,7 +441,7 @@ def test_arbitrary_json_only_ever_raises_receipt_body_invalid(value: Any, conten
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.dictionaries(FIELDS, JSON_VALUES, max_size=10), max_size=5))
+@given(st.lists(st.dictionaries(FIELDS, FIELD_VALUES, max_size=10), max_size=5))
 def test_arbitrary_batch_fields_are_read_or_refused_item_by_item(items: list[dict[str, Any]]) -> None:
     push = parse_push(batch(*items), JSON_TYPE)
     assert len(push.reports) + len(push.refused_items) == len(items)
