@@ -27,9 +27,12 @@ run: $(STAMP)
 	$(BIN)/python -m local.run $(ARGS)
 
 ## test: install everything, lint, type-check and run every test, spread over every core (pytest-xdist; each test
-##   module stays on one worker, so a module's local stack starts once)
+##   module stays on one worker, so a module's local stack starts once). Modules are handed out in the order they
+##   are collected (tests/bench and tests/e2e first, whose stacks take longest; tests/unit's many short ones last,
+##   filling the end), not xdist's default of the most tests first, which left the longest single-test modules
+##   for last: one worker ran them while the other had nothing to do.
 test: $(STAMP) lint typecheck browser bytecode
-	$(BIN)/pytest -n auto --dist loadscope
+	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder
 
 ## bytecode: compile the project's own modules once, before the tests: every local stack starts ~15 Python processes
 ##   that import them, and where PYTHONDONTWRITEBYTECODE is set (CI images often set it) each would compile them

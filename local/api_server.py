@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.httpd import QuietHandler, serve_in_background
 from local.lambda_host import INVOKE_PATH
-from local.processes import add_listen_fd_argument, configure_logging
+from local.processes import add_listen_fd_argument, configure_logging, is_listening
 from local.settings import API_PORT, DEFAULT_API_KEY
 from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
@@ -47,6 +47,7 @@ DEFAULT_API_KEY_ID = "local-api-key"
 KEY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 KEY_VALUE_MIN_LENGTH = 20  # API Gateway's own minimum for an API key's value
 INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway's maximum for REST APIs
+HOSTS_TIMEOUT_SECONDS = 60  # for the function hosts to listen before this server does (local.run's own deadline)
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 log = logging.getLogger("local.api_server")
@@ -332,6 +333,20 @@ def build_gateway(function_urls: Mapping[str, Sequence[str]], environ: Mapping[s
     return Gateway(routes, function_urls, api_keys(env), context)
 
 
+def wait_for_function_hosts(function_urls: Mapping[str, Sequence[str]], timeout: float) -> None:
+    """Until every function host of `function_urls` accepts connections; SystemExit when `timeout` runs out.
+
+    local.run starts this server beside the hosts rather than after them (its imports then overlap theirs, about a
+    second sooner ready on every start of the stack), and this server listens only once they all can serve: a
+    request sent the instant its port opens still reaches a host that answers."""
+    pending = {urlsplit(url).port for urls in function_urls.values() for url in urls}
+    deadline = time.monotonic() + timeout
+    while pending := {port for port in pending if port is None or not is_listening(port)}:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"local.api_server: no function host listening on {sorted(map(str, pending))}")
+        time.sleep(0.02)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="API Gateway for the local stack")
     parser.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", API_PORT)))
@@ -354,8 +369,8 @@ def main(argv: list[str] | None = None) -> None:
         gateway = build_gateway(function_urls)
     except ValueError as exc:
         parser.error(str(exc))
-    # Listening last: a caller that can connect finds the routes and the function hosts' URLs in place (local.run
-    # starts this server once the function hosts listen, so every part behind it can serve).
+    # Listening last: a caller that can connect finds the routes in place and every function host serving.
+    wait_for_function_hosts(function_urls, HOSTS_TIMEOUT_SECONDS)
     server = serve_in_background(handler_class(gateway), args.port, listen_fd=args.listen_fd)
     log.info("API on http://127.0.0.1:%d (%d routes)", server.server_address[1], len(gateway.routes))
     try:

@@ -303,7 +303,8 @@ def start_functions(
 def start_api(
     children: ProcessGroup, stack: LocalStack, hosts: dict[str, list[Child]], listen_socket: socket.socket
 ) -> Child:
-    """The API server, in front of the function hosts with API events (start it once they listen)."""
+    """The API server, in front of the function hosts with API events (started beside them: it listens only once
+    they do, local/api_server.py)."""
     api_functions = sorted({route.function_id for route in stack.template.routes})
     argv = [sys.executable, "-m", "local.api_server"]
     for logical_id in api_functions:
@@ -366,7 +367,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[str, socket.socket]) -> list[Child]:
-    """Start every child, the API server last, once all the others listen; wait until it listens too. Returns
+    """Start every child, the API server last (it listens once the function hosts do); wait until all listen. Returns
     the function hosts (the children `--restart-functions` starts again)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     api_port = port_of(sockets["api"])
@@ -387,12 +388,17 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     stack = LocalStack.deploy()  # after the emulators: their endpoints are parameters of the functions
     os.environ[PROVISIONED_ENV] = stack.resources.to_json()  # the hosts need not provision again (local/stack.py)
     hosts = start_functions(children, stack, args.function_concurrency, args.hosts_of)
+    host_children = [host for group in hosts.values() for host in group]
+    # The emulators and the webhook receiver (long up by now): the API opens once every other part of the stack
+    # listens; it waits for the function hosts itself, importing meanwhile.
+    children.wait_until_listening(
+        deadline - time.monotonic(), [c for c in children.children if all(c is not h for h in host_children)]
+    )
+    start_api(children, stack, hosts, sockets["api"])
     children.wait_until_listening(deadline - time.monotonic())
-    api = start_api(children, stack, hosts, sockets["api"])
-    children.wait_until_listening(deadline - time.monotonic(), [api])
     receiver = sockets.get("webhook-receiver")
     print_banner(stack, api_port, None if receiver is None else port_of(receiver))
-    return [host for group in hosts.values() for host in group]
+    return host_children
 
 
 def supervise(children: ProcessGroup, restartable: list[Child]) -> int:

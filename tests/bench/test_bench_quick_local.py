@@ -57,6 +57,7 @@ def test_signing_compares_every_provider_with_its_sdk(tmp_path: Path) -> None:
         assert whole["ours_req_per_s"] > 0 and whole["sdk_req_per_s"] > 0 and whole["ratio"] > 0
 
 
+@pytest.mark.usefixtures("layer_built_once")
 def test_cold_start_and_memory_of_every_handler(tmp_path: Path) -> None:
     figures = cold_start.measure(quick=True)
     names = [handler.name for handler in HANDLERS]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -18,6 +19,7 @@ def locked_names() -> set[str]:
     return {canonicalize_name(Requirement(line).name) for line in layer_requirement_lines()}
 
 
+@pytest.mark.usefixtures("layer_built_once")
 def test_quick_layer_figures_read_the_built_layer() -> None:
     figures = {f.id: f for f in layer.measure(quick=True)}
 
