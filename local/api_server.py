@@ -2,7 +2,8 @@
 (v1) event and sent to its function's process through Lambda's Invoke API (local/lambda_host.py).
 
     python -m local.api_server --port 3000 --function SendApiFunction=http://127.0.0.1:<invoke port>
-    (local.run passes --listen-fd N instead of --port: a socket it bound, see local/processes.py)
+    (local.run passes --listen-fd N instead of --port: a socket it bound, see local/processes.py; and --wait-for
+    with every function host's URL, so that the API listens only once they all serve)
 
 What it does as API Gateway does: `x-api-key` must be one of the API keys on routes with ApiKeyRequired
 (`GLOBESMS_API_KEY`, default `local-dev-key`, whose id is `local-api-key`; and one key per client service from
@@ -23,6 +24,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import time
 import urllib.request
 import uuid
@@ -34,7 +36,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.httpd import QuietHandler, serve_in_background
 from local.lambda_host import INVOKE_PATH
-from local.processes import add_listen_fd_argument, configure_logging, is_listening
+from local.processes import add_listen_fd_argument, configure_logging
 from local.settings import API_PORT, DEFAULT_API_KEY
 from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
@@ -47,7 +49,7 @@ DEFAULT_API_KEY_ID = "local-api-key"
 KEY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 KEY_VALUE_MIN_LENGTH = 20  # API Gateway's own minimum for an API key's value
 INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway's maximum for REST APIs
-HOSTS_TIMEOUT_SECONDS = 60  # for the function hosts to listen before this server does (local.run's own deadline)
+WAIT_FOR_TIMEOUT_SECONDS = 60  # for --wait-for's servers to listen (local.run's own start-up deadline)
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 log = logging.getLogger("local.api_server")
@@ -333,18 +335,31 @@ def build_gateway(function_urls: Mapping[str, Sequence[str]], environ: Mapping[s
     return Gateway(routes, function_urls, api_keys(env), context)
 
 
-def wait_for_function_hosts(function_urls: Mapping[str, Sequence[str]], timeout: float) -> None:
-    """Until every function host of `function_urls` accepts connections; SystemExit when `timeout` runs out.
+def wait_until_accepting(urls: Sequence[str], timeout: float) -> None:
+    """Until a TCP connection to each of `urls` (host and port; 80 or 443 by scheme when none) is accepted;
+    SystemExit when `timeout` runs out.
 
-    local.run starts this server beside the hosts rather than after them (its imports then overlap theirs, about a
-    second sooner ready on every start of the stack), and this server listens only once they all can serve: a
-    request sent the instant its port opens still reaches a host that answers."""
-    pending = {urlsplit(url).port for urls in function_urls.values() for url in urls}
+    local.run starts this server beside the function hosts rather than after them (its imports then overlap
+    theirs: about a second sooner ready on every start of the stack) and names every host here (`--wait-for`), so
+    that it listens only once they all can serve, as when it was started after them."""
+    pending = {
+        (split.hostname or "127.0.0.1", split.port or (443 if split.scheme == "https" else 80))
+        for split in map(urlsplit, urls)
+    }
     deadline = time.monotonic() + timeout
-    while pending := {port for port in pending if port is None or not is_listening(port)}:
+    while pending := {address for address in pending if not _accepts(address)}:
         if time.monotonic() > deadline:
-            raise SystemExit(f"local.api_server: no function host listening on {sorted(map(str, pending))}")
+            waited = ", ".join(f"{host}:{port}" for host, port in sorted(pending))
+            raise SystemExit(f"local.api_server: nothing accepted connections on {waited} in {timeout:.0f} s")
         time.sleep(0.02)
+
+
+def _accepts(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -358,6 +373,13 @@ def main(argv: list[str] | None = None) -> None:
         help="where a function's Invoke API listens (each function with API events; repeated for a function that "
         "runs in several hosts: requests go to a free one)",
     )
+    parser.add_argument(
+        "--wait-for",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="listen only once a connection to URL is accepted (repeated: each); local.run names every function host",
+    )
     add_listen_fd_argument(parser)
     args = parser.parse_args(argv)
     configure_logging()
@@ -369,8 +391,8 @@ def main(argv: list[str] | None = None) -> None:
         gateway = build_gateway(function_urls)
     except ValueError as exc:
         parser.error(str(exc))
-    # Listening last: a caller that can connect finds the routes in place and every function host serving.
-    wait_for_function_hosts(function_urls, HOSTS_TIMEOUT_SECONDS)
+    # Listening last: a caller that can connect finds the routes in place and (with --wait-for) every host serving.
+    wait_until_accepting(args.wait_for, WAIT_FOR_TIMEOUT_SECONDS)
     server = serve_in_background(handler_class(gateway), args.port, listen_fd=args.listen_fd)
     log.info("API on http://127.0.0.1:%d (%d routes)", server.server_address[1], len(gateway.routes))
     try:

@@ -191,22 +191,27 @@ def named(template: Template, context: ResolveContext) -> Provisioned:
 
 
 @functools.cache
-def _service_data() -> botocore.loaders.Loader:
-    """botocore's loader of service models, shared by every session `provision` makes: a new session reads the
-    models' JSON again (~0.1 s of CPU for DynamoDB and SQS), and a moto-backed test provisions once per test."""
-    return botocore.loaders.create_loader()
+def _service_data(data_path: str | None) -> botocore.loaders.Loader:
+    """botocore's loader of service models for one `data_path` (AWS_DATA_PATH), shared by every session `provision`
+    makes: a new session reads the models' JSON again (~0.1 s of CPU for DynamoDB and SQS), and a moto-backed test
+    provisions once per test."""
+    return botocore.loaders.create_loader(data_path)
 
 
-def _botocore_session() -> botocore.session.Session:
-    session = botocore.session.Session()
-    session.register_component("data_loader", _service_data())
+def _session(region: str) -> boto3.session.Session:
+    """A new session, as `boto3.session.Session(region_name=region)` makes, on the shared loader."""
+    core = botocore.session.Session()
+    loader = _service_data(core.get_config_variable("data_path"))
+    core.register_component("data_loader", loader)
+    session = boto3.session.Session(botocore_session=core, region_name=region)
+    loader.search_paths[:] = dict.fromkeys(loader.search_paths)  # boto3 adds its data directory once per session
     return session
 
 
 def provision(template: Template, context: ResolveContext, environ: Mapping[str, str]) -> Provisioned:
     """Create (or find) every table and queue of the template, on the endpoints `environ` names (`aws_endpoint`).
     `context` needs only parameters and pseudo parameters: names may use them, nothing else."""
-    session = boto3.session.Session(botocore_session=_botocore_session(), region_name=context.region)
+    session = _session(context.region)
     dynamodb: Any = session.client("dynamodb", endpoint_url=aws_endpoint(environ, "dynamodb"))
     sqs: Any = session.client("sqs", endpoint_url=aws_endpoint(environ, "sqs"))
     provisioned = Provisioned()

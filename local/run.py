@@ -17,8 +17,9 @@ worse than none), except a function host with `--restart-functions`, which is st
 
 The first minute: every port is bound by this runner first (any port given as 0 gets a free one; the line
 `globesms local ports: {...}` says which) and handed to the process that serves it, which listens only once it
-can serve. The API server is started last, once every process behind it listens. So a connection to any port is
-refused until it can be served, and a request sent the moment it connects gets its real answer, never a 5xx.
+can serve. The API server is started last and listens only once every process behind it does. So a connection to
+any port is refused until it can be served, and a request sent the moment it connects gets its real answer, never a
+5xx.
 """
 
 from __future__ import annotations
@@ -303,12 +304,13 @@ def start_functions(
 def start_api(
     children: ProcessGroup, stack: LocalStack, hosts: dict[str, list[Child]], listen_socket: socket.socket
 ) -> Child:
-    """The API server, in front of the function hosts with API events (started beside them: it listens only once
-    they do, local/api_server.py)."""
+    """The API server, in front of the function hosts with API events (started beside the hosts: it listens only
+    once every host does, `--wait-for`)."""
     api_functions = sorted({route.function_id for route in stack.template.routes})
     argv = [sys.executable, "-m", "local.api_server"]
     for logical_id in api_functions:
         argv += [f"--function={logical_id}=http://127.0.0.1:{host.port}" for host in hosts[logical_id]]
+    argv += [f"--wait-for=http://127.0.0.1:{host.port}" for group in hosts.values() for host in group]
     return children.start("api", argv, os.environ, listen_socket)
 
 
@@ -390,7 +392,7 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     hosts = start_functions(children, stack, args.function_concurrency, args.hosts_of)
     host_children = [host for group in hosts.values() for host in group]
     # The emulators and the webhook receiver (long up by now): the API opens once every other part of the stack
-    # listens; it waits for the function hosts itself, importing meanwhile.
+    # listens; it waits for the function hosts itself (--wait-for), importing meanwhile.
     children.wait_until_listening(
         deadline - time.monotonic(), [c for c in children.children if all(c is not h for h in host_children)]
     )

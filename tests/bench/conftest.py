@@ -10,7 +10,6 @@ figure a copy of that build.
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,17 +21,17 @@ from bench import cold_start, layer
 BUILT_MARK = ".built"
 
 
-def _run_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This run's temporary directory: under pytest-xdist each worker's base directory is below it; a run without
-    workers has only its own."""
+def _run_directory(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temporary directory: each pytest-xdist worker's base directory is below it (a worker's config has
+    `workerinput`); a run without workers has only its own."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return base.parent if hasattr(config, "workerinput") else base
 
 
 @pytest.fixture(scope="session")
-def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built_layer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The layer's artifacts directory (`python/` inside), built by the first worker to ask."""
-    shared = _run_directory(tmp_path_factory)
+    shared = _run_directory(request.config, tmp_path_factory)
     artifacts = shared / "layer-artifacts"
     with (shared / "layer-artifacts.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here while the first builds

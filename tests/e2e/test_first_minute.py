@@ -234,6 +234,8 @@ def test_a_killed_host_is_started_again_for_the_waiting_request_and_ctrl_c_then_
 
         # Ctrl-C: SIGINT to the runner's process group, as a terminal sends it to `make run`'s.
         running = descendants(process.pid)
+        send_api_hosts = [pid for pid in running if command_line(pid)[2:4] == ["local.lambda_host", "SendApiFunction"]]
+        assert send_api_hosts and host not in send_api_hosts  # the new host is among what Ctrl-C must stop
         modules = {command_line(pid)[2] for pid in running if len(command_line(pid)) > 2}
         assert {"local.api_server", "local.lambda_host", "local.webhook_receiver"} <= modules, modules
         assert {f"local.emulators.{provider}" for provider in EMULATOR_PORTS} <= modules, modules

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.api_server import Request, build_gateway
+from local.api_server import Request, build_gateway, wait_until_accepting
 from local.processes import reserve_port
 
 API_KEY = "local-dev-key"  # the gateway's default key
@@ -58,3 +58,20 @@ def test_a_failed_invocation_is_api_gateways_502(host: str, request: pytest.Fixt
     response = gateway.handle(post_messages())
     assert (response.status, json.loads(response.body)) == (502, {"message": "Internal server error"})
     assert response.headers["x-amzn-ErrorType"] == ["InternalServerErrorException"]
+
+
+def test_the_api_waits_for_every_host_it_is_told_to_and_gives_up_naming_the_silent_ones() -> None:
+    """local.run starts the API beside the function hosts with --wait-for each: it listens only once all accept."""
+    listening = reserve_port("127.0.0.1", 0)
+    listening.listen()
+    silent = reserve_port("127.0.0.1", 0)  # bound, never listening: connections are refused
+    try:
+        wait_until_accepting([f"http://127.0.0.1:{listening.getsockname()[1]}"], timeout=5)
+        silent_port = silent.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"127.0.0.1:{silent_port}"):
+            wait_until_accepting(
+                [f"http://127.0.0.1:{listening.getsockname()[1]}", f"http://127.0.0.1:{silent_port}"], timeout=0.2
+            )
+    finally:
+        listening.close()
+        silent.close()

@@ -3,11 +3,14 @@ interpreter, loads none of boto3, botocore, httpx and the X-Ray SDK (charter: lo
 httpx; adapters do). A static look at import statements misses what comes in through other modules (importing
 `config` once pulled in the X-Ray SDK through `observability`); this test does not.
 
-First one interpreter imports every logic module, one after the other: each module's import runs there as it
-would alone (a module's body runs once, whoever imports it first), so if none of FORBIDDEN is loaded then, no logic
-module loads one. Only when one is does the probe find which: one interpreter, which imports nothing of globesms
-itself, forks a child per module, so every module is imported into the same clean state, on its own, and the child
-reports what that import loaded. (The probe alone took 14 s of `make test`, the whole import about one.)
+First one interpreter imports every logic module, one after the other: each module's import runs there as it would
+alone (a module's body runs once, whoever imports it first), so if none of FORBIDDEN is loaded then, no logic module
+loads one. That each also imports on its own, whatever was imported before it, follows from the package having no
+import cycle at load time (tests/unit/test_import_cycles.py): only a cycle makes an import's outcome depend on the
+order. Only when a forbidden module is loaded, or an import fails, does the probe find which: one interpreter, which
+imports nothing of globesms itself, forks a child per module, so every module is imported into the same clean state,
+on its own, and the child reports what that import loaded. (The probe alone took 14 s of `make test`, the whole
+import about one.)
 """
 
 from __future__ import annotations
@@ -81,12 +84,14 @@ for start in range(0, len(modules), 2):
 """
 
 
-# Run in a fresh interpreter: import every module given, then print what of FORBIDDEN is loaded.
-_ALL_AT_ONCE = """
+# Run in a fresh interpreter: import every module given, then print what of FORBIDDEN is loaded (on a line of its
+# own after LOADED, whatever a module printed while imported).
+LOADED = "loaded: "
+_ALL_AT_ONCE = f"""
 import json, sys
 for module in sys.argv[2:]:
     __import__(module)
-print(json.dumps(sorted(set(sys.argv[1].split(",")) & {n.split(".")[0] for n in sys.modules})))
+print("\\n{LOADED}" + json.dumps(sorted(set(sys.argv[1].split(",")) & {{n.split(".")[0] for n in sys.modules}})))
 """
 
 
@@ -105,7 +110,9 @@ def layer_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 def loaded_by_importing_all(modules: list[str]) -> list[str] | None:
     """What of FORBIDDEN importing all of `modules` into one interpreter loads; None if one of them failed."""
     run = layer_python(_ALL_AT_ONCE, ",".join(FORBIDDEN), *modules)
-    loaded: list[str] | None = json.loads(run.stdout) if run.returncode == 0 else None
+    if run.returncode != 0:
+        return None
+    loaded: list[str] = json.loads(run.stdout.splitlines()[-1].removeprefix(LOADED))
     return loaded
 
 
