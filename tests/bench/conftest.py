@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ def built_layer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-def layer_built_once(built_layer: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def layer_built_once(built_layer: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`build_layer` in the figures copies the one build instead of building again."""
 
     def copy_of_the_build(artifacts: Path) -> None:
@@ -51,4 +50,3 @@ def layer_built_once(built_layer: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
     monkeypatch.setattr(layer, "build_layer", copy_of_the_build)
     monkeypatch.setattr(cold_start, "build_layer", copy_of_the_build)
-    yield

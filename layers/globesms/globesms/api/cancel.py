@@ -32,10 +32,7 @@ router = new_router()
 @tracer.capture_method(capture_response=False)
 def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> scheduled.CancelAnswer:
     answer = scheduled.cancel_message(_cancel_deps(), message_id, now=utc_now(), owner=owner(router))
-    if answer is None:
-        raise NotFound(f"no message {message_id}")
-    logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
-    return answer
+    return _answered(answer, missing=f"no message {message_id}")
 
 
 @router.delete(
@@ -51,8 +48,13 @@ def cancel_message(message_id: Annotated[str, Path(max_length=128)]) -> schedule
 def cancel_batch(batch_id: Annotated[str, Path(max_length=64)]) -> scheduled.CancelAnswer:
     logger.append_keys(batch_id=batch_id)
     answer = scheduled.cancel_batch(_cancel_deps(), batch_id, now=utc_now(), owner=owner(router))
+    return _answered(answer, missing=f"no batch {batch_id}")
+
+
+def _answered(answer: scheduled.CancelAnswer | None, *, missing: str) -> scheduled.CancelAnswer:
+    """The cancel's answer, logged; 404 `missing` when there was nothing of that id (or not the caller's)."""
     if answer is None:
-        raise NotFound(f"no batch {batch_id}")
+        raise NotFound(missing)
     logger.info("cancel", extra={"canceled": len(answer.canceled), "not_cancelable": len(answer.not_cancelable)})
     return answer
 
