@@ -61,6 +61,7 @@ def _recorders() -> Recorders:
         webhooks=wiring.webhook_queue(),
         spend=wiring.spend_ledger(),
         policies=POLICIES,
+        route_stats=wiring.route_stats(),
     )
 
 
@@ -138,6 +139,7 @@ def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="RecipientsFailedOver", unit=MetricUnit.Count, value=summary.failed_over)
     metrics.add_metric(name="UnknownOutcomesExpired", unit=MetricUnit.Count, value=summary.expired)
     metrics.add_metric(name="RecipientsValidityLapsed", unit=MetricUnit.Count, value=summary.lapsed)
+    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=summary.route_stats_not_written)
     if summary.deferred:
         logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
     if summary.failed_over:

@@ -159,14 +159,16 @@ EXPECTED_TEMPLATE_ACTIONS = {
     **{f"{provider}DispatchFunction": {"dynamodb:Query"} for provider in ("Aliyun", "Tencent", "Huawei")},
 }
 
-# The route statistics (stats/, aws/dynamodb_route_stats.py): receipts and reconcile add to counters; the accepting
-# functions read a country's recent buckets (scored routes, GET /v1/stats/routes); nothing else touches it.
+# The route statistics (stats/, aws/dynamodb_route_stats.py): receipts, reconcile and the dispatchers (receipts held
+# until their SUBMITTED write) add to counters; the accepting functions read a country's recent buckets (scored
+# routes, GET /v1/stats/routes); nothing else touches it.
 ROUTE_STATS_TABLE = {"Fn::GetAtt": ["RouteStatsTable", "Arn"]}
 EXPECTED_ROUTE_STATS_ACTIONS = {
     "SendApiFunction": {"dynamodb:Query"},
     "IntakeFunction": {"dynamodb:Query"},
     "ReceiptsFunction": {"dynamodb:UpdateItem"},
     "ReconcileFunction": {"dynamodb:UpdateItem"},
+    **{f"{provider}DispatchFunction": {"dynamodb:UpdateItem"} for provider in ("Aliyun", "Tencent", "Huawei")},
 }
 
 # The consent table (consent/, aws/dynamodb_consent.py): accept reads a request's numbers on the opt-out list; the

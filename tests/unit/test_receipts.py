@@ -9,14 +9,16 @@ from hypothesis import strategies as st
 
 from globesms.accept.queries import message_view
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.summary import DispatchSummary
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
-from globesms.models.outbound import ProviderName
+from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import record_push
 from globesms.receipts.implied_status import implied_status, status_after
+from globesms.stats.ports import MemoryRouteStats
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -143,6 +145,42 @@ def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() 
     dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     assert store.messages["B.00000"].status is Status.DELIVERED
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
+
+
+def held_then_dispatched(route_stats: MemoryRouteStats) -> DispatchSummary:
+    """B.00000's DELIVERED receipt held before its SUBMITTED write, then its pack dispatched with `route_stats`."""
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    deps = DispatchDeps(
+        provider=ScriptedProvider(name=ProviderName.HUAWEI),
+        store=store,
+        claims=MemoryClaims(),
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        route_stats=route_stats,
+    )
+    return dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False)
+
+
+def test_the_outcome_of_a_receipt_dispatch_applies_is_counted_in_the_route_statistics() -> None:
+    # A fast provider's receipt can reach the receipts handler before dispatch writes SUBMITTED; dispatch makes the
+    # message final then, and the route statistics count it as they count a pushed one (once: the push held it).
+    route_stats = MemoryRouteStats()
+    summary = held_then_dispatched(route_stats)
+    ((key, tally),) = route_stats.rows.items()
+    assert (key.country, key.provider, key.message_type) == ("HK", ProviderName.HUAWEI, MessageType.NOTIFY)
+    assert (tally.delivered, tally.outcomes, route_stats.updates) == (1, 1, 1)
+    assert summary.route_stats_not_written == 0
+
+
+def test_a_failed_route_statistics_write_never_fails_the_pack() -> None:
+    class Down(MemoryRouteStats):
+        def add(self, tallies: object) -> None:
+            raise OSError("down")
+
+    summary = held_then_dispatched(Down())
+    assert (summary.submitted, summary.route_stats_not_written) == (0, 1)
 
 
 class HeldLookupCounter(MemoryStore):

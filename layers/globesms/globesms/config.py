@@ -443,6 +443,7 @@ class DispatchSettings(
     WebhookQueueSettings,
     ProviderSecretSettings,
     RateLimitSettings,
+    RouteStatsSettings,
 ):
     """The three dispatch functions: claim, send, record. The provider's own settings are its client's model."""
 

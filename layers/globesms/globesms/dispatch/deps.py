@@ -29,6 +29,7 @@ from globesms.ports import (
 )
 from globesms.reconcile.deadline import DeadlinePolicy
 from globesms.routing.templates import TemplateRegistry
+from globesms.stats.ports import RouteStatsStore
 
 if TYPE_CHECKING:
     from globesms.config import DispatchSettings
@@ -71,6 +72,8 @@ class DispatchDeps:
     clock: Callable[[], float] = time.time  # wall-clock seconds, for the rate limits' per-second windows
     #: Without it no reservation is given back (guardrails/release.py): the counters keep what accept reserved.
     spend: SpendReleases | None = None
+    #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
+    route_stats: RouteStatsStore | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +88,11 @@ class Recorders:
     webhooks: WebhookQueue
     spend: SpendReleases | None
     policies: DispatchPolicies
+    route_stats: RouteStatsStore | None = None
 
     @classmethod
     def of(cls, deps: DispatchDeps) -> Recorders:
-        return cls(deps.store, deps.claims, deps.receipts, deps.webhooks, deps.spend, deps.policies)
+        return cls(deps.store, deps.claims, deps.receipts, deps.webhooks, deps.spend, deps.policies, deps.route_stats)
 
     def sending_with(
         self, provider: Provider, queues: PackQueues, limiter: RateLimiter | None, breakers: CircuitBreakers | None
@@ -105,4 +109,5 @@ class Recorders:
             breakers=breakers,
             policies=self.policies,
             spend=self.spend,
+            route_stats=self.route_stats,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
@@ -18,8 +19,10 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, ReceiptStore
-from globesms.receipts.apply import apply_held_receipts
+from globesms.receipts.apply import apply_held_receipts, route_outcomes
 from globesms.reconcile.deadline import DeadlinePolicy, deadline_entries, receipt_deadline
+from globesms.stats.ports import RouteStatsStore
+from globesms.stats.record import record_outcomes
 
 DEFAULT_DEADLINES = DeadlinePolicy()
 
@@ -107,6 +110,11 @@ def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecor
     return record.model_copy(update={"status": Status.EXPIRED, "events": [*(record.events or []), step]})
 
 
+class SavedOutcomes(NamedTuple):
+    records: list[MessageRecord]  # as they now are: after the receipts held for them
+    route_stats_written: bool  # False: the outcomes those receipts made final are not in the route statistics
+
+
 def save_outcomes(
     store: MessageStore,
     receipts: ReceiptStore,
@@ -115,15 +123,20 @@ def save_outcomes(
     *,
     failover: bool = False,
     held_since: int | None = None,
-) -> list[MessageRecord]:
+    route_stats: RouteStatsStore | None = None,
+) -> SavedOutcomes:
     """Writes the records (and the deadline entries of those SUBMITTED, in the same batch writes: reconcile/), then
-    applies the receipts that arrived before them; returns them as they now are.
+    applies the receipts that arrived before them, and counts the outcomes those made final in `route_stats`, as the
+    receipts handler counts a push's (`route_outcomes`): a receipt held for a fast provider's message reaches the
+    statistics too. A failed statistics write is logged and reported, never a reason to fail the pack.
     `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it).
     `held_since`: when the first of them was sent at the earliest (`held_since_pack`), as `apply_held_receipts`."""
     if records:
         store.put_messages(records, deadline_entries(records))
     changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
-    return [changed.get(r.id, r) for r in records]
+    outcomes = [outcome for record in changed.values() for outcome in route_outcomes(record)]
+    written = record_outcomes(route_stats, outcomes, now)
+    return SavedOutcomes([changed.get(r.id, r) for r in records], written)
 
 
 #: Margin for the clocks of the Lambdas that stamp a pack and a hold mark (NTP keeps them within milliseconds).

@@ -235,7 +235,9 @@ def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: da
             (i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients) if i not in settled
         ]
         records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
-        records = save_outcomes(deps.store, deps.receipts, records, now, held_since=held_since_pack(pack))
+        records, _ = save_outcomes(
+            deps.store, deps.receipts, records, now, held_since=held_since_pack(pack), route_stats=deps.route_stats
+        )
         if deps.spend is not None:
             release_unsent(deps.spend, records)
         queue_status_events(deps.webhooks, records, now)
@@ -288,7 +290,7 @@ def _record(
     """Writes the outcomes (and the lapsed recipients' EXPIRED records), queues their settle pack and webhook
     events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
     recorded = [*decision.record, *lapsed]
-    records = save_outcomes(
+    records, route_stats_written = save_outcomes(
         deps.store,
         deps.receipts,
         outcome_records(pack, [(i, outcome_at[i]) for i in decision.record], now, deps.policies.receipt_deadlines)
@@ -296,6 +298,7 @@ def _record(
         now,
         failover=True,
         held_since=held_since_pack(pack),
+        route_stats=deps.route_stats,
     )
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
         release_unsent(deps.spend, records)
@@ -320,4 +323,5 @@ def _record(
         webhooks_not_queued=not_queued,
         failed_over=len(decision.moved.moved),
         lapsed=len(lapsed),
+        route_stats_not_written=int(not route_stats_written),
     )

@@ -45,6 +45,7 @@ class DispatchSummary:
     expired: int = 0  # unknown outcomes that no receipt settled in the window, now FAILED
     lapsed: int = 0  # recipients whose validity ran out before they reached a provider: EXPIRED, never sent
     quiet: int = 0  # MKT recipients reached inside their quiet hours: back on the queue until they end (quiet.py)
+    route_stats_not_written: int = 0  # 1: the outcomes of receipts held for the pack are not in the route statistics
     calls: ProviderCalls = field(default_factory=ProviderCalls)
 
 

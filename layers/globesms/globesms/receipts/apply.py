@@ -71,7 +71,7 @@ class PushResult:
     delivered: int = 0  # messages this push moved to DELIVERED
     undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
     webhooks: list[WebhookDelivery] = field(default_factory=list)
-    finals: list[MessageRecord] = field(default_factory=list)  # messages this push made final (route statistics)
+    finals: list[MessageRecord] = field(default_factory=list)  # what it adds to the route statistics: route_outcomes
     # receipts.failover: messages to (re)queue on their next provider, new resends, late first-attempt deliveries
     resends: list[MessageRecord] = field(default_factory=list)
     failovers: int = 0
@@ -317,9 +317,8 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
-        first = first_attempt_outcome(applied.record) if applied.changed else None
-        if first is not None:
-            result.finals.append(first)  # the provider it left failed: the route statistics count that
+    if applied.changed:
+        result.finals.extend(route_outcomes(applied.record))
     if applied.duplicate:
         result.duplicates += 1
     else:
@@ -328,8 +327,6 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.delivered += 1
     elif applied.changed and applied.record.status in (Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED):
         result.undelivered += 1
-    if applied.changed and applied.record.status.is_final:
-        result.finals.append(applied.record)
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):
@@ -337,6 +334,15 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         if delivery is not None:
             result.webhooks.append(delivery)
     return applied.record
+
+
+def route_outcomes(record: MessageRecord) -> list[MessageRecord]:
+    """What a message whose status a receipt just moved adds to the route statistics (stats/): itself when it is
+    final; its first attempt's failure when the receipt resent it (the provider it left did fail to deliver it,
+    `first_attempt_outcome`); else nothing. The same whoever applied the receipt: the receipts handler, or dispatch
+    applying the receipts held until its SUBMITTED write."""
+    first = first_attempt_outcome(record) if resend_pending(record) else None
+    return [r for r in (first, record if record.status.is_final else None) if r is not None]
 
 
 def apply_held_receipts(
