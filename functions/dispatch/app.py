@@ -140,6 +140,10 @@ def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="UnknownOutcomesExpired", unit=MetricUnit.Count, value=summary.expired)
     metrics.add_metric(name="RecipientsValidityLapsed", unit=MetricUnit.Count, value=summary.lapsed)
     metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=summary.route_stats_not_written)
+    # Outcomes of receipts held until the records were written (the delivery-rate alarms; the receipts endpoint
+    # emits the rest, with the same {service, provider} dimensions).
+    metrics.add_metric(name="RecipientsDelivered", unit=MetricUnit.Count, value=summary.delivered)
+    metrics.add_metric(name="RecipientsUndelivered", unit=MetricUnit.Count, value=summary.undelivered)
     if summary.deferred:
         logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
     if summary.failed_over:

@@ -16,7 +16,7 @@ from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
-from globesms.receipts.apply import record_push
+from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.implied_status import implied_status, status_after
 from globesms.stats.ports import MemoryRouteStats
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
@@ -147,9 +147,10 @@ def test_a_receipt_before_the_submitted_write_is_held_and_applied_by_dispatch() 
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
 
 
-def held_then_dispatched(route_stats: MemoryRouteStats) -> DispatchSummary:
+def held_then_dispatched(route_stats: MemoryRouteStats, store: MemoryStore | None = None) -> DispatchSummary:
     """B.00000's DELIVERED receipt held before its SUBMITTED write, then its pack dispatched with `route_stats`."""
-    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    store = store or MemoryStore()
+    store.messages["B.00000"] = message(status=Status.ACCEPTED, pmid=None)
     record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
     deps = DispatchDeps(
         provider=ScriptedProvider(name=ProviderName.HUAWEI),
@@ -171,7 +172,33 @@ def test_the_outcome_of_a_receipt_dispatch_applies_is_counted_in_the_route_stati
     ((key, tally),) = route_stats.rows.items()
     assert (key.country, key.provider, key.message_type) == ("HK", ProviderName.HUAWEI, MessageType.NOTIFY)
     assert (tally.delivered, tally.outcomes, route_stats.updates) == (1, 1, 1)
-    assert summary.route_stats_not_written == 0
+    assert (summary.delivered, summary.undelivered, summary.route_stats_not_written) == (1, 0, 0)  # metrics too
+
+
+class HandlerAppliesFirst(MemoryStore):
+    """The receipts handler, having held the receipt, reads the record again just after the dispatcher's SUBMITTED
+    write and applies the receipt itself, before the dispatcher looks for what was held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pushes: list[PushResult] = []
+
+    def held_receipts(
+        self, provider: ProviderName, message_ids: Sequence[str], provider_message_ids: Sequence[str]
+    ) -> HeldReceipts:
+        if not self.pushes:
+            self.pushes.append(record_push([report(echo=EchoRange("B", 0, 0))], store=self, now=NOW))
+        return super().held_receipts(provider, message_ids, provider_message_ids)
+
+
+def test_a_held_receipt_both_the_handler_and_dispatch_apply_is_counted_once() -> None:
+    store, route_stats = HandlerAppliesFirst(), MemoryRouteStats()
+    summary = held_then_dispatched(route_stats, store)
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    ((handler_push,),) = [store.pushes]
+    # The handler's write moved it: counted there (statistics and metrics); dispatch found that write: not again.
+    assert ([r.status for r in handler_push.finals], handler_push.delivered) == ([Status.DELIVERED], 1)
+    assert (route_stats.rows, summary.delivered) == ({}, 0)
 
 
 def test_a_failed_route_statistics_write_never_fails_the_pack() -> None:

@@ -445,3 +445,28 @@ def test_a_runs_final_answers_are_handed_to_the_route_statistics_once() -> None:
     ]
     again, _, _ = run(store, Clock(at + timedelta(seconds=60)), {ProviderName.ALIYUN: query})
     assert again.finals == []  # type: ignore[attr-defined]
+
+
+class PushedMeanwhile(Query):
+    """The provider's late push is applied while the run's status query is under way."""
+
+    def __init__(self, store: MemoryStore, *answers: StatusAnswer) -> None:
+        super().__init__("QueryMessage", *answers)
+        self.store = store
+        self.push_finals: list[MessageRecord] = []
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        pushed = DeliveryReport(
+            provider=ProviderName.ALIYUN, provider_message_id="pm-1", status=Status.DELIVERED, raw_status="1"
+        )
+        self.push_finals = record_push([pushed], store=self.store, now=now).finals
+        return super().query_status(record, now=now)
+
+
+def test_an_outcome_a_late_push_settled_during_the_run_is_counted_by_the_push_alone() -> None:
+    store = store_of(record("aliyun"))
+    query = PushedMeanwhile(store, StatusAnswer(report=pulled(Status.DELIVERED)))
+    summary, _, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)), {ProviderName.ALIYUN: query})
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert [m.status for m in query.push_finals] == [Status.DELIVERED]
+    assert summary.finals == []  # type: ignore[attr-defined]  # the push's write moved it, and counted it

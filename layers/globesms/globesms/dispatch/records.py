@@ -19,7 +19,7 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, ReceiptStore
-from globesms.receipts.apply import apply_held_receipts, route_outcomes
+from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_held_receipts, route_outcomes
 from globesms.reconcile.deadline import DeadlinePolicy, deadline_entries, receipt_deadline
 from globesms.stats.ports import RouteStatsStore
 from globesms.stats.record import record_outcomes
@@ -112,7 +112,16 @@ def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecor
 
 class SavedOutcomes(NamedTuple):
     records: list[MessageRecord]  # as they now are: after the receipts held for them
+    settled: list[MessageRecord]  # those a held receipt moved by this dispatcher's write (it counts them)
     route_stats_written: bool  # False: the outcomes those receipts made final are not in the route statistics
+
+    @property
+    def delivered(self) -> int:
+        return sum(r.status is Status.DELIVERED for r in self.settled)
+
+    @property
+    def undelivered(self) -> int:
+        return sum(r.status in UNDELIVERED_OUTCOMES for r in self.settled)
 
 
 def save_outcomes(
@@ -134,9 +143,11 @@ def save_outcomes(
     if records:
         store.put_messages(records, deadline_entries(records))
     changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
-    outcomes = [outcome for record in changed.values() for outcome in route_outcomes(record)]
-    written = record_outcomes(route_stats, outcomes, now)
-    return SavedOutcomes([changed.get(r.id, r) for r in records], written)
+    # Only what this dispatcher's writes moved: the receipts handler may have applied a held receipt first and
+    # counted it there (it holds, then reads the record again, which this dispatcher may have just written).
+    settled = [a.record for a in changed.values() if a.moved_here]
+    written = record_outcomes(route_stats, [outcome for r in settled for outcome in route_outcomes(r)], now)
+    return SavedOutcomes([changed[r.id].record if r.id in changed else r for r in records], settled, written)
 
 
 #: Margin for the clocks of the Lambdas that stamp a pack and a hold mark (NTP keeps them within milliseconds).

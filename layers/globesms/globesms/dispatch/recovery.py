@@ -52,7 +52,8 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
     )
     # Receipts that came while the record was not written are applied.
-    records, route_stats_written = save_outcomes(deps.store, deps.receipts, records, now, route_stats=deps.route_stats)
+    saved = save_outcomes(deps.store, deps.receipts, records, now, route_stats=deps.route_stats)
+    records = saved.records
     latest = {**current, **{r.id: r for r in records}}
     sending = [
         i
@@ -68,7 +69,9 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         unknown=sum(r.status is Status.SENDING for r in records),
         skipped=len(pack.recipients) - len(records),
         webhooks_not_queued=not_queued,
-        route_stats_not_written=int(not route_stats_written),
+        delivered=saved.delivered,
+        undelivered=saved.undelivered,
+        route_stats_not_written=int(not saved.route_stats_written),
     )
 
 

@@ -235,9 +235,9 @@ def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: da
             (i, SendOutcome(message_id=r.id, error=error)) for i, r in enumerate(pack.recipients) if i not in settled
         ]
         records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
-        records, _ = save_outcomes(
+        records = save_outcomes(
             deps.store, deps.receipts, records, now, held_since=held_since_pack(pack), route_stats=deps.route_stats
-        )
+        ).records
         if deps.spend is not None:
             release_unsent(deps.spend, records)
         queue_status_events(deps.webhooks, records, now)
@@ -290,7 +290,7 @@ def _record(
     """Writes the outcomes (and the lapsed recipients' EXPIRED records), queues their settle pack and webhook
     events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
     recorded = [*decision.record, *lapsed]
-    records, route_stats_written = save_outcomes(
+    saved = save_outcomes(
         deps.store,
         deps.receipts,
         outcome_records(pack, [(i, outcome_at[i]) for i in decision.record], now, deps.policies.receipt_deadlines)
@@ -300,6 +300,7 @@ def _record(
         held_since=held_since_pack(pack),
         route_stats=deps.route_stats,
     )
+    records = saved.records
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
         release_unsent(deps.spend, records)
     queue_pending_resends(deps.queues, deps.webhooks, records, now)  # an early UNDELIVERED receipt's resend
@@ -323,5 +324,7 @@ def _record(
         webhooks_not_queued=not_queued,
         failed_over=len(decision.moved.moved),
         lapsed=len(lapsed),
-        route_stats_not_written=int(not route_stats_written),
+        delivered=saved.delivered,
+        undelivered=saved.undelivered,
+        route_stats_not_written=int(not saved.route_stats_written),
     )

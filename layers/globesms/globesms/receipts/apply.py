@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
@@ -37,6 +37,8 @@ from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
+#: The final statuses a receipt gives other than DELIVERED: the delivery-rate metrics' "undelivered".
+UNDELIVERED_OUTCOMES: Final = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 #: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
 #: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
@@ -57,9 +59,12 @@ class ConcurrentUpdates(RuntimeError):
 @dataclass
 class Applied:
     record: MessageRecord
-    changed: bool  # the status moved
+    changed: bool  # the status moved (from the one the caller read), by this call or by a concurrent writer
     duplicate: bool  # every event was already on the record
     duplicate_delivery: bool = False  # a resent message's first attempt was delivered too (receipts.failover)
+    #: This call's own write moved the status. Only that writer counts the outcome (route statistics): the receipts
+    #: handler and a dispatcher may both apply one held receipt, the second finding the first's write.
+    moved_here: bool = False
 
 
 @dataclass
@@ -139,7 +144,8 @@ def apply_events(
         else:
             saved = store.save_delivery(updated, expected_version=record.version)
         if saved:
-            return Applied(updated, changed=updated.status is not original, duplicate=False)
+            moved_here = updated.status is not record.status  # `record`: the version this write replaced
+            return Applied(updated, changed=updated.status is not original, duplicate=False, moved_here=moved_here)
         reloaded = store.reload(record.id)
         if reloaded is None:
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
@@ -317,15 +323,15 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
-    if applied.changed:
+    if applied.moved_here:
         result.finals.extend(route_outcomes(applied.record))
     if applied.duplicate:
         result.duplicates += 1
     else:
         result.applied += 1
-    if applied.changed and applied.record.status is Status.DELIVERED:
+    if applied.moved_here and applied.record.status is Status.DELIVERED:
         result.delivered += 1
-    elif applied.changed and applied.record.status in (Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED):
+    elif applied.moved_here and applied.record.status in UNDELIVERED_OUTCOMES:
         result.undelivered += 1
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
@@ -340,7 +346,7 @@ def route_outcomes(record: MessageRecord) -> list[MessageRecord]:
     """What a message whose status a receipt just moved adds to the route statistics (stats/): itself when it is
     final; its first attempt's failure when the receipt resent it (the provider it left did fail to deliver it,
     `first_attempt_outcome`); else nothing. The same whoever applied the receipt: the receipts handler, or dispatch
-    applying the receipts held until its SUBMITTED write."""
+    applying the receipts held until its SUBMITTED write; counted by the one whose write moved it (`moved_here`)."""
     first = first_attempt_outcome(record) if resend_pending(record) else None
     return [r for r in (first, record if record.status.is_final else None) if r is not None]
 
@@ -352,11 +358,12 @@ def apply_held_receipts(
     *,
     failover: bool = False,
     held_since: int | None = None,
-) -> dict[str, MessageRecord]:
-    """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns the records
-    whose status changed, by id. `failover`: as `apply_events` (the caller queues the resends). `held_since` (epoch
-    seconds): no receipt of these records can have been held before it, so when the hold marks say nothing was
-    held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked for (two keys a record).
+) -> dict[str, Applied]:
+    """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns what was
+    applied to the records whose status changed, by id. `failover`: as `apply_events` (the caller queues the
+    resends). `held_since` (epoch seconds): no receipt of these records can have been held before it, so when the
+    hold marks say nothing was held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked
+    for (two keys a record).
     A held receipt is applied only with the provider id the record got (held for the message, it was named by our
     echo and the number; a provider id alone never names a message's held receipts: `HeldReceipts`)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
@@ -367,7 +374,7 @@ def apply_held_receipts(
         return {}
     pmids = [r.provider_message_id for r in waiting if r.provider_message_id]
     held = store.held_receipts(provider, [r.id for r in waiting], pmids)
-    changed: dict[str, MessageRecord] = {}
+    changed: dict[str, Applied] = {}
     for record in waiting:
         found = [*held.for_messages.get(record.id, []), *held.by_provider_id.get(record.provider_message_id or "", [])]
         events = list({e["id"]: e for e in found}.values())
@@ -380,5 +387,5 @@ def apply_held_receipts(
             continue
         applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
-            changed[applied.record.id] = applied.record
+            changed[applied.record.id] = applied
     return changed
