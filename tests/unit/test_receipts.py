@@ -2,6 +2,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -199,6 +200,41 @@ def test_a_held_receipt_both_the_handler_and_dispatch_apply_is_counted_once() ->
     # The handler's write moved it: counted there (statistics and metrics); dispatch found that write: not again.
     assert ([r.status for r in handler_push.finals], handler_push.delivered) == ([Status.DELIVERED], 1)
     assert (route_stats.rows, summary.delivered) == ({}, 0)
+
+
+class DispatchAppliesFirst(MemoryStore):
+    """The dispatcher writes SUBMITTED and applies the held receipt between the handler's hold and its re-read."""
+
+    def __init__(self, route_stats: MemoryRouteStats) -> None:
+        super().__init__()
+        self.route_stats = route_stats
+        self.dispatched: list[DispatchSummary] = []
+
+    def hold_receipt(self, *args: Any, **kwargs: Any) -> bool:
+        held = super().hold_receipt(*args, **kwargs)
+        if not self.dispatched:
+            deps = DispatchDeps(
+                provider=ScriptedProvider(name=ProviderName.HUAWEI),
+                store=self,
+                claims=MemoryClaims(),
+                queues=MemoryQueues(),
+                receipts=self,
+                webhooks=MemoryWebhooks(),
+                route_stats=self.route_stats,
+            )
+            self.dispatched.append(dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False))
+        return held
+
+
+def test_a_held_receipt_dispatch_applies_before_the_handlers_re_read_is_counted_once() -> None:
+    route_stats = MemoryRouteStats()
+    store = DispatchAppliesFirst(route_stats)
+    store.messages["B.00000"] = message(status=Status.ACCEPTED, pmid=None)
+    pushed = record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    (dispatched,) = store.dispatched
+    assert (dispatched.delivered, sum(t.delivered for t in route_stats.rows.values())) == (1, 1)
+    assert (pushed.finals, pushed.delivered) == ([], 0)  # the handler's re-read found dispatch's write
 
 
 def test_a_failed_route_statistics_write_never_fails_the_pack() -> None:

@@ -447,6 +447,19 @@ def test_a_runs_final_answers_are_handed_to_the_route_statistics_once() -> None:
     assert again.finals == []  # type: ignore[attr-defined]
 
 
+def test_a_late_receipt_after_the_expiry_changes_the_message_and_is_not_counted_again() -> None:
+    store = store_of(record("huawei"))
+    at = SUBMITTED_AT + timedelta(seconds=1200)
+    summary, _, _ = run(store, Clock(at))
+    assert [m.status for m in summary.finals] == [Status.EXPIRED]  # type: ignore[attr-defined]
+    late = DeliveryReport(
+        provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.DELIVERED, raw_status="DELIVRD"
+    )
+    pushed = record_push([late], store=store, now=at + timedelta(seconds=60))
+    assert store.messages["B.00000"].status is Status.DELIVERED
+    assert (pushed.finals, pushed.delivered) == ([], 1)  # one outcome per message in the route statistics
+
+
 class PushedMeanwhile(Query):
     """The provider's late push is applied while the run's status query is under way."""
 

@@ -78,9 +78,11 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
             body=json.dumps(too_large_acknowledgement(name)),
         )
     result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
-    _queue_follow_ups(result)
+    # Counted before the follow-ups: when queueing them fails, the provider pushes again and the repeat's reports
+    # are duplicates, which count nothing; counted after, this push's outcomes would never be.
     _record_route_stats(result)
     _emit_push_metrics(name, result, refused_items=len(push.refused_items))
+    _queue_follow_ups(result)
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))

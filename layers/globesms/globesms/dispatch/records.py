@@ -145,7 +145,7 @@ def save_outcomes(
     changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
     # Only what this dispatcher's writes moved: the receipts handler may have applied a held receipt first and
     # counted it there (it holds, then reads the record again, which this dispatcher may have just written).
-    settled = [a.record for a in changed.values() if a.moved_here]
+    settled = [a.record for a in changed.values() if a.first_outcome]
     written = record_outcomes(route_stats, [outcome for r in settled for outcome in route_outcomes(r)], now)
     return SavedOutcomes([changed[r.id].record if r.id in changed else r for r in records], settled, written)
 

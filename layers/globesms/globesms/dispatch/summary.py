@@ -45,8 +45,8 @@ class DispatchSummary:
     expired: int = 0  # unknown outcomes that no receipt settled in the window, now FAILED
     lapsed: int = 0  # recipients whose validity ran out before they reached a provider: EXPIRED, never sent
     quiet: int = 0  # MKT recipients reached inside their quiet hours: back on the queue until they end (quiet.py)
-    # Recipients a receipt held until the SUBMITTED write moved to DELIVERED, or UNDELIVERED / EXPIRED / REJECTED
-    # (the receipts handler counts the others): the delivery-rate metrics see every outcome.
+    # Recipients a receipt held until the records' write moved to DELIVERED, or UNDELIVERED / EXPIRED / REJECTED:
+    # with the receipts handler's, the delivery-rate metrics see every receipt's outcome.
     delivered: int = 0
     undelivered: int = 0
     route_stats_not_written: int = 0  # 1: the outcomes of receipts held for the pack are not in the route statistics

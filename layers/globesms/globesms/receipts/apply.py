@@ -62,9 +62,18 @@ class Applied:
     changed: bool  # the status moved (from the one the caller read), by this call or by a concurrent writer
     duplicate: bool  # every event was already on the record
     duplicate_delivery: bool = False  # a resent message's first attempt was delivered too (receipts.failover)
-    #: This call's own write moved the status. Only that writer counts the outcome (route statistics): the receipts
-    #: handler and a dispatcher may both apply one held receipt, the second finding the first's write.
+    #: This call's own write moved the status. Only that writer counts the outcome (route statistics, outcome
+    #: metrics): the receipts handler and a dispatcher may both apply one held receipt, the second finding the
+    #: first's write.
     moved_here: bool = False
+    #: The version that write replaced was final already: a late receipt after reconcile's NO_RECEIPT expiry.
+    from_final: bool = False
+
+    @property
+    def first_outcome(self) -> bool:
+        """This write gave the message its outcome: the route statistics count it (one outcome per message; a late
+        receipt that corrects an expiry already counted is kept in the message, not counted again)."""
+        return self.moved_here and not self.from_final
 
 
 @dataclass
@@ -145,7 +154,13 @@ def apply_events(
             saved = store.save_delivery(updated, expected_version=record.version)
         if saved:
             moved_here = updated.status is not record.status  # `record`: the version this write replaced
-            return Applied(updated, changed=updated.status is not original, duplicate=False, moved_here=moved_here)
+            return Applied(
+                updated,
+                changed=updated.status is not original,
+                duplicate=False,
+                moved_here=moved_here,
+                from_final=record.status.is_final,
+            )
         reloaded = store.reload(record.id)
         if reloaded is None:
             raise ConcurrentUpdates(f"message {record.id} disappeared while applying a receipt")
@@ -323,7 +338,7 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
-    if applied.moved_here:
+    if applied.first_outcome:
         result.finals.extend(route_outcomes(applied.record))
     if applied.duplicate:
         result.duplicates += 1
@@ -346,7 +361,8 @@ def route_outcomes(record: MessageRecord) -> list[MessageRecord]:
     """What a message whose status a receipt just moved adds to the route statistics (stats/): itself when it is
     final; its first attempt's failure when the receipt resent it (the provider it left did fail to deliver it,
     `first_attempt_outcome`); else nothing. The same whoever applied the receipt: the receipts handler, or dispatch
-    applying the receipts held until its SUBMITTED write; counted by the one whose write moved it (`moved_here`)."""
+    applying the receipts held until its SUBMITTED write; counted by the one whose write gave the message its
+    outcome (`Applied.first_outcome`)."""
     first = first_attempt_outcome(record) if resend_pending(record) else None
     return [r for r in (first, record if record.status.is_final else None) if r is not None]
 

@@ -190,14 +190,14 @@ def _carry_out(
         report = verdict.report
         applied = apply_events(deps.receipts, record, [report.event(iso(now))], report.provider_message_id, now)
         changed = applied.record if applied.changed else None
-        moved_here = applied.moved_here  # not a late push's write, which counted the outcome where it was applied
+        first_outcome = applied.first_outcome  # not a late push's write: that counted the outcome where it was applied
         summary.settled += 1 if changed is not None else 0
     else:
         changed = expire(deps.receipts, record, now)
-        moved_here = changed is not None  # a conditional write: None when a receipt moved the message first
+        first_outcome = changed is not None  # a conditional write: None when a receipt moved the message first
         summary.expired += 1 if changed is not None else 0
     if changed is not None:
-        if changed.status.is_final and moved_here:
+        if changed.status.is_final and first_outcome:
             summary.finals.append(changed)
         delivery = status_event(changed, now)
         if delivery is not None:
