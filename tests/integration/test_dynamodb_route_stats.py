@@ -3,9 +3,12 @@ reads, a receipt push counted once, and GET /v1/stats/routes through the API han
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
 from globesms.models.outbound import MessageType, ProviderName
@@ -52,40 +55,96 @@ def stats_request(query: dict[str, str]) -> dict[str, Any]:
     return request
 
 
-def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[no-untyped-def]
-    stack, load_handler, lambda_context, monkeypatch
-) -> None:
+def accepted_pack(stack: Any, load_handler: Any, lambda_context: Any) -> dict[str, Any]:
+    """Two Singapore OTP recipients accepted through the API handler: their Alibaba pack as queued."""
     api = load_handler("send_api")
     body = {"to": ["+6591234567", "+6591234568"], "text": "Your code is 123456", "type": "OTP"}
     accepted = api.lambda_handler({**event("send_api_post_messages"), "body": json.dumps(body)}, lambda_context)
     assert accepted["statusCode"] == 202, accepted["body"]
-    packs = stack.receive(A)
+    (pack,) = stack.receive(A)
+    return dict(pack)
+
+
+def dispatched(pack: dict[str, Any], load_handler: Any, lambda_context: Any) -> None:
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
     dispatch._provider = lambda: ScriptedProvider(name=A)
     request = event("dispatch_aliyun")
-    request["Records"][0]["body"] = json.dumps(packs[0])
+    request["Records"][0]["body"] = json.dumps(pack)
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
-    for name, value in RECEIPT_TOKENS.items():
-        monkeypatch.setenv(name, value)
-    receipts = load_handler("receipts")
+
+
+def delivered_push(pack: dict[str, Any]) -> dict[str, Any]:
+    """Alibaba's push of a DELIVERED receipt for each of the pack's recipients (ScriptedProvider's ids)."""
     push = event("receipts_aliyun")
     reports = json.loads(push["body"])
     push["body"] = json.dumps(
-        [
-            {**reports[0], "MessageId": f"pm-{r['id']}", "TaskId": r["id"], "To": r["to"][1:]}
-            for r in packs[0]["recipients"]
-        ]
+        [{**reports[0], "MessageId": f"pm-{r['id']}", "TaskId": r["id"], "To": r["to"][1:]} for r in pack["recipients"]]
     )
+    return push
+
+
+def aliyun_in_singapore(load_handler: Any, lambda_context: Any) -> dict[str, Any]:
+    """Alibaba's row of GET /v1/stats/routes?country=SG&window=1h."""
+    answer = load_handler("send_api").lambda_handler(stats_request({"country": "SG", "window": "1h"}), lambda_context)
+    assert answer["statusCode"] == 200, answer["body"]
+    shown = json.loads(answer["body"])
+    assert shown["currency"] == "USD"
+    (aliyun,) = shown["providers"]
+    return dict(aliyun)
+
+
+def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    dispatched(pack, load_handler, lambda_context)
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    push = delivered_push(pack)
     for _ in range(2):  # a repeated push counts nothing more
         assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 200
 
-    api = load_handler("send_api")
-    answer = api.lambda_handler(stats_request({"country": "SG", "window": "1h"}), lambda_context)
-    assert answer["statusCode"] == 200, answer["body"]
-    shown = json.loads(answer["body"])
-    (aliyun,) = shown["providers"]
+    aliyun = aliyun_in_singapore(load_handler, lambda_context)
     assert (aliyun["provider"], aliyun["sent"], aliyun["delivered"], aliyun["delivered_rate"]) == ("aliyun", 2, 2, 1.0)
-    assert aliyun["cost_per_delivered"] is not None and shown["currency"] == "USD"
+    assert aliyun["cost_per_delivered"] is not None
+
+
+def test_receipts_that_beat_the_submitted_write_are_counted_by_the_dispatcher_that_applies_them(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    assert load_handler("receipts").lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # held
+    dispatched(pack, load_handler, lambda_context)  # SUBMITTED written, then the held receipts applied
+
+    aliyun = aliyun_in_singapore(load_handler, lambda_context)
+    assert (aliyun["sent"], aliyun["delivered"]) == (2, 2)
+
+
+def test_a_push_whose_follow_ups_fail_is_counted_when_it_comes_again(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    dispatched(pack, load_handler, lambda_context)
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    callbacks = importlib.import_module("globesms.callbacks.receipts")
+    queue_follow_ups = callbacks._queue_follow_ups
+
+    def queue_down(result: Any) -> None:
+        raise OSError("SQS down")
+
+    monkeypatch.setattr(callbacks, "_queue_follow_ups", queue_down)
+    with pytest.raises(OSError):  # the provider is answered an error and pushes again
+        receipts.lambda_handler(delivered_push(pack), lambda_context)
+    monkeypatch.setattr(callbacks, "_queue_follow_ups", queue_follow_ups)
+    assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # duplicates now
+
+    aliyun = aliyun_in_singapore(load_handler, lambda_context)
+    assert (aliyun["sent"], aliyun["delivered"]) == (2, 2)  # counted by the first push, whose statuses were written
 
 
 def test_bad_query_parameters_are_422_naming_the_field(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]

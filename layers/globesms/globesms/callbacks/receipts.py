@@ -2,9 +2,10 @@
 
 In this order, each step before anything is read or written: the provider is one of ours, the token is its own, the
 push is signed where the provider signs it, the body parses in the provider's format, it holds no more reports than
-the provider sends at once. Then the reports are applied (receipts.apply), their follow-ups queued (resends,
-webhook events) and the final outcomes counted for the route statistics, all before the answer: a failure makes the
-provider push again, and a repeat is harmless.
+the provider sends at once. Then the reports are applied (receipts.apply), the final outcomes counted (route
+statistics, metrics) and their follow-ups queued (resends, webhook events), all before the answer: a failure makes
+the provider push again, and a repeat is harmless (its reports are duplicates: they count nothing and queue the
+follow-ups again).
 """
 
 import importlib
