@@ -159,3 +159,31 @@ def test_bad_query_parameters_are_422_naming_the_field(stack, load_handler, lamb
         answer = api.lambda_handler(stats_request(query), lambda_context)
         assert answer["statusCode"] == 422, (query, answer["body"])
         assert field in answer["body"], (query, answer["body"])
+
+
+def test_a_push_that_fails_midway_counts_the_reports_it_applied(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    dispatched(pack, load_handler, lambda_context)
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    store_class = importlib.import_module("globesms.aws.dynamodb_receipts").DynamoDBReceiptStore
+    save_delivery = store_class.save_delivery
+    saved: list[str] = []
+
+    def second_write_fails(self: Any, record: Any, *, expected_version: int) -> bool:
+        if saved:
+            raise OSError("DynamoDB unavailable")
+        saved.append(record.id)
+        return bool(save_delivery(self, record, expected_version=expected_version))
+
+    monkeypatch.setattr(store_class, "save_delivery", second_write_fails)
+    with pytest.raises(OSError):  # answered an error: the provider pushes again
+        receipts.lambda_handler(delivered_push(pack), lambda_context)
+    monkeypatch.setattr(store_class, "save_delivery", save_delivery)
+    assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200
+
+    aliyun = aliyun_in_singapore(load_handler, lambda_context)
+    assert (aliyun["sent"], aliyun["delivered"]) == (2, 2)  # the first by the failed push, the second by the repeat

@@ -29,7 +29,7 @@ from globesms.reconcile.deadline import (
     receipt_deadline,
 )
 from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
-from globesms.reconcile.service import ReconcileDeps, reconcile_due
+from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, reconcile_due
 from globesms.stats.tally import tally_outcomes
 from tests.fakes import MemoryDeadlines, MemoryRateLimiter, MemoryStore, MemoryWebhooks
 
@@ -458,6 +458,38 @@ def test_a_late_receipt_after_the_expiry_changes_the_message_and_is_not_counted_
     pushed = record_push([late], store=store, now=at + timedelta(seconds=60))
     assert store.messages["B.00000"].status is Status.DELIVERED
     assert (pushed.finals, pushed.delivered) == ([], 1)  # one outcome per message in the route statistics
+
+
+class FailsOnSecondWrite(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def save_delivery(self, record: MessageRecord, *, expected_version: int) -> bool:
+        self.writes += 1
+        if self.writes > 1:
+            raise OSError("DynamoDB unavailable")
+        return super().save_delivery(record, expected_version=expected_version)
+
+
+def test_a_run_that_fails_midway_still_queues_the_events_and_hands_over_the_outcomes_it_settled() -> None:
+    records = [record("huawei"), record("huawei", id="B.00001")]
+    store = FailsOnSecondWrite()
+    store.put_messages(records, deadline_entries(records))
+    webhooks, summary = MemoryWebhooks(), ReconcileSummary()
+    deps = ReconcileDeps(
+        receipts=store,
+        deadlines=MemoryDeadlines(store),
+        queries={},
+        limiter=MemoryRateLimiter({}),
+        webhooks=webhooks,
+        clock=Clock(SUBMITTED_AT + timedelta(seconds=1200)),
+    )
+    with pytest.raises(OSError):
+        reconcile_due(deps, POLICY, summary=summary)
+    (expired,) = [m for m in store.messages.values() if m.status is Status.EXPIRED]
+    assert [d.event.id for d in webhooks.sent] == [f"{expired.id}.expired"]  # its customer still hears of it
+    assert [m.id for m in summary.finals] == [expired.id]  # and the caller counts it: the next run will not
 
 
 class PushedMeanwhile(Query):

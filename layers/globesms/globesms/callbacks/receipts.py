@@ -78,11 +78,15 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
             content_type=content_types.APPLICATION_JSON,
             body=json.dumps(too_large_acknowledgement(name)),
         )
-    result = record_push(push.reports, store=wiring.receipt_store(), now=utc_now())
-    # Counted before the follow-ups: when queueing them fails, the provider pushes again and the repeat's reports
-    # are duplicates, which count nothing; counted after, this push's outcomes would never be.
-    _record_route_stats(result)
-    _emit_push_metrics(name, result, refused_items=len(push.refused_items))
+    result = PushResult()
+    try:
+        record_push(push.reports, store=wiring.receipt_store(), now=utc_now(), result=result)
+    finally:
+        # Counted even when a write fails midway, and before the follow-ups: either failure answers the provider an
+        # error, it pushes again, and the reports already applied are duplicates then, which count nothing (and
+        # queue their follow-ups again).
+        _record_route_stats(result)
+        _emit_push_metrics(name, result, refused_items=len(push.refused_items))
     _queue_follow_ups(result)
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})

@@ -201,9 +201,13 @@ def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     return [*history[:FIRST_EVENTS_KEPT], *history[-latest:]], len(history) - MAX_EVENTS_KEPT
 
 
-def record_push(reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime) -> PushResult:
-    """Stores and applies every report; the caller queues `result.webhooks` and only then acknowledges the push."""
-    result = PushResult()
+def record_push(
+    reports: Sequence[DeliveryReport], *, store: ReceiptStore, now: datetime, result: PushResult | None = None
+) -> PushResult:
+    """Stores and applies every report; the caller queues `result.webhooks` and only then acknowledges the push.
+    `result`: filled in as the reports are applied, so that a caller whose push failed midway (a write that kept
+    conflicting, a DynamoDB error) still has what the reports before it did."""
+    result = PushResult() if result is None else result
     lookups = _PushLookups.of(reports, store)
     for report, found in zip(reports, lookups.found, strict=True):
         applied = _record(report, lookups.message(report, found, store), store, now, result)

@@ -96,15 +96,26 @@ def reconcile_due(
     max_messages: int = 1000,
     max_checks: int = MAX_CHECKS_PER_RUN,
     stop_at: datetime | None = None,
+    summary: ReconcileSummary | None = None,
 ) -> ReconcileSummary:
     """One run: settles up to `max_messages` due messages, then queues their webhook events. `stop_at`: no entry
-    is started after it (the function's timeout, less a margin)."""
+    is started after it (the function's timeout, less a margin). `summary`: filled in as messages are settled; when
+    the run fails midway (a DynamoDB error), the events of those it settled are still queued (the next run finds
+    them final and has nothing to say of them), and the caller still has what they add to the statistics."""
+    summary = ReconcileSummary() if summary is None else summary
+    try:
+        _settle_due(deps, policy, _Budget(max_messages, max_checks, stop_at, deps.clock), summary)
+    finally:
+        _queue_webhooks(deps.webhooks, summary)
+    return summary
+
+
+def _settle_due(deps: ReconcileDeps, policy: DeadlinePolicy, budget: _Budget, summary: ReconcileSummary) -> None:
+    """The due minutes since the watermark, in order; then the watermark moved to what this run can vouch for."""
     now_epoch = int(deps.clock().timestamp())
     done_until = deps.deadlines.watermark()
     if done_until is None:
         done_until = now_epoch - FIRST_RUN_LOOKBACK_SECONDS
-    budget = _Budget(max_messages, max_checks, stop_at, deps.clock)
-    summary = ReconcileSummary()
     minutes = list(islice(minutes_between(minute_of(done_until + 1), now_epoch), MAX_MINUTES_PER_RUN + 1))
     # What this run can vouch for: up to now, or to the end of the last minute it may read.
     reached = now_epoch if len(minutes) <= MAX_MINUTES_PER_RUN else minute_epoch(minutes.pop()) - 1
@@ -117,8 +128,6 @@ def reconcile_due(
             if unfinished is not None:
                 reached = min(reached, unfinished - 1)
     deps.deadlines.set_watermark(max(done_until, reached))
-    _queue_webhooks(deps.webhooks, summary)
-    return summary
 
 
 def _settle_bucket(
