@@ -80,14 +80,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     try:
         reconcile_due(deps, policy, max_messages=SETTINGS.reconcile_max_messages, stop_at=stop_at, summary=summary)
     finally:
-        for query in queries.values():
-            close = getattr(query, "close", None)
-            if close is not None:
-                close()
         # Also when the run failed midway: what it settled is final and the next run will not count it.
         route_stats_written = record_outcomes(wiring.route_stats(), summary.finals, utc_now())
         metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not route_stats_written))
         _emit(summary)
+        for query in queries.values():
+            close = getattr(query, "close", None)
+            if close is not None:
+                close()
     logger.info(
         "reconcile run", extra={"checked": summary.checked, "examined": summary.examined, "expired": summary.expired}
     )

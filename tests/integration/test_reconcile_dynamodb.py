@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from globesms.aws.deadline_items import deadline_item, entry_from_item
 from globesms.aws.dynamodb_deadlines import WATERMARK_KEY, DynamoDBReceiptDeadlines
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
@@ -112,3 +114,33 @@ def test_the_scheduled_function_expires_huawei_messages_without_receipts(stack, 
     after = int(datetime.now(UTC).timestamp())
     done_until = DynamoDBReceiptDeadlines(stack.table_name).watermark()
     assert done_until is not None and after - 5 <= done_until <= after  # the run's own second
+
+
+def test_a_run_that_fails_midway_queues_and_counts_what_it_settled(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    submitted_at = datetime.now(UTC) - timedelta(seconds=POLICY.grace_seconds + 60 + 120)
+    submitted(stack, "huawei", submitted_at, count=2)
+    reconcile = load_handler("reconcile", GLOBESMS_RECEIPT_GRACE_SECONDS="60")
+    save_delivery = DynamoDBReceiptStore.save_delivery
+    writes: list[str] = []
+
+    def second_write_fails(self: Any, record: Any, *, expected_version: int) -> bool:
+        if writes:
+            raise OSError("DynamoDB unavailable")
+        writes.append(record.id)
+        return bool(save_delivery(self, record, expected_version=expected_version))
+
+    monkeypatch.setattr(DynamoDBReceiptStore, "save_delivery", second_write_fails)
+    with pytest.raises(OSError):
+        reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
+
+    webhook_queue = stack.deployed.context.refs["WebhookQueue"]
+    events = stack.sqs.receive_message(QueueUrl=webhook_queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["event"]["id"] for m in events] == [f"{writes[0]}.expired"]  # its customer hears
+    stats = stack.dynamodb.query(
+        TableName=stack.deployed.context.refs["RouteStatsTable"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "SG"}},
+    )["Items"]
+    assert [int(item["x"]["N"]) for item in stats] == [1]  # and its expiry is counted: the next run will not

@@ -116,37 +116,10 @@ def apply_events(
     only where the resend can be queued)."""
     original = record.status
     for _ in range(MAX_WRITE_ATTEMPTS):
-        seen = record.receipt_ids or set()
-        fresh = [e for e in events if e["id"] not in seen]
+        fresh = [e for e in events if e["id"] not in (record.receipt_ids or set())]
         if not fresh:
             return Applied(record, changed=record.status is not original, duplicate=True)
-        history = [*(record.events or []), *fresh]
-        status = status_after(record.status, history)  # on every event, before any is left out
-        kept, omitted = bounded_history(history)
-        receipt_ids = seen | {e["id"] for e in fresh}
-        if len(receipt_ids) > MAX_RECEIPT_IDS:
-            receipt_ids = {e["id"] for e in kept if "id" in e}
-        update: dict[str, Any] = {
-            "events": kept,
-            "events_omitted": (record.events_omitted or 0) + omitted or None,
-            "receipt_ids": receipt_ids,
-            "status": status,
-            "version": record.version + 1,
-            "updated_at": iso(now),
-            "provider_message_id": record.provider_message_id or provider_message_id,
-        }
-        failure = carrier_error(history, status) if status is not record.status else None
-        if failure is not None:
-            update |= {
-                "error_category": "recipient",
-                "error_code": failure.get("error_code") or failure.get("raw_status"),
-                "error_message": failure_message(failure),
-            }
-        elif status is Status.DELIVERED:
-            # A delivery settles an earlier unknown outcome: its error no longer describes the message (the
-            # SENDING step stays in the history).
-            update |= {"error_category": None, "error_code": None, "error_message": None}
-        updated = record.model_copy(update=update)
+        updated, failure = _with_events(record, fresh, provider_message_id, now)
         resend = resend_for(record, updated, failure or {}, now) if failover else None
         if resend is not None:
             updated, saved = resend, store.start_resend(resend, expected_version=record.version, earlier=record)
@@ -168,6 +141,41 @@ def apply_events(
             return _earlier_attempt_events(store, reloaded, fresh, now)  # resent meanwhile: these are the first's
         record = reloaded
     raise ConcurrentUpdates(f"message {record.id}: {MAX_WRITE_ATTEMPTS} conflicting receipt writes")
+
+
+def _with_events(
+    record: MessageRecord, fresh: Sequence[dict[str, Any]], provider_message_id: str, now: datetime
+) -> tuple[MessageRecord, Mapping[str, Any] | None]:
+    """The record with these new events: its history (bounded), receipt ids, status and error fields; and the
+    carrier's failure when the events moved it to one."""
+    seen = record.receipt_ids or set()
+    history = [*(record.events or []), *fresh]
+    status = status_after(record.status, history)  # on every event, before any is left out
+    kept, omitted = bounded_history(history)
+    receipt_ids = seen | {e["id"] for e in fresh}
+    if len(receipt_ids) > MAX_RECEIPT_IDS:
+        receipt_ids = {e["id"] for e in kept if "id" in e}
+    update: dict[str, Any] = {
+        "events": kept,
+        "events_omitted": (record.events_omitted or 0) + omitted or None,
+        "receipt_ids": receipt_ids,
+        "status": status,
+        "version": record.version + 1,
+        "updated_at": iso(now),
+        "provider_message_id": record.provider_message_id or provider_message_id,
+    }
+    failure = carrier_error(history, status) if status is not record.status else None
+    if failure is not None:
+        update |= {
+            "error_category": "recipient",
+            "error_code": failure.get("error_code") or failure.get("raw_status"),
+            "error_message": failure_message(failure),
+        }
+    elif status is Status.DELIVERED:
+        # A delivery settles an earlier unknown outcome: its error no longer describes the message (the SENDING
+        # step stays in the history).
+        update |= {"error_category": None, "error_code": None, "error_message": None}
+    return record.model_copy(update=update), failure
 
 
 def _earlier_attempt_events(

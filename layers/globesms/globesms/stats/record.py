@@ -20,12 +20,11 @@ def record_outcomes(store: RouteStatsStore | None, finals: Sequence[MessageRecor
     duplicates, which count nothing)."""
     if store is None or not finals:
         return True
-    tallies = tally_outcomes(finals, now)
-    if not tallies:
-        return True
     try:
-        store.add(tallies)
+        tallies = tally_outcomes(finals, now)
+        if tallies:
+            store.add(tallies)
     except Exception as exc:
-        log.warning("route statistics not updated", extra={"keys": len(tallies), "error": type(exc).__name__})
+        log.warning("route statistics not updated", extra={"records": len(finals), "error": type(exc).__name__})
         return False
     return True
