@@ -83,6 +83,30 @@ def delivered_push(pack: dict[str, Any]) -> dict[str, Any]:
     return push
 
 
+def receipts_handler(load_handler: Any, monkeypatch: Any) -> Any:
+    """The receipts function, with the providers' receipt tokens it checks."""
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    return load_handler("receipts")
+
+
+def second_save_fails(monkeypatch: Any) -> list[str]:
+    """DynamoDB fails the receipt stores' second status write (`save_delivery`), and only that one; returns the ids
+    of the records each write was for, in order."""
+    store_class = importlib.import_module("globesms.aws.dynamodb_receipts").DynamoDBReceiptStore
+    save_delivery = store_class.save_delivery
+    calls: list[str] = []
+
+    def second_fails(self: Any, record: Any, *, expected_version: int) -> bool:
+        calls.append(record.id)
+        if len(calls) == 2:
+            raise OSError("DynamoDB unavailable")
+        return bool(save_delivery(self, record, expected_version=expected_version))
+
+    monkeypatch.setattr(store_class, "save_delivery", second_fails)
+    return calls
+
+
 def aliyun_in_singapore(load_handler: Any, lambda_context: Any) -> dict[str, Any]:
     """Alibaba's row of GET /v1/stats/routes?country=SG&window=1h."""
     answer = load_handler("send_api").lambda_handler(stats_request({"country": "SG", "window": "1h"}), lambda_context)
@@ -98,9 +122,7 @@ def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[
 ) -> None:
     pack = accepted_pack(stack, load_handler, lambda_context)
     dispatched(pack, load_handler, lambda_context)
-    for name, value in RECEIPT_TOKENS.items():
-        monkeypatch.setenv(name, value)
-    receipts = load_handler("receipts")
+    receipts = receipts_handler(load_handler, monkeypatch)
     push = delivered_push(pack)
     for _ in range(2):  # a repeated push counts nothing more
         assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 200
@@ -114,9 +136,8 @@ def test_receipts_that_beat_the_submitted_write_are_counted_by_the_dispatcher_th
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
     pack = accepted_pack(stack, load_handler, lambda_context)
-    for name, value in RECEIPT_TOKENS.items():
-        monkeypatch.setenv(name, value)
-    assert load_handler("receipts").lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # held
+    receipts = receipts_handler(load_handler, monkeypatch)
+    assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # held
     dispatched(pack, load_handler, lambda_context)  # SUBMITTED written, then the held receipts applied
 
     aliyun = aliyun_in_singapore(load_handler, lambda_context)
@@ -128,9 +149,7 @@ def test_a_push_whose_follow_ups_fail_is_counted_when_it_comes_again(  # type: i
 ) -> None:
     pack = accepted_pack(stack, load_handler, lambda_context)
     dispatched(pack, load_handler, lambda_context)
-    for name, value in RECEIPT_TOKENS.items():
-        monkeypatch.setenv(name, value)
-    receipts = load_handler("receipts")
+    receipts = receipts_handler(load_handler, monkeypatch)
     callbacks = importlib.import_module("globesms.callbacks.receipts")
     queue_follow_ups = callbacks._queue_follow_ups
 
@@ -166,23 +185,10 @@ def test_a_push_that_fails_midway_counts_the_reports_it_applied(  # type: ignore
 ) -> None:
     pack = accepted_pack(stack, load_handler, lambda_context)
     dispatched(pack, load_handler, lambda_context)
-    for name, value in RECEIPT_TOKENS.items():
-        monkeypatch.setenv(name, value)
-    receipts = load_handler("receipts")
-    store_class = importlib.import_module("globesms.aws.dynamodb_receipts").DynamoDBReceiptStore
-    save_delivery = store_class.save_delivery
-    saved: list[str] = []
-
-    def second_write_fails(self: Any, record: Any, *, expected_version: int) -> bool:
-        if saved:
-            raise OSError("DynamoDB unavailable")
-        saved.append(record.id)
-        return bool(save_delivery(self, record, expected_version=expected_version))
-
-    monkeypatch.setattr(store_class, "save_delivery", second_write_fails)
+    receipts = receipts_handler(load_handler, monkeypatch)
+    second_save_fails(monkeypatch)
     with pytest.raises(OSError):  # answered an error: the provider pushes again
         receipts.lambda_handler(delivered_push(pack), lambda_context)
-    monkeypatch.setattr(store_class, "save_delivery", save_delivery)
     assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200
 
     aliyun = aliyun_in_singapore(load_handler, lambda_context)

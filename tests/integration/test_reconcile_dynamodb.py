@@ -18,6 +18,7 @@ from globesms.domain.status import Status
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.reconcile.deadline import DeadlineEntry, DeadlinePolicy, deadline_entries
+from tests.integration.test_dynamodb_route_stats import second_save_fails
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 POLICY = DeadlinePolicy(grace_seconds=60)
@@ -122,16 +123,7 @@ def test_a_run_that_fails_midway_queues_and_counts_what_it_settled(  # type: ign
     submitted_at = datetime.now(UTC) - timedelta(seconds=POLICY.grace_seconds + 60 + 120)
     submitted(stack, "huawei", submitted_at, count=2)
     reconcile = load_handler("reconcile", GLOBESMS_RECEIPT_GRACE_SECONDS="60")
-    save_delivery = DynamoDBReceiptStore.save_delivery
-    writes: list[str] = []
-
-    def second_write_fails(self: Any, record: Any, *, expected_version: int) -> bool:
-        if writes:
-            raise OSError("DynamoDB unavailable")
-        writes.append(record.id)
-        return bool(save_delivery(self, record, expected_version=expected_version))
-
-    monkeypatch.setattr(DynamoDBReceiptStore, "save_delivery", second_write_fails)
+    writes = second_save_fails(monkeypatch)
     with pytest.raises(OSError):
         reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
 

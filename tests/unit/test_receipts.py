@@ -153,16 +153,7 @@ def held_then_dispatched(route_stats: MemoryRouteStats, store: MemoryStore | Non
     store = store or MemoryStore()
     store.messages["B.00000"] = message(status=Status.ACCEPTED, pmid=None)
     record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW)
-    deps = DispatchDeps(
-        provider=ScriptedProvider(name=ProviderName.HUAWEI),
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        route_stats=route_stats,
-    )
-    return dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False)
+    return dispatch_huawei_pack(store, route_stats)
 
 
 def test_the_outcome_of_a_receipt_dispatch_applies_is_counted_in_the_route_statistics() -> None:
@@ -213,16 +204,7 @@ class DispatchAppliesFirst(MemoryStore):
     def hold_receipt(self, *args: Any, **kwargs: Any) -> bool:
         held = super().hold_receipt(*args, **kwargs)
         if not self.dispatched:
-            deps = DispatchDeps(
-                provider=ScriptedProvider(name=ProviderName.HUAWEI),
-                store=self,
-                claims=MemoryClaims(),
-                queues=MemoryQueues(),
-                receipts=self,
-                webhooks=MemoryWebhooks(),
-                route_stats=self.route_stats,
-            )
-            self.dispatched.append(dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False))
+            self.dispatched.append(dispatch_huawei_pack(self, self.route_stats))
         return held
 
 
@@ -260,7 +242,7 @@ class HeldLookupCounter(MemoryStore):
         return super().held_receipts(provider, message_ids, provider_message_ids)
 
 
-def dispatch_huawei_pack(store: MemoryStore) -> None:
+def dispatch_huawei_pack(store: MemoryStore, route_stats: MemoryRouteStats | None = None) -> DispatchSummary:
     deps = DispatchDeps(
         provider=ScriptedProvider(name=ProviderName.HUAWEI),
         store=store,
@@ -268,8 +250,9 @@ def dispatch_huawei_pack(store: MemoryStore) -> None:
         queues=MemoryQueues(),
         receipts=store,
         webhooks=MemoryWebhooks(),
+        route_stats=route_stats,
     )
-    dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False)
+    return dispatch_pack(huawei_pack(), deps, now=NOW, last_attempt=False)
 
 
 @pytest.mark.parametrize(
