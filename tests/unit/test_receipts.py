@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from globesms.accept.queries import message_view
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.dispatch.summary import DispatchSummary
+from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import MessageType, ProviderName
@@ -18,9 +19,16 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import PushResult, record_push
-from globesms.receipts.implied_status import implied_status, status_after
+from globesms.receipts.implied_status import RESEND_STEP, implied_status, status_after
 from globesms.stats.ports import MemoryRouteStats
-from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.fakes import (
+    MemoryClaims,
+    MemoryQueues,
+    MemorySpendReleases,
+    MemoryStore,
+    MemoryWebhooks,
+    ScriptedProvider,
+)
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 CALLBACK = "https://hooks.example.com/sms"
@@ -508,27 +516,68 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
     assert view.error is None
 
 
-def interrupted_dispatch(store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks) -> None:
+def interrupted_dispatch(
+    store: MemoryStore,
+    claims: MemoryClaims,
+    webhooks: MemoryWebhooks,
+    queues: MemoryQueues | None = None,
+    spend: MemorySpendReleases | None = None,
+) -> None:
     pack = huawei_pack()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
     deps = DispatchDeps(
         provider=provider,
         store=store,
         claims=claims,
-        queues=MemoryQueues(),
+        queues=queues or MemoryQueues(),
         receipts=store,
         webhooks=webhooks,
+        spend=spend,
     )
     dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     assert provider.calls == []  # never sent again
 
 
+def expired_claim() -> MemoryClaims:
+    """B:huawei:0 claimed by a dispatcher that died: its lease ran out."""
+    claims = MemoryClaims()
+    claims.claim("B:huawei:0", now=NOW - timedelta(minutes=5), lease_seconds=120)
+    return claims
+
+
+def test_an_interrupted_pack_follows_up_on_what_the_earlier_attempt_recorded_failed() -> None:
+    # The earlier attempt wrote FAILED (the provider refused the number) and died before giving back its reservation
+    # and queueing its event: both are done by the attempt that takes the pack over.
+    store = store_with(message(status=Status.FAILED, pmid=None, error_category="recipient", cost="0.05"))
+    webhooks, spend = MemoryWebhooks(), MemorySpendReleases()
+    interrupted_dispatch(store, expired_claim(), webhooks, spend=spend)
+    assert store.messages["B.00000"].status is Status.FAILED  # not overwritten
+    assert [d.event.id for d in webhooks.sent] == ["B.00000.failed"]
+    assert spend.released == {"B.00000"}
+
+
+def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_overwrites_it() -> None:
+    # The earlier attempt wrote SUBMITTED, applied a held UNDELIVERED receipt that resent the message through Tencent,
+    # and died before queueing the resend: the message would stay QUEUED for ever.
+    step = HistoryStep(
+        RESEND_STEP,
+        Status.QUEUED,
+        "UNDELIV",
+        "2026-11-26T10:00:00Z",
+        provider=ProviderName.HUAWEI,
+        provider_message_id="pm-B",
+    )
+    resent = message(status=Status.QUEUED, pmid=None, provider="tencent", events=[step.to_item()])
+    store, queues = store_with(resent), MemoryQueues()
+    interrupted_dispatch(store, expired_claim(), MemoryWebhooks(), queues=queues)
+    assert store.messages["B.00000"] == resent  # not made SENDING on Huawei
+    assert [p.pack_id for p in queues.sent[ProviderName.TENCENT]] == ["B.00000.resend"]
+
+
 def test_an_interrupted_pack_never_overwrites_what_receipts_already_moved_on() -> None:
     store = store_with(message())  # SUBMITTED by the attempt that then died before finishing its claim
     record_push([report()], store=store, now=NOW)
-    claims = MemoryClaims()
-    claims.claim("B:huawei:0", now=NOW - timedelta(minutes=5), lease_seconds=120)
-    interrupted_dispatch(store, claims, MemoryWebhooks())
+    interrupted_dispatch(store, expired_claim(), MemoryWebhooks())
     record = store.messages["B.00000"]
     assert (record.status, record.provider_message_id) == (Status.DELIVERED, "pm-B.00000")
 
@@ -536,9 +585,8 @@ def test_an_interrupted_pack_never_overwrites_what_receipts_already_moved_on() -
 def test_a_receipt_held_for_an_interrupted_pack_settles_it() -> None:
     store = store_with(message(status=Status.ACCEPTED, pmid=None))
     assert record_push([report(echo=EchoRange("B", 0, 0))], store=store, now=NOW).held == 1
-    claims, webhooks = MemoryClaims(), MemoryWebhooks()
-    claims.claim("B:huawei:0", now=NOW - timedelta(minutes=5), lease_seconds=120)
-    interrupted_dispatch(store, claims, webhooks)
+    webhooks = MemoryWebhooks()
+    interrupted_dispatch(store, expired_claim(), webhooks)
     record = store.messages["B.00000"]
     assert (record.status, record.provider_message_id) == (Status.DELIVERED, "pm-B.00000")
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]

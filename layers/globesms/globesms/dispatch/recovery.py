@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from globesms.dispatch.deps import DispatchDeps
@@ -20,9 +21,12 @@ from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
 from globesms.ports import Requeued
+from globesms.receipts.failover import queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
 INTERRUPTED = ProviderError(
@@ -35,25 +39,27 @@ INTERRUPTED = ProviderError(
 def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
     """The earlier attempt may have sent the pack and even recorded some outcomes (which receipts may since have
     moved on): recipients it noted as never sent go back on their queues; the others still as accept wrote them
-    become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack."""
+    become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack. What it recorded, it
+    may have died before following up on (`_follow_up_recorded`)."""
     requeued = deps.claims.requeued(pack.pack_id) or Requeued()
     # The same pack ids as before: a copy that did reach a queue is claimed once, whichever comes first.
     requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
     if requeued.failed_over:
         queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
     current = deps.store.get_messages([r.id for r in pack.recipients])
-    unrecorded = [
-        i
-        for i, r in enumerate(pack.recipients)
-        if i not in requeued.never_sent
-        and (r.id not in current or current[r.id].status in (Status.ACCEPTED, Status.QUEUED))
-    ]
+    unrecorded = _unrecorded(pack, current, requeued.never_sent)
     records = outcome_records(
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
     )
     # Receipts that came while the record was not written are applied.
     saved = save_outcomes(deps.store, deps.receipts, records, now, route_stats=deps.route_stats)
     records = saved.records
+    recorded = [
+        current[r.id]
+        for i, r in enumerate(pack.recipients)
+        if r.id in current and i not in requeued.never_sent and i not in unrecorded
+    ]
+    _follow_up_recorded(deps, recorded, now)
     latest = {**current, **{r.id: r for r in records}}
     sending = [
         i
@@ -61,7 +67,8 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         if r.id in latest and latest[r.id].status is Status.SENDING and latest[r.id].provider is pack.provider
     ]
     queue_settle_pack(deps.queues, pack, sending, now=now, policy=deps.policies.unknown_outcomes)
-    not_queued = queue_status_events(deps.webhooks, records, now)
+    # The recorded ones' events too: the earlier attempt may have died before queueing them (ids are stable).
+    not_queued = queue_status_events(deps.webhooks, [*records, *recorded], now)
     deps.claims.finish(pack.pack_id)
     return DispatchSummary(
         submitted=0,
@@ -73,6 +80,31 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         undelivered=saved.undelivered,
         route_stats_not_written=int(not saved.route_stats_written),
     )
+
+
+def _unrecorded(pack: DispatchPack, current: Mapping[str, MessageRecord], never_sent: set[int]) -> list[int]:
+    """The recipients the earlier attempt neither recorded nor noted as put back on a queue: as accept wrote them
+    (ACCEPTED, QUEUED). A record QUEUED for a resend through another provider was recorded: a receipt held until
+    the earlier attempt's write resent it (`receipts.failover`), and it is not this pack's to overwrite."""
+
+    def recorded(record: MessageRecord) -> bool:
+        resent_elsewhere = resend_pending(record) and record.provider is not pack.provider
+        return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_elsewhere
+
+    return [
+        i
+        for i, r in enumerate(pack.recipients)
+        if i not in never_sent and not (r.id in current and recorded(current[r.id]))
+    ]
+
+
+def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:
+    """What the earlier attempt does right after writing its records, done again: it may have died before. The
+    reservations of those never sent given back, the resends of early UNDELIVERED receipts queued. Both are
+    harmless twice: a record's reservation is given back once, a resend's pack is claimed once."""
+    if deps.spend is not None:
+        release_unsent(deps.spend, recorded)
+    queue_pending_resends(deps.queues, deps.webhooks, recorded, now)
 
 
 def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
