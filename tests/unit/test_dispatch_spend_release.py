@@ -3,7 +3,7 @@ reached a provider (guardrails/release.py) — only that one, once per recipient
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +12,7 @@ from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
-from globesms.guardrails.release import never_reached_a_provider, release_unsent
+from globesms.guardrails.release import never_reached_a_provider, recharge_redriven, release_unsent
 from globesms.models.packs import DispatchPack
 from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
 
@@ -222,3 +222,25 @@ def test_a_redriven_resend_pack_charges_none_of_the_recipients_it_will_not_send(
     summary = dispatch_pack(pack, _deps(provider, store, claims, releases), now=NOW, last_attempt=False)
     assert summary.skipped == 2 and provider.calls == []
     assert releases.given_back[november] == Decimal("0.08")  # not sent: still given back
+
+
+def test_a_redrive_that_dies_keeps_the_spend_it_charged_again() -> None:
+    # Dead-lettered: recorded FAILED, spend given back. Redriven: charged again, the provider called, then the
+    # dispatcher died before writing. Its takeover finds the old FAILED records: they may all have been sent now, so
+    # their spend stays charged (recovery._follow_up_recorded).
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+    with pytest.raises(RetryPack):
+        dispatch_pack(
+            priced_pack(),
+            _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases),
+            now=NOW,
+            last_attempt=True,
+        )
+    november = ("2026-11", spend.DEPLOYMENT)
+    assert releases.given_back[november] == Decimal("0.16")
+    claims.claim("B:aliyun:0", now=NOW - timedelta(minutes=5), lease_seconds=120)  # the redrive's claim, then death
+    recharge_redriven(releases, priced_pack())
+    assert releases.given_back[november] == 0
+    dispatch_pack(priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=NOW, last_attempt=False)
+    assert releases.given_back[november] == 0

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globesms.accept.queries import message_view
+from globesms.dispatch.failover import reroute
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.dispatch.summary import DispatchSummary
 from globesms.domain.history import HistoryStep
@@ -19,12 +20,12 @@ from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import PushResult, record_push
+from globesms.receipts.failover import resend_pack
 from globesms.receipts.implied_status import RESEND_STEP, implied_status, status_after
 from globesms.stats.ports import MemoryRouteStats
 from tests.fakes import (
     MemoryClaims,
     MemoryQueues,
-    MemorySpendReleases,
     MemoryStore,
     MemoryWebhooks,
     ScriptedProvider,
@@ -517,11 +518,7 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
 
 
 def interrupted_dispatch(
-    store: MemoryStore,
-    claims: MemoryClaims,
-    webhooks: MemoryWebhooks,
-    queues: MemoryQueues | None = None,
-    spend: MemorySpendReleases | None = None,
+    store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks, queues: MemoryQueues | None = None
 ) -> None:
     pack = huawei_pack()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
@@ -532,7 +529,6 @@ def interrupted_dispatch(
         queues=queues or MemoryQueues(),
         receipts=store,
         webhooks=webhooks,
-        spend=spend,
     )
     dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     assert provider.calls == []  # never sent again
@@ -545,15 +541,14 @@ def expired_claim() -> MemoryClaims:
     return claims
 
 
-def test_an_interrupted_pack_follows_up_on_what_the_earlier_attempt_recorded_failed() -> None:
-    # The earlier attempt wrote FAILED (the provider refused the number) and died before giving back its reservation
-    # and queueing its event: both are done by the attempt that takes the pack over.
-    store = store_with(message(status=Status.FAILED, pmid=None, error_category="recipient", cost="0.05"))
-    webhooks, spend = MemoryWebhooks(), MemorySpendReleases()
-    interrupted_dispatch(store, expired_claim(), webhooks, spend=spend)
+def test_an_interrupted_pack_queues_the_events_of_what_the_earlier_attempt_recorded() -> None:
+    # The earlier attempt wrote FAILED (the provider refused the number) and died before queueing its event: the
+    # attempt that takes the pack over queues it (a repeat has the same id).
+    store = store_with(message(status=Status.FAILED, pmid=None, error_category="recipient"))
+    webhooks = MemoryWebhooks()
+    interrupted_dispatch(store, expired_claim(), webhooks)
     assert store.messages["B.00000"].status is Status.FAILED  # not overwritten
     assert [d.event.id for d in webhooks.sent] == ["B.00000.failed"]
-    assert spend.released == {"B.00000"}
 
 
 def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_overwrites_it() -> None:
@@ -572,6 +567,37 @@ def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_o
     interrupted_dispatch(store, expired_claim(), MemoryWebhooks(), queues=queues)
     assert store.messages["B.00000"] == resent  # not made SENDING on Huawei
     assert [p.pack_id for p in queues.sent[ProviderName.TENCENT]] == ["B.00000.resend"]
+
+
+def test_an_interrupted_failover_of_a_resend_pack_leaves_its_recipient_sending() -> None:
+    # The resend pack moved on from Tencent (its breaker open) to Alibaba, whose dispatcher died after its call: the
+    # record, still QUEUED for the resend, is this pack's (its recipient carries the resend step) and may have been
+    # sent, so it becomes SENDING on Alibaba for its receipt or the unknown-outcome policy to settle.
+    step = HistoryStep(
+        RESEND_STEP,
+        Status.QUEUED,
+        "UNDELIV",
+        "2026-11-26T10:00:00Z",
+        provider=ProviderName.HUAWEI,
+        provider_message_id="pm-B",
+    )
+    resent = message(status=Status.QUEUED, pmid=None, provider="tencent", events=[step.to_item()])
+    resent = resent.model_copy(update={"route": ["huawei", "tencent", "aliyun"], "template_id": None, "text": "hi"})
+    store = store_with(resent)
+    (moved,) = reroute(resend_pack(resent), [0], reasons={}, now=NOW).packs[ProviderName.ALIYUN]
+    claims = MemoryClaims()
+    claims.claim(moved.pack_id, now=NOW - timedelta(minutes=5), lease_seconds=120)
+    deps = DispatchDeps(
+        provider=ScriptedProvider(),
+        store=store,
+        claims=claims,
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+    )
+    dispatch_pack(moved, deps, now=NOW, last_attempt=False)
+    after = store.messages["B.00000"]
+    assert (after.status, after.provider) == (Status.SENDING, ProviderName.ALIYUN)
 
 
 def test_an_interrupted_pack_never_overwrites_what_receipts_already_moved_on() -> None:

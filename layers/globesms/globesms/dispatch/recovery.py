@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from globesms.dispatch.deps import DispatchDeps
 from globesms.dispatch.failover import reroute
@@ -21,12 +22,11 @@ from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
-from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import Requeued
-from globesms.receipts.failover import queue_pending_resends, resend_pending
+from globesms.receipts.failover import has_resend_step, queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
 INTERRUPTED = ProviderError(
@@ -84,26 +84,27 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
 
 def _unrecorded(pack: DispatchPack, current: Mapping[str, MessageRecord], never_sent: set[int]) -> list[int]:
     """The recipients the earlier attempt neither recorded nor noted as put back on a queue: as accept wrote them
-    (ACCEPTED, QUEUED). A record QUEUED for a resend through another provider was recorded: a receipt held until
-    the earlier attempt's write resent it (`receipts.failover`), and it is not this pack's to overwrite."""
+    (ACCEPTED, QUEUED). A record QUEUED for a resend that this pack's recipient knows nothing of was recorded: a
+    receipt held until the earlier attempt's write resent it (`receipts.failover`), and it is not this pack's to
+    overwrite. A pack built for the resend (its own, or one a failover made of it) carries the resend step in its
+    recipient's history: its QUEUED recipient is unrecorded."""
 
-    def recorded(record: MessageRecord) -> bool:
-        resent_elsewhere = resend_pending(record) and record.provider is not pack.provider
-        return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_elsewhere
+    def recorded(record: MessageRecord, history: Sequence[Mapping[str, Any]] | None) -> bool:
+        resent_since = resend_pending(record) and not has_resend_step(history)
+        return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_since
 
     return [
         i
         for i, r in enumerate(pack.recipients)
-        if i not in never_sent and not (r.id in current and recorded(current[r.id]))
+        if i not in never_sent and not (r.id in current and recorded(current[r.id], r.history))
     ]
 
 
 def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:
     """What the earlier attempt does right after writing its records, done again: it may have died before. The
-    reservations of those never sent given back, the resends of early UNDELIVERED receipts queued. Both are
-    harmless twice: a record's reservation is given back once, a resend's pack is claimed once."""
-    if deps.spend is not None:
-        release_unsent(deps.spend, recorded)
+    resends of early UNDELIVERED receipts queued (harmless twice: a resend's pack is claimed once). Not the spend
+    of those recorded FAILED: a FAILED record may be an earlier, dead-lettered attempt's whose spend was given back
+    and charged again by the redrive that died; a reservation kept makes the limit stricter, never crossed."""
     queue_pending_resends(deps.queues, deps.webhooks, recorded, now)
 
 

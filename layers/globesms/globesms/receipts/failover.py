@@ -67,7 +67,12 @@ def another_route_fixes(provider: ProviderName, receipt: Mapping[str, Any]) -> b
 
 
 def resent_before(record: MessageRecord) -> bool:
-    return any(e.get("id") == RESEND_STEP for e in record.events or ())
+    return has_resend_step(record.events)
+
+
+def has_resend_step(history: Sequence[Mapping[str, Any]] | None) -> bool:
+    """A message's history (its record's, or the one a pack carries for it) says it was resent."""
+    return any(e.get("id") == RESEND_STEP for e in history or ())
 
 
 def earlier_attempt(record: MessageRecord) -> tuple[ProviderName, str] | None:
