@@ -551,9 +551,8 @@ def test_an_interrupted_pack_queues_the_events_of_what_the_earlier_attempt_recor
     assert [d.event.id for d in webhooks.sent] == ["B.00000.failed"]
 
 
-def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_overwrites_it() -> None:
-    # The earlier attempt wrote SUBMITTED, applied a held UNDELIVERED receipt that resent the message through Tencent,
-    # and died before queueing the resend: the message would stay QUEUED for ever.
+def resent_to_tencent() -> MessageRecord:
+    """B.00000 after an UNDELIVERED receipt from Huawei resent it: QUEUED on Tencent, the resend step in its history."""
     step = HistoryStep(
         RESEND_STEP,
         Status.QUEUED,
@@ -562,7 +561,13 @@ def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_o
         provider=ProviderName.HUAWEI,
         provider_message_id="pm-B",
     )
-    resent = message(status=Status.QUEUED, pmid=None, provider="tencent", events=[step.to_item()])
+    return message(status=Status.QUEUED, pmid=None, provider="tencent", events=[step.to_item()])
+
+
+def test_an_interrupted_pack_queues_the_resend_an_early_receipt_made_and_never_overwrites_it() -> None:
+    # The earlier attempt wrote SUBMITTED, applied a held UNDELIVERED receipt that resent the message through Tencent,
+    # and died before queueing the resend: the message would stay QUEUED for ever.
+    resent = resent_to_tencent()
     store, queues = store_with(resent), MemoryQueues()
     interrupted_dispatch(store, expired_claim(), MemoryWebhooks(), queues=queues)
     assert store.messages["B.00000"] == resent  # not made SENDING on Huawei
@@ -573,15 +578,7 @@ def test_an_interrupted_failover_of_a_resend_pack_leaves_its_recipient_sending()
     # The resend pack moved on from Tencent (its breaker open) to Alibaba, whose dispatcher died after its call: the
     # record, still QUEUED for the resend, is this pack's (its recipient carries the resend step) and may have been
     # sent, so it becomes SENDING on Alibaba for its receipt or the unknown-outcome policy to settle.
-    step = HistoryStep(
-        RESEND_STEP,
-        Status.QUEUED,
-        "UNDELIV",
-        "2026-11-26T10:00:00Z",
-        provider=ProviderName.HUAWEI,
-        provider_message_id="pm-B",
-    )
-    resent = message(status=Status.QUEUED, pmid=None, provider="tencent", events=[step.to_item()])
+    resent = resent_to_tencent()
     resent = resent.model_copy(update={"route": ["huawei", "tencent", "aliyun"], "template_id": None, "text": "hi"})
     store = store_with(resent)
     (moved,) = reroute(resend_pack(resent), [0], reasons={}, now=NOW).packs[ProviderName.ALIYUN]
