@@ -73,6 +73,13 @@ def dispatched(pack: dict[str, Any], load_handler: Any, lambda_context: Any) -> 
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
 
 
+def submitted_pack(stack: Any, load_handler: Any, lambda_context: Any) -> dict[str, Any]:
+    """`accepted_pack`, dispatched: its two recipients SUBMITTED."""
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    dispatched(pack, load_handler, lambda_context)
+    return pack
+
+
 def delivered_push(pack: dict[str, Any]) -> dict[str, Any]:
     """Alibaba's push of a DELIVERED receipt for each of the pack's recipients (ScriptedProvider's ids)."""
     push = event("receipts_aliyun")
@@ -120,8 +127,7 @@ def aliyun_in_singapore(load_handler: Any, lambda_context: Any) -> dict[str, Any
 def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
-    pack = accepted_pack(stack, load_handler, lambda_context)
-    dispatched(pack, load_handler, lambda_context)
+    pack = submitted_pack(stack, load_handler, lambda_context)
     receipts = receipts_handler(load_handler, monkeypatch)
     push = delivered_push(pack)
     for _ in range(2):  # a repeated push counts nothing more
@@ -147,8 +153,7 @@ def test_receipts_that_beat_the_submitted_write_are_counted_by_the_dispatcher_th
 def test_a_push_whose_follow_ups_fail_is_counted_when_it_comes_again(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
-    pack = accepted_pack(stack, load_handler, lambda_context)
-    dispatched(pack, load_handler, lambda_context)
+    pack = submitted_pack(stack, load_handler, lambda_context)
     receipts = receipts_handler(load_handler, monkeypatch)
     callbacks = importlib.import_module("globesms.callbacks.receipts")
     queue_follow_ups = callbacks._queue_follow_ups
@@ -183,8 +188,7 @@ def test_bad_query_parameters_are_422_naming_the_field(stack, load_handler, lamb
 def test_a_push_that_fails_midway_counts_the_reports_it_applied(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
-    pack = accepted_pack(stack, load_handler, lambda_context)
-    dispatched(pack, load_handler, lambda_context)
+    pack = submitted_pack(stack, load_handler, lambda_context)
     receipts = receipts_handler(load_handler, monkeypatch)
     second_save_fails(monkeypatch)
     with pytest.raises(OSError):  # answered an error: the provider pushes again

@@ -54,11 +54,8 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     # Receipts that came while the record was not written are applied.
     saved = save_outcomes(deps.store, deps.receipts, records, now, route_stats=deps.route_stats)
     records = saved.records
-    recorded = [
-        current[r.id]
-        for i, r in enumerate(pack.recipients)
-        if r.id in current and i not in requeued.never_sent and i not in unrecorded
-    ]
+    not_recorded = requeued.never_sent | set(unrecorded)  # a set: a pack holds up to 1,000 recipients
+    recorded = [current[r.id] for i, r in enumerate(pack.recipients) if r.id in current and i not in not_recorded]
     _follow_up_recorded(deps, recorded, now)
     latest = {**current, **{r.id: r for r in records}}
     sending = [
