@@ -23,6 +23,7 @@ from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import (
     BreakerState,
     Claim,
+    ClaimNotes,
     InvalidCursor,
     MessageLookup,
     PlannedCall,
@@ -402,12 +403,14 @@ class MemoryClaims:
         self.state: dict[str, str] = {}
         self.lease_until: dict[str, float] = {}
         self.requeues: dict[str, Requeued] = {}
+        self.dead_lettered_at: dict[str, datetime] = {}
 
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         state = self.state.get(pack_id)
         moment = now.timestamp()
         if state is None or state in ("OPEN", "DEAD"):
             self.state[pack_id], self.lease_until[pack_id] = "CLAIMED", moment + lease_seconds
+            self.requeues.pop(pack_id, None)  # each claim starts with none noted (the adapter removes them)
             return Claim.REDRIVEN if state == "DEAD" else Claim.CLAIMED
         if state == "DONE":
             return Claim.DONE
@@ -418,8 +421,10 @@ class MemoryClaims:
         self.lease_until[pack_id] = moment + lease_seconds
         return Claim.STALE
 
-    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
-        self.state[pack_id] = "DEAD" if dead_lettered else "OPEN"
+    def release(self, pack_id: str, *, dead_lettered_at: datetime | None = None) -> None:
+        self.state[pack_id] = "OPEN" if dead_lettered_at is None else "DEAD"
+        if dead_lettered_at is not None:
+            self.dead_lettered_at[pack_id] = dead_lettered_at
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
         if self.state.get(pack_id) in (None, "OPEN", "DEAD", "CANCELED"):
@@ -433,8 +438,8 @@ class MemoryClaims:
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         self.requeues[pack_id] = requeued
 
-    def requeued(self, pack_id: str) -> Requeued | None:
-        return self.requeues.get(pack_id)
+    def notes(self, pack_id: str) -> ClaimNotes:
+        return ClaimNotes(self.requeues.get(pack_id, Requeued()), self.dead_lettered_at.get(pack_id))
 
 
 class MemoryBreakers:

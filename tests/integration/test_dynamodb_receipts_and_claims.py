@@ -13,7 +13,7 @@ from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import EchoRange
-from globesms.ports import Claim, Requeued
+from globesms.ports import Claim, ClaimNotes, Requeued
 from globesms.providers.aliyun.receipts import parse_push
 from globesms.receipts.apply import record_push
 from tests.fakes import MemoryQueues
@@ -251,12 +251,12 @@ def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[n
 def test_a_pack_released_on_its_way_to_the_dead_letter_queue_is_claimed_back_as_a_redrive(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
-    claims.release("P1", dead_lettered=True)
+    claims.release("P1", dead_lettered_at=NOW)
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.REDRIVEN  # its spend is charged again first
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.BUSY
     claims.release("P1")  # the redrive failed before any call, with receives left: an ordinary retry next
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
-    claims.release("P1", dead_lettered=True)
+    claims.release("P1", dead_lettered_at=NOW)
     assert claims.cancel("P1", now=NOW) is True  # a dead-lettered pack is nobody's: a cancel may take it
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CANCELED
 
@@ -294,11 +294,30 @@ def test_cancel_unsent_moves_only_accepted_or_queued_records(stack) -> None:  # 
 def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED
-    assert claims.requeued("P2") is None
+    assert claims.notes("P2") == ClaimNotes(Requeued())
     claims.record_requeued("P2", Requeued(retried=(1, 4), failed_over=(2,)))
-    assert claims.requeued("P2") == Requeued(retried=(1, 4), failed_over=(2,))
+    assert claims.notes("P2").requeued == Requeued(retried=(1, 4), failed_over=(2,))
     later = NOW + timedelta(minutes=5)
     assert claims.claim("P2", now=later, lease_seconds=120) is Claim.STALE
-    assert claims.requeued("P2") == Requeued(
+    assert claims.notes("P2").requeued == Requeued(
         retried=(1, 4), failed_over=(2,)
     )  # still there for the dispatcher settling the pack
+    claims.release("P2")
+    assert claims.claim("P2", now=later, lease_seconds=120) is Claim.CLAIMED
+    assert claims.notes("P2") == ClaimNotes(Requeued())  # a new claim: its holder has put nobody back yet
+
+
+def test_a_claim_keeps_when_its_pack_was_last_dead_lettered(stack) -> None:  # type: ignore[no-untyped-def]
+    """Across the redrive's claim, a release and the next claim, and a takeover: the dispatcher settling an
+    interrupted redrive needs it (dispatch/recovery.py)."""
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.notes("P3") == ClaimNotes(Requeued(), dead_lettered_at=None)  # no claim item yet
+    assert claims.claim("P3", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    dead = NOW + timedelta(seconds=1.5)
+    claims.release("P3", dead_lettered_at=dead)
+    redrive = NOW + timedelta(hours=1)
+    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.REDRIVEN
+    claims.release("P3")  # a whole-pack retry
+    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.CLAIMED
+    assert claims.claim("P3", now=redrive + timedelta(minutes=5), lease_seconds=120) is Claim.STALE
+    assert claims.notes("P3").dead_lettered_at == dead

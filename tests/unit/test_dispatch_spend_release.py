@@ -3,17 +3,21 @@ reached a provider (guardrails/release.py) — only that one, once per recipient
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from globesms.dispatch.records import outcome_records
 from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.release import never_reached_a_provider, recharge_redriven, release_unsent
+from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
+from globesms.ports import Claim
 from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
@@ -195,7 +199,7 @@ def test_a_redrive_whose_charge_fails_sends_nothing_and_stays_a_redrive() -> Non
             raise RuntimeError("DynamoDB unavailable")
 
     store, claims = MemoryStore(), MemoryClaims()
-    claims.release("B:aliyun:0", dead_lettered=True)
+    claims.release("B:aliyun:0", dead_lettered_at=NOW)
     provider = ScriptedProvider()
     with pytest.raises(RuntimeError):
         dispatch_pack(priced_pack(), _deps(provider, store, claims, Unreachable()), now=NOW, last_attempt=False)
@@ -224,23 +228,103 @@ def test_a_redriven_resend_pack_charges_none_of_the_recipients_it_will_not_send(
     assert releases.given_back[november] == Decimal("0.08")  # not sent: still given back
 
 
-def test_a_redrive_that_dies_keeps_the_spend_it_charged_again() -> None:
-    # Dead-lettered: recorded FAILED, spend given back. Redriven: charged again, the provider called, then the
-    # dispatcher died before writing. Its takeover finds the old FAILED records: they may all have been sent now, so
-    # their spend stays charged (recovery._follow_up_recorded).
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+class KilledAfterTheCall(ScriptedProvider):
+    """The provider takes the pack; the dispatcher dies before it writes anything (the claim stays held)."""
+
+    def send(self, messages, *, plan=None):  # type: ignore[no-untyped-def]
+        super().send(messages, plan=plan)
+        raise RuntimeError("the dispatcher was killed")
+
+
+BUSY = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
+NOVEMBER = ("2026-11", spend.DEPLOYMENT)
+
+
+def dead_lettered(store: MemoryStore, claims: MemoryClaims, releases: MemorySpendReleases) -> None:
+    """The pack's last receive: recorded FAILED, its spend given back, released DEAD at NOW."""
     with pytest.raises(RetryPack):
         dispatch_pack(
             priced_pack(),
-            _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases),
+            _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases),
             now=NOW,
             last_attempt=True,
         )
-    november = ("2026-11", spend.DEPLOYMENT)
-    assert releases.given_back[november] == Decimal("0.16")
-    claims.claim("B:aliyun:0", now=NOW - timedelta(minutes=5), lease_seconds=120)  # the redrive's claim, then death
+    assert releases.given_back[NOVEMBER] == Decimal("0.16") and claims.state["B:aliyun:0"] == "DEAD"
+
+
+def test_a_redrive_that_dies_after_its_call_leaves_its_recipients_unknown_not_failed() -> None:
+    """Redriven an hour after the dead-lettering: charged again, the provider takes all four, the dispatcher dies
+    before writing. The records still FAILED are the dead-lettering's: the takeover makes them SENDING (the
+    provider may have sent them, and a receipt can still say so) and queues their settle pack; the spend stays
+    charged."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive, killed = NOW + timedelta(hours=1), KilledAfterTheCall()
+    with pytest.raises(RuntimeError, match="killed"):
+        dispatch_pack(priced_pack(), _deps(killed, store, claims, releases), now=redrive, last_attempt=False)
+    assert len(killed.calls) == 1 and releases.given_back[NOVEMBER] == 0  # charged again before the call
+    queues = MemoryQueues()
+    deps = replace(_deps(ScriptedProvider(), store, claims, releases), queues=queues)
+    summary = dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=5), last_attempt=False)
+    assert summary.unknown == 4
+    assert {(r.status, r.error_code) for r in store.messages.values()} == {(Status.SENDING, "DISPATCH_INTERRUPTED")}
+    (settle,) = queues.sent["aliyun"]  # type: ignore[index]
+    assert settle.purpose == "settle" and len(settle.recipients) == 4
+    assert releases.given_back[NOVEMBER] == 0 and claims.state["B:aliyun:0"] == "DONE"
+
+
+def test_a_redrive_that_died_before_charging_is_charged_by_its_takeover() -> None:
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive = NOW + timedelta(hours=1)
+    assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # then killed
+    dispatch_pack(
+        priced_pack(),
+        _deps(ScriptedProvider(), store, claims, releases),
+        now=redrive + timedelta(minutes=5),
+        last_attempt=False,
+    )
+    assert {r.status for r in store.messages.values()} == {Status.SENDING}
+    assert releases.given_back[NOVEMBER] == 0  # they may be sent: charged, and given back if they end FAILED
+
+
+def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
+    """The redrive wrote two records before it died (a batch write cut short): those are its, and stay."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive = NOW + timedelta(hours=1)
+    assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN
     recharge_redriven(releases, priced_pack())
-    assert releases.given_back[november] == 0
-    dispatch_pack(priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=NOW, last_attempt=False)
-    assert releases.given_back[november] == 0
+    refused = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
+    written = outcome_records(
+        priced_pack(),
+        [
+            (0, SendOutcome(message_id="B.00000", provider_message_id="pm-0")),
+            (1, SendOutcome(message_id="B.00001", error=refused)),
+        ],
+        redrive,
+    )
+    store.put_messages(written, [])
+    dispatch_pack(
+        priced_pack(),
+        _deps(ScriptedProvider(), store, claims, releases),
+        now=redrive + timedelta(minutes=5),
+        last_attempt=False,
+    )
+    statuses = {i: r.status for i, r in store.messages.items()}
+    assert statuses == {
+        "B.00000": Status.SUBMITTED,
+        "B.00001": Status.FAILED,  # the redrive's own answer: refused, not the dead-lettering's
+        "B.00002": Status.SENDING,
+        "B.00003": Status.SENDING,
+    }
+
+
+def test_an_interrupted_pack_never_dead_lettered_keeps_its_failed_records() -> None:
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    assert claims.claim("B:aliyun:0", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    refused = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
+    store.put_messages(outcome_records(priced_pack(), [(1, SendOutcome(message_id="B.00001", error=refused))], NOW), [])
+    later = NOW + timedelta(minutes=5)
+    dispatch_pack(priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=later, last_attempt=False)
+    assert store.messages["B.00001"].status is Status.FAILED

@@ -81,7 +81,9 @@ def test_the_dispatcher_sends_the_others_and_puts_the_quiet_one_back_until_morni
         [HK],
         [MAX_DELAY_SECONDS],
     )
-    assert claims.requeued("B:aliyun:0") == Requeued(quiet=(0,))  # a dispatcher dying now re-queues it, not loses it
+    assert claims.notes("B:aliyun:0").requeued == Requeued(
+        quiet=(0,)
+    )  # a dispatcher dying now re-queues it, not loses it
     assert "B.00000" not in store.messages  # not sent, not recorded: still as accept wrote it
     # Still night 15 minutes later: back again, under the next id.
     dispatch_pack(held, deps, now=HK_EVENING + timedelta(minutes=15), last_attempt=False)

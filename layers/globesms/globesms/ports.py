@@ -301,9 +301,10 @@ class Claim(Enum):
 class PackClaims(Protocol):
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim: ...
 
-    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
-        """Nothing was sent: the pack may be claimed again. `dead_lettered`: it goes to the dead-letter queue next
-        with its recipients recorded FAILED, so the claim that takes it again is `Claim.REDRIVEN`."""
+    def release(self, pack_id: str, *, dead_lettered_at: datetime | None = None) -> None:
+        """Nothing was sent: the pack may be claimed again. `dead_lettered_at`: it goes to the dead-letter queue
+        next with its recipients recorded FAILED (by then), so the claim that takes it again is `Claim.REDRIVEN`;
+        the time is kept across the claims that follow (`notes`)."""
         ...
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
@@ -317,9 +318,21 @@ class PackClaims(Protocol):
         """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""
         ...
 
-    def requeued(self, pack_id: str) -> Requeued | None:
-        """What `record_requeued` kept, or None."""
+    def notes(self, pack_id: str) -> ClaimNotes:
+        """What the pack's claim keeps for a dispatcher taking it over: `record_requeued`'s positions (since the
+        last claim) and when it was last dead-lettered."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNotes:
+    """What a pack's claim tells the dispatcher that takes over from a holder that died (`dispatch/recovery.py`):
+    the recipients that holder put back on a queue unsent, and when the pack last went to the dead-letter queue
+    (None: never). The dead holder claimed it after that, so it was a redrive's (or a copy's) attempt, which sends
+    the recipients the dead-lettering recorded FAILED: a record still FAILED from then may have been sent."""
+
+    requeued: Requeued
+    dead_lettered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

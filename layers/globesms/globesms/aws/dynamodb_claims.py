@@ -1,19 +1,24 @@
 """`PackClaims` on the messages table: one item per pack, `pk = P#<pack id>`, `sk = #`, with its state
 (CLAIMED / OPEN / DEAD / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A dispatcher's claim
 and a cancel are the same conditional write (only on a pack nobody holds: no item yet, OPEN, or DEAD: released on
-its way to the dead-letter queue), so one of them wins; a claim that takes a DEAD pack is `Claim.REDRIVEN`."""
+its way to the dead-letter queue), so one of them wins; a claim that takes a DEAD pack is `Claim.REDRIVEN`.
+
+A claim is an UpdateItem, not a PutItem, so that `dead_lettered_at` (when the pack last went to the dead-letter
+queue, its recipients recorded FAILED) outlives the claims that follow it: a dispatcher taking over from one that
+died after a redrive's call needs it (`dispatch/recovery.py`). What an earlier holder noted as put back on a queue
+is removed by each claim, as a fresh item would have none."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.conditions import condition_failed, written
-from globesms.ports import Claim, Requeued
+from globesms.ports import Claim, ClaimNotes, Requeued
 
 CLAIM_SK = "#"
 RETENTION_SECONDS = 14 * 24 * 3600  # longer than any SQS message (or its DLQ copy) can live
@@ -32,17 +37,22 @@ class DynamoDBPackClaims:
         moment = int(now.timestamp())
         lease = {"N": str(moment + lease_seconds)}
         try:
-            answer = self._client().put_item(
+            answer = self._client().update_item(
                 TableName=self._table,
-                Item={
-                    **claim_key(pack_id),
-                    "state": {"S": "CLAIMED"},
-                    "lease_until": lease,
-                    "expires_at": {"N": str(moment + RETENTION_SECONDS)},
-                },
+                Key=claim_key(pack_id),
+                UpdateExpression=(
+                    "SET #state = :claimed, lease_until = :lease, expires_at = :expires"
+                    " REMOVE retried, #deferred, failed_over, quiet"
+                ),
                 ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":open": {"S": "OPEN"}, ":dead": {"S": "DEAD"}},
+                ExpressionAttributeNames={"#state": "state", "#deferred": "deferred"},  # both reserved words
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "CLAIMED"},
+                    ":lease": lease,
+                    ":expires": {"N": str(moment + RETENTION_SECONDS)},
+                    ":open": {"S": "OPEN"},
+                    ":dead": {"S": "DEAD"},
+                },
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -78,8 +88,17 @@ class DynamoDBPackClaims:
             return Claim.BUSY
         return Claim.STALE
 
-    def release(self, pack_id: str, *, dead_lettered: bool = False) -> None:
-        self._set_state(pack_id, "DEAD" if dead_lettered else "OPEN")
+    def release(self, pack_id: str, *, dead_lettered_at: datetime | None = None) -> None:
+        if dead_lettered_at is None:
+            self._set_state(pack_id, "OPEN")
+            return
+        self._client().update_item(
+            TableName=self._table,
+            Key=claim_key(pack_id),
+            UpdateExpression="SET #state = :dead, dead_lettered_at = :at REMOVE lease_until",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":dead": {"S": "DEAD"}, ":at": {"N": str(dead_lettered_at.timestamp())}},
+        )
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
         return written(
@@ -133,15 +152,20 @@ class DynamoDBPackClaims:
             },
         )
 
-    def requeued(self, pack_id: str) -> Requeued | None:
+    def notes(self, pack_id: str) -> ClaimNotes:
         item = self._client().get_item(TableName=self._table, Key=claim_key(pack_id), ConsistentRead=True).get("Item")
-        if not item or "retried" not in item:
-            return None
-        return Requeued(
-            retried=_positions(item, "retried"),
-            deferred=_positions(item, "deferred"),
-            failed_over=_positions(item, "failed_over"),
-            quiet=_positions(item, "quiet"),
+        item = item or {}
+        dead_lettered_at = item.get("dead_lettered_at")
+        return ClaimNotes(
+            requeued=Requeued(
+                retried=_positions(item, "retried"),
+                deferred=_positions(item, "deferred"),
+                failed_over=_positions(item, "failed_over"),
+                quiet=_positions(item, "quiet"),
+            ),
+            dead_lettered_at=None
+            if dead_lettered_at is None
+            else datetime.fromtimestamp(float(dead_lettered_at["N"]), UTC),
         )
 
 

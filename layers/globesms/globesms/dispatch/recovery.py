@@ -3,7 +3,8 @@
 - *Interrupted* (`settle_interrupted`): the claim had expired, with no outcome recorded, so the dispatcher that
   claimed it died, maybe after the provider took it. Nothing is sent again: what it had noted on the claim as put
   back on a queue is queued again (same pack ids), the others become SENDING (unknown outcome) and get their
-  settle pack.
+  settle pack. When the dead holder was a redrive's (the pack had been dead-lettered before it claimed it), the
+  records still FAILED from the dead-lettering are among those: the redrive sends them again.
 - *Settle* (`settle_unknown`): unknown outcomes whose window has passed; `unknown_outcomes` settles them by its
   policy (FAILED, or sent once more).
 """
@@ -22,10 +23,10 @@ from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.release import recharge_redriven
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.ports import Requeued
 from globesms.receipts.failover import has_resend_step, queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
@@ -41,13 +42,15 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     moved on): recipients it noted as never sent go back on their queues; the others still as accept wrote them
     become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack. What it recorded, it
     may have died before following up on (`_follow_up_recorded`)."""
-    requeued = deps.claims.requeued(pack.pack_id) or Requeued()
+    notes = deps.claims.notes(pack.pack_id)
+    requeued = notes.requeued
     # The same pack ids as before: a copy that did reach a queue is claimed once, whichever comes first.
     requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
     if requeued.failed_over:
         queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
     current = deps.store.get_messages([r.id for r in pack.recipients])
-    unrecorded = _unrecorded(pack, current, requeued.never_sent)
+    unrecorded = _unrecorded(pack, current, requeued.never_sent, notes.dead_lettered_at)
+    _recharge_reopened(pack, deps, [i for i in unrecorded if _failed(current.get(pack.recipients[i].id))])
     records = outcome_records(
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
     )
@@ -79,14 +82,24 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     )
 
 
-def _unrecorded(pack: DispatchPack, current: Mapping[str, MessageRecord], never_sent: set[int]) -> list[int]:
+def _unrecorded(
+    pack: DispatchPack,
+    current: Mapping[str, MessageRecord],
+    never_sent: set[int],
+    dead_lettered_at: datetime | None,
+) -> list[int]:
     """The recipients the earlier attempt neither recorded nor noted as put back on a queue: as accept wrote them
     (ACCEPTED, QUEUED). A record QUEUED for a resend that this pack's recipient knows nothing of was recorded: a
     receipt held until the earlier attempt's write resent it (`receipts.failover`), and it is not this pack's to
     overwrite. A pack built for the resend (its own, or one a failover made of it) carries the resend step in its
-    recipient's history: its QUEUED recipient is unrecorded."""
+    recipient's history: its QUEUED recipient is unrecorded. After a dead-lettering (`dead_lettered_at`), the
+    earlier attempt was a redrive's, which sends every recipient of the pack: a record FAILED no later than the
+    dead-lettering is that one's, not the earlier attempt's (whose own writes are later: it claimed the pack after),
+    so unrecorded too."""
 
     def recorded(record: MessageRecord, history: Sequence[Mapping[str, Any]] | None) -> bool:
+        if dead_lettered_at is not None and _failed(record) and _stamp(record) <= dead_lettered_at:
+            return False
         resent_since = resend_pending(record) and not has_resend_step(history)
         return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_since
 
@@ -95,6 +108,22 @@ def _unrecorded(pack: DispatchPack, current: Mapping[str, MessageRecord], never_
         for i, r in enumerate(pack.recipients)
         if i not in never_sent and not (r.id in current and recorded(current[r.id], r.history))
     ]
+
+
+def _failed(record: MessageRecord | None) -> bool:
+    return record is not None and record.status is Status.FAILED
+
+
+def _stamp(record: MessageRecord) -> datetime:
+    return datetime.fromisoformat(record.updated_at)
+
+
+def _recharge_reopened(pack: DispatchPack, deps: DispatchDeps, reopened: Sequence[int]) -> None:
+    """The dead-lettering gave back the spend of the records it made FAILED; the redrive that died charged it again
+    before its call, unless it died first. Charged once whichever (`recharge_redriven`), as they are SENDING now:
+    their settling gives it back if they end FAILED. An error propagates, before any record is touched."""
+    if deps.spend is not None and reopened:
+        recharge_redriven(deps.spend, pack, leave_out=set(range(len(pack.recipients))).difference(reopened))
 
 
 def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:

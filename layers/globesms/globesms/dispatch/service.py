@@ -86,11 +86,11 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if claim is Claim.STALE:
         return settle_interrupted(pack, deps, now=now)
     if claim is Claim.REDRIVEN:
-        _recharge_redriven(pack, deps)
+        _recharge_redriven(pack, deps, now=now)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 
 
-def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
+def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> None:
     """A redrive brought a dead-lettered pack back: what its FAILED recipients gave back is charged again before
     they are sent, but for those of a resend pack that will not be (`settled_resends`: the round works them out the
     same way). When that fails, the pack stays dead-lettered-and-released for the next delivery to do it first."""
@@ -99,7 +99,7 @@ def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
     try:
         charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
     except Exception:
-        deps.claims.release(pack.pack_id, dead_lettered=True)
+        deps.claims.release(pack.pack_id, dead_lettered_at=now)
         raise
     if charged:
         logger.info("redriven pack: its spend charged again", extra={"amount": format(charged, "f")})
@@ -147,7 +147,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
                 if last_receive:
                     _fail_unsent(pack, Recorders.of(deps), exc, now=now)
             finally:  # after the records: until then a duplicate delivery finds the pack busy
-                deps.claims.release(pack.pack_id, dead_lettered=last_receive)
+                deps.claims.release(pack.pack_id, dead_lettered_at=now if last_receive else None)
         raise
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
     breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
@@ -216,7 +216,7 @@ def dead_letter_unbuilt(pack: DispatchPack, recorders: Recorders, exc: Exception
     try:
         _fail_unsent(pack, recorders, exc, now=now)
     finally:  # held until the records are written: a duplicate delivery meanwhile finds it busy, not redriven
-        recorders.claims.release(pack.pack_id, dead_lettered=True)
+        recorders.claims.release(pack.pack_id, dead_lettered_at=now)
 
 
 def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: datetime) -> None:
@@ -313,7 +313,7 @@ def _record(
         # Nothing was accepted: the pack goes to the DLQ re-claimable, so an operator's redrive after a fix sends it
         # (the one way a FAILED record changes again: by an explicit resend, never by a retry), its spend charged
         # again first (`Claim.REDRIVEN`).
-        deps.claims.release(pack.pack_id, dead_lettered=True)
+        deps.claims.release(pack.pack_id, dead_lettered_at=now)
     else:
         deps.claims.finish(pack.pack_id)
     return DispatchSummary(
