@@ -13,7 +13,7 @@ from globesms.aws import wiring
 from globesms.config import ReconcileSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.models.outbound import ProviderName
-from globesms.observability import logger, metrics, tracer
+from globesms.observability import emit_provider_outcomes, logger, metrics, tracer
 from globesms.ports import StatusQuery
 from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
@@ -59,6 +59,13 @@ def _emit(summary: ReconcileSummary) -> None:
         ("WebhooksNotQueued", summary.webhooks_not_queued),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for provider, outcomes in summary.outcomes_by_provider().items():
+        emit_provider_outcomes(
+            provider,
+            delivered=outcomes.delivered,
+            undelivered=outcomes.undelivered,
+            receipts_missing=outcomes.receipts_missing,
+        )
 
 
 @logger.inject_lambda_context(clear_state=True)

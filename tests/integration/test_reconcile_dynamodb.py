@@ -18,6 +18,7 @@ from globesms.domain.status import Status
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.reconcile.deadline import DeadlineEntry, DeadlinePolicy, deadline_entries
+from tests.integration.test_dispatch_metrics_emitted import emitted, value
 from tests.integration.test_dynamodb_route_stats import second_save_fails
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -97,12 +98,17 @@ def test_the_watermark_round_trips_and_one_of_the_earlier_design_reads_as_none(s
     assert deadlines.watermark() == 1_764_669_600
 
 
-def test_the_scheduled_function_expires_huawei_messages_without_receipts(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_the_scheduled_function_expires_huawei_messages_without_receipts(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
     submitted_at = datetime.now(UTC) - timedelta(seconds=POLICY.grace_seconds + 60 + 120)
     ids = submitted(stack, "huawei", submitted_at, count=3)
     reconcile = load_handler("reconcile", GLOBESMS_RECEIPT_GRACE_SECONDS="60")
     result = reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
     assert result["expired"] == 3
+    lines, huawei = emitted(capsys.readouterr().out), {"service": "globesms", "provider": "huawei"}
+    assert value(lines, "ReceiptsMissing", huawei) == 3  # the receipts-missing alarm's share
+    assert value(lines, "RecipientsUndelivered", huawei) == 0  # not a carrier's outcome: not in the delivery rate
     receipts = DynamoDBReceiptStore(stack.table_name)
     for message_id in ids:
         record = receipts.reload(message_id)

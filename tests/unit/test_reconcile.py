@@ -29,7 +29,7 @@ from globesms.reconcile.deadline import (
     receipt_deadline,
 )
 from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
-from globesms.reconcile.service import ReconcileDeps, ReconcileSummary, reconcile_due
+from globesms.reconcile.service import ProviderOutcomes, ReconcileDeps, ReconcileSummary, reconcile_due
 from globesms.stats.tally import tally_outcomes
 from tests.fakes import MemoryDeadlines, MemoryRateLimiter, MemoryStore, MemoryWebhooks
 
@@ -445,6 +445,20 @@ def test_a_runs_final_answers_are_handed_to_the_route_statistics_once() -> None:
     ]
     again, _, _ = run(store, Clock(at + timedelta(seconds=60)), {ProviderName.ALIYUN: query})
     assert again.finals == []  # type: ignore[attr-defined]
+
+
+def test_a_runs_outcomes_by_provider_keep_pulled_answers_apart_from_missing_receipts() -> None:
+    """A pulled answer is the carrier's outcome (the delivery-rate alarms); an expiry for want of any says the
+    provider's receipts are missing (the receipts-missing alarms), never that a carrier failed to deliver."""
+    query = Query(
+        "QueryMessage", StatusAnswer(report=pulled(Status.DELIVERED)), StatusAnswer(report=pulled(Status.UNDELIVERED))
+    )
+    store = store_of(record("aliyun"), record("aliyun", id="B.00001"), record("huawei", id="B.00002"))
+    summary, _, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)), {ProviderName.ALIYUN: query})
+    assert summary.outcomes_by_provider() == {  # type: ignore[attr-defined]
+        ProviderName.ALIYUN: ProviderOutcomes(delivered=1, undelivered=1, receipts_missing=0),
+        ProviderName.HUAWEI: ProviderOutcomes(delivered=0, undelivered=0, receipts_missing=1),
+    }
 
 
 def test_a_late_receipt_after_the_expiry_changes_the_message_and_is_not_counted_again() -> None:

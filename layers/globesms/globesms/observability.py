@@ -16,6 +16,7 @@ from globesms.tracing import LazyTracer
 if TYPE_CHECKING:  # every handler imports this module: its cold start need not build the API models for a hint
     from globesms.guardrails.otp_guard import Trip
     from globesms.models.api import AcceptResponse
+    from globesms.models.outbound import ProviderName
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"
@@ -68,6 +69,26 @@ def emit_accept_metrics(result: AcceptResponse) -> None:
         ):
             pass
     metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+
+
+def emit_provider_outcomes(
+    provider: ProviderName, *, delivered: int, undelivered: int, receipts_missing: int | None = None
+) -> None:
+    """Final outcomes by provider, each its own EMF line (the handler's other metrics keep their own dimension
+    set): RecipientsDelivered and RecipientsUndelivered, what the provider said (the delivery-rate alarms), and
+    from reconcile ReceiptsMissing, messages it said nothing of by their deadline (the receipts-missing alarms)."""
+    counts = [("RecipientsDelivered", delivered), ("RecipientsUndelivered", undelivered)]
+    if receipts_missing is not None:
+        counts.append(("ReceiptsMissing", receipts_missing))
+    for metric, value in counts:
+        with single_metric(
+            name=metric,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "provider": provider.value},
+        ):
+            pass
 
 
 def emit_pumping_suspected(trip: Trip) -> None:

@@ -15,7 +15,6 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,7 +26,7 @@ from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
-from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+from globesms.observability import emit_provider_outcomes, logger, metrics, tracer
 from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
@@ -144,14 +143,5 @@ def _emit_push_metrics(name: ProviderName, result: PushResult, *, refused_items:
 
 
 def _emit_outcomes(name: ProviderName, result: PushResult) -> None:
-    """Final outcomes by provider (the delivery-rate alarms), each its own EMF line: the handler's other metrics
-    keep the {service} dimension set alone."""
-    for metric, value in (("RecipientsDelivered", result.delivered), ("RecipientsUndelivered", result.undelivered)):
-        with single_metric(
-            name=metric,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE, "provider": name.value},
-        ):
-            pass
+    """Final outcomes by provider (the delivery-rate alarms)."""
+    emit_provider_outcomes(name, delivered=result.delivered, undelivered=result.undelivered)

@@ -12,11 +12,12 @@ rate limiter as the sends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Final
+from typing import Final, NamedTuple
 
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
@@ -72,6 +73,32 @@ class ReconcileSummary:
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
+
+    def outcomes_by_provider(self) -> dict[ProviderName, ProviderOutcomes]:
+        """What the run made final, by provider: a pulled answer is the carrier's outcome, as a receipt's is (the
+        delivery-rate alarms count both); an expiry for want of any (`NO_RECEIPT`) is not, and says receipts are
+        missing instead (the receipts-missing alarms)."""
+        counts: dict[ProviderName, Counter[str]] = {}
+        for record in self.finals:
+            if record.provider is None:
+                continue
+            kind = (
+                "missing"
+                if record.error_code == DispatchCode.NO_RECEIPT.value
+                else "delivered"
+                if record.status is Status.DELIVERED
+                else "undelivered"
+            )
+            counts.setdefault(record.provider, Counter())[kind] += 1
+        return {
+            provider: ProviderOutcomes(c["delivered"], c["undelivered"], c["missing"]) for provider, c in counts.items()
+        }
+
+
+class ProviderOutcomes(NamedTuple):
+    delivered: int
+    undelivered: int  # UNDELIVERED, EXPIRED or REJECTED, as the provider said
+    receipts_missing: int  # EXPIRED / NO_RECEIPT: the provider said nothing by the deadline
 
 
 @dataclass(frozen=True, slots=True)
