@@ -404,6 +404,7 @@ class MemoryClaims:
         self.lease_until: dict[str, float] = {}
         self.requeues: dict[str, Requeued] = {}
         self.dead_lettered_at: dict[str, datetime] = {}
+        self.redriving: dict[str, datetime] = {}
 
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         state = self.state.get(pack_id)
@@ -411,7 +412,7 @@ class MemoryClaims:
         if state is None or state in ("OPEN", "DEAD"):
             self.state[pack_id], self.lease_until[pack_id] = "CLAIMED", moment + lease_seconds
             self.requeues.pop(pack_id, None)  # each claim starts with none noted (the adapter removes them)
-            return Claim.REDRIVEN if state == "DEAD" else Claim.CLAIMED
+            return Claim.REDRIVEN if state == "DEAD" or self._redriving(pack_id) else Claim.CLAIMED
         if state == "DONE":
             return Claim.DONE
         if state == "CANCELED":
@@ -438,8 +439,18 @@ class MemoryClaims:
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         self.requeues[pack_id] = requeued
 
+    def mark_redriving(self, pack_id: str) -> datetime | None:
+        if pack_id not in self.dead_lettered_at:
+            return None
+        self.redriving[pack_id] = self.dead_lettered_at[pack_id]
+        return self.redriving[pack_id]
+
     def notes(self, pack_id: str) -> ClaimNotes:
-        return ClaimNotes(self.requeues.get(pack_id, Requeued()), self.dead_lettered_at.get(pack_id))
+        return ClaimNotes(self.requeues.get(pack_id, Requeued()), self._redriving(pack_id))
+
+    def _redriving(self, pack_id: str) -> datetime | None:
+        marked = self.redriving.get(pack_id)
+        return marked if marked is not None and marked == self.dead_lettered_at.get(pack_id) else None
 
 
 class MemoryBreakers:

@@ -307,17 +307,25 @@ def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # 
     assert claims.notes("P2") == ClaimNotes(Requeued())  # a new claim: its holder has put nobody back yet
 
 
-def test_a_claim_keeps_when_its_pack_was_last_dead_lettered(stack) -> None:  # type: ignore[no-untyped-def]
-    """Across the redrive's claim, a release and the next claim, and a takeover: the dispatcher settling an
-    interrupted redrive needs it (dispatch/recovery.py)."""
+def test_a_claim_keeps_a_redrive_of_its_last_dead_lettering_once_it_goes_on_to_its_call(stack) -> None:  # type: ignore[no-untyped-def]
+    """Across a release for a retry and the next claim (a redrive again: it knows it sends a redrive), and a
+    takeover; a mark left from an earlier dead-lettering does not count (dispatch/recovery.py)."""
     claims = DynamoDBPackClaims(stack.table_name)
-    assert claims.notes("P3") == ClaimNotes(Requeued(), dead_lettered_at=None)  # no claim item yet
+    assert claims.notes("P3") == ClaimNotes(Requeued(), redriving=None)  # no claim item yet
     assert claims.claim("P3", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    assert claims.mark_redriving("P3") is None  # never dead-lettered
     dead = NOW + timedelta(seconds=1.5)
     claims.release("P3", dead_lettered_at=dead)
     redrive = NOW + timedelta(hours=1)
     assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.REDRIVEN
+    assert claims.notes("P3").redriving is None  # not yet past its charge: a death now sent nothing
+    assert claims.mark_redriving("P3") == dead
     claims.release("P3")  # a whole-pack retry
-    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.CLAIMED
+    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.REDRIVEN
     assert claims.claim("P3", now=redrive + timedelta(minutes=5), lease_seconds=120) is Claim.STALE
-    assert claims.notes("P3").dead_lettered_at == dead
+    assert claims.notes("P3").redriving == dead
+    claims.release("P3", dead_lettered_at=redrive)  # dead-lettered again: the mark is an earlier redrive's
+    assert claims.notes("P3").redriving is None
+    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # from DEAD
+    claims.release("P3")
+    assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.CLAIMED  # never got past its charge

@@ -273,19 +273,21 @@ def test_a_redrive_that_dies_after_its_call_leaves_its_recipients_unknown_not_fa
     assert releases.given_back[NOVEMBER] == 0 and claims.state["B:aliyun:0"] == "DONE"
 
 
-def test_a_redrive_that_died_before_charging_is_charged_by_its_takeover() -> None:
+def test_a_redrive_that_died_before_its_charge_sent_nothing_and_its_takeover_leaves_the_records_failed() -> None:
+    """The charge comes before the call: a redrive that died first called nobody. Its records stay FAILED, their
+    spend given back (reopened, they would end FAILED again as unknown outcomes, whose spend is never given back)."""
     store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
     dead_lettered(store, claims, releases)
     redrive = NOW + timedelta(hours=1)
     assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # then killed
-    dispatch_pack(
+    summary = dispatch_pack(
         priced_pack(),
         _deps(ScriptedProvider(), store, claims, releases),
         now=redrive + timedelta(minutes=5),
         last_attempt=False,
     )
-    assert {r.status for r in store.messages.values()} == {Status.SENDING}
-    assert releases.given_back[NOVEMBER] == 0  # they may be sent: charged, and given back if they end FAILED
+    assert summary.unknown == 0 and {r.status for r in store.messages.values()} == {Status.FAILED}
+    assert releases.given_back[NOVEMBER] == Decimal("0.16")
 
 
 def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
@@ -295,6 +297,7 @@ def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
     redrive = NOW + timedelta(hours=1)
     assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN
     recharge_redriven(releases, priced_pack())
+    assert claims.mark_redriving("B:aliyun:0") == NOW
     refused = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
     written = outcome_records(
         priced_pack(),
@@ -318,6 +321,63 @@ def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
         "B.00002": Status.SENDING,
         "B.00003": Status.SENDING,
     }
+
+
+def test_a_pack_a_redrive_queued_and_whose_dispatcher_died_after_its_call_leaves_them_unknown() -> None:
+    """The redrive is accepted for B.00000 and throttled for the rest, which it queues as `.r1` (no record written:
+    still FAILED from the dead-lettering). `.r1`'s dispatcher dies after its call: its takeover knows from the pack
+    that it was sending a redrive, so those three become SENDING too."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
+    deps = replace(_deps(throttled, store, claims, releases), queues=queues)
+    dispatch_pack(priced_pack(), deps, now=redrive, last_attempt=False)
+    (retry,) = queues.sent["aliyun"]  # type: ignore[index]
+    assert retry.pack_id == "B:aliyun:0.r1" and retry.redrive_of == "2026-12-04T10:00:00.000000Z"
+    retry = DispatchPack.model_validate_json(retry.model_dump_json())  # as SQS carries it
+    with pytest.raises(RuntimeError, match="killed"):
+        dispatch_pack(retry, _deps(KilledAfterTheCall(), store, claims, releases), now=redrive, last_attempt=False)
+    dispatch_pack(
+        retry,
+        _deps(ScriptedProvider(), store, claims, releases),
+        now=redrive + timedelta(minutes=5),
+        last_attempt=False,
+    )
+    statuses = {i: r.status for i, r in store.messages.items()}
+    assert statuses == {
+        "B.00000": Status.SUBMITTED,
+        "B.00001": Status.SENDING,
+        "B.00002": Status.SENDING,
+        "B.00003": Status.SENDING,
+    }
+
+
+def test_a_redriven_resend_pack_whose_dispatcher_died_leaves_the_recipients_it_never_sends_failed() -> None:
+    """A resend pack sends only recipients still SENDING; dead-lettered, they are all FAILED, so its redrive sends
+    none of them, and its takeover must not make them SENDING."""
+    base = priced_pack(2).model_dump()
+    base["pack_id"] = "B:aliyun:0.u.s"
+    for recipient in base["recipients"]:
+        recipient["history"] = [{"id": "resend-after-unknown-outcome", "at": "2026-11-30T23:59:30.000000Z"}]
+    pack = DispatchPack.model_validate(base)
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    with pytest.raises(RetryPack):
+        deps = _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases)
+        dispatch_pack(pack, deps, now=NOW, last_attempt=True)
+    redrive = NOW + timedelta(hours=1)
+
+    def killed(pack_id: str) -> None:
+        raise RuntimeError("killed before finishing the claim")
+
+    claims.finish = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="killed"):
+        dispatch_pack(pack, _deps(ScriptedProvider(), store, claims, releases), now=redrive, last_attempt=False)
+    del claims.finish
+    dispatch_pack(
+        pack, _deps(ScriptedProvider(), store, claims, releases), now=redrive + timedelta(minutes=5), last_attempt=False
+    )
+    assert {r.status for r in store.messages.values()} == {Status.FAILED}
 
 
 def test_an_interrupted_pack_never_dead_lettered_keeps_its_failed_records() -> None:

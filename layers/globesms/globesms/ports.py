@@ -294,7 +294,9 @@ class Claim(Enum):
     STALE = "stale"  # ours now, but an earlier attempt claimed it and vanished: it may have sent
     CANCELED = "canceled"  # a cancel took it before any dispatcher did: never send it (scheduling/cancel.py)
     # Ours: send it. It was dead-lettered with its recipients recorded FAILED and their spend given back, and a
-    # redrive brought it back: that spend is charged again before it is sent (guardrails/release.py).
+    # redrive brought it back: that spend is charged again before it is sent (guardrails/release.py), then the
+    # claim notes that the redrive sends (`mark_redriving`). Also a claim after the redrive's own attempt released
+    # the pack for a retry (charged already: charging again is a no-op), so that it knows it sends a redrive too.
     REDRIVEN = "redriven"
 
 
@@ -318,21 +320,28 @@ class PackClaims(Protocol):
         """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""
         ...
 
+    def mark_redriving(self, pack_id: str) -> datetime | None:
+        """A redrive (`Claim.REDRIVEN`) charged its spend again and is about to call the provider: noted on the
+        claim. Returns when the pack was last dead-lettered (None: not known, dead-lettered before the time was
+        kept)."""
+        ...
+
     def notes(self, pack_id: str) -> ClaimNotes:
         """What the pack's claim keeps for a dispatcher taking it over: `record_requeued`'s positions (since the
-        last claim) and when it was last dead-lettered."""
+        last claim) and, once a redrive of its last dead-lettering got to its call, that dead-lettering's time."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimNotes:
     """What a pack's claim tells the dispatcher that takes over from a holder that died (`dispatch/recovery.py`):
-    the recipients that holder put back on a queue unsent, and when the pack last went to the dead-letter queue
-    (None: never). The dead holder claimed it after that, so it was a redrive's (or a copy's) attempt, which sends
-    the recipients the dead-lettering recorded FAILED: a record still FAILED from then may have been sent."""
+    the recipients that holder put back on a queue unsent, and `redriving`: when the pack last went to the
+    dead-letter queue, if a redrive of it has since charged its spend again and gone on to call the provider
+    (None otherwise). That redrive sends the recipients the dead-lettering recorded FAILED: a record still FAILED
+    from then may have been sent."""
 
     requeued: Requeued
-    dead_lettered_at: datetime | None = None
+    redriving: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@ and a cancel are the same conditional write (only on a pack nobody holds: no ite
 its way to the dead-letter queue), so one of them wins; a claim that takes a DEAD pack is `Claim.REDRIVEN`.
 
 A claim is an UpdateItem, not a PutItem, so that `dead_lettered_at` (when the pack last went to the dead-letter
-queue, its recipients recorded FAILED) outlives the claims that follow it: a dispatcher taking over from one that
-died after a redrive's call needs it (`dispatch/recovery.py`). What an earlier holder noted as put back on a queue
-is removed by each claim, as a fresh item would have none."""
+queue, its recipients recorded FAILED) and `redriving` (that time again, copied once a redrive of it charged its
+spend and goes on to its call) outlive the claims that follow: a dispatcher taking over from one that died after a
+redrive's call needs them (`dispatch/recovery.py`), and so does a later attempt of the redrive released for a retry
+(`Claim.REDRIVEN` again). What an earlier holder noted as put back on a queue is removed by each claim, as a fresh
+item would have none."""
 
 from __future__ import annotations
 
@@ -56,8 +58,9 @@ class DynamoDBPackClaims:
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            was = answer.get("Attributes", {}).get("state", {}).get("S")
-            return Claim.REDRIVEN if was == "DEAD" else Claim.CLAIMED
+            before = answer.get("Attributes", {})
+            was = before.get("state", {}).get("S")
+            return Claim.REDRIVEN if was == "DEAD" or _redriving(before) is not None else Claim.CLAIMED
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
@@ -152,10 +155,24 @@ class DynamoDBPackClaims:
             },
         )
 
+    def mark_redriving(self, pack_id: str) -> datetime | None:
+        try:
+            answer = self._client().update_item(
+                TableName=self._table,
+                Key=claim_key(pack_id),
+                UpdateExpression="SET redriving = dead_lettered_at",
+                ConditionExpression="attribute_exists(dead_lettered_at)",
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+            return None  # dead-lettered before the time was kept
+        return _epoch(answer["Attributes"]["redriving"])
+
     def notes(self, pack_id: str) -> ClaimNotes:
         item = self._client().get_item(TableName=self._table, Key=claim_key(pack_id), ConsistentRead=True).get("Item")
         item = item or {}
-        dead_lettered_at = item.get("dead_lettered_at")
         return ClaimNotes(
             requeued=Requeued(
                 retried=_positions(item, "retried"),
@@ -163,10 +180,19 @@ class DynamoDBPackClaims:
                 failed_over=_positions(item, "failed_over"),
                 quiet=_positions(item, "quiet"),
             ),
-            dead_lettered_at=None
-            if dead_lettered_at is None
-            else datetime.fromtimestamp(float(dead_lettered_at["N"]), UTC),
+            redriving=_redriving(item),
         )
+
+
+def _redriving(item: dict[str, Any]) -> datetime | None:
+    """When the pack was last dead-lettered, if a redrive of that dead-lettering went on to its call: a mark left
+    from an earlier dead-lettering (the pack redriven, dead-lettered again since) does not count."""
+    redriving, dead = item.get("redriving"), item.get("dead_lettered_at")
+    return _epoch(redriving) if redriving is not None and redriving == dead else None
+
+
+def _epoch(value: dict[str, str]) -> datetime:
+    return datetime.fromtimestamp(float(value["N"]), UTC)
 
 
 def _numbers(positions: tuple[int, ...]) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 - *Interrupted* (`settle_interrupted`): the claim had expired, with no outcome recorded, so the dispatcher that
   claimed it died, maybe after the provider took it. Nothing is sent again: what it had noted on the claim as put
   back on a queue is queued again (same pack ids), the others become SENDING (unknown outcome) and get their
-  settle pack. When the dead holder was a redrive's (the pack had been dead-lettered before it claimed it), the
-  records still FAILED from the dead-lettering are among those: the redrive sends them again.
+  settle pack. When the dead holder was sending a redrive (the redriven pack itself, after its spend was charged
+  again, or a pack that redrive queued), the records still FAILED from the dead-lettering are among those: the
+  redrive sends them again.
 - *Settle* (`settle_unknown`): unknown outcomes whose window has passed; `unknown_outcomes` settles them by its
   policy (FAILED, or sent once more).
 """
@@ -20,13 +21,19 @@ from globesms.dispatch.failover import reroute
 from globesms.dispatch.records import outcome_records, save_outcomes
 from globesms.dispatch.requeue import queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
-from globesms.dispatch.unknown_outcomes import MAX_DELAY_SECONDS, queue_settle_pack, settle, wait_left
+from globesms.dispatch.unknown_outcomes import (
+    MAX_DELAY_SECONDS,
+    queue_settle_pack,
+    settle,
+    settled_resends,
+    wait_left,
+)
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
-from globesms.guardrails.release import recharge_redriven
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
+from globesms.ports import ClaimNotes
 from globesms.receipts.failover import has_resend_step, queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
@@ -49,8 +56,9 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     if requeued.failed_over:
         queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
     current = deps.store.get_messages([r.id for r in pack.recipients])
-    unrecorded = _unrecorded(pack, current, requeued.never_sent, notes.dead_lettered_at)
-    _recharge_reopened(pack, deps, [i for i in unrecorded if _failed(current.get(pack.recipients[i].id))])
+    redrive = _redrive_of(pack, notes)
+    kept = requeued.never_sent | (settled_resends(pack, deps.store) if redrive else set())
+    unrecorded = _unrecorded(pack, current, kept, redrive)
     records = outcome_records(
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
     )
@@ -83,22 +91,19 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
 
 
 def _unrecorded(
-    pack: DispatchPack,
-    current: Mapping[str, MessageRecord],
-    never_sent: set[int],
-    dead_lettered_at: datetime | None,
+    pack: DispatchPack, current: Mapping[str, MessageRecord], left_out: set[int], redrive_of: datetime | None
 ) -> list[int]:
-    """The recipients the earlier attempt neither recorded nor noted as put back on a queue: as accept wrote them
-    (ACCEPTED, QUEUED). A record QUEUED for a resend that this pack's recipient knows nothing of was recorded: a
-    receipt held until the earlier attempt's write resent it (`receipts.failover`), and it is not this pack's to
-    overwrite. A pack built for the resend (its own, or one a failover made of it) carries the resend step in its
-    recipient's history: its QUEUED recipient is unrecorded. After a dead-lettering (`dead_lettered_at`), the
-    earlier attempt was a redrive's, which sends every recipient of the pack: a record FAILED no later than the
-    dead-lettering is that one's, not the earlier attempt's (whose own writes are later: it claimed the pack after),
-    so unrecorded too."""
+    """The recipients the earlier attempt neither recorded nor noted as put back on a queue (`left_out`): as accept
+    wrote them (ACCEPTED, QUEUED). A record QUEUED for a resend that this pack's recipient knows nothing of was
+    recorded: a receipt held until the earlier attempt's write resent it (`receipts.failover`), and it is not this
+    pack's to overwrite. A pack built for the resend (its own, or one a failover made of it) carries the resend step
+    in its recipient's history: its QUEUED recipient is unrecorded. When the earlier attempt was sending a redrive of
+    a dead-lettering (`redrive_of`), a record FAILED no later than that is the dead-lettering's, not the earlier
+    attempt's (whose own writes come after): unrecorded too, but for those the redrive does not send (`left_out`:
+    a resend pack's settled recipients)."""
 
     def recorded(record: MessageRecord, history: Sequence[Mapping[str, Any]] | None) -> bool:
-        if dead_lettered_at is not None and _failed(record) and _stamp(record) <= dead_lettered_at:
+        if redrive_of is not None and record.status is Status.FAILED and _stamp(record) <= redrive_of:
             return False
         resent_since = resend_pending(record) and not has_resend_step(history)
         return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_since
@@ -106,24 +111,21 @@ def _unrecorded(
     return [
         i
         for i, r in enumerate(pack.recipients)
-        if i not in never_sent and not (r.id in current and recorded(current[r.id], r.history))
+        if i not in left_out and not (r.id in current and recorded(current[r.id], r.history))
     ]
 
 
-def _failed(record: MessageRecord | None) -> bool:
-    return record is not None and record.status is Status.FAILED
+def _redrive_of(pack: DispatchPack, notes: ClaimNotes) -> datetime | None:
+    """When the dead-lettering the earlier attempt was redriving happened: the redriven pack's claim says so once
+    the redrive got past its charge (`mark_redriving`; a redrive that died before it sent nothing), a pack it queued
+    carries it (`DispatchPack.redrive_of`). None: not a redrive."""
+    carried = None if pack.redrive_of is None else datetime.fromisoformat(pack.redrive_of)
+    known = [moment for moment in (carried, notes.redriving) if moment is not None]
+    return max(known, default=None)
 
 
 def _stamp(record: MessageRecord) -> datetime:
     return datetime.fromisoformat(record.updated_at)
-
-
-def _recharge_reopened(pack: DispatchPack, deps: DispatchDeps, reopened: Sequence[int]) -> None:
-    """The dead-lettering gave back the spend of the records it made FAILED; the redrive that died charged it again
-    before its call, unless it died first. Charged once whichever (`recharge_redriven`), as they are SENDING now:
-    their settling gives it back if they end FAILED. An error propagates, before any record is touched."""
-    if deps.spend is not None and reopened:
-        recharge_redriven(deps.spend, pack, leave_out=set(range(len(pack.recipients))).difference(reopened))
 
 
 def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:

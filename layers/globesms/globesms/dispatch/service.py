@@ -40,6 +40,7 @@ from globesms.dispatch.sending import LimitedSend, WatchedProvider, outbound_mes
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
 from globesms.dispatch.unknown_outcomes import queue_settle_pack, settled_resends
 from globesms.dispatch.validity import lapsed_positions
+from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.guardrails.release import recharge_redriven, release_unsent
@@ -86,21 +87,30 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if claim is Claim.STALE:
         return settle_interrupted(pack, deps, now=now)
     if claim is Claim.REDRIVEN:
-        _recharge_redriven(pack, deps, now=now)
+        pack = _redrive(pack, deps, now=now)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 
 
-def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> None:
+def _redrive(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchPack:
     """A redrive brought a dead-lettered pack back: what its FAILED recipients gave back is charged again before
     they are sent, but for those of a resend pack that will not be (`settled_resends`: the round works them out the
-    same way). When that fails, the pack stays dead-lettered-and-released for the next delivery to do it first."""
-    if deps.spend is None:
-        return
+    same way). Then the claim notes that the redrive goes on to its call (`mark_redriving`), and the pack carries
+    when it was dead-lettered into the packs it queues (`redrive_of`): a dispatcher taking over after a death then
+    knows the records FAILED from then may have been sent. When either fails, the pack stays dead-lettered-and-
+    released for the next delivery to do it first."""
     try:
-        charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
+        _recharge_redriven(pack, deps)
+        dead_lettered = deps.claims.mark_redriving(pack.pack_id)
     except Exception:
         deps.claims.release(pack.pack_id, dead_lettered_at=now)
         raise
+    return pack if dead_lettered is None else pack.model_copy(update={"redrive_of": iso(dead_lettered)})
+
+
+def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
+    if deps.spend is None:
+        return
+    charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
     if charged:
         logger.info("redriven pack: its spend charged again", extra={"amount": format(charged, "f")})
 

@@ -56,6 +56,14 @@ class DispatchPack(Model):
     recipients: list[PackRecipient] = Field(min_length=1)
     owner: str | None = Field(default=None, description="the API key (or intake owner) its batch belongs to")
     currency: str | None = None  # of the recipients' price and cost
+    redrive_of: str | None = Field(
+        default=None,
+        description=(
+            "set by a redrive's dispatcher on the packs it queues (retries, deferrals, quiet hours): when the pack "
+            "it redrove was dead-lettered. A record still FAILED from then is that dead-lettering's, which this "
+            "pack sends (dispatch/recovery.py)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _content_indexes_exist(self) -> DispatchPack:
