@@ -13,6 +13,7 @@ import pytest
 from globesms.aws.dynamodb_route_stats import DynamoDBRouteStats
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.stats.tally import BucketKey, Tally, bucket_of
+from tests.integration.test_dispatch_metrics_emitted import emitted
 from tests.integration.test_handlers import RECEIPT_TOKENS, ScriptedProvider, event
 
 A, T = ProviderName.ALIYUN, ProviderName.TENCENT
@@ -136,6 +137,27 @@ def test_a_receipt_push_is_counted_once_and_the_api_reports_it(  # type: ignore[
     aliyun = aliyun_in_singapore(load_handler, lambda_context)
     assert (aliyun["provider"], aliyun["sent"], aliyun["delivered"], aliyun["delivered_rate"]) == ("aliyun", 2, 2, 1.0)
     assert aliyun["cost_per_delivered"] is not None
+
+
+def test_a_push_reports_its_receipts_and_outcomes_per_provider(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ReceiptsPushed` counts every receipt that matched one of the provider's messages, early (held) and repeated
+    ones included: the receipts-stopped alarm reads it. The outcomes count once (the delivery-rate alarm)."""
+    pack = accepted_pack(stack, load_handler, lambda_context)
+    receipts = receipts_handler(load_handler, monkeypatch)
+    capsys.readouterr()
+    assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # held
+    dispatched(pack, load_handler, lambda_context)
+    assert receipts.lambda_handler(delivered_push(pack), lambda_context)["statusCode"] == 200  # duplicates now
+    lines = emitted(capsys.readouterr().out)
+    aliyun = {"service": "globesms", "provider": "aliyun"}
+    pushed = [line["values"]["ReceiptsPushed"] for line in lines if "ReceiptsPushed" in line["values"]]
+    assert pushed == [2, 2] and all(
+        line["dimensions"] == aliyun for line in lines if "ReceiptsPushed" in line["values"]
+    )
+    delivered = [line["values"]["RecipientsDelivered"] for line in lines if "RecipientsDelivered" in line["values"]]
+    assert sorted(delivered) == [0, 0, 2]  # each push none, the dispatcher that applied the held ones two
 
 
 def test_receipts_that_beat_the_submitted_write_are_counted_by_the_dispatcher_that_applies_them(  # type: ignore[no-untyped-def]

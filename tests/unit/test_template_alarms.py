@@ -540,14 +540,14 @@ def test_every_function_has_an_alarm_on_its_errors_and_on_its_throttles(
             )
 
 
-def test_every_provider_has_its_breaker_error_rate_unknown_outcome_delivery_rate_and_receipts_missing_alarms(
+def test_every_provider_has_its_breaker_error_rate_unknown_outcome_delivery_rate_and_receipts_stopped_alarms(
     raw: dict[str, Any], resolved_alarms: dict[str, dict[str, Any]]
 ) -> None:
     alarmed = {ErrorCategory.CONFIG, ErrorCategory.REQUEST, ErrorCategory.THROTTLED, ErrorCategory.RETRYABLE}
     alarmed |= {ErrorCategory.RECIPIENT}  # unknown_outcome has its own alarm, on RecipientsUnknownOutcome
     for provider in providers(raw):
         dimensions = {"service": "globesms", "provider": provider}
-        for name in ("CircuitBreakerOpened", "RecipientsUnknownOutcome", "RecipientsDelivered", "ReceiptsMissing"):
+        for name in ("CircuitBreakerOpened", "RecipientsUnknownOutcome", "RecipientsDelivered", "ReceiptsPushed"):
             assert alarms_on(resolved_alarms, CUSTOM_NAMESPACE, name, dimensions), (provider, name)
         for category in alarmed:
             errors = {**dimensions, "category": category.value}

@@ -72,12 +72,20 @@ def emit_accept_metrics(result: AcceptResponse) -> None:
 
 
 def emit_provider_outcomes(
-    provider: ProviderName, *, delivered: int, undelivered: int, receipts_missing: int | None = None
+    provider: ProviderName,
+    *,
+    delivered: int,
+    undelivered: int,
+    receipts_pushed: int | None = None,
+    receipts_missing: int | None = None,
 ) -> None:
     """Final outcomes by provider, each its own EMF line (the handler's other metrics keep their own dimension
-    set): RecipientsDelivered and RecipientsUndelivered, what the provider said (the delivery-rate alarms), and
-    from reconcile ReceiptsMissing, messages it said nothing of by their deadline (the receipts-missing alarms)."""
+    set): RecipientsDelivered and RecipientsUndelivered, what the provider said (the delivery-rate alarms); from
+    the receipts endpoint ReceiptsPushed, the receipts that reached us for its messages (the receipts-stopped
+    alarms); from reconcile ReceiptsMissing, messages it said nothing of by their deadline (the dashboard)."""
     counts = [("RecipientsDelivered", delivered), ("RecipientsUndelivered", undelivered)]
+    if receipts_pushed is not None:
+        counts.append(("ReceiptsPushed", receipts_pushed))
     if receipts_missing is not None:
         counts.append(("ReceiptsMissing", receipts_missing))
     for metric, value in counts:

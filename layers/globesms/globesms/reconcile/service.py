@@ -28,7 +28,7 @@ from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
-from globesms.receipts.apply import apply_events
+from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_events
 from globesms.reconcile.deadline import (
     DeadlineEntry,
     DeadlinePolicy,
@@ -74,22 +74,23 @@ class ReconcileSummary:
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
 
+    # pulled answers that moved a message to a final status, whoever counted it first (the outcome metrics, as the
+    # receipts endpoint counts a push that corrects a NO_RECEIPT expiry)
+    reported: list[MessageRecord] = field(default_factory=list)
+
     def outcomes_by_provider(self) -> dict[ProviderName, ProviderOutcomes]:
         """What the run made final, by provider: a pulled answer is the carrier's outcome, as a receipt's is (the
         delivery-rate alarms count both); an expiry for want of any (`NO_RECEIPT`) is not, and says receipts are
-        missing instead (the receipts-missing alarms)."""
+        missing instead."""
         counts: dict[ProviderName, Counter[str]] = {}
+        for record in self.reported:
+            if record.provider is not None and record.status is Status.DELIVERED:
+                counts.setdefault(record.provider, Counter())["delivered"] += 1
+            elif record.provider is not None and record.status in UNDELIVERED_OUTCOMES:
+                counts.setdefault(record.provider, Counter())["undelivered"] += 1
         for record in self.finals:
-            if record.provider is None:
-                continue
-            kind = (
-                "missing"
-                if record.error_code == DispatchCode.NO_RECEIPT.value
-                else "delivered"
-                if record.status is Status.DELIVERED
-                else "undelivered"
-            )
-            counts.setdefault(record.provider, Counter())[kind] += 1
+            if record.provider is not None and record.error_code == DispatchCode.NO_RECEIPT.value:
+                counts.setdefault(record.provider, Counter())["missing"] += 1
         return {
             provider: ProviderOutcomes(c["delivered"], c["undelivered"], c["missing"]) for provider, c in counts.items()
         }
@@ -228,6 +229,8 @@ def _carry_out(
         changed = applied.record if applied.changed else None
         first_outcome = applied.first_outcome  # not a late push's write: that counted the outcome where it was applied
         summary.settled += 1 if changed is not None else 0
+        if applied.moved_here and applied.record.status.is_final:
+            summary.reported.append(applied.record)
     else:
         changed = expire(deps.receipts, record, now)
         first_outcome = changed is not None  # a conditional write: None when a receipt moved the message first
