@@ -446,7 +446,9 @@ class MemoryClaims:
         return self.redriving[pack_id]
 
     def notes(self, pack_id: str) -> ClaimNotes:
-        return ClaimNotes(self.requeues.get(pack_id, Requeued()), self._redriving(pack_id))
+        return ClaimNotes(
+            self.requeues.get(pack_id, Requeued()), self._redriving(pack_id), self.dead_lettered_at.get(pack_id)
+        )
 
     def _redriving(self, pack_id: str) -> datetime | None:
         marked = self.redriving.get(pack_id)

@@ -107,7 +107,7 @@ def test_the_scheduled_function_expires_huawei_messages_without_receipts(  # typ
     result = reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
     assert result["expired"] == 3
     lines, huawei = emitted(capsys.readouterr().out), {"service": "globesms", "provider": "huawei"}
-    assert value(lines, "ReceiptsMissing", huawei) == 3  # the receipts-missing alarm's share
+    assert value(lines, "ReceiptsMissing", huawei) == 3  # the dashboard's no-receipt line
     assert value(lines, "RecipientsUndelivered", huawei) == 0  # not a carrier's outcome: not in the delivery rate
     receipts = DynamoDBReceiptStore(stack.table_name)
     for message_id in ids:

@@ -15,7 +15,7 @@ from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.release import never_reached_a_provider, recharge_redriven, release_unsent
-from globesms.models.outbound import SendOutcome
+from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import Claim
 from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
@@ -252,6 +252,19 @@ def dead_lettered(store: MemoryStore, claims: MemoryClaims, releases: MemorySpen
     assert releases.given_back[NOVEMBER] == Decimal("0.16") and claims.state["B:aliyun:0"] == "DEAD"
 
 
+def taken_over(
+    pack: DispatchPack, store: MemoryStore, claims: MemoryClaims, releases: object, *, died: datetime
+) -> dict[str, Status]:
+    """The next delivery, once the dead holder's lease (taken at `died`) is over: what the records say then."""
+    deps = _deps(ScriptedProvider(pack.provider), store, claims, releases)
+    dispatch_pack(pack, deps, now=died + timedelta(minutes=5), last_attempt=False)
+    return {i: r.status for i, r in store.messages.items()}
+
+
+class Killed(BaseException):
+    """The process killed mid-step (not an Exception: nothing of ours catches it)."""
+
+
 def test_a_redrive_that_dies_after_its_call_leaves_its_recipients_unknown_not_failed() -> None:
     """Redriven an hour after the dead-lettering: charged again, the provider takes all four, the dispatcher dies
     before writing. The records still FAILED are the dead-lettering's: the takeover makes them SENDING (the
@@ -280,13 +293,7 @@ def test_a_redrive_that_died_before_its_charge_sent_nothing_and_its_takeover_lea
     dead_lettered(store, claims, releases)
     redrive = NOW + timedelta(hours=1)
     assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # then killed
-    summary = dispatch_pack(
-        priced_pack(),
-        _deps(ScriptedProvider(), store, claims, releases),
-        now=redrive + timedelta(minutes=5),
-        last_attempt=False,
-    )
-    assert summary.unknown == 0 and {r.status for r in store.messages.values()} == {Status.FAILED}
+    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
     assert releases.given_back[NOVEMBER] == Decimal("0.16")
 
 
@@ -308,14 +315,7 @@ def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
         redrive,
     )
     store.put_messages(written, [])
-    dispatch_pack(
-        priced_pack(),
-        _deps(ScriptedProvider(), store, claims, releases),
-        now=redrive + timedelta(minutes=5),
-        last_attempt=False,
-    )
-    statuses = {i: r.status for i, r in store.messages.items()}
-    assert statuses == {
+    assert taken_over(priced_pack(), store, claims, releases, died=redrive) == {
         "B.00000": Status.SUBMITTED,
         "B.00001": Status.FAILED,  # the redrive's own answer: refused, not the dead-lettering's
         "B.00002": Status.SENDING,
@@ -338,14 +338,7 @@ def test_a_pack_a_redrive_queued_and_whose_dispatcher_died_after_its_call_leaves
     retry = DispatchPack.model_validate_json(retry.model_dump_json())  # as SQS carries it
     with pytest.raises(RuntimeError, match="killed"):
         dispatch_pack(retry, _deps(KilledAfterTheCall(), store, claims, releases), now=redrive, last_attempt=False)
-    dispatch_pack(
-        retry,
-        _deps(ScriptedProvider(), store, claims, releases),
-        now=redrive + timedelta(minutes=5),
-        last_attempt=False,
-    )
-    statuses = {i: r.status for i, r in store.messages.items()}
-    assert statuses == {
+    assert taken_over(retry, store, claims, releases, died=redrive) == {
         "B.00000": Status.SUBMITTED,
         "B.00001": Status.SENDING,
         "B.00002": Status.SENDING,
@@ -374,10 +367,7 @@ def test_a_redriven_resend_pack_whose_dispatcher_died_leaves_the_recipients_it_n
     with pytest.raises(RuntimeError, match="killed"):
         dispatch_pack(pack, _deps(ScriptedProvider(), store, claims, releases), now=redrive, last_attempt=False)
     del claims.finish
-    dispatch_pack(
-        pack, _deps(ScriptedProvider(), store, claims, releases), now=redrive + timedelta(minutes=5), last_attempt=False
-    )
-    assert {r.status for r in store.messages.values()} == {Status.FAILED}
+    assert set(taken_over(pack, store, claims, releases, died=redrive).values()) == {Status.FAILED}
 
 
 def test_an_interrupted_pack_never_dead_lettered_keeps_its_failed_records() -> None:
@@ -388,3 +378,111 @@ def test_an_interrupted_pack_never_dead_lettered_keeps_its_failed_records() -> N
     later = NOW + timedelta(minutes=5)
     dispatch_pack(priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=later, last_attempt=False)
     assert store.messages["B.00001"].status is Status.FAILED
+
+
+def test_a_redrive_killed_while_charging_called_nobody_and_its_takeover_leaves_the_records_failed() -> None:
+    """The charge comes before the mark: killed while charging, it leaves no mark, and its takeover reopens
+    nothing (the other order would reopen records nobody was sent)."""
+
+    class KilledWhileCharging(MemorySpendReleases):
+        def recharge_once(self, *args: object) -> Decimal:
+            raise Killed
+
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive = NOW + timedelta(hours=1)
+    with pytest.raises(Killed):
+        dispatch_pack(
+            priced_pack(),
+            _deps(ScriptedProvider(), store, claims, KilledWhileCharging()),
+            now=redrive,
+            last_attempt=False,
+        )
+    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    assert releases.given_back[NOVEMBER] == Decimal("0.16")
+
+
+def test_a_redrive_killed_between_its_charge_and_its_mark_gets_its_spend_given_back_by_the_takeover() -> None:
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive = NOW + timedelta(hours=1)
+
+    def killed(pack_id: str) -> None:
+        raise Killed
+
+    claims.mark_redriving = killed  # type: ignore[method-assign,assignment]
+    with pytest.raises(Killed):
+        dispatch_pack(
+            priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=redrive, last_attempt=False
+        )
+    del claims.mark_redriving
+    assert releases.given_back[NOVEMBER] == 0  # charged again, then killed: nobody was texted
+    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    assert releases.given_back[NOVEMBER] == Decimal("0.16")  # given back again by the takeover
+
+
+def test_a_redrive_retried_as_a_whole_is_still_a_redrive_on_its_next_delivery() -> None:
+    """Throttled as a whole, the redrive is released for a retry; the next delivery's claim is a redrive again (its
+    charge a no-op), so the `.r1` pack it queues for the recipients throttled then carries the time too."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    with pytest.raises(RetryPack):
+        deps = _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases)
+        dispatch_pack(priced_pack(), deps, now=redrive, last_attempt=False)
+    assert claims.state["B:aliyun:0"] == "OPEN"
+    throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
+    deps = replace(_deps(throttled, store, claims, releases), queues=queues)
+    dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=3), last_attempt=False)
+    (retry,) = queues.sent["aliyun"]  # type: ignore[index]
+    assert retry.redrive_of == "2026-12-04T10:00:00.000000Z" and releases.given_back[NOVEMBER] == 0
+
+
+def test_a_redrives_failover_pack_whose_dispatcher_died_after_its_call_leaves_them_unknown() -> None:
+    """Alibaba refuses the redrive for our configuration: the four move to Tencent (`.f:tencent:0`), their records
+    still FAILED from the dead-lettering. Tencent's dispatcher dies after its call: they become SENDING."""
+    routed = priced_pack().model_dump()
+    routed["contents"][0]["route"] = ["aliyun", "tencent"]
+    pack = DispatchPack.model_validate(routed)
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+
+    class Unplannable(ScriptedProvider):
+        def check(self, message):  # type: ignore[no-untyped-def]
+            raise RuntimeError("failed before any call")
+
+    # Dead-lettered without a call (a throttled last attempt would move them to Tencent instead).
+    with pytest.raises(RuntimeError, match="before any call"):
+        dispatch_pack(pack, _deps(Unplannable(), store, claims, releases), now=NOW, last_attempt=True)
+    assert {r.error_code for r in store.messages.values()} == {"DISPATCH_FAILED"}
+    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    refused = ProviderError(ErrorCategory.CONFIG, "isv.ACCOUNT_NOT_EXISTS", "", 200)
+    deps = replace(_deps(ScriptedProvider(answer=lambda m: refused), store, claims, releases), queues=queues)
+    dispatch_pack(pack, deps, now=redrive, last_attempt=False)
+    (moved,) = queues.sent["tencent"]  # type: ignore[index]
+    assert moved.redrive_of == "2026-12-04T10:00:00.000000Z"
+    moved = DispatchPack.model_validate_json(moved.model_dump_json())
+    killed = KilledAfterTheCall(ProviderName.TENCENT)
+    with pytest.raises(RuntimeError, match="killed"):
+        dispatch_pack(moved, _deps(killed, store, claims, releases), now=redrive, last_attempt=False)
+    assert set(taken_over(moved, store, claims, releases, died=redrive).values()) == {Status.SENDING}
+
+
+def test_a_takeover_queues_again_what_a_redrive_put_back_as_part_of_that_redrive() -> None:
+    """The redrive noted `.r1` on its claim and died before queueing it: the takeover's copy carries the time."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive, down = NOW + timedelta(hours=1), MemoryQueues()
+    down.fail_for = {ProviderName.ALIYUN}
+    throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
+    with pytest.raises(RuntimeError, match="queue unavailable"):
+        dispatch_pack(
+            priced_pack(),
+            replace(_deps(throttled, store, claims, releases), queues=down),
+            now=redrive,
+            last_attempt=False,
+        )
+    queues = MemoryQueues()
+    deps = replace(_deps(ScriptedProvider(), store, claims, releases), queues=queues)
+    dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=5), last_attempt=False)
+    (retry,) = [p for p in queues.sent["aliyun"] if p.pack_id.endswith(".r1")]  # type: ignore[index]
+    assert retry.redrive_of == "2026-12-04T10:00:00.000000Z"

@@ -327,7 +327,18 @@ def test_a_receipt_for_an_unknown_id_is_kept_for_reconciliation() -> None:
     result = record_push([report(pmid="somebody-else")], store=store, now=NOW)
     assert result.unmatched == 1
     assert store.held[(ProviderName.HUAWEI, "somebody-else")][0]["raw_status"] == "DELIVRD"
-    assert record_push([report(pmid="somebody-else")], store=store, now=NOW).duplicates == 1
+    again = record_push([report(pmid="somebody-else")], store=store, now=NOW)
+    assert again.duplicates == 1
+    assert result.matched == again.matched == 0  # no evidence our messages' receipts reach us (ReceiptsPushed)
+
+
+def test_every_receipt_that_finds_one_of_our_messages_is_matched_repeats_and_early_ones_included() -> None:
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    early = record_push([report(pmid="pm-B.00000", echo=EchoRange("B", 0, 0))], store=store, now=NOW)
+    assert (early.held, early.matched) == (1, 1)
+    dispatch_huawei_pack(store)  # SUBMITTED with pm-B.00000: the held receipt applied there
+    repeat = record_push([report(pmid="pm-B.00000")], store=store, now=NOW)
+    assert (repeat.duplicates, repeat.matched) == (1, 1)
 
 
 def test_an_unknown_outcome_is_settled_by_its_receipt_through_the_echo() -> None:

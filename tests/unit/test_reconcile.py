@@ -449,7 +449,7 @@ def test_a_runs_final_answers_are_handed_to_the_route_statistics_once() -> None:
 
 def test_a_runs_outcomes_by_provider_keep_pulled_answers_apart_from_missing_receipts() -> None:
     """A pulled answer is the carrier's outcome (the delivery-rate alarms); an expiry for want of any says the
-    provider's receipts are missing (the receipts-missing alarms), never that a carrier failed to deliver."""
+    provider's receipts are missing (`ReceiptsMissing`), never that a carrier failed to deliver."""
     query = Query(
         "QueryMessage", StatusAnswer(report=pulled(Status.DELIVERED)), StatusAnswer(report=pulled(Status.UNDELIVERED))
     )

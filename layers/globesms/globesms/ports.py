@@ -328,7 +328,8 @@ class PackClaims(Protocol):
 
     def notes(self, pack_id: str) -> ClaimNotes:
         """What the pack's claim keeps for a dispatcher taking it over: `record_requeued`'s positions (since the
-        last claim) and, once a redrive of its last dead-lettering got to its call, that dead-lettering's time."""
+        last claim), when it was last dead-lettered, and that time again once a redrive of that dead-lettering got
+        to its call."""
         ...
 
 
@@ -342,6 +343,7 @@ class ClaimNotes:
 
     requeued: Requeued
     redriving: datetime | None = None
+    dead_lettered: datetime | None = None  # when the pack last went to the dead-letter queue (None: never)
 
 
 @dataclass(frozen=True, slots=True)

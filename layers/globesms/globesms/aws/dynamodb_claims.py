@@ -181,6 +181,7 @@ class DynamoDBPackClaims:
                 quiet=_positions(item, "quiet"),
             ),
             redriving=_redriving(item),
+            dead_lettered=None if "dead_lettered_at" not in item else _epoch(item["dead_lettered_at"]),
         )
 
 

@@ -143,12 +143,9 @@ def _emit_push_metrics(name: ProviderName, result: PushResult, *, refused_items:
 
 
 def _emit_outcomes(name: ProviderName, result: PushResult) -> None:
-    """Final outcomes by provider (the delivery-rate alarms), and the receipts that matched one of its messages,
-    early ones included (the receipts-stopped alarms: none for an hour while it was sent to means its pushes no
-    longer reach us, or are refused)."""
+    """Final outcomes by provider (the delivery-rate alarms), and the receipts that found one of its messages,
+    early and repeated ones included (the receipts-stopped alarms: none for an hour while it was sent to means its
+    pushes no longer reach us, or are refused)."""
     emit_provider_outcomes(
-        name,
-        delivered=result.delivered,
-        undelivered=result.undelivered,
-        receipts_pushed=result.applied + result.duplicates + result.held,
+        name, delivered=result.delivered, undelivered=result.undelivered, receipts_pushed=result.matched
     )

@@ -121,6 +121,10 @@ def reroute(
         pack_id_prefix=f"{pack.pack_id}.f",
         history=history,
     )
+    if pack.redrive_of is not None:  # a redrive's recipients, still FAILED from its dead-lettering (recovery.py)
+        packs = {
+            target: [p.model_copy(update={"redrive_of": pack.redrive_of}) for p in ps] for target, ps in packs.items()
+        }
     return Rerouted(packs, moved)
 
 

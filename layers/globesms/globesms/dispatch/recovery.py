@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,12 +28,14 @@ from globesms.dispatch.unknown_outcomes import (
     settled_resends,
     wait_left,
 )
+from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.ports import ClaimNotes
+from globesms.ports import ClaimNotes, Requeued
 from globesms.receipts.failover import has_resend_step, queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
@@ -50,13 +52,14 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack. What it recorded, it
     may have died before following up on (`_follow_up_recorded`)."""
     notes = deps.claims.notes(pack.pack_id)
-    requeued = notes.requeued
-    # The same pack ids as before: a copy that did reach a queue is claimed once, whichever comes first.
-    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
-    if requeued.failed_over:
-        queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
-    current = deps.store.get_messages([r.id for r in pack.recipients])
     redrive = _redrive_of(pack, notes)
+    if redrive is not None:  # what is queued again below carries it, as the dead holder's own copies do
+        pack = pack.model_copy(update={"redrive_of": iso(redrive)})
+    requeued = notes.requeued
+    _queue_again(pack, deps, requeued, now)
+    current = deps.store.get_messages([r.id for r in pack.recipients])
+    if redrive is None and notes.dead_lettered is not None:
+        _give_back_dead_lettered(deps, current.values(), notes.dead_lettered)
     kept = requeued.never_sent | (settled_resends(pack, deps.store) if redrive else set())
     unrecorded = _unrecorded(pack, current, kept, redrive)
     records = outcome_records(
@@ -113,6 +116,23 @@ def _unrecorded(
         for i, r in enumerate(pack.recipients)
         if i not in left_out and not (r.id in current and recorded(current[r.id], r.history))
     ]
+
+
+def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now: datetime) -> None:
+    """What the dead holder noted as put back on a queue, queued again under the same pack ids: a copy that did
+    reach a queue is claimed once, whichever comes first."""
+    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
+    if requeued.failed_over:
+        queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
+
+
+def _give_back_dead_lettered(deps: DispatchDeps, current: Iterable[MessageRecord], dead_lettered: datetime) -> None:
+    """The pack was dead-lettered, and the holder that died after it never got to a redrive's call (no mark): a
+    redrive that died between charging the spend again and marking the claim, or before. Nobody was texted since:
+    the records still FAILED from the dead-lettering give their spend back (once: a no-op where it was not charged
+    again), as the dead-lettering did."""
+    if deps.spend is not None:
+        release_unsent(deps.spend, [r for r in current if r.status is Status.FAILED and _stamp(r) <= dead_lettered])
 
 
 def _redrive_of(pack: DispatchPack, notes: ClaimNotes) -> datetime | None:

@@ -59,9 +59,9 @@ class DispatchPack(Model):
     redrive_of: str | None = Field(
         default=None,
         description=(
-            "set by a redrive's dispatcher on the packs it queues (retries, deferrals, quiet hours): when the pack "
-            "it redrove was dead-lettered. A record still FAILED from then is that dead-lettering's, which this "
-            "pack sends (dispatch/recovery.py)"
+            "set by a redrive's dispatcher on the packs it queues (retries, deferrals, quiet hours, failovers): "
+            "when the pack it redrove was dead-lettered. A record still FAILED from then is that dead-lettering's, "
+            "which this pack sends (dispatch/recovery.py)"
         ),
     )
 

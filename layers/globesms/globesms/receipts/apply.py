@@ -84,6 +84,9 @@ class PushResult:
     unmatched: int = 0  # matched no message (stored for reconciliation)
     delivered: int = 0  # messages this push moved to DELIVERED
     undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
+    # reports that found one of the provider's messages (applied, repeated, held for it, or for its first attempt):
+    # the provider's pushes reach us (ReceiptsPushed, the receipts-stopped alarms). Not those matching nothing.
+    matched: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # what it adds to the route statistics: route_outcomes
     # receipts.failover: messages to (re)queue on their next provider, new resends, late first-attempt deliveries
@@ -293,6 +296,7 @@ def _record(
         again = store.reload(message.id)
         if again is not None and takes_receipts_for(again, report.provider, pmid):
             return _count(apply_events(store, again, [event], pmid, now, failover=True), now, result)
+    result.matched += message is not None
     if not newly_held:
         result.duplicates += 1
     elif message is not None:
@@ -328,6 +332,7 @@ def _earlier_attempt(
     if record is None:
         return False
     new, delivered = record_earlier_receipt(store, record, event, now)
+    result.matched += 1
     result.applied += new
     result.duplicates += not new
     result.duplicate_deliveries += delivered
@@ -345,6 +350,7 @@ def _add_failover_event(record: MessageRecord, now: datetime, result: PushResult
 
 def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord:
     """Adds one applied report to the push's result; returns the message as it left it."""
+    result.matched += 1
     result.duplicate_deliveries += applied.duplicate_delivery
     if resend_pending(applied.record):
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
