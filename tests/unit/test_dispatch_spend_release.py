@@ -110,6 +110,15 @@ def test_an_unknown_outcome_that_expires_failed_is_not_given_back() -> None:
     assert never_reached_a_provider(store.messages["B.00001"])
 
 
+@pytest.mark.parametrize("step", ["receipt-failover", "resend-after-unknown-outcome"])
+def test_a_resend_that_fails_keeps_its_spend_since_its_first_attempt_reached_a_provider(step: str) -> None:
+    store = MemoryStore()
+    dispatch(MemorySpendReleases(), store)
+    refused = store.messages["B.00001"]  # FAILED for a bad number, never sent: given back
+    resent = refused.model_copy(update={"events": [{"id": step, "type": "status", "status": "QUEUED"}]})
+    assert never_reached_a_provider(refused) and not never_reached_a_provider(resent)
+
+
 def test_a_ledger_failure_never_fails_the_pack() -> None:
     store = MemoryStore()
     dispatch(BrokenReleases(), store)  # logged; the outcomes are recorded all the same
@@ -206,9 +215,10 @@ def test_a_redrive_whose_charge_fails_sends_nothing_and_stays_a_redrive() -> Non
     assert provider.calls == [] and claims.state["B:aliyun:0"] == "DEAD"  # the next delivery charges first
 
 
-def test_a_redriven_resend_pack_charges_none_of_the_recipients_it_will_not_send() -> None:
-    """A resend pack (`.u.s`) sends nobody whose record left SENDING (`settled_resends`): dead-lettered, every
-    record is FAILED, so its redrive sends nothing, and must charge nothing either."""
+def test_a_dead_lettered_resend_pack_keeps_its_spend_and_its_redrive_charges_nothing() -> None:
+    """A resend pack (`.u.s`) resends messages whose first send may have gone out: dead-lettered, their records
+    are FAILED but their spend is kept (`never_reached_a_provider`: sent before). Its redrive sends nobody whose
+    record left SENDING (`settled_resends`), so nobody, and charges nothing."""
     resend = [{"id": "resend-after-unknown-outcome", "at": "2026-11-30T23:59:30.000000Z"}]
     base = priced_pack(2).model_dump()
     base["pack_id"] = "B:aliyun:0.u.s"
@@ -221,11 +231,12 @@ def test_a_redriven_resend_pack_charges_none_of_the_recipients_it_will_not_send(
         deps = _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases)
         dispatch_pack(pack, deps, now=NOW, last_attempt=True)
     november = ("2026-11", spend.DEPLOYMENT)
-    assert releases.given_back[november] == Decimal("0.08") and claims.state[pack.pack_id] == "DEAD"
+    assert {r.status for r in store.messages.values()} == {Status.FAILED} and claims.state[pack.pack_id] == "DEAD"
+    assert releases.given_back.get(november, 0) == 0 and releases.released == set()
     provider = ScriptedProvider()
     summary = dispatch_pack(pack, _deps(provider, store, claims, releases), now=NOW, last_attempt=False)
     assert summary.skipped == 2 and provider.calls == []
-    assert releases.given_back[november] == Decimal("0.08")  # not sent: still given back
+    assert releases.given_back.get(november, 0) == 0  # nothing given back, nothing charged again
 
 
 class KilledAfterTheCall(ScriptedProvider):
@@ -486,3 +497,49 @@ def test_a_takeover_queues_again_what_a_redrive_put_back_as_part_of_that_redrive
     dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=5), last_attempt=False)
     (retry,) = [p for p in queues.sent["aliyun"] if p.pack_id.endswith(".r1")]  # type: ignore[index]
     assert retry.redrive_of == "2026-12-04T10:00:00.000000Z"
+
+
+def test_a_pack_a_redrive_queued_then_dead_lettered_and_redriven_in_turn_gets_its_spend_back_if_that_dies_early() -> (
+    None
+):
+    """`.r1` carries the first dead-lettering's time, but its own claim says it was dead-lettered since, and its
+    own redrive died between its charge and its mark: nobody was texted, whatever `.r1` came from."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    dead_lettered(store, claims, releases)
+    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
+    dispatch_pack(
+        priced_pack(),
+        replace(_deps(throttled, store, claims, releases), queues=queues),
+        now=redrive,
+        last_attempt=False,
+    )
+    (retry,) = queues.sent["aliyun"]  # type: ignore[index]
+    later = redrive + timedelta(hours=1)
+    with pytest.raises(RetryPack):  # `.r1`'s last receive: FAILED again, given back again, dead-lettered
+        dispatch_pack(
+            retry, _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases), now=later, last_attempt=True
+        )
+    assert releases.given_back[NOVEMBER] == Decimal("0.12")
+
+    def killed(pack_id: str) -> None:
+        raise Killed
+
+    claims.mark_redriving = killed  # type: ignore[method-assign,assignment]
+    with pytest.raises(Killed):
+        dispatch_pack(
+            retry,
+            _deps(ScriptedProvider(), store, claims, releases),
+            now=later + timedelta(hours=1),
+            last_attempt=False,
+        )
+    del claims.mark_redriving
+    assert releases.given_back[NOVEMBER] == 0
+    statuses = taken_over(retry, store, claims, releases, died=later + timedelta(hours=1))
+    assert statuses == {
+        "B.00000": Status.SUBMITTED,
+        "B.00001": Status.FAILED,
+        "B.00002": Status.FAILED,
+        "B.00003": Status.FAILED,
+    }
+    assert releases.given_back[NOVEMBER] == Decimal("0.12")

@@ -52,13 +52,16 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     become SENDING; nothing recorded is overwritten. Every SENDING one gets its settle pack. What it recorded, it
     may have died before following up on (`_follow_up_recorded`)."""
     notes = deps.claims.notes(pack.pack_id)
-    redrive = _redrive_of(pack, notes)
+    # Dead-lettered, and no redrive of that got to its mark: the holder that died (a redrive of this very pack, the
+    # only claim a DEAD pack gets) called nobody, whatever earlier redrive the pack itself came from.
+    unsent_redrive = notes.dead_lettered is not None and notes.redriving is None
+    redrive = None if unsent_redrive else _redrive_of(pack, notes)
     if redrive is not None:  # what is queued again below carries it, as the dead holder's own copies do
         pack = pack.model_copy(update={"redrive_of": iso(redrive)})
     requeued = notes.requeued
     _queue_again(pack, deps, requeued, now)
     current = deps.store.get_messages([r.id for r in pack.recipients])
-    if redrive is None and notes.dead_lettered is not None:
+    if notes.dead_lettered is not None and unsent_redrive:
         _give_back_dead_lettered(deps, current.values(), notes.dead_lettered)
     kept = requeued.never_sent | (settled_resends(pack, deps.store) if redrive else set())
     unrecorded = _unrecorded(pack, current, kept, redrive)

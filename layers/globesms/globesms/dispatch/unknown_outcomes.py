@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from globesms.domain.clock import iso
-from globesms.domain.history import HistoryStep
+from globesms.domain.history import RESEND_AFTER_UNKNOWN_OUTCOME_STEP, HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
 from globesms.models.packs import DispatchPack
@@ -36,7 +36,7 @@ from globesms.webhooks.events import queue_status_events
 EXPIRED_CODE = DispatchCode.UNKNOWN_OUTCOME_EXPIRED
 #: SQS's longest DelaySeconds.
 MAX_DELAY_SECONDS = 900
-_RESEND_STEP = "resend-after-unknown-outcome"
+_RESEND_STEP = RESEND_AFTER_UNKNOWN_OUTCOME_STEP
 EXPIRED_STEP = "unknown-outcome-expired"
 _SAVE_TRIES = 3
 #: A resend pack's id (`settle`: `<settle pack id>.s`, the settle pack's `<id>.u`), or one derived from it (batch

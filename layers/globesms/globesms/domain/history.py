@@ -13,6 +13,7 @@ skips `"type": "status"` entries; the API's `accept.queries.history`) read it un
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,18 @@ from globesms.models.outbound import ProviderName
 
 #: The `type` of our own steps; receipts are `"receipt"`.
 STEP_TYPE = "status"
+#: The id of the step that resent a message through the next provider after an UNDELIVERED receipt.
+RECEIPT_FAILOVER_STEP = "receipt-failover"
+#: The id of the step that sent a message once more after its outcome stayed unknown (policy `resend`).
+RESEND_AFTER_UNKNOWN_OUTCOME_STEP = "resend-after-unknown-outcome"
+
+
+def sent_before(history: Sequence[Mapping[str, Any]] | None) -> bool:
+    """The history says an earlier attempt of the message reached a provider, or may have: it was resent after an
+    UNDELIVERED receipt or after an unknown outcome. Whatever becomes of the resend, its cost is not one a
+    provider never saw (`guardrails.release.never_reached_a_provider`)."""
+    steps = (RECEIPT_FAILOVER_STEP, RESEND_AFTER_UNKNOWN_OUTCOME_STEP)
+    return any(entry.get("id") in steps for entry in history or ())
 
 
 @dataclass(frozen=True, slots=True)

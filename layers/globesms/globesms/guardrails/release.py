@@ -21,6 +21,7 @@ import logging
 from collections.abc import Collection, Sequence
 from decimal import Decimal
 
+from globesms.domain.history import sent_before
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
 from globesms.guardrails.ports import SpendReleases
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 
 def never_reached_a_provider(record: MessageRecord) -> bool:
+    """Its cost can be given back: no attempt of it reached a provider, nor may have. A resend's record (after an
+    UNDELIVERED receipt, or an unknown outcome) does not qualify however the resend ends: its first attempt did
+    reach one, or may have (`domain.history.sent_before`)."""
     lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
     return (
         (record.status in (Status.FAILED, Status.CANCELED) or lapsed)
@@ -40,6 +44,7 @@ def never_reached_a_provider(record: MessageRecord) -> bool:
         and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
         and bool(record.cost)
         and Decimal(record.cost or 0) > 0
+        and not sent_before(record.events)
     )
 
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from globesms.domain.history import RECEIPT_FAILOVER_STEP
 from globesms.domain.status import Status, forward
 from globesms.errors import DispatchCode
 
 NO_RECEIPT = DispatchCode.NO_RECEIPT.value
 #: The id of the history step that resent a message through the next provider after an UNDELIVERED receipt.
-RESEND_STEP = "receipt-failover"
+RESEND_STEP = RECEIPT_FAILOVER_STEP
 #: The mark on a receipt of a resent message's first attempt that came after the resend (kept, never counted).
 EARLIER_ATTEMPT = "earlier_attempt"
 
