@@ -54,15 +54,15 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     notes = deps.claims.notes(pack.pack_id)
     # Dead-lettered, and no redrive of that got to its mark: the holder that died (a redrive of this very pack, the
     # only claim a DEAD pack gets) called nobody, whatever earlier redrive the pack itself came from.
-    unsent_redrive = notes.dead_lettered is not None and notes.redriving is None
-    redrive = None if unsent_redrive else _redrive_of(pack, notes)
+    unsent_since = notes.dead_lettered if notes.redriving is None else None
+    redrive = None if unsent_since is not None else _redrive_of(pack, notes)
     if redrive is not None:  # what is queued again below carries it, as the dead holder's own copies do
         pack = pack.model_copy(update={"redrive_of": iso(redrive)})
     requeued = notes.requeued
     _queue_again(pack, deps, requeued, now)
     current = deps.store.get_messages([r.id for r in pack.recipients])
-    if notes.dead_lettered is not None and unsent_redrive:
-        _give_back_dead_lettered(deps, current.values(), notes.dead_lettered)
+    if unsent_since is not None:
+        _give_back_dead_lettered(deps, current.values(), unsent_since)
     kept = requeued.never_sent | (settled_resends(pack, deps.store) if redrive else set())
     unrecorded = _unrecorded(pack, current, kept, redrive)
     records = outcome_records(
