@@ -172,6 +172,7 @@ def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_sta
     first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
     message = store.messages["B.00000"]
     assert (message.status, message.provider, first.failovers) == (Status.QUEUED, T, 1)
+    assert (first.delivered, first.undelivered) == (0, 1)  # Alibaba's delivery rate sees the failure it resent
     assert [d.event.type for d in first.webhooks] == [FAILOVER_EVENT]
     assert first.webhooks[0].event.message["failover"] == {"from": "aliyun", "to": "tencent"}
     assert [r.id for r in first.resends] == ["B.00000"]
@@ -179,7 +180,7 @@ def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_sta
     # The provider pushes the same receipt again (say our answer was lost): nothing new, the resend queued again
     # under the same pack id (the pack claim sends it once).
     again = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
-    assert (again.failovers, again.duplicates, len(again.resends)) == (0, 1, 1)
+    assert (again.failovers, again.duplicates, len(again.resends), again.undelivered) == (0, 1, 1, 0)
 
     queues, claims = MemoryQueues(), MemoryClaims()
     queues.send_packs(T, [_pack(first.resends[0]), _pack(again.resends[0])])
@@ -192,11 +193,12 @@ def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_sta
     # The second attempt fails the same way: final, never resent twice.
     second = push(T, "pm-B.00000", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t2")
     assert (store.messages["B.00000"].status, second.failovers, second.resends) == (Status.UNDELIVERED, 0, [])
+    assert second.undelivered == 1  # Tencent's, this time
 
     # A late DELIVERED for the first attempt: recorded, counted, changes nothing.
     late = push(A, "ali-1", Status.DELIVERED, "DELIVERED", store, at="t3")
     message = store.messages["B.00000"]
-    assert (late.duplicate_deliveries, late.resends, late.webhooks) == (1, [], [])
+    assert (late.duplicate_deliveries, late.resends, late.webhooks, late.delivered) == (1, [], [], 0)
     assert message.status is Status.UNDELIVERED
     assert [e["id"] for e in message.events or []][:2] == [message.events[0]["id"], RESEND_STEP]
     assert (message.events or [])[-1]["status"] == "DELIVERED"
@@ -255,9 +257,10 @@ def test_an_early_undelivered_receipt_held_before_the_send_was_recorded_resends_
         receipts=store,
         webhooks=webhooks,
     )
-    dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    summary = dispatch_pack(pack, deps, now=NOW, last_attempt=False)
     message = store.messages["B.00000"]
     assert (message.status, message.provider) == (Status.QUEUED, T)
+    assert (summary.delivered, summary.undelivered) == (0, 1)  # the dispatcher's metrics: Alibaba's failure
     assert [p.pack_id for p in queues.sent[T]] == [resend_pack_id("B.00000")]
     assert [d.event.type for d in webhooks.sent] == [FAILOVER_EVENT]
 

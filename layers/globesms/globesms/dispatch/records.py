@@ -19,7 +19,7 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, ReceiptStore
-from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_held_receipts, route_outcomes
+from globesms.receipts.apply import apply_held_receipts, outcome_counts, route_outcomes
 from globesms.reconcile.deadline import DeadlinePolicy, deadline_entries, receipt_deadline
 from globesms.stats.ports import RouteStatsStore
 from globesms.stats.record import record_outcomes
@@ -114,14 +114,8 @@ class SavedOutcomes(NamedTuple):
     records: list[MessageRecord]  # as they now are: after the receipts held for them
     settled: list[MessageRecord]  # those a held receipt moved by this dispatcher's write (it counts them)
     route_stats_written: bool  # False: the outcomes those receipts made final are not in the route statistics
-
-    @property
-    def delivered(self) -> int:
-        return sum(r.status is Status.DELIVERED for r in self.settled)
-
-    @property
-    def undelivered(self) -> int:
-        return sum(r.status in UNDELIVERED_OUTCOMES for r in self.settled)
+    delivered: int = 0  # of the outcome metrics, the held receipts this dispatcher's write moved (`outcome_counts`)
+    undelivered: int = 0
 
 
 def save_outcomes(
@@ -147,7 +141,9 @@ def save_outcomes(
     # counted it there (it holds, then reads the record again, which this dispatcher may have just written).
     settled = [a.record for a in changed.values() if a.first_outcome]
     written = record_outcomes(route_stats, [outcome for r in settled for outcome in route_outcomes(r)], now)
-    return SavedOutcomes([changed[r.id].record if r.id in changed else r for r in records], settled, written)
+    moved = [outcome for a in changed.values() if a.moved_here for outcome in route_outcomes(a.record)]
+    latest = [changed[r.id].record if r.id in changed else r for r in records]
+    return SavedOutcomes(latest, settled, written, *outcome_counts(moved))
 
 
 #: Margin for the clocks of the Lambdas that stamp a pack and a hold mark (NTP keeps them within milliseconds).

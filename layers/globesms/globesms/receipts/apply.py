@@ -362,10 +362,10 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.duplicates += 1
     else:
         result.applied += 1
-    if applied.moved_here and applied.record.status is Status.DELIVERED:
-        result.delivered += 1
-    elif applied.moved_here and applied.record.status in UNDELIVERED_OUTCOMES:
-        result.undelivered += 1
+    if applied.moved_here:
+        delivered, undelivered = outcome_counts(route_outcomes(applied.record))
+        result.delivered += delivered
+        result.undelivered += undelivered
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):
@@ -383,6 +383,15 @@ def route_outcomes(record: MessageRecord) -> list[MessageRecord]:
     outcome (`Applied.first_outcome`)."""
     first = first_attempt_outcome(record) if resend_pending(record) else None
     return [r for r in (first, record if record.status.is_final else None) if r is not None]
+
+
+def outcome_counts(outcomes: Sequence[MessageRecord]) -> tuple[int, int]:
+    """Delivered and undelivered among `route_outcomes`' records, for the outcome metrics (the delivery-rate alarms):
+    counted like the route statistics, so an UNDELIVERED receipt that resent the message elsewhere counts against
+    the provider that failed, though the message itself is QUEUED again. Each writer counts what its own write moved
+    (`Applied.moved_here`)."""
+    delivered = sum(r.status is Status.DELIVERED for r in outcomes)
+    return delivered, sum(r.status in UNDELIVERED_OUTCOMES for r in outcomes)
 
 
 def apply_held_receipts(

@@ -28,7 +28,7 @@ from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
-from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_events
+from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_events, route_outcomes
 from globesms.reconcile.deadline import (
     DeadlineEntry,
     DeadlinePolicy,
@@ -229,8 +229,8 @@ def _carry_out(
         changed = applied.record if applied.changed else None
         first_outcome = applied.first_outcome  # not a late push's write: that counted the outcome where it was applied
         summary.settled += 1 if changed is not None else 0
-        if applied.moved_here and applied.record.status.is_final:
-            summary.reported.append(applied.record)
+        if applied.moved_here:
+            summary.reported.extend(route_outcomes(applied.record))
     else:
         changed = expire(deps.receipts, record, now)
         first_outcome = changed is not None  # a conditional write: None when a receipt moved the message first
