@@ -669,6 +669,19 @@ def test_a_history_keeps_the_first_and_the_latest_events_and_counts_the_rest() -
     assert record.receipt_ids is not None and len(record.receipt_ids) <= 1_000
 
 
+def test_a_long_history_keeps_our_own_steps_from_its_middle() -> None:
+    """A resend step among a 24-part message's many receipts: dropped, later writes would take the first attempt's
+    receipts for the resend's (which attempt a receipt is for, which provider failed)."""
+    from globesms.receipts.apply import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT, bounded_history
+
+    receipts = [{"id": f"r{n}", "type": "receipt"} for n in range(MAX_EVENTS_KEPT + 10)]
+    step = {"id": "receipt-failover", "type": "status", "status": "QUEUED"}
+    history = [*receipts[: FIRST_EVENTS_KEPT + 4], step, *receipts[FIRST_EVENTS_KEPT + 4 :]]
+    kept, omitted = bounded_history(history)
+    assert step in kept and len(kept) == MAX_EVENTS_KEPT + 1 and omitted == len(history) - len(kept)
+    assert kept[:FIRST_EVENTS_KEPT] == history[:FIRST_EVENTS_KEPT] and kept[-5:] == history[-5:]
+
+
 def test_the_largest_history_kept_fits_one_dynamodb_item_with_room_to_spare() -> None:
     import json
 

@@ -112,7 +112,7 @@ def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecor
 
 class SavedOutcomes(NamedTuple):
     records: list[MessageRecord]  # as they now are: after the receipts held for them
-    settled: list[MessageRecord]  # those a held receipt moved by this dispatcher's write (it counts them)
+    settled: list[MessageRecord]  # those a held receipt gave their outcome by this dispatcher's write (statistics)
     route_stats_written: bool  # False: the outcomes those receipts made final are not in the route statistics
     delivered: int = 0  # of the outcome metrics, the held receipts this dispatcher's write moved (`outcome_counts`)
     undelivered: int = 0

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from globesms.domain.clock import iso
+from globesms.domain.history import STEP_TYPE
 from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange
@@ -42,7 +43,8 @@ UNDELIVERED_OUTCOMES: Final = frozenset({Status.UNDELIVERED, Status.EXPIRED, Sta
 
 #: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
 #: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
-#: the latest MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT, and counts the ones left out in `events_omitted`. An event is
+#: the latest MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT (and our own steps from between them: `bounded_history`), and counts
+#: the ones left out in `events_omitted`. An event is
 #: under 1 KB (the parsers bound every field), so 100 of them stay far below the item limit; a long message's part
 #: reports (24 parts at most, two reports each) fit in the latest 80.
 MAX_EVENTS_KEPT = 100
@@ -82,8 +84,9 @@ class PushResult:
     duplicates: int = 0
     held: int = 0  # matched a message that is not submitted yet
     unmatched: int = 0  # matched no message (stored for reconciliation)
-    delivered: int = 0  # messages this push moved to DELIVERED
-    undelivered: int = 0  # ... to UNDELIVERED, EXPIRED or REJECTED
+    # the outcome metrics: what this push's writes moved, counted through `route_outcomes` (`outcome_counts`)
+    delivered: int = 0
+    undelivered: int = 0  # UNDELIVERED, EXPIRED or REJECTED, and a first attempt an UNDELIVERED receipt resent
     # reports that found one of the provider's messages (applied, repeated, held for it, or for its first attempt):
     # the provider's pushes reach us (ReceiptsPushed, the receipts-stopped alarms). Not those matching nothing.
     matched: int = 0
@@ -204,12 +207,16 @@ def failure_message(failure: Mapping[str, Any]) -> str:
 
 
 def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The events kept (the first FIRST_EVENTS_KEPT and the latest, MAX_EVENTS_KEPT in all) and how many were left
-    out of the middle."""
+    """The events kept (the first FIRST_EVENTS_KEPT and the latest, MAX_EVENTS_KEPT in all, and our own steps from
+    between them) and how many receipts were left out of the middle. Our steps say what the message went through,
+    which later writes read (a resend after an UNDELIVERED receipt: which attempt a receipt is for, and which
+    provider failed); a message takes a handful at most, so the item stays bounded."""
     if len(history) <= MAX_EVENTS_KEPT:
         return history, 0
     latest = MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT
-    return [*history[:FIRST_EVENTS_KEPT], *history[-latest:]], len(history) - MAX_EVENTS_KEPT
+    ours = [e for e in history[FIRST_EVENTS_KEPT:-latest] if e.get("type") == STEP_TYPE]
+    kept = [*history[:FIRST_EVENTS_KEPT], *ours, *history[-latest:]]
+    return kept, len(history) - len(kept)
 
 
 def record_push(
