@@ -25,7 +25,7 @@ from globesms.dispatch.service import (
 from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
 from globesms.models.packs import DispatchPack
-from globesms.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+from globesms.observability import NAMESPACE, SERVICE, emit_route_stats_not_written, logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import ProviderClients
 
@@ -139,7 +139,7 @@ def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="RecipientsFailedOver", unit=MetricUnit.Count, value=summary.failed_over)
     metrics.add_metric(name="UnknownOutcomesExpired", unit=MetricUnit.Count, value=summary.expired)
     metrics.add_metric(name="RecipientsValidityLapsed", unit=MetricUnit.Count, value=summary.lapsed)
-    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=summary.route_stats_not_written)
+    emit_route_stats_not_written(summary.route_stats_not_written)
     # Outcomes of receipts held until the records were written (the delivery-rate alarms; the receipts endpoint
     # emits the rest, with the same {service, provider} dimensions).
     metrics.add_metric(name="RecipientsDelivered", unit=MetricUnit.Count, value=summary.delivered)

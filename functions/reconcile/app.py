@@ -13,7 +13,13 @@ from globesms.aws import wiring
 from globesms.config import ReconcileSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.models.outbound import ProviderName
-from globesms.observability import emit_provider_outcomes, logger, metrics, tracer
+from globesms.observability import (
+    emit_provider_outcomes,
+    emit_route_stats_not_written,
+    logger,
+    metrics,
+    tracer,
+)
 from globesms.ports import StatusQuery
 from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
@@ -89,7 +95,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     finally:
         # Also when the run failed midway: what it settled is final and the next run will not count it.
         route_stats_written = record_outcomes(wiring.route_stats(), summary.finals, utc_now())
-        metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not route_stats_written))
+        emit_route_stats_not_written(int(not route_stats_written))
         _emit(summary)
         for query in queries.values():
             close = getattr(query, "close", None)

@@ -99,6 +99,19 @@ def emit_provider_outcomes(
             pass
 
 
+def emit_route_stats_not_written(failed: int) -> None:
+    """RouteStatsNotWritten (failed updates of the route statistics) with {service} alone, whichever function wrote
+    them: the dispatchers' own metric set carries their provider, and the alarm reads one series."""
+    with single_metric(
+        name="RouteStatsNotWritten",
+        unit=MetricUnit.Count,
+        value=failed,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ):
+        pass
+
+
 def emit_pumping_suspected(trip: Trip) -> None:
     """PumpingSuspected: OTP recipients held as suspected SMS pumping, by country (guardrails/pumping.py)."""
     with single_metric(

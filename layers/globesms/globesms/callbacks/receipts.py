@@ -26,7 +26,13 @@ from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import ReceiptBodyInvalid
-from globesms.observability import emit_provider_outcomes, logger, metrics, tracer
+from globesms.observability import (
+    emit_provider_outcomes,
+    emit_route_stats_not_written,
+    logger,
+    metrics,
+    tracer,
+)
 from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
@@ -116,7 +122,7 @@ def _signed(name: ProviderName, env: Mapping[str, str], body: bytes) -> bool:
 def _record_route_stats(result: PushResult) -> None:
     """The push's final outcomes into the route statistics (docs/routing-scores.md): one update per bucket key."""
     written = record_outcomes(wiring.route_stats(), result.finals, utc_now())
-    metrics.add_metric(name="RouteStatsNotWritten", unit=MetricUnit.Count, value=int(not written))
+    emit_route_stats_not_written(int(not written))
 
 
 def _queue_follow_ups(result: PushResult) -> None:
