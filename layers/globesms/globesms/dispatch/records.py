@@ -112,7 +112,6 @@ def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecor
 
 class SavedOutcomes(NamedTuple):
     records: list[MessageRecord]  # as they now are: after the receipts held for them
-    settled: list[MessageRecord]  # those a held receipt gave their outcome by this dispatcher's write (statistics)
     route_stats_written: bool  # False: the outcomes those receipts made final are not in the route statistics
     delivered: int = 0  # of the outcome metrics, the held receipts this dispatcher's write moved (`outcome_counts`)
     undelivered: int = 0
@@ -139,11 +138,10 @@ def save_outcomes(
     changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
     # Only what this dispatcher's writes moved: the receipts handler may have applied a held receipt first and
     # counted it there (it holds, then reads the record again, which this dispatcher may have just written).
-    settled = [a.record for a in changed.values() if a.first_outcome]
-    written = record_outcomes(route_stats, [outcome for r in settled for outcome in route_outcomes(r)], now)
-    moved = [outcome for a in changed.values() if a.moved_here for outcome in route_outcomes(a.record)]
+    moved = [(a, route_outcomes(a.record)) for a in changed.values() if a.moved_here]
+    written = record_outcomes(route_stats, [o for a, outcomes in moved if a.first_outcome for o in outcomes], now)
     latest = [changed[r.id].record if r.id in changed else r for r in records]
-    return SavedOutcomes(latest, settled, written, *outcome_counts(moved))
+    return SavedOutcomes(latest, written, *outcome_counts([o for _, outcomes in moved for o in outcomes]))
 
 
 #: Margin for the clocks of the Lambdas that stamp a pack and a hold mark (NTP keeps them within milliseconds).

@@ -25,7 +25,7 @@ from globesms.dispatch.unknown_outcomes import (
     MAX_DELAY_SECONDS,
     queue_settle_pack,
     settle,
-    settled_resends,
+    settled_among,
     wait_left,
 )
 from globesms.domain.clock import iso
@@ -63,7 +63,7 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     current = deps.store.get_messages([r.id for r in pack.recipients])
     if unsent_since is not None:
         _give_back_dead_lettered(deps, current.values(), unsent_since)
-    kept = requeued.never_sent | (settled_resends(pack, deps.store) if redrive else set())
+    kept = requeued.never_sent | (settled_among(pack, current) if redrive else set())
     unrecorded = _unrecorded(pack, current, kept, redrive)
     records = outcome_records(
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now

@@ -19,7 +19,7 @@ again before it is sent (`settled_resends`): one a receipt settled while it wait
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -131,15 +131,23 @@ def settled_resends(pack: DispatchPack, store: MessageStore) -> set[int]:
     early UNDELIVERED one moved it to the next provider). They are neither sent again (that would text the person
     twice) nor recorded (a receipt's status is never overwritten). One read, for a resend pack only: a receipt
     failover's own pack (`<message id>.resend`) carries the resend step too, but its record is QUEUED by design."""
-    if not _RESEND_PACK.search(pack.pack_id):
-        return set()
-    resends = [i for i, r in enumerate(pack.recipients) if _was_resent(r.history)]
-    current = store.get_messages([pack.recipients[i].id for i in resends]) if resends else {}
+    resends = _resend_positions(pack)
+    return settled_among(pack, store.get_messages([pack.recipients[i].id for i in resends]) if resends else {})
+
+
+def settled_among(pack: DispatchPack, current: Mapping[str, MessageRecord]) -> set[int]:
+    """`settled_resends`, from records the caller has read already (its message ids include the pack's)."""
     return {
         i
-        for i in resends
+        for i in _resend_positions(pack)
         if (record := current.get(pack.recipients[i].id)) is not None and record.status is not Status.SENDING
     }
+
+
+def _resend_positions(pack: DispatchPack) -> list[int]:
+    if not _RESEND_PACK.search(pack.pack_id):
+        return []
+    return [i for i, r in enumerate(pack.recipients) if _was_resent(r.history)]
 
 
 def _was_resent(history: Sequence[dict[str, object]] | None) -> bool:

@@ -48,6 +48,8 @@ _RANK = {
     Status.CANCELED: 4,
 }
 FINAL_STATUSES = frozenset(s for s, r in _RANK.items() if r == 4)
+#: The final statuses a carrier gives other than DELIVERED (receipts, pulled answers): a failure to deliver.
+UNDELIVERED_OUTCOMES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 
 def forward(current: Status, new: Status) -> Status:

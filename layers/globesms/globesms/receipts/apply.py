@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from globesms.domain.clock import iso
 from globesms.domain.history import STEP_TYPE
-from globesms.domain.status import Status
+from globesms.domain.status import UNDELIVERED_OUTCOMES, Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange
 from globesms.models.records import MessageRecord, message_id
@@ -38,8 +38,6 @@ from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
-#: The final statuses a receipt gives other than DELIVERED: the delivery-rate metrics' "undelivered".
-UNDELIVERED_OUTCOMES: Final = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 #: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
 #: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
@@ -363,16 +361,16 @@ def _count(applied: Applied, now: datetime, result: PushResult) -> MessageRecord
         result.failovers += applied.changed  # this receipt resent it (a repeat only queues it again)
         result.resends.append(applied.record)
         _add_failover_event(applied.record, now, result)
+    outcomes = route_outcomes(applied.record) if applied.moved_here else []
     if applied.first_outcome:
-        result.finals.extend(route_outcomes(applied.record))
+        result.finals.extend(outcomes)
     if applied.duplicate:
         result.duplicates += 1
     else:
         result.applied += 1
-    if applied.moved_here:
-        delivered, undelivered = outcome_counts(route_outcomes(applied.record))
-        result.delivered += delivered
-        result.undelivered += undelivered
+    delivered, undelivered = outcome_counts(outcomes)
+    result.delivered += delivered
+    result.undelivered += undelivered
     # A duplicate of a final receipt queues the final event again: if queueing failed the first time (and the
     # provider retried the push because we answered 5xx), this is the retry; receivers dedupe by event id.
     if applied.changed or (applied.duplicate and applied.record.status.is_final):

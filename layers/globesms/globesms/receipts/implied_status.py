@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from globesms.domain.history import RECEIPT_FAILOVER_STEP
-from globesms.domain.status import Status, forward
+from globesms.domain.status import UNDELIVERED_OUTCOMES, Status, forward
 from globesms.errors import DispatchCode
 
 NO_RECEIPT = DispatchCode.NO_RECEIPT.value
@@ -27,8 +27,6 @@ NO_RECEIPT = DispatchCode.NO_RECEIPT.value
 RESEND_STEP = RECEIPT_FAILOVER_STEP
 #: The mark on a receipt of a resent message's first attempt that came after the resend (kept, never counted).
 EARLIER_ATTEMPT = "earlier_attempt"
-
-_FAILURES = frozenset({Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED})
 
 
 def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
@@ -41,7 +39,7 @@ def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
     parts = max((int(e.get("parts") or 1) for _, e in reported), default=1)
     if parts <= 1:
         return reported[0][0]
-    failure = next((status for status, _ in reported if status in _FAILURES), None)
+    failure = next((status for status, _ in reported if status in UNDELIVERED_OUTCOMES), None)
     if failure is not None:
         return failure
     delivered_parts = {int(e.get("part") or 1) for status, e in reported if status is Status.DELIVERED}
@@ -64,7 +62,7 @@ def expired_without_receipt(events: Sequence[Mapping[str, Any]]) -> bool:
 
 def carrier_error(events: Sequence[Mapping[str, Any]], status: Status) -> Mapping[str, Any] | None:
     """The receipt that explains a failed delivery (its raw code and description go on the record)."""
-    if status not in _FAILURES:
+    if status not in UNDELIVERED_OUTCOMES:
         return None
     return next((e for e in current_attempt(events) if e.get("status") == status.value), None)
 

@@ -28,7 +28,7 @@ from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
-from globesms.receipts.apply import UNDELIVERED_OUTCOMES, apply_events, route_outcomes
+from globesms.receipts.apply import apply_events, outcome_counts, route_outcomes
 from globesms.reconcile.deadline import (
     DeadlineEntry,
     DeadlinePolicy,
@@ -82,17 +82,16 @@ class ReconcileSummary:
         """What the run made final, by provider: a pulled answer is the carrier's outcome, as a receipt's is (the
         delivery-rate alarms count both); an expiry for want of any (`NO_RECEIPT`) is not, and says receipts are
         missing instead."""
-        counts: dict[ProviderName, Counter[str]] = {}
+        reported: dict[ProviderName, list[MessageRecord]] = {}
         for record in self.reported:
-            if record.provider is not None and record.status is Status.DELIVERED:
-                counts.setdefault(record.provider, Counter())["delivered"] += 1
-            elif record.provider is not None and record.status in UNDELIVERED_OUTCOMES:
-                counts.setdefault(record.provider, Counter())["undelivered"] += 1
-        for record in self.finals:
-            if record.provider is not None and record.error_code == DispatchCode.NO_RECEIPT.value:
-                counts.setdefault(record.provider, Counter())["missing"] += 1
+            if record.provider is not None:
+                reported.setdefault(record.provider, []).append(record)
+        missing = Counter(
+            r.provider for r in self.finals if r.provider is not None and r.error_code == DispatchCode.NO_RECEIPT.value
+        )
         return {
-            provider: ProviderOutcomes(c["delivered"], c["undelivered"], c["missing"]) for provider, c in counts.items()
+            provider: ProviderOutcomes(*outcome_counts(reported.get(provider, [])), missing[provider])
+            for provider in reported.keys() | missing.keys()
         }
 
 
