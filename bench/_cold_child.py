@@ -135,8 +135,18 @@ def import_boto3() -> dict[str, Any]:
     }
 
 
+def keep_lambda_path() -> None:
+    """`sys.path` as Lambda's: PYTHONPATH (the layer, the runtime's boto3) and the standard library, without this
+    virtualenv's site-packages, where development distributions would be found and scanned."""
+    given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    stdlib = [entry for entry in sys.path if entry.startswith(sys.base_prefix) and "site-packages" not in entry]
+    sys.path[:] = [sys.path[0], *given, *stdlib]  # [0]: this repository, for `bench`
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
+    if config.get("lambda_path"):
+        keep_lambda_path()
     _cold_fakes.only_modules(config["modules"])
     result = import_boto3() if config["mode"] == "boto3" else serve_once(config)
     result["peak_rss_kb"] = peak_rss_kb()

@@ -143,11 +143,15 @@ HANDLERS: tuple[Handler, ...] = (
 
 
 def child_env(handler_env: dict[str, str]) -> dict[str, str]:
-    """The calling environment without any AWS, Powertools, Lambda or globesms setting, plus the handler's."""
+    """The calling environment without any AWS, Powertools, Lambda or globesms setting, plus the handler's. Nor
+    SSL_CERT_FILE / SSL_CERT_DIR, which Lambda does not set: where a machine sets them (this one points them at
+    Debian's bundle of 144 roots), httpx would load those instead of certifi's, at a different cost."""
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "POWERTOOLS_", "GLOBESMS_", "_X_AMZN", "PYTHON", "LAMBDA_", "_HANDLER"))
+        if not name.startswith(
+            ("AWS_", "POWERTOOLS_", "GLOBESMS_", "_X_AMZN", "PYTHON", "LAMBDA_", "_HANDLER", "SSL_CERT_")
+        )
     }
     return {**inherited, **BASE_ENV, **handler_env}
 
@@ -163,6 +167,23 @@ def layer_modules() -> tuple[str, ...]:
     turn, and of the runtime's boto3 (and what it requires); plus globesms itself."""
     wanted = [Requirement(line) for line in layer_requirement_lines()] + [Requirement(p) for p in RUNTIME_PACKAGES]
     return tuple(sorted({"globesms", *modules_of(required_distributions(wanted))}))
+
+
+def runtime_site(target: Path) -> Path:
+    """A folder holding what Lambda's Python runtime puts on `sys.path` beside the layer: the runtime's boto3 and
+    the distributions it requires (their packages and `.dist-info`), as symlinks into this virtualenv. A child whose
+    `sys.path` is the layer, this folder and the standard library sees the installed distributions a function sees:
+    what scans them (pydantic's plugin loader, `importlib.metadata`) costs what it costs in Lambda, not what 136
+    development distributions would cost."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in required_distributions(Requirement(package) for package in RUNTIME_PACKAGES):
+        distribution = importlib.metadata.distribution(name)
+        tops = {Path(str(file)).parts[0] for file in distribution.files or []}
+        for top in sorted(tops - {"..", "__pycache__"}):
+            link = target / top
+            if not link.exists():
+                link.symlink_to(Path(str(distribution.locate_file(top))).resolve())
+    return target
 
 
 def required_distributions(requirements: Iterable[Requirement]) -> set[str]:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._cold_env import HANDLERS, ROOT, Handler, child_env, run_script
+from bench._cold_env import HANDLERS, ROOT, Handler, child_env, run_script, runtime_site
 from bench.figures import Figure
 from bench.layer import build_layer
 
@@ -77,23 +77,26 @@ def in_runs(calls: Sequence[str]) -> list[str]:
     return [call if count == 1 else f"{call} x{count}" for call, count in runs]
 
 
-def deployed_code(handlers: Sequence[Handler], workdir: Path) -> tuple[Path, dict[str, Path]]:
-    """The layer as `sam build` builds it, and each handler's `app.py` copied alone (no `__pycache__`), under
-    `workdir`: the code a deployed function loads. Returns the layer's `python/` and each handler's copy."""
+def deployed_code(handlers: Sequence[Handler], workdir: Path) -> tuple[str, dict[str, Path]]:
+    """The layer as `sam build` builds it, the runtime's boto3 (`runtime_site`) and each handler's `app.py` copied
+    alone (no `__pycache__`), under `workdir`: the code a deployed function loads. Returns the `sys.path` entries
+    (the layer's `python/` first, as /opt/python; then the runtime's packages) and each handler's copy."""
     build_layer(workdir / "layer")
+    runtime = runtime_site(workdir / "runtime")
     copies: dict[str, Path] = {}
     for handler in handlers:
         copy = workdir / "functions" / handler.folder / handler.path.name
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(handler.path, copy)
         copies[handler.name] = copy
-    return workdir / "layer" / "python", copies
+    return os.pathsep.join([str(workdir / "layer" / "python"), str(runtime)]), copies
 
 
-def deployed_env(handler_env: dict[str, str], site: Path) -> dict[str, str]:
-    """A child's environment with the layer first on `sys.path` (Lambda's /opt/python) and no bytecode written
-    (Lambda's code is read-only)."""
-    return {**child_env(handler_env), "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"}
+def deployed_env(handler_env: dict[str, str], site: str) -> dict[str, str]:
+    """A child's environment with the layer first on `sys.path` (Lambda's /opt/python), then the runtime's boto3,
+    and no bytecode written (Lambda's code is read-only). The child keeps only these and the standard library on
+    `sys.path` (`lambda_path` in its config)."""
+    return {**child_env(handler_env), "PYTHONPATH": site, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def sample(
@@ -107,16 +110,17 @@ def sample(
     reference: list[dict[str, Any]] = []
     results: dict[str, list[dict[str, Any]]] = {handler.name: [] for handler in handlers}
     for _ in range(rounds):
-        reference.append(run_child({"mode": "boto3"}, deployed_env({}, site), workdir))
+        reference.append(run_child({"mode": "boto3", "lambda_path": True}, deployed_env({}, site), workdir))
         for handler in handlers:
             config = {
                 "mode": "handler",
                 "handler": str(copies[handler.name]),
                 "event": str(events[handler.name]),
-                "deployed": [str(site) + os.sep, str(copies[handler.name].parent) + os.sep],
+                "deployed": [site.split(os.pathsep)[0] + os.sep, str(copies[handler.name].parent) + os.sep],
+                "lambda_path": True,
             }
             result = run_child(config, deployed_env(handler.env, site), workdir)
-            if not str(result["globesms_file"]).startswith(str(site)):
+            if not str(result["globesms_file"]).startswith(site.split(os.pathsep)[0]):
                 raise RuntimeError(f"{handler.name} loaded globesms from {result['globesms_file']}, not the layer")
             check_answer(handler, result)
             results[handler.name].append(result)
