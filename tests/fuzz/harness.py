@@ -19,7 +19,7 @@ from globesms.aws import dynamodb_otp as otp
 from globesms.aws import dynamodb_spend as spend
 from globesms.aws.message_items import HEADER_SK, batch_from_item, from_item, message_from_item
 from globesms.domain.status import Status
-from globesms.models.api import ErrorBody
+from globesms.models.errors import ErrorBody
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, split_message_id

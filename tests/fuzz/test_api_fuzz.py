@@ -17,12 +17,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from globesms.domain.segments import count_segments
-from globesms.models.api import (
-    MAX_TEXT_SEGMENTS,
-    AcceptResponse,
-    identifier_character_problem,
-    text_character_problem,
-)
+from globesms.models.api import identifier_character_problem, text_character_problem
+from globesms.models.limits import MAX_TEXT_SEGMENTS
+from globesms.models.views import AcceptResponse
 from tests.fuzz.harness import (
     FuzzStack,
     Observed,

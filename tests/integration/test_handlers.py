@@ -401,7 +401,7 @@ def test_bodies_json_cannot_hold_are_malformed_json_not_a_crash(stack, load_hand
 
 
 def test_a_body_above_the_cap_is_413_body_too_large_and_writes_nothing(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
-    from globesms.models.api import MAX_BODY_BYTES
+    from globesms.models.limits import MAX_BODY_BYTES
 
     body = json.dumps({"to": "+85251234567", "text": "x", "client_ref": "r"})
     padded = body[:-1] + " " * (MAX_BODY_BYTES - len(body) + 1) + "}"  # valid JSON, one byte over the cap
@@ -416,7 +416,8 @@ def test_a_body_above_the_cap_is_413_body_too_large_and_writes_nothing(stack, lo
 
 def test_the_openapi_answers_are_described_from_the_codes_and_models(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
     from globesms.errors import RefusalCode
-    from globesms.models.api import MAX_BODY_BYTES, AcceptResponse
+    from globesms.models.limits import MAX_BODY_BYTES
+    from globesms.models.views import AcceptResponse
 
     document = json.loads(load_handler("send_api").app.get_openapi_json_schema())
     responses = document["paths"]["/v1/messages"]["post"]["responses"]

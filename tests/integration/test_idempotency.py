@@ -10,8 +10,9 @@ import pytest
 
 from globesms.accept.idempotency import MAX_REPLAYED_ERRORS, AnswerSerializer
 from globesms.domain.ids import FIRST_MESSAGE_ID
-from globesms.models.api import AcceptResponse, RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName
+from globesms.models.views import AcceptResponse
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 BODY = {"to": ["+85251234567", "+6591234567"], "text": "Your parcel is on its way", "client_ref": "order-42"}

@@ -16,10 +16,12 @@ from globesms.accept.service import LEASE_MARGIN, accept
 from globesms.consent import screen as consent_screen
 from globesms.dispatch.records import outcome_records
 from globesms.domain.status import Status
-from globesms.models.api import AcceptResponse, MessageSpec, RecipientError
+from globesms.models.api import MessageSpec
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
+from globesms.models.views import AcceptResponse
 from globesms.routing.route_table import RouteTable, parse_route_table
 from globesms.routing.templates import parse_registry
 from globesms.scheduling import hold

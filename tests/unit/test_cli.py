@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from globesms.domain.status import FINAL_STATUSES, Status
-from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from local import settings as local_settings
 from tools.cli import batches
 from tools.cli.api import RetryPolicy

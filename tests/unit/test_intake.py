@@ -144,7 +144,7 @@ def test_bodies_json_cannot_hold_are_refused_as_malformed_json_not_a_crash(body:
 
 
 def test_an_intake_body_above_the_cap_is_refused_as_too_large() -> None:
-    from globesms.models.api import MAX_BODY_BYTES
+    from globesms.models.limits import MAX_BODY_BYTES
 
     store = MemoryStore()
     with pytest.raises(IntakeRefused) as info:

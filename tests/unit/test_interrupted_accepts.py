@@ -19,7 +19,8 @@ from globesms.accept.service import accept
 from globesms.domain.status import Status
 from globesms.guardrails.ports import Reservation
 from globesms.guardrails.release import UNWRITTEN_SEQ
-from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST, MessageSpec
+from globesms.models.api import MessageSpec
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.models.outbound import ProviderName
 from globesms.models.records import MessageRecord, message_id
 from globesms.reconcile.interrupted import RUN_LEASE, InterruptedSummary, settle_batch, settle_interrupted

@@ -83,7 +83,7 @@ def test_any_json_body_either_parses_or_raises_a_validation_error(candidate: dic
     ],
 )
 def test_a_text_over_the_parts_limit_is_refused_naming_the_parts(text: str, parts: int) -> None:
-    from globesms.models.api import MAX_TEXT_SEGMENTS
+    from globesms.models.limits import MAX_TEXT_SEGMENTS
 
     with pytest.raises(ValidationError) as info:
         MessageSpec.model_validate({"to": "+85251234567", "text": text})

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from globesms.models.api import MAX_TEXT_CHARS
+from globesms.models.limits import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
 from globesms.routing.templates import (
     IdVersion,

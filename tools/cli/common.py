@@ -20,7 +20,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from tools.cli.api import (
     API_KEY_ENV,
     API_URL_ENV,

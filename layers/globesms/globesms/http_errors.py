@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from globesms.accept.bodies import BodyTooLarge, check_size, utf8_size
 from globesms.errors import RefusalCode
-from globesms.models.api import ErrorBody, ErrorDetail, ErrorResponse
+from globesms.models.errors import ErrorBody, ErrorDetail, ErrorResponse
 from globesms.validation import problems
 
 

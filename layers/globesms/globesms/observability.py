@@ -15,8 +15,8 @@ from globesms.tracing import LazyTracer
 
 if TYPE_CHECKING:  # every handler imports this module: its cold start need not build the API models for a hint
     from globesms.guardrails.otp_guard import Trip
-    from globesms.models.api import AcceptResponse
     from globesms.models.outbound import ProviderName
+    from globesms.models.views import AcceptResponse
 
 SERVICE = "globesms"
 NAMESPACE = "globesms"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from globesms.models.api import MAX_BODY_BYTES
+from globesms.models.limits import MAX_BODY_BYTES
 
 #: The deepest nesting read. A valid body nests 5 levels ({"messages": [{"template": {"params": {…}}}]}), so this
 #: refuses nothing valid, and stays far below the recursion limit anything walking a parsed body could reach.

@@ -44,7 +44,7 @@ from globesms.accept.idempotency_outcomes import (
 )
 from globesms.aws import clients
 from globesms.config import IdempotencySettings, settings
-from globesms.models.api import AcceptResponse
+from globesms.models.views import AcceptResponse
 
 __all__ = ["IdempotencyUnavailable", "KeyInProgress", "KeyReused", "Outcome", "register_lambda_context", "run_once"]
 

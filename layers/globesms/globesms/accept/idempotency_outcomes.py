@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from globesms.models.api import AcceptResponse
+from globesms.models.views import AcceptResponse
 
 #: How long a client idempotency key's answer is kept: a retry with the key within it gets the first answer again.
 WINDOW_SECONDS = 24 * 60 * 60

@@ -33,17 +33,10 @@ from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
 from globesms.guardrails.otp_guard import OtpGuard
 from globesms.guardrails.ports import SpendLedger
-from globesms.models.api import (
-    AcceptResponse,
-    ErrorBody,
-    ErrorDetail,
-    MessageSpec,
-    SendBody,
-    SqsIntakeEnvelope,
-    is_batch_id,
-    specs_of,
-)
+from globesms.models.api import MessageSpec, SendBody, SqsIntakeEnvelope, is_batch_id, specs_of
+from globesms.models.errors import ErrorBody, ErrorDetail
 from globesms.models.records import BatchRecord
+from globesms.models.views import AcceptResponse
 from globesms.ports import MessageStore, PackQueues
 
 _body_adapter: TypeAdapter[Any] = TypeAdapter(SendBody)

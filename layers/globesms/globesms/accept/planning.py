@@ -22,7 +22,9 @@ from globesms.domain.segments import count_segments
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
 from globesms.guardrails import gate
-from globesms.models.api import MAX_RECIPIENTS_PER_REQUEST, MessageSpec, RecipientError
+from globesms.models.api import MessageSpec
+from globesms.models.errors import RecipientError
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord, message_id

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from globesms.counts.tally import batch_counts
 from globesms.domain.status import Status
-from globesms.models.api import BatchView, MessageError, MessageEvent, MessageList, MessageView
 from globesms.models.records import BatchRecord, MessageRecord
+from globesms.models.views import BatchView, MessageError, MessageEvent, MessageList, MessageView
 from globesms.ports import MessageFinder, MessageLookup, MessageStore
 
 MAX_PAGE = 1_000

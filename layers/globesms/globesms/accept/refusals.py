@@ -16,7 +16,7 @@ from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.planning import TooManyRecipients
 from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
-from globesms.models.api import ErrorBody, ErrorDetail
+from globesms.models.errors import ErrorBody, ErrorDetail
 from globesms.validation import problems
 
 REFUSALS: dict[type[Exception], RefusalCode] = {

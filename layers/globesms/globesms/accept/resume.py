@@ -40,7 +40,7 @@ from typing import Final
 from globesms.accept.idempotency_outcomes import WINDOW_SECONDS, KeyInProgress
 from globesms.accept.packing import pack_again, recipients_per_pack
 from globesms.domain.status import Status
-from globesms.models.api import RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import BatchRecord, MessageRecord, split_message_id

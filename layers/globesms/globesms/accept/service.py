@@ -30,12 +30,10 @@ from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
-from globesms.models.api import (
-    AcceptResponse,
-    MessageSpec,
-    RecipientError,
-)
+from globesms.models.api import MessageSpec
+from globesms.models.errors import RecipientError
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
+from globesms.models.views import AcceptResponse
 from globesms.ports import MessageStore, PackQueues
 from globesms.scheduling import hold as scheduling
 from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem

@@ -13,7 +13,8 @@ from globesms.aws import wiring
 from globesms.domain.masking import mask
 from globesms.domain.phone import InvalidNumber, parse_mobile
 from globesms.errors import RefusalCode
-from globesms.models.api import BatchView, MessageList, MessageView, refusal_answers, success_answer
+from globesms.models.api import refusal_answers, success_answer
+from globesms.models.views import BatchView, MessageList, MessageView
 from globesms.observability import logger, tracer
 from globesms.ports import InvalidCursor, MessageLookup
 

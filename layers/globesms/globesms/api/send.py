@@ -21,7 +21,6 @@ from globesms.models.api import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RULE,
     REPLAYED_HEADER,
-    AcceptResponse,
     MessageSpec,
     SendBody,
     refusal_answers,
@@ -29,6 +28,7 @@ from globesms.models.api import (
     success_answer,
 )
 from globesms.models.guardrails import QuoteResponse
+from globesms.models.views import AcceptResponse
 from globesms.observability import emit_accept_metrics, logger, metrics, tracer
 
 router = new_router()

@@ -24,7 +24,7 @@ from globesms.consent.quiet_window import Window
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
-from globesms.models.api import RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import MessageType
 from globesms.models.records import MessageRecord, split_message_id
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from globesms import hooks
 from globesms.consent.optouts import DEFAULT_OWNER, blocked_types
 from globesms.errors import RecipientCode
-from globesms.models.api import RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.records import MessageRecord, split_message_id
 from globesms.ports import OptOutStore
 

@@ -15,7 +15,7 @@ from globesms.guardrails.limits import LimitsDoc, current_limits
 from globesms.guardrails.permissions import PermissionsDoc, current_permissions
 from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import PriceTableDoc, current_prices, money
-from globesms.models.api import RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.records import MessageRecord, split_message_id
 
 

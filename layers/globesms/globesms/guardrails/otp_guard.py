@@ -28,7 +28,7 @@ from globesms.guardrails import pumping
 from globesms.guardrails.limits import LimitsDoc, OtpVelocity, Pumping
 from globesms.guardrails.ports import CountryAdd, CountryCounts, NumberCounts, NumberWrite, OtpCommit, OtpCounters
 from globesms.guardrails.velocity import Window
-from globesms.models.api import RecipientError
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import MessageType
 from globesms.models.records import MessageRecord, split_message_id
 

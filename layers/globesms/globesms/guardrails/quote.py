@@ -15,7 +15,8 @@ from globesms.accept.service import check_send_at
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import money
-from globesms.models.api import MessageSpec, RecipientError
+from globesms.models.api import MessageSpec
+from globesms.models.errors import RecipientError
 from globesms.models.guardrails import QuotedMessage, QuoteResponse, QuoteTotals
 from globesms.models.records import message_id
 

@@ -69,7 +69,7 @@ def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> D
 
 
 #: The release marker of a batch's unwritten rest: a sequence number no recipient has (a request holds at most
-#: models.api.MAX_RECIPIENTS_PER_REQUEST, numbered from 0; a test holds the two apart), so it is given back once.
+#: models.limits.MAX_RECIPIENTS_PER_REQUEST, numbered from 0; a test holds the two apart), so it is given back once.
 UNWRITTEN_SEQ = 10_000
 
 

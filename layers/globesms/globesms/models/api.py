@@ -1,11 +1,13 @@
-"""The public HTTP/SQS contract: what clients send (`SendRequest`) and what they get back."""
+"""The public HTTP/SQS contract: what clients send (`MessageSpec`, `MessageBatchSpec`, `SqsIntakeEnvelope`), and
+how the OpenAPI document describes the answers. What they get back is `models.views` (and `models.errors`), which
+functions that never accept a request read without loading these request models, their validators and what those
+import."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -21,32 +23,18 @@ from pydantic import (
 
 from globesms.config import CallbackSettings, QuietHoursSettings, settings
 from globesms.consent.quiet_window import CLOCK_PATTERN, Window, parse_clock
-from globesms.domain.addresses import check_literal_host
 from globesms.domain.clock import utc_now
-from globesms.domain.segments import count_segments
-from globesms.domain.status import Status
-from globesms.errors import RecipientCode, RefusalCode
+from globesms.errors import RefusalCode
 from globesms.models.base import Model
+from globesms.models.errors import ErrorResponse
+from globesms.models.limits import MAX_BODY_BYTES, MAX_RECIPIENTS_PER_REQUEST, MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.scheduling.timing import send_at_problem
+from globesms.webhooks.callback_url import check_callback_url
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-MAX_RECIPIENTS_PER_REQUEST = 10_000
-# The largest body read, in bytes (UTF-8), for the API and the SQS intake alike; larger is 413 BODY_TOO_LARGE before
-# any parsing. 10,000 recipients in one spec take under 0.4 MB (at most 36 bytes a number); 10,000 recipients each
-# with content of their own (the CLI's per-row template parameters, or a short text with a client_ref and a
-# status_callback) take about 200-400 bytes each, so 4 MiB holds the largest request the recipient cap allows in
-# practice. It stays under Lambda's 6 MB synchronous payload limit with room for the event around the body (a body
-# larger than that never reaches the function: AWS refuses it with its own answer), and well under API Gateway's
-# 10 MB; it bounds what one call can make a 256 MB function parse. (SQS caps an intake message lower by itself: its
-# MaximumMessageSize, at most 1 MiB.)
-MAX_BODY_BYTES = 4 * 1024 * 1024
-# A text is limited in SMS parts, the unit a phone joins and a provider bills: at most 10 (1,530 GSM-7 characters,
-# or 670 UCS-2 units: 335 emoji, which take two units each). Counted by domain/segments.py; refused, never cut.
-MAX_TEXT_SEGMENTS = 10
-MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are counted
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 BATCH_ID_RULE = "1 to 64 letters, digits, '_' or '-', nothing around them"
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
@@ -278,43 +266,11 @@ def identifier_character_problem(value: str) -> str | None:
     return None
 
 
-def text_parts_problem(text: str) -> str | None:
-    parts = count_segments(text)
-    if parts > MAX_TEXT_SEGMENTS:
-        return (
-            f"at most {MAX_TEXT_SEGMENTS} SMS parts (153 GSM-7 characters, or 67 UCS-2 units, a part); "
-            f"this text is {parts}"
-        )
-    return None
-
-
 def check_text(value: str) -> str:
     problem = text_character_problem(value) or text_parts_problem(value)
     if problem:
         raise ValueError(problem)
     return value
-
-
-def check_callback_url(value: str) -> str:
-    """Only https, so events (message content, numbers) never travel in clear; plain http to a loopback host is
-    allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it). A host written as an address
-    (or `localhost`) must be a public one (domain/addresses.py); a name is resolved and vetted at each delivery."""
-    url = urlsplit(value)
-    allow_loopback = _loopback_callbacks_allowed()
-    if url.scheme == "https" and url.hostname:
-        check_literal_host(url.hostname, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
-        return value
-    loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
-    if url.scheme == "http" and loopback and allow_loopback:
-        return value
-    raise ValueError("status_callback must be an https URL")
-
-
-def _loopback_callbacks_allowed() -> bool:
-    try:
-        return settings(CallbackSettings).allow_loopback_callbacks
-    except ValueError as exc:  # our configuration's fault, not the caller's: not a 422 about their URL
-        raise RuntimeError(str(exc)) from None
 
 
 def _setting[Model: CallbackSettings | QuietHoursSettings](model: type[Model]) -> Model:
@@ -409,138 +365,6 @@ def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:
 
 
 # ---- responses ----
-
-
-class AcceptedMessage(Model):
-    id: str
-    to: str
-    status: Status
-    provider: ProviderName
-    segments: int | None = Field(
-        default=None,
-        description="SMS parts the text takes (what the provider bills); null for a provider's own template, "
-        "whose text only the provider holds",
-    )
-    encoding: Literal["GSM-7", "UCS-2"] | None = Field(
-        default=None,
-        description="GSM-7 (160 characters, 153 per part) or UCS-2 (70, 67 per part); null as segments",
-    )
-    price: str | None = Field(
-        default=None,
-        description="price per SMS part from the price table, a decimal string in `currency`; null when the table "
-        "has none for this provider and country",
-    )
-    cost: str | None = Field(
-        default=None, description="estimated cost: segments x price (a provider's own template: one part)"
-    )
-    currency: str | None = Field(default=None, description="ISO 4217, the price table's")
-    send_at: str | None = Field(default=None, description="SCHEDULED: when it is released to its provider (UTC)")
-
-
-class RecipientError(Model):
-    index: int = Field(description="Position of the recipient in the request, counting across all specs")
-    to: str
-    code: RecipientCode
-    message: str
-
-
-class AcceptResponse(Model):
-    """Accepted: every recipient queued or rejected"""
-
-    batch_id: str
-    accepted: int
-    rejected: int
-    messages: list[AcceptedMessage]
-    errors: list[RecipientError]
-
-
-class ErrorDetail(Model):
-    field: str
-    rule: str
-
-
-class ErrorBody(Model):
-    code: RefusalCode
-    message: str
-    fields: list[ErrorDetail] = Field(default_factory=list)
-
-
-class ErrorResponse(Model):
-    error: ErrorBody
-
-
-class MessageError(Model):
-    category: str | None = None
-    code: str
-    message: str = ""
-
-
-class MessageEvent(Model):
-    type: Literal["status", "receipt"]
-    at: str = Field(description="when globesms recorded it")
-    status: Status | None = None
-    raw_status: str | None = Field(default=None, description="the provider's own status value")
-    error_code: str | None = None
-    description: str | None = None
-    provider_time: str | None = Field(default=None, description="the provider's timestamp, as sent")
-    part: int | None = None
-    parts: int | None = None
-
-
-class MessageView(Model):
-    """The message: its status, provider, error and history"""
-
-    id: str
-    batch_id: str
-    to: str
-    status: Status
-    type: MessageType
-    provider: ProviderName
-    provider_message_id: str | None = None
-    segments: int | None = None
-    encoding: Literal["GSM-7", "UCS-2"] | None = None
-    price: str | None = Field(default=None, description="per SMS part, a decimal string in `currency`")
-    cost: str | None = Field(default=None, description="estimated: segments x price")
-    currency: str | None = None
-    client_ref: str | None = None
-    error: MessageError | None = None
-    created_at: str
-    updated_at: str
-    submitted_at: str | None = None
-    send_at: str | None = Field(default=None, description="when it was (or is) released to its provider, if scheduled")
-    events: list[MessageEvent] = Field(default_factory=list, description="history, oldest first")
-
-
-class BatchView(Model):
-    """The batch: counts by status, per-recipient errors and a page of its messages"""
-
-    batch_id: str
-    state: Literal["ACCEPTING", "QUEUED", "REJECTED", "INTERRUPTED"] = Field(
-        description="ACCEPTING while its accept runs (or stopped, until retried); QUEUED once every recipient is "
-        "queued or held; REJECTED: no recipient accepted; INTERRUPTED: its accept stopped half way and no retry "
-        "resumed it in time, so its recipients not yet handed to a provider were CANCELED"
-    )
-    source: str
-    created_at: str
-    accepted: int
-    rejected: int
-    segments: int | None = Field(default=None, description="SMS parts of the accepted recipients (known ones)")
-    cost: str | None = Field(default=None, description="estimated cost of the accepted recipients, in `currency`")
-    currency: str | None = None
-    counts: dict[str, int]
-    errors: list[RecipientError]
-    refusal: ErrorBody | None = None
-    messages: list[MessageView]
-    next: str | None = Field(
-        default=None,
-        description="Cursor for the next page of messages (?after=); null only at the end. A page may be shorter "
-        "than `limit` and still have one",
-    )
-
-
-class MessageList(Model):
-    messages: list[MessageView] = Field(description="newest first")
-    next: str | None = Field(default=None, description="Cursor for the next page (?after=); null on the last page")
 
 
 # ---- the answers, as the OpenAPI document describes them: from the models and the codes, never from a handler ----

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from globesms.models.api import RecipientError
 from globesms.models.base import Model
+from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName
 
 

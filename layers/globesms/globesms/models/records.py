@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from globesms.domain.status import Status
-from globesms.models.api import ErrorBody, RecipientError
 from globesms.models.base import Model
 from globesms.models.content import MessageContent
+from globesms.models.errors import ErrorBody, RecipientError
 from globesms.models.outbound import ProviderName
 
 #: INTERRUPTED: an accept that stopped half way and that no retry can resume any more, ended by the reconcile run

@@ -36,8 +36,8 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from globesms import hooks
 from globesms.domain.segments import count_segments
 from globesms.errors import RecipientCode
-from globesms.models.api import MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.base import Model
+from globesms.models.limits import MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.outbound import ProviderName
 from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
