@@ -14,7 +14,9 @@ the process. Importing is nearly all CPU (files come from the page cache), and C
 other processes of this shared 2-core machine take the cores; wall times are in each figure's detail.
 
 The code is loaded as Lambda loads it: the layer built as `sam build` builds it (`bench.layer.build_layer`, its
-bytecode included) first on `sys.path`, as /opt/python is, with boto3 (the runtime's) from this virtualenv, and each
+bytecode included) first on `sys.path`, as /opt/python is, then boto3 and what it requires (the runtime's: linked
+from this virtualenv into a folder of their own, `_cold_env.runtime_site`) and the standard library, nothing else
+(the virtualenv's other distributions would be scanned by what lists installed distributions), and each
 handler's `app.py` copied out alone, as its function's build ships it, without bytecode. No process writes bytecode
 (`PYTHONDONTWRITEBYTECODE`): Lambda's /opt and /var/task are read-only, so what the build did not compile is compiled
 at every cold start. Until 2026-12-06 the figure imported the source tree, whose `__pycache__` the tests had
@@ -161,7 +163,8 @@ def measure(quick: bool) -> list[Figure]:
         "samples": rounds,
         "clock": "CPU time of the fresh process (time.process_time), medians; wall times beside",
         "fakes": "AWS clients and HTTP transports in-process (bench/_cold_fakes.py); AWS fakes installed untimed",
-        "code": "the layer as sam build builds it (bytecode included) on PYTHONPATH, app.py alone, none written",
+        "code": "the layer as sam build builds it (bytecode included) on PYTHONPATH, app.py alone, none written; "
+        "sys.path: the layer, the runtime's boto3 distributions, the standard library",
         "boto3_import_wall_ms": round(_median_ms(reference, "import_s"), 1),
         "boto3_two_clients_cpu_ms": round(_median_ms(reference, "two_clients_cpu_s"), 1),
     }
