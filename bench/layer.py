@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 
 from bench._cold_env import RUNTIME_PACKAGES, modules_of, required_distributions
 from bench.figures import Figure, none_allowed
+from globesms.tls_roots import SOURCE_DIGEST, hashed_roots, write_hashed_roots
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_SOURCE = ROOT / "layers" / "globesms"
@@ -77,6 +78,19 @@ def sizes_by_top_level(site: Path) -> Counter[str]:
     return sizes
 
 
+def tls_roots_in(site: Path, scratch: Path) -> int:
+    """How many of the layer's certifi roots its build wrote as a hashed directory (`globesms.tls_roots`), checked
+    against writing them again here: a build that left the directory out, or wrote it from another bundle, would
+    leave every cold start parsing the whole bundle."""
+    bundle = site / "certifi" / "cacert.pem"
+    expected = write_hashed_roots(bundle, scratch / "tls-roots")
+    found = hashed_roots(bundle, site / "globesms" / "roots")
+    built = 0 if found is None else len([path for path in found.iterdir() if path.name != SOURCE_DIGEST])
+    if built != expected:
+        raise RuntimeError(f"the layer's hashed TLS roots: {built} written by its build, {expected} expected")
+    return built
+
+
 def zipped_bytes(layer: Path, scratch: Path) -> int:
     archive = scratch / "layer.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
@@ -98,6 +112,7 @@ def measure(quick: bool) -> list[Figure]:
         sizes = sizes_by_top_level(site)
         total = sum(sizes.values())
         stray = runtime_packages_in(site)
+        roots = tls_roots_in(site, scratch)
         zipped = zipped_bytes(artifacts, scratch)
     largest = {name: round(size / MB, 1) for name, size in sizes.most_common(6)}
     detail: dict[str, object] = {
@@ -106,6 +121,7 @@ def measure(quick: bool) -> list[Figure]:
         "runtime_provided_left_out": sorted(runtime_provided()),
         "largest_top_level_mb": largest,
         "files_bytes": total,
+        "tls_roots_hashed": roots,
         "zipped_mb": round(zipped / MB, 1),
         "quick": quick,
     }

@@ -19,7 +19,9 @@ SOURCES = sorted(
 )
 CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 # UPPER_SNAKE strings that are not codes: names of environment variables, and AWS API values.
-NOT_CODES = re.compile(r"^(?:GLOBESMS_|AWS_|POWERTOOLS_|SSL_CERT_)|^(?:ALL_NEW|ALL_OLD|UPDATED_NEW|UPDATED_OLD|PAY_PER_REQUEST)$")
+NOT_CODES = re.compile(
+    r"^(?:GLOBESMS_|AWS_|POWERTOOLS_|SSL_CERT_)|^(?:ALL_NEW|ALL_OLD|UPDATED_NEW|UPDATED_OLD|PAY_PER_REQUEST)$"
+)
 
 
 def code_like_literals(path: Path) -> list[tuple[int, str]]:

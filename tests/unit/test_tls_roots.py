@@ -2,8 +2,10 @@
 
 OpenSSL is the judge of the hash: a root is found in a directory only under the name OpenSSL computes for it, so a
 handshake whose chain ends at a root written there succeeds only if `subject_hash` named its file as OpenSSL would.
-The roots here have names that exercise every rule of the canonical form (case, white space, string types, a
-multi-valued RDN, a type left as encoded, a long name); a file under any other name is not found (the control).
+The roots here have names that exercise each rule of the canonical form (case, every white-space character, each
+string type OpenSSL converts, a multi-valued RDN whose canonical order differs, a type left as encoded, lengths over
+127 bytes); a file under any other name is not found (the control). (The 7-bit types read as Latin-1 or as UTF-8
+differ only for bytes they may not hold, which cryptography refuses to write.)
 certifi's own roots, whose keys nobody has, are held to the names `openssl rehash` gives them.
 """
 
@@ -71,7 +73,13 @@ NAMES: dict[str, x509.Name] = {
     "long name (two-byte lengths)": x509.Name(
         [_attribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"Unit {n:02d} of the Globe SMS Root") for n in range(8)]
     ),
+    # Its canonical value is itself over 127 bytes: the canonical encoding's own lengths take two bytes.
+    "long value": x509.Name([_attribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Globe SMS Root " + "Long " * 30)]),
+    "universal string": x509.Name([_attribute(NameOID.COMMON_NAME, "Globe SMS Ünïversal", _ASN1Type.UniversalString)]),
+    "vertical tab and form feed": x509.Name([_attribute(NameOID.COMMON_NAME, "\vGlobe\f\fSMS Root\v")]),
 }
+#: Two subjects that differ but hash alike (3574faad), found by trying "Collision Root <n>" names.
+COLLIDING = ("Collision Root 22784", "Collision Root 146388")
 
 
 def _certificate(
@@ -164,19 +172,47 @@ def test_a_root_under_another_name_is_not_found(tmp_path: Path) -> None:
         _handshake(ssl.create_default_context(capath=str(folder)), server)
 
 
-def test_roots_sharing_a_hash_are_numbered_in_bundle_order(tmp_path: Path) -> None:
-    # Two roots with the same subject (a re-keyed root beside the old one): .0 and .1, and both are trusted.
+def test_roots_whose_subjects_hash_alike_are_numbered_in_bundle_order(tmp_path: Path) -> None:
+    servers = []
+    roots = []
+    for index, common_name in enumerate(COLLIDING):
+        (tmp_path / str(index)).mkdir()
+        root, server = _server(tmp_path / str(index), x509.Name([_attribute(NameOID.COMMON_NAME, common_name)]))
+        roots.append(root)
+        servers.append(server)
+    folder = tmp_path / "roots"
+    assert tls_roots.write_hashed_roots(_bundle(tmp_path, *roots), folder) == 2
+    assert sorted(path.name for path in folder.iterdir()) == ["3574faad.0", "3574faad.1", tls_roots.SOURCE_DIGEST]
+    assert x509.load_pem_x509_certificate((folder / "3574faad.1").read_bytes()) == roots[1]
+    for server in servers:  # each found, whichever file it is in
+        _handshake(ssl.create_default_context(capath=str(folder)), server)
+
+
+def test_a_bundle_with_two_roots_of_one_subject_gets_no_directory(tmp_path: Path) -> None:
+    # A re-keyed root beside the old one: OpenSSL's directory lookup could miss the second (see write_hashed_roots).
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first, first_server = _server(tmp_path / "a", NAMES["printable string"])
-    second, second_server = _server(tmp_path / "b", NAMES["printable string"])
+    first, _ = _server(tmp_path / "a", NAMES["printable string"])
+    second, _ = _server(tmp_path / "b", NAMES["printable string"])
     folder = tmp_path / "roots"
-    tls_roots.write_hashed_roots(_bundle(tmp_path, first, second), folder)
-    name = tls_roots.subject_hash(first.public_bytes(serialization.Encoding.DER))
-    assert sorted(path.name for path in folder.iterdir()) == [f"{name}.0", f"{name}.1", tls_roots.SOURCE_DIGEST]
-    assert x509.load_pem_x509_certificate((folder / f"{name}.1").read_bytes()) == second
-    for server in (first_server, second_server):
-        _handshake(ssl.create_default_context(capath=str(folder)), server)
+    bundle = _bundle(tmp_path, first, second)
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "a", first), folder)  # an earlier build's
+    assert tls_roots.write_hashed_roots(bundle, folder) == 0
+    assert not folder.exists()
+    assert tls_roots.hashed_roots(bundle, folder) is None
+
+
+def test_writing_again_leaves_no_root_of_the_bundle_before(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old, old_server = _server(tmp_path / "a", NAMES["IA5 e-mail"])
+    new, _ = _server(tmp_path / "b", NAMES["UTF-8, not ASCII"])
+    folder = tmp_path / "roots"
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "a", old), folder)
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "b", new), folder)
+    assert len(list(folder.glob("*.0"))) == 1
+    with pytest.raises(ssl.SSLCertVerificationError):  # the root the bundle no longer holds is not trusted
+        _handshake(ssl.create_default_context(capath=str(folder)), old_server)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
@@ -209,27 +245,54 @@ def test_the_directory_is_used_only_for_the_bundle_it_was_written_from(tmp_path:
     assert tls_roots.hashed_roots(bundle, folder) is None
 
 
-def test_the_context_reads_the_layers_directory_and_honours_ssl_cert_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def context_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`tls.verifying_context` over a bundle of one test root (as certifi's) and `folder` (as the layer's
+    directory), with no SSL_CERT_* set; returns the root's server context and the folder."""
     root, server = _server(tmp_path, NAMES["IA5 e-mail"])
     bundle = _bundle(tmp_path, root)
     folder = tmp_path / "roots"
-    tls_roots.write_hashed_roots(bundle, folder)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.setattr(tls.certifi, "where", lambda: str(bundle))
     monkeypatch.setattr(tls, "hashed_roots", lambda source: tls_roots.hashed_roots(source, folder))
     tls.verifying_context.cache_clear()
-    try:
-        context = tls.verifying_context()
-        assert context.get_ca_certs() == []  # nothing read until a handshake needs it
-        _handshake(context, server)
-        assert len(context.get_ca_certs()) == 1
-        tls.verifying_context.cache_clear()
-        other = tmp_path / "other.pem"
-        other.write_text((folder / next(folder.glob("*.0")).name).read_text())
-        monkeypatch.setenv("SSL_CERT_FILE", str(other))  # httpx's rule: the file named, read whole
-        assert len(tls.verifying_context().get_ca_certs()) == 1
-    finally:
-        tls.verifying_context.cache_clear()
+    yield bundle, server, folder
+    tls.verifying_context.cache_clear()
+
+
+def test_the_context_reads_the_layers_directory_when_a_handshake_needs_it(context_over: Any) -> None:
+    bundle, server, folder = context_over
+    tls_roots.write_hashed_roots(bundle, folder)
+    context = tls.verifying_context()
+    assert context.get_ca_certs() == []  # nothing read until a handshake needs it
+    _handshake(context, server)
+    assert len(context.get_ca_certs()) == 1
+
+
+def test_without_the_directory_the_context_reads_the_bundle_whole(context_over: Any) -> None:
+    _, server, _ = context_over  # no directory written: a source tree
+    context = tls.verifying_context()
+    assert len(context.get_ca_certs()) == 1  # read when built
+    _handshake(context, server)
+
+
+def test_ssl_cert_file_and_ssl_cert_dir_win_as_in_httpx(
+    context_over: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle, server, folder = context_over
+    tls_roots.write_hashed_roots(bundle, folder)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(folder, elsewhere)
+    (folder / next(folder.glob("*.0")).name).unlink()  # the layer's directory no longer finds the root
+    monkeypatch.setenv("SSL_CERT_DIR", str(elsewhere))
+    _handshake(tls.verifying_context(), server)
+    tls.verifying_context.cache_clear()
+    monkeypatch.delenv("SSL_CERT_DIR")
+    with pytest.raises(ssl.SSLCertVerificationError):  # the control: the layer's directory, emptied
+        _handshake(tls.verifying_context(), server)
+    tls.verifying_context.cache_clear()
+    single = tmp_path / "single.pem"
+    single.write_bytes(bundle.read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(single))  # the file named, read whole
+    assert len(tls.verifying_context().get_ca_certs()) == 1

@@ -4,28 +4,32 @@ Why: a verifying context given certifi's bundle (`cafile`, httpx's default) pars
 built: 35-65 ms of CPU under OpenSSL 3 here, in the first event of every function that calls out over HTTPS (the
 three dispatchers, the webhook sender, reconcile). Given a directory (`capath`), OpenSSL looks a root up by the
 hash of its subject name when a chain needs one (`<hash>.0`, `<hash>.1`, ...): building the context costs under a
-millisecond, and a handshake reads the one or two files it needs. Same roots, same checks: only when they are read
-differs. It is the layout `openssl rehash` writes, and that Debian's /etc/ssl/certs uses.
+millisecond, and a handshake reads the one or two files it needs. Same roots, same checks, only read later (and
+`get_ca_certs()` lists what has been read so far). It is the layout `openssl rehash` writes, and that Debian's
+/etc/ssl/certs uses. A bundle in which two roots share a subject gets no directory (`write_hashed_roots` says why).
 
-The layer's build (layers/globesms/Makefile) writes the directory from the certifi it installs
-(`python -m globesms.tls_roots BUNDLE FOLDER`), with the bundle's SHA-256 beside it: `hashed_roots` gives the
-directory only when that is the bundle installed now (a source tree, or a certifi changed without a build, has none
-or another: the caller falls back on the bundle itself).
+The layer's build (layers/globesms/Makefile) writes the directory from the certifi it installs (this file run as a
+script, standard library only), with the bundle's SHA-256 beside it: `hashed_roots` gives the directory only when
+that is the bundle installed now (a source tree, or a certifi changed without a build, has none or another: the
+caller falls back on the bundle itself).
 
 Written here because nothing the build can count on computes the hash: Python's `ssl` does not expose it, and
 pyOpenSSL (`X509.subject_name_hash`) or the `openssl` command would be a build dependency on every machine that runs
 `sam build` for 60 lines of standard library. The hash is OpenSSL's `X509_NAME_hash_ex` (crypto/x509/x509_cmp.c):
 the first four bytes, little-endian, of the SHA-1 of the name's canonical encoding (crypto/x509/x_name.c,
 `x509_name_canon`): each relative distinguished name's SET OF entries, DER-sorted, concatenated without the outer
-SEQUENCE, every value of a string type turned into a UTF8String with leading and trailing white space dropped,
-inner runs of it made one space, and ASCII letters lowercased. tests/unit/test_tls_roots.py holds it to OpenSSL's
-own lookup (handshakes against roots with awkward names) and to `openssl rehash`'s names for certifi's roots.
+SEQUENCE, every value of the string types it lists (not NumericString, for one) turned into a UTF8String with
+leading and trailing white space dropped, inner runs of it made one space, and ASCII letters lowercased.
+tests/unit/test_tls_roots.py holds it to OpenSSL's own lookup (handshakes against roots with awkward names) and to
+`openssl rehash`'s names for certifi's roots; `bench.layer` checks that the built layer has the directory for its
+certifi.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import ssl
 import sys
 from pathlib import Path
@@ -116,21 +120,33 @@ def canonical_name(name: bytes) -> bytes:
 
 def subject_hash(certificate: bytes) -> str:
     """The name `openssl rehash` gives a DER certificate's file, without the `.N`: `openssl x509 -subject_hash`."""
-    digest = hashlib.sha1(canonical_name(subject_name(certificate)), usedforsecurity=False).digest()
+    return _hash_of(canonical_name(subject_name(certificate)))
+
+
+def _hash_of(canonical: bytes) -> str:
+    digest = hashlib.sha1(canonical, usedforsecurity=False).digest()
     return f"{int.from_bytes(digest[:4], 'little'):08x}"
 
 
 def write_hashed_roots(bundle: Path, folder: Path) -> int:
-    """Every certificate of the PEM `bundle` as its own file `<subject hash>.<n>` in `folder` (n counting the
-    bundle's earlier roots with the same hash), and the bundle's SHA-256 beside them. Returns how many."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Every certificate of the PEM `bundle` as its own file `<subject hash>.<n>` in a fresh `folder` (n counting
+    the bundle's earlier roots whose different subjects hash alike), and the bundle's SHA-256 beside them. Returns
+    how many; 0, and no folder, when two roots share a subject: OpenSSL reads the directory only for a subject it
+    holds no root of yet, so while one thread's lookup has loaded the first of two such roots, another thread's
+    handshake that needs the second finds the first and stops there. Such a bundle is read whole (`hashed_roots`
+    gives None)."""
     text = bundle.read_bytes()
-    seen: dict[str, int] = {}
     pems = _PEM.findall(text.decode("ascii"))
-    for pem in pems:
-        name = subject_hash(ssl.PEM_cert_to_DER_cert(pem))
-        index = seen[name] = seen.get(name, -1) + 1
-        (folder / f"{name}.{index}").write_text(pem + "\n")
+    names = [canonical_name(subject_name(ssl.PEM_cert_to_DER_cert(pem))) for pem in pems]
+    shutil.rmtree(folder, ignore_errors=True)  # no root left from another bundle
+    if len(set(names)) < len(names):
+        return 0
+    folder.mkdir(parents=True)
+    seen: dict[str, int] = {}
+    for pem, name in zip(pems, names, strict=True):
+        hashed = _hash_of(name)
+        index = seen[hashed] = seen.get(hashed, -1) + 1
+        (folder / f"{hashed}.{index}").write_text(pem + "\n")
     (folder / SOURCE_DIGEST).write_text(hashlib.sha256(text).hexdigest() + "\n")
     return len(pems)
 
@@ -144,6 +160,11 @@ def hashed_roots(bundle: Path, folder: Path = FOLDER) -> Path | None:
         return None
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the layer's build: python -B -I globesms/tls_roots.py BUNDLE FOLDER
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
-    print(f"{write_hashed_roots(source, target)} roots of {source} hashed into {target}")
+    written = write_hashed_roots(source, target)
+    print(
+        f"{written} roots of {source} hashed into {target}"
+        if written
+        else f"{source}: two roots share a subject, no hashed directory: the functions read the bundle whole"
+    )
