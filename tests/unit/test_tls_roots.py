@@ -147,6 +147,15 @@ def _handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> None:
     raise AssertionError("the handshake did not finish")
 
 
+def _servers(tmp_path: Path, *names: x509.Name) -> tuple[list[x509.Certificate], list[ssl.SSLContext]]:
+    """`_server` for each name, each in a folder of its own (`tmp_path`/0, /1, ...)."""
+    made = []
+    for index, name in enumerate(names):
+        (tmp_path / str(index)).mkdir()
+        made.append(_server(tmp_path / str(index), name))
+    return [root for root, _ in made], [server for _, server in made]
+
+
 def _bundle(tmp_path: Path, *roots: x509.Certificate) -> Path:
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(b"".join(root.public_bytes(serialization.Encoding.PEM) for root in roots))
@@ -173,13 +182,7 @@ def test_a_root_under_another_name_is_not_found(tmp_path: Path) -> None:
 
 
 def test_roots_whose_subjects_hash_alike_are_numbered_in_bundle_order(tmp_path: Path) -> None:
-    servers = []
-    roots = []
-    for index, common_name in enumerate(COLLIDING):
-        (tmp_path / str(index)).mkdir()
-        root, server = _server(tmp_path / str(index), x509.Name([_attribute(NameOID.COMMON_NAME, common_name)]))
-        roots.append(root)
-        servers.append(server)
+    roots, servers = _servers(tmp_path, *(x509.Name([_attribute(NameOID.COMMON_NAME, cn)]) for cn in COLLIDING))
     folder = tmp_path / "roots"
     assert tls_roots.write_hashed_roots(_bundle(tmp_path, *roots), folder) == 2
     assert sorted(path.name for path in folder.iterdir()) == ["3574faad.0", "3574faad.1", tls_roots.SOURCE_DIGEST]
@@ -190,26 +193,20 @@ def test_roots_whose_subjects_hash_alike_are_numbered_in_bundle_order(tmp_path: 
 
 def test_a_bundle_with_two_roots_of_one_subject_gets_no_directory(tmp_path: Path) -> None:
     # A re-keyed root beside the old one: OpenSSL's directory lookup could miss the second (see write_hashed_roots).
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first, _ = _server(tmp_path / "a", NAMES["printable string"])
-    second, _ = _server(tmp_path / "b", NAMES["printable string"])
+    (first, second), _ = _servers(tmp_path, NAMES["printable string"], NAMES["printable string"])
     folder = tmp_path / "roots"
     bundle = _bundle(tmp_path, first, second)
-    tls_roots.write_hashed_roots(_bundle(tmp_path / "a", first), folder)  # an earlier build's
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "0", first), folder)  # an earlier build's
     assert tls_roots.write_hashed_roots(bundle, folder) == 0
     assert not folder.exists()
     assert tls_roots.hashed_roots(bundle, folder) is None
 
 
 def test_writing_again_leaves_no_root_of_the_bundle_before(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    old, old_server = _server(tmp_path / "a", NAMES["IA5 e-mail"])
-    new, _ = _server(tmp_path / "b", NAMES["UTF-8, not ASCII"])
+    (old, new), (old_server, _) = _servers(tmp_path, NAMES["IA5 e-mail"], NAMES["UTF-8, not ASCII"])
     folder = tmp_path / "roots"
-    tls_roots.write_hashed_roots(_bundle(tmp_path / "a", old), folder)
-    tls_roots.write_hashed_roots(_bundle(tmp_path / "b", new), folder)
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "0", old), folder)
+    tls_roots.write_hashed_roots(_bundle(tmp_path / "1", new), folder)
     assert len(list(folder.glob("*.0"))) == 1
     with pytest.raises(ssl.SSLCertVerificationError):  # the root the bundle no longer holds is not trusted
         _handshake(ssl.create_default_context(capath=str(folder)), old_server)

@@ -23,6 +23,7 @@ from pydantic import (
 
 from globesms.config import CallbackSettings, QuietHoursSettings, settings
 from globesms.consent.quiet_window import CLOCK_PATTERN, Window, parse_clock
+from globesms.domain.callback_urls import check_callback_url
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.models.base import Model
@@ -30,7 +31,6 @@ from globesms.models.errors import ErrorResponse
 from globesms.models.limits import MAX_BODY_BYTES, MAX_RECIPIENTS_PER_REQUEST, MAX_TEXT_CHARS, text_parts_problem
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.scheduling.timing import send_at_problem
-from globesms.webhooks.callback_url import check_callback_url
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse

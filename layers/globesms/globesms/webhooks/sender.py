@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from globesms.config import CallbackSettings, WebhookSecretSettings, load_settings, settings
 from globesms.cookieless import CookielessClient
 from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
+from globesms.domain.callback_urls import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
 from globesms.validation import fields
-from globesms.webhooks.callback_url import check_callback_url
 from globesms.webhooks.pinned import DeadlineExceeded, pinned_client
 from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
 
