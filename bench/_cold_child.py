@@ -138,7 +138,7 @@ def import_boto3() -> dict[str, Any]:
 def keep_lambda_path() -> None:
     """`sys.path` as Lambda's: PYTHONPATH (the layer, the runtime's boto3) and the standard library, without this
     virtualenv's site-packages, where development distributions would be found and scanned."""
-    given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    given = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
     stdlib = [entry for entry in sys.path if entry.startswith(sys.base_prefix) and "site-packages" not in entry]
     sys.path[:] = [sys.path[0], *given, *stdlib]  # [0]: this repository, for `bench`
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from globesms.config import CallbackSettings, QuietHoursSettings, settings
+from globesms.config import QuietHoursSettings, settings
 from globesms.consent.quiet_window import CLOCK_PATTERN, Window, parse_clock
 from globesms.domain.callback_urls import check_callback_url
 from globesms.domain.clock import utc_now
@@ -124,7 +124,7 @@ class QuietHours(_Strict):
 
 
 def _check_waiver(value: QuietHours | Literal[False] | None) -> QuietHours | Literal[False] | None:
-    if value is False and not _setting(QuietHoursSettings).quiet_hours_waiver:
+    if value is False and not _quiet_hours_settings().quiet_hours_waiver:
         raise ValueError("quiet_hours: false (waiving quiet hours) is not enabled on this deployment")
     return value
 
@@ -273,9 +273,9 @@ def check_text(value: str) -> str:
     return value
 
 
-def _setting[Model: CallbackSettings | QuietHoursSettings](model: type[Model]) -> Model:
+def _quiet_hours_settings() -> QuietHoursSettings:
     try:
-        return settings(model)
+        return settings(QuietHoursSettings)
     except ValueError as exc:  # our configuration's fault, not the caller's: not a 422 about their input
         raise RuntimeError(str(exc)) from None
 
@@ -362,9 +362,6 @@ def specs_of(body: MessageSpec | MessageBatchSpec) -> list[MessageSpec]:
             s if s.quiet_hours is not None else s.model_copy(update={"quiet_hours": body.quiet_hours}) for s in specs
         ]
     return specs
-
-
-# ---- responses ----
 
 
 # ---- the answers, as the OpenAPI document describes them: from the models and the codes, never from a handler ----
