@@ -81,6 +81,15 @@ def compiled_at_load(deployed: list[str]) -> list[str]:
     return sorted(compiled)
 
 
+def tls_roots_loaded() -> int | None:
+    """How many roots the shared TLS context (`globesms.tls`) holds after the event, None if none was built. The
+    fakes answer at the transport, so no handshake has read any: with the layer's hashed roots, 0."""
+    tls = sys.modules.get("globesms.tls")
+    if tls is None or not tls.verifying_context.cache_info().currsize:
+        return None
+    return len(tls.verifying_context().get_ca_certs())
+
+
 def serve_once(config: dict[str, Any]) -> dict[str, Any]:
     with open(config["event"]) as source:
         event = json.load(source)  # the runtime parses the event before it calls the handler
@@ -112,6 +121,8 @@ def serve_once(config: dict[str, Any]) -> dict[str, Any]:
         "aws_calls": {service: fake.calls for service, fake in fakes.items()},
         "http_requests": requests,
         "globesms_file": getattr(sys.modules.get("globesms"), "__file__", None),
+        "request_models_loaded": "globesms.models.api" in sys.modules,
+        "tls_roots_loaded": tls_roots_loaded(),
         "compiled_at_load": compiled_at_load(config.get("deployed", [])),
     }
 

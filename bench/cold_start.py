@@ -185,6 +185,10 @@ def measure(quick: bool) -> list[Figure]:
             "http_requests": runs[0]["http_requests"],
             # The handler's own app.py at least: its function's build ships no bytecode (a few ms to compile).
             "modules_compiled_at_load": runs[0]["compiled_at_load"],
+            # Only the API and the intake accept requests: the others have no use for the request models.
+            "request_models_loaded": runs[0]["request_models_loaded"],
+            # Roots the shared TLS context read when built (None: no HTTPS client built): 0 from the hashed roots.
+            "tls_roots_loaded": runs[0]["tls_roots_loaded"],
         }
         if handler.body_changes:
             detail["event_changes"] = handler.body_changes

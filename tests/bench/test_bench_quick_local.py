@@ -71,6 +71,19 @@ def test_cold_start_and_memory_of_every_handler(tmp_path: Path) -> None:
         assert by_id[f"cold_start.{name}"].detail["modules_compiled_at_load"] == ["app"]
     for provider in ProviderName:
         assert by_id[f"cold_start.dispatch_{provider.value}"].detail["http_requests"]
+    # What the cold starts were cut by stays cut: only the functions that accept requests load the request models,
+    # and the HTTPS clients' context reads no root until a handshake needs one (the layer's hashed roots).
+    loading = {name for name in names if by_id[f"cold_start.{name}"].detail["request_models_loaded"]}
+    assert loading == {"send_api", "intake"}
+    calling_out = {name: by_id[f"cold_start.{name}"].detail["tls_roots_loaded"] for name in names}
+    assert {name for name, roots in calling_out.items() if roots is not None} >= {
+        "dispatch_aliyun",
+        "dispatch_tencent",
+        "dispatch_huawei",
+        "webhooks",
+        "reconcile",
+    }
+    assert all(roots in (None, 0) for roots in calling_out.values()), calling_out
 
 
 def test_every_function_of_the_template_has_its_cold_start() -> None:

@@ -526,7 +526,7 @@ def test_a_callback_to_an_address_that_is_not_public_is_refused_at_accept(
 def test_public_addresses_and_names_pass_accept_and_loopback_only_in_the_local_stack(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from globesms.models.api import check_callback_url
+    from globesms.domain.callback_urls import check_callback_url
 
     monkeypatch.delenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", raising=False)
     for url in ("https://hooks.example.com/x", "https://93.184.216.34/x", "https://[2606:4700::1111]/x"):

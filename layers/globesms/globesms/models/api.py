@@ -1,7 +1,7 @@
 """The public HTTP/SQS contract: what clients send (`MessageSpec`, `MessageBatchSpec`, `SqsIntakeEnvelope`), and
-how the OpenAPI document describes the answers. What they get back is `models.views` (and `models.errors`), which
-functions that never accept a request read without loading these request models, their validators and what those
-import."""
+how the OpenAPI document describes the answers. What they get back is `models.views` (and `models.errors`; a quote,
+`models.guardrails`), which functions that never accept a request read without loading these request models, their
+validators and what those import."""
 
 from __future__ import annotations
 

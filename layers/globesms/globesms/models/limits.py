@@ -1,7 +1,7 @@
 """The sizes the public contract allows a request: recipients, body bytes and text parts (read by the request
-models, the body size check, the template registry and the CLI). Apart from the request models: the body size
-check runs in every function that reads a body (the receipts endpoint too), and a template's text is checked where
-it is sent (dispatch, failover), neither needing the request models."""
+models, accept's planning, the body size check, the template registry and the CLI). Apart from the request models:
+the body size check runs in every function that reads a body (the receipts endpoint too), and a template's text is
+checked where it is sent (dispatch, failover), neither needing the request models."""
 
 from __future__ import annotations
 

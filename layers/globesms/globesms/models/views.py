@@ -1,7 +1,8 @@
 """What the API answers and status webhooks carry: an accept's answer, a message, a batch, a page of messages.
 
-Apart from the request models (`models.api`) so that the functions that only report (dispatch and reconcile build
-webhook events from `MessageView`) load these without the request models, their validators and what those import.
+Apart from the request models (`models.api`) so that the functions that only report (dispatch, receipts and
+reconcile build webhook events from `MessageView`) load these without the request models, their validators and what
+those import.
 """
 
 from __future__ import annotations
