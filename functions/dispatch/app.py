@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -25,7 +24,7 @@ from globesms.dispatch.service import (
 from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
 from globesms.models.packs import DispatchPack
-from globesms.observability import NAMESPACE, SERVICE, emit_route_stats_not_written, logger, metrics, tracer
+from globesms.observability import emit_count, emit_route_stats_not_written, logger, metrics, tracer
 from globesms.ports import Provider
 from globesms.providers import ProviderClients
 
@@ -117,14 +116,7 @@ def _emit_provider_calls(calls: ProviderCalls) -> None:
     metrics.add_metric(name="CircuitBreakerOpened", unit=MetricUnit.Count, value=int(calls.breaker_opened))
     for category, count in calls.errors.items():
         # One EMF line per category: a metric set shares its dimensions, and `category` is this metric's alone.
-        with single_metric(
-            name="ProviderErrors",
-            unit=MetricUnit.Count,
-            value=count,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE, "provider": PROVIDER.value, "category": category.value},
-        ):
-            pass
+        emit_count("ProviderErrors", count, provider=PROVIDER.value, category=category.value)
 
 
 def _emit_summary(summary: DispatchSummary) -> None:

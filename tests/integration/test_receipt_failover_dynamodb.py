@@ -15,6 +15,7 @@ from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_queues import SqsPackQueues
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.clock import iso
+from globesms.domain.history import RECEIPT_FAILOVER_STEP as RESEND_STEP
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
@@ -23,7 +24,6 @@ from globesms.models.receipts import DeliveryReport
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.failover import queue_resends
-from globesms.receipts.implied_status import RESEND_STEP
 from tests.fakes import MemoryQueues, MemoryWebhooks, ScriptedProvider
 from tests.integration.test_dynamodb_rate_limiter import Serialized
 

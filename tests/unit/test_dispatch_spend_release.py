@@ -251,8 +251,13 @@ BUSY = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
 NOVEMBER = ("2026-11", spend.DEPLOYMENT)
 
 
-def dead_lettered(store: MemoryStore, claims: MemoryClaims, releases: MemorySpendReleases) -> None:
+#: When an operator's redrive brings the dead-lettered pack back.
+REDRIVE = NOW + timedelta(hours=1)
+
+
+def dead_lettered() -> tuple[MemoryStore, MemoryClaims, MemorySpendReleases]:
     """The pack's last receive: recorded FAILED, its spend given back, released DEAD at NOW."""
+    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
     with pytest.raises(RetryPack):
         dispatch_pack(
             priced_pack(),
@@ -261,6 +266,7 @@ def dead_lettered(store: MemoryStore, claims: MemoryClaims, releases: MemorySpen
             last_attempt=True,
         )
     assert releases.given_back[NOVEMBER] == Decimal("0.16") and claims.state["B:aliyun:0"] == "DEAD"
+    return store, claims, releases
 
 
 def taken_over(
@@ -281,15 +287,14 @@ def test_a_redrive_that_dies_after_its_call_leaves_its_recipients_unknown_not_fa
     before writing. The records still FAILED are the dead-lettering's: the takeover makes them SENDING (the
     provider may have sent them, and a receipt can still say so) and queues their settle pack; the spend stays
     charged."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive, killed = NOW + timedelta(hours=1), KilledAfterTheCall()
+    store, claims, releases = dead_lettered()
+    killed = KilledAfterTheCall()
     with pytest.raises(RuntimeError, match="killed"):
-        dispatch_pack(priced_pack(), _deps(killed, store, claims, releases), now=redrive, last_attempt=False)
+        dispatch_pack(priced_pack(), _deps(killed, store, claims, releases), now=REDRIVE, last_attempt=False)
     assert len(killed.calls) == 1 and releases.given_back[NOVEMBER] == 0  # charged again before the call
     queues = MemoryQueues()
     deps = replace(_deps(ScriptedProvider(), store, claims, releases), queues=queues)
-    summary = dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=5), last_attempt=False)
+    summary = dispatch_pack(priced_pack(), deps, now=REDRIVE + timedelta(minutes=5), last_attempt=False)
     assert summary.unknown == 4
     assert {(r.status, r.error_code) for r in store.messages.values()} == {(Status.SENDING, "DISPATCH_INTERRUPTED")}
     (settle,) = queues.sent["aliyun"]  # type: ignore[index]
@@ -300,20 +305,16 @@ def test_a_redrive_that_dies_after_its_call_leaves_its_recipients_unknown_not_fa
 def test_a_redrive_that_died_before_its_charge_sent_nothing_and_its_takeover_leaves_the_records_failed() -> None:
     """The charge comes before the call: a redrive that died first called nobody. Its records stay FAILED, their
     spend given back (reopened, they would end FAILED again as unknown outcomes, whose spend is never given back)."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive = NOW + timedelta(hours=1)
-    assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # then killed
-    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    store, claims, releases = dead_lettered()
+    assert claims.claim("B:aliyun:0", now=REDRIVE, lease_seconds=120) is Claim.REDRIVEN  # then killed
+    assert set(taken_over(priced_pack(), store, claims, releases, died=REDRIVE).values()) == {Status.FAILED}
     assert releases.given_back[NOVEMBER] == Decimal("0.16")
 
 
 def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
     """The redrive wrote two records before it died (a batch write cut short): those are its, and stay."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive = NOW + timedelta(hours=1)
-    assert claims.claim("B:aliyun:0", now=redrive, lease_seconds=120) is Claim.REDRIVEN
+    store, claims, releases = dead_lettered()
+    assert claims.claim("B:aliyun:0", now=REDRIVE, lease_seconds=120) is Claim.REDRIVEN
     recharge_redriven(releases, priced_pack())
     assert claims.mark_redriving("B:aliyun:0") == NOW
     refused = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
@@ -323,10 +324,10 @@ def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
             (0, SendOutcome(message_id="B.00000", provider_message_id="pm-0")),
             (1, SendOutcome(message_id="B.00001", error=refused)),
         ],
-        redrive,
+        REDRIVE,
     )
     store.put_messages(written, [])
-    assert taken_over(priced_pack(), store, claims, releases, died=redrive) == {
+    assert taken_over(priced_pack(), store, claims, releases, died=REDRIVE) == {
         "B.00000": Status.SUBMITTED,
         "B.00001": Status.FAILED,  # the redrive's own answer: refused, not the dead-lettering's
         "B.00002": Status.SENDING,
@@ -337,19 +338,18 @@ def test_a_redrive_takeover_keeps_what_the_redrive_wrote() -> None:
 def test_a_pack_a_redrive_queued_and_whose_dispatcher_died_after_its_call_leaves_them_unknown() -> None:
     """The redrive is accepted for B.00000 and throttled for the rest, which it queues as `.r1` (no record written:
     still FAILED from the dead-lettering). `.r1`'s dispatcher dies after its call: its takeover knows from the pack
-    that it was sending a redrive, so those three become SENDING too."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    that it was sending a REDRIVE, so those three become SENDING too."""
+    store, claims, releases = dead_lettered()
+    queues = MemoryQueues()
     throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
     deps = replace(_deps(throttled, store, claims, releases), queues=queues)
-    dispatch_pack(priced_pack(), deps, now=redrive, last_attempt=False)
+    dispatch_pack(priced_pack(), deps, now=REDRIVE, last_attempt=False)
     (retry,) = queues.sent["aliyun"]  # type: ignore[index]
     assert retry.pack_id == "B:aliyun:0.r1" and retry.redrive_of == "2026-12-04T10:00:00.000000Z"
     retry = DispatchPack.model_validate_json(retry.model_dump_json())  # as SQS carries it
     with pytest.raises(RuntimeError, match="killed"):
-        dispatch_pack(retry, _deps(KilledAfterTheCall(), store, claims, releases), now=redrive, last_attempt=False)
-    assert taken_over(retry, store, claims, releases, died=redrive) == {
+        dispatch_pack(retry, _deps(KilledAfterTheCall(), store, claims, releases), now=REDRIVE, last_attempt=False)
+    assert taken_over(retry, store, claims, releases, died=REDRIVE) == {
         "B.00000": Status.SUBMITTED,
         "B.00001": Status.SENDING,
         "B.00002": Status.SENDING,
@@ -369,16 +369,15 @@ def test_a_redriven_resend_pack_whose_dispatcher_died_leaves_the_recipients_it_n
     with pytest.raises(RetryPack):
         deps = _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases)
         dispatch_pack(pack, deps, now=NOW, last_attempt=True)
-    redrive = NOW + timedelta(hours=1)
 
     def killed(pack_id: str) -> None:
         raise RuntimeError("killed before finishing the claim")
 
     claims.finish = killed  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="killed"):
-        dispatch_pack(pack, _deps(ScriptedProvider(), store, claims, releases), now=redrive, last_attempt=False)
+        dispatch_pack(pack, _deps(ScriptedProvider(), store, claims, releases), now=REDRIVE, last_attempt=False)
     del claims.finish
-    assert set(taken_over(pack, store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    assert set(taken_over(pack, store, claims, releases, died=REDRIVE).values()) == {Status.FAILED}
 
 
 def test_an_interrupted_pack_never_dead_lettered_keeps_its_failed_records() -> None:
@@ -399,24 +398,20 @@ def test_a_redrive_killed_while_charging_called_nobody_and_its_takeover_leaves_t
         def recharge_once(self, *args: object) -> Decimal:
             raise Killed
 
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive = NOW + timedelta(hours=1)
+    store, claims, releases = dead_lettered()
     with pytest.raises(Killed):
         dispatch_pack(
             priced_pack(),
             _deps(ScriptedProvider(), store, claims, KilledWhileCharging()),
-            now=redrive,
+            now=REDRIVE,
             last_attempt=False,
         )
-    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    assert set(taken_over(priced_pack(), store, claims, releases, died=REDRIVE).values()) == {Status.FAILED}
     assert releases.given_back[NOVEMBER] == Decimal("0.16")
 
 
 def test_a_redrive_killed_between_its_charge_and_its_mark_gets_its_spend_given_back_by_the_takeover() -> None:
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive = NOW + timedelta(hours=1)
+    store, claims, releases = dead_lettered()
 
     def killed(pack_id: str) -> None:
         raise Killed
@@ -424,27 +419,26 @@ def test_a_redrive_killed_between_its_charge_and_its_mark_gets_its_spend_given_b
     claims.mark_redriving = killed  # type: ignore[method-assign,assignment]
     with pytest.raises(Killed):
         dispatch_pack(
-            priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=redrive, last_attempt=False
+            priced_pack(), _deps(ScriptedProvider(), store, claims, releases), now=REDRIVE, last_attempt=False
         )
     del claims.mark_redriving
     assert releases.given_back[NOVEMBER] == 0  # charged again, then killed: nobody was texted
-    assert set(taken_over(priced_pack(), store, claims, releases, died=redrive).values()) == {Status.FAILED}
+    assert set(taken_over(priced_pack(), store, claims, releases, died=REDRIVE).values()) == {Status.FAILED}
     assert releases.given_back[NOVEMBER] == Decimal("0.16")  # given back again by the takeover
 
 
 def test_a_redrive_retried_as_a_whole_is_still_a_redrive_on_its_next_delivery() -> None:
     """Throttled as a whole, the redrive is released for a retry; the next delivery's claim is a redrive again (its
     charge a no-op), so the `.r1` pack it queues for the recipients throttled then carries the time too."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    store, claims, releases = dead_lettered()
+    queues = MemoryQueues()
     with pytest.raises(RetryPack):
         deps = _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases)
-        dispatch_pack(priced_pack(), deps, now=redrive, last_attempt=False)
+        dispatch_pack(priced_pack(), deps, now=REDRIVE, last_attempt=False)
     assert claims.state["B:aliyun:0"] == "OPEN"
     throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
     deps = replace(_deps(throttled, store, claims, releases), queues=queues)
-    dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=3), last_attempt=False)
+    dispatch_pack(priced_pack(), deps, now=REDRIVE + timedelta(minutes=3), last_attempt=False)
     (retry,) = queues.sent["aliyun"]  # type: ignore[index]
     assert retry.redrive_of == "2026-12-04T10:00:00.000000Z" and releases.given_back[NOVEMBER] == 0
 
@@ -465,36 +459,35 @@ def test_a_redrives_failover_pack_whose_dispatcher_died_after_its_call_leaves_th
     with pytest.raises(RuntimeError, match="before any call"):
         dispatch_pack(pack, _deps(Unplannable(), store, claims, releases), now=NOW, last_attempt=True)
     assert {r.error_code for r in store.messages.values()} == {"DISPATCH_FAILED"}
-    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    queues = MemoryQueues()
     refused = ProviderError(ErrorCategory.CONFIG, "isv.ACCOUNT_NOT_EXISTS", "", 200)
     deps = replace(_deps(ScriptedProvider(answer=lambda m: refused), store, claims, releases), queues=queues)
-    dispatch_pack(pack, deps, now=redrive, last_attempt=False)
+    dispatch_pack(pack, deps, now=REDRIVE, last_attempt=False)
     (moved,) = queues.sent["tencent"]  # type: ignore[index]
     assert moved.redrive_of == "2026-12-04T10:00:00.000000Z"
     moved = DispatchPack.model_validate_json(moved.model_dump_json())
     killed = KilledAfterTheCall(ProviderName.TENCENT)
     with pytest.raises(RuntimeError, match="killed"):
-        dispatch_pack(moved, _deps(killed, store, claims, releases), now=redrive, last_attempt=False)
-    assert set(taken_over(moved, store, claims, releases, died=redrive).values()) == {Status.SENDING}
+        dispatch_pack(moved, _deps(killed, store, claims, releases), now=REDRIVE, last_attempt=False)
+    assert set(taken_over(moved, store, claims, releases, died=REDRIVE).values()) == {Status.SENDING}
 
 
 def test_a_takeover_queues_again_what_a_redrive_put_back_as_part_of_that_redrive() -> None:
     """The redrive noted `.r1` on its claim and died before queueing it: the takeover's copy carries the time."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive, down = NOW + timedelta(hours=1), MemoryQueues()
+    store, claims, releases = dead_lettered()
+    down = MemoryQueues()
     down.fail_for = {ProviderName.ALIYUN}
     throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
     with pytest.raises(RuntimeError, match="queue unavailable"):
         dispatch_pack(
             priced_pack(),
             replace(_deps(throttled, store, claims, releases), queues=down),
-            now=redrive,
+            now=REDRIVE,
             last_attempt=False,
         )
     queues = MemoryQueues()
     deps = replace(_deps(ScriptedProvider(), store, claims, releases), queues=queues)
-    dispatch_pack(priced_pack(), deps, now=redrive + timedelta(minutes=5), last_attempt=False)
+    dispatch_pack(priced_pack(), deps, now=REDRIVE + timedelta(minutes=5), last_attempt=False)
     (retry,) = [p for p in queues.sent["aliyun"] if p.pack_id.endswith(".r1")]  # type: ignore[index]
     assert retry.redrive_of == "2026-12-04T10:00:00.000000Z"
 
@@ -504,18 +497,17 @@ def test_a_pack_a_redrive_queued_then_dead_lettered_and_redriven_in_turn_gets_it
 ):
     """`.r1` carries the first dead-lettering's time, but its own claim says it was dead-lettered since, and its
     own redrive died between its charge and its mark: nobody was texted, whatever `.r1` came from."""
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
-    dead_lettered(store, claims, releases)
-    redrive, queues = NOW + timedelta(hours=1), MemoryQueues()
+    store, claims, releases = dead_lettered()
+    queues = MemoryQueues()
     throttled = ScriptedProvider(answer=lambda m: None if m.message_id == "B.00000" else BUSY)
     dispatch_pack(
         priced_pack(),
         replace(_deps(throttled, store, claims, releases), queues=queues),
-        now=redrive,
+        now=REDRIVE,
         last_attempt=False,
     )
     (retry,) = queues.sent["aliyun"]  # type: ignore[index]
-    later = redrive + timedelta(hours=1)
+    later = REDRIVE + timedelta(hours=1)
     with pytest.raises(RetryPack):  # `.r1`'s last receive: FAILED again, given back again, dead-lettered
         dispatch_pack(
             retry, _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases), now=later, last_attempt=True

@@ -9,6 +9,7 @@ import pytest
 
 from globesms.accept.service import body_hash
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.history import RECEIPT_FAILOVER_STEP as RESEND_STEP
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
@@ -26,7 +27,7 @@ from globesms.receipts.failover import (
     resend_pack,
     resend_pack_id,
 )
-from globesms.receipts.implied_status import RESEND_STEP, implied_status
+from globesms.receipts.implied_status import implied_status
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)

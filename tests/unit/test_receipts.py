@@ -12,6 +12,7 @@ from globesms.accept.queries import message_view
 from globesms.dispatch.failover import reroute
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.dispatch.summary import DispatchSummary
+from globesms.domain.history import RECEIPT_FAILOVER_STEP as RESEND_STEP
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
@@ -21,7 +22,7 @@ from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.failover import resend_pack
-from globesms.receipts.implied_status import RESEND_STEP, implied_status, status_after
+from globesms.receipts.implied_status import implied_status, status_after
 from globesms.stats.ports import MemoryRouteStats
 from tests.fakes import (
     MemoryClaims,

@@ -157,6 +157,10 @@ class _Scanner(ast.NodeVisitor):
             receiver = node.func.value
             if isinstance(receiver, ast.Name) and receiver.id == "metrics":
                 self._add(node, self.shared_dimension_sets)
+        elif _call_name(node) == "emit_count":  # observability.emit_count: a single_metric, {service} + keywords
+            named = {keyword.arg for keyword in node.keywords if keyword.arg is not None}
+            splat = len(named) < len(node.keywords)  # `**dimensions`: not known here
+            self._add(node, None if splat else frozenset({frozenset({"service"} | named)}))
         self.generic_visit(node)
 
     def _single_metric_dimensions(
@@ -272,6 +276,7 @@ def handle(result):
         metrics.add_metric(name=metric, unit="Count", value=value)
     with single_metric(name="Single", unit="Count", value=1, default_dimensions={"provider": "p"}) as one:
         one.add_dimension(name="category", value="config")
+    emit_count("Counted", 1, country="SG")
 """
     layer = 'def emit(n):\n    metrics.add_metric(name="FromTheLayer", unit="Count", value=n)\n'
     handler_dimensions = [frozenset({"provider"}), frozenset()]
@@ -286,6 +291,7 @@ def handle(result):
         "LoopedOne": with_provider,
         "LoopedTwo": with_provider,
         "Single": frozenset({frozenset({"service", "provider", "category"})}),  # not on the shared metrics
+        "Counted": frozenset({frozenset({"service", "country"})}),  # observability.emit_count
     }
     assert [(e.name, e.dimension_sets) for e in from_layer] == [
         ("FromTheLayer", frozenset({frozenset({"service", "provider"}), frozenset({"service"})}))

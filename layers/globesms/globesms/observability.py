@@ -60,15 +60,21 @@ def emit_accept_metrics(result: AcceptResponse) -> None:
     """RecipientsAccepted per provider (one EMF line each: a metric set shares its dimensions) and
     RecipientsRejected."""
     for provider, count in Counter(m.provider for m in result.messages).items():
-        with single_metric(
-            name="RecipientsAccepted",
-            unit=MetricUnit.Count,
-            value=count,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE, "provider": provider.value},
-        ):
-            pass
+        emit_count("RecipientsAccepted", count, provider=provider.value)
     metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+
+
+def emit_count(name: str, value: int, **dimensions: str) -> None:
+    """One count on its own EMF line, with {service} and `dimensions` (a metric set shares one dimension set: a
+    metric with dimensions of its own, or without the handler's, cannot join it)."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, **dimensions},
+    ):
+        pass
 
 
 def emit_provider_outcomes(
@@ -89,36 +95,15 @@ def emit_provider_outcomes(
     if receipts_missing is not None:
         counts.append(("ReceiptsMissing", receipts_missing))
     for metric, value in counts:
-        with single_metric(
-            name=metric,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE, "provider": provider.value},
-        ):
-            pass
+        emit_count(metric, value, provider=provider.value)
 
 
 def emit_route_stats_not_written(failed: int) -> None:
     """RouteStatsNotWritten (failed updates of the route statistics) with {service} alone, whichever function wrote
     them: the dispatchers' own metric set carries their provider, and the alarm reads one series."""
-    with single_metric(
-        name="RouteStatsNotWritten",
-        unit=MetricUnit.Count,
-        value=failed,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE},
-    ):
-        pass
+    emit_count("RouteStatsNotWritten", failed)
 
 
 def emit_pumping_suspected(trip: Trip) -> None:
     """PumpingSuspected: OTP recipients held as suspected SMS pumping, by country (guardrails/pumping.py)."""
-    with single_metric(
-        name="PumpingSuspected",
-        unit=MetricUnit.Count,
-        value=trip.held,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "country": trip.country},
-    ):
-        pass
+    emit_count("PumpingSuspected", trip.held, country=trip.country)

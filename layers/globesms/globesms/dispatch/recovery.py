@@ -29,6 +29,7 @@ from globesms.dispatch.unknown_outcomes import (
     wait_left,
 )
 from globesms.domain.clock import iso
+from globesms.domain.history import RECEIPT_FAILOVER_STEP, has_step
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.guardrails.release import release_unsent
@@ -36,7 +37,7 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import ClaimNotes, Requeued
-from globesms.receipts.failover import has_resend_step, queue_pending_resends, resend_pending
+from globesms.receipts.failover import queue_pending_resends, resend_pending
 from globesms.webhooks.events import queue_status_events
 
 INTERRUPTED = ProviderError(
@@ -111,7 +112,7 @@ def _unrecorded(
     def recorded(record: MessageRecord, history: Sequence[Mapping[str, Any]] | None) -> bool:
         if redrive_of is not None and record.status is Status.FAILED and _stamp(record) <= redrive_of:
             return False
-        resent_since = resend_pending(record) and not has_resend_step(history)
+        resent_since = resend_pending(record) and not has_step(history, RECEIPT_FAILOVER_STEP)
         return record.status not in (Status.ACCEPTED, Status.QUEUED) or resent_since
 
     return [

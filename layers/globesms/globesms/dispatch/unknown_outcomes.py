@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from globesms.domain.clock import iso
-from globesms.domain.history import RESEND_AFTER_UNKNOWN_OUTCOME_STEP, HistoryStep
+from globesms.domain.history import RESEND_AFTER_UNKNOWN_OUTCOME_STEP, HistoryStep, has_step
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
 from globesms.models.packs import DispatchPack
@@ -36,7 +36,6 @@ from globesms.webhooks.events import queue_status_events
 EXPIRED_CODE = DispatchCode.UNKNOWN_OUTCOME_EXPIRED
 #: SQS's longest DelaySeconds.
 MAX_DELAY_SECONDS = 900
-_RESEND_STEP = RESEND_AFTER_UNKNOWN_OUTCOME_STEP
 EXPIRED_STEP = "unknown-outcome-expired"
 _SAVE_TRIES = 3
 #: A resend pack's id (`settle`: `<settle pack id>.s`, the settle pack's `<id>.u`), or one derived from it (batch
@@ -106,11 +105,15 @@ def settle(
         and record.status is Status.SENDING
         and record.provider is pack.provider
     ]
-    resend = [r for r in waiting if policy.action is UnknownOutcomeAction.RESEND and not _was_resent(r.history)]
+    resend = [
+        r
+        for r in waiting
+        if policy.action is UnknownOutcomeAction.RESEND and not has_step(r.history, RESEND_AFTER_UNKNOWN_OUTCOME_STEP)
+    ]
     to_fail = [current[r.id] for r in waiting if r not in resend]
     if resend:
         stamp = iso(now)
-        step = HistoryStep(_RESEND_STEP, Status.SENDING, EXPIRED_CODE, stamp).to_item()
+        step = HistoryStep(RESEND_AFTER_UNKNOWN_OUTCOME_STEP, Status.SENDING, EXPIRED_CODE, stamp).to_item()
         again = pack.model_copy(
             update={
                 "pack_id": f"{pack.pack_id}.s",
@@ -147,11 +150,7 @@ def settled_among(pack: DispatchPack, current: Mapping[str, MessageRecord]) -> s
 def _resend_positions(pack: DispatchPack) -> list[int]:
     if not _RESEND_PACK.search(pack.pack_id):
         return []
-    return [i for i, r in enumerate(pack.recipients) if _was_resent(r.history)]
-
-
-def _was_resent(history: Sequence[dict[str, object]] | None) -> bool:
-    return any(step.get("id") == _RESEND_STEP for step in history or ())
+    return [i for i, r in enumerate(pack.recipients) if has_step(r.history, RESEND_AFTER_UNKNOWN_OUTCOME_STEP)]
 
 
 def _expire(

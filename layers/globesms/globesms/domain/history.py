@@ -28,12 +28,16 @@ RECEIPT_FAILOVER_STEP = "receipt-failover"
 RESEND_AFTER_UNKNOWN_OUTCOME_STEP = "resend-after-unknown-outcome"
 
 
+def has_step(history: Sequence[Mapping[str, Any]] | None, *step_ids: str) -> bool:
+    """A message's history (its record's events, or the history a pack carries for it) holds one of these steps."""
+    return any(entry.get("id") in step_ids for entry in history or ())
+
+
 def sent_before(history: Sequence[Mapping[str, Any]] | None) -> bool:
     """The history says an earlier attempt of the message reached a provider, or may have: it was resent after an
     UNDELIVERED receipt or after an unknown outcome. Whatever becomes of the resend, its cost is not one a
     provider never saw (`guardrails.release.never_reached_a_provider`)."""
-    steps = (RECEIPT_FAILOVER_STEP, RESEND_AFTER_UNKNOWN_OUTCOME_STEP)
-    return any(entry.get("id") in steps for entry in history or ())
+    return has_step(history, RECEIPT_FAILOVER_STEP, RESEND_AFTER_UNKNOWN_OUTCOME_STEP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ provider that can carry its content.
 
 How, at most once per recipient ever: the UNDELIVERED receipt and the resend are one conditional write
 (`ReceiptStore.start_resend`): the message goes back to QUEUED on the next provider, with the receipt and a
-`RESEND_STEP` naming the first attempt in its history, only if it is still the version read and still on the attempt
-the receipt is about; concurrent or duplicated receipts find it moved and change nothing. The pack that resends it
-has an id of its own message (`resend_pack_id`), so however often it is queued (a provider pushing the receipt
-again after a crash between the write and the queueing) the pack claim sends it once.
+`RECEIPT_FAILOVER_STEP` naming the first attempt in its history, only if it is still the version read and still on
+the attempt the receipt is about; concurrent or duplicated receipts find it moved and change nothing. The pack that
+resends it has an id of its own message (`resend_pack_id`), so however often it is queued (a provider pushing the
+receipt again after a crash between the write and the queueing) the pack claim sends it once.
 
 Afterwards only the second attempt's receipts move the status (`implied_status.current_attempt`); a late receipt
 for the first attempt is found through the alias the write left (`message_for_earlier_attempt`), kept in the
@@ -30,7 +30,7 @@ from globesms.accept.queries import message_view
 from globesms.dispatch.failover import content_for, next_provider
 from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
-from globesms.domain.history import HistoryStep
+from globesms.domain.history import RECEIPT_FAILOVER_STEP, HistoryStep, has_step
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
@@ -40,7 +40,7 @@ from globesms.ports import PackQueues, ReceiptStore, WebhookQueue
 from globesms.providers.aliyun.errors import RECEIPT_FAILOVER as ALIYUN_CODES
 from globesms.providers.huawei.errors import RECEIPT_FAILOVER as HUAWEI_CODES
 from globesms.providers.tencent.errors import RECEIPT_FAILOVER as TENCENT_CODES
-from globesms.receipts.implied_status import EARLIER_ATTEMPT, RESEND_STEP
+from globesms.receipts.implied_status import EARLIER_ATTEMPT
 from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS
 from globesms.routing.templates import TemplateRegistry
 from globesms.routing.templates import registry as template_registry
@@ -67,17 +67,12 @@ def another_route_fixes(provider: ProviderName, receipt: Mapping[str, Any]) -> b
 
 
 def resent_before(record: MessageRecord) -> bool:
-    return has_resend_step(record.events)
-
-
-def has_resend_step(history: Sequence[Mapping[str, Any]] | None) -> bool:
-    """A message's history (its record's, or the one a pack carries for it) says it was resent."""
-    return any(e.get("id") == RESEND_STEP for e in history or ())
+    return has_step(record.events, RECEIPT_FAILOVER_STEP)
 
 
 def earlier_attempt(record: MessageRecord) -> tuple[ProviderName, str] | None:
     """The provider and provider message id of the attempt a resend left, or None."""
-    step = next((e for e in record.events or () if e.get("id") == RESEND_STEP), None)
+    step = next((e for e in record.events or () if e.get("id") == RECEIPT_FAILOVER_STEP), None)
     if step is None or not step.get("provider") or not step.get("provider_message_id"):
         return None
     return ProviderName(step["provider"]), str(step["provider_message_id"])
@@ -120,7 +115,7 @@ def resend_for(
         return None
     stamp = iso(now)
     step = HistoryStep(
-        RESEND_STEP,
+        RECEIPT_FAILOVER_STEP,
         Status.QUEUED,
         str(receipt.get("sub_error") or receipt.get("error_code") or receipt.get("raw_status") or ""),
         stamp,
@@ -181,7 +176,7 @@ def resend_pack(record: MessageRecord) -> DispatchPack:
 def first_attempt_outcome(record: MessageRecord) -> MessageRecord | None:
     """A resent message as its first attempt ended (UNDELIVERED on the provider it left), for the route statistics:
     the resend takes the message out of the final statuses, but that provider did fail to deliver it."""
-    step = next((e for e in record.events or () if e.get("id") == RESEND_STEP), None)
+    step = next((e for e in record.events or () if e.get("id") == RECEIPT_FAILOVER_STEP), None)
     if step is None or not step.get("provider"):
         return None
     return record.model_copy(update={"provider": ProviderName(step["provider"]), "status": Status.UNDELIVERED})

@@ -8,9 +8,9 @@ The one backward-looking exception: a message the gateway itself ended EXPIRED w
 by its deadline, reconcile/) takes a real final receipt that comes later. That verdict only said "we never heard";
 the receipt says what happened.
 
-After a resend through the next provider (`receipts.failover`, step `RESEND_STEP`) only the second attempt's
-receipts count: those after the step, and never a late one of the first attempt (kept in the history with the mark
-`EARLIER_ATTEMPT`, and changing nothing).
+After a resend through the next provider (`receipts.failover`, step `RECEIPT_FAILOVER_STEP`) only the second
+attempt's receipts count: those after the step, and never a late one of the first attempt (kept in the history with
+the mark `EARLIER_ATTEMPT`, and changing nothing).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from globesms.domain.status import UNDELIVERED_OUTCOMES, Status, forward
 from globesms.errors import DispatchCode
 
 NO_RECEIPT = DispatchCode.NO_RECEIPT.value
-#: The id of the history step that resent a message through the next provider after an UNDELIVERED receipt.
-RESEND_STEP = RECEIPT_FAILOVER_STEP
 #: The mark on a receipt of a resent message's first attempt that came after the resend (kept, never counted).
 EARLIER_ATTEMPT = "earlier_attempt"
 
@@ -70,7 +68,7 @@ def carrier_error(events: Sequence[Mapping[str, Any]], status: Status) -> Mappin
 def current_attempt(events: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
     """The events of the message's latest attempt: after its resend step, when it has one, without the earlier
     attempt's receipts that came later."""
-    step = next((i for i in range(len(events) - 1, -1, -1) if events[i].get("id") == RESEND_STEP), None)
+    step = next((i for i in range(len(events) - 1, -1, -1) if events[i].get("id") == RECEIPT_FAILOVER_STEP), None)
     if step is None:
         return events
     return [e for e in events[step + 1 :] if not e.get(EARLIER_ATTEMPT)]
