@@ -17,6 +17,13 @@ Invocations are serialised, as in one Lambda execution environment: handlers kee
 globals (the API resolver's current event, the batch processor's records). A batch a poller received while the
 environment was busy starts the moment it is free.
 
+An invocation that outlives the function's Timeout ends the process, as Lambda ends the execution environment: the
+host logs Lambda's `Task timed out after N seconds` line and exits with TIMED_OUT_EXIT_CODE, and the runner starts
+it again (`local.run.supervise`). What the invocation held comes back as on Lambda: an SQS batch after the queue's
+visibility timeout, a stream batch from its same first record (local/streams.py keeps the position in a file
+across the restart), an API request answered 502. Its side effects stop there, so a retry after the deadline never
+runs beside the attempt it retries (the accept's `accepting_until` lease counts on that).
+
 A fault for `make soak`: SIGUSR1 arms a crash. The invocation running then, or else the next one, is ended by a
 SIGKILL of this process a random 0.05 s to LOCAL_CRASH_MAX_DELAY_SECONDS (default 1) after it started (after the
 signal, if it was already running then); one that finishes first passes the crash on to the next. So the host dies
@@ -27,6 +34,7 @@ when it runs out of time or memory (`local.run --restart-functions` starts it ag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -38,8 +46,9 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from local.aws import aws_endpoint
@@ -49,7 +58,7 @@ from local.processes import add_listen_fd_argument, configure_logging
 from local.schedules import start_schedules
 from local.stack import LocalStack, function_arn, function_name
 from local.streams import JsonStreamsClient, StreamPoller, StreamReader, start_stream_pollers
-from local.template import FunctionSpec
+from local.template import FunctionSpec, StreamEventSource
 
 # Powertools outside AWS: no X-Ray daemon to send traces to; metrics (EMF lines on stdout) are off unless asked
 # for with POWERTOOLS_METRICS_DISABLED=false.
@@ -86,6 +95,43 @@ class LocalLambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         elapsed = time.monotonic() - self._started
         return max(int((self.timeout_seconds - elapsed) * 1000), 0)
+
+
+STREAM_POSITIONS_ENV = "LOCAL_STREAM_POSITIONS"  # a folder, made by local.run for its run
+TIMED_OUT_EXIT_CODE = 124  # `timeout`'s: the runner starts a host that exits with it again
+
+
+class Deadline:
+    """Ends this process when the invocation running outlives `timeout_seconds` (see the module's docstring)."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._lock = threading.Lock()
+        self._running: object | None = None  # a token for the invocation running; None when none runs
+
+    @contextlib.contextmanager
+    def running(self, request_id: str) -> Iterator[None]:
+        token = object()
+        timer = threading.Timer(self.timeout_seconds, self._expire, args=(token, request_id))
+        timer.daemon = True
+        with self._lock:
+            self._running = token
+        timer.start()
+        try:
+            yield
+        finally:
+            with self._lock:  # after this, a timer that fired late finds another token (or none) and does nothing
+                self._running = None
+            timer.cancel()
+
+    def _expire(self, token: object, request_id: str) -> None:
+        with self._lock:  # held to the end: the invocation cannot be reported finished meanwhile
+            if self._running is not token:
+                return
+            log.error("%s Task timed out after %.2f seconds", request_id, self.timeout_seconds)
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(TIMED_OUT_EXIT_CODE)
 
 
 CRASH_MAX_DELAY_ENV = "LOCAL_CRASH_MAX_DELAY_SECONDS"
@@ -150,6 +196,7 @@ class FunctionRuntime:
         module_name, handler_name = function.handler.rsplit(".", 1)
         self.handler = getattr(importlib.import_module(module_name), handler_name)
         self.crash = CrashFault()
+        self.deadline = Deadline(function.timeout)
 
     def invoke(self, event: Any, started: Callable[[], None] | None = None) -> Any:
         """Run the handler once the environment is free; `started` is called when it starts."""
@@ -164,12 +211,10 @@ class FunctionRuntime:
             )
             self.crash.started()
             try:
-                result = self.handler(event, context)
+                with self.deadline.running(context.aws_request_id):
+                    return self.handler(event, context)
             finally:
                 self.crash.finished()
-            if context.get_remaining_time_in_millis() == 0:  # Lambda would have stopped it; locally we only say so
-                log.warning("%s ran past its %d s timeout", self.name, self.function.timeout)
-            return result
 
 
 def invoke_handler_class(runtime: FunctionRuntime) -> type[QuietHandler]:
@@ -221,6 +266,13 @@ def pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[SqsPoller]:
     ]
 
 
+def stream_positions(source: StreamEventSource) -> Path | None:
+    """Where this source's position is kept across the host's restarts: a file in the runner's STREAM_POSITIONS_ENV
+    folder (none for a host started on its own: it starts at the stream's end)."""
+    folder = os.environ.get(STREAM_POSITIONS_ENV)
+    return None if not folder else Path(folder) / f"{source.function_id}.{source.event_name}.json"
+
+
 def stream_pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[StreamPoller]:
     import boto3
 
@@ -233,7 +285,7 @@ def stream_pollers_for(runtime: FunctionRuntime, stack: LocalStack) -> list[Stre
         arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
         endpoint = aws_endpoint(os.environ, "dynamodbstreams")
         streams = JsonStreamsClient(endpoint, stack.context.region) if endpoint else session.client("dynamodbstreams")
-        reader = StreamReader(streams, arn, source, runtime.invoke)
+        reader = StreamReader(streams, arn, source, runtime.invoke, positions=stream_positions(source))
         pollers.append(StreamPoller(reader, source))
     return pollers
 

@@ -13,7 +13,8 @@ GLOBESMS_<P>_ENDPOINT points elsewhere), a customer's webhook endpoint (local/we
 function (local/lambda_host.py: its SQS pollers and its Invoke API; `--function-concurrency N`: up to N per
 function, as Lambda runs several execution environments; `--function-hosts` sets one function's) and the API
 server. Ctrl-C or SIGTERM stops them all; so does any child exiting on its own (a stack with a piece missing is
-worse than none), except a function host with `--restart-functions`, which is started again.
+worse than none), except a function host that timed out (local/lambda_host.py) or, with `--restart-functions`,
+exited for any reason: that one is started again.
 
 The first minute: every port is bound by this runner first (any port given as 0 gets a free one; the line
 `globesms local ports: {...}` says which) and handed to the process that serves it, which listens only once it
@@ -31,12 +32,13 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, MutableMapping
 
 from local.api_server import DEFAULT_API_KEY_ID, api_key, api_keys
 from local.aws import apply_local_credentials, moto_endpoints
-from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS
+from local.lambda_host import POWERTOOLS_LOCAL_DEFAULTS, STREAM_POSITIONS_ENV, TIMED_OUT_EXIT_CODE
 from local.processes import Child, ProcessGroup, configure_logging, reserve_port
 from local.settings import (
     API_PORT,
@@ -100,7 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--restart-functions",
         action="store_true",
-        help="start a function host that exits (e.g. killed by `make soak`) again instead of stopping the stack",
+        help="start a function host that exits (e.g. killed by `make soak`) again instead of stopping the stack (one "
+        "that timed out is started again in any case, as Lambda does)",
     )
     parser.add_argument(
         "--huawei-receipt-format",
@@ -403,15 +406,17 @@ def start_stack(args: argparse.Namespace, children: ProcessGroup, sockets: dict[
     return host_children
 
 
-def supervise(children: ProcessGroup, restartable: list[Child]) -> int:
-    """Until a child exits: a restartable one is started again, any other stops the stack (returns 1)."""
+def supervise(children: ProcessGroup, hosts: list[Child], *, restart_hosts: bool) -> int:
+    """Until a child exits: a function host that timed out is started again (Lambda starts a new execution environment
+    after a timeout), any host with `restart_hosts` (`--restart-functions`) too; any other exit stops the stack
+    (returns 1)."""
     while True:
         exited = children.first_exited()
         if exited is None:
             time.sleep(0.2)
             continue
         code = exited.process.returncode
-        if any(exited is host for host in restartable):
+        if any(exited is host for host in hosts) and (restart_hosts or code == TIMED_OUT_EXIT_CODE):
             print(f"{exited.name} exited with code {code}: starting it again", flush=True)
             children.restart(exited)
             continue
@@ -432,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sockets: dict[str, socket.socket] = {}
     children = ProcessGroup(cwd=REPO_ROOT)
+    # The stream readers' positions, kept across a function host's restarts for this run only (moto's streams end
+    # with it too).
+    positions = tempfile.TemporaryDirectory(prefix="globesms-stream-positions-")
+    os.environ[STREAM_POSITIONS_ENV] = positions.name
     try:
         try:
             sockets = reserve_ports(args)  # the API's among them: taken, refusing connections until it serves
@@ -444,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             print(f"the local stack did not start: {exc}", file=sys.stderr, flush=True)
             return 1
-        return supervise(children, hosts if args.restart_functions else [])
+        return supervise(children, hosts, restart_hosts=args.restart_functions)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -454,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         children.stop_all()
         for sock in sockets.values():  # those no child took (a start that failed half way)
             sock.close()
+        positions.cleanup()
 
 
 def ports_from_output(text: str) -> dict[str, int] | None:

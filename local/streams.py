@@ -4,7 +4,11 @@ FilterCriteria, a failed batch handed over again from its same first record (no 
 
 `StreamReader.read` is one pass over the stream (tests and the cost bench drain it between phases);
 `StreamPoller.run` keeps reading for a function host of the local stack. A reader starts at the stream's end
-unless told otherwise: a host started against a moto that already holds changes does not count them again.
+unless told otherwise: a host started against a moto that already holds changes does not count them again. Given a
+`positions` file, it keeps there how far it has handed the stream over, and a reader started on that file goes on
+from there: the event source's position outlives an execution environment, so a host started again after a timeout
+or a crash hands over the batch it died in from the same first record (the status counts' exactly-once markers
+count on that), and skips nothing written meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from local.template import StreamEventSource
@@ -101,6 +106,7 @@ class StreamReader:
         invoke: Callable[[dict[str, Any]], Any],
         *,
         from_start: bool = False,
+        positions: Path | None = None,
     ) -> None:
         self._streams = streams
         self._arn = stream_arn
@@ -108,7 +114,10 @@ class StreamReader:
         self._invoke = invoke
         self._patterns = [json.loads(p) for p in source.filter_patterns]
         self._from_start = from_start
-        self._after: dict[str, str | None] = {}  # shard -> the last sequence number read
+        self._positions = positions
+        # shard -> the last sequence number read (None: none yet, from the shard's start)
+        self._after: dict[str, str | None] = _read_positions(positions)
+        self._kept = dict(self._after)  # what `positions` holds
 
     def read(self) -> int:
         """Hand over every record written since the last read; returns how many were handed over."""
@@ -119,11 +128,22 @@ class StreamReader:
                 self._after[shard_id] = None
                 for _ in self._records(shard_id):  # starting at the end: skip what the shard holds now
                     pass
+                self._keep()
                 continue
             for batch in self._batches(self._records(shard_id)):
                 self._hand_over(batch)
                 handed += len(batch)
+                self._keep()  # the batch's last record is the last one read: `_batches` reads no further ahead
+            self._keep()  # records the filter left out after the last batch
         return handed
+
+    def _keep(self) -> None:
+        if self._positions is None or self._after == self._kept:
+            return
+        partial = self._positions.with_name(self._positions.name + ".partial")
+        partial.write_text(json.dumps(self._after))
+        partial.replace(self._positions)  # whole or not at all, whenever the host dies
+        self._kept = dict(self._after)
 
     def _records(self, shard_id: str) -> Iterable[dict[str, Any]]:
         """The shard's records after the last one read, each remembered as read once yielded. A new iterator each
@@ -166,6 +186,19 @@ class StreamReader:
         log.error(
             "%s: stream batch %s..%s set aside after %d attempts", self._source.function_id, first, last, MAX_ATTEMPTS
         )
+
+
+def _read_positions(positions: Path | None) -> dict[str, str | None]:
+    if positions is None or not positions.exists():
+        return {}
+    try:
+        kept = json.loads(positions.read_text())
+    except ValueError:
+        kept = None
+    if not isinstance(kept, dict) or not all(isinstance(v, str | None) for v in kept.values()):
+        log.warning("%s holds no stream positions: starting at the stream's end", positions)
+        return {}
+    return kept
 
 
 class StreamPoller:

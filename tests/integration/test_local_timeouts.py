@@ -1,0 +1,176 @@
+"""The local stack ends an invocation at its function's Timeout as Lambda does (local/lambda_host.py): the host
+process exits, the runner starts it again, and a stream source goes on from the batch the host died in
+(local/streams.py). What is asserted is what happens, never how fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from local import run
+from local.lambda_host import TIMED_OUT_EXIT_CODE
+from local.streams import StreamReader
+from local.template import REPO_ROOT, StreamEventSource
+
+# A host's runtime with a handler that sleeps as long as its event says, in a process of its own (a timeout ends
+# the process). Timeout 1 s, the template's smallest unit.
+HOST_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from types import SimpleNamespace
+    from pathlib import Path
+    from local.lambda_host import FunctionRuntime
+    from local.template import FunctionSpec
+
+    spec = FunctionSpec("SlowFunction", Path(sys.argv[1]), "slow_app.handler", (), {}, 1, 128, None)
+    stack = SimpleNamespace(
+        function_environment=lambda function: {},
+        context=SimpleNamespace(region="us-east-1", account_id="123456789012"),
+    )
+    runtime = FunctionRuntime(spec, stack)
+    print(runtime.invoke({"sleep": 0.0}), flush=True)
+    time.sleep(0.7)
+    # Its own second, not what was left of the first's: that one's clock is stopped, and would have run out in this.
+    print(runtime.invoke({"sleep": 0.5}), flush=True)
+    print(runtime.invoke({"sleep": 30}), flush=True)
+    """
+)
+
+
+def test_an_invocation_past_its_timeout_ends_the_host_and_one_within_it_does_not(tmp_path: Path) -> None:
+    (tmp_path / "slow_app.py").write_text(
+        "import time\n\ndef handler(event, context):\n    time.sleep(event['sleep'])\n    return 'done'\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", HOST_SCRIPT, str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == TIMED_OUT_EXIT_CODE, finished.stderr
+    assert finished.stdout.splitlines() == ["done", "done"]  # the third never answered
+    assert "Task timed out after 1.00 seconds" in finished.stderr
+
+
+class FakeChild:
+    def __init__(self, name: str, code: int | None = None) -> None:
+        self.name = name
+        self.process = SimpleNamespace(returncode=code)
+
+
+class FakeGroup:
+    """Children that exit in a scripted order; `restart` records which were started again."""
+
+    def __init__(self, exits: list[FakeChild]) -> None:
+        self.exits = list(exits)
+        self.restarted: list[str] = []
+
+    def first_exited(self) -> FakeChild | None:
+        return self.exits.pop(0)
+
+    def restart(self, child: FakeChild) -> None:
+        self.restarted.append(child.name)
+
+
+@pytest.mark.parametrize("restart_hosts", [False, True])
+def test_a_host_that_timed_out_is_started_again_any_other_exit_as_told(restart_hosts: bool) -> None:
+    timed_out, crashed, moto = FakeChild("Dispatch", TIMED_OUT_EXIT_CODE), FakeChild("Api", -9), FakeChild("moto", 1)
+    group = FakeGroup([timed_out, crashed, moto])
+
+    code = run.supervise(group, [timed_out, crashed], restart_hosts=restart_hosts)  # type: ignore[arg-type]
+
+    assert code == 1
+    assert group.restarted == (["Dispatch", "Api"] if restart_hosts else ["Dispatch"])
+    assert group.exits == ([] if restart_hosts else [moto])  # without the flag, the crashed host stopped the stack
+
+
+class ListedStream:
+    """One shard's records, read as DynamoDB Streams answers (pages of `Limit`)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, *names: str) -> None:
+        for name in names:
+            sequence = f"{len(self.records) + 1:06d}"
+            self.records.append({"eventName": name, "dynamodb": {"SequenceNumber": sequence}})
+
+    def describe_stream(self, **_: Any) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "shard-1"}]}}
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        after = kwargs.get("SequenceNumber", "")
+        return {"ShardIterator": json.dumps(sum(r["dynamodb"]["SequenceNumber"] <= after for r in self.records))}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        start = json.loads(ShardIterator)
+        page = self.records[start : start + Limit]
+        return {"Records": page, "NextShardIterator": json.dumps(start + len(page)) if page else None}
+
+
+class HostDied(BaseException):
+    """The host's process ending in the middle of an invocation (not an error the event source retries)."""
+
+
+SOURCE = StreamEventSource(
+    function_id="StatusCountsFunction",
+    event_name="Changes",
+    table_id="MessagesTable",
+    batch_size=2,
+    maximum_batching_window_seconds=0,
+)
+
+
+def test_a_host_started_again_hands_over_the_batch_it_died_in_and_what_came_meanwhile(tmp_path: Path) -> None:
+    stream, positions = ListedStream(), tmp_path / "positions.json"
+    stream.write("before-the-host")  # the first host starts at the stream's end
+    handed: list[list[str]] = []
+
+    def dies_in_second_batch(event: dict[str, Any]) -> None:
+        names = [r["eventName"] for r in event["Records"]]
+        if names[0] == "c":
+            raise HostDied
+        handed.append(names)
+
+    first = StreamReader(stream, "arn:stream", SOURCE, dies_in_second_batch, positions=positions)
+    first.read()
+    stream.write("a", "b", "c", "d")
+    with pytest.raises(HostDied):
+        first.read()
+    stream.write("e")  # while no host reads
+
+    second = StreamReader(stream, "arn:stream", SOURCE, lambda e: handed.append([r["eventName"] for r in e["Records"]]))
+    second_with_positions = StreamReader(
+        stream,
+        "arn:stream",
+        SOURCE,
+        lambda e: handed.append([r["eventName"] for r in e["Records"]]),
+        positions=positions,
+    )
+    second_with_positions.read()
+
+    assert handed == [["a", "b"], ["c", "d"], ["e"]]
+    second.read()  # a reader without the file starts at the end, as a host started on its own does
+    assert handed == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_unreadable_positions_start_at_the_end(tmp_path: Path) -> None:
+    stream, positions = ListedStream(), tmp_path / "positions.json"
+    stream.write("a")
+    positions.write_text("{not json")
+    handed: list[Any] = []
+
+    StreamReader(stream, "arn:stream", SOURCE, handed.append, positions=positions).read()
+
+    assert handed == []
+    assert json.loads(positions.read_text()) == {"shard-1": "000001"}
