@@ -20,9 +20,10 @@ environment was busy starts the moment it is free.
 An invocation that outlives the function's Timeout ends the process, as Lambda ends the execution environment: the
 host logs Lambda's `Task timed out after N seconds` line and exits with TIMED_OUT_EXIT_CODE, and the runner starts
 it again (`local.run.supervise`). What the invocation held comes back as on Lambda: an SQS batch after the queue's
-visibility timeout, a stream batch from its same first record (local/streams.py keeps the position in a file
-across the restart), an API request answered 502. Its side effects stop there, so a retry after the deadline never
-runs beside the attempt it retries (the accept's `accepting_until` lease counts on that).
+visibility timeout, a stream batch from its same first record, the attempt counted (local/streams.py keeps both in
+a file across the restart); an API caller has had API Gateway's 504 at 29 s already. Its side effects stop there,
+so a retry after the deadline does not run beside the attempt it retries (the accept's `accepting_until` lease
+counts on that), to within the longest call that holds the interpreter: the timer is a thread of this process.
 
 A fault for `make soak`: SIGUSR1 arms a crash. The invocation running then, or else the next one, is ended by a
 SIGKILL of this process a random 0.05 s to LOCAL_CRASH_MAX_DELAY_SECONDS (default 1) after it started (after the
@@ -110,9 +111,10 @@ class Deadline:
         self._running: object | None = None  # a token for the invocation running; None when none runs
 
     @contextlib.contextmanager
-    def running(self, request_id: str) -> Iterator[None]:
+    def running(self, request_id: str, seconds_left: float) -> Iterator[None]:
+        """`seconds_left`: what the invocation's context says (its clock started first)."""
         token = object()
-        timer = threading.Timer(self.timeout_seconds, self._expire, args=(token, request_id))
+        timer = threading.Timer(seconds_left, self._expire, args=(token, request_id))
         timer.daemon = True
         with self._lock:
             self._running = token
@@ -211,7 +213,7 @@ class FunctionRuntime:
             )
             self.crash.started()
             try:
-                with self.deadline.running(context.aws_request_id):
+                with self.deadline.running(context.aws_request_id, context.get_remaining_time_in_millis() / 1000):
                     return self.handler(event, context)
             finally:
                 self.crash.finished()

@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     children = ProcessGroup(cwd=REPO_ROOT)
     # The stream readers' positions, kept across a function host's restarts for this run only (moto's streams end
     # with it too).
-    positions = tempfile.TemporaryDirectory(prefix="globesms-stream-positions-")
+    positions = tempfile.TemporaryDirectory(prefix="globesms-stream-positions-", ignore_cleanup_errors=True)
     os.environ[STREAM_POSITIONS_ENV] = positions.name
     try:
         try:

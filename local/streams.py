@@ -5,10 +5,11 @@ FilterCriteria, a failed batch handed over again from its same first record (no 
 `StreamReader.read` is one pass over the stream (tests and the cost bench drain it between phases);
 `StreamPoller.run` keeps reading for a function host of the local stack. A reader starts at the stream's end
 unless told otherwise: a host started against a moto that already holds changes does not count them again. Given a
-`positions` file, it keeps there how far it has handed the stream over, and a reader started on that file goes on
-from there: the event source's position outlives an execution environment, so a host started again after a timeout
-or a crash hands over the batch it died in from the same first record (the status counts' exactly-once markers
-count on that), and skips nothing written meanwhile.
+`positions` file, it keeps there how far it has handed the stream over and the attempt under way, and a reader
+started on that file goes on from there: the event source's position outlives an execution environment, so a host
+started again after a timeout or a crash hands over the batch it died in from the same first record (the status
+counts' exactly-once markers count on that), counts that attempt as failed (a batch that kills every host is set
+aside after MAX_ATTEMPTS, as Lambda counts a timeout), and skips nothing written meanwhile.
 """
 
 from __future__ import annotations
@@ -115,9 +116,10 @@ class StreamReader:
         self._patterns = [json.loads(p) for p in source.filter_patterns]
         self._from_start = from_start
         self._positions = positions
-        # shard -> the last sequence number read (None: none yet, from the shard's start)
-        self._after: dict[str, str | None] = _read_positions(positions)
-        self._kept = dict(self._after)  # what `positions` holds
+        # shard -> the last sequence number read (None: none yet, from the shard's start); the first record of the
+        # batch being handed over and its attempts so far (one a host died in counts, as Lambda counts a timeout)
+        self._after, self._trying = _read_positions(positions)
+        self._kept: dict[str, Any] = {"after": dict(self._after), "trying": self._trying}  # what `positions` holds
 
     def read(self) -> int:
         """Hand over every record written since the last read; returns how many were handed over."""
@@ -138,12 +140,24 @@ class StreamReader:
         return handed
 
     def _keep(self) -> None:
-        if self._positions is None or self._after == self._kept:
+        """After a batch was handed over (or set aside, or records skipped): the positions move on to what was read."""
+        self._trying = None
+        self._write(dict(self._after))
+
+    def _note_attempt(self, first: str, attempt: int) -> None:
+        """Before an attempt: noted with the positions as the last batch handed over left them (the generator has
+        read this batch already), so a host that dies in it hands the batch over again, and counts the attempt."""
+        self._trying = (first, attempt)
+        self._write(self._kept["after"])
+
+    def _write(self, after: dict[str, str | None]) -> None:
+        held = {"after": after, "trying": self._trying}
+        if self._positions is None or held == self._kept:
             return
         partial = self._positions.with_name(self._positions.name + ".partial")
-        partial.write_text(json.dumps(self._after))
+        partial.write_text(json.dumps(held))
         partial.replace(self._positions)  # whole or not at all, whenever the host dies
-        self._kept = dict(self._after)
+        self._kept = held
 
     def _records(self, shard_id: str) -> Iterable[dict[str, Any]]:
         """The shard's records after the last one read, each remembered as read once yielded. A new iterator each
@@ -176,7 +190,10 @@ class StreamReader:
             yield batch
 
     def _hand_over(self, batch: list[dict[str, Any]]) -> None:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        first = batch[0]["dynamodb"]["SequenceNumber"]
+        made = self._trying[1] if self._trying is not None and self._trying[0] == first else 0  # by a host before
+        for attempt in range(made + 1, MAX_ATTEMPTS + 1):
+            self._note_attempt(first, attempt)
             try:
                 self._invoke({"Records": batch})
                 return
@@ -188,17 +205,18 @@ class StreamReader:
         )
 
 
-def _read_positions(positions: Path | None) -> dict[str, str | None]:
+def _read_positions(positions: Path | None) -> tuple[dict[str, str | None], tuple[str, int] | None]:
     if positions is None or not positions.exists():
-        return {}
+        return {}, None
     try:
         kept = json.loads(positions.read_text())
-    except ValueError:
-        kept = None
-    if not isinstance(kept, dict) or not all(isinstance(v, str | None) for v in kept.values()):
+        after, trying = kept["after"], kept["trying"]
+        if not all(isinstance(v, str | None) for v in after.values()):
+            raise TypeError("a position that is not a sequence number")
+        return dict(after), None if trying is None else (str(trying[0]), int(trying[1]))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         log.warning("%s holds no stream positions: starting at the stream's end", positions)
-        return {}
-    return kept
+        return {}, None
 
 
 class StreamPoller:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local import run
+from local import run, streams
 from local.lambda_host import TIMED_OUT_EXIT_CODE
 from local.streams import StreamReader
 from local.template import REPO_ROOT, StreamEventSource
@@ -122,46 +122,67 @@ class HostDied(BaseException):
     """The host's process ending in the middle of an invocation (not an error the event source retries)."""
 
 
+# Batches of two; records named "skip" are filtered out, as a FilterCriteria leaves records out.
 SOURCE = StreamEventSource(
     function_id="StatusCountsFunction",
     event_name="Changes",
     table_id="MessagesTable",
     batch_size=2,
     maximum_batching_window_seconds=0,
+    filter_patterns=(json.dumps({"eventName": ["a", "b", "c", "d", "e", "f"]}),),
 )
+
+
+def names(event: dict[str, Any]) -> list[str]:
+    return [r["eventName"] for r in event["Records"]]
 
 
 def test_a_host_started_again_hands_over_the_batch_it_died_in_and_what_came_meanwhile(tmp_path: Path) -> None:
     stream, positions = ListedStream(), tmp_path / "positions.json"
-    stream.write("before-the-host")  # the first host starts at the stream's end
+    stream.write("a")  # before the first host: it starts at the stream's end
     handed: list[list[str]] = []
 
-    def dies_in_second_batch(event: dict[str, Any]) -> None:
-        names = [r["eventName"] for r in event["Records"]]
-        if names[0] == "c":
+    def dies_in_batch_d(event: dict[str, Any]) -> None:
+        if names(event)[0] == "d":
             raise HostDied
-        handed.append(names)
+        handed.append(names(event))
 
-    first = StreamReader(stream, "arn:stream", SOURCE, dies_in_second_batch, positions=positions)
+    first = StreamReader(stream, "arn:stream", SOURCE, dies_in_batch_d, positions=positions)
     first.read()
-    stream.write("a", "b", "c", "d")
+    stream.write("b", "skip", "c", "d", "skip")
     with pytest.raises(HostDied):
-        first.read()
+        first.read()  # [b, c] handed over, then dies in [d]
     stream.write("e")  # while no host reads
 
-    second = StreamReader(stream, "arn:stream", SOURCE, lambda e: handed.append([r["eventName"] for r in e["Records"]]))
-    second_with_positions = StreamReader(
-        stream,
-        "arn:stream",
-        SOURCE,
-        lambda e: handed.append([r["eventName"] for r in e["Records"]]),
-        positions=positions,
-    )
-    second_with_positions.read()
+    second = StreamReader(stream, "arn:stream", SOURCE, lambda e: handed.append(names(e)), positions=positions)
+    second.read()
 
-    assert handed == [["a", "b"], ["c", "d"], ["e"]]
-    second.read()  # a reader without the file starts at the end, as a host started on its own does
-    assert handed == [["a", "b"], ["c", "d"], ["e"]]
+    assert handed == [["b", "c"], ["d", "e"]]
+    on_its_own: list[list[str]] = []
+    StreamReader(stream, "arn:stream", SOURCE, lambda e: on_its_own.append(names(e))).read()  # no file: the end
+    assert on_its_own == []
+
+
+def test_a_batch_that_kills_every_host_is_set_aside_after_the_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "MAX_ATTEMPTS", 3)
+    stream, positions = ListedStream(), tmp_path / "positions.json"
+    StreamReader(stream, "arn:stream", SOURCE, lambda e: None, positions=positions).read()  # at the end
+    stream.write("a", "b", "c")
+    attempts: list[list[str]] = []
+
+    def dies_in_batch_a(event: dict[str, Any]) -> None:
+        attempts.append(names(event))
+        if names(event)[0] == "a":
+            raise HostDied
+
+    for _host in range(streams.MAX_ATTEMPTS):
+        with pytest.raises(HostDied):
+            StreamReader(stream, "arn:stream", SOURCE, dies_in_batch_a, positions=positions).read()
+    StreamReader(stream, "arn:stream", SOURCE, dies_in_batch_a, positions=positions).read()
+
+    assert attempts == [["a", "b"]] * streams.MAX_ATTEMPTS + [["c"]]  # the fourth host sets it aside unsent
 
 
 def test_unreadable_positions_start_at_the_end(tmp_path: Path) -> None:
@@ -173,4 +194,4 @@ def test_unreadable_positions_start_at_the_end(tmp_path: Path) -> None:
     StreamReader(stream, "arn:stream", SOURCE, handed.append, positions=positions).read()
 
     assert handed == []
-    assert json.loads(positions.read_text()) == {"shard-1": "000001"}
+    assert json.loads(positions.read_text()) == {"after": {"shard-1": "000001"}, "trying": None}
