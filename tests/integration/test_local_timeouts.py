@@ -20,7 +20,7 @@ from local.streams import StreamReader
 from local.template import REPO_ROOT, StreamEventSource
 
 # A host's runtime with a handler that sleeps as long as its event says, in a process of its own (a timeout ends
-# the process). Timeout 1 s, the template's smallest unit.
+# the process). Timeout 2 s: a second of margin for a loaded machine.
 HOST_SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -29,16 +29,17 @@ HOST_SCRIPT = textwrap.dedent(
     from local.lambda_host import FunctionRuntime
     from local.template import FunctionSpec
 
-    spec = FunctionSpec("SlowFunction", Path(sys.argv[1]), "slow_app.handler", (), {}, 1, 128, None)
+    spec = FunctionSpec("SlowFunction", Path(sys.argv[1]), "slow_app.handler", (), {}, 2, 128, None)
     stack = SimpleNamespace(
         function_environment=lambda function: {},
         context=SimpleNamespace(region="us-east-1", account_id="123456789012"),
     )
     runtime = FunctionRuntime(spec, stack)
     print(runtime.invoke({"sleep": 0.0}), flush=True)
-    time.sleep(0.7)
-    # Its own second, not what was left of the first's: that one's clock is stopped, and would have run out in this.
-    print(runtime.invoke({"sleep": 0.5}), flush=True)
+    time.sleep(1.2)
+    # Its own two seconds, not what was left of the first's: that one's clock is stopped, and would have run out in
+    # this one (at 2.0 s).
+    print(runtime.invoke({"sleep": 1.0}), flush=True)
     print(runtime.invoke({"sleep": 30}), flush=True)
     """
 )
@@ -59,7 +60,7 @@ def test_an_invocation_past_its_timeout_ends_the_host_and_one_within_it_does_not
 
     assert finished.returncode == TIMED_OUT_EXIT_CODE, finished.stderr
     assert finished.stdout.splitlines() == ["done", "done"]  # the third never answered
-    assert "Task timed out after 1.00 seconds" in finished.stderr
+    assert "Task timed out after 2.00 seconds" in finished.stderr
 
 
 class FakeChild:
