@@ -213,6 +213,7 @@ class Child:
     env: Mapping[str, str] = field(default_factory=dict)
     restarts: int = 0
     forked: bool = False  # by local.host_forks (argv without the --listen-fd the server adds)
+    stop_last: bool = False  # the others call it (moto, an emulator, the webhook receiver): `stop_all`
 
     @property
     def running(self) -> bool:
@@ -259,15 +260,17 @@ class ProcessGroup:
         listen_socket: socket.socket | None = None,
         *,
         fork: bool = False,
+        stop_last: bool = False,
     ) -> Child:
         """Start `argv`; with `listen_socket` (from `reserve_port`), it is passed on and `--listen-fd N` added.
         `fork`: a function host (`python -m local.lambda_host ...` with a socket), forked when `start_host_forks`
-        started the server, started as a process of its own otherwise."""
+        started the server, started as a process of its own otherwise. `stop_last`: see `stop_all`."""
         forked = fork and self._forks is not None and listen_socket is not None
         if listen_socket is not None and not forked:
             argv = [*argv, LISTEN_FD_OPTION, str(listen_socket.fileno())]
         child = Child(name, self._started(argv, env, listen_socket, forked), listen_socket, tuple(argv), dict(env))
         child.forked = forked
+        child.stop_last = stop_last
         self.children.append(child)
         self._copy_output_of(child)
         return child
@@ -337,10 +340,14 @@ class ProcessGroup:
         return next((c for c in [*servers, *self.children] if not c.running), None)
 
     def stop_all(self) -> None:
-        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period; then the
-        host-forks server (after the hosts: it reports how they ended); then close the reserved sockets, which
-        frees the ports."""
-        _stop(self.children)
+        """SIGTERM every child's process group, then SIGKILL what is still there after a grace period: first the
+        children the others do not call (the API server, the function hosts), so that what they hold (a batch
+        settling, a request) finishes against moto and the emulators, then those (`stop_last`: stopped together
+        with the rest, a host's settling met refused connections and botocore's retries until the grace ran out);
+        then the host-forks server (after the hosts: it reports how they ended); then close the reserved sockets,
+        which frees the ports."""
+        _stop([child for child in self.children if not child.stop_last])
+        _stop([child for child in self.children if child.stop_last])
         if self._forks_server is not None and self._forks is not None:
             self._forks.close()  # it ends once it has read that
             _stop([self._forks_server], signal_first=False)

@@ -215,7 +215,13 @@ def start_moto_servers(children: ProcessGroup, sockets: dict[str, socket.socket]
     if "moto" not in sockets:
         return []  # AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_DYNAMODB, if the user set it) say where AWS is
     servers = [
-        children.start(name, [sys.executable, "-m", "local.moto_server", "--serves", serves], os.environ, sockets[name])
+        children.start(
+            name,
+            [sys.executable, "-m", "local.moto_server", "--serves", serves],
+            os.environ,
+            sockets[name],
+            stop_last=True,
+        )
         for name, serves in (("moto", "sqs,others"), ("moto-dynamodb", "dynamodb,dynamodbstreams"))
     ]
     os.environ.update(moto_endpoints({name: port_of(sockets[name]) for name in ("moto", "moto-dynamodb")}))
@@ -260,7 +266,7 @@ def start_emulators(
         argv = [sys.executable, "-m", module, "--host", bind, "--knobs", knobs]
         if provider == "huawei":
             argv += ["--receipt-format", huawei_receipt_format]
-        children.start(f"{provider}-emulator", argv, os.environ, listen_socket)
+        children.start(f"{provider}-emulator", argv, os.environ, listen_socket, stop_last=True)
 
 
 def start_webhook_receiver(children: ProcessGroup, listen_socket: socket.socket | None, bind: str) -> None:
@@ -269,7 +275,7 @@ def start_webhook_receiver(children: ProcessGroup, listen_socket: socket.socket 
     if listen_socket is None:
         return
     argv = [sys.executable, "-m", "local.webhook_receiver", "--host", bind]
-    children.start("webhook-receiver", argv, os.environ, listen_socket)
+    children.start("webhook-receiver", argv, os.environ, listen_socket, stop_last=True)
 
 
 def host_count(stack: LocalStack, logical_id: str, concurrency: int) -> int:
