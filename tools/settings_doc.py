@@ -77,9 +77,9 @@ class Variable:
         return "; ".join(f"{d} ({', '.join(_short(r) for r in readers)})" for d, readers in self.defaults.items())
 
 
-def function_settings() -> dict[str, list[tuple[type[BaseModel], Mapping[str, str]]]]:
-    """Function (template logical id) -> the models it reads, each with its field -> variable names."""
-    functions: dict[str, list[tuple[type[BaseModel], Mapping[str, str]]]] = {
+def function_settings() -> dict[str, list[tuple[type, Mapping[str, str]]]]:
+    """Function (template logical id) -> the settings it reads, each with its field -> variable names."""
+    functions: dict[str, list[tuple[type, Mapping[str, str]]]] = {
         function: [(model, config.variable_names(model)) for model in models]
         for function, models in config.FUNCTION_SETTINGS.items()
     }
@@ -95,7 +95,7 @@ def variables() -> dict[str, Variable]:
     for function, sources in function_settings().items():
         for model, names in sources:
             for field_name, variable in names.items():
-                info = model.model_fields[field_name]
+                info = config.model_of(model).model_fields[field_name]
                 entry = found.setdefault(variable, Variable(variable, info.description or ""))
                 if function not in entry.readers:
                     entry.readers.append(function)

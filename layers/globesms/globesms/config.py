@@ -1,10 +1,12 @@
-"""Every GLOBESMS_* variable the functions read, as pydantic settings models, read once per process.
+"""Every GLOBESMS_* variable the functions read, as settings declarations read through pydantic, once per process.
 
-One model per function (`AcceptSettings` for the API and the intake, `DispatchSettings`, `ReceiptsSettings`,
+One declaration per function (`AcceptSettings` for the API and the intake, `DispatchSettings`, `ReceiptsSettings`,
 `WebhookSettings`; the provider clients' own models in `globesms.providers`), each built from small parts that
 shared code reads on its own (`TableSettings` for the adapters, `CallbackSettings` for the status_callback check,
-...). A field `name` is the variable `GLOBESMS_<NAME>`; its default and `description` are the documentation:
-docs/configuration.md is generated from these models (`python -m tools.settings_doc`) and a test keeps the two equal.
+...). The declarations are plain classes with pydantic fields; `settings(X)` and `load_settings(X, env)` read one
+through the pydantic model `model_of(X)` builds on first use. A field `name` is the variable `GLOBESMS_<NAME>`; its
+default and `description` are the documentation: docs/configuration.md is generated from these declarations
+(`python -m tools.settings_doc`) and a test keeps the two equal.
 
 Reading rules, the same for every model (`load_settings`, the provider clients' included):
 - A variable that is unset, empty or only whitespace is absent: the field's default applies. Values are used
@@ -47,9 +49,9 @@ def environment() -> Mapping[str, str]:
     return os.environ
 
 
-def variable_names(model: type[BaseModel]) -> dict[str, str]:
+def variable_names(model: type) -> dict[str, str]:
     """Settings field -> the variable it is read from: `GLOBESMS_<FIELD NAME>`."""
-    return {name: PREFIX + name.upper() for name in model.model_fields}
+    return {name: PREFIX + name.upper() for name in model_of(model).model_fields}
 
 
 def optional(env: Mapping[str, str], name: str) -> str | None:
@@ -58,20 +60,22 @@ def optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def load_settings[SettingsModel: BaseModel](
-    model: type[SettingsModel],
+def load_settings[Settings](
+    model: type[Settings],
     env: Mapping[str, str],
     variables: Mapping[str, str] | None = None,
     parsers: Mapping[str, Callable[[str, str], object]] | None = None,
-) -> SettingsModel:
-    """`model` from the variables in `variables` (settings field -> variable name; by default `variable_names`).
+) -> Settings:
+    """`model` (a declaration below, or a pydantic model) from the variables in `variables` (settings field ->
+    variable name; by default `variable_names`).
 
     `parsers` (variable -> parse(name, raw)) turn a raw value into the field's input first; a ValueError they raise
     is reported as is. Raises ValueError naming every variable that is missing or breaks a rule (the model's own
     validation included), with pydantic's reason but never a value."""
     variables = variable_names(model) if variables is None else variables
     parsers = parsers or {}
-    fields = model.model_fields
+    built = model_of(model)
+    fields = built.model_fields
     values: dict[str, object] = {}
     problems: list[str] = []
     for field, variable in variables.items():
@@ -90,11 +94,13 @@ def load_settings[SettingsModel: BaseModel](
     if problems:
         raise ValueError("; ".join(problems))
     try:
-        return model.model_validate(values)
+        loaded = built.model_validate(values)
     except ValidationError as exc:
         details = exc.errors(include_input=False, include_url=False, include_context=False)
         # `from None`: the ValidationError (which may hold inputs) must not ride along in a traceback.
         raise ValueError("; ".join(_describe(d["loc"], d["msg"], variables) for d in details)) from None
+    assert isinstance(loaded, model)  # the built model derives from the declaration
+    return loaded
 
 
 def _is_secret(annotation: object) -> bool:
@@ -113,9 +119,9 @@ class _Loaded:
     (a function's environment does not change while it runs). `settings.cache_clear()` forgets them (tests)."""
 
     def __init__(self) -> None:
-        self._models: dict[type[BaseModel], BaseModel] = {}
+        self._models: dict[type, object] = {}
 
-    def __call__[SettingsModel: BaseModel](self, model: type[SettingsModel]) -> SettingsModel:
+    def __call__[Settings](self, model: type[Settings]) -> Settings:
         loaded = self._models.get(model)
         if loaded is None:
             loaded = self._models[model] = load_settings(model, environment())
@@ -129,25 +135,48 @@ class _Loaded:
 settings = _Loaded()
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Parts, each read on its own by the shared code that needs it
-
-
 class _Settings(Model):
-    # hide_input_in_errors: a validation error would otherwise print the values it was given. (Every function imports
-    # all these models and reads two or three: like every Model, each builds its validator when first used.)
+    # hide_input_in_errors: a validation error would otherwise print the values it was given.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
-class TableSettings(_Settings):
+_MODELS: dict[type, type[BaseModel]] = {}  # declaration -> its model, once built
+
+
+def model_of(declaration: type) -> type[BaseModel]:
+    """The pydantic model that reads `declaration`: the class itself when it is a model (the provider clients'
+    settings), else one built from it on first use, which pydantic gives the declaration's fields and validators
+    as it gives any model its bases' (its `DecoratorInfos.build`: "including bare classes").
+
+    Why the declarations below are plain classes: a pydantic model class costs about a millisecond to define even
+    with its validator deferred (its fields collected, its signature built), and every function imported all 28
+    of them to read one to six. Built on first use, a cold start defines only those it reads: 37-51 M fewer
+    instructions per handler (valgrind, 2026-12-06), 1.8% of the API's timed cold start, 4.8% of the webhook
+    sender's (docs/performance.md)."""
+    if issubclass(declaration, BaseModel):
+        return declaration
+    built = _MODELS.get(declaration)
+    if built is None:  # two threads may both build one: equal models, one kept
+        namespace = {"__module__": declaration.__module__, "__qualname__": declaration.__qualname__}
+        built = _MODELS[declaration] = type(
+            declaration.__name__, (declaration, _Settings), {**namespace, "__doc__": declaration.__doc__}
+        )
+    return built
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parts, each read on its own by the shared code that needs it (plain declarations: `model_of`)
+
+
+class TableSettings:
     table_name: str = Field(description="the DynamoDB table of batches, messages, receipts and counters")
 
 
-class RetentionSettings(_Settings):
+class RetentionSettings:
     retention_days: int = Field(90, ge=1, le=3650, description="days before a record or held receipt expires (TTL)")
 
 
-class TemplatesSettings(_Settings):
+class TemplatesSettings:
     templates_table: str = Field(
         "",
         description="the run-time template registry (PUT /v1/templates); without it the shipped templates.json "
@@ -155,7 +184,7 @@ class TemplatesSettings(_Settings):
     )
 
 
-class RouteStatsSettings(_Settings):
+class RouteStatsSettings:
     route_stats_table: str = Field(
         "",
         description="the route statistics table (5-minute delivery counts per country x provider x type, "
@@ -163,7 +192,7 @@ class RouteStatsSettings(_Settings):
     )
 
 
-class ProviderQueueSettings(_Settings):
+class ProviderQueueSettings:
     aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
     tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
     huawei_queue_url: str = Field("", description="the Huawei Cloud pack queue")
@@ -175,17 +204,17 @@ class ProviderQueueSettings(_Settings):
         return {p: url for p, url in urls.items() if url}
 
 
-class WebhookQueueSettings(_Settings):
+class WebhookQueueSettings:
     webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
 
 
-class ReleaseQueueSettings(_Settings):
+class ReleaseQueueSettings:
     release_queue_url: str = Field(
         "", description="the queue of scheduled sends' releases (`send_at`), each delayed to its time"
     )
 
 
-class CallbackSettings(_Settings):
+class CallbackSettings:
     allow_loopback_callbacks: bool = Field(
         False,
         description="`true` lets a `status_callback` be plain http to 127.0.0.1, localhost or [::1] "
@@ -193,7 +222,7 @@ class CallbackSettings(_Settings):
     )
 
 
-class ConsentTableSettings(_Settings):
+class ConsentTableSettings:
     consent_table: str = Field(
         "",
         description="the consent table (opt-out list, replies); without it there is no opt-out list and no "
@@ -209,7 +238,7 @@ class ConsentSettings(ConsentTableSettings):
     )
 
 
-class QuietHoursSettings(_Settings):
+class QuietHoursSettings:
     quiet_hours: str = Field(
         "21:00-08:00",
         description="MKT is never delivered inside these local hours of the recipient (`START-END`, HH:MM, may "
@@ -230,7 +259,7 @@ class QuietHoursSettings(_Settings):
         return Window.parse(self.quiet_hours)
 
 
-class IdempotencySettings(_Settings):
+class IdempotencySettings:
     idempotency_table: str = Field(
         "",
         description="the Powertools idempotency table of `Idempotency-Key` / `idempotency_key`; "
@@ -238,7 +267,7 @@ class IdempotencySettings(_Settings):
     )
 
 
-class RoutesSettings(_Settings):
+class RoutesSettings:
     routes_parameter: str = Field(
         "",
         description="an SSM parameter whose JSON replaces the shipped route table, re-read every 5 minutes; an "
@@ -246,7 +275,7 @@ class RoutesSettings(_Settings):
     )
 
 
-class GuardrailsSettings(_Settings):
+class GuardrailsSettings:
     guardrails_parameters: str = Field(
         "",
         description="an SSM path, e.g. `/globesms/guardrails`: its parameters `prices`, `permissions` and `limits` "
@@ -259,7 +288,7 @@ class GuardrailsSettings(_Settings):
         return f"{self.guardrails_parameters.rstrip('/')}/{document}" if self.guardrails_parameters else ""
 
 
-class RateLimitSettings(_Settings):
+class RateLimitSettings:
     rate_limits: str = Field(
         "",
         description='JSON `{"<operation>": calls per second}` over the defaults (Alibaba SendMessageToGlobe 2000, '
@@ -281,7 +310,7 @@ class RateLimitSettings(_Settings):
         return value
 
 
-class ProviderSecretSettings(_Settings):
+class ProviderSecretSettings:
     aliyun_secret_name: str = Field(
         "", description="Secrets Manager secret: a JSON object of the GLOBESMS_ALIYUN_* variables"
     )
@@ -297,7 +326,7 @@ class ProviderSecretSettings(_Settings):
         return name
 
 
-class WebhookSecretSettings(_Settings):
+class WebhookSecretSettings:
     webhook_secret: SecretStr | None = Field(
         None,
         description="the webhook signing secret; several separated by spaces (`new old`) while rotating; wins "
@@ -316,7 +345,7 @@ class WebhookSecretSettings(_Settings):
     )
 
 
-class ReceiptAuthSettings(_Settings):
+class ReceiptAuthSettings:
     """Read from the environment merged with the providers' secrets (`globesms.providers.provider_environment`)."""
 
     aliyun_receipt_token: SecretStr | None = Field(
@@ -424,7 +453,7 @@ class AcceptSettings(
     )
 
 
-class ReceiptDeadlineSettings(_Settings):
+class ReceiptDeadlineSettings:
     receipt_grace_seconds: int = Field(
         1800,
         ge=0,
@@ -532,7 +561,7 @@ class SchedulerSettings(TableSettings, ProviderQueueSettings, ReleaseQueueSettin
 
 #: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
 #: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
-FUNCTION_SETTINGS: Mapping[str, tuple[type[BaseModel], ...]] = {
+FUNCTION_SETTINGS: Mapping[str, tuple[type, ...]] = {
     "SendApiFunction": (AcceptSettings,),
     "IntakeFunction": (AcceptSettings,),
     "AliyunDispatchFunction": (DispatchSettings,),
