@@ -3,11 +3,14 @@ stack agree with them."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from globesms import config
 from globesms.config import (
@@ -28,6 +31,49 @@ from local.template import load_raw_template, load_template
 from tools import settings_doc
 
 ROOT = Path(__file__).resolve().parents[2]
+
+DECLARATIONS = sorted(
+    (
+        v
+        for v in vars(config).values()
+        if isinstance(v, type) and issubclass(v, config.SettingsDeclaration) and v is not config.SettingsDeclaration
+    ),
+    key=lambda declaration: declaration.__name__,
+)
+
+
+def declared(declaration: type) -> tuple[dict[str, Any], set[str]]:
+    """The fields (name -> the value assigned, a FieldInfo or a default) and the field validators' names that the
+    declaration's classes state, as Python holds them, without asking pydantic."""
+    fields: dict[str, Any] = {}
+    validators: set[str] = set()
+    for klass in reversed(declaration.__mro__):
+        for name in inspect.get_annotations(klass):
+            fields[name] = vars(klass).get(name, PydanticUndefined)
+        validators |= {name for name, value in vars(klass).items() if hasattr(value, "decorator_info")}
+    return fields, validators
+
+
+@pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: d.__name__)
+def test_each_built_model_has_exactly_its_declarations_fields_rules_and_validators(declaration: type) -> None:
+    """pydantic documents gathering validators from plain base classes, not fields (config.model_of): a pydantic
+    that stopped gathering either, or a field's limits, fails here."""
+    model = config.model_of(declaration)
+    fields, validators = declared(declaration)
+
+    assert fields and set(model.model_fields) == set(fields)
+    for name, value in fields.items():
+        field = model.model_fields[name]
+        if isinstance(value, FieldInfo):
+            assert (field.default, field.metadata, field.description) == (
+                value.default,
+                value.metadata,
+                value.description,
+            )
+        else:
+            assert field.default == value
+    assert set(model.__pydantic_decorators__.field_validators) == validators
+    assert issubclass(model, declaration) and config.model_of(declaration) is model
 
 
 # ---- reading

@@ -28,6 +28,7 @@ those policies (`DispatchPolicies.from_settings`), not here.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Literal, get_args
 
@@ -60,7 +61,7 @@ def optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def load_settings[Settings](
+def load_settings[Settings: SettingsDeclaration | BaseModel](
     model: type[Settings],
     env: Mapping[str, str],
     variables: Mapping[str, str] | None = None,
@@ -121,7 +122,7 @@ class _Loaded:
     def __init__(self) -> None:
         self._models: dict[type, object] = {}
 
-    def __call__[Settings](self, model: type[Settings]) -> Settings:
+    def __call__[Settings: SettingsDeclaration | BaseModel](self, model: type[Settings]) -> Settings:
         loaded = self._models.get(model)
         if loaded is None:
             loaded = self._models[model] = load_settings(model, environment())
@@ -140,27 +141,40 @@ class _Settings(Model):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
+class SettingsDeclaration:
+    """The base of the declarations below: plain classes whose annotated attributes are pydantic fields (`Field`
+    defaults, `field_validator`s) and whose methods read them. Not models themselves: nothing constructs or
+    validates one directly; `settings(X)` and `load_settings(X, env)` read X through `model_of(X)`."""
+
+
 _MODELS: dict[type, type[BaseModel]] = {}  # declaration -> its model, once built
+_BUILDING = threading.Lock()  # one model per declaration, whichever thread reads it first
 
 
 def model_of(declaration: type) -> type[BaseModel]:
     """The pydantic model that reads `declaration`: the class itself when it is a model (the provider clients'
-    settings), else one built from it on first use, which pydantic gives the declaration's fields and validators
-    as it gives any model its bases' (its `DecoratorInfos.build`: "including bare classes").
+    settings), else a model built from it on first use, `class <Name>(<declaration>, _Settings)`. pydantic finds
+    the declaration's fields and validators on that model by reading its annotations and attributes along its
+    MRO, plain classes included. pydantic does not document that for fields (only for validators, in
+    `DecoratorInfos.build`: "including bare classes"), so tests/unit/test_configuration.py holds every built
+    model to its declaration, field by field and validator by validator: a pydantic that stops doing it fails there.
 
-    Why the declarations below are plain classes: a pydantic model class costs about a millisecond to define even
-    with its validator deferred (its fields collected, its signature built), and every function imported all 28
-    of them to read one to six. Built on first use, a cold start defines only those it reads: 37-51 M fewer
-    instructions per handler (valgrind, 2026-12-06), 1.8% of the API's timed cold start, 4.8% of the webhook
-    sender's (docs/performance.md)."""
+    Why the declarations are plain classes: a pydantic model class costs about a millisecond to define even with
+    its validator deferred (its fields collected, its signature built), and every function defined all 27 to read
+    one to six. Built on first use, a cold start defines only those it reads: 37-51 M fewer instructions per
+    handler (valgrind, 2026-12-06), 1.8% of the API's timed cold start, 4.8% of the webhook sender's
+    (docs/performance.md)."""
     if issubclass(declaration, BaseModel):
         return declaration
     built = _MODELS.get(declaration)
-    if built is None:  # two threads may both build one: equal models, one kept
-        namespace = {"__module__": declaration.__module__, "__qualname__": declaration.__qualname__}
-        built = _MODELS[declaration] = type(
-            declaration.__name__, (declaration, _Settings), {**namespace, "__doc__": declaration.__doc__}
-        )
+    if built is None:
+        with _BUILDING:
+            built = _MODELS.get(declaration)
+            if built is None:
+                namespace = {"__module__": declaration.__module__, "__qualname__": declaration.__qualname__}
+                built = _MODELS[declaration] = type(
+                    declaration.__name__, (declaration, _Settings), {**namespace, "__doc__": declaration.__doc__}
+                )
     return built
 
 
@@ -168,15 +182,15 @@ def model_of(declaration: type) -> type[BaseModel]:
 # Parts, each read on its own by the shared code that needs it (plain declarations: `model_of`)
 
 
-class TableSettings:
+class TableSettings(SettingsDeclaration):
     table_name: str = Field(description="the DynamoDB table of batches, messages, receipts and counters")
 
 
-class RetentionSettings:
+class RetentionSettings(SettingsDeclaration):
     retention_days: int = Field(90, ge=1, le=3650, description="days before a record or held receipt expires (TTL)")
 
 
-class TemplatesSettings:
+class TemplatesSettings(SettingsDeclaration):
     templates_table: str = Field(
         "",
         description="the run-time template registry (PUT /v1/templates); without it the shipped templates.json "
@@ -184,7 +198,7 @@ class TemplatesSettings:
     )
 
 
-class RouteStatsSettings:
+class RouteStatsSettings(SettingsDeclaration):
     route_stats_table: str = Field(
         "",
         description="the route statistics table (5-minute delivery counts per country x provider x type, "
@@ -192,7 +206,7 @@ class RouteStatsSettings:
     )
 
 
-class ProviderQueueSettings:
+class ProviderQueueSettings(SettingsDeclaration):
     aliyun_queue_url: str = Field("", description="the Alibaba Cloud pack queue")
     tencent_queue_url: str = Field("", description="the Tencent Cloud pack queue")
     huawei_queue_url: str = Field("", description="the Huawei Cloud pack queue")
@@ -204,17 +218,17 @@ class ProviderQueueSettings:
         return {p: url for p, url in urls.items() if url}
 
 
-class WebhookQueueSettings:
+class WebhookQueueSettings(SettingsDeclaration):
     webhook_queue_url: str = Field("", description="the queue of status events for customers' `status_callback` URLs")
 
 
-class ReleaseQueueSettings:
+class ReleaseQueueSettings(SettingsDeclaration):
     release_queue_url: str = Field(
         "", description="the queue of scheduled sends' releases (`send_at`), each delayed to its time"
     )
 
 
-class CallbackSettings:
+class CallbackSettings(SettingsDeclaration):
     allow_loopback_callbacks: bool = Field(
         False,
         description="`true` lets a `status_callback` be plain http to 127.0.0.1, localhost or [::1] "
@@ -222,7 +236,7 @@ class CallbackSettings:
     )
 
 
-class ConsentTableSettings:
+class ConsentTableSettings(SettingsDeclaration):
     consent_table: str = Field(
         "",
         description="the consent table (opt-out list, replies); without it there is no opt-out list and no "
@@ -238,7 +252,7 @@ class ConsentSettings(ConsentTableSettings):
     )
 
 
-class QuietHoursSettings:
+class QuietHoursSettings(SettingsDeclaration):
     quiet_hours: str = Field(
         "21:00-08:00",
         description="MKT is never delivered inside these local hours of the recipient (`START-END`, HH:MM, may "
@@ -259,7 +273,7 @@ class QuietHoursSettings:
         return Window.parse(self.quiet_hours)
 
 
-class IdempotencySettings:
+class IdempotencySettings(SettingsDeclaration):
     idempotency_table: str = Field(
         "",
         description="the Powertools idempotency table of `Idempotency-Key` / `idempotency_key`; "
@@ -267,7 +281,7 @@ class IdempotencySettings:
     )
 
 
-class RoutesSettings:
+class RoutesSettings(SettingsDeclaration):
     routes_parameter: str = Field(
         "",
         description="an SSM parameter whose JSON replaces the shipped route table, re-read every 5 minutes; an "
@@ -275,7 +289,7 @@ class RoutesSettings:
     )
 
 
-class GuardrailsSettings:
+class GuardrailsSettings(SettingsDeclaration):
     guardrails_parameters: str = Field(
         "",
         description="an SSM path, e.g. `/globesms/guardrails`: its parameters `prices`, `permissions` and `limits` "
@@ -288,7 +302,7 @@ class GuardrailsSettings:
         return f"{self.guardrails_parameters.rstrip('/')}/{document}" if self.guardrails_parameters else ""
 
 
-class RateLimitSettings:
+class RateLimitSettings(SettingsDeclaration):
     rate_limits: str = Field(
         "",
         description='JSON `{"<operation>": calls per second}` over the defaults (Alibaba SendMessageToGlobe 2000, '
@@ -310,7 +324,7 @@ class RateLimitSettings:
         return value
 
 
-class ProviderSecretSettings:
+class ProviderSecretSettings(SettingsDeclaration):
     aliyun_secret_name: str = Field(
         "", description="Secrets Manager secret: a JSON object of the GLOBESMS_ALIYUN_* variables"
     )
@@ -326,7 +340,7 @@ class ProviderSecretSettings:
         return name
 
 
-class WebhookSecretSettings:
+class WebhookSecretSettings(SettingsDeclaration):
     webhook_secret: SecretStr | None = Field(
         None,
         description="the webhook signing secret; several separated by spaces (`new old`) while rotating; wins "
@@ -345,7 +359,7 @@ class WebhookSecretSettings:
     )
 
 
-class ReceiptAuthSettings:
+class ReceiptAuthSettings(SettingsDeclaration):
     """Read from the environment merged with the providers' secrets (`globesms.providers.provider_environment`)."""
 
     aliyun_receipt_token: SecretStr | None = Field(
@@ -418,7 +432,7 @@ class RepliesSettings(ConsentTableSettings, RetentionSettings, WebhookQueueSetti
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# One model per function
+# One declaration per function
 
 
 class AcceptSettings(
@@ -453,7 +467,7 @@ class AcceptSettings(
     )
 
 
-class ReceiptDeadlineSettings:
+class ReceiptDeadlineSettings(SettingsDeclaration):
     receipt_grace_seconds: int = Field(
         1800,
         ge=0,
@@ -559,7 +573,7 @@ class SchedulerSettings(TableSettings, ProviderQueueSettings, ReleaseQueueSettin
     """SchedulerFunction: the minute sweep of the release index, and the releases of held packs."""
 
 
-#: Function (template logical id) -> the settings models it reads. Dispatch and receipts also read the provider
+#: Function (template logical id) -> the settings it reads. Dispatch and receipts also read the provider
 #: clients' models (`globesms.providers`); tools/settings_doc.py adds them.
 FUNCTION_SETTINGS: Mapping[str, tuple[type, ...]] = {
     "SendApiFunction": (AcceptSettings,),
