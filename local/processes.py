@@ -342,10 +342,10 @@ class ProcessGroup:
     def stop_all(self) -> None:
         """SIGTERM every child's process group, then SIGKILL what is still there after a grace period: first the
         children the others do not call (the API server, the function hosts), so that what they hold (a batch
-        settling, a request) finishes against moto and the emulators, then those (`stop_last`: stopped together
-        with the rest, a host's settling met refused connections and botocore's retries until the grace ran out);
-        then the host-forks server (after the hosts: it reports how they ended); then close the reserved sockets,
-        which frees the ports."""
+        settling, a request) finishes against moto and the emulators, then those (`stop_last`). Stopped all at
+        once, a host settling a batch met refused connections, and botocore's retries of them, until the grace
+        period ran out. Then the host-forks server (after the hosts: it reports how they ended); then close the
+        reserved sockets, which frees the ports."""
         _stop([child for child in self.children if not child.stop_last])
         _stop([child for child in self.children if child.stop_last])
         if self._forks_server is not None and self._forks is not None:
