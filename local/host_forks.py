@@ -1,4 +1,4 @@
-"""Function hosts forked from one interpreter that has already imported what every host imports.
+"""Function hosts (and the provider emulators) forked from one interpreter that has already imported what they import.
 
 A fresh `python -m local.lambda_host <LogicalId>` spends ~0.9 s of CPU before it serves: the interpreter, boto3,
 pydantic and the layer's models, Powertools, httpx, phonenumbers. A stack has ten of them, and `make test` starts
@@ -85,6 +85,7 @@ PRELOAD = (
     "globesms.models.packs",
     "globesms.models.receipts",
     "globesms.models.webhooks",
+    "local.emulators.common",  # the provider emulators are forked too: Flask, werkzeug
 )
 #: Where `PRELOAD`'s globesms modules come from: the layer's content, as the template's functions have it.
 LAYER_DIR = str(REPO_ROOT / "layers" / "globesms")

@@ -263,8 +263,9 @@ class ProcessGroup:
         stop_last: bool = False,
     ) -> Child:
         """Start `argv`; with `listen_socket` (from `reserve_port`), it is passed on and `--listen-fd N` added.
-        `fork`: a function host (`python -m local.lambda_host ...` with a socket), forked when `start_host_forks`
-        started the server, started as a process of its own otherwise. `stop_last`: see `stop_all`."""
+        `fork`: a server of the stack run as `python -m <module> ...` with a socket (a function host, an emulator),
+        forked when `start_host_forks` started the server, started as a process of its own otherwise. `stop_last`:
+        see `stop_all`."""
         forked = fork and self._forks is not None and listen_socket is not None
         if listen_socket is not None and not forked:
             argv = [*argv, LISTEN_FD_OPTION, str(listen_socket.fileno())]

@@ -266,7 +266,7 @@ def start_emulators(
         argv = [sys.executable, "-m", module, "--host", bind, "--knobs", knobs]
         if provider == "huawei":
             argv += ["--receipt-format", huawei_receipt_format]
-        children.start(f"{provider}-emulator", argv, os.environ, listen_socket, stop_last=True)
+        children.start(f"{provider}-emulator", argv, os.environ, listen_socket, fork=True, stop_last=True)
 
 
 def start_webhook_receiver(children: ProcessGroup, listen_socket: socket.socket | None, bind: str) -> None:
