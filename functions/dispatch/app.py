@@ -48,7 +48,11 @@ def _provider() -> Provider:
 
 def _deps() -> DispatchDeps:
     return _recorders().sending_with(
-        _provider(), wiring.pack_queues(), wiring.rate_limiter(), wiring.circuit_breakers()
+        _provider(),
+        wiring.pack_queues(),
+        wiring.rate_limiter(),
+        wiring.circuit_breakers(),
+        report_unfinished_calls=_emit_provider_calls,
     )
 
 

@@ -1,6 +1,7 @@
 """The dispatch handler writes what the provider alarms read (template.yaml): `RecipientsAttempted` and
 `CircuitBreakerOpened` on the dispatcher's metric set {service, provider}, and `ProviderErrors` once per error
-category on a line of its own {service, provider, category} — for a pack sent and for a pack retried as a whole."""
+category on a line of its own {service, provider, category} — for a pack sent, for a pack retried as a whole, and
+for a pack whose recording failed after its calls."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from globesms.dispatch import service
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName
 from tests.fakes import ScriptedProvider
@@ -112,3 +114,27 @@ def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # ty
     assert value(lines, "RecipientsValidityLapsed", TENCENT) == 3
     assert value(lines, "RecipientsAttempted", TENCENT) == 0
     assert provider.calls == []
+
+
+def test_a_pack_whose_recording_fails_after_its_calls_still_reports_them(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def table_unavailable(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the table is unavailable")
+
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    invalid = ProviderError(ErrorCategory.RECIPIENT, "InvalidNumber")
+    dispatch._provider = lambda: ScriptedProvider(
+        name=ProviderName.TENCENT, answer=lambda m: invalid if m.message_id.endswith("0") else None
+    )
+    monkeypatch.setattr(service, "_record", table_unavailable)  # after the calls, before any summary
+    capsys.readouterr()
+    request = tencent_event(3)
+
+    response = dispatch.lambda_handler(request, lambda_context)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
+    lines = emitted(capsys.readouterr().out)
+    assert value(lines, "RecipientsAttempted", TENCENT) == 3
+    assert value(lines, "ProviderErrors", {**TENCENT, "category": "recipient"}) == 1
+    assert not [line for line in lines if "RecipientsSubmitted" in line["values"]]

@@ -33,6 +33,7 @@ from globesms.stats.ports import RouteStatsStore
 
 if TYPE_CHECKING:
     from globesms.config import DispatchSettings
+    from globesms.dispatch.summary import ProviderCalls
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,9 @@ class DispatchDeps:
     spend: SpendReleases | None = None
     #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
     route_stats: RouteStatsStore | None = None
+    #: Told what the provider's calls said when the pack fails after them (recording, requeueing): no summary or
+    #: RetryPack then carries them, and the provider's alarms read them (the dispatch handler emits them).
+    report_unfinished_calls: Callable[[ProviderCalls], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,12 @@ class Recorders:
         return cls(deps.store, deps.claims, deps.receipts, deps.webhooks, deps.spend, deps.policies, deps.route_stats)
 
     def sending_with(
-        self, provider: Provider, queues: PackQueues, limiter: RateLimiter | None, breakers: CircuitBreakers | None
+        self,
+        provider: Provider,
+        queues: PackQueues,
+        limiter: RateLimiter | None,
+        breakers: CircuitBreakers | None,
+        report_unfinished_calls: Callable[[ProviderCalls], None] | None = None,
     ) -> DispatchDeps:
         """The whole dispatcher: these recorders and what sending takes."""
         return DispatchDeps(
@@ -110,4 +119,5 @@ class Recorders:
             policies=self.policies,
             spend=self.spend,
             route_stats=self.route_stats,
+            report_unfinished_calls=report_unfinished_calls,
         )

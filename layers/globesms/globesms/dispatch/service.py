@@ -159,9 +159,33 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
             finally:  # after the records: until then a duplicate delivery finds the pack busy
                 deps.claims.release(pack.pack_id, dead_lettered_at=now if last_receive else None)
         raise
+    outcome_at = round_.outcome_at
+    calls = ProviderCalls.of(outcome_at.values(), breaker_opened=False)
+    try:
+        breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
+        calls = replace(calls, breaker_opened=breaker.opened)
+        return _settle_round(pack, deps, round_, breaker, calls, now=now, last_receive=last_receive)
+    except RetryPack:
+        raise  # it carries the calls
+    except Exception:
+        # Counting, recording or requeueing failed after the calls: no summary will say what the provider answered.
+        if deps.report_unfinished_calls is not None:
+            deps.report_unfinished_calls(calls)
+        raise
+
+
+def _settle_round(
+    pack: DispatchPack,
+    deps: DispatchDeps,
+    round_: _Round,
+    breaker: BreakerUpdate,
+    calls: ProviderCalls,
+    *,
+    now: datetime,
+    last_receive: bool,
+) -> DispatchSummary:
+    """What the round's outcomes decide: a retry of the whole pack, or the records, the requeues and the summary."""
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
-    breaker = _count_in_breaker(pack, deps, outcome_at.values(), round_.before, now)
-    calls = ProviderCalls.of(outcome_at.values(), breaker_opened=breaker.opened)
     decision = decide(
         pack,
         outcome_at,
