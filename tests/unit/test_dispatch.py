@@ -8,6 +8,7 @@ from globesms.dispatch.rate_limits import SECOND_MARGIN
 from globesms.dispatch.requeue import deferred_pack
 from globesms.dispatch.sending import RateLimiterUnavailable, outbound_messages, send_all, send_within_limits
 from globesms.dispatch.service import DispatchDeps, PackBusy, RetryPack, dispatch_pack
+from globesms.dispatch.summary import ProviderCalls
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
@@ -577,6 +578,37 @@ def test_a_last_retry_packs_recipient_without_a_permit_is_sent_once_by_its_defer
     again = NOW + timedelta(seconds=180)  # SQS's next receive of `.r4`
     dispatch_pack(last, limited_deps(up, later, T0 + 180, **ports), now=again, last_attempt=False)
     assert [m.message_id for call in up.calls for m in call] == ["B.00001"]
+
+
+def test_a_pack_failing_after_its_calls_reports_them_once_and_raises_its_own_error() -> None:
+    """The breaker's count of a failed pack fails after the provider answered: the calls go to
+    `report_unfinished_calls` (the provider's alarms), with no breaker opening claimed (the write's outcome is
+    unknown), and the count's own error propagates."""
+
+    class CountFails(MemoryBreakers):
+        def record_failure(
+            self, provider: ProviderName, *, now: datetime, failures_to_open: int, cooldown_seconds: int
+        ) -> BreakerState:
+            raise ConnectionError("DynamoDB write timed out")
+
+    reported: list[ProviderCalls] = []
+    provider = ScriptedProvider(answer=lambda m: DOWN)
+    with pytest.raises(ConnectionError):
+        run(pack(3), provider, MemoryStore(), breakers=CountFails(), report_unfinished_calls=reported.append)
+    assert reported == [ProviderCalls(attempted=3, errors={ErrorCategory.RETRYABLE: 3}, breaker_opened=False)]
+
+
+def test_a_dead_lettered_pack_reports_its_calls_on_its_retry_only() -> None:
+    reported: list[ProviderCalls] = []
+    with pytest.raises(RetryPack) as raised:
+        run(
+            pack(2),
+            ScriptedProvider(answer=lambda m: DOWN),
+            MemoryStore(),
+            report_unfinished_calls=reported.append,
+            last_attempt=True,
+        )
+    assert reported == [] and raised.value.calls.attempted == 2
 
 
 def test_an_error_before_any_provider_call_releases_the_claim_so_the_pack_is_sent_later() -> None:

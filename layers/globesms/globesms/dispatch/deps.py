@@ -75,8 +75,9 @@ class DispatchDeps:
     spend: SpendReleases | None = None
     #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
     route_stats: RouteStatsStore | None = None
-    #: Told what the provider's calls said when the pack fails after them (recording, requeueing): no summary or
-    #: RetryPack then carries them, and the provider's alarms read them (the dispatch handler emits them).
+    #: Told what the provider's calls said when the pack fails after its round of calls (counting the breaker,
+    #: requeueing, recording): no summary or RetryPack then carries them, and the provider's alarms read them (the
+    #: dispatch handler emits them).
     report_unfinished_calls: Callable[[ProviderCalls], None] | None = None
 
 

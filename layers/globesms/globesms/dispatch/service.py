@@ -168,10 +168,19 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
     except RetryPack:
         raise  # it carries the calls
     except Exception:
-        # Counting, recording or requeueing failed after the calls: no summary will say what the provider answered.
-        if deps.report_unfinished_calls is not None:
-            deps.report_unfinished_calls(calls)
+        # Counting, recording or requeueing failed after the round's calls: no summary will say what the provider
+        # answered (a breaker count that failed says it opened nothing: its write's outcome is unknown).
+        _report_unfinished(deps, calls)
         raise
+
+
+def _report_unfinished(deps: DispatchDeps, calls: ProviderCalls) -> None:
+    if deps.report_unfinished_calls is None:
+        return
+    try:
+        deps.report_unfinished_calls(calls)
+    except Exception:  # the failure being raised is the one to see
+        logger.exception("could not report the calls of a pack that failed after them")
 
 
 def _settle_round(

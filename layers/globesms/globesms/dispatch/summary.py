@@ -2,7 +2,9 @@
 SQS must deliver it again (`RetryPack`, `PackBusy`). The dispatch handler turns both into metrics.
 
 `ProviderCalls` is what the provider's calls said, for the provider's alarms; it rides on the summary and on
-`RetryPack` alike, since a pack that failed as a whole raises and returns no summary.
+`RetryPack` alike, since a pack that failed as a whole raises and returns no summary, and a pack that fails
+otherwise after its round of calls hands it to `DispatchDeps.report_unfinished_calls`. (Calls a round made before
+it failed part-way, with no round to count, are not reported.)
 """
 
 from __future__ import annotations
