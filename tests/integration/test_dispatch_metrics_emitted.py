@@ -56,6 +56,15 @@ def value(lines: list[dict[str, Any]], name: str, dimensions: dict[str, str]) ->
 TENCENT = {"service": "globesms", "provider": "tencent"}
 
 
+def invoked(
+    dispatch: Any, request: dict[str, Any], context: Any, capsys: pytest.CaptureFixture[str]
+) -> tuple[Any, Any]:
+    """The handler's answer to `request`, and the EMF lines it wrote meanwhile."""
+    capsys.readouterr()
+    response = dispatch.lambda_handler(request, context)
+    return response, emitted(capsys.readouterr().out)
+
+
 def test_a_sent_pack_reports_attempts_and_errors_by_category(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -70,9 +79,8 @@ def test_a_sent_pack_reports_attempts_and_errors_by_category(  # type: ignore[no
 
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=answer)
-    capsys.readouterr()
-    assert dispatch.lambda_handler(tencent_event(4), lambda_context) == {"batchItemFailures": []}
-    lines = emitted(capsys.readouterr().out)
+    response, lines = invoked(dispatch, tencent_event(4), lambda_context, capsys)
+    assert response == {"batchItemFailures": []}
     assert value(lines, "RecipientsAttempted", TENCENT) == 4
     assert value(lines, "RecipientsSubmitted", TENCENT) == 1
     assert value(lines, "CircuitBreakerOpened", TENCENT) == 0
@@ -87,11 +95,9 @@ def test_a_pack_retried_as_a_whole_reports_them_too_and_the_breaker_it_opened(  
     down = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent", GLOBESMS_BREAKER_FAILURES="1")
     dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=lambda m: down)
-    capsys.readouterr()
     request = tencent_event(2)
-    response = dispatch.lambda_handler(request, lambda_context)
+    response, lines = invoked(dispatch, request, lambda_context, capsys)
     assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
-    lines = emitted(capsys.readouterr().out)
     assert value(lines, "PacksRetried", TENCENT) == 1
     assert value(lines, "RecipientsAttempted", TENCENT) == 2
     assert value(lines, "CircuitBreakerOpened", TENCENT) == 1
@@ -108,9 +114,8 @@ def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # ty
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     provider = ScriptedProvider(name=ProviderName.TENCENT)
     dispatch._provider = lambda: provider
-    capsys.readouterr()
-    assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
-    lines = emitted(capsys.readouterr().out)
+    response, lines = invoked(dispatch, request, lambda_context, capsys)
+    assert response == {"batchItemFailures": []}
     assert value(lines, "RecipientsValidityLapsed", TENCENT) == 3
     assert value(lines, "RecipientsAttempted", TENCENT) == 0
     assert provider.calls == []
@@ -128,13 +133,11 @@ def test_a_pack_whose_recording_fails_after_its_calls_still_reports_them(  # typ
         name=ProviderName.TENCENT, answer=lambda m: invalid if m.message_id.endswith("0") else None
     )
     monkeypatch.setattr(service, "_record", table_unavailable)  # after the calls, before any summary
-    capsys.readouterr()
     request = tencent_event(3)
 
-    response = dispatch.lambda_handler(request, lambda_context)
+    response, lines = invoked(dispatch, request, lambda_context, capsys)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
-    lines = emitted(capsys.readouterr().out)
     assert value(lines, "RecipientsAttempted", TENCENT) == 3
     assert value(lines, "ProviderErrors", {**TENCENT, "category": "recipient"}) == 1
     assert not [line for line in lines if "RecipientsSubmitted" in line["values"]]

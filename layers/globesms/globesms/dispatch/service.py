@@ -24,6 +24,7 @@ SQS would still deliver it, it is finished, or that delivery would send it again
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -135,7 +136,7 @@ class _Round:
     sending: list[int]  # the others
     sent: LimitedSend  # their outcomes, by index in `sending`
 
-    @property
+    @functools.cached_property  # read by the breaker count and by the settling of the round: built once
     def outcome_at(self) -> dict[int, SendOutcome]:
         return {self.sending[j]: outcome for j, outcome in enumerate(self.sent.outcomes) if outcome is not None}
 
