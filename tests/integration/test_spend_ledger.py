@@ -28,27 +28,30 @@ def request(batch_id: str, costs: list[Decimal], owner: str | None = None) -> sp
 def test_a_request_keeps_the_prefix_that_fits_and_a_retry_of_the_batch_keeps_the_same(stack) -> None:  # type: ignore[no-untyped-def]
     ledger = DynamoDBSpendLedger(stack.table_name)
     costs = [Decimal("3"), Decimal("3"), Decimal("1"), Decimal("3")]
-    assert spend.reserve(ledger, request("b1", costs), limits("8")) == 3  # 3 + 3 + 1 = 7; the fourth would be 10
+    assert spend.reserve(ledger, request("b1", costs), limits("8")) == (
+        3,
+        False,
+    )  # 3 + 3 + 1 = 7; the fourth would be 10
     assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: Decimal("7")}
-    assert spend.reserve(ledger, request("b1", costs), limits("8")) == 3  # the same batch: reserved once
+    assert spend.reserve(ledger, request("b1", costs), limits("8")) == (3, False)  # the same batch: reserved once
     assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: Decimal("7")}
-    assert spend.reserve(ledger, request("b2", [Decimal("2")]), limits("8")) == 0  # 7 + 2 > 8
-    assert spend.reserve(ledger, request("b3", [Decimal("1")]), limits("8")) == 1  # exactly the limit
+    assert spend.reserve(ledger, request("b2", [Decimal("2")]), limits("8")) == (0, False)  # 7 + 2 > 8
+    assert spend.reserve(ledger, request("b3", [Decimal("1")]), limits("8")) == (1, False)  # exactly the limit
     assert spend.peek(ledger, request("b4", [Decimal("0.01")]), limits("8")) == 0
 
 
 def test_the_key_limit_and_the_deployment_limit_both_hold(stack) -> None:  # type: ignore[no-untyped-def]
     ledger = DynamoDBSpendLedger(stack.table_name)
     doc = limits("10", keyA="2")
-    assert spend.reserve(ledger, request("a1", [Decimal(1)] * 5, owner="keyA"), doc) == 2
-    assert spend.reserve(ledger, request("b1", [Decimal(1)] * 20, owner="keyB"), doc) == 8
+    assert spend.reserve(ledger, request("a1", [Decimal(1)] * 5, owner="keyA"), doc) == (2, False)
+    assert spend.reserve(ledger, request("b1", [Decimal(1)] * 20, owner="keyB"), doc) == (8, False)
     spent = ledger.spent("2026-12", [spend.DEPLOYMENT, "key:keyA", "key:keyB"])
     assert spent == {spend.DEPLOYMENT: Decimal(10), "key:keyA": Decimal(2), "key:keyB": Decimal(8)}
 
 
 def test_a_release_gives_the_amount_back_to_every_scope(stack) -> None:  # type: ignore[no-untyped-def]
     ledger = DynamoDBSpendLedger(stack.table_name)
-    assert spend.reserve(ledger, request("r1", [CENT4] * 3, owner="k"), limits("1")) == 3
+    assert spend.reserve(ledger, request("r1", [CENT4] * 3, owner="k"), limits("1")) == (3, False)
     ledger.release("2026-12", {spend.DEPLOYMENT: CENT4, "key:k": CENT4})
     ledger.release("2027-01", {spend.DEPLOYMENT: CENT4})  # no counter that month: nothing made negative
     assert ledger.spent("2026-12", [spend.DEPLOYMENT, "key:k"]) == {spend.DEPLOYMENT: CENT4 * 2, "key:k": CENT4 * 2}
@@ -80,7 +83,7 @@ def _race(writers: int = 8, requests: int = 6, recipients: int = 7) -> dict[str,
             ledger = DynamoDBSpendLedger("messages", client_factory=lambda: client)
             start.wait()
             for i in range(requests):
-                kept.append(spend.reserve(ledger, request(f"w{n}-{i}", [CENT4] * recipients), doc))
+                kept.append(spend.reserve(ledger, request(f"w{n}-{i}", [CENT4] * recipients), doc).kept)
 
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
         for thread in threads:

@@ -30,7 +30,7 @@ SCOPES = [spend.DEPLOYMENT, spend.key_scope("billing")]
 def reserve(ledger: DynamoDBSpendLedger, batch_id: str, count: int) -> None:
     costs = [CENT4] * count
     request = spend.Request(batch_id=batch_id, owner="billing", costs=costs, now=NOW, expires_at=2_000_000_000)
-    assert spend.reserve(ledger, request, LIMITS) == count
+    assert spend.reserve(ledger, request, LIMITS) == (count, False)
 
 
 def pack(batch_id: str, count: int) -> DispatchPack:

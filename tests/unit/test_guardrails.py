@@ -253,6 +253,45 @@ def test_without_a_limit_spend_is_still_counted_and_without_prices_nothing_is_as
     assert ledger.calls == 0
 
 
+class BusyLedger(MemoryLedger):
+    """Every write that adds to the counters is lost to another writer (TransactionConflict on a hot counter item)
+    until `busy` tries have been lost; a reservation of nothing (only the marker) always succeeds."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__()
+        self.busy = busy
+
+    def try_reserve(self, hold: Hold) -> int | None:
+        if hold.amount and self.busy > 0:
+            self.busy -= 1
+            return None
+        return super().try_reserve(hold)
+
+
+@pytest.mark.parametrize("limits", [{}, {"monthly_spend": "1000"}])
+def test_counters_that_stay_busy_refuse_for_being_busy_and_never_claim_a_limit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, limits: dict[str, str]
+) -> None:
+    use(monkeypatch, limits=limits)
+    ledger = BusyLedger(busy=spend.MAX_ATTEMPTS)
+    answer, _, _ = send([spec(to=[HK, SG])], ledger)
+    assert answer.accepted == 0 and [e.code for e in answer.errors] == ["SPEND_LIMIT_REACHED"] * 2
+    assert {e.message for e in answer.errors} == {gate.SPEND_BUSY}
+    assert "spend not reserved: the counters stayed busy" in caplog.text
+    assert set(ledger.counters.values()) <= {0} and ledger.held == {"B1": 0}  # recorded: a retry answers the same
+    if not limits:  # the retry reads the recorded refusal; with no limit to blame, it says why again
+        again, _, _ = send([spec(to=[HK, SG])], ledger)
+        assert {e.message for e in again.errors} == {gate.SPEND_BUSY}
+
+
+def test_a_try_lost_to_another_writer_is_tried_again_and_a_limit_still_names_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use(monkeypatch, limits={"monthly_spend": "0.05"})
+    answer, _, _ = send([spec(to=[HK, SG])], BusyLedger(busy=spend.MAX_ATTEMPTS - 1))
+    assert answer.accepted == 1 and "the deployment's 0.05 USD" in answer.errors[0].message
+
+
 def test_a_release_gives_the_cost_back_to_the_month_it_was_reserved_in() -> None:
     ledger = MemoryLedger()
     _, store, _ = send([spec(to=[HK, SG])], ledger, owner="k1")

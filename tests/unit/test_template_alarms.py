@@ -673,6 +673,7 @@ def test_aws_metrics_name_resources_of_the_template(
 ) -> None:
     queues = {f"GETATT({lid}.QueueName)" for lid in of_type(raw, "AWS::SQS::Queue")}
     functions = {f"REF({lid})" for lid in of_type(raw, "AWS::Serverless::Function")}
+    tables = {f"REF({lid})" for lid in of_type(raw, "AWS::DynamoDB::Table")}
     apis = {
         (resolve(p["Name"], context), resolve(p["StageName"], context))
         for p in of_type(raw, "AWS::Serverless::Api").values()
@@ -682,6 +683,8 @@ def test_aws_metrics_name_resources_of_the_template(
             assert set(use.dimensions) == {"QueueName"} and use.dimensions["QueueName"] in queues, use
         elif use.namespace == "AWS/Lambda":
             assert set(use.dimensions) == {"FunctionName"} and use.dimensions["FunctionName"] in functions, use
+        elif use.namespace == "AWS/DynamoDB":
+            assert set(use.dimensions) == {"TableName"} and use.dimensions["TableName"] in tables, use
         elif use.namespace == "AWS/ApiGateway":
             assert set(use.dimensions) == {"ApiName", "Stage"}, use
             assert (use.dimensions["ApiName"], use.dimensions["Stage"]) in apis, use

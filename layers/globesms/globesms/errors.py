@@ -147,11 +147,13 @@ class RecipientCode(_Code):
     PRICE_UNKNOWN = "PRICE_UNKNOWN", "no price for this provider and country, and a spend limit needs one to count it"
     SPEND_LIMIT_REACHED = (
         "SPEND_LIMIT_REACHED",
-        "its estimated cost would cross this month's spend limit (the deployment's or the API key's)",
+        "its estimated cost would cross this month's spend limit (the deployment's or the API key's), or the "
+        "month's spend counters stayed busy with concurrent requests (the message says which; busy: try again)",
     )
     VELOCITY_LIMIT = (
         "VELOCITY_LIMIT",
-        "OTP to this number reached its limit per rolling hour or day (the message says which)",
+        "OTP to this number reached its limit per rolling hour or day, or its counters stayed busy with concurrent "
+        "requests (the message says which; busy: try again)",
     )
     FRAUD_SUSPECTED = (
         "FRAUD_SUSPECTED",

@@ -3,6 +3,7 @@ spend. Accept calls `screen` while planning (pure, no I/O) and `hold_spend` befo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,10 @@ from globesms.guardrails.ports import SpendLedger
 from globesms.guardrails.prices import PriceTableDoc, current_prices, money
 from globesms.models.errors import RecipientError
 from globesms.models.records import MessageRecord, split_message_id
+
+log = logging.getLogger(__name__)
+
+SPEND_BUSY = "this month's spend counters stayed busy with concurrent requests: try again"
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,20 @@ def _costs(records: Sequence[MessageRecord]) -> list[Decimal]:
     return [Decimal(r.cost) if r.cost is not None else Decimal(0) for r in records]
 
 
-def _spend_refusals(records: Sequence[MessageRecord], rules: Rules, owner: str | None) -> list[RecipientError]:
+def _spend_refusals(
+    records: Sequence[MessageRecord], rules: Rules, owner: str | None, *, busy: bool = False
+) -> list[RecipientError]:
+    """`busy`: refused because the ledger stayed busy, not for a limit (`spend.Reserved`). Without any limit on the
+    request's scopes that is the only way to be refused here (a retried batch's recorded refusals included)."""
     currency = rules.prices.currency
     limits = [f"the deployment's {rules.limits.monthly_spend} {currency}"] if rules.limits.monthly_spend else []
     key_limit = rules.limits.key_limit(owner)
     if key_limit is not None:
         limits.append(f"this API key's {key_limit} {currency}")
-    message = "its estimated cost would cross this month's spend limit (" + ", ".join(limits) + ")"
+    if busy or not limits:
+        message = SPEND_BUSY
+    else:
+        message = "its estimated cost would cross this month's spend limit (" + ", ".join(limits) + ")"
     return [_refusal(r, RecipientCode.SPEND_LIMIT_REACHED, message) for r in records]
 
 
@@ -107,8 +119,12 @@ def hold_spend(
     if not rules.limits.any_spend_limit and not any(costs):
         return []
     request = spend.Request(batch_id=batch_id, owner=owner, costs=costs, now=now, expires_at=expires_at)
-    kept = (spend.peek if dry_run else spend.reserve)(ledger, request, rules.limits)
-    return _spend_refusals(records[kept:], rules, owner)
+    if dry_run:
+        return _spend_refusals(records[spend.peek(ledger, request, rules.limits) :], rules, owner)
+    kept, busy = spend.reserve(ledger, request, rules.limits)
+    if busy:
+        log.warning("spend not reserved: the counters stayed busy", extra={"refused": len(records) - kept})
+    return _spend_refusals(records[kept:], rules, owner, busy=busy)
 
 
 def release(ledger: SpendLedger, record: MessageRecord) -> None:

@@ -6,6 +6,10 @@ only when a limit would be crossed are the counters read (one read) and the long
 request order, that fits is reserved (one more write), again conditionally. A race lost to another writer means a
 re-read and a smaller prefix, never an overspend. The recipients past the prefix are refused with
 `SPEND_LIMIT_REACHED`. A batch reserves once: a retried accept of the same batch finds its earlier reservation.
+
+A request whose every try is lost to other writers (the counters are one item per scope and month, and transactions
+on one item at the same moment cancel each other: docs/scale.md, "DynamoDB: the spend counters") reserves nothing
+and is refused as `busy`, with that reason rather than a limit: its recipients fitted, no limit refused them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.ports import Hold, SpendLedger
@@ -71,13 +76,20 @@ class Request:
     expires_at: int
 
 
-def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> int:
-    """Reserves the longest prefix of `request.costs` within every limit; returns its length."""
+class Reserved(NamedTuple):
+    kept: int  # how many of the request's first recipients are reserved for
+    busy: bool = False  # the others lost every try to other writers while they fitted: refused, but for no limit
+
+
+def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserved:
+    """Reserves the longest prefix of `request.costs` within every limit."""
     limited = limits_of(limits, request.owner)
     month = month_of(request.now)
     count = len(request.costs)
+    busy = False
     for attempt in range(MAX_ATTEMPTS + 1):
         if attempt == MAX_ATTEMPTS:
+            busy = count > 0  # a limit that refused everything makes count 0, whose hold can only succeed
             count = 0  # still recorded, so a retry of this batch gives the same answer
         hold = Hold(
             batch_id=request.batch_id,
@@ -90,7 +102,7 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> int:
         )
         held = ledger.try_reserve(hold)
         if held is not None:
-            return held
+            return Reserved(held, busy)
         count = min(count, fitting(request.costs, room_in(limited, ledger.spent(month, limited))))
     raise AssertionError("a reservation of nothing always succeeds")  # pragma: no cover
 
