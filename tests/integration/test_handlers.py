@@ -153,7 +153,10 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
     ledger = DynamoDBSpendLedger(stack.table_name)
     costs, created = [Decimal("0.04")] * len(pack["recipients"]), datetime(2026, 11, 26, 10, tzinfo=UTC)
     reserved = spend.Request(batch_id=pack["batch_id"], owner=None, costs=costs, now=created, expires_at=2_000_000_000)
-    assert spend.reserve(ledger, reserved, LimitsDoc.model_validate({"version": 1, "monthly_spend": "100"})) == 2
+    assert spend.reserve(ledger, reserved, LimitsDoc.model_validate({"version": 1, "monthly_spend": "100"})) == (
+        2,
+        False,
+    )
 
     def spent() -> Decimal:
         return ledger.spent("2026-11", [spend.DEPLOYMENT])[spend.DEPLOYMENT]
