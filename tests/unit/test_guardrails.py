@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from globesms.accept import queries
+from globesms.accept.quote import quote
 from globesms.accept.service import accept
 from globesms.errors import RecipientCode
 from globesms.guardrails import gate, spend
@@ -17,7 +18,6 @@ from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.permissions import PermissionsDoc
 from globesms.guardrails.ports import Hold
 from globesms.guardrails.prices import PriceTableDoc, current_prices, money
-from globesms.guardrails.quote import quote
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import MessageType, ProviderName
 from tests.fakes import MemoryQueues, MemoryStore

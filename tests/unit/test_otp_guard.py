@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from globesms.accept.quote import quote
 from globesms.accept.service import accept
 from globesms.errors import RecipientCode
 from globesms.guardrails import gate, otp_guard
@@ -17,7 +18,6 @@ from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.permissions import PermissionsDoc
 from globesms.guardrails.ports import CountryAdd, CountryCounts, NumberCounts, OtpCommit
 from globesms.guardrails.prices import current_prices
-from globesms.guardrails.quote import quote
 from globesms.models.api import MessageSpec
 from tests.fakes import MemoryQueues, MemoryStore
 

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.accept import idempotency
+from globesms.accept.quote import quote
 from globesms.accept.service import accept, body_hash
 from globesms.api.routers import new_router, owner
 from globesms.aws import wiring
@@ -14,7 +15,6 @@ from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import deadline, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.errors import RefusalCode
-from globesms.guardrails.quote import quote
 from globesms.guardrails.usage import used_percent
 from globesms.models.api import (
     IDEMPOTENCY_HEADER,
