@@ -15,7 +15,6 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 # `config.settings`, not `settings`: the submodule `globesms.providers.settings` takes that name in this package.
 from globesms import config
@@ -23,14 +22,7 @@ from globesms.config import ProviderSecretSettings, ReceiptAuthSettings, Receipt
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
-
-SECRET_MAX_AGE_SECONDS = 300
-
-
-def _read_secret(secret_name: str, *, force: bool = False) -> Any:
-    from aws_lambda_powertools.utilities import parameters
-
-    return parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force)
+from globesms.secrets import read_secret
 
 
 def provider_environment(
@@ -42,7 +34,7 @@ def provider_environment(
     names = config.settings(ProviderSecretSettings) if env is None else load_settings(ProviderSecretSettings, env)
     secret_name = names.secret_name(name)
     if secret_name:
-        secret = _read_secret(secret_name, force=force)
+        secret = read_secret(secret_name, force=force)
         if not isinstance(secret, dict):
             raise ValueError(f"secret for {name} must be a JSON object of GLOBESMS_{name.upper()}_* values")
         merged.update({str(k): str(v) for k, v in secret.items()})
@@ -62,7 +54,7 @@ def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None
     receipts = config.settings(ReceiptsSettings) if env is None else load_settings(ReceiptsSettings, merged)
     secret_name = receipts.receipt_secret_name(name)
     if secret_name:
-        secret = _read_secret(secret_name)
+        secret = read_secret(secret_name)
         if not isinstance(secret, dict) or not isinstance(secret.get(token_variable), str):
             raise ValueError(f"receipt secret for {name} must be a JSON object with {token_variable}")
         merged[token_variable] = secret[token_variable]
@@ -103,8 +95,9 @@ def _build(name: ProviderName, env: Mapping[str, str]) -> Provider:
 
 class ProviderClients:
     """The dispatcher's client for one provider, rebuilt whenever the settings it was built from change: the
-    provider's secret is re-read at most every SECRET_MAX_AGE_SECONDS (Powertools' cache), so a rotated or revoked
-    key is followed within 5 minutes without a deploy, and at once when the provider refuses the key (`refreshed`).
+    provider's secret is re-read at most every SECRET_MAX_AGE_SECONDS (`globesms.secrets`), so a rotated or
+    revoked key is followed within 5 minutes without a deploy, and at once when the provider refuses the key
+    (`refreshed`).
     Thread-safe; the replaced client is closed."""
 
     def __init__(

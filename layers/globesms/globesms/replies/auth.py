@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from globesms.config import ReceiptsSettings, RepliesSettings, environment, load_settings
 from globesms.models.outbound import ProviderName
 from globesms.receipts.auth import MIN_TOKEN_LENGTH
+from globesms.secrets import read_secret
 
 
 def token_variable(provider: ProviderName) -> str:
@@ -25,9 +26,7 @@ def reply_environment(provider: ProviderName, env: Mapping[str, str] | None = No
     merged = dict(environment() if env is None else env)
     secret_name = load_settings(ReceiptsSettings, merged).receipt_secret_name(provider)
     if secret_name:
-        from globesms.providers import _read_secret  # the 5-minute cached secret read the receipts use
-
-        secret = _read_secret(secret_name)
+        secret = read_secret(secret_name)
         token = secret.get(token_variable(provider)) if isinstance(secret, dict) else None
         if isinstance(token, str):
             merged[token_variable(provider)] = token

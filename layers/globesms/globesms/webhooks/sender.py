@@ -24,6 +24,7 @@ from globesms.cookieless import CookielessClient
 from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
 from globesms.domain.callback_urls import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
+from globesms.secrets import read_secret
 from globesms.validation import fields
 from globesms.webhooks.pinned import DeadlineExceeded, pinned_client
 from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
@@ -51,7 +52,6 @@ BACKOFF_MIN_SECONDS = 1
 SECRET_VARIABLE = "GLOBESMS_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
 SECRET_NAME_VARIABLE = "GLOBESMS_WEBHOOK_SECRET_NAME"  # noqa: S105 - the variable's name, not a secret
 KEY_SECRETS_VARIABLE = "GLOBESMS_WEBHOOK_KEY_SECRETS"  # the variable and the JSON key of the per-key secrets
-SECRET_MAX_AGE_SECONDS = 300  # Powertools Parameters cache: a rotated secret is picked up within 5 minutes
 
 
 class WebhookFailed(Exception):
@@ -248,15 +248,9 @@ def _stored_secret(name: str, fetch: Callable[[str], Any] | None) -> dict[str, A
     if not name:
         raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
     try:
-        stored = (fetch or _fetch_secret)(name)
+        stored = (fetch or read_secret)(name)
     except Exception as exc:  # the reason is logged: only the error's class, never its text
         raise WebhookSecretUnavailable(f"webhook secret unreadable ({type(exc).__name__})") from exc
     if not isinstance(stored, dict) or not isinstance(stored.get(SECRET_VARIABLE), str):
         raise WebhookSecretUnavailable(f"webhook secret must be a JSON object with {SECRET_VARIABLE}")
     return stored
-
-
-def _fetch_secret(name: str) -> Any:
-    from aws_lambda_powertools.utilities import parameters
-
-    return parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
