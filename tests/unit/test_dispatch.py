@@ -71,6 +71,30 @@ def test_every_recipient_is_recorded_submitted_with_its_provider_id() -> None:
     )
 
 
+def test_a_recipients_country_travels_from_accept_in_its_pack_into_the_dispatched_record(mocker) -> None:  # type: ignore[no-untyped-def]
+    from globesms.accept.service import accept
+    from globesms.models.api import MessageSpec
+    from globesms.stats import tally
+
+    accepted, queues = MemoryStore(), MemoryQueues()
+    body = [MessageSpec.model_validate({"to": ["+85251234567", "+6591234567"], "text": "code 1", "type": "OTP"})]
+    accept(body, batch_id="B", source="api", now=NOW, retention_days=90, store=accepted, queues=queues)
+    (sent,) = queues.sent[ProviderName.ALIYUN]
+    assert [
+        r.country for r in DispatchPack.model_validate_json(sent.model_dump_json(exclude_none=True)).recipients
+    ] == [
+        "HK",
+        "SG",
+    ]  # as the SQS adapter writes it
+    store = MemoryStore()
+    run(sent, ScriptedProvider(), store)
+    assert [store.messages[r.id].country for r in sent.recipients] == ["HK", "SG"]
+    parsed = mocker.spy(tally, "country_of")  # the route statistics read the record's, never the number again
+    delivered = [r.model_copy(update={"status": Status.DELIVERED}) for r in store.messages.values()]
+    assert sorted(k.country for k in tally.tally_outcomes(delivered, NOW)) == ["HK", "SG"]
+    assert parsed.call_count == 0
+
+
 def test_per_recipient_errors_are_failed_with_raw_and_normalised_codes() -> None:
     bad = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
     provider = ScriptedProvider(answer=lambda m: bad if m.message_id == "B.00001" else None)

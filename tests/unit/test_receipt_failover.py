@@ -81,6 +81,7 @@ def record(**extra: Any) -> MessageRecord:
         "id": "B.00000",
         "batch_id": "B",
         "to": "+6591234567",
+        "country": "SG",
         "provider": "aliyun",
         "type": "OTP",
         "text": "code 123456",
@@ -224,6 +225,7 @@ def test_the_second_attempts_delivery_is_the_final_status() -> None:
 def _pack(message: MessageRecord) -> DispatchPack:
     pack = resend_pack(message)
     assert pack.pack_id == resend_pack_id(message.id)
+    assert [r.country for r in pack.recipients] == [message.country]  # kept in the resend's record
     return pack
 
 

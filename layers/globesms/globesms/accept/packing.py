@@ -13,6 +13,7 @@ from globesms.models.records import MessageRecord
 
 _RECIPIENT_OVERHEAD = 40  # '{"id":"","to":"","c":0,"segments":null},' around the values
 _PRICED_OVERHEAD = 20  # ',"price":"","cost":""'
+_COUNTRY_OVERHEAD = 14  # ',"country":""'
 
 
 def content_of(record: MessageRecord) -> PackContent:
@@ -160,6 +161,8 @@ def pack_again(
 
 def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None) -> int:
     extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
+    if record.country:
+        extra += len(record.country) + _COUNTRY_OVERHEAD
     if steps:
         extra += len(json.dumps(steps))
     if record.cost is not None:
@@ -179,6 +182,7 @@ def _pack_recipient(record: MessageRecord, index: int, steps: list[dict[str, Any
         "id": record.id,
         "to": record.to,
         "c": index,
+        "country": record.country,
         "segments": record.segments,
         "history": steps or None,
         "price": record.price,

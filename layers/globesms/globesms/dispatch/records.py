@@ -80,6 +80,7 @@ def outcome_records(
                 id=recipient.id,
                 batch_id=pack.batch_id,
                 to=recipient.to,
+                country=recipient.country,
                 provider=pack.provider,
                 status=status,
                 segments=outcome.segments or recipient.segments,

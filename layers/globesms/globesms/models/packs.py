@@ -26,6 +26,9 @@ class PackRecipient(Model):
     id: str
     to: str
     c: int = Field(ge=0, description="index into contents")
+    # Kept in the record the dispatcher writes, which it builds from the pack: without it every dispatched record lost
+    # the country accept resolved, and the route statistics parsed the number again for it (`stats.tally`).
+    country: str | None = Field(default=None, description="the recipient's region (phonenumbers), as accept set it")
     segments: int | None = None
     history: list[dict[str, Any]] | None = Field(
         default=None, description="our earlier steps for this recipient (a failover), kept in its record's events"

@@ -155,6 +155,7 @@ def resend_pack(record: MessageRecord) -> DispatchPack:
         id=record.id,
         to=record.to,
         c=0,
+        country=record.country,
         segments=record.segments,
         history=record.events or None,
         price=record.price,

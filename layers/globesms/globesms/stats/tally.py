@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-import phonenumbers
-
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode
 from globesms.models.outbound import MessageType, ProviderName
@@ -117,8 +115,10 @@ def tally_outcomes(records: Iterable[MessageRecord], now: datetime) -> dict[Buck
 
 
 def country_of(number: str) -> str | None:
-    """The number's country, for records that no longer carry theirs (dispatch rewrites a record from its pack,
-    which has no country)."""
+    """The number's country, for records that do not carry theirs: those a dispatcher wrote from a pack queued before
+    packs carried the country (2026-12-06). Imported here, on use: no dispatcher needs phonenumbers otherwise."""
+    import phonenumbers
+
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
     except phonenumbers.NumberParseException:
