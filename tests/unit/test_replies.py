@@ -275,6 +275,31 @@ def test_an_older_start_pushed_again_after_a_newer_stop_does_not_opt_the_number_
     assert optouts.get(opt_outs, "+6591234567") is not None  # else marketing would resume
 
 
+def huawei_reply(text: str, created: str) -> list[Any]:
+    body = json.dumps({**HUAWEI, "body": text, "createTime": created}).encode()
+    return huawei.parse_replies(body, "application/json").replies
+
+
+@pytest.mark.parametrize("created", ["0999-01-01T00:00:00Z", "0005-06-07T00:00:00Z"])
+def test_a_keyword_dated_before_the_year_1000_is_older_than_one_sent_today(created: str) -> None:
+    # Written with fewer than four digits of year, "999-01-01" sorted after "2026-..." as text: such a START won over
+    # the person's later STOP, and then every later keyword of that number was stale.
+    wired, replies, opt_outs, _webhooks = deps(callback="")
+    record_replies(huawei_reply("STOP", "2026-12-05T09:29:00Z"), wired, NOW)
+    late = record_replies(huawei_reply("START", created), wired, NOW)
+    assert optouts.get(opt_outs, "+8613800138000") is not None and late.stale_keywords == 1
+    assert [r.sent_at[:4] for r in page(replies, after=None, limit=10).replies] == [created[:4], "2026"]
+
+
+def test_a_keyword_dated_after_it_reached_us_counts_as_sent_when_it_reached_us() -> None:
+    wired, _replies, opt_outs, _webhooks = deps(callback="")
+    record_replies(huawei_reply("START", "2999-01-01T00:00:00Z"), wired, NOW)  # a clock gone wrong, or forged
+    later = NOW.replace(minute=31)
+    stop = record_replies(huawei_reply("STOP", "2026-12-05T09:31:00Z"), wired, later)
+    assert optouts.get(opt_outs, "+8613800138000") is not None  # the person's later STOP holds
+    assert (stop.opted_out, stop.stale_keywords) == (1, 0)
+
+
 def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
     wired, replies, opt_outs, webhooks = deps(callback="")
     optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))

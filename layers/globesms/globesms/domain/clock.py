@@ -22,4 +22,8 @@ def deadline(context: Invocation) -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`moment` as stored (UTC, microseconds, `Z`), four digits of year whatever the year: these strings are
+    compared as text (the consent list's keyword order, reply keys), and strftime's `%Y` writes year 999 as "999",
+    which sorts after "2026"."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}{utc:-%m-%dT%H:%M:%S.%fZ}"

@@ -102,7 +102,10 @@ def _apply_keyword(view: ReplyView, deps: ReplyDeps, now: datetime, result: Repl
     write = deps.opt_outs.apply_keyword(
         deps.owner,
         view.from_,
-        view.sent_at,
+        # The person's latest word wins, by when they sent it; but a reply was not sent after it reached us, so a
+        # time past that (the provider's clock, or a forged field) counts as that: else one START dated 2999 would
+        # win over every later STOP of that number, for good.
+        min(view.sent_at, view.received_at),
         entry.model_dump(mode="json", exclude_none=True) if view.action == KeywordAction.OPT_OUT else None,
         expires_at=_expiry(now, deps.retention_days),
     )
