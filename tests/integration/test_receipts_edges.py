@@ -124,13 +124,13 @@ def distinct_tencent_reports(start: int, count: int) -> list[dict[str, str]]:
 def test_a_message_keeps_a_bounded_history_however_many_distinct_receipts_arrive(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
-    from globesms.receipts import apply
+    from globesms.receipts import history
 
     # A smaller bound than the shipped one (the unit tests size the shipped one's largest history): the same rule,
     # a fifth of the receipts to push.
-    monkeypatch.setattr(apply, "MAX_EVENTS_KEPT", 30)
-    monkeypatch.setattr(apply, "FIRST_EVENTS_KEPT", 5)
-    MAX_EVENTS_KEPT = apply.MAX_EVENTS_KEPT
+    monkeypatch.setattr(history, "MAX_EVENTS_KEPT", 30)
+    monkeypatch.setattr(history, "FIRST_EVENTS_KEPT", 5)
+    MAX_EVENTS_KEPT = history.MAX_EVENTS_KEPT
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT)
     assert dispatch.lambda_handler(event("dispatch_tencent"), lambda_context) == {"batchItemFailures": []}

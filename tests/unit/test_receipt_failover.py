@@ -208,6 +208,26 @@ def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_sta
     assert (repeat.duplicate_deliveries, repeat.duplicates) == (0, 1)
 
 
+def test_the_first_attempts_late_receipts_keep_the_history_bounded() -> None:
+    # A provider may keep pushing distinct reports of the first attempt after the resend: kept as every receipt is,
+    # within MAX_EVENTS_KEPT (unbounded, the record passed DynamoDB's 400 KB item and the push failed for good).
+    from globesms.receipts.history import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT
+
+    store = MemoryStore()
+    store.messages["B.00000"] = record()
+    push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    assert store.messages["B.00000"].provider is T  # resent
+    total = MAX_EVENTS_KEPT + 50
+    for n in range(total):
+        push(A, "ali-1", Status.UNDELIVERED, f"CODE{n}", store, at=f"late-{n:03d}")
+    message = store.messages["B.00000"]
+    events = message.events or []
+    assert len(events) == MAX_EVENTS_KEPT and message.events_omitted == total + 2 - MAX_EVENTS_KEPT
+    assert RESEND_STEP in [e["id"] for e in events[:FIRST_EVENTS_KEPT]]  # our own steps are kept
+    assert events[-1]["provider_time"] == f"late-{total - 1:03d}"  # and the latest report
+    assert message.status is Status.QUEUED  # the first attempt's reports change nothing
+
+
 def test_the_second_attempts_delivery_is_the_final_status() -> None:
     store = MemoryStore()
     store.messages["B.00000"] = record()

@@ -653,7 +653,7 @@ def _largest_report(n: int) -> DeliveryReport:
 
 
 def test_a_history_keeps_the_first_and_the_latest_events_and_counts_the_rest() -> None:
-    from globesms.receipts.apply import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT
+    from globesms.receipts.history import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT
 
     store = MemoryStore()
     store.put_messages([message()])
@@ -673,7 +673,7 @@ def test_a_history_keeps_the_first_and_the_latest_events_and_counts_the_rest() -
 def test_a_long_history_keeps_our_own_steps_from_its_middle() -> None:
     """A resend step among a 24-part message's many receipts: dropped, later writes would take the first attempt's
     receipts for the resend's (which attempt a receipt is for, which provider failed)."""
-    from globesms.receipts.apply import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT, bounded_history
+    from globesms.receipts.history import FIRST_EVENTS_KEPT, MAX_EVENTS_KEPT, bounded_history
 
     receipts = [{"id": f"r{n}", "type": "receipt"} for n in range(MAX_EVENTS_KEPT + 10)]
     step = {"id": "receipt-failover", "type": "status", "status": "QUEUED"}
@@ -687,7 +687,7 @@ def test_the_largest_history_kept_fits_one_dynamodb_item_with_room_to_spare() ->
     import json
 
     from globesms.aws.message_items import message_item
-    from globesms.receipts.apply import MAX_EVENTS_KEPT, MAX_RECEIPT_IDS
+    from globesms.receipts.history import MAX_EVENTS_KEPT, MAX_RECEIPT_IDS
 
     store = MemoryStore()
     store.put_messages([message(text="x" * 1_600)])

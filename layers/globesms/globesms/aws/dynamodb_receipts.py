@@ -51,7 +51,7 @@ from globesms.models.records import MessageRecord, split_message_id
 HELD_SK = "#"
 HELD_FOR_MESSAGE_SK = "#message"
 LEGACY_HELD_PREFIX = "msg:"  # the provider id receipts held for a message had before HELD_FOR_MESSAGE_SK
-MAX_HELD_EVENTS = 100  # as receipts.apply.MAX_EVENTS_KEPT: one item stays far below DynamoDB's 400 KB
+MAX_HELD_EVENTS = 100  # as receipts.history.MAX_EVENTS_KEPT: one item stays far below DynamoDB's 400 KB
 LAST_SEQ = 99_999  # message ids number a batch's recipients from 0; a batch has at most 10,000
 RECIPIENT_LOOKUP_LIMIT = 100  # index entries read for one echoed receipt: the number's latest messages
 

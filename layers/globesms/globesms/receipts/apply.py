@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from globesms.domain.clock import iso
-from globesms.domain.history import STEP_TYPE
 from globesms.domain.status import UNDELIVERED_OUTCOMES, Status
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange
@@ -34,22 +33,11 @@ from globesms.receipts.failover import (
     resend_pending,
     resent_before,
 )
+from globesms.receipts.history import with_receipts
 from globesms.receipts.implied_status import carrier_error, status_after
 from globesms.webhooks.events import status_event
 
 MAX_WRITE_ATTEMPTS = 8
-
-#: A message's history is one DynamoDB item (at most 400 KB), and a provider may push any number of distinct reports
-#: for one message: the history keeps the first FIRST_EVENTS_KEPT events (our own steps and the first reports) and
-#: the latest MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT (and our own steps from between them: `bounded_history`), and counts
-#: the ones left out in `events_omitted`. An event is
-#: under 1 KB (the parsers bound every field), so 100 of them stay far below the item limit; a long message's part
-#: reports (24 parts at most, two reports each) fit in the latest 80.
-MAX_EVENTS_KEPT = 100
-FIRST_EVENTS_KEPT = 20
-#: Receipt ids remembered for dedupe; past this only the ids of the events kept are (a repeat of an omitted report
-#: is then appended again: it cannot change a status, statuses only move forward).
-MAX_RECEIPT_IDS = 1_000
 
 
 class ConcurrentUpdates(RuntimeError):
@@ -152,17 +140,10 @@ def _with_events(
 ) -> tuple[MessageRecord, Mapping[str, Any] | None]:
     """The record with these new events: its history (bounded), receipt ids, status and error fields; and the
     carrier's failure when the events moved it to one."""
-    seen = record.receipt_ids or set()
     history = [*(record.events or []), *fresh]
     status = status_after(record.status, history)  # on every event, before any is left out
-    kept, omitted = bounded_history(history)
-    receipt_ids = seen | {e["id"] for e in fresh}
-    if len(receipt_ids) > MAX_RECEIPT_IDS:
-        receipt_ids = {e["id"] for e in kept if "id" in e}
     update: dict[str, Any] = {
-        "events": kept,
-        "events_omitted": (record.events_omitted or 0) + omitted or None,
-        "receipt_ids": receipt_ids,
+        **with_receipts(record, fresh),
         "status": status,
         "version": record.version + 1,
         "updated_at": iso(now),
@@ -202,19 +183,6 @@ def failure_message(failure: Mapping[str, Any]) -> str:
         detail = f"{failure['sub_error']}: {failure.get('sub_error_desc') or ''}".rstrip(": ")
         text = f"{text} ({detail})" if text else detail
     return text
-
-
-def bounded_history(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The events kept (the first FIRST_EVENTS_KEPT and the latest, MAX_EVENTS_KEPT in all, and our own steps from
-    between them) and how many receipts were left out of the middle. Our steps say what the message went through,
-    which later writes read (a resend after an UNDELIVERED receipt: which attempt a receipt is for, and which
-    provider failed); a message takes a handful at most, so the item stays bounded."""
-    if len(history) <= MAX_EVENTS_KEPT:
-        return history, 0
-    latest = MAX_EVENTS_KEPT - FIRST_EVENTS_KEPT
-    ours = [e for e in history[FIRST_EVENTS_KEPT:-latest] if e.get("type") == STEP_TYPE]
-    kept = [*history[:FIRST_EVENTS_KEPT], *ours, *history[-latest:]]
-    return kept, len(history) - len(kept)
 
 
 def record_push(

@@ -40,6 +40,7 @@ from globesms.ports import PackQueues, ReceiptStore, WebhookQueue
 from globesms.providers.aliyun.errors import RECEIPT_FAILOVER as ALIYUN_CODES
 from globesms.providers.huawei.errors import RECEIPT_FAILOVER as HUAWEI_CODES
 from globesms.providers.tencent.errors import RECEIPT_FAILOVER as TENCENT_CODES
+from globesms.receipts.history import with_receipts
 from globesms.receipts.implied_status import EARLIER_ATTEMPT
 from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS
 from globesms.routing.templates import TemplateRegistry
@@ -245,8 +246,8 @@ def record_earlier_receipt(
             return False, False
         updated = record.model_copy(
             update={
-                "events": [*(record.events or []), {**event, EARLIER_ATTEMPT: True}],
-                "receipt_ids": {*(record.receipt_ids or ()), event["id"]},
+                # Bounded as every receipt write: a provider may keep pushing the first attempt's reports.
+                **with_receipts(record, [{**event, EARLIER_ATTEMPT: True}]),
                 "version": record.version + 1,
                 "updated_at": iso(now),
             }
