@@ -171,6 +171,27 @@ def test_a_push_with_more_reports_than_the_provider_ever_sends_is_refused_in_its
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
 
 
+def test_an_oversized_push_is_refused_before_its_reports_are_read(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, mocker
+) -> None:
+    # A forged push of millions of tiny items took the function's whole timeout to refuse when every item was
+    # validated first (and its memory, parsed): the count is checked before validating, the size before parsing.
+    from globesms.providers import receipt_parsing
+    from globesms.receipts.push_limits import MAX_BYTES_PER_REPORT, MAX_REPORTS_PER_PUSH
+
+    validated = mocker.spy(receipt_parsing, "refusal")  # called for every item that fails validation, as {} does
+    many = "[" + ",".join(["{}"] * 200_000) + "]"
+    response = push(load_handler, lambda_context, monkeypatch, "aliyun", many)
+    assert response["statusCode"] == 413 and json.loads(response["body"])["code"] != 0
+    assert validated.call_count == 0
+    parsed = mocker.spy(receipt_parsing, "read_json")
+    padding = " " * (MAX_REPORTS_PER_PUSH[ProviderName.TENCENT] * MAX_BYTES_PER_REPORT)
+    response = push(load_handler, lambda_context, monkeypatch, "tencent", f"[{padding}]")
+    assert response["statusCode"] == 413 and parsed.call_count == 0
+    assert push(load_handler, lambda_context, monkeypatch, "tencent", "[]")["statusCode"] == 200  # within both
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
 def test_held_and_unmatched_receipts_expire_and_stay_bounded(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:

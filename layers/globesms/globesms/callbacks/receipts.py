@@ -25,7 +25,7 @@ from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
-from globesms.models.receipts import ReceiptBodyInvalid
+from globesms.models.receipts import ReceiptBodyInvalid, TooManyReports
 from globesms.observability import (
     emit_provider_outcomes,
     emit_route_stats_not_written,
@@ -37,7 +37,12 @@ from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
 from globesms.receipts.auth import push_signature_accepted, token_accepted
 from globesms.receipts.failover import queue_resends
-from globesms.receipts.push_limits import TOO_LARGE_STATUS, push_too_large, too_large_acknowledgement
+from globesms.receipts.push_limits import (
+    MAX_REPORTS_PER_PUSH,
+    TOO_LARGE_STATUS,
+    max_push_bytes,
+    too_large_acknowledgement,
+)
 from globesms.stats.record import record_outcomes
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ unannotated
@@ -69,20 +74,16 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a missing or wrong signature refused")
         return error_response(RefusalCode.UNAUTHORIZED, "missing or wrong push signature")
+    if len(body) > max_push_bytes(name):
+        return _too_large(name, size=len(body))
     receipt_format = _receipt_format(name)
+    content_type = router.current_event.headers.get("content-type", "")
     try:
-        push = receipt_format.parse_push(body, router.current_event.headers.get("content-type", ""))
+        push = receipt_format.parse_push(body, content_type, at_most=MAX_REPORTS_PER_PUSH[name])
     except ReceiptBodyInvalid as exc:
         return _unreadable(str(exc), size=len(body))
-    reports = len(push.reports) + len(push.refused_items)
-    if push_too_large(name, reports):
-        metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)
-        logger.warning("receipt push with too many reports refused", extra={"reports": reports})
-        return Response(
-            status_code=TOO_LARGE_STATUS,
-            content_type=content_types.APPLICATION_JSON,
-            body=json.dumps(too_large_acknowledgement(name)),
-        )
+    except TooManyReports as exc:
+        return _too_large(name, size=len(body), reports=exc.reports)
     result = PushResult()
     try:
         record_push(push.reports, store=wiring.receipt_store(), now=utc_now(), result=result)
@@ -96,6 +97,17 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
     if push.refused_items:
         logger.warning("receipt items refused", extra={"reasons": push.refused_items[:20]})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(receipt_format.ACK))
+
+
+def _too_large(name: ProviderName, *, size: int, reports: int | None = None) -> Response[Any]:
+    """More reports, or more bytes, than the provider pushes at once (receipts.push_limits): 413, nothing read."""
+    metrics.add_metric(name="ReceiptPushesTooLarge", unit=MetricUnit.Count, value=1)
+    logger.warning("receipt push too large refused", extra={"reports": reports, "bytes": size})
+    return Response(
+        status_code=TOO_LARGE_STATUS,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(too_large_acknowledgement(name)),
+    )
 
 
 def _unreadable(reason: str, *, size: int) -> Response[Any]:

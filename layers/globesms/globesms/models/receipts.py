@@ -80,6 +80,15 @@ class ReceiptBodyInvalid(ValueError):
     """The push body as a whole cannot be read (not JSON / not the provider's shape): answered 400."""
 
 
+class TooManyReports(ValueError):
+    """The push carries more reports than its provider sends at once (receipts.push_limits): refused whole, 413,
+    found before any report is validated."""
+
+    def __init__(self, reports: int) -> None:
+        super().__init__(f"{reports} reports in one push")
+        self.reports = reports
+
+
 @dataclass(frozen=True, slots=True)
 class HeldReceipts:
     """Receipts held (`ReceiptStore.hold_receipt`) for a known message, by its id, and those held under a provider

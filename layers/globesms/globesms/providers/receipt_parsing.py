@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 import phonenumbers
 from pydantic import ValidationError
 
-from globesms.models.receipts import DeliveryReport, ParsedPush, ReceiptBodyInvalid
+from globesms.models.receipts import DeliveryReport, ParsedPush, ReceiptBodyInvalid, TooManyReports
 from globesms.validation import describe
 
 MAX_DESCRIPTION_CHARS: Final = 512  # a description is free text kept in every event: bounded, never refused
@@ -51,9 +51,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def read_reports(items: Sequence[Any], validate: Callable[[Any], Receipt]) -> ParsedPush:
+def read_reports(items: Sequence[Any], validate: Callable[[Any], Receipt], at_most: int | None = None) -> ParsedPush:
     """Each item validated on its own (`validate` is the provider's `model_validate`): the reports that pass, and a
-    reason for each item that does not, naming its index."""
+    reason for each item that does not, naming its index. More than `at_most` items raise TooManyReports before
+    any is validated: validating a forged push of millions took its function's whole timeout."""
+    if at_most is not None and len(items) > at_most:
+        raise TooManyReports(len(items))
     reports: list[DeliveryReport] = []
     refused: list[str] = []
     for index, item in enumerate(items):

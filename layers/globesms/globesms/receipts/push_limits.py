@@ -8,6 +8,10 @@ push is bounded by what each provider documents it sends at most:
   more than one batch call's recipients, so it is capped at that call's size, 1,000.
 A push with more is refused whole with HTTP 413 in the provider's own acknowledgement shape, so its logs say why;
 nothing of it is stored (the provider retries it, and it is refused again: only a misbehaving pusher sends one).
+The count is checked before any report is validated, and the body's size before it is parsed: at most
+MAX_BYTES_PER_REPORT a report (a report's fields are a few hundred bytes, its description at most 512 characters:
+4 KB leaves room for whatever else a provider adds), so a body of millions of tiny items is refused unread, rather
+than parsed into millions of objects in a 256 MB function.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ MAX_REPORTS_PER_PUSH: Final[dict[ProviderName, int]] = {
     ProviderName.TENCENT: 100,
     ProviderName.HUAWEI: 50,
 }
+MAX_BYTES_PER_REPORT: Final = 4096
 TOO_LARGE_STATUS: Final = 413
 
 
-def push_too_large(provider: ProviderName, reports: int) -> bool:
-    return reports > MAX_REPORTS_PER_PUSH[provider]
+def max_push_bytes(provider: ProviderName) -> int:
+    return MAX_REPORTS_PER_PUSH[provider] * MAX_BYTES_PER_REPORT
 
 
 def too_large_acknowledgement(provider: ProviderName) -> dict[str, Any]:

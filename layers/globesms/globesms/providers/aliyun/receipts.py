@@ -87,10 +87,10 @@ def parse_receipts(body: bytes | str) -> list[AliyunReceipt]:
     return RECEIPTS.validate_json(body)
 
 
-def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
-    """One push body -> its reports, and a reason for every item that is refused. The content type is not
-    needed: Alibaba always posts a JSON array."""
-    return parsing.read_reports(parsing.read_json_array(body), AliyunReceipt.model_validate)
+def parse_push(body: bytes, content_type: str = "", at_most: int | None = None) -> ParsedPush:
+    """One push body -> its reports, and a reason for every item that is refused (more than `at_most`: raises
+    TooManyReports). The content type is not needed: Alibaba always posts a JSON array."""
+    return parsing.read_reports(parsing.read_json_array(body), AliyunReceipt.model_validate, at_most)
 
 
 # ------------------------------------------------------------------------------------------------------- echo

@@ -128,14 +128,16 @@ class HuaweiReceipt(StatusReport):
 # ------------------------------------------------------------------------------------------------------ parsing
 
 
-def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
+def parse_push(body: bytes, content_type: str = "", at_most: int | None = None) -> ParsedPush:
+    """One push body -> its reports, and a reason for every item that is refused; a batch of more than `at_most`
+    raises TooManyReports (a form carries one report)."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == FORM_CONTENT_TYPE:
         return _parse_form(body)
     if media_type == "application/json" or media_type.endswith("+json"):
-        return _parse_batch(body)
+        return _parse_batch(body, at_most)
     # No (or another) content type: a JSON object starts with "{", a form never does.
-    return _parse_batch(body) if body.lstrip()[:1] == b"{" else _parse_form(body)
+    return _parse_batch(body, at_most) if body.lstrip()[:1] == b"{" else _parse_form(body)
 
 
 _FORM_FIELDS = frozenset(field.alias or name for name, field in HuaweiReceipt.model_fields.items())
@@ -164,12 +166,12 @@ def _parse_form(body: bytes) -> ParsedPush:
     return ParsedPush(reports=[receipt.report()], refused_items=[])
 
 
-def _parse_batch(body: bytes) -> ParsedPush:
+def _parse_batch(body: bytes, at_most: int | None) -> ParsedPush:
     payload = parsing.read_json(body)
     items = payload.get("statusReportList") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         raise ReceiptBodyInvalid('the body is not {"statusReportList": [...]}')
-    return parsing.read_reports(items, HuaweiReceipt.model_validate)
+    return parsing.read_reports(items, HuaweiReceipt.model_validate, at_most)
 
 
 # ------------------------------------------------------------------------------------------------------- echo

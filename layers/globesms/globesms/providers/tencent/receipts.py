@@ -98,9 +98,10 @@ class TencentReceipt(Model):
         )
 
 
-def parse_push(body: bytes, content_type: str = "") -> ParsedPush:
-    """One push body -> its reports, and a reason for every item that is refused (Tencent always posts JSON)."""
-    return parsing.read_reports(parsing.read_json_array(body), TencentReceipt.model_validate)
+def parse_push(body: bytes, content_type: str = "", at_most: int | None = None) -> ParsedPush:
+    """One push body -> its reports, and a reason for every item that is refused (more than `at_most`: raises
+    TooManyReports). Tencent always posts JSON."""
+    return parsing.read_reports(parsing.read_json_array(body), TencentReceipt.model_validate, at_most)
 
 
 # ------------------------------------------------------------------------------------------------------- echo
