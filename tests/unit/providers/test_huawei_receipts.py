@@ -459,3 +459,28 @@ def test_arbitrary_form_fields_are_one_report_one_refusal_or_invalid(fields: dic
         assert not fields.get("smsMsgId", "").strip()
         return
     assert len(push.reports) + len(push.refused_items) == 1
+
+
+@pytest.mark.parametrize(("app_key", "app_secret"), [(APP_KEY, ""), ("", APP_SECRET), ("", "")])
+def test_with_push_authentication_on_a_missing_key_or_secret_refuses_every_push(
+    app_key: str, app_secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An HMAC under an empty secret is one anyone can make: the key travels in every push's Authorization header.
+    from globesms.receipts.auth import push_signature_accepted
+
+    headers = {"Content-Type": FORM_CONTENT_TYPE, "Host": PUSH_HOST, "X-Sdk-Date": signer.sdk_date(NOW)}
+    headers["Authorization"] = signer.aksk_authorization(
+        app_key=app_key, app_secret=app_secret.encode(), method="POST", path=PUSH_PATH, query=(), headers=headers,
+        body=DOC_FORM,
+    )  # fmt: skip
+    env = {
+        "GLOBESMS_HUAWEI_RECEIPT_AUTH": "aksk",
+        "GLOBESMS_HUAWEI_APP_KEY": app_key,
+        "GLOBESMS_HUAWEI_APP_SECRET": app_secret,
+    }
+    request = {"method": "POST", "path": PUSH_PATH, "query": {}, "headers": headers, "body": DOC_FORM, "now": NOW}
+    assert push_signature_accepted(ProviderName.HUAWEI, env, **request) is False
+    assert "every Huawei push refused" in caplog.text
+    signed = signed_push()
+    full = env | {"GLOBESMS_HUAWEI_APP_KEY": APP_KEY, "GLOBESMS_HUAWEI_APP_SECRET": APP_SECRET}
+    assert push_signature_accepted(ProviderName.HUAWEI, full, **(request | {"headers": signed})) is True

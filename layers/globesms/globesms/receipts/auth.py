@@ -9,11 +9,15 @@ space: either is accepted (each at least MIN_TOKEN_LENGTH characters; shorter on
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
 from globesms.config import ReceiptAuthSettings, load_settings
 from globesms.models.outbound import ProviderName
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+logger = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
 
@@ -51,15 +55,12 @@ def push_signature_accepted(
     auth = load_settings(ReceiptAuthSettings, env)
     if auth.huawei_receipt_auth != "aksk":
         return True
+    secret = "" if auth.huawei_app_secret is None else auth.huawei_app_secret.get_secret_value()
+    if not auth.huawei_app_key or not secret:
+        # Fail closed: an HMAC under an empty secret is one anyone can make (the key travels in every push's
+        # Authorization header), so without both nothing is accepted, and the log says why.
+        logger.error("HuaweiReceiptAuth=aksk without the application key and secret: every Huawei push refused")
+        return False
     from globesms.providers.huawei.receipts import verify_push_signature
 
-    return verify_push_signature(
-        method,
-        path,
-        query,
-        headers,
-        body,
-        auth.huawei_app_key,
-        "" if auth.huawei_app_secret is None else auth.huawei_app_secret.get_secret_value(),
-        now,
-    )
+    return verify_push_signature(method, path, query, headers, body, auth.huawei_app_key, secret, now)
