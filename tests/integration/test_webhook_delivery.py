@@ -228,6 +228,26 @@ def test_https_to_the_vetted_address_sends_sni_and_checks_the_certificate_of_the
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("host", ["xn--bcher-kva.example.test", "bücher.example.test"])
+def test_an_internationalised_callback_host_is_delivered_under_its_idna_name(  # type: ignore[no-untyped-def]
+    servers, monkeypatch, tmp_path, host
+) -> None:
+    # The connection was pinned to httpx's Unicode form of the host while it asks for the IDNA one: every delivery
+    # to such a host failed as a connection error until dead-lettered.
+    monkeypatch.setenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", "true")  # only to reach the local server
+    idna_name = "xn--bcher-kva.example.test"
+    ca, leaf, key = _certificate_for(idna_name)
+    server_context = _tls_server_context(tmp_path, leaf, key)
+    port, seen = recorder(servers, tls=server_context)
+    calls: list[str] = []
+    url = f"https://{host}:{port}/hooks"
+    client_context = ssl.create_default_context(cadata=ca.decode())
+    deliver(delivery(url), secret=SECRET, now=utc_now(), resolve=to_loopback(calls), ssl_context=client_context)
+    assert calls == [idna_name]  # the name resolved and vetted is the one connected to
+    assert seen == [{"host": f"{idna_name}:{port}", "path": "/hooks"}]
+    assert server_context.seen_sni == [idna_name]  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------- the deadline
 
 

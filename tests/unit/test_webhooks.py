@@ -252,8 +252,44 @@ def test_a_url_check_callback_url_refuses_is_never_requested(url: str, monkeypat
     with pytest.raises(WebhookFailed) as failed:
         deliver(delivery(url), http=http, secret=SECRET, now=NOW)
     assert failed.value.permanent
-    assert failed.value.reason == "callback URL refused: not https"
+    assert failed.value.reason.startswith("callback URL refused: status_callback must")  # the rule, never the URL
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("https://hooks.example.com:443:80/x", "numeric port"),  # httpx refused it at delivery, unsettled
+        ("https://hooks.example.com:99999/x", "numeric port"),
+        ("https://hooks.exam\tple.com/x", "spaces or control"),  # urlsplit drops the tab; httpx does not
+        (" https://hooks.example.com/x", "spaces or control"),  # urlsplit strips it; httpx reads a relative URL
+        ("https://hooks.example.com/x\n", "spaces or control"),
+        ("https://[v1.x]/x", "IPv6 address"),
+        ("https://xn--/x", "internationalised"),  # no IDNA form
+        ("https://224.0.0.1/x", r"public \(global\)"),  # multicast: is_global says True
+        ("https://[ff02::1]/x", r"public \(global\)"),
+        ("https://[fec0::1]/x", r"public \(global\)"),  # IPv6 site-local
+    ],
+)
+def test_a_url_an_http_client_would_not_send_as_written_is_refused_at_accept_and_delivery(
+    url: str, rule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from globesms.domain.callback_urls import check_callback_url
+
+    monkeypatch.delenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", raising=False)
+    with pytest.raises(ValueError, match=rule):
+        check_callback_url(url)
+    http, seen = client(lambda request: httpx.Response(200))
+    with pytest.raises(WebhookFailed) as failed:  # one stored before the rule: failed for good, and settled
+        deliver(delivery(url), http=http, secret=SECRET, now=NOW)
+    assert failed.value.permanent and seen == []
+
+
+@pytest.mark.parametrize("url", ["https://bücher.example.com/x", "https://xn--bcher-kva.example.com/x"])
+def test_an_internationalised_host_is_a_callback_host(url: str) -> None:
+    from globesms.domain.callback_urls import check_callback_url
+
+    assert check_callback_url(url) == url
 
 
 def test_loopback_http_is_delivered_when_the_local_stack_allows_it(monkeypatch: pytest.MonkeyPatch) -> None:

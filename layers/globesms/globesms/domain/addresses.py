@@ -69,7 +69,12 @@ def check_address(address: IpAddress, *, allow_loopback: bool = False) -> None:
             if not allow_loopback:
                 raise AddressRefused("the callback address is a loopback address")
             continue
-        if not candidate.is_global or any(candidate in old for old in _OLD_IPV4_FORMS):
+        # is_global is True for multicast (224.0.0.0/4, ff00::/8) and IPv6 site-local (fec0::/10, deprecated):
+        # neither is a place a callback may go.
+        site_local = isinstance(candidate, ipaddress.IPv6Address) and candidate.is_site_local
+        if not candidate.is_global or candidate.is_multicast or site_local:
+            raise AddressRefused("the callback address is not a public (global) address")
+        if any(candidate in old for old in _OLD_IPV4_FORMS):
             raise AddressRefused("the callback address is not a public (global) address")
 
 

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import SplitResult, urlsplit
 
 from globesms.config import CallbackSettings, settings
-from globesms.domain.addresses import check_literal_host
+from globesms.domain.addresses import check_literal_host, literal_address
+
+# urlsplit drops tabs and newlines anywhere and strips leading spaces, where an HTTP client refuses the URL or reads
+# it as another: a URL is taken only as it will be sent.
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def check_callback_url(value: str) -> str:
     """Only https, so events (message content, numbers) never travel in clear; plain http to a loopback host is
     allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it). A host written as an address
     (or `localhost`) must be a public one (domain/addresses.py); a name is resolved and vetted at each delivery."""
-    url = urlsplit(value)
+    url = _parsed(value)
     allow_loopback = _loopback_callbacks_allowed()
     if url.scheme == "https" and url.hostname:
         check_literal_host(url.hostname, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
@@ -22,6 +27,35 @@ def check_callback_url(value: str) -> str:
     if url.scheme == "http" and loopback and allow_loopback:
         return value
     raise ValueError("status_callback must be an https URL")
+
+
+def _parsed(value: str) -> SplitResult:
+    """`value` split, refusing what an HTTP client would not send as written: spaces or control characters, a port
+    that is no number, a bracketed host that is no IPv6 address."""
+    if _SPACE_OR_CONTROL.search(value):
+        raise ValueError("status_callback must not contain spaces or control characters")
+    url = urlsplit(value)
+    try:
+        url.port  # noqa: B018  (parsed on access: ValueError for "host:443:80" or a port out of range)
+    except ValueError:
+        raise ValueError("status_callback must have a numeric port (0-65535) if any") from None
+    if "[" in url.netloc and (url.hostname is None or literal_address(url.hostname) is None):
+        raise ValueError("status_callback's bracketed host must be an IPv6 address")
+    if url.hostname and (not url.hostname.isascii() or "xn--" in url.hostname):
+        _check_idna(url.hostname)
+    return url
+
+
+def _check_idna(host: str) -> None:
+    """An internationalised name must have an IDNA form, which is what is resolved and sent (`xn--` alone has none).
+    `idna` (httpx's, so the rule is the one delivery applies) is imported only for such a name: its tables cost a
+    cold start several milliseconds."""
+    import idna
+
+    try:
+        idna.encode(host, uts46=True)
+    except (idna.IDNAError, UnicodeError):
+        raise ValueError("status_callback's host is not a valid internationalised domain name") from None
 
 
 def _loopback_callbacks_allowed() -> bool:

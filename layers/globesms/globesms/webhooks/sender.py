@@ -118,23 +118,31 @@ def deliver(
         url = check_callback_url(delivery.url)
     except AddressRefused as refused:
         raise WebhookFailed(f"callback URL refused: {refused}", permanent=True) from None
-    except ValueError:
-        raise WebhookFailed("callback URL refused: not https", permanent=True) from None
+    except ValueError as exc:  # the rule it breaks, in our words (never the URL)
+        raise WebhookFailed(f"callback URL refused: {exc}", permanent=True) from None
     body, headers = signed_request(delivery, secret=secret, now=now)
     if http is not None:
         _post(http, url, body, headers)
         return
     deadline = time.monotonic() + deadline_seconds
-    target = httpx.URL(url)
-    port = target.port or (443 if target.scheme == "https" else 80)
     try:
-        address = vetted_address(target.host, port, allow_loopback=loopback_allowed(), resolve=resolve)
+        target = httpx.URL(url)
+    except httpx.InvalidURL:  # one accepted before the accept-time rule was as strict as this parse
+        raise WebhookFailed("callback URL refused: invalid", permanent=True) from None
+    port = target.port or (443 if target.scheme == "https" else 80)
+    if not 0 < port < 65536:
+        raise WebhookFailed("callback URL refused: invalid port", permanent=True)
+    # The host as it goes on the wire (IDNA: xn--...), which the connection is pinned to and which is resolved and
+    # vetted; `target.host` is its Unicode form, which never matched the name the connection asks for.
+    host = target.raw_host.decode("ascii")
+    try:
+        address = vetted_address(host, port, allow_loopback=loopback_allowed(), resolve=resolve)
     except AddressRefused as refused:
         raise WebhookFailed(f"callback URL refused: {refused}", permanent=True) from None
     except (OSError, UnicodeError) as exc:
         raise WebhookFailed(f"host does not resolve ({type(exc).__name__})") from None
     with pinned_client(
-        target.host, address, deadline, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, ssl_context=ssl_context
+        host, address, deadline, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, ssl_context=ssl_context
     ) as client:
         _post(client, url, body, headers)
 
@@ -161,7 +169,7 @@ def _post(http: httpx.Client, url: str, body: bytes, headers: dict[str, str]) ->
         raise WebhookFailed("callback URL refused: unsupported protocol", permanent=True) from exc
     except httpx.TransportError as exc:
         raise WebhookFailed(f"connection error ({type(exc).__name__})") from exc
-    except httpx.InvalidURL as exc:
+    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host without an IDNA form (idna.IDNAError)
         raise WebhookFailed("callback URL refused: invalid", permanent=True) from exc
     if 200 <= status < 300:
         return
