@@ -10,7 +10,7 @@ import pytest
 
 from globesms import hooks
 from globesms.accept import resume
-from globesms.accept.idempotency_outcomes import KeyInProgress
+from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress
 from globesms.accept.intake import IntakeDeferred, accept_intake
 from globesms.accept.service import LEASE_MARGIN, accept
 from globesms.consent import screen as consent_screen
@@ -487,3 +487,93 @@ def test_an_accept_whose_header_write_was_retried_by_the_client_goes_on(monkeypa
     store = RetriedBegin()
     answer = run(store, MemoryQueues(), FIRST, monkeypatch, until=NOW + timedelta(seconds=30))
     assert answer.accepted == 125 and store.batches["B1"].state == "QUEUED"
+
+
+class MemoryAccount:
+    """The SpendAccount contract in memory: `MemoryLedger`'s reservations, and give-backs once per message id to
+    the counters a batch's reservation was added to (as the DynamoDB ledger's markers make them)."""
+
+    def __init__(self) -> None:
+        from tests.unit.test_guardrails import MemoryLedger
+
+        self.ledger = MemoryLedger()
+        self.amounts: dict[str, tuple[str, object]] = {}  # batch id -> (month, amount)
+        self.released: set[str] = set()
+
+    def try_reserve(self, hold):  # type: ignore[no-untyped-def]
+        kept = self.ledger.try_reserve(hold)
+        if kept is not None:
+            self.amounts.setdefault(hold.batch_id, (hold.month, hold.amount))
+        return kept
+
+    def spent(self, month, scopes):  # type: ignore[no-untyped-def]
+        return self.ledger.spent(month, scopes)
+
+    def release(self, month, amounts):  # type: ignore[no-untyped-def]
+        self.ledger.release(month, amounts)
+
+    def reservation(self, batch_id):  # type: ignore[no-untyped-def]
+        from globesms.guardrails.ports import Reservation
+
+        if batch_id not in self.amounts:
+            return None
+        month, amount = self.amounts[batch_id]
+        return Reservation(month, self.ledger.held[batch_id], amount, ("all",))  # type: ignore[arg-type]
+
+    def release_once(self, month, scopes, amounts, expires_at):  # type: ignore[no-untyped-def]
+        from decimal import Decimal
+
+        fresh = {m: a for m, a in amounts.items() if m not in self.released}
+        self.released |= set(fresh)
+        total = sum(fresh.values(), Decimal(0))
+        for scope in scopes:
+            self.ledger.counters[(scope, month)] -= total
+        return total
+
+
+def test_a_resume_that_writes_fewer_records_than_it_reserved_for_gives_the_rest_back_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    opted_out = refusing_sg(monkeypatch)
+    opted_out["on"] = False
+    account, store = MemoryAccount(), StopsWriting(keep=5)
+    body = [MessageSpec.model_validate({"to": [*HK[:5], *SG], "template": LOGIN})]
+
+    def attempt() -> AcceptResponse:
+        monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
+        return accept(
+            body, batch_id="B1", source="sqs", now=NOW, retention_days=90, store=store, queues=MemoryQueues(),
+            ledger=account,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    with pytest.raises(Stopped):
+        attempt()
+    reserved = account.ledger.counters[("all", "2026-11")]
+    opted_out["on"] = True  # the SG numbers opted out before the resume: it writes none of the 5 it reserved for
+    attempt()
+    assert store.batches["B1"].state == "QUEUED" and len(store.messages) == 5
+    held = sum(Decimal(r.cost) for r in store.messages.values() if r.cost)
+    assert reserved > held and account.ledger.counters[("all", "2026-11")] == held  # the rest given back
+    with pytest.raises(BatchDoneBefore):  # a later delivery of the same body: its answer, nothing more given back
+        attempt()
+    assert account.ledger.counters[("all", "2026-11")] == held
+
+
+class HeaderFails(MemoryStore):
+    def begin_batch(self, batch):  # type: ignore[no-untyped-def]
+        raise RuntimeError("throttled")
+
+
+@pytest.mark.parametrize("new_batch_id", [True, False])
+def test_a_header_that_cannot_be_begun_gives_back_what_no_retry_can_resume(monkeypatch, new_batch_id) -> None:  # type: ignore[no-untyped-def]
+    # A keyless API request's batch id is minted for it: no retry can resume it, and no header may exist for the
+    # reconcile run to end. A batch a retry can resume keeps its reservation for that retry.
+    account = MemoryAccount()
+    monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
+    body = [MessageSpec.model_validate({"to": HK[:3], "template": LOGIN})]
+    with pytest.raises(RuntimeError):
+        accept(
+            body, batch_id="B1", source="api", now=NOW, retention_days=90, store=HeaderFails(), queues=MemoryQueues(),
+            ledger=account, new_batch_id=new_batch_id,  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert (account.ledger.counters[("all", "2026-11")] == 0) is new_batch_id

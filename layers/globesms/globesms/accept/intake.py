@@ -32,7 +32,7 @@ from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
 from globesms.guardrails.otp_guard import OtpGuard
-from globesms.guardrails.ports import SpendLedger
+from globesms.guardrails.ports import SpendAccount
 from globesms.models.api import MessageSpec, SendBody, SqsIntakeEnvelope, is_batch_id, specs_of
 from globesms.models.errors import ErrorBody, ErrorDetail
 from globesms.models.records import BatchRecord
@@ -81,7 +81,7 @@ def accept_intake(
     store: MessageStore,
     queues: PackQueues,
     run_once: RunOnce | None = None,
-    ledger: SpendLedger | None = None,
+    ledger: SpendAccount | None = None,
     owner: str | None = None,
     otp: OtpGuard | None = None,
     accepting_until: datetime | None = None,

@@ -18,8 +18,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from globesms import collector
 from globesms.accept import resume
@@ -29,7 +32,8 @@ from globesms.accept.queries import batch_messages, effective_status
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.guardrails import gate, otp_guard
-from globesms.guardrails.ports import SpendLedger
+from globesms.guardrails.ports import SpendAccount
+from globesms.guardrails.release import release_unwritten
 from globesms.models.api import MessageSpec
 from globesms.models.errors import RecipientError
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
@@ -89,7 +93,7 @@ def accept(
     retention_days: int,
     store: MessageStore,
     queues: PackQueues,
-    ledger: SpendLedger | None = None,
+    ledger: SpendAccount | None = None,
     owner: str | None = None,
     otp: otp_guard.OtpGuard | None = None,
     new_batch_id: bool = False,
@@ -112,17 +116,11 @@ def accept(
         plan = _with_stored(plan, stored)
     first = {r.id for r in stored}
     plan = _guarded(plan, rules, otp, ledger, first=first, batch_id=batch_id, owner=owner, now=now, days=retention_days)
-    header = BatchRecord(
-        batch_id=batch_id,
-        source="sqs" if source == "sqs" else "api",
-        state="ACCEPTING",
-        created_at=iso(now),
-        body_hash=body_hash(specs),
-        expires_at=expiry(now, retention_days),
-        owner=owner,
-        accepting_until=lease,
-        settle_after=resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock),
+    settle_after = resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock)
+    header = _header(
+        specs, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
     )
+    given_back = _ReservationGivenBack(ledger, header, now=clock)
     if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
         plan = _with_stored(plan, stored)  # a record the guards refused this time stands as written
@@ -131,7 +129,8 @@ def accept(
         _take_over(store, header, resumed)
     else:
         _count(header, plan)
-        _begin(store, header)
+        with given_back.if_failing(new_batch_id):
+            _begin(store, header)
     written = {r.id for r in stored if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
@@ -139,14 +138,79 @@ def accept(
     except Exception:
         _give_up(store, header)
         raise
+    if resumed is not None:
+        given_back.beyond(plan.records)
     return _response(batch_id, plan, Status.QUEUED)
+
+
+def _header(
+    specs: Sequence[MessageSpec],
+    batch_id: str,
+    source: str,
+    now: datetime,
+    *,
+    owner: str | None,
+    lease: int | None,
+    settle_after: int | None,
+    days: int,
+) -> BatchRecord:
+    """The header this attempt writes: ACCEPTING, planned as of `now`, leased until `lease`."""
+    return BatchRecord(
+        batch_id=batch_id,
+        source="sqs" if source == "sqs" else "api",
+        state="ACCEPTING",
+        created_at=iso(now),
+        body_hash=body_hash(specs),
+        expires_at=expiry(now, days),
+        owner=owner,
+        accepting_until=lease,
+        settle_after=settle_after,
+    )
+
+
+@dataclass(frozen=True)
+class _ReservationGivenBack:
+    """What the batch reserved and will never write, given back once (`release_unwritten`, which logs a ledger error
+    and carries on):
+    - `if_failing`: the header could not be begun after the spend was reserved, for a batch no retry can resume (an
+      id minted for this request): nothing was written, and no header may exist to end it INTERRUPTED later (a
+      header written by a write that failed late is ended later all the same, and gives back nothing more);
+    - `beyond`: a resume wrote fewer records than the stopped attempt reserved for (some refused this time: an
+      opt-out, a permission): the rest.
+    A crash in between leaves it reserved: the limit is stricter by it, never crossed."""
+
+    ledger: SpendAccount | None
+    header: BatchRecord
+    now: datetime
+
+    @contextmanager
+    def if_failing(self, unresumable: bool) -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            if unresumable:
+                self.beyond(())
+            raise
+
+    def beyond(self, records: Sequence[MessageRecord]) -> None:
+        if self.ledger is None:
+            return
+        written = sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
+        release_unwritten(
+            self.ledger,
+            batch_id=self.header.batch_id,
+            owner=self.header.owner,
+            written_cost=written,
+            expires_at=self.header.expires_at,
+            now=int(self.now.timestamp()),
+        )
 
 
 def _guarded(
     plan: AcceptPlan,
     rules: gate.Rules,
     otp: otp_guard.OtpGuard | None,
-    ledger: SpendLedger | None,
+    ledger: SpendAccount | None,
     *,
     first: Collection[str],
     batch_id: str,

@@ -72,6 +72,10 @@ class SpendReleases(Protocol):
         ...
 
 
+class SpendAccount(SpendLedger, SpendReleases, Protocol):
+    """What accept reserves with, and gives back through what a resumed or failed accept reserved and never wrote."""
+
+
 _NO_COUNTS: Mapping[int, int] = MappingProxyType({})
 
 
