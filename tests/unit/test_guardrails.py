@@ -284,6 +284,20 @@ def test_counters_that_stay_busy_refuse_for_being_busy_and_never_claim_a_limit(
         assert {e.message for e in again.errors} == {gate.SPEND_BUSY}
 
 
+def test_a_last_try_that_finds_another_attempts_reservation_answers_as_that_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class OtherAttemptFirst(BusyLedger):
+        def try_reserve(self, hold: Hold) -> int | None:
+            if not hold.amount:  # meanwhile another attempt of the batch reserved for its first recipient
+                self.held.setdefault(hold.batch_id, 1)
+            return super().try_reserve(hold)
+
+    use(monkeypatch, limits={"monthly_spend": "1000"})
+    answer, _, _ = send([spec(to=[HK, SG])], OtherAttemptFirst(busy=spend.MAX_ATTEMPTS))
+    assert answer.accepted == 1 and "spend not reserved" not in caplog.text  # one is reserved, by that attempt
+
+
 def test_a_try_lost_to_another_writer_is_tried_again_and_a_limit_still_names_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

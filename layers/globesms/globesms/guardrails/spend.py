@@ -102,7 +102,9 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserve
         )
         held = ledger.try_reserve(hold)
         if held is not None:
-            return Reserved(held, busy)
+            # A last hold that found the batch's marker (another attempt of it reserved meanwhile) answers that
+            # attempt's count, refused for whatever it was refused for: not busy.
+            return Reserved(held, busy and held == 0)
         count = min(count, fitting(request.costs, room_in(limited, ledger.spent(month, limited))))
     raise AssertionError("a reservation of nothing always succeeds")  # pragma: no cover
 
