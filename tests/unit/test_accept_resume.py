@@ -577,3 +577,28 @@ def test_a_header_that_cannot_be_begun_gives_back_what_no_retry_can_resume(monke
             ledger=account, new_batch_id=new_batch_id,  # type: ignore[arg-type]
         )  # fmt: skip
     assert (account.ledger.counters[("all", "2026-11")] == 0) is new_batch_id
+
+
+def test_a_resume_keeps_the_owner_the_batch_was_accepted_for(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # GLOBESMS_INTAKE_OWNER changed by a deploy between the attempts: the records written on resume belonged to the
+    # new owner, so their give-backs went to a key counter nothing was reserved against.
+    from globesms.guardrails.release import release_unsent
+    from tests.fakes import MemorySpendReleases
+
+    account, store = MemoryAccount(), StopsWriting(keep=2)
+    body = [MessageSpec.model_validate({"to": HK[:5], "template": LOGIN})]
+
+    def attempt(owner: str) -> AcceptResponse:
+        monkeypatch.setattr("globesms.accept.planning.current_table", lambda: FIRST)
+        return accept(
+            body, batch_id="B1", source="sqs", now=NOW, retention_days=90, store=store, queues=MemoryQueues(),
+            ledger=account, owner=owner,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    with pytest.raises(Stopped):
+        attempt("intake-a")
+    attempt("intake-b")
+    assert {r.owner for r in store.messages.values()} == {"intake-a"} and store.batches["B1"].owner == "intake-a"
+    releases = MemorySpendReleases()
+    release_unsent(releases, [r.model_copy(update={"status": Status.FAILED}) for r in store.messages.values()])
+    assert {scope for _month, scope in releases.given_back} == {"all", "key:intake-a"}

@@ -110,6 +110,8 @@ def accept(
     lease = _lease(accepting_until)
     if resumed is not None and resume.all_written(resumed, stored):
         return _queue_again(resumed, stored, store=store, queues=queues, now=clock, lease=lease)
+    if resumed is not None:  # the batch's owner, whom its reservation was made for (the intake's may be changed)
+        owner = resumed.owner
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if stored:  # the guards see the records the stopped attempt screened, first for the spend it reserved
