@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import phonenumbers
 from pydantic import ValidationError
 
 from globesms.models.receipts import DeliveryReport, ParsedPush, ReceiptBodyInvalid, TooManyReports
 from globesms.validation import describe
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 MAX_DESCRIPTION_CHARS: Final = 512  # a description is free text kept in every event: bounded, never refused
 
@@ -122,8 +124,15 @@ def is_diallable(text: str) -> bool:
     return _DIALLABLE.fullmatch(text) is not None
 
 
+# phonenumbers is imported by the functions that read numbers, on their first call: the provider clients import
+# this module through their status queries, and a dispatcher, which reads no receipt, would pay its import
+# (~100 million instructions, ~5% of its cold start) for nothing.
+
+
 def parsed_number(text: str) -> phonenumbers.PhoneNumber | None:
     """`text` ("+<country code><number>") as phonenumbers reads it, or None."""
+    import phonenumbers
+
     try:
         return phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
@@ -131,6 +140,8 @@ def parsed_number(text: str) -> phonenumbers.PhoneNumber | None:
 
 
 def e164(number: phonenumbers.PhoneNumber) -> str:
+    import phonenumbers
+
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -141,6 +152,8 @@ def normalised_number(raw: str | None) -> str | None:
         return None
     if not is_diallable(raw):
         return raw
+    import phonenumbers
+
     number = parsed_number(raw if raw.startswith("+") else "+" + raw)
     if number is None or not phonenumbers.is_possible_number(number):
         return raw

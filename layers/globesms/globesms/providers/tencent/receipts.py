@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from typing import Final
 
-import phonenumbers
 from pydantic import ConfigDict, Field, field_validator
 
 from globesms.domain.status import Status
@@ -137,6 +136,8 @@ def normalised_number(nationcode: str | None, mobile: str | None) -> str | None:
         if nationcode and _DIGITS.fullmatch(nationcode):
             candidates.append("+" + nationcode.lstrip("+") + mobile)
         candidates.append("+" + mobile)
+    import phonenumbers  # on use, as in receipt_parsing: the dispatcher imports this module and reads no number
+
     numbers = [number for number in map(parsing.parsed_number, candidates) if number is not None]
     chosen = next((n for n in numbers if phonenumbers.is_valid_number(n)), None) or next(
         (n for n in numbers if phonenumbers.is_possible_number(n)), None
