@@ -44,8 +44,7 @@ from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
-from globesms.guardrails.ports import SpendReleases
-from globesms.guardrails.release import recharge_redriven, release_unsent, undo_recharge
+from globesms.guardrails.release import recharge_redriven, release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim, Provider
@@ -100,22 +99,19 @@ def _redrive(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> Dispat
     when it was dead-lettered into the packs it queues (`redrive_of`): a dispatcher taking over after a death then
     knows the records FAILED from then may have been sent. When either fails, the pack stays dead-lettered-and-
     released for the next delivery to do it first."""
-    leave_out: frozenset[int] | None = None  # set once the charge is under way: what to give back if it stops
     try:
-        if deps.spend is not None:
-            leave_out = frozenset(settled_resends(pack, deps.store))
-            _recharge_redriven(pack, deps.spend, leave_out)
+        _recharge_redriven(pack, deps)
         dead_lettered = deps.claims.mark_redriving(pack.pack_id)
     except Exception:
-        if deps.spend is not None and leave_out is not None:  # as dead-lettered as before: given back
-            undo_recharge(deps.spend, pack, leave_out=leave_out)
         deps.claims.release(pack.pack_id, dead_lettered_at=now)
         raise
     return pack if dead_lettered is None else pack.model_copy(update={"redrive_of": iso(dead_lettered)})
 
 
-def _recharge_redriven(pack: DispatchPack, ledger: SpendReleases, leave_out: frozenset[int]) -> None:
-    charged = recharge_redriven(ledger, pack, leave_out=leave_out)
+def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
+    if deps.spend is None:
+        return
+    charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
     if charged:
         logger.info("redriven pack: its spend charged again", extra={"amount": format(charged, "f")})
 

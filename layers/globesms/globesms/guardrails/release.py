@@ -100,31 +100,12 @@ def recharge_redriven(ledger: SpendReleases, pack: DispatchPack, *, leave_out: C
     back, each once: `SpendReleases.recharge_once`), but for the positions in `leave_out` (not sent this time).
     Unlike a release, an error propagates: sent without it, the month's counters would stay short of what the
     redrive spends, and the limit would let more through."""
-    amounts = _redriven_amounts(pack, leave_out)
-    if not amounts:
-        return Decimal(0)
-    # A pack's recipients are its batch's (created_at is the batch's, as their records'), of one owner.
-    return ledger.recharge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts)
-
-
-def undo_recharge(ledger: SpendReleases, pack: DispatchPack, *, leave_out: Collection[int] = ()) -> Decimal:
-    """A redrive that stops before its call (its charge failed part-way, or noting the redrive did): give back what
-    it charged, so the pack is as dead-lettered as before (`release_once` gives back only the recipients whose
-    release marker the charge deleted). A ledger error is logged and swallowed: the charge then stays, which only
-    makes the limit stricter, and the next redrive charges nothing more for it."""
-    amounts = _redriven_amounts(pack, leave_out)
-    if not amounts:
-        return Decimal(0)
-    try:
-        return ledger.release_once(month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at)
-    except Exception:
-        logger.exception("redrive's charge not given back", extra={"pack": pack.pack_id})
-        return Decimal(0)
-
-
-def _redriven_amounts(pack: DispatchPack, leave_out: Collection[int]) -> dict[str, Decimal]:
-    return {
+    amounts = {
         r.id: Decimal(r.cost)
         for i, r in enumerate(pack.recipients)
         if i not in leave_out and r.cost and Decimal(r.cost) > 0
     }
+    if not amounts:
+        return Decimal(0)
+    # A pack's recipients are its batch's (created_at is the batch's, as their records'), of one owner.
+    return ledger.recharge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts)
