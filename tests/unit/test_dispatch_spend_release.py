@@ -141,14 +141,16 @@ def test_the_status_event_names_the_owner_for_its_signing_secret() -> None:
     assert webhooks.sent and {d.owner for d in webhooks.sent} == {"billing"}
 
 
-def test_a_failover_keeps_the_owner_and_the_reserved_cost() -> None:
+def test_a_failover_keeps_the_owner_the_reserved_cost_and_the_country() -> None:
     from globesms.dispatch.failover import reroute
 
     pack = priced_pack(2)
     pack.contents[0].route = ("aliyun", "tencent")  # type: ignore[assignment]
+    pack.recipients[0].country = pack.recipients[1].country = "HK"
     moved = reroute(pack, [0, 1], reasons={}, now=NOW)
     (tencent_pack,) = moved.packs["tencent"]  # type: ignore[index]
     assert (tencent_pack.owner, tencent_pack.currency) == ("billing", "USD")
+    assert [r.country for r in tencent_pack.recipients] == ["HK", "HK"]  # kept in the next provider's record
     assert [(r.price, r.cost) for r in tencent_pack.recipients] == [("0.04", "0.04")] * 2
 
 

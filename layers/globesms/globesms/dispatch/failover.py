@@ -100,6 +100,7 @@ def reroute(
                 id=recipient.id,
                 batch_id=pack.batch_id,
                 to=recipient.to,
+                country=recipient.country,
                 provider=target,
                 status=Status.QUEUED,
                 segments=_segments(moved_content, recipient.segments),
