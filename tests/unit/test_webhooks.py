@@ -261,11 +261,15 @@ def test_a_url_check_callback_url_refuses_is_never_requested(url: str, monkeypat
     [
         ("https://hooks.example.com:443:80/x", "numeric port"),  # httpx refused it at delivery, unsettled
         ("https://hooks.example.com:99999/x", "numeric port"),
-        ("https://hooks.exam\tple.com/x", "spaces or control"),  # urlsplit drops the tab; httpx does not
-        (" https://hooks.example.com/x", "spaces or control"),  # urlsplit strips it; httpx reads a relative URL
-        ("https://hooks.example.com/x\n", "spaces or control"),
+        ("https://hooks.example.com:0/x", "numeric port"),
+        ("https://hooks.exam\tple.com/x", "control characters"),  # urlsplit drops the tab; httpx refuses it
+        ("https://hooks.example.com/a\tb", "control characters"),
+        (" https://hooks.example.com/x", "start or end with a space"),  # httpx reads a relative URL
+        ("https://hooks.example.com/x\n", "control characters"),
+        ("https://hooks .example.com/x", "host must not contain spaces"),
         ("https://[v1.x]/x", "IPv6 address"),
         ("https://xn--/x", "internationalised"),  # no IDNA form
+        ("https://\uff42\u00fccher.example.com/x", "internationalised"),  # full-width b: httpx refuses, not maps
         ("https://224.0.0.1/x", r"public \(global\)"),  # multicast: is_global says True
         ("https://[ff02::1]/x", r"public \(global\)"),
         ("https://[fec0::1]/x", r"public \(global\)"),  # IPv6 site-local
@@ -285,8 +289,16 @@ def test_a_url_an_http_client_would_not_send_as_written_is_refused_at_accept_and
     assert failed.value.permanent and seen == []
 
 
-@pytest.mark.parametrize("url", ["https://bücher.example.com/x", "https://xn--bcher-kva.example.com/x"])
-def test_an_internationalised_host_is_a_callback_host(url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bücher.example.com/x",
+        "https://xn--bcher-kva.example.com/x",
+        "https://hooks.example.com/cb?name=Jane Doe",  # sent as %20, as before
+        "https://hooks.example.com:8443/a b",
+    ],
+)
+def test_urls_an_http_client_sends_as_written_are_callbacks(url: str) -> None:
     from globesms.domain.callback_urls import check_callback_url
 
     assert check_callback_url(url) == url

@@ -9,9 +9,10 @@ from urllib.parse import SplitResult, urlsplit
 from globesms.config import CallbackSettings, settings
 from globesms.domain.addresses import check_literal_host, literal_address
 
-# urlsplit drops tabs and newlines anywhere and strips leading spaces, where an HTTP client refuses the URL or reads
-# it as another: a URL is taken only as it will be sent.
-_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# What urlsplit and an HTTP client read differently: urlsplit drops tabs and newlines anywhere and strips leading
+# spaces, where httpx refuses a control character anywhere ("non-printable") and reads a URL with a leading space as
+# a relative one. Spaces elsewhere in the path or query are fine: httpx sends them as %20.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_callback_url(value: str) -> str:
@@ -30,15 +31,19 @@ def check_callback_url(value: str) -> str:
 
 
 def _parsed(value: str) -> SplitResult:
-    """`value` split, refusing what an HTTP client would not send as written: spaces or control characters, a port
-    that is no number, a bracketed host that is no IPv6 address."""
-    if _SPACE_OR_CONTROL.search(value):
-        raise ValueError("status_callback must not contain spaces or control characters")
+    """`value` split, refusing what an HTTP client would not send as written: control characters, spaces around it
+    or in its host, a port that is no number (or 0), a bracketed host that is no IPv6 address."""
+    if _CONTROL.search(value) or value != value.strip():
+        raise ValueError("status_callback must not contain control characters or start or end with a space")
     url = urlsplit(value)
+    if " " in url.netloc:
+        raise ValueError("status_callback's host must not contain spaces")
     try:
-        url.port  # noqa: B018  (parsed on access: ValueError for "host:443:80" or a port out of range)
+        port = url.port  # parsed on access: ValueError for "host:443:80" or a port out of range
     except ValueError:
-        raise ValueError("status_callback must have a numeric port (0-65535) if any") from None
+        port = 0
+    if port == 0:
+        raise ValueError("status_callback must have a numeric port (1-65535) if any")
     if "[" in url.netloc and (url.hostname is None or literal_address(url.hostname) is None):
         raise ValueError("status_callback's bracketed host must be an IPv6 address")
     if url.hostname and (not url.hostname.isascii() or "xn--" in url.hostname):
@@ -47,13 +52,13 @@ def _parsed(value: str) -> SplitResult:
 
 
 def _check_idna(host: str) -> None:
-    """An internationalised name must have an IDNA form, which is what is resolved and sent (`xn--` alone has none).
-    `idna` (httpx's, so the rule is the one delivery applies) is imported only for such a name: its tables cost a
-    cold start several milliseconds."""
+    """An internationalised name must have an IDNA form, which is what is resolved and sent (`xn--` alone has none),
+    encoded as httpx encodes it (lower case, IDNA 2008 without UTS 46 mapping: a full-width letter is refused, not
+    mapped). `idna` is imported only for such a name: its tables cost a cold start several milliseconds."""
     import idna
 
     try:
-        idna.encode(host, uts46=True)
+        idna.encode(host.lower())
     except (idna.IDNAError, UnicodeError):
         raise ValueError("status_callback's host is not a valid internationalised domain name") from None
 
