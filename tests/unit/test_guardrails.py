@@ -298,6 +298,12 @@ def test_a_last_try_that_finds_another_attempts_reservation_answers_as_that_one(
     assert answer.accepted == 1 and "spend not reserved" not in caplog.text  # one is reserved, by that attempt
 
 
+def test_a_limit_of_zero_is_named_as_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, limits={"monthly_spend": "0"})  # a spend freeze
+    answer, _, _ = send([spec(to=[HK])], MemoryLedger())
+    assert answer.accepted == 0 and "the deployment's 0 USD" in answer.errors[0].message
+
+
 def test_a_try_lost_to_another_writer_is_tried_again_and_a_limit_still_names_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

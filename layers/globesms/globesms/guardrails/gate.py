@@ -91,7 +91,8 @@ def _spend_refusals(
     """`busy`: refused because the ledger stayed busy, not for a limit (`spend.Reserved`). Without any limit on the
     request's scopes that is the only way to be refused here (a retried batch's recorded refusals included)."""
     currency = rules.prices.currency
-    limits = [f"the deployment's {rules.limits.monthly_spend} {currency}"] if rules.limits.monthly_spend else []
+    deployment = rules.limits.monthly_spend  # 0 is a limit (a spend freeze), not its absence
+    limits = [f"the deployment's {deployment} {currency}"] if deployment is not None else []
     key_limit = rules.limits.key_limit(owner)
     if key_limit is not None:
         limits.append(f"this API key's {key_limit} {currency}")
