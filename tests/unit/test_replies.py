@@ -300,6 +300,15 @@ def test_a_keyword_dated_after_it_reached_us_counts_as_sent_when_it_reached_us()
     assert (stop.opted_out, stop.stale_keywords) == (1, 0)
 
 
+def test_a_providers_clock_a_little_ahead_keeps_the_order_of_two_keywords() -> None:
+    # Its clock 5 s ahead: the person sends STOP, then START 3 s later; START reaches us first. Clamping each to its
+    # arrival would make the STOP (arriving later, but dated before the START's arrival) win.
+    wired, _replies, opt_outs, _webhooks = deps(callback="")
+    record_replies(huawei_reply("START", "2026-12-05T09:30:08Z"), wired, NOW.replace(second=3))
+    record_replies(huawei_reply("STOP", "2026-12-05T09:30:05Z"), wired, NOW.replace(second=4))
+    assert optouts.get(opt_outs, "+8613800138000") is None  # the person's last word: START
+
+
 def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
     wired, replies, opt_outs, webhooks = deps(callback="")
     optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))

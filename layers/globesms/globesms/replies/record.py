@@ -89,6 +89,22 @@ def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: dateti
     return result
 
 
+#: How far ahead of its arrival a reply's own time may be and still order its keyword: providers' clocks run a little
+#: ahead of ours (a STOP and a START seconds apart must keep their order), but a time further ahead than this is
+#: a clock gone wrong, or a forged field, and counts as the arrival's: else one START dated 2999 would win over
+#: every later STOP of that number, for good.
+KEYWORD_CLOCK_AHEAD = timedelta(hours=1)
+
+
+def _keyword_time(view: ReplyView) -> str:
+    """When the person sent the keyword, as the latest-word-wins order reads it (ISO, UTC)."""
+    try:
+        sent, received = datetime.fromisoformat(view.sent_at), datetime.fromisoformat(view.received_at)
+    except ValueError:  # a record stored by an older version: its own times
+        return view.sent_at
+    return view.sent_at if sent <= received + KEYWORD_CLOCK_AHEAD else view.received_at
+
+
 def _apply_keyword(view: ReplyView, deps: ReplyDeps, now: datetime, result: RepliesResult) -> None:
     if view.action not in (KeywordAction.OPT_OUT, KeywordAction.OPT_IN):
         return
@@ -102,10 +118,7 @@ def _apply_keyword(view: ReplyView, deps: ReplyDeps, now: datetime, result: Repl
     write = deps.opt_outs.apply_keyword(
         deps.owner,
         view.from_,
-        # The person's latest word wins, by when they sent it; but a reply was not sent after it reached us, so a
-        # time past that (the provider's clock, or a forged field) counts as that: else one START dated 2999 would
-        # win over every later STOP of that number, for good.
-        min(view.sent_at, view.received_at),
+        _keyword_time(view),
         entry.model_dump(mode="json", exclude_none=True) if view.action == KeywordAction.OPT_OUT else None,
         expires_at=_expiry(now, deps.retention_days),
     )
