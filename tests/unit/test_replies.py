@@ -309,6 +309,13 @@ def test_a_providers_clock_a_little_ahead_keeps_the_order_of_two_keywords() -> N
     assert optouts.get(opt_outs, "+8613800138000") is None  # the person's last word: START
 
 
+def test_a_stop_after_a_start_dated_minutes_ahead_holds() -> None:
+    wired, _replies, opt_outs, _webhooks = deps(callback="")
+    record_replies(huawei_reply("START", "2026-12-05T10:00:00Z"), wired, NOW)  # arrived 09:30, dated half an hour on
+    stop = record_replies(huawei_reply("STOP", "2026-12-05T09:35:00Z"), wired, NOW.replace(minute=35))
+    assert optouts.get(opt_outs, "+8613800138000") is not None and stop.stale_keywords == 0
+
+
 def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
     wired, replies, opt_outs, webhooks = deps(callback="")
     optouts.add(opt_outs, optouts.OptOutEntry(number="+6591234567", added_at="t", source=optouts.OptOutSource.API))

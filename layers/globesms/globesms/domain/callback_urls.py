@@ -9,10 +9,13 @@ from urllib.parse import SplitResult, urlsplit
 from globesms.config import CallbackSettings, settings
 from globesms.domain.addresses import check_literal_host, literal_address
 
-# What urlsplit and an HTTP client read differently: urlsplit drops tabs and newlines anywhere and strips leading
-# spaces, where httpx refuses a control character anywhere ("non-printable") and reads a URL with a leading space as
-# a relative one. Spaces elsewhere in the path or query are fine: httpx sends them as %20.
+# What urlsplit and an HTTP client read differently: urlsplit drops tabs and newlines anywhere and strips a leading
+# space, where httpx refuses a control character anywhere ("non-printable") and reads a URL with a leading space as
+# a relative one. Spaces elsewhere (path, query, user info) are fine: httpx sends them as %20.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What a host name resolves with: httpx sends any ASCII host as written (%-escapes, backslashes and all), and a
+#: name with other characters never resolves, so its events would be retried until their dead-letter queue.
+_HOST_NAME = re.compile(r"[a-z0-9._-]+")
 
 
 def check_callback_url(value: str) -> str:
@@ -31,29 +34,33 @@ def check_callback_url(value: str) -> str:
 
 
 def _parsed(value: str) -> SplitResult:
-    """`value` split, refusing what an HTTP client would not send as written: control characters, spaces around it
-    or in its host, a port that is no number (or 0), a bracketed host that is no IPv6 address."""
-    if _CONTROL.search(value) or value != value.strip():
-        raise ValueError("status_callback must not contain control characters or start or end with a space")
+    """`value` split, refusing what an HTTP client would not send as written, or would send where nothing answers:
+    control characters, a leading space, a port that is no number (or 0), a bracketed host that is no IPv6 address
+    (or carries a zone), a host name with characters no name resolves with, an internationalised name without an
+    IDNA form."""
+    if _CONTROL.search(value) or value.startswith(" "):
+        raise ValueError("status_callback must not contain control characters or start with a space")
     url = urlsplit(value)
-    if " " in url.netloc:
-        raise ValueError("status_callback's host must not contain spaces")
     try:
         port = url.port  # parsed on access: ValueError for "host:443:80" or a port out of range
     except ValueError:
         port = 0
     if port == 0:
         raise ValueError("status_callback must have a numeric port (1-65535) if any")
-    if "[" in url.netloc and (url.hostname is None or literal_address(url.hostname) is None):
-        raise ValueError("status_callback's bracketed host must be an IPv6 address")
-    if url.hostname and (not url.hostname.isascii() or "xn--" in url.hostname):
-        _check_idna(url.hostname)
+    host = url.hostname or ""
+    if "[" in url.netloc:
+        if "%" in host or literal_address(host) is None:
+            raise ValueError("status_callback's bracketed host must be an IPv6 address, without a zone")
+    elif not host.isascii():
+        _check_idna(host)
+    elif host and not _HOST_NAME.fullmatch(host):
+        raise ValueError("status_callback's host has a character no host name has")
     return url
 
 
 def _check_idna(host: str) -> None:
-    """An internationalised name must have an IDNA form, which is what is resolved and sent (`xn--` alone has none),
-    encoded as httpx encodes it (lower case, IDNA 2008 without UTS 46 mapping: a full-width letter is refused, not
+    """An internationalised name must have an IDNA form, which is what is resolved and sent, encoded as httpx
+    encodes it (lower case, IDNA 2008 without UTS 46 mapping: a full-width letter is refused, not
     mapped). `idna` is imported only for such a name: its tables cost a cold start several milliseconds."""
     import idna
 

@@ -89,11 +89,12 @@ def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: dateti
     return result
 
 
-#: How far ahead of its arrival a reply's own time may be and still order its keyword: providers' clocks run a little
-#: ahead of ours (a STOP and a START seconds apart must keep their order), but a time further ahead than this is
-#: a clock gone wrong, or a forged field, and counts as the arrival's: else one START dated 2999 would win over
-#: every later STOP of that number, for good.
-KEYWORD_CLOCK_AHEAD = timedelta(hours=1)
+#: How far ahead of its arrival a reply's own time may be and still order its keyword: a provider's clock may run a
+#: little ahead of ours (a STOP and a START seconds apart must keep their order), but a time further ahead is a
+#: clock gone wrong, or a forged field, and counts as the arrival's: else one START dated 2999 would win over every
+#: later STOP of that number, for good. Kept short: a START dated ahead by up to this outranks a STOP the person
+#: sends within it, and that STOP is stale (stored, forwarded, not applied).
+KEYWORD_CLOCK_AHEAD = timedelta(minutes=1)
 
 
 def _keyword_time(view: ReplyView) -> str:
