@@ -223,7 +223,7 @@ def test_scheduled_recipients_are_held_not_queued(world) -> None:  # type: ignor
     assert queued == ["b1.00002"]  # only the immediate one
     ref = ReleaseRef("b1", iso(send_at))
     assert releases.sent == [(ref, 300)]  # five minutes: straight onto the release queue, delayed
-    assert all(p.pack_id.startswith("b1@20261204T090500000:") for p in schedule.held_packs(ref))
+    assert all(p.pack_id.startswith("b1@20261204T090500000000:") for p in schedule.held_packs(ref))
 
 
 def test_a_send_at_beyond_the_direct_window_goes_to_its_minute_bucket(world) -> None:  # type: ignore[no-untyped-def]
@@ -478,3 +478,66 @@ def test_a_batch_still_being_accepted_is_not_canceled_nor_any_of_its_messages(wo
     answer = cancel.cancel_batch(deps, "b1", now=NOW)
     assert answer is not None and answer.canceled == ["b1.00000", "b1.00001"]
     assert {r.status for r in store.messages.values()} == {Status.CANCELED}
+
+
+def test_two_send_ats_within_one_millisecond_get_distinct_pack_ids(world) -> None:  # type: ignore[no-untyped-def]
+    store, schedule, releases, queues = world
+    a = NOW + timedelta(minutes=5, microseconds=123_100)
+    b = NOW + timedelta(minutes=5, microseconds=123_900)  # same millisecond, another microsecond
+    _accept(store, queues, [_spec(["+6591234567"], a), _spec(["+6591234568"], b)])
+    ids = [p.pack_id for ref in schedule.held for p in schedule.held_packs(ref)]
+    assert len(set(ids)) == 2  # a pack id is sent once: the same id for both groups left the second QUEUED
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    deps = _dispatch_deps(store, claims, webhooks)
+    for at in (a, b):
+        release(ReleaseRef("b1", iso(at)), schedule, queues, releases, now=at)
+    for pack in [p for packs in queues.sent.values() for p in packs]:
+        dispatch_pack(pack, deps, now=b, last_attempt=False)
+    sent = {m.message_id for call in deps.provider.calls for m in call}  # type: ignore[attr-defined]
+    assert sent == {"b1.00000", "b1.00001"}
+
+
+def test_canceling_one_released_recipient_does_not_cancel_its_still_scheduled_packmate(world) -> None:  # type: ignore[no-untyped-def]
+    from globesms.scheduling import cancel
+    from tests.unit.test_scheduling import _deps
+
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], send_at)])
+    # A release claimed the first recipient and stopped there (a crash; SQS brings it back later).
+    schedule.claim_for_release(["b1.00000"], now=send_at)
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    answer = cancel.cancel_message(_deps(store, schedule, webhooks, claims=claims), "b1.00000", now=send_at)
+    assert answer is not None and answer.canceled == []  # its pack goes out with b1.00001: the batch can be canceled
+    # The release runs again; then the dispatcher.
+    release(ReleaseRef("b1", iso(send_at)), schedule, queues, releases, now=send_at)
+    deps = _dispatch_deps(store, claims, webhooks)
+    for pack in [p for packs in queues.sent.values() for p in packs]:
+        dispatch_pack(pack, deps, now=send_at, last_attempt=False)
+    assert store.messages["b1.00001"].status is not Status.CANCELED  # nobody asked to cancel it
+
+
+def test_a_scheduled_mkt_landing_in_quiet_hours_is_judged_by_validity_from_its_send_at() -> None:
+    from datetime import UTC, datetime
+
+    from globesms.accept.planning import plan_batch
+    from globesms.models.api import MessageSpec
+
+    now = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    send_at = datetime(2026, 12, 4, 13, 30, tzinfo=UTC)  # 21:30 in Singapore, three days ahead
+    spec = MessageSpec.model_construct(
+        to=["+6591234567"],
+        text="Sale",
+        type="MKT",
+        send_at=send_at,
+        validity_seconds=86_400,
+        template=None,
+        sender_id=None,
+        provider=None,
+        client_ref=None,
+        status_callback=None,
+    )
+    plan = plan_batch([spec], batch_id="q1", now=now, retention_days=90, opt_outs=None)
+    # 08:00 the next morning is 10.5 h after send_at, well within a day's validity counted from send_at
+    assert plan.errors == [], plan.errors
+    assert [r.send_at for r in plan.records] == ["2026-12-05T00:00:00.000000Z"]

@@ -79,7 +79,7 @@ def defer_quiet(
         outside = first_outside(wanted, zones_of(record.to), window)
         if outside == wanted.astimezone(UTC):
             kept.append(record)
-        elif outside is None or _lapses(record, outside, now):
+        elif outside is None or _lapses(record, outside, wanted):
             refused.append(_refusal(record, outside))
         else:
             kept.append(record.model_copy(update={"send_at": iso(outside), "status": Status.SCHEDULED}))
@@ -95,8 +95,10 @@ def quiet_until(to: str, window: Window, now: datetime) -> datetime | None:
     return None if outside <= now.astimezone(UTC) else outside
 
 
-def _lapses(record: MessageRecord, send_at: datetime, now: datetime) -> bool:
-    return record.validity_seconds is not None and send_at > now + timedelta(seconds=record.validity_seconds)
+def _lapses(record: MessageRecord, send_at: datetime, wanted: datetime) -> bool:
+    """Whether the window's end is past its validity, which counts from when it was to go: its own send_at, else
+    now (docs/scheduling.md; a scheduled message three days ahead has its day of validity from then, not from now)."""
+    return record.validity_seconds is not None and send_at > wanted + timedelta(seconds=record.validity_seconds)
 
 
 def _refusal(record: MessageRecord, outside: datetime | None) -> RecipientError:

@@ -68,8 +68,10 @@ def held_groups(
 
 
 def pack_time(send_at: str) -> str:
-    """send_at as it appears in a pack id: digits only, to the millisecond (`20261204T090000123`)."""
-    return send_at.replace("-", "").replace(":", "").replace(".", "").rstrip("Z")[:18]
+    """send_at as it appears in a pack id: digits only, to the microsecond as stored (`20261204T090000123456`).
+    Every digit: two send_at values of one batch within a millisecond are two held groups, and packs of one id are
+    sent once (until 2026-12-06 ids kept the millisecond, and the second group's recipients stayed QUEUED)."""
+    return send_at.replace("-", "").replace(":", "").replace(".", "").rstrip("Z")
 
 
 def hold(deps: ScheduleDeps, groups: Sequence[HeldGroup], *, now: datetime, expires_at: int) -> None:
