@@ -47,7 +47,7 @@ def _queries() -> dict[ProviderName, StatusQuery]:
     for provider, operation in QUERIES.items():
         try:
             queries[provider] = cast("StatusQuery", build_provider(provider))
-        except Exception as exc:  # credentials missing or unreadable: ask again next run, never expire for it
+        except Exception as exc:  # credentials missing or unreadable: ask again next run (for an hour: decision.retry)
             logger.warning("status query unavailable", extra={"provider": provider.value, "error": type(exc).__name__})
             queries[provider] = UnavailableQuery(operation, type(exc).__name__)
     return queries
@@ -61,6 +61,7 @@ def _emit(summary: ReconcileSummary) -> None:
         ("ReconcileExpiredNoReceipt", summary.expired),
         ("ReconcileDeadlinesExtended", summary.extended),
         ("ReconcileQueriesRetried", summary.retried),
+        ("ReconcileQueriesGivenUp", summary.queries_given_up),
         ("ReconcileQueriesThrottled", summary.throttled),
         ("WebhooksNotQueued", summary.webhooks_not_queued),
     ):

@@ -685,3 +685,32 @@ def test_a_limiter_that_fails_on_the_last_receive_leaves_records_that_say_so_for
     with pytest.raises(RateLimiterUnavailable):  # with receives left nothing is written: the next one may send it
         limited(pack(2), ScriptedProvider(), Broken({SINGLE: 10}), store=other)
     assert not other.messages
+
+
+class EntriesLost(MemoryStore):
+    """The records' batch write succeeds, the deadline entries' (a later chunk, or UnprocessedItems past the
+    retries) does not: put_messages raises after the records are stored."""
+
+    fail = True
+
+    def put_messages(self, messages, deadlines=()):  # type: ignore[no-untyped-def]
+        if self.fail and deadlines:
+            super().put_messages(messages, ())
+            raise RuntimeError("DynamoDB left 1 writes unprocessed after retries")
+        super().put_messages(messages, deadlines)
+
+
+def test_a_submitted_record_whose_deadline_entry_was_not_written_gets_one_after_the_takeover() -> None:
+    store, claims, provider = EntriesLost(), MemoryClaims(), ScriptedProvider()
+    with pytest.raises(RuntimeError):
+        run(pack(1), provider, store, claims)
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert store.deadlines == {}
+    store.fail = False
+    # SQS delivers the pack again after its visibility timeout: the claim is stale, the takeover runs
+    run(pack(1), provider, store, claims, now=NOW + timedelta(minutes=5))
+    assert len(provider.calls) == 1
+    record = store.messages["B.00000"]
+    assert record.status is Status.SUBMITTED and record.receipt_due_at is not None
+    # the reconciler reads only the entries: without one the message is never checked
+    assert store.deadlines, "no deadline entry lists the SUBMITTED message: it is never reconciled"

@@ -529,3 +529,57 @@ def test_an_outcome_a_late_push_settled_during_the_run_is_counted_by_the_push_al
     assert store.messages["B.00000"].status is Status.DELIVERED
     assert [m.status for m in query.push_finals] == [Status.DELIVERED]
     assert summary.finals == []  # type: ignore[attr-defined]  # the push's write moved it, and counted it
+
+
+def test_a_query_that_keeps_failing_still_ends_the_message_some_day() -> None:
+    # e.g. the RAM user may send but not call QueryMessage (Forbidden.RAM, a gateway `Code`), or an endpoint that
+    # answers HTML: StatusQueryFailed on every try
+    query = Query("QueryMessage", *[StatusQueryFailed("Forbidden.RAM")] * 10_000)
+    store = store_of(record("aliyun"))
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    deadlines = MemoryDeadlines(store)
+    for _ in range(2 * 24 * 30):  # every minute for a day
+        run(store, clock, {ProviderName.ALIYUN: query}, deadlines=deadlines)
+        clock.now += timedelta(seconds=60)
+    message = store.messages["B.00000"]
+    # Asked every 2 minutes for an hour past its deadline (query_give_up_seconds), then ended as without a query.
+    assert message.status is Status.EXPIRED and message.error_code == "NO_RECEIPT"
+    assert 25 <= len(query.asked) <= 35
+
+
+class AlwaysFails:
+    status_query_operation = "QueryMessage"
+
+    def query_status(self, record, *, now):  # type: ignore[no-untyped-def]
+        raise StatusQueryFailed("Forbidden.RAM")
+
+
+def test_messages_whose_queries_keep_failing_do_not_hold_back_everyone_elses_deadlines() -> None:
+    from globesms.reconcile.deadline import deadline_entries
+    from globesms.reconcile.service import ReconcileDeps, reconcile_due
+    from tests.fakes import MemoryRateLimiter, MemoryWebhooks
+
+    stuck = [record("aliyun", id=f"A{k}.{i:05d}", batch_id=f"A{k}") for k in range(3) for i in range(1000)]
+    due = int(SUBMITTED_AT.timestamp()) + 1200
+    huawei = record("huawei", id="H.00000", batch_id="H", receipt_due_at=due + 3600)
+    store = MemoryStore()
+    for k in range(3):
+        store.put_messages(stuck[k * 1000 : (k + 1) * 1000], deadline_entries(stuck[k * 1000 : (k + 1) * 1000]))
+    store.put_messages([huawei], deadline_entries([huawei]))
+    deadlines = MemoryDeadlines(store)
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    deps = ReconcileDeps(
+        receipts=store,
+        deadlines=deadlines,
+        queries={ProviderName.ALIYUN: AlwaysFails()},
+        limiter=MemoryRateLimiter({"QueryMessage": 10**6}),
+        webhooks=MemoryWebhooks(),
+        clock=clock,
+    )
+    for _minute in range(3 * 60):  # a run a minute for 3 hours (the default budget: 1,000 messages a run)
+        reconcile_due(deps, POLICY, max_messages=1000)
+        clock.now += timedelta(seconds=60)
+        if store.messages["H.00000"].status is Status.EXPIRED:
+            break
+    late = (clock.now.timestamp() - (due + 3600)) / 60
+    assert store.messages["H.00000"].status is Status.EXPIRED and late < 10

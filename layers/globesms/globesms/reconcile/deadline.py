@@ -61,12 +61,16 @@ def with_default_validity(message_type: MessageType, validity_seconds: int | Non
 class DeadlinePolicy:
     """`grace_seconds`: added to the validity (GLOBESMS_RECEIPT_GRACE_SECONDS). `pending_extension_seconds`: how far
     a pulled "still delivering" moves the deadline, once. `retry_seconds`: when an unreadable or failed query is
-    tried again (never a final status)."""
+    tried again. `query_give_up_seconds`: how long past its first deadline a message whose queries keep failing is
+    asked again; after that it ends as a message without a query would (EXPIRED, NO_RECEIPT, which a receipt that
+    comes later still overrides), rather than be asked every `retry_seconds` for ever (a provider key that may send
+    but not query, an endpoint answering HTML), each try spending a run's budget that other messages wait for."""
 
     grace_seconds: int = 1800
     pending_extension_seconds: int = 1800
     retry_seconds: int = 120
     max_pending_extensions: int = 1
+    query_give_up_seconds: int = 3600
 
     @classmethod
     def from_settings(cls, settings: ReceiptDeadlineSettings, pending_extension_seconds: int = 1800) -> DeadlinePolicy:

@@ -69,6 +69,7 @@ class ReconcileSummary:
     expired: int = 0  # EXPIRED / NO_RECEIPT
     extended: int = 0  # "still delivering": deadline moved
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
+    queries_given_up: int = 0  # ... for `query_give_up_seconds` past the first deadline: ended as without a query
     throttled: int = 0  # no query permit this second: left for the next run
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
@@ -204,8 +205,13 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, 
         try:
             answer = query.query_status(record, now=now)
         except StatusQueryFailed:
-            _reschedule(deps, record, retry(record, int(now.timestamp()), policy))
-            summary.retried += 1
+            again = retry(record, int(now.timestamp()), policy)
+            if isinstance(again, Reschedule):
+                _reschedule(deps, record, again)
+                summary.retried += 1
+                return True
+            summary.queries_given_up += 1
+            _carry_out(deps, record, again, now, summary)
             return True
     _carry_out(deps, record, decide(record, answer, int(now.timestamp()), policy), now, summary)
     return True
