@@ -4,6 +4,7 @@ minute-bucketed index), held packs, the release, the sweep, and a cancel racing 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -180,6 +181,34 @@ def test_the_sweep_reads_the_buckets_after_its_cursor_up_to_the_lookahead() -> N
     assert buckets_to_sweep("202612040800", NOW, most=3) == ["202612040801", "202612040802", "202612040803"]
     first = buckets_to_sweep(None, NOW, most=1000)
     assert (first[0], first[-1]) == ("202612040830", "202612040909")
+
+
+def test_the_sweep_queues_a_buckets_releases_ten_a_request() -> None:
+    class Index:
+        def __init__(self) -> None:
+            self.cursor = "202612040859"
+
+        def sweep_cursor(self) -> str:
+            return self.cursor
+
+        def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
+            at = iso(NOW.replace(second=30) + timedelta(minutes=int(bucket[-2:])))
+            return [ReleaseRef(f"b{n}", at) for n in range(25)] if bucket == "202612040905" else []
+
+        def advance_sweep_cursor(self, before: str | None, to: str) -> None:
+            self.cursor = to
+
+    class Counting(MemoryReleases):
+        calls = 0
+
+        def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+            self.calls += 1
+            super().send_releases(refs, delay_seconds=delay_seconds)
+
+    releases = Counting()
+    summary = sweep(Index(), releases, now=NOW)  # type: ignore[arg-type]
+    assert summary.releases == 25 and len(releases.sent) == 25
+    assert releases.calls == 1  # one call for the bucket's one delay (the adapter sends 10 a request), not 25
 
 
 @given(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from globesms.ports import ReleaseQueue, ScheduleStore
+from globesms.ports import ReleaseQueue, ReleaseRef, ScheduleStore
 from globesms.scheduling.timing import buckets_to_sweep, parse_iso, release_delay
 
 MAX_BUCKETS_PER_SWEEP = 120
@@ -29,9 +29,14 @@ def sweep(store: ScheduleStore, releases: ReleaseQueue, *, now: datetime) -> Swe
     buckets = buckets_to_sweep(cursor, now, most=MAX_BUCKETS_PER_SWEEP)
     queued = 0
     for bucket in buckets:
+        # One call per delay, not per entry (SQS takes 10 a request): a minute's bucket of thousands of scheduled
+        # requests sent one by one outlasted the function's 30 s, and every later sweep stalled in that bucket.
+        by_delay: dict[int, list[ReleaseRef]] = {}
         for ref in store.indexed_releases(bucket):
-            releases.send_releases([ref], delay_seconds=release_delay(parse_iso(ref.send_at), now))
-            queued += 1
+            by_delay.setdefault(release_delay(parse_iso(ref.send_at), now), []).append(ref)
+        for delay, refs in by_delay.items():
+            releases.send_releases(refs, delay_seconds=delay)
+            queued += len(refs)
     if buckets:
         store.advance_sweep_cursor(cursor, buckets[-1])
     return SweepSummary(buckets=len(buckets), releases=queued, cursor=buckets[-1] if buckets else cursor)
