@@ -32,7 +32,7 @@ def quote(
     owner: str | None,
     otp: otp_guard.OtpGuard | None = None,
 ) -> QuoteResponse:
-    check_send_at(specs, now)  # a quote is always new work
+    check_send_at(specs, now, retention_days)  # a quote is always new work
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=DRY_RUN_BATCH, now=now, retention_days=retention_days, rules=rules, owner=owner)
     stopped: list[RecipientError] = []

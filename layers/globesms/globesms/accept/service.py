@@ -68,12 +68,20 @@ class SendAtPassed(ValueError):
         self.field, self.rule = field, rule
 
 
-def check_send_at(specs: Sequence[MessageSpec], now: datetime) -> None:
-    """Raises SendAtPassed for the first spec whose send_at has passed. Only for new work: the schema cannot check it,
-    since a retry of an accepted request (its idempotency key, its batch id) made after send_at must get its first
-    answer, or resume it. A request-wide send_at is named in the first spec that has it."""
+def check_send_at(specs: Sequence[MessageSpec], now: datetime, retention_days: int) -> None:
+    """Raises SendAtPassed for the first spec whose send_at has passed, or lies beyond what this deployment keeps
+    (`retention_days`, less a day to send and settle it: the table's TTL would delete the scheduled send, its held
+    packs and its records before send_at). Only for new work: the schema cannot check it, since a retry of an
+    accepted request (its idempotency key, its batch id) made after send_at must get its first answer, or resume
+    it. A request-wide send_at is named in the first spec that has it."""
+    kept = timedelta(days=retention_days - 1)
     for index, spec in enumerate(specs):
         problem = None if spec.send_at is None else send_at_problem(spec.send_at, now)
+        if problem is None and spec.send_at is not None and spec.send_at - now > kept:
+            problem = (
+                f"must be at most {retention_days - 1} days ahead here: messages are kept {retention_days} days "
+                "(RetentionDays)"
+            )
         if problem:
             raise SendAtPassed("send_at" if len(specs) == 1 else f"messages.{index}.send_at", problem)
 
@@ -105,7 +113,7 @@ def accept(
     `accepting_until`: when this invocation is stopped at the latest (its deadline); no other accept resumes the
     batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
     clock = now
-    now, resumed = _planning_time(store, specs, batch_id=batch_id, now=now, new_batch_id=new_batch_id)
+    now, resumed = _planning_time(store, specs, batch_id, now, new_batch_id=new_batch_id, days=retention_days)
     stored = [] if resumed is None else batch_messages(store, batch_id)  # what a stopped attempt wrote
     lease = _lease(accepting_until)
     if resumed is not None and resume.all_written(resumed, stored):
@@ -367,7 +375,7 @@ def _lease(accepting_until: datetime | None) -> int | None:
 
 
 def _planning_time(
-    store: MessageStore, specs: Sequence[MessageSpec], *, batch_id: str, now: datetime, new_batch_id: bool
+    store: MessageStore, specs: Sequence[MessageSpec], batch_id: str, now: datetime, *, new_batch_id: bool, days: int
 ) -> tuple[datetime, BatchRecord | None]:
     """When this accept plans as of, and the header of the stopped attempt it resumes, if any: `now` for new work
     (its send_at checked), the first attempt's time when resuming an accept that stopped half way. Raises before
@@ -375,7 +383,7 @@ def _planning_time(
     BatchInProgress (the attempt may still be running)."""
     found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
     if found is None:
-        check_send_at(specs, now)
+        check_send_at(specs, now, days)
         return now, None
     if found.state != "ACCEPTING":
         raise BatchDoneBefore(stored_answer(store, found))
