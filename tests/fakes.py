@@ -369,13 +369,14 @@ class MemoryDeadlines:
         found = (self.store.messages.get(m) for m in message_ids)
         return [r.model_copy(deep=True) for r in found if r is not None and is_due(r, until)]
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int, failures: int = 0) -> bool:
         entry = DeadlineEntry(due_at, (record.id,))
         self.store.deadlines[entry.bucket, entry.key] = entry
         stored = self.store.messages.get(record.id)
         if stored is None or stored.version != record.version or stored.status.value != "SUBMITTED":
             return False
-        self.store.messages[record.id] = stored.model_copy(update={"receipt_due_at": due_at, "reconcile_tries": tries})
+        update = {"receipt_due_at": due_at, "reconcile_tries": tries, "query_failures": failures}
+        self.store.messages[record.id] = stored.model_copy(update=update)
         return True
 
     def watermark(self) -> int | None:

@@ -145,7 +145,7 @@ def test_the_decision_past_a_deadline(answer: StatusAnswer | None, tries: int | 
 
 
 def test_a_failed_query_is_asked_again_later_without_using_up_the_extension() -> None:
-    assert retry(record(tries=0), 1000, POLICY) == Reschedule(1120, 0)
+    assert retry(record(tries=0), 1000, POLICY) == Reschedule(1120, 0, failures=1)
 
 
 def test_a_submitted_outcome_gets_its_deadline_and_an_entry() -> None:
@@ -542,7 +542,7 @@ def test_a_query_that_keeps_failing_still_ends_the_message_some_day() -> None:
         run(store, clock, {ProviderName.ALIYUN: query}, deadlines=deadlines)
         clock.now += timedelta(seconds=60)
     message = store.messages["B.00000"]
-    # Asked every 2 minutes for an hour past its deadline (query_give_up_seconds), then ended as without a query.
+    # Asked every 2 minutes, max_query_failures times in a row (an hour), then ended as without a query.
     assert message.status is Status.EXPIRED and message.error_code == "NO_RECEIPT"
     assert 25 <= len(query.asked) <= 35
 
@@ -583,3 +583,32 @@ def test_messages_whose_queries_keep_failing_do_not_hold_back_everyone_elses_dea
             break
     late = (clock.now.timestamp() - (due + 3600)) / 60
     assert store.messages["H.00000"].status is Status.EXPIRED and late < 10
+
+
+def test_a_takeovers_entry_comes_after_a_run_that_started_meanwhile() -> None:
+    # The takeover writes its entry seconds after its invocation began; a run that started in between has moved the
+    # watermark past that start: an entry dated then was never read.
+    from tests.fakes import MemoryClaims
+    from tests.unit import test_dispatch as td
+
+    store, claims, provider = td.EntriesLost(), MemoryClaims(), td.ScriptedProvider()
+    with pytest.raises(RuntimeError):
+        td.run(td.pack(1), provider, store, claims)
+    store.fail = False
+    takeover = td.NOW + timedelta(hours=1)  # past the OTP's deadline
+    deadlines = MemoryDeadlines(store)
+    clock = Clock(takeover + timedelta(seconds=1))
+    run(store, clock, deadlines=deadlines)  # the run that started in between
+    td.run(td.pack(1), provider, store, claims, now=takeover, clock=lambda: clock.now.timestamp())
+    for _ in range(3):
+        clock.now += timedelta(seconds=60)
+        run(store, clock, deadlines=deadlines)
+    assert store.messages["B.00000"].status is not Status.SUBMITTED
+
+
+def test_the_failed_queries_count_from_the_first_failure_however_late_the_run_reached_it() -> None:
+    late = record("aliyun")
+    now = (late.receipt_due_at or 0) + 2 * 3600  # a backlog, a stopped run: first reached two hours late
+    assert retry(late, now, POLICY) == Reschedule(now + POLICY.retry_seconds, 0, failures=1)
+    worn = late.model_copy(update={"query_failures": POLICY.max_query_failures})
+    assert retry(worn, now, POLICY) == Expire()

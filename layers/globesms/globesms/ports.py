@@ -258,9 +258,10 @@ class ReceiptDeadlines(Protocol):
         """The records of these ids still SUBMITTED whose own deadline is at or before `until` (consistent reads)."""
         ...
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
-        """Move a still-SUBMITTED message's deadline (and write its entry), if its stored version is still
-        `record.version`; False when a receipt got there first."""
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int, failures: int = 0) -> bool:
+        """Move a still-SUBMITTED message's deadline (and write its entry), with its extensions used (`tries`) and
+        its failed queries in a row (`failures`), if its stored version is still `record.version`; False when a
+        receipt got there first."""
         ...
 
     def watermark(self) -> int | None:

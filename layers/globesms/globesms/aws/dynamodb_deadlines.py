@@ -71,7 +71,7 @@ class DynamoDBReceiptDeadlines:
         found = self._records.get_messages([m for m in message_ids if m in due])
         return [found[m] for m in message_ids if m in found and is_due(found[m], until)]
 
-    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int) -> bool:
+    def reschedule(self, record: MessageRecord, *, due_at: int, tries: int, failures: int = 0) -> bool:
         # The entry first: if the record's update then fails (a receipt got there first), the entry lists a message
         # that is no longer due, which the reconciler skips.
         self._client().put_item(TableName=self._table, Item=deadline_item(DeadlineEntry(due_at, (record.id,))))
@@ -79,7 +79,7 @@ class DynamoDBReceiptDeadlines:
             self._client().update_item,
             TableName=self._table,
             Key=_key(record.id),
-            UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries",
+            UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries, query_failures = :failures",
             ConditionExpression="#status = :submitted AND version = :version"
             if record.version
             else "#status = :submitted AND (attribute_not_exists(version) OR version = :version)",
@@ -87,6 +87,7 @@ class DynamoDBReceiptDeadlines:
             ExpressionAttributeValues={
                 ":at": {"N": str(due_at)},
                 ":tries": {"N": str(tries)},
+                ":failures": {"N": str(failures)},
                 ":submitted": {"S": Status.SUBMITTED.value},
                 ":version": {"N": str(record.version)},
             },

@@ -39,7 +39,7 @@ from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import ClaimNotes, Requeued
 from globesms.receipts.failover import queue_pending_resends, resend_pending
-from globesms.reconcile.deadline import deadline_entries
+from globesms.reconcile.deadline import BUCKET_SECONDS, deadline_entries
 from globesms.webhooks.events import queue_status_events
 
 INTERRUPTED = ProviderError(
@@ -157,14 +157,15 @@ def _stamp(record: MessageRecord) -> datetime:
 def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:
     """What the earlier attempt does with or right after writing its records, done again: it may have died before.
     The deadline entries of those SUBMITTED (written in the records' batch writes, not atomically with them: a
-    record without its entry is never reconciled), dated no earlier than now, since the reconcile run reads no entry
-    behind its watermark (an entry listing a message twice, or one settled since, is passed over). The resends of
-    early UNDELIVERED receipts queued (harmless twice: a resend's pack is claimed once). Not the spend of those
-    recorded FAILED: a FAILED record may be an earlier, dead-lettered attempt's whose spend was given back and
-    charged again by the redrive that died; a reservation kept makes the limit stricter, never crossed."""
+    record without its entry is never reconciled), dated no earlier than the next minute, since the reconcile run
+    reads no entry behind its watermark (an entry listing a message twice, or one settled since, is passed over).
+    The resends of early UNDELIVERED receipts queued (harmless twice: a resend's pack is claimed once). Not the
+    spend of those recorded FAILED: a FAILED record may be an earlier, dead-lettered attempt's whose spend was
+    given back and charged again by the redrive that died; a reservation kept makes the limit stricter, never
+    crossed."""
     entries = deadline_entries(recorded)
-    if entries:
-        at_least = int(now.timestamp())
+    if entries:  # in the next minute at the earliest: a run that started meanwhile may have read this one already
+        at_least = int(deps.clock()) + BUCKET_SECONDS
         deps.store.put_messages([], [replace(e, due_at=max(e.due_at, at_least)) for e in entries])
     queue_pending_resends(deps.queues, deps.webhooks, recorded, now)
 

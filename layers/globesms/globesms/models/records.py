@@ -67,6 +67,9 @@ class MessageRecord(MessageContent):
         default=None, description="epoch seconds: reconciled after, if still SUBMITTED (reconcile/deadline.py)"
     )
     reconcile_tries: int | None = Field(default=None, description="pulled 'still delivering' answers so far")
+    query_failures: int | None = Field(
+        default=None, description="status queries in a row that failed or were unreadable"
+    )
     # The pack accept put it in, written as what follows the batch id in its pack id (`:aliyun:3`, or
     # `@<send time>:aliyun:0` for a scheduled one): a cancel takes that pack before any dispatcher claims it. Kept
     # short, as every byte of a record is paid on each of its writes.

@@ -135,6 +135,7 @@ def resend_for(
             "error_message": None,
             "receipt_due_at": None,
             "reconcile_tries": None,
+            "query_failures": None,
         }
     )
 

@@ -61,16 +61,17 @@ def with_default_validity(message_type: MessageType, validity_seconds: int | Non
 class DeadlinePolicy:
     """`grace_seconds`: added to the validity (GLOBESMS_RECEIPT_GRACE_SECONDS). `pending_extension_seconds`: how far
     a pulled "still delivering" moves the deadline, once. `retry_seconds`: when an unreadable or failed query is
-    tried again. `query_give_up_seconds`: how long past its first deadline a message whose queries keep failing is
-    asked again; after that it ends as a message without a query would (EXPIRED, NO_RECEIPT, which a receipt that
-    comes later still overrides), rather than be asked every `retry_seconds` for ever (a provider key that may send
-    but not query, an endpoint answering HTML), each try spending a run's budget that other messages wait for."""
+    tried again. `max_query_failures`: how many failed queries in a row a message is asked again after (an hour's
+    worth at `retry_seconds`, counted from its first failure, however late the run reached it); then it ends as a
+    message without a query would (EXPIRED, NO_RECEIPT, which a receipt that comes later still overrides), rather
+    than be asked every `retry_seconds` for ever (a provider key that may send but not query, an endpoint answering
+    HTML), each try spending a run's budget that other messages wait for."""
 
     grace_seconds: int = 1800
     pending_extension_seconds: int = 1800
     retry_seconds: int = 120
     max_pending_extensions: int = 1
-    query_give_up_seconds: int = 3600
+    max_query_failures: int = 30
 
     @classmethod
     def from_settings(cls, settings: ReceiptDeadlineSettings, pending_extension_seconds: int = 1800) -> DeadlinePolicy:

@@ -5,18 +5,16 @@
   default); after that the message ends EXPIRED with NO_RECEIPT.
 - The provider has no status query (Huawei): EXPIRED with NO_RECEIPT at once.
 A query that failed or could not be read is no answer at all: the caller asks again later (`retry`), and never
-turns it into a final status, until `query_give_up_seconds` past the message's first deadline: then it ends as one
-without a query would.
+turns it into a final status, until `max_query_failures` in a row: then it ends as one without a query would.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from globesms.models.receipts import DeliveryReport, StatusAnswer
 from globesms.models.records import MessageRecord
-from globesms.reconcile.deadline import DeadlinePolicy, receipt_deadline
+from globesms.reconcile.deadline import DeadlinePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +26,7 @@ class ApplyReport:
 class Reschedule:
     due_at: int
     tries: int
+    failures: int = 0  # status queries in a row that failed (an answer, even "still delivering", resets it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +51,9 @@ def decide(record: MessageRecord, answer: StatusAnswer | None, now_epoch: int, p
 
 
 def retry(record: MessageRecord, now_epoch: int, policy: DeadlinePolicy) -> Reschedule | Expire:
-    """After a failed query: ask again in `retry_seconds`, without using up a pending extension; past
-    `query_give_up_seconds` after its first deadline (the one it got when submitted), give up: Expire."""
-    if record.submitted_at is not None:
-        submitted = int(datetime.fromisoformat(record.submitted_at).timestamp())
-        first = receipt_deadline(submitted, record.validity_seconds, record.type, policy)
-        if now_epoch >= first + policy.query_give_up_seconds:
-            return Expire()
-    return Reschedule(now_epoch + policy.retry_seconds, record.reconcile_tries or 0)
+    """After a failed query: ask again in `retry_seconds`, without using up a pending extension; after
+    `max_query_failures` in a row, give up: Expire."""
+    failures = (record.query_failures or 0) + 1
+    if failures > policy.max_query_failures:
+        return Expire()
+    return Reschedule(now_epoch + policy.retry_seconds, record.reconcile_tries or 0, failures)

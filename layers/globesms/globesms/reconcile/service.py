@@ -69,7 +69,7 @@ class ReconcileSummary:
     expired: int = 0  # EXPIRED / NO_RECEIPT
     extended: int = 0  # "still delivering": deadline moved
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
-    queries_given_up: int = 0  # ... for `query_give_up_seconds` past the first deadline: ended as without a query
+    queries_given_up: int = 0  # ... `max_query_failures` times in a row: ended as without a query
     throttled: int = 0  # no query permit this second: left for the next run
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
@@ -250,7 +250,7 @@ def _carry_out(
 
 def _reschedule(deps: ReconcileDeps, record: MessageRecord, verdict: Reschedule) -> None:
     # False means a receipt moved the message meanwhile: nothing left to do for it.
-    deps.deadlines.reschedule(record, due_at=verdict.due_at, tries=verdict.tries)
+    deps.deadlines.reschedule(record, due_at=verdict.due_at, tries=verdict.tries, failures=verdict.failures)
 
 
 def expire(store: ReceiptStore, record: MessageRecord, now: datetime) -> MessageRecord | None:
