@@ -572,7 +572,7 @@ def test_a_scheduled_mkt_landing_in_quiet_hours_is_judged_by_validity_from_its_s
     assert [r.send_at for r in plan.records] == ["2026-12-05T00:00:00.000000Z"]
 
 
-@pytest.mark.parametrize(("days_ahead", "refused"), [(6, False), (7, True), (20, True)])
+@pytest.mark.parametrize(("days_ahead", "refused"), [(5, False), (6, True), (20, True)])
 def test_a_send_at_beyond_what_the_deployment_keeps_is_refused(world, days_ahead: int, refused: bool) -> None:  # type: ignore[no-untyped-def]
     # With RetentionDays 7 the table's TTL would delete a send scheduled 20 days ahead (its record, held packs and
     # index entry) before its send_at: answered SCHEDULED, then never sent and no status left.
@@ -583,6 +583,6 @@ def test_a_send_at_beyond_what_the_deployment_keeps_is_refused(world, days_ahead
     if not refused:
         accept(body, batch_id="b1", source="api", now=NOW, retention_days=7, store=store, queues=queues)
         return
-    with pytest.raises(SendAtPassed, match="at most 6 days ahead here: messages are kept 7 days") as failed:
+    with pytest.raises(SendAtPassed, match="at most 5 days ahead here: messages are kept 7 days") as failed:
         accept(body, batch_id="b1", source="api", now=NOW, retention_days=7, store=store, queues=queues)
     assert failed.value.field == "send_at" and store.messages == {}

@@ -39,6 +39,7 @@ from globesms.models.errors import RecipientError
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
 from globesms.models.views import AcceptResponse
 from globesms.ports import MessageStore, PackQueues
+from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS
 from globesms.scheduling import hold as scheduling
 from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
 
@@ -70,20 +71,28 @@ class SendAtPassed(ValueError):
 
 def check_send_at(specs: Sequence[MessageSpec], now: datetime, retention_days: int) -> None:
     """Raises SendAtPassed for the first spec whose send_at has passed, or lies beyond what this deployment keeps
-    (`retention_days`, less a day to send and settle it: the table's TTL would delete the scheduled send, its held
-    packs and its records before send_at). Only for new work: the schema cannot check it, since a retry of an
-    accepted request (its idempotency key, its batch id) made after send_at must get its first answer, or resume
-    it. A request-wide send_at is named in the first spec that has it."""
-    kept = timedelta(days=retention_days - 1)
+    (`retention_days`, less the message's validity and a day for its receipt's grace and a quiet-hours deferral: the
+    table's TTL would delete the scheduled send, its held packs and its records before it was sent and settled).
+    Only for new work: the schema cannot check it, since a retry of an accepted request (its idempotency key, its
+    batch id) made after send_at must get its first answer, or resume it. A request-wide send_at is named in the
+    first spec that has it."""
     for index, spec in enumerate(specs):
         problem = None if spec.send_at is None else send_at_problem(spec.send_at, now)
-        if problem is None and spec.send_at is not None and spec.send_at - now > kept:
-            problem = (
-                f"must be at most {retention_days - 1} days ahead here: messages are kept {retention_days} days "
-                "(RetentionDays)"
-            )
+        if problem is None and spec.send_at is not None:
+            problem = _beyond_retention(spec, spec.send_at - now, retention_days)
         if problem:
             raise SendAtPassed("send_at" if len(specs) == 1 else f"messages.{index}.send_at", problem)
+
+
+def _beyond_retention(spec: MessageSpec, ahead: timedelta, retention_days: int) -> str | None:
+    validity = spec.validity_seconds or DEFAULT_VALIDITY_SECONDS[spec.type]
+    kept = timedelta(days=retention_days - 1, seconds=-validity)
+    if ahead <= kept:
+        return None
+    return (
+        f"must be at most {max(kept, timedelta(0)).days} days ahead here: messages are kept {retention_days} days "
+        "(RetentionDays), and this one needs its validity and a day after send_at"
+    )
 
 
 def body_hash(specs: Sequence[MessageSpec]) -> str:
