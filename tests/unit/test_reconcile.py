@@ -12,13 +12,12 @@ from globesms.dispatch.records import outcome_record, outcome_records
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
-from globesms.models.outbound import MessageType, ProviderName, SendOutcome
+from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, MessageType, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.receipts.apply import record_push
 from globesms.reconcile.deadline import (
-    DEFAULT_VALIDITY_SECONDS,
     DUE_SHARDS,
     DeadlineEntry,
     DeadlinePolicy,

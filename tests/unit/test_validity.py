@@ -18,9 +18,8 @@ from globesms.domain.status import Status
 from globesms.errors import DispatchCode
 from globesms.guardrails.release import never_reached_a_provider
 from globesms.models.api import MessageSpec
-from globesms.models.outbound import MessageType, ProviderName
+from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, OTP_DEFAULT_VALIDITY_SECONDS, MessageType, ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS, OTP_DEFAULT_VALIDITY_SECONDS
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 ACCEPTED = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)

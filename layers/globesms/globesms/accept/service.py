@@ -36,10 +36,10 @@ from globesms.guardrails.ports import SpendAccount
 from globesms.guardrails.release import release_unwritten
 from globesms.models.api import MessageSpec
 from globesms.models.errors import RecipientError
+from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS
 from globesms.models.records import MAX_STORED_ERRORS, BatchRecord, MessageRecord, message_id
 from globesms.models.views import AcceptResponse
 from globesms.ports import MessageStore, PackQueues
-from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS
 from globesms.scheduling import hold as scheduling
 from globesms.scheduling.timing import SEND_AT_RULE, parse_iso, send_at_problem
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from globesms.errors import ProviderError
 
@@ -26,6 +26,19 @@ class MessageType(StrEnum):
     OTP = "OTP"
     NOTIFY = "NOTIFY"
     MKT = "MKT"
+
+
+#: How long a carrier keeps trying when the request named no validity period. The providers do not state their
+#: defaults in the pages we read; these are the values we assume (an OTP is worthless after minutes, a notification
+#: or a marketing text is tried for about a day by most carriers). A message sent with `validity_seconds` uses that.
+#: An OTP's validity when its request gives none: accept stores it on the message (`with_default_validity`), so the
+#: gateway holds it (dispatch/validity.py) and Alibaba is sent it, as if the request had named it.
+OTP_DEFAULT_VALIDITY_SECONDS: Final = 600
+DEFAULT_VALIDITY_SECONDS: Final = {
+    MessageType.OTP: OTP_DEFAULT_VALIDITY_SECONDS,
+    MessageType.NOTIFY: 86_400,
+    MessageType.MKT: 86_400,
+}
 
 
 class OutboundSms(NamedTuple):

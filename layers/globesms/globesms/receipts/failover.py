@@ -32,7 +32,7 @@ from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
 from globesms.domain.history import RECEIPT_FAILOVER_STEP, HistoryStep, has_step
 from globesms.domain.status import Status
-from globesms.models.outbound import MessageType, ProviderName
+from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
@@ -42,7 +42,6 @@ from globesms.providers.huawei.errors import RECEIPT_FAILOVER as HUAWEI_CODES
 from globesms.providers.tencent.errors import RECEIPT_FAILOVER as TENCENT_CODES
 from globesms.receipts.history import with_receipts
 from globesms.receipts.implied_status import EARLIER_ATTEMPT
-from globesms.reconcile.deadline import DEFAULT_VALIDITY_SECONDS
 from globesms.routing.templates import TemplateRegistry
 from globesms.routing.templates import registry as template_registry
 

@@ -29,23 +29,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from globesms.domain.status import Status
-from globesms.models.outbound import MessageType
+from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, OTP_DEFAULT_VALIDITY_SECONDS, MessageType
 from globesms.models.records import MessageRecord
 
 if TYPE_CHECKING:
     from globesms.config import ReceiptDeadlineSettings
 
-#: How long a carrier keeps trying when the request named no validity period. The providers do not state their
-#: defaults in the pages we read; these are the values we assume (an OTP is worthless after minutes, a notification
-#: or a marketing text is tried for about a day by most carriers). A message sent with `validity_seconds` uses that.
-#: An OTP's validity when its request gives none: accept stores it on the message (`with_default_validity`), so the
-#: gateway holds it (dispatch/validity.py) and Alibaba is sent it, as if the request had named it.
-OTP_DEFAULT_VALIDITY_SECONDS: Final = 600
-DEFAULT_VALIDITY_SECONDS: Final = {
-    MessageType.OTP: OTP_DEFAULT_VALIDITY_SECONDS,
-    MessageType.NOTIFY: 86_400,
-    MessageType.MKT: 86_400,
-}
 BUCKET_SECONDS: Final = 60
 DUE_SHARDS: Final = 4
 
