@@ -228,3 +228,18 @@ def test_a_crash_after_moving_recipients_away_from_an_open_breaker_queues_the_sa
     assert not provider.calls and not store.messages
     first, again = queues.sent[H]
     assert first.pack_id == again.pack_id and [r.id for r in first.recipients] == [r.id for r in again.recipients]
+
+
+@pytest.mark.parametrize("code", ["LimitExceeded.PhoneNumberDailyLimit", "LimitExceeded.PhoneNumberThirtySecondLimit"])
+def test_a_per_number_limit_is_not_sidestepped_through_another_provider(code: str) -> None:
+    # Retried as THROTTLED, such a refusal was failed over on the pack's last attempt: Huawei texted the person past
+    # the limit Tencent keeps for them.
+    from globesms.providers.tencent.errors import classify
+    from tests.fakes import MemoryQueues
+
+    error = ProviderError(classify(code, 200), code, "limit", 200)
+    queues, store = MemoryQueues(), MemoryStore()
+    last = template_pack().model_copy(update={"attempt": 4, "pack_id": "B:tencent:0.r4"})
+    run(last, ScriptedProvider(name=T, answer=lambda m: error), queues=queues, store=store)
+    assert queues.sent.get(H, []) == [] and queues.sent.get(T, []) == []
+    assert {r.status for r in store.messages.values()} == {Status.FAILED}

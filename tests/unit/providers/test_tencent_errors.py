@@ -48,10 +48,10 @@ SEED_CODES: list[tuple[str, ErrorCategory]] = [
     ("LimitExceeded.DailyLimit", THROTTLED),
     ("LimitExceeded.DeliveryFrequencyLimit", THROTTLED),
     ("LimitExceeded.PhoneNumberCountLimit", REQUEST),
-    ("LimitExceeded.PhoneNumberDailyLimit", THROTTLED),
-    ("LimitExceeded.PhoneNumberOneHourLimit", THROTTLED),
-    ("LimitExceeded.PhoneNumberSameContentDailyLimit", THROTTLED),
-    ("LimitExceeded.PhoneNumberThirtySecondLimit", THROTTLED),
+    ("LimitExceeded.PhoneNumberDailyLimit", RECIPIENT),  # per number: neither retried nor failed over
+    ("LimitExceeded.PhoneNumberOneHourLimit", RECIPIENT),  # per number: neither retried nor failed over
+    ("LimitExceeded.PhoneNumberSameContentDailyLimit", RECIPIENT),  # per number: neither retried nor failed over
+    ("LimitExceeded.PhoneNumberThirtySecondLimit", RECIPIENT),  # per number: neither retried nor failed over
     ("MissingParameter.EmptyPhoneNumberSet", REQUEST),
     ("UnauthorizedOperation.IndividualUserMarketingSmsPermissionDeny", CONFIG),
     ("UnauthorizedOperation.RequestIpNotInWhitelist", CONFIG),

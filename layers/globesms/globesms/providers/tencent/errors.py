@@ -103,10 +103,13 @@ CODE_CATEGORIES: dict[str, ErrorCategory] = {
     "LimitExceeded.DeliveryFrequencyLimit": THROTTLED,
     # More than 200 numbers in one call: our batching is wrong, waiting will not help.
     "LimitExceeded.PhoneNumberCountLimit": REQUEST,
-    "LimitExceeded.PhoneNumberDailyLimit": THROTTLED,
-    "LimitExceeded.PhoneNumberOneHourLimit": THROTTLED,
-    "LimitExceeded.PhoneNumberSameContentDailyLimit": THROTTLED,
-    "LimitExceeded.PhoneNumberThirtySecondLimit": THROTTLED,
+    # Tencent's limits per number (30 s, an hour, a day, the same text a day): the person has had what the limit
+    # allows, so this recipient fails here; retried, a day's limit does not clear in a pack's minutes of backoff,
+    # and failed over, another provider would text them past it (as RECEIPT_FAILOVER says for the receipts).
+    "LimitExceeded.PhoneNumberDailyLimit": RECIPIENT,
+    "LimitExceeded.PhoneNumberOneHourLimit": RECIPIENT,
+    "LimitExceeded.PhoneNumberSameContentDailyLimit": RECIPIENT,
+    "LimitExceeded.PhoneNumberThirtySecondLimit": RECIPIENT,
     "MissingParameter.EmptyPhoneNumberSet": REQUEST,
     "UnauthorizedOperation.IndividualUserMarketingSmsPermissionDeny": CONFIG,
     "UnauthorizedOperation.RequestIpNotInWhitelist": CONFIG,
