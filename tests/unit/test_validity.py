@@ -76,6 +76,15 @@ def test_an_otp_without_validity_is_accepted_with_the_default_and_alibaba_is_sen
     assert [m.validity_seconds for m in messages if m.to == "+85251234567"] == [600]
 
 
+def test_a_provider_is_sent_the_validity_left_not_the_whole_of_it() -> None:
+    # Waited nine minutes in the gateway (deferred, retried, quiet-held): Alibaba told ValidityPeriod=600 would keep
+    # trying for ten more, nineteen after accept.
+    pack = a_pack(otp(), {"type": "NOTIFY", "text": "n"})
+    _, _, provider, _ = dispatch(pack, ACCEPTED + timedelta(minutes=9, seconds=0.5))
+    sent = {m.message_id: m.validity_seconds for call in provider.calls for m in call}
+    assert sent == {"B.00000": 60, "B.00001": None}  # 59.5 s left, rounded up; none stays none
+
+
 def test_validity_counts_from_accept_and_lapses_at_its_end() -> None:
     pack = a_pack(otp(), otp(validity_seconds=60), {"type": "NOTIFY", "text": "n"})
     assert lapsed_positions(pack, ACCEPTED + timedelta(seconds=59)) == set()

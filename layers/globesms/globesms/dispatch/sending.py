@@ -8,8 +8,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
+from globesms.dispatch.validity import validity_left
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
 from globesms.models.packs import DispatchPack, PackContent
@@ -46,9 +48,12 @@ class WatchedProvider:
         return self._provider.send(messages) if plan is None else self._provider.send(messages, plan=plan)
 
 
-def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
+def outbound_messages(pack: DispatchPack, now: datetime | None = None) -> list[OutboundSms]:
+    """The pack's messages. With `now`, a message's validity is what is left of it then (`validity.validity_left`):
+    a provider told the whole of it (Alibaba's ValidityPeriod) would keep trying past it, after a message waited in
+    the gateway (deferred, retried, held through quiet hours)."""
     # What a content gives its recipients' messages, worked out once per content (a pack of 1,000 has one or two).
-    shared = [_content_fields(content) for content in pack.contents]
+    shared = [_content_fields(content, pack.created_at, now) for content in pack.contents]
     return [OutboundSms(recipient.id, recipient.to, *shared[recipient.c]) for recipient in pack.recipients]
 
 
@@ -57,8 +62,9 @@ def outbound_messages(pack: DispatchPack) -> list[OutboundSms]:
 _ContentFields = tuple[MessageType, str | None, str | None, tuple[str, ...], str | None, int | None]
 
 
-def _content_fields(content: PackContent) -> _ContentFields:
+def _content_fields(content: PackContent, created_at: str, now: datetime | None) -> _ContentFields:
     """What this content sets of each of its recipients' messages."""
+    validity = content.validity_seconds if now is None else validity_left(content, created_at, now)
     return (
         MessageType(content.type),
         content.text,
@@ -66,7 +72,7 @@ def _content_fields(content: PackContent) -> _ContentFields:
         # Only a provider template takes params; a rendered text keeps them for failover alone.
         tuple(content.template_params.values()) if content.template_params and content.template_id else (),
         content.sender_id,
-        content.validity_seconds,
+        validity,
     )
 
 

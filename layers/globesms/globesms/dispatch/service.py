@@ -300,12 +300,15 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
     )
     left = settled | lapsed | quiet.keys() | skipped
     sending = [i for i in range(len(pack.recipients)) if i not in left]
-    return _Round(before, settled, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider))
+    return _Round(before, settled, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider, now))
 
 
-def _send(pack: DispatchPack, positions: list[int], deps: DispatchDeps, provider: Provider) -> LimitedSend:
-    """The recipients at `positions` sent: all at once without a limiter, within the rate limits with one."""
-    messages = outbound_messages(pack)
+def _send(
+    pack: DispatchPack, positions: list[int], deps: DispatchDeps, provider: Provider, now: datetime
+) -> LimitedSend:
+    """The recipients at `positions` sent (with the validity left them at `now`): all at once without a limiter,
+    within the rate limits with one."""
+    messages = outbound_messages(pack, now)
     chosen = [messages[i] for i in positions]
     if deps.limiter is None:
         everything: list[SendOutcome | None] = [*send_all(provider, chosen)]

@@ -10,6 +10,7 @@ when it was scheduled: a scheduled message's validity starts when it is due. Che
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from globesms.models.content import MessageContent
@@ -19,6 +20,16 @@ from globesms.models.packs import DispatchPack
 def validity_start(content: MessageContent, created_at: str) -> datetime:
     """When the validity starts counting: `send_at` for a scheduled message, else the accept time."""
     return datetime.fromisoformat(content.send_at or created_at)
+
+
+def validity_left(content: MessageContent, created_at: str, now: datetime) -> int | None:
+    """The seconds of the content's validity left at `now` (rounded up, at least 1: a lapsed recipient is never
+    sent, `lapsed_positions`), or None when it has none (the carrier's default applies)."""
+    validity = content.validity_seconds
+    if not validity:
+        return validity
+    left = validity_start(content, created_at).timestamp() + validity - now.timestamp()
+    return max(1, math.ceil(left))
 
 
 def lapsed_positions(pack: DispatchPack, now: datetime) -> set[int]:
