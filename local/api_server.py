@@ -37,15 +37,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.httpd import QuietHandler, serve_in_background
 from local.lambda_host import INVOKE_PATH
 from local.processes import add_listen_fd_argument, configure_logging
-from local.settings import API_PORT, DEFAULT_API_KEY
+from local.settings import API_PORT, DEFAULT_API_KEY, DEFAULT_API_KEY_ID
 from local.stack import function_name, parameter_context
 from local.template import ApiRoute, ResolveContext, load_template, resolve
 
 API_KEY_ENV = "GLOBESMS_API_KEY"
 API_KEYS_ENV = "GLOBESMS_API_KEYS"
-#: The id of GLOBESMS_API_KEY's key (API Gateway gives each key an id apart from its value; records carry the id).
-DEFAULT_API_KEY_ID = "local-api-key"
-#: A key's name is its id: the owner of its records and its key in limits.json. API Gateway's ids are [a-z0-9].
+#: A GLOBESMS_API_KEYS key's name is its id (GLOBESMS_API_KEY's is DEFAULT_API_KEY_ID; API Gateway gives each key an
+#: id apart from its value, and records carry the id): the owner of its records and its key in limits.json. API
+#: Gateway's ids are [a-z0-9].
 KEY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 KEY_VALUE_MIN_LENGTH = 20  # API Gateway's own minimum for an API key's value
 INTEGRATION_TIMEOUT_SECONDS = 29  # API Gateway's maximum for REST APIs

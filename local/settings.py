@@ -36,3 +36,4 @@ MOTO_DYNAMODB_PORT = 5001  # moto for DynamoDB and its streams (AWS_ENDPOINT_URL
 API_PORT = 3000
 # The local API key (API Gateway's `x-api-key`) unless GLOBESMS_API_KEY sets another; the command line uses it too.
 DEFAULT_API_KEY = "local-dev-key"
+DEFAULT_API_KEY_ID = "local-api-key"  # its id, as API Gateway gives a key one (`requestContext.identity.apiKeyId`)

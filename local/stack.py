@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local.aws import Provisioned, provision, region
-from local.settings import EMULATOR_PORTS
+from local.settings import DEFAULT_API_KEY_ID, EMULATOR_PORTS
 from local.template import (
     TEMPLATE_PATH,
     FunctionSpec,
@@ -117,6 +117,8 @@ class LocalStack:
         for logical_id in template.functions:
             context.refs[logical_id] = function_name(logical_id)
             context.attributes[(logical_id, "Arn")] = function_arn(logical_id, context)
+        # The API's own key (SAM's `<api>ApiKey`): locally the gateway's GLOBESMS_API_KEY, whose id is this.
+        context.refs.setdefault("GlobesmsApiApiKey", DEFAULT_API_KEY_ID)
         return cls(template, context, resources)
 
     def function_environment(self, function: FunctionSpec) -> dict[str, str]:

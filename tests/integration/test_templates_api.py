@@ -108,3 +108,19 @@ def test_without_a_template_table_the_routes_say_the_registry_is_not_managed(  #
     answer = api.call("GET", "/v1/templates")
     assert (answer.status, answer.json()["error"]["code"]) == (501, "TEMPLATES_NOT_MANAGED")
     assert templates.registry() is templates.file_registry()
+
+
+def test_only_the_deployments_own_key_changes_the_registry(load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Every key's sends use the registry: a client service's key rewriting a template would put its text in every
+    # other service's codes.
+    monkeypatch.setenv("GLOBESMS_TEMPLATE_MANAGERS", "local-api-key")  # as the template sets it: the API's own key
+    client_key = "billing-client-key-0123456789"
+    api = InProcessApi(
+        load_handler("send_api").lambda_handler, lambda_context, {"GLOBESMS_API_KEYS": f"billing={client_key}"}
+    )
+    refused = api.call("PUT", "/v1/templates/login", body=LOGIN, key=client_key)
+    assert refused.status == 403 and refused.json()["error"]["code"] == "FORBIDDEN", refused.body
+    assert api.call("GET", "/v1/templates/login", key=client_key).status == 404  # nothing stored; reading is open
+    assert api.call("PUT", "/v1/templates/login", body=LOGIN).status == 201  # the deployment's own key
+    assert api.call("DELETE", "/v1/templates/login", key=client_key).status == 403
+    assert api.call("GET", "/v1/templates/login", key=client_key).status == 200

@@ -465,6 +465,16 @@ class AcceptSettings(
         description="GET /v1/docs and /v1/openapi.json answer only requests with an API key (template "
         "DocsRequireApiKey; the gateway checks it too)",
     )
+    template_managers: str = Field(
+        "",
+        description="the API key ids (space-separated) that may change the template registry (PUT and DELETE "
+        "/v1/templates), which every key's sends use; the template sets the deployment's own key (ApiKeyId), so a "
+        "client service's key (ClientApiKeyNames) cannot rewrite what the others send. Empty: every key",
+    )
+
+    def may_manage_templates(self, key_id: str | None) -> bool:
+        managers = self.template_managers.split()
+        return not managers or (key_id is not None and key_id in managers)
 
 
 class ReceiptDeadlineSettings(SettingsDeclaration):

@@ -95,7 +95,12 @@ class RefusalCode(_Code):
         "a cancel of a batch still being accepted (not all its recipients written): retry after Retry-After seconds",
     )
     NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
-    FORBIDDEN = "FORBIDDEN", 403, "a receipt or reply push with a wrong token (or to an unknown provider)"
+    FORBIDDEN = (
+        "FORBIDDEN",
+        403,
+        "a receipt or reply push with a wrong token (or to an unknown provider), or a template change with an API key "
+        "that may not make it",
+    )
     UNAUTHORIZED = "UNAUTHORIZED", 401, "a receipt push without a valid signature, where one is required"
     UNREADABLE_RECEIPTS = "UNREADABLE_RECEIPTS", 400, "a receipt push body not in the provider's format"
     UNREADABLE_REPLIES = "UNREADABLE_REPLIES", 400, "a reply push body not in the provider's reply format"

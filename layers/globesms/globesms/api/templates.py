@@ -7,8 +7,9 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from globesms.api.refusals import NotFound
-from globesms.api.routers import new_router, on_exception
+from globesms.api.routers import new_router, on_exception, owner
 from globesms.aws import wiring
+from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import iso, utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
@@ -32,6 +33,17 @@ _TEMPLATE_ID = Annotated[
 
 class TemplatesNotManaged(RuntimeError):
     """The function has no template table (GLOBESMS_TEMPLATES_TABLE): a deployment without TemplatesTable."""
+
+
+class NotATemplateManager(PermissionError):
+    """The request's API key may not change the registry, which every key's sends use (GLOBESMS_TEMPLATE_MANAGERS):
+    a client service's key could otherwise rewrite the text of every other service's codes."""
+
+
+def _managing() -> TemplateStore:
+    if not settings(AcceptSettings).may_manage_templates(owner(router)):
+        raise NotATemplateManager("this API key may not change the templates: the deployment's own key manages them")
+    return _template_store()
 
 
 def _template_store() -> TemplateStore:
@@ -82,6 +94,7 @@ def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
             RefusalCode.UNSUPPORTED_MEDIA_TYPE,
             RefusalCode.VALIDATION_ERROR,
             RefusalCode.TEMPLATES_NOT_MANAGED,
+            RefusalCode.FORBIDDEN,
         ),
     },
 )
@@ -89,7 +102,7 @@ def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
 def put_template(
     template_id: _TEMPLATE_ID, versions: Annotated[templates.TemplateVersions, Body(embed=False)]
 ) -> Response[templates.TemplateView]:
-    view, created = templates.put_template(_template_store(), template_id, versions, iso(utc_now()))
+    view, created = templates.put_template(_managing(), template_id, versions, iso(utc_now()))
     logger.info("template stored", extra={"template": template_id, "new": created})
     return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=view)
 
@@ -99,12 +112,17 @@ def put_template(
     summary="Remove a template; sends stop using it within a minute",
     responses={
         204: {"description": "Removed"},
-        **refusal_answers(RefusalCode.NOT_FOUND, RefusalCode.VALIDATION_ERROR, RefusalCode.TEMPLATES_NOT_MANAGED),
+        **refusal_answers(
+            RefusalCode.NOT_FOUND,
+            RefusalCode.VALIDATION_ERROR,
+            RefusalCode.TEMPLATES_NOT_MANAGED,
+            RefusalCode.FORBIDDEN,
+        ),
     },
 )
 @tracer.capture_method(capture_response=False)
 def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
-    if not templates.delete_template(_template_store(), template_id, iso(utc_now())):
+    if not templates.delete_template(_managing(), template_id, iso(utc_now())):
         raise NotFound(f"no template {template_id}")
     logger.info("template removed", extra={"template": template_id})
     return Response(status_code=204)
@@ -113,3 +131,9 @@ def delete_template(template_id: _TEMPLATE_ID) -> Response[None]:
 @on_exception(router, TemplatesNotManaged)
 def _templates_not_managed(exc: TemplatesNotManaged) -> Response[Any]:
     return error_response(RefusalCode.TEMPLATES_NOT_MANAGED, str(exc))
+
+
+@on_exception(router, NotATemplateManager)
+def _not_a_manager(exc: NotATemplateManager) -> Response[Any]:
+    logger.warning("template change refused: the API key may not manage templates")
+    return error_response(RefusalCode.FORBIDDEN, str(exc))
