@@ -169,3 +169,12 @@ def test_an_otp_cannot_be_scheduled_by_its_own_send_at_or_the_requests() -> None
     # A NOTIFY may be scheduled, by its own send_at or the request's.
     assert MessageSpec.model_validate({**otp, "type": "NOTIFY", "send_at": later}).send_at is not None
     assert MessageBatchSpec.model_validate({"messages": [{**otp, "type": "MKT"}], "send_at": later}).send_at
+
+
+@pytest.mark.parametrize("value", [True, False, 5.0, None, [1]])
+def test_a_template_parameter_is_a_string_or_an_integer_as_written(value: object) -> None:
+    # Read laxly, `true` became 1 and `5.0` 5: an OTP went out with the code "1" rather than a 422.
+    with pytest.raises(ValidationError):
+        MessageSpec.model_validate(
+            {"to": ["+85251234567"], "template": {"id": "example-otp", "params": {"code": value}}}
+        )

@@ -16,6 +16,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
+    StrictStr,
     Tag,
     field_validator,
     model_validator,
@@ -82,13 +84,14 @@ class TemplateRef(_Strict):
         pattern=r"^[A-Za-z0-9_.\-]+$",
         description="A logical template id from the registry, or else a provider's own (Tencent numeric, Huawei)",
     )
-    params: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=500)] | int] = (
-        Field(
-            default_factory=dict,
-            max_length=20,
-            description="Template parameters by name: a registered template puts them in each provider's order "
-            "(and into Alibaba's text); a provider's own template id gets them in the order given",
-        )
+    # Strict: `true` or `5.0` would otherwise be read as 1 and 5, and a code sent as "1" (a clear 422 instead).
+    params: dict[
+        Annotated[str, Field(min_length=1, max_length=64)], Annotated[StrictStr, Field(max_length=500)] | StrictInt
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Template parameters by name: a registered template puts them in each provider's order "
+        "(and into Alibaba's text); a provider's own template id gets them in the order given",
     )
 
     @field_validator("params")
