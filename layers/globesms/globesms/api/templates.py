@@ -85,6 +85,7 @@ def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
 @router.put(
     "/v1/templates/<template_id>",
     summary="Store a template (each provider's version); sends use it within a minute",
+    description="Only the deployment's own API key (GLOBESMS_TEMPLATE_MANAGERS): another key gets 403 FORBIDDEN.",
     responses={
         200: success_answer(templates.TemplateView),
         201: success_answer(templates.TemplateView),
@@ -94,7 +95,6 @@ def get_template(template_id: _TEMPLATE_ID) -> templates.TemplateView:
             RefusalCode.UNSUPPORTED_MEDIA_TYPE,
             RefusalCode.VALIDATION_ERROR,
             RefusalCode.TEMPLATES_NOT_MANAGED,
-            RefusalCode.FORBIDDEN,
         ),
     },
 )
@@ -110,13 +110,13 @@ def put_template(
 @router.delete(
     "/v1/templates/<template_id>",
     summary="Remove a template; sends stop using it within a minute",
+    description="Only the deployment's own API key (GLOBESMS_TEMPLATE_MANAGERS): another key gets 403 FORBIDDEN.",
     responses={
         204: {"description": "Removed"},
         **refusal_answers(
             RefusalCode.NOT_FOUND,
             RefusalCode.VALIDATION_ERROR,
             RefusalCode.TEMPLATES_NOT_MANAGED,
-            RefusalCode.FORBIDDEN,
         ),
     },
 )
