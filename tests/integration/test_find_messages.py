@@ -107,3 +107,14 @@ def test_a_lookup_by_number_logs_the_number_masked(api: InProcessApi, caplog: py
     (found,) = [r for r in caplog.records if r.getMessage() == "messages found"]
     assert (found.by, found.value, found.found) == ("to", "+852******67", 1)  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if "5123456" in str(vars(r))]
+
+
+def test_a_cursor_with_an_empty_key_is_refused_not_handed_to_dynamodb(api: InProcessApi) -> None:
+    # DynamoDB refuses an empty key value in ExclusiveStartKey (a ValidationException: a 5xx); moto lets it through.
+    import base64
+    import json as json_module
+
+    crafted = {"client_ref": "x", "created_at": "", "pk": "B#", "sk": ""}
+    cursor = base64.urlsafe_b64encode(json_module.dumps(crafted).encode()).decode().rstrip("=")
+    answer = api.call("GET", "/v1/messages", query=f"client_ref=x&after={cursor}")
+    assert answer.status == 422 and answer.json()["error"]["fields"][0]["field"] == "query.after", answer.body
