@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -139,7 +137,6 @@ def accept(
     header = _header(
         specs, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
     )
-    given_back = _ReservationGivenBack(ledger, header, now=clock)
     if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
         plan = _with_stored(plan, stored)  # a record the guards refused this time stands as written
@@ -148,8 +145,7 @@ def accept(
         _take_over(store, header, resumed)
     else:
         _count(header, plan)
-        with given_back.if_failing(new_batch_id):
-            _begin(store, header)
+        _begin(store, header, give_back_to=ledger if new_batch_id else None, now=clock)
     written = {r.id for r in stored if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
@@ -157,8 +153,8 @@ def accept(
     except Exception:
         _give_up(store, header)
         raise
-    if resumed is not None:
-        given_back.beyond(plan.records)
+    if resumed is not None and ledger is not None:
+        _give_back_unwritten(ledger, header, plan.records, now=clock)
     return _response(batch_id, plan, Status.QUEUED)
 
 
@@ -187,42 +183,22 @@ def _header(
     )
 
 
-@dataclass(frozen=True)
-class _ReservationGivenBack:
-    """What the batch reserved and will never write, given back once (`release_unwritten`, which logs a ledger error
-    and carries on):
-    - `if_failing`: the header could not be begun after the spend was reserved, for a batch no retry can resume (an
-      id minted for this request): nothing was written, and no header may exist to end it INTERRUPTED later (a
-      header written by a write that failed late is ended later all the same, and gives back nothing more);
-    - `beyond`: a resume wrote fewer records than the stopped attempt reserved for (some refused this time: an
-      opt-out, a permission): the rest.
-    A crash in between leaves it reserved: the limit is stricter by it, never crossed."""
-
-    ledger: SpendAccount | None
-    header: BatchRecord
-    now: datetime
-
-    @contextmanager
-    def if_failing(self, unresumable: bool) -> Iterator[None]:
-        try:
-            yield
-        except Exception:
-            if unresumable:
-                self.beyond(())
-            raise
-
-    def beyond(self, records: Sequence[MessageRecord]) -> None:
-        if self.ledger is None:
-            return
-        written = sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
-        release_unwritten(
-            self.ledger,
-            batch_id=self.header.batch_id,
-            owner=self.header.owner,
-            written_cost=written,
-            expires_at=self.header.expires_at,
-            now=int(self.now.timestamp()),
-        )
+def _give_back_unwritten(
+    ledger: SpendAccount, header: BatchRecord, records: Sequence[MessageRecord], *, now: datetime
+) -> None:
+    """What the batch reserved beyond the cost of `records` (all it holds), given back once (`release_unwritten`,
+    which logs a ledger error and carries on): a resume that wrote fewer records than the stopped attempt reserved
+    for (some refused this time: an opt-out, a permission), or a header that could not be begun (`_begin`). A crash
+    before it leaves the rest reserved: the limit is stricter by it, never crossed."""
+    written = sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
+    release_unwritten(
+        ledger,
+        batch_id=header.batch_id,
+        owner=header.owner,
+        written_cost=written,
+        expires_at=header.expires_at,
+        now=int(now.timestamp()),
+    )
 
 
 def _guarded(
@@ -286,9 +262,18 @@ def _count(header: BatchRecord, plan: AcceptPlan) -> None:
         setattr(header, name, value)
 
 
-def _begin(store: MessageStore, header: BatchRecord) -> None:
-    """Writes the header of a new batch, conditionally: a concurrent accept of the same id may have come first."""
-    existing = store.begin_batch(header)
+def _begin(store: MessageStore, header: BatchRecord, *, give_back_to: SpendAccount | None, now: datetime) -> None:
+    """Writes the header of a new batch, conditionally: a concurrent accept of the same id may have come first.
+    `give_back_to`: for a batch no retry can resume (an id minted for this request), the ledger its spend was
+    reserved in, given back if the write fails: nothing was written, and no header may exist for the reconcile run
+    to end INTERRUPTED later (one written by a write that failed late is ended all the same, giving back nothing
+    more)."""
+    try:
+        existing = store.begin_batch(header)
+    except Exception:
+        if give_back_to is not None:
+            _give_back_unwritten(give_back_to, header, (), now=now)
+        raise
     if existing is None:
         return
     if existing.body_hash != header.body_hash:
