@@ -547,25 +547,9 @@ def test_canceling_one_released_recipient_does_not_cancel_its_still_scheduled_pa
 
 
 def test_a_scheduled_mkt_landing_in_quiet_hours_is_judged_by_validity_from_its_send_at() -> None:
-    from datetime import UTC, datetime
-
-    from globesms.accept.planning import plan_batch
-    from globesms.models.api import MessageSpec
-
     now = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
     send_at = datetime(2026, 12, 4, 13, 30, tzinfo=UTC)  # 21:30 in Singapore, three days ahead
-    spec = MessageSpec.model_construct(
-        to=["+6591234567"],
-        text="Sale",
-        type="MKT",
-        send_at=send_at,
-        validity_seconds=86_400,
-        template=None,
-        sender_id=None,
-        provider=None,
-        client_ref=None,
-        status_callback=None,
-    )
+    spec = _spec(["+6591234567"], send_at, type="MKT").model_copy(update={"validity_seconds": 86_400})
     plan = plan_batch([spec], batch_id="q1", now=now, retention_days=90, opt_outs=None)
     # 08:00 the next morning is 10.5 h after send_at, well within a day's validity counted from send_at
     assert plan.errors == [], plan.errors
