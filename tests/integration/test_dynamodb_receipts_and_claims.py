@@ -248,6 +248,34 @@ def test_pack_claims_move_through_their_states(stack) -> None:  # type: ignore[n
     assert claims.claim("P1", now=later, lease_seconds=120) is Claim.DONE
 
 
+class RetriedAfterLanding:
+    """A DynamoDB client whose every UpdateItem lands and is then sent again, as botocore retries a write whose
+    answer was lost (a timeout, a 500 after the write): the caller sees the second answer."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def update_item(self, **params: Any) -> Any:
+        self._client.update_item(**params)
+        return self._client.update_item(**params)
+
+
+def test_a_claim_retried_after_it_landed_is_still_ours(stack) -> None:  # type: ignore[no-untyped-def]
+    """Not another dispatcher's (BUSY), which left the pack to be settled later as possibly sent."""
+    retried = DynamoDBPackClaims(stack.table_name, lambda: RetriedAfterLanding(stack.dynamodb))
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert retried.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED
+    assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.BUSY  # another dispatcher's claim still is
+    later = NOW + timedelta(minutes=5)
+    assert retried.claim("P1", now=later, lease_seconds=120) is Claim.STALE  # a takeover retried after it landed
+    claims.release("P1", dead_lettered_at=later)
+    assert retried.claim("P1", now=later, lease_seconds=120) is Claim.REDRIVEN  # as the landed write answered
+    claims.release("P1")
+    assert retried.claim("P1", now=later, lease_seconds=120) is Claim.CLAIMED  # no dead-lettering being redriven
+    claims.finish("P1")
+    assert retried.claim("P1", now=later, lease_seconds=120) is Claim.DONE
+
+
 def test_a_pack_released_on_its_way_to_the_dead_letter_queue_is_claimed_back_as_a_redrive(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P1", now=NOW, lease_seconds=120) is Claim.CLAIMED

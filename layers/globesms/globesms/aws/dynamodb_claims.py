@@ -8,13 +8,21 @@ queue, its recipients recorded FAILED) and `redriving` (that time again, copied 
 spend and goes on to its call) outlive the claims that follow: a dispatcher taking over from one that died after a
 redrive's call needs them (`dispatch/recovery.py`), and so does a later attempt of the redrive released for a retry
 (`Claim.REDRIVEN` again). What an earlier holder noted as put back on a queue is removed by each claim, as a fresh
-item would have none."""
+item would have none.
+
+Each claim and takeover writes a `holder` token of its own (random, per attempt). botocore retries a write whose
+answer was lost (a timeout, a 500 after the write landed); the retry of a claim that had landed finds the pack
+CLAIMED under an unexpired lease, which without the token read as another dispatcher's (`Claim.BUSY`): the pack was
+left, and its next delivery, past the lease, settled it as possibly sent (`Claim.STALE`: unknown outcomes) though
+nobody had called the provider. A failed condition over our own token is our claim. `claimed_from` keeps the state
+the claim took the pack from, so that the retry answers as the landed write would have (`Claim.REDRIVEN` from DEAD)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from botocore.exceptions import ClientError
 
@@ -38,13 +46,16 @@ class DynamoDBPackClaims:
     def claim(self, pack_id: str, *, now: datetime, lease_seconds: int) -> Claim:
         moment = int(now.timestamp())
         lease = {"N": str(moment + lease_seconds)}
+        holder = {"S": uuid4().hex}
         try:
             answer = self._client().update_item(
                 TableName=self._table,
                 Key=claim_key(pack_id),
+                # claimed_from first: moto applies SET actions in order (DynamoDB reads every operand as the item
+                # was before the update)
                 UpdateExpression=(
-                    "SET #state = :claimed, lease_until = :lease, expires_at = :expires"
-                    " REMOVE retried, #deferred, failed_over, quiet"
+                    "SET claimed_from = if_not_exists(#state, :none), #state = :claimed, lease_until = :lease,"
+                    " expires_at = :expires, holder = :holder REMOVE retried, #deferred, failed_over, quiet"
                 ),
                 ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead)",
                 ExpressionAttributeNames={"#state": "state", "#deferred": "deferred"},  # both reserved words
@@ -52,19 +63,21 @@ class DynamoDBPackClaims:
                     ":claimed": {"S": "CLAIMED"},
                     ":lease": lease,
                     ":expires": {"N": str(moment + RETENTION_SECONDS)},
+                    ":holder": holder,
+                    ":none": {"S": "NONE"},
                     ":open": {"S": "OPEN"},
                     ":dead": {"S": "DEAD"},
                 },
-                ReturnValues="ALL_OLD",
+                ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            before = answer.get("Attributes", {})
-            was = before.get("state", {}).get("S")
-            return Claim.REDRIVEN if was == "DEAD" or _redriving(before) is not None else Claim.CLAIMED
+            return _ours(answer["Attributes"])
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+        if old.get("holder") == holder:
+            return _ours(old)  # our own write, landed before botocore retried it
         if old.get("state", {}).get("S") == "DONE":
             return Claim.DONE
         if old.get("state", {}).get("S") == "CANCELED":
@@ -72,23 +85,33 @@ class DynamoDBPackClaims:
         held_until = old.get("lease_until", {"N": "0"})
         if int(held_until["N"]) > moment:
             return Claim.BUSY
-        return self._take_over(pack_id, held_until, lease)
+        return self._take_over(pack_id, held_until, lease, holder)
 
-    def _take_over(self, pack_id: str, held_until: dict[str, str], lease: dict[str, str]) -> Claim:
-        """Only one of several dispatchers finding the same expired claim wins it."""
+    def _take_over(
+        self, pack_id: str, held_until: dict[str, str], lease: dict[str, str], holder: dict[str, str]
+    ) -> Claim:
+        """Only one of several dispatchers finding the same expired claim wins it (a retry of our own landed
+        takeover finds our token)."""
         try:
             self._client().update_item(
                 TableName=self._table,
                 Key=claim_key(pack_id),
-                UpdateExpression="SET lease_until = :lease",
+                UpdateExpression="SET lease_until = :lease, holder = :holder",
                 ConditionExpression="#state = :claimed AND lease_until = :held",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":lease": lease, ":held": held_until, ":claimed": {"S": "CLAIMED"}},
+                ExpressionAttributeValues={
+                    ":lease": lease,
+                    ":held": held_until,
+                    ":claimed": {"S": "CLAIMED"},
+                    ":holder": holder,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
-            return Claim.BUSY
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            return Claim.STALE if old.get("holder") == holder else Claim.BUSY
         return Claim.STALE
 
     def release(self, pack_id: str, *, dead_lettered_at: datetime | None = None) -> None:
@@ -183,6 +206,14 @@ class DynamoDBPackClaims:
             redriving=_redriving(item),
             dead_lettered=None if "dead_lettered_at" not in item else _epoch(item["dead_lettered_at"]),
         )
+
+
+def _ours(claimed: dict[str, Any]) -> Claim:
+    """What a claim that took the pack is (`claimed`: the item as the claim left it): a redrive if it took a DEAD
+    pack or the pack's last dead-lettering is being redriven, else an ordinary claim."""
+    if claimed.get("claimed_from", {}).get("S") == "DEAD" or _redriving(claimed) is not None:
+        return Claim.REDRIVEN
+    return Claim.CLAIMED
 
 
 def _redriving(item: dict[str, Any]) -> datetime | None:
