@@ -80,14 +80,25 @@ def test_refused_requests_write_nothing(stack, load_handler, lambda_context, nam
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
 
 
-def test_too_many_recipients_is_413(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "messages": [
+                {"to": [f"+8525{i:07d}" for i in range(5_001)], "text": "x"},
+                {"to": [f"+6591{i:06d}" for i in range(5_000)], "text": "y"},
+            ]
+        },
+        {"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"},  # past the schema's cap on one list: was 422
+        {"messages": [{"to": f"+8525{i:07d}", "text": "x"} for i in range(10_001)]},
+    ],
+    ids=["two-specs", "one-spec", "messages"],
+)
+def test_too_many_recipients_is_413(stack, load_handler, lambda_context, body) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
-    specs = [
-        {"to": [f"+8525{i:07d}" for i in range(5_001)], "text": "x"},
-        {"to": [f"+6591{i:06d}" for i in range(5_000)], "text": "y"},
-    ]
-    response = post(api, lambda_context, {"messages": specs})
+    response = post(api, lambda_context, body)
     assert response["statusCode"] == 413
+    assert json.loads(response["body"])["error"]["code"] == "TOO_MANY_RECIPIENTS"
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
 
 

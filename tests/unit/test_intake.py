@@ -151,3 +151,22 @@ def test_an_intake_body_above_the_cap_is_refused_as_too_large() -> None:
         intake('{"to": "+85251234567", "text": "x"' + " " * MAX_BODY_BYTES + "}", store)
     assert info.value.refusal.code == "BODY_TOO_LARGE"
     assert store.batches[info.value.batch_id].state == "REJECTED"
+
+
+@pytest.mark.parametrize(
+    ("body", "counted"),
+    [
+        ({"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}, "10001 recipients"),
+        ({"messages": [{"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}]}, "10001 recipients"),
+        ({"messages": [{"to": f"+8525{i:07d}", "text": "x"} for i in range(10_001)]}, "at least 10001 recipients"),
+    ],
+    ids=["one-spec", "one-spec-of-a-batch", "messages"],
+)
+def test_a_list_over_the_recipient_limit_is_refused_as_too_many_recipients(body: dict, counted: str) -> None:  # type: ignore[type-arg]
+    """The schema's cap on one list, as the cap on the whole request's count is (it was a 422 field error)."""
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps(body), store)
+    assert info.value.refusal.code == "TOO_MANY_RECIPIENTS"
+    assert info.value.refusal.message == f"{counted}; at most 10000 per request"
+    assert store.batches[info.value.batch_id].state == "REJECTED" and not store.messages

@@ -41,8 +41,9 @@ def expiry(now: datetime, retention_days: int) -> int:
 
 
 class TooManyRecipients(ValueError):
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} recipients; at most {MAX_RECIPIENTS_PER_REQUEST} per request")
+    def __init__(self, count: int, *, at_least: bool = False) -> None:
+        counted = f"at least {count}" if at_least else str(count)
+        super().__init__(f"{counted} recipients; at most {MAX_RECIPIENTS_PER_REQUEST} per request")
         self.count = count
 
 

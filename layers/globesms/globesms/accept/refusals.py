@@ -16,6 +16,7 @@ from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.planning import TooManyRecipients
 from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.models.errors import ErrorBody, ErrorDetail
 from globesms.validation import problems
 
@@ -48,9 +49,32 @@ def refusal_of(exc: Exception) -> ErrorBody:
 
 
 def schema_refusal(errors: ValidationError | Sequence[Mapping[str, Any]]) -> ErrorBody:
-    """VALIDATION_ERROR naming every broken field and its rule. Not in REFUSALS: a ValidationError is a refusal only
-    where a client's document is validated (a ValidationError elsewhere is a fault, never a 422)."""
+    """VALIDATION_ERROR naming every broken field and its rule; TOO_MANY_RECIPIENTS (413) when a list of recipients
+    or of messages is over the request's limit (`over_recipient_limit`). Not in REFUSALS: a ValidationError is a
+    refusal only where a client's document is validated (a ValidationError elsewhere is a fault, never a 422)."""
+    listed = errors.errors() if isinstance(errors, ValidationError) else errors
+    over = over_recipient_limit(listed)
+    if over is not None:
+        return refusal_of(over)
     details = [ErrorDetail(field=field, rule=rule) for field, rule in problems(errors)]
     return ErrorBody(
         code=RefusalCode.VALIDATION_ERROR, message=f"{len(details)} field(s) break the schema", fields=details
     )
+
+
+def over_recipient_limit(errors: Sequence[Mapping[str, Any]]) -> TooManyRecipients | None:
+    """The schema caps one spec's `to` and a body's `messages` at the request's limit, so that a body is not
+    validated number by number past it; a body over it is refused as the whole request's count is (413
+    TOO_MANY_RECIPIENTS, as docs/api.md says), not as a field's rule (422). A list of messages over the limit
+    carries at least one recipient each."""
+    for error in errors:
+        context = error.get("ctx") or {}
+        named = {part for part in error.get("loc", ()) if isinstance(part, str)}
+        if (
+            error.get("type") == "too_long"
+            and context.get("max_length") == MAX_RECIPIENTS_PER_REQUEST
+            and named & {"to", "messages"}
+        ):
+            counted = int(context.get("actual_length") or MAX_RECIPIENTS_PER_REQUEST + 1)
+            return TooManyRecipients(counted, at_least="to" not in named)
+    return None

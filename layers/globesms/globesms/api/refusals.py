@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit
 
-from globesms.accept.refusals import REFUSED, refusal_of
+from globesms.accept.refusals import REFUSED, over_recipient_limit, refusal_of
 from globesms.api.routers import new_router, on_exception
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response, not_json_message, refusal_response, validation_error_response
@@ -52,6 +52,9 @@ def _field_refused(exc: FieldRefused) -> Response[Any]:
 @on_exception(router, RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    over = over_recipient_limit(exc.errors())
+    if over is not None:
+        return refusal_response(refusal_of(over))
     return validation_error_response([_name_the_header(error) for error in exc.errors()])
 
 
