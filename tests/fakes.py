@@ -285,6 +285,7 @@ class ScriptedProvider:
     ) -> None:
         self.name = name
         self.max_recipients_per_call = max_recipients_per_call
+        self.longest_call_seconds = 0.0  # answers at once
         self.operation = operation or SCRIPTED_OPERATIONS[name]
         self.singles = singles
         self.one_call_per_message = one_call_per_message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
 from globesms.config import DispatchSettings, environment, load_settings
-from globesms.dispatch.sending import RateLimiterUnavailable
+from globesms.dispatch.sending import RateLimiterUnavailable, stop_calling_at
 from globesms.dispatch.service import (
     DispatchDeps,
     DispatchPolicies,
@@ -46,13 +47,14 @@ def _provider() -> Provider:
     return _clients.current()
 
 
-def _deps() -> DispatchDeps:
+def _deps(calls_end_by: float) -> DispatchDeps:
     return _recorders().sending_with(
         _provider(),
         wiring.pack_queues(),
         wiring.rate_limiter(),
         wiring.circuit_breakers(),
         report_unfinished_calls=_emit_provider_calls,
+        calls_end_by=calls_end_by,
     )
 
 
@@ -68,11 +70,11 @@ def _recorders() -> Recorders:
     )
 
 
-def _deps_or_dead_letter(pack: DispatchPack, *, last_attempt: bool) -> DispatchDeps:
+def _deps_or_dead_letter(pack: DispatchPack, *, last_attempt: bool, calls_end_by: float) -> DispatchDeps:
     """The dispatcher's dependencies; when they cannot be built on the pack's last receive, its records are written
     FAILED first with what can be (`dead_letter_unbuilt`), so the pack reaches its DLQ with records that say so."""
     try:
-        return _deps()
+        return _deps(calls_end_by)
     except Exception as exc:
         if last_attempt:
             try:
@@ -83,7 +85,7 @@ def _deps_or_dead_letter(pack: DispatchPack, *, last_attempt: bool) -> DispatchD
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     pack = DispatchPack.model_validate_json(record.body)
     if pack.provider is not PROVIDER:
         raise ValueError(f"pack {pack.pack_id} is for {pack.provider}, this dispatcher sends through {PROVIDER}")
@@ -93,10 +95,11 @@ def record_handler(record: SQSRecord) -> None:
     # On the last receive a pack goes to the DLQ with its records as accept wrote them only when nothing can record
     # them honestly: `PackBusy` (the claim's holder may be sending it right now), or not even the store can be built.
     # docs/operations.md says what to do then.
+    # The invocation's time left, read per pack: the first pack of two may have used most of it.
+    calls_end_by = stop_calling_at(time.time(), lambda_context.get_remaining_time_in_millis() / 1000)
+    deps = _deps_or_dead_letter(pack, last_attempt=last_attempt, calls_end_by=calls_end_by)
     try:
-        summary = dispatch_pack(
-            pack, _deps_or_dead_letter(pack, last_attempt=last_attempt), now=utc_now(), last_attempt=last_attempt
-        )
+        summary = dispatch_pack(pack, deps, now=utc_now(), last_attempt=last_attempt)
     except RetryPack as exc:
         _emit_provider_calls(exc.calls)
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
@@ -141,7 +144,10 @@ def _emit_summary(summary: DispatchSummary) -> None:
     metrics.add_metric(name="RecipientsDelivered", unit=MetricUnit.Count, value=summary.delivered)
     metrics.add_metric(name="RecipientsUndelivered", unit=MetricUnit.Count, value=summary.undelivered)
     if summary.deferred:
-        logger.info("rate limit reached: recipients put back on the queue", extra={"deferred": summary.deferred})
+        logger.info(
+            "no rate-limit permit, or no time left to call: recipients put back on the queue",
+            extra={"deferred": summary.deferred},
+        )
     if summary.failed_over:
         logger.warning("recipients moved to the next provider of their route", extra={"moved": summary.failed_over})
     logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})

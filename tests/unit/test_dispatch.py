@@ -483,6 +483,28 @@ def test_after_its_time_budget_a_dispatcher_puts_the_rest_back() -> None:
     assert sent.delay_seconds == 1  # 2 calls at 10/s
 
 
+def test_no_call_starts_that_could_still_be_waiting_when_the_invocation_must_stop_calling() -> None:
+    """A call may take its timeouts (`longest_call_seconds`): one started late in the budget ran past it, and a
+    second pack's call past the function's timeout, which left the pack to be settled as possibly sent."""
+    clock = Clock(1000.0, per_call=0.3)
+    provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]
+    provider.longest_call_seconds = 13.0
+    sent = send_within_limits(
+        provider,
+        outbound_messages(pack(6)),
+        MemoryRateLimiter({SINGLE: 10}),
+        clock=clock,
+        sleep=clock.sleep,
+        calls_end_by=1013.5,  # room for two calls' timeouts from 1000.0 and 1000.3, not from 1000.6
+    )
+    assert clock.call_times == [pytest.approx(1000.0), pytest.approx(1000.3)]
+    assert sent.unsent == [2, 3, 4, 5] and sent.delay_seconds >= 1  # back on the queue, as after the budget
+    nothing = send_within_limits(
+        provider, outbound_messages(pack(2)), MemoryRateLimiter({SINGLE: 10}), clock=clock, calls_end_by=clock.now + 12
+    )
+    assert nothing.unsent == [0, 1] and len(clock.call_times) == 2  # no time for even one: no round starts
+
+
 def test_a_dispatcher_does_not_wait_for_the_next_second_when_this_ones_permits_are_gone() -> None:
     clock = Clock(1000.0, per_call=0.1)
     provider = ScriptedProvider(one_call_per_message=True, answer=clock.answer)  # type: ignore[arg-type]

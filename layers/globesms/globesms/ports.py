@@ -55,6 +55,9 @@ class Provider(Protocol):
 
     name: ProviderName
     max_recipients_per_call: int
+    #: How long one call may take before the client's timeouts end it: a call is started only where it can end
+    #: before the dispatcher's invocation must stop calling (`dispatch.sending.send_within_limits`).
+    longest_call_seconds: float
 
     def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
         """The provider rule this one message breaks (field and rule), or None; pure, nothing is sent. The same

@@ -71,6 +71,9 @@ class DispatchDeps:
     policies: DispatchPolicies = field(default_factory=DispatchPolicies)
     templates: TemplateRegistry | None = None  # None: the packaged registry (failover renders templates again)
     clock: Callable[[], float] = time.time  # wall-clock seconds, for the rate limits' per-second windows
+    #: On `clock`: when this invocation must stop calling the provider (its end, less the time recording takes);
+    #: None: no bound. Only the rate-limited sending reads it (`sending.send_within_limits`).
+    calls_end_by: float | None = None
     #: Without it no reservation is given back (guardrails/release.py): the counters keep what accept reserved.
     spend: SpendReleases | None = None
     #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
@@ -106,6 +109,7 @@ class Recorders:
         limiter: RateLimiter | None,
         breakers: CircuitBreakers | None,
         report_unfinished_calls: Callable[[ProviderCalls], None] | None = None,
+        calls_end_by: float | None = None,
     ) -> DispatchDeps:
         """The whole dispatcher: these recorders and what sending takes."""
         return DispatchDeps(
@@ -121,4 +125,5 @@ class Recorders:
             spend=self.spend,
             route_stats=self.route_stats,
             report_unfinished_calls=report_unfinished_calls,
+            calls_end_by=calls_end_by,
         )

@@ -36,6 +36,10 @@ MAX_CALLS_PER_ROUND: Final = 20
 #: A dispatcher stops starting rounds for a pack after this many seconds and puts the rest back on the queue
 #: (the function's timeout is 30 s and it receives up to 2 packs).
 SEND_BUDGET_SECONDS: Final = 10.0
+#: What an invocation keeps, after its last provider call can have ended, for recording the pack's outcomes and
+#: their follow-ups (a pack of 1,000: ~40 batched writes, the spend marks, the status events; well under a second
+#: on DynamoDB, five to spare for throttling retries) before the function's timeout.
+RECORDING_RESERVE_SECONDS: Final = 5.0
 #: The longest delay before a pack's unsent remainder is tried again.
 MAX_DEFER_SECONDS: Final = 30
 

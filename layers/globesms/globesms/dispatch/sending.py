@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from globesms.dispatch.rate_limits import MAX_CALLS_PER_ROUND, SEND_BUDGET_SECONDS, acquire_calls, defer_delay, window
+from globesms.dispatch.rate_limits import (
+    MAX_CALLS_PER_ROUND,
+    RECORDING_RESERVE_SECONDS,
+    SEND_BUDGET_SECONDS,
+    acquire_calls,
+    defer_delay,
+    window,
+)
 from globesms.dispatch.validity import validity_left
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, SendOutcome
@@ -34,6 +41,7 @@ class WatchedProvider:
     def __init__(self, provider: Provider) -> None:
         self.name = provider.name
         self.max_recipients_per_call = provider.max_recipients_per_call
+        self.longest_call_seconds = provider.longest_call_seconds
         self.called = False
         self._provider = provider
 
@@ -118,6 +126,7 @@ def send_within_limits(
     sleep: Callable[[float], None] = time.sleep,
     budget_seconds: float = SEND_BUDGET_SECONDS,
     max_calls_per_round: int = MAX_CALLS_PER_ROUND,
+    calls_end_by: float | None = None,
 ) -> LimitedSend:
     """`send_all` within the provider's rate limits, shared with every other dispatcher through `limiter`.
 
@@ -128,7 +137,13 @@ def send_within_limits(
     are planned again in the next round. The rounds stop when no permit is free (never waiting for one: at most
     the last `SECOND_MARGIN` of a second, to start in the next), or after `budget_seconds`; the messages left
     unsent come back as None, with the delay after which to try them again. A limiter that fails before the first
-    call raises `RateLimiterUnavailable` (nothing was sent); after it, the rest is left unsent the same way."""
+    call raises `RateLimiterUnavailable` (nothing was sent); after it, the rest is left unsent the same way.
+
+    `calls_end_by` (on `clock`): when the invocation must stop calling (its end, less the time recording the
+    outcomes takes). No call, and no round, starts that could still be waiting for its answer then
+    (`provider.longest_call_seconds`): the budget bounds when the last round starts, not when its call ends, and a
+    function that timed out mid-call would leave its pack to be settled as possibly sent (unknown outcomes). What
+    was not called goes back on the queue as above."""
     outcomes: list[SendOutcome | None] = [None] * len(messages)
     remaining = _checked(provider, messages, outcomes)
     started = clock()
@@ -136,7 +151,7 @@ def send_within_limits(
     made_a_call = False
     while remaining:
         calls = _plan(provider, messages, remaining, outcomes)
-        if not calls or clock() - started >= budget_seconds:
+        if not calls or clock() - started >= budget_seconds or not _time_for_a_call(provider, clock, calls_end_by):
             break
         slot = window(clock())
         if slot.starts_in > 0:
@@ -151,7 +166,7 @@ def send_within_limits(
         if not choice.now:
             break
         for call in choice.now:
-            if clock() >= slot.deadline:
+            if clock() >= slot.deadline or not _time_for_a_call(provider, clock, calls_end_by):
                 break  # this second's permit is not used: its messages are planned again for the next second
             made_a_call = True
             _make_call(provider, messages, call, outcomes)
@@ -160,6 +175,15 @@ def send_within_limits(
         return LimitedSend(outcomes)
     waiting = [call for call in calls if any(outcomes[index] is None for index in call.indexes)]
     return LimitedSend(outcomes, defer_delay(waiting, _limits(limiter, waiting)))
+
+
+def stop_calling_at(now: float, remaining_seconds: float) -> float:
+    """`calls_end_by` for an invocation with `remaining_seconds` left at `now` (Lambda's context says)."""
+    return now + remaining_seconds - RECORDING_RESERVE_SECONDS
+
+
+def _time_for_a_call(provider: Provider, clock: Callable[[], float], calls_end_by: float | None) -> bool:
+    return calls_end_by is None or clock() + provider.longest_call_seconds <= calls_end_by
 
 
 def _limits(limiter: RateLimiter, calls: Sequence[PlannedCall]) -> dict[str, int]:

@@ -313,7 +313,7 @@ def _send(
     if deps.limiter is None:
         everything: list[SendOutcome | None] = [*send_all(provider, chosen)]
         return LimitedSend(everything)
-    return send_within_limits(provider, chosen, deps.limiter, clock=deps.clock)
+    return send_within_limits(provider, chosen, deps.limiter, clock=deps.clock, calls_end_by=deps.calls_end_by)
 
 
 def _count_in_breaker(

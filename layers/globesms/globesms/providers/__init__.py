@@ -145,6 +145,7 @@ class RefreshingProvider:
         self._clients = clients
         self.name = client.name
         self.max_recipients_per_call = client.max_recipients_per_call
+        self.longest_call_seconds = client.longest_call_seconds
 
     def check(self, message: OutboundSms) -> InvalidProviderRequest | None:
         return self.client.check(message)

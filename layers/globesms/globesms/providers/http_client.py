@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import httpx
 
@@ -15,12 +15,30 @@ def call_timeout(connect: float, read: float) -> httpx.Timeout:
     return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
 
 
+class CallTimeouts(Protocol):
+    """What every provider's settings model carries (providers/settings.py's shared variables)."""
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+    @property
+    def read_timeout(self) -> float: ...
+
+
 class HttpClientOwner:
     """A provider client that sends through `self._http`. `close()` releases it, unless `self._owns_http` is False
     (a client handed in is closed by whoever made it)."""
 
+    settings: CallTimeouts
     _http: httpx.Client
     _owns_http: bool = True
+
+    @property
+    def longest_call_seconds(self) -> float:
+        """How long one call may take before its timeouts end it: connecting, then waiting for the answer. Writing
+        a request (at most ~100 KB) and the pool's wait (a dispatcher makes its calls one after another) are left
+        out: they take no time worth counting."""
+        return self.settings.connect_timeout + self.settings.read_timeout
 
     def close(self) -> None:
         if self._owns_http:
