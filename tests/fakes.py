@@ -376,7 +376,12 @@ class MemoryDeadlines:
         stored = self.store.messages.get(record.id)
         if stored is None or stored.version != record.version or stored.status.value != "SUBMITTED":
             return False
-        update = {"receipt_due_at": due_at, "reconcile_tries": tries, "query_failures": failures}
+        update = {
+            "receipt_due_at": due_at,
+            "reconcile_tries": tries,
+            "query_failures": failures,
+            "version": stored.version + 1,
+        }
         self.store.messages[record.id] = stored.model_copy(update=update)
         return True
 

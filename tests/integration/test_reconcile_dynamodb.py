@@ -77,6 +77,8 @@ def test_rescheduling_writes_an_entry_and_a_final_message_is_no_longer_waiting(s
     assert record is not None
     later = int(now.timestamp()) + 3600
     assert deadlines.reschedule(record, due_at=later, tries=1)
+    # An overlapping run that read the record before this reschedule cannot move its deadline again.
+    assert not deadlines.reschedule(record, due_at=later + 1800, tries=1)
     moved_entry = DeadlineEntry(later, (message_id,))
     assert list(deadlines.due(moved_entry.bucket, after=later - 1, until=later)) == [moved_entry]
     assert deadlines.waiting([message_id], until=later - 1) == []  # its first entry passes it over

@@ -263,8 +263,8 @@ class ReceiptDeadlines(Protocol):
 
     def reschedule(self, record: MessageRecord, *, due_at: int, tries: int, failures: int = 0) -> bool:
         """Move a still-SUBMITTED message's deadline (and write its entry), with its extensions used (`tries`) and
-        its failed queries in a row (`failures`), if its stored version is still `record.version`; False when a
-        receipt got there first."""
+        its failed queries in a row (`failures`), if its stored version is still `record.version` (and move the
+        version on); False when a receipt, or another reconcile run, got there first."""
         ...
 
     def watermark(self) -> int | None:

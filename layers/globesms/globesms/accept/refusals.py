@@ -16,8 +16,8 @@ from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.planning import TooManyRecipients
 from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
-from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.models.errors import ErrorBody, ErrorDetail
+from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.validation import problems
 
 REFUSALS: dict[type[Exception], RefusalCode] = {

@@ -73,13 +73,17 @@ class DynamoDBReceiptDeadlines:
 
     def reschedule(self, record: MessageRecord, *, due_at: int, tries: int, failures: int = 0) -> bool:
         # The entry first: if the record's update then fails (a receipt got there first), the entry lists a message
-        # that is no longer due, which the reconciler skips.
+        # that is no longer due, which the reconciler skips. The update moves the version on, as every versioned
+        # write does: a reconcile run overlapping this one, that read the record before it, cannot move the deadline
+        # again from what it read (a second "still delivering" extension, the tries counted from the old value).
         self._client().put_item(TableName=self._table, Item=deadline_item(DeadlineEntry(due_at, (record.id,))))
         return written(
             self._client().update_item,
             TableName=self._table,
             Key=_key(record.id),
-            UpdateExpression="SET receipt_due_at = :at, reconcile_tries = :tries, query_failures = :failures",
+            UpdateExpression=(
+                "SET receipt_due_at = :at, reconcile_tries = :tries, query_failures = :failures, version = :next"
+            ),
             ConditionExpression="#status = :submitted AND version = :version"
             if record.version
             else "#status = :submitted AND (attribute_not_exists(version) OR version = :version)",
@@ -90,6 +94,7 @@ class DynamoDBReceiptDeadlines:
                 ":failures": {"N": str(failures)},
                 ":submitted": {"S": Status.SUBMITTED.value},
                 ":version": {"N": str(record.version)},
+                ":next": {"N": str(record.version + 1)},
             },
         )
 

@@ -25,11 +25,11 @@ class CallTimeouts(Protocol):
     def read_timeout(self) -> float: ...
 
 
-class HttpClientOwner:
+class HttpClientOwner[Settings: CallTimeouts]:
     """A provider client that sends through `self._http`. `close()` releases it, unless `self._owns_http` is False
     (a client handed in is closed by whoever made it)."""
 
-    settings: CallTimeouts
+    settings: Settings
     _http: httpx.Client
     _owns_http: bool = True
 

@@ -412,7 +412,7 @@ def _random_nonce() -> str:
     return os.urandom(16).hex()  # uuid4().hex's length and randomness, without building a UUID
 
 
-class AliyunClient(HttpClientOwner):
+class AliyunClient(HttpClientOwner[AliyunSettings]):
     """`Provider` for Alibaba Cloud. One httpx.Client per instance, reused; `close()` (or `with`) releases it."""
 
     name: ProviderName = ProviderName.ALIYUN

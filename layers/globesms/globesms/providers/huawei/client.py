@@ -216,7 +216,7 @@ def _number_key(number: str) -> str:
     return number.lstrip("+")
 
 
-class HuaweiClient(HttpClientOwner):
+class HuaweiClient(HttpClientOwner[HuaweiSettings]):
     """The `Provider` for Huawei Cloud Message & SMS. One reused httpx.Client per instance, closed by `close()`
     even when it was handed in; never resends."""
 

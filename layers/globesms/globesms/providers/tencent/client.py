@@ -113,7 +113,7 @@ def _trace_id() -> str:
     return str(uuid.uuid4())
 
 
-class TencentSmsClient(HttpClientOwner):
+class TencentSmsClient(HttpClientOwner[TencentSettings]):
     """`Provider` for Tencent Cloud. `clock` gives unix seconds for X-TC-Timestamp; `nonce` gives the per-call
     X-TC-TraceId (TC3 signs no nonce; the trace id only helps Tencent support find a call)."""
 
