@@ -71,7 +71,7 @@ class DynamoDBPackClaims:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return _ours(answer["Attributes"])
+            return _ours(answer.get("Attributes", {}))
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
