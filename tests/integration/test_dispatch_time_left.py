@@ -15,36 +15,26 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 PACK_ID = json.loads(json.loads((EVENTS / "dispatch_aliyun.json").read_text())["Records"][0]["body"])["pack_id"]
 
 
-class Context:
-    function_name = "globesms-test"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:globesms-test"
-    aws_request_id = "test-request"
-
-    def __init__(self, remaining_seconds: float) -> None:
-        self.remaining_seconds = remaining_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(self.remaining_seconds * 1000)
-
-
-def dispatch_with(load_handler: Any, remaining_seconds: float) -> ScriptedProvider:
+def dispatch_with(load_handler: Any, lambda_context: Any, monkeypatch: Any, remaining: float) -> ScriptedProvider:
+    monkeypatch.setattr(lambda_context, "get_remaining_time_in_millis", lambda: int(remaining * 1000), raising=False)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
     scripted = ScriptedProvider(name=ProviderName.ALIYUN)
     scripted.longest_call_seconds = 13.0  # the default timeouts: 3 s to connect, 10 s for the answer
     dispatch._provider = lambda: scripted
     event = json.loads((EVENTS / "dispatch_aliyun.json").read_text())
-    assert dispatch.lambda_handler(event, Context(remaining_seconds)) == {"batchItemFailures": []}
+    assert dispatch.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     return scripted
 
 
-def test_a_pack_with_too_little_of_the_invocation_left_for_a_call_is_put_back_unsent(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
-    scripted = dispatch_with(load_handler, remaining_seconds=RECORDING_RESERVE_SECONDS + 12.0)
+def test_a_pack_with_too_little_of_the_invocation_left_for_a_call_is_put_back_unsent(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    scripted = dispatch_with(load_handler, lambda_context, monkeypatch, remaining=RECORDING_RESERVE_SECONDS + 12.0)
     assert scripted.calls == []
     # Queued again with a delay, as recipients without a rate-limit permit are (noted on the pack's claim first).
     assert DynamoDBPackClaims(stack.table_name).notes(PACK_ID).requeued.deferred == (0, 1)
 
 
-def test_a_pack_with_time_for_its_call_is_sent(stack, load_handler) -> None:  # type: ignore[no-untyped-def]
-    scripted = dispatch_with(load_handler, remaining_seconds=RECORDING_RESERVE_SECONDS + 14.0)
+def test_a_pack_with_time_for_its_call_is_sent(stack, load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    scripted = dispatch_with(load_handler, lambda_context, monkeypatch, remaining=RECORDING_RESERVE_SECONDS + 14.0)
     assert len(scripted.calls) == 1
