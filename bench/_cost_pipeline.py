@@ -393,7 +393,8 @@ class Pipeline:
                 warnings.simplefilter("ignore")
                 self.handlers[logical_id] = load_handler(logical_id, folder)
             if provider is not None:
-                self.handlers[logical_id]._provider = cache(self._provider_factory(provider))  # type: ignore[attr-defined]
+                built = cache(self._provider_factory(provider))  # one client per dispatcher, as a warm one keeps
+                self.handlers[logical_id]._provider = lambda calls_end_by=None, built=built: built()  # type: ignore[attr-defined]
         os.environ.pop("GLOBESMS_PROVIDER", None)
         transport = httpx.MockTransport(self.cpu.outside("endpoints", self._customer_endpoint))
         customer = httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, connect=2.0), follow_redirects=False)

@@ -687,6 +687,9 @@ def test_settings_from_environment_overrides() -> None:
         ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "soon"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number"),
         ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "inf"}, "GLOBESMS_HTTP_READ_TIMEOUT must be a positive number"),
         ({**ENV, "GLOBESMS_HTTP_CONNECT_TIMEOUT": "0"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT must be a positive number"),
+        # Longer would leave a dispatcher no time to start a call within its 30 s (dispatch.sending).
+        ({**ENV, "GLOBESMS_HTTP_READ_TIMEOUT": "15.5"}, "GLOBESMS_HTTP_READ_TIMEOUT .* at most 15"),
+        ({**ENV, "GLOBESMS_HTTP_CONNECT_TIMEOUT": "6"}, "GLOBESMS_HTTP_CONNECT_TIMEOUT .* at most 5"),
         ({**ENV, "GLOBESMS_ALIYUN_ENDPOINT": "ftp://x"}, "GLOBESMS_ALIYUN_ENDPOINT: .*http"),
     ],
 )

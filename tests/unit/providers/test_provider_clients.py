@@ -3,6 +3,7 @@ provider refuses the key."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,9 +46,10 @@ def messages(n: int) -> list[OutboundSms]:
     return [OutboundSms(message_id=f"B.{i:05d}", to=f"+8525123{i:04d}", text="x") for i in range(n)]
 
 
-def clients(secret: Secret, valid: set[str], built: list[KeyedProvider]) -> ProviderClients:
+def clients(secret: Secret, valid: set[str], built: list[KeyedProvider], call_seconds: float = 0.0) -> ProviderClients:
     def build(name: ProviderName, env: Mapping[str, str]) -> Any:
         built.append(KeyedProvider(env["GLOBESMS_ALIYUN_ACCESS_KEY_ID"], valid))
+        built[-1].longest_call_seconds = call_seconds
         return built[-1]
 
     return ProviderClients(ProviderName.ALIYUN, environment=secret.environment, build=build)
@@ -81,6 +83,21 @@ def test_without_a_new_key_the_refusal_stands_and_nothing_is_sent_again() -> Non
     outcomes = provider.send(messages(2))
     assert all(o.error == AUTH_REFUSED for o in outcomes)
     assert secret.forced_reads == 1 and len(built) == 1 and len(built[0].calls) == 1
+
+
+def test_a_refused_call_is_sent_again_only_if_it_can_end_before_the_pack_s_calls_must_have_ended() -> None:
+    """The rate-limited sending checked the first call's time alone: the call again (after the first one's answer
+    and a read of the secret) could run past the dispatcher's invocation."""
+    secret, built = Secret("revoked"), []
+    provider_clients = clients(secret, {"rotated"}, built, call_seconds=13.0)
+    secret.stored = "rotated"
+    late = provider_clients.current(calls_end_by=time.time() + 5)
+    outcomes = late.send(messages(2))
+    assert all(o.error == AUTH_REFUSED for o in outcomes)  # the refusals stand
+    assert len(built) == 2 and built[-1].calls == []  # rebuilt, not called
+    assert provider_clients.current().client is built[-1]  # the next pack sends with the rotated key
+    in_time = provider_clients.current(calls_end_by=time.time() + 60)
+    assert all(o.error is None for o in in_time.send(messages(2)))
 
 
 def test_only_authentication_refusals_count() -> None:

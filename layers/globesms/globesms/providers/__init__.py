@@ -14,6 +14,7 @@ import importlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 # `config.settings`, not `settings`: the submodule `globesms.providers.settings` takes that name in this package.
@@ -114,8 +115,10 @@ class ProviderClients:
         self._client: Provider | None = None
         self._fingerprint = ""
 
-    def current(self) -> RefreshingProvider:
-        return RefreshingProvider(self._client_for(self._environment(self.name)), self)
+    def current(self, *, calls_end_by: float | None = None) -> RefreshingProvider:
+        """The client for one pack; `calls_end_by` (epoch seconds): when its calls must have ended (the
+        dispatcher's invocation less the time recording takes), None: no bound."""
+        return RefreshingProvider(self._client_for(self._environment(self.name)), self, calls_end_by=calls_end_by)
 
     def refreshed(self, stale: Provider) -> Provider | None:
         """After `stale` was refused authentication: the secret read again now; a new client when the settings
@@ -138,11 +141,22 @@ class RefreshingProvider:
     """A `Provider` for one pack: its client's calls, and once, for the recipients the provider refused for
     authentication, the same calls again with the client rebuilt from the secret read anew — only when the
     secret changed. A refused call sent nothing, so sending it again texts nobody twice; it goes out within the
-    rate-limit permits already taken for it (the same calls, a moment later)."""
+    rate-limit permits already taken for it (the same calls, a moment later), and only if it can end by
+    `calls_end_by` (the rate-limited sending checked the first call alone: `dispatch.sending.send_within_limits`);
+    else the refusals stand, as when the secret did not change."""
 
-    def __init__(self, client: Provider, clients: ProviderClients) -> None:
+    def __init__(
+        self,
+        client: Provider,
+        clients: ProviderClients,
+        *,
+        calls_end_by: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self._clients = clients
+        self._calls_end_by = calls_end_by
+        self._clock = clock
         self.name = client.name
         self.max_recipients_per_call = client.max_recipients_per_call
         self.longest_call_seconds = client.longest_call_seconds
@@ -162,6 +176,8 @@ class RefreshingProvider:
         if fresh is None:
             return outcomes
         self.client = fresh
+        if self._calls_end_by is not None and self._clock() + fresh.longest_call_seconds > self._calls_end_by:
+            return outcomes  # no time left for the call again: the next pack's client is the fresh one
         again = fresh.send([messages[i] for i in refused], plan=_plan_of(refused, plan))
         merged = list(outcomes)
         for index, outcome in zip(refused, again, strict=True):

@@ -35,9 +35,11 @@ class HttpClientOwner[Settings: CallTimeouts]:
 
     @property
     def longest_call_seconds(self) -> float:
-        """How long one call may take before its timeouts end it: connecting, then waiting for the answer. Writing
-        a request (at most ~100 KB) and the pool's wait (a dispatcher makes its calls one after another) are left
-        out: they take no time worth counting."""
+        """How long one call may take before its timeouts end it, as a rule: connecting, then waiting for the
+        answer. Writing a request (at most ~100 KB) and the pool's wait (a dispatcher makes its calls one after
+        another) take no time worth counting. Not a hard bound: httpcore gives the TLS handshake a connect timeout
+        of its own, and each read of a slow answer the read timeout; the dispatcher's recording reserve absorbs
+        the handshake's (`dispatch.rate_limits.RECORDING_RESERVE_SECONDS`)."""
         return self.settings.connect_timeout + self.settings.read_timeout
 
     def close(self) -> None:

@@ -1,7 +1,10 @@
 """Provider settings from GLOBESMS_* variables: `globesms.config.load_settings` (the rules every settings model is
 read by), plus the HTTP timeouts every provider's settings share.
 
-- `GLOBESMS_HTTP_CONNECT_TIMEOUT` / `GLOBESMS_HTTP_READ_TIMEOUT` are positive, finite seconds (`2`, `0.5`).
+- `GLOBESMS_HTTP_CONNECT_TIMEOUT` / `GLOBESMS_HTTP_READ_TIMEOUT` are positive, finite seconds (`2`, `0.5`), at most
+  5 and 15: a dispatcher starts a call only if connecting and waiting for the answer can end 5 s before its 30 s
+  timeout (`dispatch.sending`), so longer timeouts would leave it no time to call at all, and every recipient would
+  be put back on its queue until its validity lapsed.
 - Each provider's model lists its variables (`ENVIRONMENT_VARIABLES`, settings field -> variable); its fields'
   defaults and descriptions are the documentation (docs/configuration.md).
 """
@@ -21,8 +24,10 @@ CONNECT_TIMEOUT_VARIABLE: Final = "GLOBESMS_HTTP_CONNECT_TIMEOUT"
 READ_TIMEOUT_VARIABLE: Final = "GLOBESMS_HTTP_READ_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT: Final = 3.0
 DEFAULT_READ_TIMEOUT: Final = 10.0
-CONNECT_TIMEOUT_MEANING: Final = "seconds to wait for a connection to the provider"
-READ_TIMEOUT_MEANING: Final = "seconds to wait for the provider's answer"
+MAX_CONNECT_TIMEOUT: Final = 5.0
+MAX_READ_TIMEOUT: Final = 15.0
+CONNECT_TIMEOUT_MEANING: Final = "seconds to wait for a connection to the provider (at most 5)"
+READ_TIMEOUT_MEANING: Final = "seconds to wait for the provider's answer (at most 15)"
 #: Settings field -> variable, for the two timeouts every provider's settings share.
 HTTP_TIMEOUT_VARIABLES: Final[Mapping[str, str]] = {
     "connect_timeout": CONNECT_TIMEOUT_VARIABLE,
@@ -35,6 +40,8 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "HTTP_TIMEOUT_VARIABLES",
+    "MAX_CONNECT_TIMEOUT",
+    "MAX_READ_TIMEOUT",
     "READ_TIMEOUT_MEANING",
     "READ_TIMEOUT_VARIABLE",
     "load_settings",
@@ -42,14 +49,18 @@ __all__ = [
 ]
 
 
+_MAXIMUM_SECONDS: Final = {CONNECT_TIMEOUT_VARIABLE: MAX_CONNECT_TIMEOUT, READ_TIMEOUT_VARIABLE: MAX_READ_TIMEOUT}
+
+
 def _seconds(name: str, raw: str) -> float:
-    """A duration in seconds: positive and finite (`inf` would mean no timeout at all)."""
+    """A duration in seconds: positive and finite (`inf` would mean no timeout at all), at most its maximum."""
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number of seconds")
+    most = _MAXIMUM_SECONDS[name]
+    if not (math.isfinite(value) and 0 < value <= most):
+        raise ValueError(f"{name} must be a positive number of seconds, at most {most:g}")
     return value
 
 

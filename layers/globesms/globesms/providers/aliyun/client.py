@@ -59,6 +59,8 @@ from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    MAX_CONNECT_TIMEOUT,
+    MAX_READ_TIMEOUT,
     READ_TIMEOUT_MEANING,
     load_settings,
 )
@@ -82,8 +84,12 @@ class AliyunSettings(Model):
     access_key_id: str = Field(min_length=1, description="Alibaba Cloud AccessKey ID")
     access_key_secret: SecretStr = Field(description="Alibaba Cloud AccessKey secret")
     channel_id: str | None = Field(None, description="optional: the ChannelId Alibaba assigned for a dedicated channel")
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
+    connect_timeout: float = Field(
+        default=DEFAULT_CONNECT_TIMEOUT, gt=0, le=MAX_CONNECT_TIMEOUT, description=CONNECT_TIMEOUT_MEANING
+    )
+    read_timeout: float = Field(
+        default=DEFAULT_READ_TIMEOUT, gt=0, le=MAX_READ_TIMEOUT, description=READ_TIMEOUT_MEANING
+    )
     # Groups smaller than this go as single calls. 2 = batch whenever two messages can share a call; a rate
     # limiter short of batch capacity (1 call/s) can raise it per send.
     min_batch_size: int = Field(default=2, ge=1)

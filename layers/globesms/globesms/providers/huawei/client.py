@@ -52,6 +52,8 @@ from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    MAX_CONNECT_TIMEOUT,
+    MAX_READ_TIMEOUT,
     READ_TIMEOUT_MEANING,
     load_settings,
 )
@@ -133,8 +135,12 @@ class HuaweiSettings(Model):
         "pushes batches to the application's batch status report address (recommended, docs/deploy.md)",
     )
     auth: AuthMode = Field(AuthMode.WSSE, description="`wsse` or `aksk` (SDK-HMAC-SHA256)")
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
+    connect_timeout: float = Field(
+        default=DEFAULT_CONNECT_TIMEOUT, gt=0, le=MAX_CONNECT_TIMEOUT, description=CONNECT_TIMEOUT_MEANING
+    )
+    read_timeout: float = Field(
+        default=DEFAULT_READ_TIMEOUT, gt=0, le=MAX_READ_TIMEOUT, description=READ_TIMEOUT_MEANING
+    )
 
     @field_validator("auth", mode="before")
     @classmethod

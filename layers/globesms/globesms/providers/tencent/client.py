@@ -29,6 +29,8 @@ from globesms.providers.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     HTTP_TIMEOUT_VARIABLES,
+    MAX_CONNECT_TIMEOUT,
+    MAX_READ_TIMEOUT,
     READ_TIMEOUT_MEANING,
     load_settings,
 )
@@ -54,8 +56,12 @@ class TencentSettings(Model):
     secret_key: SecretStr = Field(min_length=1, description="Tencent Cloud SecretKey")
     sdk_app_id: str = Field(pattern=r"^[0-9]+$", description="the SMS application's SdkAppId (digits)")
     region: str = Field(DEFAULT_REGION, description="the region SendMultiGlobalSms is called in")
-    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0, description=CONNECT_TIMEOUT_MEANING)
-    read_timeout: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0, description=READ_TIMEOUT_MEANING)
+    connect_timeout: float = Field(
+        default=DEFAULT_CONNECT_TIMEOUT, gt=0, le=MAX_CONNECT_TIMEOUT, description=CONNECT_TIMEOUT_MEANING
+    )
+    read_timeout: float = Field(
+        default=DEFAULT_READ_TIMEOUT, gt=0, le=MAX_READ_TIMEOUT, description=READ_TIMEOUT_MEANING
+    )
 
     @field_validator("endpoint")
     @classmethod
