@@ -157,7 +157,7 @@ def test_an_intake_body_above_the_cap_is_refused_as_too_large() -> None:
     ("body", "counted"),
     [
         ({"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}, "10001 recipients"),
-        ({"messages": [{"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}]}, "10001 recipients"),
+        ({"messages": [{"to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}]}, "at least 10001 recipients"),
         ({"messages": [{"to": f"+8525{i:07d}", "text": "x"} for i in range(10_001)]}, "at least 10001 recipients"),
     ],
     ids=["one-spec", "one-spec-of-a-batch", "messages"],

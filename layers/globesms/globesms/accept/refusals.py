@@ -65,8 +65,9 @@ def schema_refusal(errors: ValidationError | Sequence[Mapping[str, Any]]) -> Err
 def over_recipient_limit(errors: Sequence[Mapping[str, Any]]) -> TooManyRecipients | None:
     """The schema caps one spec's `to` and a body's `messages` at the request's limit, so that a body is not
     validated number by number past it; a body over it is refused as the whole request's count is (413
-    TOO_MANY_RECIPIENTS, as docs/api.md says), not as a field's rule (422). A list of messages over the limit
-    carries at least one recipient each."""
+    TOO_MANY_RECIPIENTS, as docs/api.md says), not as a field's rule (422). Within a list of messages the count
+    is a lower bound: a list over the limit carries at least one recipient each, one spec's `to` leaves out the
+    other specs'."""
     for error in errors:
         context = error.get("ctx") or {}
         named = {part for part in error.get("loc", ()) if isinstance(part, str)}
@@ -76,5 +77,5 @@ def over_recipient_limit(errors: Sequence[Mapping[str, Any]]) -> TooManyRecipien
             and named & {"to", "messages"}
         ):
             counted = int(context.get("actual_length") or MAX_RECIPIENTS_PER_REQUEST + 1)
-            return TooManyRecipients(counted, at_least="to" not in named)
+            return TooManyRecipients(counted, at_least="messages" in named)
     return None
