@@ -15,7 +15,7 @@ UV_LOCK := requirements/lock-uv.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) $(UV_LOCK) 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: run test browser bytecode lint typecheck unit integration e2e bench soak build validate invoke-% start-api sam-env \
-	lambda-base-image redrive pumping-release lock clean
+	lambda-base-image redrive recount pumping-release lock clean
 
 # (Re)creates the virtualenv $(1) when it is missing or runs another Python than $(PYTHON_VERSION).
 ensure_venv = $(1)/bin/python -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PYTHON_VERSION)")' \
@@ -146,6 +146,12 @@ pumping-release: $(STAMP)
 redrive: $(STAMP)
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<logical id or URL> [STACK=<name>] [MAX=<n>] [DRY_RUN=1]"; exit 2; }
 	$(BIN)/python -m tools.redrive '$(QUEUE)' $(if $(STACK),--stack '$(STACK)') $(if $(MAX),--max $(MAX)) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
+
+## recount: set a batch's status counts (GET /v1/batches/{id}) again from its records, after StatusCountsFailuresAlarm,
+##   e.g. make recount BATCH=01JD... STACK=globesms-prod; DRY_RUN=1 prints before and after (tools/recount.py)
+recount: $(STAMP)
+	@test -n "$(BATCH)" || { echo "usage: make recount BATCH=<batch id> [STACK=<name>] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/python -m tools.recount '$(BATCH)' $(if $(STACK),--stack '$(STACK)') $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
