@@ -243,3 +243,35 @@ def test_a_per_number_limit_is_not_sidestepped_through_another_provider(code: st
     run(last, ScriptedProvider(name=T, answer=lambda m: error), queues=queues, store=store)
     assert queues.sent.get(H, []) == [] and queues.sent.get(T, []) == []
     assert {r.status for r in store.messages.values()} == {Status.FAILED}
+
+
+def test_recipients_moved_for_an_open_breaker_are_moved_with_one_reading_of_the_template_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry is cached for a minute: read twice in one pack (to skip, then to move), a refresh between the
+    two after the next provider's version was removed left the skipped recipients neither called nor moved nor
+    recorded, QUEUED for good. Now the pack moves them with the registry it skipped them with."""
+    from globesms.dispatch import failover, service
+    from globesms.routing.templates import parse_registry
+
+    without_huawei = parse_registry(
+        {"version": 1, "templates": {"login": {"tencent": {"id": "1800308", "params": ["code", "minutes"]}}}}, "PUT"
+    )
+    readings = iter([REGISTRY, without_huawei])
+    monkeypatch.setattr(service, "template_registry", lambda: next(readings), raising=False)
+    monkeypatch.setattr(failover, "template_registry", lambda: next(readings))
+    breakers = MemoryBreakers()
+    breakers.record_failure(T, now=NOW, failures_to_open=1, cooldown_seconds=600)
+    store, queues, tencent = MemoryStore(), MemoryQueues(), ScriptedProvider(T)
+    deps = DispatchDeps(
+        provider=tencent,
+        store=store,
+        claims=MemoryClaims(),
+        queues=queues,
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        breakers=breakers,
+    )
+    summary = dispatch_pack(template_pack(route=(T, H)), deps, now=NOW, last_attempt=False)
+    assert tencent.calls == [] and summary.failed_over == 3
+    assert [r.to for p in queues.sent[H] for r in p.recipients] == [f"+8525123456{i}" for i in range(3)]

@@ -49,6 +49,8 @@ from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState, Claim, Provider
 from globesms.receipts.failover import queue_pending_resends
+from globesms.routing.templates import TemplateRegistry
+from globesms.routing.templates import registry as template_registry
 from globesms.scheduling.canceled import settle_canceled
 from globesms.webhooks.events import queue_status_events
 
@@ -135,6 +137,10 @@ class _Round:
     skipped: set[int]  # not called for the open breaker: moved elsewhere
     sending: list[int]  # the others
     sent: LimitedSend  # their outcomes, by index in `sending`
+    #: The template registry `skipped` was moved with, which `decide` moves them with too (None: read when needed).
+    #: Read once: the registry is cached for a minute, and a refresh between the two, after a template's version
+    #: for the next provider was removed, left a skipped recipient neither called nor moved: QUEUED for good.
+    templates: TemplateRegistry | None
 
     @functools.cached_property  # read by the breaker count and by the settling of the round: built once
     def outcome_at(self) -> dict[int, SendOutcome]:
@@ -203,7 +209,7 @@ def _settle_round(
         last_attempt=last_receive or pack.attempt + 1 >= MAX_PACK_ATTEMPTS,
         provider_down=breaker.state.is_open(now),
         now=now,
-        templates=deps.templates,
+        templates=round_.templates,
     )
     if decision.retry_whole_pack:
         deps.claims.release(pack.pack_id)
@@ -292,15 +298,19 @@ def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: da
 def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *, now: datetime) -> _Round:
     """Who is called (not those lapsed, in quiet hours or moved for the open breaker), and the calls."""
     before = BreakerState() if deps.breakers is None else deps.breakers.state(pack.provider)
+    templates = deps.templates
+    if templates is None and before.is_open(now):
+        templates = template_registry()
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
     quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed and i not in settled}
     skipped = (
-        skipped_for_open_breaker(pack, before, now=now, templates=deps.templates) - lapsed - quiet.keys() - settled
+        skipped_for_open_breaker(pack, before, now=now, templates=templates) - lapsed - quiet.keys() - settled
     )
     left = settled | lapsed | quiet.keys() | skipped
     sending = [i for i in range(len(pack.recipients)) if i not in left]
-    return _Round(before, settled, lapsed, quiet, skipped, sending, _send(pack, sending, deps, provider, now))
+    sent = _send(pack, sending, deps, provider, now)
+    return _Round(before, settled, lapsed, quiet, skipped, sending, sent, templates)
 
 
 def _send(
