@@ -77,6 +77,16 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: deserialize(v) for k, v in item.items()}
 
 
+#: A record's template params in their order, next to their map: DynamoDB keeps a map's keys in an order of its own,
+#: and Tencent's and Huawei's templates take their params by position (`TemplateParamSet`, `templateParas`). A record
+#: read back (a resend queued again, a resumed accept, a recovered pack) is sent with the order it was rendered in.
+PARAM_ORDER = "template_param_order"
+
+
+def _param_order(params: dict[str, str] | None) -> dict[str, Any] | None:
+    return {"L": [{"S": name} for name in params]} if params and len(params) > 1 else None
+
+
 def message_item(record: MessageRecord) -> dict[str, Any]:
     parts = split_message_id(record.id)
     assert parts is not None
@@ -88,7 +98,11 @@ def message_item(record: MessageRecord) -> dict[str, Any]:
         data["receipt_ids"] = set(record.receipt_ids)  # a string set, so conditions can test `contains`
     if record.provider_message_id:
         data["provider_ref"] = f"{record.provider}#{record.provider_message_id}"
-    return to_item(data)
+    item = to_item(data)
+    order = _param_order(record.template_params)
+    if order is not None:
+        item[PARAM_ORDER] = order
+    return item
 
 
 def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
@@ -114,6 +128,9 @@ def _fresh_message_item(record: MessageRecord, seq: int) -> dict[str, Any]:
     item["pk"], item["sk"] = {"S": batch_pk(record.batch_id)}, {"S": message_sk(seq)}
     if record.provider_message_id:
         item["provider_ref"] = {"S": f"{record.provider}#{record.provider_message_id}"}
+    order = _param_order(record.template_params)
+    if order is not None:
+        item[PARAM_ORDER] = order
     return item
 
 
@@ -152,7 +169,12 @@ def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_from_item(item: dict[str, Any]) -> MessageRecord:
-    return MessageRecord.model_validate(_strip_keys(from_item(item)))
+    data = _strip_keys(from_item(item))
+    order, params = data.pop(PARAM_ORDER, None), data.get("template_params")
+    if order and params:
+        # The written order first; a name it does not list (none, written by this code) after.
+        data["template_params"] = {name: params[name] for name in order if name in params} | params
+    return MessageRecord.model_validate(data)
 
 
 def batch_from_item(item: dict[str, Any]) -> BatchRecord:

@@ -304,9 +304,7 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
     quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed and i not in settled}
-    skipped = (
-        skipped_for_open_breaker(pack, before, now=now, templates=templates) - lapsed - quiet.keys() - settled
-    )
+    skipped = skipped_for_open_breaker(pack, before, now=now, templates=templates) - lapsed - quiet.keys() - settled
     left = settled | lapsed | quiet.keys() | skipped
     sending = [i for i in range(len(pack.recipients)) if i not in left]
     sent = _send(pack, sending, deps, provider, now)
