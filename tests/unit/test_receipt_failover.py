@@ -321,3 +321,23 @@ def test_the_failover_event_is_signed_for_the_messages_api_key_as_its_status_eve
     # functions/webhooks/app.py signs with webhook_secrets(owner=delivery.owner): None is the deployment's default,
     # which the key's own receiver refuses.
     assert pushed.webhooks[0].owner == "billing-key-id"
+
+
+def test_a_write_from_a_read_of_the_first_attempt_cannot_land_on_the_resend_its_dispatcher_wrote() -> None:
+    """A dispatcher writes its records whole, without reading them: it set version 0 again, so a versioned writer
+    that had read the first attempt at 0 (a reconcile run, seconds into its status query) expired the resend the
+    next provider had just taken. Its write now finds a version no earlier read can hold."""
+    from globesms.reconcile.service import expire
+
+    store = MemoryStore()
+    store.messages["B.00000"] = record()
+    stale = store.reload("B.00000")  # the first attempt, as a reconcile run read it
+    assert stale is not None and stale.version == 0
+    first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    queues, claims = MemoryQueues(), MemoryClaims()
+    queues.send_packs(T, [_pack(first.resends[0])])
+    send_resends(store, queues, claims, ScriptedProvider(name=T))
+    resent = store.messages["B.00000"]
+    assert (resent.status, resent.provider) == (Status.SUBMITTED, T)
+    assert expire(store, stale, NOW + timedelta(seconds=6)) is None  # refused: the record moved on
+    assert store.messages["B.00000"] == resent

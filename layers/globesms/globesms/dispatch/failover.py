@@ -29,7 +29,7 @@ from globesms.domain.status import Status
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
+from globesms.models.records import MessageRecord, replacing_version
 from globesms.routing.templates import ParamsProblem, Rendered, TemplateRegistry, render
 from globesms.routing.templates import registry as template_registry
 
@@ -112,6 +112,7 @@ def reroute(
                 cost=recipient.cost,
                 currency=pack.currency,
                 owner=pack.owner,
+                version=replacing_version(now),  # written whole, as the dispatcher's outcomes are
             )
         )
     packs = pack_records(

@@ -17,7 +17,7 @@ from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
+from globesms.models.records import MessageRecord, replacing_version
 from globesms.ports import MessageStore, ReceiptStore
 from globesms.receipts.apply import apply_held_receipts, outcome_counts, route_outcomes
 from globesms.reconcile.deadline import DeadlinePolicy, deadline_entries, receipt_deadline
@@ -53,6 +53,7 @@ def outcome_records(
     ~9 of a record's ~20 µs, and a pack is up to 1,000 recipients."""
     stamp = iso(now)
     epoch = int(now.timestamp())
+    version = replacing_version(now)
     fields: dict[int, dict[str, object]] = {}
     due: dict[int, int | None] = {}
     records = []
@@ -97,6 +98,7 @@ def outcome_records(
                 cost=recipient.cost,
                 currency=pack.currency,
                 owner=pack.owner,
+                version=version,
             )
         )
     return records

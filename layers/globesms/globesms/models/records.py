@@ -6,6 +6,7 @@ messages are one partition in id order (no index needed to list or count them).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -62,7 +63,11 @@ class MessageRecord(MessageContent):
     events: list[dict[str, Any]] | None = Field(default=None, description="receipts applied, oldest first")
     receipt_ids: set[str] | None = Field(default=None, description="ids of the receipts in `events` (dedupe)")
     events_omitted: int | None = Field(default=None, description="events left out of a long history (receipts.apply)")
-    version: int = Field(default=0, description="bumped by every receipt applied (optimistic concurrency)")
+    version: int = Field(
+        default=0,
+        description="bumped by every versioned write (optimistic concurrency); a dispatcher's write sets it anew "
+        "(`replacing_version`)",
+    )
     receipt_due_at: int | None = Field(
         default=None, description="epoch seconds: reconciled after, if still SUBMITTED (reconcile/deadline.py)"
     )
@@ -111,3 +116,13 @@ class BatchRecord(Model):
         """A body refused as a whole (the intake's REJECTED header with its refusal, no body hash): nothing was
         written, reserved or sent under its id, so a later body may take the id (`MessageStore.begin_batch`)."""
         return self.state == "REJECTED" and self.body_hash is None
+
+
+def replacing_version(now: datetime) -> int:
+    """The version of a record a dispatcher writes whole, without reading it first (up to 1,000 in batch writes): its
+    time in milliseconds. Versioned writers (receipts, reconcile) add 1 to the version they read and write only if it
+    is still that one. A dispatcher's write that set 0 again let a writer that had read the record before it, at 0,
+    write over it: a reconcile run that read the first provider's attempt expired the resend a receipt had sent
+    through the next provider, after that provider's dispatcher wrote it. A time is past every version such a writer
+    can have read: the earlier dispatch's time plus one per versioned write since, seconds ago."""
+    return int(now.timestamp() * 1000)
