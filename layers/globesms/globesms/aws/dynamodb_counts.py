@@ -6,6 +6,13 @@ Exactly once: a stream batch is counted in transactions (TransactWriteItems, all
 event source hands a failed stream batch over again from the same first record (BisectBatchOnFunctionError stays
 off: a split would start a retry elsewhere), so a retry finds the marker of what an earlier attempt committed and
 goes on after the change that marker names. Markers expire (TTL) after MARKER_DAYS, well past the stream's 24 h.
+
+Not covered: a retry holding fewer changes than a committed chunk of an earlier attempt. AWS documents retrying the
+batch whole ("reprocesses the entire batch"), and this handles it within the retry, but the invocation after it
+would start inside that chunk, where no marker is keyed, and count the chunk's rest again. A per-shard "counted
+through" mark would close it; the stream's records do not name their shard. Also a new event source mapping
+(renamed function, stream re-enabled) starts at TRIM_HORIZON and counts the last 24 h again. Both would show as a
+batch whose counts add up to more than it accepted: `make recount` (tools/recount.py) sets them again.
 """
 
 from __future__ import annotations
