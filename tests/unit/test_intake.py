@@ -170,3 +170,14 @@ def test_a_list_over_the_recipient_limit_is_refused_as_too_many_recipients(body:
     assert info.value.refusal.code == "TOO_MANY_RECIPIENTS"
     assert info.value.refusal.message == f"{counted}; at most 10000 per request"
     assert store.batches[info.value.batch_id].state == "REJECTED" and not store.messages
+
+
+def test_a_bad_envelope_field_and_a_bad_body_are_refused_together_as_the_api_does() -> None:
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps({"idempotency_key": " bad", "to": "+85251234567"}), store)
+    assert [d.field for d in info.value.refusal.fields] == ["idempotency_key", "body"]  # text or template
+    over = {"idempotency_key": " bad", "to": [f"+8525{i:07d}" for i in range(10_001)], "text": "x"}
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps(over), store)
+    assert info.value.refusal.code == "TOO_MANY_RECIPIENTS"

@@ -151,11 +151,19 @@ def _parse(
     claimed = data.pop("batch_id", None)
     if is_batch_id(claimed):  # exactly as the envelope validates it
         batch_id = claimed
+    # Both checked, their errors answered together, as the API answers a bad header with a bad body: a body over the
+    # recipient limit is refused as that (413) whatever else is wrong with it.
+    errors: list[Any] = []
     try:
         envelope = SqsIntakeEnvelope(batch_id=claimed, idempotency_key=data.pop("idempotency_key", None))
+    except ValidationError as exc:
+        errors += exc.errors()
+    try:
         parsed = _body_adapter.validate_python(data)
     except ValidationError as exc:
-        _refuse(store, batch_id, now, retention_days, schema_refusal(exc))
+        errors += exc.errors()
+    if errors:
+        _refuse(store, batch_id, now, retention_days, schema_refusal(errors))
     if parsed.dry_run:  # a quote is an API answer: a queue has nobody to give it to
         refusal = ErrorBody(
             code=RefusalCode.VALIDATION_ERROR,
