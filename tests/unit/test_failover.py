@@ -275,3 +275,41 @@ def test_recipients_moved_for_an_open_breaker_are_moved_with_one_reading_of_the_
     summary = dispatch_pack(template_pack(route=(T, H)), deps, now=NOW, last_attempt=False)
     assert tencent.calls == [] and summary.failed_over == 3
     assert [r.to for p in queues.sent[H] for r in p.recipients] == [f"+8525123456{i}" for i in range(3)]
+
+
+def test_a_takeover_that_cannot_move_what_the_dead_dispatcher_noted_as_moved_settles_it_as_unknown() -> None:
+    """The dead holder noted a failover and died before queueing it; a template change removed the next provider's
+    version before the takeover. Nothing can be queued there now, and whether the dead holder's copy reached the
+    queue is unknown: the recipient was left neither queued nor recorded (QUEUED for good). Now its outcome is
+    unknown (SENDING, DISPATCH_INTERRUPTED) and its settle pack is queued, so it ends final."""
+    from globesms.errors import DispatchCode
+    from globesms.routing.templates import parse_registry
+
+    without_huawei = parse_registry(
+        {"version": 1, "templates": {"login": {"tencent": {"id": "1800308", "params": ["code", "minutes"]}}}}, "PUT"
+    )
+    claims, store, queues = MemoryClaims(), MemoryStore(), MemoryQueues()
+    pack = template_pack(route=(T, H), n=1)
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("killed before queueing")
+
+    sending = queues.send_packs
+    queues.send_packs = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        run(pack, ScriptedProvider(T, answer=lambda _m: CONFIG), claims=claims, queues=queues, store=store)
+    assert claims.notes(pack.pack_id).requeued.failed_over == (0,)
+    queues.send_packs = sending  # type: ignore[method-assign]
+    deps = DispatchDeps(
+        provider=ScriptedProvider(T),
+        store=store,
+        claims=claims,
+        queues=queues,
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        templates=without_huawei,
+    )
+    dispatch_pack(pack, deps, now=NOW + timedelta(minutes=5), last_attempt=False)
+    record = store.messages["B.00000"]
+    assert (record.status, record.error_code) == (Status.SENDING, DispatchCode.DISPATCH_INTERRUPTED)
+    assert [p.purpose for p in queues.sent[T]] == ["settle"]

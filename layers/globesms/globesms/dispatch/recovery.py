@@ -62,11 +62,12 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     if redrive is not None:  # what is queued again below carries it, as the dead holder's own copies do
         pack = pack.model_copy(update={"redrive_of": iso(redrive)})
     requeued = notes.requeued
-    _queue_again(pack, deps, requeued, now)
+    unmovable = _queue_again(pack, deps, requeued, now)
     current = deps.store.get_messages([r.id for r in pack.recipients])
     if unsent_since is not None:
         _give_back_dead_lettered(deps, current.values(), unsent_since)
-    kept = requeued.never_sent | (settled_among(pack, current) if redrive else set())
+    put_back = requeued.never_sent - _stranded(pack, current, unmovable)
+    kept = put_back | (settled_among(pack, current) if redrive else set())
     unrecorded = _unrecorded(pack, current, kept, redrive)
     records = outcome_records(
         pack, [(i, SendOutcome(message_id=pack.recipients[i].id, error=INTERRUPTED)) for i in unrecorded], now
@@ -74,7 +75,7 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     # Receipts that came while the record was not written are applied.
     saved = save_outcomes(deps.store, deps.receipts, records, now, route_stats=deps.route_stats)
     records = saved.records
-    not_recorded = requeued.never_sent | set(unrecorded)  # a set: a pack holds up to 1,000 recipients
+    not_recorded = put_back | set(unrecorded)  # a set: a pack holds up to 1,000 recipients
     recorded = [current[r.id] for i, r in enumerate(pack.recipients) if r.id in current and i not in not_recorded]
     _follow_up_recorded(deps, recorded, now)
     latest = {**current, **{r.id: r for r in records}}
@@ -124,12 +125,28 @@ def _unrecorded(
     ]
 
 
-def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now: datetime) -> None:
+def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now: datetime) -> set[int]:
     """What the dead holder noted as put back on a queue, queued again under the same pack ids: a copy that did
-    reach a queue is claimed once, whichever comes first."""
+    reach a queue is claimed once, whichever comes first. Returns the positions it noted as moved to their next
+    provider that cannot move now: the template registry changed since (that provider's version removed)."""
     requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
-    if requeued.failed_over:
-        queue_moved(deps.queues, reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates))
+    if not requeued.failed_over:
+        return set()
+    moved = reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates)
+    queue_moved(deps.queues, moved)
+    return set(requeued.failed_over) - set(moved.moved)
+
+
+def _stranded(pack: DispatchPack, current: Mapping[str, MessageRecord], unmovable: set[int]) -> set[int]:
+    """Of the recipients noted as moved that cannot move now (`unmovable`), those still this provider's: the dead
+    holder queues the moved pack before it records the move, so whether their pack reached the next provider's
+    queue is unknown. They are settled as unknown outcomes (SENDING, then their settle pack) rather than left QUEUED
+    for good; one recorded at the next provider already went there."""
+    return {
+        i
+        for i in unmovable
+        if pack.recipients[i].id not in current or current[pack.recipients[i].id].provider is pack.provider
+    }
 
 
 def _give_back_dead_lettered(deps: DispatchDeps, current: Iterable[MessageRecord], dead_lettered: datetime) -> None:
