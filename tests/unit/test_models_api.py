@@ -159,6 +159,15 @@ def test_template_parameter_values_follow_the_text_rules(value: str) -> None:
     assert location == ("template", "params") and "U+" in rule
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_template_parameter_value_is_not_empty(value: str) -> None:
+    """Spaces are stripped; an empty value no provider takes (Huawei refused it at dispatch, FAILED after accept)."""
+    with pytest.raises(ValidationError) as info:
+        MessageSpec.model_validate({"to": "+85251234567", "template": {"id": "otp", "params": {"code": value}}})
+    first = info.value.errors()[0]  # then: nor is it an integer
+    assert first["loc"][:3] == ("template", "params", "code") and "at least 1 character" in first["msg"]
+
+
 def test_an_otp_cannot_be_scheduled_by_its_own_send_at_or_the_requests() -> None:
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     otp = {"to": "+85251234567", "text": "Your code is 123456", "type": "OTP"}

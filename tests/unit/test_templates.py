@@ -115,6 +115,8 @@ def test_a_rendered_text_over_the_limit_is_refused() -> None:
             "templates.login.tencent: params repeated: code",
         ),
         (doc(login={}), "templates.login: no provider version"),
+        # Sent as it is, so refused as a message's own text would be (docs/security.md).
+        (doc(login={"aliyun": {"text": "Code {code}\u202e"}}), "templates.login.aliyun.text: must not contain U+202E"),
         (doc(login={"aliyun": {"id": "SMS_1"}}), "templates.login.aliyun.id: Extra inputs are not permitted"),
         (doc(login={"twilio": {"id": "1"}}), "templates.login.twilio: Extra inputs are not permitted"),
         (doc(login={"huawei": {"id": "h1", "params": ["a b"]}}), "templates.login.huawei.params.0: String should"),

@@ -5,6 +5,9 @@ checked where it is sent (dispatch, failover), neither needing the request model
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from globesms.domain.segments import count_segments
 
 MAX_RECIPIENTS_PER_REQUEST = 10_000
@@ -31,3 +34,30 @@ def text_parts_problem(text: str) -> str | None:
             f"this text is {parts}"
         )
     return None
+
+
+# ---- characters: refused where they can only deceive or break something (docs/security.md) ----
+# In a text: C0 controls but tab, newline and carriage return (which multi-line texts are made of), DEL and the C1
+# controls; the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which reorder what
+# the reader sees (an amount or a link shown reversed); and U+FEFF (a byte-order mark, invisible inside a text).
+# Kept: ZWJ (emoji sequences, Indic scripts), ZWNJ (Persian and Indic spelling), LRM/RLM/ALM (they mark a direction
+# without overriding it), ZWSP (the word separator of Thai, Khmer, Lao and Burmese). Lone surrogates, which no
+# provider's encoding can carry, pydantic refuses in any string. A regular expression: 10,000 texts at C speed.
+_TEXT_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+_TEXT_RULE = (
+    "control characters (other than tab, newline and carriage return), bidirectional overrides and isolates, "
+    "and U+FEFF are refused"
+)
+
+
+def character_name(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
+def text_character_problem(text: str) -> str | None:
+    """The first character of `text` that no text sent may hold, as a rule the sender can read; None when none."""
+    found = _TEXT_REFUSED.search(text)
+    if found is None:
+        return None
+    return f"must not contain {character_name(found.group())} at position {found.start()}: {_TEXT_RULE}"

@@ -31,13 +31,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from globesms import hooks
 from globesms.domain.segments import count_segments
 from globesms.errors import RecipientCode
 from globesms.models.base import Model
-from globesms.models.limits import MAX_TEXT_CHARS, text_parts_problem
+from globesms.models.limits import MAX_TEXT_CHARS, text_character_problem, text_parts_problem
 from globesms.models.outbound import ProviderName
 from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
@@ -66,6 +66,16 @@ class TextVersion(_Doc):
     """Alibaba's version: the text, with `{name}` placeholders."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+    @field_validator("text")
+    @classmethod
+    def _sendable(cls, text: str) -> str:
+        """The characters a message's own text may not hold (docs/security.md), refused here too: the registry's
+        text is sent as it is."""
+        problem = text_character_problem(text)
+        if problem is not None:
+            raise ValueError(problem)
+        return text
 
     @property
     def params(self) -> tuple[str, ...]:
