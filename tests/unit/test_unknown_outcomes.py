@@ -3,6 +3,8 @@ the policy — FAILED by default, or sent once more — unless its receipt came 
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from globesms.dispatch.service import DispatchDeps, DispatchPolicies, Recorders, dead_letter_unbuilt, dispatch_pack
 from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.domain.status import Status
@@ -182,3 +184,25 @@ def test_a_dispatcher_that_cannot_be_built_keeps_what_a_receipt_said_of_a_resend
     world.store.messages["B.00001"] = delivered
     dead_letter_unbuilt(again, _recorders(world), ValueError("secret unreadable"), now=NOW + timedelta(seconds=905))
     assert world.store.messages["B.00001"] == delivered and world.claims.state[again.pack_id] == "DEAD"
+
+
+def test_a_settle_pack_retried_after_some_expiries_still_queues_every_message_failed_event() -> None:
+    """Its events are queued after its writes: an attempt that expired some and then failed (a throttled write, a
+    timeout) left them FAILED, and its retry, which finds them no longer SENDING, queued only the rest's."""
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    world.dispatch(pack(), ScriptedProvider(answer=lambda m: TIMEOUT), NOW)  # all 3 unknown
+    settle = world.take()
+    real, writes = world.store.save_delivery, []
+
+    def throttled_on_the_second(record, *, expected_version):  # type: ignore[no-untyped-def]
+        writes.append(record.id)
+        if len(writes) == 2:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return real(record, expected_version=expected_version)
+
+    world.store.save_delivery = throttled_on_the_second  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=600))
+    world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=800))  # delivered again, past the lease
+    assert all(world.store.messages[f"B.{i:05d}"].status is Status.FAILED for i in range(3))
+    assert sorted({d.event.id for d in world.webhooks.sent}) == [f"B.{i:05d}.failed" for i in range(3)]

@@ -211,4 +211,5 @@ def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> 
         retried=settled.resent,
         skipped=settled.left,
         expired=len(settled.failed),
+        webhooks_not_queued=settled.webhooks_not_queued,
     )

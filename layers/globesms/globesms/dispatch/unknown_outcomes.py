@@ -59,6 +59,7 @@ class Settled:
     failed: list[MessageRecord]
     resent: int
     left: int  # already moved on by a receipt (or never recorded SENDING here)
+    webhooks_not_queued: int = 0
 
 
 def settle_pack(pack: DispatchPack, positions: Sequence[int], *, now: datetime, window_seconds: int) -> DispatchPack:
@@ -124,8 +125,20 @@ def settle(
         )
         queues.send_packs(pack.provider, [again])
     failed = [done for record in to_fail if (done := _expire(receipts, record, now, policy)) is not None]
-    queue_status_events(webhooks, failed, now)
-    return Settled(failed=failed, resent=len(resend), left=len(pack.recipients) - len(waiting))
+    # With those an earlier attempt of this settle pack expired: it may have stopped before it queued their events
+    # (it queues them after its writes). Their ids are stable, so a receiver drops what it had already.
+    expired_before = [
+        record
+        for r in pack.recipients
+        if (record := current.get(r.id)) is not None
+        and record.status is Status.FAILED
+        and record.error_code == EXPIRED_CODE
+        and record.provider is pack.provider
+    ]
+    not_queued = queue_status_events(webhooks, [*expired_before, *failed], now)
+    return Settled(
+        failed=failed, resent=len(resend), left=len(pack.recipients) - len(waiting), webhooks_not_queued=not_queued
+    )
 
 
 def settled_resends(pack: DispatchPack, store: MessageStore) -> set[int]:
