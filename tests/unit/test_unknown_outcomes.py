@@ -206,3 +206,29 @@ def test_a_settle_pack_retried_after_some_expiries_still_queues_every_message_fa
     world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=800))  # delivered again, past the lease
     assert all(world.store.messages[f"B.{i:05d}"].status is Status.FAILED for i in range(3))
     assert sorted({d.event.id for d in world.webhooks.sent}) == [f"B.{i:05d}.failed" for i in range(3)]
+
+
+def test_a_receipt_after_the_fail_policy_settled_the_message_is_kept_in_its_history_and_changes_nothing() -> None:
+    """As the policy says (dispatch/unknown_outcomes.py): it was held for a message it could never reach."""
+    from globesms.models.outbound import ProviderName
+    from globesms.models.receipts import DeliveryReport, EchoRange
+    from globesms.receipts.apply import record_push
+
+    world = World(UnknownOutcomePolicy(window_seconds=600))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=600))
+    failed = world.store.messages["B.00001"]
+    assert (failed.status, failed.error_code) == (Status.FAILED, EXPIRED_CODE)
+    late = DeliveryReport(
+        provider=ProviderName.ALIYUN,
+        provider_message_id="ali-late",
+        status=Status.DELIVERED,
+        raw_status="DELIVRD",
+        to="+85251234561",
+        echo=EchoRange("B", 1, 1),
+        provider_time="2026-11-26T10:20:00Z",
+    )
+    result = record_push([late], store=world.store, now=NOW + timedelta(seconds=700))
+    kept = world.store.messages["B.00001"]
+    assert (result.applied, result.held, result.webhooks) == (1, 0, [])
+    assert (kept.status, kept.error_code) == (Status.FAILED, EXPIRED_CODE)
+    assert (kept.events or [])[-1]["status"] == "DELIVERED"

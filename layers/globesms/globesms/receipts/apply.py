@@ -20,6 +20,7 @@ from typing import Any
 
 from globesms.domain.clock import iso
 from globesms.domain.status import UNDELIVERED_OUTCOMES, Status
+from globesms.errors import DispatchCode
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, EchoRange
 from globesms.models.records import MessageRecord, message_id
@@ -91,8 +92,12 @@ def takes_receipts_for(record: MessageRecord, provider: ProviderName, provider_m
         return False
     if record.provider_message_id == provider_message_id:
         return True
-    # After an unknown outcome the record has no provider id; its receipt (found through our echoed id) settles it.
-    return record.provider_message_id is None and record.status is Status.SENDING
+    # After an unknown outcome the record has no provider id; its receipt (found through our echoed id) settles it,
+    # or, once the policy failed it, is kept in its history without changing its final status (dispatch/
+    # unknown_outcomes.py; until 2026-12-06 it was held for a message it could never reach).
+    return record.provider_message_id is None and (
+        record.status is Status.SENDING or record.error_code == DispatchCode.UNKNOWN_OUTCOME_EXPIRED
+    )
 
 
 def apply_events(
