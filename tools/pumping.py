@@ -8,13 +8,14 @@
 rule of limits.json as this shell reads it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
 `release` lifts the hold for MINUTES whatever the volume (after that the rule applies again: a burst still going on
 trips it again). The table is the stack's output `TableName` (CloudFormation), or --table; AWS_ENDPOINT_URL
-and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run`.
+and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run` (whose stack, globesms-local, is then the default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -26,7 +27,7 @@ import boto3
 from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
 from globesms.guardrails import pumping
 from globesms.guardrails.limits import current_limits
-from tools.redrive import DEFAULT_STACK, stack_outputs
+from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, messages_table
 
 
 def status(counters: DynamoDBOtpCounters, country: str, now: int) -> dict[str, Any]:
@@ -47,15 +48,6 @@ def release(counters: DynamoDBOtpCounters, country: str, minutes: int, now: int)
     return {"country": country, "released_until": now + minutes * 60}
 
 
-def _table(arguments: argparse.Namespace) -> str:
-    if arguments.table:
-        return str(arguments.table)
-    outputs = stack_outputs(boto3.client("cloudformation"), arguments.stack) or {}
-    if "TableName" not in outputs:
-        raise SystemExit(f"stack {arguments.stack} has no output TableName: give --table")
-    return outputs["TableName"]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.pumping", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["status", "release"])
@@ -65,23 +57,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country), or a prefix listed in pumping.prefixes (+4470)",
     )
     parser.add_argument("--minutes", type=int, default=60, help="release: how long the hold stays lifted")
-    parser.add_argument("--stack", default=DEFAULT_STACK, help=f"stack name (default: {DEFAULT_STACK})")
+    default = default_stack(os.environ)
+    parser.add_argument("--stack", default=default, help=f"stack name (default: {default})")
     parser.add_argument("--table", help="the messages table, instead of the stack's output")
     arguments = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Z]{2}|\+[1-9][0-9]{1,14}", arguments.country):
         parser.error("country: two letters (ISO 3166 alpha-2), or a number prefix in E.164 (+4470)")
     if not 1 <= arguments.minutes <= 7 * 24 * 60:
         parser.error("--minutes: between 1 and 10080 (a week)")
+    try:
+        print(json.dumps(_run(arguments)))
+    except AWS_ERRORS as exc:  # no credentials or region, access denied, unreachable: one line, never a traceback
+        code, kind = exit_for_aws_error(exc)
+        print(f"pumping: {kind}: {exc}", file=sys.stderr)
+        return code
+    return 0
+
+
+def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     # boto3 reads AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, itself (`make run` sets both: its DynamoDB is a
     # moto process of its own).
-    counters = DynamoDBOtpCounters(_table(arguments), lambda: boto3.client("dynamodb"))
+    table = arguments.table or messages_table(arguments.stack, boto3.client("cloudformation"))
+    counters = DynamoDBOtpCounters(table, lambda: boto3.client("dynamodb"))
     now = int(time.time())
     if arguments.action == "release":
-        answer = release(counters, arguments.country, arguments.minutes, now)
-    else:
-        answer = status(counters, arguments.country, now)
-    print(json.dumps(answer))
-    return 0
+        return release(counters, arguments.country, arguments.minutes, now)
+    return status(counters, arguments.country, now)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import boto3
 from globesms.aws.dynamodb_counts import count_attribute
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.message_items import COUNTS_SK, batch_pk
-from tools.redrive import default_stack, stack_outputs
+from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, messages_table
 
 PAGE = 1_000
 
@@ -70,15 +70,6 @@ def recount(store: DynamoDBMessageStore, client: Any, table: str, batch_id: str,
     return result
 
 
-def table_name(stack: str, cloudformation: Any) -> str:
-    """The stack's messages table: its `TableName` output, or for a stack CloudFormation does not know (the local
-    stack) the name the local stack gives it."""
-    outputs = stack_outputs(cloudformation, stack)
-    if outputs is not None and "TableName" in outputs:
-        return outputs["TableName"]
-    return f"{stack}-MessagesTable"
-
-
 def parse_arguments(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
     default = default_stack(environ)
     parser = argparse.ArgumentParser(
@@ -98,9 +89,17 @@ def main(
 ) -> int:
     env = os.environ if environ is None else environ
     arguments = parse_arguments(argv, env)
-    endpoint = env.get("AWS_ENDPOINT_URL") or None
-    make = client or (lambda service: boto3.client(service, endpoint_url=endpoint))
-    table = arguments.table or table_name(arguments.stack, make("cloudformation"))
+    try:
+        return _run(arguments, client or boto3.client)
+    except AWS_ERRORS as exc:  # no credentials or region, access denied, unreachable: one line, never a traceback
+        code, kind = exit_for_aws_error(exc)
+        print(f"recount: {kind}: {exc}", file=sys.stderr)
+        return code
+
+
+def _run(arguments: argparse.Namespace, make: Callable[[str], Any]) -> int:
+    # boto3 reads AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, itself (tools/stack.py)
+    table = arguments.table or messages_table(arguments.stack, make("cloudformation"))
     dynamodb = make("dynamodb")
     store = DynamoDBMessageStore(table, lambda: dynamodb)
     for batch_id in arguments.batch_ids:

@@ -31,9 +31,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID
+from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, stack_outputs
 
-DEFAULT_STACK = "globesms-dev"  # samconfig.toml's stack_name
-LOCAL_STACK = "globesms-local"  # local/stack.py's STACK_NAME
 BATCH = 10  # the most SQS receives, sends or deletes in one call
 VISIBILITY_SECONDS = 120  # long enough for a round; a message whose send failed stays hidden till the run ends
 
@@ -58,17 +57,6 @@ def is_url(queue: str) -> bool:
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str] | None:
-    """The stack's outputs, or None when CloudFormation does not know the stack."""
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        if _error_code(exc) == "ValidationError":  # "Stack with id ... does not exist"
-            return None
-        raise
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
 def _candidates(name: str) -> list[str]:
@@ -249,10 +237,6 @@ def redrive(
     return result
 
 
-def default_stack(environ: Mapping[str, str]) -> str:
-    return LOCAL_STACK if environ.get("AWS_ENDPOINT_URL") else DEFAULT_STACK
-
-
 def aws_clients(environ: Mapping[str, str] | None = None) -> tuple[Any, Any]:
     """(sqs, cloudformation) clients, on AWS_ENDPOINT_URL when it is set (the local stack)."""
     env = os.environ if environ is None else environ
@@ -280,6 +264,15 @@ def parse_arguments(argv: Sequence[str] | None, environ: dict[str, str]) -> argp
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
     arguments = parse_arguments(argv, env)
+    try:
+        return _run(arguments, env)
+    except AWS_ERRORS as exc:  # no credentials or region, access denied, unreachable: one line, never a traceback
+        code, kind = exit_for_aws_error(exc)
+        print(f"redrive: {kind}: {exc}", file=sys.stderr)
+        return code
+
+
+def _run(arguments: argparse.Namespace, env: dict[str, str]) -> int:
     sqs, cloudformation = aws_clients(env)
     try:
         source, destination = plan(

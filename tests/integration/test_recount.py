@@ -3,7 +3,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionError
 
 from globesms.accept.service import accept
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
@@ -11,6 +12,7 @@ from globesms.aws.message_items import COUNTS_SK, batch_pk
 from globesms.models.api import MessageSpec
 from tests.fakes import MemoryQueues
 from tools import recount
+from tools.stack import messages_table
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -55,5 +57,21 @@ def test_the_table_is_the_stack_s_output_else_the_local_stack_s_name() -> None:
             return {"Stacks": [{"Outputs": self.outputs}]}
 
     deployed = CloudFormation([{"OutputKey": "TableName", "OutputValue": "globesms-prod-MessagesTable-1X2Y"}])
-    assert recount.table_name("globesms-prod", deployed) == "globesms-prod-MessagesTable-1X2Y"
-    assert recount.table_name("globesms-local", CloudFormation(None)) == "globesms-local-MessagesTable"
+    assert messages_table("globesms-prod", deployed) == "globesms-prod-MessagesTable-1X2Y"
+    assert messages_table("globesms-local", CloudFormation(None)) == "globesms-local-MessagesTable"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "kind"),
+    [
+        (NoRegionError(), 2, "usage"),
+        (ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Query"), 1, "refused"),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:5001"), 3, "unavailable"),
+    ],
+)
+def test_an_aws_error_is_one_line_and_an_exit_code_never_a_traceback(error, code, kind, capsys) -> None:  # type: ignore[no-untyped-def]
+    def client(service: str) -> Any:
+        raise error
+
+    assert recount.main(["B", "--table", "T"], environ={}, client=client) == code
+    assert capsys.readouterr().err.startswith(f"recount: {kind}: ")

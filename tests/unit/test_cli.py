@@ -303,6 +303,8 @@ def test_a_deliberate_repeat_of_a_file_needs_a_new_key(tmp_path: Path) -> None:
         ("to,code,code", ["+6591230001,1,2"], [], "column 'code' appears twice"),
         ("to", [], [], "no recipients"),
         ("to,code", ["+6591230001,1"], ["--param", "code=2"], "'code' is both a --param and a column"),
+        # A quote left open ran to the end of the file: the rows after it went out as one recipient's param.
+        ("to,code", ['+6591230001,"1', "+6591230002,2", "+6591230003,3"], [], "not valid CSV (unexpected end of data)"),
     ],
 )
 def test_a_bad_csv_is_a_usage_error_and_nothing_is_sent(
@@ -343,6 +345,12 @@ def test_csv_checks_read_rows_one_at_a_time(tmp_path: Path) -> None:
         ["send", "+6591234567", "--text", "a", "--type", "SPAM"],
         ["send", "+6591234567", "--text", "a", "--no-such-option"],
         ["send", "--file", "/nonexistent/recipients.csv", "--text", "a"],
+        # A URL httpx cannot parse was a traceback; one without a scheme was retried, then "unavailable" (3).
+        ["send", "+6591234567", "--text", "a", "--api-url", "http://127.0.0.1:3000x"],
+        ["send", "+6591234567", "--text", "a", "--api-url", "notaurl"],
+        ["send", "+6591234567", "--text", "a", "--api-url", "ftp://example.com"],
+        # A key pasted with a non-breaking space was a UnicodeEncodeError traceback.
+        ["send", "+6591234567", "--text", "a", "--api-key", "key\u00a0"],
     ],
 )
 def test_usage_errors_exit_2_and_send_nothing(args: list[str]) -> None:
@@ -401,6 +409,15 @@ def test_a_wrong_api_key_is_a_refusal() -> None:
     result = invoke(deps_for(api), "status", "b0.00000", "--json")
     assert result.exit_code == ExitCode.REFUSED
     assert json.loads(result.stdout)["error"]["code"] == "HTTP_403"
+
+
+def test_what_is_printed_is_never_read_as_markup() -> None:
+    """`[/]` in a number or a text was read as a closing tag: a MarkupError after the send had gone out (exit 1, its
+    batch id lost)."""
+    api = FakeApi(reject={"[/]"})
+    result = invoke(deps_for(api), "send", "[/]", "+6591234567", "--text", "[bold]x[/]")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "[/]" in result.stdout and "accepted 1, rejected 1" in result.stdout
 
 
 def test_every_recipient_rejected_exits_1_some_rejected_exits_0() -> None:

@@ -100,8 +100,8 @@ def batch(
 ) -> None:
     """Show a batch: its state, counts by status and rejected recipients (--messages: every message too).
 
-    --watch redraws the counts until every accepted recipient is DELIVERED, UNDELIVERED, EXPIRED, REJECTED or
-    FAILED, then exits 0 (with --json it prints only the final document). Exit codes: 0 shown, 1 refused (404: no
+    --watch redraws the counts until every accepted recipient is DELIVERED, UNDELIVERED, EXPIRED, REJECTED, FAILED
+    or CANCELED, then exits 0 (with --json it prints only the final document). Exit codes: 0 shown, 1 refused (404: no
     such batch), 2 usage error, 3 the API could not be reached."""
     d = deps(ctx)
     with reported_failures(d, json_output), d.api(Connection(api_url, api_key)) as api:

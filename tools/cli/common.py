@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from tools.cli.api import (
@@ -58,8 +59,10 @@ class Deps:
     # Recipients per POST /v1/messages: the API's own cap, read from its models so the two never drift apart.
     chunk_size: int = MAX_RECIPIENTS_PER_REQUEST
     aws_clients: Callable[[], tuple[Any, Any]] = _aws_clients  # (sqs, cloudformation) for redrive
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    # No markup: what is printed holds numbers, texts and the API's messages, in which `[/]` would be read as a tag
+    # (a MarkupError after the send had gone out, its batch id lost). The one styled line styles a Text.
+    out: Console = field(default_factory=lambda: Console(highlight=False, markup=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, markup=False))
 
     def api(self, connection: Connection) -> ApiClient:
         return ApiClient(connection, transport=self.transport, retry=self.retry, sleep=self.sleep)
@@ -71,10 +74,34 @@ def deps(ctx: typer.Context) -> Deps:
     return ctx.obj
 
 
+def _checked_url(value: str) -> str:
+    """An http(s) URL with a host: anything else fails at the first request (a traceback for one httpx cannot parse,
+    retries and "unavailable" for one without a scheme), where it is a usage error."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise typer.BadParameter(f"not a URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise typer.BadParameter("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000")
+    return value
+
+
+def _checked_key(value: str) -> str:
+    """Printable ASCII without spaces, as API Gateway's keys are (an HTTP header carries no other): a key pasted with a
+    non-breaking space failed with a traceback. The key itself is never shown."""
+    if not value or not all("!" <= char <= "~" for char in value):
+        raise typer.BadParameter("must be printable ASCII without spaces (API Gateway's keys are letters and digits)")
+    return value
+
+
 ApiUrl = Annotated[
     str,
     typer.Option(
-        "--api-url", envvar=API_URL_ENV, help="The API's base URL (with its stage path when deployed).", metavar="URL"
+        "--api-url",
+        envvar=API_URL_ENV,
+        help="The API's base URL (with its stage path when deployed).",
+        metavar="URL",
+        callback=_checked_url,
     ),
 ]
 ApiKey = Annotated[
@@ -85,6 +112,7 @@ ApiKey = Annotated[
         help=f"The API key, sent as x-api-key. Default: make run's local key ({DEFAULT_API_KEY}).",
         show_default=False,  # never print a key someone put in the environment
         metavar="KEY",
+        callback=_checked_key,
     ),
 ]
 JsonOutput = Annotated[
@@ -110,7 +138,7 @@ def exit_code_of(exc: ApiRefused | ApiUnavailable) -> ExitCode:
 def tell_failure(d: Deps, exc: ApiRefused | ApiUnavailable) -> None:
     """The failure in words on stderr, each refused field with its rule."""
     what = "refused" if isinstance(exc, ApiRefused) else "no answer"
-    d.err.print(f"[bold red]{what}:[/] {exc}", markup=True, soft_wrap=True)
+    d.err.print(Text.assemble((f"{what}:", "bold red"), f" {exc}"), soft_wrap=True)
     for item in getattr(exc, "fields", []):
         d.err.print(f"  {item.get('field', '?')}: {item.get('rule', '')}", markup=False, soft_wrap=True)
 

@@ -26,16 +26,10 @@ def _failure(d: Deps, json_output: bool, code: ExitCode, kind: str, message: str
 
 
 def _exit_for_aws_error(exc: Exception) -> tuple[ExitCode, str]:
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    from tools.stack import exit_for_aws_error
 
-    if isinstance(exc, ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
-        if status >= 500 or exc.response.get("Error", {}).get("Code") in ("Throttling", "ThrottlingException"):
-            return ExitCode.UNAVAILABLE, "unavailable"
-        return ExitCode.REFUSED, "refused"
-    if isinstance(exc, ConnectionError | HTTPClientError):  # endpoint unreachable, timeouts
-        return ExitCode.UNAVAILABLE, "unavailable"
-    return ExitCode.USAGE, "usage"  # no credentials, no region: the environment needs fixing
+    code, kind = exit_for_aws_error(exc)
+    return ExitCode(code), kind
 
 
 def _listed(result: RedriveResult) -> list[dict[str, Any]]:
@@ -69,9 +63,10 @@ def redrive(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from tools import redrive as redrive_tool
+    from tools.stack import default_stack
 
     d = deps(ctx)
-    stack_name = stack or redrive_tool.default_stack(os.environ)
+    stack_name = stack or default_stack(os.environ)
 
     def log(line: str) -> None:
         if not json_output:

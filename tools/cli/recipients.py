@@ -61,18 +61,23 @@ def _layout_of(header: list[str]) -> tuple[int, dict[str, int]]:
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank row after the header."""
     with path.open(newline="", encoding=ENCODING) as handle:
-        reader = csv.reader(handle)
-        for fields in reader:
-            if reader.line_num == 1 or not any(field.strip() for field in fields):
-                continue
-            yield reader.line_num, fields
+        # Strict: a quote left open would otherwise run to the end of the file, the rows after it sent as one
+        # field's text to the row it opened in; strict, it is a csv.Error, told with its line.
+        reader = csv.reader(handle, strict=True)
+        try:
+            for fields in reader:
+                if reader.line_num == 1 or not any(field.strip() for field in fields):
+                    continue
+                yield reader.line_num, fields
+        except csv.Error as exc:
+            raise RecipientsProblem(f"line {reader.line_num}: not valid CSV ({exc})") from exc
 
 
 def scan_csv(path: Path) -> CsvLayout:
     """Check the header and every row; count the rows. Reads one row at a time."""
     try:
         with path.open(newline="", encoding=ENCODING) as handle:
-            header = next(csv.reader(handle), None)
+            header = next(csv.reader(handle, strict=True), None)
         if header is None:
             raise RecipientsProblem("the file is empty: it needs a header row with a column 'to'")
         number_column, params = _layout_of(header)
