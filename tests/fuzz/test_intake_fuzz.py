@@ -90,7 +90,8 @@ def test_every_intake_body_is_accepted_whole_or_recorded_as_refused(  # type: ig
     assert all(h.source == "sqs" for h in seen.headers.values())
     earlier_batches: set[str] = set()
     earlier_keys: set[Any] = set()
-    for record in request["Records"]:
+    claims = [named(record["body"])[0] for record in request["Records"]]
+    for position, record in enumerate(request["Records"]):
         claimed, key = named(record["body"])
         batch_id = claimed or f"sqs-{record['messageId']}"
         if record["messageId"] not in failed:
@@ -102,8 +103,11 @@ def test_every_intake_body_is_accepted_whole_or_recorded_as_refused(  # type: ig
             if header.refusal is not None:
                 assert_refusal_explained(header.refusal)
                 assert header.refusal.code in REFUSALS and header.state == "REJECTED"
-            else:  # the batch id names another body of this event, which the refusal did not overwrite
-                assert batch_id in earlier_batches, f"{batch_id} refused, but recorded without a refusal"
+            else:
+                # The batch id names another body of this event: one before, which the refusal did not overwrite,
+                # or one after, a corrected body, which takes the batch id of a body refused whole.
+                named_later = batch_id in claims[position + 1 :]
+                assert batch_id in earlier_batches or named_later, f"{batch_id} refused, but recorded without a refusal"
         elif header is None:
             # Only a repeat of an idempotency key is accepted without a batch of its own (its first stands).
             event("accepted: replayed")
