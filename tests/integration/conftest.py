@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 from moto import mock_aws
 
 from globesms.aws import clients, wiring
@@ -19,6 +20,7 @@ from globesms.config import settings
 from globesms.models.outbound import ProviderName
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES
 from local.stack import PARAMETERS_ENV, LocalStack
+from tests.integration import iam_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,8 +68,19 @@ def deployed_on_moto(parameters: dict[str, str] | None = None) -> Iterator[MotoS
 
 
 @pytest.fixture
-def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
-    """Imports functions/<folder>/app.py afresh with the environment the template gives that function."""
+def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
+    """Imports functions/<folder>/app.py afresh with the environment the template gives that function. Every
+    DynamoDB and SQS call the handler makes must be one its role grants (`iam_calls`): checked at teardown."""
+    check = iam_calls.CallCheck(stack.deployed.context.refs)
+    api_call = BaseClient._make_api_call
+
+    def checked_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        function_id = iam_calls.calling_function()
+        if function_id is not None:
+            check.call(function_id, client.meta.service_model.service_name, operation, params)
+        return api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", checked_call)
 
     def load(folder: str, **overrides: str) -> ModuleType:
         candidates = [
@@ -76,7 +89,8 @@ def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[
             if Path(f.code_uri).resolve() == ROOT / "functions" / folder
         ]
         environments = [stack.deployed.function_environment(f) for f in candidates]
-        environment = next(e for e in environments if all(e.get(k, v) == v for k, v in overrides.items()))
+        chosen = next(i for i, e in enumerate(environments) if all(e.get(k, v) == v for k, v in overrides.items()))
+        environment = environments[chosen]
         for name, value in {**environment, **overrides}.items():
             if not name.startswith("AWS_ENDPOINT_URL"):
                 monkeypatch.setenv(name, value)
@@ -89,6 +103,10 @@ def load_handler(stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Callable[
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
+        setattr(module, iam_calls.FUNCTION_ATTRIBUTE, candidates[chosen].logical_id)
         return module
 
-    return load
+    yield load
+    assert not check.missing, "calls the function's role does not grant (template.yaml): " + ", ".join(
+        f"{function} {action} on {resource}" for function, action, resource in sorted(check.missing)
+    )
