@@ -319,8 +319,10 @@ def test_a_canceled_recipient_with_a_callback_gets_a_canceled_event(world) -> No
     webhooks = MemoryWebhooks()
     cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=NOW)
     assert [(d.event.id, d.event.type) for d in webhooks.sent] == [("b1.00000.canceled", "message.canceled")]
-    cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=NOW)  # again: nothing new to tell
-    assert len(webhooks.sent) == 1
+    # Again: told again under the same event id, which a receiver drops (an earlier cancel that stopped between its
+    # moves and its events is announced this way).
+    cancel.cancel_batch(_deps(store, schedule, webhooks), "b1", now=NOW)
+    assert {d.event.id for d in webhooks.sent} == {"b1.00000.canceled"}
 
 
 def test_a_canceled_recipient_gives_its_spend_back_once_and_only_its_owner_may_cancel(world) -> None:  # type: ignore[no-untyped-def]

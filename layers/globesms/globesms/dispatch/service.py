@@ -121,8 +121,11 @@ def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
 def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
     """A cancel took the pack before any dispatcher: nothing is sent. Its recipients the cancel did not move yet (it
     was interrupted) are moved to CANCELED here, so every one of them ends final."""
-    moved, _others = deps.store.cancel_unsent([r.id for r in pack.recipients], now=now)
-    settle_canceled(deps.webhooks, deps.spend, moved, now)
+    moved, others = deps.store.cancel_unsent([r.id for r in pack.recipients], now=now)
+    # With those an earlier delivery moved before it failed (the moves are one write each): their events were to be
+    # queued after every move, and a repeat of either is harmless (stable ids, a give-back once).
+    earlier = [i for i, status in others.items() if status == Status.CANCELED]
+    settle_canceled(deps.webhooks, deps.spend, [*moved, *deps.store.get_messages(earlier).values()], now)
     return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
 
 

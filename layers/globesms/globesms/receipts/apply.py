@@ -316,6 +316,10 @@ def _earlier_attempt(
     result.duplicate_deliveries += delivered
     if resend_pending(record):
         result.resends.append(record)
+    if resend_pending(record) or report.status in UNDELIVERED_OUTCOMES:
+        # Its event again too, whatever the resend has become since: a push answered with an error (the webhook
+        # queue failed after the resend was queued) comes back minutes later, when the resend has usually been
+        # sent, and the event was lost. Its id is the same on every repeat.
         _add_failover_event(record, now, result)
     return True
 

@@ -110,11 +110,10 @@ class _Budget:
     clock: Callable[[], datetime]
 
     def spent(self, summary: ReconcileSummary) -> bool:
-        return (
-            summary.examined >= self.max_messages
-            or summary.checked >= self.max_checks
-            or (self.stop_at is not None and self.clock() >= self.stop_at)
-        )
+        return summary.examined >= self.max_messages or summary.checked >= self.max_checks or self.out_of_time()
+
+    def out_of_time(self) -> bool:
+        return self.stop_at is not None and self.clock() >= self.stop_at
 
 
 def reconcile_due(
@@ -126,7 +125,7 @@ def reconcile_due(
     stop_at: datetime | None = None,
     summary: ReconcileSummary | None = None,
 ) -> ReconcileSummary:
-    """One run: settles up to `max_messages` due messages, then queues their webhook events. `stop_at`: no entry
+    """One run: settles up to `max_messages` due messages, then queues their webhook events. `stop_at`: no message
     is started after it (the function's timeout, less a margin). `summary`: filled in as messages are settled; when
     the run fails midway (a DynamoDB error), the events of those it settled are still queued (the next run finds
     them final and has nothing to say of them), and the caller still has what they add to the statistics."""
@@ -185,7 +184,10 @@ def _settle_entry(
     """Settles the entry's messages still waiting; False when some were left (budget or query permits)."""
     summary.checked += len(entry.message_ids)
     for record in deps.deadlines.waiting(entry.message_ids, until=now_epoch):
-        if summary.examined >= budget.max_messages:
+        # Time is checked per message too: an entry lists a whole pack (1,000 messages, a status query each), and a
+        # run that went on past the function's timeout lost the webhook events of what it had settled (queued
+        # last); the rest of the entry is the next run's.
+        if summary.examined >= budget.max_messages or budget.out_of_time():
             return False
         summary.examined += 1
         if not _settle(deps, policy, record, summary):

@@ -20,6 +20,8 @@ Everything else is answered as not cancelable with its status: a pack a dispatch
 back on a queue after a throttle, a retry or into its quiet hours under a new pack id), or later, or final already.
 
 A canceled recipient never reaches a provider, so its spend reservation is given back (guardrails/release.py), once.
+A cancel of what is CANCELED already announces it again (`message.canceled` under the same id): a cancel that moved
+recipients and then failed, before their events, is retried by its caller, and nothing else would tell them.
 A caller sees and cancels only its own messages (the API key's owner, as for reads): another owner's are not found.
 """
 
@@ -137,6 +139,7 @@ def cancel_message(
     if record.status is Status.SCHEDULED or (record.status in UNSENT and not _shares_its_pack(deps.store, record)):
         return cancel_records(deps, [record], now=now)
     if record.status is Status.CANCELED:
+        settle_canceled(deps.webhooks, deps.spend, [record], now)  # an earlier cancel may have stopped before it
         return CancelAnswer(canceled=[message_id], not_cancelable=[])
     return CancelAnswer(
         canceled=[], not_cancelable=[NotCancelable(id=message_id, status=effective_status(record, batch))]
@@ -174,10 +177,13 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
             part = cancel_records(deps, waiting, now=now)
             answer.canceled += part.canceled
             answer.not_cancelable += part.not_cancelable
+        already = [r for r in records if r.status is Status.CANCELED]
+        # Announced again: an earlier cancel that moved them and then failed (its moves are one write each, its
+        # events queued after them) had not, and nothing else would (stable ids; a give-back happens once).
+        settle_canceled(deps.webhooks, deps.spend, already, now)
+        answer.canceled += [r.id for r in already]
         for record in records:
-            if record.status is Status.CANCELED:
-                answer.canceled.append(record.id)
-            elif not cancelable(record):
+            if record.status is not Status.CANCELED and not cancelable(record):
                 answer.not_cancelable.append(NotCancelable(id=record.id, status=effective_status(record, batch)))
         if after is None:
             break

@@ -16,7 +16,9 @@ from globesms.webhooks.events import queue_status_events
 def settle_canceled(
     webhooks: WebhookQueue, spend: SpendReleases | None, canceled_now: Sequence[MessageRecord], now: datetime
 ) -> None:
-    """Only for the records moved to CANCELED by this caller's own write (so each event is queued once)."""
+    """For the records moved to CANCELED by this caller's own write, and for those an earlier attempt moved before it
+    stopped (a retried cancel, a redelivered canceled pack): an event repeated has the same id, which receivers drop,
+    and a reservation is given back once (`release_once`)."""
     queue_status_events(webhooks, canceled_now, now)
     if spend is not None:
         release_unsent(spend, canceled_now)
