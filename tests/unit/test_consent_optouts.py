@@ -158,3 +158,44 @@ def test_accept_writes_and_queues_nothing_for_an_opted_out_recipient(monkeypatch
     assert (result.accepted, result.rejected) == (1, 1)
     assert [m.to for m in messages.messages.values()] == ["+85251234567"]
     assert messages.batches["B1"].errors[0].code == "OPTED_OUT"
+
+
+def test_a_number_listed_after_accept_is_not_sent_at_dispatch_and_ends_failed_opted_out(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The list was read at accept only: a message waiting for its send_at, through quiet hours or behind a rate
+    limit still went to a number that had opted out meanwhile."""
+    from globesms import hooks
+    from globesms.consent.screen import OptOutCheck
+    from globesms.dispatch.service import DispatchDeps, dispatch_pack
+    from globesms.domain.status import Status
+    from globesms.errors import RecipientCode
+    from globesms.models.packs import DispatchPack
+    from tests.fakes import MemoryClaims, MemoryWebhooks, ScriptedProvider
+
+    listed = MemoryOptOuts()
+    listed.entries[("default", "+85251234561")] = {"number": "+85251234561"}
+    monkeypatch.setitem(hooks.installed, hooks.OPT_OUT_CHECK, lambda: OptOutCheck(listed))
+    contents = [{"type": "MKT", "text": "sale"}, {"type": "OTP", "text": "code 1"}]
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": contents,
+            "recipients": [
+                {"id": "B.00000", "to": "+85251234560", "c": 0},
+                {"id": "B.00001", "to": "+85251234561", "c": 0},  # opted out after accept
+                {"id": "B.00002", "to": "+85251234561", "c": 1},  # an OTP: still goes (OptOutBlocksOtp off)
+            ],
+        }
+    )
+    store, provider, webhooks = MemoryStore(), ScriptedProvider(), MemoryWebhooks()
+    deps = DispatchDeps(
+        provider=provider, store=store, claims=MemoryClaims(), queues=MemoryQueues(), receipts=store, webhooks=webhooks
+    )
+    summary = dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    assert sorted(m.message_id for call in provider.calls for m in call) == ["B.00000", "B.00002"]
+    opted = store.messages["B.00001"]
+    assert (opted.status, opted.error_code, opted.provider_message_id) == (Status.FAILED, RecipientCode.OPTED_OUT, None)
+    assert (summary.submitted, summary.failed) == (2, 1)
+    assert listed.asked == [{"+85251234560", "+85251234561"}]  # one read a pack, MKT and NOTIFY numbers only

@@ -488,6 +488,7 @@ class ReceiptDeadlineSettings(SettingsDeclaration):
 
 
 class DispatchSettings(
+    ConsentSettings,  # the opt-out list, read again before a pack is sent (dispatch/opt_outs.py)
     ReceiptDeadlineSettings,
     TableSettings,
     RetentionSettings,

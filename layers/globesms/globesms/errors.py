@@ -138,7 +138,8 @@ class RecipientCode(_Code):
     TEMPLATE_PARAMS = "TEMPLATE_PARAMS", "template parameters missing, or the rendered text too long"
     OPTED_OUT = (
         "OPTED_OUT",
-        "the number is on the opt-out list: MKT and NOTIFY are refused (OTP too when the deployment says so)",
+        "the number is on the opt-out list: MKT and NOTIFY are refused (OTP too when the deployment says so); a "
+        "message accepted before the number was listed is not sent either, and ends FAILED with this code",
     )
     QUIET_HOURS_VALIDITY = (
         "QUIET_HOURS_VALIDITY",

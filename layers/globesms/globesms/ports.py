@@ -434,7 +434,7 @@ class KeywordWrite:
 
 
 class OptOutStore(Protocol):
-    """One opt-out list per owner (today one owner, `consent.optouts.DEFAULT_OWNER`), entries keyed by E.164."""
+    """One opt-out list per owner (today one owner, `consent.rules.DEFAULT_OWNER`), entries keyed by E.164."""
 
     def listed(self, owner: str, numbers: Collection[str]) -> set[str]:
         """Which of these numbers are on the owner's list (consistent read)."""

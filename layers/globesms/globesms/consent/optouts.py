@@ -8,18 +8,16 @@ list per key is a change of the value passed, not of the storage.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from enum import StrEnum
 from typing import Final
 
 import phonenumbers
 from pydantic import Field
 
+from globesms.consent.rules import DEFAULT_OWNER
 from globesms.models.base import Model
-from globesms.models.outbound import MessageType
 from globesms.ports import OptOutStore
 
-DEFAULT_OWNER: Final = "default"
 MAX_PAGE: Final = 500
 E164_PATTERN: Final = r"^\+[1-9][0-9]{1,14}$"
 
@@ -86,12 +84,6 @@ def remove(store: OptOutStore, number: str, *, owner: str = DEFAULT_OWNER) -> Op
 def page(store: OptOutStore, *, after: str | None, limit: int, owner: str = DEFAULT_OWNER) -> OptOutPage:
     items, last = store.page_opt_outs(owner, after=after, limit=limit)
     return OptOutPage(opt_outs=[OptOutEntry.model_validate(i) for i in items], next=last)
-
-
-def blocked_types(*, otp_too: bool) -> Collection[MessageType]:
-    """The message types an opted-out number does not get: MKT and NOTIFY; OTP only when the deployment says so
-    (GLOBESMS_OPT_OUT_BLOCKS_OTP), because a person who opted out of marketing still needs a login code."""
-    return frozenset(MessageType) if otp_too else frozenset({MessageType.MKT, MessageType.NOTIFY})
 
 
 class OptOutRequest(Model):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from globesms import hooks
-from globesms.consent.optouts import DEFAULT_OWNER, blocked_types
+from globesms.consent.rules import DEFAULT_OWNER, blocked_types
 from globesms.errors import RecipientCode
 from globesms.models.errors import RecipientError
 from globesms.models.records import MessageRecord, split_message_id

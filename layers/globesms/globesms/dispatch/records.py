@@ -14,7 +14,7 @@ from typing import NamedTuple
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
-from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, ProviderError, RecipientCode
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord, replacing_version
@@ -102,6 +102,15 @@ def outcome_records(
             )
         )
     return records
+
+
+def opted_out_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:
+    """A recipient whose number opted out after its message was accepted (`dispatch.opt_outs`): FAILED, never sent."""
+    recipient = pack.recipients[index]
+    error = ProviderError(
+        ErrorCategory.RECIPIENT, RecipientCode.OPTED_OUT, "the number opted out after the message was accepted"
+    )
+    return outcome_record(pack, index, SendOutcome(message_id=recipient.id, error=error), now)
 
 
 def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:

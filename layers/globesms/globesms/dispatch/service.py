@@ -30,11 +30,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from globesms.consent.screen import current as opt_out_check
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
+from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
-from globesms.dispatch.records import held_since_pack, lapsed_record, outcome_records, save_outcomes
+from globesms.dispatch.records import (
+    held_since_pack,
+    lapsed_record,
+    opted_out_record,
+    outcome_records,
+    save_outcomes,
+)
 from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import LimitedSend, WatchedProvider, outbound_messages, send_all, send_within_limits
@@ -47,6 +55,7 @@ from globesms.errors import DispatchCode, ErrorCategory, ProviderError
 from globesms.guardrails.release import recharge_redriven, release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
 from globesms.ports import BreakerState, Claim, Provider
 from globesms.receipts.failover import queue_pending_resends
 from globesms.routing.templates import TemplateRegistry
@@ -136,6 +145,7 @@ class _Round:
     before: BreakerState  # the provider's breaker when the round started
     settled: set[int]  # resends a receipt settled meanwhile: neither sent nor recorded (`settled_resends`)
     lapsed: set[int]  # never sent, nor moved elsewhere: recorded EXPIRED
+    opted_out: set[int]  # their number opted out since accept: never sent, recorded FAILED (`dispatch.opt_outs`)
     quiet: dict[int, int]  # inside their quiet hours: back on the queue, with the wait
     skipped: set[int]  # not called for the open breaker: moved elsewhere
     sending: list[int]  # the others
@@ -235,7 +245,9 @@ def _settle_round(
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
-    summary = _record(pack, deps, decision, outcome_at, sorted(round_.lapsed), now=now, dead_letter=dead_letter)
+    unsent = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
+    unsent += [opted_out_record(pack, i, now) for i in sorted(round_.opted_out)]
+    summary = _record(pack, deps, decision, outcome_at, unsent, now=now, dead_letter=dead_letter)
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), skipped=len(round_.settled), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
@@ -306,12 +318,21 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
         templates = template_registry()
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
-    quiet = {i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed and i not in settled}
-    skipped = skipped_for_open_breaker(pack, before, now=now, templates=templates) - lapsed - quiet.keys() - settled
-    left = settled | lapsed | quiet.keys() | skipped
+    opted_out = opted_out_positions(pack, opt_out_check()) - settled - lapsed
+    quiet = {
+        i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | opted_out and i not in settled
+    }
+    skipped = (
+        skipped_for_open_breaker(pack, before, now=now, templates=templates)
+        - lapsed
+        - opted_out
+        - quiet.keys()
+        - settled
+    )
+    left = settled | lapsed | opted_out | quiet.keys() | skipped
     sending = [i for i in range(len(pack.recipients)) if i not in left]
     sent = _send(pack, sending, deps, provider, now)
-    return _Round(before, settled, lapsed, quiet, skipped, sending, sent, templates)
+    return _Round(before, settled, lapsed, opted_out, quiet, skipped, sending, sent, templates)
 
 
 def _send(
@@ -340,19 +361,20 @@ def _record(
     deps: DispatchDeps,
     decision: OutcomeDecision,
     outcome_at: dict[int, SendOutcome],
-    lapsed: list[int],
+    unsent: list[MessageRecord],
     *,
     now: datetime,
     dead_letter: bool,
 ) -> DispatchSummary:
-    """Writes the outcomes (and the lapsed recipients' EXPIRED records), queues their settle pack and webhook
-    events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
-    recorded = [*decision.record, *lapsed]
+    """Writes the outcomes (and the records of those never sent: lapsed EXPIRED, opted out FAILED), queues their
+    settle pack and webhook events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
+    position = {r.id: i for i, r in enumerate(pack.recipients)}
+    recorded = [*decision.record, *(position[r.id] for r in unsent)]
     saved = save_outcomes(
         deps.store,
         deps.receipts,
         outcome_records(pack, [(i, outcome_at[i]) for i in decision.record], now, deps.policies.receipt_deadlines)
-        + [lapsed_record(pack, i, now) for i in lapsed],
+        + unsent,
         now,
         failover=True,
         held_since=held_since_pack(pack),
@@ -381,7 +403,7 @@ def _record(
         retried=len(decision.retry),
         webhooks_not_queued=not_queued,
         failed_over=len(decision.moved.moved),
-        lapsed=len(lapsed),
+        lapsed=sum(r.error_code == DispatchCode.VALIDITY_LAPSED for r in unsent),
         delivered=saved.delivered,
         undelivered=saved.undelivered,
         route_stats_not_written=int(not saved.route_stats_written),

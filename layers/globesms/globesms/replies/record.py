@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from globesms.consent import optouts
+from globesms.consent.rules import DEFAULT_OWNER
 from globesms.domain.clock import iso
 from globesms.domain.masking import mask
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
@@ -47,7 +48,7 @@ class ReplyDeps:
     keywords: KeywordSets
     callback: str  # "" : replies are not forwarded
     retention_days: int
-    owner: str = optouts.DEFAULT_OWNER
+    owner: str = DEFAULT_OWNER
 
 
 def reply_sk(reply: InboundReply) -> str:
@@ -154,6 +155,6 @@ def _expiry(now: datetime, retention_days: int) -> int:
     return int((now + timedelta(days=retention_days)).timestamp())
 
 
-def page(store: ReplyStore, *, after: str | None, limit: int, owner: str = optouts.DEFAULT_OWNER) -> ReplyPage:
+def page(store: ReplyStore, *, after: str | None, limit: int, owner: str = DEFAULT_OWNER) -> ReplyPage:
     items, last = store.page_replies(owner, after=after, limit=limit)
     return ReplyPage(replies=[ReplyView.model_validate(i) for i in items], next=last)
