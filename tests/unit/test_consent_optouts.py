@@ -199,3 +199,61 @@ def test_a_number_listed_after_accept_is_not_sent_at_dispatch_and_ends_failed_op
     assert (opted.status, opted.error_code, opted.provider_message_id) == (Status.FAILED, RecipientCode.OPTED_OUT, None)
     assert (summary.submitted, summary.failed) == (2, 1)
     assert listed.asked == [{"+85251234560", "+85251234561"}]  # one read a pack, MKT and NOTIFY numbers only
+
+
+def test_a_takeover_after_a_dispatcher_died_past_its_calls_leaves_an_opted_out_recipient_failed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """It is recorded before the calls: recorded only with the round's records, a dispatcher that died after its
+    calls left it as accept wrote it, and the takeover settled it as possibly sent (SENDING, its spend kept)."""
+    from datetime import timedelta
+
+    from globesms import hooks
+    from globesms.consent.screen import OptOutCheck
+    from globesms.dispatch.service import DispatchDeps, dispatch_pack
+    from globesms.domain.status import Status
+    from globesms.errors import RecipientCode
+    from globesms.models.packs import DispatchPack
+    from tests.fakes import MemoryClaims, MemoryWebhooks, ScriptedProvider
+
+    listed = MemoryOptOuts()
+    listed.entries[("default", "+85251234561")] = {"number": "+85251234561"}
+    monkeypatch.setitem(hooks.installed, hooks.OPT_OUT_CHECK, lambda: OptOutCheck(listed))
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:aliyun:0",
+            "batch_id": "B",
+            "provider": "aliyun",
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": [{"type": "MKT", "text": "sale"}],
+            "recipients": [
+                {"id": "B.00000", "to": "+85251234560", "c": 0},
+                {"id": "B.00001", "to": "+85251234561", "c": 0},
+            ],
+        }
+    )
+    store, claims = MemoryStore(), MemoryClaims()
+    writes = store.put_messages
+
+    def dies_at_the_round_s_write(messages, deadlines=()):  # type: ignore[no-untyped-def]
+        if any(m.id == "B.00000" for m in messages):
+            raise RuntimeError("the function timed out")
+        return writes(messages, deadlines)
+
+    store.put_messages = dies_at_the_round_s_write  # type: ignore[method-assign]
+
+    def deps() -> DispatchDeps:
+        return DispatchDeps(
+            provider=ScriptedProvider(),
+            store=store,
+            claims=claims,
+            queues=MemoryQueues(),
+            receipts=store,
+            webhooks=MemoryWebhooks(),
+        )
+
+    with pytest.raises(RuntimeError):
+        dispatch_pack(pack, deps(), now=NOW, last_attempt=False)
+    store.put_messages = writes  # type: ignore[method-assign]
+    dispatch_pack(pack, deps(), now=NOW + timedelta(minutes=5), last_attempt=False)  # the claim stale: taken over
+    opted = store.messages["B.00001"]
+    assert (opted.status, opted.error_code) == (Status.FAILED, RecipientCode.OPTED_OUT)
+    assert store.messages["B.00000"].status is Status.SENDING  # sent, its outcome unknown: as for any such death

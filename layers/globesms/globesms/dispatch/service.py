@@ -319,6 +319,12 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
     opted_out = opted_out_positions(pack, opt_out_check()) - settled - lapsed
+    if opted_out:
+        # Recorded before the calls too (again with the round's records): a dispatcher that dies after its calls
+        # leaves them FAILED, which a takeover leaves alone, rather than as accept wrote them, which it would settle
+        # as possibly sent (unknown outcomes, their spend kept).
+        opted_records = [opted_out_record(pack, i, now) for i in sorted(opted_out)]
+        save_outcomes(deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats)
     quiet = {
         i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | opted_out and i not in settled
     }
