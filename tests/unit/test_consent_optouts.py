@@ -4,7 +4,7 @@ opted-out recipient alone (MKT and NOTIFY; OTP only when the deployment says so)
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,10 +14,14 @@ from globesms.accept.planning import plan_batch
 from globesms.accept.service import accept
 from globesms.consent import optouts
 from globesms.consent.screen import OptOutCheck
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.status import Status
+from globesms.errors import RecipientCode
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
 from globesms.ports import KeywordWrite
-from tests.fakes import MemoryQueues, MemoryStore
+from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -163,13 +167,6 @@ def test_accept_writes_and_queues_nothing_for_an_opted_out_recipient(monkeypatch
 def test_a_number_listed_after_accept_is_not_sent_at_dispatch_and_ends_failed_opted_out(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The list was read at accept only: a message waiting for its send_at, through quiet hours or behind a rate
     limit still went to a number that had opted out meanwhile."""
-    from globesms import hooks
-    from globesms.consent.screen import OptOutCheck
-    from globesms.dispatch.service import DispatchDeps, dispatch_pack
-    from globesms.domain.status import Status
-    from globesms.errors import RecipientCode
-    from globesms.models.packs import DispatchPack
-    from tests.fakes import MemoryClaims, MemoryWebhooks, ScriptedProvider
 
     listed = MemoryOptOuts()
     listed.entries[("default", "+85251234561")] = {"number": "+85251234561"}
@@ -189,11 +186,8 @@ def test_a_number_listed_after_accept_is_not_sent_at_dispatch_and_ends_failed_op
             ],
         }
     )
-    store, provider, webhooks = MemoryStore(), ScriptedProvider(), MemoryWebhooks()
-    deps = DispatchDeps(
-        provider=provider, store=store, claims=MemoryClaims(), queues=MemoryQueues(), receipts=store, webhooks=webhooks
-    )
-    summary = dispatch_pack(pack, deps, now=NOW, last_attempt=False)
+    store, provider = MemoryStore(), ScriptedProvider()
+    summary = dispatch_pack(pack, _dispatch_deps(store, MemoryClaims(), provider), now=NOW, last_attempt=False)
     assert sorted(m.message_id for call in provider.calls for m in call) == ["B.00000", "B.00002"]
     opted = store.messages["B.00001"]
     assert (opted.status, opted.error_code, opted.provider_message_id) == (Status.FAILED, RecipientCode.OPTED_OUT, None)
@@ -204,15 +198,6 @@ def test_a_number_listed_after_accept_is_not_sent_at_dispatch_and_ends_failed_op
 def test_a_takeover_after_a_dispatcher_died_past_its_calls_leaves_an_opted_out_recipient_failed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """It is recorded before the calls: recorded only with the round's records, a dispatcher that died after its
     calls left it as accept wrote it, and the takeover settled it as possibly sent (SENDING, its spend kept)."""
-    from datetime import timedelta
-
-    from globesms import hooks
-    from globesms.consent.screen import OptOutCheck
-    from globesms.dispatch.service import DispatchDeps, dispatch_pack
-    from globesms.domain.status import Status
-    from globesms.errors import RecipientCode
-    from globesms.models.packs import DispatchPack
-    from tests.fakes import MemoryClaims, MemoryWebhooks, ScriptedProvider
 
     listed = MemoryOptOuts()
     listed.entries[("default", "+85251234561")] = {"number": "+85251234561"}
@@ -240,20 +225,23 @@ def test_a_takeover_after_a_dispatcher_died_past_its_calls_leaves_an_opted_out_r
 
     store.put_messages = dies_at_the_round_s_write  # type: ignore[method-assign]
 
-    def deps() -> DispatchDeps:
-        return DispatchDeps(
-            provider=ScriptedProvider(),
-            store=store,
-            claims=claims,
-            queues=MemoryQueues(),
-            receipts=store,
-            webhooks=MemoryWebhooks(),
-        )
-
     with pytest.raises(RuntimeError):
-        dispatch_pack(pack, deps(), now=NOW, last_attempt=False)
+        dispatch_pack(pack, _dispatch_deps(store, claims), now=NOW, last_attempt=False)
     store.put_messages = writes  # type: ignore[method-assign]
-    dispatch_pack(pack, deps(), now=NOW + timedelta(minutes=5), last_attempt=False)  # the claim stale: taken over
+    later = NOW + timedelta(minutes=5)  # the claim stale: taken over
+    dispatch_pack(pack, _dispatch_deps(store, claims), now=later, last_attempt=False)
     opted = store.messages["B.00001"]
     assert (opted.status, opted.error_code) == (Status.FAILED, RecipientCode.OPTED_OUT)
     assert store.messages["B.00000"].status is Status.SENDING  # sent, its outcome unknown: as for any such death
+
+
+def _dispatch_deps(store: MemoryStore, claims: Any, provider: Any = None) -> Any:
+
+    return DispatchDeps(
+        provider=provider or ScriptedProvider(),
+        store=store,
+        claims=claims,
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+    )

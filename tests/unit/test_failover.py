@@ -53,7 +53,7 @@ def run(pack: DispatchPack, provider: ScriptedProvider, **kw):  # type: ignore[n
         queues=kw.pop("queues", MemoryQueues()),
         receipts=store,
         webhooks=MemoryWebhooks(),
-        templates=REGISTRY,
+        templates=kw.pop("templates", REGISTRY),
         **kw,
     )
     return dispatch_pack(pack, deps, now=now, last_attempt=last_attempt)
@@ -300,16 +300,8 @@ def test_a_takeover_that_cannot_move_what_the_dead_dispatcher_noted_as_moved_set
         run(pack, ScriptedProvider(T, answer=lambda _m: CONFIG), claims=claims, queues=queues, store=store)
     assert claims.notes(pack.pack_id).requeued.failed_over == (0,)
     queues.send_packs = sending  # type: ignore[method-assign]
-    deps = DispatchDeps(
-        provider=ScriptedProvider(T),
-        store=store,
-        claims=claims,
-        queues=queues,
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        templates=without_huawei,
-    )
-    dispatch_pack(pack, deps, now=NOW + timedelta(minutes=5), last_attempt=False)
+    later = NOW + timedelta(minutes=5)
+    run(pack, ScriptedProvider(T), claims=claims, queues=queues, store=store, now=later, templates=without_huawei)
     record = store.messages["B.00000"]
     assert (record.status, record.error_code) == (Status.SENDING, DispatchCode.DISPATCH_INTERRUPTED)
     assert [p.purpose for p in queues.sent[T]] == ["settle"]
