@@ -145,7 +145,8 @@ class _Round:
     before: BreakerState  # the provider's breaker when the round started
     settled: set[int]  # resends a receipt settled meanwhile: neither sent nor recorded (`settled_resends`)
     lapsed: set[int]  # never sent, nor moved elsewhere: recorded EXPIRED
-    opted_out: set[int]  # their number opted out since accept: never sent, recorded FAILED (`dispatch.opt_outs`)
+    #: Their number opted out since accept (`dispatch.opt_outs`): never sent, their FAILED records written already.
+    opted_out: list[MessageRecord]
     quiet: dict[int, int]  # inside their quiet hours: back on the queue, with the wait
     skipped: set[int]  # not called for the open breaker: moved elsewhere
     sending: list[int]  # the others
@@ -245,9 +246,10 @@ def _settle_round(
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
     )
-    unsent = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
-    unsent += [opted_out_record(pack, i, now) for i in sorted(round_.opted_out)]
-    summary = _record(pack, deps, decision, outcome_at, unsent, now=now, dead_letter=dead_letter)
+    lapsed = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
+    summary = _record(
+        pack, deps, decision, outcome_at, lapsed, written=round_.opted_out, now=now, dead_letter=dead_letter
+    )
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), skipped=len(round_.settled), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
@@ -319,12 +321,14 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
     opted_out = opted_out_positions(pack, opt_out_check()) - settled - lapsed
-    if opted_out:
-        # Recorded before the calls too (again with the round's records): a dispatcher that dies after its calls
-        # leaves them FAILED, which a takeover leaves alone, rather than as accept wrote them, which it would settle
-        # as possibly sent (unknown outcomes, their spend kept).
-        opted_records = [opted_out_record(pack, i, now) for i in sorted(opted_out)]
-        save_outcomes(deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats)
+    opted_records = [opted_out_record(pack, i, now) for i in sorted(opted_out)]
+    if opted_records:
+        # Written before the calls (their events and give-backs follow with the round's): a dispatcher that dies
+        # after its calls leaves them FAILED, which a takeover leaves alone, rather than as accept wrote them, which
+        # it would settle as possibly sent (unknown outcomes, their spend kept).
+        opted_records = save_outcomes(
+            deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats
+        ).records
     quiet = {
         i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | opted_out and i not in settled
     }
@@ -338,7 +342,7 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
     left = settled | lapsed | opted_out | quiet.keys() | skipped
     sending = [i for i in range(len(pack.recipients)) if i not in left]
     sent = _send(pack, sending, deps, provider, now)
-    return _Round(before, settled, lapsed, opted_out, quiet, skipped, sending, sent, templates)
+    return _Round(before, settled, lapsed, opted_records, quiet, skipped, sending, sent, templates)
 
 
 def _send(
@@ -367,26 +371,28 @@ def _record(
     deps: DispatchDeps,
     decision: OutcomeDecision,
     outcome_at: dict[int, SendOutcome],
-    unsent: list[MessageRecord],
+    lapsed: list[MessageRecord],
     *,
+    written: list[MessageRecord],
     now: datetime,
     dead_letter: bool,
 ) -> DispatchSummary:
-    """Writes the outcomes (and the records of those never sent: lapsed EXPIRED, opted out FAILED), queues their
-    settle pack and webhook events, and finishes the claim (releases it, `dead_letter`: the pack goes to the DLQ)."""
+    """Writes the outcomes (and the lapsed recipients' EXPIRED records); with those `written` before the calls (the
+    opted out), gives back their spend, queues their settle pack and webhook events, and finishes the claim (releases
+    it, `dead_letter`: the pack goes to the DLQ)."""
     position = {r.id: i for i, r in enumerate(pack.recipients)}
-    recorded = [*decision.record, *(position[r.id] for r in unsent)]
+    recorded = [*decision.record, *(position[r.id] for r in [*lapsed, *written])]
     saved = save_outcomes(
         deps.store,
         deps.receipts,
         outcome_records(pack, [(i, outcome_at[i]) for i in decision.record], now, deps.policies.receipt_deadlines)
-        + unsent,
+        + lapsed,
         now,
         failover=True,
         held_since=held_since_pack(pack),
         route_stats=deps.route_stats,
     )
-    records = saved.records
+    records = [*saved.records, *written]
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once
         release_unsent(deps.spend, records)
     queue_pending_resends(deps.queues, deps.webhooks, records, now)  # an early UNDELIVERED receipt's resend
@@ -409,7 +415,7 @@ def _record(
         retried=len(decision.retry),
         webhooks_not_queued=not_queued,
         failed_over=len(decision.moved.moved),
-        lapsed=sum(r.error_code == DispatchCode.VALIDITY_LAPSED for r in unsent),
+        lapsed=len(lapsed),
         delivered=saved.delivered,
         undelivered=saved.undelivered,
         route_stats_not_written=int(not saved.route_stats_written),
