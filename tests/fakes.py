@@ -99,6 +99,13 @@ class MemoryStore:
             message_ids, from_statuses=(Status.ACCEPTED, Status.QUEUED), to=Status.CANCELED, now=now, step=True
         )
 
+    def mark_held(self, message_ids: Sequence[str], *, held_key: str) -> None:
+        with self._move_lock:
+            for message_id in message_ids:
+                record = self.messages.get(message_id)
+                if record is not None and record.status in (Status.ACCEPTED, Status.QUEUED):
+                    self.messages[message_id] = record.model_copy(update={"held_key": held_key})
+
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None:
         record = self.messages.get(message_id)
         return None if record is None else (record, self.batches.get(record.batch_id))
@@ -442,6 +449,12 @@ class MemoryClaims:
 
     def finish(self, pack_id: str) -> None:
         self.state[pack_id] = "DONE"
+
+    def take_hold(self, hold_id: str, *, now: datetime) -> bool:
+        if self.state.get(hold_id) in (None, "RELEASED"):
+            self.state[hold_id] = "RELEASED"
+            return True
+        return False
 
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         self.requeues[pack_id] = requeued

@@ -319,6 +319,31 @@ def test_cancel_unsent_moves_only_accepted_or_queued_records(stack) -> None:  # 
     assert store.cancel_unsent(["B.00000"], now=NOW) == ([], {"B.00000": "CANCELED"})
 
 
+def test_a_quiet_hours_hold_is_taken_by_a_cancel_or_by_its_dispatcher_never_both(stack) -> None:  # type: ignore[no-untyped-def]
+    claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.take_hold("B:aliyun:0.q", now=NOW) is True  # its dispatcher ends it: the recipients go
+    assert claims.take_hold("B:aliyun:0.q", now=NOW) is True  # a retry of that write (or a later wait) finds it so
+    assert claims.cancel("B:aliyun:0.q", now=NOW) is False  # too late for a cancel
+    assert claims.cancel("B:aliyun:1.q", now=NOW) is True  # a cancel came first
+    assert claims.take_hold("B:aliyun:1.q", now=NOW) is False  # its dispatcher sends nothing
+    assert claims.cancel("B:aliyun:1.q", now=NOW) is True
+
+
+def test_a_hold_is_noted_only_on_records_not_yet_sent(stack) -> None:  # type: ignore[no-untyped-def]
+    store = accepted(stack, ["+85251234567", "+85251234568"])
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    sent = receipts.reload("B.00001")
+    assert sent is not None
+    assert receipts.save_delivery(
+        sent.model_copy(update={"status": Status.SUBMITTED, "version": 1}), expected_version=0
+    )
+    store.mark_held(["B.00000", "B.00001", "B.00009"], held_key=":aliyun:0.q")
+    found = store.get_messages(["B.00000", "B.00001"])
+    assert (found["B.00000"].held_key, found["B.00000"].cancel_pack_id()) == (":aliyun:0.q", "B:aliyun:0.q")
+    assert (found["B.00001"].held_key, found["B.00001"].cancel_pack_id()) == (None, "B:aliyun:0")
+    assert "B.00009" not in store.get_messages(["B.00009"])  # no record written for an id that has none
+
+
 def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
     assert claims.claim("P2", now=NOW, lease_seconds=120) is Claim.CLAIMED

@@ -112,6 +112,12 @@ class MessageStore(Protocol):
         by id."""
         ...
 
+    def mark_held(self, message_ids: Sequence[str], *, held_key: str) -> None:
+        """Note on each record still ACCEPTED or QUEUED the quiet-hours hold it now waits in (`held_key`: the hold's
+        id less the batch id), so that a cancel can find it (dispatch/holds.py); a record in any other status, or
+        none, is left alone."""
+        ...
+
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None
     ) -> tuple[list[MessageRecord], str | None]:
@@ -319,6 +325,11 @@ class PackClaims(Protocol):
         ...
 
     def finish(self, pack_id: str) -> None: ...
+
+    def take_hold(self, hold_id: str, *, now: datetime) -> bool:
+        """End a quiet-hours hold for sending (dispatch/holds.py): True when it is ended now or was before, False
+        when a cancel took it first. The same conditional item as `cancel`, so exactly one of the two wins."""
+        ...
 
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""

@@ -1,5 +1,7 @@
 """`PackClaims` on the messages table: one item per pack, `pk = P#<pack id>`, `sk = #`, with its state
-(CLAIMED / OPEN / DEAD / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A dispatcher's claim
+(CLAIMED / OPEN / DEAD / DONE / CANCELED) and, while CLAIMED, the lease's end (epoch seconds). A quiet-hours hold
+(`<pack id>.q`, dispatch/holds.py) has an item of the same kind, CANCELED by a cancel or RELEASED by the dispatcher
+that ends it (`take_hold`), whichever writes first. A dispatcher's claim
 and a cancel are the same conditional write (only on a pack nobody holds: no item yet, OPEN, or DEAD: released on
 its way to the dead-letter queue), so one of them wins; a claim that takes a DEAD pack is `Claim.REDRIVEN`.
 
@@ -146,6 +148,22 @@ class DynamoDBPackClaims:
 
     def finish(self, pack_id: str) -> None:
         self._set_state(pack_id, "DONE")
+
+    def take_hold(self, hold_id: str, *, now: datetime) -> bool:
+        # A hold's item is only ever written by these two: a cancel's (CANCELED) and this one (RELEASED, which a
+        # cancel's condition leaves alone). A retry of either after its write landed finds its own state.
+        return written(
+            self._client().put_item,
+            TableName=self._table,
+            Item={
+                **claim_key(hold_id),
+                "state": {"S": "RELEASED"},
+                "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR #state = :released",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":released": {"S": "RELEASED"}},
+        )
 
     def _set_state(self, pack_id: str, state: str) -> None:
         self._client().update_item(

@@ -1,7 +1,8 @@
 """Conditional status moves of message records: the one write a release and a cancel (of a scheduled recipient)
 race for, and a cancel and a dispatcher's later look at a canceled pack both make (`SCHEDULED -> QUEUED`,
 `SCHEDULED -> CANCELED`, `ACCEPTED | QUEUED -> CANCELED`). DynamoDB applies a move only while the record is in one of
-the statuses it moves from, so of two racing moves exactly one happens."""
+the statuses it moves from, so of two racing moves exactly one happens. Also the note of the quiet-hours hold a
+record waits in (`mark_each`), written only on a record not yet sent."""
 
 from __future__ import annotations
 
@@ -101,3 +102,30 @@ def _move(
         old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
         return (old["status"]["S"], None) if old else None
     return to.value, message_from_item(response["Attributes"])
+
+
+def mark_each(
+    client: Callable[[], Any], table: str, message_ids: Sequence[str], *, held_key: str, from_statuses: Sequence[Status]
+) -> None:
+    """`held_key` set on each record while it is in one of `from_statuses` (in parallel); any other is left alone."""
+    keys = [key for i in message_ids if (key := record_key(i)) is not None]
+    values: dict[str, Any] = {":held": {"S": held_key}}
+    values.update({f":from{n}": {"S": status.value} for n, status in enumerate(from_statuses)})
+    condition = f"#s IN ({', '.join(f':from{n}' for n in range(len(from_statuses)))})"
+
+    def mark(key: dict[str, Any]) -> None:
+        try:
+            client().update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET held_key = :held",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+
+    with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:
+        list(pool.map(mark, keys))

@@ -15,7 +15,7 @@ from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed, written
 from globesms.aws.deadline_items import deadline_item
-from globesms.aws.dynamodb_status_moves import move_each, split_moves
+from globesms.aws.dynamodb_status_moves import mark_each, move_each, split_moves
 from globesms.aws.message_items import (
     COUNTS_SK,
     HEADER_SK,
@@ -205,6 +205,11 @@ class DynamoDBMessageStore:
             step=CANCEL_STEP,
         )
         return split_moves(results)
+
+    def mark_held(self, message_ids: Sequence[str], *, held_key: str) -> None:
+        mark_each(
+            self._client, self._table, message_ids, held_key=held_key, from_statuses=(Status.ACCEPTED, Status.QUEUED)
+        )
 
     def list_batch_messages(
         self, batch_id: str, *, limit: int, after: str | None

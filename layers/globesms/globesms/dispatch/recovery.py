@@ -129,7 +129,15 @@ def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now
     """What the dead holder noted as put back on a queue, queued again under the same pack ids: a copy that did
     reach a queue is claimed once, whichever comes first. Returns the positions it noted as moved to their next
     provider that cannot move now: the template registry changed since (that provider's version removed)."""
-    requeue(deps.queues, pack, requeued.retried, requeued.deferred, deferred_delay=1, quiet=requeued.quiet)
+    requeue(
+        deps.queues,
+        pack,
+        requeued.retried,
+        requeued.deferred,
+        deferred_delay=1,
+        quiet=requeued.quiet,
+        store=deps.store,
+    )
     if not requeued.failed_over:
         return set()
     moved = reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates)

@@ -7,8 +7,10 @@ queues the very same packs again, and the claims send each of them once:
 - `<batch>:<provider>:<n>`: a pack as accept wrote it (`accept.packing.pack_records`);
 - `<id>.r<n>`: recipients with a transient error, on attempt n (`retry_pack`);
 - `<id>.w<n>`: recipients that found no rate-limit permit, the n-th time in a row (`deferred_pack`);
-- `<id>.q<n>`: MKT recipients their dispatcher reached inside their quiet hours, the n-th time in a row
-  (`quiet_pack`, `quiet.py`);
+- `<id>.q<n>`: MKT recipients their dispatcher reached inside their quiet hours, the n-th wait of the *hold*
+  `<id>.q` (`quiet_pack`, `quiet.py`). A hold's packs follow one another while every recipient of it is still
+  inside its hours; a cancel takes the hold (its id is a claim of its own, which the dispatcher that ends the hold
+  takes too: `PackClaims.take_hold`), so its records name it (`held_key`, written when the hold starts);
 - `<id>.f:<provider>:<n>`: recipients failed over to the next provider of their route (`failover.reroute`);
 - `<id>.u`: unknown outcomes, to settle after the window (`unknown_outcomes.settle_pack`);
 - `<id>.s`: unknown outcomes sent once more, under the policy `resend` (`unknown_outcomes.settle`).
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 
 from globesms.dispatch.failover import Rerouted
 from globesms.models.packs import DispatchPack
-from globesms.ports import PackClaims, PackQueues, Requeued
+from globesms.ports import MessageStore, PackClaims, PackQueues, Requeued
 
 #: Retry packs carry their attempt number; the last one records transient failures as FAILED.
 MAX_PACK_ATTEMPTS = 5
@@ -54,9 +56,34 @@ def deferred_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
 
 
 def quiet_pack(pack: DispatchPack, indexes: Sequence[int]) -> DispatchPack:
-    """The recipients at `indexes`, inside their quiet hours, as a pack of their own (`<pack id>.q<n>`), as a
-    deferred pack is: the same attempt, a new id."""
-    return _counted(pack, indexes, _QUIET, "q")
+    """The recipients at `indexes`, inside their quiet hours, as a pack of their own, as a deferred pack is: the
+    same attempt, a new id. A pack of a hold whose every recipient is still inside its hours is the hold's next
+    wait (`<hold><n+1>`): whatever a cancel did to the hold holds for it. Otherwise the held recipients start a
+    hold of their own, `<pack id>.q`: those of a pack that has not waited yet, and those of a hold that is ending
+    for others of it (ended for all of them: its dispatcher took it before sending any)."""
+    if hold_of(pack.pack_id) is not None and len(indexes) == len(pack.recipients):
+        return _counted(pack, indexes, _QUIET, "q")
+    return pack.model_copy(
+        update={"pack_id": f"{pack.pack_id}.q1", "recipients": [pack.recipients[i] for i in indexes]}
+    )
+
+
+def hold_of(pack_id: str) -> str | None:
+    """The quiet-hours hold a pack is a wait of (`<id>.q` for `<id>.q<n>`); None for any other pack."""
+    found = _QUIET.search(pack_id)
+    return None if found is None else pack_id[: found.start()] + ".q"
+
+
+def note_hold(store: MessageStore | None, pack: DispatchPack, held: DispatchPack) -> None:
+    """A hold that starts with `held` is written on its recipients' records (`held_key`) before its first pack is
+    queued, so a cancel finds it as soon as it can take it; a hold that goes on keeps what they name. A crash
+    before the write leaves them naming the pack accept put them in, which their dispatcher claimed: answered as
+    not cancelable, never canceled while sent. (A hold id always begins with its batch id, as every pack id does;
+    one that did not would be left unwritten rather than written as some other id.)"""
+    hold = hold_of(held.pack_id)
+    if store is None or hold is None or hold == hold_of(pack.pack_id) or not hold.startswith(pack.batch_id):
+        return
+    store.mark_held([r.id for r in held.recipients], held_key=hold.removeprefix(pack.batch_id))
 
 
 def _counted(pack: DispatchPack, indexes: Sequence[int], pattern: re.Pattern[str], tag: str) -> DispatchPack:
@@ -82,14 +109,18 @@ def requeue(
     deferred_delay: int,
     quiet: Sequence[int] = (),
     quiet_delay: int = 1,
+    store: MessageStore | None = None,
 ) -> None:
-    """The retry pack, the deferred pack and the quiet pack of `pack`, for whichever of them has recipients."""
+    """The retry pack, the deferred pack and the quiet pack of `pack`, for whichever of them has recipients. `store`:
+    where a hold that starts is noted on its records (`note_hold`; without it, its recipients are not cancelable)."""
     if retried:
         queues.send_packs(pack.provider, [retry_pack(pack, retried)], delay_seconds=retry_delay(pack.attempt))
     if deferred:
         queues.send_packs(pack.provider, [deferred_pack(pack, deferred)], delay_seconds=deferred_delay)
     if quiet:
-        queues.send_packs(pack.provider, [quiet_pack(pack, quiet)], delay_seconds=quiet_delay)
+        held = quiet_pack(pack, quiet)
+        note_hold(store, pack, held)
+        queues.send_packs(pack.provider, [held], delay_seconds=quiet_delay)
 
 
 def queue_moved(queues: PackQueues, rerouted: Rerouted) -> None:
@@ -108,6 +139,7 @@ def requeue_after_send(
     deferred_delay: int,
     quiet: Sequence[int] = (),
     quiet_delay: int = 1,
+    store: MessageStore | None = None,
 ) -> None:
     """Everything of a sent pack that goes back on a queue (its own provider's, or the next provider's)."""
     if not (retried or deferred or moved.moved or quiet):
@@ -115,5 +147,14 @@ def requeue_after_send(
     # Kept on the claim first: if this dispatcher dies before recording, the next delivery knows these were never
     # sent (and queues them again, under the same pack ids) instead of taking them for unknown outcomes.
     claims.record_requeued(pack.pack_id, Requeued(tuple(retried), tuple(deferred), tuple(moved.moved), tuple(quiet)))
-    requeue(queues, pack, retried, deferred, deferred_delay=deferred_delay, quiet=quiet, quiet_delay=quiet_delay)
+    requeue(
+        queues,
+        pack,
+        retried,
+        deferred,
+        deferred_delay=deferred_delay,
+        quiet=quiet,
+        quiet_delay=quiet_delay,
+        store=store,
+    )
     queue_moved(queues, moved)

@@ -7,6 +7,7 @@ lives in the module named for it:
 - `requeue`: what goes back on a queue, under which pack id, after how long;
 - `records`: an outcome as a message record;
 - `recovery`: the packs that are not sent (an interrupted one, a settle pack), with `unknown_outcomes`;
+- `holds`: a quiet-hours hold's packs (waiting again, or the hold ended, or found canceled: `canceled`);
 - `summary`: what a dispatch reports; `deps`: what it works with.
 
 A pack is sent at most once. Before calling the provider a dispatcher *claims* the pack (a conditional write with
@@ -31,8 +32,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from globesms.consent.screen import current as opt_out_check
+from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
+from globesms.dispatch.holds import canceled_hold, wait_or_end_hold
 from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
@@ -60,7 +63,6 @@ from globesms.ports import BreakerState, Claim, Provider
 from globesms.receipts.failover import queue_pending_resends
 from globesms.routing.templates import TemplateRegistry
 from globesms.routing.templates import registry as template_registry
-from globesms.scheduling.canceled import settle_canceled
 from globesms.webhooks.events import queue_status_events
 
 __all__ = [
@@ -91,13 +93,17 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if claim is Claim.DONE:
         return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
     if claim is Claim.CANCELED:
-        return _finish_cancel(pack, deps, now=now)
+        return finish_cancel(pack, deps, now=now)
     if claim is Claim.BUSY:
         raise PackBusy(pack.pack_id)
     if pack.purpose == "settle":
         return settle_unknown(pack, deps, now=now)
     if claim is Claim.STALE:
-        return settle_interrupted(pack, deps, now=now)
+        return canceled_hold(pack, deps, now=now) or settle_interrupted(pack, deps, now=now)
+    # Before a redrive charges anything: a canceled hold sends nothing.
+    held = wait_or_end_hold(pack, deps, now=now)
+    if held is not None:
+        return held
     if claim is Claim.REDRIVEN:
         pack = _redrive(pack, deps, now=now)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
@@ -125,17 +131,6 @@ def _recharge_redriven(pack: DispatchPack, deps: DispatchDeps) -> None:
     charged = recharge_redriven(deps.spend, pack, leave_out=settled_resends(pack, deps.store))
     if charged:
         logger.info("redriven pack: its spend charged again", extra={"amount": format(charged, "f")})
-
-
-def _finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
-    """A cancel took the pack before any dispatcher: nothing is sent. Its recipients the cancel did not move yet (it
-    was interrupted) are moved to CANCELED here, so every one of them ends final."""
-    moved, others = deps.store.cancel_unsent([r.id for r in pack.recipients], now=now)
-    # With those an earlier delivery moved before it failed (the moves are one write each): their events were to be
-    # queued after every move, and a repeat of either is harmless (stable ids, a give-back once).
-    earlier = [i for i, status in others.items() if status == Status.CANCELED]
-    settle_canceled(deps.webhooks, deps.spend, [*moved, *deps.store.get_messages(earlier).values()], now)
-    return DispatchSummary(submitted=0, failed=0, unknown=0, skipped=len(pack.recipients))
 
 
 @dataclass(frozen=True)
@@ -245,6 +240,7 @@ def _settle_round(
         deferred_delay=round_.sent.delay_seconds,
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
+        store=deps.store,
     )
     lapsed = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
     summary = _record(

@@ -79,10 +79,18 @@ class MessageRecord(MessageContent):
     # `@<send time>:aliyun:0` for a scheduled one): a cancel takes that pack before any dispatcher claims it. Kept
     # short, as every byte of a record is paid on each of its writes.
     pack_key: str | None = None
+    # Held for its quiet hours by a dispatcher (dispatch/quiet.py): the hold it waits in, written as `pack_key` is
+    # (what follows the batch id in the hold's id, `:aliyun:3.q`). A cancel takes that hold rather than the pack
+    # accept put it in, which the dispatcher that held it has claimed.
+    held_key: str | None = None
 
     def accept_pack_id(self) -> str | None:
         """The id of the pack accept put it in (`pack_key`), None for a record accepted before packs were kept."""
         return None if self.pack_key is None else self.batch_id + self.pack_key
+
+    def cancel_pack_id(self) -> str | None:
+        """What a cancel takes to stop it before it is sent: the quiet-hours hold it waits in, else its accept pack."""
+        return self.batch_id + self.held_key if self.held_key is not None else self.accept_pack_id()
 
 
 class BatchRecord(Model):

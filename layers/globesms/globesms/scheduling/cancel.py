@@ -7,6 +7,8 @@ Cancelable are the recipients no provider has been asked to send:
   cancel takes the pack's claim (`PackClaims.cancel`, the same conditional write a dispatcher claims it with), then
   moves its recipients to CANCELED. A dispatcher that later receives the pack finds it canceled, sends nothing and
   finishes any move the cancel did not (a cancel interrupted half way still ends with every recipient CANCELED).
+  Likewise a QUEUED recipient a dispatcher held back for its quiet hours: the cancel takes the hold it waits in (its
+  record names it, `held_key`), which the dispatcher that ends the hold takes too before sending (dispatch/holds.py).
 So a recipient is never both sent and reported canceled. A batch whose accept is still writing its records (its
 header ACCEPTING, fewer records stored than it accepted) is not canceled, nor any of its messages:
 `BatchStillAccepting`. A cancel then would miss the recipients not written yet (sent after the cancel answered, by
@@ -17,7 +19,8 @@ that stopped while queueing): the packs it takes are skipped, and a resume leave
 A pack is canceled whole, so `DELETE /v1/messages/{id}` cancels an unsent recipient only when no other unsent
 recipient shares its pack (cancel the batch for those).
 Everything else is answered as not cancelable with its status: a pack a dispatcher claimed first (being sent, or put
-back on a queue after a throttle, a retry or into its quiet hours under a new pack id), or later, or final already.
+back on a queue after a throttle or a retry under a new pack id), a quiet-hours hold its dispatcher ended, or later,
+or final already.
 
 A canceled recipient never reaches a provider, so its spend reservation is given back (guardrails/release.py), once.
 A cancel of what is CANCELED already announces it again (`message.canceled` under the same id): a cancel that moved
@@ -102,7 +105,7 @@ def cancel_records(deps: CancelDeps, records: Sequence[MessageRecord], *, now: d
     by_pack: dict[str | None, list[MessageRecord]] = defaultdict(list)
     for record in records:
         if record.status in UNSENT:
-            by_pack[record.accept_pack_id()].append(record)
+            by_pack[record.cancel_pack_id()].append(record)
     taken = [r.id for pack_id, rs in by_pack.items() if pack_id and deps.claims.cancel(pack_id, now=now) for r in rs]
     moved, still = deps.store.cancel_unsent(taken, now=now) if taken else ([], {})
     canceled_now, others = [*canceled_now, *moved], {**others, **still}
@@ -147,15 +150,17 @@ def cancel_message(
 
 
 def _shares_its_pack(store: MessageStore, record: MessageRecord) -> bool:
-    """Whether another cancelable recipient of the batch is in the record's pack. A pack is canceled whole (its claim is
-    what a cancel takes), so one recipient of a shared pack cannot be canceled alone: its batch can. Reads the batch
-    (a request of one recipient, as most OTP and notification sends are, is one item)."""
+    """Whether another cancelable recipient of the batch is in the record's pack (or quiet-hours hold: what a cancel
+    would take, `cancel_pack_id`). A pack is canceled whole (its claim is what a cancel takes), so one recipient of a
+    shared pack cannot be canceled alone: its batch can. Reads the batch (a request of one recipient, as most OTP
+    and notification sends are, is one item)."""
+    taken = record.cancel_pack_id()
     after: str | None = None
     while True:
         records, after = store.list_batch_messages(record.batch_id, limit=LIST_PAGE, after=after)
         # SCHEDULED packmates count too: a release claims a held pack's recipients one by one (in parallel, or
         # across a redelivery after a crash), and whatever it has not claimed yet goes out in that pack.
-        if any(r.pack_key == record.pack_key and r.id != record.id and cancelable(r) for r in records):
+        if any(r.cancel_pack_id() == taken and r.id != record.id and cancelable(r) for r in records):
             return True
         if after is None:
             return False

@@ -1,0 +1,159 @@
+"""Canceling recipients a dispatcher held back for their quiet hours (dispatch/holds.py, scheduling/cancel.py).
+
+A marketing batch accepted at 18:00 in Hong Kong and reached by its dispatcher at 22:00 waits until 08:00: its held
+recipients stay QUEUED for ten hours, in a chain of delayed packs (the hold). A cancel takes the hold (named on their
+records); the dispatcher that ends the hold takes it too before sending, so one of the two wins. Fixed clocks: Hong
+Kong is UTC+8 and Tokyo UTC+9 all year, London UTC+0 in December.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from globesms.accept.service import accept
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.status import Status
+from globesms.models.api import MessageSpec
+from globesms.models.packs import DispatchPack
+from globesms.scheduling import cancel
+from tests.fakes import (
+    MemoryClaims,
+    MemoryQueues,
+    MemoryScheduleStore,
+    MemorySpendReleases,
+    MemoryStore,
+    MemoryWebhooks,
+    ScriptedProvider,
+)
+
+HK, HK_2, LONDON, TOKYO = "+85251234567", "+85251234568", "+447911123456", "+819012345678"
+ACCEPTED_AT = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # 18:00 in Hong Kong: outside its quiet hours
+HK_EVENING = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)  # 22:00 in Hong Kong, 23:00 in Tokyo, 14:00 in London
+TOKYO_MORNING = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)  # 08:30 in Tokyo, 07:30 in Hong Kong
+HK_MORNING = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)  # 08:00 in Hong Kong
+
+
+class World:
+    def __init__(self, *numbers: str) -> None:
+        self.store, self.claims, self.queues = MemoryStore(), MemoryClaims(), MemoryQueues()
+        self.webhooks, self.provider = MemoryWebhooks(), ScriptedProvider()
+        spec = MessageSpec.model_validate(
+            {"to": list(numbers), "type": "MKT", "text": "sale", "status_callback": "https://hooks.example.com/s"}
+        )
+        accept(
+            [spec],
+            batch_id="b1",
+            source="api",
+            now=ACCEPTED_AT,
+            retention_days=90,
+            store=self.store,
+            queues=self.queues,
+        )
+        self.dispatch = DispatchDeps(
+            provider=self.provider,
+            store=self.store,
+            claims=self.claims,
+            queues=self.queues,
+            receipts=self.store,
+            webhooks=self.webhooks,
+        )
+        self.cancels = cancel.CancelDeps(
+            store=self.store,
+            schedule=MemoryScheduleStore(self.store),
+            claims=self.claims,
+            webhooks=self.webhooks,
+            spend=MemorySpendReleases(),
+        )
+
+    def last_pack(self) -> DispatchPack:
+        return self.queues.sent["aliyun"][-1]
+
+    def run(self, pack: DispatchPack, now: datetime) -> None:
+        dispatch_pack(pack, self.dispatch, now=now, last_attempt=False)
+
+    def sent_to(self) -> list[str]:
+        return [m.to for call in self.provider.calls for m in call]
+
+    def status(self, number: str) -> Status:
+        (record,) = [r for r in self.store.messages.values() if r.to == number]
+        return record.status
+
+    def id_of(self, number: str) -> str:
+        (record,) = [r for r in self.store.messages.values() if r.to == number]
+        return record.id
+
+
+def test_a_held_recipient_is_canceled_and_its_hold_ends_without_sending_it() -> None:
+    world = World(HK, HK_2, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    assert world.sent_to() == [LONDON]
+    held = world.last_pack()
+    assert held.pack_id == "b1:aliyun:0.q1"
+    assert {world.store.messages[r.id].cancel_pack_id() for r in held.recipients} == {"b1:aliyun:0.q"}
+    answer = cancel.cancel_batch(world.cancels, "b1", now=HK_EVENING + timedelta(minutes=5))
+    assert answer is not None
+    assert answer.canceled == sorted([world.id_of(HK), world.id_of(HK_2)])
+    assert [(n.id, n.status) for n in answer.not_cancelable] == [(world.id_of(LONDON), Status.SUBMITTED)]
+    world.run(held, HK_EVENING + timedelta(minutes=15))  # still night: the hold's next wait, nothing written
+    assert world.last_pack().pack_id == "b1:aliyun:0.q2"
+    world.run(world.last_pack(), HK_MORNING)  # the hours are over, but the hold was canceled
+    assert world.sent_to() == [LONDON]
+    assert (world.status(HK), world.status(HK_2)) == (Status.CANCELED, Status.CANCELED)
+    canceled_events = {d.event.id for d in world.webhooks.sent if d.event.type == "message.canceled"}
+    assert canceled_events == {f"{world.id_of(HK)}.canceled", f"{world.id_of(HK_2)}.canceled"}
+
+
+def test_a_hold_its_dispatcher_ended_first_is_not_canceled() -> None:
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    assert world.claims.take_hold("b1:aliyun:0.q", now=HK_MORNING)  # its dispatcher, about to send
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=HK_MORNING)
+    assert answer is not None
+    assert (answer.canceled, [(n.id, n.status) for n in answer.not_cancelable]) == (
+        [],
+        [(world.id_of(HK), Status.QUEUED)],
+    )
+    world.run(held, HK_MORNING)
+    assert (world.sent_to(), world.status(HK)) == ([LONDON, HK], Status.SUBMITTED)
+
+
+def test_one_held_recipient_is_canceled_by_its_message_id_only_when_alone_in_its_hold() -> None:
+    world = World(HK, HK_2, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    shared = cancel.cancel_message(world.cancels, world.id_of(HK), now=HK_EVENING)
+    assert shared is not None and (shared.canceled, [n.id for n in shared.not_cancelable]) == ([], [world.id_of(HK)])
+    alone = World(HK, LONDON)
+    alone.run(alone.last_pack(), HK_EVENING)
+    answer = cancel.cancel_message(alone.cancels, alone.id_of(HK), now=HK_EVENING)
+    assert answer is not None and answer.canceled == [alone.id_of(HK)]
+    alone.run(alone.last_pack(), HK_MORNING)
+    assert (alone.sent_to(), alone.status(HK)) == ([LONDON], Status.CANCELED)
+
+
+def test_a_hold_that_ends_for_some_starts_a_new_one_for_the_others_still_cancelable() -> None:
+    world = World(HK, TOKYO, LONDON)
+    world.run(world.last_pack(), HK_EVENING)  # Hong Kong and Tokyo both inside their hours
+    assert [r.to for r in world.last_pack().recipients] == [HK, TOKYO]
+    world.run(world.last_pack(), TOKYO_MORNING)  # Tokyo's are over, Hong Kong's not yet
+    assert world.sent_to() == [LONDON, TOKYO]
+    still = world.last_pack()
+    assert (still.pack_id, [r.to for r in still.recipients]) == ("b1:aliyun:0.q1.q1", [HK])
+    assert world.store.messages[world.id_of(HK)].cancel_pack_id() == "b1:aliyun:0.q1.q"
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=TOKYO_MORNING)
+    assert answer is not None and answer.canceled == [world.id_of(HK)]
+    world.run(still, HK_MORNING)
+    assert (world.sent_to(), world.status(HK)) == ([LONDON, TOKYO], Status.CANCELED)
+
+
+def test_a_canceled_hold_whose_dispatcher_died_is_finished_canceled_not_taken_for_sent() -> None:
+    """Two faults at once: the cancel died after taking the hold, before moving its recipients, and the dispatcher
+    that found it canceled died before finishing its pack. The next delivery (the claim's lease run out) must not
+    settle the recipients as possibly sent: nobody was."""
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    assert world.claims.cancel("b1:aliyun:0.q", now=HK_EVENING)  # and then the cancel request died
+    world.claims.claim(held.pack_id, now=HK_MORNING, lease_seconds=120)  # and then its dispatcher died
+    world.run(held, HK_MORNING + timedelta(minutes=5))
+    assert (world.sent_to(), world.status(HK)) == ([LONDON], Status.CANCELED)
