@@ -14,7 +14,8 @@ that, and the loop behaves the same everywhere. Each round receives up to 10 mes
 them with SendMessageBatch (body and message attributes as they were) and deletes from the DLQ only those the
 destination accepted: a message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
 A delete that fails after a successful send leaves a copy in the DLQ (reported; the consumers tolerate duplicates).
---dry-run lists the messages and makes them visible again; nothing moves.
+--dry-run lists the messages (the start of each body, its phone numbers masked) and makes them visible again;
+nothing moves.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID
+from globesms.domain.masking import mask_numbers
 from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, stack_outputs
 
 BATCH = 10  # the most SQS receives, sends or deletes in one call
@@ -207,7 +209,7 @@ def redrive(
                 for m in messages:
                     receives = m.get("Attributes", {}).get("ApproximateReceiveCount", "?")
                     result.listed.append(m)
-                    log(f"{m['MessageId']}  receives={receives}  {m['Body'][:100]}")
+                    log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'][:100])}")
                 continue
             sent = sqs.send_message_batch(
                 QueueUrl=destination, Entries=[_send_entry(i, m, fifo) for i, m in enumerate(messages)]

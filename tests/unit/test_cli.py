@@ -592,7 +592,7 @@ def queues() -> Any:
         policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})
         source = sqs.create_queue(QueueName="test-source", Attributes={"RedrivePolicy": policy})["QueueUrl"]
         for n in range(3):
-            sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"pack_id": f"p{n}"}))
+            sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"pack_id": f"p{n}", "to": f"+861380013800{n}"}))
         yield sqs, boto3.client("cloudformation", region_name="us-east-1"), dlq, source
 
 
@@ -603,6 +603,9 @@ def test_redrive_moves_a_dlq_back_with_tools_redrive(queues: Any) -> None:
     assert dry.exit_code == ExitCode.OK, dry.output
     listed = json.loads(dry.stdout)
     assert (listed["moved"], len(listed["listed"]), listed["destination"]) == (0, 3, source)
+    assert sorted(m["body_start"] for m in listed["listed"]) == [
+        f'{{"pack_id": "p{n}", "to": "+861********0{n}"}}' for n in range(3)
+    ]  # no full number in what an operator's terminal (or a CI log) keeps
     moved = invoke(deps, "redrive", dlq, "--max", "2", "--wait-seconds", "0")
     assert moved.exit_code == ExitCode.OK, moved.output
     assert "moved 2, failed 0" in moved.stdout

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from globesms.domain.masking import mask
+from globesms.domain.masking import mask_numbers
 from globesms.tracing import LazyTracer
 
 if TYPE_CHECKING:  # every handler imports this module: its cold start need not build the API models for a hint
@@ -21,14 +20,7 @@ if TYPE_CHECKING:  # every handler imports this module: its cold start need not 
 SERVICE = "globesms"
 NAMESPACE = "globesms"
 
-# A number written with "+" (spaces and dashes allowed), or a bare run of 9 to 15 digits (national numbers, as
-# Tencent's receipts carry them). Dates and times have separators every few digits and are left alone.
-_NUMBER = re.compile(r"\+\d[\d \-]{6,18}\d|(?<![\w.])\d{9,15}(?![\w.])")
 _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-def mask_numbers(text: str) -> str:
-    return _NUMBER.sub(lambda match: mask(match.group(0)), text)
 
 
 class PhoneNumberMask(logging.Filter):
