@@ -103,7 +103,9 @@ class MemoryStore:
         with self._move_lock:
             for message_id in message_ids:
                 record = self.messages.get(message_id)
-                if record is not None and record.status in (Status.ACCEPTED, Status.QUEUED):
+                if record is None or record.status not in (Status.ACCEPTED, Status.QUEUED):
+                    continue
+                if record.held_key is None or not record.held_key.startswith(held_key):
                     self.messages[message_id] = record.model_copy(update={"held_key": held_key})
 
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None:

@@ -342,6 +342,9 @@ def test_a_hold_is_noted_only_on_records_not_yet_sent(stack) -> None:  # type: i
     assert (found["B.00000"].held_key, found["B.00000"].cancel_pack_id()) == (":aliyun:0.q", "B:aliyun:0.q")
     assert (found["B.00001"].held_key, found["B.00001"].cancel_pack_id()) == (None, "B:aliyun:0")
     assert "B.00009" not in store.get_messages(["B.00009"])  # no record written for an id that has none
+    store.mark_held(["B.00000"], held_key=":aliyun:0.q1.q")  # a wait of that hold ended it for others: a new one
+    store.mark_held(["B.00000"], held_key=":aliyun:0.q")  # the first pack's takeover, queueing its wait again
+    assert store.get_messages(["B.00000"])["B.00000"].held_key == ":aliyun:0.q1.q"
 
 
 def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # type: ignore[no-untyped-def]

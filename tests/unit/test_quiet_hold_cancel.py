@@ -8,10 +8,14 @@ Kong is UTC+8 and Tokyo UTC+9 all year, London UTC+0 in December.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from globesms.accept.service import accept
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.deps import Recorders
+from globesms.dispatch.service import DispatchDeps, dead_letter_unbuilt, dispatch_pack
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
 from globesms.models.packs import DispatchPack
@@ -157,3 +161,87 @@ def test_a_canceled_hold_whose_dispatcher_died_is_finished_canceled_not_taken_fo
     world.claims.claim(held.pack_id, now=HK_MORNING, lease_seconds=120)  # and then its dispatcher died
     world.run(held, HK_MORNING + timedelta(minutes=5))
     assert (world.sent_to(), world.status(HK)) == ([LONDON], Status.CANCELED)
+
+
+def test_a_held_recipient_is_not_canceled_alone_while_a_packmate_may_be_in_its_hold_untold() -> None:
+    """The hold's records are told one write each: while Hong Kong's packmate is not yet, Hong Kong may not be
+    canceled by its message id, or the hold it takes would cancel the packmate too, unasked."""
+    world = World(HK, HK_2, LONDON)
+    store, told = world.store, world.store.mark_held
+    answers = []
+
+    def one_by_one(ids: list[str], *, held_key: str) -> None:
+        told(ids[:1], held_key=held_key)
+        answers.append(cancel.cancel_message(world.cancels, ids[0], now=HK_EVENING))
+        told(ids[1:], held_key=held_key)
+
+    store.mark_held = one_by_one  # type: ignore[method-assign]
+    world.run(world.last_pack(), HK_EVENING)
+    ((answer),) = answers
+    assert answer is not None and answer.canceled == []
+    world.run(world.last_pack(), HK_MORNING)
+    assert (world.status(HK), world.status(HK_2)) == (Status.SUBMITTED, Status.SUBMITTED)
+
+
+def test_a_redriven_wait_carries_the_redrive_and_charges_its_spend_again() -> None:
+    world = World(HK, LONDON)
+    spend = MemorySpendReleases()
+    world.dispatch = replace(world.dispatch, spend=spend)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    # Its last receive finds the dispatcher unbuildable: FAILED, its spend given back, dead-lettered.
+    dead_letter_unbuilt(held, Recorders.of(world.dispatch), RuntimeError("no credentials"), now=HK_EVENING)
+    assert world.status(HK) is Status.FAILED and world.id_of(HK) in spend.released
+    world.run(held, HK_EVENING + timedelta(minutes=40))  # the operator's redrive, still at night: it waits again
+    assert world.last_pack().redrive_of is not None
+    assert world.id_of(HK) not in spend.released  # charged again before it waits to be sent
+    world.run(world.last_pack(), HK_MORNING)
+    assert (world.sent_to(), world.status(HK)) == ([LONDON, HK], Status.SUBMITTED)
+
+
+def test_a_canceled_holds_wait_dead_lettered_unbuilt_stays_canceled() -> None:
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    assert cancel.cancel_batch(world.cancels, "b1", now=HK_EVENING) is not None
+    dead_letter_unbuilt(held, Recorders.of(world.dispatch), RuntimeError("no credentials"), now=HK_EVENING)
+    assert world.status(HK) is Status.CANCELED
+    assert not [d for d in world.webhooks.sent if d.event.type == "message.failed"]
+
+
+def test_a_wait_that_fails_leaves_the_hold_cancelable_and_nobody_possibly_sent() -> None:
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    world.queues.fail_for.add("aliyun")
+    with pytest.raises(RuntimeError):
+        world.run(held, HK_EVENING + timedelta(minutes=15))
+    world.queues.fail_for.clear()
+    world.run(held, HK_EVENING + timedelta(minutes=16))  # SQS's next delivery: it waits again
+    assert world.status(HK) is Status.ACCEPTED  # as accept wrote it (shown QUEUED), not SENDING
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=HK_EVENING + timedelta(minutes=20))
+    assert answer is not None and answer.canceled == [world.id_of(HK)]
+
+
+def test_a_takeover_of_a_holds_first_pack_leaves_the_hold_a_wait_of_it_began() -> None:
+    """Hong Kong and Tokyo are held from pack X; X's dispatcher dies before finishing. Tokyo's hours end first, and
+    Hong Kong goes on in a hold of its own (`X.q1.q`). X's takeover queues `X.q1` again, which must not tell Hong
+    Kong it is in `X.q` again: that hold has ended, and a cancel of it would be refused."""
+    world = World(HK, TOKYO)
+    before_tokyo_morning = TOKYO_MORNING - timedelta(minutes=31)  # 07:59 in Tokyo
+    first = world.last_pack()
+    finish = world.claims.finish
+
+    def dies(pack_id: str) -> None:
+        raise RuntimeError("the dispatcher died")
+
+    world.claims.finish = dies  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.run(first, before_tokyo_morning)
+    world.claims.finish = finish  # type: ignore[method-assign]
+    world.run(world.last_pack(), before_tokyo_morning + timedelta(seconds=61))
+    assert world.store.messages[world.id_of(HK)].held_key == ":aliyun:0.q1.q"
+    world.run(first, before_tokyo_morning + timedelta(minutes=5))  # taken over past its lease
+    assert world.store.messages[world.id_of(HK)].held_key == ":aliyun:0.q1.q"
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=before_tokyo_morning + timedelta(minutes=6))
+    assert answer is not None and answer.canceled == [world.id_of(HK)]

@@ -115,7 +115,8 @@ class MessageStore(Protocol):
     def mark_held(self, message_ids: Sequence[str], *, held_key: str) -> None:
         """Note on each record still ACCEPTED or QUEUED the quiet-hours hold it now waits in (`held_key`: the hold's
         id less the batch id), so that a cancel can find it (dispatch/holds.py); a record in any other status, or
-        none, is left alone."""
+        none, is left alone, and so is one naming a hold that began inside this one (its key begins with
+        `held_key`: a takeover of the hold's first pack queues its wait again)."""
         ...
 
     def list_batch_messages(

@@ -107,11 +107,15 @@ def _move(
 def mark_each(
     client: Callable[[], Any], table: str, message_ids: Sequence[str], *, held_key: str, from_statuses: Sequence[Status]
 ) -> None:
-    """`held_key` set on each record while it is in one of `from_statuses` (in parallel); any other is left alone."""
+    """`held_key` set on each record while it is in one of `from_statuses` (in parallel); any other is left alone,
+    and so is one naming a hold that began inside this one (`<hold>...q`: its wait, whose recipients some of the
+    hold ended for, started it), which a dispatcher taking this hold's pack over after a crash would otherwise name
+    again (dispatch/requeue.py, `note_hold`)."""
     keys = [key for i in message_ids if (key := record_key(i)) is not None]
     values: dict[str, Any] = {":held": {"S": held_key}}
     values.update({f":from{n}": {"S": status.value} for n, status in enumerate(from_statuses)})
-    condition = f"#s IN ({', '.join(f':from{n}' for n in range(len(from_statuses)))})"
+    statuses = f"#s IN ({', '.join(f':from{n}' for n in range(len(from_statuses)))})"
+    condition = f"{statuses} AND (attribute_not_exists(held_key) OR NOT begins_with(held_key, :held))"
 
     def mark(key: dict[str, Any]) -> None:
         try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from globesms.dispatch.deps import DispatchDeps
+from globesms.dispatch.deps import DispatchDeps, Recorders
 from globesms.dispatch.summary import DispatchSummary
 from globesms.domain.status import Status
 from globesms.models.packs import DispatchPack
 from globesms.scheduling.canceled import settle_canceled
 
 
-def finish_cancel(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
+def finish_cancel(pack: DispatchPack, deps: DispatchDeps | Recorders, *, now: datetime) -> DispatchSummary:
     """Nothing is sent. The pack's recipients the cancel did not move yet are moved to CANCELED here."""
     moved, others = deps.store.cancel_unsent([r.id for r in pack.recipients], now=now)
     # With those an earlier delivery moved before it failed (the moves are one write each): their events were to be

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from globesms.dispatch.canceled import finish_cancel
-from globesms.dispatch.deps import DispatchDeps
+from globesms.dispatch.deps import DispatchDeps, Recorders
 from globesms.dispatch.failover import Rerouted
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
 from globesms.dispatch.requeue import hold_of, requeue_after_send
@@ -37,6 +37,15 @@ def wait_or_end_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -
         return None
     quiet = quiet_positions(pack, now)
     if len(quiet) == len(pack.recipients) and not lapsed_positions(pack, now):
+        return _wait_again(pack, deps, quiet)
+    return ends_canceled_hold(pack, deps, now=now)
+
+
+def _wait_again(pack: DispatchPack, deps: DispatchDeps, quiet: dict[int, int]) -> DispatchSummary:
+    """The hold's next wait. Nothing of the pack is sent here, whatever fails: its claim is then let go (as for a
+    failure before a provider call), so the next delivery waits again under the same id rather than taking the pack
+    over as possibly sent, which would end the hold (`canceled_hold`) and with it the recipients' cancel."""
+    try:
         requeue_after_send(
             deps.claims,
             deps.queues,
@@ -49,8 +58,17 @@ def wait_or_end_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -
             quiet_delay=quiet_delay(quiet),
         )
         deps.claims.finish(pack.pack_id)
-        return DispatchSummary(submitted=0, failed=0, unknown=0, quiet=len(quiet))
-    if deps.claims.take_hold(hold, now=now):
+    except Exception:
+        deps.claims.release(pack.pack_id)
+        raise
+    return DispatchSummary(submitted=0, failed=0, unknown=0, quiet=len(quiet))
+
+
+def ends_canceled_hold(pack: DispatchPack, deps: DispatchDeps | Recorders, *, now: datetime) -> DispatchSummary | None:
+    """For a pack of a hold about to be sent or recorded (claimed by this dispatcher): the hold is ended first, and
+    None; or a cancel took it first, and the pack is finished as canceled (nothing sent, every recipient CANCELED)."""
+    hold = hold_of(pack.pack_id)
+    if hold is None or deps.claims.take_hold(hold, now=now):
         return None
     summary = finish_cancel(pack, deps, now=now)
     deps.claims.finish(pack.pack_id)
@@ -58,13 +76,14 @@ def wait_or_end_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -
 
 
 def canceled_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary | None:
-    """For a pack of a hold whose earlier dispatcher died holding it (`Claim.STALE`): a hold a cancel took first was
-    never ended by anyone, so nothing of the pack was sent. It is finished as canceled (the cancel may have died
-    before moving every recipient), instead of its unmoved recipients being settled as possibly sent. Otherwise the
-    hold is taken (the dead dispatcher may have sent) and None: the pack is recovered as any other."""
-    hold = hold_of(pack.pack_id)
-    if hold is None or deps.claims.take_hold(hold, now=now):
+    """For a pack of a hold whose earlier dispatcher died holding it (`Claim.STALE`). One that had only queued the
+    hold's next wait (its claim notes every recipient as put back for quiet hours) sent nothing: None, and the pack
+    is recovered as any other (the wait queued again under its id), the hold left as it is. Otherwise a hold a
+    cancel took first was never ended by anyone, so nothing of the pack was sent: it is finished as canceled (the
+    cancel may have died before moving every recipient) instead of its unmoved recipients being settled as possibly
+    sent; and a hold nobody canceled is ended (the dead dispatcher may have sent) and None."""
+    if hold_of(pack.pack_id) is None:
         return None
-    summary = finish_cancel(pack, deps, now=now)
-    deps.claims.finish(pack.pack_id)
-    return summary
+    if set(deps.claims.notes(pack.pack_id).requeued.quiet) == set(range(len(pack.recipients))):
+        return None
+    return ends_canceled_hold(pack, deps, now=now)

@@ -35,7 +35,7 @@ from globesms.consent.screen import current as opt_out_check
 from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
-from globesms.dispatch.holds import canceled_hold, wait_or_end_hold
+from globesms.dispatch.holds import canceled_hold, ends_canceled_hold, wait_or_end_hold
 from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
@@ -100,12 +100,13 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         return settle_unknown(pack, deps, now=now)
     if claim is Claim.STALE:
         return canceled_hold(pack, deps, now=now) or settle_interrupted(pack, deps, now=now)
-    # Before a redrive charges anything: a canceled hold sends nothing.
+    if claim is Claim.REDRIVEN:
+        # First, even for a pack of a hold that waits again: its next wait carries the redrive (`redrive_of`) with
+        # the spend charged again, as any pack a redrive queues does.
+        pack = _redrive(pack, deps, now=now)
     held = wait_or_end_hold(pack, deps, now=now)
     if held is not None:
         return held
-    if claim is Claim.REDRIVEN:
-        pack = _redrive(pack, deps, now=now)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 
 
@@ -275,6 +276,8 @@ def dead_letter_unbuilt(pack: DispatchPack, recorders: Recorders, exc: Exception
         return
     claim = recorders.claims.claim(pack.pack_id, now=now, lease_seconds=CLAIM_LEASE_SECONDS)
     if claim not in (Claim.CLAIMED, Claim.REDRIVEN):
+        return
+    if ends_canceled_hold(pack, recorders, now=now):  # its recipients CANCELED, not FAILED: nothing to redrive
         return
     try:
         _fail_unsent(pack, recorders, exc, now=now)

@@ -150,17 +150,17 @@ def cancel_message(
 
 
 def _shares_its_pack(store: MessageStore, record: MessageRecord) -> bool:
-    """Whether another cancelable recipient of the batch is in the record's pack (or quiet-hours hold: what a cancel
-    would take, `cancel_pack_id`). A pack is canceled whole (its claim is what a cancel takes), so one recipient of a
-    shared pack cannot be canceled alone: its batch can. Reads the batch (a request of one recipient, as most OTP
-    and notification sends are, is one item)."""
-    taken = record.cancel_pack_id()
+    """Whether another cancelable recipient of the batch is in the record's pack. A pack is canceled whole (its claim is
+    what a cancel takes), so one recipient of a shared pack cannot be canceled alone: its batch can. Reads the batch
+    (a request of one recipient, as most OTP and notification sends are, is one item). A quiet-hours hold is
+    canceled whole too, and its records are told they are in it one write each (`held_key`): a packmate of the
+    accept pack not yet told may be in the record's hold, so every packmate of the accept pack counts."""
     after: str | None = None
     while True:
         records, after = store.list_batch_messages(record.batch_id, limit=LIST_PAGE, after=after)
         # SCHEDULED packmates count too: a release claims a held pack's recipients one by one (in parallel, or
         # across a redelivery after a crash), and whatever it has not claimed yet goes out in that pack.
-        if any(r.cancel_pack_id() == taken and r.id != record.id and cancelable(r) for r in records):
+        if any(r.pack_key == record.pack_key and r.id != record.id and cancelable(r) for r in records):
             return True
         if after is None:
             return False
