@@ -129,22 +129,7 @@ class DynamoDBPackClaims:
         )
 
     def cancel(self, pack_id: str, *, now: datetime) -> bool:
-        return written(
-            self._client().put_item,
-            TableName=self._table,
-            Item={
-                **claim_key(pack_id),
-                "state": {"S": "CANCELED"},
-                "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
-            },
-            ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead, :canceled)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":open": {"S": "OPEN"},
-                ":dead": {"S": "DEAD"},
-                ":canceled": {"S": "CANCELED"},
-            },
-        )
+        return self._put_state(pack_id, "CANCELED", over=("OPEN", "DEAD", "CANCELED"), now=now)
 
     def finish(self, pack_id: str) -> None:
         self._set_state(pack_id, "DONE")
@@ -152,17 +137,22 @@ class DynamoDBPackClaims:
     def take_hold(self, hold_id: str, *, now: datetime) -> bool:
         # A hold's item is only ever written by these two: a cancel's (CANCELED) and this one (RELEASED, which a
         # cancel's condition leaves alone). A retry of either after its write landed finds its own state.
+        return self._put_state(hold_id, "RELEASED", over=("RELEASED",), now=now)
+
+    def _put_state(self, pack_id: str, state: str, *, over: tuple[str, ...], now: datetime) -> bool:
+        """The item written as `state` where there is none, or its state is one of `over`; whether it was."""
+        allowed = {f":over{n}": {"S": s} for n, s in enumerate(over)}
         return written(
             self._client().put_item,
             TableName=self._table,
             Item={
-                **claim_key(hold_id),
-                "state": {"S": "RELEASED"},
+                **claim_key(pack_id),
+                "state": {"S": state},
                 "expires_at": {"N": str(int(now.timestamp()) + RETENTION_SECONDS)},
             },
-            ConditionExpression="attribute_not_exists(pk) OR #state = :released",
+            ConditionExpression=f"attribute_not_exists(pk) OR #state IN ({', '.join(allowed)})",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":released": {"S": "RELEASED"}},
+            ExpressionAttributeValues=allowed,
         )
 
     def _set_state(self, pack_id: str, state: str) -> None:
