@@ -259,3 +259,22 @@ def test_a_body_marked_base64_that_is_not_is_unreadable_not_a_crash_and_decoded_
         request["path"] = request["path"].replace(RECEIPT_TOKENS["GLOBESMS_TENCENT_RECEIPT_TOKEN"], token)
     response = load_handler("receipts").lambda_handler(request, lambda_context)
     assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (status, code)
+
+
+HUGE_ECHO = "B." + "1" * 5000  # a sequence number past int()'s 4,300 digits
+
+
+@pytest.mark.parametrize(
+    ("provider", "body"),
+    [
+        ("aliyun", [{"MessageId": "m-1", "Status": "1", "TaskId": HUGE_ECHO}]),
+        ("tencent", [{"sid": "s-1", "report_status": "SUCCESS", "ext": HUGE_ECHO}]),
+        ("huawei", {"statusReportList": [{"smsMsgId": "h-1", "status": "DELIVRD", "extend": HUGE_ECHO}]}),
+    ],
+)
+def test_an_echo_with_a_sequence_number_too_long_to_be_ours_is_no_echo_never_a_crash(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, provider: str, body: Any
+) -> None:
+    """The whole push was a ValueError (5xx, retried for good, its good reports lost with it)."""
+    response = push(load_handler, lambda_context, monkeypatch, provider, body)
+    assert response["statusCode"] == 200

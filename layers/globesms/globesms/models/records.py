@@ -30,9 +30,14 @@ def message_id(batch_id: str, seq: int) -> str:
     return f"{batch_id}.{seq:05d}"
 
 
+#: The most digits a message id's sequence number has (5, padded; a batch holds at most 10,000 recipients): a longer
+#: one names no message, and `int()` of thousands of digits is slow, then refused (ValueError).
+MAX_SEQ_DIGITS = 9
+
+
 def split_message_id(value: str) -> tuple[str, int] | None:
     batch_id, sep, seq = value.rpartition(".")
-    if not sep or not batch_id or not (seq.isascii() and seq.isdigit()):
+    if not sep or not batch_id or not (seq.isascii() and seq.isdigit()) or len(seq) > MAX_SEQ_DIGITS:
         return None
     return batch_id, int(seq)
 

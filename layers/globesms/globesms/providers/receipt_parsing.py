@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from pydantic import ValidationError
 
 from globesms.models.receipts import DeliveryReport, ParsedPush, ReceiptBodyInvalid, TooManyReports
+from globesms.models.records import MAX_SEQ_DIGITS
 from globesms.validation import describe
 
 if TYPE_CHECKING:
@@ -99,7 +100,9 @@ def bounded_description(text: str | None) -> str | None:
     return text[:MAX_DESCRIPTION_CHARS] if text else None
 
 
-_SEQ = re.compile(r"[0-9]{5,}")  # message_id() pads to 5 digits
+# message_id() pads to 5 digits; more than MAX_SEQ_DIGITS names no message (and int() of an echoed run of thousands
+# of digits raised ValueError: the whole push answered 5xx, retried for good).
+_SEQ = re.compile(rf"[0-9]{{5,{MAX_SEQ_DIGITS}}}")
 
 
 def our_message_id(text: str | None, batch_id: re.Pattern[str]) -> tuple[str, int] | None:
