@@ -63,7 +63,7 @@ def test_the_receipts_route_has_its_own_method_throttle(raw: dict[str, Any]) -> 
     assert stage_wide["ThrottlingRateLimit"] != receipts["ThrottlingRateLimit"]
 
 
-def test_an_optional_web_acl_rate_limits_receipt_pushes_per_address(raw: dict[str, Any]) -> None:
+def test_an_optional_web_acl_rate_limits_receipt_and_reply_pushes_per_address(raw: dict[str, Any]) -> None:
     resources = raw["Resources"]
     condition = raw["Conditions"]["HasReceiptsWebAcl"]
     assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReceiptsWebAclRateLimit"}, 0]}]}
@@ -77,8 +77,10 @@ def test_an_optional_web_acl_rate_limits_receipt_pushes_per_address(raw: dict[st
     (rule,) = properties["Rules"]
     statement = rule["Statement"]["RateBasedStatement"]
     assert statement["Limit"] == {"Ref": "ReceiptsWebAclRateLimit"} and statement["AggregateKeyType"] == "IP"
-    match = statement["ScopeDownStatement"]["ByteMatchStatement"]
-    assert match["FieldToMatch"] == {"UriPath": {}} and match["SearchString"] == "/v1/receipts/"
+    # Both routes anyone can reach (no API key): the replies route was left out until 2026-12-06.
+    matches = [s["ByteMatchStatement"] for s in statement["ScopeDownStatement"]["OrStatement"]["Statements"]]
+    assert all(m["FieldToMatch"] == {"UriPath": {}} and m["PositionalConstraint"] == "CONTAINS" for m in matches)
+    assert sorted(m["SearchString"] for m in matches) == ["/v1/receipts/", "/v1/replies/"]
     assert rule["Action"] == {"Block": {}}
     # Sampled requests keep the URI, receipt token included: off everywhere.
     for config in (properties["VisibilityConfig"], rule["VisibilityConfig"]):

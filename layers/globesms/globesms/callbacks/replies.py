@@ -20,7 +20,7 @@ from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.observability import logger, metrics, tracer
 from globesms.replies.auth import reply_environment, reply_token_accepted
-from globesms.replies.models import ReplyBodyInvalid
+from globesms.replies.models import ReplyBodyInvalid, max_reply_push_bytes
 from globesms.replies.record import record_replies
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ unannotated
@@ -48,6 +48,10 @@ def receive_replies(provider: str, token: str) -> Response[Any]:
         body = raw_body(router.current_event)
     except UndecodableBody as exc:
         return _unreadable(str(exc), size=len(router.current_event.body or ""))
+    if len(body) > max_reply_push_bytes(name):
+        metrics.add_metric(name="ReplyPushesUnreadable", unit=MetricUnit.Count, value=1)
+        logger.warning("reply push too large refused", extra={"bytes": len(body)})
+        return error_response(RefusalCode.BODY_TOO_LARGE, f"at most {max_reply_push_bytes(name)} bytes a push")
     try:
         parsed = reply_format.parse_replies(body, router.current_event.headers.get("content-type", ""))
     except ReplyBodyInvalid as exc:

@@ -17,6 +17,16 @@ from globesms.validation import describe
 
 MAX_REPLY_CHARS: Final = 1600  # a long reply is kept whole up to ten SMS parts; beyond, cut (never refused)
 MAX_REPLIES_PER_PUSH: Final = 1000
+#: A push's body is refused unread (413) beyond this much per reply it may carry: a reply's text (cut to 1,600
+#: characters when longer, each at most 6 bytes as a JSON `\uXXXX` escape) and its few fields. Tencent and Huawei
+#: push one reply a request, Alibaba an array of at most MAX_REPLIES_PER_PUSH. So a body of millions of tiny items
+#: is not parsed into millions of objects in a 256 MB function first (as receipts/push_limits.py for receipts).
+MAX_BYTES_PER_REPLY: Final = 16_384
+_REPLIES_PER_PUSH: Final = {ProviderName.ALIYUN: MAX_REPLIES_PER_PUSH, ProviderName.TENCENT: 1, ProviderName.HUAWEI: 1}
+
+
+def max_reply_push_bytes(provider: ProviderName) -> int:
+    return _REPLIES_PER_PUSH[provider] * MAX_BYTES_PER_REPLY
 
 
 class ReplyBodyInvalid(ValueError):
