@@ -15,8 +15,7 @@ from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import deadline, utc_now
 from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
-from globesms.guardrails.usage import used_percent
-from globesms.observability import emit_accept_metrics, logger, metrics, tracer
+from globesms.observability import emit_accept_metrics, emit_spend_limit_used, logger, metrics, tracer
 
 # Report every failed record, even when all of a batch failed, instead of raising: the effect on the queue is the
 # same (each failure is retried, then dead-lettered) and the function does not count as erroring.
@@ -62,9 +61,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         logger.info("idempotency key seen before: first answer kept, nothing sent", extra={"batch_id": result.batch_id})
         return
     emit_accept_metrics(result)
-    percent = used_percent(wiring.spend_ledger(), now=utc_now())
-    if percent is not None:  # the deployment has a spend limit: the alarm at 80 % reads this
-        metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
+    emit_spend_limit_used(wiring.spend_ledger(), utc_now())
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
 
 

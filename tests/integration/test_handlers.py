@@ -453,3 +453,29 @@ def test_a_text_over_ten_parts_is_refused_before_anything_is_written(stack, load
     (field,) = json.loads(response["body"])["error"]["fields"]
     assert field["field"] == "text" and "this text is 48" in field["rule"]
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_an_accepted_request_is_answered_202_when_the_spend_metric_cannot_be_read(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """With a deployment limit, every accept ends with a read for SpendLimitUsedPercent. That read failing (a
+    throttled table) escaped the handler after the batch was queued: a 5xx a client without an Idempotency-Key
+    retries, sending the batch again under a new id (found by a review)."""
+    from botocore.exceptions import ClientError
+
+    from globesms.guardrails import limits as limits_module
+
+    monkeypatch.setattr(
+        limits_module._limits, "_file", LimitsDoc.model_validate({"version": 1, "monthly_spend": "500"})
+    )
+    monkeypatch.setattr(limits_module._limits, "_override", None)
+
+    def throttled(self: DynamoDBSpendLedger, month: str, scopes: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Query")
+
+    monkeypatch.setattr(DynamoDBSpendLedger, "spent", throttled)  # only the metric reads it: the send fits
+    answer = post(
+        load_handler("send_api"), lambda_context, {"to": ["+85251234567"], "text": "Code 123456", "type": "OTP"}
+    )
+    assert answer["statusCode"] == 202, answer["body"]
+    assert sum(len(stack.receive(url)) for url in stack.queue_urls) == 1

@@ -13,7 +13,10 @@ from globesms.domain.masking import mask_numbers
 from globesms.tracing import LazyTracer
 
 if TYPE_CHECKING:  # every handler imports this module: its cold start need not build the API models for a hint
+    from datetime import datetime
+
     from globesms.guardrails.otp_guard import Trip
+    from globesms.guardrails.ports import SpendLedger
     from globesms.models.outbound import ProviderName
     from globesms.models.views import AcceptResponse
 
@@ -54,6 +57,22 @@ def emit_accept_metrics(result: AcceptResponse) -> None:
     for provider, count in Counter(m.provider for m in result.messages).items():
         emit_count("RecipientsAccepted", count, provider=provider.value)
     metrics.add_metric(name="RecipientsRejected", unit=MetricUnit.Count, value=result.rejected)
+
+
+def emit_spend_limit_used(ledger: SpendLedger, now: datetime) -> None:
+    """SpendLimitUsedPercent after an accept (the 80 % alarm reads it). Best effort: the batch is accepted and its
+    answer owed; a failed read (a throttled table) leaves one point out of the metric. Until 2026-12-06 it escaped
+    the handler after the batch was queued: a 5xx that a client without an Idempotency-Key would retry, sending
+    the batch again under a new id."""
+    from globesms.guardrails.usage import used_percent
+
+    try:
+        percent = used_percent(ledger, now=now)
+    except Exception:
+        logger.warning("spend limit share not read: the metric skips this accept", exc_info=True)
+        return
+    if percent is not None:  # the deployment has a spend limit
+        metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
 
 
 def emit_count(name: str, value: int, **dimensions: str) -> None:

@@ -15,7 +15,6 @@ from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import deadline, utc_now
 from globesms.domain.ids import keyed_batch_id, new_batch_id
 from globesms.errors import RefusalCode
-from globesms.guardrails.usage import used_percent
 from globesms.models.api import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_PATTERN,
@@ -29,7 +28,7 @@ from globesms.models.api import (
 )
 from globesms.models.guardrails import QuoteResponse
 from globesms.models.views import AcceptResponse
-from globesms.observability import emit_accept_metrics, logger, metrics, tracer
+from globesms.observability import emit_accept_metrics, emit_spend_limit_used, logger, metrics, tracer
 
 router = new_router()
 
@@ -130,9 +129,7 @@ def _accept(specs: list[MessageSpec], batch_id: str | None = None) -> AcceptResp
 
 def _emit_accepted(result: AcceptResponse) -> None:
     emit_accept_metrics(result)
-    percent = used_percent(wiring.spend_ledger(), now=utc_now())
-    if percent is not None:  # the deployment has a spend limit: the alarm at 80 % reads this
-        metrics.add_metric(name="SpendLimitUsedPercent", unit=MetricUnit.Percent, value=percent)
+    emit_spend_limit_used(wiring.spend_ledger(), utc_now())
     logger.info("batch accepted", extra={"accepted": result.accepted, "rejected": result.rejected})
 
 
