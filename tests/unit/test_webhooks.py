@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -447,6 +448,24 @@ def test_only_the_entries_sqs_failed_are_retried() -> None:
     sqs = FakeSqs([[{"Id": "1", "SenderFault": False, "Code": "InternalError"}], []])
     send_in_batches(sqs, "q", ["a", "b", "c"])  # type: ignore[arg-type]
     assert [[e["MessageBody"] for e in entries] for _, entries in sqs.calls] == [["a", "b", "c"], ["b"]]
+
+
+# SQS's SendMessage: "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF. Any characters not
+# included in this list are rejected" (InvalidMessageContents, the sender's fault).
+_SQS_ALLOWED = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+@pytest.mark.parametrize("text", ["hi \ufffe", "\uffff", "a lone \ud800 surrogate", "中文 and ✓"])
+def test_a_body_holding_what_sqs_refuses_goes_as_json_escapes_of_the_same_text(text: str) -> None:
+    """A reply's text may carry U+FFFE or U+FFFF (a UCS-2 SMS can): its event was refused as the sender's fault,
+    and the reply push answered 5xx at every retry, with the other replies in it (a STOP among them) (a review)."""
+    body = json.dumps({"text": text}, ensure_ascii=False)
+    sqs = FakeSqs([])
+    send_in_batches(sqs, "q", [body])  # type: ignore[arg-type]
+    ((_, [entry]),) = sqs.calls
+    assert _SQS_ALLOWED.fullmatch(entry["MessageBody"])
+    assert json.loads(entry["MessageBody"]) == {"text": text}
+    assert ("中文" in entry["MessageBody"]) is ("中文" in text)  # what SQS takes stays as it is (no size grown)
 
 
 def test_a_sender_fault_fails_at_once_and_persistent_failures_after_three_attempts() -> None:

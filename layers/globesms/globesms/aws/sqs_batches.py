@@ -6,6 +6,7 @@ retry rules live here once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 ENTRIES_PER_CALL = 10  # SendMessageBatch's limit
+# What a JSON body may hold that SQS refuses (its allowed characters: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+# #x10000-#x10FFFF; JSON escapes the control characters already): U+FFFE, U+FFFF, and lone surrogates. Such a
+# character can only be inside a JSON string, where its `\uXXXX` escape reads back as the same text.
+_REFUSED_BY_SQS = re.compile("[\ud800-\udfff\ufffe\uffff]")
 ATTEMPTS = 3  # per call: the first try and two retries of the entries SQS failed on its side
 
 
@@ -42,6 +47,15 @@ def group_calls(
     return calls
 
 
+def sqs_text(body: str) -> str:
+    """A JSON body SQS accepts: a reply's or a receipt's text may carry U+FFFE or U+FFFF (a UCS-2 SMS can), and SQS
+    refused the whole call as the sender's fault, for good: a reply push holding one was answered 5xx at every
+    retry, its other replies (a STOP among them) never stored."""
+    if _REFUSED_BY_SQS.search(body) is None:
+        return body
+    return _REFUSED_BY_SQS.sub(lambda found: f"\\u{ord(found.group()):04x}", body)
+
+
 def send_in_batches(
     client: SQSClient,
     queue_url: str,
@@ -54,7 +68,7 @@ def send_in_batches(
     """Put every body on the queue or raise `SendFailed`. Entries SQS failed on its side are retried (only those,
     up to `attempts` tries per call); an entry refused as the sender's fault fails at once. A retry after a partial
     failure may repeat nothing that was sent, but a raise may leave earlier calls sent: consumers dedupe."""
-    for call in group_calls(bodies):
+    for call in group_calls([sqs_text(body) for body in bodies]):
         _send_call(client, queue_url, call, noun=noun, attempts=attempts, delay_seconds=delay_seconds)
 
 
