@@ -556,6 +556,9 @@ def test_the_readme_snippet_verifies_what_the_sender_signs() -> None:
     assert not snippet("whsec_new", sign("whsec_new", now - 301, BODY), BODY)
     assert not snippet("whsec_new", "garbage", BODY)
     assert not snippet("whsec_new", f"t={now},v1=ünï", BODY)
+    # A timestamp int() refuses is False, not a crash of the receiver (its caller answers 500 to anyone).
+    for t in ("²", "1" * 5000, "١٢٣"):
+        assert not snippet("whsec_new", f"t={t},v1=00", BODY)
 
 
 # ---- which addresses a status_callback may name (accept: literals; delivery: tests/integration) ----
