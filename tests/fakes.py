@@ -458,6 +458,9 @@ class MemoryClaims:
             return True
         return False
 
+    def hold_state(self, hold_id: str) -> str | None:
+        return self.state.get(hold_id)
+
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         self.requeues[pack_id] = requeued
 

@@ -321,11 +321,14 @@ def test_cancel_unsent_moves_only_accepted_or_queued_records(stack) -> None:  # 
 
 def test_a_quiet_hours_hold_is_taken_by_a_cancel_or_by_its_dispatcher_never_both(stack) -> None:  # type: ignore[no-untyped-def]
     claims = DynamoDBPackClaims(stack.table_name)
+    assert claims.hold_state("B:aliyun:0.q") is None  # neither ended nor canceled yet
     assert claims.take_hold("B:aliyun:0.q", now=NOW) is True  # its dispatcher ends it: the recipients go
+    assert claims.hold_state("B:aliyun:0.q") == "RELEASED"
     assert claims.take_hold("B:aliyun:0.q", now=NOW) is True  # a retry of that write (or a later wait) finds it so
     assert claims.cancel("B:aliyun:0.q", now=NOW) is False  # too late for a cancel
     assert claims.cancel("B:aliyun:1.q", now=NOW) is True  # a cancel came first
     assert claims.take_hold("B:aliyun:1.q", now=NOW) is False  # its dispatcher sends nothing
+    assert claims.hold_state("B:aliyun:1.q") == "CANCELED"
     assert claims.cancel("B:aliyun:1.q", now=NOW) is True
 
 

@@ -217,9 +217,13 @@ def test_a_wait_that_fails_leaves_the_hold_cancelable_and_nobody_possibly_sent()
     with pytest.raises(RuntimeError):
         world.run(held, HK_EVENING + timedelta(minutes=15))
     world.queues.fail_for.clear()
-    world.run(held, HK_EVENING + timedelta(minutes=16))  # SQS's next delivery: it waits again
+    # The wait was noted on the claim before its queueing failed: the next wait may be on its queue (a lost
+    # answer), so the claim is kept, and SQS's next delivery after the lease takes it over, queueing the same next
+    # wait again (claimed once), the hold left open.
+    world.run(held, HK_EVENING + timedelta(minutes=20))
+    assert world.last_pack().pack_id == "b1:aliyun:0.q2"
     assert world.status(HK) is Status.ACCEPTED  # as accept wrote it (shown QUEUED), not SENDING
-    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=HK_EVENING + timedelta(minutes=20))
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=HK_EVENING + timedelta(minutes=21))
     assert answer is not None and answer.canceled == [world.id_of(HK)]
 
 
@@ -245,3 +249,57 @@ def test_a_takeover_of_a_holds_first_pack_leaves_the_hold_a_wait_of_it_began() -
     assert world.store.messages[world.id_of(HK)].held_key == ":aliyun:0.q1.q"
     answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=before_tokyo_morning + timedelta(minutes=6))
     assert answer is not None and answer.canceled == [world.id_of(HK)]
+
+
+def test_a_wait_whose_claim_could_not_be_finished_after_queueing_its_next_sends_once() -> None:
+    """The wait queued its next wait, then finishing its claim failed. Were the claim let go, SQS's redelivery of
+    this wait after the hours ended would end the hold and send, and so would the next wait: texted twice. The
+    claim is kept: the redelivery waits for the lease, then queues the same next wait again (claimed once)."""
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    finish = world.claims.finish
+
+    def throttled(pack_id: str) -> None:
+        if pack_id == held.pack_id:
+            raise RuntimeError("ProvisionedThroughputExceeded")
+        finish(pack_id)
+
+    world.claims.finish = throttled  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.run(held, HK_MORNING - timedelta(minutes=1))  # 07:59: one more wait of 60 s
+    world.claims.finish = finish  # type: ignore[method-assign]
+    following = world.last_pack()
+    world.run(following, HK_MORNING)  # 08:00: the next wait ends the hold and sends
+    world.run(held, HK_MORNING + timedelta(minutes=3))  # SQS redelivers the wait whose finish failed
+    world.run(world.last_pack(), HK_MORNING + timedelta(minutes=4))  # the next wait it queued again: done already
+    assert world.sent_to().count(HK) == 1
+
+
+def test_a_wait_whose_dispatcher_died_before_noting_it_is_dispatched_afresh_not_taken_for_sent() -> None:
+    """It never ended the hold, so it sent nothing, and never noted a wait, so it queued nothing: the takeover
+    dispatches the pack as just claimed, and the hold stays cancelable."""
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+    night = HK_EVENING + timedelta(minutes=15)
+    world.claims.claim(held.pack_id, now=night, lease_seconds=120)  # and then its dispatcher died (a timeout)
+    world.run(held, night + timedelta(minutes=3))  # SQS's next delivery, past the lease: still night, it waits
+    assert world.status(HK) is Status.ACCEPTED  # not SENDING: nobody called a provider for it
+    assert world.last_pack().pack_id == "b1:aliyun:0.q2"
+    answer = cancel.cancel_message(world.cancels, world.id_of(HK), now=night + timedelta(minutes=4))
+    assert answer is not None and answer.canceled == [world.id_of(HK)]
+
+
+def test_a_wait_not_noted_on_its_last_receive_is_recorded_failed_for_a_redrive() -> None:
+    world = World(HK, LONDON)
+    world.run(world.last_pack(), HK_EVENING)
+    held = world.last_pack()
+
+    def throttled(*args: object) -> None:
+        raise RuntimeError("ProvisionedThroughputExceeded")
+
+    world.claims.record_requeued = throttled  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        dispatch_pack(held, world.dispatch, now=HK_EVENING + timedelta(minutes=15), last_attempt=True)
+    assert (world.status(HK), world.claims.state[held.pack_id]) == (Status.FAILED, "DEAD")

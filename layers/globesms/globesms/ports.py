@@ -332,6 +332,11 @@ class PackClaims(Protocol):
         when a cancel took it first. The same conditional item as `cancel`, so exactly one of the two wins."""
         ...
 
+    def hold_state(self, hold_id: str) -> str | None:
+        """The hold's state as written (consistent read): "RELEASED" (ended for sending), "CANCELED", or None while
+        neither has happened."""
+        ...
+
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
         """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""
         ...

@@ -139,6 +139,10 @@ class DynamoDBPackClaims:
         # cancel's condition leaves alone). A retry of either after its write landed finds its own state.
         return self._put_state(hold_id, "RELEASED", over=("RELEASED",), now=now)
 
+    def hold_state(self, hold_id: str) -> str | None:
+        item = self._client().get_item(TableName=self._table, Key=claim_key(hold_id), ConsistentRead=True).get("Item")
+        return None if not item else str(item["state"]["S"])
+
     def _put_state(self, pack_id: str, state: str, *, over: tuple[str, ...], now: datetime) -> bool:
         """The item written as `state` where there is none, or its state is one of `over`; whether it was."""
         allowed = {f":over{n}": {"S": s} for n, s in enumerate(over)}

@@ -16,16 +16,17 @@ messages a night) rather than costing every wait a read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.deps import DispatchDeps, Recorders
-from globesms.dispatch.failover import Rerouted
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
-from globesms.dispatch.requeue import hold_of, requeue_after_send
+from globesms.dispatch.requeue import hold_of, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.validity import lapsed_positions
 from globesms.models.packs import DispatchPack
+from globesms.ports import Requeued
 
 
 def wait_or_end_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary | None:
@@ -42,26 +43,27 @@ def wait_or_end_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -
 
 
 def _wait_again(pack: DispatchPack, deps: DispatchDeps, quiet: dict[int, int]) -> DispatchSummary:
-    """The hold's next wait. Nothing of the pack is sent here, whatever fails: its claim is then let go (as for a
-    failure before a provider call), so the next delivery waits again under the same id rather than taking the pack
-    over as possibly sent, which would end the hold (`canceled_hold`) and with it the recipients' cancel."""
+    """The hold's next wait, noted on the pack's claim before it is queued (as every pack put back is). A failure
+    to note it leaves nothing queued or sent: `WaitNotNoted`, and the pack is let go as one that failed before its
+    provider call. A failure after it keeps the claim (the next wait may be on its queue already): the takeover
+    queues the same next wait again, which is claimed once. (Letting the claim go then, as this did for a day,
+    let a redelivery of this wait after the hours ended send the recipients its queued next wait sent too.)"""
+    ordered = sorted(quiet)
     try:
-        requeue_after_send(
-            deps.claims,
-            deps.queues,
-            pack,
-            retried=(),
-            deferred=(),
-            moved=Rerouted(),
-            deferred_delay=1,
-            quiet=sorted(quiet),
-            quiet_delay=quiet_delay(quiet),
-        )
-        deps.claims.finish(pack.pack_id)
-    except Exception:
-        deps.claims.release(pack.pack_id)
-        raise
+        deps.claims.record_requeued(pack.pack_id, Requeued(quiet=tuple(ordered)))
+    except Exception as exc:
+        raise WaitNotNoted(pack.pack_id) from exc
+    delay = quiet_delay(quiet)
+    requeue(deps.queues, pack, (), (), deferred_delay=1, quiet=ordered, quiet_delay=delay, store=deps.store)
+    deps.claims.finish(pack.pack_id)
     return DispatchSummary(submitted=0, failed=0, unknown=0, quiet=len(quiet))
+
+
+class WaitNotNoted(RuntimeError):
+    """A hold's next wait could not be noted on the pack's claim: nothing of the pack was queued or sent."""
+
+    def __init__(self, pack_id: str) -> None:
+        super().__init__(f"the next wait of {pack_id} was not noted: nothing queued")
 
 
 def ends_canceled_hold(pack: DispatchPack, deps: DispatchDeps | Recorders, *, now: datetime) -> DispatchSummary | None:
@@ -70,20 +72,36 @@ def ends_canceled_hold(pack: DispatchPack, deps: DispatchDeps | Recorders, *, no
     hold = hold_of(pack.pack_id)
     if hold is None or deps.claims.take_hold(hold, now=now):
         return None
+    return _finish_canceled(pack, deps, now=now)
+
+
+def _finish_canceled(pack: DispatchPack, deps: DispatchDeps | Recorders, *, now: datetime) -> DispatchSummary:
     summary = finish_cancel(pack, deps, now=now)
     deps.claims.finish(pack.pack_id)
     return summary
 
 
-def canceled_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary | None:
-    """For a pack of a hold whose earlier dispatcher died holding it (`Claim.STALE`). One that had only queued the
-    hold's next wait (its claim notes every recipient as put back for quiet hours) sent nothing: None, and the pack
-    is recovered as any other (the wait queued again under its id), the hold left as it is. Otherwise a hold a
-    cancel took first was never ended by anyone, so nothing of the pack was sent: it is finished as canceled (the
-    cancel may have died before moving every recipient) instead of its unmoved recipients being settled as possibly
-    sent; and a hold nobody canceled is ended (the dead dispatcher may have sent) and None."""
-    if hold_of(pack.pack_id) is None:
-        return None
-    if set(deps.claims.notes(pack.pack_id).requeued.quiet) == set(range(len(pack.recipients))):
-        return None
-    return ends_canceled_hold(pack, deps, now=now)
+@dataclass(frozen=True)
+class Takeover:
+    """What a takeover of a hold's pack may do (`take_over_hold`)."""
+
+    finished: DispatchSummary | None = None  # the hold was canceled: the pack is done with
+    as_claimed: bool = False  # nothing of the pack was sent or queued: it is dispatched as if just claimed
+
+
+def take_over_hold(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> Takeover:
+    """For a pack whose earlier dispatcher died holding it (`Claim.STALE`), what its hold proves:
+    - canceled: nobody ended it, so nothing of the pack was sent; finished as canceled (the cancel may have died
+      before moving every recipient), rather than its unmoved recipients settled as possibly sent;
+    - never ended, and nothing noted on the claim: the dead dispatcher sent nothing (every send from a hold's pack
+      ends the hold first) and queued nothing (a wait is noted before it is queued), so the pack is dispatched as if
+      just claimed, and its hold stays open: still cancelable;
+    and otherwise (or for a pack of no hold) it is recovered as any other (`recovery.settle_interrupted`): what was
+    noted queued again under the same ids, the rest settled as possibly sent."""
+    hold = hold_of(pack.pack_id)
+    if hold is None:
+        return Takeover()
+    state = deps.claims.hold_state(hold)
+    if state == "CANCELED":
+        return Takeover(finished=_finish_canceled(pack, deps, now=now))
+    return Takeover(as_claimed=state is None and not deps.claims.notes(pack.pack_id).requeued)

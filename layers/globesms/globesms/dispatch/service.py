@@ -35,7 +35,7 @@ from globesms.consent.screen import current as opt_out_check
 from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
-from globesms.dispatch.holds import canceled_hold, ends_canceled_hold, wait_or_end_hold
+from globesms.dispatch.holds import WaitNotNoted, ends_canceled_hold, take_over_hold, wait_or_end_hold
 from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
@@ -99,12 +99,20 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if pack.purpose == "settle":
         return settle_unknown(pack, deps, now=now)
     if claim is Claim.STALE:
-        return canceled_hold(pack, deps, now=now) or settle_interrupted(pack, deps, now=now)
+        takeover = take_over_hold(pack, deps, now=now)
+        if takeover.finished is not None:
+            return takeover.finished
+        if not takeover.as_claimed:
+            return settle_interrupted(pack, deps, now=now)
     if claim is Claim.REDRIVEN:
         # First, even for a pack of a hold that waits again: its next wait carries the redrive (`redrive_of`) with
         # the spend charged again, as any pack a redrive queues does.
         pack = _redrive(pack, deps, now=now)
-    held = wait_or_end_hold(pack, deps, now=now)
+    try:
+        held = wait_or_end_hold(pack, deps, now=now)
+    except WaitNotNoted as exc:
+        _let_go_unsent(pack, deps, exc, now=now, last_receive=last_attempt)
+        raise
     if held is not None:
         return held
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
@@ -168,13 +176,7 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         round_ = _call_provider(pack, deps, provider, now=now)
     except Exception as exc:
         if not provider.called:
-            # Nothing reached the provider: the next delivery may send it all. Kept, the claim would expire and make
-            # every recipient an unknown outcome (`settle_interrupted`) though nobody was texted.
-            try:
-                if last_receive:
-                    _fail_unsent(pack, Recorders.of(deps), exc, now=now)
-            finally:  # after the records: until then a duplicate delivery finds the pack busy
-                deps.claims.release(pack.pack_id, dead_lettered_at=now if last_receive else None)
+            _let_go_unsent(pack, deps, exc, now=now, last_receive=last_receive)
         raise
     outcome_at = round_.outcome_at
     calls = ProviderCalls.of(outcome_at.values(), breaker_opened=False)
@@ -189,6 +191,22 @@ def _send_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_re
         # answered (a breaker count that failed says it opened nothing: its write's outcome is unknown).
         _report_unfinished(deps, calls)
         raise
+
+
+def _let_go_unsent(
+    pack: DispatchPack, deps: DispatchDeps, exc: Exception, *, now: datetime, last_receive: bool
+) -> None:
+    """Nothing of the pack reached a provider or a queue: the next delivery may do it all. Kept, the claim would
+    expire and make every recipient an unknown outcome (`settle_interrupted`) though nobody was texted. On the last
+    receive its records say FAILED first (a hold's pack ends its hold for that; one a cancel took is finished as
+    canceled instead, nothing to dead-letter)."""
+    if last_receive and ends_canceled_hold(pack, deps, now=now) is not None:
+        return
+    try:
+        if last_receive:
+            _fail_unsent(pack, Recorders.of(deps), exc, now=now)
+    finally:  # after the records: until then a duplicate delivery finds the pack busy
+        deps.claims.release(pack.pack_id, dead_lettered_at=now if last_receive else None)
 
 
 def _report_unfinished(deps: DispatchDeps, calls: ProviderCalls) -> None:

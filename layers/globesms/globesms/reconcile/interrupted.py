@@ -15,8 +15,9 @@ settled; this run reads the index and, for each batch past that time:
    on (the schedule starts one a minute) leaves the batch alone until the lease is over;
 2. cancels, a page of records at a time, every recipient no provider has been asked to send, as
    `DELETE /v1/batches/{id}` does (scheduling/cancel.py): SCHEDULED ones by their own move, the others by taking
-   their pack's claim before any dispatcher does. A pack a dispatcher claimed already is left to it (those
-   recipients are being sent, or were); each canceled recipient gets its `message.canceled` event and its spend
+   their pack's claim before any dispatcher does (or the quiet-hours hold a dispatcher put them in, before it
+   ends it). A pack a dispatcher claimed already is left to it (those recipients are being sent, or were); each
+   canceled recipient gets its `message.canceled` event and its spend
    reservation back;
 3. gives back the part of the batch's spend reservation no written record holds (recipients the attempt reserved
    for and never wrote: they are not in the batch and will never be sent; guardrails/release.py
