@@ -99,6 +99,21 @@ def store_with(record: MessageRecord) -> MemoryStore:
     return store
 
 
+def test_a_receipt_naming_a_message_with_another_number_changes_nothing() -> None:
+    """A provider's message ids are not secret (every message view and event shows them): a report carrying one
+    with another number is about some other send. Until 2026-12-06 it moved the message (an OTP's UNDELIVERED could
+    start a failover resend: a second paid SMS). A number the parser could not write as E.164 proves nothing."""
+    store = store_with(message())
+    other = replace(report(Status.UNDELIVERED, "UNDELIV"), to="+6591234567")
+    result = record_push([other], store=store, now=NOW)
+    assert (result.wrong_number, result.applied, result.held, result.webhooks) == (1, 0, 0, [])
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert not store.held  # nor kept to be applied later
+    unreadable = replace(report(Status.UNDELIVERED, "UNDELIV"), to="0912 345")
+    assert record_push([unreadable], store=store, now=NOW).applied == 1
+    assert store.messages["B.00000"].status is Status.UNDELIVERED
+
+
 def test_a_receipt_moves_a_submitted_message_to_its_final_status_and_keeps_the_raw_values() -> None:
     store = store_with(message())
     result = record_push([report(Status.UNDELIVERED, "UNDELIV")], store=store, now=NOW)

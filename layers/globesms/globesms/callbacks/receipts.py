@@ -152,6 +152,7 @@ def _emit_push_metrics(name: ProviderName, result: PushResult, *, refused_items:
         ("ReceiptsDuplicate", result.duplicates),
         ("ReceiptsHeld", result.held),
         ("ReceiptsUnmatched", result.unmatched),
+        ("ReceiptsWrongNumber", result.wrong_number),  # named a message, but with another number: not applied
         ("ReceiptItemsRefused", refused_items),
         ("ReceiptFailovers", result.failovers),  # resent through the next provider after UNDELIVERED
         ("DuplicateDelivery", result.duplicate_deliveries),  # a resent message's first attempt delivered too

@@ -77,6 +77,9 @@ class PushResult:
     # reports that found one of the provider's messages (applied, repeated, held for it, or for its first attempt):
     # the provider's pushes reach us (ReceiptsPushed, the receipts-stopped alarms). Not those matching nothing.
     matched: int = 0
+    # reports that named a message (by the provider's id or our echo) with a number that is not the message's: about
+    # some other send, whatever ids they carry; neither applied nor held
+    wrong_number: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # what it adds to the route statistics: route_outcomes
     # receipts.failover: messages to (re)queue on their next provider, new resends, late first-attempt deliveries
@@ -258,6 +261,9 @@ def _record(
     pmid = report.provider_message_id
     if message is None and report.echo is not None and report.to is not None:
         message = _echoed(store, report.echo, report)
+    if message is not None and another_number(report, message):
+        result.wrong_number += 1
+        return None
     if message is not None and takes_receipts_for(message, report.provider, pmid):
         return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
     if message is None and _earlier_attempt(report, event, store, now, result):
@@ -267,6 +273,8 @@ def _record(
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
+        if message is not None and another_number(report, message):
+            message = None  # held under the provider id only, as for no message: never applied to this one
         if message is not None and takes_receipts_for(message, report.provider, pmid):
             return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
         message = None
@@ -282,6 +290,14 @@ def _record(
     else:
         result.unmatched += 1
     return None
+
+
+def another_number(report: DeliveryReport, message: MessageRecord) -> bool:
+    """The report names a number (as E.164) other than the message's: it is about some other send, whatever ids it
+    carries (a provider's message ids are not secret: every message view and event shows them). A number its
+    parser could not normalise proves nothing either way, and a report without one (Alibaba's, Huawei's may lack
+    it) is matched by its ids alone, as before."""
+    return report.to is not None and report.to.startswith("+") and report.to != message.to
 
 
 def _echoed(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
