@@ -51,8 +51,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     except IntakeDeferred as exc:
         # Left on the queue: SQS delivers it again after the visibility timeout, and it gets the first answer.
         logger.set_correlation_id(exc.batch_id)
-        metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
-        logger.info("idempotency key in progress: record left for a later receive", extra={"reason": str(exc)})
+        metrics.add_metric(name=exc.metric, unit=MetricUnit.Count, value=1)
+        logger.info("body left for a later receive", extra={"reason": str(exc)})
         raise
     result = outcome.answer
     logger.set_correlation_id(result.batch_id)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
+from globesms.config import settings
 from globesms.domain.status import Status
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
@@ -479,3 +480,35 @@ def test_an_accepted_request_is_answered_202_when_the_spend_metric_cannot_be_rea
     )
     assert answer["statusCode"] == 202, answer["body"]
     assert sum(len(stack.receive(url)) for url in stack.queue_urls) == 1
+
+
+def test_a_cold_api_with_an_invalid_guardrails_parameter_sends_nothing_and_says_when_to_retry(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """A new instance has no last good document: falling back to the shipped ones (no spend limit) let it spend past
+    the operator's limit (found by a review). An absent parameter is still the shipped document."""
+    import boto3
+
+    from globesms.guardrails import limits as limits_module
+    from globesms.guardrails import permissions as permissions_module
+    from globesms.guardrails import prices as prices_module
+
+    for module in (limits_module, permissions_module, prices_module):
+        module.reset_cache()
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/globesms/guardrails/limits", Value='{"monthly_spend": "ten"}', Type="String")
+    api = load_handler("send_api")
+    monkeypatch.setenv("GLOBESMS_GUARDRAILS_PARAMETERS", "/globesms/guardrails")  # GuardrailsParametersPath
+    settings.cache_clear()
+    body = {"to": ["+85251234567"], "text": "Sale", "type": "NOTIFY"}
+    answer = post(api, lambda_context, body)
+    assert (answer["statusCode"], answer["multiValueHeaders"].get("Retry-After")) == (503, ["5"]), answer["body"]
+    assert json.loads(answer["body"])["error"]["code"] == "GUARDRAILS_UNAVAILABLE"
+    assert sum(len(stack.receive(url)) for url in stack.queue_urls) == 0
+    ssm.put_parameter(Name="/globesms/guardrails/limits", Value='{"version": 1}', Type="String", Overwrite=True)
+    for module in (limits_module, permissions_module, prices_module):
+        module.reset_cache()  # as Powertools' cache of 5 minutes, and the 5 s wait, would have run out
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    assert post(api, lambda_context, body)["statusCode"] == 202  # prices and permissions absent: the shipped ones

@@ -60,9 +60,15 @@ def test_every_code_is_unique_and_has_a_meaning() -> None:
     assert len(values) == len(set(values))
     for code in ERROR_CODES:
         assert code.value == code.name and code.meaning.strip(), code
-    # Refusals are the client's to fix (4xx), but for a deployment without a template or consent table (501).
+    # Refusals are the client's to fix (4xx), but for a deployment without a template or consent table (501), and
+    # one whose guardrail settings cannot be read yet (503: retry as it is).
     not_managed = {RefusalCode.TEMPLATES_NOT_MANAGED, RefusalCode.CONSENT_NOT_MANAGED}
-    assert all(400 <= code.status < 500 for code in RefusalCode if code not in not_managed)
+    assert all(
+        400 <= code.status < 500
+        for code in RefusalCode
+        if code not in not_managed | {RefusalCode.GUARDRAILS_UNAVAILABLE}
+    )
+    assert RefusalCode.GUARDRAILS_UNAVAILABLE.status == 503
 
 
 def test_the_values_clients_match_on_are_unchanged() -> None:

@@ -13,7 +13,13 @@ from globesms.accept.quote import quote
 from globesms.accept.service import accept
 from globesms.errors import RecipientCode
 from globesms.guardrails import gate, spend
-from globesms.guardrails.documents import DocumentError, OverridableDocument, parse_document
+from globesms.guardrails.documents import (
+    UNAVAILABLE_RETRY_SECONDS,
+    DocumentError,
+    DocumentUnavailable,
+    OverridableDocument,
+    parse_document,
+)
 from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.permissions import PermissionsDoc
 from globesms.guardrails.ports import Hold
@@ -377,8 +383,44 @@ def test_bad_data_in_the_parameter_is_refused_and_the_last_good_document_stays(
 
 
 def test_an_unreadable_parameter_keeps_the_document_in_use() -> None:
-    def fail(_name: str) -> Any:
-        raise ConnectionError("down")
+    answers: list[Any] = ['{"version": 1, "monthly_spend": "10"}', ConnectionError("down")]
+    clock = [0.0]
 
-    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fail)
-    assert doc.current("/g/limits") == doc.from_file()
+    def fetch(_name: str) -> Any:
+        answer = answers[0] if len(answers) == 1 else answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: clock[0])
+    assert doc.current("/g/limits").monthly_spend == Decimal("10")
+    clock[0] = 400.0  # past Powertools' cache: read again, and unreadable now
+    assert doc.current("/g/limits").monthly_spend == Decimal("10")
+
+
+@pytest.mark.parametrize("first", [ConnectionError("throttled"), '{"version": 1, "monthly_spend": "ten"}'])
+def test_a_process_with_no_good_value_of_its_parameter_sends_nothing_rather_than_fall_back_to_the_file(
+    first: Any,
+) -> None:
+    """A new Lambda instance has no last good document. Falling back to the shipped file (no spend limit, every
+    country allowed) let it spend past the operator's limit while the parameter was unreadable or invalid (a
+    review spent 1.20 against a limit of 1.00). It refuses until it has read a good value, tried again soon."""
+    answers: list[Any] = [first, '{"version": 1, "monthly_spend": "1.00"}']
+    clock = [0.0]
+
+    def fetch(_name: str) -> Any:
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: clock[0])
+    with pytest.raises(DocumentUnavailable, match=r"guardrail settings \(limits\) could not be read yet"):
+        doc.current("/g/limits")
+    clock[0] = UNAVAILABLE_RETRY_SECONDS
+    assert doc.current("/g/limits").monthly_spend == Decimal("1.00")
+
+
+def test_numbers_in_a_guardrail_document_never_go_through_float() -> None:
+    limits = parse_document(LimitsDoc, '{"version": 1, "monthly_spend": 99999999999.999999}', "test")
+    assert limits.monthly_spend == Decimal("99999999999.999999")

@@ -181,3 +181,22 @@ def test_a_bad_envelope_field_and_a_bad_body_are_refused_together_as_the_api_doe
     with pytest.raises(IntakeRefused) as info:
         intake(json.dumps(over), store)
     assert info.value.refusal.code == "TOO_MANY_RECIPIENTS"
+
+
+def test_a_body_arriving_while_the_guardrail_settings_are_unreadable_is_left_for_a_later_receive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not refused (a REJECTED batch for good), nor sent under the shipped documents: deferred, nothing written."""
+    from globesms.accept.intake import IntakeDeferred
+    from globesms.guardrails import gate
+    from globesms.guardrails.documents import DocumentUnavailable
+
+    def unreadable() -> gate.Rules:
+        raise DocumentUnavailable("limits.json")
+
+    monkeypatch.setattr(gate, "current_rules", unreadable)
+    store = MemoryStore()
+    with pytest.raises(IntakeDeferred) as deferred:
+        intake(json.dumps({"batch_id": "order-42", "to": "+85251234567", "text": "hi"}), store)
+    assert deferred.value.metric == "GuardrailsUnavailable"
+    assert not store.batches and not store.messages

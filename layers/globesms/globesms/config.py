@@ -293,8 +293,9 @@ class GuardrailsSettings(SettingsDeclaration):
     guardrails_parameters: str = Field(
         "",
         description="an SSM path, e.g. `/globesms/guardrails`: its parameters `prices`, `permissions` and `limits` "
-        "(JSON, docs/guardrails.md) replace the shipped documents, each re-read every 5 minutes; an absent, invalid "
-        "or unreadable one leaves the last good document (else the shipped one) in force",
+        "(JSON, docs/guardrails.md) replace the shipped documents, each re-read every 5 minutes; an absent one is "
+        "the shipped document; an invalid or unreadable one leaves the last good document in force, and a process "
+        "that has read none yet sends nothing (503 GUARDRAILS_UNAVAILABLE) rather than fall back to the shipped one",
     )
 
     def parameter(self, document: str) -> str:

@@ -94,6 +94,11 @@ class RefusalCode(_Code):
         409,
         "a cancel of a batch still being accepted (not all its recipients written): retry after Retry-After seconds",
     )
+    GUARDRAILS_UNAVAILABLE = (
+        "GUARDRAILS_UNAVAILABLE",
+        503,
+        "the guardrail settings (SSM) could not be read yet: nothing sent; retry after Retry-After seconds",
+    )
     NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
     FORBIDDEN = (
         "FORBIDDEN",

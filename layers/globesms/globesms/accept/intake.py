@@ -31,6 +31,7 @@ from globesms.accept.service import BatchIdConflict, accept, body_hash
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
+from globesms.guardrails.documents import DocumentUnavailable
 from globesms.guardrails.otp_guard import OtpGuard
 from globesms.guardrails.ports import SpendAccount
 from globesms.models.api import MessageSpec, SendBody, SqsIntakeEnvelope, is_batch_id, specs_of
@@ -53,11 +54,13 @@ class IntakeRefused(ValueError):
 
 
 class IntakeDeferred(RuntimeError):
-    """Not now: the body's idempotency key is in use by a run still in progress (nothing written)."""
+    """Not now (nothing written): the body's idempotency key is in use by a run still in progress, or the
+    deployment's guardrail settings have not been read yet (`DocumentUnavailable`)."""
 
-    def __init__(self, batch_id: str, reason: str) -> None:
+    def __init__(self, batch_id: str, reason: str, *, metric: str) -> None:
         super().__init__(reason)
         self.batch_id = batch_id
+        self.metric = metric
 
 
 class RunOnce(Protocol):
@@ -124,8 +127,9 @@ def accept_intake(
         return IntakeOutcome(outcome.answer, outcome.replayed)
     except BatchDoneBefore as done:  # a body delivered (or sent) again: its batch stands, nothing sent again
         return IntakeOutcome(done.answer, replayed=True)
-    except KeyInProgress as exc:
-        raise IntakeDeferred(batch_id, str(exc)) from None
+    except (KeyInProgress, DocumentUnavailable) as exc:
+        metric = "GuardrailsUnavailable" if isinstance(exc, DocumentUnavailable) else "IdempotencyKeyInProgress"
+        raise IntakeDeferred(batch_id, str(exc), metric=metric) from None
     except BatchIdConflict as exc:
         # Refused without writing: the header belongs to the other body.
         raise IntakeRefused(batch_id, refusal_of(exc)) from None

@@ -16,6 +16,7 @@ from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.planning import TooManyRecipients
 from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
+from globesms.guardrails.documents import DocumentUnavailable
 from globesms.models.errors import ErrorBody, ErrorDetail
 from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
 from globesms.validation import problems
@@ -28,6 +29,13 @@ REFUSALS: dict[type[Exception], RefusalCode] = {
     KeyInProgress: RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS,
     BatchIdConflict: RefusalCode.BATCH_ID_CONFLICT,
     SendAtPassed: RefusalCode.VALIDATION_ERROR,
+    DocumentUnavailable: RefusalCode.GUARDRAILS_UNAVAILABLE,
+}
+#: Refusals of a request that may succeed as it is a moment later: the API answers them with Retry-After, the SQS
+#: intake leaves the body on its queue for a later receive.
+RETRY_LATER = {
+    RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS: 2,
+    RefusalCode.GUARDRAILS_UNAVAILABLE: 5,
 }
 #: The exceptions of REFUSALS, for `except` clauses and exception handlers.
 REFUSED = tuple(REFUSALS)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit
 
-from globesms.accept.refusals import REFUSED, over_recipient_limit, refusal_of
+from globesms.accept.refusals import REFUSED, RETRY_LATER, over_recipient_limit, refusal_of
 from globesms.api.routers import new_router, on_exception
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response, not_json_message, refusal_response, validation_error_response
@@ -78,9 +78,12 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[An
 def _refused(exc: Exception) -> Response[Any]:
     refusal = refusal_of(exc)  # the table the SQS intake reads too
     response = refusal_response(refusal)
+    if refusal.code in RETRY_LATER:
+        response.headers["Retry-After"] = str(RETRY_LATER[refusal.code])
     if refusal.code is RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS:
         metrics.add_metric(name="IdempotencyKeyInProgress", unit=MetricUnit.Count, value=1)
-        response.headers["Retry-After"] = "2"
+    elif refusal.code is RefusalCode.GUARDRAILS_UNAVAILABLE:
+        metrics.add_metric(name="GuardrailsUnavailable", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     return response

@@ -3,8 +3,16 @@ parameter when one is named, exactly as the route table is (`routing/route_table
 
 The shipped file is validated when first read: an invalid file is a deployment error (raised). The parameter is
 re-read at most every 5 minutes through Powertools Parameters; an invalid value is refused with a log line naming
-every bad field, and the last good document (else the file's) stays in force; after a failed read the document in
-use is kept for a minute before the parameter is tried again. Never a 5xx storm for bad data.
+every bad field, and the last good document stays in force; after a failed read the document in use is kept for a
+minute before the parameter is tried again. Never a 5xx storm for bad data.
+
+A parameter that does not exist is the shipped document (the path names the documents that replace the shipped
+ones; the operator writes those they change). A process that has read no good value of a parameter that exists
+has no last good document: it does not fall back to the shipped file (no spend limit, every country allowed,
+illustrative prices), which would let every new Lambda instance spend past the operator's limit while the
+parameter is unreadable or invalid. It raises `DocumentUnavailable` instead: sends are refused
+`503 GUARDRAILS_UNAVAILABLE` (the intake leaves its body on the queue) and the parameter is tried again after a
+few seconds. (Until 2026-12-06 it fell back to the file.)
 
 Written once here rather than shared with the route table so the route table's module stays as it is.
 """
@@ -16,8 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +36,17 @@ log = logging.getLogger(__name__)
 
 PARAMETER_MAX_AGE_SECONDS = 300
 READ_RETRY_SECONDS = 60
+UNAVAILABLE_RETRY_SECONDS = 5  # with no good document yet: every send waits for one, so it is tried again soon
+
+
+class DocumentUnavailable(RuntimeError):
+    """A guardrail document's parameter has never been read good in this process (unreadable, or invalid)."""
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__(
+            f"the deployment's guardrail settings ({file_name.removesuffix('.json')}) could not be read yet: "
+            "nothing is sent without them; try again shortly"
+        )
 
 
 class DocumentError(ValueError):
@@ -34,9 +54,10 @@ class DocumentError(ValueError):
 
 
 def parse_document[Doc: BaseModel](model: type[Doc], raw: Any, source: str) -> Doc:
-    """`raw`: JSON text, or already parsed. Raises DocumentError naming every bad path."""
+    """`raw`: JSON text, or already parsed. Raises DocumentError naming every bad path. JSON numbers are read as
+    Decimal: money never goes through float (`99999999999.999999` read as a float was a limit of 100000000000)."""
     try:
-        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        data = json.loads(raw, parse_float=Decimal) if isinstance(raw, str | bytes) else raw
     except ValueError as exc:
         raise DocumentError(f"{source}: not JSON ({exc})") from None
     try:
@@ -45,10 +66,22 @@ def parse_document[Doc: BaseModel](model: type[Doc], raw: Any, source: str) -> D
         raise DocumentError(f"{source}: {describe(exc, default='')}") from None
 
 
+#: What a fetch gives for a parameter that does not exist: the path names the documents that replace the shipped
+#: ones, and a document the operator did not write there is the shipped one (not a failure).
+ABSENT: Final = object()
+
+
 def _fetch_parameter(name: str) -> Any:
     from aws_lambda_powertools.utilities import parameters
 
-    return parameters.get_parameter(name, transform="json", max_age=PARAMETER_MAX_AGE_SECONDS)
+    try:
+        # The text, parsed here (`parse_document`): Powertools' json transform reads numbers as floats.
+        return parameters.get_parameter(name, max_age=PARAMETER_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if getattr(cause, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
+            return ABSENT
+        raise
 
 
 @dataclass
@@ -75,21 +108,24 @@ class OverridableDocument[Doc: BaseModel]:
         self._raw, self._override, self._retry_at = None, None, 0.0
 
     def current(self, parameter: str) -> Doc:
+        """The document in force; raises `DocumentUnavailable` while a named parameter has no good value yet."""
         if not parameter:
             return self.from_file()
         now = self.clock()
         if now < self._retry_at:
-            return self._override or self.from_file()
+            return self._last_good()
         try:
             raw = self.fetch(parameter)
         except Exception as exc:  # never the text: only the error's class
-            self._retry_at = now + READ_RETRY_SECONDS
+            self._retry_at = now + (READ_RETRY_SECONDS if self._override else UNAVAILABLE_RETRY_SECONDS)
             log.error(
                 "%s parameter unreadable; the last good document stays in force",
                 self.file_name,
                 extra={"parameter": parameter, "error": type(exc).__name__},
             )
-            return self._override or self.from_file()
+            return self._last_good()
+        if raw is ABSENT:
+            return self.from_file()
         if self._override is not None and raw is self._raw:
             return self._override
         try:
@@ -97,6 +133,11 @@ class OverridableDocument[Doc: BaseModel]:
         except DocumentError as exc:
             log.error("%s parameter refused; the last good document stays in force: %s", self.file_name, exc)
             self._raw = raw  # refused once, not parsed again while Powertools returns the same value
-            return self._override or self.from_file()
+            return self._last_good()
         self._raw, self._override = raw, doc
         return doc
+
+    def _last_good(self) -> Doc:
+        if self._override is None:
+            raise DocumentUnavailable(self.file_name)
+        return self._override
