@@ -18,6 +18,7 @@ from moto import mock_aws
 from globesms.aws import clients, wiring
 from globesms.config import settings
 from globesms.models.outbound import ProviderName
+from globesms.webhooks.sender import forget_stored_secrets
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES
 from local.stack import PARAMETERS_ENV, LocalStack
 from tests.integration import iam_calls
@@ -56,6 +57,7 @@ def deployed_on_moto(parameters: dict[str, str] | None = None) -> Iterator[MotoS
         clients.reset()
         wiring.reset()
         settings.cache_clear()
+        forget_stored_secrets()
         yield MotoStack(
             deployed=deployed,
             table_name=refs["MessagesTable"],

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from globesms.aws import clients
 from globesms.aws.sqs_queues import SqsWebhookQueue
 from globesms.models.webhooks import WebhookDelivery
-from globesms.webhooks.sender import WebhookFailed, backoff_ceiling, deliver, new_http_client
+from globesms.webhooks.sender import WebhookFailed, backoff_ceiling, deliver, forget_stored_secrets, new_http_client
 from globesms.webhooks.signing import SIGNATURE_HEADER, verify
 from local.webhook_receiver import WebhookReceiver, serve
 from tests.integration.conftest import MotoStack
@@ -154,6 +154,7 @@ def test_without_a_secret_nothing_is_sent_and_every_record_is_retried(  # type: 
 ) -> None:
     monkeypatch.delenv("GLOBESMS_WEBHOOK_SECRET", raising=False)
     parameters.clear_caches()  # no secret stored in moto under the template's name
+    forget_stored_secrets()  # nor read good earlier by this process
     sender = load_handler("webhooks")
     seen: list[httpx.Request] = []
     use_client(monkeypatch, sender, customer({OK_HOST: 200, FAILING_HOST: 200}, seen))

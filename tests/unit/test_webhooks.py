@@ -28,6 +28,7 @@ from globesms.webhooks.sender import (
     backoff_ceiling,
     backoff_seconds,
     deliver,
+    forget_stored_secrets,
     parse_delivery,
     url_host,
     webhook_secrets,
@@ -392,6 +393,37 @@ def test_the_secret_comes_from_secrets_manager_by_name() -> None:
 
     assert webhook_secrets({"GLOBESMS_WEBHOOK_SECRET_NAME": "globesms/webhooks"}, fetch=fetch) == ("whsec_deployed",)
     assert asked == ["globesms/webhooks"]
+
+
+@pytest.fixture(autouse=True)
+def _a_new_process() -> None:
+    forget_stored_secrets()  # no last good stored secret from another test
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        {"GLOBESMS_WEBHOOK_SECRET": "whsec_new", "GLOBESMS_WEBHOOK_KEY_SECRETS": {"billing": 42}},
+        {"GLOBESMS_WEBHOOK_SECRET": ""},
+        {"WEBHOOK_SECRET": "whsec_new"},
+        RuntimeError("throttled"),
+    ],
+)
+def test_a_bad_edit_of_the_stored_secret_leaves_the_last_good_one_signing(edited: Any) -> None:
+    """Until 2026-12-06 an edit that cleared the secret, misnamed its field or wrote a key's secret as a number
+    stopped every customer's webhooks within 5 minutes (dead-lettered after 8 receives) (found by a review)."""
+    answers = iter([{"GLOBESMS_WEBHOOK_SECRET": "whsec_good"}, edited, {"GLOBESMS_WEBHOOK_SECRET": "whsec_fixed"}])
+
+    def fetch(name: str) -> Any:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    env = {"GLOBESMS_WEBHOOK_SECRET_NAME": "globesms/webhooks"}
+    assert webhook_secrets(env, fetch=fetch) == ("whsec_good",)
+    assert webhook_secrets(env, fetch=fetch) == ("whsec_good",)  # the bad edit refused
+    assert webhook_secrets(env, fetch=fetch) == ("whsec_fixed",)  # a good one replaces it
 
 
 @pytest.mark.parametrize(
