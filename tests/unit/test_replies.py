@@ -140,6 +140,18 @@ def test_huawei_as_a_form_or_json() -> None:
     )
 
 
+def test_a_huawei_reply_form_giving_a_field_twice_is_refused_naming_it() -> None:
+    """The last value won: `from=<the sender>&...&from=<another>` put the other number on the opt-out list (a
+    review). Which value is the reply's is anyone's guess: refused (400), nothing stored."""
+    from urllib.parse import urlencode
+
+    body = urlencode({**HUAWEI, "body": "TD"}) + "&from=%2B8613900139000"
+    with pytest.raises(ReplyBodyInvalid, match=r"^from: field given more than once$"):
+        huawei.parse_replies(body.encode(), "application/x-www-form-urlencoded")
+    unknown_twice = urlencode(HUAWEI) + "&extra=1&extra=2"  # a field no reply is read from: ignored, as before
+    assert len(huawei.parse_replies(unknown_twice.encode(), "application/x-www-form-urlencoded").replies) == 1
+
+
 @pytest.mark.parametrize(
     ("parse", "body", "content_type"),
     [

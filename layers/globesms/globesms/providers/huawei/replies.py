@@ -68,14 +68,35 @@ class HuaweiReply(Model):
         )
 
 
+#: The form's fields a reply is read from: one given twice is refused (which value is the reply's is anyone's
+#: guess; until 2026-12-06 the last won, so `from=<number>&...&from=<another>` put the other number on the list).
+_READ_FIELDS: Final = frozenset(f.alias or name for name, f in HuaweiReply.model_fields.items())
+_MAX_FORM_FIELDS: Final = 50  # a reply has five; parse_qsl stops counting there
+
+
 def parse_replies(body: bytes, content_type: str = "") -> ParsedReplies:
     if content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
-        try:
-            payload: Any = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
-        except (UnicodeDecodeError, ValueError):
-            raise ReplyBodyInvalid("the body is not a form") from None
+        payload: Any = _form(body)
     else:
         payload = read_json(body)
     if not isinstance(payload, dict):
         raise ReplyBodyInvalid("the body is not one reply (a form or a JSON object)")
     return read_items([payload], lambda item: HuaweiReply.model_validate(item).reply())
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=_MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ReplyBodyInvalid("the body is not a form (or has more than 50 fields)") from None
+    fields: dict[str, str] = {}
+    repeated: set[str] = set()
+    for name, value in pairs:
+        if name in fields and name in _READ_FIELDS:
+            repeated.add(name)
+        fields[name] = value
+    if repeated:
+        raise ReplyBodyInvalid(f"{', '.join(sorted(repeated))}: field given more than once")
+    return fields
