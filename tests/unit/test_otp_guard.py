@@ -177,7 +177,7 @@ def test_a_number_twice_in_one_request_is_refused_before_counting(counters: Memo
     # which would otherwise grow with them past DynamoDB's 400 KB item).
     answer = Sender(counters).send(*[otp(HK) for _ in range(7)])
     assert answer.accepted == 1 and {e.code for e in answer.errors} == {RecipientCode.DUPLICATE_RECIPIENT}
-    assert sum(counters.numbers[HK].five_minutes.values()) == 1 and counters.markers[("B1", 0)] == {}
+    assert sum(counters.numbers[HK].five_minutes.values()) == 1 and list(counters.markers.values()) == [{}]
 
 
 def test_a_request_past_one_chunk_counts_each_number_once_in_its_own_chunk(
@@ -189,8 +189,9 @@ def test_a_request_past_one_chunk_counts_each_number_once_in_its_own_chunk(
     numbers = [hk(n) for n in range(250)]
     answer = Sender(counters).send(otp(*numbers), otp(numbers[0]))
     assert answer.accepted == 250 and [(e.index, e.code) for e in answer.errors] == [(250, "DUPLICATE_RECIPIENT")]
-    assert sorted(counters.markers) == [("B1", 0), ("B1", 1), ("B1", 2)]
-    assert counters.markers[("B1", 0)] == {} and counters.writes == 3
+    positions = {chunk.split(".")[0]: refused for (_batch, chunk), refused in counters.markers.items()}
+    assert sorted(positions) == ["0", "1", "2"]
+    assert positions["0"] == {} and counters.writes == 3
     assert sorted(counters.numbers) == sorted(numbers)
     assert {c.version for c in counters.numbers.values()} == {1}
 
@@ -342,3 +343,33 @@ class _NoLedger:
 
     def release(self, month: str, amounts: Mapping[str, Any]) -> None:
         raise AssertionError("a dry run releases nothing")
+
+
+def test_a_retry_whose_chunk_gained_a_number_screens_and_counts_it() -> None:
+    """The chunk marker was by position alone: a retry of a batch whose first attempt refused a number before the
+    guard (an opt-out, a permission, changed since) found the first attempt's marker, and the number passed on it,
+    unscreened and uncounted: a 6th OTP in the hour (found by a review). The marker names the chunk's recipients."""
+    from globesms.guardrails.limits import LimitsDoc
+    from globesms.models.records import MessageRecord
+
+    def record(batch: str, seq: int, to: str, country: str) -> MessageRecord:
+        stamp = "2026-12-03T09:00:00.000000Z"
+        return MessageRecord.model_validate(
+            {"id": f"{batch}.{seq:05d}", "batch_id": batch, "to": to, "country": country, "provider": "aliyun",
+             "type": "OTP", "text": "code 1", "status": "ACCEPTED", "created_at": stamp, "updated_at": stamp}
+        )  # fmt: skip
+
+    guard = otp_guard.OtpGuard(MemoryOtpCounters())
+    limits = LimitsDoc.model_validate({"version": 1})  # 5 an hour a number
+
+    def screen(batch: str, *records: MessageRecord) -> list[str]:
+        refused = otp_guard.screen(guard, records, limits, batch_id=batch, owner=None, now=NOW, expires_at=2**31)
+        return [e.code for e in refused]
+
+    for n in range(5):
+        assert screen(f"P{n}", record(f"P{n}", 0, HK, "HK")) == []
+    assert screen("B", record("B", 1, SG, "SG")) == []  # the first attempt: HK refused before the guard
+    assert screen("B", record("B", 0, HK, "HK"), record("B", 1, SG, "SG")) == ["VELOCITY_LIMIT"]
+    assert screen("C", record("C", 1, SG, "SG")) == []
+    assert screen("C", record("C", 1, SG, "SG")) == []  # the same chunk again: its first answer, counted once
+    assert sum(guard.counters.numbers[SG].five_minutes.values()) == 3  # B's first attempt, B's retry, C once

@@ -7,7 +7,8 @@
 - A country: `pk = P#<country>`, `sk = $otp`, holding one top-level number attribute per bucket (`m<minute>`:
   recipients offered, `h<hour>`: recipients let through; `ADD` works only on top-level attributes), and
   `released_until` (an operator's release). Buckets no window reads are removed by the next count.
-- A batch chunk's marker: `pk = B#<batch_id>`, `sk = $otp#<chunk>`, holding the chunk's refusals.
+- A batch chunk's marker: `pk = B#<batch_id>`, `sk = $otp#<chunk>` (its position and a digest of its recipients:
+  `otp_guard.chunk_key`), holding the chunk's refusals.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def country_key(country: str) -> dict[str, Any]:
     return {"pk": {"S": f"P#{country}"}, "sk": {"S": SK}}
 
 
-def marker_key(batch_id: str, chunk: int) -> dict[str, Any]:
+def marker_key(batch_id: str, chunk: str) -> dict[str, Any]:
     return {"pk": {"S": f"B#{batch_id}"}, "sk": {"S": f"{SK}#{chunk}"}}
 
 
@@ -124,7 +125,7 @@ class DynamoDBOtpCounters:
             items.append({"Put": put})
         return items
 
-    def _marker(self, batch_id: str, chunk: int) -> dict[int, tuple[str, str]]:
+    def _marker(self, batch_id: str, chunk: str) -> dict[int, tuple[str, str]]:
         key = marker_key(batch_id, chunk)
         item = self._client().get_item(TableName=self._table, Key=key, ConsistentRead=True)["Item"]
         return {int(i): (v["L"][0]["S"], v["L"][1]["S"]) for i, v in item["refused"]["M"].items()}

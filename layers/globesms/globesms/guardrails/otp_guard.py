@@ -17,6 +17,7 @@ repeated a number 5,000 times would make a marker over 400 KB, and a transaction
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -104,7 +105,7 @@ def screen(
     refused: dict[int, tuple[str, str]] = {}
     fresh = True
     for chunk, mine in enumerate(_chunks(otp, numbers)):
-        ctx = _Chunk(guard.counters, batch_id, chunk, expires_at, velocity, at)
+        ctx = _Chunk(guard.counters, batch_id, chunk_key(chunk, mine), expires_at, velocity, at)
         done, written = ctx.commit(
             mine, {i: held[i] for i in map(_index, mine) if i in held} if held else {}, number_counts
         )
@@ -114,6 +115,16 @@ def screen(
         _count_countries(guard, otp, held, country_counts, limits, at, expires_at)
         _report(guard, otp, held, verdicts)
     return _errors(otp, refused)
+
+
+def chunk_key(chunk: int, records: Sequence[MessageRecord]) -> str:
+    """What a chunk's marker is written under: its position and a digest of its recipients (index and number). A
+    retry whose chunk holds the same recipients finds the first attempt's marker, counted once; one whose chunk
+    changed (a recipient refused the first time for a permission or an opt-out changed since) is a chunk of its own,
+    its numbers counted again: stricter, never looser. Until 2026-12-06 the marker was by position alone, and a
+    number new to the chunk passed on the earlier attempt's answer, unscreened and uncounted (found by a review)."""
+    digest = hashlib.sha256("\n".join(f"{_index(r)}:{r.to}" for r in records).encode()).hexdigest()[:16]
+    return f"{chunk}.{digest}"
 
 
 def _chunks(otp: Sequence[MessageRecord], numbers: list[str]) -> list[list[MessageRecord]]:
@@ -169,7 +180,7 @@ def _velocity(
 class _Chunk:
     counters: OtpCounters
     batch_id: str
-    chunk: int
+    chunk: str
     expires_at: int
     limits: OtpVelocity
     at: int

@@ -121,7 +121,7 @@ class OtpCommit:
     (`index -> (code, message)`), written once per batch and chunk."""
 
     batch_id: str
-    chunk: int
+    chunk: str  # the chunk's position and a digest of its recipients (`otp_guard.chunk_key`)
     writes: Sequence[NumberWrite]
     refused: Mapping[int, tuple[str, str]]
     expires_at: int
