@@ -28,6 +28,7 @@ from globesms.receipts.failover import (
     resend_pack_id,
 )
 from globesms.receipts.implied_status import implied_status
+from globesms.webhooks.events import status_event
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
@@ -240,6 +241,25 @@ def test_the_second_attempts_delivery_is_the_final_status() -> None:
     assert [d.event.type for d in delivered.webhooks] == ["message.delivered"]
     # The first attempt's UNDELIVERED stays in the history.
     assert (store.messages["B.00000"].events or [])[0]["status"] == "UNDELIVERED"
+
+
+def test_the_resends_events_have_ids_of_their_own() -> None:
+    """With status_callback_on_submitted the first attempt's SUBMITTED was `B.00000.submitted`, and the resend's
+    SUBMITTED had the same id: a receiver dropped it as a repeat (found by a review)."""
+    store = MemoryStore()
+    store.messages["B.00000"] = record(status_callback_on_submitted=True)
+    assert status_event(store.messages["B.00000"], NOW).event.id == "B.00000.submitted"  # type: ignore[union-attr]
+    first = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    queues, webhooks = MemoryQueues(), MemoryWebhooks()
+    queues.send_packs(T, [_pack(r) for r in first.resends])
+    deps = DispatchDeps(
+        provider=ScriptedProvider(name=T), store=store, claims=MemoryClaims(), queues=MemoryQueues(), receipts=store,
+        webhooks=webhooks,
+    )  # fmt: skip
+    dispatch_pack(queues.sent[T][0], deps, now=NOW + timedelta(seconds=5), last_attempt=False)
+    assert [d.event.id for d in webhooks.sent] == ["B.00000.submitted.resend"]
+    delivered = push(T, "pm-B.00000", Status.DELIVERED, "DELIVRD", store, at="t2")
+    assert [d.event.id for d in delivered.webhooks] == ["B.00000.delivered.resend"]
 
 
 def _pack(message: MessageRecord) -> DispatchPack:

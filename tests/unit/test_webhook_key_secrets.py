@@ -13,7 +13,7 @@ from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord
 from globesms.webhooks.events import status_event
-from globesms.webhooks.sender import WebhookSecretUnavailable, signed_request, webhook_secrets
+from globesms.webhooks.sender import WebhookSecretUnavailable, forget_stored_secrets, signed_request, webhook_secrets
 from globesms.webhooks.signing import SIGNATURE_HEADER, verify
 
 NOW = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)
@@ -83,6 +83,11 @@ def test_key_secrets_from_secrets_manager_and_rotation_signs_with_both() -> None
     assert webhook_secrets(env, lambda name: stored) == (DEFAULT,)
     body, header = signed_event("k1a2b3", env, lambda name: stored)
     assert verify("old-k1", header, body, NOW.timestamp()) and verify("new-k1", header, body, NOW.timestamp())
+
+
+@pytest.fixture(autouse=True)
+def _a_new_process() -> None:
+    forget_stored_secrets()  # each test reads its secret as a process that has read none yet
 
 
 def test_the_environments_key_secrets_win_over_the_stored_ones() -> None:
