@@ -424,3 +424,28 @@ def test_a_process_with_no_good_value_of_its_parameter_sends_nothing_rather_than
 def test_numbers_in_a_guardrail_document_never_go_through_float() -> None:
     limits = parse_document(LimitsDoc, '{"version": 1, "monthly_spend": 99999999999.999999}', "test")
     assert limits.monthly_spend == Decimal("99999999999.999999")
+
+
+def test_an_absent_parameter_is_the_shipped_document_read_again_only_after_five_minutes() -> None:
+    """An absent parameter was asked for at every send (Powertools caches no failure): 2-3 SSM reads a send, and a
+    throttled one refused sends (503) for a document that was never unavailable (found by a review)."""
+    from globesms.guardrails.documents import ABSENT, PARAMETER_MAX_AGE_SECONDS
+
+    reads: list[str] = []
+    answers: list[Any] = [ABSENT, ConnectionError("throttled")]
+    clock = [0.0]
+
+    def fetch(name: str) -> Any:
+        reads.append(name)
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: clock[0])
+    for _ in range(100):
+        assert doc.current("/g/limits") == doc.from_file()
+    assert len(reads) == 1
+    clock[0] = PARAMETER_MAX_AGE_SECONDS
+    assert doc.current("/g/limits") == doc.from_file()  # a throttled read now: the shipped document still stands
+    assert len(reads) == 2

@@ -125,7 +125,12 @@ class OverridableDocument[Doc: BaseModel]:
             )
             return self._last_good()
         if raw is ABSENT:
-            return self.from_file()
+            # Known good: the shipped document stands for it, read again after Powertools' cache would have run
+            # out (Powertools keeps no answer for a parameter it could not get: every send would read SSM, and a
+            # throttled read would refuse sends for a document that was never unavailable).
+            self._raw, self._override = ABSENT, self.from_file()
+            self._retry_at = now + PARAMETER_MAX_AGE_SECONDS
+            return self._override
         if self._override is not None and raw is self._raw:
             return self._override
         try:
