@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from globesms.config import settings
-from globesms.replies.models import MAX_BYTES_PER_REPLY
+from globesms.models.outbound import ProviderName
+from globesms.replies.models import max_reply_push_bytes
 from tests.integration.conftest import MotoStack
 from tests.integration.gateway import InProcessApi
 
@@ -119,11 +120,12 @@ def test_bad_items_are_skipped_and_good_ones_kept(replies, stack) -> None:  # ty
     assert len(queued_events(stack)) == 1
 
 
-@pytest.mark.parametrize(("provider", "items"), [("aliyun", 1001), ("tencent", 2), ("huawei", 2)])
-def test_a_reply_push_larger_than_its_replies_can_be_is_refused_unread(replies, provider: str, items: int) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("provider", "size"), [("aliyun", 4_096_001), ("tencent", 16_385), ("huawei", 16_385)])
+def test_a_reply_push_larger_than_its_replies_can_be_is_refused_unread(replies, provider: str, size: int) -> None:  # type: ignore[no-untyped-def]
     """A body of millions of tiny items was parsed whole before the count was checked (~150 MB for 6 MB, in a
-    256 MB function). Now its size is checked first, per reply the provider may push at once."""
-    body = " " * (items * MAX_BYTES_PER_REPLY)
+    256 MB function). Now its size is checked first: 16 KB for one reply, 4 MB for Alibaba's 1,000."""
+    assert size == max_reply_push_bytes(ProviderName(provider)) + 1
+    body = " " * size
     answer = replies(reply_event(provider, body=body))
     assert answer["statusCode"] == 413
     assert json.loads(answer["body"])["error"]["code"] == "BODY_TOO_LARGE"

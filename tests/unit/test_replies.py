@@ -150,6 +150,13 @@ def test_a_huawei_reply_form_giving_a_field_twice_is_refused_naming_it() -> None
         huawei.parse_replies(body.encode(), "application/x-www-form-urlencoded")
     unknown_twice = urlencode(HUAWEI) + "&extra=1&extra=2"  # a field no reply is read from: ignored, as before
     assert len(huawei.parse_replies(unknown_twice.encode(), "application/x-www-form-urlencoded").replies) == 1
+    # The same through the JSON form of the push, and under the model's own name of the field.
+    as_json = json.dumps({**HUAWEI, "body": "TD"})[:-1] + ', "from": "+8613900139000"}'
+    with pytest.raises(ReplyBodyInvalid, match=r"^from: field given more than once$"):
+        huawei.parse_replies(as_json.encode(), "application/json")
+    by_name = urlencode(HUAWEI) + "&from_number=%2B8613900139000"
+    with pytest.raises(ReplyBodyInvalid, match=r"^from, from_number: field given more than once$"):
+        huawei.parse_replies(by_name.encode(), "application/x-www-form-urlencoded")
 
 
 @pytest.mark.parametrize(

@@ -17,16 +17,23 @@ from globesms.validation import describe
 
 MAX_REPLY_CHARS: Final = 1600  # a long reply is kept whole up to ten SMS parts; beyond, cut (never refused)
 MAX_REPLIES_PER_PUSH: Final = 1000
-#: A push's body is refused unread (413) beyond this much per reply it may carry: a reply's text (cut to 1,600
-#: characters when longer, each at most 6 bytes as a JSON `\uXXXX` escape) and its few fields. Tencent and Huawei
-#: push one reply a request, Alibaba an array of at most MAX_REPLIES_PER_PUSH. So a body of millions of tiny items
-#: is not parsed into millions of objects in a 256 MB function first (as receipts/push_limits.py for receipts).
+#: A push's body is refused unread (413) beyond what its replies can be, so that a body of millions of tiny items is
+#: not parsed into millions of objects in a 256 MB function first (as receipts/push_limits.py for receipts).
+#: Tencent and Huawei push one reply a request: its text (cut to 1,600 characters when longer, each at most 6 bytes
+#: as a JSON `\uXXXX` escape) and a few fields, 16 KB. Alibaba pushes an array of at most MAX_REPLIES_PER_PUSH,
+#: 4 KB a reply on average: 4 MB (16 KB each would be 16 MB, past what API Gateway and Lambda pass on at all, so no
+#: bound; 4 MB of `{}` items parses in about 100 MB).
 MAX_BYTES_PER_REPLY: Final = 16_384
-_REPLIES_PER_PUSH: Final = {ProviderName.ALIYUN: MAX_REPLIES_PER_PUSH, ProviderName.TENCENT: 1, ProviderName.HUAWEI: 1}
+MAX_ALIYUN_PUSH_BYTES: Final = MAX_REPLIES_PER_PUSH * 4096
+_PUSH_BYTES: Final = {
+    ProviderName.ALIYUN: MAX_ALIYUN_PUSH_BYTES,
+    ProviderName.TENCENT: MAX_BYTES_PER_REPLY,
+    ProviderName.HUAWEI: MAX_BYTES_PER_REPLY,
+}
 
 
 def max_reply_push_bytes(provider: ProviderName) -> int:
-    return _REPLIES_PER_PUSH[provider] * MAX_BYTES_PER_REPLY
+    return _PUSH_BYTES[provider]
 
 
 class ReplyBodyInvalid(ValueError):
@@ -119,10 +126,13 @@ def read_items(items: Sequence[Any], validate: Callable[[Any], InboundReply]) ->
     return ParsedReplies(replies=replies, refused_items=refused)
 
 
-def read_json(body: bytes) -> Any:
-    """The JSON value of `body` (NaN and Infinity are not JSON); raises ReplyBodyInvalid when it is none."""
+def read_json(body: bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+    """The JSON value of `body` (NaN and Infinity are not JSON); raises ReplyBodyInvalid when it is none.
+    `object_pairs_hook`: as json.loads's (each object's keys as given, repeats included)."""
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=_no_constant, object_pairs_hook=object_pairs_hook)
+    except ReplyBodyInvalid:  # the hook's own refusal, naming what it refused
+        raise
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ReplyBodyInvalid("the body is not JSON") from None
 

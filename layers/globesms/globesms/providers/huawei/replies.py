@@ -68,9 +68,10 @@ class HuaweiReply(Model):
         )
 
 
-#: The form's fields a reply is read from: one given twice is refused (which value is the reply's is anyone's
-#: guess; until 2026-12-06 the last won, so `from=<number>&...&from=<another>` put the other number on the list).
-_READ_FIELDS: Final = frozenset(f.alias or name for name, f in HuaweiReply.model_fields.items())
+#: Each key a reply's field is read from (its name in Huawei's push, and the model's own: `populate_by_name`), with
+#: that field. A field given twice, under either, is refused: which value is the reply's is anyone's guess (until
+#: 2026-12-06 the last won, so `from=<number>&...&from=<another>` put the other number on the opt-out list).
+_FIELD_OF: Final = {key: name for name, f in HuaweiReply.model_fields.items() for key in {name, f.alias or name}}
 _MAX_FORM_FIELDS: Final = 50  # a reply has five; parse_qsl stops counting there
 
 
@@ -78,7 +79,7 @@ def parse_replies(body: bytes, content_type: str = "") -> ParsedReplies:
     if content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
         payload: Any = _form(body)
     else:
-        payload = read_json(body)
+        payload = read_json(body, object_pairs_hook=_one_value_each)
     if not isinstance(payload, dict):
         raise ReplyBodyInvalid("the body is not one reply (a form or a JSON object)")
     return read_items([payload], lambda item: HuaweiReply.model_validate(item).reply())
@@ -91,12 +92,20 @@ def _form(body: bytes) -> dict[str, str]:
         )
     except (UnicodeDecodeError, ValueError):
         raise ReplyBodyInvalid("the body is not a form (or has more than 50 fields)") from None
-    fields: dict[str, str] = {}
+    return _one_value_each(pairs)
+
+
+def _one_value_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The pairs as a dict, refused when a field the reply is read from is given twice (`_FIELD_OF`)."""
+    given: dict[str, str] = {}  # field -> the key it was given under
     repeated: set[str] = set()
-    for name, value in pairs:
-        if name in fields and name in _READ_FIELDS:
-            repeated.add(name)
-        fields[name] = value
+    for key, _value in pairs:
+        field = _FIELD_OF.get(key)
+        if field is None:
+            continue
+        if field in given:
+            repeated |= {key, given[field]}
+        given[field] = key
     if repeated:
         raise ReplyBodyInvalid(f"{', '.join(sorted(repeated))}: field given more than once")
-    return fields
+    return dict(pairs)
