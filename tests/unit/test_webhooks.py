@@ -406,6 +406,7 @@ def _a_new_process() -> None:
         {"GLOBESMS_WEBHOOK_SECRET": "whsec_new", "GLOBESMS_WEBHOOK_KEY_SECRETS": {"billing": 42}},
         {"GLOBESMS_WEBHOOK_SECRET": ""},
         {"WEBHOOK_SECRET": "whsec_new"},
+        {"GLOBESMS_WEBHOOK_SECRET": "whsec_new", "GLOBESMS_WEBHOOK_KEY_SECRETS": {"billing": "  "}},
         RuntimeError("throttled"),
     ],
 )

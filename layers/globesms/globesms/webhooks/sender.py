@@ -289,5 +289,6 @@ def _valid_stored(stored: Any) -> dict[str, Any]:
         raise WebhookSecretUnavailable(f"must be a JSON object with {SECRET_VARIABLE}")
     if not stored[SECRET_VARIABLE].split():
         raise WebhookSecretUnavailable(f"has an empty {SECRET_VARIABLE}")
-    _key_secrets(stored.get(KEY_SECRETS_VARIABLE, {}))
+    if not all(secret.split() for secret in _key_secrets(stored.get(KEY_SECRETS_VARIABLE, {})).values()):
+        raise WebhookSecretUnavailable(f"has an empty secret in {KEY_SECRETS_VARIABLE}")
     return stored
