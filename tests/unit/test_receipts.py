@@ -1,4 +1,5 @@
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,8 @@ from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
-from globesms.receipts.apply import PushResult, record_push
+from globesms.providers.tencent import receipts as tencent
+from globesms.receipts.apply import PushResult, apply_held_receipts, record_push
 from globesms.receipts.failover import resend_pack
 from globesms.receipts.implied_status import implied_status, status_after
 from globesms.stats.ports import MemoryRouteStats
@@ -712,3 +714,66 @@ def test_the_largest_history_kept_fits_one_dynamodb_item_with_room_to_spare() ->
     record = record.model_copy(update={"receipt_ids": {f"{n:020d}" for n in range(MAX_RECEIPT_IDS)}})
     # DynamoDB counts attribute names and values; the JSON of the typed item is larger than that, never smaller.
     assert len(json.dumps(message_item(record))) < 300_000
+
+
+@pytest.mark.parametrize("to", ["+62812345678", "+4915123456789", "+38343201234"])
+def test_a_tencent_receipt_whose_mobile_carries_its_country_code_still_applies(to: str) -> None:
+    """Tencent writes the country code in `mobile` too for some numbers, and `+<nationcode><mobile>` is then itself
+    a valid number: the report's `to` differs from the message's, yet it is the message's (a review)."""
+    code = {"+62": "62", "+49": "49", "+38": "383"}[to[:3]]
+    body = json.dumps(
+        [
+            {
+                "sid": "sid-1",
+                "report_status": "FAIL",
+                "errmsg": "UNDELIV",
+                "nationcode": code,
+                "mobile": to[1:],
+                "user_receive_time": "2026-11-26 18:00:00",
+            }
+        ]
+    ).encode()
+    (parsed,) = tencent.parse_push(body).reports
+    store = store_with(message(pmid="sid-1", provider="tencent", to=to))
+    result = record_push([parsed], store=store, now=NOW)
+    assert (result.wrong_number, result.applied) == (0, 1), (parsed.to, to)
+    assert store.messages["B.00000"].status is Status.UNDELIVERED
+
+
+def test_a_report_with_another_number_held_before_the_submitted_write_is_not_applied_by_dispatch() -> None:
+    """A report with the message's provider id and another number that arrives before dispatch has recorded the
+    send is held under the provider id; dispatch applied it when it recorded the send (a review)."""
+    store = store_with(message(Status.SENDING, pmid=None))
+    other = replace(report(Status.UNDELIVERED, "UNDELIV"), to="+6591234567")
+    result = record_push([other], store=store, now=NOW)
+    assert result.applied == 0
+    sent = store.messages["B.00000"].model_copy(
+        update={"status": Status.SUBMITTED, "provider_message_id": "pm-B.00000", "submitted_at": "2026-11-26T09:59:01Z"}
+    )
+    store.messages["B.00000"] = sent
+    apply_held_receipts(store, [sent], NOW)
+    assert store.messages["B.00000"].status is Status.SUBMITTED, "the other number's UNDELIVERED was applied"
+
+
+def test_a_report_with_another_number_for_a_resent_messages_first_attempt_changes_nothing() -> None:
+    """A report carrying the first attempt's provider id (shown in the message's history) and another number was
+    kept as the first attempt's DELIVERED and counted a duplicate delivery (a review)."""
+    from globesms.models.receipts import DeliveryReport
+    from tests.unit.test_receipt_failover import A, push, record
+
+    store = MemoryStore()
+    store.messages["B.00000"] = record()
+    assert push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1").failovers == 1
+    before = store.messages["B.00000"]
+    forged = DeliveryReport(
+        provider=A,
+        provider_message_id="ali-1",
+        status=Status.DELIVERED,
+        raw_status="DELIVERED",
+        error_code="DELIVERED",
+        to="+6598765432",
+        provider_time="t9",
+    )
+    result = record_push([forged], store=store, now=NOW)
+    assert (result.wrong_number, result.duplicate_deliveries, result.applied) == (1, 0, 0)
+    assert store.messages["B.00000"].events == before.events

@@ -268,7 +268,9 @@ def _record(
         return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
     if message is None and _earlier_attempt(report, event, store, now, result):
         return None
-    newly_held = store.hold_receipt(report.provider, pmid, event, message.id if message else None)
+    # Held with its number (as E.164), which the send it is applied to must have (`apply_held_receipts`).
+    held = event if report.to is None or not report.to.startswith("+") else {**event, HELD_NUMBER: report.to}
+    newly_held = store.hold_receipt(report.provider, pmid, held, message.id if message else None)
     if message is None:
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
@@ -297,7 +299,18 @@ def another_number(report: DeliveryReport, message: MessageRecord) -> bool:
     carries (a provider's message ids are not secret: every message view and event shows them). A number its
     parser could not normalise proves nothing either way, and a report without one (Alibaba's, Huawei's may lack
     it) is matched by its ids alone, as before."""
-    return report.to is not None and report.to.startswith("+") and report.to != message.to
+    return report.to is not None and not same_number(report.to, message.to)
+
+
+def same_number(reported: str, ours: str) -> bool:
+    """Whether a receipt's number is the message's: the same digits, or one's digits ending with all of the
+    other's. Tencent writes the country code in `mobile` too for some numbers, which then read as
+    `+<code><code><number>` (`+62` and `62812345678`: +6262812345678 for +62812345678) where that is a valid number
+    as well; such a receipt is the message's. A number not in E.164 proves nothing: the same."""
+    if not reported.startswith("+"):
+        return True
+    theirs, mine = reported.lstrip("+"), ours.lstrip("+")
+    return theirs.endswith(mine) or mine.endswith(theirs)
 
 
 def _echoed(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
@@ -325,6 +338,9 @@ def _earlier_attempt(
     record = store.message_for_earlier_attempt(report.provider, report.provider_message_id)
     if record is None:
         return False
+    if another_number(report, record):  # about some other send: nothing kept, nothing queued again
+        result.wrong_number += 1
+        return True
     new, delivered = record_earlier_receipt(store, record, event, now)
     result.matched += 1
     result.applied += new
@@ -392,6 +408,17 @@ def outcome_counts(outcomes: Sequence[MessageRecord]) -> tuple[int, int]:
     return delivered, sum(r.status in UNDELIVERED_OUTCOMES for r in outcomes)
 
 
+#: The number a held receipt named (a key of the held event only: the history keeps no number).
+HELD_NUMBER = "held_for_number"
+
+
+def _numbered_for(event: Mapping[str, Any], record: MessageRecord) -> bool:
+    """A held receipt that named a number names the record's (one held before the send was recorded could not be
+    checked then: `another_number`)."""
+    number = event.get(HELD_NUMBER)
+    return number is None or same_number(str(number), record.to)
+
+
 def apply_held_receipts(
     store: ReceiptStore,
     records: Sequence[MessageRecord],
@@ -423,9 +450,10 @@ def apply_held_receipts(
         # A receipt held for the message names it by our echo and its number; it is about this send only if it
         # carries the provider id the send got (a message has one; after an unknown outcome, none: the first one
         # held is taken, as the receipts handler takes one for a SENDING message).
-        events = [e for e in events if e.get("provider_message_id") == pmid]
+        events = [e for e in events if e.get("provider_message_id") == pmid and _numbered_for(e, record)]
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
+        events = [{k: v for k, v in e.items() if k != HELD_NUMBER} for e in events]  # not kept in its history
         applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied
