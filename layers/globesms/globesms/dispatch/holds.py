@@ -9,9 +9,10 @@ records (`held_key`). The dispatcher that ends the hold (to send, or to record a
 takes the same item first (`PackClaims.take_hold`): exactly one of the two wins, so a recipient is never both sent
 and reported canceled. A hold found canceled sends nothing and ends every recipient of it CANCELED.
 
-A pack whose every recipient is still inside its hours just waits again, the hold untouched: no write, and no read
-of the opt-out list (the pack that ends the hold reads it). A canceled hold keeps waiting until then too (a few SQS
-messages a night) rather than costing every wait a read.
+A pack whose every recipient is still inside its hours just waits again, the hold untouched: its claim's writes as
+every pack's, nothing written to its records or the hold, and no read of the opt-out list (the pack that ends the
+hold reads it). A canceled hold keeps waiting until then too (a few SQS messages and claims a night) rather than
+costing every wait a read.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def _wait_again(pack: DispatchPack, deps: DispatchDeps, quiet: dict[int, int]) -
     """The hold's next wait, noted on the pack's claim before it is queued (as every pack put back is). A failure
     to note it leaves nothing queued or sent: `WaitNotNoted`, and the pack is let go as one that failed before its
     provider call. A failure after it keeps the claim (the next wait may be on its queue already): the takeover
-    queues the same next wait again, which is claimed once. (Letting the claim go then, as this did for a day,
-    let a redelivery of this wait after the hours ended send the recipients its queued next wait sent too.)"""
+    queues the same next wait again, which is claimed once. (Letting the claim go then, as the first version of
+    this did, let a redelivery of this wait after the hours ended send the recipients its queued next wait sent
+    too.)"""
     ordered = sorted(quiet)
     try:
         deps.claims.record_requeued(pack.pack_id, Requeued(quiet=tuple(ordered)))
