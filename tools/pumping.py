@@ -26,6 +26,7 @@ import boto3
 
 from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
 from globesms.guardrails import pumping
+from globesms.guardrails.documents import DocumentUnavailable
 from globesms.guardrails.limits import current_limits
 from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, messages_table
 
@@ -71,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, kind = exit_for_aws_error(exc)
         print(f"pumping: {kind}: {exc}", file=sys.stderr)
         return code
+    except DocumentUnavailable as exc:  # the limits parameter named here unreadable or invalid: the rule is unknown
+        print(f"pumping: guardrails: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -209,7 +209,7 @@ def redrive(
                 for m in messages:
                     receives = m.get("Attributes", {}).get("ApproximateReceiveCount", "?")
                     result.listed.append(m)
-                    log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'][:100])}")
+                    log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'])[:100]}")
                 continue
             sent = sqs.send_message_batch(
                 QueueUrl=destination, Entries=[_send_entry(i, m, fifo) for i, m in enumerate(messages)]

@@ -183,3 +183,36 @@ def _race(writers: int = 8, requests: int = 6) -> dict[str, Any]:
 
 if __name__ == "__main__":
     child_main(_race)
+
+
+def test_the_pumping_status_with_an_unusable_limits_parameter_is_one_line_not_a_traceback(  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """An invalid guardrails parameter with no good one read raises DocumentUnavailable (no falling back to the
+    shipped rule): the tool said it in a traceback (found by a review)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import base
+    from moto import mock_aws
+
+    from globesms.config import settings
+    from globesms.guardrails import limits
+    from local.aws import create_messages_like_table
+    from tools import pumping
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("GLOBESMS_GUARDRAILS_PARAMETERS", "/g")
+    settings.cache_clear()
+    limits._limits.reset()
+    base.DEFAULT_PROVIDERS.clear()
+    try:
+        with mock_aws():
+            create_messages_like_table(boto3.client("dynamodb"))
+            boto3.client("ssm").put_parameter(Name="/g/limits", Value="{not json", Type="String")
+            code = pumping.main(["status", "HK", "--table", "messages"])
+        assert code != 0 and "Traceback" not in capsys.readouterr().err
+    finally:
+        settings.cache_clear()
+        limits._limits.reset()
+        base.DEFAULT_PROVIDERS.clear()

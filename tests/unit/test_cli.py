@@ -641,3 +641,16 @@ def test_main_tells_how_to_install_the_extra_when_typer_is_missing() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == ExitCode.USAGE
     assert "pip install -e '.[cli]'" in done.stderr
+
+
+@pytest.mark.parametrize("cut", range(1, 13))
+def test_a_redrive_listing_masks_a_number_the_100th_character_cuts(cut: int) -> None:
+    """The body was cut to 100 characters and then masked: a number cut there showed up to 7 of its digits, or
+    masked as if its middle digits were its last (found by a review). Masked whole, then cut."""
+    from globesms.domain.masking import mask_numbers
+    from tools.cli.queues import _listed
+    from tools.redrive import RedriveResult
+
+    body = '{"text":"' + "x" * (82 - cut) + '","to":["+85251234567"]}'
+    result = RedriveResult(source="dlq", destination="q", listed=[{"MessageId": "m", "Body": body}])
+    assert _listed(result)[0]["body_start"] == mask_numbers(body)[:100]

@@ -2,7 +2,7 @@
 the dry run, ownership of reads, and the documents' SSM override."""
 
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -449,3 +449,39 @@ def test_an_absent_parameter_is_the_shipped_document_read_again_only_after_five_
     clock[0] = PARAMETER_MAX_AGE_SECONDS
     assert doc.current("/g/limits") == doc.from_file()  # a throttled read now: the shipped document still stands
     assert len(reads) == 2
+
+
+def test_a_cold_instance_sees_a_fixed_invalid_parameter_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an invalid value with no good one in force, the parameter is read past Powertools' cache: the fixed
+    value is seen in seconds, not when the 5-minute cache runs out (found by a review)."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import base
+    from moto import mock_aws
+
+    from globesms.guardrails import documents
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    elapsed = [0.0]
+    real = datetime.now()
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def,override]
+            return real + timedelta(seconds=elapsed[0])
+
+    monkeypatch.setattr(base, "datetime", Clock)
+    with mock_aws():
+        base.DEFAULT_PROVIDERS.clear()
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name="/g/limits", Value='{"version": 1, "monthly_spend": "x"}', Type="String")
+        doc = documents.OverridableDocument(LimitsDoc, "limits.json", clock=lambda: 1000.0 + elapsed[0])
+        with pytest.raises(documents.DocumentUnavailable):
+            doc.current("/g/limits")
+        ssm.put_parameter(Name="/g/limits", Value='{"version": 1}', Type="String", Overwrite=True)  # fixed
+        elapsed[0] = 10.0  # past UNAVAILABLE_RETRY_SECONDS, well within Powertools' 300 s
+        try:
+            assert doc.current("/g/limits").monthly_spend is None
+        finally:
+            base.DEFAULT_PROVIDERS.clear()

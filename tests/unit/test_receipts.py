@@ -777,3 +777,21 @@ def test_a_report_with_another_number_for_a_resent_messages_first_attempt_change
     result = record_push([forged], store=store, now=NOW)
     assert (result.wrong_number, result.duplicate_deliveries, result.applied) == (1, 0, 0)
     assert store.messages["B.00000"].events == before.events
+
+
+def test_a_wrong_number_report_held_first_shadows_the_genuine_receipt() -> None:
+    """The held item kept one event per receipt id, which leaves the number out: a wrong-number report held before
+    the SUBMITTED write made the genuine one (same provider id, status, time) a repeat, and dispatch then dropped
+    the only held event for its number (a review). Held events are kept by receipt id and number."""
+    store = store_with(message(Status.SENDING, pmid=None))
+    wrong = replace(report(Status.DELIVERED, "DELIVRD"), to="+6591234567")
+    genuine = replace(report(Status.DELIVERED, "DELIVRD"), to="+85251234567")
+    record_push([wrong], store=store, now=NOW)
+    second = record_push([genuine], store=store, now=NOW)
+    sent = store.messages["B.00000"].model_copy(
+        update={"status": Status.SUBMITTED, "provider_message_id": "pm-B.00000", "submitted_at": "2026-11-26T09:59:01Z"}
+    )
+    store.messages["B.00000"] = sent
+    apply_held_receipts(store, [sent], NOW)
+    assert second.duplicates == 0, "the genuine receipt was taken for a repeat of the wrong-number one"
+    assert store.messages["B.00000"].status is Status.DELIVERED

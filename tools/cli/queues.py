@@ -39,7 +39,7 @@ def _listed(result: RedriveResult) -> list[dict[str, Any]]:
         {
             "message_id": m["MessageId"],
             "receives": m.get("Attributes", {}).get("ApproximateReceiveCount"),
-            "body_start": mask_numbers(m["Body"][:100]),
+            "body_start": mask_numbers(m["Body"])[:100],  # masked whole: a number cut at 100 would not be
         }
         for m in result.listed
     ]

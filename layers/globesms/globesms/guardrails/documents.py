@@ -71,12 +71,13 @@ def parse_document[Doc: BaseModel](model: type[Doc], raw: Any, source: str) -> D
 ABSENT: Final = object()
 
 
-def _fetch_parameter(name: str) -> Any:
+def _fetch_parameter(name: str, *, fresh: bool = False) -> Any:
+    """The parameter's text (Powertools' cache, or SSM itself when `fresh`), or ABSENT."""
     from aws_lambda_powertools.utilities import parameters
 
     try:
         # The text, parsed here (`parse_document`): Powertools' json transform reads numbers as floats.
-        return parameters.get_parameter(name, max_age=PARAMETER_MAX_AGE_SECONDS)
+        return parameters.get_parameter(name, max_age=PARAMETER_MAX_AGE_SECONDS, force_fetch=fresh)
     except parameters.exceptions.GetParameterError as exc:
         cause = exc.__cause__ or exc.__context__
         if getattr(cause, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
@@ -115,7 +116,7 @@ class OverridableDocument[Doc: BaseModel]:
         if now < self._retry_at:
             return self._last_good()
         try:
-            raw = self.fetch(parameter)
+            raw = self._read(parameter)
         except Exception as exc:  # never the text: only the error's class
             self._retry_at = now + (READ_RETRY_SECONDS if self._override else UNAVAILABLE_RETRY_SECONDS)
             log.error(
@@ -138,9 +139,18 @@ class OverridableDocument[Doc: BaseModel]:
         except DocumentError as exc:
             log.error("%s parameter refused; the last good document stays in force: %s", self.file_name, exc)
             self._raw = raw  # refused once, not parsed again while Powertools returns the same value
+            if self._override is None:  # nothing in force: read it again (past the cache) in a few seconds
+                self._retry_at = now + UNAVAILABLE_RETRY_SECONDS
             return self._last_good()
         self._raw, self._override = raw, doc
         return doc
+
+    def _read(self, parameter: str) -> Any:
+        """Through Powertools' cache; past it after an invalid value with no good one in force (the fixed value is
+        seen within seconds, not when the cache runs out in five minutes)."""
+        if self._override is None and self._raw is not None and self.fetch is _fetch_parameter:
+            return _fetch_parameter(parameter, fresh=True)
+        return self.fetch(parameter)
 
     def _last_good(self) -> Doc:
         if self._override is None:

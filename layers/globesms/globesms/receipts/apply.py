@@ -13,6 +13,7 @@ the two: whichever writes second sees the other's write.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -268,9 +269,9 @@ def _record(
         return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
     if message is None and _earlier_attempt(report, event, store, now, result):
         return None
-    # Held with its number (as E.164), which the send it is applied to must have (`apply_held_receipts`).
-    held = event if report.to is None or not report.to.startswith("+") else {**event, HELD_NUMBER: report.to}
-    newly_held = store.hold_receipt(report.provider, pmid, held, message.id if message else None)
+    newly_held = store.hold_receipt(
+        report.provider, pmid, held_event(event, report.to), message.id if message else None
+    )
     if message is None:
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
@@ -408,8 +409,26 @@ def outcome_counts(outcomes: Sequence[MessageRecord]) -> tuple[int, int]:
     return delivered, sum(r.status in UNDELIVERED_OUTCOMES for r in outcomes)
 
 
-#: The number a held receipt named (a key of the held event only: the history keeps no number).
+#: The number a held receipt named, and its own id (keys of the held event only: the history keeps neither).
 HELD_NUMBER = "held_for_number"
+HELD_RECEIPT_ID = "held_receipt_id"
+
+
+def held_event(event: dict[str, Any], number: str | None) -> dict[str, Any]:
+    """A report's event as it is held: with the number it named (as E.164), which the send it is applied to must
+    have (`apply_held_receipts`), under an id that names the number too. The held item keeps one event per id: under
+    the receipt's own id alone, a report with another number held first made the real one a repeat, and the real
+    one was never kept (a review)."""
+    if number is None or not number.startswith("+"):
+        return event
+    digest = hashlib.sha256(number.encode()).hexdigest()[:8]
+    return {**event, "id": f"{event['id']}.{digest}", HELD_NUMBER: number, HELD_RECEIPT_ID: event["id"]}
+
+
+def _as_received(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A held event as the history keeps it: its own id, without what holding added."""
+    kept = {k: v for k, v in event.items() if k not in (HELD_NUMBER, HELD_RECEIPT_ID)}
+    return kept if HELD_RECEIPT_ID not in event else {**kept, "id": event[HELD_RECEIPT_ID]}
 
 
 def _numbered_for(event: Mapping[str, Any], record: MessageRecord) -> bool:
@@ -453,7 +472,7 @@ def apply_held_receipts(
         events = [e for e in events if e.get("provider_message_id") == pmid and _numbered_for(e, record)]
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
-        events = [{k: v for k, v in e.items() if k != HELD_NUMBER} for e in events]  # not kept in its history
+        events = [_as_received(e) for e in events]
         applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied
