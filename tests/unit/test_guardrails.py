@@ -375,7 +375,7 @@ def test_bad_data_in_the_parameter_is_refused_and_the_last_good_document_stays(
         {"version": 1, "monthly_spend": "ten"},
     ]
     fetched = iter(values)
-    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=lambda _name: next(fetched))
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=lambda _name, fresh=False: next(fetched))
     assert doc.current("/g/limits").monthly_spend == Decimal("10")
     assert doc.current("/g/limits").monthly_spend == Decimal("10")  # the bad value refused
     assert "limits.json parameter refused" in caplog.text and "monthly_spend" in caplog.text
@@ -386,7 +386,7 @@ def test_an_unreadable_parameter_keeps_the_document_in_use() -> None:
     answers: list[Any] = ['{"version": 1, "monthly_spend": "10"}', ConnectionError("down")]
     clock = [0.0]
 
-    def fetch(_name: str) -> Any:
+    def fetch(_name: str, fresh: bool = False) -> Any:
         answer = answers[0] if len(answers) == 1 else answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -408,7 +408,7 @@ def test_a_process_with_no_good_value_of_its_parameter_sends_nothing_rather_than
     answers: list[Any] = [first, '{"version": 1, "monthly_spend": "1.00"}']
     clock = [0.0]
 
-    def fetch(_name: str) -> Any:
+    def fetch(_name: str, fresh: bool = False) -> Any:
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -435,7 +435,7 @@ def test_an_absent_parameter_is_the_shipped_document_read_again_only_after_five_
     answers: list[Any] = [ABSENT, ConnectionError("throttled")]
     clock = [0.0]
 
-    def fetch(name: str) -> Any:
+    def fetch(name: str, fresh: bool = False) -> Any:
         reads.append(name)
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if isinstance(answer, Exception):

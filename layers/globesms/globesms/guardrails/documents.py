@@ -91,7 +91,8 @@ class OverridableDocument[Doc: BaseModel]:
 
     model: type[Doc]
     file_name: str
-    fetch: Callable[[str], Any] = _fetch_parameter
+    #: `fetch(name, fresh=...)`: the parameter's text (or ABSENT); `fresh`: past any cache.
+    fetch: Callable[..., Any] = _fetch_parameter
     clock: Callable[[], float] = time.monotonic
     _file: Doc | None = field(default=None, init=False, repr=False)
     _raw: Any = field(default=None, init=False, repr=False)
@@ -148,9 +149,7 @@ class OverridableDocument[Doc: BaseModel]:
     def _read(self, parameter: str) -> Any:
         """Through Powertools' cache; past it after an invalid value with no good one in force (the fixed value is
         seen within seconds, not when the cache runs out in five minutes)."""
-        if self._override is None and self._raw is not None and self.fetch is _fetch_parameter:
-            return _fetch_parameter(parameter, fresh=True)
-        return self.fetch(parameter)
+        return self.fetch(parameter, fresh=self._override is None and self._raw is not None)
 
     def _last_good(self) -> Doc:
         if self._override is None:

@@ -464,15 +464,16 @@ def apply_held_receipts(
     changed: dict[str, Applied] = {}
     for record in waiting:
         found = [*held.for_messages.get(record.id, []), *held.by_provider_id.get(record.provider_message_id or "", [])]
-        events = list({e["id"]: e for e in found}.values())
-        pmid = record.provider_message_id or next((e.get("provider_message_id") for e in events), None)
+        pmid = record.provider_message_id or next((e.get("provider_message_id") for e in found), None)
         # A receipt held for the message names it by our echo and its number; it is about this send only if it
         # carries the provider id the send got (a message has one; after an unknown outcome, none: the first one
         # held is taken, as the receipts handler takes one for a SENDING message).
-        events = [e for e in events if e.get("provider_message_id") == pmid and _numbered_for(e, record)]
+        kept = [e for e in found if e.get("provider_message_id") == pmid and _numbered_for(e, record)]
+        # One event per receipt, by its own id: held under the provider id and for the message, or under two
+        # spellings of the number (`same_number`), it is one report.
+        events = list({e["id"]: e for e in map(_as_received, kept)}.values())
         if not events or pmid is None or not takes_receipts_for(record, record.provider, pmid):
             continue
-        events = [_as_received(e) for e in events]
         applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied
