@@ -361,9 +361,14 @@ def test_a_claim_keeps_which_recipients_were_put_back_unsent(stack) -> None:  # 
     assert claims.notes("P2").requeued == Requeued(
         retried=(1, 4), failed_over=(2,)
     )  # still there for the dispatcher settling the pack
+    by_seq = Requeued(retried=(17,), quiet=(3, 40), by_position=False)  # as dispatch notes them
+    claims.record_requeued("P2", by_seq)
+    assert claims.notes("P2").requeued == by_seq
     claims.release("P2")
     assert claims.claim("P2", now=later, lease_seconds=120) is Claim.CLAIMED
     assert claims.notes("P2") == ClaimNotes(Requeued())  # a new claim: its holder has put nobody back yet
+    claims.record_requeued("P2", Requeued(deferred=(5,)))  # a note of positions (as before seqs were kept)
+    assert claims.notes("P2").requeued == Requeued(deferred=(5,))
 
 
 def test_a_claim_keeps_a_redrive_of_its_last_dead_lettering_once_it_goes_on_to_its_call(stack) -> None:  # type: ignore[no-untyped-def]

@@ -302,6 +302,30 @@ def test_a_pack_whose_dispatcher_died_after_claiming_is_not_sent_again() -> None
     assert run(pack(), provider, store, claims).skipped == 3
 
 
+def test_a_takeover_of_a_resumed_accepts_copy_of_the_pack_reads_the_notes_by_recipient() -> None:
+    """A resumed accept queues a copy of a pack under its id with only the recipients still as accept wrote them
+    (accept/resume.py). When the dispatcher of the original died after putting one recipient back and recording
+    another, the copy's takeover puts back that very recipient, not whoever now stands at its old position."""
+    from globesms.dispatch.failover import Rerouted
+    from globesms.dispatch.requeue import requeue_after_send
+
+    store, claims, queues, provider = MemoryStore(), MemoryClaims(), MemoryQueues(), ScriptedProvider()
+    original = pack(3)
+    claims.claim(original.pack_id, now=NOW - timedelta(minutes=5), lease_seconds=120)
+    requeue_after_send(claims, MemoryQueues(), original, retried=[2], deferred=[], moved=Rerouted(), deferred_delay=1)
+    submitted = ScriptedProvider()
+    run(pack(1), submitted, store)  # B.00000 sent and recorded (in a pack of its own here: its record is the point)
+    copy = original.model_copy(update={"recipients": original.recipients[1:]})
+    run(copy, provider, store, claims, queues=queues)
+    assert provider.calls == []
+    queued = {p.pack_id: [r.id for r in p.recipients] for p in queues.sent[ProviderName.ALIYUN]}
+    # the recipient put back, queued again under the same pack id; the one maybe sent, to settle after the window
+    assert queued == {"B:aliyun:0.r1": ["B.00002"], "B:aliyun:0.u": ["B.00001"]}
+    assert store.messages["B.00001"].status is Status.SENDING  # maybe sent before the death: settled, not resent
+    assert store.messages["B.00000"].status is Status.SUBMITTED
+    assert "B.00002" not in store.messages
+
+
 def test_a_whole_pack_retry_releases_its_claim_so_the_next_delivery_sends() -> None:
     store, claims = MemoryStore(), MemoryClaims()
     busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)

@@ -81,9 +81,8 @@ def test_the_dispatcher_sends_the_others_and_puts_the_quiet_one_back_until_morni
         [HK],
         [MAX_DELAY_SECONDS],
     )
-    assert claims.notes("B:aliyun:0").requeued == Requeued(
-        quiet=(0,)
-    )  # a dispatcher dying now re-queues it, not loses it
+    # a dispatcher dying now re-queues it, not loses it (B.00000, by its message id's sequence number)
+    assert claims.notes("B:aliyun:0").requeued == Requeued(quiet=(0,), by_position=False)
     assert "B.00000" not in store.messages  # not sent, not recorded: still as accept wrote it
     # Still night 15 minutes later: back again, under the next id.
     dispatch_pack(held, deps, now=HK_EVENING + timedelta(minutes=15), last_attempt=False)

@@ -338,7 +338,8 @@ class PackClaims(Protocol):
         ...
 
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
-        """Before a dispatcher puts recipients back on a queue: which it never sent (by position in the pack)."""
+        """Before a dispatcher puts recipients back on a queue: which it never sent (kept as given, `by_position`
+        included)."""
         ...
 
     def mark_redriving(self, pack_id: str) -> datetime | None:
@@ -348,7 +349,7 @@ class PackClaims(Protocol):
         ...
 
     def notes(self, pack_id: str) -> ClaimNotes:
-        """What the pack's claim keeps for a dispatcher taking it over: `record_requeued`'s positions (since the
+        """What the pack's claim keeps for a dispatcher taking it over: what `record_requeued` noted (since the
         last claim), when it was last dead-lettered, and that time again once a redrive of that dead-lettering got
         to its call."""
         ...
@@ -369,14 +370,18 @@ class ClaimNotes:
 
 @dataclass(frozen=True, slots=True)
 class Requeued:
-    """Recipients of a pack (by position) that its dispatcher never sent and put back on a queue: for a retry
-    (`retried`), for want of a rate-limit permit (`deferred`), onto the next provider of their route
-    (`failed_over`), or to wait out their quiet hours (`quiet`)."""
+    """Recipients of a pack that its dispatcher never sent and put back on a queue: for a retry (`retried`), for
+    want of a rate-limit permit (`deferred`), onto the next provider of their route (`failed_over`), or to wait out
+    their quiet hours (`quiet`). Dispatch works with positions in the pack (`by_position`); the claim keeps the
+    sequence numbers of the recipients' message ids (`<batch>.<seq>`, `dispatch/requeue.py`'s `note_requeued`),
+    since the pack a takeover holds may be a copy with fewer recipients (a resumed accept's: accept/resume.py).
+    A note written before the claim kept sequence numbers reads as positions."""
 
     retried: tuple[int, ...] = ()
     deferred: tuple[int, ...] = ()
     failed_over: tuple[int, ...] = ()
     quiet: tuple[int, ...] = ()
+    by_position: bool = True
 
     def __bool__(self) -> bool:
         return bool(self.retried or self.deferred or self.failed_over or self.quiet)

@@ -57,7 +57,8 @@ class DynamoDBPackClaims:
                 # was before the update)
                 UpdateExpression=(
                     "SET claimed_from = if_not_exists(#state, :none), #state = :claimed, lease_until = :lease,"
-                    " expires_at = :expires, holder = :holder REMOVE retried, #deferred, failed_over, quiet"
+                    " expires_at = :expires, holder = :holder"
+                    " REMOVE retried, #deferred, failed_over, quiet, requeued_by"
                 ),
                 ConditionExpression="attribute_not_exists(pk) OR #state IN (:open, :dead)",
                 ExpressionAttributeNames={"#state": "state", "#deferred": "deferred"},  # both reserved words
@@ -169,12 +170,12 @@ class DynamoDBPackClaims:
         )
 
     def record_requeued(self, pack_id: str, requeued: Requeued) -> None:
+        sets = "SET #retried = :retried, #deferred = :deferred, #failed_over = :failed_over, #quiet = :quiet"
+        # `requeued_by`: what the numbers are (absent: positions, as notes were written before it was kept)
         self._client().update_item(
             TableName=self._table,
             Key=claim_key(pack_id),
-            UpdateExpression=(
-                "SET #retried = :retried, #deferred = :deferred, #failed_over = :failed_over, #quiet = :quiet"
-            ),
+            UpdateExpression=f"{sets} REMOVE requeued_by" if requeued.by_position else f"{sets}, requeued_by = :seq",
             # DEFERRED is a reserved word
             ExpressionAttributeNames={
                 "#retried": "retried",
@@ -187,6 +188,7 @@ class DynamoDBPackClaims:
                 ":deferred": _numbers(requeued.deferred),
                 ":failed_over": _numbers(requeued.failed_over),
                 ":quiet": _numbers(requeued.quiet),
+                **({} if requeued.by_position else {":seq": {"S": "seq"}}),
             },
         )
 
@@ -210,10 +212,11 @@ class DynamoDBPackClaims:
         item = item or {}
         return ClaimNotes(
             requeued=Requeued(
-                retried=_positions(item, "retried"),
-                deferred=_positions(item, "deferred"),
-                failed_over=_positions(item, "failed_over"),
-                quiet=_positions(item, "quiet"),
+                retried=_numbers_of(item, "retried"),
+                deferred=_numbers_of(item, "deferred"),
+                failed_over=_numbers_of(item, "failed_over"),
+                quiet=_numbers_of(item, "quiet"),
+                by_position=item.get("requeued_by", {}).get("S") != "seq",
             ),
             redriving=_redriving(item),
             dead_lettered=None if "dead_lettered_at" not in item else _epoch(item["dead_lettered_at"]),
@@ -243,5 +246,5 @@ def _numbers(positions: tuple[int, ...]) -> dict[str, Any]:
     return {"L": [{"N": str(i)} for i in positions]}
 
 
-def _positions(item: dict[str, Any], name: str) -> tuple[int, ...]:
+def _numbers_of(item: dict[str, Any], name: str) -> tuple[int, ...]:
     return tuple(int(v["N"]) for v in item.get(name, {"L": []})["L"])

@@ -23,7 +23,7 @@ from datetime import datetime
 from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.deps import DispatchDeps, Recorders
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
-from globesms.dispatch.requeue import hold_of, requeue
+from globesms.dispatch.requeue import as_noted, hold_of, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.validity import lapsed_positions
 from globesms.models.packs import DispatchPack
@@ -52,7 +52,7 @@ def _wait_again(pack: DispatchPack, deps: DispatchDeps, quiet: dict[int, int]) -
     too.)"""
     ordered = sorted(quiet)
     try:
-        deps.claims.record_requeued(pack.pack_id, Requeued(quiet=tuple(ordered)))
+        deps.claims.record_requeued(pack.pack_id, as_noted(pack, Requeued(quiet=tuple(ordered))))
     except Exception as exc:
         raise WaitNotNoted(pack.pack_id) from exc
     delay = quiet_delay(quiet)

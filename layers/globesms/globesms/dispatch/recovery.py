@@ -20,7 +20,7 @@ from typing import Any
 from globesms.dispatch.deps import DispatchDeps
 from globesms.dispatch.failover import reroute
 from globesms.dispatch.records import outcome_records, save_outcomes
-from globesms.dispatch.requeue import queue_moved, requeue
+from globesms.dispatch.requeue import in_pack, queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import (
     MAX_DELAY_SECONDS,
@@ -61,7 +61,7 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     redrive = None if unsent_since is not None else _redrive_of(pack, notes)
     if redrive is not None:  # what is queued again below carries it, as the dead holder's own copies do
         pack = pack.model_copy(update={"redrive_of": iso(redrive)})
-    requeued = notes.requeued
+    requeued = in_pack(pack, notes.requeued)
     unmovable = _queue_again(pack, deps, requeued, now)
     current = deps.store.get_messages([r.id for r in pack.recipients])
     if unsent_since is not None:

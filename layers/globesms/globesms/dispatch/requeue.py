@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from globesms.dispatch.failover import Rerouted
 from globesms.models.packs import DispatchPack
+from globesms.models.records import split_message_id
 from globesms.ports import MessageStore, PackClaims, PackQueues, Requeued
 
 #: Retry packs carry their attempt number; the last one records transient failures as FAILED.
@@ -146,7 +147,8 @@ def requeue_after_send(
         return
     # Kept on the claim first: if this dispatcher dies before recording, the next delivery knows these were never
     # sent (and queues them again, under the same pack ids) instead of taking them for unknown outcomes.
-    claims.record_requeued(pack.pack_id, Requeued(tuple(retried), tuple(deferred), tuple(moved.moved), tuple(quiet)))
+    put_back = Requeued(tuple(retried), tuple(deferred), tuple(moved.moved), tuple(quiet))
+    claims.record_requeued(pack.pack_id, as_noted(pack, put_back))
     requeue(
         queues,
         pack,
@@ -158,3 +160,38 @@ def requeue_after_send(
         store=store,
     )
     queue_moved(queues, moved)
+
+
+def as_noted(pack: DispatchPack, put_back: Requeued) -> Requeued:
+    """What the claim keeps of `put_back` (positions in `pack`): each recipient by the sequence number of its
+    message id (`<batch>.<seq>`; one batch's, so one each in a pack). A takeover may hold a copy of the pack with
+    fewer recipients under the same id (a resumed accept's, accept/resume.py), whose positions are others."""
+
+    def seqs(positions: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(_seq(pack.recipients[i].id) for i in positions)
+
+    return Requeued(
+        seqs(put_back.retried), seqs(put_back.deferred), seqs(put_back.failed_over), seqs(put_back.quiet), False
+    )
+
+
+def in_pack(pack: DispatchPack, noted: Requeued) -> Requeued:
+    """`noted` (as the claim keeps it) as positions in `pack`: those of the recipients it names that are in `pack`.
+    A copy that leaves a noted recipient out does so because the recipient's record moved on since (it is not the
+    copy's to put back). A note written as positions is read as such."""
+    if noted.by_position:
+        return noted
+    position = {_seq(r.id): i for i, r in enumerate(pack.recipients)}
+
+    def positions(seqs: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(position[seq] for seq in seqs if seq in position)
+
+    return Requeued(
+        positions(noted.retried), positions(noted.deferred), positions(noted.failed_over), positions(noted.quiet)
+    )
+
+
+def _seq(message_id: str) -> int:
+    parts = split_message_id(message_id)
+    assert parts is not None  # ids made by message_id()
+    return parts[1]
