@@ -43,13 +43,13 @@ metrics.set_default_dimensions(provider=PROVIDER.value)  # one deployment per pr
 _clients = ProviderClients(PROVIDER)  # rebuilt when the provider's secret changes (README: within 5 minutes)
 
 
-def _provider(calls_end_by: float | None = None) -> Provider:
-    return _clients.current(calls_end_by=calls_end_by)
+def _provider() -> Provider:
+    return _clients.current()
 
 
 def _deps(calls_end_by: float) -> DispatchDeps:
     return _recorders().sending_with(
-        _provider(calls_end_by),
+        _provider(),
         wiring.pack_queues(),
         wiring.rate_limiter(),
         wiring.circuit_breakers(),

@@ -78,7 +78,7 @@ def test_a_sent_pack_reports_attempts_and_errors_by_category(  # type: ignore[no
         return answers.get(message.message_id[-1])
 
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.TENCENT, answer=answer)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=answer)
     response, lines = invoked(dispatch, tencent_event(4), lambda_context, capsys)
     assert response == {"batchItemFailures": []}
     assert value(lines, "RecipientsAttempted", TENCENT) == 4
@@ -94,7 +94,7 @@ def test_a_pack_retried_as_a_whole_reports_them_too_and_the_breaker_it_opened(  
 ) -> None:
     down = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent", GLOBESMS_BREAKER_FAILURES="1")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.TENCENT, answer=lambda m: down)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=lambda m: down)
     request = tencent_event(2)
     response, lines = invoked(dispatch, request, lambda_context, capsys)
     assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
@@ -113,7 +113,7 @@ def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # ty
     request["Records"][0]["body"] = json.dumps(body)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     provider = ScriptedProvider(name=ProviderName.TENCENT)
-    dispatch._provider = lambda calls_end_by=None: provider
+    dispatch._provider = lambda: provider
     response, lines = invoked(dispatch, request, lambda_context, capsys)
     assert response == {"batchItemFailures": []}
     assert value(lines, "RecipientsValidityLapsed", TENCENT) == 3
@@ -129,7 +129,7 @@ def test_a_pack_whose_recording_fails_after_its_calls_still_reports_them(  # typ
 
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
     invalid = ProviderError(ErrorCategory.RECIPIENT, "InvalidNumber")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(
+    dispatch._provider = lambda: ScriptedProvider(
         name=ProviderName.TENCENT, answer=lambda m: invalid if m.message_id.endswith("0") else None
     )
     monkeypatch.setattr(service, "_record", table_unavailable)  # after the calls, before any summary

@@ -20,7 +20,7 @@ def dispatch_with(load_handler: Any, lambda_context: Any, monkeypatch: Any, rema
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
     scripted = ScriptedProvider(name=ProviderName.ALIYUN)
     scripted.longest_call_seconds = 13.0  # the default timeouts: 3 s to connect, 10 s for the answer
-    dispatch._provider = lambda calls_end_by=None: scripted
+    dispatch._provider = lambda: scripted
     event = json.loads((EVENTS / "dispatch_aliyun.json").read_text())
     assert dispatch.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     return scripted

@@ -68,7 +68,7 @@ def accepted_pack(stack: Any, load_handler: Any, lambda_context: Any) -> dict[st
 
 def dispatched(pack: dict[str, Any], load_handler: Any, lambda_context: Any) -> None:
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=A)
+    dispatch._provider = lambda: ScriptedProvider(name=A)
     request = event("dispatch_aliyun")
     request["Records"][0]["body"] = json.dumps(pack)
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}

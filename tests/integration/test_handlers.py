@@ -135,7 +135,7 @@ def test_intake_batch_fails_only_the_bad_record(stack, load_handler, lambda_cont
 def test_dispatch_event_records_outcomes(stack, load_handler, lambda_context, provider) -> None:  # type: ignore[no-untyped-def]
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER=provider.value)
     scripted = ScriptedProvider(name=provider)
-    dispatch._provider = lambda calls_end_by=None: scripted
+    dispatch._provider = lambda: scripted
     request = event(f"dispatch_{provider.value}")
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
     pack = json.loads(request["Records"][0]["body"])
@@ -153,7 +153,7 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
     to the DLQ with records that say so, and a redrive charges and sends it (docs/operations.md)."""
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
 
-    def unreadable(calls_end_by: float | None = None) -> ScriptedProvider:
+    def unreadable() -> ScriptedProvider:
         raise ValueError("secret globesms/aliyun must be a JSON object")
 
     dispatch._provider = unreadable
@@ -190,7 +190,7 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
         assert view["error"]["message"] == "the dispatcher failed (ValueError)"  # the kind only, never the text
     assert (claim_state(), spent()) == ("DEAD", Decimal(0))  # given back; a redrive charges it again
     # fixed; the operator redrives it
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.ALIYUN)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)
     request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "1"
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
     assert json.loads(get(api, lambda_context, "messages", first)["body"])["status"] == Status.SUBMITTED
@@ -199,7 +199,7 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
 
 def test_dispatch_refuses_a_pack_for_another_provider(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.TENCENT)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT)
     request = event("dispatch_aliyun")
     response = dispatch.lambda_handler(request, lambda_context)
     assert response["batchItemFailures"] == [{"itemIdentifier": request["Records"][0]["messageId"]}]
@@ -227,7 +227,7 @@ def test_a_receipt_push_in_each_providers_format_delivers_the_dispatched_message
     stack, load_handler, lambda_context, monkeypatch, provider
 ) -> None:
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER=provider.value)
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=provider)
+    dispatch._provider = lambda: ScriptedProvider(name=provider)
     dispatch.lambda_handler(event(f"dispatch_{provider.value}"), lambda_context)
     for name, value in RECEIPT_TOKENS.items():
         monkeypatch.setenv(name, value)
@@ -288,7 +288,7 @@ def test_final_statuses_queue_a_webhook_for_specs_that_ask(stack, load_handler, 
     )
     pack = stack.receive(ProviderName.ALIYUN)[0]
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.ALIYUN)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)
     request = event("dispatch_aliyun")
     request["Records"][0]["body"] = json.dumps(pack)
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}

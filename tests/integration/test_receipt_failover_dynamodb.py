@@ -149,7 +149,7 @@ def test_the_receipts_function_queues_the_resend_on_the_next_providers_queue(  #
     body["created_at"] = iso(datetime.now(UTC))
     dispatch_event["Records"][0]["body"] = json.dumps(body)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=A)
+    dispatch._provider = lambda: ScriptedProvider(name=A)
     dispatch.lambda_handler(dispatch_event, lambda_context)
 
     monkeypatch.setenv("GLOBESMS_ALIYUN_RECEIPT_TOKEN", "local-aliyun-receipts-0001")

@@ -30,7 +30,7 @@ def event(name: str) -> dict[str, Any]:
 def dispatch_aliyun(load_handler: Any, lambda_context: Any, answer: Any = None) -> None:
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
     scripted = ScriptedProvider(name=ProviderName.ALIYUN, answer=answer)
-    dispatch._provider = lambda calls_end_by=None: scripted
+    dispatch._provider = lambda: scripted
     assert dispatch.lambda_handler(event("dispatch_aliyun"), lambda_context) == {"batchItemFailures": []}
 
 
@@ -132,7 +132,7 @@ def test_a_message_keeps_a_bounded_history_however_many_distinct_receipts_arrive
     monkeypatch.setattr(history, "FIRST_EVENTS_KEPT", 5)
     MAX_EVENTS_KEPT = history.MAX_EVENTS_KEPT
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.TENCENT)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT)
     assert dispatch.lambda_handler(event("dispatch_tencent"), lambda_context) == {"batchItemFailures": []}
     # Without a bound, ~240 receipts of the largest size the parsers keep passed DynamoDB's 400 KB item limit (and
     # the push failed forever).

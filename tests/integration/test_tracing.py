@@ -97,7 +97,7 @@ def test_no_handler_records_a_full_number_in_its_trace(  # type: ignore[no-untyp
     assert api.lambda_handler(get, lambda_context)["statusCode"] == 200
     load_handler("intake").lambda_handler(event("intake_batch"), lambda_context)
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun")
-    dispatch._provider = lambda calls_end_by=None: ScriptedProvider(name=ProviderName.ALIYUN)
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)
     dispatch.lambda_handler(event("dispatch_aliyun"), lambda_context)
 
     traced = text_of(recorded)

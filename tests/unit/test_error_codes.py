@@ -109,6 +109,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "NO_RECEIPT",
         "VALIDITY_LAPSED",
         "DISPATCH_FAILED",
+        "CREDENTIALS_RENEWED",
     }
 
 

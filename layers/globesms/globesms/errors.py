@@ -198,6 +198,11 @@ class DispatchCode(_Code):
         "never sent: its dispatcher failed before any provider call on the pack's last delivery (the rate limiter, "
         "DynamoDB); the pack is in the dead-letter queue",
     )
+    CREDENTIALS_RENEWED = (
+        "CREDENTIALS_RENEWED",
+        "refused for the provider key, which was renewed since (read again from its secret): put back on the queue "
+        "to go with the new key",
+    )
 
 
 #: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).

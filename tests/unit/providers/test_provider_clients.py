@@ -1,16 +1,27 @@
-"""The dispatcher's provider client follows its secret: rebuilt when the settings change, and once at once when the
+"""The dispatcher's provider client follows its secret: rebuilt when the settings change, and at once when the
 provider refuses the key."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from globesms.dispatch.sending import send_within_limits
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName
-from globesms.providers import ProviderClients, is_authentication_error
-from tests.fakes import ScriptedProvider
+from globesms.providers import CREDENTIALS_RENEWED, ProviderClients, is_authentication_error
+from tests.fakes import MemoryRateLimiter, ScriptedProvider
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 AUTH_REFUSED = ProviderError(
     ErrorCategory.CONFIG, "InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404
@@ -66,15 +77,46 @@ def test_the_client_is_rebuilt_when_the_secret_changes_and_kept_while_it_does_no
     assert first.closed  # type: ignore[attr-defined]
 
 
-def test_a_refused_key_reads_the_secret_again_and_resends_the_refused_calls_once() -> None:
+def test_a_refused_key_reads_the_secret_again_and_hands_the_refused_recipients_back_for_a_retry() -> None:
     secret, built = Secret("revoked"), []
-    provider = clients(secret, {"rotated"}, built).current()
+    provider_clients = clients(secret, {"rotated"}, built)
+    provider = provider_clients.current()
     secret.stored = "rotated"  # rotated in Secrets Manager; the cached value is still the revoked key
     sent = messages(3)
     outcomes = provider.send(sent, plan=provider.plan(sent))
-    assert [o.provider_message_id for o in outcomes] == [f"pm-{m.message_id}" for m in sent]
+    assert [o.error for o in outcomes] == [CREDENTIALS_RENEWED] * 3  # RETRYABLE: back on the queue
+    assert CREDENTIALS_RENEWED.category is ErrorCategory.RETRYABLE
     assert secret.forced_reads == 1
-    assert [len(call) for b in built for call in b.calls] == [3, 3]  # the refused call once more, no other
+    assert [len(call) for b in built for call in b.calls] == [3]  # not sent again under the refused call's permit
+    assert provider.client is built[-1] is provider_clients.current().client  # the retry goes with the new key
+    assert all(o.error is None for o in provider_clients.current().send(sent))
+
+
+def test_a_refused_call_is_never_sent_again_in_a_second_it_holds_no_permit_for() -> None:
+    """The permit of the refused call was for the second it started in; the call's answer and a read of the secret
+    later, that second may be over, and the next one's permits others' (the provider would see two calls where its
+    limit is one a second). The recipients go back on the queue and take permits of their own."""
+    clock = FakeClock(1_000.7)  # 0.7 s into second 1000: a call may still start
+    seconds: list[int] = []
+
+    class TimedProvider(KeyedProvider):
+        def send(self, messages, *, plan=None):  # type: ignore[no-untyped-def]
+            seconds.append(int(clock()))
+            clock.now += 0.35  # the call's round trip: a call again would start in second 1001
+            return super().send(messages, plan=plan)
+
+    secret, built = Secret("revoked"), []
+
+    def build(name: ProviderName, env: Mapping[str, str]) -> Any:
+        built.append(TimedProvider(env["GLOBESMS_ALIYUN_ACCESS_KEY_ID"], {"rotated"}))
+        return built[-1]
+
+    secret.stored = "rotated"
+    provider = ProviderClients(ProviderName.ALIYUN, environment=secret.environment, build=build).current()
+    limiter = MemoryRateLimiter({"SendMessageToGlobe": 1})
+    limited = send_within_limits(provider, messages(1), limiter, clock=clock, sleep=clock.sleep)
+    assert seconds == [1000]  # one call, in the second of its one permit
+    assert [o.error for o in limited.outcomes if o is not None] == [CREDENTIALS_RENEWED]
 
 
 def test_without_a_new_key_the_refusal_stands_and_nothing_is_sent_again() -> None:
@@ -83,21 +125,6 @@ def test_without_a_new_key_the_refusal_stands_and_nothing_is_sent_again() -> Non
     outcomes = provider.send(messages(2))
     assert all(o.error == AUTH_REFUSED for o in outcomes)
     assert secret.forced_reads == 1 and len(built) == 1 and len(built[0].calls) == 1
-
-
-def test_a_refused_call_is_sent_again_only_if_it_can_end_before_the_pack_s_calls_must_have_ended() -> None:
-    """The rate-limited sending checked the first call's time alone: the call again (after the first one's answer
-    and a read of the secret) could run past the dispatcher's invocation."""
-    secret, built = Secret("revoked"), []
-    provider_clients = clients(secret, {"rotated"}, built, call_seconds=13.0)
-    secret.stored = "rotated"
-    late = provider_clients.current(calls_end_by=time.time() + 5)
-    outcomes = late.send(messages(2))
-    assert all(o.error == AUTH_REFUSED for o in outcomes)  # the refusals stand
-    assert len(built) == 2 and built[-1].calls == []  # rebuilt, not called
-    assert provider_clients.current().client is built[-1]  # the next pack sends with the rotated key
-    in_time = provider_clients.current(calls_end_by=time.time() + 60)
-    assert all(o.error is None for o in in_time.send(messages(2)))
 
 
 def test_only_authentication_refusals_count() -> None:

@@ -14,13 +14,13 @@ import importlib
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 # `config.settings`, not `settings`: the submodule `globesms.providers.settings` takes that name in this package.
 from globesms import config
 from globesms.config import ProviderSecretSettings, ReceiptAuthSettings, ReceiptsSettings, environment, load_settings
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
 from globesms.secrets import read_secret
@@ -115,10 +115,9 @@ class ProviderClients:
         self._client: Provider | None = None
         self._fingerprint = ""
 
-    def current(self, *, calls_end_by: float | None = None) -> RefreshingProvider:
-        """The client for one pack; `calls_end_by` (epoch seconds): when its calls must have ended (the
-        dispatcher's invocation less the time recording takes), None: no bound."""
-        return RefreshingProvider(self._client_for(self._environment(self.name)), self, calls_end_by=calls_end_by)
+    def current(self) -> RefreshingProvider:
+        """The client for one pack."""
+        return RefreshingProvider(self._client_for(self._environment(self.name)), self)
 
     def refreshed(self, stale: Provider) -> Provider | None:
         """After `stale` was refused authentication: the secret read again now; a new client when the settings
@@ -138,25 +137,18 @@ class ProviderClients:
 
 
 class RefreshingProvider:
-    """A `Provider` for one pack: its client's calls, and once, for the recipients the provider refused for
-    authentication, the same calls again with the client rebuilt from the secret read anew — only when the
-    secret changed. A refused call sent nothing, so sending it again texts nobody twice; it goes out within the
-    rate-limit permits already taken for it (the same calls, a moment later), and only if it can end by
-    `calls_end_by` (the rate-limited sending checked the first call alone: `dispatch.sending.send_within_limits`);
-    else the refusals stand, as when the secret did not change."""
+    """A `Provider` for one pack: its client's calls; when the provider refused some for authentication, the
+    secret is read again at once, and if it changed, the client is rebuilt and those recipients come back
+    RETRYABLE (`DispatchCode.CREDENTIALS_RENEWED`): dispatch puts them back on the queue, to go out with the new
+    key under rate-limit permits of their own. A refused call sent nothing, so sending it again texts nobody twice.
+    Not sent again at once: the permit taken for the refused call was for its second, which may be over by now
+    (the call's answer, then a read of the secret), and a provider may count the refused call against its limit
+    too, so a resend under the same permit could be the second call of that second. When the secret did not
+    change, the refusals stand (the same key would be refused again)."""
 
-    def __init__(
-        self,
-        client: Provider,
-        clients: ProviderClients,
-        *,
-        calls_end_by: float | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, client: Provider, clients: ProviderClients) -> None:
         self.client = client
         self._clients = clients
-        self._calls_end_by = calls_end_by
-        self._clock = clock
         self.name = client.name
         self.max_recipients_per_call = client.max_recipients_per_call
         self.longest_call_seconds = client.longest_call_seconds
@@ -169,29 +161,21 @@ class RefreshingProvider:
 
     def send(self, messages: Sequence[OutboundSms], *, plan: Sequence[PlannedCall] | None = None) -> list[SendOutcome]:
         outcomes = self.client.send(messages, plan=plan)
-        refused = [i for i, outcome in enumerate(outcomes) if is_authentication_error(outcome.error)]
-        if not refused:
+        if not any(is_authentication_error(outcome.error) for outcome in outcomes):
             return outcomes
         fresh = self._clients.refreshed(self.client)
         if fresh is None:
             return outcomes
         self.client = fresh
-        if self._calls_end_by is not None and self._clock() + fresh.longest_call_seconds > self._calls_end_by:
-            return outcomes  # no time left for the call again: the next pack's client is the fresh one
-        again = fresh.send([messages[i] for i in refused], plan=_plan_of(refused, plan))
-        merged = list(outcomes)
-        for index, outcome in zip(refused, again, strict=True):
-            merged[index] = outcome
-        return merged
+        return [
+            outcome._replace(error=CREDENTIALS_RENEWED) if is_authentication_error(outcome.error) else outcome
+            for outcome in outcomes
+        ]
 
 
-def _plan_of(indexes: Sequence[int], plan: Sequence[PlannedCall] | None) -> list[PlannedCall] | None:
-    """The calls of `plan` that carried exactly these messages, renumbered for them; None (the client plans)
-    when the refused messages are not whole calls of it."""
-    if plan is None:
-        return None
-    position = {index: n for n, index in enumerate(indexes)}
-    calls = [call for call in plan if call.indexes and all(i in position for i in call.indexes)]
-    if sum(len(call.indexes) for call in calls) != len(indexes):
-        return None
-    return [PlannedCall(call.operation, tuple(position[i] for i in call.indexes), call.singles) for call in calls]
+CREDENTIALS_RENEWED: Final = ProviderError(
+    ErrorCategory.RETRYABLE,
+    DispatchCode.CREDENTIALS_RENEWED,
+    "refused for the provider key, which has been renewed since: sent again with the new key",
+)
+
