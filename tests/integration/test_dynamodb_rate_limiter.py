@@ -1,13 +1,16 @@
 """The shared rate limiter on the messages table (moto, the table as template.yaml declares it), and the limit
 holding across dispatchers running at the same time."""
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from globesms.aws import clients
 from globesms.aws.dynamodb_claims import DynamoDBPackClaims
@@ -112,6 +115,31 @@ def a_pack(n: int, size: int) -> DispatchPack:
             "recipients": [{"id": f"B{n}.{i:05d}", "to": f"+852512{n:02d}{i:03d}", "c": 0} for i in range(size)],
         }
     )
+
+
+def test_a_give_back_whose_answer_is_lost_is_not_applied_twice(stack) -> None:  # type: ignore[no-untyped-def]
+    """The give-back is a plain decrement: botocore's retry after a lost answer (a read timeout, a reset) would
+    apply it again, leaving the second one permit more than its limit for every later dispatcher."""
+    limits = {"BatchSendMessageToGlobe": 1, "SendMessageToGlobe": 1}
+    side = boto3.client("dynamodb")  # lands the write whose answer is then lost
+    lost: list[str] = []
+
+    def land_then_lose_the_answer(request: Any, **_: Any) -> None:
+        if b":minus" in request.body and not lost:
+            side.update_item(**json.loads(request.body))
+            lost.append("give-back")
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    for client in (clients.dynamodb(), clients.dynamodb_once()):
+        client.meta.events.register_first("before-send.dynamodb.UpdateItem", land_then_lose_the_answer)
+    limiter = DynamoDBRateLimiter(stack.table_name, limits)
+    assert limiter.acquire({"SendMessageToGlobe": 1}, second=SECOND)
+    # Takes the batch permit, finds no single one, gives the batch permit back: the answer to that is lost.
+    assert not limiter.acquire({"BatchSendMessageToGlobe": 1, "SendMessageToGlobe": 1}, second=SECOND)
+    assert lost == ["give-back"]
+    assert limiter.free(["BatchSendMessageToGlobe"], second=SECOND) == {"BatchSendMessageToGlobe": 1}
+    granted = [limiter.acquire({"BatchSendMessageToGlobe": 1}, second=SECOND) for _ in range(2)]
+    assert granted == [True, False]  # the one batch permit of the second, once
 
 
 def test_the_limit_holds_across_concurrent_dispatchers_and_no_recipient_is_lost(stack) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.now += seconds
 
+
 AUTH_REFUSED = ProviderError(
     ErrorCategory.CONFIG, "InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404
 )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 @cache
-def _client(service: str) -> Any:
+def _client(service: str, *, retried: bool = True) -> Any:
     import boto3  # deferred: most of a cold start is importing boto3, and the receipts path may not need it
     from botocore.config import Config
 
@@ -21,14 +21,20 @@ def _client(service: str) -> Any:
     # of a BatchWriteItem (3.7 -> 1.7 ms a 25-item request, docs/performance.md, "Memory size and CPU"), and the
     # service validates each request anyway. Our adapters' requests are validated in the tests instead
     # (tests/conftest.py validates every request any client makes there).
-    config = Config(
-        retries={"mode": "adaptive", "max_attempts": 5}, max_pool_connections=16, parameter_validation=False
-    )
+    retries: Any = {"mode": "adaptive", "max_attempts": 5} if retried else {"mode": "standard", "total_max_attempts": 1}
+    config = Config(retries=retries, max_pool_connections=16, parameter_validation=False)
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+def dynamodb_once() -> DynamoDBClient:
+    """A DynamoDB client that never sends a request again: for a write that must not land twice and is not made
+    conditional (a retry after an answer lost on the way back would apply it a second time)."""
+    client: DynamoDBClient = _client("dynamodb", retried=False)
     return client
 
 

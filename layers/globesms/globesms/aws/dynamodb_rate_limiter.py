@@ -11,7 +11,9 @@ across items without a transaction (twice the write cost, on the hottest items o
 one operation at a time in a fixed (sorted) order, and when one is short the ones already taken are given back
 with a decrement. In between, other dispatchers may see fewer permits than there are, never more: the failure
 mode is sending a little less, not more, than the limit (and a dispatcher that dies before giving back only
-wastes those permits until its second ends).
+wastes those permits until its second ends). The decrement is sent once, never retried (`clients.dynamodb_once`):
+a retry after its answer was lost would apply it twice and leave the second with more permits than its limit; a
+give-back that fails is let go (logged), which only wastes those permits.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import written
+from globesms.observability import logger
 
 COUNTER_SK = "#"
 #: A counter is read and written during its own second only; TTL removes it some time later.
@@ -34,11 +39,16 @@ def counter_key(operation: str, second: int) -> dict[str, Any]:
 
 class DynamoDBRateLimiter:
     def __init__(
-        self, table_name: str, limits: Mapping[str, int], client_factory: Callable[[], Any] = clients.dynamodb
+        self,
+        table_name: str,
+        limits: Mapping[str, int],
+        client_factory: Callable[[], Any] = clients.dynamodb,
+        once_client_factory: Callable[[], Any] = clients.dynamodb_once,
     ) -> None:
         self._table = table_name
         self._limits = dict(limits)
         self._client = client_factory
+        self._once_client = once_client_factory
 
     def limit(self, operation: str) -> int:
         try:
@@ -87,9 +97,12 @@ class DynamoDBRateLimiter:
         )
 
     def _give_back(self, operation: str, count: int, second: int) -> None:
-        self._client().update_item(
-            TableName=self._table,
-            Key=counter_key(operation, second),
-            UpdateExpression="ADD used :minus",
-            ExpressionAttributeValues={":minus": {"N": str(-count)}},
-        )
+        try:
+            self._once_client().update_item(
+                TableName=self._table,
+                Key=counter_key(operation, second),
+                UpdateExpression="ADD used :minus",
+                ExpressionAttributeValues={":minus": {"N": str(-count)}},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("rate-limit permits not given back", extra={"operation": operation, "error": repr(exc)})

@@ -178,4 +178,3 @@ CREDENTIALS_RENEWED: Final = ProviderError(
     DispatchCode.CREDENTIALS_RENEWED,
     "refused for the provider key, which has been renewed since: sent again with the new key",
 )
-
