@@ -169,7 +169,7 @@ def test_a_provider_down_for_a_minute(aws: None) -> None:
     nothing is sent twice, nothing reaches a DLQ."""
     down = {
         A: Knobs(seed=41, error_rates={"ServiceUnavailable": 1.0}),
-        T: Knobs(seed=42, error_rates={"InternalError": 1.0}),
+        T: Knobs(seed=42, error_rates={"ServiceUnavailable": 1.0}),
         H: Knobs(seed=43, error_rates={"APIG.0308": 1.0}),
     }
 
@@ -279,7 +279,7 @@ def test_a_provider_down_opens_its_breaker_and_its_recipients_go_elsewhere(aws: 
     """Tencent answers every call 5xx. Its packs fail and are retried until five failures in a row open its
     breaker; from then on its recipients move to Huawei without a call (and those whose pack reached its last
     attempt move too). None is lost, none is sent twice, no pack reaches a DLQ."""
-    knobs = {T: Knobs(seed=52, error_rates={"InternalError": 1.0})}
+    knobs = {T: Knobs(seed=52, error_rates={"ServiceUnavailable": 1.0})}
     with harness(knobs, rate_limits=FAST_LIMITS) as h:
         for batch in range(8):
             h.accept([MessageSpec(to=numbers(10, 600_000 + batch * 100), **OTP)], batch_id=f"down-{batch}")
@@ -298,7 +298,7 @@ def test_a_provider_down_opens_its_breaker_and_its_recipients_go_elsewhere(aws: 
 def test_a_provider_that_recovers_closes_its_breaker(aws: None) -> None:
     """Tencent down: its breaker opens and its recipients go to Huawei. Once it is back and the cooldown is over,
     the next pack is sent to Tencent again, and its answer closes the breaker."""
-    knobs = {T: Knobs(seed=53, error_rates={"InternalError": 1.0})}
+    knobs = {T: Knobs(seed=53, error_rates={"ServiceUnavailable": 1.0})}
     with harness(knobs, rate_limits=FAST_LIMITS) as h:
         for batch in range(6):
             h.accept([MessageSpec(to=numbers(5, 700_000 + batch * 100), **OTP)], batch_id=f"flaky-{batch}")

@@ -348,7 +348,7 @@ def test_throttling_at_a_low_rate_limit() -> None:
         ("QPS_LIMIT_CONTROL", 200, ErrorCategory.THROTTLED),
         ("SYSTEM_ERROR", 200, ErrorCategory.RETRYABLE),
         ("ServiceUnavailable", 503, ErrorCategory.RETRYABLE),
-        ("InternalError", 500, ErrorCategory.RETRYABLE),
+        ("InternalError", 500, ErrorCategory.UNKNOWN_OUTCOME),
         ("Throttling.User", 400, ErrorCategory.THROTTLED),
     ],
 )

@@ -369,7 +369,7 @@ def test_calls_over_the_rate_limit_are_throttled() -> None:
 @pytest.mark.parametrize(
     ("code", "category"),
     [
-        ("InternalError", ErrorCategory.RETRYABLE),
+        ("InternalError", ErrorCategory.UNKNOWN_OUTCOME),
         ("AuthFailure.SignatureExpire", ErrorCategory.CONFIG),
         ("LimitExceeded.AppGlobalDailyLimit", ErrorCategory.THROTTLED),
         ("FailedOperation.PhoneNumberInBlacklist", ErrorCategory.RECIPIENT),

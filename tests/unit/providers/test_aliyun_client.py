@@ -437,7 +437,7 @@ def test_single_business_error() -> None:
         (404, "InvalidAccessKeyId.NotFound", ErrorCategory.CONFIG),
         (400, "InvalidTimeStamp.Expired", ErrorCategory.CONFIG),
         (400, "SignatureNonceUsed", ErrorCategory.RETRYABLE),
-        (500, "InternalError", ErrorCategory.RETRYABLE),
+        (500, "InternalError", ErrorCategory.UNKNOWN_OUTCOME),
         (503, "ServiceUnavailable", ErrorCategory.RETRYABLE),
     ],
 )

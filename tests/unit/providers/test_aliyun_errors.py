@@ -64,7 +64,7 @@ GATEWAY_CODES = [
     ("InvalidVersion", C),
     ("MissingParameter", Q),
     ("InvalidParameter", Q),
-    ("InternalError", R),
+    ("InternalError", U),  # may have been taken: never resent blindly
     ("ServiceUnavailable", R),
 ]
 

@@ -445,7 +445,7 @@ def test_ok_without_serial_number_is_an_unknown_outcome() -> None:
         ("AuthFailure.SignatureFailure", ErrorCategory.CONFIG),
         ("AuthFailure.SecretIdNotFound", ErrorCategory.CONFIG),
         ("RequestLimitExceeded", ErrorCategory.THROTTLED),
-        ("InternalError", ErrorCategory.RETRYABLE),
+        ("InternalError", ErrorCategory.UNKNOWN_OUTCOME),
         ("LimitExceeded.PhoneNumberCountLimit", ErrorCategory.REQUEST),
     ],
 )

@@ -69,7 +69,9 @@ CODE_CATEGORIES: dict[str, ErrorCategory] = {
     "InvalidVersion": CONFIG,
     "MissingParameter": REQUEST,
     "InvalidParameter": REQUEST,
-    "InternalError": RETRYABLE,
+    # "The request processing has failed due to some unknown error": nothing says the backend had not taken the
+    # call (as for a bare 500, `category_for_status`), so it may have been sent; sending it again could text twice.
+    "InternalError": UNKNOWN_OUTCOME,
     "ServiceUnavailable": RETRYABLE,
     # --- ours ---
     FAILED_LIST: RECIPIENT,

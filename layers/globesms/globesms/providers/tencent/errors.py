@@ -31,7 +31,9 @@ CODE_CATEGORIES: dict[str, ErrorCategory] = {
     "AuthFailure.UnauthorizedOperation": CONFIG,
     "DryRunOperation": REQUEST,
     "FailedOperation": REQUEST,
-    "InternalError": RETRYABLE,
+    # A whole call's "internal error" (and a member of the family not listed below): nothing says the service had
+    # not run the call, so its messages may be on their way; sending them again could text twice.
+    "InternalError": UNKNOWN_OUTCOME,
     "InvalidAction": CONFIG,
     "InvalidParameter": REQUEST,
     "InvalidParameterValue": REQUEST,
@@ -83,7 +85,7 @@ CODE_CATEGORIES: dict[str, ErrorCategory] = {
     "InternalError.Timeout": UNKNOWN_OUTCOME,
     "InternalError.SigFieldMissing": CONFIG,
     "InternalError.SigVerificationFail": CONFIG,
-    "InternalError.UnknownError": RETRYABLE,
+    "InternalError.UnknownError": UNKNOWN_OUTCOME,  # "Unknown error": whether it was sent is unknown too
     "InvalidParameterValue.ContentLengthLimit": REQUEST,
     "InvalidParameterValue.IncorrectPhoneNumber": RECIPIENT,
     "InvalidParameterValue.MultiSmsInfoSetEmpty": REQUEST,
