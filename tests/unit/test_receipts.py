@@ -644,6 +644,21 @@ def test_a_receipt_held_for_an_interrupted_pack_settles_it() -> None:
     assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
 
 
+@pytest.mark.parametrize("echoed", [True, False])
+def test_a_receipt_held_before_the_earlier_attempts_write_is_applied_by_the_takeover(echoed: bool) -> None:
+    # The earlier attempt called the provider; the receipt came first and was held (the provider, answered 200,
+    # never pushes it again); the attempt wrote SUBMITTED and died before applying it. Nothing else ever would.
+    store = store_with(message(status=Status.ACCEPTED, pmid=None))
+    pushed = record_push([report(echo=EchoRange("B", 0, 0) if echoed else None)], store=store, now=NOW)
+    assert pushed.held + pushed.unmatched == 1
+    store.messages["B.00000"] = message()  # the earlier attempt's write: SUBMITTED, pm-B.00000
+    webhooks = MemoryWebhooks()
+    interrupted_dispatch(store, expired_claim(), webhooks)
+    record = store.messages["B.00000"]
+    assert (record.status, record.provider_message_id) == (Status.DELIVERED, "pm-B.00000")
+    assert [d.event.id for d in webhooks.sent] == ["B.00000.delivered"]
+
+
 @pytest.mark.parametrize(("status", "raw"), [(Status.REJECTED, "REJECTD"), (Status.EXPIRED, "EXPIRED")])
 def test_every_final_receipt_status_queues_its_event(status: Status, raw: str) -> None:
     store = store_with(message())

@@ -147,6 +147,21 @@ def save_outcomes(
     `held_since`: when the first of them was sent at the earliest (`held_since_pack`), as `apply_held_receipts`."""
     if records:
         store.put_messages(records, deadline_entries(records))
+    return apply_held(receipts, records, now, failover=failover, held_since=held_since, route_stats=route_stats)
+
+
+def apply_held(
+    receipts: ReceiptStore,
+    records: Sequence[MessageRecord],
+    now: datetime,
+    *,
+    failover: bool = False,
+    held_since: int | None = None,
+    route_stats: RouteStatsStore | None = None,
+) -> SavedOutcomes:
+    """The second half of `save_outcomes`, for records already written: the receipts held for them applied, and the
+    outcomes those made final counted. A takeover does it for what the dispatcher that died had written, since it
+    may have died between the two halves (the provider, answered 200 for a held receipt, never pushes it again)."""
     changed = apply_held_receipts(receipts, records, now, failover=failover, held_since=held_since)
     # Only what this dispatcher's writes moved: the receipts handler may have applied a held receipt first and
     # counted it there (it holds, then reads the record again, which this dispatcher may have just written).

@@ -19,7 +19,7 @@ from typing import Any
 
 from globesms.dispatch.deps import DispatchDeps
 from globesms.dispatch.failover import reroute
-from globesms.dispatch.records import outcome_records, save_outcomes
+from globesms.dispatch.records import SavedOutcomes, apply_held, held_since_pack, outcome_records, save_outcomes
 from globesms.dispatch.requeue import in_pack, queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
 from globesms.dispatch.unknown_outcomes import (
@@ -77,8 +77,9 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
     records = saved.records
     not_recorded = put_back | set(unrecorded)  # a set: a pack holds up to 1,000 recipients
     recorded = [current[r.id] for i, r in enumerate(pack.recipients) if r.id in current and i not in not_recorded]
-    _follow_up_recorded(deps, recorded, now)
-    latest = {**current, **{r.id: r for r in records}}
+    followed = _follow_up_recorded(deps, pack, recorded, now)
+    recorded = followed.records
+    latest = {**current, **{r.id: r for r in [*recorded, *records]}}
     sending = [
         i
         for i, r in enumerate(pack.recipients)
@@ -94,9 +95,9 @@ def settle_interrupted(pack: DispatchPack, deps: DispatchDeps, *, now: datetime)
         unknown=sum(r.status is Status.SENDING for r in records),
         skipped=len(pack.recipients) - len(records),
         webhooks_not_queued=not_queued,
-        delivered=saved.delivered,
-        undelivered=saved.undelivered,
-        route_stats_not_written=int(not saved.route_stats_written),
+        delivered=saved.delivered + followed.delivered,
+        undelivered=saved.undelivered + followed.undelivered,
+        route_stats_not_written=int(not saved.route_stats_written) + int(not followed.route_stats_written),
     )
 
 
@@ -179,20 +180,32 @@ def _stamp(record: MessageRecord) -> datetime:
     return datetime.fromisoformat(record.updated_at)
 
 
-def _follow_up_recorded(deps: DispatchDeps, recorded: Sequence[MessageRecord], now: datetime) -> None:
+def _follow_up_recorded(
+    deps: DispatchDeps, pack: DispatchPack, recorded: Sequence[MessageRecord], now: datetime
+) -> SavedOutcomes:
     """What the earlier attempt does with or right after writing its records, done again: it may have died before.
-    The deadline entries of those SUBMITTED (written in the records' batch writes, not atomically with them: a
+    The receipts that arrived before its write applied (`apply_held`: nothing else would ever apply them). The
+    deadline entries of those SUBMITTED (written in the records' batch writes, not atomically with them: a
     record without its entry is never reconciled), dated no earlier than the next minute, since the reconcile run
     reads no entry behind its watermark (an entry listing a message twice, or one settled since, is passed over).
     The resends of early UNDELIVERED receipts queued (harmless twice: a resend's pack is claimed once). Not the
     spend of those recorded FAILED: a FAILED record may be an earlier, dead-lettered attempt's whose spend was
     given back and charged again by the redrive that died; a reservation kept makes the limit stricter, never
-    crossed."""
-    entries = deadline_entries(recorded)
+    crossed. Returns the records as they now are."""
+    followed = apply_held(
+        deps.receipts,
+        recorded,
+        now,
+        failover=True,
+        held_since=held_since_pack(pack),
+        route_stats=deps.route_stats,
+    )
+    entries = deadline_entries(followed.records)
     if entries:  # in the next minute at the earliest: a run that started meanwhile may have read this one already
         at_least = int(deps.clock()) + BUCKET_SECONDS
         deps.store.put_messages([], [replace(e, due_at=max(e.due_at, at_least)) for e in entries])
-    queue_pending_resends(deps.queues, deps.webhooks, recorded, now)
+    queue_pending_resends(deps.queues, deps.webhooks, followed.records, now)
+    return followed
 
 
 def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
