@@ -33,6 +33,7 @@ def record_handler(record: SQSRecord) -> None:
             "packs": done.packs,
             "released": done.released,
             "not_released": done.not_released,
+            "handed_on": done.handed_on,
         },
     )
 

@@ -4,6 +4,7 @@ minute-bucketed index), held packs, the release, the sweep, and a cancel racing 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,11 +17,14 @@ from pydantic import ValidationError
 from globesms import hooks
 from globesms.accept.planning import plan_batch
 from globesms.accept.service import accept
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.clock import iso
+from globesms.domain.provider_limits import RECIPIENTS_PER_CALL
 from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.api import MessageBatchSpec, MessageSpec, specs_of
 from globesms.models.outbound import MessageType, ProviderName
+from globesms.models.packs import DispatchPack
 from globesms.ports import Claim, ReleaseRef
 from globesms.scheduling import cancel, hold
 from globesms.scheduling.release import release
@@ -285,6 +289,60 @@ def test_the_release_claims_and_queues_the_held_packs(world) -> None:  # type: i
     release(ref, schedule, queues, releases, now=send_at)
     again = [p for packs in queues.sent.values() for p in packs]
     assert [p.pack_id for p in again] == [pack.pack_id, pack.pack_id] and again[0] == again[1]
+
+
+class _DiesAtTheSecondPack(MemoryQueues):
+    """Provider queues a release dies at while queueing a group's second pack (`dead`)."""
+
+    dead = True
+
+    def send_packs(self, provider: ProviderName, packs: Sequence[DispatchPack], *, delay_seconds: int = 0) -> None:
+        if self.dead and any(p.pack_id.endswith(":1") for p in packs):
+            raise RuntimeError("the release died here")
+        super().send_packs(provider, packs, delay_seconds=delay_seconds)
+
+
+def test_a_repeated_release_never_resends_a_pack_a_dispatcher_has_handed_on(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A release dies half way (its second pack not queued); the first pack is dead-lettered by its dispatcher (its
+    recipients FAILED, told so); the release runs again (SQS, or a redrive of ReleaseDeadLetterQueue): it queues
+    the pack it had not, and leaves the dead-lettered one alone (dispatch would take its DEAD claim as a redrive)."""
+    store, schedule, releases, accepting = world
+    monkeypatch.setitem(RECIPIENTS_PER_CALL, ProviderName.ALIYUN, 2)  # two packs: b1.00000-1, b1.00002
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, accepting, [_spec(["+6591234567", "+6591234568", "+6591234569"], send_at)])
+    ref = ReleaseRef("b1", iso(send_at))
+
+    queues = _DiesAtTheSecondPack()
+    with pytest.raises(RuntimeError):
+        release(ref, schedule, queues, releases, now=send_at)
+    (first,) = queues.sent[ProviderName.ALIYUN]
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "", 503)
+    failing = DispatchDeps(
+        provider=ScriptedProvider(answer=lambda _m: down),
+        store=store,
+        claims=claims,
+        queues=MemoryQueues(),
+        receipts=store,
+        webhooks=webhooks,
+    )
+    with pytest.raises(RetryPack):  # its last receive: recorded FAILED, on its way to the dead-letter queue
+        dispatch_pack(first, failing, now=send_at, last_attempt=True)
+    assert {store.messages[r.id].status for r in first.recipients} == {Status.FAILED}
+
+    queues.dead, queues.sent = False, defaultdict(list)
+    later = send_at + timedelta(minutes=5)
+    done = release(ref, schedule, queues, releases, now=later)
+    dispatch = _dispatch_deps(store, claims, webhooks)
+    for pack in [p for packs in queues.sent.values() for p in packs]:
+        dispatch_pack(pack, dispatch, now=later, last_attempt=False)
+    assert [m.message_id for call in dispatch.provider.calls for m in call] == ["b1.00002"]  # type: ignore[attr-defined]
+    assert {i: r.status for i, r in store.messages.items()} == {
+        "b1.00000": Status.FAILED,
+        "b1.00001": Status.FAILED,
+        "b1.00002": Status.SUBMITTED,
+    }
+    assert (done.packs, done.released, done.handed_on) == (1, 1, 2)
 
 
 def test_cancel_before_the_release_leaves_the_recipient_out(world) -> None:  # type: ignore[no-untyped-def]
