@@ -500,6 +500,40 @@ def test_a_cancel_racing_the_release_never_both_sends_and_cancels(world) -> None
     assert {r.id for r in store.messages.values() if r.status is Status.CANCELED} == canceled
 
 
+@pytest.mark.parametrize("claimed_before_the_read", [["b1.00000"], []])
+def test_a_batch_cancel_answers_truly_for_a_recipient_the_release_claims_under_it(  # type: ignore[no-untyped-def]
+    world, claimed_before_the_read: list[str]
+) -> None:
+    """The cancel reads b1.00001 SCHEDULED; the release claims it (QUEUED) just before the cancel's move of it. Its
+    answer must say what becomes of it: canceled, if the cancel takes its pack (for a packmate read QUEUED, or as the
+    batch's own), never "not cancelable" for a recipient the dispatcher then finishes CANCELED."""
+    store, schedule, releases, queues = world
+    send_at = NOW + timedelta(minutes=1)
+    _accept(store, queues, [_spec(["+6591234567", "+6591234568"], send_at)])
+    ref = ReleaseRef("b1", iso(send_at))
+    schedule.claim_for_release(claimed_before_the_read, now=send_at)  # the release half way (its claims in parallel)
+    move = schedule.cancel_scheduled
+
+    def the_release_claims_first(ids: Sequence[str], *, now: datetime) -> object:
+        schedule.claim_for_release(["b1.00000", "b1.00001"], now=now)
+        return move(ids, now=now)
+
+    schedule.cancel_scheduled = the_release_claims_first  # type: ignore[method-assign,assignment]
+    claims, webhooks = MemoryClaims(), MemoryWebhooks()
+    answer = cancel.cancel_batch(_deps(store, schedule, webhooks, claims=claims), "b1", now=send_at)
+    schedule.cancel_scheduled = move  # type: ignore[method-assign]
+    release(ref, schedule, queues, releases, now=send_at)  # the release goes on
+    deps = _dispatch_deps(store, claims, webhooks)
+    for pack in [p for packs in queues.sent.values() for p in packs]:
+        dispatch_pack(pack, deps, now=send_at, last_attempt=False)
+    sent = {m.message_id for call in deps.provider.calls for m in call}  # type: ignore[attr-defined]
+    ended_canceled = {i for i, r in store.messages.items() if r.status is Status.CANCELED}
+    assert answer is not None
+    assert set(answer.canceled) == ended_canceled and sent.isdisjoint(ended_canceled)
+    assert {n.id for n in answer.not_cancelable} == sent
+    assert (answer.canceled, answer.not_cancelable) == (["b1.00000", "b1.00001"], [])
+
+
 def test_plan_batch_schedules_per_send_at_group() -> None:
     first, second = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
     plan = plan_batch(

@@ -97,15 +97,26 @@ def cancelable(record: MessageRecord) -> bool:
     return record.status is Status.SCHEDULED or record.status in UNSENT
 
 
-def cancel_records(deps: CancelDeps, records: Sequence[MessageRecord], *, now: datetime) -> CancelAnswer:
+def cancel_records(
+    deps: CancelDeps, records: Sequence[MessageRecord], *, now: datetime, whole_batch: bool = False
+) -> CancelAnswer:
     """Cancel these records (as read: SCHEDULED ones by their own move, unsent ones by their pack); queue a
-    `message.canceled` event for each one canceled now and give its spend reservation back."""
-    scheduled = [r.id for r in records if r.status is Status.SCHEDULED]
-    canceled_now, others = deps.schedule.cancel_scheduled(scheduled, now=now) if scheduled else ([], {})
+    `message.canceled` event for each one canceled now and give its spend reservation back.
+
+    One read SCHEDULED that a release claimed (QUEUED) just before this cancel's move goes out in its held pack. It is
+    canceled by that pack, as any QUEUED one, where the cancel takes the pack: always tried with `whole_batch` (the
+    caller cancels every recipient of the batch, so any pack of it may be taken whole), else only where a packmate
+    read QUEUED has the cancel take it anyway (then the dispatcher would finish it CANCELED: answered not
+    cancelable, it would not be true). Otherwise it is answered QUEUED, not cancelable, and its pack goes out."""
+    scheduled = [r for r in records if r.status is Status.SCHEDULED]
+    canceled_now, others = deps.schedule.cancel_scheduled([r.id for r in scheduled], now=now) if scheduled else ([], {})
     by_pack: dict[str | None, list[MessageRecord]] = defaultdict(list)
     for record in records:
         if record.status in UNSENT:
             by_pack[record.cancel_pack_id()].append(record)
+    for record in scheduled:  # claimed by a release meanwhile: with its pack, if the cancel takes it (above)
+        if others.get(record.id) == Status.QUEUED and (whole_batch or record.cancel_pack_id() in by_pack):
+            by_pack[record.cancel_pack_id()].append(record.model_copy(update={"status": Status.QUEUED}))
     taken = [r.id for pack_id, rs in by_pack.items() if pack_id and deps.claims.cancel(pack_id, now=now) for r in rs]
     moved, still = deps.store.cancel_unsent(taken, now=now) if taken else ([], {})
     canceled_now, others = [*canceled_now, *moved], {**others, **still}
@@ -179,7 +190,7 @@ def cancel_batch(deps: CancelDeps, batch_id: str, *, now: datetime, owner: str |
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         waiting = [r for r in records if cancelable(r)]
         if waiting:
-            part = cancel_records(deps, waiting, now=now)
+            part = cancel_records(deps, waiting, now=now, whole_batch=True)
             answer.canceled += part.canceled
             answer.not_cancelable += part.not_cancelable
         already = [r for r in records if r.status is Status.CANCELED]
