@@ -3,6 +3,7 @@ packs (the release queue's messages), both from globesms.scheduling (docs/schedu
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,6 +16,7 @@ from globesms.config import SchedulerSettings, settings
 from globesms.domain.clock import utc_now
 from globesms.observability import logger, metrics, tracer
 from globesms.scheduling.release import ReleaseMessage, release
+from globesms.scheduling.sweep import TIME_SHARE as SWEEP_TIME_SHARE
 from globesms.scheduling.sweep import sweep
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -44,10 +46,15 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings(SchedulerSettings)  # read and checked once per process: a misconfiguration fails the first invocation
     if event.get("detail-type") == "Scheduled Event":
-        done = sweep(wiring.schedule_store(), wiring.release_queue(), now=utc_now())
+        # Begins no bucket past its share of the invocation's time (but its first): the next run goes on from the
+        # cursor, which moves after each bucket.
+        stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * SWEEP_TIME_SHARE)
+        done = sweep(wiring.schedule_store(), wiring.release_queue(), now=utc_now(), stop_at=stop_at, clock=utc_now)
         # Every sweep, 0 included: the count over time shows the sweep running (and a flush with no metric at all
         # makes Powertools warn in the log, once per execution environment).
         metrics.add_metric(name="ScheduledReleasesQueued", unit=MetricUnit.Count, value=done.releases)
-        logger.info("release index swept", extra={"buckets": done.buckets, "releases": done.releases})
+        logger.info(
+            "release index swept", extra={"buckets": done.buckets, "releases": done.releases, "left": done.left}
+        )
         return {"buckets": done.buckets, "releases": done.releases}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

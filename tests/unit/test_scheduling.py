@@ -199,8 +199,9 @@ def test_the_sweep_queues_a_buckets_releases_ten_a_request() -> None:
             at = iso(NOW.replace(second=30) + timedelta(minutes=int(bucket[-2:])))
             return [ReleaseRef(f"b{n}", at) for n in range(25)] if bucket == "202612040905" else []
 
-        def advance_sweep_cursor(self, before: str | None, to: str) -> None:
+        def advance_sweep_cursor(self, before: str | None, to: str) -> bool:
             self.cursor = to
+            return True
 
     class Counting(MemoryReleases):
         calls = 0
@@ -213,6 +214,52 @@ def test_the_sweep_queues_a_buckets_releases_ten_a_request() -> None:
     summary = sweep(Index(), releases, now=NOW)  # type: ignore[arg-type]
     assert summary.releases == 25 and len(releases.sent) == 25
     assert releases.calls == 1  # one call for the bucket's one delay (the adapter sends 10 a request), not 25
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _TimedReleases(MemoryReleases):
+    """Each call takes a second of `clock`; one begun at `times_out_at` or later is cut off by Lambda's timeout."""
+
+    def __init__(self, clock: list[datetime], times_out_at: datetime) -> None:
+        super().__init__()
+        self.clock, self.times_out_at = clock, times_out_at
+
+    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+        if self.clock[0] >= self.times_out_at:
+            raise _TimedOut("Task timed out after 30.00 seconds")
+        self.clock[0] += timedelta(seconds=1)
+        super().send_releases(refs, delay_seconds=delay_seconds)
+
+
+def test_a_sweep_backlog_larger_than_one_run_is_caught_up_a_bucket_at_a_time() -> None:
+    """Two hours of buckets behind (the sweep was down): a run cut off by its timeout keeps the buckets it finished
+    (the cursor moves after each), and a run given `stop_at` begins no bucket past it, so the next run goes on where
+    it stopped rather than re-doing the same first buckets until its timeout, every run."""
+    schedule = MemoryScheduleStore(MemoryStore())
+    start = NOW - timedelta(hours=2)
+    schedule.cursor = bucket_of(start)
+    for minute in range(1, 121):
+        at = start + timedelta(minutes=minute)
+        for n in range(3):
+            schedule.index_release(bucket_of(at), ReleaseRef(f"b{minute}-{n}", iso(at)), expires_at=0)
+    clock = [NOW]
+    cut_off = _TimedReleases(clock, times_out_at=NOW + timedelta(seconds=30))
+    with pytest.raises(_TimedOut):  # no stop_at: the first run sweeps until Lambda cuts it off
+        sweep(schedule, cut_off, now=NOW)
+    assert schedule.cursor == bucket_of(start + timedelta(minutes=30))  # its 30 buckets kept
+    queued = [ref for ref, _delay in cut_off.sent]
+    for run in range(1, 10):
+        began = clock[0] = NOW + timedelta(minutes=run)
+        releases = _TimedReleases(clock, times_out_at=began + timedelta(seconds=30))
+        done = sweep(schedule, releases, now=began, stop_at=began + timedelta(seconds=15), clock=lambda: clock[0])
+        assert done.buckets == 15 or done.left == 0  # never cut off: it stopped beginning buckets at its stop_at
+        queued += [ref for ref, _delay in releases.sent]
+    every = [ref for refs in schedule.index.values() for ref in refs]
+    assert sorted(queued, key=str) == sorted(every, key=str)  # each exactly once: no bucket re-done, none missed
+    assert schedule.cursor >= bucket_of(NOW)  # type: ignore[operator]
 
 
 @given(
