@@ -406,6 +406,30 @@ def test_a_late_real_receipt_beats_expired_no_receipt_and_sends_its_webhook() ->
     assert store.messages["B.00000"].status is Status.DELIVERED
 
 
+def test_a_late_carrier_expired_receipt_puts_its_error_in_place_of_no_receipt() -> None:
+    store = store_of(record("huawei"))
+    run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)))
+    late = DeliveryReport(
+        provider=ProviderName.HUAWEI,
+        provider_message_id="pm-1",
+        status=Status.EXPIRED,
+        raw_status="EXPIRED",
+        error_code="EXPIRED",
+        description="validity period expired at the SMSC",
+        provider_time="2026-12-02T10:30:00Z",
+    )
+    result = record_push([late], store=store, now=SUBMITTED_AT + timedelta(hours=1))
+    message = store.messages["B.00000"]
+    assert message.status is Status.EXPIRED
+    assert (message.error_category, message.error_code, message.error_message) == (
+        "recipient",
+        "EXPIRED",
+        "validity period expired at the SMSC",
+    )
+    assert [e.get("error_code") for e in message.events or []][-2:] == ["NO_RECEIPT", "EXPIRED"]  # both kept
+    assert result.webhooks == []  # the customer has message.expired already (its id: the message's and status's)
+
+
 def test_a_real_expired_receipt_is_not_the_exception() -> None:
     expired = DeliveryReport(
         provider=ProviderName.HUAWEI, provider_message_id="pm-1", status=Status.EXPIRED, raw_status="EXPIRED"

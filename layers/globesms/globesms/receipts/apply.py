@@ -158,7 +158,7 @@ def _with_events(
         "updated_at": iso(now),
         "provider_message_id": record.provider_message_id or provider_message_id,
     }
-    failure = carrier_error(history, status) if status is not record.status else None
+    failure = carrier_error(history, status) if status is not record.status else _carrier_expiry(record, fresh)
     if failure is not None:
         update |= {
             "error_category": "recipient",
@@ -170,6 +170,14 @@ def _with_events(
         # step stays in the history).
         update |= {"error_category": None, "error_code": None, "error_message": None}
     return record.model_copy(update=update), failure
+
+
+def _carrier_expiry(record: MessageRecord, fresh: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The carrier's own EXPIRED receipt for a message the gateway had ended EXPIRED with NO_RECEIPT ("we never
+    heard"): the status stays, the carrier's error takes the place of the verdict (docs/final-status.md)."""
+    if record.status is not Status.EXPIRED or record.error_code != DispatchCode.NO_RECEIPT:
+        return None
+    return next((e for e in reversed(fresh) if e.get("status") == Status.EXPIRED.value), None)
 
 
 def _earlier_attempt_events(
