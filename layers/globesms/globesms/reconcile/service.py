@@ -287,7 +287,8 @@ def _queue_webhooks(webhooks: WebhookQueue, summary: ReconcileSummary) -> None:
 @dataclass(frozen=True, slots=True)
 class UnavailableQuery:
     """A provider's status query that cannot be made now (its client could not be built: a missing or unreadable
-    credentials secret). Its messages are asked about again later; they are never expired for it."""
+    credentials secret). Its messages are asked about again later, as after any failed query: after
+    `max_query_failures` in a row they end as without a query (`decision.retry`)."""
 
     status_query_operation: str
     reason: str
