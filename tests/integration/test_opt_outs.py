@@ -3,15 +3,23 @@ an opted-out recipient of an MKT message while an OTP to the same number goes.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from globesms.aws.dynamodb_consent import DynamoDBConsentStore
+from globesms.models.outbound import ProviderName
 from globesms.ports import KeywordWrite
+from globesms.replies.keywords import shipped
+from globesms.replies.models import InboundReply
+from globesms.replies.record import ReplyDeps, page, record_replies, reply_sk
+from tests.fakes import MemoryWebhooks
 from tests.integration.conftest import MotoStack
 from tests.integration.gateway import InProcessApi
+
+NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -106,3 +114,45 @@ def test_a_reply_keyword_applies_only_if_no_later_one_was(stack: MotoStack) -> N
     assert keyword(at[4], None) == KeywordWrite(removed=entry)
     assert store.get_opt_out("default", number) is None
     assert [e["number"] for e in store.page_opt_outs("default", after=None, limit=10)[0]] == []  # list items only
+
+
+STOP_WITHOUT_TO = InboundReply(
+    provider=ProviderName.TENCENT,
+    from_number="+6591234567",
+    to=None,  # Tencent's extend and sign empty (Huawei without `to`, Alibaba without dest_code and sign_name)
+    text="STOP",
+    sent_at="2026-12-05T09:29:00.000000Z",
+    provider_ref="+6591234567|1796460000|STOP",
+)
+
+
+def reply_deps(store: DynamoDBConsentStore) -> ReplyDeps:
+    return ReplyDeps(
+        replies=store, opt_outs=store, webhooks=MemoryWebhooks(), keywords=shipped(), callback="", retention_days=30
+    )
+
+
+def test_a_reply_that_names_no_number_it_was_sent_to_is_listed(stack: MotoStack) -> None:
+    store = DynamoDBConsentStore(stack.deployed.context.refs["ConsentTable"])
+    record_replies([STOP_WITHOUT_TO], reply_deps(store), NOW)
+    (listed,) = page(store, after=None, limit=100).replies  # GET /v1/replies
+    assert (listed.text, listed.to) == ("STOP", None)
+
+
+def test_a_half_recorded_stop_that_names_no_number_it_was_sent_to_is_finished_on_the_retry(stack: MotoStack) -> None:
+    store = DynamoDBConsentStore(stack.deployed.context.refs["ConsentTable"])
+    stored = {
+        "id": STOP_WITHOUT_TO.reply_id,
+        "provider": "tencent",
+        "from": STOP_WITHOUT_TO.from_number,
+        "text": "STOP",
+        "sent_at": STOP_WITHOUT_TO.sent_at,
+        "received_at": "2026-12-05T09:29:01.000000Z",
+        "keyword": "STOP",
+        "action": "opt_out",
+        "handled": False,
+        "expires_at": 1_900_000_000,
+    }
+    store.put_reply("default", reply_sk(STOP_WITHOUT_TO), stored)  # the first attempt stopped after storing it
+    record_replies([STOP_WITHOUT_TO], reply_deps(store), NOW)  # the provider's retry
+    assert store.listed("default", {"+6591234567"}) == {"+6591234567"}

@@ -68,7 +68,8 @@ class ReplyView(Model):
     id: str
     provider: ProviderName
     from_: str = Field(alias="from", description="the person who replied, E.164")
-    to: str | None
+    # None: the provider named none (stored without the attribute: items leave None values out, so it must default)
+    to: str | None = None
     text: str
     sent_at: str
     received_at: str
