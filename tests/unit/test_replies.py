@@ -38,6 +38,17 @@ NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
         ("t", "T", KeywordAction.OPT_OUT),
         ("R", "R", KeywordAction.OPT_OUT),  # Huawei's documented marketing opt-out reply
         ("quit", "QUIT", KeywordAction.OPT_OUT),
+        # Punctuation around the word, a traditional-character 退訂 (Hong Kong, Taiwan), invisible characters a
+        # keyboard put in front: each of these people asked to be removed.
+        ("Stop.", "STOP", KeywordAction.OPT_OUT),
+        ("STOP!", "STOP", KeywordAction.OPT_OUT),
+        ("stop all", "STOP ALL", KeywordAction.OPT_OUT),
+        ("退订。", "退订", KeywordAction.OPT_OUT),
+        ("退訂", "退訂", KeywordAction.OPT_OUT),
+        ("\ufeffSTOP", "STOP", KeywordAction.OPT_OUT),
+        ("\u200bstop\u200b", "STOP", KeywordAction.OPT_OUT),
+        ("« Stop »", "STOP", KeywordAction.OPT_OUT),
+        ("Start!", "START", KeywordAction.OPT_IN),
         ("start", "START", KeywordAction.OPT_IN),
         ("Unstop", "UNSTOP", KeywordAction.OPT_IN),
         ("yes", "YES", KeywordAction.OPT_IN),
@@ -47,7 +58,9 @@ def test_keywords_match_whatever_the_case_and_spacing(text: str, keyword: str, a
     assert shipped().match(text) == (keyword, action)
 
 
-@pytest.mark.parametrize("text", ["please stop", "STOP IT", "stopp", "the end", "", "   ", "T T", "是"])
+@pytest.mark.parametrize(
+    "text", ["please stop", "STOP IT", "stopp", "the end", "", "   ", "T T", "是", "S.T.O.P", "?!", "stop, thanks"]
+)
 def test_a_keyword_inside_a_sentence_is_not_one(text: str) -> None:
     assert shipped().match(text) is None
 

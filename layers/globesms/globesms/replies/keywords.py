@@ -2,9 +2,9 @@
 
 The sets are data: `globesms/data/keywords.json` (the markets served: English STOP words, 退订 and TD/T for the
 Chinese mainland, R as Huawei documents for marketing opt-outs), replaced whole by GLOBESMS_REPLY_KEYWORDS (the same
-JSON shape). A reply matches when its whole text, trimmed, in any case (and in full-width letters, which Chinese
-phones type), is one keyword: "please stop" or "STOP IT" is only stored, since a word inside a sentence is not a
-request to be removed (and "T" alone as a substring would match almost anything).
+JSON shape). A reply matches when its whole text, trimmed (of punctuation around it too: "Stop."), in any case (and
+in full-width letters, which Chinese phones type), is one keyword: "please stop" or "STOP IT" is only stored, since
+a word inside a sentence is not a request to be removed (and "T" alone as a substring would match almost anything).
 """
 
 from __future__ import annotations
@@ -44,8 +44,25 @@ class KeywordSets(Model):
 
 
 def folded(text: str) -> str:
-    """NFKC (full-width letters are plain ones), case folded, whitespace collapsed, trimmed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """NFKC (full-width letters are plain ones), case folded, whitespace collapsed, trimmed: of whitespace, of the
+    punctuation people end a word with ("Stop.", "STOP!", "退订。": a person who wrote that asked to be removed as
+    much as one who wrote "STOP") and of invisible format characters (a BOM or a zero-width space a keyboard put
+    in front). Punctuation inside ("S.T.O.P") stays: such a reply is only stored."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+    return _trimmed(" ".join(visible.casefold().split()))
+
+
+def _trimmed(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and _edge(text[start]):
+        start += 1
+    while end > start and _edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _edge(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("P")
 
 
 def parse_keywords(document: str) -> KeywordSets:
