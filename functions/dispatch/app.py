@@ -102,6 +102,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         summary = dispatch_pack(pack, deps, now=utc_now(), last_attempt=last_attempt)
     except RetryPack as exc:
         _emit_provider_calls(exc.calls)
+        if exc.recorded is not None:  # the last receive: recorded FAILED, on to the dead-letter queue
+            _emit_summary(exc.recorded, "pack dead-lettered, its recipients recorded")
+            metrics.add_metric(name="PacksDeadLettered", unit=MetricUnit.Count, value=1)
+            raise
         metrics.add_metric(name="PacksRetried", unit=MetricUnit.Count, value=1)
         logger.warning("pack will be retried", extra={"category": exc.error.category, "code": exc.error.code})
         raise
@@ -126,7 +130,7 @@ def _emit_provider_calls(calls: ProviderCalls) -> None:
         emit_count("ProviderErrors", count, provider=PROVIDER.value, category=category.value)
 
 
-def _emit_summary(summary: DispatchSummary) -> None:
+def _emit_summary(summary: DispatchSummary, said: str = "pack sent") -> None:
     metrics.add_metric(name="RecipientsSubmitted", unit=MetricUnit.Count, value=summary.submitted)
     metrics.add_metric(name="RecipientsFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="RecipientsUnknownOutcome", unit=MetricUnit.Count, value=summary.unknown)
@@ -150,7 +154,7 @@ def _emit_summary(summary: DispatchSummary) -> None:
         )
     if summary.failed_over:
         logger.warning("recipients moved to the next provider of their route", extra={"moved": summary.failed_over})
-    logger.info("pack sent", extra={"submitted": summary.submitted, "failed": summary.failed})
+    logger.info(said, extra={"submitted": summary.submitted, "failed": summary.failed})
 
 
 @logger.inject_lambda_context(clear_state=True)

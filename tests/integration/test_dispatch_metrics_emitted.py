@@ -104,6 +104,21 @@ def test_a_pack_retried_as_a_whole_reports_them_too_and_the_breaker_it_opened(  
     assert value(lines, "ProviderErrors", {**TENCENT, "category": "retryable"}) == 2
 
 
+def test_a_pack_dead_lettered_on_its_last_receive_reports_what_it_recorded(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = ProviderError(ErrorCategory.RETRYABLE, "ServiceUnavailable", "busy", 503)
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.TENCENT, answer=lambda m: down)
+    request = tencent_event(3)
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"  # the last receive: the DLQ comes next
+    response, lines = invoked(dispatch, request, lambda_context, capsys)
+    assert response["batchItemFailures"]  # on to the dead-letter queue
+    assert value(lines, "RecipientsFailed", TENCENT) == 3  # recorded FAILED, and said so
+    assert value(lines, "PacksDeadLettered", TENCENT) == 1
+    assert not [line for line in lines if "PacksRetried" in line["values"]]
+
+
 def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
 ) -> None:

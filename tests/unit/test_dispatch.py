@@ -326,6 +326,21 @@ def test_a_takeover_of_a_resumed_accepts_copy_of_the_pack_reads_the_notes_by_rec
     assert "B.00002" not in store.messages
 
 
+def test_a_breaker_count_that_fails_after_the_calls_leaves_the_outcomes_recorded() -> None:
+    """On the last receive a failure here sent the pack to the dead-letter queue with its records as accept wrote
+    them, though the provider had taken it."""
+
+    class Throttled(MemoryBreakers):
+        def record_success(self, provider: ProviderName) -> None:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+
+    store, breakers, provider = MemoryStore(), Throttled(), ScriptedProvider()
+    breakers.states[ProviderName.ALIYUN] = BreakerState(failures=4)  # the earlier receives of this pack failed
+    summary = run(pack(), provider, store, breakers=breakers, last_attempt=True)
+    assert provider.calls and summary.submitted == 3
+    assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
+
+
 def test_a_whole_pack_retry_releases_its_claim_so_the_next_delivery_sends() -> None:
     store, claims = MemoryStore(), MemoryClaims()
     busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
@@ -651,10 +666,20 @@ def test_a_last_retry_packs_recipient_without_a_permit_is_sent_once_by_its_defer
 
 
 def test_a_pack_failing_after_its_calls_reports_them_once_and_raises_its_own_error() -> None:
-    """The breaker's count of a failed pack fails after the provider answered: the calls go to
-    `report_unfinished_calls` (the provider's alarms), with no breaker opening claimed (the write's outcome is
-    unknown), and the count's own error propagates."""
+    """Recording the outcomes fails after the provider answered: the calls go to `report_unfinished_calls` (the
+    provider's alarms), and the write's own error propagates (the claim kept: a takeover settles the pack)."""
 
+    class WriteFails(MemoryStore):
+        def put_messages(self, messages: Sequence[Any], deadlines: Sequence[Any] = ()) -> None:
+            raise ConnectionError("DynamoDB write timed out")
+
+    reported: list[ProviderCalls] = []
+    with pytest.raises(ConnectionError):
+        run(pack(3), ScriptedProvider(), WriteFails(), report_unfinished_calls=reported.append)
+    assert reported == [ProviderCalls(attempted=3, errors={}, breaker_opened=False)]
+
+
+def test_a_breaker_count_that_fails_is_logged_and_the_pack_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     class CountFails(MemoryBreakers):
         def record_failure(
             self, provider: ProviderName, *, now: datetime, failures_to_open: int, cooldown_seconds: int
@@ -662,10 +687,10 @@ def test_a_pack_failing_after_its_calls_reports_them_once_and_raises_its_own_err
             raise ConnectionError("DynamoDB write timed out")
 
     reported: list[ProviderCalls] = []
-    provider = ScriptedProvider(answer=lambda m: DOWN)
-    with pytest.raises(ConnectionError):
-        run(pack(3), provider, MemoryStore(), breakers=CountFails(), report_unfinished_calls=reported.append)
-    assert reported == [ProviderCalls(attempted=3, errors={ErrorCategory.RETRYABLE: 3}, breaker_opened=False)]
+    with pytest.raises(RetryPack) as raised:  # every call failed: the whole pack again, as without a breaker
+        run(pack(3), ScriptedProvider(answer=lambda m: DOWN), MemoryStore(), breakers=CountFails())
+    assert raised.value.calls == ProviderCalls(attempted=3, errors={ErrorCategory.RETRYABLE: 3}, breaker_opened=False)
+    assert reported == [] and "could not count the pack in the circuit breaker" in caplog.text
 
 
 def test_a_dead_lettered_pack_reports_its_calls_on_its_retry_only() -> None:

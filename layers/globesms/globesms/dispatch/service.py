@@ -268,7 +268,9 @@ def _settle_round(
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), skipped=len(round_.settled), calls=calls)
     if dead_letter:
         assert decision.whole_pack_error is not None
-        raise RetryPack(decision.whole_pack_error, calls)  # recorded as FAILED; now let SQS move it to the DLQ
+        # Recorded as FAILED; now let SQS move it to the DLQ. The summary goes with it: the handler reports what was
+        # recorded (failed, lapsed, events not queued) as for a pack that went out.
+        raise RetryPack(decision.whole_pack_error, calls, recorded=summary)
     return summary
 
 
@@ -378,9 +380,17 @@ def _send(
 def _count_in_breaker(
     pack: DispatchPack, deps: DispatchDeps, outcomes: Iterable[SendOutcome], before: BreakerState, now: datetime
 ) -> BreakerUpdate:
+    """The pack counted in its provider's breaker. A count that fails (its write throttled, say) is logged and the
+    pack goes on to record its outcomes: the provider has answered, and raising here would leave the records as
+    accept wrote them (on the last receive, the pack in the dead-letter queue with nothing recorded) for the sake
+    of a health signal the next pack counts again."""
     if deps.breakers is None:
         return BreakerUpdate(before)
-    return record_pack(deps.breakers, pack.provider, outcomes, before=before, policy=deps.policies.breaker, now=now)
+    try:
+        return record_pack(deps.breakers, pack.provider, outcomes, before=before, policy=deps.policies.breaker, now=now)
+    except Exception:
+        logger.exception("could not count the pack in the circuit breaker: its outcomes are recorded anyway")
+        return BreakerUpdate(before)
 
 
 def _record(

@@ -59,10 +59,14 @@ class RetryPack(RuntimeError):
     """Every call of the pack got a transient error and nothing moved elsewhere: SQS delivers the pack again (or,
     after its last attempt, with its recipients recorded FAILED, moves it to the dead-letter queue)."""
 
-    def __init__(self, error: ProviderError, calls: ProviderCalls | None = None) -> None:
+    def __init__(
+        self, error: ProviderError, calls: ProviderCalls | None = None, *, recorded: DispatchSummary | None = None
+    ) -> None:
         super().__init__(f"{error.category}: {error.code}")
         self.error = error
         self.calls = calls or ProviderCalls()
+        #: On the last receive: the records written before the pack goes to the dead-letter queue (None: a retry).
+        self.recorded = recorded
 
 
 class PackBusy(RuntimeError):
