@@ -686,11 +686,10 @@ def test_a_breaker_count_that_fails_is_logged_and_the_pack_goes_on(caplog: pytes
         ) -> BreakerState:
             raise ConnectionError("DynamoDB write timed out")
 
-    reported: list[ProviderCalls] = []
     with pytest.raises(RetryPack) as raised:  # every call failed: the whole pack again, as without a breaker
         run(pack(3), ScriptedProvider(answer=lambda m: DOWN), MemoryStore(), breakers=CountFails())
     assert raised.value.calls == ProviderCalls(attempted=3, errors={ErrorCategory.RETRYABLE: 3}, breaker_opened=False)
-    assert reported == [] and "could not count the pack in the circuit breaker" in caplog.text
+    assert "could not count the pack in the circuit breaker" in caplog.text
 
 
 def test_a_dead_lettered_pack_reports_its_calls_on_its_retry_only() -> None:
