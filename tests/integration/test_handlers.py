@@ -111,6 +111,24 @@ def test_validation_errors_name_nested_fields(stack, load_handler, lambda_contex
     assert fields[0]["field"] == "messages.0.validity_seconds"
 
 
+def test_a_refusal_lists_the_first_hundred_fields_and_how_many_there_were(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    # Every broken field was listed: a 400 KB body of 200,000 bad numbers was answered with 16 MB, past what Lambda
+    # can return (API Gateway answered 502), and a client key's name was written out whole, however long.
+    api = load_handler("send_api")
+    response = post(api, lambda_context, {"to": [1] * 300, "text": "x", "k" * 5000: 1})
+    error = json.loads(response["body"])["error"]
+    assert response["statusCode"] == 422 and error["code"] == "VALIDATION_ERROR"
+    assert len(error["fields"]) == 100 and error["fields_total"] == 302
+    assert error["message"] == "302 field(s) break the schema; the first 100 are listed"
+    assert error["fields"][:2] == [
+        {"field": "to", "rule": "Input should be a valid string"},
+        {"field": "to.0", "rule": "Input should be a valid string"},
+    ]
+    few = json.loads(post(api, lambda_context, {"to": "+85251234567", "text": "x", "k" * 5000: 1})["body"])["error"]
+    assert "fields_total" not in few and few["fields"][0]["field"] == "k" * 199 + "…"
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
 def test_unknown_ids_are_404(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
     for name in ("send_api_get_message", "send_api_get_batch"):

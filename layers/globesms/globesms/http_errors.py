@@ -10,8 +10,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from globesms.accept.bodies import BodyTooLarge, check_size, utf8_size
 from globesms.errors import RefusalCode
-from globesms.models.errors import ErrorBody, ErrorDetail, ErrorResponse
-from globesms.validation import problems
+from globesms.models.errors import ErrorBody, ErrorDetail, ErrorResponse, schema_error
 
 
 def error_response(code: RefusalCode, message: str, fields: Sequence[ErrorDetail] = ()) -> Response[Any]:
@@ -28,15 +27,10 @@ def refusal_response(refusal: ErrorBody) -> Response[Any]:
     )
 
 
-def describe_errors(errors: Sequence[Mapping[str, Any]]) -> list[ErrorDetail]:
-    return [ErrorDetail(field=field, rule=rule) for field, rule in problems(errors)]
-
-
 def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response[Any]:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(RefusalCode.MALFORMED_JSON, "the body is not valid JSON")
-    details = describe_errors(errors)
-    return error_response(RefusalCode.VALIDATION_ERROR, f"{len(details)} field(s) break the schema", details)
+    return refusal_response(schema_error(errors))
 
 
 def _content_type(event: Mapping[str, Any]) -> str:
@@ -93,7 +87,7 @@ def _proxy_refusal(code: RefusalCode, message: str) -> dict[str, Any]:
     return {
         "statusCode": code.status,
         "headers": {"Content-Type": "application/json"},
-        "body": body.model_dump_json(),
+        "body": body.model_dump_json(exclude_none=True),
         "isBase64Encoded": False,
     }
 
