@@ -149,6 +149,27 @@ def test_intake_batch_fails_only_the_bad_record(stack, load_handler, lambda_cont
     assert (bad["state"], bad["refusal"]["code"]) == ("REJECTED", "MALFORMED_JSON")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"batch_id": "big-refusal", "to": [1] * 10_000, "text": "x"},
+        {"batch_id": "big-refusal", "to": "+85251234567", "text": "x", **{k * 150_000: 1 for k in "abc"}},
+    ],
+    ids=["10000-fields", "long-keys"],
+)
+def test_an_intake_refusal_of_any_size_is_recorded(stack, load_handler, lambda_context, body) -> None:  # type: ignore[no-untyped-def]
+    # Its REJECTED header listed every field, whole: past DynamoDB's 400 KB item limit the write failed, nothing
+    # recorded why, and the body went round until the dead-letter queue.
+    intake = load_handler("intake")
+    request = event("intake_batch")
+    request["Records"] = [{**request["Records"][0], "body": json.dumps(body)}]
+    response = intake.lambda_handler(request, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": request["Records"][0]["messageId"]}]}
+    refusal = json.loads(get(load_handler("send_api"), lambda_context, "batches", "big-refusal")["body"])["refusal"]
+    assert refusal["code"] == "VALIDATION_ERROR" and len(refusal["fields"]) <= 100
+    assert all(len(detail["field"]) <= 200 for detail in refusal["fields"])
+
+
 @pytest.mark.parametrize("provider", list(ProviderName))
 def test_dispatch_event_records_outcomes(stack, load_handler, lambda_context, provider) -> None:  # type: ignore[no-untyped-def]
     dispatch = load_handler("dispatch", GLOBESMS_PROVIDER=provider.value)

@@ -117,6 +117,16 @@ def test_schema_errors_name_the_field_and_rule() -> None:
     assert "letters and digits" in fields["sender_id"]
 
 
+def test_a_refusal_keeps_the_first_hundred_fields_and_how_many_there_were() -> None:
+    # Every pair was kept: a body of 10,000 bad numbers made a REJECTED header past DynamoDB's 400 KB item limit.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake(json.dumps({"batch_id": "order-9", "to": [1] * 300, "text": "x"}), store)
+    refusal = info.value.refusal
+    assert (len(refusal.fields), refusal.fields_total) == (100, 301)
+    assert store.batches["order-9"].refusal == refusal
+
+
 @pytest.mark.parametrize("body", ["[1, 2]", "null", '"text"', "42"])
 def test_a_body_that_is_not_an_object_is_refused_naming_the_body_and_the_rule(body: str) -> None:
     # Found by tests/fuzz: this refusal was the one VALIDATION_ERROR that named no field.

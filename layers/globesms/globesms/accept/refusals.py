@@ -17,9 +17,8 @@ from globesms.accept.planning import TooManyRecipients
 from globesms.accept.service import BatchIdConflict, SendAtPassed
 from globesms.errors import RefusalCode
 from globesms.guardrails.documents import DocumentUnavailable
-from globesms.models.errors import ErrorBody, ErrorDetail
+from globesms.models.errors import ErrorBody, ErrorDetail, schema_error
 from globesms.models.limits import MAX_RECIPIENTS_PER_REQUEST
-from globesms.validation import problems
 
 REFUSALS: dict[type[Exception], RefusalCode] = {
     MalformedJson: RefusalCode.MALFORMED_JSON,
@@ -57,17 +56,15 @@ def refusal_of(exc: Exception) -> ErrorBody:
 
 
 def schema_refusal(errors: ValidationError | Sequence[Mapping[str, Any]]) -> ErrorBody:
-    """VALIDATION_ERROR naming every broken field and its rule; TOO_MANY_RECIPIENTS (413) when a list of recipients
-    or of messages is over the request's limit (`over_recipient_limit`). Not in REFUSALS: a ValidationError is a
-    refusal only where a client's document is validated (a ValidationError elsewhere is a fault, never a 422)."""
+    """VALIDATION_ERROR naming the broken fields and their rules (`schema_error`: the first MAX_REFUSAL_FIELDS);
+    TOO_MANY_RECIPIENTS (413) when a list of recipients or of messages is over the request's limit
+    (`over_recipient_limit`). Not in REFUSALS: a ValidationError is a refusal only where a client's document is
+    validated (a ValidationError elsewhere is a fault, never a 422)."""
     listed = errors.errors() if isinstance(errors, ValidationError) else errors
     over = over_recipient_limit(listed)
     if over is not None:
         return refusal_of(over)
-    details = [ErrorDetail(field=field, rule=rule) for field, rule in problems(errors)]
-    return ErrorBody(
-        code=RefusalCode.VALIDATION_ERROR, message=f"{len(details)} field(s) break the schema", fields=details
-    )
+    return schema_error(errors)
 
 
 def over_recipient_limit(errors: Sequence[Mapping[str, Any]]) -> TooManyRecipients | None:
