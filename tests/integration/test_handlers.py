@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
-from globesms.config import settings
+from globesms.config import AcceptSettings, settings
 from globesms.domain.status import Status
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
@@ -168,6 +168,23 @@ def test_an_intake_refusal_of_any_size_is_recorded(stack, load_handler, lambda_c
     refusal = json.loads(get(load_handler("send_api"), lambda_context, "batches", "big-refusal")["body"])["refusal"]
     assert refusal["code"] == "VALIDATION_ERROR" and len(refusal["fields"]) <= 100
     assert all(len(detail["field"]) <= 200 for detail in refusal["fields"])
+
+
+def test_an_intake_refusal_is_read_by_the_intake_owner_only(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    # Recorded without an owner, it was every API key's to read.
+    intake = load_handler("intake")
+    request = event("intake_batch")
+    body = {"batch_id": "refused-42", "to": "+85251234567", "text": "x", "validity_seconds": 5}
+    request["Records"] = [{**request["Records"][0], "body": json.dumps(body)}]
+    assert intake.lambda_handler(request, lambda_context)["batchItemFailures"]
+    api = load_handler("send_api")
+    read = event("send_api_get_batch")
+    read.update(path="/v1/batches/refused-42", pathParameters={"id": "refused-42"})
+    read["requestContext"]["identity"]["apiKeyId"] = "another-client"
+    response = api.lambda_handler(read, lambda_context)
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (404, "NOT_FOUND")
+    read["requestContext"]["identity"]["apiKeyId"] = settings(AcceptSettings).intake_owner
+    assert json.loads(api.lambda_handler(read, lambda_context)["body"])["state"] == "REJECTED"
 
 
 @pytest.mark.parametrize("provider", list(ProviderName))

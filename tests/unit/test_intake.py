@@ -117,6 +117,21 @@ def test_schema_errors_name_the_field_and_rule() -> None:
     assert "letters and digits" in fields["sender_id"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["{", '{"to": 1}', '{"to": "+85251234567", "text": "x", "dry_run": true}'],
+    ids=["json", "schema", "dry-run"],
+)
+def test_a_refused_body_is_recorded_as_the_intake_owners(body: str) -> None:
+    # Its REJECTED header had no owner, and a record without one is every API key's to read, refusal included.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        accept_intake(
+            body, sqs_message_id="m-1", now=NOW, retention_days=90, store=store, queues=MemoryQueues(), owner="intake"
+        )
+    assert store.batches[info.value.batch_id].owner == "intake"
+
+
 def test_a_refusal_keeps_the_first_hundred_fields_and_how_many_there_were() -> None:
     # Every pair was kept: a body of 10,000 bad numbers made a REJECTED header past DynamoDB's 400 KB item limit.
     store = MemoryStore()

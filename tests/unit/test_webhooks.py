@@ -296,6 +296,35 @@ def test_a_url_an_http_client_would_not_send_as_written_is_refused_at_accept_and
 @pytest.mark.parametrize(
     "url",
     [
+        "https://hooks:S3cr3tT0ken\uff20example.com/cb",  # full-width @: NFKC reads user info and host
+        "https://hooks:S3cr3tT0ken@example\uff0ecom\uff0fcb",  # full-width /
+        "https://hooks:S3cr3tT0ken@[2606:4700::1111/cb",  # a bracket that does not pair
+    ],
+)
+def test_a_url_urlsplit_cannot_split_is_refused_by_its_rule_without_quoting_it(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # urllib's ValueError quoted the whole netloc, the user info's token included, and it became the 422's rule
+    # (and an intake refusal's record, and a delivery's logged reason).
+    from pydantic import ValidationError
+
+    from globesms.models.api import MessageSpec
+
+    monkeypatch.delenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        MessageSpec.model_validate({"to": "+85251234567", "text": "x", "status_callback": url})
+    (error,) = refused.value.errors(include_input=False)
+    assert error["loc"] == ("status_callback",) and "unpaired brackets" in error["msg"]
+    assert "S3cr3tT0ken" not in str(error)
+    http, seen = client(lambda request: httpx.Response(200))
+    with pytest.raises(WebhookFailed) as failed:
+        deliver(delivery(url), http=http, secret=SECRET, now=NOW)
+    assert failed.value.permanent and seen == [] and "S3cr3tT0ken" not in failed.value.reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         "https://bücher.example.com/x",
         "https://xn--bcher-kva.example.com/x",
         "https://hooks.example.com/cb?name=Jane Doe",  # sent as %20, as before

@@ -93,9 +93,8 @@ def accept_intake(
     still is): the Lambda always passes `globesms.idempotency.run_once`. `owner`: the configured intake owner,
     whose records, spend and limits these are (docs/guardrails.md). `accepting_until`: the invocation's deadline
     (`service.accept`)."""
-    batch_id, envelope, specs = _parse(
-        body, sqs_batch_id(sqs_message_id), store=store, now=now, retention_days=retention_days
-    )
+    refuse = _Refusals(store, now, retention_days, owner)
+    batch_id, envelope, specs = _parse(body, sqs_batch_id(sqs_message_id), refuse)
     accepted_as = batch_id
     if envelope.idempotency_key is not None and envelope.batch_id is None:
         # As the API does: a body that names no batch gets one from its key, so a receive that died after queueing
@@ -134,24 +133,22 @@ def accept_intake(
         # Refused without writing: the header belongs to the other body.
         raise IntakeRefused(batch_id, refusal_of(exc)) from None
     except REFUSED as exc:
-        _refuse(store, batch_id, now, retention_days, refusal_of(exc))
+        refuse(batch_id, refusal_of(exc))
 
 
-def _parse(
-    body: str, batch_id: str, *, store: MessageStore, now: datetime, retention_days: int
-) -> tuple[str, SqsIntakeEnvelope, list[MessageSpec]]:
+def _parse(body: str, batch_id: str, refuse: _Refusals) -> tuple[str, SqsIntakeEnvelope, list[MessageSpec]]:
     """The body's batch id (the one it names, if well formed, else `batch_id`), envelope and specs; a body that
-    cannot be read is refused (`_refuse`) under that batch id."""
+    cannot be read is refused (`refuse`) under that batch id."""
     try:
         data = read_json(body)
     except (MalformedJson, BodyTooLarge) as exc:
-        _refuse(store, batch_id, now, retention_days, refusal_of(exc))
+        refuse(batch_id, refusal_of(exc))
     if not isinstance(data, dict):
         not_an_object = [ErrorDetail(field="body", rule="must be a JSON object")]
         refusal = ErrorBody(
             code=RefusalCode.VALIDATION_ERROR, message="the body must be a JSON object", fields=not_an_object
         )
-        _refuse(store, batch_id, now, retention_days, refusal)
+        refuse(batch_id, refusal)
     claimed = data.pop("batch_id", None)
     if is_batch_id(claimed):  # exactly as the envelope validates it
         batch_id = claimed
@@ -167,28 +164,38 @@ def _parse(
     except ValidationError as exc:
         errors += exc.errors()
     if errors:
-        _refuse(store, batch_id, now, retention_days, schema_refusal(errors))
+        refuse(batch_id, schema_refusal(errors))
     if parsed.dry_run:  # a quote is an API answer: a queue has nobody to give it to
         refusal = ErrorBody(
             code=RefusalCode.VALIDATION_ERROR,
             message="dry_run is for POST /v1/messages only",
             fields=[ErrorDetail(field="dry_run", rule="a dry run is answered by the API; the intake only sends")],
         )
-        _refuse(store, batch_id, now, retention_days, refusal)
+        refuse(batch_id, refusal)
     return batch_id, envelope, specs_of(parsed)
 
 
-def _refuse(store: MessageStore, batch_id: str, now: datetime, retention_days: int, refusal: ErrorBody) -> NoReturn:
-    # Conditional: a redelivered bad body writes nothing new, and a bad body that reuses the batch_id of a good
-    # batch never overwrites it.
-    store.begin_batch(
-        BatchRecord(
-            batch_id=batch_id,
-            source="sqs",
-            state="REJECTED",
-            created_at=iso(now),
-            refusal=refusal,
-            expires_at=expiry(now, retention_days),
+@dataclass(frozen=True)
+class _Refusals:
+    """Records a body refused as a whole as a REJECTED header, and raises IntakeRefused."""
+
+    store: MessageStore
+    now: datetime
+    retention_days: int
+    owner: str | None  # the intake owner's, as its accepted batches are: a header without one is every caller's
+
+    def __call__(self, batch_id: str, refusal: ErrorBody) -> NoReturn:
+        # Conditional: a redelivered bad body writes nothing new, and a bad body that reuses the batch_id of a good
+        # batch never overwrites it.
+        self.store.begin_batch(
+            BatchRecord(
+                batch_id=batch_id,
+                source="sqs",
+                state="REJECTED",
+                created_at=iso(self.now),
+                refusal=refusal,
+                expires_at=expiry(self.now, self.retention_days),
+                owner=self.owner,
+            )
         )
-    )
-    raise IntakeRefused(batch_id, refusal)
+        raise IntakeRefused(batch_id, refusal)

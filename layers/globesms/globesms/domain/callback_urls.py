@@ -16,6 +16,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: What a host name resolves with: httpx sends any ASCII host as written (%-escapes, backslashes and all), and a
 #: name with other characters never resolves, so its events would be retried until their dead-letter queue.
 _HOST_NAME = re.compile(r"[a-z0-9._-]+")
+#: Why urlsplit refuses a URL: a bracket that does not pair, or a character that NFKC normalisation (which a
+#: client's URL handling may apply) turns into one that ends or splits the host part.
+_UNSPLITTABLE = (
+    "status_callback's host part must not have unpaired brackets, nor characters that read as @ : / ? or # once "
+    "normalised (NFKC, as U+FF20 reads as @)"
+)
 
 
 def check_callback_url(value: str) -> str:
@@ -35,12 +41,17 @@ def check_callback_url(value: str) -> str:
 
 def _parsed(value: str) -> SplitResult:
     """`value` split, refusing what an HTTP client would not send as written, or would send where nothing answers:
-    control characters, a leading space, a port that is no number (or 0), a bracketed host that is no IPv6 address
-    (or carries a zone), a host name with characters no name resolves with, an internationalised name without an
-    IDNA form."""
+    control characters, a leading space, what urlsplit cannot split, a port that is no number (or 0), a bracketed
+    host that is no IPv6 address (or carries a zone), a host name with characters no name resolves with, an
+    internationalised name without an IDNA form."""
     if _CONTROL.search(value) or value.startswith(" "):
         raise ValueError("status_callback must not contain control characters or start with a space")
-    url = urlsplit(value)
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        # urllib's message quotes the whole netloc, user info (a password, a token) included, and it would become
+        # the 422's rule and an intake refusal's record: the rule is named, the input never quoted.
+        raise ValueError(_UNSPLITTABLE) from None
     try:
         port = url.port  # parsed on access: ValueError for "host:443:80" or a port out of range
     except ValueError:
