@@ -332,6 +332,7 @@ def test_a_url_urlsplit_cannot_split_is_refused_by_its_rule_without_quoting_it(
         "https://hooks.example.com/cb?name=Jane\u00a0",  # Unicode space at the end: sent %-escaped
         "https://us er@hooks.example.com/cb",
         "https://hooks_prod.xn--p1ai/x",  # an ASCII name: sent as written
+        "https://b\u00fccher\u3002example\uff0ecom/x",  # a name with ideographic dots: sent as bücher.example.com
     ],
 )
 def test_urls_an_http_client_sends_as_written_are_callbacks(url: str) -> None:
@@ -644,6 +645,11 @@ def test_the_readme_snippet_verifies_what_the_sender_signs() -> None:
         "[::ffff:0:169.254.169.254]",  # IPv4-translated: likewise
         "[::8.8.8.8]",  # refused whatever the IPv4: no public endpoint is reached this way
         "0.0.0.0",  # noqa: S104 - an address refused, not bound
+        # Dots IDNA splits labels at, as httpx reads the host: these passed for names, and delivery refused them.
+        "127\u30020\u30020\u30021",
+        "169\uff0e254\uff0e169\uff0e254",
+        "10\uff610\uff610\uff611",
+        "192.168.1\u30021",
     ],
 )
 def test_a_callback_to_an_address_that_is_not_public_is_refused_at_accept(

@@ -28,10 +28,10 @@ def check_callback_url(value: str) -> str:
     """Only https, so events (message content, numbers) never travel in clear; plain http to a loopback host is
     allowed when GLOBESMS_ALLOW_LOOPBACK_CALLBACKS is true (the local stack sets it). A host written as an address
     (or `localhost`) must be a public one (domain/addresses.py); a name is resolved and vetted at each delivery."""
-    url = _parsed(value)
+    url, host = _parsed(value)
     allow_loopback = _loopback_callbacks_allowed()
-    if url.scheme == "https" and url.hostname:
-        check_literal_host(url.hostname, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
+    if url.scheme == "https" and host:
+        check_literal_host(host, allow_loopback=allow_loopback)  # AddressRefused: a ValueError
         return value
     loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
     if url.scheme == "http" and loopback and allow_loopback:
@@ -39,11 +39,12 @@ def check_callback_url(value: str) -> str:
     raise ValueError("status_callback must be an https URL")
 
 
-def _parsed(value: str) -> SplitResult:
-    """`value` split, refusing what an HTTP client would not send as written, or would send where nothing answers:
-    control characters, a leading space, what urlsplit cannot split, a port that is no number (or 0), a bracketed
-    host that is no IPv6 address (or carries a zone), a host name with characters no name resolves with, an
-    internationalised name without an IDNA form."""
+def _parsed(value: str) -> tuple[SplitResult, str]:
+    """`value` split, and its host as an HTTP client sends it (an internationalised name in its IDNA form),
+    refusing what an HTTP client would not send as written, or would send where nothing answers: control
+    characters, a leading space, what urlsplit cannot split, a port that is no number (or 0), a bracketed host that
+    is no IPv6 address (or carries a zone), a host name with characters no name resolves with, an internationalised
+    name without an IDNA form."""
     if _CONTROL.search(value) or value.startswith(" "):
         raise ValueError("status_callback must not contain control characters or start with a space")
     try:
@@ -63,20 +64,22 @@ def _parsed(value: str) -> SplitResult:
         if "%" in host or literal_address(host) is None:
             raise ValueError("status_callback's bracketed host must be an IPv6 address, without a zone")
     elif not host.isascii():
-        _check_idna(host)
+        host = _idna_form(host)
     elif host and not _HOST_NAME.fullmatch(host):
         raise ValueError("status_callback's host has a character no host name has")
-    return url
+    return url, host
 
 
-def _check_idna(host: str) -> None:
-    """An internationalised name must have an IDNA form, which is what is resolved and sent, encoded as httpx
-    encodes it (lower case, IDNA 2008 without UTS 46 mapping: a full-width letter is refused, not
-    mapped). `idna` is imported only for such a name: its tables cost a cold start several milliseconds."""
+def _idna_form(host: str) -> str:
+    """An internationalised name's IDNA form, which is what is resolved and sent, encoded as httpx encodes it
+    (lower case, IDNA 2008 without UTS 46 mapping: a full-width letter is refused, not mapped). It is the form the
+    address check reads: `idna` splits labels at the ideographic and full-width dots too (U+3002, U+FF0E, U+FF61),
+    so `127。0。0。1` is sent to 127.0.0.1, and passed for a name when the check read it as written. `idna` is
+    imported only for such a name: its tables cost a cold start several milliseconds."""
     import idna
 
     try:
-        idna.encode(host.lower())
+        return idna.encode(host.lower()).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         raise ValueError("status_callback's host is not a valid internationalised domain name") from None
 
