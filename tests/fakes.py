@@ -130,6 +130,9 @@ class MemoryStore:
     ) -> tuple[list[MessageRecord], str | None]:
         ids = sorted(m.id for m in self.messages.values() if m.batch_id == batch_id)
         if after is not None:
+            parts = split_message_id(after)  # refused as the adapter refuses it
+            if parts is None or parts[0] != batch_id:
+                raise InvalidCursor()
             ids = [i for i in ids if i > after]
         page = ids[:limit]
         return [self.messages[i] for i in page], (page[-1] if len(ids) > limit else None)

@@ -137,6 +137,24 @@ def test_unknown_ids_are_404(stack, load_handler, lambda_context) -> None:  # ty
         assert json.loads(response["body"])["error"]["code"] == "NOT_FOUND"
 
 
+def test_a_batch_page_after_a_cursor_it_never_gave_is_a_422_on_query_after(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    # It was answered with an empty last page (`next` null): a client took the batch for ended.
+    api = load_handler("send_api")
+    sent = post(api, lambda_context, {"to": ["+85251234567", "+6591234567"], "text": "x"})
+    batch = json.loads(sent["body"])["batch_id"]
+    first = json.loads(get(api, lambda_context, "batches", batch, {"limit": "1"})["body"])
+    second = json.loads(get(api, lambda_context, "batches", batch, {"limit": "1", "after": first["next"]})["body"])
+    assert [m["id"] for m in first["messages"] + second["messages"]] == [f"{batch}.00000", f"{batch}.00001"]
+    for after, rule in [
+        ("garbage", "not a cursor this API gave (use the `next` of the previous page)"),
+        ("other-batch.00001", "the cursor belongs to another batch"),
+    ]:
+        response = get(api, lambda_context, "batches", batch, {"after": after})
+        error = json.loads(response["body"])["error"]
+        assert (response["statusCode"], error["code"]) == (422, "VALIDATION_ERROR")
+        assert error["fields"] == [{"field": "query.after", "rule": rule}]
+
+
 def test_intake_batch_fails_only_the_bad_record(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     intake = load_handler("intake")
     request = event("intake_batch")

@@ -123,7 +123,8 @@ class MessageStore(Protocol):
         self, batch_id: str, *, limit: int, after: str | None
     ) -> tuple[list[MessageRecord], str | None]:
         """A page of a batch's messages in id order, and the cursor of the next page (None at the end). A page may
-        hold fewer than `limit` messages and still have a cursor (DynamoDB reads at most 1 MB at once)."""
+        hold fewer than `limit` messages and still have a cursor (DynamoDB reads at most 1 MB at once). Raises
+        InvalidCursor for an `after` that is no message id of this batch."""
         ...
 
     def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
@@ -141,6 +142,9 @@ class StatusCounts(Protocol):
 
 class InvalidCursor(ValueError):
     """A page cursor that this query did not give (malformed, or the `next` of another query)."""
+
+    def __init__(self, rule: str = "not a cursor this API gave (use the `next` of the previous page)") -> None:
+        super().__init__(rule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from globesms.accept import queries
-from globesms.api.refusals import NotFound, query_refusal
+from globesms.api.refusals import FieldRefused, NotFound, query_refusal
 from globesms.api.routers import new_router, owner
 from globesms.aws import wiring
 from globesms.domain.masking import mask
@@ -49,7 +49,10 @@ def get_batch(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
     after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> BatchView:
-    view = queries.get_batch(wiring.message_store(), batch_id, limit=limit, after=after, owner=owner(router))
+    try:
+        view = queries.get_batch(wiring.message_store(), batch_id, limit=limit, after=after, owner=owner(router))
+    except InvalidCursor as exc:  # answered as GET /v1/messages answers one (`query_refusal`)
+        raise FieldRefused("query", "after", str(exc)) from None
     if view is None:
         raise NotFound(f"no batch {batch_id}")
     return view

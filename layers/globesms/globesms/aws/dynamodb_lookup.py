@@ -76,13 +76,13 @@ def decode_cursor(cursor: str, lookup: MessageLookup) -> dict[str, Any]:
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
-        raise InvalidCursor("not a cursor this API gave (use the `next` of the previous page)") from None
+        raise InvalidCursor() from None
     expected = {lookup.field, SORT_KEY, "pk", "sk"}
     # Non-empty strings: DynamoDB refuses an empty key value in ExclusiveStartKey (a ValidationException, a 5xx).
     if not (
         isinstance(plain, dict) and set(plain) == expected and all(isinstance(v, str) and v for v in plain.values())
     ):
-        raise InvalidCursor("not a cursor this API gave (use the `next` of the previous page)")
+        raise InvalidCursor()
     if plain[lookup.field] != lookup.value or not plain["pk"].startswith(batch_pk("")):
         raise InvalidCursor("the cursor belongs to another query")
     return {name: {"S": value} for name, value in plain.items()}

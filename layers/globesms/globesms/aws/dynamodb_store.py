@@ -32,6 +32,7 @@ from globesms.aws.message_items import (
 from globesms.domain.status import Status
 from globesms.models.records import UNSETTLED_STATES, BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
+from globesms.ports import InvalidCursor
 from globesms.reconcile.deadline import DeadlineEntry
 
 WRITE_BATCH = 25  # BatchWriteItem's limit
@@ -217,8 +218,11 @@ class DynamoDBMessageStore:
         start = None
         if after is not None:
             parts = split_message_id(after)
-            if parts is None or parts[0] != batch_id:
-                return [], None
+            # Refused rather than answered with an empty last page: a client would take it for the batch's end.
+            if parts is None:
+                raise InvalidCursor()
+            if parts[0] != batch_id:
+                raise InvalidCursor("the cursor belongs to another batch")
             start = {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": message_sk(parts[1])}}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
