@@ -155,6 +155,23 @@ def test_a_batch_page_after_a_cursor_it_never_gave_is_a_422_on_query_after(stack
         assert error["fields"] == [{"field": "query.after", "rule": rule}]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "resource"),
+    [("GET", '/v1/messages/a"b', "/v1/messages/{id}"), ("PATCH", "/v1/messages", "/v1/messages")],
+    ids=["no-pattern-matches", "no-such-method"],
+)
+def test_a_request_no_route_answers_is_a_404_in_the_refusal_shape(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, method, path, resource
+) -> None:
+    # Powertools answered with its own {"statusCode": 404, "message": "Not found"}.
+    request = event("send_api_get_message")
+    request.update(httpMethod=method, path=path, resource=resource, pathParameters=None)
+    response = load_handler("send_api").lambda_handler(request, lambda_context)
+    assert response["statusCode"] == 404
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "NOT_FOUND" and error["message"].startswith("no route answers this method and path")
+
+
 def test_intake_batch_fails_only_the_bad_record(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     intake = load_handler("intake")
     request = event("intake_batch")

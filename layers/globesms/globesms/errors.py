@@ -99,7 +99,11 @@ class RefusalCode(_Code):
         503,
         "the guardrail settings (SSM) could not be read yet: nothing sent; retry after Retry-After seconds",
     )
-    NOT_FOUND = "NOT_FOUND", 404, "no message, batch, opt-out entry or receipts endpoint by that id"
+    NOT_FOUND = (
+        "NOT_FOUND",
+        404,
+        "no message, batch, opt-out entry or receipts endpoint by that id, or no route for the method and path",
+    )
     FORBIDDEN = (
         "FORBIDDEN",
         403,

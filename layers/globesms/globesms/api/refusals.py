@@ -4,6 +4,7 @@ code vocabulary (`globesms.errors.RefusalCode`), and a metric for each kind."""
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -11,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.accept.refusals import REFUSED, RETRY_LATER, over_recipient_limit, refusal_of
+from globesms.api.docs import OPENAPI_PATH
 from globesms.api.routers import new_router, on_exception
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response, not_json_message, refusal_response, validation_error_response
@@ -41,6 +43,17 @@ def query_refusal(name: str, rule: str) -> Response[Any]:
 def _not_found(exc: NotFound) -> Response[Any]:
     metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
     return error_response(RefusalCode.NOT_FOUND, str(exc))
+
+
+@on_exception(router, NotFoundError)
+def _no_route(_: NotFoundError) -> Response[Any]:
+    # Powertools' own answer, `{"statusCode": 404, "message": "Not found"}`, is not the documented refusal shape. It
+    # is reached by a path API Gateway routes here that no route's pattern matches (a `"` in an id: API Gateway
+    # hands over the decoded path), or by a method the route has not. The path is not echoed: it is the client's
+    # text, whatever it holds.
+    metrics.add_metric(name="NotFound", unit=MetricUnit.Count, value=1)
+    message = f"no route answers this method and path (GET {OPENAPI_PATH} lists them)"
+    return error_response(RefusalCode.NOT_FOUND, message)
 
 
 @on_exception(router, FieldRefused)
