@@ -507,6 +507,23 @@ def test_bodies_json_cannot_hold_are_malformed_json_not_a_crash(stack, load_hand
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('{"to": "+6591234567", "text": "hi", "to": "+85251234567"}', "to"),
+        ('{"messages": [{"to": "+6591234567", "text": "a", "text": "b"}]}', "text"),
+        ('{"to": "+6591234567", "template": {"id": "t", "params": {"code": "1", "code": "2"}}}', "code"),
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_refused_naming_it(stack, load_handler, lambda_context, body, key) -> None:  # type: ignore[no-untyped-def]
+    # The last value won: the message went to the second number, while a reader of the body saw the first.
+    response = post(load_handler("send_api"), lambda_context, body)
+    error = json.loads(response["body"])["error"]
+    assert (response["statusCode"], error["code"]) == (400, "MALFORMED_JSON")
+    assert error["message"] == f'the body is not JSON globesms reads: the key "{key}" is given twice'
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
 def test_a_body_above_the_cap_is_413_body_too_large_and_writes_nothing(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     from globesms.models.limits import MAX_BODY_BYTES
 

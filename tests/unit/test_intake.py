@@ -168,6 +168,16 @@ def test_bodies_json_cannot_hold_are_refused_as_malformed_json_not_a_crash(body:
     assert store.batches[info.value.batch_id].state == "REJECTED"
 
 
+def test_a_key_given_twice_is_refused_naming_it_under_the_messages_own_id() -> None:
+    # The last value won. The body is not read, so the batch_id it names (twice, or once) is not taken either.
+    store = MemoryStore()
+    with pytest.raises(IntakeRefused) as info:
+        intake('{"batch_id": "b-1", "to": "+85251234567", "text": "x", "to": "+6591234567"}', store)
+    assert (info.value.batch_id, info.value.refusal.code) == ("sqs-m-1", "MALFORMED_JSON")
+    assert info.value.refusal.message == 'the body is not JSON globesms reads: the key "to" is given twice'
+    assert not store.messages
+
+
 def test_an_intake_body_above_the_cap_is_refused_as_too_large() -> None:
     from globesms.models.limits import MAX_BODY_BYTES
 

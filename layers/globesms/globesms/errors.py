@@ -77,7 +77,11 @@ class RefusalCode(_Code):
         member.meaning = meaning
         return member
 
-    MALFORMED_JSON = "MALFORMED_JSON", 400, "the body is not JSON globesms reads (syntax, nesting, number size, UTF-8)"
+    MALFORMED_JSON = (
+        "MALFORMED_JSON",
+        400,
+        "the body is not JSON globesms reads (syntax, nesting, number size, UTF-8, a key given twice in one object)",
+    )
     VALIDATION_ERROR = "VALIDATION_ERROR", 422, "fields break the schema; `fields` names each one and its rule"
     BODY_TOO_LARGE = "BODY_TOO_LARGE", 413, "the body is larger than the documented cap in bytes"
     TOO_MANY_RECIPIENTS = "TOO_MANY_RECIPIENTS", 413, "more recipients than one request may carry"

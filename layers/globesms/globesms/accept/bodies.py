@@ -3,7 +3,8 @@
 `json.loads` alone lets three kinds of body escape as crashes instead of refusals: nesting deeper than Python's
 recursion limit (RecursionError), integers of more than 4,300 digits (a ValueError that is not a JSONDecodeError),
 and, short of those, documents large or deep enough to cost a function its memory and time before the schema
-refuses them. Every one is refused here, before the schema sees the body, as MALFORMED_JSON or BODY_TOO_LARGE.
+refuses them. Every one is refused here, before the schema sees the body, as MALFORMED_JSON or BODY_TOO_LARGE; so
+is an object that gives a key twice, which `json.loads` reads as its last value.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from globesms.models.limits import MAX_BODY_BYTES
 #: The deepest nesting read. A valid body nests 5 levels ({"messages": [{"template": {"params": {…}}}]}), so this
 #: refuses nothing valid, and stays far below the recursion limit anything walking a parsed body could reach.
 MAX_JSON_DEPTH = 32
+#: The most characters of a repeated key a refusal names: a key is the client's text, of any length.
+MAX_NAMED_KEY_CHARS = 200
 #: The longest integer read, in digits: every integer field is far smaller (validity_seconds <= 259,200); a
 #: template parameter given as a number is sent as its digits, and no template needs more than 64-bit's 20.
 MAX_INTEGER_DIGITS = 20
@@ -61,7 +64,7 @@ def read_json(text: str | bytes) -> Any:
             raise MalformedJson("the body is not valid JSON: it is not UTF-8 text") from None
     check_size(utf8_size(text))
     try:
-        data = json.loads(text, parse_int=_integer)
+        data = json.loads(text, parse_int=_integer, object_pairs_hook=_one_value_each)
     except json.JSONDecodeError as exc:
         raise MalformedJson(f"the body is not valid JSON ({exc.msg} at character {exc.pos})") from None
     except RecursionError:  # deeper than the parser itself reaches
@@ -76,6 +79,22 @@ def write_json(data: Any) -> str:
     10,000-recipient answer is some 2 MB of JSON, a few percent of its accept's CPU that way. Compact, as the
     default writes it; characters outside ASCII are written as UTF-8 rather than escaped (the same JSON)."""
     return to_json(data).decode()
+
+
+def _one_value_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once (the hook the reply readers refuse a repeated field with): with one
+    given twice, `json.loads` keeps the last value, and `{"to": "<a number>", …, "to": "<another>"}` was sent to the
+    other number, while a reader of the body (a log, a proxy, the client's own check) saw the first."""
+    data = dict(pairs)
+    if len(data) == len(pairs):
+        return data
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            named = key if len(key) <= MAX_NAMED_KEY_CHARS else key[: MAX_NAMED_KEY_CHARS - 1] + "…"
+            raise MalformedJson(f"the body is not JSON globesms reads: the key {json.dumps(named)} is given twice")
+        seen.add(key)
+    return data  # not reached: a dict shorter than its pairs has a repeated key
 
 
 _TOO_DEEP = f"the body is not JSON globesms reads: nested deeper than {MAX_JSON_DEPTH} levels"
