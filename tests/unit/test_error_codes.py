@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from globesms.accept.refusals import REFUSALS, refusal_of
-from globesms.errors import ERROR_CODES, DispatchCode, RecipientCode, RefusalCode
+from globesms.errors import ERROR_CODES, DispatchCode, ProviderCallCode, RecipientCode, RefusalCode
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "globesms" / "globesms"
@@ -55,6 +55,59 @@ def test_the_check_finds_a_bare_code(tmp_path: Path) -> None:
     assert code_like_literals(sample) == [(3, "NOT_FOUND")]
 
 
+#: The calls that give a message its `error.code` in the provider clients, and which argument is the code. A
+#: provider's own code arrives there as a variable; a literal is one of ours, and must be a member of the
+#: vocabulary, which docs/errors.md lists. (`StatusQueryFailed`'s code is never recorded: a failed status query is
+#: asked again, then settled with a DispatchCode.)
+CODE_ARGUMENT = {"ProviderError": (1, "code"), "provider_error": (0, "code")}
+#: Ours, written with the status it stands for: an error answer without a code of the provider's own.
+HTTP_STATUS_CODE = "HTTP_"
+
+
+def codes_spelled_in_provider_calls(path: Path) -> list[tuple[int, str]]:
+    """(line, code) for each code a provider client writes as a literal (or an f-string not `HTTP_<status>`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name not in CODE_ARGUMENT:
+            continue
+        position, keyword = CODE_ARGUMENT[name]
+        given = [k.value for k in node.keywords if k.arg == keyword]
+        argument = node.args[position] if len(node.args) > position else (given[0] if given else None)
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            found.append((node.lineno, argument.value))
+        elif isinstance(argument, ast.JoinedStr):
+            head = argument.values[0] if argument.values else None
+            if not (isinstance(head, ast.Constant) and head.value == HTTP_STATUS_CODE):
+                found.append((node.lineno, ast.unparse(argument)))
+    return found
+
+
+def test_every_code_a_provider_client_writes_itself_is_a_member() -> None:
+    # Transport failures and unreadable answers were recorded on messages under codes spelled in the clients
+    # (READ_TIMEOUT, MALFORMED_RESPONSE...) that no table listed: a client met codes the docs never named.
+    providers = sorted((PACKAGE / "providers").rglob("*.py"))
+    found = [
+        f"{p.relative_to(ROOT)}:{line}: {code}" for p in providers for line, code in codes_spelled_in_provider_calls(p)
+    ]
+    assert not found, "add the code to globesms.errors.ProviderCallCode and use the member:\n" + "\n".join(found)
+    assert f"`{HTTP_STATUS_CODE}<status>`" in (ROOT / "docs" / "errors.md").read_text()
+
+
+def test_the_provider_check_finds_a_code_spelled_in_a_call(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "ProviderError(U, raw, 'x')\n"
+        "ProviderError(U, 'NEW_CODE', 'x')\n"
+        "errors.provider_error(code='OTHER_CODE')\n"
+        "provider_error(f'HTTP_{status}')\n"
+        "provider_error(f'CODE_{n}')\n"
+    )
+    assert codes_spelled_in_provider_calls(sample) == [(2, "NEW_CODE"), (3, "OTHER_CODE"), (5, "f'CODE_{n}'")]
+
+
 def test_every_code_is_unique_and_has_a_meaning() -> None:
     values = [str(code) for code in ERROR_CODES]
     assert len(values) == len(set(values))
@@ -100,6 +153,26 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "SPEND_LIMIT_REACHED",
         "VELOCITY_LIMIT",
         "FRAUD_SUSPECTED",
+    }
+    assert {c.value for c in ProviderCallCode} == {
+        "CONNECT_TIMEOUT",
+        "CONNECT_ERROR",
+        "POOL_TIMEOUT",
+        "UNSUPPORTED_PROTOCOL",
+        "LOCAL_PROTOCOL_ERROR",
+        "WRITE_TIMEOUT",
+        "WRITE_ERROR",
+        "READ_TIMEOUT",
+        "READ_ERROR",
+        "REMOTE_PROTOCOL_ERROR",
+        "DECODING_ERROR",
+        "PROXY_ERROR",
+        "TRANSPORT_ERROR",
+        "MALFORMED_RESPONSE",
+        "MISSING_RESULT",
+        "MISSING_SERIAL_NO",
+        "MISSING_SMS_MSG_ID",
+        "MESSAGE_ID_LIST_MISMATCH",
     }
     assert {c.value for c in DispatchCode} == {
         "INVALID_REQUEST",

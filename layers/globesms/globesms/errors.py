@@ -213,6 +213,43 @@ class DispatchCode(_Code):
     )
 
 
+class ProviderCallCode(_Code):
+    """A message's `error.code` when its provider call ended without a code of the provider's own: the exchange
+    broke (`providers/transport.py`: the first thirteen) or the answer could not be read. Its
+    `error.category` says what that means for the message (retryable, unknown outcome, ...)."""
+
+    CONNECT_TIMEOUT = "CONNECT_TIMEOUT", "no connection within the connect timeout"
+    CONNECT_ERROR = "CONNECT_ERROR", "could not connect to the provider"
+    POOL_TIMEOUT = "POOL_TIMEOUT", "no free connection in the pool"
+    UNSUPPORTED_PROTOCOL = "UNSUPPORTED_PROTOCOL", "the endpoint URL cannot be used"
+    LOCAL_PROTOCOL_ERROR = "LOCAL_PROTOCOL_ERROR", "httpx refused to write the request"
+    WRITE_TIMEOUT = "WRITE_TIMEOUT", "the request could not be written in time"
+    WRITE_ERROR = "WRITE_ERROR", "the connection broke while the request was written"
+    READ_TIMEOUT = "READ_TIMEOUT", "no answer within the read timeout"
+    READ_ERROR = "READ_ERROR", "the connection broke while the answer was read"
+    REMOTE_PROTOCOL_ERROR = "REMOTE_PROTOCOL_ERROR", "the provider's side broke off the exchange"
+    DECODING_ERROR = "DECODING_ERROR", "the answer could not be decoded"
+    PROXY_ERROR = (
+        "PROXY_ERROR",
+        "a proxy failed: before the request when it refused the tunnel (retryable), else at an unknown moment",
+    )
+    TRANSPORT_ERROR = "TRANSPORT_ERROR", "any other failure of the exchange (e.g. closing the connection)"
+    MALFORMED_RESPONSE = (
+        "MALFORMED_RESPONSE",
+        "the provider's answer is not in its documented shape (not JSON, fields missing or of the wrong type)",
+    )
+    MISSING_RESULT = "MISSING_RESULT", "the provider's answer has no result for this recipient"
+    MISSING_SERIAL_NO = "MISSING_SERIAL_NO", "Tencent answered Ok without a SerialNo, the id its receipts carry"
+    MISSING_SMS_MSG_ID = (
+        "MISSING_SMS_MSG_ID",
+        "Huawei accepted the number without an smsMsgId, the id its receipts carry",
+    )
+    MESSAGE_ID_LIST_MISMATCH = (
+        "MESSAGE_ID_LIST_MISMATCH",
+        "Alibaba's batch answer has not one MessageId for each number it accepted: ids and numbers cannot be paired",
+    )
+
+
 #: Every code globesms itself answers with or records (providers' raw codes are theirs, kept as sent).
-ErrorCode = RefusalCode | RecipientCode | DispatchCode
-ERROR_CODES: tuple[ErrorCode, ...] = (*RefusalCode, *RecipientCode, *DispatchCode)
+ErrorCode = RefusalCode | RecipientCode | DispatchCode | ProviderCallCode
+ERROR_CODES: tuple[ErrorCode, ...] = (*RefusalCode, *RecipientCode, *DispatchCode, *ProviderCallCode)

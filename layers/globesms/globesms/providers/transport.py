@@ -34,30 +34,32 @@ from typing import Final
 import httpcore
 import httpx
 
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import ErrorCategory, ProviderCallCode, ProviderError
 
 _RETRYABLE = ErrorCategory.RETRYABLE
 _UNKNOWN = ErrorCategory.UNKNOWN_OUTCOME
+_CODE = ProviderCallCode
 
-#: (exception type, category, our code, what it means). Checked in order: subclasses before their bases.
-TRANSPORT_FAILURES: Final[tuple[tuple[type[httpx.HTTPError], ErrorCategory, str, str], ...]] = (
-    (httpx.ConnectTimeout, _RETRYABLE, "CONNECT_TIMEOUT", "no connection within the connect timeout"),
-    (httpx.ConnectError, _RETRYABLE, "CONNECT_ERROR", "could not connect to the provider"),
-    (httpx.PoolTimeout, _RETRYABLE, "POOL_TIMEOUT", "no free connection in the pool"),
-    (httpx.UnsupportedProtocol, ErrorCategory.CONFIG, "UNSUPPORTED_PROTOCOL", "the endpoint URL cannot be used"),
-    (httpx.LocalProtocolError, ErrorCategory.REQUEST, "LOCAL_PROTOCOL_ERROR", "httpx refused to write the request"),
-    (httpx.WriteTimeout, _UNKNOWN, "WRITE_TIMEOUT", "the request could not be written in time"),
-    (httpx.WriteError, _UNKNOWN, "WRITE_ERROR", "the connection broke while the request was written"),
-    (httpx.ReadTimeout, _UNKNOWN, "READ_TIMEOUT", "no answer within the read timeout"),
-    (httpx.ReadError, _UNKNOWN, "READ_ERROR", "the connection broke while the answer was read"),
-    (httpx.RemoteProtocolError, _UNKNOWN, "REMOTE_PROTOCOL_ERROR", "the provider's side broke off the exchange"),
-    (httpx.DecodingError, _UNKNOWN, "DECODING_ERROR", "the answer could not be decoded"),
+#: (exception type, category, our code: its meaning is the error's message). Checked in order: subclasses before
+#: their bases.
+TRANSPORT_FAILURES: Final[tuple[tuple[type[httpx.HTTPError], ErrorCategory, ProviderCallCode], ...]] = (
+    (httpx.ConnectTimeout, _RETRYABLE, _CODE.CONNECT_TIMEOUT),
+    (httpx.ConnectError, _RETRYABLE, _CODE.CONNECT_ERROR),
+    (httpx.PoolTimeout, _RETRYABLE, _CODE.POOL_TIMEOUT),
+    (httpx.UnsupportedProtocol, ErrorCategory.CONFIG, _CODE.UNSUPPORTED_PROTOCOL),
+    (httpx.LocalProtocolError, ErrorCategory.REQUEST, _CODE.LOCAL_PROTOCOL_ERROR),
+    (httpx.WriteTimeout, _UNKNOWN, _CODE.WRITE_TIMEOUT),
+    (httpx.WriteError, _UNKNOWN, _CODE.WRITE_ERROR),
+    (httpx.ReadTimeout, _UNKNOWN, _CODE.READ_TIMEOUT),
+    (httpx.ReadError, _UNKNOWN, _CODE.READ_ERROR),
+    (httpx.RemoteProtocolError, _UNKNOWN, _CODE.REMOTE_PROTOCOL_ERROR),
+    (httpx.DecodingError, _UNKNOWN, _CODE.DECODING_ERROR),
 )
 
 _PROXY_REFUSED = ProviderError(
-    _RETRYABLE, "PROXY_ERROR", "the proxy refused to connect us, before the request (ProxyError)"
+    _RETRYABLE, _CODE.PROXY_ERROR, "the proxy refused to connect us, before the request (ProxyError)"
 )
-_PROXY_UNPROVEN = ProviderError(_UNKNOWN, "PROXY_ERROR", "a proxy failure of unknown timing (ProxyError)")
+_PROXY_UNPROVEN = ProviderError(_UNKNOWN, _CODE.PROXY_ERROR, "a proxy failure of unknown timing (ProxyError)")
 
 
 def transport_error(exc: httpx.HTTPError) -> ProviderError:
@@ -67,7 +69,7 @@ def transport_error(exc: httpx.HTTPError) -> ProviderError:
     Alibaba's query string) and is never needed to decide what to do next."""
     if isinstance(exc, httpx.ProxyError):
         return _PROXY_REFUSED if isinstance(exc.__cause__, httpcore.ProxyError) else _PROXY_UNPROVEN
-    for kind, category, code, meaning in TRANSPORT_FAILURES:
+    for kind, category, code in TRANSPORT_FAILURES:
         if isinstance(exc, kind):
-            return ProviderError(category, code, f"{meaning} ({type(exc).__name__})")
-    return ProviderError(_UNKNOWN, "TRANSPORT_ERROR", f"the exchange failed mid-way ({type(exc).__name__})")
+            return ProviderError(category, code, f"{code.meaning} ({type(exc).__name__})")
+    return ProviderError(_UNKNOWN, _CODE.TRANSPORT_ERROR, f"the exchange failed mid-way ({type(exc).__name__})")

@@ -13,15 +13,16 @@ to the HTTP status (`category_for_status`).
 
 from __future__ import annotations
 
-from globesms.errors import ErrorCategory, ProviderError
+from globesms.errors import ErrorCategory, ProviderCallCode, ProviderError
 from globesms.providers.categories import CONFIG, RECIPIENT, REQUEST, RETRYABLE, THROTTLED, UNKNOWN_OUTCOME
 
 OK = "OK"
 
-#: Our own codes, for what the provider did not say in a code of its own.
+#: Our own codes, for what the provider did not say in a code of its own (`globesms.errors.ProviderCallCode`, and
+#: the name of the answer's field that listed the number).
 FAILED_LIST = "FailedList"  # a batch call accepted the call but listed this number in FailedList
-MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
-MESSAGE_ID_LIST_MISMATCH = "MESSAGE_ID_LIST_MISMATCH"
+MALFORMED_RESPONSE = ProviderCallCode.MALFORMED_RESPONSE
+MESSAGE_ID_LIST_MISMATCH = ProviderCallCode.MESSAGE_ID_LIST_MISMATCH
 
 CODE_CATEGORIES: dict[str, ErrorCategory] = {
     # --- business codes (ResponseCode, HTTP 200) ---

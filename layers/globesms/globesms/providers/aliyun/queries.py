@@ -24,6 +24,7 @@ from typing import Any, Final
 from pydantic import ConfigDict, Field, ValidationError
 
 from globesms.domain.status import Status
+from globesms.errors import ProviderCallCode
 from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
@@ -66,14 +67,14 @@ def answer(http_status: int, body: bytes, provider_message_id: str) -> StatusAns
     try:
         payload: Any = json.loads(body)
     except ValueError:
-        raise StatusQueryFailed("MALFORMED_RESPONSE", f"HTTP {http_status}: not JSON") from None
+        raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, f"HTTP {http_status}: not JSON") from None
     if not isinstance(payload, dict) or "ResponseCode" not in payload:
         code = payload.get("Code") if isinstance(payload, dict) else None
         raise StatusQueryFailed(str(code or f"HTTP_{http_status}"), "no ResponseCode in the answer")
     try:
         parsed = QueryMessageResponse.model_validate(payload)
     except ValidationError as exc:
-        raise StatusQueryFailed("MALFORMED_RESPONSE", describe(exc, default="answer", most=1)) from None
+        raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, describe(exc, default="answer", most=1)) from None
     if parsed.response_code != OK:
         return StatusAnswer(pending=True)
     status = outcome(parsed.status, parsed.error_code)

@@ -38,7 +38,7 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_valida
 
 from globesms.cookieless import CookielessClient
 from globesms.domain.clock import utc_now
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderCallCode, ProviderError
 from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall
@@ -539,7 +539,9 @@ def _fail_all(call: PreparedCall, messages: Sequence[OutboundSms], error: Provid
 def _malformed(http_status: int) -> ProviderError:
     if 200 <= http_status < 300:
         # Huawei answered "OK" but we cannot read which numbers were accepted: they may have been.
-        return ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MALFORMED_RESPONSE", "unreadable answer", http_status)
+        return ProviderError(
+            ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.MALFORMED_RESPONSE, "unreadable answer", http_status
+        )
     return provider_error(f"HTTP_{http_status}", "unreadable error answer", http_status)
 
 
@@ -559,7 +561,9 @@ def _outcomes(call: PreparedCall, messages: Sequence[OutboundSms], response: htt
         return _per_number_outcomes(call, messages, answer, status)
     if answer.code == SUCCESS_CODE and 200 <= status < 300:
         # Accepted, but without the per-number ids we would correlate receipts with.
-        error = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MISSING_RESULT", answer.description, status)
+        error = ProviderError(
+            ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.MISSING_RESULT, answer.description, status
+        )
         return _fail_all(call, messages, error)
     return _fail_all(call, messages, provider_error(answer.code, answer.description, status))
 
@@ -570,7 +574,9 @@ def _per_number_outcomes(
     by_number: dict[str, SmsId] = {_number_key(item.origin_to): item for item in answer.result or ()}
     if answer.code == SUCCESS_CODE:
         # The call was accepted, so a number it does not mention may or may not be on its way.
-        missing = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MISSING_RESULT", "number not in result", http_status)
+        missing = ProviderError(
+            ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.MISSING_RESULT, "number not in result", http_status
+        )
     else:
         missing = provider_error(answer.code, answer.description, http_status)
     outcomes = []
@@ -593,6 +599,8 @@ def _number_outcome(
         error = provider_error(item.status, "", http_status)
         return SendOutcome(message.message_id, error=error, extra=extra)
     if not item.sms_msg_id:
-        error = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MISSING_SMS_MSG_ID", "accepted without smsMsgId")
+        error = ProviderError(
+            ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.MISSING_SMS_MSG_ID, "accepted without smsMsgId"
+        )
         return SendOutcome(message.message_id, error=error, extra=extra)
     return SendOutcome(message.message_id, provider_message_id=item.sms_msg_id, segments=item.total, extra=extra)

@@ -17,7 +17,7 @@ import httpx
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from globesms.cookieless import CookielessClient
-from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
+from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderCallCode, ProviderError
 from globesms.models.base import Model
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.receipts import StatusAnswer, StatusQueryFailed
@@ -250,7 +250,7 @@ def outcomes_from_response(messages: Sequence[OutboundSms], http_status: int, bo
     except ValidationError:
         error = ProviderError(
             category_for_unreadable_response(http_status),
-            "MALFORMED_RESPONSE",
+            ProviderCallCode.MALFORMED_RESPONSE,
             f"HTTP {http_status}: not a SendMultiGlobalSms response",
             http_status,
         )
@@ -278,7 +278,10 @@ def outcomes_from_statuses(
                 status = positional
         if status is None:
             error = ProviderError(
-                ErrorCategory.UNKNOWN_OUTCOME, "MISSING_RESULT", "no status for this recipient", http_status
+                ErrorCategory.UNKNOWN_OUTCOME,
+                ProviderCallCode.MISSING_RESULT,
+                "no status for this recipient",
+                http_status,
             )
             outcomes.append(SendOutcome(message.message_id, error=error))
         else:
@@ -293,7 +296,9 @@ def _outcome(message: OutboundSms, status: wire.SendMultiStatus, request_id: str
         return SendOutcome(message.message_id, error=error, extra=extra)
     if not status.serial_no:
         # Sent, but without the id receipts are keyed on: record it as unknown rather than pretend either way.
-        error = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "MISSING_SERIAL_NO", "Ok without a SerialNo", http_status)
+        error = ProviderError(
+            ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.MISSING_SERIAL_NO, "Ok without a SerialNo", http_status
+        )
         return SendOutcome(message.message_id, error=error, extra=extra)
     return SendOutcome(
         message.message_id, provider_message_id=status.serial_no, segments=status.fee or None, extra=extra

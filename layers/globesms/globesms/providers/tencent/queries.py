@@ -18,6 +18,7 @@ from typing import Final
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
+from globesms.errors import ProviderCallCode
 from globesms.models.base import Model
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import DeliveryReport, StatusAnswer, StatusQueryFailed
@@ -97,7 +98,9 @@ def pulled_statuses(http_status: int, body: bytes) -> list[PulledStatus]:
     try:
         result = _Envelope.model_validate_json(body).response
     except ValidationError as exc:
-        raise StatusQueryFailed("MALFORMED_RESPONSE", f"HTTP {http_status}: {describe(exc, most=1)}") from None
+        raise StatusQueryFailed(
+            ProviderCallCode.MALFORMED_RESPONSE, f"HTTP {http_status}: {describe(exc, most=1)}"
+        ) from None
     if result.error is not None:
         raise StatusQueryFailed(result.error.code, result.error.message)
     return list(result.pull_sms_send_status_set or [])
