@@ -305,3 +305,58 @@ def test_a_takeover_that_cannot_move_what_the_dead_dispatcher_noted_as_moved_set
     record = store.messages["B.00000"]
     assert (record.status, record.error_code) == (Status.SENDING, DispatchCode.DISPATCH_INTERRUPTED)
     assert [p.purpose for p in queues.sent[T]] == ["settle"]
+
+
+def big_template_pack(n: int = 200) -> DispatchPack:
+    """Tencent → Alibaba NOTIFY templates whose rendered texts are long: the moved recipients fill Alibaba packs by
+    bytes, not by count, so the history steps' size decides where a pack ends."""
+    contents = [
+        {"type": "NOTIFY", "template_id": "1800308", "template_ref": "login", "route": ["tencent", "aliyun"],
+         "template_params": {"code": f"{i:04d}" + "x" * 700, "minutes": "5"}}
+        for i in range(n)
+    ]  # fmt: skip
+    recipients = [{"id": f"B.{i:05d}", "to": f"+85251234{i:03d}", "c": i} for i in range(n)]
+    return DispatchPack.model_validate(
+        {"pack_id": "B:tencent:0", "batch_id": "B", "provider": "tencent",
+         "created_at": "2026-11-26T09:59:00.000000Z", "contents": contents, "recipients": recipients}
+    )  # fmt: skip
+
+
+def test_a_failover_splits_into_the_same_packs_whatever_the_reasons() -> None:
+    from globesms.dispatch.failover import REASON_BYTES, reroute
+
+    pack = big_template_pack()
+    moved = range(len(pack.recipients))
+    short = reroute(pack, moved, reasons={}, now=NOW, templates=REGISTRY)
+    long_code = "FailedOperation." + "Z" * 200  # longer than any code a provider is known to send
+    long = reroute(pack, moved, reasons=dict.fromkeys(moved, long_code), now=NOW, templates=REGISTRY)
+
+    def split(packs: list[DispatchPack]) -> list[tuple[str, list[str]]]:
+        return [(p.pack_id, [r.id for r in p.recipients]) for p in packs]
+
+    assert len(short.packs[A]) > 1 and split(short.packs[A]) == split(long.packs[A])
+    steps = [(r.history or [])[-1]["error_code"] for p in long.packs[A] for r in p.recipients]
+    assert {len(code) for code in steps} == {REASON_BYTES - 2} and steps[0] == long_code[: REASON_BYTES - 2]
+
+
+def test_a_takeover_queues_a_failovers_packs_with_the_dead_dispatchers_recipients() -> None:
+    """The dead holder moved a pack's recipients (config error: its reason in each history step) and died after
+    SQS took the first failover pack. The takeover moves them again under the same ids without the reasons: the
+    packs used to split elsewhere, so one id held other recipients in each copy (some never sent, some twice)."""
+    pack, claims, store = big_template_pack(), MemoryClaims(), MemoryStore()
+    config = ProviderError(ErrorCategory.CONFIG, "AuthFailure.UnauthorizedOperation", "not authorized", 200)
+
+    class DiesAfterFirstPack(MemoryQueues):
+        def send_packs(self, provider, packs, *, delay_seconds=0):  # type: ignore[no-untyped-def]
+            self.sent[provider].append(packs[0])
+            raise RuntimeError("died after the first call")
+
+    dying = DiesAfterFirstPack()
+    with pytest.raises(RuntimeError):
+        run(pack, ScriptedProvider(T, 200, answer=lambda m: config), claims=claims, queues=dying, store=store)
+    [first] = dying.sent[A]
+    later = MemoryQueues()
+    run(pack, ScriptedProvider(T, 200), claims=claims, queues=later, store=store, now=NOW + timedelta(minutes=5))
+    again = {p.pack_id: [r.id for r in p.recipients] for p in later.sent[A]}
+    assert len(again) > 1 and again[first.pack_id] == [r.id for r in first.recipients]
+    assert sorted(i for ids in again.values() for i in ids) == [r.id for r in pack.recipients]
