@@ -7,6 +7,7 @@ import pytest
 
 from globesms.dispatch.service import DispatchDeps, DispatchPolicies, Recorders, dead_letter_unbuilt, dispatch_pack
 from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeAction, UnknownOutcomePolicy
+from globesms.domain.provider_limits import PACK_BYTES_BUDGET, SQS_MESSAGE_BYTES
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.packs import DispatchPack
@@ -232,3 +233,75 @@ def test_a_receipt_after_the_fail_policy_settled_the_message_is_kept_in_its_hist
     assert (result.applied, result.held, result.webhooks) == (1, 0, [])
     assert (kept.status, kept.error_code) == (Status.FAILED, EXPIRED_CODE)
     assert (kept.events or [])[-1]["status"] == "DELIVERED"
+
+
+def full_batch_pack(n: int = 1000) -> DispatchPack:
+    """A full Alibaba batch pack, as accept packs it (within its 200 KB budget)."""
+    batch = "01JDEXAMPLEBATCH0000000001"
+    content = {"type": "NOTIFY", "text": "Your parcel is on its way", "sender_id": "Acme", "route": ["aliyun"]}
+    recipient = {"c": 0, "country": "HK", "segments": 1, "price": "0.0400", "cost": "0.0400"}
+    return DispatchPack.model_validate(
+        {"pack_id": f"{batch}:aliyun:0", "batch_id": batch, "provider": "aliyun", "owner": "key-1",
+         "created_at": "2026-11-26T09:59:00.000000Z", "currency": "USD", "contents": [content],
+         "recipients": [{"id": f"{batch}.{i:05d}", "to": f"+8525123{i:04d}", **recipient} for i in range(n)]}
+    )  # fmt: skip
+
+
+class SqsSized(MemoryQueues):
+    """Refuses a body over SQS's limit, as SQS does."""
+
+    def send_packs(self, provider, packs, *, delay_seconds=0):  # type: ignore[no-untyped-def]
+        if any(len(p.model_dump_json(exclude_none=True).encode()) > SQS_MESSAGE_BYTES for p in packs):
+            raise RuntimeError("SQS refused a pack: message too long")
+        super().send_packs(provider, packs, delay_seconds=delay_seconds)
+
+
+def test_the_resend_of_a_full_batch_pack_is_split_into_packs_sqs_takes() -> None:
+    """With the resend step (~150 bytes a recipient), the resend of a full pack was one pack over SQS's 256 KiB:
+    refused at every receive of the settle pack, which never settled anybody (1,000 SENDING for good)."""
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.queues = SqsSized()
+    batch = full_batch_pack()
+    assert len(batch.model_dump_json(exclude_none=True).encode()) <= PACK_BYTES_BUDGET
+    world.dispatch(batch, ScriptedProvider(answer=lambda m: TIMEOUT), NOW)
+    world.dispatch(world.take(), ScriptedProvider(), NOW + timedelta(seconds=901))  # the settle pack
+    resends = world.queues.sent.pop("aliyun")  # type: ignore[call-overload]
+    assert [p.pack_id for p in resends] == [f"{batch.pack_id}.u.s", f"{batch.pack_id}.u.s2"]
+    assert all(len(p.model_dump_json(exclude_none=True).encode()) <= PACK_BYTES_BUDGET for p in resends)
+    assert [r.id for p in resends for r in p.recipients] == [r.id for r in batch.recipients]
+    provider = ScriptedProvider()
+    for resend in resends:
+        world.dispatch(resend, provider, NOW + timedelta(seconds=905))
+    assert sum(len(call) for call in provider.calls) == 1000
+    assert {m.status for m in world.store.messages.values()} == {Status.SUBMITTED}
+
+
+def test_a_repeated_settle_queues_each_resend_pack_id_with_the_same_recipients_or_fewer() -> None:
+    """The split is of the settle pack's recipients, whichever are resent: a repeat after a receipt settled some
+    (their records no longer SENDING) must not move others into another pack id, which may have gone out already."""
+    from globesms.dispatch.unknown_outcomes import resend_packs
+
+    settle = full_batch_pack().model_copy(update={"pack_id": "B:aliyun:0.u", "purpose": "settle"})
+    everyone = {r.id for r in settle.recipients}
+    first = {p.pack_id: [r.id for r in p.recipients] for p in resend_packs(settle, everyone, now=NOW)}
+    fewer = everyone - {r.id for r in settle.recipients[:300]}
+    again = {p.pack_id: [r.id for r in p.recipients] for p in resend_packs(settle, fewer, now=NOW)}
+    assert len(first) == 2 and set(again) <= set(first)
+    assert all(set(ids) <= set(first[pack_id]) for pack_id, ids in again.items())
+    assert sorted(i for ids in again.values() for i in ids) == sorted(fewer)
+
+
+def test_a_receipt_that_settled_a_message_of_a_second_resend_pack_keeps_it_from_being_sent() -> None:
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    batch = full_batch_pack()
+    world.dispatch(batch, ScriptedProvider(answer=lambda m: TIMEOUT), NOW)
+    world.dispatch(world.take(), ScriptedProvider(), NOW + timedelta(seconds=901))
+    second = world.queues.sent["aliyun"][1]  # type: ignore[index]
+    assert second.pack_id.endswith(".u.s2")
+    settled = second.recipients[0].id
+    record = world.store.messages[settled]
+    world.store.messages[settled] = record.model_copy(update={"status": Status.DELIVERED, "version": 9})
+    provider = ScriptedProvider()
+    world.dispatch(second, provider, NOW + timedelta(seconds=905))
+    assert settled not in {m.message_id for call in provider.calls for m in call}
+    assert world.store.messages[settled].status is Status.DELIVERED

@@ -13,7 +13,8 @@ queues the very same packs again, and the claims send each of them once:
   takes too: `PackClaims.take_hold`), so its records name it (`held_key`, written when the hold starts);
 - `<id>.f:<provider>:<n>`: recipients failed over to the next provider of their route (`failover.reroute`);
 - `<id>.u`: unknown outcomes, to settle after the window (`unknown_outcomes.settle_pack`);
-- `<id>.s`: unknown outcomes sent once more, under the policy `resend` (`unknown_outcomes.settle`).
+- `<id>.s`, `<id>.s2`...: unknown outcomes sent once more, under the policy `resend`, split to fit the packing
+  budget (`unknown_outcomes.resend_packs`).
 
 Delays: a retry pack waits `retry_delay` (exponential backoff with full jitter); a deferred pack the delay the
 rate limits worked out (`rate_limits.defer_delay`); a quiet pack until the first of its recipients may go (at most

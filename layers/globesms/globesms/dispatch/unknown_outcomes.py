@@ -8,9 +8,9 @@ receipt came) is settled by the policy (`GLOBESMS_UNKNOWN_OUTCOME_POLICY`):
 - `fail` (the default): FAILED with category `unknown_outcome` and code `UNKNOWN_OUTCOME_EXPIRED`. Nothing is sent
   twice; the customer hears a final status and may send again knowingly. A receipt that comes later is still
   kept in the message's history, but does not change its final status.
-- `resend`: sent once more through the same provider (a new pack, its history saying why); if that outcome is
-  unknown again, the message fails as above. This may text somebody twice — for traffic where a missing message
-  is worse than a repeated one.
+- `resend`: sent once more through the same provider (new packs within the packing budget, `resend_packs`, its
+  history saying why); if that outcome is unknown again, the message fails as above. This may text somebody
+  twice — for traffic where a missing message is worse than a repeated one.
 Messages that a receipt moved on in the meantime are left alone, and every write is conditional on the version the
 settling dispatcher read, so a receipt that arrives at the same moment wins. The resend pack reads its messages
 again before it is sent (`settled_resends`): one a receipt settled while it waited on the queue is not sent.
@@ -19,16 +19,17 @@ again before it is sent (`settled_resends`): one a receipt settled while it wait
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from globesms.domain.clock import iso
 from globesms.domain.history import RESEND_AFTER_UNKNOWN_OUTCOME_STEP, HistoryStep, has_step
+from globesms.domain.provider_limits import PACK_BYTES_BUDGET
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
-from globesms.models.packs import DispatchPack
+from globesms.models.packs import DispatchPack, PackRecipient
 from globesms.models.records import MessageRecord
 from globesms.ports import MessageStore, PackQueues, ReceiptStore, WebhookQueue
 from globesms.webhooks.events import queue_status_events
@@ -38,9 +39,9 @@ EXPIRED_CODE = DispatchCode.UNKNOWN_OUTCOME_EXPIRED
 MAX_DELAY_SECONDS = 900
 EXPIRED_STEP = "unknown-outcome-expired"
 _SAVE_TRIES = 3
-#: A resend pack's id (`settle`: `<settle pack id>.s`, the settle pack's `<id>.u`), or one derived from it (batch
-#: ids hold no dots).
-_RESEND_PACK = re.compile(r"\.u\.s(\.|$)")
+#: A resend pack's id (`resend_packs`: `<settle pack id>.s`, `.s2`..., the settle pack's `<id>.u`), or one derived
+#: from it (batch ids hold no dots).
+_RESEND_PACK = re.compile(r"\.u\.s[0-9]*(\.|$)")
 
 
 class UnknownOutcomeAction(StrEnum):
@@ -113,17 +114,7 @@ def settle(
     ]
     to_fail = [current[r.id] for r in waiting if r not in resend]
     if resend:
-        stamp = iso(now)
-        step = HistoryStep(RESEND_AFTER_UNKNOWN_OUTCOME_STEP, Status.SENDING, EXPIRED_CODE, stamp).to_item()
-        again = pack.model_copy(
-            update={
-                "pack_id": f"{pack.pack_id}.s",
-                "purpose": "send",
-                "settle_after": None,
-                "recipients": [r.model_copy(update={"history": [*(r.history or []), step]}) for r in resend],
-            }
-        )
-        queues.send_packs(pack.provider, [again])
+        queues.send_packs(pack.provider, resend_packs(pack, {r.id for r in resend}, now=now))
     failed = [done for record in to_fail if (done := _expire(receipts, record, now, policy)) is not None]
     # With those an earlier attempt of this settle pack expired: it may have stopped before it queued their events
     # (it queues them after its writes). Their ids are stable, so a receiver drops what it had already.
@@ -141,11 +132,48 @@ def settle(
     )
 
 
+def resend_packs(pack: DispatchPack, resent: Collection[str], *, now: datetime) -> list[DispatchPack]:
+    """The settle pack's recipients whose ids are `resent`, each with the resend step in its history, as packs of at
+    most PACK_BYTES_BUDGET bytes: `<settle pack id>.s`, then `.s2`, `.s3`... (the step, ~150 bytes a recipient, took
+    a full pack of 1,000 past SQS's 256 KiB: SQS refused it at every receive and none was ever settled). The split is
+    of all the settle pack's recipients, as if every one were resent: a repeat of the settle, after a receipt
+    settled some meanwhile, queues each pack id again with the same recipients or fewer, never others."""
+    step = HistoryStep(RESEND_AFTER_UNKNOWN_OUTCOME_STEP, Status.SENDING, EXPIRED_CODE, iso(now)).to_item()
+    stepped = [r.model_copy(update={"history": [*(r.history or []), step]}) for r in pack.recipients]
+    packs: list[DispatchPack] = []
+    for n, group in enumerate(_within_budget(pack, stepped)):
+        chosen = [r for r in group if r.id in resent]
+        if chosen:
+            packs.append(_resend_pack(pack, n, chosen))
+    return packs
+
+
+def _resend_pack(pack: DispatchPack, n: int, recipients: list[PackRecipient]) -> DispatchPack:
+    suffix = "" if n == 0 else str(n + 1)  # the first keeps the id a resend had before it was split
+    update = {"pack_id": f"{pack.pack_id}.s{suffix}", "purpose": "send", "settle_after": None, "recipients": recipients}
+    return pack.model_copy(update=update)
+
+
+def _within_budget(pack: DispatchPack, recipients: list[PackRecipient]) -> list[list[PackRecipient]]:
+    """`recipients`, in order, in groups whose resend pack's JSON (as a queue carries it) fits PACK_BYTES_BUDGET."""
+    empty = len(_resend_pack(pack, len(recipients), []).model_dump_json(exclude_none=True).encode())
+    groups: list[list[PackRecipient]] = [[]]
+    size = empty
+    for recipient in recipients:
+        extra = len(recipient.model_dump_json(exclude_none=True).encode()) + 1  # and its comma
+        if groups[-1] and size + extra > PACK_BYTES_BUDGET:
+            groups.append([])
+            size = empty
+        groups[-1].append(recipient)
+        size += extra
+    return groups
+
+
 def settled_resends(pack: DispatchPack, store: MessageStore) -> set[int]:
-    """The positions of a resend pack's recipients (`<id>.u.s`, or a pack it was deferred, retried or failed over
-    into) whose record left SENDING since `settle` queued it: a receipt settled the first send meanwhile (or an
-    early UNDELIVERED one moved it to the next provider). They are neither sent again (that would text the person
-    twice) nor recorded (a receipt's status is never overwritten). One read, for a resend pack only: a receipt
+    """The positions of a resend pack's recipients (`<id>.u.s`, `<id>.u.s2`..., or a pack it was deferred, retried or
+    failed over into) whose record left SENDING since `settle` queued it: a receipt settled the first send meanwhile
+    (or an early UNDELIVERED one moved it to the next provider). They are neither sent again (that would text the
+    person twice) nor recorded (a receipt's status is never overwritten). One read, for a resend pack only: a receipt
     failover's own pack (`<message id>.resend`) carries the resend step too, but its record is QUEUED by design."""
     resends = _resend_positions(pack)
     return settled_among(pack, store.get_messages([pack.recipients[i].id for i in resends]) if resends else {})
