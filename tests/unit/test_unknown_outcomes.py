@@ -305,3 +305,17 @@ def test_a_receipt_that_settled_a_message_of_a_second_resend_pack_keeps_it_from_
     world.dispatch(second, provider, NOW + timedelta(seconds=905))
     assert settled not in {m.message_id for call in provider.calls for m in call}
     assert world.store.messages[settled].status is Status.DELIVERED
+
+
+def test_a_settle_pack_hopping_through_a_long_window_counts_its_unknown_outcomes_only_once() -> None:
+    """`RecipientsUnknownOutcome` counts a message when its outcome becomes unknown (`timed_out`: 1). Each 900 s hop
+    of the settle pack counted it again: with a window of 45 minutes, 3 for one message, and the alarm on it too."""
+    world = World(UnknownOutcomePolicy(window_seconds=2700))
+    settle = timed_out(world)
+    for hop in (1, 2):
+        summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=900 * hop + 1))
+        assert (summary.unknown, summary.expired) == (0, 0)
+        settle = world.take()
+    assert world.store.messages["B.00001"].status is Status.SENDING
+    summary = world.dispatch(settle, ScriptedProvider(), NOW + timedelta(seconds=2701))
+    assert (summary.unknown, summary.expired) == (0, 1)

@@ -214,7 +214,9 @@ def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> 
         # Early (a window longer than SQS's longest delay, or a redelivery): back on the queue for the rest of it.
         deps.queues.send_packs(pack.provider, [pack], delay_seconds=min(MAX_DELAY_SECONDS, wait))
         deps.claims.release(pack.pack_id)
-        return DispatchSummary(submitted=0, failed=0, unknown=len(pack.recipients))
+        # Nothing new: its unknown outcomes were counted where they became unknown (`RecipientsUnknownOutcome`), not
+        # again at each hop.
+        return DispatchSummary(submitted=0, failed=0, unknown=0)
     settled = settle(
         pack,
         store=deps.store,
