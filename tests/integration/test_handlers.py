@@ -346,6 +346,17 @@ def test_a_forged_receipt_token_is_refused_and_nothing_is_read(
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
 
 
+def test_a_callback_path_no_route_matches_is_a_404_in_the_refusal_shape(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context
+) -> None:
+    request = event("receipts_forged_token")
+    request.update(path='/v1/receipts/aliyun/a"b', pathParameters=None)  # API Gateway hands over the decoded path
+    response = load_handler("receipts").lambda_handler(request, lambda_context)
+    assert response["statusCode"] == 404
+    error = json.loads(response["body"])["error"]
+    assert (error["code"], error["message"]) == ("NOT_FOUND", "no receipts or replies endpoint at this path")
+
+
 def test_an_unreadable_receipt_body_is_400_not_a_retry_loop(stack, load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for name, value in RECEIPT_TOKENS.items():
         monkeypatch.setenv(name, value)
