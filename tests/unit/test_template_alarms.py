@@ -39,6 +39,7 @@ from local.template import (
     load_raw_template,
     resolve,
 )
+from tools import redrive
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = (ROOT / "layers", ROOT / "functions")
@@ -716,3 +717,23 @@ def test_dashboard_expressions_read_ids_of_their_widget(dashboard: dict[str, Any
         for row in rows:
             if isinstance(row, dict):
                 assert expression_ids(row["expression"]) <= ids, (widget["properties"]["title"], row)
+
+
+def test_every_queue_a_runbook_redrives_is_an_output_redrive_finds_on_a_deployed_stack() -> None:
+    """On a stack CloudFormation knows, `make redrive QUEUE=<logical id>` finds the queue through the stack's
+    outputs only (`tools.redrive.resolve_queue`): a runbook naming a queue without an `<id>Url` output fails."""
+    raw = load_raw_template()
+    texts = [json.dumps(raw), *(path.read_text() for path in (ROOT / "docs").glob("*.md"))]
+    named = {name for text in texts for name in re.findall(r"QUEUE=([A-Za-z]+)", text)}
+    assert "ReleaseDeadLetterQueue" in named  # the scan reads the alarms' runbooks
+    outputs = {key: f"https://sqs.example/{key}" for key in raw["Outputs"]}
+
+    class DeployedStack:
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
+            return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
+
+    for name in sorted(named):
+        assert (
+            redrive.resolve_queue(name, stack="globesms-prod", sqs=None, cloudformation=DeployedStack())
+            == (outputs[f"{name}Url"])
+        ), name
