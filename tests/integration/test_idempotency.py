@@ -241,6 +241,68 @@ def test_the_same_key_with_another_body_is_409_and_writes_nothing(stack, load_ha
     assert json.loads(post(api, lambda_context, BODY, "k-2")["body"]) == json.loads(first["body"])
 
 
+# A provider's own template id (not in the registry: sent to Tencent as the values in the order given) and the
+# registered `example-otp` (each provider gets its params by name, in its own order), each with its params written
+# in two orders.
+OWN = {"to": ["+85251234567"], "template": {"id": "1234567", "params": {"a": "111", "b": "5"}}}
+OWN_SWAPPED = {"to": ["+85251234567"], "template": {"id": "1234567", "params": {"b": "5", "a": "111"}}}
+REGISTERED = {"to": ["+85251234567"], "template": {"id": "example-otp", "params": {"code": "111", "minutes": "5"}}}
+REGISTERED_SWAPPED = {
+    "to": ["+85251234567"],
+    "template": {"id": "example-otp", "params": {"minutes": "5", "code": "111"}},
+}
+
+
+def test_a_provider_templates_params_in_another_order_are_another_body(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    """Powertools compares payloads with their keys sorted: a provider's own template's params reordered (another
+    message: the values go out in the order given) were taken for the same body and answered with the first
+    body's answer, sending nothing."""
+    api = load_handler("send_api")
+    first = post(api, lambda_context, OWN, "k-own")
+    assert first["statusCode"] == 202, first["body"]
+    [pack] = drain_packs(stack)
+    assert list(pack["contents"][0]["template_params"].values()) == ["111", "5"]
+    other = post(api, lambda_context, OWN_SWAPPED, "k-own")
+    assert other["statusCode"] == 409, other["body"]
+    assert json.loads(other["body"])["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    again = post(api, lambda_context, OWN, "k-own")
+    assert json.loads(again["body"]) == json.loads(first["body"])
+
+
+def test_a_registered_templates_params_in_another_order_are_the_same_body(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """Within the key's 24 h a replay; and a retry after an attempt that failed after queueing resumes its batch
+    (the batch id hashed the params in the order written: a second batch, everybody texted twice)."""
+    from globesms.aws.dynamodb_store import DynamoDBMessageStore
+
+    api = load_handler("send_api")
+    first = post(api, lambda_context, REGISTERED, "k-registered")
+    assert first["statusCode"] == 202, first["body"]
+    replay = post(api, lambda_context, REGISTERED_SWAPPED, "k-registered")
+    assert replay["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert json.loads(replay["body"]) == json.loads(first["body"])
+    drain_packs(stack)
+
+    finish = DynamoDBMessageStore.finish_batch
+    calls = {"n": 0}
+
+    def fails_once(self, batch):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("throttled after queueing")
+        return finish(self, batch)
+
+    monkeypatch.setattr(DynamoDBMessageStore, "finish_batch", fails_once)
+    with pytest.raises(RuntimeError):
+        post(api, lambda_context, REGISTERED, "k-retried")
+    first_packs = drain_packs(stack)
+    retry = post(api, lambda_context, REGISTERED_SWAPPED, "k-retried")
+    assert retry["statusCode"] == 202, retry["body"]
+    assert len(batch_ids(stack)) == 2  # the first key's batch and this one's: no third
+    assert sorted(p["pack_id"] for p in drain_packs(stack)) == sorted(p["pack_id"] for p in first_packs)
+
+
 def test_without_a_key_each_request_is_a_batch(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     api = load_handler("send_api")
     first = post(api, lambda_context, BODY, None)

@@ -24,10 +24,11 @@ from typing import Any, NoReturn, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
+from globesms.accept.canonical import body_hash, idempotency_payload
 from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress, Outcome
 from globesms.accept.planning import expiry
 from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
-from globesms.accept.service import BatchIdConflict, accept, body_hash
+from globesms.accept.service import BatchIdConflict, accept
 from globesms.domain.clock import iso
 from globesms.domain.ids import keyed_batch_id, sqs_batch_id
 from globesms.errors import RefusalCode
@@ -120,8 +121,8 @@ def accept_intake(
     try:
         if envelope.idempotency_key is None or run_once is None:
             return IntakeOutcome(work(), replayed=False)
-        # What the key stands for: the batch id the body names (or none) and the specs, as validated.
-        payload = {"batch_id": envelope.batch_id, "specs": [spec.model_dump(mode="json") for spec in specs]}
+        # What the key stands for: the batch id the body names (or none) and the specs, compared as `accept.canonical`.
+        payload = {"batch_id": envelope.batch_id, "specs": idempotency_payload(specs)}
         outcome = run_once(scope=IDEMPOTENCY_SCOPE, key=envelope.idempotency_key, payload=payload, work=work)
         return IntakeOutcome(outcome.answer, outcome.replayed)
     except BatchDoneBefore as done:  # a body delivered (or sent) again: its batch stands, nothing sent again

@@ -15,7 +15,6 @@ written (`resume.py`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Collection, Sequence
@@ -24,6 +23,7 @@ from decimal import Decimal
 
 from globesms import collector
 from globesms.accept import resume
+from globesms.accept.canonical import body_hash
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.planning import AcceptPlan, expiry, pack_plan, plan_batch
 from globesms.accept.queries import batch_messages, effective_status
@@ -93,11 +93,6 @@ def _beyond_retention(spec: MessageSpec, ahead: timedelta, retention_days: int) 
     )
 
 
-def body_hash(specs: Sequence[MessageSpec]) -> str:
-    canonical = "\n".join(spec.model_dump_json() for spec in specs)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @collector.paused_during
 def accept(
     specs: Sequence[MessageSpec],
@@ -120,7 +115,10 @@ def accept(
     `accepting_until`: when this invocation is stopped at the latest (its deadline); no other accept resumes the
     batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
     clock = now
-    now, resumed = _planning_time(store, specs, batch_id, now, new_batch_id=new_batch_id, days=retention_days)
+    digest = body_hash(specs)  # once: the template registry it reads may be reloaded meanwhile
+    now, resumed = _planning_time(
+        store, specs, batch_id, now, new_batch_id=new_batch_id, days=retention_days, body=digest
+    )
     stored = [] if resumed is None else batch_messages(store, batch_id)  # what a stopped attempt wrote
     lease = _lease(accepting_until)
     if resumed is not None and resume.all_written(resumed, stored):
@@ -135,7 +133,7 @@ def accept(
     plan = _guarded(plan, rules, otp, ledger, first=first, batch_id=batch_id, owner=owner, now=now, days=retention_days)
     settle_after = resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock)
     header = _header(
-        specs, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
+        digest, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
     )
     if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
@@ -159,7 +157,7 @@ def accept(
 
 
 def _header(
-    specs: Sequence[MessageSpec],
+    digest: str,
     batch_id: str,
     source: str,
     now: datetime,
@@ -175,7 +173,7 @@ def _header(
         source="sqs" if source == "sqs" else "api",
         state="ACCEPTING",
         created_at=iso(now),
-        body_hash=body_hash(specs),
+        body_hash=digest,
         expires_at=expiry(now, days),
         owner=owner,
         accepting_until=lease,
@@ -369,13 +367,20 @@ def _lease(accepting_until: datetime | None) -> int | None:
 
 
 def _planning_time(
-    store: MessageStore, specs: Sequence[MessageSpec], batch_id: str, now: datetime, *, new_batch_id: bool, days: int
+    store: MessageStore,
+    specs: Sequence[MessageSpec],
+    batch_id: str,
+    now: datetime,
+    *,
+    new_batch_id: bool,
+    days: int,
+    body: str,
 ) -> tuple[datetime, BatchRecord | None]:
     """When this accept plans as of, and the header of the stopped attempt it resumes, if any: `now` for new work
     (its send_at checked), the first attempt's time when resuming an accept that stopped half way. Raises before
     anything is counted: BATCH_ID_CONFLICT, BatchDoneBefore (done before: nothing to write, count or send again), or
     BatchInProgress (the attempt may still be running)."""
-    found = None if new_batch_id else _existing(store, batch_id, body_hash(specs))
+    found = None if new_batch_id else _existing(store, batch_id, body)
     if found is None:
         check_send_at(specs, now, days)
         return now, None

@@ -7,8 +7,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.accept import idempotency
+from globesms.accept.canonical import body_hash, idempotency_payload
 from globesms.accept.quote import quote
-from globesms.accept.service import accept, body_hash
+from globesms.accept.service import accept
 from globesms.api.routers import new_router, owner
 from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
@@ -97,9 +98,11 @@ def _accept_once(specs: list[MessageSpec], idempotency_key: str) -> tuple[Accept
     """Idempotent on the key alone (per API key), validated against the body: the same key with another body is
     refused, and a refusal (413) is not kept as the key's answer."""
     scope = f"api:{router.current_event.request_context.identity.api_key_id or ''}"
-    payload = [spec.model_dump(mode="json") for spec in specs]
-    # The batch id follows from the key and body: an attempt that died after queueing, before its answer was kept,
-    # is resumed by the next one (same records, same packs), not sent again as a new batch.
+    # The payload checked and the batch id are one form of the body (`accept.canonical`): a body the key's check
+    # takes for the same request names the same batch. The batch id follows from the key and body: an attempt that
+    # died after queueing, before its answer was kept, is resumed by the next one (same records, same packs), not
+    # sent again as a new batch.
+    payload = idempotency_payload(specs)
     batch_id = keyed_batch_id(scope, idempotency_key, body_hash(specs))
     outcome = idempotency.run_once(
         scope=scope, key=idempotency_key, payload=payload, work=lambda: _accept(specs, batch_id)
