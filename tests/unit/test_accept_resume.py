@@ -602,3 +602,49 @@ def test_a_resume_keeps_the_owner_the_batch_was_accepted_for(monkeypatch) -> Non
     releases = MemorySpendReleases()
     release_unsent(releases, [r.model_copy(update={"status": Status.FAILED}) for r in store.messages.values()])
     assert {scope for _month, scope in releases.given_back} == {"all", "key:intake-a"}
+
+
+def test_a_resume_counts_the_written_records_against_the_reservation_whatever_the_otp_guard_says(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The resume's OTP chunk changed (SG refused by a permission since), so the guard screened the written OTP
+    records again and refused them (counted by the first attempt). They left the spend's order, fresh recipients
+    took their slots of the reservation, and they were put back: 102 recipients written for 100 reserved, past the
+    spend limit."""
+    from decimal import Decimal
+
+    from globesms.guardrails import gate, otp_guard
+    from globesms.guardrails.limits import LimitsDoc
+    from globesms.guardrails.permissions import PermissionsDoc
+    from globesms.guardrails.prices import current_prices
+    from tests.unit.test_otp_guard import MemoryOtpCounters
+
+    limits = LimitsDoc.model_validate({"version": 1, "monthly_spend": "4.40", "otp_velocity": {"per_hour": 1}})
+
+    def rules(otp_allow: list[str] | None) -> gate.Rules:
+        permissions = {"version": 1, **({"types": {"OTP": {"allow": otp_allow}}} if otp_allow else {})}
+        return gate.Rules(current_prices(), PermissionsDoc.model_validate(permissions), limits)
+
+    body = [
+        MessageSpec.model_validate({"to": [*HK[:2], SG[0]], "text": "code 1", "type": "OTP"}),
+        MessageSpec.model_validate({"to": HK[2:102], "text": "hello"}),  # Alibaba, 0.044 each: 100 fit
+    ]
+    account, store = MemoryAccount(), StopsWriting(keep=2)
+    guard = otp_guard.OtpGuard(MemoryOtpCounters())
+
+    def attempt() -> AcceptResponse:
+        return accept(
+            body, batch_id="B1", source="sqs", now=NOW, retention_days=90, store=store, queues=MemoryQueues(),
+            ledger=account, otp=guard,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    monkeypatch.setattr(gate, "current_rules", lambda: rules(None))
+    with pytest.raises(Stopped):
+        attempt()
+    assert account.ledger.held["B1"] == 100 and sorted(store.messages) == ["B1.00000", "B1.00001"]
+    monkeypatch.setattr(gate, "current_rules", lambda: rules(["HK"]))  # OTP to SG no longer allowed
+
+    answer = attempt()
+
+    written = list(store.messages.values())
+    assert len(written) == answer.accepted == 100
+    assert {"B1.00000", "B1.00001"} <= set(store.messages)  # written, they stand
+    assert sum(Decimal(r.cost) for r in written if r.cost) <= Decimal("4.40")

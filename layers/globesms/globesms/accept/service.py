@@ -213,11 +213,13 @@ def _guarded(
 ) -> AcceptPlan:
     """The plan less the recipients the OTP guard and the spend limits refuse (docs/guardrails.md). `first`: records
     the spend limits take before the others, in index order each (a batch reserves once: a resume gets the count the
-    stopped attempt reserved, which then covers the records it wrote before any it did not)."""
+    stopped attempt reserved, which then covers the records it wrote before any it did not). They are counted
+    whatever the OTP guard says this time: written, they stand, so they take their slots of the reservation."""
+    written = [r for r in plan.records if r.id in first]
     if otp is not None:  # before spend: a recipient held here reserves nothing
         plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
     if ledger is not None:
-        records = sorted(plan.records, key=lambda r: r.id not in first) if first else plan.records
+        records = [*written, *(r for r in plan.records if r.id not in first)] if first else plan.records
         held_back = gate.hold_spend(
             ledger, records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days)
         )
