@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger, counter_key
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
+from globesms.guardrails.ports import HeldForAnotherBody
 from tests.integration.racing import child_main, moto_messages_table, race_in_child
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -38,6 +41,22 @@ def test_a_request_keeps_the_prefix_that_fits_and_a_retry_of_the_batch_keeps_the
     assert spend.reserve(ledger, request("b2", [Decimal("2")]), limits("8")) == (0, False)  # 7 + 2 > 8
     assert spend.reserve(ledger, request("b3", [Decimal("1")]), limits("8")) == (1, False)  # exactly the limit
     assert spend.peek(ledger, request("b4", [Decimal("0.01")]), limits("8")) == 0
+
+
+def test_a_batchs_reservation_is_its_bodys_alone(stack) -> None:  # type: ignore[no-untyped-def]
+    """Two bodies naming one batch id at once: the second found the first's marker and took its count as its own.
+    The marker names its body: the same body finds it, another is told the batch id holds another body's."""
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    mine = spend.Request(batch_id="o7", owner=None, costs=[CENT4], now=NOW, expires_at=1_900_000_000, body="a")
+    assert spend.reserve(ledger, mine, limits()) == (1, False)
+    other = spend.Request(batch_id="o7", owner=None, costs=[CENT4] * 10, now=NOW, expires_at=1_900_000_000, body="b")
+    with pytest.raises(HeldForAnotherBody):
+        spend.reserve(ledger, other, limits())
+    assert spend.reserve(ledger, mine, limits()) == (1, False)  # a retry of the body that reserved
+    assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: CENT4}
+    # A marker written before markers named their body is taken as the retry's, as it always was.
+    assert spend.reserve(ledger, request("old", [CENT4]), limits()) == (1, False)
+    assert spend.reserve(ledger, request("old", [CENT4] * 3), limits()) == (1, False)
 
 
 def test_the_key_limit_and_the_deployment_limit_both_hold(stack) -> None:  # type: ignore[no-untyped-def]

@@ -648,3 +648,46 @@ def test_a_resume_counts_the_written_records_against_the_reservation_whatever_th
     assert len(written) == answer.accepted == 100
     assert {"B1.00000", "B1.00001"} <= set(store.messages)  # written, they stand
     assert sum(Decimal(r.cost) for r in written if r.cost) <= Decimal("4.40")
+
+
+def test_a_body_never_takes_the_spend_reservation_another_body_made_under_its_batch_id(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two intake bodies naming one batch id, accepted at once: A reserves, then B (another consumer) runs before A
+    writes its header. The reservation marker was keyed by batch id alone, so B took A's (1 recipient) as its own:
+    9 of its 10 refused SPEND_LIMIT_REACHED with no limit configured, and A refused BATCH_ID_CONFLICT, its
+    reservation never given back. The marker names its body: B is refused BATCH_ID_CONFLICT, A goes on."""
+    from decimal import Decimal
+
+    from globesms.accept.service import BatchIdConflict
+
+    account = MemoryAccount()
+    first = [MessageSpec.model_validate({"to": HK[:1], "text": "first body"})]
+    second = [MessageSpec.model_validate({"to": HK[1:11], "text": "second body"})]
+    outcomes: list[object] = []
+
+    class Racing(MemoryStore):
+        raced = False
+
+        def begin_batch(self, batch):  # type: ignore[no-untyped-def]
+            if not self.raced:  # A has reserved; B, received by another consumer, runs now
+                self.raced = True
+                try:
+                    outcomes.append(attempt(second))
+                except BatchIdConflict as exc:
+                    outcomes.append(exc)
+            return super().begin_batch(batch)
+
+    store = Racing()
+
+    def attempt(body: list[MessageSpec]) -> AcceptResponse:
+        return accept(
+            body, batch_id="order-7", source="sqs", now=NOW, retention_days=90, store=store, queues=MemoryQueues(),
+            ledger=account,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    answer = attempt(first)
+
+    assert isinstance(outcomes[0], BatchIdConflict)
+    assert (answer.accepted, answer.rejected) == (1, 0) and store.batches["order-7"].accepted == 1
+    written = sum((Decimal(r.cost) for r in store.messages.values() if r.cost), Decimal(0))
+    assert set(store.messages) == {"order-7.00000"} and written > 0
+    assert account.ledger.counters[("all", "2026-11")] == written  # A's reservation, A's records

@@ -22,7 +22,7 @@ from globesms.guardrails.documents import (
 )
 from globesms.guardrails.limits import LimitsDoc
 from globesms.guardrails.permissions import PermissionsDoc
-from globesms.guardrails.ports import Hold
+from globesms.guardrails.ports import HeldForAnotherBody, Hold
 from globesms.guardrails.prices import PriceTableDoc, current_prices, money
 from globesms.models.api import MessageSpec
 from globesms.models.outbound import MessageType, ProviderName
@@ -33,16 +33,20 @@ HK, SG, GB = "+85251234567", "+6591234567", "+447400123456"
 
 
 class MemoryLedger:
-    """The SpendLedger contract, in memory: all-or-nothing, a batch reserves once."""
+    """The SpendLedger contract, in memory: all-or-nothing, a batch reserves once, for the body it reserved for."""
 
     def __init__(self) -> None:
         self.counters: dict[tuple[str, str], Decimal] = {}
         self.held: dict[str, int] = {}
+        self.bodies: dict[str, str | None] = {}
         self.calls = 0
 
     def try_reserve(self, hold: Hold) -> int | None:
         self.calls += 1
         if hold.batch_id in self.held:
+            body = self.bodies.get(hold.batch_id)
+            if body is not None and hold.body is not None and body != hold.body:
+                raise HeldForAnotherBody(hold.batch_id)
             return self.held[hold.batch_id]
         for scope, limit in hold.limits.items():
             if hold.amount and self.counters.get((scope, hold.month), Decimal(0)) + hold.amount > limit:
@@ -51,6 +55,7 @@ class MemoryLedger:
             key = (scope, hold.month)
             self.counters[key] = self.counters.get(key, Decimal(0)) + hold.amount
         self.held[hold.batch_id] = hold.count
+        self.bodies[hold.batch_id] = hold.body
         return hold.count
 
     def spent(self, month: str, scopes: Collection[str]) -> dict[str, Decimal]:

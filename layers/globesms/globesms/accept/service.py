@@ -30,7 +30,7 @@ from globesms.accept.queries import batch_messages, effective_status
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.guardrails import gate, otp_guard
-from globesms.guardrails.ports import SpendAccount
+from globesms.guardrails.ports import HeldForAnotherBody, SpendAccount
 from globesms.guardrails.release import release_unwritten
 from globesms.models.api import MessageSpec
 from globesms.models.errors import RecipientError
@@ -116,9 +116,7 @@ def accept(
     batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
     clock = now
     digest = body_hash(specs)  # once: the template registry it reads may be reloaded meanwhile
-    now, resumed = _planning_time(
-        store, specs, batch_id, now, new_batch_id=new_batch_id, days=retention_days, body=digest
-    )
+    now, resumed = _planning_time(store, specs, digest, batch_id, now, new_batch_id=new_batch_id, days=retention_days)
     stored = [] if resumed is None else batch_messages(store, batch_id)  # what a stopped attempt wrote
     lease = _lease(accepting_until)
     if resumed is not None and resume.all_written(resumed, stored):
@@ -130,7 +128,9 @@ def accept(
     if stored:  # the guards see the records the stopped attempt screened, first for the spend it reserved
         plan = _with_stored(plan, stored)
     first = {r.id for r in stored}
-    plan = _guarded(plan, rules, otp, ledger, first=first, batch_id=batch_id, owner=owner, now=now, days=retention_days)
+    plan = _guarded(
+        plan, rules, otp, ledger, first=first, batch_id=batch_id, body=digest, owner=owner, now=now, days=retention_days
+    )
     settle_after = resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock)
     header = _header(
         digest, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
@@ -207,6 +207,7 @@ def _guarded(
     *,
     first: Collection[str],
     batch_id: str,
+    body: str,
     owner: str | None,
     now: datetime,
     days: int,
@@ -214,15 +215,20 @@ def _guarded(
     """The plan less the recipients the OTP guard and the spend limits refuse (docs/guardrails.md). `first`: records
     the spend limits take before the others, in index order each (a batch reserves once: a resume gets the count the
     stopped attempt reserved, which then covers the records it wrote before any it did not). They are counted
-    whatever the OTP guard says this time: written, they stand, so they take their slots of the reservation."""
+    whatever the OTP guard says this time: written, they stand, so they take their slots of the reservation. Raises
+    BatchIdConflict when the batch id holds another body's reservation (two bodies naming it at once: the other
+    reserved first, and its header is yet to be written)."""
     written = [r for r in plan.records if r.id in first]
     if otp is not None:  # before spend: a recipient held here reserves nothing
         plan = _screen_otp(otp, plan, rules, batch_id=batch_id, owner=owner, now=now)
     if ledger is not None:
         records = [*written, *(r for r in plan.records if r.id not in first)] if first else plan.records
-        held_back = gate.hold_spend(
-            ledger, records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days)
-        )
+        try:
+            held_back = gate.hold_spend(
+                ledger, records, rules, batch_id=batch_id, owner=owner, now=now, expires_at=expiry(now, days), body=body
+            )
+        except HeldForAnotherBody:
+            raise BatchIdConflict(batch_id) from None
         plan = _without(plan, held_back, batch_id) if held_back else plan
     return plan
 
@@ -371,17 +377,18 @@ def _lease(accepting_until: datetime | None) -> int | None:
 def _planning_time(
     store: MessageStore,
     specs: Sequence[MessageSpec],
+    body: str,
     batch_id: str,
     now: datetime,
     *,
     new_batch_id: bool,
     days: int,
-    body: str,
 ) -> tuple[datetime, BatchRecord | None]:
     """When this accept plans as of, and the header of the stopped attempt it resumes, if any: `now` for new work
     (its send_at checked), the first attempt's time when resuming an accept that stopped half way. Raises before
-    anything is counted: BATCH_ID_CONFLICT, BatchDoneBefore (done before: nothing to write, count or send again), or
-    BatchInProgress (the attempt may still be running)."""
+    anything is counted: BATCH_ID_CONFLICT (the header holds another body than `body`, the specs' digest),
+    BatchDoneBefore (done before: nothing to write, count or send again), or BatchInProgress (the attempt may still
+    be running)."""
     found = None if new_batch_id else _existing(store, batch_id, body)
     if found is None:
         check_send_at(specs, now, days)

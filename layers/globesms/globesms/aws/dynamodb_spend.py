@@ -2,11 +2,12 @@
 
 Counters: `pk = S#<scope>#<YYYY-MM>`, `sk = $month`, holding `spent` (a decimal number: DynamoDB numbers are exact
 decimals) and `expires_at` (TTL, a year on). A batch's reservation: `pk = B#<batch_id>`, `sk = $spend` (in the
-batch's own partition, beside its header; every query of messages reads `M#...` only), holding `count` and
-`amount`. Reserving is one TransactWriteItems: put the marker if absent, and `ADD spent :amount` to each counter,
-under `spent <= limit - amount` where the scope has a limit. DynamoDB applies it all or nothing, serialised
-against every other writer of those items, so concurrent accepts can never together cross a limit, and a batch
-reserves at most once.
+batch's own partition, beside its header; every query of messages reads `M#...` only), holding `count`, `amount`
+and `body` (the digest of the body it was made for: another body naming the batch id never takes it). Reserving is
+one TransactWriteItems: put the marker if absent, and `ADD spent :amount` to each counter, under
+`spent <= limit - amount` where the scope has a limit. DynamoDB applies it all or nothing, serialised against every
+other writer of those items, so concurrent accepts can never together cross a limit, and a batch reserves at most
+once.
 
 A release (a recipient that never reached a provider) is one TransactWriteItems per up to RELEASE_CHUNK recipients:
 a marker per message, `pk = B#<batch_id>`, `sk = $release#<seq>`, put only if absent, and `ADD spent -:amount` to
@@ -30,7 +31,7 @@ from botocore.exceptions import ClientError
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed
-from globesms.guardrails.ports import Hold, Reservation
+from globesms.guardrails.ports import HeldForAnotherBody, Hold, Reservation
 from globesms.models.records import split_message_id
 
 MARKER_SK = "$spend"
@@ -78,7 +79,7 @@ class DynamoDBSpendLedger:
                     raise
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
-                return self._held(hold.batch_id)
+                return self._held(hold)
             if "ConditionalCheckFailed" in reasons:
                 return None
             if attempt < CONFLICT_RETRIES:  # TransactionConflict (or no reasons given): the same items were busy
@@ -96,6 +97,8 @@ class DynamoDBSpendLedger:
         }
         if hold.scopes:  # whose counters it was added to: a release of its rest gives back to those (the owner may
             marker["scopes"] = {"SS": sorted(set(hold.scopes))}  # differ on a resume: GLOBESMS_INTAKE_OWNER)
+        if hold.body is not None:
+            marker["body"] = {"S": hold.body}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
         ]
@@ -118,9 +121,15 @@ class DynamoDBSpendLedger:
             items.append({"Update": update})
         return items
 
-    def _held(self, batch_id: str) -> int:
-        item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True)["Item"]
-        return int(item["count"]["N"])
+    def _held(self, hold: Hold) -> int:
+        """The count the batch's marker holds, if it is this body's (one written before markers named their body
+        is taken as this body's)."""
+        item = self._client().get_item(TableName=self._table, Key=marker_key(hold.batch_id), ConsistentRead=True)
+        marker = item["Item"]
+        body = marker.get("body", {}).get("S")
+        if body is not None and hold.body is not None and body != hold.body:
+            raise HeldForAnotherBody(hold.batch_id)
+        return int(marker["count"]["N"])
 
     def reservation(self, batch_id: str) -> Reservation | None:
         item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True).get("Item")

@@ -113,13 +113,15 @@ def hold_spend(
     now: datetime,
     expires_at: int,
     dry_run: bool = False,
+    body: str | None = None,
 ) -> list[RecipientError]:
     """Reserves the cost of the first recipients that fit (`dry_run`: only works out how many would); returns the
-    refusals of the others. Nothing priced and no limit: no reservation, no request."""
+    refusals of the others. Nothing priced and no limit: no reservation, no request. `body`: the digest of the body
+    reserved for (raises HeldForAnotherBody when the batch id holds another body's reservation)."""
     costs = _costs(records)
     if not rules.limits.any_spend_limit and not any(costs):
         return []
-    request = spend.Request(batch_id=batch_id, owner=owner, costs=costs, now=now, expires_at=expires_at)
+    request = spend.Request(batch_id=batch_id, owner=owner, costs=costs, now=now, expires_at=expires_at, body=body)
     if dry_run:
         return _spend_refusals(records[spend.peek(ledger, request, rules.limits) :], rules, owner)
     kept, busy = spend.reserve(ledger, request, rules.limits)

@@ -13,7 +13,8 @@ from typing import NamedTuple, Protocol
 @dataclass(frozen=True)
 class Hold:
     """One request's reservation: `count` recipients (the first ones, in request order) costing `amount`, against
-    each scope's counter of `month` ("YYYY-MM"); `limits` gives the scopes that have a limit."""
+    each scope's counter of `month` ("YYYY-MM"); `limits` gives the scopes that have a limit. `body`: the digest of
+    the body it is for (`accept.canonical.body_hash`), kept with the batch's marker."""
 
     batch_id: str
     month: str
@@ -22,13 +23,25 @@ class Hold:
     scopes: Collection[str]
     limits: Mapping[str, Decimal]
     expires_at: int
+    body: str | None = None
+
+
+class HeldForAnotherBody(Exception):
+    """The batch id's reservation was made for another body (two bodies naming one batch id at once): not this
+    one's to take. Nothing was written."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id} holds a spend reservation for another body")
+        self.batch_id = batch_id
 
 
 class SpendLedger(Protocol):
     def try_reserve(self, hold: Hold) -> int | None:
         """Atomically: add `hold.amount` to every scope's counter, each limited scope only if it stays within its
         limit, and mark the batch as holding `hold.count` recipients. Returns the count the batch holds (this one,
-        or an earlier attempt's: a batch reserves once), or None when a limit would be crossed (nothing written)."""
+        or an earlier attempt's of the same body: a batch reserves once), or None when a limit would be crossed
+        (nothing written). Raises HeldForAnotherBody when the batch's marker names another `body` (a marker that
+        names none, written before markers did, is taken as this body's)."""
         ...
 
     def spent(self, month: str, scopes: Collection[str]) -> dict[str, Decimal]:

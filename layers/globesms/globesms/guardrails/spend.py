@@ -5,7 +5,8 @@ One reservation per request, not per recipient: the first try reserves the whole
 only when a limit would be crossed are the counters read (one read) and the longest prefix of the recipients, in
 request order, that fits is reserved (one more write), again conditionally. A race lost to another writer means a
 re-read and a smaller prefix, never an overspend. The recipients past the prefix are refused with
-`SPEND_LIMIT_REACHED`. A batch reserves once: a retried accept of the same batch finds its earlier reservation.
+`SPEND_LIMIT_REACHED`. A batch reserves once: a retried accept of the same batch finds its earlier reservation, and
+an accept of another body under the same batch id finds one that is not its own (`HeldForAnotherBody`).
 
 A request whose every try is lost to other writers (the counters are one item per scope and month, and transactions
 on one item at the same moment cancel each other: docs/scale.md, "DynamoDB: the spend counters") reserves nothing
@@ -74,6 +75,7 @@ class Request:
     costs: Sequence[Decimal]
     now: datetime
     expires_at: int
+    body: str | None = None  # the digest of the body it is for: another body's reservation is never taken
 
 
 class Reserved(NamedTuple):
@@ -99,6 +101,7 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserve
             scopes=scopes_of(request.owner),
             limits=limited,
             expires_at=request.expires_at,
+            body=request.body,
         )
         held = ledger.try_reserve(hold)
         if held is not None:
