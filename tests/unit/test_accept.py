@@ -68,6 +68,25 @@ def test_an_otp_number_repeated_in_any_spec_is_sent_once() -> None:
     assert [m.id for m in result.messages] == ["B1.00000", "B1.00003", "B1.00004"]
 
 
+def test_a_refused_recipient_does_not_make_a_later_one_to_its_number_a_duplicate() -> None:
+    # The number was counted as seen before its route and content were checked: an OTP refused NO_ROUTE (free text
+    # to +86) made the valid one after it a DUPLICATE_RECIPIENT, and the number got no code at all.
+    store, queues = MemoryStore(), MemoryQueues()
+    cn = "+8613800138000"
+    otp_template = {"id": "1234567", "params": {"code": "123456"}}
+    result = run(
+        [
+            spec(to=cn, text="Your code is 123456", type="OTP"),
+            MessageSpec.model_validate({"to": cn, "template": otp_template, "type": "OTP"}),
+            MessageSpec.model_validate({"to": cn, "template": otp_template, "type": "OTP"}),
+        ],
+        store,
+        queues,
+    )
+    assert [(e.index, e.code) for e in result.errors] == [(0, "NO_ROUTE"), (2, "DUPLICATE_RECIPIENT")]
+    assert [m.id for m in result.messages] == ["B1.00001"]
+
+
 def test_templates_route_to_tencent_and_mainland_to_huawei() -> None:
     store, queues = MemoryStore(), MemoryQueues()
     template = {"id": "1234567", "params": {"code": "123456"}}
