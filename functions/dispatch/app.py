@@ -76,6 +76,9 @@ def _deps_or_dead_letter(pack: DispatchPack, *, last_attempt: bool, calls_end_by
     try:
         return _deps(calls_end_by)
     except Exception as exc:
+        # Nothing was sent, so no provider metric says so: this one has its alarm (<provider>-dispatcher-not-built).
+        metrics.add_metric(name="DispatchersNotBuilt", unit=MetricUnit.Count, value=1)
+        logger.exception("the dispatcher could not be built (its provider's secret, GLOBESMS_RATE_LIMITS)")
         if last_attempt:
             try:
                 dead_letter_unbuilt(pack, _recorders(), exc, now=utc_now())

@@ -119,6 +119,22 @@ def test_a_pack_dead_lettered_on_its_last_receive_reports_what_it_recorded(  # t
     assert not [line for line in lines if "PacksRetried" in line["values"]]
 
 
+def test_a_dispatcher_that_cannot_be_built_says_so_for_its_alarm(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing is sent, so no provider metric moves: <provider>-dispatcher-not-built reads this one.
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+
+    def unreadable() -> ScriptedProvider:
+        raise ValueError("secret globesms/tencent must be a JSON object")
+
+    dispatch._provider = unreadable
+    request = tencent_event(2)
+    response, lines = invoked(dispatch, request, lambda_context, capsys)
+    assert response["batchItemFailures"]  # SQS delivers it again
+    assert value(lines, "DispatchersNotBuilt", TENCENT) == 1
+
+
 def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
 ) -> None:
