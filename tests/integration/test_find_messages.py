@@ -67,7 +67,8 @@ def test_messages_are_found_by_client_ref_and_by_number_page_by_page(
     assert seen == ids
 
     assert "Scan" not in dynamodb_calls
-    assert {"Query", "BatchGetItem"} >= set(dynamodb_calls)
+    # A page with a next one keeps its position under a token (PutItem); following it reads it (GetItem).
+    assert {"Query", "BatchGetItem", "PutItem", "GetItem"} >= set(dynamodb_calls)
 
 
 @pytest.mark.parametrize(
@@ -107,6 +108,41 @@ def test_a_lookup_by_number_logs_the_number_masked(api: InProcessApi, caplog: py
     (found,) = [r for r in caplog.records if r.getMessage() == "messages found"]
     assert (found.by, found.value, found.found) == ("to", "+852******67", 1)  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if "5123456" in str(vars(r))]
+
+
+def test_a_cursor_tells_nothing_of_another_api_keys_messages(load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    """The next page's position is the last index entry read, which may be another key's message to the number (the
+    page leaves it out): handed out as such, it named that key's batch id and time."""
+    other_key = "key-b-value-0123456789"
+    api = InProcessApi(
+        load_handler("send_api").lambda_handler, lambda_context, {"GLOBESMS_API_KEYS": f"key-b={other_key}"}
+    )
+    send(api, {"to": "+85251234567", "text": "mine", "client_ref": "order-1"})
+    theirs = api.call("POST", "/v1/messages", body={"to": "+85251234567", "text": "theirs"}, key=other_key)
+    assert theirs.status == 202, theirs.body
+    page = api.call("GET", "/v1/messages", query="to=%2B85251234567&limit=1").json()
+    assert page["messages"] == [] and page["next"] is not None  # key-b's message is the newest: read, left out
+    cursor = page["next"]
+    assert len(cursor) == 22  # a token: it names nothing (a base64 JSON key before, of key-b's batch and time)
+    mine = api.call("GET", "/v1/messages", query=f"to=%2B85251234567&limit=1&after={cursor}").json()
+    assert [m["client_ref"] for m in mine["messages"]] == ["order-1"]
+
+
+def test_an_expired_or_unknown_cursor_is_refused(api: InProcessApi, stack: Any) -> None:
+    send(api, {"to": ["+85251234567", "+6591234567"], "text": "one", "client_ref": "order-7"})
+    cursor = api.call("GET", "/v1/messages", query="client_ref=order-7&limit=1").json()["next"]
+    stack.dynamodb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": f"C#{cursor}"}, "sk": {"S": "#"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},  # TTL deletes it within days, not at once
+    )
+    for after in (cursor, "A" * 22):
+        answer = api.call("GET", "/v1/messages", query=f"client_ref=order-7&after={after}")
+        assert answer.status == 422
+        assert answer.json()["error"]["fields"] == [
+            {"field": "query.after", "rule": "the cursor has expired or was never given: start again without `after`"}
+        ]
 
 
 def test_a_cursor_with_an_empty_key_is_refused_not_handed_to_dynamodb(api: InProcessApi) -> None:

@@ -4,21 +4,27 @@
 - `Recipient`: `to` (E.164; only message items have it: batch headers, claims, counters and held receipts do not),
   sorted by `created_at`.
 
-A page is one Query of the index (newest first) and one BatchGetItem of the records and their batch headers. The
-cursor is the Query's LastEvaluatedKey, base64url JSON; one that is malformed or names another lookup is refused.
+A page is one Query of the index (newest first) and one BatchGetItem of the records and their batch headers.
+
+The cursor is opaque: a random token naming an item (`C#<token>`) that keeps the Query's LastEvaluatedKey and the
+lookup it belongs to for a day. The LastEvaluatedKey itself is the last index entry read, which may be another API
+key's message (the owner filter runs on the records, `accept.queries.find_messages`): handed out, it told its
+batch id, its time and that it was sent to this number. One PutItem for a page that has a next one, one GetItem to
+follow it. A cursor that is malformed, unknown, expired or names another lookup is refused.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import re
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
-from globesms.aws.message_items import HEADER_SK, batch_from_item, batch_pk, message_from_item
+from globesms.aws.message_items import HEADER_SK, batch_from_item, message_from_item
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.ports import InvalidCursor, MessageLookup
 
@@ -26,10 +32,24 @@ INDEXES = {"client_ref": "ClientRef", "to": "Recipient"}
 SORT_KEY = "created_at"
 
 
+#: A page's cursor item: `C#<token>`, a partition of its own (never a batch's `B#`, so the status counts pass it).
+CURSOR_PK_PREFIX = "C#"
+#: How long a cursor can be followed: a client pages through a lookup in minutes.
+CURSOR_TTL_SECONDS = 24 * 3600
+CURSOR_TOKEN_BYTES = 16  # 128 random bits: not to be guessed
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
 class DynamoDBMessageFinder:
-    def __init__(self, table_name: str, client_factory: Callable[[], Any] = clients.dynamodb) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client_factory: Callable[[], Any] = clients.dynamodb,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._table = table_name
         self._client = client_factory
+        self._clock = clock
 
     def find_messages(
         self, lookup: MessageLookup, *, limit: int, cursor: str | None
@@ -44,13 +64,41 @@ class DynamoDBMessageFinder:
             "Limit": limit,
         }
         if cursor is not None:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, lookup)
+            kwargs["ExclusiveStartKey"] = self._position(cursor, lookup)
         response = self._client().query(**kwargs)
         keys = [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
         records, batches = self._read(keys)
         ordered = [records[(k["pk"]["S"], k["sk"]["S"])] for k in keys if (k["pk"]["S"], k["sk"]["S"]) in records]
         last = response.get("LastEvaluatedKey")
-        return ordered, batches, encode_cursor(last) if last and len(keys) == limit else None
+        return ordered, batches, self._cursor(lookup, last) if last and len(keys) == limit else None
+
+    def _cursor(self, lookup: MessageLookup, last_evaluated_key: dict[str, Any]) -> str:
+        """A new token for the position after `last_evaluated_key` (kept, never handed out)."""
+        token = secrets.token_urlsafe(CURSOR_TOKEN_BYTES)
+        position = {name: value["S"] for name, value in sorted(last_evaluated_key.items())}
+        self._client().put_item(
+            TableName=self._table,
+            # No `to` or `client_ref` attribute: the item stays out of the sparse indexes it pages.
+            Item={
+                **cursor_key(token),
+                "lookup_field": {"S": lookup.field},
+                "lookup_value": {"S": lookup.value},
+                "position": {"S": json.dumps(position, separators=(",", ":"))},
+                "expires_at": {"N": str(int(self._clock()) + CURSOR_TTL_SECONDS)},
+            },
+        )
+        return token
+
+    def _position(self, cursor: str, lookup: MessageLookup) -> dict[str, Any]:
+        """The ExclusiveStartKey a token names. Raises InvalidCursor."""
+        if not _TOKEN.fullmatch(cursor):
+            raise InvalidCursor()
+        item = self._client().get_item(TableName=self._table, Key=cursor_key(cursor), ConsistentRead=True).get("Item")
+        if item is None or int(item["expires_at"]["N"]) <= self._clock():  # TTL deletes within days, not at once
+            raise InvalidCursor("the cursor has expired or was never given: start again without `after`")
+        if (item["lookup_field"]["S"], item["lookup_value"]["S"]) != (lookup.field, lookup.value):
+            raise InvalidCursor("the cursor belongs to another query")
+        return {name: {"S": value} for name, value in json.loads(item["position"]["S"]).items()}
 
     def _read(self, keys: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], MessageRecord], dict[str, BatchRecord]]:
         """The records (a record removed by TTL since the Query is left out) and the headers of their batches."""
@@ -67,22 +115,5 @@ class DynamoDBMessageFinder:
         return records, batches
 
 
-def encode_cursor(last_evaluated_key: dict[str, Any]) -> str:
-    plain = {name: value["S"] for name, value in sorted(last_evaluated_key.items())}
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, lookup: MessageLookup) -> dict[str, Any]:
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise InvalidCursor() from None
-    expected = {lookup.field, SORT_KEY, "pk", "sk"}
-    # Non-empty strings: DynamoDB refuses an empty key value in ExclusiveStartKey (a ValidationException, a 5xx).
-    if not (
-        isinstance(plain, dict) and set(plain) == expected and all(isinstance(v, str) and v for v in plain.values())
-    ):
-        raise InvalidCursor()
-    if plain[lookup.field] != lookup.value or not plain["pk"].startswith(batch_pk("")):
-        raise InvalidCursor("the cursor belongs to another query")
-    return {name: {"S": value} for name, value in plain.items()}
+def cursor_key(token: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{CURSOR_PK_PREFIX}{token}"}, "sk": {"S": "#"}}
