@@ -115,19 +115,8 @@ def test_an_attempt_that_failed_after_queueing_is_resumed_by_the_retry_not_sent_
     """The first attempt queues its packs, then fails before its answer is kept (its idempotency record is
     released): the client's retry with the same key resumes the same batch — the same records and pack ids, which
     the dispatchers' claims send once — instead of accepting a second batch."""
-    from globesms.aws.dynamodb_store import DynamoDBMessageStore
-
     api = load_handler("send_api")
-    finish = DynamoDBMessageStore.finish_batch
-    calls = {"n": 0}
-
-    def fails_once(self, batch):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("throttled after queueing")
-        return finish(self, batch)
-
-    monkeypatch.setattr(DynamoDBMessageStore, "finish_batch", fails_once)
+    finish_fails_once(monkeypatch)
     with pytest.raises(RuntimeError):
         post(api, lambda_context, BODY, "order-42-retry")
     first_packs = drain_packs(stack)
@@ -274,8 +263,6 @@ def test_a_registered_templates_params_in_another_order_are_the_same_body(  # ty
 ) -> None:
     """Within the key's 24 h a replay; and a retry after an attempt that failed after queueing resumes its batch
     (the batch id hashed the params in the order written: a second batch, everybody texted twice)."""
-    from globesms.aws.dynamodb_store import DynamoDBMessageStore
-
     api = load_handler("send_api")
     first = post(api, lambda_context, REGISTERED, "k-registered")
     assert first["statusCode"] == 202, first["body"]
@@ -284,16 +271,7 @@ def test_a_registered_templates_params_in_another_order_are_the_same_body(  # ty
     assert json.loads(replay["body"]) == json.loads(first["body"])
     drain_packs(stack)
 
-    finish = DynamoDBMessageStore.finish_batch
-    calls = {"n": 0}
-
-    def fails_once(self, batch):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("throttled after queueing")
-        return finish(self, batch)
-
-    monkeypatch.setattr(DynamoDBMessageStore, "finish_batch", fails_once)
+    finish_fails_once(monkeypatch)
     with pytest.raises(RuntimeError):
         post(api, lambda_context, REGISTERED, "k-retried")
     first_packs = drain_packs(stack)
@@ -531,3 +509,19 @@ def test_a_redriven_intake_body_is_accepted_as_the_batch_of_its_first_message_id
         assert intake.lambda_handler(forged, lambda_context) == {"batchItemFailures": []}
     own = ["sqs-00000000-0000-0000-0000-000000000009", "sqs-00000000-0000-0000-0000-000000000010"]
     assert batch_ids(stack) == [first, *own]
+
+
+def finish_fails_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next accept fails after queueing its packs, before its answer is kept (its idempotency record released)."""
+    from globesms.aws.dynamodb_store import DynamoDBMessageStore
+
+    finish = DynamoDBMessageStore.finish_batch
+    calls = {"n": 0}
+
+    def fails_once(self, batch):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("throttled after queueing")
+        return finish(self, batch)
+
+    monkeypatch.setattr(DynamoDBMessageStore, "finish_batch", fails_once)
