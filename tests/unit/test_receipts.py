@@ -21,6 +21,7 @@ from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import DeliveryReport, EchoRange, HeldReceipts
 from globesms.models.records import MessageRecord
+from globesms.providers.huawei import receipts as huawei_receipts
 from globesms.providers.tencent import receipts as tencent
 from globesms.receipts.apply import PushResult, apply_held_receipts, record_push
 from globesms.receipts.failover import resend_pack
@@ -810,3 +811,49 @@ def test_a_wrong_number_report_held_first_shadows_the_genuine_receipt() -> None:
     apply_held_receipts(store, [sent], NOW)
     assert second.duplicates == 0, "the genuine receipt was taken for a repeat of the wrong-number one"
     assert store.messages["B.00000"].status is Status.DELIVERED
+
+
+# ---- an echo that reaches two calls' messages to one number (Huawei's interleaved calls) ----
+
+INTERLEAVED = ("+6591234567", "+6591234567", "+6598765432", "+6598765432")  # call 1: .00000 .00002; call 2: the rest
+
+
+def interleaved(status: Status) -> MemoryStore:
+    """A pack of two specs texting the same two numbers: Huawei's calls carry one message per number each, and a
+    call's echo (`extend`) is its first id, so call 2's (B.00001) reaches B.00002, call 1's."""
+    store = MemoryStore()
+    for i, to in enumerate(INTERLEAVED):
+        store.messages[f"B.{i:05d}"] = message(status=status, pmid=None, id=f"B.{i:05d}", to=to)
+    return store
+
+
+def call_two_report(status: str) -> list[DeliveryReport]:
+    body = f"smsMsgId=pm-call2-Y&status={status}&extend=B.00001&to=%2B6598765432&updateTime=2026-12-06T12%3A00%3A00Z"
+    return huawei_receipts.parse_push(body.encode(), "application/x-www-form-urlencoded").reports
+
+
+def test_an_early_receipt_an_echo_cannot_tell_between_two_messages_reaches_the_right_one() -> None:
+    # Guessed, it was held for B.00002 (call 1's), whose provider id never matched: B.00003's DELIVRD was lost.
+    store = interleaved(Status.QUEUED)
+    pushed = record_push(call_two_report("DELIVRD"), store=store, now=NOW)
+    assert pushed.held + pushed.unmatched == 1  # held under its provider id
+    ids = {"B.00000": "pm-call1-X", "B.00001": "pm-call2-X", "B.00002": "pm-call1-Y", "B.00003": "pm-call2-Y"}
+    written = [
+        store.messages[i].model_copy(update={"status": Status.SUBMITTED, "provider_message_id": pmid})
+        for i, pmid in ids.items()
+    ]
+    store.put_messages(written)
+    apply_held_receipts(store, written, NOW)
+    assert {i: m.status for i, m in store.messages.items()} == {
+        "B.00000": Status.SUBMITTED,
+        "B.00001": Status.SUBMITTED,
+        "B.00002": Status.SUBMITTED,
+        "B.00003": Status.DELIVERED,
+    }
+
+
+def test_a_receipt_an_echo_cannot_tell_between_two_unknown_outcomes_is_applied_to_neither() -> None:
+    # Guessed, call 2's report was applied to B.00002, call 1's message: the two messages' outcomes swapped.
+    store = interleaved(Status.SENDING)
+    record_push(call_two_report("UNDELIV"), store=store, now=NOW)
+    assert {m.status for m in store.messages.values()} == {Status.SENDING}

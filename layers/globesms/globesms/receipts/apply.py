@@ -324,19 +324,22 @@ def same_number(reported: str, ours: str) -> bool:
 
 def _echoed(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
     """The message an echo and the report's number name. An echo names a range of one call's messages: only the
-    number tells which one is meant (a guessed echo without the right number names nobody). The number may be in
-    several calls of the batch (two specs of one request may both text it, a call never repeats it): the call's own
-    message is the first by id from the call's first id on, leaving out messages that cannot be this report's
-    (another provider's, or one carrying another provider id: sent by another call)."""
-    candidates = store.find_recipients(echo, report.to)
-    return next(
-        (
-            m
-            for m in candidates
-            if m.provider is report.provider and m.provider_message_id in (None, report.provider_message_id)
-        ),
-        None,
-    )
+    number tells which one is meant (a guessed echo without the right number names nobody). Messages that cannot be
+    this report's are left out (another provider's, or one carrying another provider id: sent by another call).
+    The number may be in several calls of the batch (two specs of one request may both text it; a call never
+    repeats it), and a range reaches past its call's own messages (Huawei's calls of a pack interleave, an echo
+    names its call's first id only): when two messages remain, neither with this report's provider id yet, which
+    one it is about is unknown, and it names none. It is then held under the provider id, which the dispatcher's
+    write gives the right one (`apply_held_receipts`); guessing held it for, or applied it to, the other."""
+    candidates = [
+        m
+        for m in store.find_recipients(echo, report.to)
+        if m.provider is report.provider and m.provider_message_id in (None, report.provider_message_id)
+    ]
+    named = [m for m in candidates if m.provider_message_id == report.provider_message_id]
+    if named:
+        return named[0]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _earlier_attempt(
