@@ -170,6 +170,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "TRANSPORT_ERROR",
         "MALFORMED_RESPONSE",
         "MISSING_RESULT",
+        "CONFLICTING_RESULTS",
         "MISSING_SERIAL_NO",
         "MISSING_SMS_MSG_ID",
         "MESSAGE_ID_LIST_MISMATCH",

@@ -239,6 +239,10 @@ class ProviderCallCode(_Code):
         "the provider's answer is not in its documented shape (not JSON, fields missing or of the wrong type)",
     )
     MISSING_RESULT = "MISSING_RESULT", "the provider's answer has no result for this recipient"
+    CONFLICTING_RESULTS = (
+        "CONFLICTING_RESULTS",
+        "the provider's answer has more than one result for this recipient: which one holds is unknown",
+    )
     MISSING_SERIAL_NO = "MISSING_SERIAL_NO", "Tencent answered Ok without a SerialNo, the id its receipts carry"
     MISSING_SMS_MSG_ID = (
         "MISSING_SMS_MSG_ID",

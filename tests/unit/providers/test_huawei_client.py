@@ -829,3 +829,13 @@ def test_the_batch_fast_path_prepares_what_the_message_by_message_path_does(
         patch.setattr(huawei_client, "_FEW", len(messages))  # every send is checked message by message
         slow = _prepared_or_refused(client, messages)
     assert fast == slow
+
+
+def test_a_number_the_answer_gives_twice_is_an_unknown_outcome() -> None:
+    # One entry accepted it (an smsMsgId), the other refused it: taken as the refusal, the last one, it was resent.
+    entry = {"originTo": "+6591234567", "from": "isms100000001", "createTime": "2024-05-06T07:08:09Z"}
+    result = [{**entry, "status": "000000", "smsMsgId": "acc-1"}, {**entry, "status": "E200015", "smsMsgId": "x"}]
+    answer = httpx.Response(200, json={"code": "000000", "description": "Success", "result": result})
+    [outcome] = make_client(Recorder(lambda request: answer)).send([sms("b1.00001", "+6591234567")])
+    assert outcome.error is not None
+    assert (outcome.error.category, outcome.error.code) == (ErrorCategory.UNKNOWN_OUTCOME, "CONFLICTING_RESULTS")

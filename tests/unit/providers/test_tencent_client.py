@@ -693,3 +693,31 @@ def test_the_whole_call_check_takes_long_ids_within_sessioncontexts_bytes() -> N
         messages = [message(0), message(1, message_id=message_id)]
         assert wire.all_valid(messages) is fits
         assert (wire.message_violation(messages[1]) is None) is fits
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code"),
+    [
+        # Two statuses for one recipient: accepted and refused. Taken as the refusal it was sent again; as the
+        # success, the refusal was dropped.
+        (
+            [
+                status(number="+60198890000", context="m0", serial="serial-accepted"),
+                status("LimitExceeded.DeliveryFrequencyLimit", number="+60198890000", context="m0", serial=""),
+            ],
+            "CONFLICTING_RESULTS",
+        ),
+        # Our SessionContext on a status about another number: not this recipient's.
+        (
+            [status("InvalidParameterValue.IncorrectPhoneNumber", number="+60111111111", context="m0", serial="")],
+            "MISSING_RESULT",
+        ),
+    ],
+)
+def test_a_status_that_cannot_be_this_recipients_alone_is_an_unknown_outcome(
+    statuses: list[dict[str, Any]], code: str
+) -> None:
+    answer = json_answer({"Response": {"SendMultiStatusSet": statuses, "RequestId": "r"}})
+    [outcome] = client_with(Recorder(answer)).send([message(0, to="+60198890000")])
+    assert outcome.error is not None
+    assert (outcome.error.category, outcome.error.code) == (ErrorCategory.UNKNOWN_OUTCOME, code)

@@ -571,7 +571,11 @@ def _outcomes(call: PreparedCall, messages: Sequence[OutboundSms], response: htt
 def _per_number_outcomes(
     call: PreparedCall, messages: Sequence[OutboundSms], answer: BatchSendDiffSmsResponse, http_status: int
 ) -> list[SendOutcome]:
-    by_number: dict[str, SmsId] = {_number_key(item.origin_to): item for item in answer.result or ()}
+    # A number the answer gives twice (a call never sends one twice) has contradictory results: None, unknown.
+    by_number: dict[str, SmsId | None] = {}
+    for item in answer.result or ():
+        key = _number_key(item.origin_to)
+        by_number[key] = None if key in by_number else item
     if answer.code == SUCCESS_CODE:
         # The call was accepted, so a number it does not mention may or may not be on its way.
         missing = ProviderError(
@@ -582,8 +586,13 @@ def _per_number_outcomes(
     outcomes = []
     for index in call.indices:
         message = messages[index]
-        item = by_number.get(_number_key(message.to))
-        outcomes.append(_number_outcome(message, item, call.extend, missing, http_status))
+        key = _number_key(message.to)
+        if key in by_number and by_number[key] is None:
+            code, text = ProviderCallCode.CONFLICTING_RESULTS, "number in result twice"
+            conflicting = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, code, text, http_status)
+            outcomes.append(SendOutcome(message.message_id, error=conflicting, extra={"extend": call.extend}))
+            continue
+        outcomes.append(_number_outcome(message, by_number.get(key), call.extend, missing, http_status))
     return outcomes
 
 

@@ -266,27 +266,38 @@ def outcomes_from_response(messages: Sequence[OutboundSms], http_status: int, bo
 def outcomes_from_statuses(
     messages: Sequence[OutboundSms], statuses: Sequence[wire.SendMultiStatus], request_id: str, http_status: int
 ) -> list[SendOutcome]:
-    """Match each recipient to its status by the echoed SessionContext (our message id); a status without one is
-    taken by position if it names the same number. A recipient left without a status may have been sent."""
-    by_context = {s.session_context: s for s in statuses if s.session_context}
+    """Match each recipient to its status by the echoed SessionContext (our message id) and its number; a status
+    without one is taken by position if it names the same number. A recipient left without a status may have been
+    sent; one given two statuses, or a status naming another number, has no outcome we can read either (taken as a
+    refusal it would be sent again, taken as a success it could be lost): unknown, for its receipt to settle."""
+    by_context: dict[str, wire.SendMultiStatus | None] = {}
+    for s in statuses:
+        if s.session_context:
+            by_context[s.session_context] = None if s.session_context in by_context else s
     outcomes = []
     for index, message in enumerate(messages):
-        status = by_context.get(message.message_id)
-        if status is None and index < len(statuses):
-            positional = statuses[index]
-            if not positional.session_context and positional.phone_number == message.to:
-                status = positional
+        if message.message_id in by_context:
+            status = by_context[message.message_id]
+            if status is None or status.phone_number != message.to:
+                code = ProviderCallCode.CONFLICTING_RESULTS if status is None else ProviderCallCode.MISSING_RESULT
+                outcomes.append(_unknown(message, code, "no status of its own for this recipient", http_status))
+                continue
+        else:
+            status = None
+            if index < len(statuses):
+                positional = statuses[index]
+                if not positional.session_context and positional.phone_number == message.to:
+                    status = positional
         if status is None:
-            error = ProviderError(
-                ErrorCategory.UNKNOWN_OUTCOME,
-                ProviderCallCode.MISSING_RESULT,
-                "no status for this recipient",
-                http_status,
-            )
-            outcomes.append(SendOutcome(message.message_id, error=error))
+            missing = ProviderCallCode.MISSING_RESULT
+            outcomes.append(_unknown(message, missing, "no status for this recipient", http_status))
         else:
             outcomes.append(_outcome(message, status, request_id, http_status))
     return outcomes
+
+
+def _unknown(message: OutboundSms, code: ProviderCallCode, text: str, http_status: int) -> SendOutcome:
+    return SendOutcome(message.message_id, error=ProviderError(ErrorCategory.UNKNOWN_OUTCOME, code, text, http_status))
 
 
 def _outcome(message: OutboundSms, status: wire.SendMultiStatus, request_id: str, http_status: int) -> SendOutcome:
