@@ -13,7 +13,7 @@ from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import MessageType, OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.ports import BreakerState, PlannedCall
+from globesms.ports import BreakerState, PlannedCall, Provider
 from tests.fakes import (
     MemoryBreakers,
     MemoryClaims,
@@ -784,3 +784,36 @@ def test_a_submitted_record_whose_deadline_entry_was_not_written_gets_one_after_
     assert record.status is Status.SUBMITTED and record.receipt_due_at is not None
     # the reconciler reads only the entries: without one the message is never checked
     assert store.deadlines, "no deadline entry lists the SUBMITTED message: it is never reconciled"
+
+
+def rotated_key_provider() -> Provider:
+    """The dispatcher's client for a key the provider refuses, its secret holding a new one it takes."""
+    from collections.abc import Mapping
+
+    from globesms.providers import ProviderClients
+    from tests.unit.providers.test_provider_clients import KeyedProvider, Secret
+
+    secret = Secret("revoked")
+
+    def build(name: ProviderName, env: Mapping[str, str]) -> Any:
+        return KeyedProvider(env["GLOBESMS_ALIYUN_ACCESS_KEY_ID"], {"rotated"})
+
+    provider = ProviderClients(ProviderName.ALIYUN, environment=secret.environment, build=build).current()
+    secret.stored = "rotated"
+    return provider
+
+
+@pytest.mark.parametrize("limited", [True, False])
+def test_a_rotated_key_sends_the_pack_with_the_new_key_counting_nothing_against_the_provider(limited: bool) -> None:
+    """The refusal for the old key is no failure of the provider (its breaker would open after five packs at a
+    rotation) nor of the messages (a last attempt recorded them FAILED): they go with the new key."""
+    from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS
+
+    store, breakers = MemoryStore(), MemoryBreakers()
+    breakers.states[ProviderName.ALIYUN] = BreakerState(failures=4)  # one more failed pack opens it
+    last = pack(3).model_copy(update={"pack_id": "B:aliyun:0.r4", "attempt": MAX_PACK_ATTEMPTS - 1})
+    limiter = MemoryRateLimiter({"SendMessageToGlobe": 10}) if limited else None
+    summary = run(last, rotated_key_provider(), store, breakers=breakers, limiter=limiter, last_attempt=True)
+    assert summary.submitted == 3
+    assert {m.status for m in store.messages.values()} == {Status.SUBMITTED}
+    assert breakers.states[ProviderName.ALIYUN] == BreakerState()  # an answered pack, not a fifth failed one

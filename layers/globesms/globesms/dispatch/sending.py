@@ -88,20 +88,35 @@ def send_all(provider: Provider, messages: Sequence[OutboundSms]) -> list[SendOu
     """One outcome per message, in input order. Each message is checked first (`Provider.check`): one that breaks
     a provider rule fails on its own with category `request` and the field and rule it broke, and only the others
     are sent, in calls of the provider's per-call cap. A call the client still refuses as a whole (a call-level
-    rule, such as a message id used twice in one call) fails its own messages the same way."""
+    rule, such as a message id used twice in one call) fails its own messages the same way. Messages refused for a
+    key renewed since (`CREDENTIALS_RENEWED`) are sent once more, with the new key: no limiter, no permit to keep
+    to (`send_within_limits` plans them again under permits of their own)."""
     outcomes: list[SendOutcome | None] = [None] * len(messages)
-    sendable = _checked(provider, messages, outcomes)
+    _send_chunks(provider, messages, _checked(provider, messages, outcomes), outcomes)
+    renewed = [i for i, o in enumerate(outcomes) if o is not None and _renewed(o)]
+    if renewed:
+        _send_chunks(provider, messages, renewed, outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _send_chunks(
+    provider: Provider, messages: Sequence[OutboundSms], positions: Sequence[int], outcomes: list[SendOutcome | None]
+) -> None:
     step = provider.max_recipients_per_call
-    for start in range(0, len(sendable), step):
-        positions = sendable[start : start + step]
-        chunk = [messages[index] for index in positions]
+    for start in range(0, len(positions), step):
+        chunk_positions = positions[start : start + step]
+        chunk = [messages[index] for index in chunk_positions]
         try:
             results = provider.send(chunk)
         except InvalidProviderRequest as exc:
             results = _refused(chunk, exc)
-        for index, outcome in zip(positions, results, strict=True):
+        for index, outcome in zip(chunk_positions, results, strict=True):
             outcomes[index] = outcome
-    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _renewed(outcome: SendOutcome) -> bool:
+    """Refused for a key renewed since (`providers.RefreshingProvider`): nothing was sent."""
+    return outcome.error is not None and outcome.error.code == DispatchCode.CREDENTIALS_RENEWED
 
 
 @dataclass(frozen=True)
@@ -241,6 +256,8 @@ def _make_call(
     except InvalidProviderRequest as exc:
         results = _refused(chunk, exc)
     for index, outcome in zip(call.indexes, results, strict=True):
+        if _renewed(outcome):
+            continue  # unsent: planned again with a permit of its own
         outcomes[index] = outcome
 
 

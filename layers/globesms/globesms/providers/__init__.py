@@ -138,13 +138,15 @@ class ProviderClients:
 
 class RefreshingProvider:
     """A `Provider` for one pack: its client's calls; when the provider refused some for authentication, the
-    secret is read again at once, and if it changed, the client is rebuilt and those recipients come back
-    RETRYABLE (`DispatchCode.CREDENTIALS_RENEWED`): dispatch puts them back on the queue, to go out with the new
-    key under rate-limit permits of their own. A refused call sent nothing, so sending it again texts nobody twice.
-    Not sent again at once: the permit taken for the refused call was for its second, which may be over by now
-    (the call's answer, then a read of the secret), and a provider may count the refused call against its limit
-    too, so a resend under the same permit could be the second call of that second. When the secret did not
-    change, the refusals stand (the same key would be refused again)."""
+    secret is read again at once, and if it changed, the client is rebuilt and those recipients come back with
+    `DispatchCode.CREDENTIALS_RENEWED` (RETRYABLE): the rate-limited sending takes them for unsent and plans them
+    again, under rate-limit permits of their own, with the new key (`dispatch.sending._make_call`; what its
+    rounds do not reach goes back on the queue as recipients without a permit do, an attempt not counted); sent
+    without a limiter they are retried. A refused call sent nothing, so sending it again texts nobody twice.
+    Not sent again here, at once: the permit taken for the refused call was for its second, which may be over by
+    now (the call's answer, then a read of the secret), and a provider may count the refused call against its
+    limit too, so a resend under the same permit could be the second call of that second. When the secret did
+    not change, the refusals stand (the same key would be refused again)."""
 
     def __init__(self, client: Provider, clients: ProviderClients) -> None:
         self.client = client
