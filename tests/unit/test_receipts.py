@@ -548,9 +548,13 @@ def test_a_receipt_that_beat_an_unknown_outcome_settles_it_and_clears_the_error(
 
 
 def interrupted_dispatch(
-    store: MemoryStore, claims: MemoryClaims, webhooks: MemoryWebhooks, queues: MemoryQueues | None = None
+    store: MemoryStore,
+    claims: MemoryClaims,
+    webhooks: MemoryWebhooks,
+    queues: MemoryQueues | None = None,
+    pack: DispatchPack | None = None,
 ) -> None:
-    pack = huawei_pack()
+    pack = pack or huawei_pack()
     provider = ScriptedProvider(name=ProviderName.HUAWEI)
     deps = DispatchDeps(
         provider=provider,
@@ -857,3 +861,28 @@ def test_a_receipt_an_echo_cannot_tell_between_two_unknown_outcomes_is_applied_t
     store = interleaved(Status.SENDING)
     record_push(call_two_report("UNDELIV"), store=store, now=NOW)
     assert {m.status for m in store.messages.values()} == {Status.SENDING}
+
+
+def test_a_takeover_applies_the_held_receipt_whatever_provider_a_packmate_moved_to() -> None:
+    # The held receipts are looked up for one provider: the first record's. B.00000, failed over to Tencent by an
+    # early UNDELIVERED receipt and sent there, came first, and B.00001's Huawei receipt was never looked for.
+    pack = DispatchPack.model_validate(
+        {
+            "pack_id": "B:huawei:0",
+            "batch_id": "B",
+            "provider": "huawei",
+            "created_at": "2026-11-26T09:59:00Z",
+            "contents": [{"type": "NOTIFY", "template_id": "1", "status_callback": CALLBACK}],
+            "recipients": [
+                {"id": "B.00000", "to": "+85251234560", "c": 0},
+                {"id": "B.00001", "to": "+85251234567", "c": 0},
+            ],
+        }
+    )
+    store = store_with(message(status=Status.ACCEPTED, pmid=None, id="B.00001"))
+    assert record_push([report(echo=EchoRange("B", 1, 1), pmid="pm-B.00001")], store=store, now=NOW).held == 1
+    store.messages["B.00001"] = message(id="B.00001", provider_message_id="pm-B.00001")  # the dead holder's write
+    store.messages["B.00000"] = message(to="+85251234560", provider="tencent", provider_message_id="tc-1")
+    interrupted_dispatch(store, expired_claim(), MemoryWebhooks(), pack=pack)
+    assert store.messages["B.00001"].status is Status.DELIVERED
+    assert store.messages["B.00000"].status is Status.SUBMITTED  # Tencent's: untouched

@@ -192,20 +192,24 @@ def _follow_up_recorded(
     spend of those recorded FAILED: a FAILED record may be an earlier, dead-lettered attempt's whose spend was
     given back and charged again by the redrive that died; a reservation kept makes the limit stricter, never
     crossed. Returns the records as they now are."""
+    # The pack's provider's receipts only (`apply_held_receipts` looks up one provider's): a packmate an early
+    # UNDELIVERED receipt moved to another provider has its own there.
     followed = apply_held(
         deps.receipts,
-        recorded,
+        [r for r in recorded if r.provider is pack.provider],
         now,
         failover=True,
         held_since=held_since_pack(pack),
         route_stats=deps.route_stats,
     )
-    entries = deadline_entries(followed.records)
+    applied = {r.id: r for r in followed.records}
+    latest = [applied.get(r.id, r) for r in recorded]
+    entries = deadline_entries(latest)
     if entries:  # in the next minute at the earliest: a run that started meanwhile may have read this one already
         at_least = int(deps.clock()) + BUCKET_SECONDS
         deps.store.put_messages([], [replace(e, due_at=max(e.due_at, at_least)) for e in entries])
-    queue_pending_resends(deps.queues, deps.webhooks, followed.records, now)
-    return followed
+    queue_pending_resends(deps.queues, deps.webhooks, latest, now)
+    return followed._replace(records=latest)
 
 
 def settle_unknown(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchSummary:
