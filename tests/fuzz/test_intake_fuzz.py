@@ -19,8 +19,8 @@ from hypothesis import event, given
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
+from globesms.accept.canonical import body_hash
 from globesms.accept.intake import IDEMPOTENCY_SCOPE
-from globesms.accept.service import body_hash
 from globesms.domain.ids import keyed_batch_id
 from globesms.models.api import BATCH_ID_PATTERN, SendBody, specs_of
 from tests.fuzz.harness import FuzzStack, assert_accepts_consistent, assert_refusal_explained, fuzz_settings

@@ -691,3 +691,22 @@ def test_a_body_never_takes_the_spend_reservation_another_body_made_under_its_ba
     written = sum((Decimal(r.cost) for r in store.messages.values() if r.cost), Decimal(0))
     assert set(store.messages) == {"order-7.00000"} and written > 0
     assert account.ledger.counters[("all", "2026-11")] == written  # A's reservation, A's records
+
+
+def test_a_batch_an_attempt_of_the_version_before_wrote_is_resumed_as_this_bodys(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """That version hashed the body as written (LOGIN's params are not in name order); retried after the deploy,
+    its body is the same, not another one (BATCH_ID_CONFLICT: the recipients it had not written never sent)."""
+    import hashlib
+
+    monkeypatch.setattr("globesms.accept.canonical.template_registry", lambda: REGISTRY)  # `login` registered
+    store, queues = MemoryStore(), MemoryQueues()
+    queues.fail_for.add(ProviderName.TENCENT)
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch)
+    written = hashlib.sha256("\n".join(s.model_dump_json() for s in specs()).encode()).hexdigest()
+    assert store.batches["B1"].body_hash != written  # this form sorts LOGIN's params
+    store.batches["B1"] = store.batches["B1"].model_copy(update={"body_hash": written})
+    queues.fail_for.clear()
+    answer = run(store, queues, FIRST, monkeypatch)
+    assert store.batches["B1"].state == "QUEUED" and answer.accepted == 125
+    sent_once_each(all_sent(queues), store.messages)

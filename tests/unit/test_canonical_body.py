@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from globesms.accept.canonical import body_hash, idempotency_payload
+from globesms.accept.canonical import body_digests, body_hash, idempotency_payload, keyed_batch
+from globesms.domain.ids import keyed_batch_id
 from globesms.models.api import MessageSpec
+from globesms.models.records import BatchRecord
+from tests.fakes import MemoryStore
 
 PARAMS = {"code": "111", "minutes": "5", "name": "Ann"}
 
@@ -45,3 +48,21 @@ def test_a_body_whose_params_order_does_not_vary_hashes_as_it_did() -> None:
         before = hashlib.sha256("\n".join(s.model_dump_json() for s in body).encode()).hexdigest()
         assert body_hash(body) == before
     assert idempotency_payload(bodies[0]) == [bodies[0][0].model_dump(mode="json")]
+
+
+def test_a_keyed_body_in_flight_at_a_deploy_names_the_batch_its_attempt_wrote() -> None:
+    """A registered template's params not in name order hashed as written before the canonical form: an attempt of
+    that version that died after queueing its packs, retried after the deploy, resumes its batch (under the batch id
+    it wrote), rather than being accepted as a new batch and every recipient texted twice."""
+    body = [spec("example-otp", ("minutes", "code"))]
+    written = hashlib.sha256("\n".join(s.model_dump_json() for s in body).encode()).hexdigest()
+    assert body_digests(body) == (body_hash(body), written)  # the header it wrote is this body's
+    store = MemoryStore()
+    fresh = keyed_batch_id("api:k", "order-42", body_hash(body))
+    assert keyed_batch("api:k", "order-42", body, store) == fresh
+    before = keyed_batch_id("api:k", "order-42", written)
+    store.batches[before] = BatchRecord(
+        batch_id=before, state="ACCEPTING", source="api", created_at="2026-12-07T00:00:00Z", accepted=1
+    )
+    assert keyed_batch("api:k", "order-42", body, store) == before
+    assert body_digests([spec("example-otp", ("code", "minutes"))]) == (body_hash(body),)  # one form: one read less

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from globesms.accept.service import body_hash
+from globesms.accept.canonical import body_hash
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.domain.history import RECEIPT_FAILOVER_STEP as RESEND_STEP
 from globesms.domain.status import Status

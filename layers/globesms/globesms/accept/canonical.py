@@ -21,7 +21,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from globesms.domain.ids import keyed_batch_id
 from globesms.models.api import MessageSpec
+from globesms.ports import MessageStore
 from globesms.routing.templates import TemplateRegistry
 from globesms.routing.templates import registry as template_registry
 
@@ -44,8 +46,27 @@ def _canonical(spec: MessageSpec, templates: TemplateRegistry) -> MessageSpec:
 
 def body_hash(specs: Sequence[MessageSpec], templates: TemplateRegistry | None = None) -> str:
     """The body's digest: a batch header's `body_hash`, and with an idempotency key its batch id's."""
-    canonical = "\n".join(spec.model_dump_json() for spec in canonical_specs(specs, templates))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(canonical_specs(specs, templates))
+
+
+def body_digests(specs: Sequence[MessageSpec], templates: TemplateRegistry | None = None) -> tuple[str, ...]:
+    """`body_hash`, then, where it differs, the digest of the specs as written, which the version before this form
+    gave every body: a batch an attempt of that version wrote (in flight at a deploy, then retried) is this body's
+    under either, rather than another body's (BATCH_ID_CONFLICT) or, under a key, a batch id of its own (sent
+    twice)."""
+    digest, written = body_hash(specs, templates), _digest(specs)
+    return (digest,) if written == digest else (digest, written)
+
+
+def keyed_batch(scope: str, key: str, specs: Sequence[MessageSpec], store: MessageStore) -> str:
+    """The batch id a keyed body names (`keyed_batch_id` of its digest); the one the version before this form named
+    it by instead, where that differs and `store` has a batch of that id (one read, for such bodies only)."""
+    ids = [keyed_batch_id(scope, key, digest) for digest in body_digests(specs)]
+    return next((batch_id for batch_id in ids[1:] if store.get_batch(batch_id) is not None), ids[0])
+
+
+def _digest(specs: Sequence[MessageSpec]) -> str:
+    return hashlib.sha256("\n".join(spec.model_dump_json() for spec in specs).encode()).hexdigest()
 
 
 def idempotency_payload(specs: Sequence[MessageSpec], templates: TemplateRegistry | None = None) -> list[Any]:

@@ -24,13 +24,13 @@ from typing import Any, NoReturn, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from globesms.accept.bodies import BodyTooLarge, MalformedJson, read_json
-from globesms.accept.canonical import body_hash, idempotency_payload
+from globesms.accept.canonical import idempotency_payload, keyed_batch
 from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress, Outcome
 from globesms.accept.planning import expiry
 from globesms.accept.refusals import REFUSED, refusal_of, schema_refusal
 from globesms.accept.service import BatchIdConflict, accept
 from globesms.domain.clock import iso
-from globesms.domain.ids import keyed_batch_id, sqs_batch_id
+from globesms.domain.ids import sqs_batch_id
 from globesms.errors import RefusalCode
 from globesms.guardrails.documents import DocumentUnavailable
 from globesms.guardrails.otp_guard import OtpGuard
@@ -101,7 +101,7 @@ def accept_intake(
         # As the API does: a body that names no batch gets one from its key, so a receive that died after queueing
         # is resumed by a later one under the same key (even from another SQS message), not sent as a new batch.
         # Refusals stay under this message's own `sqs-<MessageId>`.
-        accepted_as = keyed_batch_id(IDEMPOTENCY_SCOPE, envelope.idempotency_key, body_hash(specs))
+        accepted_as = keyed_batch(IDEMPOTENCY_SCOPE, envelope.idempotency_key, specs, store)
 
     def work() -> AcceptResponse:
         return accept(

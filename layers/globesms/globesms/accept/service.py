@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from globesms import collector
 from globesms.accept import resume
-from globesms.accept.canonical import body_hash
+from globesms.accept.canonical import body_digests
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.planning import AcceptPlan, expiry, pack_plan, plan_batch
 from globesms.accept.queries import batch_messages, effective_status
@@ -115,8 +115,8 @@ def accept(
     `accepting_until`: when this invocation is stopped at the latest (its deadline); no other accept resumes the
     batch before then (`resume.py`; None: a stopped accept may be resumed at once)."""
     clock = now
-    digest = body_hash(specs)  # once: the template registry it reads may be reloaded meanwhile
-    now, resumed = _planning_time(store, specs, digest, batch_id, now, new_batch_id=new_batch_id, days=retention_days)
+    digests = body_digests(specs)  # once: the template registry it reads may be reloaded meanwhile
+    now, resumed = _planning_time(store, specs, digests, batch_id, now, new_batch_id=new_batch_id, days=retention_days)
     stored = [] if resumed is None else batch_messages(store, batch_id)  # what a stopped attempt wrote
     lease = _lease(accepting_until)
     if resumed is not None and resume.all_written(resumed, stored):
@@ -127,13 +127,13 @@ def accept(
     plan = plan_batch(specs, batch_id=batch_id, now=now, retention_days=retention_days, rules=rules, owner=owner)
     if stored:  # the guards see the records the stopped attempt screened, first for the spend it reserved
         plan = _with_stored(plan, stored)
-    first = {r.id for r in stored}
+    first, body = {r.id for r in stored}, digests[0]
     plan = _guarded(
-        plan, rules, otp, ledger, first=first, batch_id=batch_id, body=digest, owner=owner, now=now, days=retention_days
+        plan, rules, otp, ledger, first=first, batch_id=batch_id, body=body, owner=owner, now=now, days=retention_days
     )
     settle_after = resume.settle_after(source=source, new_batch_id=new_batch_id, lease=lease, now=clock)
     header = _header(
-        digest, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
+        body, batch_id, source, now, owner=owner, lease=lease, settle_after=settle_after, days=retention_days
     )
     if resumed is not None:
         header.resumes = (resumed.resumes or 0) + 1
@@ -143,7 +143,7 @@ def accept(
         _take_over(store, header, resumed)
     else:
         _count(header, plan)
-        _begin(store, header, give_back_to=ledger if new_batch_id else None, now=clock)
+        _begin(store, header, digests, give_back_to=ledger if new_batch_id else None, now=clock)
     written = {r.id for r in stored if r.pack_key is not None}
     try:
         _write_and_queue([r for r in plan.records if r.id not in written], plan, header, store, queues, now=clock)
@@ -268,7 +268,14 @@ def _count(header: BatchRecord, plan: AcceptPlan) -> None:
         setattr(header, name, value)
 
 
-def _begin(store: MessageStore, header: BatchRecord, *, give_back_to: SpendAccount | None, now: datetime) -> None:
+def _begin(
+    store: MessageStore,
+    header: BatchRecord,
+    digests: Sequence[str],
+    *,
+    give_back_to: SpendAccount | None,
+    now: datetime,
+) -> None:
     """Writes the header of a new batch, conditionally: a concurrent accept of the same id may have come first.
     `give_back_to`: for a batch no retry can resume (an id minted for this request), the ledger its spend was
     reserved in, given back if the write fails: nothing was written, and no header may exist for the reconcile run
@@ -282,7 +289,7 @@ def _begin(store: MessageStore, header: BatchRecord, *, give_back_to: SpendAccou
         raise
     if existing is None:
         return
-    if existing.body_hash != header.body_hash:
+    if existing.body_hash not in digests:
         raise BatchIdConflict(header.batch_id)
     if existing.state != "ACCEPTING":
         raise BatchDoneBefore(stored_answer(store, existing))  # finished by a concurrent accept meanwhile
@@ -377,7 +384,7 @@ def _lease(accepting_until: datetime | None) -> int | None:
 def _planning_time(
     store: MessageStore,
     specs: Sequence[MessageSpec],
-    body: str,
+    bodies: Sequence[str],
     batch_id: str,
     now: datetime,
     *,
@@ -386,10 +393,10 @@ def _planning_time(
 ) -> tuple[datetime, BatchRecord | None]:
     """When this accept plans as of, and the header of the stopped attempt it resumes, if any: `now` for new work
     (its send_at checked), the first attempt's time when resuming an accept that stopped half way. Raises before
-    anything is counted: BATCH_ID_CONFLICT (the header holds another body than `body`, the specs' digest),
+    anything is counted: BATCH_ID_CONFLICT (the header holds another body than `bodies`, the specs' digests),
     BatchDoneBefore (done before: nothing to write, count or send again), or BatchInProgress (the attempt may still
     be running)."""
-    found = None if new_batch_id else _existing(store, batch_id, body)
+    found = None if new_batch_id else _existing(store, batch_id, bodies)
     if found is None:
         check_send_at(specs, now, days)
         return now, None
@@ -402,14 +409,14 @@ def _planning_time(
     return parse_iso(found.created_at), found
 
 
-def _existing(store: MessageStore, batch_id: str, digest: str) -> BatchRecord | None:
+def _existing(store: MessageStore, batch_id: str, digests: Sequence[str]) -> BatchRecord | None:
     """The batch `batch_id` already names for this body, if any. Read before anything is counted or reserved, so a
     body refused as BATCH_ID_CONFLICT has cost nothing. A header of a body refused as a whole (REJECTED without a
     body hash: nothing written, reserved or sent under it) does not hold the id: it is replaced (`begin_batch`)."""
     found = store.get_batch(batch_id)
     if found is None or found.refused_whole:
         return None
-    if found.body_hash != digest:
+    if found.body_hash not in digests:
         raise BatchIdConflict(batch_id)
     return found
 

@@ -7,14 +7,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.accept import idempotency
-from globesms.accept.canonical import body_hash, idempotency_payload
+from globesms.accept.canonical import idempotency_payload, keyed_batch
 from globesms.accept.quote import quote
 from globesms.accept.service import accept
 from globesms.api.routers import new_router, owner
 from globesms.aws import wiring
 from globesms.config import AcceptSettings, settings
 from globesms.domain.clock import deadline, utc_now
-from globesms.domain.ids import keyed_batch_id, new_batch_id
+from globesms.domain.ids import new_batch_id
 from globesms.errors import RefusalCode
 from globesms.models.api import (
     IDEMPOTENCY_HEADER,
@@ -103,7 +103,7 @@ def _accept_once(specs: list[MessageSpec], idempotency_key: str) -> tuple[Accept
     # died after queueing, before its answer was kept, is resumed by the next one (same records, same packs), not
     # sent again as a new batch.
     payload = idempotency_payload(specs)
-    batch_id = keyed_batch_id(scope, idempotency_key, body_hash(specs))
+    batch_id = keyed_batch(scope, idempotency_key, specs, wiring.message_store())
     outcome = idempotency.run_once(
         scope=scope, key=idempotency_key, payload=payload, work=lambda: _accept(specs, batch_id)
     )
