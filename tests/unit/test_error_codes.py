@@ -171,6 +171,7 @@ def test_the_values_clients_match_on_are_unchanged() -> None:
         "MALFORMED_RESPONSE",
         "MISSING_RESULT",
         "CONFLICTING_RESULTS",
+        "ANOTHER_MESSAGE",
         "MISSING_SERIAL_NO",
         "MISSING_SMS_MSG_ID",
         "MESSAGE_ID_LIST_MISMATCH",

@@ -147,6 +147,23 @@ def test_a_failed_query_is_asked_again_later_without_using_up_the_extension() ->
     assert retry(record(tries=0), 1000, POLICY) == Reschedule(1120, 0, failures=1)
 
 
+def test_a_pulled_status_naming_another_number_is_no_answer_about_the_message() -> None:
+    # A pushed report with another number is held, never applied; a pulled one was applied unchecked.
+    store = store_of(record("aliyun"))
+    another = DeliveryReport(
+        provider=ProviderName.ALIYUN,
+        provider_message_id="pm-1",
+        status=Status.UNDELIVERED,
+        raw_status="2",
+        to="+447911123456",
+        kind="pulled",
+    )
+    query = Query("QueryMessage", StatusAnswer(report=another))
+    run(store, Clock(SUBMITTED_AT + timedelta(seconds=1200)), {ProviderName.ALIYUN: query})
+    assert query.asked == ["B.00000"]
+    assert store.messages["B.00000"].status is Status.SUBMITTED  # asked again later, as after a failed query
+
+
 def test_a_submitted_outcome_gets_its_deadline_and_an_entry() -> None:
     pack = DispatchPack.model_validate(
         {

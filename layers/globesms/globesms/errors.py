@@ -243,6 +243,10 @@ class ProviderCallCode(_Code):
         "CONFLICTING_RESULTS",
         "the provider's answer has more than one result for this recipient: which one holds is unknown",
     )
+    ANOTHER_MESSAGE = (
+        "ANOTHER_MESSAGE",
+        "a status query's answer is about another message id or number than the one asked about: not its status",
+    )
     MISSING_SERIAL_NO = "MISSING_SERIAL_NO", "Tencent answered Ok without a SerialNo, the id its receipts carry"
     MISSING_SMS_MSG_ID = (
         "MISSING_SMS_MSG_ID",

@@ -67,6 +67,13 @@ def test_an_unreadable_or_gateway_answer_is_a_failed_query_never_a_status(http_s
         aliyun.answer(http_status, body, "m-1")
 
 
+def test_an_answer_about_another_message_id_is_no_status_of_this_one() -> None:
+    # Applied, it ended our message with another's verdict (a final UNDELIVERED here).
+    with pytest.raises(StatusQueryFailed) as failed:
+        aliyun.answer(200, query_answer(MessageId="m-2", Status="2", ErrorCode="UNDELIV"), "m-1")
+    assert failed.value.code == "ANOTHER_MESSAGE"
+
+
 def test_a_readable_business_refusal_is_no_status_yet() -> None:
     answer = aliyun.answer(200, json.dumps({"ResponseCode": "MESSAGE_NOT_FOUND"}).encode(), "m-1")
     assert answer.pending

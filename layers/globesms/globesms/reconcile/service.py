@@ -22,13 +22,13 @@ from typing import Final, NamedTuple
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
-from globesms.errors import DispatchCode, ErrorCategory
+from globesms.errors import DispatchCode, ErrorCategory, ProviderCallCode
 from globesms.models.outbound import ProviderName
 from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
-from globesms.receipts.apply import apply_events, outcome_counts, route_outcomes
+from globesms.receipts.apply import another_number, apply_events, outcome_counts, route_outcomes
 from globesms.reconcile.deadline import (
     DeadlineEntry,
     DeadlinePolicy,
@@ -205,7 +205,7 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, 
             summary.throttled += 1
             return False
         try:
-            answer = query.query_status(record, now=now)
+            answer = _asked(query, record, now)
         except StatusQueryFailed:
             again = retry(record, int(now.timestamp()), policy)
             if isinstance(again, Reschedule):
@@ -217,6 +217,15 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, 
             return True
     _carry_out(deps, record, decide(record, answer, int(now.timestamp()), policy), now, summary)
     return True
+
+
+def _asked(query: StatusQuery, record: MessageRecord, now: datetime) -> StatusAnswer:
+    """The provider's answer about `record`; one that names another number is no answer about it (raises
+    StatusQueryFailed, as the receipts endpoint holds a pushed report with another number rather than apply it)."""
+    answer = query.query_status(record, now=now)
+    if answer.report is not None and another_number(answer.report, record):
+        raise StatusQueryFailed(ProviderCallCode.ANOTHER_MESSAGE, "the answer names another number")
+    return answer
 
 
 def _carry_out(

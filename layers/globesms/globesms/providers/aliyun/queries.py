@@ -77,6 +77,9 @@ def answer(http_status: int, body: bytes, provider_message_id: str) -> StatusAns
         raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, describe(exc, default="answer", most=1)) from None
     if parsed.response_code != OK:
         return StatusAnswer(pending=True)
+    if parsed.message_id and parsed.message_id != provider_message_id:
+        # Not this message's status (applied, it would end it with another's): asked again later.
+        raise StatusQueryFailed(ProviderCallCode.ANOTHER_MESSAGE, "the answer names another MessageId")
     status = outcome(parsed.status, parsed.error_code)
     if status is None:
         return StatusAnswer(pending=True)
