@@ -387,6 +387,17 @@ def test_an_echo_range_skips_the_numbers_messages_that_cannot_be_the_reports(oth
     assert other.status is other_call["status"] and other.events is None
 
 
+def test_a_parts_first_final_report_stands_as_a_one_part_messages_does() -> None:
+    # A stale UNDELIVERED for a part already reported delivered failed the whole message (and could resend an OTP
+    # that was delivered, through the receipt failover).
+    events = [
+        {"id": f"r{n}", "type": "receipt", "status": status.value, "part": part, "parts": 2}
+        for n, (status, part) in enumerate([(Status.DELIVERED, 1), (Status.UNDELIVERED, 1), (Status.DELIVERED, 2)])
+    ]
+    assert implied_status(events) is Status.DELIVERED
+    assert implied_status([events[1], events[0], events[2]]) is Status.UNDELIVERED  # its first said UNDELIVERED
+
+
 def test_a_long_message_is_delivered_when_all_its_parts_are() -> None:
     store = store_with(message())
     record_push([report(part=2, parts=2)], store=store, now=NOW)

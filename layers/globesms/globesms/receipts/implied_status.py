@@ -1,8 +1,8 @@
 """What receipts do to a message's status (pure).
 
 A message's receipts are kept as events on its record. The status they imply: the first final outcome reported
-(final statuses never change afterwards); for a long Huawei message sent in `parts` parts, DELIVERED only when every
-part is reported delivered, and the failure of any part fails the message.
+(final statuses never change afterwards); for a long Huawei message sent in `parts` parts, the first final report of
+each part: DELIVERED only when every part is reported delivered, and the failure of any part fails the message.
 
 The one backward-looking exception: a message the gateway itself ended EXPIRED with `NO_RECEIPT` (no final receipt
 by its deadline, reconcile/) takes a real final receipt that comes later. That verdict only said "we never heard";
@@ -37,10 +37,15 @@ def implied_status(events: Sequence[Mapping[str, Any]]) -> Status | None:
     parts = max((int(e.get("parts") or 1) for _, e in reported), default=1)
     if parts <= 1:
         return reported[0][0]
-    failure = next((status for status, _ in reported if status in UNDELIVERED_OUTCOMES), None)
+    # Each part's first final report stands, as a one-part message's does: a later, contradicting one for the same
+    # part (a stale or repeated report) changes nothing.
+    first_of_part: dict[int, Status] = {}
+    for status, event in reported:
+        first_of_part.setdefault(int(event.get("part") or 1), status)
+    failure = next((status for status in first_of_part.values() if status in UNDELIVERED_OUTCOMES), None)
     if failure is not None:
         return failure
-    delivered_parts = {int(e.get("part") or 1) for status, e in reported if status is Status.DELIVERED}
+    delivered_parts = [part for part, status in first_of_part.items() if status is Status.DELIVERED]
     return Status.DELIVERED if len(delivered_parts) >= parts else None
 
 
