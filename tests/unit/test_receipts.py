@@ -897,3 +897,30 @@ def test_a_takeover_applies_the_held_receipt_whatever_provider_a_packmate_moved_
     interrupted_dispatch(store, expired_claim(), MemoryWebhooks(), pack=pack)
     assert store.messages["B.00001"].status is Status.DELIVERED
     assert store.messages["B.00000"].status is Status.SUBMITTED  # Tencent's: untouched
+
+
+def test_a_receipt_an_echo_cannot_tell_between_reaches_a_message_written_while_it_was_held() -> None:
+    """The dispatcher's SUBMITTED write comes between the push's look at the echo and its hold (and found nothing
+    held); the index by provider id lags: the candidates are read again, consistently, for the one with the id."""
+    ids = {"B.00000": "pm-call1-X", "B.00001": "pm-call2-X", "B.00002": "pm-call1-Y", "B.00003": "pm-call2-Y"}
+
+    class WrittenMeanwhile(MemoryStore):
+        def message_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> None:
+            return None  # the ProviderRef index has not caught up with the write
+
+        def message_id_for_provider_ref(self, provider: ProviderName, provider_message_id: str) -> None:
+            return None
+
+        def find_recipients(self, echo: EchoRange, to: str | None) -> list[MessageRecord]:
+            found = super().find_recipients(echo, to)
+            for message_id, pmid in ids.items():  # the dispatcher writes now
+                self.messages[message_id] = self.messages[message_id].model_copy(
+                    update={"status": Status.SUBMITTED, "provider_message_id": pmid}
+                )
+            return found
+
+    store = WrittenMeanwhile()
+    store.messages.update(interleaved(Status.QUEUED).messages)
+    record_push(call_two_report("DELIVRD"), store=store, now=NOW)
+    assert store.messages["B.00003"].status is Status.DELIVERED
+    assert store.messages["B.00002"].status is Status.SUBMITTED

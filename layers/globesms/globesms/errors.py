@@ -208,8 +208,8 @@ class DispatchCode(_Code):
     )
     CREDENTIALS_RENEWED = (
         "CREDENTIALS_RENEWED",
-        "refused for the provider key, which was renewed since (read again from its secret): put back on the queue "
-        "to go with the new key",
+        "refused for the provider key, which was renewed since (read again from its secret): sent again with the new "
+        "key, under a rate-limit permit of its own (recorded only where that could not happen: it is retryable)",
     )
 
 

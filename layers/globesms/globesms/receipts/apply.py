@@ -268,8 +268,10 @@ def _record(
     the report left it when it was applied."""
     event = report.event(iso(now))
     pmid = report.provider_message_id
+    candidates: list[MessageRecord] = []
     if message is None and report.echo is not None and report.to is not None:
-        message = _echoed(store, report.echo, report)
+        candidates = _echo_candidates(store, report.echo, report)
+        message = _echoed(candidates, report.echo, report)
     if message is not None and another_number(report, message):
         result.wrong_number += 1
         return None
@@ -284,6 +286,8 @@ def _record(
         # The ProviderRef index is eventually consistent: a send recorded just before may not have been visible.
         # One more look after holding narrows that window; what still slips through stays held for reconciliation.
         message = store.message_for_provider_ref(report.provider, pmid)
+        if message is None and len(candidates) > 1:  # an echo that named none of them: which has the id now
+            message = _given_the_id(store, candidates, pmid)
         if message is not None and another_number(report, message):
             message = None  # held under the provider id only, as for no message: never applied to this one
         if message is not None and takes_receipts_for(message, report.provider, pmid):
@@ -322,24 +326,43 @@ def same_number(reported: str, ours: str) -> bool:
     return theirs.endswith(mine) or mine.endswith(theirs)
 
 
-def _echoed(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
-    """The message an echo and the report's number name. An echo names a range of one call's messages: only the
-    number tells which one is meant (a guessed echo without the right number names nobody). Messages that cannot be
-    this report's are left out (another provider's, or one carrying another provider id: sent by another call).
-    The number may be in several calls of the batch (two specs of one request may both text it; a call never
-    repeats it), and a range reaches past its call's own messages (Huawei's calls of a pack interleave, an echo
-    names its call's first id only): when two messages remain, neither with this report's provider id yet, which
-    one it is about is unknown, and it names none. It is then held under the provider id, which the dispatcher's
-    write gives the right one (`apply_held_receipts`); guessing held it for, or applied it to, the other."""
-    candidates = [
+def _echo_candidates(store: ReceiptStore, echo: EchoRange, report: DeliveryReport) -> list[MessageRecord]:
+    """The messages an echo and the report's number may name: of its batch, to its number, from the echo's first id
+    on, leaving out those that cannot be this report's (another provider's, or one carrying another provider id:
+    sent by another call)."""
+    return [
         m
         for m in store.find_recipients(echo, report.to)
         if m.provider is report.provider and m.provider_message_id in (None, report.provider_message_id)
     ]
+
+
+def _echoed(candidates: Sequence[MessageRecord], echo: EchoRange, report: DeliveryReport) -> MessageRecord | None:
+    """The message an echo and the report's number name, of `candidates` (`_echo_candidates`). An echo names a range
+    of one call's messages: only the number tells which one is meant (a guessed echo without the right number names
+    nobody). The number may be in several calls of the batch (two specs of one request may both text it; a call
+    never repeats it), and a range reaches past its call's own messages (an echo names its call's first id only;
+    Huawei's calls of a pack interleave). So: the one with this report's provider id; else the only one; else the
+    echo's first id, which is its call's own, if it was sent to this number; else none (guessing, the first by id
+    was another call's for a later call: a receipt held for, or applied to, the wrong message). One named by none is
+    held under its provider id, which the dispatcher's write gives the right one."""
     named = [m for m in candidates if m.provider_message_id == report.provider_message_id]
     if named:
         return named[0]
-    return candidates[0] if len(candidates) == 1 else None
+    if len(candidates) == 1:
+        return candidates[0]
+    first = message_id(echo.batch_id, echo.first_seq)
+    return next((m for m in candidates if m.id == first), None)
+
+
+def _given_the_id(store: ReceiptStore, candidates: Sequence[MessageRecord], pmid: str) -> MessageRecord | None:
+    """Of the messages an echo could not tell between, the one the provider id now names, read consistently (after
+    the receipt was held: a dispatcher's write that came meanwhile and missed the hold is seen here)."""
+    for candidate in candidates:
+        again = store.reload(candidate.id)
+        if again is not None and again.provider_message_id == pmid:
+            return again
+    return None
 
 
 def _earlier_attempt(
