@@ -106,11 +106,7 @@ def _send_chunks(
     for start in range(0, len(positions), step):
         chunk_positions = positions[start : start + step]
         chunk = [messages[index] for index in chunk_positions]
-        try:
-            results = provider.send(chunk)
-        except InvalidProviderRequest as exc:
-            results = _refused(chunk, exc)
-        for index, outcome in zip(chunk_positions, results, strict=True):
+        for index, outcome in zip(chunk_positions, _sent(provider, chunk), strict=True):
             outcomes[index] = outcome
 
 
@@ -251,14 +247,21 @@ def _make_call(
     """One HTTP call: the provider sends exactly `call`, its messages given on their own."""
     chunk = [messages[index] for index in call.indexes]
     own = PlannedCall(call.operation, tuple(range(len(chunk))), call.singles)
-    try:
-        results = provider.send(chunk, plan=[own])
-    except InvalidProviderRequest as exc:
-        results = _refused(chunk, exc)
-    for index, outcome in zip(call.indexes, results, strict=True):
+    for index, outcome in zip(call.indexes, _sent(provider, chunk, [own]), strict=True):
         if _renewed(outcome):
             continue  # unsent: planned again with a permit of its own
         outcomes[index] = outcome
+
+
+def _sent(
+    provider: Provider, chunk: Sequence[OutboundSms], plan: Sequence[PlannedCall] | None = None
+) -> list[SendOutcome]:
+    """The provider's outcomes for one call (or the calls it plans for `chunk`); a call it refuses as a whole (a
+    call-level rule) fails its own messages with the field and rule."""
+    try:
+        return provider.send(chunk, plan=plan)
+    except InvalidProviderRequest as exc:
+        return _refused(chunk, exc)
 
 
 def _invalid_request(problem: InvalidProviderRequest) -> ProviderError:
