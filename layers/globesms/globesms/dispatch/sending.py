@@ -259,7 +259,7 @@ def _sent(
     """The provider's outcomes for one call (or the calls it plans for `chunk`); a call it refuses as a whole (a
     call-level rule) fails its own messages with the field and rule."""
     try:
-        return provider.send(chunk, plan=plan)
+        return provider.send(chunk) if plan is None else provider.send(chunk, plan=plan)
     except InvalidProviderRequest as exc:
         return _refused(chunk, exc)
 
