@@ -59,6 +59,24 @@ def test_a_batchs_reservation_is_its_bodys_alone(stack) -> None:  # type: ignore
     assert spend.reserve(ledger, request("old", [CENT4] * 3), limits()) == (1, False)
 
 
+def test_a_retry_planned_again_keeps_only_what_the_reservation_covers(stack) -> None:  # type: ignore[no-untyped-def]
+    """The first attempt reserved one recipient at 0.044 and stopped before its header; its retry, planned again,
+    puts a dearer one first (a country allowed meanwhile). The count alone kept it: 0.32 of records against 0.044
+    reserved, under a limit of 0.05."""
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    first = spend.Request(batch_id="K1", owner=None, costs=[Decimal("0.044")], now=NOW, expires_at=1_900_000_000)
+    assert spend.reserve(ledger, first, limits("0.05")) == (1, False)
+    retry = spend.Request(
+        batch_id="K1", owner=None, costs=[Decimal("0.32"), Decimal("0.044")], now=NOW, expires_at=1_900_000_000
+    )
+    assert spend.reserve(ledger, retry, limits("0.05")) == (0, False)  # the first is dearer than what is reserved
+    cheaper = spend.Request(
+        batch_id="K1", owner=None, costs=[Decimal("0.03"), Decimal("0.01")], now=NOW, expires_at=1_900_000_000
+    )
+    assert spend.reserve(ledger, cheaper, limits("0.05")) == (1, False)  # never more than it counted
+    assert ledger.spent("2026-12", [spend.DEPLOYMENT]) == {spend.DEPLOYMENT: Decimal("0.044")}
+
+
 def test_the_key_limit_and_the_deployment_limit_both_hold(stack) -> None:  # type: ignore[no-untyped-def]
     ledger = DynamoDBSpendLedger(stack.table_name)
     doc = limits("10", keyA="2")

@@ -122,14 +122,14 @@ class DynamoDBSpendLedger:
         return items
 
     def _held(self, hold: Hold) -> int:
-        """The count the batch's marker holds, if it is this body's (one written before markers named their body
-        is taken as this body's)."""
+        """What the batch's marker covers of this request (`Hold.covered`), if it is this body's (one written before
+        markers named their body is taken as this body's)."""
         item = self._client().get_item(TableName=self._table, Key=marker_key(hold.batch_id), ConsistentRead=True)
         marker = item["Item"]
         body = marker.get("body", {}).get("S")
         if body is not None and hold.body is not None and body != hold.body:
             raise HeldForAnotherBody(hold.batch_id)
-        return int(marker["count"]["N"])
+        return hold.covered(int(marker["count"]["N"]), Decimal(marker["amount"]["N"]))
 
     def reservation(self, batch_id: str) -> Reservation | None:
         item = self._client().get_item(TableName=self._table, Key=marker_key(batch_id), ConsistentRead=True).get("Item")

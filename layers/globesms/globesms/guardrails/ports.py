@@ -24,6 +24,23 @@ class Hold:
     limits: Mapping[str, Decimal]
     expires_at: int
     body: str | None = None
+    #: Every recipient's estimated cost, in request order (not only the first `count`): what an earlier attempt's
+    #: reservation of the batch covers of this request (`covered`).
+    costs: tuple[Decimal, ...] = ()
+
+    def covered(self, count: int, amount: Decimal) -> int:
+        """How many of this request's first recipients an earlier attempt's reservation of the batch (`count`
+        recipients costing `amount`) covers: no more than it counted, and costing no more than it reserved. A retry
+        planned again may put other, dearer, recipients first (a country allowed since, an opt-out): the count alone
+        kept them, and the records cost more than was reserved, past the limit. Without `costs`: `count`."""
+        if not self.costs:
+            return count
+        kept, total = 0, Decimal(0)
+        for cost in self.costs[:count]:
+            if total + cost > amount:
+                break
+            kept, total = kept + 1, total + cost
+        return kept
 
 
 class HeldForAnotherBody(Exception):
@@ -39,7 +56,8 @@ class SpendLedger(Protocol):
     def try_reserve(self, hold: Hold) -> int | None:
         """Atomically: add `hold.amount` to every scope's counter, each limited scope only if it stays within its
         limit, and mark the batch as holding `hold.count` recipients. Returns the count the batch holds (this one,
-        or an earlier attempt's of the same body: a batch reserves once), or None when a limit would be crossed
+        or what an earlier attempt's of the same body covers of this request, `Hold.covered`: a batch reserves
+        once), or None when a limit would be crossed
         (nothing written). Raises HeldForAnotherBody when the batch's marker names another `body` (a marker that
         names none, written before markers did, is taken as this body's)."""
         ...

@@ -102,6 +102,7 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserve
             limits=limited,
             expires_at=request.expires_at,
             body=request.body,
+            costs=tuple(request.costs),
         )
         held = ledger.try_reserve(hold)
         if held is not None:
