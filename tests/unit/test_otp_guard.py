@@ -373,3 +373,15 @@ def test_a_retry_whose_chunk_gained_a_number_screens_and_counts_it() -> None:
     assert screen("C", record("C", 1, SG, "SG")) == []
     assert screen("C", record("C", 1, SG, "SG")) == []  # the same chunk again: its first answer, counted once
     assert sum(guard.counters.numbers[SG].five_minutes.values()) == 3  # B's first attempt, B's retry, C once
+
+
+def test_never_more_than_per_hour_when_requests_straddle_a_bucket_edge() -> None:
+    """A request whose time reads a second before a 5-minute edge, reading the counters after five requests just
+    past it, took their bucket for the future: it counted none of them, passed, and wrote the counters back without
+    them, so five more passed after it (10 OTP to one number in 3 seconds, at 5 an hour)."""
+    edge = NOW + timedelta(minutes=5)
+    sender = Sender(MemoryOtpCounters())
+    passed = sum(sender.send(otp(HK), at=edge + timedelta(seconds=1)).accepted for _ in range(5))
+    passed += sender.send(otp(HK), at=edge - timedelta(seconds=1)).accepted
+    passed += sum(sender.send(otp(HK), at=edge + timedelta(seconds=2)).accepted for _ in range(5))
+    assert passed == 5

@@ -24,7 +24,11 @@ DAY_BUCKETS = 25  # 24 x 1 h, plus the current partial bucket
 
 
 def _window(counts: Mapping[int, int], current: int, size: int) -> dict[int, int]:
-    return {bucket: n for bucket, n in counts.items() if current - size < bucket <= current}
+    """The buckets of the window ending at `current`, and any after it: a request whose clock reads a little behind
+    another's (its time taken when it started; a resume plans as of its first attempt) finds buckets it calls the
+    future. They are messages of the last minutes all the same: counted, and kept when the counters are written
+    back (dropped, they were erased, and the limit let as many through again)."""
+    return {bucket: n for bucket, n in counts.items() if current - size < bucket}
 
 
 class Window(NamedTuple):
