@@ -385,3 +385,13 @@ def test_never_more_than_per_hour_when_requests_straddle_a_bucket_edge() -> None
     passed += sender.send(otp(HK), at=edge - timedelta(seconds=1)).accepted
     passed += sum(sender.send(otp(HK), at=edge + timedelta(seconds=2)).accepted for _ in range(5))
     assert passed == 5
+
+
+def test_recipients_refused_for_velocity_do_not_raise_the_pumping_baseline() -> None:
+    """The baseline is the recipients let through: counted, those refused for velocity let a sender who stays under
+    the floor on a few numbers all day raise the threshold tenfold for a later burst."""
+    counters = MemoryOtpCounters()
+    sender = Sender(counters)
+    answers = [sender.send(otp(HK), at=NOW + timedelta(seconds=20 * i)) for i in range(10)]
+    assert sum(codes(a).count(RecipientCode.VELOCITY_LIMIT) for a in answers) == 5
+    assert counters.countries["HK"]["h"][int(NOW.timestamp()) // 3600] == 5

@@ -112,7 +112,8 @@ def screen(
         refused |= done
         fresh = fresh and written
     if fresh:  # a retried batch counted its countries the first time
-        _count_countries(guard, otp, held, country_counts, limits, at, expires_at)
+        # The baseline counts those let through: not those held, nor those refused for velocity (or busy counters).
+        _count_countries(guard, otp, refused, country_counts, limits, at, expires_at)
         _report(guard, otp, held, verdicts)
     return _errors(otp, refused)
 
@@ -208,14 +209,14 @@ class _Chunk:
 def _count_countries(
     guard: OtpGuard,
     otp: Sequence[MessageRecord],
-    held: Refusals,
+    refused: Mapping[int, tuple[str, str]],
     counts: Mapping[str, CountryCounts],
     limits: LimitsDoc,
     at: int,
     expires_at: int,
 ) -> None:
     offered = Counter(_country(r) for r in otp)
-    stopped = Counter(_country(r) for r in otp if _index(r) in held) if held else Counter[str]()
+    stopped = Counter(_country(r) for r in otp if _index(r) in refused) if refused else Counter[str]()
     for country, n in offered.items():
         stale = pumping.stale_buckets(counts[country], limits.pumping, at)
         add = CountryAdd(country, pumping.minute_of(at), n, pumping.hour_of(at), n - stopped[country], stale)
