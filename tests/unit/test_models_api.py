@@ -75,11 +75,11 @@ def test_any_json_body_either_parses_or_raises_a_validation_error(candidate: dic
 @pytest.mark.parametrize(
     ("text", "parts"),
     [
-        ("😀" * 1_600, 48),  # outside the BMP: two UTF-16 units each
-        ("😀" * 336, 11),  # 672 units: 11 parts of 67
+        ("😀" * 1_600, 49),  # outside the BMP: a surrogate pair each, never split: 33 a part
+        ("😀" * 331, 11),  # 662 units, but 33 a part (the 34th would straddle two parts)
         ("验" * 671, 11),  # UCS-2: 67 units a part
         ("x" * 1_531, 11),  # GSM-7: 153 septets a part
-        ("{" * 766, 11),  # GSM-7 extension characters take two septets
+        ("{" * 761, 11),  # GSM-7 extension characters take two septets, never split: 76 a part
     ],
 )
 def test_a_text_over_the_parts_limit_is_refused_naming_the_parts(text: str, parts: int) -> None:
@@ -92,7 +92,7 @@ def test_a_text_over_the_parts_limit_is_refused_naming_the_parts(text: str, part
     assert f"at most {MAX_TEXT_SEGMENTS} SMS parts" in error["msg"] and f"this text is {parts}" in error["msg"]
 
 
-@pytest.mark.parametrize("text", ["😀" * 335, "验" * 670, "x" * 1_530, "{" * 765, "x" * 160])
+@pytest.mark.parametrize("text", ["😀" * 330, "验" * 670, "x" * 1_530, "{" * 760, "x" * 160])
 def test_a_text_of_ten_parts_or_fewer_passes(text: str) -> None:
     assert MessageSpec.model_validate({"to": "+85251234567", "text": text}).text == text
 

@@ -18,6 +18,11 @@ from globesms.domain.segments import count_segments, text_encoding
         ("你" * 135, 3),
         ("😀" * 35, 1),  # outside the BMP: two UTF-16 units each
         ("😀" * 36, 2),
+        # A character is never split across two parts: an escape and its character, a surrogate pair.
+        ("a" * 152 + "€" + "a" * 152, 3),  # 306 septets, but the € cannot start in part 1's last septet
+        ("a" * 151 + "€" + "a" * 152, 2),  # 305: it fits at part 1's end
+        ("你" * 66 + "😀" + "你" * 66, 3),  # 134 UTF-16 units, the emoji would straddle parts 1 and 2
+        ("你" * 65 + "😀" + "你" * 67, 2),
     ],
 )
 def test_segments_follow_gsm7_and_ucs2_limits(text: str, segments: int) -> None:

@@ -133,7 +133,8 @@ def test_an_invalid_registry_is_refused_naming_the_path(raw: Any, expected: str)
 
 
 def test_a_rendered_text_over_the_parts_limit_is_refused() -> None:
-    # 700 emoji are 1,400 UTF-16 units: 21 parts, though within the character limit.
+    # 700 emoji are 1,400 UTF-16 units, 33 to a part (a surrogate pair is never split): 22 parts, though within
+    # the character limit.
     problem = render(TextVersion(text="{a}"), {"a": "😀" * 700})
     assert isinstance(problem, ParamsProblem) and problem.code == "TEMPLATE_PARAMS"
-    assert "this text is 21" in problem.message
+    assert "this text is 22" in problem.message
