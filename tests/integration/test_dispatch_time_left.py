@@ -36,5 +36,7 @@ def test_a_pack_with_too_little_of_the_invocation_left_for_a_call_is_put_back_un
 
 
 def test_a_pack_with_time_for_its_call_is_sent(stack, load_handler, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    scripted = dispatch_with(load_handler, lambda_context, monkeypatch, remaining=RECORDING_RESERVE_SECONDS + 14.0)
+    # 13 s for the call, and room for what comes before it on a loaded machine (with 1 s of room it was flaky: the
+    # claim, the limiter's round trips and the wait for a usable second took it under).
+    scripted = dispatch_with(load_handler, lambda_context, monkeypatch, remaining=RECORDING_RESERVE_SECONDS + 20.0)
     assert len(scripted.calls) == 1
