@@ -43,7 +43,7 @@ from globesms.domain.status import Status
 from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.models.records import BatchRecord, MessageRecord, split_message_id
+from globesms.models.records import BatchRecord, MessageRecord, message_seq
 from globesms.ports import ReleaseRef
 from globesms.scheduling.hold import HeldGroup
 
@@ -101,9 +101,9 @@ def with_stored(
     """A new plan's records and refusals with the stored records standing in for (or added beside) the planned
     ones of their ids, copied (packing sets a record's pack_key), in index order; no refusal for a stored id."""
     by_id = {r.id: r for r in stored}
-    indexes = {_index(r.id) for r in stored}
+    indexes = {message_seq(r.id) for r in stored}
     merged = [*(r.model_copy() for r in stored), *(r for r in records if r.id not in by_id)]
-    return sorted(merged, key=lambda r: _index(r.id)), [e for e in errors if e.index not in indexes]
+    return sorted(merged, key=lambda r: message_seq(r.id)), [e for e in errors if e.index not in indexes]
 
 
 def packs_as_stored(
@@ -172,9 +172,3 @@ def joined(
         for group in groups:
             held.setdefault(group.ref, []).extend(group.packs)
     return now, [HeldGroup(ref, tuple(packs)) for ref, packs in sorted(held.items(), key=lambda i: i[0].send_at)]
-
-
-def _index(message_id: str) -> int:
-    parts = split_message_id(message_id)
-    assert parts is not None  # ids made by message_id()
-    return parts[1]

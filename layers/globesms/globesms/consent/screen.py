@@ -15,7 +15,7 @@ from globesms import hooks
 from globesms.consent.rules import DEFAULT_OWNER, blocked_types
 from globesms.errors import RecipientCode
 from globesms.models.errors import RecipientError
-from globesms.models.records import MessageRecord, split_message_id
+from globesms.models.records import MessageRecord, message_seq
 from globesms.ports import OptOutStore
 
 
@@ -50,7 +50,7 @@ def refuse_opted_out(
         if record.type in blocked and record.to in listed:
             refused.append(
                 RecipientError(
-                    index=_index(record),
+                    index=message_seq(record.id),
                     to=record.to,
                     code=RecipientCode.OPTED_OUT,
                     message=f"the number is on the opt-out list: no {record.type} message is sent to it",
@@ -59,10 +59,3 @@ def refuse_opted_out(
         else:
             kept.append(record)
     return kept, refused
-
-
-def _index(record: MessageRecord) -> int:
-    """The recipient's position in the request: accept's message ids are `<batch id>.<position>`."""
-    parts = split_message_id(record.id)
-    assert parts is not None, "accept names every message <batch id>.<position>"
-    return parts[1]

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from globesms.dispatch.failover import Rerouted
 from globesms.models.packs import DispatchPack
-from globesms.models.records import split_message_id
+from globesms.models.records import message_seq
 from globesms.ports import MessageStore, PackClaims, PackQueues, Requeued
 
 #: Retry packs carry their attempt number; the last one records transient failures as FAILED.
@@ -169,7 +169,7 @@ def as_noted(pack: DispatchPack, put_back: Requeued) -> Requeued:
     fewer recipients under the same id (a resumed accept's, accept/resume.py), whose positions are others."""
 
     def seqs(positions: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(_seq(pack.recipients[i].id) for i in positions)
+        return tuple(message_seq(pack.recipients[i].id) for i in positions)
 
     return Requeued(
         seqs(put_back.retried), seqs(put_back.deferred), seqs(put_back.failed_over), seqs(put_back.quiet), False
@@ -182,7 +182,7 @@ def in_pack(pack: DispatchPack, noted: Requeued) -> Requeued:
     copy's to put back). A note written as positions is read as such."""
     if noted.by_position:
         return noted
-    position = {_seq(r.id): i for i, r in enumerate(pack.recipients)}
+    position = {message_seq(r.id): i for i, r in enumerate(pack.recipients)}
 
     def positions(seqs: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(position[seq] for seq in seqs if seq in position)
@@ -190,9 +190,3 @@ def in_pack(pack: DispatchPack, noted: Requeued) -> Requeued:
     return Requeued(
         positions(noted.retried), positions(noted.deferred), positions(noted.failed_over), positions(noted.quiet)
     )
-
-
-def _seq(message_id: str) -> int:
-    parts = split_message_id(message_id)
-    assert parts is not None  # ids made by message_id()
-    return parts[1]

@@ -42,6 +42,13 @@ def split_message_id(value: str) -> tuple[str, int] | None:
     return batch_id, int(seq)
 
 
+def message_seq(message_id: str) -> int:
+    """The sequence number of a message id globesms made (`message_id`): the recipient's position in its request."""
+    parts = split_message_id(message_id)
+    assert parts is not None, "accept names every message <batch id>.<position>"
+    return parts[1]
+
+
 class MessageRecord(MessageContent):
     id: str
     batch_id: str

@@ -583,16 +583,16 @@ def _per_number_outcomes(
         )
     else:
         missing = provider_error(answer.code, answer.description, http_status)
+    conflicting = ProviderError(
+        ErrorCategory.UNKNOWN_OUTCOME, ProviderCallCode.CONFLICTING_RESULTS, "number in result twice", http_status
+    )
     outcomes = []
     for index in call.indices:
         message = messages[index]
         key = _number_key(message.to)
-        if key in by_number and by_number[key] is None:
-            code, text = ProviderCallCode.CONFLICTING_RESULTS, "number in result twice"
-            conflicting = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, code, text, http_status)
-            outcomes.append(SendOutcome(message.message_id, error=conflicting, extra={"extend": call.extend}))
-            continue
-        outcomes.append(_number_outcome(message, by_number.get(key), call.extend, missing, http_status))
+        found = by_number.get(key)
+        error = conflicting if key in by_number and found is None else missing
+        outcomes.append(_number_outcome(message, found, call.extend, error, http_status))
     return outcomes
 
 
