@@ -87,7 +87,7 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserve
     """Reserves the longest prefix of `request.costs` within every limit."""
     limited = limits_of(limits, request.owner)
     month = month_of(request.now)
-    count = len(request.costs)
+    count, costs = len(request.costs), tuple(request.costs)
     busy = False
     for attempt in range(MAX_ATTEMPTS + 1):
         if attempt == MAX_ATTEMPTS:
@@ -102,7 +102,7 @@ def reserve(ledger: SpendLedger, request: Request, limits: LimitsDoc) -> Reserve
             limits=limited,
             expires_at=request.expires_at,
             body=request.body,
-            costs=tuple(request.costs),
+            costs=costs,
         )
         held = ledger.try_reserve(hold)
         if held is not None:
