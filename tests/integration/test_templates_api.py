@@ -53,6 +53,7 @@ def test_templates_are_listed_stored_read_and_removed(api: InProcessApi) -> None
     ("path", "body", "field", "rule"),
     [
         ("/v1/templates/login", {"tencent": {"id": "SMS_1800308"}}, "body", "tencent.id: Tencent template ids"),
+        ("/v1/templates/login", {"huawei": {"id": "h" * 40}}, "body", "huawei.id: Huawei template ids are 1-32"),
         ("/v1/templates/login", {"huawei": {"id": "h1", "params": ["a b"]}}, "huawei.params.0", "pattern"),
         (
             "/v1/templates/login",

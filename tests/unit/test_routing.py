@@ -59,6 +59,7 @@ def route(
         (None, "US", None, (A,)),
         ("1234567", "HK", None, (T,)),
         ("otp", "HK", None, (H,)),  # not a Tencent template id: the next provider with templates
+        ("h" * 32, "HK", None, (H,)),  # Huawei's longest
         ("1234567", "CN", None, (H,)),
         ("1234567", "HK", H, (H,)),
         (None, "SG", A, (A,)),
@@ -78,6 +79,10 @@ def test_routes_with_the_shipped_table(
         (None, "HK", T, None, "PROVIDER_CANNOT_CARRY"),
         ("1234567", "HK", A, None, "PROVIDER_CANNOT_CARRY"),
         ("otp", "HK", T, None, "PROVIDER_CANNOT_CARRY"),
+        # Over Huawei's 32 characters and not numeric: no provider takes it (it was accepted for Huawei, which
+        # then refused every send of it at dispatch).
+        ("h" * 33, "HK", None, None, "NO_ROUTE"),
+        ("h" * 33, "HK", H, None, "PROVIDER_CANNOT_CARRY"),
         ("login", "HK", H, TENCENT_ONLY, "TEMPLATE_UNKNOWN_FOR_PROVIDER"),  # pinned where the registry has none
         ("login", "CN", None, TENCENT_ONLY, "TEMPLATE_UNKNOWN_FOR_PROVIDER"),  # Huawei routes +86, has no version
         ("login", "CN", A, ALIYUN_ONLY, "PROVIDER_CANNOT_CARRY"),

@@ -71,7 +71,9 @@ def test_a_put_replaces_and_says_so() -> None:
 @pytest.mark.parametrize(
     ("versions", "rule"),
     [
-        ({"tencent": {"id": "SMS_1800308", "params": ["code"]}}, "tencent.id: Tencent template ids look like"),
+        ({"tencent": {"id": "SMS_1800308", "params": ["code"]}}, "tencent.id: Tencent template ids are numeric"),
+        # A valid registry id (up to 64) that Huawei's client would refuse at every send.
+        ({"huawei": {"id": "h" * 33, "params": ["code"]}}, "huawei.id: Huawei template ids are 1-32 characters"),
         ({"huawei": {"id": "h1", "params": ["a b"]}}, "String should match pattern"),
         (
             {"aliyun": {"text": "{code}"}, "huawei": {"id": "h1", "params": ["pin"]}},

@@ -26,6 +26,7 @@ from globesms.ports import PlannedCall
 from globesms.providers.huawei import AuthMode, HuaweiClient, HuaweiSettings, from_environment, signer
 from globesms.providers.huawei import client as huawei_client
 from globesms.providers.huawei.client import MAX_BODY_BYTES, OPERATION, is_channel_number
+from globesms.routing.capabilities import CAPABILITIES
 
 SECRET = "s3cr3t-app-secret-value"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -370,6 +371,16 @@ def test_invalid_input_is_refused_before_anything_is_sent(message: OutboundSms, 
     problem = make_client(recorder).check(message)  # the same rule, for one message
     assert problem is not None
     assert (problem.field, rule in problem.rule) == (field, True)
+
+
+@pytest.mark.parametrize("template_id", ["", "t", "t" * 31, "t" * 32, "t" * 33, "t" * 64, "验" * 32, "a b\n"])
+def test_routing_takes_exactly_the_template_ids_the_client_sends(template_id: str) -> None:
+    """An unregistered id is routed to Huawei, and the registry stores a Huawei id, only in a form this client
+    sends: accepted otherwise, the message would fail at dispatch on every send (routing/capabilities.py)."""
+    huawei_ids = CAPABILITIES[ProviderName.HUAWEI].template_ids
+    assert huawei_ids is not None
+    sent = make_client(Recorder()).check(sms("m", "+6591000001", template_id=template_id)) is None
+    assert huawei_ids.allow(template_id) is sent
 
 
 @pytest.mark.parametrize(

@@ -24,20 +24,41 @@ TEMPLATE_UNKNOWN_FOR_PROVIDER = RecipientCode.TEMPLATE_UNKNOWN_FOR_PROVIDER
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateIds:
+    """The form of a provider's own template ids: what its client sends, so nothing else is accepted for it."""
+
+    pattern: re.Pattern[str]
+    described: str  # for refusals: "<Provider> template ids are <described>"
+
+    def allow(self, template_id: str) -> bool:
+        return self.pattern.fullmatch(template_id) is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Capability:
     free_text: bool
     templates: bool  # the provider's own template ids
     mainland_china: bool
-    template_ids: re.Pattern[str] | None = None  # the provider's own template id format, when it has one
+    template_ids: TemplateIds | None = None  # the provider's own template id format, when it has one
 
 
 CAPABILITIES: dict[ProviderName, Capability] = {
     ProviderName.ALIYUN: Capability(free_text=True, templates=False, mainland_china=False),
     # Tencent's TemplateId is the numeric id its console assigns (SendMultiGlobalSms refuses anything else).
     ProviderName.TENCENT: Capability(
-        free_text=False, templates=True, mainland_china=False, template_ids=re.compile(r"\d{1,20}")
+        free_text=False,
+        templates=True,
+        mainland_china=False,
+        template_ids=TemplateIds(re.compile(r"\d{1,20}"), "numeric (1-20 digits)"),
     ),
-    ProviderName.HUAWEI: Capability(free_text=False, templates=True, mainland_china=True),
+    # Huawei's templateId is "String (1 to 32 characters)" and nothing more (batchSendDiffSms); its client refuses
+    # any other length (providers/huawei/client.py, MAX_TEMPLATE_ID_LENGTH: a test keeps the two equal).
+    ProviderName.HUAWEI: Capability(
+        free_text=False,
+        templates=True,
+        mainland_china=True,
+        template_ids=TemplateIds(re.compile(r".{1,32}", re.DOTALL), "1-32 characters"),
+    ),
 }
 
 

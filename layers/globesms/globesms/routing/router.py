@@ -3,7 +3,8 @@
 The preferences are data (`route_table`: per country, kind of message and message type, an ordered list of
 providers with optional weights); what each provider *can* carry stays here, in code:
 - Alibaba carries free text only (a registered template reaches it as the template's text, rendered at accept);
-- Tencent and Huawei carry templates only, by their own template ids (Tencent's are numeric);
+- Tencent and Huawei carry templates only, by their own template ids (Tencent's are numeric, Huawei's 1-32
+  characters);
 - the Chinese mainland (+86) is reached only through Huawei.
 
 For one recipient the table's list is filtered by those capabilities (and, for a registered template, by which
@@ -126,9 +127,9 @@ class SpecRouter:
         if self.kind == "template" and self.registered is None:
             if not capability.templates:
                 return f"{provider} does not carry template messages"
-            pattern = capability.template_ids
-            if pattern is not None and self.template_id is not None and not pattern.fullmatch(self.template_id):
-                return f"{provider} template ids look like {pattern.pattern!r}"
+            ids = capability.template_ids
+            if ids is not None and self.template_id is not None and not ids.allow(self.template_id):
+                return f"{provider} template ids are {ids.described}"
         if mainland and not capability.mainland_china:
             return f"{provider} does not deliver to the Chinese mainland (+86)"
         return None

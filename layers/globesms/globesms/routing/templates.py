@@ -106,9 +106,11 @@ class TemplateVersions(_Doc):
         versions = self.versions()
         if not versions:
             raise ValueError("no provider version")
-        tencent_ids = CAPABILITIES[ProviderName.TENCENT].template_ids
-        if self.tencent and tencent_ids is not None and not tencent_ids.fullmatch(self.tencent.id):
-            raise ValueError(f"tencent.id: Tencent template ids look like {tencent_ids.pattern!r}")
+        for provider, version in versions.items():
+            # Each provider's id in its own form: one its client refuses would be stored, then fail every send.
+            ids = CAPABILITIES[provider].template_ids
+            if isinstance(version, IdVersion) and ids is not None and not ids.allow(version.id):
+                raise ValueError(f"{provider}.id: {provider.capitalize()} template ids are {ids.described}")
         names = {provider: set(version.params) for provider, version in versions.items()}
         if len({frozenset(v) for v in names.values()}) > 1:
             described = "; ".join(f"{p}: {sorted(v)}" for p, v in names.items())
