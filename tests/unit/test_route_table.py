@@ -164,14 +164,34 @@ def test_a_changed_parameter_is_parsed_again(mocker: MockerFixture) -> None:
     assert current_table(env=ENV).lookup("SG", "template", MessageType.OTP).providers == (T,)
 
 
-def test_an_invalid_parameter_is_logged_once_and_the_file_routes(mocker: MockerFixture) -> None:
+def test_an_invalid_parameter_at_start_is_logged_once_and_the_file_routes(mocker: MockerFixture) -> None:
     bad = with_("countries.HK.template.0.provider", "twilio")
     mocker.patch("aws_lambda_powertools.utilities.parameters.get_parameter", return_value=bad)
     error = mocker.patch.object(route_table.log, "error")
     assert current_table(env=ENV) is file_table()
     assert current_table(env=ENV) is file_table()
     error.assert_called_once()
-    assert "countries.HK.template.0.provider" in str(error.call_args.args[1])
+    assert error.call_args.args[1] == "globesms/data/routes.json"
+    assert "countries.HK.template.0.provider" in str(error.call_args.args[2])
+
+
+def test_an_invalid_parameter_leaves_the_last_good_table_in_force(mocker: MockerFixture) -> None:
+    """docs/configuration.md: "an invalid or unreadable value leaves the last good table in force", not the file's:
+    an operator's typo must not undo the routing already in force. Logged once per bad value, although Powertools
+    hands back a new object (of the same value) each time it reads the parameter again."""
+    bad = with_("default.text", [{"provider": "tencent"}])  # Tencent carries no free text
+    fixed = with_("default.template", [{"provider": "tencent"}])
+    answers = [GOOD, bad, json.loads(json.dumps(bad)), fixed]
+    mocker.patch("aws_lambda_powertools.utilities.parameters.get_parameter", side_effect=answers)
+    error = mocker.patch.object(route_table.log, "error")
+    good = current_table(env=ENV)
+    assert good.source == "SSM parameter /globesms/routes"
+    assert current_table(env=ENV) is good
+    assert current_table(env=ENV) is good  # the same bad value read again: not logged again
+    error.assert_called_once()
+    assert error.call_args.args[1] == "SSM parameter /globesms/routes"
+    assert "default.text" in str(error.call_args.args[2])
+    assert current_table(env=ENV).lookup("SG", "template", MessageType.OTP).providers == (T,)  # fixed: in force
 
 
 def test_an_unreadable_parameter_keeps_the_table_in_use_and_is_retried_later(mocker: MockerFixture) -> None:

@@ -3,7 +3,8 @@
 Shipped as `globesms/data/routes.json` in the layer; when `GLOBESMS_ROUTES_PARAMETER` names an SSM parameter, that
 parameter (the same JSON) replaces the file, re-read at most every 5 minutes through Powertools Parameters. The
 document is validated when it loads; an invalid file is a deployment error (raised), while an invalid or unreadable
-parameter is logged and the file's table (or, after a read failure, the table in use) keeps routing.
+parameter is logged and the last good table keeps routing: the parameter's last valid value, or the file's when the
+parameter has given none yet (an operator's typo must not undo the routing already in force).
 
     {"version": 1,
      "default": {"text": [{"provider": "aliyun"}],
@@ -213,10 +214,13 @@ def _fetch_parameter(name: str) -> Any:
     return parameters.get_parameter(name, transform="json", max_age=PARAMETER_MAX_AGE_SECONDS)
 
 
+_NOTHING_READ: Any = object()
+
+
 @dataclass
 class _Override:
-    raw: Any = None  # the last value read (Powertools returns the same object while it is cached)
-    table: RouteTable | None = None  # what that value gave
+    raw: Any = _NOTHING_READ  # the last value read, valid or not
+    table: RouteTable | None = None  # the last valid value's table
     retry_at: float = 0.0  # after a failed read, when to read again
 
 
@@ -234,7 +238,8 @@ def current_table(
     fetch: Callable[[str], Any] = _fetch_parameter,
     clock: Callable[[], float] = time.monotonic,
 ) -> RouteTable:
-    """The table to route with now: the SSM parameter's when one is configured and valid, else the file's."""
+    """The table to route with now: when a parameter is configured, its last valid value's (the file's until it has
+    given one); else the file's."""
     name = (settings(RoutesSettings) if env is None else load_settings(RoutesSettings, env)).routes_parameter
     if not name:
         return file_table()
@@ -253,12 +258,15 @@ def current_table(
             extra={"parameter": name, "error": type(exc).__name__},
         )
         return table
-    if state.table is not None and raw is state.raw:
-        return state.table
+    # Powertools hands back the same object while it is cached, and a new one (maybe of the same value) each time it
+    # reads again: a value is parsed, and an invalid one logged, once.
+    if raw is state.raw or raw == state.raw:
+        return state.table or file_table()
+    state.raw = raw
     try:
-        table = parse_route_table(raw, f"SSM parameter {name}")
+        state.table = parse_route_table(raw, f"SSM parameter {name}")
     except RouteTableError as exc:
-        table = file_table()
-        log.error("route table parameter invalid; routing with the file's table: %s", exc, extra={"parameter": name})
-    state.raw, state.table = raw, table
-    return table
+        table = state.table or file_table()
+        log.error("route table parameter invalid; routing with %s: %s", table.source, exc, extra={"parameter": name})
+        return table
+    return state.table
