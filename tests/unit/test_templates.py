@@ -3,15 +3,19 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 
 from globesms.models.limits import MAX_TEXT_CHARS
 from globesms.models.outbound import ProviderName
+from globesms.ports import MAX_SEED_TEMPLATES
+from globesms.routing import templates
 from globesms.routing.templates import (
     IdVersion,
     ParamsProblem,
     Rendered,
     TemplateRegistryError,
     TextVersion,
+    file_registry,
     parse_registry,
     registry,
     render,
@@ -34,6 +38,24 @@ def test_the_shipped_registry_loads_from_the_package_data() -> None:
     versions = registry().get("example-otp")
     assert versions is not None and set(versions) == {A, T, H}
     assert registry().get("1234567") is None
+
+
+@pytest.mark.parametrize("count", [MAX_SEED_TEMPLATES, MAX_SEED_TEMPLATES + 1])
+def test_a_shipped_file_the_seed_cannot_copy_at_once_is_a_deployment_error(mocker: MockerFixture, count: int) -> None:
+    """The file seeds the template table in one transaction (99 templates and the marker): with more, every
+    PUT/DELETE /v1/templates failed (502) for good; now such a file fails when it loads, as an invalid one does."""
+    shipped = json.dumps(doc(**{f"tpl-{i}": {"huawei": {"id": f"h{i}"}} for i in range(count)}))
+    package = mocker.patch.object(templates, "resources").files.return_value
+    package.joinpath.return_value.read_text.return_value = shipped
+    file_registry.cache_clear()
+    try:
+        if count <= MAX_SEED_TEMPLATES:
+            assert len(file_registry().templates) == count
+        else:
+            with pytest.raises(TemplateRegistryError, match=rf"{count} templates; the shipped file holds at most 99"):
+                file_registry()
+    finally:
+        file_registry.cache_clear()
 
 
 def test_a_registry_from_text_or_parsed_json() -> None:

@@ -173,6 +173,10 @@ class StoredTemplate:
     updated_at: str
 
 
+#: The most templates `TemplateStore.seed` takes: DynamoDB writes 100 items in one transaction, the marker and these.
+MAX_SEED_TEMPLATES = 99
+
+
 @dataclass(frozen=True, slots=True)
 class StoredTemplates:
     """The store's whole registry. `seeded` is False until the first change through the API, which first copies the
@@ -190,7 +194,8 @@ class TemplateStore(Protocol):
         ...
 
     def seed(self, templates: Sequence[StoredTemplate]) -> None:
-        """Store these and mark the store seeded, all or nothing, unless it is seeded already (then nothing)."""
+        """Store these (at most MAX_SEED_TEMPLATES) and mark the store seeded, all or nothing, unless it is seeded
+        already (then nothing)."""
         ...
 
     def put(self, template: StoredTemplate) -> bool:

@@ -13,15 +13,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
-from globesms.ports import StoredTemplate, StoredTemplates
+from globesms.ports import MAX_SEED_TEMPLATES, StoredTemplate, StoredTemplates
 
 PARTITION = "registry"
 SEEDED_SK = "#seeded"
-MAX_SEED = 99  # TransactWriteItems takes 100 writes: the marker and the shipped templates
 
 
 class SeedTooLarge(ValueError):
-    pass
+    """Never in a deployment: a shipped file of more templates is refused when it loads (routing/templates.py)."""
 
 
 def _key(sk: str) -> dict[str, Any]:
@@ -59,8 +58,10 @@ class DynamoDBTemplateStore:
         return StoredTemplates(seeded=seeded, templates=tuple(templates))
 
     def seed(self, templates: Sequence[StoredTemplate]) -> None:
-        if len(templates) > MAX_SEED:
-            raise SeedTooLarge(f"{len(templates)} shipped templates; the seed copies at most {MAX_SEED} at once")
+        if len(templates) > MAX_SEED_TEMPLATES:
+            raise SeedTooLarge(
+                f"{len(templates)} shipped templates; the seed copies at most {MAX_SEED_TEMPLATES} at once"
+            )
         # One transaction: the marker only if absent, so of two first changes at once one seeds and the other
         # finds it done (and a template deleted right after the seed is never written back by a late seed).
         writes: list[dict[str, Any]] = [

@@ -39,7 +39,7 @@ from globesms.errors import RecipientCode
 from globesms.models.base import Model
 from globesms.models.limits import MAX_TEXT_CHARS, text_character_problem, text_parts_problem
 from globesms.models.outbound import ProviderName
-from globesms.ports import StoredTemplate, StoredTemplates, TemplateStore
+from globesms.ports import MAX_SEED_TEMPLATES, StoredTemplate, StoredTemplates, TemplateStore
 from globesms.routing.capabilities import CAPABILITIES
 from globesms.validation import describe
 
@@ -197,10 +197,25 @@ def parse_registry(raw: Any, source: str) -> TemplateRegistry:
     return TemplateRegistry(source, templates)
 
 
+def _seedable(registry: TemplateRegistry) -> TemplateRegistry:
+    """The shipped file seeds the template table in one transaction (`_seeded`), which takes at most
+    MAX_SEED_TEMPLATES: a larger file would make every PUT/DELETE /v1/templates fail, so it is a deployment error
+    here, like an invalid one. Chosen over seeding in chunks: one transaction is what makes the seed all or nothing,
+    done once when two first changes race, and never writing back a template deleted right after it."""
+    count = len(registry.templates)
+    if count > MAX_SEED_TEMPLATES:
+        raise TemplateRegistryError(
+            f"template registry {registry.source}: {count} templates; the shipped file holds at most "
+            f"{MAX_SEED_TEMPLATES} (it seeds the template table in one transaction): add the others with "
+            "PUT /v1/templates/{id}"
+        )
+    return registry
+
+
 @lru_cache(maxsize=1)
 def file_registry() -> TemplateRegistry:
     text = resources.files("globesms").joinpath("data", "templates.json").read_text(encoding="utf-8")
-    return parse_registry(text, FILE_SOURCE)
+    return _seedable(parse_registry(text, FILE_SOURCE))
 
 
 def registry_of(stored: StoredTemplates) -> TemplateRegistry:
