@@ -71,6 +71,19 @@ def test_no_receipt_expiry_counts_without_a_latency() -> None:
     assert tally.expired == 1 and sum(tally.latency) == 0
 
 
+@pytest.mark.parametrize(
+    ("status", "extra"),
+    [
+        ("FAILED", {"error_code": "INVALID_REQUEST"}),
+        ("FAILED", {"error_code": "UNKNOWN_OUTCOME_EXPIRED"}),
+        ("CANCELED", {}),
+    ],
+)
+def test_failed_and_canceled_messages_are_not_counted(status: str, extra: dict[str, str]) -> None:
+    """docs/routing-scores.md, "What is not counted": a score ranks how well a provider delivers what it accepts."""
+    assert tally_outcomes([final(1, status, **extra)], NOW) == {}
+
+
 def test_a_record_without_its_country_is_counted_under_its_numbers() -> None:
     tallies = tally_outcomes([final(1, "DELIVERED", country=None, to="+85251234567")], NOW)
     assert [k.country for k in tallies] == ["HK"]

@@ -1,5 +1,5 @@
-"""The template registry at run time (docs/templates.md): GET /v1/templates, and GET, PUT and DELETE
-/v1/templates/{id}. A deployment without the template table answers TEMPLATES_NOT_MANAGED."""
+"""The template registry at run time (docs/api.md, "Templates at run time"): GET /v1/templates, and GET, PUT and
+DELETE /v1/templates/{id}. A deployment without the template table answers TEMPLATES_NOT_MANAGED."""
 
 from typing import Annotated, Any
 
