@@ -133,8 +133,10 @@ def plan(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: An
     return url, resolve_queue(to, stack=stack, sqs=sqs, cloudformation=cloudformation)
 
 
-MAX_ATTRIBUTES = 10  # SQS's limits on a message: attributes, and bytes of body and attributes together
-MAX_MESSAGE_BYTES = 262_144
+MAX_ATTRIBUTES = 10  # SQS's limit of attributes on a message
+# The most bytes of body and attributes together a queue takes when its MaximumMessageSize does not say (SQS's
+# default and most since 2025; the template's queues keep it). The destination's own attribute decides.
+MAX_MESSAGE_BYTES = 1_048_576
 
 
 def _attribute_bytes(name: str, value: dict[str, Any]) -> int:
@@ -146,14 +148,21 @@ def _attribute_bytes(name: str, value: dict[str, Any]) -> int:
     )
 
 
-def _room_for(body: str, attributes: dict[str, dict[str, Any]], name: str, value: dict[str, Any]) -> bool:
+def _room_for(
+    body: str, attributes: dict[str, dict[str, Any]], name: str, value: dict[str, Any], max_bytes: int
+) -> bool:
     if len(attributes) >= MAX_ATTRIBUTES:
         return False
     size = len(body.encode()) + sum(_attribute_bytes(n, v) for n, v in attributes.items())
-    return size + _attribute_bytes(name, value) <= MAX_MESSAGE_BYTES
+    return size + _attribute_bytes(name, value) <= max_bytes
 
 
-def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, Any]:
+def maximum_message_bytes(sqs: Any, url: str) -> int:
+    """The most bytes of body and attributes the queue takes (its MaximumMessageSize)."""
+    return int(_attributes(sqs, url, "MaximumMessageSize").get("MaximumMessageSize", MAX_MESSAGE_BYTES))
+
+
+def _send_entry(index: int, message: dict[str, Any], fifo: bool, max_bytes: int) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     attributes = {
         name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
@@ -161,9 +170,11 @@ def _send_entry(index: int, message: dict[str, Any], fifo: bool) -> dict[str, An
     }
     # Sent again, the message gets a new MessageId: the first one goes with it (kept from an earlier redrive), so
     # the intake resumes the batch it derived from it instead of accepting the body as a new one. Where SQS has no
-    # room for it (10 attributes, or 256 KiB with them), the message moves without it, as before.
+    # room for it (10 attributes, or the destination's MaximumMessageSize with them), the message moves without it.
     first = {"DataType": "String", "StringValue": message["MessageId"]}
-    if FIRST_MESSAGE_ID not in attributes and _room_for(message["Body"], attributes, FIRST_MESSAGE_ID, first):
+    if FIRST_MESSAGE_ID not in attributes and _room_for(
+        message["Body"], attributes, FIRST_MESSAGE_ID, first, max_bytes
+    ):
         attributes[FIRST_MESSAGE_ID] = first
     if attributes:
         entry["MessageAttributes"] = attributes
@@ -187,6 +198,7 @@ def redrive(
     """Move up to `maximum` messages (all when None) from `source` to `destination`; see the module's docstring."""
     result = RedriveResult(source=source, destination=destination)
     fifo = destination.endswith(".fifo")
+    max_bytes = maximum_message_bytes(sqs, destination)
     hidden: list[str] = []  # dry run: receipt handles to make visible again
     seen: set[str] = set()
     try:
@@ -212,7 +224,7 @@ def redrive(
                     log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'])[:100]}")
                 continue
             sent = sqs.send_message_batch(
-                QueueUrl=destination, Entries=[_send_entry(i, m, fifo) for i, m in enumerate(messages)]
+                QueueUrl=destination, Entries=[_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
             )
             for failure in sent.get("Failed", []):
                 message_id = messages[int(failure["Id"])]["MessageId"]

@@ -160,11 +160,29 @@ def test_a_deployed_stack_is_resolved_through_its_outputs(stack: MotoStack) -> N
 
 
 def test_a_message_without_room_for_its_first_message_id_moves_as_before() -> None:
-    """SQS refuses an 11th attribute, or more than 256 KiB of body and attributes: such a message moves without it."""
+    """SQS refuses an 11th attribute, or more than the queue's MaximumMessageSize of body and attributes: such a
+    message moves without it."""
     full = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(redrive.MAX_ATTRIBUTES)}
-    entry = redrive._send_entry(0, {"MessageId": "m-1", "Body": "{}", "MessageAttributes": full}, fifo=False)
+    message = {"MessageId": "m-1", "Body": "{}", "MessageAttributes": full}
+    entry = redrive._send_entry(0, message, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
     assert FIRST_MESSAGE_ID not in entry["MessageAttributes"] and len(entry["MessageAttributes"]) == 10
     large = "x" * (redrive.MAX_MESSAGE_BYTES - 10)  # the attribute itself takes some 35 bytes
-    assert "MessageAttributes" not in redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False)
-    room = redrive._send_entry(0, {"MessageId": "m-3", "Body": "{}"}, fifo=False)
+    no_room = redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False, max_bytes=len(large) + 10)
+    assert "MessageAttributes" not in no_room
+    room = redrive._send_entry(0, {"MessageId": "m-3", "Body": "{}"}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
     assert room["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == "m-3"
+
+
+def test_a_body_over_256_kib_carries_its_first_message_id(stack: MotoStack) -> None:
+    """The template's queues take up to 1 MiB (SQS's default MaximumMessageSize): an intake body of 300 KB is a
+    normal message. Checked against a stale 256 KiB instead of the destination's size, it moved without its first
+    MessageId, and the intake accepted it as a second batch (a reviewer's finding)."""
+    refs = stack.deployed.context.refs
+    dlq, source = refs["IntakeDeadLetterQueue"], refs["IntakeQueue"]
+    size = stack.sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["MaximumMessageSize"])["Attributes"]
+    assert size["MaximumMessageSize"] == "1048576"
+    body = '{"to": ["+85251234567"], "text": "hi", "pad": "' + "x" * 300_000 + '"}'
+    first = stack.sqs.send_message(QueueUrl=dlq, MessageBody=body)["MessageId"]
+    assert redrive.main(["IntakeDeadLetterQueue", *STACK], environ={}) == 0
+    [moved] = _drain(stack, source)
+    assert moved["Body"] == body and moved["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
