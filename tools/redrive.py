@@ -11,8 +11,9 @@ is the one queue whose RedrivePolicy names the DLQ.
 
 The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement
 that, and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends
-them with SendMessageBatch (body and message attributes as they were) and deletes from the DLQ only those the
-destination accepted: a message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
+them with SendMessageBatch (body and message attributes as they were, but for `globesms-first-message-id`, set to
+the MessageId the intake named the body's batch after) and deletes from the DLQ only those the destination
+accepted: a message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
 A delete that fails after a successful send leaves a copy in the DLQ (reported; the consumers tolerate duplicates).
 --dry-run lists the messages (the start of each body, its phone numbers masked) and makes them visible again;
 nothing moves.
@@ -31,7 +32,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from globesms.domain.ids import FIRST_MESSAGE_ID
+from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
 from globesms.domain.masking import mask_numbers
 from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, stack_outputs
 
@@ -162,20 +163,33 @@ def maximum_message_bytes(sqs: Any, url: str) -> int:
     return int(_attributes(sqs, url, "MaximumMessageSize").get("MaximumMessageSize", MAX_MESSAGE_BYTES))
 
 
+def _with_first_message_id(
+    message: dict[str, Any], attributes: dict[str, dict[str, Any]], max_bytes: int
+) -> dict[str, dict[str, Any]]:
+    """The attributes with FIRST_MESSAGE_ID set to the MessageId the intake named the body's batch after.
+
+    Sent again, the message gets a new MessageId: the first one goes with it, so the intake resumes the batch it
+    derived from it instead of accepting the body as a new one. Which one is the intake's own reading
+    (`first_message_id`): the attribute's value when it is an SQS MessageId (kept from an earlier redrive), else the
+    message's own; a value the producer set that the intake ignored is overwritten, or the copy would be a new batch
+    again. Where SQS has no room for it (10 attributes, or the destination's MaximumMessageSize with them), the
+    message moves with its attributes as they were."""
+    kept = attributes.get(FIRST_MESSAGE_ID, {}).get("StringValue")
+    value = first_message_id(message["MessageId"], kept if isinstance(kept, str) else None)
+    first = {"DataType": "String", "StringValue": value}
+    others = {name: v for name, v in attributes.items() if name != FIRST_MESSAGE_ID}
+    if not _room_for(message["Body"], others, FIRST_MESSAGE_ID, first, max_bytes):
+        return attributes
+    return {**others, FIRST_MESSAGE_ID: first}
+
+
 def _send_entry(index: int, message: dict[str, Any], fifo: bool, max_bytes: int) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     attributes = {
         name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
         for name, value in message.get("MessageAttributes", {}).items()
     }
-    # Sent again, the message gets a new MessageId: the first one goes with it (kept from an earlier redrive), so
-    # the intake resumes the batch it derived from it instead of accepting the body as a new one. Where SQS has no
-    # room for it (10 attributes, or the destination's MaximumMessageSize with them), the message moves without it.
-    first = {"DataType": "String", "StringValue": message["MessageId"]}
-    if FIRST_MESSAGE_ID not in attributes and _room_for(
-        message["Body"], attributes, FIRST_MESSAGE_ID, first, max_bytes
-    ):
-        attributes[FIRST_MESSAGE_ID] = first
+    attributes = _with_first_message_id(message, attributes, max_bytes)
     if attributes:
         entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})

@@ -3,6 +3,8 @@ stack) and, for the lookup by stack outputs, a CloudFormation stub."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from tests.integration.conftest import MotoStack
 from tools import redrive
 
 STACK = ["--stack", "globesms-local", "--wait-seconds", "0"]
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def _urls(stack: MotoStack) -> tuple[str, str]:
@@ -186,3 +189,48 @@ def test_a_body_over_256_kib_carries_its_first_message_id(stack: MotoStack) -> N
     assert redrive.main(["IntakeDeadLetterQueue", *STACK], environ={}) == 0
     [moved] = _drain(stack, source)
     assert moved["Body"] == body and moved["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
+
+
+def _intake_event(message: dict[str, Any]) -> dict[str, Any]:
+    """The IntakeFunction's event for an SQS message, as Lambda's event source mapping gives it."""
+    record = json.loads((EVENTS / "intake_batch.json").read_text())["Records"][0]
+    record.update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], body=message["Body"])
+    record["messageAttributes"] = {
+        name: {"dataType": value["DataType"], "stringValue": value.get("StringValue"), "binaryValue": None}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {"Records": [record]}
+
+
+def _batches(stack: MotoStack) -> set[str]:
+    items = stack.dynamodb.scan(TableName=stack.table_name)["Items"]
+    return {item["pk"]["S"] for item in items if item["sk"]["S"] == "#"}
+
+
+@pytest.mark.parametrize(
+    "producers",
+    [{"DataType": "String", "StringValue": "trace-42"}, {"DataType": "Binary", "BinaryValue": b"\x01"}],
+    ids=["not-a-message-id", "binary"],
+)
+def test_a_redriven_body_resumes_its_batch_whatever_the_producer_set_as_first_message_id(
+    stack: MotoStack, load_handler: Any, lambda_context: Any, producers: dict[str, Any]
+) -> None:
+    """The attribute is the sender's to set, and the intake ignores a value that is no SQS MessageId: its batch is
+    `sqs-<MessageId>`. Kept as the producer set it, the redriven copy (a new MessageId) became a second batch and
+    everyone was texted twice (a reviewer's finding); redrive now sets what the intake used."""
+    refs = stack.deployed.context.refs
+    body = json.dumps({"to": ["+85251234567"], "text": "Your code is 123456"})
+    attributes = {FIRST_MESSAGE_ID: producers}
+    stack.sqs.send_message(QueueUrl=refs["IntakeDeadLetterQueue"], MessageBody=body, MessageAttributes=attributes)
+    # Its first delivery (the DLQ keeps the MessageId): accepted, then dead-lettered by a failure after queueing.
+    [dead] = stack.sqs.receive_message(
+        QueueUrl=refs["IntakeDeadLetterQueue"], MessageAttributeNames=["All"], VisibilityTimeout=0
+    )["Messages"]
+    intake = load_handler("intake")
+    assert intake.lambda_handler(_intake_event(dead), lambda_context) == {"batchItemFailures": []}
+    assert _batches(stack) == {f"B#sqs-{dead['MessageId']}"}
+    assert redrive.main(["IntakeDeadLetterQueue", *STACK], environ={}) == 0
+    [moved] = _drain(stack, refs["IntakeQueue"])
+    assert intake.lambda_handler(_intake_event(moved), lambda_context) == {"batchItemFailures": []}
+    assert _batches(stack) == {f"B#sqs-{dead['MessageId']}"}  # the first batch resumed, not a second one
+    assert moved["MessageAttributes"][FIRST_MESSAGE_ID] == {"DataType": "String", "StringValue": dead["MessageId"]}
