@@ -11,9 +11,10 @@ is the one queue whose RedrivePolicy names the DLQ.
 
 The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement
 that, and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends
-them with SendMessageBatch (body and message attributes as they were, but for `globesms-first-message-id`, set to
-the MessageId the intake named the body's batch after) and deletes from the DLQ only those the destination
-accepted: a message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
+them with SendMessageBatch (in more than one call when they come to over 1 MiB together; body and message
+attributes as they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch
+after) and deletes from the DLQ only those the destination accepted: a message is in one of the two queues at any
+time, and one whose send failed stays in the DLQ.
 A delete that fails after a successful send leaves a copy in the DLQ (reported; the consumers tolerate duplicates).
 --dry-run lists the messages (the start of each body, its phone numbers masked) and makes them visible again;
 nothing moves.
@@ -138,6 +139,7 @@ MAX_ATTRIBUTES = 10  # SQS's limit of attributes on a message
 # The most bytes of body and attributes together a queue takes when its MaximumMessageSize does not say (SQS's
 # default and most since 2025; the template's queues keep it). The destination's own attribute decides.
 MAX_MESSAGE_BYTES = 1_048_576
+MAX_BATCH_BYTES = 1_048_576  # SendMessageBatch's limit on the messages of one call together
 
 
 def _attribute_bytes(name: str, value: dict[str, Any]) -> int:
@@ -199,6 +201,27 @@ def _send_entry(index: int, message: dict[str, Any], fifo: bool, max_bytes: int)
     return entry
 
 
+def _entry_bytes(entry: dict[str, Any]) -> int:
+    attributes = entry.get("MessageAttributes", {})
+    return len(entry["MessageBody"].encode()) + sum(_attribute_bytes(n, v) for n, v in attributes.items())
+
+
+def send_calls(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The entries, in order, grouped into SendMessageBatch calls SQS takes: it refuses a call whose messages
+    (bodies and attributes) come to more than MAX_BATCH_BYTES in all (BatchRequestTooLong), so four bodies of
+    300 KB go in two calls. A message that large on its own goes alone."""
+    calls: list[list[dict[str, Any]]] = []
+    size = 0
+    for entry in entries:
+        length = _entry_bytes(entry)
+        if not calls or size + length > MAX_BATCH_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(entry)
+        size += length
+    return calls
+
+
 def redrive(
     sqs: Any,
     source: str,
@@ -237,14 +260,15 @@ def redrive(
                     result.listed.append(m)
                     log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'])[:100]}")
                 continue
-            sent = sqs.send_message_batch(
-                QueueUrl=destination, Entries=[_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
-            )
-            for failure in sent.get("Failed", []):
-                message_id = messages[int(failure["Id"])]["MessageId"]
-                log(f"not moved: {message_id}: {failure.get('Code')} {failure.get('Message', '')}")
-            result.failed += len(sent.get("Failed", []))
-            done = [messages[int(s["Id"])] for s in sent.get("Successful", [])]
+            entries = [_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
+            done: list[dict[str, Any]] = []
+            for call in send_calls(entries):
+                sent = sqs.send_message_batch(QueueUrl=destination, Entries=call)
+                for failure in sent.get("Failed", []):
+                    message_id = messages[int(failure["Id"])]["MessageId"]
+                    log(f"not moved: {message_id}: {failure.get('Code')} {failure.get('Message', '')}")
+                result.failed += len(sent.get("Failed", []))
+                done.extend(messages[int(s["Id"])] for s in sent.get("Successful", []))
             if not done:
                 break  # the destination refuses everything: stop rather than spin
             deleted = sqs.delete_message_batch(

@@ -191,6 +191,36 @@ def test_a_body_over_256_kib_carries_its_first_message_id(stack: MotoStack) -> N
     assert moved["Body"] == body and moved["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
 
 
+def test_a_round_of_large_messages_is_sent_in_calls_sqs_takes(
+    stack: MotoStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SendMessageBatch refuses a call of more than 1 MiB in all: four bodies of 300 KB, received in one round,
+    were sent in one call, refused with BatchRequestTooLong at every run, and nothing moved (a reviewer's finding)."""
+    dlq, source = _urls(stack)
+    bodies = [json.dumps({"n": i, "pad": "x" * 300_000}) for i in range(4)]
+    for body in bodies:
+        stack.sqs.send_message(QueueUrl=dlq, MessageBody=body)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 0
+    assert "moved 4, failed 0" in capsys.readouterr().out
+    assert sorted(m["Body"] for m in _drain(stack, source)) == sorted(bodies)
+    assert _drain(stack, dlq) == []
+
+
+def test_the_calls_keep_each_within_1_mib_and_a_message_too_large_goes_alone() -> None:
+    def entry(size: int) -> dict[str, Any]:
+        return {"Id": str(size), "MessageBody": "x" * size}
+
+    calls = redrive.send_calls([entry(300_000)] * 4 + [entry(2_000_000), entry(10)])
+    assert [[len(e["MessageBody"]) for e in call] for call in calls] == [
+        [300_000] * 3,
+        [300_000],
+        [2_000_000],
+        [10],
+    ]
+    big = {**entry(524_000), "MessageAttributes": {"a": {"DataType": "String", "StringValue": "y" * 1_000}}}
+    assert len(redrive.send_calls([big, big])) == 2  # attributes count: 2 x 525,000 bytes is over 1 MiB
+
+
 def _intake_event(message: dict[str, Any]) -> dict[str, Any]:
     """The IntakeFunction's event for an SQS message, as Lambda's event source mapping gives it."""
     record = json.loads((EVENTS / "intake_batch.json").read_text())["Records"][0]
