@@ -119,7 +119,19 @@ def source_queues_of(sqs: Any, dlq_url: str) -> list[str]:
 
 
 def plan(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: Any) -> tuple[str, str]:
-    """(dead-letter queue, destination) for QUEUE and --to."""
+    """(dead-letter queue, destination) for QUEUE and --to; never one queue twice."""
+    source, destination = _ends(queue, to=to, stack=stack, sqs=sqs, cloudformation=cloudformation)
+    if _attributes(sqs, source, "QueueArn") == _attributes(sqs, destination, "QueueArn"):
+        # Each message sent back would be received again in the same run, under a new MessageId: a loop without
+        # end, every message's receive count reset at each turn.
+        raise RedriveError(
+            f"{source} is both the dead-letter queue and the destination: a queue is never redriven "
+            "into itself; pass --to another queue"
+        )
+    return source, destination
+
+
+def _ends(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: Any) -> tuple[str, str]:
     url = resolve_queue(queue, stack=stack, sqs=sqs, cloudformation=cloudformation)
     if to is None:
         dlq = dead_letter_queue_of(sqs, url)

@@ -132,6 +132,36 @@ def test_an_unknown_queue_is_a_clear_error(stack: MotoStack, capsys: pytest.Capt
     assert err.startswith("redrive: ") and ("not found" in err or "no queue" in err), err
 
 
+@pytest.mark.parametrize("to", ["AliyunDeadLetterQueue", "Aliyun", "dlq-url"])
+def test_a_queue_is_never_redriven_into_itself(
+    stack: MotoStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, to: str
+) -> None:
+    """Into itself, each message moved came back in the same run under a new MessageId: it never ended, and reset
+    every message's receive count (a reviewer's finding)."""
+    dlq, _ = _urls(stack)
+    stack.sqs.send_message(QueueUrl=dlq, MessageBody='{"pack_id": "p1"}')
+    sends = {"n": 0}
+    clients = redrive.aws_clients
+
+    def counted_clients(environ: Any) -> tuple[Any, Any]:
+        sqs, cloudformation = clients(environ)
+        send = sqs.send_message_batch
+
+        def counted(**kwargs: Any) -> Any:
+            sends["n"] += 1
+            if sends["n"] > 20:
+                raise RuntimeError("still moving the one message after 20 rounds")
+            return send(**kwargs)
+
+        sqs.send_message_batch = counted
+        return sqs, cloudformation
+
+    monkeypatch.setattr(redrive, "aws_clients", counted_clients)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK, "--to", dlq if to == "dlq-url" else to], environ={}) == 2
+    assert "is both the dead-letter queue and the destination" in capsys.readouterr().err
+    assert sends["n"] == 0 and len(_drain(stack, dlq)) == 1
+
+
 def test_a_dlq_with_no_source_needs_to(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
     orphan = stack.sqs.create_queue(QueueName="orphan-dlq")["QueueUrl"]
     assert redrive.main([orphan, *STACK], environ={}) == 2
