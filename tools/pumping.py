@@ -4,8 +4,9 @@
     python -m tools.pumping release HK [--minutes 60] [--stack NAME | --table NAME]
     make pumping-release COUNTRY=HK [MINUTES=60] [STACK=globesms-prod]
 
-`status` prints the country's volume in the window, its baseline, the threshold and whether it is held, under the
-rule of limits.json as this shell reads it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
+`status` prints the country's volume in the window, its baseline, the threshold and whether it is held (the guard
+refuses its next OTP: the window holds the threshold already), under the rule of limits.json as this shell reads
+it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
 `release` lifts the hold for MINUTES whatever the volume (after that the rule applies again: a burst still going on
 trips it again). The table is the stack's output `TableName` (CloudFormation), or --table; AWS_ENDPOINT_URL
 and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run` (whose stack, globesms-local, is then the default).
@@ -39,7 +40,7 @@ def status(counters: DynamoDBOtpCounters, country: str, now: int) -> dict[str, A
         "recent": verdict.recent,
         "baseline": str(verdict.baseline),
         "threshold": str(verdict.threshold),
-        "held": not verdict.released and verdict.recent > verdict.threshold,
+        "held": verdict.allowance == 0,  # the guard's own verdict: it refuses the next OTP there
         "released_until": counts.released_until or None,
     }
 
