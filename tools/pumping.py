@@ -8,8 +8,9 @@
 refuses its next OTP: the window holds the threshold already), under the rule of limits.json as this shell reads
 it (the shipped one, or the SSM path GLOBESMS_GUARDRAILS_PARAMETERS names).
 `release` lifts the hold for MINUTES whatever the volume (after that the rule applies again: a burst still going on
-trips it again). The table is the stack's output `TableName` (CloudFormation), or --table; AWS_ENDPOINT_URL
-and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run` (whose stack, globesms-local, is then the default).
+trips it again). The table is the stack's output `TableName` (CloudFormation; a stack it does not know is a usage
+error, exit 2), or --table; AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB reach the local stack of `make run` (whose
+stack, globesms-local, is then the default, and its table globesms-local-MessagesTable).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--minutes: between 1 and 10080 (a week)")
     try:
         print(json.dumps(_run(arguments)))
-    except AWS_ERRORS as exc:  # no credentials or region, access denied, unreachable: one line, never a traceback
+    except AWS_ERRORS as exc:  # no such stack, no credentials, access denied, unreachable: one line, no traceback
         code, kind = exit_for_aws_error(exc)
         print(f"pumping: {kind}: {exc}", file=sys.stderr)
         return code

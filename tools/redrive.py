@@ -35,13 +35,13 @@ from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
 from globesms.domain.masking import mask_numbers
-from tools.stack import AWS_ERRORS, default_stack, exit_for_aws_error, stack_outputs
+from tools.stack import AWS_ERRORS, UsageError, default_stack, exit_for_aws_error, stack_outputs
 
 BATCH = 10  # the most SQS receives, sends or deletes in one call
 VISIBILITY_SECONDS = 120  # long enough for a round; a message whose send failed stays hidden till the run ends
 
 
-class RedriveError(Exception):
+class RedriveError(UsageError):
     """A queue that cannot be found or a destination that cannot be told; the message says which and why."""
 
 
@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     arguments = parse_arguments(argv, env)
     try:
         return _run(arguments, env)
-    except AWS_ERRORS as exc:  # no credentials or region, access denied, unreachable: one line, never a traceback
+    except AWS_ERRORS as exc:  # a queue or stack not found, no credentials, access denied: one line, no traceback
         code, kind = exit_for_aws_error(exc)
         print(f"redrive: {kind}: {exc}", file=sys.stderr)
         return code
@@ -338,13 +338,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
 def _run(arguments: argparse.Namespace, env: dict[str, str]) -> int:
     sqs, cloudformation = aws_clients(env)
-    try:
-        source, destination = plan(
-            arguments.queue, to=arguments.to, stack=arguments.stack, sqs=sqs, cloudformation=cloudformation
-        )
-    except RedriveError as exc:
-        print(f"redrive: {exc}", file=sys.stderr)
-        return 2
+    source, destination = plan(
+        arguments.queue, to=arguments.to, stack=arguments.stack, sqs=sqs, cloudformation=cloudformation
+    )
     print(f"{'dry run: ' if arguments.dry_run else ''}from {source}\n  to {destination}")
     result = redrive(
         sqs,

@@ -58,7 +58,8 @@ def test_the_table_is_the_stack_s_output_else_the_local_stack_s_name() -> None:
 
     deployed = CloudFormation([{"OutputKey": "TableName", "OutputValue": "globesms-prod-MessagesTable-1X2Y"}])
     assert messages_table("globesms-prod", deployed) == "globesms-prod-MessagesTable-1X2Y"
-    assert messages_table("globesms-local", CloudFormation(None)) == "globesms-local-MessagesTable"
+    local = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}  # `make run`'s
+    assert messages_table("globesms-local", CloudFormation(None), local) == "globesms-local-MessagesTable"
 
 
 @pytest.mark.parametrize(
