@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 
 from globesms.aws.dynamodb_otp import DynamoDBOtpCounters
+from globesms.config import GuardrailsSettings, settings
 from globesms.guardrails import pumping
 from globesms.guardrails.documents import DocumentUnavailable
 from globesms.guardrails.limits import current_limits
@@ -51,13 +52,41 @@ def release(counters: DynamoDBOtpCounters, country: str, minutes: int, now: int)
     return {"country": country, "released_until": now + minutes * 60}
 
 
+def unlisted_prefix(unit: str) -> str | None:
+    """Why `unit` is no pumping unit of the limits in force, or None. A prefix counts on its own only when
+    pumping.prefixes lists it (a number under any other counts in its country): releasing an unlisted one released
+    nothing and said it had. None as well when the limits cannot be read: a release need not wait for them."""
+    if not unit.startswith("+"):
+        return None
+    try:
+        prefixes = current_limits().pumping.prefixes
+    except DocumentUnavailable:
+        return None
+    if unit in prefixes:
+        return None
+    listed = ", ".join(prefixes) or "none"
+    parameter = settings(GuardrailsSettings).parameter("limits")
+    source = (
+        f"SSM {parameter}"
+        if parameter
+        else "the shipped limits.json; GLOBESMS_GUARDRAILS_PARAMETERS=<the stack's GuardrailsParametersPath> reads "
+        "the deployed ones"
+    )
+    return (
+        f"country: {unit} is not in the limits' pumping.prefixes ({listed}; read from {source}): numbers under it "
+        "are counted, held and released with their country"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.pumping", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["status", "release"])
     parser.add_argument(
         "country",
         type=str.upper,
-        help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country), or a prefix listed in pumping.prefixes (+4470)",
+        help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country), or a prefix listed in pumping.prefixes "
+        "(+4470): a prefix is checked against the limits as this shell reads them (the shipped limits.json, or the "
+        "SSM parameter under GLOBESMS_GUARDRAILS_PARAMETERS), unless they cannot be read",
     )
     parser.add_argument("--minutes", type=int, default=60, help="release: how long the hold stays lifted")
     default = default_stack(os.environ)
@@ -68,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("country: two letters (ISO 3166 alpha-2), or a number prefix in E.164 (+4470)")
     if not 1 <= arguments.minutes <= 7 * 24 * 60:
         parser.error("--minutes: between 1 and 10080 (a week)")
+    if problem := unlisted_prefix(arguments.country):
+        parser.error(problem)
     try:
         print(json.dumps(_run(arguments)))
     except AWS_ERRORS as exc:  # no such stack, no credentials, access denied, unreachable: one line, no traceback

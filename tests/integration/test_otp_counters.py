@@ -114,8 +114,14 @@ def test_velocity_a_retried_batch_a_dry_run_and_a_release(stack) -> None:  # typ
         f"m{int(NOW.timestamp()) // 60 + 1}", f"h{int(NOW.timestamp()) // 3600}"}  # fmt: skip
 
 
-def test_the_operator_command_shows_and_releases_a_held_country(stack, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_operator_command_shows_and_releases_a_held_country(
+    stack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from globesms.guardrails.limits import LimitsDoc
     from tools import pumping
+
+    watched = LimitsDoc.model_validate({"version": 1, "pumping": {"prefixes": ["+4470"]}})
+    monkeypatch.setattr(pumping, "current_limits", lambda: watched)
 
     guard = otp_guard.OtpGuard(DynamoDBOtpCounters(stack.table_name))
     now = datetime.now(UTC)

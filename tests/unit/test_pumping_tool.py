@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from globesms.guardrails import pumping as rule
-from globesms.guardrails.limits import current_limits
+from globesms.guardrails.documents import DocumentUnavailable
+from globesms.guardrails.limits import LimitsDoc, current_limits
 from globesms.guardrails.ports import CountryCounts
 from tools import pumping
 
@@ -37,3 +38,30 @@ def test_held_is_the_guard_s_verdict(recent: int, held: bool) -> None:
 def test_a_released_country_is_not_held() -> None:
     counts = CountryCounts(minutes={rule.minute_of(NOW): 500}, released_until=NOW + 60)
     assert pumping.status(Counters(counts), "HK", NOW)["held"] is False  # type: ignore[arg-type]
+
+
+def test_a_prefix_the_limits_do_not_list_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number under a prefix pumping.prefixes does not list counts in its country: `release +852` wrote a release
+    of a unit nobody counts and reported success while HK stayed held (a reviewer's finding)."""
+    watched = LimitsDoc.model_validate({"version": 1, "pumping": {"prefixes": ["+4470"]}})
+    monkeypatch.setattr(pumping, "current_limits", lambda: watched)
+    monkeypatch.setattr(pumping, "_run", lambda arguments: pytest.fail("reached the table"))
+    for action in ("release", "status"):
+        with pytest.raises(SystemExit) as exited:
+            pumping.main([action, "+852", "--table", "T"])
+        assert exited.value.code == 2
+        assert "+852 is not in the limits' pumping.prefixes (+4470; read from" in capsys.readouterr().err
+    assert pumping.unlisted_prefix("+4470") is None and pumping.unlisted_prefix("HK") is None
+    monkeypatch.undo()  # the shipped limits list no prefix
+    shipped = str(pumping.unlisted_prefix("+852"))  # and how to read the deployed ones instead
+    assert "pumping.prefixes (none; read from the shipped limits.json; GLOBESMS_GUARDRAILS_PARAMETERS=" in shipped
+
+
+def test_a_prefix_is_not_checked_when_the_limits_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable() -> LimitsDoc:
+        raise DocumentUnavailable("limits.json")
+
+    monkeypatch.setattr(pumping, "current_limits", unreadable)
+    assert pumping.unlisted_prefix("+852") is None  # a release in an emergency need not wait for SSM
