@@ -376,6 +376,14 @@ def test_help_explains_the_idempotency_keys() -> None:
     assert "Idempotency-Key" in text and "derived from that chunk's content" in text
 
 
+def test_help_shows_the_form_of_a_message_id() -> None:
+    """The help is markdown: `<batch id>.<index>` as plain text was taken for HTML tags and dropped, leaving "A
+    message id, ., as send prints it." (a reviewer's finding)."""
+    result = invoke(Deps(), "status", "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "A message id, <batch id>.<index>, as send prints it." in plain(result.stdout)
+
+
 # ---------------------------------------------------------------- exit codes and retries
 
 

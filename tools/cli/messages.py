@@ -48,7 +48,7 @@ def show_message(d: Deps, view: dict[str, Any]) -> None:
 
 def status(
     ctx: typer.Context,
-    message_id: Annotated[str, typer.Argument(help="A message id, <batch id>.<index>, as send prints it.")],
+    message_id: Annotated[str, typer.Argument(help="A message id, `<batch id>.<index>`, as send prints it.")],
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = DEFAULT_API_KEY,
     json_output: JsonOutput = False,
