@@ -708,6 +708,16 @@ def test_the_dashboard_shows_every_queue_dead_letter_queue_and_function(
         assert {("Duration", f"REF({lid})"), ("Errors", f"REF({lid})")} <= shown, lid
 
 
+def test_the_runbook_counts_the_dead_letter_queues_the_dashboard_shows(raw: dict[str, Any]) -> None:
+    """docs/operations.md said "the five dead-letter queues" after the release queue made six (a reviewer's
+    finding)."""
+    row = next(
+        line for line in (ROOT / "docs" / "operations.md").read_text().splitlines() if line.startswith("| queues")
+    )
+    number = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    assert f"the {number[len(dead_letter_queue_ids(raw))]} dead-letter queues" in row
+
+
 def test_dashboard_expressions_read_ids_of_their_widget(dashboard: dict[str, Any]) -> None:
     for widget in dashboard["widgets"]:
         rows = widget["properties"].get("metrics", [])
