@@ -15,7 +15,9 @@ them with SendMessageBatch (in more than one call when they come to over 1 MiB t
 attributes as they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch
 after) and deletes from the DLQ only those the destination accepted: a message is in one of the two queues at any
 time, and one whose send failed stays in the DLQ.
-A delete that fails after a successful send leaves a copy in the DLQ (reported; the consumers tolerate duplicates).
+A delete that fails after a successful send leaves a copy in the DLQ (the consumers tolerate duplicates): each is
+named and counted, and an AWS error that ends the run (a delete call refused, SQS unreachable) prints the counts so
+far, such copies among them, before the error.
 --dry-run lists the messages (the start of each body, its phone numbers masked) and makes them visible again;
 nothing moves.
 """
@@ -234,6 +236,49 @@ def send_calls(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return calls
 
 
+def _move(
+    sqs: Any,
+    source: str,
+    destination: str,
+    messages: list[dict[str, Any]],
+    *,
+    fifo: bool,
+    max_bytes: int,
+    result: RedriveResult,
+    log: Callable[[str], None],
+) -> bool:
+    """Send one round's messages, then delete from the DLQ those the destination accepted; False when it accepted
+    none. When an AWS error stops it between the two, those sent are counted moved but not deleted (a copy left in
+    the DLQ, said for each) before the error goes on."""
+    entries = [_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
+    done: list[dict[str, Any]] = []
+    try:
+        for call in send_calls(entries):
+            sent = sqs.send_message_batch(QueueUrl=destination, Entries=call)
+            for failure in sent.get("Failed", []):
+                message_id = messages[int(failure["Id"])]["MessageId"]
+                log(f"not moved: {message_id}: {failure.get('Code')} {failure.get('Message', '')}")
+            result.failed += len(sent.get("Failed", []))
+            done.extend(messages[int(s["Id"])] for s in sent.get("Successful", []))
+        if not done:
+            return False
+        deleted = sqs.delete_message_batch(
+            QueueUrl=source,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+        )
+    except AWS_ERRORS:
+        for message in done:
+            log(f"moved but still in the DLQ (the run stopped before its delete): {message['MessageId']}")
+        result.moved += len(done)
+        result.not_deleted += len(done)
+        raise
+    for failure in deleted.get("Failed", []):
+        log(f"moved but still in the DLQ (delete failed): {done[int(failure['Id'])]['MessageId']}")
+    result.not_deleted += len(deleted.get("Failed", []))
+    result.moved += len(done)
+    return True
+
+
 def redrive(
     sqs: Any,
     source: str,
@@ -243,9 +288,12 @@ def redrive(
     dry_run: bool = False,
     wait_seconds: int = 2,
     log: Callable[[str], None] = lambda line: None,
+    result: RedriveResult | None = None,
 ) -> RedriveResult:
-    """Move up to `maximum` messages (all when None) from `source` to `destination`; see the module's docstring."""
-    result = RedriveResult(source=source, destination=destination)
+    """Move up to `maximum` messages (all when None) from `source` to `destination`; see the module's docstring.
+    The counts go into `result` as the run goes: given, the caller has those so far when an AWS error ends it."""
+    if result is None:
+        result = RedriveResult(source=source, destination=destination)
     fifo = destination.endswith(".fifo")
     max_bytes = maximum_message_bytes(sqs, destination)
     hidden: list[str] = []  # dry run: receipt handles to make visible again
@@ -272,25 +320,8 @@ def redrive(
                     result.listed.append(m)
                     log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'])[:100]}")
                 continue
-            entries = [_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
-            done: list[dict[str, Any]] = []
-            for call in send_calls(entries):
-                sent = sqs.send_message_batch(QueueUrl=destination, Entries=call)
-                for failure in sent.get("Failed", []):
-                    message_id = messages[int(failure["Id"])]["MessageId"]
-                    log(f"not moved: {message_id}: {failure.get('Code')} {failure.get('Message', '')}")
-                result.failed += len(sent.get("Failed", []))
-                done.extend(messages[int(s["Id"])] for s in sent.get("Successful", []))
-            if not done:
+            if not _move(sqs, source, destination, messages, fifo=fifo, max_bytes=max_bytes, result=result, log=log):
                 break  # the destination refuses everything: stop rather than spin
-            deleted = sqs.delete_message_batch(
-                QueueUrl=source,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-            for failure in deleted.get("Failed", []):
-                log(f"moved but still in the DLQ (delete failed): {done[int(failure['Id'])]['MessageId']}")
-            result.not_deleted += len(deleted.get("Failed", []))
-            result.moved += len(done)
     finally:
         for start in range(0, len(hidden), BATCH):
             chunk = hidden[start : start + BATCH]
@@ -342,20 +373,29 @@ def _run(arguments: argparse.Namespace, env: dict[str, str]) -> int:
         arguments.queue, to=arguments.to, stack=arguments.stack, sqs=sqs, cloudformation=cloudformation
     )
     print(f"{'dry run: ' if arguments.dry_run else ''}from {source}\n  to {destination}")
-    result = redrive(
-        sqs,
-        source,
-        destination,
-        maximum=arguments.max,
-        dry_run=arguments.dry_run,
-        wait_seconds=arguments.wait_seconds,
-        log=print,
-    )
-    if arguments.dry_run:
-        print(f"would move {len(result.listed)} message(s); moved 0")
-        return 0
-    print(f"moved {result.moved}, failed {result.failed}, moved but not deleted {result.not_deleted}")
+    result = RedriveResult(source=source, destination=destination)
+    try:
+        redrive(
+            sqs,
+            source,
+            destination,
+            maximum=arguments.max,
+            dry_run=arguments.dry_run,
+            wait_seconds=arguments.wait_seconds,
+            log=print,
+            result=result,
+        )
+    except AWS_ERRORS:
+        print(f"stopped by the error below, after: {summary(result, dry_run=arguments.dry_run)}")
+        raise
+    print(summary(result, dry_run=arguments.dry_run))
     return 1 if result.failed or result.not_deleted else 0
+
+
+def summary(result: RedriveResult, *, dry_run: bool) -> str:
+    if dry_run:
+        return f"would move {len(result.listed)} message(s); moved 0"
+    return f"moved {result.moved}, failed {result.failed}, moved but not deleted {result.not_deleted}"
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@ stack) and, for the lookup by stack outputs, a CloudFormation stub."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID
 from tests.integration.conftest import MotoStack
@@ -89,6 +92,34 @@ def test_a_moved_message_carries_the_message_id_it_was_first_sent_with(stack: Mo
     assert twice["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == first
 
 
+def test_a_run_an_aws_error_ends_reports_what_it_moved_so_far(
+    stack: MotoStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docstring said a failed delete is reported; when delete_message_batch raised, the run ended with the
+    error's one line and no counts, though 10 messages sat in both queues (a reviewer's finding)."""
+    dlq, source = _urls(stack)
+    _fill(stack, dlq, 23)
+    deletes = {"n": 0}
+
+    def second_fails(delete: Any, **kwargs: Any) -> Any:
+        deletes["n"] += 1
+        if deletes["n"] == 2:
+            error = {
+                "Error": {"Code": "InternalError", "Message": "try again"},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            }
+            raise ClientError(error, "DeleteMessageBatch")  # type: ignore[arg-type]
+        return delete(**kwargs)
+
+    _wrap_sqs(monkeypatch, delete_message_batch=second_fails)
+    assert redrive.main(["AliyunDeadLetterQueue", *STACK], environ={}) == 3  # unavailable: safe to run again
+    out, err = capsys.readouterr()
+    assert "stopped by the error below, after: moved 20, failed 0, moved but not deleted 10" in out
+    assert out.count("moved but still in the DLQ (the run stopped before its delete)") == 10
+    assert err.startswith("redrive: unavailable: ") and "InternalError" in err
+    assert len(_drain(stack, source)) == 20  # the second round's 10 are in both queues, as reported
+
+
 def test_max_is_honoured(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
     dlq, source = _urls(stack)
     _fill(stack, dlq, 15)
@@ -132,6 +163,19 @@ def test_an_unknown_queue_is_a_clear_error(stack: MotoStack, capsys: pytest.Capt
     assert err.startswith("redrive: ") and ("not found" in err or "no queue" in err), err
 
 
+def _wrap_sqs(monkeypatch: pytest.MonkeyPatch, **wrappers: Callable[..., Any]) -> None:
+    """The SQS client `redrive.main` makes, with each named method called through its wrapper (given the method)."""
+    clients = redrive.aws_clients
+
+    def wrapped_clients(environ: Any) -> tuple[Any, Any]:
+        sqs, cloudformation = clients(environ)
+        for name, wrapper in wrappers.items():
+            setattr(sqs, name, functools.partial(wrapper, getattr(sqs, name)))
+        return sqs, cloudformation
+
+    monkeypatch.setattr(redrive, "aws_clients", wrapped_clients)
+
+
 @pytest.mark.parametrize("to", ["AliyunDeadLetterQueue", "Aliyun", "dlq-url"])
 def test_a_queue_is_never_redriven_into_itself(
     stack: MotoStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, to: str
@@ -141,22 +185,14 @@ def test_a_queue_is_never_redriven_into_itself(
     dlq, _ = _urls(stack)
     stack.sqs.send_message(QueueUrl=dlq, MessageBody='{"pack_id": "p1"}')
     sends = {"n": 0}
-    clients = redrive.aws_clients
 
-    def counted_clients(environ: Any) -> tuple[Any, Any]:
-        sqs, cloudformation = clients(environ)
-        send = sqs.send_message_batch
+    def counted(send: Any, **kwargs: Any) -> Any:
+        sends["n"] += 1
+        if sends["n"] > 20:
+            raise RuntimeError("still moving the one message after 20 rounds")
+        return send(**kwargs)
 
-        def counted(**kwargs: Any) -> Any:
-            sends["n"] += 1
-            if sends["n"] > 20:
-                raise RuntimeError("still moving the one message after 20 rounds")
-            return send(**kwargs)
-
-        sqs.send_message_batch = counted
-        return sqs, cloudformation
-
-    monkeypatch.setattr(redrive, "aws_clients", counted_clients)
+    _wrap_sqs(monkeypatch, send_message_batch=counted)
     assert redrive.main(["AliyunDeadLetterQueue", *STACK, "--to", dlq if to == "dlq-url" else to], environ={}) == 2
     assert "is both the dead-letter queue and the destination" in capsys.readouterr().err
     assert sends["n"] == 0 and len(_drain(stack, dlq)) == 1

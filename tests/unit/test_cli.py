@@ -628,6 +628,21 @@ def test_redrive_of_an_unknown_queue_is_a_usage_error(queues: Any) -> None:
     assert "no queue 'Nope'" in json.loads(result.stdout)["error"]["message"]
 
 
+def test_a_redrive_an_aws_error_ends_says_what_moved_so_far(queues: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    sqs, cloudformation, dlq, _ = queues
+
+    def refused(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DeleteMessageBatch")
+
+    sqs.delete_message_batch = refused
+    result = invoke(Deps(aws_clients=lambda: (sqs, cloudformation)), "redrive", dlq, "--wait-seconds", "0", "--json")
+    assert result.exit_code == ExitCode.REFUSED
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "AccessDenied" in message and "(stopped after: moved 3, failed 0, moved but not deleted 3)" in message
+
+
 # ---------------------------------------------------------------- packaging
 
 

@@ -74,18 +74,29 @@ def redrive(
         if not json_output:
             d.out.print(line, markup=False, soft_wrap=True)
 
+    result: RedriveResult | None = None
     try:
         sqs, cloudformation = d.aws_clients()
         source, destination = redrive_tool.plan(queue, to=to, stack=stack_name, sqs=sqs, cloudformation=cloudformation)
         log(f"{'dry run: ' if dry_run else ''}from {source}\n  to {destination}")
-        result = redrive_tool.redrive(
-            sqs, source, destination, maximum=maximum, dry_run=dry_run, wait_seconds=wait_seconds, log=log
+        result = redrive_tool.RedriveResult(source=source, destination=destination)
+        redrive_tool.redrive(
+            sqs,
+            source,
+            destination,
+            maximum=maximum,
+            dry_run=dry_run,
+            wait_seconds=wait_seconds,
+            log=log,
+            result=result,
         )
     except redrive_tool.RedriveError as exc:
         raise _failure(d, json_output, ExitCode.USAGE, "usage", str(exc)) from exc
     except (BotoCoreError, ClientError) as exc:
         code, kind = _exit_for_aws_error(exc)
-        raise _failure(d, json_output, code, kind, f"{type(exc).__name__}: {exc}") from exc
+        # Stopped midway, some messages may have moved (and some be in both queues): say how many so far.
+        so_far = "" if result is None else f" (stopped after: {redrive_tool.summary(result, dry_run=dry_run)})"
+        raise _failure(d, json_output, code, kind, f"{type(exc).__name__}: {exc}{so_far}") from exc
     incomplete = bool(result.failed or result.not_deleted)
     if json_output:
         print_json(
@@ -99,10 +110,8 @@ def redrive(
                 "listed": _listed(result),
             }
         )
-    elif dry_run:
-        log(f"would move {len(result.listed)} message(s); moved 0")
     else:
-        log(f"moved {result.moved}, failed {result.failed}, moved but not deleted {result.not_deleted}")
+        log(redrive_tool.summary(result, dry_run=dry_run))
     raise typer.Exit(ExitCode.REFUSED if incomplete else ExitCode.OK)
 
 
