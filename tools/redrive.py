@@ -124,13 +124,17 @@ def plan(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: An
     """(dead-letter queue, destination) for QUEUE and --to; never one queue twice."""
     source, destination = _ends(queue, to=to, stack=stack, sqs=sqs, cloudformation=cloudformation)
     if _attributes(sqs, source, "QueueArn") == _attributes(sqs, destination, "QueueArn"):
-        # Each message sent back would be received again in the same run, under a new MessageId: a loop without
-        # end, every message's receive count reset at each turn.
-        raise RedriveError(
-            f"{source} is both the dead-letter queue and the destination: a queue is never redriven "
-            "into itself; pass --to another queue"
-        )
+        raise _into_itself(source)
     return source, destination
+
+
+def _into_itself(queue: str) -> RedriveError:
+    # Each message sent back would be received again in the same run, under a new MessageId: a loop without end,
+    # every message's receive count reset at each turn.
+    return RedriveError(
+        f"{queue} is both the dead-letter queue and the destination: a queue is never redriven into itself; pass "
+        "--to another queue"
+    )
 
 
 def _ends(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: Any) -> tuple[str, str]:
@@ -292,6 +296,8 @@ def redrive(
 ) -> RedriveResult:
     """Move up to `maximum` messages (all when None) from `source` to `destination`; see the module's docstring.
     The counts go into `result` as the run goes: given, the caller has those so far when an AWS error ends it."""
+    if source == destination:  # plan() tells the same queue by its ARN; a caller without it, by its URL
+        raise _into_itself(source)
     if result is None:
         result = RedriveResult(source=source, destination=destination)
     fifo = destination.endswith(".fifo")

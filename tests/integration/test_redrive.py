@@ -196,6 +196,8 @@ def test_a_queue_is_never_redriven_into_itself(
     assert redrive.main(["AliyunDeadLetterQueue", *STACK, "--to", dlq if to == "dlq-url" else to], environ={}) == 2
     assert "is both the dead-letter queue and the destination" in capsys.readouterr().err
     assert sends["n"] == 0 and len(_drain(stack, dlq)) == 1
+    with pytest.raises(redrive.RedriveError, match="is both the dead-letter queue and the destination"):
+        redrive.redrive(stack.sqs, dlq, dlq, wait_seconds=0)  # without plan()
 
 
 def test_a_dlq_with_no_source_needs_to(stack: MotoStack, capsys: pytest.CaptureFixture[str]) -> None:
