@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "country",
         type=str.upper,
         help="ISO 3166 alpha-2, e.g. HK (ZZ: numbers with no country), or a prefix listed in pumping.prefixes "
-        "(+4470): a prefix is checked against the limits as this shell reads them (the shipped limits.json, or the "
-        "SSM parameter under GLOBESMS_GUARDRAILS_PARAMETERS), unless they cannot be read",
+        "(+4470): a prefix the deployed limits (the SSM parameter under GLOBESMS_GUARDRAILS_PARAMETERS) do not list "
+        "is refused; without that variable, one the shipped limits.json does not list is only warned about",
     )
     parser.add_argument("--minutes", type=int, default=60, help="release: how long the hold stays lifted")
     default = default_stack(os.environ)
@@ -98,7 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= arguments.minutes <= 7 * 24 * 60:
         parser.error("--minutes: between 1 and 10080 (a week)")
     if problem := unlisted_prefix(arguments.country):
-        parser.error(problem)
+        # Refused only against the deployed limits: the shipped file need not be what the stack runs with, and an
+        # emergency release must not be blocked by a check against the wrong document.
+        if not settings(GuardrailsSettings).parameter("limits"):
+            print(f"pumping: warning: {problem}", file=sys.stderr)
+        else:
+            parser.error(problem)
     try:
         print(json.dumps(_run(arguments)))
     except AWS_ERRORS as exc:  # no such stack, no credentials, access denied, unreachable: one line, no traceback

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from globesms import config
 from globesms.guardrails import pumping as rule
 from globesms.guardrails.documents import DocumentUnavailable
 from globesms.guardrails.limits import LimitsDoc, current_limits
@@ -48,6 +49,8 @@ def test_a_prefix_the_limits_do_not_list_is_refused_before_anything_is_written(
     watched = LimitsDoc.model_validate({"version": 1, "pumping": {"prefixes": ["+4470"]}})
     monkeypatch.setattr(pumping, "current_limits", lambda: watched)
     monkeypatch.setattr(pumping, "_run", lambda arguments: pytest.fail("reached the table"))
+    monkeypatch.setenv("GLOBESMS_GUARDRAILS_PARAMETERS", "/globesms/guardrails")  # the deployed limits
+    config.settings.cache_clear()
     for action in ("release", "status"):
         with pytest.raises(SystemExit) as exited:
             pumping.main([action, "+852", "--table", "T"])
@@ -55,8 +58,22 @@ def test_a_prefix_the_limits_do_not_list_is_refused_before_anything_is_written(
         assert "+852 is not in the limits' pumping.prefixes (+4470; read from" in capsys.readouterr().err
     assert pumping.unlisted_prefix("+4470") is None and pumping.unlisted_prefix("HK") is None
     monkeypatch.undo()  # the shipped limits list no prefix
+    config.settings.cache_clear()
     shipped = str(pumping.unlisted_prefix("+852"))  # and how to read the deployed ones instead
     assert "pumping.prefixes (none; read from the shipped limits.json; GLOBESMS_GUARDRAILS_PARAMETERS=" in shipped
+
+
+def test_without_the_deployed_limits_an_unlisted_prefix_is_only_warned_about(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped file need not be what the stack runs with: an emergency release is not blocked by it."""
+    monkeypatch.delenv("GLOBESMS_GUARDRAILS_PARAMETERS", raising=False)
+    config.settings.cache_clear()
+    ran: list[str] = []
+    monkeypatch.setattr(pumping, "_run", lambda arguments: ran.append(arguments.country) or {"country": "+852"})
+    assert pumping.main(["release", "+852", "--table", "T"]) == 0
+    assert ran == ["+852"]
+    assert "pumping: warning: country: +852 is not in the limits' pumping.prefixes" in capsys.readouterr().err
 
 
 def test_a_prefix_is_not_checked_when_the_limits_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
