@@ -18,7 +18,7 @@ from moto import mock_aws
 from globesms.aws import clients, wiring
 from globesms.config import settings
 from globesms.models.outbound import ProviderName
-from globesms.webhooks.sender import forget_stored_secrets
+from globesms.secrets import forget_stored_secrets
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES
 from local.stack import PARAMETERS_ENV, LocalStack
 from tests.integration import iam_calls

@@ -2,6 +2,7 @@
 do to messages, and how much one push or one message may hold. Driven through the real handler against moto."""
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,76 @@ def test_the_token_comes_from_its_own_secret_and_no_credentials_secret_is_read( 
     forged = event("receipts_tencent")
     forged["path"] = forged["path"].replace("local-tencent-receipts-0001", "x" * 40)
     assert receipts.lambda_handler(forged, lambda_context)["statusCode"] == 403
+    parameters.clear_caches()
+
+
+def use_receipt_secret(load_handler: Any, monkeypatch: Any, name: str = "globesms/tencent-receipts") -> Any:
+    """The receipts handler of a new cold start whose Tencent token comes from the secret `name` only."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    receipts = load_handler("receipts")
+    monkeypatch.delenv("GLOBESMS_TENCENT_RECEIPT_TOKEN", raising=False)
+    monkeypatch.setenv("GLOBESMS_TENCENT_RECEIPT_SECRET_NAME", name)
+    config.settings.cache_clear()
+    return receipts
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        # Not created (yet): docs/security-edges.md "every push is refused with 403 until they exist".
+        (None, "unreadable (GetParameterError: ResourceNotFoundException)"),
+        ("not json", "unreadable (TransformParameterError: JSONDecodeError)"),
+        (json.dumps({"GLOBESMS_ALIYUN_RECEIPT_TOKEN": "local-tencent-receipts-0001"}), "must be a JSON object with"),
+        (json.dumps({"GLOBESMS_TENCENT_RECEIPT_TOKEN": "too-short"}), "of at least 16 characters"),
+        (
+            json.dumps(
+                {"GLOBESMS_TENCENT_RECEIPT_TOKEN": "local-tencent-receipts-0001", "GLOBESMS_TENCENT_REPLY_TOKEN": 7}
+            ),
+            "GLOBESMS_TENCENT_REPLY_TOKEN that is not a string",
+        ),
+    ],
+)
+def test_without_a_good_receipt_token_secret_every_push_is_refused_not_a_crash(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, caplog, stored, reason
+) -> None:
+    """Until 2026-12-07 a token secret missing, unreadable or without its token raised: every push (from anyone: the
+    endpoint has no API key) was a 502, and a read of Secrets Manager (found by a review)."""
+    import boto3
+
+    if stored is not None:
+        boto3.client("secretsmanager").create_secret(Name="globesms/tencent-receipts", SecretString=stored)
+    receipts = use_receipt_secret(load_handler, monkeypatch)
+    with caplog.at_level(logging.ERROR):
+        response = receipts.lambda_handler(event("receipts_tencent"), lambda_context)
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (403, "FORBIDDEN")
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("receipt token secret unavailable")]
+    assert reason in logged.reason
+    assert "local-tencent-receipts-0001" not in json.dumps(vars(logged), default=str)
+
+
+def test_a_receipt_token_secret_is_used_once_created_and_stays_in_force_when_it_cannot_be_read(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    receipts = use_receipt_secret(load_handler, monkeypatch)
+    assert receipts.lambda_handler(event("receipts_tencent"), lambda_context)["statusCode"] == 403
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(
+        Name="globesms/tencent-receipts",
+        SecretString=json.dumps({"GLOBESMS_TENCENT_RECEIPT_TOKEN": RECEIPT_TOKENS["GLOBESMS_TENCENT_RECEIPT_TOKEN"]}),
+    )
+    assert receipts.lambda_handler(event("receipts_tencent"), lambda_context)["statusCode"] == 200  # no failure kept
+    for broken in ("not json", None):  # an edit gone wrong, then a read that fails (here: the secret deleted)
+        if broken is None:
+            secrets.delete_secret(SecretId="globesms/tencent-receipts", ForceDeleteWithoutRecovery=True)
+        else:
+            secrets.put_secret_value(SecretId="globesms/tencent-receipts", SecretString=broken)
+        parameters.clear_caches()  # the 5-minute cache lapsed
+        assert receipts.lambda_handler(event("receipts_tencent"), lambda_context)["statusCode"] == 200
     parameters.clear_caches()
 
 

@@ -129,3 +129,27 @@ def test_a_reply_push_larger_than_its_replies_can_be_is_refused_unread(replies, 
     answer = replies(reply_event(provider, body=body))
     assert answer["statusCode"] == 413
     assert json.loads(answer["body"])["error"]["code"] == "BODY_TOO_LARGE"
+
+
+def test_without_a_readable_token_secret_every_reply_push_is_refused_not_a_crash(  # type: ignore[no-untyped-def]
+    replies, stack, monkeypatch
+) -> None:
+    """Until 2026-12-07 a receipt token secret that did not exist or could not be read made every reply push (from
+    anyone: the endpoint has no API key) a 502, and a read of Secrets Manager (found by a review). Now: 403 until a
+    good one is read; then that one stays in force when a read fails."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    monkeypatch.setenv("GLOBESMS_ALIYUN_RECEIPT_SECRET_NAME", "globesms/aliyun-receipts")  # not created yet
+    settings.cache_clear()
+    answer = replies(reply_event("aliyun"))  # the variable's token is not used when a secret is named
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (403, "FORBIDDEN")
+    secrets = boto3.client("secretsmanager")
+    stored = {"GLOBESMS_ALIYUN_RECEIPT_TOKEN": "local-aliyun-receipts-0001", **REPLY_TOKENS}
+    secrets.create_secret(Name="globesms/aliyun-receipts", SecretString=json.dumps(stored))
+    assert replies(reply_event("aliyun"))["statusCode"] == 200
+    secrets.delete_secret(SecretId="globesms/aliyun-receipts", ForceDeleteWithoutRecovery=True)
+    parameters.clear_caches()  # the 5-minute cache lapsed: the read fails
+    assert replies(reply_event("aliyun"))["statusCode"] == 200  # the last good token
+    parameters.clear_caches()

@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities import parameters
 from globesms.aws import clients
 from globesms.aws.sqs_queues import SqsWebhookQueue
 from globesms.models.webhooks import WebhookDelivery
-from globesms.webhooks.sender import WebhookFailed, backoff_ceiling, deliver, forget_stored_secrets, new_http_client
+from globesms.secrets import forget_stored_secrets
+from globesms.webhooks.sender import WebhookFailed, backoff_ceiling, deliver, new_http_client
 from globesms.webhooks.signing import SIGNATURE_HEADER, verify
 from local.webhook_receiver import WebhookReceiver, serve
 from tests.integration.conftest import MotoStack

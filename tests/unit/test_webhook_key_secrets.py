@@ -12,8 +12,9 @@ import pytest
 from globesms.domain.status import Status
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.records import MessageRecord
+from globesms.secrets import forget_stored_secrets
 from globesms.webhooks.events import status_event
-from globesms.webhooks.sender import WebhookSecretUnavailable, forget_stored_secrets, signed_request, webhook_secrets
+from globesms.webhooks.sender import WebhookSecretUnavailable, signed_request, webhook_secrets
 from globesms.webhooks.signing import SIGNATURE_HEADER, verify
 
 NOW = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)

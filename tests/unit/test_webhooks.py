@@ -21,6 +21,7 @@ from globesms.aws.sqs_batches import ENTRIES_PER_CALL, SendFailed, group_calls, 
 from globesms.aws.sqs_queues import SqsWebhookQueue
 from globesms.config import settings
 from globesms.models.webhooks import WebhookDelivery, WebhookEvent
+from globesms.secrets import forget_stored_secrets
 from globesms.webhooks.sender import (
     BACKOFF_CAP_SECONDS,
     WebhookFailed,
@@ -28,7 +29,6 @@ from globesms.webhooks.sender import (
     backoff_ceiling,
     backoff_seconds,
     deliver,
-    forget_stored_secrets,
     parse_delivery,
     url_host,
     webhook_secrets,

@@ -1,17 +1,78 @@
 """The one way a function reads a secret: AWS Secrets Manager through Powertools Parameters, a JSON object, kept
 `SECRET_MAX_AGE_SECONDS` in the process (a rotated or revoked secret is picked up within that; `force` reads it
 now, after an authentication error). Parameters is imported on use: it loads boto3, which no logic module may load
-at import (tests/unit/test_import_boundary.py). The provider credentials and receipt tokens (`providers`), the reply
-tokens (`replies.auth`) and the webhook signing secrets (`webhooks.sender`) are read through it."""
+at import (tests/unit/test_import_boundary.py). The provider credentials (`providers`), the receipt and reply tokens
+(`receipts.tokens`) and the webhook signing secrets (`webhooks.sender`) are read through it; the tokens and the
+signing secrets through `last_good_secret`, so a secret that cannot be read or was edited wrong leaves the last
+good one in force."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, cast
 
 SECRET_MAX_AGE_SECONDS = 300
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+log = logging.getLogger(__name__)
+
+
+class SecretRefused(ValueError):
+    """A secret that was read but breaks its rule. The message is the rule, never the secret's text."""
+
+
+class SecretUnavailable(Exception):
+    """No usable secret, and none read good before by this process. The message is safe to log: the rule the
+    secret breaks or the class of the error reading it, never the secret's text."""
 
 
 def read_secret(secret_name: str, *, force: bool = False) -> Any:
     from aws_lambda_powertools.utilities import parameters
 
     return parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force)
+
+
+def last_good_secret[T](name: str, check: Callable[[Any], T], *, fetch: Callable[[str], Any] | None = None) -> T:
+    """The secret `name` (read through `fetch`, by default `read_secret`) as `check` returns it; `check` raises
+    `SecretRefused` for one that breaks its rule. One that cannot be read (missing, access denied, throttled once
+    the cache lapsed) or is refused leaves the last good one this process read in force, with an error logged, as
+    bad settings do everywhere here; a process that has read no good one yet raises `SecretUnavailable`. A failed
+    read is not cached: the next call reads again. Each secret name is read with one `check`."""
+    try:
+        value = check((fetch or read_secret)(name))
+    except Exception as exc:  # the reason is logged: only the rule broken or the error's class, never the secret
+        reason = str(exc) if isinstance(exc, SecretRefused) else f"unreadable ({error_classes(exc)})"
+        if name not in _last_good:
+            raise SecretUnavailable(reason) from exc
+        log.error(
+            "stored secret refused; the last good one stays in force", extra={"secret_name": name, "reason": reason}
+        )
+        return cast(T, _last_good[name])
+    _last_good[name] = value
+    return value
+
+
+def error_classes(exc: BaseException) -> str:
+    """What may be logged of an error reading a secret: its class and its causes' (Powertools wraps every error in
+    its GetParameterError), with AWS's error code where there is one, e.g. `GetParameterError:
+    ResourceNotFoundException` or `GetParameterError: ClientError ThrottlingException`; never a message, which
+    could quote the secret."""
+    names: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(names) < 3:
+        response = getattr(seen, "response", None)
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        name = type(seen).__name__
+        names.append(f"{name} {code}" if isinstance(code, str) and code != name else name)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return ": ".join(names)
+
+
+#: The last good value of each secret read by this process through `last_good_secret`, by secret name.
+_last_good: dict[str, Any] = {}
+
+
+def forget_stored_secrets() -> None:
+    """As a new process: no last good secret (tests, each of whose stacks is a deployment of its own)."""
+    _last_good.clear()

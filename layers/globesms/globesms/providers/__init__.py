@@ -23,6 +23,7 @@ from globesms.config import ProviderSecretSettings, ReceiptAuthSettings, Receipt
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
+from globesms.receipts.tokens import stored_tokens, token_variable
 from globesms.secrets import read_secret
 
 
@@ -45,20 +46,18 @@ def provider_environment(
 def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """What the receipts function needs for one provider: its receipt token, from the secret named by
     GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME (JSON `{"GLOBESMS_<PROVIDER>_RECEIPT_TOKEN": "<token>"}`; only that
-    key is read) or, locally, the variable itself; and for Huawei with GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk the
-    application's AK/SK from its credentials secret, to check signed pushes. Never a provider's other credentials."""
+    key is read, `receipts.tokens`: none while no good secret has been read) or, locally, the variable
+    itself; and for Huawei with GLOBESMS_HUAWEI_RECEIPT_AUTH=aksk the application's AK/SK from its credentials
+    secret, to check signed pushes. Never a provider's other credentials."""
     merged = dict(environment() if env is None else env)
     auth = load_settings(ReceiptAuthSettings, merged)
     if name is ProviderName.HUAWEI and auth.huawei_receipt_auth == "aksk":
         merged = provider_environment(name, merged)
-    token_variable = f"GLOBESMS_{name.upper()}_RECEIPT_TOKEN"
     receipts = config.settings(ReceiptsSettings) if env is None else load_settings(ReceiptsSettings, merged)
     secret_name = receipts.receipt_secret_name(name)
-    if secret_name:
-        secret = read_secret(secret_name)
-        if not isinstance(secret, dict) or not isinstance(secret.get(token_variable), str):
-            raise ValueError(f"receipt secret for {name} must be a JSON object with {token_variable}")
-        merged[token_variable] = secret[token_variable]
+    if secret_name:  # the secret's token, or none at all (every push refused) while no good one has been read
+        stored = stored_tokens(name, secret_name) or {}
+        merged[token_variable(name)] = stored.get(token_variable(name), "")
     return merged
 
 

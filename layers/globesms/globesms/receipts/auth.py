@@ -1,9 +1,10 @@
 """Who may push receipts: the per-provider token in the callback URL (`/v1/receipts/{provider}/{token}`).
 
 Providers cannot send our API key, so the URL itself carries a secret. It lives in a secret of its own per provider
-as GLOBESMS_<PROVIDER>_RECEIPT_TOKEN (an environment variable locally). No token configured means no push is
-accepted. While a provider's URL is being changed the value may hold the new and the old token, separated by a
-space: either is accepted (each at least MIN_TOKEN_LENGTH characters; shorter ones are ignored).
+as GLOBESMS_<PROVIDER>_RECEIPT_TOKEN (an environment variable locally), with the reply token beside it
+(`receipts.tokens`). No token configured means no push is accepted. While a provider's URL is being changed the value
+may hold the new and the old token, separated by a space: either is accepted (each at least MIN_TOKEN_LENGTH
+characters; shorter ones are ignored).
 """
 
 from __future__ import annotations
@@ -15,15 +16,10 @@ from datetime import datetime
 
 from globesms.config import ReceiptAuthSettings, load_settings
 from globesms.models.outbound import ProviderName
+from globesms.receipts.tokens import MIN_TOKEN_LENGTH
 
 # A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
 logger = logging.getLogger(__name__)
-
-MIN_TOKEN_LENGTH = 16
-
-
-def token_variable(provider: ProviderName) -> str:
-    return f"GLOBESMS_{provider.upper()}_RECEIPT_TOKEN"
 
 
 def token_accepted(provider: ProviderName, given: str, env: Mapping[str, str]) -> bool:

@@ -13,23 +13,20 @@ from collections.abc import Mapping
 
 from globesms.config import ReceiptsSettings, RepliesSettings, environment, load_settings
 from globesms.models.outbound import ProviderName
-from globesms.receipts.auth import MIN_TOKEN_LENGTH
-from globesms.secrets import read_secret
-
-
-def token_variable(provider: ProviderName) -> str:
-    return f"GLOBESMS_{provider.upper()}_REPLY_TOKEN"
+from globesms.receipts.tokens import MIN_TOKEN_LENGTH, reply_token_variable, stored_tokens
 
 
 def reply_environment(provider: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment, with the reply token from the provider's receipt token secret when one is named."""
+    """The environment, with the reply token from the provider's receipt token secret when one is named (without
+    one there, the variable's own value). While no good secret has been read (`stored_tokens`: not created,
+    unreadable) no reply token is configured: every reply push is refused."""
     merged = dict(environment() if env is None else env)
     secret_name = load_settings(ReceiptsSettings, merged).receipt_secret_name(provider)
     if secret_name:
-        secret = read_secret(secret_name)
-        token = secret.get(token_variable(provider)) if isinstance(secret, dict) else None
-        if isinstance(token, str):
-            merged[token_variable(provider)] = token
+        stored = stored_tokens(provider, secret_name)
+        variable = reply_token_variable(provider)
+        if stored is None or variable in stored:
+            merged[variable] = "" if stored is None else stored[variable]
     return merged
 
 

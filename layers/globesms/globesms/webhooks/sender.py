@@ -8,7 +8,6 @@ and after the queue's maxReceiveCount the message moves to the dead-letter queue
 from __future__ import annotations
 
 import json
-import logging
 import random
 import ssl
 import time
@@ -25,12 +24,10 @@ from globesms.cookieless import CookielessClient
 from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
 from globesms.domain.callback_urls import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
-from globesms.secrets import read_secret
+from globesms.secrets import SecretRefused, SecretUnavailable, last_good_secret
 from globesms.validation import fields
 from globesms.webhooks.pinned import DeadlineExceeded, pinned_client
 from globesms.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, Secrets, sign
-
-log = logging.getLogger(__name__)
 
 #: Short: a slow customer endpoint holds one delivery (and one sender thread), never the pipeline.
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -258,37 +255,25 @@ def _key_secrets(found: Any) -> dict[str, str]:
 def _stored_secret(name: str, fetch: Callable[[str], Any] | None) -> dict[str, Any]:
     """The stored secret, checked whole; one unreadable or not valid (an edit that cleared the secret, misnamed a
     field or wrote a key's secret as a number) leaves the last good one of this process signing, with an error
-    logged, as bad settings do everywhere here: until 2026-12-06 it stopped every customer's webhooks until fixed
+    logged (`secrets.last_good_secret`): until 2026-12-06 it stopped every customer's webhooks until fixed
     (dead-lettered after 8 receives). A process that has read no good one yet raises: it signs nothing."""
     if not name:
         raise WebhookSecretUnavailable(f"no webhook secret: set {SECRET_VARIABLE} or {SECRET_NAME_VARIABLE}")
     try:
-        stored = _valid_stored((fetch or read_secret)(name))
-    except Exception as exc:  # the reason is logged: only the error's class and ours, never the secret's text
-        reason = str(exc) if isinstance(exc, WebhookSecretUnavailable) else f"unreadable ({type(exc).__name__})"
-        last = _last_good.get(name)
-        if last is None:
-            raise WebhookSecretUnavailable(f"webhook secret {reason}") from exc
-        log.error("webhook secret refused; the last good one stays in force", extra={"reason": reason})
-        return last
-    _last_good[name] = stored
-    return stored
-
-
-#: The last valid stored secret read by this process, by secret name (`_stored_secret`).
-_last_good: dict[str, dict[str, Any]] = {}
-
-
-def forget_stored_secrets() -> None:
-    """As a new process: no last good secret (tests, each of whose stacks is a deployment of its own)."""
-    _last_good.clear()
+        return last_good_secret(name, _valid_stored, fetch=fetch)
+    except SecretUnavailable as exc:
+        raise WebhookSecretUnavailable(f"webhook secret {exc}") from exc
 
 
 def _valid_stored(stored: Any) -> dict[str, Any]:
     if not isinstance(stored, dict) or not isinstance(stored.get(SECRET_VARIABLE), str):
-        raise WebhookSecretUnavailable(f"must be a JSON object with {SECRET_VARIABLE}")
+        raise SecretRefused(f"must be a JSON object with {SECRET_VARIABLE}")
     if not stored[SECRET_VARIABLE].split():
-        raise WebhookSecretUnavailable(f"has an empty {SECRET_VARIABLE}")
-    if not all(secret.split() for secret in _key_secrets(stored.get(KEY_SECRETS_VARIABLE, {})).values()):
-        raise WebhookSecretUnavailable(f"has an empty secret in {KEY_SECRETS_VARIABLE}")
+        raise SecretRefused(f"has an empty {SECRET_VARIABLE}")
+    try:
+        keys = _key_secrets(stored.get(KEY_SECRETS_VARIABLE, {}))
+    except WebhookSecretUnavailable as exc:
+        raise SecretRefused(exc.reason) from None
+    if not all(secret.split() for secret in keys.values()):
+        raise SecretRefused(f"has an empty secret in {KEY_SECRETS_VARIABLE}")
     return stored
