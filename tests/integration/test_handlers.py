@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -286,6 +287,29 @@ def test_a_dispatcher_that_cannot_be_built_records_the_pack_failed_on_its_last_r
     assert dispatch.lambda_handler(request, lambda_context) == {"batchItemFailures": []}
     assert json.loads(get(api, lambda_context, "messages", first)["body"])["status"] == Status.SUBMITTED
     assert (claim_state(), spent()) == ("DONE", Decimal("0.08"))
+
+
+def test_an_invalid_rate_limits_variable_fails_each_pack_and_records_it_failed_on_the_last_receive(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, caplog
+) -> None:
+    """Until 2026-12-07 DispatchSettings, read at import, validated GLOBESMS_RATE_LIMITS: an invalid value failed the
+    function's init, no receive reached the dead-letter path, and packs went to the DLQ with their records still
+    QUEUED (found by a review). Now the rates are read when the dependencies are built: "the dispatcher could not be
+    built", and on the last receive the records are FAILED (docs/operations.md, docs/pipeline.md)."""
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="aliyun", GLOBESMS_RATE_LIMITS='{"SendMessageToGlobe": 0}')
+    dispatch._provider = lambda: ScriptedProvider(name=ProviderName.ALIYUN)
+    request = event("dispatch_aliyun")
+    pack = json.loads(request["Records"][0]["body"])
+    with caplog.at_level(logging.ERROR):
+        assert len(dispatch.lambda_handler(request, lambda_context)["batchItemFailures"]) == 1
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("the dispatcher could not be built")]
+    assert "GLOBESMS_RATE_LIMITS: SendMessageToGlobe" in str(logged.exc_info[1])
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"  # the last one (maxReceiveCount 5)
+    assert len(dispatch.lambda_handler(request, lambda_context)["batchItemFailures"]) == 1
+    api = load_handler("send_api")
+    for recipient in pack["recipients"]:
+        view = json.loads(get(api, lambda_context, "messages", recipient["id"])["body"])
+        assert (view["status"], view["error"]["code"]) == (Status.FAILED, "DISPATCH_FAILED")
 
 
 def test_dispatch_refuses_a_pack_for_another_provider(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]

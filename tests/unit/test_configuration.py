@@ -108,7 +108,8 @@ def test_every_broken_rule_is_named_with_its_variable_and_never_its_value() -> N
     assert "GLOBESMS_UNKNOWN_OUTCOME_WINDOW_SECONDS: Input should be less than or equal to 86400" in message
     assert "GLOBESMS_UNKNOWN_OUTCOME_POLICY: Input should be 'fail' or 'resend'" in message
     assert "GLOBESMS_PROVIDER: Input should be 'aliyun', 'tencent' or 'huawei'" in message
-    assert "GLOBESMS_RATE_LIMITS: SendMultiGlobalSms:" in message
+    # Not DispatchSettings' (read at the dispatcher's import): the rates are read as its dependencies are built.
+    assert "GLOBESMS_RATE_LIMITS" not in message
     for value in ("-7", "99999", "retry-forever", "acme"):
         assert value not in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__

@@ -314,8 +314,8 @@ class RateLimitSettings(SettingsDeclaration):
     @field_validator("rate_limits")
     @classmethod
     def _known_operations_whole_rates(cls, value: str) -> str:
-        # Checked here, once at cold start, with the rule's own words; the parsing lives with the rates (a leaf
-        # module, imported here so that functions without rate limits never build its validator).
+        # Checked here, when the model is first read, with the rule's own words; the parsing lives with the rates (a
+        # leaf module, imported here so that functions without rate limits never build its validator).
         from globesms.dispatch.rate_table import RATE_LIMITS_VARIABLE, parse_rate_limits
 
         try:
@@ -497,10 +497,13 @@ class DispatchSettings(
     ProviderQueueSettings,
     WebhookQueueSettings,
     ProviderSecretSettings,
-    RateLimitSettings,
     RouteStatsSettings,
 ):
-    """The three dispatch functions: claim, send, record. The provider's own settings are its client's model."""
+    """The three dispatch functions: claim, send, record. The provider's own settings are its client's model.
+    Not `RateLimitSettings`: this model is read when the handler is imported, and an invalid GLOBESMS_RATE_LIMITS
+    there failed the function's init, so no receive reached the dead-letter path and packs went to the DLQ with their
+    records still QUEUED. The rates are read when the dependencies are built (`wiring.rate_limiter`), where a
+    failure is "the dispatcher could not be built": retried, and on the last receive the records FAILED."""
 
     provider: ProviderName = Field(ProviderName.ALIYUN, description="which provider this dispatcher sends through")
     max_receive_count: int = Field(
@@ -590,9 +593,9 @@ class SchedulerSettings(TableSettings, ProviderQueueSettings, ReleaseQueueSettin
 FUNCTION_SETTINGS: Mapping[str, tuple[type, ...]] = {
     "SendApiFunction": (AcceptSettings,),
     "IntakeFunction": (AcceptSettings,),
-    "AliyunDispatchFunction": (DispatchSettings,),
-    "TencentDispatchFunction": (DispatchSettings,),
-    "HuaweiDispatchFunction": (DispatchSettings,),
+    "AliyunDispatchFunction": (DispatchSettings, RateLimitSettings),
+    "TencentDispatchFunction": (DispatchSettings, RateLimitSettings),
+    "HuaweiDispatchFunction": (DispatchSettings, RateLimitSettings),
     "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
     "ReconcileFunction": (ReconcileSettings,),
