@@ -163,9 +163,12 @@ def markdown() -> str:
         "- unset, empty or blank is the default; values are used stripped;",
         "- a `required` variable that is missing, or any value that breaks its rule, fails with one message naming "
         "each variable and the rule it breaks, never the value;",
-        "- provider credentials and receipt tokens are read from the environment merged with the provider's secret "
+        "- provider credentials are read from the environment merged with the provider's secret "
         "(`GLOBESMS_<PROVIDER>_SECRET_NAME`, a JSON object of these same variable names, read through a 5-minute "
-        "cache), so deployed they live in Secrets Manager and locally in the environment;",
+        "cache); the receipt and reply tokens never from that secret, only from their own "
+        '(`GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME`, `{"GLOBESMS_<PROVIDER>_RECEIPT_TOKEN": "…", '
+        '"GLOBESMS_<PROVIDER>_REPLY_TOKEN": "…"}`, the same cache; docs/security-edges.md) or, when none is named, '
+        "the environment; so deployed they live in Secrets Manager and locally in the environment;",
         "- what is loaded at run time from SSM (the route table of `GLOBESMS_ROUTES_PARAMETER`) is re-read every 5 "
         "minutes, and an invalid or unreadable value leaves the last good table in force.",
         "",

@@ -190,6 +190,21 @@ def test_the_documentation_is_generated_from_the_models() -> None:
     )
 
 
+def test_the_documentation_says_where_the_receipt_tokens_are_read_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until 2026-12-07 docs/configuration.md said receipt tokens are read from the environment merged with the
+    provider's secret (GLOBESMS_<PROVIDER>_SECRET_NAME); a token stored there is never read (found by a review)."""
+    from globesms import providers
+
+    stored = {"GLOBESMS_ALIYUN_RECEIPT_TOKEN": "aliyun-receipt-token-0123456789"}
+    monkeypatch.setattr(providers, "read_secret", lambda name, force=False: stored)
+    env = {"GLOBESMS_TABLE_NAME": "t", "GLOBESMS_ALIYUN_SECRET_NAME": "globesms/aliyun"}
+    merged = providers.receipt_environment(ProviderName.ALIYUN, env)
+    assert load_settings(ReceiptAuthSettings, merged).receipt_token(ProviderName.ALIYUN) == ""
+    (claim,) = [line for line in settings_doc.markdown().splitlines() if "`GLOBESMS_<PROVIDER>_SECRET_NAME`" in line]
+    assert "provider credentials are read from" in claim and "receipt tokens are read" not in claim
+    assert "only from their own (`GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME`" in claim
+
+
 def test_every_function_of_the_template_has_settings_models() -> None:
     assert set(load_template().functions) == set(config.FUNCTION_SETTINGS)
 

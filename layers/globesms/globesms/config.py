@@ -361,7 +361,8 @@ class WebhookSecretSettings(SettingsDeclaration):
 
 
 class ReceiptAuthSettings(SettingsDeclaration):
-    """Read from the environment merged with the providers' secrets (`globesms.providers.provider_environment`)."""
+    """Read from the environment with the receipt token from its own secret (`globesms.providers.receipt_environment`,
+    GLOBESMS_<PROVIDER>_RECEIPT_SECRET_NAME) and, when Huawei signs its pushes, Huawei's credentials secret over it."""
 
     aliyun_receipt_token: SecretStr | None = Field(
         None,
