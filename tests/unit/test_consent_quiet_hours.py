@@ -3,6 +3,7 @@ request field and its waiver, the deployment setting."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from globesms.domain.status import Status
 from globesms.errors import RecipientCode
 from globesms.models.api import MessageBatchSpec, MessageSpec, QuietHours, specs_of
 from globesms.models.outbound import MessageType
+from local.template import load_raw_template
 
 NIGHT = Window.parse("21:00-08:00")
 SINGAPORE = "+6591234567"  # Asia/Singapore, UTC+8 all year
@@ -57,6 +59,23 @@ def test_the_deployment_setting_is_validated_naming_the_variable() -> None:
     )
     with pytest.raises(ValueError, match=r"GLOBESMS_QUIET_HOURS: .*HH:MM"):
         load_settings(QuietHoursSettings, {"GLOBESMS_QUIET_HOURS": "late-early"})
+
+
+def test_the_template_takes_exactly_the_windows_the_functions_read() -> None:
+    """Until 2026-12-07 the QuietHours parameter's AllowedPattern took START == END (22:00-22:00), which the functions
+    refuse at their first request: every send then failed (found by a review). Every HH:MM-HH:MM pair is checked
+    against the pattern (CloudFormation's regexes are Java's; this pattern's constructs, a lookahead and a
+    backreference, read the same in Python's)."""
+    parameter = load_raw_template()["Parameters"]["QuietHours"]
+    allowed = re.compile(parameter["AllowedPattern"])
+    clocks = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(24 * 60)]
+    refused = [f"{start}-{end}" for start in clocks for end in clocks if not allowed.fullmatch(f"{start}-{end}")]
+    assert refused == [f"{clock}-{clock}" for clock in clocks]
+    for value in (parameter["Default"], "00:00-23:59", "23:59-00:00", "12:00-14:00", "22:00-22:01"):
+        assert allowed.fullmatch(value)
+        assert load_settings(QuietHoursSettings, {"GLOBESMS_QUIET_HOURS": value}).window().text() == value
+    for value in ("22:00-22:00", "24:00-08:00", "21:00-8:00", "21:00", "", "21:00-08:00 "):
+        assert not allowed.fullmatch(value), value
 
 
 def test_inside_the_window_in_the_evening_defers_to_the_next_morning() -> None:
