@@ -299,6 +299,9 @@ def test_a_receipt_token_secret_is_used_once_created_and_stays_in_force_when_it_
     import boto3
     from aws_lambda_powertools.utilities import parameters
 
+    from globesms.receipts import tokens
+
+    monkeypatch.setattr(tokens, "FAILED_READ_RETRY_SECONDS", 0.0)  # read again at once after a failure (unit-tested)
     receipts = use_receipt_secret(load_handler, monkeypatch)
     assert receipts.lambda_handler(event("receipts_tencent"), lambda_context)["statusCode"] == 403
     secrets = boto3.client("secretsmanager")

@@ -140,6 +140,9 @@ def test_without_a_readable_token_secret_every_reply_push_is_refused_not_a_crash
     import boto3
     from aws_lambda_powertools.utilities import parameters
 
+    from globesms.receipts import tokens
+
+    monkeypatch.setattr(tokens, "FAILED_READ_RETRY_SECONDS", 0.0)  # read again at once after a failure (unit-tested)
     parameters.clear_caches()
     monkeypatch.setenv("GLOBESMS_ALIYUN_RECEIPT_SECRET_NAME", "globesms/aliyun-receipts")  # not created yet
     settings.cache_clear()

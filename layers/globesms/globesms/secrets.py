@@ -9,6 +9,7 @@ good one in force."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -33,24 +34,43 @@ def read_secret(secret_name: str, *, force: bool = False) -> Any:
     return parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force)
 
 
-def last_good_secret[T](name: str, check: Callable[[Any], T], *, fetch: Callable[[str], Any] | None = None) -> T:
+def last_good_secret[T](
+    name: str,
+    check: Callable[[Any], T],
+    *,
+    fetch: Callable[[str], Any] | None = None,
+    retry_after: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
     """The secret `name` (read through `fetch`, by default `read_secret`) as `check` returns it; `check` raises
     `SecretRefused` for one that breaks its rule. One that cannot be read (missing, access denied, throttled once
     the cache lapsed) or is refused leaves the last good one this process read in force, with an error logged, as
-    bad settings do everywhere here; a process that has read no good one yet raises `SecretUnavailable`. A failed
-    read is not cached: the next call reads again. Each secret name is read with one `check`."""
+    bad settings do everywhere here; a process that has read no good one yet raises `SecretUnavailable`. After a
+    failed read the secret is read again only `retry_after` seconds later (0: at the next call): the endpoints
+    without an API key set it, so that a flood of pushes is not a flood of Secrets Manager calls and error lines.
+    Each secret name is read with one `check`."""
+    failed = _failed.get(name)
+    if failed is not None and clock() < failed[0]:
+        return cast(T, _fallback(name, failed[1], log_it=False))
     try:
         value = check((fetch or read_secret)(name))
     except Exception as exc:  # the reason is logged: only the rule broken or the error's class, never the secret
         reason = str(exc) if isinstance(exc, SecretRefused) else f"unreadable ({error_classes(exc)})"
-        if name not in _last_good:
-            raise SecretUnavailable(reason) from exc
+        _failed[name] = (clock() + retry_after, reason)
+        return cast(T, _fallback(name, reason, log_it=True))
+    _failed.pop(name, None)
+    _last_good[name] = value
+    return value
+
+
+def _fallback(name: str, reason: str, *, log_it: bool) -> Any:
+    if name not in _last_good:
+        raise SecretUnavailable(reason)
+    if log_it:
         log.error(
             "stored secret refused; the last good one stays in force", extra={"secret_name": name, "reason": reason}
         )
-        return cast(T, _last_good[name])
-    _last_good[name] = value
-    return value
+    return _last_good[name]
 
 
 def error_classes(exc: BaseException) -> str:
@@ -71,8 +91,11 @@ def error_classes(exc: BaseException) -> str:
 
 #: The last good value of each secret read by this process through `last_good_secret`, by secret name.
 _last_good: dict[str, Any] = {}
+#: After a failed read of a secret: until when it is not read again, and why it failed.
+_failed: dict[str, tuple[float, str]] = {}
 
 
 def forget_stored_secrets() -> None:
     """As a new process: no last good secret (tests, each of whose stacks is a deployment of its own)."""
     _last_good.clear()
+    _failed.clear()

@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 
 #: A configured token shorter than this is ignored (receipts.auth, replies.auth).
 MIN_TOKEN_LENGTH = 16
+#: After a failed read of a token secret, how long pushes are answered from what is known (the last good token, or
+#: none: 403) before Secrets Manager is asked again. The endpoints have no API key: without it every push of a
+#: flood would be a Secrets Manager call and an error line.
+FAILED_READ_RETRY_SECONDS = 10.0
 
 
 def token_variable(provider: ProviderName) -> str:
@@ -32,9 +36,12 @@ def stored_tokens(provider: ProviderName, secret_name: str) -> dict[str, str] | 
     the last good one in force (`secrets.last_good_secret`); None when this process has read no good one yet (a
     secret not created, access denied, throttled): no token is configured then, every push is refused (403), and
     the error is logged, by its class, never the secret's text. The endpoints have no API key, so a failure costs
-    a caller no more than a refused push: never a crash (502) they could provoke at will."""
+    a caller no more than a refused push: never a crash (502) they could provoke at will, and at most one read a
+    `FAILED_READ_RETRY_SECONDS` after a failed one."""
     try:
-        stored = last_good_secret(secret_name, lambda value: _valid_tokens(provider, value))
+        stored = last_good_secret(
+            secret_name, lambda value: _valid_tokens(provider, value), retry_after=FAILED_READ_RETRY_SECONDS
+        )
     except SecretUnavailable as exc:
         logger.error(
             "receipt token secret unavailable; pushes refused", extra={"secret_name": secret_name, "reason": str(exc)}
