@@ -655,3 +655,23 @@ def test_a_cold_api_with_an_invalid_guardrails_parameter_sends_nothing_and_says_
 
     parameters.clear_caches()
     assert post(api, lambda_context, body)["statusCode"] == 202  # prices and permissions absent: the shipped ones
+
+
+def test_huawei_push_authentication_without_a_readable_credentials_secret_refuses_pushes_not_a_crash(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """With HuaweiReceiptAuth=aksk the receipts function reads the application's AK/SK from Huawei's credentials
+    secret before the push is checked: a secret missing or unreadable made every Huawei push (anyone can send one:
+    no API key) a 502. Now the push is refused (fail closed) and Huawei sends it again."""
+    from aws_lambda_powertools.utilities import parameters
+
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_SECRET_NAME", "globesms/huawei-not-created")
+    parameters.clear_caches()
+    try:
+        assert receipts.lambda_handler(event("receipts_huawei"), lambda_context)["statusCode"] == 401
+    finally:
+        parameters.clear_caches()

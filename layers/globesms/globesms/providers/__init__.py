@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -23,20 +24,28 @@ from globesms.config import ProviderSecretSettings, ReceiptAuthSettings, Receipt
 from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
-from globesms.receipts.tokens import stored_tokens, token_variable
-from globesms.secrets import read_secret
+from globesms.receipts.tokens import FAILED_READ_RETRY_SECONDS, stored_tokens, token_variable
+from globesms.secrets import SecretRefused, SecretUnavailable, last_good_secret, read_secret
+
+# A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
+logger = logging.getLogger(__name__)
 
 
 def provider_environment(
-    name: ProviderName, env: Mapping[str, str] | None = None, *, force: bool = False
+    name: ProviderName,
+    env: Mapping[str, str] | None = None,
+    *,
+    force: bool = False,
+    read: Callable[[str], object] | None = None,
 ) -> dict[str, str]:
     """The provider's GLOBESMS_* settings: the environment, with its credentials secret over it when one is named.
-    `force` reads the secret again now instead of from the 5-minute cache (after an authentication error)."""
+    `force` reads the secret again now instead of from the 5-minute cache (after an authentication error); `read`
+    reads it another way."""
     merged = dict(environment() if env is None else env)
     names = config.settings(ProviderSecretSettings) if env is None else load_settings(ProviderSecretSettings, env)
     secret_name = names.secret_name(name)
     if secret_name:
-        secret = read_secret(secret_name, force=force)
+        secret = read_secret(secret_name, force=force) if read is None else read(secret_name)
         if not isinstance(secret, dict):
             raise ValueError(f"secret for {name} must be a JSON object of GLOBESMS_{name.upper()}_* values")
         merged.update({str(k): str(v) for k, v in secret.items()})
@@ -52,13 +61,38 @@ def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None
     merged = dict(environment() if env is None else env)
     auth = load_settings(ReceiptAuthSettings, merged)
     if name is ProviderName.HUAWEI and auth.huawei_receipt_auth == "aksk":
-        merged = provider_environment(name, merged)
+        merged = _with_push_key(name, merged)
     receipts = config.settings(ReceiptsSettings) if env is None else load_settings(ReceiptsSettings, merged)
     secret_name = receipts.receipt_secret_name(name)
     if secret_name:  # the secret's token, or none at all (every push refused) while no good one has been read
         stored = stored_tokens(name, secret_name) or {}
         merged[token_variable(name)] = stored.get(token_variable(name), "")
     return merged
+
+
+def _with_push_key(name: ProviderName, merged: dict[str, str]) -> dict[str, str]:
+    """`merged` with the application's AK/SK from the provider's credentials secret, the last good one when it
+    cannot be read (read again `FAILED_READ_RETRY_SECONDS` later, as the tokens are); without any while none has
+    been read: the push is then refused (`receipts.auth`, fail closed) and the provider sends it again, where an
+    error here was a 502 anyone could provoke (the endpoint has no API key). The reason is logged, never the
+    secret."""
+
+    def read(secret_name: str) -> object:
+        return last_good_secret(secret_name, _json_object, retry_after=FAILED_READ_RETRY_SECONDS)
+
+    try:
+        return provider_environment(name, merged, read=read)
+    except SecretUnavailable as exc:
+        logger.error(
+            "provider credentials unavailable; signed pushes refused", extra={"provider": str(name), "reason": str(exc)}
+        )
+        return merged
+
+
+def _json_object(value: object) -> object:
+    if not isinstance(value, dict):
+        raise SecretRefused("must be a JSON object of GLOBESMS_<PROVIDER>_* values")
+    return value
 
 
 def build_provider(name: ProviderName, env: Mapping[str, str] | None = None) -> Provider:
