@@ -1,5 +1,9 @@
-"""`CircuitBreakers` on the messages table: one item per provider, `pk = B#<provider>`, `sk = #`, holding `failures`
+"""`CircuitBreakers` on the messages table: one item per provider, `pk = CB#<provider>`, `sk = #`, holding `failures`
 (failed packs in a row) and `open_until` (epoch seconds).
+
+A key space of its own: the breakers were once `B#<provider>`, `#`, the key of the header of a batch whose id is a
+provider's name (a batch id may be `aliyun`), so polling, cancelling or accepting such a batch read a breaker as its
+header. Items left at the old key are orphans nothing reads (a deployment's breakers started closed once).
 
 Reads are eventually consistent (half a read unit per pack): a dispatcher that sees a breaker a moment late sends
 one more pack to a provider that is down (which then fails and is retried) or moves one more pack away from one
@@ -17,11 +21,12 @@ from globesms.aws import clients
 from globesms.models.outbound import ProviderName
 from globesms.ports import BreakerState
 
+BREAKER_PK_PREFIX = "CB#"
 BREAKER_SK = "#"
 
 
 def breaker_key(provider: ProviderName) -> dict[str, Any]:
-    return {"pk": {"S": f"B#{provider}"}, "sk": {"S": BREAKER_SK}}
+    return {"pk": {"S": f"{BREAKER_PK_PREFIX}{provider}"}, "sk": {"S": BREAKER_SK}}
 
 
 class DynamoDBCircuitBreakers:

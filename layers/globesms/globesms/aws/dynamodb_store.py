@@ -24,6 +24,7 @@ from globesms.aws.message_items import (
     batch_id_of_header_keys,
     batch_pk,
     header_item,
+    is_batch_header,
     message_from_item,
     message_item,
     message_sk,
@@ -39,8 +40,11 @@ WRITE_BATCH = 25  # BatchWriteItem's limit
 WRITE_THREADS = 4
 CANCEL_STEP = "canceled"  # the history step of a cancel (scheduling/cancel.py)
 OPEN_ACCEPTS_INDEX = "OpenAccepts"  # headers not settled yet, by shard and settle_after (template.yaml)
-# A header that is new, or replaces one refused_whole (REJECTED without a body hash: see BatchRecord).
-_NEW_OR_REFUSED_WHOLE = "attribute_not_exists(pk) OR (#state = :rejected AND attribute_not_exists(#hash))"
+# A header that is new (nothing at its key, or an item that is no header: a circuit breaker an older version kept at
+# `B#<provider>`, `#`, left in the table, `message_items.is_batch_header`).
+_NEW = "attribute_not_exists(pk) OR attribute_not_exists(batch_id)"
+# Or one that replaces a header refused_whole (REJECTED without a body hash: see BatchRecord).
+_NEW_OR_REFUSED_WHOLE = f"{_NEW} OR (#state = :rejected AND attribute_not_exists(#hash))"
 
 
 class DynamoDBMessageStore:
@@ -51,7 +55,7 @@ class DynamoDBMessageStore:
     # ---- batches ----
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord | None:
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        condition: dict[str, Any] = {"ConditionExpression": _NEW}
         if batch.body_hash is not None:  # may replace a header refused_whole
             condition = {
                 "ConditionExpression": _NEW_OR_REFUSED_WHOLE,
@@ -120,7 +124,7 @@ class DynamoDBMessageStore:
             )
             .get("Item")
         )
-        return batch_from_item(item) if item else None
+        return batch_from_item(item) if item and is_batch_header(item, batch_id) else None
 
     # ---- messages ----
 
@@ -174,7 +178,7 @@ class DynamoDBMessageStore:
         )
         items = response["Responses"].get(self._table, [])
         message = next((i for i in items if i["sk"]["S"] != HEADER_SK), None)
-        header = next((i for i in items if i["sk"]["S"] == HEADER_SK), None)
+        header = next((i for i in items if i["sk"]["S"] == HEADER_SK and is_batch_header(i, batch_id)), None)
         if message is None:
             return None
         return message_from_item(message), batch_from_item(header) if header else None

@@ -179,3 +179,10 @@ def message_from_item(item: dict[str, Any]) -> MessageRecord:
 
 def batch_from_item(item: dict[str, Any]) -> BatchRecord:
     return BatchRecord.model_validate(_strip_keys(from_item(item)))
+
+
+def is_batch_header(item: dict[str, Any], batch_id: str) -> bool:
+    """Whether an item at a header's key is the header of `batch_id` (it names the batch). Another item once lived
+    at such keys (a provider's circuit breaker at `B#aliyun`, `#`: aws/dynamodb_breakers.py); left over in an older
+    table, it is no batch, not a header to fail on."""
+    return item.get("batch_id") == {"S": batch_id}
