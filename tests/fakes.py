@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from globesms.counts.tally import BatchTally, creation_status
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
@@ -250,12 +251,15 @@ class MemoryStore:
             {k: list(self.held[(provider, k)]) for k in provider_message_ids if (provider, k) in self.held},
         )
 
-    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+    def batch_tally(self, batch_id: str) -> BatchTally:
+        # Every record counted at once, as the stream would have counted it.
         counts: dict[str, int] = defaultdict(int)
+        created: dict[str, int] = defaultdict(int)
         for m in self.messages.values():
             if m.batch_id == batch_id:
                 counts[m.status] += 1
-        return dict(counts)
+                created[creation_status(m)] += 1
+        return BatchTally(dict(counts), dict(created))
 
 
 class MemoryQueues:

@@ -21,6 +21,7 @@ from globesms.models.outbound import ProviderName
 from globesms.secrets import forget_stored_secrets
 from local.aws import DYNAMODB_ENDPOINT_VARIABLES
 from local.stack import PARAMETERS_ENV, LocalStack
+from local.streams import StreamReader
 from tests.integration import iam_calls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +68,28 @@ def deployed_on_moto(parameters: dict[str, str] | None = None) -> Iterator[MotoS
         )
         clients.reset()
         settings.cache_clear()
+
+
+# botocore sends stream calls naming a stream ARN to an account endpoint moto does not serve: name the regional one.
+STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
+
+
+@pytest.fixture
+def counted(stack, load_handler, lambda_context):  # type: ignore[no-untyped-def]
+    """A reader of the table's stream from its start, handing batches to the StatusCountsFunction handler as its
+    event source mapping does (local/streams.py); the batches it handed over; the handler."""
+    handler = load_handler("status_counts")
+    source = next(s for s in stack.deployed.template.stream_event_sources if s.function_id == "StatusCountsFunction")
+    arn = stack.dynamodb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
+    handed: list[dict[str, Any]] = []
+
+    def invoke(event: dict[str, Any]) -> None:
+        handed.append(event)
+        handler.lambda_handler(event, lambda_context)
+
+    streams = boto3.client("dynamodbstreams", endpoint_url=STREAMS_ENDPOINT)
+    reader = StreamReader(streams, arn, source, invoke, from_start=True)
+    return reader, handed, handler
 
 
 @pytest.fixture

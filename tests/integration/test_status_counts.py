@@ -3,44 +3,21 @@ does (local/streams.py), handed to the real StatusCountsFunction handler."""
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import boto3
-import pytest
 
 from globesms.accept.queries import get_batch
 from globesms.accept.service import accept
 from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
-from globesms.counts.tally import StatusChange
+from globesms.counts.tally import BatchTally, StatusChange
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
-from local.streams import StreamReader
 from tests.fakes import MemoryQueues
+from tests.integration.gateway import InProcessApi
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-# botocore sends stream calls naming a stream ARN to an account endpoint moto does not serve: name the regional one.
-STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
-
-
-@pytest.fixture
-def counted(stack, load_handler, lambda_context):  # type: ignore[no-untyped-def]
-    """A reader of the table's stream from its start, handing batches to the handler; the batches it handed over."""
-    handler = load_handler("status_counts")
-    source = next(s for s in stack.deployed.template.stream_event_sources if s.function_id == "StatusCountsFunction")
-    arn = stack.dynamodb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
-    handed: list[dict[str, Any]] = []
-
-    def invoke(event: dict[str, Any]) -> None:
-        handed.append(event)
-        handler.lambda_handler(event, lambda_context)
-
-    streams = boto3.client("dynamodbstreams", endpoint_url=STREAMS_ENDPOINT)
-    reader = StreamReader(streams, arn, source, invoke, from_start=True)
-    return reader, handed, handler
 
 
 def actual_counts(stack, batch_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -120,3 +97,35 @@ def test_the_shipped_stream_event_counts_its_change(stack, load_handler, lambda_
     load_handler("status_counts").lambda_handler(event, lambda_context)
     store = DynamoDBMessageStore(stack.table_name)
     assert store.count_batch_statuses("01JDEXAMPLEBATCH0000000000") == {Status.SUBMITTED: 1}
+
+
+def test_records_not_counted_yet_show_in_the_status_they_were_created_in(
+    stack, counted, load_handler, lambda_context
+) -> None:  # type: ignore[no-untyped-def]
+    # They were all shown ACCEPTED, QUEUED once the batch was: a scheduled batch polled in the stream's delay (about
+    # a second, the mapping's batching window two) claimed its recipients were queued for sending.
+    reader, _, _ = counted
+    api = InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+    send_at = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0).isoformat()
+    later = {"to": ["+6591234567", "+85251234567"], "text": "sale", "send_at": send_at}
+    now = {"to": ["+6591234568", "+85251234568", "+85251234569"], "text": "now"}
+    sent = api.call("POST", "/v1/messages", body={"messages": [later, now]})
+    assert sent.status == 202, sent.body
+    batch_id = sent.json()["batch_id"]
+    store = DynamoDBMessageStore(stack.table_name)
+    header = store.get_batch(batch_id)
+    assert header is not None and (header.accepted, header.scheduled) == (5, 2)
+    expected = {"SCHEDULED": 2, "QUEUED": 3}
+    assert api.call("GET", f"/v1/batches/{batch_id}").json()["counts"] == expected  # nothing counted yet
+
+    # Part counted: one record of each kind created, the one to go now sent since.
+    counts = DynamoDBStatusCounts(stack.table_name)
+    counts.add([StatusChange("1", batch_id, None, "SCHEDULED"), StatusChange("2", batch_id, None, "ACCEPTED")])
+    counts.add([StatusChange("3", batch_id, "ACCEPTED", "SUBMITTED")])
+    assert api.call("GET", f"/v1/batches/{batch_id}").json()["counts"] == {**expected, "QUEUED": 2, "SUBMITTED": 1}
+
+    key = {"pk": {"S": f"B#{batch_id}"}, "sk": {"S": "#counts"}}
+    stack.dynamodb.delete_item(TableName=stack.table_name, Key=key)  # the stream counts it all from here
+    reader.read()
+    assert store.batch_tally(batch_id) == BatchTally({"SCHEDULED": 2, "ACCEPTED": 3}, {"SCHEDULED": 2, "ACCEPTED": 3})
+    assert api.call("GET", f"/v1/batches/{batch_id}").json()["counts"] == expected

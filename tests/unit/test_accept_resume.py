@@ -14,6 +14,7 @@ from globesms.accept.idempotency_outcomes import BatchDoneBefore, KeyInProgress
 from globesms.accept.intake import IntakeDeferred, accept_intake
 from globesms.accept.service import LEASE_MARGIN, accept
 from globesms.consent import screen as consent_screen
+from globesms.counts.tally import batch_counts
 from globesms.dispatch.records import outcome_records
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
@@ -710,3 +711,26 @@ def test_a_batch_an_attempt_of_the_version_before_wrote_is_resumed_as_this_bodys
     answer = run(store, queues, FIRST, monkeypatch)
     assert store.batches["B1"].state == "QUEUED" and answer.accepted == 125
     sent_once_each(all_sent(queues), store.messages)
+
+
+def test_a_resume_keeps_how_many_recipients_the_batch_holds_scheduled(monkeypatch, schedule) -> None:  # type: ignore[no-untyped-def]
+    # The header says how many records were created SCHEDULED: a poll shows those the status counts have not counted
+    # yet as SCHEDULED, the others as ACCEPTED (QUEUED).
+    later = specs(NOW + timedelta(hours=2))
+    store, queues = StopsWriting(keep=70), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch, body=later)
+    assert (store.batches["B1"].state, store.batches["B1"].scheduled) == ("ACCEPTING", len(SG))
+    run(store, queues, CHANGED, monkeypatch, body=later)  # planned again, the 70 written standing
+    assert (store.batches["B1"].state, store.batches["B1"].scheduled) == ("QUEUED", len(SG))
+
+    store, queues = MemoryStore(), MemoryQueues()
+    queues.fail_for.add(ProviderName.ALIYUN)
+    with pytest.raises(RuntimeError):
+        run(store, queues, FIRST, monkeypatch, body=later)
+    queues.fail_for.clear()
+    # Every record written, by a version whose header did not say: counted from the stored records.
+    store.batches["B1"] = store.batches["B1"].model_copy(update={"scheduled": None})
+    run(store, queues, CHANGED, monkeypatch, body=later)
+    assert (store.batches["B1"].state, store.batches["B1"].scheduled) == ("QUEUED", len(SG))
+    assert batch_counts(store.batch_tally("B1"), len(HK) + len(SG), len(SG)) == {"ACCEPTED": 120, "SCHEDULED": 5}

@@ -415,3 +415,25 @@ def test_a_batch_whose_items_have_expired_gives_nothing_back(world: World) -> No
 
 def test_the_unwritten_marker_is_no_recipients_id() -> None:
     assert UNWRITTEN_SEQ >= MAX_RECIPIENTS_PER_REQUEST  # recipients are numbered 0 .. MAX_RECIPIENTS_PER_REQUEST - 1
+
+
+def test_an_interrupted_batch_says_how_many_of_the_records_it_wrote_are_scheduled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = world.store.put_messages
+
+    def some_then_fail(messages: Sequence[MessageRecord], deadlines: Sequence[object] = ()) -> None:
+        written(messages[: len(HK) + 1])  # every HK recipient and one of the scheduled
+        raise RuntimeError("throttled past its retries")
+
+    monkeypatch.setattr(world.store, "put_messages", some_then_fail)
+    send_at = NOW + timedelta(hours=2)  # set past validation, which checks send_at against the real clock
+    body = [specs()[0], specs()[1].model_copy(update={"send_at": send_at})]
+    with pytest.raises(RuntimeError):
+        accept(body, batch_id="b1", source="api", now=NOW, retention_days=90, store=world.store, queues=world.queues)
+    assert world.store.batches["b1"].scheduled == len(SG)  # as planned
+
+    settle_interrupted(world.deps, now=datetime.fromtimestamp(world.store.batches["b1"].settle_after or 0, UTC))
+
+    ended = world.store.batches["b1"]
+    assert (ended.state, ended.accepted, ended.scheduled) == ("INTERRUPTED", len(HK) + 1, 1)

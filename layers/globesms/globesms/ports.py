@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 
 if TYPE_CHECKING:
-    from globesms.counts.tally import StatusChange
+    from globesms.counts.tally import BatchTally, StatusChange
     from globesms.errors import InvalidProviderRequest
     from globesms.models.packs import DispatchPack
     from globesms.models.receipts import EchoRange, HeldReceipts, StatusAnswer
@@ -127,7 +127,7 @@ class MessageStore(Protocol):
         InvalidCursor for an `after` that is no message id of this batch."""
         ...
 
-    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+    def batch_tally(self, batch_id: str) -> BatchTally:
         """The batch's status counts as kept by `StatusCounts` (O(1): one item, whatever the batch size); they trail
         the records by the stream's delay (`counts.tally.batch_counts` fills in the records not counted yet)."""
         ...

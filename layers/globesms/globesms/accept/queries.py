@@ -106,7 +106,7 @@ def get_batch(
     if batch is None or not visible(batch.owner, owner):
         return None
     records, cursor = store.list_batch_messages(batch_id, limit=min(max(limit, 1), MAX_PAGE), after=after)
-    counts = batch_counts(store.count_batch_statuses(batch_id), batch.accepted)
+    counts = batch_counts(store.batch_tally(batch_id), batch.accepted, batch.scheduled or 0)
     if batch.state in HANDED_ON and Status.ACCEPTED in counts:
         counts[Status.QUEUED] = counts.get(Status.QUEUED, 0) + counts.pop(Status.ACCEPTED)
     return BatchView(

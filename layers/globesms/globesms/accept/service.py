@@ -27,6 +27,7 @@ from globesms.accept.canonical import body_digests
 from globesms.accept.idempotency_outcomes import BatchDoneBefore
 from globesms.accept.planning import AcceptPlan, expiry, pack_plan, plan_batch
 from globesms.accept.queries import batch_messages, effective_status
+from globesms.counts.tally import scheduled_count
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.guardrails import gate, otp_guard
@@ -263,6 +264,7 @@ def _give_up(store: MessageStore, header: BatchRecord) -> None:
 
 def _count(header: BatchRecord, plan: AcceptPlan) -> None:
     header.accepted, header.rejected = len(plan.records), len(plan.errors)
+    header.scheduled = scheduled_count(plan.records)
     header.errors = plan.errors[:MAX_STORED_ERRORS]
     for name, value in gate.batch_totals(plan.records).items():
         setattr(header, name, value)
@@ -355,7 +357,12 @@ def _queue_again(
     over first, so a resume that read the header before another took it over stops here."""
     settle = resume.settle_after(source=resumed.source, new_batch_id=False, lease=lease, now=now)
     header = resumed.model_copy(
-        update={"resumes": (resumed.resumes or 0) + 1, "accepting_until": lease, "settle_after": settle}
+        update={
+            "resumes": (resumed.resumes or 0) + 1,
+            "accepting_until": lease,
+            "settle_after": settle,
+            "scheduled": scheduled_count(stored),  # every record is stored: counted as written
+        }
     )
     _take_over(store, header, resumed)
     try:

@@ -1,5 +1,7 @@
 """`StatusCounts` on the messages table: one counts item per batch, `pk = B#<batch_id>`, `sk = #counts`, a number
-attribute `n_<STATUS>` per status (DynamoDB's ADD on numbers is atomic, so stream shards add concurrently).
+attribute `n_<STATUS>` per status, and `created_<STATUS>` per status records were created in (ACCEPTED, SCHEDULED:
+what a poll fills in for the records not counted yet, `counts.tally.batch_counts`). DynamoDB's ADD on numbers is
+atomic, so stream shards add concurrently.
 
 Exactly once: a stream batch is counted in transactions (TransactWriteItems, all or nothing), each with a marker item
 `pk = S#<sequence of its first change>`, `sk = #`, that must not exist and records the last change it covered. The
@@ -26,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.message_items import COUNTS_SK, batch_pk
-from globesms.counts.tally import StatusChange, deltas
+from globesms.counts.tally import BatchTally, StatusChange, creations, deltas
 
 MARKER_SK = "#"
 MARKER_DAYS = 3
@@ -39,8 +41,27 @@ def marker_pk(sequence: str) -> str:
     return f"S#{sequence}"
 
 
+COUNT_PREFIX = "n_"
+CREATED_PREFIX = "created_"
+
+
 def count_attribute(status: str) -> str:
-    return f"n_{status}"
+    return f"{COUNT_PREFIX}{status}"
+
+
+def created_attribute(status: str) -> str:
+    return f"{CREATED_PREFIX}{status}"
+
+
+def tally_of_item(item: dict[str, Any]) -> BatchTally:
+    """A counts item as `BatchTally` (an absent item: nothing counted); zero counts left out."""
+    statuses, created = {}, {}
+    for name, value in item.items():
+        if name.startswith(COUNT_PREFIX) and int(value["N"]):
+            statuses[name.removeprefix(COUNT_PREFIX)] = int(value["N"])
+        elif name.startswith(CREATED_PREFIX) and int(value["N"]):
+            created[name.removeprefix(CREATED_PREFIX)] = int(value["N"])
+    return BatchTally(statuses, created)
 
 
 def _chunk_end(changes: Sequence[StatusChange], start: int) -> int:
@@ -76,7 +97,9 @@ class DynamoDBStatusCounts:
 
     def _commit(self, chunk: Sequence[StatusChange]) -> str | None:
         """Count `chunk` in one transaction; None when done, else the last change an earlier commit covered."""
-        items = [self._marker(chunk)] + [self._update(b, d, chunk) for b, d in deltas(chunk).items() if d]
+        created = creations(chunk)
+        changed = deltas(chunk)  # a batch with creations has a delta too: each adds one to its status
+        items = [self._marker(chunk)] + [self._update(b, d, created.get(b, {}), chunk) for b, d in changed.items() if d]
         for attempt in range(MAX_CONFLICT_ATTEMPTS):
             try:
                 self._client().transact_write_items(TransactItems=items)
@@ -107,10 +130,15 @@ class DynamoDBStatusCounts:
             }
         }
 
-    def _update(self, batch_id: str, delta: dict[str, int], chunk: Sequence[StatusChange]) -> dict[str, Any]:
-        names = {f"#c{i}": count_attribute(status) for i, status in enumerate(delta)}
-        values = {f":c{i}": {"N": str(n)} for i, n in enumerate(delta.values())}
-        expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(delta)))
+    def _update(
+        self, batch_id: str, delta: dict[str, int], created: dict[str, int], chunk: Sequence[StatusChange]
+    ) -> dict[str, Any]:
+        added = {count_attribute(s): n for s, n in delta.items()} | {
+            created_attribute(s): n for s, n in created.items()
+        }
+        names = {f"#c{i}": name for i, name in enumerate(added)}
+        values = {f":c{i}": {"N": str(n)} for i, n in enumerate(added.values())}
+        expression = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(added)))
         expires = max((c.expires_at for c in chunk if c.batch_id == batch_id and c.expires_at), default=None)
         if expires is not None:
             expression += " SET expires_at = :e"

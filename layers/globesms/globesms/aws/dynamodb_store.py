@@ -15,6 +15,7 @@ from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed, written
 from globesms.aws.deadline_items import deadline_item
+from globesms.aws.dynamodb_counts import tally_of_item
 from globesms.aws.dynamodb_status_moves import mark_each, move_each, split_moves
 from globesms.aws.message_items import (
     COUNTS_SK,
@@ -30,6 +31,7 @@ from globesms.aws.message_items import (
     message_sk,
     open_accept_key,
 )
+from globesms.counts.tally import BatchTally
 from globesms.domain.status import Status
 from globesms.models.records import UNSETTLED_STATES, BatchRecord, MessageRecord, split_message_id
 from globesms.models.records import message_id as id_of_message
@@ -246,7 +248,7 @@ class DynamoDBMessageStore:
             return records, None
         return records, id_of_message(batch_id, int(last["sk"]["S"].removeprefix("M#")))
 
-    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+    def batch_tally(self, batch_id: str) -> BatchTally:
         # One item whatever the batch size (counting the partition read every record: some 1,200 read units for
         # 10,000 recipients); the stream keeps it (aws.dynamodb_counts).
         item = (
@@ -258,5 +260,8 @@ class DynamoDBMessageStore:
             )
             .get("Item", {})
         )
-        counts = {name.removeprefix("n_"): int(value["N"]) for name, value in item.items() if name.startswith("n_")}
-        return {status: n for status, n in counts.items() if n}
+        return tally_of_item(item)
+
+    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
+        """The counts item's statuses alone (tools, tests)."""
+        return self.batch_tally(batch_id).statuses

@@ -6,18 +6,22 @@ reconciliation, whatever module makes it) reaches the status-counts function as 
 status change is one `-1 old, +1 new`. Summing changes needs no order, so concurrent stream shards add to the same
 counts safely; `ports.StatusCounts` counts each change once even when a stream batch is handed over again.
 
-Counts trail the records by the stream's delay (about a second): a record written but not yet counted is shown
-ACCEPTED (`batch_counts`), the status every record starts with.
+Counts trail the records by the stream's delay (about a second): a record written but not yet counted is shown in
+the status it was created in (`batch_counts`): SCHEDULED for a recipient with a send_at (given, or set by quiet
+hours), ACCEPTED for the others. The header says how many were created SCHEDULED (`BatchRecord.scheduled`), and the
+counts item how many records of each creation status the stream has counted (`creations`), so the difference is
+what has not been counted yet.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from globesms.domain.status import Status
+from globesms.models.records import MessageRecord
 
 #: The sort key prefix of message records (`aws.message_items.message_sk`); other items of a batch partition
 #: (its header, its counts) and of the table (held receipts, claims, limiters) carry no status to count.
@@ -70,13 +74,49 @@ def deltas(changes: Sequence[StatusChange]) -> dict[str, dict[str, int]]:
     return {batch: {s: n for s, n in counter.items() if n} for batch, counter in by_batch.items()}
 
 
-def batch_counts(counted: Mapping[str, int], accepted: int) -> dict[str, int]:
-    """The counts a poll shows: those counted so far, and every accepted record not counted yet as ACCEPTED (the
-    stream delivers a change about a second after its write; until then the record is still counted where it was,
-    and a new one nowhere). A count below zero (a change counted before the one that created its record, which one
-    batch partition's stream order does not allow) is shown as none."""
-    counts = {status: n for status, n in counted.items() if n > 0}
+def creations(changes: Sequence[StatusChange]) -> dict[str, dict[str, int]]:
+    """How many records `changes` create in each batch, by the status each is created in (ACCEPTED or SCHEDULED)."""
+    by_batch: dict[str, Counter[str]] = {}
+    for change in changes:
+        if change.old is None:
+            by_batch.setdefault(change.batch_id, Counter())[change.new] += 1
+    return {batch: dict(counter) for batch, counter in by_batch.items()}
+
+
+def creation_status(record: MessageRecord) -> Status:
+    """The status `record` was created in: SCHEDULED with a send_at (only accept gives one: the request's, or quiet
+    hours'; a record keeps it whatever its status now), else ACCEPTED."""
+    return Status.ACCEPTED if record.send_at is None else Status.SCHEDULED
+
+
+def scheduled_count(records: Iterable[MessageRecord]) -> int | None:
+    """How many of `records` were created SCHEDULED, as a header keeps it (`BatchRecord.scheduled`; None: none)."""
+    return sum(1 for r in records if creation_status(r) is Status.SCHEDULED) or None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTally:
+    """A batch's counts item: its records in each status now (`statuses`), and the records counted so far by the
+    status they were created in (`created`; none in an item counted before creations were)."""
+
+    statuses: dict[str, int]
+    created: dict[str, int] = field(default_factory=dict)
+
+
+def batch_counts(tally: BatchTally, accepted: int, scheduled: int) -> dict[str, int]:
+    """The counts a poll shows: those counted so far, and every accepted record not counted yet in the status it was
+    created in (the stream delivers a change about a second after its write; until then the record is still counted
+    where it was, and a new one nowhere). Of the `accepted` records `scheduled` were created SCHEDULED (the header's
+    `scheduled`): those the stream has not counted as created are the SCHEDULED ones still missing, the rest of the
+    shortfall ACCEPTED. The shortfall is what the counts lack (`accepted` less their sum), whatever the creations say,
+    so nothing is counted twice: the creations only split it. A count below zero (a change counted before the one
+    that created its record, which one batch partition's stream order does not allow) is shown as none."""
+    counts = {status: n for status, n in tally.statuses.items() if n > 0}
     uncounted = accepted - sum(counts.values())
-    if uncounted > 0:
-        counts[Status.ACCEPTED] = counts.get(Status.ACCEPTED, 0) + uncounted
+    if uncounted <= 0:
+        return counts
+    waiting = min(uncounted, max(0, scheduled - tally.created.get(Status.SCHEDULED, 0)))
+    for status, n in ((Status.SCHEDULED, waiting), (Status.ACCEPTED, uncounted - waiting)):
+        if n:
+            counts[status] = counts.get(status, 0) + n
     return counts

@@ -111,6 +111,10 @@ class BatchRecord(Model):
     state: BatchState
     created_at: str
     accepted: int = 0
+    # Of the accepted, how many were created SCHEDULED (a send_at, given or set by quiet hours): what a poll shows
+    # for records the status counts have not counted yet (`counts.tally.batch_counts`). None: none, or a header
+    # written before it was kept.
+    scheduled: int | None = None
     rejected: int = 0
     errors: list[RecipientError] = Field(default_factory=list)
     refusal: ErrorBody | None = Field(default=None, description="why a whole SQS intake body was refused")

@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
+from globesms.counts.tally import scheduled_count
 from globesms.domain.status import Status
 from globesms.guardrails.release import release_unwritten
 from globesms.models.records import UNSETTLED_STATES, BatchRecord
@@ -103,7 +104,7 @@ def settle_batch(
     )
     if not deps.store.take_over_batch(taken, header):
         return  # a retry resumed it, or another run took it, since it was read
-    written, canceled, written_cost = 0, 0, Decimal(0)
+    written, scheduled, canceled, written_cost = 0, 0, 0, Decimal(0)
     after: str | None = None
     while True:
         if out_of_time():
@@ -112,6 +113,7 @@ def settle_batch(
             return
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         written += len(records)
+        scheduled += scheduled_count(records) or 0
         written_cost += sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
         waiting = [r for r in records if cancelable(r)]
         if going_on:
@@ -128,14 +130,20 @@ def settle_batch(
         now=math.floor(now.timestamp()),
     )
     deps.store.finish_batch(
-        taken.model_copy(update={"accepted": written, "settle_after": None, "accepting_until": None})
+        taken.model_copy(
+            update={"accepted": written, "scheduled": scheduled or None, "settle_after": None, "accepting_until": None}
+        )
     )
     summary.batches += 1
     summary.canceled += canceled
+    _log_ended(header, written=written, canceled=canceled, unwritten=unwritten)
+
+
+def _log_ended(header: BatchRecord, *, written: int, canceled: int, unwritten: Decimal) -> None:
     logger.warning(
         "interrupted accept ended",
         extra={
-            "batch_id": batch_id,
+            "batch_id": header.batch_id,
             "source": header.source,
             "planned": header.accepted,
             "written": written,
