@@ -148,10 +148,11 @@ redrive: $(STAMP)
 	$(BIN)/python -m tools.redrive '$(QUEUE)' $(if $(STACK),--stack '$(STACK)') $(if $(MAX),--max $(MAX)) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 ## recount: set a batch's status counts (GET /v1/batches/{id}) again from its records, after StatusCountsFailuresAlarm,
-##   e.g. make recount BATCH=01JD... STACK=globesms-prod; DRY_RUN=1 prints before and after (tools/recount.py)
+##   e.g. make recount BATCH=01JD... STACK=globesms-prod; ALL=1 every batch in retention (once, after upgrading to
+##   the counts: docs/deploy.md); DRY_RUN=1 prints before and after (tools/recount.py)
 recount: $(STAMP)
-	@test -n "$(BATCH)" || { echo "usage: make recount BATCH=<batch id> [STACK=<name>] [DRY_RUN=1]"; exit 2; }
-	$(BIN)/python -m tools.recount '$(BATCH)' $(if $(STACK),--stack '$(STACK)') $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
+	@test -n "$(BATCH)$(filter 1 yes true,$(ALL))" || { echo "usage: make recount BATCH=<batch id> | ALL=1 [STACK=<name>] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/python -m tools.recount $(if $(filter 1 yes true,$(ALL)),--all,'$(BATCH)') $(if $(STACK),--stack '$(STACK)') $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

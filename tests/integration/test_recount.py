@@ -1,20 +1,29 @@
 """tools/recount: a batch's counts set again from its records, after the status-counts consumer set changes aside."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionError
 
+from globesms.accept.queries import get_batch
 from globesms.accept.service import accept
+from globesms.aws.dynamodb_counts import DynamoDBStatusCounts
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.message_items import COUNTS_SK, batch_pk
+from globesms.counts.tally import StatusChange
+from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
+from globesms.models.records import message_id
 from tests.fakes import MemoryQueues
 from tools import recount
 from tools.stack import messages_table
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+
+
+def counts_key(batch_id: str) -> dict[str, Any]:
+    return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": COUNTS_SK}}
 
 
 def off_counts(stack: Any) -> DynamoDBMessageStore:
@@ -76,3 +85,83 @@ def test_an_aws_error_is_one_line_and_an_exit_code_never_a_traceback(error, code
 
     assert recount.main(["B", "--table", "T"], environ={}, client=client) == code
     assert capsys.readouterr().err.startswith(f"recount: {kind}: ")
+
+
+def accepted_before_the_counts(stack: Any, batch_id: str, *, now: datetime = NOW) -> DynamoDBMessageStore:
+    """A batch of ten accepted and delivered before the table had its stream: no counts item."""
+    store = DynamoDBMessageStore(stack.table_name)
+    spec = MessageSpec.model_validate({"to": [f"+8525123{i:04d}" for i in range(10)], "text": "hello"})
+    accept([spec], batch_id=batch_id, source="api", now=now, retention_days=90, store=store, queues=MemoryQueues())
+    records = store.get_messages([message_id(batch_id, i) for i in range(10)]).values()
+    store.put_messages([r.model_copy(update={"status": Status.DELIVERED}) for r in records])
+    return store
+
+
+def test_all_recounts_every_batch_in_retention_once_after_the_upgrade_to_the_counts(stack, capsys) -> None:  # type: ignore[no-untyped-def]
+    # A batch accepted before the counts existed has no counts item: its poll showed every record QUEUED (not
+    # counted yet) for as long as it was kept.
+    store = accepted_before_the_counts(stack, "OLD")
+    view = get_batch(store, "OLD", limit=1, after=None)
+    assert view is not None and view.counts == {"QUEUED": 10}
+    gone = accepted_before_the_counts(stack, "GONE", now=datetime.now(UTC) - timedelta(days=91))  # TTL not yet run
+    orphan = {"pk": {"S": "B#aliyun"}, "sk": {"S": "#"}, "failures": {"N": "0"}}  # an older version's breaker
+    stack.dynamodb.put_item(TableName=stack.table_name, Item=orphan)
+
+    assert run(stack, "--all") == 0
+
+    assert "OLD: set {'DELIVERED': 10} (was {})" in capsys.readouterr().out
+    view = get_batch(store, "OLD", limit=1, after=None)
+    assert view is not None and view.counts == {"DELIVERED": 10}
+    counts = stack.dynamodb.get_item(TableName=stack.table_name, Key=counts_key("OLD"))["Item"]
+    header = store.get_batch("OLD")
+    assert header is not None and counts["expires_at"] == {"N": str(header.expires_at)}  # expires with the batch
+    assert counts["created_ACCEPTED"] == {"N": "10"}
+    assert gone.batch_tally("GONE").statuses == {}  # past its retention: not recounted
+    assert run(stack, "--all") == 0 and "OLD: unchanged" in capsys.readouterr().out
+
+
+def test_a_recount_does_not_overwrite_a_change_counted_while_it_read(stack, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Off by one (a change counted twice): ACCEPTED 4 for 3 records. While the recount reads the records, one moves
+    # ACCEPTED -> QUEUED and the consumer counts it: an unconditional SET wrote {ACCEPTED: 3, QUEUED: 1} over it.
+    store = off_counts(stack)
+    stack.dynamodb.delete_item(TableName=stack.table_name, Key=counts_key("B"))
+    stack.dynamodb.put_item(TableName=stack.table_name, Item={**counts_key("B"), "n_ACCEPTED": {"N": "4"}})
+    read = store.list_batch_messages
+    moves = iter([Status.QUEUED])
+
+    def list_while_one_moves(batch_id: str, **page: Any) -> Any:
+        found = read(batch_id, **page)
+        for status in moves:  # once
+            (record,) = store.get_messages([message_id("B", 0)]).values()
+            store.put_messages([record.model_copy(update={"status": status})])
+            DynamoDBStatusCounts(stack.table_name).add([StatusChange("100", "B", "ACCEPTED", status)])
+        return found
+
+    store.list_batch_messages = list_while_one_moves  # type: ignore[method-assign]
+    result = recount.recount(store, stack.dynamodb, stack.table_name, "B", dry_run=False)
+
+    assert result.settled and store.count_batch_statuses("B") == {"ACCEPTED": 2, "QUEUED": 1}
+
+
+def test_a_batch_whose_counts_keep_changing_is_left_and_named(stack, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = off_counts(stack)
+    counts = DynamoDBStatusCounts(stack.table_name)
+    read = DynamoDBMessageStore.list_batch_messages
+    sequence = iter(range(1000, 2000))
+
+    def list_while_counted(self: DynamoDBMessageStore, batch_id: str, **page: Any) -> Any:
+        counts.add([StatusChange(str(next(sequence)), "B", None, "ACCEPTED")])  # a consumer counting on and on
+        return read(self, batch_id, **page)
+
+    monkeypatch.setattr(DynamoDBMessageStore, "list_batch_messages", list_while_counted)
+    assert run(stack, "B") == recount.NOT_SETTLED
+    error = capsys.readouterr().err
+    assert f"B: its counts kept changing while it was read ({recount.MAX_ATTEMPTS} times): left as they were" in error
+    assert store.count_batch_statuses("B") == {"ACCEPTED": 4 + recount.MAX_ATTEMPTS, "QUEUED": -1}  # as counted
+
+
+@pytest.mark.parametrize("argv", [[], ["B", "--all"]])
+def test_recount_takes_batch_ids_or_all(argv: list[str], capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exit_:
+        recount.main([*argv, "--table", "T"], environ={}, client=lambda service: None)
+    assert exit_.value.code == 2 and "BATCH_ID ...) or give --all" in capsys.readouterr().err
