@@ -135,8 +135,9 @@ class MessageStore(Protocol):
 
 class StatusCounts(Protocol):
     def add(self, changes: Sequence[StatusChange]) -> None:
-        """Count every change (in stream order) into its batch's counts, each exactly once even when the same stream
-        batch is handed over again from its start (the event source retries a batch whose invocation failed)."""
+        """Count every change (in stream order) into its batch's counts, each once also when the same stream batch is
+        handed over again whole from its start (the event source retries a batch whose invocation failed); the cases
+        that count some twice: aws/dynamodb_counts.py."""
         ...
 
 

@@ -3,18 +3,21 @@ attribute `n_<STATUS>` per status, and `created_<STATUS>` per status records wer
 what a poll fills in for the records not counted yet, `counts.tally.batch_counts`). DynamoDB's ADD on numbers is
 atomic, so stream shards add concurrently.
 
-Exactly once: a stream batch is counted in transactions (TransactWriteItems, all or nothing), each with a marker item
-`pk = S#<sequence of its first change>`, `sk = #`, that must not exist and records the last change it covered. The
-event source hands a failed stream batch over again from the same first record (BisectBatchOnFunctionError stays
-off: a split would start a retry elsewhere), so a retry finds the marker of what an earlier attempt committed and
-goes on after the change that marker names. Markers expire (TTL) after MARKER_DAYS, well past the stream's 24 h.
+Once per change, but for the two cases below: a stream batch is counted in transactions (TransactWriteItems, all or
+nothing), each with a marker item `pk = S#<sequence of its first change>`, `sk = #`, that must not exist and records
+the last change it covered. The event source hands a failed stream batch over again from the same first record
+(BisectBatchOnFunctionError stays off: a split would start a retry elsewhere), so a retry finds the marker of what
+an earlier attempt committed and goes on after the change that marker names. Markers expire (TTL) after
+MARKER_DAYS, well past the stream's 24 h.
 
 Not covered: a retry holding fewer changes than a committed chunk of an earlier attempt. AWS documents retrying the
 batch whole ("reprocesses the entire batch"), and this handles it within the retry, but the invocation after it
 would start inside that chunk, where no marker is keyed, and count the chunk's rest again. A per-shard "counted
 through" mark would close it; the stream's records do not name their shard. Also a new event source mapping
-(renamed function, stream re-enabled) starts at TRIM_HORIZON and counts the last 24 h again. Both would show as a
-batch whose counts add up to more than it accepted: `make recount` (tools/recount.py) sets them again.
+(renamed function, stream re-enabled) starts at TRIM_HORIZON and counts the last 24 h again. A creation counted
+twice makes a batch's counts add up to more than it accepted, but a move X -> Y counted twice keeps the total (X one
+short, shown as none below zero; Y one over), so the counts alone do not tell the batches concerned: they are found
+by when it happened (docs/operations.md, "Status counts"), and `make recount` (tools/recount.py) sets them again.
 """
 
 from __future__ import annotations

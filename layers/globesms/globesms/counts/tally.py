@@ -1,10 +1,11 @@
 """What a batch's status counts are, from the changes of its message records.
 
 A poll of `GET /v1/batches/{id}` reads one counts item instead of counting the whole batch partition. The counts
-move with the table's stream: every write to a message record (accept's ACCEPTED, dispatch's outcome, a receipt, a
-reconciliation, whatever module makes it) reaches the status-counts function as its old and new image, and each
-status change is one `-1 old, +1 new`. Summing changes needs no order, so concurrent stream shards add to the same
-counts safely; `ports.StatusCounts` counts each change once even when a stream batch is handed over again.
+move with the table's stream: every write to a message record (accept's ACCEPTED or SCHEDULED, dispatch's outcome,
+a receipt, a reconciliation, whatever module makes it) reaches the status-counts function as its old and new image,
+and each status change is one `-1 old, +1 new`. Summing changes needs no order, so concurrent stream shards add to
+the same counts safely; `ports.StatusCounts` counts each change once when a stream batch is handed over again whole
+(two rare cases count some twice: aws/dynamodb_counts.py; `make recount` sets a batch's counts from its records).
 
 Counts trail the records by the stream's delay (about a second): a record written but not yet counted is shown in
 the status it was created in (`batch_counts`): SCHEDULED for a recipient with a send_at (given, or set by quiet
