@@ -95,6 +95,34 @@ def test_a_recipients_country_travels_from_accept_in_its_pack_into_the_dispatche
     assert parsed.call_count == 0
 
 
+def test_a_recipients_encoding_travels_from_accept_in_its_pack_into_the_dispatched_record() -> None:
+    """The 202 said GSM-7 / UCS-2, and GET /v1/messages/{id} after dispatch said null: the pack did not carry it."""
+    from globesms.accept.service import accept
+    from globesms.models.api import MessageSpec
+
+    queues = MemoryQueues()
+    body = [
+        MessageSpec.model_validate({"to": ["+85251234567"], "text": "code 1", "type": "OTP"}),
+        MessageSpec.model_validate({"to": ["+6591234567"], "text": "验证码 1", "type": "OTP"}),
+    ]
+    answer = accept(body, batch_id="B", source="api", now=NOW, retention_days=90, store=MemoryStore(), queues=queues)
+    assert [m.encoding for m in answer.messages] == ["GSM-7", "UCS-2"]
+    sent = [
+        DispatchPack.model_validate_json(p.model_dump_json(exclude_none=True)) for p in queues.sent[ProviderName.ALIYUN]
+    ]
+    store = MemoryStore()
+    for pack_ in sent:  # as the SQS adapter writes it
+        run(pack_, ScriptedProvider(), store)
+    assert [store.messages[m.id].encoding for m in answer.messages] == ["GSM-7", "UCS-2"]
+
+
+def test_a_pack_queued_before_recipients_carried_the_encoding_is_dispatched_without_one() -> None:
+    """Packs on the queues when this is deployed have no `encoding`: still valid, the records' is null."""
+    store = MemoryStore()
+    run(pack(1), ScriptedProvider(), store)
+    assert store.messages["B.00000"].status is Status.SUBMITTED and store.messages["B.00000"].encoding is None
+
+
 def test_per_recipient_errors_are_failed_with_raw_and_normalised_codes() -> None:
     bad = ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200)
     provider = ScriptedProvider(answer=lambda m: bad if m.message_id == "B.00001" else None)

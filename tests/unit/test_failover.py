@@ -100,6 +100,26 @@ def test_config_errors_move_to_the_next_provider_with_their_history() -> None:
     assert record.events is not None and record.events[0]["id"] == "failover-tencent"
 
 
+def test_a_moved_recipient_keeps_its_encoding_or_takes_the_one_of_the_text_rendered_for_the_next_provider() -> None:
+    free = DispatchPack.model_validate(
+        {
+            "pack_id": "B:tencent:0",
+            "batch_id": "B",
+            "provider": T,
+            "created_at": "2026-11-26T09:59:00.000000Z",
+            "contents": [{"type": "OTP", "text": "验证码 1", "route": [T, H]}],
+            "recipients": [{"id": "B.00000", "to": "+85251234560", "c": 0, "segments": 1, "encoding": "UCS-2"}],
+        }
+    )
+    for pack, target, encoding in ((free, H, "UCS-2"), (template_pack(route=(T, A), n=1), A, "GSM-7")):
+        queues, store = MemoryQueues(), MemoryStore()
+        run(pack, ScriptedProvider(T, answer=lambda m: CONFIG), queues=queues, store=store)
+        [moved] = queues.sent[target]
+        assert moved.recipients[0].encoding == encoding
+        run(moved, ScriptedProvider(target), store=store)
+        assert store.messages["B.00000"].encoding == encoding
+
+
 def test_a_config_error_with_no_provider_left_is_final() -> None:
     store = MemoryStore()
     summary = run(template_pack(route=(T,)), ScriptedProvider(T, answer=lambda m: CONFIG), store=store)

@@ -101,7 +101,7 @@ def test_priced_recipients_carry_price_cost_and_owner_and_stay_within_the_byte_b
     """What a 1,000-recipient Aliyun pack of priced, owned records weighs: within the budget the packer counted."""
     records = [
         record(i, ProviderName.ALIYUN, text=f"{i} " + "x" * 200).model_copy(
-            update={"price": "0.0440", "cost": "0.1320", "currency": "USD", "owner": "k1a2b3c4d5"}
+            update={"price": "0.0440", "cost": "0.1320", "currency": "USD", "owner": "k1a2b3c4d5", "encoding": "GSM-7"}
         )
         for i in range(1000)
     ]
@@ -109,5 +109,5 @@ def test_priced_recipients_carry_price_cost_and_owner_and_stay_within_the_byte_b
     assert sum(len(p.recipients) for p in packs) == 1000
     for pack in packs:
         assert (pack.owner, pack.currency) == ("k1a2b3c4d5", "USD")
-        assert {(r.price, r.cost) for r in pack.recipients} == {("0.0440", "0.1320")}
+        assert {(r.price, r.cost, r.encoding) for r in pack.recipients} == {("0.0440", "0.1320", "GSM-7")}
         assert len(pack.model_dump_json(exclude_none=True).encode()) <= PACK_BYTES_BUDGET + 2_000

@@ -83,6 +83,7 @@ def record(**extra: Any) -> MessageRecord:
         "batch_id": "B",
         "to": "+6591234567",
         "country": "SG",
+        "encoding": "GSM-7",
         "provider": "aliyun",
         "type": "OTP",
         "text": "code 123456",
@@ -238,6 +239,7 @@ def test_the_second_attempts_delivery_is_the_final_status() -> None:
     send_resends(store, queues, MemoryClaims(), ScriptedProvider(name=T))
     delivered = push(T, "pm-B.00000", Status.DELIVERED, "DELIVRD", store, at="t2")
     assert store.messages["B.00000"].status is Status.DELIVERED
+    assert store.messages["B.00000"].encoding == "GSM-7"  # the resend's record keeps what accept worked out
     assert [d.event.type for d in delivered.webhooks] == ["message.delivered"]
     # The first attempt's UNDELIVERED stays in the history.
     assert (store.messages["B.00000"].events or [])[0]["status"] == "UNDELIVERED"
@@ -265,7 +267,8 @@ def test_the_resends_events_have_ids_of_their_own() -> None:
 def _pack(message: MessageRecord) -> DispatchPack:
     pack = resend_pack(message)
     assert pack.pack_id == resend_pack_id(message.id)
-    assert [r.country for r in pack.recipients] == [message.country]  # kept in the resend's record
+    # Kept in the resend's record.
+    assert [(r.country, r.encoding) for r in pack.recipients] == [(message.country, message.encoding)]
     return pack
 
 

@@ -14,6 +14,7 @@ from globesms.models.records import MessageRecord
 _RECIPIENT_OVERHEAD = 40  # '{"id":"","to":"","c":0,"segments":null},' around the values
 _PRICED_OVERHEAD = 20  # ',"price":"","cost":""'
 _COUNTRY_OVERHEAD = 14  # ',"country":""'
+_ENCODING_OVERHEAD = 14  # ',"encoding":""'
 
 
 def content_of(record: MessageRecord) -> PackContent:
@@ -168,6 +169,8 @@ def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None, 
     extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
     if record.country:
         extra += len(record.country) + _COUNTRY_OVERHEAD
+    if record.encoding:
+        extra += len(record.encoding) + _ENCODING_OVERHEAD
     if steps:
         extra += len(json.dumps(steps)) if steps_bytes is None else steps_bytes
     if record.cost is not None:
@@ -189,6 +192,7 @@ def _pack_recipient(record: MessageRecord, index: int, steps: list[dict[str, Any
         "c": index,
         "country": record.country,
         "segments": record.segments,
+        "encoding": record.encoding,
         "history": steps or None,
         "price": record.price,
         "cost": record.cost,

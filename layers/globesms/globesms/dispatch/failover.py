@@ -26,7 +26,7 @@ from typing import Any
 from globesms.accept.packing import pack_records
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
-from globesms.domain.segments import count_segments
+from globesms.domain.segments import Encoding, count_segments, text_encoding
 from globesms.domain.status import Status
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
@@ -137,6 +137,7 @@ def _moved_record(
         provider=target,
         status=Status.QUEUED,
         segments=_segments(content, recipient.segments),
+        encoding=_encoding(content, recipient.encoding),
         created_at=pack.created_at,
         updated_at=iso(now),
         expires_at=pack.expires_at,
@@ -161,3 +162,10 @@ def _segments(content: MessageContent, before: int | None) -> int | None:
     if content.text is None:
         return None  # a provider template: the provider reports its parts
     return count_segments(content.text) if content.template_ref is not None else before
+
+
+def _encoding(content: MessageContent, before: Encoding | None) -> Encoding | None:
+    # As `_segments`: a template rendered again for the new provider may take the other alphabet.
+    if content.text is None:
+        return None
+    return text_encoding(content.text) if content.template_ref is not None else before

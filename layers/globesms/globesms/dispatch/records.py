@@ -65,12 +65,7 @@ def outcome_records(
             # Every submitted message gets a receipt deadline (reconcile/).
             due[recipient.c] = receipt_deadline(epoch, content.validity_seconds, content.type, deadlines)
         error = outcome.error
-        if error is None:
-            status = Status.SUBMITTED
-        elif error.category is ErrorCategory.UNKNOWN_OUTCOME:
-            status = Status.SENDING
-        else:
-            status = Status.FAILED
+        status = _status_after(error)
         steps = list(recipient.history or [])  # e.g. the provider it failed over from
         if status is Status.SENDING and error is not None:
             steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
@@ -85,6 +80,7 @@ def outcome_records(
                 provider=pack.provider,
                 status=status,
                 segments=outcome.segments or recipient.segments,
+                encoding=recipient.encoding,
                 provider_message_id=outcome.provider_message_id,
                 error_category=str(error.category) if error else None,
                 error_code=error.code if error else None,
@@ -102,6 +98,12 @@ def outcome_records(
             )
         )
     return records
+
+
+def _status_after(error: ProviderError | None) -> Status:
+    if error is None:
+        return Status.SUBMITTED
+    return Status.SENDING if error.category is ErrorCategory.UNKNOWN_OUTCOME else Status.FAILED
 
 
 def opted_out_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:

@@ -30,6 +30,9 @@ class PackRecipient(Model):
     # the country accept resolved, and the route statistics parsed the number again for it (`stats.tally`).
     country: str | None = Field(default=None, description="the recipient's region (phonenumbers), as accept set it")
     segments: int | None = None
+    # As country: the record the dispatcher writes shows the encoding the 202 answered with. A pack queued before
+    # recipients carried it has none (None, as a provider's own template has).
+    encoding: Literal["GSM-7", "UCS-2"] | None = None
     history: list[dict[str, Any]] | None = Field(
         default=None, description="our earlier steps for this recipient (a failover), kept in its record's events"
     )

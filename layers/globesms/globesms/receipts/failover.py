@@ -158,6 +158,7 @@ def resend_pack(record: MessageRecord) -> DispatchPack:
         c=0,
         country=record.country,
         segments=record.segments,
+        encoding=record.encoding,
         history=record.events or None,
         price=record.price,
         cost=record.cost,
