@@ -82,3 +82,47 @@ def test_receipts_ignore_our_steps_and_the_api_shows_them_as_status_events() -> 
         ("status", Status.QUEUED, "CONFIG", AT),
         ("status", Status.SENDING, "READ_TIMEOUT", AT),
     ]
+
+
+def test_the_first_attempts_submit_step_has_no_error_code() -> None:
+    step = HistoryStep("first-attempt-submitted", Status.SUBMITTED, None, AT, provider=ProviderName.ALIYUN)
+    assert step.to_item() == {
+        "id": "first-attempt-submitted",
+        "type": "status",
+        "status": "SUBMITTED",
+        "provider": "aliyun",
+        "received_at": AT,
+    }
+
+
+def test_the_api_shows_a_history_oldest_first_whatever_order_it_was_stored_in() -> None:
+    """A record resent after an UNDELIVERED receipt (as the stack wrote it before the first attempt's SUBMITTED was
+    kept): the resend's submitted_at is later than the stored receipt and step, and those of one instant keep their
+    stored order."""
+    events = [
+        {"id": "r1", "type": "receipt", "status": "UNDELIVERED", "received_at": "2026-12-07T04:01:43.439539Z"},
+        HistoryStep(
+            "receipt-failover", Status.QUEUED, "ROUTE_FAILURE", "2026-12-07T04:01:43.439539Z", ProviderName.TENCENT
+        ).to_item(),
+        {"id": "r2", "type": "receipt", "status": "DELIVERED", "received_at": "2026-12-07T04:01:46.541089Z"},
+    ]
+    record = MessageRecord(
+        id="m1",
+        batch_id="b1",
+        to="+8613800000000",
+        type="OTP",
+        text="hi",
+        provider=ProviderName.HUAWEI,
+        status=Status.DELIVERED,
+        created_at="2026-12-07T04:01:40.204017Z",
+        updated_at="2026-12-07T04:01:46.541089Z",
+        submitted_at="2026-12-07T04:01:43.483910Z",
+        events=events,
+    )
+    assert [(e.type, e.status) for e in history(record)] == [
+        ("status", Status.ACCEPTED),
+        ("receipt", Status.UNDELIVERED),
+        ("status", Status.QUEUED),
+        ("status", Status.SUBMITTED),
+        ("receipt", Status.DELIVERED),
+    ]

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from globesms.accept.canonical import body_hash
+from globesms.accept.queries import message_view
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.clock import iso
+from globesms.domain.history import FIRST_SUBMITTED_STEP
 from globesms.domain.history import RECEIPT_FAILOVER_STEP as RESEND_STEP
 from globesms.domain.status import Status
 from globesms.models.api import MessageSpec
@@ -204,10 +207,35 @@ def test_an_undelivered_otp_is_resent_once_and_ends_with_the_second_attempts_sta
     message = store.messages["B.00000"]
     assert (late.duplicate_deliveries, late.resends, late.webhooks, late.delivered) == (1, [], [], 0)
     assert message.status is Status.UNDELIVERED
-    assert [e["id"] for e in message.events or []][:2] == [message.events[0]["id"], RESEND_STEP]
+    assert [e["id"] for e in message.events or []][:3] == [message.events[0]["id"], FIRST_SUBMITTED_STEP, RESEND_STEP]
     assert (message.events or [])[-1]["status"] == "DELIVERED"
     repeat = push(A, "ali-1", Status.DELIVERED, "DELIVERED", store, at="t3")
     assert (repeat.duplicate_deliveries, repeat.duplicates) == (0, 1)
+
+
+def test_the_history_keeps_the_first_attempts_submit_and_reads_oldest_first() -> None:
+    """The resend's dispatcher writes its own submitted_at, from which the API's history made the only SUBMITTED: the
+    first attempt's was lost, and its UNDELIVERED and the resend step read before the SUBMITTED that preceded them."""
+    store = MemoryStore()
+    first_submit = NOW - timedelta(seconds=30)
+    store.messages["B.00000"] = record(created_at=iso(NOW - timedelta(minutes=1)), submitted_at=iso(first_submit))
+    push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    queues = MemoryQueues()
+    queues.send_packs(T, [resend_pack(r) for r in store.messages.values()])
+    send_resends(store, queues, MemoryClaims(), ScriptedProvider(name=T))  # at NOW + 5 s
+    delivered = DeliveryReport(provider=T, provider_message_id="pm-B.00000", status=Status.DELIVERED, raw_status="OK")
+    record_push([delivered], store=store, now=NOW + timedelta(seconds=9))
+    events = message_view(store.messages["B.00000"], None).events
+    assert [(e.type, e.status, e.at) for e in events] == [
+        ("status", Status.ACCEPTED, iso(NOW - timedelta(minutes=1))),
+        ("status", Status.SUBMITTED, iso(first_submit)),  # on Alibaba: kept in the stored history
+        ("receipt", Status.UNDELIVERED, iso(NOW)),
+        ("status", Status.QUEUED, iso(NOW)),  # the resend, on Tencent
+        ("status", Status.SUBMITTED, iso(NOW + timedelta(seconds=5))),
+        ("receipt", Status.DELIVERED, iso(NOW + timedelta(seconds=9))),
+    ]
+    step = next(e for e in store.messages["B.00000"].events or [] if e["id"] == FIRST_SUBMITTED_STEP)
+    assert (step["provider"], "error_code" in step) == ("aliyun", False)
 
 
 def test_the_first_attempts_late_receipts_keep_the_history_bounded() -> None:
@@ -224,7 +252,7 @@ def test_the_first_attempts_late_receipts_keep_the_history_bounded() -> None:
         push(A, "ali-1", Status.UNDELIVERED, f"CODE{n}", store, at=f"late-{n:03d}")
     message = store.messages["B.00000"]
     events = message.events or []
-    assert len(events) == MAX_EVENTS_KEPT and message.events_omitted == total + 2 - MAX_EVENTS_KEPT
+    assert len(events) == MAX_EVENTS_KEPT and message.events_omitted == total + 3 - MAX_EVENTS_KEPT
     assert RESEND_STEP in [e["id"] for e in events[:FIRST_EVENTS_KEPT]]  # our own steps are kept
     assert events[-1]["provider_time"] == f"late-{total - 1:03d}"  # and the latest report
     assert message.status is Status.QUEUED  # the first attempt's reports change nothing

@@ -3,6 +3,8 @@ client_ref or number."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from globesms.counts.tally import batch_counts
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord, MessageRecord
@@ -10,6 +12,7 @@ from globesms.models.views import BatchView, MessageError, MessageEvent, Message
 from globesms.ports import MessageFinder, MessageLookup, MessageStore
 
 MAX_PAGE = 1_000
+_event_time = attrgetter("at")
 HANDED_ON = ("QUEUED", "INTERRUPTED")  # batch states whose ACCEPTED records read as QUEUED
 MAX_FOUND_PAGE = 100  # found messages are read back whole (with their batch headers): one BatchGetItem per page
 
@@ -35,6 +38,10 @@ def batch_messages(store: MessageStore, batch_id: str) -> list[MessageRecord]:
 
 
 def history(record: MessageRecord) -> list[MessageEvent]:
+    """Oldest first (docs/api.md): ACCEPTED and the latest SUBMITTED (or FAILED) come from the record's time stamps,
+    the rest from its stored events, and a resend after an UNDELIVERED receipt puts the steps of its first attempt
+    before the resend's SUBMITTED. Sorted by time, as stored (`iso`: the strings order as the times do); a stable
+    sort, so events of one instant stay in the order they were written."""
     events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
     if record.submitted_at:
         events.append(MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at))
@@ -54,7 +61,7 @@ def history(record: MessageRecord) -> list[MessageEvent]:
                 parts=event.get("parts"),
             )
         )
-    return events
+    return sorted(events, key=_event_time)
 
 
 def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageView:

@@ -3,8 +3,8 @@
 A message's history (`MessageRecord.events`, and `PackRecipient.history` while a pack carries it to its next
 dispatcher) holds two kinds of entries: the receipts a provider pushed (`DeliveryReport.event`, `"type": "receipt"`)
 and the steps the gateway itself took (`"type": "status"`): SENDING after an unknown outcome, QUEUED on the next
-provider of the route after a failover (also after an UNDELIVERED receipt, `receipts.failover`), SENDING again for a
-resend, FAILED when an unknown outcome expired.
+provider of the route after a failover (also after an UNDELIVERED receipt, `receipts.failover`, with the first
+attempt's SUBMITTED before it), SENDING again for a resend, FAILED when an unknown outcome expired.
 
 `HistoryStep` is such a step. It is stored as the plain dict of `to_item()`: records in DynamoDB and packs on SQS
 keep exactly the shape they had when these were written by hand, and the readers (`receipts.implied_status`, which
@@ -24,6 +24,9 @@ from globesms.models.outbound import ProviderName
 STEP_TYPE = "status"
 #: The id of the step that resent a message through the next provider after an UNDELIVERED receipt.
 RECEIPT_FAILOVER_STEP = "receipt-failover"
+#: The id of the step, written with `RECEIPT_FAILOVER_STEP`, that keeps when (and through which provider) the first
+#: attempt was submitted: the record's `submitted_at` is the resend's once it is sent.
+FIRST_SUBMITTED_STEP = "first-attempt-submitted"
 #: The id of the step that sent a message once more after its outcome stayed unknown (policy `resend`).
 RESEND_AFTER_UNKNOWN_OUTCOME_STEP = "resend-after-unknown-outcome"
 
@@ -44,18 +47,20 @@ def sent_before(history: Sequence[Mapping[str, Any]] | None) -> bool:
 class HistoryStep:
     id: str  # stable for the step, so a repeated step (a dispatcher redoing its work) is recognisable
     status: Status  # what the step made of the message
-    error_code: str  # why: the provider's code, or one of ours (CIRCUIT_OPEN, UNKNOWN_OUTCOME_EXPIRED, ...)
+    error_code: str | None  # why: the provider's code, or one of ours (CIRCUIT_OPEN, ...); None: no error
     received_at: str  # ISO-8601 UTC, as every history entry's time
     provider: ProviderName | None = None  # the provider the step left (failover)
     provider_message_id: str | None = None  # the attempt the step left (a resend after an UNDELIVERED receipt)
 
     def to_item(self) -> dict[str, Any]:
-        """The stored entry; `provider` only when there is one (the key order is the one written before)."""
+        """The stored entry; `provider`, `provider_message_id` and `error_code` only when there is one (the key order
+        is the one written before)."""
         item: dict[str, Any] = {"id": self.id, "type": STEP_TYPE, "status": self.status.value}
         if self.provider is not None:
             item["provider"] = self.provider.value
         if self.provider_message_id is not None:
             item["provider_message_id"] = self.provider_message_id
-        item["error_code"] = self.error_code
+        if self.error_code is not None:
+            item["error_code"] = self.error_code
         item["received_at"] = self.received_at
         return item

@@ -30,7 +30,7 @@ from globesms.accept.queries import message_view
 from globesms.dispatch.failover import content_for, next_provider
 from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
-from globesms.domain.history import RECEIPT_FAILOVER_STEP, HistoryStep, has_step
+from globesms.domain.history import FIRST_SUBMITTED_STEP, RECEIPT_FAILOVER_STEP, HistoryStep, has_step
 from globesms.domain.status import Status
 from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
@@ -113,22 +113,13 @@ def resend_for(
     content = content_for(before.content(), target, template_registry() if templates is None else templates)
     if content is None:
         return None
-    stamp = iso(now)
-    step = HistoryStep(
-        RECEIPT_FAILOVER_STEP,
-        Status.QUEUED,
-        str(receipt.get("sub_error") or receipt.get("error_code") or receipt.get("raw_status") or ""),
-        stamp,
-        provider=before.provider,
-        provider_message_id=before.provider_message_id,
-    )
     return after.model_copy(
         update={
             **dict(content),
             "provider": target,
             "status": Status.QUEUED,
             "provider_message_id": None,
-            "events": [*(after.events or []), step.to_item()],
+            "events": [*(after.events or []), *first_attempt_steps(before, receipt, now)],
             "error_category": None,
             "error_code": None,
             "error_message": None,
@@ -137,6 +128,29 @@ def resend_for(
             "query_failures": None,
         }
     )
+
+
+def first_attempt_steps(before: MessageRecord, receipt: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The steps a resend adds to the history: when and where the first attempt was submitted (the resend's
+    dispatcher writes its own `submitted_at` over that one, and the API's history shows its SUBMITTED from it), then
+    the resend itself, naming the provider and provider message id it left."""
+    steps = []
+    if before.submitted_at is not None:
+        steps.append(
+            HistoryStep(FIRST_SUBMITTED_STEP, Status.SUBMITTED, None, before.submitted_at, provider=before.provider)
+        )
+    reason = str(receipt.get("sub_error") or receipt.get("error_code") or receipt.get("raw_status") or "")
+    steps.append(
+        HistoryStep(
+            RECEIPT_FAILOVER_STEP,
+            Status.QUEUED,
+            reason,
+            iso(now),
+            provider=before.provider,
+            provider_message_id=before.provider_message_id,
+        )
+    )
+    return [step.to_item() for step in steps]
 
 
 def resend_pending(record: MessageRecord) -> bool:
