@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,22 @@ def test_the_api_waits_for_every_host_it_is_told_to_and_gives_up_naming_the_sile
     finally:
         listening.close()
         silent.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/nothing-here"), ("PATCH", "/v1/messages"), ("GET", "/v1/messages/a/b")]
+)
+def test_a_path_or_method_the_api_does_not_define_is_api_gateways_403_as_the_docs_say(
+    host_not_listening: str, method: str, path: str
+) -> None:
+    """The template has no catch-all route: API Gateway answers itself, in its shape, and no function is invoked
+    (the host would be a 502). docs/api.md and docs/errors.md said 404 NOT_FOUND in the refusal shape."""
+    gateway = build_gateway({"SendApiFunction": [host_not_listening], "ReceiptsFunction": [host_not_listening]}, {})
+    response = gateway.handle(Request(method, path, "", [("x-api-key", API_KEY)], b"", "127.0.0.1"))
+    answer = (response.status, json.loads(response.body))
+    assert answer == (403, {"message": "Missing Authentication Token"})
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for page in ("api.md", "errors.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert '403 {"message": "Missing Authentication Token"}' in text, page
+        assert "no route for the method and path" not in text and "a method and path no route answers too" not in text

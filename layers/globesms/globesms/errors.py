@@ -106,7 +106,8 @@ class RefusalCode(_Code):
     NOT_FOUND = (
         "NOT_FOUND",
         404,
-        "no message, batch, opt-out entry or receipts endpoint by that id, or no route for the method and path",
+        "no message, batch, opt-out entry or receipts endpoint by that id, or a path API Gateway hands over that no "
+        "route's pattern matches (an id holding a `\"`)",
     )
     FORBIDDEN = (
         "FORBIDDEN",
