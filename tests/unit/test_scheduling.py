@@ -131,6 +131,25 @@ def test_a_bad_send_at_is_refused_naming_the_field(send_at: str, rule: str) -> N
     assert refused.value.errors()[0]["loc"] == ("send_at",)
 
 
+def test_a_passed_request_wide_send_at_is_named_in_the_first_spec_it_reaches(world) -> None:  # type: ignore[no-untyped-def]
+    # As docs/scheduling.md says: the check after the schema sees the specs with the request's send_at given to
+    # those without one; `send_at` when the body has one spec.
+    from globesms.accept.service import SendAtPassed
+    from globesms.models.api import specs_of
+
+    store, _schedule, _releases, queues = world
+    soon = NOW + timedelta(minutes=5)
+    own = _spec(["+6591234567"], NOW + timedelta(hours=1))
+    for messages, field in (([own, _spec(["+85251234567"], None)], "messages.1.send_at"), ([own], "send_at")):
+        passed = soon if len(messages) > 1 else NOW + timedelta(hours=1)
+        body = MessageBatchSpec.model_construct(messages=messages, send_at=soon, quiet_hours=None)
+        with pytest.raises(SendAtPassed) as refused:
+            accept(
+                specs_of(body), batch_id="b", source="api", now=passed, retention_days=90, store=store, queues=queues
+            )
+        assert refused.value.field == field
+
+
 def test_send_at_in_the_past_is_refused_for_new_work_only(world) -> None:  # type: ignore[no-untyped-def]
     # Not a schema rule: a retry of an accepted request made after its send_at (the intake redelivering a body
     # whose accept crashed half way, an API retry) must resume it or get its first answer, not a 422.

@@ -19,6 +19,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -216,11 +217,14 @@ class MessageSpec(_Strict):
             raise ValueError("exactly one of 'text' or 'template' is required")
         return self
 
-    @model_validator(mode="after")
-    def _otp_is_not_scheduled(self) -> MessageSpec:
-        if self.send_at is not None and self.type == MessageType.OTP:
-            raise ValueError(f"send_at: {OTP_NOT_SCHEDULED}")
-        return self
+    @field_validator("send_at")
+    @classmethod
+    def _otp_is_not_scheduled(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        # A field's validator, so the refusal names the field (`send_at`, `messages.<i>.send_at`); `type` is
+        # declared before `send_at`, so it is read (when it was valid).
+        if value is not None and info.data.get("type") == MessageType.OTP:
+            raise ValueError(OTP_NOT_SCHEDULED)
+        return value
 
     @field_validator("sender_id")
     @classmethod
@@ -285,13 +289,15 @@ class MessageBatchSpec(_Strict):
                 raise ValueError(f"messages.{index}.dry_run: dry_run belongs at the top of the body, for all of it")
         return self
 
-    @model_validator(mode="after")
-    def _otp_is_not_scheduled(self) -> MessageBatchSpec:
-        if self.send_at is not None:
-            for index, spec in enumerate(self.messages):
+    @field_validator("send_at")
+    @classmethod
+    def _otp_is_not_scheduled(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        # As MessageSpec's: names the request's `send_at`. `messages` is declared before it (absent: refused).
+        if value is not None:
+            for index, spec in enumerate(info.data.get("messages") or ()):
                 if spec.type == MessageType.OTP and spec.send_at is None:
-                    raise ValueError(f"send_at: it would reach messages.{index}, an OTP: {OTP_NOT_SCHEDULED}")
-        return self
+                    raise ValueError(f"it would reach messages.{index}, an OTP: {OTP_NOT_SCHEDULED}")
+        return value
 
 
 def _body_shape(value: Any) -> str:
