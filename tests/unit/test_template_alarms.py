@@ -747,3 +747,22 @@ def test_every_queue_a_runbook_redrives_is_an_output_redrive_finds_on_a_deployed
             redrive.resolve_queue(name, stack="globesms-prod", sqs=None, cloudformation=DeployedStack())
             == (outputs[f"{name}Url"])
         ), name
+
+
+#: CloudWatch's list price of an alarm, per metric it reads, a month (standard resolution, us-east-1).
+ALARM_METRIC_MONTHLY_USD = 0.10
+
+
+def test_operations_md_counts_the_alarms_and_what_they_cost_as_the_template_has_them(
+    alarms: dict[str, dict[str, Any]], resolved_alarms: dict[str, dict[str, Any]]
+) -> None:
+    """docs/operations.md said 64 alarms reading 96 metrics while the template had 67 reading 99: its numbers are
+    read here, not kept by hand."""
+    text = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    counted = re.search(r"- (\d+) CloudWatch alarms named", text)
+    cost = re.search(r"the alarms read (\d+) metrics .*?, about US\$(\d+\.\d\d) a month", text)
+    assert counted and cost, "docs/operations.md no longer states the alarms' count and cost as this test reads them"
+    metrics = sum(len(alarm_metrics(lid, properties)) for lid, properties in resolved_alarms.items())
+    assert int(counted[1]) == len(alarms)
+    assert int(cost[1]) == metrics
+    assert cost[2] == f"{metrics * ALARM_METRIC_MONTHLY_USD:.2f}"
