@@ -2,6 +2,8 @@
 
     python -m local.webhook_receiver [--host 127.0.0.1] [--port 9200] [--fail-first N]
 
+`make run` starts one on 9200; beside it, start another on a free port (`--port 9201`) and send there.
+
 Send messages with `"status_callback": "http://127.0.0.1:9200/hooks"` (plain http is allowed to loopback only,
 with GLOBESMS_ALLOW_LOOPBACK_CALLBACKS=true, which `make run` sets). It verifies `Globesms-Signature` with
 GLOBESMS_WEBHOOK_SECRET (default: the local stack's) or any API key's own secret in GLOBESMS_WEBHOOK_KEY_SECRETS
@@ -15,6 +17,7 @@ GLOBESMS_WEBHOOK_SECRET (default: the local stack's) or any API key's own secret
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -135,6 +138,15 @@ def secrets_from_environment(environ: Mapping[str, str]) -> list[str]:
     return value.split() + [secret for v in own for secret in v.split()]
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is in use (make run's receiver uses {WEBHOOK_RECEIVER_PORT}): "
+            f"start this one with --port {port + 1}, say, and send status_callback there"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
@@ -145,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     secrets = secrets_from_environment(os.environ)
     if not secrets:
         parser.error(f"set {SECRET_VARIABLE} to the secret the sender signs with")
-    server = serve(
-        WebhookReceiver(secrets, fail_first=args.fail_first),
-        args.port,
-        lambda line: print(line, flush=True),
-        host=args.host,
-        listen_fd=args.listen_fd,
-    )
+    try:
+        server = serve(
+            WebhookReceiver(secrets, fail_first=args.fail_first),
+            args.port,
+            lambda line: print(line, flush=True),
+            host=args.host,
+            listen_fd=args.listen_fd,
+        )
+    except OSError as exc:  # one line, not a traceback: most often `make run`'s own receiver has the port
+        parser.exit(1, f"local.webhook_receiver: {cannot_listen(args.host, args.port, exc)}\n")
     host, port = server.server_address[:2]
     print(f"webhook receiver on http://{host!s}:{port}/ (fail first {args.fail_first})", flush=True)
     try:

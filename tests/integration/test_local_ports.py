@@ -78,3 +78,16 @@ def test_a_request_made_while_a_server_restarts_is_served_by_the_new_process(chi
 
     children.stop_all()
     assert refused(port)
+
+
+def test_a_receiver_started_on_a_port_in_use_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/webhooks.md had a second receiver started on 9200 beside `make run`, whose own receiver holds it: the
+    answer was an `Address already in use` traceback."""
+    from local import webhook_receiver
+
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(SystemExit) as exited:
+        port = taken.getsockname()[1]
+        webhook_receiver.main(["--port", str(port)])
+    assert exited.value.code == 1
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and f"port {port} is in use (make run's receiver uses 9200)" in said, said
