@@ -44,3 +44,32 @@ def test_filter_masks_arguments_too() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "to %s", ("+447911123456",), None)
     PhoneNumberMask().filter(record)
     assert record.getMessage() == "to +447*******56"
+
+
+@pytest.mark.parametrize(
+    ("environment", "printed"),
+    [
+        ({"POWERTOOLS_METRICS_DISABLED": "true"}, False),  # the local stack's default (local/lambda_host.py)
+        ({"POWERTOOLS_DEV": "true"}, False),  # Powertools' dev mode, without the variable
+        ({"POWERTOOLS_METRICS_DISABLED": "false"}, True),
+        ({}, True),
+    ],
+)
+def test_a_single_count_follows_the_metrics_switch_as_the_shared_metrics_do(
+    environment: dict[str, str], printed: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """local/README.md says POWERTOOLS_METRICS_DISABLED=true gives no EMF lines; Powertools' single_metric prints
+    its line whatever the variable says, and every emit_count did."""
+    from globesms.observability import emit_count, metrics
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    emit_count("Counted", 2, provider="aliyun")
+    metrics.add_metric(name="Shared", unit="Count", value=1)
+    metrics.flush_metrics()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [line["Counted"] for line in lines if "Counted" in line] == ([[2.0]] if printed else [])
+    assert any("Shared" in line for line in lines) is printed  # as Powertools' own Metrics
+    metrics.clear_metrics()

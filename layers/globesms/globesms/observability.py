@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from globesms.domain.masking import mask_numbers
 from globesms.tracing import LazyTracer
@@ -77,7 +78,11 @@ def emit_spend_limit_used(ledger: SpendLedger, now: datetime) -> None:
 
 def emit_count(name: str, value: int, **dimensions: str) -> None:
     """One count on its own EMF line, with {service} and `dimensions` (a metric set shares one dimension set: a
-    metric with dimensions of its own, or without the handler's, cannot join it)."""
+    metric with dimensions of its own, or without the handler's, cannot join it). None when metrics are off
+    (POWERTOOLS_METRICS_DISABLED, or POWERTOOLS_DEV without it), as for the shared `metrics`: Powertools'
+    `single_metric` prints its line whatever they say, where `Metrics.flush_metrics` asks `is_metrics_disabled`."""
+    if is_metrics_disabled():
+        return
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
