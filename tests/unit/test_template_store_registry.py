@@ -134,6 +134,28 @@ def test_a_stored_template_that_does_not_validate_is_left_out_and_logged(caplog:
     assert "stored template invalid, left out" in caplog.text
 
 
+def test_a_stored_version_whose_id_its_provider_refuses_is_left_out_not_the_template(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The API took Huawei ids of up to 64 characters before 2026-12-07. Such a stored template keeps its other
+    versions: dropped whole, its logical id read as a provider's own template id and went to Huawei, which refuses
+    it, where the shipped routes had sent it through Tencent (found by a review of that change)."""
+    from globesms.models.outbound import MessageType
+    from globesms.routing.route_table import file_table
+    from globesms.routing.router import Routed, SpecRouter
+
+    store = MemoryTemplateStore()
+    templates.put_template(store, "login", LOGIN, NOW)
+    document = '{"tencent": {"id": "1800308", "params": ["code"]}, "huawei": {"id": "%s", "params": ["code"]}}'
+    store.items["login-code"] = StoredTemplate("login-code", document % ("8ff55eac1d0b478ab3c06c3c6a492300-x"), NOW)
+    with caplog.at_level(logging.ERROR):
+        versions = RegistryLoader(store).current().get("login-code")
+    assert versions is not None and set(versions) == {ProviderName.TENCENT}
+    assert "huawei version has a template id its provider refuses" in caplog.text
+    routed = SpecRouter(file_table(), "template", MessageType.OTP, None, "login-code", versions).route("SG", 65, "B.0")
+    assert isinstance(routed, Routed) and routed.provider is ProviderName.TENCENT
+
+
 def test_registry_follows_the_store_the_wiring_names(monkeypatch: pytest.MonkeyPatch) -> None:
     store = MemoryTemplateStore()
     templates.put_template(store, "login", LOGIN, NOW)

@@ -22,6 +22,7 @@ templates into it first), and until then the file is.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -228,12 +229,50 @@ def registry_of(stored: StoredTemplates) -> TemplateRegistry:
         try:
             versions = TemplateVersions.model_validate_json(item.document)
         except ValidationError as exc:
-            log.error(
-                "stored template invalid, left out: %s", describe(exc, default=""), extra={"template": item.template_id}
-            )
-            continue
+            versions = _without_unsendable_ids(item)
+            if versions is None:
+                log.error(
+                    "stored template invalid, left out: %s",
+                    describe(exc, default=""),
+                    extra={"template": item.template_id},
+                )
+                continue
         templates[item.template_id] = versions.versions()
     return TemplateRegistry(TABLE_SOURCE, templates)
+
+
+def _without_unsendable_ids(item: StoredTemplate) -> TemplateVersions | None:
+    """A stored template whose only fault is a provider version with an id that provider refuses, less that version
+    (logged); None when anything else is wrong with it. The API took Huawei ids of up to 64 characters before
+    2026-12-07: dropping such a template whole would make its logical id read as a provider's own template id
+    (Huawei takes 1-32 characters, so a short logical id would be sent to Huawei as its template id), where without
+    the version the router just leaves Huawei out for it (TEMPLATE_UNKNOWN_FOR_PROVIDER)."""
+    try:
+        document = json.loads(item.document)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    refused = [provider for provider in ProviderName if _id_refused(provider, document.get(provider))]
+    if not refused:
+        return None
+    try:
+        versions = TemplateVersions.model_validate({k: v for k, v in document.items() if k not in refused})
+    except ValidationError:
+        return None
+    log.error(
+        "stored template's %s version has a template id its provider refuses; that version is left out: "
+        "PUT the template again with a valid id",
+        ", ".join(refused),
+        extra={"template": item.template_id},
+    )
+    return versions
+
+
+def _id_refused(provider: ProviderName, version: object) -> bool:
+    ids = CAPABILITIES[provider].template_ids
+    template_id = version.get("id") if isinstance(version, dict) else None
+    return ids is not None and isinstance(template_id, str) and not ids.allow(template_id)
 
 
 registry_clock: Callable[[], float] = time.monotonic  # what ages the cache of registry() (tests move it)
