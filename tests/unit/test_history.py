@@ -14,6 +14,22 @@ from globesms.receipts.implied_status import implied_status
 AT = "2026-01-02T03:04:05.000Z"
 
 
+def record_with(events: list[dict[str, object]], **fields: object) -> MessageRecord:
+    """A record of one recipient with these stored events (and any field changed)."""
+    base: dict[str, object] = {
+        "id": "m1",
+        "batch_id": "b1",
+        "to": "+8613800000000",
+        "type": "NOTIFY",
+        "text": "hi",
+        "provider": ProviderName.TENCENT,
+        "status": Status.SENDING,
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    return MessageRecord.model_validate({**base, **fields, "events": events})
+
+
 def test_each_step_serialises_to_the_shape_stored_before() -> None:
     # The dicts below are the literals the dispatcher wrote before `HistoryStep` (dispatch/service.py,
     # dispatch/unknown_outcomes.py twice, dispatch/failover.py), key order included.
@@ -65,18 +81,7 @@ def test_receipts_ignore_our_steps_and_the_api_shows_them_as_status_events() -> 
     failover = HistoryStep("failover-aliyun", Status.QUEUED, "CONFIG", AT, provider=ProviderName.ALIYUN).to_item()
     sending = HistoryStep("sending", Status.SENDING, "READ_TIMEOUT", AT).to_item()
     assert implied_status([failover, sending]) is None
-    record = MessageRecord(
-        id="m1",
-        batch_id="b1",
-        to="+8613800000000",
-        type="NOTIFY",
-        text="hi",
-        provider=ProviderName.TENCENT,
-        status=Status.SENDING,
-        created_at=AT,
-        updated_at=AT,
-        events=[failover, sending],
-    )
+    record = record_with([failover, sending])
     shown = history(record)[1:]
     assert [(e.type, e.status, e.error_code, e.at) for e in shown] == [
         ("status", Status.QUEUED, "CONFIG", AT),
@@ -106,18 +111,14 @@ def test_the_api_shows_a_history_oldest_first_whatever_order_it_was_stored_in() 
         ).to_item(),
         {"id": "r2", "type": "receipt", "status": "DELIVERED", "received_at": "2026-12-07T04:01:46.541089Z"},
     ]
-    record = MessageRecord(
-        id="m1",
-        batch_id="b1",
-        to="+8613800000000",
+    record = record_with(
+        events,
         type="OTP",
-        text="hi",
         provider=ProviderName.HUAWEI,
         status=Status.DELIVERED,
         created_at="2026-12-07T04:01:40.204017Z",
         updated_at="2026-12-07T04:01:46.541089Z",
         submitted_at="2026-12-07T04:01:43.483910Z",
-        events=events,
     )
     assert [(e.type, e.status) for e in history(record)] == [
         ("status", Status.ACCEPTED),
