@@ -226,6 +226,7 @@ def registry_of(stored: StoredTemplates) -> TemplateRegistry:
         return file_registry()
     templates: dict[str, ProviderTemplates] = {}
     for item in stored.templates:
+        versions: TemplateVersions | None
         try:
             versions = TemplateVersions.model_validate_json(item.document)
         except ValidationError as exc:
