@@ -60,6 +60,24 @@ def test_too_few_samples_are_not_trusted() -> None:
     assert ranked.order[0] is A  # the only trusted provider, however perfect the other looks
 
 
+def test_a_provider_surely_failing_ranks_after_the_unscored_ones() -> None:
+    """A review's case: Alibaba delivered 0 of 40 and the others had too few outcomes to be scored; Alibaba kept
+    94 % of the traffic, the others only the exploration share, too little to ever reach min_samples."""
+    counts = {A: seen(0, 40), T: seen(20, 20)}
+    ranked = rank(ALL, counts, PRICES)
+    assert ranked.order == (T, H, A)
+    assert [s.failing for s in ranked.scores] == [True, False, False]
+    assert shares(counts)[A] < 0.1 * len(IDS)  # the exploration share at most: its recovery is still noticed
+    assert rank(ALL, {A: seen(0, 40), T: seen(950, 1000)}, PRICES).order == (T, H, A)  # after the healthy too
+
+
+def test_a_failing_provider_is_still_used_when_nothing_else_is_untried() -> None:
+    assert rank((A,), {A: seen(0, 40)}, PRICES).order == (A,)
+    assert rank(ALL, {A: seen(0, 40), T: seen(30, 40), H: seen(35, 40)}, PRICES).order == (H, T, A)  # by score
+    # Not surely under half (its upper bound is over it): scored as before, ahead of the unscored ones.
+    assert rank(ALL, {A: seen(500, 1000)}, PRICES).order == (A, T, H)
+
+
 def test_hysteresis_keeps_the_provider_carrying_the_traffic() -> None:
     # Huawei looks a little better, on far fewer messages: within the band, the incumbent keeps the traffic.
     counts = {A: seen(9500, 10_000), T: seen(97, 100), H: seen(96, 100)}

@@ -14,6 +14,11 @@ For one country and message type, each provider that can carry the message gets 
   turns on noise; a provider that falls clearly behind loses the traffic at once.
 - Exploration: an `exploration_share` of message ids (by a hash of the id, not a random draw) goes to one of the
   other providers, so their numbers stay fresh and a recovered provider is noticed.
+- Failing providers: a scored provider whose delivery rate is, with the same confidence, below `failing_rate` (the
+  Wilson *upper* bound under it) is ranked after the providers without a score. Without this a provider that
+  delivered nothing kept the traffic whenever the others had too few outcomes to be scored: they only get the
+  exploration share, which at a few hundred messages per window never reaches `min_samples`. An untried provider is
+  the better bet than one known to lose most messages; with no other candidate the failing one is still used.
 
 Deterministic: the same snapshot, prices and message id give the same route, in every process.
 """
@@ -42,6 +47,7 @@ class ScoringPolicy:
     price_weight: float = 0.1  # a 10 % higher price per delivered message costs 1 point of delivery rate
     latency_weight: float = 0.02  # at most 2 points for a slow median receipt ...
     latency_scale_seconds: float = 120.0  # ... reached at this median
+    failing_rate: float = 0.5  # a provider surely delivering less than this ranks after the unscored ones
 
 
 DEFAULT_POLICY: Final = ScoringPolicy()
@@ -54,6 +60,7 @@ class ProviderScore:
     score: float | None  # None: fewer than min_samples outcomes
     rate_bound: float | None = None
     cost_per_delivered: float | None = None
+    failing: bool = False  # its delivery rate's upper bound is under the policy's failing_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +93,23 @@ def _unit(message_id: str, purpose: str) -> float:
 def wilson_lower_bound(successes: int, trials: int, z: float) -> float:
     if trials == 0:
         return 0.0
+    centre, margin, denominator = _wilson(successes, trials, z)
+    return max(0.0, (centre - margin) / denominator)
+
+
+def wilson_upper_bound(successes: int, trials: int, z: float) -> float:
+    if trials == 0:
+        return 1.0
+    centre, margin, denominator = _wilson(successes, trials, z)
+    return min(1.0, (centre + margin) / denominator)
+
+
+def _wilson(successes: int, trials: int, z: float) -> tuple[float, float, float]:
     p = successes / trials
     denominator = 1 + z * z / trials
     centre = p + z * z / (2 * trials)
     margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, (centre - margin) / denominator)
+    return centre, margin, denominator
 
 
 def rank(
@@ -105,16 +124,19 @@ def rank(
     known = [c for c in costs.values() if c is not None]
     cheapest = min(known) if known else None
     scores = tuple(_score(p, counts.get(p), costs[p], cheapest, policy) for p in candidates)
-    scored = [s for s in scores if s.score is not None]
+    unscored = [s.provider for s in scores if s.score is None]
+    scored = [s for s in scores if s.score is not None and not (s.failing and unscored)]
+    failing = [s for s in scores if s.score is not None and s.failing and unscored]
+    by_score = sorted(failing, key=lambda s: (-(s.score or 0.0), candidates.index(s.provider)))
     if not scored:
-        return ScoredRoute(tuple(candidates), scores, policy.exploration_share)
+        return ScoredRoute((*unscored, *(s.provider for s in by_score)), scores, policy.exploration_share)
     best = max(s.score for s in scored if s.score is not None)
     good_enough = [s for s in scored if s.score is not None and s.score >= best - policy.hysteresis]
     # Of the good enough: the one carrying the traffic now (most outcomes), then the better score, then table order.
     chosen = max(good_enough, key=lambda s: (s.samples, s.score, -candidates.index(s.provider))).provider
-    by_score = sorted(scored, key=lambda s: (-(s.score or 0.0), candidates.index(s.provider)))
-    rest = [s.provider for s in by_score if s.provider is not chosen]
-    rest += [s.provider for s in scores if s.score is None]
+    ranked = sorted(scored, key=lambda s: (-(s.score or 0.0), candidates.index(s.provider)))
+    rest = [s.provider for s in ranked if s.provider is not chosen]
+    rest += [*unscored, *(s.provider for s in by_score)]
     return ScoredRoute((chosen, *rest), scores, policy.exploration_share)
 
 
@@ -141,4 +163,5 @@ def _score(
     median = quantile_seconds(tally.latency, 0.5)
     if median is not None:
         score -= policy.latency_weight * min(1.0, median / policy.latency_scale_seconds)
-    return ProviderScore(provider, samples, score, bound, cost)
+    failing = wilson_upper_bound(tally.delivered, samples, policy.confidence_z) < policy.failing_rate
+    return ProviderScore(provider, samples, score, bound, cost, failing)
