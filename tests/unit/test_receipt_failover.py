@@ -392,3 +392,19 @@ def test_a_write_from_a_read_of_the_first_attempt_cannot_land_on_the_resend_its_
     assert (resent.status, resent.provider) == (Status.SUBMITTED, T)
     assert expire(store, stale, NOW + timedelta(seconds=6)) is None  # refused: the record moved on
     assert store.messages["B.00000"] == resent
+
+
+def test_a_queued_resend_and_its_failover_event_show_the_first_submit_once() -> None:
+    """Until the resend is dispatched its record keeps the first attempt's submitted_at (the route statistics time
+    that attempt's receipt from it), and the failover stores the same SUBMITTED as a step: the API and the
+    message.failover webhook showed it twice (found by a review)."""
+    store = MemoryStore()
+    first_submit = NOW - timedelta(seconds=30)
+    store.messages["B.00000"] = record(created_at=iso(NOW - timedelta(minutes=1)), submitted_at=iso(first_submit))
+    result = push(A, "ali-1", Status.UNDELIVERED, "ROUTE_FAILURE", store, at="t1")
+    message = store.messages["B.00000"]
+    assert message.status is Status.QUEUED  # the resend, not dispatched yet
+    shown = [e.status for e in message_view(message, None).events]
+    assert shown == [Status.ACCEPTED, Status.SUBMITTED, Status.UNDELIVERED, Status.QUEUED]
+    (failover,) = [d for d in result.webhooks if d.event.type == "message.failover"]
+    assert [e["status"] for e in failover.event.message["events"]].count("SUBMITTED") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 from globesms.counts.tally import batch_counts
+from globesms.domain.history import FIRST_SUBMITTED_STEP
 from globesms.domain.status import Status
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.models.views import BatchView, MessageError, MessageEvent, MessageList, MessageView
@@ -43,7 +44,7 @@ def history(record: MessageRecord) -> list[MessageEvent]:
     before the resend's SUBMITTED. Sorted by time, as stored (`iso`: the strings order as the times do); a stable
     sort, so events of one instant stay in the order they were written."""
     events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
-    if record.submitted_at:
+    if record.submitted_at and not _first_submit_kept(record):
         events.append(MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at))
     elif record.status is Status.FAILED:
         events.append(MessageEvent(type="status", status=record.status, at=record.updated_at))
@@ -62,6 +63,16 @@ def history(record: MessageRecord) -> list[MessageEvent]:
             )
         )
     return sorted(events, key=_event_time)
+
+
+def _first_submit_kept(record: MessageRecord) -> bool:
+    """Whether the record's `submitted_at` is its first attempt's, kept as a stored step too: a resend after an
+    UNDELIVERED receipt keeps `submitted_at` until its own dispatch (the route statistics time the first attempt's
+    receipt from it), and its stored step says the same SUBMITTED once already."""
+    return any(
+        event.get("id") == FIRST_SUBMITTED_STEP and event.get("received_at") == record.submitted_at
+        for event in record.events or ()
+    )
 
 
 def message_view(record: MessageRecord, batch: BatchRecord | None) -> MessageView:
