@@ -850,3 +850,16 @@ def test_a_number_the_answer_gives_twice_is_an_unknown_outcome() -> None:
     [outcome] = make_client(Recorder(lambda request: answer)).send([sms("b1.00001", "+6591234567")])
     assert outcome.error is not None
     assert (outcome.error.category, outcome.error.code) == (ErrorCategory.UNKNOWN_OUTCOME, "CONFLICTING_RESULTS")
+
+
+def test_a_negative_count_of_billed_parts_is_refused_as_alibaba_s_and_tencent_s_are() -> None:
+    """Huawei's `total` (parts billed) went unchecked: -3 became the record's segments, and the batch totals' and the
+    route statistics' parts (found by a review). Alibaba's Segments and Tencent's Fee are `ge=0` already."""
+    from pydantic import ValidationError
+
+    from globesms.providers.huawei.wire import SmsId
+
+    fields = {"originTo": "+6581234567", "status": "000000", "smsMsgId": "m1"}
+    assert SmsId.model_validate({**fields, "total": 2}).total == 2
+    with pytest.raises(ValidationError, match="total"):
+        SmsId.model_validate({**fields, "total": -3})

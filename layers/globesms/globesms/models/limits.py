@@ -21,7 +21,8 @@ MAX_RECIPIENTS_PER_REQUEST = 10_000
 # MaximumMessageSize, at most 1 MiB.)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # A text is limited in SMS parts, the unit a phone joins and a provider bills: at most 10 (1,530 GSM-7 characters,
-# or 670 UCS-2 units: 335 emoji, which take two units each). Counted by domain/segments.py; refused, never cut.
+# or 670 UCS-2 units: 330 emoji, which take two units each and are never split across parts, 33 to a part of 67).
+# Counted by domain/segments.py; refused, never cut.
 MAX_TEXT_SEGMENTS = 10
 MAX_TEXT_CHARS = 1_600  # a cheap first bound, checked before the parts are counted
 

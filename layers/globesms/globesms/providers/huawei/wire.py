@@ -55,7 +55,7 @@ class SmsId(_Wire):
     from_: str | None = Field(default=None, alias="from")
     create_time: str | None = Field(default=None, alias="createTime")
     country_id: str | None = Field(default=None, alias="countryId")
-    total: int | None = None
+    total: int | None = Field(default=None, ge=0)  # parts billed: a negative count is no answer to keep
 
 
 class BatchSendDiffSmsResponse(_Wire):
