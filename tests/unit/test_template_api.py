@@ -97,3 +97,18 @@ def test_snapstart_is_a_parameter_off_by_default_for_the_api_and_receipts_functi
         # SnapStart applies to published versions: the alias the API invokes is there whether it is on or off.
         assert properties["AutoPublishAlias"] == "live"
         assert properties["SnapStart"] == {"ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}}
+
+
+def test_the_keys_together_have_room_for_every_key_s_own_throttle(raw: dict[str, Any]) -> None:
+    """API Gateway applies a stage's method throttle after the usage plan's, to every caller at once. The "/*"
+    setting was 50/s, the same as one key's plan: all keys together shared 50 requests a second, and one service's
+    burst throttled the others, which docs/api.md promised it never would (found by a review)."""
+    parameters = raw["Parameters"]
+    plan = api(raw)["Auth"]["UsagePlan"]["Throttle"]
+    assert plan == {"RateLimit": {"Ref": "ApiKeyRateLimit"}, "BurstLimit": {"Ref": "ApiKeyBurstLimit"}}
+    (stage_wide,) = [s for s in api(raw)["MethodSettings"] if s["ResourcePath"] == "/*"]
+    assert stage_wide["ThrottlingRateLimit"] == {"Ref": "ApiStageRateLimit"}
+    assert stage_wide["ThrottlingBurstLimit"] == {"Ref": "ApiStageBurstLimit"}
+    keys = 1 + 5  # the default key and ClientApiKeyNames' at most 5
+    assert parameters["ApiStageRateLimit"]["Default"] >= keys * parameters["ApiKeyRateLimit"]["Default"]
+    assert parameters["ApiStageBurstLimit"]["Default"] >= keys * parameters["ApiKeyBurstLimit"]["Default"]
