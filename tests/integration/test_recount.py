@@ -46,10 +46,10 @@ def run(stack: Any, *argv: str) -> int:
 def test_a_recount_sets_each_status_to_what_the_records_say(stack, capsys) -> None:  # type: ignore[no-untyped-def]
     store = off_counts(stack)
     assert run(stack, "B", "--dry-run") == 0
-    assert store.count_batch_statuses("B") == {"ACCEPTED": 4, "QUEUED": -1}  # a dry run writes nothing
+    assert store.batch_tally("B").statuses == {"ACCEPTED": 4, "QUEUED": -1}  # a dry run writes nothing
     assert "would set {'ACCEPTED': 3}" in capsys.readouterr().out
     assert run(stack, "B", "NO-SUCH-BATCH") == 0
-    assert store.count_batch_statuses("B") == {"ACCEPTED": 3}  # the status no record has any more: 0
+    assert store.batch_tally("B").statuses == {"ACCEPTED": 3}  # the status no record has any more: 0
     assert "NO-SUCH-BATCH: no records: left alone" in capsys.readouterr().out
     assert run(stack, "B") == 0
     assert "B: unchanged" in capsys.readouterr().out
@@ -140,7 +140,7 @@ def test_a_recount_does_not_overwrite_a_change_counted_while_it_read(stack, caps
     store.list_batch_messages = list_while_one_moves  # type: ignore[method-assign]
     result = recount.recount(store, stack.dynamodb, stack.table_name, "B", dry_run=False)
 
-    assert result.settled and store.count_batch_statuses("B") == {"ACCEPTED": 2, "QUEUED": 1}
+    assert result.settled and store.batch_tally("B").statuses == {"ACCEPTED": 2, "QUEUED": 1}
 
 
 def test_a_batch_whose_counts_keep_changing_is_left_and_named(stack, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +157,7 @@ def test_a_batch_whose_counts_keep_changing_is_left_and_named(stack, capsys, mon
     assert run(stack, "B") == recount.NOT_SETTLED
     error = capsys.readouterr().err
     assert f"B: its counts kept changing while it was read ({recount.MAX_ATTEMPTS} times): left as they were" in error
-    assert store.count_batch_statuses("B") == {"ACCEPTED": 4 + recount.MAX_ATTEMPTS, "QUEUED": -1}  # as counted
+    assert store.batch_tally("B").statuses == {"ACCEPTED": 4 + recount.MAX_ATTEMPTS, "QUEUED": -1}  # as counted
 
 
 @pytest.mark.parametrize("argv", [[], ["B", "--all"]])

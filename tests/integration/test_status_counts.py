@@ -35,7 +35,7 @@ def test_counts_follow_every_status_change_and_a_poll_reads_them(stack, counted)
     spec = MessageSpec.model_validate({"to": [f"+8525123{i:04d}" for i in range(40)], "text": "hello"})
     accept([spec], batch_id="B", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
     reader.read()
-    assert store.count_batch_statuses("B") == {Status.ACCEPTED: 40}
+    assert store.batch_tally("B").statuses == {Status.ACCEPTED: 40}
 
     records = store.get_messages([f"B.{i:05d}" for i in range(30)])
     submitted = [
@@ -53,7 +53,7 @@ def test_counts_follow_every_status_change_and_a_poll_reads_them(stack, counted)
 
     expected = {"ACCEPTED": 10, "SUBMITTED": 15, "FAILED": 5, "DELIVERED": 10}
     assert actual_counts(stack, "B") == expected
-    assert store.count_batch_statuses("B") == expected
+    assert store.batch_tally("B").statuses == expected
     view = get_batch(store, "B", limit=5, after=None)
     assert view is not None and view.counts == {"QUEUED": 10, "SUBMITTED": 15, "FAILED": 5, "DELIVERED": 10}
     # Only message records reached the handler (the filter), whatever else the partition and the table hold.
@@ -66,10 +66,10 @@ def test_a_stream_batch_handed_over_again_is_counted_once(stack, counted, lambda
     spec = MessageSpec.model_validate({"to": [f"+8525123{i:04d}" for i in range(12)], "text": "hello"})
     accept([spec], batch_id="R", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
     reader.read()
-    assert store.count_batch_statuses("R") == {"ACCEPTED": 12}
+    assert store.batch_tally("R").statuses == {"ACCEPTED": 12}
     (first,) = handed
     handler.lambda_handler(first, lambda_context)  # the same batch again: an invocation that failed after committing
-    assert store.count_batch_statuses("R") == {"ACCEPTED": 12}
+    assert store.batch_tally("R").statuses == {"ACCEPTED": 12}
 
     records = list(store.get_messages([f"R.{i:05d}" for i in range(12)]).values())
     store.put_messages([r.model_copy(update={"status": Status.SUBMITTED}) for r in records])
@@ -78,7 +78,7 @@ def test_a_stream_batch_handed_over_again_is_counted_once(stack, counted, lambda
     longer = {"Records": first["Records"] + handed[-1]["Records"]}
     handler.lambda_handler(longer, lambda_context)
     handler.lambda_handler(handed[-1], lambda_context)
-    assert store.count_batch_statuses("R") == {"SUBMITTED": 12}
+    assert store.batch_tally("R").statuses == {"SUBMITTED": 12}
 
 
 def test_changes_of_many_batches_commit_in_several_transactions(stack) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ def test_changes_of_many_batches_commit_in_several_transactions(stack) -> None: 
     counts.add(changes)
     counts.add(changes)  # the whole stream batch again: every transaction meets its marker
     store = DynamoDBMessageStore(stack.table_name)
-    assert {store.count_batch_statuses(f"b{n}")["ACCEPTED"] for n in range(150)} == {2}
+    assert {store.batch_tally(f"b{n}").statuses["ACCEPTED"] for n in range(150)} == {2}
 
 
 def test_the_shipped_stream_event_counts_its_change(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +96,7 @@ def test_the_shipped_stream_event_counts_its_change(stack, load_handler, lambda_
     event = json.loads((Path(__file__).resolve().parents[2] / "events" / "status_counts_stream.json").read_text())
     load_handler("status_counts").lambda_handler(event, lambda_context)
     store = DynamoDBMessageStore(stack.table_name)
-    assert store.count_batch_statuses("01JDEXAMPLEBATCH0000000000") == {Status.SUBMITTED: 1}
+    assert store.batch_tally("01JDEXAMPLEBATCH0000000000").statuses == {Status.SUBMITTED: 1}
 
 
 def test_records_not_counted_yet_show_in_the_status_they_were_created_in(

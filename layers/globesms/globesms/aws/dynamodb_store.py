@@ -261,7 +261,3 @@ class DynamoDBMessageStore:
             .get("Item", {})
         )
         return tally_of_item(item)
-
-    def count_batch_statuses(self, batch_id: str) -> dict[str, int]:
-        """The counts item's statuses alone (tools, tests)."""
-        return self.batch_tally(batch_id).statuses
