@@ -15,7 +15,7 @@ from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import InvalidProviderRequest, ProviderError
-from globesms.guardrails.ports import Reservation
+from globesms.guardrails.ports import Charge, Reservation
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange, HeldReceipts
@@ -546,6 +546,8 @@ class MemorySpendReleases:
         self.given_back: dict[tuple[str, str], Decimal] = {}
         self.released: set[str] = set()
         self.reservations: dict[str, Reservation] = {}  # batch id -> what it reserved (set by a test)
+        self.charges: dict[Charge, Decimal] = {}  # made once each (`charge_once`)
+        self.charged: dict[tuple[str, str], Decimal] = {}  # (month, scope) -> added by charges
         self.calls = 0
 
     def reservation(self, batch_id: str) -> Reservation | None:
@@ -560,6 +562,17 @@ class MemorySpendReleases:
         total = sum(fresh.values(), Decimal(0))
         for scope in scopes:
             self.given_back[(month, scope)] = self.given_back.get((month, scope), Decimal(0)) + total
+        return total
+
+    def charge_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+    ) -> Decimal:
+        self.calls += 1
+        fresh = {c: a for c, a in amounts.items() if a and c not in self.charges}
+        self.charges.update(fresh)
+        total = sum(fresh.values(), Decimal(0))
+        for scope in scopes:
+            self.charged[(month, scope)] = self.charged.get((month, scope), Decimal(0)) + total
         return total
 
     def recharge_once(self, month: str, scopes: Collection[str], amounts: Mapping[str, Decimal]) -> Decimal:

@@ -24,6 +24,7 @@ from globesms.dispatch.service import (
 )
 from globesms.dispatch.summary import DispatchSummary, ProviderCalls
 from globesms.domain.clock import utc_now
+from globesms.guardrails.charges import Prices
 from globesms.models.packs import DispatchPack
 from globesms.observability import emit_count, emit_route_stats_not_written, logger, metrics, tracer
 from globesms.ports import Provider
@@ -55,7 +56,15 @@ def _deps(calls_end_by: float) -> DispatchDeps:
         wiring.circuit_breakers(),
         report_unfinished_calls=_emit_provider_calls,
         calls_end_by=calls_end_by,
+        prices=_price_table,
     )
+
+
+def _price_table() -> Prices:
+    # Imported here: only a failover or a resend reads the price table, not the cold start of every dispatcher.
+    from globesms.guardrails.prices import current_prices
+
+    return current_prices()
 
 
 def _recorders() -> Recorders:

@@ -279,20 +279,27 @@ def with_conditions(value: Any, conditions: dict[str, bool]) -> Any:
 
 
 def statements_of(
-    resources: dict[str, Any], role_id: str, *, routes_parameter: bool = False, huawei_push_signed: bool = False
+    resources: dict[str, Any],
+    role_id: str,
+    *,
+    routes_parameter: bool = False,
+    huawei_push_signed: bool = False,
+    guardrails_parameters: bool = False,
 ) -> list[dict[str, Any]]:
     """The role's inline policies and any policy resource attached to it, with the template's conditions resolved
-    for the default parameters (RoutesParameterName empty, HuaweiReceiptAuth none) or for those set."""
+    for the default parameters (RoutesParameterName and GuardrailsParametersPath empty, HuaweiReceiptAuth none) or
+    for those set. A resource whose own `Condition` is false does not exist."""
     # DocsNeedApiKey only chooses the docs routes' security in the API's body, SnapStartOn only a function's
     # SnapStart setting, TracerSubsegmentsOn only a variable: no role depends on them.
     conditions = {
         "HasRoutesParameter": routes_parameter,
-        "HasGuardrailsParameters": False,
+        "HasGuardrailsParameters": guardrails_parameters,
         "HuaweiPushSigned": huawei_push_signed,
         "DocsNeedApiKey": False,
         "SnapStartOn": False,
         "TracerSubsegmentsOn": False,
     }
+    resources = {lid: r for lid, r in resources.items() if conditions.get(r.get("Condition", ""), True)}
     resources = with_conditions(resources, conditions)
     documents = [p["PolicyDocument"] for p in resources[role_id]["Properties"].get("Policies", [])]
     for properties in [
@@ -365,6 +372,37 @@ def test_each_function_has_exactly_the_actions_its_code_uses(resources: dict[str
     for function_id in function_ids(resources):
         granted = set().union(*(actions(s) for s in statements_of(resources, role_of(resources, function_id))))
         assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id], function_id
+
+
+GUARDRAILS_PARAMETER_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GuardrailsParametersPath}/*"
+}
+PRICES_PARAMETER_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GuardrailsParametersPath}/prices"
+}
+
+
+def test_with_the_guardrails_parameters_the_accepting_functions_read_them_and_the_dispatchers_the_prices_only(
+    resources: dict[str, Any],
+) -> None:
+    """Accept reads prices, permissions and limits; a dispatcher prices a failover or a resend (guardrails/charges.py)
+    and reads the prices alone. No other function reads them."""
+    readers = {
+        "SendApiFunction": GUARDRAILS_PARAMETER_ARN,
+        "IntakeFunction": GUARDRAILS_PARAMETER_ARN,
+        **{f"{provider}DispatchFunction": PRICES_PARAMETER_ARN for provider in ("Aliyun", "Tencent", "Huawei")},
+    }
+    for function_id in function_ids(resources):
+        role_id = role_of(resources, function_id)
+        statements = statements_of(resources, role_id, guardrails_parameters=True)
+        granted = set().union(*(actions(s) for s in statements))
+        added = {"ssm:GetParameter"} if function_id in readers else set()
+        assert granted - LOG_ACTIONS - XRAY_ACTIONS == EXPECTED_ACTIONS[function_id] | added, function_id
+        ssm = [s for s in statements if any(a.startswith("ssm:") for a in actions(s))]
+        if added:
+            assert ssm == [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": readers[function_id]}]
+        else:
+            assert not ssm, function_id
 
 
 def test_the_routes_parameter_condition_is_set_when_the_parameter_is_not_empty(translation: dict[str, Any]) -> None:

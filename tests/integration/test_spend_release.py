@@ -8,14 +8,16 @@ from decimal import Decimal
 from typing import Any
 
 from globesms.aws.dynamodb_receipts import DynamoDBReceiptStore
-from globesms.aws.dynamodb_spend import RELEASE_CHUNK, DynamoDBSpendLedger, release_key
+from globesms.aws.dynamodb_spend import RELEASE_CHUNK, DynamoDBSpendLedger, charge_key, release_key
 from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
-from globesms.guardrails.ports import Reservation
+from globesms.guardrails.ports import Charge, Reservation
+from globesms.guardrails.prices import PriceTableDoc
 from globesms.guardrails.release import release_unsent, release_unwritten
+from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryWebhooks, ScriptedProvider
 from tests.integration.racing import child_main, moto_messages_table, race_in_child
@@ -186,3 +188,53 @@ def test_an_interrupted_batch_gives_back_the_rest_of_its_reservation_once(stack)
     }
     # Its marker is no recipient's: a recipient's own release stays possible.
     assert ledger.release_once(MONTH, SCOPES, {"B4.00009": CENT4}, None) == CENT4
+
+
+def test_a_charge_is_added_once_per_message_kind_and_provider(stack) -> None:  # type: ignore[no-untyped-def]
+    """A failover's difference (either sign) and a resend's cost, each once: a repeated failover or a redelivered
+    resend adds nothing, in transactions of RELEASE_CHUNK; a charge to a counter that does not exist creates it."""
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    count = RELEASE_CHUNK + 5
+    reserve(ledger, "B6", count)
+    moves = {Charge(f"B6.{i:05d}", "move", "aliyun"): Decimal("0.02") for i in range(count)}
+    cheaper = {Charge("B6.00000", "move", "huawei"): Decimal("-0.01")}  # moved on again, to a cheaper provider
+    resend = {Charge("B6.00001", "resend", "aliyun"): Decimal("0.06")}  # the same provider, another kind
+    assert ledger.charge_once(MONTH, SCOPES, moves, 2_000_000_000) == Decimal("0.02") * count
+    assert ledger.charge_once(MONTH, SCOPES, {**moves, **cheaper, **resend}, 2_000_000_000) == Decimal("0.05")
+    assert ledger.charge_once(MONTH, SCOPES, {**moves, **cheaper, **resend}, 2_000_000_000) == 0
+    expected = CENT4 * count + Decimal("0.02") * count + Decimal("0.05")
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, expected)
+    marker = stack.dynamodb.get_item(TableName=stack.table_name, Key=charge_key(Charge("B6.00000", "move", "huawei")))
+    assert (marker["Item"]["amount"]["N"], marker["Item"]["expires_at"]["N"]) == ("-0.01", "2000000000")
+    fresh = spend.key_scope("priced-nothing-this-month")
+    assert ledger.charge_once(MONTH, [fresh], {Charge("B6.00002", "resend", "tencent"): CENT4}, None) == CENT4
+    assert ledger.spent(MONTH, [fresh]) == {fresh: CENT4}
+
+
+def test_a_failover_at_dispatch_charges_the_dearer_providers_difference(stack) -> None:  # type: ignore[no-untyped-def]
+    """End to end on the table: 10 recipients reserved at Alibaba's 0.04 move to Tencent (a config refusal), which
+    the price table prices at 0.05 there: the month's counters hold 0.50, what the sends cost, not 0.40."""
+    ledger, store = DynamoDBSpendLedger(stack.table_name), DynamoDBMessageStore(stack.table_name)
+    reserve(ledger, "B7", 10)
+    prices = PriceTableDoc.model_validate(
+        {"version": 1, "currency": "USD", "as_of": "2026-12-01", "prices": {"tencent": {"HK": {"*": "0.05"}}}}
+    )
+    moving = pack("B7", 10).model_dump()
+    moving["contents"][0]["route"] = ["aliyun", "tencent"]
+    for recipient in moving["recipients"]:
+        recipient["country"] = "HK"
+    config = ProviderError(ErrorCategory.CONFIG, "isv.SMS_SIGNATURE_ILLEGAL", "sender id not approved", 200)
+    queues = MemoryQueues()
+    deps = DispatchDeps(
+        provider=ScriptedProvider(answer=lambda message: config),
+        store=store,
+        claims=MemoryClaims(),
+        queues=queues,
+        receipts=DynamoDBReceiptStore(stack.table_name, retention_days=90),
+        webhooks=MemoryWebhooks(),
+        spend=ledger,
+        prices=lambda: prices,
+    )
+    assert dispatch_pack(DispatchPack.model_validate(moving), deps, now=NOW, last_attempt=False).failed_over == 10
+    assert {r.cost for p in queues.sent[ProviderName.TENCENT] for r in p.recipients} == {"0.05"}
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, Decimal("0.50"))

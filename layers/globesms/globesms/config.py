@@ -491,6 +491,7 @@ class ReceiptDeadlineSettings(SettingsDeclaration):
 
 class DispatchSettings(
     ConsentSettings,  # the opt-out list, read again before a pack is sent (dispatch/opt_outs.py)
+    GuardrailsSettings,  # the price table, read when a recipient fails over or a resend is sent
     ReceiptDeadlineSettings,
     TableSettings,
     RetentionSettings,

@@ -34,13 +34,16 @@ def pack_records(
     pack_id_prefix: str | None = None,
     history: Mapping[str, list[dict[str, Any]]] | None = None,
     history_bytes: Mapping[str, int] | None = None,
+    priced_bytes: int | None = None,
 ) -> dict[ProviderName, list[DispatchPack]]:
     """Group records by provider, in order, into packs of at most one provider call and at most
     PACK_BYTES_BUDGET bytes of JSON. Pack ids (`<prefix>:<provider>:<n>`, the prefix being the batch id unless
     given) are deterministic, so a repeated accept (or failover) repeats the same packs. `history`: steps to carry
     to the dispatcher for some recipients (by id), e.g. the provider they failed over from. `history_bytes`: the
     bytes to budget for a recipient's `history` instead of measuring it (no fewer than its JSON holds), where the
-    split must not depend on what the steps say (`failover.reroute`)."""
+    split must not depend on what the steps say (`failover.reroute`). `priced_bytes`: likewise, the bytes to budget
+    for every recipient's price and cost, whether it has them or not (no fewer than theirs take), where the split
+    must not depend on the price table (`failover.reroute`)."""
     groups: dict[tuple[ProviderName, int], list[MessageRecord]] = {}
     for record in records:
         groups.setdefault((record.provider, recipients_per_pack(record)), []).append(record)
@@ -58,6 +61,7 @@ def pack_records(
             expires_at=expires_at,
             history=history or {},
             history_bytes=history_bytes or {},
+            priced_bytes=priced_bytes,
         )
     return packs
 
@@ -81,6 +85,7 @@ def _packs_for(
     expires_at: int | None,
     history: Mapping[str, list[dict[str, Any]]],
     history_bytes: Mapping[str, int],
+    priced_bytes: int | None,
 ) -> list[DispatchPack]:
     packs: list[DispatchPack] = []
     contents: list[PackContent] = []
@@ -110,7 +115,7 @@ def _packs_for(
         key = record.content_key()
         new_content = content_of(record) if key not in content_index else None
         steps = history.get(record.id)
-        extra = _recipient_bytes(record, steps, history_bytes.get(record.id))
+        extra = _recipient_bytes(record, steps, history_bytes.get(record.id), priced_bytes)
         if new_content is not None:
             extra += _content_bytes(new_content)
         if recipients and (len(recipients) >= cap or size + extra > PACK_BYTES_BUDGET):
@@ -165,7 +170,9 @@ def pack_again(
     )
 
 
-def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None, steps_bytes: int | None) -> int:
+def _recipient_bytes(
+    record: MessageRecord, steps: list[dict[str, Any]] | None, steps_bytes: int | None, priced_bytes: int | None
+) -> int:
     extra = len(record.id) + len(record.to) + _RECIPIENT_OVERHEAD
     if record.country:
         extra += len(record.country) + _COUNTRY_OVERHEAD
@@ -173,7 +180,9 @@ def _recipient_bytes(record: MessageRecord, steps: list[dict[str, Any]] | None, 
         extra += len(record.encoding) + _ENCODING_OVERHEAD
     if steps:
         extra += len(json.dumps(steps)) if steps_bytes is None else steps_bytes
-    if record.cost is not None:
+    if priced_bytes is not None:
+        extra += priced_bytes
+    elif record.cost is not None:
         extra += len(record.cost) + len(record.price or "") + _PRICED_OVERHEAD
     return extra
 

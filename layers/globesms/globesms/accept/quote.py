@@ -12,9 +12,9 @@ from decimal import Decimal
 
 from globesms.accept.planning import plan_batch
 from globesms.accept.service import check_send_at
+from globesms.domain.money import money
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
-from globesms.guardrails.prices import money
 from globesms.models.api import MessageSpec
 from globesms.models.errors import RecipientError
 from globesms.models.guardrails import QuotedMessage, QuoteResponse, QuoteTotals

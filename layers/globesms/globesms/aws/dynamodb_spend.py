@@ -15,6 +15,10 @@ each counter (only if it exists). A dispatcher retrying the same pack finds its 
 out and the rest given back, so each recipient's cost comes back once. A redrive of a dead-lettered pack charges
 it again before sending (`recharge_once`): each marker deleted only if present, with `ADD spent :amount`, so what
 was given back is charged once more, and a later release gives it back again.
+
+A charge beyond the reservation (`charge_once`: a failover's difference, a resend) is the same kind of transaction:
+a marker per charge, `pk = B#<batch_id>`, `sk = $charge#<seq>#<kind>#<provider>`, put only if absent, with
+`ADD spent :amount` on each counter (created if absent when the amount is positive), so each is added once.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed
-from globesms.guardrails.ports import HeldForAnotherBody, Hold, Reservation
+from globesms.guardrails.ports import Charge, HeldForAnotherBody, Hold, Reservation
 from globesms.models.records import split_message_id
 
 MARKER_SK = "$spend"
@@ -40,6 +44,9 @@ COUNTER_TTL_SECONDS = 400 * 86_400  # a month's counter is read for GET /v1/usag
 CONFLICT_RETRIES = 4  # another transaction on the same counter at the same moment: try again after a short pause
 RELEASE_SK_PREFIX = "$release#"
 RELEASE_CHUNK = 90  # markers per transaction: TransactWriteItems takes 100 items, the counters among them
+CHARGE_SK_PREFIX = "$charge#"
+
+Marked = TypeVar("Marked")  # what a marker is written for: a message id (a release), a `Charge`
 
 
 def counter_key(scope: str, month: str) -> dict[str, Any]:
@@ -55,6 +62,14 @@ def release_key(message_id: str) -> dict[str, Any]:
     if parts is None:
         raise ValueError("not a message id")
     return {"pk": {"S": f"B#{parts[0]}"}, "sk": {"S": f"{RELEASE_SK_PREFIX}{parts[1]:05d}"}}
+
+
+def charge_key(charge: Charge) -> dict[str, Any]:
+    parts = split_message_id(charge.message_id)
+    if parts is None:
+        raise ValueError("not a message id")
+    sk = f"{CHARGE_SK_PREFIX}{parts[1]:05d}#{charge.kind}#{charge.provider}"
+    return {"pk": {"S": f"B#{parts[0]}"}, "sk": {"S": sk}}
 
 
 def _number(value: Decimal) -> dict[str, str]:
@@ -180,6 +195,17 @@ class DynamoDBSpendLedger:
             charged += self._marked_chunk(chunk, list(scopes), partial(self._recharge_items, month))
         return charged
 
+    def charge_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+    ) -> Decimal:
+        pending = [(charge, amount) for charge, amount in amounts.items() if amount]
+        ttl = expires_at or int(time.time()) + COUNTER_TTL_SECONDS
+        charged = Decimal(0)
+        for start in range(0, len(pending), RELEASE_CHUNK):
+            chunk = pending[start : start + RELEASE_CHUNK]
+            charged += self._marked_chunk(chunk, list(scopes), partial(self._charge_items, month, ttl))
+        return charged
+
     def _release_chunk(self, month: str, scopes: list[str], chunk: list[tuple[str, Decimal]], ttl: int) -> Decimal:
         return self._marked_chunk(chunk, scopes, partial(self._release_items, month, ttl))
 
@@ -206,6 +232,41 @@ class DynamoDBSpendLedger:
         ]
         return items + [self._counter_add(scope, month, total) for scope in scopes]
 
+    def _charge_items(
+        self, month: str, ttl: int, chunk: list[tuple[Charge, Decimal]], scopes: list[str], total: Decimal
+    ) -> list[dict[str, Any]]:
+        markers = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **charge_key(charge),
+                        "amount": _number(amount),
+                        "month": {"S": month},
+                        "expires_at": {"N": str(ttl)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for charge, amount in chunk
+        ]
+        if total <= 0:  # a difference given back: only to counters that exist, as a release
+            return markers + [self._counter_add(scope, month, total) for scope in scopes]
+        # Added to a counter that may not exist yet (accept priced nothing of this month for it, the first provider
+        # had no price): created, with the expiry a reservation gives it.
+        counter_ttl = _number(Decimal(int(time.time()) + COUNTER_TTL_SECONDS))
+        return markers + [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": counter_key(scope, month),
+                    "UpdateExpression": "ADD spent :amount SET expires_at = if_not_exists(expires_at, :ttl)",
+                    "ExpressionAttributeValues": {":amount": _number(total), ":ttl": counter_ttl},
+                }
+            }
+            for scope in scopes
+        ]
+
     def _counter_add(self, scope: str, month: str, amount: Decimal) -> dict[str, Any]:
         return {
             "Update": {
@@ -219,9 +280,9 @@ class DynamoDBSpendLedger:
 
     def _marked_chunk(
         self,
-        chunk: list[tuple[str, Decimal]],
+        chunk: list[tuple[Marked, Decimal]],
         scopes: list[str],
-        items_of: Callable[[list[tuple[str, Decimal]], list[str], Decimal], list[dict[str, Any]]],
+        items_of: Callable[[list[tuple[Marked, Decimal]], list[str], Decimal], list[dict[str, Any]]],
     ) -> Decimal:
         """One transaction of a marker write per message (`items_of`: the markers first, then one write per scope's
         counter), all or nothing; the messages or counters whose condition refused are left out and the rest tried
@@ -241,10 +302,11 @@ class DynamoDBSpendLedger:
             if not refused:  # TransactionConflict: the same counters were busy
                 conflicts += 1
                 if conflicts > CONFLICT_RETRIES:
-                    raise RuntimeError("spend release or recharge lost to concurrent writers after retries")
+                    raise RuntimeError("spend release or charge lost to concurrent writers after retries")
                 time.sleep(0.01 * 2**conflicts * random.uniform(0.5, 1.0))
                 continue
-            # A marker already there: released before. A counter missing: nothing was reserved against it.
+            # A marker already there: released (or charged) before. A counter missing: nothing was reserved against
+            # it (a charge that adds creates its counters: never refused for that).
             chunk, scopes = (
                 [entry for i, entry in enumerate(chunk) if i not in refused],
                 [scope for j, scope in enumerate(scopes) if len(chunk) + j not in refused],

@@ -9,6 +9,7 @@ one from in-memory fakes and overrides a field with `dataclasses.replace`. What 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from globesms.dispatch.circuit_breaker import BreakerPolicy
 from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
-from globesms.guardrails.ports import SpendReleases
+from globesms.guardrails.charges import Prices
+from globesms.guardrails.ports import DispatchSpend
 from globesms.ports import (
     CircuitBreakers,
     MessageStore,
@@ -34,6 +36,8 @@ from globesms.stats.ports import RouteStatsStore
 if TYPE_CHECKING:
     from globesms.config import DispatchSettings
     from globesms.dispatch.summary import ProviderCalls
+
+logger = logging.getLogger(__name__)  # a child of the Powertools logger "globesms": its handler writes these too
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +78,28 @@ class DispatchDeps:
     #: On `clock`: when this invocation must stop calling the provider (its end, less the time recording takes);
     #: None: no bound. Only the rate-limited sending reads it (`sending.send_within_limits`).
     calls_end_by: float | None = None
-    #: Without it no reservation is given back (guardrails/release.py): the counters keep what accept reserved.
-    spend: SpendReleases | None = None
+    #: Without it no reservation is given back (guardrails/release.py) and nothing charged (guardrails/charges.py):
+    #: the counters keep what accept reserved.
+    spend: DispatchSpend | None = None
+    #: The price table, read when a recipient fails over or a resend is sent (it is priced for its new provider);
+    #: None, or a read that fails: it keeps the estimate it carried.
+    prices: Callable[[], Prices] | None = None
     #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
     route_stats: RouteStatsStore | None = None
     #: Told what the provider's calls said when the pack fails after its round of calls (counting the breaker,
     #: requeueing, recording): no summary or RetryPack then carries them, and the provider's alarms read them (the
     #: dispatch handler emits them).
     report_unfinished_calls: Callable[[ProviderCalls], None] | None = None
+
+    def price_table(self) -> Prices | None:
+        """The price table as `prices` reads it now, or None (none given, or its read failed: logged)."""
+        if self.prices is None:
+            return None
+        try:
+            return self.prices()
+        except Exception:
+            logger.exception("price table unreadable: failed-over and resent messages keep their estimates")
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +112,7 @@ class Recorders:
     claims: PackClaims
     receipts: ReceiptStore
     webhooks: WebhookQueue
-    spend: SpendReleases | None
+    spend: DispatchSpend | None
     policies: DispatchPolicies
     route_stats: RouteStatsStore | None = None
 
@@ -110,6 +128,7 @@ class Recorders:
         breakers: CircuitBreakers | None,
         report_unfinished_calls: Callable[[ProviderCalls], None] | None = None,
         calls_end_by: float | None = None,
+        prices: Callable[[], Prices] | None = None,
     ) -> DispatchDeps:
         """The whole dispatcher: these recorders and what sending takes."""
         return DispatchDeps(
@@ -126,4 +145,5 @@ class Recorders:
             route_stats=self.route_stats,
             report_unfinished_calls=report_unfinished_calls,
             calls_end_by=calls_end_by,
+            prices=prices,
         )

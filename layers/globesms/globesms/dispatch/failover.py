@@ -10,9 +10,14 @@ can carry this message to this number, in the route table's order). Free text mo
 template is rendered again for the new provider from its params (a rendered Alibaba text keeps them). A recipient
 with no provider left, or whose template cannot be rendered for the next one, is not moved: it keeps its error.
 
+What it costs: a moved recipient reached no provider before, so it is priced for the new one (with `prices`, the
+price table; where that has no price for it, it keeps the estimate it carried), and the dispatcher charges the
+difference once (`guardrails.charges.charge_moved`).
+
 The new packs' ids derive from the old pack's (`<pack id>.f:<provider>:<n>`), and where a pack ends does not
-depend on the reasons kept in the history (`REASON_BYTES`), so a dispatcher that repeats a failover after a crash
-queues the same packs again, without knowing the reasons, and the claims send each once.
+depend on the reasons kept in the history (`REASON_BYTES`) nor on the prices (`PRICED_BYTES`), so a dispatcher that
+repeats a failover after a crash queues the same packs again, without knowing the reasons, with the price table
+changed meanwhile, and the claims send each once.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.segments import Encoding, count_segments, text_encoding
 from globesms.domain.status import Status
+from globesms.guardrails.charges import Prices, repriced
 from globesms.models.content import MessageContent
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
@@ -39,6 +45,11 @@ from globesms.routing.templates import registry as template_registry
 #: the packs split the same whatever the reasons. A longer code is cut to fit (the longest in the providers' tables
 #: has 63 characters).
 REASON_BYTES = 96
+#: What a moved recipient's price and cost may take in its pack (`accept.packing`, `priced_bytes`), budgeted whether
+#: it has them or not: 16 characters each, with their keys and quotes. A price is at most 100 with 6 decimals
+#: (`guardrails.prices.Price`), and a pack of at most 256 KiB holds no text of a million parts: a cost has at most
+#: 8 digits before its point.
+PRICED_BYTES = 2 * 16 + 20
 
 
 def next_provider(content: MessageContent, current: ProviderName) -> ProviderName | None:
@@ -82,9 +93,11 @@ def reroute(
     reasons: Mapping[int, str],
     now: datetime,
     templates: TemplateRegistry | None = None,
+    prices: Prices | None = None,
 ) -> Rerouted:
     """Packs for the next provider of each recipient at `positions` that has one. `reasons`: the error code that
-    made each one move, kept in its history."""
+    made each one move, kept in its history. `prices`: what the new provider charges (None: each keeps the estimate
+    it carried)."""
     templates = template_registry() if templates is None else templates
     stamp = iso(now)
     records: list[MessageRecord] = []
@@ -106,7 +119,7 @@ def reroute(
         # (`recovery._queue_again`: "FAILOVER") under the same pack ids. Measured, a shorter reason fitted more
         # recipients into a pack: a recipient was in neither copy of an id (never sent) or in both (texted twice).
         budgeted[recipient.id] = len(json.dumps(history[recipient.id])) - len(json.dumps(reason)) + REASON_BYTES
-        records.append(_moved_record(pack, position, moved_content, target, now))
+        records.append(_moved_record(pack, position, moved_content, target, now, prices))
     packs = pack_records(
         records,
         batch_id=pack.batch_id,
@@ -115,6 +128,7 @@ def reroute(
         pack_id_prefix=f"{pack.pack_id}.f",
         history=history,
         history_bytes=budgeted,
+        priced_bytes=PRICED_BYTES,
     )
     if pack.redrive_of is not None:  # a redrive's recipients, still FAILED from its dead-lettering (recovery.py)
         packs = {
@@ -124,10 +138,21 @@ def reroute(
 
 
 def _moved_record(
-    pack: DispatchPack, position: int, content: MessageContent, target: ProviderName, now: datetime
+    pack: DispatchPack,
+    position: int,
+    content: MessageContent,
+    target: ProviderName,
+    now: datetime,
+    prices: Prices | None,
 ) -> MessageRecord:
-    """The record of the recipient at `position`, QUEUED on `target` with `content` (as that provider takes it)."""
+    """The record of the recipient at `position`, QUEUED on `target` with `content` (as that provider takes it),
+    priced for `target` where `prices` say what it charges there."""
     recipient = pack.recipients[position]
+    segments = _segments(content, recipient.segments)
+    price, cost = repriced(prices, target, recipient.country, content.type, segments, pack.currency) or (
+        recipient.price,
+        recipient.cost,
+    )
     return MessageRecord(
         **dict(content),
         id=recipient.id,
@@ -136,15 +161,14 @@ def _moved_record(
         country=recipient.country,
         provider=target,
         status=Status.QUEUED,
-        segments=_segments(content, recipient.segments),
+        segments=segments,
         encoding=_encoding(content, recipient.encoding),
         created_at=pack.created_at,
         updated_at=iso(now),
         expires_at=pack.expires_at,
-        # What accept priced and reserved stays: the spend was held for it, not for the new provider.
-        price=recipient.price,
-        cost=recipient.cost,
-        currency=pack.currency,
+        price=price,
+        cost=cost,
+        currency=pack.currency or (prices.currency if prices is not None and cost is not None else None),
         owner=pack.owner,
         version=replacing_version(now),  # written whole, as the dispatcher's outcomes are
     )

@@ -28,6 +28,7 @@ from datetime import datetime
 from globesms.dispatch.failover import Rerouted, reroute
 from globesms.dispatch.sending import INVALID_REQUEST
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.charges import Prices
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.ports import BreakerState
@@ -77,14 +78,18 @@ def decide(
     provider_down: bool,
     now: datetime,
     templates: TemplateRegistry | None,
+    prices: Prices | None = None,
 ) -> OutcomeDecision:
-    """`outcomes`: by position, the recipients sent; `skipped`: those not sent for the open breaker."""
+    """`outcomes`: by position, the recipients sent; `skipped`: those not sent for the open breaker. `prices`: what
+    the providers charge, for those that move (`failover.reroute`)."""
     plan = _plan(outcomes, last_attempt=last_attempt, provider_down=provider_down)
     # One reroute of every position that moves, in order: a dispatcher settling this pack after a crash reroutes the
     # same positions (`Requeued.failed_over`) into the same pack ids.
     reasons = {**dict.fromkeys(skipped, CIRCUIT_OPEN), **plan.move_reasons}
     to_move = sorted(reasons)
-    moved = reroute(pack, to_move, reasons=reasons, now=now, templates=templates) if to_move else Rerouted()
+    moved = (
+        reroute(pack, to_move, reasons=reasons, now=now, templates=templates, prices=prices) if to_move else Rerouted()
+    )
     unmoved = sorted(set(plan.move) - set(moved.moved))  # no provider left: kept here with their error
     retry = sorted([*plan.retry, *(i for i in unmoved if not last_attempt and _is_transient(outcomes[i]))])
     record = sorted([*plan.record, *(i for i in unmoved if i not in retry)])

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from globesms.dispatch.deps import DispatchDeps
-from globesms.dispatch.failover import reroute
+from globesms.dispatch.failover import Rerouted, reroute
 from globesms.dispatch.records import SavedOutcomes, apply_held, held_since_pack, outcome_records, save_outcomes
 from globesms.dispatch.requeue import in_pack, queue_moved, requeue
 from globesms.dispatch.summary import DispatchSummary
@@ -33,6 +33,7 @@ from globesms.domain.clock import iso
 from globesms.domain.history import RECEIPT_FAILOVER_STEP, has_step
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.charges import charged_moves
 from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
@@ -141,7 +142,12 @@ def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now
     )
     if not requeued.failed_over:
         return set()
-    moved = reroute(pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates)
+    moved = reroute(
+        pack, requeued.failed_over, reasons={}, now=now, templates=deps.templates, prices=deps.price_table()
+    )
+    # Charged once: the dead holder charged them before queueing, or its charge failed (then it queued them priced
+    # as they were, and this copy is priced so if this charge fails too).
+    moved = Rerouted(charged_moves(deps.spend, pack, moved.packs), moved.moved)
     queue_moved(deps.queues, moved)
     return set(requeued.failed_over) - set(moved.moved)
 

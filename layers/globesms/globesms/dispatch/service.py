@@ -35,6 +35,7 @@ from globesms.consent.screen import current as opt_out_check
 from globesms.dispatch.canceled import finish_cancel
 from globesms.dispatch.circuit_breaker import BreakerUpdate, record_pack
 from globesms.dispatch.deps import DispatchDeps, DispatchPolicies, Recorders
+from globesms.dispatch.failover import Rerouted
 from globesms.dispatch.holds import WaitNotNoted, ends_canceled_hold, take_over_hold, wait_or_end_hold
 from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
@@ -55,12 +56,13 @@ from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError
+from globesms.guardrails.charges import charge_resend, charged_moves, resend_repriced
 from globesms.guardrails.release import recharge_redriven, release_unsent
 from globesms.models.outbound import SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
 from globesms.ports import BreakerState, Claim, Provider
-from globesms.receipts.failover import queue_pending_resends
+from globesms.receipts.failover import is_resend_pack, queue_pending_resends
 from globesms.routing.templates import TemplateRegistry
 from globesms.routing.templates import registry as template_registry
 from globesms.webhooks.events import queue_status_events
@@ -115,7 +117,26 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         raise
     if held is not None:
         return held
+    if is_resend_pack(pack):
+        pack = _charged_resend(pack, deps, now=now, last_receive=last_attempt)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
+
+
+def _charged_resend(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_receive: bool) -> DispatchPack:
+    """A resend after an UNDELIVERED receipt, priced for this provider, its cost charged once before its call
+    (`guardrails.charges`). When the charge fails, nothing is sent: the pack is let go for the next delivery, as
+    one whose call could not start."""
+    pack = resend_repriced(pack, deps.price_table())
+    if deps.spend is None:
+        return pack
+    try:
+        charged = charge_resend(deps.spend, pack)
+    except Exception as exc:
+        _let_go_unsent(pack, deps, exc, now=now, last_receive=last_receive)
+        raise
+    if charged:
+        logger.info("resend: its cost charged", extra={"amount": format(charged, "f")})
+    return pack
 
 
 def _redrive(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchPack:
@@ -230,6 +251,7 @@ def _settle_round(
 ) -> DispatchSummary:
     """What the round's outcomes decide: a retry of the whole pack, or the records, the requeues and the summary."""
     outcome_at, deferred, quiet = round_.outcome_at, round_.deferred, round_.quiet
+    may_move = bool(round_.skipped) or any(o.error is not None for o in outcome_at.values())
     decision = decide(
         pack,
         outcome_at,
@@ -238,6 +260,7 @@ def _settle_round(
         provider_down=breaker.state.is_open(now),
         now=now,
         templates=round_.templates,
+        prices=deps.price_table() if may_move else None,
     )
     if decision.retry_whole_pack:
         deps.claims.release(pack.pack_id)
@@ -249,6 +272,9 @@ def _settle_round(
     if dead_letter:
         decision, outcome_at = _keep_with_pack(pack, decision, outcome_at, [*deferred, *quiet])
         deferred, quiet = [], {}
+    if decision.moved.moved:  # charged before the moved packs are queued: never sent uncharged
+        charged = charged_moves(deps.spend, pack, decision.moved.packs)
+        decision = replace(decision, moved=Rerouted(charged, decision.moved.moved))
     requeue_after_send(
         deps.claims,
         deps.queues,

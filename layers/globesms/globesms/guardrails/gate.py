@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from globesms.domain.money import estimate, money
 from globesms.domain.segments import Encoding, text_encoding
 from globesms.errors import RecipientCode
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc, current_limits
 from globesms.guardrails.permissions import PermissionsDoc, current_permissions
 from globesms.guardrails.ports import SpendLedger
-from globesms.guardrails.prices import PriceTableDoc, current_prices, money
+from globesms.guardrails.prices import PriceTableDoc, current_prices
 from globesms.models.errors import RecipientError
 from globesms.models.records import MessageRecord, split_message_id
 
@@ -68,11 +69,9 @@ def screen(
             )
             continue
         if price is not None:
-            # A provider's own template: its text (and parts) only the provider knows; estimated as one part.
-            parts = record.segments or 1
-            written = amounts.get((price, parts))
+            written = amounts.get((price, record.segments or 1))
             if written is None:
-                written = amounts[price, parts] = (money(price), money(price * parts))
+                written = amounts[price, record.segments or 1] = estimate(price, record.segments)
             record.price, record.cost = written
             record.currency = rules.prices.currency
         kept.append(record)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,34 @@ class SpendReleases(Protocol):
         those found; a message id without a marker (never given back, or charged again already) adds nothing.
         Returns what this call charged; a later release of the same id gives it back again."""
         ...
+
+
+class Charge(NamedTuple):
+    """One charge beyond what accept reserved for a message, made at most once: `kind` "move", the difference a
+    failover at dispatch to `provider` costs (negative: cheaper there, the difference given back); "resend", the
+    whole estimated cost of a resend through `provider` after an UNDELIVERED receipt (the first provider has
+    usually billed its attempt already)."""
+
+    message_id: str
+    kind: Literal["move", "resend"]
+    provider: str
+
+
+class SpendCharges(Protocol):
+    def charge_once(
+        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+    ) -> Decimal:
+        """Add `amounts` (each `Charge` -> its amount, which may be negative) to each scope's counter of `month`, at
+        most once per `Charge` however often it is called (a repeated failover, a takeover, a redelivered resend):
+        atomically, a marker per charge put only if absent, with the counters' change. No limit is checked: the
+        message was accepted within it, and moving or resending it is how the gateway keeps its promise to deliver
+        (docs/guardrails.md). Returns what this call added."""
+        ...
+
+
+class DispatchSpend(SpendReleases, SpendCharges, Protocol):
+    """What dispatch gives back (a recipient that never reached a provider) and charges (a failover's difference, a
+    resend) with."""
 
 
 class SpendAccount(SpendLedger, SpendReleases, Protocol):

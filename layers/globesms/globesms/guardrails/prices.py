@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from globesms.config import GuardrailsSettings, settings
+from globesms.domain.money import money
 from globesms.guardrails.documents import OverridableDocument
 from globesms.models.base import Model
 from globesms.models.outbound import MessageType, ProviderName
@@ -48,17 +49,13 @@ class PriceTableDoc(_Doc):
         return found if found is not None else by_type.get("*")
 
 
+__all__ = ["PriceTableDoc", "current_prices", "money", "reset_cache"]
+
 _table = OverridableDocument(PriceTableDoc, "prices.json")
 
 
 def current_prices() -> PriceTableDoc:
     return _table.current(settings(GuardrailsSettings).parameter("prices"))
-
-
-def money(value: Decimal) -> str:
-    """A decimal amount as the API and the records show it: a string of plain digits (no exponent, no trailing
-    zeros), rounded to 6 places: exact, where a JSON number would become a binary fraction in most clients."""
-    return f"{value.quantize(Decimal('0.000001')).normalize():f}" if value else "0"
 
 
 def reset_cache() -> None:

@@ -38,7 +38,11 @@ class PackRecipient(Model):
     )
     # Guardrails: kept in the dispatcher's record, and the cost given back if it fails before reaching a provider.
     price: str | None = None
-    cost: str | None = Field(default=None, description="the estimated cost accept reserved (decimal string)")
+    cost: str | None = Field(
+        default=None,
+        description="the estimated cost at this pack's provider (decimal string): what accept reserved, or, after "
+        "a failover, what was charged for it there (guardrails/charges.py)",
+    )
 
 
 _content_index = attrgetter("c")

@@ -37,7 +37,9 @@ class AcceptedMessage(Model):
         "has none for this provider and country",
     )
     cost: str | None = Field(
-        default=None, description="estimated cost: segments x price (a provider's own template: one part)"
+        default=None,
+        description="estimated cost: segments x price (a provider's own template: one part), at the provider of its "
+        "current attempt (a failover or a resend prices it there; the month's spend holds every attempt's)",
     )
     currency: str | None = Field(default=None, description="ISO 4217, the price table's")
     send_at: str | None = Field(default=None, description="SCHEDULED: when it is released to its provider (UTC)")

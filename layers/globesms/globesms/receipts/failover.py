@@ -163,6 +163,11 @@ def resend_pack_id(message_id: str) -> str:
     return f"{message_id}.resend"
 
 
+def is_resend_pack(pack: DispatchPack) -> bool:
+    """The pack `resend_pack` made (not one a dispatcher derived from it: a retry, a failover)."""
+    return len(pack.recipients) == 1 and pack.pack_id == resend_pack_id(pack.recipients[0].id)
+
+
 def resend_pack(record: MessageRecord) -> DispatchPack:
     """The resend's pack. It carries what the dispatcher's write of the record must keep (the owner, the price and
     the cost accept reserved), as accept's packs do."""

@@ -1,0 +1,283 @@
+"""What a failover at dispatch and a resend after an UNDELIVERED receipt cost (guardrails/charges.py): the moved or
+resent message is priced for its new provider, and what that costs beyond the reservation is charged, once.
+
+Until 2026-12-07 both kept accept's estimate for the first provider: a message moved to a dearer provider, or
+resent after the first provider had billed it, spent what the month's counters never saw, and could take the month
+past its spend limit unseen."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from globesms.dispatch.failover import PRICED_BYTES, reroute
+from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.status import Status
+from globesms.errors import ErrorCategory, ProviderError
+from globesms.guardrails import spend
+from globesms.guardrails.charges import moved_charges, resend_repriced
+from globesms.guardrails.ports import Charge
+from globesms.guardrails.prices import PriceTableDoc
+from globesms.models.outbound import ProviderName
+from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
+from globesms.receipts.failover import is_resend_pack, resend_pack
+from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
+
+A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+NOVEMBER = "2026-11"  # the batch's month: its counters, wherever the send happens
+SCOPES = [(NOVEMBER, spend.DEPLOYMENT), (NOVEMBER, spend.key_scope("billing"))]
+CONFIG = ProviderError(ErrorCategory.CONFIG, "AuthFailure.SignatureFailure", "bad signature", 200)
+PRICES = PriceTableDoc.model_validate(
+    {
+        "version": 1,
+        "currency": "USD",
+        "as_of": "2026-12-01",
+        "prices": {
+            "tencent": {"HK": {"*": "0.03"}},
+            "huawei": {"HK": {"*": "0.035"}},
+            "aliyun": {"HK": {"*": "0.05"}, "SG": {"*": "0.06"}},
+        },
+    }
+)
+THREE_PARTS = "x" * 400  # GSM-7: 153 characters a part
+
+
+def free_text_pack(route: tuple[ProviderName, ...], *, n: int = 3, price: str = "0.03", country: str = "HK") -> Any:
+    parts = 3
+    cost = str(Decimal(price) * parts)
+    return DispatchPack.model_validate(
+        {
+            "pack_id": f"B:{route[0]}:0",
+            "batch_id": "B",
+            "provider": route[0],
+            "created_at": "2026-11-30T23:59:00.000000Z",
+            "expires_at": 1_900_000_000,
+            "owner": "billing",
+            "currency": "USD",
+            "contents": [{"type": "OTP", "text": THREE_PARTS, "route": list(route)}],
+            "recipients": [
+                {
+                    "id": f"B.{i:05d}",
+                    "to": f"+8525123456{i}",
+                    "c": 0,
+                    "country": country,
+                    "segments": parts,
+                    "price": price,
+                    "cost": cost,
+                }
+                for i in range(n)
+            ],
+        }
+    )
+
+
+def deps(provider: ScriptedProvider, ledger: MemorySpendReleases, **kw: Any) -> DispatchDeps:
+    store = kw.pop("store", MemoryStore())
+    return DispatchDeps(
+        provider=provider,
+        store=store,
+        claims=kw.pop("claims", MemoryClaims()),
+        queues=kw.pop("queues", MemoryQueues()),
+        receipts=store,
+        webhooks=MemoryWebhooks(),
+        spend=ledger,
+        prices=kw.pop("prices", lambda: PRICES),
+        **kw,
+    )
+
+
+def charged(ledger: MemorySpendReleases) -> list[Decimal]:
+    return [ledger.charged.get(scope, Decimal(0)) for scope in SCOPES]
+
+
+def test_a_failover_to_a_dearer_provider_is_priced_there_and_its_difference_charged_once() -> None:
+    ledger, queues, claims = MemorySpendReleases(), MemoryQueues(), MemoryClaims()
+    pack = free_text_pack((T, A))
+    failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, queues=queues, claims=claims)
+    assert dispatch_pack(pack, failing, now=NOW, last_attempt=False).failed_over == 3
+    [moved] = queues.sent[A]
+    # Three parts at Alibaba's 0.05 instead of Tencent's 0.03: 0.06 more each, 0.18 for the three.
+    assert {(r.price, r.cost) for r in moved.recipients} == {("0.05", "0.15")} and moved.currency == "USD"
+    assert charged(ledger) == [Decimal("0.18")] * 2
+    assert set(ledger.charges) == {Charge(f"B.{i:05d}", "move", "aliyun") for i in range(3)}
+    # A repeated delivery finds the claim done; a repeated failover (`reroute` again) finds its charges made.
+    dispatch_pack(pack, failing, now=NOW, last_attempt=False)
+    assert charged(ledger) == [Decimal("0.18")] * 2
+    # Alibaba sends them: their records say what they cost there.
+    store = MemoryStore()
+    dispatch_pack(moved, deps(ScriptedProvider(A), ledger, store=store), now=NOW, last_attempt=False)
+    assert {(r.status, r.price, r.cost) for r in store.messages.values()} == {(Status.SUBMITTED, "0.05", "0.15")}
+
+
+def test_a_failover_to_a_cheaper_provider_gives_the_difference_back() -> None:
+    ledger, queues = MemorySpendReleases(), MemoryQueues()
+    pack = free_text_pack((A, T), price="0.05")
+    dispatch_pack(
+        pack, deps(ScriptedProvider(A, answer=lambda m: CONFIG), ledger, queues=queues), now=NOW, last_attempt=False
+    )
+    assert {(r.price, r.cost) for r in queues.sent[T][0].recipients} == {("0.03", "0.09")}
+    assert charged(ledger) == [Decimal("-0.18")] * 2
+
+
+@pytest.mark.parametrize(
+    ("country", "prices"),
+    [
+        ("MO", lambda: PRICES),  # no price for Huawei there
+        ("HK", None),  # no price table
+        ("HK", lambda: PRICES.model_copy(update={"currency": "EUR"})),  # another currency than the batch's
+    ],
+)
+def test_where_the_new_price_is_unknown_the_estimate_stays_and_nothing_is_charged(country: str, prices: Any) -> None:
+    ledger, queues = MemorySpendReleases(), MemoryQueues()
+    pack = free_text_pack((T, H), country=country)
+    failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, queues=queues, prices=prices)
+    dispatch_pack(pack, failing, now=NOW, last_attempt=False)
+    assert {(r.price, r.cost) for r in queues.sent[H][0].recipients} == {("0.03", "0.09")}
+    assert ledger.charges == {}
+
+
+def test_an_unreadable_price_table_or_ledger_never_stops_a_failover() -> None:
+    def unreadable() -> PriceTableDoc:
+        raise RuntimeError("SSM unavailable")
+
+    class Unwritable(MemorySpendReleases):
+        def charge_once(self, *args: object) -> Decimal:
+            raise RuntimeError("DynamoDB unavailable")
+
+    for prices, ledger in ((unreadable, MemorySpendReleases()), (lambda: PRICES, Unwritable())):
+        queues = MemoryQueues()
+        failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, queues=queues, prices=prices)
+        assert dispatch_pack(free_text_pack((T, A)), failing, now=NOW, last_attempt=False).failed_over == 3
+        # Moved, priced as reserved: what their records say, and a release gives back, is what the counters hold.
+        assert [(r.price, r.cost) for r in queues.sent[A][0].recipients] == [("0.03", "0.09")] * 3
+
+
+def test_a_takeover_moves_them_again_without_charging_twice_and_charges_what_the_dead_holder_could_not() -> None:
+    class DiesAfterQueueing(MemoryQueues):
+        def send_packs(self, provider, packs, *, delay_seconds=0):  # type: ignore[no-untyped-def]
+            super().send_packs(provider, packs, delay_seconds=delay_seconds)
+            raise RuntimeError("killed")
+
+    class FailsOnce(MemorySpendReleases):
+        failures = 1
+
+        def charge_once(self, *args: Any) -> Decimal:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("throttled")
+            return super().charge_once(*args)
+
+    for ledger, first_charge in ((MemorySpendReleases(), Decimal("0.18")), (FailsOnce(), Decimal(0))):
+        claims, store, pack = MemoryClaims(), MemoryStore(), free_text_pack((T, A))
+        dying = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, claims=claims, store=store)
+        with pytest.raises(RuntimeError):
+            dispatch_pack(pack, replace(dying, queues=DiesAfterQueueing()), now=NOW, last_attempt=False)
+        assert charged(ledger) == [first_charge] * 2
+        later, queues = NOW + timedelta(minutes=5), MemoryQueues()
+        taker = deps(ScriptedProvider(T), ledger, claims=claims, store=store, queues=queues)
+        assert dispatch_pack(pack, taker, now=later, last_attempt=False).unknown == 0
+        assert [p.pack_id for p in queues.sent[A]] == ["B:tencent:0.f:aliyun:0"]
+        assert charged(ledger) == [Decimal("0.18")] * 2
+
+
+def test_a_failover_splits_into_the_same_packs_whatever_the_price_table_says() -> None:
+    """A takeover moves the noted recipients again under the same pack ids with the price table of its own moment:
+    where a pack ends may not depend on it (`PRICED_BYTES`), or one id would hold other recipients in each copy."""
+    pack = free_text_pack((T, A), n=400)
+    moved = range(len(pack.recipients))
+    dear = PRICES.model_copy(update={"prices": {"aliyun": {"HK": {"*": Decimal("99.123456")}}}})
+    splits = [
+        [
+            (p.pack_id, [r.id for r in p.recipients])
+            for p in reroute(pack, moved, reasons={}, now=NOW, prices=table).packs[A]
+        ]
+        for table in (None, PRICES, dear)
+    ]
+    assert len(splits[0]) > 1 and splits[0] == splits[1] == splits[2]
+    longest = reroute(pack, moved, reasons={}, now=NOW, prices=dear).packs[A][0].recipients[0]
+    assert len(f',"price":"{longest.price}","cost":"{longest.cost}"') <= PRICED_BYTES
+
+
+def test_the_charges_of_a_move_are_each_recipients_new_cost_less_what_it_carried() -> None:
+    pack = free_text_pack((T, A), n=2)
+    moved = reroute(pack, [0, 1], reasons={}, now=NOW, prices=PRICES).packs[A]
+    assert moved_charges(pack, moved) == {
+        Charge("B.00000", "move", "aliyun"): Decimal("0.06"),
+        Charge("B.00001", "move", "aliyun"): Decimal("0.06"),
+    }
+
+
+def resent_record(**extra: Any) -> MessageRecord:
+    """A message accepted for Alibaba (0.06 to SG), resent through Tencent after an UNDELIVERED receipt."""
+    fields: dict[str, Any] = {
+        "id": "B.00000",
+        "batch_id": "B",
+        "to": "+6591234567",
+        "country": "SG",
+        "provider": "tencent",
+        "type": "OTP",
+        "text": "code 123456",
+        "segments": 1,
+        "route": ["aliyun", "tencent"],
+        "status": "QUEUED",
+        "created_at": "2026-11-30T23:59:00+00:00",
+        "updated_at": "2026-12-01T09:59:00+00:00",
+        "expires_at": 1_900_000_000,
+        "owner": "billing",
+        "price": "0.06",
+        "cost": "0.06",
+        "currency": "USD",
+        "events": [{"id": "resend-after-undelivered-receipt", "type": "status", "status": "QUEUED"}],
+    }
+    return MessageRecord.model_validate(fields | extra)
+
+
+SG_PRICES = PRICES.model_copy(update={"prices": {**PRICES.prices, "tencent": {"SG": {"*": Decimal("0.025")}}}})
+
+
+def test_a_resend_is_charged_its_cost_at_its_provider_once_before_its_call() -> None:
+    pack = resend_pack(resent_record())
+    assert is_resend_pack(pack)
+    ledger, store, claims, tencent = MemorySpendReleases(), MemoryStore(), MemoryClaims(), ScriptedProvider(T)
+    sending = deps(tencent, ledger, store=store, claims=claims, prices=lambda: SG_PRICES)
+    assert dispatch_pack(pack, sending, now=NOW, last_attempt=False).submitted == 1
+    assert ledger.charges == {Charge("B.00000", "resend", "tencent"): Decimal("0.025")}
+    assert charged(ledger) == [Decimal("0.025")] * 2
+    record = store.messages["B.00000"]
+    assert (record.status, record.price, record.cost) == (Status.SUBMITTED, "0.025", "0.025")
+    # The same pack again (a receipt pushed twice queued it twice): not sent, not charged.
+    dispatch_pack(pack, sending, now=NOW, last_attempt=False)
+    assert len(tencent.calls) == 1 and charged(ledger) == [Decimal("0.025")] * 2
+
+
+def test_a_resend_without_a_price_at_its_provider_is_charged_its_first_estimate() -> None:
+    ledger = MemorySpendReleases()
+    dispatch_pack(resend_pack(resent_record()), deps(ScriptedProvider(T), ledger), now=NOW, last_attempt=False)
+    assert ledger.charges == {Charge("B.00000", "resend", "tencent"): Decimal("0.06")}
+
+
+def test_a_resend_whose_charge_fails_is_not_sent_and_comes_back_whole() -> None:
+    class Unwritable(MemorySpendReleases):
+        def charge_once(self, *args: object) -> Decimal:
+            raise RuntimeError("DynamoDB unavailable")
+
+    claims, tencent, pack = MemoryClaims(), ScriptedProvider(T), resend_pack(resent_record())
+    with pytest.raises(RuntimeError):
+        dispatch_pack(pack, deps(tencent, Unwritable(), claims=claims), now=NOW, last_attempt=False)
+    assert tencent.calls == [] and claims.state[pack.pack_id] == "OPEN"  # the next delivery charges, then sends
+    ledger = MemorySpendReleases()
+    dispatch_pack(pack, deps(tencent, ledger, claims=claims), now=NOW, last_attempt=False)
+    assert len(tencent.calls) == 1 and charged(ledger) == [Decimal("0.06")] * 2
+
+
+def test_only_the_resend_pack_itself_is_charged_as_a_resend() -> None:
+    pack = resend_pack(resent_record())
+    retry = pack.model_copy(update={"pack_id": f"{pack.pack_id}.r1"})
+    assert not is_resend_pack(retry)
+    assert resend_repriced(pack, None) is pack  # nothing to price it with: as it was
