@@ -16,6 +16,7 @@ import pytest
 
 from globesms.dispatch.failover import PRICED_BYTES, reroute
 from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.domain.history import RECEIPT_FAILOVER_STEP
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
@@ -25,7 +26,8 @@ from globesms.guardrails.prices import PriceTableDoc
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord
-from globesms.receipts.failover import is_resend_pack, resend_pack
+from globesms.receipts.failover import is_resend_pack, resend_for, resend_pack
+from globesms.routing.templates import IdVersion, TemplateRegistry, TextVersion
 from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
@@ -233,7 +235,15 @@ def resent_record(**extra: Any) -> MessageRecord:
         "price": "0.06",
         "cost": "0.06",
         "currency": "USD",
-        "events": [{"id": "resend-after-undelivered-receipt", "type": "status", "status": "QUEUED"}],
+        "events": [
+            {
+                "id": RECEIPT_FAILOVER_STEP,
+                "type": "status",
+                "status": "QUEUED",
+                "provider": "aliyun",
+                "provider_message_id": "ali-1",
+            }
+        ],
     }
     return MessageRecord.model_validate(fields | extra)
 
@@ -281,3 +291,41 @@ def test_only_the_resend_pack_itself_is_charged_as_a_resend() -> None:
     retry = pack.model_copy(update={"pack_id": f"{pack.pack_id}.r1"})
     assert not is_resend_pack(retry)
     assert resend_repriced(pack, None) is pack  # nothing to price it with: as it was
+
+
+def test_a_resent_registered_template_is_priced_by_the_parts_of_its_text_at_the_new_provider() -> None:
+    """Tencent's template (one part, reserved so) resent through Alibaba as its text of three parts: priced and
+    charged for three (the resend kept the first provider's part count until 2026-12-07, a review found)."""
+    registry = TemplateRegistry(
+        "test",
+        {
+            "login": {
+                A: TextVersion(text="Your code is {code}. " + "y" * 380),
+                T: IdVersion(id="1800308", params=["code"]),
+            }
+        },
+    )
+    before = resent_record(
+        provider="tencent",
+        text=None,
+        template_id="1800308",
+        template_params={"code": "123456"},
+        template_ref="login",
+        route=["tencent", "aliyun"],
+        status="SUBMITTED",
+        provider_message_id="t-1",
+        submitted_at="2026-11-30T23:59:01+00:00",
+        segments=None,
+        encoding=None,
+        events=None,
+        validity_seconds=86_400,
+        price="0.025",
+        cost="0.025",
+    )
+    after = before.model_copy(update={"status": Status.UNDELIVERED})
+    receipt = {"id": "r1", "status": "UNDELIVERED", "sub_error": "InternalError.Timeout"}
+    resent = resend_for(before, after, receipt, NOW, templates=registry)
+    assert resent is not None and (resent.provider, resent.segments, resent.encoding) == (A, 3, "GSM-7")
+    ledger = MemorySpendReleases()
+    dispatch_pack(resend_pack(resent), deps(ScriptedProvider(A), ledger), now=NOW, last_attempt=False)
+    assert ledger.charges == {Charge("B.00000", "resend", "aliyun"): Decimal("0.18")}

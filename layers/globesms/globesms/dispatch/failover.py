@@ -148,7 +148,7 @@ def _moved_record(
     """The record of the recipient at `position`, QUEUED on `target` with `content` (as that provider takes it),
     priced for `target` where `prices` say what it charges there."""
     recipient = pack.recipients[position]
-    segments = _segments(content, recipient.segments)
+    segments = segments_as_rendered(content, recipient.segments)
     price, cost = repriced(prices, target, recipient.country, content.type, segments, pack.currency) or (
         recipient.price,
         recipient.cost,
@@ -162,7 +162,7 @@ def _moved_record(
         provider=target,
         status=Status.QUEUED,
         segments=segments,
-        encoding=_encoding(content, recipient.encoding),
+        encoding=encoding_as_rendered(content, recipient.encoding),
         created_at=pack.created_at,
         updated_at=iso(now),
         expires_at=pack.expires_at,
@@ -182,14 +182,16 @@ def _within_allowance(reason: str) -> str:
     return cut
 
 
-def _segments(content: MessageContent, before: int | None) -> int | None:
+def segments_as_rendered(content: MessageContent, before: int | None) -> int | None:
+    """The parts of `content` as the new provider takes it (`content_for`): a registered template rendered again
+    may have other parts (a one-part Tencent template is Alibaba's text of several); free text keeps `before`."""
     if content.text is None:
         return None  # a provider template: the provider reports its parts
     return count_segments(content.text) if content.template_ref is not None else before
 
 
-def _encoding(content: MessageContent, before: Encoding | None) -> Encoding | None:
-    # As `_segments`: a template rendered again for the new provider may take the other alphabet.
+def encoding_as_rendered(content: MessageContent, before: Encoding | None) -> Encoding | None:
+    # As `segments_as_rendered`: a template rendered again for the new provider may take the other alphabet.
     if content.text is None:
         return None
     return text_encoding(content.text) if content.template_ref is not None else before

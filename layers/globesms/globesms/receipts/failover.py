@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from globesms.accept.queries import message_view
-from globesms.dispatch.failover import content_for, next_provider
+from globesms.dispatch.failover import content_for, encoding_as_rendered, next_provider, segments_as_rendered
 from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
 from globesms.domain.history import FIRST_SUBMITTED_STEP, RECEIPT_FAILOVER_STEP, HistoryStep, has_step
@@ -116,6 +116,9 @@ def resend_for(
     return after.model_copy(
         update={
             **dict(content),
+            # Rendered again for the new provider: its parts (what the resend is priced by) and alphabet may differ.
+            "segments": segments_as_rendered(content, before.segments),
+            "encoding": encoding_as_rendered(content, before.encoding),
             "provider": target,
             "status": Status.QUEUED,
             "provider_message_id": None,
