@@ -12,13 +12,11 @@ RECIPIENTS_PER_CALL: dict[ProviderName, int] = {
     ProviderName.HUAWEI: 500,
 }
 
-#: The most bytes a SendMessageBatch call of packs, webhook events or releases carries, and a pack's ceiling with
-#: room for its envelope. SQS took 262,144 bytes per message and per call until August 2025 and takes 1 MiB since
-#: (the template's queues keep the default, 1 MiB; moto too). Kept at the old limit on purpose: SQS bills every
-#: 64 KiB of a request as one request, so larger calls would cost the same, and a queue created before the change
-#: (or set lower) still takes them. Measured, 1 MiB calls would save 3 SendMessageBatch calls of 10,000
-#: recipients at accept (7 -> 4; `bench` aws_cost, 2026-12-07), and not one billed request.
-SQS_MESSAGE_BYTES = 262_144
+#: SQS takes 1 MiB per message and per SendMessageBatch call (262,144 bytes until August 2025; the template's queues
+#: keep SQS's default MaximumMessageSize, 1 MiB, as moto's do). Packs stay far under it (PACK_BYTES_BUDGET), so a
+#: call carries up to ten of them. Measured on 10,000 recipients (`bench` aws_cost, 2026-12-07): accept's
+#: SendMessageBatch calls 7 -> 4 and its billed 64 KiB units 23 -> 21 against calls cut at 262,144 bytes.
+SQS_MESSAGE_BYTES = 1_048_576
 PACK_BYTES_BUDGET = 200_000
 
 #: Alibaba OTP messages go one number per call (BatchSendMessageToGlobe takes NOTIFY and MKT only), so a pack of them
