@@ -15,7 +15,7 @@ from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import InvalidProviderRequest, ProviderError
-from globesms.guardrails.ports import Charge, Reservation
+from globesms.guardrails.ports import Charge, ChargeMade, Reservation
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
 from globesms.models.receipts import EchoRange, HeldReceipts
@@ -547,6 +547,8 @@ class MemorySpendReleases:
         self.released: set[str] = set()
         self.reservations: dict[str, Reservation] = {}  # batch id -> what it reserved (set by a test)
         self.charges: dict[Charge, Decimal] = {}  # made once each (`charge_once`)
+        self.carried: dict[Charge, Decimal] = {}
+        self.given_back_charges: set[Charge] = set()  # `uncharge_once`
         self.charged: dict[tuple[str, str], Decimal] = {}  # (month, scope) -> added by charges
         self.calls = 0
 
@@ -565,12 +567,36 @@ class MemorySpendReleases:
         return total
 
     def charge_once(
-        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+        self,
+        month: str,
+        scopes: Collection[str],
+        amounts: Mapping[Charge, Decimal],
+        expires_at: int | None,
+        carried: Mapping[Charge, Decimal] | None = None,
     ) -> Decimal:
         self.calls += 1
-        fresh = {c: a for c, a in amounts.items() if a and c not in self.charges}
+        fresh = {c: a for c, a in amounts.items() if a and (c not in self.charges or c in self.given_back_charges)}
         self.charges.update(fresh)
-        total = sum(fresh.values(), Decimal(0))
+        self.given_back_charges -= set(fresh)
+        self.carried.update({c: a for c, a in (carried or {}).items() if c in fresh})
+        return self._add_charged(month, scopes, sum(fresh.values(), Decimal(0)))
+
+    def uncharge_once(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        self.calls += 1
+        back = {c: self.charges[c] for c in charges if c in self.charges and c not in self.given_back_charges}
+        self.given_back_charges |= set(back)
+        total = sum(back.values(), Decimal(0))
+        self._add_charged(month, scopes, -total)
+        return total
+
+    def batch_charges(self, batch_id: str) -> list[ChargeMade]:
+        return [
+            ChargeMade(c, a, self.carried.get(c), c in self.given_back_charges)
+            for c, a in self.charges.items()
+            if c.message_id.rsplit(".", 1)[0] == batch_id
+        ]
+
+    def _add_charged(self, month: str, scopes: Collection[str], total: Decimal) -> Decimal:
         for scope in scopes:
             self.charged[(month, scope)] = self.charged.get((month, scope), Decimal(0)) + total
         return total

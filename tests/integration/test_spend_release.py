@@ -14,7 +14,7 @@ from globesms.dispatch.service import DispatchDeps, dispatch_pack
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
 from globesms.guardrails.limits import LimitsDoc
-from globesms.guardrails.ports import Charge, Reservation
+from globesms.guardrails.ports import Charge, ChargeMade, Reservation
 from globesms.guardrails.prices import PriceTableDoc
 from globesms.guardrails.release import release_unsent, release_unwritten
 from globesms.models.outbound import ProviderName
@@ -238,3 +238,25 @@ def test_a_failover_at_dispatch_charges_the_dearer_providers_difference(stack) -
     assert dispatch_pack(DispatchPack.model_validate(moving), deps, now=NOW, last_attempt=False).failed_over == 10
     assert {r.cost for p in queues.sent[ProviderName.TENCENT] for r in p.recipients} == {"0.05"}
     assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, Decimal("0.50"))
+
+
+def test_a_charge_given_back_once_and_made_again_by_a_redrive(stack) -> None:  # type: ignore[no-untyped-def]
+    """A resend that never reached its provider gives its charge back once; a redrive charges it again; the batch's
+    charges read back with what each message carried before its resend."""
+    ledger = DynamoDBSpendLedger(stack.table_name)
+    reserve(ledger, "B8", 2)
+    resend, move = Charge("B8.00000", "resend", "tencent"), Charge("B8.00001", "move", "huawei")
+    carried = {resend: CENT4}
+    assert ledger.charge_once(
+        MONTH, SCOPES, {resend: Decimal("0.05"), move: Decimal("-0.01")}, None, carried
+    ) == Decimal("0.04")
+    never = Charge("B8.00001", "resend", "aliyun")
+    assert ledger.uncharge_once(MONTH, SCOPES, [resend, never]) == Decimal("0.05")
+    assert ledger.uncharge_once(MONTH, SCOPES, [resend]) == 0  # once
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4 * 2 - Decimal("0.01"))
+    made = {m.charge: m for m in ledger.batch_charges("B8")}
+    assert made[resend] == ChargeMade(resend, Decimal("0.05"), CENT4, True)
+    assert made[move] == ChargeMade(move, Decimal("-0.01"), None, False)
+    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.05")}, None, carried) == Decimal("0.05")
+    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.05")}, None, carried) == 0
+    assert {m.charge: m.given_back for m in ledger.batch_charges("B8")} == {resend: False, move: False}

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -20,15 +21,26 @@ from globesms.domain.history import RECEIPT_FAILOVER_STEP
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.guardrails import spend
-from globesms.guardrails.charges import moved_charges, resend_repriced
-from globesms.guardrails.ports import Charge
+from globesms.guardrails.charges import charge_resend, moved_charges, resend_repriced
+from globesms.guardrails.ports import Charge, Reservation
 from globesms.guardrails.prices import PriceTableDoc
+from globesms.guardrails.release import release_unsent
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
+from globesms.models.records import BatchRecord, MessageRecord
 from globesms.receipts.failover import is_resend_pack, resend_for, resend_pack
+from globesms.reconcile.interrupted import InterruptedSummary, settle_batch
 from globesms.routing.templates import IdVersion, TemplateRegistry, TextVersion
-from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
+from globesms.scheduling.cancel import CancelDeps
+from tests.fakes import (
+    MemoryClaims,
+    MemoryQueues,
+    MemoryScheduleStore,
+    MemorySpendReleases,
+    MemoryStore,
+    MemoryWebhooks,
+    ScriptedProvider,
+)
 
 A, T, H = ProviderName.ALIYUN, ProviderName.TENCENT, ProviderName.HUAWEI
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -149,7 +161,7 @@ def test_an_unreadable_price_table_or_ledger_never_stops_a_failover() -> None:
         raise RuntimeError("SSM unavailable")
 
     class Unwritable(MemorySpendReleases):
-        def charge_once(self, *args: object) -> Decimal:
+        def charge_once(self, *args: object, **kwargs: object) -> Decimal:
             raise RuntimeError("DynamoDB unavailable")
 
     for prices, ledger in ((unreadable, MemorySpendReleases()), (lambda: PRICES, Unwritable())):
@@ -169,11 +181,11 @@ def test_a_takeover_moves_them_again_without_charging_twice_and_charges_what_the
     class FailsOnce(MemorySpendReleases):
         failures = 1
 
-        def charge_once(self, *args: Any) -> Decimal:
+        def charge_once(self, *args: Any, **kwargs: Any) -> Decimal:
             if self.failures:
                 self.failures -= 1
                 raise RuntimeError("throttled")
-            return super().charge_once(*args)
+            return super().charge_once(*args, **kwargs)
 
     for ledger, first_charge in ((MemorySpendReleases(), Decimal("0.18")), (FailsOnce(), Decimal(0))):
         claims, store, pack = MemoryClaims(), MemoryStore(), free_text_pack((T, A))
@@ -274,7 +286,7 @@ def test_a_resend_without_a_price_at_its_provider_is_charged_its_first_estimate(
 
 def test_a_resend_whose_charge_fails_is_not_sent_and_comes_back_whole() -> None:
     class Unwritable(MemorySpendReleases):
-        def charge_once(self, *args: object) -> Decimal:
+        def charge_once(self, *args: object, **kwargs: object) -> Decimal:
             raise RuntimeError("DynamoDB unavailable")
 
     claims, tencent, pack = MemoryClaims(), ScriptedProvider(T), resend_pack(resent_record())
@@ -329,3 +341,124 @@ def test_a_resent_registered_template_is_priced_by_the_parts_of_its_text_at_the_
     ledger = MemorySpendReleases()
     dispatch_pack(resend_pack(resent), deps(ScriptedProvider(A), ledger), now=NOW, last_attempt=False)
     assert ledger.charges == {Charge("B.00000", "resend", "aliyun"): Decimal("0.18")}
+
+
+def net(ledger: MemorySpendReleases, reserved: Decimal) -> Decimal:
+    """The deployment's November counter: `reserved` at accept, then every charge and give-back since."""
+    scope = (NOVEMBER, spend.DEPLOYMENT)
+    return reserved + ledger.charged.get(scope, Decimal(0)) - ledger.given_back.get(scope, Decimal(0))
+
+
+REFUSED_NUMBER = ProviderError(ErrorCategory.RECIPIENT, "InvalidParameterValue.IncorrectPhoneNumber", "bad", 200)
+
+
+@pytest.mark.parametrize("case", ["lapsed", "refused"])
+def test_a_resend_that_never_reaches_its_provider_gives_its_charge_back_and_keeps_the_first_attempts(
+    case: str,
+) -> None:
+    """Its validity ran out on the queue, or the provider refused the number: the resend's charge comes back
+    (once), the first attempt's reservation stays (that provider took it). A review found the charge kept for good."""
+    record = resent_record(validity_seconds=600 if case == "lapsed" else 86_400)
+    ledger, store = MemorySpendReleases(), MemoryStore()
+    provider = ScriptedProvider(T, answer=(lambda m: REFUSED_NUMBER) if case == "refused" else None)
+    dispatch_pack(
+        resend_pack(record), deps(provider, ledger, store=store, prices=lambda: SG_PRICES), now=NOW, last_attempt=False
+    )
+    assert store.messages["B.00000"].status in (Status.EXPIRED, Status.FAILED)
+    assert ledger.charges == {Charge("B.00000", "resend", "tencent"): Decimal("0.025")}
+    assert net(ledger, Decimal("0.06")) == Decimal("0.06")
+    release_unsent(ledger, list(store.messages.values()))  # a repeated pack: nothing more
+    assert net(ledger, Decimal("0.06")) == Decimal("0.06")
+    # A redrive sends it after all: charged again.
+    again = charge_resend(ledger, resend_repriced(resend_pack(record), SG_PRICES), carried=resend_pack(record))
+    assert again == Decimal("0.025") and net(ledger, Decimal("0.06")) == Decimal("0.085")
+
+
+def test_a_takeover_of_a_resend_records_it_at_the_resends_price() -> None:
+    record = resent_record()
+    pack, ledger, store, claims, tencent = (
+        resend_pack(record),
+        MemorySpendReleases(),
+        MemoryStore(),
+        MemoryClaims(),
+        ScriptedProvider(T),
+    )
+    store.messages[record.id] = record
+    killed = RuntimeError("killed after the call")
+    with patch("globesms.dispatch.service._settle_round", side_effect=killed), pytest.raises(RuntimeError):
+        dispatch_pack(
+            pack,
+            deps(tencent, ledger, store=store, claims=claims, prices=lambda: SG_PRICES),
+            now=NOW,
+            last_attempt=False,
+        )
+    later = NOW + timedelta(minutes=5)
+    dispatch_pack(
+        pack, deps(tencent, ledger, store=store, claims=claims, prices=lambda: SG_PRICES), now=later, last_attempt=False
+    )
+    taken = store.messages["B.00000"]
+    assert (taken.status, taken.price, taken.cost) == (Status.SENDING, "0.025", "0.025")
+
+
+def test_a_takeover_that_cannot_read_the_prices_carries_what_the_dead_holder_charged() -> None:
+    """The dead holder charged a move to a cheaper provider (-0.06 each) and died before queueing; the takeover
+    cannot read the price table. Its copies carry the cost that was charged (0.09), not the one reserved (0.15):
+    the new provider refusing the numbers then gives back exactly what the counters hold. A review found 0.18 given
+    back twice."""
+
+    class DiesBeforeMoving(MemoryQueues):
+        def send_packs(self, provider, packs, *, delay_seconds=0):  # type: ignore[no-untyped-def]
+            raise RuntimeError("killed")
+
+    def unreadable() -> PriceTableDoc:
+        raise RuntimeError("SSM unavailable")
+
+    ledger, claims, store, pack = (
+        MemorySpendReleases(),
+        MemoryClaims(),
+        MemoryStore(),
+        free_text_pack((A, T), price="0.05"),
+    )
+    dying = deps(
+        ScriptedProvider(A, answer=lambda m: CONFIG), ledger, claims=claims, store=store, queues=DiesBeforeMoving()
+    )
+    with pytest.raises(RuntimeError):
+        dispatch_pack(pack, dying, now=NOW, last_attempt=False)
+    queues = MemoryQueues()
+    taker = deps(ScriptedProvider(A), ledger, claims=claims, store=store, queues=queues, prices=unreadable)
+    dispatch_pack(pack, taker, now=NOW + timedelta(minutes=5), last_attempt=False)
+    [moved] = queues.sent[T]
+    assert {r.cost for r in moved.recipients} == {"0.09"}
+    refusing = deps(ScriptedProvider(T, answer=lambda m: REFUSED_NUMBER), ledger, store=store, claims=claims)
+    dispatch_pack(moved, refusing, now=NOW + timedelta(minutes=6), last_attempt=False)
+    assert net(ledger, Decimal("0.45")) == 0  # nobody was texted: everything back
+
+
+def test_an_interrupted_batch_gives_back_only_what_its_unwritten_recipients_reserved() -> None:
+    """Three recipients written (0.15 each at Alibaba) and moved to Tencent (0.09: -0.18 charged), a fourth resent
+    after an UNDELIVERED receipt, two never written: the reconcile run gives back the two unwritten ones' 0.30, not
+    a share told from the records' costs now (a review found the move's difference given back twice)."""
+    store, ledger, claims, queues = MemoryStore(), MemorySpendReleases(), MemoryClaims(), MemoryQueues()
+    pack = free_text_pack((A, T), price="0.05").model_copy(update={"owner": None})
+    ledger.reservations["B"] = Reservation(month=NOVEMBER, count=6, amount=Decimal("0.90"), scopes=("all",))
+    failing = deps(ScriptedProvider(A, answer=lambda m: CONFIG), ledger, store=store, claims=claims, queues=queues)
+    dispatch_pack(pack, failing, now=NOW, last_attempt=False)
+    [moved] = queues.sent[T]
+    dispatch_pack(moved, deps(ScriptedProvider(T), ledger, store=store, claims=claims), now=NOW, last_attempt=False)
+    resent = resent_record(id="B.00003", owner=None, price="0.15", cost="0.15")  # reserved 0.15 at Alibaba
+    dispatch_pack(
+        resend_pack(resent),
+        deps(ScriptedProvider(T), ledger, store=store, prices=lambda: SG_PRICES),
+        now=NOW,
+        last_attempt=False,
+    )
+    assert (store.messages["B.00003"].cost, net(ledger, Decimal("0.90"))) == ("0.025", Decimal("0.745"))
+    store.batches["B"] = BatchRecord(
+        batch_id="B", source="api", state="ACCEPTING", created_at="2026-11-30T23:59:00+00:00",
+        expires_at=1_900_000_000, settle_after=int(NOW.timestamp()) - 1,
+    )  # fmt: skip
+    cancel = CancelDeps(
+        store=store, schedule=MemoryScheduleStore(store), claims=claims, webhooks=MemoryWebhooks(), spend=ledger
+    )
+    settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
+    assert net(ledger, Decimal("0.90")) == Decimal("0.445")  # 3 x 0.09 moved, 0.15 + 0.025 resent

@@ -17,8 +17,10 @@ it again before sending (`recharge_once`): each marker deleted only if present, 
 was given back is charged once more, and a later release gives it back again.
 
 A charge beyond the reservation (`charge_once`: a failover's difference, a resend) is the same kind of transaction:
-a marker per charge, `pk = B#<batch_id>`, `sk = $charge#<seq>#<kind>#<provider>`, put only if absent, with
-`ADD spent :amount` on each counter (created if absent when the amount is positive), so each is added once.
+a marker per charge, `pk = B#<batch_id>`, `sk = $charge#<seq>#<kind>#<provider>`, put only if absent (or given
+back), with `ADD spent :amount` on each counter (created if absent when the amount is positive), so each is added
+once. Giving one back (`uncharge_once`, a resend that never reached its provider) reads the markers' amounts, then
+notes each marker `given_back` only if it still holds that amount and is not given back, with `ADD spent -:sum`.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from botocore.exceptions import ClientError
 from globesms.aws import clients
 from globesms.aws.batch_reads import batch_get
 from globesms.aws.conditions import condition_failed
-from globesms.guardrails.ports import Charge, HeldForAnotherBody, Hold, Reservation
-from globesms.models.records import split_message_id
+from globesms.guardrails.ports import Charge, ChargeMade, HeldForAnotherBody, Hold, Reservation
+from globesms.models.records import message_id, split_message_id
 
 MARKER_SK = "$spend"
 COUNTER_SK = "$month"  # not "#": tools and tests read items with sk "#" as batch headers
@@ -196,15 +198,52 @@ class DynamoDBSpendLedger:
         return charged
 
     def charge_once(
-        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+        self,
+        month: str,
+        scopes: Collection[str],
+        amounts: Mapping[Charge, Decimal],
+        expires_at: int | None,
+        carried: Mapping[Charge, Decimal] | None = None,
     ) -> Decimal:
         pending = [(charge, amount) for charge, amount in amounts.items() if amount]
         ttl = expires_at or int(time.time()) + COUNTER_TTL_SECONDS
         charged = Decimal(0)
         for start in range(0, len(pending), RELEASE_CHUNK):
             chunk = pending[start : start + RELEASE_CHUNK]
-            charged += self._marked_chunk(chunk, list(scopes), partial(self._charge_items, month, ttl))
+            items_of = partial(self._charge_items, month, ttl, carried or {})
+            charged += self._marked_chunk(chunk, list(scopes), items_of)
         return charged
+
+    def uncharge_once(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        keys = {charge_key(c)["sk"]["S"]: c for c in charges}
+        if not keys:
+            return Decimal(0)
+        found = batch_get(self._client(), self._table, [charge_key(c) for c in keys.values()])
+        pending = [
+            (keys[item["sk"]["S"]], Decimal(item["amount"]["N"]))
+            for item in found
+            if "given_back" not in item and Decimal(item["amount"]["N"])
+        ]
+        given_back = Decimal(0)
+        for start in range(0, len(pending), RELEASE_CHUNK):
+            chunk = pending[start : start + RELEASE_CHUNK]
+            given_back += self._marked_chunk(chunk, list(scopes), partial(self._uncharge_items, month))
+        return given_back
+
+    def batch_charges(self, batch_id: str) -> list[ChargeMade]:
+        made: list[ChargeMade] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :charges)",
+            "ExpressionAttributeValues": {":pk": {"S": f"B#{batch_id}"}, ":charges": {"S": CHARGE_SK_PREFIX}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._client().query(**query)
+            made += [_charge_made(batch_id, item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return made
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _release_chunk(self, month: str, scopes: list[str], chunk: list[tuple[str, Decimal]], ttl: int) -> Decimal:
         return self._marked_chunk(chunk, scopes, partial(self._release_items, month, ttl))
@@ -233,23 +272,35 @@ class DynamoDBSpendLedger:
         return items + [self._counter_add(scope, month, total) for scope in scopes]
 
     def _charge_items(
-        self, month: str, ttl: int, chunk: list[tuple[Charge, Decimal]], scopes: list[str], total: Decimal
+        self,
+        month: str,
+        ttl: int,
+        carried: Mapping[Charge, Decimal],
+        chunk: list[tuple[Charge, Decimal]],
+        scopes: list[str],
+        total: Decimal,
     ) -> list[dict[str, Any]]:
-        markers = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {
-                        **charge_key(charge),
-                        "amount": _number(amount),
-                        "month": {"S": month},
-                        "expires_at": {"N": str(ttl)},
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
+        markers = []
+        for charge, amount in chunk:
+            item = {
+                **charge_key(charge),
+                "amount": _number(amount),
+                "month": {"S": month},
+                "expires_at": {"N": str(ttl)},
             }
-            for charge, amount in chunk
-        ]
+            if charge in carried:
+                item["carried"] = _number(carried[charge])
+            markers.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": item,
+                        # Absent, or given back (a redrive of a resend that never reached its provider): made again.
+                        "ConditionExpression": "attribute_not_exists(pk) OR given_back = :yes",
+                        "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                    }
+                }
+            )
         if total <= 0:  # a difference given back: only to counters that exist, as a release
             return markers + [self._counter_add(scope, month, total) for scope in scopes]
         # Added to a counter that may not exist yet (accept priced nothing of this month for it, the first provider
@@ -266,6 +317,26 @@ class DynamoDBSpendLedger:
             }
             for scope in scopes
         ]
+
+    def _uncharge_items(
+        self, month: str, chunk: list[tuple[Charge, Decimal]], scopes: list[str], total: Decimal
+    ) -> list[dict[str, Any]]:
+        """Each marker noted as given back only if it still holds the amount read and is not given back yet (a
+        concurrent give-back, or a charge made again since with another amount, leaves it out), and the sum taken
+        from the counters that exist."""
+        markers = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": charge_key(charge),
+                    "UpdateExpression": "SET given_back = :yes",
+                    "ConditionExpression": "amount = :amount AND attribute_not_exists(given_back)",
+                    "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":amount": _number(amount)},
+                }
+            }
+            for charge, amount in chunk
+        ]
+        return markers + [self._counter_add(scope, month, -total) for scope in scopes]
 
     def _counter_add(self, scope: str, month: str, amount: Decimal) -> dict[str, Any]:
         return {
@@ -317,3 +388,10 @@ class DynamoDBSpendLedger:
         item = {**release_key(message_id), "amount": _number(amount), "month": {"S": month}}
         item["expires_at"] = {"N": str(ttl)}
         return {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def _charge_made(batch_id: str, item: dict[str, Any]) -> ChargeMade:
+    seq, kind, provider = item["sk"]["S"].removeprefix(CHARGE_SK_PREFIX).split("#", 2)
+    charge = Charge(message_id(batch_id, int(seq)), kind, provider)
+    carried = Decimal(item["carried"]["N"]) if "carried" in item else None
+    return ChargeMade(charge, Decimal(item["amount"]["N"]), carried, "given_back" in item)

@@ -147,7 +147,7 @@ def _queue_again(pack: DispatchPack, deps: DispatchDeps, requeued: Requeued, now
     )
     # Charged once: the dead holder charged them before queueing, or its charge failed (then it queued them priced
     # as they were, and this copy is priced so if this charge fails too).
-    moved = Rerouted(charged_moves(deps.spend, pack, moved.packs), moved.moved)
+    moved = Rerouted(charged_moves(deps.spend, pack, moved.packs, taking_over=True), moved.moved)
     queue_moved(deps.queues, moved)
     return set(requeued.failed_over) - set(moved.moved)
 

@@ -100,6 +100,9 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         raise PackBusy(pack.pack_id)
     if pack.purpose == "settle":
         return settle_unknown(pack, deps, now=now)
+    as_queued = pack
+    if is_resend_pack(pack):  # priced for this provider before anything, a takeover's records included
+        pack = resend_repriced(pack, deps.price_table())
     if claim is Claim.STALE:
         takeover = take_over_hold(pack, deps, now=now)
         if takeover.finished is not None:
@@ -118,25 +121,25 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
     if held is not None:
         return held
     if is_resend_pack(pack):
-        pack = _charged_resend(pack, deps, now=now, last_receive=last_attempt)
+        _charge_resend(pack, as_queued, deps, now=now, last_receive=last_attempt)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 
 
-def _charged_resend(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last_receive: bool) -> DispatchPack:
-    """A resend after an UNDELIVERED receipt, priced for this provider, its cost charged once before its call
-    (`guardrails.charges`). When the charge fails, nothing is sent: the pack is let go for the next delivery, as
-    one whose call could not start."""
-    pack = resend_repriced(pack, deps.price_table())
+def _charge_resend(
+    pack: DispatchPack, as_queued: DispatchPack, deps: DispatchDeps, *, now: datetime, last_receive: bool
+) -> None:
+    """A resend after an UNDELIVERED receipt (`pack`, priced for this provider) has its cost charged once before
+    its call (`guardrails.charges`). When the charge fails, nothing is sent: the pack is let go for the next
+    delivery, as one whose call could not start."""
     if deps.spend is None:
-        return pack
+        return
     try:
-        charged = charge_resend(deps.spend, pack)
+        charged = charge_resend(deps.spend, pack, carried=as_queued)
     except Exception as exc:
         _let_go_unsent(pack, deps, exc, now=now, last_receive=last_receive)
         raise
     if charged:
         logger.info("resend: its cost charged", extra={"amount": format(charged, "f")})
-    return pack
 
 
 def _redrive(pack: DispatchPack, deps: DispatchDeps, *, now: datetime) -> DispatchPack:

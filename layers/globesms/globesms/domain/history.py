@@ -36,6 +36,12 @@ def has_step(history: Sequence[Mapping[str, Any]] | None, *step_ids: str) -> boo
     return any(entry.get("id") in step_ids for entry in history or ())
 
 
+def step_provider(history: Sequence[Mapping[str, Any]] | None, step_id: str) -> ProviderName | None:
+    """The provider the first step `step_id` of `history` names (the one it left), if any."""
+    step = next((e for e in history or () if e.get("id") == step_id), None)
+    return ProviderName(step["provider"]) if step is not None and step.get("provider") else None
+
+
 def sent_before(history: Sequence[Mapping[str, Any]] | None) -> bool:
     """The history says an earlier attempt of the message reached a provider, or may have: it was resent after an
     UNDELIVERED receipt or after an unknown outcome. Whatever becomes of the resend, its cost is not one a

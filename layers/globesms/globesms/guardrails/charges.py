@@ -14,10 +14,13 @@ something else, and are charged when they happen:
   claims its pack, before its call (`charge_resend`).
 
 Each once per message, kind and provider (`SpendCharges.charge_once`): a failover repeated after a crash, a
-takeover, a redelivered resend pack find their charge made. Neither checks a limit: the message was accepted within
-it, and moving or resending it is the gateway keeping its promise to deliver an accepted message; the month's
-counters then hold what was spent, so the next accept sees it. A move or resend can therefore take the month past
-its limit by the charges of the messages in flight at that moment (docs/guardrails.md).
+takeover, a redelivered resend pack find their charge made (a takeover's copies carry the cost it was charged,
+`charged_moves`). A resend that ends without reaching its provider gives its charges back
+(`release.release_unsent`), and a redrive of it charges them again. Neither checks a limit: the message was
+accepted within it, and moving or resending it is the gateway keeping its promise to deliver an accepted
+message; the month's counters then hold what was spent, so the next accept sees it. A move or resend can
+therefore take the month past its limit by the charges of the messages in flight at that moment
+(docs/guardrails.md).
 
 Not charged: a resend after an unknown outcome (`unknown_outcome_policy` `resend`, the same provider: whether the
 first call was billed is what is unknown).
@@ -30,11 +33,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from globesms.domain.money import estimate
-from globesms.guardrails.ports import Charge, SpendCharges
+from globesms.domain.history import RECEIPT_FAILOVER_STEP, step_provider
+from globesms.domain.money import estimate, money
+from globesms.guardrails.ports import Charge, ChargeMade, DispatchSpend, SpendCharges
 from globesms.guardrails.spend import month_of, scopes_of
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
+from globesms.models.records import MessageRecord
 
 logger = logging.getLogger(__name__)  # a child of the Powertools logger "globesms": its handler writes these too
 
@@ -81,31 +86,58 @@ def moved_charges(pack: DispatchPack, moved: Iterable[DispatchPack]) -> dict[Cha
 
 
 def charged_moves(
-    ledger: SpendCharges | None, pack: DispatchPack, moved: Mapping[ProviderName, Sequence[DispatchPack]]
+    ledger: DispatchSpend | None,
+    pack: DispatchPack,
+    moved: Mapping[ProviderName, Sequence[DispatchPack]],
+    *,
+    taking_over: bool = False,
 ) -> dict[ProviderName, list[DispatchPack]]:
-    """The packs a failover queues (`moved`, by provider), their differences charged once (`moved_charges`). When
-    the ledger fails (logged), they move anyway (an accepted message is delivered if a provider can) with the price
-    and cost each recipient carried before, so that what its record says, and a later release gives back, is what
-    was reserved for it; a takeover that moves them again charges them then. Without a ledger: as they are."""
-    if ledger is None:
-        return {provider: list(packs) for provider, packs in moved.items()}
-    amounts = {c: a for c, a in moved_charges(pack, [p for ps in moved.values() for p in ps]).items() if a}
-    if not amounts:
-        return {provider: list(packs) for provider, packs in moved.items()}
+    """The packs a failover queues (`moved`, by provider), their differences charged once (`moved_charges`), each
+    recipient's cost the one the ledger's charge says. `taking_over`: a dispatcher that died may have charged them
+    before, with its own price table (their charges are read back: one Query). When the ledger fails (logged), they
+    move anyway (an accepted message is delivered if a provider can) with the price and cost each recipient
+    carried before, so that what its record says, and a later release gives back, is what was reserved for it; a
+    takeover that moves them again charges them then. Without a ledger: as they are."""
+    packs = {provider: list(ps) for provider, ps in moved.items()}
+    if ledger is None or not packs:
+        return packs
+    amounts = {c: a for c, a in moved_charges(pack, [p for ps in packs.values() for p in ps]).items() if a}
+    if not amounts and not taking_over:
+        return packs
     try:
-        ledger.charge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at)
+        added = ledger.charge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at)
+        if added == sum(amounts.values(), Decimal(0)) and not taking_over:
+            return packs
+        # Some were charged before (a takeover, a repeated failover), maybe with another price table than this
+        # one (changed since, or unreadable now): each recipient carries what its charge says, or a release would
+        # give back what was never charged.
+        made = {m.charge: m.amount for m in ledger.batch_charges(pack.batch_id)}
     except Exception:
         logger.exception("failover's spend difference not charged", extra={"recipients": len(amounts)})
-        return {provider: [_priced_as(p, pack) for p in packs] for provider, packs in moved.items()}
-    return {provider: list(packs) for provider, packs in moved.items()}
+        return {provider: [_priced_as(p, pack, {}) for p in ps] for provider, ps in packs.items()}
+    return {provider: [_priced_as(p, pack, made) for p in ps] for provider, ps in packs.items()}
 
 
-def _priced_as(moved: DispatchPack, pack: DispatchPack) -> DispatchPack:
-    """`moved` with each recipient's price and cost as `pack` carried them (the split does not depend on them:
-    `failover.PRICED_BYTES`)."""
-    carried = {r.id: {"price": r.price, "cost": r.cost} for r in pack.recipients}
-    recipients = [r.model_copy(update=carried[r.id]) for r in moved.recipients]
-    return moved.model_copy(update={"recipients": recipients, "currency": pack.currency})
+def _priced_as(moved: DispatchPack, pack: DispatchPack, made: Mapping[Charge, Decimal]) -> DispatchPack:
+    """`moved` with each recipient costing what `pack` carried for it plus the difference its move was charged
+    (`made`; none: as carried, with the price it carried). The split does not depend on them
+    (`failover.PRICED_BYTES`)."""
+    carried = {r.id: r for r in pack.recipients}
+    recipients = []
+    for r in moved.recipients:
+        before = carried[r.id]
+        charged = made.get(Charge(r.id, "move", moved.provider.value))
+        if charged is None:
+            recipients.append(r.model_copy(update={"price": before.price, "cost": before.cost}))
+        elif _cost(before.cost) + charged != _cost(r.cost):
+            # Charged under another price table: that cost, and the price per part it stands for.
+            cost = _cost(before.cost) + charged
+            price = money(cost / (r.segments or 1))
+            recipients.append(r.model_copy(update={"price": price, "cost": money(cost)}))
+        else:
+            recipients.append(r)
+    currency = pack.currency if not made else moved.currency
+    return moved.model_copy(update={"recipients": recipients, "currency": currency})
 
 
 def resend_repriced(pack: DispatchPack, prices: Prices | None) -> DispatchPack:
@@ -123,11 +155,48 @@ def resend_repriced(pack: DispatchPack, prices: Prices | None) -> DispatchPack:
     return pack.model_copy(update={"recipients": recipients, "currency": pack.currency or prices.currency})
 
 
-def charge_resend(ledger: SpendCharges, pack: DispatchPack) -> Decimal:
-    """Charges a resend's cost at its provider once, before its call. Unlike a failover's, an error propagates:
-    the pack is not sent without it (the next delivery charges, then sends), since an uncharged resend is spend the
-    counters never see."""
+def charge_resend(ledger: SpendCharges, pack: DispatchPack, *, carried: DispatchPack) -> Decimal:
+    """Charges a resend's cost at its provider once, before its call (`pack`, priced for it: `resend_repriced`;
+    `carried`, the pack as it came, whose costs the charge keeps: what the message cost before, from which the
+    share accept reserved for it can be told, `reserved_share`). Unlike a failover's, an error propagates: the pack
+    is not sent without it (the next delivery charges, then sends), since an uncharged resend is spend the counters
+    never see."""
     amounts = {Charge(r.id, "resend", pack.provider.value): _cost(r.cost) for r in pack.recipients if r.cost}
     if not amounts:
         return Decimal(0)
-    return ledger.charge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at)
+    before = {Charge(r.id, "resend", pack.provider.value): _cost(r.cost) for r in carried.recipients}
+    return ledger.charge_once(
+        month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at, carried=before
+    )
+
+
+def resend_charges(record: MessageRecord) -> list[Charge]:
+    """The charges a resend of `record` after an UNDELIVERED receipt may have made: its own, at the provider after
+    the one its first attempt was on, and the moves from there at dispatch, to each provider of its route up to
+    the one it is on now. None when it was not resent so."""
+    left = step_provider(record.events, RECEIPT_FAILOVER_STEP)
+    route = list(record.route or ())
+    if left not in route or record.provider not in route:
+        return []
+    assert left is not None
+    start, end = route.index(left) + 1, route.index(record.provider)
+    if start > end:
+        return []
+    moves = [Charge(record.id, "move", provider.value) for provider in route[start + 1 : end + 1]]
+    return [Charge(record.id, "resend", route[start].value), *moves]
+
+
+def reserved_share(record: MessageRecord, made: Sequence[ChargeMade]) -> Decimal:
+    """What accept reserved for `record`, told from the cost it carries now and the charges made for it since
+    (`made`: its batch's, `SpendReleases.batch_charges`). Moved: its cost less the moves' differences. Resent after
+    an UNDELIVERED receipt: the cost it carried before the resend (kept by the resend's charge) less the moves of
+    its first attempt (to providers of its route up to the one that attempt was on)."""
+    mine = [m for m in made if m.charge.message_id == record.id]
+    moves = {m.charge.provider: m.amount for m in mine if m.charge.kind == "move"}
+    resend = next((m for m in mine if m.charge.kind == "resend" and m.carried is not None), None)
+    left = step_provider(record.events, RECEIPT_FAILOVER_STEP)
+    route = [p.value for p in record.route or ()]
+    if resend is None or resend.carried is None or left is None or left.value not in route:
+        return _cost(record.cost) - sum(moves.values(), Decimal(0))
+    first_attempt = route[: route.index(left.value) + 1]
+    return resend.carried - sum((a for p, a in moves.items() if p in first_attempt), Decimal(0))

@@ -71,6 +71,27 @@ class SpendLedger(Protocol):
         ...
 
 
+class Charge(NamedTuple):
+    """One charge beyond what accept reserved for a message, made at most once: `kind` "move", the difference a
+    failover at dispatch to `provider` costs (negative: cheaper there, the difference given back); "resend", the
+    whole estimated cost of a resend through `provider` after an UNDELIVERED receipt (the first provider has
+    usually billed its attempt already)."""
+
+    message_id: str
+    kind: Literal["move", "resend"]
+    provider: str
+
+
+class ChargeMade(NamedTuple):
+    """A charge as the ledger keeps it: its amount; for a resend, the cost the message carried before it was priced
+    for the resend (`carried`); whether it was given back since (a resend that never reached its provider)."""
+
+    charge: Charge
+    amount: Decimal
+    carried: Decimal | None = None
+    given_back: bool = False
+
+
 @dataclass(frozen=True)
 class Reservation:
     """What a batch holds of the month's spend (`SpendLedger.try_reserve`): `count` recipients costing `amount`,
@@ -102,25 +123,32 @@ class SpendReleases(Protocol):
         Returns what this call charged; a later release of the same id gives it back again."""
         ...
 
+    def uncharge_once(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        """Give back charges made (`SpendCharges.charge_once`) for a send that never reached its provider, each once:
+        atomically, its marker noted as given back, with the counters' decrement by its amount; a charge never made
+        or given back already gives nothing. A later `charge_once` of it (a redrive) charges it again. Returns what
+        this call gave back."""
+        ...
 
-class Charge(NamedTuple):
-    """One charge beyond what accept reserved for a message, made at most once: `kind` "move", the difference a
-    failover at dispatch to `provider` costs (negative: cheaper there, the difference given back); "resend", the
-    whole estimated cost of a resend through `provider` after an UNDELIVERED receipt (the first provider has
-    usually billed its attempt already)."""
-
-    message_id: str
-    kind: Literal["move", "resend"]
-    provider: str
+    def batch_charges(self, batch_id: str) -> list[ChargeMade]:
+        """Every charge made for the batch's messages (given back or not), read consistently."""
+        ...
 
 
 class SpendCharges(Protocol):
     def charge_once(
-        self, month: str, scopes: Collection[str], amounts: Mapping[Charge, Decimal], expires_at: int | None
+        self,
+        month: str,
+        scopes: Collection[str],
+        amounts: Mapping[Charge, Decimal],
+        expires_at: int | None,
+        carried: Mapping[Charge, Decimal] | None = None,
     ) -> Decimal:
         """Add `amounts` (each `Charge` -> its amount, which may be negative) to each scope's counter of `month`, at
-        most once per `Charge` however often it is called (a repeated failover, a takeover, a redelivered resend):
-        atomically, a marker per charge put only if absent, with the counters' change. No limit is checked: the
+        most once per `Charge` however often it is called (a repeated failover, a takeover, a redelivered resend),
+        or once more after it was given back (`uncharge_once`): atomically, a marker per charge (keeping `carried`,
+        a resend's cost before it was priced) put only if absent or given back, with the counters' change. No
+        limit is checked: the
         message was accepted within it, and moving or resending it is how the gateway keeps its promise to deliver
         (docs/guardrails.md). Returns what this call added."""
         ...

@@ -10,6 +10,13 @@ A redrive of a dead-lettered pack charges its recipients' given-back cost again 
 
 An accept that stopped for good (reconcile/interrupted.py) gives back the part of its batch's reservation that no
 written record holds (`release_unwritten`): the recipients it reserved for and never wrote, which will never be sent.
+A resend after an UNDELIVERED receipt that ends without reaching its provider (`resend_never_reached`) gives back
+what was charged for it (guardrails/charges.py: its own charge and its moves since), once; its first attempt's
+reservation stays, that provider having taken it.
+
+An accept that stopped for good gives back the part of its reservation that no written record holds; a record
+dispatched since may carry another cost than accept reserved for it, from which the charges made since tell it
+(`charges.reserved_share`).
 
 Not given back: an unknown outcome (the provider may have sent it, even if it later expires FAILED), anything a
 provider accepted (a later UNDELIVERED or REJECTED receipt may still be charged), a recipient with no cost.
@@ -21,10 +28,11 @@ import logging
 from collections.abc import Collection, Sequence
 from decimal import Decimal
 
-from globesms.domain.history import sent_before
+from globesms.domain.history import RECEIPT_FAILOVER_STEP, has_step, sent_before
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
-from globesms.guardrails.ports import SpendReleases
+from globesms.guardrails.charges import resend_charges
+from globesms.guardrails.ports import Charge, SpendReleases
 from globesms.guardrails.spend import month_of, scopes_of
 from globesms.models.packs import DispatchPack
 from globesms.models.records import MessageRecord, message_id
@@ -48,23 +56,45 @@ def never_reached_a_provider(record: MessageRecord) -> bool:
     )
 
 
+def resend_never_reached(record: MessageRecord) -> bool:
+    """A resend after an UNDELIVERED receipt that ended without reaching the provider it went to (as
+    `never_reached_a_provider` says, but for its first attempt): what was charged for it is given back; the first
+    attempt's reservation is not (that provider took it)."""
+    lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
+    return (
+        (record.status in (Status.FAILED, Status.CANCELED) or lapsed)
+        and record.provider_message_id is None
+        and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
+        and has_step(record.events, RECEIPT_FAILOVER_STEP)
+    )
+
+
 def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> Decimal:
-    """Gives back the reservations of the records that never reached a provider (one ledger call per owner and
-    month: a pack's recipients share both). A ledger error is logged and swallowed: the SMS outcomes are recorded
-    already, and a reservation kept too long only makes the limit stricter, never crossed."""
+    """Gives back the reservations of the records that never reached a provider, and the charges of the resends
+    that never reached theirs (one ledger call per owner and month: a pack's recipients share both). A ledger error
+    is logged and swallowed: the SMS outcomes are recorded already, and a reservation kept too long only makes the
+    limit stricter, never crossed."""
     groups: dict[tuple[str, str | None], dict[str, Decimal]] = {}
     expiry: dict[tuple[str, str | None], int | None] = {}
+    charges: dict[tuple[str, str | None], list[Charge]] = {}
     for record in records:
+        group = (month_of(record.created_at), record.owner)
         if never_reached_a_provider(record):
-            group = (month_of(record.created_at), record.owner)
             groups.setdefault(group, {})[record.id] = Decimal(record.cost or 0)
             expiry.setdefault(group, record.expires_at)
+        elif resend_never_reached(record):
+            charges.setdefault(group, []).extend(resend_charges(record))
     released = Decimal(0)
     for (month, owner), amounts in groups.items():
         try:
             released += ledger.release_once(month, scopes_of(owner), amounts, expiry[(month, owner)])
         except Exception:
             logger.exception("spend not given back", extra={"recipients": len(amounts), "month": month})
+    for (month, owner), made in charges.items():
+        try:
+            released += ledger.uncharge_once(month, scopes_of(owner), made)
+        except Exception:
+            logger.exception("resends' charges not given back", extra={"charges": len(made), "month": month})
     return released
 
 
@@ -76,8 +106,9 @@ UNWRITTEN_SEQ = 10_000
 def release_unwritten(
     ledger: SpendReleases, *, batch_id: str, owner: str | None, written_cost: Decimal, expires_at: int | None, now: int
 ) -> Decimal:
-    """Gives back what the batch reserved beyond `written_cost` (the cost of every record it wrote: each was
-    reserved for, a batch reserving once), once, to the counters it was reserved against. Nothing once the batch's
+    """Gives back what the batch reserved beyond `written_cost` (what accept reserved for every record it wrote:
+    each was reserved for, a batch reserving once; a record dispatched since may carry another cost, from which
+    `charges.reserved_share` tells it), once, to the counters it was reserved against. Nothing once the batch's
     items have expired (`expires_at` <= `now`): the table's TTL may have deleted some of its records already, whose
     cost would then be given back though they were sent. A ledger error is logged and swallowed, as
     `release_unsent`'s."""

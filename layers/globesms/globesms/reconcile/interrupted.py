@@ -47,6 +47,8 @@ from typing import Final
 
 from globesms.counts.tally import scheduled_count
 from globesms.domain.status import Status
+from globesms.guardrails.charges import reserved_share
+from globesms.guardrails.ports import ChargeMade, SpendReleases
 from globesms.guardrails.release import release_unwritten
 from globesms.models.records import UNSETTLED_STATES, BatchRecord
 from globesms.scheduling.cancel import LIST_PAGE, CancelDeps, cancel_records, cancelable
@@ -105,6 +107,7 @@ def settle_batch(
     if not deps.store.take_over_batch(taken, header):
         return  # a retry resumed it, or another run took it, since it was read
     written, scheduled, canceled, written_cost = 0, 0, 0, Decimal(0)
+    charges = _charges_since(deps.spend, batch_id)
     after: str | None = None
     while True:
         if out_of_time():
@@ -114,20 +117,25 @@ def settle_batch(
         records, after = deps.store.list_batch_messages(batch_id, limit=LIST_PAGE, after=after)
         written += len(records)
         scheduled += scheduled_count(records) or 0
-        written_cost += sum((Decimal(r.cost) for r in records if r.cost), Decimal(0))
+        if charges is not None:  # what accept reserved for them: their cost now, less what was charged since
+            written_cost += sum((reserved_share(r, charges) for r in records), Decimal(0))
         waiting = [r for r in records if cancelable(r)]
         if going_on:
             settle_canceled(deps.webhooks, deps.spend, [r for r in records if r.status is Status.CANCELED], now)
         canceled += len(cancel_records(deps, waiting, now=now).canceled) if waiting else 0
         if after is None:
             break
-    unwritten = release_unwritten(
-        deps.spend,
-        batch_id=batch_id,
-        owner=header.owner,
-        written_cost=written_cost,
-        expires_at=header.expires_at,
-        now=math.floor(now.timestamp()),
+    unwritten = (
+        Decimal(0)
+        if charges is None
+        else release_unwritten(
+            deps.spend,
+            batch_id=batch_id,
+            owner=header.owner,
+            written_cost=written_cost,
+            expires_at=header.expires_at,
+            now=math.floor(now.timestamp()),
+        )
     )
     deps.store.finish_batch(
         taken.model_copy(
@@ -137,6 +145,17 @@ def settle_batch(
     summary.batches += 1
     summary.canceled += canceled
     _log_ended(header, written=written, canceled=canceled, unwritten=unwritten)
+
+
+def _charges_since(ledger: SpendReleases, batch_id: str) -> list[ChargeMade] | None:
+    """The charges made for the batch's messages since accept (a failover's, a resend's), from which the share accept
+    reserved for each written record is told (`reserved_share`); None when they cannot be read (logged): then nothing
+    is given back, as a reservation kept only makes the limit stricter."""
+    try:
+        return ledger.batch_charges(batch_id)
+    except Exception:
+        logger.exception("the batch's charges unreadable: its unwritten recipients' spend not given back")
+        return None
 
 
 def _log_ended(header: BatchRecord, *, written: int, canceled: int, unwritten: Decimal) -> None:
