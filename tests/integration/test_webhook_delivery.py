@@ -156,6 +156,30 @@ def test_the_delivery_connects_to_the_vetted_address_with_the_callbacks_host_nam
     assert seen == [{"host": f"localhost:{port}", "path": "/hooks?k=1"}]
 
 
+def test_an_address_that_refuses_the_connection_is_passed_for_the_next_one_and_the_event_goes_once(  # type: ignore[no-untyped-def]
+    servers, monkeypatch
+) -> None:
+    """A host whose first address is down (nothing listens on 127.0.0.2 here) still gets its event, once, through
+    the next address it resolves to, as a browser would reach it; until 2026-12-07 only the first was tried and
+    every event to such a host failed until it dead-lettered. Every address is still vetted first (above)."""
+    monkeypatch.setenv("GLOBESMS_ALLOW_LOOPBACK_CALLBACKS", "true")
+    port, seen = recorder(servers)
+    deliver(
+        delivery(f"http://localhost:{port}/hooks"),
+        secret=SECRET,
+        now=utc_now(),
+        resolve=lambda host, port: ["127.0.0.2", "127.0.0.1", "127.0.0.1"],
+    )
+    assert seen == [{"host": f"localhost:{port}", "path": "/hooks"}]
+    with pytest.raises(WebhookFailed, match="connection error"):  # none takes it: the last one's error
+        deliver(
+            delivery(f"http://localhost:{port}/hooks"),
+            secret=SECRET,
+            now=utc_now(),
+            resolve=lambda h, p: ["127.0.0.2", "127.0.0.3"],
+        )
+
+
 def _certificate_for(name: str) -> tuple[bytes, bytes, bytes]:
     """A throwaway CA and a leaf certificate for `name` (PEM: CA certificate, leaf certificate, leaf key)."""
     from cryptography import x509

@@ -50,7 +50,7 @@ def test_every_outbound_client_is_cookieless() -> None:
         assert isinstance(client._http, CookielessClient), client
         client.close()
     deadline = time.monotonic() + 5
-    pinned = pinned_client("hooks.example.com", "93.184.216.34", deadline, timeout=httpx.Timeout(1.0), headers={})
+    pinned = pinned_client("hooks.example.com", ["93.184.216.34"], deadline, timeout=httpx.Timeout(1.0), headers={})
     for http in (pinned, new_http_client()):
         assert isinstance(http, CookielessClient)
         http.close()

@@ -95,14 +95,16 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [info[4][0] for info in infos]
 
 
-def vetted_address(host: str, port: int, *, allow_loopback: bool = False, resolve: Resolver = system_resolver) -> str:
-    """The address to connect to for `host`: the literal itself, or the first address the name resolves to when
-    every address it resolves to is allowed (one bad answer refuses the name: a resolver may rotate them).
-    Raises AddressRefused, or OSError when the name does not resolve."""
+def vetted_addresses(
+    host: str, port: int, *, allow_loopback: bool = False, resolve: Resolver = system_resolver
+) -> list[str]:
+    """The addresses to connect to for `host`, in the resolver's order (each once): the literal itself, or every
+    address the name resolves to when all of them are allowed (one bad answer refuses the name: a resolver may
+    rotate them). Raises AddressRefused, or OSError when the name does not resolve."""
     literal = literal_address(host)
     if literal is not None:
         check_address(literal, allow_loopback=allow_loopback)
-        return str(literal)
+        return [str(literal)]
     if host.lower() in _LOCAL_NAMES or host.lower().endswith(".localhost"):
         check_literal_host(host, allow_loopback=allow_loopback)
     answers = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(host, port)]
@@ -110,4 +112,4 @@ def vetted_address(host: str, port: int, *, allow_loopback: bool = False, resolv
         raise OSError(f"no address for the callback host (port {port})")
     for answer in answers:
         check_address(answer, allow_loopback=allow_loopback)
-    return str(answers[0])
+    return list(dict.fromkeys(str(answer) for answer in answers))

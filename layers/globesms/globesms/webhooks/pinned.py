@@ -1,9 +1,11 @@
-"""An httpx client for one webhook delivery: it connects only to the address that was vetted, and every network
+"""An httpx client for one webhook delivery: it connects only to the addresses that were vetted, and every network
 operation gets at most what is left of the delivery's deadline.
 
 httpx resolves the URL's host itself when it connects, which would be a second DNS lookup after the one whose
 answer was vetted (a name can answer differently each time: DNS rebinding). httpcore lets a connection pool take
-a network backend; this backend ignores the resolver and opens the TCP connection to the vetted address, while the
+a network backend; this backend ignores the resolver and opens the TCP connection to the vetted addresses, in
+order, the next one when one refuses the connection or does not take it within its connect timeout (nothing was
+sent on a connection never opened, so trying the next cannot deliver twice), while the
 URL keeps the host name, so the Host header, TLS SNI and the certificate check are those of the customer's host.
 The same backend wraps each stream so that a read, a write, the TLS handshake and the connect each get
 min(their own timeout, what is left of the deadline): past the deadline the delivery fails with DeadlineExceeded
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
@@ -76,12 +78,14 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class PinnedBackend(httpcore.NetworkBackend):
-    """Connects `host` (the only origin of a delivery: redirects are not followed) to `address`, whatever DNS says
-    now."""
+    """Connects `host` (the only origin of a delivery: redirects are not followed) to the first of `addresses` that
+    takes the connection, whatever DNS says now."""
 
-    def __init__(self, host: str, address: str, deadline: float) -> None:
+    def __init__(self, host: str, addresses: Sequence[str], deadline: float) -> None:
+        if not addresses:
+            raise ValueError("a delivery needs an address to connect to")
         self._host = host.strip("[]").lower()
-        self._address = address
+        self._addresses = list(addresses)
         self._deadline = deadline
         self._inner = httpcore.SyncBackend()
 
@@ -95,12 +99,27 @@ class PinnedBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         if host.strip("[]").lower() != self._host:
             raise httpcore.ConnectError("a delivery connects only to its callback's host")
+        for address in self._addresses[:-1]:
+            try:
+                return self._connect(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue  # this address is down: the next one (no byte of the request went out)
+        return self._connect(self._addresses[-1], port, timeout, local_address, socket_options)
+
+    def _connect(
+        self,
+        address: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[Any] | None,
+    ) -> httpcore.NetworkStream:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise DeadlineExceeded
         try:
             stream = self._inner.connect_tcp(
-                self._address,
+                address,
                 port,
                 timeout=left if timeout is None else min(timeout, left),
                 local_address=local_address,
@@ -134,15 +153,16 @@ class _PinnedTransport(httpx.HTTPTransport):
 
 def pinned_client(
     host: str,
-    address: str,
+    addresses: Sequence[str],
     deadline: float,
     *,
     timeout: httpx.Timeout,
     headers: dict[str, str],
     ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.Client:
-    """A client for one delivery to `host`, connected to `address` only, within `deadline` (time.monotonic())."""
-    transport = _PinnedTransport(PinnedBackend(host, address, deadline), ssl_context or verifying_context())
+    """A client for one delivery to `host`, connected to one of `addresses` only (the first that takes the
+    connection), within `deadline` (time.monotonic())."""
+    transport = _PinnedTransport(PinnedBackend(host, addresses, deadline), ssl_context or verifying_context())
     return CookielessClient(
         transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers
     )

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from globesms.config import CallbackSettings, WebhookSecretSettings, load_settings, settings
 from globesms.cookieless import CookielessClient
-from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_address
+from globesms.domain.addresses import AddressRefused, Resolver, system_resolver, vetted_addresses
 from globesms.domain.callback_urls import check_callback_url
 from globesms.models.webhooks import WebhookDelivery
 from globesms.secrets import SecretRefused, SecretUnavailable, last_good_secret
@@ -111,9 +111,11 @@ def deliver(
     status (redirects are not followed), a timeout, the delivery deadline, a connection error, or a URL refused
     (`check_callback_url`, or a host that is or resolves to an address a callback may not reach).
 
-    The host is resolved once, every address it resolves to is vetted, and the request goes to the vetted address
-    through a client of its own (no pool shared with other deliveries or invocations), with the URL's host name
-    for the Host header, SNI and certificate check. `http` replaces that client (tests with a mock transport)."""
+    The host is resolved once, every address it resolves to is vetted, and the request goes to the first vetted
+    address that takes the connection (the next one tried when one refuses or does not answer in time, as a
+    browser does: a host with an address down still gets its events) through a client of its own (no pool shared
+    with other deliveries or invocations), with the URL's host name for the Host header, SNI and certificate
+    check. `http` replaces that client (tests with a mock transport)."""
     try:
         url = check_callback_url(delivery.url)
     except AddressRefused as refused:
@@ -136,13 +138,13 @@ def deliver(
     # vetted; `target.host` is its Unicode form, which never matched the name the connection asks for.
     host = target.raw_host.decode("ascii")
     try:
-        address = vetted_address(host, port, allow_loopback=loopback_allowed(), resolve=resolve)
+        addresses = vetted_addresses(host, port, allow_loopback=loopback_allowed(), resolve=resolve)
     except AddressRefused as refused:
         raise WebhookFailed(f"callback URL refused: {refused}", permanent=True) from None
     except (OSError, UnicodeError) as exc:
         raise WebhookFailed(f"host does not resolve ({type(exc).__name__})") from None
     with pinned_client(
-        host, address, deadline, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, ssl_context=ssl_context
+        host, addresses, deadline, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, ssl_context=ssl_context
     ) as client:
         _post(client, url, body, headers)
 
