@@ -20,7 +20,7 @@ from globesms.observability import (
     metrics,
     tracer,
 )
-from globesms.ports import StatusQuery
+from globesms.ports import RateLimiter, StatusQuery
 from globesms.providers import build_provider
 from globesms.providers.aliyun.queries import QUERY_MESSAGE
 from globesms.providers.tencent.queries import PULL_BY_PHONE_NUMBER
@@ -40,6 +40,20 @@ SETTINGS = settings(ReconcileSettings)
 #: The providers with a status query, and the operation it counts against. Huawei has none: its messages past the
 #: deadline end EXPIRED / NO_RECEIPT.
 QUERIES = {ProviderName.ALIYUN: QUERY_MESSAGE, ProviderName.TENCENT: PULL_BY_PHONE_NUMBER}
+
+
+def _limiter_and_queries() -> tuple[RateLimiter, dict[ProviderName, StatusQuery]]:
+    """The shared rate limiter and the status queries. With an invalid GLOBESMS_RATE_LIMITS no query is made (each
+    is unavailable, as without credentials: asked again next run, for an hour, then ended as without a query), and
+    the rest of the run goes on: Huawei's deadlines, interrupted accepts. The limiter then counts with the default
+    rates, though no query takes a permit to reach a provider."""
+    try:
+        return wiring.rate_limiter(), _queries()
+    except ValueError as exc:  # the variable's rule, named (never its value)
+        metrics.add_metric(name="ReconcileQueriesUnavailable", unit=MetricUnit.Count, value=1)
+        logger.error("status queries unavailable: GLOBESMS_RATE_LIMITS invalid", extra={"error": str(exc)})
+        unavailable = {p: UnavailableQuery(op, "RATE_LIMITS_INVALID") for p, op in QUERIES.items()}
+        return wiring.default_rate_limiter(), cast("dict[ProviderName, StatusQuery]", unavailable)
 
 
 def _queries() -> dict[ProviderName, StatusQuery]:
@@ -79,12 +93,12 @@ def _emit(summary: ReconcileSummary) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    queries = _queries()
+    limiter, queries = _limiter_and_queries()
     deps = ReconcileDeps(
         receipts=wiring.receipt_store(),
         deadlines=wiring.receipt_deadlines(),
         queries=queries,
-        limiter=wiring.rate_limiter(),
+        limiter=limiter,
         webhooks=wiring.webhook_queue(),
         clock=utc_now,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,24 @@ def test_a_run_that_fails_midway_queues_and_counts_what_it_settled(  # type: ign
         ExpressionAttributeValues={":pk": {"S": "SG"}},
     )["Items"]
     assert [int(item["x"]["N"]) for item in stats] == [1]  # and its expiry is counted: the next run will not
+
+
+def test_an_invalid_rate_limits_variable_stops_the_status_queries_only(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until 2026-12-07 ReconcileSettings, read at import, validated GLOBESMS_RATE_LIMITS: an invalid value failed
+    every run's init, and nothing was settled, not even Huawei's deadlines, which need no query. Now the run goes
+    on without status queries (each unavailable, as without credentials), and says so."""
+    submitted_at = datetime.now(UTC) - timedelta(seconds=POLICY.grace_seconds + 60 + 120)
+    ids = submitted(stack, "huawei", submitted_at, count=2)
+    reconcile = load_handler(
+        "reconcile", GLOBESMS_RECEIPT_GRACE_SECONDS="60", GLOBESMS_RATE_LIMITS='{"QueryMessage": 0}'
+    )
+    with caplog.at_level(logging.ERROR):
+        result = reconcile.lambda_handler(json.loads((EVENTS / "reconcile_schedule.json").read_text()), lambda_context)
+    assert result["expired"] == 2
+    assert value(emitted(capsys.readouterr().out), "ReconcileQueriesUnavailable", {"service": "globesms"}) == 1
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("status queries unavailable")]
+    assert "GLOBESMS_RATE_LIMITS: QueryMessage" in str(getattr(logged, "error", ""))  # the rule, named
+    records = [DynamoDBReceiptStore(stack.table_name).reload(i) for i in ids]
+    assert {(r.status, r.error_code) for r in records if r is not None} == {(Status.EXPIRED, "NO_RECEIPT")}

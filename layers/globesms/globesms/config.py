@@ -561,10 +561,12 @@ class ReconcileSettings(
     RetentionSettings,
     WebhookQueueSettings,
     ProviderSecretSettings,
-    RateLimitSettings,
     RouteStatsSettings,
 ):
-    """ReconcileFunction (scheduled): messages past their receipt deadline get a final status."""
+    """ReconcileFunction (scheduled): messages past their receipt deadline get a final status. Not
+    `RateLimitSettings`, as for the dispatchers: this model is read when the handler is imported, and an invalid
+    GLOBESMS_RATE_LIMITS failed every run's init, so no deadline (Huawei's neither) and no interrupted accept was
+    settled. The rates are read when a run builds its status queries' limiter (functions/reconcile/app.py)."""
 
     receipt_pending_extension_seconds: int = Field(
         1800, ge=60, le=86_400, description="how far a pulled 'still delivering' moves a deadline (once)"
@@ -600,7 +602,7 @@ FUNCTION_SETTINGS: Mapping[str, tuple[type, ...]] = {
     "HuaweiDispatchFunction": (DispatchSettings, RateLimitSettings),
     "ReceiptsFunction": (ReceiptsSettings, ReceiptAuthSettings, RepliesSettings),
     "WebhookSenderFunction": (WebhookSettings,),
-    "ReconcileFunction": (ReconcileSettings,),
+    "ReconcileFunction": (ReconcileSettings, RateLimitSettings),
     "StatusCountsFunction": (StatusCountsSettings,),
     "SchedulerFunction": (SchedulerSettings,),
 }

@@ -202,6 +202,16 @@ def rate_limiter() -> DynamoDBRateLimiter:
 
 
 @cache
+def default_rate_limiter() -> DynamoDBRateLimiter:
+    """The same permits at the default rates: a reconcile run whose GLOBESMS_RATE_LIMITS is invalid (it makes no
+    query then; functions/reconcile/app.py)."""
+    from globesms.aws.dynamodb_rate_limiter import DynamoDBRateLimiter
+    from globesms.dispatch.rate_table import DEFAULT_RATE_LIMITS
+
+    return DynamoDBRateLimiter(_table_name(), DEFAULT_RATE_LIMITS)
+
+
+@cache
 def spend_ledger() -> DynamoDBSpendLedger:
     """Spend reservations and this month's counters (docs/guardrails.md)."""
     from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
