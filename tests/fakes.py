@@ -589,6 +589,12 @@ class MemorySpendReleases:
         self._add_charged(month, scopes, -total)
         return total
 
+    def recharge_given_back(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        self.calls += 1
+        again = {c: self.charges[c] for c in charges if c in self.given_back_charges}
+        self.given_back_charges -= set(again)
+        return self._add_charged(month, scopes, sum(again.values(), Decimal(0)))
+
     def batch_charges(self, batch_id: str) -> list[ChargeMade]:
         return [
             ChargeMade(c, a, self.carried.get(c), c in self.given_back_charges)

@@ -52,7 +52,7 @@ def _limiter_and_queries() -> tuple[RateLimiter, dict[ProviderName, StatusQuery]
     except ValueError as exc:  # the variable's rule, named (never its value)
         metrics.add_metric(name="ReconcileQueriesUnavailable", unit=MetricUnit.Count, value=1)
         logger.error("status queries unavailable: GLOBESMS_RATE_LIMITS invalid", extra={"error": str(exc)})
-        unavailable = {p: UnavailableQuery(op, "RATE_LIMITS_INVALID") for p, op in QUERIES.items()}
+        unavailable = {p: UnavailableQuery(op, "GLOBESMS_RATE_LIMITS is invalid") for p, op in QUERIES.items()}
         return wiring.default_rate_limiter(), cast("dict[ProviderName, StatusQuery]", unavailable)
 
 

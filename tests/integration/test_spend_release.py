@@ -257,6 +257,10 @@ def test_a_charge_given_back_once_and_made_again_by_a_redrive(stack) -> None:  #
     made = {m.charge: m for m in ledger.batch_charges("B8")}
     assert made[resend] == ChargeMade(resend, Decimal("0.05"), CENT4, True)
     assert made[move] == ChargeMade(move, Decimal("-0.01"), None, False)
-    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.05")}, None, carried) == Decimal("0.05")
-    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.05")}, None, carried) == 0
+    assert ledger.recharge_given_back(MONTH, SCOPES, [resend, move, never]) == Decimal("0.05")  # a redrive
+    assert ledger.recharge_given_back(MONTH, SCOPES, [resend]) == 0
+    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.05")}, None, carried) == 0  # charged already
     assert {m.charge: m.given_back for m in ledger.batch_charges("B8")} == {resend: False, move: False}
+    assert ledger.uncharge_once(MONTH, SCOPES, [resend]) == Decimal("0.05")  # given back again, then made anew
+    assert ledger.charge_once(MONTH, SCOPES, {resend: Decimal("0.06")}, None, carried) == Decimal("0.06")
+    assert ledger.spent(MONTH, SCOPES) == dict.fromkeys(SCOPES, CENT4 * 2 - Decimal("0.01") + Decimal("0.06"))

@@ -16,7 +16,7 @@ from unittest.mock import patch
 import pytest
 
 from globesms.dispatch.failover import PRICED_BYTES, reroute
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.service import DispatchDeps, RetryPack, dispatch_pack
 from globesms.domain.history import RECEIPT_FAILOVER_STEP
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
@@ -462,3 +462,90 @@ def test_an_interrupted_batch_gives_back_only_what_its_unwritten_recipients_rese
     )
     settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
     assert net(ledger, Decimal("0.90")) == Decimal("0.445")  # 3 x 0.09 moved, 0.15 + 0.025 resent
+
+
+def test_a_redrive_of_a_pack_moved_from_a_resend_charges_the_resend_again() -> None:
+    """Resent through Tencent, refused there for its configuration, moved to Huawei, which times out on the moved
+    pack's last receive: FAILED, dead-lettered, the resend's charges given back. The operator's redrive sends it:
+    they are charged again (a review found it sent uncharged: nothing but the resend pack itself charged)."""
+    route = ["aliyun", "tencent", "huawei"]
+    record = resent_record(country="HK", price="0.05", cost="0.05", route=route)
+    ledger, store, claims, queues = MemorySpendReleases(), MemoryStore(), MemoryClaims(), MemoryQueues()
+    refusing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, store=store, claims=claims, queues=queues)
+    dispatch_pack(resend_pack(record), refusing, now=NOW, last_attempt=False)
+    [moved] = queues.sent[H]
+    assert net(ledger, Decimal("0.05")) == Decimal("0.085")  # Alibaba's 0.05, then Tencent's 0.03 + 0.005 to Huawei
+    timeout = ProviderError(ErrorCategory.RETRYABLE, "InternalError", "oops", 500)
+    with pytest.raises(RetryPack):
+        dispatch_pack(
+            moved,
+            deps(ScriptedProvider(H, answer=lambda m: timeout), ledger, store=store, claims=claims),
+            now=NOW,
+            last_attempt=True,
+        )
+    assert (store.messages[record.id].status, net(ledger, Decimal("0.05"))) == (Status.FAILED, Decimal("0.05"))
+    huawei = ScriptedProvider(H)
+    dispatch_pack(
+        moved, deps(huawei, ledger, store=store, claims=claims), now=NOW + timedelta(hours=1), last_attempt=False
+    )
+    assert len(huawei.calls) == 1 and store.messages[record.id].status is Status.SUBMITTED
+    assert net(ledger, Decimal("0.05")) == Decimal("0.085")
+
+
+def test_an_interrupted_batch_counts_a_move_its_records_do_not_show_yet_as_not_made() -> None:
+    """Three written at Tencent (0.09 each), a fourth never written: 0.36 reserved. The three move to Alibaba (+0.18)
+    and wait on its queue, their records still Tencent's at 0.09: the run gives back the unwritten 0.09 only (a
+    review found 0.27: the move subtracted from records that did not reflect it)."""
+    store, ledger, claims, queues = MemoryStore(), MemorySpendReleases(), MemoryClaims(), MemoryQueues()
+    pack = free_text_pack((T, A)).model_copy(update={"owner": None})
+    for r in pack.recipients:  # as accept wrote them
+        store.messages[r.id] = MessageRecord.model_validate(
+            {"id": r.id, "batch_id": "B", "to": r.to, "country": "HK", "provider": "tencent", "type": "OTP",
+             "text": THREE_PARTS, "segments": 3, "route": ["tencent", "aliyun"], "status": "QUEUED",
+             "created_at": "2026-11-30T23:59:00+00:00", "updated_at": "2026-11-30T23:59:00+00:00",
+             "expires_at": 1_900_000_000, "price": "0.03", "cost": "0.09", "currency": "USD"}
+        )  # fmt: skip
+    ledger.reservations["B"] = Reservation(month=NOVEMBER, count=4, amount=Decimal("0.36"), scopes=("all",))
+    failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, store=store, claims=claims, queues=queues)
+    dispatch_pack(pack, failing, now=NOW, last_attempt=False)
+    assert len(queues.sent[A][0].recipients) == 3  # moved, not sent yet
+    store.batches["B"] = BatchRecord(
+        batch_id="B", source="api", state="ACCEPTING", created_at="2026-11-30T23:59:00+00:00",
+        expires_at=1_900_000_000, settle_after=int(NOW.timestamp()) - 1,
+    )  # fmt: skip
+    cancel = CancelDeps(
+        store=store, schedule=MemoryScheduleStore(store), claims=claims, webhooks=MemoryWebhooks(), spend=ledger
+    )
+    settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
+    assert ledger.given_back.get((NOVEMBER, spend.DEPLOYMENT), Decimal(0)) == Decimal("0.09")
+
+
+def test_a_dispatcher_that_dies_before_noting_a_move_leaves_no_charge_for_it() -> None:
+    """The move is noted on the claim before it is charged: a holder that dies before the note charged nothing, and
+    its takeover, finding nothing noted, settles the recipients where they were (a review found 0.18 charged for a
+    move that never happened)."""
+    ledger, claims, store, queues = MemorySpendReleases(), MemoryClaims(), MemoryStore(), MemoryQueues()
+    pack = free_text_pack((T, A))
+    dying = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, claims=claims, store=store, queues=queues)
+    with patch.object(claims, "record_requeued", side_effect=RuntimeError("killed")), pytest.raises(RuntimeError):
+        dispatch_pack(pack, dying, now=NOW, last_attempt=False)
+    taker = deps(ScriptedProvider(T), ledger, claims=claims, store=store, queues=queues)
+    dispatch_pack(pack, taker, now=NOW + timedelta(minutes=5), last_attempt=False)
+    assert A not in queues.sent and {r.status for r in store.messages.values()} == {Status.SENDING}
+    assert ledger.charges == {}
+
+
+def test_a_failover_charge_made_in_part_prices_each_copy_as_charged() -> None:
+    """The ledger writes 90 charges a transaction: the first made, the next failed. Each moved copy carries what
+    its own charge says (a review found every copy priced as reserved, 90 of them charged more)."""
+
+    class FailsAfterTwo(MemorySpendReleases):
+        def charge_once(self, month, scopes, amounts, expires_at, carried=None):  # type: ignore[no-untyped-def]
+            first = dict(list(amounts.items())[:2])
+            super().charge_once(month, scopes, first, expires_at, carried)
+            raise RuntimeError("throttled past retries")
+
+    ledger, queues = FailsAfterTwo(), MemoryQueues()
+    failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, queues=queues)
+    dispatch_pack(free_text_pack((T, A)), failing, now=NOW, last_attempt=False)
+    assert [r.cost for r in queues.sent[A][0].recipients] == ["0.15", "0.15", "0.09"]

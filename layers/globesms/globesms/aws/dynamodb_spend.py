@@ -20,7 +20,8 @@ A charge beyond the reservation (`charge_once`: a failover's difference, a resen
 a marker per charge, `pk = B#<batch_id>`, `sk = $charge#<seq>#<kind>#<provider>`, put only if absent (or given
 back), with `ADD spent :amount` on each counter (created if absent when the amount is positive), so each is added
 once. Giving one back (`uncharge_once`, a resend that never reached its provider) reads the markers' amounts, then
-notes each marker `given_back` only if it still holds that amount and is not given back, with `ADD spent -:sum`.
+notes each marker `given_back` only if it still holds that amount and is not given back, with `ADD spent -:sum`; a
+redrive charges it again (`recharge_given_back`) the same way back.
 """
 
 from __future__ import annotations
@@ -215,6 +216,16 @@ class DynamoDBSpendLedger:
         return charged
 
     def uncharge_once(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        return self._flip_charges(month, scopes, charges, give_back=True)
+
+    def recharge_given_back(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        return self._flip_charges(month, scopes, charges, give_back=False)
+
+    def _flip_charges(
+        self, month: str, scopes: Collection[str], charges: Collection[Charge], *, give_back: bool
+    ) -> Decimal:
+        """The markers of `charges` that are charged (`give_back`) or given back (not), read, then each noted the
+        other way with the counters' change by its amount; returns the sum of the amounts flipped."""
         keys = {charge_key(c)["sk"]["S"]: c for c in charges}
         if not keys:
             return Decimal(0)
@@ -222,13 +233,13 @@ class DynamoDBSpendLedger:
         pending = [
             (keys[item["sk"]["S"]], Decimal(item["amount"]["N"]))
             for item in found
-            if "given_back" not in item and Decimal(item["amount"]["N"])
+            if ("given_back" in item) is not give_back and Decimal(item["amount"]["N"])
         ]
-        given_back = Decimal(0)
+        flipped = Decimal(0)
         for start in range(0, len(pending), RELEASE_CHUNK):
             chunk = pending[start : start + RELEASE_CHUNK]
-            given_back += self._marked_chunk(chunk, list(scopes), partial(self._uncharge_items, month))
-        return given_back
+            flipped += self._marked_chunk(chunk, list(scopes), partial(self._flip_items, month, give_back))
+        return flipped
 
     def batch_charges(self, batch_id: str) -> list[ChargeMade]:
         made: list[ChargeMade] = []
@@ -301,8 +312,8 @@ class DynamoDBSpendLedger:
                     }
                 }
             )
-        if total <= 0:  # a difference given back: only to counters that exist, as a release
-            return markers + [self._counter_add(scope, month, total) for scope in scopes]
+        if total <= 0:  # a difference given back: only to counters that exist, as a release (none when zero)
+            return markers + self._counter_changes(scopes, month, total)
         # Added to a counter that may not exist yet (accept priced nothing of this month for it, the first provider
         # had no price): created, with the expiry a reservation gives it.
         counter_ttl = _number(Decimal(int(time.time()) + COUNTER_TTL_SECONDS))
@@ -318,25 +329,34 @@ class DynamoDBSpendLedger:
             for scope in scopes
         ]
 
-    def _uncharge_items(
-        self, month: str, chunk: list[tuple[Charge, Decimal]], scopes: list[str], total: Decimal
+    def _flip_items(
+        self, month: str, give_back: bool, chunk: list[tuple[Charge, Decimal]], scopes: list[str], total: Decimal
     ) -> list[dict[str, Any]]:
-        """Each marker noted as given back only if it still holds the amount read and is not given back yet (a
-        concurrent give-back, or a charge made again since with another amount, leaves it out), and the sum taken
-        from the counters that exist."""
+        """Each marker noted given back (or charged again) only if it still holds the amount read and is in the
+        state read (a concurrent flip, or a charge made again since with another amount, leaves it out), and the
+        sum taken from (or added to) the counters that exist."""
+        if give_back:
+            update, condition = "SET given_back = :yes", "amount = :amount AND attribute_not_exists(given_back)"
+        else:
+            update, condition = "REMOVE given_back", "amount = :amount AND given_back = :yes"
         markers = [
             {
                 "Update": {
                     "TableName": self._table,
                     "Key": charge_key(charge),
-                    "UpdateExpression": "SET given_back = :yes",
-                    "ConditionExpression": "amount = :amount AND attribute_not_exists(given_back)",
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
                     "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":amount": _number(amount)},
                 }
             }
             for charge, amount in chunk
         ]
-        return markers + [self._counter_add(scope, month, -total) for scope in scopes]
+        return markers + self._counter_changes(scopes, month, -total if give_back else total)
+
+    def _counter_changes(self, scopes: list[str], month: str, amount: Decimal) -> list[dict[str, Any]]:
+        """The counters' changes of a chunk, none when its amounts cancel out (a counter's condition would refuse
+        nothing, and DynamoDB need not be asked to add zero)."""
+        return [self._counter_add(scope, month, amount) for scope in scopes] if amount else []
 
     def _counter_add(self, scope: str, month: str, amount: Decimal) -> dict[str, Any]:
         return {

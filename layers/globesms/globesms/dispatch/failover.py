@@ -12,7 +12,7 @@ with no provider left, or whose template cannot be rendered for the next one, is
 
 What it costs: a moved recipient reached no provider before, so it is priced for the new one (with `prices`, the
 price table; where that has no price for it, it keeps the estimate it carried), and the dispatcher charges the
-difference once (`guardrails.charges.charge_moved`).
+difference once (`guardrails.charges.charged_moves`).
 
 The new packs' ids derive from the old pack's (`<pack id>.f:<provider>:<n>`), and where a pack ends does not
 depend on the reasons kept in the history (`REASON_BYTES`) nor on the prices (`PRICED_BYTES`), so a dispatcher that

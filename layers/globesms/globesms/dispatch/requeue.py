@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from globesms.dispatch.failover import Rerouted
 from globesms.models.packs import DispatchPack
@@ -142,14 +142,21 @@ def requeue_after_send(
     quiet: Sequence[int] = (),
     quiet_delay: int = 1,
     store: MessageStore | None = None,
+    charge_moves: Callable[[Rerouted], Rerouted] | None = None,
 ) -> None:
-    """Everything of a sent pack that goes back on a queue (its own provider's, or the next provider's)."""
+    """Everything of a sent pack that goes back on a queue (its own provider's, or the next provider's).
+    `charge_moves`: what the moved recipients cost at their new provider, charged after the note and before their
+    packs are queued (`guardrails.charges.charged_moves`): a dispatcher that dies in between leaves a note the
+    takeover moves them by, charging what was not charged, so a charge never stands for a move that did not
+    happen, nor a move goes out uncharged."""
     if not (retried or deferred or moved.moved or quiet):
         return
     # Kept on the claim first: if this dispatcher dies before recording, the next delivery knows these were never
     # sent (and queues them again, under the same pack ids) instead of taking them for unknown outcomes.
     put_back = Requeued(tuple(retried), tuple(deferred), tuple(moved.moved), tuple(quiet))
     claims.record_requeued(pack.pack_id, as_noted(pack, put_back))
+    if charge_moves is not None and moved.moved:
+        moved = charge_moves(moved)
     requeue(
         queues,
         pack,

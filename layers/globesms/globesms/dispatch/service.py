@@ -275,9 +275,6 @@ def _settle_round(
     if dead_letter:
         decision, outcome_at = _keep_with_pack(pack, decision, outcome_at, [*deferred, *quiet])
         deferred, quiet = [], {}
-    if decision.moved.moved:  # charged before the moved packs are queued: never sent uncharged
-        charged = charged_moves(deps.spend, pack, decision.moved.packs)
-        decision = replace(decision, moved=Rerouted(charged, decision.moved.moved))
     requeue_after_send(
         deps.claims,
         deps.queues,
@@ -289,6 +286,7 @@ def _settle_round(
         quiet=sorted(quiet),
         quiet_delay=quiet_delay(quiet) if quiet else 1,
         store=deps.store,
+        charge_moves=lambda moved: Rerouted(charged_moves(deps.spend, pack, moved.packs), moved.moved),
     )
     lapsed = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
     summary = _record(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from globesms.domain.history import RECEIPT_FAILOVER_STEP, step_provider
 from globesms.domain.money import estimate, money
@@ -106,15 +106,35 @@ def charged_moves(
         return packs
     try:
         added = ledger.charge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts, pack.expires_at)
-        if added == sum(amounts.values(), Decimal(0)) and not taking_over:
-            return packs
-        # Some were charged before (a takeover, a repeated failover), maybe with another price table than this
-        # one (changed since, or unreadable now): each recipient carries what its charge says, or a release would
-        # give back what was never charged.
+    except Exception:
+        # Maybe partly made (a transaction of 90 each): each recipient carries what its charge, if any, says.
+        logger.exception("failover's spend difference not charged", extra={"recipients": len(amounts)})
+        return _priced_as_charged(
+            ledger, pack, packs, unread={p: [_priced_as(x, pack, {}) for x in ps] for p, ps in packs.items()}
+        )
+    if added == sum(amounts.values(), Decimal(0)) and not taking_over and pack.redrive_of is None:
+        return packs
+    # Some may have been charged before (a takeover, a redrive moving them again), maybe under another price table
+    # (changed since, or unreadable now): each recipient carries what its charge says, or a release would give back
+    # what was never charged. Unreadable: as this attempt priced them (each is charged now, made here or before,
+    # most likely under the same table).
+    return _priced_as_charged(ledger, pack, packs, unread=packs)
+
+
+def _priced_as_charged(
+    ledger: DispatchSpend,
+    pack: DispatchPack,
+    packs: Mapping[ProviderName, list[DispatchPack]],
+    *,
+    unread: Mapping[ProviderName, list[DispatchPack]],
+) -> dict[ProviderName, list[DispatchPack]]:
+    """`packs` with each recipient costing what `pack` carried plus the charge its move holds in the ledger (one
+    Query of the batch's charges); `unread` when that cannot be read (logged)."""
+    try:
         made = {m.charge: m.amount for m in ledger.batch_charges(pack.batch_id)}
     except Exception:
-        logger.exception("failover's spend difference not charged", extra={"recipients": len(amounts)})
-        return {provider: [_priced_as(p, pack, {}) for p in ps] for provider, ps in packs.items()}
+        logger.exception("failover charges unreadable: moved recipients keep their best known cost")
+        return dict(unread)
     return {provider: [_priced_as(p, pack, made) for p in ps] for provider, ps in packs.items()}
 
 
@@ -171,32 +191,49 @@ def charge_resend(ledger: SpendCharges, pack: DispatchPack, *, carried: Dispatch
 
 
 def resend_charges(record: MessageRecord) -> list[Charge]:
-    """The charges a resend of `record` after an UNDELIVERED receipt may have made: its own, at the provider after
-    the one its first attempt was on, and the moves from there at dispatch, to each provider of its route up to
-    the one it is on now. None when it was not resent so."""
-    left = step_provider(record.events, RECEIPT_FAILOVER_STEP)
-    route = list(record.route or ())
-    if left not in route or record.provider not in route:
+    """The charges a resend of `record` after an UNDELIVERED receipt may have made (`charges_since_resend`)."""
+    return charges_since_resend(record.id, record.route, record.provider, record.events)
+
+
+def charges_since_resend(
+    message_id: str,
+    route: Sequence[ProviderName] | None,
+    provider: ProviderName,
+    history: Sequence[Mapping[str, Any]] | None,
+) -> list[Charge]:
+    """The charges a resend after an UNDELIVERED receipt may have made for a message now on `provider`: its own,
+    at the provider after the one its first attempt was on (`history`'s resend step), and the moves from there at
+    dispatch, to each provider of its `route` up to `provider`. None when it was not resent so."""
+    left = step_provider(history, RECEIPT_FAILOVER_STEP)
+    providers = list(route or ())
+    if left not in providers or provider not in providers:
         return []
     assert left is not None
-    start, end = route.index(left) + 1, route.index(record.provider)
+    start, end = providers.index(left) + 1, providers.index(provider)
     if start > end:
         return []
-    moves = [Charge(record.id, "move", provider.value) for provider in route[start + 1 : end + 1]]
-    return [Charge(record.id, "resend", route[start].value), *moves]
+    moves = [Charge(message_id, "move", p.value) for p in providers[start + 1 : end + 1]]
+    return [Charge(message_id, "resend", providers[start].value), *moves]
 
 
 def reserved_share(record: MessageRecord, made: Sequence[ChargeMade]) -> Decimal:
     """What accept reserved for `record`, told from the cost it carries now and the charges made for it since
-    (`made`: its batch's, `SpendReleases.batch_charges`). Moved: its cost less the moves' differences. Resent after
-    an UNDELIVERED receipt: the cost it carried before the resend (kept by the resend's charge) less the moves of
-    its first attempt (to providers of its route up to the one that attempt was on)."""
+    (`made`: its batch's, `SpendReleases.batch_charges`). Only the moves its record reflects count: to providers of
+    its route up to the one it is on (a move charged whose new provider has not written the record yet left it at
+    the cost it had). Resent after an UNDELIVERED receipt: the cost it carried before the resend (kept by the
+    resend's charge) less the moves of its first attempt (to providers up to the one that attempt was on)."""
+    route = [p.value for p in record.route or ()]
     mine = [m for m in made if m.charge.message_id == record.id]
     moves = {m.charge.provider: m.amount for m in mine if m.charge.kind == "move"}
     resend = next((m for m in mine if m.charge.kind == "resend" and m.carried is not None), None)
     left = step_provider(record.events, RECEIPT_FAILOVER_STEP)
-    route = [p.value for p in record.route or ()]
-    if resend is None or resend.carried is None or left is None or left.value not in route:
-        return _cost(record.cost) - sum(moves.values(), Decimal(0))
-    first_attempt = route[: route.index(left.value) + 1]
-    return resend.carried - sum((a for p, a in moves.items() if p in first_attempt), Decimal(0))
+    if resend is not None and resend.carried is not None and left is not None and left.value in route:
+        return resend.carried - _moves_up_to(moves, route, left.value)
+    if record.provider.value not in route:
+        return _cost(record.cost)  # no route: never moved
+    return _cost(record.cost) - _moves_up_to(moves, route, record.provider.value)
+
+
+def _moves_up_to(moves: Mapping[str, Decimal], route: Sequence[str], provider: str) -> Decimal:
+    reached = set(route[: route.index(provider) + 1])
+    return sum((amount for target, amount in moves.items() if target in reached), Decimal(0))

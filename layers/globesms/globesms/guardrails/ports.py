@@ -130,6 +130,12 @@ class SpendReleases(Protocol):
         this call gave back."""
         ...
 
+    def recharge_given_back(self, month: str, scopes: Collection[str], charges: Collection[Charge]) -> Decimal:
+        """Charge again what `uncharge_once` gave back of these charges, when a redrive is about to send their
+        messages: atomically, each marker given back noted charged again, with the counters' increment by its
+        amount; one not given back (or never made) adds nothing. Returns what this call charged."""
+        ...
+
     def batch_charges(self, batch_id: str) -> list[ChargeMade]:
         """Every charge made for the batch's messages (given back or not), read consistently."""
         ...

@@ -31,7 +31,7 @@ from decimal import Decimal
 from globesms.domain.history import RECEIPT_FAILOVER_STEP, has_step, sent_before
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory
-from globesms.guardrails.charges import resend_charges
+from globesms.guardrails.charges import charges_since_resend, resend_charges
 from globesms.guardrails.ports import Charge, SpendReleases
 from globesms.guardrails.spend import month_of, scopes_of
 from globesms.models.packs import DispatchPack
@@ -128,15 +128,18 @@ def release_unwritten(
 
 def recharge_redriven(ledger: SpendReleases, pack: DispatchPack, *, leave_out: Collection[int] = ()) -> Decimal:
     """Before a redriven pack is sent: charge again what its dead-lettering gave back (only the recipients given
-    back, each once: `SpendReleases.recharge_once`), but for the positions in `leave_out` (not sent this time).
-    Unlike a release, an error propagates: sent without it, the month's counters would stay short of what the
-    redrive spends, and the limit would let more through."""
-    amounts = {
-        r.id: Decimal(r.cost)
-        for i, r in enumerate(pack.recipients)
-        if i not in leave_out and r.cost and Decimal(r.cost) > 0
-    }
-    if not amounts:
-        return Decimal(0)
+    back, each once: `SpendReleases.recharge_once`; for a resend after an UNDELIVERED receipt, or a pack made of
+    one, the charges its give-back noted: `recharge_given_back`), but for the positions in `leave_out` (not sent
+    this time). Unlike a release, an error propagates: sent without it, the month's counters would stay short of
+    what the redrive spends, and the limit would let more through."""
+    sent = [r for i, r in enumerate(pack.recipients) if i not in leave_out]
+    amounts = {r.id: Decimal(r.cost) for r in sent if r.cost and Decimal(r.cost) > 0}
+    given_back = [
+        charge
+        for r in sent
+        for charge in charges_since_resend(r.id, pack.contents[r.c].route, pack.provider, r.history)
+    ]
     # A pack's recipients are its batch's (created_at is the batch's, as their records'), of one owner.
-    return ledger.recharge_once(month_of(pack.created_at), scopes_of(pack.owner), amounts)
+    month, scopes = month_of(pack.created_at), scopes_of(pack.owner)
+    charged = ledger.recharge_once(month, scopes, amounts) if amounts else Decimal(0)
+    return charged + (ledger.recharge_given_back(month, scopes, given_back) if given_back else Decimal(0))
