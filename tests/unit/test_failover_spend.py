@@ -434,6 +434,18 @@ def test_a_takeover_that_cannot_read_the_prices_carries_what_the_dead_holder_cha
     assert net(ledger, Decimal("0.45")) == 0  # nobody was texted: everything back
 
 
+def end_interrupted_accept(store: MemoryStore, claims: MemoryClaims, ledger: MemorySpendReleases) -> None:
+    """Batch B's accept stopped for good: the reconcile run ends it (reconcile/interrupted.py)."""
+    store.batches["B"] = BatchRecord(
+        batch_id="B", source="api", state="ACCEPTING", created_at="2026-11-30T23:59:00+00:00",
+        expires_at=1_900_000_000, settle_after=int(NOW.timestamp()) - 1,
+    )  # fmt: skip
+    cancel = CancelDeps(
+        store=store, schedule=MemoryScheduleStore(store), claims=claims, webhooks=MemoryWebhooks(), spend=ledger
+    )
+    settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
+
+
 def test_an_interrupted_batch_gives_back_only_what_its_unwritten_recipients_reserved() -> None:
     """Three recipients written (0.15 each at Alibaba) and moved to Tencent (0.09: -0.18 charged), a fourth resent
     after an UNDELIVERED receipt, two never written: the reconcile run gives back the two unwritten ones' 0.30, not
@@ -453,14 +465,7 @@ def test_an_interrupted_batch_gives_back_only_what_its_unwritten_recipients_rese
         last_attempt=False,
     )
     assert (store.messages["B.00003"].cost, net(ledger, Decimal("0.90"))) == ("0.025", Decimal("0.745"))
-    store.batches["B"] = BatchRecord(
-        batch_id="B", source="api", state="ACCEPTING", created_at="2026-11-30T23:59:00+00:00",
-        expires_at=1_900_000_000, settle_after=int(NOW.timestamp()) - 1,
-    )  # fmt: skip
-    cancel = CancelDeps(
-        store=store, schedule=MemoryScheduleStore(store), claims=claims, webhooks=MemoryWebhooks(), spend=ledger
-    )
-    settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
+    end_interrupted_accept(store, claims, ledger)
     assert net(ledger, Decimal("0.90")) == Decimal("0.445")  # 3 x 0.09 moved, 0.15 + 0.025 resent
 
 
@@ -509,14 +514,7 @@ def test_an_interrupted_batch_counts_a_move_its_records_do_not_show_yet_as_not_m
     failing = deps(ScriptedProvider(T, answer=lambda m: CONFIG), ledger, store=store, claims=claims, queues=queues)
     dispatch_pack(pack, failing, now=NOW, last_attempt=False)
     assert len(queues.sent[A][0].recipients) == 3  # moved, not sent yet
-    store.batches["B"] = BatchRecord(
-        batch_id="B", source="api", state="ACCEPTING", created_at="2026-11-30T23:59:00+00:00",
-        expires_at=1_900_000_000, settle_after=int(NOW.timestamp()) - 1,
-    )  # fmt: skip
-    cancel = CancelDeps(
-        store=store, schedule=MemoryScheduleStore(store), claims=claims, webhooks=MemoryWebhooks(), spend=ledger
-    )
-    settle_batch(cancel, "B", now=NOW, summary=InterruptedSummary())
+    end_interrupted_accept(store, claims, ledger)
     assert ledger.given_back.get((NOVEMBER, spend.DEPLOYMENT), Decimal(0)) == Decimal("0.09")
 
 
