@@ -236,6 +236,9 @@ def test_the_history_keeps_the_first_attempts_submit_and_reads_oldest_first() ->
     ]
     step = next(e for e in store.messages["B.00000"].events or [] if e["id"] == FIRST_SUBMITTED_STEP)
     assert (step["provider"], "error_code" in step) == ("aliyun", False)
+    # Each entry says which provider it is about (until 2026-12-07 the history named none: which attempt a receipt
+    # or a SUBMITTED belonged to could not be told): the resend step names the one it left.
+    assert [e.provider for e in events] == [None, A, A, A, T, T]
 
 
 def test_the_first_attempts_late_receipts_keep_the_history_bounded() -> None:

@@ -3,11 +3,14 @@ client_ref or number."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import attrgetter
+from typing import Any
 
 from globesms.counts.tally import batch_counts
-from globesms.domain.history import FIRST_SUBMITTED_STEP
+from globesms.domain.history import FIRST_SUBMITTED_STEP, earlier_attempt
 from globesms.domain.status import Status
+from globesms.models.outbound import ProviderName
 from globesms.models.records import BatchRecord, MessageRecord
 from globesms.models.views import BatchView, MessageError, MessageEvent, MessageList, MessageView
 from globesms.ports import MessageFinder, MessageLookup, MessageStore
@@ -45,9 +48,12 @@ def history(record: MessageRecord) -> list[MessageEvent]:
     sort, so events of one instant stay in the order they were written."""
     events = [MessageEvent(type="status", status=Status.ACCEPTED, at=record.created_at)]
     if record.submitted_at and not _first_submit_kept(record):
-        events.append(MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at))
+        events.append(
+            MessageEvent(type="status", status=Status.SUBMITTED, at=record.submitted_at, provider=record.provider)
+        )
     elif record.status is Status.FAILED:
-        events.append(MessageEvent(type="status", status=record.status, at=record.updated_at))
+        events.append(MessageEvent(type="status", status=record.status, at=record.updated_at, provider=record.provider))
+    first_attempt = earlier_attempt(record.events)
     for event in record.events or ():
         events.append(
             MessageEvent(
@@ -60,9 +66,24 @@ def history(record: MessageRecord) -> list[MessageEvent]:
                 provider_time=event.get("provider_time"),
                 part=event.get("part"),
                 parts=event.get("parts"),
+                provider=_provider_of(event, record, first_attempt),
             )
         )
     return sorted(events, key=_event_time)
+
+
+def _provider_of(
+    event: Mapping[str, Any], record: MessageRecord, first_attempt: tuple[ProviderName, str] | None
+) -> ProviderName | None:
+    """A step names the provider it happened at (or left); a receipt is the first attempt's when it carries that
+    attempt's provider message id, else the current attempt's."""
+    if event.get("provider"):
+        return ProviderName(event["provider"])
+    if event.get("type") == "status":
+        return record.provider  # a step of the current attempt (SENDING after an unknown outcome, its expiry)
+    if first_attempt is not None and event.get("provider_message_id") == first_attempt[1]:
+        return first_attempt[0]
+    return record.provider
 
 
 def _first_submit_kept(record: MessageRecord) -> bool:

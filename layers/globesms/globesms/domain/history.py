@@ -42,6 +42,14 @@ def step_provider(history: Sequence[Mapping[str, Any]] | None, step_id: str) -> 
     return ProviderName(step["provider"]) if step is not None and step.get("provider") else None
 
 
+def earlier_attempt(history: Sequence[Mapping[str, Any]] | None) -> tuple[ProviderName, str] | None:
+    """The provider and provider message id the resend after an UNDELIVERED receipt left (its step keeps both)."""
+    step = next((e for e in history or () if e.get("id") == RECEIPT_FAILOVER_STEP), None)
+    if step is None or not step.get("provider") or not step.get("provider_message_id"):
+        return None
+    return ProviderName(step["provider"]), str(step["provider_message_id"])
+
+
 def sent_before(history: Sequence[Mapping[str, Any]] | None) -> bool:
     """The history says an earlier attempt of the message reached a provider, or may have: it was resent after an
     UNDELIVERED receipt or after an unknown outcome. Whatever becomes of the resend, its cost is not one a

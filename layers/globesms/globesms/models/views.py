@@ -71,6 +71,11 @@ class MessageEvent(Model):
     provider_time: str | None = Field(default=None, description="the provider's timestamp, as sent")
     part: int | None = None
     parts: int | None = None
+    provider: ProviderName | None = Field(
+        default=None,
+        description="the provider the entry is about: the one a receipt came from, the one a SUBMITTED or FAILED "
+        "went through, the one a failover or a resend left (its error_code is that provider's); null for ACCEPTED",
+    )
 
 
 class MessageView(Model):

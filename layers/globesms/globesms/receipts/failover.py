@@ -30,7 +30,13 @@ from globesms.accept.queries import message_view
 from globesms.dispatch.failover import content_for, encoding_as_rendered, next_provider, segments_as_rendered
 from globesms.dispatch.validity import validity_start
 from globesms.domain.clock import iso
-from globesms.domain.history import FIRST_SUBMITTED_STEP, RECEIPT_FAILOVER_STEP, HistoryStep, has_step
+from globesms.domain.history import (
+    FIRST_SUBMITTED_STEP,
+    RECEIPT_FAILOVER_STEP,
+    HistoryStep,
+    earlier_attempt,
+    has_step,
+)
 from globesms.domain.status import Status
 from globesms.models.outbound import DEFAULT_VALIDITY_SECONDS, MessageType, ProviderName
 from globesms.models.packs import DispatchPack, PackContent, PackRecipient
@@ -68,14 +74,6 @@ def another_route_fixes(provider: ProviderName, receipt: Mapping[str, Any]) -> b
 
 def resent_before(record: MessageRecord) -> bool:
     return has_step(record.events, RECEIPT_FAILOVER_STEP)
-
-
-def earlier_attempt(record: MessageRecord) -> tuple[ProviderName, str] | None:
-    """The provider and provider message id of the attempt a resend left, or None."""
-    step = next((e for e in record.events or () if e.get("id") == RECEIPT_FAILOVER_STEP), None)
-    if step is None or not step.get("provider") or not step.get("provider_message_id"):
-        return None
-    return ProviderName(step["provider"]), str(step["provider_message_id"])
 
 
 def within_validity(record: MessageRecord, now: datetime) -> bool:
@@ -248,7 +246,7 @@ def failover_event(record: MessageRecord, now: datetime) -> WebhookDelivery | No
     `<message id>.failover` is the same on every repeat."""
     if not record.status_callback:
         return None
-    earlier = earlier_attempt(record)
+    earlier = earlier_attempt(record.events)
     view = message_view(record, None).model_dump(mode="json")
     view["failover"] = {"from": earlier[0].value if earlier else None, "to": record.provider.value}
     return WebhookDelivery(
