@@ -45,8 +45,8 @@ QUERIES = {ProviderName.ALIYUN: QUERY_MESSAGE, ProviderName.TENCENT: PULL_BY_PHO
 def _limiter_and_queries() -> tuple[RateLimiter, dict[ProviderName, StatusQuery]]:
     """The shared rate limiter and the status queries. With an invalid GLOBESMS_RATE_LIMITS no query is made (each
     is unavailable, as without credentials: asked again next run, for an hour, then ended as without a query), and
-    the rest of the run goes on: Huawei's deadlines, interrupted accepts. The limiter then counts with the default
-    rates, though no query takes a permit to reach a provider."""
+    the rest of the run goes on: Huawei's deadlines, interrupted accepts. The limiter is then one at the default
+    rates, which an unavailable query never asks for a permit (it calls nobody)."""
     try:
         return wiring.rate_limiter(), _queries()
     except ValueError as exc:  # the variable's rule, named (never its value)

@@ -28,7 +28,13 @@ from globesms.reconcile.deadline import (
     receipt_deadline,
 )
 from globesms.reconcile.decision import ApplyReport, Expire, Reschedule, decide, retry
-from globesms.reconcile.service import ProviderOutcomes, ReconcileDeps, ReconcileSummary, reconcile_due
+from globesms.reconcile.service import (
+    ProviderOutcomes,
+    ReconcileDeps,
+    ReconcileSummary,
+    UnavailableQuery,
+    reconcile_due,
+)
 from globesms.stats.tally import tally_outcomes
 from tests.fakes import MemoryDeadlines, MemoryRateLimiter, MemoryStore, MemoryWebhooks
 
@@ -652,3 +658,27 @@ def test_the_failed_queries_count_from_the_first_failure_however_late_the_run_re
     assert retry(late, now, POLICY) == Reschedule(now + POLICY.retry_seconds, 0, failures=1)
     worn = late.model_copy(update={"query_failures": POLICY.max_query_failures})
     assert retry(worn, now, POLICY) == Expire()
+
+
+def test_a_query_that_cannot_be_made_takes_no_permit_and_its_backlog_is_given_up_within_the_hour() -> None:
+    """An unavailable query (missing credentials, an invalid GLOBESMS_RATE_LIMITS) calls nobody. Taking a permit for
+    each try, a backlog of 200 Tencent messages (10 permits a second) still had 180 waiting after 90 minutes (a
+    review found it): the hour the docs promise held for a handful only."""
+    records = [record("tencent", id=f"B.{i:05d}") for i in range(200)]
+    store = store_of(*records)
+    deadlines, limiter = MemoryDeadlines(store), MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10})
+    clock = Clock(SUBMITTED_AT + timedelta(seconds=1200))
+    unavailable = UnavailableQuery("PullSmsSendStatusByPhoneNumber", "GLOBESMS_RATE_LIMITS is invalid")
+    for _ in range(70):  # a run a minute
+        deps = ReconcileDeps(
+            receipts=store,
+            deadlines=deadlines,
+            queries={ProviderName.TENCENT: unavailable},
+            limiter=limiter,
+            webhooks=MemoryWebhooks(),
+            clock=clock,
+        )
+        reconcile_due(deps, POLICY, max_checks=100_000)
+        clock.now += timedelta(seconds=60)
+    assert [m.status for m in store.messages.values() if m.status is Status.SUBMITTED] == []
+    assert limiter.granted == []  # nobody called: no permit taken

@@ -11,7 +11,8 @@ allowed only when the caller says so (the local stack, GLOBESMS_ALLOW_LOOPBACK_C
 link-local ranges never are.
 
 Written here because no maintained library vets addresses this way for an HTTP client (httpx has no hook for it);
-the sender connects to the address vetted here, never resolving the name a second time.
+the sender connects to the addresses vetted here (the first that takes the connection), never resolving the name a
+second time.
 """
 
 from __future__ import annotations

@@ -201,7 +201,10 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, 
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
     if query is not None:
-        if not deps.limiter.acquire({query.status_query_operation: 1}, second=int(now.timestamp())):
+        # A query that cannot be made calls nobody: it takes no permit (taking them, a backlog of such messages
+        # used the operation's permits a second and was given up hours, not an hour, later).
+        calls = not isinstance(query, UnavailableQuery)
+        if calls and not deps.limiter.acquire({query.status_query_operation: 1}, second=int(now.timestamp())):
             summary.throttled += 1
             return False
         try:
