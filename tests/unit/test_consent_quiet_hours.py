@@ -18,6 +18,7 @@ from globesms.accept.planning import plan_batch
 from globesms.config import QuietHoursSettings, load_settings, settings
 from globesms.consent.quiet_hours import first_outside, zones_of
 from globesms.consent.quiet_window import Window
+from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
 from globesms.errors import RecipientCode
@@ -225,10 +226,27 @@ def test_mkt_outside_quiet_hours_goes_now() -> None:
 
 
 def test_validity_lapsing_first_is_refused_alone_never_sent() -> None:
-    plan = _plan(_spec(SINGAPORE, validity_seconds=3600), _spec("+6591234568", validity_seconds=9 * 3600))
-    assert [(e.index, e.code) for e in plan.errors] == [(0, RecipientCode.QUIET_HOURS_VALIDITY)]
+    just_enough = 9 * 3600 + 60  # 23:00 to 08:00 is 9 h: a minute left at the window's end
+    plan = _plan(
+        _spec(SINGAPORE, validity_seconds=3600),
+        _spec("+6591234568", validity_seconds=just_enough),
+        _spec("+6591234569", validity_seconds=9 * 3600),  # none left when it may go: refused too
+    )
+    assert [(e.index, e.code) for e in plan.errors] == [
+        (0, RecipientCode.QUIET_HOURS_VALIDITY),
+        (2, RecipientCode.QUIET_HOURS_VALIDITY),
+    ]
     assert "never sent" in plan.errors[0].message
-    assert [(r.id, r.send_at) for r in plan.records] == [("q1.00001", iso(MORNING))]  # 9 h: just long enough
+    assert [(r.id, r.send_at, r.validity_seconds) for r in plan.records] == [("q1.00001", iso(MORNING), 60)]
+
+
+def test_a_deferral_keeps_the_validitys_end_where_it_was() -> None:
+    """The dispatcher counts a validity from send_at: deferred to the window's end with its whole validity, an MKT
+    message accepted at 23:00 with 10 h went out until 18:00, not 09:00 (a review found it sent hours late)."""
+    plan = _plan(_spec(SINGAPORE, validity_seconds=10 * 3600))  # 23:00 Singapore: quiet until 08:00
+    (pack,) = plan.held[0].packs
+    assert lapsed_positions(pack, MORNING + timedelta(minutes=59)) == set()
+    assert lapsed_positions(pack, MORNING + timedelta(hours=1)) == {0}  # 09:00: 10 h after accept
 
 
 def test_an_own_send_at_outside_quiet_hours_is_kept_inside_is_moved_to_their_end() -> None:

@@ -5,12 +5,16 @@ whose prefix spans several zones (an Australian mobile, a US number phonenumbers
 ANY of its zones is quiet, so the deferral goes to the latest end among the quiet zones (and again, should another
 zone be quiet by then). A recipient deferred is not refused: it gets `send_at` = the end of the window (status
 SCHEDULED) and the scheduling machinery releases it; only one whose validity (counted from accept) would lapse first
-is refused, with `QUIET_HOURS_VALIDITY`. A recipient with its own send_at is checked at that time. Why written here:
-no library applies a quiet window across a number's time zones.
+is refused, with `QUIET_HOURS_VALIDITY`. A recipient with its own send_at is checked at that time. The deferral keeps
+the validity's end where it was: the dispatcher counts a validity from `send_at`, so a deferred recipient's stored
+validity is what is left of it at the window's end (until 2026-12-07 it started afresh there, and a marketing
+message could go out hours after its validity). Why written here: no library applies a quiet window across a
+number's time zones.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -82,8 +86,22 @@ def defer_quiet(
         elif outside is None or _lapses(record, outside, wanted):
             refused.append(_refusal(record, outside))
         else:
-            kept.append(record.model_copy(update={"send_at": iso(outside), "status": Status.SCHEDULED}))
+            kept.append(_deferred(record, outside, wanted))
     return kept, refused
+
+
+def _deferred(record: MessageRecord, outside: datetime, wanted: datetime) -> MessageRecord:
+    """`record` SCHEDULED to the window's end, with the validity left it there (`_validity_left`)."""
+    update: dict[str, object] = {"send_at": iso(outside), "status": Status.SCHEDULED}
+    if record.validity_seconds is not None:
+        update["validity_seconds"] = _validity_left(record.validity_seconds, outside, wanted)
+    return record.model_copy(update=update)
+
+
+def _validity_left(validity: int, outside: datetime, wanted: datetime) -> int:
+    """Whole seconds of a validity counted from `wanted` still left at `outside` (the fraction of a second the
+    deferral has is counted as a whole one: never a second more than the customer gave)."""
+    return validity - math.ceil((outside - wanted.astimezone(UTC)).total_seconds())
 
 
 def quiet_until(to: str, window: Window, now: datetime) -> datetime | None:
@@ -96,9 +114,10 @@ def quiet_until(to: str, window: Window, now: datetime) -> datetime | None:
 
 
 def _lapses(record: MessageRecord, send_at: datetime, wanted: datetime) -> bool:
-    """Whether the window's end is past its validity, which counts from when it was to go: its own send_at, else
-    now (docs/scheduling.md; a scheduled message three days ahead has its day of validity from then, not from now)."""
-    return record.validity_seconds is not None and send_at > wanted + timedelta(seconds=record.validity_seconds)
+    """Whether its validity, which counts from when it was to go (its own send_at, else now: docs/scheduling.md; a
+    scheduled message three days ahead has its day of validity from then, not from now), has no whole second left
+    at the window's end: it could never be sent in time (and a validity of 0 would read as none at all)."""
+    return record.validity_seconds is not None and _validity_left(record.validity_seconds, send_at, wanted) < 1
 
 
 def _refusal(record: MessageRecord, outside: datetime | None) -> RecipientError:
