@@ -362,3 +362,13 @@ def test_start_takes_the_number_off_and_a_plain_reply_is_only_stored() -> None:
         ("thanks", None),
     ]
     assert {r.provider for r in page(replies, after=None, limit=10).replies} == {ProviderName.TENCENT}
+
+
+def test_a_huawei_reply_without_its_optional_create_time_is_kept_as_sent_when_it_arrived() -> None:
+    """Huawei sends createTime only once the application is set to send it (是否必选: 否); its own sample has none.
+    Required until 2026-12-07: every reply of such an application, an opt-out among them, was refused and lost."""
+    body = b"from=%2B8615123456789&to=10690000&body=TD&smsMsgId=9692b5be-c427-4525-8e73-cf4a6ac5b3f7"
+    before = datetime.now(UTC)
+    (reply,) = huawei.parse_replies(body, "application/x-www-form-urlencoded").replies
+    assert (reply.from_number, reply.text) == ("+8615123456789", "TD")
+    assert before <= datetime.fromisoformat(reply.sent_at) <= datetime.now(UTC)

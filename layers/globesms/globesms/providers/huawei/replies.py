@@ -5,6 +5,10 @@ to operators: README, docs/consent.md). One reply per request, `application/x-ww
 status reports) or a JSON object: `smsMsgId`, `from` (the replying number), `to` (our number), `body` (1-160
 characters), `createTime` (ISO 8601, UTC when it names no offset). `smsMsgId` identifies the reply. Huawei reads
 only the HTTP status of the answer: `REPLY_ACK` is a plain JSON acknowledgement.
+
+`createTime` is optional (是否必选: 否): Huawei sends it only once the application is set to "接收上行短信回复时间"
+in the console. Without it the reply is taken as sent when it arrived. Until 2026-12-07 it was required, and every
+reply of an application without that setting, a STOP ("R", "TD") among them, was refused and acknowledged: lost.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class HuaweiReply(Model):
     from_number: str = Field(alias="from")
     to: str | None = Field(default=None, max_length=64)
     body: str = Field(min_length=1, max_length=10_000)
-    create_time: datetime = Field(alias="createTime")
+    create_time: datetime | None = Field(default=None, alias="createTime")
 
     @field_validator("from_number", mode="before")
     @classmethod
@@ -54,7 +58,9 @@ class HuaweiReply(Model):
 
     @field_validator("create_time", mode="after")
     @classmethod
-    def _utc_when_unsaid(cls, value: datetime) -> datetime:
+    def _utc_when_unsaid(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
         return in_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
     def reply(self) -> InboundReply:
@@ -63,7 +69,7 @@ class HuaweiReply(Model):
             from_number=self.from_number,
             to=self.to,
             text=self.body,
-            sent_at=iso(self.create_time),
+            sent_at=iso(self.create_time or datetime.now(UTC)),  # without createTime: when it arrived
             provider_ref=self.sms_msg_id,
         )
 
