@@ -484,3 +484,41 @@ def test_with_push_authentication_on_a_missing_key_or_secret_refuses_every_push(
     signed = signed_push()
     full = env | {"GLOBESMS_HUAWEI_APP_KEY": APP_KEY, "GLOBESMS_HUAWEI_APP_SECRET": APP_SECRET}
     assert push_signature_accepted(ProviderName.HUAWEI, full, **(request | {"headers": signed})) is True
+
+
+@pytest.mark.parametrize("left_in_secret", ["none", "", "yes"])
+def test_the_credentials_secret_cannot_switch_the_deployed_push_check_off(
+    left_in_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the application key and secret are taken from Huawei's credentials secret. Until 2026-12-07 all of it was
+    merged over the receipts function's environment, so an older secret still carrying
+    GLOBESMS_HUAWEI_RECEIPT_AUTH=none turned HuaweiReceiptAuth=aksk off (unsigned pushes accepted), and an invalid
+    value there made every push a 5xx (found by a review)."""
+    from globesms import secrets
+    from globesms.providers import receipt_environment
+    from globesms.receipts.auth import push_signature_accepted
+
+    stored = {
+        "globesms/huawei-receipts": {"GLOBESMS_HUAWEI_RECEIPT_TOKEN": "t" * 24},
+        "globesms/huawei": {
+            "GLOBESMS_HUAWEI_APP_KEY": APP_KEY,
+            "GLOBESMS_HUAWEI_APP_SECRET": APP_SECRET,
+            "GLOBESMS_HUAWEI_RECEIPT_AUTH": left_in_secret,
+        },
+    }
+    secrets.forget_stored_secrets()
+    monkeypatch.setattr(secrets, "read_secret", lambda name, force=False: stored[name])
+    env = {
+        "GLOBESMS_HUAWEI_RECEIPT_AUTH": "aksk",  # the template's HuaweiReceiptAuth=aksk
+        "GLOBESMS_HUAWEI_SECRET_NAME": "globesms/huawei",
+        "GLOBESMS_HUAWEI_RECEIPT_SECRET_NAME": "globesms/huawei-receipts",
+        "GLOBESMS_TABLE_NAME": "t",
+        "GLOBESMS_WEBHOOK_QUEUE_URL": "https://sqs.example/q",
+    }
+    merged = receipt_environment(ProviderName.HUAWEI, env)
+    assert merged["GLOBESMS_HUAWEI_RECEIPT_AUTH"] == "aksk"
+    unsigned = {"Content-Type": FORM_CONTENT_TYPE, "Host": PUSH_HOST}
+    request = {"method": "POST", "path": PUSH_PATH, "query": {}, "body": DOC_FORM, "now": NOW}
+    assert push_signature_accepted(ProviderName.HUAWEI, merged, headers=unsigned, **request) is False
+    assert push_signature_accepted(ProviderName.HUAWEI, merged, headers=signed_push(), **request) is True
+    secrets.forget_stored_secrets()

@@ -70,6 +70,10 @@ def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None
     return merged
 
 
+#: What a signed push is checked with (receipts/auth.py), the only values taken from Huawei's credentials secret.
+PUSH_KEY_VARIABLES = ("GLOBESMS_HUAWEI_APP_KEY", "GLOBESMS_HUAWEI_APP_SECRET")
+
+
 def _with_push_key(name: ProviderName, merged: dict[str, str]) -> dict[str, str]:
     """`merged` with the application's AK/SK from the provider's credentials secret, the last good one when it
     cannot be read (read again `FAILED_READ_RETRY_SECONDS` later, as the tokens are); without any while none has
@@ -81,12 +85,16 @@ def _with_push_key(name: ProviderName, merged: dict[str, str]) -> dict[str, str]
         return last_good_secret(secret_name, _json_object, retry_after=FAILED_READ_RETRY_SECONDS)
 
     try:
-        return provider_environment(name, merged, read=read)
+        with_secret = provider_environment(name, merged, read=read)
     except SecretUnavailable as exc:
         logger.error(
             "provider credentials unavailable; signed pushes refused", extra={"provider": str(name), "reason": str(exc)}
         )
         return merged
+    # The key and secret alone: the rest of the credentials secret never reaches the receipts function, and a key
+    # it still carries (an older secret's GLOBESMS_HUAWEI_RECEIPT_AUTH=none) cannot switch the deployed check off,
+    # as it did until 2026-12-07 (found by a review).
+    return {**merged, **{k: with_secret[k] for k in PUSH_KEY_VARIABLES if k in with_secret}}
 
 
 def _json_object(value: object) -> object:
