@@ -411,3 +411,24 @@ def test_a_queued_resend_and_its_failover_event_show_the_first_submit_once() -> 
     assert shown == [Status.ACCEPTED, Status.SUBMITTED, Status.UNDELIVERED, Status.QUEUED]
     (failover,) = [d for d in result.webhooks if d.event.type == "message.failover"]
     assert [e["status"] for e in failover.event.message["events"]].count("SUBMITTED") == 1
+
+
+def test_a_later_report_of_the_first_attempt_in_the_same_push_is_kept_as_the_first_attempts() -> None:
+    """Part 1 of a long Huawei message says UNDELIVERED (a route failure: resent through Tencent), part 2 in the same
+    push says DELIVRD. Part 2 is the first attempt's, kept as such and counted as a duplicate delivery, as it is
+    when it comes in a push of its own; until 2026-12-07 it was held for the message under Huawei, where nothing
+    reads it any more (found by a review)."""
+
+    def part(n: int, status: Status, code: str) -> DeliveryReport:
+        return DeliveryReport(
+            provider=H, provider_message_id="hw-1", status=status, raw_status=code, error_code=code,
+            to="+6591234567", provider_time="t1", part=n, parts=2,
+        )  # fmt: skip
+
+    store = MemoryStore()
+    store.messages["B.00000"] = record(provider="huawei", provider_message_id="hw-1", route=["huawei", "tencent"])
+    pushed = [part(1, Status.UNDELIVERED, "ROUTE_FAILURE"), part(2, Status.DELIVERED, "DELIVRD")]
+    result = record_push(pushed, store=store, now=NOW)
+    message = store.messages["B.00000"]
+    assert (message.provider, result.held, result.duplicate_deliveries) == (T, 0, 1)
+    assert any(e.get("earlier_attempt") for e in message.events or [])

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from globesms.domain.clock import iso
+from globesms.domain.history import earlier_attempt
 from globesms.domain.status import UNDELIVERED_OUTCOMES, Status
 from globesms.errors import DispatchCode
 from globesms.models.outbound import ProviderName
@@ -277,7 +278,10 @@ def _record(
         return None
     if message is not None and takes_receipts_for(message, report.provider, pmid):
         return _count(apply_events(store, message, [event], pmid, now, failover=True), now, result)
-    if message is None and _earlier_attempt(report, event, store, now, result):
+    # No message for it, or one a resend took away from the attempt it is about (a report earlier in the same push
+    # resent it, and the push's lookups were made before): the first attempt's receipt, kept as such.
+    left = message is not None and earlier_attempt(message.events) == (report.provider, pmid)
+    if (message is None or left) and _earlier_attempt(report, event, store, now, result):
         return None
     newly_held = store.hold_receipt(
         report.provider, pmid, held_event(event, report.to), message.id if message else None
