@@ -432,3 +432,23 @@ def test_a_later_report_of_the_first_attempt_in_the_same_push_is_kept_as_the_fir
     message = store.messages["B.00000"]
     assert (message.provider, result.held, result.duplicate_deliveries) == (T, 0, 1)
     assert any(e.get("earlier_attempt") for e in message.events or [])
+
+
+def test_a_sending_step_names_the_provider_it_happened_at_after_the_message_moved_on() -> None:
+    """An unknown outcome at Alibaba, its resend failed over to Tencent (Alibaba's breaker open): the SENDING steps
+    are Alibaba's, not the provider the message is on now (found by a review of the history's providers)."""
+    from globesms.accept.queries import history
+    from globesms.dispatch.records import outcome_records
+    from globesms.dispatch.unknown_outcomes import resend_packs
+    from globesms.errors import ErrorCategory, ProviderError
+    from globesms.models.outbound import SendOutcome
+
+    pack = resend_pack(record(status="QUEUED", provider_message_id=None, submitted_at=None))
+    timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
+    (sending,) = outcome_records(pack, [(0, SendOutcome(message_id="B.00000", error=timeout))], NOW)
+    (resent,) = resend_packs(pack.model_copy(update={"recipients": [
+        pack.recipients[0].model_copy(update={"history": sending.events})
+    ]}), {"B.00000"}, now=NOW + timedelta(minutes=15))  # fmt: skip
+    steps = resent.recipients[0].history or []
+    moved = record(provider="tencent", provider_message_id="tc-1", events=steps, submitted_at=iso(NOW))
+    assert {e.provider for e in history(moved) if e.status is Status.SENDING} == {A}

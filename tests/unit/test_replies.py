@@ -4,12 +4,13 @@ reply does (stored once, keyword applied, forwarded as message.received)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from globesms.consent import optouts
+from globesms.domain.clock import iso
 from globesms.models.outbound import ProviderName
 from globesms.models.webhooks import WebhookDelivery
 from globesms.providers.aliyun import replies as aliyun
@@ -368,7 +369,30 @@ def test_a_huawei_reply_without_its_optional_create_time_is_kept_as_sent_when_it
     """Huawei sends createTime only once the application is set to send it (是否必选: 否); its own sample has none.
     Required until 2026-12-07: every reply of such an application, an opt-out among them, was refused and lost."""
     body = b"from=%2B8615123456789&to=10690000&body=TD&smsMsgId=9692b5be-c427-4525-8e73-cf4a6ac5b3f7"
-    before = datetime.now(UTC)
     (reply,) = huawei.parse_replies(body, "application/x-www-form-urlencoded").replies
-    assert (reply.from_number, reply.text) == ("+8615123456789", "TD")
-    assert before <= datetime.fromisoformat(reply.sent_at) <= datetime.now(UTC)
+    assert (reply.from_number, reply.text, reply.sent_at) == ("+8615123456789", "TD", None)  # the provider's: none
+    wired, replies, _, _ = deps(callback="")
+    assert record_replies([reply], wired, NOW).opted_out == 1
+    assert [r.sent_at for r in page(replies, after=None, limit=10).replies] == [iso(NOW)]  # when it arrived
+
+
+HUAWEI_TD = b"from=%2B8615123456789&to=10690000&body=TD&smsMsgId=9692b5be-c427-4525-8e73-cf4a6ac5b3f7"
+HUAWEI_START = b"from=%2B8615123456789&to=10690000&body=START&smsMsgId=11111111-c427-4525-8e73-cf4a6ac5b3f7"
+
+
+def _huawei_push(body: bytes, wired: ReplyDeps, at: datetime) -> Any:
+    return record_replies(huawei.parse_replies(body, "application/x-www-form-urlencoded").replies, wired, at)
+
+
+def test_a_huawei_reply_without_create_time_pushed_again_is_a_repeat_and_keeps_its_place() -> None:
+    """Without createTime a reply is taken as sent when it first arrived, and a repeat finds that time: pushed again,
+    it is a duplicate, and a START pushed again after a later STOP does not opt the number back in. Keyed by each
+    push's arrival, a repeat was a new reply (found by a review of the change that accepted such replies)."""
+    wired, replies, opt_outs, _ = deps(callback="")
+    _huawei_push(HUAWEI_START, wired, NOW)
+    _huawei_push(HUAWEI_TD, wired, NOW + timedelta(minutes=1))
+    again = _huawei_push(HUAWEI_START, wired, NOW + timedelta(minutes=5))  # the START's push, repeated
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert optouts.get(opt_outs, "+8615123456789") is not None
+    listed = page(replies, after=None, limit=10).replies
+    assert [(r.text, r.sent_at) for r in listed] == [("START", iso(NOW)), ("TD", iso(NOW + timedelta(minutes=1)))]

@@ -295,9 +295,9 @@ class GuardrailsSettings(SettingsDeclaration):
         description="an SSM path, e.g. `/globesms/guardrails`: its parameters `prices`, `permissions` and `limits` "
         "(JSON, docs/guardrails.md) replace the shipped documents, each re-read every 5 minutes; an absent one is "
         "the shipped document; an invalid or unreadable one leaves the last good document in force, and an API or "
-        "intake process that has read none yet sends nothing (503 GUARDRAILS_UNAVAILABLE) rather than fall back to "
-        "the shipped one; a dispatcher (which reads the prices only, for a failover or a resend) then keeps the "
-        "message's estimate",
+        "intake process that has read none yet accepts nothing (the API answers 503 GUARDRAILS_UNAVAILABLE; the "
+        "intake tries the body again later) rather than fall back to the shipped one; a dispatcher (which reads "
+        "the prices only, for a failover or a resend) then keeps the message's estimate",
     )
 
     def parameter(self, document: str) -> str:

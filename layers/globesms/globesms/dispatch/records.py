@@ -68,7 +68,8 @@ def outcome_records(
         status = _status_after(error)
         steps = list(recipient.history or [])  # e.g. the provider it failed over from
         if status is Status.SENDING and error is not None:
-            steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp).to_item())
+            # Named: a resend of it may fail over elsewhere, and the API's history says where each step happened.
+            steps.append(HistoryStep(SENDING_STEP, Status.SENDING, error.code, stamp, provider=pack.provider).to_item())
         records.append(
             MessageRecord(
                 **fields[recipient.c],

@@ -48,7 +48,12 @@ class InboundReply(Model):
     from_number: str = Field(description="the person who replied, E.164")
     to: str | None = Field(default=None, description="what the reply was addressed to: our number, code or extension")
     text: str
-    sent_at: str = Field(description="when the person sent it, as the provider says (ISO 8601, UTC)")
+    sent_at: str | None = Field(
+        default=None,
+        description="when the person sent it, as the provider says (ISO 8601, UTC); None when the provider gives no "
+        "time (Huawei without createTime): its first arrival's is used, kept so that a repeat is keyed the same "
+        "(replies.record)",
+    )
     provider_ref: str
 
     @property

@@ -55,9 +55,31 @@ def reply_sk(reply: InboundReply) -> str:
     return f"{reply.sent_at}#{reply.reply_id}"
 
 
+#: Where the first arrival of a reply without a time of its own is kept: a partition of its own per owner, which the
+#: replies' listing (`page`) never reads.
+ARRIVALS_SUFFIX = "#arrivals"
+
+
+def with_own_time(reply: InboundReply, deps: ReplyDeps, now: datetime) -> InboundReply:
+    """`reply` with a `sent_at`: its provider's, else when it first arrived, kept (a conditional put under its id)
+    the first time and read back on every repeat. With the arrival of each push instead, a repeat was stored and
+    applied again as a new reply, and a START pushed again after a later STOP opted the number back in (found by a
+    review)."""
+    if reply.sent_at is not None:
+        return reply
+    first = deps.replies.put_reply(
+        deps.owner + ARRIVALS_SUFFIX,
+        reply.reply_id,
+        {"sent_at": iso(now), "expires_at": _expiry(now, deps.retention_days)},
+    )
+    sent_at = iso(now) if first is None else str(first.get("sent_at") or iso(now))
+    return reply.model_copy(update={"sent_at": sent_at})
+
+
 def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: datetime) -> RepliesResult:
     result = RepliesResult()
-    for reply in replies:
+    for reply in (with_own_time(r, deps, now) for r in replies):
+        assert reply.sent_at is not None
         matched = deps.keywords.match(reply.text)
         view = ReplyView(
             id=reply.reply_id,

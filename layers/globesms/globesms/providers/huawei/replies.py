@@ -7,8 +7,10 @@ characters), `createTime` (ISO 8601, UTC when it names no offset). `smsMsgId` id
 only the HTTP status of the answer: `REPLY_ACK` is a plain JSON acknowledgement.
 
 `createTime` is optional (是否必选: 否): Huawei sends it only once the application is set to "接收上行短信回复时间"
-in the console. Without it the reply is taken as sent when it arrived. Until 2026-12-07 it was required, and every
-reply of an application without that setting, a STOP ("R", "TD") among them, was refused and acknowledged: lost.
+in the console. Without it the reply is taken as sent when it first arrived (`replies.record`: a repeat keeps that
+time, so it is still a repeat, and its keyword keeps its place in the person's order). Until 2026-12-07 it was
+required, and every reply of an application without that setting, a STOP ("R", "TD") among them, was refused and
+acknowledged: lost.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class HuaweiReply(Model):
             from_number=self.from_number,
             to=self.to,
             text=self.body,
-            sent_at=iso(self.create_time or datetime.now(UTC)),  # without createTime: when it arrived
+            sent_at=None if self.create_time is None else iso(self.create_time),  # none: its first arrival's
             provider_ref=self.sms_msg_id,
         )
 
