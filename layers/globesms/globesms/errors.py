@@ -157,7 +157,8 @@ class RecipientCode(_Code):
     )
     QUIET_HOURS_VALIDITY = (
         "QUIET_HOURS_VALIDITY",
-        "MKT inside the number's quiet hours, and its validity lapses before they end: never sent",
+        "MKT inside the number's quiet hours, and its validity lapses before they end (or with them: not a whole "
+        "second left to send it): never sent",
     )
     # Guardrails (docs/guardrails.md)
     COUNTRY_NOT_ALLOWED = (
