@@ -95,9 +95,10 @@ def charged_moves(
     """The packs a failover queues (`moved`, by provider), their differences charged once (`moved_charges`), each
     recipient's cost the one the ledger's charge says. `taking_over`: a dispatcher that died may have charged them
     before, with its own price table (their charges are read back: one Query). When the ledger fails (logged), they
-    move anyway (an accepted message is delivered if a provider can) with the price and cost each recipient
-    carried before, so that what its record says, and a later release gives back, is what was reserved for it; a
-    takeover that moves them again charges them then. Without a ledger: as they are."""
+    move anyway (an accepted message is delivered if a provider can), each costing what its charge says if one was
+    made (read back), else what it carried before, so that what its record says, and a later release gives back,
+    is what the counters hold for it; a takeover that moves them again charges the rest then. Without a ledger: as
+    they are."""
     packs = {provider: list(ps) for provider, ps in moved.items()}
     if ledger is None or not packs:
         return packs
