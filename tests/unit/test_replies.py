@@ -49,6 +49,12 @@ NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
         ("\ufeffSTOP", "STOP", KeywordAction.OPT_OUT),
         ("\u200bstop\u200b", "STOP", KeywordAction.OPT_OUT),
         ("« Stop »", "STOP", KeywordAction.OPT_OUT),
+        # Symbols and emoji around it (until 2026-12-07 such a reply was only stored, the person still texted).
+        ("STOP 🛑", "STOP", KeywordAction.OPT_OUT),
+        ("<STOP>", "STOP", KeywordAction.OPT_OUT),
+        ("STOP+", "STOP", KeywordAction.OPT_OUT),
+        ("stop ✋🏽", "STOP", KeywordAction.OPT_OUT),  # a skin-tone modifier
+        ("❤️ START ❤️", "START", KeywordAction.OPT_IN),  # with its variation selector
         ("Start!", "START", KeywordAction.OPT_IN),
         ("start", "START", KeywordAction.OPT_IN),
         ("Unstop", "UNSTOP", KeywordAction.OPT_IN),
@@ -60,7 +66,22 @@ def test_keywords_match_whatever_the_case_and_spacing(text: str, keyword: str, a
 
 
 @pytest.mark.parametrize(
-    "text", ["please stop", "STOP IT", "stopp", "the end", "", "   ", "T T", "是", "S.T.O.P", "?!", "stop, thanks"]
+    "text",
+    [
+        "please stop",
+        "STOP IT",
+        "stopp",
+        "the end",
+        "",
+        "   ",
+        "T T",
+        "是",
+        "S.T.O.P",
+        "?!",
+        "stop, thanks",
+        "🛑",
+        "STOP😡NOW",
+    ],
 )
 def test_a_keyword_inside_a_sentence_is_not_one(text: str) -> None:
     assert shipped().match(text) is None
@@ -80,6 +101,7 @@ def test_the_keyword_sets_are_data_an_override_replaces_them() -> None:
         ('{"opt_out": []}', "opt_out"),
         ('{"opt_out": ["STOP"], "stop": ["x"]}', "stop"),
         ('{"opt_out": ["STOP"], "opt_in": ["stop"]}', "share keywords"),
+        ('{"opt_out": ["STOP", "🛑"]}', "a letter or digit"),  # would match every reply of emoji alone
         ("not json", "keywords"),
     ],
 )

@@ -46,8 +46,10 @@ class KeywordSets(Model):
 def folded(text: str) -> str:
     """NFKC (full-width letters are plain ones), case folded, whitespace collapsed, trimmed: of whitespace, of the
     punctuation people end a word with ("Stop.", "STOP!", "退订。": a person who wrote that asked to be removed as
-    much as one who wrote "STOP") and of invisible format characters (a BOM or a zero-width space a keyboard put
-    in front). Punctuation inside ("S.T.O.P") stays: such a reply is only stored."""
+    much as one who wrote "STOP"), of the symbols and emoji people put around it ("STOP 🛑", "<STOP>", "STOP+",
+    with their variation selectors: until 2026-12-07 such a reply was only stored, the person still texted) and of
+    invisible format characters (a BOM or a zero-width space a keyboard put in front). Punctuation or a symbol
+    inside ("S.T.O.P", "STOP😡NOW") stays: such a reply is only stored."""
     visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
     return _trimmed(" ".join(visible.casefold().split()))
 
@@ -62,7 +64,13 @@ def _trimmed(text: str) -> str:
 
 
 def _edge(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char).startswith("P")
+    category = unicodedata.category(char)
+    return char.isspace() or category[0] in "PS" or _variation_selector(char)
+
+
+def _variation_selector(char: str) -> bool:
+    """U+FE00-FE0F and U+E0100-E01EF: they only choose how the emoji before them is drawn ("❤️" is ❤ and U+FE0F)."""
+    return "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef"
 
 
 def parse_keywords(document: str) -> KeywordSets:
@@ -71,6 +79,9 @@ def parse_keywords(document: str) -> KeywordSets:
         sets = KeywordSets.model_validate_json(document)
     except ValidationError as exc:
         raise ValueError(describe(exc, default="keywords")) from None
+    blank = sorted(k for k in (*sets.opt_out, *sets.opt_in) if not folded(k))
+    if blank:  # all punctuation, symbols or spaces: it would match every reply of emoji alone
+        raise ValueError(f"keywords must have a letter or digit once trimmed: {blank}")
     both = {folded(k) for k in sets.opt_out} & {folded(k) for k in sets.opt_in}
     if both:
         raise ValueError(f"opt_out and opt_in share keywords: {sorted(both)}")
