@@ -81,10 +81,22 @@ def test_keywords_match_whatever_the_case_and_spacing(text: str, keyword: str, a
         "stop, thanks",
         "🛑",
         "STOP😡NOW",
+        *("R$", "T👍", "£T", "R ✔️"),  # a single letter among symbols is no opt-out
     ],
 )
 def test_a_keyword_inside_a_sentence_is_not_one(text: str) -> None:
     assert shipped().match(text) is None
+
+
+def test_an_override_keyword_written_with_a_symbol_matches_as_written_first() -> None:
+    """An override that worked before symbols were trimmed still loads and means what it said: "🛑" opts out, and
+    "STOP+" in opt_in is not the opt_out STOP (refused as shared until a review of the trimming caught it: every
+    reply push then failed on the setting)."""
+    custom = keyword_sets(json.dumps({"opt_out": ["STOP", "🛑"], "opt_in": ["STOP+"]}))
+    assert custom.match("🛑") == ("🛑", KeywordAction.OPT_OUT)
+    assert custom.match("stop+") == ("STOP+", KeywordAction.OPT_IN)
+    assert custom.match("STOP 🛑") == ("STOP", KeywordAction.OPT_OUT)
+    assert custom.match("🙂") is None
 
 
 def test_the_keyword_sets_are_data_an_override_replaces_them() -> None:
@@ -101,7 +113,6 @@ def test_the_keyword_sets_are_data_an_override_replaces_them() -> None:
         ('{"opt_out": []}', "opt_out"),
         ('{"opt_out": ["STOP"], "stop": ["x"]}', "stop"),
         ('{"opt_out": ["STOP"], "opt_in": ["stop"]}', "share keywords"),
-        ('{"opt_out": ["STOP", "🛑"]}', "a letter or digit"),  # would match every reply of emoji alone
         ("not json", "keywords"),
     ],
 )

@@ -8,7 +8,12 @@ from operator import attrgetter
 from typing import Any
 
 from globesms.counts.tally import batch_counts
-from globesms.domain.history import FIRST_SUBMITTED_STEP, earlier_attempt
+from globesms.domain.history import (
+    FIRST_SUBMITTED_STEP,
+    RESEND_AFTER_UNKNOWN_OUTCOME_STEP,
+    SENDING_STEP,
+    earlier_attempt,
+)
 from globesms.domain.status import Status
 from globesms.models.outbound import ProviderName
 from globesms.models.records import BatchRecord, MessageRecord
@@ -54,7 +59,13 @@ def history(record: MessageRecord) -> list[MessageEvent]:
     elif record.status is Status.FAILED:
         events.append(MessageEvent(type="status", status=record.status, at=record.updated_at, provider=record.provider))
     first_attempt = earlier_attempt(record.events)
+    sending_at: ProviderName | None = None  # where the last SENDING step named happened: its resend's too
     for event in record.events or ():
+        provider = _provider_of(event, record, first_attempt)
+        if event.get("id") == SENDING_STEP and event.get("provider"):
+            sending_at = provider
+        elif event.get("id") == RESEND_AFTER_UNKNOWN_OUTCOME_STEP and sending_at is not None:
+            provider = sending_at  # written without a provider (its pack's split is measured with it)
         events.append(
             MessageEvent(
                 type="status" if event.get("type") == "status" else "receipt",
@@ -66,7 +77,7 @@ def history(record: MessageRecord) -> list[MessageEvent]:
                 provider_time=event.get("provider_time"),
                 part=event.get("part"),
                 parts=event.get("parts"),
-                provider=_provider_of(event, record, first_attempt),
+                provider=provider,
             )
         )
     return sorted(events, key=_event_time)

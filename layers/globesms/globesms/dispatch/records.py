@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from globesms.domain.clock import iso
-from globesms.domain.history import HistoryStep
+from globesms.domain.history import SENDING_STEP, HistoryStep
 from globesms.domain.status import Status
 from globesms.errors import DispatchCode, ErrorCategory, ProviderError, RecipientCode
 from globesms.models.outbound import SendOutcome
@@ -26,7 +26,6 @@ from globesms.stats.record import record_outcomes
 
 DEFAULT_DEADLINES = DeadlinePolicy()
 
-SENDING_STEP = "sending"
 LAPSED_STEP = "validity_lapsed"
 VALIDITY_LAPSED = DispatchCode.VALIDITY_LAPSED
 

@@ -138,9 +138,9 @@ def resend_packs(pack: DispatchPack, resent: Collection[str], *, now: datetime) 
     a full pack of 1,000 past SQS's 256 KiB: SQS refused it at every receive and none was ever settled). The split is
     of all the settle pack's recipients, as if every one were resent: a repeat of the settle, after a receipt
     settled some meanwhile, queues each pack id again with the same recipients or fewer, never others."""
-    step = HistoryStep(
-        RESEND_AFTER_UNKNOWN_OUTCOME_STEP, Status.SENDING, EXPIRED_CODE, iso(now), provider=pack.provider
-    ).to_item()
+    # No provider named: the split is measured with the step, and a settle repeated across a deploy must split the
+    # same (the API's history takes it as the SENDING step's before it: accept/queries.py).
+    step = HistoryStep(RESEND_AFTER_UNKNOWN_OUTCOME_STEP, Status.SENDING, EXPIRED_CODE, iso(now)).to_item()
     stepped = [r.model_copy(update={"history": [*(r.history or []), step]}) for r in pack.recipients]
     packs: list[DispatchPack] = []
     for n, group in enumerate(_within_budget(pack, stepped)):

@@ -27,6 +27,8 @@ RECEIPT_FAILOVER_STEP = "receipt-failover"
 #: The id of the step, written with `RECEIPT_FAILOVER_STEP`, that keeps when (and through which provider) the first
 #: attempt was submitted: the record's `submitted_at` is the resend's once it is sent.
 FIRST_SUBMITTED_STEP = "first-attempt-submitted"
+#: The id of the step that made a message SENDING after an unknown outcome (dispatch/records.py).
+SENDING_STEP = "sending"
 #: The id of the step that sent a message once more after its outcome stayed unknown (policy `resend`).
 RESEND_AFTER_UNKNOWN_OUTCOME_STEP = "resend-after-unknown-outcome"
 

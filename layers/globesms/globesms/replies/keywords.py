@@ -10,6 +10,7 @@ a word inside a sentence is not a request to be removed (and "T" alone as a subs
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -32,40 +33,53 @@ class KeywordSets(Model):
     opt_in: frozenset[str] = Field(default_factory=frozenset)
 
     def match(self, text: str) -> tuple[str, KeywordAction] | None:
-        """The keyword `text` is (as written in the sets) and what it does, or None."""
-        said = folded(text)
-        for keyword in sorted(self.opt_out):
-            if folded(keyword) == said:
-                return keyword, KeywordAction.OPT_OUT
-        for keyword in sorted(self.opt_in):
-            if folded(keyword) == said:
-                return keyword, KeywordAction.OPT_IN
+        """The keyword `text` is (as written in the sets) and what it does, or None. First as written, trimmed of
+        whitespace and punctuation (`folded`); then, for a reply of two letters or more once trimmed of the
+        symbols and emoji around it too (`stripped`): "STOP 🛑" is STOP, but "R$" or "T👍" is no single-letter
+        opt-out, and a keyword written with a symbol ("STOP+", an emoji) still matches as written first."""
+        return self._find(folded(text), folded) or self._find(stripped(text), stripped, at_least=2)
+
+    def _find(self, said: str, fold: Callable[[str], str], *, at_least: int = 1) -> tuple[str, KeywordAction] | None:
+        if len(said) < at_least:
+            return None
+        for action, keywords in ((KeywordAction.OPT_OUT, self.opt_out), (KeywordAction.OPT_IN, self.opt_in)):
+            for keyword in sorted(keywords):
+                if fold(keyword) == said:
+                    return keyword, action
         return None
 
 
 def folded(text: str) -> str:
     """NFKC (full-width letters are plain ones), case folded, whitespace collapsed, trimmed: of whitespace, of the
     punctuation people end a word with ("Stop.", "STOP!", "退订。": a person who wrote that asked to be removed as
-    much as one who wrote "STOP"), of the symbols and emoji people put around it ("STOP 🛑", "<STOP>", "STOP+",
-    with their variation selectors: until 2026-12-07 such a reply was only stored, the person still texted) and of
-    invisible format characters (a BOM or a zero-width space a keyboard put in front). Punctuation or a symbol
-    inside ("S.T.O.P", "STOP😡NOW") stays: such a reply is only stored."""
+    much as one who wrote "STOP") and of invisible format characters (a BOM or a zero-width space a keyboard put
+    in front). Punctuation inside ("S.T.O.P") stays: such a reply is only stored."""
     visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
-    return _trimmed(" ".join(visible.casefold().split()))
+    return _trimmed(" ".join(visible.casefold().split()), _punctuation)
 
 
-def _trimmed(text: str) -> str:
+def stripped(text: str) -> str:
+    """`folded`, and trimmed of the symbols and emoji around it as well ("STOP 🛑", "<STOP>", with their
+    variation selectors and skin tones; until 2026-12-07 such a reply was only stored, and the person still
+    texted). A symbol inside ("STOP😡NOW") stays."""
+    return _trimmed(folded(text), _punctuation_or_symbol)
+
+
+def _trimmed(text: str, edge: Callable[[str], bool]) -> str:
     start, end = 0, len(text)
-    while start < end and _edge(text[start]):
+    while start < end and edge(text[start]):
         start += 1
-    while end > start and _edge(text[end - 1]):
+    while end > start and edge(text[end - 1]):
         end -= 1
     return text[start:end]
 
 
-def _edge(char: str) -> bool:
-    category = unicodedata.category(char)
-    return char.isspace() or category[0] in "PS" or _variation_selector(char)
+def _punctuation(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("P")
+
+
+def _punctuation_or_symbol(char: str) -> bool:
+    return _punctuation(char) or unicodedata.category(char).startswith("S") or _variation_selector(char)
 
 
 def _variation_selector(char: str) -> bool:
@@ -79,9 +93,6 @@ def parse_keywords(document: str) -> KeywordSets:
         sets = KeywordSets.model_validate_json(document)
     except ValidationError as exc:
         raise ValueError(describe(exc, default="keywords")) from None
-    blank = sorted(k for k in (*sets.opt_out, *sets.opt_in) if not folded(k))
-    if blank:  # all punctuation, symbols or spaces: it would match every reply of emoji alone
-        raise ValueError(f"keywords must have a letter or digit once trimmed: {blank}")
     both = {folded(k) for k in sets.opt_out} & {folded(k) for k in sets.opt_in}
     if both:
         raise ValueError(f"opt_out and opt_in share keywords: {sorted(both)}")
