@@ -100,8 +100,8 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         raise PackBusy(pack.pack_id)
     if pack.purpose == "settle":
         return settle_unknown(pack, deps, now=now)
-    as_queued = pack
-    if is_resend_pack(pack):  # priced for this provider before anything, a takeover's records included
+    as_queued, resending = pack, is_resend_pack(pack)
+    if resending:  # priced for this provider before anything, a takeover's records included
         pack = resend_repriced(pack, deps.price_table())
     if claim is Claim.STALE:
         takeover = take_over_hold(pack, deps, now=now)
@@ -120,7 +120,7 @@ def dispatch_pack(pack: DispatchPack, deps: DispatchDeps, *, now: datetime, last
         raise
     if held is not None:
         return held
-    if is_resend_pack(pack):
+    if resending:
         _charge_resend(pack, as_queued, deps, now=now, last_receive=last_attempt)
     return _send_pack(pack, deps, now=now, last_receive=last_attempt)
 

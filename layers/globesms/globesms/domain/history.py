@@ -38,12 +38,6 @@ def has_step(history: Sequence[Mapping[str, Any]] | None, *step_ids: str) -> boo
     return any(entry.get("id") in step_ids for entry in history or ())
 
 
-def step_provider(history: Sequence[Mapping[str, Any]] | None, step_id: str) -> ProviderName | None:
-    """The provider the first step `step_id` of `history` names (the one it left), if any."""
-    step = next((e for e in history or () if e.get("id") == step_id), None)
-    return ProviderName(step["provider"]) if step is not None and step.get("provider") else None
-
-
 def earlier_attempt(history: Sequence[Mapping[str, Any]] | None) -> tuple[ProviderName, str] | None:
     """The provider and provider message id the resend after an UNDELIVERED receipt left (its step keeps both)."""
     step = next((e for e in history or () if e.get("id") == RECEIPT_FAILOVER_STEP), None)

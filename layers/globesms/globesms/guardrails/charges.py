@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
-from globesms.domain.history import RECEIPT_FAILOVER_STEP, step_provider
+from globesms.domain.history import earlier_attempt
 from globesms.domain.money import estimate, money
 from globesms.guardrails.ports import Charge, ChargeMade, DispatchSpend, SpendCharges
 from globesms.guardrails.spend import month_of, scopes_of
@@ -110,32 +110,28 @@ def charged_moves(
     except Exception:
         # Maybe partly made (a transaction of 90 each): each recipient carries what its charge, if any, says.
         logger.exception("failover's spend difference not charged", extra={"recipients": len(amounts)})
-        return _priced_as_charged(
-            ledger, pack, packs, unread={p: [_priced_as(x, pack, {}) for x in ps] for p, ps in packs.items()}
-        )
+        return _priced_as_charged(ledger, pack, packs, all_charged=False)
     if added == sum(amounts.values(), Decimal(0)) and not taking_over and pack.redrive_of is None:
         return packs
     # Some may have been charged before (a takeover, a redrive moving them again), maybe under another price table
     # (changed since, or unreadable now): each recipient carries what its charge says, or a release would give back
-    # what was never charged. Unreadable: as this attempt priced them (each is charged now, made here or before,
-    # most likely under the same table).
-    return _priced_as_charged(ledger, pack, packs, unread=packs)
+    # what was never charged.
+    return _priced_as_charged(ledger, pack, packs, all_charged=True)
 
 
 def _priced_as_charged(
-    ledger: DispatchSpend,
-    pack: DispatchPack,
-    packs: Mapping[ProviderName, list[DispatchPack]],
-    *,
-    unread: Mapping[ProviderName, list[DispatchPack]],
+    ledger: DispatchSpend, pack: DispatchPack, packs: Mapping[ProviderName, list[DispatchPack]], *, all_charged: bool
 ) -> dict[ProviderName, list[DispatchPack]]:
     """`packs` with each recipient costing what `pack` carried plus the charge its move holds in the ledger (one
-    Query of the batch's charges); `unread` when that cannot be read (logged)."""
+    Query of the batch's charges). When that cannot be read (logged): as this attempt priced them if `all_charged`
+    (each charged now, here or before, most likely under the same table), else as they were carried."""
     try:
         made = {m.charge: m.amount for m in ledger.batch_charges(pack.batch_id)}
     except Exception:
         logger.exception("failover charges unreadable: moved recipients keep their best known cost")
-        return dict(unread)
+        if all_charged:
+            return dict(packs)
+        made = {}
     return {provider: [_priced_as(p, pack, made) for p in ps] for provider, ps in packs.items()}
 
 
@@ -205,11 +201,10 @@ def charges_since_resend(
     """The charges a resend after an UNDELIVERED receipt may have made for a message now on `provider`: its own,
     at the provider after the one its first attempt was on (`history`'s resend step), and the moves from there at
     dispatch, to each provider of its `route` up to `provider`. None when it was not resent so."""
-    left = step_provider(history, RECEIPT_FAILOVER_STEP)
+    left = _first_attempt_provider(history)
     providers = list(route or ())
-    if left not in providers or provider not in providers:
+    if left is None or left not in providers or provider not in providers:
         return []
-    assert left is not None
     start, end = providers.index(left) + 1, providers.index(provider)
     if start > end:
         return []
@@ -227,7 +222,7 @@ def reserved_share(record: MessageRecord, made: Sequence[ChargeMade]) -> Decimal
     mine = [m for m in made if m.charge.message_id == record.id]
     moves = {m.charge.provider: m.amount for m in mine if m.charge.kind == "move"}
     resend = next((m for m in mine if m.charge.kind == "resend" and m.carried is not None), None)
-    left = step_provider(record.events, RECEIPT_FAILOVER_STEP)
+    left = _first_attempt_provider(record.events)
     if resend is not None and resend.carried is not None and left is not None and left.value in route:
         return resend.carried - _moves_up_to(moves, route, left.value)
     if record.provider.value not in route:
@@ -238,3 +233,9 @@ def reserved_share(record: MessageRecord, made: Sequence[ChargeMade]) -> Decimal
 def _moves_up_to(moves: Mapping[str, Decimal], route: Sequence[str], provider: str) -> Decimal:
     reached = set(route[: route.index(provider) + 1])
     return sum((amount for target, amount in moves.items() if target in reached), Decimal(0))
+
+
+def _first_attempt_provider(history: Sequence[Mapping[str, Any]] | None) -> ProviderName | None:
+    """The provider a resend after an UNDELIVERED receipt left (`domain.history.earlier_attempt`), or None."""
+    left = earlier_attempt(history)
+    return None if left is None else left[0]

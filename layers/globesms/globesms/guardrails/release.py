@@ -41,18 +41,23 @@ from globesms.models.records import MessageRecord, message_id
 logger = logging.getLogger(__name__)
 
 
-def never_reached_a_provider(record: MessageRecord) -> bool:
-    """Its cost can be given back: no attempt of it reached a provider, nor may have. A resend's record (after an
-    UNDELIVERED receipt, or an unknown outcome) does not qualify however the resend ends: its first attempt did
-    reach one, or may have (`domain.history.sent_before`)."""
+def _ended_unsent(record: MessageRecord) -> bool:
+    """Its current attempt ended without reaching its provider, nor possibly so: FAILED or CANCELED without a
+    provider message id and not an unknown outcome, or EXPIRED for its validity before any call."""
     lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
     return (
         (record.status in (Status.FAILED, Status.CANCELED) or lapsed)
         and record.provider_message_id is None
         and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
-        and bool(record.cost)
-        and Decimal(record.cost or 0) > 0
-        and not sent_before(record.events)
+    )
+
+
+def never_reached_a_provider(record: MessageRecord) -> bool:
+    """Its cost can be given back: no attempt of it reached a provider, nor may have. A resend's record (after an
+    UNDELIVERED receipt, or an unknown outcome) does not qualify however the resend ends: its first attempt did
+    reach one, or may have (`domain.history.sent_before`)."""
+    return (
+        _ended_unsent(record) and bool(record.cost) and Decimal(record.cost or 0) > 0 and not sent_before(record.events)
     )
 
 
@@ -60,13 +65,7 @@ def resend_never_reached(record: MessageRecord) -> bool:
     """A resend after an UNDELIVERED receipt that ended without reaching the provider it went to (as
     `never_reached_a_provider` says, but for its first attempt): what was charged for it is given back; the first
     attempt's reservation is not (that provider took it)."""
-    lapsed = record.status is Status.EXPIRED and record.error_code == DispatchCode.VALIDITY_LAPSED
-    return (
-        (record.status in (Status.FAILED, Status.CANCELED) or lapsed)
-        and record.provider_message_id is None
-        and record.error_category != ErrorCategory.UNKNOWN_OUTCOME
-        and has_step(record.events, RECEIPT_FAILOVER_STEP)
-    )
+    return _ended_unsent(record) and has_step(record.events, RECEIPT_FAILOVER_STEP)
 
 
 def release_unsent(ledger: SpendReleases, records: Sequence[MessageRecord]) -> Decimal:
