@@ -4,6 +4,7 @@ process exits, the runner starts it again, and a stream source goes on from the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -196,3 +197,36 @@ def test_unreadable_positions_start_at_the_end(tmp_path: Path) -> None:
 
     assert handed == []
     assert json.loads(positions.read_text()) == {"after": {"shard-1": "000001"}, "trying": None}
+
+
+class ScriptedReads:
+    """A reader whose reads hand over so many records each, in turn; a stop that notes each wait and ends the loop
+    when the reads are used up."""
+
+    def __init__(self, handed: list[int]) -> None:
+        self.handed = list(handed)
+        self.waits: list[float] = []
+
+    def read(self) -> int:
+        return self.handed.pop(0)
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return True
+
+    def is_set(self) -> bool:
+        return not self.handed
+
+
+@pytest.mark.parametrize(
+    ("window", "handed", "waits"),
+    [
+        (2, [3, 0, 1000], [2, 2, 2]),  # a window: one read per window, whatever a read found (as Lambda gathers)
+        (0, [3, 0, 5, 4], [streams.IDLE_SLEEP_SECONDS]),  # none: again at once after records, a pause after none
+    ],
+)
+def test_a_stream_is_read_once_per_batching_window(window: int, handed: list[int], waits: list[float]) -> None:
+    scripted = ScriptedReads(handed)
+    source = dataclasses.replace(SOURCE, maximum_batching_window_seconds=window)
+    streams.StreamPoller(scripted, source).run(scripted)  # type: ignore[arg-type]
+    assert scripted.waits == waits
