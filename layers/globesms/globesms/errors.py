@@ -256,7 +256,8 @@ class ProviderCallCode(_Code):
     )
     MESSAGE_ID_LIST_MISMATCH = (
         "MESSAGE_ID_LIST_MISMATCH",
-        "Alibaba's batch answer has not one MessageId for each number it accepted: ids and numbers cannot be paired",
+        "Alibaba's batch answer has not one distinct, non-blank MessageId for each number it accepted: ids and "
+        "numbers cannot be paired",
     )
 
 

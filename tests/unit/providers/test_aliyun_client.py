@@ -487,6 +487,10 @@ def test_batch_business_error_fails_the_whole_call() -> None:
         {"ResponseCode": "OK", "MessageIdList": '["m1"]', "FailedList": "[]", "SuccessCount": "1"},
         {"ResponseCode": "OK", "MessageIdList": '["m1","m2","m3"]', "FailedList": "[]"},
         {"ResponseCode": "OK", "MessageIdList": '["m1","m2"]', "FailedList": "[]", "SuccessCount": "3"},
+        # Blank or repeated ids pair with no number: a blank one was recorded SUBMITTED without an id (a review).
+        {"ResponseCode": "OK", "MessageIdList": '["","m2"]', "FailedList": "[]", "SuccessCount": "2"},
+        {"ResponseCode": "OK", "MessageIdList": '["m1"," "]', "FailedList": "[]"},
+        {"ResponseCode": "OK", "MessageIdList": '["m1","m1"]', "FailedList": "[]", "SuccessCount": "2"},
     ],
 )
 def test_batch_counts_that_do_not_add_up_are_unknown_outcomes(body: dict[str, str]) -> None:

@@ -130,6 +130,23 @@ def test_without_a_new_key_the_refusal_stands_and_nothing_is_sent_again() -> Non
     assert secret.forced_reads == 1 and len(built) == 1 and len(built[0].calls) == 1
 
 
+def test_a_secret_that_cannot_be_read_again_leaves_the_answers_standing() -> None:
+    # Raised after the calls, the read's failure lost what the provider answered (a review): the pack's claim was
+    # kept, and every recipient, the ones the provider took included, became an unknown outcome.
+    def unreadable(name: ProviderName, *, force: bool = False) -> Mapping[str, str]:
+        if force:
+            raise RuntimeError("Secrets Manager: ThrottlingException")
+        return {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": "revoked"}
+
+    provider = ScriptedProvider(
+        name=ProviderName.ALIYUN, answer=lambda m: AUTH_REFUSED if m.message_id == "B.00001" else None
+    )
+    current = ProviderClients(ProviderName.ALIYUN, environment=unreadable, build=lambda _n, _e: provider).current()
+    outcomes = current.send(messages(3))
+    assert [o.error for o in outcomes] == [None, AUTH_REFUSED, None]
+    assert [o.provider_message_id for o in outcomes] == ["pm-B.00000", None, "pm-B.00002"]
+
+
 def test_only_authentication_refusals_count() -> None:
     assert is_authentication_error(AUTH_REFUSED)
     assert is_authentication_error(ProviderError(ErrorCategory.CONFIG, "AuthFailure.SecretIdNotFound"))

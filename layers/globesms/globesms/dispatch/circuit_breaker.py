@@ -11,6 +11,16 @@ meanwhile dispatchers move the recipients that have another provider in their ro
 and still send those that have none (so each of them reaches a final status through its own attempts). After the
 cooldown packs are sent again; one failure re-opens the breaker at once, one answer closes it.
 
+Two choices, each noted by a review (2026-12-07) and kept:
+- An answer closes the breaker during its cooldown too. The packs still sent meanwhile (recipients with no other
+  provider) are its probes: one answered (a message id, a refusal, even `throttled`) shows the provider is up, and
+  the traffic that moved away may come back to it.
+- "In a row" is as each dispatcher saw it: an answered pack resets the count only when the state it read at its
+  start had failures (so the common pack writes nothing). Failures counted by other dispatchers while an answered
+  pack was in flight stay counted, so under concurrency failures between answers can add up and open the breaker a
+  little early: for one cooldown the recipients with another provider move there (nobody is texted twice or lost).
+  Resetting on every answer would cost a write per answered pack, a one-recipient OTP's included.
+
 What an open breaker does to a pack (the recipients moved without a call) is decided in `outcomes`.
 """
 

@@ -206,7 +206,14 @@ class RefreshingProvider:
         outcomes = self.client.send(messages, plan=plan)
         if not any(is_authentication_error(outcome.error) for outcome in outcomes):
             return outcomes
-        fresh = self._clients.refreshed(self.client)
+        try:
+            fresh = self._clients.refreshed(self.client)
+        except Exception:
+            # The refusals are answers, and earlier calls of the pack may have been taken: raised, they would be
+            # lost with the claim kept, and every recipient of the pack become an unknown outcome. As when the
+            # secret did not change, the refusals stand (the next refused call reads the secret again).
+            logger.exception("%s: could not read the provider's secret again after a refused key", self.name)
+            return outcomes
         if fresh is None:
             return outcomes
         self.client = fresh

@@ -650,15 +650,12 @@ class AliyunClient(HttpClientOwner[AliyunSettings]):
         if not failed <= set(call.numbers):
             return _all_failed(ids, _malformed("FailedList names a number that was not sent", status), call.task_id)
         accepted = [position for position, number in enumerate(call.numbers) if number not in failed]
-        counts_agree = len(answer.message_ids) == len(accepted) and answer.success_count in (None, len(accepted))
         failed_error = errors.provider_error(errors.FAILED_LIST, "listed in FailedList", status)
-        if not counts_agree:
-            # Without matching counts the ids cannot be paired with numbers; the accepted ones may well be sent.
-            mismatch = errors.provider_error(
-                errors.MESSAGE_ID_LIST_MISMATCH,
-                f"{len(answer.message_ids)} ids (SuccessCount {answer.success_count}) for {len(accepted)} numbers",
-                status,
-            )
+        unpaired = _unpaired_ids(answer, len(accepted))
+        if unpaired is not None:
+            # Ids that cannot be paired with numbers: the accepted ones may well be sent, and none has an id its
+            # receipts or a status query could be matched by (a blank one was once recorded SUBMITTED without it).
+            mismatch = errors.provider_error(errors.MESSAGE_ID_LIST_MISMATCH, unpaired, status)
             return [
                 SendOutcome(message_id, error=failed_error if number in failed else mismatch, extra=extra)
                 for message_id, number in zip(ids, call.numbers, strict=True)
@@ -671,6 +668,17 @@ class AliyunClient(HttpClientOwner[AliyunSettings]):
             else SendOutcome(message_id, provider_message_id=next(provider_ids), extra=extra)
             for message_id, number in zip(ids, call.numbers, strict=True)
         ]
+
+
+def _unpaired_ids(answer: BatchSendMessageToGlobeResponse, accepted: int) -> str | None:
+    """Why MessageIdList cannot be paired with the `accepted` numbers, or None when it can: one distinct, non-blank
+    id for each, and SuccessCount (when sent) saying as many."""
+    ids = answer.message_ids
+    if len(ids) != accepted or answer.success_count not in (None, accepted):
+        return f"{len(ids)} ids (SuccessCount {answer.success_count}) for {accepted} numbers"
+    if not all(i.strip() for i in ids) or len(set(ids)) != len(ids):
+        return "MessageIdList holds a blank or repeated id"
+    return None
 
 
 def _carried(messages: Sequence[OutboundSms], indexes: tuple[int, ...]) -> Sequence[OutboundSms]:
