@@ -3,6 +3,7 @@ status, and accepts that stopped for good end INTERRUPTED (reconcile/, docs/fina
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any, cast
 
@@ -101,6 +102,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         limiter=limiter,
         webhooks=wiring.webhook_queue(),
         clock=utc_now,
+        sleep=time.sleep,
     )
     policy = DeadlinePolicy.from_settings(SETTINGS, SETTINGS.receipt_pending_extension_seconds)
     stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * TIME_SHARE)

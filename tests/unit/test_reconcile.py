@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -375,6 +376,69 @@ def test_queries_take_permits_from_the_shared_limiter_and_what_is_left_waits() -
     assert again.settled == 3  # type: ignore[attr-defined]
     assert sorted(query.asked) == [r.id for r in records]  # the two settled first were passed over, not asked again
     assert deadlines.mark == int(clock.now.timestamp())
+
+
+class Ticking(Clock):
+    """The wall clock of a run: each query takes 50 ms, and the run's waits pass as they would."""
+
+    def sleep(self, seconds: float) -> None:
+        assert 0 < seconds <= 1
+        self.now += timedelta(seconds=seconds)
+
+
+class TakesTime(Query):
+    def __init__(self, clock: Ticking, *answers: StatusAnswer | Exception) -> None:
+        super().__init__("PullSmsSendStatusByPhoneNumber", *answers)
+        self.clock = clock
+
+    def query_status(self, record: MessageRecord, *, now: datetime) -> StatusAnswer:
+        self.clock.now += timedelta(milliseconds=50)
+        return super().query_status(record, now=now)
+
+
+def test_a_run_with_time_left_waits_for_the_next_seconds_permits() -> None:
+    # A Tencent pack of 200 whose receipts were lost (one entry), 10 queries a second: one run settles it in about
+    # 20 s of its 90. It used to leave the entry after the first second's 10 permits, 10 messages a run (a review).
+    records = [record("tencent", id=f"B.{i:05d}", provider_message_id=f"sn-{i}") for i in range(200)]
+    store = store_of(*records)
+    clock = Ticking(SUBMITTED_AT + timedelta(seconds=1300))
+    query = TakesTime(clock, *[StatusAnswer(report=pulled(Status.DELIVERED))] * 200)
+    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10})
+    deps = ReconcileDeps(store, MemoryDeadlines(store), {ProviderName.TENCENT: query}, limiter, MemoryWebhooks(), clock,
+                         sleep=clock.sleep)  # fmt: skip
+    started = clock.now
+    summary = reconcile_due(deps, POLICY, stop_at=started + timedelta(seconds=90))
+    assert (summary.settled, summary.throttled) == (200, 0)
+    seconds = Counter(second for second, _ in limiter.granted)
+    assert max(seconds.values()) == 10 and clock.now - started < timedelta(seconds=25)
+
+
+def test_a_run_waits_for_permits_only_while_it_has_time() -> None:
+    records = [record("tencent", id=f"B.{i:05d}", provider_message_id=f"sn-{i}") for i in range(50)]
+    store = store_of(*records)
+    clock = Ticking(SUBMITTED_AT + timedelta(seconds=1300))
+    query = TakesTime(clock, *[StatusAnswer(report=pulled(Status.DELIVERED))] * 50)
+    deadlines = MemoryDeadlines(store)
+    deps = ReconcileDeps(store, deadlines, {ProviderName.TENCENT: query},
+                         MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10}), MemoryWebhooks(), clock,
+                         sleep=clock.sleep)  # fmt: skip
+    stop_at = clock.now + timedelta(seconds=2)
+    summary = reconcile_due(deps, POLICY, stop_at=stop_at)
+    assert 10 <= summary.settled <= 30 and summary.throttled == 1 and clock.now <= stop_at
+    assert deadlines.mark == (records[0].receipt_due_at or 0) - 1  # the next run reads the entry again
+
+
+def test_a_query_that_fails_unforeseen_is_a_failed_query_not_a_failed_run() -> None:
+    # Raised, it failed every run at the same message: the deadlines behind it, and the sweep of interrupted accepts
+    # after them, were never reached (a review: an answer nested too deep for the JSON parser).
+    broken = record("aliyun")
+    behind = record("huawei", id="B.00001", receipt_due_at=(broken.receipt_due_at or 0) + 60)
+    store = store_of(broken, behind)
+    query = Query("QueryMessage", RecursionError("maximum recursion depth exceeded"))
+    summary, _, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1300)), {ProviderName.ALIYUN: query})
+    assert summary.retried == 1  # type: ignore[attr-defined]
+    assert store.messages["B.00001"].status is Status.EXPIRED
+    assert store.messages[broken.id].status is Status.SUBMITTED  # asked again later, as after any failed query
 
 
 def test_a_run_that_reads_its_budget_of_records_leaves_the_rest_for_the_next() -> None:

@@ -60,6 +60,7 @@ def test_query_message_ignores_fields_it_does_not_know() -> None:
         (200, json.dumps({"ResponseCode": "OK", "Status": {"nested": 1}}).encode()),
         (400, json.dumps({"Code": "SignatureDoesNotMatch", "Message": "x"}).encode()),
         (503, b""),
+        (200, b"[" * 100_000 + b"]" * 100_000),  # deeper than the JSON parser goes (RecursionError)
     ],
 )
 def test_an_unreadable_or_gateway_answer_is_a_failed_query_never_a_status(http_status: int, body: bytes) -> None:

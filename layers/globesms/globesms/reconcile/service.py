@@ -4,18 +4,23 @@ waiting, queue webhooks.
 Entries are read bucket by bucket (`DUE_SHARDS` Queries per minute) from the watermark (every entry due at or before
 it is done; an hour back on the first run) up to now. For each entry the listed records are read in batches and
 those still SUBMITTED past their own deadline are settled; the others (final, rescheduled to a later entry, resent)
-are passed over. An entry the run could not finish (its message, read or time budget spent, or a provider's query
-permits gone for this second) holds the watermark just before its deadline, so the next run reads it again: what
+are passed over. An entry the run could not finish (its message, read or time budget spent, or no query permit to
+be had in the time it has left) holds the watermark just before its deadline, so the next run reads it again: what
 that run settled is final or rescheduled by then and is passed over. Query calls take permits from the same shared
-rate limiter as the sends.
+rate limiter as the sends; a run that finds a second's permits gone waits for the next second's while it has time.
+A query that raises anything but `StatusQueryFailed` (a bug, an answer no parser expected) is a failed query of its
+message, logged: raised, it stopped every run at the same message, the deadlines behind it and the sweep of
+interrupted accepts with it.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Final, NamedTuple
 
@@ -50,6 +55,8 @@ MAX_CHECKS_PER_RUN: Final = 1_000_000
 TIME_SHARE: Final = 0.75
 NO_RECEIPT_MESSAGE: Final = "no final receipt by the receipt deadline"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ReconcileDeps:
@@ -59,6 +66,9 @@ class ReconcileDeps:
     limiter: RateLimiter
     webhooks: WebhookQueue
     clock: Callable[[], datetime]
+    #: How the run waits for the next second's query permits (`time.sleep`; the clock must move with it). None: it
+    #: does not wait, and a message without a permit is left for the next run.
+    sleep: Callable[[float], None] | None = None
 
 
 @dataclass
@@ -190,23 +200,25 @@ def _settle_entry(
         if summary.examined >= budget.max_messages or budget.out_of_time():
             return False
         summary.examined += 1
-        if not _settle(deps, policy, record, summary):
+        if not _settle(deps, policy, record, budget, summary):
             return False  # what is left waits for permits in the next run
     return True
 
 
-def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, summary: ReconcileSummary) -> bool:
+def _settle(
+    deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, budget: _Budget, summary: ReconcileSummary
+) -> bool:
     """One due message; False when it was left for want of a query permit."""
-    now = deps.clock()
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
     if query is not None:
         # A query that cannot be made calls nobody: it takes no permit (taking them, a backlog of such messages
         # used the operation's permits a second and was given up hours, not an hour, later).
         calls = not isinstance(query, UnavailableQuery)
-        if calls and not deps.limiter.acquire({query.status_query_operation: 1}, second=int(now.timestamp())):
+        if calls and not _query_permit(deps, query.status_query_operation, budget):
             summary.throttled += 1
             return False
+        now = deps.clock()
         try:
             answer = _asked(query, record, now)
         except StatusQueryFailed:
@@ -218,14 +230,38 @@ def _settle(deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, 
             summary.queries_given_up += 1
             _carry_out(deps, record, again, now, summary)
             return True
+    now = deps.clock()
     _carry_out(deps, record, decide(record, answer, int(now.timestamp()), policy), now, summary)
     return True
 
 
+def _query_permit(deps: ReconcileDeps, operation: str, budget: _Budget) -> bool:
+    """A permit for one status query: this second's, or, when they are gone, a later second's while the run has time
+    left (`deps.sleep`). The query operations are reconcile's own, so the next second's are there unless another
+    run takes them. Left for the next run after one second's permits, an entry of 200 Tencent messages (10 queries
+    a second) was settled 10 a run, one run a minute, and the entries behind it waited as long (a review)."""
+    while True:
+        now = deps.clock()
+        second = math.floor(now.timestamp())
+        if deps.limiter.acquire({operation: 1}, second=second):
+            return True
+        wait = second + 1 - now.timestamp()
+        if deps.sleep is None or budget.stop_at is None or now + timedelta(seconds=wait) >= budget.stop_at:
+            return False
+        deps.sleep(wait)
+
+
 def _asked(query: StatusQuery, record: MessageRecord, now: datetime) -> StatusAnswer:
     """The provider's answer about `record`; one that names another number is no answer about it (raises
-    StatusQueryFailed, as the receipts endpoint holds a pushed report with another number rather than apply it)."""
-    answer = query.query_status(record, now=now)
+    StatusQueryFailed, as the receipts endpoint holds a pushed report with another number rather than apply it), and
+    a query that failed in a way nobody foresaw is a failed query too (logged)."""
+    try:
+        answer = query.query_status(record, now=now)
+    except StatusQueryFailed:
+        raise
+    except Exception:
+        logger.exception("the status query of a %s message failed unexpectedly", record.provider)
+        raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, "the query failed unexpectedly") from None
     if answer.report is not None and another_number(answer.report, record):
         raise StatusQueryFailed(ProviderCallCode.ANOTHER_MESSAGE, "the answer names another number")
     return answer

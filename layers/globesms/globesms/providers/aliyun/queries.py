@@ -66,7 +66,7 @@ def answer(http_status: int, body: bytes, provider_message_id: str) -> StatusAns
     """The meaning of one QueryMessage answer; raises StatusQueryFailed for one that cannot be read."""
     try:
         payload: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, f"HTTP {http_status}: not JSON") from None
     if not isinstance(payload, dict) or "ResponseCode" not in payload:
         code = payload.get("Code") if isinstance(payload, dict) else None
