@@ -83,6 +83,8 @@ def test_every_way_of_writing_a_number_is_one_entry(raw: str) -> None:
         ("hello", "international format"),
         ("+6512", "not a valid number"),
         ("+85251234567 ext 9", "not a valid number"),
+        ("+85251234OOO", "LATIN CAPITAL LETTER O"),  # listed +85251234666, somebody else (a review)
+        ("+85251234567;isub=1", "SEMICOLON"),
     ],
 )
 def test_a_bad_number_is_refused_with_its_rule(raw: str, rule: str) -> None:

@@ -67,6 +67,26 @@ def test_a_number_with_an_extension_is_refused_not_sent_without_it(raw: str) -> 
     assert info.value.code == "INVALID_NUMBER" and "extension" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ("+85251234OOO", "LATIN CAPITAL LETTER O"),  # phonenumbers read the letters as a keypad's: +85251234666
+        ("+852 5123 4567 x", "LATIN SMALL LETTER X"),  # dropped
+        ("+85251234567;isub=1", "SEMICOLON"),  # an RFC 3966 parameter, dropped
+        ("+852/51234567", "SOLIDUS"),
+    ],
+)
+def test_a_number_written_with_anything_but_digits_and_separators_is_refused(raw: str, named: str) -> None:
+    # Each was sent to a number other than the one written (a review): nobody's, or somebody else's.
+    with pytest.raises(InvalidNumber) as info:
+        parse_mobile(raw)
+    assert info.value.code == "INVALID_NUMBER" and named in str(info.value)
+
+
+def test_digits_of_any_script_and_any_space_are_a_numbers_writing() -> None:
+    assert parse_mobile("+\uff18\uff15\uff12\u00a05123\u00a04567").e164 == "+85251234567"  # fullwidth digits, NBSP
+
+
 @pytest.mark.parametrize("raw", ["+852\u200b51234567", "+85251234567\x00", "+852\u202e51234567", "+852\u206651234567"])
 def test_a_number_with_control_or_invisible_characters_is_refused(raw: str) -> None:
     with pytest.raises(InvalidNumber) as info:

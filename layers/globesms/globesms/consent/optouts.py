@@ -15,6 +15,7 @@ import phonenumbers
 from pydantic import Field
 
 from globesms.consent.rules import DEFAULT_OWNER
+from globesms.domain.phone import stray_character
 from globesms.models.base import Model
 from globesms.ports import OptOutStore
 
@@ -60,6 +61,9 @@ def normalise(raw: str) -> str:
         raise NotANumber("not a phone number") from None
     if number.extension or not phonenumbers.is_valid_number(number):
         raise NotANumber("not a valid number for its country")
+    stray = stray_character(text)
+    if stray is not None:  # a number other than the one written: the person listed would be somebody else
+        raise NotANumber(f"contains {stray}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -19,6 +19,7 @@ from phonenumbers.phonenumberutil import ValidationResult
 
 from globesms.domain.phone_metadata import UNKNOWN, number_type, region_of
 from globesms.errors import RecipientCode
+from globesms.models.limits import character_name
 
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 # How nearly every API client writes a number: `+`, then digits only. `phonenumbers.parse` first cleans any text
@@ -33,6 +34,24 @@ _test_number_length = getattr(phonenumberutil, "_test_number_length", None)
 _KEEP_PREFIX = frozenset(
     {ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH}
 )
+
+
+#: Besides a leading `+`, digits (of any script: phonenumbers reads them as digits) and spaces, what a number may be
+#: written with. phonenumbers reads more, and each is a number other than the one written: letters as a keypad's
+#: ("+85251234OOO" is +85251234666), RFC 3966 parameters it drops (";isub=1"), trailing text (" x").
+NUMBER_SEPARATORS: frozenset[str] = frozenset("-.()")
+NUMBER_WRITING = "a number is written with '+', digits, spaces, dashes, dots and brackets only"
+
+
+def stray_character(text: str) -> str | None:
+    """What in `text` (a number written with a leading `+`) is not part of a number's writing, named with its
+    position; None when nothing is."""
+    for position, char in enumerate(text):
+        if (position == 0 and char == "+") or char in NUMBER_SEPARATORS:
+            continue
+        if unicodedata.category(char) not in ("Nd", "Zs"):
+            return f"{character_name(char)} at position {position}: {NUMBER_WRITING}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +129,9 @@ def _parsed_national(text: str) -> tuple[int, str]:
         # "+85251234567 ext 9" parses as the number and an extension: sending to the number alone reaches somebody
         # the client did not mean (an SMS cannot dial an extension).
         raise InvalidNumber(RecipientCode.INVALID_NUMBER, "has an extension: an SMS cannot be sent to one")
+    stray = stray_character(text)
+    if stray is not None:
+        raise InvalidNumber(RecipientCode.INVALID_NUMBER, f"contains {stray}")
     return number.country_code or 0, phonenumbers.national_significant_number(number)
 
 
