@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from globesms.aws.dynamodb_spend import DynamoDBSpendLedger
@@ -675,3 +676,47 @@ def test_huawei_push_authentication_without_a_readable_credentials_secret_refuse
         assert receipts.lambda_handler(event("receipts_huawei"), lambda_context)["statusCode"] == 401
     finally:
         parameters.clear_caches()
+
+
+def test_huawei_push_authentication_with_null_keys_in_the_credentials_secret_refuses_pushes(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """A JSON null was read as the text "None": a push signed with key and secret "None" was accepted (a review).
+    A secret whose values are not all strings is refused, and without a good one every push is refused."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from globesms.providers.huawei import signer
+    from globesms.secrets import forget_stored_secrets
+
+    for name, value in RECEIPT_TOKENS.items():
+        monkeypatch.setenv(name, value)
+    receipts = load_handler("receipts")
+    boto3.client("secretsmanager").create_secret(
+        Name="globesms/huawei-null",
+        SecretString=json.dumps({"GLOBESMS_HUAWEI_APP_KEY": None, "GLOBESMS_HUAWEI_APP_SECRET": None}),
+    )
+    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_SECRET_NAME", "globesms/huawei-null")
+    monkeypatch.delenv("GLOBESMS_HUAWEI_APP_KEY", raising=False)
+    monkeypatch.delenv("GLOBESMS_HUAWEI_APP_SECRET", raising=False)
+    parameters.clear_caches()
+    forget_stored_secrets()
+    push = event("receipts_huawei")
+    headers = {"content-type": "application/x-www-form-urlencoded", "host": "127.0.0.1:3000"}
+    headers["X-Sdk-Date"] = signer.sdk_date(datetime.now(UTC))
+    headers["Authorization"] = signer.aksk_authorization(
+        app_key="None",
+        app_secret=b"None",
+        method="POST",
+        path=push["requestContext"]["path"],
+        query=[],
+        headers=headers,
+        body=push["body"].encode(),
+    )
+    push["headers"] = headers
+    push["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    try:
+        assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 401
+    finally:
+        parameters.clear_caches()
+        forget_stored_secrets()

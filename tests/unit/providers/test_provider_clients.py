@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from globesms.dispatch.sending import send_within_limits
 from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.outbound import OutboundSms, ProviderName
-from globesms.providers import CREDENTIALS_RENEWED, ProviderClients, is_authentication_error
+from globesms.providers import CREDENTIALS_RENEWED, ProviderClients, is_authentication_error, provider_environment
+from globesms.secrets import SecretRefused
 from tests.fakes import MemoryRateLimiter, ScriptedProvider
 
 
@@ -145,6 +148,46 @@ def test_a_secret_that_cannot_be_read_again_leaves_the_answers_standing() -> Non
     outcomes = current.send(messages(3))
     assert [o.error for o in outcomes] == [None, AUTH_REFUSED, None]
     assert [o.provider_message_id for o in outcomes] == ["pm-B.00000", None, "pm-B.00002"]
+
+
+GOOD_SECRET = {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": "LTAI5tLocalGlobesms", "GLOBESMS_ALIYUN_ACCESS_KEY_SECRET": "local"}
+SECRET_NAMED = {"GLOBESMS_ALIYUN_SECRET_NAME": "globesms/aliyun"}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": "LTAI5tLocalGlobesms"},  # the key's secret left out of an edit
+        {**GOOD_SECRET, "GLOBESMS_ALIYUN_ACCESS_KEY_SECRET": None},  # null was read as the text "None"
+        ["not", "an", "object"],
+        RuntimeError("GetParameterError: ThrottlingException"),
+    ],
+)
+def test_a_credentials_secret_that_breaks_keeps_the_last_good_client(broken: object) -> None:
+    # Every pack failed to build its client until the secret was mended (a review): bad settings keep the last good.
+    stored: list[object] = [GOOD_SECRET, broken]
+
+    def read(_name: str) -> object:
+        if isinstance(stored[0], Exception):
+            raise stored[0]
+        return stored[0]
+
+    def environment(name: ProviderName, *, force: bool = False) -> Mapping[str, str]:
+        return provider_environment(name, SECRET_NAMED, read=read)
+
+    clients = ProviderClients(ProviderName.ALIYUN, environment=environment)
+    first = clients.current().client
+    stored.pop(0)
+    assert clients.current().client is first
+    assert clients.refreshed(first) is None  # after a refused key: nothing new to try, the refusal stands
+
+
+def test_a_credentials_secret_that_breaks_before_any_good_one_fails_the_pack() -> None:
+    def environment(name: ProviderName, *, force: bool = False) -> Mapping[str, str]:
+        return provider_environment(name, SECRET_NAMED, read=lambda _name: {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": None})
+
+    with pytest.raises(SecretRefused, match="GLOBESMS_ALIYUN_ACCESS_KEY_ID must be a string"):
+        ProviderClients(ProviderName.ALIYUN, environment=environment).current()
 
 
 def test_only_authentication_refusals_count() -> None:

@@ -25,7 +25,7 @@ from globesms.errors import DispatchCode, ErrorCategory, InvalidProviderRequest,
 from globesms.models.outbound import OutboundSms, ProviderName, SendOutcome
 from globesms.ports import PlannedCall, Provider
 from globesms.receipts.tokens import FAILED_READ_RETRY_SECONDS, stored_tokens, token_variable
-from globesms.secrets import SecretRefused, SecretUnavailable, last_good_secret, read_secret
+from globesms.secrets import SecretRefused, SecretUnavailable, error_classes, last_good_secret, read_secret
 
 # A child of the Powertools logger "globesms" (globesms.observability), whose handler writes these lines too.
 logger = logging.getLogger(__name__)
@@ -46,10 +46,20 @@ def provider_environment(
     secret_name = names.secret_name(name)
     if secret_name:
         secret = read_secret(secret_name, force=force) if read is None else read(secret_name)
-        if not isinstance(secret, dict):
-            raise ValueError(f"secret for {name} must be a JSON object of GLOBESMS_{name.upper()}_* values")
-        merged.update({str(k): str(v) for k, v in secret.items()})
+        merged.update(_credentials(secret))
     return merged
+
+
+def _credentials(secret: object) -> dict[str, str]:
+    """A credentials secret's values; raises SecretRefused (naming the key, never a value) for one that is not a
+    JSON object of strings. A `null` was taken as the text "None" (a review): Huawei's push check then accepted
+    pushes signed with the key "None", and dispatchers signed with it."""
+    if not isinstance(secret, dict):
+        raise SecretRefused("must be a JSON object of GLOBESMS_<PROVIDER>_* values")
+    for key, value in secret.items():
+        if not isinstance(value, str):
+            raise SecretRefused(f"{key} must be a string")
+    return secret
 
 
 def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -82,7 +92,7 @@ def _with_push_key(name: ProviderName, merged: dict[str, str]) -> dict[str, str]
     secret."""
 
     def read(secret_name: str) -> object:
-        return last_good_secret(secret_name, _json_object, retry_after=FAILED_READ_RETRY_SECONDS)
+        return last_good_secret(secret_name, _credentials, retry_after=FAILED_READ_RETRY_SECONDS)
 
     try:
         with_secret = provider_environment(name, merged, read=read)
@@ -95,12 +105,6 @@ def _with_push_key(name: ProviderName, merged: dict[str, str]) -> dict[str, str]
     # it still carries (an older secret's GLOBESMS_HUAWEI_RECEIPT_AUTH=none) cannot switch the deployed check off,
     # as it did until 2026-12-07 (found by a review).
     return {**merged, **{k: with_secret[k] for k in PUSH_KEY_VARIABLES if k in with_secret}}
-
-
-def _json_object(value: object) -> object:
-    if not isinstance(value, dict):
-        raise SecretRefused("must be a JSON object of GLOBESMS_<PROVIDER>_* values")
-    return value
 
 
 def build_provider(name: ProviderName, env: Mapping[str, str] | None = None) -> Provider:
@@ -158,13 +162,34 @@ class ProviderClients:
 
     def current(self) -> RefreshingProvider:
         """The client for one pack."""
-        return RefreshingProvider(self._client_for(self._environment(self.name)), self)
+        return RefreshingProvider(self._latest(force=False), self)
 
     def refreshed(self, stale: Provider) -> Provider | None:
         """After `stale` was refused authentication: the secret read again now; a new client when the settings
-        changed, None when they did not (the same key would be refused again)."""
-        client = self._client_for(self._environment(self.name, force=True))
+        changed, None when they did not or cannot be read (the same key would be refused again)."""
+        client = self._latest(force=True)
         return None if client is stale else client
+
+    def _latest(self, *, force: bool) -> Provider:
+        """The client of the settings as they are read now, or the last good client, with an error logged, when they
+        cannot be read or built from: a broken edit of the credentials secret keeps the key that worked in force, as
+        bad settings do everywhere here (it failed every pack until it was mended, a review found). Raises only
+        while no client has been built. The reason logged is the error's class, never the settings."""
+        try:
+            env = self._environment(self.name, force=True) if force else self._environment(self.name)
+            return self._client_for(env)
+        except Exception as exc:
+            kept = self._client
+            if kept is None:
+                raise
+            logger.error(
+                "provider settings unusable: the last good client kept",
+                extra={
+                    "provider": str(self.name),
+                    "reason": str(exc) if isinstance(exc, SecretRefused) else error_classes(exc),
+                },
+            )
+            return kept
 
     def _client_for(self, env: Mapping[str, str]) -> Provider:
         fingerprint = _fingerprint(env)
@@ -206,14 +231,9 @@ class RefreshingProvider:
         outcomes = self.client.send(messages, plan=plan)
         if not any(is_authentication_error(outcome.error) for outcome in outcomes):
             return outcomes
-        try:
-            fresh = self._clients.refreshed(self.client)
-        except Exception:
-            # The refusals are answers, and earlier calls of the pack may have been taken: raised, they would be
-            # lost with the claim kept, and every recipient of the pack become an unknown outcome. As when the
-            # secret did not change, the refusals stand (the next refused call reads the secret again).
-            logger.exception("%s: could not read the provider's secret again after a refused key", self.name)
-            return outcomes
+        # A secret that cannot be read again leaves the refusals standing too (`ProviderClients._latest`): raised
+        # here, the error lost the pack's answers, earlier calls' ids included (a review).
+        fresh = self._clients.refreshed(self.client)
         if fresh is None:
             return outcomes
         self.client = fresh
