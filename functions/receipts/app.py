@@ -15,7 +15,10 @@ from globesms.observability import logger, metrics, tracer
 
 __all__ = ["app", "lambda_handler"]
 
-settings(ReceiptsSettings)  # every variable of this function checked at cold start (tokens: per push)
+# The receipts route's variables are checked at cold start. The replies route's (RepliesSettings, the receipt
+# authentication's) are read per push: an invalid one fails that push (a function error, under the function's error
+# alarm; the provider sends the push again), so that a bad reply setting never stops receipts as well.
+settings(ReceiptsSettings)
 snapstart.register()  # with SnapStart on: nothing unique or expiring kept from the snapshot
 
 
