@@ -73,6 +73,17 @@ class MemoryStore:
         for entry in deadlines:
             self.deadlines[entry.bucket, entry.key] = entry
 
+    def put_if_sending(self, messages: Sequence[MessageRecord]) -> set[str]:
+        refused = set()
+        with self._move_lock:
+            for m in messages:
+                stored = self.messages.get(m.id)
+                if stored is None or stored.status is not Status.SENDING:
+                    refused.add(m.id)
+                else:
+                    self.messages[m.id] = m.model_copy(deep=True)
+        return refused
+
     def move_status(
         self, message_ids: Sequence[str], *, from_statuses: Collection[Status], to: Status, now: datetime, step: bool
     ) -> tuple[list[MessageRecord], dict[str, str]]:

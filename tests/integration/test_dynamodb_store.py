@@ -131,3 +131,18 @@ def test_a_stopped_accept_is_taken_over_by_one_resume_at_a_time(stack) -> None: 
     store.finish_batch(second.model_copy(update={"state": "QUEUED"}))
     assert not store.take_over_batch(second.model_copy(update={"resumes": 3}), second)  # finished: never taken
     assert store.get_batch("B").state == "QUEUED"  # type: ignore[union-attr]
+
+
+def test_a_resends_records_are_written_only_over_a_record_still_sending(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoDBMessageStore(stack.table_name)
+    specs = [MessageSpec.model_validate({"to": f"+8525123456{i}", "text": "hello"}) for i in range(3)]
+    accept(specs, batch_id="R", source="api", now=NOW, retention_days=90, store=store, queues=MemoryQueues())
+    records = [store.get_message(f"R.0000{i}")[0] for i in range(3)]  # type: ignore[index]
+    sending = [r.model_copy(update={"status": Status.SENDING}) for r in records[:2]]
+    delivered = records[2].model_copy(update={"status": Status.DELIVERED})
+    store.put_messages([*sending, delivered])
+    resent = [r.model_copy(update={"status": Status.SUBMITTED, "provider_message_id": f"m-{r.id}"}) for r in records]
+    assert store.put_if_sending(resent[1:]) == {"R.00002"}  # a receipt settled it: left as it is
+    assert store.put_if_sending(resent[:1]) == set()  # one alone: no threads
+    stored = store.get_messages([r.id for r in records])
+    assert [stored[r.id].status for r in records] == [Status.SUBMITTED, Status.SUBMITTED, Status.DELIVERED]

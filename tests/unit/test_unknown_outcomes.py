@@ -10,7 +10,10 @@ from globesms.dispatch.unknown_outcomes import EXPIRED_CODE, UnknownOutcomeActio
 from globesms.domain.provider_limits import PACK_BYTES_BUDGET, SQS_MESSAGE_BYTES
 from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, ProviderError
+from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
+from globesms.models.receipts import DeliveryReport, EchoRange
+from globesms.receipts.apply import record_push
 from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -146,6 +149,36 @@ def test_a_resend_is_not_sent_when_a_receipt_settled_the_message_while_it_waited
     summary = world.dispatch(again, provider, NOW + timedelta(seconds=905))
     assert provider.calls == [] and summary.skipped == 1
     assert world.store.messages["B.00001"] == delivered
+
+
+def test_a_first_attempt_receipt_applied_while_the_resend_is_in_flight_is_not_written_over() -> None:
+    """The resend is read SENDING before its call; the first attempt's DELIVERED receipt is applied during the call.
+    The records written after it went over that (a review): DELIVERED back to SUBMITTED, the receipt lost from the
+    history, and a later UNDELIVERED of the resend could make a final status another."""
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=901))
+    resend = world.take()
+    assert resend.pack_id.endswith(".u.s")
+
+    def receipt_arrives_during_the_call(_message: object) -> None:
+        late = DeliveryReport(
+            provider=ProviderName.ALIYUN,
+            provider_message_id="ali-first",
+            status=Status.DELIVERED,
+            raw_status="DELIVRD",
+            to="+85251234561",
+            echo=EchoRange("B", 1, 1),
+            provider_time="2026-11-26T10:16:00Z",
+        )
+        assert record_push([late], store=world.store, now=NOW + timedelta(seconds=904)).applied == 1
+        return None  # the resend is taken too
+
+    summary = world.dispatch(
+        resend, ScriptedProvider(answer=receipt_arrives_during_the_call), NOW + timedelta(seconds=905)
+    )
+    record = world.store.messages["B.00001"]
+    assert record.status is Status.DELIVERED and record.receipt_ids
+    assert summary.submitted == 0 and summary.unknown == 0  # nothing to settle again, nothing counted as sent
 
 
 def test_a_receipt_failovers_pack_is_sent_though_its_recipient_carries_the_resend_step() -> None:

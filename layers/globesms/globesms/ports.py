@@ -92,6 +92,11 @@ class MessageStore(Protocol):
         """Write whole records and the deadline entries that list them, as many per request as the store allows."""
         ...
 
+    def put_if_sending(self, messages: Sequence[MessageRecord]) -> set[str]:
+        """Write whole records each only where the stored one is still SENDING; the ids of those it was not (a
+        receipt settled the message meanwhile: its status is never written over)."""
+        ...
+
     def get_message(self, message_id: str) -> tuple[MessageRecord, BatchRecord | None] | None: ...
 
     def get_messages(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:

@@ -151,6 +151,26 @@ class DynamoDBMessageStore:
             for _ in pool.map(self._write_records, chunks):
                 pass
 
+    def put_if_sending(self, messages: Sequence[MessageRecord]) -> set[str]:
+        """One conditional PutItem a record (BatchWriteItem takes no condition), in parallel: a resend pack's, up to
+        1,000, within the recording's reserve."""
+
+        def put(record: MessageRecord) -> str | None:
+            done = written(
+                self._client().put_item,
+                TableName=self._table,
+                Item=message_item(record),
+                ConditionExpression="#status = :sending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":sending": {"S": Status.SENDING.value}},
+            )
+            return None if done else record.id
+
+        if len(messages) <= 1:
+            return {i for i in map(put, messages) if i is not None}
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            return {i for i in pool.map(put, messages) if i is not None}
+
     def _write_records(self, records: Sequence[MessageRecord | DeadlineEntry]) -> None:
         self._write_chunk([deadline_item(r) if isinstance(r, DeadlineEntry) else message_item(r) for r in records])
 

@@ -7,7 +7,7 @@ other error -> FAILED with the normalised category and the provider's raw code a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -140,16 +140,35 @@ def save_outcomes(
     failover: bool = False,
     held_since: int | None = None,
     route_stats: RouteStatsStore | None = None,
+    resends: Collection[str] = (),
 ) -> SavedOutcomes:
     """Writes the records (and the deadline entries of those SUBMITTED, in the same batch writes: reconcile/), then
     applies the receipts that arrived before them, and counts the outcomes those made final in `route_stats`, as the
     receipts handler counts a push's (`route_outcomes`): a receipt held for a fast provider's message reaches the
     statistics too. A failed statistics write is logged and reported, never a reason to fail the pack.
     `failover`: an early UNDELIVERED receipt may resend a message (`receipts.failover`; the caller queues it).
-    `held_since`: when the first of them was sent at the earliest (`held_since_pack`), as `apply_held_receipts`."""
+    `held_since`: when the first of them was sent at the earliest (`held_since_pack`), as `apply_held_receipts`.
+    `resends`: ids of messages sent again after an unknown outcome, each written only if still SENDING: the first
+    attempt's receipt may settle it while the resend's call is under way, and a DELIVERED written over with
+    SUBMITTED lost its receipt (a review). Such a message is returned as stored (the resend's id is not kept: its
+    receipt will match nothing, and the receipt that came first decides)."""
     if records:
-        store.put_messages(records, deadline_entries(records))
+        records = _write(store, records, resends)
     return apply_held(receipts, records, now, failover=failover, held_since=held_since, route_stats=route_stats)
+
+
+def _write(store: MessageStore, records: Sequence[MessageRecord], resends: Collection[str]) -> Sequence[MessageRecord]:
+    entries = deadline_entries(records)
+    guarded = [r for r in records if r.id in resends] if resends else []
+    if not guarded:
+        store.put_messages(records, entries)
+        return records
+    store.put_messages([r for r in records if r.id not in resends], entries)
+    settled = store.put_if_sending(guarded)
+    if not settled:
+        return records
+    current = store.get_messages(sorted(settled))
+    return [current.get(r.id, r) if r.id in settled else r for r in records]
 
 
 def apply_held(

@@ -51,7 +51,7 @@ from globesms.dispatch.recovery import settle_interrupted, settle_unknown
 from globesms.dispatch.requeue import MAX_PACK_ATTEMPTS, requeue_after_send
 from globesms.dispatch.sending import LimitedSend, WatchedProvider, outbound_messages, send_all, send_within_limits
 from globesms.dispatch.summary import DispatchSummary, PackBusy, ProviderCalls, RetryPack
-from globesms.dispatch.unknown_outcomes import queue_settle_pack, settled_resends
+from globesms.dispatch.unknown_outcomes import queue_settle_pack, resend_ids, settled_resends
 from globesms.dispatch.validity import lapsed_positions
 from globesms.domain.clock import iso
 from globesms.domain.status import Status
@@ -445,6 +445,7 @@ def _record(
         failover=True,
         held_since=held_since_pack(pack),
         route_stats=deps.route_stats,
+        resends=resend_ids(pack),
     )
     records = [*saved.records, *written]
     if deps.spend is not None:  # after the FAILED records are written: their cost is given back once

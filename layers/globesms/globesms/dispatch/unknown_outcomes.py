@@ -13,7 +13,9 @@ receipt came) is settled by the policy (`GLOBESMS_UNKNOWN_OUTCOME_POLICY`):
   twice — for traffic where a missing message is worse than a repeated one.
 Messages that a receipt moved on in the meantime are left alone, and every write is conditional on the version the
 settling dispatcher read, so a receipt that arrives at the same moment wins. The resend pack reads its messages
-again before it is sent (`settled_resends`): one a receipt settled while it waited on the queue is not sent.
+again before it is sent (`settled_resends`): one a receipt settled while it waited on the queue is not sent, and
+its records are written only where the message is still SENDING (`records.save_outcomes`): one a receipt settled
+during the resend's call keeps what the receipt said.
 """
 
 from __future__ import annotations
@@ -188,6 +190,12 @@ def settled_among(pack: DispatchPack, current: Mapping[str, MessageRecord]) -> s
         for i in _resend_positions(pack)
         if (record := current.get(pack.recipients[i].id)) is not None and record.status is not Status.SENDING
     }
+
+
+def resend_ids(pack: DispatchPack) -> set[str]:
+    """The ids of a resend pack's recipients sent again after an unknown outcome (their records are SENDING until
+    this pack's are written: `records.save_outcomes` writes them only if still so)."""
+    return {pack.recipients[i].id for i in _resend_positions(pack)}
 
 
 def _resend_positions(pack: DispatchPack) -> list[int]:
