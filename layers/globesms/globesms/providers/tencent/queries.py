@@ -29,7 +29,12 @@ from globesms.validation import describe
 
 PULL: Final = "PullSmsSendStatus"
 PULL_BY_PHONE_NUMBER: Final = "PullSmsSendStatusByPhoneNumber"
-MAX_PULL_LIMIT: Final = 100  # "Limit: the maximum number of pulled entries; max: 100"
+#: "Limit: the maximum number of pulled entries; max: 100", and Offset is "fixed to 0": a pull cannot be paged. A
+#: number with more than 100 statuses between just before the send and now (an alerting or shared test number) may
+#: not show the message's among them; the query then reads pending, and the message ends EXPIRED / NO_RECEIPT after
+#: its extension. Paging by moving BeginTime would need to know whether Tencent filters the window on the send time
+#: or the receipt time, which its page does not say; left as it is (a review, 2026-12-07).
+MAX_PULL_LIMIT: Final = 100
 MAX_LOOKBACK_SECONDS: Final = 7 * 86_400  # "BeginTime: at most 7 days before now"
 
 
