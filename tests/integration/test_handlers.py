@@ -113,6 +113,24 @@ def test_validation_errors_name_nested_fields(stack, load_handler, lambda_contex
     assert fields[0]["field"] == "messages.0.validity_seconds"
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        # A client's key spelled like pydantic's location tags was left out of the path (a review).
+        ({"to": "+85251234567", "text": "x", "batch": 1}, "batch"),
+        ({"messages": [{"to": "+85251234567", "text": "x", "str": 1}]}, "messages.0.str"),
+        ({"to": "+85251234567", "template": {"id": "otp", "params": {"int": ""}}}, "template.params.int"),
+        ({"to": "+85251234567", "template": {"id": "otp", "params": {"code": ""}}}, "template.params.code"),
+    ],
+)
+def test_a_refusal_names_the_clients_own_key_whatever_it_is_spelled_like(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, body, named
+) -> None:
+    response = post(load_handler("send_api"), lambda_context, body)
+    assert response["statusCode"] == 422
+    assert {f["field"] for f in json.loads(response["body"])["error"]["fields"]} == {named}
+
+
 def test_a_refusal_lists_the_first_hundred_fields_and_how_many_there_were(stack, load_handler, lambda_context) -> None:  # type: ignore[no-untyped-def]
     # Every broken field was listed: a 400 KB body of 200,000 bad numbers was answered with 16 MB, past what Lambda
     # can return (API Gateway answered 502), and a client key's name was written out whole, however long.

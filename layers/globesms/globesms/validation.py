@@ -14,17 +14,30 @@ from typing import Any
 
 from pydantic import ValidationError
 
-# Parts of a pydantic error location that name a type or a union branch, not a field of the client's document.
-_NOT_FIELDS = frozenset({"body", "single", "batch", "str", "int", "float", "bool"})
+# Parts of a pydantic error location that are not fields of the client's document: where the document is (Powertools'
+# "body") and which branch of the request's union it was read as, both leading the location; the union member a value
+# was tried as, last ("template.params.code" tried as "int"). Only there: a client's own key may be spelled the same
+# ({"batch": 1} was reported as "body", a review).
+_LOCATION = "body"
+_BRANCHES = frozenset({"single", "batch"})
+_MEMBERS = frozenset({"str", "int", "float", "bool"})
 _TYPE_TAG = re.compile(r"^[a-z-]+\[.*\]$|^constrained-")
 _KEY_MARKER = "[key]"  # pydantic's marker for a dict key that is itself invalid
+# Errors whose location ends with the client's key itself, never with a union member.
+_ABOUT_A_KEY = frozenset({"extra_forbidden", "missing"})
 
 
-def field_path(location: Sequence[Any], *, default: str = "body") -> str:
-    """`messages.0.to` for ("body", "messages", 0, "to"); `rates[key]` for a bad key of `rates`."""
+def field_path(location: Sequence[Any], *, default: str = "body", ends_with_a_key: bool = False) -> str:
+    """`messages.0.to` for ("body", "messages", 0, "to"); `rates[key]` for a bad key of `rates`. `ends_with_a_key`:
+    the last part is the client's key (an extra or missing field), whatever it is spelled like."""
+    parts = [str(p) for p in location]
+    start = 1 if parts[:1] == [_LOCATION] else 0
+    start += 1 if parts[start : start + 1] and parts[start] in _BRANCHES else 0
+    last = len(parts) - 1
     path = ""
-    for part in (str(p) for p in location):
-        if part in _NOT_FIELDS or _is_type_tag(part):
+    for i in range(start, len(parts)):
+        part = parts[i]
+        if (i == last and not ends_with_a_key and part in _MEMBERS) or _is_type_tag(part):
             continue
         if part == _KEY_MARKER:
             path += part
@@ -47,7 +60,8 @@ def error_list(errors: ValidationError | Iterable[Mapping[str, Any]]) -> list[Ma
 def _pairs(errors: ValidationError | Iterable[Mapping[str, Any]], default: str) -> Iterator[tuple[str, str]]:
     for error in error_list(errors):
         rule = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        yield field_path(error.get("loc", ()), default=default), rule
+        location = error.get("loc", ())
+        yield field_path(location, default=default, ends_with_a_key=error.get("type") in _ABOUT_A_KEY), rule
 
 
 def problems(errors: ValidationError | Iterable[Mapping[str, Any]], *, default: str = "body") -> list[tuple[str, str]]:
