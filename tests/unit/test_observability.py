@@ -30,6 +30,17 @@ def test_numbers_in_messages_and_extras_are_masked(log_lines: io.StringIO) -> No
     assert line["count"] == 3
 
 
+def test_numbers_in_a_logged_exception_are_masked(log_lines: io.StringIO) -> None:
+    # Powertools formats the traceback itself, past the filter: a number in an exception's message went out whole.
+    try:
+        raise ValueError("not a number the provider knows: +85251234567")
+    except ValueError:
+        logger.exception("the query failed")
+    assert "51234567" not in log_lines.getvalue()
+    line = written(log_lines)
+    assert "+852******67" in str(line["exception"]) and line["exception_name"] == "ValueError"
+
+
 def test_child_loggers_write_through_the_same_mask(log_lines: io.StringIO) -> None:
     logging.getLogger("globesms.providers.example").warning("failed for 85251234567")
     assert "85251234567" not in log_lines.getvalue()

@@ -42,8 +42,19 @@ class PhoneNumberMask(logging.Filter):
         return True
 
 
-logger = Logger(service=SERVICE)
+def _masked_tracebacks(logger: Logger) -> None:
+    """Tracebacks pass the mask too: an exception's message may quote a number (a parser's, a provider's answer),
+    and the filter above never sees it (Powertools formats `exc_info` itself). The traceback's text is masked, and
+    Powertools' structured `stack_trace`, which repeats the exception's message as it is, is left out: the text has
+    the same frames."""
+    formatter = logger.registered_formatter
+    format_exception = formatter.formatException
+    setattr(formatter, "formatException", lambda exc_info: mask_numbers(format_exception(exc_info)))  # noqa: B010
+
+
+logger = Logger(service=SERVICE, serialize_stacktrace=False)
 logger.registered_handler.addFilter(PhoneNumberMask())
+_masked_tracebacks(logger)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Only AWS calls become subsegments: X-Ray's httpx patch records the URL of every request, and a customer's
 # status_callback path may hold the customer's own secret. Responses and errors are never captured as metadata
