@@ -46,6 +46,15 @@ def priced_pack(n: int = 4) -> DispatchPack:
     )
 
 
+def as_settle_left_them(store: MemoryStore, pack: DispatchPack) -> MemoryStore:
+    """A resend pack's records as the settle pack that queued it read them: SENDING (the first send's outcome
+    unknown). The resend's records are written only over those (`records.save_outcomes`)."""
+    timeout = ProviderError(ErrorCategory.UNKNOWN_OUTCOME, "READ_TIMEOUT", "")
+    outcomes = [(i, SendOutcome(r.id, error=timeout)) for i, r in enumerate(pack.recipients)]
+    store.put_messages(outcome_records(pack, outcomes, NOW))
+    return store
+
+
 def answer(message):  # type: ignore[no-untyped-def]
     return {
         "B.00001": ProviderError(ErrorCategory.RECIPIENT, "MOBILE_NUMBER_ILLEGAL", "bad number", 200),
@@ -227,7 +236,7 @@ def test_a_dead_lettered_resend_pack_keeps_its_spend_and_its_redrive_charges_not
     for recipient in base["recipients"]:
         recipient["history"] = resend
     pack = DispatchPack.model_validate(base)
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    store, claims, releases = as_settle_left_them(MemoryStore(), pack), MemoryClaims(), MemorySpendReleases()
     busy = ProviderError(ErrorCategory.THROTTLED, "Throttling.User", "", 400)
     with pytest.raises(RetryPack):
         deps = _deps(ScriptedProvider(answer=lambda m: busy), store, claims, releases)
@@ -367,7 +376,7 @@ def test_a_redriven_resend_pack_whose_dispatcher_died_leaves_the_recipients_it_n
     for recipient in base["recipients"]:
         recipient["history"] = [{"id": "resend-after-unknown-outcome", "at": "2026-11-30T23:59:30.000000Z"}]
     pack = DispatchPack.model_validate(base)
-    store, claims, releases = MemoryStore(), MemoryClaims(), MemorySpendReleases()
+    store, claims, releases = as_settle_left_them(MemoryStore(), pack), MemoryClaims(), MemorySpendReleases()
     with pytest.raises(RetryPack):
         deps = _deps(ScriptedProvider(answer=lambda m: BUSY), store, claims, releases)
         dispatch_pack(pack, deps, now=NOW, last_attempt=True)
