@@ -41,7 +41,14 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 metrics.set_default_dimensions(provider=PROVIDER.value)  # one deployment per provider
 
 
-_clients = ProviderClients(PROVIDER)  # rebuilt when the provider's secret changes (README: within 5 minutes)
+def _settings_unusable() -> None:
+    # The last good client is kept and sends; the alarm of a dispatcher that could not be built says the secret is
+    # broken all the same.
+    metrics.add_metric(name="DispatchersNotBuilt", unit=MetricUnit.Count, value=1)
+
+
+# Rebuilt when the provider's secret changes (README: within 5 minutes); kept when it breaks.
+_clients = ProviderClients(PROVIDER, on_last_good=_settings_unusable)
 
 
 def _provider() -> Provider:

@@ -135,6 +135,34 @@ def test_a_dispatcher_that_cannot_be_built_says_so_for_its_alarm(  # type: ignor
     assert value(lines, "DispatchersNotBuilt", TENCENT) == 1
 
 
+def test_a_dispatcher_that_keeps_its_last_good_client_sends_and_says_so_for_the_alarm(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Kept without a metric, a broken secret went unseen until the warm dispatchers were recycled (a review).
+    from globesms.providers import ProviderClients
+
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    secret: list[object] = [{"GLOBESMS_TENCENT_SECRET_ID": "AKID"}]
+
+    def environment(name: ProviderName, *, force: bool = False) -> dict[str, str]:
+        if isinstance(secret[0], Exception):
+            raise secret[0]
+        return dict(secret[0])  # type: ignore[call-overload]
+
+    provider = ScriptedProvider(ProviderName.TENCENT, 200)
+    dispatch._clients = ProviderClients(
+        ProviderName.TENCENT,
+        environment=environment,
+        build=lambda _name, _env: provider,
+        on_last_good=dispatch._settings_unusable,
+    )
+    dispatch._clients.current()  # built good once
+    secret[0] = ValueError("the secret's edit is not JSON")
+    response, lines = invoked(dispatch, tencent_event(2), lambda_context, capsys)
+    assert response["batchItemFailures"] == [] and len(provider.calls) == 1  # sent with the last good client
+    assert value(lines, "DispatchersNotBuilt", TENCENT) == 1
+
+
 def test_recipients_whose_validity_lapsed_are_counted_and_never_attempted(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -121,6 +121,8 @@ def test_validation_errors_name_nested_fields(stack, load_handler, lambda_contex
         ({"messages": [{"to": "+85251234567", "text": "x", "str": 1}]}, "messages.0.str"),
         ({"to": "+85251234567", "template": {"id": "otp", "params": {"int": ""}}}, "template.params.int"),
         ({"to": "+85251234567", "template": {"id": "otp", "params": {"code": ""}}}, "template.params.code"),
+        ({"to": "+85251234567", "text": "x", "list[a]": 1}, "list[a]"),
+        ({"messages": [{"to": "+85251234567", "text": "x", "constrained-x": 1}]}, "messages.0.constrained-x"),
     ],
 )
 def test_a_refusal_names_the_clients_own_key_whatever_it_is_spelled_like(  # type: ignore[no-untyped-def]

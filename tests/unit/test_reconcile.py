@@ -428,6 +428,30 @@ def test_a_run_waits_for_permits_only_while_it_has_time() -> None:
     assert deadlines.mark == (records[0].receipt_due_at or 0) - 1  # the next run reads the entry again
 
 
+def test_a_backlog_waiting_for_permits_leaves_the_run_to_the_entries_behind_it() -> None:
+    # Waiting until the end of the run for Tencent's permits (10 a second), it left the Alibaba entry due next only
+    # the last second: 10 of 100 settled (a review). Waits are a third of the run; then the others go on.
+    tencent = [record("tencent", id=f"T.{i:05d}", batch_id="T", provider_message_id=f"sn-{i}") for i in range(300)]
+    due = (tencent[0].receipt_due_at or 0) + 60  # the next minute
+    alibaba = [
+        record("aliyun", id=f"A.{i:05d}", batch_id="A", provider_message_id=f"a-{i}", receipt_due_at=due)
+        for i in range(100)
+    ]
+    store = store_of(*tencent, *alibaba)
+    clock = Ticking(SUBMITTED_AT + timedelta(seconds=1400))
+    answers = [StatusAnswer(report=pulled(Status.DELIVERED))] * 300
+    tencent_query, alibaba_query = TakesTime(clock, *answers), TakesTime(clock, *answers)
+    alibaba_query.status_query_operation = "QueryMessage"
+    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10, "QueryMessage": 300})
+    queries = {ProviderName.TENCENT: tencent_query, ProviderName.ALIYUN: alibaba_query}
+    deadlines = MemoryDeadlines(store)
+    deps = ReconcileDeps(store, deadlines, queries, limiter, MemoryWebhooks(), clock, sleep=clock.sleep)
+    summary = reconcile_due(deps, POLICY, stop_at=clock.now + timedelta(seconds=20))
+    assert all(store.messages[r.id].status is Status.DELIVERED for r in alibaba)
+    assert 10 < len(tencent_query.asked) < 300 and summary.throttled == 1  # asked for no more once it stopped waiting
+    assert deadlines.mark == (tencent[0].receipt_due_at or 0) - 1  # the Tencent entry is read again next run
+
+
 def test_a_query_that_fails_unforeseen_is_a_failed_query_not_a_failed_run() -> None:
     # Raised, it failed every run at the same message: the deadlines behind it, and the sweep of interrupted accepts
     # after them, were never reached (a review: an answer nested too deep for the JSON parser).

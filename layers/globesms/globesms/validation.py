@@ -37,7 +37,9 @@ def field_path(location: Sequence[Any], *, default: str = "body", ends_with_a_ke
     path = ""
     for i in range(start, len(parts)):
         part = parts[i]
-        if (i == last and not ends_with_a_key and part in _MEMBERS) or _is_type_tag(part):
+        if i == last and ends_with_a_key:
+            pass  # the client's key, whatever it is spelled like ("int", "list[a]", "constrained-x")
+        elif (i == last and part in _MEMBERS) or _is_type_tag(part):
             continue
         if part == _KEY_MARKER:
             path += part

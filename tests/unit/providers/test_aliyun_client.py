@@ -473,6 +473,18 @@ def test_batch_lists_may_come_as_real_arrays() -> None:
     assert [o.provider_message_id for o in client.send([sms(1), sms(2)])] == ["m1", "m2"]
 
 
+def test_ids_are_kept_as_receipts_give_them_back_and_an_id_of_spaces_is_none() -> None:
+    # " m1" was stored as sent, and a receipt for "m1" matched nothing; a MessageId " " made a SUBMITTED record
+    # with an id nothing matches (a review).
+    body = {"ResponseCode": "OK", "MessageIdList": '[" m1","m2 "]', "FailedList": "[]", "SuccessCount": "2"}
+    client, _ = make_client(answer_with(200, body))
+    assert [o.provider_message_id for o in client.send([sms(1), sms(2)])] == ["m1", "m2"]
+    client, _ = make_client(answer_with(200, {"ResponseCode": "OK", "MessageId": " ", "RequestId": "R"}))
+    [outcome] = client.send([sms(1)])
+    assert outcome.provider_message_id is None
+    assert outcome.error is not None and outcome.error.category is ErrorCategory.UNKNOWN_OUTCOME
+
+
 def test_batch_business_error_fails_the_whole_call() -> None:
     body = {"ResponseCode": "AMOUNT_NOT_ENOUGH", "ResponseDescription": "no money", "RequestId": "R"}
     client, _ = make_client(answer_with(200, body))

@@ -182,11 +182,26 @@ def test_a_credentials_secret_that_breaks_keeps_the_last_good_client(broken: obj
     assert clients.refreshed(first) is None  # after a refused key: nothing new to try, the refusal stands
 
 
+def test_a_number_in_a_credentials_secret_is_read_as_its_digits() -> None:
+    # An SdkAppId stored as a JSON number was read before the values had a rule, and must still be (a review).
+    secret = {"GLOBESMS_TENCENT_SDK_APP_ID": 1400000000, "GLOBESMS_TENCENT_SECRET_ID": "AKID"}
+    env = provider_environment(ProviderName.TENCENT, {"GLOBESMS_TENCENT_SECRET_NAME": "t"}, read=lambda _n: secret)
+    assert env["GLOBESMS_TENCENT_SDK_APP_ID"] == "1400000000"
+
+
+@pytest.mark.parametrize("value", [None, True, ["k"], {"k": "v"}])
+def test_a_credentials_secret_value_that_is_no_string_or_number_is_refused(value: object) -> None:
+    with pytest.raises(SecretRefused, match="GLOBESMS_ALIYUN_ACCESS_KEY_ID must be a string or a number"):
+        provider_environment(
+            ProviderName.ALIYUN, SECRET_NAMED, read=lambda _n: {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": value}
+        )
+
+
 def test_a_credentials_secret_that_breaks_before_any_good_one_fails_the_pack() -> None:
     def environment(name: ProviderName, *, force: bool = False) -> Mapping[str, str]:
         return provider_environment(name, SECRET_NAMED, read=lambda _name: {"GLOBESMS_ALIYUN_ACCESS_KEY_ID": None})
 
-    with pytest.raises(SecretRefused, match="GLOBESMS_ALIYUN_ACCESS_KEY_ID must be a string"):
+    with pytest.raises(SecretRefused, match="GLOBESMS_ALIYUN_ACCESS_KEY_ID must be a string or a number"):
         ProviderClients(ProviderName.ALIYUN, environment=environment).current()
 
 

@@ -51,15 +51,18 @@ def provider_environment(
 
 
 def _credentials(secret: object) -> dict[str, str]:
-    """A credentials secret's values; raises SecretRefused (naming the key, never a value) for one that is not a
-    JSON object of strings. A `null` was taken as the text "None" (a review): Huawei's push check then accepted
-    pushes signed with the key "None", and dispatchers signed with it."""
+    """A credentials secret's values, as text; raises SecretRefused (naming the key, never a value) for one that is
+    not a JSON object of strings and numbers (an SdkAppId is often stored as a number). A `null` was taken as the
+    text "None" (a review): Huawei's push check then accepted pushes signed with key and secret "None", and
+    dispatchers signed with it; `true`, a list or an object would have been read as their Python spelling."""
     if not isinstance(secret, dict):
         raise SecretRefused("must be a JSON object of GLOBESMS_<PROVIDER>_* values")
+    values = {}
     for key, value in secret.items():
-        if not isinstance(value, str):
-            raise SecretRefused(f"{key} must be a string")
-    return secret
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SecretRefused(f"{key} must be a string or a number")
+        values[str(key)] = str(value)
+    return values
 
 
 def receipt_environment(name: ProviderName, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -152,10 +155,15 @@ class ProviderClients:
         *,
         environment: Callable[..., Mapping[str, str]] = provider_environment,
         build: Callable[[ProviderName, Mapping[str, str]], Provider] = _build,
+        on_last_good: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_last_good`: called each time the last good client is kept (the dispatcher counts it in the metric of
+        its alarm, `<provider>-dispatcher-not-built`: a log line alone would leave a broken secret unseen until the
+        warm dispatchers are recycled, hours later)."""
         self.name = name
         self._environment = environment
         self._build = build
+        self._on_last_good = on_last_good
         self._lock = threading.Lock()
         self._client: Provider | None = None
         self._fingerprint = ""
@@ -182,6 +190,7 @@ class ProviderClients:
             kept = self._client
             if kept is None:
                 raise
+            self._on_last_good()
             logger.error(
                 "provider settings unusable: the last good client kept",
                 extra={

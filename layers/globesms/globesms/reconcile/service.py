@@ -7,7 +7,8 @@ those still SUBMITTED past their own deadline are settled; the others (final, re
 are passed over. An entry the run could not finish (its message, read or time budget spent, or no query permit to
 be had in the time it has left) holds the watermark just before its deadline, so the next run reads it again: what
 that run settled is final or rescheduled by then and is passed over. Query calls take permits from the same shared
-rate limiter as the sends; a run that finds a second's permits gone waits for the next second's while it has time.
+rate limiter as the sends; a run that finds a second's permits gone waits for the next second's while it has time
+(a third of it at most), and an entry left for want of permits does not stop the entries after it.
 A query that raises anything but `StatusQueryFailed` (a bug, an answer no parser expected) is a failed query of its
 message, logged: raised, it stopped every run at the same message, the deadlines behind it and the sweep of
 interrupted accepts with it.
@@ -112,12 +113,25 @@ class ProviderOutcomes(NamedTuple):
     receipts_missing: int  # EXPIRED / NO_RECEIPT: the provider said nothing by the deadline
 
 
+#: The most a run waits, in all, for later seconds' query permits: a third of its time (30 s of the handler's 90),
+#: so that a provider's backlog (10 Tencent queries a second) leaves the rest of the run to the others' entries (a
+#: review: it waited until the end of the run, and Alibaba's and Huawei's entries behind it were left for the next).
+PERMIT_WAIT_SHARE: Final = 1 / 3
+
+
+@dataclass(slots=True)
+class _PermitWaits:
+    left: float = 0.0  # seconds
+    exhausted: set[str] = field(default_factory=set)  # operations whose permits the run stopped waiting for
+
+
 @dataclass(frozen=True, slots=True)
 class _Budget:
     max_messages: int
     max_checks: int
     stop_at: datetime | None
     clock: Callable[[], datetime]
+    waits: _PermitWaits = field(default_factory=_PermitWaits)
 
     def spent(self, summary: ReconcileSummary) -> bool:
         return summary.examined >= self.max_messages or summary.checked >= self.max_checks or self.out_of_time()
@@ -140,8 +154,9 @@ def reconcile_due(
     the run fails midway (a DynamoDB error), the events of those it settled are still queued (the next run finds
     them final and has nothing to say of them), and the caller still has what they add to the statistics."""
     summary = ReconcileSummary() if summary is None else summary
+    waits = _PermitWaits(0.0 if stop_at is None else (stop_at - deps.clock()).total_seconds() * PERMIT_WAIT_SHARE)
     try:
-        _settle_due(deps, policy, _Budget(max_messages, max_checks, stop_at, deps.clock), summary)
+        _settle_due(deps, policy, _Budget(max_messages, max_checks, stop_at, deps.clock, waits), summary)
     finally:
         _queue_webhooks(deps.webhooks, summary)
     return summary
@@ -176,11 +191,16 @@ def _settle_bucket(
     budget: _Budget,
     summary: ReconcileSummary,
 ) -> int | None:
-    """Settles the bucket's due entries; the deadline of the first one it could not finish, else None."""
+    """Settles the bucket's due entries; the deadline of the first one it could not finish, else None. An entry left
+    for want of query permits (a pack of one provider) does not stop the entries after it, which may be another
+    provider's; one left because the run's budget is spent does."""
+    unfinished: int | None = None
     for entry in deps.deadlines.due(bucket, after=after, until=now_epoch):
-        if budget.spent(summary) or not _settle_entry(deps, policy, entry, now_epoch, budget, summary):
-            return entry.due_at
-    return None
+        if budget.spent(summary):
+            return entry.due_at if unfinished is None else unfinished
+        if not _settle_entry(deps, policy, entry, now_epoch, budget, summary) and unfinished is None:
+            unfinished = entry.due_at
+    return unfinished
 
 
 def _settle_entry(
@@ -237,18 +257,29 @@ def _settle(
 
 def _query_permit(deps: ReconcileDeps, operation: str, budget: _Budget) -> bool:
     """A permit for one status query: this second's, or, when they are gone, a later second's while the run has time
-    left (`deps.sleep`). The query operations are reconcile's own, so the next second's are there unless another
-    run takes them. Left for the next run after one second's permits, an entry of 200 Tencent messages (10 queries
-    a second) was settled 10 a run, one run a minute, and the entries behind it waited as long (a review)."""
+    and waiting left (`deps.sleep`, `MAX_PERMIT_WAIT_SECONDS`). The query operations are reconcile's own, so the next
+    second's are there unless another run takes them. Left for the next run after one second's permits, an entry of
+    200 Tencent messages (10 queries a second) was settled 10 a run, one run a minute (a review). Once the run stops
+    waiting for an operation's permits it asks for no more of them."""
+    waits = budget.waits
+    if operation in waits.exhausted:
+        return False
     while True:
         now = deps.clock()
         second = math.floor(now.timestamp())
         if deps.limiter.acquire({operation: 1}, second=second):
             return True
         wait = second + 1 - now.timestamp()
-        if deps.sleep is None or budget.stop_at is None or now + timedelta(seconds=wait) >= budget.stop_at:
+        if (
+            deps.sleep is None
+            or budget.stop_at is None
+            or now + timedelta(seconds=wait) >= budget.stop_at
+            or wait > waits.left
+        ):
+            waits.exhausted.add(operation)
             return False
         deps.sleep(wait)
+        waits.left -= wait
 
 
 def _asked(query: StatusQuery, record: MessageRecord, now: datetime) -> StatusAnswer:

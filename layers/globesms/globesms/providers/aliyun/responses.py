@@ -24,7 +24,11 @@ JsonStringList = Annotated[list[str], BeforeValidator(_json_array_string)]
 
 
 class _AliyunModel(Model):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+    # Ids stripped as receipts and queries give them back: " m1" was stored as sent, and a receipt for "m1" matched
+    # nothing; a MessageId of spaces alone is then no id (a review).
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True, str_strip_whitespace=True
+    )
 
 
 class NumberDetail(_AliyunModel):
