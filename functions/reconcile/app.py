@@ -78,6 +78,7 @@ def _emit(summary: ReconcileSummary) -> None:
         ("ReconcileQueriesRetried", summary.retried),
         ("ReconcileQueriesGivenUp", summary.queries_given_up),
         ("ReconcileQueriesThrottled", summary.throttled),
+        ("ReconcileQueryErrors", summary.query_errors),
         ("WebhooksNotQueued", summary.webhooks_not_queued),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

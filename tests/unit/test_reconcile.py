@@ -460,7 +460,7 @@ def test_a_query_that_fails_unforeseen_is_a_failed_query_not_a_failed_run() -> N
     store = store_of(broken, behind)
     query = Query("QueryMessage", RecursionError("maximum recursion depth exceeded"))
     summary, _, _ = run(store, Clock(SUBMITTED_AT + timedelta(seconds=1300)), {ProviderName.ALIYUN: query})
-    assert summary.retried == 1  # type: ignore[attr-defined]
+    assert (summary.retried, summary.query_errors) == (1, 1)  # type: ignore[attr-defined]  # the second: its alarm
     assert store.messages["B.00001"].status is Status.EXPIRED
     assert store.messages[broken.id].status is Status.SUBMITTED  # asked again later, as after any failed query
 

@@ -82,6 +82,7 @@ class ReconcileSummary:
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
     queries_given_up: int = 0  # ... `max_query_failures` times in a row: ended as without a query
     throttled: int = 0  # no query permit this second: left for the next run
+    query_errors: int = 0  # of `retried`, queries that failed in a way no parser foresaw (a bug: logged)
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
@@ -240,7 +241,7 @@ def _settle(
             return False
         now = deps.clock()
         try:
-            answer = _asked(query, record, now)
+            answer = _asked(query, record, now, summary)
         except StatusQueryFailed:
             again = retry(record, int(now.timestamp()), policy)
             if isinstance(again, Reschedule):
@@ -282,7 +283,7 @@ def _query_permit(deps: ReconcileDeps, operation: str, budget: _Budget) -> bool:
         waits.left -= wait
 
 
-def _asked(query: StatusQuery, record: MessageRecord, now: datetime) -> StatusAnswer:
+def _asked(query: StatusQuery, record: MessageRecord, now: datetime, summary: ReconcileSummary) -> StatusAnswer:
     """The provider's answer about `record`; one that names another number is no answer about it (raises
     StatusQueryFailed, as the receipts endpoint holds a pushed report with another number rather than apply it), and
     a query that failed in a way nobody foresaw is a failed query too (logged)."""
@@ -291,6 +292,7 @@ def _asked(query: StatusQuery, record: MessageRecord, now: datetime) -> StatusAn
     except StatusQueryFailed:
         raise
     except Exception:
+        summary.query_errors += 1  # for its alarm: the run no longer fails on it, so the function's errors stay 0
         logger.exception("the status query of a %s message failed unexpectedly", record.provider)
         raise StatusQueryFailed(ProviderCallCode.MALFORMED_RESPONSE, "the query failed unexpectedly") from None
     if answer.report is not None and another_number(answer.report, record):
