@@ -456,9 +456,6 @@ def test_final_statuses_queue_a_webhook_for_specs_that_ask(stack, load_handler, 
 def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: ignore[no-untyped-def]
     stack, load_handler, lambda_context, monkeypatch
 ) -> None:
-    from datetime import UTC, datetime
-
-    from globesms.providers.huawei import signer
 
     for name, value in RECEIPT_TOKENS.items():
         monkeypatch.setenv(name, value)
@@ -469,22 +466,28 @@ def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: i
     unsigned = event("receipts_huawei")
     assert receipts.lambda_handler(unsigned, lambda_context)["statusCode"] == 401
 
-    signed = event("receipts_huawei")
-    now = datetime.now(UTC)
+    assert receipts.lambda_handler(signed_huawei_push("push-key", "push-secret"), lambda_context)["statusCode"] == 200
+
+
+def signed_huawei_push(app_key: str, app_secret: str) -> dict[str, Any]:
+    """events/receipts_huawei.json signed with this AK/SK, as Huawei signs a push with HuaweiReceiptAuth=aksk."""
+    from globesms.providers.huawei import signer
+
+    push = event("receipts_huawei")
     headers = {"content-type": "application/x-www-form-urlencoded", "host": "127.0.0.1:3000"}
-    headers["X-Sdk-Date"] = signer.sdk_date(now)
+    headers["X-Sdk-Date"] = signer.sdk_date(datetime.now(UTC))
     headers["Authorization"] = signer.aksk_authorization(
-        app_key="push-key",
-        app_secret=b"push-secret",
+        app_key=app_key,
+        app_secret=app_secret.encode(),
         method="POST",
-        path=signed["requestContext"]["path"],
+        path=push["requestContext"]["path"],
         query=[],
         headers=headers,
-        body=signed["body"].encode(),
+        body=push["body"].encode(),
     )
-    signed["headers"] = headers
-    signed["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
-    assert receipts.lambda_handler(signed, lambda_context)["statusCode"] == 200
+    push["headers"] = headers
+    push["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    return push
 
 
 # ---- found by tests/fuzz ----
@@ -705,7 +708,6 @@ def test_huawei_push_authentication_with_null_keys_in_the_credentials_secret_ref
     A secret whose values are not all strings is refused, and without a good one every push is refused."""
     from aws_lambda_powertools.utilities import parameters
 
-    from globesms.providers.huawei import signer
     from globesms.secrets import forget_stored_secrets
 
     for name, value in RECEIPT_TOKENS.items():
@@ -721,22 +723,8 @@ def test_huawei_push_authentication_with_null_keys_in_the_credentials_secret_ref
     monkeypatch.delenv("GLOBESMS_HUAWEI_APP_SECRET", raising=False)
     parameters.clear_caches()
     forget_stored_secrets()
-    push = event("receipts_huawei")
-    headers = {"content-type": "application/x-www-form-urlencoded", "host": "127.0.0.1:3000"}
-    headers["X-Sdk-Date"] = signer.sdk_date(datetime.now(UTC))
-    headers["Authorization"] = signer.aksk_authorization(
-        app_key="None",
-        app_secret=b"None",
-        method="POST",
-        path=push["requestContext"]["path"],
-        query=[],
-        headers=headers,
-        body=push["body"].encode(),
-    )
-    push["headers"] = headers
-    push["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
     try:
-        assert receipts.lambda_handler(push, lambda_context)["statusCode"] == 401
+        assert receipts.lambda_handler(signed_huawei_push("None", "None"), lambda_context)["statusCode"] == 401
     finally:
         parameters.clear_caches()
         forget_stored_secrets()

@@ -59,6 +59,19 @@ class World:
         return self.queues.sent["aliyun"].pop(0)  # type: ignore[index]
 
 
+def delivered_receipt(provider_message_id: str, at: str) -> DeliveryReport:
+    """Alibaba's DELIVERED receipt of B.00001's first send, matched by the echo of its id and its number."""
+    return DeliveryReport(
+        provider=ProviderName.ALIYUN,
+        provider_message_id=provider_message_id,
+        status=Status.DELIVERED,
+        raw_status="DELIVRD",
+        to="+85251234561",
+        echo=EchoRange("B", 1, 1),
+        provider_time=at,
+    )
+
+
 def timed_out(world: World) -> DispatchPack:
     """Send the pack with one recipient timing out; returns its settle pack."""
     provider = ScriptedProvider(answer=lambda m: TIMEOUT if m.message_id == "B.00001" else None)
@@ -161,15 +174,7 @@ def test_a_first_attempt_receipt_applied_while_the_resend_is_in_flight_is_not_wr
     assert resend.pack_id.endswith(".u.s")
 
     def receipt_arrives_during_the_call(_message: object) -> None:
-        late = DeliveryReport(
-            provider=ProviderName.ALIYUN,
-            provider_message_id="ali-first",
-            status=Status.DELIVERED,
-            raw_status="DELIVRD",
-            to="+85251234561",
-            echo=EchoRange("B", 1, 1),
-            provider_time="2026-11-26T10:16:00Z",
-        )
+        late = delivered_receipt("ali-first", "2026-11-26T10:16:00Z")
         assert record_push([late], store=world.store, now=NOW + timedelta(seconds=904)).applied == 1
         return None  # the resend is taken too
 
@@ -244,23 +249,13 @@ def test_a_settle_pack_retried_after_some_expiries_still_queues_every_message_fa
 
 def test_a_receipt_after_the_fail_policy_settled_the_message_is_kept_in_its_history_and_changes_nothing() -> None:
     """As the policy says (dispatch/unknown_outcomes.py): it was held for a message it could never reach."""
-    from globesms.models.outbound import ProviderName
-    from globesms.models.receipts import DeliveryReport, EchoRange
     from globesms.receipts.apply import record_push
 
     world = World(UnknownOutcomePolicy(window_seconds=600))
     world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=600))
     failed = world.store.messages["B.00001"]
     assert (failed.status, failed.error_code) == (Status.FAILED, EXPIRED_CODE)
-    late = DeliveryReport(
-        provider=ProviderName.ALIYUN,
-        provider_message_id="ali-late",
-        status=Status.DELIVERED,
-        raw_status="DELIVRD",
-        to="+85251234561",
-        echo=EchoRange("B", 1, 1),
-        provider_time="2026-11-26T10:20:00Z",
-    )
+    late = delivered_receipt("ali-late", "2026-11-26T10:20:00Z")
     result = record_push([late], store=world.store, now=NOW + timedelta(seconds=700))
     kept = world.store.messages["B.00001"]
     assert (result.applied, result.held, result.webhooks) == (1, 0, [])
