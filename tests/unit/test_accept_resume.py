@@ -21,7 +21,7 @@ from globesms.models.api import MessageSpec
 from globesms.models.errors import RecipientError
 from globesms.models.outbound import ProviderName, SendOutcome
 from globesms.models.packs import DispatchPack
-from globesms.models.records import MessageRecord
+from globesms.models.records import BatchRecord, MessageRecord
 from globesms.models.views import AcceptResponse
 from globesms.routing.route_table import RouteTable, parse_route_table
 from globesms.routing.templates import parse_registry
@@ -330,6 +330,33 @@ def test_a_resume_that_read_the_header_before_another_took_it_over_stops(monkeyp
     with pytest.raises(resume.BatchInProgress):
         run(store, queues, CHANGED, monkeypatch)
     assert (store.batches["B1"].state, store.batches["B1"].accepted) == ("QUEUED", 125)
+
+
+def test_two_resumes_whose_deadlines_fall_in_one_second_are_told_apart(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # They share the stopped attempt's planning time, their resume number and (deadlines in one second) their lease:
+    # the loser of the take-over read the winner's header as its own and went on, and, planned with other routes,
+    # put recipients in two pack ids and one pack id on two sets of recipients (a review).
+    store, queues = StopsWriting(keep=70), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch)
+    take_over, finish = store.take_over_batch, store.finish_batch
+
+    def still_running(batch: BatchRecord) -> None:
+        raise Stopped()  # the other resume has queued its packs and is still at work: ACCEPTING, under its lease
+
+    def the_other_resume_takes_it_first(batch: BatchRecord, previous: BatchRecord) -> bool:
+        monkeypatch.setattr(store, "take_over_batch", take_over)
+        monkeypatch.setattr(store, "finish_batch", still_running)
+        with pytest.raises(Stopped):
+            run(store, queues, FIRST, monkeypatch, until=NOW + timedelta(seconds=30, milliseconds=100))
+        monkeypatch.setattr(store, "finish_batch", finish)
+        return take_over(batch, previous)
+
+    monkeypatch.setattr(store, "take_over_batch", the_other_resume_takes_it_first)
+    with pytest.raises(resume.BatchInProgress):
+        run(store, queues, CHANGED, monkeypatch, until=NOW + timedelta(seconds=30, milliseconds=700))
+    assert store.batches["B1"].state == "ACCEPTING"  # the other's, untouched
+    sent_once_each(all_sent(queues), store.messages)
 
 
 def test_a_partial_resume_sends_no_more_recipients_than_were_reserved(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -179,7 +180,13 @@ def _header(
         owner=owner,
         accepting_until=lease,
         settle_after=settle_after,
+        attempt=new_attempt(),
     )
+
+
+def new_attempt() -> str:
+    """An attempt's own mark in the header it writes (`_ours`)."""
+    return secrets.token_hex(8)
 
 
 def _give_back_unwritten(
@@ -310,9 +317,10 @@ def _take_over(store: MessageStore, header: BatchRecord, resumed: BatchRecord) -
 
 def _ours(found: BatchRecord, header: BatchRecord) -> bool:
     """Whether the stored header is the one this attempt wrote (a write the client retried after its first try took):
-    its planning time, to the microsecond, deadline and resume number. Without a deadline, never."""
-    mine = (header.created_at, header.accepting_until, header.resumes)
-    return header.accepting_until is not None and (found.created_at, found.accepting_until, found.resumes) == mine
+    its attempt mark, planning time, deadline and resume number. Without a deadline, never."""
+    mine = (header.attempt, header.created_at, header.accepting_until, header.resumes)
+    found_as = (found.attempt, found.created_at, found.accepting_until, found.resumes)
+    return header.accepting_until is not None and found_as == mine
 
 
 def _finish(store: MessageStore, header: BatchRecord, *, now: datetime) -> BatchRecord:
@@ -360,6 +368,7 @@ def _queue_again(
         update={
             "resumes": (resumed.resumes or 0) + 1,
             "accepting_until": lease,
+            "attempt": new_attempt(),
             "settle_after": settle,
             "scheduled": scheduled_count(stored),  # every record is stored: counted as written
         }

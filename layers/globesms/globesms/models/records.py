@@ -130,6 +130,10 @@ class BatchRecord(Model):
     # deadline), and how many attempts resumed it.
     accepting_until: int | None = None
     resumes: int | None = None
+    # While ACCEPTING: the attempt writing it (random, `accept.service.new_attempt`), which tells two resumes of
+    # one stopped attempt apart: they share its planning time and their resume number, and often the second of
+    # their deadlines, so the loser of the take-over read the winner's header as its own and went on too (a review).
+    attempt: str | None = None
     # While ACCEPTING: from when (epoch seconds) no attempt can resume it any more, so the reconcile run ends it
     # INTERRUPTED (reconcile/interrupted.py); with the header's shard, its key in the sparse `OpenAccepts` index
     # until the run has ended it whole.
