@@ -359,6 +359,27 @@ def test_two_resumes_whose_deadlines_fall_in_one_second_are_told_apart(monkeypat
     sent_once_each(all_sent(queues), store.messages)
 
 
+def test_a_resume_refuses_an_otp_to_a_number_a_stored_otp_record_texts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Index 0 is refused for its route by the first attempt, so index 1 (the same number) was its first OTP and was
+    # written; the resume, with a route that now takes index 0, planned index 0 as the first and kept index 1 as
+    # stored: two codes to one number (a review).
+    number = "+85251230000"
+    body = [
+        MessageSpec.model_validate({"to": number, "template": {"id": "promo", "params": {}}, "type": "OTP"}),
+        MessageSpec.model_validate(
+            {"to": [number, *(f"+8525124{i:04d}" for i in range(40))], "template": LOGIN, "type": "OTP"}
+        ),
+    ]
+    store, queues = StopsWriting(keep=5), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, table(hk="aliyun", sg="tencent"), monkeypatch, body=body)  # promo: no Alibaba version
+    assert "B1.00001" in store.messages and "B1.00000" not in store.messages
+    answer = run(store, queues, table(hk="tencent", sg="tencent"), monkeypatch, body=body)
+    texted = [r.id for p in all_sent(queues) for r in p.recipients if r.to == number]
+    assert texted == ["B1.00001"]
+    assert [(e.index, e.code) for e in answer.errors if e.index == 0] == [(0, "DUPLICATE_RECIPIENT")]
+
+
 def test_a_partial_resume_sends_no_more_recipients_than_were_reserved(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from tests.unit.test_guardrails import MemoryLedger
 

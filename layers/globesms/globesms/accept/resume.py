@@ -40,8 +40,9 @@ from typing import Final
 from globesms.accept.idempotency_outcomes import WINDOW_SECONDS, KeyInProgress
 from globesms.accept.packing import pack_again, recipients_per_pack
 from globesms.domain.status import Status
+from globesms.errors import RecipientCode
 from globesms.models.errors import RecipientError
-from globesms.models.outbound import ProviderName
+from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
 from globesms.models.records import BatchRecord, MessageRecord, message_seq
 from globesms.ports import ReleaseRef
@@ -99,11 +100,26 @@ def with_stored(
     records: Sequence[MessageRecord], errors: Sequence[RecipientError], stored: Sequence[MessageRecord]
 ) -> tuple[list[MessageRecord], list[RecipientError]]:
     """A new plan's records and refusals with the stored records standing in for (or added beside) the planned
-    ones of their ids, copied (packing sets a record's pack_key), in index order; no refusal for a stored id."""
+    ones of their ids, copied (packing sets a record's pack_key), in index order; no refusal for a stored id.
+    An OTP planned for a number a stored OTP record already texts is refused as the plan refuses a repeat
+    (`DUPLICATE_RECIPIENT`): the plan sees its own records only, and one planned otherwise than the stopped attempt
+    (a route that now takes the first of two, refused for its route then) sent the number two codes (a review)."""
     by_id = {r.id: r for r in stored}
     indexes = {message_seq(r.id) for r in stored}
-    merged = [*(r.model_copy() for r in stored), *(r for r in records if r.id not in by_id)]
-    return sorted(merged, key=lambda r: message_seq(r.id)), [e for e in errors if e.index not in indexes]
+    texted = {r.to for r in stored if r.type == MessageType.OTP}
+    repeats = [r for r in records if r.id not in by_id and r.type == MessageType.OTP and r.to in texted]
+    left_out = {r.id for r in repeats}
+    merged = [*(r.model_copy() for r in stored), *(r for r in records if r.id not in by_id and r.id not in left_out)]
+    refused = [e for e in errors if e.index not in indexes] + [
+        RecipientError(
+            index=message_seq(r.id),
+            to=r.to,
+            code=RecipientCode.DUPLICATE_RECIPIENT,
+            message="an OTP to this number is already in this request",
+        )
+        for r in repeats
+    ]
+    return sorted(merged, key=lambda r: message_seq(r.id)), sorted(refused, key=lambda e: e.index)
 
 
 def packs_as_stored(
