@@ -380,6 +380,38 @@ def test_a_resume_refuses_an_otp_to_a_number_a_stored_otp_record_texts(monkeypat
     assert [(e.index, e.code) for e in answer.errors if e.index == 0] == [(0, "DUPLICATE_RECIPIENT")]
 
 
+def test_a_batch_cancel_that_read_the_header_before_a_resume_took_it_over_is_refused(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The resume plans 125 where the stopped attempt planned 120 (SG opted in again) and has written 120 records
+    # when the cancel lists them: against the header it read first, nothing was left to write, and the resume's 5
+    # last records went out after the cancel answered, in a pack it never took (a review).
+    from globesms.scheduling.cancel import BatchStillAccepting, CancelDeps, cancel_batch
+    from tests.fakes import MemoryClaims, MemorySpendReleases, MemoryWebhooks
+
+    opted_out = refusing_sg(monkeypatch)
+    store, queues = StopsWriting(keep=70), MemoryQueues()
+    with pytest.raises(Stopped):
+        run(store, queues, FIRST, monkeypatch)
+    stale = store.batches["B1"].model_copy(deep=True)
+    opted_out["on"] = False
+    deps = CancelDeps(store, MemoryScheduleStore(store), MemoryClaims(), MemoryWebhooks(), MemorySpendReleases())
+    refused: list[BaseException] = []
+    put, get_batch = MemoryStore.put_messages, store.get_batch
+
+    def put_while_a_cancel_runs(self, messages, deadlines=()):  # type: ignore[no-untyped-def]
+        put(self, messages[:50])
+        reads = iter([stale])  # the cancel's first read came before the resume took the header over
+        with monkeypatch.context() as patched:
+            patched.setattr(self, "get_batch", lambda batch_id: next(reads, None) or get_batch(batch_id))
+            with pytest.raises(BatchStillAccepting) as still:
+                cancel_batch(deps, "B1", now=NOW)
+        refused.append(still.value)
+        put(self, messages[50:])
+
+    monkeypatch.setattr(StopsWriting, "put_messages", put_while_a_cancel_runs)
+    assert run(store, queues, FIRST, monkeypatch).accepted == 125 and refused
+    assert not any(r.status is Status.CANCELED for r in store.messages.values())
+
+
 def test_a_partial_resume_sends_no_more_recipients_than_were_reserved(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from tests.unit.test_guardrails import MemoryLedger
 

@@ -61,8 +61,17 @@ class BatchStillAccepting(Exception):
 
 def _not_still_writing(store: MessageStore, batch: BatchRecord | None) -> None:
     """Refuses while the batch's accept may still write records: its header ACCEPTING with fewer records stored
-    than it accepted (read only then: a finished batch costs no extra read)."""
-    if batch is not None and batch.state == "ACCEPTING" and len(batch_messages(store, batch.batch_id)) < batch.accepted:
+    than it accepted, or taken over by a resume since it was read (read only then: a finished batch costs no extra
+    read). A resume that took over between the two reads may plan more than the stopped attempt and have written
+    as many records as that one counted: the cancel went on, and the resume's last records were sent after it
+    answered (a review). Read again after the listing, the header shows the resume."""
+    if batch is None or batch.state != "ACCEPTING":
+        return
+    if len(batch_messages(store, batch.batch_id)) < batch.accepted:
+        raise BatchStillAccepting(batch.batch_id)
+    now = store.get_batch(batch.batch_id)
+    attempt = (batch.attempt, batch.resumes, batch.accepted)
+    if now is not None and now.state == "ACCEPTING" and (now.attempt, now.resumes, now.accepted) != attempt:
         raise BatchStillAccepting(batch.batch_id)
 
 
