@@ -452,6 +452,39 @@ def test_a_backlog_waiting_for_permits_leaves_the_run_to_the_entries_behind_it()
     assert deadlines.mark == (tencent[0].receipt_due_at or 0) - 1  # the Tencent entry is read again next run
 
 
+def test_entries_left_for_want_of_permits_use_none_of_the_runs_message_budget() -> None:
+    # 1,200 one-message Tencent entries (OTP packs), then an Alibaba one: each entry skipped once Tencent's waits
+    # were spent counted as an examined message, the budget (1,000) ran out on them, and the Alibaba entry was left
+    # with a third of the run unused (a review). Each operation also waits on its own share.
+    base = int(SUBMITTED_AT.timestamp()) + 1200
+    tencent = [
+        record(
+            "tencent",
+            id=f"T{i:04d}.00000",
+            batch_id=f"T{i:04d}",
+            provider_message_id=f"sn-{i}",
+            receipt_due_at=base + i,
+        )
+        for i in range(1200)
+    ]
+    alibaba = [
+        record("aliyun", id=f"A.{i:05d}", batch_id="A", provider_message_id=f"a-{i}", receipt_due_at=base + 1300)
+        for i in range(100)
+    ]
+    store = store_of(*tencent, *alibaba)
+    clock = Ticking(SUBMITTED_AT + timedelta(seconds=2600))
+    answers = [StatusAnswer(report=pulled(Status.DELIVERED))] * 1200
+    tencent_query, alibaba_query = TakesTime(clock, *answers), TakesTime(clock, *answers)
+    alibaba_query.status_query_operation = "QueryMessage"
+    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10, "QueryMessage": 5})  # both must wait
+    queries = {ProviderName.TENCENT: tencent_query, ProviderName.ALIYUN: alibaba_query}
+    deps = ReconcileDeps(store, MemoryDeadlines(store), queries, limiter, MemoryWebhooks(), clock, sleep=clock.sleep)
+    summary = reconcile_due(deps, POLICY, stop_at=clock.now + timedelta(seconds=90))  # max_messages 1,000
+    assert all(store.messages[r.id].status is Status.DELIVERED for r in alibaba)
+    # Examined: those asked about, and the one whose permit the run stopped waiting for.
+    assert summary.examined == len(tencent_query.asked) + 100 + 1 < 1000
+
+
 def test_a_query_that_fails_unforeseen_is_a_failed_query_not_a_failed_run() -> None:
     # Raised, it failed every run at the same message: the deadlines behind it, and the sweep of interrupted accepts
     # after them, were never reached (a review: an answer nested too deep for the JSON parser).

@@ -82,7 +82,7 @@ class ReconcileSummary:
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
     queries_given_up: int = 0  # ... `max_query_failures` times in a row: ended as without a query
     throttled: int = 0  # no query permit this second: left for the next run
-    query_errors: int = 0  # of `retried`, queries that failed in a way no parser foresaw (a bug: logged)
+    query_errors: int = 0  # failed queries (retried or given up) that failed in a way no parser foresaw (logged)
     webhooks_not_queued: int = 0
     webhooks: list[WebhookDelivery] = field(default_factory=list)
     finals: list[MessageRecord] = field(default_factory=list)  # messages this run made final (route statistics)
@@ -114,15 +114,17 @@ class ProviderOutcomes(NamedTuple):
     receipts_missing: int  # EXPIRED / NO_RECEIPT: the provider said nothing by the deadline
 
 
-#: The most a run waits, in all, for later seconds' query permits: a third of its time (30 s of the handler's 90),
-#: so that a provider's backlog (10 Tencent queries a second) leaves the rest of the run to the others' entries (a
-#: review: it waited until the end of the run, and Alibaba's and Huawei's entries behind it were left for the next).
+#: The most a run waits for later seconds' permits of one query operation: a third of its time (30 s of the
+#: handler's 90), so that a provider's backlog (10 Tencent queries a second) leaves the rest of the run to the
+#: others' entries (a review: it waited until the end of the run, and Alibaba's and Huawei's entries behind it were
+#: left for the next). Each operation has its share: one provider's backlog spends none of another's.
 PERMIT_WAIT_SHARE: Final = 1 / 3
 
 
 @dataclass(slots=True)
 class _PermitWaits:
-    left: float = 0.0  # seconds
+    share: float = 0.0  # seconds each operation may wait in the run
+    waited: dict[str, float] = field(default_factory=dict)  # by operation
     exhausted: set[str] = field(default_factory=set)  # operations whose permits the run stopped waiting for
 
 
@@ -220,6 +222,11 @@ def _settle_entry(
         # last); the rest of the entry is the next run's.
         if summary.examined >= budget.max_messages or budget.out_of_time():
             return False
+        if _out_of_permits(deps, record, budget):
+            # The rest of the entry is this provider's too (an entry lists one pack): the next run's, and nothing of
+            # it counts against the run's message budget, which it spent entry after entry (a review).
+            summary.throttled += 1
+            return False
         summary.examined += 1
         if not _settle(deps, policy, record, budget, summary):
             return False  # what is left waits for permits in the next run
@@ -256,12 +263,17 @@ def _settle(
     return True
 
 
+def _out_of_permits(deps: ReconcileDeps, record: MessageRecord, budget: _Budget) -> bool:
+    query = deps.queries.get(record.provider)
+    return query is not None and query.status_query_operation in budget.waits.exhausted
+
+
 def _query_permit(deps: ReconcileDeps, operation: str, budget: _Budget) -> bool:
     """A permit for one status query: this second's, or, when they are gone, a later second's while the run has time
-    and waiting left (`deps.sleep`, `MAX_PERMIT_WAIT_SECONDS`). The query operations are reconcile's own, so the next
-    second's are there unless another run takes them. Left for the next run after one second's permits, an entry of
-    200 Tencent messages (10 queries a second) was settled 10 a run, one run a minute (a review). Once the run stops
-    waiting for an operation's permits it asks for no more of them."""
+    and the operation's share of waiting left (`deps.sleep`, `PERMIT_WAIT_SHARE`). The query operations are
+    reconcile's own, so the next second's are there unless another run takes them. Left for the next run after one
+    second's permits, an entry of 200 Tencent messages (10 queries a second) was settled 10 a run, one run a minute
+    (a review). Once the run stops waiting for an operation's permits it asks for no more of them."""
     waits = budget.waits
     if operation in waits.exhausted:
         return False
@@ -275,12 +287,12 @@ def _query_permit(deps: ReconcileDeps, operation: str, budget: _Budget) -> bool:
             deps.sleep is None
             or budget.stop_at is None
             or now + timedelta(seconds=wait) >= budget.stop_at
-            or wait > waits.left
+            or waits.waited.get(operation, 0.0) + wait > waits.share
         ):
             waits.exhausted.add(operation)
             return False
         deps.sleep(wait)
-        waits.left -= wait
+        waits.waited[operation] = waits.waited.get(operation, 0.0) + wait
 
 
 def _asked(query: StatusQuery, record: MessageRecord, now: datetime, summary: ReconcileSummary) -> StatusAnswer:
