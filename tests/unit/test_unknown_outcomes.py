@@ -225,6 +225,25 @@ def test_a_dispatcher_that_cannot_be_built_keeps_what_a_receipt_said_of_a_resend
     assert world.store.messages["B.00001"] == delivered and world.claims.state[again.pack_id] == "DEAD"
 
 
+def test_a_receipt_applied_while_an_unbuildable_dispatcher_writes_its_resend_pack_failed_is_kept() -> None:
+    # The records it writes FAILED are written only over records still SENDING, as after a call: a receipt of the
+    # first attempt applied between its read and its write is not written over.
+    world = World(UnknownOutcomePolicy(900, UnknownOutcomeAction.RESEND))
+    world.dispatch(timed_out(world), ScriptedProvider(), NOW + timedelta(seconds=901))
+    again = world.take()
+    read = world.store.get_messages
+
+    def read_then_the_receipt_lands(ids):  # type: ignore[no-untyped-def]
+        found = read(ids)
+        world.store.get_messages = read  # type: ignore[method-assign]
+        record_push([delivered_receipt("ali-first", "2026-11-26T10:16:00Z")], store=world.store, now=NOW)
+        return found
+
+    world.store.get_messages = read_then_the_receipt_lands  # type: ignore[method-assign]
+    dead_letter_unbuilt(again, _recorders(world), ValueError("secret unreadable"), now=NOW + timedelta(seconds=905))
+    assert world.store.messages["B.00001"].status is Status.DELIVERED
+
+
 def test_a_settle_pack_retried_after_some_expiries_still_queues_every_message_failed_event() -> None:
     """Its events are queued after its writes: an attempt that expired some and then failed (a throttled write, a
     timeout) left them FAILED, and its retry, which finds them no longer SENDING, queued only the rest's."""

@@ -349,7 +349,13 @@ def _fail_unsent(pack: DispatchPack, deps: Recorders, exc: Exception, *, now: da
         ]
         records = outcome_records(pack, outcomes, now, deps.policies.receipt_deadlines)
         records = save_outcomes(
-            deps.store, deps.receipts, records, now, held_since=held_since_pack(pack), route_stats=deps.route_stats
+            deps.store,
+            deps.receipts,
+            records,
+            now,
+            held_since=held_since_pack(pack),
+            route_stats=deps.route_stats,
+            resends=resend_ids(pack),
         ).records
         if deps.spend is not None:
             release_unsent(deps.spend, records)
@@ -373,7 +379,7 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
         # after its calls leaves them FAILED, which a takeover leaves alone, rather than as accept wrote them, which
         # it would settle as possibly sent (unknown outcomes, their spend kept).
         opted_records = save_outcomes(
-            deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats
+            deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats, resends=resend_ids(pack)
         ).records
     quiet = {
         i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | opted_out and i not in settled
