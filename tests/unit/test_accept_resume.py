@@ -297,7 +297,11 @@ def _index(record_id: str) -> int:
     return int(record_id.rpartition(".")[2])
 
 
-def test_a_resume_that_read_the_header_before_another_took_it_over_stops(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def stopped_before_sg_opted_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[StopsWriting, MemoryQueues, BatchRecord]:
+    """An accept stopped after 70 of its 120 records (SG's 5 numbers opted out then), SG opted in again since: the
+    store, the queues and the stopped attempt's header as it was read then."""
     opted_out = refusing_sg(monkeypatch)
     store, queues = StopsWriting(keep=70), MemoryQueues()
     with pytest.raises(Stopped):
@@ -305,6 +309,11 @@ def test_a_resume_that_read_the_header_before_another_took_it_over_stops(monkeyp
     stale = store.batches["B1"].model_copy(deep=True)
     assert stale.accepted == 120
     opted_out["on"] = False
+    return store, queues, stale
+
+
+def test_a_resume_that_read_the_header_before_another_took_it_over_stops(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, queues, stale = stopped_before_sg_opted_in(monkeypatch)
     late: list[BaseException] = []
     put = MemoryStore.put_messages
 
@@ -387,12 +396,7 @@ def test_a_batch_cancel_that_read_the_header_before_a_resume_took_it_over_is_ref
     from globesms.scheduling.cancel import BatchStillAccepting, CancelDeps, cancel_batch
     from tests.fakes import MemoryClaims, MemorySpendReleases, MemoryWebhooks
 
-    opted_out = refusing_sg(monkeypatch)
-    store, queues = StopsWriting(keep=70), MemoryQueues()
-    with pytest.raises(Stopped):
-        run(store, queues, FIRST, monkeypatch)
-    stale = store.batches["B1"].model_copy(deep=True)
-    opted_out["on"] = False
+    store, queues, stale = stopped_before_sg_opted_in(monkeypatch)
     deps = CancelDeps(store, MemoryScheduleStore(store), MemoryClaims(), MemoryWebhooks(), MemorySpendReleases())
     refused: list[BaseException] = []
     put, get_batch = MemoryStore.put_messages, store.get_batch

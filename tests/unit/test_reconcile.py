@@ -428,6 +428,18 @@ def test_a_run_waits_for_permits_only_while_it_has_time() -> None:
     assert deadlines.mark == (records[0].receipt_due_at or 0) - 1  # the next run reads the entry again
 
 
+def tencent_and_alibaba(store: MemoryStore, clock: Ticking, *, alibaba_rate: int) -> tuple[ReconcileDeps, Query, Query]:
+    """A run's dependencies with both providers' queries answering DELIVERED (50 ms each), Tencent's at 10 a second,
+    the run waiting for permits as the handler's does."""
+    answers = [StatusAnswer(report=pulled(Status.DELIVERED))] * 1200
+    tencent_query, alibaba_query = TakesTime(clock, *answers), TakesTime(clock, *answers)
+    alibaba_query.status_query_operation = "QueryMessage"
+    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10, "QueryMessage": alibaba_rate})
+    queries = {ProviderName.TENCENT: tencent_query, ProviderName.ALIYUN: alibaba_query}
+    deps = ReconcileDeps(store, MemoryDeadlines(store), queries, limiter, MemoryWebhooks(), clock, sleep=clock.sleep)
+    return deps, tencent_query, alibaba_query
+
+
 def test_a_backlog_waiting_for_permits_leaves_the_run_to_the_entries_behind_it() -> None:
     # Waiting until the end of the run for Tencent's permits (10 a second), it left the Alibaba entry due next only
     # the last second: 10 of 100 settled (a review). Waits are a third of the run; then the others go on.
@@ -439,14 +451,9 @@ def test_a_backlog_waiting_for_permits_leaves_the_run_to_the_entries_behind_it()
     ]
     store = store_of(*tencent, *alibaba)
     clock = Ticking(SUBMITTED_AT + timedelta(seconds=1400))
-    answers = [StatusAnswer(report=pulled(Status.DELIVERED))] * 300
-    tencent_query, alibaba_query = TakesTime(clock, *answers), TakesTime(clock, *answers)
-    alibaba_query.status_query_operation = "QueryMessage"
-    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10, "QueryMessage": 300})
-    queries = {ProviderName.TENCENT: tencent_query, ProviderName.ALIYUN: alibaba_query}
-    deadlines = MemoryDeadlines(store)
-    deps = ReconcileDeps(store, deadlines, queries, limiter, MemoryWebhooks(), clock, sleep=clock.sleep)
+    deps, tencent_query, _ = tencent_and_alibaba(store, clock, alibaba_rate=300)
     summary = reconcile_due(deps, POLICY, stop_at=clock.now + timedelta(seconds=20))
+    deadlines = deps.deadlines
     assert all(store.messages[r.id].status is Status.DELIVERED for r in alibaba)
     assert 10 < len(tencent_query.asked) < 300 and summary.throttled == 1  # asked for no more once it stopped waiting
     assert deadlines.mark == (tencent[0].receipt_due_at or 0) - 1  # the Tencent entry is read again next run
@@ -473,12 +480,7 @@ def test_entries_left_for_want_of_permits_use_none_of_the_runs_message_budget() 
     ]
     store = store_of(*tencent, *alibaba)
     clock = Ticking(SUBMITTED_AT + timedelta(seconds=2600))
-    answers = [StatusAnswer(report=pulled(Status.DELIVERED))] * 1200
-    tencent_query, alibaba_query = TakesTime(clock, *answers), TakesTime(clock, *answers)
-    alibaba_query.status_query_operation = "QueryMessage"
-    limiter = MemoryRateLimiter({"PullSmsSendStatusByPhoneNumber": 10, "QueryMessage": 5})  # both must wait
-    queries = {ProviderName.TENCENT: tencent_query, ProviderName.ALIYUN: alibaba_query}
-    deps = ReconcileDeps(store, MemoryDeadlines(store), queries, limiter, MemoryWebhooks(), clock, sleep=clock.sleep)
+    deps, tencent_query, _ = tencent_and_alibaba(store, clock, alibaba_rate=5)  # both must wait
     summary = reconcile_due(deps, POLICY, stop_at=clock.now + timedelta(seconds=90))  # max_messages 1,000
     assert all(store.messages[r.id].status is Status.DELIVERED for r in alibaba)
     # Examined: those asked about, and the one whose permit the run stopped waiting for.
