@@ -206,6 +206,14 @@ def test_a_recipient_outside_the_permissions_is_rejected_alone_naming_the_countr
     assert sum(len(p.recipients) for packs in queues.sent.values() for p in packs) == 3
 
 
+def test_a_deny_list_names_non_geographic_numbers_as_zz(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Their region is phonenumbers' "001", which no list of countries could name (a review).
+    use(monkeypatch, permissions={"default": {"deny": ["ZZ"]}})
+    answer, _, _ = send([spec(to=["+881612340001", HK])])
+    assert [(e.index, e.code) for e in answer.errors] == [(0, RecipientCode.COUNTRY_NOT_ALLOWED)]
+    assert answer.errors[0].message == "ZZ is in the deny-list for NOTIFY messages"
+
+
 def test_every_recipient_refused_is_still_an_answer_with_none_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, permissions={"default": {"allow": []}})
     answer, store, _ = send([spec(to=[HK, SG])])

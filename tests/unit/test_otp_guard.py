@@ -395,3 +395,15 @@ def test_recipients_refused_for_velocity_do_not_raise_the_pumping_baseline() -> 
     answers = [sender.send(otp(HK), at=NOW + timedelta(seconds=20 * i)) for i in range(10)]
     assert sum(codes(a).count(RecipientCode.VELOCITY_LIMIT) for a in answers) == 5
     assert counters.countries["HK"]["h"][int(NOW.timestamp()) // 3600] == 5
+
+
+def test_non_geographic_numbers_are_held_and_released_as_zz(counters: MemoryOtpCounters) -> None:
+    # phonenumbers gives +881 (satellite) the region "001": held under it, a release of ZZ (the documented unit, and
+    # the only one an operator's tools can name) lifted nothing (a review).
+    satellite = [f"+88161234{n:04d}" for n in range(35)]
+    sender = Sender(counters)
+    first = sender.send(otp(*satellite[:30]))
+    assert first.accepted == 20 and set(codes(first)) == {"FRAUD_SUSPECTED"}
+    assert first.errors[0].message.startswith("OTP to ZZ held")
+    counters.release_country("ZZ", int(NOW.timestamp()) + 3600)
+    assert sender.send(otp(*satellite[30:])).accepted == 5

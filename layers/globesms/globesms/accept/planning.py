@@ -189,7 +189,7 @@ def _plan_recipient(
             message=repeated or "number repeated in this message",
         )
     record_id = message_id(stamps.batch_id, this)
-    routed = router.route(number.region, number.country_code, record_id)
+    routed = router.route(number.country, number.country_code, record_id)
     if isinstance(routed, RouteRefusal):
         return RecipientError(index=this, to=raw, code=routed.code, message=routed.message)
     first = alike.get(routed)
@@ -198,7 +198,7 @@ def _plan_recipient(
         # with those three, not validated again (they are this module's own: an id, and the E.164 number and region
         # `parse_mobile` gave). A third of the CPU of validating each of 10,000 records whole.
         seen.add(number.e164)
-        return first.model_copy(update={"id": record_id, "to": number.e164, "country": number.region})
+        return first.model_copy(update={"id": record_id, "to": number.e164, "country": number.country})
     content = contents(routed.provider)
     if isinstance(content, ParamsProblem):
         return RecipientError(index=this, to=raw, code=content.code, message=content.message)
@@ -236,7 +236,7 @@ def _new_record(
         status_callback_on_submitted=spec.status_callback_on_submitted or None,
         failover_on_undelivered=spec.failover_on_undelivered or None,
         segments=content.segments,
-        country=number.region,
+        country=number.country,
         owner=stamps.owner,
         created_at=stamps.created_at,
         updated_at=stamps.created_at,

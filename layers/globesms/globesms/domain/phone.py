@@ -62,11 +62,23 @@ def stray_character(text: str) -> str | None:
     return None
 
 
+#: The country the guardrails, routes and prices see for a non-geographic number (+870, +881, +882...: satellite
+#: and international ranges, pumping's classic targets): phonenumbers gives them the region "001", which no list of
+#: countries can name (two letters), so a release of them (`pumping-release COUNTRY=ZZ`, as docs/guardrails.md
+#: says) or a deny-list entry lifted or denied nothing (a review).
+NON_GEOGRAPHIC = "ZZ"
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedNumber:
     e164: str
     country_code: int  # 86 for the Chinese mainland
-    region: str | None  # ISO 3166 alpha-2, e.g. "HK"
+    region: str | None  # ISO 3166 alpha-2, e.g. "HK"; phonenumbers' "001" for a non-geographic number
+
+    @property
+    def country(self) -> str | None:
+        """The record's country: the region, `NON_GEOGRAPHIC` for a non-geographic number."""
+        return NON_GEOGRAPHIC if self.region == REGION_CODE_FOR_NON_GEO_ENTITY else self.region
 
 
 class InvalidNumber(ValueError):
