@@ -407,3 +407,37 @@ def test_non_geographic_numbers_are_held_and_released_as_zz(counters: MemoryOtpC
     assert first.errors[0].message.startswith("OTP to ZZ held")
     counters.release_country("ZZ", int(NOW.timestamp()) + 3600)
     assert sender.send(otp(*satellite[30:])).accepted == 5
+
+
+class HeaderFailsOnce(MemoryStore):
+    """The batch header's write fails once, after the OTP guard committed: the API answers 500."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = True
+
+    def begin_batch(self, batch):  # type: ignore[no-untyped-def]
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("DynamoDB: InternalServerError")
+        return super().begin_batch(batch)
+
+
+def test_a_retry_planned_hours_later_is_checked_against_the_hour_it_is_planned_in(counters: MemoryOtpCounters) -> None:
+    # Counted at 09:00 by an attempt that failed before its header, retried at 11:10 with its Idempotency-Key after
+    # five other OTPs to the number since 11:00: the 09:00 marker's answer was replayed, a sixth OTP in 60 minutes
+    # at five an hour (a review).
+    sender, store = Sender(counters), HeaderFailsOnce()
+
+    def keyed(at: datetime) -> Any:
+        return accept(
+            [otp(HK)], batch_id="K", source="api", now=at, retention_days=90, store=store, queues=MemoryQueues(),
+            otp=sender.guard,
+        )  # fmt: skip
+
+    with pytest.raises(RuntimeError):
+        keyed(NOW)
+    later = NOW + timedelta(hours=2)
+    assert [sender.send(otp(HK), at=later + timedelta(minutes=m)).accepted for m in range(5)] == [1] * 5
+    retry = keyed(later + timedelta(minutes=10))
+    assert (retry.accepted, codes(retry)) == (0, ["VELOCITY_LIMIT"])

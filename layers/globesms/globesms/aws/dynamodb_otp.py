@@ -7,8 +7,8 @@
 - A country: `pk = P#<country>`, `sk = $otp`, holding one top-level number attribute per bucket (`m<minute>`:
   recipients offered, `h<hour>`: recipients let through; `ADD` works only on top-level attributes), and
   `released_until` (an operator's release). Buckets no window reads are removed by the next count.
-- A batch chunk's marker: `pk = B#<batch_id>`, `sk = $otp#<chunk>` (its position and a digest of its recipients:
-  `otp_guard.chunk_key`), holding the chunk's refusals.
+- A batch chunk's marker: `pk = B#<batch_id>`, `sk = $otp#<chunk>` (its position, its planning hour and a digest
+  of its recipients: `otp_guard.chunk_key`), holding the chunk's refusals.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def screen(
     refused: dict[int, tuple[str, str]] = {}
     fresh = True
     for chunk, mine in enumerate(_chunks(otp, numbers)):
-        ctx = _Chunk(guard.counters, batch_id, chunk_key(chunk, mine), expires_at, velocity, at)
+        ctx = _Chunk(guard.counters, batch_id, chunk_key(chunk, mine, at), expires_at, velocity, at)
         done, written = ctx.commit(
             mine, {i: held[i] for i in map(_index, mine) if i in held} if held else {}, number_counts
         )
@@ -118,14 +118,18 @@ def screen(
     return _errors(otp, refused)
 
 
-def chunk_key(chunk: int, records: Sequence[MessageRecord]) -> str:
-    """What a chunk's marker is written under: its position and a digest of its recipients (index and number). A
-    retry whose chunk holds the same recipients finds the first attempt's marker, counted once; one whose chunk
-    changed (a recipient refused the first time for a permission or an opt-out changed since) is a chunk of its own,
-    its numbers counted again: stricter, never looser. Until 2026-12-06 the marker was by position alone, and a
-    number new to the chunk passed on the earlier attempt's answer, unscreened and uncounted (found by a review)."""
+def chunk_key(chunk: int, records: Sequence[MessageRecord], at: int) -> str:
+    """What a chunk's marker is written under: its position, the hour it was planned in (`at`, epoch seconds) and a
+    digest of its recipients (index and number). A retry whose chunk holds the same recipients, planned in the same
+    hour, finds the first attempt's marker, counted once; one whose chunk changed (a recipient refused the first time
+    for a permission or an opt-out changed since) is a chunk of its own, its numbers counted again: stricter, never
+    looser. Until 2026-12-06 the marker was by position alone, and a number new to the chunk passed on the earlier
+    attempt's answer, unscreened and uncounted (found by a review). The hour, since 2026-12-07: a retry planned
+    hours later (an attempt that failed before its batch header, retried with its Idempotency-Key) replayed the
+    first answer, and its OTP went out unchecked against the number's current hour (a review: six in 60 minutes at
+    five an hour). A resume plans at its first attempt's time, so it finds its marker whenever it comes."""
     digest = hashlib.sha256("\n".join(f"{_index(r)}:{r.to}" for r in records).encode()).hexdigest()[:16]
-    return f"{chunk}.{digest}"
+    return f"{chunk}.{pumping.hour_of(at)}.{digest}"
 
 
 def _chunks(otp: Sequence[MessageRecord], numbers: list[str]) -> list[list[MessageRecord]]:

@@ -214,7 +214,7 @@ class OtpCommit:
     (`index -> (code, message)`), written once per batch and chunk."""
 
     batch_id: str
-    chunk: str  # the chunk's position and a digest of its recipients (`otp_guard.chunk_key`)
+    chunk: str  # the chunk's position, planning hour and a digest of its recipients (`otp_guard.chunk_key`)
     writes: Sequence[NumberWrite]
     refused: Mapping[int, tuple[str, str]]
     expires_at: int
