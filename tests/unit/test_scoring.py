@@ -45,6 +45,16 @@ def test_price_breaks_a_tie_in_delivery() -> None:
     assert ranked.order[0] is A  # the cheapest per delivered message
 
 
+def test_a_provider_without_a_price_is_scored_as_the_dearest_not_as_free() -> None:
+    # With no price term it outranked the priced ones that delivered as well, and under a spend limit every
+    # recipient sent its way was refused PRICE_UNKNOWN (a review: 95 of 100).
+    counts = {A: seen(950, 1000), T: seen(900, 1000), H: seen(1150, 1200)}
+    ranked = rank(ALL, counts, {A: Decimal("0.038"), T: Decimal("0.076"), H: None})
+    assert ranked.order[0] is A
+    unpriced = {s.provider: s for s in ranked.scores}[H]
+    assert unpriced.cost_per_delivered is None  # what it reports is what is known
+
+
 def test_a_slow_provider_loses_to_an_equally_good_fast_one() -> None:
     counts = {A: seen(950, 1000, latency=900), T: seen(950, 1000, latency=3), H: seen(950, 1000, latency=3)}
     assert rank(ALL, counts, {p: None for p in ALL}).order[0] is T

@@ -119,11 +119,14 @@ def rank(
     policy: ScoringPolicy = DEFAULT_POLICY,
 ) -> ScoredRoute:
     """`candidates`: the providers that can carry the message, in the table's order; `counts`: their outcomes in
-    the scoring window; `prices`: price per SMS part (None: unknown, no price term)."""
+    the scoring window; `prices`: price per SMS part (None: unknown). A provider whose cost is unknown while others'
+    are known is scored as the dearest of them: with no price term it won on price alone, and under a spend limit
+    every recipient sent its way was refused PRICE_UNKNOWN (a review: 95 of 100). With no price known, no price
+    term for anyone."""
     costs = {p: _cost_per_delivered(counts.get(p), prices.get(p), policy) for p in candidates}
     known = [c for c in costs.values() if c is not None]
-    cheapest = min(known) if known else None
-    scores = tuple(_score(p, counts.get(p), costs[p], cheapest, policy) for p in candidates)
+    cheapest, dearest = (min(known), max(known)) if known else (None, None)
+    scores = tuple(_score(p, counts.get(p), costs[p], (cheapest, dearest), policy) for p in candidates)
     unscored = [s.provider for s in scores if s.score is None]
     scored = [s for s in scores if s.score is not None and not (s.failing and unscored)]
     failing = [s for s in scores if s.score is not None and s.failing and unscored]
@@ -150,16 +153,20 @@ def _score(
     provider: ProviderName,
     tally: Tally | None,
     cost: float | None,
-    cheapest: float | None,
+    known: tuple[float | None, float | None],
     policy: ScoringPolicy,
 ) -> ProviderScore:
+    """`known`: the cheapest and the dearest of the candidates' known costs (an unknown cost is scored as the
+    dearest)."""
     samples = tally.outcomes if tally is not None else 0
     if tally is None or samples < policy.min_samples:
         return ProviderScore(provider, samples, None)
     bound = wilson_lower_bound(tally.delivered, samples, policy.confidence_z)
     score = bound
-    if cost is not None and cheapest:
-        score -= policy.price_weight * (cost / cheapest - 1)
+    cheapest, dearest = known
+    priced = cost if cost is not None else dearest
+    if priced is not None and cheapest:
+        score -= policy.price_weight * (priced / cheapest - 1)
     median = quantile_seconds(tally.latency, 0.5)
     if median is not None:
         score -= policy.latency_weight * min(1.0, median / policy.latency_scale_seconds)
