@@ -225,6 +225,21 @@ def test_a_template_too_long_in_the_drawn_providers_version_goes_to_the_next_tha
     assert {(r.provider, r.route) for r in result.records} == {(ProviderName.TENCENT, (ProviderName.TENCENT,))}
 
 
+def test_a_failover_route_holds_only_the_providers_that_can_carry_the_rendered_template() -> None:
+    # Drawn to Tencent, whose version carries it, the route still named Alibaba next, whose rendering is over 10
+    # parts: a failover (the next provider only) stopped there (a review).
+    template_route = [{"provider": "tencent"}, {"provider": "aliyun"}]
+    routes = parse_route_table(
+        {"version": 1, "default": {"text": [{"provider": "aliyun"}], "template": template_route}}, "test"
+    )
+    long_code = {"id": "login", "params": {"minutes": 5, "code": "\U0001f600" * 400}}
+    result = plan_batch(
+        [MessageSpec.model_validate({"to": "+85251234567", "template": long_code})],
+        batch_id="B1", now=NOW, retention_days=90, routes=routes, templates=REGISTRY,
+    )  # fmt: skip
+    assert [(r.provider, r.route) for r in result.records] == [(ProviderName.TENCENT, (ProviderName.TENCENT,))]
+
+
 def test_the_route_and_logical_id_travel_in_the_packs() -> None:
     result = plan({"to": "+85251234567", "template": LOGIN})
     (pack,) = result.packs[ProviderName.TENCENT]

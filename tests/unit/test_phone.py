@@ -194,3 +194,13 @@ def test_parse_mobile_decides_as_phonenumbers_on_any_digits(raw: str) -> None:
 def test_parse_mobile_decides_as_phonenumbers_after_any_country_code(code: int, national: str) -> None:
     raw = f"+{code}{national}"
     assert _our_verdict(raw) == _public_verdict(raw)
+
+
+def test_a_non_geographic_number_has_the_country_zz_wherever_it_is_worked_out() -> None:
+    # phonenumbers' region for +881 is "001", which no list of countries (routes, prices, permissions, pumping
+    # releases) can name; the route statistics' fallback for records without a country named it so too (a review).
+    from globesms.stats.tally import country_of
+
+    parsed = parse_mobile("+881612340001")
+    assert (parsed.region, parsed.country) == ("001", "ZZ")
+    assert country_of("+881612340001") == "ZZ" and country_of("+85251234567") == "HK"

@@ -45,7 +45,7 @@ def test_price_breaks_a_tie_in_delivery() -> None:
     assert ranked.order[0] is A  # the cheapest per delivered message
 
 
-def test_a_provider_without_a_price_is_scored_as_the_dearest_not_as_free() -> None:
+def test_a_provider_without_a_price_is_scored_as_twice_the_dearest_not_as_free() -> None:
     # With no price term it outranked the priced ones that delivered as well, and under a spend limit every
     # recipient sent its way was refused PRICE_UNKNOWN (a review: 95 of 100).
     counts = {A: seen(950, 1000), T: seen(900, 1000), H: seen(1150, 1200)}
@@ -53,6 +53,11 @@ def test_a_provider_without_a_price_is_scored_as_the_dearest_not_as_free() -> No
     assert ranked.order[0] is A
     unpriced = {s.provider: s for s in ranked.scores}[H]
     assert unpriced.cost_per_delivered is None  # what it reports is what is known
+    # Scored as the dearest itself it kept the traffic beside one priced provider (no penalty at all), and beside two
+    # priced alike (a penalty inside the hysteresis): twice the dearest (a review of the change).
+    alike = {A: seen(950, 1000), T: seen(950, 1000), H: seen(1150, 1200)}
+    assert rank((T, H), alike, {T: Decimal("0.0399"), H: None}).order[0] is T
+    assert rank(ALL, alike, {A: Decimal("0.0380"), T: Decimal("0.0399"), H: None}).order[0] is not H
 
 
 def test_a_slow_provider_loses_to_an_equally_good_fast_one() -> None:

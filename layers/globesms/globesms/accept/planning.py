@@ -210,16 +210,17 @@ def _plan_recipient(
 def _carried(
     routed: Routed, contents: Callable[[ProviderName], Rendered | ParamsProblem]
 ) -> tuple[Routed, Rendered | ParamsProblem]:
-    """The drawn provider and the content it gets; when that content cannot be sent (a registered template's text
-    with its params too long in that provider's version, a param its version lacks), the first provider of the route
-    whose content can, the route then holding only those. A recipient is refused only when no provider of its route
-    can carry it: refused by the draw, 18 of 40 recipients of one request were refused while the others went out
-    through another provider of the same route (a review)."""
+    """The drawn provider and the content it gets, with the route cut to the providers whose content can be sent (a
+    registered template's text with its params too long in one provider's version, a param its version lacks); when
+    the drawn one's cannot, the first of those. A recipient is refused only when no provider of its route can carry
+    it: refused by the draw, 18 of 40 recipients of one request were refused while the others went out through
+    another provider of the same route (a review); and a failover, which tries the next provider only, no longer
+    stops at one that cannot carry it."""
     content = contents(routed.provider)
-    if not isinstance(content, ParamsProblem):
-        return routed, content
     carriers = tuple(p for p in routed.route if not isinstance(contents(p), ParamsProblem))
     if not carriers:
+        return routed, content
+    if carriers == routed.route:
         return routed, content
     return Routed(carriers[0], carriers), contents(carriers[0])
 

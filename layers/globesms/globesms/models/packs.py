@@ -28,7 +28,10 @@ class PackRecipient(Model):
     c: int = Field(ge=0, description="index into contents")
     # Kept in the record the dispatcher writes, which it builds from the pack: without it every dispatched record lost
     # the country accept resolved, and the route statistics parsed the number again for it (`stats.tally`).
-    country: str | None = Field(default=None, description="the recipient's region (phonenumbers), as accept set it")
+    country: str | None = Field(
+        default=None,
+        description="the recipient's country (phonenumbers' region; ZZ for a non-geographic number), as accept set it",
+    )
     segments: int | None = None
     # As country: the record the dispatcher writes shows the encoding the 202 answered with. A pack queued before
     # recipients carried it has none (None, as a provider's own template has).

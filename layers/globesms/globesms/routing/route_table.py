@@ -118,7 +118,10 @@ class DefaultRoutes(CountryRoutes):
     template: RouteList
 
 
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2, as phonenumbers gives it")]
+Country = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2, as phonenumbers gives it; ZZ: non-geographic numbers"),
+]
 
 
 class RouteTableDoc(_Doc):

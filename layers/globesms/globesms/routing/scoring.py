@@ -120,9 +120,11 @@ def rank(
 ) -> ScoredRoute:
     """`candidates`: the providers that can carry the message, in the table's order; `counts`: their outcomes in
     the scoring window; `prices`: price per SMS part (None: unknown). A provider whose cost is unknown while others'
-    are known is scored as the dearest of them: with no price term it won on price alone, and under a spend limit
-    every recipient sent its way was refused PRICE_UNKNOWN (a review: 95 of 100). With no price known, no price
-    term for anyone."""
+    are known is scored as twice the dearest of them: with no price term it won on price alone, and under a spend
+    limit every recipient sent its way was refused PRICE_UNKNOWN (a review: 95 of 100); as the dearest itself, its
+    penalty was none beside one priced provider, and within the hysteresis beside two priced alike. Twice the
+    dearest is a penalty of at least the price weight (0.1), over the hysteresis (0.03): it carries the traffic only
+    by delivering clearly better. With no price known, no price term for anyone."""
     costs = {p: _cost_per_delivered(counts.get(p), prices.get(p), policy) for p in candidates}
     known = [c for c in costs.values() if c is not None]
     cheapest, dearest = (min(known), max(known)) if known else (None, None)
@@ -156,7 +158,7 @@ def _score(
     known: tuple[float | None, float | None],
     policy: ScoringPolicy,
 ) -> ProviderScore:
-    """`known`: the cheapest and the dearest of the candidates' known costs (an unknown cost is scored as the
+    """`known`: the cheapest and the dearest of the candidates' known costs (an unknown cost is scored as twice the
     dearest)."""
     samples = tally.outcomes if tally is not None else 0
     if tally is None or samples < policy.min_samples:
@@ -164,7 +166,7 @@ def _score(
     bound = wilson_lower_bound(tally.delivered, samples, policy.confidence_z)
     score = bound
     cheapest, dearest = known
-    priced = cost if cost is not None else dearest
+    priced = cost if cost is not None else None if dearest is None else 2 * dearest
     if priced is not None and cheapest:
         score -= policy.price_weight * (priced / cheapest - 1)
     median = quantile_seconds(tally.latency, 0.5)
