@@ -58,6 +58,7 @@ def test_a_provider_without_a_price_is_scored_as_twice_the_dearest_not_as_free()
     alike = {A: seen(950, 1000), T: seen(950, 1000), H: seen(1150, 1200)}
     assert rank((T, H), alike, {T: Decimal("0.0399"), H: None}).order[0] is T
     assert rank(ALL, alike, {A: Decimal("0.0380"), T: Decimal("0.0399"), H: None}).order[0] is not H
+    assert rank((A, H), alike, {A: Decimal("0"), H: None}).order[0] is A  # a free provider: no ratio, still a term
 
 
 def test_a_slow_provider_loses_to_an_equally_good_fast_one() -> None:

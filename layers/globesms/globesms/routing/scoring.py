@@ -166,9 +166,12 @@ def _score(
     bound = wilson_lower_bound(tally.delivered, samples, policy.confidence_z)
     score = bound
     cheapest, dearest = known
-    priced = cost if cost is not None else None if dearest is None else 2 * dearest
-    if priced is not None and cheapest:
-        score -= policy.price_weight * (priced / cheapest - 1)
+    if cost is None and dearest is not None:
+        # Twice the dearest: a term of at least the price weight, also when the cheapest is free (a price of 0,
+        # where a ratio means nothing and the term was dropped for everyone, a review).
+        score -= policy.price_weight * (2 * dearest / cheapest - 1 if cheapest else 1.0)
+    elif cost is not None and cheapest:
+        score -= policy.price_weight * (cost / cheapest - 1)
     median = quantile_seconds(tally.latency, 0.5)
     if median is not None:
         score -= policy.latency_weight * min(1.0, median / policy.latency_scale_seconds)
