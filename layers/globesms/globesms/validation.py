@@ -37,9 +37,8 @@ def field_path(location: Sequence[Any], *, default: str = "body", ends_with_a_ke
     path = ""
     for i in range(start, len(parts)):
         part = parts[i]
-        if i == last and ends_with_a_key:
-            pass  # the client's key, whatever it is spelled like ("int", "list[a]", "constrained-x")
-        elif (i == last and part in _MEMBERS) or _is_type_tag(part):
+        # The client's key, last in an error about a key, is kept whatever it is spelled like ("int", "list[a]").
+        if not (i == last and ends_with_a_key) and ((i == last and part in _MEMBERS) or _is_type_tag(part)):
             continue
         if part == _KEY_MARKER:
             path += part

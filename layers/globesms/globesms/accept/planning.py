@@ -218,9 +218,7 @@ def _carried(
     stops at one that cannot carry it."""
     content = contents(routed.provider)
     carriers = tuple(p for p in routed.route if not isinstance(contents(p), ParamsProblem))
-    if not carriers:
-        return routed, content
-    if carriers == routed.route:
+    if not carriers or carriers == routed.route:
         return routed, content
     return Routed(carriers[0], carriers), contents(carriers[0])
 

@@ -40,9 +40,9 @@ _KEEP_PREFIX = frozenset(
 #: written with: the separators phonenumbers skips (its VALID_PUNCTUATION: dashes of every kind, as Word or a CJK
 #: input method writes them, dots, slashes and brackets, fullwidth ones too), but its "x", a letter, its tildes, which
 #: it reads as an extension's mark when they stand between digits, and the invisible ones, refused before as format
-#: characters. They never change the number. phonenumbers reads more,
-#: and each is a number other than the one written: letters as a keypad's ("+85251234OOO" is +85251234666), RFC 3966
-#: parameters it drops (";isub=1"), trailing text (" x").
+#: characters. They never change the number. phonenumbers reads more, and each is a number other than the one
+#: written: letters as a keypad's ("+85251234OOO" is +85251234666), RFC 3966 parameters it drops (";isub=1"),
+#: trailing text (" x").
 NUMBER_SEPARATORS: frozenset[str] = frozenset(
     "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"  # dashes, the minus sign, the Japanese long vowel mark
     ".\uff0e/\uff0f"  # dots, slashes
@@ -69,6 +69,11 @@ def stray_character(text: str) -> str | None:
 NON_GEOGRAPHIC = "ZZ"
 
 
+def country_of_region(region: str | None) -> str | None:
+    """The country for phonenumbers' region of a number: the region, `NON_GEOGRAPHIC` for its "001"."""
+    return NON_GEOGRAPHIC if region == REGION_CODE_FOR_NON_GEO_ENTITY else region
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedNumber:
     e164: str
@@ -77,8 +82,8 @@ class ParsedNumber:
 
     @property
     def country(self) -> str | None:
-        """The record's country: the region, `NON_GEOGRAPHIC` for a non-geographic number."""
-        return NON_GEOGRAPHIC if self.region == REGION_CODE_FOR_NON_GEO_ENTITY else self.region
+        """The record's country (`country_of_region`)."""
+        return country_of_region(self.region)
 
 
 class InvalidNumber(ValueError):

@@ -69,9 +69,13 @@ def _not_still_writing(store: MessageStore, batch: BatchRecord | None) -> None:
         return
     if len(batch_messages(store, batch.batch_id)) < batch.accepted:
         raise BatchStillAccepting(batch.batch_id)
-    now = store.get_batch(batch.batch_id)
+    current = store.get_batch(batch.batch_id)
     attempt = (batch.attempt, batch.resumes, batch.accepted)
-    if now is not None and now.state == "ACCEPTING" and (now.attempt, now.resumes, now.accepted) != attempt:
+    if (
+        current is not None
+        and current.state == "ACCEPTING"
+        and (current.attempt, current.resumes, current.accepted) != attempt
+    ):
         raise BatchStillAccepting(batch.batch_id)
 
 

@@ -119,14 +119,13 @@ def country_of(number: str) -> str | None:
     packs carried the country (2026-12-06). Imported here, on use: no dispatcher needs phonenumbers otherwise."""
     import phonenumbers
 
-    from globesms.domain.phone import NON_GEOGRAPHIC
+    from globesms.domain.phone import country_of_region
 
     try:
         region = phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
     except phonenumbers.NumberParseException:
         return None
-    # As accept names it (`ParsedNumber.country`): phonenumbers' "001" is no country a scored route reads.
-    return NON_GEOGRAPHIC if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY else region
+    return country_of_region(region)  # as accept names it: "001" is no country a scored route reads
 
 
 def _no_receipt(record: MessageRecord) -> bool:
