@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from globesms.aws import wiring
 from globesms.config import DispatchSettings, environment, load_settings
+from globesms.dispatch.permissions import CountryPermissions
 from globesms.dispatch.sending import RateLimiterUnavailable, stop_calling_at
 from globesms.dispatch.service import (
     DispatchDeps,
@@ -64,6 +65,7 @@ def _deps(calls_end_by: float) -> DispatchDeps:
         report_unfinished_calls=_emit_provider_calls,
         calls_end_by=calls_end_by,
         prices=_price_table,
+        permissions=_country_permissions,
     )
 
 
@@ -72,6 +74,13 @@ def _price_table() -> Prices:
     from globesms.guardrails.prices import current_prices
 
     return current_prices()
+
+
+def _country_permissions() -> CountryPermissions:
+    # Imported on the first pack, as the price table is: the document accept reads, cached alike (5 minutes).
+    from globesms.guardrails.permissions import current_permissions
+
+    return current_permissions()
 
 
 def _recorders() -> Recorders:

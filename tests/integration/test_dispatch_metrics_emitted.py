@@ -200,3 +200,41 @@ def test_a_pack_whose_recording_fails_after_its_calls_still_reports_them(  # typ
     assert value(lines, "RecipientsAttempted", TENCENT) == 3
     assert value(lines, "ProviderErrors", {**TENCENT, "category": "recipient"}) == 1
     assert not [line for line in lines if "RecipientsSubmitted" in line["values"]]
+
+
+def test_a_dispatcher_reads_the_country_permissions_parameter_and_sends_nothing_to_a_country_denied_since(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With GuardrailsParametersPath set, the dispatcher reads `<path>/permissions` (its role may: the template's
+    DispatchGuardrailsPolicy) and a recipient of a country denied after accept is recorded FAILED, not sent."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    from globesms.aws import wiring
+    from globesms.config import settings
+    from globesms.guardrails import permissions as permissions_module
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/globesms/guardrails/permissions", Value='{"version": 1, "default": {"deny": ["HK"]}}', Type="String"
+    )
+    permissions_module.reset_cache()
+    parameters.clear_caches()
+    dispatch = load_handler("dispatch", GLOBESMS_PROVIDER="tencent")
+    monkeypatch.setenv("GLOBESMS_GUARDRAILS_PARAMETERS", "/globesms/guardrails")  # GuardrailsParametersPath
+    settings.cache_clear()
+    provider = ScriptedProvider(name=ProviderName.TENCENT)
+    dispatch._provider = lambda: provider
+    request = tencent_event(2)
+    body = json.loads(request["Records"][0]["body"])
+    body["recipients"][0]["country"] = "HK"  # as accept set it; the second recipient's pack carries none
+    request["Records"][0]["body"] = json.dumps(body)
+    try:
+        response, lines = invoked(dispatch, request, lambda_context, capsys)
+    finally:
+        permissions_module.reset_cache()
+    assert response == {"batchItemFailures": []}
+    assert [m.message_id for call in provider.calls for m in call] == [body["recipients"][1]["id"]]
+    found = wiring.message_store().get_message(body["recipients"][0]["id"])
+    assert found is not None
+    assert (found[0].status, found[0].error_code) == ("FAILED", "COUNTRY_NOT_ALLOWED")
+    assert value(lines, "RecipientsFailed", TENCENT) == 1

@@ -377,20 +377,25 @@ def test_each_function_has_exactly_the_actions_its_code_uses(resources: dict[str
 GUARDRAILS_PARAMETER_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GuardrailsParametersPath}/*"
 }
-PRICES_PARAMETER_ARN = {
-    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GuardrailsParametersPath}/prices"
-}
+DISPATCH_PARAMETER_ARNS = [
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GuardrailsParametersPath}/"
+        + name
+    }
+    for name in ("prices", "permissions")
+]
 
 
-def test_with_the_guardrails_parameters_the_accepting_functions_read_them_and_the_dispatchers_the_prices_only(
+def test_with_the_guardrails_parameters_the_accepting_functions_read_them_and_the_dispatchers_two_of_them(
     resources: dict[str, Any],
 ) -> None:
     """Accept reads prices, permissions and limits; a dispatcher prices a failover or a resend (guardrails/charges.py)
-    and reads the prices alone. No other function reads them."""
-    readers = {
+    and checks the country permissions again (dispatch/permissions.py), never the limits. No other function reads
+    them."""
+    readers: dict[str, Any] = {
         "SendApiFunction": GUARDRAILS_PARAMETER_ARN,
         "IntakeFunction": GUARDRAILS_PARAMETER_ARN,
-        **{f"{provider}DispatchFunction": PRICES_PARAMETER_ARN for provider in ("Aliyun", "Tencent", "Huawei")},
+        **{f"{provider}DispatchFunction": DISPATCH_PARAMETER_ARNS for provider in ("Aliyun", "Tencent", "Huawei")},
     }
     for function_id in function_ids(resources):
         role_id = role_of(resources, function_id)

@@ -163,7 +163,8 @@ class RecipientCode(_Code):
     # Guardrails (docs/guardrails.md)
     COUNTRY_NOT_ALLOWED = (
         "COUNTRY_NOT_ALLOWED",
-        "the country permissions do not allow this message type to this country (the message names it)",
+        "the country permissions do not allow this message type to this country (the message names it); a "
+        "message accepted before its country was denied is not sent either, and ends FAILED with this code",
     )
     PRICE_UNKNOWN = "PRICE_UNKNOWN", "no price for this provider and country, and a spend limit needs one to count it"
     SPEND_LIMIT_REACHED = (

@@ -108,11 +108,21 @@ def _status_after(error: ProviderError | None) -> Status:
 
 def opted_out_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:
     """A recipient whose number opted out after its message was accepted (`dispatch.opt_outs`): FAILED, never sent."""
-    recipient = pack.recipients[index]
-    error = ProviderError(
-        ErrorCategory.RECIPIENT, RecipientCode.OPTED_OUT, "the number opted out after the message was accepted"
+    return _refused_record(
+        pack, index, RecipientCode.OPTED_OUT, "the number opted out after the message was accepted", now
     )
-    return outcome_record(pack, index, SendOutcome(message_id=recipient.id, error=error), now)
+
+
+def denied_record(pack: DispatchPack, index: int, reason: str, now: datetime) -> MessageRecord:
+    """A recipient whose country the permissions refuse since its message was accepted (`dispatch.permissions`):
+    FAILED, never sent. `reason`: the permissions' own words (`GB is in the deny-list for MKT messages`)."""
+    message = f"{reason} (the country permissions changed after the message was accepted)"
+    return _refused_record(pack, index, RecipientCode.COUNTRY_NOT_ALLOWED, message, now)
+
+
+def _refused_record(pack: DispatchPack, index: int, code: RecipientCode, message: str, now: datetime) -> MessageRecord:
+    error = ProviderError(ErrorCategory.RECIPIENT, code, message)
+    return outcome_record(pack, index, SendOutcome(message_id=pack.recipients[index].id, error=error), now)
 
 
 def lapsed_record(pack: DispatchPack, index: int, now: datetime) -> MessageRecord:

@@ -39,8 +39,10 @@ from globesms.dispatch.failover import Rerouted
 from globesms.dispatch.holds import WaitNotNoted, ends_canceled_hold, take_over_hold, wait_or_end_hold
 from globesms.dispatch.opt_outs import opted_out_positions
 from globesms.dispatch.outcomes import OutcomeDecision, decide, skipped_for_open_breaker
+from globesms.dispatch.permissions import denied_positions
 from globesms.dispatch.quiet import quiet_delay, quiet_positions
 from globesms.dispatch.records import (
+    denied_record,
     held_since_pack,
     lapsed_record,
     opted_out_record,
@@ -173,8 +175,9 @@ class _Round:
     before: BreakerState  # the provider's breaker when the round started
     settled: set[int]  # resends a receipt settled meanwhile: neither sent nor recorded (`settled_resends`)
     lapsed: set[int]  # never sent, nor moved elsewhere: recorded EXPIRED
-    #: Their number opted out since accept (`dispatch.opt_outs`): never sent, their FAILED records written already.
-    opted_out: list[MessageRecord]
+    #: Their country denied or their number opted out since accept (`_refused_since_accept`): never sent, their
+    #: FAILED records written already.
+    refused: list[MessageRecord]
     quiet: dict[int, int]  # inside their quiet hours: back on the queue, with the wait
     skipped: set[int]  # not called for the open breaker: moved elsewhere
     sending: list[int]  # the others
@@ -290,7 +293,7 @@ def _settle_round(
     )
     lapsed = [lapsed_record(pack, i, now) for i in sorted(round_.lapsed)]
     summary = _record(
-        pack, deps, decision, outcome_at, lapsed, written=round_.opted_out, now=now, dead_letter=dead_letter
+        pack, deps, decision, outcome_at, lapsed, written=round_.refused, now=now, dead_letter=dead_letter
     )
     summary = replace(summary, quiet=len(quiet), deferred=len(deferred), skipped=len(round_.settled), calls=calls)
     if dead_letter:
@@ -372,29 +375,39 @@ def _call_provider(pack: DispatchPack, deps: DispatchDeps, provider: Provider, *
         templates = template_registry()
     settled = settled_resends(pack, deps.store)
     lapsed = lapsed_positions(pack, now) - settled
-    opted_out = opted_out_positions(pack, opt_out_check()) - settled - lapsed
-    opted_records = [opted_out_record(pack, i, now) for i in sorted(opted_out)]
-    if opted_records:
+    refused, refused_records = _refused_since_accept(pack, deps, now, leave_out=settled | lapsed)
+    quiet = {
+        i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | refused and i not in settled
+    }
+    skipped = (
+        skipped_for_open_breaker(pack, before, now=now, templates=templates) - lapsed - refused - quiet.keys() - settled
+    )
+    left = settled | lapsed | refused | quiet.keys() | skipped
+    sending = [i for i in range(len(pack.recipients)) if i not in left]
+    sent = _send(pack, sending, deps, provider, now)
+    return _Round(before, settled, lapsed, refused_records, quiet, skipped, sending, sent, templates)
+
+
+def _refused_since_accept(
+    pack: DispatchPack, deps: DispatchDeps, now: datetime, *, leave_out: set[int]
+) -> tuple[set[int], list[MessageRecord]]:
+    """The recipients accept allowed that may no longer be sent: their country denied since
+    (`dispatch.permissions`), or their number on the opt-out list since (`dispatch.opt_outs`); with their FAILED
+    records, written already."""
+    denied = {
+        i: reason for i, reason in denied_positions(pack, deps.country_permissions()).items() if i not in leave_out
+    }
+    opted_out = opted_out_positions(pack, opt_out_check()) - leave_out - denied.keys()
+    records = [denied_record(pack, i, reason, now) for i, reason in sorted(denied.items())]
+    records += [opted_out_record(pack, i, now) for i in sorted(opted_out)]
+    if records:
         # Written before the calls (their events and give-backs follow with the round's): a dispatcher that dies
         # after its calls leaves them FAILED, which a takeover leaves alone, rather than as accept wrote them, which
         # it would settle as possibly sent (unknown outcomes, their spend kept).
-        opted_records = save_outcomes(
-            deps.store, deps.receipts, opted_records, now, route_stats=deps.route_stats, resends=resend_ids(pack)
+        records = save_outcomes(
+            deps.store, deps.receipts, records, now, route_stats=deps.route_stats, resends=resend_ids(pack)
         ).records
-    quiet = {
-        i: wait for i, wait in quiet_positions(pack, now).items() if i not in lapsed | opted_out and i not in settled
-    }
-    skipped = (
-        skipped_for_open_breaker(pack, before, now=now, templates=templates)
-        - lapsed
-        - opted_out
-        - quiet.keys()
-        - settled
-    )
-    left = settled | lapsed | opted_out | quiet.keys() | skipped
-    sending = [i for i in range(len(pack.recipients)) if i not in left]
-    sent = _send(pack, sending, deps, provider, now)
-    return _Round(before, settled, lapsed, opted_records, quiet, skipped, sending, sent, templates)
+    return denied.keys() | opted_out, records
 
 
 def _send(

@@ -1,0 +1,46 @@
+"""The country permissions read again at dispatch: a country denied after its message was accepted does not get it.
+
+Accept refuses a recipient whose country the permissions do not allow (`guardrails.gate`). A message accepted
+before its country was denied (an operator shutting a country during an SMS-pumping attack, say) may still be
+waiting for its send_at, through quiet hours or behind a rate limit, and every one of them goes through a
+dispatcher last. So the dispatcher reads the permissions in force (the document accept reads, cached the same way)
+and a recipient they now refuse is recorded FAILED with `COUNTRY_NOT_ALLOWED`, never sent, its spend given back:
+as an opt-out is (`dispatch.opt_outs`).
+
+Two decisions, written down here:
+- **A recipient whose pack carries no country is not checked again.** Packs queued before recipients carried
+  their country have none; accept checked them, and parsing the number again here would cost every pack what the
+  dispatcher saves by not importing phonenumbers (docs/performance.md, "Cold start" item 10).
+- **Permissions that cannot be read leave the message as accept allowed it** (logged). Accept refuses to start a
+  send without them (`GUARDRAILS_UNAVAILABLE`); here the message was allowed when it was accepted, and holding or
+  failing every pack of a dispatcher whose SSM read failed would stop OTPs for a check that only catches a change
+  made since.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from globesms.models.outbound import MessageType
+from globesms.models.packs import DispatchPack
+
+
+class CountryPermissions(Protocol):
+    """The country permissions (`guardrails.permissions.PermissionsDoc`), as a dispatcher reads them."""
+
+    def refusal(self, country: str | None, message_type: MessageType) -> str | None: ...
+
+
+def denied_positions(pack: DispatchPack, permissions: CountryPermissions | None) -> dict[int, str]:
+    """The positions of the pack's recipients whose country the permissions now refuse, with why."""
+    if permissions is None:
+        return {}
+    types = [MessageType(content.type) for content in pack.contents]
+    denied = {}
+    for i, recipient in enumerate(pack.recipients):
+        if recipient.country is None:
+            continue
+        reason = permissions.refusal(recipient.country, types[recipient.c])
+        if reason is not None:
+            denied[i] = reason
+    return denied
