@@ -469,11 +469,12 @@ def test_huawei_pushes_must_be_signed_when_push_authentication_is_on(  # type: i
     assert receipts.lambda_handler(signed_huawei_push("push-key", "push-secret"), lambda_context)["statusCode"] == 200
 
 
-def signed_huawei_push(app_key: str, app_secret: str) -> dict[str, Any]:
-    """events/receipts_huawei.json signed with this AK/SK, as Huawei signs a push with HuaweiReceiptAuth=aksk."""
+def signed_huawei_push(app_key: str, app_secret: str, push: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`push` (events/receipts_huawei.json by default) signed with this AK/SK, as Huawei signs a push with
+    HuaweiReceiptAuth=aksk."""
     from globesms.providers.huawei import signer
 
-    push = event("receipts_huawei")
+    push = push or event("receipts_huawei")
     headers = {"content-type": "application/x-www-form-urlencoded", "host": "127.0.0.1:3000"}
     headers["X-Sdk-Date"] = signer.sdk_date(datetime.now(UTC))
     headers["Authorization"] = signer.aksk_authorization(

@@ -156,3 +156,28 @@ def test_without_a_readable_token_secret_every_reply_push_is_refused_not_a_crash
     parameters.clear_caches()  # the 5-minute cache lapsed: the read fails
     assert replies(reply_event("aliyun"))["statusCode"] == 200  # the last good token
     parameters.clear_caches()
+
+
+def test_with_huawei_push_authentication_on_an_unsigned_huawei_reply_is_refused_and_a_signed_one_applied(  # type: ignore[no-untyped-def]
+    replies, stack, load_handler, lambda_context, monkeypatch
+) -> None:
+    """With HuaweiReceiptAuth=aksk Huawei signs every push of its application. A reply push was accepted on the URL
+    token alone, while an unsigned receipt push was refused: whoever held the reply URL could send START and take a
+    number off the list, one a customer had listed through the API after a complaint too (found by a review)."""
+    from tests.integration.test_handlers import signed_huawei_push
+
+    monkeypatch.setenv("GLOBESMS_HUAWEI_RECEIPT_AUTH", "aksk")  # the template's HuaweiReceiptAuth=aksk
+    monkeypatch.setenv("GLOBESMS_HUAWEI_APP_KEY", "push-key")
+    monkeypatch.setenv("GLOBESMS_HUAWEI_APP_SECRET", "push-secret")
+    api = InProcessApi(load_handler("send_api").lambda_handler, lambda_context)
+    assert api.call("PUT", "/v1/opt-outs/+8613800138000", body={"reason": "complained by phone"}).status == 201
+    start = reply_event("huawei")
+    start["body"] = start["body"].replace("body=R", "body=START")
+
+    refused = replies(start)
+    assert (refused["statusCode"], json.loads(refused["body"])["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert api.call("GET", "/v1/opt-outs/+8613800138000").status == 200  # still listed
+    assert replies(signed_huawei_push("push-key", "wrong-secret", start))["statusCode"] == 401
+
+    assert replies(signed_huawei_push("push-key", "push-secret", start))["statusCode"] == 200
+    assert api.call("GET", "/v1/opt-outs/+8613800138000").status == 404  # the signed START took it off

@@ -380,7 +380,8 @@ class ReceiptAuthSettings(SettingsDeclaration):
     )
     huawei_receipt_auth: Literal["", "none", "aksk"] = Field(
         "",
-        description="`aksk`: Huawei pushes must carry a valid SDK-HMAC-SHA256 signature by the application's key "
+        description="`aksk`: Huawei pushes (receipts and replies) must carry a valid SDK-HMAC-SHA256 signature by "
+        "the application's key "
         "(else `401`); unset or `none`: the token alone (template parameter HuaweiReceiptAuth)",
     )
     huawei_app_key: str = Field("", description="Huawei Cloud application key (deployed: in the provider's secret)")

@@ -10,7 +10,6 @@ follow-ups again).
 
 import importlib
 import json
-from collections.abc import Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -21,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.aws import wiring
 from globesms.callbacks.bodies import UndecodableBody, raw_body
+from globesms.callbacks.push_signature import push_signed
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
@@ -35,7 +35,7 @@ from globesms.observability import (
 )
 from globesms.providers import receipt_environment
 from globesms.receipts.apply import PushResult, record_push
-from globesms.receipts.auth import push_signature_accepted, token_accepted
+from globesms.receipts.auth import token_accepted
 from globesms.receipts.failover import queue_resends
 from globesms.receipts.push_limits import (
     MAX_REPORTS_PER_PUSH,
@@ -70,7 +70,7 @@ def receive_receipts(provider: str, token: str) -> Response[Any]:
         body = raw_body(router.current_event)  # read only once the token is right
     except UndecodableBody as exc:
         return _unreadable(str(exc), size=len(router.current_event.body or ""))
-    if not _signed(name, env, body):
+    if not push_signed(name, env, router.current_event, body):
         metrics.add_metric(name="ReceiptPushesForbidden", unit=MetricUnit.Count, value=1)
         logger.warning("receipt push with a missing or wrong signature refused")
         return error_response(RefusalCode.UNAUTHORIZED, "missing or wrong push signature")
@@ -114,21 +114,6 @@ def _unreadable(reason: str, *, size: int) -> Response[Any]:
     metrics.add_metric(name="ReceiptPushesUnreadable", unit=MetricUnit.Count, value=1)
     logger.warning("receipt push unreadable", extra={"reason": reason, "bytes": size})
     return error_response(RefusalCode.UNREADABLE_RECEIPTS, reason)
-
-
-def _signed(name: ProviderName, env: Mapping[str, str], body: bytes) -> bool:
-    """The push carries its provider's signature, where the provider signs pushes (receipts.auth)."""
-    event = router.current_event
-    return push_signature_accepted(
-        name,
-        env,
-        method=event.http_method,
-        path=event.request_context.path or event.path,  # as the pusher addressed it: with the API stage
-        query=event.query_string_parameters or {},
-        headers=event.headers,
-        body=body,
-        now=utc_now(),
-    )
 
 
 def _record_route_stats(result: PushResult) -> None:

@@ -14,11 +14,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from globesms.aws import wiring
 from globesms.callbacks.bodies import UndecodableBody, raw_body
+from globesms.callbacks.push_signature import push_signed
 from globesms.domain.clock import utc_now
 from globesms.errors import RefusalCode
 from globesms.http_errors import error_response
 from globesms.models.outbound import ProviderName
 from globesms.observability import logger, metrics, tracer
+from globesms.providers import receipt_environment
 from globesms.replies.auth import reply_environment, reply_token_accepted
 from globesms.replies.models import ReplyBodyInvalid, max_reply_push_bytes
 from globesms.replies.record import record_replies
@@ -48,6 +50,10 @@ def receive_replies(provider: str, token: str) -> Response[Any]:
         body = raw_body(router.current_event)
     except UndecodableBody as exc:
         return _unreadable(str(exc), size=len(router.current_event.body or ""))
+    if name is ProviderName.HUAWEI and not push_signed(name, receipt_environment(name), router.current_event, body):
+        metrics.add_metric(name="ReplyPushesForbidden", unit=MetricUnit.Count, value=1)
+        logger.warning("reply push with a missing or wrong signature refused")
+        return error_response(RefusalCode.UNAUTHORIZED, "missing or wrong push signature")
     if len(body) > max_reply_push_bytes(name):
         metrics.add_metric(name="ReplyPushesUnreadable", unit=MetricUnit.Count, value=1)
         logger.warning("reply push too large refused", extra={"bytes": len(body)})
