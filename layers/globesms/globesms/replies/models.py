@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from globesms.consent.optouts import NotANumber, normalise
 from globesms.models.base import Model
@@ -132,9 +132,37 @@ def read_items(items: Sequence[Any], validate: Callable[[Any], InboundReply]) ->
     return ParsedReplies(replies=replies, refused_items=refused)
 
 
-def read_json(body: bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+def field_keys(model: type[BaseModel]) -> dict[str, str]:
+    """Each key a reply's field may be given under (its name, its alias) -> the field."""
+    return {key: name for name, f in model.model_fields.items() for key in {name, f.alias or name}}
+
+
+def one_value_each(field_of: Mapping[str, str]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """An `object_pairs_hook` (and a form's pairs reader) refusing an object that gives one of the reply's fields
+    twice (`field_of`: `field_keys`), under one key or under its name and its alias: json.loads and dict() keep the
+    last, while a log, a proxy or a firewall in front may read the first, and a reply's number decides whose opt-out
+    changes. Keys no reply is read from may repeat."""
+
+    def pairs_as_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        given: dict[str, str] = {}  # field -> the key it was given under
+        repeated: set[str] = set()
+        for key, _value in pairs:
+            field = field_of.get(key)
+            if field is None:
+                continue
+            if field in given:
+                repeated |= {key, given[field]}
+            given[field] = key
+        if repeated:
+            raise ReplyBodyInvalid(f"{', '.join(sorted(repeated))}: field given more than once")
+        return dict(pairs)
+
+    return pairs_as_dict
+
+
+def read_json(body: bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> Any:
     """The JSON value of `body` (NaN and Infinity are not JSON); raises ReplyBodyInvalid when it is none.
-    `object_pairs_hook`: as json.loads's (each object's keys as given, repeats included)."""
+    `object_pairs_hook`: as json.loads's (each object's keys as given, repeats included): `one_value_each`."""
     try:
         return json.loads(body, parse_constant=_no_constant, object_pairs_hook=object_pairs_hook)
     except ReplyBodyInvalid:  # the hook's own refusal, naming what it refused

@@ -24,7 +24,9 @@ from globesms.replies.models import (
     ParsedReplies,
     ReplyBodyInvalid,
     bounded_text,
+    field_keys,
     in_utc,
+    one_value_each,
     read_items,
     read_json,
     reply_number,
@@ -82,8 +84,11 @@ class AliyunReply(Model):
         )
 
 
+_one_value_each: Final = one_value_each(field_keys(AliyunReply))
+
+
 def parse_replies(body: bytes, content_type: str = "") -> ParsedReplies:
-    payload = read_json(body)
+    payload = read_json(body, object_pairs_hook=_one_value_each)
     if not isinstance(payload, list):
         raise ReplyBodyInvalid("the body is not a JSON array of replies")
     return read_items(payload, lambda item: AliyunReply.model_validate(item).reply())

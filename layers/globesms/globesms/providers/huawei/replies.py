@@ -29,7 +29,9 @@ from globesms.replies.models import (
     ParsedReplies,
     ReplyBodyInvalid,
     bounded_text,
+    field_keys,
     in_utc,
+    one_value_each,
     read_items,
     read_json,
     reply_number,
@@ -79,7 +81,7 @@ class HuaweiReply(Model):
 #: Each key a reply's field is read from (its name in Huawei's push, and the model's own: `populate_by_name`), with
 #: that field. A field given twice, under either, is refused: which value is the reply's is anyone's guess (until
 #: 2026-12-06 the last won, so `from=<number>&...&from=<another>` put the other number on the opt-out list).
-_FIELD_OF: Final = {key: name for name, f in HuaweiReply.model_fields.items() for key in {name, f.alias or name}}
+_one_value_each: Final = one_value_each(field_keys(HuaweiReply))
 _MAX_FORM_FIELDS: Final = 50  # a reply has five; parse_qsl stops counting there
 
 
@@ -101,19 +103,3 @@ def _form(body: bytes) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise ReplyBodyInvalid("the body is not a form (or has more than 50 fields)") from None
     return _one_value_each(pairs)
-
-
-def _one_value_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The pairs as a dict, refused when a field the reply is read from is given twice (`_FIELD_OF`)."""
-    given: dict[str, str] = {}  # field -> the key it was given under
-    repeated: set[str] = set()
-    for key, _value in pairs:
-        field = _FIELD_OF.get(key)
-        if field is None:
-            continue
-        if field in given:
-            repeated |= {key, given[field]}
-        given[field] = key
-    if repeated:
-        raise ReplyBodyInvalid(f"{', '.join(sorted(repeated))}: field given more than once")
-    return dict(pairs)

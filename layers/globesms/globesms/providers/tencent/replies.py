@@ -21,6 +21,8 @@ from globesms.replies.models import (
     ParsedReplies,
     ReplyBodyInvalid,
     bounded_text,
+    field_keys,
+    one_value_each,
     read_items,
     read_json,
     reply_number,
@@ -69,8 +71,11 @@ class TencentReply(Model):
         )
 
 
+_one_value_each: Final = one_value_each(field_keys(TencentReply))
+
+
 def parse_replies(body: bytes, content_type: str = "") -> ParsedReplies:
-    payload = read_json(body)
+    payload = read_json(body, object_pairs_hook=_one_value_each)
     if not isinstance(payload, dict):
         raise ReplyBodyInvalid("the body is not a JSON object (Tencent pushes one reply per request)")
     return read_items([payload], lambda item: TencentReply.model_validate(item).reply())
