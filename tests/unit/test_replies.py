@@ -283,6 +283,9 @@ class MemoryReplies:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
 
+    def get_reply(self, owner: str, sk: str) -> dict[str, Any] | None:
+        return self.items.get((owner, sk))
+
     def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
         if (owner, sk) in self.items:
             return self.items[(owner, sk)]
@@ -310,6 +313,41 @@ def deps(
 ) -> tuple[ReplyDeps, MemoryReplies, MemoryOptOuts, MemoryWebhooks]:
     replies, opt_outs, webhooks = MemoryReplies(), MemoryOptOuts(), MemoryWebhooks()
     return ReplyDeps(replies, opt_outs, webhooks, shipped(), callback, 90), replies, opt_outs, webhooks
+
+
+def test_a_reply_listed_as_an_opt_out_took_effect_even_when_every_push_of_it_failed() -> None:
+    """Stored before its keyword was applied, a STOP whose keyword write failed on every push of it (a throttled
+    table; Tencent pushes three times) was listed by GET /v1/replies as an opt-out while its number was not on the
+    list, and nothing finished it (found by a review). Now its keyword is applied before it is stored."""
+    wired, replies, opt_outs, webhooks = deps()
+    apply = opt_outs.apply_keyword
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    opt_outs.apply_keyword = throttled  # type: ignore[method-assign]
+    push = tencent.parse_replies(json.dumps(TENCENT).encode()).replies
+    for _ in range(3):
+        with pytest.raises(RuntimeError):  # answered 5xx: Tencent pushes it again, twice
+            record_replies(push, wired, NOW)
+    assert (page(replies, after=None, limit=10).replies, webhooks.sent) == ([], [])
+
+    opt_outs.apply_keyword = apply  # type: ignore[method-assign]
+    webhooks_down = webhooks.send_webhooks
+
+    def queue_down(deliveries: Any) -> None:
+        raise RuntimeError("SQS unavailable")
+
+    webhooks.send_webhooks = queue_down  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):  # the keyword applied, the reply stored, its event not queued
+        record_replies(push, wired, NOW)
+    assert optouts.get(opt_outs, "+6591234567") is not None
+    assert [r.action for r in page(replies, after=None, limit=10).replies] == ["opt_out"]
+
+    webhooks.send_webhooks = webhooks_down  # type: ignore[method-assign]
+    again = record_replies(push, wired, NOW)  # the next push finishes it as it was stored
+    assert (again.stored, again.duplicates, len(webhooks.sent)) == (0, 0, 1)
+    assert record_replies(push, wired, NOW).duplicates == 1
 
 
 def test_a_stop_reply_lists_the_number_and_is_forwarded_once_however_often_it_is_pushed() -> None:

@@ -506,6 +506,10 @@ class OptOutStore(Protocol):
 class ReplyStore(Protocol):
     """Replies per owner, in the order the people sent them (`sk`: `<sent_at>#<reply id>`)."""
 
+    def get_reply(self, owner: str, sk: str) -> dict[str, Any] | None:
+        """The stored reply with this `sk` (read consistently), or None."""
+        ...
+
     def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
         """Store the reply unless one with this `sk` is stored: None when it was new, else the stored one."""
         ...

@@ -138,6 +138,12 @@ class DynamoDBConsentStore:
         unchanged = "attribute_exists(sk)" if listed is not None else "attribute_not_exists(sk)"
         return {"ConditionCheck": where | {"ConditionExpression": unchanged}}, KeywordWrite()
 
+    def get_reply(self, owner: str, sk: str) -> dict[str, Any] | None:
+        item = (
+            self._client().get_item(TableName=self._table, Key=_reply_key(owner, sk), ConsistentRead=True).get("Item")
+        )
+        return None if item is None else _entry(item)
+
     def put_reply(self, owner: str, sk: str, item: dict[str, Any]) -> dict[str, Any] | None:
         try:
             self._client().put_item(

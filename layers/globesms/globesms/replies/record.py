@@ -1,14 +1,18 @@
-"""What a pushed reply does: stored once, its keyword applied to the opt-out list, forwarded as `message.received`.
+"""What a pushed reply does: its keyword applied to the opt-out list, stored once, forwarded as `message.received`.
 
-Order, so that a push acknowledged is fully done and a push repeated (Alibaba retries unacknowledged pushes; any
-provider may repeat one) does nothing twice:
-1. the reply is stored with a conditional put keyed by when it was sent and its provider identity; a stored reply
-   already marked handled is a duplicate: nothing more happens;
+Order, so that a push acknowledged is fully done, a push repeated (Alibaba retries unacknowledged pushes; any
+provider may repeat one) does nothing twice, and a reply that `GET /v1/replies` shows as an opt-out took effect:
+1. a stored reply of the same time and provider identity already marked handled is a duplicate: nothing more
+   happens (one stored by an attempt that stopped before the end is finished as it was stored);
 2. its keyword is applied (adding a listed number, or removing an unlisted one, changes nothing: safe to repeat),
    unless the person sent a later keyword that was applied already: a retried push is not in the order they were
-   sent, so the `sent_at` of the last keyword applied is kept per number (`OptOutStore.apply_keyword`);
-3. its event is queued (its id is the reply's, so a receiver deduplicates a repeat after a crash between 3 and 4);
-4. the reply is marked handled. The provider is acknowledged only after all of them.
+   sent, so the `sent_at` of the last keyword applied is kept per number (`OptOutStore.apply_keyword`). Applied
+   before the reply is stored: stored first, a STOP whose keyword then failed on every push of it (a throttled
+   table; Tencent pushes three times) was listed as an opt-out while the number was not on the list, with nothing
+   left to finish it (found by a review). Now such a reply is not stored at all until its keyword is applied;
+3. the reply is stored with a conditional put keyed by when it was sent and its provider identity;
+4. its event is queued (its id is the reply's, so a receiver deduplicates a repeat after a crash between 4 and 5);
+5. the reply is marked handled. The provider is acknowledged only after all of them.
 """
 
 from __future__ import annotations
@@ -79,29 +83,11 @@ def with_own_time(reply: InboundReply, deps: ReplyDeps, now: datetime) -> Inboun
 def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: datetime) -> RepliesResult:
     result = RepliesResult()
     for reply in (with_own_time(r, deps, now) for r in replies):
-        assert reply.sent_at is not None
-        matched = deps.keywords.match(reply.text)
-        view = ReplyView(
-            id=reply.reply_id,
-            provider=reply.provider,
-            from_=reply.from_number,
-            to=reply.to,
-            text=reply.text,
-            sent_at=reply.sent_at,
-            received_at=iso(now),
-            keyword=matched[0] if matched else None,
-            action=matched[1].value if matched else None,
-        )
         sk = reply_sk(reply)
-        item = {**view.model_dump(mode="json"), "handled": False, "expires_at": _expiry(now, deps.retention_days)}
-        existing = deps.replies.put_reply(deps.owner, sk, item)
-        if existing is not None and existing.get("handled"):
+        view = _applied_and_stored(_view(reply, deps, now), sk, deps, now, result)
+        if view is None:
             result.duplicates += 1
             continue
-        if existing is not None:  # stored by an attempt that stopped before the end: finish it as it was
-            view = ReplyView.model_validate(existing)
-        result.stored += existing is None
-        _apply_keyword(view, deps, now, result)
         if deps.callback:
             deps.webhooks.send_webhooks([_event(view, deps.callback, now)])
         deps.replies.mark_reply_handled(deps.owner, sk)
@@ -110,6 +96,39 @@ def record_replies(replies: Sequence[InboundReply], deps: ReplyDeps, now: dateti
             extra={"provider": reply.provider.value, "from": mask(reply.from_number), "keyword": view.keyword},
         )
     return result
+
+
+def _view(reply: InboundReply, deps: ReplyDeps, now: datetime) -> ReplyView:
+    assert reply.sent_at is not None
+    matched = deps.keywords.match(reply.text)
+    return ReplyView(
+        id=reply.reply_id,
+        provider=reply.provider,
+        from_=reply.from_number,
+        to=reply.to,
+        text=reply.text,
+        sent_at=reply.sent_at,
+        received_at=iso(now),
+        keyword=matched[0] if matched else None,
+        action=matched[1].value if matched else None,
+    )
+
+
+def _applied_and_stored(
+    view: ReplyView, sk: str, deps: ReplyDeps, now: datetime, result: RepliesResult
+) -> ReplyView | None:
+    """Steps 1-3 of the module's order: the reply as stored, its keyword applied; None for a duplicate."""
+    existing = deps.replies.get_reply(deps.owner, sk)
+    if existing is None:
+        _apply_keyword(view, deps, now, result)
+        item = {**view.model_dump(mode="json"), "handled": False, "expires_at": _expiry(now, deps.retention_days)}
+        existing = deps.replies.put_reply(deps.owner, sk, item)  # None: stored; else a concurrent push's
+        if existing is None:
+            result.stored += 1
+            return view
+    elif not existing.get("handled"):  # stored by an attempt that stopped before the end: finish it as it was
+        _apply_keyword(ReplyView.model_validate(existing), deps, now, result)
+    return None if existing.get("handled") else ReplyView.model_validate(existing)
 
 
 #: How far ahead of its arrival a reply's own time may be and still order its keyword: a provider's clock may run a
