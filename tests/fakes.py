@@ -32,6 +32,7 @@ from globesms.ports import (
     Requeued,
     StoredTemplate,
     StoredTemplates,
+    SweepCursor,
 )
 from globesms.reconcile.deadline import DeadlineEntry, is_due
 from globesms.scheduling.timing import MAX_SQS_DELAY_SECONDS
@@ -635,7 +636,7 @@ class MemoryScheduleStore:
         self.store = store
         self.held: dict[ReleaseRef, dict[str, DispatchPack]] = {}
         self.index: dict[str, set[ReleaseRef]] = {}
-        self.cursor: str | None = None
+        self.cursor: SweepCursor | None = None
 
     def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
         self.held.setdefault(ref, {}).update({p.pack_id: p for p in packs})
@@ -646,13 +647,18 @@ class MemoryScheduleStore:
     def index_release(self, bucket: str, ref: ReleaseRef, *, expires_at: int) -> None:
         self.index.setdefault(bucket, set()).add(ref)
 
-    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
-        return sorted(self.index.get(bucket, set()), key=lambda r: (r.send_at, r.batch_id))
+    def indexed_releases(
+        self, bucket: str, *, after: ReleaseRef | None = None, limit: int
+    ) -> tuple[list[ReleaseRef], bool]:
+        entries = sorted(self.index.get(bucket, set()), key=lambda r: (r.send_at, r.batch_id))
+        if after is not None:
+            entries = [r for r in entries if (r.send_at, r.batch_id) > (after.send_at, after.batch_id)]
+        return entries[:limit], len(entries) > limit
 
-    def sweep_cursor(self) -> str | None:
+    def sweep_cursor(self) -> SweepCursor | None:
         return self.cursor
 
-    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
+    def advance_sweep_cursor(self, old: SweepCursor | None, new: SweepCursor) -> bool:
         if self.cursor != old:
             return False
         self.cursor = new

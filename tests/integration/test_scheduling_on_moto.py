@@ -150,3 +150,32 @@ def test_the_scheduler_handles_its_events_files(stack: MotoStack, load_handler, 
     answer = scheduler.lambda_handler(json.loads((EVENTS / "scheduler_release.json").read_text()), lambda_context)
     # The first names a batch with nothing held (nothing to do); the second is no release body: it fails alone.
     assert answer == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000002"}]}
+
+
+def test_the_release_index_is_read_a_page_at_a_time_and_the_cursor_keeps_its_place_inside_a_bucket(
+    stack: MotoStack,
+) -> None:
+    """The DynamoDB adapter's pages (Limit, ExclusiveStartKey) and the cursor's `within`, which a cursor written by
+    a version without it lacks (the condition reads its absence)."""
+    from globesms.ports import ReleaseRef, SweepCursor
+
+    store = DynamoDBScheduleStore(stack.table_name)
+    bucket = "202612050000"
+    refs = [ReleaseRef(f"b{n}", "2026-12-05T00:00:30.000000Z") for n in range(5)]
+    for ref in reversed(refs):
+        store.index_release(bucket, ref, expires_at=0)
+    first, more = store.indexed_releases(bucket, limit=2)
+    second, _ = store.indexed_releases(bucket, after=first[-1], limit=2)
+    rest, last = store.indexed_releases(bucket, after=second[-1], limit=10)
+    assert (first + second + rest, more, last) == (refs, True, False)
+
+    stack.dynamodb.put_item(  # as an older version left it
+        TableName=stack.table_name,
+        Item={"pk": {"S": "SCHED#CURSOR"}, "sk": {"S": "#"}, "bucket": {"S": "202612042359"}},
+    )
+    old = store.sweep_cursor()
+    assert old == SweepCursor("202612042359")
+    partway = SweepCursor("202612042359", refs[1])
+    assert store.advance_sweep_cursor(old, partway) and store.sweep_cursor() == partway
+    assert not store.advance_sweep_cursor(old, SweepCursor(bucket))  # moved since `old` was read
+    assert store.advance_sweep_cursor(partway, SweepCursor(bucket)) and store.sweep_cursor() == SweepCursor(bucket)

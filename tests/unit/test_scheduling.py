@@ -25,10 +25,10 @@ from globesms.errors import ErrorCategory, ProviderError
 from globesms.models.api import MessageBatchSpec, MessageSpec, specs_of
 from globesms.models.outbound import MessageType, ProviderName
 from globesms.models.packs import DispatchPack
-from globesms.ports import Claim, ReleaseRef
+from globesms.ports import Claim, ReleaseRef, SweepCursor
 from globesms.scheduling import cancel, hold
 from globesms.scheduling.release import release
-from globesms.scheduling.sweep import sweep
+from globesms.scheduling.sweep import PAGE, sweep
 from globesms.scheduling.timing import (
     DIRECT_WINDOW,
     LOOKAHEAD,
@@ -209,16 +209,18 @@ def test_the_sweep_reads_the_buckets_after_its_cursor_up_to_the_lookahead() -> N
 def test_the_sweep_queues_a_buckets_releases_ten_a_request() -> None:
     class Index:
         def __init__(self) -> None:
-            self.cursor = "202612040859"
+            self.cursor = SweepCursor("202612040859")
 
-        def sweep_cursor(self) -> str:
+        def sweep_cursor(self) -> SweepCursor:
             return self.cursor
 
-        def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
+        def indexed_releases(
+            self, bucket: str, *, after: ReleaseRef | None = None, limit: int
+        ) -> tuple[list[ReleaseRef], bool]:
             at = iso(NOW.replace(second=30) + timedelta(minutes=int(bucket[-2:])))
-            return [ReleaseRef(f"b{n}", at) for n in range(25)] if bucket == "202612040905" else []
+            return ([ReleaseRef(f"b{n}", at) for n in range(25)] if bucket == "202612040905" else []), False
 
-        def advance_sweep_cursor(self, before: str | None, to: str) -> bool:
+        def advance_sweep_cursor(self, before: SweepCursor | None, to: SweepCursor) -> bool:
             self.cursor = to
             return True
 
@@ -259,7 +261,7 @@ def test_a_sweep_backlog_larger_than_one_run_is_caught_up_a_bucket_at_a_time() -
     it stopped rather than re-doing the same first buckets until its timeout, every run."""
     schedule = MemoryScheduleStore(MemoryStore())
     start = NOW - timedelta(hours=2)
-    schedule.cursor = bucket_of(start)
+    schedule.cursor = SweepCursor(bucket_of(start))
     for minute in range(1, 121):
         at = start + timedelta(minutes=minute)
         for n in range(3):
@@ -268,7 +270,7 @@ def test_a_sweep_backlog_larger_than_one_run_is_caught_up_a_bucket_at_a_time() -
     cut_off = _TimedReleases(clock, times_out_at=NOW + timedelta(seconds=30))
     with pytest.raises(_TimedOut):  # no stop_at: the first run sweeps until Lambda cuts it off
         sweep(schedule, cut_off, now=NOW)
-    assert schedule.cursor == bucket_of(start + timedelta(minutes=30))  # its 30 buckets kept
+    assert schedule.cursor == SweepCursor(bucket_of(start + timedelta(minutes=30)))  # its 30 buckets kept
     queued = [ref for ref, _delay in cut_off.sent]
     for run in range(1, 10):
         began = clock[0] = NOW + timedelta(minutes=run)
@@ -278,7 +280,68 @@ def test_a_sweep_backlog_larger_than_one_run_is_caught_up_a_bucket_at_a_time() -
         queued += [ref for ref, _delay in releases.sent]
     every = [ref for refs in schedule.index.values() for ref in refs]
     assert sorted(queued, key=str) == sorted(every, key=str)  # each exactly once: no bucket re-done, none missed
-    assert schedule.cursor >= bucket_of(NOW)  # type: ignore[operator]
+    assert schedule.cursor is not None and schedule.cursor.bucket >= bucket_of(NOW)
+
+
+class _SqsLike(MemoryReleases):
+    """SendMessageBatch as the adapter makes it: 10 releases a call, 20 ms of `clock` a call; a call begun at
+    `deadline` or later is cut off by Lambda's timeout."""
+
+    def __init__(self, clock: list[datetime], deadline: datetime) -> None:
+        super().__init__()
+        self.clock, self.deadline = clock, deadline
+
+    def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
+        for start in range(0, len(refs), 10):
+            if self.clock[0] >= self.deadline:
+                raise _TimedOut("Task timed out after 30.00 seconds")
+            self.clock[0] += timedelta(milliseconds=20)
+            super().send_releases(refs[start : start + 10], delay_seconds=delay_seconds)
+
+
+def test_a_bucket_larger_than_one_run_can_queue_is_gone_through_over_several_runs_and_the_sweep_moves_on() -> None:
+    """Every MKT request accepted during a zone's night is deferred to 08:00 there: one bucket. The cursor moved after
+    whole buckets only, so a bucket of more releases than one run's 30 s could queue (about 15,000) was begun again
+    by every run and never finished, nor any bucket after it: those recipients stayed SCHEDULED (found by a review).
+    The cursor now moves after each page of the bucket."""
+    schedule = MemoryScheduleStore(MemoryStore())
+    due = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)  # 08:00 in Singapore
+    for n in range(20_000):
+        schedule.index_release(bucket_of(due), ReleaseRef(f"r{n:05d}", iso(due)), expires_at=0)
+    later = due + timedelta(minutes=1)
+    schedule.index_release(bucket_of(later), ReleaseRef("next-minute", iso(later)), expires_at=0)
+    schedule.cursor = SweepCursor(bucket_of(due - timedelta(minutes=11)))
+    queued: list[ReleaseRef] = []
+    clock = [due]
+    for minute in range(5):  # sweeps a minute apart, as EventBridge runs them
+        began = clock[0] = due - timedelta(minutes=10) + timedelta(minutes=minute)
+        releases = _SqsLike(clock, deadline=began + timedelta(seconds=30))
+        sweep(schedule, releases, now=began, stop_at=began + timedelta(seconds=15), clock=lambda: clock[0])
+        queued += [ref for ref, _delay in releases.sent]
+    assert len(set(queued)) == 20_001
+    assert len(queued) == 20_001  # each page once: none re-done
+    assert schedule.cursor is not None and schedule.cursor.within is None
+    assert schedule.cursor.bucket >= bucket_of(later)
+
+
+def test_a_run_cut_off_inside_a_bucket_leaves_the_cursor_at_its_last_whole_page() -> None:
+    schedule = MemoryScheduleStore(MemoryStore())
+    due = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+    refs = [ReleaseRef(f"r{n:04d}", iso(due)) for n in range(1_200)]
+    for ref in refs:
+        schedule.index_release(bucket_of(due), ref, expires_at=0)
+    before = SweepCursor(bucket_of(due - timedelta(minutes=1)))
+    schedule.cursor = before
+    clock = [due]
+    cut_off = _SqsLike(clock, deadline=due + timedelta(seconds=1.5))  # 75 calls: the second page's 25th
+    with pytest.raises(_TimedOut):
+        sweep(schedule, cut_off, now=due)
+    assert schedule.cursor == SweepCursor(before.bucket, refs[PAGE - 1])
+    clock[0] = due + timedelta(minutes=1)
+    again = MemoryReleases()
+    done = sweep(schedule, again, now=due + timedelta(minutes=1))
+    assert [ref for ref, _ in again.sent] == refs[PAGE:]  # from the page that was cut off on
+    assert (done.releases, schedule.cursor) == (len(refs) - PAGE, SweepCursor(bucket_of(due + timedelta(minutes=10))))
 
 
 @given(

@@ -534,6 +534,15 @@ class ReleaseRef:
     send_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class SweepCursor:
+    """Where the minute sweep is: `bucket`, the last bucket (a UTC minute) whose releases are all queued; `within`,
+    in the bucket after it, the last release queued, when only part of that bucket is."""
+
+    bucket: str
+    within: ReleaseRef | None = None
+
+
 class ScheduleStore(Protocol):
     def hold_packs(self, ref: ReleaseRef, packs: Sequence[DispatchPack], *, expires_at: int) -> None:
         """Keep the packs to release at `ref.send_at` (a repeat of the same packs changes nothing)."""
@@ -547,15 +556,18 @@ class ScheduleStore(Protocol):
         """Enter `ref` in the time-bucketed index under `bucket` (`scheduling.timing.bucket_of`)."""
         ...
 
-    def indexed_releases(self, bucket: str) -> list[ReleaseRef]:
-        """Every release entered under `bucket` (one Query of the bucket's partition)."""
+    def indexed_releases(
+        self, bucket: str, *, after: ReleaseRef | None = None, limit: int
+    ) -> tuple[list[ReleaseRef], bool]:
+        """Up to `limit` releases entered under `bucket`, in index order (send_at, then batch id), after `after`
+        (one Query page of the bucket's partition); and whether more may follow."""
         ...
 
-    def sweep_cursor(self) -> str | None:
-        """The last bucket the sweep finished, or None before the first sweep."""
+    def sweep_cursor(self) -> SweepCursor | None:
+        """Where the sweep is, or None before the first sweep."""
         ...
 
-    def advance_sweep_cursor(self, old: str | None, new: str) -> bool:
+    def advance_sweep_cursor(self, old: SweepCursor | None, new: SweepCursor) -> bool:
         """Move the cursor from `old` to `new` unless another sweep moved it first (then False)."""
         ...
 

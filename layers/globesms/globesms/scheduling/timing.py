@@ -65,6 +65,10 @@ def bucket_start(bucket: str) -> datetime:
     return datetime.strptime(bucket, BUCKET_FORMAT).replace(tzinfo=UTC)
 
 
+def bucket_before(bucket: str) -> str:
+    return bucket_of(bucket_start(bucket) - timedelta(minutes=1))
+
+
 def buckets_to_sweep(after: str | None, now: datetime, *, most: int) -> list[str]:
     """The buckets a sweep at `now` reads: those after the cursor `after` (the last bucket swept; None: none yet,
     start `FIRST_SWEEP_BACK` before now) up to the one starting before `now + LOOKAHEAD`, at most `most` of them
