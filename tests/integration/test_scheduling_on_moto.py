@@ -18,9 +18,9 @@ from globesms.aws.dynamodb_store import DynamoDBMessageStore
 from globesms.aws.sqs_releases import SqsReleaseQueue
 from globesms.models.outbound import ProviderName
 from globesms.models.records import BatchRecord
-from globesms.ports import Claim
+from globesms.ports import Claim, SweepCursor
 from globesms.scheduling.sweep import sweep
-from globesms.scheduling.timing import parse_iso
+from globesms.scheduling.timing import bucket_of, parse_iso
 from tests.integration.conftest import MotoStack
 from tests.integration.gateway import InProcessApi
 
@@ -68,6 +68,8 @@ def test_a_far_send_at_is_indexed_swept_and_released(  # type: ignore[no-untyped
 
     store = DynamoDBScheduleStore(stack.table_name)
     releases = SqsReleaseQueue(_release_queue(stack))
+    assert store.advance_sweep_cursor(None, SweepCursor(bucket_of(send_at - timedelta(minutes=40))))  # as left by
+    # the sweeps since the deployment (its first starts six hours back: timing.FIRST_SWEEP_BACK)
     assert sweep(store, releases, now=send_at - timedelta(minutes=30)).releases == 0
     assert sweep(store, releases, now=send_at + timedelta(seconds=1)).releases == 1  # delay 0: due already
     (body,) = _releases(stack)
@@ -157,7 +159,7 @@ def test_the_release_index_is_read_a_page_at_a_time_and_the_cursor_keeps_its_pla
 ) -> None:
     """The DynamoDB adapter's pages (Limit, ExclusiveStartKey) and the cursor's `within`, which a cursor written by
     a version without it lacks (the condition reads its absence)."""
-    from globesms.ports import ReleaseRef, SweepCursor
+    from globesms.ports import ReleaseRef
 
     store = DynamoDBScheduleStore(stack.table_name)
     bucket = "202612050000"

@@ -203,7 +203,7 @@ def test_the_sweep_reads_the_buckets_after_its_cursor_up_to_the_lookahead() -> N
     assert buckets_to_sweep("202612040909", NOW, most=100) == []
     assert buckets_to_sweep("202612040800", NOW, most=3) == ["202612040801", "202612040802", "202612040803"]
     first = buckets_to_sweep(None, NOW, most=1000)
-    assert (first[0], first[-1]) == ("202612040830", "202612040909")
+    assert (first[0], first[-1]) == ("202612040300", "202612040909")  # six hours back: FIRST_SWEEP_BACK
 
 
 def test_the_sweep_queues_a_buckets_releases_ten_a_request() -> None:
@@ -395,6 +395,7 @@ def test_a_send_at_beyond_the_direct_window_goes_to_its_minute_bucket(world) -> 
     assert releases.sent == []
     ref = ReleaseRef("b1", iso(send_at))
     assert schedule.index == {"202612060900": {ref}}
+    schedule.cursor = SweepCursor(bucket_of(send_at - timedelta(minutes=30)))  # as the sweeps since deploying left it
     # Sweeps until the bucket comes within the lookahead queue nothing; then one release, delayed to send_at.
     assert sweep(schedule, releases, now=send_at - timedelta(minutes=11)).releases == 0
     done = sweep(schedule, releases, now=send_at - timedelta(minutes=9, seconds=50))

@@ -20,8 +20,12 @@ DIRECT_WINDOW = timedelta(minutes=12)
 LOOKAHEAD = timedelta(minutes=10)
 MAX_SQS_DELAY_SECONDS = 900  # SQS DelaySeconds' documented maximum
 BUCKET_FORMAT = "%Y%m%d%H%M"
-# The first sweep of a deployment (no cursor yet) starts this far back: entries accepted before it ran are found.
-FIRST_SWEEP_BACK = timedelta(minutes=30)
+#: The first sweep of a deployment (no cursor yet) starts this far back, so that entries accepted before it ran are
+#: found: 30 minutes until 2026-12-07, which a scheduler failing from its deployment for longer (an IAM or settings
+#: error) while the API accepted scheduled sends outlasted, leaving their recipients SCHEDULED for good (found by a
+#: review). Six hours are 360 empty buckets to read once, three runs of `MAX_BUCKETS_PER_SWEEP`: done before the
+#: first bucket an accept can fill comes due (11 minutes ahead at least). Longer outages: docs/scheduling.md.
+FIRST_SWEEP_BACK = timedelta(hours=6)
 
 SEND_AT_RULE = "must be an ISO 8601 date-time with a UTC offset, in the future and at most 30 days ahead"
 
