@@ -76,11 +76,11 @@ def _price_table() -> Prices:
     return current_prices()
 
 
-def _country_permissions() -> CountryPermissions:
+def _country_permissions(*, fresh: bool = False) -> CountryPermissions:
     # Imported on the first pack, as the price table is: the document accept reads, cached alike (5 minutes).
     from globesms.guardrails.permissions import current_permissions
 
-    return current_permissions()
+    return current_permissions(fresh=fresh)
 
 
 def _recorders() -> Recorders:

@@ -411,6 +411,29 @@ def test_an_unreadable_parameter_keeps_the_document_in_use() -> None:
     assert doc.current("/g/limits").monthly_spend == Decimal("10")
 
 
+@pytest.mark.parametrize("then", [ConnectionError("throttled"), '{"version": 1, "monthly_spend": "ten"}'])
+def test_a_fresh_read_goes_past_the_cache_and_gives_no_last_good_document_in_place_of_a_failed_one(then: Any) -> None:
+    """A dispatcher confirms a refusal its cached copy would make (`dispatch.permissions`): a failed or invalid
+    fresh read must say so, not hand back the very copy it is confirming."""
+    answers: list[Any] = ['{"version": 1, "monthly_spend": "10"}', '{"version": 1, "monthly_spend": "20"}', then]
+    asked: list[bool] = []
+
+    def fetch(_name: str, fresh: bool = False) -> Any:
+        asked.append(fresh)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: 0.0)
+    assert doc.current("/g/limits").monthly_spend == Decimal("10")
+    assert doc.current("/g/limits", fresh=True).monthly_spend == Decimal("20")  # within the cache's time: read
+    with pytest.raises(DocumentUnavailable):
+        doc.current("/g/limits", fresh=True)
+    assert asked == [False, True, True]
+    assert doc.current("/g/limits").monthly_spend == Decimal("20")  # the last good one, for the others
+
+
 @pytest.mark.parametrize("first", [ConnectionError("throttled"), '{"version": 1, "monthly_spend": "ten"}'])
 def test_a_process_with_no_good_value_of_its_parameter_sends_nothing_rather_than_fall_back_to_the_file(
     first: Any,

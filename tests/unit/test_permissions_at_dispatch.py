@@ -57,6 +57,13 @@ def deps(store: MemoryStore, provider: ScriptedProvider, permissions: Any, **mor
     )
 
 
+def always(doc: PermissionsDoc) -> Any:
+    def read(*, fresh: bool = False) -> PermissionsDoc:
+        return doc
+
+    return read
+
+
 def sent_ids(provider: ScriptedProvider) -> list[str]:
     return sorted(m.message_id for call in provider.calls for m in call)
 
@@ -64,7 +71,7 @@ def sent_ids(provider: ScriptedProvider) -> list[str]:
 def test_a_country_denied_after_accept_is_not_sent_to_and_ends_failed_with_its_spend_given_back() -> None:
     store, provider, releases = MemoryStore(), ScriptedProvider(), MemorySpendReleases()
     summary = dispatch_pack(
-        pack(), deps(store, provider, lambda: DENY_GB_MKT, spend=releases), now=NOW, last_attempt=False
+        pack(), deps(store, provider, always(DENY_GB_MKT), spend=releases), now=NOW, last_attempt=False
     )
     assert sent_ids(provider) == ["B.00000", "B.00002", "B.00003"]  # the OTP to GB: its type is not denied
     denied = store.messages["B.00001"]
@@ -83,13 +90,13 @@ def test_a_country_denied_after_accept_is_not_sent_to_and_ends_failed_with_its_s
 def test_an_allow_list_without_the_country_refuses_it_at_dispatch_too() -> None:
     allow_hk = PermissionsDoc.model_validate({"version": 1, "default": {"allow": ["HK"]}})
     store, provider = MemoryStore(), ScriptedProvider()
-    dispatch_pack(pack(), deps(store, provider, lambda: allow_hk), now=NOW, last_attempt=False)
+    dispatch_pack(pack(), deps(store, provider, always(allow_hk)), now=NOW, last_attempt=False)
     assert sent_ids(provider) == ["B.00000", "B.00003"]
     assert {store.messages[i].error_code for i in ("B.00001", "B.00002")} == {RecipientCode.COUNTRY_NOT_ALLOWED}
 
 
 def test_permissions_that_cannot_be_read_leave_the_pack_as_accept_allowed_it() -> None:
-    def unreadable() -> PermissionsDoc:
+    def unreadable(*, fresh: bool = False) -> PermissionsDoc:
         raise RuntimeError("SSM throttled")
 
     store, provider = MemoryStore(), ScriptedProvider()
@@ -102,7 +109,7 @@ def test_a_recipient_both_denied_and_opted_out_is_recorded_once(monkeypatch: pyt
     listed.entries[("default", "+447911123456")] = {"number": "+447911123456"}
     monkeypatch.setitem(hooks.installed, hooks.OPT_OUT_CHECK, lambda: OptOutCheck(listed))
     store, provider = MemoryStore(), ScriptedProvider()
-    summary = dispatch_pack(pack(), deps(store, provider, lambda: DENY_GB_MKT), now=NOW, last_attempt=False)
+    summary = dispatch_pack(pack(), deps(store, provider, always(DENY_GB_MKT)), now=NOW, last_attempt=False)
     assert store.messages["B.00001"].error_code == RecipientCode.COUNTRY_NOT_ALLOWED
     assert (summary.submitted, summary.failed) == (3, 1)
 
@@ -111,3 +118,38 @@ def test_without_permissions_nothing_is_checked_at_dispatch() -> None:
     store, provider = MemoryStore(), ScriptedProvider()
     dispatch_pack(pack(), deps(store, provider, None), now=NOW, last_attempt=False)
     assert len(sent_ids(provider)) == 4
+
+
+def test_a_refusal_by_the_dispatchers_cached_copy_is_confirmed_past_the_cache() -> None:
+    """Accept and each dispatcher keep their own copy for up to 5 minutes: after GB was allowed again, a fresh
+    accept allowed an MKT to GB that a warm dispatcher's older copy then failed, "changed after the message was
+    accepted" when they changed before it (found by a review). Only what a fresh read refuses stands."""
+    reads: list[bool] = []
+
+    def cached_then_fresh(*, fresh: bool = False) -> PermissionsDoc:
+        reads.append(fresh)
+        return PermissionsDoc.model_validate({"version": 1}) if fresh else DENY_GB_MKT
+
+    store, provider = MemoryStore(), ScriptedProvider()
+    summary = dispatch_pack(pack(), deps(store, provider, cached_then_fresh), now=NOW, last_attempt=False)
+    assert (len(sent_ids(provider)), summary.failed, reads) == (4, 0, [False, True])
+
+    def fresh_unreadable(*, fresh: bool = False) -> PermissionsDoc:
+        if fresh:
+            raise RuntimeError("SSM throttled")
+        return DENY_GB_MKT
+
+    store, provider = MemoryStore(), ScriptedProvider()
+    summary = dispatch_pack(pack(), deps(store, provider, fresh_unreadable), now=NOW, last_attempt=False)
+    assert (len(sent_ids(provider)), summary.failed) == (4, 0)  # unconfirmed: sent as accept allowed
+
+
+def test_a_pack_nobody_of_which_is_refused_costs_no_fresh_read() -> None:
+    reads: list[bool] = []
+
+    def counted(*, fresh: bool = False) -> PermissionsDoc:
+        reads.append(fresh)
+        return PermissionsDoc.model_validate({"version": 1})
+
+    dispatch_pack(pack(), deps(MemoryStore(), ScriptedProvider(), counted), now=NOW, last_attempt=False)
+    assert reads == [False]

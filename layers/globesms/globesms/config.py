@@ -297,7 +297,8 @@ class GuardrailsSettings(SettingsDeclaration):
         "the shipped document; an invalid or unreadable one leaves the last good document in force, and an API or "
         "intake process that has read none yet accepts nothing (the API answers 503 GUARDRAILS_UNAVAILABLE; the "
         "intake tries the body again later) rather than fall back to the shipped one; a dispatcher (which reads "
-        "the prices only, for a failover or a resend) then keeps the message's estimate",
+        "the prices, for a failover or a resend, and the permissions, to refuse a country denied since accept) "
+        "then keeps the message's estimate and sends as accept allowed",
     )
 
     def parameter(self, document: str) -> str:

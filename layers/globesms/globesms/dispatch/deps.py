@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from globesms.dispatch.circuit_breaker import BreakerPolicy
-from globesms.dispatch.permissions import CountryPermissions
+from globesms.dispatch.permissions import CountryPermissions, PermissionsReader
 from globesms.dispatch.unknown_outcomes import UnknownOutcomeAction, UnknownOutcomePolicy
 from globesms.guardrails.charges import Prices
 from globesms.guardrails.ports import DispatchSpend
@@ -87,7 +87,7 @@ class DispatchDeps:
     prices: Callable[[], Prices] | None = None
     #: The country permissions in force, read before every pack's calls (`dispatch.permissions`); None, or a read
     #: that fails: nobody is refused for a country at dispatch (accept checked every recipient).
-    permissions: Callable[[], CountryPermissions] | None = None
+    permissions: PermissionsReader | None = None
     #: Without it the outcomes of receipts held until the SUBMITTED write are not counted (docs/routing-scores.md).
     route_stats: RouteStatsStore | None = None
     #: Told what the provider's calls said when the pack fails after its round of calls (counting the breaker,
@@ -105,13 +105,13 @@ class DispatchDeps:
             logger.exception("price table unreadable: failed-over and resent messages keep their estimates")
             return None
 
-    def country_permissions(self) -> CountryPermissions | None:
-        """The country permissions as `permissions` reads them now, or None (none given, or its read failed:
-        logged; the pack goes as accept allowed it)."""
+    def country_permissions(self, *, fresh: bool = False) -> CountryPermissions | None:
+        """The country permissions as `permissions` reads them now (`fresh`: past every cache), or None (none
+        given, or its read failed: logged; the pack goes as accept allowed it)."""
         if self.permissions is None:
             return None
         try:
-            return self.permissions()
+            return self.permissions(fresh=fresh)
         except Exception:
             logger.exception("country permissions unreadable: the pack's recipients go as accept allowed them")
             return None
@@ -144,7 +144,7 @@ class Recorders:
         report_unfinished_calls: Callable[[ProviderCalls], None] | None = None,
         calls_end_by: float | None = None,
         prices: Callable[[], Prices] | None = None,
-        permissions: Callable[[], CountryPermissions] | None = None,
+        permissions: PermissionsReader | None = None,
     ) -> DispatchDeps:
         """The whole dispatcher: these recorders and what sending takes."""
         return DispatchDeps(

@@ -7,14 +7,19 @@ dispatcher last. So the dispatcher reads the permissions in force (the document 
 and a recipient they now refuse is recorded FAILED with `COUNTRY_NOT_ALLOWED`, never sent, its spend given back:
 as an opt-out is (`dispatch.opt_outs`).
 
-Two decisions, written down here:
+Three decisions, written down here:
 - **A recipient whose pack carries no country is not checked again.** Packs queued before recipients carried
   their country have none; accept checked them, and parsing the number again here would cost every pack what the
   dispatcher saves by not importing phonenumbers (docs/performance.md, "Cold start" item 10).
-- **Permissions that cannot be read leave the message as accept allowed it** (logged). Accept refuses to start a
-  send without them (`GUARDRAILS_UNAVAILABLE`); here the message was allowed when it was accepted, and holding or
-  failing every pack of a dispatcher whose SSM read failed would stop OTPs for a check that only catches a change
-  made since.
+- **A refusal is confirmed past every cache.** Accept and each dispatcher keep their own copy of the document for
+  up to 5 minutes: after a country is allowed again (or added to an allow-list), a fresh accept could allow what a
+  warm dispatcher's older copy refused, failing every such message for a change made *before* it was accepted
+  (found by a review). So a pack whose recipients the cached copy refuses reads the document again from SSM, and
+  only that read's refusals stand (a pack without any refusal costs no read).
+- **Permissions that cannot be read leave the message as accept allowed it** (logged), the confirming read's too.
+  Accept refuses to start a send without them (`GUARDRAILS_UNAVAILABLE`); here the message was allowed when it was
+  accepted, and holding or failing every pack of a dispatcher whose SSM read failed would stop OTPs for a check
+  that only catches a change made since.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ class CountryPermissions(Protocol):
     """The country permissions (`guardrails.permissions.PermissionsDoc`), as a dispatcher reads them."""
 
     def refusal(self, country: str | None, message_type: MessageType) -> str | None: ...
+
+
+class PermissionsReader(Protocol):
+    """`guardrails.permissions.current_permissions`: the document in force (cached for up to 5 minutes); `fresh`:
+    read past every cache, raising unless that read gives a good document."""
+
+    def __call__(self, *, fresh: bool = False) -> CountryPermissions: ...
 
 
 def denied_positions(pack: DispatchPack, permissions: CountryPermissions | None) -> dict[int, str]:

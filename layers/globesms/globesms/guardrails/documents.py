@@ -109,15 +109,17 @@ class OverridableDocument[Doc: BaseModel]:
         """Forget the parameter's last value (tests)."""
         self._raw, self._override, self._retry_at = None, None, 0.0
 
-    def current(self, parameter: str) -> Doc:
-        """The document in force; raises `DocumentUnavailable` while a named parameter has no good value yet."""
+    def current(self, parameter: str, *, fresh: bool = False) -> Doc:
+        """The document in force; raises `DocumentUnavailable` while a named parameter has no good value yet.
+        `fresh`: read past every cache, and raise `DocumentUnavailable` unless that read gives a good document (no
+        last good one instead): a dispatcher confirming a refusal its cached copy would make."""
         if not parameter:
             return self.from_file()
         now = self.clock()
-        if now < self._retry_at:
+        if now < self._retry_at and not fresh:
             return self._last_good()
         try:
-            raw = self._read(parameter)
+            raw = self.fetch(parameter, fresh=True) if fresh else self._read(parameter)
         except Exception as exc:  # never the text: only the error's class
             self._retry_at = now + (READ_RETRY_SECONDS if self._override else UNAVAILABLE_RETRY_SECONDS)
             log.error(
@@ -125,7 +127,7 @@ class OverridableDocument[Doc: BaseModel]:
                 self.file_name,
                 extra={"parameter": parameter, "error": type(exc).__name__},
             )
-            return self._last_good()
+            return self._unavailable() if fresh else self._last_good()
         if raw is ABSENT:
             # Known good: the shipped document stands for it, read again after Powertools' cache would have run
             # out (Powertools keeps no answer for a parameter it could not get: every send would read SSM, and a
@@ -142,9 +144,12 @@ class OverridableDocument[Doc: BaseModel]:
             self._raw = raw  # refused once, not parsed again while Powertools returns the same value
             if self._override is None:  # nothing in force: read it again (past the cache) in a few seconds
                 self._retry_at = now + UNAVAILABLE_RETRY_SECONDS
-            return self._last_good()
+            return self._unavailable() if fresh else self._last_good()
         self._raw, self._override = raw, doc
         return doc
+
+    def _unavailable(self) -> Doc:
+        raise DocumentUnavailable(self.file_name)
 
     def _read(self, parameter: str) -> Any:
         """Through Powertools' cache; past it after an invalid value with no good one in force (the fixed value is
@@ -153,5 +158,5 @@ class OverridableDocument[Doc: BaseModel]:
 
     def _last_good(self) -> Doc:
         if self._override is None:
-            raise DocumentUnavailable(self.file_name)
+            return self._unavailable()
         return self._override

@@ -65,8 +65,9 @@ class PermissionsDoc(_Doc):
 _permissions = OverridableDocument(PermissionsDoc, "permissions.json")
 
 
-def current_permissions() -> PermissionsDoc:
-    return _permissions.current(settings(GuardrailsSettings).parameter("permissions"))
+def current_permissions(*, fresh: bool = False) -> PermissionsDoc:
+    """`fresh`: past every cache, or `DocumentUnavailable` (`OverridableDocument.current`)."""
+    return _permissions.current(settings(GuardrailsSettings).parameter("permissions"), fresh=fresh)
 
 
 def reset_cache() -> None:
