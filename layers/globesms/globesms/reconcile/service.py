@@ -374,6 +374,7 @@ def _queue_webhooks(webhooks: WebhookQueue, summary: ReconcileSummary) -> None:
         webhooks.send_webhooks(summary.webhooks)
     except Exception:
         # The statuses are written; only the events are lost (a repeated final receipt queues its event again).
+        logger.exception("status events not queued", extra={"events": len(summary.webhooks)})
         summary.webhooks_not_queued = len(summary.webhooks)
 
 
