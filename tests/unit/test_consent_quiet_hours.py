@@ -291,8 +291,46 @@ def test_a_bad_window_is_refused_naming_the_field(bad: object) -> None:
         MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": bad})
 
 
+@pytest.mark.parametrize("narrower", [{"start": "04:00", "end": "04:01"}, {"start": "22:00", "end": "08:00"}])
+def test_without_the_waiver_a_requests_window_may_widen_the_deployments_but_not_narrow_it(
+    narrower: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-minute window sent an MKT at 23:00 local where the operator had not allowed waiving quiet hours: a
+    waiver by another name (found by a review). With the waiver, any window goes."""
+    with pytest.raises(
+        ValidationError, match=r"quiet_hours\n.*must cover this deployment's quiet hours \(21:00-08:00\)"
+    ):
+        MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": narrower})
+    wider = {"start": "20:00", "end": "09:00"}
+    assert MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": wider}).quiet_hours
+    monkeypatch.setenv("GLOBESMS_QUIET_HOURS_WAIVER", "true")
+    settings.cache_clear()
+    assert MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": narrower}).quiet_hours
+
+
+@pytest.mark.parametrize(
+    ("window", "other", "covers"),
+    [
+        ("21:00-08:00", "21:00-08:00", True),
+        ("20:00-09:00", "21:00-08:00", True),
+        ("21:00-08:00", "22:00-07:00", True),
+        ("21:00-08:00", "20:59-08:00", False),
+        ("21:00-08:00", "21:00-08:01", False),
+        ("00:00-23:59", "21:00-08:00", False),  # the minute 23:59 is not quiet under it
+        ("12:00-14:00", "12:30-13:00", True),
+        ("12:00-14:00", "21:00-08:00", False),
+        ("21:00-08:00", "01:00-02:00", True),
+        ("21:00-08:00", "07:00-09:00", False),
+    ],
+)
+def test_a_window_covers_another_when_every_minute_quiet_under_the_other_is_quiet_under_it(
+    window: str, other: str, covers: bool
+) -> None:
+    assert Window.parse(window).covers(Window.parse(other)) is covers
+
+
 def test_the_requests_window_goes_to_every_spec_without_its_own_and_unset_leaves_the_body_hash_alone() -> None:
-    own = {"start": "12:00", "end": "14:00"}
+    own = {"start": "20:30", "end": "10:00"}
     body = MessageBatchSpec.model_validate(
         {
             "messages": [{"to": SINGAPORE, "text": "a"}, {"to": SINGAPORE, "text": "b", "quiet_hours": own}],
@@ -300,5 +338,5 @@ def test_the_requests_window_goes_to_every_spec_without_its_own_and_unset_leaves
         }
     )
     windows = [s.quiet_hours.window() for s in specs_of(body) if s.quiet_hours]
-    assert windows == [Window.parse("20:00-09:00"), Window.parse("12:00-14:00")]
+    assert windows == [Window.parse("20:00-09:00"), Window.parse("20:30-10:00")]
     assert "quiet_hours" not in MessageSpec.model_validate({"to": SINGAPORE, "text": "a"}).model_dump()

@@ -55,17 +55,17 @@ def test_accept_writes_the_window_in_force_on_mkt_records_only() -> None:
     specs = [
         MessageSpec.model_validate({"to": [HK], "type": "MKT", "text": "sale"}),
         MessageSpec.model_validate(
-            {"to": [LONDON], "type": "MKT", "text": "sale", "quiet_hours": {"start": "22:00", "end": "07:30"}}
+            {"to": [LONDON], "type": "MKT", "text": "sale", "quiet_hours": {"start": "20:30", "end": "08:30"}}
         ),
         MessageSpec.model_validate({"to": ["+6591234567"], "type": "NOTIFY", "text": "hi"}),
     ]
     plan = plan_batch(specs, batch_id="b", now=HK_MORNING + timedelta(hours=2), retention_days=90, opt_outs=None)
     assert [(r.type, r.quiet_hours) for r in plan.records] == [
         (MessageType.MKT, "21:00-08:00"),
-        (MessageType.MKT, "22:00-07:30"),
+        (MessageType.MKT, "20:30-08:30"),
         (MessageType.NOTIFY, None),
     ]
-    assert Window.parse("22:00-07:30").text() == "22:00-07:30"
+    assert Window.parse("20:30-08:30").text() == "20:30-08:30"
 
 
 def test_the_dispatcher_sends_the_others_and_puts_the_quiet_one_back_until_morning() -> None:

@@ -44,6 +44,16 @@ class Window:
         """The window as `parse` reads it (what a message carries to its dispatcher)."""
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
+    def covers(self, other: Window) -> bool:
+        """Whether every minute quiet under `other` is quiet under this window too (this one as wide or wider)."""
+        mine = self._minute_spans()
+        return all(any(a <= c and d <= b for a, b in mine) for c, d in other._minute_spans())
+
+    def _minute_spans(self) -> list[tuple[int, int]]:
+        """The window as spans [from, to) of minutes of the day: two when it crosses midnight."""
+        start, end = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
+        return [(start, end)] if start < end else [(start, 24 * 60), (0, end)]
+
     def quiet_at(self, local: time) -> bool:
         if self.start < self.end:
             return self.start <= local < self.end
