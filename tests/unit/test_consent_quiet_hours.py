@@ -24,6 +24,7 @@ from globesms.domain.status import Status
 from globesms.errors import RecipientCode
 from globesms.models.api import MessageBatchSpec, MessageSpec, QuietHours, specs_of
 from globesms.models.outbound import MessageType
+from globesms.validation import problems
 from local.template import load_raw_template
 
 NIGHT = Window.parse("21:00-08:00")
@@ -285,10 +286,16 @@ def test_a_waiver_is_a_422_naming_the_field_unless_the_deployment_allows_it(monk
     assert MessageSpec.model_validate(body).quiet_hours is False
 
 
-@pytest.mark.parametrize("bad", [{"start": "25:00", "end": "08:00"}, {"start": "21:00", "end": "21:00"}, True, "21-8"])
-def test_a_bad_window_is_refused_naming_the_field(bad: object) -> None:
-    with pytest.raises(ValidationError, match="quiet_hours"):
+@pytest.mark.parametrize(
+    "bad", [{"start": "25:00", "end": "08:00"}, {"start": "21:00", "end": "21:00"}, {"start": "21:00"}, True, "21-8"]
+)
+def test_a_bad_window_is_refused_naming_the_field_once(bad: object) -> None:
+    """Once: as a plain union a bad window was also refused with "Input should be False", which pointed the client
+    at a waiver it may not have (a review)."""
+    with pytest.raises(ValidationError) as refused:
         MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": bad})
+    (problem,) = problems(refused.value)
+    assert problem[0].startswith("quiet_hours") and "False" not in problem[1]
 
 
 @pytest.mark.parametrize("narrower", [{"start": "04:00", "end": "04:01"}, {"start": "22:00", "end": "08:00"}])

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -40,7 +42,7 @@ from globesms.models.limits import (
     text_parts_problem,
 )
 from globesms.models.outbound import MessageType, ProviderName
-from globesms.scheduling.timing import send_at_problem
+from globesms.scheduling.timing import SEND_AT_RULE, send_at_problem
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -58,6 +60,17 @@ def is_batch_id(value: object) -> bool:
 _SENDER_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
 
+def _written_as_a_date(value: Any) -> Any:
+    """Only text (or a datetime, built in code) is a send_at: pydantic's lax datetime also reads a number, or a text
+    of digits, as Unix seconds (or milliseconds, past a size), so `20261209` became 1970-08-23 and was refused as in
+    the past, and 1796643382 was taken for a date the docs say is refused (found by a review)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError(f"{SEND_AT_RULE}: write it as text, e.g. 2026-12-04T09:00:00+08:00, not a number")
+    return value
+
+
 def _check_send_at(value: AwareDatetime) -> AwareDatetime:
     # Not "in the future": a retry made after send_at has passed must get its first answer, so accept checks that
     # for new work only (after the idempotency and batch id checks). Time only brings send_at nearer: the 30 days hold.
@@ -69,6 +82,7 @@ def _check_send_at(value: AwareDatetime) -> AwareDatetime:
 
 SendAt = Annotated[
     AwareDatetime,
+    BeforeValidator(_written_as_a_date),
     AfterValidator(_check_send_at),
     Field(
         description="When to send (ISO 8601 with a UTC offset, e.g. 2026-12-04T09:00:00+08:00), at most 30 days "
@@ -154,8 +168,20 @@ def _check_waiver(value: QuietHours | Literal[False] | None) -> QuietHours | Lit
     return value
 
 
+def _quiet_hours_branch(value: Any) -> str:
+    return "literal[False]" if value is False else "model[QuietHours]"
+
+
+#: A window or `false`, told apart before either is tried: as a plain union a bad window was refused twice, once as
+#: itself and once with "Input should be False", which pointed the client at a waiver it may not have (a review).
+#: The tags are spelled as pydantic spells its own (`validation.field_path` leaves them out of the field's path).
+_WindowOrOff = Annotated[
+    Annotated[QuietHours, Tag("model[QuietHours]")] | Annotated[Literal[False], Tag("literal[False]")],
+    Discriminator(_quiet_hours_branch),
+]
+
 QuietHoursField = Annotated[
-    QuietHours | Literal[False] | None,
+    _WindowOrOff | None,
     AfterValidator(_check_waiver),
     # Left out of dumps while unset: a body without it hashes as it did before the field existed.
     Field(
