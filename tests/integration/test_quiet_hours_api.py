@@ -26,3 +26,17 @@ def test_a_waiver_not_enabled_is_422_naming_quiet_hours(stack, load_handler, lam
     assert response["statusCode"] == 422
     assert json.loads(response["body"])["error"]["fields"][0]["field"].startswith("messages.0.quiet_hours")
     assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+
+
+def test_an_mkt_window_narrower_than_the_deployments_is_422_naming_it_and_writes_nothing(  # type: ignore[no-untyped-def]
+    stack, load_handler, lambda_context
+) -> None:
+    api = load_handler("send_api")
+    narrow = {"start": "04:00", "end": "04:01"}
+    response = post(api, lambda_context, {"to": "+85251234567", "text": "sale", "type": "MKT", "quiet_hours": narrow})
+    assert response["statusCode"] == 422, response["body"]
+    (field,) = json.loads(response["body"])["error"]["fields"]
+    assert field["field"] == "quiet_hours" and "must cover this deployment's quiet hours (21:00-08:00)" in field["rule"]
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Count"] == 0
+    notify = {"to": "+85251234567", "text": "hi", "type": "NOTIFY", "quiet_hours": narrow}  # nothing to NOTIFY
+    assert post(api, lambda_context, notify)["statusCode"] == 202

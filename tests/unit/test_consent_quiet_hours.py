@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from globesms.accept.planning import plan_batch
+from globesms.accept.service import QuietHoursNarrowed, check_quiet_hours
 from globesms.config import QuietHoursSettings, load_settings, settings
 from globesms.consent.quiet_hours import first_outside, zones_of
 from globesms.consent.quiet_window import Window
@@ -299,20 +300,62 @@ def test_a_bad_window_is_refused_naming_the_field_once(bad: object) -> None:
 
 
 @pytest.mark.parametrize("narrower", [{"start": "04:00", "end": "04:01"}, {"start": "22:00", "end": "08:00"}])
-def test_without_the_waiver_a_requests_window_may_widen_the_deployments_but_not_narrow_it(
+def test_without_the_waiver_a_new_mkt_requests_window_may_widen_the_deployments_but_not_narrow_it(
     narrower: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A one-minute window sent an MKT at 23:00 local where the operator had not allowed waiving quiet hours: a
-    waiver by another name (found by a review). With the waiver, any window goes."""
-    with pytest.raises(
-        ValidationError, match=r"quiet_hours\n.*must cover this deployment's quiet hours \(21:00-08:00\)"
-    ):
-        MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": narrower})
+    waiver by another name (found by a review). Only MKT (the window does nothing to OTP and NOTIFY); with the
+    waiver, any window goes."""
+    mkt = MessageBatchSpec.model_validate(
+        {
+            "messages": [
+                {"to": SINGAPORE, "text": "hi", "type": "NOTIFY", "quiet_hours": narrower},
+                {"to": SINGAPORE, "text": "sale", "type": "MKT", "quiet_hours": narrower},
+            ]
+        }
+    )
+    with pytest.raises(QuietHoursNarrowed) as refused:
+        check_quiet_hours(specs_of(mkt))
+    assert refused.value.field == "messages.1.quiet_hours"
+    assert "must cover this deployment's quiet hours (21:00-08:00)" in refused.value.rule
+    request_wide = MessageBatchSpec.model_validate(
+        {"messages": [{"to": SINGAPORE, "text": "sale", "type": "MKT"}], "quiet_hours": narrower}
+    )
+    with pytest.raises(QuietHoursNarrowed, match=r"^quiet_hours: must cover"):
+        check_quiet_hours(specs_of(request_wide))
+    check_quiet_hours(
+        [MessageSpec.model_validate({"to": SINGAPORE, "text": "hi", "type": "OTP", "quiet_hours": narrower})]
+    )
     wider = {"start": "20:00", "end": "09:00"}
-    assert MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": wider}).quiet_hours
+    check_quiet_hours(
+        [MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "type": "MKT", "quiet_hours": wider})]
+    )
     monkeypatch.setenv("GLOBESMS_QUIET_HOURS_WAIVER", "true")
     settings.cache_clear()
-    assert MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "quiet_hours": narrower}).quiet_hours
+    check_quiet_hours(specs_of(mkt))
+
+
+def test_a_retry_of_an_accepted_request_gets_its_first_answer_after_the_deployments_quiet_hours_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checked in the schema, the rule refused a retry (its first answer lost) once the operator had widened
+    QuietHours: a client told 422 concludes nothing was sent, and sends again under a new key (a review)."""
+    from globesms.accept.idempotency_outcomes import BatchDoneBefore
+    from globesms.accept.service import accept
+    from tests.fakes import MemoryQueues, MemoryStore
+
+    own = {"start": "21:00", "end": "08:00"}
+    spec = MessageSpec.model_validate({"to": SINGAPORE, "text": "sale", "type": "MKT", "quiet_hours": own})
+    store, queues = MemoryStore(), MemoryQueues()
+    now = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)  # 10:00 in Singapore
+    first = accept([spec], batch_id="B1", source="api", now=now, retention_days=90, store=store, queues=queues)
+    monkeypatch.setenv("GLOBESMS_QUIET_HOURS", "20:00-08:00")
+    settings.cache_clear()
+    with pytest.raises(QuietHoursNarrowed):
+        check_quiet_hours([spec])  # new work is held to the new hours
+    with pytest.raises(BatchDoneBefore) as replayed:  # the first answer, as the API and the intake give it again
+        accept([spec], batch_id="B1", source="api", now=now, retention_days=90, store=store, queues=queues)
+    assert (replayed.value.answer.batch_id, replayed.value.answer.accepted) == ("B1", first.accepted) == ("B1", 1)
 
 
 @pytest.mark.parametrize(

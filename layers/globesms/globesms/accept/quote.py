@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from globesms.accept.planning import plan_batch
-from globesms.accept.service import check_send_at
+from globesms.accept.service import check_quiet_hours, check_send_at
 from globesms.domain.money import money
 from globesms.guardrails import gate, otp_guard
 from globesms.guardrails.ports import SpendLedger
@@ -33,6 +33,7 @@ def quote(
     otp: otp_guard.OtpGuard | None = None,
 ) -> QuoteResponse:
     check_send_at(specs, now, retention_days)  # a quote is always new work
+    check_quiet_hours(specs)
     rules = gate.current_rules()
     plan = plan_batch(specs, batch_id=DRY_RUN_BATCH, now=now, retention_days=retention_days, rules=rules, owner=owner)
     stopped: list[RecipientError] = []

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from globesms.accept.bodies import BodyTooLarge, MalformedJson
 from globesms.accept.idempotency_outcomes import KeyInProgress, KeyReused
 from globesms.accept.planning import TooManyRecipients
-from globesms.accept.service import BatchIdConflict, SendAtPassed
+from globesms.accept.service import BatchIdConflict, NewWorkFieldRefused
 from globesms.errors import RefusalCode
 from globesms.guardrails.documents import DocumentUnavailable
 from globesms.models.errors import ErrorBody, ErrorDetail, schema_error
@@ -27,7 +27,7 @@ REFUSALS: dict[type[Exception], RefusalCode] = {
     KeyReused: RefusalCode.IDEMPOTENCY_KEY_REUSED,
     KeyInProgress: RefusalCode.IDEMPOTENCY_KEY_IN_PROGRESS,
     BatchIdConflict: RefusalCode.BATCH_ID_CONFLICT,
-    SendAtPassed: RefusalCode.VALIDATION_ERROR,
+    NewWorkFieldRefused: RefusalCode.VALIDATION_ERROR,
     DocumentUnavailable: RefusalCode.GUARDRAILS_UNAVAILABLE,
 }
 #: Refusals of a request that may succeed as it is a moment later: the API answers them with Retry-After, the SQS
@@ -49,7 +49,7 @@ def code_of(exc: Exception) -> RefusalCode:
 
 def refusal_of(exc: Exception) -> ErrorBody:
     """The refusal `exc` stands for: its code and a message naming the rule it breaks."""
-    if isinstance(exc, SendAtPassed):  # a field's rule, checked after the schema: named as the schema names one
+    if isinstance(exc, NewWorkFieldRefused):  # a field's rule checked after the schema: named as the schema names one
         detail = ErrorDetail(field=exc.field, rule=exc.rule)
         return ErrorBody(code=RefusalCode.VALIDATION_ERROR, message=str(exc), fields=[detail])
     return ErrorBody(code=code_of(exc), message=str(exc))

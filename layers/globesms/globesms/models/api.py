@@ -151,20 +151,8 @@ class QuietHours(_Strict):
 
 
 def _check_waiver(value: QuietHours | Literal[False] | None) -> QuietHours | Literal[False] | None:
-    """Without the operator's waiver a request may not waive quiet hours, nor narrow them: a window of its own must
-    cover the deployment's (it may widen it). A one-minute window was a waiver by another name (found by a review)."""
-    if value is None:
-        return value
-    deployment = _quiet_hours_settings()
-    if deployment.quiet_hours_waiver:
-        return value
-    if value is False:
+    if value is False and not _quiet_hours_settings().quiet_hours_waiver:
         raise ValueError("quiet_hours: false (waiving quiet hours) is not enabled on this deployment")
-    if not value.window().covers(deployment.window()):
-        raise ValueError(
-            f"must cover this deployment's quiet hours ({deployment.quiet_hours}): a request's own window may widen "
-            "them, not narrow them, unless the deployment allows waiving them"
-        )
     return value
 
 
@@ -187,8 +175,8 @@ QuietHoursField = Annotated[
     Field(
         exclude_if=lambda value: value is None,
         description="MKT: quiet hours in the recipient's local time instead of the deployment's (21:00-08:00 by "
-        "default), covering them (wider, never narrower) unless the deployment allows waiving them; or false to "
-        "waive them where the deployment allows it",
+        "default): on a new MKT request, covering them (wider, never narrower) unless the deployment allows waiving "
+        "them; or false to waive them where the deployment allows it",
     ),
 ]
 
