@@ -14,6 +14,7 @@ from globesms.accept.service import accept
 from globesms.errors import RecipientCode
 from globesms.guardrails import gate, spend
 from globesms.guardrails.documents import (
+    FRESH_ENOUGH_SECONDS,
     UNAVAILABLE_RETRY_SECONDS,
     DocumentError,
     DocumentUnavailable,
@@ -417,6 +418,7 @@ def test_a_fresh_read_goes_past_the_cache_and_gives_no_last_good_document_in_pla
     fresh read must say so, not hand back the very copy it is confirming."""
     answers: list[Any] = ['{"version": 1, "monthly_spend": "10"}', '{"version": 1, "monthly_spend": "20"}', then]
     asked: list[bool] = []
+    clock = [0.0]
 
     def fetch(_name: str, fresh: bool = False) -> Any:
         asked.append(fresh)
@@ -425,9 +427,12 @@ def test_a_fresh_read_goes_past_the_cache_and_gives_no_last_good_document_in_pla
             raise answer
         return answer
 
-    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: 0.0)
+    doc = OverridableDocument(LimitsDoc, "limits.json", fetch=fetch, clock=lambda: clock[0])
     assert doc.current("/g/limits").monthly_spend == Decimal("10")
     assert doc.current("/g/limits", fresh=True).monthly_spend == Decimal("20")  # within the cache's time: read
+    clock[0] = FRESH_ENOUGH_SECONDS - 1  # a good fresh read this recent stands for another: no read
+    assert doc.current("/g/limits", fresh=True).monthly_spend == Decimal("20")
+    clock[0] = FRESH_ENOUGH_SECONDS
     with pytest.raises(DocumentUnavailable):
         doc.current("/g/limits", fresh=True)
     assert asked == [False, True, True]

@@ -107,13 +107,13 @@ class DispatchDeps:
 
     def country_permissions(self, *, fresh: bool = False) -> CountryPermissions | None:
         """The country permissions as `permissions` reads them now (`fresh`: past every cache), or None (none
-        given, or its read failed: logged; the pack goes as accept allowed it)."""
+        given, or its read failed: logged)."""
         if self.permissions is None:
             return None
         try:
             return self.permissions(fresh=fresh)
         except Exception:
-            logger.exception("country permissions unreadable: the pack's recipients go as accept allowed them")
+            logger.exception("country permissions unreadable%s", " past the cache" if fresh else "")
             return None
 
 

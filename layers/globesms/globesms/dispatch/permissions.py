@@ -15,11 +15,14 @@ Three decisions, written down here:
   up to 5 minutes: after a country is allowed again (or added to an allow-list), a fresh accept could allow what a
   warm dispatcher's older copy refused, failing every such message for a change made *before* it was accepted
   (found by a review). So a pack whose recipients the cached copy refuses reads the document again from SSM, and
-  only that read's refusals stand (a pack without any refusal costs no read).
-- **Permissions that cannot be read leave the message as accept allowed it** (logged), the confirming read's too.
-  Accept refuses to start a send without them (`GUARDRAILS_UNAVAILABLE`); here the message was allowed when it was
-  accepted, and holding or failing every pack of a dispatcher whose SSM read failed would stop OTPs for a check
-  that only catches a change made since.
+  that read's refusals stand (a pack without any refusal costs no read; a dispatcher reads it so at most every
+  `FRESH_ENOUGH_SECONDS`, so that a backlog of packs to a denied country does not read SSM once a pack, past its
+  throughput, which accept's reads share). If that read fails, the cached copy's refusals stand: a country shut
+  during an attack stays shut while SSM throttles.
+- **Permissions that cannot be read at all leave the message as accept allowed it** (logged): a dispatcher with no
+  copy yet (a cold start, SSM failing). Accept refuses to start a send without them (`GUARDRAILS_UNAVAILABLE`);
+  here the message was allowed when it was accepted, and holding or failing every pack of such a dispatcher would
+  stop OTPs for a check that only catches a change made since.
 """
 
 from __future__ import annotations

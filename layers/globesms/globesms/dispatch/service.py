@@ -399,7 +399,8 @@ def _refused_since_accept(
     }
     if denied:  # confirmed past every cache: this dispatcher's copy may be older than the one accept read
         fresh = deps.country_permissions(fresh=True)
-        denied = {i: reason for i, reason in denied_positions(pack, fresh).items() if i not in leave_out}
+        if fresh is not None:  # not confirmed (SSM unreadable, throttled): the cached copy's refusals stand
+            denied = {i: reason for i, reason in denied_positions(pack, fresh).items() if i not in leave_out}
     opted_out = opted_out_positions(pack, opt_out_check()) - leave_out - denied.keys()
     records = [denied_record(pack, i, reason, now) for i, reason in sorted(denied.items())]
     records += [opted_out_record(pack, i, now) for i in sorted(opted_out)]

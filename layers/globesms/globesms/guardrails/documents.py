@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 PARAMETER_MAX_AGE_SECONDS = 300
 READ_RETRY_SECONDS = 60
 UNAVAILABLE_RETRY_SECONDS = 5  # with no good document yet: every send waits for one, so it is tried again soon
+#: A fresh read (`current(fresh=True)`) this recent stands for another: a backlog of packs each asking for one would
+#: read SSM once per pack, past its account-wide throughput, which the API's and the intake's reads share (a review).
+FRESH_ENOUGH_SECONDS = 10
 
 
 class DocumentUnavailable(RuntimeError):
@@ -98,6 +101,7 @@ class OverridableDocument[Doc: BaseModel]:
     _raw: Any = field(default=None, init=False, repr=False)
     _override: Doc | None = field(default=None, init=False, repr=False)
     _retry_at: float = field(default=0.0, init=False, repr=False)
+    _fresh_at: float | None = field(default=None, init=False, repr=False)  # when a fresh read last gave a good one
 
     def from_file(self) -> Doc:
         if self._file is None:
@@ -107,15 +111,18 @@ class OverridableDocument[Doc: BaseModel]:
 
     def reset(self) -> None:
         """Forget the parameter's last value (tests)."""
-        self._raw, self._override, self._retry_at = None, None, 0.0
+        self._raw, self._override, self._retry_at, self._fresh_at = None, None, 0.0, None
 
     def current(self, parameter: str, *, fresh: bool = False) -> Doc:
         """The document in force; raises `DocumentUnavailable` while a named parameter has no good value yet.
         `fresh`: read past every cache, and raise `DocumentUnavailable` unless that read gives a good document (no
-        last good one instead): a dispatcher confirming a refusal its cached copy would make."""
+        last good one instead): a dispatcher confirming a refusal its cached copy would make. A good fresh read less
+        than `FRESH_ENOUGH_SECONDS` old stands for a new one."""
         if not parameter:
             return self.from_file()
         now = self.clock()
+        if fresh and self._override is not None and self._recently_fresh(now):
+            return self._override
         if now < self._retry_at and not fresh:
             return self._last_good()
         try:
@@ -123,11 +130,24 @@ class OverridableDocument[Doc: BaseModel]:
         except Exception as exc:  # never the text: only the error's class
             self._retry_at = now + (READ_RETRY_SECONDS if self._override else UNAVAILABLE_RETRY_SECONDS)
             log.error(
-                "%s parameter unreadable; the last good document stays in force",
+                "%s parameter unreadable%s",
                 self.file_name,
+                " past the cache" if fresh else "; the last good document stays in force",
                 extra={"parameter": parameter, "error": type(exc).__name__},
             )
             return self._unavailable() if fresh else self._last_good()
+        doc = self._take(raw, parameter, now)
+        if doc is None:
+            return self._unavailable() if fresh else self._last_good()
+        if fresh:
+            self._fresh_at = now
+        return doc
+
+    def _recently_fresh(self, now: float) -> bool:
+        return self._fresh_at is not None and now - self._fresh_at < FRESH_ENOUGH_SECONDS
+
+    def _take(self, raw: Any, parameter: str, now: float) -> Doc | None:
+        """The document `raw` (the parameter's text, or ABSENT) stands for, now in force; None when it is refused."""
         if raw is ABSENT:
             # Known good: the shipped document stands for it, read again after Powertools' cache would have run
             # out (Powertools keeps no answer for a parameter it could not get: every send would read SSM, and a
@@ -144,7 +164,7 @@ class OverridableDocument[Doc: BaseModel]:
             self._raw = raw  # refused once, not parsed again while Powertools returns the same value
             if self._override is None:  # nothing in force: read it again (past the cache) in a few seconds
                 self._retry_at = now + UNAVAILABLE_RETRY_SECONDS
-            return self._unavailable() if fresh else self._last_good()
+            return None
         self._raw, self._override = raw, doc
         return doc
 
