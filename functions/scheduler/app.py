@@ -46,8 +46,8 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings(SchedulerSettings)  # read and checked once per process: a misconfiguration fails the first invocation
     if event.get("detail-type") == "Scheduled Event":
-        # Begins no bucket past its share of the invocation's time (but its first): the next run goes on from the
-        # cursor, which moves after each bucket.
+        # Begins no page of releases past its share of the invocation's time (but its first): the next run goes on
+        # from the cursor, which moves after each page.
         stop_at = utc_now() + timedelta(milliseconds=context.get_remaining_time_in_millis() * SWEEP_TIME_SHARE)
         done = sweep(wiring.schedule_store(), wiring.release_queue(), now=utc_now(), stop_at=stop_at, clock=utc_now)
         # Every sweep, 0 included: the count over time shows the sweep running (and a flush with no metric at all

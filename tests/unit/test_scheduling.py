@@ -120,10 +120,10 @@ def test_send_at_must_have_an_offset_be_ahead_and_within_30_days() -> None:
         ("tomorrow", "datetime"),
         # Read as Unix seconds (or milliseconds) by pydantic's lax datetime: 20261209 was 1970-08-23, "in the past",
         # and a time stamp a date the docs refuse (found by a review).
-        ("20261209", "not a number"),
-        (1796643382, "not a number"),
-        ("1796643382000", "not a number"),
-        (17966433.5, "not a number"),
+        ("20261209", "a number is no date here"),
+        (1796643382, "a number is no date here"),
+        ("1796643382000", "a number is no date here"),
+        (17966433.5, "a number is no date here"),
     ],
 )
 def test_a_bad_send_at_is_refused_naming_the_field(send_at: object, rule: str) -> None:

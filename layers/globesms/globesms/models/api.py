@@ -67,7 +67,7 @@ def _written_as_a_date(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        raise ValueError(f"{SEND_AT_RULE}: write it as text, e.g. 2026-12-04T09:00:00+08:00, not a number")
+        raise ValueError(f"{SEND_AT_RULE}: write it as text, e.g. 2026-12-04T09:00:00+08:00 (a number is no date here)")
     return value
 
 
