@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from globesms.counts.tally import BatchTally, creation_status
+from globesms.dispatch.deps import DispatchDeps
 from globesms.domain.clock import iso
 from globesms.domain.history import HistoryStep
 from globesms.domain.status import Status
@@ -685,3 +686,19 @@ class MemoryReleases:
     def send_releases(self, refs: Sequence[ReleaseRef], *, delay_seconds: int) -> None:
         assert 0 <= delay_seconds <= MAX_SQS_DELAY_SECONDS  # what SQS allows
         self.sent += [(ref, delay_seconds) for ref in refs]
+
+
+def memory_dispatch_deps(
+    store: MemoryStore | None = None, provider: ScriptedProvider | None = None, **fields: Any
+) -> DispatchDeps:
+    """A dispatcher on in-memory fakes: `store` (its receipts too), `provider`, and any other field of DispatchDeps."""
+    store = store if store is not None else MemoryStore()
+    return DispatchDeps(
+        provider=provider or ScriptedProvider(),
+        store=store,
+        claims=fields.pop("claims", None) or MemoryClaims(),
+        queues=fields.pop("queues", None) or MemoryQueues(),
+        receipts=fields.pop("receipts", None) or store,
+        webhooks=fields.pop("webhooks", None) or MemoryWebhooks(),
+        **fields,
+    )

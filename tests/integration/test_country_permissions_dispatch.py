@@ -11,13 +11,13 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from globesms.config import settings
-from globesms.dispatch.service import DispatchDeps, dispatch_pack
+from globesms.dispatch.service import dispatch_pack
 from globesms.domain.status import Status
 from globesms.guardrails import permissions as permissions_module
 from globesms.guardrails.permissions import current_permissions
 from globesms.models.outbound import ProviderName
 from globesms.models.packs import DispatchPack
-from tests.fakes import MemoryClaims, MemoryQueues, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.fakes import MemoryStore, ScriptedProvider, memory_dispatch_deps
 from tests.integration.test_dispatch_metrics_emitted import TENCENT, invoked, tencent_event, value
 
 PARAMETER = "/globesms/guardrails/permissions"
@@ -83,15 +83,7 @@ def test_a_country_allowed_before_accept_is_not_refused_by_a_dispatchers_older_c
             }
         )
         store = MemoryStore()
-        deps = DispatchDeps(
-            provider=ScriptedProvider(),
-            store=store,
-            claims=MemoryClaims(),
-            queues=MemoryQueues(),
-            receipts=store,
-            webhooks=MemoryWebhooks(),
-            permissions=current_permissions,
-        )
+        deps = memory_dispatch_deps(store, permissions=current_permissions)
         dispatch_pack(pack, deps, now=datetime(2026, 12, 7, 10, 0, tzinfo=UTC), last_attempt=False)
         assert store.messages["B.00000"].status is Status.SUBMITTED
     finally:

@@ -18,12 +18,10 @@ from globesms.models.outbound import OutboundSms, ProviderName
 from globesms.models.packs import DispatchPack
 from tests.fakes import (
     MemoryBreakers,
-    MemoryClaims,
     MemoryQueues,
     MemoryRateLimiter,
-    MemoryStore,
-    MemoryWebhooks,
     ScriptedProvider,
+    memory_dispatch_deps,
 )
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -57,16 +55,7 @@ def a_pack(n: int = 3, route: tuple[ProviderName, ...] = ()) -> DispatchPack:
 
 
 def deps(provider: ScriptedProvider, **fields: Any) -> DispatchDeps:
-    store = MemoryStore()
-    made = DispatchDeps(
-        provider=provider,
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-    )
-    return replace(made, **fields)
+    return memory_dispatch_deps(provider=provider, **fields)
 
 
 def outcome(pack: DispatchPack, using: DispatchDeps, now: datetime = NOW) -> DispatchSummary | RetryPack:

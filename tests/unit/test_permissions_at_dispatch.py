@@ -16,7 +16,12 @@ from globesms.domain.status import Status
 from globesms.errors import ErrorCategory, RecipientCode
 from globesms.guardrails.permissions import PermissionsDoc
 from globesms.models.packs import DispatchPack
-from tests.fakes import MemoryClaims, MemoryQueues, MemorySpendReleases, MemoryStore, MemoryWebhooks, ScriptedProvider
+from tests.fakes import (
+    MemorySpendReleases,
+    MemoryStore,
+    ScriptedProvider,
+    memory_dispatch_deps,
+)
 from tests.unit.test_consent_optouts import MemoryOptOuts
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -45,16 +50,7 @@ def pack() -> DispatchPack:
 
 
 def deps(store: MemoryStore, provider: ScriptedProvider, permissions: Any, **more: Any) -> DispatchDeps:
-    return DispatchDeps(
-        provider=provider,
-        store=store,
-        claims=MemoryClaims(),
-        queues=MemoryQueues(),
-        receipts=store,
-        webhooks=MemoryWebhooks(),
-        permissions=permissions,
-        **more,
-    )
+    return memory_dispatch_deps(store, provider, permissions=permissions, **more)
 
 
 def always(doc: PermissionsDoc) -> Any:
