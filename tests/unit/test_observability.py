@@ -46,7 +46,24 @@ def test_child_loggers_write_through_the_same_mask(log_lines: io.StringIO) -> No
     assert "85251234567" not in log_lines.getvalue()
 
 
-@pytest.mark.parametrize("text", ["2026-11-26 10:00:00", "2026-11-26T10:00:00.123456Z", "batch 01M8BN2E.00001"])
+@pytest.mark.parametrize(
+    "written",
+    ["+44 (0)7911 123456", "+1 (415) 555-2671", "+852.5123.4567", "+852/5123/4567", "+852\u20125123\u20124567"],
+)
+def test_every_writing_of_a_number_accept_takes_is_masked(written: str) -> None:
+    """The pattern knew "+", digits, spaces and "-": a number written with brackets, dots or slashes, which accept
+    takes (domain/number_writing.py), went out whole in logs and in the redrive tool's listing (a review)."""
+    from globesms.domain.phone import parse_mobile
+
+    e164 = parse_mobile(written).e164
+    digits = "".join(c for c in mask_numbers(f'{{"to": "{written}"}}') if c.isdigit())
+    assert e164.lstrip("+") not in digits and len(digits) <= 5, mask_numbers(written)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-26 10:00:00", "2026-11-26T10:00:00.123456Z", "batch 01M8BN2E.00001", "at 2026-12-07T10:00:00+08:00"],
+)
 def test_dates_times_and_ids_are_left_alone(text: str) -> None:
     assert mask_numbers(text) == text
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 
-# A number written with "+" (spaces and dashes allowed), or a bare run of 9 to 15 digits (national numbers, as
-# Tencent's receipts carry them). Dates and times have separators every few digits and are left alone.
-_NUMBER = re.compile(r"\+\d[\d \-]{6,18}\d|(?<![\w.])\d{9,15}(?![\w.])")
+from globesms.domain.number_writing import NUMBER_SEPARATORS
+
+# A number written with "+" and whatever accept reads a number with (digits of any script, spaces, the separators:
+# brackets, dots and slashes too, which were printed whole until 2026-12-07, a review), or a bare run of 9 to 15
+# digits (national numbers, as Tencent's receipts carry them). Dates and times have no "+", and separators every few
+# digits, and are left alone.
+_WRITTEN = r"[\d\s" + re.escape("".join(sorted(NUMBER_SEPARATORS))) + "]"
+_NUMBER = re.compile(r"\+\s*\d" + _WRITTEN + r"{6,28}\d|(?<![\w.])\d{9,15}(?![\w.])")
 
 
 def mask(number: str) -> str:

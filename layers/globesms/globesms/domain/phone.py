@@ -17,6 +17,7 @@ from phonenumbers import (
 )
 from phonenumbers.phonenumberutil import ValidationResult
 
+from globesms.domain.number_writing import NUMBER_SEPARATORS, NUMBER_WRITING
 from globesms.domain.phone_metadata import UNKNOWN, number_type, region_of
 from globesms.errors import RecipientCode
 from globesms.models.limits import character_name
@@ -34,21 +35,6 @@ _test_number_length = getattr(phonenumberutil, "_test_number_length", None)
 _KEEP_PREFIX = frozenset(
     {ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH}
 )
-
-
-#: Besides a leading `+`, digits (of any script: phonenumbers reads them as digits) and spaces, what a number may be
-#: written with: the separators phonenumbers skips (its VALID_PUNCTUATION: dashes of every kind, as Word or a CJK
-#: input method writes them, dots, slashes and brackets, fullwidth ones too), but its "x", a letter, its tildes, which
-#: it reads as an extension's mark when they stand between digits, and the invisible ones, refused before as format
-#: characters. They never change the number. phonenumbers reads more, and each is a number other than the one
-#: written: letters as a keypad's ("+85251234OOO" is +85251234666), RFC 3966 parameters it drops (";isub=1"),
-#: trailing text (" x").
-NUMBER_SEPARATORS: frozenset[str] = frozenset(
-    "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"  # dashes, the minus sign, the Japanese long vowel mark
-    ".\uff0e/\uff0f"  # dots, slashes
-    "()[]\uff08\uff09\uff3b\uff3d"  # brackets
-)
-NUMBER_WRITING = "a number is written with '+', digits, spaces and separators (dashes, dots, slashes, brackets) only"
 
 
 def stray_character(text: str) -> str | None:
