@@ -171,3 +171,35 @@ def test_an_invalid_rate_limits_variable_stops_the_status_queries_only(  # type:
     assert "GLOBESMS_RATE_LIMITS: QueryMessage" in str(getattr(logged, "error", ""))  # the rule, named
     records = [DynamoDBReceiptStore(stack.table_name).reload(i) for i in ids]
     assert {(r.status, r.error_code) for r in records if r is not None} == {(Status.EXPIRED, "NO_RECEIPT")}
+
+
+def test_a_receipt_held_past_the_dispatcher_is_applied_by_reconcile_not_expired(stack) -> None:  # type: ignore[no-untyped-def]
+    """A receipt held while the ProviderRef index lagged (or whose hold mark failed) after the dispatcher had
+    finished was answered 200: its provider never pushes it again. Reconcile expired the message (Huawei has no
+    status query) as NO_RECEIPT, with message.expired, though the carrier said DELIVERED (found by a review)."""
+    from globesms.models.outbound import ProviderName
+    from globesms.models.receipts import DeliveryReport
+    from globesms.reconcile.service import ReconcileDeps, reconcile_due
+    from tests.fakes import MemoryRateLimiter, MemoryWebhooks
+
+    sent_at = datetime.now(UTC) - timedelta(seconds=POLICY.grace_seconds + 60 + 120)
+    [message_id] = submitted(stack, "huawei", sent_at)
+    receipts = DynamoDBReceiptStore(stack.table_name)
+    report = DeliveryReport(
+        ProviderName.HUAWEI, "pm-0", Status.DELIVERED, "DELIVRD", to="+6591230000", provider_time="2026-12-02T10:00:05Z"
+    )
+    assert receipts.hold_receipt(ProviderName.HUAWEI, "pm-0", report.event(sent_at.isoformat()), None)
+    now, webhooks = datetime.now(UTC), MemoryWebhooks()
+    deps = ReconcileDeps(
+        receipts=receipts,
+        deadlines=DynamoDBReceiptDeadlines(stack.table_name),
+        queries={},
+        limiter=MemoryRateLimiter({}),
+        webhooks=webhooks,
+        clock=lambda: now,
+    )
+    summary = reconcile_due(deps, POLICY)
+    record = receipts.reload(message_id)
+    assert record is not None and (record.status, record.error_code) == (Status.DELIVERED, None)
+    assert (summary.settled, summary.expired) == (1, 0)
+    assert [d.event.type for d in webhooks.sent] == ["message.delivered"]

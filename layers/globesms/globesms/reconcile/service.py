@@ -34,7 +34,14 @@ from globesms.models.receipts import StatusAnswer, StatusQueryFailed
 from globesms.models.records import MessageRecord
 from globesms.models.webhooks import WebhookDelivery
 from globesms.ports import RateLimiter, ReceiptDeadlines, ReceiptStore, StatusQuery, WebhookQueue
-from globesms.receipts.apply import another_number, apply_events, outcome_counts, route_outcomes
+from globesms.receipts.apply import (
+    Applied,
+    another_number,
+    apply_events,
+    apply_held_receipts,
+    outcome_counts,
+    route_outcomes,
+)
 from globesms.reconcile.deadline import (
     DeadlineEntry,
     DeadlinePolicy,
@@ -237,6 +244,10 @@ def _settle(
     deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, budget: _Budget, summary: ReconcileSummary
 ) -> bool:
     """One due message; False when it was left for want of a query permit."""
+    held = _apply_held(deps, record, summary)
+    if held is None:
+        return True
+    record = held
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
     if query is not None:
@@ -261,6 +272,26 @@ def _settle(
     now = deps.clock()
     _carry_out(deps, record, decide(record, answer, int(now.timestamp()), policy), now, summary)
     return True
+
+
+def _apply_held(deps: ReconcileDeps, record: MessageRecord, summary: ReconcileSummary) -> MessageRecord | None:
+    """The message after the receipts held for it, if any; None when they settled it. A receipt held past the
+    dispatcher (the ProviderRef index lagging, a hold mark whose write failed) was answered 200, so its provider
+    never pushes it again: expired or queried without it, a message the carrier delivered ended EXPIRED /
+    NO_RECEIPT for good, and Huawei (no status query) at once (found by a review)."""
+    now = deps.clock()
+    applied: Applied | None = apply_held_receipts(deps.receipts, [record], now).get(record.id)
+    if applied is None:
+        return record
+    summary.settled += applied.record.status.is_final
+    if applied.moved_here:
+        summary.reported.extend(route_outcomes(applied.record))
+        if applied.first_outcome and applied.record.status.is_final:
+            summary.finals.append(applied.record)
+    delivery = status_event(applied.record, now)
+    if delivery is not None:
+        summary.webhooks.append(delivery)
+    return None if applied.record.status.is_final else applied.record
 
 
 def _out_of_permits(deps: ReconcileDeps, record: MessageRecord, budget: _Budget) -> bool:
