@@ -395,3 +395,26 @@ def test_a_claim_keeps_a_redrive_of_its_last_dead_lettering_once_it_goes_on_to_i
     assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.REDRIVEN  # from DEAD
     claims.release("P3")
     assert claims.claim("P3", now=redrive, lease_seconds=120) is Claim.CLAIMED  # never got past its charge
+
+
+def test_an_echo_numbered_past_our_last_message_finds_nothing_and_sends_dynamodb_no_inverted_range(stack) -> None:  # type: ignore[no-untyped-def]
+    """Our message ids have five digits; an echo's may have up to nine (another system's, or a forged one). Its
+    range query `BETWEEN M#999999 AND M#99999` has its bounds the wrong way round as strings, which DynamoDB (not
+    moto) refuses: the push was answered 5xx every time it came, its other receipts never applied (a review)."""
+    import boto3
+
+    real = boto3.client("dynamodb")
+
+    class RefusingInvertedRanges:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def query(self, **request: Any) -> Any:
+            values = request.get("ExpressionAttributeValues", {})
+            if "BETWEEN :first AND :last" in request.get("FilterExpression", ""):
+                assert values[":first"]["S"] <= values[":last"]["S"], "ValidationException: BETWEEN bounds inverted"
+            return real.query(**request)
+
+    receipts = DynamoDBReceiptStore(stack.table_name, RefusingInvertedRanges)
+    assert receipts.find_recipients(EchoRange("B", 999_999, 1_000_498), "+6591230000") == []
+    assert receipts.find_recipients(EchoRange("B", 99_999_123, 99_999_124), "+6591230000") == []

@@ -123,6 +123,10 @@ class DynamoDBReceiptStore:
     def find_recipients(self, echo: EchoRange, to: str | None) -> list[MessageRecord]:
         if to is None:  # an echo alone is guessable: the number must match too
             return []
+        if echo.first_seq > LAST_SEQ:
+            # No message of ours: and `BETWEEN M#<first> AND M#99999` would then have its bounds the wrong way round
+            # as strings, which DynamoDB refuses (a 5xx for the whole push, every time it came; a review).
+            return []
         if echo.first_seq == echo.last_seq:
             record = self._get(batch_pk(echo.batch_id), message_sk(echo.first_seq))
             return [record] if record is not None and record.to == to else []

@@ -35,7 +35,6 @@ from globesms.models.receipts import DeliveryReport, EchoRange, ParsedPush
 from globesms.providers import receipt_parsing as parsing
 
 ACK: Final = {"result": 0, "errmsg": "OK"}
-MAX_REPORTS_PER_PUSH: Final = 100  # documented; a longer array is still read (refusing it would lose receipts)
 
 _EXPIRED_DESCRIPTION = re.compile(r"expire|过期", re.IGNORECASE)
 
