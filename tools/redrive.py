@@ -9,12 +9,12 @@ outputs (`<Name>DeadLetterQueueUrl`, `<Name>QueueUrl`); a stack that CloudFormat
 stack (`make run`, `AWS_ENDPOINT_URL` set), names its queues `<stack>-<LogicalId>`. Without --to the destination
 is the one queue whose RedrivePolicy names the DLQ.
 
-The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement
-that, and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends
-them with SendMessageBatch (in more than one call when they come to over 1 MiB together; body and message
-attributes as they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch
-after) and deletes from the DLQ only those the destination accepted: a message is in one of the two queues at any
-time, and one whose send failed stays in the DLQ.
+The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement that,
+and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends them
+with SendMessageBatch (in more than one call when they come to over 1 MiB together; body and message attributes as
+they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch after; a
+message with no room for it stays in the DLQ, named) and deletes from the DLQ only those the destination accepted: a
+message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
 A delete that fails after a successful send leaves a copy in the DLQ (the consumers tolerate duplicates): each is
 named and counted, and an AWS error that ends the run (a delete call refused, SQS unreachable) prints the counts so
 far, such copies among them, before the error.
@@ -139,18 +139,20 @@ def _into_itself(queue: str) -> RedriveError:
 
 def _ends(queue: str, *, to: str | None, stack: str, sqs: Any, cloudformation: Any) -> tuple[str, str]:
     url = resolve_queue(queue, stack=stack, sqs=sqs, cloudformation=cloudformation)
-    if to is None:
-        dlq = dead_letter_queue_of(sqs, url)
-        if dlq is not None:  # QUEUE is a source queue: redrive its DLQ into it
-            return dlq, url
-        sources = source_queues_of(sqs, url)
-        if len(sources) != 1:
-            found = ", ".join(sources) if sources else "none"
-            raise RedriveError(
-                f"cannot tell where {url} redrives to: queues whose RedrivePolicy names it: {found}; pass --to"
-            )
-        return url, sources[0]
-    return url, resolve_queue(to, stack=stack, sqs=sqs, cloudformation=cloudformation)
+    dlq = dead_letter_queue_of(sqs, url)
+    if to is not None:
+        # QUEUE a source queue names its DLQ here too: with --to, `AliyunQueue` emptied the live queue itself, its
+        # packs still waiting for their dispatcher, into another (a review).
+        return dlq or url, resolve_queue(to, stack=stack, sqs=sqs, cloudformation=cloudformation)
+    if dlq is not None:  # QUEUE is a source queue: redrive its DLQ into it
+        return dlq, url
+    sources = source_queues_of(sqs, url)
+    if len(sources) != 1:
+        found = ", ".join(sources) if sources else "none"
+        raise RedriveError(
+            f"cannot tell where {url} redrives to: queues whose RedrivePolicy names it: {found}; pass --to"
+        )
+    return url, sources[0]
 
 
 MAX_ATTRIBUTES = 10  # SQS's limit of attributes on a message
@@ -185,31 +187,43 @@ def maximum_message_bytes(sqs: Any, url: str) -> int:
 
 def _with_first_message_id(
     message: dict[str, Any], attributes: dict[str, dict[str, Any]], max_bytes: int
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, dict[str, Any]] | None:
     """The attributes with FIRST_MESSAGE_ID set to the MessageId the intake named the body's batch after.
 
     Sent again, the message gets a new MessageId: the first one goes with it, so the intake resumes the batch it
     derived from it instead of accepting the body as a new one. Which one is the intake's own reading
     (`first_message_id`): the attribute's value when it is an SQS MessageId (kept from an earlier redrive), else the
     message's own; a value the producer set that the intake ignored is overwritten, or the copy would be a new batch
-    again. Where SQS has no room for it (10 attributes, or the destination's MaximumMessageSize with them), the
-    message moves with its attributes as they were."""
+    again. None where SQS has no room for it (10 attributes, or the destination's MaximumMessageSize with them):
+    such a message is not moved (`_move`), since, moved without it, an intake body dead-lettered half way would be
+    accepted as a new batch and its recipients the first attempt reached texted again (until 2026-12-07 it moved as
+    it was; a review)."""
     kept = attributes.get(FIRST_MESSAGE_ID, {}).get("StringValue")
     value = first_message_id(message["MessageId"], kept if isinstance(kept, str) else None)
     first = {"DataType": "String", "StringValue": value}
     others = {name: v for name, v in attributes.items() if name != FIRST_MESSAGE_ID}
     if not _room_for(message["Body"], others, FIRST_MESSAGE_ID, first, max_bytes):
-        return attributes
+        return None
     return {**others, FIRST_MESSAGE_ID: first}
 
 
-def _send_entry(index: int, message: dict[str, Any], fifo: bool, max_bytes: int) -> dict[str, Any]:
+#: Why a message without room for FIRST_MESSAGE_ID stays in the dead-letter queue (the run's log says it of each).
+NO_ROOM = (
+    f"no room for {FIRST_MESSAGE_ID} (10 attributes already, or the queue's MaximumMessageSize): moved without it, "
+    "an intake body would be taken for a new batch and its recipients texted again; left in the dead-letter queue"
+)
+
+
+def _send_entry(index: int, message: dict[str, Any], fifo: bool, max_bytes: int) -> dict[str, Any] | None:
+    """The message as SendMessageBatch sends it again; None when it has no room for FIRST_MESSAGE_ID."""
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-    attributes = {
+    given = {
         name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
         for name, value in message.get("MessageAttributes", {}).items()
     }
-    attributes = _with_first_message_id(message, attributes, max_bytes)
+    attributes = _with_first_message_id(message, given, max_bytes)
+    if attributes is None:
+        return None
     if attributes:
         entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})
@@ -254,7 +268,14 @@ def _move(
     """Send one round's messages, then delete from the DLQ those the destination accepted; False when it accepted
     none. When an AWS error stops it between the two, those sent are counted moved but not deleted (a copy left in
     the DLQ, said for each) before the error goes on."""
-    entries = [_send_entry(i, m, fifo, max_bytes) for i, m in enumerate(messages)]
+    entries = []
+    for index, message in enumerate(messages):
+        entry = _send_entry(index, message, fifo, max_bytes)
+        if entry is None:
+            log(f"not moved: {message['MessageId']}: {NO_ROOM}")
+            result.failed += 1
+        else:
+            entries.append(entry)
     done: list[dict[str, Any]] = []
     try:
         for call in send_calls(entries):

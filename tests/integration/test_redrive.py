@@ -230,18 +230,31 @@ def test_a_deployed_stack_is_resolved_through_its_outputs(stack: MotoStack) -> N
         redrive.resolve_queue("Tencent", stack="s", sqs=stack.sqs, cloudformation=outputs)
 
 
-def test_a_message_without_room_for_its_first_message_id_moves_as_before() -> None:
-    """SQS refuses an 11th attribute, or more than the queue's MaximumMessageSize of body and attributes: such a
-    message moves without it."""
+def test_a_message_without_room_for_its_first_message_id_stays_in_the_dead_letter_queue(
+    stack: MotoStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQS refuses an 11th attribute, or more than the queue's MaximumMessageSize of body and attributes. Such a
+    message moved without it, and an intake body dead-lettered half way was then accepted as a new batch: its
+    recipients the first attempt reached were texted again (a review). It stays in the DLQ, named."""
     full = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(redrive.MAX_ATTRIBUTES)}
     message = {"MessageId": "m-1", "Body": "{}", "MessageAttributes": full}
-    entry = redrive._send_entry(0, message, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
-    assert FIRST_MESSAGE_ID not in entry["MessageAttributes"] and len(entry["MessageAttributes"]) == 10
+    assert redrive._send_entry(0, message, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES) is None
     large = "x" * (redrive.MAX_MESSAGE_BYTES - 10)  # the attribute itself takes some 35 bytes
-    no_room = redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False, max_bytes=len(large) + 10)
-    assert "MessageAttributes" not in no_room
+    assert redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False, max_bytes=len(large) + 10) is None
     room = redrive._send_entry(0, {"MessageId": "m-3", "Body": "{}"}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
-    assert room["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == "m-3"
+    assert room is not None and room["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == "m-3"
+
+    refs = stack.deployed.context.refs
+    dlq, source = refs["IntakeDeadLetterQueue"], refs["IntakeQueue"]
+    crowded = {f"a{i}": {"DataType": "String", "StringValue": "x"} for i in range(redrive.MAX_ATTRIBUTES)}
+    kept = stack.sqs.send_message(QueueUrl=dlq, MessageBody='{"to": "+85251234567"}', MessageAttributes=crowded)
+    moved = stack.sqs.send_message(QueueUrl=dlq, MessageBody='{"to": "+85251234568"}')
+    assert redrive.main(["IntakeDeadLetterQueue", *STACK], environ={}) == 1  # not everything moved
+    [arrived] = _drain(stack, source)
+    assert arrived["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == moved["MessageId"]
+    assert f"not moved: {kept['MessageId']}: no room for {FIRST_MESSAGE_ID}" in capsys.readouterr().out
+    depth = stack.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert depth["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"  # still there, hidden for the run
 
 
 def test_a_body_over_256_kib_carries_its_first_message_id(stack: MotoStack) -> None:
@@ -332,3 +345,15 @@ def test_a_redriven_body_resumes_its_batch_whatever_the_producer_set_as_first_me
     assert intake.lambda_handler(_intake_event(moved), lambda_context) == {"batchItemFailures": []}
     assert _batches(stack) == {f"B#sqs-{dead['MessageId']}"}  # the first batch resumed, not a second one
     assert moved["MessageAttributes"][FIRST_MESSAGE_ID] == {"DataType": "String", "StringValue": dead["MessageId"]}
+
+
+def test_a_source_queue_with_to_redrives_its_dead_letter_queue_never_the_live_queue(stack: MotoStack) -> None:
+    """`AliyunQueue` names its DLQ, as the docs say, with --to too: it emptied the live queue itself, packs still
+    waiting for their dispatcher, into Tencent's, whose dispatcher refuses them (a review)."""
+    refs = stack.deployed.context.refs
+    live = stack.sqs.send_message(QueueUrl=refs["AliyunQueue"], MessageBody='{"pack_id": "live"}')["MessageId"]
+    dead = stack.sqs.send_message(QueueUrl=refs["AliyunDeadLetterQueue"], MessageBody='{"pack_id": "d"}')["MessageId"]
+    assert redrive.main(["AliyunQueue", "--to", "TencentQueue", *STACK], environ={}) == 0
+    assert [m["MessageId"] for m in _drain(stack, refs["AliyunQueue"])] == [live]
+    [moved] = _drain(stack, refs["TencentQueue"])
+    assert moved["MessageAttributes"][FIRST_MESSAGE_ID]["StringValue"] == dead
