@@ -287,10 +287,15 @@ def test_a_deliberate_repeat_of_a_file_needs_a_new_key(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "r.csv", "to", ["+6591230001"])
     api = FakeApi()
     args = ["send", "--file", str(csv_file), "--text", "hi"]
-    invoke(deps_for(api), *args)
-    invoke(deps_for(api), *args)
+    first = invoke(deps_for(api), *args)
+    again = invoke(deps_for(api), *args)  # a week later: the API keeps the batch, not only the key's 24 hours
     invoke(deps_for(api), *args, "--idempotency-key", "campaign-2")
     assert api.sent == ["+6591230001", "+6591230001"]
+    # Answered "replayed", the rerun sent nobody anything and exits 0 as a send does: it says so (a review).
+    assert (first.exit_code, again.exit_code) == (ExitCode.OK, ExitCode.OK)
+    assert "replayed" not in first.stderr
+    assert "1 request was taken by the API before (replayed): nothing was sent for them now" in plain(again.stderr)
+    assert "--idempotency-key" in again.stderr
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,9 @@ anything is sent, then sent in requests of at most the API's per-request cap of 
 Safe to run again. Each request carries an Idempotency-Key: with --file it is derived from that chunk's content
 (its numbers and parameters, from the file, and the message) and its position, so after a failure (exit code 3,
 or Ctrl-C) the same command sends the rest: the API answers a chunk it already took with its first answer and
-sends nobody anything twice (for 24 hours). To send the same file and message again on purpose within 24 hours,
-pass a new --idempotency-key, which is mixed into every chunk's key. For NUMBERS the key is --idempotency-key as
+sends nobody anything twice (for as long as the API keeps the batch: 90 days by default). To send the same file and
+message again on purpose, pass a new --idempotency-key, which is mixed into every chunk's key; a run answered
+"replayed" says so on stderr. For NUMBERS the key is --idempotency-key as
 given, else a new random one (retries within the run are then still safe, reruns are new sends).
 
 Exit codes: 0 sent (some recipients may be rejected: see the output), 1 refused by the API or every recipient
@@ -134,6 +135,7 @@ class SendOutput:
     detailed: bool  # numbers from the command line: list each message in the text summary
     accepted: int = 0
     rejected: int = 0
+    replayed: int = 0  # requests the API had taken before: nothing was sent for them this time
     results: list[ChunkResult] = field(default_factory=list)  # text output only, without messages for a file
     errors: list[dict[str, Any]] = field(default_factory=list)  # text output only, at most ERRORS_SHOWN
     progress: Progress | None = None
@@ -161,6 +163,7 @@ class SendOutput:
     def chunk_done(self, result: ChunkResult, size: int) -> None:
         self.accepted += result.accepted
         self.rejected += result.rejected
+        self.replayed += result.replayed
         if self.json_output:
             separator = ", " if result.chunk else ""
             sys.stdout.write(separator + json.dumps(result.document(), ensure_ascii=False))
@@ -191,9 +194,21 @@ class SendOutput:
             self._summary()
             if failure is not None:
                 self._tell_stop(failure)
+        if self.replayed:
+            self._tell_replayed()
         if failure is not None:
             return exit_code_of(failure.error)
         return ExitCode.REFUSED if every_rejected else ExitCode.OK
+
+    def _tell_replayed(self) -> None:
+        """On stderr, whatever the output: a rerun of the same file and message answered "replayed" for the whole
+        run sent nobody anything, and exits 0 as a send does (a week's reminder run again a week later; a review)."""
+        requests = "request was" if self.replayed == 1 else "requests were"
+        self.d.err.print(
+            f"note: {self.replayed} {requests} taken by the API before (replayed): nothing was sent for them now. "
+            "The API keeps a keyed request's batch for its retention (90 days by default); to send the same "
+            "message again on purpose, run it with a new --idempotency-key."
+        )
 
     def _summary(self) -> None:
         out = self.d.out
