@@ -255,6 +255,22 @@ def test_the_real_chunk_size_is_the_apis_cap_read_from_its_models(tmp_path: Path
     assert [len(body["to"]) for body in api.bodies()] == [MAX_RECIPIENTS_PER_REQUEST, 1]
 
 
+def test_a_file_whose_request_would_pass_the_apis_body_limit_is_sent_in_smaller_requests(tmp_path: Path) -> None:
+    """10,000 rows each with a parameter of its own repeat the message per row: 5.5 MB, which the API refuses (413)
+    on every run, with no way round it (a review). A request over the limit is halved until it fits."""
+    from globesms.models.limits import MAX_BODY_BYTES
+
+    rows = [f"+659{n:07d},{'x' * 380}{n}" for n in range(MAX_RECIPIENTS_PER_REQUEST)]
+    csv_file = write_csv(tmp_path / "wide.csv", "to,note", rows)
+    api = FakeApi()
+    args = ["send", "--file", str(csv_file), "--template", "notice", "--json"]
+    result = invoke(Deps(transport=httpx.MockTransport(api)), *args)
+    assert result.exit_code == ExitCode.OK, result.output[:500]
+    assert len(api.requests) > 1 and all(len(r.content) <= MAX_BODY_BYTES for r in api.requests)
+    assert len(api.sent) == MAX_RECIPIENTS_PER_REQUEST  # everybody, once, in the file's order
+    assert api.sent == [row.split(",")[0] for row in rows]
+
+
 def test_a_rerun_after_a_failure_sends_only_the_rest(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "r.csv", "to", [f"+659123000{n}" for n in range(7)])
     api = FakeApi()

@@ -21,6 +21,8 @@ from itertools import groupby, islice
 from pathlib import Path
 from typing import Any
 
+from globesms.models.limits import MAX_BODY_BYTES
+
 NUMBER_COLUMNS = ("to", "number")
 ENCODING = "utf-8-sig"  # spreadsheets often start a UTF-8 CSV with a byte-order mark
 
@@ -103,10 +105,29 @@ def read_csv(path: Path, layout: CsvLayout) -> Iterator[Recipient]:
         yield Recipient(number=fields[layout.number_column].strip(), params=params, line=line)
 
 
-def chunks(recipients: Iterable[Recipient], size: int) -> Iterator[list[Recipient]]:
+def chunks(recipients: Iterable[Recipient], size: int, content: dict[str, Any]) -> Iterator[list[Recipient]]:
+    """The recipients in requests of at most `size`, each of whose bodies (`request_body` with `content`) fits the
+    API's MAX_BODY_BYTES: a request over it is halved until it does. Rows with parameters of their own each repeat
+    the message's content, so 10,000 of them could make a body the API refuses (413) on every run (a review); a file
+    whose requests fit keeps its requests, and their keys, as before."""
     iterator = iter(recipients)
     while chunk := list(islice(iterator, size)):
+        yield from _fitting(chunk, content)
+
+
+#: Room left under the API's limit: the body measured as JSON with its default separators and ASCII escapes, at
+#: least as long as what the client sends.
+_BODY_MARGIN = 1024
+
+
+def _fitting(chunk: list[Recipient], content: dict[str, Any]) -> Iterator[list[Recipient]]:
+    size = len(json.dumps(request_body(content, chunk)).encode())
+    if size <= MAX_BODY_BYTES - _BODY_MARGIN or len(chunk) == 1:
         yield chunk
+        return
+    half = len(chunk) // 2
+    yield from _fitting(chunk[:half], content)
+    yield from _fitting(chunk[half:], content)
 
 
 def request_body(content: dict[str, Any], chunk: list[Recipient]) -> dict[str, Any]:

@@ -318,7 +318,7 @@ def _plan(numbers: list[str], file: Path | None, content: dict[str, Any], salt: 
 
 
 def _send_all(api: ApiClient, plan: Plan, content: dict[str, Any], output: SendOutput, cap: int) -> ExitCode:
-    for index, chunk in enumerate(chunks(plan.recipients, cap)):
+    for index, chunk in enumerate(chunks(plan.recipients, cap, content)):
         body = request_body(content, chunk)
         key = plan.key(body, index)
         try:
