@@ -123,8 +123,12 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     counters = DynamoDBOtpCounters(table, lambda: boto3.client("dynamodb"))
     now = int(time.time())
     if arguments.action == "release":
-        return release(counters, arguments.country, arguments.minutes, now)
-    return status(counters, arguments.country, now)
+        done = release(counters, arguments.country, arguments.minutes, now)
+    else:
+        done = status(counters, arguments.country, now)
+    # Which deployment it was: STACK falls back to globesms-dev, and a release on the wrong stack lifts nothing where
+    # the attack is (a review).
+    return {"stack": None if arguments.table else arguments.stack, "table": table, **done}
 
 
 if __name__ == "__main__":

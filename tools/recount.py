@@ -202,6 +202,9 @@ def main(
 def _run(arguments: argparse.Namespace, make: Callable[[str], Any]) -> int:
     # boto3 reads AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, itself (tools/stack.py)
     table = arguments.table or messages_table(arguments.stack, make("cloudformation"))
+    # Which deployment it counts: STACK falls back to globesms-dev (a review).
+    where = f"table {table}" if arguments.table else f"table {table} (stack {arguments.stack})"
+    print(f"dry run: {where}" if arguments.dry_run else where)
     dynamodb = make("dynamodb")
     store = DynamoDBMessageStore(table, lambda: dynamodb)
     batch_ids = headers_in_retention(dynamodb, table, now=int(time.time())) if arguments.all else arguments.batch_ids

@@ -130,7 +130,8 @@ def test_the_operator_command_shows_and_releases_a_held_country(
     shown = json.loads(capsys.readouterr().out)
     assert shown["country"] == "HK" and shown["recent"] == 30 and shown["held"] is True
     assert pumping.main(["release", "HK", "--minutes", "30", "--table", stack.table_name]) == 0
-    capsys.readouterr()
+    released = json.loads(capsys.readouterr().out)  # says where: STACK falls back to globesms-dev (a review)
+    assert (released["table"], released["stack"], released["country"]) == (stack.table_name, None, "HK")
     assert screen(guard, "after", [f"+8525124{n:04d}" for n in range(30)], now=now) == []
     pumping.main(["status", "HK", "--table", stack.table_name])
     assert json.loads(capsys.readouterr().out)["held"] is False

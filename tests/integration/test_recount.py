@@ -47,7 +47,9 @@ def test_a_recount_sets_each_status_to_what_the_records_say(stack, capsys) -> No
     store = off_counts(stack)
     assert run(stack, "B", "--dry-run") == 0
     assert store.batch_tally("B").statuses == {"ACCEPTED": 4, "QUEUED": -1}  # a dry run writes nothing
-    assert "would set {'ACCEPTED': 3}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "would set {'ACCEPTED': 3}" in shown
+    assert shown.startswith(f"dry run: table {stack.table_name}\n")  # which deployment (a review)
     assert run(stack, "B", "NO-SUCH-BATCH") == 0
     assert store.batch_tally("B").statuses == {"ACCEPTED": 3}  # the status no record has any more: 0
     assert "NO-SUCH-BATCH: no records: left alone" in capsys.readouterr().out
