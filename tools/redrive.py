@@ -194,23 +194,38 @@ def _with_first_message_id(
     derived from it instead of accepting the body as a new one. Which one is the intake's own reading
     (`first_message_id`): the attribute's value when it is an SQS MessageId (kept from an earlier redrive), else the
     message's own; a value the producer set that the intake ignored is overwritten, or the copy would be a new batch
-    again. None where SQS has no room for it (10 attributes, or the destination's MaximumMessageSize with them):
-    such a message is not moved (`_move`), since, moved without it, an intake body dead-lettered half way would be
-    accepted as a new batch and its recipients the first attempt reached texted again (until 2026-12-07 it moved as
-    it was; a review)."""
+    again. Where SQS has no room for it (10 attributes, or the destination's MaximumMessageSize with them): None for
+    a send request the intake names after its MessageId, which is then not moved (`_move`), since, moved without it,
+    one dead-lettered half way would be accepted as a new batch and its recipients the first attempt reached texted
+    again (until 2026-12-07 it moved as it was; a review); any other message moves with its attributes as they were."""
     kept = attributes.get(FIRST_MESSAGE_ID, {}).get("StringValue")
     value = first_message_id(message["MessageId"], kept if isinstance(kept, str) else None)
     first = {"DataType": "String", "StringValue": value}
     others = {name: v for name, v in attributes.items() if name != FIRST_MESSAGE_ID}
     if not _room_for(message["Body"], others, FIRST_MESSAGE_ID, first, max_bytes):
-        return None
+        return None if _named_after_its_message_id(message["Body"]) else attributes
     return {**others, FIRST_MESSAGE_ID: first}
 
 
-#: Why a message without room for FIRST_MESSAGE_ID stays in the dead-letter queue (the run's log says it of each).
+def _named_after_its_message_id(body: str) -> bool:
+    """Whether the intake would name this body's batch after its MessageId: a send request (`to` or `messages`)
+    naming neither `batch_id` nor `idempotency_key`. Any other body (a pack, a release, a webhook delivery, a send
+    naming its batch) comes back the same without the attribute, and moves as it was."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(document, dict)
+        and ("to" in document or "messages" in document)
+        and not {"batch_id", "idempotency_key"} & document.keys()
+    )
+
+
+#: Why a send request without room for FIRST_MESSAGE_ID stays in the dead-letter queue (the log says it of each).
 NO_ROOM = (
     f"no room for {FIRST_MESSAGE_ID} (10 attributes already, or the queue's MaximumMessageSize): moved without it, "
-    "an intake body would be taken for a new batch and its recipients texted again; left in the dead-letter queue"
+    "this send request would be taken for a new batch and its recipients texted again; left in the dead-letter queue"
 )
 
 
@@ -276,6 +291,8 @@ def _move(
             result.failed += 1
         else:
             entries.append(entry)
+    if not entries:
+        return True  # every one left in the DLQ for want of room: the next round's may move (`seen` ends the run)
     done: list[dict[str, Any]] = []
     try:
         for call in send_calls(entries):
