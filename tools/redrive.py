@@ -12,9 +12,10 @@ is the one queue whose RedrivePolicy names the DLQ.
 The move is an explicit loop, not SQS's StartMessageMoveTask: moto (tests, the local stack) does not implement that,
 and the loop behaves the same everywhere. Each round receives up to 10 messages (invisible meanwhile), sends them
 with SendMessageBatch (in more than one call when they come to over 1 MiB together; body and message attributes as
-they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch after; a
-message with no room for it stays in the DLQ, named) and deletes from the DLQ only those the destination accepted: a
-message is in one of the two queues at any time, and one whose send failed stays in the DLQ.
+they were, but for `globesms-first-message-id`, set to the MessageId the intake named the body's batch after; a send
+request named after its MessageId with no room for it stays in the DLQ, named) and deletes from the DLQ only those
+the destination accepted: a message is in one of the two queues at any time, and one whose send failed stays in the
+DLQ.
 A delete that fails after a successful send leaves a copy in the DLQ (the consumers tolerate duplicates): each is
 named and counted, and an AWS error that ends the run (a delete call refused, SQS unreachable) prints the counts so
 far, such copies among them, before the error.
