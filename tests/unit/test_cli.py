@@ -271,6 +271,31 @@ def test_a_file_whose_request_would_pass_the_apis_body_limit_is_sent_in_smaller_
     assert api.sent == [row.split(",")[0] for row in rows]
 
 
+def test_a_request_split_after_an_edit_moves_no_other_requests_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row edited in place (a longer parameter) that tipped its request over the body limit split it in two, and
+    every later request, unchanged, took the next position and so a new key: a rerun after a failure sent them all
+    again (a review). A request's key holds its position in the file, and a half's is under it."""
+    from tools.cli import recipients
+
+    monkeypatch.setattr(recipients, "MAX_BODY_BYTES", 2_000)  # the 4 MiB limit, scaled down
+    content: dict[str, Any] = {"template": {"id": "notice"}}
+    rows = [recipients.Recipient(f"+6591230{n:03d}", {"note": f"n{n}"}, line=n + 2) for n in range(6)]
+
+    def keys(rows: list[recipients.Recipient]) -> dict[tuple[str, ...], str]:
+        return {
+            tuple(x.number for x in chunk): recipients.chunk_idempotency_key(
+                recipients.request_body(content, chunk), position, ""
+            )
+            for position, chunk in recipients.chunks(rows, 3, content)
+        }
+
+    before = keys(rows)
+    after = keys([recipients.Recipient(rows[0].number, {"note": "x" * 900}, rows[0].line), *rows[1:]])
+    untouched = ("+6591230003", "+6591230004", "+6591230005")
+    assert after[untouched] == before[untouched] and len(after) > len(before)
+    assert before[untouched].endswith("-1") and any(k.endswith("-0.0") for k in after.values())
+
+
 def test_a_rerun_after_a_failure_sends_only_the_rest(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "r.csv", "to", [f"+659123000{n}" for n in range(7)])
     api = FakeApi()

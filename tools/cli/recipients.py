@@ -105,14 +105,20 @@ def read_csv(path: Path, layout: CsvLayout) -> Iterator[Recipient]:
         yield Recipient(number=fields[layout.number_column].strip(), params=params, line=line)
 
 
-def chunks(recipients: Iterable[Recipient], size: int, content: dict[str, Any]) -> Iterator[list[Recipient]]:
-    """The recipients in requests of at most `size`, each of whose bodies (`request_body` with `content`) fits the
-    API's MAX_BODY_BYTES: a request over it is halved until it does. Rows with parameters of their own each repeat
-    the message's content, so 10,000 of them could make a body the API refuses (413) on every run (a review); a file
-    whose requests fit keeps its requests, and their keys, as before."""
+def chunks(
+    recipients: Iterable[Recipient], size: int, content: dict[str, Any]
+) -> Iterator[tuple[str, list[Recipient]]]:
+    """The recipients in requests of at most `size`, each with its position in the file ("3": the fourth `size`
+    rows; "3.0" and "3.1" its halves), whose bodies (`request_body` with `content`) fit the API's MAX_BODY_BYTES: a
+    request over it is halved until it does. Rows with parameters of their own each repeat the message's content,
+    so 10,000 of them could make a body the API refuses (413) on every run (a review). The position goes into the
+    request's key (`chunk_idempotency_key`): a request that fits keeps the key it had, and one split (or no longer
+    split) after an edit moves no other request's key, which a count of the requests sent would (a review)."""
     iterator = iter(recipients)
+    position = 0
     while chunk := list(islice(iterator, size)):
-        yield from _fitting(chunk, content)
+        yield from _fitting(str(position), chunk, content)
+        position += 1
 
 
 #: Room left under the API's limit: the body measured as JSON with its default separators and ASCII escapes, at
@@ -120,14 +126,14 @@ def chunks(recipients: Iterable[Recipient], size: int, content: dict[str, Any]) 
 _BODY_MARGIN = 1024
 
 
-def _fitting(chunk: list[Recipient], content: dict[str, Any]) -> Iterator[list[Recipient]]:
+def _fitting(position: str, chunk: list[Recipient], content: dict[str, Any]) -> Iterator[tuple[str, list[Recipient]]]:
     size = len(json.dumps(request_body(content, chunk)).encode())
     if size <= MAX_BODY_BYTES - _BODY_MARGIN or len(chunk) == 1:
-        yield chunk
+        yield position, chunk
         return
     half = len(chunk) // 2
-    yield from _fitting(chunk[:half], content)
-    yield from _fitting(chunk[half:], content)
+    yield from _fitting(f"{position}.0", chunk[:half], content)
+    yield from _fitting(f"{position}.1", chunk[half:], content)
 
 
 def request_body(content: dict[str, Any], chunk: list[Recipient]) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def request_body(content: dict[str, Any], chunk: list[Recipient]) -> dict[str, A
     return specs[0] if len(specs) == 1 else {"messages": specs}
 
 
-def chunk_idempotency_key(body: dict[str, Any], chunk_index: int, salt: str) -> str:
+def chunk_idempotency_key(body: dict[str, Any], chunk_index: int | str, salt: str) -> str:
     """A key derived from what the chunk sends (its numbers, parameters and content, so from the file's content)
     and its position: running the same send again gives every chunk the key it had, and the API answers a key it
     has seen with its first answer instead of sending again. `salt` (--idempotency-key) makes a deliberate

@@ -279,7 +279,7 @@ def _content(
 class Plan:
     total: int
     recipients: Iterable[Recipient]
-    key: Callable[[dict[str, Any], int], str]  # (body, chunk index) -> Idempotency-Key
+    key: Callable[[dict[str, Any], str], str]  # (body, position in the file: `chunks`) -> Idempotency-Key
     detailed: bool
 
 
@@ -318,9 +318,9 @@ def _plan(numbers: list[str], file: Path | None, content: dict[str, Any], salt: 
 
 
 def _send_all(api: ApiClient, plan: Plan, content: dict[str, Any], output: SendOutput, cap: int) -> ExitCode:
-    for index, chunk in enumerate(chunks(plan.recipients, cap, content)):
+    for index, (position, chunk) in enumerate(chunks(plan.recipients, cap, content)):
         body = request_body(content, chunk)
-        key = plan.key(body, index)
+        key = plan.key(body, position)
         try:
             answer = api.send(body, idempotency_key=key)
         except (ApiRefused, ApiUnavailable) as exc:
