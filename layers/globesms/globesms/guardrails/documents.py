@@ -102,6 +102,7 @@ class OverridableDocument[Doc: BaseModel]:
     _override: Doc | None = field(default=None, init=False, repr=False)
     _retry_at: float = field(default=0.0, init=False, repr=False)
     _fresh_at: float | None = field(default=None, init=False, repr=False)  # when a fresh read last gave a good one
+    _fresh_failed_at: float | None = field(default=None, init=False, repr=False)  # ... or last failed
 
     def from_file(self) -> Doc:
         if self._file is None:
@@ -111,16 +112,20 @@ class OverridableDocument[Doc: BaseModel]:
 
     def reset(self) -> None:
         """Forget the parameter's last value (tests)."""
-        self._raw, self._override, self._retry_at, self._fresh_at = None, None, 0.0, None
+        self._raw, self._override, self._retry_at = None, None, 0.0
+        self._fresh_at = self._fresh_failed_at = None
 
     def current(self, parameter: str, *, fresh: bool = False) -> Doc:
         """The document in force; raises `DocumentUnavailable` while a named parameter has no good value yet.
         `fresh`: read past every cache, and raise `DocumentUnavailable` unless that read gives a good document (no
-        last good one instead): a dispatcher confirming a refusal its cached copy would make. A good fresh read less
-        than `FRESH_ENOUGH_SECONDS` old stands for a new one."""
+        last good one instead): a dispatcher confirming a refusal its cached copy would make. A fresh read less than
+        `FRESH_ENOUGH_SECONDS` old stands for a new one, a good one and a failed one alike: while SSM throttles, a
+        read for every pack would keep it throttling (a review)."""
         if not parameter:
             return self.from_file()
         now = self.clock()
+        if fresh and self._fresh_failed_at is not None and now - self._fresh_failed_at < FRESH_ENOUGH_SECONDS:
+            return self._unavailable()
         if fresh and self._override is not None and self._recently_fresh(now):
             return self._override
         if now < self._retry_at and not fresh:
@@ -135,13 +140,17 @@ class OverridableDocument[Doc: BaseModel]:
                 " past the cache" if fresh else "; the last good document stays in force",
                 extra={"parameter": parameter, "error": type(exc).__name__},
             )
-            return self._unavailable() if fresh else self._last_good()
+            return self._fresh_failed(now) if fresh else self._last_good()
         doc = self._take(raw, parameter, now)
         if doc is None:
-            return self._unavailable() if fresh else self._last_good()
+            return self._fresh_failed(now) if fresh else self._last_good()
         if fresh:
-            self._fresh_at = now
+            self._fresh_at, self._fresh_failed_at = now, None
         return doc
+
+    def _fresh_failed(self, now: float) -> Doc:
+        self._fresh_failed_at = now
+        return self._unavailable()
 
     def _recently_fresh(self, now: float) -> bool:
         return self._fresh_at is not None and now - self._fresh_at < FRESH_ENOUGH_SECONDS
