@@ -73,6 +73,7 @@ def _emit(summary: ReconcileSummary) -> None:
         ("ReconcileChecked", summary.checked),
         ("ReconcileExamined", summary.examined),
         ("ReconcileSettledByQuery", summary.settled),
+        ("ReconcileSettledFromHeld", summary.settled_from_held),
         ("ReconcileExpiredNoReceipt", summary.expired),
         ("ReconcileDeadlinesExtended", summary.extended),
         ("ReconcileQueriesRetried", summary.retried),

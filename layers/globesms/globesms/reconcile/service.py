@@ -84,6 +84,7 @@ class ReconcileSummary:
     checked: int = 0  # records the due entries listed, read
     examined: int = 0  # of those, still SUBMITTED past their deadline
     settled: int = 0  # a pulled final status applied
+    settled_from_held: int = 0  # a held receipt, past the dispatcher, applied (`_apply_held`)
     expired: int = 0  # EXPIRED / NO_RECEIPT
     extended: int = 0  # "still delivering": deadline moved
     retried: int = 0  # the query failed or its answer was unreadable: asked again later
@@ -223,7 +224,8 @@ def _settle_entry(
 ) -> bool:
     """Settles the entry's messages still waiting; False when some were left (budget or query permits)."""
     summary.checked += len(entry.message_ids)
-    for record in deps.deadlines.waiting(entry.message_ids, until=now_epoch):
+    # The entry's receipts held past the dispatcher first, read together (an entry lists one pack: a provider).
+    for record in _apply_held(deps, list(deps.deadlines.waiting(entry.message_ids, until=now_epoch)), summary):
         # Time is checked per message too: an entry lists a whole pack (1,000 messages, a status query each), and a
         # run that went on past the function's timeout lost the webhook events of what it had settled (queued
         # last); the rest of the entry is the next run's.
@@ -244,10 +246,6 @@ def _settle(
     deps: ReconcileDeps, policy: DeadlinePolicy, record: MessageRecord, budget: _Budget, summary: ReconcileSummary
 ) -> bool:
     """One due message; False when it was left for want of a query permit."""
-    held = _apply_held(deps, record, summary)
-    if held is None:
-        return True
-    record = held
     query = deps.queries.get(record.provider)
     answer: StatusAnswer | None = None
     if query is not None:
@@ -274,24 +272,32 @@ def _settle(
     return True
 
 
-def _apply_held(deps: ReconcileDeps, record: MessageRecord, summary: ReconcileSummary) -> MessageRecord | None:
-    """The message after the receipts held for it, if any; None when they settled it. A receipt held past the
+def _apply_held(deps: ReconcileDeps, records: list[MessageRecord], summary: ReconcileSummary) -> list[MessageRecord]:
+    """The messages after the receipts held for them, those they settled left out. A receipt held past the
     dispatcher (the ProviderRef index lagging, a hold mark whose write failed) was answered 200, so its provider
     never pushes it again: expired or queried without it, a message the carrier delivered ended EXPIRED /
     NO_RECEIPT for good, and Huawei (no status query) at once (found by a review)."""
+    if not records:
+        return records
     now = deps.clock()
-    applied: Applied | None = apply_held_receipts(deps.receipts, [record], now).get(record.id)
-    if applied is None:
-        return record
-    summary.settled += applied.record.status.is_final
-    if applied.moved_here:
-        summary.reported.extend(route_outcomes(applied.record))
-        if applied.first_outcome and applied.record.status.is_final:
-            summary.finals.append(applied.record)
-    delivery = status_event(applied.record, now)
-    if delivery is not None:
-        summary.webhooks.append(delivery)
-    return None if applied.record.status.is_final else applied.record
+    applied: dict[str, Applied] = apply_held_receipts(deps.receipts, records, now)
+    left = []
+    for record in records:
+        done = applied.get(record.id)
+        if done is None:
+            left.append(record)
+            continue
+        summary.settled_from_held += done.record.status.is_final
+        if done.moved_here:
+            summary.reported.extend(route_outcomes(done.record))
+            if done.first_outcome and done.record.status.is_final:
+                summary.finals.append(done.record)
+        delivery = status_event(done.record, now)
+        if delivery is not None:
+            summary.webhooks.append(delivery)
+        if not done.record.status.is_final:
+            left.append(done.record)
+    return left
 
 
 def _out_of_permits(deps: ReconcileDeps, record: MessageRecord, budget: _Budget) -> bool:
