@@ -87,21 +87,27 @@ class QuietHoursNarrowed(NewWorkFieldRefused):
 
 
 def check_quiet_hours(specs: Sequence[MessageSpec]) -> None:
-    """Raises QuietHoursNarrowed for the first MKT spec whose own window (or the request's) does not cover the
-    deployment's quiet hours, where the deployment does not allow waiving them: a one-minute window was a waiver by
-    another name (found by a review). Only MKT: quiet hours do nothing to OTP and NOTIFY, whose windows are ignored.
-    Only for new work, as `check_send_at`: the operator may change QuietHours after a request was accepted."""
+    """Where the deployment does not allow waiving quiet hours, raises QuietHoursNarrowed for the first MKT spec
+    that waives them (`false`) or whose own window (or the request's) does not cover the deployment's: a one-minute
+    window was a waiver by another name (found by a review). Only MKT: quiet hours do nothing to OTP and NOTIFY,
+    whose windows are ignored. Only for new work, as `check_send_at`: the operator may change QuietHours or
+    QuietHoursWaiver after a request was accepted, and its retry must get its first answer (a review)."""
     deployment = settings(QuietHoursSettings)
     if deployment.quiet_hours_waiver:
         return
     window = deployment.window()
     for index, spec in enumerate(specs):
-        if spec.type is MessageType.MKT and spec.quiet_hours and not spec.quiet_hours.window().covers(window):
+        if spec.type is not MessageType.MKT or spec.quiet_hours is None:
+            continue
+        field = "quiet_hours" if len(specs) == 1 else f"messages.{index}.quiet_hours"
+        if spec.quiet_hours is False:
+            raise QuietHoursNarrowed(field, "false (waiving quiet hours) is not enabled on this deployment")
+        if not spec.quiet_hours.window().covers(window):
             rule = (
                 f"must cover this deployment's quiet hours ({deployment.quiet_hours}): a request's own window may "
                 "widen them, not narrow or move them, unless the deployment allows waiving them"
             )
-            raise QuietHoursNarrowed("quiet_hours" if len(specs) == 1 else f"messages.{index}.quiet_hours", rule)
+            raise QuietHoursNarrowed(field, rule)
 
 
 def check_send_at(specs: Sequence[MessageSpec], now: datetime, retention_days: int) -> None:

@@ -26,7 +26,6 @@ from pydantic import (
     model_validator,
 )
 
-from globesms.config import QuietHoursSettings, settings
 from globesms.consent.quiet_window import CLOCK_PATTERN, Window, parse_clock
 from globesms.domain.callback_urls import check_callback_url
 from globesms.domain.clock import utc_now
@@ -150,12 +149,6 @@ class QuietHours(_Strict):
         return Window(parse_clock(self.start), parse_clock(self.end))
 
 
-def _check_waiver(value: QuietHours | Literal[False] | None) -> QuietHours | Literal[False] | None:
-    if value is False and not _quiet_hours_settings().quiet_hours_waiver:
-        raise ValueError("quiet_hours: false (waiving quiet hours) is not enabled on this deployment")
-    return value
-
-
 def _quiet_hours_branch(value: Any) -> str:
     return "literal[False]" if value is False else "model[QuietHours]"
 
@@ -170,7 +163,6 @@ _WindowOrOff = Annotated[
 
 QuietHoursField = Annotated[
     _WindowOrOff | None,
-    AfterValidator(_check_waiver),
     # Left out of dumps while unset: a body without it hashes as it did before the field existed.
     Field(
         exclude_if=lambda value: value is None,
@@ -292,13 +284,6 @@ def check_text(value: str) -> str:
     if problem:
         raise ValueError(problem)
     return value
-
-
-def _quiet_hours_settings() -> QuietHoursSettings:
-    try:
-        return settings(QuietHoursSettings)
-    except ValueError as exc:  # our configuration's fault, not the caller's: not a 422 about their input
-        raise RuntimeError(str(exc)) from None
 
 
 class MessageBatchSpec(_Strict):
