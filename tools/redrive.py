@@ -37,7 +37,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
-from globesms.domain.masking import mask_numbers
+from globesms.domain.masking import mask_message_body
 from tools.stack import AWS_ERRORS, UsageError, default_stack, exit_for_aws_error, stack_outputs
 
 BATCH = 10  # the most SQS receives, sends or deletes in one call
@@ -363,7 +363,7 @@ def redrive(
                 for m in messages:
                     receives = m.get("Attributes", {}).get("ApproximateReceiveCount", "?")
                     result.listed.append(m)
-                    log(f"{m['MessageId']}  receives={receives}  {mask_numbers(m['Body'])[:100]}")
+                    log(f"{m['MessageId']}  receives={receives}  {mask_message_body(m['Body'])[:100]}")
                 continue
             if not _move(sqs, source, destination, messages, fifo=fifo, max_bytes=max_bytes, result=result, log=log):
                 break  # the destination refuses everything: stop rather than spin

@@ -101,3 +101,14 @@ def test_a_single_count_follows_the_metrics_switch_as_the_shared_metrics_do(
     assert [line["Counted"] for line in lines if "Counted" in line] == ([[2.0]] if printed else [])
     assert any("Shared" in line for line in lines) is printed  # as Powertools' own Metrics
     metrics.clear_metrics()
+
+
+def test_a_queue_body_is_masked_as_decoded_json_so_escaped_separators_hide_no_number() -> None:
+    """json.dumps escapes a dash (`+852\\u20135123\\u20134567`), which is no number to the text mask: the redrive and
+    queues listings printed such a body whole (a review). A body that is not JSON is masked as text."""
+    from globesms.domain.masking import mask_message_body
+
+    body = json.dumps({"to": ["+852\u20135123\u20134567"], "text": "code 123456", "n": 3})
+    listed = mask_message_body(body)
+    assert "5123" not in listed and json.loads(listed) == {"to": ["+852********67"], "text": "code 123456", "n": 3}
+    assert mask_message_body("plain +85251234567") == "plain +852******67"

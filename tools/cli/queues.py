@@ -33,13 +33,13 @@ def _exit_for_aws_error(exc: Exception) -> tuple[ExitCode, str]:
 
 
 def _listed(result: RedriveResult) -> list[dict[str, Any]]:
-    from globesms.domain.masking import mask_numbers  # as the command's other imports: on use
+    from globesms.domain.masking import mask_message_body  # as the command's other imports: on use
 
     return [
         {
             "message_id": m["MessageId"],
             "receives": m.get("Attributes", {}).get("ApproximateReceiveCount"),
-            "body_start": mask_numbers(m["Body"])[:100],  # masked whole: a number cut at 100 would not be
+            "body_start": mask_message_body(m["Body"])[:100],  # masked whole: a number cut at 100 would not be
         }
         for m in result.listed
     ]
