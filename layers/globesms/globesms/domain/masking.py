@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from globesms.domain.number_writing import NUMBER_SEPARATORS
 
@@ -30,21 +28,19 @@ def mask_numbers(text: str) -> str:
 
 
 def mask_message_body(body: str) -> str:
-    """A queue message's body as the tools list it, every number masked: a JSON body is masked as decoded and written
-    again without ASCII escapes, since a number written `+852\\u20135123\\u20134567` (as json.dumps writes a dash)
-    is no number to `mask_numbers` (a review); any other body is masked as text."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return mask_numbers(body)
-    return json.dumps(_masked(document), ensure_ascii=False)
+    """A queue message's body as the tools list it, every number masked. JSON may write a number's separators and
+    digits as escapes (json.dumps writes `+852\\u20135123\\u20134567`), which are no number to `mask_numbers`: such
+    escapes are written as their characters first (a review); the rest of the body stays as it was."""
+    return mask_numbers(_ESCAPE.sub(_unescaped_if_part_of_a_number, body))
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_numbers(value)
-    if isinstance(value, dict):
-        return {mask_numbers(str(k)): _masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    return value
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescaped_if_part_of_a_number(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in NUMBER_SEPARATORS or char.isdigit() or char in _WIDE_SPACES else match.group(0)
+
+
+#: Spaces a number may be written with that JSON writes as escapes (not line breaks: a listing stays one line).
+_WIDE_SPACES = frozenset("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000")
