@@ -38,6 +38,7 @@ from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
 from globesms.domain.masking import mask_message_body
+from globesms.models.api import is_batch_id
 from tools.stack import AWS_ERRORS, UsageError, default_stack, exit_for_aws_error, stack_outputs
 
 BATCH = 10  # the most SQS receives, sends or deletes in one call
@@ -210,8 +211,10 @@ def _with_first_message_id(
 
 def _named_after_its_message_id(body: str) -> bool:
     """Whether the intake would name this body's batch after its MessageId: a send request (`to` or `messages`)
-    naming neither `batch_id` nor `idempotency_key`. Any other body (a pack, a release, a webhook delivery, a send
-    naming its batch) comes back the same without the attribute, and moves as it was."""
+    naming no well-formed `batch_id` and no `idempotency_key`, read as the intake reads them (`accept.intake`: a
+    `null` names none, which many serializers write for an unset field; a review). Any other body (a pack, a
+    release, a webhook delivery, a send naming its batch) comes back the same without the attribute, and moves as
+    it was."""
     try:
         document = json.loads(body)
     except ValueError:
@@ -219,7 +222,8 @@ def _named_after_its_message_id(body: str) -> bool:
     return (
         isinstance(document, dict)
         and ("to" in document or "messages" in document)
-        and not {"batch_id", "idempotency_key"} & document.keys()
+        and not is_batch_id(document.get("batch_id"))
+        and document.get("idempotency_key") is None
     )
 
 
