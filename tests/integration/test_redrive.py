@@ -241,12 +241,12 @@ def test_a_message_without_room_for_its_first_message_id_stays_in_the_dead_lette
     assert redrive._send_entry(0, message, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES) is None
     large = '{"to": "+85251234567", "text": "' + "x" * (redrive.MAX_MESSAGE_BYTES - 50) + '"}'
     assert redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False, max_bytes=len(large) + 10) is None
-    # A body that comes back the same without it (naming its batch, a pack, a webhook delivery) moves as it was.
     for unset in ('{"to": "+85251234567", "batch_id": null}', '{"messages": [], "idempotency_key": null}'):
         # Read as the intake reads them: a null names no batch (a review).
         assert (
             redrive._send_entry(0, {**message, "Body": unset}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES) is None
         )
+    # A body that comes back the same without it (naming its batch, a pack, a webhook delivery) moves as it was.
     for body in ('{"to": "+85251234567", "batch_id": "b1"}', '{"pack_id": "B:aliyun:0"}', "not json"):
         entry = redrive._send_entry(0, {**message, "Body": body}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
         assert entry is not None and FIRST_MESSAGE_ID not in entry["MessageAttributes"]
