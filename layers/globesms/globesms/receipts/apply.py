@@ -14,7 +14,7 @@ the two: whichever writes second sees the other's write.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -483,12 +483,14 @@ def apply_held_receipts(
     *,
     failover: bool = False,
     held_since: int | None = None,
+    on_applied: Callable[[Applied], None] | None = None,
 ) -> dict[str, Applied]:
     """After dispatch wrote SUBMITTED or SENDING: receipts that arrived first are applied now. Returns what was
-    applied to the records whose status changed, by id. `failover`: as `apply_events` (the caller queues the
+    applied to the records whose status changed, by id; `on_applied` is told of each as soon as it is written (a
+    write failing later leaves the caller knowing what was). `failover`: as `apply_events` (the caller queues the
     resends). `held_since` (epoch seconds): no receipt of these records can have been held before it, so when the
     hold marks say nothing was held since (`ReceiptStore.holds_since`, one read) the held receipts are not looked
-    for (two keys a record).
+    for (two keys a record). The records are of one provider (a pack's).
     A held receipt is applied only with the provider id the record got (held for the message, it was named by our
     echo and the number; a provider id alone never names a message's held receipts: `HeldReceipts`)."""
     waiting = [r for r in records if r.status in (Status.SUBMITTED, Status.SENDING)]
@@ -515,4 +517,6 @@ def apply_held_receipts(
         applied = apply_events(store, record, events, pmid, now, failover=failover)
         if applied.changed:
             changed[applied.record.id] = applied
+            if on_applied is not None:
+                on_applied(applied)
     return changed

@@ -224,7 +224,9 @@ def _settle_entry(
 ) -> bool:
     """Settles the entry's messages still waiting; False when some were left (budget or query permits)."""
     summary.checked += len(entry.message_ids)
-    # The entry's receipts held past the dispatcher first, read together (an entry lists one pack: a provider).
+    if summary.examined >= budget.max_messages or budget.out_of_time():
+        return False
+    # The receipts held past the dispatcher first, looked for together.
     for record in _apply_held(deps, list(deps.deadlines.waiting(entry.message_ids, until=now_epoch)), summary):
         # Time is checked per message too: an entry lists a whole pack (1,000 messages, a status query each), and a
         # run that went on past the function's timeout lost the webhook events of what it had settled (queued
@@ -276,17 +278,14 @@ def _apply_held(deps: ReconcileDeps, records: list[MessageRecord], summary: Reco
     """The messages after the receipts held for them, those they settled left out. A receipt held past the
     dispatcher (the ProviderRef index lagging, a hold mark whose write failed) was answered 200, so its provider
     never pushes it again: expired or queried without it, a message the carrier delivered ended EXPIRED /
-    NO_RECEIPT for good, and Huawei (no status query) at once (found by a review)."""
-    if not records:
-        return records
+    NO_RECEIPT for good, and Huawei (no status query) at once (found by a review). Looked for together per provider
+    (an entry lists one pack, but a message failed over since is another provider's), and each write counted in
+    the summary as it is made, so a write failing later loses no event of those made before it."""
     now = deps.clock()
-    applied: dict[str, Applied] = apply_held_receipts(deps.receipts, records, now)
-    left = []
-    for record in records:
-        done = applied.get(record.id)
-        if done is None:
-            left.append(record)
-            continue
+    settled: dict[str, MessageRecord] = {}
+
+    def counted(done: Applied) -> None:
+        summary.examined += 1
         summary.settled_from_held += done.record.status.is_final
         if done.moved_here:
             summary.reported.extend(route_outcomes(done.record))
@@ -295,9 +294,13 @@ def _apply_held(deps: ReconcileDeps, records: list[MessageRecord], summary: Reco
         delivery = status_event(done.record, now)
         if delivery is not None:
             summary.webhooks.append(delivery)
-        if not done.record.status.is_final:
-            left.append(done.record)
-    return left
+        settled[done.record.id] = done.record
+
+    for provider in dict.fromkeys(r.provider for r in records):
+        same = [r for r in records if r.provider is provider]
+        apply_held_receipts(deps.receipts, same, now, on_applied=counted)
+    after = [settled.get(r.id, r) for r in records]
+    return [r for r in after if not r.status.is_final]
 
 
 def _out_of_permits(deps: ReconcileDeps, record: MessageRecord, budget: _Budget) -> bool:
