@@ -112,3 +112,20 @@ def test_a_queue_body_is_masked_as_decoded_json_so_escaped_separators_hide_no_nu
     listed = mask_message_body(body)  # the rest stays as written: escapes, separators and all
     assert listed == '{"to": ["+852********67"], "text": "caf\\u00e9 123456", "n": 3}'
     assert mask_message_body("plain +85251234567") == "plain +852******67"
+
+
+@pytest.mark.parametrize(
+    ("body", "hidden"),
+    [
+        ('{"to": "\\u002B85251234567"}', "51234567"),  # .NET's writer escapes "+"
+        ('{"to": "+852\\u16805123\\u16804567"}', "5123"),  # an Ogham space mark, which accept reads
+    ],
+)
+def test_escaped_pluses_and_spaces_hide_no_number_and_an_escaped_backslash_is_left_alone(
+    body: str, hidden: str
+) -> None:
+    from globesms.domain.masking import mask_message_body
+
+    assert hidden not in mask_message_body(body)
+    text = '{"text": "C:\\\\u2013dir"}'  # a backslash, then the text "u2013dir": not an escape
+    assert mask_message_body(text) == text

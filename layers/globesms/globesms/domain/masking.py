@@ -34,13 +34,18 @@ def mask_message_body(body: str) -> str:
     return mask_numbers(_ESCAPE.sub(_unescaped_if_part_of_a_number, body))
 
 
-_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+#: A `\\uXXXX` escape, not one whose backslash is itself escaped (`\\\\u2013` is a backslash, then text).
+_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})")
 
 
 def _unescaped_if_part_of_a_number(match: re.Match[str]) -> str:
-    char = chr(int(match.group(1), 16))
-    return char if char in NUMBER_SEPARATORS or char.isdigit() or char in _WIDE_SPACES else match.group(0)
+    char = chr(int(match.group(2), 16))
+    if char == "+" or char in NUMBER_SEPARATORS or char.isdigit() or char in _WIDE_SPACES:
+        return match.group(1) + char  # `+` too: .NET's JSON writer escapes it
+    return match.group(0)
 
 
 #: Spaces a number may be written with that JSON writes as escapes (not line breaks: a listing stays one line).
-_WIDE_SPACES = frozenset("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000")
+_WIDE_SPACES = frozenset(
+    "\u1680\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+)
