@@ -285,7 +285,8 @@ def _apply_held(deps: ReconcileDeps, records: list[MessageRecord], summary: Reco
     settled: dict[str, MessageRecord] = {}
 
     def counted(done: Applied) -> None:
-        summary.examined += 1
+        # Examined here when settled here; one a receipt moved but left SUBMITTED is examined as the others are.
+        summary.examined += done.record.status.is_final
         summary.settled_from_held += done.record.status.is_final
         if done.moved_here:
             summary.reported.extend(route_outcomes(done.record))
