@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 
 from globesms.domain.ids import FIRST_MESSAGE_ID, first_message_id
 from globesms.domain.masking import mask_message_body
-from globesms.models.api import is_batch_id
+from globesms.models.api import is_batch_id, is_idempotency_key
 from tools.stack import AWS_ERRORS, UsageError, default_stack, exit_for_aws_error, stack_outputs
 
 BATCH = 10  # the most SQS receives, sends or deletes in one call
@@ -210,21 +210,19 @@ def _with_first_message_id(
 
 
 def _named_after_its_message_id(body: str) -> bool:
-    """Whether the intake would name this body's batch after its MessageId: a send request (`to` or `messages`)
-    naming no well-formed `batch_id` and no `idempotency_key`, read as the intake reads them (`accept.intake`: a
-    `null` names none, which many serializers write for an unset field; a review). Any other body (a pack, a
-    release, a webhook delivery, a send naming its batch) comes back the same without the attribute, and moves as
-    it was."""
+    """Whether the intake would name this body's batch (or its refusal) after its MessageId: a send request (`to`
+    or `messages`) naming no well-formed `batch_id`, nor, with no `batch_id` at all, a well-formed `idempotency_key`
+    (`accept.intake`: a `null` names none, which many serializers write for an unset field, and a malformed one is
+    refused under `sqs-<MessageId>`; a review). Any other body (a pack, a release, a webhook delivery, a send
+    naming its batch) comes back the same without the attribute, and moves as it was."""
     try:
         document = json.loads(body)
     except ValueError:
         return False
-    return (
-        isinstance(document, dict)
-        and ("to" in document or "messages" in document)
-        and not is_batch_id(document.get("batch_id"))
-        and document.get("idempotency_key") is None
-    )
+    if not isinstance(document, dict) or not ("to" in document or "messages" in document):
+        return False
+    batch_id, key = document.get("batch_id"), document.get("idempotency_key")
+    return not is_batch_id(batch_id) and not (batch_id is None and is_idempotency_key(key))
 
 
 #: Why a send request without room for FIRST_MESSAGE_ID stays in the dead-letter queue (the log says it of each).

@@ -241,13 +241,23 @@ def test_a_message_without_room_for_its_first_message_id_stays_in_the_dead_lette
     assert redrive._send_entry(0, message, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES) is None
     large = '{"to": "+85251234567", "text": "' + "x" * (redrive.MAX_MESSAGE_BYTES - 50) + '"}'
     assert redrive._send_entry(0, {"MessageId": "m-2", "Body": large}, fifo=False, max_bytes=len(large) + 10) is None
-    for unset in ('{"to": "+85251234567", "batch_id": null}', '{"messages": [], "idempotency_key": null}'):
-        # Read as the intake reads them: a null names no batch (a review).
+    for unset in (
+        '{"to": "+85251234567", "batch_id": null}',
+        '{"messages": [], "idempotency_key": null}',
+        '{"to": "+85251234567", "idempotency_key": " padded"}',
+        '{"to": "+85251234567", "batch_id": "bad id", "idempotency_key": "k1"}',
+    ):
+        # Read as the intake reads them: a null names no batch, a malformed one is refused under sqs-<MessageId>.
         assert (
             redrive._send_entry(0, {**message, "Body": unset}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES) is None
         )
     # A body that comes back the same without it (naming its batch, a pack, a webhook delivery) moves as it was.
-    for body in ('{"to": "+85251234567", "batch_id": "b1"}', '{"pack_id": "B:aliyun:0"}', "not json"):
+    for body in (
+        '{"to": "+85251234567", "batch_id": "b1"}',
+        '{"to": "+85251234567", "idempotency_key": "k1"}',
+        '{"pack_id": "B:aliyun:0"}',
+        "not json",
+    ):
         entry = redrive._send_entry(0, {**message, "Body": body}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)
         assert entry is not None and FIRST_MESSAGE_ID not in entry["MessageAttributes"]
     room = redrive._send_entry(0, {"MessageId": "m-3", "Body": "{}"}, fifo=False, max_bytes=redrive.MAX_MESSAGE_BYTES)

@@ -119,6 +119,7 @@ def test_a_queue_body_is_masked_as_decoded_json_so_escaped_separators_hide_no_nu
     [
         ('{"to": "\\u002B85251234567"}', "51234567"),  # .NET's writer escapes "+"
         ('{"to": "+852\\u16805123\\u16804567"}', "5123"),  # an Ogham space mark, which accept reads
+        ('{"to": "+44 7911\\/123456"}', "123456"),  # PHP's json_encode writes every "/" escaped
     ],
 )
 def test_escaped_pluses_and_spaces_hide_no_number_and_an_escaped_backslash_is_left_alone(
@@ -129,3 +130,13 @@ def test_escaped_pluses_and_spaces_hide_no_number_and_an_escaped_backslash_is_le
     assert hidden not in mask_message_body(body)
     text = '{"text": "C:\\\\u2013dir"}'  # a backslash, then the text "u2013dir": not an escape
     assert mask_message_body(text) == text
+
+
+def test_digits_outside_the_basic_plane_escaped_as_surrogate_pairs_hide_no_number() -> None:
+    """Accept reads any decimal digit; json.dumps writes one outside the basic plane as a surrogate pair, which the
+    listing left escaped, for anyone decoding it to read whole (a review)."""
+    from globesms.domain.masking import mask_message_body
+
+    bold = "".join(chr(0x1D7CE + int(d)) for d in "85251234567")
+    listed = mask_message_body(json.dumps({"to": "+" + bold}))
+    assert chr(0x1D7CE + 4) not in json.loads(listed)["to"]  # 4 is written only in the middle

@@ -124,6 +124,7 @@ def test_send_at_must_have_an_offset_be_ahead_and_within_30_days() -> None:
         (1796643382, "a number is no date here"),
         ("1796643382000", "a number is no date here"),
         (17966433.5, "a number is no date here"),
+        ("1.7966e9", "a number is no date here"),
     ],
 )
 def test_a_bad_send_at_is_refused_naming_the_field(send_at: object, rule: str) -> None:

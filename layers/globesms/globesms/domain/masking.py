@@ -34,12 +34,21 @@ def mask_message_body(body: str) -> str:
     return mask_numbers(_ESCAPE.sub(_unescaped_if_part_of_a_number, body))
 
 
-#: A `\\uXXXX` escape, not one whose backslash is itself escaped (`\\\\u2013` is a backslash, then text).
-_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})")
+#: An escape, not one whose backslash is itself escaped (`\\\\u2013` is a backslash, then text): a surrogate pair
+#: (a digit outside the basic plane), a `\\uXXXX`, or `\\/` (PHP's json_encode writes every "/" so; a review).
+_ESCAPE = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(/))"
+)
 
 
 def _unescaped_if_part_of_a_number(match: re.Match[str]) -> str:
-    char = chr(int(match.group(2), 16))
+    if match.group(5):
+        return match.group(1) + "/"
+    if match.group(2):
+        high, low = int(match.group(2), 16), int(match.group(3), 16)
+        char = chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    else:
+        char = chr(int(match.group(4), 16))
     if char == "+" or char in NUMBER_SEPARATORS or char.isdigit() or char in _WIDE_SPACES:
         return match.group(1) + char  # `+` too: .NET's JSON writer escapes it
     return match.group(0)

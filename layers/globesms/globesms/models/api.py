@@ -65,9 +65,18 @@ def _written_as_a_date(value: Any) -> Any:
     the past, and 1796643382 was taken for a date the docs say is refused (found by a review)."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+    if not isinstance(value, str) or _a_number(value):
         raise ValueError(f"{SEND_AT_RULE}: write it as text, e.g. 2026-12-04T09:00:00+08:00 (a number is no date here)")
     return value
+
+
+def _a_number(text: str) -> bool:
+    """Whether pydantic would read `text` as a number of seconds: "1796643382", "1.7966e9" (a review) too."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_send_at(value: AwareDatetime) -> AwareDatetime:
@@ -333,6 +342,11 @@ IDEMPOTENCY_KEY_RULE = "1 to 128 printable ASCII characters (spaces only inside)
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
+def is_idempotency_key(value: object) -> bool:
+    """Whether `value` is an idempotency key as written (`IDEMPOTENCY_KEY_RULE`)."""
+    return isinstance(value, str) and _IDEMPOTENCY_KEY.fullmatch(value) is not None
+
+
 class SqsIntakeEnvelope(_Strict):
     """Extra fields an SQS intake body may carry beside the spec(s)."""
 
@@ -354,7 +368,7 @@ class SqsIntakeEnvelope(_Strict):
     @classmethod
     def _idempotency_key_rules(cls, value: Any) -> Any:
         # Checked before stripping: " key" and "key" must not silently become one key.
-        if value is not None and not (isinstance(value, str) and _IDEMPOTENCY_KEY.fullmatch(value)):
+        if value is not None and not is_idempotency_key(value):
             raise ValueError(f"idempotency_key must be {IDEMPOTENCY_KEY_RULE}")
         return value
 

@@ -224,9 +224,8 @@ def _settle_entry(
 ) -> bool:
     """Settles the entry's messages still waiting; False when some were left (budget or query permits)."""
     summary.checked += len(entry.message_ids)
-    if summary.examined >= budget.max_messages or budget.out_of_time():
-        return False
-    # The receipts held past the dispatcher first, looked for together.
+    # The receipts held past the dispatcher first, looked for together (`_settle_bucket` begins no entry past the
+    # run's budget).
     for record in _apply_held(deps, list(deps.deadlines.waiting(entry.message_ids, until=now_epoch)), summary):
         # Time is checked per message too: an entry lists a whole pack (1,000 messages, a status query each), and a
         # run that went on past the function's timeout lost the webhook events of what it had settled (queued
