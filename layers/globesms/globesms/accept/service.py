@@ -99,7 +99,7 @@ def check_quiet_hours(specs: Sequence[MessageSpec]) -> None:
     for index, spec in enumerate(specs):
         if spec.type is not MessageType.MKT or spec.quiet_hours is None:
             continue
-        field = "quiet_hours" if len(specs) == 1 else f"messages.{index}.quiet_hours"
+        field = _field_of(specs, index, "quiet_hours")
         if spec.quiet_hours is False:
             raise QuietHoursNarrowed(field, "false (waiving quiet hours) is not enabled on this deployment")
         if not spec.quiet_hours.window().covers(window):
@@ -122,7 +122,13 @@ def check_send_at(specs: Sequence[MessageSpec], now: datetime, retention_days: i
         if problem is None and spec.send_at is not None:
             problem = _beyond_retention(spec, spec.send_at - now, retention_days)
         if problem:
-            raise SendAtPassed("send_at" if len(specs) == 1 else f"messages.{index}.send_at", problem)
+            raise SendAtPassed(_field_of(specs, index, "send_at"), problem)
+
+
+def _field_of(specs: Sequence[MessageSpec], index: int, name: str) -> str:
+    """How a refusal checked after the schema names a spec's field: `name` in a request of one spec, else
+    `messages.<index>.<name>` (a request-wide value in the first spec it reaches)."""
+    return name if len(specs) == 1 else f"messages.{index}.{name}"
 
 
 def _beyond_retention(spec: MessageSpec, ahead: timedelta, retention_days: int) -> str | None:

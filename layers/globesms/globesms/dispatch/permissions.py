@@ -51,11 +51,15 @@ def denied_positions(pack: DispatchPack, permissions: CountryPermissions | None)
     if permissions is None:
         return {}
     types = [MessageType(content.type) for content in pack.contents]
+    reasons: dict[tuple[str, int], str | None] = {}  # a pack's 1,000 recipients share a few countries and contents
     denied = {}
     for i, recipient in enumerate(pack.recipients):
         if recipient.country is None:
             continue
-        reason = permissions.refusal(recipient.country, types[recipient.c])
+        key = (recipient.country, recipient.c)
+        if key not in reasons:
+            reasons[key] = permissions.refusal(recipient.country, types[recipient.c])
+        reason = reasons[key]
         if reason is not None:
             denied[i] = reason
     return denied

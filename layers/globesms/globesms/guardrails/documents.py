@@ -124,9 +124,9 @@ class OverridableDocument[Doc: BaseModel]:
         if not parameter:
             return self.from_file()
         now = self.clock()
-        if fresh and self._fresh_failed_at is not None and now - self._fresh_failed_at < FRESH_ENOUGH_SECONDS:
+        if fresh and _within(self._fresh_failed_at, now):
             return self._unavailable()
-        if fresh and self._override is not None and self._recently_fresh(now):
+        if fresh and self._override is not None and _within(self._fresh_at, now):
             return self._override
         if now < self._retry_at and not fresh:
             return self._last_good()
@@ -151,9 +151,6 @@ class OverridableDocument[Doc: BaseModel]:
     def _fresh_failed(self, now: float) -> Doc:
         self._fresh_failed_at = now
         return self._unavailable()
-
-    def _recently_fresh(self, now: float) -> bool:
-        return self._fresh_at is not None and now - self._fresh_at < FRESH_ENOUGH_SECONDS
 
     def _take(self, raw: Any, parameter: str, now: float) -> Doc | None:
         """The document `raw` (the parameter's text, or ABSENT) stands for, now in force; None when it is refused."""
@@ -189,3 +186,8 @@ class OverridableDocument[Doc: BaseModel]:
         if self._override is None:
             return self._unavailable()
         return self._override
+
+
+def _within(fresh_read_at: float | None, now: float) -> bool:
+    """Whether a fresh read made at `fresh_read_at` stands for one at `now` (`FRESH_ENOUGH_SECONDS`)."""
+    return fresh_read_at is not None and now - fresh_read_at < FRESH_ENOUGH_SECONDS
